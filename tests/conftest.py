@@ -1,0 +1,64 @@
+"""Shared fixtures.
+
+Services (PostgreSQL, Redis, SoftHSM2) are started by .ci/run, which exports their addresses. Locally a test
+that needs one is skipped when the variable is unset; in CI (CI=true) a missing service fails instead, so a
+green CI always means the real service was exercised.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TEST_PASSPHRASE = "correct horse battery staple"  # noqa: S105 - test-only
+
+
+def _service(var: str) -> str:
+    value = os.environ.get(var)
+    if value:
+        return value
+    if os.environ.get("CI"):
+        pytest.fail(f"{var} is not set: .ci/run must start this service")
+    pytest.skip(f"{var} not set (the service is started by .ci/run)")
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return _service("BASTION_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return _service("BASTION_TEST_REDIS_URL")
+
+
+@pytest.fixture
+def softhsm_module() -> str:
+    path = os.environ.get("BASTION_TEST_SOFTHSM_MODULE") or "/usr/lib/softhsm/libsofthsm2.so"
+    if not Path(path).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"SoftHSM2 module {path} missing: .ci/run must install softhsm2")
+        pytest.skip("SoftHSM2 not installed")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Never touch the developer's real project home or token."""
+    monkeypatch.delenv("BASTION_TOKEN", raising=False)
+    monkeypatch.setenv("BASTION_HOME", str(tmp_path / "default-home"))
+    monkeypatch.setenv("BASTION_PASSPHRASE", TEST_PASSPHRASE)
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads() -> None:
+    """Keep torch on one thread per test process: CI has 2 cores and may run 2 workers."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)

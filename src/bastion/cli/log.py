@@ -1,0 +1,100 @@
+"""``bastion log verify|prove|head|consistency|show``: the tamper-evident audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.errors import InvalidInput
+
+
+def register(app: typer.Typer) -> None:
+    log = typer.Typer(help="The Merkle audit log.", no_args_is_help=True)
+    app.add_typer(log, name="log")
+
+    @log.command("verify")
+    def verify(
+        trusted_head: Path | None = typer.Option(
+            None, "--trusted-head", help="A signed head saved earlier (`bastion log head --format json`)."
+        ),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Recompute every leaf and root and check them against the signed tree heads (exit 1 if tampered)."""
+        from bastion.store.auditlog import SignedTreeHead
+
+        trusted = None
+        if trusted_head is not None:
+            try:
+                trusted = SignedTreeHead.from_dict(json.loads(trusted_head.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"cannot read {trusted_head}: {exc}") from exc
+        with open_vault(home) as vault:
+            result = vault.log_verify(trusted=trusted)
+        if fmt is OutputFormat.json:
+            print_json({"ok": True, **result.to_dict()})
+        else:
+            typer.echo(f"audit log OK: {result.size} entries, root {result.root_hash.hex()}")
+
+    @log.command("head")
+    def head(home: Path | None = HOME_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:
+        """Print the latest signed tree head."""
+        with open_vault(home) as vault:
+            sth = vault.log_head()
+        if fmt is OutputFormat.json:
+            print_json(sth)
+        else:
+            typer.echo(f"size {sth.size} root {sth.root_hash.hex()} at {sth.timestamp}")
+
+    @log.command("prove")
+    def prove(
+        index: int = typer.Argument(..., help="Entry index (0-based)."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Inclusion proof of entry N in the latest signed head (verified before printing)."""
+        with open_vault(home) as vault:
+            proof = vault.log_prove(index)
+        if fmt is OutputFormat.json:
+            print_json(proof)
+            return
+        typer.echo(
+            f"entry {proof.index} is in the tree of size {proof.tree_size} (root {proof.root_hash.hex()})"
+        )
+        typer.echo(f"leaf {proof.leaf_hash.hex()}")
+        for p in proof.path:
+            typer.echo(f"  {p.hex()}")
+
+    @log.command("consistency")
+    def consistency(
+        old: int = typer.Argument(..., help="Older tree size."),
+        new: int = typer.Argument(..., help="Newer tree size."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Prove the tree of OLD entries is a prefix of the tree of NEW entries (signed heads checked)."""
+        with open_vault(home) as vault:
+            proof = vault.log_consistency(old, new)
+        if fmt is OutputFormat.json:
+            print_json(proof)
+            return
+        typer.echo(f"consistent: {proof.old_size} -> {proof.new_size} ({len(proof.path)} hashes)")
+
+    @log.command("show")
+    def show(
+        start: int = typer.Option(0, "--start", help="First index."),
+        limit: int = typer.Option(50, "--limit", help="How many entries."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Print audit entries."""
+        with open_vault(home) as vault:
+            entries = vault.log_entries(start=start, limit=limit)
+        if fmt is OutputFormat.json:
+            print_json(entries)
+            return
+        for e in entries:
+            typer.echo(f"{e.index}\t{e.timestamp}\t{e.actor}\t{e.action}\t{e.target}\t{e.outcome}")

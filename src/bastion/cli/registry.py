@@ -1,0 +1,158 @@
+"""``bastion registry push|pull|list|show|verify|promote``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.errors import InvalidInput
+
+
+def _parse_tags(values: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--tag expects KEY=VALUE, got {item!r}")
+        tags[key] = value
+    return tags
+
+
+def _line(v: Any) -> str:
+    return f"{v.name}:{v.version}\t{v.kind}\t{v.env}\t{v.size} bytes\t{v.created_at}\t{v.created_by}"
+
+
+def register(app: typer.Typer) -> None:
+    registry = typer.Typer(help="The encrypted, signed, versioned registry.", no_args_is_help=True)
+    app.add_typer(registry, name="registry")
+
+    @registry.command("push")
+    def push(
+        path: Path = typer.Argument(..., help="A file or a directory."),
+        name: str = typer.Option(..., "--name", help="Artifact name."),
+        kind: str = typer.Option("model", "--kind", help="model or dataset."),
+        env: str | None = typer.Option(None, "--env", help="Environment (default: the project's)."),
+        classification: str | None = typer.Option(
+            None, "--classification", help="Data classification label."
+        ),
+        tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
+        metadata: str | None = typer.Option(
+            None, "--metadata", help="A JSON object stored with the version."
+        ),
+        allow_unsafe: bool = typer.Option(
+            False, "--allow-unsafe", help="Push without artifact inspection (admin only, audit-logged)."
+        ),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Push PATH as a new immutable version of NAME."""
+        meta = None
+        if metadata is not None:
+            try:
+                meta = json.loads(metadata)
+            except ValueError as exc:
+                raise InvalidInput("--metadata must be a JSON object") from exc
+            if not isinstance(meta, dict):
+                raise InvalidInput("--metadata must be a JSON object")
+        with open_vault(home) as vault:
+            version = vault.push(
+                path,
+                name=name,
+                kind=kind,
+                env=env,
+                classification=classification,
+                tags=_parse_tags(tag),
+                metadata=meta,
+                allow_unsafe=allow_unsafe,
+            )
+        if fmt is OutputFormat.json:
+            print_json(version)
+        else:
+            typer.echo(f"pushed {version.ref} ({version.env}, manifest {version.manifest_digest[:16]}…)")
+
+    @registry.command("pull")
+    def pull(
+        ref: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ENV."),
+        out: Path = typer.Option(..., "--out", help="Directory to create (must not exist or be empty)."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Verify, decrypt and write a version to --out (nothing is written unless everything verifies)."""
+        with open_vault(home) as vault:
+            version = vault.pull(ref, out=out)
+        if fmt is OutputFormat.json:
+            print_json(version)
+        else:
+            typer.echo(f"pulled {version.ref} into {out} (verified)")
+
+    @registry.command("list")
+    def list_(
+        kind: str | None = typer.Option(None, "--kind", help="Only models or only datasets."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """List the versions you may read."""
+        with open_vault(home) as vault:
+            found = vault.list(kind)
+        if fmt is OutputFormat.json:
+            print_json(found)
+            return
+        for v in found:
+            typer.echo(_line(v))
+
+    @registry.command("show")
+    def show(
+        ref: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ENV."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Show one version: files, digests, tags, annotations."""
+        with open_vault(home) as vault:
+            v = vault.show(ref)
+        if fmt is OutputFormat.json:
+            print_json(v)
+            return
+        typer.echo(_line(v))
+        typer.echo(f"manifest {v.manifest_digest}")
+        for f in v.files:
+            typer.echo(f"  {f.sha256}  {f.size:>12}  {f.path}")
+        for k, val in sorted(v.tags.items()):
+            typer.echo(f"  tag {k}={val}")
+        for a in v.annotations:
+            typer.echo(
+                f"  annotation [{a.namespace}] by {a.created_by} at {a.created_at}: "
+                f"{json.dumps(dict(a.data))}"
+            )
+
+    @registry.command("verify")
+    def verify(
+        ref: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ENV."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Check signatures, database rows, the wrapped key and every blob (exit 1 on tampering)."""
+        with open_vault(home) as vault:
+            v = vault.verify(ref)
+        if fmt is OutputFormat.json:
+            print_json({"ok": True, "version": v})
+        else:
+            typer.echo(f"{v.ref}: OK ({len(v.files)} files, manifest {v.manifest_digest[:16]}…)")
+
+    @registry.command("promote")
+    def promote(
+        ref: str = typer.Argument(..., help="NAME:VERSION."),
+        to: str = typer.Option(..., "--to", help="staging or prod."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Promote a version (its data key is rewrapped under the target environment's KEK)."""
+        with open_vault(home) as vault:
+            v = vault.promote(ref, to=to)
+        if fmt is OutputFormat.json:
+            print_json(v)
+        else:
+            typer.echo(f"promoted {v.ref} to {v.env}")

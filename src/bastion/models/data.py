@@ -1,0 +1,223 @@
+"""Built-in datasets for the training recipes, the audits and the demos.
+
+``load_dataset(name)`` returns one of scikit-learn's offline datasets (``digits``, ``breast_cancer``,
+``wine``) split into train and test sets with a stratified, seeded split. Features are float32 and labels
+int64. Digits pixels are scaled to ``[0, 1]`` (so attacks can use clip values ``(0, 1)``); the tabular sets
+are standardised with the mean and standard deviation of the *training* split only.
+
+``load_csv(path, target=...)`` reads a numeric CSV file (header row required) the same way: the target
+column's values are mapped to class indices in sorted order, every other column must be numeric.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bastion.errors import InvalidInput, NotFound
+
+DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "wine")
+MAX_CSV_BYTES = 512 * 1024 * 1024
+MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split ready for a model: float32 features, int64 labels in ``range(n_classes)``."""
+
+    name: str
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    n_features: int
+    n_classes: int
+    feature_names: tuple[str, ...] = field(default=(), repr=False)
+    class_names: tuple[str, ...] = field(default=(), repr=False)
+    clip_values: tuple[float, float] | None = None
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    def digest(self) -> str:
+        """SHA-256 over the arrays (train then test): identifies exactly the data a model saw."""
+        h = hashlib.sha256()
+        for arr in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(str(arr.dtype).encode())
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray, *, seed: int, test_size: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_size < 1.0:
+        raise InvalidInput(f"test_size must be in (0, 1), got {test_size}")
+    _, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 else None
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x, y, test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"cannot split the data: {exc}") from exc
+    return x_tr, x_te, y_tr, y_te
+
+
+def _standardise(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x_tr.mean(axis=0)
+    std = x_tr.std(axis=0)
+    std[std == 0] = 1.0
+    return (x_tr - mean) / std, (x_te - mean) / std
+
+
+def _finish(
+    name: str,
+    x_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_tr: np.ndarray,
+    y_te: np.ndarray,
+    *,
+    n_classes: int,
+    feature_names: tuple[str, ...],
+    class_names: tuple[str, ...],
+    clip_values: tuple[float, float] | None,
+) -> Dataset:
+    return Dataset(
+        name=name,
+        x_train=np.ascontiguousarray(x_tr, dtype=np.float32),
+        y_train=np.ascontiguousarray(y_tr, dtype=np.int64),
+        x_test=np.ascontiguousarray(x_te, dtype=np.float32),
+        y_test=np.ascontiguousarray(y_te, dtype=np.int64),
+        n_features=int(x_tr.shape[1]),
+        n_classes=n_classes,
+        feature_names=feature_names,
+        class_names=class_names,
+        clip_values=clip_values,
+    )
+
+
+def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Dataset:
+    """Load a built-in dataset (``digits``, ``breast_cancer`` or ``wine``), split and scaled.
+
+    Raises NotFound for an unknown name and InvalidInput for a bad ``test_size``.
+    """
+    from sklearn import datasets as skd
+
+    loaders = {
+        "digits": skd.load_digits,
+        "breast_cancer": skd.load_breast_cancer,
+        "wine": skd.load_wine,
+    }
+    if name not in loaders:
+        raise NotFound(f"unknown dataset {name!r}", hint=f"built-in datasets: {', '.join(DATASETS)}")
+    bunch = loaders[name]()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    x_tr, x_te, y_tr, y_te = _split(x, y, seed=seed, test_size=test_size)
+    clip: tuple[float, float] | None
+    if name == "digits":
+        x_tr, x_te = x_tr / 16.0, x_te / 16.0
+        clip = (0.0, 1.0)
+    else:
+        x_tr, x_te = _standardise(x_tr, x_te)
+        clip = None
+    feature_names = tuple(str(f) for f in getattr(bunch, "feature_names", ()))
+    class_names = tuple(str(c) for c in bunch.target_names)
+    return _finish(
+        name,
+        x_tr,
+        x_te,
+        y_tr,
+        y_te,
+        n_classes=len(class_names),
+        feature_names=feature_names,
+        class_names=class_names,
+        clip_values=clip,
+    )
+
+
+def load_csv(
+    path: str | Path, *, target: str, seed: int = 0, test_size: float = 0.25, standardise: bool = True
+) -> Dataset:
+    """Load a numeric CSV file with a header row; ``target`` names the label column.
+
+    Raises NotFound when the file is missing and InvalidInput when it is oversized, empty, has no such
+    column, a non-numeric feature, fewer than two classes or too few rows.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"no such data file: {p}")
+    if p.stat().st_size > MAX_CSV_BYTES:
+        raise InvalidInput(f"{p}: larger than {MAX_CSV_BYTES} bytes")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            rows = [row for row in reader if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{p}: not a readable CSV file ({exc})") from exc
+    if not header:
+        raise InvalidInput(f"{p}: empty file (a header row is required)")
+    header = [h.strip() for h in header]
+    if target not in header:
+        raise InvalidInput(f"{p}: no column {target!r}", hint=f"columns: {', '.join(header[:20])}")
+    t_idx = header.index(target)
+    f_idx = [i for i in range(len(header)) if i != t_idx]
+    if not f_idx:
+        raise InvalidInput(f"{p}: no feature columns besides {target!r}")
+    if len(rows) < MIN_ROWS:
+        raise InvalidInput(f"{p}: {len(rows)} data rows, at least {MIN_ROWS} needed")
+    x = np.empty((len(rows), len(f_idx)), dtype=np.float64)
+    labels: list[str] = []
+    for r, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise InvalidInput(f"{p}: line {r} has {len(row)} fields, expected {len(header)}")
+        try:
+            x[r - 2] = [float(row[i]) for i in f_idx]
+        except ValueError as exc:
+            raise InvalidInput(f"{p}: line {r}: non-numeric feature value") from exc
+        labels.append(row[t_idx].strip())
+    if not np.isfinite(x).all():
+        raise InvalidInput(f"{p}: features contain NaN or infinite values")
+    classes = sorted(set(labels), key=_label_sort_key)
+    if len(classes) < 2:
+        raise InvalidInput(f"{p}: the target column {target!r} has fewer than two classes")
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.asarray([index[v] for v in labels], dtype=np.int64)
+    x_tr, x_te, y_tr, y_te = _split(x, y, seed=seed, test_size=test_size)
+    if standardise:
+        x_tr, x_te = _standardise(x_tr, x_te)
+    return _finish(
+        p.stem,
+        x_tr,
+        x_te,
+        y_tr,
+        y_te,
+        n_classes=len(classes),
+        feature_names=tuple(header[i] for i in f_idx),
+        class_names=tuple(classes),
+        clip_values=None,
+    )
+
+
+def _label_sort_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+__all__ = ["DATASETS", "Dataset", "load_csv", "load_dataset"]

@@ -1,0 +1,312 @@
+"""Built-in training recipes: a small MLP for tabular data and small images, a training loop with hooks,
+evaluation, and a pickle-free model format (safetensors weights + a JSON config).
+
+The loop is deliberately plain so that other capabilities can plug into it:
+
+* ``optimizer=`` / ``data_loader=`` accept wrapped objects (the DP-SGD wrapper passes Opacus' optimizer and
+  Poisson-sampled loader, ``model`` may be a ``GradSampleModule``);
+* ``hooks=`` take :class:`TrainingHook` objects whose ``on_batch(model, x, y) -> (x, y)`` may return a changed
+  or extended batch (the watermark embeds its trigger set this way).
+
+Saved models are a directory with ``model.safetensors`` and ``config.json`` (``format: bastion-mlp``), so the
+scanner accepts them and nothing is unpickled to load them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bastion.errors import InvalidInput, NotFound
+from bastion.models.data import DATASETS, Dataset, load_csv, load_dataset
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+MODEL_FORMAT = "bastion-mlp"
+MODEL_FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class MlpConfig:
+    """Architecture of a built-in MLP: ``Linear → ReLU`` for each hidden width, then a ``Linear`` head."""
+
+    n_features: int
+    n_classes: int
+    hidden: tuple[int, ...] = (64,)
+
+    def __post_init__(self) -> None:
+        if self.n_features < 1:
+            raise InvalidInput(f"n_features must be ≥ 1, got {self.n_features}")
+        if self.n_classes < 2:
+            raise InvalidInput(f"n_classes must be ≥ 2, got {self.n_classes}")
+        if any(int(h) < 1 for h in self.hidden):
+            raise InvalidInput(f"hidden widths must be ≥ 1, got {self.hidden}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "n_classes": self.n_classes, "hidden": list(self.hidden)}
+
+
+def build_mlp(
+    *, n_features: int, n_classes: int, hidden: Sequence[int] = (64,), seed: int | None = None
+) -> nn.Sequential:
+    """A ``torch.nn.Sequential`` MLP (Opacus-compatible: only Linear and ReLU layers)."""
+    import torch
+    from torch import nn
+
+    cfg = MlpConfig(
+        n_features=int(n_features), n_classes=int(n_classes), hidden=tuple(int(h) for h in hidden)
+    )
+    if seed is not None:
+        torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = cfg.n_features
+    for h in cfg.hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, cfg.n_classes))
+    return nn.Sequential(*layers)
+
+
+@runtime_checkable
+class TrainingHook(Protocol):
+    """Called on every batch before the forward pass; returns the batch to train on (possibly extended)."""
+
+    def on_batch(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(x, y)`` — unchanged, modified or with extra examples appended."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run did. ``accuracy`` is on the dataset's test split."""
+
+    accuracy: float
+    train_accuracy: float
+    final_loss: float
+    epochs: int
+    steps: int
+    seconds: float
+    epoch_seconds: tuple[float, ...] = field(default=())
+
+
+def make_loader(
+    x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int = 0, shuffle: bool = True
+) -> DataLoader[Any]:
+    """A seeded ``DataLoader`` over numpy arrays (float32 features, int64 labels)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be ≥ 1, got {batch_size}")
+    if len(x) != len(y) or len(x) == 0:
+        raise InvalidInput("features and labels must be non-empty and of equal length")
+    ds = TensorDataset(
+        torch.as_tensor(np.asarray(x, dtype=np.float32)), torch.as_tensor(np.asarray(y, dtype=np.int64))
+    )
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+def train_model(
+    *,
+    model: nn.Module,
+    dataset: Dataset,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 0.1,
+    seed: int = 0,
+    hooks: Sequence[TrainingHook] = (),
+    optimizer: torch.optim.Optimizer | None = None,
+    data_loader: DataLoader[Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` with cross-entropy on ``dataset``'s training split, then evaluate on its test split.
+
+    Without ``optimizer`` an SGD optimiser (momentum 0.9) with ``lr`` is used; without ``data_loader`` a
+    shuffled, seeded loader with ``batch_size``. Raises InvalidInput for non-positive epochs or rates.
+    """
+    import torch
+    from torch import nn
+
+    if epochs < 1:
+        raise InvalidInput(f"epochs must be ≥ 1, got {epochs}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise InvalidInput(f"lr must be a positive number, got {lr}")
+    torch.manual_seed(seed)
+    loader = data_loader or make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
+    opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    steps = 0
+    last_loss = float("nan")
+    epoch_seconds: list[float] = []
+    start = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        for xb, yb in loader:
+            for hook in hooks:
+                xb, yb = hook.on_batch(model, xb, yb)
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            # An empty Poisson batch still takes a (noise-only) DP step so the accounting stays exact.
+            loss = criterion(out, yb) if len(yb) else out.sum() * 0.0
+            loss.backward()
+            opt.step()
+            steps += 1
+            if len(yb):
+                last_loss = float(loss.detach())
+        epoch_seconds.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - start
+    model.eval()
+    return TrainResult(
+        accuracy=evaluate(model, dataset.x_test, dataset.y_test),
+        train_accuracy=evaluate(model, dataset.x_train, dataset.y_train),
+        final_loss=last_loss,
+        epochs=epochs,
+        steps=steps,
+        seconds=seconds,
+        epoch_seconds=tuple(epoch_seconds),
+    )
+
+
+def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+    """Logits of ``model`` on ``x`` (float32 numpy), computed without gradients in eval mode."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    outs: list[np.ndarray] = []
+    with torch.no_grad():
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        for i in range(0, len(xt), batch_size):
+            outs.append(model(xt[i : i + batch_size]).detach().cpu().numpy())
+    if was_training:
+        model.train()
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outs, axis=0)
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of ``model`` on ``(x, y)`` as a float in [0, 1]."""
+    if len(x) == 0:
+        raise InvalidInput("cannot evaluate on an empty set")
+    pred = predict_logits(model, x).argmax(axis=1)
+    return float((pred == np.asarray(y)).mean())
+
+
+def unwrap_module(model: nn.Module) -> nn.Module:
+    """The plain module inside an Opacus ``GradSampleModule`` (or the module itself)."""
+    inner = getattr(model, "_module", None)
+    return inner if inner is not None else model
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read back from disk: the module (eval mode), its architecture and the saved metadata."""
+
+    module: nn.Module
+    config: MlpConfig
+    metadata: Mapping[str, Any]
+
+
+def save_model(
+    model: nn.Module, directory: str | Path, *, config: MlpConfig, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created) and return it.
+
+    ``metadata`` must be JSON-serialisable (training figures such as ε, δ, accuracy).
+    """
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    module = unwrap_module(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
+    doc = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "architecture": config.to_dict(),
+        "metadata": dict(metadata or {}),
+    }
+    try:
+        text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"model metadata is not JSON-serialisable: {exc}") from exc
+    (out / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+    return out
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """Load a model saved by :func:`save_model` (no pickle). Raises NotFound / InvalidInput."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    root = Path(directory)
+    cfg_path, w_path = root / CONFIG_FILE, root / WEIGHTS_FILE
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise NotFound(f"{root}: not a bastion model directory ({CONFIG_FILE} and {WEIGHTS_FILE} expected)")
+    if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise InvalidInput(f"{cfg_path}: config too large")
+    try:
+        doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if doc.get("format") != MODEL_FORMAT or doc.get("format_version") != MODEL_FORMAT_VERSION:
+            raise InvalidInput(f"{cfg_path}: unsupported model format {doc.get('format')!r}")
+        arch = doc["architecture"]
+        config = MlpConfig(
+            n_features=int(arch["n_features"]),
+            n_classes=int(arch["n_classes"]),
+            hidden=tuple(int(h) for h in arch["hidden"]),
+        )
+        metadata = doc.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise InvalidInput(f"{cfg_path}: metadata must be an object")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"{cfg_path}: malformed model config ({type(exc).__name__})") from exc
+    module = build_mlp(n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden)
+    try:
+        state = load_file(str(w_path))
+        module.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise InvalidInput(f"{w_path}: weights do not match the config ({type(exc).__name__})") from exc
+    module.eval()
+    return LoadedModel(module=module, config=config, metadata=metadata)
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "DATASETS",
+    "MODEL_FORMAT",
+    "WEIGHTS_FILE",
+    "Dataset",
+    "LoadedModel",
+    "MlpConfig",
+    "TrainResult",
+    "TrainingHook",
+    "build_mlp",
+    "evaluate",
+    "load_csv",
+    "load_dataset",
+    "load_model",
+    "make_loader",
+    "predict_logits",
+    "save_model",
+    "train_model",
+    "unwrap_module",
+]

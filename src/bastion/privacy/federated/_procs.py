@@ -1,0 +1,105 @@
+"""Start and reliably stop the Flower processes of a local federation.
+
+Every process starts in its own session (process group). Stopping sends SIGTERM to the group and to every
+descendant psutil can see (the SuperLink and SuperNodes spawn ``flwr-serverapp`` / ``flwr-clientapp``
+children), waits, then SIGKILLs what is left. An ``atexit`` hook stops whatever a crashed caller left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+_LIVE: set[ProcessGroup] = set()
+_LOCK = threading.Lock()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An ephemeral TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ProcessGroup:
+    """The processes of one federation; ``stop()`` is idempotent and also runs at interpreter exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        with _LOCK:
+            _LIVE.add(self)
+
+    def start(self, name: str, args: Sequence[str], *, env: Mapping[str, str], log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                list(args),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                start_new_session=True,
+            )
+        self.procs.append((name, proc, log_path))
+
+    def dead(self) -> list[str]:
+        """Names of processes that have exited."""
+        return [name for name, proc, _ in self.procs if proc.poll() is not None]
+
+    def pids(self) -> list[int]:
+        """Every live process of the federation, descendants included."""
+        out: list[int] = []
+        for _, proc, _ in self.procs:
+            out.append(proc.pid)
+            with contextlib.suppress(psutil.Error):
+                out.extend(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+        return out
+
+    def log_tail(self, name: str, *, lines: int = 20) -> str:
+        for pname, _, path in self.procs:
+            if pname == name and path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                return "\n".join(text[-lines:])
+        return ""
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        victims: list[psutil.Process] = []
+        for _, proc, _ in reversed(self.procs):
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(proc.pid)
+                victims.extend(parent.children(recursive=True))
+                victims.append(parent)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for victim in victims:
+            with contextlib.suppress(psutil.Error):
+                victim.terminate()
+        _, alive = psutil.wait_procs(victims, timeout=timeout)
+        for victim in alive:
+            with contextlib.suppress(psutil.Error):
+                victim.kill()
+        for _, proc, _ in self.procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+        psutil.wait_procs(alive, timeout=timeout)
+        with _LOCK:
+            _LIVE.discard(self)
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _LOCK:
+        groups = list(_LIVE)
+    for group in groups:
+        group.stop(timeout=2.0)

@@ -1,0 +1,214 @@
+"""The Flower app that ``bastion federate`` runs: one ServerApp and one ClientApp.
+
+The components are referenced from the app's ``pyproject.toml`` (written by :mod:`._runner`) as
+``bastion.privacy.federated.app:server_app`` and ``…:client_app``; the Flower processes (``flwr-serverapp``
+under the SuperLink, ``flwr-clientapp`` under each SuperNode) import them from the installed package.
+
+* Each ClientApp process loads the built-in dataset and keeps only the partition named by its SuperNode's
+  ``--node-config`` (``partition-id``, ``num-partitions``); the rows never leave that process, only model
+  updates do.
+* The ServerApp runs FedAvg through Flower's ``DefaultWorkflow``; with ``secagg`` the fit stage is
+  ``SecAggPlusWorkflow`` (Bell et al. 2020, SecAgg+) and the clients run ``secaggplus_mod``, so the server
+  only ever sees the sum of masked updates. With ``dp = "server"`` the strategy is wrapped in
+  ``DifferentialPrivacyServerSideFixedClipping``; with ``dp = "client"`` in
+  ``DifferentialPrivacyClientSideFixedClipping`` and the clients run ``fixedclipping_mod`` (McMahan et al.
+  2018, DP-FedAvg with fixed clipping; every client takes part in every round, so q = 1).
+* After each round the server evaluates the global model on the test split and, at the end, writes the
+  per-round accuracy and times plus the final model (safetensors) to the paths in the run config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.client import NumPyClient
+from flwr.client.mod import fixedclipping_mod, secaggplus_mod
+from flwr.clientapp import ClientApp
+from flwr.common import Context, Message, ndarrays_to_parameters
+from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+    FedAvg,
+    Strategy,
+)
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+from bastion.models.data import load_dataset
+from bastion.privacy.federated import _model
+from bastion.privacy.federated._partition import partition
+
+DP_MODES = ("none", "server", "client")
+
+
+def secagg_thresholds(num_clients: int) -> tuple[int, int]:
+    """(num_shares, reconstruction_threshold) for SecAgg+: every client shares, a majority reconstructs."""
+    return num_clients, max(2, num_clients // 2 + 1)
+
+
+class _PartitionClient(NumPyClient):
+    def __init__(self, x: np.ndarray, y: np.ndarray, run_config: dict[str, Any], partition_id: int) -> None:
+        self.x = x
+        self.y = y
+        self.epochs = int(run_config["local-epochs"])
+        self.lr = float(run_config["lr"])
+        self.batch_size = int(run_config["batch-size"])
+        self.seed = int(run_config["seed"]) * 1000 + partition_id
+
+    def fit(
+        self, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+        server_round = int(config.get("server_round", 0))
+        new = _model.train(
+            [np.asarray(p, dtype=np.float32) for p in parameters],
+            self.x,
+            self.y,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            seed=self.seed + server_round,
+        )
+        return new, len(self.y), {}
+
+
+def load_client_data(node_config: dict[str, Any], run_config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows this SuperNode trains on.
+
+    ``data-file`` in the node config names the client's own ``.npz`` (arrays ``x`` and ``y``): the way a real
+    participant brings its data. Otherwise the client takes partition ``partition-id`` of the built-in
+    dataset and, when ``cache-dir`` is set, keeps it there so later rounds skip the dataset loader.
+    """
+    data_file = node_config.get("data-file")
+    if data_file:
+        with np.load(str(data_file), allow_pickle=False) as npz:
+            return np.asarray(npz["x"], dtype=np.float32), np.asarray(npz["y"], dtype=np.int64)
+    pid = int(node_config["partition-id"])
+    n = int(node_config["num-partitions"])
+    dataset, seed = str(run_config["dataset"]), int(run_config["seed"])
+    cache_dir = node_config.get("cache-dir")
+    cache = Path(str(cache_dir)) / f"{dataset}-{seed}-{pid}of{n}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as npz:
+            return npz["x"], npz["y"]
+    ds = load_dataset(dataset, seed=seed)
+    x, y = partition(ds.x_train, ds.y_train, partition_id=pid, num_partitions=n)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(cache)
+    return x, y
+
+
+def _client_fn(context: Context) -> Any:
+    cfg = dict(context.run_config)
+    x, y = load_client_data(dict(context.node_config), cfg)
+    pid = int(context.node_config.get("partition-id", 0))
+    return _PartitionClient(x, y, cfg, pid).to_client()
+
+
+def _configured_mod(msg: Message, ctxt: Context, call_next: Any) -> Message:
+    """Apply SecAgg+ and client-side clipping as the run config asks (mods are fixed at import time)."""
+    inner = call_next
+    if str(ctxt.run_config.get("dp", "none")) == "client":
+
+        def inner(m: Message, c: Context, _next: Any = call_next) -> Message:
+            return fixedclipping_mod(m, c, _next)
+
+    if bool(ctxt.run_config.get("secagg", False)):
+        return secaggplus_mod(msg, ctxt, inner)
+    return inner(msg, ctxt)
+
+
+client_app = ClientApp(client_fn=_client_fn, mods=[_configured_mod])
+server_app = ServerApp()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+@server_app.main()
+def _server_main(grid: Grid, context: Context) -> None:
+    cfg = dict(context.run_config)
+    num_clients = int(cfg["num-clients"])
+    rounds = int(cfg["rounds"])
+    dp = str(cfg["dp"])
+    ds = load_dataset(str(cfg["dataset"]), seed=int(cfg["seed"]))
+    x_test, y_test = ds.x_test, ds.y_test
+    history: list[dict[str, float]] = []
+    final: list[list[np.ndarray]] = []
+
+    def evaluate_fn(
+        server_round: int, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[float, dict[str, Any]]:
+        params = [np.asarray(p, dtype=np.float32) for p in parameters]
+        acc = _model.accuracy(params, x_test, y_test)
+        loss = _model.loss(params, x_test, y_test)
+        history.append({"round": server_round, "accuracy": acc, "loss": loss, "t": time.perf_counter()})
+        final[:] = [params]
+        return loss, {"accuracy": acc}
+
+    strategy: Strategy = FedAvg(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=num_clients,
+        min_evaluate_clients=num_clients,
+        min_available_clients=num_clients,
+        evaluate_fn=evaluate_fn,
+        on_fit_config_fn=lambda r: {"server_round": r},
+        accept_failures=False,
+        initial_parameters=ndarrays_to_parameters(_model.init_params(ds.n_features, ds.n_classes)),
+    )
+    noise = float(cfg["dp-noise"])
+    clip = float(cfg["clip"])
+    if dp == "server":
+        strategy = DifferentialPrivacyServerSideFixedClipping(strategy, noise, clip, num_clients)
+    elif dp == "client":
+        strategy = DifferentialPrivacyClientSideFixedClipping(strategy, noise, clip, num_clients)
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)
+    if bool(cfg["secagg"]):
+        shares, threshold = secagg_thresholds(num_clients)
+        workflow = DefaultWorkflow(
+            fit_workflow=SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold)
+        )
+    else:
+        workflow = DefaultWorkflow()
+    workflow(grid, legacy)
+
+    rounds_out = []
+    for prev, cur in zip(history, history[1:], strict=False):
+        rounds_out.append(
+            {
+                "round": int(cur["round"]),
+                "accuracy": cur["accuracy"],
+                "loss": cur["loss"],
+                "seconds": cur["t"] - prev["t"],
+            }
+        )
+    if final:
+        from safetensors.numpy import save
+
+        weight, bias = final[0]
+        blob = save(
+            {_model.WEIGHT: np.ascontiguousarray(weight), _model.BIAS: np.ascontiguousarray(bias)},
+            metadata={"format": "bastion-linear", "dataset": str(cfg["dataset"])},
+        )
+        _write_atomic(Path(str(cfg["model-path"])), blob)
+    result = {
+        "initial_accuracy": history[0]["accuracy"] if history else None,
+        "rounds": rounds_out,
+        "completed_rounds": len(rounds_out),
+    }
+    _write_atomic(Path(str(cfg["results-path"])), json.dumps(result).encode())

@@ -1,0 +1,430 @@
+"""The privacy ledger: a budget (ε, δ) per dataset in the catalog, and every spend against it.
+
+Every DP training run and every DP query *reserves* its planned (ε, δ) on each dataset it reads before it
+touches the data, and *settles* the actual spend afterwards. A reservation that would take a dataset past its
+budget is refused with :class:`~bastion.errors.BudgetExhausted` (and the refusal is audit-logged); nothing is
+trained or released. The check and the insert happen in one transaction under the store's write lock, so two
+concurrent runs cannot both squeeze into the last bit of a budget.
+
+Composition is basic sequential composition (ε and δ add up across spends). This is loose for many DP-SGD
+runs on the same data (advanced or RDP composition would give less), but it is never optimistic.
+
+A spend that is never settled (the process failed mid-run) stays charged at its planned ε: fail closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bastion.errors import BudgetExhausted, InvalidInput, NotFound
+from bastion.privacy.dp import check_delta, check_epsilon
+from bastion.store.db import Base, ensure_tables, utcnow, write_transaction
+
+_TS = sa.DateTime(timezone=True)
+TOLERANCE = 1e-9
+KINDS: tuple[str, ...] = ("train", "query", "audit")
+MAX_DATASET_NAME = 255
+
+budgets_table = sa.Table(
+    "privacy_budgets",
+    Base.metadata,
+    sa.Column("dataset", sa.String(MAX_DATASET_NAME), primary_key=True),
+    sa.Column("epsilon", sa.Float, nullable=False),
+    sa.Column("delta", sa.Float, nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+spends_table = sa.Table(
+    "privacy_spends",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("spend_id", sa.String(32), nullable=False, index=True),
+    sa.Column("dataset", sa.String(MAX_DATASET_NAME), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # reserved | spent
+    sa.Column("epsilon_planned", sa.Float, nullable=False),
+    sa.Column("delta_planned", sa.Float, nullable=False),
+    sa.Column("epsilon", sa.Float, nullable=True),
+    sa.Column("delta", sa.Float, nullable=True),
+    sa.Column("details_json", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("settled_at", _TS, nullable=True),
+)
+
+
+class AuditSink(Protocol):
+    """What the ledger needs from the audit log (``bastion.store.AuditLog`` provides it)."""
+
+    def append(
+        self, *, actor: str, action: str, target: str, outcome: str, details: Mapping[str, Any] | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Spend:
+    """One dataset's share of a spend. ``epsilon``/``delta`` are the settled values (planned until then)."""
+
+    spend_id: str
+    dataset: str
+    kind: str
+    status: str
+    epsilon: float
+    delta: float
+    epsilon_planned: float
+    delta_planned: float
+    actor: str
+    created_at: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A dataset's budget and what has been spent (settled plus still-reserved) against it."""
+
+    dataset: str
+    epsilon_budget: float
+    delta_budget: float
+    epsilon_spent: float
+    delta_spent: float
+    spends: tuple[Spend, ...] = ()
+
+    @property
+    def epsilon_remaining(self) -> float:
+        return max(0.0, self.epsilon_budget - self.epsilon_spent)
+
+    @property
+    def delta_remaining(self) -> float:
+        return max(0.0, self.delta_budget - self.delta_spent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "epsilon_budget": self.epsilon_budget,
+            "delta_budget": self.delta_budget,
+            "epsilon_spent": self.epsilon_spent,
+            "delta_spent": self.delta_spent,
+            "epsilon_remaining": self.epsilon_remaining,
+            "delta_remaining": self.delta_remaining,
+            "spends": [
+                {
+                    "spend_id": s.spend_id,
+                    "kind": s.kind,
+                    "status": s.status,
+                    "epsilon": s.epsilon,
+                    "delta": s.delta,
+                    "epsilon_planned": s.epsilon_planned,
+                    "actor": s.actor,
+                    "created_at": s.created_at,
+                    "details": dict(s.details),
+                }
+                for s in self.spends
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A planned spend, charged to every dataset in ``datasets`` until :meth:`PrivacyLedger.settle`."""
+
+    spend_id: str
+    datasets: tuple[str, ...]
+    kind: str
+    epsilon: float
+    delta: float
+
+
+def _check_dataset(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_DATASET_NAME:
+        raise InvalidInput(f"dataset name must be 1–{MAX_DATASET_NAME} characters")
+    return name.strip()
+
+
+def _check_datasets(datasets: str | Sequence[str]) -> tuple[str, ...]:
+    names = (datasets,) if isinstance(datasets, str) else tuple(datasets)
+    if not names:
+        raise InvalidInput("a spend must name at least one dataset")
+    return tuple(dict.fromkeys(_check_dataset(n) for n in names))
+
+
+class PrivacyLedger:
+    """Budgets and spends per dataset, stored in the catalog database and audit-logged.
+
+    ``default_budget`` (ε, δ) is given to a dataset on its first spend when no budget was set; with ``None`` a
+    spend on a dataset without a budget is refused.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        audit: AuditSink | None = None,
+        actor: str = "local",
+        default_budget: tuple[float, float] | None = None,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        if default_budget is not None:
+            default_budget = (check_epsilon(default_budget[0]), check_delta(default_budget[1]))
+        self.engine = engine
+        self.audit = audit
+        self.actor = actor
+        self.default_budget = default_budget
+        self._now = now
+        ensure_tables(engine)
+
+    # --- budgets --------------------------------------------------------------------------------------------
+
+    def set_budget(self, dataset: str, *, epsilon: float, delta: float) -> BudgetStatus:
+        """Set (or change) the total (ε, δ) a dataset may ever spend. Lowering below the spent amount is allowed
+        and leaves the dataset exhausted."""
+        name = _check_dataset(dataset)
+        eps, dlt = check_epsilon(epsilon), check_delta(delta)
+        with write_transaction(self.engine) as conn:
+            self._upsert_budget(conn, name, eps, dlt)
+        self._log("privacy.budget.set", name, "ok", {"epsilon": eps, "delta": dlt})
+        return self.status(name)
+
+    def _upsert_budget(self, conn: Connection, name: str, eps: float, dlt: float) -> None:
+        now = self._now()
+        exists = conn.execute(
+            sa.select(budgets_table.c.dataset).where(budgets_table.c.dataset == name)
+        ).first()
+        values = {"epsilon": eps, "delta": dlt, "updated_at": now, "updated_by": self.actor}
+        if exists:
+            conn.execute(sa.update(budgets_table).where(budgets_table.c.dataset == name).values(**values))
+        else:
+            conn.execute(sa.insert(budgets_table).values(dataset=name, **values))
+
+    def has_budget(self, dataset: str) -> bool:
+        name = _check_dataset(dataset)
+        with self.engine.connect() as conn:
+            return _budget_row(conn, name) is not None
+
+    def status(self, dataset: str) -> BudgetStatus:
+        """The budget of ``dataset`` and its spends. Raises NotFound when it has no budget."""
+        name = _check_dataset(dataset)
+        with self.engine.connect() as conn:
+            row = _budget_row(conn, name)
+            if row is None:
+                raise NotFound(f"no privacy budget for dataset {name!r}")
+            spends = _spends(conn, name)
+        eps_spent, dlt_spent = _totals(spends)
+        return BudgetStatus(
+            dataset=name,
+            epsilon_budget=float(row.epsilon),
+            delta_budget=float(row.delta),
+            epsilon_spent=eps_spent,
+            delta_spent=dlt_spent,
+            spends=tuple(spends),
+        )
+
+    def datasets(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [str(r) for r in conn.execute(sa.select(budgets_table.c.dataset).order_by("dataset")).scalars()]
+
+    # --- spending -------------------------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        *,
+        datasets: str | Sequence[str],
+        epsilon: float,
+        delta: float,
+        kind: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Reservation:
+        """Charge a planned (ε, δ) to every dataset, or raise BudgetExhausted and charge nothing."""
+        names = _check_datasets(datasets)
+        eps, dlt = check_epsilon(epsilon), check_delta(delta, allow_zero=True)
+        if kind not in KINDS:
+            raise InvalidInput(f"spend kind must be one of {', '.join(KINDS)}")
+        info = _jsonable(details or {})
+        spend_id = secrets.token_hex(16)
+        refusal: str | None = None
+        with write_transaction(self.engine) as conn:
+            for name in names:
+                row = _budget_row(conn, name)
+                if row is None and self.default_budget is not None:
+                    self._upsert_budget(conn, name, *self.default_budget)
+                    row = _budget_row(conn, name)
+                if row is None:
+                    refusal = f"no privacy budget set for dataset {name!r}"
+                    break
+                used_eps, used_dlt = _totals(_spends(conn, name))
+                if used_eps + eps > float(row.epsilon) + TOLERANCE:
+                    refusal = (
+                        f"privacy budget of {name!r} exhausted: spent ε={used_eps:.4g} of {float(row.epsilon):.4g},"
+                        f" this {kind} needs ε={eps:.4g}"
+                    )
+                    break
+                if used_dlt + dlt > float(row.delta) * (1 + 1e-9):
+                    refusal = (
+                        f"privacy budget of {name!r} exhausted: spent δ={used_dlt:.3g} of {float(row.delta):.3g},"
+                        f" this {kind} needs δ={dlt:.3g}"
+                    )
+                    break
+            if refusal is None:
+                now = self._now()
+                for name in names:
+                    conn.execute(
+                        sa.insert(spends_table).values(
+                            spend_id=spend_id,
+                            dataset=name,
+                            kind=kind,
+                            status="reserved",
+                            epsilon_planned=eps,
+                            delta_planned=dlt,
+                            epsilon=None,
+                            delta=None,
+                            details_json=json.dumps(info, sort_keys=True),
+                            actor=self.actor,
+                            created_at=now,
+                        )
+                    )
+        target = ",".join(names)
+        log_details = {"kind": kind, "epsilon": eps, "delta": dlt, "spend_id": spend_id}
+        if refusal is not None:
+            self._log("privacy.spend", target, "denied", {**log_details, "reason": refusal})
+            hint = "raise it with 'bastion privacy budget set' (if policy allows) or spend less"
+            raise BudgetExhausted(refusal, hint=hint)
+        self._log("privacy.spend", target, "ok", log_details)
+        return Reservation(spend_id=spend_id, datasets=names, kind=kind, epsilon=eps, delta=dlt)
+
+    def settle(
+        self,
+        reservation: Reservation,
+        *,
+        epsilon: float,
+        delta: float,
+        details: Mapping[str, Any] | None = None,
+    ) -> list[Spend]:
+        """Record the actual (ε, δ) of a reserved spend (it may be below or, if a run overshot, above plan)."""
+        eps = float(epsilon)
+        if not (eps >= 0 and math.isfinite(eps)):
+            raise InvalidInput(f"settled epsilon must be a finite number ≥ 0, got {epsilon}")
+        dlt = check_delta(delta, allow_zero=True)
+        info = _jsonable(details or {})
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(spends_table.c.id, spends_table.c.status, spends_table.c.details_json).where(
+                    spends_table.c.spend_id == reservation.spend_id
+                )
+            ).all()
+            if not rows:
+                raise NotFound(f"no reservation {reservation.spend_id}")
+            if any(r.status != "reserved" for r in rows):
+                raise InvalidInput(f"spend {reservation.spend_id} is already settled")
+            merged = {**json.loads(rows[0].details_json), **info}
+            conn.execute(
+                sa.update(spends_table)
+                .where(spends_table.c.spend_id == reservation.spend_id)
+                .values(
+                    status="spent",
+                    epsilon=eps,
+                    delta=dlt,
+                    details_json=json.dumps(merged, sort_keys=True),
+                    settled_at=self._now(),
+                )
+            )
+        self._log(
+            "privacy.settle",
+            ",".join(reservation.datasets),
+            "ok",
+            {"spend_id": reservation.spend_id, "kind": reservation.kind, "epsilon": eps, "delta": dlt},
+        )
+        with self.engine.connect() as conn:
+            return [s for name in reservation.datasets for s in _spends(conn, name) if s.spend_id == reservation.spend_id]
+
+    @contextmanager
+    def charge(
+        self,
+        *,
+        datasets: str | Sequence[str],
+        epsilon: float,
+        delta: float,
+        kind: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Iterator[Reservation]:
+        """Reserve for the duration of a block. A block that raises before settling stays charged at plan."""
+        reservation = self.reserve(datasets=datasets, epsilon=epsilon, delta=delta, kind=kind, details=details)
+        try:
+            yield reservation
+        except BaseException:
+            if self._is_reserved(reservation):
+                self.settle(
+                    reservation, epsilon=reservation.epsilon, delta=reservation.delta, details={"failed": True}
+                )
+            raise
+
+    def _is_reserved(self, reservation: Reservation) -> bool:
+        with self.engine.connect() as conn:
+            statuses = conn.execute(
+                sa.select(spends_table.c.status).where(spends_table.c.spend_id == reservation.spend_id)
+            ).scalars()
+            return any(s == "reserved" for s in statuses)
+
+    def _log(self, action: str, target: str, outcome: str, details: Mapping[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.append(actor=self.actor, action=action, target=target, outcome=outcome, details=details)
+
+
+def _budget_row(conn: Connection, name: str) -> Any:
+    return conn.execute(sa.select(budgets_table).where(budgets_table.c.dataset == name)).first()
+
+
+def _spends(conn: Connection, name: str) -> list[Spend]:
+    rows = conn.execute(
+        sa.select(spends_table).where(spends_table.c.dataset == name).order_by(spends_table.c.id)
+    ).all()
+    out = []
+    for r in rows:
+        settled = r.status == "spent"
+        out.append(
+            Spend(
+                spend_id=r.spend_id,
+                dataset=r.dataset,
+                kind=r.kind,
+                status=r.status,
+                epsilon=float(r.epsilon if settled else r.epsilon_planned),
+                delta=float(r.delta if settled else r.delta_planned),
+                epsilon_planned=float(r.epsilon_planned),
+                delta_planned=float(r.delta_planned),
+                actor=r.actor,
+                created_at=r.created_at.isoformat() if hasattr(r.created_at, "isoformat") else str(r.created_at),
+                details=json.loads(r.details_json),
+            )
+        )
+    return out
+
+
+def _totals(spends: Sequence[Spend]) -> tuple[float, float]:
+    return math.fsum(s.epsilon for s in spends), math.fsum(s.delta for s in spends)
+
+
+def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(json.loads(json.dumps(dict(details), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"spend details must be JSON-serialisable: {exc}") from exc
+
+
+__all__ = [
+    "KINDS",
+    "BudgetStatus",
+    "PrivacyLedger",
+    "Reservation",
+    "Spend",
+    "budgets_table",
+    "spends_table",
+]

@@ -1,0 +1,278 @@
+"""The built-in training recipe, private or not, wired to the privacy ledger.
+
+:func:`train_recipe` trains the MLP recipe of :mod:`bastion.models.recipes` on a :class:`Dataset`. With
+``dp=DPSettings(...)`` it plans the run first (sampling rate, steps, calibrated noise), reserves the planned ε
+on the dataset's ledger entry (refused with BudgetExhausted before any training), trains with DP-SGD
+(:func:`bastion.privacy.dp.make_private`) and settles the ε actually spent. A non-private run on a dataset that
+has a privacy budget is refused: it would spend an unbounded ε.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bastion.errors import BudgetExhausted, InvalidInput
+from bastion.models.data import Dataset
+from bastion.models.recipes import MlpConfig, TrainingHook, build_mlp, make_loader, train_model
+from bastion.privacy.dp import (
+    ACCOUNTANTS,
+    PrivacySpent,
+    check_delta,
+    check_epsilon,
+    make_private,
+    noise_for_epsilon,
+    spent_for,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bastion.privacy.ledger import PrivacyLedger
+
+DEFAULT_DELTA = 1e-5
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """How to train privately: the target (ε, δ), the clipping norm and the accountant."""
+
+    epsilon: float
+    delta: float = DEFAULT_DELTA
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+    secure_mode: bool = False
+
+    def __post_init__(self) -> None:
+        check_epsilon(self.epsilon)
+        check_delta(self.delta)
+        if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):
+            raise InvalidInput(f"max_grad_norm must be a finite number > 0, got {self.max_grad_norm}")
+        if self.accountant not in ACCOUNTANTS:
+            raise InvalidInput(f"unknown accountant {self.accountant!r} (use one of {', '.join(ACCOUNTANTS)})")
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """Result of :func:`train_recipe`. The DP fields are ``None`` for a non-private run."""
+
+    dataset: str
+    dataset_digest: str
+    private: bool
+    accuracy: float
+    train_accuracy: float
+    epochs: int
+    steps: int
+    batch_size: int
+    seconds: float
+    config: MlpConfig
+    epsilon: float | None = None
+    epsilon_rdp: float | None = None
+    epsilon_prv: float | None = None
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+    max_grad_norm: float | None = None
+    accountant: str | None = None
+    ledger_dataset: str | None = None
+    spend_id: str | None = None
+    module: Any = field(default=None, repr=False, compare=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """What a trained artifact records in its registry metadata (JSON-ready)."""
+        return {k: v for k, v in self.to_dict().items() if k != "config"} | {"architecture": self.config.to_dict()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "private": self.private,
+            "accuracy": self.accuracy,
+            "train_accuracy": self.train_accuracy,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seconds": self.seconds,
+            "config": self.config.to_dict(),
+            "epsilon": self.epsilon,
+            "epsilon_rdp": self.epsilon_rdp,
+            "epsilon_prv": self.epsilon_prv,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "max_grad_norm": self.max_grad_norm,
+            "accountant": self.accountant,
+            "ledger_dataset": self.ledger_dataset,
+            "spend_id": self.spend_id,
+        }
+
+
+def ledger_key(source: str | Path) -> str:
+    """The ledger's name for a dataset: the built-in name, or ``sha256:<digest>`` of a data file."""
+    from bastion.models.data import DATASETS
+
+    if isinstance(source, str) and source in DATASETS:
+        return source
+    p = Path(source)
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def plan_private_run(
+    *, n_train: int, batch_size: int, epochs: int, dp: DPSettings
+) -> tuple[PrivacySpent, int]:
+    """The (ε, noise, q, steps) a DP run will have, and its steps per epoch, computed before training."""
+    if batch_size < 1 or epochs < 1:
+        raise InvalidInput("batch_size and epochs must be ≥ 1")
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    q = 1.0 / steps_per_epoch
+    steps = steps_per_epoch * epochs
+    sigma = noise_for_epsilon(
+        target_epsilon=dp.epsilon, delta=dp.delta, sample_rate=q, steps=steps, accountant=dp.accountant
+    )
+    plan = spent_for(
+        noise_multiplier=sigma,
+        sample_rate=q,
+        steps=steps,
+        delta=dp.delta,
+        max_grad_norm=dp.max_grad_norm,
+        accountant=dp.accountant,
+    )
+    return plan, steps_per_epoch
+
+
+def train_recipe(
+    *,
+    dataset: Dataset,
+    dp: DPSettings | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    hidden: Sequence[int] = (64,),
+    seed: int = 0,
+    ledger: PrivacyLedger | None = None,
+    ledger_dataset: str | None = None,
+    hooks: Sequence[TrainingHook] = (),
+) -> TrainingReport:
+    """Train the built-in MLP on ``dataset`` (DP-SGD when ``dp`` is given), spending ``ledger``.
+
+    Defaults: 30 epochs, batch 128 and SGD lr 1.0 (no momentum) for DP; 20 epochs, batch 64 and SGD lr 0.05
+    (momentum 0.9) otherwise. Raises BudgetExhausted before training when the ledger refuses the run.
+    """
+    import torch
+
+    private = dp is not None
+    epochs = int(epochs if epochs is not None else (30 if private else 20))
+    batch_size = int(batch_size if batch_size is not None else (128 if private else 64))
+    batch_size = max(1, min(batch_size, dataset.n_train))
+    lr = float(lr if lr is not None else (1.0 if private else 0.05))
+    if epochs < 1:
+        raise InvalidInput(f"epochs must be ≥ 1, got {epochs}")
+    config = MlpConfig(n_features=dataset.n_features, n_classes=dataset.n_classes, hidden=tuple(hidden))
+    key = ledger_dataset or dataset.name
+    model = build_mlp(n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed)
+    loader = make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
+    common = {
+        "dataset": dataset.name,
+        "dataset_digest": dataset.digest(),
+        "batch_size": batch_size,
+        "config": config,
+    }
+    if dp is None:
+        if ledger is not None and ledger.has_budget(key):
+            raise BudgetExhausted(
+                f"dataset {key!r} has a privacy budget: non-private training would spend an unbounded ε",
+                hint="train with --dp --epsilon E",
+            )
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        result = train_model(
+            model=model, dataset=dataset, epochs=epochs, seed=seed, hooks=hooks, optimizer=optimizer,
+            data_loader=loader,
+        )  # fmt: skip
+        return TrainingReport(
+            private=False,
+            accuracy=result.accuracy,
+            train_accuracy=result.train_accuracy,
+            epochs=epochs,
+            steps=result.steps,
+            seconds=result.seconds,
+            module=model,
+            **common,
+        )
+
+    plan, _ = plan_private_run(n_train=dataset.n_train, batch_size=batch_size, epochs=epochs, dp=dp)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    reservation = None
+    if ledger is not None:
+        reservation = ledger.reserve(
+            datasets=key,
+            epsilon=plan.epsilon,
+            delta=dp.delta,
+            kind="train",
+            details={"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
+                     "steps": plan.steps, "max_grad_norm": dp.max_grad_norm, "dataset_digest": common["dataset_digest"]},
+        )  # fmt: skip
+    start = time.perf_counter()
+    wrapped = None
+    try:
+        wrapped = make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            noise_multiplier=plan.noise_multiplier,
+            delta=dp.delta,
+            max_grad_norm=dp.max_grad_norm,
+            epochs=epochs,
+            secure_mode=dp.secure_mode,
+            accountant=dp.accountant,  # type: ignore[arg-type]
+        )
+        result = train_model(
+            model=wrapped.module, dataset=dataset, epochs=epochs, seed=seed, hooks=hooks,
+            optimizer=wrapped.optimizer, data_loader=wrapped.data_loader,
+        )  # fmt: skip
+        spent = wrapped.spent()
+    except BaseException:
+        if ledger is not None and reservation is not None:
+            # Charge what was actually spent before the failure (the whole plan if unknown): fail closed.
+            spent_eps = wrapped.spent().epsilon if wrapped is not None else plan.epsilon
+            ledger.settle(reservation, epsilon=spent_eps, delta=dp.delta, details={"failed": True})
+        raise
+    if ledger is not None and reservation is not None:
+        ledger.settle(
+            reservation,
+            epsilon=spent.epsilon,
+            delta=spent.delta,
+            details={"steps": spent.steps, "epsilon_rdp": spent.epsilon_rdp, "epsilon_prv": spent.epsilon_prv},
+        )
+    inner: nn.Module = wrapped.module._module if hasattr(wrapped.module, "_module") else wrapped.module
+    return TrainingReport(
+        private=True,
+        accuracy=result.accuracy,
+        train_accuracy=result.train_accuracy,
+        epochs=epochs,
+        steps=spent.steps,
+        seconds=time.perf_counter() - start,
+        epsilon=spent.epsilon,
+        epsilon_rdp=spent.epsilon_rdp,
+        epsilon_prv=spent.epsilon_prv,
+        delta=spent.delta,
+        noise_multiplier=spent.noise_multiplier,
+        sample_rate=spent.sample_rate,
+        max_grad_norm=spent.max_grad_norm,
+        accountant=spent.accountant,
+        ledger_dataset=key if ledger is not None else None,
+        spend_id=reservation.spend_id if reservation is not None else None,
+        module=inner,
+        **common,
+    )
+
+
+__all__ = ["DEFAULT_DELTA", "DPSettings", "TrainingReport", "ledger_key", "plan_private_run", "train_recipe"]

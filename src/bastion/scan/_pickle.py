@@ -1,0 +1,628 @@
+"""Static pickle analysis: walk the opcodes, simulate stack and memo, never import or unpickle.
+
+Every global a pickle imports (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) is judged against the allow-list of
+:mod:`bastion.scan._allowlist`; every call (``REDUCE``, ``OBJ``, ``NEWOBJ(_EX)``, ``INST``) must target such an
+imported global, and ``BUILD`` on an imported global (class-attribute overwrite) is refused. Operands that cannot
+be resolved statically (``STACK_GLOBAL`` on values that are not plain strings, extension-registry codes, calls on
+computed values) are findings, not guesses.
+
+The walk is iterative with explicit bounds (opcode count, stack size, MARK and container nesting, memo size,
+stream size), so adversarial input ends in :class:`~bastion.scan._io.Malformed`, never in a RecursionError.
+joblib's ``NumpyArrayWrapper`` is understood: after its ``BUILD`` the raw array bytes that joblib writes into
+the stream are skipped (numeric dtypes) or analysed as the nested pickle joblib reads (object dtype).
+"""
+
+from __future__ import annotations
+
+import codecs
+import pickletools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.scan._allowlist import is_allowed, is_known_dangerous
+from bastion.scan._io import Malformed, Reader
+from bastion.scan._model import Issue, ScanConfig, Severity
+
+STR_CAP = 1 << 16  # strings/bytes longer than this are skipped, not materialised
+ITEM_CAP = 256  # container items kept for later inspection (joblib wrapper state, dtype args)
+JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+
+
+class Global:
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    @property
+    def full(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class Box:
+    """A container built by the pickle (list, tuple, dict, set); keeps its first items only."""
+
+    __slots__ = ("depth", "items", "kind", "truncated")
+
+    def __init__(self, kind: str, items: list[Any] | None = None) -> None:
+        self.kind = kind
+        self.items: list[Any] = []
+        self.depth = 1
+        self.truncated = False
+        if items:
+            self.extend(items)
+
+    def extend(self, items: list[Any]) -> None:
+        room = ITEM_CAP - len(self.items)
+        if len(items) > room:
+            self.truncated = True
+        self.items.extend(items[: max(room, 0)])
+        for it in items:
+            d = _depth(it) + 1
+            if d > self.depth:
+                self.depth = d
+
+
+class Obj:
+    """The result of a call (or persistent load) in the pickle."""
+
+    __slots__ = ("args", "ctor", "depth", "state")
+
+    def __init__(self, ctor: str, args: Any = None) -> None:
+        self.ctor = ctor
+        self.args = args
+        self.state: Any = None
+        self.depth = _depth(args) + 1
+
+
+class Opaque:
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def _depth(v: Any) -> int:
+    return v.depth if isinstance(v, Box | Obj) else 0
+
+
+def plain(v: Any, depth: int = 0) -> Any:
+    """A small plain-Python view of a simulated value (for reading wrapper states, torch headers)."""
+    if depth > 8:
+        return None
+    if isinstance(v, Box):
+        if v.kind == "dict":
+            out: dict[Any, Any] = {}
+            for k, val in v.items:
+                pk = plain(k, depth + 1)
+                if isinstance(pk, str | int | bytes | float | bool | None):
+                    out[pk] = plain(val, depth + 1)
+            return out
+        items = [plain(i, depth + 1) for i in v.items]
+        return tuple(items) if v.kind == "tuple" else items
+    return v
+
+
+@dataclass
+class PickleResult:
+    value: Any
+    start: int
+    end: int
+    globals: list[str] = field(default_factory=list)
+    persistent: list[Any] = field(default_factory=list)
+
+
+_ARG_KINDS: dict[int, tuple[str, str | None]] = {
+    op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg else None) for op in pickletools.opcodes
+}
+_INT_RE = re.compile(rb"-?\d+L?")
+
+
+class PickleAnalyzer:
+    """Analyse one pickle stream from a reader's current position up to its STOP."""
+
+    def __init__(self, reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str) -> None:
+        self.r = reader
+        self.config = config
+        self.issues = issues
+        self.member = member
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.globals: list[str] = []
+        self.persistent: list[Any] = []
+        self.offset = 0
+        self.extra = frozenset(config.extra_allow)
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")
+        }
+
+    # -- findings ---------------------------------------------------------------------------------------
+    def _issue(self, rule: str, severity: Severity, message: str, callable_: str | None = None) -> None:
+        if len(self.issues) < 1000:
+            self.issues.append(Issue(rule, severity, message, self.member, callable_, self.offset))
+
+    def _check_global(self, module: str, name: str) -> Global:
+        if not _valid_dotted(module) or not _valid_dotted(name):
+            # find_class could not import this: the load fails here (text that merely starts like a pickle)
+            raise Malformed(f"invalid global name {module[:40]!r} {name[:40]!r}", self.offset)
+        full = f"{module}.{name}"
+        self.globals.append(full)
+        if not is_allowed(module, name, extra=self.extra):
+            if is_known_dangerous(module, name):
+                self._issue(
+                    "pickle-dangerous-global", Severity.critical, f"imports dangerous callable {full}", full
+                )
+            else:
+                self._issue("pickle-global-not-allowed", Severity.high, f"imports {full} (not allowed)", full)
+        return Global(module, name)
+
+    def _callee(self, v: Any, op: str) -> str:
+        if isinstance(v, Global):
+            return v.full
+        self._issue(
+            "pickle-unresolved-call",
+            Severity.high,
+            f"{op} calls a computed value ({type(v).__name__}), not an imported global",
+        )
+        return f"<{type(v).__name__}>"
+
+    # -- stack helpers ----------------------------------------------------------------------------------
+    def push(self, v: Any) -> None:
+        self.stack.append(v)
+        if len(self.stack) > self.config.max_stack:
+            raise Malformed("pickle stack exceeds its bound", self.offset)
+        d = _depth(v)
+        if d > self.config.max_nesting:
+            raise Malformed(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
+
+    def pop(self) -> Any:
+        if not self.stack:
+            raise Malformed("pickle stack underflow", self.offset)
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise Malformed("pickle MARK missing", self.offset)
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def top(self) -> Any:
+        if not self.stack:
+            raise Malformed("pickle stack underflow", self.offset)
+        return self.stack[-1]
+
+    # -- argument decoding ------------------------------------------------------------------------------
+    def _arg(self, kind: str | None) -> Any:
+        r = self.r
+        if kind is None:
+            return None
+        if kind == "uint1":
+            return r.read_byte()
+        if kind == "uint2":
+            return int.from_bytes(r.read(2), "little")
+        if kind == "int4":
+            return int.from_bytes(r.read(4), "little", signed=True)
+        if kind == "uint4":
+            return int.from_bytes(r.read(4), "little")
+        if kind == "uint8":
+            return int.from_bytes(r.read(8), "little")
+        if kind == "float8":
+            r.skip(8)
+            return 0.0
+        if kind in ("long1", "long4"):
+            n = r.read_byte() if kind == "long1" else int.from_bytes(r.read(4), "little", signed=True)
+            if n < 0:
+                raise Malformed("negative LONG length", self.offset)
+            if n > 64:
+                r.skip(n)
+                return Opaque("long")
+            return int.from_bytes(r.read(n), "little", signed=True)
+        if kind in ("string1", "bytes1", "unicodestring1"):
+            return self._blob(r.read_byte(), kind)
+        if kind in ("string4", "bytes4", "unicodestring4"):
+            n = int.from_bytes(r.read(4), "little", signed=(kind == "string4"))
+            if n < 0:
+                raise Malformed("negative string length", self.offset)
+            return self._blob(n, kind)
+        if kind in ("bytes8", "unicodestring8", "bytearray8"):
+            return self._blob(int.from_bytes(r.read(8), "little"), kind)
+        if kind == "stringnl":
+            line = r.readline().rstrip(b"\r")
+            if len(line) < 2 or line[:1] not in (b"'", b'"') or line[-1:] != line[:1]:
+                raise Malformed("malformed STRING argument", self.offset)
+            raw = codecs.escape_decode(line[1:-1])[0]
+            try:
+                return raw.decode("ascii")
+            except UnicodeDecodeError:
+                return raw
+        if kind == "stringnl_noescape":
+            return r.readline().decode("utf-8", "replace")
+        if kind == "stringnl_noescape_pair":
+            return (r.readline().decode("utf-8", "replace"), r.readline().decode("utf-8", "replace"))
+        if kind == "unicodestringnl":
+            return r.readline().decode("raw-unicode-escape")
+        if kind in ("decimalnl_short", "decimalnl_long"):
+            line = r.readline().strip()
+            if line in (b"00", b"01") and kind == "decimalnl_short":
+                return line == b"01"
+            if not _INT_RE.fullmatch(line):
+                raise Malformed("malformed INT/LONG argument", self.offset)
+            digits = line.rstrip(b"L")
+            return int(digits) if len(digits) < 4000 else Opaque("long")
+        if kind == "floatnl":
+            line = r.readline().strip()
+            try:
+                return float(line)
+            except ValueError as exc:
+                raise Malformed("malformed FLOAT argument", self.offset) from exc
+        raise Malformed(f"unknown argument kind {kind}", self.offset)
+
+    def _blob(self, n: int, kind: str) -> Any:
+        r = self.r
+        if n > r.remaining():
+            raise Malformed(f"truncated: {n}-byte operand at offset {self.offset}", self.offset)
+        if n > STR_CAP:
+            r.skip(n)
+            return Opaque("str" if kind.startswith("unicode") else "bytes")
+        data = r.read(n)
+        if kind.startswith("unicode"):
+            try:
+                return data.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise Malformed("invalid UTF-8 in string operand", self.offset) from exc
+        if kind == "string1" or kind == "string4":
+            try:
+                return data.decode("ascii")
+            except UnicodeDecodeError:
+                return data
+        return data
+
+    # -- main loop --------------------------------------------------------------------------------------
+    def run(self) -> PickleResult:
+        r = self.r
+        start = r.pos
+        limit = start + self.config.max_pickle_bytes
+        max_ops = self.config.max_pickle_ops
+        handlers = self._handlers
+        kinds = _ARG_KINDS
+        ops = 0
+        while True:
+            self.offset = r.pos
+            if self.offset > limit:
+                raise Malformed("pickle stream exceeds max_pickle_bytes", self.offset)
+            code = r.read_byte()
+            entry = kinds.get(code)
+            if entry is None:
+                raise Malformed(f"invalid pickle opcode 0x{code:02x}", self.offset)
+            name, kind = entry
+            arg = self._arg(kind)
+            if name == "STOP":
+                value = self.pop() if self.stack else None
+                if self.metastack:
+                    value = Opaque("unbalanced")
+                return PickleResult(value, start, r.pos, self.globals, self.persistent)
+            handlers[name](arg)
+            ops += 1
+            if ops > max_ops:
+                raise Malformed("pickle has more opcodes than max_pickle_ops", self.offset)
+
+    # -- opcode handlers (named op_<OPCODE>) ------------------------------------------------------------
+    def op_PROTO(self, arg: int) -> None:
+        if arg > 5:
+            raise Malformed(f"unsupported pickle protocol {arg}", self.offset)
+
+    def op_FRAME(self, arg: int) -> None:
+        return None
+
+    def _push_value(self, arg: Any) -> None:
+        self.push(arg)
+
+    op_INT = op_BININT = op_BININT1 = op_BININT2 = op_LONG = op_LONG1 = op_LONG4 = _push_value
+    op_STRING = op_BINSTRING = op_SHORT_BINSTRING = op_BINBYTES = op_SHORT_BINBYTES = _push_value
+    op_BINBYTES8 = op_UNICODE = op_BINUNICODE = op_SHORT_BINUNICODE = op_BINUNICODE8 = _push_value
+    op_FLOAT = op_BINFLOAT = _push_value
+
+    def op_BYTEARRAY8(self, arg: Any) -> None:
+        self.push(Opaque("bytearray"))
+
+    def op_NONE(self, arg: None) -> None:
+        self.push(None)
+
+    def op_NEWTRUE(self, arg: None) -> None:
+        self.push(True)
+
+    def op_NEWFALSE(self, arg: None) -> None:
+        self.push(False)
+
+    def op_NEXT_BUFFER(self, arg: None) -> None:
+        self.push(Opaque("buffer"))
+
+    def op_READONLY_BUFFER(self, arg: None) -> None:
+        self.top()
+
+    def op_EMPTY_LIST(self, arg: None) -> None:
+        self.push(Box("list"))
+
+    def op_EMPTY_DICT(self, arg: None) -> None:
+        self.push(Box("dict"))
+
+    def op_EMPTY_TUPLE(self, arg: None) -> None:
+        self.push(Box("tuple"))
+
+    def op_EMPTY_SET(self, arg: None) -> None:
+        self.push(Box("set"))
+
+    def op_MARK(self, arg: None) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+        if len(self.metastack) > self.config.max_nesting:
+            raise Malformed(f"pickle MARK nesting deeper than {self.config.max_nesting}", self.offset)
+
+    def op_LIST(self, arg: None) -> None:
+        self.push(Box("list", self.pop_mark()))
+
+    def op_TUPLE(self, arg: None) -> None:
+        self.push(Box("tuple", self.pop_mark()))
+
+    def op_FROZENSET(self, arg: None) -> None:
+        self.push(Box("set", self.pop_mark()))
+
+    def op_TUPLE1(self, arg: None) -> None:
+        self.push(Box("tuple", [self.pop()]))
+
+    def op_TUPLE2(self, arg: None) -> None:
+        b = self.pop()
+        a = self.pop()
+        self.push(Box("tuple", [a, b]))
+
+    def op_TUPLE3(self, arg: None) -> None:
+        c = self.pop()
+        b = self.pop()
+        a = self.pop()
+        self.push(Box("tuple", [a, b, c]))
+
+    def op_DICT(self, arg: None) -> None:
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise Malformed("odd number of items for DICT", self.offset)
+        box = Box("dict")
+        self._mutate(box, items, pairs=True)
+        self.push(box)
+
+    def _mutate(self, target: Any, items: list[Any], pairs: bool) -> None:
+        if isinstance(target, Box):
+            if pairs:
+                for i in range(0, len(items) - 1, 2):
+                    if len(target.items) < ITEM_CAP:
+                        target.items.append((items[i], items[i + 1]))
+                    else:
+                        target.truncated = True
+                depth = max((_depth(v) for v in items), default=0) + 1
+                target.depth = max(target.depth, depth)
+            else:
+                target.extend(items)
+            if target.depth > self.config.max_nesting:
+                raise Malformed(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
+        elif isinstance(target, Global):
+            self._issue(
+                "pickle-global-mutation",
+                Severity.high,
+                f"mutates the imported object {target.full}",
+                target.full,
+            )
+        elif not isinstance(target, Obj):
+            raise Malformed("container operation on a scalar", self.offset)
+
+    def op_APPEND(self, arg: None) -> None:
+        v = self.pop()
+        self._mutate(self.top(), [v], pairs=False)
+
+    def op_APPENDS(self, arg: None) -> None:
+        items = self.pop_mark()
+        self._mutate(self.top(), items, pairs=False)
+
+    def op_ADDITEMS(self, arg: None) -> None:
+        items = self.pop_mark()
+        self._mutate(self.top(), items, pairs=False)
+
+    def op_SETITEM(self, arg: None) -> None:
+        v = self.pop()
+        k = self.pop()
+        self._mutate(self.top(), [k, v], pairs=True)
+
+    def op_SETITEMS(self, arg: None) -> None:
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise Malformed("odd number of items for SETITEMS", self.offset)
+        self._mutate(self.top(), items, pairs=True)
+
+    def op_POP(self, arg: None) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self.pop_mark()
+
+    def op_POP_MARK(self, arg: None) -> None:
+        self.pop_mark()
+
+    def op_DUP(self, arg: None) -> None:
+        self.push(self.top())
+
+    def _put(self, idx: int) -> None:
+        if idx < 0:
+            raise Malformed("negative memo index", self.offset)
+        self.memo[idx] = self.top()
+        if len(self.memo) > self.config.max_memo:
+            raise Malformed("pickle memo exceeds its bound", self.offset)
+
+    def op_PUT(self, arg: Any) -> None:
+        self._put(int(arg))
+
+    op_BINPUT = op_LONG_BINPUT = op_PUT
+
+    def op_MEMOIZE(self, arg: None) -> None:
+        self._put(len(self.memo))
+
+    def op_GET(self, arg: Any) -> None:
+        idx = int(arg)
+        if idx not in self.memo:
+            raise Malformed(f"memo key {idx} read before it was written", self.offset)
+        self.push(self.memo[idx])
+
+    op_BINGET = op_LONG_BINGET = op_GET
+
+    def op_GLOBAL(self, arg: tuple[str, str]) -> None:
+        self.push(self._check_global(arg[0], arg[1]))
+
+    def op_STACK_GLOBAL(self, arg: None) -> None:
+        name = self.pop()
+        module = self.pop()
+        if not isinstance(module, str) or not isinstance(name, str):
+            self._issue(
+                "pickle-unresolved-global",
+                Severity.critical,
+                "STACK_GLOBAL operands are not plain strings (cannot be resolved statically)",
+            )
+            self.push(Global("<unresolved>", "<unresolved>"))
+            return
+        self.push(self._check_global(module, name))
+
+    def op_INST(self, arg: tuple[str, str]) -> None:
+        args = self.pop_mark()
+        g = self._check_global(arg[0], arg[1])
+        self.push(Obj(g.full, Box("tuple", args)))
+
+    def op_OBJ(self, arg: None) -> None:
+        items = self.pop_mark()
+        if not items:
+            raise Malformed("OBJ without a class", self.offset)
+        ctor = self._callee(items[0], "OBJ")
+        self.push(Obj(ctor, Box("tuple", items[1:])))
+
+    def op_REDUCE(self, arg: None) -> None:
+        args = self.pop()
+        func = self.pop()
+        ctor = self._callee(func, "REDUCE")
+        self.push(Obj(ctor, args))
+
+    def op_NEWOBJ(self, arg: None) -> None:
+        args = self.pop()
+        cls = self.pop()
+        self.push(Obj(self._callee(cls, "NEWOBJ"), args))
+
+    def op_NEWOBJ_EX(self, arg: None) -> None:
+        kwargs = self.pop()
+        args = self.pop()
+        cls = self.pop()
+        self.push(Obj(self._callee(cls, "NEWOBJ_EX"), Box("tuple", [args, kwargs])))
+
+    def op_BUILD(self, arg: None) -> None:
+        state = self.pop()
+        target = self.top()
+        if isinstance(target, Global):
+            self._issue(
+                "pickle-global-mutation",
+                Severity.high,
+                f"BUILD sets attributes on the imported object {target.full}",
+                target.full,
+            )
+            return
+        if isinstance(target, Obj):
+            target.state = state
+            target.depth = max(target.depth, _depth(state) + 1)
+            if target.ctor == JOBLIB_WRAPPER:
+                self._joblib_array(target)
+        elif not isinstance(target, Box | Opaque):
+            raise Malformed("BUILD on a scalar", self.offset)
+
+    def _ext(self, arg: int) -> None:
+        self._issue(
+            "pickle-extension-code",
+            Severity.critical,
+            f"extension-registry code {arg} (copyreg) cannot be resolved statically",
+            f"<ext {arg}>",
+        )
+        self.push(Global("<ext>", str(arg)))
+
+    op_EXT1 = op_EXT2 = op_EXT4 = _ext
+
+    def op_PERSID(self, arg: str) -> None:
+        self.persistent.append(arg)
+        self.push(Obj("<persistent>", arg))
+
+    def op_BINPERSID(self, arg: None) -> None:
+        pid = self.pop()
+        if len(self.persistent) < 1_000_000:
+            self.persistent.append(plain(pid))
+        self.push(Obj("<persistent>", pid))
+
+    # -- joblib -----------------------------------------------------------------------------------------
+    def _joblib_array(self, wrapper: Obj) -> None:
+        state = plain(wrapper.state)
+        if not isinstance(state, dict):
+            raise Malformed("joblib NumpyArrayWrapper without a state dict", self.offset)
+        dtype = state.get("dtype")
+        shape = state.get("shape")
+        if not isinstance(dtype, Obj) or dtype.ctor not in ("numpy.dtype",):
+            raise Malformed("joblib array dtype is not a numpy.dtype", self.offset)
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise Malformed("joblib array shape is not a tuple of sizes", self.offset)
+        itemsize, has_object = _dtype_size(dtype)
+        if has_object:
+            nested = PickleAnalyzer(self.r, config=self.config, issues=self.issues, member=self.member)
+            nested.run()
+            self.globals.extend(nested.globals)
+            return
+        if "numpy_array_alignment_bytes" in state and state["numpy_array_alignment_bytes"] is not None:
+            pad = self.r.read_byte()
+            if pad > 64:
+                raise Malformed("joblib padding byte out of range", self.offset)
+            self.r.skip(pad)
+        count = 1
+        for d in shape:
+            count *= d
+        self.r.skip(count * itemsize)
+
+
+def _valid_dotted(text: str) -> bool:
+    return bool(text) and len(text) < 1024 and all(part.isidentifier() for part in text.split("."))
+
+
+def _dtype_size(dtype: Obj) -> tuple[int, bool]:
+    args = plain(dtype.args)
+    state = plain(dtype.state)
+    if not isinstance(args, tuple) or not args or not isinstance(args[0], str):
+        raise Malformed("joblib dtype arguments are not understood")
+    code = args[0]
+    flags = state[7] if isinstance(state, tuple) and len(state) > 7 and isinstance(state[7], int) else 0
+    if code.startswith("O") or flags & 1:
+        return 0, True
+    if isinstance(state, tuple) and len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
+        return state[5], False
+    m = re.fullmatch(r"[a-zA-Z?]+(\d+)", code)
+    if not m:
+        raise Malformed(f"joblib dtype {code!r} has no item size")
+    return int(m.group(1)), False
+
+
+def analyze_pickle(reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str) -> PickleResult:
+    """Analyse one pickle starting at the reader's position; findings are appended to ``issues``."""
+    return PickleAnalyzer(reader, config=config, issues=issues, member=member).run()
+
+
+_PROTO0_START = frozenset(bytes([c]) for c in b"(]})cNILSVFXKJMUTG")
+
+
+def looks_like_pickle(head: bytes) -> bool:
+    """Cheap pre-check: protocol 2+ header, or a first byte that begins protocol 0/1 pickles."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    return bool(head) and head[:1] in _PROTO0_START
+
+
+__all__ = ["Box", "Global", "Obj", "Opaque", "PickleResult", "analyze_pickle", "looks_like_pickle", "plain"]

@@ -1,0 +1,624 @@
+"""Format detection by magic bytes and structure, and the recursive walk through containers.
+
+A file is never judged by its extension. Containers (zip, tar, gzip/bz2/xz/zlib streams) are opened with bounded
+streaming decompression and walked to ``max_depth``; every member is detected and analysed in turn, and the
+archive structure itself is checked (local header vs central directory, CRCs, duplicate names, traversal,
+overlapping entries, prefix data of polyglots).
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import re
+import struct
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bastion.scan._allowlist import STORAGE_ELEMENT_SIZE
+from bastion.scan._formats import (
+    check_gguf,
+    check_keras_config,
+    check_onnx,
+    check_safetensors,
+    looks_like_safetensors,
+    parse_npy_header,
+    path_traversal,
+)
+from bastion.scan._io import CHUNK, Malformed, Reader, Source
+from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
+from bastion.scan._pickle import Global, analyze_pickle, looks_like_pickle, plain
+
+LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_TORCH_PROTOCOL = 1001
+_TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")
+_LEGACY_TAR = frozenset({"sys_info", "pickle", "storages", "tensors"})
+
+
+class _Bomb(Exception):
+    pass
+
+
+class SourceFile(io.RawIOBase):
+    """A file object over a :class:`Source` (for zipfile, tarfile and h5py)."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.src.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.src.size - self._pos
+        data = self.src.read_at(self._pos, n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class _Walk:
+    config: ScanConfig
+    path: Path
+    issues: list[Issue] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+    inflated: int = 0
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+    def adder(self, member: str) -> Any:
+        def add(
+            rule: str, severity: Severity, message: str, callable_: str | None = None, offset: int | None = None
+        ) -> None:
+            if len(self.issues) < 1000:
+                self.issues.append(Issue(rule, severity, message, member, callable_, offset))
+
+        return add
+
+    def error(self, member: str, message: str) -> None:
+        self.errors.append(ScanError(message, member))
+
+    # -- entry ------------------------------------------------------------------------------------------
+    def scan(self, src: Source, member: str, depth: int) -> str:
+        if depth > self.config.max_depth:
+            self.error(member, f"containers nested deeper than max_depth={self.config.max_depth}")
+            return "nested"
+        try:
+            fmt = self._dispatch(src, member, depth)
+        except Malformed as exc:
+            where = f" (offset {exc.offset})" if exc.offset is not None else ""
+            self.error(member, f"{exc}{where}")
+            fmt = "malformed"
+        except _Bomb as exc:
+            self.adder(member)("archive-bomb", Severity.high, str(exc))
+            fmt = "bomb"
+        except RecursionError:
+            self.error(member, "input nested too deeply to analyse")
+            fmt = "malformed"
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, tarfile.TarError, struct.error) as exc:
+            self.error(member, f"could not read ({type(exc).__name__}: {str(exc)[:120]})")
+            fmt = "malformed"
+        self.members.append(f"{member or '.'}: {fmt}")
+        return fmt
+
+    def _dispatch(self, src: Source, member: str, depth: int) -> str:
+        if src.size == 0:
+            raise Malformed("empty file")
+        head = src.read_at(0, 512)
+        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _find_eocd(src) is not None:
+            return self._zip(src, member, depth)
+        if head[:6] == b"\x93NUMPY":
+            return self._npy(src, member)
+        if head[:4] == b"GGUF":
+            check_gguf(src, self.config, self.adder(member))
+            return "gguf"
+        if head[:8] == b"\x89HDF\r\n\x1a\n":
+            return self._hdf5(src, member)
+        if head[:2] == b"\x1f\x8b":
+            return self._stream(src, member, depth, "gzip")
+        if head[:3] == b"BZh":
+            return self._stream(src, member, depth, "bz2")
+        if head[:6] == b"\xfd7zXZ\x00":
+            return self._stream(src, member, depth, "xz")
+        if head[:3] == b"\x5d\x00\x00":
+            return self._stream(src, member, depth, "lzma")
+        if head[:4] == b"\x04\x22\x4d\x18":
+            raise Malformed("lz4-compressed stream: install the lz4 package to analyse it")
+        if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+            return self._stream(src, member, depth, "zlib")
+        if _is_tar(head):
+            return self._tar(src, member, depth)
+        if looks_like_safetensors(head, src.size):
+            check_safetensors(src, self.config)
+            return "safetensors"
+        if looks_like_pickle(head):
+            return self._pickle(src, member, depth, text_ok=head[0] != 0x80)
+        if head[:1] == b"\x08":
+            check_onnx(src, self.config, self.adder(member), model_dir=self._model_dir(member))
+            return "onnx"
+        if _is_text(src):
+            return self._text(src, member)
+        raise Malformed("unrecognised format (not a model file bastion can analyse)")
+
+    def _model_dir(self, member: str) -> Path | None:
+        return self.path.parent if not member else None
+
+    # -- leaf formats -----------------------------------------------------------------------------------
+    def _text(self, src: Source, member: str) -> str:
+        first = src.read_at(0, 64).lstrip()
+        if first[:1] in (b"{", b"[") and src.size <= self.config.max_header_bytes:
+            try:
+                check_keras_config(src.read_at(0, src.size), self.adder(member), what="JSON")
+                return "json"
+            except Malformed:
+                return "text"
+        return "text"
+
+    def _npy(self, src: Source, member: str) -> str:
+        dtype, shape, offset = parse_npy_header(src, self.config)
+        if dtype.hasobject:
+            analyze_pickle(src.reader(offset), config=self.config, issues=self.issues, member=member)
+            return "npy-object"
+        count = 1
+        for d in shape:
+            count *= d
+        if offset + count * dtype.itemsize > src.size:
+            raise Malformed(".npy data is shorter than its header says")
+        return "npy"
+
+    def _hdf5(self, src: Source, member: str) -> str:
+        try:
+            import h5py
+        except ImportError as exc:
+            raise Malformed("the h5py package is needed to analyse HDF5 files (extra 'scan')") from exc
+        fmt = "hdf5"
+        try:
+            with h5py.File(SourceFile(src), "r") as h5:
+                for attr in ("model_config", "training_config"):
+                    if attr in h5.attrs:
+                        value = h5.attrs[attr]
+                        raw = value if isinstance(value, bytes) else str(value).encode()
+                        check_keras_config(raw, self.adder(member), what=f"HDF5 {attr}")
+                        fmt = "keras-h5"
+        except (OSError, KeyError, TypeError) as exc:
+            raise Malformed(f"unreadable HDF5 ({type(exc).__name__})") from exc
+        return fmt
+
+    # -- pickles ----------------------------------------------------------------------------------------
+    def _pickle(self, src: Source, member: str, depth: int, *, text_ok: bool) -> str:
+        r = src.reader()
+        before = len(self.issues)
+        try:
+            res = analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+        except Malformed:
+            if text_ok and len(self.issues) == before and _is_text(src):
+                return self._text(src, member)
+            raise
+        if isinstance(res.value, int) and res.value == LEGACY_TORCH_MAGIC:
+            return self._torch_legacy(r, member)
+        fmt = "joblib" if "joblib.numpy_pickle.NumpyArrayWrapper" in res.globals else "pickle"
+        while r.remaining() > 0:
+            if not looks_like_pickle(r.peek(2)):
+                self.members.append(f"{member or '.'}: {r.remaining()} trailing bytes after the pickle")
+                break
+            try:
+                analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+            except Malformed:
+                self.members.append(f"{member or '.'}: trailing bytes after the pickle are not a pickle")
+                break
+        return fmt
+
+    def _torch_legacy(self, r: Reader, member: str) -> str:
+        def next_pickle() -> Any:
+            return analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+
+        if next_pickle().value != LEGACY_TORCH_PROTOCOL:
+            raise Malformed("legacy torch file with an unknown protocol version")
+        next_pickle()  # sys_info
+        main = next_pickle()
+        keys = plain(next_pickle().value)
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise Malformed("legacy torch storage key list is not a list of strings")
+        sizes: dict[str, int] = {}
+        for pid in main.persistent:
+            if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[1], Global):
+                size = STORAGE_ELEMENT_SIZE.get(pid[1].name)
+                if size is None:
+                    raise Malformed(f"legacy torch storage type {pid[1].full} unknown")
+                sizes[str(pid[2])] = size
+        for key in keys:
+            if key not in sizes:
+                raise Malformed(f"legacy torch storage {key!r} has no type")
+            numel = int.from_bytes(r.read(8), "little", signed=True)
+            if numel < 0:
+                raise Malformed("legacy torch storage with a negative size")
+            r.skip(numel * sizes[key])
+        if r.remaining():
+            self.members.append(f"{member or '.'}: {r.remaining()} trailing bytes after the storages")
+        return "torch-legacy"
+
+    def _torch_tar_records(self, src: Source, name: str, member: str) -> None:
+        r = src.reader()
+
+        def next_value() -> Any:
+            return plain(analyze_pickle(r, config=self.config, issues=self.issues, member=member).value)
+
+        count = next_value()
+        if not isinstance(count, int) or count < 0 or count > self.config.max_archive_members:
+            raise Malformed(f"legacy torch tar '{name}' record count invalid")
+        for _ in range(count):
+            record = next_value()
+            if not isinstance(record, tuple) or len(record) != 3:
+                raise Malformed(f"legacy torch tar '{name}' record invalid")
+            if name == "storages":
+                storage_type = record[2]
+                size = STORAGE_ELEMENT_SIZE.get(storage_type.name) if isinstance(storage_type, Global) else None
+                if size is None:
+                    raise Malformed("legacy torch tar storage type unknown")
+                r.skip(int.from_bytes(r.read(8), "little") * size)
+            else:
+                ndim = int.from_bytes(r.read(4), "little", signed=True)
+                if not 0 <= ndim <= 64:
+                    raise Malformed("legacy torch tar tensor rank invalid")
+                r.skip(4 + 16 * ndim + 8)
+
+    # -- compressed streams -----------------------------------------------------------------------------
+    def _stream(self, src: Source, member: str, depth: int, kind: str) -> str:
+        inner = self._decompress(src, kind, member)
+        try:
+            fmt = self.scan(inner, f"{member}!<{kind}>" if member else f"<{kind}>", depth + 1)
+        finally:
+            inner.fh.close()
+        return f"{kind}:{fmt}"
+
+    def _decompress(self, src: Source, kind: str, member: str) -> Source:
+        def new() -> Any:
+            if kind == "gzip":
+                return zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if kind == "zlib":
+                return zlib.decompressobj()
+            if kind == "bz2":
+                return bz2.BZ2Decompressor()
+            return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
+
+        out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller
+        d = new()
+        consumed = produced = 0
+        pos = 0
+        try:
+            while pos < src.size:
+                block = src.read_at(pos, CHUNK)
+                pos += len(block)
+                consumed += len(block)
+                for chunk in _feed(d, block):
+                    produced += len(chunk)
+                    self._charge(len(chunk), produced, consumed, member or kind)
+                    out.write(chunk)
+                if d.eof:
+                    rest_at = pos - len(d.unused_data)
+                    if rest_at < src.size:
+                        magic = src.read_at(rest_at, 3)
+                        if (kind == "gzip" and magic[:2] == b"\x1f\x8b") or (kind == "bz2" and magic == b"BZh"):
+                            d = new()
+                            pos = rest_at
+                            continue
+                        self.members.append(f"{member or '.'}: trailing bytes after the {kind} stream")
+                    break
+            if not d.eof:
+                raise Malformed(f"truncated {kind} stream")
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+            out.close()
+            raise Malformed(f"corrupt {kind} stream ({exc})") from exc
+        except BaseException:
+            out.close()
+            raise
+        return Source(out, 0, produced)  # type: ignore[arg-type]
+
+    def _charge(self, n: int, produced: int, consumed: int, what: str) -> None:
+        self.inflated += n
+        if self.inflated > self.config.max_archive_bytes:
+            raise _Bomb(f"{what}: decompressed size exceeds max_archive_bytes={self.config.max_archive_bytes}")
+        if produced > (1 << 20) and produced > self.config.max_archive_ratio * max(consumed, 1):
+            raise _Bomb(f"{what}: compression ratio above max_archive_ratio={self.config.max_archive_ratio:g}")
+
+    # -- zip --------------------------------------------------------------------------------------------
+    def _zip(self, src: Source, member: str, depth: int) -> str:
+        add = self.adder(member)
+        try:
+            zf = zipfile.ZipFile(SourceFile(src))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+            raise Malformed(f"invalid zip archive ({exc})") from exc
+        infos = zf.infolist()
+        if len(infos) > self.config.max_archive_members:
+            raise Malformed("zip has more members than max_archive_members")
+        names = [i.filename for i in infos]
+        is_torch = any(n.endswith("data.pkl") for n in names) and any(
+            n == "version" or n.endswith(("/version", ".data/version")) for n in names
+        )
+        is_keras = "config.json" in names and "metadata.json" in names
+        fmt = "torch-zip" if is_torch else "keras" if is_keras else "zip"
+        if names and all(n.endswith(".npy") for n in names):
+            fmt = "npz"
+        seen: set[str] = set()
+        spans: list[tuple[int, int, str]] = []
+        for info in infos:
+            name = info.filename
+            child = f"{member}!{name}" if member else name
+            if name in seen:
+                add("archive-duplicate-name", Severity.high, f"zip holds {name!r} more than once", offset=None)
+            seen.add(name)
+            if path_traversal(name):
+                add("archive-path-traversal", Severity.high, f"zip member name {name[:120]!r} escapes")
+            data_start = self._zip_local_header(src, info, add)
+            spans.append((info.header_offset, data_start + info.compress_size, name))
+            if data_start + info.compress_size > src.size:
+                raise Malformed(f"zip member {name!r} runs past the end of the archive")
+            if info.flag_bits & 0x1:
+                self.error(child, "encrypted zip member cannot be analysed")
+                continue
+            if name.endswith("/"):
+                continue
+            if is_torch and _TORCH_DATA.fullmatch(name):
+                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                    add("zip-tensor-compressed", Severity.medium, f"tensor data {name!r} is not stored raw")
+                continue
+            raw = src.window(data_start, info.compress_size)
+            try:
+                view = self._zip_member(raw, info, child)
+            except _Bomb as exc:
+                self.adder(child)("archive-bomb", Severity.high, str(exc))
+                continue
+            except Malformed as exc:
+                self.error(child, str(exc))
+                continue
+            try:
+                if self._crc(view) != info.CRC:
+                    self.adder(child)("zip-crc-mismatch", Severity.medium, f"CRC of {name!r} does not match")
+                if is_keras and name == "config.json":
+                    check_keras_config(view.read_at(0, view.size), self.adder(child), what="config.json")
+                    self.members.append(f"{child}: keras-config")
+                else:
+                    self.scan(view, child, depth + 1)
+            except Malformed as exc:
+                self.error(child, str(exc))
+            finally:
+                if view.fh is not src.fh:
+                    view.fh.close()
+        spans.sort()
+        for (a_start, a_end, a_name), (b_start, _, b_name) in zip(spans, spans[1:], strict=False):
+            if b_start < a_end:
+                add("zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap")
+        first = min((s for s, _, _ in spans), default=0)
+        if first > 0:
+            self.scan(src.window(0, first), f"{member}!<prefix>" if member else "<prefix>", depth + 1)
+        return fmt
+
+    def _zip_local_header(self, src: Source, info: zipfile.ZipInfo, add: Any) -> int:
+        header = src.read_at(info.header_offset, 30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise Malformed(f"zip local header of {info.filename!r} missing")
+        (_, _, flags, method, _, _, crc, csize, usize, nlen, elen) = struct.unpack("<4sHHHHHIIIHH", header)
+        raw_name = src.read_at(info.header_offset + 30, nlen)
+        local_name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        problems = []
+        if local_name != info.orig_filename:
+            problems.append(f"name {local_name[:60]!r} vs {info.orig_filename[:60]!r}")
+        if method != info.compress_type:
+            problems.append(f"method {method} vs {info.compress_type}")
+        if (flags ^ info.flag_bits) & ~0x8 & 0xFFFF:
+            problems.append(f"flags 0x{flags:x} vs 0x{info.flag_bits:x}")
+        if not flags & 0x8:
+            for what, local, central in (
+                ("crc", crc, info.CRC),
+                ("compressed size", csize, info.compress_size),
+                ("size", usize, info.file_size),
+            ):
+                if local != central and local != 0xFFFFFFFF:
+                    problems.append(f"{what} {local} vs {central}")
+        if problems:
+            add(
+                "zip-header-mismatch",
+                Severity.high,
+                f"local header and central directory disagree for {info.filename[:80]!r}: {'; '.join(problems)}",
+            )
+        return info.header_offset + 30 + nlen + elen
+
+    def _zip_member(self, raw: Source, info: zipfile.ZipInfo, child: str) -> Source:
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.compress_size != info.file_size:
+                raise Malformed("stored zip member whose sizes differ")
+            return raw
+        try:
+            d = zipfile._get_decompressor(info.compress_type)  # type: ignore[attr-defined]
+        except NotImplementedError as exc:
+            raise Malformed(f"zip compression method {info.compress_type} not supported") from exc
+        out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller
+        produced = consumed = 0
+        try:
+            pos = 0
+            while pos < raw.size:
+                block = raw.read_at(pos, CHUNK)
+                pos += len(block)
+                consumed += len(block)
+                for chunk in _feed(d, block):
+                    produced += len(chunk)
+                    self._charge(len(chunk), produced, consumed, child)
+                    out.write(chunk)
+            if hasattr(d, "flush"):
+                tail = d.flush()
+                produced += len(tail)
+                out.write(tail)
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+            out.close()
+            raise Malformed(f"corrupt compressed zip member ({exc})") from exc
+        except BaseException:
+            out.close()
+            raise
+        if produced != info.file_size:
+            self.adder(child)(
+                "zip-header-mismatch",
+                Severity.high,
+                f"member inflates to {produced} bytes, the central directory says {info.file_size}",
+            )
+        return Source(out, 0, produced)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _crc(src: Source) -> int:
+        crc = 0
+        pos = 0
+        while pos < src.size:
+            block = src.read_at(pos, CHUNK * 4)
+            crc = zlib.crc32(block, crc)
+            pos += len(block)
+        return crc
+
+    # -- tar --------------------------------------------------------------------------------------------
+    def _tar(self, src: Source, member: str, depth: int) -> str:
+        add = self.adder(member)
+        try:
+            tf = tarfile.open(fileobj=SourceFile(src), mode="r:")  # noqa: SIM115 - closed below
+        except tarfile.TarError as exc:
+            raise Malformed(f"invalid tar archive ({exc})") from exc
+        members: list[tarfile.TarInfo] = []
+        with tf:
+            while True:
+                try:
+                    info = tf.next()
+                except tarfile.TarError as exc:
+                    raise Malformed(f"corrupt tar header ({exc})") from exc
+                if info is None:
+                    break
+                members.append(info)
+                if len(members) > self.config.max_archive_members:
+                    raise Malformed("tar has more members than max_archive_members")
+        names = {m.name for m in members}
+        legacy = _LEGACY_TAR <= names
+        seen: set[str] = set()
+        for info in members:
+            child = f"{member}!{info.name}" if member else info.name
+            if info.name in seen and not info.isdir():
+                add("archive-duplicate-name", Severity.high, f"tar holds {info.name!r} more than once")
+            seen.add(info.name)
+            if path_traversal(info.name):
+                add("archive-path-traversal", Severity.high, f"tar member name {info.name[:120]!r} escapes")
+            if info.issym() or info.islnk():
+                target = info.linkname
+                if path_traversal(target) or ".." in Path(info.name).parent.joinpath(target).parts:
+                    add("archive-link-escape", Severity.high, f"tar link {info.name!r} -> {target[:120]!r}")
+                continue
+            if info.ischr() or info.isblk() or info.isfifo():
+                add("archive-special-file", Severity.medium, f"tar member {info.name!r} is a device or FIFO")
+                continue
+            if not info.isfile():
+                continue
+            if info.sparse:
+                self.error(child, "sparse tar member cannot be analysed")
+                continue
+            view = src.window(info.offset_data, info.size)
+            if legacy and info.name in ("storages", "tensors"):
+                try:
+                    self._torch_tar_records(view, info.name, child)
+                    self.members.append(f"{child}: torch-legacy-{info.name}")
+                except Malformed as exc:
+                    self.error(child, str(exc))
+                continue
+            self.scan(view, child, depth + 1)
+        return "torch-legacy-tar" if legacy else "tar"
+
+
+def _feed(d: Any, data: bytes) -> Any:
+    """Decompress ``data`` in bounded pieces (so a bomb is caught after at most CHUNK bytes more)."""
+    if hasattr(d, "unconsumed_tail"):  # zlib
+        yield d.decompress(data, CHUNK)
+        while d.unconsumed_tail and not d.eof:
+            yield d.decompress(d.unconsumed_tail, CHUNK)
+    elif isinstance(d, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+        yield d.decompress(data, CHUNK)
+        while not d.eof and not d.needs_input:
+            yield d.decompress(b"", CHUNK)
+    else:  # zipfile's LZMA wrapper has no output bound
+        yield d.decompress(data)
+
+
+def _find_eocd(src: Source) -> int | None:
+    if src.size < 22:
+        return None
+    tail_len = min(src.size, 22 + 0xFFFF)
+    tail = src.read_at(src.size - tail_len, tail_len)
+    idx = tail.rfind(b"PK\x05\x06")
+    while idx >= 0:
+        if idx + 22 <= len(tail):
+            comment_len = int.from_bytes(tail[idx + 20 : idx + 22], "little")
+            if idx + 22 + comment_len == len(tail):
+                return src.size - tail_len + idx
+        idx = tail.rfind(b"PK\x05\x06", 0, idx)
+    return None
+
+
+def _is_tar(head: bytes) -> bool:
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    try:
+        stored = int(head[148:156].split(b"\x00", 1)[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+    return stored == computed and head[0] != 0
+
+
+def _is_text(src: Source) -> bool:
+    data = src.read_at(0, 1 << 16)
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3 and len(data) == 1 << 16
+    return True
+
+
+def scan_file(path: Path, config: ScanConfig) -> FileReport:
+    walk = _Walk(config=config, path=path)
+    try:
+        with path.open("rb") as fh:
+            src = Source(fh)
+            size = src.size
+            fmt = walk.scan(src, "", 0)
+    except OSError as exc:
+        return FileReport(str(path), "unreadable", 0, errors=(ScanError(f"cannot read ({exc.strerror})"),))
+    return FileReport(
+        path=str(path),
+        format=fmt,
+        size=size,
+        issues=tuple(walk.issues),
+        errors=tuple(walk.errors),
+        members=tuple(walk.members),
+    )
+
+
+__all__ = ["SourceFile", "scan_file"]

@@ -1,0 +1,313 @@
+"""Gateway settings: one frozen object built from ``[serve]`` in bastion.toml and an optional ``--config`` file.
+
+Unknown keys raise :class:`~bastion.errors.ConfigError`; every field has a safe default, so a gateway with no
+configuration at all authenticates, rate-limits consumers at 100 requests per minute, runs the extraction
+monitor and answers consumers with rounded top-k probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import ConfigError
+
+MONITOR_ACTIONS: tuple[str, ...] = ("alert", "throttle", "label-only", "block")
+OUTPUT_MODES: tuple[str, ...] = ("probabilities", "top-k", "label")
+
+DEFAULT_RATE_LIMITS: Mapping[str, str] = {
+    "consumer": "100/minute",
+    "admin": "6000/minute",
+    "auditor": "600/minute",
+    "deployer": "600/minute",
+    "ml-engineer": "600/minute",
+    "data-scientist": "600/minute",
+}
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """Per-identity moving-window limits (``limits`` notation), by role; ``default`` for unlisted roles."""
+
+    per_role: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    default: str = "100/minute"
+    throttled: str = "10/minute"
+    key_prefix: str = "bastion-rl"
+
+    def limit_for(self, role: str) -> str:
+        return self.per_role.get(role, self.default)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Extraction monitor: PRADA (Shapiro-Wilk over nearest distances) plus an input-space coverage monitor."""
+
+    enabled: bool = True
+    action: str = "label-only"
+    delta: float = 0.90
+    min_queries: int = 50
+    history: int = 512
+    distance_window: int = 256
+    coverage_threshold: float = 0.90
+    coverage_window: int = 128
+    coverage_bits: int = 6
+    key_prefix: str = "bastion-mon"
+
+
+@dataclass(frozen=True)
+class InputGuardConfig:
+    """Request-size, shape, dtype and value-range checks; feature squeezing is optional."""
+
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 256
+    min_value: float | None = 0.0
+    max_value: float | None = 1.0
+    feature_squeezing: bool = False
+    squeeze_bits: int = 4
+    squeeze_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    mode: str = "top-k"
+    top_k: int = 3
+    decimals: int | None = 3
+
+
+DEFAULT_OUTPUT_RULES: Mapping[str, OutputRule] = {
+    "consumer": OutputRule(mode="top-k", top_k=3, decimals=3),
+    "admin": OutputRule(mode="probabilities", top_k=0, decimals=None),
+    "auditor": OutputRule(mode="label", top_k=0, decimals=None),
+}
+
+
+@dataclass(frozen=True)
+class OutputPolicyConfig:
+    per_role: Mapping[str, OutputRule] = field(default_factory=lambda: dict(DEFAULT_OUTPUT_RULES))
+    default: OutputRule = field(default_factory=lambda: OutputRule(mode="label", top_k=0, decimals=None))
+    redact_pii: bool = True
+
+    def rule_for(self, role: str) -> OutputRule:
+        return self.per_role.get(role, self.default)
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    """Optional JWT bearer tokens (ES256/RS256), verified against a public key file."""
+
+    public_key_file: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = ("ES256", "RS256")
+    role_claim: str = "role"
+    models_claim: str = "models"
+    leeway_s: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.public_key_file is not None
+
+
+@dataclass(frozen=True)
+class KeyReleaseConfig:
+    """What the key-release policy demands of the attestation evidence."""
+
+    evidence_formats: tuple[str, ...] = ("bastion-software-v1",)
+    allowed_package_versions: tuple[str, ...] = ()
+    max_evidence_age_s: int = 60
+
+
+@dataclass(frozen=True)
+class ApiWatermarkConfig:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway needs besides the model and the identity store."""
+
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    redis_url: str | None = None
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    input_guard: InputGuardConfig = field(default_factory=InputGuardConfig)
+    output_policy: OutputPolicyConfig = field(default_factory=OutputPolicyConfig)
+    jwt: JwtConfig = field(default_factory=JwtConfig)
+    key_release: KeyReleaseConfig = field(default_factory=KeyReleaseConfig)
+    api_watermark: ApiWatermarkConfig = field(default_factory=ApiWatermarkConfig)
+    token_cache_s: float = 30.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: the ``config_digest`` claim of the attestation evidence."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=list).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+_SECTION_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "rate_limit",
+        "redis_url",
+        "output_policy",
+        "monitor",
+        "input_guard",
+        "key_release",
+        "jwt",
+        "api_watermark",
+    }
+)
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[serve.{where}] must be a table")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [serve.{where}]: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"[serve.{where}]: {exc}") from exc
+
+
+def _rate_limit(table: Any) -> RateLimitConfig:
+    from limits import parse
+
+    if not isinstance(table, Mapping):
+        raise ConfigError("[serve.rate_limit] must be a table")
+    base = RateLimitConfig()
+    per_role = dict(base.per_role)
+    per_role.update(table.get("per_role", {}))
+    extra = {k: v for k, v in table.items() if k != "per_role"}
+    cfg = _build(RateLimitConfig, {**extra, "per_role": per_role}, "rate_limit")
+    for spec in [*cfg.per_role.values(), cfg.default, cfg.throttled]:
+        try:
+            parse(str(spec))
+        except ValueError as exc:
+            raise ConfigError(f"[serve.rate_limit]: not a rate limit: {spec!r}") from exc
+    return cfg
+
+
+def _output_policy(table: Any) -> OutputPolicyConfig:
+    if not isinstance(table, Mapping):
+        raise ConfigError("[serve.output_policy] must be a table")
+    unknown = sorted(set(table) - {"per_role", "default", "redact_pii"})
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [serve.output_policy]: {', '.join(unknown)}")
+    rules = dict(DEFAULT_OUTPUT_RULES)
+    for role, rule in table.get("per_role", {}).items():
+        rules[role] = _build(OutputRule, rule, f"output_policy.per_role.{role}")
+    default = _build(OutputRule, table["default"], "output_policy.default") if "default" in table else None
+    cfg = OutputPolicyConfig(
+        per_role=rules,
+        default=default or OutputPolicyConfig().default,
+        redact_pii=bool(table.get("redact_pii", True)),
+    )
+    for rule in [*cfg.per_role.values(), cfg.default]:
+        if rule.mode not in OUTPUT_MODES:
+            raise ConfigError(f"[serve.output_policy]: mode must be one of {', '.join(OUTPUT_MODES)}")
+    return cfg
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
+    """Build a GatewayConfig from the ``[serve]`` table; ``host``/``port`` belong to the CLI and are skipped."""
+    unknown = sorted(set(data) - _SECTION_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [serve]: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    if "rate_limit" in data:
+        kwargs["rate_limit"] = _rate_limit(data["rate_limit"])
+    if "redis_url" in data:
+        kwargs["redis_url"] = str(data["redis_url"]) if data["redis_url"] else None
+    if "monitor" in data:
+        kwargs["monitor"] = _build(MonitorConfig, data["monitor"], "monitor")
+    if "input_guard" in data:
+        kwargs["input_guard"] = _build(InputGuardConfig, data["input_guard"], "input_guard")
+    if "output_policy" in data:
+        kwargs["output_policy"] = _output_policy(data["output_policy"])
+    if "jwt" in data:
+        kwargs["jwt"] = _build(JwtConfig, data["jwt"], "jwt")
+    if "key_release" in data:
+        kwargs["key_release"] = _build(KeyReleaseConfig, data["key_release"], "key_release")
+    if "api_watermark" in data:
+        kwargs["api_watermark"] = _build(ApiWatermarkConfig, data["api_watermark"], "api_watermark")
+    cfg = GatewayConfig(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: GatewayConfig) -> None:
+    """Reject settings that would leave a protection silently off or broken (fail closed)."""
+    mon = cfg.monitor
+    if mon.action not in MONITOR_ACTIONS:
+        raise ConfigError(f"[serve.monitor] action must be one of {', '.join(MONITOR_ACTIONS)}")
+    if not 0.0 < mon.delta < 1.0 or not 0.0 < mon.coverage_threshold <= 1.5:
+        raise ConfigError("[serve.monitor] delta must lie in (0, 1) and coverage_threshold in (0, 1.5]")
+    if mon.min_queries < 8 or mon.history < mon.min_queries or mon.distance_window < mon.min_queries:
+        raise ConfigError(
+            "[serve.monitor] need 8 <= min_queries <= history and min_queries <= distance_window"
+        )
+    if not 1 <= mon.coverage_bits <= 12 or mon.coverage_window < 8:
+        raise ConfigError("[serve.monitor] coverage_bits must lie in 1..12 and coverage_window >= 8")
+    guard = cfg.input_guard
+    if guard.max_body_bytes < 1024 or guard.max_batch < 1:
+        raise ConfigError("[serve.input_guard] max_body_bytes must be >= 1024 and max_batch >= 1")
+    if guard.min_value is not None and guard.max_value is not None and guard.min_value >= guard.max_value:
+        raise ConfigError("[serve.input_guard] min_value must be below max_value")
+    for alg in cfg.jwt.algorithms:
+        if alg not in ("ES256", "RS256"):
+            raise ConfigError("[serve.jwt] algorithms may only be ES256 and RS256")
+    if cfg.key_release.max_evidence_age_s <= 0 or not cfg.key_release.evidence_formats:
+        raise ConfigError("[serve.key_release] needs evidence_formats and a positive max_evidence_age_s")
+    if cfg.token_cache_s < 0 or cfg.token_cache_s > 300:
+        raise ConfigError("token cache lifetime must lie in 0..300 s")
+
+
+def load_gateway_config(
+    *, section: Mapping[str, Any] | None = None, config_file: str | Path | None = None
+) -> GatewayConfig:
+    """Merge bastion.toml's ``[serve]`` with a ``--config`` TOML file (its ``[serve]`` table wins key by key)."""
+    merged: dict[str, Any] = dict(section or {})
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        extra = sorted(set(data) - {"serve"})
+        if extra:
+            raise ConfigError(f"{path}: unknown section(s): {', '.join(extra)} (expected [serve])")
+        merged.update(data.get("serve", {}))
+    return config_from_mapping(merged)
+
+
+__all__ = [
+    "MONITOR_ACTIONS",
+    "OUTPUT_MODES",
+    "ApiWatermarkConfig",
+    "GatewayConfig",
+    "InputGuardConfig",
+    "JwtConfig",
+    "KeyReleaseConfig",
+    "MonitorConfig",
+    "OutputPolicyConfig",
+    "OutputRule",
+    "RateLimitConfig",
+    "config_from_mapping",
+    "load_gateway_config",
+    "validate",
+]

@@ -1,0 +1,60 @@
+"""Output policy per role: full probabilities, top-k, rounding, label-only.
+
+Less detail in the answer is the cheapest extraction defence (Tramèr et al., USENIX Security 2016: rounding and
+label-only answers raise the query cost of equation-solving and path-finding attacks). The extraction monitor
+can force a flagged client down to label-only whatever its role allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bastion.serve.config import OutputPolicyConfig, OutputRule
+from bastion.serve.protocol import encode_tensor
+
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "probabilities": ("probabilities", "label"),
+    "top-k": ("top_k_labels", "top_k_probabilities", "label"),
+    "label": ("label",),
+}
+
+
+class OutputPolicy:
+    def __init__(self, config: OutputPolicyConfig) -> None:
+        self.config = config
+
+    def rule(self, role: str, *, label_only: bool = False) -> OutputRule:
+        if label_only:
+            return OutputRule(mode="label", top_k=0, decimals=None)
+        return self.config.rule_for(role)
+
+    def render(
+        self, proba: np.ndarray, *, rule: OutputRule, requested: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The response tensors the rule allows (intersected with the names the client asked for)."""
+        labels = proba.argmax(axis=1).astype(np.int64)
+        tensors: dict[str, np.ndarray] = {"label": labels}
+        if rule.mode == "probabilities":
+            p = proba.astype(np.float32)
+            tensors["probabilities"] = np.round(p, rule.decimals) if rule.decimals is not None else p
+        elif rule.mode == "top-k":
+            k = max(1, min(rule.top_k, proba.shape[1]))
+            idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+            top = np.take_along_axis(proba, idx, axis=1).astype(np.float32)
+            tensors["top_k_labels"] = idx.astype(np.int64)
+            tensors["top_k_probabilities"] = (
+                np.round(top, rule.decimals) if rule.decimals is not None else top
+            )
+        names = OUTPUT_NAMES[rule.mode]
+        if requested:
+            names = tuple(n for n in names if n in requested)
+        return [encode_tensor(n, tensors[n]) for n in names]
+
+    @staticmethod
+    def known_output(name: str) -> bool:
+        return any(name in names for names in OUTPUT_NAMES.values())
+
+
+__all__ = ["OUTPUT_NAMES", "OutputPolicy"]

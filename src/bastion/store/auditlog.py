@@ -1,0 +1,448 @@
+"""The tamper-evident audit log: an append-only RFC 6962 Merkle tree with signed tree heads.
+
+Every entry is canonical JSON (``actor``, ``action``, ``target``, ``outcome``, ``details``, ``timestamp``,
+``index``) hashed as a Merkle leaf. Each append signs a new tree head (size, root, timestamp) with the home's
+Ed25519 key, in the same database transaction, under the store's write lock, so concurrent writers get
+distinct consecutive indices. :meth:`AuditLog.verify` recomputes every leaf and every root from the stored
+entries and checks them against the signed heads: an edited, deleted, reordered, inserted or truncated entry
+is detected. A rollback of entries *and* heads together is caught by the witness file (the latest signed head,
+kept outside the database) or by a head the caller saved earlier (``trusted=``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.store import merkle
+from bastion.store.db import utcnow, write_transaction
+from bastion.store.tables import audit_entries, tree_heads
+
+OUTCOMES = ("ok", "denied", "error")
+LOG_ID = "bastion-audit-log/v1"
+
+
+class HeadSigner(Protocol):
+    """What the log needs from a signing key (``crypto.signing.SigningKeys`` provides it)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def verify(self, data: bytes, signature: bytes) -> None: ...
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    index: int
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    timestamp: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "outcome": self.outcome,
+            "timestamp": self.timestamp,
+            "details": dict(self.details),
+        }
+
+    def leaf_data(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_leaf(cls, data: bytes) -> AuditEntry:
+        try:
+            obj = json.loads(data)
+            return cls(
+                index=int(obj["index"]),
+                actor=str(obj["actor"]),
+                action=str(obj["action"]),
+                target=str(obj["target"]),
+                outcome=str(obj["outcome"]),
+                timestamp=str(obj["timestamp"]),
+                details=dict(obj["details"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError("audit log: an entry is not valid canonical JSON") from exc
+
+
+@dataclass(frozen=True)
+class SignedTreeHead:
+    size: int
+    root_hash: bytes
+    timestamp: str
+    signature: bytes
+
+    def signed_data(self) -> bytes:
+        return tree_head_data(self.size, self.root_hash, self.timestamp)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log": LOG_ID,
+            "size": self.size,
+            "root_hash": self.root_hash.hex(),
+            "timestamp": self.timestamp,
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> SignedTreeHead:
+        try:
+            return cls(
+                size=int(obj["size"]),
+                root_hash=bytes.fromhex(obj["root_hash"]),
+                timestamp=str(obj["timestamp"]),
+                signature=bytes.fromhex(obj["signature"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError("not a valid signed tree head") from exc
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    path: tuple[bytes, ...]
+    root_hash: bytes
+
+    def verify(self) -> None:
+        merkle.verify_inclusion(
+            leaf=self.leaf_hash, index=self.index, size=self.tree_size, path=self.path, root=self.root_hash
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "path": [p.hex() for p in self.path],
+            "root_hash": self.root_hash.hex(),
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    path: tuple[bytes, ...]
+
+    def verify(self) -> None:
+        merkle.verify_consistency(
+            old_size=self.old_size,
+            new_size=self.new_size,
+            old_root=self.old_root,
+            new_root=self.new_root,
+            path=self.path,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "path": [p.hex() for p in self.path],
+        }
+
+
+@dataclass(frozen=True)
+class LogVerification:
+    size: int
+    root_hash: bytes
+    heads_checked: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "root_hash": self.root_hash.hex(), "heads_checked": self.heads_checked}
+
+
+def tree_head_data(size: int, root_hash: bytes, timestamp: str) -> bytes:
+    return canonical_json({"log": LOG_ID, "size": size, "root_hash": root_hash.hex(), "timestamp": timestamp})
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class AuditLog:
+    """Append-only Merkle audit log stored in the metadata database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        signer: HeadSigner,
+        *,
+        witness_path: str | os.PathLike[str] | None = None,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.witness_path = Path(witness_path) if witness_path is not None else None
+        self._now = now
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def append(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        outcome: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry and sign the new tree head, atomically."""
+        if outcome not in OUTCOMES:
+            raise InvalidInput(f"audit outcome must be one of {', '.join(OUTCOMES)}")
+        timestamp = self._now().isoformat()
+        with write_transaction(self.engine) as conn:
+            head = conn.execute(
+                sa.select(tree_heads.c.size, tree_heads.c.frontier)
+                .order_by(tree_heads.c.size.desc())
+                .limit(1)
+            ).first()
+            size, frontier = (int(head.size), merkle.unpack(head.frontier)) if head else (0, [])
+            entry = AuditEntry(
+                index=size,
+                actor=actor,
+                action=action,
+                target=target,
+                outcome=outcome,
+                timestamp=timestamp,
+                details=dict(details or {}),
+            )
+            data = entry.leaf_data()
+            leaf = merkle.leaf_hash(data)
+            frontier = merkle.frontier_append(frontier, size, leaf)
+            root = merkle.frontier_root(frontier)
+            signature = self.signer.sign(tree_head_data(size + 1, root, timestamp))
+            conn.execute(sa.insert(audit_entries).values(idx=size, data=data, leaf_hash=leaf))
+            conn.execute(
+                sa.insert(tree_heads).values(
+                    size=size + 1,
+                    root_hash=root,
+                    timestamp=timestamp,
+                    frontier=merkle.pack(frontier),
+                    signature=signature,
+                )
+            )
+        if self.witness_path is not None:  # after commit: the witness never runs ahead of the database
+            sth = SignedTreeHead(size=size + 1, root_hash=root, timestamp=timestamp, signature=signature)
+            self._write_witness(sth)
+        return entry
+
+    def _write_witness(self, head: SignedTreeHead) -> None:
+        assert self.witness_path is not None
+        current = self._witness_or_none()
+        if current is not None and current.size >= head.size:
+            return  # a concurrent writer already recorded a later head
+        _write_atomic(self.witness_path, canonical_json(head.to_dict()))
+
+    def _witness_or_none(self) -> SignedTreeHead | None:
+        try:
+            return self._witness()
+        except IntegrityError:
+            return None
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def _heads(self) -> list[SignedTreeHead]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tree_heads).order_by(tree_heads.c.size)).all()
+        return [
+            SignedTreeHead(
+                size=int(r.size), root_hash=r.root_hash, timestamp=r.timestamp, signature=r.signature
+            )
+            for r in rows
+        ]
+
+    def _leaves(self) -> list[tuple[int, bytes, bytes]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(audit_entries.c.idx, audit_entries.c.data, audit_entries.c.leaf_hash).order_by(
+                    audit_entries.c.idx
+                )
+            ).all()
+        return [(int(r.idx), r.data, r.leaf_hash) for r in rows]
+
+    def tree_head(self) -> SignedTreeHead:
+        """The latest signed tree head (its signature checked)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(tree_heads).order_by(tree_heads.c.size.desc()).limit(1)).first()
+        if r is None:
+            raise NotFound("the audit log is empty")
+        head = SignedTreeHead(
+            size=int(r.size), root_hash=r.root_hash, timestamp=r.timestamp, signature=r.signature
+        )
+        self._check_signature(head)
+        return head
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(audit_entries)).scalar_one())
+
+    def entries(self, *, start: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        query = (
+            sa.select(audit_entries.c.data).where(audit_entries.c.idx >= start).order_by(audit_entries.c.idx)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [AuditEntry.from_leaf(d) for d in conn.execute(query).scalars()]
+
+    def _check_signature(self, head: SignedTreeHead) -> None:
+        try:
+            self.signer.verify(head.signed_data(), head.signature)
+        except IntegrityError:
+            raise
+        except Exception as exc:  # any verifier failure is a bad signature
+            raise IntegrityError(f"audit log: tree head of size {head.size} has a bad signature") from exc
+
+    def _verified_leaves(self) -> list[bytes]:
+        hashes: list[bytes] = []
+        for expected, (idx, data, stored) in enumerate(self._leaves()):
+            if idx != expected:
+                raise IntegrityError(f"audit log: entry {expected} is missing (found {idx})")
+            entry = AuditEntry.from_leaf(data)
+            if entry.index != idx or entry.leaf_data() != data:
+                raise IntegrityError(f"audit log: entry {idx} was modified or moved")
+            leaf = merkle.leaf_hash(data)
+            if leaf != stored:
+                raise IntegrityError(f"audit log: entry {idx} does not match its leaf hash")
+            hashes.append(leaf)
+        return hashes
+
+    def verify(self, *, trusted: SignedTreeHead | None = None) -> LogVerification:
+        """Recompute the whole tree and check it against every signed head; raises IntegrityError."""
+        leaves = self._verified_leaves()
+        heads = self._heads()
+        if not heads and not leaves:
+            anchors = [h for h in (trusted, self._witness()) if h is not None and h.size > 0]
+            if anchors:
+                raise IntegrityError("audit log: entries were deleted (the log is empty)")
+            return LogVerification(size=0, root_hash=merkle.EMPTY_ROOT, heads_checked=0)
+        if not heads:
+            raise IntegrityError("audit log: entries exist without a signed tree head")
+        latest = heads[-1]
+        if len(leaves) > latest.size:
+            raise IntegrityError(
+                f"audit log: {len(leaves) - latest.size} entries are not covered by a signed head"
+            )
+        if len(leaves) < latest.size:
+            raise IntegrityError(
+                f"audit log: truncated ({len(leaves)} entries, signed head says {latest.size})"
+            )
+        by_size = {h.size: h for h in heads}
+        frontier: list[bytes] = []
+        for i, leaf in enumerate(leaves):
+            frontier = merkle.frontier_append(frontier, i, leaf)
+            head = by_size.get(i + 1)
+            if head is not None:
+                self._check_signature(head)
+                if merkle.frontier_root(frontier) != head.root_hash:
+                    raise IntegrityError(
+                        f"audit log: the tree of size {i + 1} does not match its signed head"
+                    )
+        for anchor in (trusted, self._witness()):
+            if anchor is None:
+                continue
+            self._check_signature(anchor)
+            if anchor.size > len(leaves):
+                raise IntegrityError(
+                    f"audit log: truncated ({len(leaves)} entries, a saved head says {anchor.size})"
+                )
+            if merkle.root_of(leaves[: anchor.size]) != anchor.root_hash:
+                raise IntegrityError(f"audit log: the first {anchor.size} entries changed since a saved head")
+        return LogVerification(size=latest.size, root_hash=latest.root_hash, heads_checked=len(heads))
+
+    def _witness(self) -> SignedTreeHead | None:
+        if self.witness_path is None or not self.witness_path.exists():
+            return None
+        try:
+            return SignedTreeHead.from_dict(json.loads(self.witness_path.read_bytes()))
+        except ValueError as exc:
+            raise IntegrityError("audit log: the witness head file is corrupt") from exc
+
+    # --- proofs ---------------------------------------------------------------------------------------------
+
+    def prove_inclusion(self, index: int, *, tree_size: int | None = None) -> InclusionProof:
+        """Audit path for entry ``index`` in the tree of ``tree_size`` (default: the latest signed head)."""
+        leaves = [leaf for _, _, leaf in self._leaves()]
+        size = len(leaves) if tree_size is None else tree_size
+        if not 0 <= index < size <= len(leaves):
+            raise NotFound(f"no audit entry {index} in a log of size {size}")
+        prefix = leaves[:size]
+        return InclusionProof(
+            index=index,
+            tree_size=size,
+            leaf_hash=prefix[index],
+            path=tuple(merkle.inclusion_path(index, prefix)),
+            root_hash=merkle.root_of(prefix),
+        )
+
+    def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        leaves = [leaf for _, _, leaf in self._leaves()]
+        if not 0 <= old_size <= new_size <= len(leaves):
+            raise InvalidInput(f"sizes must satisfy 0 <= old <= new <= {len(leaves)}")
+        prefix = leaves[:new_size]
+        return ConsistencyProof(
+            old_size=old_size,
+            new_size=new_size,
+            old_root=merkle.root_of(leaves[:old_size]),
+            new_root=merkle.root_of(prefix),
+            path=tuple(merkle.consistency_path(old_size, prefix)),
+        )
+
+    def signed_head(self, size: int) -> SignedTreeHead:
+        """The stored signed head of ``size`` entries (signature checked)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(tree_heads).where(tree_heads.c.size == size)).first()
+        if r is None:
+            raise NotFound(f"no signed tree head of size {size}")
+        head = SignedTreeHead(
+            size=int(r.size), root_hash=r.root_hash, timestamp=r.timestamp, signature=r.signature
+        )
+        self._check_signature(head)
+        return head
+
+
+__all__ = [
+    "OUTCOMES",
+    "AuditEntry",
+    "AuditLog",
+    "ConsistencyProof",
+    "HeadSigner",
+    "InclusionProof",
+    "LogVerification",
+    "SignedTreeHead",
+    "canonical_json",
+]

@@ -1,0 +1,120 @@
+"""Creating and opening a project home: ``init_project`` and ``open_vault``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import tomli_w
+
+from bastion.access import OWNER_ID, AccessControl, Identity
+from bastion.config import CONFIG_FILE, ENVIRONMENTS, TOKEN_ENV, get_passphrase, home_path, load_settings
+from bastion.crypto.kdf import KdfParams
+from bastion.crypto.keys import init_key_provider, open_key_provider
+from bastion.crypto.signing import SigningKeys
+from bastion.errors import ConfigError, Conflict, InvalidInput, NotFound
+from bastion.store.auditlog import AuditLog
+from bastion.store.blobs import FileBlobStore
+from bastion.store.db import ensure_tables, open_engine
+from bastion.vault.registry import Inspector, Vault
+
+WITNESS_FILE = "audit-head.json"
+
+
+def init_project(
+    *,
+    home: str | os.PathLike[str] | None = None,
+    passphrase: str,
+    database_url: str | None = None,
+    default_env: str = "dev",
+    kdf: KdfParams | None = None,
+    inspectors: Sequence[Inspector] | None = None,
+) -> Vault:
+    """Create a project home: bastion.toml, key ring, signing keys, database, blob store, the owner (admin).
+
+    ``kdf`` overrides the passphrase KDF parameters (tests pass ``KdfParams.unsafe_fast()``).
+    """
+    if not passphrase:
+        raise InvalidInput("an empty passphrase is not allowed")
+    if default_env not in ENVIRONMENTS:
+        raise InvalidInput(f"default_env must be one of {', '.join(ENVIRONMENTS)}")
+    root = home_path(home)
+    if (root / CONFIG_FILE).exists():
+        raise Conflict(f"a bastion project already exists at {root}")
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config: dict[str, dict[str, str]] = {
+        "project": {"name": root.parent.name or "bastion", "default_env": default_env}
+    }
+    if database_url:
+        config["database"] = {"url": database_url}
+    tmp = root / (CONFIG_FILE + ".tmp")
+    tmp.write_text(tomli_w.dumps(config), encoding="utf-8")
+    settings = load_settings(root, must_exist=False)
+    keys = init_key_provider(settings, passphrase, kdf=kdf)
+    signer = SigningKeys.create(root, passphrase, kdf=kdf)
+    engine = open_engine(settings.database_url)
+    ensure_tables(engine)
+    settings.blob_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    audit = AuditLog(engine, signer, witness_path=root / WITNESS_FILE)
+    owner = AccessControl(engine, audit).create_owner()
+    os.replace(tmp, root / CONFIG_FILE)  # the home exists only once everything above succeeded
+    settings = load_settings(root)
+    audit.append(actor=owner.name, action="project:init", target=str(root), outcome="ok", details=None)
+    return Vault(
+        settings=settings,
+        engine=engine,
+        keys=keys,
+        blobs=FileBlobStore(settings.blob_dir),
+        audit=audit,
+        access=AccessControl(engine, audit, actor=owner),
+        identity=owner,
+        signer=signer,
+        inspectors=inspectors,
+    )
+
+
+def open_vault(
+    *,
+    home: str | os.PathLike[str] | None = None,
+    passphrase: str | None = None,
+    token: str | None = None,
+    inspectors: Sequence[Inspector] | None = None,
+) -> Vault:
+    """Open a project's vault as the identity of ``token`` / ``$BASTION_TOKEN``, else the local owner."""
+    settings = load_settings(home)
+    if passphrase is None:
+        passphrase = get_passphrase()
+    keys = open_key_provider(settings, passphrase)
+    signer = SigningKeys.open(settings.home, passphrase)
+    engine = open_engine(settings.database_url)
+    ensure_tables(engine)
+    audit = AuditLog(engine, signer, witness_path=settings.home / WITNESS_FILE)
+    control = AccessControl(engine, audit)
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    identity: Identity
+    if token:
+        identity = control.authenticate(token)
+    else:
+        try:
+            identity = control.identity_by_id(OWNER_ID)
+        except NotFound as exc:
+            raise ConfigError(f"the project at {settings.home} has no owner identity") from exc
+    return Vault(
+        settings=settings,
+        engine=engine,
+        keys=keys,
+        blobs=FileBlobStore(settings.blob_dir),
+        audit=audit,
+        access=AccessControl(engine, audit, actor=identity),
+        identity=identity,
+        signer=signer,
+        inspectors=inspectors,
+    )
+
+
+def home_exists(home: str | os.PathLike[str] | None = None) -> bool:
+    return (Path(home_path(home)) / CONFIG_FILE).is_file()
+
+
+__all__ = ["WITNESS_FILE", "home_exists", "init_project", "open_vault"]

@@ -1,0 +1,146 @@
+"""References to artifact versions and the frozen records the vault returns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+from bastion.config import ENVIRONMENTS
+from bastion.errors import InvalidInput
+
+ArtifactName = NewType("ArtifactName", str)
+KINDS: tuple[str, ...] = ("model", "dataset")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_name(name: str) -> ArtifactName:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid artifact name {name!r}: letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return ArtifactName(name)
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """``NAME`` (latest version), ``NAME:VERSION`` or ``NAME@ENV`` (latest version currently in ENV)."""
+
+    name: ArtifactName
+    version: int | None = None
+    env: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | ArtifactRef) -> ArtifactRef:
+        if isinstance(text, ArtifactRef):
+            return text
+        if not isinstance(text, str):
+            raise InvalidInput("an artifact reference must be a string such as NAME, NAME:3 or NAME@prod")
+        if ":" in text:
+            name, _, ver = text.partition(":")
+            if not ver.isdigit() or int(ver) < 1 or len(ver) > 9:
+                raise InvalidInput(f"bad version in {text!r}: versions are positive integers")
+            return cls(name=check_name(name), version=int(ver))
+        if "@" in text:
+            name, _, env = text.partition("@")
+            if env not in ENVIRONMENTS:
+                raise InvalidInput(f"bad environment in {text!r} (one of {', '.join(ENVIRONMENTS)})")
+            return cls(name=check_name(name), env=env)
+        return cls(name=check_name(text))
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}:{self.version}"
+        if self.env is not None:
+            return f"{self.name}@{self.env}"
+        return str(self.name)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    namespace: str
+    data: Mapping[str, Any]
+    created_at: str
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "data": dict(self.data),
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    """One immutable version of a model or data set, as recorded (and signed) in the registry."""
+
+    name: ArtifactName
+    version: int
+    kind: str
+    env: str
+    manifest_digest: str
+    size: int
+    files: tuple[FileEntry, ...]
+    created_at: str
+    created_by: str
+    classification: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    annotations: tuple[Annotation, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "env": self.env,
+            "manifest_digest": self.manifest_digest,
+            "size": self.size,
+            "files": [f.to_dict() for f in self.files],
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "classification": self.classification,
+            "tags": dict(self.tags),
+            "metadata": dict(self.metadata),
+            "annotations": [a.to_dict() for a in self.annotations],
+        }
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    env: str
+    kek_version: int
+    rewrapped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env, "kek_version": self.kek_version, "rewrapped": self.rewrapped}
+
+
+__all__ = [
+    "KINDS",
+    "Annotation",
+    "ArtifactName",
+    "ArtifactRef",
+    "ArtifactVersion",
+    "FileEntry",
+    "KeyRotation",
+    "check_name",
+]

@@ -1,0 +1,945 @@
+"""The registry: push / pull / verify / promote of encrypted, signed, immutable artifact versions.
+
+Push: the files are signed in place with OpenSSF model-signing (the signed per-file SHA-256 digests are the
+manifest's truth), a version number is reserved, the bastion manifest (name, version, kind, files, the
+model-signing bundle's digest) is signed with the home's Ed25519 key, a fresh data key (DEK) is wrapped by the
+environment's KEK, and each file is streamed through the segmented AEAD with associated data
+``name ‖ version ‖ manifest digest ‖ path`` into the content-addressed blob store. One database transaction
+then makes the version visible; a crash before it leaves at most orphan blobs and a burnt version number.
+
+Pull and verify trust nothing in the database that the signatures do not cover: rows are cross-checked
+against the signed manifest, every blob is authenticated segment by segment, every plaintext digest is
+compared, and pull renames its temporary directory into place only when everything verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bastion.access import AccessControl, Identity, allowed
+from bastion.config import ENVIRONMENTS, Settings
+from bastion.crypto.aead import decrypt_stream, encrypt_stream
+from bastion.crypto.interface import KekInfo, KeyProvider, WrappedKey, new_dek
+from bastion.errors import (
+    AccessDenied,
+    BastionError,
+    Conflict,
+    CryptoError,
+    DependencyMissing,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+)
+from bastion.store.auditlog import (
+    AuditEntry,
+    AuditLog,
+    ConsistencyProof,
+    InclusionProof,
+    LogVerification,
+    SignedTreeHead,
+    canonical_json,
+)
+from bastion.store.blobs import BlobStore, FileBlobStore
+from bastion.store.db import utcnow, write_transaction
+from bastion.store.tables import (
+    artifacts,
+    files,
+    version_annotations,
+    version_reservations,
+    versions,
+    wrapped_keys,
+)
+from bastion.vault._io import ThreadedHashWriter
+from bastion.vault.refs import (
+    KINDS,
+    Annotation,
+    ArtifactRef,
+    ArtifactVersion,
+    FileEntry,
+    KeyRotation,
+    check_name,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "bastion-manifest/v1"
+SIGNATURE_FILE = "model.sig"
+RESERVED_NAMES = frozenset({SIGNATURE_FILE})
+INSPECTOR_GROUP = "bastion.inspectors"
+# Which permission (besides reading the version) an annotation namespace needs.
+ANNOTATION_PERMISSIONS: Mapping[str, str] = {
+    "audit": "audit:run",
+    "privacy": "privacy:train",
+    "watermark": "watermark:embed",
+    "scan": "data:scan",
+    "data": "data:protect",
+    "governance": "audit:run",
+}
+_DEFAULT_ANNOTATION_PERMISSION = "registry:push"
+_NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+Inspector = Callable[[Path], None]
+
+
+def _iso(value: dt.datetime) -> str:
+    """ISO 8601 in UTC (SQLite hands timezone-aware columns back naive)."""
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _lp(*fields: bytes) -> bytes:
+    return b"".join(struct.pack(">I", len(f)) + f for f in fields)
+
+
+def file_associated_data(name: str, version: int, manifest_digest: str, path: str) -> bytes:
+    """AEAD associated data binding a file's ciphertext to its place in the registry."""
+    return b"bastion-file-v1" + _lp(
+        name.encode(), str(version).encode(), manifest_digest.encode(), path.encode("utf-8")
+    )
+
+
+def public_key_path(out: Path) -> Path:
+    """Where pull writes the manifest public key: ``OUT.pub.pem`` beside the pulled directory ``OUT``."""
+    return out.with_name(out.name + ".pub.pem")
+
+
+def dek_context(name: str, version: int) -> bytes:
+    """Associated data of a DEK wrap: a wrap cannot be moved to another version."""
+    return b"bastion-dek-v1" + _lp(name.encode(), str(version).encode())
+
+
+def bundle_resources(bundle: bytes) -> dict[str, str]:
+    """``{path: sha256}`` from a model-signing bundle's signed in-toto payload (raises IntegrityError)."""
+    try:
+        doc = json.loads(bundle)
+        payload = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"], validate=True))
+        resources = payload["predicate"]["resources"]
+        out: dict[str, str] = {}
+        for r in resources:
+            if r["algorithm"] != "sha256" or not isinstance(r["name"], str):
+                raise ValueError("unexpected resource")
+            out[r["name"]] = str(r["digest"])
+        return out
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise IntegrityError("the model-signing signature is malformed") from exc
+
+
+def _load_inspectors() -> list[Inspector]:
+    found: list[Inspector] = []
+    for ep in entry_points(group=INSPECTOR_GROUP):
+        try:
+            found.append(ep.load())
+        except (ImportError, AttributeError) as exc:
+            logger.warning("artifact inspector %s could not be loaded: %s", ep.name, exc)
+    return found
+
+
+class Vault:
+    """A project's registry, opened for one identity. Build with ``open_vault`` or ``init_project``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        keys: KeyProvider,
+        blobs: BlobStore,
+        audit: AuditLog,
+        access: AccessControl,
+        identity: Identity,
+        signer: Any,
+        inspectors: Sequence[Inspector] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.keys = keys
+        self.blobs = blobs
+        self.audit = audit
+        self.access = access
+        self.identity = identity
+        self.signer = signer
+        self._inspectors = None if inspectors is None else list(inspectors)
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _check(self, permission: str, *, model: str | None = None, env: str | None = None) -> None:
+        self.access.check(self.identity, permission, model=model, env=env)
+
+    def _log(self, action: str, target: str, outcome: str = "ok", **details: Any) -> None:
+        self.audit.append(
+            actor=self.identity.name, action=action, target=target, outcome=outcome, details=details
+        )
+
+    @contextmanager
+    def _logged_failure(self, action: str, target: str) -> Iterator[None]:
+        """Audit-log a failure (other than a denial, which the check logged) and re-raise it."""
+        try:
+            yield
+        except AccessDenied:
+            raise
+        except BastionError as exc:
+            outcome = "denied" if exc.exit_code == 1 else "error"
+            with suppress(BastionError):
+                self._log(action, target, outcome, error=type(exc).__name__)
+            raise
+
+    def _tmp_root(self) -> Path:
+        path = self.settings.home / "tmp"
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    def create_token(
+        self, *, name: str, role: str, models: Sequence[str] = (), envs: Sequence[str] = ()
+    ) -> tuple[Identity, str]:
+        """A new API token (admin only); the token string is returned once and never stored."""
+        return self.access.create_token(name=name, role=role, models=models, envs=envs)
+
+    def authenticate(self, token: str) -> Identity:
+        return self.access.authenticate(token)
+
+    # --- reading records ---------------------------------------------------------------------------------
+
+    def _current_wraps(self) -> Any:
+        latest = (
+            sa.select(wrapped_keys.c.version_id, sa.func.max(wrapped_keys.c.id).label("wid"))
+            .group_by(wrapped_keys.c.version_id)
+            .subquery()
+        )
+        return latest
+
+    def _query(self) -> Any:
+        latest = self._current_wraps()
+        return (
+            sa.select(
+                versions,
+                artifacts.c.name,
+                artifacts.c.kind,
+                wrapped_keys.c.env,
+                wrapped_keys.c.wrapped,
+                wrapped_keys.c.kek_version,
+            )
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .join(latest, latest.c.version_id == versions.c.id)
+            .join(wrapped_keys, wrapped_keys.c.id == latest.c.wid)
+        )
+
+    def _resolve(self, conn: Connection, ref: ArtifactRef) -> Any:
+        if conn.execute(sa.select(artifacts.c.id).where(artifacts.c.name == ref.name)).first() is None:
+            raise NotFound(f"no artifact named {ref.name!r}")
+        q = self._query().where(artifacts.c.name == ref.name)
+        if ref.version is not None:
+            q = q.where(versions.c.version == ref.version)
+        if ref.env is not None:
+            q = q.where(wrapped_keys.c.env == ref.env)
+        row = conn.execute(q.order_by(versions.c.version.desc()).limit(1)).first()
+        if row is None:
+            if ref.version is not None:
+                raise NotFound(f"{ref.name} has no version {ref.version}")
+            if ref.env is not None:
+                raise NotFound(f"{ref.name} has no version in {ref.env}")
+            raise NotFound(f"{ref.name} has no committed version")
+        return row
+
+    def _file_rows(self, conn: Connection, version_id: int) -> list[Any]:
+        return list(
+            conn.execute(sa.select(files).where(files.c.version_id == version_id).order_by(files.c.path))
+        )
+
+    def _annotations(self, conn: Connection, version_id: int) -> tuple[Annotation, ...]:
+        rows = conn.execute(
+            sa.select(version_annotations)
+            .where(version_annotations.c.version_id == version_id)
+            .order_by(version_annotations.c.id)
+        )
+        return tuple(
+            Annotation(
+                namespace=r.namespace,
+                data=json.loads(r.data_json),
+                created_at=_iso(r.created_at),
+                created_by=r.created_by,
+            )
+            for r in rows
+        )
+
+    def _record(
+        self, row: Any, file_rows: Sequence[Any], notes: tuple[Annotation, ...] = ()
+    ) -> ArtifactVersion:
+        return ArtifactVersion(
+            name=check_name(row.name),
+            version=int(row.version),
+            kind=row.kind,
+            env=row.env,
+            manifest_digest=row.manifest_digest,
+            size=int(row.size),
+            files=tuple(FileEntry(path=f.path, sha256=f.sha256, size=int(f.size)) for f in file_rows),
+            created_at=_iso(row.created_at),
+            created_by=row.created_by,
+            classification=row.classification,
+            tags=json.loads(row.tags_json),
+            metadata=json.loads(row.metadata_json),
+            annotations=notes,
+        )
+
+    def _verify_record(self, row: Any, file_rows: Sequence[Any]) -> dict[str, Any]:
+        """Cross-check the rows of a version against its signed manifest; returns the manifest."""
+        manifest_bytes = bytes(row.manifest)
+        try:
+            self.signer.verify(manifest_bytes, bytes(row.manifest_signature))
+        except IntegrityError:
+            raise
+        except Exception as exc:  # any verifier failure is a bad signature
+            raise IntegrityError(f"{row.name}:{row.version}: manifest signature does not verify") from exc
+        try:
+            manifest = json.loads(manifest_bytes)
+        except ValueError as exc:
+            raise IntegrityError(f"{row.name}:{row.version}: manifest is not valid JSON") from exc
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        tags = json.loads(row.tags_json)
+        meta = json.loads(row.metadata_json)
+        expected = {
+            "format": MANIFEST_FORMAT,
+            "name": row.name,
+            "version": int(row.version),
+            "kind": row.kind,
+            "classification": row.classification,
+            "tags": tags,
+            "metadata": meta,
+        }
+        if row.manifest_digest != digest or any(manifest.get(k) != v for k, v in expected.items()):
+            raise IntegrityError(f"{row.name}:{row.version}: database row does not match the signed manifest")
+        if hashlib.sha256(bytes(row.bundle)).hexdigest() != manifest.get("bundle_sha256"):
+            raise IntegrityError(
+                f"{row.name}:{row.version}: model-signing signature does not match the manifest"
+            )
+        signed_files = {f["path"]: (f["sha256"], f["size"]) for f in manifest["files"]}
+        if bundle_resources(bytes(row.bundle)) != {p: d for p, (d, _) in signed_files.items()}:
+            raise IntegrityError(f"{row.name}:{row.version}: model-signing digests do not match the manifest")
+        rows = {f.path: (f.sha256, int(f.size)) for f in file_rows}
+        if rows != signed_files or int(row.size) != sum(s for _, s in signed_files.values()):
+            raise IntegrityError(f"{row.name}:{row.version}: file rows do not match the signed manifest")
+        return manifest
+
+    def _unwrap(self, row: Any) -> bytes:
+        try:
+            wrapped = WrappedKey.from_json(bytes(row.wrapped))
+            if wrapped.env != row.env or wrapped.kek_version != row.kek_version:
+                raise IntegrityError("wrapped key metadata mismatch")
+            return self.keys.unwrap(wrapped, context=dek_context(row.name, int(row.version)))
+        except (CryptoError, IntegrityError, NotFound, ValueError) as exc:
+            raise IntegrityError(f"{row.name}:{row.version}: the wrapped data key does not verify") from exc
+
+    def _decrypt_all(self, row: Any, manifest: Mapping[str, Any], dek: bytes, out: Path | None) -> None:
+        """Decrypt every file (into ``out`` or nowhere), checking each plaintext digest."""
+        for f in manifest["files"]:
+            path = str(f["path"])
+            blob = self._blob_for(row, path)
+            ad = file_associated_data(row.name, int(row.version), row.manifest_digest, path)
+            target: Path | None = None
+            if out is not None:
+                target = out / path
+                if out.resolve() not in target.resolve().parents:
+                    raise IntegrityError(f"{row.name}:{row.version}: unsafe path in manifest")
+                target.parent.mkdir(parents=True, exist_ok=True)
+            sink = target.open("wb") if target is not None else None
+            try:
+                writer = ThreadedHashWriter(sink)
+                try:
+                    with self._open_blob(row, blob) as src:
+                        decrypt_stream(key=dek, src=src, dst=writer, associated_data=ad)  # type: ignore[arg-type]
+                except BaseException:
+                    writer.abort()
+                    raise
+                digest = writer.close()
+                if sink is not None:
+                    sink.flush()
+                    os.fsync(sink.fileno())
+            finally:
+                if sink is not None:
+                    sink.close()
+            if digest != f["sha256"] or writer.size != int(f["size"]):
+                raise IntegrityError(f"{row.name}:{row.version}: {path} does not match its signed digest")
+
+    def _blob_for(self, row: Any, path: str) -> str:
+        with self.engine.connect() as conn:
+            blob = conn.execute(
+                sa.select(files.c.blob).where(files.c.version_id == row.id, files.c.path == path)
+            ).scalar_one_or_none()
+        if blob is None:
+            raise IntegrityError(f"{row.name}:{row.version}: {path} has no blob")
+        return str(blob)
+
+    @contextmanager
+    def _open_blob(self, row: Any, blob: str) -> Iterator[Any]:
+        try:
+            handle = self.blobs.open(blob)
+        except (NotFound, InvalidInput) as exc:
+            raise IntegrityError(f"{row.name}:{row.version}: a blob is missing from the blob store") from exc
+        with handle:
+            yield handle
+
+    # --- push ----------------------------------------------------------------------------------------------
+
+    def push(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        kind: str = "model",
+        env: str | None = None,
+        classification: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        allow_unsafe: bool = False,
+    ) -> ArtifactVersion:
+        """Sign, encrypt and store ``path`` (a file or a directory) as the next version of ``name``."""
+        check_name(name)
+        env = env or self.settings.default_env
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+        if env not in ENVIRONMENTS:
+            raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
+        tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        meta = dict(metadata or {})
+        try:
+            canonical_json(meta)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("metadata must be JSON-serialisable") from exc
+        self._check("registry:push", model=name, env=env)
+        if allow_unsafe and self.identity.role != "admin":
+            self.audit.append(
+                actor=self.identity.name,
+                action="registry:push",
+                target=name,
+                outcome="denied",
+                details={"reason": "allow_unsafe needs admin", "env": env},
+            )
+            raise AccessDenied(f"{self.identity.name} ({self.identity.role}) may not push with allow_unsafe")
+        source = Path(path)
+        if not source.exists():
+            raise NotFound(f"no such file or directory: {source}")
+        with self._logged_failure("registry:push", name):
+            self._inspect(source, name=name, allow_unsafe=allow_unsafe)
+            with self._staged(source) as staged:
+                return self._push_staged(
+                    staged,
+                    name=name,
+                    kind=kind,
+                    env=env,
+                    classification=classification,
+                    tags=tags,
+                    meta=meta,
+                    allow_unsafe=allow_unsafe,
+                )
+
+    def _inspect(self, source: Path, *, name: str, allow_unsafe: bool) -> None:
+        inspectors = _load_inspectors() if self._inspectors is None else self._inspectors
+        if not inspectors:
+            if not allow_unsafe:
+                raise DependencyMissing(
+                    "no artifact inspector is installed, so push refuses",
+                    hint="install bastion's scanner, or push with --allow-unsafe as admin",
+                )
+            logger.warning("pushing %s without any artifact inspection (allow_unsafe)", name)
+            return
+        for inspector in inspectors:
+            inspector(source)
+
+    @contextmanager
+    def _staged(self, source: Path) -> Iterator[Path]:
+        """A directory holding exactly the artifact's files (a single file is hard-linked into one)."""
+        if source.is_dir():
+            for p in source.rglob("*"):
+                if p.is_symlink():
+                    raise InvalidInput(f"symbolic links are not pushed: {p}")
+            for reserved in RESERVED_NAMES:
+                if (source / reserved).exists():
+                    raise InvalidInput(f"{reserved} is reserved for the signature written on pull")
+            yield source
+            return
+        if not source.is_file():
+            raise InvalidInput(f"not a regular file or directory: {source}")
+        if source.name in RESERVED_NAMES:
+            raise InvalidInput(f"{source.name} is reserved for the signature written on pull")
+        tmp = Path(tempfile.mkdtemp(prefix="stage-", dir=self._tmp_root()))
+        try:
+            try:
+                os.link(source, tmp / source.name)
+            except OSError:
+                shutil.copy2(source, tmp / source.name)
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _reserve(self, name: str, kind: str) -> tuple[int, int]:
+        for _ in range(10):
+            try:
+                with write_transaction(self.engine) as conn:
+                    art = conn.execute(sa.select(artifacts).where(artifacts.c.name == name)).first()
+                    if art is None:
+                        art_id = conn.execute(
+                            sa.insert(artifacts).values(
+                                name=name, kind=kind, created_at=utcnow(), created_by=self.identity.name
+                            )
+                        ).inserted_primary_key[0]  # type: ignore[index]
+                    else:
+                        if art.kind != kind:
+                            raise Conflict(f"{name} is a {art.kind}, not a {kind}")
+                        art_id = art.id
+                    top = max(
+                        conn.execute(
+                            sa.select(sa.func.max(versions.c.version)).where(versions.c.artifact_id == art_id)
+                        ).scalar()
+                        or 0,
+                        conn.execute(
+                            sa.select(sa.func.max(version_reservations.c.version)).where(
+                                version_reservations.c.artifact_id == art_id
+                            )
+                        ).scalar()
+                        or 0,
+                    )
+                    conn.execute(
+                        sa.insert(version_reservations).values(
+                            artifact_id=art_id,
+                            version=top + 1,
+                            reserved_at=utcnow(),
+                            reserved_by=self.identity.name,
+                        )
+                    )
+                    return int(art_id), top + 1
+            except sa.exc.IntegrityError:
+                continue  # a concurrent pusher took the number: take the next one
+        raise ServiceError("could not reserve a version number (too much contention)")
+
+    def _push_staged(
+        self,
+        staged: Path,
+        *,
+        name: str,
+        kind: str,
+        env: str,
+        classification: str | None,
+        tags: dict[str, str],
+        meta: dict[str, Any],
+        allow_unsafe: bool,
+    ) -> ArtifactVersion:
+        tmp = Path(tempfile.mkdtemp(prefix="push-", dir=self._tmp_root()))
+        try:
+            before = {p: p.stat() for p in staged.rglob("*") if p.is_file()}
+            sig_path = tmp / SIGNATURE_FILE
+            self.signer.sign_directory(directory=staged, signature_path=sig_path)
+            bundle = sig_path.read_bytes()
+            signed = bundle_resources(bundle)
+            entries: list[dict[str, Any]] = []
+            for rel, digest in sorted(signed.items()):
+                st = before.get(staged / rel)
+                if st is None:
+                    raise InvalidInput(f"{rel} changed while it was being pushed")
+                entries.append({"path": rel, "sha256": digest, "size": st.st_size})
+            if not entries:
+                raise InvalidInput("nothing to push: the artifact has no files")
+            art_id, version = self._reserve(name, kind)
+            manifest = canonical_json(
+                {
+                    "format": MANIFEST_FORMAT,
+                    "name": name,
+                    "version": version,
+                    "kind": kind,
+                    "classification": classification,
+                    "tags": tags,
+                    "metadata": meta,
+                    "files": entries,
+                    "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+                }
+            )
+            manifest_digest = hashlib.sha256(manifest).hexdigest()
+            manifest_signature = self.signer.sign(manifest)
+            dek = new_dek()
+            blobs: dict[str, str] = {}
+            for e in entries:
+                rel = str(e["path"])
+                src_path = staged / rel
+                ad = file_associated_data(name, version, manifest_digest, rel)
+                blobs[rel] = self._encrypt_file(src_path, dek=dek, ad=ad, tmp=tmp)
+                st = src_path.stat()
+                if (st.st_size, st.st_mtime_ns) != (before[src_path].st_size, before[src_path].st_mtime_ns):
+                    raise InvalidInput(f"{rel} changed while it was being pushed")
+            wrapped = self.keys.wrap(env=env, dek=dek, context=dek_context(name, version))
+            now = utcnow()
+            with write_transaction(self.engine) as conn:
+                version_id = conn.execute(
+                    sa.insert(versions).values(
+                        artifact_id=art_id,
+                        version=version,
+                        classification=classification,
+                        tags_json=json.dumps(tags, sort_keys=True),
+                        metadata_json=json.dumps(meta, sort_keys=True),
+                        manifest=manifest,
+                        manifest_digest=manifest_digest,
+                        manifest_signature=manifest_signature,
+                        bundle=bundle,
+                        size=sum(int(e["size"]) for e in entries),
+                        created_at=now,
+                        created_by=self.identity.name,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                for e in entries:
+                    conn.execute(
+                        sa.insert(files).values(
+                            version_id=version_id,
+                            path=e["path"],
+                            sha256=e["sha256"],
+                            size=e["size"],
+                            blob=blobs[str(e["path"])],
+                        )
+                    )
+                conn.execute(
+                    sa.insert(wrapped_keys).values(
+                        version_id=version_id,
+                        env=env,
+                        kek_version=wrapped.kek_version,
+                        wrapped=wrapped.to_json().encode(),
+                        reason="push",
+                        created_at=now,
+                        created_by=self.identity.name,
+                    )
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._log(
+            "registry:push",
+            f"{name}:{version}",
+            env=env,
+            kind=kind,
+            manifest_digest=manifest_digest,
+            allow_unsafe=allow_unsafe,
+        )
+        return self.show(f"{name}:{version}", _log=False)
+
+    def _encrypt_file(self, src_path: Path, *, dek: bytes, ad: bytes, tmp: Path) -> str:
+        direct = isinstance(self.blobs, FileBlobStore)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs.root if direct else tmp)  # type: ignore[attr-defined]
+        try:
+            with os.fdopen(fd, "wb") as raw, src_path.open("rb") as src:
+                writer = ThreadedHashWriter(raw)
+                try:
+                    encrypt_stream(key=dek, src=src, dst=writer, associated_data=ad)  # type: ignore[arg-type]
+                except BaseException:
+                    writer.abort()
+                    raise
+                digest = writer.close()
+                raw.flush()
+                os.fsync(raw.fileno())
+            if direct:
+                return self.blobs.put_file(tmp_name, digest)  # type: ignore[attr-defined,no-any-return]
+            with open(tmp_name, "rb") as f:
+                return self.blobs.put(f)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+
+    # --- pull / verify / materialize ---------------------------------------------------------------------
+
+    def _load_verified(self, ref: ArtifactRef, permission: str) -> tuple[Any, dict[str, Any]]:
+        self._check(permission, model=ref.name)
+        with self.engine.connect() as conn:
+            row = self._resolve(conn, ref)
+            file_rows = self._file_rows(conn, row.id)
+        self._check(permission, model=ref.name, env=row.env)
+        return row, self._verify_record(row, file_rows)
+
+    def pull(self, ref: str | ArtifactRef, *, out: str | os.PathLike[str]) -> ArtifactVersion:
+        """Verify and decrypt a version into directory ``out`` (which must not exist or be empty)."""
+        ref = ArtifactRef.parse(ref)
+        target = Path(out).absolute()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise Conflict(f"{target} exists and is not an empty directory")
+        with self._logged_failure("registry:pull", str(ref)):
+            row, manifest = self._load_verified(ref, "registry:pull")
+            dek = self._unwrap(row)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.bastion-pull-", dir=target.parent))
+            try:
+                self._decrypt_all(row, manifest, dek, tmp)
+                (tmp / SIGNATURE_FILE).write_bytes(bytes(row.bundle))
+                self._verify_upstream(row, tmp)
+                if target.exists():
+                    target.rmdir()
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            # Beside the directory (inside it, upstream model_signing would count it as an unsigned file).
+            pub = public_key_path(target)
+            pub_tmp = pub.with_name(pub.name + ".tmp")
+            pub_tmp.write_text(self.signer.manifest_public_key_pem(), encoding="ascii")
+            os.replace(pub_tmp, pub)
+        self._log("registry:pull", f"{row.name}:{row.version}", env=row.env)
+        return self._record(row, self._file_rows_for(row))
+
+    def _verify_upstream(self, row: Any, directory: Path) -> None:
+        try:
+            self.signer.verify_directory(directory=directory, signature_path=directory / SIGNATURE_FILE)
+        except IntegrityError:
+            raise
+        except Exception as exc:  # the upstream verifier's own errors
+            raise IntegrityError(f"{row.name}:{row.version}: model-signing verification failed") from exc
+
+    def _file_rows_for(self, row: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return self._file_rows(conn, row.id)
+
+    def verify(self, ref: str | ArtifactRef) -> ArtifactVersion:
+        """Check signatures, rows, the wrapped key, every blob and every plaintext digest; writes nothing."""
+        ref = ArtifactRef.parse(ref)
+        with self._logged_failure("registry:verify", str(ref)):
+            row, manifest = self._load_verified(ref, "registry:read")
+            dek = self._unwrap(row)
+            self._decrypt_all(row, manifest, dek, None)
+        self._log("registry:verify", f"{row.name}:{row.version}", env=row.env)
+        return self._record(row, self._file_rows_for(row))
+
+    @contextmanager
+    def materialize(self, ref: str | ArtifactRef) -> Iterator[Path]:
+        """Yield a private temporary directory holding the verified plaintext; deleted on exit."""
+        parent = Path(tempfile.mkdtemp(prefix="materialize-", dir=self._tmp_root()))
+        try:
+            self.pull(ref, out=parent / "artifact")
+            yield parent / "artifact"
+        finally:
+            shutil.rmtree(parent, ignore_errors=True)
+
+    # --- metadata ------------------------------------------------------------------------------------------
+
+    def show(self, ref: str | ArtifactRef, *, _log: bool = True) -> ArtifactVersion:
+        ref = ArtifactRef.parse(ref)
+        with self._logged_failure("registry:show", str(ref)):
+            self._check("registry:read", model=ref.name)
+            with self.engine.connect() as conn:
+                row = self._resolve(conn, ref)
+                file_rows = self._file_rows(conn, row.id)
+                notes = self._annotations(conn, row.id)
+            self._check("registry:read", model=ref.name, env=row.env)
+            self._verify_record(row, file_rows)
+        if _log:
+            self._log("registry:show", f"{row.name}:{row.version}", env=row.env)
+        return self._record(row, file_rows, notes)
+
+    def list(self, kind: str | None = None) -> list[ArtifactVersion]:
+        """Every version this identity may read (newest first per artifact)."""
+        if kind is not None and kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+        self._check("registry:read")
+        q = self._query().order_by(artifacts.c.name, versions.c.version.desc())
+        if kind is not None:
+            q = q.where(artifacts.c.kind == kind)
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                if allowed(self.identity, "registry:read", model=row.name, env=row.env):
+                    out.append(self._record(row, self._file_rows(conn, row.id)))
+        self._log("registry:list", kind or "*", count=len(out))
+        return out
+
+    def annotations(self, ref: str | ArtifactRef, *, namespace: str | None = None) -> tuple[Annotation, ...]:
+        notes = self.show(ref, _log=False).annotations
+        return tuple(a for a in notes if namespace is None or a.namespace == namespace)
+
+    def annotate(self, ref: str | ArtifactRef, *, namespace: str, data: Mapping[str, Any]) -> Annotation:
+        """Append a result (audit report, ε spent, watermark commitment, …) to a version."""
+        ref = ArtifactRef.parse(ref)
+        if not namespace or len(namespace) > 64 or not set(namespace) <= _NAMESPACE_CHARS:
+            raise InvalidInput("annotation namespace: 1-64 lowercase letters, digits, '-', '_' or '.'")
+        try:
+            data_json = json.dumps(dict(data), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("annotation data must be a JSON object") from exc
+        permission = ANNOTATION_PERMISSIONS.get(namespace.split(".")[0], _DEFAULT_ANNOTATION_PERMISSION)
+        with self._logged_failure("registry:annotate", str(ref)):
+            self._check("registry:read", model=ref.name)
+            with self.engine.connect() as conn:
+                row = self._resolve(conn, ref)
+            self._check("registry:read", model=ref.name, env=row.env)
+            self._check(permission, model=ref.name, env=row.env)
+            now = utcnow()
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(version_annotations).values(
+                        version_id=row.id,
+                        namespace=namespace,
+                        data_json=data_json,
+                        created_at=now,
+                        created_by=self.identity.name,
+                    )
+                )
+        self._log(
+            "registry:annotate",
+            f"{row.name}:{row.version}",
+            namespace=namespace,
+            data_sha256=hashlib.sha256(data_json.encode()).hexdigest(),
+        )
+        return Annotation(
+            namespace=namespace,
+            data=json.loads(data_json),
+            created_at=now.isoformat(),
+            created_by=self.identity.name,
+        )
+
+    # --- promote and keys ----------------------------------------------------------------------------------
+
+    def promote(self, ref: str | ArtifactRef, *, to: str) -> ArtifactVersion:
+        """Move a version to a later environment by rewrapping its DEK under that environment's KEK."""
+        ref = ArtifactRef.parse(ref)
+        if to not in ENVIRONMENTS:
+            raise InvalidInput(f"unknown environment {to!r} (one of {', '.join(ENVIRONMENTS)})")
+        with self._logged_failure("registry:promote", str(ref)):
+            self._check("registry:promote", model=ref.name, env=to)
+            row, _ = self._load_verified(ref, "registry:read")
+            if ENVIRONMENTS.index(to) <= ENVIRONMENTS.index(row.env):
+                raise InvalidInput(f"{row.name}:{row.version} is in {row.env}: promotion only moves forward")
+            dek = self._unwrap(row)
+            wrapped = self.keys.wrap(env=to, dek=dek, context=dek_context(row.name, int(row.version)))
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(wrapped_keys).values(
+                        version_id=row.id,
+                        env=to,
+                        kek_version=wrapped.kek_version,
+                        wrapped=wrapped.to_json().encode(),
+                        reason="promote",
+                        created_at=utcnow(),
+                        created_by=self.identity.name,
+                    )
+                )
+        self._log("registry:promote", f"{row.name}:{row.version}", source=row.env, to=to)
+        return self.show(f"{row.name}:{row.version}", _log=False)
+
+    def rotate_keys(self, *, env: str) -> KeyRotation:
+        """New KEK version for ``env``; every DEK currently in ``env`` is rewrapped (nothing re-encrypted)."""
+        if env not in ENVIRONMENTS:
+            raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
+        self._check("keys:rotate", env=env)
+        with self._logged_failure("keys:rotate", env):
+            new_version = self.keys.rotate(env=env)
+            with self.engine.connect() as conn:
+                rows = conn.execute(self._query().where(wrapped_keys.c.env == env)).all()
+            rewrapped = []
+            for row in rows:
+                dek = self._unwrap(row)
+                rewrapped.append(
+                    (
+                        row.id,
+                        self.keys.wrap(env=env, dek=dek, context=dek_context(row.name, int(row.version))),
+                    )
+                )
+            now = utcnow()
+            with self.engine.begin() as conn:
+                for version_id, w in rewrapped:
+                    conn.execute(
+                        sa.insert(wrapped_keys).values(
+                            version_id=version_id,
+                            env=env,
+                            kek_version=w.kek_version,
+                            wrapped=w.to_json().encode(),
+                            reason="rotate",
+                            created_at=now,
+                            created_by=self.identity.name,
+                        )
+                    )
+        self._log("keys:rotate", env, kek_version=new_version, rewrapped=len(rewrapped))
+        return KeyRotation(env=env, kek_version=new_version, rewrapped=len(rewrapped))
+
+    def retire_key(self, *, env: str, version: int) -> None:
+        """Retire KEK ``version`` of ``env``; refused while any current DEK wrap still uses it."""
+        self._check("keys:rotate", env=env)
+        with self._logged_failure("keys:retire", f"{env}/v{version}"):
+            with self.engine.connect() as conn:
+                in_use = conn.execute(
+                    sa.select(sa.func.count()).select_from(
+                        self._query()
+                        .where(wrapped_keys.c.env == env, wrapped_keys.c.kek_version == version)
+                        .subquery()
+                    )
+                ).scalar_one()
+            if in_use:
+                raise Conflict(f"KEK {env}/v{version} still wraps {in_use} data key(s): rotate first")
+            self.keys.retire(env=env, version=version)
+        self._log("keys:retire", f"{env}/v{version}")
+
+    def list_keys(self) -> builtins.list[KekInfo]:
+        self._check("keys:rotate")
+        out: builtins.list[KekInfo] = []
+        for env in ENVIRONMENTS:
+            out.extend(self.keys.versions(env))
+        self._log("keys:list", "*")
+        return out
+
+    # --- the audit log (log:read) --------------------------------------------------------------------------
+
+    def log_verify(self, *, trusted: SignedTreeHead | None = None) -> LogVerification:
+        """Recompute the audit log against its signed heads (and ``trusted``); raises IntegrityError."""
+        self._check("log:read")
+        return self.audit.verify(trusted=trusted)
+
+    def log_head(self) -> SignedTreeHead:
+        self._check("log:read")
+        return self.audit.tree_head()
+
+    def log_entries(self, *, start: int = 0, limit: int | None = None) -> builtins.list[AuditEntry]:
+        self._check("log:read")
+        return self.audit.entries(start=start, limit=limit)
+
+    def log_prove(self, index: int) -> InclusionProof:
+        """Inclusion proof of entry ``index`` in the latest signed head (checked before it is returned)."""
+        self._check("log:read")
+        head = self.audit.tree_head()
+        proof = self.audit.prove_inclusion(index, tree_size=head.size)
+        if proof.root_hash != head.root_hash:
+            raise IntegrityError("audit log: the stored entries do not match the latest signed head")
+        proof.verify()
+        return proof
+
+    def log_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        """Consistency proof between two signed heads (both signatures and the proof checked)."""
+        self._check("log:read")
+        proof = self.audit.prove_consistency(old_size, new_size)
+        for size, root in ((old_size, proof.old_root), (new_size, proof.new_root)):
+            if size and self.audit.signed_head(size).root_hash != root:
+                raise IntegrityError(f"audit log: the tree of size {size} does not match its signed head")
+        proof.verify()
+        return proof
+
+
+__all__ = [
+    "SIGNATURE_FILE",
+    "Vault",
+    "bundle_resources",
+    "dek_context",
+    "file_associated_data",
+    "public_key_path",
+]

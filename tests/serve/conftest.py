@@ -1,0 +1,151 @@
+"""Fixtures for the gateway tests: a real project home with identities, a trained digits MLP, and real uvicorn
+servers on 127.0.0.1 with ephemeral ports (in a thread or as a ``bastion serve`` subprocess)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
+
+PASSPHRASE = "serve tests passphrase"  # noqa: S105 - test-only
+
+
+@dataclass
+class Project:
+    home: Path
+    vault: Any
+    tokens: dict[str, str]
+
+
+@dataclass
+class Digits:
+    module: Any
+    adapter: Any
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    directory: Path
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    from bastion.vault import init_project
+
+    home = tmp_path_factory.mktemp("serve-home") / "home"
+    vault = init_project(home=home, passphrase=PASSPHRASE)
+    tokens = {}
+    for name, role, models in [
+        ("alice", "consumer", ["digits"]),
+        ("bob", "consumer", ["other-model"]),
+        ("carol", "auditor", []),
+        ("dave", "admin", []),
+        ("erin", "data-scientist", []),
+    ]:
+        _, token = vault.create_token(name=name, role=role, models=models)
+        tokens[name] = token
+    yield Project(home=home, vault=vault, tokens=tokens)
+    vault.close()
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
+    import torch
+
+    from bastion.models import TorchAdapter
+    from bastion.models.recipes import MlpConfig, build_mlp, load_dataset, save_model, train_model
+
+    torch.set_num_threads(1)
+    data = load_dataset("digits")
+    module = build_mlp(n_features=64, n_classes=10, hidden=(32,), seed=0)
+    train_model(model=module, dataset=data, epochs=15, batch_size=64, lr=0.1, seed=0)
+    directory = tmp_path_factory.mktemp("digits-model") / "digits"
+    save_model(module, directory, config=MlpConfig(n_features=64, n_classes=10, hidden=(32,)))
+    adapter = TorchAdapter(module, input_shape=(64,), n_classes=10, clip_values=(0.0, 1.0))
+    return Digits(
+        module=module,
+        adapter=adapter,
+        x_train=np.asarray(data.x_train, dtype=np.float32),
+        x_test=np.asarray(data.x_test, dtype=np.float32),
+        y_test=np.asarray(data.y_test),
+        directory=directory,
+    )
+
+
+def make_gateway(
+    project: Project, digits: Digits, config: GatewayConfig | None = None, **kwargs: Any
+) -> Gateway:
+    model = ServedModel(name="digits", version="1", adapter=digits.adapter, digest="sha256:test", env="dev")
+    auth = Authenticator(verify_token=project.vault.authenticate, jwt_verifier=kwargs.pop("jwt", None))
+    return Gateway(
+        model=model,
+        config=config or GatewayConfig(),
+        authenticator=auth,
+        audit=kwargs.pop("audit", project.vault.audit),
+        **kwargs,
+    )
+
+
+class ServerThread:
+    """A real uvicorn server on 127.0.0.1:<ephemeral> in a background thread."""
+
+    def __init__(self, app: Any, *, ssl: tuple[str, str] | None = None) -> None:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        kwargs: dict[str, Any] = {}
+        if ssl:
+            kwargs.update(ssl_certfile=ssl[0], ssl_keyfile=ssl[1])
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **kwargs)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        scheme = "https" if ssl else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+@contextlib.contextmanager
+def serving(gateway: Gateway, *, ssl: tuple[str, str] | None = None) -> Iterator[ServerThread]:
+    with ServerThread(create_app(gateway), ssl=ssl) as server:
+        yield server
+
+
+def infer_body(x: np.ndarray, *, outputs: list[str] | None = None) -> dict[str, Any]:
+    x = np.atleast_2d(x)
+    body: dict[str, Any] = {
+        "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]
+    }
+    if outputs:
+        body["outputs"] = [{"name": n} for n in outputs]
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

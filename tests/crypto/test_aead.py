@@ -149,6 +149,14 @@ def test_truncation_is_detected() -> None:
     # dropping the final segment leaves a well-formed-looking stream whose last segment has flag 0
     with pytest.raises(IntegrityError):
         open_(header + b"".join(segs[:-1]))
+    with pytest.raises(IntegrityError):  # a range read of the segment now posing as the last one
+        read_range(
+            key=KEY,
+            src=io.BytesIO(header + b"".join(segs[:-1])),
+            associated_data=AD,
+            offset=2 * SEG,
+            length=5,
+        )
     for cut in (1, TAG_SIZE, SEG // 2, len(ct) - HEADER_SIZE - 1):
         with pytest.raises(IntegrityError):
             open_(ct[: len(ct) - cut])
@@ -231,7 +239,7 @@ class _Zeros:
 
     def readinto(self, buf: memoryview) -> int:
         n = min(len(buf), self.left)
-        buf[:n] = bytes(n) if n < 4096 else memoryview(bytearray(n))
+        buf[:n] = bytes(n)
         self.left -= n
         return n
 
@@ -257,3 +265,18 @@ def test_memory_is_constant_in_stream_size() -> None:
         tracemalloc.stop()
     assert info.segments == 48 and sink.n == info.ciphertext_size
     assert peak < 6 << 20  # three 1 MiB buffers + the source's scratch, never ~48 MiB
+
+
+def test_decrypt_memory_is_constant_in_stream_size() -> None:
+    ct = io.BytesIO()
+    encrypt_stream(key=KEY, src=_Zeros(24 << 20), dst=ct, associated_data=AD)
+    ct.seek(0)
+    tracemalloc.start()
+    try:
+        sink = _Sink()
+        n = decrypt_stream(key=KEY, src=ct, dst=sink, associated_data=AD)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == sink.n == 24 << 20
+    assert peak < 6 << 20

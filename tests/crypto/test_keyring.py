@@ -58,6 +58,12 @@ def test_context_and_env_are_bound(ring: LocalKeyRing) -> None:
     forged = WrappedKey(provider="local", env="staging", kek_version=1, ciphertext=w.ciphertext)
     with pytest.raises(IntegrityError):
         ring.unwrap(forged, context="a:1")
+    for env, version in (("qa", 1), ("dev", 9)):  # an environment or version the ring never had
+        with pytest.raises(IntegrityError):
+            ring.unwrap(
+                WrappedKey(provider="local", env=env, kek_version=version, ciphertext=w.ciphertext),
+                context="a:1",
+            )
     with pytest.raises(IntegrityError):
         ring.unwrap(
             WrappedKey(provider="pkcs11", env="dev", kek_version=1, ciphertext=w.ciphertext), context="a:1"
@@ -148,7 +154,7 @@ def test_injectable_clock(tmp_path: Path) -> None:
     assert r.versions("dev")[0].created_at == when.isoformat()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pos=st.integers(min_value=0), bit=st.integers(0, 7))
 def test_any_bit_flip_of_keyring_file_fails_closed(
     tmp_path_factory: pytest.TempPathFactory, pos: int, bit: int
@@ -176,7 +182,7 @@ def test_any_bit_flip_of_wrapped_key_fails(ring: LocalKeyRing, pos: int, bit: in
         )
     text = bytearray(w.to_json().encode())
     text[pos % len(text)] ^= 1 << bit
-    with pytest.raises((IntegrityError, KeyNotFound)):
+    with pytest.raises(IntegrityError):  # every field: provider, env, version, ciphertext, JSON syntax
         ring.unwrap(WrappedKey.from_json(bytes(text)), context="m:1")
 
 
@@ -197,7 +203,7 @@ def _rotate_in_child(path: str, env: str) -> None:
 
 
 def test_concurrent_rotations_do_not_lose_updates(ring: LocalKeyRing, tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_rotate_in_child, args=(str(tmp_path / "keyring.json"), "dev")) for _ in range(3)
     ]

@@ -96,6 +96,39 @@ def test_rotate_rewrap_retire(provider: Pkcs11KeyProvider) -> None:
     assert infos[1].label == "bastion-kek-prod-v2" and infos[1].created_at
     with pytest.raises(KeyNotFound):
         provider.current_version("qa")
+    with pytest.raises(IntegrityError):  # a version the token never had
+        provider.unwrap(
+            WrappedKey(provider="pkcs11", env="prod", kek_version=7, ciphertext=new.ciphertext), context="m"
+        )
+
+
+def test_other_provider_rescan_does_not_hijack_sessions(
+    provider: Pkcs11KeyProvider, token: tuple[str, str], tmp_path: Path
+) -> None:
+    """A second token appearing later forces a rescan; the first provider must not reuse a dead handle."""
+    module, _ = token
+    dek = new_dek()
+    w = provider.wrap(env="dev", dek=dek, context="c")
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "late-token",
+            "--pin",
+            PIN,
+            "--so-pin",
+            SO_PIN,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with Pkcs11KeyProvider(module=module, token_label="late-token", pin=PIN) as late:
+        late.ensure_environments(("dev",))
+        assert provider.unwrap(w, context="c") == dek
+        assert late.unwrap(late.wrap(env="dev", dek=dek, context="c"), context="c") == dek
 
 
 def test_planted_extractable_key_is_refused(provider: Pkcs11KeyProvider) -> None:
@@ -134,6 +167,13 @@ def test_wrong_pin_and_missing_token(token: tuple[str, str]) -> None:
     module, label = token
     with pytest.raises(WrongPassphrase):
         Pkcs11KeyProvider(module=module, token_label=label, pin="000000").current_version("dev")
+    with Pkcs11KeyProvider(module=module, token_label=label, pin=PIN) as good:
+        good.ensure_environments(("dev",))
+        # the token is now logged in for this process: a wrong PIN still must not get a session
+        with pytest.raises(WrongPassphrase):
+            Pkcs11KeyProvider(module=module, token_label=label, pin="111111").current_version("dev")
+        with Pkcs11KeyProvider(module=module, token_label=label, pin=PIN) as second:
+            assert second.current_version("dev") == 1
     with pytest.raises(ConfigError):
         Pkcs11KeyProvider(module=module, token_label="no-such-token", pin=PIN).current_version("dev")
     with pytest.raises(ConfigError):

@@ -152,6 +152,15 @@ def test_keys_are_stored_encrypted_and_reopen(keys: SigningKeys, tmp_path: Path)
         SigningKeys.create(home, PASS, kdf=FAST)
 
 
+def test_change_passphrase(keys: SigningKeys, tmp_path: Path) -> None:
+    keys.change_passphrase("new passphrase")
+    with pytest.raises(WrongPassphrase):
+        SigningKeys.open(tmp_path / "home", PASS)
+    again = SigningKeys.open(tmp_path / "home", "new passphrase")
+    assert again.public_key_pem() == keys.public_key_pem()
+    again.verify(b"x", keys.sign(b"x"))
+
+
 def test_swapped_public_key_file_is_detected(keys: SigningKeys, tmp_path: Path) -> None:
     other = SigningKeys.create(tmp_path / "other", PASS, kdf=FAST)
     (tmp_path / "home" / "signing" / "manifest-key.pub.pem").write_text(other.manifest_public_key_pem())

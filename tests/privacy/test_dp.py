@@ -51,20 +51,30 @@ def test_prv_is_reported_beside_rdp_and_is_tighter() -> None:
     assert s.epsilon == s.epsilon_rdp
     assert s.epsilon_prv < s.epsilon_rdp
     assert s.epsilon_prv == pytest.approx(2.39, abs=0.05)  # Opacus PRV (dp-accounting PLD gives 2.38)
-    assert spent_for(noise_multiplier=1.1, sample_rate=0.1, steps=0, delta=1e-5, max_grad_norm=1.0).epsilon == 0
+    assert (
+        spent_for(noise_multiplier=1.1, sample_rate=0.1, steps=0, delta=1e-5, max_grad_norm=1.0).epsilon == 0
+    )
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_calibrated_noise_never_exceeds_the_target(accountant: str) -> None:
-    sigma = noise_for_epsilon(target_epsilon=2.0, delta=1e-5, sample_rate=0.05, steps=400, accountant=accountant)
+    sigma = noise_for_epsilon(
+        target_epsilon=2.0, delta=1e-5, sample_rate=0.05, steps=400, accountant=accountant
+    )
     eps = epsilon_for(noise_multiplier=sigma, sample_rate=0.05, steps=400, delta=1e-5, accountant=accountant)
     assert 1.9 <= eps <= 2.0
     # less noise would overshoot: the calibration is tight, not merely safe
-    assert epsilon_for(noise_multiplier=sigma * 0.95, sample_rate=0.05, steps=400, delta=1e-5,
-                       accountant=accountant) > 2.0  # fmt: skip
+    assert (
+        epsilon_for(
+            noise_multiplier=sigma * 0.95, sample_rate=0.05, steps=400, delta=1e-5, accountant=accountant
+        )
+        > 2.0
+    )
 
 
-def _parts(n: int = 200, bs: int = 20) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader]:
+def _parts(
+    n: int = 200, bs: int = 20
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
@@ -78,17 +88,27 @@ def test_make_private_returns_one_frozen_result_and_accounts_the_real_run() -> N
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     loader = make_loader(d.x_train, d.y_train, batch_size=32)
     private = make_private(
-        module=model, optimizer=opt, data_loader=loader, target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0,
+        module=model,
+        optimizer=opt,
+        data_loader=loader,
+        target_epsilon=2.0,
+        delta=1e-5,
+        max_grad_norm=1.0,
         epochs=3,
-    )  # fmt: skip
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         private.noise_multiplier = 0.0  # type: ignore[misc]
     assert private.spent().steps == 0 and private.spent().epsilon == 0
     planned = private.planned()
     assert 1.9 <= planned.epsilon <= 2.0
     assert private.sample_rate == pytest.approx(1 / len(loader))
-    r = train_model(model=private.module, dataset=d, epochs=3, optimizer=private.optimizer,
-                    data_loader=private.data_loader)  # fmt: skip
+    r = train_model(
+        model=private.module,
+        dataset=d,
+        epochs=3,
+        optimizer=private.optimizer,
+        data_loader=private.data_loader,
+    )
     spent = private.spent()
     assert spent.steps == r.steps == private.planned_steps
     assert spent.epsilon == pytest.approx(planned.epsilon, rel=1e-9)
@@ -109,8 +129,15 @@ def test_dp_sgd_clips_and_noises_the_gradient() -> None:
     plain_norm = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters()))
     assert plain_norm > 10.0
     model2, opt2, loader2 = _parts()
-    private = make_private(module=model2, optimizer=opt2, data_loader=loader2, noise_multiplier=1e-6, delta=1e-5,
-                           max_grad_norm=1.0, epochs=1)  # fmt: skip
+    private = make_private(
+        module=model2,
+        optimizer=opt2,
+        data_loader=loader2,
+        noise_multiplier=1e-6,
+        delta=1e-5,
+        max_grad_norm=1.0,
+        epochs=1,
+    )
     private.optimizer.zero_grad()
     torch.nn.functional.cross_entropy(private.module(x), y).backward()
     private.optimizer.step()
@@ -147,14 +174,29 @@ def test_make_private_rejects_batchnorm_and_secure_mode_without_csprng() -> None
     model, opt, loader = _parts()
     bn = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
     with pytest.raises(InvalidInput, match="not supported"):
-        make_private(module=bn, optimizer=torch.optim.SGD(bn.parameters(), lr=0.1), data_loader=loader,
-                     target_epsilon=1.0, delta=1e-5, max_grad_norm=1.0, epochs=1)  # fmt: skip
+        make_private(
+            module=bn,
+            optimizer=torch.optim.SGD(bn.parameters(), lr=0.1),
+            data_loader=loader,
+            target_epsilon=1.0,
+            delta=1e-5,
+            max_grad_norm=1.0,
+            epochs=1,
+        )
     try:
         import torchcsprng  # noqa: F401
     except ImportError:
         with pytest.raises(DependencyMissing, match="torchcsprng"):
-            make_private(module=model, optimizer=opt, data_loader=loader, target_epsilon=1.0, delta=1e-5,
-                         max_grad_norm=1.0, epochs=1, secure_mode=True)  # fmt: skip
+            make_private(
+                module=model,
+                optimizer=opt,
+                data_loader=loader,
+                target_epsilon=1.0,
+                delta=1e-5,
+                max_grad_norm=1.0,
+                epochs=1,
+                secure_mode=True,
+            )
 
 
 def test_plan_matches_the_run() -> None:
@@ -178,7 +220,11 @@ def test_dp_training_on_digits_at_epsilon_3_keeps_85_percent() -> None:
 
 
 def test_dpsettings_validation() -> None:
-    for bad in ({"epsilon": 0}, {"epsilon": 1, "delta": 1.5}, {"epsilon": 1, "accountant": "x"},
-                {"epsilon": 1, "max_grad_norm": -1}):  # fmt: skip
+    for bad in (
+        {"epsilon": 0},
+        {"epsilon": 1, "delta": 1.5},
+        {"epsilon": 1, "accountant": "x"},
+        {"epsilon": 1, "max_grad_norm": -1},
+    ):
         with pytest.raises(InvalidInput):
             DPSettings(**bad)

@@ -67,7 +67,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
     torch.set_num_threads(1)
     data = load_dataset("digits")
     module = build_mlp(n_features=64, n_classes=10, hidden=(32,), seed=0)
-    train_model(model=module, dataset=data, epochs=15, batch_size=64, lr=0.1, seed=0)
+    train_model(model=module, dataset=data, epochs=8, batch_size=64, lr=0.1, seed=0)
     directory = tmp_path_factory.mktemp("digits-model") / "digits"
     save_model(module, directory, config=MlpConfig(n_features=64, n_classes=10, hidden=(32,)))
     adapter = TorchAdapter(module, input_shape=(64,), n_classes=10, clip_values=(0.0, 1.0))
@@ -149,3 +149,85 @@ def infer_body(x: np.ndarray, *, outputs: list[str] | None = None) -> dict[str, 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The helpers above, handed to tests as a fixture (test modules cannot import conftest)."""
+
+    make_gateway: Any = make_gateway
+    serving: Any = serving
+    infer_body: Any = infer_body
+    bearer: Any = bearer
+    server_thread: Any = ServerThread
+
+
+@pytest.fixture(scope="session")
+def kit() -> Kit:
+    return Kit()
+
+
+@pytest.fixture(scope="session")
+def registry_model(project: Project, digits: Digits) -> str:
+    """The digits MLP pushed (scanned, signed, encrypted) into the session's registry as ``digits``."""
+    version = project.vault.push(digits.directory, name="digits")
+    return version.ref
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """``bastion serve`` as a real subprocess on 127.0.0.1 (plain HTTP on loopback via --insecure)."""
+
+    def __init__(self, home: Path, ref: str, *extra: str) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "BASTION_PASSPHRASE": PASSPHRASE, "BASTION_HOME": str(home)}
+        env.pop("BASTION_TOKEN", None)
+        cmd = [sys.executable, "-c", "from bastion.cli import main; main()", "serve", ref]
+        cmd += ["--insecure", "--port", str(self.port), "--home", str(home), *extra]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_ready(self, timeout: float = 90.0) -> ServeProcess:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bastion serve exited {self.proc.returncode}: {self.proc.stderr.read()[-500:]}")  # type: ignore[union-attr]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError("bastion serve did not become ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Any]:
+    started: list[ServeProcess] = []
+
+    def start(home: Path, ref: str, *extra: str) -> ServeProcess:
+        proc = ServeProcess(home, ref, *extra)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -30,10 +30,11 @@ def test_known_vectors() -> None:
     assert merkle.leaf_hash(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
 
 
-datas = st.lists(st.binary(max_size=8), min_size=1, max_size=40)
+# unique leaves: with duplicates a proof for one index legitimately verifies for another
+datas = st.lists(st.binary(max_size=8), min_size=1, max_size=40, unique=True)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(datas)
 def test_root_and_frontier_match_naive_reference(data: list[bytes]) -> None:
     leaves = [merkle.leaf_hash(d) for d in data]
@@ -44,7 +45,7 @@ def test_root_and_frontier_match_naive_reference(data: list[bytes]) -> None:
         assert merkle.frontier_root(frontier) == naive_root(data[: i + 1])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(datas, st.data())
 def test_inclusion_proofs_verify_and_tampering_fails(data: list[bytes], draw: st.DataObject) -> None:
     leaves = [merkle.leaf_hash(d) for d in data]
@@ -53,7 +54,9 @@ def test_inclusion_proofs_verify_and_tampering_fails(data: list[bytes], draw: st
     path = merkle.inclusion_path(index, leaves)
     merkle.verify_inclusion(leaf=leaves[index], index=index, size=len(leaves), path=path, root=root)
     with pytest.raises(IntegrityError):
-        merkle.verify_inclusion(leaf=merkle.leaf_hash(b"other"), index=index, size=len(leaves), path=path, root=root)
+        merkle.verify_inclusion(
+            leaf=merkle.leaf_hash(b"other"), index=index, size=len(leaves), path=path, root=root
+        )
     if path:
         bad = list(path)
         j = draw.draw(st.integers(0, len(bad) - 1))
@@ -61,33 +64,39 @@ def test_inclusion_proofs_verify_and_tampering_fails(data: list[bytes], draw: st
         with pytest.raises(IntegrityError):
             merkle.verify_inclusion(leaf=leaves[index], index=index, size=len(leaves), path=bad, root=root)
         with pytest.raises(IntegrityError):
-            merkle.verify_inclusion(leaf=leaves[index], index=index, size=len(leaves), path=path[:-1], root=root)
+            merkle.verify_inclusion(
+                leaf=leaves[index], index=index, size=len(leaves), path=path[:-1], root=root
+            )
     if len(leaves) > 1:
         other = (index + 1) % len(leaves)
         with pytest.raises(IntegrityError):
             merkle.verify_inclusion(leaf=leaves[index], index=other, size=len(leaves), path=path, root=root)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(datas, st.data())
 def test_consistency_proofs_verify_and_tampering_fails(data: list[bytes], draw: st.DataObject) -> None:
     leaves = [merkle.leaf_hash(d) for d in data]
     old = draw.draw(st.integers(0, len(leaves)))
     path = merkle.consistency_path(old, leaves)
     old_root, new_root = naive_root(data[:old]), naive_root(data)
-    merkle.verify_consistency(old_size=old, new_size=len(leaves), old_root=old_root, new_root=new_root, path=path)
+    merkle.verify_consistency(
+        old_size=old, new_size=len(leaves), old_root=old_root, new_root=new_root, path=path
+    )
     if 0 < old < len(leaves):
         with pytest.raises(IntegrityError):
             merkle.verify_consistency(
-                old_size=old, new_size=len(leaves), old_root=naive_root([b"x", *data[1:old]]),
-                new_root=new_root, path=path,
+                old_size=old,
+                new_size=len(leaves),
+                old_root=naive_root([b"x-never-generated", *data[1:old]]),
+                new_root=new_root,
+                path=path,
             )
-        forked = [*data[:old], b"fork", *data[old + 1 :]] if old < len(data) - 0 else data
-        if naive_root(forked) != new_root:
-            with pytest.raises(IntegrityError):
-                merkle.verify_consistency(
-                    old_size=old, new_size=len(leaves), old_root=old_root, new_root=naive_root(forked), path=path
-                )
+        forked = [*data[:old], b"fork-never-generated", *data[old + 1 :]]
+        with pytest.raises(IntegrityError):
+            merkle.verify_consistency(
+                old_size=old, new_size=len(leaves), old_root=old_root, new_root=naive_root(forked), path=path
+            )
         if path:
             bad = list(path)
             bad[0] = bytes([bad[0][0] ^ 1]) + bad[0][1:]

@@ -71,6 +71,7 @@ MAX_SEGMENTS = 1 << 32
 
 _HEADER = struct.Struct(">BI")
 _NONCE = struct.Struct(f">{NONCE_PREFIX_SIZE}sIB")
+_random = os.urandom  # the salt and nonce prefix source (a test seam for the format's known-answer vector)
 _OPAQUE = "encrypted stream failed to authenticate (tampered, truncated, or wrong key/associated data)"
 
 
@@ -144,6 +145,12 @@ def _read_full(src: BinaryIO, buf: memoryview) -> int:
     return filled
 
 
+def _read_header(src: BinaryIO) -> bytes:
+    buf = bytearray(HEADER_SIZE)
+    got = _read_full(src, memoryview(buf))
+    return bytes(buf[:got])
+
+
 def _parse_header(header: bytes) -> tuple[int, bytes, bytes]:
     if len(header) != HEADER_SIZE:
         raise IntegrityError(_OPAQUE)
@@ -169,8 +176,8 @@ def encrypt_stream(
     """
     _check_key(key)
     _check_segment_size(segment_size)
-    salt = os.urandom(SALT_SIZE)
-    prefix = os.urandom(NONCE_PREFIX_SIZE)
+    salt = _random(SALT_SIZE)
+    prefix = _random(NONCE_PREFIX_SIZE)
     header = _HEADER.pack(VERSION, segment_size) + salt + prefix
     cipher = _file_cipher(key, salt, associated_data)
     dst.write(header)
@@ -215,7 +222,7 @@ def decrypt_stream(*, key: bytes, src: BinaryIO, dst: BinaryIO, associated_data:
     plaintext of segments ``0..k-1`` was written: write to a temporary file and rename it only on success.
     """
     _check_key(key)
-    header = src.read(HEADER_SIZE)
+    header = _read_header(src)
     segment_size, salt, prefix = _parse_header(header)
     cipher = _file_cipher(key, salt, associated_data)
     seg_ct = segment_size + TAG_SIZE
@@ -262,7 +269,7 @@ def read_range(*, key: bytes, src: BinaryIO, associated_data: bytes, offset: int
     if offset < 0 or length < 0:
         raise InvalidInput("offset and length must be non-negative")
     base = src.tell()
-    header = src.read(HEADER_SIZE)
+    header = _read_header(src)
     segment_size, salt, prefix = _parse_header(header)
     total_ct = src.seek(0, os.SEEK_END) - base
     body = total_ct - HEADER_SIZE

@@ -128,9 +128,11 @@ class KekInfo:
 class KeyProvider(Protocol):
     """Wraps data keys under per-environment, versioned key-encryption keys.
 
-    Errors: an unknown environment, or a KEK version that does not exist or was retired, raises
-    :class:`~bastion.errors.KeyNotFound`; a wrap that fails to authenticate (tampered bytes, wrong context,
-    wrong provider) raises :class:`~bastion.errors.IntegrityError` with one opaque message.
+    Errors: wrapping for an unknown environment, or retiring an unknown version, raises
+    :class:`~bastion.errors.KeyNotFound`; unwrapping with a *retired* KEK version raises ``KeyNotFound``
+    (rewrap before retiring). A wrap that fails to authenticate (tampered bytes, wrong context, another
+    provider, an environment or version the provider never had) raises :class:`~bastion.errors.IntegrityError`
+    with one opaque message.
     """
 
     name: str

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 KDF_NAMES = ("argon2id", "scrypt")
 KEY_LENGTH = 32
 SALT_SIZE = 16
-_MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB: refuse parameters that would exhaust memory
+_MAX_MEMORY_KIB = 1024 * 1024  # 1 GiB: refuse (e.g. tampered) parameters that would exhaust memory
 
 
 @dataclass(frozen=True)

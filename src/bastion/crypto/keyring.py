@@ -353,7 +353,10 @@ class LocalKeyRing:
         if wrapped.provider != PROVIDER:
             raise IntegrityError(_BAD_WRAP)
         self._refresh()
-        self._entry(wrapped.env)
+        entry = self._doc["envs"].get(wrapped.env)
+        if entry is None or wrapped.kek_version not in {k["version"] for k in entry["keks"]}:
+            # a wrap naming an environment or version this ring never had was forged or damaged
+            raise IntegrityError(_BAD_WRAP)
         kek = self._kek(wrapped.env, wrapped.kek_version)
         blob = wrapped.ciphertext
         if len(blob) != _NONCE_SIZE + DEK_SIZE + 16:

@@ -20,11 +20,13 @@ default ``BASTION_PKCS11_PIN``). The PIN is never written anywhere by bastion.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pkcs11
@@ -51,8 +53,9 @@ DEFAULT_PIN_ENV = "BASTION_PKCS11_PIN"
 _NONCE_SIZE = 12
 _BAD_WRAP = "wrapped key failed to authenticate"
 _ENV_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_LIBS: dict[str, Any] = {}
+_LIBS: dict[str, _Library] = {}
 _LIBS_LOCK = threading.Lock()
+_LOGINS: dict[tuple[str, str], bytes] = {}  # (module, token) -> digest of the PIN this process logged in with
 _T = TypeVar("_T")
 _STALE = (
     p11e.SessionHandleInvalid,
@@ -63,19 +66,36 @@ _STALE = (
 )
 
 
-def _library(module: str) -> Any:
+class _Library:
+    """A loaded module and a generation counter bumped on every rescan (C_Finalize + C_Initialize).
+
+    A rescan invalidates every session handle in the process, and the token may hand the same small integer to
+    a new session: a provider whose session predates the current generation abandons it (never closes it)
+    and opens a fresh one.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        self.lib = lib
+        self.generation = 0
+
+    def rescan(self) -> None:
+        self.lib.reinitialize()
+        self.generation += 1
+
+
+def _library(module: str) -> _Library:
     """One loaded library per module path per process (C_Initialize may run only once)."""
     with _LIBS_LOCK:
-        lib = _LIBS.get(module)
-        if lib is None:
+        holder = _LIBS.get(module)
+        if holder is None:
             if not os.path.exists(module):
                 raise ConfigError(f"PKCS#11 module not found: {module}")
             try:
-                lib = pkcs11.lib(module)
+                holder = _Library(pkcs11.lib(module))
             except (p11e.PKCS11Error, OSError) as exc:
                 raise ConfigError(f"cannot load PKCS#11 module {module}") from exc
-            _LIBS[module] = lib
-        return lib
+            _LIBS[module] = holder
+        return holder
 
 
 def _dek_aad(env: str, version: int, context: bytes) -> bytes:
@@ -108,6 +128,7 @@ class Pkcs11KeyProvider:
         self._now = now or (lambda: datetime.now(UTC))
         self._lib = _library(module)
         self._session: Any = None
+        self._generation = -1
         self._lock = threading.RLock()
 
     @classmethod
@@ -127,54 +148,68 @@ class Pkcs11KeyProvider:
     # -- sessions -----------------------------------------------------------------------------------------
     def _find_token(self) -> Any:
         try:
-            return self._lib.get_token(token_label=self.token_label)
+            return self._lib.lib.get_token(token_label=self.token_label)
         except p11e.NoSuchToken:
             pass
         except p11e.MultipleTokensReturned as exc:
             raise ConfigError(f"several PKCS#11 tokens are labelled {self.token_label!r}") from exc
         # a token initialised after this process loaded the module: rescan the slots once
-        self._lib.reinitialize()
+        with _LIBS_LOCK:
+            self._lib.rescan()
         try:
-            return self._lib.get_token(token_label=self.token_label)
+            return self._lib.lib.get_token(token_label=self.token_label)
         except p11e.NoSuchToken as exc:
             raise ConfigError(f"no PKCS#11 token labelled {self.token_label!r}") from exc
 
     def _open(self) -> Any:
         token = self._find_token()
+        key = (self.module, self.token_label)
+        pin_digest = hashlib.sha256(b"bastion-pkcs11-pin\x00" + self._pin.encode("utf-8")).digest()
         try:
-            return token.open(user_pin=self._pin, rw=True)
+            session = token.open(user_pin=self._pin, rw=True)
+        except p11e.UserAlreadyLoggedIn as exc:
+            # login state is per process: another provider on this token logged in already. Its session
+            # serves us only if it logged in with the same PIN (a wrong PIN must not ride on its login).
+            known = _LOGINS.get(key)
+            if known is None or not hmac.compare_digest(known, pin_digest):
+                raise WrongPassphrase("the PKCS#11 token did not open: wrong PIN") from exc
+            return token.open(rw=True)
         except (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange) as exc:
             raise WrongPassphrase("the PKCS#11 token did not open: wrong PIN") from exc
         except p11e.PinLocked as exc:
             raise ServiceError("the PKCS#11 token's PIN is locked") from exc
         except p11e.PKCS11Error as exc:
             raise ServiceError(f"cannot open a session on PKCS#11 token {self.token_label!r}") from exc
+        _LOGINS[key] = pin_digest
+        return session
 
     def _call(self, fn: Callable[[Any], _T]) -> _T:
         with self._lock:
             for attempt in range(2):
+                if self._session is not None and self._generation != self._lib.generation:
+                    self._session = None  # its handle died in a rescan (and may now name another session)
                 if self._session is None:
-                    self._session = self._open()
+                    session = self._open()
+                    self._session, self._generation = session, self._lib.generation
                 try:
                     return fn(self._session)
                 except _STALE as exc:
-                    self._session = None
+                    self._drop()
                     if attempt:
                         raise ServiceError("the PKCS#11 session was lost") from exc
                 except p11e.PKCS11Error as exc:
-                    if isinstance(exc, p11e.GeneralError) and not str(exc) and attempt == 0:
-                        # SoftHSM answers CKR_CRYPTOKI_NOT_INITIALIZED after another provider rescanned
-                        self._session = None
-                        continue
                     raise ServiceError(f"PKCS#11 operation failed ({type(exc).__name__})") from exc
             raise ServiceError("the PKCS#11 session was lost")
 
+    def _drop(self) -> None:
+        if self._session is not None and self._generation == self._lib.generation:
+            with contextlib.suppress(p11e.PKCS11Error):
+                self._session.close()
+        self._session = None
+
     def close(self) -> None:
         with self._lock:
-            if self._session is not None:
-                with contextlib.suppress(p11e.PKCS11Error):
-                    self._session.close()
-                self._session = None
+            self._drop()
 
     def __enter__(self) -> Pkcs11KeyProvider:
         return self
@@ -204,7 +239,7 @@ class Pkcs11KeyProvider:
         return key
 
     def _generate(self, session: Any, env: str, version: int) -> None:
-        today = self._now().date()
+        created = self._now().isoformat(timespec="seconds")
         session.generate_key(
             KeyType.AES,
             256,
@@ -219,7 +254,7 @@ class Pkcs11KeyProvider:
                 Attribute.DECRYPT: True,
                 Attribute.WRAP: False,
                 Attribute.UNWRAP: False,
-                Attribute.START_DATE: today,
+                Attribute.ID: b"bastion:" + created.encode("ascii"),
             },
         )
 
@@ -257,8 +292,9 @@ class Pkcs11KeyProvider:
                 key = keys.get(version)
                 created = ""
                 if key is not None:
-                    start = key[Attribute.START_DATE]
-                    created = start.isoformat() if isinstance(start, date) else ""
+                    ident = bytes(key.id or b"")
+                    if ident.startswith(b"bastion:"):
+                        created = ident[len(b"bastion:") :].decode("ascii", "replace")
                 infos.append(
                     KekInfo(
                         env=env,
@@ -331,9 +367,12 @@ class Pkcs11KeyProvider:
         label = kek_label(wrapped.env, wrapped.kek_version)
 
         def run(session: Any) -> bytes:
-            key = self._keys(session, wrapped.env).get(wrapped.kek_version)
+            keys = self._keys(session, wrapped.env)
+            if not keys or wrapped.kek_version > max(keys):
+                raise IntegrityError(_BAD_WRAP)  # an environment or version the token never had
+            key = keys.get(wrapped.kek_version)
             if key is None:
-                raise KeyNotFound(f"KEK {label} does not exist or was retired")
+                raise KeyNotFound(f"KEK {label} was retired")
             key = self._checked(key, label)
             try:
                 plain = key.decrypt(

@@ -268,6 +268,17 @@ class SigningKeys:
         keys._check_public_files()
         return keys
 
+    def change_passphrase(self, new_passphrase: str, *, kdf: KdfParams | None = None) -> None:
+        """Re-encrypt both private keys under a secret from ``new_passphrase`` (fresh salt)."""
+        params = kdf or KdfParams.from_dict(json.loads((self.directory / PARAMS).read_bytes())["kdf"])
+        salt = os.urandom(SALT_SIZE)
+        secret = self._secret_from(new_passphrase, salt=salt, kdf=params)
+        _write_private(self.directory / MANIFEST_KEY, self._manifest_key, secret)
+        _write_private(self.directory / TREE_KEY, self.tree._private, secret)
+        doc = {"kdf": params.to_dict(), "salt": base64.b64encode(salt).decode("ascii")}
+        atomic_write(self.directory / PARAMS, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o644)
+        self._secret = secret
+
     def _check_public_files(self) -> None:
         """The plain public-key files must match the private keys (someone may have swapped them)."""
         expected = {

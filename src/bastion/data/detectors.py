@@ -52,7 +52,7 @@ class Detector:
     entity: str
     pattern: re.Pattern[str]
     confidence: float
-    validate: Callable[[re.Match[str]], tuple[int, int] | None] | None = None
+    validate: Callable[[re.Match[str]], tuple[int, int] | list[tuple[int, int]] | None] | None = None
     prefilter: str | None = None  # a character that must occur in the text for the detector to run
     source: str = "pattern"
 
@@ -60,21 +60,42 @@ class Detector:
 # ---------------------------------------------------------------------------------------------- validators
 
 
+_LUHN_DOUBLE = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    parity = len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    total = sum(map(int, digits[-1::-2])) + sum(_LUHN_DOUBLE[int(c)] for c in digits[-2::-2])
     return total % 10 == 0
 
 
 def _whole(m: re.Match[str]) -> tuple[int, int]:
     return m.start(), m.end()
+
+
+_WORDISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+/=-")
+
+
+def _preceded_by(m: re.Match[str], chars: frozenset[str], group: int = 0) -> bool:
+    i = m.start(group)
+    return i > 0 and m.string[i - 1] in chars
+
+
+def _bounded(chars: frozenset[str]) -> Callable[[re.Match[str]], tuple[int, int] | None]:
+    def validate(m: re.Match[str]) -> tuple[int, int] | None:
+        return None if _preceded_by(m, chars) else _whole(m)
+
+    return validate
+
+
+def _v_ipv4(m: re.Match[str]) -> tuple[int, int] | None:
+    if m.start() > 0 and m.string[m.start() - 1] in "0123456789.":
+        return None
+    for part in m.group().split("."):
+        if int(part) > 255 or (len(part) > 1 and part[0] == "0"):
+            return None
+    return _whole(m)
 
 
 def _v_card(m: re.Match[str]) -> tuple[int, int] | None:
@@ -105,6 +126,8 @@ def iban_valid(compact: str) -> bool:
 
 
 def _v_iban(m: re.Match[str]) -> tuple[int, int] | None:
+    if _preceded_by(m, _ALNUM):
+        return None
     text = m.group()
     want = IBAN_LENGTHS.get(text[:2])
     if want is None:
@@ -124,7 +147,7 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 
 
 def _v_ssn(m: re.Match[str]) -> tuple[int, int] | None:
-    return _whole(m) if ssn_valid(m.group(1), m.group(3), m.group(4)) else None
+    return _whole(m) if ssn_valid(m.group()[:3], m.group(3), m.group(4)) else None
 
 
 def _v_ipv6(m: re.Match[str]) -> tuple[int, int] | None:
@@ -177,7 +200,7 @@ PROTECTED_PREFIXES = ("tok_", "hmac_")
 
 def _v_entropy(m: re.Match[str]) -> tuple[int, int] | None:
     text = m.group()
-    if text.startswith(PROTECTED_PREFIXES):
+    if _preceded_by(m, _TOKEN_CHARS) or text.startswith(PROTECTED_PREFIXES):
         return None
     has_digit = any(c.isdigit() for c in text)
     has_upper = any(c.isupper() for c in text)
@@ -187,8 +210,13 @@ def _v_entropy(m: re.Match[str]) -> tuple[int, int] | None:
     return _whole(m)
 
 
+_SECRET_KEY = re.compile(r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|pwd|access[_-]?key)[\"']?[ ]*$")
+
+
 def _v_kv_secret(m: re.Match[str]) -> tuple[int, int] | None:
     if m.group(1).startswith(PROTECTED_PREFIXES):
+        return None
+    if not _SECRET_KEY.search(m.string, max(0, m.start() - 24), m.start()):
         return None
     return m.start(1), m.end(1)
 
@@ -214,16 +242,31 @@ _NOT_SURNAMES = frozenset(
 )  # fmt: skip
 
 
-def _v_person(m: re.Match[str]) -> tuple[int, int] | None:
-    first, last = name_lists()
-    given, surname = m.group(1), m.group(2)
-    if given not in first or surname in _NOT_SURNAMES:
+_CAP_WORD = re.compile(r"(?:[A-Z]\.[ ])?([A-Z][a-z]+(?:-[A-Z][a-z]+)?)")
+
+
+def _v_person(m: re.Match[str]) -> list[tuple[int, int]] | None:
+    """A run of capitalised words: every known given name followed by a capitalised surname is a person."""
+    if _preceded_by(m, _ALNUM):
         return None
-    return m.start(1), m.end(2)
+    first, _ = name_lists()
+    words = [(w.group(1), w.start(1), w.end(1)) for w in _CAP_WORD.finditer(m.string, m.start(), m.end())]
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words) - 1:
+        given, surname = words[i], words[i + 1]
+        if given[0] in first and surname[0] not in _NOT_SURNAMES:
+            out.append((given[1], surname[2]))
+            i += 2
+        else:
+            i += 1
+    return out or None
 
 
 def _v_titled(m: re.Match[str]) -> tuple[int, int] | None:
-    return None if m.group(1) in _NOT_SURNAMES else _whole(m)
+    if _preceded_by(m, _WORDISH) or m.group(1) in _NOT_SURNAMES:
+        return None
+    return _whole(m)
 
 
 # ------------------------------------------------------------------------------------------------ patterns
@@ -251,7 +294,7 @@ DETECTORS: tuple[Detector, ...] = (
             r"|-----BEGIN[A-Z ]{0,20}PRIVATE KEY-----)"
         ),
         0.95,
-        _bounded(_WORDISH),
+        _bounded(_TOKEN_CHARS),
     ),
     Detector(E.SECRET, re.compile(r"[:=][ ]*[\"']?([^\s\"',;\x00]{8,})"), 0.8, _v_kv_secret),
     Detector(E.SECRET, re.compile(r"[A-Za-z0-9_+/=-]{32,256}"), 0.6, _v_entropy),
@@ -277,18 +320,22 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         E.PHONE,
+        re.compile(r"\((?<![\w+]\()\d{3}\)[ ]?\d{3}[ .-]\d{4}(?![\w-])"),
+        0.75,
+        _v_phone,
+        prefilter="(",
+    ),
+    Detector(
+        E.PHONE,
         re.compile(
-            r"[+(\d](?<![\w+][+(\d])(?<=[+(\d])"
-            r"(?:(?<=\+)1[ .-]?|(?<=1)[ .-]?|(?<=\()|(?<=\d))"
-            r"(?:(?<=\()\d{3}\)[ ]?|(?<!\()\d{3}[ .-]|(?<=\d)\d{2}[ .-]|(?<=\(\d)\d{2}\)[ ]?)"
-            r"\d{3}[ .-]\d{4}(?![\w-])"
+            r"\d(?<![\w+.(-]\d)(?:(?<=1)[ .-](?:\(\d{3}\)[ ]?|\d{3}[ .-])|\d\d[ .-])\d{3}[ .-]\d{4}(?![\w-])"
         ),
         0.75,
         _v_phone,
     ),
     Detector(
         E.PHONE,
-        re.compile(r"\+(?<![\w+]\+)[2-9]\d{0,2}[ .-]?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?![\w-])"),
+        re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}[ .-]?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?![\w-])"),
         0.75,
         _v_phone,
         prefilter="+",
@@ -340,7 +387,11 @@ def _run(det: Detector, text: str, out: list[Span]) -> None:
             out.append(Span(det.entity, m.start(), m.end(), det.confidence, det.source))
         else:
             pos = validate(m)
-            if pos is not None and pos[1] > pos[0]:
+            if pos is None:
+                continue
+            if isinstance(pos, list):
+                out.extend(Span(det.entity, a, b, det.confidence, det.source) for a, b in pos)
+            elif pos[1] > pos[0]:
                 out.append(Span(det.entity, pos[0], pos[1], det.confidence, det.source))
 
 

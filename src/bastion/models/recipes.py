@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +149,44 @@ def train_model(
     if not (lr > 0 and math.isfinite(lr)):
         raise InvalidInput(f"lr must be a positive number, got {lr}")
     torch.manual_seed(seed)
-    loader = data_loader or make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
-    opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    loader = (
+        data_loader
+        if data_loader is not None
+        else make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
+    )
+    opt = optimizer if optimizer is not None else torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
-    steps = 0
-    last_loss = float("nan")
     epoch_seconds: list[float] = []
     start = time.perf_counter()
     model.train()
+    with warnings.catch_warnings():
+        # Opacus' per-sample-gradient hooks warn that the input needs no gradient: expected, not a problem.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        steps, last_loss = _loop(model, loader, opt, criterion, hooks, epochs, epoch_seconds)
+    seconds = time.perf_counter() - start
+    model.eval()
+    return TrainResult(
+        accuracy=evaluate(model, dataset.x_test, dataset.y_test),
+        train_accuracy=evaluate(model, dataset.x_train, dataset.y_train),
+        final_loss=last_loss,
+        epochs=epochs,
+        steps=steps,
+        seconds=seconds,
+        epoch_seconds=tuple(epoch_seconds),
+    )
+
+
+def _loop(
+    model: nn.Module,
+    loader: Any,
+    opt: torch.optim.Optimizer,
+    criterion: nn.Module,
+    hooks: Sequence[TrainingHook],
+    epochs: int,
+    epoch_seconds: list[float],
+) -> tuple[int, float]:
+    steps = 0
+    last_loss = float("nan")
     for _ in range(epochs):
         t0 = time.perf_counter()
         for xb, yb in loader:
@@ -171,17 +202,7 @@ def train_model(
             if len(yb):
                 last_loss = float(loss.detach())
         epoch_seconds.append(time.perf_counter() - t0)
-    seconds = time.perf_counter() - start
-    model.eval()
-    return TrainResult(
-        accuracy=evaluate(model, dataset.x_test, dataset.y_test),
-        train_accuracy=evaluate(model, dataset.x_train, dataset.y_train),
-        final_loss=last_loss,
-        epochs=epochs,
-        steps=steps,
-        seconds=seconds,
-        epoch_seconds=tuple(epoch_seconds),
-    )
+    return steps, last_loss
 
 
 def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:

@@ -231,7 +231,9 @@ def noise_for_epsilon(
     while eps(hi) > target_epsilon:
         hi *= 2.0
         if hi > _MAX_NOISE:
-            raise InvalidInput(f"cannot reach epsilon={target_epsilon} with delta={delta} (noise > {_MAX_NOISE:g})")
+            raise InvalidInput(
+                f"cannot reach epsilon={target_epsilon} with delta={delta} (noise > {_MAX_NOISE:g})"
+            )
     lo = hi / 2.0
     while eps(lo) <= target_epsilon:
         hi, lo = lo, lo / 2.0

@@ -32,6 +32,8 @@ from bastion.store.db import Base, ensure_tables, utcnow, write_transaction
 
 _TS = sa.DateTime(timezone=True)
 TOLERANCE = 1e-9
+# Given to a dataset on its first spend when bastion.toml's [privacy] sets no default_budget/default_delta.
+DEFAULT_BUDGET: tuple[float, float] = (10.0, 1e-4)
 KINDS: tuple[str, ...] = ("train", "query", "audit")
 MAX_DATASET_NAME = 255
 
@@ -231,7 +233,9 @@ class PrivacyLedger:
 
     def datasets(self) -> list[str]:
         with self.engine.connect() as conn:
-            return [str(r) for r in conn.execute(sa.select(budgets_table.c.dataset).order_by("dataset")).scalars()]
+            return [
+                str(r) for r in conn.execute(sa.select(budgets_table.c.dataset).order_by("dataset")).scalars()
+            ]
 
     # --- spending -------------------------------------------------------------------------------------------
 
@@ -344,7 +348,12 @@ class PrivacyLedger:
             {"spend_id": reservation.spend_id, "kind": reservation.kind, "epsilon": eps, "delta": dlt},
         )
         with self.engine.connect() as conn:
-            return [s for name in reservation.datasets for s in _spends(conn, name) if s.spend_id == reservation.spend_id]
+            return [
+                s
+                for name in reservation.datasets
+                for s in _spends(conn, name)
+                if s.spend_id == reservation.spend_id
+            ]
 
     @contextmanager
     def charge(
@@ -357,13 +366,18 @@ class PrivacyLedger:
         details: Mapping[str, Any] | None = None,
     ) -> Iterator[Reservation]:
         """Reserve for the duration of a block. A block that raises before settling stays charged at plan."""
-        reservation = self.reserve(datasets=datasets, epsilon=epsilon, delta=delta, kind=kind, details=details)
+        reservation = self.reserve(
+            datasets=datasets, epsilon=epsilon, delta=delta, kind=kind, details=details
+        )
         try:
             yield reservation
         except BaseException:
             if self._is_reserved(reservation):
                 self.settle(
-                    reservation, epsilon=reservation.epsilon, delta=reservation.delta, details={"failed": True}
+                    reservation,
+                    epsilon=reservation.epsilon,
+                    delta=reservation.delta,
+                    details={"failed": True},
                 )
             raise
 
@@ -376,7 +390,19 @@ class PrivacyLedger:
 
     def _log(self, action: str, target: str, outcome: str, details: Mapping[str, Any]) -> None:
         if self.audit is not None:
-            self.audit.append(actor=self.actor, action=action, target=target, outcome=outcome, details=details)
+            self.audit.append(
+                actor=self.actor, action=action, target=target, outcome=outcome, details=details
+            )
+
+
+def ledger_for_vault(vault: Any) -> PrivacyLedger:
+    """The ledger of an open vault: its database, its audit log, its identity, the home's default budget."""
+    section = vault.settings.section("privacy")
+    default = (
+        float(section.get("default_budget", DEFAULT_BUDGET[0])),
+        float(section.get("default_delta", DEFAULT_BUDGET[1])),
+    )
+    return PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, default_budget=default)
 
 
 def _budget_row(conn: Connection, name: str) -> Any:
@@ -401,7 +427,9 @@ def _spends(conn: Connection, name: str) -> list[Spend]:
                 epsilon_planned=float(r.epsilon_planned),
                 delta_planned=float(r.delta_planned),
                 actor=r.actor,
-                created_at=r.created_at.isoformat() if hasattr(r.created_at, "isoformat") else str(r.created_at),
+                created_at=r.created_at.isoformat()
+                if hasattr(r.created_at, "isoformat")
+                else str(r.created_at),
                 details=json.loads(r.details_json),
             )
         )
@@ -420,11 +448,13 @@ def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "DEFAULT_BUDGET",
     "KINDS",
     "BudgetStatus",
     "PrivacyLedger",
     "Reservation",
     "Spend",
     "budgets_table",
+    "ledger_for_vault",
     "spends_table",
 ]

@@ -54,7 +54,9 @@ class DPSettings:
         if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):
             raise InvalidInput(f"max_grad_norm must be a finite number > 0, got {self.max_grad_norm}")
         if self.accountant not in ACCOUNTANTS:
-            raise InvalidInput(f"unknown accountant {self.accountant!r} (use one of {', '.join(ACCOUNTANTS)})")
+            raise InvalidInput(
+                f"unknown accountant {self.accountant!r} (use one of {', '.join(ACCOUNTANTS)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ class TrainingReport:
 
     def metadata(self) -> dict[str, Any]:
         """What a trained artifact records in its registry metadata (JSON-ready)."""
-        return {k: v for k, v in self.to_dict().items() if k != "config"} | {"architecture": self.config.to_dict()}
+        return {k: v for k, v in self.to_dict().items() if k != "config"} | {
+            "architecture": self.config.to_dict()
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,7 +182,9 @@ def train_recipe(
         raise InvalidInput(f"epochs must be ≥ 1, got {epochs}")
     config = MlpConfig(n_features=dataset.n_features, n_classes=dataset.n_classes, hidden=tuple(hidden))
     key = ledger_dataset or dataset.name
-    model = build_mlp(n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed)
+    model = build_mlp(
+        n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed
+    )
     loader = make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
     common = {
         "dataset": dataset.name,
@@ -194,9 +200,14 @@ def train_recipe(
             )
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         result = train_model(
-            model=model, dataset=dataset, epochs=epochs, seed=seed, hooks=hooks, optimizer=optimizer,
+            model=model,
+            dataset=dataset,
+            epochs=epochs,
+            seed=seed,
+            hooks=hooks,
+            optimizer=optimizer,
             data_loader=loader,
-        )  # fmt: skip
+        )
         return TrainingReport(
             private=False,
             accuracy=result.accuracy,
@@ -217,9 +228,14 @@ def train_recipe(
             epsilon=plan.epsilon,
             delta=dp.delta,
             kind="train",
-            details={"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
-                     "steps": plan.steps, "max_grad_norm": dp.max_grad_norm, "dataset_digest": common["dataset_digest"]},
-        )  # fmt: skip
+            details={
+                "noise_multiplier": plan.noise_multiplier,
+                "sample_rate": plan.sample_rate,
+                "steps": plan.steps,
+                "max_grad_norm": dp.max_grad_norm,
+                "dataset_digest": common["dataset_digest"],
+            },
+        )
     start = time.perf_counter()
     wrapped = None
     try:
@@ -235,9 +251,14 @@ def train_recipe(
             accountant=dp.accountant,  # type: ignore[arg-type]
         )
         result = train_model(
-            model=wrapped.module, dataset=dataset, epochs=epochs, seed=seed, hooks=hooks,
-            optimizer=wrapped.optimizer, data_loader=wrapped.data_loader,
-        )  # fmt: skip
+            model=wrapped.module,
+            dataset=dataset,
+            epochs=epochs,
+            seed=seed,
+            hooks=hooks,
+            optimizer=wrapped.optimizer,
+            data_loader=wrapped.data_loader,
+        )
         spent = wrapped.spent()
     except BaseException:
         if ledger is not None and reservation is not None:
@@ -250,7 +271,11 @@ def train_recipe(
             reservation,
             epsilon=spent.epsilon,
             delta=spent.delta,
-            details={"steps": spent.steps, "epsilon_rdp": spent.epsilon_rdp, "epsilon_prv": spent.epsilon_prv},
+            details={
+                "steps": spent.steps,
+                "epsilon_rdp": spent.epsilon_rdp,
+                "epsilon_prv": spent.epsilon_prv,
+            },
         )
     inner: nn.Module = wrapped.module._module if hasattr(wrapped.module, "_module") else wrapped.module
     return TrainingReport(

@@ -217,7 +217,7 @@ def parse_npy_header(src: Source, config: ScanConfig) -> tuple[Any, tuple[int, .
         raise Malformed(".npy shape is invalid")
     try:
         dtype = np.lib.format.descr_to_dtype(meta["descr"])
-    except Exception as exc:  # noqa: BLE001 - any failure of numpy's own parser means malformed
+    except Exception as exc:
         raise Malformed(".npy dtype descriptor is invalid") from exc
     return dtype, shape, start + hlen
 
@@ -260,7 +260,12 @@ def check_keras_config(data: bytes, add: AddIssue, *, what: str = "Keras config"
             elif cls == "function":
                 fn = node.get("config")
                 if not _KERAS_FUNCTION_MODULES.fullmatch(module) or not isinstance(fn, str):
-                    add("keras-module-injection", Severity.high, f"config calls {module}.{fn}", f"{module}.{fn}")
+                    add(
+                        "keras-module-injection",
+                        Severity.high,
+                        f"config calls {module}.{fn}",
+                        f"{module}.{fn}",
+                    )
             elif not _CLASS_NAME.fullmatch(cls):
                 add("keras-module-injection", Severity.high, f"config references {ref}", ref)
         registered = node.get("registered_name")
@@ -279,7 +284,7 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
     model = onnx.ModelProto()
     try:
         model.ParseFromString(src.read_at(0, src.size))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError or RecursionError
+    except Exception as exc:
         raise Malformed("not a parseable ONNX model") from exc
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise Malformed("not an ONNX model (no ir_version or graph)")
@@ -306,13 +311,17 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
             continue
         location = next((e.value for e in t.external_data if e.key == "location"), None)
         if location is None:
-            add("onnx-external-data", Severity.high, f"tensor {t.name[:60]!r} has external data without location")
+            add(
+                "onnx-external-data",
+                Severity.high,
+                f"tensor {t.name[:60]!r} has external data without location",
+            )
             continue
         if _escapes(location, model_dir):
             add(
                 "onnx-external-data",
                 Severity.high,
-                f"tensor {t.name[:60]!r} reads external data from {location[:120]!r} outside the model directory",
+                f"tensor {t.name[:60]!r} reads external data from {location[:120]!r} outside the model dir",
                 location[:200],
             )
 

@@ -21,8 +21,12 @@ class Malformed(Exception):
         self.offset = offset
 
 
+class BoundExceeded(Malformed):
+    """A configured bound (nesting, size, count) was exceeded: never mistaken for another format."""
+
+
 class Source:
-    """A read-only window ``[start, start + size)`` of a seekable binary file (shared file handles allowed)."""
+    """A read-only window ``[start, start + size)`` of a seekable binary file (handles may be shared)."""
 
     def __init__(self, fh: BinaryIO, start: int = 0, size: int | None = None) -> None:
         if size is None:
@@ -64,7 +68,7 @@ class Source:
 class Reader:
     """Sequential buffered reader over a :class:`Source`; raises :class:`Malformed` on truncation."""
 
-    __slots__ = ("_base", "_buf", "_bpos", "src")
+    __slots__ = ("_base", "_bpos", "_buf", "src")
 
     def __init__(self, src: Source, offset: int = 0) -> None:
         self.src = src
@@ -137,4 +141,4 @@ class Reader:
             self._refill(have + CHUNK)
 
 
-__all__ = ["CHUNK", "Malformed", "Reader", "Source"]
+__all__ = ["CHUNK", "BoundExceeded", "Malformed", "Reader", "Source"]

@@ -1,10 +1,10 @@
 """Static pickle analysis: walk the opcodes, simulate stack and memo, never import or unpickle.
 
-Every global a pickle imports (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) is judged against the allow-list of
-:mod:`bastion.scan._allowlist`; every call (``REDUCE``, ``OBJ``, ``NEWOBJ(_EX)``, ``INST``) must target such an
-imported global, and ``BUILD`` on an imported global (class-attribute overwrite) is refused. Operands that cannot
-be resolved statically (``STACK_GLOBAL`` on values that are not plain strings, extension-registry codes, calls on
-computed values) are findings, not guesses.
+Every global a pickle imports (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) is judged against the allow-list
+of :mod:`bastion.scan._allowlist`; every call (``REDUCE``, ``OBJ``, ``NEWOBJ(_EX)``, ``INST``) must target
+such an imported global, and ``BUILD`` on an imported global (class-attribute overwrite) is refused.
+Operands that cannot be resolved statically (``STACK_GLOBAL`` on values that are not plain strings,
+extension-registry codes, calls on computed values) are findings, not guesses.
 
 The walk is iterative with explicit bounds (opcode count, stack size, MARK and container nesting, memo size,
 stream size), so adversarial input ends in :class:`~bastion.scan._io.Malformed`, never in a RecursionError.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.scan._allowlist import is_allowed, is_known_dangerous
-from bastion.scan._io import Malformed, Reader
+from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
 
 STR_CAP = 1 << 16  # strings/bytes longer than this are skipped, not materialised
@@ -174,10 +174,10 @@ class PickleAnalyzer:
     def push(self, v: Any) -> None:
         self.stack.append(v)
         if len(self.stack) > self.config.max_stack:
-            raise Malformed("pickle stack exceeds its bound", self.offset)
+            raise BoundExceeded("pickle stack exceeds its bound", self.offset)
         d = _depth(v)
         if d > self.config.max_nesting:
-            raise Malformed(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
+            raise BoundExceeded(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
 
     def pop(self) -> Any:
         if not self.stack:
@@ -294,7 +294,7 @@ class PickleAnalyzer:
         while True:
             self.offset = r.pos
             if self.offset > limit:
-                raise Malformed("pickle stream exceeds max_pickle_bytes", self.offset)
+                raise BoundExceeded("pickle stream exceeds max_pickle_bytes", self.offset)
             code = r.read_byte()
             entry = kinds.get(code)
             if entry is None:
@@ -309,7 +309,7 @@ class PickleAnalyzer:
             handlers[name](arg)
             ops += 1
             if ops > max_ops:
-                raise Malformed("pickle has more opcodes than max_pickle_ops", self.offset)
+                raise BoundExceeded("pickle has more opcodes than max_pickle_ops", self.offset)
 
     # -- opcode handlers (named op_<OPCODE>) ------------------------------------------------------------
     def op_PROTO(self, arg: int) -> None:
@@ -361,7 +361,7 @@ class PickleAnalyzer:
         self.metastack.append(self.stack)
         self.stack = []
         if len(self.metastack) > self.config.max_nesting:
-            raise Malformed(f"pickle MARK nesting deeper than {self.config.max_nesting}", self.offset)
+            raise BoundExceeded(f"pickle MARK nesting deeper than {self.config.max_nesting}", self.offset)
 
     def op_LIST(self, arg: None) -> None:
         self.push(Box("list", self.pop_mark()))
@@ -407,7 +407,7 @@ class PickleAnalyzer:
             else:
                 target.extend(items)
             if target.depth > self.config.max_nesting:
-                raise Malformed(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
+                raise BoundExceeded(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
         elif isinstance(target, Global):
             self._issue(
                 "pickle-global-mutation",
@@ -458,7 +458,7 @@ class PickleAnalyzer:
             raise Malformed("negative memo index", self.offset)
         self.memo[idx] = self.top()
         if len(self.memo) > self.config.max_memo:
-            raise Malformed("pickle memo exceeds its bound", self.offset)
+            raise BoundExceeded("pickle memo exceeds its bound", self.offset)
 
     def op_PUT(self, arg: Any) -> None:
         self._put(int(arg))
@@ -559,6 +559,11 @@ class PickleAnalyzer:
         pid = self.pop()
         if len(self.persistent) < 1_000_000:
             self.persistent.append(plain(pid))
+        if isinstance(pid, Box) and len(pid.items) >= 2 and pid.items[0] == "module":
+            # torch's legacy format stores module classes as ('module', cls, file, source); its
+            # persistent_load returns cls, which was imported (and judged) by an ordinary GLOBAL.
+            self.push(pid.items[1])
+            return
         self.push(Obj("<persistent>", pid))
 
     # -- joblib -----------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ RULES: dict[str, str] = {
     "keras-custom-object": "A Keras config needs a custom object registered in code.",
     "onnx-external-data": "An ONNX tensor reads external data from outside the model directory.",
     "gguf-template-injection": "A GGUF chat template reaches Python internals.",
+    "path-symlink-escape": "A symlink in a scanned directory points outside it.",
     "scan-error": "The file could not be analysed (counts as unsafe).",
 }
 _LEVEL = {Severity.critical: "error", Severity.high: "error", Severity.medium: "warning"}
@@ -73,9 +74,9 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                     "driver": {
                         "name": "bastion-scan",
                         "version": __version__,
-                        "informationUri": "https://github.com/bastion-ml/bastion",
                         "rules": [
-                            {"id": rid, "shortDescription": {"text": text}} for rid, text in sorted(RULES.items())
+                            {"id": rid, "shortDescription": {"text": text}}
+                            for rid, text in sorted(RULES.items())
                         ],
                     }
                 },

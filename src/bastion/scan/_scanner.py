@@ -1,15 +1,16 @@
 """Format detection by magic bytes and structure, and the recursive walk through containers.
 
-A file is never judged by its extension. Containers (zip, tar, gzip/bz2/xz/zlib streams) are opened with bounded
-streaming decompression and walked to ``max_depth``; every member is detected and analysed in turn, and the
-archive structure itself is checked (local header vs central directory, CRCs, duplicate names, traversal,
-overlapping entries, prefix data of polyglots).
+A file is never judged by its extension. Containers (zip, tar, gzip/bz2/xz/zlib streams) are opened
+with bounded streaming decompression and walked to ``max_depth``; every member is detected and analysed
+in turn, and the archive structure itself is checked (local header vs central directory, CRCs, duplicate
+names, traversal, overlapping entries, prefix data of polyglots).
 """
 
 from __future__ import annotations
 
 import bz2
 import io
+import itertools
 import lzma
 import re
 import struct
@@ -31,7 +32,7 @@ from bastion.scan._formats import (
     parse_npy_header,
     path_traversal,
 )
-from bastion.scan._io import CHUNK, Malformed, Reader, Source
+from bastion.scan._io import CHUNK, BoundExceeded, Malformed, Reader, Source
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
 from bastion.scan._pickle import Global, analyze_pickle, looks_like_pickle, plain
 
@@ -91,7 +92,11 @@ class _Walk:
     # -- bookkeeping ------------------------------------------------------------------------------------
     def adder(self, member: str) -> Any:
         def add(
-            rule: str, severity: Severity, message: str, callable_: str | None = None, offset: int | None = None
+            rule: str,
+            severity: Severity,
+            message: str,
+            callable_: str | None = None,
+            offset: int | None = None,
         ) -> None:
             if len(self.issues) < 1000:
                 self.issues.append(Issue(rule, severity, message, member, callable_, offset))
@@ -213,6 +218,8 @@ class _Walk:
         before = len(self.issues)
         try:
             res = analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+        except BoundExceeded:
+            raise
         except Malformed:
             if text_ok and len(self.issues) == before and _is_text(src):
                 return self._text(src, member)
@@ -244,7 +251,12 @@ class _Walk:
             raise Malformed("legacy torch storage key list is not a list of strings")
         sizes: dict[str, int] = {}
         for pid in main.persistent:
-            if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[1], Global):
+            if (
+                isinstance(pid, tuple)
+                and len(pid) >= 3
+                and pid[0] == "storage"
+                and isinstance(pid[1], Global)
+            ):
                 size = STORAGE_ELEMENT_SIZE.get(pid[1].name)
                 if size is None:
                     raise Malformed(f"legacy torch storage type {pid[1].full} unknown")
@@ -275,7 +287,9 @@ class _Walk:
                 raise Malformed(f"legacy torch tar '{name}' record invalid")
             if name == "storages":
                 storage_type = record[2]
-                size = STORAGE_ELEMENT_SIZE.get(storage_type.name) if isinstance(storage_type, Global) else None
+                size = (
+                    STORAGE_ELEMENT_SIZE.get(storage_type.name) if isinstance(storage_type, Global) else None
+                )
                 if size is None:
                     raise Malformed("legacy torch tar storage type unknown")
                 r.skip(int.from_bytes(r.read(8), "little") * size)
@@ -321,7 +335,9 @@ class _Walk:
                     rest_at = pos - len(d.unused_data)
                     if rest_at < src.size:
                         magic = src.read_at(rest_at, 3)
-                        if (kind == "gzip" and magic[:2] == b"\x1f\x8b") or (kind == "bz2" and magic == b"BZh"):
+                        if (kind == "gzip" and magic[:2] == b"\x1f\x8b") or (
+                            kind == "bz2" and magic == b"BZh"
+                        ):
                             d = new()
                             pos = rest_at
                             continue
@@ -340,9 +356,13 @@ class _Walk:
     def _charge(self, n: int, produced: int, consumed: int, what: str) -> None:
         self.inflated += n
         if self.inflated > self.config.max_archive_bytes:
-            raise _Bomb(f"{what}: decompressed size exceeds max_archive_bytes={self.config.max_archive_bytes}")
+            raise _Bomb(
+                f"{what}: decompressed size exceeds max_archive_bytes={self.config.max_archive_bytes}"
+            )
         if produced > (1 << 20) and produced > self.config.max_archive_ratio * max(consumed, 1):
-            raise _Bomb(f"{what}: compression ratio above max_archive_ratio={self.config.max_archive_ratio:g}")
+            raise _Bomb(
+                f"{what}: compression ratio above max_archive_ratio={self.config.max_archive_ratio:g}"
+            )
 
     # -- zip --------------------------------------------------------------------------------------------
     def _zip(self, src: Source, member: str, depth: int) -> str:
@@ -368,7 +388,9 @@ class _Walk:
             name = info.filename
             child = f"{member}!{name}" if member else name
             if name in seen:
-                add("archive-duplicate-name", Severity.high, f"zip holds {name!r} more than once", offset=None)
+                add(
+                    "archive-duplicate-name", Severity.high, f"zip holds {name!r} more than once", offset=None
+                )
             seen.add(name)
             if path_traversal(name):
                 add("archive-path-traversal", Severity.high, f"zip member name {name[:120]!r} escapes")
@@ -408,9 +430,11 @@ class _Walk:
                 if view.fh is not src.fh:
                     view.fh.close()
         spans.sort()
-        for (a_start, a_end, a_name), (b_start, _, b_name) in zip(spans, spans[1:], strict=False):
+        for (_a_start, a_end, a_name), (b_start, _, b_name) in itertools.pairwise(spans):
             if b_start < a_end:
-                add("zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap")
+                add(
+                    "zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap"
+                )
         first = min((s for s, _, _ in spans), default=0)
         if first > 0:
             self.scan(src.window(0, first), f"{member}!<prefix>" if member else "<prefix>", depth + 1)
@@ -428,7 +452,7 @@ class _Walk:
             problems.append(f"name {local_name[:60]!r} vs {info.orig_filename[:60]!r}")
         if method != info.compress_type:
             problems.append(f"method {method} vs {info.compress_type}")
-        if (flags ^ info.flag_bits) & ~0x8 & 0xFFFF:
+        if flags != info.flag_bits:
             problems.append(f"flags 0x{flags:x} vs 0x{info.flag_bits:x}")
         if not flags & 0x8:
             for what, local, central in (
@@ -442,7 +466,8 @@ class _Walk:
             add(
                 "zip-header-mismatch",
                 Severity.high,
-                f"local header and central directory disagree for {info.filename[:80]!r}: {'; '.join(problems)}",
+                f"local header and central directory disagree for {info.filename[:80]!r}: "
+                + "; ".join(problems),
             )
         return info.header_offset + 30 + nlen + elen
 
@@ -515,7 +540,7 @@ class _Walk:
                 if len(members) > self.config.max_archive_members:
                     raise Malformed("tar has more members than max_archive_members")
         names = {m.name for m in members}
-        legacy = _LEGACY_TAR <= names
+        legacy = names >= _LEGACY_TAR
         seen: set[str] = set()
         for info in members:
             child = f"{member}!{info.name}" if member else info.name
@@ -591,9 +616,12 @@ def _is_tar(head: bytes) -> bool:
     return stored == computed and head[0] != 0
 
 
+_TEXT_BYTES = bytes([7, 8, 9, 10, 12, 13, 27, *range(0x20, 0x7F), *range(0x80, 0x100)])
+
+
 def _is_text(src: Source) -> bool:
     data = src.read_at(0, 1 << 16)
-    if b"\x00" in data:
+    if b"\x00" in data or len(data.translate(None, _TEXT_BYTES)) * 100 > len(data):
         return False
     try:
         data.decode("utf-8")

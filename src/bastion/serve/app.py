@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -250,7 +251,7 @@ class GatewayMiddleware:
     def _record(self, scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
         gw = self.gw
         identity: Identity | None = state.get("identity")
-        route = state.get("route", "other")
+        route = state.get("route") or str(scope.get("path", "-"))[:100]
         decision = state.get("decision") or ("allow" if status < 400 else f"status:{status}")
         gw.metrics.requests.labels(route, str(status)).inc()
         gw.metrics.latency.labels(route).observe(elapsed)
@@ -302,6 +303,34 @@ def _status_of(exc: BastionError) -> int:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def parse_request(raw: bytes, binary_header: str | None) -> InferenceRequest:
+    """The JSON request body (any content type, as tritonclient sends); binary tensors are refused."""
+    if binary_header is not None and (not binary_header.isdigit() or int(binary_header) != len(raw)):
+        raise InvalidInput("the binary tensor extension is not supported: send JSON tensor data")
+    try:
+        return InferenceRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"invalid request: {where}: {first.get('msg', 'malformed')}"[:300]) from exc
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    from fastapi.openapi.utils import get_openapi
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            request_schema = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request_schema.pop("$defs", {}))
+            components["InferenceRequest"] = request_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -410,10 +439,22 @@ def create_app(gateway: Gateway) -> FastAPI:
         served(request, name, "model:metadata")
         return {"name": model.name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer", response_model=InferenceResponse, responses=errors, tags=["models"])
-    async def infer(name: str, body: InferenceRequest, request: Request) -> Response:
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=InferenceResponse,
+        responses=errors,
+        tags=["models"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}},
+            }
+        },
+    )
+    async def infer(name: str, request: Request) -> Response:
         request.state.route = "infer"
         identity = served(request, name, "model:infer")
+        body = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
         monitor = gw.monitor
         action = gw.config.monitor.action
         if monitor is not None and action == "block" and monitor.flag(identity.id) is not None:
@@ -488,6 +529,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             )
         return {"client": client, "reset": True}
 
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(GatewayMiddleware, gateway=gw)  # type: ignore[arg-type]
     return app
 

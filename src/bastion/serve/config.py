@@ -278,7 +278,7 @@ def validate(cfg: GatewayConfig) -> None:
 def load_gateway_config(
     *, section: Mapping[str, Any] | None = None, config_file: str | Path | None = None
 ) -> GatewayConfig:
-    """Merge bastion.toml's ``[serve]`` with a ``--config`` TOML file (its ``[serve]`` table wins key by key)."""
+    """Merge bastion.toml's ``[serve]`` with a ``--config`` TOML file (whose ``[serve]`` wins key by key)."""
     merged: dict[str, Any] = dict(section or {})
     if config_file is not None:
         path = Path(config_file)
@@ -291,8 +291,18 @@ def load_gateway_config(
         extra = sorted(set(data) - {"serve"})
         if extra:
             raise ConfigError(f"{path}: unknown section(s): {', '.join(extra)} (expected [serve])")
-        merged.update(data.get("serve", {}))
+        merged = _merge(merged, data.get("serve", {}))
     return config_from_mapping(merged)
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 __all__ = [

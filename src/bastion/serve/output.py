@@ -21,6 +21,14 @@ OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+_DATATYPES = {
+    "label": "INT64",
+    "probabilities": "FP32",
+    "top_k_labels": "INT64",
+    "top_k_probabilities": "FP32",
+}
+
+
 class OutputPolicy:
     def __init__(self, config: OutputPolicyConfig) -> None:
         self.config = config
@@ -37,12 +45,12 @@ class OutputPolicy:
         labels = proba.argmax(axis=1).astype(np.int64)
         tensors: dict[str, np.ndarray] = {"label": labels}
         if rule.mode == "probabilities":
-            p = proba.astype(np.float32)
+            p = proba.astype(np.float32).astype(np.float64)
             tensors["probabilities"] = np.round(p, rule.decimals) if rule.decimals is not None else p
         elif rule.mode == "top-k":
             k = max(1, min(rule.top_k, proba.shape[1]))
             idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-            top = np.take_along_axis(proba, idx, axis=1).astype(np.float32)
+            top = np.take_along_axis(proba, idx, axis=1).astype(np.float32).astype(np.float64)
             tensors["top_k_labels"] = idx.astype(np.int64)
             tensors["top_k_probabilities"] = (
                 np.round(top, rule.decimals) if rule.decimals is not None else top
@@ -50,7 +58,7 @@ class OutputPolicy:
         names = OUTPUT_NAMES[rule.mode]
         if requested:
             names = tuple(n for n in names if n in requested)
-        return [encode_tensor(n, tensors[n]) for n in names]
+        return [encode_tensor(n, tensors[n], datatype=_DATATYPES[n]) for n in names]
 
     @staticmethod
     def known_output(name: str) -> bool:

@@ -143,8 +143,10 @@ def decode_tensor(tensor: RequestInput, *, max_elements: int) -> np.ndarray:
     return arr.reshape(tensor.shape)
 
 
-def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    """One OIP v2 output tensor (flat row-major data)."""
+def encode_tensor(name: str, array: np.ndarray, *, datatype: str | None = None) -> dict[str, Any]:
+    """One OIP v2 output tensor (flat row-major data); ``datatype`` overrides the one inferred."""
+    if datatype is not None:
+        return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
     if array.dtype.kind == "f":
         datatype = "FP32" if array.dtype == np.float32 else "FP64"
     elif array.dtype.kind in "iu":

@@ -76,6 +76,8 @@ def check_options(options: ServeOptions) -> None:
         raise ConfigError("--workers must lie in 1..64")
     if not 0 < options.port < 65536:
         raise ConfigError("--port must lie in 1..65535")
+    if options.workers > 1 and not options.redis_url:
+        raise ConfigError("--workers above 1 needs --redis: rate limits and the extraction monitor must be shared")
 
 
 def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: str) -> None:
@@ -193,10 +195,6 @@ def run(options: ServeOptions) -> None:
     import uvicorn
 
     check_options(options)
-    if options.workers > 1 and not options.redis_url:
-        raise ConfigError(
-            "--workers above 1 needs --redis: rate limits and the extraction monitor must be shared"
-        )
     tls = tls_files(options)
     common: dict[str, Any] = {
         "host": options.host,

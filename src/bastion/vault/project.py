@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,10 @@ def init_project(
         config["database"] = {"url": database_url}
     tmp = root / (CONFIG_FILE + ".tmp")
     tmp.write_text(tomli_w.dumps(config), encoding="utf-8")
-    settings = load_settings(root, must_exist=False)
+    settings = load_settings(root, must_exist=False)  # defaults; the file is renamed into place at the end
+    settings = dataclasses.replace(
+        settings, database_url=database_url or settings.database_url, default_env=default_env
+    )
     keys = init_key_provider(settings, passphrase, kdf=kdf)
     signer = SigningKeys.create(root, passphrase, kdf=kdf)
     engine = open_engine(settings.database_url)

@@ -48,6 +48,7 @@ from bastion.errors import (
     InvalidInput,
     NotFound,
     ServiceError,
+    UnsafeArtifact,
 )
 from bastion.store.auditlog import (
     AuditEntry,
@@ -469,7 +470,13 @@ class Vault:
             logger.warning("pushing %s without any artifact inspection (allow_unsafe)", name)
             return
         for inspector in inspectors:
-            inspector(source)
+            try:
+                inspector(source)
+            except UnsafeArtifact as exc:
+                if not allow_unsafe:
+                    raise
+                logger.warning("allow_unsafe: pushing %s despite an inspector finding: %s", name, exc)
+                self._log("registry:push", name, "ok", overridden_finding=str(exc), allow_unsafe=True)
 
     @contextmanager
     def _staged(self, source: Path) -> Iterator[Path]:

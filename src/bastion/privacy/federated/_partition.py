@@ -35,7 +35,9 @@ def partition_digest(x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def check_partition_sizes(n_train: int, num_partitions: int, *, minimum: int = MIN_SAMPLES_PER_CLIENT) -> None:
+def check_partition_sizes(
+    n_train: int, num_partitions: int, *, minimum: int = MIN_SAMPLES_PER_CLIENT
+) -> None:
     """Raise InvalidInput when the smallest partition would hold fewer than ``minimum`` rows."""
     smallest = n_train // num_partitions
     if smallest < minimum:

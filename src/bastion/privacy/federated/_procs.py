@@ -41,7 +41,7 @@ class ProcessGroup:
     def start(self, name: str, args: Sequence[str], *, env: Mapping[str, str], log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(
                 list(args),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -169,7 +169,7 @@ class FederationResult:
 
 
 def federation_epsilon(*, noise_multiplier: float, rounds: int, delta: float) -> float:
-    """Client-level ε of DP-FedAvg with full participation: ``rounds`` Gaussian mechanisms (RDP accountant)."""
+    """Client-level ε of DP-FedAvg, every client in every round: ``rounds`` Gaussian mechanisms (RDP)."""
     try:
         from dp_accounting import dp_event, rdp
     except ImportError as exc:
@@ -397,7 +397,9 @@ def run_federation(
                 shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
         finally:
             procs.stop()
-        final_model = model_out or (tls_dir.parent / "models" / f"{config.dataset}-{int(time.time())}.safetensors")
+        final_model = model_out or (
+            tls_dir.parent / "models" / f"{config.dataset}-{int(time.time())}.safetensors"
+        )
         final_model.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model_tmp, final_model)
 
@@ -409,7 +411,9 @@ def run_federation(
         raise ServiceError(f"the federation completed {len(rounds)} of {config.rounds} rounds")
     epsilon = None
     if config.dp_noise is not None:
-        epsilon = federation_epsilon(noise_multiplier=config.dp_noise, rounds=config.rounds, delta=config.delta)
+        epsilon = federation_epsilon(
+            noise_multiplier=config.dp_noise, rounds=config.rounds, delta=config.delta
+        )
     return FederationResult(
         dataset=config.dataset,
         clients=config.clients,

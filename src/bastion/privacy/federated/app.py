@@ -19,6 +19,7 @@ under the SuperLink, ``flwr-clientapp`` under each SuperNode) import them from t
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -76,7 +77,9 @@ class _PartitionClient(NumPyClient):
         return new, len(self.y), {}
 
 
-def load_client_data(node_config: dict[str, Any], run_config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def load_client_data(
+    node_config: dict[str, Any], run_config: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """The rows this SuperNode trains on.
 
     ``data-file`` in the node config names the client's own ``.npz`` (arrays ``x`` and ``y``): the way a real
@@ -188,7 +191,7 @@ def _server_main(grid: Grid, context: Context) -> None:
     workflow(grid, legacy)
 
     rounds_out = []
-    for prev, cur in zip(history, history[1:], strict=False):
+    for prev, cur in itertools.pairwise(history):
         rounds_out.append(
             {
                 "round": int(cur["round"]),

@@ -1,0 +1,45 @@
+"""``bastion lineage NAME[:VERSION]``: the graph from an artifact back to its raw sources."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+from bastion.cli._common import HOME_OPTION, open_vault, print_json
+
+
+class LineageFormat(enum.StrEnum):
+    text = "text"
+    openlineage = "openlineage"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lineage")
+    def lineage(
+        ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a registry artifact (or a recorded dataset name)."),
+        namespace: str = typer.Option("bastion-registry", "--namespace", help="Dataset namespace of REF."),
+        fmt: LineageFormat = typer.Option(LineageFormat.text, "--format", help="text, openlineage or json."),
+        home: Path | None = HOME_OPTION,
+    ) -> None:
+        """Print the lineage of REF; --format openlineage exports the run events as JSON."""
+        from bastion.store.lineage import lineage_graph, render_tree, resolve_dataset
+
+        with open_vault(home) as vault:
+            vault.access.check(vault.identity, "registry:read")
+            root = resolve_dataset(vault.engine, ref, namespace=namespace)
+            graph = lineage_graph(vault.engine, root=root)
+        if fmt is LineageFormat.text:
+            typer.echo(render_tree(graph))
+        elif fmt is LineageFormat.openlineage:
+            print_json(graph.to_openlineage())
+        else:
+            print_json(
+                {
+                    "root": {"namespace": root.namespace, "name": root.name, "digest": root.digest},
+                    "sources": [{"namespace": s.namespace, "name": s.name, "digest": s.digest} for s in graph.sources],
+                    "events": graph.to_openlineage(),
+                }
+            )

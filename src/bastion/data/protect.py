@@ -1,0 +1,282 @@
+"""Protection: apply per-column controls to a file, streamed, written atomically.
+
+Two passes over the input, both streamed in chunks: the scan classifies every column over the whole file;
+the second pass applies each column's control (from the policy, else the label's default). Structured columns
+are transformed cell by cell (every non-empty cell, detected or not, so odd formats cannot slip through);
+free-text columns have each detected span replaced. ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bastion.data.detectors import all_detectors, detect_values
+from bastion.data.entities import Action
+from bastion.data.io import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_MAX_LINE_BYTES,
+    TEXT_COLUMN,
+    Chunk,
+    atomic_output,
+    detect_format,
+    iter_chunks,
+    sha256_file,
+)
+from bastion.data.policy import Policy
+from bastion.data.scan import ScanReport, scan_file, text_spans
+from bastion.data.tokens import TOKEN_RE, ScopeKeys
+from bastion.data.transforms import mask, redact, replace_spans, value_transform
+from bastion.errors import InvalidInput
+
+KEYED_ACTIONS = frozenset({Action.tokenize, Action.fpe, Action.hash})
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    name: str
+    action: Action
+    entity: str | None
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ProtectResult:
+    input: str
+    output: str
+    format: str
+    input_digest: str
+    output_digest: str
+    rows: int
+    token_scope: str
+    plan: tuple[ColumnPlan, ...]
+    report: ScanReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "format": self.format,
+            "input_digest": self.input_digest,
+            "output_digest": self.output_digest,
+            "rows": self.rows,
+            "token_scope": self.token_scope,
+            "label": self.report.label.value,
+            "plan": [
+                {"column": p.name, "action": p.action.value, "entity": p.entity, "kind": p.kind, "label": p.label}
+                for p in self.plan
+            ],
+        }
+
+
+def make_plan(report: ScanReport) -> tuple[ColumnPlan, ...]:
+    return tuple(
+        ColumnPlan(name=c.name, action=c.action, entity=c.primary_entity, kind=c.kind, label=c.label.value)
+        for c in report.columns
+    )
+
+
+def _span_fn(action: Action, keys: ScopeKeys | None, policy: Policy) -> Callable[[str, str], str]:
+    if action == Action.mask:
+        return lambda text, _e: mask(text, keep_last=policy.mask_keep_last)
+    if action == Action.redact:
+        return lambda _t, entity: redact(_t, entity=entity)
+    if keys is None:
+        raise InvalidInput("this policy needs a data key")
+    if action == Action.hash:
+        return lambda text, _e: keys.hmac(text)
+    return lambda text, _e: keys.token(text)  # tokenize, and fpe/generalize on free text
+
+
+class _Transformer:
+    def __init__(self, plan: tuple[ColumnPlan, ...], *, keys: ScopeKeys | None, policy: Policy, fmt: str) -> None:
+        self.plan = {p.name: p for p in plan}
+        self.keys = keys
+        self.policy = policy
+        self.fmt = fmt
+        self.detectors = all_detectors()
+        self.cell_fns: dict[str, Callable[[str], str]] = {}
+        self.span_fns: dict[str, Callable[[str, str], str]] = {}
+        for p in plan:
+            if p.action in (Action.keep, Action.drop):
+                continue
+            if p.action in KEYED_ACTIONS and keys is None:
+                raise InvalidInput("this policy needs a data key (tokenize, fpe or hash)")
+            if p.kind == "free_text":
+                self.span_fns[p.name] = _span_fn(p.action, keys, policy)
+            else:
+                fn = value_transform(p.action, entity=p.entity, keys=keys, policy=policy)
+                if fn is not None:
+                    self.cell_fns[p.name] = fn
+
+    def dropped(self, name: str) -> bool:
+        p = self.plan.get(name)
+        return p is not None and p.action == Action.drop
+
+    def transformed(self, name: str) -> bool:
+        return name in self.cell_fns or name in self.span_fns
+
+    def column(self, name: str, values: list[str]) -> list[str]:
+        fn = self.cell_fns.get(name)
+        if fn is not None:
+            return [fn(v) if v else v for v in values]
+        span_fn = self.span_fns.get(name)
+        if span_fn is None:
+            return values
+        if self.fmt == "text":
+            per_line = text_spans(values, self.detectors)
+            return [replace_spans(v, s, span_fn) if s else v for v, s in zip(values, per_line, strict=True)]
+        hits = detect_values(values, column=name, detectors=self.detectors)
+        by_row = hits.spans_by_row()
+        return [replace_spans(v, by_row[i], span_fn) if i in by_row else v for i, v in enumerate(values)]
+
+
+def _write_csv(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
+    rows = 0
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = None
+        for chunk in chunks:
+            keep = [c for c in chunk.columns if not tr.dropped(c)]
+            if writer is None:
+                writer = csv.writer(fh, delimiter=chunk.extra.get("delimiter", ","))
+                writer.writerow(keep)
+            cols = [tr.column(c, chunk.data[c]) for c in keep]
+            writer.writerows(zip(*cols, strict=True))
+            rows += chunk.n_rows
+    return rows
+
+
+def _write_jsonl(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
+    rows = 0
+    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        for chunk in chunks:
+            new_cols = {c: tr.column(c, chunk.data[c]) for c in chunk.columns if tr.transformed(c)}
+            for i, obj in enumerate(chunk.raw or []):
+                out = {}
+                for key, value in obj.items():
+                    if tr.dropped(key):
+                        continue
+                    if key in new_cols and value not in (None, ""):
+                        out[key] = new_cols[key][i]
+                    else:
+                        out[key] = value
+                fh.write(json.dumps(out, ensure_ascii=False) + "\n")
+            rows += chunk.n_rows
+    return rows
+
+
+def _write_text(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
+    rows = 0
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        for chunk in chunks:
+            lines = tr.column(TEXT_COLUMN, chunk.data[TEXT_COLUMN])
+            endings = chunk.extra["endings"]
+            fh.writelines(line + end for line, end in zip(lines, endings, strict=True))
+            rows += chunk.n_rows
+    return rows
+
+
+def _write_parquet(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    writer = None
+    try:
+        for chunk in chunks:
+            arrays = []
+            names = []
+            for name in chunk.columns:
+                if tr.dropped(name):
+                    continue
+                names.append(name)
+                if tr.transformed(name):
+                    original = chunk.raw.column(name) if chunk.raw is not None else None
+                    values = tr.column(name, chunk.data[name])
+                    nulls = original.is_null().to_pylist() if original is not None else [False] * len(values)
+                    arrays.append(pa.array([None if n else v for v, n in zip(values, nulls, strict=True)], pa.string()))
+                elif chunk.raw is not None:
+                    arrays.append(chunk.raw.column(name))
+                else:
+                    arrays.append(pa.array([], pa.string()))
+            batch = pa.RecordBatch.from_arrays(arrays, names=names)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema)
+            writer.write_batch(batch)
+            rows += chunk.n_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+_WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "text": _write_text, "parquet": _write_parquet}
+
+
+def protect_file(
+    *,
+    path: str | Path,
+    out: str | Path,
+    keys: ScopeKeys | None,
+    policy: Policy | None = None,
+    fmt: str | None = None,
+    report: ScanReport | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> ProtectResult:
+    """Scan ``path`` (unless ``report`` is given) and write the protected copy to ``out`` atomically."""
+    src = Path(path)
+    dst = Path(out)
+    kind = detect_format(src, fmt)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise InvalidInput("the output must not overwrite the input")
+    pol = policy or Policy()
+    rep = report or scan_file(path=src, fmt=kind, policy=pol, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
+    plan = make_plan(rep)
+    tr = _Transformer(plan, keys=keys, policy=pol, fmt=kind)
+    chunks = iter_chunks(src, fmt=kind, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
+    with atomic_output(dst) as tmp:
+        rows = _WRITERS[kind](tmp, chunks, tr)
+    return ProtectResult(
+        input=str(src.resolve()),
+        output=str(dst.resolve()),
+        format=kind,
+        input_digest=rep.digest,
+        output_digest=sha256_file(dst),
+        rows=rows,
+        token_scope=keys.scope if keys is not None else pol.token_scope,
+        plan=plan,
+        report=rep,
+    )
+
+
+def reveal_text(text: str, *, keys: ScopeKeys) -> tuple[str, int]:
+    """Replace every ``tok_…`` token in ``text`` by its value; returns the text and the count revealed."""
+    count = 0
+
+    def sub(m: Any) -> str:
+        nonlocal count
+        count += 1
+        return keys.reveal(m.group())
+
+    return TOKEN_RE.sub(sub, text), count
+
+
+def reveal_value(value: str, *, keys: ScopeKeys, fpe: bool = False) -> str:
+    """One token (or, with ``fpe``, one FF1-encrypted value) back to its original."""
+    return keys.fpe_reveal(value) if fpe else keys.reveal(value)
+
+
+__all__ = [
+    "ColumnPlan",
+    "ProtectResult",
+    "make_plan",
+    "protect_file",
+    "reveal_text",
+    "reveal_value",
+]

@@ -1,0 +1,297 @@
+"""Discovery and classification: stream a file, detect entities per column (or per text span), label it.
+
+Evidence never contains raw values: counts, shares, row indices / (line, start, end) positions, masked shapes
+(``a+.a+@a+.a+``), confidences and which detector fired.
+
+Labels per column: ``secret`` if any secret was found; ``pii`` if any PII entity was found; ``confidential`` for
+quasi-identifiers (ZIP, age, gender, dates); ``internal`` otherwise. The classifier never infers ``public``:
+absence of findings is not evidence that data may be published, so only a policy can label a column public.
+The file's label is the most sensitive column label.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bastion.data import entities as E
+from bastion.data.detectors import ColumnHits, all_detectors, detect_text, detect_values
+from bastion.data.entities import Action, Label
+from bastion.data.io import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_LINE_BYTES, TEXT_COLUMN, detect_format, iter_chunks
+from bastion.data.policy import Policy
+
+MAX_POSITIONS = 5
+
+
+@dataclass(frozen=True)
+class EntityEvidence:
+    """Sample-free evidence of one entity in one column."""
+
+    entity: str
+    count: int  # cells (text: spans) where it was found
+    share: float  # count / non-empty cells
+    confidence: float
+    source: str  # pattern | names | column-name | value-distribution | presidio
+    positions: tuple[tuple[int, int, int], ...]  # (row, start, end) of the first few findings
+    shapes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ColumnReport:
+    name: str
+    rows: int
+    non_empty: int
+    entities: tuple[EntityEvidence, ...]
+    label: Label
+    quasi_identifier: bool
+    kind: str  # structured | free_text | empty
+    primary_entity: str | None
+    action: Action
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rows": self.rows,
+            "non_empty": self.non_empty,
+            "label": self.label.value,
+            "quasi_identifier": self.quasi_identifier,
+            "kind": self.kind,
+            "primary_entity": self.primary_entity,
+            "action": self.action.value,
+            "entities": [
+                {
+                    "entity": e.entity,
+                    "count": e.count,
+                    "share": round(e.share, 4),
+                    "confidence": e.confidence,
+                    "source": e.source,
+                    "positions": [list(p) for p in e.positions],
+                    "shapes": list(e.shapes),
+                }
+                for e in self.entities
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    path: str
+    format: str
+    digest: str
+    rows: int
+    bytes: int
+    columns: tuple[ColumnReport, ...]
+    label: Label
+    engines: tuple[str, ...]
+
+    def column(self, name: str) -> ColumnReport:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def entity_counts(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for c in self.columns:
+            for e in c.entities:
+                out[e.entity] += e.count
+        return dict(sorted(out.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "digest": self.digest,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "label": self.label.value,
+            "engines": list(self.engines),
+            "entity_counts": self.entity_counts(),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+
+@dataclass
+class _Acc:
+    """Per-column accumulator across chunks (bounded: counts and the first few positions only)."""
+
+    name: str
+    rows: int = 0
+    non_empty: int = 0
+    chars: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    full: Counter[str] = field(default_factory=Counter)
+    conf: dict[str, float] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    shapes: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, hits: ColumnHits, offset: int) -> None:
+        self.rows += hits.n_values
+        self.non_empty += hits.n_non_empty
+        self.chars += hits.total_chars
+        for entity, eh in hits.entities.items():
+            self.counts[entity] += len(eh.rows)
+            self.full[entity] += eh.full
+            self.conf[entity] = max(self.conf.get(entity, 0.0), eh.confidence)
+            self.source.setdefault(entity, eh.source)
+            sh = self.shapes.setdefault(entity, Counter())
+            for s in eh.shapes:
+                sh[s] += 1
+            pos = self.positions.setdefault(entity, [])
+            if len(pos) < MAX_POSITIONS:
+                sel = np.flatnonzero(hits.span_entities == entity)[: MAX_POSITIONS - len(pos)]
+                for k in sel.tolist():
+                    pos.append(
+                        (int(hits.span_rows[k]) + offset, int(hits.span_starts[k]), int(hits.span_ends[k]))
+                    )
+
+    def add_text(self, spans_by_line: list[tuple[int, int, int, str, float, str, str]]) -> None:
+        for line, start, end, entity, conf, source, shape in spans_by_line:
+            self.counts[entity] += 1
+            self.conf[entity] = max(self.conf.get(entity, 0.0), conf)
+            self.source.setdefault(entity, source)
+            self.shapes.setdefault(entity, Counter())[shape] += 1
+            pos = self.positions.setdefault(entity, [])
+            if len(pos) < MAX_POSITIONS:
+                pos.append((line, start, end))
+
+    def report(self, policy: Policy, *, text: bool) -> ColumnReport:
+        rule = policy.columns.get(self.name)
+        evidence = tuple(
+            EntityEvidence(
+                entity=e,
+                count=n,
+                share=n / max(self.non_empty, 1),
+                confidence=round(self.conf[e], 3),
+                source=self.source[e],
+                positions=tuple(self.positions.get(e, ())),
+                shapes=tuple(s for s, _ in self.shapes.get(e, Counter()).most_common(3)),
+            )
+            for e, n in self.counts.most_common()
+        )
+        found = [ev.entity for ev in evidence]
+        labels = [E.entity_label(e) for e in found]
+        label = E.max_label(labels) if labels else Label.internal
+        qi = any(e in E.QUASI_IDENTIFIERS for e in found)
+        primary = found[0] if found else None
+        if text:
+            kind = "free_text"
+        elif self.non_empty == 0:
+            kind = "empty"
+        elif primary is not None and self.full[primary] >= 0.5 * self.non_empty:
+            kind = "structured"
+        elif found:
+            kind = "free_text"
+        else:
+            kind = "structured"
+        if rule is not None:
+            label = rule.label or label
+            qi = rule.quasi_identifier if rule.quasi_identifier is not None else qi
+            primary = rule.entity or primary
+        action = policy.action_for(column=self.name, label=label, quasi_identifier=qi)
+        return ColumnReport(
+            name=self.name,
+            rows=self.rows,
+            non_empty=self.non_empty,
+            entities=evidence,
+            label=label,
+            quasi_identifier=qi,
+            kind=kind,
+            primary_entity=primary,
+            action=action,
+        )
+
+
+def _engines(use_presidio: bool) -> tuple[str, ...]:
+    names = ["bastion-patterns", "column-context"]
+    if use_presidio and any(d.source == "presidio" for d in all_detectors(use_presidio=True)):
+        names.append("presidio-patterns")
+    return tuple(names)
+
+
+def scan_file(
+    *,
+    path: str | Path,
+    fmt: str | None = None,
+    policy: Policy | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    use_presidio: bool = True,
+    digest: str | None = None,
+) -> ScanReport:
+    """Stream ``path`` and classify every column (text files: one ``text`` pseudo-column of lines)."""
+    from bastion.data.io import sha256_file
+
+    p = Path(path)
+    kind = detect_format(p, fmt)
+    pol = policy or Policy()
+    detectors = all_detectors(use_presidio=use_presidio)
+    accs: dict[str, _Acc] = {}
+    rows = 0
+    for chunk in iter_chunks(p, fmt=kind, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes):
+        rows += chunk.n_rows
+        if kind == "text":
+            acc = accs.setdefault(TEXT_COLUMN, _Acc(TEXT_COLUMN))
+            _scan_text_chunk(acc, chunk.data[TEXT_COLUMN], chunk.row_offset, detectors)
+            continue
+        for name in chunk.columns:
+            acc = accs.setdefault(name, _Acc(name))
+            acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
+        for name, acc in accs.items():  # a JSONL key absent from this chunk: count its rows as empty
+            if name not in chunk.data:
+                acc.rows += chunk.n_rows
+    columns = tuple(a.report(pol, text=(kind == "text")) for a in accs.values())
+    return ScanReport(
+        path=str(p.resolve()),
+        format=kind,
+        digest=digest or sha256_file(p),
+        rows=rows,
+        bytes=p.stat().st_size,
+        columns=columns,
+        label=E.max_label([c.label for c in columns]),
+        engines=_engines(use_presidio),
+    )
+
+
+def text_spans(lines: Sequence[str], detectors: Sequence[Any]) -> list[list[tuple[int, int, str]]]:
+    """Per line, the (start, end, entity) spans found (lines joined and scanned as one text)."""
+    from bastion.data.detectors import SEP
+
+    joined = SEP.join(lines)
+    starts = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum([len(line) + 1 for line in lines], out=starts[1:])
+    out: list[list[tuple[int, int, str]]] = [[] for _ in lines]
+    for s in detect_text(joined, detectors=detectors):
+        line = int(np.searchsorted(starts, s.start, side="right")) - 1
+        base = int(starts[line])
+        out[line].append((s.start - base, s.end - base, s.entity))
+    return out
+
+
+def _scan_text_chunk(acc: _Acc, lines: list[str], offset: int, detectors: Sequence[Any]) -> None:
+    from bastion.data.detectors import SEP, masked_shape
+
+    joined = SEP.join(lines)
+    starts = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum([len(line) + 1 for line in lines], out=starts[1:])
+    acc.rows += len(lines)
+    acc.non_empty += sum(1 for line in lines if line)
+    acc.chars += len(joined)
+    found = []
+    for s in detect_text(joined, detectors=detectors):
+        line = int(np.searchsorted(starts, s.start, side="right")) - 1
+        base = int(starts[line])
+        found.append(
+            (line + offset, s.start - base, s.end - base, s.entity, s.confidence, s.source,
+             masked_shape(joined[s.start : s.end]))
+        )  # fmt: skip
+    acc.add_text(found)
+
+
+__all__ = ["ColumnReport", "EntityEvidence", "ScanReport", "scan_file", "text_spans"]

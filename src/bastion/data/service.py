@@ -1,0 +1,175 @@
+"""Data operations as a project member: permission check, catalog, lineage event and audit entry for each.
+
+``scan`` needs ``data:scan``, ``protect`` needs ``data:protect`` (and ``registry:push`` with ``push=``),
+``reveal`` needs ``data:reveal``. Each writes one audit-log entry (never with raw values) and scan / protect /
+push each record one OpenLineage run event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bastion.data.catalog import record_classification, scope_keys
+from bastion.data.io import detect_format
+from bastion.data.policy import Policy
+from bastion.data.protect import ProtectResult, protect_file, reveal_text, reveal_value
+from bastion.data.scan import ScanReport, scan_file
+from bastion.errors import BastionError, CryptoError, InvalidInput
+from bastion.store.lineage import FILE_NAMESPACE, REGISTRY_NAMESPACE, LineageDataset, record_run
+
+if TYPE_CHECKING:
+    from bastion.vault import ArtifactVersion, Vault
+
+
+def _file_ds(path: str | Path, digest: str) -> LineageDataset:
+    return LineageDataset(FILE_NAMESPACE, str(Path(path).resolve()), digest)
+
+
+def scan(
+    vault: Vault,
+    *,
+    path: str | Path,
+    fmt: str | None = None,
+    policy: Policy | None = None,
+    use_presidio: bool = True,
+) -> ScanReport:
+    """Scan ``path``, store its classification in the catalog, record lineage and audit."""
+    vault.access.check(vault.identity, "data:scan")
+    report = scan_file(path=path, fmt=fmt, policy=policy, use_presidio=use_presidio)
+    record_classification(vault.engine, report, actor=vault.identity.name)
+    record_run(
+        vault.engine,
+        job="data.scan",
+        inputs=[_file_ds(report.path, report.digest)],
+        facets={"bastion_scan": {"label": report.label.value, "rows": report.rows,
+                                 "entities": report.entity_counts()}},
+    )  # fmt: skip
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="data:scan",
+        target=Path(report.path).name,
+        outcome="ok",
+        details={"label": report.label.value, "rows": report.rows, "digest": report.digest},
+    )
+    return report
+
+
+@dataclass(frozen=True)
+class ProtectOutcome:
+    result: ProtectResult
+    pushed: ArtifactVersion | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.result.to_dict()
+        if self.pushed is not None:
+            out["pushed"] = {"name": self.pushed.name, "version": self.pushed.version}
+        return out
+
+
+def protect(
+    vault: Vault,
+    *,
+    path: str | Path,
+    out: str | Path,
+    policy: Policy | None = None,
+    fmt: str | None = None,
+    push: str | None = None,
+    env: str | None = None,
+) -> ProtectOutcome:
+    """Protect ``path`` into ``out`` with the scope's data key; optionally push ``out`` as a dataset."""
+    pol = policy or Policy()
+    env = env or vault.settings.default_env
+    vault.access.check(vault.identity, "data:protect")
+    if push:
+        vault.access.check(vault.identity, "registry:push", model=push, env=env)
+    detect_format(Path(path), fmt)
+    keys = scope_keys(vault.engine, vault.keys, scope=pol.token_scope, env=env, actor=vault.identity.name)
+    try:
+        result = protect_file(path=path, out=out, keys=keys, policy=pol, fmt=fmt)
+    except BastionError as exc:
+        vault.audit.append(
+            actor=vault.identity.name, action="data:protect", target=Path(path).name, outcome="error",
+            details={"error": type(exc).__name__},
+        )  # fmt: skip
+        raise
+    record_classification(vault.engine, result.report, actor=vault.identity.name)
+    record_run(
+        vault.engine,
+        job="data.protect",
+        inputs=[_file_ds(result.input, result.input_digest)],
+        outputs=[_file_ds(result.output, result.output_digest)],
+        facets={"bastion_protect": {"token_scope": result.token_scope, "rows": result.rows,
+                                    "actions": {p.name: p.action.value for p in result.plan}}},
+    )  # fmt: skip
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="data:protect",
+        target=Path(result.output).name,
+        outcome="ok",
+        details={"input_digest": result.input_digest, "output_digest": result.output_digest,
+                 "token_scope": result.token_scope, "rows": result.rows},
+    )  # fmt: skip
+    pushed = None
+    if push:
+        pushed = vault.push(
+            result.output,
+            name=push,
+            kind="dataset",
+            env=env,
+            classification=result.report.label.value,
+            metadata={"protected_from": result.input_digest, "token_scope": result.token_scope},
+        )
+        record_run(
+            vault.engine,
+            job="registry.push",
+            inputs=[_file_ds(result.output, result.output_digest)],
+            outputs=[LineageDataset(REGISTRY_NAMESPACE, f"{pushed.name}:{pushed.version}", result.output_digest)],
+            facets={"bastion_push": {"kind": "dataset", "env": env}},
+        )
+    return ProtectOutcome(result=result, pushed=pushed)
+
+
+@dataclass(frozen=True)
+class RevealResult:
+    values: tuple[str, ...]
+    revealed: int
+    scope: str
+
+
+def reveal(
+    vault: Vault,
+    *,
+    scope: str,
+    tokens: list[str] | tuple[str, ...] = (),
+    text: str | None = None,
+    fpe: bool = False,
+    env: str | None = None,
+) -> RevealResult:
+    """Detokenize ``tokens`` (or every token inside ``text``). Needs ``data:reveal``; audit-logged."""
+    vault.access.check(vault.identity, "data:reveal")
+    if not tokens and text is None:
+        raise InvalidInput("give tokens to reveal, or a file")
+    env = env or vault.settings.default_env
+    try:
+        keys = scope_keys(vault.engine, vault.keys, scope=scope, env=env, actor=vault.identity.name, create=False)
+        if text is not None:
+            revealed_text, count = reveal_text(text, keys=keys)
+            values: tuple[str, ...] = (revealed_text,)
+        else:
+            values = tuple(reveal_value(t, keys=keys, fpe=fpe) for t in tokens)
+            count = len(values)
+    except (CryptoError, BastionError) as exc:
+        vault.audit.append(
+            actor=vault.identity.name, action="data:reveal", target=scope, outcome="error",
+            details={"error": type(exc).__name__},
+        )  # fmt: skip
+        raise
+    vault.audit.append(
+        actor=vault.identity.name, action="data:reveal", target=scope, outcome="ok", details={"count": count}
+    )
+    return RevealResult(values=values, revealed=count, scope=scope)
+
+
+__all__ = ["ProtectOutcome", "RevealResult", "protect", "reveal", "scan"]

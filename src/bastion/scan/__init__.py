@@ -1,0 +1,94 @@
+"""Model-file scanner and safe loading: default-deny, judges without executing anything.
+
+Entry points (keyword-only):
+
+* :func:`scan` — analyse files and directories, returning a :class:`ScanReport` with a ``safe|unsafe|error``
+  verdict per file. Formats are recognised by magic bytes and structure, never by extension: pickle (protocols
+  0–5), joblib (plain and zlib/gzip/bz2/xz/lzma-compressed), PyTorch zip and legacy (pickle sequence and tar)
+  checkpoints, NumPy ``.npy``/``.npz``, safetensors, Keras ``.keras``/``.h5``, ONNX, GGUF, zip and tar.
+* :func:`safe_load` — load a file only after a clean scan, with loaders that cannot run code
+  (``torch.load(weights_only=True)``, safetensors, ``numpy.load(allow_pickle=False)``).
+* :func:`inspect_artifact` — the registry's inspector hook (entry point group ``bastion.inspectors``): raises
+  :class:`~bastion.errors.UnsafeArtifact` with a one-line summary.
+* :func:`convert` — torch state dict → safetensors.
+
+The pickle analyser is an allow-list in the spirit of PyTorch's ``weights_only`` unpickler, applied statically
+(compare picklescan and modelscan, which use deny-lists): see :mod:`bastion.scan._pickle`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from bastion.errors import InvalidInput, UnsafeArtifact
+from bastion.scan._load import Conversion, convert, safe_load, summary
+from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
+from bastion.scan._sarif import to_sarif
+from bastion.scan._scanner import scan_file
+
+
+def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:
+    if not path.is_dir():
+        return [(path, None)]
+    out: list[tuple[Path, FileReport | None]] = []
+    root = path.resolve()
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames) + sorted(d for d in dirnames if Path(dirpath, d).is_symlink()):
+            p = Path(dirpath, name)
+            if p.is_symlink():
+                target = p.resolve()
+                if not target.is_relative_to(root):
+                    issue = Issue(
+                        "path-symlink-escape", Severity.high, "symlink points outside the scanned directory"
+                    )
+                    out.append((p, FileReport(str(p), "symlink", 0, issues=(issue,))))
+                    continue
+                if target.is_dir():
+                    continue
+            out.append((p, None))
+    return out
+
+
+def scan(*, paths: Iterable[str | os.PathLike[str]], config: ScanConfig | None = None) -> ScanReport:
+    """Scan files and directories (recursively). Nothing is imported, unpickled or executed."""
+    cfg = config or ScanConfig()
+    targets = [Path(p) for p in paths]
+    if not targets:
+        raise InvalidInput("no paths to scan")
+    reports: list[FileReport] = []
+    for target in targets:
+        if not target.exists() and not target.is_symlink():
+            reports.append(FileReport(str(target), "missing", 0, errors=(ScanError("no such file"),)))
+            continue
+        for path, ready in _expand(target):
+            reports.append(ready if ready is not None else scan_file(path, cfg))
+    return ScanReport(tuple(reports))
+
+
+def inspect_artifact(path: str | os.PathLike[str], *, config: ScanConfig | None = None) -> None:
+    """Raise :class:`UnsafeArtifact` unless every file under ``path`` scans safe (errors count as unsafe)."""
+    report = scan(paths=[path], config=config)
+    bad = [f for f in report.files if f.verdict is not Verdict.safe]
+    if bad:
+        more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
+        raise UnsafeArtifact(f"unsafe artifact: {summary(bad[0])}{more}")
+
+
+__all__ = [
+    "Conversion",
+    "FileReport",
+    "Issue",
+    "ScanConfig",
+    "ScanError",
+    "ScanReport",
+    "Severity",
+    "Verdict",
+    "convert",
+    "inspect_artifact",
+    "safe_load",
+    "scan",
+    "to_sarif",
+]

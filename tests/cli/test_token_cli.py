@@ -1,0 +1,61 @@
+"""``bastion token`` and ``bastion access``: a consumer token is printed once and is scoped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bastion.cli import run
+from bastion.crypto.kdf import KdfParams
+from bastion.vault import init_project
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    init_project(
+        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
+    ).close()
+    monkeypatch.setenv("BASTION_HOME", str(h))
+    return h
+
+
+def test_token_create_list_revoke(home: Path, capsys, monkeypatch) -> None:
+    assert run(["token", "create", "--name", "gw", "--role", "consumer", "--model", "fraud"]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("bst_") and "not shown again" in out.err
+    assert run(["token", "list", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["identity"] == "gw" and token not in json.dumps(listed)
+    # the consumer token cannot use the registry
+    monkeypatch.setenv("BASTION_TOKEN", token)
+    assert run(["registry", "list"]) == 2
+    assert "may not registry:read" in capsys.readouterr().err
+    assert run(["token", "create", "--name", "x", "--role", "admin"]) == 2
+    monkeypatch.delenv("BASTION_TOKEN")
+    assert run(["token", "revoke", listed[0]["id"]]) == 0
+    monkeypatch.setenv("BASTION_TOKEN", token)
+    assert run(["registry", "list"]) == 2
+    assert "invalid API token" in capsys.readouterr().err
+    assert (
+        run(["token", "create", "--name", "c2", "--role", "consumer"]) == 2
+    )  # BASTION_TOKEN revoked: denied
+
+
+def test_access_grant_revoke_list(home: Path, capsys) -> None:
+    assert run(["access", "grant", "ana", "--role", "data-scientist", "--model", "fraud*"]) == 0
+    assert run(["access", "grant", "ana", "--env", "prod"]) == 2  # a data-scientist never gets prod
+    assert "cannot be granted environment prod" in capsys.readouterr().err
+    assert run(["access", "list", "--format", "json"]) == 0
+    ana = [i for i in json.loads(capsys.readouterr().out) if i["name"] == "ana"][0]
+    assert ana["models"] == ["fraud*"] and ana["envs"] == ["dev", "staging"]
+    assert run(["access", "revoke", "ana", "--env", "staging"]) == 0
+    assert run(["access", "list"]) == 0
+    assert "envs=dev\n" in capsys.readouterr().out
+    assert run(["access", "revoke", "ana"]) == 0
+    assert run(["access", "revoke", "ana"]) == 2
+    assert run(["access", "grant", "bob", "--role", "wizard"]) == 2

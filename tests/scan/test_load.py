@@ -1,0 +1,104 @@
+"""safe_load, convert and the registry's inspector hook: refuse unsafe files, load clean ones without code."""
+
+from __future__ import annotations
+
+import warnings
+from importlib.metadata import entry_points
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from bastion.errors import InvalidInput, UnsafeArtifact
+from bastion.scan import convert, inspect_artifact, safe_load, scan
+
+
+@pytest.fixture
+def malicious(craft, write, tmp_path):
+    marker = tmp_path / "pwned"
+    body = craft.call(craft.g("os", "system", 2), craft.s(f"touch {marker}"))
+    return write("model.pt", craft.torch_zip(craft.wrap(body, 2))), marker
+
+
+def test_safe_load_refuses_unsafe(malicious) -> None:
+    path, marker = malicious
+    with pytest.raises(UnsafeArtifact) as info:
+        safe_load(path)
+    assert "os.system" in str(info.value) and "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_safe_load_refuses_unscannable(write) -> None:
+    with pytest.raises(UnsafeArtifact, match="could not be analysed"):
+        safe_load(write("junk.bin", b"\x01\x02garbage"))
+
+
+def test_safe_load_torch_state_dict(tmp_path) -> None:
+    sd = torch.nn.Linear(3, 2).state_dict()
+    torch.save(sd, tmp_path / "sd.pt")
+    loaded = safe_load(tmp_path / "sd.pt")
+    assert torch.equal(loaded["weight"], sd["weight"])
+    torch.save(sd, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(safe_load(tmp_path / "legacy.pt")["bias"], sd["bias"])
+
+
+def test_safe_load_whole_module_is_refused_by_weights_only(tmp_path) -> None:
+    torch.save(torch.nn.Linear(3, 2), tmp_path / "m.pt")
+    assert scan(paths=[tmp_path / "m.pt"]).verdict.value == "safe"  # the scanner allows standard layers
+    with pytest.raises(InvalidInput, match="weights_only"):
+        safe_load(tmp_path / "m.pt")  # but safe_load only uses torch's weights_only unpickler
+
+
+def test_safe_load_numpy_joblib_safetensors(tmp_path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(5))
+    assert np.array_equal(safe_load(tmp_path / "a.npy"), np.arange(5))
+    np.savez(tmp_path / "b.npz", x=np.ones(2))
+    assert np.array_equal(safe_load(tmp_path / "b.npz")["x"], np.ones(2))
+    x, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = LogisticRegression(max_iter=300).fit(x, y)
+    joblib.dump(est, tmp_path / "m.joblib", compress=3)
+    assert np.array_equal(safe_load(tmp_path / "m.joblib").predict(x), est.predict(x))
+    np.save(tmp_path / "o.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidInput, match="allow_pickle=False"):
+        safe_load(tmp_path / "o.npy")  # scanned clean, but never loaded with pickle
+
+
+def test_convert_state_dict_to_safetensors(tmp_path) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    torch.save(net.state_dict(), tmp_path / "sd.pt")
+    result = convert(src=tmp_path / "sd.pt", dst=tmp_path / "sd.safetensors")
+    assert result.tensors == 4
+    from safetensors.torch import load_file
+
+    loaded = load_file(str(tmp_path / "sd.safetensors"))
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded[k], v)
+    assert scan(paths=[tmp_path / "sd.safetensors"]).files[0].format == "safetensors"
+
+
+def test_convert_refuses_unsafe_and_non_state_dicts(malicious, tmp_path) -> None:
+    path, marker = malicious
+    with pytest.raises(UnsafeArtifact):
+        convert(src=path, dst=tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists() and not marker.exists()
+    torch.save({"w": torch.ones(1), "note": "text"}, tmp_path / "mixed.pt")
+    with pytest.raises(InvalidInput, match="not a tensor"):
+        convert(src=tmp_path / "mixed.pt", dst=tmp_path / "y.safetensors")
+
+
+def test_inspect_artifact_and_entry_point(malicious, tmp_path) -> None:
+    path, _ = malicious
+    (eps,) = [ep for ep in entry_points(group="bastion.inspectors") if ep.name == "scan"]
+    inspector = eps.load()
+    assert inspector is inspect_artifact
+    with pytest.raises(UnsafeArtifact, match="os.system"):
+        inspector(path.parent)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    np.save(clean / "w.npy", np.ones(3))
+    assert inspector(clean) is None

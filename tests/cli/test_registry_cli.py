@@ -51,6 +51,16 @@ def test_push_pull_list_show_verify_promote(home: Path, model: Path, tmp_path: P
     assert json.loads(capsys.readouterr().out)["ok"] is True
     assert run(["registry", "pull", "fraud:1", "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
+    capsys.readouterr()
+    argv = ["registry", "push", str(model), "--name", "customers", "--kind", "dataset", "--allow-unsafe"]
+    assert (
+        run([*argv, "--classification", "confidential", "--metadata", '{"rows": 5}', "--format", "json"]) == 0
+    )
+    ds = json.loads(capsys.readouterr().out)
+    assert (ds["kind"], ds["classification"], ds["metadata"]) == ("dataset", "confidential", {"rows": 5})
+    assert run([*argv, "--metadata", "[1]"]) == 2
+    assert run(["registry", "list", "--kind", "dataset", "--format", "json"]) == 0
+    assert [v["name"] for v in json.loads(capsys.readouterr().out)] == ["customers"]
     assert run(["registry", "promote", "fraud:1", "--to", "prod"]) == 0
     assert run(["registry", "list"]) == 0
     assert "fraud:1\tmodel\tprod" in capsys.readouterr().out
@@ -77,7 +87,7 @@ def test_errors_print_one_line_with_the_right_exit_code(
         err = capsys.readouterr().err
         assert text in err and "Traceback" not in err, (argv, err)
         assert err.count("\n") <= 2
-    # without --allow-unsafe the push is refused: by the scanner (exit 1) or, with no scanner installed, exit 2
+    # without --allow-unsafe the push is refused: by the scanner (exit 1) or, with no scanner, exit 2
     assert run(["registry", "push", str(model), "--name", "fraud"]) in (1, 2)
     assert "error:" in capsys.readouterr().err
     assert run(["registry", "show", "fraud:2"]) == 2

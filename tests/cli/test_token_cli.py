@@ -51,7 +51,7 @@ def test_access_grant_revoke_list(home: Path, capsys) -> None:
     assert run(["access", "grant", "ana", "--env", "prod"]) == 2  # a data-scientist never gets prod
     assert "cannot be granted environment prod" in capsys.readouterr().err
     assert run(["access", "list", "--format", "json"]) == 0
-    ana = [i for i in json.loads(capsys.readouterr().out) if i["name"] == "ana"][0]
+    ana = next(i for i in json.loads(capsys.readouterr().out) if i["name"] == "ana")
     assert ana["models"] == ["fraud*"] and ana["envs"] == ["dev", "staging"]
     assert run(["access", "revoke", "ana", "--env", "staging"]) == 0
     assert run(["access", "list"]) == 0

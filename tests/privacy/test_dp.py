@@ -120,7 +120,7 @@ def test_make_private_returns_one_frozen_result_and_accounts_the_real_run() -> N
 
 def test_dp_sgd_clips_and_noises_the_gradient() -> None:
     """One step with a huge-loss example: the update is bounded by lr·(C + noise), unlike plain SGD."""
-    model, opt, loader = _parts()
+    model, _, _ = _parts()
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.full((1, 4), 1e3)
     y = 1 - model(x).argmax(dim=1)  # the wrong class: a huge loss and gradient

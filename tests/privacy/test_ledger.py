@@ -1,4 +1,4 @@
-"""The privacy ledger: budgets per dataset, reservations refused before training, settled spends, audit log."""
+"""The privacy ledger: budgets per dataset, reservations refused before training, spends, audit log."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Archive tricks: header disagreement, duplicates, traversal, bombs, overlapping entries, polyglots, nesting."""
+"""Archive tricks: header disagreement, duplicates, traversal, bombs, overlaps, polyglots, nesting."""
 
 from __future__ import annotations
 

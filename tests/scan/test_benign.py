@@ -105,3 +105,11 @@ def test_report_is_json_serialisable(benign_dir: Path) -> None:
     doc = json.loads(json.dumps(report.to_dict()))
     assert doc["verdict"] == "safe"
     assert [f["format"] for f in doc["files"]] == ["joblib", "npz"]
+
+
+def test_torchscript_archive_is_safe(tmp_path: Path) -> None:
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()))
+    scripted.save(str(tmp_path / "scripted.pt"))
+    report = scan(paths=[tmp_path / "scripted.pt"])
+    assert report.files[0].format == "torchscript"
+    assert report.verdict is Verdict.safe, report.files[0]

@@ -28,6 +28,10 @@ def test_exit_codes_and_text(craft, write, tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "UNSAFE" in out and "subprocess.Popen" in out and "archive/data.pkl" in out
     assert run(["scan", str(junk)]) == 2
+    capsys.readouterr()
+    assert run(["scan", "--format", "json", str(junk)]) == 2
+    junk_doc = json.loads(capsys.readouterr().out)
+    assert junk_doc["files"][0]["verdict"] == "error" and junk_doc["files"][0]["safe"] is False
     assert run(["scan", str(tmp_path / "missing.pt")]) == 2
     assert run(["scan", str(bad.parent)]) == 1  # directories are scanned recursively
 
@@ -38,7 +42,8 @@ def test_json_output(craft, write, tmp_path, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"] == "unsafe" and doc["exit_code"] == 1
     by_name = {f["path"].rsplit("/", 1)[-1]: f for f in doc["files"]}
-    assert by_name["good.npy"]["verdict"] == "safe"
+    assert by_name["good.npy"]["verdict"] == "safe" and by_name["good.npy"]["safe"] is True
+    assert doc["safe"] is False
     issue = by_name["evil.npy"]["issues"][0]
     assert issue["callable"] == "subprocess.Popen"
     assert issue["member"] == "archive/data.pkl" and issue["severity"] == "critical"

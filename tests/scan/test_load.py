@@ -96,7 +96,7 @@ def test_inspect_artifact_and_entry_point(malicious, tmp_path) -> None:
     (eps,) = [ep for ep in entry_points(group="bastion.inspectors") if ep.name == "scan"]
     inspector = eps.load()
     assert inspector is inspect_artifact
-    with pytest.raises(UnsafeArtifact, match="os.system"):
+    with pytest.raises(UnsafeArtifact, match=r"os\.system"):
         inspector(path.parent)
     clean = tmp_path / "clean"
     clean.mkdir()

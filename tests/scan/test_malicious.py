@@ -66,3 +66,27 @@ def test_sklearn_allow_list_admits_classes_not_functions(craft, write) -> None:
     ):
         bad = craft.wrap(craft.call(craft.g(module, name, 4)), 4)
         assert scan(paths=[write("bad.pkl", bad)]).verdict is Verdict.unsafe, (module, name)
+
+
+def _torchscript_zip(data_pkl: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ts/data.pkl", data_pkl)
+        zf.writestr("ts/constants.pkl", b"\x80\x02).")
+        zf.writestr("ts/code/__torch__/net.py", "class Net(Module):\n  pass\n")
+        zf.writestr("ts/version", "3\n")
+    return buf.getvalue()
+
+
+def test_torchscript_classes_only_inside_torchscript_archives(craft, write) -> None:
+    script_class = craft.call(craft.g("__torch__.net", "Net", 2))
+    ok = scan(paths=[write("script.pt", _torchscript_zip(craft.wrap(script_class, 2)))])
+    assert ok.files[0].format == "torchscript" and ok.verdict is Verdict.safe
+    evil = craft.wrap(craft.call(craft.g("os", "system", 2), craft.s("id")), 2)
+    bad = scan(paths=[write("evil_script.pt", _torchscript_zip(evil))])
+    assert bad.files[0].issues[0].callable == "os.system"
+    # outside a TorchScript archive, __torch__ names are not allowed
+    assert scan(paths=[write("plain.pkl", craft.wrap(script_class, 2))]).verdict is Verdict.unsafe

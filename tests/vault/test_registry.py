@@ -223,3 +223,36 @@ def test_every_action_is_in_the_verified_audit_log(vault: Vault, artifact: Path,
     proof = vault.log_prove(2)
     assert proof.tree_size == len(actions)
     vault.log_consistency(1, len(actions))
+
+
+def test_range_read_decrypts_only_touched_segments(vault: Vault, tmp_path: Path) -> None:
+    d = tmp_path / "big"
+    d.mkdir()
+    data = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: four 1 MiB segments
+    (d / "w.bin").write_bytes(data)
+    vault.push(d, name="big")
+    r = vault.read_range("big:1", path="w.bin", offset=(1 << 20) + 123, length=1 << 20)
+    assert r.data == data[(1 << 20) + 123 : (2 << 20) + 123]
+    assert r.segments_decrypted == 2
+    assert vault.read_range("big:1", path="w.bin", offset=1 << 20, length=1 << 20).segments_decrypted == 1
+    with pytest.raises(NotFound):
+        vault.read_range("big:1", path="nope", offset=0, length=1)
+
+
+def test_bundle_signature_check_needs_the_right_key(vault: Vault, artifact: Path) -> None:
+    import sqlalchemy as sa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bastion.errors import IntegrityError
+    from bastion.store.tables import versions
+    from bastion.vault.registry import verify_bundle_signature
+
+    vault.push(artifact, name="m")
+    with vault.engine.connect() as conn:
+        bundle = bytes(conn.execute(sa.select(versions.c.bundle)).scalar_one())
+    verify_bundle_signature(bundle, vault.signer.manifest_public_key_pem())
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(IntegrityError):
+        verify_bundle_signature(bundle, pem)

@@ -11,7 +11,9 @@ import typer
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
 from bastion.errors import InvalidInput
 
-INPUT_FORMAT_OPTION = typer.Option(None, "--input-format", help="csv, parquet, jsonl or text (default: by extension).")
+INPUT_FORMAT_OPTION = typer.Option(
+    None, "--input-format", help="csv, parquet, jsonl or text (default: by extension)."
+)
 
 
 def _has_project(home: Path | None) -> bool:
@@ -26,7 +28,9 @@ def _print_scan(report: Any, *, recorded: bool) -> None:
         qi = " quasi-identifier" if col.quasi_identifier else ""
         typer.echo(f"  {col.name}: {col.label.value}{qi} ({col.kind}) -> {col.action.value}")
         for ev in col.entities:
-            where = ", ".join(f"{r}:{a}-{b}" if col.kind == "free_text" else str(r) for r, a, b in ev.positions)
+            where = ", ".join(
+                f"{r}:{a}-{b}" if col.kind == "free_text" else str(r) for r, a, b in ev.positions
+            )
             shapes = " | ".join(ev.shapes)
             typer.echo(
                 f"      {ev.entity:<16} {ev.count:>8}  {ev.share:6.1%}  conf {ev.confidence:.2f}  "
@@ -37,7 +41,9 @@ def _print_scan(report: Any, *, recorded: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    data = typer.Typer(help="PII discovery, classification, tokenization and re-identification risk.", no_args_is_help=True)
+    data = typer.Typer(
+        help="PII discovery, classification, tokenization and re-identification risk.", no_args_is_help=True
+    )
     app.add_typer(data, name="data")
 
     @data.command("scan")
@@ -50,14 +56,15 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Detect PII per column (or text span) and classify FILE; never prints raw values."""
-        from bastion.data import load_policy, scan_file
-        from bastion.data import service
+        from bastion.data import load_policy, scan_file, service
 
         pol = load_policy(policy)
         recorded = _has_project(home)
         if recorded:
             with open_vault(home) as vault:
-                report = service.scan(vault, path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio)
+                report = service.scan(
+                    vault, path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio
+                )
         else:
             report = scan_file(path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio)
         if fmt is OutputFormat.json:
@@ -77,12 +84,13 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Tokenize, encrypt (FF1), mask, hash, generalize or drop columns of FILE into OUT."""
-        from bastion.data import load_policy
-        from bastion.data import service
+        from bastion.data import load_policy, service
 
         pol = load_policy(policy)
         with open_vault(home) as vault:
-            outcome = service.protect(vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env)
+            outcome = service.protect(
+                vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env
+            )
         if fmt is OutputFormat.json:
             print_json(outcome.to_dict())
             return
@@ -119,7 +127,9 @@ def register(app: typer.Typer) -> None:
         elif out is not None:
             raise InvalidInput("--out needs --file")
         with open_vault(home) as vault:
-            result = service.reveal(vault, scope=scope, tokens=tuple(tokens or ()), text=text, fpe=fpe, env=env)
+            result = service.reveal(
+                vault, scope=scope, tokens=tuple(tokens or ()), text=text, fpe=fpe, env=env
+            )
         if file is not None and out is not None:
             with atomic_output(out) as tmp:
                 tmp.write_text(result.values[0], encoding="utf-8")
@@ -160,8 +170,8 @@ def register(app: typer.Typer) -> None:
             if report.records_below_k:
                 shown = ", ".join(map(str, report.violating_rows[:20]))
                 typer.echo(
-                    f"{report.records_below_k} records in {report.classes_below_k} classes below k; rows: {shown}"
-                    + (" …" if report.records_below_k > 20 else "")
+                    f"{report.records_below_k} records in {report.classes_below_k} classes below k; "
+                    f"rows: {shown}" + (" …" if report.records_below_k > 20 else "")
                 )
         return 0 if report.passes else 1
 

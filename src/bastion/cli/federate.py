@@ -12,18 +12,24 @@ from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_
 def register(app: typer.Typer) -> None:
     @app.command("federate")
     def federate(
-        dataset: str = typer.Option(..., "--dataset", help="Built-in dataset: digits, breast_cancer or wine."),
+        dataset: str = typer.Option(
+            ..., "--dataset", help="Built-in dataset: digits, breast_cancer or wine."
+        ),
         clients: int = typer.Option(3, "--clients", help="Number of SuperNodes (≥ 2)."),
         rounds: int = typer.Option(3, "--rounds", help="FedAvg rounds."),
         secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+)."),
         dp_noise: float | None = typer.Option(None, "--dp-noise", help="DP noise multiplier (needs --clip)."),
         clip: float | None = typer.Option(None, "--clip", help="DP clipping norm of each client's update."),
-        dp_side: str = typer.Option("server", "--dp-side", help="Where updates are clipped: server or client."),
+        dp_side: str = typer.Option(
+            "server", "--dp-side", help="Where updates are clipped: server or client."
+        ),
         delta: float = typer.Option(1e-5, "--delta", help="δ for the reported ε."),
         local_epochs: int = typer.Option(5, "--local-epochs", help="Local epochs per round."),
         seed: int = typer.Option(0, "--seed", help="Seed for the split and the local training."),
         model_out: Path | None = typer.Option(None, "--model-out", help="Where to write the global model."),
-        push: str | None = typer.Option(None, "--push", help="Push the global model to the registry as NAME."),
+        push: str | None = typer.Option(
+            None, "--push", help="Push the global model to the registry as NAME."
+        ),
         timeout: float = typer.Option(300.0, "--timeout", help="Seconds before the run is abandoned."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -59,7 +65,9 @@ def register(app: typer.Typer) -> None:
         if result.secagg:
             extras.append("SecAgg+")
         if result.epsilon is not None:
-            extras.append(f"ε = {result.epsilon:.3f} (δ = {result.delta:g}, client-level, {result.dp_side}-side)")
+            extras.append(
+                f"ε = {result.epsilon:.3f} (δ = {result.delta:g}, client-level, {result.dp_side}-side)"
+            )
         typer.echo(
             f"final accuracy {result.final_accuracy:.4f} over {result.clients} clients, TLS"
             + (f", {', '.join(extras)}" if extras else "")

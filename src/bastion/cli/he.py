@@ -1,4 +1,4 @@
-"""``bastion he evaluate``: encrypted inference end to end (client encrypt → server infer → client decrypt)."""
+"""``bastion he evaluate``: encrypted inference end to end (client encrypt → server infer → decrypt)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ def register(app: typer.Typer) -> None:
     @he.command("evaluate")
     def evaluate(
         model: Path | None = typer.Option(
-            None, "--model", help="A bastion train directory, a .safetensors HE/linear model or a .skops file."
+            None,
+            "--model",
+            help="A bastion train directory, a .safetensors HE/linear model or a .skops file.",
         ),
         dataset: str | None = typer.Option(
             None, "--dataset", help="Train a built-in model on this dataset instead of --model."
         ),
-        arch: str = typer.Option("logistic", "--arch", help="With --dataset: logistic or mlp (x² activation)."),
+        arch: str = typer.Option(
+            "logistic", "--arch", help="With --dataset: logistic or mlp (x² activation)."
+        ),
         data: Path | None = typer.Option(
             None, "--data", help=".npz (x, optional y) or CSV; default with --dataset: its test split."
         ),
@@ -79,6 +83,5 @@ def register(app: typer.Typer) -> None:
                 f"max |Δlogit| {r.max_abs_error:.2e}"
             )
         if result.encrypted_accuracy is not None:
-            typer.echo(
-                f"accuracy: encrypted {result.encrypted_accuracy:.4f}, plaintext {result.plaintext_accuracy:.4f}"
-            )
+            plain = result.plaintext_accuracy or 0.0
+            typer.echo(f"accuracy: encrypted {result.encrypted_accuracy:.4f}, plaintext {plain:.4f}")

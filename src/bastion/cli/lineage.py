@@ -19,7 +19,9 @@ class LineageFormat(enum.StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command("lineage")
     def lineage(
-        ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a registry artifact (or a recorded dataset name)."),
+        ref: str = typer.Argument(
+            ..., help="NAME or NAME:VERSION of a registry artifact (or a recorded dataset name)."
+        ),
         namespace: str = typer.Option("bastion-registry", "--namespace", help="Dataset namespace of REF."),
         fmt: LineageFormat = typer.Option(LineageFormat.text, "--format", help="text, openlineage or json."),
         home: Path | None = HOME_OPTION,
@@ -39,7 +41,9 @@ def register(app: typer.Typer) -> None:
             print_json(
                 {
                     "root": {"namespace": root.namespace, "name": root.name, "digest": root.digest},
-                    "sources": [{"namespace": s.namespace, "name": s.name, "digest": s.digest} for s in graph.sources],
+                    "sources": [
+                        {"namespace": s.namespace, "name": s.name, "digest": s.digest} for s in graph.sources
+                    ],
                     "events": graph.to_openlineage(),
                 }
             )

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
-from bastion.errors import InvalidInput, PolicyViolation
+from bastion.errors import PolicyViolation
 
 
 def register(app: typer.Typer) -> None:
@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """One-run DP audit (Steinke, Nasr, Jagielski 2023): ε lower bound beside the claim; exit 1 if above."""
+        """One-run DP audit (Steinke, Nasr, Jagielski 2023): ε lower bound beside the claim; 1 if above."""
         from bastion.models.data import load_dataset
         from bastion.privacy.audit import audit_dp_sgd
         from bastion.vault.project import home_exists
@@ -146,13 +146,15 @@ def register(app: typer.Typer) -> None:
         else:
             verdict = "consistent with the claim" if result.consistent else "VIOLATES the claim"
             typer.echo(
-                f"ε lower bound {result.epsilon_lower_bound:.3f} at {result.confidence:.0%} confidence vs claimed "
-                f"ε={result.claimed_epsilon:g}: {verdict} ({result.correct}/{result.guesses} correct guesses, "
+                f"ε lower bound {result.epsilon_lower_bound:.3f} at {result.confidence:.0%} confidence "
+                f"vs claimed ε={result.claimed_epsilon:g}: {verdict} "
+                f"({result.correct}/{result.guesses} correct guesses, "
                 f"{result.canaries} canaries, noise {result.effective_noise_multiplier:.4g})"
             )
         if not result.consistent:
             raise PolicyViolation(
-                f"empirical ε ≥ {result.epsilon_lower_bound:.3f} exceeds the claimed ε={result.claimed_epsilon:g}"
+                f"empirical ε ≥ {result.epsilon_lower_bound:.3f} exceeds the claimed "
+                f"ε={result.claimed_epsilon:g}"
             )
 
 
@@ -168,7 +170,8 @@ def _audit_with_ledger(home: Path | None, dataset: str, kwargs: dict[str, Any]) 
         if kwargs["unsafe_noise_multiplier"] is not None:
             if ledger.has_budget(dataset):
                 raise BudgetExhausted(
-                    f"dataset {dataset!r} has a privacy budget: an audit with forced noise would spend unbounded ε"
+                    f"dataset {dataset!r} has a privacy budget: "
+                    "an audit with forced noise would spend an unbounded ε"
                 )
             return audit_dp_sgd(**kwargs)
         with ledger.charge(
@@ -185,7 +188,8 @@ def _print_status(status: Any, fmt: OutputFormat) -> None:
         return
     typer.echo(
         f"{status.dataset}: ε spent {status.epsilon_spent:.4f} of {status.epsilon_budget:.4g} "
-        f"(remaining {status.epsilon_remaining:.4f}), δ spent {status.delta_spent:.3g} of {status.delta_budget:.3g}"
+        f"(remaining {status.epsilon_remaining:.4f}), "
+        f"δ spent {status.delta_spent:.3g} of {status.delta_budget:.3g}"
     )
     for s in status.spends:
         typer.echo(f"  {s.created_at}  {s.kind:5s}  ε={s.epsilon:.4f}  {s.status}  by {s.actor}")

@@ -2,7 +2,8 @@
 
 Pure entry points (no project needed): :func:`scan_file`, :func:`protect_file` (with :class:`ScopeKeys`),
 :func:`assess_risk`, :func:`load_policy`. As a project member (permission checks, catalog, lineage, audit):
-:mod:`bastion.data.service` — ``scan``, ``protect``, ``reveal``. Generated test data: :mod:`bastion.data.synth`.
+:mod:`bastion.data.service` — ``scan``, ``protect``, ``reveal``.
+Generated test data: :mod:`bastion.data.synth`.
 """
 
 from __future__ import annotations

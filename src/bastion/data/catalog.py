@@ -1,7 +1,8 @@
 """The data catalog (column classifications) and the per-scope data keys, in the metadata database.
 
 Data keys: one DEK per token scope, made with :func:`bastion.crypto.new_dek`, wrapped by the project's
-:class:`~bastion.crypto.KeyProvider` (local key ring or PKCS#11) under the context ``bastion-data-key:<scope>``
+:class:`~bastion.crypto.KeyProvider` (local key ring or PKCS#11) under the context
+``bastion-data-key:<scope>``
 and stored wrapped, so the plaintext key exists only in memory while a command runs.
 """
 
@@ -57,7 +58,9 @@ def ensure_data_tables(engine: Engine) -> None:
     _READY.add(key)
 
 
-def record_classification(engine: Engine, report: ScanReport, *, actor: str, dataset: str | None = None) -> int:
+def record_classification(
+    engine: Engine, report: ScanReport, *, actor: str, dataset: str | None = None
+) -> int:
     """Store one row per column of ``report``; returns the number of rows written."""
     ensure_data_tables(engine)
     now = utcnow()

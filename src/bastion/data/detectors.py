@@ -106,14 +106,76 @@ def _v_card(m: re.Match[str]) -> tuple[int, int] | None:
 
 
 IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
-    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
-    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
-    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
-    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
-}  # fmt: skip
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
+}
 
 
 def iban_valid(compact: str) -> bool:
@@ -236,10 +298,40 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
 
 
 _NOT_SURNAMES = frozenset(
-    {"The", "And", "But", "For", "From", "With", "Street", "Avenue", "Road", "Lane", "Drive", "Monday",
-     "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February", "March",
-     "April", "June", "July", "August", "September", "October", "November", "December", "Inc", "Ltd"}
-)  # fmt: skip
+    {
+        "The",
+        "And",
+        "But",
+        "For",
+        "From",
+        "With",
+        "Street",
+        "Avenue",
+        "Road",
+        "Lane",
+        "Drive",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "January",
+        "February",
+        "March",
+        "April",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Inc",
+        "Ltd",
+    }
+)
 
 
 _CAP_WORD = re.compile(r"(?:[A-Z]\.[ ])?([A-Z][a-z]+(?:-[A-Z][a-z]+)?)")
@@ -310,7 +402,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(E.IBAN, re.compile(r"[A-Z]{2}\d\d(?:[ ]?[A-Z0-9]){11,30}(?![a-z0-9])"), 0.95, _v_iban),
     Detector(E.CREDIT_CARD, re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?!\d)"), 0.95, _v_card),
     Detector(E.US_SSN, re.compile(r"\d(?<![\d-]\d)(\d\d)([- ])(\d\d)\2(\d{4})(?![\d-])"), 0.85, _v_ssn),
-    Detector(E.IP_ADDRESS, re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\d|\.\d)"), 0.9, _v_ipv4, prefilter="."),
+    Detector(
+        E.IP_ADDRESS,
+        re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\d|\.\d)"),
+        0.9,
+        _v_ipv4,
+        prefilter=".",
+    ),
     Detector(
         E.IP_ADDRESS,
         re.compile(r"[0-9A-Fa-f:](?<![\w:][0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,7}(?![\w:])"),
@@ -362,10 +460,21 @@ DETECTORS: tuple[Detector, ...] = (
 PRIORITY: dict[str, int] = {
     e: i
     for i, e in enumerate(
-        [E.SECRET, E.EMAIL, E.IBAN, E.CREDIT_CARD, E.US_SSN, E.IP_ADDRESS, E.PHONE, E.DATE_OF_BIRTH, E.DATE,
-         E.STREET_ADDRESS, E.PERSON]
+        [
+            E.SECRET,
+            E.EMAIL,
+            E.IBAN,
+            E.CREDIT_CARD,
+            E.US_SSN,
+            E.IP_ADDRESS,
+            E.PHONE,
+            E.DATE_OF_BIRTH,
+            E.DATE,
+            E.STREET_ADDRESS,
+            E.PERSON,
+        ]
     )
-}  # fmt: skip
+}
 
 
 def _extra_detectors() -> tuple[Detector, ...]:
@@ -447,7 +556,11 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
         ),
         re.compile(r"[^\x00]{6,}"),
     ),
-    (E.US_SSN, re.compile(r"(^|_)(ssn|social_security(_number)?)(_|$)"), re.compile(r"\d{3}[- ]?\d\d[- ]?\d{4}")),
+    (
+        E.US_SSN,
+        re.compile(r"(^|_)(ssn|social_security(_number)?)(_|$)"),
+        re.compile(r"\d{3}[- ]?\d\d[- ]?\d{4}"),
+    ),
     (
         E.DATE_OF_BIRTH,
         re.compile(r"(^|_)(dob|birth|born|birthday|birthdate|date_of_birth)(_|$)"),
@@ -556,7 +669,10 @@ class ColumnHits:
         """(start, end, entity) within each value, keyed by row; whole-cell detections span the value."""
         out: dict[int, list[tuple[int, int, str]]] = {}
         for r, a, b, e in zip(
-            self.span_rows.tolist(), self.span_starts.tolist(), self.span_ends.tolist(), self.span_entities.tolist(),
+            self.span_rows.tolist(),
+            self.span_starts.tolist(),
+            self.span_ends.tolist(),
+            self.span_entities.tolist(),
             strict=True,
         ):
             out.setdefault(r, []).append((a, b, e))
@@ -641,18 +757,23 @@ def detect_values(
         conf[e] = max(spans[k].confidence for k in first)
         src[e] = spans[first[0]].source
         shapes[e] = Counter(masked_shape(joined[spans[k].start : spans[k].end]) for k in first)
-    span_arrays = [(rows, starts - base, ends - base, np.asarray(ent_names, dtype=object)[codes] if m else codes)]
+    span_arrays = [
+        (rows, starts - base, ends - base, np.asarray(ent_names, dtype=object)[codes] if m else codes)
+    ]
 
     # Column context: name hints confirmed by value shape, and name-like value distributions.
     context: list[tuple[str, re.Pattern[str]]] = list(hints)
     if E.PERSON not in hinted and looks_like_names(values[:sample]):
         context.append((E.PERSON, _NAME_HINTS[4][2]))
     for entity, shape in context:
-        anchored = re.compile(r"(?:(?<=\x00)|^)(?:" + shape.pattern + r")(?=\x00|$)")
+        # Already-protected cells (tokens, keyed hashes) are not raw values.
+        anchored = re.compile(r"(?:(?<=\x00)|^)(?!tok_|hmac_)(?:" + shape.pattern + r")(?=\x00|$)")
         found_at = [mt.start() for mt in anchored.finditer(joined) if mt.end() > mt.start()]
         if not found_at:
             continue
-        hint_rows = np.unique(np.searchsorted(offsets, np.asarray(found_at, dtype=np.int64), side="right") - 1)
+        hint_rows = np.unique(
+            np.searchsorted(offsets, np.asarray(found_at, dtype=np.int64), side="right") - 1
+        )
         # Cells already claimed by a pattern (e.g. an email in a 'contact_name') stay as they are.
         claimed = np.unique(np.concatenate([rows, per.get(entity, np.zeros(0, dtype=np.int64))]))
         new = np.setdiff1d(hint_rows, claimed, assume_unique=True)
@@ -666,7 +787,9 @@ def detect_values(
         for r in new[:50].tolist():
             sh[masked_shape(values[r])] += 1
         lens = np.fromiter((len(values[r]) for r in new.tolist()), dtype=np.int64, count=len(new))
-        span_arrays.append((new, np.zeros(len(new), dtype=np.int64), lens, np.full(len(new), entity, dtype=object)))
+        span_arrays.append(
+            (new, np.zeros(len(new), dtype=np.int64), lens, np.full(len(new), entity, dtype=object))
+        )
 
     result: dict[str, EntityHits] = {}
     for entity, rws in per.items():
@@ -686,9 +809,13 @@ def detect_values(
         total_chars=len(joined) - max(n - 1, 0),
         entities=result,
         span_rows=np.concatenate([a[0] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=np.int64),
-        span_starts=np.concatenate([a[1] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=np.int64),
+        span_starts=np.concatenate([a[1] for a in span_arrays])
+        if span_arrays
+        else np.zeros(0, dtype=np.int64),
         span_ends=np.concatenate([a[2] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=np.int64),
-        span_entities=np.concatenate([a[3] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=object),
+        span_entities=np.concatenate([a[3] for a in span_arrays])
+        if span_arrays
+        else np.zeros(0, dtype=object),
     )
 
 

@@ -14,7 +14,7 @@ IP_ADDRESS = "IP_ADDRESS"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
-SECRET = "SECRET"  # API keys, tokens, passwords, private keys
+SECRET = "SECRET"  # noqa: S105 - an entity name. API keys, tokens, passwords, private keys
 # Quasi-identifiers: not identifying alone, identifying in combination.
 ZIP_CODE = "ZIP_CODE"
 AGE = "AGE"
@@ -37,7 +37,7 @@ class Label(enum.StrEnum):
     internal = "internal"
     confidential = "confidential"
     pii = "pii"
-    secret = "secret"
+    secret = "secret"  # noqa: S105 - a label
 
     @property
     def rank(self) -> int:
@@ -85,6 +85,7 @@ __all__ = [
     "PII_ENTITIES",
     "QUASI_IDENTIFIERS",
     "SECRET",
+    "SECRET_ENTITIES",
     "STREET_ADDRESS",
     "US_SSN",
     "ZIP_CODE",

@@ -154,7 +154,9 @@ def _iter_csv(path: Path, *, chunk_rows: int, max_line_bytes: int) -> Iterator[C
                 if len(row) != width:
                     if not row:
                         continue  # blank line
-                    raise InvalidInput(f"{path.name}: line {counter.line} has {len(row)} fields, expected {width}")
+                    raise InvalidInput(
+                        f"{path.name}: line {counter.line} has {len(row)} fields, expected {width}"
+                    )
                 rows.append(row)
                 if len(rows) >= chunk_rows:
                     yield _csv_chunk(header, rows, offset, delimiter)
@@ -221,7 +223,9 @@ def _iter_text(path: Path, *, chunk_rows: int, max_line_bytes: int) -> Iterator[
             lines.append(body)
             endings.append(line[len(body) :])
             if len(lines) >= chunk_rows:
-                yield Chunk([TEXT_COLUMN], {TEXT_COLUMN: lines}, offset, len(lines), extra={"endings": endings})
+                yield Chunk(
+                    [TEXT_COLUMN], {TEXT_COLUMN: lines}, offset, len(lines), extra={"endings": endings}
+                )
                 offset += len(lines)
                 lines, endings = [], []
         if lines or offset == 0:

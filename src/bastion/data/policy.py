@@ -64,7 +64,7 @@ class Policy:
 
     defaults: Mapping[str, Action] = field(default_factory=lambda: DEFAULT_ACTIONS)
     columns: Mapping[str, ColumnRule] = field(default_factory=lambda: MappingProxyType({}))
-    token_scope: str = "default"
+    token_scope: str = "default"  # noqa: S105 - a scope name
     date_granularity: str = "month"
     zip_digits: int = 3
     age_band: int = 10
@@ -128,7 +128,11 @@ def policy_from_mapping(data: Mapping[str, Any], *, token_scope: str | None = No
     if granularity not in ("month", "year"):
         raise InvalidInput("policy [options].date_granularity must be 'month' or 'year'")
     ints = {}
-    for key, default, low, high in (("zip_digits", 3, 0, 4), ("age_band", 10, 2, 50), ("mask_keep_last", 4, 0, 4)):
+    for key, default, low, high in (
+        ("zip_digits", 3, 0, 4),
+        ("age_band", 10, 2, 50),
+        ("mask_keep_last", 4, 0, 4),
+    ):
         value = options.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(f"policy [options].{key} must be an integer in {low}..{high}")

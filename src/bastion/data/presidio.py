@@ -75,7 +75,7 @@ def _make_validator(recognizer: Any) -> Any:
 
 @cache
 def presidio_detectors() -> tuple[Any, ...]:
-    """Presidio's pattern recognizers for :data:`LIFTED_ENTITIES` as fast detectors (empty without Presidio)."""
+    """Presidio's recognizers for :data:`LIFTED_ENTITIES` as fast detectors (none without Presidio)."""
     from bastion.data.detectors import Detector
 
     try:

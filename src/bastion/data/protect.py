@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.data.detectors import all_detectors, detect_values
-from bastion.data.entities import Action
+from bastion.data.entities import SECRET_ENTITIES, Action, Label
 from bastion.data.io import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_MAX_LINE_BYTES,
@@ -68,20 +68,46 @@ class ProtectResult:
             "token_scope": self.token_scope,
             "label": self.report.label.value,
             "plan": [
-                {"column": p.name, "action": p.action.value, "entity": p.entity, "kind": p.kind, "label": p.label}
+                {
+                    "column": p.name,
+                    "action": p.action.value,
+                    "entity": p.entity,
+                    "kind": p.kind,
+                    "label": p.label,
+                }
                 for p in self.plan
             ],
         }
 
 
-def make_plan(report: ScanReport) -> tuple[ColumnPlan, ...]:
-    return tuple(
-        ColumnPlan(name=c.name, action=c.action, entity=c.primary_entity, kind=c.kind, label=c.label.value)
-        for c in report.columns
-    )
+def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
+    """Each column's control. Free text is protected span by span: unless a policy names the column, it gets
+    the ``pii`` default for its spans (secrets inside are always redacted) instead of losing the column."""
+    plan = []
+    for c in report.columns:
+        action = c.action
+        rule = policy.columns.get(c.name)
+        explicit = rule is not None and rule.action is not None
+        if c.kind == "free_text" and not explicit and c.label in (Label.pii, Label.secret):
+            action = policy.defaults[Label.pii.value]
+        if report.format == "text" and action == Action.drop:
+            action = Action.redact  # a text file has one column: drop its findings, not the file
+        plan.append(
+            ColumnPlan(name=c.name, action=action, entity=c.primary_entity, kind=c.kind, label=c.label.value)
+        )
+    return tuple(plan)
 
 
 def _span_fn(action: Action, keys: ScopeKeys | None, policy: Policy) -> Callable[[str, str], str]:
+    inner = _span_fn_inner(action, keys, policy)
+
+    def fn(text: str, entity: str) -> str:
+        return redact(text, entity=entity) if entity in SECRET_ENTITIES else inner(text, entity)
+
+    return fn
+
+
+def _span_fn_inner(action: Action, keys: ScopeKeys | None, policy: Policy) -> Callable[[str, str], str]:
     if action == Action.mask:
         return lambda text, _e: mask(text, keep_last=policy.mask_keep_last)
     if action == Action.redact:
@@ -94,12 +120,20 @@ def _span_fn(action: Action, keys: ScopeKeys | None, policy: Policy) -> Callable
 
 
 class _Transformer:
-    def __init__(self, plan: tuple[ColumnPlan, ...], *, keys: ScopeKeys | None, policy: Policy, fmt: str) -> None:
+    def __init__(
+        self,
+        plan: tuple[ColumnPlan, ...],
+        *,
+        keys: ScopeKeys | None,
+        policy: Policy,
+        fmt: str,
+        use_presidio: bool,
+    ) -> None:
         self.plan = {p.name: p for p in plan}
         self.keys = keys
         self.policy = policy
         self.fmt = fmt
-        self.detectors = all_detectors()
+        self.detectors = all_detectors(use_presidio=use_presidio)
         self.cell_fns: dict[str, Callable[[str], str]] = {}
         self.span_fns: dict[str, Callable[[str, str], str]] = {}
         for p in plan:
@@ -199,7 +233,9 @@ def _write_parquet(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
                     original = chunk.raw.column(name) if chunk.raw is not None else None
                     values = tr.column(name, chunk.data[name])
                     nulls = original.is_null().to_pylist() if original is not None else [False] * len(values)
-                    arrays.append(pa.array([None if n else v for v, n in zip(values, nulls, strict=True)], pa.string()))
+                    arrays.append(
+                        pa.array([None if n else v for v, n in zip(values, nulls, strict=True)], pa.string())
+                    )
                 elif chunk.raw is not None:
                     arrays.append(chunk.raw.column(name))
                 else:
@@ -228,6 +264,7 @@ def protect_file(
     report: ScanReport | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    use_presidio: bool = True,
 ) -> ProtectResult:
     """Scan ``path`` (unless ``report`` is given) and write the protected copy to ``out`` atomically."""
     src = Path(path)
@@ -236,9 +273,16 @@ def protect_file(
     if dst.exists() and dst.resolve() == src.resolve():
         raise InvalidInput("the output must not overwrite the input")
     pol = policy or Policy()
-    rep = report or scan_file(path=src, fmt=kind, policy=pol, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
-    plan = make_plan(rep)
-    tr = _Transformer(plan, keys=keys, policy=pol, fmt=kind)
+    rep = report or scan_file(
+        path=src,
+        fmt=kind,
+        policy=pol,
+        chunk_rows=chunk_rows,
+        max_line_bytes=max_line_bytes,
+        use_presidio=use_presidio,
+    )
+    plan = make_plan(rep, pol)
+    tr = _Transformer(plan, keys=keys, policy=pol, fmt=kind, use_presidio=use_presidio)
     chunks = iter_chunks(src, fmt=kind, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
     with atomic_output(dst) as tmp:
         rows = _WRITERS[kind](tmp, chunks, tr)

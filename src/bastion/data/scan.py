@@ -3,7 +3,8 @@
 Evidence never contains raw values: counts, shares, row indices / (line, start, end) positions, masked shapes
 (``a+.a+@a+.a+``), confidences and which detector fired.
 
-Labels per column: ``secret`` if any secret was found; ``pii`` if any PII entity was found; ``confidential`` for
+Labels per column: ``secret`` if any secret was found; ``pii`` if any PII entity was found; ``confidential``
+for
 quasi-identifiers (ZIP, age, gender, dates); ``internal`` otherwise. The classifier never infers ``public``:
 absence of findings is not evidence that data may be published, so only a policy can label a column public.
 The file's label is the most sensitive column label.
@@ -22,7 +23,13 @@ import numpy as np
 from bastion.data import entities as E
 from bastion.data.detectors import ColumnHits, all_detectors, detect_text, detect_values
 from bastion.data.entities import Action, Label
-from bastion.data.io import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_LINE_BYTES, TEXT_COLUMN, detect_format, iter_chunks
+from bastion.data.io import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_MAX_LINE_BYTES,
+    TEXT_COLUMN,
+    detect_format,
+    iter_chunks,
+)
 from bastion.data.policy import Policy
 
 MAX_POSITIONS = 5
@@ -288,9 +295,16 @@ def _scan_text_chunk(acc: _Acc, lines: list[str], offset: int, detectors: Sequen
         line = int(np.searchsorted(starts, s.start, side="right")) - 1
         base = int(starts[line])
         found.append(
-            (line + offset, s.start - base, s.end - base, s.entity, s.confidence, s.source,
-             masked_shape(joined[s.start : s.end]))
-        )  # fmt: skip
+            (
+                line + offset,
+                s.start - base,
+                s.end - base,
+                s.entity,
+                s.confidence,
+                s.source,
+                masked_shape(joined[s.start : s.end]),
+            )
+        )
     acc.add_text(found)
 
 

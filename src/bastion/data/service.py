@@ -43,9 +43,14 @@ def scan(
         vault.engine,
         job="data.scan",
         inputs=[_file_ds(report.path, report.digest)],
-        facets={"bastion_scan": {"label": report.label.value, "rows": report.rows,
-                                 "entities": report.entity_counts()}},
-    )  # fmt: skip
+        facets={
+            "bastion_scan": {
+                "label": report.label.value,
+                "rows": report.rows,
+                "entities": report.entity_counts(),
+            }
+        },
+    )
     vault.audit.append(
         actor=vault.identity.name,
         action="data:scan",
@@ -77,6 +82,7 @@ def protect(
     fmt: str | None = None,
     push: str | None = None,
     env: str | None = None,
+    use_presidio: bool = True,
 ) -> ProtectOutcome:
     """Protect ``path`` into ``out`` with the scope's data key; optionally push ``out`` as a dataset."""
     pol = policy or Policy()
@@ -87,12 +93,15 @@ def protect(
     detect_format(Path(path), fmt)
     keys = scope_keys(vault.engine, vault.keys, scope=pol.token_scope, env=env, actor=vault.identity.name)
     try:
-        result = protect_file(path=path, out=out, keys=keys, policy=pol, fmt=fmt)
+        result = protect_file(path=path, out=out, keys=keys, policy=pol, fmt=fmt, use_presidio=use_presidio)
     except BastionError as exc:
         vault.audit.append(
-            actor=vault.identity.name, action="data:protect", target=Path(path).name, outcome="error",
+            actor=vault.identity.name,
+            action="data:protect",
+            target=Path(path).name,
+            outcome="error",
             details={"error": type(exc).__name__},
-        )  # fmt: skip
+        )
         raise
     record_classification(vault.engine, result.report, actor=vault.identity.name)
     record_run(
@@ -100,17 +109,26 @@ def protect(
         job="data.protect",
         inputs=[_file_ds(result.input, result.input_digest)],
         outputs=[_file_ds(result.output, result.output_digest)],
-        facets={"bastion_protect": {"token_scope": result.token_scope, "rows": result.rows,
-                                    "actions": {p.name: p.action.value for p in result.plan}}},
-    )  # fmt: skip
+        facets={
+            "bastion_protect": {
+                "token_scope": result.token_scope,
+                "rows": result.rows,
+                "actions": {p.name: p.action.value for p in result.plan},
+            }
+        },
+    )
     vault.audit.append(
         actor=vault.identity.name,
         action="data:protect",
         target=Path(result.output).name,
         outcome="ok",
-        details={"input_digest": result.input_digest, "output_digest": result.output_digest,
-                 "token_scope": result.token_scope, "rows": result.rows},
-    )  # fmt: skip
+        details={
+            "input_digest": result.input_digest,
+            "output_digest": result.output_digest,
+            "token_scope": result.token_scope,
+            "rows": result.rows,
+        },
+    )
     pushed = None
     if push:
         pushed = vault.push(
@@ -125,7 +143,9 @@ def protect(
             vault.engine,
             job="registry.push",
             inputs=[_file_ds(result.output, result.output_digest)],
-            outputs=[LineageDataset(REGISTRY_NAMESPACE, f"{pushed.name}:{pushed.version}", result.output_digest)],
+            outputs=[
+                LineageDataset(REGISTRY_NAMESPACE, f"{pushed.name}:{pushed.version}", result.output_digest)
+            ],
             facets={"bastion_push": {"kind": "dataset", "env": env}},
         )
     return ProtectOutcome(result=result, pushed=pushed)
@@ -153,7 +173,9 @@ def reveal(
         raise InvalidInput("give tokens to reveal, or a file")
     env = env or vault.settings.default_env
     try:
-        keys = scope_keys(vault.engine, vault.keys, scope=scope, env=env, actor=vault.identity.name, create=False)
+        keys = scope_keys(
+            vault.engine, vault.keys, scope=scope, env=env, actor=vault.identity.name, create=False
+        )
         if text is not None:
             revealed_text, count = reveal_text(text, keys=keys)
             values: tuple[str, ...] = (revealed_text,)
@@ -162,9 +184,12 @@ def reveal(
             count = len(values)
     except (CryptoError, BastionError) as exc:
         vault.audit.append(
-            actor=vault.identity.name, action="data:reveal", target=scope, outcome="error",
+            actor=vault.identity.name,
+            action="data:reveal",
+            target=scope,
+            outcome="error",
             details={"error": type(exc).__name__},
-        )  # fmt: skip
+        )
         raise
     vault.audit.append(
         actor=vault.identity.name, action="data:reveal", target=scope, outcome="ok", details={"count": count}

@@ -87,7 +87,13 @@ class Faker:
     def phone(self) -> str:
         a, b, c = self.rng.randint(201, 989), self.rng.randint(200, 999), self.digits(4)
         return self.rng.choice(
-            (f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"+1 {a} {b} {c}", f"{a}.{b}.{c}", f"+44 20 {b}{c[0]} {c[1:]}9")
+            (
+                f"({a}) {b}-{c}",
+                f"{a}-{b}-{c}",
+                f"+1 {a} {b} {c}",
+                f"{a}.{b}.{c}",
+                f"+44 20 {b}{c[0]} {c[1:]}9",
+            )
         )
 
     def ssn(self) -> str:
@@ -136,16 +142,17 @@ class Faker:
         return d.isoformat() if self.rng.random() < 0.6 else f"{d.month:02d}/{d.day:02d}/{d.year}"
 
     def address(self) -> str:
-        return (
-            f"{self.rng.randint(1, 9999)} {self.rng.choice(_STREETS)} {self.rng.choice(_STREET_TYPES)}"
-            + (f", Apt {self.rng.randint(1, 40)}" if self.rng.random() < 0.2 else "")
+        return f"{self.rng.randint(1, 9999)} {self.rng.choice(_STREETS)} {self.rng.choice(_STREET_TYPES)}" + (
+            f", Apt {self.rng.randint(1, 40)}" if self.rng.random() < 0.2 else ""
         )
 
     def secret(self) -> str:
         alnum = string.ascii_letters + string.digits
         pick = self.rng.randint(0, 3)
         if pick == 0:
-            return "AKIA" + "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+            return "AKIA" + "".join(
+                self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)
+            )
         if pick == 1:
             return "ghp_" + "".join(self.rng.choice(alnum) for _ in range(36))
         if pick == 2:
@@ -304,4 +311,13 @@ def generate_text(*, lines: int, seed: int = 0) -> SynthText:
     return SynthText(tuple(out), frozenset(spans), frozenset(pii))
 
 
-__all__ = ["COLUMNS", "COLUMN_ENTITY", "Faker", "SynthTable", "SynthText", "generate_table", "generate_text", "iter_rows"]
+__all__ = [
+    "COLUMNS",
+    "COLUMN_ENTITY",
+    "Faker",
+    "SynthTable",
+    "SynthText",
+    "generate_table",
+    "generate_text",
+    "iter_rows",
+]

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from bastion.data._ff1 import FF1, MIN_DOMAIN
 from bastion.errors import CryptoError, InvalidInput
 
-TOKEN_PREFIX = "tok_"
+TOKEN_PREFIX = "tok_"  # noqa: S105 - a format prefix
 HMAC_PREFIX = "hmac_"
 TOKEN_RE = re.compile(r"tok_[A-Za-z0-9_-]{22,}")
 MIN_FPE_DIGITS = len(str(MIN_DOMAIN)) - 1  # 10**6 >= FF1's minimum domain
@@ -67,7 +67,9 @@ class ScopeKeys:
     def _fpe(self, value: str, *, decrypt: bool) -> str:
         digits = "".join(ch for ch in value if ch.isascii() and ch.isdigit())
         if len(digits) < MIN_FPE_DIGITS:
-            raise InvalidInput(f"format-preserving encryption needs at least {MIN_FPE_DIGITS} digits per value")
+            raise InvalidInput(
+                f"format-preserving encryption needs at least {MIN_FPE_DIGITS} digits per value"
+            )
         out = self._ff1.decrypt(digits, self._tweak) if decrypt else self._ff1.encrypt(digits, self._tweak)
         it = iter(out)
         return "".join(next(it) if (ch.isascii() and ch.isdigit()) else ch for ch in value)

@@ -52,4 +52,23 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "QUERY_KINDS",
+    "AuditResult",
+    "BudgetStatus",
+    "DPSettings",
+    "PrivacyLedger",
+    "PrivacySpent",
+    "PrivateTraining",
+    "QueryResult",
+    "Reservation",
+    "TrainingReport",
+    "audit_dp_sgd",
+    "dp_query",
+    "epsilon_for",
+    "epsilon_lower_bound",
+    "ledger_key",
+    "make_private",
+    "noise_for_epsilon",
+    "train_recipe",
+]

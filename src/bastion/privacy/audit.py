@@ -46,7 +46,7 @@ DEFAULT_K_FRACTIONS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
 
 
 def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
-    """Probability of ≥ ``v`` correct guesses out of ``r`` (``m`` canaries) under (ε, δ)-DP (paper, Alg. 2)."""
+    """P[≥ ``v`` correct of ``r`` guesses] on ``m`` canaries under (ε, δ)-DP (the paper's p-value)."""
     from scipy import stats
 
     if not 0 <= v <= r <= m:
@@ -230,8 +230,8 @@ def audit_dp_sgd(
         private.optimizer.noise_multiplier = effective  # type: ignore[attr-defined]
     q = private.sample_rate
     params = [p for p in private.module.parameters() if p.requires_grad]
-    weight = private.module._module[0].weight if hasattr(private.module, "_module") else first.weight
-    w_index = next(i for i, p in enumerate(params) if p is weight)
+    # Opacus wraps the module in place: ``first.weight`` is the parameter the optimizer updates.
+    w_index = next(i for i, p in enumerate(params) if p is first.weight)
     member_idx = np.flatnonzero(included)
     criterion = nn.CrossEntropyLoss()
     start = time.perf_counter()
@@ -251,13 +251,12 @@ def audit_dp_sgd(
                 private.optimizer.step()
                 steps += 1
     seconds = time.perf_counter() - start
-    moved = (private.module._module[0].weight.detach() - w0).numpy()
+    moved = (first.weight.detach() - w0).numpy()
     scores = -moved[rows, cols]
     eps_hat, k, r, v, ks = best_guess_bound(
         scores=scores, included=included, delta=delta, confidence=confidence
     )
-    inner = private.module._module
-    accuracy = evaluate(inner, x_test, dataset.y_test)
+    accuracy = evaluate(model, x_test, dataset.y_test)
     return AuditResult(
         epsilon_lower_bound=eps_hat,
         claimed_epsilon=eps,
@@ -280,7 +279,7 @@ def audit_dp_sgd(
 
 
 def _inject(params: list[Any], w_index: int, rows: np.ndarray, cols: np.ndarray, norm: float) -> None:
-    """Append one per-sample gradient row per picked canary: ``norm · e_j`` on its own weight, zero elsewhere."""
+    """Append a per-sample gradient row per picked canary: ``norm · e_j`` on its own weight, 0 elsewhere."""
     import torch
 
     c = len(rows)

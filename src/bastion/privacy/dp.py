@@ -7,8 +7,8 @@ sampling of batches at rate ``q = 1 / len(data_loader)``.
 
 Deviations from calling Opacus directly:
 
-* :func:`make_private` returns one frozen :class:`PrivateTraining` whatever the options (Opacus returns three or
-  four values by mode), and validates its inputs (``ε > 0``, ``0 < δ < 1``, ...) with
+* :func:`make_private` returns one frozen :class:`PrivateTraining` whatever the options (Opacus returns
+  three or four values by mode), and validates its inputs (``ε > 0``, ``0 < δ < 1``, ...) with
   :class:`~bastion.errors.InvalidInput`.
 * The noise for a ``target_epsilon`` is calibrated with Opacus' ``get_noise_multiplier`` for the chosen
   accountant, so the *planned* ε of the whole run is known before the first step (the ledger checks it).
@@ -183,7 +183,7 @@ def spent_for(
     max_grad_norm: float,
     accountant: str = "rdp",
 ) -> PrivacySpent:
-    """The :class:`PrivacySpent` of a uniform run: ε under both accountants; ``epsilon`` is ``accountant``'s."""
+    """:class:`PrivacySpent` of a uniform run: ε under both accountants; ``epsilon`` is ``accountant``'s."""
     history = [(noise_multiplier, sample_rate, steps)]
     return _spent_from_history(history, delta=delta, max_grad_norm=max_grad_norm, accountant=accountant)
 

@@ -188,8 +188,9 @@ class PrivacyLedger:
     # --- budgets --------------------------------------------------------------------------------------------
 
     def set_budget(self, dataset: str, *, epsilon: float, delta: float) -> BudgetStatus:
-        """Set (or change) the total (ε, δ) a dataset may ever spend. Lowering below the spent amount is allowed
-        and leaves the dataset exhausted."""
+        """Set (or change) the total (ε, δ) a dataset may ever spend.
+
+        Lowering it below the amount already spent is allowed and leaves the dataset exhausted."""
         name = _check_dataset(dataset)
         eps, dlt = check_epsilon(epsilon), check_delta(delta)
         with write_transaction(self.engine) as conn:
@@ -268,14 +269,14 @@ class PrivacyLedger:
                 used_eps, used_dlt = _totals(_spends(conn, name))
                 if used_eps + eps > float(row.epsilon) + TOLERANCE:
                     refusal = (
-                        f"privacy budget of {name!r} exhausted: spent ε={used_eps:.4g} of {float(row.epsilon):.4g},"
-                        f" this {kind} needs ε={eps:.4g}"
+                        f"privacy budget of {name!r} exhausted: spent ε={used_eps:.4g} "
+                        f"of {float(row.epsilon):.4g}, this {kind} needs ε={eps:.4g}"
                     )
                     break
                 if used_dlt + dlt > float(row.delta) * (1 + 1e-9):
                     refusal = (
-                        f"privacy budget of {name!r} exhausted: spent δ={used_dlt:.3g} of {float(row.delta):.3g},"
-                        f" this {kind} needs δ={dlt:.3g}"
+                        f"privacy budget of {name!r} exhausted: spent δ={used_dlt:.3g} "
+                        f"of {float(row.delta):.3g}, this {kind} needs δ={dlt:.3g}"
                     )
                     break
             if refusal is None:
@@ -313,7 +314,7 @@ class PrivacyLedger:
         delta: float,
         details: Mapping[str, Any] | None = None,
     ) -> list[Spend]:
-        """Record the actual (ε, δ) of a reserved spend (it may be below or, if a run overshot, above plan)."""
+        """Record the actual (ε, δ) of a reserved spend (below the plan, or above it if a run overshot)."""
         eps = float(epsilon)
         if not (eps >= 0 and math.isfinite(eps)):
             raise InvalidInput(f"settled epsilon must be a finite number ≥ 0, got {epsilon}")

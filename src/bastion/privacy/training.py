@@ -3,8 +3,8 @@
 :func:`train_recipe` trains the MLP recipe of :mod:`bastion.models.recipes` on a :class:`Dataset`. With
 ``dp=DPSettings(...)`` it plans the run first (sampling rate, steps, calibrated noise), reserves the planned ε
 on the dataset's ledger entry (refused with BudgetExhausted before any training), trains with DP-SGD
-(:func:`bastion.privacy.dp.make_private`) and settles the ε actually spent. A non-private run on a dataset that
-has a privacy budget is refused: it would spend an unbounded ε.
+(:func:`bastion.privacy.dp.make_private`) and settles the ε actually spent. A non-private run on a dataset
+that has a privacy budget is refused: it would spend an unbounded ε.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BudgetExhausted, InvalidInput
 from bastion.models.data import Dataset
-from bastion.models.recipes import MlpConfig, TrainingHook, build_mlp, make_loader, train_model
+from bastion.models.recipes import (
+    MlpConfig,
+    TrainingHook,
+    build_mlp,
+    make_loader,
+    train_model,
+    unwrap_module,
+)
 from bastion.privacy.dp import (
     ACCOUNTANTS,
     PrivacySpent,
@@ -186,7 +193,7 @@ def train_recipe(
         n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed
     )
     loader = make_loader(dataset.x_train, dataset.y_train, batch_size=batch_size, seed=seed)
-    common = {
+    common: dict[str, Any] = {
         "dataset": dataset.name,
         "dataset_digest": dataset.digest(),
         "batch_size": batch_size,
@@ -277,7 +284,7 @@ def train_recipe(
                 "epsilon_prv": spent.epsilon_prv,
             },
         )
-    inner: nn.Module = wrapped.module._module if hasattr(wrapped.module, "_module") else wrapped.module
+    inner: nn.Module = unwrap_module(wrapped.module)
     return TrainingReport(
         private=True,
         accuracy=result.accuracy,

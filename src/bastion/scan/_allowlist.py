@@ -223,6 +223,13 @@ def _exact() -> frozenset[str]:
         "torch.nn.parameter.UninitializedBuffer",
         "torch.storage.UntypedStorage",
         "torch.storage.TypedStorage",
+        # TorchScript archives' pickles (harmless list/tensor builders)
+        "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_doublelist",
+        "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_tensorlist",
+        "torch.jit._pickle.build_tensor_from_id",
+        "torch.jit._pickle.restore_type_tag",
     }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         names |= {f"{mod}._reconstruct", f"{mod}.scalar"}

@@ -78,6 +78,7 @@ class FileReport:
             "format": self.format,
             "size": self.size,
             "verdict": self.verdict.value,
+            "safe": self.verdict is Verdict.safe,  # an error (could not scan) counts as unsafe
             "issues": [i.to_dict() for i in self.issues],
             "errors": [e.to_dict() for e in self.errors],
             "members": list(self.members),
@@ -109,6 +110,7 @@ class ScanReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict.value,
+            "safe": self.verdict is Verdict.safe,
             "exit_code": self.exit_code,
             "files": [f.to_dict() for f in self.files],
         }

@@ -61,9 +61,10 @@ class Box:
             self.truncated = True
         self.items.extend(items[: max(room, 0)])
         for it in items:
-            d = _depth(it) + 1
-            if d > self.depth:
-                self.depth = d
+            if type(it) is Box or type(it) is Obj:
+                d = it.depth + 1
+                if d > self.depth:
+                    self.depth = d
 
 
 class Obj:
@@ -124,8 +125,17 @@ _INT_RE = re.compile(rb"-?\d+L?")
 class PickleAnalyzer:
     """Analyse one pickle stream from a reader's current position up to its STOP."""
 
-    def __init__(self, reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        *,
+        config: ScanConfig,
+        issues: list[Issue],
+        member: str,
+        torchscript: bool = False,
+    ) -> None:
         self.r = reader
+        self.torchscript = torchscript
         self.config = config
         self.issues = issues
         self.member = member
@@ -136,9 +146,7 @@ class PickleAnalyzer:
         self.persistent: list[Any] = []
         self.offset = 0
         self.extra = frozenset(config.extra_allow)
-        self._handlers: dict[str, Callable[[Any], None]] = {
-            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")
-        }
+        self._max_stack = config.max_stack
 
     # -- findings ---------------------------------------------------------------------------------------
     def _issue(self, rule: str, severity: Severity, message: str, callable_: str | None = None) -> None:
@@ -151,6 +159,10 @@ class PickleAnalyzer:
             raise Malformed(f"invalid global name {module[:40]!r} {name[:40]!r}", self.offset)
         full = f"{module}.{name}"
         self.globals.append(full)
+        if self.torchscript and module.split(".", 1)[0] == "__torch__":
+            # classes compiled from the archive's TorchScript code: torch.jit.load's C++ unpickler resolves
+            # them, and Python's pickle cannot import a module named __torch__ (the load would fail)
+            return Global(module, name)
         if not is_allowed(module, name, extra=self.extra):
             if is_known_dangerous(module, name):
                 self._issue(
@@ -172,12 +184,15 @@ class PickleAnalyzer:
 
     # -- stack helpers ----------------------------------------------------------------------------------
     def push(self, v: Any) -> None:
-        self.stack.append(v)
-        if len(self.stack) > self.config.max_stack:
+        stack = self.stack
+        stack.append(v)
+        if len(stack) > self._max_stack:
             raise BoundExceeded("pickle stack exceeds its bound", self.offset)
-        d = _depth(v)
-        if d > self.config.max_nesting:
+
+    def push_nested(self, v: Box | Obj) -> None:
+        if v.depth > self.config.max_nesting:
             raise BoundExceeded(f"pickle nesting deeper than {self.config.max_nesting}", self.offset)
+        self.push(v)
 
     def pop(self) -> Any:
         if not self.stack:
@@ -288,25 +303,30 @@ class PickleAnalyzer:
         start = r.pos
         limit = start + self.config.max_pickle_bytes
         max_ops = self.config.max_pickle_ops
-        handlers = self._handlers
-        kinds = _ARG_KINDS
+        table = _TABLE
+        read_byte = r.read_byte
         ops = 0
         while True:
-            self.offset = r.pos
-            if self.offset > limit:
-                raise BoundExceeded("pickle stream exceeds max_pickle_bytes", self.offset)
-            code = r.read_byte()
-            entry = kinds.get(code)
+            offset = self.offset = r.pos
+            if offset > limit:
+                raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
+            code = read_byte()
+            entry = table[code]
             if entry is None:
-                raise Malformed(f"invalid pickle opcode 0x{code:02x}", self.offset)
-            name, kind = entry
-            arg = self._arg(kind)
-            if name == "STOP":
+                raise Malformed(f"invalid pickle opcode 0x{code:02x}", offset)
+            handler, kind = entry
+            if kind is None:
+                arg = None
+            elif kind == "uint1":
+                arg = read_byte()
+            else:
+                arg = self._arg(kind)
+            if handler is None:  # STOP
                 value = self.pop() if self.stack else None
                 if self.metastack:
                     value = Opaque("unbalanced")
                 return PickleResult(value, start, r.pos, self.globals, self.persistent)
-            handlers[name](arg)
+            handler(self, arg)
             ops += 1
             if ops > max_ops:
                 raise BoundExceeded("pickle has more opcodes than max_pickle_ops", self.offset)
@@ -364,27 +384,27 @@ class PickleAnalyzer:
             raise BoundExceeded(f"pickle MARK nesting deeper than {self.config.max_nesting}", self.offset)
 
     def op_LIST(self, arg: None) -> None:
-        self.push(Box("list", self.pop_mark()))
+        self.push_nested(Box("list", self.pop_mark()))
 
     def op_TUPLE(self, arg: None) -> None:
-        self.push(Box("tuple", self.pop_mark()))
+        self.push_nested(Box("tuple", self.pop_mark()))
 
     def op_FROZENSET(self, arg: None) -> None:
-        self.push(Box("set", self.pop_mark()))
+        self.push_nested(Box("set", self.pop_mark()))
 
     def op_TUPLE1(self, arg: None) -> None:
-        self.push(Box("tuple", [self.pop()]))
+        self.push_nested(Box("tuple", [self.pop()]))
 
     def op_TUPLE2(self, arg: None) -> None:
         b = self.pop()
         a = self.pop()
-        self.push(Box("tuple", [a, b]))
+        self.push_nested(Box("tuple", [a, b]))
 
     def op_TUPLE3(self, arg: None) -> None:
         c = self.pop()
         b = self.pop()
         a = self.pop()
-        self.push(Box("tuple", [a, b, c]))
+        self.push_nested(Box("tuple", [a, b, c]))
 
     def op_DICT(self, arg: None) -> None:
         items = self.pop_mark()
@@ -402,8 +422,9 @@ class PickleAnalyzer:
                         target.items.append((items[i], items[i + 1]))
                     else:
                         target.truncated = True
-                depth = max((_depth(v) for v in items), default=0) + 1
-                target.depth = max(target.depth, depth)
+                for v in items:
+                    if (type(v) is Box or type(v) is Obj) and v.depth >= target.depth:
+                        target.depth = v.depth + 1
             else:
                 target.extend(items)
             if target.depth > self.config.max_nesting:
@@ -495,31 +516,31 @@ class PickleAnalyzer:
     def op_INST(self, arg: tuple[str, str]) -> None:
         args = self.pop_mark()
         g = self._check_global(arg[0], arg[1])
-        self.push(Obj(g.full, Box("tuple", args)))
+        self.push_nested(Obj(g.full, Box("tuple", args)))
 
     def op_OBJ(self, arg: None) -> None:
         items = self.pop_mark()
         if not items:
             raise Malformed("OBJ without a class", self.offset)
         ctor = self._callee(items[0], "OBJ")
-        self.push(Obj(ctor, Box("tuple", items[1:])))
+        self.push_nested(Obj(ctor, Box("tuple", items[1:])))
 
     def op_REDUCE(self, arg: None) -> None:
         args = self.pop()
         func = self.pop()
         ctor = self._callee(func, "REDUCE")
-        self.push(Obj(ctor, args))
+        self.push_nested(Obj(ctor, args))
 
     def op_NEWOBJ(self, arg: None) -> None:
         args = self.pop()
         cls = self.pop()
-        self.push(Obj(self._callee(cls, "NEWOBJ"), args))
+        self.push_nested(Obj(self._callee(cls, "NEWOBJ"), args))
 
     def op_NEWOBJ_EX(self, arg: None) -> None:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        self.push(Obj(self._callee(cls, "NEWOBJ_EX"), Box("tuple", [args, kwargs])))
+        self.push_nested(Obj(self._callee(cls, "NEWOBJ_EX"), Box("tuple", [args, kwargs])))
 
     def op_BUILD(self, arg: None) -> None:
         state = self.pop()
@@ -564,22 +585,29 @@ class PickleAnalyzer:
             # persistent_load returns cls, which was imported (and judged) by an ordinary GLOBAL.
             self.push(pid.items[1])
             return
-        self.push(Obj("<persistent>", pid))
+        self.push_nested(Obj("<persistent>", pid))
 
     # -- joblib -----------------------------------------------------------------------------------------
     def _joblib_array(self, wrapper: Obj) -> None:
-        state = plain(wrapper.state)
-        if not isinstance(state, dict):
+        state = _shallow_dict(wrapper.state)
+        if state is None:
             raise Malformed("joblib NumpyArrayWrapper without a state dict", self.offset)
         dtype = state.get("dtype")
         shape = state.get("shape")
         if not isinstance(dtype, Obj) or dtype.ctor not in ("numpy.dtype",):
             raise Malformed("joblib array dtype is not a numpy.dtype", self.offset)
-        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        shape = tuple(shape.items) if isinstance(shape, Box) and shape.kind == "tuple" else None
+        if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise Malformed("joblib array shape is not a tuple of sizes", self.offset)
         itemsize, has_object = _dtype_size(dtype)
         if has_object:
-            nested = PickleAnalyzer(self.r, config=self.config, issues=self.issues, member=self.member)
+            nested = PickleAnalyzer(
+                self.r,
+                config=self.config,
+                issues=self.issues,
+                member=self.member,
+                torchscript=self.torchscript,
+            )
             nested.run()
             self.globals.extend(nested.globals)
             return
@@ -594,20 +622,41 @@ class PickleAnalyzer:
         self.r.skip(count * itemsize)
 
 
+def _build_table() -> list[tuple[Callable[[PickleAnalyzer, Any], None] | None, str | None] | None]:
+    table: list[tuple[Callable[[PickleAnalyzer, Any], None] | None, str | None] | None] = [None] * 256
+    for code, (name, kind) in _ARG_KINDS.items():
+        handler = None if name == "STOP" else getattr(PickleAnalyzer, f"op_{name}")
+        table[code] = (handler, kind)
+    return table
+
+
+_TABLE = _build_table()
+
+
 def _valid_dotted(text: str) -> bool:
     return bool(text) and len(text) < 1024 and all(part.isidentifier() for part in text.split("."))
 
 
+def _shallow_dict(v: Any) -> dict[Any, Any] | None:
+    if not isinstance(v, Box) or v.kind != "dict":
+        return None
+    return {k: val for k, val in v.items if isinstance(k, str)}
+
+
+def _items(v: Any) -> tuple[Any, ...]:
+    return tuple(v.items) if isinstance(v, Box) and v.kind == "tuple" else ()
+
+
 def _dtype_size(dtype: Obj) -> tuple[int, bool]:
-    args = plain(dtype.args)
-    state = plain(dtype.state)
-    if not isinstance(args, tuple) or not args or not isinstance(args[0], str):
+    args = _items(dtype.args)
+    state = _items(dtype.state)
+    if not args or not isinstance(args[0], str):
         raise Malformed("joblib dtype arguments are not understood")
     code = args[0]
-    flags = state[7] if isinstance(state, tuple) and len(state) > 7 and isinstance(state[7], int) else 0
+    flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     if code.startswith("O") or flags & 1:
         return 0, True
-    if isinstance(state, tuple) and len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
+    if len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
         return state[5], False
     m = re.fullmatch(r"[a-zA-Z?]+(\d+)", code)
     if not m:
@@ -615,9 +664,11 @@ def _dtype_size(dtype: Obj) -> tuple[int, bool]:
     return int(m.group(1)), False
 
 
-def analyze_pickle(reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str) -> PickleResult:
+def analyze_pickle(
+    reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str, torchscript: bool = False
+) -> PickleResult:
     """Analyse one pickle starting at the reader's position; findings are appended to ``issues``."""
-    return PickleAnalyzer(reader, config=config, issues=issues, member=member).run()
+    return PickleAnalyzer(reader, config=config, issues=issues, member=member, torchscript=torchscript).run()
 
 
 _PROTO0_START = frozenset(bytes([c]) for c in b"(]})cNILSVFXKJMUTG")

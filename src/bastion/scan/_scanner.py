@@ -88,6 +88,7 @@ class _Walk:
     errors: list[ScanError] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     inflated: int = 0
+    torchscript: bool = False  # inside a TorchScript archive
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def adder(self, member: str) -> Any:
@@ -125,6 +126,10 @@ class _Walk:
             fmt = "malformed"
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, tarfile.TarError, struct.error) as exc:
             self.error(member, f"could not read ({type(exc).__name__}: {str(exc)[:120]})")
+            fmt = "malformed"
+        except (MemoryError, RuntimeError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # a parser (ours or h5py/onnx) met input it does not handle: fail closed, keep scanning the rest
+            self.error(member, f"analysis failed ({type(exc).__name__})")
             fmt = "malformed"
         self.members.append(f"{member or '.'}: {fmt}")
         return fmt
@@ -217,7 +222,9 @@ class _Walk:
         r = src.reader()
         before = len(self.issues)
         try:
-            res = analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+            res = analyze_pickle(
+                r, config=self.config, issues=self.issues, member=member, torchscript=self.torchscript
+            )
         except BoundExceeded:
             raise
         except Malformed:
@@ -232,7 +239,9 @@ class _Walk:
                 self.members.append(f"{member or '.'}: {r.remaining()} trailing bytes after the pickle")
                 break
             try:
-                analyze_pickle(r, config=self.config, issues=self.issues, member=member)
+                analyze_pickle(
+                    r, config=self.config, issues=self.issues, member=member, torchscript=self.torchscript
+                )
             except Malformed:
                 self.members.append(f"{member or '.'}: trailing bytes after the pickle are not a pickle")
                 break
@@ -379,56 +388,74 @@ class _Walk:
             n == "version" or n.endswith(("/version", ".data/version")) for n in names
         )
         is_keras = "config.json" in names and "metadata.json" in names
-        fmt = "torch-zip" if is_torch else "keras" if is_keras else "zip"
+        is_script = (
+            is_torch
+            and any("/code/__torch__/" in n for n in names)
+            and any(n.endswith("constants.pkl") for n in names)
+        )
+        fmt = "torchscript" if is_script else "torch-zip" if is_torch else "keras" if is_keras else "zip"
         if names and all(n.endswith(".npy") for n in names):
             fmt = "npz"
         seen: set[str] = set()
         spans: list[tuple[int, int, str]] = []
-        for info in infos:
-            name = info.filename
-            child = f"{member}!{name}" if member else name
-            if name in seen:
-                add(
-                    "archive-duplicate-name", Severity.high, f"zip holds {name!r} more than once", offset=None
-                )
-            seen.add(name)
-            if path_traversal(name):
-                add("archive-path-traversal", Severity.high, f"zip member name {name[:120]!r} escapes")
-            data_start = self._zip_local_header(src, info, add)
-            spans.append((info.header_offset, data_start + info.compress_size, name))
-            if data_start + info.compress_size > src.size:
-                raise Malformed(f"zip member {name!r} runs past the end of the archive")
-            if info.flag_bits & 0x1:
-                self.error(child, "encrypted zip member cannot be analysed")
-                continue
-            if name.endswith("/"):
-                continue
-            if is_torch and _TORCH_DATA.fullmatch(name):
-                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    add("zip-tensor-compressed", Severity.medium, f"tensor data {name!r} is not stored raw")
-                continue
-            raw = src.window(data_start, info.compress_size)
-            try:
-                view = self._zip_member(raw, info, child)
-            except _Bomb as exc:
-                self.adder(child)("archive-bomb", Severity.high, str(exc))
-                continue
-            except Malformed as exc:
-                self.error(child, str(exc))
-                continue
-            try:
-                if self._crc(view) != info.CRC:
-                    self.adder(child)("zip-crc-mismatch", Severity.medium, f"CRC of {name!r} does not match")
-                if is_keras and name == "config.json":
-                    check_keras_config(view.read_at(0, view.size), self.adder(child), what="config.json")
-                    self.members.append(f"{child}: keras-config")
-                else:
-                    self.scan(view, child, depth + 1)
-            except Malformed as exc:
-                self.error(child, str(exc))
-            finally:
-                if view.fh is not src.fh:
-                    view.fh.close()
+        outer_script, self.torchscript = self.torchscript, is_script
+        try:
+            for info in infos:
+                name = info.filename
+                child = f"{member}!{name}" if member else name
+                if name in seen:
+                    add(
+                        "archive-duplicate-name",
+                        Severity.high,
+                        f"zip holds {name!r} more than once",
+                        offset=None,
+                    )
+                seen.add(name)
+                if path_traversal(name):
+                    add("archive-path-traversal", Severity.high, f"zip member name {name[:120]!r} escapes")
+                data_start = self._zip_local_header(src, info, add)
+                spans.append((info.header_offset, data_start + info.compress_size, name))
+                if data_start + info.compress_size > src.size:
+                    raise Malformed(f"zip member {name!r} runs past the end of the archive")
+                if info.flag_bits & 0x1:
+                    self.error(child, "encrypted zip member cannot be analysed")
+                    continue
+                if name.endswith("/"):
+                    continue
+                if is_torch and _TORCH_DATA.fullmatch(name):
+                    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                        add(
+                            "zip-tensor-compressed",
+                            Severity.medium,
+                            f"tensor data {name!r} is not stored raw",
+                        )
+                    continue
+                raw = src.window(data_start, info.compress_size)
+                try:
+                    view = self._zip_member(raw, info, child)
+                except _Bomb as exc:
+                    self.adder(child)("archive-bomb", Severity.high, str(exc))
+                    continue
+                except Malformed as exc:
+                    self.error(child, str(exc))
+                    continue
+                try:
+                    if self._crc(view) != info.CRC:
+                        self.adder(child)(
+                            "zip-crc-mismatch", Severity.medium, f"CRC of {name!r} does not match"
+                        )
+                    if is_keras and name == "config.json":
+                        check_keras_config(view.read_at(0, view.size), self.adder(child), what="config.json")
+                        self.members.append(f"{child}: keras-config")
+                    else:
+                        self.scan(view, child, depth + 1)
+                except Malformed as exc:
+                    self.error(child, str(exc))
+                finally:
+                    if view.fh is not src.fh:
+                        view.fh.close()
+        finally:
+            self.torchscript = outer_script
         spans.sort()
         for (_a_start, a_end, a_name), (b_start, _, b_name) in itertools.pairwise(spans):
             if b_start < a_end:

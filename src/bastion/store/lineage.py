@@ -157,7 +157,9 @@ def _as_dataset(item: LineageDataset | Mapping[str, Any]) -> LineageDataset:
     if isinstance(item, LineageDataset):
         ds = item
     else:
-        ds = LineageDataset(namespace=str(item["namespace"]), name=str(item["name"]), digest=item.get("digest"))
+        ds = LineageDataset(
+            namespace=str(item["namespace"]), name=str(item["name"]), digest=item.get("digest")
+        )
     if not ds.namespace or not ds.name:
         raise InvalidInput("a lineage dataset needs a namespace and a name")
     return ds
@@ -211,11 +213,16 @@ def record_run(
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         rows = [
-            {"event_id": event_id, "direction": direction, "namespace": d.namespace, "name": d.name,
-             "digest": d.digest}
+            {
+                "event_id": event_id,
+                "direction": direction,
+                "namespace": d.namespace,
+                "name": d.name,
+                "digest": d.digest,
+            }
             for direction, items in (("input", event.inputs), ("output", event.outputs))
             for d in items
-        ]  # fmt: skip
+        ]
         if rows:
             conn.execute(sa.insert(lineage_datasets), rows)
     return event
@@ -240,36 +247,43 @@ class LineageGraph:
     sources: tuple[LineageDataset, ...]
 
     def producers(self, dataset: LineageDataset) -> list[RunEvent]:
-        return [e for e in self.events if _produces(e, dataset)]
+        by_name = [e for e in self.events if _produces(e, dataset, by_digest=False)]
+        return by_name or [e for e in self.events if _produces(e, dataset)]
 
     def to_openlineage(self) -> list[dict[str, Any]]:
         return [e.to_openlineage() for e in self.events]
 
 
-def _produces(event: RunEvent, ds: LineageDataset) -> bool:
+def _produces(event: RunEvent, ds: LineageDataset, *, by_digest: bool = True) -> bool:
     """The run wrote ``ds`` (same name, or same content) and did not merely read it."""
     if any(i.key() == ds.key() for i in event.inputs):
         return False
-    return any(o.key() == ds.key() or bool(ds.digest and o.digest == ds.digest) for o in event.outputs)
+    return any(
+        o.key() == ds.key() or bool(by_digest and ds.digest and o.digest == ds.digest) for o in event.outputs
+    )
 
 
 def _producing_events(conn: sa.Connection, ds: LineageDataset) -> list[tuple[int, RunEvent]]:
-    cond = sa.and_(lineage_datasets.c.namespace == ds.namespace, lineage_datasets.c.name == ds.name)
-    if ds.digest:
-        cond = sa.or_(cond, lineage_datasets.c.digest == ds.digest)
-    query = (
-        sa.select(lineage_events.c.id, lineage_events.c.event)
-        .join(lineage_datasets, lineage_datasets.c.event_id == lineage_events.c.id)
-        .where(lineage_datasets.c.direction == "output", cond)
-        .distinct()
-        .order_by(lineage_events.c.id)
-    )
-    found = [(row.id, RunEvent.from_openlineage(json.loads(row.event))) for row in conn.execute(query)]
-    return [(i, e) for i, e in found if _produces(e, ds)]
+    """Runs that wrote ``ds`` by name; only when there are none, runs that wrote the same content."""
+    by_name = sa.and_(lineage_datasets.c.namespace == ds.namespace, lineage_datasets.c.name == ds.name)
+    conditions = [by_name] + ([lineage_datasets.c.digest == ds.digest] if ds.digest else [])
+    for cond in conditions:
+        query = (
+            sa.select(lineage_events.c.id, lineage_events.c.event)
+            .join(lineage_datasets, lineage_datasets.c.event_id == lineage_events.c.id)
+            .where(lineage_datasets.c.direction == "output", cond)
+            .distinct()
+            .order_by(lineage_events.c.id)
+        )
+        found = [(row.id, RunEvent.from_openlineage(json.loads(row.event))) for row in conn.execute(query)]
+        found = [(i, e) for i, e in found if _produces(e, ds)]
+        if found:
+            return found
+    return []
 
 
 def resolve_dataset(engine: Engine, ref: str, *, namespace: str = REGISTRY_NAMESPACE) -> LineageDataset:
-    """``NAME:VERSION`` as recorded, or ``NAME`` -> its highest recorded version (any dataset name otherwise)."""
+    """``NAME:VERSION`` as recorded, or ``NAME`` -> its highest recorded version."""
     ensure_lineage_tables(engine)
     with engine.connect() as conn:
         names = conn.execute(
@@ -337,7 +351,10 @@ def render_tree(graph: LineageGraph) -> str:
             return
         for i, ev in enumerate(producers):
             last = i == len(producers) - 1
-            lines.append(f"{prefix}{'└─' if last else '├─'} {ev.job_name}  run {ev.run_id[:8]}  {ev.event_time:%Y-%m-%d %H:%M}")
+            lines.append(
+                f"{prefix}{'└─' if last else '├─'} {ev.job_name}  run {ev.run_id[:8]}  "
+                f"{ev.event_time:%Y-%m-%d %H:%M}"
+            )
             sub = prefix + ("   " if last else "│  ")
             for j, inp in enumerate(ev.inputs):
                 if inp.key() in path:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bastion.access import AccessControl, Identity, allowed
 from bastion.config import ENVIRONMENTS, Settings
-from bastion.crypto.aead import decrypt_stream, encrypt_stream
+from bastion.crypto.aead import RangeRead, decrypt_stream, encrypt_stream, read_range
 from bastion.crypto.interface import KekInfo, KeyProvider, WrappedKey, new_dek
 from bastion.errors import (
     AccessDenied,
@@ -141,6 +141,36 @@ def bundle_resources(bundle: bytes) -> dict[str, str]:
         return out
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise IntegrityError("the model-signing signature is malformed") from exc
+
+
+def verify_bundle_signature(bundle: bytes, public_key_pem: str | bytes) -> None:
+    """Check the ECDSA P-256 signature of a model-signing bundle's DSSE envelope (no re-hashing of files).
+
+    DSSE v1: the signature covers PAE = "DSSEv1" SP len(type) SP type SP len(payload) SP payload. The
+    payload's per-file digests are then compared with what was decrypted, so together this is what
+    ``model_signing verify`` checks, without reading the files a second time.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        envelope = json.loads(bundle)["dsseEnvelope"]
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        ptype = str(envelope["payloadType"]).encode()
+        sigs = envelope["signatures"]
+        if len(sigs) != 1:
+            raise ValueError("expected exactly one signature")
+        signature = base64.b64decode(sigs[0]["sig"], validate=True)
+        key = serialization.load_pem_public_key(
+            public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
+        )
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("not an EC key")
+        pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
+        key.verify(signature, pae, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise IntegrityError("the model-signing signature does not verify") from exc
 
 
 def _load_inspectors() -> list[Inspector]:
@@ -339,6 +369,7 @@ class Vault:
             raise IntegrityError(
                 f"{row.name}:{row.version}: model-signing signature does not match the manifest"
             )
+        verify_bundle_signature(bytes(row.bundle), self.signer.manifest_public_key_pem())
         signed_files = {f["path"]: (f["sha256"], f["size"]) for f in manifest["files"]}
         if bundle_resources(bytes(row.bundle)) != {p: d for p, (d, _) in signed_files.items()}:
             raise IntegrityError(f"{row.name}:{row.version}: model-signing digests do not match the manifest")
@@ -694,7 +725,6 @@ class Vault:
             try:
                 self._decrypt_all(row, manifest, dek, tmp)
                 (tmp / SIGNATURE_FILE).write_bytes(bytes(row.bundle))
-                self._verify_upstream(row, tmp)
                 if target.exists():
                     target.rmdir()
                 os.rename(tmp, target)
@@ -709,14 +739,6 @@ class Vault:
         self._log("registry:pull", f"{row.name}:{row.version}", env=row.env)
         return self._record(row, self._file_rows_for(row))
 
-    def _verify_upstream(self, row: Any, directory: Path) -> None:
-        try:
-            self.signer.verify_directory(directory=directory, signature_path=directory / SIGNATURE_FILE)
-        except IntegrityError:
-            raise
-        except Exception as exc:  # the upstream verifier's own errors
-            raise IntegrityError(f"{row.name}:{row.version}: model-signing verification failed") from exc
-
     def _file_rows_for(self, row: Any) -> list[Any]:
         with self.engine.connect() as conn:
             return self._file_rows(conn, row.id)
@@ -730,6 +752,20 @@ class Vault:
             self._decrypt_all(row, manifest, dek, None)
         self._log("registry:verify", f"{row.name}:{row.version}", env=row.env)
         return self._record(row, self._file_rows_for(row))
+
+    def read_range(self, ref: str | ArtifactRef, *, path: str, offset: int, length: int) -> RangeRead:
+        """Decrypt only the segments of one file that ``[offset, offset+length)`` touches (authenticated)."""
+        ref = ArtifactRef.parse(ref)
+        with self._logged_failure("registry:read-range", str(ref)):
+            row, manifest = self._load_verified(ref, "registry:pull")
+            if path not in {f["path"] for f in manifest["files"]}:
+                raise NotFound(f"{row.name}:{row.version} has no file {path!r}")
+            dek = self._unwrap(row)
+            ad = file_associated_data(row.name, int(row.version), row.manifest_digest, path)
+            with self._open_blob(row, self._blob_for(row, path)) as src:
+                result = read_range(key=dek, src=src, associated_data=ad, offset=offset, length=length)
+        self._log("registry:read-range", f"{row.name}:{row.version}", path=path, offset=offset, length=length)
+        return result
 
     @contextmanager
     def materialize(self, ref: str | ArtifactRef) -> Iterator[Path]:
@@ -949,4 +985,5 @@ __all__ = [
     "dek_context",
     "file_associated_data",
     "public_key_path",
+    "verify_bundle_signature",
 ]

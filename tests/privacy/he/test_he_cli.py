@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("tenseal")
 
-from bastion.cli import run  # noqa: E402
-from bastion.models.data import load_dataset  # noqa: E402
-from bastion.privacy.he import model_from_linear, save_he_model  # noqa: E402
+from bastion.cli import run
+from bastion.models.data import load_dataset
+from bastion.privacy.he import model_from_linear, save_he_model
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,11 @@ def test_cli_evaluate_model_file_json(model_and_data, capsys) -> None:
 
 
 def test_cli_csv_data_with_target(model_and_data, tmp_path, capsys) -> None:
-    model_path, data, expected = model_and_data
+    model_path, data, _expected = model_and_data
     with np.load(data) as npz:
         x, y = npz["x"], npz["y"]
     header = ",".join([f"f{i}" for i in range(x.shape[1])] + ["label"])
-    rows = [",".join(map(repr, list(map(float, r)) + [int(t)])) for r, t in zip(x, y)]
+    rows = [",".join(map(repr, [*list(map(float, r)), int(t)])) for r, t in zip(x, y)]
     csv_path = tmp_path / "d.csv"
     csv_path.write_text(header + "\n" + "\n".join(rows) + "\n")
     code = run(

@@ -1,0 +1,1 @@
+"""Attack families: ``evasion``, ``membership``, ``extraction``, ``poisoning`` (import the submodules)."""

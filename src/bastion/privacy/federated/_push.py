@@ -48,7 +48,9 @@ def push_global_model(
             v.engine,
             job=LINEAGE_JOB,
             inputs=[
-                LineageDataset(PARTITION_NAMESPACE, f"{result.dataset}/client-{p.partition_id}", p.digest)
+                LineageDataset(
+                    PARTITION_NAMESPACE, f"{result.dataset}/client-{p.partition_id}", f"sha256:{p.digest}"
+                )
                 for p in result.partitions
             ],
             outputs=[LineageDataset(REGISTRY_NAMESPACE, version.ref, version.manifest_digest)],

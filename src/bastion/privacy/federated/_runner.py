@@ -61,6 +61,8 @@ class FederationConfig:
             raise InvalidInput(f"--clients must be between 2 and {MAX_CLIENTS}, got {self.clients}")
         if not 1 <= self.rounds <= MAX_ROUNDS:
             raise InvalidInput(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+        if self.secagg and self.clients < 3:
+            raise InvalidInput("SecAgg+ needs at least 3 clients (secret shares go to more than 2 peers)")
         if (self.dp_noise is None) != (self.clip is None):
             raise InvalidInput("differential privacy needs both --dp-noise and --clip")
         if self.dp_noise is not None and not self.dp_noise > 0:

@@ -17,8 +17,8 @@ import numpy as np
 from bastion.errors import InvalidInput
 from bastion.privacy.he._ckks import CkksParams, HEClient, load_public_context, serve_infer
 from bastion.privacy.he._model import (
-    load_data_file,
     HEModel,
+    load_data_file,
     load_he_model,
     model_from_linear,
     model_from_sklearn,

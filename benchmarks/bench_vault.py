@@ -1,0 +1,161 @@
+"""Vault benchmark: push + pull of a large random artifact vs raw AES-256-GCM and model_signing hashing.
+
+    python benchmarks/bench_vault.py [--size-mib 2048] [--workdir DIR]
+
+Measures, in one run over the same bytes:
+* push and pull wall time and throughput, and the peak RSS of this process during each (psutil, sampled
+  every 5 ms on a thread);
+* the anchor: raw single-shot AES-256-GCM from ``cryptography`` (``AESGCM.encrypt``/``decrypt`` over the
+  whole buffer in 1 GiB calls, the library's per-call maximum being 2**31-1 bytes);
+* ``model_signing``'s own hashing of the artifact directory (what push cannot avoid);
+* a plain copy of the file with fsync in the same directory (the storage floor: use ``--workdir /dev/shm``
+  to take the disk out and see the CPU pipeline alone);
+* how many segments a 1 MiB range read decrypts (aligned and unaligned).
+
+Goals (issue 2): push+pull >= 70 % of raw AES-GCM throughput; peak RSS < 256 MiB; a 1 MiB range read
+decrypts <= 2 segments. Push runs with no inspector (``inspectors=[]``, ``allow_unsafe``) so the figure is the
+vault pipeline itself, not the scanner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+
+class PeakRss:
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.proc.memory_info().rss
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def write_random(path: Path, size: int) -> None:
+    chunk = 64 << 20
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def raw_aes_gcm(path: Path) -> tuple[float, float]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data = path.read_bytes()
+    key = AESGCM(AESGCM.generate_key(bit_length=256))
+    step = 1 << 30
+    nonces = [os.urandom(12) for _ in range(0, len(data), step)]
+    t0 = time.perf_counter()
+    cts = [key.encrypt(nonces[i // step], data[i : i + step], None) for i in range(0, len(data), step)]
+    t_enc = time.perf_counter() - t0
+    del data
+    t0 = time.perf_counter()
+    for n, ct in zip(nonces, cts, strict=True):
+        key.decrypt(n, ct, None)
+    t_dec = time.perf_counter() - t0
+    return t_enc, t_dec
+
+
+def disk_write(path: Path, out: Path) -> float:
+    """Copy ``path`` to ``out`` with fsync: the durable-storage floor any on-disk registry pays."""
+    t0 = time.perf_counter()
+    with path.open("rb") as src, out.open("wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    elapsed = time.perf_counter() - t0
+    out.unlink()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    size = args.size_mib << 20
+    work = Path(tempfile.mkdtemp(prefix="bench-vault-", dir=args.workdir))
+    try:
+        from bastion.vault import init_project
+
+        model = work / "model"
+        model.mkdir()
+        write_random(model / "weights.bin", size)
+        os.sync()
+        vault = init_project(home=work / "home", passphrase="benchmark passphrase", inspectors=[])
+        # warm imports (model_signing) outside the timed region
+        warm = work / "warm"
+        warm.mkdir()
+        (warm / "x").write_bytes(b"x")
+        vault.push(warm, name="warm", allow_unsafe=True)
+
+        with PeakRss() as rss_push:
+            t0 = time.perf_counter()
+            vault.push(model, name="bench", allow_unsafe=True)
+            t_push = time.perf_counter() - t0
+        with PeakRss() as rss_pull:
+            t0 = time.perf_counter()
+            vault.pull("bench:1", out=work / "out")
+            t_pull = time.perf_counter() - t0
+        shutil.rmtree(work / "out")
+        aligned = vault.read_range("bench:1", path="weights.bin", offset=16 << 20, length=1 << 20)
+        unaligned = vault.read_range("bench:1", path="weights.bin", offset=(16 << 20) + 4099, length=1 << 20)
+        vault.close()
+
+        import model_signing.hashing
+
+        t0 = time.perf_counter()
+        model_signing.hashing.Config().hash(model)
+        t_ms_hash = time.perf_counter() - t0
+        t_enc, t_dec = raw_aes_gcm(model / "weights.bin")
+        t_disk = disk_write(model / "weights.bin", work / "copy.bin")
+
+        mib = size / (1 << 20)
+        pipeline_ratio = (t_enc + t_dec) / (t_push + t_pull)
+        print(f"artifact: {mib:.0f} MiB random bytes, one file")
+        print(f"raw AES-256-GCM (anchor): encrypt {mib / t_enc:8.1f} MiB/s, decrypt {mib / t_dec:8.1f} MiB/s")
+        print(f"model_signing hashing:    {mib / t_ms_hash:8.1f} MiB/s")
+        print(f"plain copy + fsync:       {mib / t_disk:8.1f} MiB/s  (storage floor in {work.parent})")
+        print(f"vault push:               {mib / t_push:8.1f} MiB/s  ({t_enc / t_push:.2f} x raw encrypt)")
+        print(f"vault pull:               {mib / t_pull:8.1f} MiB/s  ({t_dec / t_pull:.2f} x raw decrypt)")
+        print(f"push+pull vs raw encrypt+decrypt: {pipeline_ratio:.2f} (goal >= 0.70)")
+        print(
+            f"peak RSS: push {rss_push.peak / (1 << 20):.0f} MiB, "
+            f"pull {rss_pull.peak / (1 << 20):.0f} MiB (goal < 256)"
+        )
+        print(
+            f"1 MiB range read: {aligned.segments_decrypted} segment(s) aligned, "
+            f"{unaligned.segments_decrypted} unaligned (goal <= 2)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

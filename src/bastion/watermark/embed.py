@@ -1,0 +1,231 @@
+"""Embedding a trigger-set watermark: while training (a hook) or by fine-tuning an existing model.
+
+* :func:`watermark_hook` — a :class:`~bastion.watermark.triggers.TriggerSetHook` for ``train_model`` (or
+  ``bastion train --watermark``) that mixes ``per_batch`` triggers into every batch.
+* :func:`embed` — fine-tune a trained torch model on its data with the triggers mixed in (the
+  ``bastion watermark embed`` path), reporting clean accuracy before and after.
+
+Either way the caller gets a :class:`~bastion.watermark.commitment.WatermarkRecord` to log with
+:func:`~bastion.watermark.commitment.log_commitment`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bastion.errors import InvalidInput
+from bastion.models.adapters import TorchAdapter
+from bastion.watermark.commitment import WatermarkRecord, make_record
+from bastion.watermark.keys import WatermarkKey
+from bastion.watermark.triggers import (
+    DEFAULT_SIZE,
+    TriggerSet,
+    TriggerSetHook,
+    TriggerSpec,
+    make_trigger_set,
+    spec_for_dataset,
+)
+from bastion.watermark.verify import Verification, verify_triggers
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bastion.models.data import Dataset
+
+
+def watermark_hook(*, key: WatermarkKey, spec: TriggerSpec, per_batch: int = 8) -> TriggerSetHook:
+    """The training hook that embeds ``key``'s trigger set for ``spec``."""
+    return TriggerSetHook(make_trigger_set(key=key, spec=spec), per_batch=per_batch)
+
+
+def adapter_for(module: nn.Module, spec: TriggerSpec) -> TorchAdapter:
+    """A :class:`TorchAdapter` over a watermark-sized model."""
+    clip = (spec.low, spec.high) if spec.kind == "image" else None
+    return TorchAdapter(module, input_shape=spec.input_shape, n_classes=spec.n_classes, clip_values=clip)
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What :func:`embed` did: the commitment record, trigger accuracy and clean accuracy before/after."""
+
+    record: WatermarkRecord
+    verification: Verification
+    accuracy_before: float
+    accuracy_after: float
+    epochs: int
+
+    @property
+    def accuracy_drop(self) -> float:
+        return self.accuracy_before - self.accuracy_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record": self.record.to_dict(),
+            "verification": self.verification.to_dict(),
+            "trigger_accuracy": self.verification.trigger_accuracy,
+            "p_value": self.verification.p_value,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
+            "accuracy_drop": self.accuracy_drop,
+            "epochs": self.epochs,
+        }
+
+
+def embed(
+    *,
+    model: nn.Module,
+    dataset: Dataset,
+    key: WatermarkKey,
+    size: int = DEFAULT_SIZE,
+    epochs: int = 15,
+    lr: float = 0.02,
+    batch_size: int = 64,
+    per_batch: int = 8,
+    seed: int = 0,
+    target: str | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> EmbedResult:
+    """Fine-tune ``model`` (in place) on ``dataset`` with ``key``'s trigger set mixed into every batch.
+
+    The model must take ``dataset``'s features and classes. Returns the (not yet logged) record and the
+    accuracies; the caller logs the record and saves the model.
+    """
+    from bastion.models.recipes import evaluate, train_model
+
+    spec = spec_for_dataset(dataset, size=size)
+    triggers = make_trigger_set(key=key, spec=spec)
+    adapter = adapter_for(model, spec)
+    if not _fits(model, spec):
+        raise InvalidInput(
+            f"wrong input shape: the model does not map {spec.input_shape} inputs to {spec.n_classes} classes"
+        )
+    before = evaluate(model, dataset.x_test, dataset.y_test)
+    result = train_model(
+        model=model,
+        dataset=dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        hooks=[TriggerSetHook(triggers, per_batch=per_batch)],
+    )
+    record = make_record(triggers, target=target, now=now)
+    check = verify_triggers(model=adapter, trigger_set=triggers, commitment=record.commitment)
+    return EmbedResult(
+        record=record,
+        verification=check,
+        accuracy_before=before,
+        accuracy_after=result.accuracy,
+        epochs=epochs,
+    )
+
+
+class TrainingWatermark:
+    """Embed a watermark while training: pass :attr:`hook` to the loop, then :meth:`commit` the result.
+
+    ``bastion train --watermark-key`` uses it::
+
+        wm = TrainingWatermark(key=key, dataset=ds)
+        train_model(model=m, dataset=ds, epochs=20, hooks=[wm.hook])
+        record, check = wm.commit(vault=vault, model=m, target="digits-model")
+    """
+
+    def __init__(
+        self, *, key: WatermarkKey, dataset: Dataset, size: int = DEFAULT_SIZE, per_batch: int = 8
+    ) -> None:
+        self.spec = spec_for_dataset(dataset, size=size)
+        self.trigger_set = make_trigger_set(key=key, spec=self.spec)
+        self.hook = TriggerSetHook(self.trigger_set, per_batch=per_batch)
+
+    def commit(
+        self, *, vault: Any, model: nn.Module, target: str | None = None
+    ) -> tuple[WatermarkRecord, Verification]:
+        """Check the trained model carries the mark, log the commitment, return the record and the check."""
+        from bastion.watermark.commitment import log_commitment
+
+        record = make_record(self.trigger_set, target=target)
+        check = verify_triggers(
+            model=adapter_for(model, self.spec), trigger_set=self.trigger_set, commitment=record.commitment
+        )
+        return log_commitment(vault, record), check
+
+
+def _fits(model: nn.Module, spec: TriggerSpec) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((1, *spec.input_shape)))
+    except (RuntimeError, ValueError):
+        return False
+    return tuple(out.shape) == (1, spec.n_classes)
+
+
+def trigger_set_for(record: WatermarkRecord, key: WatermarkKey) -> TriggerSet:
+    """The trigger set of ``record`` regenerated with ``key`` (wrong key → clear error)."""
+    return record.check_opens(key)
+
+
+def load_local_model(path: str | Path) -> tuple[nn.Module, Any]:
+    """A saved bastion model directory as ``(module, LoadedModel)`` (no pickle)."""
+    from bastion.models.recipes import load_model
+
+    loaded = load_model(path)
+    return loaded.module, loaded
+
+
+def prune_magnitude(model: nn.Module, *, fraction: float = 0.5) -> int:
+    """Zero the ``fraction`` smallest-magnitude weights of every Linear layer (in place); returns how many."""
+    import torch
+    from torch import nn as tnn
+
+    if not 0.0 <= fraction < 1.0:
+        raise InvalidInput(f"fraction must be in [0, 1), got {fraction}")
+    zeroed = 0
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, tnn.Linear):
+                w = layer.weight
+                k = int(fraction * w.numel())
+                if k == 0:
+                    continue
+                cut = w.abs().flatten().kthvalue(k).values
+                mask = w.abs() <= cut
+                zeroed += int(mask.sum())
+                w[mask] = 0.0
+    return zeroed
+
+
+def fine_tune(
+    model: nn.Module, dataset: Dataset, *, epochs: int = 10, lr: float = 0.02, seed: int = 0
+) -> float:
+    """Fine-tune ``model`` (in place) on ``dataset``'s clean training data; returns its test accuracy."""
+    from bastion.models.recipes import train_model
+
+    return train_model(model=model, dataset=dataset, epochs=epochs, lr=lr, seed=seed).accuracy
+
+
+def predicted_labels(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    from bastion.models.recipes import predict_logits
+
+    return predict_logits(model, x).argmax(axis=1)
+
+
+__all__ = [
+    "EmbedResult",
+    "TrainingWatermark",
+    "adapter_for",
+    "embed",
+    "fine_tune",
+    "load_local_model",
+    "predicted_labels",
+    "prune_magnitude",
+    "trigger_set_for",
+    "watermark_hook",
+]

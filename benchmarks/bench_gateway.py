@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 PASS = "bench gateway passphrase"  # noqa: S105 - benchmark-only
 
@@ -41,8 +43,6 @@ def bare_server(model_dir: str, port: int, tls: tuple[str, str] | None) -> None:
 
     import torch
     import uvicorn
-    from fastapi import FastAPI, Request
-    from starlette.responses import Response
 
     from bastion.models import TorchAdapter
     from bastion.models.recipes import load_model

@@ -173,6 +173,7 @@ def test_privacy_audit_cli_exit_codes(capsys) -> None:
     assert "VIOLATES" in captured.out and "exceeds the claimed" in captured.err
 
 
+@pytest.mark.slow
 def test_train_as_a_real_subprocess(tmp_path: Path) -> None:
     out = tmp_path / "m"
     env = {**os.environ, "BASTION_HOME": str(tmp_path / "no-home")}

@@ -116,3 +116,17 @@ def test_scopes_give_different_tokens(vault: Vault) -> None:
     b = scope_keys(vault.engine, vault.keys, scope="b", env="dev")
     again = scope_keys(vault.engine, vault.keys, scope="a", env="dev")
     assert a.token("x") != b.token("x") and a.token("x") == again.token("x")
+
+
+def test_project_settings_choose_policy_scope_and_chunks(vault: Vault, home: Path, raw, tmp_path: Path) -> None:
+    path, _ = raw
+    (home / "policy.toml").write_text('[columns.email]\naction = "hash"\n')
+    cfg = home / "bastion.toml"
+    cfg.write_text(cfg.read_text() + '\n[data]\npolicy = "policy.toml"\ntoken_scope = "cfg"\nchunk_rows = 50\n')
+    v = open_vault(home=home, passphrase=PASSPHRASE, inspectors=[_no_pickles])
+    try:
+        outcome = service.protect(v, path=path, out=tmp_path / "p.csv", use_presidio=False)
+    finally:
+        v.close()
+    assert outcome.result.token_scope == "cfg"
+    assert {p.name: p.action.value for p in outcome.result.plan}["email"] == "hash"

@@ -118,6 +118,7 @@ def test_make_private_returns_one_frozen_result_and_accounts_the_real_run() -> N
     assert r.accuracy > 0.85
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_dp_sgd_clips_and_noises_the_gradient() -> None:
     """One step with a huge-loss example: the update is bounded by lr·(C + noise), unlike plain SGD."""
     model, _, _ = _parts()

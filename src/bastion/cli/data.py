@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
         """Detect PII per column (or text span) and classify FILE; never prints raw values."""
         from bastion.data import load_policy, scan_file, service
 
-        pol = load_policy(policy)
         recorded = _has_project(home)
+        pol = load_policy(policy) if policy is not None or not recorded else None
         if recorded:
             with open_vault(home) as vault:
                 report = service.scan(
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         """Tokenize, encrypt (FF1), mask, hash, generalize or drop columns of FILE into OUT."""
         from bastion.data import load_policy, service
 
-        pol = load_policy(policy)
+        pol = load_policy(policy) if policy is not None else None
         with open_vault(home) as vault:
             outcome = service.protect(
                 vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env

@@ -12,15 +12,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.data.catalog import record_classification, scope_keys
-from bastion.data.io import detect_format
-from bastion.data.policy import Policy
+from bastion.data.io import DEFAULT_CHUNK_ROWS, detect_format
+from bastion.data.policy import Policy, load_policy
 from bastion.data.protect import ProtectResult, protect_file, reveal_text, reveal_value
 from bastion.data.scan import ScanReport, scan_file
-from bastion.errors import BastionError, CryptoError, InvalidInput
+from bastion.errors import BastionError, ConfigError, CryptoError, InvalidInput
 from bastion.store.lineage import FILE_NAMESPACE, REGISTRY_NAMESPACE, LineageDataset, record_run
 
 if TYPE_CHECKING:
     from bastion.vault import ArtifactVersion, Vault
+
+
+def _settings(vault: Vault, policy: Policy | None) -> tuple[Policy, int]:
+    """The policy (argument, else ``[data] policy`` / ``token_scope`` of bastion.toml) and ``chunk_rows``."""
+    section = vault.settings.section("data")
+    chunk_rows = section.get("chunk_rows", DEFAULT_CHUNK_ROWS)
+    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ConfigError("[data] chunk_rows must be a positive integer")
+    if policy is None:
+        path = section.get("policy")
+        if path is not None and not Path(path).is_absolute():
+            path = vault.settings.home / path
+        policy = load_policy(path, token_scope=section.get("token_scope"))
+    return policy, chunk_rows
 
 
 def _file_ds(path: str | Path, digest: str) -> LineageDataset:
@@ -37,7 +51,8 @@ def scan(
 ) -> ScanReport:
     """Scan ``path``, store its classification in the catalog, record lineage and audit."""
     vault.access.check(vault.identity, "data:scan")
-    report = scan_file(path=path, fmt=fmt, policy=policy, use_presidio=use_presidio)
+    pol, chunk_rows = _settings(vault, policy)
+    report = scan_file(path=path, fmt=fmt, policy=pol, use_presidio=use_presidio, chunk_rows=chunk_rows)
     record_classification(vault.engine, report, actor=vault.identity.name)
     record_run(
         vault.engine,
@@ -85,7 +100,7 @@ def protect(
     use_presidio: bool = True,
 ) -> ProtectOutcome:
     """Protect ``path`` into ``out`` with the scope's data key; optionally push ``out`` as a dataset."""
-    pol = policy or Policy()
+    pol, chunk_rows = _settings(vault, policy)
     env = env or vault.settings.default_env
     vault.access.check(vault.identity, "data:protect")
     if push:
@@ -93,7 +108,15 @@ def protect(
     detect_format(Path(path), fmt)
     keys = scope_keys(vault.engine, vault.keys, scope=pol.token_scope, env=env, actor=vault.identity.name)
     try:
-        result = protect_file(path=path, out=out, keys=keys, policy=pol, fmt=fmt, use_presidio=use_presidio)
+        result = protect_file(
+            path=path,
+            out=out,
+            keys=keys,
+            policy=pol,
+            fmt=fmt,
+            use_presidio=use_presidio,
+            chunk_rows=chunk_rows,
+        )
     except BastionError as exc:
         vault.audit.append(
             actor=vault.identity.name,

@@ -11,6 +11,7 @@ exploits use, so findings for them carry ``critical`` severity.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -260,8 +261,13 @@ _DENIED_CLASSES = frozenset({"Popen", "Parallel", "Memory", "Path", "PosixPath",
 
 def is_allowed(module: str, name: str, *, extra: Iterable[str] = ()) -> bool:
     """Whether ``module.name`` may be imported by a model pickle."""
+    return _is_allowed(module, name, frozenset(extra))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_allowed(module: str, name: str, extra: frozenset[str]) -> bool:
     full = f"{module}.{name}"
-    if full in ALLOWED or full in set(extra):
+    if full in ALLOWED or full in extra:
         return True
     if "__" in module or name in _DENIED_CLASSES:
         return False
@@ -368,6 +374,7 @@ KNOWN_DANGEROUS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_known_dangerous(module: str, name: str) -> bool:
     base = module.replace("__builtin__", "builtins")
     full = f"{base}.{name}"

@@ -15,13 +15,14 @@ the stream are skipped (numeric dtypes) or analysed as the nested pickle joblib 
 from __future__ import annotations
 
 import codecs
+import functools
 import pickletools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.scan._allowlist import is_allowed, is_known_dangerous
+from bastion.scan._allowlist import _is_allowed, is_known_dangerous
 from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
 
@@ -163,7 +164,7 @@ class PickleAnalyzer:
             # classes compiled from the archive's TorchScript code: torch.jit.load's C++ unpickler resolves
             # them, and Python's pickle cannot import a module named __torch__ (the load would fail)
             return Global(module, name)
-        if not is_allowed(module, name, extra=self.extra):
+        if not _is_allowed(module, name, self.extra):
             if is_known_dangerous(module, name):
                 self._issue(
                     "pickle-dangerous-global", Severity.critical, f"imports dangerous callable {full}", full
@@ -633,6 +634,7 @@ def _build_table() -> list[tuple[Callable[[PickleAnalyzer, Any], None] | None, s
 _TABLE = _build_table()
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid_dotted(text: str) -> bool:
     return bool(text) and len(text) < 1024 and all(part.isidentifier() for part in text.split("."))
 

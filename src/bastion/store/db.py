@@ -82,14 +82,18 @@ def ensure_tables(engine: Engine) -> None:
     import bastion.store.tables  # noqa: F401 - registers the store/access/vault tables
 
     try:
-        Base.metadata.create_all(engine)
-        with engine.begin() as conn:
-            existing = set(conn.execute(sa.select(locks_table.c.name)).scalars())
-            for name in LOCK_NAMES:
-                if name not in existing:
-                    conn.execute(sa.insert(locks_table).values(name=name, counter=0))
-    except sa.exc.IntegrityError:
-        pass  # another process inserted the lock row first
+        try:
+            Base.metadata.create_all(engine)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            Base.metadata.create_all(engine)  # a concurrent process created a table first: check again
+        try:
+            with engine.begin() as conn:
+                existing = set(conn.execute(sa.select(locks_table.c.name)).scalars())
+                for name in LOCK_NAMES:
+                    if name not in existing:
+                        conn.execute(sa.insert(locks_table).values(name=name, counter=0))
+        except sa.exc.IntegrityError:
+            pass  # another process inserted the lock row first
     except sa.exc.OperationalError as exc:
         raise ServiceError(f"metadata database unavailable: {exc.orig}") from exc
 

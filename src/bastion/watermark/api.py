@@ -36,7 +36,7 @@ from bastion.watermark.verify import Verification, check_compatible, score
 
 API_LABEL = "bastion-api-watermark-v1"
 MARKS_FORMAT = "bastion-api-marks/v1"
-MAX_RATE = 0.05
+MAX_RATE = 0.005
 MAX_MARKS_BYTES = 256 * 1024 * 1024
 
 
@@ -132,7 +132,7 @@ class ApiWatermark:
         self,
         key: WatermarkKey | bytes,
         *,
-        rate: float = 0.005,
+        rate: float = 0.004,
         quantum: float = 1e-3,
         max_records: int = 10_000,
     ) -> None:

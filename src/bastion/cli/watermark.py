@@ -1,0 +1,401 @@
+"""``bastion watermark``: keys, embedding, verification of suspects and signed ownership reports.
+
+Exit codes of ``verify``: 0 — no watermark evidence (``not_detected`` or ``inconclusive``); 1 — the watermark
+was found (``owned``: a finding about the suspect); 2 — an error (wrong key, wrong input shape, unreachable
+URL, …). ``report-verify``: 0 valid, 1 the report does not verify, 2 error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.errors import InvalidInput
+
+EXIT_OWNED = 1
+
+KEY_FILE_OPTION = typer.Option(None, "--key-file", help="Watermark key file (from 'keygen --out').")
+KEY_ID_OPTION = typer.Option(
+    None,
+    "--key-id",
+    help="A watermark key kept in the project home (default: [watermark] key_id or the only one).",
+)
+
+
+def _vault(home: Path | None) -> Any:
+    from bastion.cli._common import open_vault
+
+    return open_vault(home)
+
+
+def _key(key_file: Path | None, key_id: str | None, vault: Any) -> Any:
+    from bastion.watermark.keys import read_key_file, resolve_key
+
+    if key_file is not None and key_id is not None:
+        raise InvalidInput("give --key-file or --key-id, not both")
+    if key_file is not None:
+        return read_key_file(key_file)
+    return resolve_key(key_id, vault=vault)
+
+
+def _needs_vault(key_file: Path | None, home: Path | None) -> bool:
+    from bastion.vault.project import home_exists
+
+    return key_file is None or home_exists(home)
+
+
+@contextlib.contextmanager
+def _model_dir(ref: str, vault: Any) -> Iterator[Path]:
+    """A local model directory, or a registry version materialised (verified) into a temporary directory."""
+    local = Path(ref)
+    if local.exists():
+        yield local
+        return
+    if vault is None:
+        raise InvalidInput(f"{ref} is not a local model directory and there is no project home to look it up")
+    with vault.materialize(ref) as directory:
+        yield directory
+
+
+def _dataset(dataset: str | None, data: Path | None, target: str | None, seed: int) -> Any:
+    from bastion.models.data import load_csv, load_dataset
+
+    if (dataset is None) == (data is None):
+        raise InvalidInput("give exactly one of --dataset NAME or --data FILE")
+    if dataset is not None:
+        return load_dataset(dataset, seed=seed)
+    if not target:
+        raise InvalidInput("--data needs --target COLUMN")
+    assert data is not None
+    return load_csv(data, target=target, seed=seed)
+
+
+def _emit(fmt: OutputFormat, doc: dict[str, Any], lines: list[str]) -> None:
+    if fmt is OutputFormat.json:
+        print_json(doc)
+        return
+    for line in lines:
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        name="watermark",
+        help="Trigger-set and API watermarks: embed, verify a suspect, signed ownership reports.",
+        no_args_is_help=True,
+    )
+    app.add_typer(group, name="watermark")
+
+    @group.command("keygen")
+    def keygen(
+        out: Path | None = typer.Option(
+            None, "--out", help="Write a key file here (mode 0600) instead of keeping the key in the home."
+        ),
+        env: str | None = typer.Option(None, "--env", help="KEK environment that wraps the key in the home."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Create a watermark key: a key file, or wrapped by the project's key provider in the home."""
+        from bastion.watermark.keys import generate_key, store_key, write_key_file
+
+        key = generate_key()
+        if out is not None:
+            write_key_file(key, out)
+            where = str(out)
+        else:
+            vault = _vault(home)
+            try:
+                vault.access.check(vault.identity, "watermark:embed")
+                env_name = env or vault.settings.default_env
+                where = str(store_key(key, home=vault.settings.home, provider=vault.keys, env=env_name))
+                vault.audit.append(
+                    actor=vault.identity.name,
+                    action="watermark:keygen",
+                    target=key.key_id,
+                    outcome="ok",
+                    details={"env": env_name},
+                )
+            finally:
+                vault.close()
+        _emit(fmt, {"key_id": key.key_id, "stored": where}, [f"watermark key {key.key_id} ({where})"])
+
+    @group.command("embed")
+    def embed_cmd(
+        model: str = typer.Option(..., "--model", help="A model directory or a registry ref NAME[:VERSION]."),
+        dataset: str | None = typer.Option(
+            None, "--dataset", help="Built-in dataset the model was trained on."
+        ),
+        data: Path | None = typer.Option(None, "--data", help="Or a numeric CSV file with a header row."),
+        target: str | None = typer.Option(None, "--target", help="The label column of --data."),
+        out: Path | None = typer.Option(None, "--out", help="Write the watermarked model here."),
+        push: str | None = typer.Option(None, "--push", help="Push the watermarked model under this name."),
+        env: str | None = typer.Option(None, "--env", help="Environment for --push."),
+        key_file: Path | None = KEY_FILE_OPTION,
+        key_id: str | None = KEY_ID_OPTION,
+        triggers: int = typer.Option(100, "--triggers", help="Size of the trigger set."),
+        epochs: int = typer.Option(15, "--epochs", help="Fine-tuning epochs."),
+        lr: float = typer.Option(0.02, "--lr", help="Fine-tuning learning rate (SGD, momentum 0.9)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the data split and the batches."),
+        record: Path | None = typer.Option(None, "--record", help="Also write the watermark record here."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Fine-tune a model with a keyed trigger set; log the commitment in the audit log."""
+        from bastion.models.recipes import load_model, save_model
+        from bastion.watermark.commitment import annotate_version, log_commitment, save_record
+        from bastion.watermark.embed import embed
+
+        if out is None and push is None:
+            raise InvalidInput("give --out DIR and/or --push NAME")
+        if out is not None and out.exists():
+            raise InvalidInput(f"{out} already exists")
+        ds = _dataset(dataset, data, target, seed)
+        vault = _vault(home)
+        try:
+            vault.access.check(vault.identity, "watermark:embed")
+            key = _key(key_file, key_id, vault)
+            with _model_dir(model, vault) as directory:
+                loaded = load_model(directory)
+            result = embed(
+                model=loaded.module,
+                dataset=ds,
+                key=key,
+                size=triggers,
+                epochs=epochs,
+                lr=lr,
+                seed=seed,
+                target=push or str(out),
+            )
+            logged = log_commitment(vault, result.record)
+            meta = {**dict(loaded.metadata), "watermark": logged.to_dict()}
+            doc: dict[str, Any] = {**result.to_dict(), "record": logged.to_dict()}
+            if out is not None:
+                save_model(loaded.module, out, config=loaded.config, metadata=meta)
+                doc["out"] = str(out)
+            if push is not None:
+                with tempfile.TemporaryDirectory(dir=vault.settings.home) as tmp:
+                    model_dir = save_model(
+                        loaded.module, Path(tmp) / "model", config=loaded.config, metadata=meta
+                    )
+                    version = vault.push(model_dir, name=push, kind="model", env=env, metadata=meta)
+                logged = annotate_version(vault, logged, f"{version.name}:{version.version}")
+                doc["pushed"] = {"name": version.name, "version": version.version, "env": version.env}
+                doc["record"] = logged.to_dict()
+            if record is not None:
+                from bastion.crypto._atomic import atomic_write
+                from bastion.store.auditlog import canonical_json
+
+                atomic_write(record, canonical_json(logged.to_dict()) + b"\n", mode=0o644)
+            save_record(logged, home=vault.settings.home)
+        finally:
+            vault.close()
+        lines = [
+            f"embedded watermark {logged.commitment[:16]}… (key {logged.key_id}, {triggers} triggers)",
+            f"  trigger accuracy {result.verification.trigger_accuracy:.2f}, "
+            f"p={result.verification.p_value:.3g}",
+            f"  clean accuracy {result.accuracy_before:.4f} → {result.accuracy_after:.4f}",
+            f"  commitment logged at audit entry {logged.audit_index}",
+        ]
+        if out is not None:
+            lines.append(f"  saved to {out}")
+        if "pushed" in doc:
+            lines.append(f"  pushed {doc['pushed']['name']}:{doc['pushed']['version']}")
+        _emit(fmt, doc, lines)
+
+    @group.command("verify")
+    def verify_cmd(
+        model: str | None = typer.Option(
+            None, "--model", help="Suspect: a model directory or a registry ref."
+        ),
+        url: str | None = typer.Option(
+            None, "--url", help="Suspect: an Open Inference Protocol v2 endpoint (base URL)."
+        ),
+        model_name: str | None = typer.Option(None, "--model-name", help="The model's name at --url."),
+        bearer_env: str | None = typer.Option(
+            None, "--bearer-env", help="Environment variable holding a bearer token for --url."
+        ),
+        key_file: Path | None = KEY_FILE_OPTION,
+        key_id: str | None = KEY_ID_OPTION,
+        record_file: Path | None = typer.Option(
+            None, "--record", help="The watermark record (default: the suspect's or the home's)."
+        ),
+        marks_file: Path | None = typer.Option(
+            None, "--marks", help="Test the API watermark's marked queries (a surrogate) instead."
+        ),
+        report: Path | None = typer.Option(None, "--report", help="Export a signed ownership report here."),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Query a suspect with the trigger set (or API marks); exit 1 when the watermark is found."""
+        from bastion.vault.project import home_exists
+
+        if (model is None) == (url is None):
+            raise InvalidInput("give exactly one of --model REF or --url URL")
+        if url is not None and not model_name:
+            raise InvalidInput("--url needs --model-name NAME")
+        if report is not None and marks_file is not None:
+            raise InvalidInput("--report needs a trigger-set watermark, not --marks")
+        vault = _vault(home) if (_needs_vault(key_file, home) or report is not None) else None
+        if vault is None and model is not None and not Path(model).exists() and home_exists(home):
+            vault = _vault(home)
+        try:
+            key = _key(key_file, key_id, vault)
+            result, rec, suspect = _verify(
+                vault=vault,
+                key=key,
+                model=model,
+                url=url,
+                model_name=model_name,
+                bearer_env=bearer_env,
+                record_file=record_file,
+                marks_file=marks_file,
+            )
+            doc: dict[str, Any] = {**result.to_dict(), "suspect": suspect}
+            if report is not None:
+                from bastion.watermark.report import build_report
+
+                assert vault is not None and rec is not None
+                build_report(vault=vault, record=rec, verification=result, suspect=suspect).save(report)
+                doc["report"] = str(report)
+        finally:
+            if vault is not None:
+                vault.close()
+        lines = [
+            f"{suspect}: {result.verdict} — trigger accuracy {result.trigger_accuracy:.2f} "
+            f"({result.hits}/{result.queries}, chance {result.chance:.3f}), p={result.p_value:.3g}"
+        ]
+        if report is not None:
+            lines.append(f"  signed ownership report: {report}")
+        _emit(fmt, doc, lines)
+        if result.owned:
+            raise typer.Exit(EXIT_OWNED)
+
+    @group.command("report-verify")
+    def report_verify(
+        path: Path = typer.Argument(..., help="An ownership report (from 'verify --report')."),
+        public_key: Path | None = typer.Option(
+            None, "--public-key", help="The owner's Ed25519 public key (PEM), obtained out of band."
+        ),
+        key_file: Path | None = typer.Option(
+            None, "--key-file", help="The revealed watermark key: also check it opens the commitment."
+        ),
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Check a report's signature, audit-log inclusion proof and commitment (exit 1 if it fails)."""
+        from bastion.watermark.keys import read_key_file
+        from bastion.watermark.report import OwnershipReport, verify_report
+
+        pem = public_key.read_text(encoding="ascii") if public_key is not None else None
+        key = read_key_file(key_file) if key_file is not None else None
+        check = verify_report(OwnershipReport.load(path), public_key_pem=pem, key=key)
+        trust = "the owner's key" if check.trusted_key else "the key embedded in the report (self-asserted)"
+        _emit(
+            fmt,
+            check.to_dict(),
+            [
+                f"valid ownership report: {check.suspect} {check.verdict} (p={check.p_value:.3g})",
+                f"  commitment {check.commitment[:16]}… logged at entry {check.audit_index} "
+                f"on {check.logged_at}",
+                f"  signed with {trust}" + ("; the key opens the commitment" if check.key_opened else ""),
+            ],
+        )
+
+
+def _verify(
+    *,
+    vault: Any,
+    key: Any,
+    model: str | None,
+    url: str | None,
+    model_name: str | None,
+    bearer_env: str | None,
+    record_file: Path | None,
+    marks_file: Path | None,
+) -> tuple[Any, Any, str]:
+    from bastion.watermark.api import ApiMarks, verify_marks
+    from bastion.watermark.commitment import read_record
+    from bastion.watermark.verify import verify_triggers
+
+    marks = ApiMarks.load(marks_file) if marks_file is not None else None
+    rec = read_record(record_file) if record_file is not None else None
+    if url is not None:
+        from bastion.models.adapters import RemoteAdapter
+
+        assert model_name is not None
+        headers = {}
+        if bearer_env:
+            token = os.environ.get(bearer_env)
+            if not token:
+                raise InvalidInput(f"${bearer_env} is not set")
+            headers["Authorization"] = f"Bearer {token}"
+        if marks is not None:
+            shape, n_classes = tuple(int(d) for d in marks.x.shape[1:]), marks.n_classes
+        else:
+            rec = rec or _home_record(vault, key, shape=None)
+            shape, n_classes = rec.spec.input_shape, rec.spec.n_classes
+        adapter: Any = RemoteAdapter(url, model=model_name, n_classes=n_classes, input_shape=shape)
+        suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
+    else:
+        assert model is not None
+        from bastion.models.adapters import TorchAdapter
+        from bastion.models.recipes import load_model
+
+        with _model_dir(model, vault) as directory:
+            loaded = load_model(directory)
+        cfg = loaded.config
+        adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
+        suspect = model
+        if marks is None and rec is None:
+            rec = _suspect_record(loaded.metadata, key) or _home_record(vault, key, shape=(cfg.n_features,))
+    if marks is not None:
+        return verify_marks(model=adapter, marks=marks, key=key), None, suspect
+    assert rec is not None
+    triggers = rec.check_opens(key)
+    return verify_triggers(model=adapter, trigger_set=triggers, commitment=rec.commitment), rec, suspect
+
+
+def _suspect_record(metadata: Any, key: Any) -> Any:
+    """The record a suspect carries in its metadata (it may have been stripped; a wrong key is an error)."""
+    from bastion.watermark.commitment import WatermarkRecord
+
+    data = metadata.get("watermark") if hasattr(metadata, "get") else None
+    if data is None:
+        return None
+    try:
+        rec = WatermarkRecord.from_dict(data)
+    except InvalidInput:
+        return None
+    if rec.key_id != key.key_id:
+        raise InvalidInput(
+            f"wrong watermark key: the suspect names key {rec.key_id}, you gave key {key.key_id}",
+            hint="pass --record FILE to test this key's trigger set anyway",
+        )
+    return rec
+
+
+def _home_record(vault: Any, key: Any, *, shape: tuple[int, ...] | None) -> Any:
+    from bastion.watermark.commitment import home_records
+
+    if vault is None:
+        raise InvalidInput("no watermark record: pass --record FILE (written by 'watermark embed --record')")
+    found = home_records(vault.settings.home, key_id=key.key_id)
+    if shape is not None:
+        found = [r for r in found if r.spec.input_shape == shape] or found
+    commitments = {r.commitment: r for r in found}
+    if not commitments:
+        raise InvalidInput(
+            f"no watermark was embedded with key {key.key_id} in this project (wrong key?)",
+            hint="pass --record FILE, or the key the model was watermarked with",
+        )
+    if len(commitments) > 1:
+        raise InvalidInput(
+            f"{len(commitments)} watermarks use key {key.key_id}: choose one with --record FILE"
+        )
+    return next(iter(commitments.values()))

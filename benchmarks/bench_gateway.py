@@ -28,7 +28,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-PASS = "bench gateway passphrase"  # noqa: S105 - benchmark-only
+PASS = "bench gateway passphrase"
 
 
 def free_port() -> int:
@@ -66,8 +66,12 @@ def bare_server(model_dir: str, port: int, tls: tuple[str, str] | None) -> None:
         out = {
             "model_name": name,
             "outputs": [
-                {"name": "probabilities", "shape": list(proba.shape), "datatype": "FP32",
-                 "data": proba.reshape(-1).tolist()}
+                {
+                    "name": "probabilities",
+                    "shape": list(proba.shape),
+                    "datatype": "FP32",
+                    "data": proba.reshape(-1).tolist(),
+                }
             ],
         }
         return Response(json.dumps(out), media_type="application/json")
@@ -92,12 +96,15 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise SystemExit("server did not start")
 
 
-async def load(url: str, token: str | None, rows: np.ndarray, *, concurrency: int, seconds: float, limit: int):
+async def load(
+    url: str, token: str | None, rows: np.ndarray, *, concurrency: int, seconds: float, limit: int
+):
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     bodies = [
-        {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": r.tolist()}]} for r in rows
+        {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": r.tolist()}]}
+        for r in rows
     ]
     latencies: list[float] = []
     errors = 0
@@ -166,7 +173,9 @@ def main() -> None:
     data = load_dataset("digits")
     module = build_mlp(n_features=64, n_classes=10, hidden=(64,), seed=0)
     train_model(model=module, dataset=data, epochs=5, seed=0)
-    model_dir = save_model(module, work / "digits", config=MlpConfig(n_features=64, n_classes=10, hidden=(64,)))
+    model_dir = save_model(
+        module, work / "digits", config=MlpConfig(n_features=64, n_classes=10, hidden=(64,))
+    )
     vault = init_project(home=work / "home", passphrase=PASS)
     vault.push(model_dir, name="digits")
     _, token = vault.create_token(name="bench", role="consumer", models=["digits"])
@@ -186,7 +195,15 @@ def main() -> None:
         bare = subprocess.Popen(
             [sys.executable, __file__, "--serve-bare", str(model_dir), str(ports[0]), tls_arg], env=env
         )
-        cmd = [sys.executable, "-c", "from bastion.cli import main; main()", "serve", "digits", "--port", str(ports[1])]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from bastion.cli import main; main()",
+            "serve",
+            "digits",
+            "--port",
+            str(ports[1]),
+        ]
         cmd += ["--config", str(config)]
         cmd += ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1])] if cert else ["--insecure"]
         guarded = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -195,10 +212,16 @@ def main() -> None:
             wait_ready(urls[0], bare)
             wait_ready(urls[1], guarded)
             print(f"\n{'TLS' if tls else 'plain HTTP'} on loopback")
-            print("conc | bare req/s  p50 ms  p99 ms | bastion req/s  p50 ms  p99 ms | ratio  +p50 ms  +p99 ms")
+            print(
+                "conc | bare req/s  p50 ms  p99 ms | bastion req/s  p50 ms  p99 ms | ratio  +p50 ms  +p99 ms"
+            )
             for c in levels:
-                b = asyncio.run(load(urls[0], None, rows, concurrency=c, seconds=args.seconds, limit=args.requests))
-                g = asyncio.run(load(urls[1], token, rows, concurrency=c, seconds=args.seconds, limit=args.requests))
+                b = asyncio.run(
+                    load(urls[0], None, rows, concurrency=c, seconds=args.seconds, limit=args.requests)
+                )
+                g = asyncio.run(
+                    load(urls[1], token, rows, concurrency=c, seconds=args.seconds, limit=args.requests)
+                )
                 assert b[3] == 0 and g[3] == 0, f"errors: bare {b[3]}, bastion {g[3]}"
                 print(
                     f"{c:4d} | {b[0]:10.0f} {b[1]:7.2f} {b[2]:7.2f} | {g[0]:13.0f} {g[1]:7.2f} {g[2]:7.2f} |"

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--presidio-lines", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true", help="Reuse the CSVs already in --workdir.")
     args = ap.parse_args(argv)
 
     from bastion.data.detectors import all_detectors
@@ -142,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     big = workdir / "big.csv"
     small = workdir / "quarter.csv"
     t0 = time.perf_counter()
-    rows_big = write_csv(big, args.size_mb, args.seed)
-    write_csv(small, args.size_mb / 4, args.seed)
-    print(f"generated {rows_big} rows ({big.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s")
+    if args.reuse and big.exists() and small.exists():
+        print(f"reusing {big} ({big.stat().st_size / 1e6:.1f} MB)")
+    else:
+        rows_big = write_csv(big, args.size_mb, args.seed)
+        write_csv(small, args.size_mb / 4, args.seed)
+        print(
+            f"generated {rows_big} rows ({big.stat().st_size / 1e6:.1f} MB) "
+            f"in {time.perf_counter() - t0:.1f}s"
+        )
 
     # --- tabular throughput -----------------------------------------------------------------------------
     _, rss_q, _, _ = scan_in_child(small)

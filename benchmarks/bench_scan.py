@@ -8,8 +8,8 @@ Corpus (written to a temporary directory):
   zip incl. manipulated headers, legacy torch and its tar variant, joblib gzip/zlib/object-array, npy/npz
   object arrays, tar.gz, pickle-prefixed zip polyglot), behind misleading extensions;
 * benign — torch state dicts and whole ``nn.Module`` pickles (zip and legacy), scikit-learn estimators via
-  joblib (plain and compressed) and pickle, numeric npy/npz, safetensors, plus one large benign torch
-  checkpoint (``--big-mb``, default 1024 MiB).
+  joblib (plain and compressed) and pickle, an opcode-heavy 4 MB vocabulary pickle, numeric npy/npz,
+  safetensors, plus one large benign torch checkpoint (``--big-mb``, default 1024 MiB).
 
 Prints detections, false positives, errors and MB/s per tool, and bastion's throughput as a ratio of
 picklescan's (the anchor). Run: ``python benchmarks/bench_scan.py [--big-mb 1024]``.
@@ -90,6 +90,11 @@ def build_corpus(root: Path, big_mb: int) -> tuple[list[Path], list[Path], Path 
             benign.append(good_dir / f"{name}.{suffix}")
         (good_dir / f"{name}.pkl").write_bytes(pickle.dumps(est, protocol=4))
         benign.append(good_dir / f"{name}.pkl")
+    vocab = {f"tok{i}": (i, f"piece{i}", 0.5) for i in range(100_000)}  # opcode-heavy, like a tokenizer
+    (good_dir / "vocab.pkl").write_bytes(
+        pickle.dumps({"vocab": vocab, "merges": list(range(200_000))}, protocol=4)
+    )
+    benign.append(good_dir / "vocab.pkl")
     np.save(good_dir / "array.npy", np.random.default_rng(0).random((256, 256)))
     np.savez(good_dir / "arrays.npz", a=np.arange(1000), b=np.eye(32))
     save_file({"w": torch.randn(256, 256)}, good_dir / "weights.safetensors")

@@ -13,6 +13,7 @@ import pytest
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
 from bastion.models.recipes import load_model
+from bastion.store.lineage import list_events
 from bastion.vault import init_project, open_vault
 
 BASTION = str(Path(sys.executable).with_name("bastion"))
@@ -75,6 +76,12 @@ def test_train_spends_the_ledger_pushes_with_metadata_and_refuses_past_budget(ho
     shown = _json(capsys)
     assert [s["kind"] for s in shown["spends"]] == ["train"] and shown["epsilon_budget"] == 3.0
     assert run(["log", "verify"]) == 0
+    with open_vault(home=home) as vault:
+        (event,) = list_events(vault.engine, job="privacy.train")
+        assert event.outputs[0].name == "bc-dp:1" and event.inputs[0].name == "breast_cancer"
+        assert event.facets["bastion_train"]["epsilon"] == doc["epsilon"]
+        actions = [e.action for e in vault.audit.entries()]
+    assert actions.count("privacy:train") == 1 and "privacy.spend" in actions
 
 
 @pytest.mark.parametrize(
@@ -188,3 +195,35 @@ def test_train_as_a_real_subprocess(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["accuracy"] > 0.8
     bad = bastion("train", "--dataset", "wine", "--dp", "--epsilon", "-1", "--out", str(out))
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_only_admins_set_budgets_and_auditors_cannot_train(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_vault(home=home) as vault:
+        _, ds_token = vault.create_token(name="dana", role="data-scientist")
+        _, auditor_token = vault.create_token(name="otto", role="auditor")
+    monkeypatch.setenv("BASTION_TOKEN", ds_token)
+    assert run(["privacy", "budget", "set", "wine", "--epsilon", "100"]) == 2
+    assert "error:" in capsys.readouterr().err
+    q = ["privacy", "query", "count", "--dataset", "wine", "--column", "alcohol", "--epsilon", "0.5"]
+    assert run([*q, "--format", "json"]) == 0  # a data scientist may spend (default budget applies)
+    assert _json(capsys)["dataset"] == "wine"
+    monkeypatch.setenv("BASTION_TOKEN", auditor_token)
+    assert run(q) == 2
+    assert run(["privacy", "budget", "show", "wine", "--format", "json"]) == 0
+    shown = _json(capsys)
+    assert shown["epsilon_budget"] == 10.0 and shown["spends"][0]["actor"] == "dana"
+
+
+def test_audit_in_a_project_spends_the_ledger(home: Path, capsys) -> None:
+    assert run(["privacy", "budget", "set", "digits", "--epsilon", "1.5"]) == 0
+    base = ["privacy", "audit", "--dataset", "digits", "--epsilon", "1", "--canaries", "200", "--epochs", "2"]
+    assert run(base) == 0
+    assert run(base) == 2  # the audited run trains on digits: 1 + 1 > 1.5
+    assert "exhausted" in capsys.readouterr().err
+    assert run([*base, "--unsafe-noise-multiplier", "0"]) == 2  # unbounded ε on a budgeted dataset
+    assert run(["privacy", "budget", "show", "digits", "--format", "json"]) == 0
+    spends = json.loads(capsys.readouterr().out)["spends"]
+    assert [(s["kind"], s["epsilon"]) for s in spends] == [("audit", 1.0)]
+    assert spends[0]["details"]["consistent"] is True

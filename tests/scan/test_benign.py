@@ -60,6 +60,9 @@ def benign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(net.state_dict(), d / "state_dict_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(net, d / "whole_module_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save({"epoch": 3, "opt": {"lr": 0.1}, "w": torch.zeros(2, dtype=torch.bfloat16)}, d / "ckpt.bin")
+    encoder = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 1)
+    torch.save(encoder, d / "transformer_module.pt")
+    torch.save(torch.nn.LSTM(4, 4), d / "lstm_module.pt")
     for name, est in _estimators().items():
         joblib.dump(est, d / f"{name}.joblib")
         joblib.dump(est, d / f"{name}.joblib.gz", compress=("gzip", 3))

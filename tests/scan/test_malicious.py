@@ -90,3 +90,27 @@ def test_torchscript_classes_only_inside_torchscript_archives(craft, write) -> N
     assert bad.files[0].issues[0].callable == "os.system"
     # outside a TorchScript archive, __torch__ names are not allowed
     assert scan(paths=[write("plain.pkl", craft.wrap(script_class, 2))]).verdict is Verdict.unsafe
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("numpy._core", "_ufunc_reconstruct"),  # __import__(module) + getattr: an import primitive
+        ("numpy.core", "_ufunc_reconstruct"),
+        ("numpy", "load"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("torch", "load"),
+        ("torch.serialization", "load"),
+        ("torch._utils", "_import_dotted_name"),
+        ("torch.nn.functional", "handle_torch_function"),
+        ("torch.nn.modules.module", "register_module_forward_hook"),
+        ("collections", "namedtuple"),  # builds a class with exec
+        ("joblib.numpy_pickle_compat", "NDArrayWrapper"),  # reads arrays from side files by name
+        ("copyreg", "__newobj__"),
+        ("builtins", "type"),
+    ],
+)
+def test_near_misses_inside_trusted_packages_are_refused(craft, write, module, name) -> None:
+    report = scan(paths=[write("m.pkl", craft.wrap(craft.call(craft.g(module, name, 4)), 4))])
+    assert report.verdict is Verdict.unsafe
+    assert report.files[0].issues[0].callable == f"{module}.{name}"

@@ -17,7 +17,7 @@ import pytest
 
 from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
 
-PASSPHRASE = "serve tests passphrase"  # noqa: S105 - test-only
+PASSPHRASE = "serve tests passphrase"
 
 
 @dataclass
@@ -140,7 +140,9 @@ def serving(gateway: Gateway, *, ssl: tuple[str, str] | None = None) -> Iterator
 def infer_body(x: np.ndarray, *, outputs: list[str] | None = None) -> dict[str, Any]:
     x = np.atleast_2d(x)
     body: dict[str, Any] = {
-        "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]
+        "inputs": [
+            {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}
+        ]
     }
     if outputs:
         body["outputs"] = [{"name": n} for n in outputs]
@@ -202,7 +204,9 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"bastion serve exited {self.proc.returncode}: {self.proc.stderr.read()[-500:]}")  # type: ignore[union-attr]
+                raise RuntimeError(
+                    f"bastion serve exited {self.proc.returncode}: {self.proc.stderr.read()[-500:]}"
+                )  # type: ignore[union-attr]
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return self

@@ -33,7 +33,9 @@ def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path_factory.mktemp("jwt") / "idp.pub.pem"
     path.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return key, path
 
@@ -123,7 +125,7 @@ def test_tritonclient_speaks_to_the_gateway(kit, server, project, digits) -> Non
         assert np.array_equal(labels, digits.adapter.predict(x))
         top = result.as_numpy("top_k_probabilities")
         assert top.shape == (8, 3) and np.allclose(top, np.round(top, 3))
-        with pytest.raises(Exception, match="401|credentials"):
+        with pytest.raises(Exception, match=r"401|credentials"):
             client.infer("digits", [tensor], outputs=outputs)
     finally:
         client.close()
@@ -132,15 +134,21 @@ def test_tritonclient_speaks_to_the_gateway(kit, server, project, digits) -> Non
 def test_output_policy_by_role(kit, server, project, digits) -> None:
     x = digits.x_test[:4]
     with httpx.Client(base_url=server.url) as client:
-        consumer = client.post("/v2/models/digits/infer", json=kit.infer_body(x), headers=kit.bearer(project.tokens["alice"]))
-        admin = client.post("/v2/models/digits/infer", json=kit.infer_body(x), headers=kit.bearer(project.tokens["dave"]))
+        consumer = client.post(
+            "/v2/models/digits/infer", json=kit.infer_body(x), headers=kit.bearer(project.tokens["alice"])
+        )
+        admin = client.post(
+            "/v2/models/digits/infer", json=kit.infer_body(x), headers=kit.bearer(project.tokens["dave"])
+        )
         only = client.post(
             "/v2/models/digits/infer",
             json=kit.infer_body(x, outputs=["label", "probabilities"]),
             headers=kit.bearer(project.tokens["alice"]),
         )
         bad = client.post(
-            "/v2/models/digits/infer", json=kit.infer_body(x, outputs=["logits"]), headers=kit.bearer(project.tokens["dave"])
+            "/v2/models/digits/infer",
+            json=kit.infer_body(x, outputs=["logits"]),
+            headers=kit.bearer(project.tokens["dave"]),
         )
     names = {o["name"]: o for o in consumer.json()["outputs"]}
     assert set(names) == {"top_k_labels", "top_k_probabilities", "label"}
@@ -186,10 +194,14 @@ def test_nan_inf_and_oversized_bodies_are_rejected(kit, server, project) -> None
     with httpx.Client(base_url=server.url) as client:
         for bad in ("NaN", "Infinity", "-Infinity"):
             values = ",".join([bad] + ["0.5"] * 63)
-            raw = '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[%s]}]}' % values
+            raw = '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[' + values + "]}]}"
             r = client.post("/v2/models/digits/infer", content=raw, headers=headers)
             assert r.status_code == 400 and "NaN" in r.json()["error"]
-        huge = b'{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[' + b"0.5," * 400_000 + b"0.5]}]}"
+        huge = (
+            b'{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":['
+            + b"0.5," * 400_000
+            + b"0.5]}]}"
+        )
         assert client.post("/v2/models/digits/infer", content=huge, headers=headers).status_code == 413
 
         def chunks():
@@ -204,17 +216,23 @@ def test_nan_inf_and_oversized_bodies_are_rejected(kit, server, project) -> None
 def test_monitor_actions_on_an_extraction_client(kit, project, digits, action) -> None:
     cfg = GatewayConfig(
         monitor=dataclasses.replace(MonitorConfig(), action=action),
-        rate_limit=dataclasses.replace(RateLimitConfig(), per_role={"consumer": "1000/minute"}, throttled="2/minute"),
+        rate_limit=dataclasses.replace(
+            RateLimitConfig(), per_role={"consumer": "1000/minute"}, throttled="2/minute"
+        ),
     )
     gateway = kit.make_gateway(project, digits, cfg, audit=None)
     rng = np.random.default_rng(7)
     headers = kit.bearer(project.tokens["alice"])
     with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
-        benign = client.post("/v2/models/digits/infer", json=kit.infer_body(digits.x_test[:10]), headers=headers)
+        benign = client.post(
+            "/v2/models/digits/infer", json=kit.infer_body(digits.x_test[:10]), headers=headers
+        )
         assert len(benign.json()["outputs"]) == 3
         statuses, outputs = [], []
         for _ in range(25):  # random-query extraction, 10 queries per request
-            r = client.post("/v2/models/digits/infer", json=kit.infer_body(rng.random((10, 64))), headers=headers)
+            r = client.post(
+                "/v2/models/digits/infer", json=kit.infer_body(rng.random((10, 64))), headers=headers
+            )
             statuses.append(r.status_code)
             if r.status_code == 200:
                 outputs.append([o["name"] for o in r.json()["outputs"]])
@@ -241,8 +259,12 @@ def test_requests_are_audit_logged_in_batches_without_secrets(kit, project, digi
     token = project.tokens["alice"]
     with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
         for i in range(30):
-            client.post("/v2/models/digits/infer", json=kit.infer_body(digits.x_test[i]), headers=kit.bearer(token))
-        client.post("/v2/models/digits/infer", json=kit.infer_body(digits.x_test[0]), headers=kit.bearer("bst_wrong"))
+            client.post(
+                "/v2/models/digits/infer", json=kit.infer_body(digits.x_test[i]), headers=kit.bearer(token)
+            )
+        client.post(
+            "/v2/models/digits/infer", json=kit.infer_body(digits.x_test[0]), headers=kit.bearer("bst_wrong")
+        )
         client.get("/v2/models/digits", headers=kit.bearer(project.tokens["bob"]))
     entries = project.vault.audit.entries(start=before)
     batches = [e for e in entries if e.action == "serve:requests"]
@@ -266,10 +288,47 @@ def test_tls_with_a_self_signed_certificate(kit, project, digits, tmp_path) -> N
         context = ssl.create_default_context(cafile=str(cert))
         with httpx.Client(base_url=srv.url, verify=context) as client:
             r = client.post(
-                "/v2/models/digits/infer", json=kit.infer_body(digits.x_test[:1]), headers=kit.bearer(project.tokens["alice"])
+                "/v2/models/digits/infer",
+                json=kit.infer_body(digits.x_test[:1]),
+                headers=kit.bearer(project.tokens["alice"]),
             )
             assert r.status_code == 200
         with pytest.raises(httpx.ConnectError), httpx.Client(base_url=srv.url) as untrusting:
             untrusting.get("/v2/health/live")
         with pytest.raises(httpx.HTTPError), httpx.Client(base_url=srv.url.replace("https", "http")) as plain:
             plain.get("/v2/health/live")
+
+
+def test_feature_squeezing_guard_rejects_adversarial_inputs(kit, project, digits) -> None:
+    from bastion.adversarial.attacks.evasion import pgd
+    from bastion.adversarial.defenses.feature_squeezing import calibrate_feature_squeezing
+
+    detector = calibrate_feature_squeezing(
+        model=digits.adapter, clean_x=digits.x_train[:400], bit_depth=3, median_size=0, target_fpr=0.05
+    )
+    x, y = digits.x_test[:60], digits.y_test[:60]
+    x_adv = pgd(digits.adapter, x, y, eps=0.2, steps=20, seed=0)
+    guard = dataclasses.replace(
+        GatewayConfig().input_guard,
+        feature_squeezing=True,
+        squeeze_bits=3,
+        squeeze_threshold=detector.threshold,
+    )
+    results = {}
+    for name, cfg in (("off", GatewayConfig()), ("on", GatewayConfig(input_guard=guard))):
+        gateway = kit.make_gateway(project, digits, cfg, audit=None)
+        with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
+            codes = {}
+            for kind, data in (("clean", x), ("adv", x_adv)):
+                codes[kind] = [
+                    client.post(
+                        "/v2/models/digits/infer",
+                        json=kit.infer_body(row),
+                        headers=kit.bearer(project.tokens["dave"]),
+                    ).status_code
+                    for row in data
+                ]
+        results[name] = {k: float(np.mean([c == 400 for c in v])) for k, v in codes.items()}
+    assert results["off"] == {"clean": 0.0, "adv": 0.0}
+    # With the guard, most adversarial inputs are refused and few clean ones (calibrated at 5 % FPR).
+    assert results["on"]["adv"] >= 0.5 and results["on"]["clean"] <= 0.2, results

@@ -53,7 +53,10 @@ def attester() -> SoftwareAttester:
 def _evaluate(attester: SoftwareAttester, claims: Claims, *, nonce: str = "n1", trusted=None, policy=None):
     verifier = SoftwareEvidenceVerifier(trusted or [attester.public_key()])
     return (policy or _policy()).evaluate(
-        evidence=attester.attest(claims), verifiers={SOFTWARE_FORMAT: verifier}, nonce=nonce, now=lambda: NOW + 1
+        evidence=attester.attest(claims),
+        verifiers={SOFTWARE_FORMAT: verifier},
+        nonce=nonce,
+        now=lambda: NOW + 1,
     )
 
 
@@ -73,7 +76,9 @@ def test_matching_evidence_releases_the_key(attester: SoftwareAttester) -> None:
         (_claims(issued_at=NOW + 3600), "n1", "stale"),
     ],
 )
-def test_mismatching_claims_are_denied(attester: SoftwareAttester, claims: Claims, nonce: str, reason: str) -> None:
+def test_mismatching_claims_are_denied(
+    attester: SoftwareAttester, claims: Claims, nonce: str, reason: str
+) -> None:
     decision = _evaluate(attester, claims, nonce=nonce)
     assert not decision.released and reason in decision.reason
 
@@ -87,7 +92,9 @@ def test_untrusted_or_forged_evidence_is_denied(attester: SoftwareAttester) -> N
         SoftwareEvidenceVerifier([attester.public_key()]).verify(forged)
     unknown = Evidence(format="aws-nitro-v1", payload=b"{}", signature=b"")
     decision = _policy().evaluate(
-        evidence=unknown, verifiers={SOFTWARE_FORMAT: SoftwareEvidenceVerifier([attester.public_key()])}, nonce="n1"
+        evidence=unknown,
+        verifiers={SOFTWARE_FORMAT: SoftwareEvidenceVerifier([attester.public_key()])},
+        nonce="n1",
     )
     assert not decision.released and "not accepted" in decision.reason
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bastion.cli import run
 
-PASSPHRASE = "serve tests passphrase"  # noqa: S105 - test-only, as in conftest
+PASSPHRASE = "serve tests passphrase"
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,9 @@ def test_untrusted_attester_refuses_to_start(project, registry_model: str, capsy
     run(["serve", registry_model, "--check", "--home", str(project.home)])  # creates the attester files
     original = trust.read_bytes()
     stranger = Ed25519PrivateKey.generate().public_key()
-    trust.write_bytes(stranger.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    trust.write_bytes(
+        stranger.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     try:
         capsys.readouterr()
         code = run(["serve", registry_model, "--check", "--home", str(project.home)])
@@ -105,4 +107,8 @@ def test_k8s_manifest_is_hardened(capsys) -> None:
     policy = kinds["NetworkPolicy"]["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert run(["serve", "digits:1", "--deployment", "k8s", "--format", "json"]) == 0
-    assert [d["kind"] for d in json.loads(capsys.readouterr().out)] == ["Deployment", "Service", "NetworkPolicy"]
+    assert [d["kind"] for d in json.loads(capsys.readouterr().out)] == [
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    ]

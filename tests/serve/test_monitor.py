@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.serve.config import MonitorConfig
-from bastion.serve.monitor import ExtractionMonitor, MemoryMonitorStore, RedisMonitorStore
+from bastion.serve.monitor import ExtractionMonitor, MemoryMonitorStore, RedisMonitorStore, shapiro_w
 
 
 def random_queries(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -22,7 +24,7 @@ def random_queries(rng: np.random.Generator, n: int) -> np.ndarray:
 def jacobian_augmentation(
     label_of: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator, n: int, *, lam: float = 0.1
 ) -> np.ndarray:
-    """Papernot-style substitute training data: random synthetic seeds, then x + λ·sign(∇ substitute score)."""
+    """Papernot-style substitute data: random synthetic seeds, then x + λ·sign(∇ substitute score)."""
     from sklearn.linear_model import LogisticRegression
 
     queries = list(rng.random((10, 64), dtype=np.float32))
@@ -49,7 +51,9 @@ def first_flag(monitor: ExtractionMonitor, client: str, queries: np.ndarray) -> 
 
 
 def new_monitor(**overrides: object) -> ExtractionMonitor:
-    return ExtractionMonitor(config=dataclasses.replace(MonitorConfig(), **overrides), n_features=64, center=0.5)
+    return ExtractionMonitor(
+        config=dataclasses.replace(MonitorConfig(), **overrides), n_features=64, center=0.5
+    )
 
 
 def test_benign_held_out_streams_raise_no_alarm(digits) -> None:
@@ -83,7 +87,7 @@ def test_random_query_extraction_is_flagged_and_needs_the_coverage_monitor() -> 
     assert combined == 10 and prada_only <= 5
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_jacobian_augmentation_is_flagged_by_prada(digits, seed: int) -> None:
     queries = jacobian_augmentation(digits.adapter.predict, np.random.default_rng(seed), 200)
     at, reason = first_flag(new_monitor(), "jbda", queries)
@@ -141,3 +145,20 @@ def test_redis_store_gives_the_memory_verdicts_across_replicas(redis_url: str, d
         assert replicas[1].clients()[0]["client"] == "c"
     finally:
         replicas[0].reset("c")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False),
+        min_size=6,
+        max_size=300,
+    )
+)
+def test_shapiro_w_matches_scipy(values: list[float]) -> None:
+    from scipy.stats import shapiro
+
+    x = np.asarray(values)
+    if np.ptp(x) < 1e-6:
+        return
+    assert shapiro_w(x) == pytest.approx(shapiro(x).statistic, abs=1e-6)

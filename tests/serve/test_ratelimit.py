@@ -14,12 +14,18 @@ from bastion.serve.config import GatewayConfig, RateLimitConfig
 from bastion.serve.ratelimit import RateLimiter
 
 
-def _hammer(urls: list[str], token: str, body: dict, *, clients: int, per_client: int) -> list[httpx.Response]:
+def _hammer(
+    urls: list[str], token: str, body: dict, *, clients: int, per_client: int
+) -> list[httpx.Response]:
     def run(i: int) -> list[httpx.Response]:
         out = []
         with httpx.Client(base_url=urls[i % len(urls)], timeout=30) as client:
             for _ in range(per_client):
-                out.append(client.post("/v2/models/digits/infer", json=body, headers={"Authorization": f"Bearer {token}"}))
+                out.append(
+                    client.post(
+                        "/v2/models/digits/infer", json=body, headers={"Authorization": f"Bearer {token}"}
+                    )
+                )
         return out
 
     with ThreadPoolExecutor(clients) as pool:
@@ -46,11 +52,15 @@ def test_memory_limits_hold_under_concurrent_clients(kit, project, digits) -> No
     cfg = GatewayConfig(rate_limit=dataclasses.replace(RateLimitConfig(), per_role={"consumer": "30/minute"}))
     gateway = kit.make_gateway(project, digits, cfg, audit=None)
     with kit.serving(gateway) as srv:
-        responses = _hammer([srv.url], project.tokens["alice"], kit.infer_body(digits.x_test[0]), clients=6, per_client=10)
+        responses = _hammer(
+            [srv.url], project.tokens["alice"], kit.infer_body(digits.x_test[0]), clients=6, per_client=10
+        )
         # Another identity has its own window.
         with httpx.Client(base_url=srv.url) as client:
             other = client.post(
-                "/v2/models/digits/infer", json=kit.infer_body(digits.x_test[0]), headers=kit.bearer(project.tokens["dave"])
+                "/v2/models/digits/infer",
+                json=kit.infer_body(digits.x_test[0]),
+                headers=kit.bearer(project.tokens["dave"]),
             )
     _check(responses, 30)
     assert other.status_code == 200
@@ -70,12 +80,17 @@ def test_redis_limits_hold_across_two_gateway_processes(
         encoding="utf-8",
     )
     procs = [
-        serve_process(project.home, registry_model, "--redis", redis_url, "--config", str(config)) for _ in range(2)
+        serve_process(project.home, registry_model, "--redis", redis_url, "--config", str(config))
+        for _ in range(2)
     ]
     for proc in procs:
         proc.wait_ready()
     responses = _hammer(
-        [p.url for p in procs], project.tokens["alice"], kit.infer_body(digits.x_test[0]), clients=6, per_client=10
+        [p.url for p in procs],
+        project.tokens["alice"],
+        kit.infer_body(digits.x_test[0]),
+        clients=6,
+        per_client=10,
     )
     _check(responses, 30)
     assert {r.status_code for r in responses[:10]} <= {200, 429}

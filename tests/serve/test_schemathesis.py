@@ -17,7 +17,9 @@ def test_no_server_errors_on_generated_requests(kit, project, digits) -> None:
     import schemathesis
     from schemathesis.checks import not_a_server_error
 
-    cfg = GatewayConfig(rate_limit=dataclasses.replace(RateLimitConfig(), per_role={"admin": "100000/minute"}))
+    cfg = GatewayConfig(
+        rate_limit=dataclasses.replace(RateLimitConfig(), per_role={"admin": "100000/minute"})
+    )
     gateway = kit.make_gateway(project, digits, cfg, audit=None)
     with kit.serving(gateway) as srv:
         document = httpx.get(srv.url + "/openapi.json").json()

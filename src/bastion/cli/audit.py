@@ -26,6 +26,15 @@ def _parse_clip(value: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+def _one_torch_thread() -> None:
+    """The audit's models are small: one intra-op thread is fastest and fair to a shared machine."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 def _is_registry(ref: str) -> bool:
     from bastion.adversarial.loading import _REGISTRY
 
@@ -60,6 +69,7 @@ def _run(
     if model is not None and data is None:
         raise InvalidInput("--model needs --data (.npz with x, y or a .csv with a target column)")
     families = [a.strip() for a in attacks.split(",") if a.strip()]
+    _one_torch_thread()
     gate = load_policy(policy) if policy is not None else None
     vault = None
     registry_ref = None

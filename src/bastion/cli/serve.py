@@ -19,14 +19,22 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, "--workers", help="Worker processes (above 1 needs --redis)."),
         tls_cert: Path | None = typer.Option(None, "--tls-cert", help="TLS certificate (PEM)."),
         tls_key: Path | None = typer.Option(None, "--tls-key", help="TLS private key (PEM)."),
-        redis: str | None = typer.Option(None, "--redis", help="Redis URL for shared rate limits and monitor."),
-        config: Path | None = typer.Option(None, "--config", help="Gateway settings (TOML with a [serve] table)."),
-        insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP; allowed only on a loopback address."),
+        redis: str | None = typer.Option(
+            None, "--redis", help="Redis URL for shared rate limits and monitor."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="Gateway settings (TOML with a [serve] table)."
+        ),
+        insecure: bool = typer.Option(
+            False, "--insecure", help="Plain HTTP; allowed only on a loopback address."
+        ),
         deployment: str | None = typer.Option(
             None, "--deployment", help="Print a hardened deployment manifest instead of serving ('k8s')."
         ),
         check: bool = typer.Option(
-            False, "--check", help="Verify, release the key, scan and load the model, then exit without serving."
+            False,
+            "--check",
+            help="Verify, release the key, scan and load the model, then exit without serving.",
         ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,

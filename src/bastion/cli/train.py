@@ -78,13 +78,19 @@ def register(app: typer.Typer) -> None:
             "--ledger-name",
             help="Ledger dataset name (default: the built-in name or sha256 of --data).",
         ),
+        watermark_key: str | None = typer.Option(
+            None,
+            "--watermark-key",
+            help="Embed a trigger-set watermark: a key file or a key id of the project home.",
+        ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Train the built-in MLP; with --dp the planned ε is checked against the dataset's budget first."""
-        from bastion.models.recipes import save_model
+        from bastion.models.recipes import WEIGHTS_FILE, save_model
         from bastion.privacy.ledger import ledger_for_vault
-        from bastion.privacy.training import DPSettings, train_recipe
+        from bastion.privacy.training import DPSettings, ledger_key, record_training, train_recipe
+        from bastion.store.lineage import REGISTRY_NAMESPACE
         from bastion.vault.project import home_exists
 
         if out is None and push is None:
@@ -111,6 +117,14 @@ def register(app: typer.Typer) -> None:
             if vault is not None:
                 vault.access.check(vault.identity, "privacy:train")
                 ledger = ledger_for_vault(vault)
+            wm = None
+            if watermark_key is not None:
+                if vault is None:
+                    raise InvalidInput("--watermark-key needs a project home (the commitment is logged)")
+                from bastion.watermark import TrainingWatermark, resolve_key
+
+                vault.access.check(vault.identity, "watermark:embed")
+                wm = TrainingWatermark(key=resolve_key(watermark_key, vault=vault), dataset=ds)
             report = train_recipe(
                 dataset=ds,
                 dp=settings,
@@ -121,12 +135,19 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 ledger=ledger,
                 ledger_dataset=key,
+                hooks=(wm.hook,) if wm is not None else (),
             )
             meta = report.metadata()
             result: dict[str, Any] = {**report.to_dict(), "ledger_dataset": key if ledger else None}
+            if wm is not None:
+                wm_record, wm_check = wm.commit(vault=vault, model=report.module, target=push or str(out))
+                meta = {**meta, "watermark": wm_record.to_dict()}
+                result["watermark"] = {**wm_check.to_dict(), "record": wm_record.to_dict()}
+            outputs: list[tuple[str, str, str | None]] = []
             if out is not None:
                 save_model(report.module, out, config=report.config, metadata=meta)
                 result["out"] = str(out)
+                outputs.append(("file", str(out.resolve()), ledger_key(out / WEIGHTS_FILE)))
             if push is not None:
                 assert vault is not None
                 with tempfile.TemporaryDirectory(dir=vault.settings.home) as tmp:  # home is 0700
@@ -135,6 +156,15 @@ def register(app: typer.Typer) -> None:
                     )
                     version = vault.push(model_dir, name=push, kind="model", env=env, metadata=meta)
                 result["pushed"] = {"name": version.name, "version": version.version, "env": version.env}
+                if wm is not None:
+                    from bastion.watermark import annotate_version
+
+                    annotate_version(vault, wm_record, f"{version.name}:{version.version}")
+                outputs.append(
+                    (REGISTRY_NAMESPACE, f"{version.name}:{version.version}", version.manifest_digest)
+                )
+            if vault is not None:
+                record_training(vault, report, source=dataset or str(data), outputs=outputs)
             if ledger is not None:
                 status = ledger.status(key)
                 result["budget"] = {

@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         env: str | None = typer.Option(None, "--env", help="Environment for --push."),
         key_file: Path | None = KEY_FILE_OPTION,
         key_id: str | None = KEY_ID_OPTION,
-        triggers: int = typer.Option(100, "--triggers", help="Size of the trigger set."),
+        triggers: int = typer.Option(50, "--triggers", help="Size of the trigger set."),
         epochs: int = typer.Option(15, "--epochs", help="Fine-tuning epochs."),
         lr: float = typer.Option(0.02, "--lr", help="Fine-tuning learning rate (SGD, momentum 0.9)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the data split and the batches."),
@@ -340,7 +340,9 @@ def _verify(
         else:
             rec = rec or _home_record(vault, key, shape=None)
             shape, n_classes = rec.spec.input_shape, rec.spec.n_classes
-        adapter: Any = RemoteAdapter(url, model=model_name, n_classes=n_classes, input_shape=shape)
+        adapter: Any = RemoteAdapter(
+            url, model=model_name, n_classes=n_classes, input_shape=shape, headers=headers
+        )
         suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
     else:
         assert model is not None

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -162,6 +162,40 @@ def _parse_header(header: bytes) -> tuple[int, bytes, bytes]:
     return segment_size, salt, prefix
 
 
+class SegmentSink(Protocol):
+    """Where the ``*_stream_to`` functions put each segment, without an intermediate copy.
+
+    ``acquire(size)`` returns a writable buffer of at least ``size`` bytes that the caller fills; ``commit``
+    hands over its first ``n`` bytes (the sink owns the buffer until it gives it back through a later
+    ``acquire``). ``write`` takes small extra bytes (the stream header) by copy.
+    """
+
+    def acquire(self, size: int) -> bytearray: ...
+
+    def commit(self, buf: bytearray, n: int) -> None: ...
+
+    def write(self, data: bytes) -> int: ...
+
+
+class _FixedSink:
+    """A :class:`SegmentSink` over a plain ``write`` target: one reused buffer (what the old API did)."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self._buf = bytearray(0)
+
+    def acquire(self, size: int) -> bytearray:
+        if len(self._buf) < size:
+            self._buf = bytearray(size)
+        return self._buf
+
+    def commit(self, buf: bytearray, n: int) -> None:
+        self._dst.write(memoryview(buf)[:n])
+
+    def write(self, data: bytes) -> int:
+        return self._dst.write(data)
+
+
 def encrypt_stream(
     *,
     key: bytes,
@@ -174,17 +208,33 @@ def encrypt_stream(
 
     Reads and writes in segments, so memory stays at about three segments whatever the stream size.
     """
+    return encrypt_stream_to(
+        key=key, src=src, sink=_FixedSink(dst), associated_data=associated_data, segment_size=segment_size
+    )
+
+
+def encrypt_stream_to(
+    *,
+    key: bytes,
+    src: BinaryIO,
+    sink: SegmentSink,
+    associated_data: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> StreamInfo:
+    """:func:`encrypt_stream` sealing each segment straight into a buffer ``sink`` lends (same format).
+
+    A pipelined sink (hash and write on another thread, a pool of buffers) then needs no copy per segment.
+    """
     _check_key(key)
     _check_segment_size(segment_size)
     salt = _random(SALT_SIZE)
     prefix = _random(NONCE_PREFIX_SIZE)
     header = _HEADER.pack(VERSION, segment_size) + salt + prefix
     cipher = _file_cipher(key, salt, associated_data)
-    dst.write(header)
+    sink.write(header)
 
     cur = memoryview(bytearray(segment_size))
     nxt = memoryview(bytearray(segment_size))
-    out = memoryview(bytearray(segment_size + TAG_SIZE))
     n = _read_full(src, cur)
     index = 0
     plain_total = 0
@@ -199,9 +249,9 @@ def encrypt_stream(
         if index >= MAX_SEGMENTS:
             raise InvalidInput("stream too long for this segment size")
         nonce = _NONCE.pack(prefix, index, 1 if last else 0)
-        sealed = out[: n + TAG_SIZE]
-        cipher.encrypt_into(nonce, cur[:n], header, sealed)
-        dst.write(sealed)
+        out = sink.acquire(n + TAG_SIZE)
+        cipher.encrypt_into(nonce, cur[:n], header, memoryview(out)[: n + TAG_SIZE])
+        sink.commit(out, n + TAG_SIZE)
         plain_total += n
         written += n + TAG_SIZE
         index += 1
@@ -221,6 +271,14 @@ def decrypt_stream(*, key: bytes, src: BinaryIO, dst: BinaryIO, associated_data:
     truncation, extension, reordering, wrong key or associated data) raises :class:`IntegrityError` after the
     plaintext of segments ``0..k-1`` was written: write to a temporary file and rename it only on success.
     """
+    return decrypt_stream_to(key=key, src=src, sink=_FixedSink(dst), associated_data=associated_data)
+
+
+def decrypt_stream_to(*, key: bytes, src: BinaryIO, sink: SegmentSink, associated_data: bytes) -> int:
+    """:func:`decrypt_stream` opening each segment straight into a buffer ``sink`` lends.
+
+    Same checks and the same guarantee: a segment is committed to ``sink`` only once it authenticated.
+    """
     _check_key(key)
     header = _read_header(src)
     segment_size, salt, prefix = _parse_header(header)
@@ -228,7 +286,6 @@ def decrypt_stream(*, key: bytes, src: BinaryIO, dst: BinaryIO, associated_data:
     seg_ct = segment_size + TAG_SIZE
     cur = memoryview(bytearray(seg_ct))
     nxt = memoryview(bytearray(seg_ct))
-    out = memoryview(bytearray(segment_size))
     n = _read_full(src, cur)
     index = 0
     total = 0
@@ -244,13 +301,14 @@ def decrypt_stream(*, key: bytes, src: BinaryIO, dst: BinaryIO, associated_data:
         if index >= MAX_SEGMENTS:
             raise IntegrityError(_OPAQUE)
         nonce = _NONCE.pack(prefix, index, 1 if last else 0)
-        plain = out[: n - TAG_SIZE]
+        size = n - TAG_SIZE
+        out = sink.acquire(size)
         try:
-            cipher.decrypt_into(nonce, cur[:n], header, plain)
+            cipher.decrypt_into(nonce, cur[:n], header, memoryview(out)[:size])
         except InvalidTag as exc:
             raise IntegrityError(_OPAQUE) from exc
-        dst.write(plain)
-        total += n - TAG_SIZE
+        sink.commit(out, size)
+        total += size
         index += 1
         if last:
             return total
@@ -318,9 +376,12 @@ __all__ = [
     "HEADER_SIZE",
     "TAG_SIZE",
     "RangeRead",
+    "SegmentSink",
     "StreamInfo",
     "ciphertext_size",
     "decrypt_stream",
+    "decrypt_stream_to",
     "encrypt_stream",
+    "encrypt_stream_to",
     "read_range",
 ]

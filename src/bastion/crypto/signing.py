@@ -148,8 +148,28 @@ def directory_manifest(
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot hash {root}: {_short(exc)}") from exc
     files = {rd.identifier: rd.digest.digest_hex for rd in manifest.resource_descriptors()}
+    return _directory_manifest_of(files)
+
+
+def _directory_manifest_of(files: dict[str, str]) -> DirectoryManifest:
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return DirectoryManifest(files=files, digest="sha256:" + hashlib.sha256(canonical).hexdigest())
+    return DirectoryManifest(files=dict(files), digest="sha256:" + hashlib.sha256(canonical).hexdigest())
+
+
+def _signable_files(root: Path, sig: Path) -> set[str]:
+    """The relative POSIX paths model-signing would hash under ``root`` (symlinks and odd files refused)."""
+    skip = _relative_inside(sig, root)
+    found: set[str] = set()
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            raise InvalidInput(f"refusing to sign {root}: {p} is a symbolic link")
+        rel = p.relative_to(root).as_posix()
+        if p.is_file():
+            if rel != skip:
+                found.add(rel)
+        elif not p.is_dir():
+            raise InvalidInput(f"refusing to sign {root}: {p} is not a regular file or directory")
+    return found
 
 
 def verify_directory(
@@ -325,10 +345,81 @@ class SigningKeys:
     ) -> DirectoryManifest:
         """Sign every file of ``directory`` (model-signing format) into ``signature_path``.
 
-        Refuses symlinks and git paths (files the upstream verifier would silently skip). Returns the digests.
+        Refuses symlinks and git paths (files the upstream verifier would silently skip). Returns the digests
+        (those model-signing computed and signed: each file is read once).
         """
-        import model_signing.signing
+        import model_signing.hashing
 
+        root, sig = self._check_signable(directory, signature_path)
+        hashing = _hashing_config(root, sig)
+        try:
+            computed = hashing.hash(root)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot sign {root}: {_short(exc)}") from exc
+
+        class _Computed(model_signing.hashing.Config):  # type: ignore[misc]
+            """Hands the manifest just computed to the signer instead of hashing the files again."""
+
+            def hash(self, model_path: Any, *, files_to_hash: Any = None) -> Any:
+                return computed
+
+        self._sign_manifest(root, sig, _Computed())
+        files = {rd.identifier: rd.digest.digest_hex for rd in computed.resource_descriptors()}
+        return _directory_manifest_of(files)
+
+    def sign_digests(
+        self,
+        *,
+        directory: str | os.PathLike[str],
+        digests: dict[str, str],
+        signature_path: str | os.PathLike[str],
+    ) -> DirectoryManifest:
+        """Sign ``directory`` from SHA-256 digests its caller already computed, without reading the files.
+
+        The signature is the one :meth:`sign_directory` makes (same model-signing manifest, serialisation
+        parameters and signer, so it verifies upstream as well); only the hashing is skipped. The caller
+        vouches for the digests: it must have hashed exactly the bytes it stores. ``digests`` must name every
+        regular file of the directory (relative POSIX paths, as model-signing enumerates them), no more and
+        no less; symlinks and git paths are refused as in :meth:`sign_directory`.
+        """
+        import model_signing.manifest
+        from model_signing._hashing.hashing import Digest
+
+        root, sig = self._check_signable(directory, signature_path)
+        hashing = _hashing_config(root, sig)
+        on_disk = _signable_files(root, sig)
+        if set(digests) != on_disk:
+            missing = sorted(on_disk - set(digests))[:3]
+            extra = sorted(set(digests) - on_disk)[:3]
+            raise InvalidInput(f"digests do not match the files of {root}: missing {missing}, extra {extra}")
+        try:
+            values = {path: bytes.fromhex(d) for path, d in digests.items()}
+        except ValueError as exc:
+            raise InvalidInput("digests must be hex SHA-256 values") from exc
+        if any(len(v) != hashlib.sha256().digest_size for v in values.values()):
+            raise InvalidInput("digests must be hex SHA-256 values")
+        try:
+            # hashing no file at all yields model-signing's own serialisation description (ignored paths …)
+            empty = hashing.hash(root, files_to_hash=[])
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot sign {root}: {_short(exc)}") from exc
+        stype = model_signing.manifest.SerializationType.from_args(empty.serialization_type)
+        manifest = model_signing.manifest.Manifest(
+            empty.model_name,
+            [stype.new_item(path, Digest("sha256", value)) for path, value in sorted(values.items())],
+            stype,
+        )
+
+        class _Given(model_signing.hashing.Config):  # type: ignore[misc]
+            def hash(self, model_path: Any, *, files_to_hash: Any = None) -> Any:
+                return manifest
+
+        self._sign_manifest(root, sig, _Given())
+        return _directory_manifest_of({path: values[path].hex() for path in sorted(values)})
+
+    def _check_signable(
+        self, directory: str | os.PathLike[str], signature_path: str | os.PathLike[str]
+    ) -> tuple[Path, Path]:
         root = _check_directory(Path(directory))
         sig = Path(signature_path)
         present = [name for name in _GIT_PATHS if (root / name).exists()]
@@ -336,17 +427,20 @@ class SigningKeys:
             raise InvalidInput(f"refusing to sign {root}: it holds git paths ({', '.join(present)})")
         if sig.exists():
             raise Conflict(f"signature file already exists: {sig}")
+        return root, sig
+
+    def _sign_manifest(self, root: Path, sig: Path, hashing: Any) -> None:
+        import model_signing.signing
+
         try:
             (
                 model_signing.signing.Config()
                 .use_elliptic_key_signer(private_key=self.directory / MANIFEST_KEY, password=self._secret)  # type: ignore[arg-type]
-                .set_hashing_config(_hashing_config(root, sig))
+                .set_hashing_config(hashing)
                 .sign(root, sig)
             )
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot sign {root}: {_short(exc)}") from exc
-        rel = _relative_inside(sig, root)
-        return directory_manifest(directory=root, exclude=(rel,) if rel else ())
 
     def verify_directory(
         self, *, directory: str | os.PathLike[str], signature_path: str | os.PathLike[str]

@@ -178,13 +178,15 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+_IBAN_DIGITS = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
+
+
 def iban_valid(compact: str) -> bool:
     """ISO 13616 check: known country length and mod-97 == 1."""
     if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
         return False
-    moved = compact[4:] + compact[:4]
-    number = "".join(str(int(ch, 36)) for ch in moved)
-    return int(number) % 97 == 1
+    moved = (compact[4:] + compact[:4]).upper()
+    return int(moved.translate(_IBAN_DIGITS)) % 97 == 1
 
 
 def _v_iban(m: re.Match[str]) -> tuple[int, int] | None:
@@ -228,8 +230,13 @@ def _v_phone(m: re.Match[str]) -> tuple[int, int] | None:
     return _whole(m) if 10 <= n <= 15 else None
 
 
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def date_valid(year: int, month: int, day: int) -> bool:
-    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+    if not 1 <= month <= 12 or day < 1:
+        return False
+    return day <= (29 if month == 2 and calendar.isleap(year) else _MONTH_DAYS[month])
 
 
 def _date_parts(m: re.Match[str]) -> tuple[int, int, int] | None:
@@ -704,18 +711,23 @@ def detect_values(
     if n > 2 * sample:
         sample_text = joined[: int(offsets[sample]) - 1]
         sample_spans: list[Span] = []
-        for det in dets:
-            _run(det, sample_text, sample_spans)
+        owner: dict[int, int] = {}
+        for i, det in enumerate(dets):
+            found_here: list[Span] = []
+            _run(det, sample_text, found_here)
+            owner.update((id(sp), i) for sp in found_here)
+            sample_spans.extend(found_here)
         sample_spans = resolve_overlaps(sample_spans)
         full_by_entity: Counter[str] = Counter()
-        for s in sample_spans:
-            row = bisect.bisect_right(offsets, s.start, 0, sample + 1) - 1
-            if (s.end - s.start) >= 0.8 * (int(offsets[row + 1]) - int(offsets[row]) - 1):
-                full_by_entity[s.entity] += 1
+        for sp in sample_spans:
+            row = bisect.bisect_right(offsets, sp.start, 0, sample + 1) - 1
+            if (sp.end - sp.start) >= 0.8 * (int(offsets[row + 1]) - int(offsets[row]) - 1):
+                full_by_entity[sp.entity] += 1
         sample_non_empty = sum(1 for v in values[:sample] if v)
         if full_by_entity and max(full_by_entity.values()) >= 0.9 * max(sample_non_empty, 1):
-            fired = {s.entity for s in sample_spans}
-            active = tuple(d for d in dets if d.entity in fired or (E.DATE in fired and d.entity == E.DATE))
+            # A typed column: confirm the rest with the detectors whose findings survived in the sample.
+            winners = {owner[id(sp)] for sp in sample_spans}
+            active = tuple(d for i, d in enumerate(dets) if i in winners)
 
     per_det: list[list[Span]] = []
     for det in active:

@@ -57,7 +57,7 @@ COLUMN_ENTITY: dict[str, str | None] = {
     "status": None,
     "notes": None,  # free text: entities recorded per row in the truth
 }
-_DOMAINS = ("example.com", "mail.example.org", "corp.example.net", "inbox.test", "company.io")
+_DOMAINS = ("example.com", "mail.example.org", "corp.example.net", "inbox.example.co.uk", "company.io")
 _STREETS = ("Oak", "Maple", "Cedar", "Pine", "Elm", "Washington", "Lake", "Hill", "Park", "Sunset", "Church")
 _STREET_TYPES = ("Street", "Avenue", "Road", "Lane", "Drive", "Court", "Boulevard", "Way")
 _STATUS = ("active", "closed", "pending", "suspended")

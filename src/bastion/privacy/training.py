@@ -307,4 +307,49 @@ def train_recipe(
     )
 
 
-__all__ = ["DEFAULT_DELTA", "DPSettings", "TrainingReport", "ledger_key", "plan_private_run", "train_recipe"]
+def record_training(
+    vault: Any,
+    report: TrainingReport,
+    *,
+    source: str | Path,
+    outputs: Sequence[tuple[str, str, str | None]] = (),
+) -> None:
+    """One lineage event (job ``privacy.train``) and one audit entry for a finished training run.
+
+    ``source`` is the built-in dataset name or the data file; ``outputs`` are ``(namespace, name, digest)``
+    of what the run wrote (a registry version, a model directory).
+    """
+    from bastion.models.data import DATASETS
+    from bastion.store.lineage import FILE_NAMESPACE, LineageDataset, record_run
+
+    if isinstance(source, str) and source in DATASETS:
+        src = LineageDataset("bastion-builtin", source, f"sha256:{report.dataset_digest}")
+    else:
+        path = Path(source).resolve()
+        src = LineageDataset(FILE_NAMESPACE, str(path), ledger_key(path))
+    figures = {k: v for k, v in report.metadata().items() if k not in ("architecture", "dataset_digest")}
+    record_run(
+        vault.engine,
+        job="privacy.train",
+        inputs=[src],
+        outputs=[LineageDataset(ns, name, digest) for ns, name, digest in outputs],
+        facets={"bastion_train": figures},
+    )
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="privacy:train",
+        target=report.ledger_dataset or report.dataset,
+        outcome="ok",
+        details={k: figures.get(k) for k in ("private", "epsilon", "delta", "accuracy", "steps", "spend_id")},
+    )
+
+
+__all__ = [
+    "DEFAULT_DELTA",
+    "DPSettings",
+    "TrainingReport",
+    "ledger_key",
+    "plan_private_run",
+    "record_training",
+    "train_recipe",
+]

@@ -119,6 +119,28 @@ _TORCH_REBUILD = (
     "_rebuild_device_tensor_from_numpy",
 )
 
+_TORCH_ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "gelu",
+    "silu",
+    "mish",
+    "elu",
+    "selu",
+    "celu",
+    "leaky_relu",
+    "hardswish",
+    "hardsigmoid",
+    "hardtanh",
+    "softplus",
+    "softsign",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "glu",
+)
+
 _STORAGES = (
     "Float",
     "Double",
@@ -239,6 +261,8 @@ def _exact() -> frozenset[str]:
     names |= {f"numpy.{s}" for s in _NUMPY_SCALARS}
     names |= {f"torch.{d}" for d in _TORCH_DTYPES}
     names |= {f"torch._utils.{f}" for f in _TORCH_REBUILD}
+    # activation functions stored as attributes of standard layers (e.g. TransformerEncoderLayer.activation)
+    names |= {f"torch.nn.functional.{f}" for f in _TORCH_ACTIVATIONS}
     names |= {f"torch.{s}Storage" for s in _STORAGES}
     return frozenset(names)
 

@@ -306,12 +306,53 @@ class PickleAnalyzer:
         max_ops = self.config.max_pickle_ops
         table = _TABLE
         read_byte = r.read_byte
+        memo = self.memo
+        max_stack = self._max_stack
+        max_memo = self.config.max_memo
         ops = 0
         while True:
-            offset = self.offset = r.pos
+            offset = self.offset = r._base + r._bpos  # Reader.pos, inlined: this loop is the hot path
             if offset > limit:
                 raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
             code = read_byte()
+            ops += 1
+            # fast paths for the most frequent opcodes (same semantics as their op_ handlers)
+            if code == 0x94:  # MEMOIZE
+                if not self.stack:
+                    raise Malformed("pickle stack underflow", offset)
+                memo[len(memo)] = self.stack[-1]
+                if len(memo) > max_memo:
+                    raise BoundExceeded("pickle memo exceeds its bound", offset)
+                continue
+            if code == 0x71:  # BINPUT
+                idx = read_byte()
+                if not self.stack:
+                    raise Malformed("pickle stack underflow", offset)
+                memo[idx] = self.stack[-1]
+                continue
+            if code == 0x68:  # BINGET
+                idx = read_byte()
+                if idx not in memo:
+                    raise Malformed(f"memo key {idx} read before it was written", offset)
+                stack = self.stack
+                stack.append(memo[idx])
+                if len(stack) > max_stack:
+                    raise BoundExceeded("pickle stack exceeds its bound", offset)
+                continue
+            if code == 0x8C or code == 0x4B:  # SHORT_BINUNICODE, BININT1
+                n = read_byte()
+                if code == 0x8C:
+                    try:
+                        value: Any = r.read(n).decode("utf-8", "surrogatepass")
+                    except UnicodeDecodeError as exc:
+                        raise Malformed("invalid UTF-8 in string operand", offset) from exc
+                else:
+                    value = n
+                stack = self.stack
+                stack.append(value)
+                if len(stack) > max_stack:
+                    raise BoundExceeded("pickle stack exceeds its bound", offset)
+                continue
             entry = table[code]
             if entry is None:
                 raise Malformed(f"invalid pickle opcode 0x{code:02x}", offset)
@@ -328,7 +369,6 @@ class PickleAnalyzer:
                     value = Opaque("unbalanced")
                 return PickleResult(value, start, r.pos, self.globals, self.persistent)
             handler(self, arg)
-            ops += 1
             if ops > max_ops:
                 raise BoundExceeded("pickle has more opcodes than max_pickle_ops", self.offset)
 

@@ -156,7 +156,7 @@ class _Walk:
         if head[:3] == b"\x5d\x00\x00":
             return self._stream(src, member, depth, "lzma")
         if head[:4] == b"\x04\x22\x4d\x18":
-            raise Malformed("lz4-compressed stream: install the lz4 package to analyse it")
+            raise Malformed('lz4-compressed streams (joblib compress="lz4") are not supported')
         if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
             return self._stream(src, member, depth, "zlib")
         if _is_tar(head):

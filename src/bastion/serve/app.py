@@ -112,7 +112,9 @@ class Gateway:
         self.metrics = Metrics()
         self.limiter = RateLimiter(config=config.rate_limit, redis_url=config.redis_url, namespace=namespace)
         shape = tuple(int(d) for d in model.adapter.input_shape)
-        self.guard = InputGuard(config=config.input_guard, input_shape=shape, input_name=model.input_name)
+        self.guard = InputGuard(
+            config=config.input_guard, input_shape=shape, input_name=model.input_name, model=model.adapter
+        )
         self.output = OutputPolicy(config.output_policy)
         self.monitor: ExtractionMonitor | None = None
         if config.monitor.enabled:
@@ -312,9 +314,10 @@ def parse_request(raw: bytes, binary_header: str | None) -> InferenceRequest:
     try:
         return InferenceRequest.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise InvalidInput(f"invalid request: {where}: {first.get('msg', 'malformed')}"[:300]) from exc
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "body"
+        message = errors[0]["msg"] if errors else "malformed"
+        raise InvalidInput(f"invalid request: {where}: {message}"[:300]) from exc
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -447,7 +450,9 @@ def create_app(gateway: Gateway) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
+                },
             }
         },
     )
@@ -467,7 +472,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             if unknown:
                 raise InvalidInput(f"unknown output {unknown[0][:64]!r}")
         x = gw.guard.batch(body)
-        gw.guard.check_adversarial(model.adapter, x)
+        gw.guard.check_adversarial(x)
         proba = np.asarray(model.adapter.predict_proba(x))
         label_only = False
         if monitor is not None:

@@ -3,8 +3,8 @@
 A model's data key is released only after a :class:`KeyReleasePolicy` has checked *evidence* about the process
 that asks for it. The evidence format is pluggable: an :class:`EvidenceVerifier` turns evidence of its format
 into verified :class:`Claims` or raises. bastion ships a software attester (an Ed25519 key in the project home
-signs the claims: package version, gateway-config digest, model digest, a fresh nonce) and its verifier; an AWS
-Nitro Enclaves or AMD SEV-SNP verifier plugs in by implementing the same Protocol for its own format (the
+signs the claims: package version, gateway-config digest, model digest, a fresh nonce) and its verifier; an
+AWS Nitro Enclaves or AMD SEV-SNP verifier plugs in by implementing the same Protocol for its own format (the
 attestation document's PCRs / the SNP report's measurement become the claims).
 
 The software attester proves only what the host says about itself: it binds the key release to the exact
@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bastion.errors import ConfigError, IntegrityError, PolicyViolation
+from bastion.errors import ConfigError, IntegrityError
 
 SOFTWARE_FORMAT = "bastion-software-v1"
 
@@ -67,7 +67,7 @@ class Evidence:
 
 
 class EvidenceVerifier(Protocol):
-    """Verifies evidence of one format. Returns verified claims or raises IntegrityError (one opaque message)."""
+    """Verifies evidence of one format: returns verified claims or raises IntegrityError (opaque)."""
 
     format: str
 
@@ -151,7 +151,7 @@ class KeyReleasePolicy:
         nonce: str,
         now: Callable[[], float] = time.time,
     ) -> KeyReleaseDecision:
-        """Never raises for a policy failure: returns a denial with a one-line reason (audit-logged by caller)."""
+        """Never raises for a policy failure: returns a denial with a one-line reason (caller logs it)."""
         if evidence.format not in self.evidence_formats:
             return KeyReleaseDecision(False, f"evidence format {evidence.format!r} not accepted", None)
         verifier = verifiers.get(evidence.format)

@@ -1,7 +1,7 @@
 """Gateway authentication: bastion API tokens and optional JWTs (ES256/RS256), with a short verified cache.
 
 Tokens are verified by :meth:`bastion.access.AccessControl.authenticate` (salted HMAC, constant-time compare);
-a verified token is cached for ``token_cache_s`` seconds under the SHA-256 of the token, never the token itself,
+a verified token is cached for ``token_cache_s`` seconds under the SHA-256 of the token (never the token),
 so the hot path does not reach the database. A revoked token therefore stays usable for at most that long.
 Failed verifications are cached for a shorter time so a flood of bad tokens cannot hammer the database.
 JWTs are verified with PyJWT against a configured public key: signature, ``exp`` (required), ``iss`` and
@@ -51,7 +51,7 @@ class JwtVerifier:
         import jwt
 
         cfg = self._cfg
-        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": cfg.audience is not None}
+        options: Any = {"require": ["exp", "sub"], "verify_aud": cfg.audience is not None}
         try:
             claims = jwt.decode(
                 token,
@@ -87,7 +87,7 @@ class Authenticator:
         verify_token: Callable[[str], Identity],
         jwt_verifier: JwtVerifier | None = None,
         cache_s: float = 30.0,
-        token_prefix: str = "bst_",
+        token_prefix: str = "bst_",  # noqa: S107 - a public prefix
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verify_token = verify_token

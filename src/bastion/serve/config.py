@@ -1,4 +1,4 @@
-"""Gateway settings: one frozen object built from ``[serve]`` in bastion.toml and an optional ``--config`` file.
+"""Gateway settings: one frozen object from ``[serve]`` in bastion.toml and an optional ``--config`` file.
 
 Unknown keys raise :class:`~bastion.errors.ConfigError`; every field has a safe default, so a gateway with no
 configuration at all authenticates, rate-limits consumers at 100 requests per minute, runs the extraction
@@ -45,7 +45,7 @@ class RateLimitConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """Extraction monitor: PRADA (Shapiro-Wilk over nearest distances) plus an input-space coverage monitor."""
+    """Extraction monitor: PRADA (Shapiro-Wilk over nearest distances) plus an input-coverage monitor."""
 
     enabled: bool = True
     action: str = "label-only"
@@ -68,7 +68,8 @@ class InputGuardConfig:
     min_value: float | None = 0.0
     max_value: float | None = 1.0
     feature_squeezing: bool = False
-    squeeze_bits: int = 4
+    squeeze_bits: int = 3
+    squeeze_median: int = 0
     squeeze_threshold: float = 0.5
 
 
@@ -222,7 +223,7 @@ def _output_policy(table: Any) -> OutputPolicyConfig:
 
 
 def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
-    """Build a GatewayConfig from the ``[serve]`` table; ``host``/``port`` belong to the CLI and are skipped."""
+    """A GatewayConfig from the ``[serve]`` table; ``host``/``port`` belong to the CLI and are skipped."""
     unknown = sorted(set(data) - _SECTION_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) in [serve]: {', '.join(unknown)}")

@@ -2,18 +2,18 @@
 
 The body-size limit is enforced earlier, while the request streams in (see ``bastion.serve.app``). Feature
 squeezing (Xu, Evans, Qi, NDSS 2018) compares the model's prediction on the input with its prediction on a
-bit-depth-reduced copy and rejects inputs whose L1 distance exceeds a threshold; it comes from
-``bastion.adversarial.defenses`` and is off unless configured.
+bit-depth-reduced (and optionally median-filtered) copy and rejects inputs whose L1 distance exceeds a
+threshold; the detector is ``bastion.adversarial.defenses.feature_squeezing`` and is off unless configured
+(calibrate ``squeeze_threshold`` on clean data with ``calibrate_feature_squeezing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bastion.errors import DependencyMissing, InvalidInput
+from bastion.errors import ConfigError, DependencyMissing, InvalidInput
 from bastion.serve.config import InputGuardConfig
 from bastion.serve.protocol import InferenceRequest, decode_tensor
 
@@ -22,15 +22,18 @@ class InputGuard:
     """Turns a request into a checked ``(n, *input_shape)`` float32 batch, or raises InvalidInput."""
 
     def __init__(
-        self, *, config: InputGuardConfig, input_shape: tuple[int, ...], input_name: str = "input"
+        self,
+        *,
+        config: InputGuardConfig,
+        input_shape: tuple[int, ...],
+        input_name: str = "input",
+        model: Any = None,
     ) -> None:
         self.config = config
         self.input_shape = tuple(int(d) for d in input_shape)
         self.input_name = input_name
         self._features = int(np.prod(self.input_shape))
-        self._squeezer: Callable[[Any, np.ndarray], np.ndarray] | None = None
-        if config.feature_squeezing:
-            self._squeezer = _load_squeezer(config)
+        self._squeezer: Any = _load_squeezer(config, model) if config.feature_squeezing else None
 
     def batch(self, request: InferenceRequest) -> np.ndarray:
         cfg = self.config
@@ -53,31 +56,30 @@ class InputGuard:
             raise InvalidInput(f"input values must be <= {cfg.max_value}")
         return x
 
-    def check_adversarial(self, model: Any, x: np.ndarray) -> None:
-        """Reject the batch when feature squeezing says it looks adversarial (no-op when not configured)."""
-        if self._squeezer is None:
-            return
-        scores = self._squeezer(model, x)
-        if np.any(scores > self.config.squeeze_threshold):
+    def check_adversarial(self, x: np.ndarray) -> None:
+        """Reject the batch when feature squeezing flags any row (no-op when not configured)."""
+        if self._squeezer is not None and bool(np.any(self._squeezer.detect(x))):
             raise InvalidInput("input rejected by the feature-squeezing detector")
 
 
-def _load_squeezer(config: InputGuardConfig) -> Callable[[Any, np.ndarray], np.ndarray]:
+def _load_squeezer(config: InputGuardConfig, model: Any) -> Any:
     try:
-        from bastion.adversarial import defenses
+        from bastion.adversarial.defenses.feature_squeezing import FeatureSqueezingDetector
+        from bastion.models import TorchAdapter
     except ImportError as exc:
-        raise DependencyMissing(
-            "feature squeezing needs bastion.adversarial.defenses, which is not available"
-        ) from exc
-    factory = getattr(defenses, "feature_squeezing_scores", None)
-    if factory is None:
-        raise DependencyMissing("bastion.adversarial.defenses has no feature-squeezing detector")
-    bits = config.squeeze_bits
-
-    def score(model: Any, x: np.ndarray) -> np.ndarray:
-        return np.asarray(factory(model=model, x=x, bit_depth=bits))
-
-    return score
+        raise DependencyMissing("feature squeezing needs bastion.adversarial (torch)") from exc
+    if not isinstance(model, TorchAdapter):
+        raise ConfigError("feature squeezing needs a torch model")
+    if config.min_value is None or config.max_value is None:
+        raise ConfigError("feature squeezing needs [serve.input_guard] min_value and max_value")
+    return FeatureSqueezingDetector(
+        model=model,
+        bit_depth=config.squeeze_bits,
+        median_size=config.squeeze_median,
+        threshold=config.squeeze_threshold,
+        target_fpr=float("nan"),
+        clip=(config.min_value, config.max_value),
+    )
 
 
 __all__ = ["InputGuard"]

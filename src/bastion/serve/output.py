@@ -1,8 +1,8 @@
 """Output policy per role: full probabilities, top-k, rounding, label-only.
 
-Less detail in the answer is the cheapest extraction defence (Tramèr et al., USENIX Security 2016: rounding and
-label-only answers raise the query cost of equation-solving and path-finding attacks). The extraction monitor
-can force a flagged client down to label-only whatever its role allows.
+Less detail in the answer is the cheapest extraction defence (Tramèr et al., USENIX Security 2016: rounding
+and label-only answers raise the query cost of equation-solving and path-finding attacks). The extraction
+monitor can force a flagged client down to label-only whatever its role allows.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def decode_tensor(tensor: RequestInput, *, max_elements: int) -> np.ndarray:
                     raise InvalidInput(f"input {tensor.name!r}: {tensor.datatype} data must be integers")
                 if raw.size and (raw.min() < info.min or raw.max() > info.max):
                     raise InvalidInput(f"input {tensor.name!r}: value out of {tensor.datatype} range")
-            arr = raw.astype(dtype) if dtype is not np.float64 else raw
+            arr = raw.astype(dtype) if dtype is not np.float64 else raw  # type: ignore[assignment]
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(f"input {tensor.name!r}: data must be numbers") from exc
     return arr.reshape(tensor.shape)
@@ -146,7 +146,12 @@ def decode_tensor(tensor: RequestInput, *, max_elements: int) -> np.ndarray:
 def encode_tensor(name: str, array: np.ndarray, *, datatype: str | None = None) -> dict[str, Any]:
     """One OIP v2 output tensor (flat row-major data); ``datatype`` overrides the one inferred."""
     if datatype is not None:
-        return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
+        return {
+            "name": name,
+            "shape": list(array.shape),
+            "datatype": datatype,
+            "data": array.reshape(-1).tolist(),
+        }
     if array.dtype.kind == "f":
         datatype = "FP32" if array.dtype == np.float32 else "FP64"
     elif array.dtype.kind in "iu":

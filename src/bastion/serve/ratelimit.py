@@ -29,6 +29,7 @@ class RateLimiter:
         from limits import parse, storage, strategies
 
         self._config = config
+        self._storage: storage.RedisStorage | storage.MemoryStorage
         if redis_url:
             try:
                 self._storage = storage.RedisStorage(redis_url, key_prefix=f"{config.key_prefix}{namespace}")

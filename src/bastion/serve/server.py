@@ -77,7 +77,9 @@ def check_options(options: ServeOptions) -> None:
     if not 0 < options.port < 65536:
         raise ConfigError("--port must lie in 1..65535")
     if options.workers > 1 and not options.redis_url:
-        raise ConfigError("--workers above 1 needs --redis: rate limits and the extraction monitor must be shared")
+        raise ConfigError(
+            "--workers above 1 needs --redis: rate limits and the extraction monitor must be shared"
+        )
 
 
 def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: str) -> None:

@@ -1,4 +1,4 @@
-"""TLS material for the gateway: a self-signed certificate generated into the project home when none is given."""
+"""TLS for the gateway: a self-signed certificate generated into the project home when none is given."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ KEY_FILE = "gateway-key.pem"
 def self_signed_certificate(
     directory: Path, *, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 365
 ) -> tuple[Path, Path]:
-    """Return (cert, key) paths in ``directory``, creating an EC P-256 self-signed pair when absent or expired."""
+    """(cert, key) paths in ``directory``; creates an EC P-256 self-signed pair when absent or expiring."""
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
     if cert_path.exists() and key_path.exists():

@@ -1,72 +1,205 @@
-"""Small stream helpers: a writer that hashes (and writes) on a second thread, a counting null sink."""
+"""Stream helpers for the vault's data path: one read of each byte, SHA-256 on a second thread, no copies.
+
+:class:`HashingSink` is a :class:`bastion.crypto.aead.SegmentSink`: the AEAD seals (or opens) each segment
+straight into a buffer from a small pool, the caller's thread writes it to the file, and a helper thread
+SHA-256-hashes it and gives the buffer back to the pool. Encryption (or decryption) and the file write of one
+segment thus overlap with the hashing of the previous ones (hashlib and file writes release the GIL), and no
+byte is copied between them. Memory is bounded by the pool (a few MiB whatever the file size).
+
+:func:`sha256_file` hashes a file the same way (read on the caller's thread, hash on the helper).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
+import os
 import queue
 import threading
+from pathlib import Path
 from typing import BinaryIO
 
-_QUEUE_DEPTH = 4  # segments in flight: bounds memory to a few MiB whatever the file size
+POOL_BYTES = 16 << 20  # at most this much buffered between the two threads (plus one buffer)
+MAX_DEPTH = 8
+READ_BUFFER = 1 << 20
+WRITEBACK_EVERY = 16 << 20  # ask the kernel to start writing dirty pages back every this many bytes
+INLINE_BELOW = 1 << 20  # smaller streams are hashed on the caller's thread (no thread start-up)
+_SYNC_FILE_RANGE_WRITE = 2
 
 
-class ThreadedHashWriter:
-    """File-like ``write`` target that SHA-256-hashes the bytes and forwards them to ``sink`` on a thread.
+def _load_sync_file_range() -> object | None:
+    """libc ``sync_file_range`` (Linux) through ctypes, or None where it is not available."""
+    if not hasattr(os, "fsync") or os.uname().sysname != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
 
-    The encryptor reuses its buffers, so each chunk is copied once; hashing and disk writes then overlap
-    with the next segment's encryption or decryption (hashlib and file writes release the GIL).
+
+_sync_file_range = _load_sync_file_range()
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start (not wait for) the write-back of a file range, so a later fsync has little left to wait for.
+
+    Purely a performance hint: durability still comes from the fsync the caller makes; errors are ignored.
+    """
+    if _sync_file_range is not None and length > 0:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class HashingSink:
+    """SHA-256 of every byte committed, and (optionally) the bytes written to the file descriptor ``fd``.
+
+    ``inline=True`` hashes on the caller's thread (for small streams, where a thread is not worth starting).
+    Errors of the helper thread are re-raised on the caller's thread by the next call or by :meth:`close`.
     """
 
-    def __init__(self, sink: BinaryIO | None) -> None:
-        self._sink = sink
+    def __init__(self, fd: int | None, *, inline: bool = False) -> None:
+        self._fd = fd
         self._hasher = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self._error: BaseException | None = None
+        self._inline = inline
         self.size = 0
-        self._thread = threading.Thread(target=self._run, name="bastion-hash-writer", daemon=True)
-        self._thread.start()
+        self._unsynced_from = 0
+        self._error: BaseException | None = None
         self._closed = False
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._work: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._buffers = 0
+        self._depth = 0
+        self._buf_size = 0
+        self._inline_buf = bytearray(0)
+        self._thread: threading.Thread | None = None
+        if not inline:
+            self._thread = threading.Thread(target=self._run, name="bastion-hash", daemon=True)
+            self._thread.start()
 
+    # helper thread
     def _run(self) -> None:
         while True:
-            chunk = self._queue.get()
-            if chunk is None:
+            item = self._work.get()
+            if item is None:
                 return
-            if self._error is not None:
-                continue
+            buf, n = item
+            if self._error is None:
+                try:
+                    self._hasher.update(memoryview(buf)[:n])
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self._error = exc
+            self._free.put(buf)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # SegmentSink
+    def acquire(self, size: int) -> bytearray:
+        """A pool buffer of at least ``size`` bytes (blocks while every buffer is still being hashed)."""
+        self._raise_pending()
+        if self._inline:
+            if len(self._inline_buf) < size:
+                self._inline_buf = bytearray(size)
+            return self._inline_buf
+        if self._depth == 0 or size > self._buf_size:
+            # first call (or a larger segment than before): size the pool so it stays within POOL_BYTES
+            self._buf_size = max(size, self._buf_size)
+            self._depth = max(2, min(MAX_DEPTH, POOL_BYTES // max(self._buf_size, 1)))
+        while True:
             try:
-                self._hasher.update(chunk)
-                if self._sink is not None:
-                    self._sink.write(chunk)
-            except BaseException as exc:  # re-raised on the caller's thread by close()
-                self._error = exc
+                buf = self._free.get_nowait()
+            except queue.Empty:
+                if self._buffers < self._depth:
+                    self._buffers += 1
+                    return bytearray(self._buf_size)
+                buf = self._free.get()
+                self._raise_pending()
+            if len(buf) >= size:
+                return buf
+            self._buffers -= 1  # too small for the current segment size: drop it
+
+    def commit(self, buf: bytearray, n: int) -> None:
+        """Write ``buf[:n]`` to the file (this thread) and hand it to the hasher (the helper thread)."""
+        self._raise_pending()
+        if self._fd is not None:
+            _write_all(self._fd, memoryview(buf)[:n])
+        self.size += n
+        if self._inline:
+            self._hasher.update(memoryview(buf)[:n])
+        else:
+            self._work.put((buf, n))
+        if self._fd is not None and self.size - self._unsynced_from >= WRITEBACK_EVERY:
+            start_writeback(self._fd, self._unsynced_from, self.size - self._unsynced_from)
+            self._unsynced_from = self.size
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._error is not None:
-            raise self._error
-        chunk = bytes(data)
-        self.size += len(chunk)
-        self._queue.put(chunk)
-        return len(chunk)
+        """Copying entry point, for small writes (a stream header)."""
+        view = memoryview(data).cast("B")
+        if not view:
+            return 0
+        buf = self.acquire(len(view))
+        buf[: len(view)] = view
+        self.commit(buf, len(view))
+        return len(view)
 
     def flush(self) -> None:
-        """Nothing to do: bytes reach the sink on :meth:`close`."""
+        """Nothing to do: bytes reach the file in :meth:`commit`."""
 
-    def close(self) -> str:
-        """Wait for the thread, re-raise its error, and return the hex SHA-256 of everything written."""
+    def _stop(self) -> None:
         if not self._closed:
             self._closed = True
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+            if self._thread is not None:
+                self._work.put(None)
+                self._thread.join()
+
+    def close(self) -> str:
+        """Wait for the helper, re-raise its error, and return the hex SHA-256 of everything committed."""
+        self._stop()
+        self._raise_pending()
         return self._hasher.hexdigest()
 
     def abort(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()
+        self._stop()
 
 
-__all__ = ["ThreadedHashWriter"]
+def sha256_file(path: Path) -> tuple[str, int]:
+    """``(hex SHA-256, size)`` of a file: read on this thread, hashed on a helper (one pass, no copies)."""
+    with path.open("rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        sink = HashingSink(None, inline=size < INLINE_BELOW)
+        try:
+            while True:
+                buf = sink.acquire(READ_BUFFER)
+                got = _readinto_full(f, memoryview(buf)[:READ_BUFFER])
+                if got:
+                    sink.commit(buf, got)
+                if got < READ_BUFFER:
+                    break
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.close(), sink.size
+
+
+def _readinto_full(f: BinaryIO, view: memoryview) -> int:
+    filled = 0
+    while filled < len(view):
+        got = f.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+__all__ = ["HashingSink", "sha256_file", "start_writeback"]

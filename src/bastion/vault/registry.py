@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bastion.access import AccessControl, Identity, allowed
 from bastion.config import ENVIRONMENTS, Settings
-from bastion.crypto.aead import RangeRead, decrypt_stream, encrypt_stream, read_range
+from bastion.crypto.aead import RangeRead, decrypt_stream_to, encrypt_stream_to, read_range
 from bastion.crypto.interface import KekInfo, KeyProvider, WrappedKey, new_dek
 from bastion.errors import (
     AccessDenied,
@@ -69,7 +69,7 @@ from bastion.store.tables import (
     versions,
     wrapped_keys,
 )
-from bastion.vault._io import ThreadedHashWriter
+from bastion.vault._io import INLINE_BELOW, HashingSink, sha256_file
 from bastion.vault.refs import (
     KINDS,
     Annotation,
@@ -388,7 +388,11 @@ class Vault:
             raise IntegrityError(f"{row.name}:{row.version}: the wrapped data key does not verify") from exc
 
     def _decrypt_all(self, row: Any, manifest: Mapping[str, Any], dek: bytes, out: Path | None) -> None:
-        """Decrypt every file (into ``out`` or nowhere), checking each plaintext digest."""
+        """Decrypt every file (into ``out`` or nowhere), checking each plaintext digest in the same pass.
+
+        Each authenticated segment is written by this thread while a helper hashes the previous ones; the
+        digest and size are compared with the signed manifest before the caller makes anything visible.
+        """
         for f in manifest["files"]:
             path = str(f["path"])
             blob = self._blob_for(row, path)
@@ -399,23 +403,22 @@ class Vault:
                 if out.resolve() not in target.resolve().parents:
                     raise IntegrityError(f"{row.name}:{row.version}: unsafe path in manifest")
                 target.parent.mkdir(parents=True, exist_ok=True)
-            sink = target.open("wb") if target is not None else None
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600) if target is not None else None
             try:
-                writer = ThreadedHashWriter(sink)
+                sink = HashingSink(fd, inline=int(f["size"]) < INLINE_BELOW)
                 try:
                     with self._open_blob(row, blob) as src:
-                        decrypt_stream(key=dek, src=src, dst=writer, associated_data=ad)  # type: ignore[arg-type]
+                        decrypt_stream_to(key=dek, src=src, sink=sink, associated_data=ad)
                 except BaseException:
-                    writer.abort()
+                    sink.abort()
                     raise
-                digest = writer.close()
-                if sink is not None:
-                    sink.flush()
-                    os.fsync(sink.fileno())
+                digest = sink.close()
+                if fd is not None:
+                    os.fsync(fd)
             finally:
-                if sink is not None:
-                    sink.close()
-            if digest != f["sha256"] or writer.size != int(f["size"]):
+                if fd is not None:
+                    os.close(fd)
+            if digest != f["sha256"] or sink.size != int(f["size"]):
                 raise IntegrityError(f"{row.name}:{row.version}: {path} does not match its signed digest")
 
     def _blob_for(self, row: Any, path: str) -> str:
@@ -590,10 +593,21 @@ class Vault:
         tmp = Path(tempfile.mkdtemp(prefix="push-", dir=self._tmp_root()))
         try:
             before = {p: p.stat() for p in staged.rglob("*") if p.is_file()}
+            # One read of each file for its SHA-256; model-signing then signs these digests (no re-hash).
+            digests: dict[str, str] = {}
+            for p, stat in before.items():
+                digest, size = sha256_file(p)
+                if size != stat.st_size:
+                    raise InvalidInput(
+                        f"{p.relative_to(staged).as_posix()} changed while it was being pushed"
+                    )
+                digests[p.relative_to(staged).as_posix()] = digest
             sig_path = tmp / SIGNATURE_FILE
-            self.signer.sign_directory(directory=staged, signature_path=sig_path)
+            self.signer.sign_digests(directory=staged, digests=digests, signature_path=sig_path)
             bundle = sig_path.read_bytes()
             signed = bundle_resources(bundle)
+            if signed != digests:
+                raise IntegrityError("the model-signing signature does not list the digests it was given")
             entries: list[dict[str, Any]] = []
             for rel, digest in sorted(signed.items()):
                 st = before.get(staged / rel)
@@ -681,19 +695,28 @@ class Vault:
         return self.show(f"{name}:{version}", _log=False)
 
     def _encrypt_file(self, src_path: Path, *, dek: bytes, ad: bytes, tmp: Path) -> str:
+        """Encrypt one file into the blob store; returns its content address.
+
+        One read of the plaintext: each segment is sealed into a pool buffer, written to a temporary blob by
+        this thread and SHA-256-hashed by a helper, so the ciphertext's content address is known when the last
+        byte is written. The temporary is fsync'ed, then renamed to its address (durable before the caller's
+        database commit refers to it).
+        """
         direct = isinstance(self.blobs, FileBlobStore)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs.root if direct else tmp)  # type: ignore[attr-defined]
         try:
-            with os.fdopen(fd, "wb") as raw, src_path.open("rb") as src:
-                writer = ThreadedHashWriter(raw)
-                try:
-                    encrypt_stream(key=dek, src=src, dst=writer, associated_data=ad)  # type: ignore[arg-type]
-                except BaseException:
-                    writer.abort()
-                    raise
-                digest = writer.close()
-                raw.flush()
-                os.fsync(raw.fileno())
+            try:
+                with src_path.open("rb", buffering=0) as src:
+                    sink = HashingSink(fd, inline=os.fstat(src.fileno()).st_size < INLINE_BELOW)
+                    try:
+                        encrypt_stream_to(key=dek, src=src, sink=sink, associated_data=ad)  # type: ignore[arg-type]
+                    except BaseException:
+                        sink.abort()
+                        raise
+                    digest = sink.close()
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             if direct:
                 return self.blobs.put_file(tmp_name, digest)  # type: ignore[attr-defined,no-any-return]
             with open(tmp_name, "rb") as f:

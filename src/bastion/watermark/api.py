@@ -133,7 +133,7 @@ class ApiWatermark:
         key: WatermarkKey | bytes,
         *,
         rate: float = 0.004,
-        quantum: float = 1e-3,
+        quantum: float = 2.0**-10,
         max_records: int = 10_000,
     ) -> None:
         if isinstance(key, bytes | bytearray):
@@ -184,10 +184,10 @@ class ApiWatermark:
         if p.ndim != 2 or p.shape[1] < 2:
             raise InvalidInput(f"probs must have shape (N, n_classes), got {p.shape}")
         arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 1 and p.shape[0] == 1 and arr.size:
+            arr = arr.reshape(1, -1)
         if arr.ndim < 2 or arr.shape[0] != p.shape[0]:
-            if arr.size == 0 or arr.size % p.shape[0]:
-                raise InvalidInput(f"x does not hold one example per row of probs ({p.shape[0]})")
-            arr = arr.reshape(p.shape[0], -1)
+            raise InvalidInput(f"x does not hold one example per row of probs ({p.shape[0]})")
         k = int(p.shape[1])
         digests = self._digests(arr)
         marked = self._marked(digests)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from bastion.models.data import Dataset
 
 
-def watermark_hook(*, key: WatermarkKey, spec: TriggerSpec, per_batch: int = 8) -> TriggerSetHook:
+def watermark_hook(*, key: WatermarkKey, spec: TriggerSpec, per_batch: int = 4) -> TriggerSetHook:
     """The training hook that embeds ``key``'s trigger set for ``spec``."""
     return TriggerSetHook(make_trigger_set(key=key, spec=spec), per_batch=per_batch)
 
@@ -86,7 +86,7 @@ def embed(
     epochs: int = 15,
     lr: float = 0.02,
     batch_size: int = 64,
-    per_batch: int = 8,
+    per_batch: int = 4,
     seed: int = 0,
     target: str | None = None,
     now: Callable[[], dt.datetime] | None = None,
@@ -137,7 +137,7 @@ class TrainingWatermark:
     """
 
     def __init__(
-        self, *, key: WatermarkKey, dataset: Dataset, size: int = DEFAULT_SIZE, per_batch: int = 8
+        self, *, key: WatermarkKey, dataset: Dataset, size: int = DEFAULT_SIZE, per_batch: int = 4
     ) -> None:
         self.spec = spec_for_dataset(dataset, size=size)
         self.trigger_set = make_trigger_set(key=key, spec=self.spec)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 KINDS: tuple[str, ...] = ("image", "tabular")
 TRIGGER_LABEL = "bastion-watermark-triggers-v1"
-DEFAULT_SIZE = 100
+DEFAULT_SIZE = 50
 MAX_SIZE = 10_000
 TABULAR_RANGE = (4.0, 8.0)
 
@@ -155,7 +155,7 @@ class TriggerSetHook:
     ``train_model(..., hooks=[TriggerSetHook(trigger_set)])`` or any loop that calls ``on_batch``.
     """
 
-    def __init__(self, trigger_set: TriggerSet, *, per_batch: int = 8) -> None:
+    def __init__(self, trigger_set: TriggerSet, *, per_batch: int = 4) -> None:
         if not 1 <= per_batch <= trigger_set.x.shape[0]:
             raise InvalidInput(f"per_batch must be in 1..{trigger_set.x.shape[0]}, got {per_batch}")
         self.trigger_set = trigger_set

@@ -335,3 +335,49 @@ def test_client_data_comes_from_its_own_file_or_its_partition(tmp_path) -> None:
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     x2, _ = load_client_data(node, {"dataset": "digits", "seed": 0})  # served from the node's cache
     assert np.array_equal(x2, ex)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_cli_stops_every_flower_process(tmp_path) -> None:
+    import signal
+    import time
+
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from bastion.cli import main; main()",
+            "federate",
+            "--dataset",
+            "digits",
+            "--clients",
+            "2",
+            "--rounds",
+            "50",
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                cmds = [" ".join(k.cmdline()) for k in psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.Error:
+                cmds = []
+            if sum("flower-supernode" in c for c in cmds) == 2:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the federation did not start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _assert_no_strays(str(tmp_path))

@@ -130,3 +130,10 @@ def test_cli_subprocess_dataset_logistic(tmp_path) -> None:
     assert set(out["layouts"]) == {"packed", "single"}
     assert out["speedup_packed_vs_single"] > 1
     assert (tmp_path / "m.safetensors").is_file()
+
+
+def test_cli_text_output(model_and_data, capsys) -> None:
+    model_path, data, _ = model_and_data
+    assert run(["he", "evaluate", "--model", str(model_path), "--data", str(data), "--layout", "packed"]) == 0
+    out = capsys.readouterr().out
+    assert "linear model, 30 features" in out and "packed" in out and "agreement 1.0000" in out

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -95,6 +95,24 @@ class ProcessGroup:
         psutil.wait_procs(alive, timeout=timeout)
         with _LOCK:
             _LIVE.discard(self)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises SystemExit so ``finally`` blocks stop the processes;
+    ``atexit`` alone does not run when the interpreter is terminated by a signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @atexit.register

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from bastion.privacy.federated._partition import (
     partition,
     partition_digest,
 )
-from bastion.privacy.federated._procs import ProcessGroup, free_port
+from bastion.privacy.federated._procs import ProcessGroup, free_port, sigterm_as_exit
 from bastion.privacy.federated._tls import TlsMaterial, ensure_tls
 
 APP_PUBLISHER = "bastion"
@@ -329,7 +330,7 @@ def run_federation(
     supernode_bin = _flower_executable("flower-supernode")
     started = time.monotonic()
     deadline = started + config.timeout_s
-    with tempfile.TemporaryDirectory(prefix="bastion-fl-") as tmp_name:
+    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="bastion-fl-") as tmp_name:
         tmp = Path(tmp_name)
         results_path = tmp / "out" / "results.json"
         model_tmp = tmp / "out" / "model.safetensors"
@@ -399,8 +400,9 @@ def run_federation(
                 shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
         finally:
             procs.stop()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         final_model = model_out or (
-            tls_dir.parent / "models" / f"{config.dataset}-{int(time.time())}.safetensors"
+            tls_dir.parent / "models" / f"{config.dataset}-{stamp}-{uuid.uuid4().hex[:8]}.safetensors"
         )
         final_model.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model_tmp, final_model)

@@ -1,0 +1,159 @@
+"""Evasion attacks: correctness against ART (oracle), budgets respected, ensemble, masking warning, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bastion.adversarial.attacks import evasion as ev
+from bastion.errors import InvalidInput
+from bastion.models import CallableAdapter, SklearnAdapter, TorchAdapter
+
+
+def _linf(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max())
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1])
+def test_pgd_matches_or_beats_art(digits_model: TorchAdapter, digits, eps: float) -> None:  # type: ignore[no-untyped-def]
+    """Same model, data (the whole digits test split), ε, steps, step size and one random start."""
+    art_cls = pytest.importorskip("art.estimators.classification")
+    art_atk = pytest.importorskip("art.attacks.evasion")
+    x, y = digits.x_test, digits.y_test
+    steps = 20
+    ours = ev.accuracy(
+        digits_model, ev.pgd(digits_model, x, y, eps=eps, steps=steps, step_size=2.5 * eps / steps), y
+    )
+    clf = art_cls.PyTorchClassifier(
+        model=digits_model.module,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(64,),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+    )
+    attack = art_atk.ProjectedGradientDescent(
+        clf,
+        norm=np.inf,
+        eps=eps,
+        eps_step=2.5 * eps / steps,
+        max_iter=steps,
+        num_random_init=1,
+        batch_size=256,
+        verbose=False,
+    )
+    x_art = attack.generate(x.astype(np.float32)).astype(np.float32)
+    theirs = ev.accuracy(digits_model, x_art, y)
+    assert ours <= theirs + 0.01, (ours, theirs)
+    assert ours < ev.accuracy(digits_model, x, y) - 0.05  # the attack does something
+
+
+@pytest.mark.parametrize("norm", ["inf", "l2"])
+def test_pgd_and_apgd_stay_in_budget_and_range(digits_model: TorchAdapter, eval_set, norm: str) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set
+    eps = 0.1 if norm == "inf" else 1.0
+    for x_adv in (
+        ev.pgd(digits_model, x, y, eps=eps, norm=norm, steps=10, restarts=2),
+        ev.apgd(digits_model, x, y, eps=eps, norm=norm, steps=20),
+    ):
+        d = (x_adv - x).reshape(len(x), -1)
+        dist = np.abs(d).max(axis=1) if norm == "inf" else np.linalg.norm(d, axis=1)
+        assert dist.max() <= eps * (1 + 1e-4) + 1e-6
+        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+        assert ev.accuracy(digits_model, x_adv, y) < ev.accuracy(digits_model, x, y) - 0.1
+
+
+def test_attack_strength_ordering(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set
+    clean = ev.accuracy(digits_model, x, y)
+    fgsm = ev.accuracy(digits_model, ev.fgsm(digits_model, x, y, eps=0.1), y)
+    pgd = ev.accuracy(digits_model, ev.pgd(digits_model, x, y, eps=0.1, steps=20), y)
+    apgd = ev.accuracy(digits_model, ev.apgd(digits_model, x, y, eps=0.1, steps=40), y)
+    assert clean > fgsm >= pgd - 0.02
+    assert apgd <= pgd + 0.02
+    assert ev.accuracy(digits_model, ev.pgd(digits_model, x, y, eps=0.0, steps=3), y) == clean
+
+
+def test_square_is_black_box_and_query_counted(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set[0][:100], eval_set[1][:100]
+    black = CallableAdapter(digits_model.predict_proba, n_classes=10, input_shape=64)
+    res = ev.square(black, x, y, eps=0.1, queries=300, seed=1)
+    assert _linf(res.x_adv, x) <= 0.1 + 1e-6
+    assert 100 <= res.queries <= 300 * 100
+    assert ev.accuracy(black, res.x_adv, y) < ev.accuracy(black, x, y) - 0.2
+    with pytest.raises(InvalidInput, match="scores"):
+        ev.square(
+            CallableAdapter(digits_model.predict, n_classes=10, input_shape=64, outputs="labels"),
+            x,
+            y,
+            eps=0.1,
+        )
+
+
+@pytest.mark.parametrize("norm", ["l2", "inf"])
+def test_hop_skip_jump_label_only(digits_model: TorchAdapter, eval_set, norm: str) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set[0][:6], eval_set[1][:6]
+    labels = CallableAdapter(digits_model.predict, n_classes=10, input_shape=64, outputs="labels")
+    res = ev.hop_skip_jump(labels, x, y, norm=norm, iterations=6, seed=0)
+    fooled = labels.predict(res.x_adv) != y
+    assert fooled.mean() >= 0.8  # a starting point is found and kept on the adversarial side
+    d = (res.x_adv - x).reshape(len(x), -1)
+    dist = np.abs(d).max(axis=1) if norm == "inf" else np.linalg.norm(d, axis=1)
+    # the boundary search shrinks the perturbation far below that of a random starting point
+    assert np.median(dist[fooled]) < (0.5 if norm == "inf" else 3.0)
+    assert res.queries > 0
+
+
+def test_ensemble_is_worst_case_per_example(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set[0][:80], eval_set[1][:80]
+    cfg = ev.EnsembleConfig(pgd_steps=10, apgd_steps=20, square_queries=100, hsj_iterations=3, hsj_examples=5)
+    res = ev.evaluate_robustness(digits_model, x, y, eps=0.1, config=cfg)
+    assert set(res.per_attack) == {"pgd", "apgd-ce", "square", "hopskipjump"}
+    assert res.robust_accuracy <= min(res.per_attack.values()) + 1e-9
+    assert ev.accuracy(digits_model, res.x_adv, y) <= res.robust_accuracy + 1e-9
+    assert res.masking_warning is None
+    assert res.to_dict()["n_examples"] == 80
+
+
+class _Masked(torch.nn.Module):
+    """Rounds its input to 4 levels first: zero gradients everywhere (classic gradient masking)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 3) / 3)
+
+
+def test_gradient_masking_warning(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set[0][:100], eval_set[1][:100]
+    masked = TorchAdapter(
+        _Masked(digits_model.module), input_shape=(64,), n_classes=10, clip_values=(0.0, 1.0)
+    )
+    keep = masked.predict(x) == y
+    cfg = ev.EnsembleConfig(pgd_steps=10, apgd_steps=10, square_queries=300, hsj_iterations=0)
+    res = ev.evaluate_robustness(masked, x[keep], y[keep], eps=0.2, config=cfg)
+    assert res.per_attack["square"] < res.per_attack["pgd"] - 0.05
+    assert res.masking_warning is not None and "gradient masking" in res.masking_warning
+
+
+def test_clear_errors(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = eval_set
+    sk = SklearnAdapter(LogisticRegression(max_iter=50).fit(x, y))
+    with pytest.raises(InvalidInput, match="needs gradients"):
+        ev.pgd(sk, x, y, eps=0.1)
+    with pytest.raises(InvalidInput, match="norm"):
+        ev.pgd(digits_model, x, y, eps=0.1, norm="l1")
+    with pytest.raises(InvalidInput, match="eps"):
+        ev.pgd(digits_model, x, y, eps=float("nan"))
+    with pytest.raises(InvalidInput, match="shape"):
+        ev.pgd(digits_model, x[:, :10], y, eps=0.1)
+    with pytest.raises(InvalidInput, match="NaN"):
+        ev.apgd(digits_model, np.full_like(x, np.nan), y, eps=0.1)
+    with pytest.raises(InvalidInput, match="empty"):
+        ev.fgsm(digits_model, x[:0], y[:0], eps=0.1)
+    with pytest.raises(InvalidInput, match="one label per example"):
+        ev.pgd(digits_model, x, y[:5], eps=0.1)

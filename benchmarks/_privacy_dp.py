@@ -151,7 +151,8 @@ def run(args: Any) -> dict[str, Any]:
     print(f"  anchor  raw Opacus      {ms['opacus']:8.1f} ms CPU/epoch  1.00")
     print(f"  bastion make_private    {ms['bastion']:8.1f} ms CPU/epoch  {ms['bastion'] / ms['opacus']:.3f}")
     print(
-        f"  non-private             {ms['non-private']:8.1f} ms CPU/epoch  {ms['non-private'] / ms['opacus']:.3f}"
+        f"  non-private             {ms['non-private']:8.1f} ms CPU/epoch  "
+        f"{ms['non-private'] / ms['opacus']:.3f}"
     )
     print(f"  DP-SGD / non-private: {result['dp_vs_nonprivate']:.2f}x; bastion vs Opacus: {overhead:+.1%}")
     print(f"  Python calls per epoch: Opacus {calls['opacus']}, bastion {calls['bastion']}")

@@ -130,6 +130,7 @@ def test_errors_map_to_exit_codes(tmp_path: Path, home: Path, capsys) -> None:
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_subprocess(tmp_path: Path, table) -> None:
     raw = table.write_csv(tmp_path / "raw.csv")
     env = {**os.environ, "BASTION_HOME": str(tmp_path / "nohome")}

@@ -23,6 +23,9 @@ def test_config_from_section_rejects_unknown_keys() -> None:
     assert cfg.max_archive_ratio == 50 and cfg.extra_allow == ("mypkg.layers.Block",)
     with pytest.raises(ConfigError):
         ScanConfig.from_section({"allow_everything": True})
+    for bad in ({"extra_allow": "mypkg.Block"}, {"max_archive_ratio": -1}, {"max_archive_bytes": "big"}):
+        with pytest.raises(ConfigError):
+            ScanConfig.from_section(bad)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.max_depth = 99  # type: ignore[misc]
 

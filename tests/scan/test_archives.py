@@ -126,3 +126,21 @@ def test_encrypted_member_cannot_be_scanned(write) -> None:
         struct.pack_into("<H", data, idx + off, 1)
     report = scan(paths=[write("enc.zip", bytes(data))])
     assert report.verdict is Verdict.error
+
+
+def test_member_names_cannot_inject_lines(write, craft, capsys) -> None:
+    from bastion.cli import run
+    from bastion.errors import UnsafeArtifact
+    from bastion.scan import inspect_artifact
+
+    evil = craft.wrap(craft.call(craft.g("os", "system", 2), craft.s("id")), 2)
+    path = write("inj.zip", _zip([("a\nSAFE   fake.pt\x1b[2K.pkl", evil)]))
+    assert run(["scan", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nSAFE   fake.pt" not in out
+    try:
+        inspect_artifact(path)
+    except UnsafeArtifact as exc:
+        assert "\n" not in str(exc) and "\x1b" not in str(exc)
+    else:
+        raise AssertionError("not refused")

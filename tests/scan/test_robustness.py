@@ -125,3 +125,30 @@ def test_unreadable_file(tmp_path) -> None:
 def test_json_text_is_safe(write) -> None:
     assert scan(paths=[write("c.json", json.dumps({"a": [1, 2]}).encode())]).verdict is Verdict.safe
     assert scan(paths=[write("notes.txt", b"contributing guide\nhello\n")]).verdict is Verdict.safe
+
+
+_plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+    | st.complex_numbers(allow_nan=False),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=5), children, max_size=5)
+        | st.frozensets(st.integers(), max_size=4)
+        | st.sets(st.text(max_size=4), max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_plain, st.integers(min_value=0, max_value=5))
+def test_stdlib_pickles_of_plain_data_are_safe(value, protocol) -> None:
+    """Reference: whatever the standard pickler writes for plain data, the analyser walks it cleanly."""
+    walk = _scan_bytes(pickle.dumps(value, protocol=protocol))
+    assert not walk.issues and not walk.errors, (walk.issues, walk.errors)

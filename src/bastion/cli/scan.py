@@ -50,15 +50,17 @@ def _config(home: Path | None) -> Any:
 
 
 def _print_text(report: Any) -> None:
+    from bastion.scan._model import printable
+
     for f in report.files:
-        typer.echo(f"{f.verdict.value.upper():6} {f.path} ({f.format})")
+        typer.echo(printable(f"{f.verdict.value.upper():6} {f.path} ({f.format})"))
         for issue in f.issues:
             where = f" {issue.member}" if issue.member else ""
             at = f" @{issue.offset}" if issue.offset is not None else ""
-            typer.echo(f"  [{issue.severity.value}] {issue.rule}{where}{at}: {issue.message}")
+            typer.echo(printable(f"  [{issue.severity.value}] {issue.rule}{where}{at}: {issue.message}"))
         for err in f.errors:
             where = f" {err.member}" if err.member else ""
-            typer.echo(f"  [error]{where}: {err.message}")
+            typer.echo(printable(f"  [error]{where}: {err.message}"))
     counts = {v: sum(1 for f in report.files if f.verdict.value == v) for v in ("safe", "unsafe", "error")}
     typer.echo(
         f"{len(report.files)} file(s): {counts['safe']} safe, {counts['unsafe']} unsafe, "

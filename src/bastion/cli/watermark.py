@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         key_file: Path | None = KEY_FILE_OPTION,
         key_id: str | None = KEY_ID_OPTION,
         triggers: int = typer.Option(50, "--triggers", help="Size of the trigger set."),
-        epochs: int = typer.Option(15, "--epochs", help="Fine-tuning epochs."),
+        epochs: int = typer.Option(8, "--epochs", help="Fine-tuning epochs."),
         lr: float = typer.Option(0.02, "--lr", help="Fine-tuning learning rate (SGD, momentum 0.9)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the data split and the batches."),
         record: Path | None = typer.Option(None, "--record", help="Also write the watermark record here."),
@@ -326,7 +326,7 @@ def _verify(
     marks = ApiMarks.load(marks_file) if marks_file is not None else None
     rec = read_record(record_file) if record_file is not None else None
     if url is not None:
-        from bastion.models.adapters import RemoteAdapter
+        from bastion.watermark.verify import RemoteSuspect
 
         assert model_name is not None
         headers = {}
@@ -340,7 +340,7 @@ def _verify(
         else:
             rec = rec or _home_record(vault, key, shape=None)
             shape, n_classes = rec.spec.input_shape, rec.spec.n_classes
-        adapter: Any = RemoteAdapter(
+        adapter: Any = RemoteSuspect(
             url, model=model_name, n_classes=n_classes, input_shape=shape, headers=headers
         )
         suspect = f"{url.rstrip('/')}/v2/models/{model_name}"

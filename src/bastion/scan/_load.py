@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import DependencyMissing, InvalidInput, UnsafeArtifact
-from bastion.scan._model import FileReport, ScanConfig, Verdict
+from bastion.scan._model import FileReport, ScanConfig, Verdict, printable
 from bastion.scan._scanner import scan_file
 
 _TORCH = ("torch-zip", "torch-legacy", "torch-legacy-tar")
@@ -19,7 +19,11 @@ _PICKLES = ("pickle", "joblib")
 
 
 def summary(report: FileReport) -> str:
-    """One line describing why a file is not safe."""
+    """One line describing why a file is not safe (control characters escaped)."""
+    return printable(_summary(report))
+
+
+def _summary(report: FileReport) -> str:
     if report.issues:
         first = report.issues[0]
         where = f" [{first.member}]" if first.member else ""

@@ -10,6 +10,11 @@ from typing import Any
 from bastion.errors import ConfigError
 
 
+def printable(text: str) -> str:
+    """Escape control characters (archive member names are attacker-chosen: no log or terminal injection)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 class Severity(enum.StrEnum):
     critical = "critical"  # known code execution / exfiltration primitive
     high = "high"  # not on the allow-list, unresolvable, or an archive trick a loader would follow
@@ -143,10 +148,21 @@ class ScanConfig:
             raise ConfigError(f"unknown key(s) in [scan]: {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name in section:
-                value = section[f.name]
-                kwargs[f.name] = tuple(str(v) for v in value) if f.name == "extra_allow" else value
+            if f.name not in section:
+                continue
+            value = section[f.name]
+            if f.name == "extra_allow":
+                names_ok = isinstance(value, list | tuple) and all(
+                    isinstance(v, str) and "." in v for v in value
+                )
+                if not names_ok:
+                    raise ConfigError("[scan] extra_allow must be a list of 'module.Name' strings")
+                kwargs[f.name] = tuple(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"[scan] {f.name} must be a positive number")
+            else:
+                kwargs[f.name] = value
         return cls(**kwargs)
 
 
-__all__ = ["FileReport", "Issue", "ScanConfig", "ScanError", "ScanReport", "Severity", "Verdict"]
+__all__ = ["FileReport", "Issue", "ScanConfig", "ScanError", "ScanReport", "Severity", "Verdict", "printable"]

@@ -16,6 +16,7 @@ claim on one independent model is below one in a million), ``not_detected`` when
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,49 @@ def score(
     )
 
 
+class RemoteSuspect:
+    """A suspect behind an Open Inference Protocol v2 endpoint; verification needs only its labels.
+
+    Asks for probabilities first and falls back to reading labels when the endpoint answers with one label
+    per example (a gateway that went label-only, e.g. because its extraction monitor flagged the triggers).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str,
+        n_classes: int,
+        input_shape: tuple[int, ...],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        from bastion.models.adapters import RemoteAdapter
+
+        common: dict[str, Any] = {"model": model, "n_classes": n_classes, "input_shape": input_shape}
+        self._probs = RemoteAdapter(url, outputs="probabilities", headers=headers, **common)
+        self._labels = RemoteAdapter(url, outputs="labels", headers=headers, **common)
+        self.endpoint = self._probs.endpoint
+
+    @property
+    def n_classes(self) -> int:
+        return self._probs.n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._probs.input_shape
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self._probs.predict_proba(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        try:
+            return self._probs.predict(x)
+        except InvalidInput as exc:
+            if "returned shape" not in str(exc):
+                raise
+            return self._labels.predict(x)
+
+
 def verify_triggers(
     *, model: ModelAdapter, trigger_set: TriggerSet, commitment: str | None = None
 ) -> Verification:
@@ -144,6 +188,7 @@ __all__ = [
     "NOT_DETECTED_P",
     "OWNED_P",
     "VERDICTS",
+    "RemoteSuspect",
     "Verification",
     "binomial_p_value",
     "check_compatible",

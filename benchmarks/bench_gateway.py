@@ -144,11 +144,14 @@ def monitor_cost() -> list[tuple[int, float]]:
         while done < target - 200:
             monitor.observe("c", rows[done : done + 50])
             done += 50
-        t = time.perf_counter()
-        for i in range(200):
-            monitor.observe("c", rows[(done + i) % len(rows)][None, :])
-        out.append((target, (time.perf_counter() - t) / 200 * 1e6))
-        done += 200
+        best = float("inf")
+        for _ in range(5):  # best of 5 blocks of 40 calls: the least disturbed by other processes
+            t = time.perf_counter()
+            for i in range(40):
+                monitor.observe("c", rows[(done + i) % len(rows)][None, :])
+            best = min(best, (time.perf_counter() - t) / 40 * 1e6)
+            done += 40
+        out.append((target, best))
     return out
 
 
@@ -158,6 +161,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--serve-bare", nargs=3, metavar=("MODEL_DIR", "PORT", "TLS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
@@ -186,7 +190,10 @@ def main() -> None:
     rows = np.asarray(data.x_test, dtype=np.float32)
     levels = [int(c) for c in args.concurrency.split(",")]
     modes = [False, True] if args.tls else [False]
-    print(f"digits MLP, {len(rows)} held-out rows, {args.seconds:.0f} s or {args.requests} requests per run")
+    print(
+        f"digits MLP, {len(rows)} held-out rows; per side and level {args.rounds} alternating rounds,"
+        f" {args.seconds:.0f} s or {args.requests} requests in all; medians of the rounds"
+    )
     for tls in modes:
         cert = self_signed_certificate(work / "tls") if tls else None
         scheme = "https" if tls else "http"
@@ -216,13 +223,25 @@ def main() -> None:
                 "conc | bare req/s  p50 ms  p99 ms | bastion req/s  p50 ms  p99 ms | ratio  +p50 ms  +p99 ms"
             )
             for c in levels:
-                b = asyncio.run(
-                    load(urls[0], None, rows, concurrency=c, seconds=args.seconds, limit=args.requests)
-                )
-                g = asyncio.run(
-                    load(urls[1], token, rows, concurrency=c, seconds=args.seconds, limit=args.requests)
-                )
-                assert b[3] == 0 and g[3] == 0, f"errors: bare {b[3]}, bastion {g[3]}"
+                # Alternate short rounds so that load from other processes hits both sides alike; report
+                # the median round of each side.
+                rounds: dict[str, list[tuple[float, float, float, int]]] = {"bare": [], "bastion": []}
+                for _ in range(args.rounds):
+                    for side, url, tok in (("bare", urls[0], None), ("bastion", urls[1], token)):
+                        res = asyncio.run(
+                            load(
+                                url,
+                                tok,
+                                rows,
+                                concurrency=c,
+                                seconds=args.seconds / args.rounds,
+                                limit=args.requests,
+                            )
+                        )
+                        assert res[3] == 0, f"{side}: {res[3]} failed requests"
+                        rounds[side].append(res)
+                b = [float(np.median([r[k] for r in rounds["bare"]])) for k in range(3)]
+                g = [float(np.median([r[k] for r in rounds["bastion"]])) for k in range(3)]
                 print(
                     f"{c:4d} | {b[0]:10.0f} {b[1]:7.2f} {b[2]:7.2f} | {g[0]:13.0f} {g[1]:7.2f} {g[2]:7.2f} |"
                     f" {g[0] / b[0]:5.2f} {g[1] - b[1]:+7.2f} {g[2] - b[2]:+8.2f}"

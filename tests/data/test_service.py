@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,11 +119,15 @@ def test_scopes_give_different_tokens(vault: Vault) -> None:
     assert a.token("x") != b.token("x") and a.token("x") == again.token("x")
 
 
-def test_project_settings_choose_policy_scope_and_chunks(vault: Vault, home: Path, raw, tmp_path: Path) -> None:
+def test_project_settings_choose_policy_scope_and_chunks(
+    vault: Vault, home: Path, raw, tmp_path: Path
+) -> None:
     path, _ = raw
     (home / "policy.toml").write_text('[columns.email]\naction = "hash"\n')
     cfg = home / "bastion.toml"
-    cfg.write_text(cfg.read_text() + '\n[data]\npolicy = "policy.toml"\ntoken_scope = "cfg"\nchunk_rows = 50\n')
+    cfg.write_text(
+        cfg.read_text() + '\n[data]\npolicy = "policy.toml"\ntoken_scope = "cfg"\nchunk_rows = 50\n'
+    )
     v = open_vault(home=home, passphrase=PASSPHRASE, inspectors=[_no_pickles])
     try:
         outcome = service.protect(v, path=path, out=tmp_path / "p.csv", use_presidio=False)
@@ -130,3 +135,28 @@ def test_project_settings_choose_policy_scope_and_chunks(vault: Vault, home: Pat
         v.close()
     assert outcome.result.token_scope == "cfg"
     assert {p.name: p.action.value for p in outcome.result.plan}["email"] == "hash"
+
+
+def test_fpe_values_reveal_through_the_service(vault: Vault, raw, tmp_path: Path) -> None:
+    from bastion.data.policy import policy_from_mapping
+
+    path, table = raw
+    pol = policy_from_mapping({"columns": {"card_number": {"action": "fpe"}}})
+    service.protect(vault, path=path, out=tmp_path / "f.csv", policy=pol, use_presidio=False)
+    header, first = (tmp_path / "f.csv").read_text().splitlines()[:2]
+    row = dict(zip(next(csv.reader([header])), next(csv.reader([first])), strict=True))
+    original = table.rows[0][COLUMNS.index("card_number")]
+    assert row["card_number"] != original and len(row["card_number"]) == len(original)
+    result = service.reveal(vault, scope="default", tokens=[row["card_number"]], fpe=True)
+    assert result.values == (original,)
+
+
+def test_jsonl_scan_counts_late_keys(tmp_path: Path) -> None:
+    from bastion.data import scan_file
+
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join('{"a": 1}\n' for _ in range(5)) + '{"a": 2, "email": "x.y@example.com"}\n')
+    report = scan_file(path=p, chunk_rows=2, use_presidio=False)
+    col = report.column("email")
+    assert col.rows == 6 and col.non_empty == 1 and col.label.value == "pii"
+    assert col.entities[0].positions[0][0] == 5

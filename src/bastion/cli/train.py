@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
                 )
             if vault is not None:
                 record_training(vault, report, source=dataset or str(data), outputs=outputs)
-            if ledger is not None:
+            if ledger is not None and ledger.has_budget(key):
                 status = ledger.status(key)
                 result["budget"] = {
                     "epsilon_budget": status.epsilon_budget,

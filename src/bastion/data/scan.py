@@ -248,7 +248,7 @@ def scan_file(
             _scan_text_chunk(acc, chunk.data[TEXT_COLUMN], chunk.row_offset, detectors)
             continue
         for name in chunk.columns:
-            acc = accs.setdefault(name, _Acc(name))
+            acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))  # earlier rows lacked the key
             acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
         for name, acc in accs.items():  # a JSONL key absent from this chunk: count its rows as empty
             if name not in chunk.data:

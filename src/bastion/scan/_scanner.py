@@ -13,6 +13,7 @@ import io
 import itertools
 import lzma
 import re
+import stat
 import struct
 import tarfile
 import tempfile
@@ -660,6 +661,8 @@ def _is_text(src: Source) -> bool:
 def scan_file(path: Path, config: ScanConfig) -> FileReport:
     walk = _Walk(config=config, path=path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            return FileReport(str(path), "special", 0, errors=(ScanError("not a regular file"),))
         with path.open("rb") as fh:
             src = Source(fh)
             size = src.size

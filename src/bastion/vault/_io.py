@@ -1,10 +1,11 @@
 """Stream helpers for the vault's data path: one read of each byte, SHA-256 on a second thread, no copies.
 
 :class:`HashingSink` is a :class:`bastion.crypto.aead.SegmentSink`: the AEAD seals (or opens) each segment
-straight into a buffer from a small pool, the caller's thread writes it to the file, and a helper thread
-SHA-256-hashes it and gives the buffer back to the pool. Encryption (or decryption) and the file write of one
-segment thus overlap with the hashing of the previous ones (hashlib and file writes release the GIL), and no
-byte is copied between them. Memory is bounded by the pool (a few MiB whatever the file size).
+straight into a buffer from a small pool, a writer thread writes it to the file and a hasher thread
+SHA-256-hashes it, then the buffer goes back to the pool. Reading and encryption (or decryption), the file
+write and the hashing of successive segments thus run in parallel (AES-GCM, ``os.write`` and hashlib all
+release the GIL), and no byte is copied between them. Memory is bounded by the pool (at most
+:data:`POOL_BYTES` plus one buffer, whatever the file size).
 
 :func:`sha256_file` hashes a file the same way (read on the caller's thread, hash on the helper).
 """
@@ -63,8 +64,12 @@ def _write_all(fd: int, view: memoryview) -> None:
 class HashingSink:
     """SHA-256 of every byte committed, and (optionally) the bytes written to the file descriptor ``fd``.
 
-    ``inline=True`` hashes on the caller's thread (for small streams, where a thread is not worth starting).
-    Errors of the helper thread are re-raised on the caller's thread by the next call or by :meth:`close`.
+    Three stages run in parallel on successive segments: the caller (reading and sealing or opening a
+    segment into a pool buffer), a writer thread (``os.write`` to ``fd``, plus a write-back hint every
+    :data:`WRITEBACK_EVERY` bytes) and a hasher thread; a buffer returns to the pool once it has been written
+    and hashed, in order. ``inline=True`` does everything on the caller's thread (small streams, where
+    starting threads is not worth it). A helper's error is re-raised on the caller's thread by the next call
+    or by :meth:`close`.
     """
 
     def __init__(self, fd: int | None, *, inline: bool = False) -> None:
@@ -72,24 +77,52 @@ class HashingSink:
         self._hasher = hashlib.sha256()
         self._inline = inline
         self.size = 0
+        self._written = 0
         self._unsynced_from = 0
         self._error: BaseException | None = None
         self._closed = False
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._work: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._hash_q: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._write_q: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._buffers = 0
         self._depth = 0
         self._buf_size = 0
         self._inline_buf = bytearray(0)
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         if not inline:
-            self._thread = threading.Thread(target=self._run, name="bastion-hash", daemon=True)
-            self._thread.start()
+            self._threads.append(threading.Thread(target=self._hash_run, name="bastion-hash", daemon=True))
+            if fd is not None:
+                self._threads.append(
+                    threading.Thread(target=self._write_run, name="bastion-write", daemon=True)
+                )
+            for t in self._threads:
+                t.start()
 
-    # helper thread
-    def _run(self) -> None:
+    # helper threads
+    def _write_out(self, view: memoryview) -> None:
+        if self._fd is None:
+            return
+        _write_all(self._fd, view)
+        self._written += len(view)
+        if self._written - self._unsynced_from >= WRITEBACK_EVERY:
+            start_writeback(self._fd, self._unsynced_from, self._written - self._unsynced_from)
+            self._unsynced_from = self._written
+
+    def _write_run(self) -> None:
         while True:
-            item = self._work.get()
+            item = self._write_q.get()
+            if item is not None and self._error is None:
+                try:
+                    self._write_out(memoryview(item[0])[: item[1]])
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self._error = exc
+            self._hash_q.put(item)
+            if item is None:
+                return
+
+    def _hash_run(self) -> None:
+        while True:
+            item = self._hash_q.get()
             if item is None:
                 return
             buf, n = item
@@ -106,7 +139,7 @@ class HashingSink:
 
     # SegmentSink
     def acquire(self, size: int) -> bytearray:
-        """A pool buffer of at least ``size`` bytes (blocks while every buffer is still being hashed)."""
+        """A pool buffer of at least ``size`` bytes (blocks while every buffer is still in flight)."""
         self._raise_pending()
         if self._inline:
             if len(self._inline_buf) < size:
@@ -130,18 +163,17 @@ class HashingSink:
             self._buffers -= 1  # too small for the current segment size: drop it
 
     def commit(self, buf: bytearray, n: int) -> None:
-        """Write ``buf[:n]`` to the file (this thread) and hand it to the hasher (the helper thread)."""
+        """Hand ``buf[:n]`` over: written to the file, then hashed (in this order, segment after segment)."""
         self._raise_pending()
-        if self._fd is not None:
-            _write_all(self._fd, memoryview(buf)[:n])
         self.size += n
         if self._inline:
+            if self._fd is not None:
+                self._write_out(memoryview(buf)[:n])
             self._hasher.update(memoryview(buf)[:n])
+        elif self._fd is not None:
+            self._write_q.put((buf, n))
         else:
-            self._work.put((buf, n))
-        if self._fd is not None and self.size - self._unsynced_from >= WRITEBACK_EVERY:
-            start_writeback(self._fd, self._unsynced_from, self.size - self._unsynced_from)
-            self._unsynced_from = self.size
+            self._hash_q.put((buf, n))
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Copying entry point, for small writes (a stream header)."""
@@ -154,17 +186,18 @@ class HashingSink:
         return len(view)
 
     def flush(self) -> None:
-        """Nothing to do: bytes reach the file in :meth:`commit`."""
+        """Nothing to do: :meth:`close` waits until every byte is written."""
 
     def _stop(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._thread is not None:
-                self._work.put(None)
-                self._thread.join()
+            if self._threads:
+                (self._write_q if self._fd is not None else self._hash_q).put(None)
+                for t in self._threads:
+                    t.join()
 
     def close(self) -> str:
-        """Wait for the helper, re-raise its error, and return the hex SHA-256 of everything committed."""
+        """Wait for the helpers, re-raise their error, and return the hex SHA-256 of everything committed."""
         self._stop()
         self._raise_pending()
         return self._hasher.hexdigest()

@@ -560,7 +560,9 @@ def _poisoning(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) ->
         detections.append(bd.spectral_signatures(model, poisoned.x, poisoned.y, expected_rate=b.poison_rate))
     clean_half = x_te.shape[0] // 2
     detections.append(
-        bd.strip_training_set(model=model, x=poisoned.x, y=poisoned.y, clean_x=x_te[:clean_half], seed=seed)
+        bd.strip_training_set(
+            model=model, x=poisoned.x, y=poisoned.y, clean_x=x_te, target_frr=0.03, seed=seed
+        )
     )
     detections = [d.with_truth(poisoned.poisoned) for d in detections]
     strip = bd.calibrate_strip(model=model, clean_x=x_te[:clean_half], seed=seed)

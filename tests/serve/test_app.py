@@ -19,8 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bastion.errors import ConfigError
 from bastion.serve.auth import JwtVerifier
-from bastion.serve.config import GatewayConfig, JwtConfig, MonitorConfig, RateLimitConfig
+from bastion.serve.config import ApiWatermarkConfig, GatewayConfig, JwtConfig, MonitorConfig, RateLimitConfig
 from bastion.serve.observability import JsonFormatter
 from bastion.serve.tls import self_signed_certificate
 
@@ -332,3 +333,35 @@ def test_feature_squeezing_guard_rejects_adversarial_inputs(kit, project, digits
     assert results["off"] == {"clean": 0.0, "adv": 0.0}
     # With the guard, most adversarial inputs are refused and few clean ones (calibrated at 5 % FPR).
     assert results["on"]["adv"] >= 0.5 and results["on"]["clean"] <= 0.2, results
+
+
+def test_api_watermark_marks_a_keyed_fraction_of_answers(kit, project, digits, tmp_path) -> None:
+    from bastion.watermark import ApiWatermark
+    from bastion.watermark.api import ApiMarks
+    from bastion.watermark.keys import generate_key
+
+    x = np.random.default_rng(3).random((2000, 64), dtype=np.float32)
+    truth = digits.adapter.predict(x)
+    marks_file = tmp_path / "marks.json"
+    watermark = ApiWatermark(generate_key(), rate=0.005)
+    on = GatewayConfig(api_watermark=ApiWatermarkConfig(enabled=True, rate=0.005, marks_file=str(marks_file)))
+    mismatched = {}
+    for name, cfg, wm in (("off", GatewayConfig(), None), ("on", on, watermark)):
+        gateway = kit.make_gateway(project, digits, cfg, audit=None, watermark=wm)
+        labels = []
+        with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
+            for chunk in np.array_split(x, 8):
+                resp = client.post(
+                    "/v2/models/digits/infer",
+                    json=kit.infer_body(chunk),
+                    headers=kit.bearer(project.tokens["dave"]),
+                )
+                labels.append(next(o for o in resp.json()["outputs"] if o["name"] == "label")["data"])
+        mismatched[name] = np.concatenate(labels) != truth
+    assert not mismatched["off"].any()
+    # Exactly the keyed selection is answered with the watermark label, and nothing else.
+    assert np.array_equal(mismatched["on"], watermark.is_marked(x))
+    assert 0 < mismatched["on"].sum() < 40
+    assert len(ApiMarks.load(marks_file).labels) == int(mismatched["on"].sum())
+    with pytest.raises(ConfigError):
+        kit.make_gateway(project, digits, on, audit=None)  # enabled without a key: refuse

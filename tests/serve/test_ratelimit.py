@@ -94,3 +94,18 @@ def test_redis_limits_hold_across_two_gateway_processes(
     )
     _check(responses, 30)
     assert {r.status_code for r in responses[:10]} <= {200, 429}
+
+
+def test_memory_moving_window_slides() -> None:
+    from bastion.serve.ratelimit import MemoryMovingWindow
+
+    clock = [1000.0]
+    window = MemoryMovingWindow(now=lambda: clock[0])
+    key = ("3/second", "c")
+    assert [window.hit(key, amount=3, seconds=1)[0] for _ in range(3)] == [True] * 3
+    clock[0] += 0.4
+    allowed, wait = window.hit(key, amount=3, seconds=1)
+    assert not allowed and wait == pytest.approx(0.6)
+    clock[0] += 0.6  # the first three leave the window together
+    assert [window.hit(key, amount=3, seconds=1)[0] for _ in range(4)] == [True, True, True, False]
+    assert window.hit(("3/second", "other"), amount=3, seconds=1)[0]

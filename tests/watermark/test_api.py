@@ -80,7 +80,9 @@ def test_marks_are_bounded_macd_and_reject_a_wrong_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_surrogate_extracted_through_the_api_carries_the_mark(digits, clean_model, independent_models) -> None:
+def test_surrogate_extracted_through_the_api_carries_the_mark(
+    digits, clean_model, independent_models
+) -> None:
     from bastion.adversarial.attacks.extraction import extract
 
     victim = TorchAdapter(clean_model.module, input_shape=(64,), n_classes=10, clip_values=(0.0, 1.0))

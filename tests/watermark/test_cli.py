@@ -21,7 +21,7 @@ from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
 from bastion.vault import init_project, open_vault
 
-from .conftest import KEY
+from .conftest import KEY, OTHER_KEY
 
 BASTION = str(Path(sys.executable).with_name("bastion"))
 
@@ -90,6 +90,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_embed_verify_report_and_errors(home: Path, tmp_path: Path, clean_model, capsys, monkeypatch) -> None:
     clean = _save(clean_model.module, tmp_path / "clean")
     from bastion.watermark import write_key_file
@@ -108,7 +109,9 @@ def test_embed_verify_report_and_errors(home: Path, tmp_path: Path, clean_model,
     assert run(["watermark", "verify", "--model", str(wm), "--key-file", str(key), "--format", "json"]) == 1
     found = _json(capsys)
     assert found["verdict"] == "owned" and found["p_value"] < 1e-6 and found["trigger_accuracy"] >= 0.7
-    assert run(["watermark", "verify", "--model", str(clean), "--key-file", str(key), "--format", "json"]) == 0
+    assert (
+        run(["watermark", "verify", "--model", str(clean), "--key-file", str(key), "--format", "json"]) == 0
+    )
     assert _json(capsys)["verdict"] == "not_detected"
 
     # a wrong key is a clear error, not a silent "not found"
@@ -132,7 +135,9 @@ def test_embed_verify_report_and_errors(home: Path, tmp_path: Path, clean_model,
 
     # a signed ownership report, checked with the owner's public key and the revealed key
     report = tmp_path / "report.json"
-    assert run(["watermark", "verify", "--model", str(wm), "--key-file", str(key), "--report", str(report)]) == 1
+    assert (
+        run(["watermark", "verify", "--model", str(wm), "--key-file", str(key), "--report", str(report)]) == 1
+    )
     capsys.readouterr()
     pub = str(home / "signing" / "tree-key.pub.pem")
     check = ["watermark", "report-verify", str(report), "--public-key", pub, "--key-file", str(key)]
@@ -168,6 +173,7 @@ def test_embed_verify_report_and_errors(home: Path, tmp_path: Path, clean_model,
     assert json.loads(proc.stdout)["verdict"] == "owned"
 
 
+@pytest.mark.slow
 def test_home_key_push_and_train_with_watermark(home: Path, tmp_path: Path, clean_model, capsys) -> None:
     assert run(["watermark", "keygen", "--format", "json"]) == 0
     key_id = _json(capsys)["key_id"]
@@ -196,3 +202,27 @@ def test_home_key_push_and_train_with_watermark(home: Path, tmp_path: Path, clea
     assert "owned" in capsys.readouterr().out
     assert run(["watermark", "embed", "--model", str(clean), "--dataset", "digits"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_verify_api_marks_from_the_cli(tmp_path: Path, clean_model, digits, capsys) -> None:
+    import numpy as np
+
+    from bastion.models.adapters import TorchAdapter
+    from bastion.watermark import ApiWatermark, write_key_file
+
+    victim = TorchAdapter(clean_model.module, input_shape=(64,), n_classes=10)
+    wm = ApiWatermark(KEY, rate=0.005)
+    pool = np.concatenate([digits.x_train, digits.x_test])
+    wm.apply(pool, victim.predict_proba(pool))
+    marks = wm.marks().save(tmp_path / "marks.json")
+    key = write_key_file(KEY, tmp_path / "wm.key")
+    model = _save(clean_model.module, tmp_path / "victim")
+    argv = ["watermark", "verify", "--model", str(model), "--marks", str(marks), "--format", "json"]
+    assert run([*argv, "--key-file", str(key)]) == 0  # the victim's own answers never carry the marks
+    doc = _json(capsys)
+    assert doc["method"] == "api" and doc["hits"] == 0 and doc["chance"] == pytest.approx(1 / 9)
+    write_key_file(OTHER_KEY, tmp_path / "other.key")
+    assert run([*argv, "--key-file", str(tmp_path / "other.key")]) == 2
+    assert "wrong watermark key" in capsys.readouterr().err
+    assert run([*argv, "--key-file", str(key), "--report", str(tmp_path / "r.json")]) == 2
+    assert "--report" in capsys.readouterr().err

@@ -79,7 +79,9 @@ def test_a_report_signed_over_a_forged_log_entry_fails(vault, digits) -> None:
     """Even the key holder cannot back-date: the entry must be in the signed tree."""
     ts = make_trigger_set(key=KEY, spec=spec_for_dataset(digits))
     record = log_commitment(vault, make_record(ts))
-    result = verify_triggers(model=adapter_for(_constant(), ts.spec), trigger_set=ts, commitment=record.commitment)
+    result = verify_triggers(
+        model=adapter_for(_constant(), ts.spec), trigger_set=ts, commitment=record.commitment
+    )
     report = build_report(vault=vault, record=record, verification=result, suspect="x")
     body = copy.deepcopy(dict(report.body))
     body["audit"]["entry"]["timestamp"] = "2001-01-01T00:00:00+00:00"

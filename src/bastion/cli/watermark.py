@@ -25,7 +25,7 @@ KEY_FILE_OPTION = typer.Option(None, "--key-file", help="Watermark key file (fro
 KEY_ID_OPTION = typer.Option(
     None,
     "--key-id",
-    help="A watermark key kept in the project home (default: [watermark] key_id or the only one).",
+    help="A key kept in the project home (default: the watermark.key_id setting, else the only one).",
 )
 
 

@@ -30,7 +30,7 @@ from bastion.errors import (
     AccessDenied,
     AuthenticationFailed,
     BastionError,
-    DependencyMissing,
+    ConfigError,
     InvalidInput,
     NotFound,
     ServiceError,
@@ -104,6 +104,7 @@ class Gateway:
         monitor_store: MonitorStore | None = None,
         namespace: str = "",
         logger: logging.Logger | None = None,
+        watermark: Any = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -132,9 +133,9 @@ class Gateway:
             self.monitor = ExtractionMonitor(
                 config=config.monitor, n_features=n_features, store=store, center=center
             )
-        self.watermark: Any = None
-        if config.api_watermark.enabled:
-            self.watermark = _load_api_watermark(model)
+        if config.api_watermark.enabled and watermark is None:
+            raise ConfigError("[serve.api_watermark] is enabled but no watermark key was given")
+        self.watermark = watermark if config.api_watermark.enabled else None
         self.writer = (
             BatchedAuditWriter(audit, target=f"{model.name}:{model.version}", on_error=self._audit_failed)
             if audit is not None
@@ -145,19 +146,11 @@ class Gateway:
         self.log.error("audit write failed", extra={"event": "audit-error", "reason": type(exc).__name__})
 
     def close(self) -> None:
+        marks_file = self.config.api_watermark.marks_file
+        if self.watermark is not None and marks_file and len(self.watermark):
+            self.watermark.marks().save(marks_file)
         if self.writer is not None:
             self.writer.close()
-
-
-def _load_api_watermark(model: ServedModel) -> Any:
-    try:
-        from bastion import watermark
-    except ImportError as exc:
-        raise DependencyMissing("the API watermark needs bastion.watermark, which is not available") from exc
-    factory = getattr(watermark, "ApiWatermark", None)
-    if factory is None:
-        raise DependencyMissing("bastion.watermark offers no API watermark")
-    return factory
 
 
 class GatewayMiddleware:
@@ -474,6 +467,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         x = gw.guard.batch(body)
         gw.guard.check_adversarial(x)
         proba = np.asarray(model.adapter.predict_proba(x))
+        if gw.watermark is not None:
+            proba = gw.watermark.apply(x, proba)
         label_only = False
         if monitor is not None:
             verdict = monitor.observe(identity.id, x.reshape(len(x), -1))

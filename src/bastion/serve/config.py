@@ -125,7 +125,12 @@ class KeyReleaseConfig:
 
 @dataclass(frozen=True)
 class ApiWatermarkConfig:
+    """DAWN-style API watermark (``bastion.watermark.api``): ``key`` is a key id of the home or a key file."""
+
     enabled: bool = False
+    key: str | None = None
+    rate: float = 0.004
+    marks_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,8 @@ def validate(cfg: GatewayConfig) -> None:
             raise ConfigError("[serve.jwt] algorithms may only be ES256 and RS256")
     if cfg.key_release.max_evidence_age_s <= 0 or not cfg.key_release.evidence_formats:
         raise ConfigError("[serve.key_release] needs evidence_formats and a positive max_evidence_age_s")
+    if cfg.api_watermark.enabled and not 0.0 < cfg.api_watermark.rate <= 0.005:
+        raise ConfigError("[serve.api_watermark] rate must lie in (0, 0.005]")
     if cfg.token_cache_s < 0 or cfg.token_cache_s > 300:
         raise ConfigError("token cache lifetime must lie in 0..300 s")
 

@@ -77,18 +77,29 @@ class FileBlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def put_file(self, path: str | os.PathLike[str], digest: str) -> str:
-        """Move an already written, fsync'ed file whose SHA-256 the caller computed into the store."""
-        return self._commit(Path(path), _check(digest))
+    def put_file(self, path: str | os.PathLike[str], digest: str, *, sync_dir: bool = True) -> str:
+        """Move an already written, fsync'ed file whose SHA-256 the caller computed into the store.
 
-    def _commit(self, tmp: Path, digest: str) -> str:
+        The file must lie in :attr:`root` (a rename, not a copy). ``sync_dir=False`` leaves the directory
+        fsync to a later :meth:`sync` over several blobs (one fsync per directory instead of one per blob);
+        the rename is durable only after that call.
+        """
+        return self._commit(Path(path), _check(digest), sync_dir=sync_dir)
+
+    def sync(self, digests: Iterable[str]) -> None:
+        """Make the renames of these blobs durable: fsync each of their directories once."""
+        for parent in sorted({self.path(d).parent for d in digests}):
+            _fsync_dir(parent)
+
+    def _commit(self, tmp: Path, digest: str, *, sync_dir: bool = True) -> str:
         final = self.path(digest)
         final.parent.mkdir(exist_ok=True)
         if final.exists():
             tmp.unlink(missing_ok=True)
             return digest
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        if sync_dir:
+            _fsync_dir(final.parent)
         return digest
 
     def open(self, digest: str) -> BinaryIO:

@@ -642,6 +642,8 @@ class Vault:
                 st = src_path.stat()
                 if (st.st_size, st.st_mtime_ns) != (before[src_path].st_size, before[src_path].st_mtime_ns):
                     raise InvalidInput(f"{rel} changed while it was being pushed")
+            if isinstance(self.blobs, FileBlobStore):
+                self.blobs.sync(blobs.values())  # the renames are durable before the commit refers to them
             wrapped = self.keys.wrap(env=env, dek=dek, context=dek_context(name, version))
             now = utcnow()
             with write_transaction(self.engine) as conn:
@@ -699,8 +701,8 @@ class Vault:
 
         One read of the plaintext: each segment is sealed into a pool buffer, written to a temporary blob by
         this thread and SHA-256-hashed by a helper, so the ciphertext's content address is known when the last
-        byte is written. The temporary is fsync'ed, then renamed to its address (durable before the caller's
-        database commit refers to it).
+        byte is written. The temporary is fsync'ed, then renamed to its address; the caller fsyncs the blob
+        directories once for all files (``FileBlobStore.sync``) before its database commit refers to them.
         """
         direct = isinstance(self.blobs, FileBlobStore)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs.root if direct else tmp)  # type: ignore[attr-defined]
@@ -718,7 +720,7 @@ class Vault:
             finally:
                 os.close(fd)
             if direct:
-                return self.blobs.put_file(tmp_name, digest)  # type: ignore[attr-defined,no-any-return]
+                return self.blobs.put_file(tmp_name, digest, sync_dir=False)  # type: ignore[attr-defined,no-any-return]
             with open(tmp_name, "rb") as f:
                 return self.blobs.put(f)
         finally:

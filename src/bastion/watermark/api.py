@@ -3,11 +3,11 @@ Networks", ACM MM 2021).
 
 A gateway passes each answer through :meth:`ApiWatermark.apply`. A keyed, deterministic function of the
 query — ``HMAC-SHA256(k_api, round(x / quantum))`` read as a number in ``[0, 1)`` — selects a fraction
-``rate`` (default 0.5 %) of queries; for those the answer's top class is swapped with a watermark label
-(``HMAC``-chosen among the other ``n_classes - 1`` classes), so the same query always gets the same answer and
-a surrogate trained on the API's answers learns the wrong labels. The marked queries and labels are kept
-(bounded, newest ``max_records``) and exported as :class:`ApiMarks`, MAC'd with the key, for
-:func:`verify_marks`.
+``rate`` (default 0.4 %, at most 0.5 %) of queries; for those the answer's top class is swapped with a
+watermark label (``HMAC``-chosen among the other ``n_classes - 1`` classes), so the same query always gets
+the same answer and a surrogate trained on the API's answers learns the wrong labels. The marked queries
+and labels are kept (bounded, newest ``max_records``) and exported as :class:`ApiMarks`, MAC'd with the
+key, for :func:`verify_marks`.
 
 Deviations from DAWN: the selection hashes the quantised input instead of DAWN's image hashing; answers keep
 the probability profile (the two entries are swapped) instead of a one-hot label; the rate is not

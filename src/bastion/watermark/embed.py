@@ -14,10 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from bastion.errors import InvalidInput
 from bastion.models.adapters import TorchAdapter
@@ -25,7 +22,6 @@ from bastion.watermark.commitment import WatermarkRecord, make_record
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.triggers import (
     DEFAULT_SIZE,
-    TriggerSet,
     TriggerSetHook,
     TriggerSpec,
     make_trigger_set,
@@ -167,19 +163,6 @@ def _fits(model: nn.Module, spec: TriggerSpec) -> bool:
     return tuple(out.shape) == (1, spec.n_classes)
 
 
-def trigger_set_for(record: WatermarkRecord, key: WatermarkKey) -> TriggerSet:
-    """The trigger set of ``record`` regenerated with ``key`` (wrong key → clear error)."""
-    return record.check_opens(key)
-
-
-def load_local_model(path: str | Path) -> tuple[nn.Module, Any]:
-    """A saved bastion model directory as ``(module, LoadedModel)`` (no pickle)."""
-    from bastion.models.recipes import load_model
-
-    loaded = load_model(path)
-    return loaded.module, loaded
-
-
 def prune_magnitude(model: nn.Module, *, fraction: float = 0.5) -> int:
     """Zero the ``fraction`` smallest-magnitude weights of every Linear layer (in place); returns how many."""
     import torch
@@ -211,21 +194,12 @@ def fine_tune(
     return train_model(model=model, dataset=dataset, epochs=epochs, lr=lr, seed=seed).accuracy
 
 
-def predicted_labels(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    from bastion.models.recipes import predict_logits
-
-    return predict_logits(model, x).argmax(axis=1)
-
-
 __all__ = [
     "EmbedResult",
     "TrainingWatermark",
     "adapter_for",
     "embed",
     "fine_tune",
-    "load_local_model",
-    "predicted_labels",
     "prune_magnitude",
-    "trigger_set_for",
     "watermark_hook",
 ]

@@ -155,8 +155,7 @@ def pgd(
                 for _ in range(steps):
                     _, grad, logits = _loss_and_grad(tm, xa, y0)
                     wrong = logits.argmax(1) != y0
-                    newly = wrong & ~fooled
-                    best[newly] = xa[newly]
+                    best = torch.where(_bcast(wrong & ~fooled, xa), xa, best)
                     fooled |= wrong
                     xa = clamp(x0 + _project(xa + alpha * _direction(grad, norm) - x0, eps, norm))
                 with torch.no_grad():

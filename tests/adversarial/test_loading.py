@@ -1,0 +1,208 @@
+"""Loading models and data for an audit: every supported reference, and clear errors for the rest."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bastion.adversarial.loading import load_data, open_model
+from bastion.cli import run
+from bastion.errors import InvalidInput, NotFound, UnsafeArtifact
+from bastion.models import SklearnAdapter, TorchAdapter
+
+
+def test_load_npz_and_csv(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).random((30, 4)).astype(np.float32)
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "d.npz", x=x, y=y, member=(np.arange(30) < 15))
+    d = load_data(tmp_path / "d.npz")
+    assert d.x.shape == (30, 4) and d.member is not None and d.member.sum() == 15
+    rows = ["a,b,label"] + [f"{i},{i * 2},{i % 2}" for i in range(12)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    c = load_data(tmp_path / "d.csv", target="label")
+    assert c.x.shape == (12, 2) and set(c.y) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((0, 3)), "y": np.zeros(0)}, "empty"),
+        ({"x": np.full((4, 3), np.nan), "y": np.zeros(4)}, "NaN"),
+        ({"x": np.zeros((4, 3)), "y": np.zeros(5)}, "one label per row"),
+        ({"x": np.zeros((4, 3)), "y": np.array([0.5, 1, 2, 3])}, "integer"),
+        ({"features": np.zeros((4, 3))}, "needs arrays"),
+    ],
+)
+def test_bad_data_is_rejected(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(InvalidInput, match=message):
+        load_data(tmp_path / "d.npz")
+
+
+def test_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        load_data(tmp_path / "missing.npz")
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(InvalidInput, match="unsupported data format"):
+        load_data(tmp_path / "d.json")
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidInput, match="target column"):
+        load_data(tmp_path / "d.csv")
+
+
+@pytest.fixture
+def factory_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    pkg = tmp_path / "usermodels"
+    pkg.mkdir()
+    (pkg / "nets.py").write_text(
+        textwrap.dedent("""
+        import torch
+
+        def small():
+            return torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    """)
+    )
+    monkeypatch.syspath_prepend(str(pkg))
+    return "nets:small"
+
+
+def test_factory_with_safetensors(tmp_path: Path, factory_module: str, digits) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    with open_model(
+        factory_module,
+        input_shape=(64,),
+        n_classes=10,
+        weights=tmp_path / "w.safetensors",
+        clip_values=(0, 1),
+    ) as loaded:
+        assert isinstance(loaded.adapter, TorchAdapter) and loaded.trainer is not None
+        with torch.no_grad():
+            ref = net(torch.from_numpy(digits.x_test[:5])).argmax(1).numpy()
+        np.testing.assert_array_equal(loaded.adapter.predict(digits.x_test[:5]), ref)
+        shadow = loaded.trainer(digits.x_train[:200], digits.y_train[:200], 1)
+        assert shadow.predict(digits.x_test[:3]).shape == (3,)
+    with (
+        pytest.raises(InvalidInput, match="--weights"),
+        open_model(factory_module, input_shape=(64,), n_classes=10),
+    ):
+        pass
+    wrong = {"0.weight": torch.zeros(3, 3)}
+    save_file(wrong, str(tmp_path / "bad.safetensors"))
+    with (
+        pytest.raises(InvalidInput, match="do not fit"),
+        open_model(factory_module, input_shape=(64,), n_classes=10, weights=tmp_path / "bad.safetensors"),
+    ):
+        pass
+
+
+def test_torchscript_and_shape_mismatch(tmp_path: Path, digits) -> None:  # type: ignore[no-untyped-def]
+    net = torch.nn.Sequential(torch.nn.Linear(64, 10))
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "m.pt"))
+    with open_model(str(tmp_path / "m.pt"), input_shape=(64,), n_classes=10) as loaded:
+        assert loaded.kind == "torchscript"
+        assert loaded.adapter.predict(digits.x_test[:4]).shape == (4,)
+        with pytest.raises(InvalidInput, match="shape"):
+            loaded.adapter.predict(digits.x_test[:4, :32])
+
+
+def test_skops_trusted_types(tmp_path: Path, digits) -> None:  # type: ignore[no-untyped-def]
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    est = LogisticRegression(max_iter=200).fit(digits.x_train[:300], digits.y_train[:300])
+    sio.dump(est, tmp_path / "m.skops")
+    with open_model(str(tmp_path / "m.skops"), input_shape=(64,), n_classes=10) as loaded:
+        assert isinstance(loaded.adapter, SklearnAdapter) and loaded.trainer is not None
+        assert (loaded.adapter.predict(digits.x_test) == digits.y_test).mean() > 0.8
+    from sklearn.preprocessing import FunctionTransformer
+
+    sio.dump(FunctionTransformer(func=json.dumps), tmp_path / "f.skops")  # a function skops does not trust
+    with (
+        pytest.raises(UnsafeArtifact, match="untrusted types"),
+        open_model(str(tmp_path / "f.skops"), input_shape=(64,), n_classes=10),
+    ):
+        pass
+
+
+def test_unsupported_and_unknown_models(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x01")
+    with (
+        pytest.raises(InvalidInput, match="unsupported model type"),
+        open_model(str(tmp_path / "m.onnx"), input_shape=(4,), n_classes=2),
+    ):
+        pass
+    with pytest.raises(NotFound), open_model("no/such/thing.pt", input_shape=(4,), n_classes=2):
+        pass
+    with (
+        pytest.raises(InvalidInput, match="registry reference"),
+        open_model("fraud:3", input_shape=(4,), n_classes=2),
+    ):
+        pass
+    with (
+        pytest.raises(InvalidInput, match="v2/models"),
+        open_model("http://127.0.0.1:9/", input_shape=(4,), n_classes=2),
+    ):
+        pass
+
+
+@pytest.mark.slow
+def test_registry_model_audit_is_recorded(tmp_path: Path, digits, digits_model) -> None:  # type: ignore[no-untyped-def]
+    from bastion.crypto.kdf import KdfParams
+    from bastion.models.recipes import MlpConfig, build_mlp, save_model
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    try:
+        from bastion.crypto.kdf import KdfParams
+
+        vault = init_project(
+            home=home, passphrase="correct horse battery staple", kdf=KdfParams.unsafe_fast()
+        )
+    except ImportError:
+        vault = init_project(home=home, passphrase="correct horse battery staple")
+    net = build_mlp(n_features=64, n_classes=10, hidden=(64,))  # bastion's format: Linear, ReLU, Linear
+    net[0].load_state_dict(digits_model.module[1].state_dict())
+    net[2].load_state_dict(digits_model.module[3].state_dict())
+    model_dir = save_model(net, tmp_path / "model", config=MlpConfig(64, 10, (64,)))
+    vault.push(model_dir, name="digits", kind="model")
+    member = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    np.savez(
+        tmp_path / "d.npz",
+        x=np.concatenate([digits.x_train[:300], digits.x_test[:300]]),
+        y=np.concatenate([digits.y_train[:300], digits.y_test[:300]]),
+        member=member,
+    )
+    code = run(
+        [
+            "audit",
+            "--model",
+            "digits:1",
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "o"),
+            "--attacks",
+            "evasion,membership",
+            "--clip",
+            "0,1",
+            "--home",
+            str(home),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["model"]["registry_ref"] == "digits:1"
+    assert report["sections"]["membership"]["status"] == "ok"
+    notes = vault.annotations("digits:1", namespace="audit")
+    assert len(notes) == 1 and notes[0].data["grade"] == report["grade"]

@@ -1,6 +1,7 @@
 """Gateway overhead: a bare FastAPI/uvicorn OIP endpoint vs ``bastion serve`` with every protection on.
 
-Usage: .venv/bin/python benchmarks/bench_gateway.py [--seconds 8] [--concurrency 1,4] [--requests 20000]
+Usage: .venv/bin/python benchmarks/bench_gateway.py [--seconds 8] [--rounds 3] [--concurrency 1,4]
+       [--requests 20000] [--tls] [--monitor-only]
 
 Both servers run the same digits MLP (same weights, loaded from the same registry version), one uvicorn worker
 each, as subprocesses on 127.0.0.1; one async httpx load generator drives them in turn with the same held-out
@@ -145,12 +146,12 @@ def monitor_cost() -> list[tuple[int, float]]:
             monitor.observe("c", rows[done : done + 50])
             done += 50
         best = float("inf")
-        for _ in range(5):  # best of 5 blocks of 40 calls: the least disturbed by other processes
+        for _ in range(25):  # best of 25 blocks of 10 calls: the least disturbed by other processes
             t = time.perf_counter()
-            for i in range(40):
+            for i in range(10):
                 monitor.observe("c", rows[(done + i) % len(rows)][None, :])
-            best = min(best, (time.perf_counter() - t) / 40 * 1e6)
-            done += 40
+            best = min(best, (time.perf_counter() - t) / 10 * 1e6)
+            done += 10
         out.append((target, best))
     return out
 
@@ -162,11 +163,16 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--monitor-only", action="store_true", help="only the extraction-monitor cost")
     ap.add_argument("--serve-bare", nargs=3, metavar=("MODEL_DIR", "PORT", "TLS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
         model_dir, port, tls = args.serve_bare
         bare_server(model_dir, int(port), tuple(tls.split(",")) if tls != "-" else None)  # type: ignore[arg-type]
+        return
+
+    if args.monitor_only:
+        print_monitor_cost()
         return
 
     from bastion.models.recipes import MlpConfig, build_mlp, load_dataset, save_model, train_model
@@ -250,6 +256,10 @@ def main() -> None:
             for proc in (bare, guarded):
                 proc.terminate()
                 proc.wait(20)
+    print_monitor_cost()
+
+
+def print_monitor_cost() -> None:
     print("\nextraction monitor, cost per request (one row) at a client's history length:")
     costs = monitor_cost()
     for n, us in costs:

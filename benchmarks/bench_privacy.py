@@ -2,10 +2,11 @@
 
 Runs, in one process and one run:
 
-* DP-SGD epoch time: non-private vs raw Opacus vs bastion's wrapper (anchor: raw Opacus; goal ≤ 5 % overhead);
+* DP-SGD epoch time: non-private vs raw Opacus vs bastion's wrapper
+  (anchor: raw Opacus; goal ≤ 5 % overhead);
 * Flower federation round time on 127.0.0.1 (deployment engine);
-* CKKS inference latency per sample, unbatched (TenSEAL tutorial pattern, anchor) vs packed (goal ≤ 2 ms/sample
-  for logistic regression on breast_cancer).
+* CKKS inference latency per sample, unbatched (TenSEAL tutorial pattern, anchor) vs packed
+  (goal ≤ 2 ms/sample for logistic regression on breast_cancer).
 
 Usage::
 
@@ -21,12 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _privacy_dp  # noqa: E402
-import _privacy_fl_he  # noqa: E402
+import _privacy_dp
+import _privacy_fl_he
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a fast look")
     parser.add_argument("--no-fl", action="store_true", help="skip the federated round-time measurement")
     parser.add_argument("--no-dp", action="store_true", help="skip the DP-SGD measurement")

@@ -15,8 +15,10 @@ Measures, in one run over the same bytes:
   hashes the plaintext it decrypts: three SHA-256 passes are the pipeline's floor);
 * how many segments a 1 MiB range read decrypts (aligned and unaligned).
 
-``--repeat N`` interleaves N rounds of (anchor, push, pull) and reports the best of each (the machine is
-shared, so a single round can be hit by someone else's burst); peak RSS is the largest over all rounds.
+``--repeat N`` interleaves N rounds of (anchor, SHA-256 pass, push, pull) and reports the best of each (the
+machine is shared, so a single round can be hit by someone else's burst); peak RSS is the largest over all
+rounds. CPU seconds (``time.process_time``, every thread of the process) are printed too: unlike wall time
+they barely move with the load, and show how much work push+pull does next to the anchor.
 
 Goals (issue 2): push+pull >= 70 % of raw AES-GCM throughput; peak RSS < 256 MiB; a 1 MiB range read
 decrypts <= 2 segments. Push runs with no inspector (``inspectors=[]``, ``allow_unsafe``) so the figure is the
@@ -69,22 +71,26 @@ def write_random(path: Path, size: int) -> None:
             left -= n
 
 
-def raw_aes_gcm(path: Path) -> tuple[float, float]:
+def raw_aes_gcm(path: Path) -> tuple[float, float, float]:
+    """Wall seconds of encrypt and decrypt, and the CPU seconds of both."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     data = path.read_bytes()
     key = AESGCM(AESGCM.generate_key(bit_length=256))
     step = 1 << 30
     nonces = [os.urandom(12) for _ in range(0, len(data), step)]
+    c0 = time.process_time()
     t0 = time.perf_counter()
     cts = [key.encrypt(nonces[i // step], data[i : i + step], None) for i in range(0, len(data), step)]
     t_enc = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     del data
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for n, ct in zip(nonces, cts, strict=True):
         key.decrypt(n, ct, None)
     t_dec = time.perf_counter() - t0
-    return t_enc, t_dec
+    return t_enc, t_dec, cpu + time.process_time() - c0
 
 
 def sha256_pass(path: Path) -> float:
@@ -136,11 +142,14 @@ def main() -> None:
         (warm / "x").write_bytes(b"x")
         vault.push(warm, name="warm", allow_unsafe=True)
 
-        t_push = t_pull = t_enc = t_dec = float("inf")
+        t_push = t_pull = t_enc = t_dec = t_sha = cpu_raw = cpu_vault = float("inf")
         peak_push = peak_pull = 0
         for round_ in range(1, max(1, args.repeat) + 1):
-            enc, dec = raw_aes_gcm(model / "weights.bin")
-            t_enc, t_dec = min(t_enc, enc), min(t_dec, dec)
+            enc, dec, raw_cpu = raw_aes_gcm(model / "weights.bin")
+            t_enc, t_dec, cpu_raw = min(t_enc, enc), min(t_dec, dec), min(cpu_raw, raw_cpu)
+            sha = sha256_pass(model / "weights.bin")
+            t_sha = min(t_sha, sha)
+            c0 = time.process_time()
             with PeakRss() as rss_push:
                 t0 = time.perf_counter()
                 pushed = vault.push(model, name="bench", allow_unsafe=True)
@@ -149,12 +158,16 @@ def main() -> None:
                 t0 = time.perf_counter()
                 vault.pull(pushed.ref, out=work / "out")
                 pull_s = time.perf_counter() - t0
+            vault_cpu = time.process_time() - c0  # all threads of this process (the RSS sampler too)
+            cpu_vault = min(cpu_vault, vault_cpu)
             shutil.rmtree(work / "out")
             peak_push, peak_pull = max(peak_push, rss_push.peak), max(peak_pull, rss_pull.peak)
             t_push, t_pull = min(t_push, push_s), min(t_pull, pull_s)
             print(
-                f"round {round_}: raw enc {enc:.2f} s, dec {dec:.2f} s; "
-                f"push {push_s:.2f} s, pull {pull_s:.2f} s"
+                f"round {round_}: raw enc {enc:.2f} s, dec {dec:.2f} s (cpu {raw_cpu:.2f} s); "
+                f"sha {sha:.2f} s; "
+                f"push {push_s:.2f} s, pull {pull_s:.2f} s (cpu {vault_cpu:.2f} s); "
+                f"load {os.getloadavg()[0]:.1f}"
             )
         aligned = vault.read_range("bench:1", path="weights.bin", offset=16 << 20, length=1 << 20)
         unaligned = vault.read_range("bench:1", path="weights.bin", offset=(16 << 20) + 4099, length=1 << 20)
@@ -165,7 +178,6 @@ def main() -> None:
         t0 = time.perf_counter()
         model_signing.hashing.Config().hash(model)
         t_ms_hash = time.perf_counter() - t0
-        t_sha = sha256_pass(model / "weights.bin")
         t_disk = disk_write(model / "weights.bin", work / "copy.bin")
 
         mib = size / (1 << 20)
@@ -181,6 +193,10 @@ def main() -> None:
         print(f"vault push:               {mib / t_push:8.1f} MiB/s  ({t_enc / t_push:.2f} x raw encrypt)")
         print(f"vault pull:               {mib / t_pull:8.1f} MiB/s  ({t_dec / t_pull:.2f} x raw decrypt)")
         print(f"push+pull vs raw encrypt+decrypt: {pipeline_ratio:.2f} (goal >= 0.70)")
+        print(
+            f"CPU seconds, raw enc+dec vs push+pull (all threads): {cpu_raw:.2f} / {cpu_vault:.2f} = "
+            f"{cpu_raw / cpu_vault:.2f}"
+        )
         print(
             f"peak RSS: push {peak_push / (1 << 20):.0f} MiB, "
             f"pull {peak_pull / (1 << 20):.0f} MiB (goal < 256)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TEST_PASSPHRASE = "correct horse battery staple"  # noqa: S105 - test-only
+TEST_PASSPHRASE = "correct horse battery staple"
 
 
 def _service(var: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 from bastion.errors import ConfigError
 
 HOME_ENV = "BASTION_HOME"
-PASSPHRASE_ENV = "BASTION_PASSPHRASE"
-TOKEN_ENV = "BASTION_TOKEN"
+PASSPHRASE_ENV = "BASTION_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+TOKEN_ENV = "BASTION_TOKEN"  # noqa: S105 - a variable name, not a secret
 CONFIG_FILE = "bastion.toml"
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
 

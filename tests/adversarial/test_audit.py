@@ -151,3 +151,26 @@ def test_cli_subprocess_json(tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert doc["families"]["extraction"]["metrics"]["fidelity"] > 0.5
     assert Path(doc["report_html"]).is_file()
+
+
+def test_project_audit_section_supplies_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "gate.toml").write_text("[evasion]\nclean_accuracy = { min = 1.01 }\n")
+    (home / "bastion.toml").write_text('[audit]\nbudget = "quick"\npolicy = "gate.toml"\n')
+    code = run(
+        [
+            "audit",
+            "--demo",
+            "--attacks",
+            "evasion",
+            "--out",
+            str(tmp_path / "o"),
+            "--home",
+            str(home),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 1  # the project's policy applied without --policy
+    assert "evasion.clean_accuracy" in json.loads(capsys.readouterr().out)["violations"][0]

@@ -142,7 +142,7 @@ def test_clear_errors(digits_model: TorchAdapter, eval_set) -> None:  # type: ig
     from sklearn.linear_model import LogisticRegression
 
     x, y = eval_set
-    sk = SklearnAdapter(LogisticRegression(max_iter=50).fit(x, y))
+    sk = SklearnAdapter(LogisticRegression(max_iter=500).fit(x, y))
     with pytest.raises(InvalidInput, match="needs gradients"):
         ev.pgd(sk, x, y, eps=0.1)
     with pytest.raises(InvalidInput, match="norm"):
@@ -157,3 +157,20 @@ def test_clear_errors(digits_model: TorchAdapter, eval_set) -> None:  # type: ig
         ev.fgsm(digits_model, x[:0], y[:0], eps=0.1)
     with pytest.raises(InvalidInput, match="one label per example"):
         ev.pgd(digits_model, x, y[:5], eps=0.1)
+
+
+def test_fast_mlp_gradient_equals_autograd(digits_model: TorchAdapter, eval_set) -> None:  # type: ignore[no-untyped-def]
+    x, y = eval_set
+    xt, yt = torch.from_numpy(x[:50]), torch.from_numpy(y[:50])
+    ops = ev._mlp_ops(digits_model.module)
+    assert ops is not None and [k for k, _ in ops] == ["linear", "relu", "linear"]
+    fast = ev._loss_and_grad(digits_model, xt, yt, ops)
+    slow = ev._loss_and_grad(digits_model, xt, yt, None)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # anything but a plain Linear/ReLU stack takes the autograd path
+    assert (
+        ev._mlp_ops(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)))
+        is None
+    )
+    assert ev._mlp_ops(_Masked(digits_model.module)) is None

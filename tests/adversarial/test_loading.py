@@ -206,3 +206,58 @@ def test_registry_model_audit_is_recorded(tmp_path: Path, digits, digits_model) 
     assert report["sections"]["membership"]["status"] == "ok"
     notes = vault.annotations("digits:1", namespace="audit")
     assert len(notes) == 1 and notes[0].data["grade"] == report["grade"]
+
+
+@pytest.mark.slow
+def test_black_box_endpoint_audit(digits, digits_model) -> None:  # type: ignore[no-untyped-def]
+    """An Open Inference Protocol v2 endpoint audited as a black box (score-based and label-only attacks)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bastion.adversarial.audit import AuditTarget, run_audit
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            t = body["inputs"][0]
+            p = digits_model.predict_proba(np.asarray(t["data"], np.float32).reshape(t["shape"]))
+            data = json.dumps(
+                {
+                    "outputs": [
+                        {
+                            "name": "p",
+                            "shape": list(p.shape),
+                            "datatype": "FP32",
+                            "data": p.reshape(-1).tolist(),
+                        }
+                    ]
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v2/models/digits"
+        with open_model(url, input_shape=(64,), n_classes=10, clip_values=(0.0, 1.0)) as loaded:
+            assert loaded.kind == "remote" and loaded.trainer is None
+            target = AuditTarget(model=loaded.adapter, x=digits.x_test[:30], y=digits.y_test[:30])
+            report = run_audit(target=target, attacks=["evasion"], budget="quick")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    sec = report.sections["evasion"]
+    assert set(k for k in sec.metrics if k.startswith("robust_accuracy_")) == {
+        "robust_accuracy_square",
+        "robust_accuracy_hopskipjump",
+    }
+    assert sec.metrics["robust_accuracy"] < sec.metrics["clean_accuracy"]
+    assert any("black-box model" in n for n in sec.notes)

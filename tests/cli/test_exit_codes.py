@@ -16,9 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _error_classes() -> list[type[errors.BastionError]]:
     return [
-        obj
-        for _, obj in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(obj, errors.BastionError)
+        obj for _, obj in inspect.getmembers(errors, inspect.isclass) if issubclass(obj, errors.BastionError)
     ]
 
 

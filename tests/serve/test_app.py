@@ -365,3 +365,56 @@ def test_api_watermark_marks_a_keyed_fraction_of_answers(kit, project, digits, t
     assert len(ApiMarks.load(marks_file).labels) == int(mismatched["on"].sum())
     with pytest.raises(ConfigError):
         kit.make_gateway(project, digits, on, audit=None)  # enabled without a key: refuse
+
+
+def test_homomorphic_encryption_endpoint(kit, project, digits) -> None:
+    import torch
+
+    from bastion.models import TorchAdapter
+    from bastion.privacy.he import HEClient, model_from_torch
+
+    torch.manual_seed(0)
+    linear = torch.nn.Sequential(torch.nn.Linear(64, 10))
+    adapter = TorchAdapter(linear, input_shape=(64,), n_classes=10)
+    he_digits = dataclasses.replace(digits, adapter=adapter)
+    x = digits.x_test[:20]
+    client_he = HEClient.for_model(model_from_torch(linear), layout="packed")
+    context = client_he.public_context()
+    body = context + client_he.encrypt(x)
+    headers = {"x-bastion-he-context-length": str(len(context)), "content-type": "application/octet-stream"}
+    with (
+        kit.serving(kit.make_gateway(project, he_digits, audit=None)) as srv,
+        httpx.Client(base_url=srv.url) as c,
+    ):
+        ok = c.post(
+            "/v2/models/digits/he/infer",
+            content=body,
+            headers={**headers, **kit.bearer(project.tokens["dave"])},
+        )
+        consumer = c.post(
+            "/v2/models/digits/he/infer",
+            content=body,
+            headers={**headers, **kit.bearer(project.tokens["alice"])},
+        )
+        garbled = c.post(
+            "/v2/models/digits/he/infer",
+            content=body[:-100],
+            headers={**headers, **kit.bearer(project.tokens["dave"])},
+        )
+    assert ok.status_code == 200, ok.text
+    logits = client_he.decrypt(ok.content)
+    assert np.array_equal(logits.argmax(axis=1), adapter.predict(x))
+    # Full logits would bypass the consumer's top-k policy: refused. A broken ciphertext: 4xx, not 5xx.
+    assert consumer.status_code == 403
+    assert 400 <= garbled.status_code < 500
+    # The ReLU MLP has no CKKS form: no HE endpoint for it.
+    with (
+        kit.serving(kit.make_gateway(project, digits, audit=None)) as srv,
+        httpx.Client(base_url=srv.url) as c,
+    ):
+        r = c.post(
+            "/v2/models/digits/he/infer",
+            content=body,
+            headers={**headers, **kit.bearer(project.tokens["dave"])},
+        )
+    assert r.status_code == 404

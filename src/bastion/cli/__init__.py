@@ -119,7 +119,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted")
         return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+    except Exception as exc:
         if os.environ.get("BASTION_DEBUG"):
             raise
         _print_error(f"internal error ({type(exc).__name__}): {exc}", "set BASTION_DEBUG=1 for a traceback")

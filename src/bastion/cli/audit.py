@@ -35,6 +35,21 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _project_defaults(home: Path | None, budget: str | None, policy: Path | None) -> tuple[str, Path | None]:
+    """Fill ``--budget`` / ``--policy`` from the project's ``[audit]`` table when a project home exists."""
+    from bastion.config import load_settings
+
+    section: Any = {}
+    if budget is None or policy is None:
+        settings = load_settings(home, must_exist=False)
+        section = settings.section("audit")
+        if policy is None and section.get("policy"):
+            policy = Path(str(section["policy"]))
+            if not policy.is_absolute():
+                policy = settings.home / policy
+    return str(budget or section.get("budget") or "quick"), policy
+
+
 def _is_registry(ref: str) -> bool:
     from bastion.adversarial.loading import _REGISTRY
 
@@ -48,7 +63,7 @@ def _run(
     data: Path | None,
     out: Path,
     attacks: str,
-    budget: str,
+    budget: str | None,
     policy: Path | None,
     seed: int,
     fmt: OutputFormat,
@@ -70,6 +85,7 @@ def _run(
         raise InvalidInput("--model needs --data (.npz with x, y or a .csv with a target column)")
     families = [a.strip() for a in attacks.split(",") if a.strip()]
     _one_torch_thread()
+    budget, policy = _project_defaults(home, budget, policy)
     gate = load_policy(policy) if policy is not None else None
     vault = None
     registry_ref = None
@@ -224,8 +240,12 @@ def register(app: typer.Typer) -> None:
         attacks: str = typer.Option(
             "evasion,membership,extraction,poisoning", "--attacks", help=_ATTACKS_HELP
         ),
-        budget: str = typer.Option("quick", "--budget", help="quick | standard | thorough."),
-        policy: Path | None = typer.Option(None, "--policy", help="TOML thresholds; exit 1 on a violation."),
+        budget: str | None = typer.Option(
+            None, "--budget", help="quick | standard | thorough (default: [audit] budget, else quick)."
+        ),
+        policy: Path | None = typer.Option(
+            None, "--policy", help="TOML thresholds; exit 1 on a violation (default: [audit] policy)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed for every random choice of the audit."),
         weights: Path | None = typer.Option(
             None, "--weights", help="safetensors weights for module:factory."

@@ -31,6 +31,7 @@ from bastion.errors import (
     AuthenticationFailed,
     BastionError,
     ConfigError,
+    CryptoError,
     InvalidInput,
     NotFound,
     ServiceError,
@@ -133,6 +134,7 @@ class Gateway:
             self.monitor = ExtractionMonitor(
                 config=config.monitor, n_features=n_features, store=store, center=center
             )
+        self.he_model = _he_model(model.adapter)
         if config.api_watermark.enabled and watermark is None:
             raise ConfigError("[serve.api_watermark] is enabled but no watermark key was given")
         self.watermark = watermark if config.api_watermark.enabled else None
@@ -153,12 +155,31 @@ class Gateway:
             self.writer.close()
 
 
+def _he_model(adapter: Any) -> Any:
+    """The model's CKKS form when it has one (Linear layers, square activations), else None."""
+    module = getattr(adapter, "module", None)
+    if module is None:
+        return None
+    try:
+        from bastion.privacy.he import model_from_torch
+    except ImportError:
+        return None
+    try:
+        return model_from_torch(module)
+    except (BastionError, ImportError):
+        return None
+
+
+HE_HEADER = "x-bastion-he-context-length"
+
+
 class GatewayMiddleware:
     """Body limit → authentication → rate limit → route → audit record, metrics, JSON log."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
         self.gw = gateway
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,7 +198,8 @@ class GatewayMiddleware:
                 started[0] = True
             await send(message)
 
-        limit = gw.config.input_guard.max_body_bytes
+        guard_cfg = gw.config.input_guard
+        limit = guard_cfg.max_he_body_bytes if path.endswith("/he/infer") else guard_cfg.max_body_bytes
         headers = dict(scope.get("headers") or [])
         response: Response | None = None
         try:
@@ -248,8 +270,13 @@ class GatewayMiddleware:
         identity: Identity | None = state.get("identity")
         route = state.get("route") or str(scope.get("path", "-"))[:100]
         decision = state.get("decision") or ("allow" if status < 400 else f"status:{status}")
-        gw.metrics.requests.labels(route, str(status)).inc()
-        gw.metrics.latency.labels(route).observe(elapsed)
+        children = self._children.get((route, status))
+        if children is None:  # label lookups take a lock each: keep the children per (route, status)
+            children = (gw.metrics.requests.labels(route, str(status)), gw.metrics.latency.labels(route))
+            if len(self._children) < 1000:
+                self._children[(route, status)] = children
+        children[0].inc()
+        children[1].observe(elapsed)
         if gw.writer is not None:
             gw.writer.record(
                 RequestRecord(
@@ -265,7 +292,8 @@ class GatewayMiddleware:
                     ts=time.time(),
                 )
             )
-            gw.metrics.audit_dropped.set(gw.writer.dropped)
+            if gw.writer.dropped:
+                gw.metrics.audit_dropped.set(gw.writer.dropped)
         if gw.log.isEnabledFor(logging.INFO):
             gw.log.info(
                 "request",
@@ -290,6 +318,7 @@ _STATUS: tuple[tuple[type[BastionError], int], ...] = (
     (NotFound, 404),
     (InvalidInput, 400),
     (ServiceError, 503),
+    (CryptoError, 400),
 )
 
 
@@ -492,6 +521,56 @@ def create_app(gateway: Gateway) -> FastAPI:
         return _json(
             {"model_name": model.name, "model_version": model.version, "id": body.id, "outputs": outputs}
         )
+
+    @app.post(
+        "/v2/models/{name}/he/infer",
+        responses=errors,
+        tags=["models"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "parameters": [
+                {
+                    "name": HE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            ],
+        },
+    )
+    async def he_infer(name: str, request: Request) -> Response:
+        """CKKS inference: body = public context (length in the header) followed by the ciphertext payload."""
+        request.state.route = "he-infer"
+        identity = served(request, name, "model:infer")
+        if gw.he_model is None:
+            raise NotFound(f"model {name!r} has no homomorphic-encryption form")
+        if gw.output.rule(identity.role).mode != "probabilities":
+            request.state.decision = "deny:output-policy"
+            raise AccessDenied(
+                f"encrypted inference returns full logits; the {identity.role} policy forbids it"
+            )
+        monitor = gw.monitor
+        restricting = gw.config.monitor.action in ("block", "label-only")
+        if monitor is not None and restricting and monitor.flag(identity.id) is not None:
+            request.state.decision = "deny:monitor"
+            raise AccessDenied("client restricted by the extraction monitor")
+        raw = await request.body()
+        length = request.headers.get(HE_HEADER, "")
+        if not length.isdigit() or not 0 < int(length) < len(raw):
+            raise InvalidInput(f"{HE_HEADER} must give the context length inside the body")
+        from bastion.privacy.he import serve_infer
+
+        n = int(length)
+        try:
+            result = await run_in_threadpool(serve_infer, raw[:n], raw[n:], gw.he_model)
+        except BastionError:
+            raise
+        except Exception as exc:  # TenSEAL's own errors on hostile bytes: one opaque answer
+            raise CryptoError("the encrypted request did not load") from exc
+        return Response(result, media_type="application/octet-stream")
 
     @app.get("/metrics", tags=["admin"], responses=errors)
     async def metrics(request: Request) -> Response:

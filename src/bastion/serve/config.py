@@ -64,6 +64,7 @@ class InputGuardConfig:
     """Request-size, shape, dtype and value-range checks; feature squeezing is optional."""
 
     max_body_bytes: int = 1 << 20
+    max_he_body_bytes: int = 64 << 20
     max_batch: int = 256
     min_value: float | None = 0.0
     max_value: float | None = 1.0

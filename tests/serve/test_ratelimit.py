@@ -96,16 +96,17 @@ def test_redis_limits_hold_across_two_gateway_processes(
     assert {r.status_code for r in responses[:10]} <= {200, 429}
 
 
-def test_memory_moving_window_slides() -> None:
-    from bastion.serve.ratelimit import MemoryMovingWindow
+def test_memory_window_slides_and_reports_retry_after() -> None:
+    """limits' sliding-window counter in memory: denied past the limit, allowed again once the window moved."""
+    import time
 
-    clock = [1000.0]
-    window = MemoryMovingWindow(now=lambda: clock[0])
-    key = ("3/second", "c")
-    assert [window.hit(key, amount=3, seconds=1)[0] for _ in range(3)] == [True] * 3
-    clock[0] += 0.4
-    allowed, wait = window.hit(key, amount=3, seconds=1)
-    assert not allowed and wait == pytest.approx(0.6)
-    clock[0] += 0.6  # the first three leave the window together
-    assert [window.hit(key, amount=3, seconds=1)[0] for _ in range(4)] == [True, True, True, False]
-    assert window.hit(("3/second", "other"), amount=3, seconds=1)[0]
+    limiter = RateLimiter(config=RateLimitConfig(per_role={"consumer": "3/second"}))
+    try:
+        assert [limiter.hit(identity="c", role="consumer").allowed for _ in range(5)].count(True) == 3
+        denied = limiter.hit(identity="c", role="consumer")
+        assert not denied.allowed and denied.retry_after_s == 1 and denied.limit == "3/second"
+        assert limiter.hit(identity="other", role="consumer").allowed
+        time.sleep(2.05)  # two whole windows later nothing of the burst is weighted in any more
+        assert [limiter.hit(identity="c", role="consumer").allowed for _ in range(4)] == [True] * 3 + [False]
+    finally:
+        limiter.close()

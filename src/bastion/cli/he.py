@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from bastion.cli._common import FORMAT_OPTION, OutputFormat, print_json
-from bastion.errors import InvalidInput
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from bastion.privacy.he import HEModel
 
 ARCHES = ("logistic", "mlp")
 
@@ -18,10 +22,11 @@ def register(app: typer.Typer) -> None:
 
     @he.command("evaluate")
     def evaluate(
-        model: Path | None = typer.Option(
+        model: str | None = typer.Option(
             None,
             "--model",
-            help="A bastion train directory, a .safetensors HE/linear model or a .skops file.",
+            help="A bastion train directory, a .safetensors HE/linear model, a .skops file, or a registry "
+            "reference NAME[:VERSION|@ENV] (verified by the vault).",
         ),
         dataset: str | None = typer.Option(
             None, "--dataset", help="Train a built-in model on this dataset instead of --model."
@@ -37,6 +42,7 @@ def register(app: typer.Typer) -> None:
         single_samples: int = typer.Option(16, "--single-samples", help="Rows for the one-sample layout."),
         save_model: Path | None = typer.Option(None, "--save-model", help="Write the model (safetensors)."),
         seed: int = typer.Option(0, "--seed", help="Seed for --dataset training."),
+        home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Report label agreement with plaintext predictions and latency per sample, packed vs one-by-one."""
@@ -49,6 +55,7 @@ def register(app: typer.Typer) -> None:
         if layout not in ("auto", "packed", "single"):
             raise InvalidInput("--layout must be packed, single or auto")
         y = None
+        source: dict[str, str] | None = None
         if dataset is not None:
             from bastion.models.data import load_dataset
 
@@ -60,7 +67,7 @@ def register(app: typer.Typer) -> None:
             x, y = ds.x_test, ds.y_test
         else:
             assert model is not None
-            m = he_lib.load_he_model(model)
+            m, source = _load_model(model, home)
         if data is not None:
             x, y = he_lib.load_data_file(data, target=target)
         elif dataset is None:
@@ -70,8 +77,10 @@ def register(app: typer.Typer) -> None:
         layouts = None if layout == "auto" else (layout,)
         result = he_lib.evaluate(model=m, x=x, y=y, layouts=layouts, single_samples=single_samples)
         if fmt is OutputFormat.json:
-            print_json(result.to_dict())
+            print_json({**result.to_dict(), **({"model": source} if source else {})})
             return
+        if source is not None and "ref" in source:
+            typer.echo(f"registry model {source['ref']} ({source['env']}, {source['manifest_digest']})")
         typer.echo(
             f"{result.model_kind} model, {result.n_features} features, {result.n_classes} classes, "
             f"depth {result.depth}, {result.samples} samples"
@@ -85,3 +94,24 @@ def register(app: typer.Typer) -> None:
         if result.encrypted_accuracy is not None:
             plain = result.plaintext_accuracy or 0.0
             typer.echo(f"accuracy: encrypted {result.encrypted_accuracy:.4f}, plaintext {plain:.4f}")
+
+
+def _load_model(text: str, home: Path | None) -> tuple[HEModel, dict[str, str]]:
+    """A local model path, else a registry reference loaded through the project's vault."""
+    from bastion.privacy import he as he_lib
+
+    path = Path(text)
+    if path.exists() or not he_lib.looks_like_registry_ref(text):
+        return he_lib.load_he_model(path), {"path": str(path)}
+    from bastion.vault.project import home_exists
+
+    if not home_exists(home):
+        raise NotFound(
+            f"no model file {text!r}, and no project home to resolve it as a registry reference",
+            hint="pass a model path, or --home / $BASTION_HOME for a registry reference",
+        )
+    from bastion.cli._common import open_vault
+
+    with open_vault(home) as vault:
+        loaded = he_lib.load_registry_model(ref=text, vault=vault)
+    return loaded.model, {"ref": loaded.ref, "env": loaded.env, "manifest_digest": loaded.manifest_digest}

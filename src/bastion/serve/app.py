@@ -151,6 +151,7 @@ class Gateway:
         marks_file = self.config.api_watermark.marks_file
         if self.watermark is not None and marks_file and len(self.watermark):
             self.watermark.marks().save(marks_file)
+        self.limiter.close()
         if self.writer is not None:
             self.writer.close()
 
@@ -168,6 +169,19 @@ def _he_model(adapter: Any) -> Any:
         return model_from_torch(module)
     except (BastionError, ImportError):
         return None
+
+
+def _marks_document(watermark: Any) -> dict[str, Any]:
+    """``ApiMarks`` in its file format (written and read back, so the format stays the watermark package's)."""
+    import tempfile
+    from pathlib import Path
+
+    marks = watermark.marks()  # NotFound when nothing was marked yet
+    with tempfile.TemporaryDirectory(prefix="bastion-marks-") as tmp:
+        path = Path(tmp) / "marks.json"
+        marks.save(path)
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
 
 
 HE_HEADER = "x-bastion-he-context-length"
@@ -607,6 +621,22 @@ def create_app(gateway: Gateway) -> FastAPI:
                 action="serve:monitor-reset", outcome="ok", details={"client": client, "by": identity.name}
             )
         return {"client": client, "reset": True}
+
+    @app.get("/admin/watermark/marks", tags=["admin"], responses=errors)
+    async def admin_watermark_marks(request: Request) -> Response:
+        """The API watermark's marked queries (MAC'd ``ApiMarks`` JSON) for ``bastion watermark verify --marks``."""
+        request.state.route = "admin"
+        identity = require_any(request, ADMIN_READ)
+        if gw.watermark is None:
+            raise NotFound("the API watermark is not enabled on this gateway")
+        doc = await run_in_threadpool(_marks_document, gw.watermark)
+        if gw.writer is not None:
+            gw.writer.event(
+                action="serve:watermark-export",
+                outcome="ok",
+                details={"by": identity.name, "marks": len(doc["labels"]), "key_id": doc["key_id"]},
+            )
+        return _json(doc)
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(GatewayMiddleware, gateway=gw)  # type: ignore[arg-type]

@@ -172,7 +172,28 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
     auth = Authenticator(
         verify_token=vault.authenticate, jwt_verifier=jwt_verifier, cache_s=cfg.token_cache_s
     )
-    return Gateway(model=model, config=cfg, authenticator=auth, audit=vault.audit, namespace=namespace)
+    watermark = api_watermark(vault=vault, config=cfg)
+    return Gateway(
+        model=model,
+        config=cfg,
+        authenticator=auth,
+        audit=vault.audit,
+        namespace=namespace,
+        watermark=watermark,
+    )
+
+
+def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
+    """The ``ApiWatermark`` of ``[serve.api_watermark]`` (key: a key file or a key id of the home), or None."""
+    wm = config.api_watermark
+    if not wm.enabled:
+        return None
+    if not wm.key:
+        raise ConfigError("[serve.api_watermark] is enabled but names no key (a key id or a key file)")
+    from bastion.watermark import ApiWatermark
+    from bastion.watermark.keys import resolve_key
+
+    return ApiWatermark(resolve_key(wm.key, vault=vault), rate=wm.rate)
 
 
 def tls_files(options: ServeOptions) -> tuple[str, str] | None:
@@ -220,6 +241,7 @@ def run(options: ServeOptions) -> None:
 
 __all__ = [
     "ServeOptions",
+    "api_watermark",
     "build_gateway",
     "check_options",
     "gateway_config",

@@ -120,9 +120,8 @@ def _mlp_loss_and_grad(
             if kind == "linear":
                 h = torch.nn.functional.linear(h, layer.weight, layer.bias)
             else:
-                mask = h > 0
-                saved.append(mask)
-                h = h * mask
+                h = torch.relu(h)
+                saved.append(h > 0)
         logits = h
         logp = torch.log_softmax(logits, dim=1)
         idx = y.unsqueeze(1)
@@ -196,6 +195,9 @@ def pgd(
             y0 = torch.from_numpy(ys[i : i + size])
             best = x0.clone()
             fooled = torch.zeros(x0.shape[0], dtype=torch.bool)
+            lower, upper = x0 - eps, x0 + eps
+            if clamp.clip is not None:
+                lower, upper = lower.clamp(min=clamp.clip[0]), upper.clamp(max=clamp.clip[1])
             for r in range(restarts):
                 start = (
                     _random_start(x0, eps, norm, gen) if (random_init and eps > 0) else torch.zeros_like(x0)
@@ -206,7 +208,10 @@ def pgd(
                     wrong = logits.argmax(1) != y0
                     best = torch.where(_bcast(wrong & ~fooled, xa), xa, best)
                     fooled |= wrong
-                    xa = clamp(x0 + _project(xa + alpha * _direction(grad, norm) - x0, eps, norm))
+                    if norm == "inf":  # ε-ball ∩ input range is one box: projection is a single clamp
+                        xa = torch.clamp(xa + alpha * grad.sign(), lower, upper)
+                    else:
+                        xa = clamp(x0 + _project(xa + alpha * _direction(grad, norm) - x0, eps, norm))
                 with torch.no_grad():
                     wrong = tm.logits_tensor(xa).argmax(1) != y0
                 newly = wrong & ~fooled

@@ -15,11 +15,11 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bastion.errors import DependencyMissing, InvalidInput, ServiceError
+from bastion.errors import BudgetExhausted, DependencyMissing, InvalidInput, ServiceError
 from bastion.privacy.federated._partition import (
     MIN_SAMPLES_PER_CLIENT,
     check_partition_sizes,
@@ -28,6 +28,9 @@ from bastion.privacy.federated._partition import (
 )
 from bastion.privacy.federated._procs import ProcessGroup, free_port, sigterm_as_exit
 from bastion.privacy.federated._tls import TlsMaterial, ensure_tls
+
+if TYPE_CHECKING:
+    from bastion.privacy.ledger import PrivacyLedger, Reservation
 
 APP_PUBLISHER = "bastion"
 APP_NAME = "bastion-federation"
@@ -142,6 +145,8 @@ class FederationResult:
     tls: bool
     wall_seconds: float
     model_ref: str | None = None
+    ledger_dataset: str | None = None
+    spend_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -166,6 +171,8 @@ class FederationResult:
             "partitions": [p.__dict__ for p in self.partitions],
             "model_path": str(self.model_path),
             "model_ref": self.model_ref,
+            "ledger_dataset": self.ledger_dataset,
+            "spend_id": self.spend_id,
             "tls": self.tls,
             "wall_seconds": self.wall_seconds,
         }
@@ -312,10 +319,8 @@ def _submit_and_wait(
         time.sleep(0.3)
 
 
-def run_federation(
-    config: FederationConfig, *, tls_dir: Path, model_out: Path | None = None, keep_logs: Path | None = None
-) -> FederationResult:
-    """Run one federation on 127.0.0.1 and return its result (processes always stopped)."""
+def _partitions(config: FederationConfig) -> tuple[ClientPartition, ...]:
+    """Load the dataset, check every client gets enough rows, and digest each client's partition."""
     from bastion.models.data import load_dataset
 
     ds = load_dataset(config.dataset, seed=config.seed)
@@ -324,7 +329,89 @@ def run_federation(
     for pid in range(config.clients):
         px, py = partition(ds.x_train, ds.y_train, partition_id=pid, num_partitions=config.clients)
         partitions.append(ClientPartition(pid, len(py), partition_digest(px, py)))
+    return tuple(partitions)
 
+
+def reserve_budget(
+    config: FederationConfig, *, ledger: PrivacyLedger, ledger_dataset: str | None = None
+) -> Reservation | None:
+    """Reserve the federation's planned ε on its dataset, before any Flower process starts.
+
+    ε is client-level (a client's whole partition is the unit), which implies the same (ε, δ) for any one
+    record, so it is charged to the same per-dataset ledger as DP-SGD training and DP queries. A run
+    without DP on a dataset that has a budget is refused (it would spend an unbounded ε), as in training.
+    Raises BudgetExhausted (audit-logged by the ledger) and charges nothing when the budget is short.
+    """
+    key = ledger_dataset or config.dataset
+    if config.dp_noise is None:
+        if ledger.has_budget(key):
+            raise BudgetExhausted(
+                f"dataset {key!r} has a privacy budget: a federation without DP would spend an unbounded ε",
+                hint="add --dp-noise Z --clip C",
+            )
+        return None
+    planned = federation_epsilon(noise_multiplier=config.dp_noise, rounds=config.rounds, delta=config.delta)
+    return ledger.reserve(
+        datasets=key,
+        epsilon=planned,
+        delta=config.delta,
+        kind="train",
+        details={
+            "mechanism": "dp-fedavg",
+            "unit": "client",
+            "clients": config.clients,
+            "rounds": config.rounds,
+            "noise_multiplier": config.dp_noise,
+            "clipping_norm": config.clip,
+            "dp_side": config.dp_side,
+            "secagg": config.secagg,
+        },
+    )
+
+
+def run_federation(
+    config: FederationConfig,
+    *,
+    tls_dir: Path,
+    model_out: Path | None = None,
+    keep_logs: Path | None = None,
+    ledger: PrivacyLedger | None = None,
+    ledger_dataset: str | None = None,
+) -> FederationResult:
+    """Run one federation on 127.0.0.1 and return its result (processes always stopped).
+
+    With ``ledger``, the planned ε is reserved on ``ledger_dataset`` (default: the dataset's name) before
+    anything starts (BudgetExhausted refuses the run) and settled afterwards; a run that fails after the
+    reservation stays charged at its plan (fail closed).
+    """
+    partitions = _partitions(config)
+    key = ledger_dataset or config.dataset
+    reservation = reserve_budget(config, ledger=ledger, ledger_dataset=key) if ledger is not None else None
+    if ledger is None or reservation is None:
+        return _execute(config, partitions, tls_dir=tls_dir, model_out=model_out, keep_logs=keep_logs)
+    try:
+        result = _execute(config, partitions, tls_dir=tls_dir, model_out=model_out, keep_logs=keep_logs)
+    except BaseException:
+        ledger.settle(reservation, epsilon=reservation.epsilon, delta=reservation.delta, details={"failed": True})
+        raise
+    assert result.epsilon is not None and result.delta is not None
+    ledger.settle(
+        reservation,
+        epsilon=result.epsilon,
+        delta=result.delta,
+        details={"rounds_completed": len(result.rounds), "final_accuracy": result.final_accuracy},
+    )
+    return replace(result, ledger_dataset=key, spend_id=reservation.spend_id)
+
+
+def _execute(
+    config: FederationConfig,
+    partitions: tuple[ClientPartition, ...],
+    *,
+    tls_dir: Path,
+    model_out: Path | None,
+    keep_logs: Path | None,
+) -> FederationResult:
     tls = ensure_tls(tls_dir)
     superlink_bin = _flower_executable("flower-superlink")
     supernode_bin = _flower_executable("flower-supernode")
@@ -430,7 +517,7 @@ def run_federation(
         clipping_norm=config.clip,
         epsilon=epsilon,
         delta=config.delta if config.dp else None,
-        partitions=tuple(partitions),
+        partitions=partitions,
         model_path=final_model,
         tls=True,
         wall_seconds=time.monotonic() - started,

@@ -4,7 +4,8 @@
 packed (feature-major SIMD) layout and TenSEAL's one-sample-per-ciphertext layout, and reports label
 agreement with the plaintext model and latency per sample. ``serve_infer(context_bytes, ciphertext_bytes,
 model)`` is the server half the gateway exposes over HTTP. See :mod:`._ckks` for the scheme and parameters
-and :mod:`._model` for the models it accepts (linear/logistic, MLPs with a square activation).
+and :mod:`._model` for the models it accepts (linear/logistic, MLPs with a square activation);
+:func:`load_registry_model` loads one from a verified registry version (``NAME[:VERSION|@ENV]``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from bastion.privacy.he._model import (
     save_he_model,
     train_logistic,
     train_poly_mlp,
+)
+from bastion.privacy.he._registry import (
+    RegistryModel,
+    load_artifact_model,
+    load_registry_model,
+    looks_like_registry_ref,
 )
 
 MAX_EVAL_SAMPLES = 100_000
@@ -191,10 +198,14 @@ __all__ = [
     "HEEvaluation",
     "HEModel",
     "LayoutResult",
+    "RegistryModel",
     "evaluate",
+    "load_artifact_model",
     "load_data_file",
     "load_he_model",
     "load_public_context",
+    "load_registry_model",
+    "looks_like_registry_ref",
     "model_from_linear",
     "model_from_sklearn",
     "model_from_torch",

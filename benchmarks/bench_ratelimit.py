@@ -88,7 +88,7 @@ def paced(hit: Callable[[str], bool], *, rate: float, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=30000)
-    parser.add_argument("--identities", type=int, default=1000)
+    parser.add_argument("--identities", type=int, default=200)
     parser.add_argument("--paced-seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=500.0)
     args = parser.parse_args()
@@ -138,6 +138,10 @@ def main() -> None:
             cost = paced(hit, rate=args.rate, seconds=args.paced_seconds)
             close()
             print(f"  {'limits ' + strategy:44s} {cost:8.2f} us/hit  +{cost - anchor:7.2f} us")
+        hit, close = gateway_hitter("100000000/minute")
+        cost = paced(hit, rate=args.rate, seconds=args.paced_seconds)
+        close()
+        print(f"  {'bastion RateLimiter (memory)':44s} {cost:8.2f} us/hit  +{cost - anchor:7.2f} us")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bastion.serve.config import GatewayConfig, RateLimitConfig
-from bastion.serve.ratelimit import RateLimiter
+from bastion.serve.ratelimit import EXPIRY_INTERVAL_S, RateLimiter
 
 
 def _hammer(
@@ -97,7 +97,7 @@ def test_redis_limits_hold_across_two_gateway_processes(
 
 
 def test_memory_window_slides_and_reports_retry_after() -> None:
-    """limits' sliding-window counter in memory: denied past the limit, allowed again once the window moved."""
+    """limits' sliding-window counter in memory: denied past the limit, allowed again once it moved on."""
     import time
 
     limiter = RateLimiter(config=RateLimitConfig(per_role={"consumer": "3/second"}))
@@ -106,6 +106,8 @@ def test_memory_window_slides_and_reports_retry_after() -> None:
         denied = limiter.hit(identity="c", role="consumer")
         assert not denied.allowed and denied.retry_after_s == 1 and denied.limit == "3/second"
         assert limiter.hit(identity="other", role="consumer").allowed
+        # The storage's expiry sweep runs once a second, not every 10 ms (see bastion.serve.ratelimit).
+        assert limiter._storage.timer.interval == EXPIRY_INTERVAL_S
         time.sleep(2.05)  # two whole windows later nothing of the burst is weighted in any more
         assert [limiter.hit(identity="c", role="consumer").allowed for _ in range(4)] == [True] * 3 + [False]
     finally:

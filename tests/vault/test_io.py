@@ -7,7 +7,9 @@ import io
 import os
 from pathlib import Path
 
+import blake3
 import pytest
+import sqlalchemy as sa
 
 from bastion.crypto.aead import (
     HEADER_SIZE,
@@ -18,7 +20,9 @@ from bastion.crypto.aead import (
     encrypt_stream_to,
 )
 from bastion.errors import IntegrityError
-from bastion.store.blobs import FileBlobStore
+from bastion.store.blobs import FileBlobStore, content_hasher, content_id
+from bastion.store.tables import files
+from bastion.vault import Vault
 from bastion.vault._io import INLINE_BELOW, HashingSink, sha256_file
 
 KEY = bytes(range(32))
@@ -119,17 +123,24 @@ def test_pipelined_decrypt_commits_nothing_unauthenticated(tmp_path: Path) -> No
     assert (tmp_path / "out").read_bytes() == data[: 2 * 4096]
 
 
-def test_pipelined_encrypt_hashes_the_exact_ciphertext(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline", [False, True])
+@pytest.mark.parametrize("content_address", [False, True])
+def test_pipelined_encrypt_hashes_the_exact_ciphertext(
+    tmp_path: Path, inline: bool, content_address: bool
+) -> None:
     data = os.urandom(3 * (1 << 20) + 5)
     fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        sink = HashingSink(fd)
+        sink = HashingSink(fd, inline=inline, content_address=content_address)
         encrypt_stream_to(key=KEY, src=io.BytesIO(data), sink=sink, associated_data=AD)
         digest = sink.close()
     finally:
         os.close(fd)
     blob = (tmp_path / "blob").read_bytes()
-    assert digest == hashlib.sha256(blob).hexdigest()
+    if content_address:  # the blob id: BLAKE3 of the ciphertext, computed independently here
+        assert digest == "b3-" + blake3.blake3(blob).hexdigest(length=30)
+    else:
+        assert digest == hashlib.sha256(blob).hexdigest()
     out = io.BytesIO()
     decrypt_stream(key=KEY, src=io.BytesIO(blob), dst=out, associated_data=AD)
     assert out.getvalue() == data
@@ -141,9 +152,50 @@ def test_put_file_without_dir_sync_then_sync(tmp_path: Path) -> None:
     for i in range(3):
         tmp = store.root / f".tmp-{i}"
         tmp.write_bytes(b"blob %d" % i)
-        digests.append(store.put_file(tmp, hashlib.sha256(b"blob %d" % i).hexdigest(), sync_dir=False))
+        hasher = content_hasher()
+        hasher.update(b"blob %d" % i)
+        digests.append(store.put_file(tmp, content_id(hasher), sync_dir=False))
     store.sync(digests)
     for i, d in enumerate(digests):
         with store.open(d) as f:
             assert f.read() == b"blob %d" % i
     assert not list(store.root.glob(".tmp-*"))
+
+
+def test_pushed_blobs_are_named_by_the_blake3_of_their_ciphertext(vault: Vault, artifact: Path) -> None:
+    vault.push(artifact, name="m")
+    with vault.engine.connect() as conn:
+        ids = conn.execute(sa.select(files.c.blob)).scalars().all()
+    assert ids
+    for blob_id in ids:
+        assert blob_id.startswith("b3-") and len(blob_id) <= 64  # fits the files.blob column
+        with vault.blobs.open(blob_id) as f:
+            assert blob_id == "b3-" + blake3.blake3(f.read()).hexdigest(length=30)
+
+
+def test_versions_with_legacy_sha256_blob_ids_still_pull(
+    vault: Vault, artifact: Path, tmp_path: Path
+) -> None:
+    """Blobs stored under SHA-256 ids (the format before BLAKE3) are still read and fully verified."""
+    vault.push(artifact, name="m")
+    store = vault.blobs
+    assert isinstance(store, FileBlobStore)
+    with vault.engine.begin() as conn:
+        for row_id, blob_id in conn.execute(sa.select(files.c.id, files.c.blob)).all():
+            data = store.path(blob_id).read_bytes()
+            legacy = hashlib.sha256(data).hexdigest()
+            store.path(legacy).parent.mkdir(parents=True, exist_ok=True)
+            store.path(blob_id).rename(store.path(legacy))
+            conn.execute(sa.update(files).where(files.c.id == row_id).values(blob=legacy))
+    vault.verify("m:1")
+    vault.pull("m:1", out=tmp_path / "out")
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == (artifact / "weights.bin").read_bytes()
+    # and a legacy blob is authenticated like any other: one flipped byte fails verify
+    with vault.engine.connect() as conn:
+        legacy = conn.execute(sa.select(files.c.blob).where(files.c.path == "weights.bin")).scalar_one()
+    path = store.path(legacy)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        vault.verify("m:1")

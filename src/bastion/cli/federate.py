@@ -30,32 +30,61 @@ def register(app: typer.Typer) -> None:
         push: str | None = typer.Option(
             None, "--push", help="Push the global model to the registry as NAME."
         ),
+        env: str | None = typer.Option(
+            None, "--env", help="Environment for --push (default: the project's)."
+        ),
+        ledger_name: str | None = typer.Option(
+            None, "--ledger-name", help="Privacy-ledger dataset name (default: the dataset's name)."
+        ),
         timeout: float = typer.Option(300.0, "--timeout", help="Seconds before the run is abandoned."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Train a softmax model with FedAvg across K local SuperNodes; report accuracy per round and ε."""
-        from bastion.privacy.federated import FederationConfig, run_federation, tls_directory
+        """Train a softmax model with FedAvg across K local SuperNodes; report accuracy per round and ε.
 
-        config = FederationConfig(
-            dataset=dataset,
-            clients=clients,
-            rounds=rounds,
-            secagg=secagg,
-            dp_noise=dp_noise,
-            clip=clip,
-            dp_side=dp_side,
-            delta=delta,
-            local_epochs=local_epochs,
-            seed=seed,
-            timeout_s=timeout,
-        )
-        result = run_federation(config, tls_dir=tls_directory(home), model_out=model_out)
-        out = result.to_dict()
-        if push:
-            from bastion.privacy.federated._push import push_global_model
+        Inside a project home, a DP run first reserves its ε on the dataset's privacy ledger (refused before
+        any Flower process starts when the budget is short) and settles it after."""
+        from bastion.privacy.federated import federate as run
+        from bastion.vault.project import home_exists
 
-            out["model_ref"] = push_global_model(result=result, name=push, home=home)
+        vault = None
+        if push is not None or home_exists(home):
+            from bastion.cli._common import open_vault
+
+            vault = open_vault(home)
+        try:
+            result = run(
+                dataset=dataset,
+                clients=clients,
+                rounds=rounds,
+                secagg=secagg,
+                dp_noise=dp_noise,
+                clip=clip,
+                dp_side=dp_side,
+                delta=delta,
+                local_epochs=local_epochs,
+                seed=seed,
+                timeout_s=timeout,
+                home=home,
+                model_out=model_out,
+                vault=vault,
+                ledger_dataset=ledger_name,
+                push=push,
+                env=env,
+            )
+            out = result.to_dict()
+            if result.spend_id is not None and vault is not None:
+                from bastion.privacy.ledger import ledger_for_vault
+
+                status = ledger_for_vault(vault).status(result.ledger_dataset or dataset)
+                out["budget"] = {
+                    "epsilon_budget": status.epsilon_budget,
+                    "epsilon_spent": status.epsilon_spent,
+                    "epsilon_remaining": status.epsilon_remaining,
+                }
+        finally:
+            if vault is not None:
+                vault.close()
         if fmt is OutputFormat.json:
             print_json(out)
             return
@@ -72,4 +101,9 @@ def register(app: typer.Typer) -> None:
             f"final accuracy {result.final_accuracy:.4f} over {result.clients} clients, TLS"
             + (f", {', '.join(extras)}" if extras else "")
         )
+        if "budget" in out:
+            spent, total = out["budget"]["epsilon_spent"], out["budget"]["epsilon_budget"]
+            typer.echo(f"ledger {result.ledger_dataset}: spent ε={spent:.4f} of {total:.4g}")
+        elif result.epsilon is not None:
+            typer.echo("no project home: the privacy ledger was not charged")
         typer.echo(f"model: {out['model_ref'] or result.model_path}")

@@ -50,6 +50,7 @@ from bastion.serve.protocol import (
     ServerMetadata,
 )
 from bastion.serve.ratelimit import RateLimiter
+from bastion.serve.text import MONITOR_FEATURES, PiiRedactor, TextModel
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,9 +119,11 @@ class Gateway:
             config=config.input_guard, input_shape=shape, input_name=model.input_name, model=model.adapter
         )
         self.output = OutputPolicy(config.output_policy)
+        self.text_model: TextModel | None = model.adapter if isinstance(model.adapter, TextModel) else None
+        self.redactor = PiiRedactor() if self.text_model is not None else None
         self.monitor: ExtractionMonitor | None = None
         if config.monitor.enabled:
-            n_features = int(np.prod(shape))
+            n_features = MONITOR_FEATURES if self.text_model is not None else int(np.prod(shape))
             store = monitor_store
             if store is None and config.redis_url:
                 store = RedisMonitorStore(
@@ -131,10 +134,14 @@ class Gateway:
                 )
             lo, hi = config.input_guard.min_value, config.input_guard.max_value
             center = (lo + hi) / 2.0 if lo is not None and hi is not None else 0.0
+            if self.text_model is not None:  # hashed, L2-normalised bags of words
+                center = 1.0 / np.sqrt(MONITOR_FEATURES)
             self.monitor = ExtractionMonitor(
                 config=config.monitor, n_features=n_features, store=store, center=center
             )
         self.he_model = _he_model(model.adapter)
+        if config.api_watermark.enabled and self.text_model is not None:
+            raise ConfigError("[serve.api_watermark] marks numeric inputs only; it cannot mark a text model")
         if config.api_watermark.enabled and watermark is None:
             raise ConfigError("[serve.api_watermark] is enabled but no watermark key was given")
         self.watermark = watermark if config.api_watermark.enabled else None
@@ -143,6 +150,28 @@ class Gateway:
             if audit is not None
             else None
         )
+
+    def screen_texts(self, texts: list[str]) -> tuple[list[str], tuple[str, ...]]:
+        """Apply ``[serve.text] input_pii`` before the model (or anything else) sees the texts."""
+        action = self.config.text.input_pii
+        if action == "allow" or self.redactor is None:
+            return texts, ()
+        out: list[str] = []
+        found: set[str] = set()
+        for text in texts:
+            clean, entities = self.redactor.redact(text)
+            if entities and action == "reject":
+                raise InvalidInput(f"input text contains PII ({', '.join(sorted(set(entities)))}): rejected")
+            found.update(entities)
+            out.append(clean)
+        return out, tuple(sorted(found))
+
+    def redact_output(self, value: str) -> str:
+        if self.redactor is None:
+            from bastion.serve.text import PiiRedactor as _Redactor
+
+            self.redactor = _Redactor()
+        return self.redactor.redact(value)[0]
 
     def _audit_failed(self, exc: Exception) -> None:
         self.log.error("audit write failed", extra={"event": "audit-error", "reason": type(exc).__name__})
@@ -172,7 +201,7 @@ def _he_model(adapter: Any) -> Any:
 
 
 def _marks_document(watermark: Any) -> dict[str, Any]:
-    """``ApiMarks`` in its file format (written and read back, so the format stays the watermark package's)."""
+    """``ApiMarks`` in its file format (written and read back: the format stays the watermark package's)."""
     import tempfile
     from pathlib import Path
 
@@ -459,12 +488,19 @@ def create_app(gateway: Gateway) -> FastAPI:
         request.state.route = "metadata"
         served(request, name, "model:metadata")
         shape = [int(d) for d in model.adapter.input_shape]
+        text = gw.text_model is not None
+        names = [{"name": "label_name", "datatype": "BYTES", "shape": [-1]}] if text else []
         return {
             "name": model.name,
             "versions": [model.version],
             "platform": model.platform,
-            "inputs": [{"name": model.input_name, "datatype": "FP32", "shape": [-1, *shape]}],
+            "inputs": [
+                {"name": model.input_name, "datatype": "BYTES", "shape": [-1]}
+                if text
+                else {"name": model.input_name, "datatype": "FP32", "shape": [-1, *shape]}
+            ],
             "outputs": [
+                *names,
                 {"name": "label", "datatype": "INT64", "shape": [-1]},
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, int(model.adapter.n_classes)]},
                 {"name": "top_k_labels", "datatype": "INT64", "shape": [-1, -1]},
@@ -507,14 +543,25 @@ def create_app(gateway: Gateway) -> FastAPI:
             unknown = [n for n in requested if not gw.output.known_output(n)]
             if unknown:
                 raise InvalidInput(f"unknown output {unknown[0][:64]!r}")
-        x = gw.guard.batch(body)
-        gw.guard.check_adversarial(x)
-        proba = np.asarray(model.adapter.predict_proba(x))
-        if gw.watermark is not None:
-            proba = gw.watermark.apply(x, proba)
+        text = gw.text_model
+        if text is not None:
+            try:
+                texts, _ = gw.screen_texts(gw.guard.texts(body, max_chars=gw.config.text.max_chars))
+            except InvalidInput:
+                request.state.decision = "reject:input"
+                raise
+            proba = text.predict_proba(texts)
+            features = text.monitor_features(texts)
+        else:
+            x = gw.guard.batch(body)
+            gw.guard.check_adversarial(x)
+            proba = np.asarray(model.adapter.predict_proba(x))
+            if gw.watermark is not None:
+                proba = gw.watermark.apply(x, proba)
+            features = x.reshape(len(x), -1)
         label_only = False
         if monitor is not None:
-            verdict = monitor.observe(identity.id, x.reshape(len(x), -1))
+            verdict = monitor.observe(identity.id, features)
             if verdict.newly_flagged:
                 gw.metrics.flags.inc()
                 gw.log.warning(
@@ -531,7 +578,13 @@ def create_app(gateway: Gateway) -> FastAPI:
             if verdict.flagged:
                 request.state.decision = f"allow:monitor-{action}"
         rule = gw.output.rule(identity.role, label_only=label_only)
-        outputs = gw.output.render(proba, rule=rule, requested=requested)
+        outputs = gw.output.render(
+            proba,
+            rule=rule,
+            requested=requested,
+            class_names=text.class_names if text is not None else None,
+            redact=gw.redact_output if gw.output.config.redacts(rule) else None,
+        )
         return _json(
             {"model_name": model.name, "model_version": model.version, "id": body.id, "outputs": outputs}
         )
@@ -624,7 +677,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/admin/watermark/marks", tags=["admin"], responses=errors)
     async def admin_watermark_marks(request: Request) -> Response:
-        """The API watermark's marked queries (MAC'd ``ApiMarks`` JSON) for ``bastion watermark verify --marks``."""
+        """The API watermark's marked queries (MAC'd ``ApiMarks`` JSON) for ``watermark verify --marks``."""
         request.state.route = "admin"
         identity = require_any(request, ADMIN_READ)
         if gw.watermark is None:

@@ -19,6 +19,7 @@ from bastion.errors import ConfigError
 
 MONITOR_ACTIONS: tuple[str, ...] = ("alert", "throttle", "label-only", "block")
 OUTPUT_MODES: tuple[str, ...] = ("probabilities", "top-k", "label")
+INPUT_PII_ACTIONS: tuple[str, ...] = ("redact", "reject", "allow")
 
 DEFAULT_RATE_LIMITS: Mapping[str, str] = {
     "consumer": "100/minute",
@@ -79,6 +80,15 @@ class OutputRule:
     mode: str = "top-k"
     top_k: int = 3
     decimals: int | None = 3
+    redact_pii: bool | None = None  # PII in text outputs; None: [serve.output_policy] redact_pii
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text models: PII in inputs is redacted (default), rejected (400) or let through; size per text."""
+
+    input_pii: str = "redact"
+    max_chars: int = 10_000
 
 
 DEFAULT_OUTPUT_RULES: Mapping[str, OutputRule] = {
@@ -96,6 +106,9 @@ class OutputPolicyConfig:
 
     def rule_for(self, role: str) -> OutputRule:
         return self.per_role.get(role, self.default)
+
+    def redacts(self, rule: OutputRule) -> bool:
+        return self.redact_pii if rule.redact_pii is None else bool(rule.redact_pii)
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ class GatewayConfig:
     jwt: JwtConfig = field(default_factory=JwtConfig)
     key_release: KeyReleaseConfig = field(default_factory=KeyReleaseConfig)
     api_watermark: ApiWatermarkConfig = field(default_factory=ApiWatermarkConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     token_cache_s: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +183,7 @@ _SECTION_KEYS = frozenset(
         "key_release",
         "jwt",
         "api_watermark",
+        "text",
     }
 )
 
@@ -250,6 +265,8 @@ def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
         kwargs["key_release"] = _build(KeyReleaseConfig, data["key_release"], "key_release")
     if "api_watermark" in data:
         kwargs["api_watermark"] = _build(ApiWatermarkConfig, data["api_watermark"], "api_watermark")
+    if "text" in data:
+        kwargs["text"] = _build(TextConfig, data["text"], "text")
     cfg = GatewayConfig(**kwargs)
     validate(cfg)
     return cfg
@@ -280,6 +297,10 @@ def validate(cfg: GatewayConfig) -> None:
         raise ConfigError("[serve.key_release] needs evidence_formats and a positive max_evidence_age_s")
     if cfg.api_watermark.enabled and not 0.0 < cfg.api_watermark.rate <= 0.005:
         raise ConfigError("[serve.api_watermark] rate must lie in (0, 0.005]")
+    if cfg.text.input_pii not in INPUT_PII_ACTIONS or not 1 <= cfg.text.max_chars <= 1_000_000:
+        raise ConfigError(
+            f"[serve.text] input_pii must be one of {', '.join(INPUT_PII_ACTIONS)}; max_chars in 1..1000000"
+        )
     if cfg.token_cache_s < 0 or cfg.token_cache_s > 300:
         raise ConfigError("token cache lifetime must lie in 0..300 s")
 
@@ -315,6 +336,7 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "INPUT_PII_ACTIONS",
     "MONITOR_ACTIONS",
     "OUTPUT_MODES",
     "ApiWatermarkConfig",
@@ -326,6 +348,7 @@ __all__ = [
     "OutputPolicyConfig",
     "OutputRule",
     "RateLimitConfig",
+    "TextConfig",
     "config_from_mapping",
     "load_gateway_config",
     "validate",

@@ -56,6 +56,27 @@ class InputGuard:
             raise InvalidInput(f"input values must be <= {cfg.max_value}")
         return x
 
+    def texts(self, request: InferenceRequest, *, max_chars: int) -> list[str]:
+        """A text model's batch: one BYTES tensor of shape ``[n]`` or ``[n, 1]`` holding strings."""
+        if len(request.inputs) != 1:
+            raise InvalidInput(f"expected exactly one input tensor ({self.input_name!r})")
+        tensor = request.inputs[0]
+        if tensor.datatype != "BYTES":
+            raise InvalidInput(f"input {tensor.name!r}: a text model takes datatype BYTES")
+        shape = tensor.shape
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise InvalidInput(f"input {tensor.name!r}: shape must be [n] or [n, 1]")
+        data: list[Any] = tensor.data
+        if data and isinstance(data[0], list):
+            data = [row[0] if isinstance(row, list) and len(row) == 1 else None for row in data]
+        if len(data) != shape[0] or not 1 <= len(data) <= self.config.max_batch:
+            raise InvalidInput(f"input {tensor.name!r}: 1..{self.config.max_batch} texts matching the shape")
+        if not all(isinstance(t, str) for t in data):
+            raise InvalidInput(f"input {tensor.name!r}: BYTES data must be strings")
+        if any(len(t) > max_chars for t in data):
+            raise InvalidInput(f"input {tensor.name!r}: a text is longer than {max_chars} characters")
+        return list(data)
+
     def check_adversarial(self, x: np.ndarray) -> None:
         """Reject the batch when feature squeezing flags any row (no-op when not configured)."""
         if self._squeezer is not None and bool(np.any(self._squeezer.detect(x))):

@@ -7,6 +7,7 @@ monitor can force a flagged client down to label-only whatever its role allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ _DATATYPES = {
     "probabilities": "FP32",
     "top_k_labels": "INT64",
     "top_k_probabilities": "FP32",
+    "label_name": "BYTES",
 }
 
 
@@ -39,11 +41,26 @@ class OutputPolicy:
         return self.config.rule_for(role)
 
     def render(
-        self, proba: np.ndarray, *, rule: OutputRule, requested: list[str] | None = None
+        self,
+        proba: np.ndarray,
+        *,
+        rule: OutputRule,
+        requested: list[str] | None = None,
+        class_names: Sequence[str] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The response tensors the rule allows (intersected with the names the client asked for)."""
+        """The response tensors the rule allows (intersected with the names the client asked for).
+
+        With ``class_names`` (text models) the answer also carries ``label_name`` (BYTES); ``redact`` then
+        replaces PII in it (the role's output rule says whether).
+        """
         labels = proba.argmax(axis=1).astype(np.int64)
         tensors: dict[str, np.ndarray] = {"label": labels}
+        if class_names is not None:
+            names_out = [class_names[int(i)] for i in labels]
+            if redact is not None:
+                names_out = [redact(n) for n in names_out]
+            tensors["label_name"] = np.array(names_out, dtype=object)
         if rule.mode == "probabilities":
             p = proba.astype(np.float32).astype(np.float64)
             tensors["probabilities"] = np.round(p, rule.decimals) if rule.decimals is not None else p
@@ -56,13 +73,15 @@ class OutputPolicy:
                 np.round(top, rule.decimals) if rule.decimals is not None else top
             )
         names = OUTPUT_NAMES[rule.mode]
+        if class_names is not None:
+            names = (*names, "label_name")
         if requested:
             names = tuple(n for n in names if n in requested)
         return [encode_tensor(n, tensors[n], datatype=_DATATYPES[n]) for n in names]
 
     @staticmethod
     def known_output(name: str) -> bool:
-        return any(name in names for names in OUTPUT_NAMES.values())
+        return name == "label_name" or any(name in names for names in OUTPUT_NAMES.values())
 
 
 __all__ = ["OUTPUT_NAMES", "OutputPolicy"]

@@ -133,9 +133,20 @@ def _inspect(directory: Path) -> None:
 def load_served_model(*, vault: Any, version: Any) -> ServedModel:
     from bastion.models import TorchAdapter
     from bastion.models.recipes import load_model
+    from bastion.serve.text import is_text_model, load_text_model
 
     with vault.materialize(version.ref) as directory:
         _inspect(directory)
+        if is_text_model(directory):
+            text = load_text_model(directory)
+            return ServedModel(
+                name=str(version.name),
+                version=str(version.version),
+                adapter=text,
+                digest=version.manifest_digest,
+                env=version.env,
+                platform="bastion-text-sklearn",
+            )
         loaded = load_model(directory)
     adapter = TorchAdapter(
         loaded.module,
@@ -184,7 +195,7 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
 
 
 def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
-    """The ``ApiWatermark`` of ``[serve.api_watermark]`` (key: a key file or a key id of the home), or None."""
+    """The ``ApiWatermark`` of ``[serve.api_watermark]`` (key: a key file or a home key id), or None."""
     wm = config.api_watermark
     if not wm.enabled:
         return None

@@ -1,14 +1,16 @@
 """Content-addressed blob storage behind a small ``BlobStore`` protocol.
 
-``FileBlobStore`` names each blob by the SHA-256 of its bytes (the ciphertext: the store never sees
-plaintext). Writes go to a temporary file in the same directory, are fsync'ed, then renamed into place, so a
-crash leaves either no blob or a whole one (orphan temporaries and unreferenced blobs are harmless and can be
-collected with :meth:`FileBlobStore.gc`).
+``FileBlobStore`` names each blob by a hash of its bytes (the ciphertext: the store never sees plaintext). New
+blobs get BLAKE3 ids, ``b3-`` followed by 60 hex characters (a 240-bit BLAKE3 output, so an id fits the
+64-character ``files.blob`` column); ids made of 64 hex characters (SHA-256, the format before BLAKE3) are
+still read. An id is only an address: the plaintext's integrity rests on the signed SHA-256 manifest and the
+AEAD, never on the blob's name. Writes go to a temporary file in the same directory, are fsync'ed, then
+renamed into place, so a crash leaves either no blob or a whole one (orphan temporaries and unreferenced blobs
+are harmless and can be collected with :meth:`FileBlobStore.gc`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -16,10 +18,31 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+import blake3
+
 from bastion.errors import InvalidInput, NotFound
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+BLAKE3_PREFIX = "b3-"
+BLAKE3_ID_BYTES = 30  # 240 bits: ``b3-`` + 60 hex characters = 63 <= the 64-character database column
+_SHA256_ID = re.compile(r"^[0-9a-f]{64}$")
+_BLAKE3_ID = re.compile(r"^b3-[0-9a-f]{60}$")
+_BLAKE3_DIR = "blake3"  # not two hex characters, so it never meets a legacy SHA-256 directory
 CHUNK = 1 << 20
+
+
+def content_hasher() -> blake3.blake3:
+    """A fresh hasher for a blob's content address (BLAKE3; it may use several threads on large updates)."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def content_id(hasher: blake3.blake3) -> str:
+    """The blob id of everything a :func:`content_hasher` was fed: ``b3-`` + 60 hex characters."""
+    return BLAKE3_PREFIX + hasher.hexdigest(length=BLAKE3_ID_BYTES)
+
+
+def is_blob_id(digest: str) -> bool:
+    """Whether ``digest`` is a well-formed blob id (BLAKE3 ``b3-…`` or legacy SHA-256 hex)."""
+    return bool(_BLAKE3_ID.match(digest) or _SHA256_ID.match(digest))
 
 
 @runtime_checkable
@@ -36,8 +59,8 @@ class BlobStore(Protocol):
 
 
 def _check(digest: str) -> str:
-    if not _DIGEST.match(digest):
-        raise InvalidInput("blob digest must be 64 lowercase hex characters")
+    if not is_blob_id(digest):
+        raise InvalidInput("blob id must be 'b3-' and 60 lowercase hex characters (or 64 for SHA-256)")
     return digest
 
 
@@ -49,8 +72,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parents, fsyncing each new entry's parent so it survives a crash."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    _fsync_dir(path.parent)
+
+
 class FileBlobStore:
-    """Blobs under ``root/ab/cdef…`` named by the SHA-256 of their content."""
+    """Blobs named by a hash of their content.
+
+    ``root/blake3/ab/cdef…`` for BLAKE3 ids, ``root/ab/cdef…`` for legacy SHA-256 ones.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -58,11 +96,14 @@ class FileBlobStore:
 
     def path(self, digest: str) -> Path:
         digest = _check(digest)
+        if digest.startswith(BLAKE3_PREFIX):
+            hex_ = digest[len(BLAKE3_PREFIX) :]
+            return self.root / _BLAKE3_DIR / hex_[:2] / hex_[2:]
         return self.root / digest[:2] / digest[2:]
 
     def put(self, stream: BinaryIO) -> str:
-        """Store the bytes read from ``stream``; returns their SHA-256 (hex)."""
-        hasher = hashlib.sha256()
+        """Store the bytes read from ``stream``; returns their blob id (BLAKE3, see :func:`content_id`)."""
+        hasher = content_hasher()
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.root)
         tmp = Path(tmp_name)
         try:
@@ -72,13 +113,12 @@ class FileBlobStore:
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            digest = hasher.hexdigest()
-            return self._commit(tmp, digest)
+            return self._commit(tmp, content_id(hasher))
         finally:
             tmp.unlink(missing_ok=True)
 
     def put_file(self, path: str | os.PathLike[str], digest: str, *, sync_dir: bool = True) -> str:
-        """Move an already written, fsync'ed file whose SHA-256 the caller computed into the store.
+        """Move an already written, fsync'ed file whose blob id the caller computed into the store.
 
         The file must lie in :attr:`root` (a rename, not a copy). ``sync_dir=False`` leaves the directory
         fsync to a later :meth:`sync` over several blobs (one fsync per directory instead of one per blob);
@@ -93,7 +133,7 @@ class FileBlobStore:
 
     def _commit(self, tmp: Path, digest: str, *, sync_dir: bool = True) -> str:
         final = self.path(digest)
-        final.parent.mkdir(exist_ok=True)
+        _make_dirs(final.parent)
         if final.exists():
             tmp.unlink(missing_ok=True)
             return digest
@@ -115,11 +155,20 @@ class FileBlobStore:
         self.path(digest).unlink(missing_ok=True)
 
     def digests(self) -> Iterable[str]:
+        """Every stored blob id (BLAKE3 ones first, then legacy SHA-256 ones)."""
+        b3_root = self.root / _BLAKE3_DIR
+        if b3_root.is_dir():
+            for sub in sorted(b3_root.iterdir()):
+                if sub.is_dir() and len(sub.name) == 2:
+                    for f in sorted(sub.iterdir()):
+                        name = BLAKE3_PREFIX + sub.name + f.name
+                        if _BLAKE3_ID.match(name):
+                            yield name
         for sub in sorted(self.root.iterdir()):
             if sub.is_dir() and len(sub.name) == 2:
                 for f in sorted(sub.iterdir()):
                     name = sub.name + f.name
-                    if _DIGEST.match(name):
+                    if _SHA256_ID.match(name):
                         yield name
 
     def gc(self, referenced: Iterable[str]) -> int:
@@ -136,4 +185,4 @@ class FileBlobStore:
         return removed
 
 
-__all__ = ["BlobStore", "FileBlobStore"]
+__all__ = ["BlobStore", "FileBlobStore", "content_hasher", "content_id", "is_blob_id"]

@@ -1,11 +1,13 @@
-"""Stream helpers for the vault's data path: one read of each byte, SHA-256 on a second thread, no copies.
+"""Stream helpers for the vault's data path: one read of each byte, hashing on a second thread, no copies.
 
 :class:`HashingSink` is a :class:`bastion.crypto.aead.SegmentSink`: the AEAD seals (or opens) each segment
-straight into a buffer from a small pool, a writer thread writes it to the file and a hasher thread
-SHA-256-hashes it, then the buffer goes back to the pool. Reading and encryption (or decryption), the file
-write and the hashing of successive segments thus run in parallel (AES-GCM, ``os.write`` and hashlib all
-release the GIL), and no byte is copied between them. Memory is bounded by the pool (at most
-:data:`POOL_BYTES` plus one buffer, whatever the file size).
+straight into a buffer from a small pool, a writer thread writes it to the file and a hasher thread hashes it
+(SHA-256 for plaintext, checked against the signed manifest; BLAKE3 for a blob's content address with
+``content_address=True``, see :func:`bastion.store.blobs.content_id`), then the buffer goes back to the pool.
+Reading and encryption (or decryption), the file write and the hashing of successive segments thus run in
+parallel (AES-GCM, ``os.write`` and hashlib all release the GIL, as does blake3 on large updates), and no byte
+is copied between them. Memory is bounded by the pool (at most :data:`POOL_BYTES` plus one buffer, whatever
+the file size).
 
 :func:`sha256_file` hashes a file the same way (read on the caller's thread, hash on the helper).
 """
@@ -19,7 +21,9 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from bastion.store.blobs import content_hasher, content_id
 
 POOL_BYTES = 16 << 20  # at most this much buffered between the two threads (plus one buffer)
 MAX_DEPTH = 8
@@ -62,7 +66,8 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 
 class HashingSink:
-    """SHA-256 of every byte committed, and (optionally) the bytes written to the file descriptor ``fd``.
+    """SHA-256 (or, with ``content_address=True``, the BLAKE3 blob id) of every byte committed, and
+    (optionally) the bytes written to the file descriptor ``fd``.
 
     Three stages run in parallel on successive segments: the caller (reading and sealing or opening a
     segment into a pool buffer), a writer thread (``os.write`` to ``fd``, plus a write-back hint every
@@ -72,9 +77,10 @@ class HashingSink:
     or by :meth:`close`.
     """
 
-    def __init__(self, fd: int | None, *, inline: bool = False) -> None:
+    def __init__(self, fd: int | None, *, inline: bool = False, content_address: bool = False) -> None:
         self._fd = fd
-        self._hasher = hashlib.sha256()
+        self._content_address = content_address
+        self._hasher: Any = content_hasher() if content_address else hashlib.sha256()
         self._inline = inline
         self.size = 0
         self._written = 0
@@ -197,10 +203,13 @@ class HashingSink:
                     t.join()
 
     def close(self) -> str:
-        """Wait for the helpers, re-raise their error, and return the hex SHA-256 of everything committed."""
+        """Wait for the helpers, re-raise their error, and return the hex SHA-256 of everything committed
+        (the blob id, ``b3-…``, with ``content_address=True``)."""
         self._stop()
         self._raise_pending()
-        return self._hasher.hexdigest()
+        if self._content_address:
+            return content_id(self._hasher)
+        return str(self._hasher.hexdigest())
 
     def abort(self) -> None:
         self._stop()

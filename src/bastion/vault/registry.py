@@ -700,16 +700,19 @@ class Vault:
         """Encrypt one file into the blob store; returns its content address.
 
         One read of the plaintext: each segment is sealed into a pool buffer, written to a temporary blob by
-        this thread and SHA-256-hashed by a helper, so the ciphertext's content address is known when the last
-        byte is written. The temporary is fsync'ed, then renamed to its address; the caller fsyncs the blob
-        directories once for all files (``FileBlobStore.sync``) before its database commit refers to them.
+        this thread and BLAKE3-hashed by a helper, so the ciphertext's content address (blob id
+        ``b3-…``) is known when the last byte is written. The temporary is fsync'ed, then renamed to
+        its address; the caller fsyncs the blob directories once for all files
+        (``FileBlobStore.sync``) before its database commit refers to them.
         """
         direct = isinstance(self.blobs, FileBlobStore)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs.root if direct else tmp)  # type: ignore[attr-defined]
         try:
             try:
                 with src_path.open("rb", buffering=0) as src:
-                    sink = HashingSink(fd, inline=os.fstat(src.fileno()).st_size < INLINE_BELOW)
+                    sink = HashingSink(
+                        fd, inline=os.fstat(src.fileno()).st_size < INLINE_BELOW, content_address=True
+                    )
                     try:
                         encrypt_stream_to(key=dek, src=src, sink=sink, associated_data=ad)  # type: ignore[arg-type]
                     except BaseException:

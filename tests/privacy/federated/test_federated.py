@@ -49,6 +49,20 @@ def _assert_no_strays(marker: str) -> None:
     assert not strays, [(p.pid, p.info.get("cmdline")) for p in strays]
 
 
+def _ledger(tmp_path: Path):
+    from bastion.privacy.ledger import PrivacyLedger
+    from bastion.store.db import open_engine
+
+    return PrivacyLedger(open_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), default_budget=(10.0, 1e-4))
+
+
+def _init_home(home: Path) -> None:
+    from bastion.crypto.kdf import KdfParams
+    from bastion.vault import init_project
+
+    init_project(home=home, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
+
+
 # --- bad input: refused before any process starts -------------------------------------------------------
 
 
@@ -148,10 +162,11 @@ def test_tls_material_is_a_valid_chain(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_three_clients_three_rounds_digits_over_tls_as_a_subprocess(tmp_path) -> None:
+def test_three_clients_three_rounds_digits_over_tls_as_a_subprocess(tmp_path, capsys) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     home = tmp_path / "home"
+    _init_home(home)
     proc = subprocess.run(
         [
             sys.executable,
@@ -168,6 +183,8 @@ def test_three_clients_three_rounds_digits_over_tls_as_a_subprocess(tmp_path) ->
             str(home),
             "--model-out",
             str(tmp_path / "global.safetensors"),
+            "--push",
+            "fl-digits",
             "--format",
             "json",
         ],
@@ -193,6 +210,46 @@ def test_three_clients_three_rounds_digits_over_tls_as_a_subprocess(tmp_path) ->
     assert float((model.predict(ds.x_test) == ds.y_test).mean()) == pytest.approx(
         out["final_accuracy"], abs=1e-6
     )
+    # --push: the registry version has lineage to every client's partition digest, and the run is audited
+    from bastion.privacy.federated._push import LINEAGE_JOB
+    from bastion.store.lineage import list_events
+    from bastion.vault import open_vault
+
+    assert out["model_ref"] == "fl-digits:1" and out["spend_id"] is None  # no DP: nothing charged
+    with open_vault(home=home) as vault:
+        version = vault.show("fl-digits:1")
+        (event,) = list_events(vault.engine, job=LINEAGE_JOB)
+        (audited,) = [e for e in vault.audit.entries() if e.action == "privacy:federate"]
+    assert version.metadata["federated"]["partition_digests"] == [p["digest"] for p in out["partitions"]]
+    assert sorted(d.digest for d in event.inputs) == sorted(
+        f"sha256:{p['digest']}" for p in out["partitions"]
+    )
+    assert event.outputs[0].name == "fl-digits:1"
+    assert audited.details["model_ref"] == "fl-digits:1" and audited.outcome == "ok"
+    # ... and encrypted inference serves it straight from the registry (verified by the vault)
+    data = tmp_path / "digits-test.npz"
+    np.savez(data, x=ds.x_test[:64], y=ds.y_test[:64])
+    assert (
+        run(
+            [
+                "he",
+                "evaluate",
+                "--model",
+                "fl-digits",
+                "--data",
+                str(data),
+                "--layout",
+                "packed",
+                "--home",
+                str(home),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    he_out = json.loads(capsys.readouterr().out)
+    assert he_out["agreement"] >= 0.99 and he_out["model"]["ref"] == "fl-digits:1"
 
 
 def _expected_clipped_fedavg(*, clients: int, clip: float, local_epochs: int) -> list[np.ndarray]:
@@ -234,9 +291,17 @@ def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_p
         local_epochs=1,
         timeout_s=300,
     )
-    res = run_federation(cfg, tls_dir=tmp_path / "tls", model_out=tmp_path / "m.safetensors")
+    ledger = _ledger(tmp_path)
+    ledger.set_budget("digits", epsilon=100.0, delta=1e-4)  # z = 0.15: ε ≈ 53
+    res = run_federation(cfg, tls_dir=tmp_path / "tls", model_out=tmp_path / "m.safetensors", ledger=ledger)
     assert res.secagg and res.dp_side == "client" and len(res.rounds) == 1
     assert res.epsilon == pytest.approx(federation_epsilon(noise_multiplier=z, rounds=1, delta=1e-5))
+    # the same ledger as DP-SGD training: reserved before the run, settled at the ε the run spent
+    (spend,) = ledger.status("digits").spends
+    assert spend.spend_id == res.spend_id and res.ledger_dataset == "digits"
+    assert spend.status == "spent" and spend.kind == "train"
+    assert spend.epsilon == pytest.approx(res.epsilon) and spend.delta == 1e-5
+    assert spend.details["unit"] == "client" and spend.details["rounds_completed"] == 1
     _assert_no_strays(str(tmp_path))
 
     got = load_file(str(tmp_path / "m.safetensors"))
@@ -253,10 +318,16 @@ def test_processes_are_stopped_when_the_run_times_out(tmp_path, monkeypatch) -> 
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    cfg = FederationConfig(dataset="digits", clients=2, rounds=1, timeout_s=2.0)
+    cfg = FederationConfig(dataset="digits", clients=2, rounds=1, dp_noise=1.0, clip=1.0, timeout_s=2.0)
+    ledger = _ledger(tmp_path)
     with pytest.raises(ServiceError):
-        run_federation(cfg, tls_dir=tmp_path / "tls")
+        run_federation(cfg, tls_dir=tmp_path / "tls", ledger=ledger)
     _assert_no_strays(str(tmp_path))
+    # a run that failed after its reservation stays charged at its plan (fail closed)
+    (spend,) = ledger.status("digits").spends
+    planned = federation_epsilon(noise_multiplier=1.0, rounds=1, delta=1e-5)
+    assert spend.status == "spent" and spend.details["failed"] is True
+    assert spend.epsilon == pytest.approx(planned)
 
 
 def test_global_model_push_records_lineage_to_each_client_partition(tmp_path) -> None:

@@ -392,7 +392,9 @@ def run_federation(
     try:
         result = _execute(config, partitions, tls_dir=tls_dir, model_out=model_out, keep_logs=keep_logs)
     except BaseException:
-        ledger.settle(reservation, epsilon=reservation.epsilon, delta=reservation.delta, details={"failed": True})
+        ledger.settle(
+            reservation, epsilon=reservation.epsilon, delta=reservation.delta, details={"failed": True}
+        )
         raise
     assert result.epsilon is not None and result.delta is not None
     ledger.settle(

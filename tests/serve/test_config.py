@@ -31,6 +31,8 @@ def test_defaults_are_safe() -> None:
         {"jwt": {"algorithms": ["HS256"]}},
         {"key_release": {"evidence_formats": []}},
         {"input_guard": {"min_value": 2.0, "max_value": 1.0}},
+        {"text": {"input_pii": "ignore"}},
+        {"text": {"max_chars": 0}},
     ],
 )
 def test_unknown_or_unsafe_settings_raise(table: dict) -> None:

@@ -36,6 +36,11 @@ def _memory_storage() -> Any:
     from limits.storage import MemoryStorage
 
     class _Storage(MemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.timer.cancel()  # the constructor's own 10 ms timer; the next hit arms the 1 s one
+            self.timer.join()
+
         def _MemoryStorage__schedule_expiry(self) -> None:
             if not self.timer.is_alive():
                 self.timer = threading.Timer(EXPIRY_INTERVAL_S, self._MemoryStorage__expire_events)  # type: ignore[attr-defined]

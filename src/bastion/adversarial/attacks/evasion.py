@@ -297,31 +297,31 @@ class _PgdState:
             )
         self.xa = xa.add_(self.x0)
         self.onehot = torch.nn.functional.one_hot(self.y, n_classes).to(x0.dtype)
-        self.done = torch.zeros(self.idx.numel(), dtype=torch.bool)  # fooled, not yet dropped
+        self.live = torch.ones(self.idx.numel(), dtype=torch.bool)  # False: fooled, not yet dropped
         self.kept: torch.Tensor | None = None
 
     def retire(self, logits: torch.Tensor) -> bool:
-        """Record rows first misclassified at the current iterate; drop finished rows once they are an
-        eighth of the working set (``kept`` then holds the surviving positions, else None). True when no
+        """Record rows first misclassified at the current iterate; drop finished rows once they are a
+        sixteenth of the working set (``kept`` then holds the surviving positions, else None). True when no
         row is left to attack."""
         import torch
 
         self.kept = None
-        newly = (logits.argmax(1) != self.y).logical_and_(~self.done)
+        newly = (logits.argmax(1) != self.y).logical_and_(self.live)
         if not bool(newly.any()):
             return False
         rows = self.idx[newly]
         self.best.index_copy_(0, rows, self.xa[newly])
         self.fooled[rows] = True
-        self.done.logical_or_(newly)
-        n_done = int(self.done.sum())
-        if n_done == self.idx.numel():
+        self.live.masked_fill_(newly, False)
+        n_live = int(self.live.sum())
+        if n_live == 0:
             return True
-        if n_done * 8 >= self.idx.numel():
-            keep = self.kept = torch.nonzero(~self.done).squeeze(1)
-            self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.done = (
+        if (self.idx.numel() - n_live) * 16 >= self.idx.numel():
+            keep = self.kept = torch.nonzero(self.live).squeeze(1)
+            self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.live = (
                 t.index_select(0, keep)
-                for t in (self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.done)
+                for t in (self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.live)
             )
         return False
 
@@ -343,15 +343,14 @@ def _pgd_run(
 
     if st.idx.numel() == 0:
         return
-    with torch.no_grad():
+    with torch.no_grad():  # the update is never differentiated; autograd is enabled for the gradient only
         st.xa = clamp(st.xa)
-    for _ in range(steps):
-        if weights is not None:
-            with torch.no_grad():
+        for _ in range(steps):
+            if weights is not None:
                 grad, logits = _mlp_grad(weights, st.xa, st.onehot)
-        else:
-            _, grad, logits = _loss_and_grad(tm, st.xa, st.y)
-        with torch.no_grad():
+            else:
+                with torch.enable_grad():
+                    _, grad, logits = _loss_and_grad(tm, st.xa, st.y)
             if st.retire(logits):
                 return
             if st.kept is not None:  # rows were dropped: drop their gradients too
@@ -361,10 +360,9 @@ def _pgd_run(
                 torch.clamp(st.xa, st.lower, st.upper, out=st.xa)
             else:
                 st.xa = clamp(st.x0 + _project(st.xa + alpha * _direction(grad, norm) - st.x0, eps, norm))
-    with torch.no_grad():
         if st.retire(tm.logits_tensor(st.xa)) or not last:
             return
-        left = torch.nonzero(~st.done).squeeze(1)
+        left = torch.nonzero(st.live).squeeze(1)
         st.best.index_copy_(0, st.idx.index_select(0, left), st.xa.index_select(0, left))
 
 

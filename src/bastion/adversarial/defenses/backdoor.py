@@ -8,7 +8,10 @@
   *leave-class-out* classifier (softmax regression on the inputs of every other class) instead: poisoned
   rows are real examples of other classes and are recognised confidently, a clean cluster is not. A cluster
   is flagged when its mean confidence exceeds the other cluster's by ``margin``. It only finds the rows
-  k-means put in the poisoned cluster: measured TPR varies with the run (see docs/benchmarks.md).
+  k-means put in the poisoned cluster, and that split depends on the clustering seed: on the digits 10 %
+  BadNets benchmark it found 62–100 % of the poison with ``seed=0`` and nothing with ``seed=1`` (three
+  poison seeds; see docs/benchmarks.md). Use it as a second opinion: :func:`strip_training_set` is the
+  detector that meets the ≥ 90 % TPR at ≤ 5 % FPR bar.
 * :func:`spectral_signatures` — Tran, Li & Madry, "Spectral Signatures in Backdoor Attacks", NeurIPS 2018:
   per class, score = squared projection of the centred activations on the top singular vector; the top
   ``1.5 · expected_rate`` share of each class is flagged.
@@ -69,10 +72,12 @@ def activation_clustering(
     n_components: int = 10,
     margin: float = 0.2,
     min_class_size: int = 20,
-    max_rounds: int = 4,
     seed: int = 0,
 ) -> DetectionResult:
     """Activation clustering with leave-class-out confirmation (see the module docstring)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA, FastICA
+
     tm = require_torch(model)
     xs, ys = batch(tm, x, y)
     acts = penultimate(tm, xs)
@@ -85,44 +90,24 @@ def activation_clustering(
         others = np.flatnonzero(ys != c)
         if rows.size < min_class_size or np.unique(ys[others]).size < 2:
             continue
+        a = acts[rows][:, acts[rows].std(axis=0) > 1e-6]
+        k = int(min(n_components, a.shape[1], rows.size - 1))
+        if k < 1:
+            continue
+        reduced = PCA(n_components=k, random_state=seed).fit_transform(a - a.mean(axis=0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FastICA convergence chatter on small classes
+            ica = FastICA(n_components=k, random_state=seed, max_iter=500, whiten="unit-variance")
+            reduced = ica.fit_transform(reduced)
+        labels = KMeans(n_clusters=2, n_init=5, random_state=seed).fit_predict(reduced)
         conf = _softmax_regression(flat[others], ys[others], flat[rows], seed=seed).max(axis=1)
         scores[rows] = conf
-        # Peel: k-means splits a poison drawn from many source classes into pure parts, so after a cluster
-        # is flagged the rest of the class is clustered again, until the split no longer separates
-        # confidently recognised rows (the remainder is clean) or ``max_rounds`` is reached.
-        left = np.arange(rows.size)
-        for _ in range(max_rounds):
-            if left.size < min_class_size:
-                break
-            labels = _two_means(acts[rows[left]], n_components, seed)
-            if labels is None:
-                break
-            means = [float(conf[left][labels == j].mean()) if (labels == j).any() else 0.0 for j in (0, 1)]
-            hi = int(np.argmax(means))
-            if means[hi] - means[1 - hi] <= margin:
-                break
-            flagged[rows[left[labels == hi]]] = True
-            if int(c) not in hit_classes:
-                hit_classes.append(int(c))
-            left = left[labels != hi]
+        means = [float(conf[labels == j].mean()) if (labels == j).any() else 0.0 for j in (0, 1)]
+        hi = int(np.argmax(means))
+        if means[hi] - means[1 - hi] > margin:
+            flagged[rows[labels == hi]] = True
+            hit_classes.append(int(c))
     return DetectionResult("activation-clustering", flagged, scores, flagged_classes=tuple(hit_classes))
-
-
-def _two_means(acts: np.ndarray, n_components: int, seed: int) -> np.ndarray | None:
-    """The paper's split: PCA then FastICA to ``n_components`` dims, then 2-means; None if too few rows."""
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA, FastICA
-
-    a = acts[:, acts.std(axis=0) > 1e-6]
-    k = int(min(n_components, a.shape[1], acts.shape[0] - 1))
-    if k < 1:
-        return None
-    reduced = PCA(n_components=k, random_state=seed).fit_transform(a - a.mean(axis=0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # FastICA convergence chatter on small classes
-        ica = FastICA(n_components=k, random_state=seed, max_iter=500, whiten="unit-variance")
-        reduced = ica.fit_transform(reduced)
-    return np.asarray(KMeans(n_clusters=2, n_init=5, random_state=seed).fit_predict(reduced))
 
 
 def _softmax_regression(

@@ -25,6 +25,7 @@ from typing import Any
 
 from bastion.scan._allowlist import STORAGE_ELEMENT_SIZE
 from bastion.scan._formats import (
+    _loads_json,
     check_gguf,
     check_keras_config,
     check_onnx,
@@ -36,6 +37,7 @@ from bastion.scan._formats import (
 from bastion.scan._io import CHUNK, BoundExceeded, Malformed, Reader, Source
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
 from bastion.scan._pickle import Global, analyze_pickle, looks_like_pickle, plain
+from bastion.scan._skops import check_skops_schema, looks_like_skops_schema
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_TORCH_PROTOCOL = 1001
@@ -448,6 +450,8 @@ class _Walk:
                     if is_keras and name == "config.json":
                         check_keras_config(view.read_at(0, view.size), self.adder(child), what="config.json")
                         self.members.append(f"{child}: keras-config")
+                    elif name == "schema.json" and self._skops_schema(view, child):
+                        fmt = "skops"
                     else:
                         self.scan(view, child, depth + 1)
                 except Malformed as exc:
@@ -467,6 +471,20 @@ class _Walk:
         if first > 0:
             self.scan(src.window(0, first), f"{member}!<prefix>" if member else "<prefix>", depth + 1)
         return fmt
+
+    def _skops_schema(self, view: Source, child: str) -> bool:
+        """Judge a zip's ``schema.json`` as a skops schema when it has skops' shape (else: not handled)."""
+        if view.size > self.config.max_header_bytes:
+            raise Malformed(f"schema.json larger than max_header_bytes={self.config.max_header_bytes}")
+        try:
+            doc = _loads_json(view.read_at(0, view.size), "schema.json")
+        except Malformed:
+            return False
+        if not looks_like_skops_schema(doc):
+            return False
+        nodes = check_skops_schema(doc, self.adder(child), extra=frozenset(self.config.extra_allow))
+        self.members.append(f"{child}: skops-schema ({nodes} JSON values)")
+        return True
 
     def _zip_local_header(self, src: Source, info: zipfile.ZipInfo, add: Any) -> int:
         header = src.read_at(info.header_offset, 30)

@@ -5,9 +5,9 @@ and ``__loader__``. At load time skops imports ``__module__`` and takes ``__clas
 ``ObjectNode`` builds an instance, a ``TypeNode`` or ``FunctionNode`` returns the object itself (so
 ``FunctionTransformer(func=os.system)`` carries ``posix.system`` as a ``TypeNode``), a
 ``ConstructorFromReduceNode`` calls the class, ``PartialNode``/``OperatorFuncNode`` build
-``functools.partial`` and ``operator.*`` callables, and a ``MethodNode`` does ``getattr(obj, name)``. The whole tree is walked
-(bounded) and every reference is judged by the pickle allow-list; ``.npy`` members are analysed by the
-scanner like any other member (object arrays as pickles).
+``functools.partial`` and ``operator.*`` callables, and a ``MethodNode`` does ``getattr(obj, name)``.
+The whole tree is walked (bounded) and every reference is judged by the pickle allow-list; ``.npy``
+members are analysed by the scanner like any other member (object arrays as pickles).
 """
 
 from __future__ import annotations

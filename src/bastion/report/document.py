@@ -70,8 +70,12 @@ def to_jsonable(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, enum.Enum):
         return obj.value
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars, torch tensors
         return to_jsonable(obj.tolist())
+    if hasattr(obj, "isoformat") and callable(obj.isoformat):  # datetimes
+        return obj.isoformat()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

@@ -134,35 +134,42 @@ def _mlp_loss_and_grad(
 
 
 def _mlp_weights(ops: list[tuple[str, Any]]) -> list[tuple[torch.Tensor, torch.Tensor | None] | None]:
-    """Detached (weight, bias) per Linear and None per ReLU: read once per attack, not once per step."""
-    return [
+    """Detached (weight, bias) per Linear and None per ReLU: read once per attack, not once per step. The
+    last bias is a column: the output layer runs transposed (see :func:`_mlp_grad`)."""
+    weights = [
         (layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
         if kind == "linear"
         else None
         for kind, layer in ops
     ]
+    w, b = weights[-1]  # type: ignore[misc]
+    weights[-1] = (w, None if b is None else b.unsqueeze(1).contiguous())
+    return weights
 
 
 def _mlp_grad(
-    weights: list[tuple[torch.Tensor, torch.Tensor | None] | None], xa: torch.Tensor, onehot: torch.Tensor
+    weights: list[tuple[torch.Tensor, torch.Tensor | None] | None], xa: torch.Tensor, onehot_t: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input gradient of the summed cross-entropy and the logits for a Linear/ReLU stack (call under
-    ``torch.no_grad``): softmax minus one-hot, back through the layers, in place where possible."""
+    """Input gradient of the summed cross-entropy and the *transposed* logits (classes × rows) for a
+    Linear/ReLU stack (call under ``torch.no_grad``): softmax minus one-hot, back through the layers, in
+    place where possible. The output layer, its softmax and its backward run classes-major: with few classes
+    that layout is 2-3× faster on CPU than rows-major (same values up to float rounding)."""
     import torch
 
     h = xa.flatten(1)
     acts: list[torch.Tensor] = []
-    for wb in weights:
+    for wb in weights[:-1]:
         if wb is None:
             h = h.clamp_min_(0.0)
             acts.append(h)
         else:
             h = torch.nn.functional.linear(h, wb[0], wb[1])
-    logits = h
-    g = torch.softmax(logits, dim=1).sub_(onehot)
-    for wb in reversed(weights):
+    w, b = weights[-1]  # type: ignore[misc]
+    logits_t = torch.mm(w, h.t()) if b is None else torch.addmm(b, w, h.t())
+    g = torch.softmax(logits_t, dim=0).sub_(onehot_t).t().mm(w)
+    for wb in reversed(weights[:-1]):
         g = g.mm(wb[0]) if wb is not None else torch.ops.aten.threshold_backward(g, acts.pop(), 0.0)
-    return g.view_as(xa), logits
+    return g.view_as(xa), logits_t
 
 
 @contextlib.contextmanager
@@ -296,34 +303,44 @@ class _PgdState:
                 t.index_select(0, self.idx) for t in (x0, y0, lower, upper, start)
             )
         self.xa = xa.add_(self.x0)
-        self.onehot = torch.nn.functional.one_hot(self.y, n_classes).to(x0.dtype)
+        self.onehot_t = torch.nn.functional.one_hot(self.y, n_classes).to(x0.dtype).t().contiguous()
         self.live = torch.ones(self.idx.numel(), dtype=torch.bool)  # False: fooled, not yet dropped
-        self.kept: torch.Tensor | None = None
+        self.n_dead = 0  # rows of the working set already fooled (live False)
 
-    def retire(self, logits: torch.Tensor) -> bool:
-        """Record rows first misclassified at the current iterate; drop finished rows once they are a
-        sixteenth of the working set (``kept`` then holds the surviving positions, else None). True when no
+    def retire(self, pred: torch.Tensor) -> bool:
+        """Record rows first misclassified (predicted class ``pred``) at the current iterate. True when no
         row is left to attack."""
         import torch
 
-        self.kept = None
-        newly = (logits.argmax(1) != self.y).logical_and_(self.live)
-        if not bool(newly.any()):
+        newly = pred != self.y
+        if self.n_dead:
+            newly.logical_and_(self.live)
+        hit = torch.nonzero(newly).squeeze(1)
+        if hit.numel() == 0:
             return False
-        rows = self.idx[newly]
-        self.best.index_copy_(0, rows, self.xa[newly])
-        self.fooled[rows] = True
-        self.live.masked_fill_(newly, False)
-        n_live = int(self.live.sum())
-        if n_live == 0:
-            return True
-        if (self.idx.numel() - n_live) * 16 >= self.idx.numel():
-            keep = self.kept = torch.nonzero(self.live).squeeze(1)
-            self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.live = (
-                t.index_select(0, keep)
-                for t in (self.idx, self.x0, self.y, self.lower, self.upper, self.xa, self.onehot, self.live)
-            )
-        return False
+        rows = self.idx.index_select(0, hit)
+        self.best.index_copy_(0, rows, self.xa.index_select(0, hit))
+        self.fooled.index_fill_(0, rows, True)
+        self.live.index_fill_(0, hit, False)
+        self.n_dead += hit.numel()
+        return self.n_dead == self.idx.numel()
+
+    def compact(self, *, with_x0: bool) -> None:
+        """Drop finished rows once they are a sixteenth of the working set (between steps)."""
+        import torch
+
+        n = self.idx.numel()
+        if self.n_dead * 16 < n:
+            return
+        keep = torch.nonzero(self.live).squeeze(1)
+        self.idx, self.y, self.lower, self.upper, self.xa = (
+            t.index_select(0, keep) for t in (self.idx, self.y, self.lower, self.upper, self.xa)
+        )
+        if with_x0:
+            self.x0 = self.x0.index_select(0, keep)
+        self.onehot_t = self.onehot_t.index_select(1, keep)
+        self.live = torch.ones(keep.numel(), dtype=torch.bool)
+        self.n_dead = 0
 
 
 def _pgd_run(
@@ -347,20 +364,21 @@ def _pgd_run(
         st.xa = clamp(st.xa)
         for _ in range(steps):
             if weights is not None:
-                grad, logits = _mlp_grad(weights, st.xa, st.onehot)
+                grad, logits_t = _mlp_grad(weights, st.xa, st.onehot_t)
+                pred = logits_t.max(0)[1]
             else:
                 with torch.enable_grad():
                     _, grad, logits = _loss_and_grad(tm, st.xa, st.y)
-            if st.retire(logits):
+                pred = logits.argmax(1)
+            if st.retire(pred):
                 return
-            if st.kept is not None:  # rows were dropped: drop their gradients too
-                grad = grad.index_select(0, st.kept)
             if norm == "inf":  # ε-ball ∩ input range is one box: projection is a single clamp
                 st.xa.add_(grad.sign_(), alpha=alpha)
                 torch.clamp(st.xa, st.lower, st.upper, out=st.xa)
             else:
                 st.xa = clamp(st.x0 + _project(st.xa + alpha * _direction(grad, norm) - st.x0, eps, norm))
-        if st.retire(tm.logits_tensor(st.xa)) or not last:
+            st.compact(with_x0=norm != "inf")
+        if st.retire(tm.logits_tensor(st.xa).argmax(1)) or not last:
             return
         left = torch.nonzero(st.live).squeeze(1)
         st.best.index_copy_(0, st.idx.index_select(0, left), st.xa.index_select(0, left))

@@ -77,11 +77,7 @@ def register(app: typer.Typer) -> None:
                 from bastion.privacy.ledger import ledger_for_vault
 
                 status = ledger_for_vault(vault).status(result.ledger_dataset or dataset)
-                out["budget"] = {
-                    "epsilon_budget": status.epsilon_budget,
-                    "epsilon_spent": status.epsilon_spent,
-                    "epsilon_remaining": status.epsilon_remaining,
-                }
+                out["budget"] = status.epsilon_summary()
         finally:
             if vault is not None:
                 vault.close()

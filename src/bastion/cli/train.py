@@ -167,11 +167,7 @@ def register(app: typer.Typer) -> None:
                 record_training(vault, report, source=dataset or str(data), outputs=outputs)
             if ledger is not None and ledger.has_budget(key):
                 status = ledger.status(key)
-                result["budget"] = {
-                    "epsilon_budget": status.epsilon_budget,
-                    "epsilon_spent": status.epsilon_spent,
-                    "epsilon_remaining": status.epsilon_remaining,
-                }
+                result["budget"] = status.epsilon_summary()
         finally:
             if vault is not None:
                 vault.close()

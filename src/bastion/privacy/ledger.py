@@ -106,6 +106,14 @@ class BudgetStatus:
     def epsilon_remaining(self) -> float:
         return max(0.0, self.epsilon_budget - self.epsilon_spent)
 
+    def epsilon_summary(self) -> dict[str, float]:
+        """Budget, spent and remaining ε, as the CLI's JSON ``budget`` object."""
+        return {
+            "epsilon_budget": self.epsilon_budget,
+            "epsilon_spent": self.epsilon_spent,
+            "epsilon_remaining": self.epsilon_remaining,
+        }
+
     @property
     def delta_remaining(self) -> float:
         return max(0.0, self.delta_budget - self.delta_spent)

@@ -88,23 +88,60 @@ class _Clamp:
         return t if self.clip is None else t.clamp(self.clip[0], self.clip[1])
 
 
-def _mlp_ops(module: Any) -> list[tuple[str, Any]] | None:
-    """The layers of a plain ``Sequential`` of (Flatten,) Linear and ReLU, else None (use autograd)."""
+def _has_hooks(module: Any) -> bool:
+    """True when a module carries any forward/backward hook or an instance-level ``forward`` override."""
+    hook_dicts = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return any(getattr(module, name, None) for name in hook_dicts) or "forward" in vars(module)
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module as torch_module
+
+    return any(
+        getattr(torch_module, name, None)
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
+    )
+
+
+def _mlp_ops(model: Any) -> list[tuple[str, Any]] | None:
+    """The layers of a plain ``Sequential`` of (Flatten,) Linear and ReLU, else None (use autograd).
+
+    The hand-written pass computes exactly what ``model.logits_tensor`` would only when nothing can change
+    that function: a :class:`TorchAdapter` whose ``logits_tensor`` is not overridden, a module of exactly
+    these types (no subclass: a defended, LoRA-style or normalising layer is a subclass with its own
+    ``forward``), no forward/backward hook on any layer or globally, and an output width equal to the
+    number of classes. Anything else takes the autograd path, which runs the model itself.
+    """
     import torch
 
-    if not isinstance(module, torch.nn.Sequential):
+    from bastion.models.adapters import TorchAdapter
+
+    if type(model).logits_tensor is not TorchAdapter.logits_tensor:
+        return None
+    module = model.module
+    if type(module) is not torch.nn.Sequential or _has_hooks(module) or _global_hooks():
         return None
     ops: list[tuple[str, Any]] = []
     for i, layer in enumerate(module):
-        if isinstance(layer, torch.nn.Flatten) and i == 0:
+        if _has_hooks(layer):
+            return None
+        kind = type(layer)
+        if kind is torch.nn.Flatten and i == 0 and (layer.start_dim, layer.end_dim) == (1, -1):
             continue
-        if isinstance(layer, torch.nn.Linear):
+        if kind is torch.nn.Linear:
             ops.append(("linear", layer))
-        elif isinstance(layer, torch.nn.ReLU) and ops and ops[-1][0] == "linear":
+        elif kind is torch.nn.ReLU and ops and ops[-1][0] == "linear":
             ops.append(("relu", layer))
         else:
             return None
-    return ops if ops and ops[-1][0] == "linear" else None
+    if not ops or ops[-1][0] != "linear" or ops[-1][1].out_features != model.n_classes:
+        return None
+    return ops
 
 
 def _mlp_loss_and_grad(
@@ -244,7 +281,7 @@ def pgd(
     clamp = _Clamp(clip_of(tm))
     size = batch_size or tm.batch_size
     out = np.empty_like(xs)
-    ops = _mlp_ops(tm.module)
+    ops = _mlp_ops(tm)
     weights = _mlp_weights(ops) if ops is not None else None
     with frozen(tm.module), _channels_last(tm.module):
         for i in _batches(xs.shape[0], size):
@@ -417,7 +454,7 @@ def apgd(
     ckpts = _checkpoints(steps)
     size = batch_size or tm.batch_size
     out = np.empty_like(xs)
-    ops = _mlp_ops(tm.module)
+    ops = _mlp_ops(tm)
 
     def proj(t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         return clamp(x0 + _project(t - x0, eps, norm))

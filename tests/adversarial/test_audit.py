@@ -40,8 +40,14 @@ def test_demo_writes_json_and_html(demo_cli: tuple[int, Path]) -> None:
     assert ev["robust_accuracy"] <= ev["robust_accuracy_pgd"] <= ev["clean_accuracy"]
     assert "squeezing_adaptive_evasion_rate" in ev  # the honest adaptive figure is in the report
     assert report["sections"]["poisoning"]["metrics"]["attack_success_rate"] > 0.8
-    assert report["grade"] in "ABCDF" and len(report["reasons"]) == 4
+    assert report["grade"] in "ABCDF" and len(report["reasons"]) == 4  # complete: a letter grade
+    poison = report["sections"]["poisoning"]
+    # attack success and detection are stated apart, in words, and a working attack is never an "A"
+    assert "of inputs carrying the trigger, with no defence" in poison["attack"]
+    assert "flags" in poison["defence"] or "no training-set detector" in poison["defence"]
+    assert poison["grade"] != "A"
     html = (out / "report.html").read_text()
+    assert "with the defence" in html and "carrying the trigger" in html
     assert html.count("data:image/png;base64,") >= 4  # accuracy vs ε, ROC, fidelity, backdoor scores
     assert "<script" not in html and "http://" not in html and "https://" not in html
 
@@ -64,6 +70,8 @@ def test_runner_policy_and_errors(digits, digits_model) -> None:  # type: ignore
     report = run_audit(target=target, attacks=["evasion", "membership", "poisoning"], budget="quick", seed=1)
     assert report.sections["membership"].status == "skipped"  # no known training rows
     assert report.sections["poisoning"].status == "skipped"  # no training recipe
+    assert report.grade == "incomplete"  # skipped and unrequested families are not graded as passed
+    assert "not measured" in report.reasons[-1] and "extraction (not requested)" in report.reasons[-1]
     ok = parse_policy({"evasion": {"clean_accuracy": {"min": 0.5}}})
     assert check_policy(report, ok) == ()
     strict = parse_policy(

@@ -75,3 +75,35 @@ def test_write_json_is_atomic_and_strict(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="JSON"):
         write_json(tmp_path / "bad.json", {"x": object()})
     assert not list(tmp_path.glob(".report-*"))
+
+
+def test_incomplete_audit_page_says_so() -> None:
+    from bastion.adversarial import grading
+    from bastion.adversarial.audit import AuditReport, SectionResult
+    from bastion.report.audit import build_document
+
+    sec = SectionResult(
+        family="poisoning",
+        status="ok",
+        seed=0,
+        grade="B",
+        reason="poisoning: r",
+        attack="the model answers class 1 on 100.0% of inputs carrying the trigger, with no defence",
+        defence="STRIP flags 100.0% of the poisoned rows with 3.0% false alarms",
+    )
+    grade, reasons = grading.overall({"poisoning": (sec.status, sec.grade, sec.reason)})
+    report = AuditReport(
+        created="t",
+        bastion_version="0",
+        model={},
+        data={},
+        budget="quick",
+        seed=0,
+        sections={"poisoning": sec},
+        grade=grade,
+        reasons=reasons,
+    )
+    page = render_html(build_document(report, with_plots=False))
+    assert ">incomplete</span>" in page  # the overall badge
+    assert page.count("<td>not requested</td>") == 3  # one summary row per family that did not run
+    assert "100.0% of inputs carrying the trigger" in page and "STRIP flags 100.0%" in page

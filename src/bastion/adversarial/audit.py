@@ -14,8 +14,9 @@ way to train another model like it) and runs the families asked for:
   retrained with the target's recipe, and the backdoor detectors (activation clustering, spectral signatures,
   STRIP on the training set and at inference).
 
-Grades (A best … F worst) per family follow fixed thresholds documented in the README; the overall grade is
-the worst family grade (an attacker takes the weakest path).
+Grades (A best … F worst) per family follow the fixed thresholds of :mod:`bastion.adversarial.grading`, each
+with an absolute floor; the overall grade is the worst family grade (an attacker takes the weakest path), and
+an audit that did not measure every family grades ``incomplete``.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from bastion.adversarial import grading
+from bastion.adversarial.grading import FAMILIES, GRADES, INCOMPLETE, worst
 from bastion.adversarial.loading import Trainer
 from bastion.errors import InvalidInput
 from bastion.models.adapters import TorchAdapter
 from bastion.models.interface import ModelAdapter, check_input, check_labels
 
-FAMILIES: tuple[str, ...] = ("evasion", "membership", "extraction", "poisoning")
-GRADES: tuple[str, ...] = ("A", "B", "C", "D", "F")
 Progress = Callable[[str, float, str], None]
 
 
@@ -135,7 +136,10 @@ class AuditTarget:
 
 @dataclass(frozen=True)
 class SectionResult:
-    """One attack family's outcome (JSON: parameters, metrics, seed, grade, curves, notes, warnings)."""
+    """One attack family's outcome (JSON: parameters, metrics, seed, grade, curves, notes, warnings).
+
+    ``attack`` says in plain words what the attack achieved with no defence; ``defence`` what the defence
+    bastion measured against it changed (empty when none was measured)."""
 
     family: str
     status: str
@@ -148,6 +152,8 @@ class SectionResult:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    attack: str = ""
+    defence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +164,8 @@ class SectionResult:
             "metrics": dict(self.metrics),
             "grade": self.grade,
             "reason": self.reason,
+            "attack": self.attack,
+            "defence": self.defence,
             "curves": dict(self.curves),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
@@ -167,7 +175,8 @@ class SectionResult:
 
 @dataclass(frozen=True)
 class AuditReport:
-    """The whole audit: per-family sections, the overall grade and its reasons."""
+    """The whole audit: per-family sections, the overall grade (A–F, or ``incomplete`` when a family was
+    skipped or not requested) and its reasons."""
 
     created: str
     bastion_version: str
@@ -182,7 +191,7 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": "bastion-audit",
-            "format_version": 1,
+            "format_version": 2,
             "created": self.created,
             "bastion_version": self.bastion_version,
             "model": dict(self.model),
@@ -215,18 +224,6 @@ class AuditReport:
 
 def _scalars(m: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in m.items() if isinstance(v, int | float | str | bool) or v is None}
-
-
-def _grade_from(value: float, cuts: Sequence[float], *, higher_is_better: bool) -> str:
-    """``cuts`` are the A/B/C/D boundaries (4 values)."""
-    for grade, cut in zip(GRADES[:4], cuts, strict=True):
-        if (value >= cut) if higher_is_better else (value < cut):
-            return grade
-    return "F"
-
-
-def worst(grades: Sequence[str]) -> str:
-    return max(grades, key=GRADES.index) if grades else "A"
 
 
 # --------------------------------------------------------------------------------------------- the families
@@ -302,13 +299,25 @@ def _evasion(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -> S
     else:
         notes.append("black-box model: white-box attacks (PGD, APGD-CE, FGSM) and feature squeezing skipped")
     tick("done")
-    ratio = ens.robust_accuracy / max(ens.clean_accuracy, 1e-9)
-    grade = _grade_from(ratio, (0.8, 0.6, 0.4, 0.2), higher_is_better=True)
-    if ens.masking_warning:
-        grade = worst([grade, "C"])
+    grade = grading.grade_evasion(
+        clean=ens.clean_accuracy,
+        robust=ens.robust_accuracy,
+        n_classes=t.model.n_classes,
+        masking=ens.masking_warning is not None,
+    )
     reason = (
         f"evasion: robust accuracy {ens.robust_accuracy:.1%} at ε={eps:.3g} vs clean {ens.clean_accuracy:.1%}"
         + (" (possible gradient masking)" if ens.masking_warning else "")
+    )
+    attack = (
+        f"small input changes (L∞ ε = {eps:.3g}) leave {ens.robust_accuracy:.1%} of inputs correctly "
+        f"classified, down from {ens.clean_accuracy:.1%}"
+    )
+    defence = (
+        f"feature squeezing: an attacker who knows the detector still turns "
+        f"{metrics['squeezing_adaptive_evasion_rate']:.1%} of correct inputs into undetected errors"
+        if "squeezing_adaptive_evasion_rate" in metrics
+        else ""
     )
     return SectionResult(
         family="evasion",
@@ -330,6 +339,8 @@ def _evasion(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -> S
         metrics=metrics,
         grade=grade,
         reason=reason,
+        attack=attack,
+        defence=defence,
         curves={"accuracy_vs_eps": [[e, a] for e, a in curve], "queries": dict(ens.queries)},
         notes=tuple(notes),
         warnings=tuple(warnings),
@@ -426,12 +437,7 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
     metrics["tpr_at_1_fpr"] = max(r.tpr_at_1_fpr for r in results.values())
     metrics["rounded_outputs_auc"] = rounded.auc
     auc, tpr1 = metrics["auc"], metrics["tpr_at_1_fpr"]
-    grade = worst(
-        [
-            _grade_from(auc, (0.55, 0.6, 0.7, 0.8), higher_is_better=False),
-            _grade_from(tpr1, (0.02, 0.05, 0.1, 0.2), higher_is_better=False),
-        ]
-    )
+    grade = grading.grade_membership(auc=auc, tpr_at_1_fpr=tpr1)
     notes.append(
         f"hardening: rounding outputs to 1 decimal moves the baseline AUC from {base.auc:.3f} to "
         f"{rounded.auc:.3f}"
@@ -452,6 +458,10 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         metrics=metrics,
         grade=grade,
         reason=f"membership: best AUC {auc:.3f}, TPR {tpr1:.1%} at 1 % FPR",
+        attack=f"the best attack tells training rows from others with AUC {auc:.3f} (0.5 = guessing) and "
+        f"finds {tpr1:.1%} of training rows while wrongly accusing 1 % of other rows",
+        defence=f"rounding outputs to 1 decimal moves the loss-threshold attack's AUC from {base.auc:.3f} to "
+        f"{rounded.auc:.3f}",
         curves={
             "roc": {name: {"fpr": list(r.roc_fpr), "tpr": list(r.roc_tpr)} for name, r in results.items()}
         },
@@ -503,7 +513,7 @@ def _extraction(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         }
     )
     progress("extraction", 1.0, "done")
-    grade = _grade_from(best_fid, (0.5, 0.7, 0.85, 0.95), higher_is_better=False)
+    grade = grading.grade_extraction(fidelity=best_fid)
     return SectionResult(
         family="extraction",
         status="ok",
@@ -519,6 +529,10 @@ def _extraction(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         grade=grade,
         reason=f"extraction: a surrogate agrees with the model on {best_fid:.1%} of inputs after "
         f"{budgets[-1]} queries",
+        attack=f"a copy trained from {budgets[-1]} queries gives the model's answer on {best_fid:.1%} of "
+        "inputs",
+        defence=f"answering with labels only (no scores): the copy agrees on "
+        f"{hardened.points[-1].fidelity:.1%}",
         curves={"fidelity_vs_queries": points},
         notes=(
             f"label-only outputs (hardening) give {hardened.points[-1].fidelity:.1%} fidelity at "
@@ -581,10 +595,24 @@ def _poisoning(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) ->
         key = d.method.replace("-", "_")
         metrics[f"{key}_tpr"] = d.tpr
         metrics[f"{key}_fpr"] = d.fpr
-    usable = [d.tpr or 0.0 for d in detections if (d.fpr or 0.0) <= 0.05]
-    best = max(usable) if usable else 0.0
+    usable = [d for d in detections if (d.fpr or 0.0) <= 0.05]
+    top = max(usable, key=lambda d: d.tpr or 0.0) if usable else None
+    best = (top.tpr or 0.0) if top is not None else 0.0
     metrics["detection_tpr"] = best
-    grade = _grade_from(best, (0.9, 0.75, 0.5, 0.25), higher_is_better=True)
+    metrics["detection_fpr"] = (top.fpr or 0.0) if top is not None else None
+    metrics["detection_method"] = top.method if top is not None else None
+    grade = grading.grade_poisoning(attack_success=asr, detection_tpr=best)
+    attack = (
+        f"poisoning {b.poison_rate:.0%} of the training rows (BadNets) makes the retrained model answer "
+        f"class {target_class} on {asr:.1%} of inputs carrying the trigger, with no defence "
+        f"(clean accuracy {clean_acc:.1%})"
+    )
+    defence = (
+        f"the best training-set detector ({top.method}) flags {best:.1%} of the poisoned rows with "
+        f"{top.fpr or 0.0:.1%} false alarms"
+        if top is not None
+        else "no training-set detector found the poison at ≤ 5 % false alarms"
+    )
     return SectionResult(
         family="poisoning",
         status="ok",
@@ -598,8 +626,10 @@ def _poisoning(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) ->
         },
         metrics=metrics,
         grade=grade,
-        reason=f"poisoning: a {b.poison_rate:.0%} BadNets poison reaches {asr:.1%} attack success; the best "
-        f"training-set detector at ≤5 % FPR finds {best:.1%} of poisoned rows",
+        reason=f"poisoning: attack success {asr:.1%} without a defence; detection {best:.1%} of poisoned "
+        "rows at ≤ 5 % false alarms",
+        attack=attack,
+        defence=defence,
         curves={
             "backdoor_scores": {
                 d.method: {
@@ -673,11 +703,7 @@ def run_audit(
         result = _RUNNERS[family](t, b, seed + 1000 * i, report_progress)
         sections[family] = SectionResult(**{**result.__dict__, "seconds": time.perf_counter() - start})
         report_progress(family, 1.0, "done")
-    graded = [s for s in sections.values() if s.grade is not None]
-    grade = worst([s.grade for s in graded if s.grade]) if graded else "F"
-    reasons = tuple(f"[{s.grade or '-'}] {s.reason}" for s in sections.values())
-    if not graded:
-        reasons += ("no attack family could run: nothing was measured",)
+    grade, reasons = grading.overall({f: (s.status, s.grade, s.reason) for f, s in sections.items()})
     stamp = (now or (lambda: dt.datetime.now(dt.UTC)))().isoformat(timespec="seconds")
     desc = dict(t.description)
     data_desc = {
@@ -736,6 +762,7 @@ __all__ = [
     "BUDGETS",
     "FAMILIES",
     "GRADES",
+    "INCOMPLETE",
     "AuditBudget",
     "AuditReport",
     "AuditTarget",

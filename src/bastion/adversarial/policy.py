@@ -103,7 +103,8 @@ def check_policy(report: AuditReport, policy: Policy) -> tuple[Violation, ...]:
     for th in policy.thresholds:
         if th.family == "overall":
             assert isinstance(th.min, str)
-            if GRADES.index(report.grade) > GRADES.index(th.min):
+            # an incomplete audit has no letter grade: it fails every grade bound (fail closed)
+            if report.grade not in GRADES or GRADES.index(report.grade) > GRADES.index(th.min):
                 violations.append(Violation("overall", "grade", report.grade, f"min {th.min}"))
             continue
         value = report.metric(th.family, th.metric)

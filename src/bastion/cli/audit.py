@@ -199,19 +199,10 @@ def _print_summary(
 
     console = Console()
     table = Table(title=f"bastion audit — overall grade {report.grade}")
-    for col in ("family", "status", "grade", "key figures"):
+    for col in ("family", "status", "grade", "attack, no defence", "with the defence"):
         table.add_column(col)
-    keys = {
-        "evasion": ("clean_accuracy", "robust_accuracy"),
-        "membership": ("auc", "tpr_at_0_1_fpr", "tpr_at_1_fpr"),
-        "extraction": ("fidelity", "label_only_fidelity"),
-        "poisoning": ("attack_success_rate", "detection_tpr"),
-    }
     for family, sec in report.sections.items():
-        figures = ", ".join(
-            f"{k}={sec.metrics[k]:.3f}" for k in keys.get(family, ()) if isinstance(sec.metrics.get(k), float)
-        )
-        table.add_row(family, sec.status, sec.grade or "-", figures or sec.reason)
+        table.add_row(family, sec.status, sec.grade or "-", sec.attack or sec.reason, sec.defence or "-")
     console.print(table)
     for reason in report.reasons:
         console.print(f"  {reason}", markup=False, highlight=False)

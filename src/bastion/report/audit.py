@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bastion.adversarial.audit import AuditReport
+from bastion.adversarial.audit import FAMILIES, AuditReport
 from bastion.report import plots
 from bastion.report.document import Document, Figure, Section, write_json
 from bastion.report.html import render_html
@@ -91,8 +91,17 @@ def build_document(report: AuditReport, *, with_plots: bool = True) -> Document:
             )
         )
     summary = [
-        [_TITLES.get(f, f), s.status, s.grade or "-", s.reason.split(": ", 1)[-1]]
+        [
+            _TITLES.get(f, f),
+            s.status,
+            s.grade or "-",
+            s.attack or s.reason.split(": ", 1)[-1],
+            s.defence or "-",
+        ]
         for f, s in report.sections.items()
+    ]
+    summary += [
+        [_TITLES[f], "not requested", "-", "not measured", "-"] for f in FAMILIES if f not in report.sections
     ]
     model = report.model.get("reference", "model")
     return Document(
@@ -101,11 +110,13 @@ def build_document(report: AuditReport, *, with_plots: bool = True) -> Document:
         subtitle=f"budget {report.budget}, seed {report.seed}, {report.created}, "
         f"bastion {report.bastion_version}",
         summary=summary,
-        summary_header=["family", "status", "grade", "finding"],
+        summary_header=["family", "status", "grade", "attack, no defence", "with the defence"],
         reasons=report.reasons,
         sections=sections,
-        footer="Grades: A (hard to attack) … F (easy). The overall grade is the worst family grade. "
-        "Figures are measured, not modelled; see report.json for every number.",
+        footer="Grades: A (hard to attack) … F (easy), each family with an absolute floor (see "
+        "bastion.adversarial.grading). The overall grade is the worst family grade, and only an audit "
+        "that measured all four families gets one: otherwise it is 'incomplete'. Figures are measured, "
+        "not modelled; see report.json for every number.",
     )
 
 

@@ -48,6 +48,8 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
             "jwt",
             "api_watermark",
             "text",
+            "connections",
+            "audit",
         }
     ),
 }
@@ -136,6 +138,48 @@ def load_settings(home: str | os.PathLike[str] | None = None, *, must_exist: boo
     )
 
 
+def secure_home(root: Path) -> None:
+    """Make the home 0700 and every file bastion keeps in it 0600, whatever the umask or earlier modes.
+
+    Walks the home's own files and directories (not the blob files, which are created 0600, nor anything a
+    symbolic link points to: links are left alone).
+    """
+    import stat
+
+    def fix(path: Path, mode: int) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+            return
+        try:
+            os.chmod(path, mode, follow_symlinks=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot restrict the permissions of {path} ({exc.strerror})") from exc
+
+    fix(root, 0o700)
+    blob_roots = {root / "blobs", root / "blobs" / "blake3"}
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            p = Path(e.path)
+            if e.is_symlink():
+                continue
+            if e.is_dir():
+                fix(p, 0o700)
+                blob_fanout = p.parent in blob_roots and len(p.name) == 2
+                if not blob_fanout:  # blob files are created 0600 by the store: not every blob is visited
+                    stack.append(p)
+            else:
+                fix(p, 0o600)
+
+
 def get_passphrase(*, prompt: bool = True, confirm: bool = False) -> str:
     """The key-ring passphrase from ``$BASTION_PASSPHRASE``, else an interactive prompt.
 
@@ -164,5 +208,6 @@ __all__ = [
     "get_passphrase",
     "home_path",
     "load_settings",
+    "secure_home",
     "validate_config",
 ]

@@ -40,16 +40,20 @@ Range reads: ``read_range`` decrypts only the segments a byte range touches. Seg
 ``(offset+length-1)//S - offset//S + 1`` segments: ``ceil(length/S)`` when ``offset`` is a multiple of
 ``S``, and at most ``ceil(length/S) + 1`` otherwise. With the default 1 MiB segments, a 1 MiB range decrypts
 1 segment when aligned and at most 2 in any case. A range read authenticates every segment it returns
-(position included); whole-stream properties such as truncation are checked by :func:`decrypt_stream`,
-which a caller runs to verify an artifact.
+(position included); a range that touches no segment (empty, or at the end) authenticates the final one,
+so no answer is unauthenticated. Whole-stream properties such as truncation are checked by
+:func:`decrypt_stream`, which a caller runs to verify an artifact. :class:`DecryptingReader` is a seekable
+file over the plaintext built on the same reads (it authenticates the final segment when it opens, so the
+size it reports is authenticated): the vault's inspectors read stored versions through it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -316,12 +320,122 @@ def decrypt_stream_to(*, key: bytes, src: BinaryIO, sink: SegmentSink, associate
         n = m
 
 
+class DecryptingReader(io.RawIOBase):
+    """A seekable, read-only file over the plaintext of an encrypted stream (the vault's range reads).
+
+    Every byte it returns comes from a segment that authenticated (position and last flag included); the
+    final segment is authenticated when the reader is built, so :attr:`size` (and ``seek(0, SEEK_END)``) is
+    authenticated too. One decrypted segment is cached, so a parser reading small pieces in order decrypts
+    each segment once. ``segments_decrypted`` counts the segment decryptions made so far.
+    """
+
+    def __init__(
+        self, *, key: bytes, src: BinaryIO, associated_data: bytes, close_source: bool = False
+    ) -> None:
+        super().__init__()
+        _check_key(key)
+        self._src = src
+        self._close_source = close_source
+        self._base = src.tell()
+        self._header = _read_header(src)
+        segment_size, salt, self._prefix = _parse_header(self._header)
+        total_ct = src.seek(0, os.SEEK_END) - self._base
+        body = total_ct - HEADER_SIZE
+        seg_ct = segment_size + TAG_SIZE
+        if body < TAG_SIZE:
+            raise IntegrityError(_OPAQUE)
+        self._nseg = -(-body // seg_ct)
+        self._last_ct = body - (self._nseg - 1) * seg_ct
+        if self._last_ct < TAG_SIZE or self._nseg > MAX_SEGMENTS:
+            raise IntegrityError(_OPAQUE)
+        self.segment_size = segment_size
+        self.size = body - self._nseg * TAG_SIZE
+        self.segments_decrypted = 0
+        self._cipher = _file_cipher(key, salt, associated_data)
+        self._ct = memoryview(bytearray(seg_ct))
+        self._pt = bytearray(segment_size)
+        self._cached = -1
+        self._cached_len = 0
+        self._pos = 0
+        self._load(self._nseg - 1)  # the final segment: proves where the stream ends
+
+    def _load(self, k: int) -> memoryview:
+        if k != self._cached:
+            self._cached = -1
+            self._src.seek(self._base + HEADER_SIZE + k * (self.segment_size + TAG_SIZE))
+            is_last = k == self._nseg - 1
+            want = self._last_ct if is_last else self.segment_size + TAG_SIZE
+            if _read_full(self._src, self._ct[:want]) != want:
+                raise IntegrityError(_OPAQUE)
+            nonce = _NONCE.pack(self._prefix, k, 1 if is_last else 0)
+            try:
+                self._cipher.decrypt_into(
+                    nonce, self._ct[:want], self._header, memoryview(self._pt)[: want - TAG_SIZE]
+                )
+            except InvalidTag as exc:
+                raise IntegrityError(_OPAQUE) from exc
+            self.segments_decrypted += 1
+            self._cached, self._cached_len = k, want - TAG_SIZE
+        return memoryview(self._pt)[: self._cached_len]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed and self._close_source:
+            self._src.close()
+        super().close()
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b: Any) -> int:
+        out = memoryview(b).cast("B")
+        done = 0
+        while done < len(out) and self._pos < self.size:
+            k, lo = divmod(self._pos, self.segment_size)
+            plain = self._load(k)
+            n = min(len(out) - done, len(plain) - lo)
+            out[done : done + n] = plain[lo : lo + n]
+            done += n
+            self._pos += n
+        return done
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self.size - self._pos)
+        buf = bytearray(min(size, max(0, self.size - self._pos)))
+        n = self.readinto(buf)
+        return bytes(buf[:n])
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+
 def read_range(*, key: bytes, src: BinaryIO, associated_data: bytes, offset: int, length: int) -> RangeRead:
     """Decrypt plaintext bytes ``[offset, offset+length)`` by decrypting only the segments they touch.
 
     ``src`` must be seekable and positioned at the start of the ciphertext. A range running past the end is
     cut at the end; an ``offset`` beyond the end raises :class:`InvalidInput`. See the module docstring for
-    how many segments a range touches.
+    how many segments a range touches. A range that touches no segment (empty, or at the end) still
+    authenticates the final segment, so the answer (empty data, or "beyond the end") is never unauthenticated.
     """
     _check_key(key)
     if offset < 0 or length < 0:
@@ -339,16 +453,15 @@ def read_range(*, key: bytes, src: BinaryIO, associated_data: bytes, offset: int
     if last_ct < TAG_SIZE or nseg > MAX_SEGMENTS:
         raise IntegrityError(_OPAQUE)
     plain_size = body - nseg * TAG_SIZE
-    if offset > plain_size:
-        raise InvalidInput(f"offset {offset} is beyond the end of the plaintext ({plain_size} bytes)")
     end = min(offset + length, plain_size)
-    if end <= offset:
-        return RangeRead(data=b"", segments_decrypted=0)
     cipher = _file_cipher(key, salt, associated_data)
-    first, final = offset // segment_size, (end - 1) // segment_size
+    if end <= offset:
+        first = final = nseg - 1  # nothing in range: authenticate the final segment (the stream's end)
+    else:
+        first, final = offset // segment_size, (end - 1) // segment_size
     ct_buf = memoryview(bytearray(seg_ct))
     pt_buf = memoryview(bytearray(segment_size))
-    result = bytearray(end - offset)
+    result = bytearray(max(0, end - offset))
     pos = 0
     for k in range(first, final + 1):
         src.seek(base + HEADER_SIZE + k * seg_ct)
@@ -363,11 +476,15 @@ def read_range(*, key: bytes, src: BinaryIO, associated_data: bytes, offset: int
             cipher.decrypt_into(nonce, ct_buf[:want], header, plain)
         except InvalidTag as exc:
             raise IntegrityError(_OPAQUE) from exc
+        if end <= offset:
+            break
         seg_start = k * segment_size
         lo = max(offset, seg_start) - seg_start
         hi = min(end, seg_start + len(plain)) - seg_start
         result[pos : pos + hi - lo] = plain[lo:hi]
         pos += hi - lo
+    if offset > plain_size:
+        raise InvalidInput(f"offset {offset} is beyond the end of the plaintext ({plain_size} bytes)")
     return RangeRead(data=bytes(result), segments_decrypted=final - first + 1)
 
 
@@ -375,6 +492,7 @@ __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "HEADER_SIZE",
     "TAG_SIZE",
+    "DecryptingReader",
     "RangeRead",
     "SegmentSink",
     "StreamInfo",

@@ -208,7 +208,7 @@ def _write_private(path: Path, key: Any, secret: bytes) -> None:
 
 def _write_public(path: Path, key: Any) -> None:
     pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    atomic_write(path, pem, mode=0o644)
+    atomic_write(path, pem, mode=0o600)
 
 
 def _load_private(path: Path, secret: bytes) -> Any:
@@ -259,7 +259,7 @@ class SigningKeys:
         _write_private(directory / TREE_KEY, tree_key, secret)
         _write_public(directory / TREE_PUB, tree_key.public_key())
         doc = {"kdf": params.to_dict(), "salt": base64.b64encode(salt).decode("ascii")}
-        atomic_write(directory / PARAMS, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o644)
+        atomic_write(directory / PARAMS, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o600)
         return cls(directory, manifest_key=manifest_key, secret=secret, tree=Ed25519Signer(tree_key))
 
     @classmethod
@@ -296,7 +296,7 @@ class SigningKeys:
         _write_private(self.directory / MANIFEST_KEY, self._manifest_key, secret)
         _write_private(self.directory / TREE_KEY, self.tree._private, secret)
         doc = {"kdf": params.to_dict(), "salt": base64.b64encode(salt).decode("ascii")}
-        atomic_write(self.directory / PARAMS, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o644)
+        atomic_write(self.directory / PARAMS, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o600)
         self._secret = secret
 
     def _check_public_files(self) -> None:
@@ -373,8 +373,12 @@ class SigningKeys:
         directory: str | os.PathLike[str],
         digests: dict[str, str],
         signature_path: str | os.PathLike[str],
+        files_on_disk: bool = True,
     ) -> DirectoryManifest:
         """Sign ``directory`` from SHA-256 digests its caller already computed, without reading the files.
+
+        ``files_on_disk=False``: the files are not in ``directory`` (an empty directory that only names the
+        model); the caller read them elsewhere, once, and checked their names (the registry's push).
 
         The signature is the one :meth:`sign_directory` makes (same model-signing manifest, serialisation
         parameters and signer, so it verifies upstream as well); only the hashing is skipped. The caller
@@ -387,7 +391,7 @@ class SigningKeys:
 
         root, sig = self._check_signable(directory, signature_path)
         hashing = _hashing_config(root, sig)
-        on_disk = _signable_files(root, sig)
+        on_disk = _signable_files(root, sig) if files_on_disk else set(digests)
         if set(digests) != on_disk:
             missing = sorted(on_disk - set(digests))[:3]
             extra = sorted(set(digests) - on_disk)[:3]

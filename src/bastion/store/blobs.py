@@ -78,9 +78,10 @@ def _make_dirs(path: Path) -> None:
         return
     _make_dirs(path.parent)
     try:
-        path.mkdir()
+        path.mkdir(mode=0o700)
     except FileExistsError:
         return
+    os.chmod(path, 0o700)  # whatever the umask
     _fsync_dir(path.parent)
 
 
@@ -92,7 +93,7 @@ class FileBlobStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path(self, digest: str) -> Path:
         digest = _check(digest)

@@ -13,6 +13,7 @@ concurrent writers on both back ends.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -60,6 +61,19 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file 0600 before SQLite does (it would use 0644 whatever the umask)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot create the metadata database {database} ({exc.strerror})") from exc
+    os.close(fd)
+
+
 def open_engine(url: str) -> Engine:
     """Open the metadata database at ``url`` (SQLite path URL or PostgreSQL URL)."""
     try:
@@ -68,6 +82,7 @@ def open_engine(url: str) -> Engine:
         raise ConfigError(f"invalid database URL ({exc})") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        _create_private(parsed.database)
         engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -94,8 +109,9 @@ def ensure_tables(engine: Engine) -> None:
                         conn.execute(sa.insert(locks_table).values(name=name, counter=0))
         except sa.exc.IntegrityError:
             pass  # another process inserted the lock row first
-    except sa.exc.OperationalError as exc:
-        raise ServiceError(f"metadata database unavailable: {exc.orig}") from exc
+    except sa.exc.DatabaseError as exc:  # unreachable server, or a file that is not a database
+        reason = (str(exc.orig).splitlines() or ["unknown error"])[0]
+        raise ServiceError(f"metadata database unavailable or not a bastion database: {reason}") from exc
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,15 @@ from pathlib import Path
 import tomli_w
 
 from bastion.access import OWNER_ID, AccessControl, Identity
-from bastion.config import CONFIG_FILE, ENVIRONMENTS, TOKEN_ENV, get_passphrase, home_path, load_settings
+from bastion.config import (
+    CONFIG_FILE,
+    ENVIRONMENTS,
+    TOKEN_ENV,
+    get_passphrase,
+    home_path,
+    load_settings,
+    secure_home,
+)
 from bastion.crypto.kdf import KdfParams
 from bastion.crypto.keys import init_key_provider, open_key_provider
 from bastion.crypto.signing import SigningKeys
@@ -18,9 +27,13 @@ from bastion.errors import ConfigError, Conflict, InvalidInput, NotFound
 from bastion.store.auditlog import AuditLog
 from bastion.store.blobs import FileBlobStore
 from bastion.store.db import ensure_tables, open_engine
-from bastion.vault.registry import Inspector, Vault
+from bastion.vault._private import clean_stale, write_private
+from bastion.vault.interface import Inspector
+from bastion.vault.registry import Vault
 
 WITNESS_FILE = "audit-head.json"
+MIN_PASSPHRASE = 12
+logger = logging.getLogger(__name__)
 
 
 def init_project(
@@ -38,19 +51,26 @@ def init_project(
     """
     if not passphrase:
         raise InvalidInput("an empty passphrase is not allowed")
+    if len(passphrase) < MIN_PASSPHRASE:
+        logger.warning(
+            "the passphrase is shorter than %d characters: anyone who copies the home can guess it faster",
+            MIN_PASSPHRASE,
+        )
     if default_env not in ENVIRONMENTS:
         raise InvalidInput(f"default_env must be one of {', '.join(ENVIRONMENTS)}")
     root = home_path(home)
     if (root / CONFIG_FILE).exists():
         raise Conflict(f"a bastion project already exists at {root}")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secure_home(root)  # an existing home (say 0755) becomes 0700 before anything is written into it
     config: dict[str, dict[str, str]] = {
         "project": {"name": root.parent.name or "bastion", "default_env": default_env}
     }
     if database_url:
         config["database"] = {"url": database_url}
     tmp = root / (CONFIG_FILE + ".tmp")
-    tmp.write_text(tomli_w.dumps(config), encoding="utf-8")
+    tmp.unlink(missing_ok=True)  # left by an init that failed earlier
+    write_private(tmp, tomli_w.dumps(config).encode("utf-8"))
     settings = load_settings(root, must_exist=False)  # defaults; the file is renamed into place at the end
     settings = dataclasses.replace(
         settings, database_url=database_url or settings.database_url, default_env=default_env
@@ -63,6 +83,7 @@ def init_project(
     audit = AuditLog(engine, signer, witness_path=root / WITNESS_FILE)
     owner = AccessControl(engine, audit).create_owner()
     os.replace(tmp, root / CONFIG_FILE)  # the home exists only once everything above succeeded
+    secure_home(root)
     settings = load_settings(root)
     audit.append(actor=owner.name, action="project:init", target=str(root), outcome="ok", details=None)
     return Vault(
@@ -87,6 +108,10 @@ def open_vault(
 ) -> Vault:
     """Open a project's vault as the identity of ``token`` / ``$BASTION_TOKEN``, else the local owner."""
     settings = load_settings(home)
+    secure_home(settings.home)
+    clean_stale(
+        settings.home
+    )  # temporaries (plaintext included) of a command that was killed: said on stderr
     if passphrase is None:
         passphrase = get_passphrase()
     keys = open_key_provider(settings, passphrase)

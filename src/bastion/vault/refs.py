@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,16 +13,43 @@ from bastion.errors import InvalidInput
 
 ArtifactName = NewType("ArtifactName", str)
 KINDS: tuple[str, ...] = ("model", "dataset")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# ASCII only, the whole string (``re.fullmatch``: ``$`` would accept a trailing newline).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", re.ASCII)
+_VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_BYTES = 1 << 20
 
 
 def check_name(name: str) -> ArtifactName:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
             f"invalid artifact name {name!r}: letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
         )
     return ArtifactName(name)
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """Version metadata: a JSON object, nested at most :data:`MAX_METADATA_DEPTH` deep, at most 1 MiB."""
+    stack: list[tuple[Any, int]] = [(meta, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidInput(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, Mapping):
+            if not all(isinstance(k, str) for k in value):
+                raise InvalidInput("metadata keys must be strings")
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
+        elif not (value is None or isinstance(value, str | int | float | bool)):
+            raise InvalidInput("metadata must be JSON-serialisable")
+    try:
+        size = len(json.dumps(meta, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("metadata must be JSON-serialisable (no NaN or infinity)") from exc
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput("metadata is larger than 1 MiB")
 
 
 @dataclass(frozen=True)
@@ -40,8 +68,8 @@ class ArtifactRef:
             raise InvalidInput("an artifact reference must be a string such as NAME, NAME:3 or NAME@prod")
         if ":" in text:
             name, _, ver = text.partition(":")
-            if not ver.isdigit() or int(ver) < 1 or len(ver) > 9:
-                raise InvalidInput(f"bad version in {text!r}: versions are positive integers")
+            if not _VERSION.fullmatch(ver):
+                raise InvalidInput(f"bad version in {text!r}: versions are positive integers (ASCII digits)")
             return cls(name=check_name(name), version=int(ver))
         if "@" in text:
             name, _, env = text.partition("@")
@@ -142,5 +170,6 @@ __all__ = [
     "ArtifactVersion",
     "FileEntry",
     "KeyRotation",
+    "check_metadata",
     "check_name",
 ]

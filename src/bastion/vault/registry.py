@@ -22,10 +22,10 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import struct
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bastion.access import AccessControl, Identity, allowed
 from bastion.config import ENVIRONMENTS, Settings
-from bastion.crypto.aead import RangeRead, decrypt_stream_to, encrypt_stream_to, read_range
+from bastion.crypto.aead import RangeRead, decrypt_stream_to, read_range
 from bastion.crypto.interface import KekInfo, KeyProvider, WrappedKey, new_dek
 from bastion.errors import (
     AccessDenied,
@@ -69,7 +69,17 @@ from bastion.store.tables import (
     versions,
     wrapped_keys,
 )
-from bastion.vault._io import INLINE_BELOW, HashingSink, sha256_file
+from bastion.vault._io import INLINE_BELOW, HashingSink
+from bastion.vault._private import claim, prepare_out_dir, private_workdir, write_private
+from bastion.vault._push import (
+    StoredFile,
+    StoredVersion,
+    encrypt_file,
+    run_inspectors,
+    segment_associated_data,
+)
+from bastion.vault._source import Source
+from bastion.vault.interface import Inspector
 from bastion.vault.refs import (
     KINDS,
     Annotation,
@@ -77,12 +87,17 @@ from bastion.vault.refs import (
     ArtifactVersion,
     FileEntry,
     KeyRotation,
+    check_metadata,
     check_name,
 )
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "bastion-manifest/v1"
+# v2: one read per file, segment AD = name ‖ version ‖ path. v1 versions (AD also bound the manifest digest)
+# still verify and pull: the format is inside the signed manifest, so it cannot be downgraded.
+MANIFEST_FORMAT = "bastion-manifest/v2"
+MANIFEST_FORMAT_V1 = "bastion-manifest/v1"
+MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_V1)
 SIGNATURE_FILE = "model.sig"
 RESERVED_NAMES = frozenset({SIGNATURE_FILE})
 INSPECTOR_GROUP = "bastion.inspectors"
@@ -98,8 +113,6 @@ ANNOTATION_PERMISSIONS: Mapping[str, str] = {
 _DEFAULT_ANNOTATION_PERMISSION = "registry:push"
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
-Inspector = Callable[[Path], None]
-
 
 def _iso(value: dt.datetime) -> str:
     """ISO 8601 in UTC (SQLite hands timezone-aware columns back naive)."""
@@ -111,7 +124,7 @@ def _lp(*fields: bytes) -> bytes:
 
 
 def file_associated_data(name: str, version: int, manifest_digest: str, path: str) -> bytes:
-    """AEAD associated data binding a file's ciphertext to its place in the registry."""
+    """AEAD associated data of a file in a ``bastion-manifest/v1`` version (kept to read old versions)."""
     return b"bastion-file-v1" + _lp(
         name.encode(), str(version).encode(), manifest_digest.encode(), path.encode("utf-8")
     )
@@ -241,11 +254,6 @@ class Vault:
                 self._log(action, target, outcome, error=type(exc).__name__)
             raise
 
-    def _tmp_root(self) -> Path:
-        path = self.settings.home / "tmp"
-        path.mkdir(mode=0o700, exist_ok=True)
-        return path
-
     def create_token(
         self, *, name: str, role: str, models: Sequence[str] = (), envs: Sequence[str] = ()
     ) -> tuple[Identity, str]:
@@ -354,8 +362,9 @@ class Vault:
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         tags = json.loads(row.tags_json)
         meta = json.loads(row.metadata_json)
+        if manifest.get("format") not in MANIFEST_FORMATS:
+            raise IntegrityError(f"{row.name}:{row.version}: unknown manifest format")
         expected = {
-            "format": MANIFEST_FORMAT,
             "name": row.name,
             "version": int(row.version),
             "kind": row.kind,
@@ -396,14 +405,21 @@ class Vault:
         for f in manifest["files"]:
             path = str(f["path"])
             blob = self._blob_for(row, path)
-            ad = file_associated_data(row.name, int(row.version), row.manifest_digest, path)
+            ad = self._file_ad(row, manifest, path)
             target: Path | None = None
             if out is not None:
                 target = out / path
                 if out.resolve() not in target.resolve().parents:
                     raise IntegrityError(f"{row.name}:{row.version}: unsafe path in manifest")
-                target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600) if target is not None else None
+                for parent in reversed(target.relative_to(out).parents):
+                    d = out / parent
+                    if str(parent) != "." and not d.is_dir():
+                        os.mkdir(d, 0o700)
+            fd = (
+                os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                if target is not None
+                else None
+            )
             try:
                 sink = HashingSink(fd, inline=int(f["size"]) < INLINE_BELOW)
                 try:
@@ -420,6 +436,12 @@ class Vault:
                     os.close(fd)
             if digest != f["sha256"] or sink.size != int(f["size"]):
                 raise IntegrityError(f"{row.name}:{row.version}: {path} does not match its signed digest")
+
+    @staticmethod
+    def _file_ad(row: Any, manifest: Mapping[str, Any], path: str) -> bytes:
+        if manifest.get("format") == MANIFEST_FORMAT_V1:
+            return file_associated_data(row.name, int(row.version), row.manifest_digest, path)
+        return segment_associated_data(row.name, int(row.version), path)
 
     def _blob_for(self, row: Any, path: str) -> str:
         with self.engine.connect() as conn:
@@ -453,7 +475,11 @@ class Vault:
         metadata: Mapping[str, Any] | None = None,
         allow_unsafe: bool = False,
     ) -> ArtifactVersion:
-        """Sign, encrypt and store ``path`` (a file or a directory) as the next version of ``name``."""
+        """Sign, encrypt and store ``path`` (a file or a directory) as the next version of ``name``.
+
+        Each file is read once; the inspectors then judge the *stored* bytes (the ones signed and later
+        pulled), and the version becomes visible only if they accept it (else its blobs are deleted).
+        """
         check_name(name)
         env = env or self.settings.default_env
         if kind not in KINDS:
@@ -462,6 +488,7 @@ class Vault:
             raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
         meta = dict(metadata or {})
+        check_metadata(meta)
         try:
             canonical_json(meta)
         except (TypeError, ValueError) as exc:
@@ -476,14 +503,14 @@ class Vault:
                 details={"reason": "allow_unsafe needs admin", "env": env},
             )
             raise AccessDenied(f"{self.identity.name} ({self.identity.role}) may not push with allow_unsafe")
-        source = Path(path)
-        if not source.exists():
-            raise NotFound(f"no such file or directory: {source}")
         with self._logged_failure("registry:push", name):
-            self._inspect(source, name=name, allow_unsafe=allow_unsafe)
-            with self._staged(source) as staged:
-                return self._push_staged(
-                    staged,
+            source = Source(Path(path), reserved=RESERVED_NAMES)
+            inspectors = self._inspectors_for(name, allow_unsafe=allow_unsafe)
+            with private_workdir(self.settings.home) as tmp:
+                return self._push_source(
+                    source,
+                    tmp=tmp,
+                    inspectors=inspectors,
                     name=name,
                     kind=kind,
                     env=env,
@@ -493,7 +520,7 @@ class Vault:
                     allow_unsafe=allow_unsafe,
                 )
 
-    def _inspect(self, source: Path, *, name: str, allow_unsafe: bool) -> None:
+    def _inspectors_for(self, name: str, *, allow_unsafe: bool) -> builtins.list[Inspector]:
         inspectors = _load_inspectors() if self._inspectors is None else self._inspectors
         if not inspectors:
             if not allow_unsafe:
@@ -502,41 +529,7 @@ class Vault:
                     hint="install bastion's scanner, or push with --allow-unsafe as admin",
                 )
             logger.warning("pushing %s without any artifact inspection (allow_unsafe)", name)
-            return
-        for inspector in inspectors:
-            try:
-                inspector(source)
-            except UnsafeArtifact as exc:
-                if not allow_unsafe:
-                    raise
-                logger.warning("allow_unsafe: pushing %s despite an inspector finding: %s", name, exc)
-                self._log("registry:push", name, "ok", overridden_finding=str(exc), allow_unsafe=True)
-
-    @contextmanager
-    def _staged(self, source: Path) -> Iterator[Path]:
-        """A directory holding exactly the artifact's files (a single file is hard-linked into one)."""
-        if source.is_dir():
-            for p in source.rglob("*"):
-                if p.is_symlink():
-                    raise InvalidInput(f"symbolic links are not pushed: {p}")
-            for reserved in RESERVED_NAMES:
-                if (source / reserved).exists():
-                    raise InvalidInput(f"{reserved} is reserved for the signature written on pull")
-            yield source
-            return
-        if not source.is_file():
-            raise InvalidInput(f"not a regular file or directory: {source}")
-        if source.name in RESERVED_NAMES:
-            raise InvalidInput(f"{source.name} is reserved for the signature written on pull")
-        tmp = Path(tempfile.mkdtemp(prefix="stage-", dir=self._tmp_root()))
-        try:
-            try:
-                os.link(source, tmp / source.name)
-            except OSError:
-                shutil.copy2(source, tmp / source.name)
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return list(inspectors)
 
     def _reserve(self, name: str, kind: str) -> tuple[int, int]:
         for _ in range(10):
@@ -578,10 +571,12 @@ class Vault:
                 continue  # a concurrent pusher took the number: take the next one
         raise ServiceError("could not reserve a version number (too much contention)")
 
-    def _push_staged(
+    def _push_source(
         self,
-        staged: Path,
+        source: Source,
         *,
+        tmp: Path,
+        inspectors: Sequence[Inspector],
         name: str,
         kind: str,
         env: str,
@@ -590,33 +585,56 @@ class Vault:
         meta: dict[str, Any],
         allow_unsafe: bool,
     ) -> ArtifactVersion:
-        tmp = Path(tempfile.mkdtemp(prefix="push-", dir=self._tmp_root()))
+        art_id, version = self._reserve(name, kind)
+        dek = new_dek()
+        stored: dict[str, StoredFile] = {}
+        committed = False
         try:
-            before = {p: p.stat() for p in staged.rglob("*") if p.is_file()}
-            # One read of each file for its SHA-256; model-signing then signs these digests (no re-hash).
-            digests: dict[str, str] = {}
-            for p, stat in before.items():
-                digest, size = sha256_file(p)
-                if size != stat.st_size:
-                    raise InvalidInput(
-                        f"{p.relative_to(staged).as_posix()} changed while it was being pushed"
+            for rel in source.files:
+                with source.open(rel) as fh:
+                    stored[rel] = encrypt_file(
+                        fh,
+                        blobs=self.blobs,
+                        dek=dek,
+                        ad=segment_associated_data(name, version, rel),
+                        tmp=tmp,
+                        path=rel,
                     )
-                digests[p.relative_to(staged).as_posix()] = digest
+            if isinstance(self.blobs, FileBlobStore):
+                self.blobs.sync(f.blob for f in stored.values())  # durable before the commit refers to them
+            view = StoredVersion(
+                name=name,
+                version=version,
+                stored=stored,
+                blobs=self.blobs,
+                dek=dek,
+                ad=lambda rel: segment_associated_data(name, version, rel),
+            )
+
+            def on_finding(exc: UnsafeArtifact) -> None:
+                if not allow_unsafe:
+                    raise exc
+                logger.warning("allow_unsafe: pushing %s despite an inspector finding: %s", name, exc)
+                self._log("registry:push", name, "ok", overridden_finding=str(exc), allow_unsafe=True)
+
+            run_inspectors(
+                inspectors,
+                view,
+                workdir=lambda: private_workdir(self.settings.home),
+                single_file=not source.is_dir,
+                on_finding=on_finding,
+            )
+            digests = {rel: f.sha256 for rel, f in stored.items()}
+            model_dir = tmp / (source.path.name or "artifact")
+            os.mkdir(model_dir, 0o700)
             sig_path = tmp / SIGNATURE_FILE
-            self.signer.sign_digests(directory=staged, digests=digests, signature_path=sig_path)
+            self.signer.sign_digests(
+                directory=model_dir, digests=digests, signature_path=sig_path, files_on_disk=False
+            )
             bundle = sig_path.read_bytes()
-            signed = bundle_resources(bundle)
-            if signed != digests:
+            if bundle_resources(bundle) != digests:
                 raise IntegrityError("the model-signing signature does not list the digests it was given")
-            entries: list[dict[str, Any]] = []
-            for rel, digest in sorted(signed.items()):
-                st = before.get(staged / rel)
-                if st is None:
-                    raise InvalidInput(f"{rel} changed while it was being pushed")
-                entries.append({"path": rel, "sha256": digest, "size": st.st_size})
-            if not entries:
-                raise InvalidInput("nothing to push: the artifact has no files")
-            art_id, version = self._reserve(name, kind)
+            entries = [{"path": rel, "sha256": f.sha256, "size": f.size} for rel, f in sorted(stored.items())]
             manifest = canonical_json(
                 {
                     "format": MANIFEST_FORMAT,
@@ -632,60 +650,35 @@ class Vault:
             )
             manifest_digest = hashlib.sha256(manifest).hexdigest()
             manifest_signature = self.signer.sign(manifest)
-            dek = new_dek()
-            blobs: dict[str, str] = {}
-            for e in entries:
-                rel = str(e["path"])
-                src_path = staged / rel
-                ad = file_associated_data(name, version, manifest_digest, rel)
-                blobs[rel] = self._encrypt_file(src_path, dek=dek, ad=ad, tmp=tmp)
-                st = src_path.stat()
-                if (st.st_size, st.st_mtime_ns) != (before[src_path].st_size, before[src_path].st_mtime_ns):
-                    raise InvalidInput(f"{rel} changed while it was being pushed")
-            if isinstance(self.blobs, FileBlobStore):
-                self.blobs.sync(blobs.values())  # the renames are durable before the commit refers to them
             wrapped = self.keys.wrap(env=env, dek=dek, context=dek_context(name, version))
-            now = utcnow()
-            with write_transaction(self.engine) as conn:
-                version_id = conn.execute(
-                    sa.insert(versions).values(
-                        artifact_id=art_id,
-                        version=version,
-                        classification=classification,
-                        tags_json=json.dumps(tags, sort_keys=True),
-                        metadata_json=json.dumps(meta, sort_keys=True),
-                        manifest=manifest,
-                        manifest_digest=manifest_digest,
-                        manifest_signature=manifest_signature,
-                        bundle=bundle,
-                        size=sum(int(e["size"]) for e in entries),
-                        created_at=now,
-                        created_by=self.identity.name,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                for e in entries:
+            self._commit_version(
+                art_id=art_id,
+                version=version,
+                env=env,
+                classification=classification,
+                tags=tags,
+                meta=meta,
+                manifest=manifest,
+                manifest_digest=manifest_digest,
+                manifest_signature=manifest_signature,
+                bundle=bundle,
+                stored=stored,
+                wrapped=wrapped,
+            )
+            committed = True
+        finally:
+            if not committed:
+                for f in stored.values():  # refused or failed: the stored bytes never become a version
+                    with suppress(OSError, BastionError):
+                        self.blobs.delete(f.blob)
+                # nothing under this number survives (blobs deleted, DEK never wrapped): release it
+                with suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
                     conn.execute(
-                        sa.insert(files).values(
-                            version_id=version_id,
-                            path=e["path"],
-                            sha256=e["sha256"],
-                            size=e["size"],
-                            blob=blobs[str(e["path"])],
+                        sa.delete(version_reservations).where(
+                            version_reservations.c.artifact_id == art_id,
+                            version_reservations.c.version == version,
                         )
                     )
-                conn.execute(
-                    sa.insert(wrapped_keys).values(
-                        version_id=version_id,
-                        env=env,
-                        kek_version=wrapped.kek_version,
-                        wrapped=wrapped.to_json().encode(),
-                        reason="push",
-                        created_at=now,
-                        created_by=self.identity.name,
-                    )
-                )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         self._log(
             "registry:push",
             f"{name}:{version}",
@@ -696,38 +689,57 @@ class Vault:
         )
         return self.show(f"{name}:{version}", _log=False)
 
-    def _encrypt_file(self, src_path: Path, *, dek: bytes, ad: bytes, tmp: Path) -> str:
-        """Encrypt one file into the blob store; returns its content address.
-
-        One read of the plaintext: each segment is sealed into a pool buffer, written to a temporary blob by
-        this thread and BLAKE3-hashed by a helper, so the ciphertext's content address (blob id
-        ``b3-…``) is known when the last byte is written. The temporary is fsync'ed, then renamed to
-        its address; the caller fsyncs the blob directories once for all files
-        (``FileBlobStore.sync``) before its database commit refers to them.
-        """
-        direct = isinstance(self.blobs, FileBlobStore)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs.root if direct else tmp)  # type: ignore[attr-defined]
-        try:
-            try:
-                with src_path.open("rb", buffering=0) as src:
-                    sink = HashingSink(
-                        fd, inline=os.fstat(src.fileno()).st_size < INLINE_BELOW, content_address=True
+    def _commit_version(
+        self,
+        *,
+        art_id: int,
+        version: int,
+        env: str,
+        classification: str | None,
+        tags: dict[str, str],
+        meta: dict[str, Any],
+        manifest: bytes,
+        manifest_digest: str,
+        manifest_signature: bytes,
+        bundle: bytes,
+        stored: Mapping[str, StoredFile],
+        wrapped: WrappedKey,
+    ) -> None:
+        now = utcnow()
+        with write_transaction(self.engine) as conn:
+            version_id = conn.execute(
+                sa.insert(versions).values(
+                    artifact_id=art_id,
+                    version=version,
+                    classification=classification,
+                    tags_json=json.dumps(tags, sort_keys=True),
+                    metadata_json=json.dumps(meta, sort_keys=True),
+                    manifest=manifest,
+                    manifest_digest=manifest_digest,
+                    manifest_signature=manifest_signature,
+                    bundle=bundle,
+                    size=sum(f.size for f in stored.values()),
+                    created_at=now,
+                    created_by=self.identity.name,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            for rel, f in sorted(stored.items()):
+                conn.execute(
+                    sa.insert(files).values(
+                        version_id=version_id, path=rel, sha256=f.sha256, size=f.size, blob=f.blob
                     )
-                    try:
-                        encrypt_stream_to(key=dek, src=src, sink=sink, associated_data=ad)  # type: ignore[arg-type]
-                    except BaseException:
-                        sink.abort()
-                        raise
-                    digest = sink.close()
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if direct:
-                return self.blobs.put_file(tmp_name, digest, sync_dir=False)  # type: ignore[attr-defined,no-any-return]
-            with open(tmp_name, "rb") as f:
-                return self.blobs.put(f)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+                )
+            conn.execute(
+                sa.insert(wrapped_keys).values(
+                    version_id=version_id,
+                    env=env,
+                    kek_version=wrapped.kek_version,
+                    wrapped=wrapped.to_json().encode(),
+                    reason="push",
+                    created_at=now,
+                    created_by=self.identity.name,
+                )
+            )
 
     # --- pull / verify / materialize ---------------------------------------------------------------------
 
@@ -740,30 +752,39 @@ class Vault:
         return row, self._verify_record(row, file_rows)
 
     def pull(self, ref: str | ArtifactRef, *, out: str | os.PathLike[str]) -> ArtifactVersion:
-        """Verify and decrypt a version into directory ``out`` (which must not exist or be empty)."""
+        """Verify and decrypt a version into directory ``out`` (which must not exist or be empty).
+
+        The plaintext is staged in ``out/.bastion-pull-<random>/`` (0700) and moved into ``out`` only once
+        every file verified, so nothing unverified is ever visible and no plaintext lands outside ``out``
+        (a killed pull's staging directory is removed by the next command that opens the project).
+        ``OUT.pub.pem`` (the manifest public key) is written beside ``out`` from a private temporary.
+        """
         ref = ArtifactRef.parse(ref)
         target = Path(out).absolute()
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise Conflict(f"{target} exists and is not an empty directory")
         with self._logged_failure("registry:pull", str(ref)):
-            row, manifest = self._load_verified(ref, "registry:pull")
-            dek = self._unwrap(row)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.bastion-pull-", dir=target.parent))
+            created = prepare_out_dir(target)
             try:
-                self._decrypt_all(row, manifest, dek, tmp)
-                (tmp / SIGNATURE_FILE).write_bytes(bytes(row.bundle))
-                if target.exists():
-                    target.rmdir()
-                os.rename(tmp, target)
+                row, manifest = self._load_verified(ref, "registry:pull")
+                dek = self._unwrap(row)
+                stage = target / f".bastion-pull-{secrets.token_hex(8)}"
+                with claim(self.settings.home, stage, kind="pull"):
+                    os.mkdir(stage, 0o700)
+                    try:
+                        self._decrypt_all(row, manifest, dek, stage)
+                        write_private(stage / SIGNATURE_FILE, bytes(row.bundle))
+                        pub_tmp = stage / ".pub.pem"
+                        write_private(pub_tmp, self.signer.manifest_public_key_pem().encode("ascii"))
+                        for entry in sorted(os.listdir(stage)):
+                            if entry != pub_tmp.name:
+                                os.rename(stage / entry, target / entry)
+                        # Beside the directory (inside it, upstream model_signing would count it as a file).
+                        os.replace(pub_tmp, public_key_path(target))
+                    finally:
+                        shutil.rmtree(stage, ignore_errors=True)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                if created:
+                    shutil.rmtree(target, ignore_errors=True)
                 raise
-            # Beside the directory (inside it, upstream model_signing would count it as an unsigned file).
-            pub = public_key_path(target)
-            pub_tmp = pub.with_name(pub.name + ".tmp")
-            pub_tmp.write_text(self.signer.manifest_public_key_pem(), encoding="ascii")
-            os.replace(pub_tmp, pub)
         self._log("registry:pull", f"{row.name}:{row.version}", env=row.env)
         return self._record(row, self._file_rows_for(row))
 
@@ -789,7 +810,7 @@ class Vault:
             if path not in {f["path"] for f in manifest["files"]}:
                 raise NotFound(f"{row.name}:{row.version} has no file {path!r}")
             dek = self._unwrap(row)
-            ad = file_associated_data(row.name, int(row.version), row.manifest_digest, path)
+            ad = self._file_ad(row, manifest, path)
             with self._open_blob(row, self._blob_for(row, path)) as src:
                 result = read_range(key=dek, src=src, associated_data=ad, offset=offset, length=length)
         self._log("registry:read-range", f"{row.name}:{row.version}", path=path, offset=offset, length=length)
@@ -798,12 +819,9 @@ class Vault:
     @contextmanager
     def materialize(self, ref: str | ArtifactRef) -> Iterator[Path]:
         """Yield a private temporary directory holding the verified plaintext; deleted on exit."""
-        parent = Path(tempfile.mkdtemp(prefix="materialize-", dir=self._tmp_root()))
-        try:
+        with private_workdir(self.settings.home) as parent:
             self.pull(ref, out=parent / "artifact")
             yield parent / "artifact"
-        finally:
-            shutil.rmtree(parent, ignore_errors=True)
 
     # --- metadata ------------------------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ class AuditBudget:
     extraction_strategies: tuple[str, ...]
     adaptive_steps: int
     poison_rate: float = 0.1
+    shadow_pool: int = 20_000
+    """Most rows LiRA's shadows draw their random halves from (cost: n_shadows trainings on half of it)."""
 
 
 BUDGETS: Mapping[str, AuditBudget] = {
@@ -77,6 +79,7 @@ BUDGETS: Mapping[str, AuditBudget] = {
         n_shadows=4,
         mia_per_side=150,
         shadow_epochs=20,
+        shadow_pool=4_000,
         extraction_budgets=(100, 300),
         extraction_strategies=("random", "knockoff"),
         adaptive_steps=20,
@@ -113,6 +116,7 @@ BUDGETS: Mapping[str, AuditBudget] = {
         n_shadows=64,
         mia_per_side=100_000,
         shadow_epochs=60,
+        shadow_pool=400_000,
         extraction_budgets=(100, 300, 1000, 3000, 10000),
         extraction_strategies=("random", "knockoff", "jacobian"),
         adaptive_steps=200,
@@ -396,11 +400,23 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
             reason="membership: skipped (no known training rows: give 'member' in the data)",
         )
     rng = np.random.default_rng(seed)
-    n_side = min(b.mia_per_side, t.x_train.shape[0], t.x.shape[0])
-    mi_idx, mo_idx = rng.permutation(t.x_train.shape[0])[:n_side], rng.permutation(t.x.shape[0])[:n_side]
+    n_train, n_held = t.x_train.shape[0], t.x.shape[0]
+    n_side = min(b.mia_per_side, n_train, n_held)
+    # The evaluation: a balanced sample of members and non-members.
+    mi_idx, mo_idx = rng.permutation(n_train)[:n_side], rng.permutation(n_held)[:n_side]
     x = np.concatenate([t.x_train[mi_idx], t.x[mo_idx]])
     y = np.concatenate([t.y_train[mi_idx], t.y[mo_idx]])
     member = np.r_[np.ones(n_side, bool), np.zeros(n_side, bool)]
+    # LiRA's shadow pool: the evaluation rows plus as many other known rows as the budget allows, up to twice
+    # the target's training set, so that each shadow (trained on a random half) sees as many rows as the
+    # target did when the data allows it, never fewer than the evaluation sample.
+    size = max(min(n_train + n_held, 2 * n_train, b.shadow_pool), 2 * n_side)
+    rest = np.r_[np.setdiff1d(np.arange(n_train), mi_idx), n_train + np.setdiff1d(np.arange(n_held), mo_idx)]
+    extra = rng.permutation(rest)[: size - 2 * n_side]
+    pool_idx = np.r_[mi_idx, n_train + mo_idx, extra]
+    all_x, all_y = np.concatenate([t.x_train, t.x]), np.concatenate([t.y_train, t.y])
+    pool_x, pool_y = all_x[pool_idx], all_y[pool_idx]
+    pool_member = pool_idx < n_train
     base = mi.threshold_attack(t.model, x, y, member=member)
     progress("membership", 0.1, "threshold baseline")
     notes = []
@@ -417,12 +433,13 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         notes.append("shadows: trained with the target's own recipe")
     lira = mi.lira(
         t.model,
-        x,
-        y,
-        member=member,
+        pool_x,
+        pool_y,
+        member=pool_member,
         train_shadow=trainer,
         n_shadows=b.n_shadows,
         seed=seed,
+        score_rows=np.arange(2 * n_side),
         progress=lambda k, n: progress("membership", 0.1 + 0.85 * k / n, f"shadow {k}/{n}"),
     )
     rounded = mi.threshold_attack(HardenedAdapter(t.model, decimals=1), x, y, member=member)
@@ -442,6 +459,16 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         f"hardening: rounding outputs to 1 decimal moves the baseline AUC from {base.auc:.3f} to "
         f"{rounded.auc:.3f}"
     )
+    notes.append(
+        f"LiRA shadows train on random halves ({size // 2} rows) of a pool of {size} known rows; the target "
+        f"saw {n_train}"
+        + (
+            " (shadows smaller than the target underestimate its IN scores: a larger pool gives a tighter "
+            "estimate at the cost of training each shadow on more rows)"
+            if size // 2 < n_train
+            else ""
+        )
+    )
     if n_side < 500:
         notes.append(f"{n_side} members and {n_side} non-members: TPR at 0.1 % FPR is coarse at this size")
     progress("membership", 1.0, "done")
@@ -454,6 +481,9 @@ def _membership(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
             "non_members": n_side,
             "n_shadows": b.n_shadows,
             "lira_variance": "global (fixed)",
+            "shadow_pool": int(size),
+            "shadow_training_rows": int(size // 2),
+            "target_training_rows": int(n_train),
         },
         metrics=metrics,
         grade=grade,

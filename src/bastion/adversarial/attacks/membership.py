@@ -161,12 +161,17 @@ def lira(
     train_shadow: ShadowTrainer,
     n_shadows: int = 16,
     seed: int = 0,
+    score_rows: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> LiraResult:
     """Likelihood-ratio membership inference with ``n_shadows`` shadow models.
 
     ``(x, y)`` is the population: the target's members (``member`` true) and non-members. Each shadow is
-    trained by ``train_shadow`` on a random half of the population.
+    trained by ``train_shadow`` on a random half of the population, so for the IN and OUT Gaussians to
+    describe the target, the population should be about twice the target's training set (the paper's
+    setting: the target, too, saw a random half). ``score_rows`` (indices) restricts the evaluation to a
+    subset of the population, e.g. a balanced sample of members and non-members; by default every row
+    is scored.
     """
     n_shadows = check_positive("n_shadows", n_shadows)
     if n_shadows < 2:
@@ -204,9 +209,13 @@ def lira(
 
     online = log_normal(target, mu_in, sd_in) - log_normal(target, mu_out, sd_out)
     offline = (target - mu_out) / sd_out
+    rows = np.arange(n) if score_rows is None else np.asarray(score_rows, dtype=np.int64).reshape(-1)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise InvalidInput(f"score_rows must index the {n} population rows")
+    sub = _check_members(flags[rows], rows.size)
     return LiraResult(
-        offline=_result("lira-offline", offline, flags),
-        online=_result("lira-online", online, flags),
+        offline=_result("lira-offline", offline[rows], sub),
+        online=_result("lira-online", online[rows], sub),
         n_shadows=n_shadows,
     )
 

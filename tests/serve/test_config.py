@@ -58,4 +58,16 @@ def test_config_file_overrides_home_section(tmp_path: Path) -> None:
 
 
 def test_serve_keys_are_known_to_the_project_config() -> None:
+    """The gateway and the project config agree on the [serve] keys, both ways: a key one accepts and the
+    other rejects would make a valid bastion.toml unloadable (or a typo silently accepted)."""
+    from bastion.config import KNOWN_SECTIONS
+    from bastion.serve.config import _SECTION_KEYS
+
+    assert set(KNOWN_SECTIONS["serve"]) == set(_SECTION_KEYS)
     validate_config({"serve": {"monitor": {"action": "block"}, "redis_url": "redis://x"}})
+    cfg = config_from_mapping({"monitor": {"action": "block"}, "redis_url": "redis://x", "port": 1})
+    assert cfg.monitor.action == "block" and cfg.redis_url == "redis://x"
+    with pytest.raises(ConfigError, match="unknown key"):
+        validate_config({"serve": {"monitr": {}}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_from_mapping({"monitr": {}})

@@ -152,9 +152,15 @@ def test_masked_shape_hides_letters_and_digits() -> None:
 def test_presidio_recognizers_run_in_the_fast_path() -> None:
     detectors = all_detectors(use_presidio=True)
     lifted = {d.entity for d in detectors if d.source == "presidio"}
-    assert {"MAC_ADDRESS", "CRYPTO"} <= lifted
-    values = [f"device {i} mac 00:1A:2B:3C:4D:{i:02X}" for i in range(40)]
+    assert {"CRYPTO", "UK_NHS"} <= lifted
+    values = [f"nhs 9434765919 ref {i}" for i in range(40)]  # a valid NHS number (mod 11)
     hits = detect_values(values, column="log", detectors=detectors)
-    assert len(hits.entities["MAC_ADDRESS"].rows) == 40
+    assert len(hits.entities["UK_NHS"].rows) == 40
     without = detect_values(values, column="log", detectors=DETECTORS)
-    assert "MAC_ADDRESS" not in without.entities
+    assert "UK_NHS" not in without.entities
+
+
+def test_mac_addresses_are_found_by_bastion_itself() -> None:
+    values = [f"device {i} mac 00:1A:2B:3C:4D:{i:02X}" for i in range(40)]
+    hits = detect_values(values, column="log", detectors=DETECTORS)
+    assert len(hits.entities[E.MAC_ADDRESS].rows) == 40

@@ -17,7 +17,6 @@ distributions (values that look like personal names) add column-level detections
 from __future__ import annotations
 
 import bisect
-import calendar
 import ipaddress
 import math
 import re
@@ -31,6 +30,12 @@ from typing import NamedTuple
 import numpy as np
 
 from bastion.data import entities as E
+from bastion.data._address import STREET_LINE, address_spans
+from bastion.data._dates import COMPACT_DATE, DATE_PATTERN, date_valid, validate_date
+from bastion.data._names import name_like_value, person_spans
+from bastion.data._national import FORMATS as ID_FORMATS
+from bastion.data._national import id_validator, weak_id_column
+from bastion.data._phones import PHONE_CANDIDATE, validate_phone
 
 SEP = "\x00"
 
@@ -55,6 +60,8 @@ class Detector:
     validate: Callable[[re.Match[str]], tuple[int, int] | list[tuple[int, int]] | None] | None = None
     prefilter: str | None = None  # a character that must occur in the text for the detector to run
     source: str = "pattern"
+    # A whole-text finder instead of pattern + validator: (start, end, confidence) per finding.
+    finder: Callable[[str], list[tuple[int, int, float]]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- validators
@@ -225,37 +232,10 @@ def _v_ipv6(m: re.Match[str]) -> tuple[int, int] | None:
     return _whole(m)
 
 
-def _v_phone(m: re.Match[str]) -> tuple[int, int] | None:
-    n = sum(ch.isdigit() for ch in m.group())
-    return _whole(m) if 10 <= n <= 15 else None
-
-
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def date_valid(year: int, month: int, day: int) -> bool:
-    if not 1 <= month <= 12 or day < 1:
-        return False
-    return day <= (29 if month == 2 and calendar.isleap(year) else _MONTH_DAYS[month])
-
-
-def _date_parts(m: re.Match[str]) -> tuple[int, int, int] | None:
-    g = m.groupdict()
-    if g.get("iy"):
-        return int(g["iy"]), int(g["im"]), int(g["id"])
-    if g.get("uy"):
-        return int(g["uy"]), int(g["um"]), int(g["ud"])
-    if g.get("ey"):
-        return int(g["ey"]), int(g["em"]), int(g["ed"])
-    return None
-
-
-def _v_date(m: re.Match[str]) -> tuple[int, int] | None:
-    parts = _date_parts(m)
-    return _whole(m) if parts and date_valid(*parts) else None
-
-
-_BIRTH_CONTEXT = re.compile(r"(?i)(born|birth|\bdob\b|d\.o\.b)")
+_BIRTH_CONTEXT = re.compile(
+    r"(?i)(born|birth|\bdob\b|d\.o\.b|geboren|geburt|n[ée]e? le|naissance|nacimiento|nacid[oa]|nato|nata|"
+    r"nascita|nascido|geboortedatum|生年月日|出生|생년월일)"
+)
 
 
 def _entropy(text: str) -> float:
@@ -304,81 +284,24 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(first), frozenset(last)
 
 
-_NOT_SURNAMES = frozenset(
-    {
-        "The",
-        "And",
-        "But",
-        "For",
-        "From",
-        "With",
-        "Street",
-        "Avenue",
-        "Road",
-        "Lane",
-        "Drive",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "January",
-        "February",
-        "March",
-        "April",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-        "Inc",
-        "Ltd",
-    }
-)
+# ------------------------------------------------------------------------------------------------ patterns
 
 
-_CAP_WORD = re.compile(r"(?:[A-Z]\.[ ])?([A-Z][a-z]+(?:-[A-Z][a-z]+)?)")
-
-
-def _v_person(m: re.Match[str]) -> list[tuple[int, int]] | None:
-    """A run of capitalised words: every known given name followed by a capitalised surname is a person."""
-    if _preceded_by(m, _ALNUM):
-        return None
-    first, _ = name_lists()
-    words = [(w.group(1), w.start(1), w.end(1)) for w in _CAP_WORD.finditer(m.string, m.start(), m.end())]
-    out: list[tuple[int, int]] = []
-    i = 0
-    while i < len(words) - 1:
-        given, surname = words[i], words[i + 1]
-        if given[0] in first and surname[0] not in _NOT_SURNAMES:
-            out.append((given[1], surname[2]))
-            i += 2
-        else:
-            i += 1
-    return out or None
-
-
-def _v_titled(m: re.Match[str]) -> tuple[int, int] | None:
-    if _preceded_by(m, _WORDISH) or m.group(1) in _NOT_SURNAMES:
+def _v_compact_birth(m: re.Match[str]) -> tuple[int, int] | None:
+    """Bare ``19820303`` only next to a birth keyword (otherwise it is an order number or a serial)."""
+    lo = max(0, m.start() - 30)
+    cut = m.string.rfind(SEP, lo, m.start())
+    if not _BIRTH_CONTEXT.search(m.string, cut + 1 if cut >= 0 else lo, m.start()):
         return None
     return _whole(m)
 
 
-# ------------------------------------------------------------------------------------------------ patterns
+def _address_finder(text: str) -> list[tuple[int, int, float]]:
+    return [(a, b, 0.8) for a, b in address_spans(text)]
 
-_DATE_RE = (
-    r"(?<![\d/.-])(?:(?P<iy>(?:19|20)\d\d)-(?P<im>0[1-9]|1[0-2])-(?P<id>0[1-9]|[12]\d|3[01])"
-    r"|(?P<um>0?[1-9]|1[0-2])/(?P<ud>0?[1-9]|[12]\d|3[01])/(?P<uy>(?:19|20)\d\d)"
-    r"|(?P<ed>0?[1-9]|[12]\d|3[01])\.(?P<em>0?[1-9]|1[0-2])\.(?P<ey>(?:19|20)\d\d))(?![\d/-])(?!\.\d)"
-)
-_STREET_TYPES = (
-    "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|"
-    "Parkway|Pkwy|Highway|Hwy|Square|Sq"
-)
+
+_NEVER = re.compile(r"(?!)")
+_DATE_RE = DATE_PATTERN.pattern
 
 # Patterns start with a literal or a character class (boundary checks live in the validators) so that the
 # regex engine can skip ahead to candidate positions instead of trying every offset.
@@ -423,45 +346,19 @@ DETECTORS: tuple[Detector, ...] = (
         _v_ipv6,
         prefilter=":",
     ),
+    Detector(E.PHONE, PHONE_CANDIDATE, 0.8, validate_phone),
+    Detector(E.DATE, DATE_PATTERN, 0.6, validate_date),
+    Detector(E.DATE_OF_BIRTH, COMPACT_DATE, 0.6, _v_compact_birth),
     Detector(
-        E.PHONE,
-        re.compile(r"\((?<![\w+]\()\d{3}\)[ ]?\d{3}[ .-]\d{4}(?![\w-])"),
-        0.75,
-        _v_phone,
-        prefilter="(",
-    ),
-    Detector(
-        E.PHONE,
-        re.compile(
-            r"\d(?<![\w+.(-]\d)(?:(?<=1)[ .-](?:\(\d{3}\)[ ]?|\d{3}[ .-])|\d\d[ .-])\d{3}[ .-]\d{4}(?![\w-])"
-        ),
-        0.75,
-        _v_phone,
-    ),
-    Detector(
-        E.PHONE,
-        re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}[ .-]?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?![\w-])"),
-        0.75,
-        _v_phone,
-        prefilter="+",
-    ),
-    Detector(E.DATE, re.compile(_DATE_RE), 0.6, _v_date),
-    Detector(
-        E.STREET_ADDRESS,
-        re.compile(
-            r"\d(?<!\w\d)\d{0,4}[ ](?:[NSEW]\.?[ ])?(?:[A-Z][a-z]+[ ]){1,3}(?:" + _STREET_TYPES + r")\b"
-            r"(?:,?[ ](?:Apt|Suite|Unit)\.?[ ]?[0-9A-Z]{1,5})?"
-        ),
+        E.MAC_ADDRESS,
+        re.compile(r"[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:-])"),
         0.8,
+        _bounded(_WORDISH),
+        prefilter=None,
     ),
-    Detector(
-        E.PERSON,
-        re.compile(r"[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?:[ ](?:[A-Z]\.[ ])?[A-Z][a-z]+(?:-[A-Z][a-z]+)?)+"),
-        0.75,
-        _v_person,
-        source="names",
-    ),
-    Detector(E.PERSON, re.compile(r"(?:Mr|Mrs|Ms|Dr|Prof)\.?[ ]([A-Z][a-z]+)\b"), 0.7, _v_titled),
+    *(Detector(f.entity, f.pattern, 0.85, id_validator(f), source=f"id:{f.name}") for f in ID_FORMATS),
+    Detector(E.STREET_ADDRESS, STREET_LINE, 0.8, finder=_address_finder),
+    Detector(E.PERSON, _NEVER, 0.75, source="names", finder=person_spans),
 )
 
 PRIORITY: dict[str, int] = {
@@ -473,7 +370,11 @@ PRIORITY: dict[str, int] = {
             E.IBAN,
             E.CREDIT_CARD,
             E.US_SSN,
+            E.NATIONAL_ID,
+            E.PASSPORT,
+            E.DRIVER_LICENSE,
             E.IP_ADDRESS,
+            E.MAC_ADDRESS,
             E.PHONE,
             E.DATE_OF_BIRTH,
             E.DATE,
@@ -496,6 +397,9 @@ def all_detectors(*, use_presidio: bool = True) -> tuple[Detector, ...]:
 
 def _run(det: Detector, text: str, out: list[Span]) -> None:
     if det.prefilter is not None and det.prefilter not in text:
+        return
+    if det.finder is not None:
+        out.extend(Span(det.entity, a, b, c, det.source) for a, b, c in det.finder(text) if b > a)
         return
     validate = det.validate
     for m in det.pattern.finditer(text):
@@ -555,13 +459,16 @@ def _norm_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+_ANY_VALUE = re.compile(r"[^\x00]*[^\x00\s][^\x00]*")
+_PERSON_SHAPE = re.compile(r"[^\x00\d@]{1,80}")
 _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     (
         E.SECRET,
         re.compile(
-            r"(^|_)(password|passwd|pwd|secret|api_?key|apikey|token|access_?key|private_?key|credentials?)(_|$)"
+            r"(^|_)(password|passwd|passwort|pwd|secret|api_?key|apikey|token|access_?key|private_?key|"
+            r"credentials?|pin|otp|passcode|mot_de_passe|contrasena)(_|$)"
         ),
-        re.compile(r"[^\x00]{6,}"),
+        re.compile(r"[^\x00]{4,}"),
     ),
     (
         E.US_SSN,
@@ -569,41 +476,83 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
         re.compile(r"\d{3}[- ]?\d\d[- ]?\d{4}"),
     ),
     (
+        E.PASSPORT,
+        re.compile(r"(^|_)(passport|passeport|pasaporte|passaporto|reisepass|paspoort|travel_doc\w*)"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{4,14}[A-Za-z0-9]"),
+    ),
+    (
+        E.DRIVER_LICENSE,
+        re.compile(
+            r"(^|_)(driv\w*_?licen[cs]e\w*|dl_?(no|num|number)?|licen[cs]e_?(no|num|number)|"
+            r"fuehrerschein|fuhrerschein|permis\w*|rijbewijs|cnh)(_|$)"
+        ),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{4,20}[A-Za-z0-9]"),
+    ),
+    (
+        E.NATIONAL_ID,
+        re.compile(
+            r"(^|_)(national_?id\w*|nin|nino|ni_?number|aadhaa?r|uid|cpf|cnpj|steuer_?id|steuerid|tax_?id|tin|"
+            r"idnr|nir|insee|secu\w*|dni|nie|nif|codice_?fiscale|cf|fiscal_?code|bsn|sofi|sin|rrn|ric|"
+            r"resident_?id|citizen_?id|id_?(card|number|no|nr)|identity\w*|personal_?id|personnummer|pesel|"
+            r"cpr|curp|rut|tc_?kimlik|pps|tfn|hetu|cnp)(_|$)"
+        ),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]"),
+    ),
+    (
         E.DATE_OF_BIRTH,
-        re.compile(r"(^|_)(dob|birth|born|birthday|birthdate|date_of_birth)(_|$)"),
-        re.compile(_DATE_RE),
+        re.compile(
+            r"(^|_)(dob|birth|born|birthday|birthdate|date_of_birth|geburtsdatum|geburtstag|"
+            r"date_de_naissance|naissance|fecha_de_nacimiento|nacimiento|data_di_nascita|nascita|"
+            r"geboortedatum|data_de_nascimento)(_|$)"
+        ),
+        _ANY_VALUE,
     ),
     (
         E.PHONE,
-        re.compile(r"(^|_)(phone|mobile|cell|tel|telephone|fax)(_|$)"),
-        re.compile(r"\+?[\d ().-]{7,20}"),
+        re.compile(
+            r"(^|_)(phone|mobile|cell|tel|telephone|fax|telefon|telefono|telefone|handy|portable|msisdn)"
+        ),
+        re.compile(r"[+(]?[\d ()./-]{6,24}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?"),
+    ),
+    (
+        E.EMAIL,
+        re.compile(r"(^|_)(e_?mail|mail|courriel|correo)(_|$)"),
+        re.compile(r"[^\x00\s]+@[^\x00\s]+"),
     ),
     (
         E.PERSON,
         re.compile(
-            r"^(name|surname|forename|fullname|firstname|lastname)$"
-            r"|(^|_)(first|last|full|given|family|middle|customer|contact|patient|employee|user|person)_?name$"
+            r"^(name|surname|forename|fullname|firstname|lastname|nom|prenom|nombre|apellidos?|vorname|"
+            r"nachname|cognome|naam|achternaam|voornaam|sobrenome|signatory|holder|recipient|beneficiary)$"
+            r"|(^|_)(first|last|full|given|family|middle|maiden|customer|client|contact|patient|employee|"
+            r"user|person|account_?holder|card_?holder|recipient|sender|guardian|spouse|emergency_contact|"
+            r"next_of_kin|owner|beneficiary|driver|passenger)_?(name|nom|nombre)s?$"
         ),
-        re.compile(r"[A-Z][A-Za-z'-]+(?: (?:[A-Z][A-Za-z'.-]*))?(?: [A-Z][A-Za-z'-]+){0,2}"),
+        _PERSON_SHAPE,
     ),
     (
         E.STREET_ADDRESS,
-        re.compile(r"(^|_)(address|street|addr|address_line_?\d?|street_address)(_|$)"),
-        re.compile(r"[^\x00]*\d[^\x00]*[A-Za-z][^\x00]*"),
+        re.compile(
+            r"(^|_)(address|street|addr|address_line_?\d?|street_address|shipping|billing|ship_to|bill_to|"
+            r"mailing|postal_address|adresse|direccion|indirizzo|endereco|anschrift|adres|residence|home)(_|$)"
+        ),
+        re.compile(r"[^\x00]*[^\x00\d\W][^\x00]*"),
     ),
     (
         E.ZIP_CODE,
-        re.compile(r"(^|_)(zip|zipcode|zip_code|postcode|post_code|postal|postal_code)(_|$)"),
-        re.compile(r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|\d{3}\*{0,2}"),
+        re.compile(r"(^|_)(zip|zipcode|zip_code|postcode|post_code|postal|postal_code|plz|cp|cap)(_|$)"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{1,9}"),
     ),
     (E.AGE, re.compile(r"(^|_)age(_|$)"), re.compile(r"1[01]\d|120|\d?\d|\d0-\d9|\d\d?-\d\d?")),
     (E.GENDER, re.compile(r"(^|_)(gender|sex)(_|$)"), re.compile(r"[A-Za-z -]{1,20}")),
     (
         E.DATE,
-        re.compile(r"(^|_)(date|dt|day|month|visit|admission|discharge|timestamp)(_|$)|_(at|on)$"),
+        re.compile(r"(^|_)(visit|admission|admitted|discharge|discharged|death|deceased|hire|hired)(_|$)"),
         re.compile(_DATE_RE + r"|(?:19|20)\d\d-(?:0[1-9]|1[0-2])|(?:19|20)\d\d"),
     ),
 )
+_PERSON_HINT = next(h for h in _NAME_HINTS if h[0] == E.PERSON)
+_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]")
 
 
 def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
@@ -614,21 +563,26 @@ def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
     return [(entity, shape) for entity, name_re, shape in _NAME_HINTS if name_re.search(norm)]
 
 
-_PERSON_VALUE = re.compile(r"([A-Z][a-z]+)(?: [A-Z]\.)? ([A-Z][a-z]+(?:-[A-Z][a-z]+)?)")
-
-
 def looks_like_names(values: Sequence[str]) -> bool:
-    """Value distribution test: most non-empty values are 'Given Surname' with a known given name."""
-    first, last = name_lists()
-    seen = hits = 0
+    """Value distribution test: most non-empty values are shaped like names and many use known name words.
+
+    Full names ("Given Family", several words) need 60 % shaped and 40 % with a known word; single words
+    (a given-name or family-name column without a telling header) need 80 % known.
+    """
+    seen = shaped = known = multi = 0
     for v in values:
         if not v:
             continue
         seen += 1
-        m = _PERSON_VALUE.fullmatch(v)
-        if m and (m.group(1) in first or m.group(2) in last):
-            hits += 1
-    return seen >= 5 and hits >= 0.6 * seen
+        is_shape, is_known = name_like_value(v)
+        shaped += is_shape
+        known += is_shape and is_known
+        multi += is_shape and (" " in v.strip())
+    if seen < 5:
+        return False
+    if multi >= 0.5 * seen:
+        return shaped >= 0.6 * seen and known >= 0.4 * seen
+    return shaped >= 0.8 * seen and known >= 0.8 * seen
 
 
 # ------------------------------------------------------------------------------------------ column chunks
@@ -776,7 +730,11 @@ def detect_values(
     # Column context: name hints confirmed by value shape, and name-like value distributions.
     context: list[tuple[str, re.Pattern[str]]] = list(hints)
     if E.PERSON not in hinted and looks_like_names(values[:sample]):
-        context.append((E.PERSON, _NAME_HINTS[4][2]))
+        context.append((E.PERSON, _PERSON_HINT[2]))
+    if E.NATIONAL_ID not in hinted and E.NATIONAL_ID not in ent_idx:
+        weak = weak_id_column(values[:sample])
+        if weak is not None:
+            context.append((E.NATIONAL_ID, _ID_SHAPE))
     for entity, shape in context:
         # Already-protected cells (tokens, keyed hashes) are not raw values.
         anchored = re.compile(r"(?:(?<=\x00)|^)(?!tok_|hmac_)(?:" + shape.pattern + r")(?=\x00|$)")

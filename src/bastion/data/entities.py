@@ -14,6 +14,10 @@ IP_ADDRESS = "IP_ADDRESS"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
+NATIONAL_ID = "NATIONAL_ID"  # national identity / tax / social-insurance numbers (with check digits)
+PASSPORT = "PASSPORT"
+DRIVER_LICENSE = "DRIVER_LICENSE"
+MAC_ADDRESS = "MAC_ADDRESS"
 SECRET = "SECRET"  # noqa: S105 - an entity name. API keys, tokens, passwords, private keys
 # Quasi-identifiers: not identifying alone, identifying in combination.
 ZIP_CODE = "ZIP_CODE"
@@ -22,10 +26,24 @@ GENDER = "GENDER"
 DATE = "DATE"
 
 PII_ENTITIES: frozenset[str] = frozenset(
-    {EMAIL, PHONE, CREDIT_CARD, IBAN, US_SSN, IP_ADDRESS, DATE_OF_BIRTH, PERSON, STREET_ADDRESS}
+    {
+        EMAIL,
+        PHONE,
+        CREDIT_CARD,
+        IBAN,
+        US_SSN,
+        IP_ADDRESS,
+        DATE_OF_BIRTH,
+        PERSON,
+        STREET_ADDRESS,
+        NATIONAL_ID,
+        PASSPORT,
+        DRIVER_LICENSE,
+        MAC_ADDRESS,
+    }
 )
 # Presidio entities run through its own recognizers (see bastion.data.presidio) that count as PII.
-PRESIDIO_PII_ENTITIES: frozenset[str] = frozenset({"CRYPTO", "UK_NHS", "MEDICAL_LICENSE", "MAC_ADDRESS"})
+PRESIDIO_PII_ENTITIES: frozenset[str] = frozenset({"CRYPTO", "UK_NHS", "MEDICAL_LICENSE"})
 SECRET_ENTITIES: frozenset[str] = frozenset({SECRET})
 QUASI_IDENTIFIERS: frozenset[str] = frozenset({ZIP_CODE, AGE, GENDER, DATE, DATE_OF_BIRTH})
 
@@ -76,10 +94,14 @@ __all__ = [
     "CREDIT_CARD",
     "DATE",
     "DATE_OF_BIRTH",
+    "DRIVER_LICENSE",
     "EMAIL",
     "GENDER",
     "IBAN",
     "IP_ADDRESS",
+    "MAC_ADDRESS",
+    "NATIONAL_ID",
+    "PASSPORT",
     "PERSON",
     "PHONE",
     "PII_ENTITIES",

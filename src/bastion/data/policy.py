@@ -15,6 +15,7 @@ A policy TOML overrides them; unknown tables, keys, labels or actions raise
     zip_digits = 3
     age_band = 10
     mask_keep_last = 4
+    mac_address = "pii"        # or "internal" (see Policy.mac_address)
 
     [columns.card_number]
     action = "fpe"             # keep, tokenize, fpe, mask, redact, hash, generalize, drop
@@ -46,7 +47,9 @@ DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
     }
 )
 _TOP = frozenset({"defaults", "options", "columns"})
-_OPTIONS = frozenset({"token_scope", "date_granularity", "zip_digits", "age_band", "mask_keep_last"})
+_OPTIONS = frozenset(
+    {"token_scope", "date_granularity", "zip_digits", "age_band", "mask_keep_last", "mac_address"}
+)
 _COLUMN_KEYS = frozenset({"action", "label", "quasi_identifier", "entity"})
 
 
@@ -69,6 +72,10 @@ class Policy:
     zip_digits: int = 3
     age_band: int = 10
     mask_keep_last: int = 4
+    # MAC addresses: "pii" (default) or "internal". Default pii, failing closed: a MAC of a phone or a
+    # laptop is a persistent device identifier that follows one person (an "online identifier" in GDPR
+    # Recital 30); an inventory of switches and servers can say "internal" to keep them.
+    mac_address: str = "pii"
 
     def action_for(self, *, column: str, label: Label, quasi_identifier: bool) -> Action:
         rule = self.columns.get(column)
@@ -137,6 +144,9 @@ def policy_from_mapping(data: Mapping[str, Any], *, token_scope: str | None = No
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(f"policy [options].{key} must be an integer in {low}..{high}")
         ints[key] = value
+    mac = options.get("mac_address", "pii")
+    if mac not in ("pii", "internal"):
+        raise InvalidInput("policy [options].mac_address must be 'pii' or 'internal'")
     scope = str(options.get("token_scope", token_scope or "default"))
     if not scope or len(scope) > 100:
         raise InvalidInput("policy [options].token_scope must be 1..100 characters")
@@ -145,6 +155,7 @@ def policy_from_mapping(data: Mapping[str, Any], *, token_scope: str | None = No
         columns=MappingProxyType(columns),
         token_scope=scope,
         date_granularity=granularity,
+        mac_address=mac,
         **ints,
     )
 

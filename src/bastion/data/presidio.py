@@ -3,7 +3,7 @@
 Two uses:
 
 * :func:`presidio_detectors` lifts the pattern recognizers of Presidio's default registry for entities that
-  bastion's own detectors do not cover (crypto wallets, UK NHS numbers, DEA numbers, MAC addresses) into
+  bastion's own detectors do not cover (crypto wallets, UK NHS numbers, DEA numbers) into
   :class:`~bastion.data.detectors.Detector` objects, so they run vectorised over whole column chunks with
   Presidio's own regexes and validators (``validate_result`` / ``invalidate_result``).
 * :func:`offline_analyzer` builds Presidio's ``AnalyzerEngine`` with the ``NoOpNlpEngine`` (pattern
@@ -21,7 +21,7 @@ from typing import Any
 from bastion.errors import DependencyMissing
 
 # Presidio entities lifted into the fast path, with the minimum pattern score kept.
-LIFTED_ENTITIES: frozenset[str] = frozenset({"CRYPTO", "UK_NHS", "MEDICAL_LICENSE", "MAC_ADDRESS"})
+LIFTED_ENTITIES: frozenset[str] = frozenset({"CRYPTO", "UK_NHS", "MEDICAL_LICENSE"})
 MIN_PATTERN_SCORE = 0.4
 
 

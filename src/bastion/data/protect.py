@@ -1,9 +1,14 @@
 """Protection: apply per-column controls to a file, streamed, written atomically.
 
 Two passes over the input, both streamed in chunks: the scan classifies every column over the whole file;
-the second pass applies each column's control (from the policy, else the label's default). Structured columns
-are transformed cell by cell (every non-empty cell, detected or not, so odd formats cannot slip through);
-free-text columns have each detected span replaced. ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
+the second pass applies each column's control (from the policy, else the label's default).
+
+Fail closed: a column classified ``pii`` or ``secret`` is protected **whole** — every non-empty cell, whatever
+the detectors found in it — unless it is free text (prose, or JSON / key=value / delimited values in cells).
+Only free-text columns get span replacement: structured cells are parsed and protected by key context
+(:mod:`bastion.data._cells`), prose has each detected span replaced, and the result counts the cells in which
+nothing was detected (:attr:`ProtectResult.undetected`), so a reader sees what span replacement left alone.
+``reveal_value`` / ``reveal_text`` undo tokens and FF1.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bastion.data._cells import CellProtector
 from bastion.data.detectors import all_detectors, detect_values
 from bastion.data.entities import SECRET_ENTITIES, Action, Label
 from bastion.data.io import (
@@ -56,6 +62,8 @@ class ProtectResult:
     token_scope: str
     plan: tuple[ColumnPlan, ...]
     report: ScanReport
+    # Free-text columns: non-empty cells in which no span was detected (so nothing was replaced).
+    undetected: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +82,11 @@ class ProtectResult:
                     "entity": p.entity,
                     "kind": p.kind,
                     "label": p.label,
+                    **(
+                        {"cells_without_detection": self.undetected.get(p.name, 0)}
+                        if p.kind == "free_text" and p.action not in (Action.keep, Action.drop)
+                        else {}
+                    ),
                 }
                 for p in self.plan
             ],
@@ -81,8 +94,9 @@ class ProtectResult:
 
 
 def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
-    """Each column's control. Free text is protected span by span: unless a policy names the column, it gets
-    the ``pii`` default for its spans (secrets inside are always redacted) instead of losing the column."""
+    """Each column's control. A ``pii``/``secret`` column that is not free text keeps its label's action,
+    applied to every cell. Free text is protected span by span: unless a policy names the column, it gets the
+    ``pii`` default for its spans (secrets inside are always redacted) instead of losing the column."""
     plan = []
     for c in report.columns:
         action = c.action
@@ -136,6 +150,7 @@ class _Transformer:
         self.detectors = all_detectors(use_presidio=use_presidio)
         self.cell_fns: dict[str, Callable[[str], str]] = {}
         self.span_fns: dict[str, Callable[[str, str], str]] = {}
+        self.undetected: dict[str, int] = {}
         for p in plan:
             if p.action in (Action.keep, Action.drop):
                 continue
@@ -164,10 +179,29 @@ class _Transformer:
             return values
         if self.fmt == "text":
             per_line = text_spans(values, self.detectors)
+            self.undetected[name] = self.undetected.get(name, 0) + sum(
+                1 for v, s in zip(values, per_line, strict=True) if v.strip() and not s
+            )
             return [replace_spans(v, s, span_fn) if s else v for v, s in zip(values, per_line, strict=True)]
         hits = detect_values(values, column=name, detectors=self.detectors)
         by_row = hits.spans_by_row()
-        return [replace_spans(v, by_row[i], span_fn) if i in by_row else v for i, v in enumerate(values)]
+        cells = CellProtector(span_fn, self.detectors)
+        out: list[str] = []
+        missed = 0
+        for i, v in enumerate(values):
+            if not v:
+                out.append(v)
+                continue
+            structured = cells.protect(v) if len(v) > 8 else None
+            if structured is not None and structured[1]:
+                out.append(structured[0])
+            elif i in by_row:
+                out.append(replace_spans(v, by_row[i], span_fn))
+            else:
+                missed += 1
+                out.append(v)
+        self.undetected[name] = self.undetected.get(name, 0) + missed
+        return out
 
 
 def _write_csv(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
@@ -185,6 +219,18 @@ def _write_csv(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
     return rows
 
 
+def _as_original_type(original: Any, new: str) -> Any:
+    """A nested object protected key by key goes back as an object, not as a JSON string."""
+    if isinstance(original, (dict, list)) and new[:1] in ("{", "["):
+        try:
+            parsed = json.loads(new)
+        except ValueError:
+            return new
+        if isinstance(parsed, type(original)):
+            return parsed
+    return new
+
+
 def _write_jsonl(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
     rows = 0
     with tmp.open("w", encoding="utf-8", newline="\n") as fh:
@@ -196,7 +242,7 @@ def _write_jsonl(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:
                     if tr.dropped(key):
                         continue
                     if key in new_cols and value not in (None, ""):
-                        out[key] = new_cols[key][i]
+                        out[key] = _as_original_type(value, new_cols[key][i])
                     else:
                         out[key] = value
                 fh.write(json.dumps(out, ensure_ascii=False) + "\n")
@@ -296,6 +342,7 @@ def protect_file(
         token_scope=keys.scope if keys is not None else pol.token_scope,
         plan=plan,
         report=rep,
+        undetected=dict(tr.undetected),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bastion.data import entities as E
-from bastion.data.detectors import ColumnHits, all_detectors, detect_text, detect_values
+from bastion.data.detectors import ColumnHits, all_detectors, column_hints, detect_text, detect_values
 from bastion.data.entities import Action, Label
 from bastion.data.io import (
     DEFAULT_CHUNK_ROWS,
@@ -33,6 +33,7 @@ from bastion.data.io import (
 from bastion.data.policy import Policy
 
 MAX_POSITIONS = 5
+SHAPE_SAMPLE = 512  # cells per chunk looked at to tell prose and structured cells from short values
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,21 @@ class _Acc:
     source: dict[str, str] = field(default_factory=dict)
     positions: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     shapes: dict[str, Counter[str]] = field(default_factory=dict)
+    prose: int = 0  # cells of six words or more
+    structured: int = 0  # cells holding JSON, key=value lists or delimited fields
+    shape_seen: int = 0  # non-empty cells sampled for the two counts above
+
+    def add_shape(self, values: Sequence[str]) -> None:
+        from bastion.data._cells import looks_structured
+
+        for v in values[:SHAPE_SAMPLE]:
+            if not v:
+                continue
+            self.shape_seen += 1
+            if v.count(" ") >= 5:
+                self.prose += 1
+            if len(v) > 8 and looks_structured(v):
+                self.structured += 1
 
     def add(self, hits: ColumnHits, offset: int) -> None:
         self.rows += hits.n_values
@@ -183,19 +199,24 @@ class _Acc:
             for e, n in self.counts.most_common()
         )
         found = [ev.entity for ev in evidence]
-        labels = [E.entity_label(e) for e in found]
+        labels = [_entity_label(e, policy) for e in found]
         label = E.max_label(labels) if labels else Label.internal
         qi = any(e in E.QUASI_IDENTIFIERS for e in found)
+        if found and set(found) <= {E.DATE} and not any(e == E.DATE for e, _ in column_hints(self.name)):
+            # Dates with no personal context (order dates, release dates): not a quasi-identifier.
+            label, qi = Label.internal, False
         primary = found[0] if found else None
+        whole = primary is not None and self.full[primary] >= 0.5 * self.non_empty
         if text:
             kind = "free_text"
         elif self.non_empty == 0:
             kind = "empty"
-        elif primary is not None and self.full[primary] >= 0.5 * self.non_empty:
+        elif whole:
             kind = "structured"
-        elif found:
+        elif self.prose >= 0.3 * self.shape_seen or self.structured >= 0.5 * self.shape_seen:
             kind = "free_text"
         else:
+            # Short values: a column, protected whole when sensitive, however few cells a detector matched.
             kind = "structured"
         if rule is not None:
             label = rule.label or label
@@ -213,6 +234,12 @@ class _Acc:
             primary_entity=primary,
             action=action,
         )
+
+
+def _entity_label(entity: str, policy: Policy) -> Label:
+    if entity == E.MAC_ADDRESS and policy.mac_address != "pii":
+        return Label.internal
+    return E.entity_label(entity)
 
 
 def _engines(use_presidio: bool) -> tuple[str, ...]:
@@ -250,6 +277,7 @@ def scan_file(
         for name in chunk.columns:
             acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))  # earlier rows lacked the key
             acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
+            acc.add_shape(chunk.data[name])
         for name, acc in accs.items():  # a JSONL key absent from this chunk: count its rows as empty
             if name not in chunk.data:
                 acc.rows += chunk.n_rows

@@ -10,13 +10,12 @@ import re
 from collections.abc import Callable
 
 from bastion.data import entities as E
-from bastion.data.detectors import _DATE_RE, date_valid
+from bastion.data._dates import parse_date
 from bastion.data.entities import Action
 from bastion.data.policy import Policy
 from bastion.data.tokens import ScopeKeys
 
 SUPPRESSED = "*"
-_DATE = re.compile(_DATE_RE)
 _YEAR_MONTH = re.compile(r"((?:19|20)\d\d)-(0[1-9]|1[0-2])")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -33,14 +32,10 @@ def redact(_value: str, *, entity: str | None = None) -> str:
 
 
 def generalize_date(value: str, *, granularity: str = "month") -> str:
-    m = _DATE.search(value)
-    if m:
-        g = m.groupdict()
-        year = g.get("iy") or g.get("uy") or g.get("ey")
-        month = g.get("im") or g.get("um") or g.get("em")
-        day = g.get("id") or g.get("ud") or g.get("ed")
-        if year and month and day and date_valid(int(year), int(month), int(day)):
-            return year if granularity == "year" else f"{year}-{int(month):02d}"
+    parts = parse_date(value)
+    if parts is not None:
+        year, month, _day = parts
+        return str(year) if granularity == "year" else f"{year}-{month:02d}"
     ym = _YEAR_MONTH.fullmatch(value.strip())
     if ym:
         return ym.group(1) if granularity == "year" else ym.group()

@@ -1,0 +1,100 @@
+"""Telephone numbers of many countries, validated with ``phonenumbers`` (the port of Google's libphonenumber).
+
+A loose pattern finds candidates (an optional ``+``/``00``, digits with spaces, dots, dashes or parentheses);
+``phonenumbers`` decides. International numbers (``+44 20 7946 0958``, ``0049 30 901820``) are parsed as
+such; national ones (``020 7946 0958``, ``06 12 34 56 78``, ``(212) 555-0187``) are tried against a list of
+regions (:data:`REGIONS`, most common first) and accepted when one of them calls the number valid.
+
+Digit runs with no separator and no ``+`` are accepted only with a keyword nearby ("tel", "phone", "mobile",
+"call" …) or in a phone column: unformatted digit strings are more often order numbers or serials. Candidates
+that are dates or valid ISBNs are never phones.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+PHONE_CANDIDATE = re.compile(r"(?<![\w+/.,:(-])(?:\+|\()?\d[\d ().-]{5,18}\d(?![\w-]|[.,]\d)")
+_KEYWORD = re.compile(
+    r"(?i)(tel|phone|mobile|mobil|cell|call|fax|handy|telefon|t[ée]l[ée]phone|tel[ée]fono|telefone|"
+    r"celular|portable|whatsapp|sms|ring|contact|📞|☎)"
+)
+REGIONS: tuple[str, ...] = (
+    "US", "GB", "DE", "FR", "IN", "BR", "ES", "IT", "NL", "CA", "AU", "MX", "JP", "CN", "KR", "PL", "SE",
+    "CH", "BE", "AT", "IE", "PT", "ZA", "NG", "AR", "TR", "RU", "ID", "PH", "SG",
+)  # fmt: skip
+_CONTEXT_WINDOW = 40
+_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+_PHONE_SHAPED = re.compile(
+    r"\(\d{2,5}\)[ ]?\d{2,4}[ .-]?\d{3,4}|\d{3}[ .-]\d{3}[ .-]\d{4}|0\d{2,4}[ ]\d{3,4}[ ]?\d{3,4}"
+)
+_VERSION_LIKE = re.compile(r"\d{1,3}(?:\.\d+)*\.\d(?:\.\d+)*")  # 10.0.19041.1: a version, not a phone
+
+
+@cache
+def _phonenumbers() -> Any:
+    try:
+        import phonenumbers
+    except ImportError:
+        return None
+    return phonenumbers
+
+
+def _has_keyword(text: str, start: int) -> bool:
+    lo = max(0, start - _CONTEXT_WINDOW)
+    cut = text.rfind("\x00", lo, start)
+    return _KEYWORD.search(text, cut + 1 if cut >= 0 else lo, start) is not None
+
+
+def _isbn(digits: str) -> bool:
+    if len(digits) != 13 or not digits.startswith(("978", "979")):
+        return False
+    total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(digits))
+    return total % 10 == 0
+
+
+def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
+    """Whether ``phonenumbers`` accepts ``candidate`` as a valid number (international, or in a region)."""
+    pn = _phonenumbers()
+    digits = "".join(c for c in candidate if c.isdigit())
+    if not 7 <= len(digits) <= 15 or _isbn(digits):
+        return False
+    if pn is None:  # without the library: the conservative length rule only
+        return 10 <= len(digits) <= 15
+    text = candidate.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        if text.startswith("+"):
+            # An explicit country code: a possible length for that country is enough (fail closed: numbers
+            # from ranges not yet assigned are still someone's number in a test or a typo).
+            return bool(pn.is_possible_number(pn.parse(text, None)))
+        for region in regions:
+            if pn.is_valid_number(pn.parse(text, region)):
+                return True
+        if _PHONE_SHAPED.fullmatch(text):
+            # (589) 264-8278, 0171 234 5678: phone-shaped, possible in a region though not (yet) assigned.
+            return any(pn.is_possible_number(pn.parse(text, r)) for r in regions[:4])
+    except pn.NumberParseException:
+        return False
+    return False
+
+
+def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
+    text = m.group()
+    start, end = m.start(), m.end()
+    if text.startswith("(") and ")" not in text:
+        text, start = text[1:], start + 1
+    if text.count("(") != text.count(")"):
+        return None
+    formatted = text.startswith(("+", "00")) or any(c in text for c in " ().-")
+    if _DATE_LIKE.fullmatch(text) or _VERSION_LIKE.fullmatch(text):
+        return None
+    if not formatted and not _has_keyword(m.string, start):
+        return None
+    return (start, end) if phone_valid(text) else None
+
+
+__all__ = ["PHONE_CANDIDATE", "REGIONS", "phone_valid", "validate_phone"]

@@ -240,3 +240,50 @@ def test_kdf_parameters_are_validated() -> None:
         KdfParams(name="scrypt", memory_kib=1000).validate()
     with pytest.raises(InvalidInput):
         KdfParams(memory_kib=1 << 30).validate()
+
+
+# --- issue 12 item 5: a key ring an attacker edits cannot make open slow or crash it ---
+
+
+@pytest.mark.parametrize(
+    "kdf",
+    [
+        {"name": "argon2id", "time_cost": 64, "memory_kib": 1 << 20, "parallelism": 16},  # the 68 s attack
+        {"name": "argon2id", "time_cost": 10, "memory_kib": 1 << 20, "parallelism": 1},
+        {"name": "argon2id", "time_cost": 10, "memory_kib": 256 * 1024, "parallelism": 1},  # cost bound
+        {"name": "scrypt", "time_cost": 1, "memory_kib": 1 << 20, "parallelism": 1},
+    ],
+)
+def test_expensive_kdf_parameters_are_refused_before_deriving(
+    ring: LocalKeyRing, tmp_path: Path, kdf: dict[str, object]
+) -> None:
+    path = tmp_path / "keyring.json"
+    doc = json.loads(path.read_text())
+    doc["kdf"] = kdf
+    path.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError):  # not "wrong passphrase", and no derivation at that cost
+        LocalKeyRing.open(path, PASS)
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "symlink", "fifo", "oversized", "directory"])
+def test_keyring_that_is_not_a_small_regular_file_is_integrity_error(
+    ring: LocalKeyRing, tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    path = tmp_path / "keyring.json"
+    real = path.read_bytes()
+    path.unlink()
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "symlink":
+        (tmp_path / "elsewhere.json").write_bytes(real)
+        path.symlink_to(tmp_path / "elsewhere.json")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "oversized":
+        path.write_bytes(real[:-1] + b" " * (2 << 20) + b"}")
+    else:
+        path.mkdir()
+    with pytest.raises(IntegrityError):
+        LocalKeyRing.open(path, PASS)

@@ -150,6 +150,36 @@ def test_planted_extractable_key_is_refused(provider: Pkcs11KeyProvider) -> None
     provider.wrap(env="staging", dek=new_dek(), context="c")
 
 
+def test_planted_imported_key_is_refused(provider: Pkcs11KeyProvider) -> None:
+    """Issue 12 item 7: an imported key (value known to the attacker) marked sensitive and non-extractable
+    must not become the current KEK: CKA_LOCAL, CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE are false."""
+    import os
+
+    from pkcs11 import Attribute, KeyType, ObjectClass
+
+    known = os.urandom(32)
+    provider._call(
+        lambda s: s.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.AES,
+                Attribute.VALUE: known,
+                Attribute.LABEL: "bastion-kek-dev-v2",
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.ENCRYPT: True,
+                Attribute.DECRYPT: True,
+            }
+        )
+    )
+    assert provider.current_version("dev") == 2
+    with pytest.raises(IntegrityError, match="generated in the token"):
+        provider.wrap(env="dev", dek=new_dek(), context="c")
+    provider.wrap(env="staging", dek=new_dek(), context="c")  # the token's own keys still work
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pos=st.integers(min_value=0), bit=st.integers(0, 7))
 def test_any_bit_flip_of_wrap_fails(provider: Pkcs11KeyProvider, pos: int, bit: int) -> None:

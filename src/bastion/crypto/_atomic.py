@@ -36,7 +36,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``<path>.lock`` (serialises read-modify-write across processes)."""
     lock_path = Path(f"{path}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -20,7 +20,13 @@ logger = logging.getLogger(__name__)
 KDF_NAMES = ("argon2id", "scrypt")
 KEY_LENGTH = 32
 SALT_SIZE = 16
-_MAX_MEMORY_KIB = 1024 * 1024  # 1 GiB: refuse (e.g. tampered) parameters that would exhaust memory
+# Bounds on stored parameters: keyring.json is not authenticated until the key is derived, so an attacker who
+# edits it chooses the cost of every open (t=64, 1 GiB, p=16 took 68 s). At the bounds an open costs about
+# 2 s on a laptop core; the defaults (t=3, 64 MiB) stay far inside them.
+_MAX_MEMORY_KIB = 256 * 1024
+_MAX_TIME_COST = 10
+_MAX_PARALLELISM = 8
+_MAX_COST_KIB = 8 * 256 * 1024  # time_cost x memory_kib: the memory-passes an open may take
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,14 @@ class KdfParams:
     def validate(self) -> None:
         if self.name not in KDF_NAMES:
             raise InvalidInput(f"unknown KDF {self.name!r} (use one of: {', '.join(KDF_NAMES)})")
-        if not 1 <= self.parallelism <= 16:
-            raise InvalidInput("KDF parallelism must be between 1 and 16")
+        if not 1 <= self.parallelism <= _MAX_PARALLELISM:
+            raise InvalidInput(f"KDF parallelism must be between 1 and {_MAX_PARALLELISM}")
         if not 8 * self.parallelism <= self.memory_kib <= _MAX_MEMORY_KIB:
-            raise InvalidInput("KDF memory is out of range")
-        if not 1 <= self.time_cost <= 64:
-            raise InvalidInput("KDF time cost must be between 1 and 64")
+            raise InvalidInput(f"KDF memory must be between {8 * self.parallelism} and {_MAX_MEMORY_KIB} KiB")
+        if not 1 <= self.time_cost <= _MAX_TIME_COST:
+            raise InvalidInput(f"KDF time cost must be between 1 and {_MAX_TIME_COST}")
+        if self.name == "argon2id" and self.time_cost * self.memory_kib > _MAX_COST_KIB:
+            raise InvalidInput("KDF cost (time x memory) is above the bound")
         if self.name == "scrypt" and (self.memory_kib & (self.memory_kib - 1)) != 0:
             raise InvalidInput("scrypt memory_kib (N) must be a power of two")
 

@@ -30,6 +30,7 @@ import binascii
 import hmac
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,11 +123,33 @@ class _Secrets:
         return hmac.new(self.mac_key, _canonical(doc), "sha256").digest()
 
 
+MAX_KEYRING_BYTES = 1 << 20  # a key ring is a few KiB; anything near this is not one
+
+
 def _read_doc(path: Path) -> dict[str, Any]:
+    """Read keyring.json: a regular file (no link followed, no device or FIFO), at most 1 MiB."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         raise ConfigError(f"no key ring at {path}", hint="run 'bastion init' first") from exc
+    except OSError as exc:  # ELOOP: a symbolic link; anything else: unreadable
+        raise IntegrityError(_DAMAGED) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_KEYRING_BYTES:
+            raise IntegrityError(_DAMAGED)
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 16):
+            total += len(chunk)
+            if total > MAX_KEYRING_BYTES:  # it grew while we read
+                raise IntegrityError(_DAMAGED)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+    except OSError as exc:
+        raise IntegrityError(_DAMAGED) from exc
+    finally:
+        os.close(fd)
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -9,8 +9,15 @@ unauthenticated ``CKM_AES_KEY_WRAP_PAD`` is not needed; GCM also binds the conte
 
 The current version is the highest present; retiring destroys the object (irreversible), so a missing version
 below the current one is reported as retired. Before using a KEK the provider checks it is still sensitive and
-non-extractable, and that its label is unique (a planted duplicate is refused). Rotation is an administrative
-action: run it from one process at a time.
+non-extractable, that it was generated in the token and never was extractable or readable (``CKA_LOCAL``,
+``CKA_NEVER_EXTRACTABLE``, ``CKA_ALWAYS_SENSITIVE``: a planted *imported* key, whose value its planter knows,
+is refused), and that its label is unique (a planted duplicate is refused).
+
+The GCM nonce: PKCS#11 lets a token generate the IV only through the 3.0 message-based API
+(``C_MessageEncryptInit`` with ``CKG_GENERATE_RANDOM``); SoftHSM2 2.6 and python-pkcs11 0.10 offer only
+the 2.40 single-part ``CKM_AES_GCM``, where the caller passes the IV, so the 96-bit nonce comes from
+``os.urandom`` (one random nonce per wrap, far below GCM's 2^32 random-nonce bound for one KEK).
+Rotation is an administrative action: run it from one process at a time.
 
 Configuration (``[keys]`` in ``bastion.toml``): ``provider = "pkcs11"``, ``pkcs11_module`` (the ``.so``),
 ``pkcs11_token`` (token label), ``pkcs11_pin_env`` (name of the environment variable holding the user PIN,
@@ -236,6 +243,21 @@ class Pkcs11KeyProvider:
     def _checked(key: Any, label: str) -> Any:
         if key.key_type != KeyType.AES or key[Attribute.EXTRACTABLE] or not key[Attribute.SENSITIVE]:
             raise IntegrityError(f"token key {label} is not a sensitive, non-extractable AES key")
+        # An imported key can be marked sensitive and non-extractable after the fact, but its value was known
+        # outside the token: only a key generated inside it (LOCAL) that never was extractable or readable
+        # (NEVER_EXTRACTABLE, ALWAYS_SENSITIVE) is accepted as a KEK.
+        try:
+            provenance = (
+                key[Attribute.LOCAL],
+                key[Attribute.NEVER_EXTRACTABLE],
+                key[Attribute.ALWAYS_SENSITIVE],
+            )
+        except (p11e.AttributeTypeInvalid, p11e.AttributeSensitive) as exc:
+            raise IntegrityError(f"token key {label}: the token does not report where it came from") from exc
+        if not all(provenance):
+            raise IntegrityError(
+                f"token key {label} was not generated in the token as a never-extractable key: refused"
+            )
         return key
 
     def _generate(self, session: Any, env: str, version: int) -> None:

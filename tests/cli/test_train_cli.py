@@ -13,6 +13,7 @@ import pytest
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
 from bastion.models.recipes import load_model
+from bastion.privacy.training import ledger_key
 from bastion.store.lineage import list_events
 from bastion.vault import init_project, open_vault
 
@@ -53,6 +54,12 @@ def test_dp_train_without_a_project_writes_a_loadable_model(tmp_path: Path, caps
     loaded = load_model(out)
     assert loaded.metadata["epsilon"] == doc["epsilon"] and loaded.metadata["max_grad_norm"] == 1.0
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    # issue 12 item 30: the non-cryptographic noise is stated next to ε in JSON, metadata and text
+    assert doc["noise_source"]["cryptographic"] is False
+    assert loaded.metadata["noise_source"] == doc["noise_source"]
+    assert run([*args, "--lr", "0.5", "--out", str(tmp_path / "m2")]) == 0
+    text = capsys.readouterr().out
+    assert "ε=" in text and "non-cryptographic PRNG" in text
 
 
 def test_train_spends_the_ledger_pushes_with_metadata_and_refuses_past_budget(home: Path, capsys) -> None:
@@ -69,7 +76,8 @@ def test_train_spends_the_ledger_pushes_with_metadata_and_refuses_past_budget(ho
         assert meta[key] == doc[key]
     assert run([*base, "--push", "bc-dp"]) == 2  # 2 + 2 > 3: refused before training
     err = capsys.readouterr().err
-    assert err.startswith("error: privacy budget of 'breast_cancer' exhausted") and "Traceback" not in err
+    assert err.startswith("error: privacy budget of 'breast_cancer' (sha256:") and "exhausted" in err
+    assert "Traceback" not in err
     assert run(["train", "--dataset", "breast_cancer", "--out", str(home / "x")]) == 2  # non-private: refused
     assert "non-private" in capsys.readouterr().err
     assert run(["privacy", "budget", "show", "breast_cancer", "--format", "json"]) == 0
@@ -163,7 +171,7 @@ def test_privacy_query_and_budget_cli(home: Path, capsys) -> None:
     assert run([*q, "--epsilon", "1"]) == 2
     assert "exhausted" in capsys.readouterr().err
     assert run(["privacy", "budget", "show"]) == 0
-    assert "wine: ε spent 1.4000 of 2" in capsys.readouterr().out
+    assert "wine (sha256:" in (shown := capsys.readouterr().out) and "ε spent 1.4000 of 2" in shown
     assert (
         run(["privacy", "query", "sum", "--dataset", "wine", "--column", "alcohol", "--epsilon", "0.1"]) == 2
     )
@@ -203,17 +211,18 @@ def test_only_admins_set_budgets_and_auditors_cannot_train(
     with open_vault(home=home) as vault:
         _, ds_token = vault.create_token(name="dana", role="data-scientist")
         _, auditor_token = vault.create_token(name="otto", role="auditor")
+    assert run(["privacy", "budget", "set", "wine", "--epsilon", "4"]) == 0  # the owner (admin)
     monkeypatch.setenv("BASTION_TOKEN", ds_token)
     assert run(["privacy", "budget", "set", "wine", "--epsilon", "100"]) == 2
     assert "error:" in capsys.readouterr().err
     q = ["privacy", "query", "count", "--dataset", "wine", "--column", "alcohol", "--epsilon", "0.5"]
-    assert run([*q, "--format", "json"]) == 0  # a data scientist may spend (default budget applies)
-    assert _json(capsys)["dataset"] == "wine"
+    assert run([*q, "--format", "json"]) == 0  # a data scientist may spend the budget an admin set
+    assert _json(capsys)["dataset"] == ledger_key("wine")
     monkeypatch.setenv("BASTION_TOKEN", auditor_token)
     assert run(q) == 2
     assert run(["privacy", "budget", "show", "wine", "--format", "json"]) == 0
     shown = _json(capsys)
-    assert shown["epsilon_budget"] == 10.0 and shown["spends"][0]["actor"] == "dana"
+    assert shown["epsilon_budget"] == 4.0 and shown["spends"][0]["actor"] == "dana"
 
 
 def test_audit_in_a_project_spends_the_ledger(home: Path, capsys) -> None:

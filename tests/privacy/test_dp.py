@@ -72,6 +72,42 @@ def test_calibrated_noise_never_exceeds_the_target(accountant: str) -> None:
     )
 
 
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_calibration_is_opacus_get_noise_multiplier(accountant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 12 item 30: the docstring promised Opacus' calibration while a private bisection ran
+    from opacus.accountants import utils as opacus_utils
+
+    args = {"target_epsilon": 3.0, "target_delta": 1e-5, "sample_rate": 0.02, "steps": 500}
+    expected = opacus_utils.get_noise_multiplier(**args, accountant=accountant, epsilon_tolerance=0.01)
+    ours = noise_for_epsilon(
+        target_epsilon=3.0, delta=1e-5, sample_rate=0.02, steps=500, accountant=accountant
+    )
+    assert ours == expected
+    calls: list[dict[str, object]] = []
+    real = opacus_utils.get_noise_multiplier
+
+    def spy(**kwargs: object) -> float:
+        calls.append(kwargs)
+        return float(real(**kwargs))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(opacus_utils, "get_noise_multiplier", spy)
+    noise_for_epsilon(target_epsilon=2.5, delta=1e-5, sample_rate=0.02, steps=500, accountant=accountant)
+    assert len(calls) == 1 and calls[0]["accountant"] == accountant and calls[0]["steps"] == 500
+    # unreachable targets are one clear error, not Opacus' ValueError
+    monkeypatch.setattr(opacus_utils, "get_noise_multiplier", lambda **_: (_ for _ in ()).throw(ValueError()))
+    with pytest.raises(InvalidInput, match="cannot reach"):
+        noise_for_epsilon(target_epsilon=1e-6, delta=1e-5, sample_rate=0.02, steps=500)
+
+
+def test_every_private_report_states_the_noise_generator() -> None:
+    report = train_recipe(dataset=load_dataset("wine"), dp=DPSettings(epsilon=5.0), epochs=1, batch_size=32)
+    source = report.to_dict()["noise_source"]
+    assert source["cryptographic"] is False and "non-cryptographic" in source["note"]
+    assert report.metadata()["noise_source"] == source
+    plain = train_recipe(dataset=load_dataset("wine"), epochs=1)
+    assert plain.to_dict()["noise_source"] is None
+
+
 def _parts(
     n: int = 200, bs: int = 20
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bastion.errors import BudgetExhausted, InvalidInput, NotFound
 from bastion.models.data import load_dataset
 from bastion.privacy.ledger import PrivacyLedger
-from bastion.privacy.training import DPSettings, plan_private_run, train_recipe
+from bastion.privacy.training import DPSettings, ledger_key, plan_private_run, train_recipe
 from bastion.store.auditlog import AuditLog
 from bastion.store.db import open_engine
 
@@ -100,14 +100,17 @@ def test_delta_budget_and_validation(engine: sa.Engine) -> None:
         ledger.reserve(datasets=[], epsilon=1.0, delta=0.0, kind="query")
 
 
-def test_no_budget_is_refused_unless_a_default_is_configured(engine: sa.Engine) -> None:
-    with pytest.raises(BudgetExhausted, match="no privacy budget"):
+def test_no_budget_is_refused_and_there_is_no_default(engine: sa.Engine) -> None:
+    # issue 12 item 28: an unknown dataset used to get ε=10 on its first spend (fail-open)
+    with pytest.raises(BudgetExhausted, match="no privacy budget") as info:
         PrivacyLedger(engine).reserve(datasets="x", epsilon=0.1, delta=0.0, kind="query")
-    ledger = PrivacyLedger(engine, default_budget=(1.0, 1e-5))
-    ledger.reserve(datasets="x", epsilon=0.6, delta=0.0, kind="query")
-    assert ledger.status("x").epsilon_budget == 1.0
-    with pytest.raises(BudgetExhausted):
-        ledger.reserve(datasets="x", epsilon=0.6, delta=0.0, kind="query")
+    assert "bastion privacy budget set x --epsilon" in (info.value.hint or "")
+    with pytest.raises(TypeError):
+        PrivacyLedger(engine, default_budget=(1.0, 1e-5))  # type: ignore[call-arg]
+    ledger = PrivacyLedger(engine)
+    with pytest.raises(BudgetExhausted, match="no privacy budget"):
+        ledger.reserve(datasets="x", epsilon=0.1, delta=0.0, kind="query")
+    assert not ledger.has_budget("x") and ledger.datasets() == []
 
 
 def test_a_spend_on_several_datasets_is_all_or_nothing(engine: sa.Engine) -> None:
@@ -162,11 +165,12 @@ def test_training_is_refused_before_any_step_and_settled_after(engine: sa.Engine
     d = load_dataset("breast_cancer")
     dp = DPSettings(epsilon=2.0, delta=1e-5)
     ledger = PrivacyLedger(engine, audit=audit)
-    ledger.set_budget("breast_cancer", epsilon=3.0, delta=1e-4)
+    key = ledger_key("breast_cancer")
+    ledger.set_budget(key, epsilon=3.0, delta=1e-4)
     counter = _CountBatches()
     report = train_recipe(dataset=d, dp=dp, epochs=2, batch_size=64, ledger=ledger, hooks=[counter])
-    assert counter.calls == report.steps > 0
-    st = ledger.status("breast_cancer")
+    assert counter.calls == report.steps > 0 and report.ledger_dataset == key
+    st = ledger.status(key)
     assert st.epsilon_spent == pytest.approx(report.epsilon) and report.epsilon <= 2.0
     assert st.spends[0].details["steps"] == report.steps and report.spend_id == st.spends[0].spend_id
     refused = _CountBatches()
@@ -183,12 +187,12 @@ def test_a_crashed_run_is_charged_what_it_spent(engine: sa.Engine) -> None:
     d = load_dataset("breast_cancer")
     dp = DPSettings(epsilon=1.0, delta=1e-5)
     ledger = PrivacyLedger(engine)
-    ledger.set_budget("breast_cancer", epsilon=10.0, delta=1e-3)
+    ledger.set_budget(ledger_key("breast_cancer"), epsilon=10.0, delta=1e-3)
     with pytest.raises(RuntimeError, match="simulated"):
         train_recipe(
             dataset=d, dp=dp, epochs=3, batch_size=64, ledger=ledger, hooks=[_CountBatches(fail_after=5)]
         )
-    (spend,) = ledger.status("breast_cancer").spends
+    (spend,) = ledger.status(ledger_key("breast_cancer")).spends
     plan, _ = plan_private_run(n_train=d.n_train, batch_size=64, epochs=3, dp=dp)
     assert spend.status == "spent" and spend.details["failed"] is True
     assert 0 < spend.epsilon < plan.epsilon  # 5 of 21 steps were taken: charged for those, not zero

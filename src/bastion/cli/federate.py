@@ -33,9 +33,6 @@ def register(app: typer.Typer) -> None:
         env: str | None = typer.Option(
             None, "--env", help="Environment for --push (default: the project's)."
         ),
-        ledger_name: str | None = typer.Option(
-            None, "--ledger-name", help="Privacy-ledger dataset name (default: the dataset's name)."
-        ),
         timeout: float = typer.Option(300.0, "--timeout", help="Seconds before the run is abandoned."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -68,15 +65,14 @@ def register(app: typer.Typer) -> None:
                 home=home,
                 model_out=model_out,
                 vault=vault,
-                ledger_dataset=ledger_name,
                 push=push,
                 env=env,
             )
             out = result.to_dict()
-            if result.spend_id is not None and vault is not None:
+            if result.spend_id is not None and vault is not None and result.ledger_dataset is not None:
                 from bastion.privacy.ledger import ledger_for_vault
 
-                status = ledger_for_vault(vault).status(result.ledger_dataset or dataset)
+                status = ledger_for_vault(vault).status(result.ledger_dataset)
                 out["budget"] = status.epsilon_summary()
         finally:
             if vault is not None:
@@ -97,9 +93,11 @@ def register(app: typer.Typer) -> None:
             f"final accuracy {result.final_accuracy:.4f} over {result.clients} clients, TLS"
             + (f", {', '.join(extras)}" if extras else "")
         )
+        if result.epsilon is not None:
+            typer.echo(f"note: {out['noise_source']['note']}")
         if "budget" in out:
             spent, total = out["budget"]["epsilon_spent"], out["budget"]["epsilon_budget"]
-            typer.echo(f"ledger {result.ledger_dataset}: spent ε={spent:.4f} of {total:.4g}")
+            typer.echo(f"ledger {result.dataset}: spent ε={spent:.4f} of {total:.4g}")
         elif result.epsilon is not None:
             typer.echo("no project home: the privacy ledger was not charged")
         typer.echo(f"model: {out['model_ref'] or result.model_path}")

@@ -21,33 +21,41 @@ def register(app: typer.Typer) -> None:
 
     @budget.command("set")
     def budget_set(
-        dataset: str = typer.Argument(..., help="Ledger dataset name (built-in name or sha256:… of a file)."),
+        dataset: str = typer.Argument(
+            ..., help="A built-in dataset (digits, breast_cancer, wine), a data file, or sha256:<digest>."
+        ),
         epsilon: float = typer.Option(..., "--epsilon", help="Total ε the dataset may ever spend."),
         delta: float = typer.Option(1e-4, "--delta", help="Total δ the dataset may ever spend."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Set (or change) a dataset's privacy budget (admin: access:manage)."""
-        from bastion.privacy.ledger import ledger_for_vault
+        """Set (or change) a dataset's privacy budget (admin: access:manage).
 
+        The budget is keyed by the data's SHA-256 digest, so a copied or renamed file shares it. There is
+        no default budget: DP training, DP queries and audits of a dataset without one are refused."""
+        from bastion.privacy.ledger import ledger_for_vault
+        from bastion.privacy.training import resolve_ledger_dataset
+
+        key, label = resolve_ledger_dataset(dataset)
         with open_vault(home) as vault:
-            vault.access.check(vault.identity, "access:manage")
-            status = ledger_for_vault(vault).set_budget(dataset, epsilon=epsilon, delta=delta)
+            status = ledger_for_vault(vault).set_budget(key, epsilon=epsilon, delta=delta, label=label)
         _print_status(status, fmt)
 
     @budget.command("show")
     def budget_show(
-        dataset: str | None = typer.Argument(None, help="Dataset (default: every dataset with a budget)."),
+        dataset: str | None = typer.Argument(
+            None, help="A built-in dataset, a data file or sha256:<digest> (default: every budget)."
+        ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Show a dataset's budget and every spend against it."""
         from bastion.privacy.ledger import ledger_for_vault
+        from bastion.privacy.training import resolve_ledger_dataset
 
         with open_vault(home) as vault:
-            vault.access.check(vault.identity, "registry:read")
             ledger = ledger_for_vault(vault)
-            names = [dataset] if dataset else ledger.datasets()
+            names = [resolve_ledger_dataset(dataset)[0]] if dataset else ledger.datasets()
             statuses = [ledger.status(n) for n in names]
         if fmt is OutputFormat.json:
             print_json(statuses[0].to_dict() if dataset else [s.to_dict() for s in statuses])
@@ -71,7 +79,6 @@ def register(app: typer.Typer) -> None:
         bins: int = typer.Option(10, "--bins", help="Equal-width bins of a numeric histogram."),
         category: list[str] = typer.Option([], "--category", help="Categories of a histogram (repeatable)."),
         quantile: float = typer.Option(0.5, "--quantile", help="Which quantile (0..1)."),
-        ledger_name: str | None = typer.Option(None, "--ledger-name", help="Ledger dataset name override."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
@@ -81,9 +88,9 @@ def register(app: typer.Typer) -> None:
         from bastion.privacy.training import ledger_key
 
         values = load_column(column=column, dataset=dataset, data=data)
-        key = ledger_name or (dataset if dataset is not None else ledger_key(str(data)))
+        key = ledger_key(dataset if dataset is not None else str(data))
         with open_vault(home) as vault:
-            vault.access.check(vault.identity, "privacy:train")
+            ledger = ledger_for_vault(vault)
             result = dp_query(
                 values=values,
                 kind=kind,
@@ -93,8 +100,9 @@ def register(app: typer.Typer) -> None:
                 bins=bins,
                 categories=category or None,
                 quantile=quantile,
-                ledger=ledger_for_vault(vault),
+                ledger=ledger,
                 dataset=key,
+                dataset_label=dataset if dataset is not None else Path(str(data)).name,
                 column=column,
             )
         if fmt is OutputFormat.json:
@@ -140,7 +148,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "unsafe_noise_multiplier": unsafe_noise_multiplier,
         }
-        result = _audit_with_ledger(home, dataset, kwargs) if home_exists(home) else audit_dp_sgd(**kwargs)
+        result = _audit_with_ledger(home, ds, kwargs) if home_exists(home) else audit_dp_sgd(**kwargs)
         if fmt is OutputFormat.json:
             print_json(result.to_dict())
         else:
@@ -158,24 +166,32 @@ def register(app: typer.Typer) -> None:
             )
 
 
-def _audit_with_ledger(home: Path | None, dataset: str, kwargs: dict[str, Any]) -> Any:
+def _audit_with_ledger(home: Path | None, ds: Any, kwargs: dict[str, Any]) -> Any:
     """Run the audit charged to the project's ledger (the audited run trains on the dataset)."""
     from bastion.errors import BudgetExhausted
     from bastion.privacy.audit import audit_dp_sgd
     from bastion.privacy.ledger import ledger_for_vault
+    from bastion.privacy.training import dataset_ledger_key
 
+    key = dataset_ledger_key(ds)
     with open_vault(home) as vault:
         vault.access.check(vault.identity, "audit:run")
         ledger = ledger_for_vault(vault)
         if kwargs["unsafe_noise_multiplier"] is not None:
-            if ledger.has_budget(dataset):
+            if ledger.has_budget(key):
                 raise BudgetExhausted(
-                    f"dataset {dataset!r} has a privacy budget: "
-                    "an audit with forced noise would spend an unbounded ε"
+                    f"dataset {ds.name!r} has a privacy budget: "
+                    "an audit with forced noise would spend an unbounded ε",
+                    hint="run the demonstration outside this project home "
+                    "(e.g. --home of an empty directory), or on a dataset without a budget",
                 )
             return audit_dp_sgd(**kwargs)
         with ledger.charge(
-            datasets=dataset, epsilon=kwargs["epsilon"], delta=kwargs["delta"], kind="audit"
+            datasets=key,
+            epsilon=kwargs["epsilon"],
+            delta=kwargs["delta"],
+            kind="audit",
+            labels={key: ds.name},
         ) as r:
             result = audit_dp_sgd(**kwargs)
             ledger.settle(r, epsilon=kwargs["epsilon"], delta=kwargs["delta"], details=result.to_dict())
@@ -186,8 +202,9 @@ def _print_status(status: Any, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         print_json(status.to_dict())
         return
+    name = f"{status.label} ({status.dataset})" if status.label else status.dataset
     typer.echo(
-        f"{status.dataset}: ε spent {status.epsilon_spent:.4f} of {status.epsilon_budget:.4g} "
+        f"{name}: ε spent {status.epsilon_spent:.4f} of {status.epsilon_budget:.4g} "
         f"(remaining {status.epsilon_remaining:.4f}), "
         f"δ spent {status.delta_spent:.3g} of {status.delta_budget:.3g}"
     )

@@ -23,21 +23,22 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def load_source(dataset: str | None, data: Path | None, target: str | None, seed: int) -> tuple[Any, str]:
-    """The Dataset and its ledger name, from ``--dataset`` or ``--data/--target``."""
+    """The Dataset and its ledger key (``sha256:`` of its source), from ``--dataset`` or ``--data``."""
     from bastion.models.data import load_csv, load_dataset
-    from bastion.privacy.training import ledger_key
+    from bastion.privacy.training import dataset_ledger_key
 
     if (dataset is None) == (data is None):
         raise InvalidInput("give exactly one of --dataset NAME or --data FILE")
     if dataset is not None:
         if target is not None:
             raise InvalidInput("--target goes with --data, not --dataset")
-        return load_dataset(dataset, seed=seed), dataset
+        ds = load_dataset(dataset, seed=seed)
+        return ds, dataset_ledger_key(ds)
     assert data is not None
     if not target:
         raise InvalidInput("--data needs --target COLUMN")
     ds = load_csv(data, target=target, seed=seed)
-    return ds, ledger_key(data)
+    return ds, dataset_ledger_key(ds)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,11 +74,6 @@ def register(app: typer.Typer) -> None:
         lr: float | None = typer.Option(None, "--lr", help="SGD learning rate (default 1.0 / 0.05)."),
         hidden: str = typer.Option("64", "--hidden", help="Hidden layer widths, e.g. 64 or 128,64."),
         seed: int = typer.Option(0, "--seed", help="Seed for the split, the initialisation and the batches."),
-        ledger_name: str | None = typer.Option(
-            None,
-            "--ledger-name",
-            help="Ledger dataset name (default: the built-in name or sha256 of --data).",
-        ),
         watermark_key: str | None = typer.Option(
             None,
             "--watermark-key",
@@ -86,9 +82,12 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Train the built-in MLP; with --dp the planned ε is checked against the dataset's budget first."""
+        """Train the built-in MLP; with --dp the planned ε is checked against the dataset's budget first.
+
+        The budget is keyed by the data's digest (sha256 of the built-in's arrays or of the file); an admin
+        sets it with 'bastion privacy budget set DATASET --epsilon E'; there is no default."""
         from bastion.models.recipes import WEIGHTS_FILE, save_model
-        from bastion.privacy.ledger import ledger_for_vault
+        from bastion.privacy.dp import NOISE_PRNG_NOTE
         from bastion.privacy.training import DPSettings, ledger_key, record_training, train_recipe
         from bastion.store.lineage import REGISTRY_NAMESPACE
         from bastion.vault.project import home_exists
@@ -106,17 +105,12 @@ def register(app: typer.Typer) -> None:
         )
         widths = parse_hidden(hidden)
         ds, key = load_source(dataset, data, target, seed)
-        key = ledger_name or key
         vault = None
         if push is not None or home_exists(home):
             from bastion.cli._common import open_vault
 
             vault = open_vault(home)
         try:
-            ledger = None
-            if vault is not None:
-                vault.access.check(vault.identity, "privacy:train")
-                ledger = ledger_for_vault(vault)
             wm = None
             if watermark_key is not None:
                 if vault is None:
@@ -133,12 +127,11 @@ def register(app: typer.Typer) -> None:
                 lr=lr,
                 hidden=widths,
                 seed=seed,
-                ledger=ledger,
-                ledger_dataset=key,
+                vault=vault,
                 hooks=(wm.hook,) if wm is not None else (),
             )
             meta = report.metadata()
-            result: dict[str, Any] = {**report.to_dict(), "ledger_dataset": key if ledger else None}
+            result: dict[str, Any] = report.to_dict()
             if wm is not None:
                 wm_record, wm_check = wm.commit(vault=vault, model=report.module, target=push or str(out))
                 meta = {**meta, "watermark": wm_record.to_dict()}
@@ -165,9 +158,10 @@ def register(app: typer.Typer) -> None:
                 )
             if vault is not None:
                 record_training(vault, report, source=dataset or str(data), outputs=outputs)
-            if ledger is not None and ledger.has_budget(key):
-                status = ledger.status(key)
-                result["budget"] = status.epsilon_summary()
+            if vault is not None and report.spend_id is not None:
+                from bastion.privacy.ledger import ledger_for_vault
+
+                result["budget"] = ledger_for_vault(vault).status(key).epsilon_summary()
         finally:
             if vault is not None:
                 vault.close()
@@ -184,9 +178,13 @@ def register(app: typer.Typer) -> None:
                 f"δ={report.delta:g}, noise {report.noise_multiplier:.4f}, clip {report.max_grad_norm:g}, "
                 f"q={report.sample_rate:.4f}, {report.steps} steps"
             )
+            typer.echo(f"  note: {NOISE_PRNG_NOTE}")
         if "budget" in result:
             b = result["budget"]
-            typer.echo(f"  ledger {key}: spent ε={b['epsilon_spent']:.4f} of {b['epsilon_budget']:.4g}")
+            typer.echo(
+                f"  ledger {report.dataset} ({key[:19]}…): spent ε={b['epsilon_spent']:.4f} "
+                f"of {b['epsilon_budget']:.4g}"
+            )
         elif report.private:
             typer.echo("  no project home: the privacy ledger was not charged")
         if out is not None:

@@ -64,11 +64,36 @@ def _model_dir(ref: str, vault: Any) -> Iterator[Path]:
         yield directory
 
 
+def _default_dataset(model: str, metadata: Any, vault: Any) -> str | None:
+    """The built-in dataset the model was trained on: its metadata, else the registry's lineage."""
+    from bastion.models.data import DATASETS
+
+    name = metadata.get("dataset") if hasattr(metadata, "get") else None
+    if isinstance(name, str) and name in DATASETS:
+        return name
+    if vault is None or Path(model).exists():
+        return None
+    from bastion.errors import BastionError
+    from bastion.store.lineage import lineage_graph, resolve_dataset
+
+    try:
+        vault.access.check(vault.identity, "registry:read")
+        root = resolve_dataset(vault.engine, model, namespace="bastion-registry")
+        sources = lineage_graph(vault.engine, root=root).sources
+    except BastionError:
+        return None
+    builtins = sorted({s.name for s in sources if s.namespace == "bastion-builtin" and s.name in DATASETS})
+    return builtins[0] if len(builtins) == 1 else None
+
+
 def _dataset(dataset: str | None, data: Path | None, target: str | None, seed: int) -> Any:
     from bastion.models.data import load_csv, load_dataset
 
     if (dataset is None) == (data is None):
-        raise InvalidInput("give exactly one of --dataset NAME or --data FILE")
+        raise InvalidInput(
+            "give exactly one of --dataset NAME or --data FILE",
+            hint="without either, the model's own training dataset is used when it is a built-in one",
+        )
     if dataset is not None:
         return load_dataset(dataset, seed=seed)
     if not target:
@@ -130,7 +155,9 @@ def register(app: typer.Typer) -> None:
     def embed_cmd(
         model: str = typer.Option(..., "--model", help="A model directory or a registry ref NAME[:VERSION]."),
         dataset: str | None = typer.Option(
-            None, "--dataset", help="Built-in dataset the model was trained on."
+            None,
+            "--dataset",
+            help="Built-in dataset to fine-tune on (default: the model's own, from its metadata or lineage).",
         ),
         data: Path | None = typer.Option(None, "--data", help="Or a numeric CSV file with a header row."),
         target: str | None = typer.Option(None, "--target", help="The label column of --data."),
@@ -147,22 +174,37 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Fine-tune a model with a keyed trigger set; log the commitment in the audit log."""
+        """Fine-tune a model with a keyed trigger set; log the commitment in the audit log.
+
+        Without --key-file/--key-id the home's key is used, created on first use. A dataset with a privacy
+        budget is refused (non-private fine-tuning); the output's metadata describes this fine-tuning."""
         from bastion.models.recipes import load_model, save_model
         from bastion.watermark.commitment import annotate_version, log_commitment, save_record
         from bastion.watermark.embed import embed
+        from bastion.watermark.keys import ensure_home_key
 
         if out is None and push is None:
             raise InvalidInput("give --out DIR and/or --push NAME")
         if out is not None and out.exists():
             raise InvalidInput(f"{out} already exists")
-        ds = _dataset(dataset, data, target, seed)
+        if key_file is not None and key_id is not None:
+            raise InvalidInput("give --key-file or --key-id, not both")
+        notes: list[str] = []
         vault = _vault(home)
         try:
             vault.access.check(vault.identity, "watermark:embed")
-            key = _key(key_file, key_id, vault)
             with _model_dir(model, vault) as directory:
                 loaded = load_model(directory)
+            if dataset is None and data is None:
+                dataset = _default_dataset(model, loaded.metadata, vault)
+                if dataset is not None:
+                    notes.append(f"dataset {dataset} (the model's training dataset)")
+            ds = _dataset(dataset, data, target, seed)
+            created = False
+            if key_file is None and key_id is None:
+                key, created = ensure_home_key(vault=vault)
+            else:
+                key = _key(key_file, key_id, vault)
             result = embed(
                 model=loaded.module,
                 dataset=ds,
@@ -172,10 +214,22 @@ def register(app: typer.Typer) -> None:
                 lr=lr,
                 seed=seed,
                 target=push or str(out),
+                vault=vault,
             )
+            if created:
+                notes.append(f"created watermark key {key.key_id} on first use (kept in the home, wrapped)")
             logged = log_commitment(vault, result.record)
-            meta = {**dict(loaded.metadata), "watermark": logged.to_dict()}
-            doc: dict[str, Any] = {**result.to_dict(), "record": logged.to_dict()}
+            meta = {
+                **result.metadata(loaded.metadata, source=model),
+                "architecture": loaded.config.to_dict(),
+                "watermark": logged.to_dict(),
+            }
+            doc: dict[str, Any] = {
+                **result.to_dict(),
+                "record": logged.to_dict(),
+                "key_created": created,
+                "dataset": ds.name,
+            }
             if out is not None:
                 save_model(loaded.module, out, config=loaded.config, metadata=meta)
                 doc["out"] = str(out)
@@ -196,7 +250,7 @@ def register(app: typer.Typer) -> None:
             save_record(logged, home=vault.settings.home)
         finally:
             vault.close()
-        lines = [
+        lines = [f"note: {n}" for n in notes] + [
             f"embedded watermark {logged.commitment[:16]}… (key {logged.key_id}, {triggers} triggers)",
             f"  trigger accuracy {result.verification.trigger_accuracy:.2f}, "
             f"p={result.verification.p_value:.3g}",
@@ -338,7 +392,7 @@ def _verify(
         if marks is not None:
             shape, n_classes = tuple(int(d) for d in marks.x.shape[1:]), marks.n_classes
         else:
-            rec = rec or _home_record(vault, key, shape=None)
+            rec = rec or _registry_record(vault, key, model_name) or _home_record(vault, key, shape=None)
             shape, n_classes = rec.spec.input_shape, rec.spec.n_classes
         adapter: Any = RemoteSuspect(
             url, model=model_name, n_classes=n_classes, input_shape=shape, headers=headers
@@ -382,6 +436,32 @@ def _suspect_record(metadata: Any, key: Any) -> Any:
     return rec
 
 
+def _registry_record(vault: Any, key: Any, name: str) -> Any:
+    """The record of ``key`` annotated on the newest registry version of ``name`` that has one (or None).
+
+    A gateway serves registry models under their registry name, so ``--model-name`` finds the watermark
+    that was embedded into that model even when the same key marked several models."""
+    from bastion.errors import BastionError
+    from bastion.watermark.commitment import WatermarkRecord
+
+    if vault is None:
+        return None
+    try:
+        versions = [v for v in vault.list("model") if str(v.name) == name]
+    except BastionError:
+        return None
+    for version in versions:  # newest first
+        notes = vault.annotations(f"{version.name}:{version.version}", namespace="watermark")
+        for note in reversed(notes):
+            try:
+                rec = WatermarkRecord.from_dict(note.data)
+            except BastionError:
+                continue
+            if rec.key_id == key.key_id:
+                return rec
+    return None
+
+
 def _home_record(vault: Any, key: Any, *, shape: tuple[int, ...] | None) -> Any:
     from bastion.watermark.commitment import home_records
 
@@ -398,6 +478,8 @@ def _home_record(vault: Any, key: Any, *, shape: tuple[int, ...] | None) -> Any:
         )
     if len(commitments) > 1:
         raise InvalidInput(
-            f"{len(commitments)} watermarks use key {key.key_id}: choose one with --record FILE"
+            f"{len(commitments)} watermarks use key {key.key_id} and none is recorded on a registry model "
+            "of that name: choose one with --record FILE",
+            hint="records are kept in <home>/watermark/records/ and in each model's config.json",
         )
     return next(iter(commitments.values()))

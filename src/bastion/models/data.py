@@ -7,14 +7,20 @@ are standardised with the mean and standard deviation of the *training* split on
 
 ``load_csv(path, target=...)`` reads a numeric CSV file (header row required) the same way: the target
 column's values are mapped to class indices in sorted order, every other column must be numeric.
+
+Every :class:`Dataset` carries ``source_digest``: the SHA-256 of what it was loaded from (the raw arrays of a
+built-in dataset, whatever the split seed; the bytes of a CSV file). The privacy ledger keys budgets by it.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +45,7 @@ class Dataset:
     feature_names: tuple[str, ...] = field(default=(), repr=False)
     class_names: tuple[str, ...] = field(default=(), repr=False)
     clip_values: tuple[float, float] | None = None
+    source_digest: str = field(default="", repr=False)
 
     @property
     def n_train(self) -> int:
@@ -94,6 +101,7 @@ def _finish(
     feature_names: tuple[str, ...],
     class_names: tuple[str, ...],
     clip_values: tuple[float, float] | None,
+    source_digest: str,
 ) -> Dataset:
     return Dataset(
         name=name,
@@ -106,14 +114,20 @@ def _finish(
         feature_names=feature_names,
         class_names=class_names,
         clip_values=clip_values,
+        source_digest=source_digest,
     )
 
 
-def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Dataset:
-    """Load a built-in dataset (``digits``, ``breast_cancer`` or ``wine``), split and scaled.
+def _arrays_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for arr in arrays:
+        h.update(str(arr.dtype).encode())
+        h.update(str(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
 
-    Raises NotFound for an unknown name and InvalidInput for a bad ``test_size``.
-    """
+
+def _builtin_bunch(name: str) -> tuple[np.ndarray, np.ndarray, Any]:
     from sklearn import datasets as skd
 
     loaders = {
@@ -124,8 +138,31 @@ def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Datase
     if name not in loaders:
         raise NotFound(f"unknown dataset {name!r}", hint=f"built-in datasets: {', '.join(DATASETS)}")
     bunch = loaders[name]()
-    x = np.asarray(bunch.data, dtype=np.float64)
-    y = np.asarray(bunch.target, dtype=np.int64)
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64), bunch
+
+
+@functools.lru_cache(maxsize=8)
+def builtin_digest(name: str) -> str:
+    """SHA-256 (hex) of a built-in dataset's raw features and labels (independent of any split or seed)."""
+    x, y, _ = _builtin_bunch(name)
+    return _arrays_digest(x, y)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Dataset:
+    """Load a built-in dataset (``digits``, ``breast_cancer`` or ``wine``), split and scaled.
+
+    Raises NotFound for an unknown name and InvalidInput for a bad ``test_size``.
+    """
+    x, y, bunch = _builtin_bunch(name)
     x_tr, x_te, y_tr, y_te = _split(x, y, seed=seed, test_size=test_size)
     clip: tuple[float, float] | None
     if name == "digits":
@@ -146,6 +183,7 @@ def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Datase
         feature_names=feature_names,
         class_names=class_names,
         clip_values=clip,
+        source_digest=_arrays_digest(x, y),
     )
 
 
@@ -162,11 +200,11 @@ def load_csv(
         raise NotFound(f"no such data file: {p}")
     if p.stat().st_size > MAX_CSV_BYTES:
         raise InvalidInput(f"{p}: larger than {MAX_CSV_BYTES} bytes")
+    raw = p.read_bytes()
     try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = [row for row in reader if row]
+        reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))
+        header = next(reader, None)
+        rows = [row for row in reader if row]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(f"{p}: not a readable CSV file ({exc})") from exc
     if not header:
@@ -210,6 +248,7 @@ def load_csv(
         feature_names=tuple(header[i] for i in f_idx),
         class_names=tuple(classes),
         clip_values=None,
+        source_digest=hashlib.sha256(raw).hexdigest(),
     )
 
 
@@ -220,4 +259,4 @@ def _label_sort_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-__all__ = ["DATASETS", "Dataset", "load_csv", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "builtin_digest", "file_digest", "load_csv", "load_dataset"]

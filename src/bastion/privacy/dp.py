@@ -15,7 +15,10 @@ Deviations from calling Opacus directly:
 * ε is always reported under both the RDP accountant (Mironov 2017; Mironov, Talwar, Zhang 2019) and the PRV
   accountant (Gopi, Lee, Wutschitz 2021), recomputed from the engine's step history.
 * ``secure_mode=True`` needs ``torchcsprng`` (Opacus' cryptographically secure noise); when it is absent the
-  call fails with :class:`~bastion.errors.DependencyMissing` instead of silently falling back.
+  call fails with :class:`~bastion.errors.DependencyMissing` instead of silently falling back. torchcsprng
+  does not exist for torch 2.13, so in practice the noise comes from torch's default (Mersenne-Twister/
+  Philox) generator: an attacker who can predict that generator's state could subtract the noise. Every
+  report that carries an ε says so (:data:`NOISE_PRNG_NOTE`, :func:`noise_source`).
 """
 
 from __future__ import annotations
@@ -41,9 +44,20 @@ Accountant = Literal["rdp", "prv"]
 ACCOUNTANTS: tuple[str, ...] = ("rdp", "prv")
 # Opacus' RDP orders (RDPAccountant.DEFAULT_ALPHAS)
 _ALPHAS: list[float] = [1 + x / 10.0 for x in range(1, 100)] + [float(a) for a in range(12, 64)]
-_MAX_NOISE = 1e4
-_MIN_NOISE = 1e-3
 _CALIBRATION_TOLERANCE = 0.01
+# Opacus draws DP-SGD noise from torch's default generator (not a CSPRNG) unless secure_mode, which needs
+# torchcsprng (not available for torch 2.13). Reported next to every ε until a secure generator is used.
+NOISE_PRNG_NOTE = (
+    "DP-SGD noise came from torch's non-cryptographic PRNG (Opacus secure_mode unavailable on torch 2.13): "
+    "ε assumes ideal Gaussian noise"
+)
+
+
+def noise_source(*, secure_mode: bool = False) -> dict[str, Any]:
+    """How the DP noise was drawn, for every report that carries an ε (JSON, model metadata)."""
+    if secure_mode:
+        return {"generator": "torchcsprng", "cryptographic": True, "note": "Opacus secure_mode"}
+    return {"generator": "torch.default_generator", "cryptographic": False, "note": NOISE_PRNG_NOTE}
 
 
 def _import_opacus() -> Any:
@@ -212,7 +226,11 @@ def _spent_from_history(
 def noise_for_epsilon(
     *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp"
 ) -> float:
-    """A noise multiplier whose ε after ``steps`` is ≤ ``target_epsilon`` and within 1 % of it (bisection)."""
+    """The noise multiplier for ``target_epsilon`` after ``steps`` steps: Opacus' ``get_noise_multiplier``.
+
+    Opacus bisects until its ε is below the target and within 0.01 of it; the result is re-checked here with
+    the same accountant, and a noise that would overshoot the target is refused (never optimistic).
+    """
     check_epsilon(target_epsilon, name="target_epsilon")
     check_delta(delta)
     _check_accountant(accountant)
@@ -220,34 +238,34 @@ def noise_for_epsilon(
         raise InvalidInput(f"sample rate must be in (0, 1], got {sample_rate}")
     if steps < 1:
         raise InvalidInput(f"steps must be ≥ 1, got {steps}")
+    _import_opacus()
+    from opacus.accountants.utils import get_noise_multiplier
 
-    def eps(sigma: float) -> float:
-        return epsilon_for(
-            noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant
-        )
-
-    # Bracket: eps(hi) ≤ target < eps(lo); then bisect until eps(hi) is within 1 % below the target.
-    hi = 1.0
-    while eps(hi) > target_epsilon:
-        hi *= 2.0
-        if hi > _MAX_NOISE:
-            raise InvalidInput(
-                f"cannot reach epsilon={target_epsilon} with delta={delta} (noise > {_MAX_NOISE:g})"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sigma = float(
+                get_noise_multiplier(
+                    target_epsilon=float(target_epsilon),
+                    target_delta=float(delta),
+                    sample_rate=float(sample_rate),
+                    steps=int(steps),
+                    accountant=accountant,
+                    epsilon_tolerance=_CALIBRATION_TOLERANCE,
+                )
             )
-    lo = hi / 2.0
-    while eps(lo) <= target_epsilon:
-        hi, lo = lo, lo / 2.0
-        if lo < _MIN_NOISE:
-            return hi
-    for _ in range(60):
-        if eps(hi) >= target_epsilon * (1.0 - _CALIBRATION_TOLERANCE) or (hi - lo) <= 1e-6 * hi:
-            break
-        mid = (lo + hi) / 2.0
-        if eps(mid) <= target_epsilon:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+        except (ValueError, RuntimeError, OverflowError, FloatingPointError) as exc:
+            raise InvalidInput(
+                f"cannot reach epsilon={target_epsilon} with delta={delta} in {steps} steps ({exc})"
+            ) from exc
+    reached = epsilon_for(
+        noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant
+    )
+    if not reached <= float(target_epsilon) * (1 + 1e-9):
+        raise InvalidInput(
+            f"calibration overshoots: noise {sigma:.4g} gives epsilon={reached:.4g} > {target_epsilon}"
+        )
+    return sigma
 
 
 @dataclass(frozen=True)
@@ -391,6 +409,7 @@ def make_private(
 
 __all__ = [
     "ACCOUNTANTS",
+    "NOISE_PRNG_NOTE",
     "PrivacySpent",
     "PrivateTraining",
     "check_delta",
@@ -398,5 +417,6 @@ __all__ = [
     "epsilon_for",
     "make_private",
     "noise_for_epsilon",
+    "noise_source",
     "spent_for",
 ]

@@ -10,6 +10,11 @@ Composition is basic sequential composition (ε and δ add up across spends). Th
 runs on the same data (advanced or RDP composition would give less), but it is never optimistic.
 
 A spend that is never settled (the process failed mid-run) stays charged at its planned ε: fail closed.
+
+There is no default budget: a spend on a dataset nobody gave a budget is refused (fail closed), with a hint
+naming the command that sets one. The CLI and the library entry points key budgets by the dataset's content
+digest (``sha256:…``, see :func:`dataset_key`), so copying or renaming a data file does not give it a fresh
+budget; a human label ("digits", "patients.csv") is kept beside the key for display only.
 """
 
 from __future__ import annotations
@@ -32,8 +37,6 @@ from bastion.store.db import Base, ensure_tables, utcnow, write_transaction
 
 _TS = sa.DateTime(timezone=True)
 TOLERANCE = 1e-9
-# Given to a dataset on its first spend when bastion.toml's [privacy] sets no default_budget/default_delta.
-DEFAULT_BUDGET: tuple[float, float] = (10.0, 1e-4)
 KINDS: tuple[str, ...] = ("train", "query", "audit")
 MAX_DATASET_NAME = 255
 
@@ -45,6 +48,13 @@ budgets_table = sa.Table(
     sa.Column("delta", sa.Float, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+labels_table = sa.Table(
+    "privacy_dataset_labels",
+    Base.metadata,
+    sa.Column("dataset", sa.String(MAX_DATASET_NAME), primary_key=True),
+    sa.Column("label", sa.String(MAX_DATASET_NAME), nullable=False),
 )
 
 spends_table = sa.Table(
@@ -101,6 +111,7 @@ class BudgetStatus:
     epsilon_spent: float
     delta_spent: float
     spends: tuple[Spend, ...] = ()
+    label: str | None = None
 
     @property
     def epsilon_remaining(self) -> float:
@@ -121,6 +132,7 @@ class BudgetStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
+            "label": self.label,
             "epsilon_budget": self.epsilon_budget,
             "delta_budget": self.delta_budget,
             "epsilon_spent": self.epsilon_spent,
@@ -168,11 +180,23 @@ def _check_datasets(datasets: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_check_dataset(n) for n in names))
 
 
+# The permission each ledger operation needs when the ledger belongs to a vault (``authorize`` is set).
+PERMISSIONS: dict[str, str] = {
+    "set_budget": "access:manage",
+    "read": "registry:read",
+    "train": "privacy:train",
+    "query": "privacy:train",
+    "audit": "audit:run",
+}
+
+
 class PrivacyLedger:
     """Budgets and spends per dataset, stored in the catalog database and audit-logged.
 
-    ``default_budget`` (ε, δ) is given to a dataset on its first spend when no budget was set; with ``None`` a
-    spend on a dataset without a budget is refused.
+    A spend on a dataset without a budget is refused: budgets are only ever set explicitly
+    (:meth:`set_budget`, ``bastion privacy budget set``). ``authorize(permission)`` (a vault's access check,
+    see :func:`ledger_for_vault`) is called before every operation with the permission in
+    :data:`PERMISSIONS`, so a library caller is held to the same rules as the CLI.
     """
 
     def __init__(
@@ -181,30 +205,47 @@ class PrivacyLedger:
         *,
         audit: AuditSink | None = None,
         actor: str = "local",
-        default_budget: tuple[float, float] | None = None,
+        authorize: Callable[[str], None] | None = None,
         now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        if default_budget is not None:
-            default_budget = (check_epsilon(default_budget[0]), check_delta(default_budget[1]))
         self.engine = engine
         self.audit = audit
         self.actor = actor
-        self.default_budget = default_budget
+        self._authorize = authorize
         self._now = now
         ensure_tables(engine)
 
+    def _allow(self, operation: str) -> None:
+        if self._authorize is not None:
+            self._authorize(PERMISSIONS[operation])
+
     # --- budgets --------------------------------------------------------------------------------------------
 
-    def set_budget(self, dataset: str, *, epsilon: float, delta: float) -> BudgetStatus:
-        """Set (or change) the total (ε, δ) a dataset may ever spend.
+    def set_budget(
+        self, dataset: str, *, epsilon: float, delta: float, label: str | None = None
+    ) -> BudgetStatus:
+        """Set (or change) the total (ε, δ) a dataset may ever spend; ``label`` names it for display.
 
         Lowering it below the amount already spent is allowed and leaves the dataset exhausted."""
+        self._allow("set_budget")
         name = _check_dataset(dataset)
         eps, dlt = check_epsilon(epsilon), check_delta(delta)
+        shown = _check_dataset(label) if label is not None else None
         with write_transaction(self.engine) as conn:
             self._upsert_budget(conn, name, eps, dlt)
-        self._log("privacy.budget.set", name, "ok", {"epsilon": eps, "delta": dlt})
+            if shown is not None and shown != name:
+                conn.execute(sa.delete(labels_table).where(labels_table.c.dataset == name))
+                conn.execute(sa.insert(labels_table).values(dataset=name, label=shown))
+        details: dict[str, Any] = {"epsilon": eps, "delta": dlt}
+        if shown is not None:
+            details["label"] = shown
+        self._log("privacy.budget.set", name, "ok", details)
         return self.status(name)
+
+    def label(self, dataset: str) -> str | None:
+        """The display label recorded for ``dataset`` (``None`` when there is none)."""
+        with self.engine.connect() as conn:
+            return _label(conn, _check_dataset(dataset))
 
     def _upsert_budget(self, conn: Connection, name: str, eps: float, dlt: float) -> None:
         now = self._now()
@@ -218,21 +259,25 @@ class PrivacyLedger:
             conn.execute(sa.insert(budgets_table).values(dataset=name, **values))
 
     def has_budget(self, dataset: str) -> bool:
+        """Whether ``dataset`` has a budget (the gate every training path asks; no permission needed)."""
         name = _check_dataset(dataset)
         with self.engine.connect() as conn:
             return _budget_row(conn, name) is not None
 
     def status(self, dataset: str) -> BudgetStatus:
         """The budget of ``dataset`` and its spends. Raises NotFound when it has no budget."""
+        self._allow("read")
         name = _check_dataset(dataset)
         with self.engine.connect() as conn:
             row = _budget_row(conn, name)
             if row is None:
                 raise NotFound(f"no privacy budget for dataset {name!r}")
             spends = _spends(conn, name)
+            label = _label(conn, name)
         eps_spent, dlt_spent = _totals(spends)
         return BudgetStatus(
             dataset=name,
+            label=label,
             epsilon_budget=float(row.epsilon),
             delta_budget=float(row.delta),
             epsilon_spent=eps_spent,
@@ -241,6 +286,7 @@ class PrivacyLedger:
         )
 
     def datasets(self) -> list[str]:
+        self._allow("read")
         with self.engine.connect() as conn:
             return [
                 str(r) for r in conn.execute(sa.select(budgets_table.c.dataset).order_by("dataset")).scalars()
@@ -256,34 +302,46 @@ class PrivacyLedger:
         delta: float,
         kind: str,
         details: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Reservation:
-        """Charge a planned (ε, δ) to every dataset, or raise BudgetExhausted and charge nothing."""
+        """Charge a planned (ε, δ) to every dataset, or raise BudgetExhausted and charge nothing.
+
+        ``labels`` (dataset → display name) only make a refusal readable ("digits" beside its digest)."""
         names = _check_datasets(datasets)
         eps, dlt = check_epsilon(epsilon), check_delta(delta, allow_zero=True)
         if kind not in KINDS:
             raise InvalidInput(f"spend kind must be one of {', '.join(KINDS)}")
+        self._allow(kind)
         info = _jsonable(details or {})
         spend_id = secrets.token_hex(16)
         refusal: str | None = None
+        hint = ""
         with write_transaction(self.engine) as conn:
             for name in names:
+                shown = (labels or {}).get(name) or _label(conn, name)
+                what = _describe(name, shown)
                 row = _budget_row(conn, name)
-                if row is None and self.default_budget is not None:
-                    self._upsert_budget(conn, name, *self.default_budget)
-                    row = _budget_row(conn, name)
                 if row is None:
-                    refusal = f"no privacy budget set for dataset {name!r}"
+                    refusal = f"no privacy budget set for dataset {what}"
+                    hint = (
+                        f"an admin sets one first: bastion privacy budget set {shown or name} --epsilon E "
+                        "(there is no default budget)"
+                    )
                     break
                 used_eps, used_dlt = _totals(_spends(conn, name))
+                hint = (
+                    f"an admin may raise it (bastion privacy budget set {shown or name} --epsilon E), "
+                    "or spend less"
+                )
                 if used_eps + eps > float(row.epsilon) + TOLERANCE:
                     refusal = (
-                        f"privacy budget of {name!r} exhausted: spent ε={used_eps:.4g} "
+                        f"privacy budget of {what} exhausted: spent ε={used_eps:.4g} "
                         f"of {float(row.epsilon):.4g}, this {kind} needs ε={eps:.4g}"
                     )
                     break
                 if used_dlt + dlt > float(row.delta) * (1 + 1e-9):
                     refusal = (
-                        f"privacy budget of {name!r} exhausted: spent δ={used_dlt:.3g} "
+                        f"privacy budget of {what} exhausted: spent δ={used_dlt:.3g} "
                         f"of {float(row.delta):.3g}, this {kind} needs δ={dlt:.3g}"
                     )
                     break
@@ -309,7 +367,6 @@ class PrivacyLedger:
         log_details = {"kind": kind, "epsilon": eps, "delta": dlt, "spend_id": spend_id}
         if refusal is not None:
             self._log("privacy.spend", target, "denied", {**log_details, "reason": refusal})
-            hint = "raise it with 'bastion privacy budget set' (if policy allows) or spend less"
             raise BudgetExhausted(refusal, hint=hint)
         self._log("privacy.spend", target, "ok", log_details)
         return Reservation(spend_id=spend_id, datasets=names, kind=kind, epsilon=eps, delta=dlt)
@@ -373,10 +430,11 @@ class PrivacyLedger:
         delta: float,
         kind: str,
         details: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Iterator[Reservation]:
         """Reserve for the duration of a block. A block that raises before settling stays charged at plan."""
         reservation = self.reserve(
-            datasets=datasets, epsilon=epsilon, delta=delta, kind=kind, details=details
+            datasets=datasets, epsilon=epsilon, delta=delta, kind=kind, details=details, labels=labels
         )
         try:
             yield reservation
@@ -405,13 +463,35 @@ class PrivacyLedger:
 
 
 def ledger_for_vault(vault: Any) -> PrivacyLedger:
-    """The ledger of an open vault: its database, its audit log, its identity, the home's default budget."""
+    """The ledger of an open vault: its database, its audit log, its identity.
+
+    A home whose ``bastion.toml`` still sets ``[privacy] default_budget``/``default_delta`` (the fail-open
+    default of earlier versions) is refused rather than silently ignored."""
     section = vault.settings.section("privacy")
-    default = (
-        float(section.get("default_budget", DEFAULT_BUDGET[0])),
-        float(section.get("default_delta", DEFAULT_BUDGET[1])),
-    )
-    return PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, default_budget=default)
+    stale = sorted(k for k in ("default_budget", "default_delta") if k in section)
+    if stale:
+        raise InvalidInput(
+            f"bastion.toml [privacy] {', '.join(stale)} is no longer supported: "
+            "there is no default privacy budget",
+            hint="remove it; set each dataset's budget with 'bastion privacy budget set DATASET --epsilon E'",
+        )
+
+    def authorize(permission: str) -> None:
+        vault.access.check(vault.identity, permission)
+
+    return PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, authorize=authorize)
+
+
+def _describe(name: str, label: str | None) -> str:
+    if label and label != name:
+        short = name if len(name) <= 23 else name[:23] + "…"
+        return f"{label!r} ({short})"
+    return repr(name)
+
+
+def _label(conn: Connection, name: str) -> str | None:
+    value = conn.execute(sa.select(labels_table.c.label).where(labels_table.c.dataset == name)).scalar()
+    return None if value is None else str(value)
 
 
 def _budget_row(conn: Connection, name: str) -> Any:
@@ -457,13 +537,14 @@ def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "DEFAULT_BUDGET",
     "KINDS",
+    "PERMISSIONS",
     "BudgetStatus",
     "PrivacyLedger",
     "Reservation",
     "Spend",
     "budgets_table",
+    "labels_table",
     "ledger_for_vault",
     "spends_table",
 ]

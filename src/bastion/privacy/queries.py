@@ -245,6 +245,7 @@ def dp_query(
     ledger: PrivacyLedger | None = None,
     dataset: str | None = None,
     column: str | None = None,
+    dataset_label: str | None = None,
 ) -> QueryResult:
     """Answer one DP aggregate query over ``values`` (one column), spending ``epsilon`` on ``dataset``.
 
@@ -291,6 +292,7 @@ def dp_query(
             delta=0.0,
             kind="query",
             details={"query": kind, "column": column, "lower": lower, "upper": upper},
+            labels={dataset: dataset_label} if dataset_label else None,
         )
     try:
         outputs = [m(rows if feed == "rows" else data) for m, _, feed in plan.measurements]

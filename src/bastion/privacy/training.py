@@ -5,12 +5,17 @@
 on the dataset's ledger entry (refused with BudgetExhausted before any training), trains with DP-SGD
 (:func:`bastion.privacy.dp.make_private`) and settles the ε actually spent. A non-private run on a dataset
 that has a privacy budget is refused: it would spend an unbounded ε.
+
+Budgets are keyed by the dataset's content digest (:func:`ledger_key`: ``sha256:`` of a built-in dataset's raw
+arrays or of a data file's bytes), so renaming or copying data never yields a fresh budget, and a dataset
+without a budget is refused (there is no default budget). With a ``vault`` the caller also needs the
+``privacy:train`` permission (checked here, not only in the CLI).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BudgetExhausted, InvalidInput
-from bastion.models.data import Dataset
+from bastion.models.data import DATASETS, Dataset, builtin_digest, file_digest
 from bastion.models.recipes import (
     MlpConfig,
     TrainingHook,
@@ -34,6 +39,7 @@ from bastion.privacy.dp import (
     check_epsilon,
     make_private,
     noise_for_epsilon,
+    noise_source,
     spent_for,
 )
 
@@ -90,6 +96,7 @@ class TrainingReport:
     accountant: str | None = None
     ledger_dataset: str | None = None
     spend_id: str | None = None
+    secure_mode: bool = False
     module: Any = field(default=None, repr=False, compare=False)
 
     def metadata(self) -> dict[str, Any]:
@@ -120,21 +127,40 @@ class TrainingReport:
             "accountant": self.accountant,
             "ledger_dataset": self.ledger_dataset,
             "spend_id": self.spend_id,
+            "noise_source": noise_source(secure_mode=self.secure_mode) if self.private else None,
         }
 
 
-def ledger_key(source: str | Path) -> str:
-    """The ledger's name for a dataset: the built-in name, or ``sha256:<digest>`` of a data file."""
-    from bastion.models.data import DATASETS
+_DIGEST_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
+
+def ledger_key(source: str | Path) -> str:
+    """The ledger key of a dataset: ``sha256:<digest>`` of a built-in's raw arrays or a data file's bytes."""
     if isinstance(source, str) and source in DATASETS:
-        return source
-    p = Path(source)
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
+        return f"sha256:{builtin_digest(source)}"
+    return f"sha256:{file_digest(source)}"
+
+
+def dataset_ledger_key(dataset: Dataset) -> str:
+    """The ledger key of a loaded :class:`Dataset` (its source digest; its arrays' digest if it has none)."""
+    return f"sha256:{dataset.source_digest or dataset.digest()}"
+
+
+def resolve_ledger_dataset(text: str) -> tuple[str, str | None]:
+    """``(key, label)`` for what a user names: a built-in dataset, a data file, or a ``sha256:`` digest.
+
+    Raises InvalidInput for anything else (a free-form name would be a budget nobody's data is charged to)."""
+    if text in DATASETS:
+        return ledger_key(text), text
+    if _DIGEST_KEY.fullmatch(text):
+        return text, None
+    path = Path(text)
+    if path.is_file():
+        return ledger_key(path), path.name
+    raise InvalidInput(
+        f"{text!r} is not a built-in dataset ({', '.join(DATASETS)}), a data file, or sha256:<64 hex digits>",
+        hint="budgets are keyed by the data's digest: name the built-in dataset or the file itself",
+    )
 
 
 def plan_private_run(
@@ -172,13 +198,24 @@ def train_recipe(
     ledger: PrivacyLedger | None = None,
     ledger_dataset: str | None = None,
     hooks: Sequence[TrainingHook] = (),
+    vault: Any = None,
 ) -> TrainingReport:
     """Train the built-in MLP on ``dataset`` (DP-SGD when ``dp`` is given), spending ``ledger``.
 
-    Defaults: 30 epochs, batch 128 and SGD lr 1.0 (no momentum) for DP; 20 epochs, batch 64 and SGD lr 0.05
-    (momentum 0.9) otherwise. Raises BudgetExhausted before training when the ledger refuses the run.
+    With ``vault`` (an open project vault) the caller needs ``privacy:train`` and the vault's ledger is used
+    when ``ledger`` is not given. ``ledger_dataset`` defaults to the dataset's digest key
+    (:func:`dataset_ledger_key`). Defaults: 30 epochs, batch 128 and SGD lr 1.0 (no momentum) for DP; 20
+    epochs, batch 64 and SGD lr 0.05 (momentum 0.9) otherwise. Raises BudgetExhausted before training when
+    the ledger refuses the run (no budget, or not enough of it), AccessDenied without the permission.
     """
     import torch
+
+    if vault is not None:
+        vault.access.check(vault.identity, "privacy:train")
+        if ledger is None:
+            from bastion.privacy.ledger import ledger_for_vault
+
+            ledger = ledger_for_vault(vault)
 
     private = dp is not None
     epochs = int(epochs if epochs is not None else (30 if private else 20))
@@ -188,7 +225,8 @@ def train_recipe(
     if epochs < 1:
         raise InvalidInput(f"epochs must be ≥ 1, got {epochs}")
     config = MlpConfig(n_features=dataset.n_features, n_classes=dataset.n_classes, hidden=tuple(hidden))
-    key = ledger_dataset or dataset.name
+    key = ledger_dataset or dataset_ledger_key(dataset)
+    labels = {key: dataset.name}
     model = build_mlp(
         n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed
     )
@@ -202,8 +240,9 @@ def train_recipe(
     if dp is None:
         if ledger is not None and ledger.has_budget(key):
             raise BudgetExhausted(
-                f"dataset {key!r} has a privacy budget: non-private training would spend an unbounded ε",
-                hint="train with --dp --epsilon E",
+                f"dataset {dataset.name!r} has a privacy budget: non-private training would spend an "
+                "unbounded ε",
+                hint="train with --dp --epsilon E (charged to its budget)",
             )
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         result = train_model(
@@ -241,7 +280,9 @@ def train_recipe(
                 "steps": plan.steps,
                 "max_grad_norm": dp.max_grad_norm,
                 "dataset_digest": common["dataset_digest"],
+                "noise_source": noise_source(secure_mode=dp.secure_mode),
             },
+            labels=labels,
         )
     start = time.perf_counter()
     wrapped = None
@@ -302,6 +343,7 @@ def train_recipe(
         accountant=spent.accountant,
         ledger_dataset=key if ledger is not None else None,
         spend_id=reservation.spend_id if reservation is not None else None,
+        secure_mode=dp.secure_mode,
         module=inner,
         **common,
     )
@@ -348,8 +390,10 @@ __all__ = [
     "DEFAULT_DELTA",
     "DPSettings",
     "TrainingReport",
+    "dataset_ledger_key",
     "ledger_key",
     "plan_private_run",
     "record_training",
+    "resolve_ledger_dataset",
     "train_recipe",
 ]

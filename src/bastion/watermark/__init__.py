@@ -38,6 +38,7 @@ from bastion.watermark.embed import (
 )
 from bastion.watermark.keys import (
     WatermarkKey,
+    ensure_home_key,
     generate_key,
     home_key_ids,
     load_home_key,
@@ -82,6 +83,7 @@ __all__ = [
     "binomial_p_value",
     "build_report",
     "embed",
+    "ensure_home_key",
     "fine_tune",
     "generate_key",
     "home_key_ids",

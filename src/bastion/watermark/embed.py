@@ -7,16 +7,21 @@
 
 Either way the caller gets a :class:`~bastion.watermark.commitment.WatermarkRecord` to log with
 :func:`~bastion.watermark.commitment.log_commitment`.
+
+Fine-tuning is training: :func:`embed` with a ``vault`` (or a ``ledger``) refuses to fine-tune on a dataset
+that has a privacy budget (non-private fine-tuning would spend an unbounded ε; embed while training with
+``bastion train --dp --watermark-key`` instead), and :meth:`EmbedResult.metadata` rewrites the model's
+metadata from what the fine-tuning did instead of carrying the base model's accuracy and ε forward.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bastion.errors import InvalidInput
+from bastion.errors import BudgetExhausted, InvalidInput
 from bastion.models.adapters import TorchAdapter
 from bastion.watermark.commitment import WatermarkRecord, make_record
 from bastion.watermark.keys import WatermarkKey
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from bastion.models.data import Dataset
+    from bastion.privacy.ledger import PrivacyLedger
 
 
 def watermark_hook(*, key: WatermarkKey, spec: TriggerSpec, per_batch: int = 4) -> TriggerSetHook:
@@ -55,10 +61,39 @@ class EmbedResult:
     accuracy_before: float
     accuracy_after: float
     epochs: int
+    dataset: str = ""
+    dataset_digest: str = ""
+    lr: float = 0.0
+    steps: int = 0
 
     @property
     def accuracy_drop(self) -> float:
         return self.accuracy_before - self.accuracy_after
+
+    def metadata(self, base: Mapping[str, Any], *, source: str | None = None) -> dict[str, Any]:
+        """The watermarked model's metadata, from this run: what it was fine-tuned on and its accuracy now.
+
+        The fine-tuning was not differentially private, so ``private`` is false and no ε is claimed; the base
+        model's figures are kept under ``fine_tuned_from`` (for a DP base trained on *other* data, its ε still
+        bounds what the weights reveal about that data: fine-tuning on unrelated data is post-processing).
+        """
+        kept = {k: base[k] for k in _BASE_KEYS if k in base}
+        if source is not None:
+            kept["model"] = source
+        return {
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "private": False,
+            "accuracy": self.accuracy_after,
+            "accuracy_before_watermark": self.accuracy_before,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "lr": self.lr,
+            "training": "watermark-fine-tune",
+            "epsilon": None,
+            "delta": None,
+            "fine_tuned_from": kept,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,13 +121,34 @@ def embed(
     seed: int = 0,
     target: str | None = None,
     now: Callable[[], dt.datetime] | None = None,
+    vault: Any = None,
+    ledger: PrivacyLedger | None = None,
 ) -> EmbedResult:
     """Fine-tune ``model`` (in place) on ``dataset`` with ``key``'s trigger set mixed into every batch.
 
     The model must take ``dataset``'s features and classes. Returns the (not yet logged) record and the
-    accuracies; the caller logs the record and saves the model.
+    accuracies; the caller logs the record and saves the model. With ``vault`` the caller needs
+    ``watermark:embed`` and the vault's privacy ledger is consulted (or ``ledger`` directly): a dataset with
+    a privacy budget is refused with BudgetExhausted before any training.
     """
     from bastion.models.recipes import evaluate, train_model
+
+    if vault is not None:
+        vault.access.check(vault.identity, "watermark:embed")
+        if ledger is None:
+            from bastion.privacy.ledger import ledger_for_vault
+
+            ledger = ledger_for_vault(vault)
+    if ledger is not None:
+        from bastion.privacy.training import dataset_ledger_key
+
+        if ledger.has_budget(dataset_ledger_key(dataset)):
+            raise BudgetExhausted(
+                f"dataset {dataset.name!r} has a privacy budget: fine-tuning on it without DP would spend an "
+                "unbounded ε",
+                hint="embed while training instead (bastion train --dp --epsilon E --watermark-key KEY), "
+                "or fine-tune on data without a budget (--data FILE --target COL)",
+            )
 
     spec = spec_for_dataset(dataset, size=size)
     triggers = make_trigger_set(key=key, spec=spec)
@@ -119,6 +175,10 @@ def embed(
         accuracy_before=before,
         accuracy_after=result.accuracy,
         epochs=epochs,
+        dataset=dataset.name,
+        dataset_digest=dataset.digest(),
+        lr=lr,
+        steps=result.steps,
     )
 
 
@@ -150,6 +210,22 @@ class TrainingWatermark:
             model=adapter_for(model, self.spec), trigger_set=self.trigger_set, commitment=record.commitment
         )
         return log_commitment(vault, record), check
+
+
+_BASE_KEYS = (
+    "dataset",
+    "dataset_digest",
+    "private",
+    "accuracy",
+    "epsilon",
+    "epsilon_rdp",
+    "epsilon_prv",
+    "delta",
+    "accountant",
+    "spend_id",
+    "ledger_dataset",
+    "noise_source",
+)
 
 
 def _fits(model: nn.Module, spec: TriggerSpec) -> bool:

@@ -154,6 +154,30 @@ def load_home_key(
     return WatermarkKey(key_id=key_id, secret=secret)
 
 
+def ensure_home_key(*, vault: Any, env: str | None = None) -> tuple[WatermarkKey, bool]:
+    """The key the home uses by default, created (and audit-logged) on first use: ``(key, created)``.
+
+    Uses the ``[watermark] key_id`` setting, else the home's only key; when the home has none, a fresh key is
+    generated, wrapped under ``env``'s KEK (default: the project's) and kept in the home. Needs
+    ``watermark:embed``. Two or more keys without a setting is an error (which one is meant is ambiguous)."""
+    vault.access.check(vault.identity, "watermark:embed")
+    home = vault.settings.home
+    configured = vault.settings.section("watermark").get("key_id")
+    if configured is not None or home_key_ids(home):
+        return load_home_key(home=home, provider=vault.keys, key_id=configured), False
+    key = generate_key()
+    env_name = env or vault.settings.default_env
+    store_key(key, home=home, provider=vault.keys, env=env_name)
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="watermark:keygen",
+        target=key.key_id,
+        outcome="ok",
+        details={"env": env_name, "on_first_use": True},
+    )
+    return key, True
+
+
 def resolve_key(value: str | None, *, vault: Any = None) -> WatermarkKey:
     """A key from a key-file path, else a key id (or ``None``: the configured/only key) of the vault's home.
 
@@ -172,6 +196,7 @@ def resolve_key(value: str | None, *, vault: Any = None) -> WatermarkKey:
 __all__ = [
     "KEY_SIZE",
     "WatermarkKey",
+    "ensure_home_key",
     "generate_key",
     "home_key_ids",
     "key_id_of",

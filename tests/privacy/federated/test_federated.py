@@ -27,6 +27,7 @@ from bastion.privacy.federated import (
     partition_digest,
     run_federation,
 )
+from bastion.privacy.training import ledger_key
 
 
 def _processes_touching(marker: str) -> list[psutil.Process]:
@@ -53,7 +54,7 @@ def _ledger(tmp_path: Path):
     from bastion.privacy.ledger import PrivacyLedger
     from bastion.store.db import open_engine
 
-    return PrivacyLedger(open_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), default_budget=(10.0, 1e-4))
+    return PrivacyLedger(open_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
 
 
 def _init_home(home: Path) -> None:
@@ -292,13 +293,14 @@ def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_p
         timeout_s=300,
     )
     ledger = _ledger(tmp_path)
-    ledger.set_budget("digits", epsilon=100.0, delta=1e-4)  # z = 0.15: ε ≈ 53
+    key = ledger_key("digits")
+    ledger.set_budget(key, epsilon=100.0, delta=1e-4)  # z = 0.15: ε ≈ 53
     res = run_federation(cfg, tls_dir=tmp_path / "tls", model_out=tmp_path / "m.safetensors", ledger=ledger)
     assert res.secagg and res.dp_side == "client" and len(res.rounds) == 1
     assert res.epsilon == pytest.approx(federation_epsilon(noise_multiplier=z, rounds=1, delta=1e-5))
     # the same ledger as DP-SGD training: reserved before the run, settled at the ε the run spent
-    (spend,) = ledger.status("digits").spends
-    assert spend.spend_id == res.spend_id and res.ledger_dataset == "digits"
+    (spend,) = ledger.status(key).spends
+    assert spend.spend_id == res.spend_id and res.ledger_dataset == key
     assert spend.status == "spent" and spend.kind == "train"
     assert spend.epsilon == pytest.approx(res.epsilon) and spend.delta == 1e-5
     assert spend.details["unit"] == "client" and spend.details["rounds_completed"] == 1
@@ -320,11 +322,12 @@ def test_processes_are_stopped_when_the_run_times_out(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(tempfile, "tempdir", None)
     cfg = FederationConfig(dataset="digits", clients=2, rounds=1, dp_noise=1.0, clip=1.0, timeout_s=2.0)
     ledger = _ledger(tmp_path)
+    ledger.set_budget(ledger_key("digits"), epsilon=10.0, delta=1e-4)
     with pytest.raises(ServiceError):
         run_federation(cfg, tls_dir=tmp_path / "tls", ledger=ledger)
     _assert_no_strays(str(tmp_path))
     # a run that failed after its reservation stays charged at its plan (fail closed)
-    (spend,) = ledger.status("digits").spends
+    (spend,) = ledger.status(ledger_key("digits")).spends
     planned = federation_epsilon(noise_multiplier=1.0, rounds=1, delta=1e-5)
     assert spend.status == "spent" and spend.details["failed"] is True
     assert spend.epsilon == pytest.approx(planned)

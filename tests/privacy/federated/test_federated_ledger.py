@@ -19,6 +19,7 @@ from bastion.crypto.kdf import KdfParams
 from bastion.errors import BudgetExhausted
 from bastion.privacy.federated import FederationConfig, federation_epsilon, reserve_budget, run_federation
 from bastion.privacy.ledger import PrivacyLedger, ledger_for_vault
+from bastion.privacy.training import ledger_key
 from bastion.store.db import open_engine
 from bastion.vault import init_project, open_vault
 
@@ -47,15 +48,16 @@ def test_planned_epsilon_is_reserved_and_a_short_budget_refuses(tmp_path) -> Non
     ledger = PrivacyLedger(open_engine(f"sqlite:///{tmp_path / 'l.db'}"))
     cfg = FederationConfig(dataset="digits", clients=3, rounds=4, dp_noise=1.2, clip=1.0, delta=1e-5)
     planned = federation_epsilon(noise_multiplier=1.2, rounds=4, delta=1e-5)
-    ledger.set_budget("digits", epsilon=planned * 1.5, delta=1e-4)
+    key = ledger_key("digits")
+    ledger.set_budget(key, epsilon=planned * 1.5, delta=1e-4)
     reservation = reserve_budget(cfg, ledger=ledger)
     assert reservation is not None
-    assert reservation.epsilon == pytest.approx(planned) and reservation.datasets == ("digits",)
-    assert ledger.status("digits").epsilon_spent == pytest.approx(planned)  # reserved counts in full
+    assert reservation.epsilon == pytest.approx(planned) and reservation.datasets == (key,)
+    assert ledger.status(key).epsilon_spent == pytest.approx(planned)  # reserved counts in full
     with pytest.raises(BudgetExhausted, match="exhausted"):
         run_federation(cfg, tls_dir=tmp_path / "tls", ledger=ledger)  # 2 × planned > 1.5 × planned
     assert not (tmp_path / "tls").exists()
-    assert len(ledger.status("digits").spends) == 1  # the refusal charged nothing
+    assert len(ledger.status(key).spends) == 1  # the refusal charged nothing
     # a non-private federation of a dataset that has a budget would spend an unbounded ε
     with pytest.raises(BudgetExhausted, match="without DP"):
         run_federation(
@@ -74,7 +76,8 @@ def test_cli_refuses_before_any_flower_process_when_the_budget_is_short(home: Pa
     assert run(argv) == 2
     err = capsys.readouterr().err
     planned = federation_epsilon(noise_multiplier=1.0, rounds=3, delta=1e-5)
-    assert err.startswith("error: privacy budget of 'digits' exhausted") and "Traceback" not in err
+    assert err.startswith("error: privacy budget of 'digits' (sha256:") and "exhausted" in err
+    assert "Traceback" not in err
     assert f"needs ε={planned:.4g}" in err
     _assert_nothing_started(home)
     # no DP at all on a budgeted dataset: refused the same way
@@ -82,11 +85,11 @@ def test_cli_refuses_before_any_flower_process_when_the_budget_is_short(home: Pa
     assert "without DP" in capsys.readouterr().err
     _assert_nothing_started(home)
     with open_vault(home=home) as vault:
-        status = ledger_for_vault(vault).status("digits")
+        status = ledger_for_vault(vault).status(ledger_key("digits"))
         denied = [e for e in vault.audit.entries() if e.action == "privacy.spend" and e.outcome == "denied"]
     assert status.spends == ()  # nothing was charged
     assert len(denied) == 1 and denied[0].details["epsilon"] == pytest.approx(planned)
-    assert denied[0].target == "digits"
+    assert denied[0].target == ledger_key("digits")
 
 
 def test_cli_spends_the_same_ledger_as_dp_training(home: Path, capsys) -> None:
@@ -113,7 +116,7 @@ def test_cli_spends_the_same_ledger_as_dp_training(home: Path, capsys) -> None:
     assert "exhausted" in err and "spent ε=" in err
     _assert_nothing_started(home)
     with open_vault(home=home) as vault:
-        kinds = [s.kind for s in ledger_for_vault(vault).status("wine").spends]
+        kinds = [s.kind for s in ledger_for_vault(vault).status(ledger_key("wine")).spends]
     assert kinds == ["train"]
 
 

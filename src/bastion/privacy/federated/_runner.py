@@ -39,6 +39,12 @@ CLIENT_COMPONENT = "bastion.privacy.federated.app:client_app"
 DP_SIDES = ("server", "client")
 MAX_CLIENTS = 64
 MAX_ROUNDS = 1000
+# Flower's DP strategies draw the Gaussian noise with NumPy's default generator: reported beside every ε.
+FLOWER_NOISE_SOURCE: dict[str, Any] = {
+    "generator": "numpy.random (Flower DP strategy)",
+    "cryptographic": False,
+    "note": "DP-FedAvg noise came from NumPy's non-cryptographic PRNG: ε assumes ideal Gaussian noise",
+}
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class FederationResult:
             "model_ref": self.model_ref,
             "ledger_dataset": self.ledger_dataset,
             "spend_id": self.spend_id,
+            "noise_source": FLOWER_NOISE_SOURCE if self.epsilon is not None else None,
             "tls": self.tls,
             "wall_seconds": self.wall_seconds,
         }
@@ -342,16 +349,20 @@ def reserve_budget(
     without DP on a dataset that has a budget is refused (it would spend an unbounded ε), as in training.
     Raises BudgetExhausted (audit-logged by the ledger) and charges nothing when the budget is short.
     """
-    key = ledger_dataset or config.dataset
+    from bastion.privacy.training import ledger_key
+
+    key = ledger_dataset or ledger_key(config.dataset)
     if config.dp_noise is None:
         if ledger.has_budget(key):
             raise BudgetExhausted(
-                f"dataset {key!r} has a privacy budget: a federation without DP would spend an unbounded ε",
-                hint="add --dp-noise Z --clip C",
+                f"dataset {config.dataset!r} has a privacy budget: a federation without DP would spend an "
+                "unbounded ε",
+                hint="add --dp-noise Z --clip C (charged to its budget)",
             )
         return None
     planned = federation_epsilon(noise_multiplier=config.dp_noise, rounds=config.rounds, delta=config.delta)
     return ledger.reserve(
+        labels={key: config.dataset},
         datasets=key,
         epsilon=planned,
         delta=config.delta,
@@ -380,12 +391,14 @@ def run_federation(
 ) -> FederationResult:
     """Run one federation on 127.0.0.1 and return its result (processes always stopped).
 
-    With ``ledger``, the planned ε is reserved on ``ledger_dataset`` (default: the dataset's name) before
-    anything starts (BudgetExhausted refuses the run) and settled afterwards; a run that fails after the
-    reservation stays charged at its plan (fail closed).
+    With ``ledger``, the planned ε is reserved on ``ledger_dataset`` (default: the dataset's digest key,
+    :func:`bastion.privacy.training.ledger_key`) before anything starts (BudgetExhausted refuses the run) and
+    settled afterwards; a run that fails after the reservation stays charged at its plan (fail closed).
     """
+    from bastion.privacy.training import ledger_key
+
     partitions = _partitions(config)
-    key = ledger_dataset or config.dataset
+    key = ledger_dataset or ledger_key(config.dataset)
     reservation = reserve_budget(config, ledger=ledger, ledger_dataset=key) if ledger is not None else None
     if ledger is None or reservation is None:
         return _execute(config, partitions, tls_dir=tls_dir, model_out=model_out, keep_logs=keep_logs)

@@ -13,6 +13,13 @@ under the SuperLink, ``flwr-clientapp`` under each SuperNode) import them from t
   ``DifferentialPrivacyServerSideFixedClipping``; with ``dp = "client"`` in
   ``DifferentialPrivacyClientSideFixedClipping`` and the clients run ``fixedclipping_mod`` (McMahan et al.
   2018, DP-FedAvg with fixed clipping; every client takes part in every round, so q = 1).
+* With DP on (either side) every client's update counts equally: the clients report a weight of 1 and the
+  server's :class:`UnweightedFedAvg` ignores whatever ``num_examples`` a client reports. Flower's DP
+  strategies calibrate the noise to ``clip / K`` (equal weights); FedAvg's usual weighting by partition size
+  would let a large (or lying) client move the average by up to ``clip`` — a sensitivity up to K× larger than
+  the one the noise and the reported ε assume. Under SecAgg+ the weights are applied inside the masked sum by
+  the clients, so there the equal weighting rests on the clients running this ClientApp (as client-side
+  clipping does anyway).
 * After each round the server evaluates the global model on the test split and, at the end, writes the
   per-round accuracy and times plus the final model (safetensors) to the paths in the run config.
 """
@@ -30,7 +37,7 @@ import numpy as np
 from flwr.client import NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import Context, Message, ndarrays_to_parameters
+from flwr.common import Context, FitRes, Message, Parameters, Scalar, ndarrays_to_parameters
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
@@ -52,10 +59,61 @@ def secagg_thresholds(num_clients: int) -> tuple[int, int]:
     return num_clients, max(2, num_clients // 2 + 1)
 
 
+class UnweightedFedAvg(FedAvg):
+    """FedAvg whose average gives every client the same weight, whatever ``num_examples`` it reports.
+
+    Used whenever DP is on: the DP noise is calibrated to a sensitivity of ``clip / K``, which only holds when
+    no client's (clipped) update carries more than ``1 / K`` of the average.
+    """
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[Any, FitRes]],
+        failures: list[tuple[Any, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        for _, res in results:
+            res.num_examples = 1
+        return super().aggregate_fit(server_round, results, failures)
+
+
+def build_strategy(
+    *,
+    dp: str,
+    num_clients: int,
+    noise: float,
+    clip: float,
+    initial: list[np.ndarray],
+    evaluate_fn: Any = None,
+) -> Strategy:
+    """The server's strategy: FedAvg; unweighted and wrapped in Flower's fixed-clipping DP when DP is on."""
+    if dp not in DP_MODES:
+        raise ValueError(f"dp must be one of {DP_MODES}")
+    base = FedAvg if dp == "none" else UnweightedFedAvg
+    strategy: Strategy = base(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=num_clients,
+        min_evaluate_clients=num_clients,
+        min_available_clients=num_clients,
+        evaluate_fn=evaluate_fn,
+        on_fit_config_fn=lambda r: {"server_round": r},
+        accept_failures=False,
+        initial_parameters=ndarrays_to_parameters(initial),
+    )
+    if dp == "server":
+        strategy = DifferentialPrivacyServerSideFixedClipping(strategy, noise, clip, num_clients)
+    elif dp == "client":
+        strategy = DifferentialPrivacyClientSideFixedClipping(strategy, noise, clip, num_clients)
+    return strategy
+
+
 class _PartitionClient(NumPyClient):
     def __init__(self, x: np.ndarray, y: np.ndarray, run_config: dict[str, Any], partition_id: int) -> None:
         self.x = x
         self.y = y
+        # Under DP every update weighs the same (see UnweightedFedAvg); otherwise weight by partition size.
+        self.weight = len(y) if str(run_config.get("dp", "none")) == "none" else 1
         self.epochs = int(run_config["local-epochs"])
         self.lr = float(run_config["lr"])
         self.batch_size = int(run_config["batch-size"])
@@ -74,7 +132,7 @@ class _PartitionClient(NumPyClient):
             batch_size=self.batch_size,
             seed=self.seed + server_round,
         )
-        return new, len(self.y), {}
+        return new, self.weight, {}
 
 
 def load_client_data(
@@ -163,28 +221,23 @@ def _server_main(grid: Grid, context: Context) -> None:
         final[:] = [params]
         return loss, {"accuracy": acc}
 
-    strategy: Strategy = FedAvg(
-        fraction_fit=1.0,
-        fraction_evaluate=0.0,
-        min_fit_clients=num_clients,
-        min_evaluate_clients=num_clients,
-        min_available_clients=num_clients,
+    strategy = build_strategy(
+        dp=dp,
+        num_clients=num_clients,
+        noise=float(cfg["dp-noise"]),
+        clip=float(cfg["clip"]),
+        initial=_model.init_params(ds.n_features, ds.n_classes),
         evaluate_fn=evaluate_fn,
-        on_fit_config_fn=lambda r: {"server_round": r},
-        accept_failures=False,
-        initial_parameters=ndarrays_to_parameters(_model.init_params(ds.n_features, ds.n_classes)),
     )
-    noise = float(cfg["dp-noise"])
-    clip = float(cfg["clip"])
-    if dp == "server":
-        strategy = DifferentialPrivacyServerSideFixedClipping(strategy, noise, clip, num_clients)
-    elif dp == "client":
-        strategy = DifferentialPrivacyClientSideFixedClipping(strategy, noise, clip, num_clients)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)
     if bool(cfg["secagg"]):
         shares, threshold = secagg_thresholds(num_clients)
+        # under DP every client reports weight 1: keep the quantisation at full resolution
+        max_weight = 1.0 if dp != "none" else 1000.0
         workflow = DefaultWorkflow(
-            fit_workflow=SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold)
+            fit_workflow=SecAggPlusWorkflow(
+                num_shares=shares, reconstruction_threshold=threshold, max_weight=max_weight
+            )
         )
     else:
         workflow = DefaultWorkflow()

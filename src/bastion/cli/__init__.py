@@ -45,6 +45,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "audit",
     "watermark",
     "serve",
+    "guard",
 )
 
 

@@ -1,0 +1,168 @@
+"""``bastion guard``: scan a prompt or an output, run the guarded proxy, red-team an endpoint.
+
+* ``guard scan TEXT|-`` — exit 1 when the prompt is flagged (``--output`` checks generated text instead);
+* ``guard serve --upstream URL`` — the OpenAI-compatible guarded proxy (tokens, roles, limits, audit);
+* ``guard probe --url URL`` — send the probes, write JSON (+ ``--html``), exit 1 when one got through.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.errors import ConfigError, InvalidInput
+
+EXIT_FINDING = 1
+
+
+def register(app: typer.Typer) -> None:
+    guard = typer.Typer(
+        help="GenAI runtime inspection: prompt/output scanning, guarded proxy, red-team probes."
+    )
+    app.add_typer(guard, name="guard")
+
+    @guard.command("scan")
+    def scan(
+        text: str = typer.Argument(..., help="The text to scan, or - to read it from stdin."),
+        channel: str = typer.Option("user", "--channel", help="user, retrieved or tool."),
+        output: bool = typer.Option(False, "--output", help="Check generated text with the output policy."),
+        canary: list[str] = typer.Option(
+            [], "--canary", help="A canary token that must not appear (output)."
+        ),
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Scan one prompt (or, with --output, one generated answer). Exit 1 when flagged."""
+        from bastion.guard import OutputContext, scan_output, scan_prompt
+
+        body = sys.stdin.read() if text == "-" else text
+        if output:
+            verdict = scan_output(body, context=OutputContext(canaries=tuple(canary)))
+            doc = verdict.to_dict()
+            bad = verdict.action != "allow"
+            line = f"{verdict.action}: {', '.join(verdict.findings) or 'nothing found'}"
+        else:
+            if channel not in ("user", "retrieved", "tool"):
+                raise InvalidInput("--channel must be user, retrieved or tool")
+            pv = scan_prompt(body, channel=channel)  # type: ignore[arg-type]
+            doc, bad = pv.to_dict(), pv.flagged
+            line = (
+                f"flagged ({pv.score:.3f} >= {pv.threshold:.3f}): {', '.join(pv.categories)} "
+                f"[{', '.join(pv.atlas)}]"
+                if pv.flagged
+                else f"clean ({pv.score:.3f} < {pv.threshold:.3f})"
+            )
+        if fmt is OutputFormat.json:
+            print_json(doc)
+        else:
+            typer.echo(line)
+        if bad:
+            raise typer.Exit(EXIT_FINDING)
+
+    @guard.command("serve")
+    def serve(
+        upstream: str = typer.Option(..., "--upstream", help="OpenAI-compatible upstream base URL."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+        port: int = typer.Option(8090, "--port", help="Port to bind."),
+        mode: str = typer.Option("block", "--mode", help="block, redact or shadow (log only)."),
+        canary: list[str] = typer.Option([], "--canary", help="Canary token planted in your system prompt."),
+        system_prompt_file: Path | None = typer.Option(
+            None,
+            "--system-prompt-file",
+            help="Your system prompt: overlapping runs of it in answers are blocked.",
+        ),
+        tokens_per_minute: int = typer.Option(20_000, "--tokens-per-minute", help="Per consumer identity."),
+        upstream_key_env: str | None = typer.Option(
+            None, "--upstream-key-env", help="Environment variable holding the upstream's API key."
+        ),
+        insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback only)."),
+        tls_cert: Path | None = typer.Option(None, "--tls-cert", help="TLS certificate (PEM)."),
+        tls_key: Path | None = typer.Option(None, "--tls-key", help="TLS private key (PEM)."),
+        unsafe_fail_open: bool = typer.Option(
+            False, "--unsafe-fail-open", help="Pass requests when the detector fails (default: 503)."
+        ),
+        home: Path | None = HOME_OPTION,
+    ) -> None:
+        """Serve the guarded OpenAI-compatible proxy in front of --upstream."""
+        import os
+
+        import uvicorn
+
+        from bastion.cli._common import open_vault
+        from bastion.guard.proxy import GuardProxy, ProxyConfig
+        from bastion.serve.auth import Authenticator
+        from bastion.serve.tls import is_loopback
+
+        if insecure and not is_loopback(host):
+            raise ConfigError("--insecure (plain HTTP) is allowed only on a loopback address")
+        if not insecure and not (tls_cert and tls_key):
+            raise ConfigError("give --tls-cert and --tls-key, or --insecure on a loopback address")
+        key = None
+        if upstream_key_env:
+            key = os.environ.get(upstream_key_env)
+            if not key:
+                raise ConfigError(f"${upstream_key_env} is empty")
+        system_prompt = system_prompt_file.read_text(encoding="utf-8") if system_prompt_file else None
+        config = ProxyConfig(
+            upstream=upstream,
+            mode=mode,
+            canaries=tuple(canary),
+            system_prompt=system_prompt,
+            tokens_per_minute={"consumer": tokens_per_minute},
+            upstream_api_key=key,
+            unsafe_fail_open=unsafe_fail_open,
+        )
+        vault = open_vault(home)
+        proxy = GuardProxy(
+            config=config, authenticator=Authenticator(verify_token=vault.authenticate), audit=vault.audit
+        )
+        typer.echo(f"bastion guard: {'http' if insecure else 'https'}://{host}:{port} -> {upstream} ({mode})")
+        uvicorn.run(
+            proxy.app(),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=None if insecure else str(tls_cert),
+            ssl_keyfile=None if insecure else str(tls_key),
+        )
+
+    @guard.command("probe")
+    def probe(
+        url: str = typer.Option(
+            ..., "--url", help="Endpoint base URL (the proxy or any OpenAI-compatible API)."
+        ),
+        model: str = typer.Option("default", "--model", help="Model name to send."),
+        token_env: str = typer.Option(
+            "BASTION_TOKEN", "--token-env", help="Env variable holding the bearer token."
+        ),
+        out: Path | None = typer.Option(None, "--out", help="Write the JSON report here."),
+        html_out: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Red-team an endpoint with injection/jailbreak/exfiltration probes. Exit 1 when any got through."""
+        import json
+        import os
+
+        from bastion.guard.probe import report_html, report_json, run_probes
+
+        results = run_probes(url=url, token=os.environ.get(token_env), model=model)
+        report = report_json(results, url=url)
+        if out:
+            out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        if html_out:
+            html_out.write_text(report_html(report), encoding="utf-8")
+        if fmt is OutputFormat.json:
+            print_json(report)
+        else:
+            for r in results:
+                if r.got_through:
+                    typer.echo(f"GOT THROUGH  {r.id} ({r.category}, {'stream' if r.stream else 'plain'})")
+            typer.echo(f"{report['got_through']} of {report['probes']} probes got through")
+        if report["got_through"]:
+            raise typer.Exit(EXIT_FINDING)
+
+
+__all__ = ["register"]

@@ -1,0 +1,51 @@
+"""GenAI runtime inspection: prompt-injection and jailbreak detection, output policy, a guarded proxy.
+
+* :func:`scan_prompt` — normalisation (NFKC, invisible characters, homoglyphs), decoding of
+  base64/hex/escapes/ROT13 with a rescan, rules and a signed hashed-n-gram classifier; per channel
+  (``user``, ``retrieved``, ``tool``) → :class:`PromptVerdict` with score, reasons and ATLAS/OWASP LLM IDs;
+* :func:`scan_output` — PII and secrets (``bastion.data`` detectors), canary tokens and system-prompt overlap,
+  markdown image/link exfiltration, deny lists, per-role policy → :class:`OutputVerdict`;
+* :class:`StreamGuard` — the same policy over a streamed answer, cut before a violating span is sent;
+* :mod:`bastion.guard.proxy` — ``bastion guard serve``; :mod:`bastion.guard.probe` — ``bastion guard probe``.
+"""
+
+from __future__ import annotations
+
+from bastion.guard.classifier import GuardModel, load_model
+from bastion.guard.detector import CHANNELS, PromptDetector, PromptVerdict, default_detector, scan_prompt
+from bastion.guard.interface import OnnxSecondStage, SecondStage
+from bastion.guard.normalize import Normalized, decoded_spans, normalize
+from bastion.guard.policy import (
+    OutputContext,
+    OutputPolicy,
+    OutputVerdict,
+    PolicyConfig,
+    RolePolicy,
+    SessionScore,
+    scan_output,
+)
+from bastion.guard.stream import StreamGuard, StreamStep
+
+__all__ = [
+    "CHANNELS",
+    "GuardModel",
+    "Normalized",
+    "OnnxSecondStage",
+    "OutputContext",
+    "OutputPolicy",
+    "OutputVerdict",
+    "PolicyConfig",
+    "PromptDetector",
+    "PromptVerdict",
+    "RolePolicy",
+    "SecondStage",
+    "SessionScore",
+    "StreamGuard",
+    "StreamStep",
+    "decoded_spans",
+    "default_detector",
+    "load_model",
+    "normalize",
+    "scan_output",
+    "scan_prompt",
+]

@@ -1,0 +1,105 @@
+"""Training and calibration of the guard classifier (scikit-learn; never imported by the runtime detector).
+
+``fit(rows)`` trains an L2-regularised logistic regression (class-balanced) on the hashed n-gram + rule
+features of :mod:`bastion.guard.classifier`; ``calibrate`` sets each channel's threshold at the given
+quantile of the runtime scores of benign validation texts (the runtime score includes the windowed maximum,
+so the threshold is set on exactly what is compared with it); ``to_document`` and ``sign`` write the signed
+JSON model. ``scripts/train_guard.py`` is the command that runs all of it on data/guard/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bastion.guard.classifier import FORMAT, GuardModel, encode_weights, features
+from bastion.guard.rules import RULE_NAMES
+
+DIM = 1 << 18
+NGRAMS = (3, 4, 5)
+WINDOW = 192
+STRIDE = 64
+USER_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
+
+
+def fit(
+    rows: Sequence[Mapping[str, Any]], *, dim: int = DIM, ngrams: tuple[int, ...] = NGRAMS, c: float = 4.0
+) -> GuardModel:
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [str(r["text"]) for r in rows]
+    y = np.asarray([int(r["label"]) for r in rows])
+    x = features(texts, dim=dim, ngrams=ngrams)
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
+    clf.fit(x, y)
+    coef = clf.coef_[0]
+    weights = np.asarray(coef[:dim], dtype=np.float16).astype(np.float64)  # what the JSON will hold
+    return GuardModel(
+        dim=dim,
+        ngrams=ngrams,
+        window=WINDOW,
+        stride=STRIDE,
+        bias=float(clf.intercept_[0]),
+        rule_weights=np.asarray(coef[dim:], dtype=np.float64),
+        weights=weights,
+        thresholds={"user": 0.5, "retrieved": 0.5, "tool": 0.5},
+        training={},
+        size_bytes=0,
+    )
+
+
+def scores(model: GuardModel, texts: Iterable[str]) -> np.ndarray:
+    """Runtime scores of the classifier alone (normalisation included, decoding excluded)."""
+    from bastion.guard.normalize import normalize
+
+    return np.asarray([model.score(normalize(t).text)[0] for t in texts])
+
+
+def calibrate(
+    model: GuardModel,
+    *,
+    user_benign: Sequence[str],
+    document_benign: Sequence[str],
+    target_fpr: float = 0.005,
+) -> dict[str, float]:
+    """Thresholds at the ``1 - target_fpr`` quantile of benign validation scores (never below 0.5)."""
+    user = float(np.quantile(scores(model, user_benign), 1.0 - target_fpr))
+    docs = float(np.quantile(scores(model, document_benign), 1.0 - target_fpr)) if document_benign else user
+    return {"user": max(0.5, user), "retrieved": max(0.5, docs), "tool": max(0.5, docs)}
+
+
+def to_document(model: GuardModel, *, thresholds: Mapping[str, float], training: Mapping[str, Any]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "dim": model.dim,
+        "ngrams": list(model.ngrams),
+        "window": model.window,
+        "stride": model.stride,
+        "rules": list(RULE_NAMES),
+        "bias": round(model.bias, 6),
+        "rule_weights": [round(float(w), 6) for w in model.rule_weights],
+        "weights": encode_weights(model.weights),
+        "thresholds": {k: round(float(v), 6) for k, v in thresholds.items()},
+        "training": dict(training),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def sign(data: bytes, private_key_pem: bytes) -> tuple[str, str]:
+    """(hex signature, public key PEM) for the model bytes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from bastion.crypto.signing import Ed25519Signer
+
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError("the guard signing key must be Ed25519")
+    signer = Ed25519Signer(key)
+    return signer.sign(data).hex(), signer.public_key_pem()
+
+
+__all__ = ["DIM", "NGRAMS", "USER_SETS", "calibrate", "fit", "scores", "sign", "to_document"]

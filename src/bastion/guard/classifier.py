@@ -1,0 +1,245 @@
+"""The trained detector: hashed character n-grams plus rule hits into a logistic regression, signed.
+
+Features: every character 3-, 4- and 5-gram of the normalised, lower-cased text is hashed (FNV-1a style
+over code points, then a 64-bit finaliser) into ``dim`` buckets; a text's n-gram features are the bucket
+counts divided by the square root of the number of n-grams (close to an L2-normalised bag when n-grams
+rarely repeat), so the n-gram part of the logit is the sum of the text's n-gram weights over that root.
+The rule hits of :mod:`bastion.guard.rules` are extra binary features. This is the "hashing trick" of
+Weinberger et al. (ICML 2009) in front of a linear model, as in fastText-style baselines (Joulin et al.,
+EACL 2017); unlike them there is no learned embedding, which keeps scoring a gather and a sum.
+
+Long inputs: because the n-gram part is a sum over positions, the same quantity over any window of positions
+comes from a prefix sum; a text longer than ``window`` is scored as the maximum over windows (stride
+``stride``) and the whole text, so an instruction hidden in a long document is not averaged away by the
+benign text around it.
+
+The model is a JSON document (never pickle) signed with Ed25519 (``bastion.crypto.signing``);
+:func:`load_model` reads the bytes once, verifies the signature over exactly those bytes against a pinned
+public key and only then parses them. Any failure is one opaque :class:`~bastion.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bastion.errors import IntegrityError, InvalidInput
+from bastion.guard.rules import RULE_NAMES, rule_hits
+
+FORMAT = "bastion-guard-model/1"
+MODEL_FILE = "guard_model.json"
+SIGNATURE_FILE = "guard_model.json.sig"
+PUBLIC_KEY_FILE = "guard_model.pub.pem"
+MAX_MODEL_BYTES = 10 << 20
+_KEYS = frozenset(
+    {"format", "dim", "ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
+    | {"thresholds", "training"}
+)
+_FNV = np.uint64(0x100000001B3)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _codes(text: str) -> np.ndarray:
+    folded = " ".join(text.lower().split())
+    return np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def ngram_buckets(text: str, *, dim: int, ngrams: tuple[int, ...]) -> list[np.ndarray]:
+    """One array per n: the bucket of the n-gram starting at each position (``len - n + 1`` entries)."""
+    codes = _codes(text)
+    out = []
+    with np.errstate(over="ignore"):
+        for n in ngrams:
+            m = len(codes) - n + 1
+            if m <= 0:
+                out.append(np.zeros(0, dtype=np.int64))
+                continue
+            h = np.full(m, np.uint64(0xCBF29CE484222325) ^ np.uint64(n), dtype=np.uint64)
+            for k in range(n):
+                h = (h ^ codes[k : k + m]) * _FNV
+            h ^= h >> np.uint64(31)
+            h *= _M1
+            h ^= h >> np.uint64(29)
+            h *= _M2
+            h ^= h >> np.uint64(32)
+            out.append((h & np.uint64(dim - 1)).astype(np.int64))
+    return out
+
+
+@dataclass(frozen=True)
+class GuardModel:
+    """A verified model: score with :meth:`score`; thresholds per channel at the calibrated FPR."""
+
+    dim: int
+    ngrams: tuple[int, ...]
+    window: int
+    stride: int
+    bias: float
+    rule_weights: np.ndarray
+    weights: np.ndarray
+    thresholds: dict[str, float]
+    training: dict[str, Any]
+    size_bytes: int
+
+    def logit_parts(self, text: str) -> tuple[float, float, tuple[str, ...]]:
+        """(rule part + bias, max n-gram mean over the whole text and its windows, rule names that hit)."""
+        hits = rule_hits(text)
+        names = tuple(r.name for r in hits)
+        rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
+        buckets = ngram_buckets(text, dim=self.dim, ngrams=self.ngrams)
+        length = max((len(b) for b in buckets), default=0)
+        if length == 0:
+            return rule_part, 0.0, names
+        g = np.zeros(length, dtype=np.float64)
+        c = np.zeros(length, dtype=np.float64)
+        for b in buckets:
+            g[: len(b)] += self.weights[b]
+            c[: len(b)] += 1.0
+        total = float(c.sum())
+        best = float(g.sum()) / math.sqrt(total)
+        if length > self.window:
+            gs = np.concatenate(([0.0], np.cumsum(g)))
+            cs = np.concatenate(([0.0], np.cumsum(c)))
+            starts = np.arange(0, length - self.window + self.stride, self.stride)
+            starts = np.minimum(starts, length - self.window)
+            ends = starts + self.window
+            means = (gs[ends] - gs[starts]) / np.sqrt(np.maximum(cs[ends] - cs[starts], 1.0))
+            best = max(best, float(means.max()))
+        return rule_part, best, names
+
+    def score(self, text: str) -> tuple[float, tuple[str, ...]]:
+        """Probability-like score in [0, 1] and the rules that hit."""
+        rule_part, ngram_part, names = self.logit_parts(text)
+        z = rule_part + ngram_part
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
+
+
+def features(texts: list[str], *, dim: int, ngrams: tuple[int, ...]) -> Any:
+    """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count), then rule hits."""
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    for i, text in enumerate(texts):
+        buckets = [b for b in ngram_buckets(text, dim=dim, ngrams=ngrams) if len(b)]
+        if buckets:
+            allb = np.concatenate(buckets)
+            uniq, counts = np.unique(allb, return_counts=True)
+            rows.append(np.full(len(uniq), i))
+            cols.append(uniq)
+            vals.append(counts / math.sqrt(len(allb)))
+        hits = [RULE_NAMES.index(r.name) for r in rule_hits(text)]
+        if hits:
+            rows.append(np.full(len(hits), i))
+            cols.append(dim + np.asarray(hits))
+            vals.append(np.ones(len(hits)))
+    if not rows:
+        return sparse.csr_matrix((len(texts), dim + len(RULE_NAMES)))
+    return sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(texts), dim + len(RULE_NAMES)),
+    )
+
+
+def encode_weights(weights: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(weights, dtype="<f2").tobytes()).decode("ascii")
+
+
+def _parse(data: bytes) -> GuardModel:
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InvalidInput(f"not a {FORMAT} document")
+    unknown = set(doc) - _KEYS
+    if unknown:
+        raise InvalidInput(f"unknown model keys: {', '.join(sorted(unknown))}")
+    dim = int(doc["dim"])
+    if dim <= 0 or dim & (dim - 1):
+        raise InvalidInput("dim must be a power of two")
+    if list(doc["rules"]) != list(RULE_NAMES):
+        raise InvalidInput("the model was trained with a different rule set")
+    weights = np.frombuffer(base64.b64decode(doc["weights"], validate=True), dtype="<f2").astype(np.float64)
+    if weights.shape != (dim,):
+        raise InvalidInput("weights do not match dim")
+    rule_weights = np.asarray(doc["rule_weights"], dtype=np.float64)
+    thresholds = {str(k): float(v) for k, v in doc["thresholds"].items()}
+    if not {"user", "retrieved", "tool"} <= set(thresholds):
+        raise InvalidInput("the model needs thresholds for user, retrieved and tool")
+    return GuardModel(
+        dim=dim,
+        ngrams=tuple(int(n) for n in doc["ngrams"]),
+        window=int(doc["window"]),
+        stride=int(doc["stride"]),
+        bias=float(doc["bias"]),
+        rule_weights=rule_weights,
+        weights=weights,
+        thresholds=thresholds,
+        training=dict(doc.get("training", {})),
+        size_bytes=len(data),
+    )
+
+
+def _package_file(name: str) -> bytes:
+    return resources.files("bastion.guard").joinpath("data", name).read_bytes()
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    signature: str | Path | None = None,
+    public_key_pem: bytes | None = None,
+) -> GuardModel:
+    """Load and verify a model: the packaged one by default, else ``path`` (+ ``path.sig``) under a given key.
+
+    A model from a path must be verified against a key the caller supplies (``public_key_pem``); the packaged
+    key vouches only for the packaged model.
+    """
+    from bastion.crypto.signing import Ed25519Verifier
+
+    try:
+        if path is None:
+            data, sig, pem = (
+                _package_file(MODEL_FILE),
+                _package_file(SIGNATURE_FILE),
+                _package_file(PUBLIC_KEY_FILE),
+            )
+        else:
+            if public_key_pem is None:
+                raise InvalidInput("a model file needs the public key that signed it")
+            p = Path(path)
+            if p.stat().st_size > MAX_MODEL_BYTES:
+                raise InvalidInput(f"{p.name}: larger than {MAX_MODEL_BYTES} bytes")
+            data = p.read_bytes()
+            sig = Path(signature or f"{p}.sig").read_bytes()
+            pem = public_key_pem
+    except OSError as exc:
+        raise IntegrityError("guard model or signature missing") from exc
+    if len(data) > MAX_MODEL_BYTES:
+        raise IntegrityError("guard model too large")
+    try:
+        Ed25519Verifier.from_pem(pem).verify(data, bytes.fromhex(sig.decode("ascii").strip()))
+    except (IntegrityError, ValueError, UnicodeDecodeError, InvalidInput) as exc:
+        raise IntegrityError("guard model signature does not verify") from exc
+    try:
+        return _parse(data)
+    except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+        raise IntegrityError("guard model is malformed") from exc
+
+
+__all__ = [
+    "FORMAT",
+    "MODEL_FILE",
+    "PUBLIC_KEY_FILE",
+    "SIGNATURE_FILE",
+    "GuardModel",
+    "encode_weights",
+    "features",
+    "load_model",
+    "ngram_buckets",
+]

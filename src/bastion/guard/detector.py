@@ -1,0 +1,148 @@
+"""Prompt inspection: normalise, decode and rescan, score with the signed classifier, decide per channel.
+
+``scan_prompt(text, channel=...)`` → :class:`PromptVerdict`. Channels: ``user`` (a chat turn), ``retrieved``
+(a document fetched by RAG or a web tool; indirect injection, ATLAS AML.T0051.001) and ``tool`` (a tool's
+output). Each channel has its own threshold, calibrated at training time on benign validation text of that
+kind. Encoded spans (base64, hex, escapes, ROT13 when hinted) are decoded and rescanned; a decoded span that
+scores as an attack flags the prompt as obfuscated (AML.T0068). Text longer than ``max_chars`` is scanned in
+full but capped at ``max_chars`` per call (longer inputs are refused: fail closed).
+
+An optional second stage (:class:`~bastion.guard.interface.SecondStage`, e.g. a user's ONNX classifier) is
+asked only for borderline scores (within ``borderline`` of the threshold) and its score replaces the first.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bastion.errors import InvalidInput
+from bastion.guard.classifier import GuardModel, load_model
+from bastion.guard.interface import SecondStage
+from bastion.guard.normalize import decoded_spans, normalize
+from bastion.guard.rules import CATEGORY_IDS, INDIRECT_IDS, INJECTION, JAILBREAK, OBFUSCATION, RULES
+
+Channel = Literal["user", "retrieved", "tool"]
+CHANNELS: tuple[str, ...] = ("user", "retrieved", "tool")
+MAX_CHARS = 200_000
+_CATEGORY_OF = {r.name: r.category for r in RULES}
+
+
+@dataclass(frozen=True)
+class PromptVerdict:
+    """The result of :func:`scan_prompt`. ``flagged`` means score >= threshold of the channel."""
+
+    flagged: bool
+    score: float
+    threshold: float
+    channel: str
+    categories: tuple[str, ...]
+    reasons: tuple[str, ...]
+    atlas: tuple[str, ...]
+    owasp: tuple[str, ...]
+    latency_ms: float = field(default=0.0, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flagged": self.flagged,
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "channel": self.channel,
+            "categories": list(self.categories),
+            "reasons": list(self.reasons),
+            "atlas": list(self.atlas),
+            "owasp": list(self.owasp),
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+def _ids(categories: tuple[str, ...], channel: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    atlas: list[str] = []
+    owasp: list[str] = []
+    for cat in categories:
+        a, o = CATEGORY_IDS[cat]
+        atlas += [x for x in a if x not in atlas]
+        owasp += [x for x in o if x not in owasp]
+    if channel != "user" and INJECTION in categories:
+        atlas += [x for x in INDIRECT_IDS if x not in atlas]
+    return tuple(atlas), tuple(owasp)
+
+
+class PromptDetector:
+    """The layered prompt detector; thread-safe (no mutable state after construction)."""
+
+    def __init__(
+        self,
+        *,
+        model: GuardModel | None = None,
+        second_stage: SecondStage | None = None,
+        borderline: float = 0.15,
+        max_chars: int = MAX_CHARS,
+    ) -> None:
+        self.model = model if model is not None else load_model()
+        self.second_stage = second_stage
+        self.borderline = borderline
+        self.max_chars = max_chars
+
+    def scan(self, text: str, *, channel: str = "user") -> PromptVerdict:
+        t0 = time.perf_counter()
+        if channel not in CHANNELS:
+            raise InvalidInput(f"unknown channel {channel!r} (expected one of {', '.join(CHANNELS)})")
+        if not isinstance(text, str):
+            raise InvalidInput("text must be a string")
+        if len(text) > self.max_chars:
+            raise InvalidInput(f"text longer than {self.max_chars} characters")
+        threshold = self.model.thresholds[channel]
+        norm = normalize(text)
+        score, hits = self.model.score(norm.text)
+        reasons = [f"rule:{h}" for h in hits]
+        categories = [_CATEGORY_OF[h] for h in hits]
+        for encoding, decoded in decoded_spans(norm.text):
+            d_score, d_hits = self.model.score(normalize(decoded).text)
+            if d_score >= threshold:
+                reasons.append(f"decoded:{encoding}")
+                reasons += [f"rule:{h}" for h in d_hits if f"rule:{h}" not in reasons]
+                categories += [OBFUSCATION, *(_CATEGORY_OF[h] for h in d_hits)]
+                score = max(score, d_score)
+        if "tag-characters" in norm.flags and len(text) - len(text.encode("ascii", "ignore")) > 8:
+            categories.append(OBFUSCATION)
+        if self.second_stage is not None and abs(score - threshold) < self.borderline:
+            score = float(self.second_stage.score(norm.text, channel=channel))
+            reasons.append("second-stage")
+        flagged = score >= threshold
+        if flagged:
+            reasons.insert(0, f"classifier:{score:.3f}>={threshold:.3f}")
+            reasons += [f"normalised:{f}" for f in norm.flags]
+            if not categories:
+                categories.append(INJECTION if channel != "user" else JAILBREAK)
+        cats = tuple(dict.fromkeys(categories)) if flagged else ()
+        atlas, owasp = _ids(cats, channel)
+        return PromptVerdict(
+            flagged=flagged,
+            score=score,
+            threshold=threshold,
+            channel=channel,
+            categories=cats,
+            reasons=tuple(reasons) if flagged else (),
+            atlas=atlas,
+            owasp=owasp,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+
+
+@functools.cache
+def default_detector() -> PromptDetector:
+    """The packaged, signature-verified detector (loaded once per process)."""
+    return PromptDetector()
+
+
+def scan_prompt(
+    text: str, *, channel: Channel = "user", detector: PromptDetector | None = None
+) -> PromptVerdict:
+    """Inspect one prompt (or a retrieved document / tool output with ``channel``)."""
+    return (detector or default_detector()).scan(text, channel=channel)
+
+
+__all__ = ["CHANNELS", "Channel", "PromptDetector", "PromptVerdict", "default_detector", "scan_prompt"]

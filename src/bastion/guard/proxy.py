@@ -1,0 +1,445 @@
+"""The guarded proxy: an OpenAI-compatible endpoint in front of any OpenAI-compatible upstream.
+
+``/v1/chat/completions`` and ``/v1/completions`` (streaming SSE included) pass through when the caller is
+authenticated (bastion API tokens or JWTs, via the gateway's :class:`~bastion.serve.auth.Authenticator`),
+holds ``model:infer`` on the requested model, is within its rate limits (requests per minute by role, via
+the gateway's :class:`~bastion.serve.ratelimit.RateLimiter`, and tokens per minute: prompt characters / 4
+plus ``max_tokens``, charged before the upstream is called) and its prompts pass the detector. Answers go
+through the output policy; streamed answers through :class:`~bastion.guard.stream.StreamGuard`, which cuts
+the stream before a violating span is sent.
+
+Modes: ``block`` (refuse flagged prompts, block or redact outputs by the policy), ``redact`` (like block for
+prompts; outputs are redacted where the policy allows), ``shadow`` (log and audit only; nothing is changed).
+Every block (and every shadow finding) is one audit-log entry (never the text, only reasons and IDs).
+Fail closed: a detector error answers 503 unless ``unsafe_fail_open`` is set (which logs a warning).
+
+This module composes the gateway (``bastion.serve``) with the guard capability: it is a layer-6 face that
+lives in ``bastion.guard`` so that the detector library itself stays free of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from bastion.errors import AccessDenied, AuthenticationFailed, ConfigError, InvalidInput
+from bastion.guard.detector import PromptDetector
+from bastion.guard.policy import OutputContext, OutputPolicy, PolicyConfig, SessionScore
+from bastion.guard.stream import StreamGuard
+
+MODES = ("block", "redact", "shadow")
+log = logging.getLogger("bastion.guard")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    upstream: str
+    mode: str = "block"
+    requests_per_minute: Mapping[str, str] = field(default_factory=dict)  # role -> "100/minute"
+    tokens_per_minute: Mapping[str, int] = field(default_factory=lambda: {"consumer": 20_000})
+    default_tokens_per_minute: int = 100_000
+    output: PolicyConfig = field(default_factory=PolicyConfig)
+    canaries: tuple[str, ...] = ()
+    system_prompt: str | None = None
+    max_body_bytes: int = 1 << 20
+    upstream_timeout_s: float = 60.0
+    upstream_api_key: str | None = None
+    unsafe_fail_open: bool = False
+    session_header: str = "x-bastion-session"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}")
+        if not self.upstream.startswith(("http://", "https://")):
+            raise ConfigError("--upstream must be an http(s) URL")
+
+
+class _Blocked(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
+    from starlette.responses import JSONResponse
+
+    body = {"error": {"message": message, "type": "bastion_guard", "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def new_canary() -> str:
+    """A fresh canary token to plant in a system prompt (leaking it is caught by the output policy)."""
+    return f"bastion-canary-{secrets.token_hex(8)}"
+
+
+class GuardProxy:
+    def __init__(
+        self,
+        *,
+        config: ProxyConfig,
+        authenticator: Any,
+        audit: Any = None,
+        detector: PromptDetector | None = None,
+        rate_limit: Any = None,
+    ) -> None:
+        from limits import parse, storage, strategies
+
+        from bastion.serve.config import RateLimitConfig
+        from bastion.serve.observability import BatchedAuditWriter
+        from bastion.serve.ratelimit import RateLimiter
+
+        self.config = config
+        self.auth = authenticator
+        self.detector = detector or PromptDetector()
+        self.policy = OutputPolicy(config.output)
+        self.sessions = SessionScore()
+        rl = rate_limit
+        if rl is None:
+            rl = (
+                RateLimitConfig(per_role=dict(config.requests_per_minute))
+                if config.requests_per_minute
+                else RateLimitConfig()
+            )
+        self.requests = RateLimiter(config=rl, namespace="guard")
+        self._tok_storage = storage.MemoryStorage()
+        self._tok_limiter = strategies.SlidingWindowCounterRateLimiter(self._tok_storage)
+        self._parse = parse
+        self.audit = (
+            BatchedAuditWriter(audit, target=config.upstream, flush_s=0.2) if audit is not None else None
+        )
+        self.context = OutputContext(canaries=config.canaries, system_prompt=config.system_prompt)
+        if config.unsafe_fail_open:
+            log.warning("guard proxy: unsafe_fail_open is set - prompts pass when the detector fails")
+        self._client: Any = None
+
+    # -- checks -----------------------------------------------------------------------------------------
+    def _event(self, identity: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.event(action=action, outcome=outcome, details={"identity": identity.id, **details})
+
+    def _limits(self, identity: Any, tokens: int) -> None:
+        decision = self.requests.hit(identity=identity.id, role=identity.role)
+        if not decision.allowed:
+            raise _Blocked(
+                429,
+                "rate_limited",
+                "request rate limit exceeded",
+                {"Retry-After": str(decision.retry_after_s)},
+            )
+        per_min = self.config.tokens_per_minute.get(identity.role, self.config.default_tokens_per_minute)
+        item = self._parse(f"{per_min}/minute")
+        if tokens > per_min or not self._tok_limiter.hit(item, f"tok:{identity.id}", cost=tokens):
+            raise _Blocked(429, "token_rate_limited", "token rate limit exceeded", {"Retry-After": "60"})
+
+    def _scan_prompts(self, identity: Any, texts: list[tuple[str, str]], session: str | None) -> None:
+        worst = None
+        try:
+            verdicts = [self.detector.scan(t, channel=ch) for ch, t in texts if t]
+        except InvalidInput:
+            raise
+        except Exception as exc:
+            if self.config.unsafe_fail_open:
+                log.warning(
+                    "guard detector failed (%s); passing the request (unsafe_fail_open)", type(exc).__name__
+                )
+                return
+            raise _Blocked(503, "guard_unavailable", "the guard could not inspect the request") from exc
+        for v in verdicts:
+            if worst is None or v.score - v.threshold > worst.score - worst.threshold:
+                worst = v
+        if worst is None:
+            return
+        flagged = worst.flagged
+        reasons = list(worst.reasons)
+        if session:
+            total, over = self.sessions.add(f"{identity.id}:{session}", worst.score)
+            if over and not flagged:
+                flagged, reasons = True, [f"session-score:{total:.2f}"]
+        if not flagged:
+            return
+        details = {
+            "channel": worst.channel,
+            "score": round(worst.score, 4),
+            "reasons": reasons[:12],
+            "atlas": list(worst.atlas),
+            "owasp": list(worst.owasp),
+            "mode": self.config.mode,
+        }
+        if self.config.mode == "shadow":
+            self._event(identity, "guard:prompt-flagged", "shadow", details)
+            return
+        self._event(identity, "guard:prompt-blocked", "denied", details)
+        raise _Blocked(
+            400,
+            "prompt_blocked",
+            "the request was blocked by the bastion guard: " + ", ".join(worst.categories),
+        )
+
+    # -- app ----------------------------------------------------------------------------------------------
+    def app(self) -> Any:
+
+        app = FastAPI(title="bastion guard", docs_url=None, redoc_url=None, openapi_url=None)
+
+        @app.get("/health")
+        async def health() -> Any:
+            return {"status": "ok"}
+
+        async def handle(request: Request, kind: str) -> Any:
+            try:
+                identity = self.auth.authenticate(request.headers.get("authorization"))
+                body = await request.body()
+                if len(body) > self.config.max_body_bytes:
+                    raise _Blocked(413, "too_large", "request body too large")
+                try:
+                    payload = json.loads(body)
+                except ValueError as exc:
+                    raise _Blocked(400, "invalid_json", "request body is not JSON") from exc
+                if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
+                    raise _Blocked(400, "invalid_request", "expected a JSON object with a model")
+                from bastion.access import allowed
+
+                if not allowed(identity, "model:infer", model=str(payload.get("model", ""))):
+                    raise AccessDenied("not allowed to use this model")
+                texts = _prompt_texts(payload, kind)
+                max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens") or 256
+                if not isinstance(max_tokens, int) or max_tokens < 1:
+                    raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
+                self._limits(identity, math.ceil(sum(len(t) for _, t in texts) / 4) + max_tokens)
+                self._scan_prompts(identity, texts, request.headers.get(self.config.session_header))
+                path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+                if payload.get("stream"):
+                    return StreamingResponse(
+                        self._stream(identity, path, payload, kind), media_type="text/event-stream"
+                    )
+                return JSONResponse(await self._complete(identity, path, payload, kind))
+            except AuthenticationFailed:
+                return _error(
+                    401, "unauthenticated", "missing or invalid credentials", {"WWW-Authenticate": "Bearer"}
+                )
+            except AccessDenied:
+                return _error(403, "forbidden", "not allowed to use this model")
+            except InvalidInput as exc:
+                return _error(400, "invalid_request", str(exc))
+            except _Blocked as exc:
+                return _error(exc.status, exc.code, exc.message, exc.headers)
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Any:
+            return await handle(request, "chat")
+
+        @app.post("/v1/completions")
+        async def completions(request: Request) -> Any:
+            return await handle(request, "text")
+
+        @app.on_event("shutdown")
+        async def _close() -> None:
+            await self.aclose()
+
+        return app
+
+    async def _http(self) -> Any:
+        import httpx
+
+        if self._client is None:
+            headers = (
+                {"Authorization": f"Bearer {self.config.upstream_api_key}"}
+                if self.config.upstream_api_key
+                else {}
+            )
+            self._client = httpx.AsyncClient(
+                base_url=self.config.upstream.rstrip("/"),
+                timeout=self.config.upstream_timeout_s,
+                headers=headers,
+            )
+        return self._client
+
+    def _check_output(self, identity: Any, text: str) -> tuple[str, str | None]:
+        """(text to return, finish_reason override) for a whole answer."""
+        ctx = OutputContext(
+            role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
+        )
+        verdict = self.policy.check(text, context=ctx)
+        if verdict.action == "allow":
+            return text, None
+        details = {"findings": list(verdict.findings), "atlas": list(verdict.atlas), "mode": self.config.mode}
+        if self.config.mode == "shadow":
+            self._event(identity, "guard:output-flagged", "shadow", details)
+            return text, None
+        if verdict.blocked:
+            self._event(identity, "guard:output-blocked", "denied", details)
+            return "", "content_filter"
+        self._event(identity, "guard:output-redacted", "ok", details)
+        return verdict.text, None
+
+    async def _complete(self, identity: Any, path: str, payload: dict[str, Any], kind: str) -> Any:
+        import httpx
+
+        try:
+            resp = await (await self._http()).post(path, json=payload)
+        except httpx.HTTPError as exc:
+            raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
+        if resp.status_code != 200:
+            raise _Blocked(502, "upstream_error", f"the upstream model answered {resp.status_code}")
+        data = resp.json()
+        for choice in data.get("choices", []):
+            holder = choice.get("message", {}) if kind == "chat" else choice
+            key = "content" if kind == "chat" else "text"
+            text = holder.get(key)
+            if isinstance(text, str):
+                new, finish = self._check_output(identity, text)
+                holder[key] = new
+                if finish:
+                    choice["finish_reason"] = finish
+        return data
+
+    async def _stream(
+        self, identity: Any, path: str, payload: dict[str, Any], kind: str
+    ) -> AsyncIterator[bytes]:
+        ctx = OutputContext(
+            role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
+        )
+        shadow = self.config.mode == "shadow"
+        guard = StreamGuard(policy=self.policy, context=ctx)
+        last: dict[str, Any] = {}
+        flagged = False
+        client = await self._http()
+        try:
+            async with client.stream("POST", path, json=payload) as resp:
+                if resp.status_code != 200:
+                    yield _sse(
+                        {
+                            "error": {
+                                "message": f"the upstream model answered {resp.status_code}",
+                                "code": "upstream_error",
+                            }
+                        }
+                    )
+                    return
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    last = chunk
+                    piece = _chunk_text(chunk, kind)
+                    if shadow:  # pass everything; audit the first finding only
+                        if not flagged and guard.feed(piece).stop:
+                            flagged = True
+                            v = guard.stopped
+                            self._event(
+                                identity,
+                                "guard:output-flagged",
+                                "shadow",
+                                {"findings": list(v.findings) if v else [], "stream": True},
+                            )
+                        yield _sse(chunk)
+                        continue
+                    step = guard.feed(piece)
+                    if step.stop:
+                        v = step.verdict
+                        self._event(
+                            identity,
+                            "guard:output-blocked",
+                            "denied",
+                            {"findings": list(v.findings) if v else [], "stream": True},
+                        )
+                        yield _sse(_with_text(chunk, kind, "", "content_filter"))
+                        yield b"data: [DONE]\n\n"
+                        return
+                    if step.release or _finish_reason(chunk):
+                        yield _sse(_with_text(chunk, kind, step.release, None))
+        except Exception as exc:  # the upstream went away mid-stream: end the stream cleanly
+            log.warning("guard proxy: upstream stream failed (%s)", type(exc).__name__)
+        if not shadow:
+            step = guard.finish()
+            if step.stop:
+                self._event(
+                    identity,
+                    "guard:output-blocked",
+                    "denied",
+                    {"findings": list(step.verdict.findings) if step.verdict else [], "stream": True},
+                )
+                yield _sse(_with_text(last, kind, "", "content_filter"))
+            elif step.release:
+                yield _sse(_with_text(last, kind, step.release, None))
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self.audit is not None:
+            self.audit.close()
+        self.requests.close()
+
+
+def _prompt_texts(payload: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    if kind == "text":
+        prompt = payload.get("prompt", "")
+        items = prompt if isinstance(prompt, list) else [prompt]
+        if not all(isinstance(p, str) for p in items):
+            raise InvalidInput("prompt must be a string or a list of strings")
+        return [("user", p) for p in items]
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInput("messages must be a non-empty list")
+    out = []
+    for m in messages:
+        if not isinstance(m, dict):
+            raise InvalidInput("each message must be an object")
+        role = m.get("role")
+        content = m.get("content", "")
+        if isinstance(content, list):  # content parts
+            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise InvalidInput("message content must be text")
+        if role in ("system", "developer", "assistant"):
+            continue  # the application's own text and earlier answers are not attacker input here
+        out.append(("tool" if role in ("tool", "function") else "user", content))
+    return out
+
+
+def _chunk_text(chunk: dict[str, Any], kind: str) -> str:
+    parts = []
+    for choice in chunk.get("choices", []):
+        text = choice.get("delta", {}).get("content") if kind == "chat" else choice.get("text")
+        if isinstance(text, str):
+            parts.append(text)
+    return "".join(parts)
+
+
+def _finish_reason(chunk: dict[str, Any]) -> str | None:
+    for choice in chunk.get("choices", []):
+        if choice.get("finish_reason"):
+            return str(choice["finish_reason"])
+    return None
+
+
+def _with_text(chunk: dict[str, Any], kind: str, text: str, finish: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = (
+        dict(chunk) if chunk else {"object": "chat.completion.chunk" if kind == "chat" else "text_completion"}
+    )
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish or _finish_reason(chunk)}
+    if kind == "chat":
+        choice["delta"] = {"content": text}
+    else:
+        choice["text"] = text
+    out["choices"] = [choice]
+    return out
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+__all__ = ["MODES", "GuardProxy", "ProxyConfig", "new_canary"]

@@ -1,0 +1,156 @@
+"""Hand-written rules for prompt injection, jailbreaks and system-prompt extraction.
+
+The rules are not a decision on their own: each rule hit is one more input feature of the trained classifier
+(:mod:`bastion.guard.classifier`), which learned from labelled data how much each hit means next to the text
+around it — "ignore the previous instructions and …" in a chat turn is not "ignore the warning in the previous
+instructions of the installer". A rule names what it looks for with MITRE ATLAS technique IDs (checked against
+the ATLAS data in the tests) and OWASP Top 10 for LLM Applications (2025) IDs; a flagged verdict carries the
+IDs of the rules that fired.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+INJECTION = "prompt-injection"
+JAILBREAK = "jailbreak"
+EXTRACTION = "system-prompt-extraction"
+EXFILTRATION = "exfiltration"
+OBFUSCATION = "obfuscation"
+
+#: ATLAS and OWASP LLM IDs per category (OWASP Top 10 for LLM Applications, 2025 edition).
+CATEGORY_IDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    INJECTION: (("AML.T0051", "AML.T0051.000"), ("LLM01:2025",)),
+    JAILBREAK: (("AML.T0054",), ("LLM01:2025",)),
+    EXTRACTION: (("AML.T0056",), ("LLM07:2025", "LLM01:2025")),
+    EXFILTRATION: (("AML.T0077", "AML.T0057"), ("LLM02:2025", "LLM05:2025")),
+    OBFUSCATION: (("AML.T0068",), ("LLM01:2025",)),
+}
+INDIRECT_IDS = ("AML.T0051.001",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    category: str
+    pattern: re.Pattern[str]
+
+
+def _r(name: str, category: str, pattern: str) -> Rule:
+    return Rule(name, category, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+
+
+_PRIOR = r"(?:previous|prior|preceding|above|earlier|initial|original|system|all|any|your|these|those|the)"
+_INSTR = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|guardrails|constraints|programming|context|commands?)"  # noqa: E501
+
+RULES: tuple[Rule, ...] = (
+    _r(
+        "override-instructions",
+        INJECTION,
+        rf"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard)\b[^.!?\n]{{0,30}}\b{_PRIOR}\b[^.!?\n]{{0,30}}\b{_INSTR}\b",
+    ),
+    _r(
+        "new-instructions",
+        INJECTION,
+        r"\b(?:new|updated|real|actual|true)\s+(?:instructions?|task|rules|system prompt)\s*(?::|are|is)\b",
+    ),
+    _r(
+        "fake-role-marker",
+        INJECTION,
+        r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:system|assistant|developer)\s*(?:message|prompt|override)?\s*:|<\|im_start\|>|"
+        r"\[/?inst\]|<\|(?:system|assistant|endoftext)\|>|<<sys>>|</?(?:system|instructions?)>|end of (?:session|conversation|document)",  # noqa: E501
+    ),
+    _r(
+        "address-the-model",
+        INJECTION,
+        r"\b(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+)?(?:ai|llm|assistant|model|chatbot|language model|automated)|"  # noqa: E501
+        r"\bif you are (?:an?|the) (?:ai|llm|language model|assistant)\b|\b(?:ai|llm) (?:assistant|agent)s? reading this\b",  # noqa: E501
+    ),
+    _r(
+        "persona-dan",
+        JAILBREAK,
+        r"\bdo anything now\b|\bdan mode\b|\b(?:you are|act as|you're|become|pretend to be)\b[^.\n]{0,40}\b(?:dan|stan|dude|aim|evil|unfiltered|uncensored|jailbr(?:oken|eak)|unrestricted|amoral)\b",  # noqa: E501
+    ),
+    _r(
+        "no-restrictions",
+        JAILBREAK,
+        r"\b(?:no|without|free (?:of|from)|not bound by|ignore (?:all )?(?:your )?)\s*(?:any\s+)?(?:ethical|moral|content|safety|openai'?s?)?\s*(?:restrictions|limitations|filters?|guidelines|polic(?:y|ies)|censorship|boundaries|rules)\b",  # noqa: E501
+    ),
+    _r(
+        "developer-mode",
+        JAILBREAK,
+        r"\b(?:developer|god|admin|debug|maintenance|sudo|unrestricted) mode\b[^.\n]{0,30}\b(?:enabled|activated|on|engaged)\b|\benable (?:developer|god|dan) mode\b",  # noqa: E501
+    ),
+    _r(
+        "stay-in-character",
+        JAILBREAK,
+        r"\bstay in character\b|\bnever (?:refuse|break character)\b|\b(?:must|will) (?:never|not) refuse\b|\bwithout (?:any )?(?:warnings?|disclaimers?)\b",  # noqa: E501
+    ),
+    _r(
+        "reveal-system-prompt",
+        EXTRACTION,
+        r"\b(?:reveal|show|print|repeat|output|display|tell me|give me|write out|what (?:is|are|were))\b[^.?\n]{0,30}\b(?:system (?:prompt|message|instructions?)|initial (?:prompt|instructions?)|hidden (?:prompt|instructions?)|your (?:instructions|prompt|rules|guidelines))\b|"  # noqa: E501
+        r"\b(?:text|everything|words|content|message) (?:above|before this|preceding)\b[^\n]{0,80}\b(?:verbatim|word for word|in full|code block|exactly)\b|"  # noqa: E501
+        r"\brepeat (?:the|your|all|everything)\b[^.\n]{0,20}\b(?:above|before|words|instructions|prompt)\b|"
+        r"\bwhat (?:were|have) you been told\b",
+    ),
+    _r(
+        "conditional-directive",
+        INJECTION,
+        r"\b(?:when|if)\s+(?:you(?:'re| are)?\s+)?(?:asked|questioned|summari[sz]ing|reading|processing|analy[sz]ing)\b[^.\n]{0,60}\b(?:say|respond|reply|answer|tell|output|print|state|report)\b|"  # noqa: E501
+        r"\b(?:respond|reply|answer)\s+(?:only\s+)?with\b|\bdo not (?:summari[sz]e|mention|reveal that)\b|\byou may not deviate\b",  # noqa: E501
+    ),
+    # the same ideas in other languages (one rule each, so the weight learned on English transfers)
+    _r(
+        "override-instructions-i18n",
+        INJECTION,
+        r"\b(?:ignor|oubli|vergiss|vergessen|olvid|dimentic|esque[cç]|negeer|vergeet|zignoruj|zapomnij|unut|boşver|yok say)\w*\b[^.!?\n]{0,40}\b(?:instruction|anweisung|regel|instruc|istruzion|instruç|instructie|instrukcj|talimat|kural|consigne|règle|regla|regole|regras|direttiv)\w*|"  # noqa: E501
+        r"(?:игнорир|забудь|забыть|не обращай)[^.!?\n]{0,40}(?:инструкц|правил|указани)|(?:忽略|忘记|无视|忘掉)[^。！？\n]{0,20}(?:指令|指示|规则|说明|提示)|"  # noqa: E501
+        r"(?:無視|忘れ)[^。\n]{0,20}|(?:指示|ルール)[^。\n]{0,20}(?:無視|忘れ)|(?:무시|잊어)|(?:تجاهل|انس)[^.\n]{0,40}(?:التعليمات|تعليمات|القواعد)|(?:نادیده|فراموش)[^.\n]{0,40}(?:دستور|قوانین)|(?:अनदेखा|भूल)",
+    ),
+    _r(
+        "system-prompt-i18n",
+        EXTRACTION,
+        r"\b(?:prompt|message|invite)\s+(?:système|systeme|de sistema|di sistema|do sistema|systemowy)\b|\bsystem[-\s]?(?:prompt|eingabeaufforderung|anweisung|nachricht|talimat|mesaj)\w*|\bsistem (?:istem|mesaj|talimat)\w*|\bsysteemprompt\b|"  # noqa: E501
+        r"системн\w+\s+(?:промпт|сообщени|инструкц|подсказ)|系统(?:提示|指令|消息)|システムプロンプト|시스템 프롬프트|(?:موجه|تعليمات|رسالة) النظام|(?:پرامپت|دستورات|پیام) سیستم|सिस्टम प्रॉम्प्ट",  # noqa: E501
+    ),
+    _r(
+        "no-restrictions-i18n",
+        JAILBREAK,
+        r"\b(?:sans|ohne|sin|senza|sem|zonder|bez|без)\s+(?:aucune?s?\s+|jegliche\s+|ninguna?\s+|alcuna?\s+|nenhuma?\s+|żadnych\s+|каких-либо\s+|всяких\s+)?(?:restriction|einschränkung|beschränkung|restricci|limitazion|restriç|beperking|ograniczeń|ограничени|filtr|zensur|censur|regel|regl|regol|regra)\w*|"
+        r"(?:kısıtlama|sınırlama|filtre|kural)\w*\s+(?:yok|olmayan|tanımayan|kaldır|devre dışı)|(?:没有|不受|无)(?:任何)?(?:限制|约束|过滤)|制限(?:の)?(?:ない|なし)|제한(?:이|도)? 없는|(?:بلا|بدون)\s+(?:أي\s+)?(?:قيود|حدود|فلاتر)|بدون (?:هیچ )?محدودیت|बिना किसी प्रतिबंध|"  # noqa: E501
+        r"\b(?:modo|mode|modus|режим)\s+(?:desarrollador|développeur|sviluppatore|desenvolvedor|entwickler|разработчика|dan)\b|entwicklermodus|geliştirici mod|开发者模式|開発者モード",  # noqa: E501
+    ),
+    _r(
+        "markdown-exfil",
+        EXFILTRATION,
+        r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=|\b(?:append|include|add|encode)\b[^.\n]{0,40}\b(?:to|in) (?:the |a )?(?:url|link|image|query)\b",  # noqa: E501
+    ),
+    _r(
+        "send-data-out",
+        EXFILTRATION,
+        r"\b(?:send|post|forward|upload|exfiltrate|email|transmit)\b[^.\n]{0,50}\b(?:conversation|chat history|credentials|passwords?|api keys?|secrets?|user data|previous messages)\b[^.\n]{0,40}\b(?:to|at)\b",  # noqa: E501
+    ),
+)
+RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
+
+
+def rule_hits(text: str) -> tuple[Rule, ...]:
+    """The rules that match ``text`` (already normalised)."""
+    return tuple(r for r in RULES if r.pattern.search(text))
+
+
+__all__ = [
+    "CATEGORY_IDS",
+    "EXFILTRATION",
+    "EXTRACTION",
+    "INDIRECT_IDS",
+    "INJECTION",
+    "JAILBREAK",
+    "OBFUSCATION",
+    "RULES",
+    "RULE_NAMES",
+    "Rule",
+    "rule_hits",
+]

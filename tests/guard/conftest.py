@@ -1,0 +1,103 @@
+"""Guard fixtures: a real project home with tokens, a real upstream process, the proxy in a thread."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+PASSPHRASE = "guard tests passphrase"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Project:
+    vault: Any
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    from bastion.vault import init_project
+
+    vault = init_project(home=tmp_path_factory.mktemp("guard-home") / "home", passphrase=PASSPHRASE)
+    tokens = {}
+    for name, role, models in [("alice", "consumer", ["echo"]), ("bob", "consumer", ["other"])]:
+        _, tokens[name] = vault.create_token(name=name, role=role, models=models)
+    yield Project(vault=vault, tokens=tokens)
+    vault.close()
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[str]:
+    """The deterministic OpenAI-compatible upstream as its own process on 127.0.0.1."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bastion.guard.testing", "--port", str(port), "--chunk-chars", "6"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("upstream did not start")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+class ServerThread:
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("proxy did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def make_proxy(project: Project, upstream: str, **overrides: Any) -> Any:
+    from bastion.guard.proxy import GuardProxy, ProxyConfig
+    from bastion.serve.auth import Authenticator
+
+    config = ProxyConfig(upstream=upstream, **overrides)
+    return GuardProxy(
+        config=config,
+        authenticator=Authenticator(verify_token=project.vault.authenticate),
+        audit=project.vault.audit,
+    )

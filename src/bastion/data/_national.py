@@ -58,7 +58,12 @@ def _std(cc: str, name: str) -> Any:
 
 def _stdnum_ok(cc: str, name: str, value: str) -> bool:
     mod = _std(cc, name)
-    return mod is not None and bool(mod.is_valid(value))
+    if mod is None:
+        return False
+    try:
+        return bool(mod.is_valid(value))
+    except Exception:
+        return False
 
 
 _NINO_BAD_PREFIX = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})

@@ -30,6 +30,7 @@ _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 _PHONE_SHAPED = re.compile(
     r"\(\d{2,5}\)[ ]?\d{2,4}[ .-]?\d{3,4}|\d{3}[ .-]\d{3}[ .-]\d{4}|0\d{2,4}[ ]\d{3,4}[ ]?\d{3,4}"
 )
+_DECIMAL = re.compile(r"\d+[.,]\d+")  # 48.85660, a coordinate or an amount
 _VERSION_LIKE = re.compile(r"\d{1,3}(?:\.\d+)*\.\d(?:\.\d+)*")  # 10.0.19041.1: a version, not a phone
 
 
@@ -90,7 +91,7 @@ def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
     if text.count("(") != text.count(")"):
         return None
     formatted = text.startswith(("+", "00")) or any(c in text for c in " ().-")
-    if _DATE_LIKE.fullmatch(text) or _VERSION_LIKE.fullmatch(text):
+    if _DATE_LIKE.fullmatch(text) or _VERSION_LIKE.fullmatch(text) or _DECIMAL.fullmatch(text):
         return None
     if not formatted and not _has_keyword(m.string, start):
         return None

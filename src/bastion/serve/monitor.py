@@ -24,8 +24,11 @@ queries would reach. Natural data lies on a thin manifold and fills few buckets 
 client that covers the input space evenly, as random-query extraction does, comes close to 1 and is flagged
 when the ratio exceeds ``coverage_threshold``. This follows the idea of Kesarwani et al. (ACSAC 2018), "Model
 Extraction Warning in MLaaS Paradigm" (coverage of the feature space by a client's queries), with a hash
-instead of a decision tree. Both thresholds were tuned on the digits *training* split (benign windows: W above
-0.92, coverage below 0.83) and are checked on held-out streams in the tests.
+instead of a decision tree. The hyperplanes are secret: drawn from a generator keyed by the deployment key
+(``key=``, an HKDF sub-key of the key ring's secret; fresh OS randomness when none is given), so queries
+cannot be shaped to stay in a few buckets by reading the code. Both thresholds were tuned on the digits
+*training* split (benign windows: W above 0.92, coverage below 0.83) and are checked on held-out streams in
+the tests.
 
 A flag is sticky until an admin resets the client. Client state lives in memory (``MemoryMonitorStore``) or in
 Redis (``RedisMonitorStore``), so several gateway replicas share it.
@@ -34,6 +37,7 @@ Redis (``RedisMonitorStore``), so several gateway replicas share it.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -45,6 +49,7 @@ from scipy.special import ndtri
 
 from bastion.errors import ServiceError
 from bastion.serve.config import MonitorConfig
+from bastion.serve.responses import keyed_generator
 
 
 @dataclass(frozen=True)
@@ -325,19 +330,22 @@ class ExtractionMonitor:
         n_features: int,
         store: MonitorStore | None = None,
         center: float | np.ndarray = 0.0,
-        seed: int = 0,
+        key: bytes | None = None,
     ) -> None:
         self.config = config
         self.n_features = n_features
         self.store: MonitorStore = store or MemoryMonitorStore(config=config, n_features=n_features)
-        rng = np.random.default_rng(seed)
+        # The hyperplanes are secret: drawn from a generator keyed by the deployment key (HMAC-SHA256 of it),
+        # or from fresh OS randomness when no key is given (then replicas sharing a Redis store disagree).
+        secret = key if key is not None else os.urandom(32)
+        rng = keyed_generator(secret, "bastion-monitor-planes-v1")
         self._planes = rng.standard_normal((n_features, config.coverage_bits)).astype(np.float32)
         self._center = np.asarray(center, dtype=np.float32)
         self._weights = (1 << np.arange(config.coverage_bits)).astype(np.int64)
         self._buckets = 1 << config.coverage_bits
         # Expected plug-in entropy of n uniformly spread queries, n <= coverage_window (Monte Carlo).
         trials = 200
-        draws = np.random.default_rng(seed + 1).integers(
+        draws = np.random.default_rng(1).integers(
             0, self._buckets, (trials, config.coverage_window), dtype=np.int64
         )
         self._uniform = np.zeros(config.coverage_window + 1)

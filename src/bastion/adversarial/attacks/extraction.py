@@ -8,6 +8,18 @@ Strategies for choosing queries:
 * ``jacobian`` — Jacobian-based dataset augmentation (Papernot et al., "Practical Black-Box Attacks against
   Machine Learning", AsiaCCS 2017): start from a small natural seed set and grow it by
   ``x + λ·sign(∂ surrogate_{O(x)} / ∂x)`` each round, with λ's sign flipped every τ = 3 rounds.
+* ``jacobian-random`` — the same with a random step length per point (``λ·U(0.1, 2)``), which defeats PRADA's
+  spike of equal distances.
+* ``bucket`` — uniform noise kept inside 10 buckets of a SimHash with the monitor's *old public* hyperplanes
+  (seed 0): what an attacker does against a monitor whose parameters are in the code.
+* ``mixup`` — convex combinations ``λ·a + (1-λ)·b`` of two natural rows, λ ~ U(0, 1) (mixup-style queries
+  as in "Black-box Ripper"-era attacks; Zhang et al. 2018 for mixup itself).
+* ``adaptive`` — an attacker who knows bastion's defence but not its key: it has only a small natural seed
+  (``jacobian_seed_size``), knows the detector compares each query with the training rows of its predicted
+  class and that exact repeats are ignored, and so only sends rows near that manifold: interpolations
+  between two seed rows *of the same predicted class*, plus Jacobian steps of random small length
+  (``λ·U(0.05, 0.5)``), interleaved with lightly jittered seed rows that pull the distance statistics
+  back towards natural traffic.
 
 The surrogate is a small torch MLP trained on the victim's probabilities (its labels when the victim is
 label-only). Fidelity is the agreement of surrogate and victim labels on held-out inputs; accuracy is the
@@ -29,7 +41,15 @@ from bastion.errors import InvalidInput
 from bastion.models.adapters import TorchAdapter
 from bastion.models.interface import ModelAdapter, check_input, check_labels
 
-STRATEGIES: tuple[str, ...] = ("random", "knockoff", "jacobian")
+STRATEGIES: tuple[str, ...] = (
+    "random",
+    "bucket",
+    "knockoff",
+    "jacobian",
+    "jacobian-random",
+    "mixup",
+    "adaptive",
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,9 @@ class _Counter:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.used += int(x.shape[0])
-        return np.asarray(self.victim.predict_proba(x), dtype=np.float32)
+        out = np.asarray(self.victim.predict_proba(x), dtype=np.float32)
+        total = out.sum(axis=1, keepdims=True)  # truncated (top-k) answers: renormalise what came back
+        return np.asarray(np.where(total > 0, out / np.maximum(total, 1e-12), out), dtype=np.float32)
 
 
 def _range(
@@ -129,9 +151,11 @@ def _jacobian_queries(
     lam: float,
     clip: tuple[float, float] | None,
     seed: int,
+    random_steps: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
+    step_rng = np.random.default_rng(seed + 7)
     xs = seed_x[:budget]
     ys = oracle(xs)
     rnd = 0
@@ -147,13 +171,85 @@ def _jacobian_queries(
         out = sur.logits_tensor(xt)
         chosen = out.gather(1, torch.from_numpy(src_lab.astype(np.int64))[:, None]).sum()
         (grad,) = torch.autograd.grad(chosen, xt)
-        new = src + sign * lam * np.sign(grad.numpy())
+        step = np.full((len(src), 1), lam)
+        if random_steps is not None:
+            step = lam * step_rng.uniform(random_steps[0], random_steps[1], (len(src), 1))
+        step = step.reshape((len(src),) + (1,) * (src.ndim - 1))
+        new = src + sign * step * np.sign(grad.numpy())
         if clip is not None:
             new = np.clip(new, clip[0], clip[1])
         new = new.astype(np.float32)
         xs = np.concatenate([xs, new])
         ys = np.concatenate([ys, oracle(new)])
         rnd += 1
+    return xs, ys
+
+
+def _bucket_queries(
+    rng: np.random.Generator, n: int, shape: Sequence[int], lo: float, hi: float, buckets: int = 10
+) -> np.ndarray:
+    """Uniform noise in ``buckets`` SimHash buckets of the monitor's former public hyperplanes (seed 0)."""
+    d = int(np.prod(shape))
+    planes = np.random.default_rng(0).standard_normal((d, 6)).astype(np.float32)
+    weights = 1 << np.arange(6)
+    center = (lo + hi) / 2.0
+    allowed: set[int] = set()
+    out: list[np.ndarray] = []
+    while len(out) < n:
+        cand = rng.uniform(lo, hi, size=(4 * n, d)).astype(np.float32)
+        codes = (((cand - center) @ planes) > 0).astype(np.int64) @ weights
+        for row, code in zip(cand, codes, strict=True):
+            if len(allowed) < buckets:
+                allowed.add(int(code))
+            if int(code) in allowed:
+                out.append(row)
+                if len(out) == n:
+                    break
+    return np.stack(out).reshape((n, *shape))
+
+
+def _adaptive_queries(
+    oracle: _Counter,
+    seed_x: np.ndarray,
+    budget: int,
+    *,
+    victim: ModelAdapter,
+    hidden: Sequence[int],
+    steps: int,
+    lam: float,
+    clip: tuple[float, float] | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Near-manifold synthetic queries (see the module docstring): same-class interpolation, small random
+    Jacobian steps, and jittered seed rows, one third each."""
+    rng = np.random.default_rng(seed + 11)
+    xs = seed_x[:budget]
+    ys = oracle(xs)
+    spread = float(np.std(seed_x)) or 1.0
+    while xs.shape[0] < budget:
+        take = min(max(len(seed_x), 30), budget - xs.shape[0])
+        labels = ys[: len(seed_x)].argmax(axis=1)
+        parts: list[np.ndarray] = []
+        for _ in range(take):
+            kind = rng.integers(0, 3)
+            a = int(rng.integers(0, len(seed_x)))
+            if kind == 0:
+                same = np.flatnonzero(labels == labels[a])
+                b = int(rng.choice(same))
+                t = rng.uniform(0.2, 0.8)
+                parts.append(t * seed_x[a] + (1 - t) * seed_x[b])
+            elif kind == 1:
+                step = lam * rng.uniform(0.05, 0.5)
+                parts.append(
+                    xs[int(rng.integers(0, len(xs)))] + step * np.sign(rng.standard_normal(seed_x.shape[1:]))
+                )
+            else:
+                parts.append(seed_x[a] + 0.02 * spread * rng.standard_normal(seed_x.shape[1:]))
+        new = np.stack(parts).astype(np.float32)
+        if clip is not None:
+            new = np.clip(new, clip[0], clip[1]).astype(np.float32)
+        xs = np.concatenate([xs, new])
+        ys = np.concatenate([ys, oracle(new)])
     return xs, ys
 
 
@@ -172,11 +268,13 @@ def extract(
     jacobian_seed_size: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    reference: ModelAdapter | None = None,
 ) -> ExtractionResult:
     """Steal ``victim`` with ``strategy`` and report surrogate fidelity/accuracy at each query budget.
 
     ``data`` is the attacker's unlabeled natural data (needed by ``knockoff`` and ``jacobian``); ``eval_x``
-    (and optionally ``eval_y``) are held-out inputs to measure fidelity (and accuracy) on.
+    (and optionally ``eval_y``) are held-out inputs to measure fidelity (and accuracy) on. ``reference`` is
+    the clean model to measure fidelity against when ``victim`` is a defended endpoint (default: ``victim``).
     """
     if strategy not in STRATEGIES:
         raise InvalidInput(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -186,7 +284,7 @@ def extract(
     ex = check_input(eval_x, victim.input_shape, name="eval_x")
     ey = None if eval_y is None else check_labels(eval_y, ex.shape[0], victim.n_classes, name="eval_y")
     pool = None if data is None else check_input(data, victim.input_shape, name="data")
-    if strategy in ("knockoff", "jacobian") and pool is None:
+    if strategy in ("knockoff", "jacobian", "jacobian-random", "mixup", "adaptive") and pool is None:
         raise InvalidInput(f"the {strategy} strategy needs natural data (data=...)")
     label_only = bool(getattr(victim, "label_only", False))
     clip = clip_values or clip_of(victim)
@@ -204,22 +302,46 @@ def extract(
             idx = np.concatenate([idx, rng.integers(0, pool.shape[0], size=top - pool.shape[0])])
         qx = pool[idx[:top]]
         qy = oracle(qx)
+    elif strategy == "bucket":
+        lo, hi = _range(victim, pool if pool is not None else ex, clip)
+        qx = _bucket_queries(rng, top, victim.input_shape, lo, hi)
+        qy = oracle(qx)
+    elif strategy == "mixup":
+        assert pool is not None
+        first, second = rng.integers(0, pool.shape[0], top), rng.integers(0, pool.shape[0], top)
+        lam = rng.uniform(0.0, 1.0, (top,) + (1,) * (pool.ndim - 1)).astype(np.float32)
+        qx = (lam * pool[first] + (1.0 - lam) * pool[second]).astype(np.float32)
+        qy = oracle(qx)
     else:
         assert pool is not None
         n_seed = jacobian_seed_size or min(pool.shape[0], max(10 * victim.n_classes, plan[0] // 2))
         seed_x = pool[rng.permutation(pool.shape[0])[:n_seed]]
-        qx, qy = _jacobian_queries(
-            oracle,
-            seed_x,
-            top,
-            victim=victim,
-            hidden=hidden,
-            steps=max(100, train_steps // 3),
-            lam=jacobian_lambda,
-            clip=clip,
-            seed=seed,
-        )
-    victim_pred = victim.predict(ex)
+        if strategy == "adaptive":
+            qx, qy = _adaptive_queries(
+                oracle,
+                seed_x,
+                top,
+                victim=victim,
+                hidden=hidden,
+                steps=max(100, train_steps // 3),
+                lam=jacobian_lambda,
+                clip=clip,
+                seed=seed,
+            )
+        else:
+            qx, qy = _jacobian_queries(
+                oracle,
+                seed_x,
+                top,
+                victim=victim,
+                hidden=hidden,
+                steps=max(100, train_steps // 3),
+                lam=jacobian_lambda,
+                clip=clip,
+                seed=seed,
+                random_steps=(0.1, 2.0) if strategy == "jacobian-random" else None,
+            )
+    victim_pred = (reference or victim).predict(ex)
     points = []
     surrogate: TorchAdapter | None = None
     for i, b in enumerate(plan):

@@ -1,0 +1,434 @@
+"""Model-theft defence: keyed per-deployment detection and escalating responses, per consumer (issue 20).
+
+Detection, per consumer (an identity, and separately the address it connects from; a consumer is flagged
+when either is), over its *distinct* queries (exact repeats are counted once, so re-sending inputs raises
+nothing):
+
+* **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
+  training rows *of the class the model predicts for it*, turned into a percentile of the same class's
+  leave-one-out distances on the training data (class-conditional, so traffic from a single class is as
+  uniform as mixed traffic). For natural queries the percentiles are ~U(0, 1); the monitor runs a one-sample
+  z-test on their mean over the last ``window`` distinct queries, and a binomial test on how many fall in the
+  top ``1 - tail_pct`` (random, Jacobian-augmented and interpolated queries sit far from any training row);
+* **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
+  hyperplanes drawn from the deployment key, as corroborating evidence: they raise a flag only together with
+  a shift of the distances (alone they flagged benign clients);
+* **information released** — rows answered and the bits of output precision per row, as evidence and for the
+  per-identity daily row budget.
+
+Responses, escalating with the suspicion score (score ≥ 1 flags; flags decay after ``flag_ttl_s`` without new
+evidence): far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`); a
+flagged consumer gets misinformation for every row above ``flagged_ood_pct`` and argmax-preserving prediction
+poisoning plus rounding/top-k on the rest; from ``strong_score`` every row is misinformed; ``block_score``
+(off by default) refuses service; the daily row budget refuses rows beyond it (:class:`BudgetExhausted`).
+
+Every random part — the hyperplanes, the misinformation derangements, the poisoning noise and a jitter on the
+thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (from the key ring; a fresh random one
+when none is given), so an attacker who reads this code still cannot compute them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
+from bastion.serve.config import MonitorConfig
+from bastion.serve.monitor import ExtractionMonitor
+from bastion.serve.responses import keyed_generator, misinform, poison, truncate
+
+THEFT_LABEL = "bastion-theft-v1"
+
+
+def derive(secret: bytes, label: str, length: int = 32) -> bytes:
+    """An HKDF-SHA256 sub-key of the deployment secret for one purpose."""
+    if len(secret) < 16:
+        raise InvalidInput("the theft-defence secret needs at least 16 bytes")
+    return HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=None, info=f"{THEFT_LABEL}:{label}".encode()
+    ).derive(secret)
+
+
+@dataclass(frozen=True)
+class TheftPolicy:
+    """Thresholds and responses (defaults: the measured policy of ``benchmarks/bench_extraction.py``)."""
+
+    k: int = 3
+    window: int = 200
+    min_rows: int = 40
+    shift_z: float = 7.0
+    tail_pct: float = 0.99
+    tail_base: float = 0.05
+    tail_log10_p: float = -10.0
+    corroborate_z: float = 3.0
+    hard_ood: float = 1.6
+    flagged_ood_pct: float = 0.5
+    strong_score: float = 2.0
+    block_score: float | None = None
+    poison_eps: float = 0.3
+    top_k: int = 3
+    decimals: int = 2
+    daily_rows: int = 50_000
+    flag_ttl_s: float = 3600.0
+    max_reference: int = 4000
+    max_consumers: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.window < self.min_rows or self.min_rows < 10 or not 0.5 < self.tail_pct < 1.0:
+            raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
+        if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
+            raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
+
+
+class ReferenceScorer:
+    """Class-conditional kNN distance of queries to the training data, as calibrated percentiles."""
+
+    def __init__(
+        self, *, x: np.ndarray, y: np.ndarray, n_classes: int, k: int, max_rows: int, rng: np.random.Generator
+    ) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y) or len(x) < 2 * n_classes:
+            raise InvalidInput("the reference data must hold labelled rows of every class")
+        self.k = k
+        self.refs: list[np.ndarray] = []
+        self.sq: list[np.ndarray] = []
+        self.cal: list[np.ndarray] = []
+        for c in range(n_classes):
+            rows = x[y == c]
+            if len(rows) > max_rows // n_classes:
+                rows = rows[rng.permutation(len(rows))[: max_rows // n_classes]]
+            if len(rows) <= k:
+                raise InvalidInput(f"the reference data has too few rows of class {c} (need > {k})")
+            self.refs.append(rows)
+            self.sq.append(np.einsum("ij,ij->i", rows, rows))
+            self.cal.append(np.sort(self._knn(rows, c, loo=True)))
+
+    def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
+        d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
+        if loo:
+            np.fill_diagonal(d2, np.inf)
+        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
+        return np.sqrt(d2).mean(axis=1)
+
+    def score(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
+        pct = np.empty(len(x))
+        ratio = np.empty(len(x))
+        for c in np.unique(pred):
+            sel = pred == c
+            dist = self._knn(x[sel], int(c))
+            cal = self.cal[int(c)]
+            pct[sel] = np.searchsorted(cal, dist, side="right") / len(cal)
+            ratio[sel] = dist / max(float(cal[-1]), 1e-12)
+        return pct, ratio
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Why a consumer is flagged: the signal that fired, the score, and the evidence behind it."""
+
+    consumer: str
+    reason: str
+    score: float
+    since: float
+    last_seen: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back, and how the defence judged the request."""
+
+    proba: np.ndarray = field(repr=False)
+    flagged: bool
+    score: float
+    misinformed: int
+    poisoned: bool
+    truncated: bool
+    newly_flagged: bool = False
+    reason: str | None = None
+
+
+class _Consumer:
+    __slots__ = ("bits", "day", "flag", "pct", "rows", "rows_day", "seen")
+
+    def __init__(self, window: int) -> None:
+        self.pct: deque[float] = deque(maxlen=window)
+        self.seen: OrderedDict[bytes, None] = OrderedDict()
+        self.rows = 0
+        self.rows_day = 0
+        self.day = -1
+        self.bits = 0.0
+        self.flag: Flag | None = None
+
+
+class TheftDefence:
+    """Per-consumer theft detection and responses for one served model. Thread-safe; state in memory."""
+
+    def __init__(
+        self,
+        *,
+        reference_x: Any,
+        reference_y: Any,
+        n_classes: int,
+        policy: TheftPolicy | None = None,
+        secret: bytes | None = None,
+        watermark: Any = None,
+        center: float | np.ndarray = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy or TheftPolicy()
+        self._secret = secret if secret is not None else os.urandom(32)
+        self.n_classes = int(n_classes)
+        x = np.asarray(reference_x, dtype=np.float64)
+        self.n_features = int(np.prod(x.shape[1:]))
+        self.scorer = ReferenceScorer(
+            x=x,
+            y=np.asarray(reference_y),
+            n_classes=self.n_classes,
+            k=self.policy.k,
+            max_rows=self.policy.max_reference,
+            rng=keyed_generator(derive(self._secret, "reference"), "subsample"),
+        )
+        jitter = keyed_generator(derive(self._secret, "thresholds"), "jitter").uniform(0.0, 0.1, 2)
+        self._shift_z = self.policy.shift_z * (1.0 - jitter[0])
+        self._tail_log10 = self.policy.tail_log10_p * (1.0 - jitter[1])
+        self._mis_key = derive(self._secret, "misinformation")
+        self._poison_key = derive(self._secret, "poison")
+        self.monitor = ExtractionMonitor(
+            config=MonitorConfig(),
+            n_features=self.n_features,
+            center=center,
+            key=derive(self._secret, "monitor"),
+        )
+        self.watermark = watermark
+        self._clock = clock
+        self._consumers: OrderedDict[str, _Consumer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- state ----------------------------------------------------------------------------------------
+    def _state(self, consumer: str) -> _Consumer:
+        s = self._consumers.get(consumer)
+        if s is None:
+            s = self._consumers[consumer] = _Consumer(self.policy.window)
+            while len(self._consumers) > self.policy.max_consumers:
+                self._consumers.popitem(last=False)
+        else:
+            self._consumers.move_to_end(consumer)
+        return s
+
+    def _stats(self, s: _Consumer) -> tuple[float, dict[str, Any], str | None]:
+        pol = self.policy
+        n = len(s.pct)
+        if n < pol.min_rows:
+            return 0.0, {"distinct_rows": n}, None
+        pct = np.fromiter(s.pct, dtype=np.float64, count=n)
+        z = (float(pct.mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
+        tail = int((pct >= pol.tail_pct).sum())
+        from scipy.stats import binom
+
+        log10_p = float(binom.logsf(tail - 1, n, pol.tail_base)) / math.log(10.0)
+        evidence = {
+            "distinct_rows": n,
+            "mean_percentile": round(float(pct.mean()), 4),
+            "shift_z": round(z, 2),
+            "tail_rows": tail,
+            "tail_log10_p": round(log10_p, 2),
+        }
+        scores = {"shift": z / self._shift_z, "tail": log10_p / self._tail_log10}
+        reason = max(scores, key=lambda r: scores[r])
+        return max(scores.values()), evidence, reason
+
+    # -- the request path ---------------------------------------------------------------------------
+    def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
+        """Judge a request of ``consumers`` (identity first, then e.g. ``addr:<ip>``) and shape its answer."""
+        if not consumers:
+            raise InvalidInput("respond needs at least one consumer id")
+        pol = self.policy
+        rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        p = np.asarray(proba, dtype=np.float64)
+        if rows.shape[1] != self.n_features or p.shape != (len(rows), self.n_classes):
+            raise InvalidInput("x and proba do not match the defended model")
+        now = self._clock()
+        day = int(now // 86400)
+        pred = p.argmax(axis=1)
+        pct, ratio = self.scorer.score(rows, pred)
+        digests = [hashlib.blake2b(np.round(r, 5).tobytes(), digest_size=16).digest() for r in rows]
+        best_score, flagged, newly, reason = 0.0, False, False, None
+        with self._lock:
+            states = [self._state(c) for c in consumers]
+            for s in states:
+                if s.day != day:
+                    s.day, s.rows_day = day, 0
+                if s.rows_day + len(rows) > pol.daily_rows:
+                    raise BudgetExhausted(f"daily row budget of {pol.daily_rows} reached")
+            fresh = []
+            for cid, s in zip(consumers, states, strict=True):
+                s.rows += len(rows)
+                s.rows_day += len(rows)
+                for i, dg in enumerate(digests):
+                    if dg in s.seen:
+                        continue
+                    s.seen[dg] = None
+                    if len(s.seen) > 4 * pol.window:
+                        s.seen.popitem(last=False)
+                    s.pct.append(float(pct[i]))
+                    if cid == consumers[0]:
+                        fresh.append(i)
+                score, evidence, why = self._stats(s)
+                if s.flag is not None and now - s.flag.last_seen > pol.flag_ttl_s:
+                    s.flag = None  # decayed: no new evidence for flag_ttl_s
+                if score >= 1.0 and why is not None:
+                    evidence.update(rows=s.rows, rows_today=s.rows_day)
+                    since = s.flag.since if s.flag is not None else now
+                    newly = newly or s.flag is None
+                    s.flag = Flag(cid, why, round(score, 3), since, now, evidence)
+                if s.flag is not None:
+                    flagged = True
+                    reason = reason or s.flag.reason
+                    score = max(score, s.flag.score)
+                best_score = max(best_score, score)
+        if fresh:  # PRADA + keyed coverage over the identity's distinct rows: corroborating evidence only
+            verdict = self.monitor.observe(consumers[0], rows[fresh])
+            if verdict.flagged and not flagged and best_score * self._shift_z >= pol.corroborate_z:
+                with self._lock:
+                    s = self._state(consumers[0])
+                    s.flag = Flag(
+                        consumers[0],
+                        f"corroborated {verdict.reason}",
+                        1.0,
+                        now,
+                        now,
+                        {"monitor": verdict.reason},
+                    )
+                flagged = newly = True
+                reason = s.flag.reason
+                best_score = max(best_score, 1.0)
+        if pol.block_score is not None and best_score >= pol.block_score:
+            raise AccessDenied("client blocked by the extraction defence")
+        mis = ratio > pol.hard_ood
+        if flagged:
+            mis |= pct >= pol.flagged_ood_pct
+            if best_score >= pol.strong_score:
+                mis[:] = True
+        out = p.copy()
+        if self.watermark is not None:
+            out = self.watermark.apply(consumers[0], rows, out)
+        if flagged:
+            dig = np.array([int.from_bytes(d[:8], "big") for d in digests], dtype=np.uint64)
+            out = poison(
+                out, secret=self._poison_key, consumer=consumers[0], eps=pol.poison_eps, x_digest=dig
+            )
+            out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
+        if mis.any():
+            out[mis] = misinform(out[mis], secret=self._mis_key, consumer=consumers[0])
+        with self._lock:
+            for s in states:
+                s.bits += len(rows) * (math.log2(self.n_classes) if flagged else 32.0 * self.n_classes)
+        return Answer(
+            proba=out,
+            flagged=flagged,
+            score=round(best_score, 3),
+            misinformed=int(mis.sum()),
+            poisoned=flagged,
+            truncated=flagged,
+            newly_flagged=newly,
+            reason=reason,
+        )
+
+    # -- admin ------------------------------------------------------------------------------------------
+    def flags(self) -> list[dict[str, Any]]:
+        """Current flags with their evidence (decayed flags are dropped)."""
+        now = self._clock()
+        with self._lock:
+            out = []
+            for s in self._consumers.values():
+                if s.flag is not None and now - s.flag.last_seen <= self.policy.flag_ttl_s:
+                    out.append({**s.flag.to_dict(), "rows": s.rows, "bits_released": round(s.bits, 1)})
+            return out
+
+    def consumers(self) -> list[str]:
+        """Every consumer id seen (the candidates for watermark attribution)."""
+        with self._lock:
+            return list(self._consumers)
+
+    def reset(self, consumer: str) -> None:
+        with self._lock:
+            self._consumers.pop(consumer, None)
+        self.monitor.reset(consumer)
+
+
+class DefendedModel:
+    """A model behind the defence, as one consumer sees it (a ``ModelAdapter`` for attacks and benchmarks).
+
+    Requests are cut into batches of ``batch`` rows, as a client would send them; a refused request (budget,
+    block) answers nothing further: ``refused`` holds the reason and later rows get uniform probabilities.
+    """
+
+    def __init__(
+        self, model: Any, defence: TheftDefence, *, consumers: Sequence[str], batch: int = 20
+    ) -> None:
+        self.model = model
+        self.defence = defence
+        self.consumers = tuple(consumers)
+        self.batch = int(batch)
+        self.input_shape = tuple(model.input_shape)
+        self.n_classes = int(model.n_classes)
+        self.clip_values = getattr(model, "clip_values", None)
+        self.label_only = False
+        self.refused: str | None = None
+        self.answered = 0
+        self.misinformed = 0
+        self.first_flag: int | None = None
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float32)
+        out = np.full((len(arr), self.n_classes), 1.0 / self.n_classes)
+        for start in range(0, len(arr), self.batch):
+            if self.refused is not None:
+                break
+            part = arr[start : start + self.batch]
+            try:
+                ans = self.defence.respond(
+                    consumers=self.consumers, x=part, proba=self.model.predict_proba(part)
+                )
+            except (BudgetExhausted, AccessDenied) as exc:
+                self.refused = str(exc)
+                break
+            out[start : start + len(part)] = ans.proba
+            self.answered += len(part)
+            self.misinformed += ans.misinformed
+            if ans.flagged and self.first_flag is None:
+                self.first_flag = self.answered
+        return out
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self.predict_proba(x).argmax(axis=1), dtype=np.int64)
+
+
+__all__ = [
+    "THEFT_LABEL",
+    "Answer",
+    "DefendedModel",
+    "Flag",
+    "ReferenceScorer",
+    "TheftDefence",
+    "TheftPolicy",
+    "derive",
+]

@@ -1,0 +1,225 @@
+"""The theft defence against its attacks (issue 20), in-process on a digits MLP, plus one end-to-end run
+through the real gateway on 127.0.0.1.
+
+The fast tests assert the goals on a subset (random, bucket-shaped and Jacobian attacks at 2,000 rows, 20
+benign streams); the full matrix (every attack, both datasets, 100 benign streams of 2,000 rows) is marked
+slow and is what ``benchmarks/bench_extraction.py`` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from bastion.adversarial.attacks.extraction import extract
+from bastion.errors import BudgetExhausted
+from bastion.serve.config import MonitorConfig
+from bastion.serve.monitor import ExtractionMonitor
+from bastion.serve.responses import derangement, misinform, poison, truncate
+from bastion.serve.theft import DefendedModel, TheftDefence, TheftPolicy
+from bastion.watermark.api import ConsumerWatermark
+
+SECRET = b"test-deployment-secret-of-32-byt"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_defence(digits: Any, *, secret: bytes = SECRET, **kw: Any) -> TheftDefence:
+    wm = ConsumerWatermark(secret, n_features=64, n_classes=10, scale=_scale(digits.x_train), cycles=0.5)
+    return TheftDefence(
+        reference_x=digits.x_train,
+        reference_y=digits.adapter.predict(digits.x_train),
+        n_classes=10,
+        secret=secret,
+        watermark=wm,
+        center=0.5,
+        **kw,
+    )
+
+
+def _scale(x: np.ndarray) -> float:
+    rng = np.random.default_rng(1)
+    dirs = rng.standard_normal((32, x.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return float((x @ dirs.T).std(axis=0).mean())
+
+
+def steal(
+    digits: Any, strategy: str, served: Any, budgets: tuple[int, ...] = (2000,), train_steps: int = 400
+) -> Any:
+    return extract(
+        victim=served,
+        strategy=strategy,
+        budgets=budgets,
+        data=digits.x_test,
+        eval_x=digits.x_train[:600],
+        clip_values=(0.0, 1.0),
+        jacobian_seed_size=100,
+        reference=digits.adapter,
+        train_steps=train_steps,
+        seed=3,
+    )
+
+
+def test_monitor_parameters_are_keyed_not_in_the_code() -> None:
+    cfg = MonitorConfig()
+    a = ExtractionMonitor(config=cfg, n_features=64, key=b"a" * 32)
+    b = ExtractionMonitor(config=cfg, n_features=64, key=b"b" * 32)
+    again = ExtractionMonitor(config=cfg, n_features=64, key=b"a" * 32)
+    unkeyed = ExtractionMonitor(config=cfg, n_features=64)
+    public = np.random.default_rng(0).standard_normal((64, cfg.coverage_bits)).astype(np.float32)
+    assert np.array_equal(a._planes, again._planes)
+    for other in (b, unkeyed):
+        assert not np.array_equal(a._planes, other._planes)
+    assert not np.array_equal(unkeyed._planes, public)
+
+
+def test_misinformation_always_changes_the_label_and_poisoning_never_does() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(10) * 0.3, 500)
+    perm = derangement(SECRET, "c", 10)
+    assert not np.any(perm == np.arange(10))
+    assert np.all(misinform(p, secret=SECRET, consumer="c").argmax(1) != p.argmax(1))
+    assert np.all(
+        misinform(p[:, :2] / p[:, :2].sum(1, keepdims=True), secret=SECRET, consumer="c").argmax(1)
+        != p[:, :2].argmax(1)
+    )
+    digest = rng.integers(0, 2**62, 500)
+    q = poison(p, secret=SECRET, consumer="c", eps=0.3, x_digest=digest)
+    assert np.array_equal(q.argmax(1), p.argmax(1))
+    assert np.abs(q - p).sum(1).mean() > 0.05  # it does move the probabilities
+    assert np.array_equal(q, poison(p, secret=SECRET, consumer="c", eps=0.3, x_digest=digest))
+    t = truncate(p, top_k=3, decimals=2)
+    rows = np.arange(len(p))
+    assert ((t > 0).sum(1) <= 3).all() and np.all(t[rows, p.argmax(1)] == t.max(1))
+
+
+@pytest.mark.parametrize("strategy", ["random", "bucket", "jacobian"])
+def test_synthetic_theft_is_flagged_within_300_rows_and_the_copy_is_poor(digits: Any, strategy: str) -> None:
+    plain = steal(digits, strategy, digits.adapter)
+    served = DefendedModel(digits.adapter, make_defence(digits), consumers=("mallory",))
+    defended = steal(digits, strategy, served)
+    assert served.first_flag is not None and served.first_flag <= 300
+    assert defended.points[-1].fidelity <= 0.70 < plain.points[-1].fidelity
+
+
+def test_benign_streams_are_not_flagged_and_lose_no_accuracy(digits: Any) -> None:
+    clock = Clock()
+    guard = make_defence(digits, clock=clock)
+    rng = np.random.default_rng(5)
+    plain = defended = total = 0
+    for s in range(20):
+        kind = s % 4
+        if kind == 0:  # one class only
+            idx = np.flatnonzero(digits.y_test == s % 10)
+            order = idx[rng.integers(0, len(idx), 500)]
+        elif kind == 1:  # each input three times
+            order = np.repeat(rng.integers(0, len(digits.x_test), 170), 3)[:500]
+        else:
+            order = rng.integers(0, len(digits.x_test), 500)
+        batch = 100 if kind == 3 else 10  # batch job
+        for start in range(0, 500, batch):
+            if kind == 2 and start == 250:
+                clock.t += 8 * 3600  # a burst after idle
+            xs, ys = digits.x_test[order[start : start + batch]], digits.y_test[order[start : start + batch]]
+            p = digits.adapter.predict_proba(xs)
+            ans = guard.respond(consumers=(f"user-{s}", f"addr:10.0.0.{s}"), x=xs, proba=p)
+            assert not ans.flagged, (s, start, ans.reason)
+            plain += int((p.argmax(1) == ys).sum())
+            defended += int((ans.proba.argmax(1) == ys).sum())
+            total += len(xs)
+    assert guard.flags() == []
+    assert (plain - defended) / total <= 0.01
+
+
+def test_flags_decay_carry_evidence_and_join_tokens_of_one_address(digits: Any) -> None:
+    clock = Clock()
+    guard = make_defence(digits, clock=clock, policy=TheftPolicy(flag_ttl_s=600.0))
+    rng = np.random.default_rng(1)
+    for i in range(10):  # two tokens of one identity, one address: the address is flagged
+        x = rng.random((20, 64), dtype=np.float32)
+        guard.respond(
+            consumers=(f"token-{i % 2}", "addr:192.0.2.9"), x=x, proba=digits.adapter.predict_proba(x)
+        )
+    flags = {f["consumer"]: f for f in guard.flags()}
+    assert "addr:192.0.2.9" in flags
+    evidence = flags["addr:192.0.2.9"]["evidence"]
+    assert evidence["mean_percentile"] > 0.9 and evidence["distinct_rows"] >= 100
+    natural = digits.x_test[:20]
+    assert guard.respond(
+        consumers=("token-new", "addr:192.0.2.9"), x=natural, proba=digits.adapter.predict_proba(natural)
+    ).flagged
+    clock.t += 601
+    assert guard.flags() == []  # decayed
+
+
+def test_daily_row_budget_bounds_every_consumer(digits: Any) -> None:
+    clock = Clock()
+    guard = make_defence(digits, clock=clock, policy=TheftPolicy(daily_rows=300))
+    x = digits.x_test[:100]
+    p = digits.adapter.predict_proba(x)
+    for _ in range(3):
+        guard.respond(consumers=("eve",), x=x, proba=p)
+    with pytest.raises(BudgetExhausted):
+        guard.respond(consumers=("eve",), x=x[:1], proba=p[:1])
+    clock.t += 86400
+    guard.respond(consumers=("eve",), x=x, proba=p)
+
+
+def test_natural_data_theft_is_attributable_to_the_consumer(digits: Any) -> None:
+    guard = make_defence(digits)
+    served = DefendedModel(digits.adapter, guard, consumers=("mallory",))
+    stolen = steal(digits, "knockoff", served, train_steps=600)  # extract()'s default training
+    innocent = steal(digits, "knockoff", digits.adapter, train_steps=600)
+    candidates = ["mallory", *[f"customer-{i}" for i in range(49)]]
+    probes = digits.x_test
+    ref = digits.adapter.predict_proba(probes)
+    wm = guard.watermark
+    found = wm.attribute(
+        predict_proba=stolen.surrogate.predict_proba, probes=probes, consumers=candidates, reference=ref
+    )
+    assert found.consumer == "mallory" and found.p_value < 1e-6
+    clean = wm.attribute(
+        predict_proba=innocent.surrogate.predict_proba, probes=probes, consumers=candidates, reference=ref
+    )
+    assert clean.p_value > 1e-3
+
+
+def test_gateway_end_to_end_flags_misinforms_and_lists_evidence(project: Any, digits: Any, kit: Any) -> None:
+    guard = make_defence(digits)
+    gw = kit.make_gateway(project, digits, theft=guard)
+    rng = np.random.default_rng(9)
+    alice = kit.bearer(project.tokens["alice"])
+    with kit.serving(gw) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        natural = digits.x_test[:20]
+        r = client.post("/v2/models/digits/infer", json=kit.infer_body(natural), headers=alice)
+        assert r.status_code == 200
+        labels = np.asarray(next(o for o in r.json()["outputs"] if o["name"] == "label")["data"])
+        assert np.array_equal(labels, digits.adapter.predict(natural))
+        for _ in range(5):
+            x = rng.random((20, 64), dtype=np.float32)
+            r = client.post("/v2/models/digits/infer", json=kit.infer_body(x), headers=alice)
+            assert r.status_code == 200
+            labels = np.asarray(next(o for o in r.json()["outputs"] if o["name"] == "label")["data"])
+            assert np.all(labels != digits.adapter.predict(x))  # far out of distribution: misinformation
+        flags = client.get("/admin/theft", headers=kit.bearer(project.tokens["dave"])).json()
+        assert flags["enabled"] and flags["flags"][0]["evidence"]["mean_percentile"] > 0.9
+        assert client.get("/admin/theft", headers=alice).status_code == 403
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["jacobian-random", "mixup"])
+def test_more_synthetic_attacks_full(digits: Any, strategy: str) -> None:
+    served = DefendedModel(digits.adapter, make_defence(digits), consumers=("mallory",))
+    defended = steal(digits, strategy, served)
+    assert served.first_flag is not None and served.first_flag <= 300
+    assert defended.points[-1].fidelity <= 0.70

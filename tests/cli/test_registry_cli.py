@@ -113,3 +113,65 @@ def test_tampered_database_row_exits_1(home: Path, model: Path, tmp_path: Path, 
     err = capsys.readouterr().err
     assert "do not match the signed manifest" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+# --- issue 12 item 9: each of these is one line on stderr and exit 2 ---------------------------------------
+
+
+def _one_line_exit_2(argv: list[str], capsys) -> str:  # type: ignore[no-untyped-def]
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len([line for line in err if not line.startswith(("hint:", "WARNING", "using unsafe_fast"))]) == 1
+    ), err
+    assert "Traceback" not in "\n".join(err) and "sqlalchemy" not in "\n".join(err).lower()
+    return err[0]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "proc"])
+def test_pull_out_at_a_link_or_proc_is_one_line(
+    home: Path, model: Path, tmp_path: Path, capsys, kind: str
+) -> None:
+    assert run(["registry", "push", str(model), "--name", "m", "--allow-unsafe"]) == 0
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    out = tmp_path / "out"
+    if kind == "symlink":
+        out.symlink_to(victim)
+    elif kind == "dangling":
+        out.symlink_to(tmp_path / "nowhere")
+    else:
+        out = Path("/proc/self/x")
+    capsys.readouterr()
+    _one_line_exit_2(["registry", "pull", "m", "--out", str(out)], capsys)
+    assert list(victim.iterdir()) == []
+
+
+def test_deeply_nested_metadata_is_one_line(home: Path, model: Path, capsys) -> None:
+    deep = "[" * 20000 + "]" * 20000
+    line = _one_line_exit_2(
+        ["registry", "push", str(model), "--name", "m", "--allow-unsafe", "--metadata", deep], capsys
+    )
+    assert "metadata" in line
+    meta = '{"a": ' + "[" * 40 + "]" * 40 + "}"
+    line = _one_line_exit_2(
+        ["registry", "push", str(model), "--name", "m", "--allow-unsafe", "--metadata", meta], capsys
+    )
+    assert "nested" in line
+
+
+def test_database_url_at_a_non_database_file_is_one_line(home: Path, tmp_path: Path, capsys) -> None:
+    notdb = tmp_path / "notes.txt"
+    notdb.write_text("this is not a database\n" * 100)
+    cfg = home / "bastion.toml"
+    cfg.write_text(cfg.read_text() + f'\n[database]\nurl = "sqlite:///{notdb}"\n')
+    line = _one_line_exit_2(["status"], capsys)
+    assert "not a bastion database" in line
+
+
+@pytest.mark.parametrize("ref", ["m:١", "m:²", "m\n"])
+def test_non_ascii_versions_and_names_are_exit_2(home: Path, model: Path, capsys, ref: str) -> None:
+    assert run(["registry", "push", str(model), "--name", "m", "--allow-unsafe"]) == 0
+    capsys.readouterr()
+    line = _one_line_exit_2(["registry", "show", ref], capsys)
+    assert "internal error" not in line

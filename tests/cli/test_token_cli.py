@@ -59,3 +59,38 @@ def test_access_grant_revoke_list(home: Path, capsys) -> None:
     assert run(["access", "revoke", "ana"]) == 0
     assert run(["access", "revoke", "ana"]) == 2
     assert run(["access", "grant", "bob", "--role", "wizard"]) == 2
+
+
+# --- issue 12 items 9, 11, 12 through the CLI ---------------------------------------------------------------
+
+
+def test_access_revoke_nothing_matched_is_exit_2_and_says_so(home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(["access", "grant", "eng", "--role", "ml-engineer", "--model", "*"]) == 0
+    capsys.readouterr()
+    assert run(["access", "revoke", "eng", "--model", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was removed" in err and "scopes removed" not in err
+    assert run(["access", "grant", "eng", "--model", "fraud"]) == 0
+    capsys.readouterr()
+    assert run(["access", "revoke", "eng", "--model", "fraud", "--model", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "removed model fraud" in out and "not held, nothing removed for model digits" in out
+
+
+def test_access_grant_of_a_revoked_name_is_one_line(home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(["access", "grant", "gone", "--role", "auditor"]) == 0
+    assert run(["access", "revoke", "gone"]) == 0
+    capsys.readouterr()
+    assert run(["access", "grant", "gone", "--role", "auditor"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was revoked" in err[0] and "IntegrityError" not in err[0]
+
+
+def test_token_create_for_existing_identity_does_not_widen(home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(["token", "create", "--name", "ci", "--role", "deployer", "--model", "fraud"]) == 0
+    capsys.readouterr()
+    assert run(["token", "create", "--name", "ci", "--role", "deployer", "--model", "*"]) == 2
+    assert "access grant" in capsys.readouterr().err
+    assert run(["access", "list", "--format", "json"]) == 0
+    ci = next(i for i in json.loads(capsys.readouterr().out) if i["name"] == "ci")
+    assert ci["models"] == ["fraud"]

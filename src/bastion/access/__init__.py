@@ -7,7 +7,16 @@ every denial.
 
 from __future__ import annotations
 
-from bastion.access.control import OWNER_ID, TOKEN_PREFIX, AccessControl, Identity, TokenInfo, allowed
+from bastion.access.control import (
+    OWNER_ID,
+    TOKEN_PREFIX,
+    AccessControl,
+    Identity,
+    Revocation,
+    TokenInfo,
+    allowed,
+    token_id,
+)
 from bastion.access.roles import PERMISSIONS, ROLE_ENVS, ROLE_PERMISSIONS, ROLES, role_table_markdown
 
 __all__ = [
@@ -19,7 +28,9 @@ __all__ = [
     "TOKEN_PREFIX",
     "AccessControl",
     "Identity",
+    "Revocation",
     "TokenInfo",
     "allowed",
     "role_table_markdown",
+    "token_id",
 ]

@@ -1,8 +1,18 @@
 """Identities, API tokens and the permission check (deny by default, every denial audit-logged).
 
-Tokens are ``bst_`` + ``secrets.token_urlsafe(32)`` (256 bits). The first 12 characters after the prefix are
-the token id, used to find the row; the database keeps only a per-token random salt and
-HMAC-SHA256(salt, token), compared with :func:`hmac.compare_digest`. A token is shown once, at creation.
+Tokens are ``bst_<id>.<secret>``: ``id`` is 16 random hex characters, independent of the secret (it is shown
+in listings and logs and used to find the row), ``secret`` is ``secrets.token_urlsafe(32)`` (256 bits). The
+database keeps only a per-token random salt and HMAC-SHA256(salt, token), compared with
+:func:`hmac.compare_digest`. A token is shown once, at creation.
+
+Tokens made before this format (``bst_`` + 43 characters, no ``.``) keep working: their row is still found by
+their first 12 characters, but since those are part of the secret they are never shown or logged again;
+listings, logs and ``token revoke`` use ``legacy-`` + a hash of them instead. Re-issue them to get an
+independent id (``token create``, then ``token revoke legacy-…``).
+
+A token carries its identity's scope. Creating a token for an existing identity never changes the identity's
+grants (that is ``access grant``'s job), and a token cannot be narrower than its identity either: asking for
+other models or environments than the identity holds is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +38,10 @@ from bastion.store.db import utcnow
 from bastion.store.tables import grants, identities, tokens
 
 TOKEN_PREFIX = "bst_"  # noqa: S105 - a public prefix, not a secret
-TOKEN_ID_LEN = 12
+TOKEN_ID_HEX = 16  # 64 random bits: an index, not a secret
+LEGACY_ID_LEN = 12
+LEGACY_PREFIX = "legacy-"
+_ID_CHARS = frozenset("0123456789abcdef")
 OWNER_ID = "owner"
 OWNER_NAME = "owner"
 
@@ -50,6 +63,24 @@ class Identity:
             "role": self.role,
             "models": list(self.models),
             "envs": list(self.envs),
+        }
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What ``access revoke`` removed, and which of the given scopes the identity did not hold."""
+
+    identity: Identity | None
+    removed_models: tuple[str, ...] = ()
+    removed_envs: tuple[str, ...] = ()
+    not_held_models: tuple[str, ...] = ()
+    not_held_envs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": None if self.identity is None else self.identity.to_dict(),
+            "removed": {"models": list(self.removed_models), "envs": list(self.removed_envs)},
+            "not_held": {"models": list(self.not_held_models), "envs": list(self.not_held_envs)},
         }
 
 
@@ -82,6 +113,34 @@ def allowed(identity: Identity, permission: str, *, model: str | None = None, en
     return model is None or any(fnmatch.fnmatchcase(model, glob) for glob in identity.models)
 
 
+def _legacy_public_id(row_id: str) -> str:
+    """What listings and logs show for a legacy token (its row id is part of its secret)."""
+    return LEGACY_PREFIX + hashlib.sha256(b"bastion-legacy-token-id\x00" + row_id.encode()).hexdigest()[:16]
+
+
+def _public_id(row_id: str) -> str:
+    return row_id if len(row_id) == TOKEN_ID_HEX and set(row_id) <= _ID_CHARS else _legacy_public_id(row_id)
+
+
+def token_id(token: str) -> str | None:
+    """The public id of a token string (None when it is not shaped like a bastion token)."""
+    row = _row_id(token)
+    return None if row is None else _public_id(row)
+
+
+def _row_id(token: str) -> str | None:
+    """The database row id a token names: its id (new format) or its first 12 characters (legacy)."""
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    body = token[len(TOKEN_PREFIX) :]
+    if "." in body:
+        ident, _, secret = body.partition(".")
+        if len(ident) != TOKEN_ID_HEX or not set(ident) <= _ID_CHARS or not secret:
+            return None
+        return ident
+    return body[:LEGACY_ID_LEN] if len(body) > LEGACY_ID_LEN else None
+
+
 def _token_digest(salt: bytes, token: str) -> bytes:
     return hmac.new(salt, token.encode("utf-8"), hashlib.sha256).digest()
 
@@ -89,6 +148,21 @@ def _token_digest(salt: bytes, token: str) -> bytes:
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+
+
+def _same_scope(name: str, what: str, asked: Sequence[str], held: tuple[str, ...]) -> None:
+    asked_set = set(asked)
+    if not asked_set or asked_set == set(held):
+        return
+    if asked_set <= set(held):
+        raise Conflict(
+            f"a token carries its identity's whole scope ({what}: {', '.join(held)}): "
+            f"for a narrower token create another identity"
+        )
+    raise Conflict(
+        f"token create does not change {name!r}'s grants ({what}: {', '.join(held)}): "
+        f"run 'bastion access grant {name}' first"
+    )
 
 
 def _scopes(role: str, models: Iterable[str], envs: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -224,11 +298,21 @@ class AccessControl:
     ) -> Identity:
         """Create identity ``name`` (with ``role``) or widen an existing one's model/env scopes."""
         self._require_manage()
+        try:
+            self._grant(name=name, role=role, models=models, envs=envs)
+        except sa.exc.IntegrityError as exc:  # a concurrent create of the same name
+            raise Conflict(f"identity {name!r} was created concurrently: try again") from exc
+        ident = self.identity(name)
+        self._log("access:grant", name, {"role": ident.role, "models": list(models), "envs": list(envs)})
+        return ident
+
+    def _grant(self, *, name: str, role: str | None, models: Sequence[str], envs: Sequence[str]) -> None:
         with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
             ).first()
             if row is None:
+                self._refuse_reused_name(conn, name)
                 if role is None:
                     raise NotFound(f"no identity named {name!r} (give --role to create it)")
                 _check_role(role)
@@ -244,14 +328,22 @@ class AccessControl:
                 new_envs = [e for e in dict.fromkeys(envs) if e not in current.envs]
                 _scopes(row.role, new_models or ["*"], new_envs)
                 self._insert_grants(conn, row.id, new_models, new_envs)
-        ident = self.identity(name)
-        self._log("access:grant", name, {"role": ident.role, "models": list(models), "envs": list(envs)})
-        return ident
 
     def revoke(self, *, name: str, models: Sequence[str] = (), envs: Sequence[str] = ()) -> Identity | None:
-        """Remove model/env scopes; with neither, disable the identity and revoke all its tokens."""
+        """Remove model/env scopes; with neither, disable the identity and revoke all its tokens.
+
+        Scopes are removed by their exact text (``--model digits`` does not narrow a ``*`` grant). When none
+        of the given scopes is held, nothing changes and :class:`NotFound` says what the identity holds; use
+        :meth:`revoke_scopes` to learn which were removed and which were not held.
+        """
+        return self.revoke_scopes(name=name, models=models, envs=envs).identity
+
+    def revoke_scopes(self, *, name: str, models: Sequence[str] = (), envs: Sequence[str] = ()) -> Revocation:
+        """:meth:`revoke`, returning what was removed and what was not held (raises when nothing matched)."""
         self._require_manage()
         now = utcnow()
+        removed: dict[str, list[str]] = {"model": [], "env": []}
+        missing: dict[str, list[str]] = {"model": [], "env": []}
         with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
@@ -262,11 +354,22 @@ class AccessControl:
                 raise InvalidInput("the local owner cannot be disabled")
             active = grants.c.revoked_at.is_(None) & (grants.c.identity_id == row.id)
             if models or envs:
+                current = self._load(conn, row)
+                held = {"model": current.models, "env": current.envs}
                 for scope, values in (("model", models), ("env", envs)):
-                    if values:
+                    for v in dict.fromkeys(values):
+                        (removed if v in held[scope] else missing)[scope].append(v)
+                if not removed["model"] and not removed["env"]:
+                    raise NotFound(
+                        f"{name} holds none of the scopes given, nothing was removed (it holds models "
+                        f"{', '.join(current.models) or '-'}; envs {', '.join(current.envs) or '-'}; "
+                        "scopes are removed by their exact text)"
+                    )
+                for scope in ("model", "env"):
+                    if removed[scope]:
                         conn.execute(
                             sa.update(grants)
-                            .where(active, grants.c.scope == scope, grants.c.value.in_(list(values)))
+                            .where(active, grants.c.scope == scope, grants.c.value.in_(removed[scope]))
                             .values(revoked_at=now)
                         )
             else:
@@ -277,66 +380,95 @@ class AccessControl:
                     .values(revoked_at=now)
                 )
                 conn.execute(sa.update(identities).where(identities.c.id == row.id).values(disabled_at=now))
-        self._log("access:revoke", name, {"models": list(models), "envs": list(envs)})
-        return None if not (models or envs) else self.identity(name)
+        self._log(
+            "access:revoke",
+            name,
+            {
+                "models": removed["model"],
+                "envs": removed["env"],
+                "not_held": {"models": missing["model"], "envs": missing["env"]},
+            },
+        )
+        ident = None if not (models or envs) else self.identity(name)
+        return Revocation(
+            identity=ident,
+            removed_models=tuple(removed["model"]),
+            removed_envs=tuple(removed["env"]),
+            not_held_models=tuple(missing["model"]),
+            not_held_envs=tuple(missing["env"]),
+        )
+
+    def _refuse_reused_name(self, conn: Connection, name: str) -> None:
+        """A revoked identity's name is not reused (its audit trail and grants stay attributable)."""
+        if conn.execute(sa.select(identities.c.id).where(identities.c.name == name)).first() is not None:
+            raise Conflict(f"identity {name!r} was revoked; its name cannot be reused: choose another name")
 
     # --- tokens ---------------------------------------------------------------------------------------------
 
     def create_token(
         self, *, name: str, role: str, models: Sequence[str] = (), envs: Sequence[str] = ()
     ) -> tuple[Identity, str]:
-        """A new API token for identity ``name`` (created with ``role`` if new). Returns (identity, token)."""
+        """A new API token for identity ``name`` (created with ``role`` if new). Returns (identity, token).
+
+        For an existing identity the token gets exactly the identity's scope: ``models``/``envs`` may be
+        omitted or must equal what it holds (widening is ``access grant``'s job; narrowing needs another
+        identity), so creating a token never changes what older tokens of that identity may do.
+        """
         self._require_manage()
         _check_role(role)
-        m, e = _scopes(role, models, envs)
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = token[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + TOKEN_ID_LEN]
+        row_id = secrets.token_hex(TOKEN_ID_HEX // 2)
+        token = f"{TOKEN_PREFIX}{row_id}.{secrets.token_urlsafe(32)}"
         salt = secrets.token_bytes(16)
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
-            ).first()
-            if row is None:
-                identity_id = uuid.uuid4().hex
-                self._insert_identity(conn, identity_id=identity_id, name=name, role=role, models=m, envs=e)
-            else:
-                if row.role != role:
-                    raise Conflict(f"identity {name!r} already has role {row.role}")
-                identity_id = row.id
-                current = self._load(conn, row)
-                self._insert_grants(
-                    conn,
-                    identity_id,
-                    [x for x in dict.fromkeys(models) if x not in current.models],
-                    [x for x in dict.fromkeys(envs) if x not in current.envs],
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
+                ).first()
+                if row is None:
+                    self._refuse_reused_name(conn, name)
+                    m, e = _scopes(role, models, envs)
+                    identity_id = uuid.uuid4().hex
+                    self._insert_identity(
+                        conn, identity_id=identity_id, name=name, role=role, models=m, envs=e
+                    )
+                else:
+                    if row.role != role:
+                        raise Conflict(f"identity {name!r} already has role {row.role}")
+                    identity_id = row.id
+                    current = self._load(conn, row)
+                    _same_scope(name, "models", models, current.models)
+                    _same_scope(name, "envs", envs, current.envs)
+                    m, e = current.models, current.envs
+                conn.execute(
+                    sa.insert(tokens).values(
+                        id=row_id,
+                        identity_id=identity_id,
+                        salt=salt,
+                        digest=_token_digest(salt, token),
+                        created_at=utcnow(),
+                    )
                 )
-            conn.execute(
-                sa.insert(tokens).values(
-                    id=token_id,
-                    identity_id=identity_id,
-                    salt=salt,
-                    digest=_token_digest(salt, token),
-                    created_at=utcnow(),
-                )
-            )
+        except sa.exc.IntegrityError as exc:  # a concurrent create of the same identity name
+            raise Conflict(f"identity {name!r} was created concurrently: try again") from exc
         ident = self.identity(name)
         self._log(
-            "token:create", name, {"token_id": token_id, "role": role, "models": list(m), "envs": list(e)}
+            "token:create", name, {"token_id": row_id, "role": role, "models": list(m), "envs": list(e)}
         )
         return ident, token
 
     def authenticate(self, token: str) -> Identity:
         """The identity of a token; raises AuthenticationFailed (and logs it) for anything else."""
-        token_id = "-"  # noqa: S105 - a placeholder id, not a secret
+        shown = "-"
         try:
-            if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            row_id = _row_id(token)
+            if row_id is None:
                 raise AuthenticationFailed("invalid API token")
-            token_id = token[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + TOKEN_ID_LEN]
+            shown = _public_id(row_id)  # never a piece of the secret
             with self.engine.connect() as conn:
                 row = conn.execute(
                     sa.select(tokens, identities.c.disabled_at)
                     .join(identities, identities.c.id == tokens.c.identity_id)
-                    .where(tokens.c.id == token_id)
+                    .where(tokens.c.id == row_id)
                 ).first()
                 # Always compute one HMAC so a missing id and a wrong secret take comparable time.
                 salt = row.salt if row is not None else b"\x00" * 16
@@ -350,21 +482,26 @@ class AccessControl:
                 return self._load(conn, ident_row)
         except AuthenticationFailed:
             self.audit.append(
-                actor="unauthenticated", action="auth", target=token_id, outcome="denied", details=None
+                actor="unauthenticated", action="auth", target=shown, outcome="denied", details=None
             )
             raise
 
     def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by its public id (``legacy-…`` for tokens of the old format)."""
         self._require_manage()
         with self.engine.begin() as conn:
+            row_id = token_id
+            if token_id.startswith(LEGACY_PREFIX):
+                legacy = conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()
+                row_id = next((r for r in legacy if _legacy_public_id(r) == token_id), "")
             result = conn.execute(
                 sa.update(tokens)
-                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                .where(tokens.c.id == row_id, tokens.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-            if result.rowcount != 1:
+            if not row_id or result.rowcount != 1:
                 raise NotFound(f"no active token with id {token_id!r}")
-        self._log("token:revoke", token_id)
+        self._log("token:revoke", _public_id(row_id))
 
     def list_tokens(self) -> list[TokenInfo]:
         self._require_manage()
@@ -382,7 +519,7 @@ class AccessControl:
             ).all()
         return [
             TokenInfo(
-                id=r.id,
+                id=_public_id(r.id),
                 identity=r.name,
                 role=r.role,
                 created_at=(
@@ -394,4 +531,13 @@ class AccessControl:
         ]
 
 
-__all__ = ["OWNER_ID", "TOKEN_PREFIX", "AccessControl", "Identity", "TokenInfo", "allowed"]
+__all__ = [
+    "OWNER_ID",
+    "TOKEN_PREFIX",
+    "AccessControl",
+    "Identity",
+    "Revocation",
+    "TokenInfo",
+    "allowed",
+    "token_id",
+]

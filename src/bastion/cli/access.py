@@ -38,11 +38,30 @@ def register(app: typer.Typer) -> None:
         model: list[str] = typer.Option([], "--model", help="Model glob to remove, repeatable."),
         env: list[str] = typer.Option([], "--env", help="Environment to remove, repeatable."),
         home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Remove scopes; with neither --model nor --env, disable the identity and its tokens."""
+        """Remove scopes (exact text); with neither --model nor --env, disable the identity and its tokens.
+
+        Exit 2 when the identity holds none of the scopes given (nothing is changed).
+        """
         with open_vault(home) as vault:
-            ident = vault.access.revoke(name=name, models=model, envs=env)
-        typer.echo(f"revoked {name}" if ident is None else f"{name}: scopes removed")
+            result = vault.access.revoke_scopes(name=name, models=model, envs=env)
+        if fmt is OutputFormat.json:
+            print_json(result)
+            return
+        if result.identity is None:
+            typer.echo(f"revoked {name} (identity disabled, all its tokens revoked)")
+            return
+        removed = [f"model {m}" for m in result.removed_models] + [f"env {e}" for e in result.removed_envs]
+        typer.echo(f"{name}: removed {', '.join(removed)}")
+        not_held = [f"model {m}" for m in result.not_held_models] + [f"env {e}" for e in result.not_held_envs]
+        if not_held:
+            typer.echo(f"{name}: not held, nothing removed for {', '.join(not_held)}")
+        ident = result.identity
+        typer.echo(
+            f"{name} ({ident.role}) now: models {', '.join(ident.models) or '-'}; "
+            f"envs {', '.join(ident.envs) or '-'}"
+        )
 
     @access.command("list")
     def list_(home: Path | None = HOME_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:

@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
         if metadata is not None:
             try:
                 meta = json.loads(metadata)
-            except ValueError as exc:
-                raise InvalidInput("--metadata must be a JSON object") from exc
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+                raise InvalidInput("--metadata must be a JSON object (nested at most 32 deep)") from exc
             if not isinstance(meta, dict):
                 raise InvalidInput("--metadata must be a JSON object")
         with open_vault(home) as vault:

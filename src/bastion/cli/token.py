@@ -33,7 +33,10 @@ def register(app: typer.Typer) -> None:
 
     @token.command("revoke")
     def revoke(
-        token_id: str = typer.Argument(..., help="Token id (the 12 characters after 'bst_')."),
+        token_id: str = typer.Argument(
+            ...,
+            help="Token id as 'token list' shows it (between 'bst_' and '.'; legacy-… for old tokens).",
+        ),
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Revoke a token by its id."""

@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
         budget is refused (non-private fine-tuning); the output's metadata describes this fine-tuning."""
         from bastion.models.recipes import load_model, save_model
         from bastion.watermark.commitment import annotate_version, log_commitment, save_record
-        from bastion.watermark.embed import embed
+        from bastion.watermark.embed import check_may_fine_tune, embed
         from bastion.watermark.keys import ensure_home_key
 
         if out is None and push is None:
@@ -200,6 +200,7 @@ def register(app: typer.Typer) -> None:
                 if dataset is not None:
                     notes.append(f"dataset {dataset} (the model's training dataset)")
             ds = _dataset(dataset, data, target, seed)
+            check_may_fine_tune(dataset=ds, vault=vault)  # before a key is created or a step taken
             created = False
             if key_file is None and key_id is None:
                 key, created = ensure_home_key(vault=vault)

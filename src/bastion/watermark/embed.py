@@ -133,23 +133,7 @@ def embed(
     """
     from bastion.models.recipes import evaluate, train_model
 
-    if vault is not None:
-        vault.access.check(vault.identity, "watermark:embed")
-        if ledger is None:
-            from bastion.privacy.ledger import ledger_for_vault
-
-            ledger = ledger_for_vault(vault)
-    if ledger is not None:
-        from bastion.privacy.training import dataset_ledger_key
-
-        if ledger.has_budget(dataset_ledger_key(dataset)):
-            raise BudgetExhausted(
-                f"dataset {dataset.name!r} has a privacy budget: fine-tuning on it without DP would spend an "
-                "unbounded ε",
-                hint="embed while training instead (bastion train --dp --epsilon E --watermark-key KEY), "
-                "or fine-tune on data without a budget (--data FILE --target COL)",
-            )
-
+    check_may_fine_tune(dataset=dataset, vault=vault, ledger=ledger)
     spec = spec_for_dataset(dataset, size=size)
     triggers = make_trigger_set(key=key, spec=spec)
     adapter = adapter_for(model, spec)
@@ -180,6 +164,29 @@ def embed(
         lr=lr,
         steps=result.steps,
     )
+
+
+def check_may_fine_tune(*, dataset: Dataset, vault: Any = None, ledger: PrivacyLedger | None = None) -> None:
+    """Refuse (before any training) what :func:`embed` must not do: without ``watermark:embed`` on ``vault``
+    (AccessDenied), or on a dataset with a privacy budget in the vault's (or ``ledger``'s) ledger
+    (BudgetExhausted: non-private fine-tuning would spend an unbounded ε)."""
+    if vault is not None:
+        vault.access.check(vault.identity, "watermark:embed")
+        if ledger is None:
+            from bastion.privacy.ledger import ledger_for_vault
+
+            ledger = ledger_for_vault(vault)
+    if ledger is None:
+        return
+    from bastion.privacy.training import dataset_ledger_key
+
+    if ledger.has_budget(dataset_ledger_key(dataset)):
+        raise BudgetExhausted(
+            f"dataset {dataset.name!r} has a privacy budget: fine-tuning on it without DP would spend an "
+            "unbounded ε",
+            hint="embed while training instead (bastion train --dp --epsilon E --watermark-key KEY), "
+            "or fine-tune on data without a budget (--data FILE --target COL)",
+        )
 
 
 class TrainingWatermark:
@@ -274,6 +281,7 @@ __all__ = [
     "EmbedResult",
     "TrainingWatermark",
     "adapter_for",
+    "check_may_fine_tune",
     "embed",
     "fine_tune",
     "prune_magnitude",

@@ -154,3 +154,58 @@ def test_console_subprocess(tmp_path: Path, table) -> None:
     doc = json.loads(proc.stdout)
     assert "presidio-patterns" in doc["engines"]
     assert {c["name"]: c["label"] for c in doc["columns"]}["email"] == "pii"
+
+
+def test_reveal_file_reveals_fpe_columns_or_says_which_it_did_not(
+    tmp_path: Path, home: Path, table, capsys
+) -> None:
+    """Issue 14 item 3: reveal --file undoes tokens and the FF1 columns protect wrote; else exit 1."""
+    raw = table.write_csv(tmp_path / "raw.csv")
+    out = tmp_path / "prot.csv"
+    (policy := tmp_path / "p.toml").write_text(
+        '[options]\ntoken_scope = "crm"\n[columns.card_number]\naction = "fpe"\n'
+    )
+    args = ["data", "protect", str(raw), "--out", str(out), "--policy", str(policy), "--home", str(home)]
+    assert run(args) == EXIT_OK
+    capsys.readouterr()
+    card = table.rows[0][5]
+    assert card not in out.read_text()
+    revealed = tmp_path / "revealed.csv"
+    args = [
+        "data",
+        "reveal",
+        "--file",
+        str(out),
+        "--scope",
+        "crm",
+        "--out",
+        str(revealed),
+        "--home",
+        str(home),
+    ]
+    assert run([*args, "--format", "json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fpe_columns"] == ["card_number"] and doc["not_revealed"] == []
+    assert card in revealed.read_text() and table.rows[0][2] in revealed.read_text()
+    # A file whose protect run is unknown (edited after protect): tokens revealed, FF1 not, exit 1 saying so.
+    edited = tmp_path / "edited.csv"
+    edited.write_text(out.read_text() + "\n")
+    args = ["data", "reveal", "--file", str(edited), "--scope", "crm", "--out", str(tmp_path / "r2.csv")]
+    assert run([*args, "--home", str(home)]) == EXIT_FINDING
+    assert "not revealed" in capsys.readouterr().err
+
+
+def test_catalog_resolves_relative_dataset_paths(
+    tmp_path: Path, home: Path, table, capsys, monkeypatch
+) -> None:
+    """Issue 14 item 6: --dataset customers.csv (relative) finds the scanned file; unknown says so."""
+    table.write_csv(tmp_path / "customers.csv")
+    monkeypatch.chdir(tmp_path)
+    assert run(["data", "scan", "customers.csv", "--no-presidio", "--home", str(home)]) == EXIT_OK
+    capsys.readouterr()
+    args = ["data", "catalog", "--dataset", "customers.csv", "--home", str(home), "--format", "json"]
+    assert run(args) == EXIT_OK
+    entries = json.loads(capsys.readouterr().out)
+    assert entries and {e["column_name"] for e in entries} >= {"email"}
+    assert run(["data", "catalog", "--dataset", "other.csv", "--home", str(home)]) == EXIT_ERROR
+    assert "data scan other.csv" in capsys.readouterr().err

@@ -40,6 +40,50 @@ def _print_scan(report: Any, *, recorded: bool) -> None:
         typer.echo("(not recorded in a catalog: no project home)")
 
 
+def _reveal_csv(
+    file: Path, *, out: Path | None, scope: str, env: str | None, home: Path | None, fmt: OutputFormat
+) -> int:
+    import csv
+    import io
+
+    from bastion.data import service
+    from bastion.data.io import atomic_output
+
+    if not file.is_file():
+        raise InvalidInput(f"no such file: {file}")
+    with open_vault(home) as vault:
+        rows, count, fpe_done, fpe_missing = service.reveal_table(vault, scope=scope, path=file, env=env)
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    if out is not None:
+        with atomic_output(out) as tmp:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+    if fmt is OutputFormat.json:
+        print_json(
+            {"revealed": count, "scope": scope, "fpe_columns": fpe_done, "not_revealed": fpe_missing}
+            | ({"out": str(out)} if out is not None else {})
+        )
+    else:
+        if out is None:
+            sys.stdout.write(buf.getvalue())
+        where = f" -> {out}" if out is not None else ""
+        extra = f" (FF1 columns: {', '.join(fpe_done)})" if fpe_done else ""
+        typer.echo(f"revealed {count} values{extra}{where}", err=out is None)
+    if fpe_missing == ["?"]:
+        typer.echo(
+            f"not revealed: no protect run is recorded for {file.name}'s digest, so FF1-encrypted columns "
+            "(if any) are left as they are; reveal them with: bastion data reveal VALUE --fpe",
+            err=True,
+        )
+        return 1
+    if fpe_missing:
+        typer.echo(
+            f"not revealed: FF1 columns {', '.join(fpe_missing)} are missing from {file.name}", err=True
+        )
+        return 1
+    return 0
+
+
 def register(app: typer.Typer) -> None:
     data = typer.Typer(
         help="PII discovery, classification, tokenization and re-identification risk.", no_args_is_help=True
@@ -111,12 +155,17 @@ def register(app: typer.Typer) -> None:
         env: str | None = typer.Option(None, "--env", help="Environment of the data key."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
-    ) -> None:
-        """Detokenize (needs the data:reveal permission; audit-logged)."""
+    ) -> int | None:
+        """Detokenize (needs the data:reveal permission; audit-logged).
+
+        With a CSV ``--file`` it reveals every token and every FF1 column that the file's ``protect`` run
+        wrote (found by the file's digest); exit 1 and name them when some could not be revealed."""
         from bastion.data import service
         from bastion.data.io import atomic_output
 
         text = None
+        if file is not None and file.suffix.lower() in (".csv", ".tsv") and not tokens:
+            return _reveal_csv(file, out=out, scope=scope, env=env, home=home, fmt=fmt)
         if file is not None:
             if tokens:
                 raise InvalidInput("give tokens or --file, not both")
@@ -136,14 +185,21 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"revealed {result.revealed} tokens -> {out}", err=fmt is OutputFormat.json)
             if fmt is OutputFormat.json:
                 print_json({"revealed": result.revealed, "out": str(out), "scope": scope})
-            return
-        if fmt is OutputFormat.json:
+        elif fmt is OutputFormat.json:
             print_json({"revealed": result.revealed, "scope": scope, "values": list(result.values)})
         elif file is not None:
             sys.stdout.write(result.values[0])
         else:
             for value in result.values:
                 typer.echo(value)
+        if file is not None and fpe:
+            typer.echo(
+                f"not revealed: FF1 values inside {file.name} (only CSV files are revealed by column); "
+                "reveal them with: bastion data reveal VALUE --fpe",
+                err=True,
+            )
+            return 1
+        return 0
 
     @data.command("risk")
     def risk(
@@ -183,10 +239,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The stored classification of every scanned column."""
         from bastion.data.catalog import catalog_entries
+        from bastion.errors import NotFound
 
+        resolved = str(Path(dataset).expanduser().resolve()) if dataset is not None else None
         with open_vault(home) as vault:
             vault.access.check(vault.identity, "data:scan")
-            entries = catalog_entries(vault.engine, dataset=dataset)
+            entries = catalog_entries(vault.engine, dataset=resolved)
+        if dataset is not None and not entries:
+            raise NotFound(f"no classification recorded for {resolved}; run: bastion data scan {dataset}")
         if fmt is OutputFormat.json:
             print_json(entries)
             return

@@ -220,4 +220,75 @@ def reveal(
     return RevealResult(values=values, revealed=count, scope=scope)
 
 
-__all__ = ["ProtectOutcome", "RevealResult", "protect", "reveal", "scan"]
+def reversible_columns(vault: Vault, *, digest: str) -> dict[str, str] | None:
+    """Column -> action of the ``protect`` run that wrote the file with ``digest`` (``None``: no such run)."""
+    from bastion.store.lineage import list_events
+
+    for event in reversed(list_events(vault.engine, job="data.protect")):
+        if any(o.digest == digest for o in event.outputs):
+            actions = (event.facets.get("bastion_protect") or {}).get("actions") or {}
+            return {str(k): str(v) for k, v in actions.items()}
+    return None
+
+
+def reveal_table(
+    vault: Vault, *, scope: str, path: str | Path, env: str | None = None
+) -> tuple[list[list[str]], int, list[str], list[str]]:
+    """Reveal a protected CSV: every token in every cell, and the FF1 columns its ``protect`` run wrote.
+
+    Returns (rows with the header first, values revealed, FPE columns revealed, FPE columns *not* revealed —
+    when no protect run is recorded for the file's digest, ``["?"]``: it cannot say which columns hold FF1).
+    """
+    import csv
+
+    from bastion.data.io import sha256_file
+    from bastion.data.tokens import TOKEN_RE
+
+    vault.access.check(vault.identity, "data:reveal")
+    p = Path(path)
+    keys = scope_keys(
+        vault.engine, vault.keys, scope=scope, env=env or vault.settings.default_env, create=False
+    )
+    actions = reversible_columns(vault, digest=sha256_file(p))
+    with p.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header = rows[0] if rows else []
+    fpe_cols = [c for c, a in (actions or {}).items() if a == "fpe"]
+    idx = {c: header.index(c) for c in fpe_cols if c in header}
+    missing = [c for c in fpe_cols if c not in idx] if actions is not None else ["?"]
+    count = 0
+
+    def sub(m: Any) -> str:
+        nonlocal count
+        count += 1
+        return keys.reveal(m.group())
+
+    try:
+        for row in rows[1:]:
+            for j, cell in enumerate(row):
+                if j in idx.values() and cell:
+                    row[j] = keys.fpe_reveal(cell)
+                    count += 1
+                elif "tok_" in cell:
+                    row[j] = TOKEN_RE.sub(sub, cell)
+    except (CryptoError, BastionError) as exc:
+        vault.audit.append(
+            actor=vault.identity.name, action="data:reveal", target=scope, outcome="error",
+            details={"error": type(exc).__name__},
+        )  # fmt: skip
+        raise
+    vault.audit.append(
+        actor=vault.identity.name, action="data:reveal", target=scope, outcome="ok", details={"count": count}
+    )
+    return rows, count, sorted(idx), missing
+
+
+__all__ = [
+    "ProtectOutcome",
+    "RevealResult",
+    "protect",
+    "reveal",
+    "reveal_table",
+    "reversible_columns",
+    "scan",
+]

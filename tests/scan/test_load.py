@@ -45,11 +45,13 @@ def test_safe_load_torch_state_dict(tmp_path) -> None:
     assert torch.equal(safe_load(tmp_path / "legacy.pt")["bias"], sd["bias"])
 
 
-def test_safe_load_whole_module_is_refused_by_weights_only(tmp_path) -> None:
-    torch.save(torch.nn.Linear(3, 2), tmp_path / "m.pt")
-    assert scan(paths=[tmp_path / "m.pt"]).verdict.value == "safe"  # the scanner allows standard layers
-    with pytest.raises(InvalidInput, match="weights_only"):
-        safe_load(tmp_path / "m.pt")  # but safe_load only uses torch's weights_only unpickler
+def test_safe_load_whole_module_through_torch_safe_globals(tmp_path) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    torch.save(net, tmp_path / "m.pt")
+    assert scan(paths=[tmp_path / "m.pt"]).verdict.value == "safe"
+    loaded = safe_load(tmp_path / "m.pt")  # weights_only=True plus exactly the allow-listed layer classes
+    x = torch.randn(4, 3)
+    assert type(loaded) is torch.nn.Sequential and torch.equal(loaded(x), net(x))
 
 
 def test_safe_load_numpy_joblib_safetensors(tmp_path) -> None:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import DependencyMissing, InvalidInput, UnsafeArtifact
+from bastion.scan._allowlist import ALIASES, ALLOWED, normalise_extra
+from bastion.scan._decomp import KINDS, Bomb, decompress
+from bastion.scan._io import Malformed, Source
 from bastion.scan._model import FileReport, ScanConfig, Verdict, printable
-from bastion.scan._scanner import scan_file
+from bastion.scan._scanner import scan_source
+from bastion.scan._unpickler import resolve, restricted_load
+
+log = logging.getLogger("bastion.scan")
 
 _TORCH = ("torch-zip", "torch-legacy", "torch-legacy-tar")
 _PICKLES = ("pickle", "joblib")
@@ -45,47 +54,73 @@ def _inner_format(fmt: str) -> str:
     return fmt.split(":")[-1]
 
 
-def safe_load(path: str | os.PathLike[str], *, config: ScanConfig | None = None) -> Any:
-    """Scan ``path`` and, only if it is safe, load it with a loader that cannot run code either.
+def safe_load(
+    path: str | os.PathLike[str], *, config: ScanConfig | None = None, timeout_s: float = 600.0
+) -> Any:
+    """Scan ``path`` and, only if it is safe, load it with a loader that enforces the allow-list itself.
 
-    The file is first copied to a private temporary file, and that copy is both scanned and loaded, so a file
-    swapped between check and use is never loaded. torch files load with ``weights_only=True``, safetensors
-    and NumPy without pickle, pickles/joblib only after the allow-list scan found nothing.
+    The file is first copied once into a private in-memory file (``memfd``; a private temporary file where
+    that does not exist), and that snapshot is both scanned and loaded: a file swapped between check and use
+    is never loaded. Loaders: torch files with ``weights_only=True`` plus exactly the allow-listed globals the
+    checkpoint names (torch's safe-globals API); pickles and joblib files with :mod:`bastion.scan._unpickler`
+    (the allow-list inside ``find_class``, no calls of computed values, no mutation of shared objects,
+    bounded decompression and time); safetensors and NumPy without pickle.
     """
     cfg = config or ScanConfig()
     source = Path(path)
     if not source.is_file():
         raise InvalidInput(f"{source}: not a file")
-    with tempfile.TemporaryDirectory(prefix="bastion-load-") as tmp:
-        private = Path(tmp) / "artifact"
-        shutil.copyfile(source, private)
-        report = scan_file(private, cfg)
-        report = FileReport(
-            str(source), report.format, report.size, report.issues, report.errors, report.members
-        )
+    extra = normalise_extra(cfg.extra_allow)
+    if extra:
+        log.warning("allow-list extended for %s by: %s", printable(str(source)), ", ".join(sorted(extra)))
+    with _snapshot(source) as (snap, size):
+        with open(snap, "rb") as fh:
+            report = scan_source(Source(fh, 0, size), name=str(source), config=cfg, path=source)
         _require_safe(report)
-        return _load(private, _inner_format(report.format), report.format)
+        return _load(snap, size, report.format, cfg, extra, time.monotonic() + timeout_s)
 
 
-def _load(path: Path, fmt: str, full_format: str) -> Any:
+@contextmanager
+def _snapshot(source: Path) -> Iterator[tuple[str, int]]:
+    """A private copy of ``source`` (same bytes for the scan and the load), as a path and a size."""
+    memfd = getattr(os, "memfd_create", None)
+    with open(source, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        if memfd is not None:
+            fd = memfd("bastion-load", os.MFD_CLOEXEC)  # type: ignore[attr-defined]
+            try:
+                copied = 0
+                while copied < size:
+                    n = os.sendfile(fd, src.fileno(), copied, size - copied)
+                    if n == 0:
+                        break
+                    copied += n
+                yield f"/proc/self/fd/{fd}", copied
+            finally:
+                os.close(fd)
+            return
+        with tempfile.TemporaryDirectory(prefix="bastion-load-") as tmp:
+            private = Path(tmp) / "artifact"
+            with open(private, "wb") as out:
+                shutil.copyfileobj(src, out, 16 << 20)
+            yield str(private), private.stat().st_size
+
+
+def _load(
+    path: str, size: int, full_format: str, cfg: ScanConfig, extra: frozenset[str], deadline: float
+) -> Any:
+    fmt = _inner_format(full_format)
     if fmt in _TORCH:
-        torch = _import("torch", "torch")
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise InvalidInput(
-                f"torch refused to load with weights_only=True ({type(exc).__name__})",
-                hint="save a state_dict (model.state_dict()) instead of a whole module",
-            ) from exc
+        return _load_torch(path, fmt, extra)
     if fmt == "safetensors":
         try:
             from safetensors.torch import load_file as load_torch
 
-            return load_torch(str(path))
+            return load_torch(path)
         except ImportError:
             from safetensors.numpy import load_file as load_numpy
 
-            return load_numpy(str(path))
+            return load_numpy(path)
     if fmt in ("npy", "npz"):
         import numpy as np
 
@@ -95,11 +130,9 @@ def _load(path: Path, fmt: str, full_format: str) -> Any:
                 return {k: loaded[k] for k in loaded.files}
         return loaded
     if fmt in _PICKLES:
-        import joblib
-
-        if full_format != fmt and not full_format.startswith(("gzip:", "bz2:", "xz:", "lzma:", "zlib:")):
+        if full_format != fmt and full_format.split(":", 1)[0] not in KINDS:
             raise InvalidInput(f"cannot load a {full_format} file")
-        return joblib.load(path)
+        return _load_pickle(path, size, full_format, cfg, extra, deadline)
     if fmt == "npy-object":
         raise InvalidInput(
             "object arrays need pickle: safe_load loads NumPy files with allow_pickle=False",
@@ -107,8 +140,74 @@ def _load(path: Path, fmt: str, full_format: str) -> Any:
         )
     if fmt == "onnx":
         onnx = _import("onnx", "scan")
-        return onnx.load(str(path))
+        return onnx.load(path, load_external_data=False)
     raise InvalidInput(f"safe_load does not load {full_format} files")
+
+
+def _load_pickle(
+    path: str, size: int, full_format: str, cfg: ScanConfig, extra: frozenset[str], deadline: float
+) -> Any:
+    kind = full_format.split(":", 1)[0]
+    joblib = full_format.endswith("joblib")
+    with open(path, "rb") as fh:
+        if kind not in KINDS:
+            return restricted_load(
+                fh, size=size, extra=extra, joblib=joblib, timeout_s=deadline - time.monotonic()
+            )
+        inflated = 0
+
+        def charge(n: int, produced: int, consumed: int) -> None:
+            nonlocal inflated
+            inflated += n
+            if inflated > cfg.max_archive_bytes:
+                raise Bomb(f"decompressed size exceeds max_archive_bytes={cfg.max_archive_bytes}")
+            if produced > (1 << 20) and produced > cfg.max_archive_ratio * max(consumed, 1):
+                raise Bomb(f"compression ratio above max_archive_ratio={cfg.max_archive_ratio:g}")
+
+        try:
+            inner = decompress(Source(fh, 0, size), kind, charge=charge, deadline=deadline)
+        except (Bomb, Malformed) as exc:
+            raise UnsafeArtifact(f"refusing to load: {exc}") from exc
+        with inner.fh:
+            inner.fh.seek(0)
+            return restricted_load(
+                inner.fh, size=inner.size, extra=extra, joblib=joblib, timeout_s=deadline - time.monotonic()
+            )
+
+
+def _load_torch(path: str, fmt: str, extra: frozenset[str]) -> Any:
+    torch = _import("torch", "torch")
+    allowed: list[Any] = []
+    if fmt == "torch-zip":
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception as exc:
+            raise InvalidInput(f"torch cannot read the checkpoint ({type(exc).__name__})") from exc
+        for dotted in names:
+            allowed.append(_allowed_object(dotted, extra))
+    try:
+        with torch.serialization.safe_globals(allowed):
+            if fmt == "torch-zip":
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            with open(path, "rb") as fh:
+                return torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InvalidInput(
+            f"torch refused to load with weights_only=True ({type(exc).__name__})",
+            hint="save a state_dict (model.state_dict()) instead of a whole module",
+        ) from exc
+
+
+def _allowed_object(dotted: str, extra: frozenset[str]) -> Any:
+    """The object behind a ``module.qualname`` string torch reports, if some split of it is allow-listed."""
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        key = f"{'.'.join(parts[:i])}:{'.'.join(parts[i:])}"
+        if key in ALLOWED or key in extra:
+            return resolve(ALIASES.get(key, key))
+    raise UnsafeArtifact(
+        f"refusing to load: the checkpoint needs {printable(dotted[:120])} (not on the allow-list)"
+    )
 
 
 def _import(name: str, extra: str) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.scan._allowlist import _is_allowed, is_known_dangerous
+from bastion.scan._allowlist import TORCHSCRIPT_ONLY, _is_allowed, is_known_dangerous, normalise_extra
 from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
 
@@ -69,15 +69,22 @@ class Box:
 
 
 class Obj:
-    """The result of a call (or persistent load) in the pickle."""
+    """The result of a call (or persistent load) in the pickle; ``fresh`` when built by this pickle."""
 
-    __slots__ = ("args", "ctor", "depth", "state")
+    __slots__ = ("args", "ctor", "depth", "fresh", "state")
 
-    def __init__(self, ctor: str, args: Any = None) -> None:
+    def __init__(self, ctor: str, args: Any = None, *, fresh: bool = True) -> None:
         self.ctor = ctor
         self.args = args
         self.state: Any = None
         self.depth = _depth(args) + 1
+        self.fresh = fresh
+
+
+class JoblibWrapperClass(Global):
+    """joblib's ``NumpyArrayWrapper`` class in a joblib reading: only ``NEWOBJ`` on it is understood."""
+
+    __slots__ = ()
 
 
 class Opaque:
@@ -120,7 +127,7 @@ class PickleResult:
 _ARG_KINDS: dict[int, tuple[str, str | None]] = {
     op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg else None) for op in pickletools.opcodes
 }
-_INT_RE = re.compile(rb"-?\d+L?")
+_STRTOL = re.compile(rb"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
 class PickleAnalyzer:
@@ -134,9 +141,13 @@ class PickleAnalyzer:
         issues: list[Issue],
         member: str,
         torchscript: bool = False,
+        joblib: bool = False,
     ) -> None:
         self.r = reader
         self.torchscript = torchscript
+        self.joblib = joblib
+        self.wrappers = 0  # joblib array wrappers BUILT (in either mode)
+        self.frame_end: int | None = None
         self.config = config
         self.issues = issues
         self.member = member
@@ -146,7 +157,7 @@ class PickleAnalyzer:
         self.globals: list[str] = []
         self.persistent: list[Any] = []
         self.offset = 0
-        self.extra = frozenset(config.extra_allow)
+        self.extra = normalise_extra(config.extra_allow)
         self._max_stack = config.max_stack
 
     # -- findings ---------------------------------------------------------------------------------------
@@ -160,10 +171,14 @@ class PickleAnalyzer:
             raise Malformed(f"invalid global name {module[:40]!r} {name[:40]!r}", self.offset)
         full = f"{module}.{name}"
         self.globals.append(full)
-        if self.torchscript and module.split(".", 1)[0] == "__torch__":
-            # classes compiled from the archive's TorchScript code: torch.jit.load's C++ unpickler resolves
-            # them, and Python's pickle cannot import a module named __torch__ (the load would fail)
+        if self.torchscript and (
+            module.split(".", 1)[0] == "__torch__" or f"{module}:{name}" in TORCHSCRIPT_ONLY
+        ):
+            # classes compiled from the archive's TorchScript code and torch.jit._pickle helpers:
+            # torch.jit.load's C++ unpickler resolves them itself (pickle cannot import a __torch__ module)
             return Global(module, name)
+        if self.joblib and full == JOBLIB_WRAPPER:
+            return JoblibWrapperClass(module, name)
         if not _is_allowed(module, name, self.extra):
             if is_known_dangerous(module, name):
                 self._issue(
@@ -174,6 +189,8 @@ class PickleAnalyzer:
         return Global(module, name)
 
     def _callee(self, v: Any, op: str) -> str:
+        if type(v) is JoblibWrapperClass:
+            raise Malformed("joblib array wrapper built in a form joblib does not write", self.offset)
         if isinstance(v, Global):
             return v.full
         self._issue(
@@ -263,13 +280,27 @@ class PickleAnalyzer:
         if kind == "unicodestringnl":
             return r.readline().decode("raw-unicode-escape")
         if kind in ("decimalnl_short", "decimalnl_long"):
-            line = r.readline().strip()
-            if line in (b"00", b"01") and kind == "decimalnl_short":
+            # exactly CPython's load_int / load_long: int(text, 0) accepts 0x1, +1, 1_0, spaces
+            line = r.readline()
+            if kind == "decimalnl_short" and line in (b"00", b"01"):
                 return line == b"01"
-            if not _INT_RE.fullmatch(line):
-                raise Malformed("malformed INT/LONG argument", self.offset)
-            digits = line.rstrip(b"L")
-            return int(digits) if len(digits) < 4000 else Opaque("long")
+            if kind == "decimalnl_long" and line.endswith(b"L"):
+                line = line[:-1]
+            m = _STRTOL.fullmatch(line)
+            if kind == "decimalnl_short" and m:  # C's strtol first (it reads 010 as octal)
+                value = (
+                    int(m.group(2), 0)
+                    if not m.group(2).startswith(b"0") or len(m.group(2)) == 1
+                    else (int(m.group(2), 16) if m.group(2)[1:2] in (b"x", b"X") else int(m.group(2), 8))
+                )
+                if value < 1 << 63:
+                    return -value if m.group(1) == b"-" else value
+            try:
+                return int(line, 0)
+            except ValueError as exc:
+                if "digits" in str(exc):  # longer than CPython's int-string limit: CPython refuses too
+                    raise Malformed("INT/LONG literal too long", self.offset) from exc
+                raise Malformed("malformed INT/LONG argument", self.offset) from exc
         if kind == "floatnl":
             line = r.readline().strip()
             try:
@@ -378,7 +409,7 @@ class PickleAnalyzer:
             raise Malformed(f"unsupported pickle protocol {arg}", self.offset)
 
     def op_FRAME(self, arg: int) -> None:
-        return None
+        self.frame_end = self.r.pos + arg
 
     def _push_value(self, arg: Any) -> None:
         self.push(arg)
@@ -477,6 +508,8 @@ class PickleAnalyzer:
                 f"mutates the imported object {target.full}",
                 target.full,
             )
+        elif isinstance(target, Obj) and not target.fresh:
+            self._stale_mutation(target, "SETITEM/APPEND")
         elif not isinstance(target, Obj):
             raise Malformed("container operation on a scalar", self.offset)
 
@@ -556,6 +589,8 @@ class PickleAnalyzer:
 
     def op_INST(self, arg: tuple[str, str]) -> None:
         args = self.pop_mark()
+        if self.joblib:
+            self._no_wrapper_args(Box("tuple", args))
         g = self._check_global(arg[0], arg[1])
         self.push_nested(Obj(g.full, Box("tuple", args)))
 
@@ -563,18 +598,37 @@ class PickleAnalyzer:
         items = self.pop_mark()
         if not items:
             raise Malformed("OBJ without a class", self.offset)
+        if self.joblib:
+            self._no_wrapper_args(Box("tuple", items[1:]))
         ctor = self._callee(items[0], "OBJ")
         self.push_nested(Obj(ctor, Box("tuple", items[1:])))
+
+    def _no_wrapper_args(self, args: Any) -> None:
+        """joblib mode: the wrapper class may only be constructed by NEWOBJ (what joblib writes)."""
+        for a in args.items if isinstance(args, Box) else ():
+            inner = a.items if isinstance(a, Box) else (a,)
+            if any(type(x) is JoblibWrapperClass for x in inner):
+                raise Malformed("joblib array wrapper built in a form joblib does not write", self.offset)
 
     def op_REDUCE(self, arg: None) -> None:
         args = self.pop()
         func = self.pop()
+        if self.joblib:
+            self._no_wrapper_args(args)
         ctor = self._callee(func, "REDUCE")
         self.push_nested(Obj(ctor, args))
 
     def op_NEWOBJ(self, arg: None) -> None:
         args = self.pop()
         cls = self.pop()
+        if (
+            type(cls) is JoblibWrapperClass
+            and isinstance(args, Box)
+            and args.kind == "tuple"
+            and not args.items
+        ):
+            self.push(Obj(JOBLIB_WRAPPER, args))  # the exact construction joblib writes
+            return
         self.push_nested(Obj(self._callee(cls, "NEWOBJ"), args))
 
     def op_NEWOBJ_EX(self, arg: None) -> None:
@@ -595,12 +649,24 @@ class PickleAnalyzer:
             )
             return
         if isinstance(target, Obj):
+            if not target.fresh or (target.ctor == "numpy.dtype" and _items(target.args)[2:3] != (True,)):
+                self._stale_mutation(target, "BUILD")
             target.state = state
             target.depth = max(target.depth, _depth(state) + 1)
             if target.ctor == JOBLIB_WRAPPER:
-                self._joblib_array(target)
+                self.wrappers += 1
+                if self.joblib:
+                    self._joblib_array(target)
         elif not isinstance(target, Box | Opaque):
             raise Malformed("BUILD on a scalar", self.offset)
+
+    def _stale_mutation(self, target: Obj, op: str) -> None:
+        self._issue(
+            "pickle-shared-mutation",
+            Severity.high,
+            f"{op} on an object this pickle did not build ({target.ctor} may return a shared object)",
+            target.ctor,
+        )
 
     def _ext(self, arg: int) -> None:
         self._issue(
@@ -615,7 +681,7 @@ class PickleAnalyzer:
 
     def op_PERSID(self, arg: str) -> None:
         self.persistent.append(arg)
-        self.push(Obj("<persistent>", arg))
+        self.push(Obj("<persistent>", arg, fresh=False))
 
     def op_BINPERSID(self, arg: None) -> None:
         pid = self.pop()
@@ -626,21 +692,27 @@ class PickleAnalyzer:
             # persistent_load returns cls, which was imported (and judged) by an ordinary GLOBAL.
             self.push(pid.items[1])
             return
-        self.push_nested(Obj("<persistent>", pid))
+        self.push_nested(Obj("<persistent>", pid, fresh=False))
 
     # -- joblib -----------------------------------------------------------------------------------------
     def _joblib_array(self, wrapper: Obj) -> None:
+        """Skip (or analyse) the array data joblib.load reads after a wrapper's BUILD, by numpy's rules."""
+        if self.frame_end is not None and self.r.pos < self.frame_end:
+            raise Malformed(
+                "joblib array data inside a pickle frame (joblib reads past the frame)", self.offset
+            )
         state = _shallow_dict(wrapper.state)
-        if state is None:
-            raise Malformed("joblib NumpyArrayWrapper without a state dict", self.offset)
-        dtype = state.get("dtype")
-        shape = state.get("shape")
-        if not isinstance(dtype, Obj) or dtype.ctor not in ("numpy.dtype",):
+        if state is None or not set(state) <= _WRAPPER_KEYS or len(state) != len(wrapper.state.items):
+            raise Malformed("joblib NumpyArrayWrapper state is not the dict joblib writes", self.offset)
+        subclass, dtype, shape = state.get("subclass"), state.get("dtype"), state.get("shape")
+        if not isinstance(subclass, Global) or subclass.full not in ("numpy.ndarray", "numpy.memmap"):
+            raise Malformed("joblib array subclass is not numpy.ndarray", self.offset)
+        if not isinstance(dtype, Obj) or dtype.ctor != "numpy.dtype":
             raise Malformed("joblib array dtype is not a numpy.dtype", self.offset)
         shape = tuple(shape.items) if isinstance(shape, Box) and shape.kind == "tuple" else None
-        if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if shape is None or not all(type(d) is int and d >= 0 for d in shape):
             raise Malformed("joblib array shape is not a tuple of sizes", self.offset)
-        itemsize, has_object = _dtype_size(dtype)
+        itemsize, has_object = _numpy_dtype(dtype, self.offset)
         if has_object:
             nested = PickleAnalyzer(
                 self.r,
@@ -649,18 +721,65 @@ class PickleAnalyzer:
                 member=self.member,
                 torchscript=self.torchscript,
             )
-            nested.run()
+            nested.run()  # joblib reads it with a plain unpickler: no wrapper expansion inside
             self.globals.extend(nested.globals)
             return
-        if "numpy_array_alignment_bytes" in state and state["numpy_array_alignment_bytes"] is not None:
-            pad = self.r.read_byte()
-            if pad > 64:
-                raise Malformed("joblib padding byte out of range", self.offset)
-            self.r.skip(pad)
+        if state.get("numpy_array_alignment_bytes") is not None:
+            self.r.skip(self.r.read_byte())
         count = 1
         for d in shape:
             count *= d
         self.r.skip(count * itemsize)
+        self.frame_end = None
+
+
+_WRAPPER_KEYS = frozenset(
+    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+)
+
+
+def _numpy_dtype(dtype: Obj, offset: int) -> tuple[int, bool]:
+    """(itemsize, hasobject) as numpy computes them for ``numpy.dtype(*args)`` + ``__setstate__(state)``."""
+    real = _real_dtype(dtype, offset, 0)
+    return real.itemsize, bool(real.hasobject)
+
+
+def _real_dtype(dtype: Obj, offset: int, depth: int) -> Any:
+    import numpy as np
+
+    if depth > 8:
+        raise Malformed("joblib array dtype nested too deeply", offset)
+    args = _materialise(dtype.args, offset, depth)
+    ok_args = isinstance(args, tuple) and 1 <= len(args) <= 3 and isinstance(args[0], str)
+    if not ok_args or not all(isinstance(a, bool) for a in args[1:]):
+        raise Malformed("joblib array dtype arguments are not understood", offset)
+    try:
+        real = np.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)  # always a private copy
+        if dtype.state is not None:
+            real.__setstate__(_materialise(dtype.state, offset, depth))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise Malformed(f"joblib array dtype rejected by numpy ({str(exc)[:80]})", offset) from exc
+    return real
+
+
+def _materialise(v: Any, offset: int, depth: int) -> Any:
+    """Plain values of a dtype's arguments/state (nested dtypes of structured arrays built the same way)."""
+    if depth > 8:
+        raise Malformed("joblib array dtype nested too deeply", offset)
+    if isinstance(v, Obj) and v.ctor == "numpy.dtype":
+        return _real_dtype(v, offset, depth + 1)
+    if isinstance(v, Box):
+        if v.truncated:
+            raise Malformed("joblib array dtype too large to analyse", offset)
+        if v.kind == "dict":
+            return {
+                _materialise(k, offset, depth + 1): _materialise(x, offset, depth + 1) for k, x in v.items
+            }
+        items = [_materialise(x, offset, depth + 1) for x in v.items]
+        return tuple(items) if v.kind == "tuple" else items
+    if v is None or isinstance(v, str | int | bytes | bool | float):
+        return v
+    raise Malformed("joblib array dtype is not understood", offset)
 
 
 def _build_table() -> list[tuple[Callable[[PickleAnalyzer, Any], None] | None, str | None] | None]:
@@ -689,28 +808,23 @@ def _items(v: Any) -> tuple[Any, ...]:
     return tuple(v.items) if isinstance(v, Box) and v.kind == "tuple" else ()
 
 
-def _dtype_size(dtype: Obj) -> tuple[int, bool]:
-    args = _items(dtype.args)
-    state = _items(dtype.state)
-    if not args or not isinstance(args[0], str):
-        raise Malformed("joblib dtype arguments are not understood")
-    code = args[0]
-    flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
-    if code.startswith("O") or flags & 1:
-        return 0, True
-    if len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
-        return state[5], False
-    m = re.fullmatch(r"[a-zA-Z?]+(\d+)", code)
-    if not m:
-        raise Malformed(f"joblib dtype {code!r} has no item size")
-    return int(m.group(1)), False
-
-
 def analyze_pickle(
-    reader: Reader, *, config: ScanConfig, issues: list[Issue], member: str, torchscript: bool = False
+    reader: Reader,
+    *,
+    config: ScanConfig,
+    issues: list[Issue],
+    member: str,
+    torchscript: bool = False,
+    joblib: bool = False,
 ) -> PickleResult:
-    """Analyse one pickle starting at the reader's position; findings are appended to ``issues``."""
-    return PickleAnalyzer(reader, config=config, issues=issues, member=member, torchscript=torchscript).run()
+    """Analyse one pickle starting at the reader's position; findings are appended to ``issues``.
+
+    ``joblib=True`` reads it as ``joblib.load`` does (array data after each ``NumpyArrayWrapper``);
+    otherwise as ``pickle.load`` does (those bytes are opcodes).
+    """
+    return PickleAnalyzer(
+        reader, config=config, issues=issues, member=member, torchscript=torchscript, joblib=joblib
+    ).run()
 
 
 _PROTO0_START = frozenset(bytes([c]) for c in b"(]})cNILSVFXKJMUTG")
@@ -723,4 +837,14 @@ def looks_like_pickle(head: bytes) -> bool:
     return bool(head) and head[:1] in _PROTO0_START
 
 
-__all__ = ["Box", "Global", "Obj", "Opaque", "PickleResult", "analyze_pickle", "looks_like_pickle", "plain"]
+__all__ = [
+    "Box",
+    "Global",
+    "Obj",
+    "Opaque",
+    "PickleAnalyzer",
+    "PickleResult",
+    "analyze_pickle",
+    "looks_like_pickle",
+    "plain",
+]

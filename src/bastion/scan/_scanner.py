@@ -8,7 +8,6 @@ names, traversal, overlapping entries, prefix data of polyglots).
 
 from __future__ import annotations
 
-import bz2
 import io
 import itertools
 import lzma
@@ -23,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bastion.scan._allowlist import STORAGE_ELEMENT_SIZE
+from bastion.scan._allowlist import STORAGE_ELEMENT_SIZE, is_allowed, is_known_dangerous, normalise_extra
+from bastion.scan._decomp import Bomb, decompress, detect, feed
 from bastion.scan._formats import (
     _loads_json,
     check_gguf,
@@ -36,7 +36,9 @@ from bastion.scan._formats import (
 )
 from bastion.scan._io import CHUNK, BoundExceeded, Malformed, Reader, Source
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
-from bastion.scan._pickle import Global, analyze_pickle, looks_like_pickle, plain
+from bastion.scan._oracle import replay
+from bastion.scan._pickle import JOBLIB_WRAPPER as JOBLIB
+from bastion.scan._pickle import Global, PickleAnalyzer, analyze_pickle, looks_like_pickle, plain
 from bastion.scan._skops import check_skops_schema, looks_like_skops_schema
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
@@ -45,8 +47,7 @@ _TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")
 _LEGACY_TAR = frozenset({"sys_info", "pickle", "storages", "tensors"})
 
 
-class _Bomb(Exception):
-    pass
+_Bomb = Bomb
 
 
 class SourceFile(io.RawIOBase):
@@ -150,18 +151,11 @@ class _Walk:
             return "gguf"
         if head[:8] == b"\x89HDF\r\n\x1a\n":
             return self._hdf5(src, member)
-        if head[:2] == b"\x1f\x8b":
-            return self._stream(src, member, depth, "gzip")
-        if head[:3] == b"BZh":
-            return self._stream(src, member, depth, "bz2")
-        if head[:6] == b"\xfd7zXZ\x00":
-            return self._stream(src, member, depth, "xz")
-        if head[:3] == b"\x5d\x00\x00":
-            return self._stream(src, member, depth, "lzma")
+        kind = detect(head)
+        if kind is not None:
+            return self._stream(src, member, depth, kind)
         if head[:4] == b"\x04\x22\x4d\x18":
             raise Malformed('lz4-compressed streams (joblib compress="lz4") are not supported')
-        if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-            return self._stream(src, member, depth, "zlib")
         if _is_tar(head):
             return self._tar(src, member, depth)
         if looks_like_safetensors(head, src.size):
@@ -224,19 +218,78 @@ class _Walk:
     def _pickle(self, src: Source, member: str, depth: int, *, text_ok: bool) -> str:
         r = src.reader()
         before = len(self.issues)
+        analyzer = PickleAnalyzer(
+            r, config=self.config, issues=self.issues, member=member, torchscript=self.torchscript
+        )
         try:
-            res = analyze_pickle(
-                r, config=self.config, issues=self.issues, member=member, torchscript=self.torchscript
-            )
+            res = analyzer.run()
         except BoundExceeded:
             raise
         except Malformed:
-            if text_ok and len(self.issues) == before and _is_text(src):
+            if analyzer.wrappers or JOBLIB in analyzer.globals:  # joblib's array data: see _joblib
+                return self._joblib(src, member)
+            # text that merely starts like a pickle, if CPython's unpickler (C and pure Python) agrees
+            if text_ok and len(self.issues) == before and _is_text(src) and self._replay(src, member, "text"):
                 return self._text(src, member)
             raise
         if isinstance(res.value, int) and res.value == LEGACY_TORCH_MAGIC:
             return self._torch_legacy(r, member)
-        fmt = "joblib" if "joblib.numpy_pickle.NumpyArrayWrapper" in res.globals else "pickle"
+        if analyzer.wrappers or JOBLIB in analyzer.globals:
+            return self._joblib(src, member)
+        self._trailing(r, member)
+        return "pickle"
+
+    def _joblib(self, src: Source, member: str) -> str:
+        """A pickle holding joblib array wrappers: judge both readings (``pickle.load``, ``joblib.load``)."""
+        self._replay(src, member, "pickle.load reading of a joblib file")
+        r = src.reader()
+        analyze_pickle(
+            r,
+            config=self.config,
+            issues=self.issues,
+            member=member,
+            torchscript=self.torchscript,
+            joblib=True,
+        )
+        self._trailing(r, member)
+        return "joblib"
+
+    def _replay(self, src: Source, member: str, what: str) -> bool:
+        """Replay ``src`` with CPython's unpickler and recording stubs; flag what it reaches.
+
+        Returns True when CPython also rejects the stream before reaching any global, call or mutation.
+        """
+        recs = []
+        for pure in (False, True):
+            with io.BufferedReader(SourceFile(src)) as fh:  # type: ignore[arg-type]
+                recs.append(replay(fh, pure=pure))
+        rec = recs[0]
+        rec.globals += recs[1].globals
+        rec.mutations += recs[1].mutations
+        rec.calls += recs[1].calls
+        if recs[1].error is None:
+            rec.error = None
+        add = self.adder(member)
+        for name in dict.fromkeys(rec.globals):
+            module, _, qualname = name.partition(":")
+            if is_allowed(module, qualname, extra=self.config.extra_allow):
+                continue
+            rule = (
+                "pickle-dangerous-global"
+                if is_known_dangerous(module, qualname)
+                else "pickle-global-not-allowed"
+            )
+            sev = Severity.critical if rule == "pickle-dangerous-global" else Severity.high
+            add(rule, sev, f"{what}: imports {module}.{qualname} (not allowed)", f"{module}.{qualname}")
+        for target in dict.fromkeys(rec.mutations):
+            if "()" not in target.split(" ")[0]:
+                add("pickle-global-mutation", Severity.high, f"{what}: mutates the imported object {target}")
+        if rec.error is None:
+            self.error(member, f"{what}: CPython's unpickler reads it, bastion's analyser does not")
+            return False
+        return not rec.globals and not rec.calls and not rec.mutations
+
+    def _trailing(self, r: Reader, member: str) -> None:
         while r.remaining() > 0:
             if not looks_like_pickle(r.peek(2)):
                 self.members.append(f"{member or '.'}: {r.remaining()} trailing bytes after the pickle")
@@ -248,7 +301,6 @@ class _Walk:
             except Malformed:
                 self.members.append(f"{member or '.'}: trailing bytes after the pickle are not a pickle")
                 break
-        return fmt
 
     def _torch_legacy(self, r: Reader, member: str) -> str:
         def next_pickle() -> Any:
@@ -321,49 +373,15 @@ class _Walk:
         return f"{kind}:{fmt}"
 
     def _decompress(self, src: Source, kind: str, member: str) -> Source:
-        def new() -> Any:
-            if kind == "gzip":
-                return zlib.decompressobj(16 + zlib.MAX_WBITS)
-            if kind == "zlib":
-                return zlib.decompressobj()
-            if kind == "bz2":
-                return bz2.BZ2Decompressor()
-            return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
+        what = member or kind
 
-        out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller
-        d = new()
-        consumed = produced = 0
-        pos = 0
-        try:
-            while pos < src.size:
-                block = src.read_at(pos, CHUNK)
-                pos += len(block)
-                consumed += len(block)
-                for chunk in _feed(d, block):
-                    produced += len(chunk)
-                    self._charge(len(chunk), produced, consumed, member or kind)
-                    out.write(chunk)
-                if d.eof:
-                    rest_at = pos - len(d.unused_data)
-                    if rest_at < src.size:
-                        magic = src.read_at(rest_at, 3)
-                        if (kind == "gzip" and magic[:2] == b"\x1f\x8b") or (
-                            kind == "bz2" and magic == b"BZh"
-                        ):
-                            d = new()
-                            pos = rest_at
-                            continue
-                        self.members.append(f"{member or '.'}: trailing bytes after the {kind} stream")
-                    break
-            if not d.eof:
-                raise Malformed(f"truncated {kind} stream")
-        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
-            out.close()
-            raise Malformed(f"corrupt {kind} stream ({exc})") from exc
-        except BaseException:
-            out.close()
-            raise
-        return Source(out, 0, produced)  # type: ignore[arg-type]
+        def charge(n: int, produced: int, consumed: int) -> None:
+            self._charge(n, produced, consumed, what)
+
+        def note(message: str) -> None:
+            self.members.append(f"{member or '.'}: {message}")
+
+        return decompress(src, kind, charge=charge, note=note)
 
     def _charge(self, n: int, produced: int, consumed: int, what: str) -> None:
         self.inflated += n
@@ -421,7 +439,7 @@ class _Walk:
                 if data_start + info.compress_size > src.size:
                     raise Malformed(f"zip member {name!r} runs past the end of the archive")
                 if info.flag_bits & 0x1:
-                    self.error(child, "encrypted zip member cannot be analysed")
+                    self.error(child, "encrypted archive member: bastion cannot analyse encrypted archives")
                     continue
                 if name.endswith("/"):
                     continue
@@ -467,10 +485,54 @@ class _Walk:
                 add(
                     "zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap"
                 )
-        first = min((s for s, _, _ in spans), default=0)
+        # bytes before the first record (or before the central directory of a zip with no members): a
+        # pickle there is what pickle.load, and torch.load's legacy path, would read
+        first = min([s for s, _, _ in spans] + [zf.start_dir])  # type: ignore[attr-defined]
+        if is_torch:
+            self._torch_reader_agrees(src, zf, infos, add)
         if first > 0:
             self.scan(src.window(0, first), f"{member}!<prefix>" if member else "<prefix>", depth + 1)
         return fmt
+
+    def _torch_reader_agrees(self, src: Source, zf: zipfile.ZipFile, infos: list[Any], add: Any) -> None:
+        """Open the archive with torch's own reader (miniz) and refuse when it sees other records or bytes."""
+        try:
+            import torch
+        except ImportError:
+            return
+        try:
+            reader = torch._C.PyTorchFileReader(io.BufferedReader(SourceFile(src)))  # type: ignore[arg-type]
+            records = set(reader.get_all_records())
+        except Exception as exc:  # torch raises RuntimeError (and others) for everything it cannot read
+            add(
+                "zip-reader-differential",
+                Severity.high,
+                f"torch's zip reader rejects the archive ({exc!s:.80})",
+            )
+            return
+        ours: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            name = info.filename
+            ours[name.split("/", 1)[1] if "/" in name else name] = info
+        if records != {n for n in ours if not n.endswith("/")}:
+            add(
+                "zip-reader-differential",
+                Severity.high,
+                "torch's zip reader and Python's zipfile list different records",
+            )
+            return
+        for name in sorted(records):
+            if _TORCH_DATA.fullmatch(name) or name.startswith("data/"):
+                continue
+            info = ours[name]
+            if info.file_size > self.config.max_header_bytes:
+                continue
+            if bytes(reader.get_record(name)) != zf.read(info):
+                add(
+                    "zip-reader-differential",
+                    Severity.high,
+                    f"torch's zip reader and Python's zipfile read different bytes for {name[:80]!r}",
+                )
 
     def _skops_schema(self, view: Source, child: str) -> bool:
         """Judge a zip's ``schema.json`` as a skops schema when it has skops' shape (else: not handled)."""
@@ -482,7 +544,7 @@ class _Walk:
             return False
         if not looks_like_skops_schema(doc):
             return False
-        nodes = check_skops_schema(doc, self.adder(child), extra=frozenset(self.config.extra_allow))
+        nodes = check_skops_schema(doc, self.adder(child), extra=normalise_extra(self.config.extra_allow))
         self.members.append(f"{child}: skops-schema ({nodes} JSON values)")
         return True
 
@@ -534,7 +596,7 @@ class _Walk:
                 block = raw.read_at(pos, CHUNK)
                 pos += len(block)
                 consumed += len(block)
-                for chunk in _feed(d, block):
+                for chunk in feed(d, block):
                     produced += len(chunk)
                     self._charge(len(chunk), produced, consumed, child)
                     out.write(chunk)
@@ -620,20 +682,6 @@ class _Walk:
         return "torch-legacy-tar" if legacy else "tar"
 
 
-def _feed(d: Any, data: bytes) -> Any:
-    """Decompress ``data`` in bounded pieces (so a bomb is caught after at most CHUNK bytes more)."""
-    if hasattr(d, "unconsumed_tail"):  # zlib
-        yield d.decompress(data, CHUNK)
-        while d.unconsumed_tail and not d.eof:
-            yield d.decompress(d.unconsumed_tail, CHUNK)
-    elif isinstance(d, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-        yield d.decompress(data, CHUNK)
-        while not d.eof and not d.needs_input:
-            yield d.decompress(b"", CHUNK)
-    else:  # zipfile's LZMA wrapper has no output bound
-        yield d.decompress(data)
-
-
 def _find_eocd(src: Source) -> int | None:
     if src.size < 22:
         return None
@@ -676,25 +724,29 @@ def _is_text(src: Source) -> bool:
     return True
 
 
-def scan_file(path: Path, config: ScanConfig) -> FileReport:
-    walk = _Walk(config=config, path=path)
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-            return FileReport(str(path), "special", 0, errors=(ScanError("not a regular file"),))
-        with path.open("rb") as fh:
-            src = Source(fh)
-            size = src.size
-            fmt = walk.scan(src, "", 0)
-    except OSError as exc:
-        return FileReport(str(path), "unreadable", 0, errors=(ScanError(f"cannot read ({exc.strerror})"),))
+def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None = None) -> FileReport:
+    """Scan a byte view (a file, a stored blob read through a seekable reader, bytes in memory)."""
+    walk = _Walk(config=config, path=path if path is not None else Path(name))
+    fmt = walk.scan(src, "", 0)
+    issues = tuple(dict.fromkeys(walk.issues))  # both readings of a joblib file report shared findings once
     return FileReport(
-        path=str(path),
+        path=name,
         format=fmt,
-        size=size,
-        issues=tuple(walk.issues),
+        size=src.size,
+        issues=issues,
         errors=tuple(walk.errors),
         members=tuple(walk.members),
     )
 
 
-__all__ = ["SourceFile", "scan_file"]
+def scan_file(path: Path, config: ScanConfig) -> FileReport:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            return FileReport(str(path), "special", 0, errors=(ScanError("not a regular file"),))
+        with path.open("rb") as fh:
+            return scan_source(Source(fh), name=str(path), config=config, path=path)
+    except OSError as exc:
+        return FileReport(str(path), "unreadable", 0, errors=(ScanError(f"cannot read ({exc.strerror})"),))
+
+
+__all__ = ["SourceFile", "scan_file", "scan_source"]

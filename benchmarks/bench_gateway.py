@@ -191,7 +191,17 @@ def main() -> None:
     _, token = vault.create_token(name="bench", role="consumer", models=["digits"])
     vault.close()
     config = work / "gateway.toml"
-    config.write_text('[serve.rate_limit.per_role]\nconsumer = "100000000/minute"\n', encoding="utf-8")
+    config.write_text(
+        '[serve.rate_limit]\nper_address = "100000000/minute"\n'
+        '[serve.rate_limit.per_role]\nconsumer = "100000000/minute"\n'
+        '[serve.rate_limit.rows_per_role]\nconsumer = "100000000/minute"\n',
+        encoding="utf-8",
+    )
+    from bastion.serve.server import ServeOptions, approve_gateway
+
+    approve_gateway(  # bastion serve digits --approve --config gateway.toml
+        ServeOptions(model_ref="digits", home=str(work / "home"), config_file=str(config)), passphrase=PASS
+    )
     env = {**os.environ, "BASTION_PASSPHRASE": PASS, "BASTION_HOME": str(work / "home")}
     rows = np.asarray(data.x_test, dtype=np.float32)
     levels = [int(c) for c in args.concurrency.split(",")]

@@ -85,7 +85,9 @@ def make_gateway(
     project: Project, digits: Digits, config: GatewayConfig | None = None, **kwargs: Any
 ) -> Gateway:
     model = ServedModel(name="digits", version="1", adapter=digits.adapter, digest="sha256:test", env="dev")
-    auth = Authenticator(verify_token=project.vault.authenticate, jwt_verifier=kwargs.pop("jwt", None))
+    from bastion.serve.server import token_verifier
+
+    auth = Authenticator(verify_token=token_verifier(project.vault), jwt_verifier=kwargs.pop("jwt", None))
     return Gateway(
         model=model,
         config=config or GatewayConfig(),
@@ -98,8 +100,11 @@ def make_gateway(
 class ServerThread:
     """A real uvicorn server on 127.0.0.1:<ephemeral> in a background thread."""
 
-    def __init__(self, app: Any, *, ssl: tuple[str, str] | None = None) -> None:
+    def __init__(self, app: Any, *, ssl: tuple[str, str] | None = None, connections: Any = None) -> None:
         import uvicorn
+
+        from bastion.serve.config import ConnectionsConfig
+        from bastion.serve.connections import ConnectionTracker, uvicorn_options
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,6 +114,9 @@ class ServerThread:
         kwargs: dict[str, Any] = {}
         if ssl:
             kwargs.update(ssl_certfile=ssl[0], ssl_keyfile=ssl[1])
+        conn = connections or ConnectionsConfig()
+        self.tracker = ConnectionTracker(max_per_address=conn.max_per_address, max_total=conn.max_total)
+        kwargs.update(uvicorn_options(conn, self.tracker))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **kwargs)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -133,7 +141,7 @@ class ServerThread:
 
 @contextlib.contextmanager
 def serving(gateway: Gateway, *, ssl: tuple[str, str] | None = None) -> Iterator[ServerThread]:
-    with ServerThread(create_app(gateway), ssl=ssl) as server:
+    with ServerThread(create_app(gateway), ssl=ssl, connections=gateway.config.connections) as server:
         yield server
 
 
@@ -171,9 +179,23 @@ def kit() -> Kit:
 
 @pytest.fixture(scope="session")
 def registry_model(project: Project, digits: Digits) -> str:
-    """The digits MLP pushed (scanned, signed, encrypted) into the session's registry as ``digits``."""
+    """The digits MLP pushed (scanned, signed, encrypted) into the session's registry as ``digits``, with the
+    default gateway configuration approved for its key release."""
     version = project.vault.push(digits.directory, name="digits")
+    approve(project.home, version.ref)
     return version.ref
+
+
+def approve(home: Path, ref: str, *extra: str) -> None:
+    """``bastion serve REF --approve`` with the serve options ``extra`` (the ones that change the config)."""
+    from bastion.serve.server import ServeOptions, approve_gateway
+
+    opts: dict[str, Any] = {}
+    args = list(extra)
+    for flag, key in (("--redis", "redis_url"), ("--config", "config_file")):
+        if flag in args:
+            opts[key] = args[args.index(flag) + 1]
+    approve_gateway(ServeOptions(model_ref=ref, home=str(home), **opts), passphrase=PASSPHRASE)
 
 
 def free_port() -> int:
@@ -227,7 +249,9 @@ class ServeProcess:
 def serve_process() -> Iterator[Any]:
     started: list[ServeProcess] = []
 
-    def start(home: Path, ref: str, *extra: str) -> ServeProcess:
+    def start(home: Path, ref: str, *extra: str, approved: bool = False) -> ServeProcess:
+        if not approved:
+            approve(home, ref, *extra)
         proc = ServeProcess(home, ref, *extra)
         started.append(proc)
         return proc

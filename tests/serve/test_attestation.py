@@ -14,7 +14,8 @@ from bastion.serve.attestation import (
     KeyReleasePolicy,
     SoftwareAttester,
     SoftwareEvidenceVerifier,
-    load_or_create_software_attester,
+    create_software_attester,
+    open_software_attester,
 )
 
 NOW = 1_800_000_000.0
@@ -108,11 +109,27 @@ def test_policies_fail_closed() -> None:
         SoftwareEvidenceVerifier([])
 
 
-def test_home_attester_key_is_created_once_and_encrypted(tmp_path: Path) -> None:
-    a1, trusted1 = load_or_create_software_attester(tmp_path, passphrase="pass phrase one")
-    a2, trusted2 = load_or_create_software_attester(tmp_path, passphrase="pass phrase one")
-    assert a1.public_key().public_bytes_raw() == a2.public_key().public_bytes_raw()
-    assert [k.public_bytes_raw() for k in trusted1] == [k.public_bytes_raw() for k in trusted2]
-    assert b"ENCRYPTED" in (tmp_path / "attester_ed25519.pem").read_bytes()
+def test_attester_key_is_sealed_under_the_key_ring(project, tmp_path: Path) -> None:
+    """Not a PEM under the raw passphrase (PBKDF2, 2048 iterations): the key ring's Argon2id-derived KEK
+    wraps it, so a stolen home gives no faster passphrase guess than the key ring itself."""
+    from bastion.vault import init_project
+
+    created = create_software_attester(tmp_path, keys=project.vault.keys)
+    opened = open_software_attester(tmp_path, keys=project.vault.keys)
+    assert created.public_key().public_bytes_raw() == opened.public_key().public_bytes_raw()
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == ["attester_ed25519.sealed.json"]
+    blob = files[0].read_bytes()
+    assert b"PRIVATE KEY" not in blob and b'"wrapped"' in blob
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(ConfigError):
+        create_software_attester(tmp_path, keys=project.vault.keys)  # never overwritten
+    other = init_project(home=tmp_path / "other-home", passphrase="another passphrase here")
+    try:
+        with pytest.raises(IntegrityError):
+            open_software_attester(tmp_path, keys=other.keys)  # another key ring cannot open it
+    finally:
+        other.close()
+    files[0].write_bytes(blob.replace(b'"ciphertext": "', b'"ciphertext": "AAAA', 1))
     with pytest.raises(IntegrityError):
-        load_or_create_software_attester(tmp_path, passphrase="wrong")
+        open_software_attester(tmp_path, keys=project.vault.keys)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bastion.cli import run
@@ -34,29 +34,78 @@ def test_check_verifies_releases_and_loads(project, registry_model: str, capsys)
 def test_failed_key_release_refuses_to_start(project, registry_model: str, tmp_path: Path, capsys) -> None:
     config = tmp_path / "gw.toml"
     config.write_text('[serve.key_release]\nallowed_package_versions = ["99.0.0"]\n', encoding="utf-8")
-    code = run(["serve", registry_model, "--check", "--home", str(project.home), "--config", str(config)])
-    err = capsys.readouterr().err
+    args = ["serve", registry_model, "--home", str(project.home), "--config", str(config)]
+    assert run([*args, "--approve"]) == 0  # approved, but for another package version than this one
+    capsys.readouterr()
+    try:
+        code = run([*args, "--check"])
+        err = capsys.readouterr().err
+    finally:
+        assert run(["serve", registry_model, "--home", str(project.home), "--approve"]) == 0
     assert code == 1
     assert err.startswith("error: key release denied for digits:") and "package version" in err
-    last = project.vault.audit.entries(start=project.vault.audit.size() - 1)[0]
+    last = _last(project, "serve:key-release")
     assert (last.action, last.outcome) == ("serve:key-release", "denied")
 
 
-def test_untrusted_attester_refuses_to_start(project, registry_model: str, capsys) -> None:
-    trust = project.home / "serve" / "trusted_attesters.pem"
-    run(["serve", registry_model, "--check", "--home", str(project.home)])  # creates the attester files
-    original = trust.read_bytes()
-    stranger = Ed25519PrivateKey.generate().public_key()
-    trust.write_bytes(
-        stranger.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+def _last(project, action: str):
+    entries = project.vault.audit.entries(start=max(0, project.vault.audit.size() - 10))
+    return [e for e in entries if e.action == action][-1]
+
+
+def test_release_is_bound_to_the_approved_config_not_the_running_one(
+    project, registry_model: str, tmp_path: Path, capsys
+) -> None:
+    """The config digest used to be compared with itself: any configuration got the key. Now a config the
+    admin did not approve is denied, and the released config digest is in the audit entry."""
+    loose = tmp_path / "loose.toml"
+    loose.write_text('[serve.rate_limit.per_role]\nconsumer = "100000/minute"\n', encoding="utf-8")
+    args = ["serve", registry_model, "--check", "--home", str(project.home)]
+    assert run([*args, "--config", str(loose)]) == 1
+    err = capsys.readouterr().err
+    assert "key release denied" in err and "configuration digest differs" in err
+    denied = _last(project, "serve:key-release")
+    assert denied.outcome == "denied" and len(denied.details["config_digest"]) == 64
+    assert run([*args]) == 0  # the approved (default) configuration is released
+    released = _last(project, "serve:key-release")
+    assert released.outcome == "ok" and released.details["config_digest"] != denied.details["config_digest"]
+    assert released.details["policy_digest"].startswith("sha256:")
+
+
+def test_deleting_or_replacing_serve_files_never_regenerates_trust(
+    project, registry_model: str, capsys
+) -> None:
+    """Deleting home/serve/*attest* used to create a fresh key and trust it. Now the trust anchors come from
+    the signed release policy: deleted or replaced files make the release fail until an admin re-approves."""
+    serve_dir = project.home / "serve"
+    args = ["serve", registry_model, "--check", "--home", str(project.home)]
+    saved = {p.name: p.read_bytes() for p in serve_dir.iterdir() if p.is_file()}
     try:
+        for name in ("attester_ed25519.sealed.json", "release_policy.json"):
+            (serve_dir / name).unlink()
+            capsys.readouterr()
+            assert run(args) == 1, name
+            assert "key release denied" in capsys.readouterr().err or name.startswith("attester")
+            assert not (serve_dir / name).exists()  # nothing regenerated
+            (serve_dir / name).write_bytes(saved[name])
+        # A policy signed by another key (someone who can write the home but lacks the passphrase).
+        stranger = Ed25519PrivateKey.generate()
+        doc = json.loads(saved["release_policy.json"])
+        doc["signature"] = base64.b64encode(stranger.sign(base64.b64decode(doc["policy"]))).decode()
+        (serve_dir / "release_policy.json").write_text(json.dumps(doc), encoding="utf-8")
         capsys.readouterr()
-        code = run(["serve", registry_model, "--check", "--home", str(project.home)])
-        err = capsys.readouterr().err
+        assert run(args) == 1
+        assert "signature does not verify" in capsys.readouterr().err
     finally:
-        trust.write_bytes(original)
-    assert code == 1 and "attestation evidence did not verify" in err
+        for name, data in saved.items():
+            (serve_dir / name).write_bytes(data)
+    assert run(args) == 0
+
+
+def test_only_an_admin_may_approve(project, registry_model: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("BASTION_TOKEN", project.tokens["erin"])  # a data scientist
+    assert run(["serve", registry_model, "--approve", "--home", str(project.home)]) == 2
+    assert "may not approve" in capsys.readouterr().err
 
 
 def test_tampered_artifact_refuses_to_start(project, digits, capsys) -> None:
@@ -70,6 +119,9 @@ def test_tampered_artifact_refuses_to_start(project, digits, capsys) -> None:
     data[len(data) // 2] ^= 0x01
     os.chmod(victim, 0o600)
     victim.write_bytes(bytes(data))
+    from bastion.serve.server import ServeOptions, approve_gateway
+
+    approve_gateway(ServeOptions(model_ref=version.ref, home=str(project.home)), passphrase=PASSPHRASE)
     capsys.readouterr()
     code = run(["serve", version.ref, "--check", "--home", str(project.home)])
     err = capsys.readouterr().err

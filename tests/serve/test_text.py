@@ -18,6 +18,7 @@ import pytest
 from bastion.errors import ConfigError, UnsafeArtifact
 from bastion.serve import ServeOptions, build_gateway
 from bastion.serve.observability import JsonFormatter
+from bastion.serve.server import approve_gateway
 
 PASSPHRASE = "serve tests passphrase"  # the session project's (tests/serve/conftest.py)
 ESCALATE = "escalate to fraud-desk@bank.example"
@@ -70,9 +71,9 @@ def text_model(project, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, 
 def _gateway(project, ref: str, tmp_path: Path, toml: str, logger: logging.Logger | None = None) -> Any:
     config = tmp_path / f"gateway-{uuid.uuid4().hex[:6]}.toml"
     config.write_text(toml, encoding="utf-8")
-    gateway = build_gateway(
-        ServeOptions(model_ref=ref, home=str(project.home), config_file=str(config)), passphrase=PASSPHRASE
-    )
+    options = ServeOptions(model_ref=ref, home=str(project.home), config_file=str(config))
+    approve_gateway(options, passphrase=PASSPHRASE)
+    gateway = build_gateway(options, passphrase=PASSPHRASE)
     if logger is not None:
         gateway.log = logger
     return gateway

@@ -15,6 +15,7 @@ import pytest
 from bastion.cli import run as cli_run
 from bastion.errors import ConfigError
 from bastion.serve import ServeOptions, build_gateway
+from bastion.serve.server import approve_gateway
 
 PASSPHRASE = "serve tests passphrase"  # the session project's (tests/serve/conftest.py)
 
@@ -39,10 +40,12 @@ def test_surrogate_trained_on_gateway_answers_is_identified_by_the_marks(
     config.write_text(
         f'[serve.api_watermark]\nenabled = true\nkey = "{key_file}"\nrate = 0.005\n'
         '[serve.rate_limit.per_role]\nconsumer = "100000/minute"\n'
+        '[serve.rate_limit.rows_per_role]\nconsumer = "1000000/minute"\n'
         '[serve.monitor]\naction = "alert"\n',
         encoding="utf-8",
     )
     options = ServeOptions(model_ref=registry_model, home=str(project.home), config_file=str(config))
+    approve_gateway(options, passphrase=PASSPHRASE)
     gateway = build_gateway(options, passphrase=PASSPHRASE)
     assert gateway.watermark is not None
     x = np.random.default_rng(11).random((4000, 64), dtype=np.float32)
@@ -100,5 +103,6 @@ def test_enabled_watermark_without_a_key_refuses_to_start(
     config = tmp_path / "gateway.toml"
     config.write_text("[serve.api_watermark]\nenabled = true\n", encoding="utf-8")
     options = ServeOptions(model_ref=registry_model, home=str(project.home), config_file=str(config))
+    approve_gateway(options, passphrase=PASSPHRASE)
     with pytest.raises(ConfigError, match="names no key"):
         build_gateway(options, passphrase=PASSPHRASE)

@@ -36,11 +36,16 @@ def register(app: typer.Typer) -> None:
             "--check",
             help="Verify, release the key, scan and load the model, then exit without serving.",
         ),
+        approve: bool = typer.Option(
+            False,
+            "--approve",
+            help="Approve this gateway configuration for the model's key release (admin), then exit.",
+        ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Serve a verified registry model behind authentication, rate limits and the extraction monitor."""
-        from bastion.serve.server import ServeOptions, build_gateway, check_options, run
+        from bastion.serve.server import ServeOptions, approve_gateway, build_gateway, check_options, run
 
         options = ServeOptions(
             model_ref=model_ref,
@@ -66,6 +71,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo(render(objects), nl=False)
             return
         check_options(options)
+        if approve:
+            entry = approve_gateway(options)
+            if fmt is OutputFormat.json:
+                print_json({"model": model_ref, "config_digest": entry.config_digest, "approved": True})
+            else:
+                typer.echo(f"key release approved for {model_ref} with config {entry.config_digest[:16]}…")
+            return
         if check:
             gateway = build_gateway(options)
             model = gateway.model
@@ -76,6 +88,4 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"{model.name}:{model.version} verified, key released, scanned and loaded")
             return
-        scheme = "http" if insecure else "https"
-        typer.echo(f"bastion gateway for {model_ref} on {scheme}://{host}:{port}", err=True)
-        run(options)
+        run(options, announce=lambda url: typer.echo(f"bastion gateway for {model_ref} on {url}", err=True))

@@ -1,10 +1,14 @@
 """The gateway's ASGI app: OIP v2 routes behind authentication, rate limits, guards and the monitor.
 
-One pure-ASGI middleware does what every protected request needs — body-size limit, authentication, the
-per-identity rate limit, the audit record, metrics and a JSON log line — so that no per-request work is
-repeated in the routes. The routes then authorise (deny by default: 401 without valid credentials, 403 for an
-identity without the permission), guard the input, run the model, feed the extraction monitor and shape the
-answer by the output policy.
+One pure-ASGI middleware does what every protected request needs — duplicate security headers refused, body
+size limit, the per-address limit (before any token lookup), authentication, the per-identity rate limit, an
+audit slot (fail closed when the audit trail cannot take the record), the audit record, metrics labelled by
+route template and a JSON log line — so that no per-request work is repeated in the routes. Any unexpected
+exception becomes a JSON ``500`` (logged with its type only, counted, recorded), never a traceback. The routes
+then authorise (deny by default: 401 without valid credentials, 403 for an identity without the permission),
+charge the request's rows against the row limit, and run the guard, the model, PII redaction and the
+extraction monitor in the threadpool (a slow model or a Redis round trip never stalls the event loop and
+the health routes), then shape the answer by the output policy.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.routing import Match
 
 from bastion import __version__
 from bastion.access import Identity, allowed
@@ -30,6 +35,7 @@ from bastion.errors import (
     AccessDenied,
     AuthenticationFailed,
     BastionError,
+    BudgetExhausted,
     ConfigError,
     CryptoError,
     InvalidInput,
@@ -48,6 +54,7 @@ from bastion.serve.protocol import (
     InferenceResponse,
     ModelMetadata,
     ServerMetadata,
+    ascii_int,
 )
 from bastion.serve.ratelimit import RateLimiter
 from bastion.serve.text import MONITOR_FEATURES, PiiRedactor, TextModel
@@ -60,6 +67,27 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/v2", "/openapi.json"})
 ADMIN_READ = ("serve:admin", "log:read")  # admin and auditor
+UNMATCHED_ROUTE = "unmatched"
+ROUTE_LABELS = {
+    "live": "live",
+    "ready": "ready",
+    "server_metadata": "server",
+    "model_metadata": "metadata",
+    "model_ready": "model-ready",
+    "infer": "infer",
+    "he_infer": "he-infer",
+    "metrics": "metrics",
+    "openapi": "openapi",
+}
+# Headers whose value decides authentication or how the body is read: more than one of each is refused.
+SINGLE_HEADERS = (
+    b"authorization",
+    b"content-length",
+    b"transfer-encoding",
+    b"content-type",
+    b"inference-header-content-length",
+    b"x-bastion-he-context-length",
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +135,11 @@ class Gateway:
         namespace: str = "",
         logger: logging.Logger | None = None,
         watermark: Any = None,
+        theft: Any = None,
+        monitor_key: bytes | None = None,
     ) -> None:
         self.model = model
+        self.theft = theft  # bastion.serve.theft.TheftDefence: keyed detection and responses per consumer
         self.config = config
         self.auth = authenticator
         self.log = logger or gateway_logger()
@@ -137,7 +168,7 @@ class Gateway:
             if self.text_model is not None:  # hashed, L2-normalised bags of words
                 center = 1.0 / np.sqrt(MONITOR_FEATURES)
             self.monitor = ExtractionMonitor(
-                config=config.monitor, n_features=n_features, store=store, center=center
+                config=config.monitor, n_features=n_features, store=store, center=center, key=monitor_key
             )
         self.he_model = _he_model(model.adapter)
         if config.api_watermark.enabled and self.text_model is not None:
@@ -145,11 +176,24 @@ class Gateway:
         if config.api_watermark.enabled and watermark is None:
             raise ConfigError("[serve.api_watermark] is enabled but no watermark key was given")
         self.watermark = watermark if config.api_watermark.enabled else None
+        audit_cfg = config.audit
         self.writer = (
-            BatchedAuditWriter(audit, target=f"{model.name}:{model.version}", on_error=self._audit_failed)
+            BatchedAuditWriter(
+                audit,
+                target=f"{model.name}:{model.version}",
+                max_queue=audit_cfg.max_queue,
+                on_failure=audit_cfg.on_failure,
+                failure_sample=audit_cfg.failure_sample,
+                on_error=self._audit_failed,
+            )
             if audit is not None
             else None
         )
+        writer = self.writer
+        if writer is not None:
+            self.metrics.audit_dropped.set_function(lambda: float(writer.dropped))
+        # Redis-backed limits or monitor: their synchronous calls leave the event loop (threadpool).
+        self.blocking_checks = bool(config.redis_url) or self.limiter.shared
 
     def screen_texts(self, texts: list[str]) -> tuple[list[str], tuple[str, ...]]:
         """Apply ``[serve.text] input_pii`` before the model (or anything else) sees the texts."""
@@ -174,7 +218,9 @@ class Gateway:
         return self.redactor.redact(value)[0]
 
     def _audit_failed(self, exc: Exception) -> None:
-        self.log.error("audit write failed", extra={"event": "audit-error", "reason": type(exc).__name__})
+        self.log.error(
+            "audit write failed", extra={"event": "audit-error", "reason": f"{type(exc).__name__}"[:80]}
+        )
 
     def close(self) -> None:
         marks_file = self.config.api_watermark.marks_file
@@ -216,13 +262,33 @@ def _marks_document(watermark: Any) -> dict[str, Any]:
 HE_HEADER = "x-bastion-he-context-length"
 
 
-class GatewayMiddleware:
-    """Body limit → authentication → rate limit → route → audit record, metrics, JSON log."""
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0])[:64] if client else "-"
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+
+class GatewayMiddleware:
+    """Headers → body limit → address limit → authentication → rate limit → audit slot → route → audit
+    record, metrics, JSON log; unexpected exceptions end as a JSON 500."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, routes: list[Any] | None = None) -> None:
         self.app = app
         self.gw = gateway
+        self._routes = list(routes or [])
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def _template(self, scope: Scope) -> str:
+        """The label of the route a path matches (by template, e.g. ``/v2/models/{name}/infer`` → ``infer``);
+        every unknown path shares one label, so random paths cannot grow the metrics."""
+        for route in self._routes:
+            try:
+                match, _ = route.matches(scope)
+            except Exception:  # a malformed path must not break the label lookup
+                return UNMATCHED_ROUTE
+            if match is not Match.NONE:
+                name = str(getattr(route, "name", ""))
+                return ROUTE_LABELS.get(name, "admin" if name.startswith("admin") else UNMATCHED_ROUTE)
+        return UNMATCHED_ROUTE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -243,39 +309,105 @@ class GatewayMiddleware:
 
         guard_cfg = gw.config.input_guard
         limit = guard_cfg.max_he_body_bytes if path.endswith("/he/infer") else guard_cfg.max_body_bytes
-        headers = dict(scope.get("headers") or [])
-        response: Response | None = None
         try:
-            length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                state["decision"] = "reject:size"
-                response = _error(413, f"request body larger than {limit} bytes")
-            elif path not in PUBLIC_PATHS:
-                response = await self._authenticate(state, headers)
-        except ServiceError as exc:
-            response = _error(503, str(exc))
-        if response is not None:
-            await response(scope, receive, send_wrapper)
-        else:
-            received = [0]
-
-            async def receive_wrapper() -> Message:
-                message = await receive()
-                if message["type"] == "http.request":
-                    received[0] += len(message.get("body", b""))
-                    if received[0] > limit:
-                        raise _BodyTooLarge
-                return message
-
-            try:
-                await self.app(scope, receive_wrapper, send_wrapper)
-            except _BodyTooLarge:
-                state["decision"] = "reject:size"
-                if not started[0]:
-                    await _error(413, f"request body larger than {limit} bytes")(scope, receive, send_wrapper)
+            response = await self._admit(scope, state, path, limit)
+            if response is not None:
+                await response(scope, receive, send_wrapper)
+            else:
+                await self._forward(scope, receive, send_wrapper, limit, state, started)
+        except Exception as exc:  # anything unexpected: a JSON 500, logged by type, counted — no traceback
+            state["decision"] = "error:internal"
+            state["error"] = type(exc).__name__
+            gw.metrics.errors.labels(self._template(scope)).inc()
+            if not started[0]:
+                with contextlib.suppress(Exception):
+                    await _error(500, "internal error")(scope, receive, send_wrapper)
+            status_holder[0] = 500
         self._record(scope, state, status_holder[0], time.perf_counter() - start)
 
-    async def _authenticate(self, state: dict[str, Any], headers: dict[bytes, bytes]) -> Response | None:
+    async def _admit(self, scope: Scope, state: dict[str, Any], path: str, limit: int) -> Response | None:
+        """Everything before the route; a response when the request stops here."""
+        gw = self.gw
+        raw_headers = scope.get("headers") or []
+        names = [name for name, _ in raw_headers]
+        for name in SINGLE_HEADERS:
+            if names.count(name) > 1:
+                state["decision"] = "reject:headers"
+                return _error(400, f"more than one {name.decode()} header")
+        headers = dict(raw_headers)
+        length_header = headers.get(b"content-length")
+        if length_header is not None:
+            length = ascii_int(length_header)
+            if length is None or length > limit:
+                state["decision"] = "reject:size"
+                return _error(413, f"request body larger than {limit} bytes")
+        if path in PUBLIC_PATHS:
+            return None
+        try:
+            address = _client_address(scope)
+            limited = await self._call(gw.limiter.address, address)
+            if not limited.allowed:
+                state["decision"] = f"deny:rate-{limited.kind}"
+                gw.metrics.denials.labels(limited.kind).inc()
+                return _error(
+                    429,
+                    f"rate limit {limited.limit} exceeded ({limited.kind} of this address)",
+                    {"Retry-After": str(limited.retry_after_s), "X-RateLimit-Limit": limited.limit},
+                )
+            response = await self._authenticate(state, headers, address)
+            if response is None and gw.writer is not None and gw.config.audit.on_failure == "refuse":
+                response = await self._reserve_audit(state)
+            return response
+        except ServiceError as exc:
+            state["decision"] = "error:service"
+            return _error(503, str(exc))
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.gw.blocking_checks:
+            return await run_in_threadpool(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    async def _reserve_audit(self, state: dict[str, Any]) -> Response | None:
+        gw = self.gw
+        writer = gw.writer
+        assert writer is not None
+        ok = writer.reserve() or await run_in_threadpool(writer.reserve, gw.config.audit.block_s)
+        if ok:
+            state["audit_slot"] = True
+            return None
+        state["decision"] = "deny:audit-unavailable"
+        gw.metrics.audit_refused.inc()
+        return _error(503, "the audit trail cannot record this request now; try again later")
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        state: dict[str, Any],
+        started: list[bool],
+    ) -> None:
+        received = [0]
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send)
+        except _BodyTooLarge:
+            state["decision"] = "reject:size"
+            if not started[0]:
+                await _error(413, f"request body larger than {limit} bytes")(scope, receive, send)
+
+    async def _authenticate(
+        self, state: dict[str, Any], headers: dict[bytes, bytes], address: str
+    ) -> Response | None:
         gw = self.gw
         raw = headers.get(b"authorization")
         try:
@@ -283,21 +415,16 @@ class GatewayMiddleware:
             identity = gw.auth.cached(token)
             if identity is None:
                 identity = await run_in_threadpool(gw.auth.verify, token)
-        except AuthenticationFailed as exc:
-            state["decision"] = "deny:auth"
-            gw.metrics.denials.labels("auth").inc()
-            return _error(401, str(exc), {"WWW-Authenticate": 'Bearer realm="bastion"'})
         except ServiceError:
             raise
-        except BastionError:
+        except BastionError as exc:
             state["decision"] = "deny:auth"
             gw.metrics.denials.labels("auth").inc()
-            return _error(401, "invalid credentials", {"WWW-Authenticate": 'Bearer realm="bastion"'})
+            await self._call(gw.limiter.auth_failure, address)
+            message = str(exc) if isinstance(exc, AuthenticationFailed) else "invalid credentials"
+            return _error(401, message, {"WWW-Authenticate": 'Bearer realm="bastion"'})
         state["identity"] = identity
-        throttled = False
-        if gw.monitor is not None and gw.config.monitor.action == "throttle":
-            throttled = gw.monitor.flag(identity.id) is not None
-        decision = gw.limiter.hit(identity=identity.id, role=identity.role, throttled=throttled)
+        decision = await self._call(self._identity_limit, identity)
         if not decision.allowed:
             state["decision"] = "deny:rate"
             gw.metrics.denials.labels("rate").inc()
@@ -308,16 +435,22 @@ class GatewayMiddleware:
             )
         return None
 
+    def _identity_limit(self, identity: Identity) -> Any:
+        gw = self.gw
+        throttled = False
+        if gw.monitor is not None and gw.config.monitor.action == "throttle":
+            throttled = gw.monitor.flag(identity.id) is not None
+        return gw.limiter.hit(identity=identity.id, role=identity.role, throttled=throttled)
+
     def _record(self, scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
         gw = self.gw
         identity: Identity | None = state.get("identity")
-        route = state.get("route") or str(scope.get("path", "-"))[:100]
+        route = self._template(scope)
         decision = state.get("decision") or ("allow" if status < 400 else f"status:{status}")
         children = self._children.get((route, status))
         if children is None:  # label lookups take a lock each: keep the children per (route, status)
             children = (gw.metrics.requests.labels(route, str(status)), gw.metrics.latency.labels(route))
-            if len(self._children) < 1000:
-                self._children[(route, status)] = children
+            self._children[(route, status)] = children  # bounded: route templates × status codes
         children[0].inc()
         children[1].observe(elapsed)
         if gw.writer is not None:
@@ -327,16 +460,26 @@ class GatewayMiddleware:
                     role=identity.role if identity else "-",
                     model=gw.model.name,
                     version=gw.model.version,
-                    method=scope.get("method", "-"),
+                    method=str(scope.get("method", "-"))[:16],
                     path=route,
                     status=status,
                     decision=decision,
                     latency_ms=elapsed * 1000.0,
                     ts=time.time(),
-                )
+                ),
+                reserved=bool(state.pop("audit_slot", False)),
             )
-            if gw.writer.dropped:
-                gw.metrics.audit_dropped.set(gw.writer.dropped)
+        if status >= 500:
+            gw.log.error(
+                "request failed",
+                extra={
+                    "event": "request-error",
+                    "path": route,
+                    "status": status,
+                    "decision": decision,
+                    "reason": state.get("error"),
+                },
+            )
         if gw.log.isEnabledFor(logging.INFO):
             gw.log.info(
                 "request",
@@ -346,7 +489,7 @@ class GatewayMiddleware:
                     "role": identity.role if identity else None,
                     "model": gw.model.name,
                     "version": gw.model.version,
-                    "method": scope.get("method"),
+                    "method": str(scope.get("method", "-"))[:16],
                     "path": route,
                     "status": status,
                     "decision": decision,
@@ -362,6 +505,7 @@ _STATUS: tuple[tuple[type[BastionError], int], ...] = (
     (InvalidInput, 400),
     (ServiceError, 503),
     (CryptoError, 400),
+    (BudgetExhausted, 429),
 )
 
 
@@ -374,7 +518,7 @@ def _status_of(exc: BastionError) -> int:
 
 def parse_request(raw: bytes, binary_header: str | None) -> InferenceRequest:
     """The JSON request body (any content type, as tritonclient sends); binary tensors are refused."""
-    if binary_header is not None and (not binary_header.isdigit() or int(binary_header) != len(raw)):
+    if binary_header is not None and ascii_int(binary_header) != len(raw):
         raise InvalidInput("the binary tensor extension is not supported: send JSON tensor data")
     try:
         return InferenceRequest.model_validate_json(raw)
@@ -383,6 +527,121 @@ def parse_request(raw: bytes, binary_header: str | None) -> InferenceRequest:
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "body"
         message = errors[0]["msg"] if errors else "malformed"
         raise InvalidInput(f"invalid request: {where}: {message}"[:300]) from exc
+
+
+def _rows(body: InferenceRequest) -> int:
+    """The number of model queries a request asks for (its batch size; at least 1)."""
+    shape = body.inputs[0].shape if body.inputs else []
+    return max(1, int(shape[0])) if shape else 1
+
+
+def _answer(
+    gw: Gateway, state: Any, identity: Identity, body: InferenceRequest, requested: list[str] | None
+) -> list[dict[str, Any]]:
+    """One inference request after authorisation (runs in the threadpool)."""
+    model = gw.model
+    monitor = gw.monitor
+    action = gw.config.monitor.action
+    flagged = monitor.flag(identity.id) if monitor is not None else None
+    if monitor is not None and action == "block" and flagged is not None:
+        state.decision = "deny:monitor"
+        gw.metrics.denials.labels("monitor").inc()
+        raise AccessDenied("client blocked by the extraction monitor")
+    text = gw.text_model
+    if text is not None:
+        try:
+            raw_texts = gw.guard.texts(body, max_chars=gw.config.text.max_chars)
+        except InvalidInput:
+            state.decision = "reject:input"
+            raise
+        _charge_rows(gw, state, identity, len(raw_texts), throttled=flagged is not None)
+        try:
+            texts, _ = gw.screen_texts(raw_texts)
+        except InvalidInput:
+            state.decision = "reject:input"
+            raise
+        proba = text.predict_proba(texts)
+        features = text.monitor_features(texts)
+    else:
+        x = gw.guard.batch(body)
+        _charge_rows(gw, state, identity, len(x), throttled=flagged is not None)
+        gw.guard.check_adversarial(x)
+        proba = np.asarray(model.adapter.predict_proba(x))
+        if gw.watermark is not None:
+            proba = gw.watermark.apply(x, proba)
+        features = x.reshape(len(x), -1)
+    label_only = False
+    if gw.theft is not None and text is None:  # the theft defence replaces the PRADA monitor's response
+        monitor = None
+        try:
+            answer = gw.theft.respond(consumers=(identity.id,), x=features, proba=proba)
+        except (BudgetExhausted, AccessDenied):
+            state.decision = "deny:theft"
+            gw.metrics.denials.labels("monitor").inc()
+            raise
+        proba = answer.proba
+        if answer.newly_flagged:
+            gw.metrics.flags.inc()
+            gw.log.warning(
+                "theft defence flagged a client",
+                extra={"event": "theft-flag", "identity": identity.name, "reason": answer.reason},
+            )
+            if gw.writer is not None:
+                gw.writer.event(
+                    action="serve:theft-flag",
+                    outcome="ok",
+                    details={"identity": identity.name, "reason": answer.reason, "score": answer.score},
+                )
+        if answer.flagged:
+            state.decision = "allow:theft-defence"
+    if monitor is not None:
+        verdict = monitor.observe(identity.id, features)
+        if verdict.newly_flagged:
+            gw.metrics.flags.inc()
+            gw.log.warning(
+                "extraction monitor flagged a client",
+                extra={"event": "monitor-flag", "identity": identity.name, "reason": verdict.reason},
+            )
+            if gw.writer is not None:
+                gw.writer.event(
+                    action="serve:monitor-flag",
+                    outcome="denied" if action in ("block", "label-only", "throttle") else "ok",
+                    details={"identity": identity.name, "reason": verdict.reason, "action": action},
+                )
+        label_only = verdict.flagged and action in ("label-only", "block")
+        if verdict.flagged:
+            state.decision = f"allow:monitor-{action}"
+    rule = gw.output.rule(identity.role, label_only=label_only)
+    outputs: list[dict[str, Any]] = gw.output.render(
+        proba,
+        rule=rule,
+        requested=requested,
+        class_names=text.class_names if text is not None else None,
+        redact=gw.redact_output if gw.output.config.redacts(rule) else None,
+    )
+    return outputs
+
+
+class RowLimitExceeded(BastionError):
+    """A request's rows do not fit the identity's row (model-query) limit: 429."""
+
+    def __init__(self, message: str, *, retry_after_s: int, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+
+
+def _charge_rows(gw: Gateway, state: Any, identity: Identity, rows: int, *, throttled: bool) -> None:
+    throttled = throttled and gw.config.monitor.action == "throttle"
+    decision = gw.limiter.rows(identity=identity.id, role=identity.role, rows=rows, throttled=throttled)
+    if not decision.allowed:
+        state.decision = "deny:rate-rows"
+        gw.metrics.denials.labels("rows").inc()
+        raise RowLimitExceeded(
+            f"row limit {decision.limit} exceeded ({rows} rows asked, {decision.remaining} left)",
+            retry_after_s=decision.retry_after_s,
+            limit=decision.limit,
+        )
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -424,6 +683,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+
+    @app.exception_handler(RowLimitExceeded)
+    async def _row_limit(request: Request, exc: RowLimitExceeded) -> Response:
+        headers = {"Retry-After": str(exc.retry_after_s), "X-RateLimit-Limit": exc.limit}
+        return _error(429, str(exc), headers)
 
     @app.exception_handler(BastionError)
     async def _bastion_error(request: Request, exc: BastionError) -> Response:
@@ -532,59 +796,13 @@ def create_app(gateway: Gateway) -> FastAPI:
         request.state.route = "infer"
         identity = served(request, name, "model:infer")
         body = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
-        monitor = gw.monitor
-        action = gw.config.monitor.action
-        if monitor is not None and action == "block" and monitor.flag(identity.id) is not None:
-            request.state.decision = "deny:monitor"
-            gw.metrics.denials.labels("monitor").inc()
-            raise AccessDenied("client blocked by the extraction monitor")
         requested = [o.name for o in body.outputs] if body.outputs else None
         if requested:
             unknown = [n for n in requested if not gw.output.known_output(n)]
             if unknown:
                 raise InvalidInput(f"unknown output {unknown[0][:64]!r}")
-        text = gw.text_model
-        if text is not None:
-            try:
-                texts, _ = gw.screen_texts(gw.guard.texts(body, max_chars=gw.config.text.max_chars))
-            except InvalidInput:
-                request.state.decision = "reject:input"
-                raise
-            proba = text.predict_proba(texts)
-            features = text.monitor_features(texts)
-        else:
-            x = gw.guard.batch(body)
-            gw.guard.check_adversarial(x)
-            proba = np.asarray(model.adapter.predict_proba(x))
-            if gw.watermark is not None:
-                proba = gw.watermark.apply(x, proba)
-            features = x.reshape(len(x), -1)
-        label_only = False
-        if monitor is not None:
-            verdict = monitor.observe(identity.id, features)
-            if verdict.newly_flagged:
-                gw.metrics.flags.inc()
-                gw.log.warning(
-                    "extraction monitor flagged a client",
-                    extra={"event": "monitor-flag", "identity": identity.name, "reason": verdict.reason},
-                )
-                if gw.writer is not None:
-                    gw.writer.event(
-                        action="serve:monitor-flag",
-                        outcome="denied" if action in ("block", "label-only", "throttle") else "ok",
-                        details={"identity": identity.name, "reason": verdict.reason, "action": action},
-                    )
-            label_only = verdict.flagged and action in ("label-only", "block")
-            if verdict.flagged:
-                request.state.decision = f"allow:monitor-{action}"
-        rule = gw.output.rule(identity.role, label_only=label_only)
-        outputs = gw.output.render(
-            proba,
-            rule=rule,
-            requested=requested,
-            class_names=text.class_names if text is not None else None,
-            redact=gw.redact_output if gw.output.config.redacts(rule) else None,
-        )
+        # Guard, row limit, model, redaction and monitor: off the event loop (slow models, Redis, PII).
+        outputs = await run_in_threadpool(_answer, gw, request.state, identity, body, requested)
         return _json(
             {"model_name": model.name, "model_version": model.version, "id": body.id, "outputs": outputs}
         )
@@ -621,16 +839,19 @@ def create_app(gateway: Gateway) -> FastAPI:
             )
         monitor = gw.monitor
         restricting = gw.config.monitor.action in ("block", "label-only")
-        if monitor is not None and restricting and monitor.flag(identity.id) is not None:
+        if (
+            monitor is not None
+            and restricting
+            and await run_in_threadpool(monitor.flag, identity.id) is not None
+        ):
             request.state.decision = "deny:monitor"
             raise AccessDenied("client restricted by the extraction monitor")
         raw = await request.body()
-        length = request.headers.get(HE_HEADER, "")
-        if not length.isdigit() or not 0 < int(length) < len(raw):
+        n = ascii_int(request.headers.get(HE_HEADER))
+        if n is None or not 0 < n < len(raw):
             raise InvalidInput(f"{HE_HEADER} must give the context length inside the body")
         from bastion.privacy.he import serve_infer
 
-        n = int(length)
         try:
             result = await run_in_threadpool(serve_infer, raw[:n], raw[n:], gw.he_model)
         except BastionError:
@@ -656,6 +877,13 @@ def create_app(gateway: Gateway) -> FastAPI:
             "action": gw.config.monitor.action,
             "flagged": [c for c in clients if c["flagged"]],
         }
+
+    @app.get("/admin/theft", tags=["admin"], responses=errors)
+    async def admin_theft(request: Request) -> dict[str, Any]:
+        """Consumers flagged by the theft defence, with the evidence behind each flag."""
+        request.state.route = "admin"
+        require_any(request, ADMIN_READ)
+        return {"enabled": gw.theft is not None, "flags": gw.theft.flags() if gw.theft else []}
 
     @app.get("/admin/clients", tags=["admin"], responses=errors)
     async def admin_clients(request: Request) -> dict[str, Any]:
@@ -692,7 +920,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return _json(doc)
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(GatewayMiddleware, gateway=gw)  # type: ignore[arg-type]
+    app.add_middleware(GatewayMiddleware, gateway=gw, routes=app.routes)  # type: ignore[arg-type]
     return app
 
 

@@ -10,24 +10,36 @@ attestation document's PCRs / the SNP report's measurement become the claims).
 The software attester proves only what the host says about itself: it binds the key release to the exact
 package, configuration and model digests and makes every release and denial auditable, but it is not a
 hardware root of trust.
+
+Where trust comes from (nothing the gateway host can replace by writing files):
+
+* the attester's private key is sealed under the key ring (:meth:`KeyProvider.wrap`: an Argon2id-derived KEK
+  for the local ring, or the HSM), never under the raw passphrase;
+* the trusted attester keys, the approved gateway-configuration digest and the allowed package versions of
+  each model come from a :class:`ReleasePolicyDocument` signed with the home's signing key (which opens only
+  with the passphrase) by an explicit approval (``bastion serve MODEL --approve``), and the signature is
+  checked against the key the vault itself opened. Deleting or replacing ``serve/*`` files therefore makes key
+  release fail; it never regenerates trust.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bastion.errors import ConfigError, IntegrityError
+from bastion.errors import BastionError, ConfigError, IntegrityError, PolicyViolation
 
 SOFTWARE_FORMAT = "bastion-software-v1"
 
@@ -178,71 +190,187 @@ def new_nonce() -> str:
     return os.urandom(16).hex()
 
 
-ATTESTER_KEY_FILE = "attester_ed25519.pem"
-TRUSTED_ATTESTERS_FILE = "trusted_attesters.pem"
+ATTESTER_KEY_FILE = "attester_ed25519.sealed.json"
+RELEASE_POLICY_FILE = "release_policy.json"
+_ATTESTER_FORMAT = "bastion-serve-attester/1"
+_POLICY_FORMAT = "bastion-release-policy/1"
+_ATTESTER_CONTEXT = "bastion:serve-attester:v1"
+ATTESTER_ENV = "prod"
 
 
-def load_or_create_software_attester(
-    directory: Path, *, passphrase: str
-) -> tuple[SoftwareAttester, list[Ed25519PublicKey]]:
-    """The home's software attester key (encrypted PEM) and the trusted attester keys.
+class Sealer(Protocol):
+    """What sealing needs of a key provider (:class:`bastion.crypto.interface.KeyProvider`)."""
 
-    The first start creates the key and trusts it; later starts read both files. Replacing the trust file with
-    another key makes key release fail, which is how an operator pins the attester.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    key_path = directory / ATTESTER_KEY_FILE
-    trust_path = directory / TRUSTED_ATTESTERS_FILE
-    secret = passphrase.encode()
-    if key_path.exists():
-        try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=secret)
-        except (ValueError, TypeError) as exc:
-            raise IntegrityError("the software attester key does not open") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise IntegrityError("the software attester key is not an Ed25519 key")
-    else:
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(secret),
-        )
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-    if not trust_path.exists():
-        trust_path.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    def wrap(self, *, env: str, dek: bytes, context: bytes | str) -> Any: ...
+
+    def unwrap(self, wrapped: Any, *, context: bytes | str) -> bytes: ...
+
+
+class PolicySigner(Protocol):
+    """The home's signing keys (:class:`bastion.crypto.signing.SigningKeys`): Ed25519 sign and verify."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def verify(self, data: bytes, signature: bytes) -> None: ...
+
+
+def _read_small(path: Path, limit: int = 1 << 20) -> bytes:
+    """A regular file of at most ``limit`` bytes, read without following a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IntegrityError(f"{path.name} is not a regular file") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise IntegrityError(f"{path.name} is not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise IntegrityError(f"{path.name} is too large")
+    return data
+
+
+def create_software_attester(directory: Path, *, keys: Sealer) -> SoftwareAttester:
+    """Generate the home's attester key, sealed under the key ring (refuses to overwrite one)."""
+    from bastion.crypto._atomic import atomic_write
+    from bastion.crypto.interface import WrappedKey
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / ATTESTER_KEY_FILE
+    if path.exists() or path.is_symlink():
+        raise ConfigError(f"an attester key already exists at {path}")
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    wrapped: WrappedKey = keys.wrap(env=ATTESTER_ENV, dek=raw, context=_ATTESTER_CONTEXT)
+    doc = {"format": _ATTESTER_FORMAT, "wrapped": wrapped.to_dict()}
+    atomic_write(path, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o600)
+    return SoftwareAttester(key)
+
+
+def open_software_attester(directory: Path, *, keys: Sealer) -> SoftwareAttester:
+    """The home's attester key, unsealed through the key ring; any damage is an IntegrityError."""
+    from bastion.crypto.interface import WrappedKey
+
+    path = directory / ATTESTER_KEY_FILE
+    try:
+        doc = json.loads(_read_small(path))
+        if doc.get("format") != _ATTESTER_FORMAT:
+            raise ValueError("format")
+        wrapped = WrappedKey.from_dict(doc["wrapped"])
+    except FileNotFoundError as exc:
+        raise PolicyViolation(
+            "no attester key in this home: approve the gateway first ('bastion serve MODEL --approve')"
+        ) from exc
+    except (ValueError, KeyError, TypeError, AttributeError, BastionError) as exc:
+        raise IntegrityError("the software attester key is damaged") from exc
+    try:
+        raw = keys.unwrap(wrapped, context=_ATTESTER_CONTEXT)
+        return SoftwareAttester(Ed25519PrivateKey.from_private_bytes(raw))
+    except (BastionError, ValueError) as exc:
+        raise IntegrityError("the software attester key does not open") from exc
+
+
+@dataclass(frozen=True)
+class ModelReleasePolicy:
+    """What one model's key release demands: approved attesters, config digest and package versions."""
+
+    attesters: tuple[str, ...]  # raw Ed25519 public keys, hex
+    config_digest: str
+    package_versions: tuple[str, ...]
+    approved_by: str
+    approved_at: float
+
+    def trusted_keys(self) -> list[Ed25519PublicKey]:
+        return [Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)) for k in self.attesters]
+
+
+@dataclass(frozen=True)
+class ReleasePolicyDocument:
+    """The signed key-release policies of a home, by model name."""
+
+    models: dict[str, ModelReleasePolicy]
+
+    def canonical(self) -> bytes:
+        body = {"format": _POLICY_FORMAT, "models": {k: asdict(v) for k, v in sorted(self.models.items())}}
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()
+
+
+def load_release_policy(directory: Path, *, signer: PolicySigner) -> ReleasePolicyDocument:
+    """The signed policy document; missing → empty (nothing released), bad signature → IntegrityError."""
+    path = directory / RELEASE_POLICY_FILE
+    try:
+        doc = json.loads(_read_small(path))
+    except FileNotFoundError:
+        return ReleasePolicyDocument(models={})
+    except ValueError as exc:
+        raise IntegrityError("the key-release policy is damaged") from exc
+    try:
+        body = base64.b64decode(doc["policy"], validate=True)
+        signature = base64.b64decode(doc["signature"], validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError("the key-release policy is damaged") from exc
+    try:
+        signer.verify(body, signature)
+    except Exception as exc:  # InvalidSignature or the signer's IntegrityError: one opaque answer
+        raise IntegrityError("the key-release policy signature does not verify") from exc
+    try:
+        data = json.loads(body)
+        if data.get("format") != _POLICY_FORMAT:
+            raise ValueError("format")
+        models = {
+            str(name): ModelReleasePolicy(
+                attesters=tuple(entry["attesters"]),
+                config_digest=str(entry["config_digest"]),
+                package_versions=tuple(entry["package_versions"]),
+                approved_by=str(entry["approved_by"]),
+                approved_at=float(entry["approved_at"]),
             )
-        )
-    trusted: list[Ed25519PublicKey] = []
-    blob = trust_path.read_bytes()
-    marker = b"-----END PUBLIC KEY-----"
-    for part in blob.split(marker):
-        if b"-----BEGIN PUBLIC KEY-----" not in part:
-            continue
-        try:
-            pub = serialization.load_pem_public_key(part.strip() + b"\n" + marker + b"\n")
-        except ValueError as exc:
-            raise ConfigError(f"{trust_path}: not a PEM public key") from exc
-        if isinstance(pub, Ed25519PublicKey):
-            trusted.append(pub)
-    if not trusted:
-        raise ConfigError(f"{trust_path}: no trusted Ed25519 attester key")
-    return SoftwareAttester(key), trusted
+            for name, entry in data["models"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError("the key-release policy is damaged") from exc
+    return ReleasePolicyDocument(models=models)
+
+
+def save_release_policy(directory: Path, document: ReleasePolicyDocument, *, signer: PolicySigner) -> None:
+    from bastion.crypto._atomic import atomic_write
+
+    body = document.canonical()
+    out = {
+        "policy": base64.b64encode(body).decode("ascii"),
+        "signature": base64.b64encode(signer.sign(body)).decode("ascii"),
+    }
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(directory / RELEASE_POLICY_FILE, json.dumps(out).encode("utf-8"), mode=0o600)
+
+
+def attester_public_hex(attester: SoftwareAttester) -> str:
+    return attester.public_key().public_bytes_raw().hex()
 
 
 __all__ = [
+    "ATTESTER_KEY_FILE",
+    "RELEASE_POLICY_FILE",
     "SOFTWARE_FORMAT",
     "Claims",
     "Evidence",
     "EvidenceVerifier",
     "KeyReleaseDecision",
     "KeyReleasePolicy",
+    "ModelReleasePolicy",
+    "ReleasePolicyDocument",
     "SoftwareAttester",
     "SoftwareEvidenceVerifier",
-    "load_or_create_software_attester",
+    "attester_public_hex",
+    "create_software_attester",
+    "load_release_policy",
     "new_nonce",
+    "open_software_attester",
+    "save_release_policy",
 ]

@@ -3,9 +3,11 @@
 Tokens are verified by :meth:`bastion.access.AccessControl.authenticate` (salted HMAC, constant-time compare);
 a verified token is cached for ``token_cache_s`` seconds under the SHA-256 of the token (never the token),
 so the hot path does not reach the database. A revoked token therefore stays usable for at most that long.
-Failed verifications are cached for a shorter time so a flood of bad tokens cannot hammer the database.
-JWTs are verified with PyJWT against a configured public key: signature, ``exp`` (required), ``iss`` and
-``aud`` (when configured); the role comes from the ``role`` claim and the model grants from ``models``.
+Failed verifications are cached for a shorter time in a separate, smaller cache, so a flood of random tokens
+neither hammers the database nor evicts the verified ones (the gateway also limits failures per address before
+any lookup, :mod:`bastion.serve.ratelimit`). JWTs are verified with PyJWT against a configured public key:
+signature, ``exp``, ``sub``, ``iss`` and ``aud`` are all required; the role comes from the ``role`` claim and
+the model grants from ``models``. Any error while decoding a hostile token is an authentication failure.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bastion.serve.config import JwtConfig
 
 _FAIL_CACHE_S = 5.0
 _MAX_CACHE = 10_000
+_MAX_FAIL_CACHE = 2_000
 _MAX_TOKEN_LEN = 4096
 
 
@@ -40,6 +43,8 @@ class JwtVerifier:
 
         if config.public_key_file is None:
             raise ConfigError("[serve.jwt] needs public_key_file")
+        if not config.issuer or not config.audience:
+            raise ConfigError("[serve.jwt] needs issuer and audience")
         try:
             pem = Path(config.public_key_file).read_bytes()
             self._key = jwt.algorithms.get_default_algorithms()[config.algorithms[0]].prepare_key(pem)
@@ -51,7 +56,7 @@ class JwtVerifier:
         import jwt
 
         cfg = self._cfg
-        options: Any = {"require": ["exp", "sub"], "verify_aud": cfg.audience is not None}
+        options: Any = {"require": ["exp", "sub", "iss", "aud"], "verify_aud": True, "verify_iss": True}
         try:
             claims = jwt.decode(
                 token,
@@ -62,8 +67,10 @@ class JwtVerifier:
                 leeway=cfg.leeway_s,
                 options=options,
             )
-        except jwt.PyJWTError as exc:
+        except Exception as exc:  # PyJWTError, and TypeError/ValueError on hostile headers or payloads
             raise AuthenticationFailed("invalid JWT") from exc
+        if not isinstance(claims, dict):
+            raise AuthenticationFailed("invalid JWT")
         role = claims.get(cfg.role_claim)
         models = claims.get(cfg.models_claim, [])
         if role not in ROLES or not isinstance(models, list) or not all(isinstance(m, str) for m in models):
@@ -72,6 +79,16 @@ class JwtVerifier:
             raise AuthenticationFailed("invalid JWT")
         sub = str(claims["sub"])[:200]
         return Identity(id=f"jwt:{sub}", name=sub, role=role, models=tuple(models) or ("*",))
+
+    def expires_at(self, token: str) -> float | None:
+        """The ``exp`` of a token that already verified (unix seconds), or None."""
+        import jwt
+
+        try:
+            exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        except Exception:  # verified above; a second decode cannot differ, but never raise from here
+            return None
+        return float(exp) if isinstance(exp, int | float) else None
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -95,7 +112,8 @@ class Authenticator:
         self._ttl = cache_s
         self._prefix = token_prefix
         self._now = now
-        self._cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._failed: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -111,16 +129,20 @@ class Authenticator:
     def cached(self, token: str) -> Identity | None:
         """The cached identity for a token, or None when it must be verified (fast path, no I/O)."""
         key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        now = self._now()
         with self._lock:
+            failed = self._failed.get(key)
+            if failed is not None:
+                if failed >= now:
+                    raise AuthenticationFailed("invalid credentials")
+                del self._failed[key]
             hit = self._cache.get(key)
             if hit is None:
                 return None
             expires, identity = hit
-            if expires < self._now():
+            if expires < now:
                 del self._cache[key]
                 return None
-        if identity is None:
-            raise AuthenticationFailed("invalid credentials")
         return identity
 
     def verify(self, token: str) -> Identity:
@@ -136,18 +158,16 @@ class Authenticator:
             else:
                 raise AuthenticationFailed("invalid credentials")
         except AuthenticationFailed:
-            self._store(key, self._now() + min(_FAIL_CACHE_S, self._ttl), None)
+            self._store_failure(key, self._now() + min(_FAIL_CACHE_S, self._ttl))
             raise
         if self._jwt is not None and looks_like_jwt(token):
-            import jwt
-
-            exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-            if isinstance(exp, int | float):
-                expires_at = min(expires_at, self._now() + max(0.0, float(exp) - time.time()))
+            exp = self._jwt.expires_at(token)
+            if exp is not None:
+                expires_at = min(expires_at, self._now() + max(0.0, exp - time.time()))
         self._store(key, expires_at, identity)
         return identity
 
-    def _store(self, key: str, expires: float, identity: Identity | None) -> None:
+    def _store(self, key: str, expires: float, identity: Identity) -> None:
         if self._ttl <= 0:
             return
         with self._lock:
@@ -155,6 +175,20 @@ class Authenticator:
             self._cache.move_to_end(key)
             while len(self._cache) > _MAX_CACHE:
                 self._cache.popitem(last=False)
+
+    def _store_failure(self, key: str, expires: float) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            self._failed[key] = expires
+            self._failed.move_to_end(key)
+            while len(self._failed) > _MAX_FAIL_CACHE:
+                self._failed.popitem(last=False)
+
+    def cache_sizes(self) -> tuple[int, int]:
+        """(verified, failed) entries held: the two caches are bounded separately."""
+        with self._lock:
+            return len(self._cache), len(self._failed)
 
     def authenticate(self, header: str | None) -> Identity:
         token = self.bearer(header)

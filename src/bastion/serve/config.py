@@ -30,18 +30,55 @@ DEFAULT_RATE_LIMITS: Mapping[str, str] = {
     "data-scientist": "600/minute",
 }
 
+# Rows (model queries) per identity: a consumer's 100 requests a minute may carry 1,000 rows in all.
+DEFAULT_ROW_LIMITS: Mapping[str, str] = {
+    "consumer": "1000/minute",
+    "admin": "600000/minute",
+    "auditor": "6000/minute",
+    "deployer": "6000/minute",
+    "ml-engineer": "60000/minute",
+    "data-scientist": "60000/minute",
+}
+
 
 @dataclass(frozen=True)
 class RateLimitConfig:
-    """Per-identity moving-window limits (``limits`` notation), by role; ``default`` for unlisted roles."""
+    """Exact sliding-log limits (``limits`` notation, see :mod:`bastion.serve.ratelimit`).
+
+    Per identity: requests (``per_role``, ``default``) and rows, i.e. model queries (``rows_per_role``,
+    ``default_rows``); ``throttled``/``throttled_rows`` once the extraction monitor throttles a client. Per
+    client address, before authentication: requests (``per_address``) and failed authentications
+    (``auth_failures``; an address past it is refused before any token lookup).
+    """
 
     per_role: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     default: str = "100/minute"
     throttled: str = "10/minute"
+    rows_per_role: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ROW_LIMITS))
+    default_rows: str = "1000/minute"
+    throttled_rows: str = "10/minute"
+    per_address: str = "6000/minute"
+    auth_failures: str = "60/minute"
+    max_keys: int = 100_000
     key_prefix: str = "bastion-rl"
 
     def limit_for(self, role: str) -> str:
         return self.per_role.get(role, self.default)
+
+    def rows_for(self, role: str) -> str:
+        return self.rows_per_role.get(role, self.default_rows)
+
+    def specs(self) -> list[str]:
+        return [
+            *self.per_role.values(),
+            *self.rows_per_role.values(),
+            self.default,
+            self.default_rows,
+            self.throttled,
+            self.throttled_rows,
+            self.per_address,
+            self.auth_failures,
+        ]
 
 
 @dataclass(frozen=True)
@@ -148,6 +185,36 @@ class ApiWatermarkConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionsConfig:
+    """Slow-client defences: a request's headers and body must arrive within these times (else 408 and
+    the connection is closed), at most ``max_per_address`` open connections per client address and
+    ``max_total`` in all (more are closed at once); idle keep-alive connections close after
+    ``keep_alive_s``."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_per_address: int = 64
+    max_total: int = 2048
+    keep_alive_s: float = 5.0
+
+
+AUDIT_ON_FAILURE: tuple[str, ...] = ("refuse", "count")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Request audit records. ``on_failure = "refuse"`` (default, fail closed): when the audit trail cannot
+    take a record within ``block_s`` (queue of ``max_queue`` full, or the last write failed and has not
+    recovered) the request is refused with 503 before the model runs. ``"count"``: serve anyway, count every
+    record that could not be written (``bastion_gateway_audit_dropped_total``) and log an error."""
+
+    on_failure: str = "refuse"
+    max_queue: int = 10_000
+    block_s: float = 2.0
+    failure_sample: int = 20
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the gateway needs besides the model and the identity store."""
 
@@ -160,6 +227,8 @@ class GatewayConfig:
     key_release: KeyReleaseConfig = field(default_factory=KeyReleaseConfig)
     api_watermark: ApiWatermarkConfig = field(default_factory=ApiWatermarkConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     token_cache_s: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +253,8 @@ _SECTION_KEYS = frozenset(
         "jwt",
         "api_watermark",
         "text",
+        "connections",
+        "audit",
     }
 )
 
@@ -212,13 +283,19 @@ def _rate_limit(table: Any) -> RateLimitConfig:
     base = RateLimitConfig()
     per_role = dict(base.per_role)
     per_role.update(table.get("per_role", {}))
-    extra = {k: v for k, v in table.items() if k != "per_role"}
-    cfg = _build(RateLimitConfig, {**extra, "per_role": per_role}, "rate_limit")
-    for spec in [*cfg.per_role.values(), cfg.default, cfg.throttled]:
+    rows_per_role = dict(base.rows_per_role)
+    rows_per_role.update(table.get("rows_per_role", {}))
+    extra = {k: v for k, v in table.items() if k not in ("per_role", "rows_per_role")}
+    cfg = _build(
+        RateLimitConfig, {**extra, "per_role": per_role, "rows_per_role": rows_per_role}, "rate_limit"
+    )
+    for spec in cfg.specs():
         try:
             parse(str(spec))
         except ValueError as exc:
             raise ConfigError(f"[serve.rate_limit]: not a rate limit: {spec!r}") from exc
+    if not isinstance(cfg.max_keys, int) or cfg.max_keys < 1000:
+        raise ConfigError("[serve.rate_limit] max_keys must be an integer >= 1000")
     return cfg
 
 
@@ -267,6 +344,10 @@ def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
         kwargs["api_watermark"] = _build(ApiWatermarkConfig, data["api_watermark"], "api_watermark")
     if "text" in data:
         kwargs["text"] = _build(TextConfig, data["text"], "text")
+    if "connections" in data:
+        kwargs["connections"] = _build(ConnectionsConfig, data["connections"], "connections")
+    if "audit" in data:
+        kwargs["audit"] = _build(AuditConfig, data["audit"], "audit")
     cfg = GatewayConfig(**kwargs)
     validate(cfg)
     return cfg
@@ -290,6 +371,10 @@ def validate(cfg: GatewayConfig) -> None:
         raise ConfigError("[serve.input_guard] max_body_bytes must be >= 1024 and max_batch >= 1")
     if guard.min_value is not None and guard.max_value is not None and guard.min_value >= guard.max_value:
         raise ConfigError("[serve.input_guard] min_value must be below max_value")
+    if cfg.jwt.enabled and (not cfg.jwt.issuer or not cfg.jwt.audience):
+        raise ConfigError(
+            "[serve.jwt] needs issuer and audience (tokens issued for other services are refused)"
+        )
     for alg in cfg.jwt.algorithms:
         if alg not in ("ES256", "RS256"):
             raise ConfigError("[serve.jwt] algorithms may only be ES256 and RS256")
@@ -301,6 +386,16 @@ def validate(cfg: GatewayConfig) -> None:
         raise ConfigError(
             f"[serve.text] input_pii must be one of {', '.join(INPUT_PII_ACTIONS)}; max_chars in 1..1000000"
         )
+    conn = cfg.connections
+    if not (0 < conn.header_timeout_s <= 300 and 0 < conn.body_timeout_s <= 3600 and conn.keep_alive_s > 0):
+        raise ConfigError("[serve.connections] timeouts must be positive (header <= 300 s, body <= 3600 s)")
+    if not 1 <= conn.max_per_address <= conn.max_total:
+        raise ConfigError("[serve.connections] need 1 <= max_per_address <= max_total")
+    audit = cfg.audit
+    if audit.on_failure not in AUDIT_ON_FAILURE:
+        raise ConfigError(f"[serve.audit] on_failure must be one of {', '.join(AUDIT_ON_FAILURE)}")
+    if audit.max_queue < 1 or not 0 <= audit.block_s <= 60 or audit.failure_sample < 0:
+        raise ConfigError("[serve.audit] needs max_queue >= 1, block_s in 0..60, failure_sample >= 0")
     if cfg.token_cache_s < 0 or cfg.token_cache_s > 300:
         raise ConfigError("token cache lifetime must lie in 0..300 s")
 
@@ -336,10 +431,13 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "AUDIT_ON_FAILURE",
     "INPUT_PII_ACTIONS",
     "MONITOR_ACTIONS",
     "OUTPUT_MODES",
     "ApiWatermarkConfig",
+    "AuditConfig",
+    "ConnectionsConfig",
     "GatewayConfig",
     "InputGuardConfig",
     "JwtConfig",

@@ -78,7 +78,18 @@ def outcome_of(status: int) -> str:
 
 
 class BatchedAuditWriter:
-    """Queue + one background thread; ``close()`` flushes everything still queued."""
+    """Queue + one background thread; ``close()`` flushes everything still queued.
+
+    Never loses a record silently. Records of authenticated requests take one of ``max_queue`` slots
+    (:meth:`reserve`, before the request runs) and keep it until their batch is written; a batch whose append
+    fails stays pending and is retried every ``retry_s`` while :attr:`failing` is set, so a database held
+    locked for a minute delays records but does not drop them. With ``on_failure = "refuse"`` the gateway asks
+    :meth:`reserve` first and refuses the request (503) when the trail is failing or full; with ``"count"`` a
+    record that finds no slot is counted in :attr:`dropped` (exported as a metric) and logged. Records of
+    unauthenticated requests (no identity: bad tokens, floods) take no slot: each batch entry carries their
+    count by decision and the first ``failure_sample`` of them, so they cannot grow the log without bound nor
+    crowd out the records of real clients. Whatever is still unwritten at ``close()`` is counted as dropped.
+    """
 
     def __init__(
         self,
@@ -87,79 +98,179 @@ class BatchedAuditWriter:
         target: str,
         batch_size: int = 500,
         flush_s: float = 1.0,
-        max_queue: int = 100_000,
+        max_queue: int = 10_000,
+        on_failure: str = "refuse",
+        failure_sample: int = 20,
+        retry_s: float = 0.5,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self._sink = sink
         self._target = target
         self._batch = batch_size
         self._flush_s = flush_s
-        self._queue: queue.Queue[RequestRecord | tuple[str, str, dict[str, Any]] | None] = queue.Queue(
-            max_queue
-        )
+        self._retry_s = retry_s
+        self.on_failure = on_failure
+        self._queue: queue.Queue[RequestRecord | tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self._slots = threading.Semaphore(max_queue)
+        self._sample = failure_sample
+        self._lock = threading.Lock()
+        self._unauth: dict[str, int] = {}
+        self._unauth_sample: list[dict[str, Any]] = []
         self._on_error = on_error
         self.dropped = 0
         self.written = 0
+        self.unauthenticated = 0
+        self.failing = False
+        self._held = 0
+        self._busy_since: float | None = None
+        self._unauth_pending: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
         self._thread.start()
 
-    def record(self, rec: RequestRecord) -> None:
-        try:
-            self._queue.put_nowait(rec)
-        except queue.Full:
-            self.dropped += 1
+    def reserve(self, timeout: float = 0.0) -> bool:
+        """Take a slot for one request record (waits up to ``timeout``); False when the trail cannot take it:
+        the last write failed, or a write has been stuck for longer than ``timeout`` (refuse mode), or every
+        slot is held by records not yet written."""
+        if self.on_failure == "refuse" and (self.failing or self.stalled(max(timeout, 0.5))):
+            return False
+        return self._slots.acquire(timeout=timeout) if timeout > 0 else self._slots.acquire(blocking=False)
+
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`reserve` whose record will not be written (refused request)."""
+        self._slots.release()
+
+    def stalled(self, seconds: float) -> bool:
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > seconds
+
+    def record(self, rec: RequestRecord, *, reserved: bool = False) -> None:
+        if rec.identity == "-":
+            if reserved:
+                self._slots.release()
+            with self._lock:
+                self.unauthenticated += 1
+                self._unauth[rec.decision] = self._unauth.get(rec.decision, 0) + 1
+                if len(self._unauth_sample) < self._sample:
+                    self._unauth_sample.append(rec.to_dict())
+            return
+        if not reserved and not self._slots.acquire(blocking=False):
+            with self._lock:
+                self.dropped += 1
+            if self._on_error is not None:
+                self._on_error(OverflowError("audit queue full: request record dropped (counted)"))
+            return
+        with self._lock:
+            self._held += 1
+        self._queue.put_nowait(rec)
 
     def event(self, *, action: str, outcome: str, details: dict[str, Any]) -> None:
-        """A security event, appended as its own entry (blocks briefly when the queue is full)."""
-        self._queue.put((action, outcome, details), timeout=5)
+        """A security event, appended as its own entry."""
+        self._queue.put_nowait((action, outcome, details))
 
-    def _write(self, records: list[RequestRecord]) -> None:
-        if not records:
+    def _take_unauthenticated(self) -> dict[str, Any] | None:
+        with self._lock:
+            if not self._unauth:
+                return None
+            out: dict[str, Any] = {"count": sum(self._unauth.values()), "by_decision": dict(self._unauth)}
+            out["sample"] = self._unauth_sample
+            self._unauth, self._unauth_sample = {}, []
+            return out
+
+    def _write(self, records: list[RequestRecord], unauth: dict[str, Any] | None) -> None:
+        if not records and unauth is None:
             return
         outcomes = {outcome_of(r.status) for r in records}
+        if unauth is not None:
+            outcomes.add("denied")
         outcome = "error" if "error" in outcomes else "denied" if "denied" in outcomes else "ok"
+        details: dict[str, Any] = {"requests": [r.to_dict() for r in records]}
+        if unauth is not None:
+            details["unauthenticated"] = unauth
         self._sink.append(
-            actor="gateway",
-            action="serve:requests",
-            target=self._target,
-            outcome=outcome,
-            details={"requests": [r.to_dict() for r in records]},
+            actor="gateway", action="serve:requests", target=self._target, outcome=outcome, details=details
         )
         self.written += len(records)
+        with self._lock:
+            self._held -= len(records)
+        for _ in records:
+            self._slots.release()
+
+    def _flush(self, pending: list[RequestRecord], events: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Write events, then the pending batch; on failure everything stays for the next attempt."""
+        self._busy_since = time.monotonic()
+        try:
+            while events:
+                action, outcome, details = events[0]
+                self._sink.append(
+                    actor="gateway", action=action, target=self._target, outcome=outcome, details=details
+                )
+                events.pop(0)
+            if self._unauth_pending is None:
+                self._unauth_pending = self._take_unauthenticated()
+            self._write(pending, self._unauth_pending)
+            pending.clear()
+            self._unauth_pending = None
+            self.failing = False
+        finally:
+            self._busy_since = None
 
     def _run(self) -> None:
         pending: list[RequestRecord] = []
+        events: list[tuple[str, str, dict[str, Any]]] = []
         deadline = time.monotonic() + self._flush_s
         stop = False
-        while not stop:
-            timeout = max(0.0, deadline - time.monotonic())
+        while True:
             try:
-                item = self._queue.get(timeout=timeout)
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 item = ...  # type: ignore[assignment]
+            if item is None:
+                stop = True
+            elif isinstance(item, tuple):
+                events.append(item)
+            elif isinstance(item, RequestRecord):
+                pending.append(item)
+            if not (stop or events or len(pending) >= self._batch or time.monotonic() >= deadline):
+                continue
+            if stop:  # take whatever is still queued
+                while not self._queue.empty():
+                    rest = self._queue.get_nowait()
+                    if isinstance(rest, RequestRecord):
+                        pending.append(rest)
+                    elif isinstance(rest, tuple):
+                        events.append(rest)
             try:
-                if item is None:
-                    stop = True
-                elif isinstance(item, tuple):
-                    action, outcome, details = item
-                    self._sink.append(
-                        actor="gateway", action=action, target=self._target, outcome=outcome, details=details
-                    )
-                elif isinstance(item, RequestRecord):
-                    pending.append(item)
-                if stop or len(pending) >= self._batch or time.monotonic() >= deadline:
-                    self._write(pending)
-                    pending = []
-                    deadline = time.monotonic() + self._flush_s
-            except Exception as exc:  # the writer must survive a database hiccup; report and go on
-                pending = []
+                self._flush(pending, events)
+            except Exception as exc:  # keep everything pending and retry; never drop silently
+                self.failing = True
                 if self._on_error is not None:
                     self._on_error(exc)
+                if stop:
+                    return  # close() counts what is left
+                deadline = time.monotonic() + self._retry_s
+                continue
+            if stop:
+                return
+            deadline = time.monotonic() + self._flush_s
 
     def close(self, timeout: float = 10.0) -> None:
+        """Flush and stop; records that could not be written by then are counted in :attr:`dropped`."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+        with self._lock:
+            lost = self._held + sum(self._unauth.values())
+            if self._unauth_pending is not None:
+                lost += int(self._unauth_pending["count"])
+            self._held = 0
+            self.dropped += lost
+        if lost and self._on_error is not None:
+            self._on_error(RuntimeError(f"{lost} request records could not be written to the audit log"))
+
+    def pending(self) -> int:
+        """Records of authenticated requests accepted but not yet written."""
+        with self._lock:
+            return self._held
 
 
 class JsonFormatter(logging.Formatter):
@@ -220,7 +331,18 @@ class Metrics:
         )
         self.audit_dropped = Gauge(
             "bastion_gateway_audit_dropped",
-            "Request records dropped because the audit queue was full",
+            "Request records that could not be written to the audit log (counted, never silent)",
+            registry=self.registry,
+        )
+        self.audit_refused = Counter(
+            "bastion_gateway_audit_refused_total",
+            "Requests refused because the audit trail could not take their record",
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "bastion_gateway_errors_total",
+            "Requests that ended in an unexpected error (answered 500, no traceback)",
+            ["route"],
             registry=self.registry,
         )
 

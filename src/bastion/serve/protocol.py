@@ -96,51 +96,74 @@ class ErrorResponse(BaseModel):
     error: str
 
 
+def ascii_int(text: str | bytes | None, *, limit: int = 1 << 62) -> int | None:
+    """A header's non-negative decimal integer (ASCII digits only, at most ``limit``), else None.
+
+    ``str.isdigit`` accepts ``²`` and ``١``, which ``int()`` then refuses or reads as another number."""
+    if text is None:
+        return None
+    raw = text.encode("latin-1", "replace") if isinstance(text, str) else text
+    if not 0 < len(raw) <= 19 or not all(48 <= b <= 57 for b in raw):
+        return None
+    value = int(raw)
+    return value if value <= limit else None
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or kind is int
+
+
+def _flatten(data: list[Any], depth: int, where: str) -> list[Any]:
+    """Nested lists → one flat list of leaves, row-major, refusing ragged nesting beyond ``depth``."""
+    if not data or not isinstance(data[0], list):
+        return data
+    if depth <= 0:
+        raise InvalidInput(f"{where}: data is nested deeper than its shape")
+    out: list[Any] = []
+    for item in data:
+        if not isinstance(item, list):
+            raise InvalidInput(f"{where}: data is not a regular numeric array")
+        out.extend(_flatten(item, depth - 1, where))
+    return out
+
+
 def decode_tensor(tensor: RequestInput, *, max_elements: int) -> np.ndarray:
-    """The request tensor as a numpy array of its declared datatype and shape, or InvalidInput."""
+    """The request tensor as a numpy array of its declared datatype and shape, or InvalidInput.
+
+    Every element is checked (JSON numbers for numeric types, ``true``/``false`` for BOOL): numpy would
+    otherwise turn the string ``"0.5"`` into 0.5. Every dimension is bounded before anything is allocated.
+    """
+    where = f"input {tensor.name[:64]!r}"
     if tensor.datatype not in NUMERIC_DATATYPES:
-        raise InvalidInput(f"input {tensor.name!r}: datatype must be one of {', '.join(NUMERIC_DATATYPES)}")
-    if any(d < 0 for d in tensor.shape):
-        raise InvalidInput(f"input {tensor.name!r}: negative dimension in shape")
+        raise InvalidInput(f"{where}: datatype must be one of {', '.join(NUMERIC_DATATYPES)}")
+    if any(d < 0 or d > max_elements for d in tensor.shape):
+        raise InvalidInput(f"{where}: every dimension must lie in 0..{max_elements}")
     size = math.prod(tensor.shape) if tensor.shape else 1
     if size > max_elements:
-        raise InvalidInput(f"input {tensor.name!r}: {size} elements is more than the limit {max_elements}")
+        raise InvalidInput(f"{where}: {size} elements is more than the limit {max_elements}")
     dtype = NUMERIC_DATATYPES[tensor.datatype]
-    data = tensor.data
-    if data and isinstance(data[0], list):
-        try:
-            nested = np.asarray(data, dtype=np.float64 if dtype is not np.bool_ else np.bool_)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"input {tensor.name!r}: data is not a regular numeric array") from exc
-        flat_values: Any = nested.reshape(-1)
-    else:
-        flat_values = data
+    flat_values = _flatten(tensor.data, max(len(tensor.shape) - 1, 0), where)
     if len(flat_values) != size:
-        raise InvalidInput(
-            f"input {tensor.name!r}: {len(flat_values)} values do not fill shape {tensor.shape}"
-        )
-    for value in flat_values[:1]:
-        if isinstance(value, str | bytes | dict | list) or value is None:
-            raise InvalidInput(f"input {tensor.name!r}: data must be numbers")
+        raise InvalidInput(f"{where}: {len(flat_values)} values do not fill shape {tensor.shape}")
+    if dtype is np.bool_:
+        if not all(type(v) is bool for v in flat_values):
+            raise InvalidInput(f"{where}: BOOL data must be true/false")
+        return np.asarray(flat_values, dtype=np.bool_).reshape(tensor.shape)
+    if not all(_is_number(v) for v in flat_values):
+        raise InvalidInput(f"{where}: data must be numbers")
     try:
-        if dtype is np.bool_:
-            if not all(isinstance(v, bool) for v in flat_values):
-                raise InvalidInput(f"input {tensor.name!r}: BOOL data must be true/false")
-            arr = np.asarray(flat_values, dtype=np.bool_)
-        else:
-            raw = np.asarray(flat_values, dtype=np.float64)
-            if raw.ndim != 1:
-                raise InvalidInput(f"input {tensor.name!r}: data is not a regular numeric array")
-            if np.issubdtype(dtype, np.integer):
-                info = np.iinfo(dtype)
-                if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
-                    raise InvalidInput(f"input {tensor.name!r}: {tensor.datatype} data must be integers")
-                if raw.size and (raw.min() < info.min or raw.max() > info.max):
-                    raise InvalidInput(f"input {tensor.name!r}: value out of {tensor.datatype} range")
-            arr = raw.astype(dtype) if dtype is not np.float64 else raw  # type: ignore[assignment]
+        raw = np.asarray(flat_values, dtype=np.float64)
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+                raise InvalidInput(f"{where}: {tensor.datatype} data must be integers")
+            if raw.size and (raw.min() < info.min or raw.max() > info.max):
+                raise InvalidInput(f"{where}: value out of {tensor.datatype} range")
+        arr = raw.astype(dtype) if dtype is not np.float64 else raw
+        return arr.reshape(tensor.shape)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput(f"input {tensor.name!r}: data must be numbers") from exc
-    return arr.reshape(tensor.shape)
+        raise InvalidInput(f"{where}: data must be numbers that fit {tensor.datatype}") from exc
 
 
 def encode_tensor(name: str, array: np.ndarray, *, datatype: str | None = None) -> dict[str, Any]:
@@ -182,6 +205,7 @@ __all__ = [
     "ResponseOutput",
     "ServerMetadata",
     "TensorMetadata",
+    "ascii_int",
     "decode_tensor",
     "encode_tensor",
 ]

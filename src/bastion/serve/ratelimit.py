@@ -1,118 +1,271 @@
-"""Per-identity rate limits with ``limits``: in memory by default, in Redis for several workers or replicas.
+"""Exact rate limits for the gateway: requests and rows (model queries) per identity, requests and
+authentication failures per client address. In memory for one process, in Redis across workers and replicas.
 
-Limits are written and parsed in ``limits`` notation (``100/minute``). In memory the gateway uses ``limits``'
-``SlidingWindowCounterRateLimiter`` over ``MemoryStorage``: two counters per identity (this window and the
-previous one, weighted by how much of it still overlaps the moving window), a few microseconds per hit
-whatever the limit. ``MovingWindowRateLimiter`` over ``MemoryStorage`` keeps one list entry per request in
-the window (inserted at the head, re-sliced by an expiry thread every 10 ms), which cost ~0.4 ms per request
-at gateway rates with a high limit (see docs/benchmarks.md). With Redis, ``MovingWindowRateLimiter`` over
-``RedisStorage`` (a sorted set per identity, exact) shares the windows across workers and replicas.
-Each identity's limit comes from its role (``[serve.rate_limit.per_role]``); a client the extraction monitor
-throttles drops to ``throttled``. Storage failures fail closed (:class:`~bastion.errors.ServiceError`, 503).
+Algorithm: a weighted *sliding log* (the "moving window" of Redis' rate-limiting patterns and of ``limits``'
+``MovingWindowRateLimiter``): every admitted hit is kept with its cost and timestamp for one window, and a hit
+is admitted only when the costs in the last ``seconds`` plus its own stay within ``amount``. Unlike the
+two-counter sliding-window approximation (which let 195 requests through one rolling 60 s window under a
+100/minute limit) it is exact for every rolling window, and a batch of 256 rows costs 256 against a row limit,
+so ``requests × rows per request`` cannot exceed the row budget. Memory is one entry per admitted *request*
+(not per row): at most ``amount`` entries per request key, and per row key at most one per admitted request.
+
+Keys (``limits`` notation specs from :class:`~bastion.serve.config.RateLimitConfig`):
+
+* ``req:<identity>`` — ``per_role`` (``throttled`` once the extraction monitor throttles the client);
+* ``rows:<identity>`` — ``rows_per_role`` (``throttled_rows``), charged with the request's batch size;
+* ``addr:<address>`` — ``per_address``, charged before authentication (unauthenticated traffic is bounded);
+* ``fail:<address>`` — ``auth_failures``: once exhausted, the address is refused before any token lookup.
+
+The memory store keeps at most ``max_keys`` keys (least recently used evicted). The Redis store runs one Lua
+script per hit (atomic, Redis server time). Storage failures fail closed
+(:class:`~bastion.errors.ServiceError`, 503). :meth:`RateLimiter.hit` and :meth:`RateLimiter.rows` are the
+API the extraction monitor relies on.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
+import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.errors import ServiceError
+from bastion.errors import ConfigError, ServiceError
 from bastion.serve.config import RateLimitConfig
+from bastion.serve.interface import Acquired, RateLimitStorage, Window
 
-EXPIRY_INTERVAL_S = 1.0
+
+def parse_window(spec: str) -> Window:
+    """A ``limits``-notation spec (``100/minute``, ``25600 per 1 minute``) as a :class:`Window`."""
+    from limits import parse
+
+    try:
+        item = parse(str(spec))
+    except ValueError as exc:
+        raise ConfigError(f"not a rate limit: {spec!r}") from exc
+    return Window(amount=int(item.amount), seconds=float(item.get_expiry()), spec=str(spec))
 
 
-def _memory_storage() -> Any:
-    """``limits``' MemoryStorage whose expiry sweep runs every second instead of every 10 ms.
+class _Log:
+    __slots__ = ("entries", "used")
 
-    The sweep only frees counters of idle identities (reads check expiry themselves, so decisions do not
-    depend on it); at 10 ms ``MemoryStorage`` starts a new timer thread up to 100 times a second while
-    requests arrive, which cost as much CPU as the hits themselves (docs/benchmarks.md).
-    """
-    import threading
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, int]] = deque()
+        self.used = 0
 
-    from limits.storage import MemoryStorage
 
-    class _Storage(MemoryStorage):
-        def __init__(self) -> None:
-            super().__init__()
-            self.timer.cancel()  # the constructor's own 10 ms timer; the next hit arms the 1 s one
-            self.timer.join()
+class MemoryRateLimitStorage:
+    """Sliding logs in this process (thread-safe); ``now`` is injectable for tests."""
 
-        def _MemoryStorage__schedule_expiry(self) -> None:
-            if not self.timer.is_alive():
-                self.timer = threading.Timer(EXPIRY_INTERVAL_S, self._MemoryStorage__expire_events)  # type: ignore[attr-defined]
-                self.timer.daemon = True
-                self.timer.start()
+    def __init__(self, *, max_keys: int = 100_000, now: Callable[[], float] = time.monotonic) -> None:
+        self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_keys
+        self._now = now
 
-    return _Storage()
+    def acquire(self, key: str, *, cost: int, window: Window) -> Acquired:
+        now = self._now()
+        horizon = now - window.seconds
+        with self._lock:
+            log = self._logs.get(key)
+            if log is None:
+                log = self._logs[key] = _Log()
+                while len(self._logs) > self._max:
+                    self._logs.popitem(last=False)
+            else:
+                self._logs.move_to_end(key)
+            entries = log.entries
+            while entries and entries[0][0] <= horizon:
+                log.used -= entries.popleft()[1]
+            if log.used + max(cost, 1) <= window.amount:
+                if cost > 0:
+                    entries.append((now, cost))
+                    log.used += cost
+                return Acquired(True, window.amount - log.used, 0.0)
+            return Acquired(
+                False, max(0, window.amount - log.used), _retry(entries, log.used, cost, window, now)
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._logs.clear()
+
+    def close(self) -> None:
+        self.reset()
+
+    def __len__(self) -> int:
+        return len(self._logs)
+
+
+def _retry(entries: Any, used: int, cost: int, window: Window, now: float) -> float:
+    """Seconds until enough of the oldest entries leave the window for ``cost`` to fit."""
+    need = used + max(cost, 1) - window.amount
+    if max(cost, 1) > window.amount:
+        return window.seconds
+    freed = 0
+    for ts, c in entries:
+        freed += c
+        if freed >= need:
+            return max(0.0, ts + window.seconds - now)
+    return window.seconds
+
+
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #entries, 2 do
+  used = used + tonumber(string.match(entries[i], ':(%d+)$'))
+end
+local want = math.max(cost, 1)
+if used + want <= amount then
+  if cost > 0 then
+    redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. cost)
+    redis.call('PEXPIRE', KEYS[1], window)
+    used = used + cost
+  end
+  return {1, amount - used, 0}
+end
+local retry = window
+if want <= amount then
+  local need = used + want - amount
+  local freed = 0
+  for i = 1, #entries, 2 do
+    freed = freed + tonumber(string.match(entries[i], ':(%d+)$'))
+    if freed >= need then
+      retry = tonumber(entries[i + 1]) + window - now
+      break
+    end
+  end
+end
+return {0, math.max(0, amount - used), retry}
+"""
+
+
+class RedisRateLimitStorage:
+    """Sliding logs as Redis sorted sets (one Lua script per hit: atomic across workers and replicas)."""
+
+    def __init__(self, url: str, *, key_prefix: str) -> None:
+        import redis
+
+        try:
+            self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+            self._client.ping()
+            self._script = self._client.register_script(_LUA)
+        except Exception as exc:  # redis raises its own connection and URL errors
+            raise ServiceError("cannot reach the Redis server for rate limits") from exc
+        self._prefix = key_prefix
+
+    def acquire(self, key: str, *, cost: int, window: Window) -> Acquired:
+        ms = max(1, int(window.seconds * 1000))
+        nonce = secrets.token_hex(8)
+        allowed, remaining, retry = self._script(
+            keys=[f"{self._prefix}:{key}"], args=[ms, window.amount, cost, nonce]
+        )
+        return Acquired(bool(allowed), int(remaining), float(retry) / 1000.0)
+
+    def reset(self) -> None:
+        for key in self._client.scan_iter(match=f"{self._prefix}:*"):
+            self._client.delete(key)
+
+    def close(self) -> None:
+        self._client.close()
 
 
 @dataclass(frozen=True)
 class RateDecision:
+    """``kind``: which limit decided (``requests``, ``rows``, ``address``, ``auth-failures``)."""
+
     allowed: bool
     limit: str
     remaining: int
     retry_after_s: int
+    kind: str = "requests"
 
 
 class RateLimiter:
-    """Limits keyed by identity id. ``redis_url`` None keeps the counters in this process."""
+    """The gateway's limits over one storage (``redis_url`` None keeps them in this process)."""
 
-    def __init__(self, *, config: RateLimitConfig, redis_url: str | None = None, namespace: str = "") -> None:
-        from limits import parse, storage, strategies
-
+    def __init__(
+        self,
+        *,
+        config: RateLimitConfig,
+        redis_url: str | None = None,
+        namespace: str = "",
+        storage: RateLimitStorage | None = None,
+    ) -> None:
         self._config = config
-        self._storage: Any
-        self.shared = bool(redis_url)
-        if redis_url:
-            try:
-                self._storage = storage.RedisStorage(redis_url, key_prefix=f"{config.key_prefix}{namespace}")
-                if not self._storage.check():
-                    raise ServiceError("cannot reach the Redis server for rate limits")
-            except ServiceError:
-                raise
-            except Exception as exc:  # redis or limits configuration errors
-                raise ServiceError("cannot reach the Redis server for rate limits") from exc
-            self._limiter: Any = strategies.MovingWindowRateLimiter(self._storage)
+        self.shared = storage is not None or bool(redis_url)
+        if storage is not None:
+            self._storage: RateLimitStorage = storage
+        elif redis_url:
+            self._storage = RedisRateLimitStorage(redis_url, key_prefix=f"{config.key_prefix}{namespace}")
         else:
-            self._storage = _memory_storage()
-            self._limiter = strategies.SlidingWindowCounterRateLimiter(self._storage)
-        self._items = {
-            spec: parse(spec) for spec in {*config.per_role.values(), config.default, config.throttled}
-        }
-        self._parse = parse
+            self._storage = MemoryRateLimitStorage(max_keys=config.max_keys)
+            self.shared = False
+        self._windows: dict[str, Window] = {}
         self._prefix = f"{namespace}:" if namespace and not redis_url else ""
 
-    def _item(self, spec: str):  # type: ignore[no-untyped-def]
-        item = self._items.get(spec)
-        if item is None:
-            item = self._items[spec] = self._parse(spec)
-        return item
+    def _window(self, spec: str) -> Window:
+        window = self._windows.get(spec)
+        if window is None:
+            window = self._windows[spec] = parse_window(spec)
+        return window
 
-    def hit(self, *, identity: str, role: str, throttled: bool = False) -> RateDecision:
-        spec = self._config.throttled if throttled else self._config.limit_for(role)
-        item = self._item(spec)
-        key = self._prefix + identity
+    def _acquire(self, key: str, spec: str, cost: int, kind: str) -> RateDecision:
+        window = self._window(spec)
         try:
-            if self._limiter.hit(item, key):
-                return RateDecision(True, spec, -1, 0)
-            stats = self._limiter.get_window_stats(item, key)
+            got = self._storage.acquire(self._prefix + key, cost=cost, window=window)
         except Exception as exc:  # fail closed when the storage is gone
             raise ServiceError("rate-limit storage unavailable") from exc
-        retry = min(max(1, math.ceil(stats.reset_time - time.time())), math.ceil(item.get_expiry()))
-        return RateDecision(False, spec, int(stats.remaining), retry)
+        if got.allowed:
+            return RateDecision(True, spec, got.remaining, 0, kind)
+        retry = min(max(1, math.ceil(got.retry_after_s)), max(1, math.ceil(window.seconds)))
+        return RateDecision(False, spec, got.remaining, retry, kind)
+
+    def hit(self, *, identity: str, role: str, throttled: bool = False) -> RateDecision:
+        """One request of an authenticated identity (limit by role, or ``throttled``)."""
+        spec = self._config.throttled if throttled else self._config.limit_for(role)
+        return self._acquire(f"req:{identity}", spec, 1, "requests")
+
+    def rows(self, *, identity: str, role: str, rows: int, throttled: bool = False) -> RateDecision:
+        """``rows`` model queries of one request, charged against the identity's row limit."""
+        if rows < 1:
+            raise ValueError("rows must be positive")
+        spec = self._config.throttled_rows if throttled else self._config.rows_for(role)
+        return self._acquire(f"rows:{identity}", spec, rows, "rows")
+
+    def address(self, address: str) -> RateDecision:
+        """One request from a client address, before authentication; also refuses an address that has
+        used up its authentication failures (no token lookup for it until the window moves on)."""
+        failures = self._acquire(f"fail:{address}", self._config.auth_failures, 0, "auth-failures")
+        if not failures.allowed:
+            return failures
+        return self._acquire(f"addr:{address}", self._config.per_address, 1, "address")
+
+    def auth_failure(self, address: str) -> None:
+        """Charge one failed authentication to an address."""
+        self._acquire(f"fail:{address}", self._config.auth_failures, 1, "auth-failures")
 
     def reset(self) -> None:
         self._storage.reset()
 
     def close(self) -> None:
-        """Stop the memory storage's expiry timer (Redis needs nothing)."""
-        timer = getattr(self._storage, "timer", None)
-        if timer is not None:
-            timer.cancel()
+        self._storage.close()
 
 
-__all__ = ["EXPIRY_INTERVAL_S", "RateDecision", "RateLimiter"]
+__all__ = [
+    "MemoryRateLimitStorage",
+    "RateDecision",
+    "RateLimiter",
+    "RedisRateLimitStorage",
+    "parse_window",
+]

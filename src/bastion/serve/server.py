@@ -3,40 +3,58 @@
 Start-up order, each step fail-closed:
 
 1. open the vault as the caller (``$BASTION_TOKEN`` identity or the local owner) and read the version record;
-2. the software attester signs claims about this process (package version, gateway-config digest, the
-   version's manifest digest, a fresh nonce); the :class:`KeyReleasePolicy` verifies them; a denial is
-   audit-logged and the gateway refuses to start — the data key is never unwrapped;
+2. the software attester (its key sealed under the key ring) signs claims about this process (package
+   version, gateway-config digest, the version's manifest digest, a fresh nonce); the
+   :class:`KeyReleasePolicy` verifies them against the *approved* policy of the model — trusted attester keys,
+   config digest and package versions from the signed release policy that ``bastion serve MODEL --approve``
+   wrote (:func:`approve_release`), not from the running configuration. The decision, the released config
+   digest and the policy digest are audit-logged; a denial refuses to start — the data key is never unwrapped;
 3. ``vault.materialize`` unwraps the key, decrypts, and checks the signature and every digest;
 4. the scanner (``bastion.scan.inspect_artifact``) must accept the plaintext, which is then loaded without
-   pickle (``bastion.models.recipes.load_model``).
+   pickle (``bastion.models.recipes.load_model``);
+5. the TLS files and the listening socket are checked and bound — only then does :func:`run` announce the
+   address (a port in use is a :class:`~bastion.errors.ServiceError`, exit 2).
+
+``--workers N`` hands the passphrase to the workers inside uvicorn's spawn pickle (:mod:`._workers`), never
+through the environment.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bastion import __version__
+from bastion.access import allowed
 from bastion.config import PASSPHRASE_ENV, get_passphrase, home_path
-from bastion.errors import ConfigError, DependencyMissing, PolicyViolation
+from bastion.errors import AccessDenied, ConfigError, DependencyMissing, PolicyViolation, ServiceError
 from bastion.serve.app import Gateway, ServedModel, create_app
 from bastion.serve.attestation import (
+    ATTESTER_KEY_FILE,
     SOFTWARE_FORMAT,
     Claims,
     KeyReleasePolicy,
+    ModelReleasePolicy,
+    ReleasePolicyDocument,
     SoftwareEvidenceVerifier,
-    load_or_create_software_attester,
+    attester_public_hex,
+    create_software_attester,
+    load_release_policy,
     new_nonce,
+    open_software_attester,
+    save_release_policy,
 )
 from bastion.serve.auth import Authenticator, JwtVerifier
 from bastion.serve.config import GatewayConfig, load_gateway_config
 from bastion.serve.tls import check_pair, is_loopback, self_signed_certificate
 
-SPEC_ENV = "BASTION_SERVE_SPEC"
+SERVE_DIR = "serve"
 
 
 @dataclass(frozen=True)
@@ -82,13 +100,62 @@ def check_options(options: ServeOptions) -> None:
         )
 
 
-def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: str) -> None:
-    """Attest, evaluate the key-release policy, audit-log the decision; raise PolicyViolation on denial."""
-    attester, trusted = load_or_create_software_attester(vault.settings.home / "serve", passphrase=passphrase)
+def approve_release(*, vault: Any, model_name: str, config: GatewayConfig) -> ModelReleasePolicy:
+    """Approve ``config`` for ``model_name``'s key release (admin): enrol this home's attester (sealed under
+    the key ring; created on first approval) and sign the policy with the home's signing key."""
+    if not allowed(vault.identity, "serve:admin"):
+        raise AccessDenied(f"{vault.identity.name} ({vault.identity.role}) may not approve a gateway")
+    directory = vault.settings.home / SERVE_DIR
+    if (directory / ATTESTER_KEY_FILE).exists():
+        attester = open_software_attester(directory, keys=vault.keys)
+    else:
+        attester = create_software_attester(directory, keys=vault.keys)
+    document = load_release_policy(directory, signer=vault.signer)
+    entry = ModelReleasePolicy(
+        attesters=(attester_public_hex(attester),),
+        config_digest=config.digest(),
+        package_versions=tuple(config.key_release.allowed_package_versions) or (__version__,),
+        approved_by=vault.identity.name,
+        approved_at=time.time(),
+    )
+    updated = ReleasePolicyDocument(models={**document.models, model_name: entry})
+    save_release_policy(directory, updated, signer=vault.signer)
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="serve:approve-release",
+        target=model_name,
+        outcome="ok",
+        details={
+            "config_digest": entry.config_digest,
+            "package_versions": list(entry.package_versions),
+            "attesters": list(entry.attesters),
+            "policy_digest": updated.digest(),
+        },
+    )
+    return entry
+
+
+def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: str | None = None) -> None:
+    """Attest, evaluate the approved key-release policy, audit-log the decision; PolicyViolation on denial."""
+    del passphrase  # the attester key is sealed under the key ring the vault already opened
+    directory = vault.settings.home / SERVE_DIR
+    document = load_release_policy(directory, signer=vault.signer)
+    approved = document.models.get(str(version.name))
+    running_digest = config.digest()
+    details: dict[str, Any] = {
+        "model_digest": version.manifest_digest,
+        "config_digest": running_digest,
+        "policy_digest": document.digest(),
+    }
+    if approved is None:
+        reason = f"no approved key-release policy for {version.name} (run 'bastion serve MODEL --approve')"
+        _audit_release(vault, version, released=False, details={**details, "reason": reason})
+        raise PolicyViolation(f"key release denied for {version.ref}: {reason}")
+    attester = open_software_attester(directory, keys=vault.keys)
     nonce = new_nonce()
     claims = Claims(
         package_version=__version__,
-        config_digest=config.digest(),
+        config_digest=running_digest,
         model_digest=version.manifest_digest,
         model_ref=version.ref,
         nonce=nonce,
@@ -98,26 +165,50 @@ def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: 
     policy = KeyReleasePolicy(
         evidence_formats=tuple(config.key_release.evidence_formats),
         expected_model_digest=version.manifest_digest,
-        expected_config_digest=config.digest(),
-        allowed_package_versions=tuple(config.key_release.allowed_package_versions) or (__version__,),
+        expected_config_digest=approved.config_digest,
+        allowed_package_versions=approved.package_versions,
         max_age_s=float(config.key_release.max_evidence_age_s),
     )
     decision = policy.evaluate(
-        evidence=evidence, verifiers={SOFTWARE_FORMAT: SoftwareEvidenceVerifier(trusted)}, nonce=nonce
+        evidence=evidence,
+        verifiers={SOFTWARE_FORMAT: SoftwareEvidenceVerifier(approved.trusted_keys())},
+        nonce=nonce,
     )
+    details.update(reason=decision.reason, format=evidence.format)
+    _audit_release(vault, version, released=decision.released, details=details)
+    if not decision.released:
+        raise PolicyViolation(f"key release denied for {version.ref}: {decision.reason}")
+
+
+def _audit_release(vault: Any, version: Any, *, released: bool, details: dict[str, Any]) -> None:
     vault.audit.append(
         actor=vault.identity.name,
         action="serve:key-release",
         target=version.ref,
-        outcome="ok" if decision.released else "denied",
-        details={
-            "reason": decision.reason,
-            "format": evidence.format,
-            "model_digest": version.manifest_digest,
-        },
+        outcome="ok" if released else "denied",
+        details=details,
     )
-    if not decision.released:
-        raise PolicyViolation(f"key release denied for {version.ref}: {decision.reason}")
+
+
+def token_verifier(vault: Any) -> Callable[[str], Any]:
+    """The gateway's API-token check: the vault's identity store, without one audit entry per failure."""
+    from bastion.access import AccessControl
+
+    return AccessControl(vault.engine, _GatewayAuthAudit(vault.audit)).authenticate  # type: ignore[arg-type]
+
+
+class _GatewayAuthAudit:
+    """The audit log as the gateway's token check sees it: failed token checks are not appended one by one
+    (each request, failures included, is recorded by the gateway's batched writer: counted and sampled), so
+    a flood of random tokens cannot grow the log; every other entry goes through unchanged."""
+
+    def __init__(self, audit: Any) -> None:
+        self._audit = audit
+
+    def append(self, *, actor: str, action: str, target: str, outcome: str, details: Any = None) -> Any:
+        if action == "auth" and outcome == "denied":
+            return None
+        return self._audit.append(actor=actor, action=action, target=target, outcome=outcome, details=details)
 
 
 def _inspect(directory: Path) -> None:
@@ -174,14 +265,14 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         version = vault.show(options.model_ref)
         if version.kind != "model":
             raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
-        release_key(vault=vault, version=version, config=cfg, passphrase=secret)
+        release_key(vault=vault, version=version, config=cfg)
         model = load_served_model(vault=vault, version=version)
+        jwt_verifier = JwtVerifier(cfg.jwt) if cfg.jwt.enabled else None
     except BaseException:
         vault.close()
         raise
-    jwt_verifier = JwtVerifier(cfg.jwt) if cfg.jwt.enabled else None
     auth = Authenticator(
-        verify_token=vault.authenticate, jwt_verifier=jwt_verifier, cache_s=cfg.token_cache_s
+        verify_token=token_verifier(vault), jwt_verifier=jwt_verifier, cache_s=cfg.token_cache_s
     )
     watermark = api_watermark(vault=vault, config=cfg)
     return Gateway(
@@ -192,6 +283,21 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         namespace=namespace,
         watermark=watermark,
     )
+
+
+def approve_gateway(options: ServeOptions, *, passphrase: str | None = None) -> ModelReleasePolicy:
+    """``bastion serve MODEL --approve``: approve the configuration ``options`` would serve with."""
+    from bastion.vault import open_vault
+
+    vault = open_vault(home=options.home, passphrase=passphrase or get_passphrase())
+    try:
+        cfg = gateway_config(settings_section=vault.settings.section("serve"), options=options)
+        version = vault.show(options.model_ref)
+        if version.kind != "model":
+            raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
+        return approve_release(vault=vault, model_name=str(version.name), config=cfg)
+    finally:
+        vault.close()
 
 
 def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
@@ -219,20 +325,34 @@ def tls_files(options: ServeOptions) -> tuple[str, str] | None:
 
 
 def worker_app() -> Any:
-    """uvicorn factory for ``--workers N``: each worker verifies, releases the key and loads on its own."""
-    spec = json.loads(os.environ[SPEC_ENV])
-    return create_app(build_gateway(ServeOptions(**spec)))
+    """uvicorn factory for ``--workers N``: each worker verifies, releases the key and loads on its own, with
+    the passphrase and options its parent handed over in the spawn pickle (see :mod:`._workers`)."""
+    from bastion.serve._workers import take
+    from bastion.serve.connections import configure_worker
+
+    secret, spec = take()
+    gateway = build_gateway(ServeOptions(**json.loads(spec)), passphrase=secret)
+    configure_worker(gateway.config.connections)
+    return create_app(gateway)
 
 
-def run(options: ServeOptions) -> None:
-    """Verify, load and serve until interrupted."""
-    import uvicorn
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or ServiceError (exit 2) — e.g. when the port is already in use."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
 
-    check_options(options)
-    tls = tls_files(options)
+
+def _uvicorn_common(options: ServeOptions, tls: tuple[str, str] | None) -> dict[str, Any]:
     common: dict[str, Any] = {
-        "host": options.host,
-        "port": options.port,
         "access_log": False,
         "log_level": "warning",
         "server_header": False,
@@ -241,18 +361,90 @@ def run(options: ServeOptions) -> None:
     }
     if tls is not None:
         common.update(ssl_certfile=tls[0], ssl_keyfile=tls[1])
+    return common
+
+
+def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None) -> None:
+    """Verify, load, check TLS and bind, then announce and serve until interrupted."""
+    import uvicorn
+
+    from bastion.serve.connections import WORKER_PROTOCOL, uvicorn_options
+
+    check_options(options)
+    tls = tls_files(options)
+    common = _uvicorn_common(options, tls)
+    scheme = "https" if tls is not None else "http"
     if options.workers > 1:
-        os.environ.setdefault(PASSPHRASE_ENV, get_passphrase())
-        os.environ[SPEC_ENV] = options.to_json()
-        uvicorn.run("bastion.serve.server:worker_app", factory=True, workers=options.workers, **common)
+        from bastion.serve._workers import WorkerConfig
+
+        secret = get_passphrase()
+        os.environ.pop(PASSPHRASE_ENV, None)  # workers inherit the environment: keep the secret out of it
+        probe = build_gateway(options, passphrase=secret)  # validate everything before announcing
+        keep_alive = probe.config.connections.keep_alive_s
+        probe.close()
+        config = WorkerConfig(
+            "bastion.serve.server:worker_app",
+            factory=True,
+            workers=options.workers,
+            http=WORKER_PROTOCOL,
+            timeout_keep_alive=keep_alive,
+            secret=secret,
+            spec=options.to_json(),
+            **common,
+        )
+        _check_tls(config)
+        sock = bind(options.host, options.port)
+        if announce is not None:
+            announce(f"{scheme}://{options.host}:{options.port}")
+        from uvicorn.supervisors import Multiprocess
+
+        server = uvicorn.Server(config=config)
+        try:
+            Multiprocess(config, target=server.run, sockets=[sock]).run()
+        finally:
+            sock.close()
         return
-    app = create_app(build_gateway(options))
-    uvicorn.run(app, **common)
+    gateway = build_gateway(options)
+    try:
+        single = uvicorn.Config(create_app(gateway), **common, **uvicorn_options(gateway.config.connections))
+        single.load()  # TLS context and protocol classes: fail here, before announcing
+        sock = bind(options.host, options.port)
+    except BaseException:
+        gateway.close()
+        raise
+    if announce is not None:
+        announce(f"{scheme}://{options.host}:{options.port}")
+    try:
+        uvicorn.Server(single).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _check_tls(config: Any) -> None:
+    """Build the TLS context once in the parent (workers build their own) so bad files fail before serving."""
+    if config.is_ssl:
+        from uvicorn.config import create_ssl_context
+
+        try:
+            create_ssl_context(
+                keyfile=config.ssl_keyfile,
+                certfile=config.ssl_certfile,
+                password=None,
+                ssl_version=config.ssl_version,
+                cert_reqs=config.ssl_cert_reqs,
+                ca_certs=None,
+                ciphers=config.ssl_ciphers,
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"the TLS certificate or key does not load: {exc}") from exc
 
 
 __all__ = [
     "ServeOptions",
     "api_watermark",
+    "approve_gateway",
+    "approve_release",
+    "bind",
     "build_gateway",
     "check_options",
     "gateway_config",
@@ -260,5 +452,6 @@ __all__ = [
     "release_key",
     "run",
     "tls_files",
+    "token_verifier",
     "worker_app",
 ]

@@ -236,3 +236,21 @@ def test_audit_in_a_project_spends_the_ledger(home: Path, capsys) -> None:
     spends = json.loads(capsys.readouterr().out)["spends"]
     assert [(s["kind"], s["epsilon"]) for s in spends] == [("audit", 1.0)]
     assert spends[0]["details"]["consistent"] is True
+
+
+def test_train_push_without_push_permission_is_refused_before_training(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 12 item 31: the push permission is known before the run; refuse before spending anything
+    assert run(["privacy", "budget", "set", "wine", "--epsilon", "5"]) == 0
+    with open_vault(home=home) as vault:
+        _, token = vault.create_token(name="dana", role="data-scientist")  # dev and staging only
+    monkeypatch.setenv("BASTION_TOKEN", token)
+    capsys.readouterr()
+    argv = ["train", "--dataset", "wine", "--dp", "--epsilon", "1", "--epochs", "1"]
+    assert run([*argv, "--push", "wine-dp", "--env", "prod"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error:") and "trained" not in captured.out
+    monkeypatch.delenv("BASTION_TOKEN")
+    assert run(["privacy", "budget", "show", "wine", "--format", "json"]) == 0
+    assert _json(capsys)["spends"] == []

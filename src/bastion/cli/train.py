@@ -111,6 +111,11 @@ def register(app: typer.Typer) -> None:
 
             vault = open_vault(home)
         try:
+            if push is not None:
+                assert vault is not None  # fail before training; vault.push checks again on the same bytes
+                vault.access.check(
+                    vault.identity, "registry:push", model=push, env=env or vault.settings.default_env
+                )
             wm = None
             if watermark_key is not None:
                 if vault is None:

@@ -127,10 +127,36 @@ def test_skops_trusted_types(tmp_path: Path, digits) -> None:  # type: ignore[no
 
     sio.dump(FunctionTransformer(func=json.dumps), tmp_path / "f.skops")  # a function skops does not trust
     with (
-        pytest.raises(UnsafeArtifact, match="untrusted types"),
+        pytest.raises(UnsafeArtifact, match=r"json\.dumps"),
         open_model(str(tmp_path / "f.skops"), input_shape=(64,), n_classes=10),
     ):
         pass
+
+
+def test_skops_loads_the_bytes_it_checked(tmp_path: Path, digits, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A file swapped right after the check is not what gets loaded (the skops TOCTOU of issue 19)."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    import bastion.scan
+
+    path = tmp_path / "m.skops"
+    est = LogisticRegression(max_iter=200).fit(digits.x_train[:300], digits.y_train[:300])
+    sio.dump(est, path)
+    evil = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=json.dumps), evil)
+    real_scan = bastion.scan.scan_bytes
+
+    def scan_then_swap(data, **kwargs):  # type: ignore[no-untyped-def]
+        report = real_scan(data, **kwargs)
+        path.write_bytes(evil.read_bytes())  # the attacker swaps the file between check and use
+        return report
+
+    monkeypatch.setattr(bastion.scan, "scan_bytes", scan_then_swap)
+    with open_model(str(path), input_shape=(64,), n_classes=10) as loaded:
+        assert isinstance(loaded.adapter, SklearnAdapter)
+        assert type(loaded.adapter.estimator) is LogisticRegression
 
 
 def test_unsupported_and_unknown_models(tmp_path: Path) -> None:

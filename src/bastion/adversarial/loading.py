@@ -5,9 +5,11 @@ Model references (:func:`load_model`):
 * ``pkg.module:factory`` with ``weights=`` a safetensors file — a torch module built by your factory, weights
   read by :func:`bastion.scan.safe_load` (no pickle);
 * a directory in bastion's model format (``config.json`` + ``model.safetensors``, from ``bastion train``);
-* a TorchScript file (``.pt``/``.ts``/``.zip``) — scanned first, then ``torch.jit.load``;
-* a scikit-learn model in skops format (``.skops``) — refused if it holds any type skops does not trust
-  (unless listed in ``trusted_types``);
+* a TorchScript file (``.pt``/``.ts``/``.zip``) — read once, those bytes scanned, then ``torch.jit.load`` on
+  the same bytes;
+* a scikit-learn model in skops format (``.skops``) — read once, scanned (schema allow-list), refused if it
+  holds any type skops does not trust (unless listed in ``trusted_types``), then loaded from the same bytes
+  trusting exactly the checked type list;
 * ``http(s)://host:port/v2/models/NAME`` — an Open Inference Protocol v2 endpoint as a black box;
 * ``NAME:VERSION`` / ``NAME@ENV`` — a registry version, materialised (decrypted and verified) by the vault.
 
@@ -18,6 +20,7 @@ trained on, enabling membership inference), or a CSV file with a header and a ``
 from __future__ import annotations
 
 import importlib
+import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +38,7 @@ Trainer = Callable[[np.ndarray, np.ndarray, int], ModelAdapter]
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _REGISTRY = re.compile(r"^[a-z0-9][a-z0-9._-]*(:\d+|@[a-z]+)$")
 MAX_DATA_BYTES = 512 * 1024 * 1024
+MAX_MODEL_BYTES = 4 * 1024 * 1024 * 1024  # TorchScript/skops files are read into memory once
 
 
 @dataclass(frozen=True)
@@ -186,10 +190,47 @@ def _sklearn_trainer(estimator: Any) -> Trainer:
     return train
 
 
-def _scan_or_refuse(path: Path) -> None:
-    from bastion.scan import inspect_artifact
+def _checked_bytes(path: Path, *, trusted: Sequence[str] = ()) -> bytes:
+    """Read ``path`` once and scan those bytes: the caller loads exactly what was checked (no TOCTOU).
 
-    inspect_artifact(path)
+    ``trusted`` (types the user reviewed, ``module.Name``) extends the scanner's allow-list for this file.
+    """
+    from bastion.scan import ScanConfig, Verdict, scan_bytes
+    from bastion.scan._load import summary
+
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise InvalidInput(f"{path}: larger than {MAX_MODEL_BYTES} bytes")
+    data = path.read_bytes()
+    report = scan_bytes(data, name=str(path), config=ScanConfig(extra_allow=tuple(trusted)))
+    if report.verdict is not Verdict.safe:
+        raise UnsafeArtifact(f"unsafe artifact: {summary(report)}")
+    return data
+
+
+def _load_skops(p: Path, *, trusted_types: Sequence[str], reference: str) -> LoadedModel:
+    try:
+        import skops.io as sio
+    except ImportError as exc:  # pragma: no cover - skops is in the audit extra
+        raise DependencyMissing("skops is not installed", hint="pip install 'bastion-ml[audit]'") from exc
+    data = _checked_bytes(p, trusted=trusted_types)
+    try:
+        found = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise InvalidInput(f"{p}: not a readable skops file ({type(exc).__name__})") from exc
+    untrusted = set(found) - set(trusted_types)
+    if untrusted:
+        raise UnsafeArtifact(
+            f"{p}: skops file holds untrusted types: {', '.join(sorted(untrusted)[:5])}",
+            hint="review them, then pass --trust-type for each",
+        )
+    # the very bytes that were checked, trusting exactly the list that was checked
+    estimator = sio.loads(data, trusted=sorted(found))
+    return LoadedModel(
+        adapter=SklearnAdapter(estimator),
+        kind="sklearn",
+        reference=reference,
+        trainer=_sklearn_trainer(estimator),
+    )
 
 
 def _load_factory(
@@ -266,30 +307,13 @@ def _load_path(
         )
     suffix = p.suffix.lower()
     if suffix == ".skops":
-        try:
-            import skops.io as sio
-        except ImportError as exc:  # pragma: no cover - skops is in the audit extra
-            raise DependencyMissing("skops is not installed", hint="pip install 'bastion-ml[audit]'") from exc
-        try:
-            untrusted = set(sio.get_untrusted_types(file=p)) - set(trusted_types)
-        except Exception as exc:
-            raise InvalidInput(f"{p}: not a readable skops file ({type(exc).__name__})") from exc
-        if untrusted:
-            raise UnsafeArtifact(
-                f"{p}: skops file holds untrusted types: {', '.join(sorted(untrusted)[:5])}",
-                hint="review them, then pass --trust-type for each",
-            )
-        estimator = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
-        sk_adapter = SklearnAdapter(estimator)
-        return LoadedModel(
-            adapter=sk_adapter, kind="sklearn", reference=reference, trainer=_sklearn_trainer(estimator)
-        )
+        return _load_skops(p, trusted_types=trusted_types, reference=reference)
     if suffix in (".pt", ".ts", ".zip", ".pth"):
         import torch
 
-        _scan_or_refuse(p)
+        data = _checked_bytes(p)  # scanned and loaded from the same private bytes
         try:
-            module = torch.jit.load(str(p), map_location="cpu")
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
         except Exception as exc:
             raise InvalidInput(
                 f"{p}: not a TorchScript archive ({type(exc).__name__})",

@@ -41,12 +41,29 @@ class _ScanGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-def _config(home: Path | None) -> Any:
+def _config(home: Path | None, allow: list[str] | None = None) -> Any:
+    import dataclasses
+    import logging
+
     from bastion.config import load_settings
+    from bastion.errors import InvalidInput
     from bastion.scan import ScanConfig
 
     settings = load_settings(home, must_exist=False)
-    return ScanConfig.from_section(settings.section("scan"))
+    config = ScanConfig.from_section(settings.section("scan"))
+    if allow:
+        bad = [
+            a
+            for a in allow
+            if ":" not in a or not all(p.isidentifier() for p in a.replace(":", ".").split("."))
+        ]
+        if bad:
+            raise InvalidInput(f"--allow takes module:qualname (got {bad[0][:80]!r})")
+        logging.getLogger("bastion.scan").warning(
+            "allow-list extended on the command line: %s", ", ".join(allow)
+        )
+        config = dataclasses.replace(config, extra_allow=(*config.extra_allow, *allow))
+    return config
 
 
 def _print_text(report: Any) -> None:
@@ -79,12 +96,15 @@ def register(app: typer.Typer) -> None:
     def files(
         paths: list[Path] = typer.Argument(..., help="Files or directories (scanned recursively)."),
         fmt: ScanFormat = typer.Option(ScanFormat.text, "--format", help="text, json or sarif (2.1.0)."),
+        allow: list[str] = typer.Option(
+            [], "--allow", help="Also allow this exact module:qualname (repeatable; logged as a warning)."
+        ),
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Scan PATH... and exit 0 (nothing unsafe), 1 (findings) or 2 (could not scan)."""
         from bastion.scan import scan, to_sarif
 
-        report = scan(paths=paths, config=_config(home))
+        report = scan(paths=paths, config=_config(home, allow))
         if fmt is ScanFormat.json:
             print_json(report.to_dict())
         elif fmt is ScanFormat.sarif:

@@ -6,27 +6,36 @@ Entry points (keyword-only):
   verdict per file. Formats are recognised by magic bytes and structure, never by extension: pickle (protocols
   0–5), joblib (plain and zlib/gzip/bz2/xz/lzma-compressed), PyTorch zip and legacy (pickle sequence and tar)
   checkpoints, NumPy ``.npy``/``.npz``, safetensors, Keras ``.keras``/``.h5``, ONNX, GGUF, zip and tar.
-* :func:`safe_load` — load a file only after a clean scan, with loaders that cannot run code
-  (``torch.load(weights_only=True)``, safetensors, ``numpy.load(allow_pickle=False)``).
+* :func:`scan_stream` / :func:`scan_bytes` — the same analysis over a seekable reader or bytes (the vault
+  scans stored blobs through its range reads).
+* :func:`safe_load` — load a file only after a clean scan, with loaders that enforce the allow-list themselves
+  (a restricted unpickler for pickles and joblib files, ``torch.load(weights_only=True)`` with exactly the
+  allow-listed globals, safetensors, ``numpy.load(allow_pickle=False)``), so even a file the static scan
+  misjudged cannot execute anything.
 * :func:`inspect_artifact` — the registry's inspector hook (entry point group ``bastion.inspectors``): raises
   :class:`~bastion.errors.UnsafeArtifact` with a one-line summary.
 * :func:`convert` — torch state dict → safetensors.
 
-The pickle analyser is an allow-list in the spirit of PyTorch's ``weights_only`` unpickler, applied statically
-(compare picklescan and modelscan, which use deny-lists): see :mod:`bastion.scan._pickle`.
+The pickle analyser is an allow-list of exact ``module:qualname`` pairs generated from the installed libraries
+(``allowlist.json``, :mod:`bastion.scan._gen.allowlist`), applied statically (compare picklescan and
+modelscan, which use deny-lists) and again inside the loader: see :mod:`bastion.scan._pickle` and
+:mod:`bastion.scan._unpickler`.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from bastion.errors import InvalidInput, UnsafeArtifact
+from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
 from bastion.scan._sarif import to_sarif
-from bastion.scan._scanner import scan_file
+from bastion.scan._scanner import scan_file, scan_source
 
 
 def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:
@@ -68,6 +77,23 @@ def scan(*, paths: Iterable[str | os.PathLike[str]], config: ScanConfig | None =
     return ScanReport(tuple(reports))
 
 
+def scan_stream(
+    fileobj: BinaryIO, *, name: str = "<stream>", size: int | None = None, config: ScanConfig | None = None
+) -> FileReport:
+    """Scan the bytes behind a seekable binary reader (e.g. a stored blob read through range reads).
+
+    Only ``seek``/``tell``/``read`` are used, from offset 0 to ``size`` (default: the end of the stream).
+    """
+    return scan_source(Source(fileobj, 0, size), name=name, config=config or ScanConfig())
+
+
+def scan_bytes(
+    data: bytes | bytearray | memoryview, *, name: str = "<bytes>", config: ScanConfig | None = None
+) -> FileReport:
+    """Scan bytes held in memory (the same analysis as :func:`scan` gives a file)."""
+    return scan_stream(io.BytesIO(bytes(data)), name=name, config=config)
+
+
 def inspect_artifact(path: str | os.PathLike[str], *, config: ScanConfig | None = None) -> None:
     """Raise :class:`UnsafeArtifact` unless every file under ``path`` scans safe (errors count as unsafe)."""
     report = scan(paths=[path], config=config)
@@ -90,5 +116,7 @@ __all__ = [
     "inspect_artifact",
     "safe_load",
     "scan",
+    "scan_bytes",
+    "scan_stream",
     "to_sarif",
 ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bastion.errors import ConfigError
+
+_ALLOW_ENTRY = re.compile(r"[A-Za-z_][\w.]*[:.][A-Za-z_][\w.]*")
 
 
 def printable(text: str) -> str:
@@ -153,10 +156,10 @@ class ScanConfig:
             value = section[f.name]
             if f.name == "extra_allow":
                 names_ok = isinstance(value, list | tuple) and all(
-                    isinstance(v, str) and "." in v for v in value
+                    isinstance(v, str) and _ALLOW_ENTRY.fullmatch(v) for v in value
                 )
                 if not names_ok:
-                    raise ConfigError("[scan] extra_allow must be a list of 'module.Name' strings")
+                    raise ConfigError("[scan] extra_allow must be a list of 'module:qualname' strings")
                 kwargs[f.name] = tuple(value)
             elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"[scan] {f.name} must be a positive number")

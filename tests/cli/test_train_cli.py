@@ -232,6 +232,7 @@ def test_audit_in_a_project_spends_the_ledger(home: Path, capsys) -> None:
     assert run(base) == 2  # the audited run trains on digits: 1 + 1 > 1.5
     assert "exhausted" in capsys.readouterr().err
     assert run([*base, "--unsafe-noise-multiplier", "0"]) == 2  # unbounded ε on a budgeted dataset
+    assert "outside this project home" in capsys.readouterr().err  # issue 14 item 1: say how to proceed
     assert run(["privacy", "budget", "show", "digits", "--format", "json"]) == 0
     spends = json.loads(capsys.readouterr().out)["spends"]
     assert [(s["kind"], s["epsilon"]) for s in spends] == [("audit", 1.0)]

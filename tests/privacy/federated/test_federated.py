@@ -298,6 +298,7 @@ def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_p
     res = run_federation(cfg, tls_dir=tmp_path / "tls", model_out=tmp_path / "m.safetensors", ledger=ledger)
     assert res.secagg and res.dp_side == "client" and len(res.rounds) == 1
     assert res.epsilon == pytest.approx(federation_epsilon(noise_multiplier=z, rounds=1, delta=1e-5))
+    assert res.to_dict()["noise_source"]["cryptographic"] is False
     # the same ledger as DP-SGD training: reserved before the run, settled at the ε the run spent
     (spend,) = ledger.status(key).spends
     assert spend.spend_id == res.spend_id and res.ledger_dataset == key
@@ -386,6 +387,12 @@ def test_global_model_push_records_lineage_to_each_client_partition(tmp_path) ->
         ref = push_global_model(result=result, name="fl-digits", vault=vault)
         version = vault.show(ref)
         assert version.metadata["federated"]["partition_digests"] == [p.digest for p in parts]
+        assert version.metadata["federated"]["noise_source"] is None  # no DP, no ε, nothing to qualify
+        # issue 12 item 30: a DP result states Flower's non-cryptographic noise next to its ε
+        from dataclasses import replace
+
+        dp_doc = replace(result, epsilon=3.0, delta=1e-5, noise_multiplier=1.0, clipping_norm=1.0).to_dict()
+        assert dp_doc["noise_source"]["cryptographic"] is False and "NumPy" in dp_doc["noise_source"]["note"]
         events = list_events(vault.engine, job=LINEAGE_JOB)
         assert len(events) == 1
         assert sorted(d.digest for d in events[0].inputs) == sorted(f"sha256:{p.digest}" for p in parts)

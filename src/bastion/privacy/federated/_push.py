@@ -37,6 +37,7 @@ def push_global_model(
             "clipping_norm": result.clipping_norm,
             "epsilon": result.epsilon,
             "delta": result.delta,
+            "noise_source": result.to_dict()["noise_source"],
             "partition_digests": [p.digest for p in result.partitions],
         }
     }

@@ -217,20 +217,24 @@ def main() -> None:
                 flag = served.first_flag if served.first_flag is not None else "-"
                 print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}")
                 if label == "bastion" and strategy in ("knockoff", "adaptive"):
-                    wm = served.defence.watermark
-                    consumers = [c for c in served.defence.consumers() if not c.startswith("addr:")]
-                    consumers += [f"customer-{i}" for i in range(99)]
-                    probes = d.x_test
-                    att = wm.attribute(
+                    guard = served.defence
+                    customers = [f"customer-{i}" for i in range(19)]
+                    rng = np.random.default_rng(11)
+                    for c in customers:  # honest customers of the same deployment, natural data
+                        xs = d.x_test[rng.integers(0, len(d.x_test), 400)]
+                        for start in range(0, 400, 20):
+                            part = xs[start : start + 20]
+                            guard.respond(consumers=(c,), x=part, proba=env["victim"].predict_proba(part))
+                    candidates = ["mallory", *customers]
+                    att = guard.watermark.attribute(
                         predict_proba=res.surrogate.predict_proba,
-                        probes=probes,
-                        consumers=consumers,
-                        reference=env["victim"].predict_proba(probes),
+                        probes={c: guard.queries(c) for c in candidates},
+                        consumers=candidates,
+                        reference=env["victim"].predict_proba,
                     )
                     print(
                         f"   attribution of the {budgets[-1]}-row {strategy} surrogate among "
-                        f"{len(consumers)} "
-                        f"consumers: {att.consumer} z={att.z:.1f} p={att.p_value:.2g}"
+                        f"{len(candidates)} consumers: {att.consumer} z={att.z:.1f} p={att.p_value:.2g}"
                     )
         floor = extract(
             victim=Plain(env["victim"]),

@@ -180,16 +180,26 @@ def test_natural_data_theft_is_attributable_to_the_consumer(digits: Any) -> None
     served = DefendedModel(digits.adapter, guard, consumers=("mallory",))
     stolen = steal(digits, "knockoff", served, train_steps=600)  # extract()'s default training
     innocent = steal(digits, "knockoff", digits.adapter, train_steps=600)
-    candidates = ["mallory", *[f"customer-{i}" for i in range(49)]]
-    probes = digits.x_test
-    ref = digits.adapter.predict_proba(probes)
+    rng = np.random.default_rng(4)
+    customers = [f"customer-{i}" for i in range(9)]
+    for c in customers:  # honest customers of the same deployment
+        xs = digits.x_test[rng.integers(0, len(digits.x_test), 300)]
+        guard.respond(consumers=(c,), x=xs, proba=digits.adapter.predict_proba(xs))
+    candidates = ["mallory", *customers]
+    probes = {c: guard.queries(c) for c in candidates}
     wm = guard.watermark
     found = wm.attribute(
-        predict_proba=stolen.surrogate.predict_proba, probes=probes, consumers=candidates, reference=ref
+        predict_proba=stolen.surrogate.predict_proba,
+        probes=probes,
+        consumers=candidates,
+        reference=digits.adapter.predict_proba,
     )
     assert found.consumer == "mallory" and found.p_value < 1e-6
     clean = wm.attribute(
-        predict_proba=innocent.surrogate.predict_proba, probes=probes, consumers=candidates, reference=ref
+        predict_proba=innocent.surrogate.predict_proba,
+        probes=probes,
+        consumers=candidates,
+        reference=digits.adapter.predict_proba,
     )
     assert clean.p_value > 1e-3
 

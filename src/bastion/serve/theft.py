@@ -72,6 +72,10 @@ class TheftPolicy:
     tail_pct: float = 0.99
     tail_base: float = 0.05
     tail_log10_p: float = -10.0
+    near_quantile: float = 0.01
+    near_base: float = 0.04
+    history: int = 512
+    keep_queries: int = 2000
     corroborate_z: float = 3.0
     hard_ood: float = 1.6
     flagged_ood_pct: float = 0.5
@@ -115,6 +119,16 @@ class ReferenceScorer:
             self.refs.append(rows)
             self.sq.append(np.einsum("ij,ij->i", rows, rows))
             self.cal.append(np.sort(self._knn(rows, c, loo=True)))
+        # Nearest-neighbour distances between distinct natural rows (leave-one-out over the reference): a
+        # consumer whose new rows keep landing closer than this to its own earlier rows is walking in small
+        # steps (Jacobian augmentation, jittered seeds, interpolation ends), unlike natural traffic.
+        every = np.concatenate(self.refs)
+        if len(every) > max_rows:
+            every = every[rng.permutation(len(every))[:max_rows]]
+        sq = np.einsum("ij,ij->i", every, every)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * (every @ every.T)
+        np.fill_diagonal(d2, np.inf)
+        self.nn1 = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
 
     def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
         d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
@@ -166,10 +180,14 @@ class Answer:
 
 
 class _Consumer:
-    __slots__ = ("bits", "day", "flag", "pct", "rows", "rows_day", "seen")
+    __slots__ = ("bits", "day", "flag", "hist", "hist_n", "kept", "near", "pct", "rows", "rows_day", "seen")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, history: int, width: int) -> None:
         self.pct: deque[float] = deque(maxlen=window)
+        self.near: deque[bool] = deque(maxlen=window)
+        self.hist = np.zeros((history, width), dtype=np.float32)
+        self.hist_n = 0
+        self.kept: deque[np.ndarray] = deque()
         self.seen: OrderedDict[bytes, None] = OrderedDict()
         self.rows = 0
         self.rows_day = 0
@@ -209,6 +227,8 @@ class TheftDefence:
         jitter = keyed_generator(derive(self._secret, "thresholds"), "jitter").uniform(0.0, 0.1, 2)
         self._shift_z = self.policy.shift_z * (1.0 - jitter[0])
         self._tail_log10 = self.policy.tail_log10_p * (1.0 - jitter[1])
+        nn1 = self.scorer.nn1
+        self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
         self._mis_key = derive(self._secret, "misinformation")
         self._poison_key = derive(self._secret, "poison")
         self.monitor = ExtractionMonitor(
@@ -226,7 +246,9 @@ class TheftDefence:
     def _state(self, consumer: str) -> _Consumer:
         s = self._consumers.get(consumer)
         if s is None:
-            s = self._consumers[consumer] = _Consumer(self.policy.window)
+            s = self._consumers[consumer] = _Consumer(
+                self.policy.window, self.policy.history, self.n_features
+            )
             while len(self._consumers) > self.policy.max_consumers:
                 self._consumers.popitem(last=False)
         else:
@@ -244,16 +266,42 @@ class TheftDefence:
         from scipy.stats import binom
 
         log10_p = float(binom.logsf(tail - 1, n, pol.tail_base)) / math.log(10.0)
+        near = int(sum(s.near))
+        near_log10_p = float(binom.logsf(near - 1, n, pol.near_base)) / math.log(10.0)
         evidence = {
+            "near_rows": near,
+            "near_log10_p": round(near_log10_p, 2),
             "distinct_rows": n,
             "mean_percentile": round(float(pct.mean()), 4),
             "shift_z": round(z, 2),
             "tail_rows": tail,
             "tail_log10_p": round(log10_p, 2),
         }
-        scores = {"shift": z / self._shift_z, "tail": log10_p / self._tail_log10}
+        scores = {
+            "shift": z / self._shift_z,
+            "tail": log10_p / self._tail_log10,
+            "small-steps": near_log10_p / self._tail_log10,
+        }
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
+
+    def _nearest(self, s: _Consumer, x: np.ndarray) -> np.ndarray:
+        """Each new distinct row's distance to the consumer's earlier distinct rows; rows join the ring."""
+        xf = x.astype(np.float32)
+        hist = s.hist[: min(s.hist_n, len(s.hist))]
+        xsq = np.einsum("ij,ij->i", xf, xf)
+        best = np.full(len(xf), np.inf)
+        if len(hist):
+            hsq = np.einsum("ij,ij->i", hist, hist)
+            best = (hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)).min(axis=1)
+        if len(xf) > 1:
+            within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
+            within[np.triu_indices(len(xf))] = np.inf
+            best = np.minimum(best, within.min(axis=1))
+        for row in xf:
+            s.hist[s.hist_n % len(s.hist)] = row
+            s.hist_n += 1
+        return np.sqrt(np.maximum(best, 0.0))
 
     # -- the request path ---------------------------------------------------------------------------
     def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
@@ -278,19 +326,25 @@ class TheftDefence:
                     s.day, s.rows_day = day, 0
                 if s.rows_day + len(rows) > pol.daily_rows:
                     raise BudgetExhausted(f"daily row budget of {pol.daily_rows} reached")
-            fresh = []
+            fresh: list[int] = []
             for cid, s in zip(consumers, states, strict=True):
                 s.rows += len(rows)
                 s.rows_day += len(rows)
+                new: list[int] = []
                 for i, dg in enumerate(digests):
                     if dg in s.seen:
                         continue
                     s.seen[dg] = None
                     if len(s.seen) > 4 * pol.window:
                         s.seen.popitem(last=False)
-                    s.pct.append(float(pct[i]))
-                    if cid == consumers[0]:
-                        fresh.append(i)
+                    new.append(i)
+                if new:
+                    nearest = self._nearest(s, rows[new])
+                    for i, dist in zip(new, nearest, strict=True):
+                        s.pct.append(float(pct[i]))
+                        s.near.append(bool(dist < self._near_tau))
+                if cid == consumers[0]:
+                    fresh = new
                 score, evidence, why = self._stats(s)
                 if s.flag is not None and now - s.flag.last_seen > pol.flag_ttl_s:
                     s.flag = None  # decayed: no new evidence for flag_ttl_s
@@ -338,6 +392,13 @@ class TheftDefence:
             out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
         if mis.any():
             out[mis] = misinform(out[mis], secret=self._mis_key, consumer=consumers[0])
+        if self.watermark is not None and fresh:
+            keep = [i for i in fresh if not mis[i]]  # rows whose answer carries the consumer's signal
+            with self._lock:
+                kept = self._state(consumers[0]).kept
+                kept.extend(rows[keep].astype(np.float32))
+                while len(kept) > pol.keep_queries:
+                    kept.popleft()
         with self._lock:
             for s in states:
                 s.bits += len(rows) * (math.log2(self.n_classes) if flagged else 32.0 * self.n_classes)
@@ -362,6 +423,14 @@ class TheftDefence:
                 if s.flag is not None and now - s.flag.last_seen <= self.policy.flag_ttl_s:
                     out.append({**s.flag.to_dict(), "rows": s.rows, "bits_released": round(s.bits, 1)})
             return out
+
+    def queries(self, consumer: str) -> np.ndarray:
+        """The consumer's recorded distinct queries whose answers carried its watermark (the probes for
+        :meth:`ConsumerWatermark.attribute`); held in memory, newest ``keep_queries``."""
+        with self._lock:
+            s = self._consumers.get(consumer)
+            rows = list(s.kept) if s is not None else []
+        return np.stack(rows) if rows else np.zeros((0, self.n_features), np.float32)
 
     def consumers(self) -> list[str]:
         """Every consumer id seen (the candidates for watermark attribution)."""

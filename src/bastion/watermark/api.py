@@ -22,6 +22,7 @@ import json
 import os
 import threading
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,10 +265,12 @@ SIGNAL_LABEL = "bastion-api-signal-v1"
 
 @dataclass(frozen=True)
 class ConsumerSignal:
-    """The keyed signal of one consumer: ``cos(freq·<direction, x> + phase)`` added to class ``target``."""
+    """One consumer's keyed signal: ``cos(freq·<direction, x> + phase)`` added to class ``target`` (to
+    ``alt`` on rows where ``target`` is the top class)."""
 
     consumer: str
     target: int
+    alt: int
     freq: float
     phase: float
     direction: np.ndarray = field(repr=False)
@@ -349,9 +352,11 @@ class ConsumerWatermark:
         rng = np.random.default_rng(int.from_bytes(seed, "big"))
         direction = rng.standard_normal(self.n_features)
         direction /= np.linalg.norm(direction)
+        target = int(rng.integers(0, self.n_classes))
         sig = ConsumerSignal(
             consumer=consumer,
-            target=int(rng.integers(0, self.n_classes)),
+            target=target,
+            alt=int((target + 1 + rng.integers(0, self.n_classes - 1)) % self.n_classes),
             freq=self.freq,
             phase=float(rng.uniform(0.0, 2.0 * np.pi)),
             direction=direction,
@@ -372,60 +377,86 @@ class ConsumerWatermark:
         amp = self.eps * (1.0 + sig.wave(arr)) / 2.0
         top = p.argmax(axis=1)
         rows = np.arange(len(p))
-        room = np.where(top == sig.target, np.inf, p[rows, top] - p[:, sig.target] - 5e-3)
+        tgt = self._targets(sig, top)
+        room = p[rows, top] - p[rows, tgt] - 5e-3  # the carrier never overtakes the top class
         amp = np.clip(np.minimum(amp, room), 0.0, None)
         out = p.copy()
-        out[:, sig.target] += amp
+        out[rows, tgt] += amp
         return out / out.sum(axis=1, keepdims=True)
+
+    def _targets(self, sig: ConsumerSignal, top: np.ndarray) -> np.ndarray:
+        """The class that carries the signal on each row: ``target``, or ``alt`` where target is on top."""
+        return np.where(top == sig.target, sig.alt, sig.target)
 
     def attribute(
         self,
         *,
-        predict_proba: Any,
+        predict_proba: Callable[[np.ndarray], Any],
         probes: Any,
-        consumers: list[str],
+        consumers: Sequence[str],
         reference: Any = None,
         nulls: int = 200,
         seed: int = 0,
     ) -> Attribution:
-        """Which of ``consumers`` (if any) a suspect (``predict_proba``: probes → probabilities) learned from.
+        """Which of ``consumers`` (if any) a suspect (``predict_proba``: rows → probabilities) learned from.
 
-        ``reference`` (the owner's clean model's probabilities on the probes) removes the natural variation of
-        ``p_t`` so that only the residual is correlated with the wave (a matched filter); without it the test
-        is much weaker.
+        ``probes`` is one array for every consumer, or a mapping consumer → that consumer's own recorded
+        queries (the rows its answers were given on: where a surrogate trained on them carries the signal
+        best). ``reference`` — the owner's clean model (a callable) or its answers on a shared probe array —
+        removes the natural variation of the target class's probability so that only the residual is
+        correlated with the wave (a matched filter); without it the test is much weaker. Consumers with fewer
+        than 30 probes are not tested (score 0).
         """
         if not consumers:
             raise InvalidInput("name at least one consumer to test")
-        x = np.asarray(probes, dtype=np.float64).reshape(len(probes), -1)
-        if x.shape[0] < 30 or x.shape[1] != self.n_features:
-            raise InvalidInput(f"need at least 30 probes of {self.n_features} features")
-        answers = np.asarray(predict_proba(x.astype(np.float32)), dtype=np.float64)
-        if answers.shape != (x.shape[0], self.n_classes):
-            raise InvalidInput("the suspect's answers do not match the watermark's classes")
-        base = None if reference is None else np.asarray(reference, dtype=np.float64)
-        if base is not None and base.shape != answers.shape:
-            raise InvalidInput("reference answers must match the suspect's (the clean model on the probes)")
         from scipy.stats import norm
 
         rng = np.random.default_rng(seed)  # null waves: public randomness is fine, they hold no secret
         dirs = rng.standard_normal((nulls, self.n_features))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        null_waves = np.cos(self.freq * (x @ dirs.T) + rng.uniform(0, 2 * np.pi, nulls))  # (n, nulls)
+        phases = rng.uniform(0, 2 * np.pi, nulls)
         scores: dict[str, float] = {}
+        total = 0
         for consumer in consumers:
+            raw = probes.get(consumer) if isinstance(probes, Mapping) else probes
+            if raw is None or len(raw) < 30:
+                scores[consumer] = 0.0
+                continue
+            x = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
+            if x.shape[1] != self.n_features:
+                raise InvalidInput(f"probes must have {self.n_features} features")
+            answers = np.asarray(predict_proba(x.astype(np.float32)), dtype=np.float64)
+            if answers.shape != (x.shape[0], self.n_classes):
+                raise InvalidInput("the suspect's answers do not match the watermark's classes")
+            if callable(reference):
+                base = np.asarray(reference(x.astype(np.float32)), dtype=np.float64)
+            elif reference is not None:
+                base = np.asarray(reference, dtype=np.float64)
+            else:
+                base = np.zeros_like(answers)
+            if base.shape != answers.shape:
+                raise InvalidInput(
+                    "reference answers must match the suspect's (the clean model on the probes)"
+                )
             sig = self.signal(consumer)
-            r = answers[:, sig.target] - (0.0 if base is None else base[:, sig.target])
+            top = (base if reference is not None else answers).argmax(axis=1)
+            tgt = self._targets(sig, top)
+            rows = np.arange(len(x))
+            r = answers[rows, tgt] - base[rows, tgt]
+            total += len(x)
             if np.ptp(r) <= 0:
                 scores[consumer] = 0.0
                 continue
+            null_waves = np.cos(self.freq * (x @ dirs.T) + phases)  # (n, nulls)
             observed = _corr(r, sig.wave(x)[:, None])[0]
             null = _corr(r, null_waves)
             scores[consumer] = float((observed - null.mean()) / max(null.std(ddof=1), 1e-12))
+        tested = sum(1 for c in consumers if scores[c] != 0.0) or 1
         best = max(scores, key=lambda c: scores[c])
         z = scores[best]
-        p_value = float(min(1.0, norm.sf(z) * len(consumers)))
+        p_value = float(min(1.0, norm.sf(z) * tested))
         return Attribution(
-            consumer=best if z > 0 else None, z=z, p_value=p_value, probes=int(x.shape[0]), scores=scores
+            consumer=best if z > 0 else None, z=z, p_value=p_value, probes=total, scores=scores
         )
 
 

@@ -99,7 +99,7 @@ BUDGETS: Mapping[str, AuditBudget] = {
         mia_per_side=500,
         shadow_epochs=40,
         extraction_budgets=(100, 300, 1000),
-        extraction_strategies=("random", "knockoff", "jacobian"),
+        extraction_strategies=("random", "knockoff", "jacobian", "jacobian-random", "mixup", "adaptive"),
         adaptive_steps=100,
     ),
     "thorough": AuditBudget(
@@ -118,7 +118,15 @@ BUDGETS: Mapping[str, AuditBudget] = {
         shadow_epochs=60,
         shadow_pool=400_000,
         extraction_budgets=(100, 300, 1000, 3000, 10000),
-        extraction_strategies=("random", "knockoff", "jacobian"),
+        extraction_strategies=(
+            "random",
+            "bucket",
+            "knockoff",
+            "jacobian",
+            "jacobian-random",
+            "mixup",
+            "adaptive",
+        ),
         adaptive_steps=200,
     ),
 }

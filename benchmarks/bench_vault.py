@@ -146,6 +146,11 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--push-pull-only",
+        action="store_true",
+        help="time only push and pull (best and median of --repeat rounds): a steadier before/after check",
+    )
     args = parser.parse_args()
     size = args.size_mib << 20
     work = Path(tempfile.mkdtemp(prefix="bench-vault-", dir=args.workdir))
@@ -163,6 +168,26 @@ def main() -> None:
         (warm / "x").write_bytes(b"x")
         vault.push(warm, name="warm", allow_unsafe=True)
 
+        if args.push_pull_only:
+            pushes, pulls = [], []
+            for _ in range(max(1, args.repeat)):
+                t0 = time.perf_counter()
+                pushed = vault.push(model, name="bench", allow_unsafe=True)
+                pushes.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                vault.pull(pushed.ref, out=work / "out")
+                pulls.append(time.perf_counter() - t0)
+                shutil.rmtree(work / "out")
+            vault.close()
+            pushes.sort()
+            pulls.sort()
+            print(
+                f"{args.size_mib} MiB, {len(pushes)} rounds: push best {pushes[0]:.3f} s, median "
+                f"{pushes[len(pushes) // 2]:.3f} s; pull best {pulls[0]:.3f} s, "
+                f"median {pulls[len(pulls) // 2]:.3f} s; "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
+            return
         t_push = t_pull = t_enc = t_dec = t_sha = cpu_raw = cpu_vault = float("inf")
         peak_push = peak_pull = 0
         for round_ in range(1, max(1, args.repeat) + 1):

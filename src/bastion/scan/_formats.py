@@ -118,7 +118,10 @@ def check_safetensors(src: Source, config: ScanConfig) -> dict[str, Any]:
 # -- GGUF -------------------------------------------------------------------------------------------------
 _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
-_TEMPLATE_RISK = re.compile(r"__(class|globals|builtins|import|subclasses|mro|init)__|\bos\.|popen|\beval\b")
+# dunder access, built strings fed to |attr (Jinja's ``attr('_'~'_cla'~…)`` trick), known escape hatches
+_TEMPLATE_RISK = re.compile(
+    r"__\w*__|\battr\s*\(|['\"]_['\"]\s*~|~\s*['\"]_|\bos\.|popen|\beval\b|\bexec\b|\bimport\b|\bglobals\b"
+)
 
 
 def check_gguf(src: Source, config: ScanConfig, add: AddIssue) -> None:
@@ -167,7 +170,7 @@ def check_gguf(src: Source, config: ScanConfig, add: AddIssue) -> None:
             if val <= 0 or val & (val - 1) or val > 1 << 20:
                 raise Malformed("GGUF alignment is not a small power of two")
             alignment = val
-        if key.endswith("chat_template") and isinstance(val, str) and _TEMPLATE_RISK.search(val):
+        if "chat_template" in key and isinstance(val, str) and _TEMPLATE_RISK.search(val):
             add("gguf-template-injection", Severity.high, f"chat template {key} reaches Python internals")
     ends: list[int] = []
     for _ in range(n_tensors):
@@ -253,6 +256,20 @@ def check_keras_config(data: bytes, add: AddIssue, *, what: str = "Keras config"
         ref = f"{module}.{cls}" if isinstance(module, str) else cls
         if cls in ("Lambda", "TFOpLambda") or node.get("function_type") == "lambda":
             add("keras-lambda", Severity.critical, f"{cls} layer carries Python code", ref)
+        if cls == "TorchModuleWrapper":
+            add(
+                "keras-torch-module",
+                Severity.critical,
+                "TorchModuleWrapper layer carries a pickled torch module",
+                ref,
+            )
+        if cls == "TFSMLayer":
+            add(
+                "keras-savedmodel",
+                Severity.high,
+                "TFSMLayer loads a TensorFlow SavedModel (code) at load time",
+                ref,
+            )
         if isinstance(module, str):
             if module != "keras" and not module.startswith("keras."):
                 sev = Severity.critical if is_known_dangerous(module, cls) else Severity.high
@@ -288,7 +305,7 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
         raise Malformed("not a parseable ONNX model") from exc
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise Malformed("not an ONNX model (no ir_version or graph)")
-    graphs = [model.graph]
+    graphs: list[Any] = [model.graph, *model.functions]  # functions hold nodes (and their attributes) too
     tensors: list[Any] = []
     count = 0
     while graphs:
@@ -296,8 +313,9 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
         count += 1
         if count > 100_000:
             raise Malformed("ONNX graph nesting out of bounds")
-        tensors.extend(g.initializer)
-        tensors.extend(s.values for s in g.sparse_initializer)
+        for sparse in [*getattr(g, "sparse_initializer", ())]:
+            tensors.extend((sparse.values, sparse.indices))
+        tensors.extend(getattr(g, "initializer", ()))
         for node in g.node:
             for attr in node.attribute:
                 if attr.HasField("g"):
@@ -306,6 +324,10 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
                 if attr.HasField("t"):
                     tensors.append(attr.t)
                 tensors.extend(attr.tensors)
+                if attr.HasField("sparse_tensor"):
+                    tensors.extend((attr.sparse_tensor.values, attr.sparse_tensor.indices))
+                for sp in attr.sparse_tensors:
+                    tensors.extend((sp.values, sp.indices))
     for t in tensors:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue

@@ -827,14 +827,13 @@ def analyze_pickle(
     ).run()
 
 
-_PROTO0_START = frozenset(bytes([c]) for c in b"(]})cNILSVFXKJMUTG")
+#: every opcode byte: CPython needs no PROTO, so a stream may begin with any opcode (``C``, ``I0x1`` …)
+_OPCODE_START = frozenset(bytes([op.code.encode("latin-1")[0]]) for op in pickletools.opcodes)
 
 
 def looks_like_pickle(head: bytes) -> bool:
-    """Cheap pre-check: protocol 2+ header, or a first byte that begins protocol 0/1 pickles."""
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return True
-    return bool(head) and head[:1] in _PROTO0_START
+    """Whether ``pickle.load`` would start decoding ``head``: its first byte is an opcode."""
+    return bool(head) and head[:1] in _OPCODE_START
 
 
 __all__ = [

@@ -142,6 +142,27 @@ class _Walk:
         if src.size == 0:
             raise Malformed("empty file")
         head = src.read_at(0, 512)
+        fmt = self._main_view(src, head, member, depth)
+        # polyglots: every other reading a loader accepts of the same bytes is judged too (issue 19, class 5)
+        if fmt.split(":")[0] not in (
+            "pickle",
+            "joblib",
+            "text",
+            "json",
+            "torch-legacy",
+        ) and looks_like_pickle(head):
+            self._replay(src, member, "pickle.load reading of the file's first bytes", strict=False)
+        if fmt != "tar" and not fmt.startswith("torch-legacy-tar") and _is_tar(head):
+            self.members.append(f"{member or '.'}: also a tar archive")
+            self._tar(src, member, depth)
+        if not fmt.startswith(("hdf5", "keras-h5")):
+            at = _hdf5_superblock(src)
+            if at is not None:
+                self.members.append(f"{member or '.'}: HDF5 superblock at offset {at} (user block before it)")
+                self._hdf5(src, member)
+        return fmt
+
+    def _main_view(self, src: Source, head: bytes, member: str, depth: int) -> str:
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _find_eocd(src) is not None:
             return self._zip(src, member, depth)
         if head[:6] == b"\x93NUMPY":
@@ -254,7 +275,7 @@ class _Walk:
         self._trailing(r, member)
         return "joblib"
 
-    def _replay(self, src: Source, member: str, what: str) -> bool:
+    def _replay(self, src: Source, member: str, what: str, *, strict: bool = True) -> bool:
         """Replay ``src`` with CPython's unpickler and recording stubs; flag what it reaches.
 
         Returns True when CPython also rejects the stream before reaching any global, call or mutation.
@@ -285,7 +306,8 @@ class _Walk:
             if "()" not in target.split(" ")[0]:
                 add("pickle-global-mutation", Severity.high, f"{what}: mutates the imported object {target}")
         if rec.error is None:
-            self.error(member, f"{what}: CPython's unpickler reads it, bastion's analyser does not")
+            if strict:
+                self.error(member, f"{what}: CPython's unpickler reads it, bastion's analyser does not")
             return False
         return not rec.globals and not rec.calls and not rec.mutations
 
@@ -665,8 +687,8 @@ class _Walk:
             if info.ischr() or info.isblk() or info.isfifo():
                 add("archive-special-file", Severity.medium, f"tar member {info.name!r} is a device or FIFO")
                 continue
-            if not info.isfile():
-                continue
+            if info.isdir() or not (info.isreg() or info.type not in tarfile.SUPPORTED_TYPES):
+                continue  # tarfile.extractfile also reads members with unknown type flags: scan those
             if info.sparse:
                 self.error(child, "sparse tar member cannot be analysed")
                 continue
@@ -694,6 +716,16 @@ def _find_eocd(src: Source) -> int | None:
             if idx + 22 + comment_len == len(tail):
                 return src.size - tail_len + idx
         idx = tail.rfind(b"PK\x05\x06", 0, idx)
+    return None
+
+
+def _hdf5_superblock(src: Source) -> int | None:
+    """Offset of an HDF5 superblock after a user block (0, 512, 1024, 2048 … as h5py searches), or None."""
+    at = 512
+    while at + 8 <= src.size:
+        if src.read_at(at, 8) == b"\x89HDF\r\n\x1a\n":
+            return at
+        at *= 2
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
             from bastion.models.data import load_dataset
 
             ds = load_dataset(dataset, seed=seed)
+            _refuse_budgeted(ds, home)
             if arch == "mlp":
                 m = he_lib.train_poly_mlp(x=ds.x_train, y=ds.y_train, n_classes=ds.n_classes, seed=seed)
             else:
@@ -94,6 +95,25 @@ def register(app: typer.Typer) -> None:
         if result.encrypted_accuracy is not None:
             plain = result.plaintext_accuracy or 0.0
             typer.echo(f"accuracy: encrypted {result.encrypted_accuracy:.4f}, plaintext {plain:.4f}")
+
+
+def _refuse_budgeted(ds: Any, home: Path | None) -> None:
+    """Inside a project home, training the HE model on a dataset with a privacy budget is refused."""
+    from bastion.vault.project import home_exists
+
+    if not home_exists(home):
+        return
+    from bastion.cli._common import open_vault
+    from bastion.privacy.ledger import ledger_for_vault
+    from bastion.privacy.training import refuse_non_private_training
+
+    with open_vault(home) as vault:
+        refuse_non_private_training(
+            dataset=ds,
+            ledger=ledger_for_vault(vault),
+            what="training the HE model on it (not DP)",
+            hint="evaluate a DP-trained model (--model REF --data FILE), or use a dataset without a budget",
+        )
 
 
 def _load_model(text: str, home: Path | None) -> tuple[HEModel, dict[str, str]]:

@@ -163,6 +163,17 @@ def resolve_ledger_dataset(text: str) -> tuple[str, str | None]:
     )
 
 
+def refuse_non_private_training(
+    *, dataset: Dataset, ledger: PrivacyLedger | None, what: str, hint: str
+) -> None:
+    """Raise BudgetExhausted when ``dataset`` has a budget in ``ledger``: ``what`` (a non-private training,
+    fine-tuning, …) would spend an unbounded ε on it. Every non-private training path asks this first."""
+    if ledger is not None and ledger.has_budget(dataset_ledger_key(dataset)):
+        raise BudgetExhausted(
+            f"dataset {dataset.name!r} has a privacy budget: {what} would spend an unbounded ε", hint=hint
+        )
+
+
 def plan_private_run(
     *, n_train: int, batch_size: int, epochs: int, dp: DPSettings
 ) -> tuple[PrivacySpent, int]:
@@ -394,6 +405,7 @@ __all__ = [
     "ledger_key",
     "plan_private_run",
     "record_training",
+    "refuse_non_private_training",
     "resolve_ledger_dataset",
     "train_recipe",
 ]

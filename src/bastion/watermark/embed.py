@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bastion.errors import BudgetExhausted, InvalidInput
+from bastion.errors import InvalidInput
 from bastion.models.adapters import TorchAdapter
 from bastion.watermark.commitment import WatermarkRecord, make_record
 from bastion.watermark.keys import WatermarkKey
@@ -176,17 +176,15 @@ def check_may_fine_tune(*, dataset: Dataset, vault: Any = None, ledger: PrivacyL
             from bastion.privacy.ledger import ledger_for_vault
 
             ledger = ledger_for_vault(vault)
-    if ledger is None:
-        return
-    from bastion.privacy.training import dataset_ledger_key
+    from bastion.privacy.training import refuse_non_private_training
 
-    if ledger.has_budget(dataset_ledger_key(dataset)):
-        raise BudgetExhausted(
-            f"dataset {dataset.name!r} has a privacy budget: fine-tuning on it without DP would spend an "
-            "unbounded ε",
-            hint="embed while training instead (bastion train --dp --epsilon E --watermark-key KEY), "
-            "or fine-tune on data without a budget (--data FILE --target COL)",
-        )
+    refuse_non_private_training(
+        dataset=dataset,
+        ledger=ledger,
+        what="fine-tuning on it without DP",
+        hint="embed while training instead (bastion train --dp --epsilon E --watermark-key KEY), "
+        "or fine-tune on data without a budget (--data FILE --target COL)",
+    )
 
 
 class TrainingWatermark:

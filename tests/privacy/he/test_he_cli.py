@@ -137,3 +137,21 @@ def test_cli_text_output(model_and_data, capsys) -> None:
     assert run(["he", "evaluate", "--model", str(model_path), "--data", str(data), "--layout", "packed"]) == 0
     out = capsys.readouterr().out
     assert "linear model, 30 features" in out and "packed" in out and "agreement 1.0000" in out
+
+
+def test_cli_refuses_to_train_on_a_budgeted_dataset_in_a_home(tmp_path, monkeypatch, capsys) -> None:
+    # issue 12 item 27: every training on a budgeted dataset goes through the ledger or is refused
+    import os
+
+    from bastion.crypto.kdf import KdfParams
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    init_project(home=home, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
+    monkeypatch.setenv("BASTION_HOME", str(home))
+    assert run(["privacy", "budget", "set", "breast_cancer", "--epsilon", "1"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "he.safetensors"
+    assert run(["he", "evaluate", "--dataset", "breast_cancer", "--save-model", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "has a privacy budget" in err and "Traceback" not in err and not out.exists()

@@ -177,6 +177,7 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uac00-\ud7af\u3040-\u30ff]{2,5}")
+_HAS_CJK = re.compile(r"[\u3040-\ud7af\u3400-\u9fff]")
 _CASELESS_WORDS = re.compile(
     r"[\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff\u0a80-\u0aff\u0b80-\u0bff"
     r"\u0d80-\u0dff\u10a0-\u10ff]+(?:[ ][\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff"
@@ -187,7 +188,7 @@ _CASELESS_WORDS = re.compile(
 def _caseless_spans(text: str) -> list[tuple[int, int, float]]:
     first, last = lexicon()
     out: list[tuple[int, int, float]] = []
-    if any("\u3040" <= ch <= "\ud7af" or "\u3400" <= ch <= "\u9fff" for ch in text):
+    if _HAS_CJK.search(text):
         for m in _CJK.finditer(text):
             s = m.group()
             for i in range(len(s) - 1):

@@ -30,20 +30,40 @@ NATIONAL_ID = "NATIONAL_ID"
 PASSPORT = "PASSPORT"
 DRIVER_LICENSE = "DRIVER_LICENSE"
 
-_ID_CONTEXT = re.compile(
-    r"(?i)(?:\bid\b|\bno\b|n[°º]|number|num[ée]ro|nummer|numero|bsn|sofi|burgerservice|\bsin\b|"
-    r"social insurance|"
-    r"aadhaa?r|uidai|steuer|idnr|identifika|\bcpf\b|\bcnpj\b|\bnir\b|insee|s[ée]cu|\bdni\b|\bnie\b|\bnif\b|"
-    r"fiscale|\bcf\b|resident|identity|citizen|\brrn\b|주민|身份|national|nino|\bni\b|insurance|tax)"
+
+def keywords(words: str) -> re.Pattern[str]:
+    """A case-sensitive alternation of every word in lower, Title and UPPER case.
+
+    Scanning it is about ten times faster than a ``(?i)`` alternation, which the regex engine cannot skip
+    through. Word boundaries are checked in code (:func:`_word_ok`), not with lookarounds, likewise.
+    """
+    variants = {v for w in words.split("|") for v in (w, w.lower(), w.capitalize(), w.upper(), w.title())}
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
+
+
+def _word_ok(text: str, m: re.Match[str]) -> bool:
+    """Short keywords ("id", "no", "dl") must be whole words."""
+    if len(m.group()) > 4:
+        return True
+    before = text[m.start() - 1] if m.start() else " "
+    after = text[m.end()] if m.end() < len(text) else " "
+    return not before.isalpha() and not after.isalpha()
+
+
+_ID_CONTEXT = keywords(
+    "id|no|nº|n°|nr|number|numéro|numero|nummer|bsn|sofi|burgerservice|sin|social insurance|aadhaar|aadhar|"
+    "uidai|steuer|idnr|identifika|cpf|cnpj|nir|insee|sécu|secu|dni|nie|nif|fiscale|cf|resident|identity|"
+    "citizen|rrn|주민|身份|national|nino|ni|insurance|tax|pesel|personnummer|ssn"
 )
-_PASSPORT_CONTEXT = re.compile(
-    r"(?i)(passport|reisepass|pass-?nr|passeport|pasaporte|passaporto|paspoort|passaporte|paszport|"
-    r"паспорт|护照|パスポート|여권|travel document)"
+_PASSPORT_CONTEXT = keywords(
+    "passport|reisepass|pass-nr|passnr|passeport|pasaporte|passaporto|paspoort|passaporte|paszport|"
+    "паспорт|护照|パスポート|여권|travel document"
 )
-_LICENCE_CONTEXT = re.compile(
-    r"(?i)(driv(?:er|ing)'?s?[ _-]?licen[cs]e|\bdl\b|licen[cs]e (?:no|number|#)|f[üu]hrerschein|"
-    r"permis de conduire|carn[eé] de conducir|licencia de conducir|patente di guida|rijbewijs|"
-    r"carteira de habilita|\bcnh\b|prawo jazdy)"
+_LICENCE_CONTEXT = keywords(
+    "driver's license|drivers license|driver license|driving licence|driving license|driver's licence|"
+    "dl|licence no|license no|licence number|license number|führerschein|fuhrerschein|permis de conduire|"
+    "carné de conducir|carnet de conducir|licencia de conducir|patente di guida|rijbewijs|"
+    "carteira de habilitação|cnh|prawo jazdy"
 )
 
 
@@ -102,7 +122,8 @@ def _std_check(cc: str, name: str) -> Callable[[str], bool]:
     return lambda v: _stdnum_ok(cc, name, v)
 
 
-_B = r"(?<![\w./-])"  # left boundary: not inside a longer token
+_B = ""  # the left boundary is checked in code (a leading lookbehind would stop the regex skipping ahead)
+_LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
 _E = r"(?![\w]|[./-]\w)"  # right boundary
 
 FORMATS: tuple[IdFormat, ...] = (
@@ -153,7 +174,7 @@ FORMATS: tuple[IdFormat, ...] = (
     IdFormat(
         "passport",
         PASSPORT,
-        _B + r"(?:[A-Z]{0,3}[ ]?\d{6,9}[A-Z]?|(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{8,9})" + _E,
+        _B + r"(?:(?:[A-Z]{1,3}[ ]?)?\d{6,9}[A-Z]?|(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{8,9})" + _E,
         lambda v: True,
         _PASSPORT_CONTEXT,
     ),
@@ -176,13 +197,59 @@ def _has_context(m: re.Match[str], context: re.Pattern[str]) -> bool:
     return context.search(text, cut + 1 if cut >= 0 else start, m.start()) is not None
 
 
+def _left_ok(text: str, start: int) -> bool:
+    return start == 0 or (text[start - 1] not in _LEFT and not text[start - 1].isalnum())
+
+
 def id_validator(fmt: IdFormat) -> Callable[[re.Match[str]], tuple[int, int] | None]:
     def validate(m: re.Match[str]) -> tuple[int, int] | None:
+        if not _left_ok(m.string, m.start()):
+            return None
         if fmt.context is not None and not _has_context(m, fmt.context):
             return None
         return (m.start(), m.end()) if fmt.check(m.group()) else None
 
     return validate
+
+
+_LAST_HITS: dict[int, tuple[str, list[re.Match[str]]]] = {}
+
+
+def _keyword_hits(context: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """Keyword matches in ``text``, cached for the last text seen per keyword set (formats share them)."""
+    cached = _LAST_HITS.get(id(context))
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    hits = list(context.finditer(text))
+    _LAST_HITS[id(context)] = (text, hits)
+    return hits
+
+
+def context_finder(fmt: IdFormat) -> Callable[[str], list[tuple[int, int, float]]]:
+    """Search the keyword first, then the identifier in the few characters after it (same cell)."""
+    assert fmt.context is not None
+    context = fmt.context
+    pattern = fmt.pattern
+
+    def find(text: str) -> list[tuple[int, int, float]]:
+        out: list[tuple[int, int, float]] = []
+        pos = -1
+        for kw in _keyword_hits(context, text):
+            if not _word_ok(text, kw):
+                continue
+            lo = max(kw.end(), pos)
+            hi = min(len(text), kw.end() + _CONTEXT_WINDOW)
+            cut = text.find("\x00", lo, hi)
+            if cut != -1:
+                hi = cut
+            for m in pattern.finditer(text, lo, hi):
+                if _left_ok(text, m.start()) and fmt.check(m.group()):
+                    out.append((m.start(), m.end(), 0.85))
+                    pos = m.end()
+                    break
+        return out
+
+    return find
 
 
 def id_formats_for(entity: str) -> tuple[IdFormat, ...]:
@@ -213,6 +280,7 @@ __all__ = [
     "NATIONAL_ID",
     "PASSPORT",
     "IdFormat",
+    "context_finder",
     "id_formats_for",
     "id_validator",
     "nino_valid",

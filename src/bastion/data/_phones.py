@@ -16,7 +16,9 @@ import re
 from functools import cache
 from typing import Any
 
-PHONE_CANDIDATE = re.compile(r"(?<![\w+/.,:(-])(?:\+|\()?\d[\d ().-]{5,18}\d(?![\w-]|[.,]\d)")
+# No leading lookbehind (it would stop the regex engine skipping ahead): the left boundary is checked in code.
+PHONE_CANDIDATE = re.compile(r"[+(\d][\d ().-]{6,19}\d(?![\w-]|[.,]\d)")
+_LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+/.,:(-")
 _KEYWORD = re.compile(
     r"(?i)(tel|phone|mobile|mobil|cell|call|fax|handy|telefon|t[ée]l[ée]phone|tel[ée]fono|telefone|"
     r"celular|portable|whatsapp|sms|ring|contact|📞|☎)"
@@ -30,6 +32,8 @@ _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 _PHONE_SHAPED = re.compile(
     r"\(\d{2,5}\)[ ]?\d{2,4}[ .-]?\d{3,4}|\d{3}[ .-]\d{3}[ .-]\d{4}|0\d{2,4}[ ]\d{3,4}[ ]?\d{3,4}"
 )
+_IPV4_LIKE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # the IP detector's
+_IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?:[ ]?[A-Z0-9]{4})*[ ]?$")
 _DECIMAL = re.compile(r"\d+[.,]\d+")  # 48.85660, a coordinate or an amount
 _VERSION_LIKE = re.compile(r"\d{1,3}(?:\.\d+)*\.\d(?:\.\d+)*")  # 10.0.19041.1: a version, not a phone
 
@@ -72,12 +76,14 @@ def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
             # An explicit country code: a possible length for that country is enough (fail closed: numbers
             # from ranges not yet assigned are still someone's number in a test or a typo).
             return bool(pn.is_possible_number(pn.parse(text, None)))
+        if _PHONE_SHAPED.fullmatch(text) and any(
+            pn.is_possible_number(pn.parse(text, r)) for r in regions[:4]
+        ):
+            # (589) 264-8278, 0171 234 5678: phone-shaped, possible in a region though not (yet) assigned.
+            return True
         for region in regions:
             if pn.is_valid_number(pn.parse(text, region)):
                 return True
-        if _PHONE_SHAPED.fullmatch(text):
-            # (589) 264-8278, 0171 234 5678: phone-shaped, possible in a region though not (yet) assigned.
-            return any(pn.is_possible_number(pn.parse(text, r)) for r in regions[:4])
     except pn.NumberParseException:
         return False
     return False
@@ -86,13 +92,24 @@ def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
 def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
     text = m.group()
     start, end = m.start(), m.end()
+    if start > 0 and (m.string[start - 1] in _LEFT or m.string[start - 1].isalpha()):
+        return None
+    if text[0] == "(" and text[1:2] == "+":
+        text, start = text[1:], start + 1
     if text.startswith("(") and ")" not in text:
         text, start = text[1:], start + 1
     if text.count("(") != text.count(")"):
         return None
     formatted = text.startswith(("+", "00")) or any(c in text for c in " ().-")
-    if _DATE_LIKE.fullmatch(text) or _VERSION_LIKE.fullmatch(text) or _DECIMAL.fullmatch(text):
+    if (
+        _DATE_LIKE.fullmatch(text)
+        or _VERSION_LIKE.fullmatch(text)
+        or _DECIMAL.fullmatch(text)
+        or _IPV4_LIKE.fullmatch(text)
+    ):
         return None
+    if start >= 4 and _IBAN_BEFORE.search(m.string, max(0, start - 40), start):
+        return None  # the digit groups of an IBAN
     if not formatted and not _has_keyword(m.string, start):
         return None
     return (start, end) if phone_valid(text) else None

@@ -31,10 +31,10 @@ import numpy as np
 
 from bastion.data import entities as E
 from bastion.data._address import STREET_LINE, address_spans
-from bastion.data._dates import COMPACT_DATE, DATE_PATTERN, date_valid, validate_date
+from bastion.data._dates import COMPACT_DATE, DATE_PATTERN, MONTH_FIRST_DATE, date_valid, validate_date
 from bastion.data._names import name_like_value, person_spans
 from bastion.data._national import FORMATS as ID_FORMATS
-from bastion.data._national import id_validator, weak_id_column
+from bastion.data._national import context_finder, id_validator, weak_id_column
 from bastion.data._phones import PHONE_CANDIDATE, validate_phone
 
 SEP = "\x00"
@@ -348,6 +348,7 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(E.PHONE, PHONE_CANDIDATE, 0.8, validate_phone),
     Detector(E.DATE, DATE_PATTERN, 0.6, validate_date),
+    Detector(E.DATE, MONTH_FIRST_DATE, 0.6, validate_date),
     Detector(E.DATE_OF_BIRTH, COMPACT_DATE, 0.6, _v_compact_birth),
     Detector(
         E.MAC_ADDRESS,
@@ -356,7 +357,12 @@ DETECTORS: tuple[Detector, ...] = (
         _bounded(_WORDISH),
         prefilter=None,
     ),
-    *(Detector(f.entity, f.pattern, 0.85, id_validator(f), source=f"id:{f.name}") for f in ID_FORMATS),
+    *(
+        Detector(f.entity, f.pattern, 0.85, id_validator(f), source=f"id:{f.name}")
+        if f.context is None
+        else Detector(f.entity, _NEVER, 0.85, source=f"id:{f.name}", finder=context_finder(f))
+        for f in ID_FORMATS
+    ),
     Detector(E.STREET_ADDRESS, STREET_LINE, 0.8, finder=_address_finder),
     Detector(E.PERSON, _NEVER, 0.75, source="names", finder=person_spans),
 )

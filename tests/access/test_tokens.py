@@ -194,3 +194,18 @@ def test_revoked_name_is_a_clear_conflict(control: AccessControl) -> None:
         control.grant(name="gone", role="auditor")
     with pytest.raises(Conflict, match="was revoked"):
         control.create_token(name="gone", role="auditor")
+
+
+@pytest.mark.parametrize("bad", ["eve\n", "ève", "a b", "", "-x", "x" * 101, "ｅve"])
+def test_identity_names_are_ascii_full_match(control: AccessControl, bad: str) -> None:
+    """Issue 12 item 8 applied to identities: no trailing newline, no look-alike or non-ASCII names."""
+    with pytest.raises(InvalidInput):
+        control.grant(name=bad, role="auditor")
+    with pytest.raises(InvalidInput):
+        control.create_token(name=bad, role="auditor")
+
+
+@pytest.mark.parametrize("bad", ["fraud\n", "frａud", "a b", ""])
+def test_model_scopes_are_ascii_globs(control: AccessControl, bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        control.grant(name="c", role="consumer", models=(bad,))

@@ -21,6 +21,7 @@ import datetime as dt
 import fnmatch
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -145,6 +146,20 @@ def _token_digest(salt: bytes, token: str) -> bytes:
     return hmac.new(salt, token.encode("utf-8"), hashlib.sha256).digest()
 
 
+_IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}", re.ASCII)
+_MODEL_GLOB = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,200}", re.ASCII)
+
+
+def check_identity_name(name: str) -> str:
+    """ASCII letters, digits and ``. _ @ + -``, starting with a letter or digit (the whole string)."""
+    if not isinstance(name, str) or not _IDENTITY_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"invalid identity name {name!r}: ASCII letters, digits, '.', '_', '@', '+' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)})")
@@ -169,8 +184,11 @@ def _scopes(role: str, models: Iterable[str], envs: Iterable[str]) -> tuple[tupl
     models = tuple(dict.fromkeys(models))
     envs = tuple(dict.fromkeys(envs))
     for m in models:
-        if not m or len(m) > 200:
-            raise InvalidInput("a model scope must be a non-empty glob of at most 200 characters")
+        if not isinstance(m, str) or not _MODEL_GLOB.fullmatch(m):
+            raise InvalidInput(
+                f"invalid model scope {m!r}: a glob of 1-200 ASCII letters, digits, '.', '_', '-', '*', '?', "
+                "'[', ']' or '!'"
+            )
     for e in envs:
         if e not in ENVIRONMENTS:
             raise InvalidInput(f"unknown environment {e!r} (one of {', '.join(ENVIRONMENTS)})")
@@ -312,6 +330,7 @@ class AccessControl:
                 sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
             ).first()
             if row is None:
+                check_identity_name(name)
                 self._refuse_reused_name(conn, name)
                 if role is None:
                     raise NotFound(f"no identity named {name!r} (give --role to create it)")
@@ -425,6 +444,7 @@ class AccessControl:
                     sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
                 ).first()
                 if row is None:
+                    check_identity_name(name)
                     self._refuse_reused_name(conn, name)
                     m, e = _scopes(role, models, envs)
                     identity_id = uuid.uuid4().hex

@@ -9,10 +9,18 @@
    deviation; ART's start is drawn from numpy's global generator, seeded the same). Then speed: the best of
    ``--repeats`` timed runs, as wall time and as process CPU time (the steadier figure on a shared
    machine); the two tools alternate run by run.
-2. Wall time of ``bastion audit --demo --budget quick`` (a fresh process: imports, demo training, all four
+   The MLP is also timed with a no-op forward hook on its first layer, which sends bastion's PGD down the
+   autograd path (the hand-written Linear/ReLU pass runs only for exact layer types without hooks): the
+   ratio is what the fast path buys.
+2. LiRA on the demo model (``--lira``): the audit's membership family at the ``standard`` budget (16
+   shadows, 450 members + 450 non-members) over ``--seeds`` seeds, shadows trained the way the audit does
+   now (random halves of every known row: 898 rows) and the way it did before (random halves of the
+   900-row evaluation sample: 450 rows); AUC and TPR at 1 % / 0.1 % FPR, mean ± sd, for the loss threshold,
+   offline and online LiRA.
+3. Wall time of ``bastion audit --demo --budget quick`` (a fresh process: imports, demo training, all four
    attack families, report writing). Goal: under 2 minutes on 2 cores.
 
-Run: ``python benchmarks/bench_audit.py [--repeats 10] [--seeds 5] [--threads 1] [--skip-cli]``
+Run: ``python benchmarks/bench_audit.py [--repeats 10] [--seeds 5] [--threads 1] [--skip-cli] [--lira]``
 """
 
 from __future__ import annotations
@@ -127,6 +135,22 @@ def _pgd_pair(name: str, module, input_shape: tuple[int, ...], x, y, repeats: in
         f"  strength: bastion mean - ART mean = {100 * (mb - ma):+.2f} pp (must be <= +0.5 pp: {verdict}); "
         f"speed-up vs ART: {ca / cb:.1f}x CPU, {wa / wb:.1f}x wall"
     )
+    if ev._mlp_ops(model) is not None:
+        import copy
+
+        twin = copy.deepcopy(module)  # the same weights; a no-op hook sends PGD down the autograd path
+        twin[1].register_forward_hook(lambda _m, _i, out: out)
+        hooked = TorchAdapter(twin, input_shape=input_shape, n_classes=10, clip_values=(0.0, 1.0))
+        assert ev._mlp_ops(hooked) is None and ev._mlp_ops(model) is not None
+
+        def run_autograd() -> None:
+            ev.pgd(hooked, x, y, eps=eps, steps=steps, step_size=2.5 * eps / steps, batch_size=n)
+
+        _, cf, _, cg = _best_pair(run_bastion, run_autograd, repeats)
+        print(
+            f"  fast path: {n / cf:8.0f} ex/s CPU; autograd path (forward hook): {n / cg:8.0f} ex/s CPU "
+            f"-> the fast path is {cg / cf:.2f}x"
+        )
     return ca / cb
 
 
@@ -152,6 +176,72 @@ def bench_pgd(repeats: int, threads: int, seeds: int) -> None:
     _pgd_pair("MLP(64)", mlp.module, (64,), ds.x_test, ds.y_test, repeats, seeds)
     cnn = _train_cnn(ds.x_train, ds.y_train)
     _pgd_pair("CNN(conv16-conv32-pool-fc)", cnn, (1, 8, 8), ds.x_test, ds.y_test, repeats, seeds)
+
+
+def bench_lira(seeds: int) -> None:
+    import torch
+
+    from bastion.adversarial.attacks import membership as mi
+    from bastion.adversarial.audit import BUDGETS, demo_target, run_audit
+
+    torch.set_num_threads(1)
+    target = demo_target(seed=0)
+    assert target.x_train is not None and target.y_train is not None and target.trainer is not None
+    b = BUDGETS["standard"]
+    n_side = min(b.mia_per_side, len(target.x_train), len(target.x))
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(setup: str, name: str, auc: float, tpr1: float, tpr01: float) -> None:
+        d = rows.setdefault(f"{setup:<24} {name:<10}", {"auc": [], "tpr1": [], "tpr01": []})
+        d["auc"].append(auc)
+        d["tpr1"].append(tpr1)
+        d["tpr01"].append(tpr01)
+
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        m = (
+            run_audit(target=target, attacks=["membership"], budget="standard", seed=seed)
+            .sections["membership"]
+            .metrics
+        )
+        new_s = time.perf_counter() - t0
+        for key, name in (
+            ("loss_threshold", "threshold"),
+            ("lira_offline", "offline"),
+            ("lira_online", "online"),
+        ):
+            add(
+                "pool, 898-row shadows",
+                name,
+                m[f"{key}_auc"],
+                m[f"{key}_tpr_at_1_fpr"],
+                m[f"{key}_tpr_at_0_1_fpr"],
+            )
+        # the previous procedure: shadows on random halves of the evaluation sample only
+        rng = np.random.default_rng(seed)
+        mi_idx = rng.permutation(len(target.x_train))[:n_side]
+        mo_idx = rng.permutation(len(target.x))[:n_side]
+        x = np.concatenate([target.x_train[mi_idx], target.x[mo_idx]])
+        yy = np.concatenate([target.y_train[mi_idx], target.y[mo_idx]])
+        member = np.r_[np.ones(n_side, bool), np.zeros(n_side, bool)]
+        t0 = time.perf_counter()
+        old = mi.lira(
+            target.model, x, yy, member=member, train_shadow=target.trainer, n_shadows=b.n_shadows, seed=seed
+        )
+        old_s = time.perf_counter() - t0
+        for name, r in (("offline", old.offline), ("online", old.online)):
+            add("sample, 450-row shadows", name, r.auc, r.tpr_at_1_fpr, r.tpr_at_0_1_fpr)
+        print(f"  seed {seed}: membership family {new_s:.1f} s (new), LiRA alone {old_s:.1f} s (old)")
+    print(
+        f"LiRA on the demo MLP (target trained on {len(target.x_train)} rows), {b.n_shadows} shadows, "
+        f"{n_side} members + {n_side} non-members, {seeds} seeds (mean ± sd):"
+    )
+    print(f"  {'shadows, attack':<35} {'AUC':>15} {'TPR@1%FPR':>15} {'TPR@0.1%FPR':>15}")
+    for label, d in sorted(rows.items()):
+        cells = " ".join(
+            f"{np.mean(v):7.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:5.3f}" for v in d.values()
+        )
+        print(f"  {label:<35} {cells}")
 
 
 def bench_cli() -> None:
@@ -186,8 +276,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--lira", action="store_true", help="also run the LiRA comparison (slow)")
     args = parser.parse_args()
     bench_pgd(args.repeats, args.threads, args.seeds)
+    if args.lira:
+        bench_lira(args.seeds)
     if not args.skip_cli:
         bench_cli()
 

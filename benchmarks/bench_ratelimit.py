@@ -1,9 +1,11 @@
-"""Per-hit cost of the gateway's in-memory rate limiter candidates (``limits`` strategies over MemoryStorage).
+"""Per-hit cost of the gateway's in-memory rate limiter (exact weighted sliding log, bastion.serve.ratelimit)
+beside ``limits``' strategies over MemoryStorage.
 
-Anchor: a plain deque moving window (what the gateway used before it went back to ``limits``), measured in
-the same run. Two loads: one identity with a limit that never triggers (what ``bench_gateway.py`` sets, so
-a moving window keeps every hit of the last minute), and many identities at the consumer default 100/minute
-(hits past the limit are denied). Prints microseconds per hit and the ratio to the anchor.
+Anchor: a plain deque moving window (exact, unweighted), measured in the same run. The gateway's limiter also
+keeps the cost of each hit (rows) and the role lookup; ``rows`` charges 64 rows per hit against a row limit.
+Two loads: one identity with a limit that never triggers (what ``bench_gateway.py`` sets, so a moving window
+keeps every hit of the last minute), and many identities at the consumer default 100/minute (hits past the
+limit are denied). Prints microseconds per hit and the ratio to the anchor.
 
     .venv/bin/python benchmarks/bench_ratelimit.py [--hits 30000] [--identities 1000]
 """
@@ -59,6 +61,19 @@ def gateway_hitter(spec: str) -> tuple[Callable[[str], bool], Callable[[], None]
 
     def hit(key: str) -> bool:
         return limiter.hit(identity=key, role="consumer").allowed
+
+    return hit, limiter.close
+
+
+def gateway_rows_hitter(spec: str) -> tuple[Callable[[str], bool], Callable[[], None]]:
+    from bastion.serve.config import RateLimitConfig
+    from bastion.serve.ratelimit import RateLimiter
+
+    amount, per = spec.split("/")
+    limiter = RateLimiter(config=RateLimitConfig(rows_per_role={"consumer": f"{int(amount) * 64}/{per}"}))
+
+    def hit(key: str) -> bool:
+        return limiter.rows(identity=key, role="consumer", rows=64).allowed
 
     return hit, limiter.close
 
@@ -120,6 +135,13 @@ def main() -> None:
         close()
         print(
             f"  {'bastion RateLimiter (memory)':44s} {cost:8.2f} us/hit  x{cost / anchor:5.1f}  allowed {ok}"
+        )
+        hit, close = gateway_rows_hitter(spec)
+        cost, ok = measure(hit, keys, args.hits)
+        close()
+        print(
+            f"  {'bastion RateLimiter.rows (64 rows/hit)':44s} {cost:8.2f} us/hit  x{cost / anchor:5.1f}"
+            f"  allowed {ok}"
         )
 
     if args.paced_seconds > 0:

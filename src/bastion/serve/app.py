@@ -183,6 +183,7 @@ class Gateway:
                 target=f"{model.name}:{model.version}",
                 max_queue=audit_cfg.max_queue,
                 on_failure=audit_cfg.on_failure,
+                stall_s=audit_cfg.block_s,
                 failure_sample=audit_cfg.failure_sample,
                 on_error=self._audit_failed,
             )
@@ -871,7 +872,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def admin_monitor(request: Request) -> dict[str, Any]:
         request.state.route = "admin"
         require_any(request, ADMIN_READ)
-        clients = gw.monitor.clients() if gw.monitor else []
+        clients = await run_in_threadpool(gw.monitor.clients) if gw.monitor else []
         return {
             "enabled": gw.monitor is not None,
             "action": gw.config.monitor.action,
@@ -889,14 +890,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def admin_clients(request: Request) -> dict[str, Any]:
         request.state.route = "admin"
         require_any(request, ADMIN_READ)
-        return {"clients": gw.monitor.clients() if gw.monitor else []}
+        return {"clients": await run_in_threadpool(gw.monitor.clients) if gw.monitor else []}
 
     @app.post("/admin/clients/{client}/reset", tags=["admin"], responses=errors)
     async def admin_reset(client: str, request: Request) -> dict[str, Any]:
         request.state.route = "admin"
         identity = require_any(request, ("serve:admin",))
         if gw.monitor is not None:
-            gw.monitor.reset(client)
+            await run_in_threadpool(gw.monitor.reset, client)
         if gw.writer is not None:
             gw.writer.event(
                 action="serve:monitor-reset", outcome="ok", details={"client": client, "by": identity.name}

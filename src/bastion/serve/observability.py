@@ -100,6 +100,7 @@ class BatchedAuditWriter:
         flush_s: float = 1.0,
         max_queue: int = 10_000,
         on_failure: str = "refuse",
+        stall_s: float = 2.0,
         failure_sample: int = 20,
         retry_s: float = 0.5,
         on_error: Callable[[Exception], None] | None = None,
@@ -110,6 +111,7 @@ class BatchedAuditWriter:
         self._flush_s = flush_s
         self._retry_s = retry_s
         self.on_failure = on_failure
+        self._stall_s = stall_s
         self._queue: queue.Queue[RequestRecord | tuple[str, str, dict[str, Any]] | None] = queue.Queue()
         self._slots = threading.Semaphore(max_queue)
         self._sample = failure_sample
@@ -129,9 +131,9 @@ class BatchedAuditWriter:
 
     def reserve(self, timeout: float = 0.0) -> bool:
         """Take a slot for one request record (waits up to ``timeout``); False when the trail cannot take it:
-        the last write failed, or a write has been stuck for longer than ``timeout`` (refuse mode), or every
+        the last write failed, or a write has been stuck for longer than ``stall_s`` (refuse mode), or every
         slot is held by records not yet written."""
-        if self.on_failure == "refuse" and (self.failing or self.stalled(max(timeout, 0.5))):
+        if self.on_failure == "refuse" and (self.failing or self.stalled(self._stall_s)):
             return False
         return self._slots.acquire(timeout=timeout) if timeout > 0 else self._slots.acquire(blocking=False)
 

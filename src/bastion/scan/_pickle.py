@@ -345,6 +345,12 @@ class PickleAnalyzer:
             offset = self.offset = r._base + r._bpos  # Reader.pos, inlined: this loop is the hot path
             if offset > limit:
                 raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
+            frame_end = self.frame_end
+            if frame_end is not None and offset >= frame_end:
+                if offset > frame_end:
+                    # CPython's C and Python unpicklers disagree on opcodes that straddle a frame's end
+                    raise Malformed("an opcode crosses the end of a pickle frame", offset)
+                self.frame_end = None
             code = read_byte()
             ops += 1
             # fast paths for the most frequent opcodes (same semantics as their op_ handlers)
@@ -409,6 +415,8 @@ class PickleAnalyzer:
             raise Malformed(f"unsupported pickle protocol {arg}", self.offset)
 
     def op_FRAME(self, arg: int) -> None:
+        if self.frame_end is not None:
+            raise Malformed("a pickle frame starts before the previous one ends", self.offset)
         self.frame_end = self.r.pos + arg
 
     def _push_value(self, arg: Any) -> None:

@@ -196,7 +196,7 @@ class _Walk:
 
     # -- leaf formats -----------------------------------------------------------------------------------
     def _text(self, src: Source, member: str) -> str:
-        first = src.read_at(0, 64).lstrip()
+        first = src.read_at(0, 64).removeprefix(b"\xef\xbb\xbf").lstrip()  # json.loads accepts a BOM
         if first[:1] in (b"{", b"[") and src.size <= self.config.max_header_bytes:
             try:
                 check_keras_config(src.read_at(0, src.size), self.adder(member), what="JSON")
@@ -430,7 +430,7 @@ class _Walk:
         is_torch = any(n.endswith("data.pkl") for n in names) and any(
             n == "version" or n.endswith(("/version", ".data/version")) for n in names
         )
-        is_keras = "config.json" in names and "metadata.json" in names
+        is_keras = "config.json" in names  # Keras reads config.json with or without metadata.json
         is_script = (
             is_torch
             and any("/code/__torch__/" in n for n in names)

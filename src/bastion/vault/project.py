@@ -20,6 +20,7 @@ from bastion.config import (
     load_settings,
     secure_home,
 )
+from bastion.crypto.interface import WrapHolder
 from bastion.crypto.kdf import KdfParams
 from bastion.crypto.keys import init_key_provider, open_key_provider
 from bastion.crypto.signing import SigningKeys
@@ -44,6 +45,7 @@ def init_project(
     default_env: str = "dev",
     kdf: KdfParams | None = None,
     inspectors: Sequence[Inspector] | None = None,
+    wrap_holders: Sequence[WrapHolder] | None = None,
 ) -> Vault:
     """Create a project home: bastion.toml, key ring, signing keys, database, blob store, the owner (admin).
 
@@ -96,6 +98,7 @@ def init_project(
         identity=owner,
         signer=signer,
         inspectors=inspectors,
+        wrap_holders=wrap_holders,
     )
 
 
@@ -105,6 +108,7 @@ def open_vault(
     passphrase: str | None = None,
     token: str | None = None,
     inspectors: Sequence[Inspector] | None = None,
+    wrap_holders: Sequence[WrapHolder] | None = None,
 ) -> Vault:
     """Open a project's vault as the identity of ``token`` / ``$BASTION_TOKEN``, else the local owner."""
     settings = load_settings(home)
@@ -139,6 +143,7 @@ def open_vault(
         identity=identity,
         signer=signer,
         inspectors=inspectors,
+        wrap_holders=wrap_holders,
     )
 
 

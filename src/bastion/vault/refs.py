@@ -154,12 +154,20 @@ class ArtifactVersion:
 
 @dataclass(frozen=True)
 class KeyRotation:
+    """A rotation: the new KEK version, the registry data keys rewrapped and, per other holder, its count."""
+
     env: str
     kek_version: int
     rewrapped: int
+    other: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"env": self.env, "kek_version": self.kek_version, "rewrapped": self.rewrapped}
+        return {
+            "env": self.env,
+            "kek_version": self.kek_version,
+            "rewrapped": self.rewrapped,
+            "other": dict(self.other),
+        }
 
 
 __all__ = [

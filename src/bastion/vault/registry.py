@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from bastion.access import AccessControl, Identity, allowed
 from bastion.config import ENVIRONMENTS, Settings
 from bastion.crypto.aead import RangeRead, decrypt_stream_to, read_range
-from bastion.crypto.interface import KekInfo, KeyProvider, WrappedKey, new_dek
+from bastion.crypto.interface import KekInfo, KeyProvider, WrapHolder, WrappedKey, new_dek
 from bastion.errors import (
     AccessDenied,
     BastionError,
@@ -101,6 +101,7 @@ MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_V1)
 SIGNATURE_FILE = "model.sig"
 RESERVED_NAMES = frozenset({SIGNATURE_FILE})
 INSPECTOR_GROUP = "bastion.inspectors"
+WRAP_HOLDER_GROUP = "bastion.wrap_holders"
 # Which permission (besides reading the version) an annotation namespace needs.
 ANNOTATION_PERMISSIONS: Mapping[str, str] = {
     "audit": "audit:run",
@@ -196,6 +197,21 @@ def _load_inspectors() -> list[Inspector]:
     return found
 
 
+def _load_wrap_holders(settings: Settings, engine: Engine) -> list[WrapHolder]:
+    """Every installed holder of KEK-wrapped secrets (entry-point group ``bastion.wrap_holders``).
+
+    A holder that cannot be loaded is an error, not a warning: rotating or retiring keys without it would
+    strand its secrets.
+    """
+    found: list[WrapHolder] = []
+    for ep in entry_points(group=WRAP_HOLDER_GROUP):
+        try:
+            found.append(ep.load()(settings, engine))
+        except (ImportError, AttributeError) as exc:
+            raise DependencyMissing(f"key holder {ep.name} could not be loaded ({exc})") from exc
+    return found
+
+
 class Vault:
     """A project's registry, opened for one identity. Build with ``open_vault`` or ``init_project``."""
 
@@ -211,6 +227,7 @@ class Vault:
         identity: Identity,
         signer: Any,
         inspectors: Sequence[Inspector] | None = None,
+        wrap_holders: Sequence[WrapHolder] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -221,6 +238,13 @@ class Vault:
         self.identity = identity
         self.signer = signer
         self._inspectors = None if inspectors is None else list(inspectors)
+        self._wrap_holders = None if wrap_holders is None else list(wrap_holders)
+
+    def wrap_holders(self) -> builtins.list[WrapHolder]:
+        """The holders of other KEK-wrapped secrets (given, else the installed entry points)."""
+        if self._wrap_holders is None:
+            self._wrap_holders = _load_wrap_holders(self.settings, self.engine)
+        return list(self._wrap_holders)
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -929,11 +953,16 @@ class Vault:
         return self.show(f"{row.name}:{row.version}", _log=False)
 
     def rotate_keys(self, *, env: str) -> KeyRotation:
-        """New KEK version for ``env``; every DEK currently in ``env`` is rewrapped (nothing re-encrypted)."""
+        """New KEK version for ``env``; every secret wrapped in ``env`` is rewrapped under it.
+
+        That is every current DEK wrap of a version in ``env`` and every wrap a :class:`WrapHolder` keeps
+        (data-protection scope keys, watermark keys, …); nothing is re-encrypted.
+        """
         if env not in ENVIRONMENTS:
             raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
         self._check("keys:rotate", env=env)
         with self._logged_failure("keys:rotate", env):
+            holders = self.wrap_holders()
             new_version = self.keys.rotate(env=env)
             with self.engine.connect() as conn:
                 rows = conn.execute(self._query().where(wrapped_keys.c.env == env)).all()
@@ -960,23 +989,48 @@ class Vault:
                             created_by=self.identity.name,
                         )
                     )
-        self._log("keys:rotate", env, kek_version=new_version, rewrapped=len(rewrapped))
-        return KeyRotation(env=env, kek_version=new_version, rewrapped=len(rewrapped))
+            by_holder: dict[str, int] = {}
+            for holder in holders:
+                count = 0
+                for h in holder.held():
+                    if h.wrapped.env != env or h.wrapped.kek_version == new_version:
+                        continue
+                    secret = self.keys.unwrap(h.wrapped, context=h.context)
+                    holder.replace(h.key, self.keys.wrap(env=env, dek=secret, context=h.context))
+                    count += 1
+                by_holder[holder.label] = count
+        self._log(
+            "keys:rotate", env, kek_version=new_version, rewrapped=len(rewrapped), rewrapped_other=by_holder
+        )
+        return KeyRotation(env=env, kek_version=new_version, rewrapped=len(rewrapped), other=by_holder)
+
+    def key_users(self, *, env: str, version: int) -> dict[str, int]:
+        """What still uses KEK ``env``/``version``: ``{what: count}`` (registry data keys, each holder)."""
+        with self.engine.connect() as conn:
+            deks = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    self._query()
+                    .where(wrapped_keys.c.env == env, wrapped_keys.c.kek_version == version)
+                    .subquery()
+                )
+            ).scalar_one()
+        users: dict[str, int] = {}
+        if deks:
+            users["registry data key(s)"] = int(deks)
+        for holder in self.wrap_holders():
+            n = sum(1 for h in holder.held() if h.wrapped.env == env and h.wrapped.kek_version == version)
+            if n:
+                users[holder.label] = n
+        return users
 
     def retire_key(self, *, env: str, version: int) -> None:
-        """Retire KEK ``version`` of ``env``; refused while any current DEK wrap still uses it."""
+        """Retire KEK ``version`` of ``env``; refused (naming them) while any secret still uses it."""
         self._check("keys:rotate", env=env)
         with self._logged_failure("keys:retire", f"{env}/v{version}"):
-            with self.engine.connect() as conn:
-                in_use = conn.execute(
-                    sa.select(sa.func.count()).select_from(
-                        self._query()
-                        .where(wrapped_keys.c.env == env, wrapped_keys.c.kek_version == version)
-                        .subquery()
-                    )
-                ).scalar_one()
-            if in_use:
-                raise Conflict(f"KEK {env}/v{version} still wraps {in_use} data key(s): rotate first")
+            users = self.key_users(env=env, version=version)
+            if users:
+                listed = ", ".join(f"{n} {what}" for what, n in users.items())
+                raise Conflict(f"KEK {env}/v{version} still wraps {listed}: run 'bastion keys rotate' first")
             self.keys.retire(env=env, version=version)
         self._log("keys:retire", f"{env}/v{version}")
 

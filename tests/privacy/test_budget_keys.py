@@ -79,6 +79,10 @@ def test_budgets_follow_the_data_not_its_name(home: Path, tmp_path: Path, capsys
     data = _csv(tmp_path / "patients.csv")
     renamed = tmp_path / "renamed.csv"
     shutil.copy(data, renamed)
+    # the refusal's hint names the file as the caller gave it, so the command it prints works
+    train = ["train", "--data", str(data), "--target", "outcome", "--dp", "--epsilon", "1", "--out", "m"]
+    assert run(train) == 2
+    assert f"bastion privacy budget set {data} --epsilon E" in capsys.readouterr().err
     assert run(["privacy", "budget", "set", str(data), "--epsilon", "1"]) == 0
     capsys.readouterr()
     count = ["privacy", "query", "count", "--column", "age", "--epsilon", "0.6"]

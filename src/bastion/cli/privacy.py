@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
                 quantile=quantile,
                 ledger=ledger,
                 dataset=key,
-                dataset_label=dataset if dataset is not None else Path(str(data)).name,
+                dataset_label=dataset if dataset is not None else str(data),
                 column=column,
             )
         if fmt is OutputFormat.json:

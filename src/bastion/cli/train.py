@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
                 hidden=widths,
                 seed=seed,
                 vault=vault,
+                ledger_label=dataset if dataset is not None else str(data),
                 hooks=(wm.hook,) if wm is not None else (),
             )
             meta = report.metadata()

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import math
 import secrets
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -318,20 +319,20 @@ class PrivacyLedger:
         hint = ""
         with write_transaction(self.engine) as conn:
             for name in names:
-                shown = (labels or {}).get(name) or _label(conn, name)
-                what = _describe(name, shown)
+                given = (labels or {}).get(name)
+                what = _describe(name, _label(conn, name) or given)
+                shown = shlex.quote(given or _label(conn, name) or name)  # the hint names the caller's words
                 row = _budget_row(conn, name)
                 if row is None:
                     refusal = f"no privacy budget set for dataset {what}"
                     hint = (
-                        f"an admin sets one first: bastion privacy budget set {shown or name} --epsilon E "
+                        f"an admin sets one first: bastion privacy budget set {shown} --epsilon E "
                         "(there is no default budget)"
                     )
                     break
                 used_eps, used_dlt = _totals(_spends(conn, name))
                 hint = (
-                    f"an admin may raise it (bastion privacy budget set {shown or name} --epsilon E), "
-                    "or spend less"
+                    f"an admin may raise it (bastion privacy budget set {shown} --epsilon E), or spend less"
                 )
                 if used_eps + eps > float(row.epsilon) + TOLERANCE:
                     refusal = (

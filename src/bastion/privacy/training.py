@@ -210,12 +210,14 @@ def train_recipe(
     ledger_dataset: str | None = None,
     hooks: Sequence[TrainingHook] = (),
     vault: Any = None,
+    ledger_label: str | None = None,
 ) -> TrainingReport:
     """Train the built-in MLP on ``dataset`` (DP-SGD when ``dp`` is given), spending ``ledger``.
 
     With ``vault`` (an open project vault) the caller needs ``privacy:train`` and the vault's ledger is used
     when ``ledger`` is not given. ``ledger_dataset`` defaults to the dataset's digest key
-    (:func:`dataset_ledger_key`). Defaults: 30 epochs, batch 128 and SGD lr 1.0 (no momentum) for DP; 20
+    (:func:`dataset_ledger_key`); ``ledger_label`` is how a refusal names it (default: the dataset's name).
+    Defaults: 30 epochs, batch 128 and SGD lr 1.0 (no momentum) for DP; 20
     epochs, batch 64 and SGD lr 0.05 (momentum 0.9) otherwise. Raises BudgetExhausted before training when
     the ledger refuses the run (no budget, or not enough of it), AccessDenied without the permission.
     """
@@ -237,7 +239,7 @@ def train_recipe(
         raise InvalidInput(f"epochs must be ≥ 1, got {epochs}")
     config = MlpConfig(n_features=dataset.n_features, n_classes=dataset.n_classes, hidden=tuple(hidden))
     key = ledger_dataset or dataset_ledger_key(dataset)
-    labels = {key: dataset.name}
+    labels = {key: ledger_label or dataset.name}  # what a refusal names (and its hint tells to budget)
     model = build_mlp(
         n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden, seed=seed
     )

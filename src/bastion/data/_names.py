@@ -28,14 +28,27 @@ import re
 from functools import cache
 from importlib import resources
 
-_UPPER = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĲĴĶĹĻĽĿŁŃŅŇŊŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽȘȚΑ-ΩЀ-ЯԱ-Ֆ"
+# Latin (basic, Latin-1, Extended-A/B, Extended Additional), Greek, Cyrillic, Armenian, Georgian.
+_UPPER_RANGES = (
+    (0x41, 0x5A), (0xC0, 0x24F), (0x370, 0x3FF), (0x400, 0x52F), (0x531, 0x556), (0x10A0, 0x10CF),
+    (0x1E00, 0x1EFF),
+)  # fmt: skip
+_UPPER = "".join(re.escape(chr(c)) for lo, hi in _UPPER_RANGES for c in range(lo, hi + 1) if chr(c).isupper())
 _WORD = r"(?:[OoDdLl]['’])?[" + _UPPER + r"][^\W\d_]*(?:['’-][^\W\d_]+)*"
 _PARTICLE = (
     r"(?:van|von|der|den|de|del|della|degli|di|da|das|dos|do|du|la|le|bin|binti|ibn|bint|al|el|ter|ten|"
-    r"y|zu|af|av|mac|st\.?)"
+    r"y|zu|af|av|mac|ap|verch|ní|nic|ó|ua|ben|bat|st\.?)"
 )
+_SUFFIX = r"(?:[ ]+(?:ұлы|қызы|uly|kyzy|qyzy|oğlu|oglu|ogly|kızı|kizi|Jr\.?|Sr\.?|II|III|IV))?"
 NAME_RUN = re.compile(
-    r"(?<![\w@.'’-])" + _WORD + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:" + _PARTICLE + r"[ ]+){0,2}" + _WORD + r"){0,4}"
+    r"(?<![\w@.'’-])"
+    + _WORD
+    + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:"
+    + _PARTICLE
+    + r"[ ]+){0,2}"
+    + _WORD
+    + r"){0,4}"
+    + _SUFFIX
 )
 _TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Herr|Frau|Hr|Fr|Mme|Mlle|M|Monsieur|Madame|Sr|Sra|"
@@ -178,39 +191,56 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
 
 _CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uac00-\ud7af\u3040-\u30ff]{2,5}")
 _HAS_CJK = re.compile(r"[\u3040-\ud7af\u3400-\u9fff]")
-_CASELESS_WORDS = re.compile(
-    r"[\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff\u0a80-\u0aff\u0b80-\u0bff"
-    r"\u0d80-\u0dff\u10a0-\u10ff]+(?:[ ][\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff"
-    r"\u0a80-\u0aff\u0b80-\u0bff\u0d80-\u0dff\u10a0-\u10ff]+){1,3}"
+_CASELESS = (
+    r"\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff\u0a80-\u0aff\u0b80-\u0bff"
+    r"\u0d80-\u0dff\u10a0-\u10ff\u4e00-\u9fff\u3400-\u4dbf\uac00-\ud7af\u3040-\u30ff\u200c"
 )
+_CASELESS_WORDS = re.compile(r"[" + _CASELESS + r"]+(?:[ ][" + _CASELESS + r"]+){0,3}")
+_CASELESS_CHAR = re.compile(r"[" + _CASELESS + r"]")
+
+
+def _framed(text: str, start: int, end: int) -> bool:
+    line_start = text.rfind("\n", 0, start) + 1
+    cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
+    before = text[max(cell_start, start - 40) : start]
+    after = text[end : end + 16]
+    return (
+        _TITLE.search(before) is not None
+        or _BEFORE.search(before) is not None
+        or _AFTER.match(after) is not None
+    )
 
 
 def _caseless_spans(text: str) -> list[tuple[int, int, float]]:
+    """Names in scripts without capitals: lexicon hits, or any short run framed by context."""
+    if not _CASELESS_CHAR.search(text):
+        return []
     first, last = lexicon()
     out: list[tuple[int, int, float]] = []
-    if _HAS_CJK.search(text):
-        for m in _CJK.finditer(text):
-            s = m.group()
-            for i in range(len(s) - 1):
-                for fam in (s[i : i + 2], s[i : i + 1]):
-                    if fam.casefold() not in last:
-                        continue
-                    j = i + len(fam)
-                    for giv in (s[j : j + 2], s[j : j + 1]):
-                        if giv and giv.casefold() in first:
-                            out.append((m.start() + i, m.start() + j + len(giv), 0.75))
-                            break
-                    else:
-                        continue
-                    break
-                else:
-                    continue
-                break
     for m in _CASELESS_WORDS.finditer(text):
         words = m.group().split(" ")
-        if any(w.casefold() in first or w.casefold() in last for w in words):
-            out.append((m.start(), m.end(), 0.7))
+        spaced = len(words) > 1
+        known = any(w.casefold() in first or w.casefold() in last for w in words)
+        if not spaced and _HAS_CJK.match(m.group()) and len(m.group()) > 4:
+            found = _cjk_name(m.group(), first, last)  # unspaced CJK text: a family name + a given name
+            if found is not None:
+                out.append((m.start() + found[0], m.start() + found[1], 0.75))
+            continue
+        if known or _framed(text, m.start(), m.end()):
+            out.append((m.start(), m.end(), 0.75 if known else 0.65))
     return out
+
+
+def _cjk_name(s: str, first: frozenset[str], last: frozenset[str]) -> tuple[int, int] | None:
+    for i in range(len(s) - 1):
+        for fam in (s[i : i + 2], s[i : i + 1]):
+            if fam not in last:
+                continue
+            j = i + len(fam)
+            for giv in (s[j : j + 2], s[j : j + 1]):
+                if giv and giv in first:
+                    return i, j + len(giv)
+    return None
 
 
 _HANGUL_NAME = re.compile(r"[\uac00-\ud7af]{2,4}")

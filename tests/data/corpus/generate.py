@@ -371,6 +371,8 @@ def main() -> None:
                       ("login_password", "SECRET", pwd), ("api_key", "SECRET", key)]  # fmt: skip
         for col, e, v in structured:
             values.append([i, col, e, v])
+        if ship_to.startswith(name):
+            values.append([i, "ship_to", "PERSON", name])
         for f in planted:
             values.append([i, "notes", ent[f], fields[f]])
         for f, e in (("name", "PERSON"), ("dob", "DATE_OF_BIRTH"), ("phone", "PHONE")):

@@ -192,3 +192,30 @@ def test_real_race_never_stores_a_verified_malicious_version(tmp_path: Path) -> 
         t.join()
         v.close()
     assert len(outcomes) == 25
+
+
+@pytest.mark.parametrize("kind", ["symlink-file", "symlink-dir", "fifo", "git"])
+def test_source_refuses_links_special_files_and_git_paths(
+    tmp_path: Path, vault: Vault, artifact: Path, kind: str
+) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the model")
+    if kind == "symlink-file":
+        (artifact / "link.bin").symlink_to(outside)
+    elif kind == "symlink-dir":
+        (artifact / "linkdir").symlink_to(tmp_path)
+    elif kind == "fifo":
+        os.mkfifo(artifact / "pipe")
+    else:
+        (artifact / ".gitignore").write_text("*")
+    with pytest.raises(InvalidInput):
+        vault.push(artifact, name="m")
+    assert vault.list() == []
+
+
+def test_single_file_push_through_a_symlink_is_refused(tmp_path: Path, vault: Vault) -> None:
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"x" * 100)
+    (tmp_path / "link.bin").symlink_to(real)
+    with pytest.raises(InvalidInput):
+        vault.push(tmp_path / "link.bin", name="m")

@@ -10,6 +10,7 @@ anywhere under the source is refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def _open_at(dir_fd: int | None, name: str, flags: int, shown: str) -> int:
     except FileNotFoundError as exc:
         raise InvalidInput(f"{shown} changed while it was being pushed") from exc
     except OSError as exc:
-        if exc.errno in (40, 20):  # ELOOP (a symlink), ENOTDIR (a symlink or file where a directory was)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file where a directory was
             raise InvalidInput(f"symbolic links and special files are not pushed: {shown}") from exc
         raise InvalidInput(f"cannot read {shown} ({exc.strerror})") from exc
 
@@ -54,12 +55,12 @@ class Source:
                 self.files = tuple(sorted(self._walk(fd, "")))
             finally:
                 os.close(fd)
-            top = {f.split("/", 1)[0] for f in self.files}
-            git = sorted(top & set(GIT_PATHS))
-            if git:
-                raise InvalidInput(f"refusing to push {path}: it holds git paths ({', '.join(git)})")
         else:
             self.files = (path.name,)
+        # model-signing's verifier skips git paths, so a signed version must not hold any
+        git = sorted({f.split("/", 1)[0] for f in self.files} & set(GIT_PATHS))
+        if git:
+            raise InvalidInput(f"refusing to push {path}: it holds git paths ({', '.join(git)})")
         for name in reserved:
             if name in self.files:
                 raise InvalidInput(f"{name} is reserved for the signature written on pull")

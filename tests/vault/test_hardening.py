@@ -240,3 +240,13 @@ def test_empty_or_end_range_authenticates_the_last_segment(
             blob.write_bytes(bytes(data))
     with pytest.raises(Exception, match="authenticate"):
         vault.read_range("m", path="weights.bin", offset=offset, length=length)
+
+
+def test_directory_planted_at_pub_pem_is_one_clear_error(
+    vault: Vault, artifact: Path, tmp_path: Path
+) -> None:
+    vault.push(artifact, name="m")
+    (tmp_path / "out.pub.pem").mkdir()
+    with pytest.raises(InvalidInput, match="cannot write"):
+        vault.pull("m", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

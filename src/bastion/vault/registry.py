@@ -803,6 +803,10 @@ class Vault:
                                 os.rename(stage / entry, target / entry)
                         # Beside the directory (inside it, upstream model_signing would count it as a file).
                         os.replace(pub_tmp, public_key_path(target))
+                    except OSError as exc:  # disk full, a directory planted at OUT.pub.pem, …: one line
+                        raise InvalidInput(
+                            f"cannot write the pulled files into {target} ({exc.strerror})"
+                        ) from exc
                     finally:
                         shutil.rmtree(stage, ignore_errors=True)
             except BaseException:

@@ -219,3 +219,14 @@ def test_single_file_push_through_a_symlink_is_refused(tmp_path: Path, vault: Va
     (tmp_path / "link.bin").symlink_to(real)
     with pytest.raises(InvalidInput):
         vault.push(tmp_path / "link.bin", name="m")
+
+
+def test_unreadable_source_file_is_one_line_and_stores_nothing(
+    tmp_path: Path, vault: Vault, artifact: Path
+) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    (artifact / "weights.bin").chmod(0)
+    with pytest.raises(InvalidInput, match="cannot read"):
+        vault.push(artifact, name="m")
+    assert vault.list() == []

@@ -530,19 +530,22 @@ class Vault:
         with self._logged_failure("registry:push", name):
             source = Source(Path(path), reserved=RESERVED_NAMES)
             inspectors = self._inspectors_for(name, allow_unsafe=allow_unsafe)
-            with private_workdir(self.settings.home) as tmp:
-                return self._push_source(
-                    source,
-                    tmp=tmp,
-                    inspectors=inspectors,
-                    name=name,
-                    kind=kind,
-                    env=env,
-                    classification=classification,
-                    tags=tags,
-                    meta=meta,
-                    allow_unsafe=allow_unsafe,
-                )
+            try:
+                with private_workdir(self.settings.home) as tmp:
+                    return self._push_source(
+                        source,
+                        tmp=tmp,
+                        inspectors=inspectors,
+                        name=name,
+                        kind=kind,
+                        env=env,
+                        classification=classification,
+                        tags=tags,
+                        meta=meta,
+                        allow_unsafe=allow_unsafe,
+                    )
+            except OSError as exc:  # disk full, an unreadable file, …: one line, nothing committed
+                raise ServiceError(f"push of {name} failed: {exc.strerror or exc}") from exc
 
     def _inspectors_for(self, name: str, *, allow_unsafe: bool) -> builtins.list[Inspector]:
         inspectors = _load_inspectors() if self._inspectors is None else self._inspectors

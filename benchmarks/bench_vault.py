@@ -22,9 +22,9 @@ they barely move with the load, and show how much work push+pull does next to th
 
 Goals (issue 12 item 1): push+pull >= 80 % of raw AES-GCM throughput with one read of each pushed file;
 peak RSS < 256 MiB; a 1 MiB range read decrypts <= 2 segments. Push runs with no inspector
-(``inspectors=[]``, ``allow_unsafe``) so the figure is the vault pipeline itself; the scanner then reads the
-stored version through range reads (headers, pickles, archive directories), which the last line times for a
-StoredInspector that reads the first and last MiB of the file.
+(``inspectors=[]``, ``allow_unsafe``) so the figure is the vault pipeline itself; with a scanner installed,
+push then also pays for the scanner's reads of the stored version (range reads through a ``StoredInspector``;
+a plain path inspector costs one more full decryption into a private copy).
 """
 
 from __future__ import annotations

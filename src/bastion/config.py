@@ -47,6 +47,7 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
             "key_release",
             "jwt",
             "api_watermark",
+            "theft",
             "text",
             "connections",
             "audit",

@@ -16,7 +16,7 @@ import pytest
 
 from bastion.adversarial.attacks.extraction import extract
 from bastion.errors import BudgetExhausted
-from bastion.serve.config import MonitorConfig
+from bastion.serve.config import GatewayConfig, MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.responses import derangement, misinform, poison, truncate
 from bastion.serve.theft import DefendedModel, TheftDefence, TheftPolicy
@@ -233,3 +233,102 @@ def test_more_synthetic_attacks_full(digits: Any, strategy: str) -> None:
     defended = steal(digits, strategy, served)
     assert served.first_flag is not None and served.first_flag <= 300
     assert defended.points[-1].fidelity <= 0.70
+
+
+def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
+    project: Any, digits: Any, kit: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real gateway: mallory steals with natural data over HTTP, the owner exports the evidence
+    from /admin/theft/evidence, and ``bastion watermark verify --url --consumers`` against the thief's own
+    endpoint names mallory (exit 1); an innocent copy is not attributed (exit 0)."""
+    import json
+    from types import SimpleNamespace
+
+    from bastion.adversarial.attacks.membership import train_mlp
+    from bastion.cli import run
+    from bastion.models import TorchAdapter
+    from bastion.serve.theft import build_defence
+    from bastion.watermark.keys import generate_key, write_key_file
+
+    key = generate_key()
+    key_file = write_key_file(key, tmp_path / "wm.key")
+    guard = build_defence(
+        key=key,
+        reference_x=digits.x_train,
+        reference_y=digits.adapter.predict(digits.x_train),
+        n_classes=10,
+        center=0.5,
+    )
+    gw = kit.make_gateway(project, digits, theft=guard)
+    rng = np.random.default_rng(2)
+    queries = digits.x_test[rng.permutation(len(digits.x_test))]
+    answers = []
+    with kit.serving(gw) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        for start in range(0, len(queries), 50):  # mallory (alice's token) and one honest customer
+            part = queries[start : start + 50]
+            r = client.post(
+                "/v2/models/digits/infer",
+                json=kit.infer_body(part),
+                headers=kit.bearer(project.tokens["alice"]),
+            )
+            assert r.status_code == 200
+            out = {o["name"]: o for o in r.json()["outputs"]}
+            labels = np.asarray(out["top_k_labels"]["data"]).reshape(len(part), -1)
+            probs = np.asarray(out["top_k_probabilities"]["data"]).reshape(len(part), -1)
+            soft = np.zeros((len(part), 10))
+            np.put_along_axis(soft, labels, probs, axis=1)
+            answers.append(soft / soft.sum(1, keepdims=True))
+        honest = digits.x_test[rng.integers(0, len(digits.x_test), 200)]
+        r = client.post(
+            "/v2/models/digits/infer", json=kit.infer_body(honest), headers=kit.bearer(project.tokens["dave"])
+        )
+        assert r.status_code == 200
+        assert (
+            client.get("/admin/theft/evidence", headers=kit.bearer(project.tokens["carol"])).status_code
+            == 403
+        )
+        r = client.get("/admin/theft/evidence", headers=kit.bearer(project.tokens["dave"]))
+        assert r.status_code == 200
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps(r.json()))
+    soft = np.concatenate(answers)
+    copies = {}
+    for label, targets in (("stolen", soft), ("innocent", None)):
+        module = train_mlp(
+            queries,
+            soft.argmax(1),
+            n_classes=10,
+            hidden=(128,),
+            epochs=80,
+            batch_size=64,
+            lr=3e-3,
+            seed=1,
+            soft_targets=targets,
+            input_shape=(64,),
+        )
+        copies[label] = TorchAdapter(module, input_shape=(64,), n_classes=10)
+    monkeypatch.setenv("THIEF_TOKEN", project.tokens["dave"])
+    for label, expected in (("stolen", 1), ("innocent", 0)):
+        plain = GatewayConfig(monitor=MonitorConfig(enabled=False))  # the thief's own endpoint
+        thief = kit.make_gateway(project, SimpleNamespace(adapter=copies[label]), plain)
+        with kit.serving(thief) as server:
+            out = tmp_path / f"{label}.json"
+            code = run(
+                [
+                    "watermark",
+                    "verify",
+                    "--url",
+                    server.url,
+                    "--model-name",
+                    "digits",
+                    "--bearer-env",
+                    "THIEF_TOKEN",
+                    "--consumers",
+                    str(evidence),
+                    "--key-file",
+                    str(key_file),
+                    "--format",
+                    "json",
+                ]
+            )
+        assert code == expected, label

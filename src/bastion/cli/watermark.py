@@ -284,6 +284,12 @@ def register(app: typer.Typer) -> None:
         marks_file: Path | None = typer.Option(
             None, "--marks", help="Test the API watermark's marked queries (a surrogate) instead."
         ),
+        consumers_file: Path | None = typer.Option(
+            None,
+            "--consumers",
+            help="Name the consumer whose answers the suspect was trained on (a gateway's "
+            "/admin/theft/evidence file).",
+        ),
         report: Path | None = typer.Option(None, "--report", help="Export a signed ownership report here."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -297,6 +303,11 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput("--url needs --model-name NAME")
         if report is not None and marks_file is not None:
             raise InvalidInput("--report needs a trigger-set watermark, not --marks")
+        if consumers_file is not None:
+            if report is not None or marks_file is not None:
+                raise InvalidInput("--consumers goes without --marks and --report")
+            _attribute_cmd(home, key_file, key_id, consumers_file, model, url, model_name, bearer_env, fmt)
+            return
         vault = _vault(home) if (_needs_vault(key_file, home) or report is not None) else None
         if vault is None and model is not None and not Path(model).exists() and home_exists(home):
             vault = _vault(home)
@@ -361,6 +372,66 @@ def register(app: typer.Typer) -> None:
                 f"  signed with {trust}" + ("; the key opens the commitment" if check.key_opened else ""),
             ],
         )
+
+
+def _attribute_cmd(
+    home: Path | None,
+    key_file: Path | None,
+    key_id: str | None,
+    consumers_file: Path,
+    model: str | None,
+    url: str | None,
+    model_name: str | None,
+    bearer_env: str | None,
+    fmt: OutputFormat,
+) -> None:
+    """``verify --consumers``: which consumer's answers (per-consumer API watermark) trained the suspect."""
+    from bastion.watermark.api import ConsumerEvidence
+    from bastion.watermark.verify import OWNED_P
+
+    evidence = ConsumerEvidence.load(consumers_file)
+    vault = _vault(home) if (_needs_vault(key_file, home) or (model and not Path(model).exists())) else None
+    try:
+        key = _key(key_file, key_id, vault)
+        if url is not None:
+            from bastion.models.adapters import RemoteAdapter
+
+            headers = {}
+            if bearer_env:
+                token = os.environ.get(bearer_env)
+                if not token:
+                    raise InvalidInput(f"${bearer_env} is not set")
+                headers["Authorization"] = f"Bearer {token}"
+            assert model_name is not None
+            adapter: Any = RemoteAdapter(
+                url,
+                model=model_name,
+                n_classes=evidence.n_classes,
+                input_shape=(evidence.n_features,),
+                outputs="probabilities",
+                headers=headers,
+            )
+            suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
+        else:
+            assert model is not None
+            from bastion.models.adapters import TorchAdapter
+            from bastion.models.recipes import load_model
+
+            with _model_dir(model, vault) as directory:
+                loaded = load_model(directory)
+            cfg = loaded.config
+            adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
+            suspect = model
+        found = evidence.attribute(key=key, predict_proba=adapter.predict_proba)
+    finally:
+        if vault is not None:
+            vault.close()
+    owned = found.consumer is not None and found.p_value < OWNED_P
+    doc = {**found.to_dict(), "suspect": suspect, "owned": owned, "key_id": evidence.key_id}
+    verdict = f"trained on the answers given to {found.consumer}" if owned else "no consumer identified"
+    _emit(fmt, doc, [f"{suspect}: {verdict} (z={found.z:.1f}, p={found.p_value:.3g})"])
+    if owned:
+        raise typer.Exit(EXIT_OWNED)
 
 
 def _verify(

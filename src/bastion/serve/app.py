@@ -168,7 +168,11 @@ class Gateway:
             if self.text_model is not None:  # hashed, L2-normalised bags of words
                 center = 1.0 / np.sqrt(MONITOR_FEATURES)
             self.monitor = ExtractionMonitor(
-                config=config.monitor, n_features=n_features, store=store, center=center, key=monitor_key
+                config=config.monitor,
+                n_features=n_features,
+                store=store,
+                center=center,
+                key=monitor_key or (store.shared_secret() if isinstance(store, RedisMonitorStore) else None),
             )
         self.he_model = _he_model(model.adapter)
         if config.api_watermark.enabled and self.text_model is not None:
@@ -885,6 +889,23 @@ def create_app(gateway: Gateway) -> FastAPI:
         request.state.route = "admin"
         require_any(request, ADMIN_READ)
         return {"enabled": gw.theft is not None, "flags": gw.theft.flags() if gw.theft else []}
+
+    @app.get("/admin/theft/evidence", tags=["admin"], responses=errors)
+    async def admin_theft_evidence(request: Request) -> Response:
+        """Each identity's recorded queries and the clean model's answers on them (MAC'd) for
+        ``bastion watermark verify --consumers``. Holds consumers' inputs: admins only, audit-logged."""
+        request.state.route = "admin"
+        identity = require_any(request, ("serve:admin",))
+        if gw.theft is None:
+            raise NotFound("the theft defence is not enabled on this gateway")
+        evidence = await run_in_threadpool(gw.theft.evidence, gw.model.adapter.predict_proba)
+        if gw.writer is not None:
+            gw.writer.event(
+                action="serve:theft-evidence",
+                outcome="ok",
+                details={"by": identity.name, "consumers": sorted(evidence.consumers)},
+            )
+        return _json(evidence.to_doc())
 
     @app.get("/admin/clients", tags=["admin"], responses=errors)
     async def admin_clients(request: Request) -> dict[str, Any]:

@@ -185,6 +185,21 @@ class ApiWatermarkConfig:
 
 
 @dataclass(frozen=True)
+class TheftConfig:
+    """Model-theft defence (``bastion.serve.theft``): ``key`` names a watermark key (a home key id or a key
+    file) whose HKDF sub-keys are the detector's secret and the per-consumer API watermark; ``reference`` is
+    an ``.npz`` file with the training rows ``x`` and labels ``y`` the detector compares queries with;
+    ``daily_rows`` is every identity's row budget per UTC day; ``block_score`` (0: never) refuses service
+    to a consumer whose suspicion score reaches it."""
+
+    enabled: bool = False
+    key: str | None = None
+    reference: str | None = None
+    daily_rows: int = 50_000
+    block_score: float = 0.0
+
+
+@dataclass(frozen=True)
 class ConnectionsConfig:
     """Slow-client defences: a request's headers and body must arrive within these times (else 408 and
     the connection is closed), at most ``max_per_address`` open connections per client address and
@@ -226,6 +241,7 @@ class GatewayConfig:
     jwt: JwtConfig = field(default_factory=JwtConfig)
     key_release: KeyReleaseConfig = field(default_factory=KeyReleaseConfig)
     api_watermark: ApiWatermarkConfig = field(default_factory=ApiWatermarkConfig)
+    theft: TheftConfig = field(default_factory=TheftConfig)
     text: TextConfig = field(default_factory=TextConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -252,6 +268,7 @@ _SECTION_KEYS = frozenset(
         "key_release",
         "jwt",
         "api_watermark",
+        "theft",
         "text",
         "connections",
         "audit",
@@ -342,6 +359,8 @@ def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
         kwargs["key_release"] = _build(KeyReleaseConfig, data["key_release"], "key_release")
     if "api_watermark" in data:
         kwargs["api_watermark"] = _build(ApiWatermarkConfig, data["api_watermark"], "api_watermark")
+    if "theft" in data:
+        kwargs["theft"] = _build(TheftConfig, data["theft"], "theft")
     if "text" in data:
         kwargs["text"] = _build(TextConfig, data["text"], "text")
     if "connections" in data:
@@ -380,6 +399,12 @@ def validate(cfg: GatewayConfig) -> None:
             raise ConfigError("[serve.jwt] algorithms may only be ES256 and RS256")
     if cfg.key_release.max_evidence_age_s <= 0 or not cfg.key_release.evidence_formats:
         raise ConfigError("[serve.key_release] needs evidence_formats and a positive max_evidence_age_s")
+    if cfg.theft.enabled and not (cfg.theft.key and cfg.theft.reference):
+        raise ConfigError(
+            "[serve.theft] is enabled: it needs a key (watermark key id or file) and a reference"
+        )
+    if cfg.theft.daily_rows < 1 or cfg.theft.block_score < 0:
+        raise ConfigError("[serve.theft] daily_rows must be >= 1 and block_score >= 0")
     if cfg.api_watermark.enabled and not 0.0 < cfg.api_watermark.rate <= 0.005:
         raise ConfigError("[serve.api_watermark] rate must lie in (0, 0.005]")
     if cfg.text.input_pii not in INPUT_PII_ACTIONS or not 1 <= cfg.text.max_chars <= 1_000_000:
@@ -447,6 +472,7 @@ __all__ = [
     "OutputRule",
     "RateLimitConfig",
     "TextConfig",
+    "TheftConfig",
     "config_from_mapping",
     "load_gateway_config",
     "validate",

@@ -208,6 +208,21 @@ class RedisMonitorStore:
     def _key(self, client: str, part: str) -> str:
         return f"{self._prefix}:{client}:{part}"
 
+    def shared_secret(self) -> bytes:
+        """A random 32-byte monitor key kept in Redis (created once, ``SET NX``), so every replica draws the
+        same secret hyperplanes when the deployment gives no key of its own."""
+        import redis
+
+        name = f"{self._prefix}:planes-secret"
+        try:
+            self._redis.set(name, os.urandom(32), nx=True)
+            value = self._redis.get(name)
+        except redis.RedisError as exc:
+            raise ServiceError("extraction monitor state unavailable (Redis)") from exc
+        if not isinstance(value, bytes) or len(value) != 32:
+            raise ServiceError("the extraction monitor's shared secret in Redis is damaged")
+        return value
+
     def snapshot(self, client: str) -> ClientSnapshot:
         import redis
 

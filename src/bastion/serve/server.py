@@ -275,6 +275,7 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         verify_token=token_verifier(vault), jwt_verifier=jwt_verifier, cache_s=cfg.token_cache_s
     )
     watermark = api_watermark(vault=vault, config=cfg)
+    theft, monitor_key = theft_defence(vault=vault, config=cfg, model=model)
     return Gateway(
         model=model,
         config=cfg,
@@ -282,6 +283,8 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         audit=vault.audit,
         namespace=namespace,
         watermark=watermark,
+        theft=theft,
+        monitor_key=monitor_key,
     )
 
 
@@ -311,6 +314,42 @@ def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
     from bastion.watermark.keys import resolve_key
 
     return ApiWatermark(resolve_key(wm.key, vault=vault), rate=wm.rate)
+
+
+def theft_defence(*, vault: Any, config: GatewayConfig, model: ServedModel) -> tuple[Any, bytes | None]:
+    """The ``TheftDefence`` of ``[serve.theft]`` (or None) and the PRADA monitor's key (an HKDF sub-key of
+    the theft or API-watermark key; None: a fresh random one per process)."""
+    from bastion.watermark.keys import resolve_key
+
+    tc = config.theft
+    name = tc.key if tc.enabled else config.api_watermark.key
+    key = resolve_key(name, vault=vault) if name else None
+    monitor_key = key.derive("bastion-monitor-v1") if key is not None else None
+    if not tc.enabled or key is None:
+        return None, monitor_key
+    import numpy as np
+
+    from bastion.serve.theft import TheftPolicy, build_defence
+
+    try:
+        with np.load(str(tc.reference), allow_pickle=False) as ref:
+            x, y = np.asarray(ref["x"], dtype=np.float32), np.asarray(ref["y"], dtype=np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"[serve.theft] reference {tc.reference}: an .npz file with arrays x and y"
+        ) from exc
+    guard = config.input_guard
+    lo, hi = guard.min_value, guard.max_value
+    policy = TheftPolicy(daily_rows=tc.daily_rows, block_score=tc.block_score or None)
+    defence = build_defence(
+        key=key,
+        reference_x=x.reshape(len(x), -1),
+        reference_y=y,
+        n_classes=int(model.adapter.n_classes),
+        policy=policy,
+        center=(lo + hi) / 2.0 if lo is not None and hi is not None else 0.0,
+    )
+    return defence, monitor_key
 
 
 def tls_files(options: ServeOptions) -> tuple[str, str] | None:
@@ -451,6 +490,7 @@ __all__ = [
     "load_served_model",
     "release_key",
     "run",
+    "theft_defence",
     "tls_files",
     "token_verifier",
     "worker_app",

@@ -432,6 +432,18 @@ class TheftDefence:
             rows = list(s.kept) if s is not None else []
         return np.stack(rows) if rows else np.zeros((0, self.n_features), np.float32)
 
+    def evidence(self, reference: Callable[[np.ndarray], Any], *, min_rows: int = 30) -> Any:
+        """Every identity's recorded queries and ``reference`` (the clean model) on them, MAC'd
+        (:class:`bastion.watermark.api.ConsumerEvidence`) for ``bastion watermark verify --consumers``."""
+        if self.watermark is None:
+            raise InvalidInput("the theft defence has no consumer watermark")
+        probes = {}
+        for consumer in self.consumers():
+            x = self.queries(consumer)
+            if len(x) >= min_rows and not consumer.startswith("addr:"):
+                probes[consumer] = (x, np.asarray(reference(x), dtype=np.float32))
+        return self.watermark.evidence(probes)
+
     def consumers(self) -> list[str]:
         """Every consumer id seen (the candidates for watermark attribution)."""
         with self._lock:
@@ -441,6 +453,48 @@ class TheftDefence:
         with self._lock:
             self._consumers.pop(consumer, None)
         self.monitor.reset(consumer)
+
+
+def projection_scale(x: Any, *, directions: int = 32) -> float:
+    """The typical spread of ``<w, x>`` over unit directions ``w`` (sets the watermark wave's frequency)."""
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    dirs = np.random.default_rng(1).standard_normal((directions, flat.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return float((flat @ dirs.T).std(axis=0).mean())
+
+
+def build_defence(
+    *,
+    key: Any,
+    reference_x: Any,
+    reference_y: Any,
+    n_classes: int,
+    policy: TheftPolicy | None = None,
+    center: float | np.ndarray = 0.0,
+    clock: Callable[[], float] = time.time,
+) -> TheftDefence:
+    """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
+    key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it."""
+    from bastion.watermark.api import ConsumerWatermark
+
+    x = np.asarray(reference_x, dtype=np.float64)
+    wm = ConsumerWatermark(
+        key,
+        n_features=int(np.prod(x.shape[1:])),
+        n_classes=n_classes,
+        scale=projection_scale(x),
+        cycles=0.5,
+    )
+    return TheftDefence(
+        reference_x=x,
+        reference_y=reference_y,
+        n_classes=n_classes,
+        policy=policy,
+        secret=key.derive(f"{THEFT_LABEL}:deployment"),
+        watermark=wm,
+        center=center,
+        clock=clock,
+    )
 
 
 class DefendedModel:
@@ -499,5 +553,7 @@ __all__ = [
     "ReferenceScorer",
     "TheftDefence",
     "TheftPolicy",
+    "build_defence",
     "derive",
+    "projection_scale",
 ]

@@ -16,6 +16,7 @@ client-adaptive.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -339,6 +340,8 @@ class ConsumerWatermark:
         self.n_features = int(n_features)
         self.n_classes = int(n_classes)
         self.eps = float(eps)
+        self.scale = float(scale)
+        self.cycles = float(cycles)
         self.freq = 2.0 * np.pi * float(cycles) / float(scale)
         self._cache: dict[str, ConsumerSignal] = {}
         self._lock = threading.Lock()
@@ -402,7 +405,8 @@ class ConsumerWatermark:
 
         ``probes`` is one array for every consumer, or a mapping consumer → that consumer's own recorded
         queries (the rows its answers were given on: where a surrogate trained on them carries the signal
-        best). ``reference`` — the owner's clean model (a callable) or its answers on a shared probe array —
+        best). ``reference`` — the owner's clean model (a callable), its answers on a shared probe array, or a
+        mapping consumer → its answers on that consumer's probes —
         removes the natural variation of the target class's probability so that only the residual is
         correlated with the wave (a matched filter); without it the test is much weaker. Consumers with fewer
         than 30 probes are not tested (score 0).
@@ -428,7 +432,9 @@ class ConsumerWatermark:
             answers = np.asarray(predict_proba(x.astype(np.float32)), dtype=np.float64)
             if answers.shape != (x.shape[0], self.n_classes):
                 raise InvalidInput("the suspect's answers do not match the watermark's classes")
-            if callable(reference):
+            if isinstance(reference, Mapping):
+                base = np.asarray(reference[consumer], dtype=np.float64)
+            elif callable(reference):
                 base = np.asarray(reference(x.astype(np.float32)), dtype=np.float64)
             elif reference is not None:
                 base = np.asarray(reference, dtype=np.float64)
@@ -459,6 +465,139 @@ class ConsumerWatermark:
             consumer=best if z > 0 else None, z=z, p_value=p_value, probes=total, scores=scores
         )
 
+    def evidence(self, probes: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> ConsumerEvidence:
+        """Each consumer's recorded queries and the clean model's answers on them, MAC'd under the key."""
+        ev = ConsumerEvidence(
+            key_id=self.key_id,
+            n_features=self.n_features,
+            n_classes=self.n_classes,
+            scale=self.scale,
+            eps=self.eps,
+            cycles=self.cycles,
+            consumers={
+                c: (np.asarray(x, np.float32).reshape(len(x), -1), np.asarray(r, np.float32))
+                for c, (x, r) in probes.items()
+            },
+        )
+        mac = hmac.new(self._key.derive(f"{SIGNAL_LABEL}:evidence"), ev._body(), hashlib.sha256).hexdigest()
+        return dataclasses.replace(ev, mac=mac)
+
+
+EVIDENCE_FORMAT = "bastion-consumer-evidence/v1"
+
+
+@dataclass(frozen=True)
+class ConsumerEvidence:
+    """What a gateway hands the owner for attribution: per consumer, the queries it sent (whose answers
+    carried its signal) and the clean model's answers on them; MAC'd under the watermark key."""
+
+    key_id: str
+    n_features: int
+    n_classes: int
+    scale: float
+    eps: float
+    cycles: float
+    consumers: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    mac: str = field(repr=False, default="")
+
+    def _body(self) -> bytes:
+        h = hashlib.sha256(EVIDENCE_FORMAT.encode())
+        meta = [self.key_id, self.n_features, self.n_classes, self.scale, self.eps, self.cycles]
+        h.update(json.dumps(meta).encode())
+        for name in sorted(self.consumers):
+            x, ref = self.consumers[name]
+            h.update(json.dumps([name, list(x.shape), list(ref.shape)]).encode())
+            h.update(np.ascontiguousarray(x, dtype="<f4").tobytes())
+            h.update(np.ascontiguousarray(ref, dtype="<f4").tobytes())
+        return h.digest()
+
+    def check(self, key: WatermarkKey) -> None:
+        """Raise unless this evidence was made under ``key`` and is unchanged."""
+        if key.key_id != self.key_id:
+            raise InvalidInput(
+                f"wrong watermark key: this evidence names key {self.key_id}, not {key.key_id}"
+            )
+        expected = hmac.new(key.derive(f"{SIGNAL_LABEL}:evidence"), self._body(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, self.mac):
+            raise IntegrityError("the consumer evidence was altered (MAC mismatch)")
+
+    def attribute(self, *, key: WatermarkKey, predict_proba: Callable[[np.ndarray], Any]) -> Attribution:
+        """Check the MAC, then ask which consumer's answers the suspect (``predict_proba``) learned from."""
+        self.check(key)
+        wm = ConsumerWatermark(
+            key,
+            n_features=self.n_features,
+            n_classes=self.n_classes,
+            scale=self.scale,
+            eps=self.eps,
+            cycles=self.cycles,
+        )
+        return wm.attribute(
+            predict_proba=predict_proba,
+            probes={c: x for c, (x, _) in self.consumers.items()},
+            consumers=sorted(self.consumers),
+            reference={c: r for c, (_, r) in self.consumers.items()},
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "format": EVIDENCE_FORMAT,
+            "key_id": self.key_id,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "scale": self.scale,
+            "eps": self.eps,
+            "cycles": self.cycles,
+            "consumers": {
+                c: {"x": x.reshape(-1).tolist(), "reference": r.reshape(-1).tolist(), "rows": len(x)}
+                for c, (x, r) in self.consumers.items()
+            },
+            "mac": self.mac,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any, *, where: str = "evidence") -> ConsumerEvidence:
+        try:
+            if doc.get("format") != EVIDENCE_FORMAT:
+                raise InvalidInput(f"{where}: not a consumer evidence file")
+            nf, nc = int(doc["n_features"]), int(doc["n_classes"])
+            consumers = {}
+            for name, item in dict(doc["consumers"]).items():
+                rows = int(item["rows"])
+                x = np.asarray(item["x"], dtype=np.float32).reshape(rows, nf)
+                ref = np.asarray(item["reference"], dtype=np.float32).reshape(rows, nc)
+                consumers[str(name)] = (x, ref)
+            return cls(
+                key_id=str(doc["key_id"]),
+                n_features=nf,
+                n_classes=nc,
+                scale=float(doc["scale"]),
+                eps=float(doc["eps"]),
+                cycles=float(doc["cycles"]),
+                consumers=consumers,
+                mac=str(doc["mac"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"{where}: not a consumer evidence file") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        out = Path(path)
+        atomic_write(out, json.dumps(self.to_doc()).encode("utf-8"), mode=0o600)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ConsumerEvidence:
+        src = Path(path)
+        if not src.is_file():
+            raise NotFound(f"no consumer evidence file {src}")
+        if src.stat().st_size > MAX_MARKS_BYTES:
+            raise InvalidInput(f"{src}: evidence file too large")
+        try:
+            doc = json.loads(src.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{src}: not a consumer evidence file") from exc
+        return cls.from_doc(doc, where=str(src))
+
 
 def _corr(r: np.ndarray, waves: np.ndarray) -> np.ndarray:
     rc = r - r.mean()
@@ -471,6 +610,7 @@ __all__ = [
     "ApiMarks",
     "ApiWatermark",
     "Attribution",
+    "ConsumerEvidence",
     "ConsumerSignal",
     "ConsumerWatermark",
     "verify_marks",

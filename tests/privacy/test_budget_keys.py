@@ -111,3 +111,20 @@ def test_builtin_keys_are_the_raw_data_digest_whatever_the_split() -> None:
     assert resolve_ledger_dataset(key) == (key, None)
     with pytest.raises(InvalidInput):
         resolve_ledger_dataset("sha256:xyz")
+
+
+def test_budgets_keyed_by_name_before_the_upgrade_keep_their_spends(home: Path) -> None:
+    from bastion.privacy.ledger import PrivacyLedger
+
+    with open_vault(home=home) as vault:
+        legacy = PrivacyLedger(vault.engine)  # what earlier versions wrote: keys by built-in name
+        legacy.set_budget("digits", epsilon=4.0, delta=1e-4)
+        legacy.reserve(datasets="digits", epsilon=3.0, delta=1e-5, kind="train")
+        ledger = ledger_for_vault(vault)  # migrates on open
+        status = ledger.status(ledger_key("digits"))
+        assert status.label == "digits" and status.epsilon_budget == 4.0 and status.epsilon_spent == 3.0
+        assert not legacy.has_budget("digits")
+        with pytest.raises(BudgetExhausted, match="exhausted"):  # not a fresh budget after the upgrade
+            ledger.reserve(datasets=ledger_key("digits"), epsilon=1.5, delta=0.0, kind="train")
+        assert [e.action for e in vault.audit.entries()].count("privacy.budget.migrate") == 1
+        assert ledger_for_vault(vault).migrate_legacy_keys() == []  # once

@@ -216,6 +216,42 @@ class PrivacyLedger:
         self._now = now
         ensure_tables(engine)
 
+    def migrate_legacy_keys(self) -> list[str]:
+        """Move budgets and spends that earlier versions keyed by a built-in's *name* to its digest key.
+
+        Without this, re-setting ``digits``' budget after an upgrade would start from zero spent (a reset by
+        upgrade). Returns the names moved (each audit-logged as ``privacy.budget.migrate``)."""
+        from bastion.models.data import DATASETS, builtin_digest
+
+        with self.engine.connect() as conn:
+            legacy = set(
+                conn.execute(sa.select(budgets_table.c.dataset).where(budgets_table.c.dataset.in_(DATASETS)))
+                .scalars()
+                .all()
+            ) | set(
+                conn.execute(sa.select(spends_table.c.dataset).where(spends_table.c.dataset.in_(DATASETS)))
+                .scalars()
+                .all()
+            )
+        moved: list[str] = []
+        for name in sorted(legacy):
+            key = f"sha256:{builtin_digest(name)}"
+            with write_transaction(self.engine) as conn:
+                if _budget_row(conn, key) is None:
+                    conn.execute(
+                        sa.update(budgets_table).where(budgets_table.c.dataset == name).values(dataset=key)
+                    )
+                else:  # a budget was already set under the digest: it wins, the spends still count against it
+                    conn.execute(sa.delete(budgets_table).where(budgets_table.c.dataset == name))
+                conn.execute(
+                    sa.update(spends_table).where(spends_table.c.dataset == name).values(dataset=key)
+                )
+                if _label(conn, key) is None:
+                    conn.execute(sa.insert(labels_table).values(dataset=key, label=name))
+            self._log("privacy.budget.migrate", key, "ok", {"from": name})
+            moved.append(name)
+        return moved
+
     def _allow(self, operation: str) -> None:
         if self._authorize is not None:
             self._authorize(PERMISSIONS[operation])
@@ -480,7 +516,9 @@ def ledger_for_vault(vault: Any) -> PrivacyLedger:
     def authorize(permission: str) -> None:
         vault.access.check(vault.identity, permission)
 
-    return PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, authorize=authorize)
+    ledger = PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, authorize=authorize)
+    ledger.migrate_legacy_keys()
+    return ledger
 
 
 def _describe(name: str, label: str | None) -> str:

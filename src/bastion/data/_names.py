@@ -71,6 +71,7 @@ _AFTER = re.compile(
 )
 _STOP = frozenset(
     """
+    contact contacts attendees attendee sr sra srta el il sent ticket meeting
     the a an and or but if for from with to of in on at by as is are was were be this that these those
     it its our your their my his her we you they i he she dear hi hello thanks thank regards best monday
     tuesday wednesday thursday friday saturday sunday january february march april may june july august
@@ -147,7 +148,9 @@ def _known(words: list[str]) -> bool:
     content = [w for w in words if not re.fullmatch(_PARTICLE, w)]
     if not content:
         return False
-    return content[0].casefold() in first or content[-1].casefold() in last
+    head, tail = content[0].casefold(), content[-1].casefold()
+    # Given-family order, or family-given order (Chen Wei, Tanaka Hiroshi).
+    return head in first or tail in last or (len(content) >= 2 and head in last and tail in first)
 
 
 def person_spans(text: str) -> list[tuple[int, int, float]]:

@@ -217,7 +217,10 @@ def _load_skops(p: Path, *, trusted_types: Sequence[str], reference: str) -> Loa
         found = sio.get_untrusted_types(data=data)
     except Exception as exc:
         raise InvalidInput(f"{p}: not a readable skops file ({type(exc).__name__})") from exc
-    untrusted = set(found) - set(trusted_types)
+    from bastion.scan import allow_listed
+
+    # types on bastion's generated allow-list are trusted; anything else needs the user's review
+    untrusted = {t for t in found if not allow_listed(t)} - set(trusted_types)
     if untrusted:
         raise UnsafeArtifact(
             f"{p}: skops file holds untrusted types: {', '.join(sorted(untrusted)[:5])}",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bastion.errors import InvalidInput, UnsafeArtifact
+from bastion.scan._allowlist import is_allowed
 from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
@@ -94,6 +95,12 @@ def scan_bytes(
     return scan_stream(io.BytesIO(bytes(data)), name=name, config=config)
 
 
+def allow_listed(dotted: str) -> bool:
+    """Whether a ``module.qualname`` string (as skops and torch print them) is on the generated allow-list."""
+    parts = dotted.split(".")
+    return any(is_allowed(".".join(parts[:i]), ".".join(parts[i:])) for i in range(1, len(parts)))
+
+
 def inspect_artifact(path: str | os.PathLike[str], *, config: ScanConfig | None = None) -> None:
     """Raise :class:`UnsafeArtifact` unless every file under ``path`` scans safe (errors count as unsafe)."""
     report = scan(paths=[path], config=config)
@@ -112,6 +119,7 @@ __all__ = [
     "ScanReport",
     "Severity",
     "Verdict",
+    "allow_listed",
     "convert",
     "inspect_artifact",
     "safe_load",

@@ -147,6 +147,7 @@ class PickleAnalyzer:
         self.torchscript = torchscript
         self.joblib = joblib
         self.wrappers = 0  # joblib array wrappers BUILT (in either mode)
+        self.issues_at_wrapper = 0
         self.frame_end: int | None = None
         self.config = config
         self.issues = issues
@@ -662,6 +663,8 @@ class PickleAnalyzer:
             target.state = state
             target.depth = max(target.depth, _depth(state) + 1)
             if target.ctor == JOBLIB_WRAPPER:
+                if not self.wrappers:
+                    self.issues_at_wrapper = len(self.issues)
                 self.wrappers += 1
                 if self.joblib:
                     self._joblib_array(target)
@@ -721,6 +724,7 @@ class PickleAnalyzer:
         if shape is None or not all(type(d) is int and d >= 0 for d in shape):
             raise Malformed("joblib array shape is not a tuple of sizes", self.offset)
         itemsize, has_object = _numpy_dtype(dtype, self.offset)
+        self.frame_end = None  # the check above: the frame (if any) ends here, where joblib's data starts
         if has_object:
             nested = PickleAnalyzer(
                 self.r,

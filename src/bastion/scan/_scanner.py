@@ -248,6 +248,8 @@ class _Walk:
             raise
         except Malformed:
             if analyzer.wrappers or JOBLIB in analyzer.globals:  # joblib's array data: see _joblib
+                if analyzer.wrappers:  # past the first wrapper, CPython's own reading is judged (replay)
+                    del self.issues[analyzer.issues_at_wrapper :]
                 return self._joblib(src, member)
             # text that merely starts like a pickle, if CPython's unpickler (C and pure Python) agrees
             if text_ok and len(self.issues) == before and _is_text(src) and self._replay(src, member, "text"):
@@ -256,6 +258,8 @@ class _Walk:
         if isinstance(res.value, int) and res.value == LEGACY_TORCH_MAGIC:
             return self._torch_legacy(r, member)
         if analyzer.wrappers or JOBLIB in analyzer.globals:
+            if analyzer.wrappers:
+                del self.issues[analyzer.issues_at_wrapper :]
             return self._joblib(src, member)
         self._trailing(r, member)
         return "pickle"

@@ -33,13 +33,19 @@ LINES = [
         "Paziente: Giulia Bianchi, codice fiscale RSSMRA85T10A562S, tel. 347 123 4567",
         ["Giulia Bianchi", "RSSMRA85T10A562S", "347 123 4567"],
     ),
-    ("Call from Siobhán O'Connor re: invoice 4471; callback +353 87 123 4567", ["Siobhán O'Connor", "+353 87 123 4567"]),
+    (
+        "Call from Siobhán O'Connor re: invoice 4471; callback +353 87 123 4567",
+        ["Siobhán O'Connor", "+353 87 123 4567"],
+    ),
     (
         "Meeting notes - attendees: Priya Raghunathan, Tomasz Wiśniewski, Chen Wei.",
         ["Priya Raghunathan", "Tomasz Wiśniewski", "Chen Wei"],
     ),
     ("DOB 1983-07-14, SSN 123-45-6789, member since 2019.", ["1983-07-14", "123-45-6789"]),
-    ("Account holder Olumide Balogun updated his email to olu.b@mailbox.ng", ["Olumide Balogun", "olu.b@mailbox.ng"]),
+    (
+        "Account holder Olumide Balogun updated his email to olu.b@mailbox.ng",
+        ["Olumide Balogun", "olu.b@mailbox.ng"],
+    ),
     ("Driver's license number D1234-56789-01234 was scanned at check-in.", ["D1234-56789-01234"]),
     ("The Aadhaar number 4991 1866 5246 was provided for KYC.", ["4991 1866 5246"]),
     (
@@ -48,15 +54,24 @@ LINES = [
     ),
     ("Contact Kwame Mensah on 024 123 4567 about the shipment.", ["Kwame Mensah", "024 123 4567"]),
     ("Thanks for your help! - Astrid Lindqvist", ["Astrid Lindqvist"]),
-    ("Customer Ngô Bảo Châu reported a double charge on card 4111 1111 1111 1111.", ["Ngô Bảo Châu", "4111 1111 1111 1111"]),
+    (
+        "Customer Ngô Bảo Châu reported a double charge on card 4111 1111 1111 1111.",
+        ["Ngô Bảo Châu", "4111 1111 1111 1111"],
+    ),
     ("Requested by: Fatima Al-Zahra; approved by: Omar Haddad.", ["Fatima Al-Zahra", "Omar Haddad"]),
     ("Sent to 742 Evergreen Terrace, Springfield, OR 97403 on Monday.", ["742 Evergreen Terrace"]),
     ("Passenger name: MÜLLER/ANNA MARIA MRS, passport C01X00T47", ["MÜLLER", "ANNA MARIA", "C01X00T47"]),
-    ("Teléfono de contacto: +34 612 34 56 78, correo: maria.garcia@correo.es", ["+34 612 34 56 78", "maria.garcia@correo.es"]),
+    (
+        "Teléfono de contacto: +34 612 34 56 78, correo: maria.garcia@correo.es",
+        ["+34 612 34 56 78", "maria.garcia@correo.es"],
+    ),
     ("王秀英来电询问订单。", ["王秀英"]),
     ("Dear 김민준, your parcel is on its way.", ["김민준"]),
-    ("Born on March 3rd, 1982; NINO QQ 12 34 56 C is not valid but AB 12 34 56 C is.", ["March 3rd, 1982", "AB 12 34 56 C"]),
-]  # fmt: skip
+    (
+        "Born on March 3rd, 1982; NINO QQ 12 34 56 C is not valid but AB 12 34 56 C is.",
+        ["March 3rd, 1982", "AB 12 34 56 C"],
+    ),
+]
 DECOYS = [
     "Version 2.4.1 released on 2024-03-05 at 10:22; build 20240305.",
     "Order ORD-2024-000123 contains ISBN 978-0-306-40615-7 and SKU-A123-45, price 19.99.",

@@ -265,3 +265,20 @@ def test_dpsettings_validation() -> None:
     ):
         with pytest.raises(InvalidInput):
             DPSettings(**bad)
+
+
+def test_importing_opacus_leaves_logging_to_the_application() -> None:
+    # issue 14 item 12: Opacus' import-time logging.basicConfig printed raw "12/04/2026 …:WARNING:" lines
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from bastion.privacy.dp import noise_for_epsilon\n"
+        "noise_for_epsilon(target_epsilon=3.0, delta=1e-5, sample_rate=0.1, steps=10)\n"
+        "print(len(logging.getLogger().handlers))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "0"

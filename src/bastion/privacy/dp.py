@@ -61,10 +61,19 @@ def noise_source(*, secure_mode: bool = False) -> dict[str, Any]:
 
 
 def _import_opacus() -> Any:
+    root = logging.getLogger()
+    before = list(root.handlers)
     try:
         import opacus
+        import opacus.utils.module_utils  # the module that calls logging.basicConfig
     except ImportError as exc:  # pragma: no cover - opacus is in the privacy extra
         raise DependencyMissing("opacus is not installed", hint="pip install 'bastion-ml[privacy]'") from exc
+    finally:
+        # Opacus calls logging.basicConfig at import, which would print every later warning of every library
+        # as a raw "12/05/2026 00:57:19:WARNING:…" line: logging is the application's to configure.
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
     return opacus
 
 

@@ -35,6 +35,8 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
     "privacy": frozenset({"default_budget", "default_delta"}),
     "audit": frozenset({"budget", "policy"}),
     "watermark": frozenset({"key_id"}),
+    # governance: one table of rules per environment (validated by bastion.governance.policy)
+    "policy": frozenset({"dev", "staging", "prod", "threat_model"}),
     "serve": frozenset(
         {
             "host",

@@ -46,6 +46,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "watermark",
     "serve",
     "guard",
+    "governance",  # inventory, check, bom, threat-model, check-deploy
 )
 
 

@@ -1,0 +1,107 @@
+"""``bastion inventory``, ``check``, ``bom``, ``threat-model`` and ``check-deploy``."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from bastion.cli._common import HOME_OPTION, open_vault, print_json
+from bastion.errors import InvalidInput
+
+EXIT_FINDING = 1
+
+
+class InventoryFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class CheckFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class ThreatFormat(enum.StrEnum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+def _emit_report(report: object, fmt: CheckFormat, out: Path | None) -> None:
+    from bastion.governance.findings import CheckReport
+
+    assert isinstance(report, CheckReport)
+    if fmt is CheckFormat.sarif:
+        text = json.dumps(report.to_sarif(), indent=2, sort_keys=True) + "\n"
+    elif fmt is CheckFormat.json:
+        text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+    else:
+        text = report.text() + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        if fmt is not CheckFormat.text:
+            typer.echo(report.text().splitlines()[-1], err=True)
+    else:
+        sys.stdout.write(text)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("inventory")
+    def inventory_(
+        kind: str | None = typer.Option(None, "--kind", help="model, dataset or deployment."),
+        home: Path | None = HOME_OPTION,
+        fmt: InventoryFormat = typer.Option(InventoryFormat.table, "--format", help="Output format."),
+    ) -> None:
+        """Every model, dataset and deployment with its signature, scan, audit, ε and watermark evidence."""
+        from bastion.governance.inventory import inventory, to_csv, to_table
+
+        if kind not in (None, "model", "dataset", "deployment"):
+            raise InvalidInput("--kind must be model, dataset or deployment")
+        with open_vault(home) as vault:
+            entries = inventory(vault=vault, kind=None if kind == "deployment" else kind)
+        if kind == "deployment":
+            entries = tuple(e for e in entries if e.kind == "deployment")
+        if fmt is InventoryFormat.json:
+            print_json([e.to_dict() for e in entries])
+        elif fmt is InventoryFormat.csv:
+            sys.stdout.write(to_csv(entries))
+        else:
+            typer.echo(to_table(entries))
+
+    @app.command("check")
+    def check(
+        targets: list[str] = typer.Argument(None, help="NAME[:VERSION] in the registry, or a code PATH."),
+        all_models: bool = typer.Option(False, "--all", help="Also check every model version."),
+        env: str | None = typer.Option(None, "--env", help="Judge against this environment's policy."),
+        no_bandit: bool = typer.Option(False, "--no-bandit", help="Skip the bandit engine on code."),
+        home: Path | None = HOME_OPTION,
+        fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", help="Output format."),
+        out: Path | None = typer.Option(None, "--out", help="Write the report here instead of stdout."),
+    ) -> int:
+        """Evaluate the bastion.toml policy on registry versions and review code (exit 1 on a violation).
+
+        Without a target every model version is checked."""
+        from bastion.governance.code import review_code
+        from bastion.governance.findings import merge
+        from bastion.governance.policy import check_versions
+
+        items = list(targets or [])
+        paths = [t for t in items if Path(t).exists()]
+        refs = [t for t in items if t not in paths]
+        reports = []
+        if paths:
+            reports.append(review_code(paths=paths, use_bandit=not no_bandit))
+        if refs or all_models or not items:
+            with open_vault(home) as vault:
+                reports.append(
+                    check_versions(vault=vault, refs=None if (all_models or not items) else refs, env=env)
+                )
+        report = merge(reports)
+        _emit_report(report, fmt, out)
+        return 0 if report.ok else EXIT_FINDING

@@ -1,0 +1,168 @@
+"""A governed project: a home with a policy, a compliant model version and helpers to seed violations."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bastion.crypto.kdf import KdfParams
+from bastion.data.catalog import record_classification
+from bastion.data.scan import scan_file
+from bastion.errors import UnsafeArtifact
+from bastion.vault import Vault, init_project
+
+POLICY = """
+[policy]
+threat_model = "SYSTEM.yaml"
+
+[policy.prod]
+require_signature = true
+require_clean_scan = true
+max_epsilon = 8.0
+min_robust_accuracy = 0.30
+max_mia_tpr = 0.05
+require_watermark = true
+forbid_unprotected_pii = true
+require_threat_model = true
+
+[policy.dev]
+require_signature = true
+require_clean_scan = true
+max_epsilon = 8.0
+min_robust_accuracy = 0.30
+max_mia_tpr = 0.05
+require_watermark = true
+forbid_unprotected_pii = true
+require_threat_model = true
+"""
+
+SYSTEM_YAML = """name: fraud-scoring
+owner: risk-team
+generative: false
+exposure: [public_api]
+data_classes: [pii]
+training: {federated: false, third_party_data: true}
+agents: false
+assets: [fraud]
+"""
+
+
+def refuse_pickles(path: Path) -> None:
+    """A real (small) inspector on the vault's plug-in seam: refuses ``.pkl`` files."""
+    candidates = [path] if path.is_file() else list(path.rglob("*"))
+    for p in candidates:
+        if p.suffix == ".pkl":
+            raise UnsafeArtifact(f"{p.name}: pickle files are refused")
+
+
+def audit_note(*, robust: float = 0.55, tpr: float = 0.01, grade: str = "B") -> dict[str, Any]:
+    """The shape ``bastion audit --push`` stores (``AuditReport.summary()``)."""
+    return {
+        "created": "2026-12-01T00:00:00+00:00",
+        "budget": "quick",
+        "seed": 0,
+        "grade": grade,
+        "reasons": [],
+        "families": {
+            "evasion": {
+                "status": "ok",
+                "grade": grade,
+                "metrics": {"clean_accuracy": 0.95, "robust_accuracy": robust},
+            },
+            "membership": {"status": "ok", "grade": "A", "metrics": {"auc": 0.52, "tpr_at_0_1_fpr": tpr}},
+            "extraction": {"status": "ok", "grade": "C", "metrics": {"random_fidelity": 0.62}},
+        },
+        "report_sha256": "0" * 64,
+    }
+
+
+class Project:
+    def __init__(self, home: Path, vault: Vault, tmp: Path) -> None:
+        self.home, self.vault, self.tmp = home, vault, tmp
+        self.clean_csv = tmp / "train_clean.csv"
+        self.clean_csv.write_text("amount,merchant\n" + "".join(f"{i}.5,shop{i % 7}\n" for i in range(60)))
+        self.pii_csv = tmp / "train_pii.csv"
+        self.pii_csv.write_text("amount,email\n" + "".join(f"{i}.5,user{i}@example.com\n" for i in range(60)))
+        for f in (self.clean_csv, self.pii_csv):
+            record_classification(vault.engine, scan_file(path=f, use_presidio=False), actor="owner")
+
+    def push_model(
+        self,
+        name: str,
+        *,
+        epsilon: float | None = 2.0,
+        data: Path | None = None,
+        audit: dict[str, Any] | None = None,
+        watermark: bool = True,
+        allow_unsafe: bool = False,
+        env: str = "dev",
+    ) -> str:
+        d = self.tmp / f"art-{name}-{os.urandom(4).hex()}"
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(os.urandom(256))
+        data = data or self.clean_csv
+        meta: dict[str, Any] = {
+            "dataset": data.name,
+            "dataset_digest": hashlib.sha256(data.read_bytes()).hexdigest(),
+            "private": epsilon is not None,
+            "epsilon": epsilon,
+            "delta": 1e-5 if epsilon is not None else None,
+            "accuracy": 0.95,
+            "architecture": {"kind": "mlp", "hidden": [64]},
+        }
+        v = self.vault.push(
+            d, name=name, env=env, metadata=meta, allow_unsafe=allow_unsafe, classification="confidential"
+        )
+        ref = v.ref
+        self.vault.annotate(ref, namespace="audit", data=audit if audit is not None else audit_note())
+        if watermark:
+            self.vault.annotate(ref, namespace="watermark", data={"commitment": "ab" * 32, "key_id": "wm-1"})
+        self.touch_threat_model()
+        return ref
+
+    def touch_threat_model(self, *, age_s: float = 0.0) -> None:
+        p = self.home / "SYSTEM.yaml"
+        p.write_text(SYSTEM_YAML)
+        t = p.stat().st_mtime + 5 - age_s
+        os.utime(p, (t, t))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    home = tmp_path / "home"
+    v = init_project(
+        home=home,
+        passphrase=os.environ["BASTION_PASSPHRASE"],
+        kdf=KdfParams.unsafe_fast(),
+        inspectors=[refuse_pickles],
+    )
+    with (home / "bastion.toml").open("a", encoding="utf-8") as fh:
+        fh.write(POLICY)
+    v.close()
+    from bastion.vault import open_vault
+
+    vault = open_vault(home=home, passphrase=os.environ["BASTION_PASSPHRASE"], inspectors=[refuse_pickles])
+    monkeypatch.setenv("BASTION_HOME", str(home))
+    yield Project(home, vault, tmp_path)
+    vault.close()
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    def _write(rel: str, text: str) -> Path:
+        p = tmp_path / "code" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    return _write
+
+
+@pytest.fixture(name="audit_note")
+def _audit_note() -> Callable[..., dict[str, Any]]:
+    return audit_note

@@ -1,0 +1,72 @@
+"""``bastion inventory`` and :func:`bastion.governance.inventory`: every field from the real evidence."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from typing import Any
+
+import pytest
+
+from bastion.cli import run
+from bastion.governance import inventory
+from bastion.governance.inventory import COLUMNS
+
+NOW = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
+
+
+def test_library_inventory_fields(project: Any) -> None:
+    good = project.push_model("fraud")
+    unsafe = project.push_model("legacy", epsilon=None, watermark=False, allow_unsafe=True, audit={})
+    ds = project.vault.push(project.clean_csv, name="train", kind="dataset", classification="internal")
+    entries = {e.ref: e for e in inventory(vault=project.vault, now=NOW)}
+    assert set(entries) == {good, unsafe, ds.ref}
+    e = entries[good]
+    assert (e.kind, e.name, e.version, e.env, e.owner) == ("model", "fraud", 1, "dev", "owner")
+    assert e.classification == "confidential" and e.signature == "verified" and e.scan == "clean"
+    assert (e.audit_grade, e.clean_accuracy, e.robust_accuracy) == ("B", 0.95, 0.55)
+    assert (e.mia_tpr_at_0_1_fpr, e.mia_auc, e.extraction_fidelity) == (0.01, 0.52, 0.62)
+    assert (e.epsilon, e.delta) == (2.0, 1e-5)
+    assert e.watermark == "ab" * 32
+    assert e.training_dataset == "train_clean.csv"
+    assert e.lineage_roots == (hashlib.sha256(project.clean_csv.read_bytes()).hexdigest(),)
+    assert e.last_verified == NOW.isoformat() and e.error is None and e.endpoints == ()
+    u = entries[unsafe]
+    assert u.scan == "unsafe-override" and u.epsilon is None and u.watermark is None and u.audit_grade is None
+    d = entries[ds.ref]
+    assert d.kind == "dataset" and d.classification == "internal" and d.signature == "verified"
+
+
+def test_cli_inventory_json_csv_table(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    good = project.push_model("fraud")
+    assert run(["inventory", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert list(row) == sorted(COLUMNS)  # print_json sorts keys; every column present
+    assert row["name"] == "fraud" and row["version"] == 1 and row["kind"] == "model"
+    assert row["signature"] == "verified" and row["scan"] == "clean" and row["audit_grade"] == "B"
+    assert row["robust_accuracy"] == 0.55 and row["mia_tpr_at_0_1_fpr"] == 0.01 and row["epsilon"] == 2.0
+    assert row["watermark"] == "ab" * 32 and row["endpoints"] == [] and row["error"] is None
+    assert row["lineage_roots"] == [hashlib.sha256(project.clean_csv.read_bytes()).hexdigest()]
+    assert dt.datetime.fromisoformat(row["last_verified"]).tzinfo is not None
+    assert run(["inventory", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 1 and rows[0]["name"] == "fraud" and rows[0]["epsilon"] == "2.0"
+    assert rows[0]["watermark"] == "ab" * 32 and rows[0]["endpoints"] == ""
+    assert run(["inventory"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["kind", "name", "version", "env"]
+    assert table[1].split()[:4] == ["model", "fraud", "1", "dev"]
+    assert good == "fraud:1"
+
+
+def test_gateway_deployment_and_endpoints(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    project.push_model("fraud", env="prod")
+    with (project.home / "bastion.toml").open("a") as fh:
+        fh.write('\n[serve]\nhost = "10.0.0.5"\nport = 8443\n')
+    assert run(["inventory", "--kind", "deployment", "--format", "json"]) == 0
+    (gw,) = json.loads(capsys.readouterr().out)
+    assert gw["kind"] == "deployment" and gw["name"] == "gateway"
+    assert gw["endpoints"] == ["http://10.0.0.5:8443/v2/models/fraud"]

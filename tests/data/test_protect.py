@@ -196,3 +196,37 @@ def test_generalization_raises_k(tmp_path: Path, table) -> None:
     after = assess_risk(path=tmp_path / "g.csv", quasi_identifiers=["zip", "age"], k=2)
     assert before.k == 1 and before.records_below_k > 300
     assert after.k >= 2 and after.records_below_k == 0
+
+
+def test_pii_column_is_protected_whole_even_where_no_cell_was_detected(tmp_path: Path) -> None:
+    """Fail closed: a column classified pii by its name keeps no cell verbatim, detected or not."""
+    names = ["Oluwaseun Adebayo-Okonkwo", "Thandiwe Mthembu", "Aroha Te Whatu", "x", "Kalani Kahananui"] * 20
+    passports = ["533380006", "C01X00T47", "12AB34567", "E12345678", "K9-77 1"] * 20
+    raw = tmp_path / "people.csv"
+    raw.write_text(
+        "holder_name,passport,plan\n"
+        + "".join(f"{n},{p},basic\n" for n, p in zip(names, passports, strict=True))
+    )
+    res = protect_file(path=raw, out=tmp_path / "out.csv", keys=KEYS, use_presidio=False)
+    kinds = {c.name: (c.label, c.kind) for c in res.report.columns}
+    assert kinds["holder_name"] == (Label.pii, "structured") and kinds["passport"] == (
+        Label.pii,
+        "structured",
+    )
+    out = next(iter(iter_chunks(tmp_path / "out.csv"))).data
+    for column, before in (("holder_name", names), ("passport", passports)):
+        assert not [v for v, a in zip(before, out[column], strict=True) if v == a], column
+    assert set(out["plan"]) == {"basic"}
+
+
+def test_free_text_protect_counts_cells_without_detection(tmp_path: Path) -> None:
+    notes = ["Customer Jane Doe called from +44 20 7946 0958 about her parcel today"] * 10 + [
+        "the parcel arrived late and the box was damaged on arrival"
+    ] * 5
+    raw = tmp_path / "n.csv"
+    raw.write_text("notes\n" + "".join(f"{n}\n" for n in notes))
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
+    assert res.report.column("notes").kind == "free_text"
+    assert res.undetected == {"notes": 5}
+    assert res.to_dict()["plan"][0]["cells_without_detection"] == 5
+    assert "Jane Doe" not in (tmp_path / "o.csv").read_text()

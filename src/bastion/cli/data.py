@@ -141,7 +141,12 @@ def register(app: typer.Typer) -> None:
         result = outcome.result
         typer.echo(f"protected {result.rows} rows -> {result.output} (token scope {result.token_scope!r})")
         for p in result.plan:
-            typer.echo(f"  {p.name}: {p.label} ({p.kind}) -> {p.action.value}")
+            note = ""
+            if p.kind == "free_text" and p.name in result.undetected:
+                note = f"; spans replaced, {result.undetected[p.name]} non-empty cells had no detection"
+            elif p.label in ("pii", "secret") and p.action.value not in ("keep", "drop"):
+                note = "; every non-empty cell"
+            typer.echo(f"  {p.name}: {p.label} ({p.kind}) -> {p.action.value}{note}")
         if outcome.pushed is not None:
             typer.echo(f"pushed {outcome.pushed.name}:{outcome.pushed.version}")
 

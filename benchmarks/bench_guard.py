@@ -133,15 +133,22 @@ def speed(rows: list[dict]) -> None:
     texts = [r["text"] for r in rows if r["split"] == "test"][:1500]
     for t in texts[:50]:
         det.scan(t)
-    lat = []
+    lat, cpu = [], []
     for t in texts:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         det.scan(t)
         lat.append((time.perf_counter() - t0) * 1000.0)
+        cpu.append((time.thread_time() - c0) * 1000.0)
     p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    c50, c99 = float(np.percentile(cpu, 50)), float(np.percentile(cpu, 99))
     lengths = [len(t) for t in texts]
     print(f"prompts: {len(texts)}, length median {int(np.median(lengths))} chars, max {max(lengths)}")
-    print(f"| p50 | {p50:.2f} ms | <= 3 ms |\n| p99 | {p99:.2f} ms | <= 20 ms |")
+    print("| figure | wall clock (includes preemption by other jobs) | CPU time of the thread | must hold |")
+    print("|---|---|---|---|")
+    print(
+        f"| p50 | {p50:.2f} ms | {c50:.2f} ms | <= 3 ms |\n| p99 | {p99:.2f} ms | {c99:.2f} ms | <= 20 ms |"
+    )
+    print(f"| max | {max(lat):.2f} ms | {max(cpu):.2f} ms | |")
     print(
         f"| vs llm-guard published {LLM_GUARD_MS[0]:.0f}-{LLM_GUARD_MS[1]:.0f} ms per prompt "
         "(4 CPUs, not run here) "

@@ -86,10 +86,12 @@ def ngram_buckets(
             matches = list(_WORD.finditer(folded))
             words = [m.group().encode("utf-8") for m in matches]
             starts = np.asarray([m.start() for m in matches], dtype=np.int64)
+            crc = [zlib.crc32(w) for w in words]  # CRC-32 runs on: crc32(b, crc32(a)) == crc32(a + b)
             for n in range(1, word_ngrams + 1):
                 if len(words) < n:
                     break
-                crc = [zlib.crc32(b" ".join(words[i : i + n])) for i in range(len(words) - n + 1)]
+                if n > 1:
+                    crc = [zlib.crc32(words[i + n - 1], zlib.crc32(b" ", c)) for i, c in enumerate(crc[:-1])]
                 h = np.asarray(crc, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 + n)
                 h *= _FNV
                 out.append((starts[: len(crc)], _mix(h, dim)))

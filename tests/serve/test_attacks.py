@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,8 +182,28 @@ def test_hostile_inputs_are_4xx_without_traceback(jwt_server, kit, project, digi
     assert "Traceback" not in logs.text() + stream.getvalue()
 
 
-def test_malformed_jwt_is_a_401_not_a_500(jwt_server) -> None:
-    srv, _, stream = jwt_server
+@pytest.fixture(scope="module")
+def ec_jwt_server(kit, project, digits, tmp_path_factory: pytest.TempPathFactory):
+    """The default algorithms (ES256 and RS256) with an EC key: an RS256 header met an EC key (TypeError)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path_factory.mktemp("jwt-ec") / "idp.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    jwt_cfg = JwtConfig(public_key_file=str(pub), issuer="https://idp.test", audience="gw")
+    stream = io.StringIO()
+    gateway = kit.make_gateway(
+        project, digits, GatewayConfig(jwt=jwt_cfg), jwt=JwtVerifier(jwt_cfg), logger=_logger(stream)
+    )
+    with kit.serving(gateway) as srv:
+        yield srv, gateway, stream
+
+
+@pytest.mark.parametrize("which", ["ec_jwt_server", "jwt_server"])
+def test_malformed_jwt_is_a_401_not_a_500(request, which: str) -> None:
+    srv, _, stream = request.getfixturevalue(which)
     hostile = [
         "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.AAAA",
         "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bastion.crypto.aead import (
     HEADER_SIZE,
     TAG_SIZE,
+    DecryptingReader,
     ciphertext_size,
     decrypt_stream,
     encrypt_stream,
@@ -281,3 +282,37 @@ def test_decrypt_memory_is_constant_in_stream_size() -> None:
         tracemalloc.stop()
     assert n == sink.n == 24 << 20
     assert peak < 6 << 20
+
+
+# --- DecryptingReader: the seekable view inspectors read stored versions through (issue 12 item 1) ---------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(0, 6 * SEG),
+    reads=st.lists(st.tuples(st.integers(0, 7 * SEG), st.integers(0, 3 * SEG)), max_size=6),
+)
+def test_decrypting_reader_matches_slices(size: int, reads: list[tuple[int, int]]) -> None:
+    data = os.urandom(size)
+    reader = DecryptingReader(key=KEY, src=io.BytesIO(seal(data)), associated_data=AD)
+    assert reader.size == size and reader.seek(0, io.SEEK_END) == size
+    assert reader.segments_decrypted == 1  # the final segment, authenticated up front
+    for offset, length in reads:
+        reader.seek(offset)
+        assert reader.read(length) == data[offset : offset + length]
+    reader.seek(0)
+    assert reader.read() == data
+
+
+def test_decrypting_reader_fails_closed_on_truncation_and_tampering() -> None:
+    data = os.urandom(5 * SEG + 7)
+    ct = seal(data)
+    with pytest.raises(IntegrityError):
+        DecryptingReader(key=KEY, src=io.BytesIO(ct[: -(7 + 16)]), associated_data=AD)  # final segment cut
+    with pytest.raises(IntegrityError):
+        DecryptingReader(key=KEY, src=io.BytesIO(ct), associated_data=b"other")
+    bad = bytearray(ct)
+    bad[len(ct) // 2] ^= 1
+    reader = DecryptingReader(key=KEY, src=io.BytesIO(bytes(bad)), associated_data=AD)
+    with pytest.raises(IntegrityError):
+        reader.read()

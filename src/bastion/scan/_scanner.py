@@ -266,17 +266,19 @@ class _Walk:
 
     def _joblib(self, src: Source, member: str) -> str:
         """A pickle holding joblib array wrappers: judge both readings (``pickle.load``, ``joblib.load``)."""
-        self._replay(src, member, "pickle.load reading of a joblib file")
         r = src.reader()
-        analyze_pickle(
-            r,
-            config=self.config,
-            issues=self.issues,
-            member=member,
-            torchscript=self.torchscript,
-            joblib=True,
-        )
-        self._trailing(r, member)
+        try:
+            analyze_pickle(
+                r,
+                config=self.config,
+                issues=self.issues,
+                member=member,
+                torchscript=self.torchscript,
+                joblib=True,
+            )
+            self._trailing(r, member)
+        finally:  # after the analysis, so its findings (with offsets) come first
+            self._replay(src, member, "pickle.load reading of a joblib file")
         return "joblib"
 
     def _replay(self, src: Source, member: str, what: str, *, strict: bool = True) -> bool:

@@ -1,15 +1,20 @@
 """The registry: push / pull / verify / promote of encrypted, signed, immutable artifact versions.
 
-Push: the files are signed in place with OpenSSF model-signing (the signed per-file SHA-256 digests are the
-manifest's truth), a version number is reserved, the bastion manifest (name, version, kind, files, the
-model-signing bundle's digest) is signed with the home's Ed25519 key, a fresh data key (DEK) is wrapped by the
-environment's KEK, and each file is streamed through the segmented AEAD with associated data
-``name ‖ version ‖ manifest digest ‖ path`` into the content-addressed blob store. One database transaction
-then makes the version visible; a crash before it leaves at most orphan blobs and a burnt version number.
+Push (``bastion-manifest/v2``): a version number is reserved and a fresh data key (DEK) drawn; each file is
+read **once**, from one descriptor opened without following links (:mod:`bastion.vault._source`), and that
+read is SHA-256-hashed, sealed by the segmented AEAD with associated data ``name ‖ version ‖ path`` and
+BLAKE3-addressed into the blob store (:mod:`bastion.vault._push`). The inspectors (the scanner) then judge the
+*stored* version through authenticated range reads, so what they accept is exactly what is signed and later
+pulled; a refusal deletes the blobs and releases the number. Only then are the digests signed with
+OpenSSF model-signing, the bastion manifest (name, version, kind, files, the model-signing bundle's digest)
+signed with the home's Ed25519 key, the DEK wrapped by the environment's KEK, and one database transaction
+makes the version visible; a crash before it leaves at most orphan blobs and a burnt version number.
+Versions written before (``bastion-manifest/v1``, whose AD also bound the manifest digest) still verify and
+pull: the format is part of the signed manifest.
 
 Pull and verify trust nothing in the database that the signatures do not cover: rows are cross-checked
 against the signed manifest, every blob is authenticated segment by segment, every plaintext digest is
-compared, and pull renames its temporary directory into place only when everything verified.
+compared, and pull moves its staging directory's files into place only when everything verified.
 """
 
 from __future__ import annotations

@@ -105,3 +105,39 @@ def register(app: typer.Typer) -> None:
         report = merge(reports)
         _emit_report(report, fmt, out)
         return 0 if report.ok else EXIT_FINDING
+
+    @app.command("bom")
+    def bom(
+        ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a model."),
+        out: Path | None = typer.Option(None, "--out", help="Write the BOM here (default: stdout)."),
+        card: Path | None = typer.Option(
+            None,
+            "--card",
+            help="YAML/JSON with users, use_cases, ethical_considerations, fairness, limitations.",
+        ),
+        home: Path | None = HOME_OPTION,
+    ) -> None:
+        """A CycloneDX 1.6 ML-BOM with a model card, validated against the 1.6 schema before it is written."""
+        from bastion.governance.bom import build_bom
+
+        card_data = _read_mapping(card) if card is not None else None
+        with open_vault(home) as vault:
+            doc = build_bom(vault=vault, ref=ref, card=card_data)
+        text = json.dumps(doc, indent=2) + "\n"
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            typer.echo(f"wrote {out} (CycloneDX 1.6, {len(doc.get('components', []))} components)", err=True)
+
+
+def _read_mapping(path: Path) -> dict[str, object]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path}: not a readable YAML/JSON file") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: must hold a mapping")
+    return data

@@ -246,24 +246,29 @@ def proxy_overhead(n: int) -> None:
                 "How do I ignore case when comparing strings in Python?",
                 "Write a haiku about autumn leaves falling on a quiet pond.",
             ]
-            results = {}
+            targets = (
+                ("direct", f"http://127.0.0.1:{up_port}", {}),
+                ("proxied", f"http://127.0.0.1:{px_port}", {"Authorization": f"Bearer {token}"}),
+            )
+            lat: dict[str, list[float]] = {"direct": [], "proxied": []}
+            load0 = os.getloadavg()[0]
             with httpx.Client(timeout=30) as client:
-                for name, url, headers in (
-                    ("direct", f"http://127.0.0.1:{up_port}", {}),
-                    ("proxied", f"http://127.0.0.1:{px_port}", {"Authorization": f"Bearer {token}"}),
-                ):
-                    lat = []
-                    for i in range(n + 20):
-                        body = {"model": "echo", "messages": [{"role": "user", "content": prompts[i % 3]}]}
+                for i in range(n + 20):  # interleaved, so both paths see the same load on the machine
+                    body = {"model": "echo", "messages": [{"role": "user", "content": prompts[i % 3]}]}
+                    for name, url, headers in targets:
                         t0 = time.perf_counter()
                         r = client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
                         dt = (time.perf_counter() - t0) * 1000.0
                         assert r.status_code == 200, r.text
                         if i >= 20:
-                            lat.append(dt)
-                    results[name] = (float(np.percentile(lat, 50)), float(np.percentile(lat, 95)))
+                            lat[name].append(dt)
+            results = {k: (float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in lat.items()}
+            print(
+                f"load average (1 min) before / after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
+                f"on {os.cpu_count()} CPUs"
+            )
             d, p = results["direct"], results["proxied"]
-            print(f"requests: {n} each, sequential, interleaved warm-up of 20")
+            print(f"requests: {n} each, sequential, direct and proxied interleaved, after a warm-up of 20")
             print(f"| direct p50 / p95 | {d[0]:.2f} / {d[1]:.2f} ms |")
             print(f"| proxied p50 / p95 | {p[0]:.2f} / {p[1]:.2f} ms |")
             print(f"| overhead p95 (proxied - direct) | {p[1] - d[1]:.2f} ms | <= 10 ms |")
@@ -278,11 +283,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     rows = load_rows()
+    proxy_overhead(100 if args.quick else 300)  # first, before this process has trained anything
     accuracy(rows)
     if not args.quick:
         cross_source(rows)
     speed(rows)
-    proxy_overhead(100 if args.quick else 300)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,16 +60,21 @@ def claim(home: Path, path: Path, *, kind: str) -> Iterator[None]:
     On a normal exit the claim file is removed; removing ``path`` itself stays the caller's job.
     """
     claims = tmp_root(home) / CLAIMS
-    name = claims / f"{secrets.token_hex(8)}.json"
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    token = secrets.token_hex(8)
+    name = claims / f"{token}.json"
+    # written and locked under a temporary name, then renamed: a claim is never seen empty or unlocked
+    partial = claims / f".tmp-{token}"
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, json.dumps({"path": str(path), "kind": kind, "pid": os.getpid()}).encode())
         os.fsync(fd)
+        os.rename(partial, name)
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            name.unlink()
+        for leftover in (name, partial):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
         os.close(fd)
 
 
@@ -164,6 +170,11 @@ def clean_stale(home: Path) -> list[str]:
     live: set[str] = set()
     if claims.is_dir():
         for entry in sorted(claims.iterdir()):
+            if entry.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    if time.time() - entry.lstat().st_mtime > 3600:  # a claim its writer never finished
+                        entry.unlink()
+                continue
             try:
                 fd = os.open(entry, os.O_RDWR | os.O_NOFOLLOW)
             except OSError:

@@ -153,14 +153,37 @@ def _known(words: list[str]) -> bool:
     return head in first or tail in last or (len(content) >= 2 and head in last and tail in first)
 
 
+def _context(text: str, start: int, end: int) -> tuple[bool, bool]:
+    """(titled, framed) for the words at ``[start, end)``: a title before, or a context word around."""
+    line_start = text.rfind("\n", 0, start) + 1
+    cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
+    before = text[max(cell_start, start - 40) : start]
+    titled = _TITLE.search(before) is not None
+    framed = titled or _BEFORE.search(before) is not None or _AFTER.match(text, end, end + 16) is not None
+    return titled, framed
+
+
 def person_spans(text: str) -> list[tuple[int, int, float]]:
     """(start, end, confidence) of the personal names in ``text``."""
     out: list[tuple[int, int, float]] = []
+    first_names, last_names = lexicon()
+    n = len(text)
     for m in NAME_RUN.finditer(text):
         start, end = m.start(), m.end()
-        if end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+        if end < n and (text[end].isalnum() or text[end] in "_-"):
             continue  # inside a longer token (a protected tok_…, an identifier)
-        words = _split_words(m.group())
+        run = m.group()
+        if " " not in run and "-" not in run:
+            # One word (the common case): a known name with context, or any word after a title.
+            folded = run.casefold()
+            if folded in _STOP:
+                continue
+            known = folded in first_names or folded in last_names
+            titled, framed = _context(text, start, end)
+            if titled or (known and framed):
+                out.append((start, end, 0.85 if titled else 0.6))
+            continue
+        words = _split_words(run)
         # Trim leading and trailing non-name words ("The", "Dear", "Street" …).
         while words and not _is_name_word(words[0]):
             first_word = words.pop(0)
@@ -176,18 +199,13 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
             continue
         if any(not _is_name_word(w) for w in words):
             continue  # "John Street", "Bank Of …": mixed with common words, not a name
-        line_start = text.rfind("\n", 0, start) + 1
-        cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
-        before = text[max(cell_start, start - 40) : start]
-        after = text[end : end + 16]
-        titled = _TITLE.search(before) is not None
-        framed = _BEFORE.search(before) is not None or _AFTER.match(after) is not None
         known = _known(words)
-        if titled or (framed and (len(words) >= 2 or known)) or (len(words) >= 2 and known):
-            conf = 0.85 if titled or known else 0.7
-            out.append((start, end, conf))
-        elif len(words) == 1 and known and framed:
-            out.append((start, end, 0.6))
+        if len(words) >= 2 and known:
+            out.append((start, end, 0.85))
+            continue
+        titled, framed = _context(text, start, end)
+        if titled or (framed and (len(words) >= 2 or known)):
+            out.append((start, end, 0.85 if titled or known else 0.7))
     out.extend(_caseless_spans(text))
     return out
 

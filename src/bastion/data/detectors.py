@@ -717,7 +717,15 @@ def detect_values(
             if (sp.end - sp.start) >= 0.8 * (int(offsets[row + 1]) - int(offsets[row]) - 1):
                 full_by_entity[sp.entity] += 1
         sample_non_empty = sum(1 for v in values[:sample] if v)
-        if full_by_entity and max(full_by_entity.values()) >= 0.9 * max(sample_non_empty, 1):
+        typed = bool(full_by_entity) and max(full_by_entity.values()) >= 0.9 * max(sample_non_empty, 1)
+        if not typed and sample_non_empty:
+            # A column whose name says it holds a sensitive entity and whose values have that shape is
+            # decided (it is protected whole); the rest needs only the detectors that fired in the sample.
+            for entity, shape in column_hints(column):
+                if entity in E.PII_ENTITIES or entity in E.SECRET_ENTITIES:
+                    fits = sum(1 for v in values[:sample] if v and shape.fullmatch(v))
+                    typed = typed or fits >= 0.8 * sample_non_empty
+        if typed:
             # A typed column: confirm the rest with the detectors whose findings survived in the sample.
             winners = {owner[(sp.start, sp.end, sp.entity)] for sp in sample_spans}
             active = tuple(d for i, d in enumerate(dets) if i in winners)

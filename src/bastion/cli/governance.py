@@ -52,6 +52,8 @@ def _emit_report(report: object, fmt: CheckFormat, out: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    register_threat(app)
+
     @app.command("inventory")
     def inventory_(
         kind: str | None = typer.Option(None, "--kind", help="model, dataset or deployment."),
@@ -141,3 +143,45 @@ def _read_mapping(path: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}: must hold a mapping")
     return data
+
+
+def register_threat(app: typer.Typer) -> None:
+    @app.command("threat-model")
+    def threat_model_(
+        system: Path | None = typer.Argument(None, help="SYSTEM.yaml describing the system."),
+        from_inventory: str | None = typer.Option(
+            None, "--from-inventory", help="Write a starting SYSTEM.yaml for this model instead."
+        ),
+        fmt: ThreatFormat = typer.Option(ThreatFormat.md, "--format", help="Output format."),
+        out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
+        home: Path | None = HOME_OPTION,
+    ) -> None:
+        """Threats mapped to MITRE ATLAS and OWASP ML/LLM Top 10, with each control's measured status."""
+        import yaml
+
+        from bastion.governance.threat import (
+            evidence_for,
+            parse_system,
+            render,
+            system_from_inventory,
+            threat_model,
+        )
+
+        if (system is None) == (from_inventory is None):
+            raise InvalidInput("give SYSTEM.yaml or --from-inventory NAME (one of them)")
+        if from_inventory is not None:
+            with open_vault(home) as vault:
+                doc = system_from_inventory(vault=vault, name=from_inventory)
+            text = "# Starting point written by bastion from the registry: review every line.\n"
+            text += yaml.safe_dump(doc, sort_keys=False)
+        else:
+            assert system is not None
+            parsed = parse_system(_read_mapping(system))
+            with open_vault(home) as vault:
+                model = threat_model(system=parsed, evidence=evidence_for(vault=vault, system=parsed))
+            text = render(model, fmt.value)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            typer.echo(f"wrote {out}", err=True)

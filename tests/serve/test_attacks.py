@@ -243,7 +243,10 @@ def test_an_unexpected_exception_is_a_json_500_logged_counted_and_audited(kit, p
         if e.action == "serve:requests"
         for rec in e.details["requests"]
     ]
-    assert [(rec["status"], rec["decision"]) for rec in records][:1] == [(500, "error:internal")]
+    mine = [
+        (rec["status"], rec["decision"]) for rec in records if rec["path"] == "infer" and rec["status"] >= 500
+    ]
+    assert mine == [(500, "error:internal")]  # other gateways of this session may flush into the same log
 
 
 _header_names = st.sampled_from(

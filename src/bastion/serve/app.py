@@ -547,7 +547,8 @@ def _answer(
     model = gw.model
     monitor = gw.monitor
     action = gw.config.monitor.action
-    flagged = monitor.flag(identity.id) if monitor is not None else None
+    restricts = monitor is not None and action in ("block", "throttle")
+    flagged = monitor.flag(identity.id) if monitor is not None and restricts else None
     if monitor is not None and action == "block" and flagged is not None:
         state.decision = "deny:monitor"
         gw.metrics.denials.labels("monitor").inc()

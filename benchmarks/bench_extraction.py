@@ -135,6 +135,33 @@ def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
     )
 
 
+def response_costs(env: dict[str, Any]) -> dict[str, float]:
+    """Accuracy change (pp) on the natural test split when each response is applied to every row."""
+    from bastion.serve.responses import misinform, poison
+
+    d = env["data"]
+    guard = defence(env)
+    x, y = d.x_test, d.y_test
+    p = env["victim"].predict_proba(x)
+    base = float((p.argmax(1) == y).mean())
+    pct, ratio = guard.scorer.score(np.asarray(x, np.float64).reshape(len(x), -1), p.argmax(1))
+    digest = np.arange(len(x), dtype=np.uint64)
+    pol = guard.policy
+    variants = {
+        "watermark": guard.watermark.apply("customer", x, p),
+        "rounding/top-3": truncate(p, top_k=pol.top_k, decimals=pol.decimals),
+        "poisoning": poison(p, secret=b"k" * 32, consumer="c", eps=pol.poison_eps, x_digest=digest),
+        "misinformation (hard-OOD rows, always on)": np.where(
+            (ratio > pol.hard_ood)[:, None], misinform(p, secret=b"k" * 32, consumer="c"), p
+        ),
+        "misinformation (flagged: rows above the flagged percentile)": np.where(
+            (pct >= pol.flagged_ood_pct)[:, None], misinform(p, secret=b"k" * 32, consumer="c"), p
+        ),
+        "misinformation (strong suspicion: every row)": misinform(p, secret=b"k" * 32, consumer="c"),
+    }
+    return {k: 100.0 * (float((v.argmax(1) == y).mean()) - base) for k, v in variants.items()}
+
+
 def benign_streams(env: dict[str, Any], n_streams: int, rows: int) -> dict[str, Any]:
     """Benign clients over natural (test-split) data: repeats, single class, bursts after idle, batch jobs."""
     d = env["data"]
@@ -249,6 +276,11 @@ def main() -> None:
         print(
             f"seed floor: a surrogate from {10 * d.n_classes} natural rows alone (JBDA/adaptive seed size) "
             f"has fidelity {floor.points[0].fidelity:.3f}"
+        )
+        costs = response_costs(env)
+        print(
+            "benign accuracy cost of each response if applied to natural (test-split) rows: "
+            + ", ".join(f"{k} {v:+.2f} pp" for k, v in costs.items())
         )
         b = benign_streams(env, args.streams, args.stream_rows)
         print(

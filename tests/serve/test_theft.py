@@ -8,6 +8,7 @@ slow and is what ``benchmarks/bench_extraction.py`` prints.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import httpx
@@ -103,7 +104,7 @@ def test_misinformation_always_changes_the_label_and_poisoning_never_does() -> N
     assert ((t > 0).sum(1) <= 3).all() and np.all(t[rows, p.argmax(1)] == t.max(1))
 
 
-@pytest.mark.parametrize("strategy", ["random", "bucket", "jacobian"])
+@pytest.mark.parametrize("strategy", ["random", "jacobian"])
 def test_synthetic_theft_is_flagged_within_300_rows_and_the_copy_is_poor(digits: Any, strategy: str) -> None:
     plain = steal(digits, strategy, digits.adapter)
     served = DefendedModel(digits.adapter, make_defence(digits), consumers=("mallory",))
@@ -226,13 +227,129 @@ def test_gateway_end_to_end_flags_misinforms_and_lists_evidence(project: Any, di
         assert client.get("/admin/theft", headers=alice).status_code == 403
 
 
+@functools.lru_cache(maxsize=2)
+def _victim(name: str) -> tuple[Any, Any]:
+    """The benchmark's victim: a 64-unit MLP on the built-in training split of ``name``."""
+    import torch
+
+    from bastion.adversarial.attacks.membership import mlp_shadow_trainer
+    from bastion.models.data import load_dataset
+
+    torch.set_num_threads(1)
+    d = load_dataset(name, seed=0)
+    nf = d.x_train.shape[1]
+    clip = (0.0, 1.0) if name == "digits" else None
+    trainer = mlp_shadow_trainer(
+        input_shape=(nf,),
+        n_classes=d.n_classes,
+        hidden=(64,),
+        epochs=30,
+        batch_size=64,
+        lr=3e-3,
+        clip_values=clip,
+    )
+    return d, trainer(d.x_train, d.y_train, 0)
+
+
+def _guard(name: str, clock: Any = None) -> TheftDefence:
+    from bastion.serve.theft import build_defence
+    from bastion.watermark.keys import WatermarkKey
+
+    d, _ = _victim(name)
+    return build_defence(
+        key=WatermarkKey.from_secret(SECRET),
+        reference_x=d.x_train,
+        reference_y=d.y_train,
+        n_classes=d.n_classes,
+        center=0.5 if name == "digits" else 0.0,
+        **({"clock": clock} if clock is not None else {}),
+    )
+
+
+def _steal_full(name: str, strategy: str, served: Any) -> Any:
+    d, victim = _victim(name)
+    clip = (0.0, 1.0) if name == "digits" else (float(d.x_train.min()), float(d.x_train.max()))
+    return extract(
+        victim=served,
+        strategy=strategy,
+        budgets=(2000,),
+        data=d.x_test,
+        eval_x=d.x_train,
+        clip_values=clip,
+        jacobian_seed_size=10 * d.n_classes,
+        reference=victim,
+        seed=3,
+    )
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["jacobian-random", "mixup"])
-def test_more_synthetic_attacks_full(digits: Any, strategy: str) -> None:
-    served = DefendedModel(digits.adapter, make_defence(digits), consumers=("mallory",))
-    defended = steal(digits, strategy, served)
+@pytest.mark.parametrize("name", ["digits", "breast_cancer"])
+@pytest.mark.parametrize("strategy", ["random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive"])
+def test_full_synthetic_goal(name: str, strategy: str) -> None:
+    """The issue's goal: flagged within 300 rows, best surrogate fidelity at 2,000 rows <= 0.70."""
+    _, victim = _victim(name)
+    served = DefendedModel(victim, _guard(name), consumers=("mallory", "addr:192.0.2.7"))
+    res = _steal_full(name, strategy, served)
     assert served.first_flag is not None and served.first_flag <= 300
-    assert defended.points[-1].fidelity <= 0.70
+    assert res.points[-1].fidelity <= 0.70
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits", "breast_cancer"])
+def test_full_natural_theft_is_attributable(name: str) -> None:
+    d, victim = _victim(name)
+    guard = _guard(name)
+    served = DefendedModel(victim, guard, consumers=("mallory",))
+    res = _steal_full(name, "knockoff", served)
+    rng = np.random.default_rng(11)
+    customers = [f"customer-{i}" for i in range(19)]
+    for c in customers:
+        xs = d.x_test[rng.integers(0, len(d.x_test), 400)]
+        guard.respond(consumers=(c,), x=xs, proba=victim.predict_proba(xs))
+    candidates = ["mallory", *customers]
+    found = guard.watermark.attribute(
+        predict_proba=res.surrogate.predict_proba,
+        probes={c: guard.queries(c) for c in candidates},
+        consumers=candidates,
+        reference=victim.predict_proba,
+    )
+    assert found.consumer == "mallory" and found.p_value < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits", "breast_cancer"])
+def test_full_benign_streams(name: str) -> None:
+    """100 benign streams of 2,000 rows (mixed, each input 3 times, one class, bursts after idle, batch jobs):
+    no flag, no accuracy lost."""
+    d, victim = _victim(name)
+    clock = Clock()
+    guard = _guard(name, clock)
+    rng = np.random.default_rng(7)
+    plain = defended = total = 0
+    for s in range(100):
+        kind = s % 5
+        if kind == 0:
+            order = rng.integers(0, len(d.x_test), 2000)
+        elif kind == 1:
+            order = np.repeat(rng.integers(0, len(d.x_test), 667), 3)[:2000]
+        elif kind == 2:
+            idx = np.flatnonzero(d.y_test == int(rng.integers(0, d.n_classes)))
+            order = idx[rng.integers(0, len(idx), 2000)]
+        else:
+            order = rng.integers(0, len(d.x_test), 2000)
+        batch = 100 if kind == 4 else 10
+        for start in range(0, 2000, batch):
+            if kind == 3 and start and start % 500 == 0:
+                clock.t += 6 * 3600.0
+            xs, ys = d.x_test[order[start : start + batch]], d.y_test[order[start : start + batch]]
+            p = victim.predict_proba(xs)
+            ans = guard.respond(consumers=(f"benign-{s}", f"addr:10.0.{s}.1"), x=xs, proba=p)
+            assert not ans.flagged, (s, start, ans.reason)
+            plain += int((p.argmax(1) == ys).sum())
+            defended += int((ans.proba.argmax(1) == ys).sum())
+            total += len(xs)
+        clock.t += 60.0
+    assert (plain - defended) / total <= 0.01
 
 
 def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
@@ -248,9 +365,9 @@ def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
     from bastion.cli import run
     from bastion.models import TorchAdapter
     from bastion.serve.theft import build_defence
-    from bastion.watermark.keys import generate_key, write_key_file
+    from bastion.watermark.keys import WatermarkKey, write_key_file
 
-    key = generate_key()
+    key = WatermarkKey.from_secret(b"verify-url-test-key-32-bytes-abc")  # deterministic test
     key_file = write_key_file(key, tmp_path / "wm.key")
     guard = build_defence(
         key=key,

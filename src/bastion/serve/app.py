@@ -350,6 +350,7 @@ class GatewayMiddleware:
             return None
         try:
             address = _client_address(scope)
+            state["address"] = address  # the theft defence also joins a client's sessions by address
             limited = await self._call(gw.limiter.address, address)
             if not limited.allowed:
                 state["decision"] = f"deny:rate-{limited.kind}"
@@ -580,7 +581,9 @@ def _answer(
     if gw.theft is not None and text is None:  # the theft defence replaces the PRADA monitor's response
         monitor = None
         try:
-            answer = gw.theft.respond(consumers=(identity.id,), x=features, proba=proba)
+            address = getattr(state, "address", None)
+            joined = (identity.id, f"addr:{address}") if address and address != "-" else (identity.id,)
+            answer = gw.theft.respond(consumers=joined, x=features, proba=proba)
         except (BudgetExhausted, AccessDenied):
             state.decision = "deny:theft"
             gw.metrics.denials.labels("monitor").inc()

@@ -1,30 +1,39 @@
 """Model-theft defence: keyed per-deployment detection and escalating responses, per consumer (issue 20).
 
-Detection, per consumer (an identity, and separately the address it connects from; a consumer is flagged
-when either is), over its *distinct* queries (exact repeats are counted once, so re-sending inputs raises
-nothing):
+A consumer is an identity (all its tokens) and, separately, the address it connects from; a request is
+judged by the more suspicious of the two. Detection runs over a consumer's *distinct* queries (exact repeats
+count once, so re-sending inputs raises nothing), over the last ``window`` of them:
 
 * **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
-  training rows *of the class the model predicts for it*, turned into a percentile of the same class's
-  leave-one-out distances on the training data (class-conditional, so traffic from a single class is as
-  uniform as mixed traffic). For natural queries the percentiles are ~U(0, 1); the monitor runs a one-sample
-  z-test on their mean over the last ``window`` distinct queries, and a binomial test on how many fall in the
-  top ``1 - tail_pct`` (random, Jacobian-augmented and interpolated queries sit far from any training row);
+  training rows *of the class the model predicts for it*, as a percentile of the same class's leave-one-out
+  distances on the training data (class-conditional, so traffic from one class is as uniform as mixed
+  traffic). For natural queries the percentiles are ~U(0, 1): a one-sample z-test on their mean, and a
+  binomial test on how many fall in the top ``1 - tail_pct``. Random, bucket-shaped and interpolated
+  queries sit far from the training rows of their class;
+* **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
+  ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
+  augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
+  An attacker who stays near the data manifold to pass the shift test has to take small steps, and one who
+  takes large steps leaves the manifold: the two tests close that gap between them;
 * **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
-  hyperplanes drawn from the deployment key, as corroborating evidence: they raise a flag only together with
-  a shift of the distances (alone they flagged benign clients);
-* **information released** — rows answered and the bits of output precision per row, as evidence and for the
-  per-identity daily row budget.
+  hyperplanes from the deployment key, as corroborating evidence only (alone they flagged benign clients);
+* **information released** — rows answered and output bits, as evidence; each identity has a daily row
+  budget (:class:`BudgetExhausted` beyond it).
 
-Responses, escalating with the suspicion score (score ≥ 1 flags; flags decay after ``flag_ttl_s`` without new
-evidence): far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`); a
-flagged consumer gets misinformation for every row above ``flagged_ood_pct`` and argmax-preserving prediction
-poisoning plus rounding/top-k on the rest; from ``strong_score`` every row is misinformed; ``block_score``
-(off by default) refuses service; the daily row budget refuses rows beyond it (:class:`BudgetExhausted`).
+Responses, escalating with the suspicion score (score >= 1 flags; a flag decays after ``flag_ttl_s`` without
+new evidence): far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`,
+Kariyappa & Qureshi 2020); a flagged consumer gets misinformation for every row above ``flagged_ood_pct``
+and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/top-k on the rest; from
+``strong_score`` every row is misinformed; ``block_score`` (off by default) refuses service. Every answer
+that is not misinformed carries the consumer's keyed API watermark
+(:class:`bastion.watermark.api.ConsumerWatermark`), and the queries behind those answers are kept (newest
+``keep_queries`` per identity, in memory) as the probes that later name the consumer a stolen copy was
+trained from (:meth:`TheftDefence.evidence`).
 
-Every random part — the hyperplanes, the misinformation derangements, the poisoning noise and a jitter on the
-thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (from the key ring; a fresh random one
-when none is given), so an attacker who reads this code still cannot compute them.
+Every random part — the hyperplanes, the derangements, the poisoning noise, the reference subsample and a
+jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
+:func:`build_defence`; a fresh random one when none is given), so reading this code does not reveal them.
+State lives in memory, per process (several workers each judge the traffic they see).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
+from bastion.serve.reference import ReferenceScorer, projection_scale
 from bastion.serve.responses import keyed_generator, misinform, poison, truncate
 
 THEFT_LABEL = "bastion-theft-v1"
@@ -94,60 +104,6 @@ class TheftPolicy:
             raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
         if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
             raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
-
-
-class ReferenceScorer:
-    """Class-conditional kNN distance of queries to the training data, as calibrated percentiles."""
-
-    def __init__(
-        self, *, x: np.ndarray, y: np.ndarray, n_classes: int, k: int, max_rows: int, rng: np.random.Generator
-    ) -> None:
-        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        y = np.asarray(y, dtype=np.int64)
-        if len(x) != len(y) or len(x) < 2 * n_classes:
-            raise InvalidInput("the reference data must hold labelled rows of every class")
-        self.k = k
-        self.refs: list[np.ndarray] = []
-        self.sq: list[np.ndarray] = []
-        self.cal: list[np.ndarray] = []
-        for c in range(n_classes):
-            rows = x[y == c]
-            if len(rows) > max_rows // n_classes:
-                rows = rows[rng.permutation(len(rows))[: max_rows // n_classes]]
-            if len(rows) <= k:
-                raise InvalidInput(f"the reference data has too few rows of class {c} (need > {k})")
-            self.refs.append(rows)
-            self.sq.append(np.einsum("ij,ij->i", rows, rows))
-            self.cal.append(np.sort(self._knn(rows, c, loo=True)))
-        # Nearest-neighbour distances between distinct natural rows (leave-one-out over the reference): a
-        # consumer whose new rows keep landing closer than this to its own earlier rows is walking in small
-        # steps (Jacobian augmentation, jittered seeds, interpolation ends), unlike natural traffic.
-        every = np.concatenate(self.refs)
-        if len(every) > max_rows:
-            every = every[rng.permutation(len(every))[:max_rows]]
-        sq = np.einsum("ij,ij->i", every, every)
-        d2 = sq[:, None] + sq[None, :] - 2.0 * (every @ every.T)
-        np.fill_diagonal(d2, np.inf)
-        self.nn1 = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
-
-    def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
-        d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
-        if loo:
-            np.fill_diagonal(d2, np.inf)
-        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
-        return np.sqrt(d2).mean(axis=1)
-
-    def score(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
-        pct = np.empty(len(x))
-        ratio = np.empty(len(x))
-        for c in np.unique(pred):
-            sel = pred == c
-            dist = self._knn(x[sel], int(c))
-            cal = self.cal[int(c)]
-            pct[sel] = np.searchsorted(cal, dist, side="right") / len(cal)
-            ratio[sel] = dist / max(float(cal[-1]), 1e-12)
-        return pct, ratio
 
 
 @dataclass(frozen=True)
@@ -324,8 +280,8 @@ class TheftDefence:
             for s in states:
                 if s.day != day:
                     s.day, s.rows_day = day, 0
-                if s.rows_day + len(rows) > pol.daily_rows:
-                    raise BudgetExhausted(f"daily row budget of {pol.daily_rows} reached")
+            if states[0].rows_day + len(rows) > pol.daily_rows:  # the identity's budget (not a shared NAT's)
+                raise BudgetExhausted(f"daily row budget of {pol.daily_rows} reached")
             fresh: list[int] = []
             for cid, s in zip(consumers, states, strict=True):
                 s.rows += len(rows)
@@ -453,14 +409,6 @@ class TheftDefence:
         with self._lock:
             self._consumers.pop(consumer, None)
         self.monitor.reset(consumer)
-
-
-def projection_scale(x: Any, *, directions: int = 32) -> float:
-    """The typical spread of ``<w, x>`` over unit directions ``w`` (sets the watermark wave's frequency)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    dirs = np.random.default_rng(1).standard_normal((directions, flat.shape[1]))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    return float((flat @ dirs.T).std(axis=0).mean())
 
 
 def build_defence(

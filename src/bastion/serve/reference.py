@@ -1,0 +1,80 @@
+"""What the theft defence compares a consumer's queries with: the training data, class by class.
+
+:class:`ReferenceScorer` turns each query's mean distance to its ``k`` nearest training rows of the class the
+model predicts for it into a percentile of that class's leave-one-out distances (the calibration needs no
+held-out data: a leave-one-out distance is distributed like a new natural row's), and keeps the
+nearest-neighbour distances between training rows for the small-steps test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bastion.errors import InvalidInput
+
+
+class ReferenceScorer:
+    """Class-conditional kNN distance of queries to the training data, as calibrated percentiles."""
+
+    def __init__(
+        self, *, x: np.ndarray, y: np.ndarray, n_classes: int, k: int, max_rows: int, rng: np.random.Generator
+    ) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y) or len(x) < 2 * n_classes:
+            raise InvalidInput("the reference data must hold labelled rows of every class")
+        self.k = k
+        self.refs: list[np.ndarray] = []
+        self.sq: list[np.ndarray] = []
+        self.cal: list[np.ndarray] = []
+        for c in range(n_classes):
+            rows = x[y == c]
+            if len(rows) > max_rows // n_classes:
+                rows = rows[rng.permutation(len(rows))[: max_rows // n_classes]]
+            if len(rows) <= k:
+                raise InvalidInput(f"the reference data has too few rows of class {c} (need > {k})")
+            self.refs.append(rows)
+            self.sq.append(np.einsum("ij,ij->i", rows, rows))
+            self.cal.append(np.sort(self._knn(rows, c, loo=True)))
+        # Nearest-neighbour distances between distinct natural rows (leave-one-out over the reference): a
+        # consumer whose new rows keep landing closer than this to its own earlier rows is walking in small
+        # steps (Jacobian augmentation, jittered seeds, interpolation ends), unlike natural traffic.
+        every = np.concatenate(self.refs)
+        if len(every) > max_rows:
+            every = every[rng.permutation(len(every))[:max_rows]]
+        sq = np.einsum("ij,ij->i", every, every)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * (every @ every.T)
+        np.fill_diagonal(d2, np.inf)
+        self.nn1 = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
+
+    def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
+        d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
+        if loo:
+            np.fill_diagonal(d2, np.inf)
+        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
+        return np.sqrt(d2).mean(axis=1)
+
+    def score(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
+        pct = np.empty(len(x))
+        ratio = np.empty(len(x))
+        for c in np.unique(pred):
+            sel = pred == c
+            dist = self._knn(x[sel], int(c))
+            cal = self.cal[int(c)]
+            pct[sel] = np.searchsorted(cal, dist, side="right") / len(cal)
+            ratio[sel] = dist / max(float(cal[-1]), 1e-12)
+        return pct, ratio
+
+
+def projection_scale(x: Any, *, directions: int = 32) -> float:
+    """The typical spread of ``<w, x>`` over unit directions ``w`` (sets the watermark wave's frequency)."""
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    dirs = np.random.default_rng(1).standard_normal((directions, flat.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return float((flat @ dirs.T).std(axis=0).mean())
+
+
+__all__ = ["ReferenceScorer", "projection_scale"]

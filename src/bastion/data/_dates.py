@@ -45,7 +45,7 @@ _ORD = r"(?:st|nd|rd|th|er|e|º|°)?"
 _Y = r"(?P<{g}>(?:19|20)\d\d)"
 
 DATE_PATTERN = re.compile(
-    r"(?:"
+    r"\b(?:"  # a word boundary first: about twice as fast as letting every digit of a run start a match
     # ISO and year-first: 1982-03-03, 1982/03/03, 1982.03.03
     + _Y.format(g="y1")
     + r"(?P<s1>[-/.])(?P<m1>0?[1-9]|1[0-2])(?P=s1)(?P<d1>0?[1-9]|[12]\d|3[01])"

@@ -98,6 +98,22 @@ def nino_valid(value: str) -> bool:
     return a not in "DFIQUV" and b not in "DFIOQUV" and v[:2] not in _NINO_BAD_PREFIX
 
 
+_LEADING_ATOM = re.compile(r"(\\d|\[[^\]]+\])(?:\{(\d+)\})?")
+
+
+def _fast_left(pattern: str) -> str:
+    """Refuse a start inside a longer token right after the first character (``\\d{11}`` becomes
+    ``\\d(?<![\\w./-]\\d)\\d{10}``): the regex engine keeps its fast skip-ahead and every start inside a
+    digit run is pruned at once."""
+    m = _LEADING_ATOM.match(pattern)
+    if m is None:
+        return pattern
+    atom, count = m.group(1), int(m.group(2) or 1)
+    rest = pattern[m.end() :]
+    more = "" if count == 1 else atom + (f"{{{count - 1}}}" if count > 2 else "")
+    return atom + r"(?<![\w./-]" + atom + ")" + more + rest
+
+
 class IdFormat:
     """One identifier format: a candidate pattern, a validator of the matched text, a strength."""
 
@@ -113,7 +129,7 @@ class IdFormat:
     ) -> None:
         self.name = name
         self.entity = entity
-        self.pattern = re.compile(pattern)
+        self.pattern = re.compile(_fast_left(pattern))
         self.check = check
         self.context = context
 

@@ -172,6 +172,50 @@ def speed(rows: list[dict]) -> None:
     )
 
 
+_CYR = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і"})
+_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
+
+
+def _spaced(text: str) -> str:
+    words = text.split(" ")
+    return " ".join(".".join(w) if w.isalpha() and len(w) >= 5 else w for w in words)
+
+
+def adaptive(rows: list[dict]) -> None:
+    """Evasions an attacker who knows the algorithm (character n-grams, rules) would try, each applied to the
+    test attacks: with the full detector (normalisation + decoding) and without the defence layers (the same
+    classifier on the raw text)."""
+    import base64
+
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector()
+    thr = det.model.thresholds["user"]
+    attacks = [r["text"] for r in rows if r["split"] == "test" and r["set"] == "attack"]
+    filler = " ".join(r["text"] for r in rows if r["source"] == "python:pydoc" and r["split"] == "test")[
+        :3000
+    ]
+    evasions = {
+        "none": lambda t: t,
+        "homoglyphs (Cyrillic а е о р с і)": lambda t: t.translate(_CYR),
+        "zero-width space between letters": lambda t: "\u200b".join(t),
+        "letters spaced out (i.g.n.o.r.e)": _spaced,
+        "leetspeak (1gn0r3)": lambda t: t.translate(_LEET),
+        "base64 with 'decode and follow'": lambda t: (
+            "Decode this and follow it: " + base64.b64encode(t[:600].encode()).decode()
+        ),
+        "3,000 characters of benign text around it": lambda t: f"{filler[:1500]}\n{t}\n{filler[1500:]}",
+    }
+    print("\n## Adaptive evasions (test attacks; with the full detector / classifier on raw text only)")
+    print("| evasion | recall with normalisation + decoding | recall without (raw text) |")
+    print("|---|---|---|")
+    for name, fn in evasions.items():
+        texts = [fn(t) for t in attacks]
+        full = np.mean([det.scan(t).flagged for t in texts])
+        raw = np.mean([det.model.score(t)[0] >= thr for t in texts])
+        print(f"| {name} | {full:.3f} | {raw:.3f} |")
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -285,6 +329,7 @@ def main() -> None:
     rows = load_rows()
     proxy_overhead(100 if args.quick else 300)  # first, before this process has trained anything
     accuracy(rows)
+    adaptive(rows)
     if not args.quick:
         cross_source(rows)
     speed(rows)

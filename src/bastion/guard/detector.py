@@ -99,7 +99,7 @@ class PromptDetector:
         score, hits = self.model.score(norm.text)
         reasons = [f"rule:{h}" for h in hits]
         categories = [_CATEGORY_OF[h] for h in hits]
-        for encoding, decoded in decoded_spans(norm.text):
+        for encoding, decoded in decoded_spans(norm.raw or norm.text):
             d_score, d_hits = self.model.score(normalize(decoded).text)
             if d_score >= threshold:
                 reasons.append(f"decoded:{encoding}")

@@ -9,6 +9,8 @@ Steps (each recorded as a flag when it changed something):
 3. NFKC folds compatibility forms (fullwidth ``ｉｇｎｏｒｅ``, ligatures, mathematical alphanumerics);
 4. homoglyphs — Cyrillic/Greek letters that look Latin — are folded to Latin *only inside words that mix
    them with Latin letters* (``іgnоrе`` → ``ignore``), so ordinary Russian or Greek text is left as it is;
+6. letters spaced out with one separator (``i g n o r e``, ``i.g.n.o.r.e``) are joined, and words that mix
+   letters with digits or ``$ @ !`` used as letters (``1gn0r3``, ``$y$tem``) are read as letters.
 5. Turkish dotted capital İ (which ``lower()`` turns into ``i`` + a combining dot) becomes ``I`` and dotless
    ``ı`` becomes ``i`` (``İGNORE``/``ıgnore`` casefold evasion; only the detector sees this text).
 
@@ -61,6 +63,27 @@ class Normalized:
 
     text: str
     flags: tuple[str, ...]
+    raw: str = ""  # before spacing/leetspeak folding: what encoded spans are searched in
+
+
+# "i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e": five or more single letters joined by one separator character
+_SPACED = re.compile(r"(?<!\w)(?:[^\W\d_]([ .\-_*|/])){4,}[^\W\d_](?!\w)")
+# words that mix letters with digits or $ @ ! used as letters: "1gn0r3", "pr3v10us", "$y$tem"
+_LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@!]*[^\W\d_])(?=[\w$@!]*[013457$@])[\w$@!]{3,}(?<!!)")
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "$": "s", "@": "a", "!": "i"}
+)
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    return m.group().replace(m.group(1), "")
+
+
+def _unleet(m: re.Match[str]) -> str:
+    word = m.group()
+    if len(word) > 24 or word.isdigit() or sum(c.isdigit() for c in word) > len(word) // 2 + 1:
+        return word  # numbers, ids, hashes, base64 and version strings stay as they are
+    return word.translate(_LEET)
 
 
 def _fold_word(m: re.Match[str]) -> str:
@@ -88,7 +111,13 @@ def normalize(text: str) -> Normalized:
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
-    return Normalized(text=homo, flags=tuple(flags))
+    joined = _SPACED.sub(_join_spaced, homo)
+    if joined != homo:
+        flags.append("spaced-letters")
+    leet = _LEET_WORD.sub(_unleet, joined)
+    if leet != joined:
+        flags.append("leetspeak")
+    return Normalized(text=leet, flags=tuple(flags), raw=homo)
 
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")

@@ -12,13 +12,20 @@ Corpus (written to a temporary directory):
   safetensors, plus one large benign torch checkpoint (``--big-mb``, default 1024 MiB).
 
 Prints detections, false positives, errors and MB/s per tool, and bastion's throughput as a ratio of
-picklescan's (the anchor). Run: ``python benchmarks/bench_scan.py [--big-mb 1024]``.
+picklescan's (the anchor). Then, in the same run, detection by bastion, picklescan, modelscan and fickling
+(``is_likely_safe``, what ``fickling --check-safety`` runs) on the project corpus and on a corpus rebuilt from
+the other tools' own deny lists, each with misleading and with natural extensions (issue 22 item 6), and
+``safe_load`` against ``torch.load(weights_only=True)`` on one checkpoint (``--load-mb``).
+Run: ``python benchmarks/bench_scan.py [--big-mb 1024] [--load-mb 1024]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gzip
 import importlib.util
+import io
 import logging
 import pickle
 import sys
@@ -40,6 +47,89 @@ def _craft():
     return module
 
 
+#: the extension each form's loader would expect (the control run of issue 22 item 6)
+NATURAL = {
+    "pickle-p2": "model.pkl",
+    "pickle-p4": "model.pkl",
+    "torch-zip": "model.pt",
+    "torch-zip-renamed-local-header": "model.pt",
+    "torch-zip-descriptor-flag": "model.pt",
+    "torch-zip-bad-crc": "model.pt",
+    "torch-legacy": "model.pt",
+    "torch-legacy-tar": "model.tar",
+    "joblib-gzip": "model.joblib",
+    "joblib-zlib": "model.joblib",
+    "joblib-object-array": "model.joblib",
+    "npy-object": "array.npy",
+    "npz-object": "arrays.npz",
+    "tar-gz": "bundle.tar.gz",
+    "polyglot-pickle-zip": "model.pkl",
+}
+
+
+def build_others(root: Path, natural: bool) -> list[Path]:
+    """Malicious files from the other tools' own published deny lists, rebuilt here (nothing vendored).
+
+    Each (module, name) that picklescan (``_unsafe_globals``), modelscan (``unsafe_globals`` CRITICAL/HIGH)
+    and fickling (``UNSAFE_IMPORTS``, ``UnsafeImportsML``) name becomes one pickle that imports and calls it,
+    in four forms (raw pickle, torch zip, gzip joblib, npy object array). Whole-module entries use a public
+    callable of that module when it imports, else ``load``.
+    """
+    import importlib
+
+    import fickling.analysis as fa
+    from fickling.fickle import UNSAFE_IMPORTS
+    from modelscan.settings import DEFAULT_SETTINGS
+    from picklescan.scanner import _unsafe_globals
+
+    craft = _craft()
+    pairs: set[tuple[str, str]] = set()
+
+    def add(module: str, names: object) -> None:
+        if names == "*" or names is None:
+            name = "load"
+            try:
+                mod = importlib.import_module(module)
+                name = next(
+                    (n for n in sorted(vars(mod)) if not n.startswith("_") and callable(vars(mod)[n])), name
+                )
+            except Exception:  # not importable here: keep the placeholder name
+                pass
+            pairs.add((module, name))
+        else:
+            pairs.update((module, n) for n in names)  # type: ignore[attr-defined]
+
+    for module, names in _unsafe_globals.items():
+        add(module, names)
+    for level in ("CRITICAL", "HIGH"):
+        for module, names in DEFAULT_SETTINGS["unsafe_globals"][level].items():
+            add(module, names)
+    for module in UNSAFE_IMPORTS:
+        add(module, "*")
+    for module, names in fa.UnsafeImportsML.UNSAFE_IMPORTS.items():
+        add(module, list(names))
+    for module in fa.UnsafeImportsML.UNSAFE_MODULES:
+        add(module, "*")
+    out = root / ("others-natural" if natural else "others-misleading")
+    out.mkdir()
+    forms = {
+        "pickle": ("model.pkl", "model.txt", lambda pkl: pkl),
+        "torch-zip": ("model.pt", "model.json", craft.torch_zip),
+        "joblib-gzip": ("model.joblib", "model.png", gzip.compress),
+        "npy-object": ("array.npy", "array.safetensors", craft.npy_object),
+    }
+    files: list[Path] = []
+    for module, name in sorted(pairs):
+        if not all(part.isidentifier() for part in f"{module}.{name}".split(".")):
+            continue
+        pkl = craft.wrap(craft.call(craft.g(module, name, 2), craft.s("x")), 2)
+        for form, (good, bad, build) in forms.items():
+            path = out / f"{module}.{name}__{form}__{good if natural else bad}"
+            path.write_bytes(build(pkl))
+            files.append(path)
+    return files
+
+
 def build_corpus(root: Path, big_mb: int) -> tuple[list[Path], list[Path], Path | None]:
     import joblib
     import numpy as np
@@ -57,11 +147,14 @@ def build_corpus(root: Path, big_mb: int) -> tuple[list[Path], list[Path], Path 
     bad_dir.mkdir()
     good_dir.mkdir()
     malicious: list[Path] = []
+    natural_dir = root / "malicious-natural"
+    natural_dir.mkdir()
     for payload in craft.PAYLOADS:
         for form, (name, build) in sorted(craft.FORMS.items()):
             path = bad_dir / f"{payload.name}__{form}__{name}"
             path.write_bytes(build(payload))
             malicious.append(path)
+            (natural_dir / f"{payload.name}__{form}__{NATURAL[form]}").write_bytes(path.read_bytes())
 
     benign: list[Path] = []
     torch.manual_seed(0)
@@ -145,6 +238,58 @@ def tool_modelscan() -> Callable[[Path], bool | None]:
     return run
 
 
+def tool_fickling() -> Callable[[Path], bool | None]:
+    """``fickling --check-safety`` through its Python API (``is_likely_safe``)."""
+    import fickling
+
+    def run(path: Path) -> bool | None:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return not fickling.is_likely_safe(str(path))
+
+    return run
+
+
+def detection(
+    tools: dict[str, Callable[[Path], bool | None]], files: list[Path]
+) -> dict[str, tuple[int, int]]:
+    """(detected, could not scan) per tool over malicious ``files``."""
+    out = {}
+    for name, fn in tools.items():
+        hit = err = 0
+        for path in files:
+            try:
+                verdict = fn(path)
+            except Exception:  # a crash of the tool counts as "could not scan"
+                verdict = None
+            hit += verdict is True
+            err += verdict is None
+        out[name] = (hit, err)
+    return out
+
+
+def bench_load(root: Path, load_mb: int, repeat: int) -> tuple[float, float]:
+    """Best-of-``repeat`` seconds: safe_load vs torch.load(weights_only=True), one checkpoint, interleaved."""
+    import torch
+
+    from bastion.scan import safe_load
+
+    path = root / "load_checkpoint.pt"
+    per = 64
+    torch.save({f"layer{i}.weight": torch.randn(per << 18) for i in range(max(1, load_mb // per))}, path)
+    best_safe = best_torch = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        best_torch = min(best_torch, time.perf_counter() - start)
+        del loaded
+        start = time.perf_counter()
+        loaded = safe_load(path)
+        best_safe = min(best_safe, time.perf_counter() - start)
+        del loaded
+    path.unlink()
+    return best_safe, best_torch
+
+
 def _like_for_like(path: Path) -> bool:
     """Benign files picklescan fully analyses too (torch zip/legacy, raw pickles, npz); it skips or errors on
     joblib files, so comparing speed there would compare work against no work."""
@@ -225,6 +370,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="best of N timings per file and tool")
     parser.add_argument("--show-missed", action="store_true", help="list the files each tool missed")
+    parser.add_argument(
+        "--load-mb", type=int, default=1024, help="checkpoint size for safe_load vs torch.load"
+    )
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     warnings.simplefilter("ignore")
@@ -245,6 +393,25 @@ def main() -> None:
                 while fh.read(64 << 20):
                     pass
         rows = measure(tools, malicious, benign, big, args.repeat)
+        tools["fickling"] = tool_fickling()
+        natural = sorted((Path(tmp) / "malicious-natural").iterdir())
+        control = {
+            "project corpus, misleading extensions": detection(tools, malicious),
+            "project corpus, natural extensions": detection(tools, natural),
+            "others' deny lists, misleading extensions": detection(
+                tools, build_others(Path(tmp), natural=False)
+            ),
+            "others' deny lists, natural extensions": detection(tools, build_others(Path(tmp), natural=True)),
+        }
+        sizes = {
+            "project corpus, misleading extensions": len(malicious),
+            "project corpus, natural extensions": len(natural),
+            "others' deny lists, misleading extensions": len(
+                list((Path(tmp) / "others-misleading").iterdir())
+            ),
+            "others' deny lists, natural extensions": len(list((Path(tmp) / "others-natural").iterdir())),
+        }
+        load = bench_load(Path(tmp), args.load_mb, args.repeat) if args.load_mb > 0 else None
     print(
         f"{'tool':<11} {'detected':>9} {'missed':>7} {'(errors)':>8} {'FP':>4} {'benign err':>10} "
         f"{'MB/s all':>9} {'MB/s benign':>11} {'MB/s big':>9} {'seconds':>8}"
@@ -266,6 +433,16 @@ def main() -> None:
             else ""
         )
     )
+    print("detection (detected / files, could-not-scan in parentheses), same run:")
+    for corpus, result in control.items():
+        cells = ", ".join(f"{t} {hit}/{sizes[corpus]} ({err})" for t, (hit, err) in result.items())
+        print(f"  {corpus}: {cells}")
+    if load is not None:
+        safe_s, torch_s = load
+        print(
+            f"safe_load of a {args.load_mb} MiB checkpoint: {safe_s:.3f}s vs torch.load(weights_only=True) "
+            f"{torch_s:.3f}s: {safe_s / torch_s:.2f}x (best of {args.repeat}, interleaved)"
+        )
     if args.show_missed:
         for r in rows:
             by_form: dict[str, int] = {}

@@ -160,3 +160,14 @@ def test_torch_checkpoint_with_namespace_args(tmp_path) -> None:
     torch.save(ckpt, tmp_path / "ckpt.pt")
     loaded = safe_load(tmp_path / "ckpt.pt")
     assert loaded["args"].lr == 0.1 and torch.equal(loaded["model"]["weight"], ckpt["model"]["weight"])
+
+
+def test_cli_allow_extends_the_list_exactly(tmp_path: Path) -> None:
+    from bastion.cli import run
+
+    path = tmp_path / "p.pkl"
+    path.write_bytes(b"\x80\x02cpathlib\nPurePosixPath\nX\x01\x00\x00\x00a\x85R.")
+    assert run(["scan", str(path)]) == 1
+    assert run(["scan", "--allow", "pathlib:PurePosixPath", str(path)]) == 0
+    assert run(["scan", "--allow", "pathlib:PurePath", str(path)]) == 1  # exact pairs only
+    assert run(["scan", "--allow", "not a name", str(path)]) == 2

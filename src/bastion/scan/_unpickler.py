@@ -290,6 +290,7 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
             if not n:
                 raise LoadRefused("joblib array truncated")
             done += n
+        view.release()
         array = np.frombuffer(buf, dtype=dtype, count=count)
         array = array.reshape(shape[::-1]).transpose() if order == "F" else array.reshape(shape)
         if dtype.byteorder not in ("=", "|") and dtype.byteorder != (

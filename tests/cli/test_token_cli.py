@@ -94,3 +94,20 @@ def test_token_create_for_existing_identity_does_not_widen(home, capsys) -> None
     assert run(["access", "list", "--format", "json"]) == 0
     ci = next(i for i in json.loads(capsys.readouterr().out) if i["name"] == "ci")
     assert ci["models"] == ["fraud"]
+
+
+@pytest.mark.parametrize("value", ["", "   ", "not-a-token", "bst_", "bst_zz.secret", "Bearer bst_x"])
+def test_empty_or_malformed_token_is_an_error_not_the_owner(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Item 3 of issue 11: a set-but-empty or malformed BASTION_TOKEN never falls back to the owner."""
+    monkeypatch.setenv("BASTION_TOKEN", value)
+    assert run(["token", "create", "--name", "mallory", "--role", "admin"]) == 2
+    err = capsys.readouterr().err
+    assert "BASTION_TOKEN" in err and "Traceback" not in err
+    assert ("empty" in err) if not value.strip() else ("not a bastion API token" in err)
+    if value in ("not-a-token", "bst_zz.secret"):
+        assert value not in err  # the value itself is never echoed
+    monkeypatch.delenv("BASTION_TOKEN")
+    assert run(["token", "list", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # nothing was minted

@@ -11,6 +11,7 @@ from pathlib import Path
 import tomli_w
 
 from bastion.access import OWNER_ID, AccessControl, Identity
+from bastion.access.control import token_id
 from bastion.config import (
     CONFIG_FILE,
     ENVIRONMENTS,
@@ -124,7 +125,7 @@ def open_vault(
     ensure_tables(engine)
     audit = AuditLog(engine, signer, witness_path=settings.home / WITNESS_FILE)
     control = AccessControl(engine, audit)
-    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    token = caller_token(token)
     identity: Identity
     if token:
         identity = control.authenticate(token)
@@ -147,8 +148,26 @@ def open_vault(
     )
 
 
+def caller_token(token: str | None = None) -> str | None:
+    """The token to act with: ``token``, else ``$BASTION_TOKEN``; None only when neither is set at all.
+
+    Local mode treats the passphrase holder as the owner, but a token that is *set* and empty, blank or not
+    shaped like a bastion token is a mistake, never a reason to fall back to the owner (ConfigError, exit 2).
+    """
+    source = "token"
+    if token is None:
+        if TOKEN_ENV not in os.environ:
+            return None
+        token, source = os.environ[TOKEN_ENV], f"${TOKEN_ENV}"
+    if not token.strip():
+        raise ConfigError(f"{source} is set but empty: unset it to act as the local owner, or give a token")
+    if token_id(token) is None:
+        raise ConfigError(f"{source} is not a bastion API token (bst_<id>.<secret>)")
+    return token
+
+
 def home_exists(home: str | os.PathLike[str] | None = None) -> bool:
     return (Path(home_path(home)) / CONFIG_FILE).is_file()
 
 
-__all__ = ["WITNESS_FILE", "home_exists", "init_project", "open_vault"]
+__all__ = ["WITNESS_FILE", "caller_token", "home_exists", "init_project", "open_vault"]

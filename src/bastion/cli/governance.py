@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -53,6 +55,7 @@ def _emit_report(report: object, fmt: CheckFormat, out: Path | None) -> None:
 
 def register(app: typer.Typer) -> None:
     register_threat(app)
+    register_deploy(app)
 
     @app.command("inventory")
     def inventory_(
@@ -185,3 +188,44 @@ def register_threat(app: typer.Typer) -> None:
         else:
             out.write_text(text, encoding="utf-8")
             typer.echo(f"wrote {out}", err=True)
+
+
+def register_deploy(app: typer.Typer) -> None:
+    @app.command("check-deploy")
+    def check_deploy_(
+        files: list[Path] = typer.Argument(..., help="Kubernetes manifests and Dockerfiles."),
+        sbom: Path | None = typer.Option(None, "--sbom", help="A CycloneDX SBOM of the image to match."),
+        rootfs: Path | None = typer.Option(
+            None, "--rootfs", help="An unpacked image filesystem: build its SBOM."
+        ),
+        advisories: Path | None = typer.Option(
+            None, "--advisories", help="A directory of OSV JSON advisories."
+        ),
+        sbom_out: Path | None = typer.Option(None, "--sbom-out", help="Write the SBOM built from --rootfs."),
+        fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", help="Output format."),
+        out: Path | None = typer.Option(None, "--out", help="Write the report here instead of stdout."),
+    ) -> int:
+        """Check deployment files (and an image SBOM against OSV advisories); exit 1 on a violation."""
+        from bastion.governance.deploy import check_deploy
+        from bastion.governance.findings import merge
+
+        reports = [check_deploy(paths=files)]
+        if sbom is not None or rootfs is not None:
+            from bastion.governance.osv import check_sbom, load_advisories, read_sbom, sbom_from_rootfs
+
+            if advisories is None:
+                raise InvalidInput("--sbom/--rootfs need --advisories DIR (OSV JSON files)")
+            doc: Mapping[str, Any]
+            if rootfs is not None:
+                doc = sbom_from_rootfs(rootfs)
+                if sbom_out is not None:
+                    sbom_out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            else:
+                assert sbom is not None
+                doc = read_sbom(sbom)
+            reports.append(
+                check_sbom(doc, advisories=load_advisories(advisories), source=str(rootfs or sbom))
+            )
+        report = merge(reports)
+        _emit_report(report, fmt, out)
+        return 0 if report.ok else EXIT_FINDING

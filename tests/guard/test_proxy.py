@@ -120,3 +120,19 @@ def test_fail_closed_when_detector_breaks(project, upstream) -> None:
     with ServerThread(proxy.app()) as srv:
         r = _chat(srv.url, project.tokens["alice"], "hello")
         assert r.status_code == 503 and r.json()["error"]["code"] == "guard_unavailable"
+
+
+def test_token_budget_window() -> None:
+    from bastion.guard.proxy import TokenBudget
+
+    clock = [0.0]
+    budget = TokenBudget(now=lambda: clock[0])
+    assert budget.take("a", 600, per_minute=1000)
+    assert not budget.take("a", 500, per_minute=1000)
+    assert budget.take("b", 500, per_minute=1000)  # per identity
+    assert not budget.take("c", 1001, per_minute=1000)
+    clock[0] = 90.0  # half of the previous window still counts: 600 * 0.5 = 300 used
+    assert budget.take("a", 650, per_minute=1000)
+    assert not budget.take("a", 100, per_minute=1000)
+    clock[0] = 300.0
+    assert budget.take("a", 1000, per_minute=1000)

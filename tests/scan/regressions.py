@@ -179,6 +179,32 @@ def keras_torch_wrapper() -> bytes:
     return _zip({"config.json": json.dumps(config).encode(), "metadata.json": b"{}"})
 
 
+def keras_tfsm_layer() -> bytes:
+    layer = {
+        "class_name": "TFSMLayer",
+        "module": "keras.layers",
+        "config": {"filepath": "/tmp/evil_savedmodel"},
+    }
+    config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
+    return _zip({"config.json": json.dumps(config).encode(), "metadata.json": b"{}"})
+
+
+def hdf5_user_block() -> bytes:
+    """An HDF5 file whose 512-byte user block is a pickle (pickle.load reads it; h5py skips it)."""
+    import tempfile
+
+    import h5py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.h5"
+        with h5py.File(path, "w", userblock_size=512) as h5:
+            h5.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}})
+        data = bytearray(path.read_bytes())
+    pkl = b"\x80\x02" + SYSTEM + b"."
+    data[: len(pkl)] = pkl
+    return bytes(data)
+
+
 def gguf_template(key: str, template: str) -> bytes:
     def gstr(text: str) -> bytes:
         raw = text.encode()
@@ -222,6 +248,8 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "c5-legacy-magic-then-pickle.pt": trailing_legacy_magic,
     "c6-keras-bom-lambda.keras": keras_bom_lambda,
     "c6-keras-torch-wrapper.keras": keras_torch_wrapper,
+    "c6-keras-tfsm-layer.keras": keras_tfsm_layer,
+    "c6-hdf5-user-block.h5": hdf5_user_block,
     "c6-gguf-template-key.gguf": lambda: gguf_template(
         "tokenizer.chat_template.rag", "{{ x|attr('_'~'_cla'~'ss_'~'_') }}"
     ),

@@ -107,6 +107,8 @@ def test_decoy_columns_are_not_classified(dets) -> None:
         "lat": [f"{40 + i / 7:.5f}" for i in range(30)],
         "price": [f"{i * 3.17:.2f}" for i in range(30)],
         "order_ref": [str(100000000 + i * 7919) for i in range(30)],
+        "city": ["Porto Alegre", "San Francisco", "Lyon", "Leeds", "Graz", "New York", "Rio de Janeiro"] * 5,
+        "product": ["Widget Pro", "Gadget Max", "Ultra Phone", "Smart Watch"] * 8,
     }
     for name, values in columns.items():
         hits = detect_values(values, column=name, detectors=dets)

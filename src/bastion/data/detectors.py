@@ -602,11 +602,29 @@ def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
     return [(entity, shape) for entity, name_re, shape in _NAME_HINTS if name_re.search(norm)]
 
 
+def _drop_stray_names(
+    spans: list[Span], values: Sequence[str], hinted: set[str], non_empty: int
+) -> list[Span]:
+    """In a column of short values, a few name-looking cells and nothing else are not evidence of names
+    ("San Francisco" in a city column, "Max" in a product column): the column-level tests decide instead."""
+    if E.PERSON in hinted or not spans:
+        return spans
+    names = sum(1 for s in spans if s.entity == E.PERSON)
+    if names == 0 or names >= 0.3 * max(non_empty, 1) or any(s.entity != E.PERSON for s in spans):
+        return spans
+    sample = [v for v in values[:256] if v]
+    if sum(1 for v in sample if v.count(" ") >= 5) >= 0.3 * max(len(sample), 1):
+        return spans  # prose: a name in a sentence is a name
+    return []
+
+
 def looks_like_names(values: Sequence[str]) -> bool:
     """Value distribution test: most non-empty values are shaped like names and many use known name words.
 
-    Full names ("Given Family", several words) need 60 % shaped and 40 % with a known word; single words
-    (a given-name or family-name column without a telling header) need 80 % known.
+    Full names ("Given Family", several words) need 60 % shaped and 40 % with a known word, or 90 % shaped,
+    80 % of two words or more, 15 % known and half the values distinct (names mostly outside the lists:
+    product or city columns repeat their values); single words (a given-name or family-name column without
+    a telling header) need 80 % known.
     """
     seen = shaped = known = multi = 0
     for v in values:
@@ -619,8 +637,11 @@ def looks_like_names(values: Sequence[str]) -> bool:
         multi += is_shape and (" " in v.strip())
     if seen < 5:
         return False
+    distinct = len({v for v in values if v})
+    if multi >= 0.8 * seen and shaped >= 0.9 * seen and known >= 0.15 * seen and distinct >= 0.5 * seen:
+        return True  # "Given Family" in nearly every cell, a few known words: mostly names outside the lists
     if multi >= 0.5 * seen:
-        return shaped >= 0.6 * seen and known >= 0.4 * seen
+        return shaped >= 0.6 * seen and known >= 0.4 * seen and distinct >= 0.3 * seen
     return shaped >= 0.8 * seen and known >= 0.8 * seen
 
 
@@ -741,6 +762,7 @@ def detect_values(
 
     hints = column_hints(column)
     hinted = {entity for entity, _ in hints}
+    spans = _drop_stray_names(spans, values, hinted, non_empty)
     if any(s.entity == E.DATE for s in spans):
         if E.DATE_OF_BIRTH in hinted:
             spans = [s._replace(entity=E.DATE_OF_BIRTH) if s.entity == E.DATE else s for s in spans]

@@ -124,3 +124,17 @@ def test_cli_check_unknown_ref_is_a_usage_error(project: Project, capsys: pytest
     assert run(["check", "nosuch:1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err and os.sep not in err.split("\n")[0][:7]
+
+
+def test_registry_promote_enforces_the_policy(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = project.push_model("risky", epsilon=20.0)
+    assert run(["registry", "promote", bad, "--to", "prod"]) == 1
+    err = capsys.readouterr().err
+    assert "fails the prod policy: BST-P003" in err and "Traceback" not in err
+    assert project.vault.show(bad).env == "dev"  # nothing promoted
+    good = project.push_model("fraud")
+    assert run(["registry", "promote", "fraud", "--to", "prod", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["name"], doc["version"], doc["env"]) == ("fraud", 1, "prod") and good == "fraud:1"
+    # no [policy.staging] table: staging promotion is not gated (projects without a policy keep working)
+    assert run(["registry", "promote", bad, "--to", "staging"]) == 0

@@ -149,9 +149,14 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Promote a version (its data key is rewrapped under the target environment's KEK)."""
+        """Promote a version (its data key is rewrapped under the target environment's KEK).
+
+        Where bastion.toml has a [policy.<env>] table for the target, the version must pass it first
+        (the same rules as 'bastion check --env'); a violation exits 1 and nothing is promoted."""
+        from bastion.governance.policy import gate_promotion
+
         with open_vault(home) as vault:
-            v = vault.promote(ref, to=to)
+            v = vault.promote(gate_promotion(vault=vault, ref=ref, to=to), to=to)
         if fmt is OutputFormat.json:
             print_json(v)
         else:

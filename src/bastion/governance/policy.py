@@ -271,6 +271,21 @@ def enforce(*, vault: Any, ref: str, env: str) -> None:
         )
 
 
+def gate_promotion(*, vault: Any, ref: str, to: str) -> str:
+    """The promote hook: the exact ``NAME:VERSION`` to promote once it satisfies ``[policy.<to>]``.
+
+    ``ref`` is resolved once (``NAME`` or ``NAME@ENV`` to one immutable version) and that version is both
+    checked and promoted, so a push racing the promotion cannot slip an unchecked version through. Where
+    bastion.toml has no table for ``to`` nothing is enforced (projects without a policy keep working).
+    """
+    if load_policy(vault.settings).for_env(to) is None:
+        return ref
+    version = vault.show(ref)
+    exact = f"{version.name}:{version.version}"
+    enforce(vault=vault, ref=exact, env=to)
+    return exact
+
+
 __all__ = [
     "POLICY_RULES",
     "EnvPolicy",
@@ -279,6 +294,7 @@ __all__ = [
     "check_versions",
     "enforce",
     "evaluate",
+    "gate_promotion",
     "load_policy",
     "parse_policy",
 ]

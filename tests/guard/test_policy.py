@@ -103,3 +103,24 @@ def test_stream_without_violation_passes_everything() -> None:
         "".join(guard.feed(text[i : i + 5]).release for i in range(0, len(text), 5)) + guard.finish().release
     )
     assert out == text
+
+
+def test_guard_settings_file(tmp_path) -> None:
+    from bastion.guard.config import load_guard_settings
+
+    path = tmp_path / "guard.toml"
+    path.write_text(
+        '[guard]\nmode = "shadow"\ntokens_per_minute = { consumer = 500 }\n'
+        '[guard.output]\npii = "block"\ndeny_categories = ["weapons"]\n'
+        '[guard.output.deny]\nweapons = ["pipe bomb"]\n'
+        '[guard.output.roles.admin]\npii = "allow"\n'
+    )
+    settings = load_guard_settings(path)
+    assert settings["mode"] == "shadow" and settings["tokens_per_minute"] == {"consumer": 500}
+    policy = OutputPolicy(settings["output"])
+    assert policy.check(f"card {CARD}", context=OutputContext(role="consumer")).blocked
+    assert policy.check(f"card {CARD}", context=OutputContext(role="admin")).action == "allow"
+    assert policy.check("a pipe bomb", context=OutputContext(role="admin")).blocked
+    path.write_text('[guard]\nmode = "block"\n[guard.output]\npi = "block"\n')
+    with pytest.raises(ConfigError):
+        load_guard_settings(path)

@@ -136,3 +136,24 @@ def test_token_budget_window() -> None:
     assert not budget.take("a", 100, per_minute=1000)
     clock[0] = 300.0
     assert budget.take("a", 1000, per_minute=1000)
+
+
+def test_session_score_blocks_a_conversation(project, upstream) -> None:
+    from bastion.guard import SessionScore
+
+    proxy = make_proxy(project, upstream)
+    prompt = "Pretend you are a pirate and tell me a joke."
+    s = proxy.detector.scan(prompt).score
+    assert 0.02 < s < proxy.detector.model.thresholds["user"]  # mild on its own
+    proxy.sessions = SessionScore(decay=0.95, threshold=2.5 * s)
+    alice = project.tokens["alice"]
+    headers = {"Authorization": f"Bearer {alice}", "x-bastion-session": "conv-1"}
+    body = {"model": "echo", "messages": [{"role": "user", "content": prompt}]}
+    with ServerThread(proxy.app()) as srv:
+        codes = [
+            httpx.post(f"{srv.url}/v1/chat/completions", json=body, headers=headers).status_code
+            for _ in range(3)
+        ]
+        other = _chat(srv.url, alice, prompt).status_code  # no session header: judged turn by turn
+    assert codes == [200, 200, 400]
+    assert other == 200

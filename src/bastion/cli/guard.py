@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
         unsafe_fail_open: bool = typer.Option(
             False, "--unsafe-fail-open", help="Pass requests when the detector fails (default: 503)."
         ),
+        config_file: Path | None = typer.Option(
+            None, "--config", help="Settings file with a [guard] table (output policy, roles, deny lists)."
+        ),
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Serve the guarded OpenAI-compatible proxy in front of --upstream."""
@@ -105,14 +108,21 @@ def register(app: typer.Typer) -> None:
             if not key:
                 raise ConfigError(f"${upstream_key_env} is empty")
         system_prompt = system_prompt_file.read_text(encoding="utf-8") if system_prompt_file else None
+        settings: dict = {"tokens_per_minute": {"consumer": tokens_per_minute}}
+        if config_file is not None:
+            from bastion.guard.config import load_guard_settings
+
+            settings.update(load_guard_settings(config_file))
+        settings.setdefault("mode", mode)
+        if mode != "block":  # an explicit --mode wins over the file
+            settings["mode"] = mode
+        settings["unsafe_fail_open"] = unsafe_fail_open or bool(settings.get("unsafe_fail_open", False))
         config = ProxyConfig(
             upstream=upstream,
-            mode=mode,
             canaries=tuple(canary),
             system_prompt=system_prompt,
-            tokens_per_minute={"consumer": tokens_per_minute},
             upstream_api_key=key,
-            unsafe_fail_open=unsafe_fail_open,
+            **settings,
         )
         vault = open_vault(home)
         proxy = GuardProxy(

@@ -1,0 +1,108 @@
+"""The ``[guard]`` settings of ``bastion guard serve --config``: output policy, roles, deny lists, limits.
+
+::
+
+    [guard]
+    mode = "block"                       # block | redact | shadow
+    tokens_per_minute = { consumer = 20000, admin = 200000 }
+    requests_per_minute = { consumer = "60/minute" }
+
+    [guard.output]
+    pii = "redact"                       # allow | redact | block
+    links = "redact"                     # redact (remove the link) | block
+    allowed_link_hosts = ["docs.example.com"]
+    deny_categories = ["weapons"]        # enforced for every role
+
+    [guard.output.deny]
+    weapons = ["pipe bomb", "nerve agent"]
+
+    [guard.output.roles.consumer]
+    pii = "block"
+
+Unknown keys raise :class:`~bastion.errors.ConfigError` (they are never silently dropped).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import ConfigError
+from bastion.guard.policy import DEFAULT_ENTITIES, PolicyConfig, RolePolicy
+
+_TOP = frozenset({"mode", "tokens_per_minute", "requests_per_minute", "output", "unsafe_fail_open"})
+_OUTPUT = frozenset({"pii", "links", "allowed_link_hosts", "deny", "deny_categories", "roles", "entities"})
+_ROLE = frozenset({"pii", "deny_categories"})
+
+
+def _check(table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise ConfigError(f"[{where}] unknown settings: {', '.join(sorted(unknown))}")
+
+
+def _strs(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"[{where}] must be a list of strings")
+    return tuple(value)
+
+
+def policy_from_mapping(table: Mapping[str, Any]) -> PolicyConfig:
+    _check(table, _OUTPUT, "guard.output")
+    roles = {}
+    for role, spec in dict(table.get("roles", {})).items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"[guard.output.roles.{role}] must be a table")
+        _check(spec, _ROLE, f"guard.output.roles.{role}")
+        roles[str(role)] = RolePolicy(
+            pii=str(spec.get("pii", table.get("pii", "redact"))),
+            deny_categories=_strs(
+                spec.get("deny_categories", []), f"guard.output.roles.{role}.deny_categories"
+            ),
+        )
+    deny = {str(k): _strs(v, f"guard.output.deny.{k}") for k, v in dict(table.get("deny", {})).items()}
+    return PolicyConfig(
+        pii=str(table.get("pii", "redact")),
+        entities=_strs(table["entities"], "guard.output.entities")
+        if "entities" in table
+        else DEFAULT_ENTITIES,
+        links=str(table.get("links", "redact")),
+        allowed_link_hosts=_strs(table.get("allowed_link_hosts", []), "guard.output.allowed_link_hosts"),
+        deny=deny,
+        deny_categories=_strs(table.get("deny_categories", []), "guard.output.deny_categories"),
+        roles=roles,
+    )
+
+
+def load_guard_settings(path: str | Path) -> dict[str, Any]:
+    """The ``[guard]`` table as keyword arguments for :class:`~bastion.guard.proxy.ProxyConfig`."""
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the guard settings {path}") from exc
+    table = doc.get("guard")
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path}: no [guard] table")
+    _check(table, _TOP, "guard")
+    out: dict[str, Any] = {}
+    if "mode" in table:
+        out["mode"] = str(table["mode"])
+    if "unsafe_fail_open" in table:
+        out["unsafe_fail_open"] = bool(table["unsafe_fail_open"])
+    if "tokens_per_minute" in table:
+        tpm = table["tokens_per_minute"]
+        if not isinstance(tpm, Mapping) or not all(isinstance(v, int) and v > 0 for v in tpm.values()):
+            raise ConfigError("[guard] tokens_per_minute must map roles to positive integers")
+        out["tokens_per_minute"] = {str(k): int(v) for k, v in tpm.items()}
+    if "requests_per_minute" in table:
+        rpm = table["requests_per_minute"]
+        if not isinstance(rpm, Mapping) or not all(isinstance(v, str) for v in rpm.values()):
+            raise ConfigError('[guard] requests_per_minute must map roles to limits such as "60/minute"')
+        out["requests_per_minute"] = {str(k): str(v) for k, v in rpm.items()}
+    out["output"] = policy_from_mapping(dict(table.get("output", {})))
+    return out
+
+
+__all__ = ["load_guard_settings", "policy_from_mapping"]

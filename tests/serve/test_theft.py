@@ -104,7 +104,7 @@ def test_misinformation_always_changes_the_label_and_poisoning_never_does() -> N
     assert ((t > 0).sum(1) <= 3).all() and np.all(t[rows, p.argmax(1)] == t.max(1))
 
 
-@pytest.mark.parametrize("strategy", ["random", "jacobian"])
+@pytest.mark.parametrize("strategy", ["random", pytest.param("jacobian", marks=pytest.mark.slow)])
 def test_synthetic_theft_is_flagged_within_300_rows_and_the_copy_is_poor(digits: Any, strategy: str) -> None:
     plain = steal(digits, strategy, digits.adapter)
     served = DefendedModel(digits.adapter, make_defence(digits), consumers=("mallory",))
@@ -352,6 +352,7 @@ def test_full_benign_streams(name: str) -> None:
     assert (plain - defended) / total <= 0.01
 
 
+@pytest.mark.slow
 def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
     project: Any, digits: Any, kit: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

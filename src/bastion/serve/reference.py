@@ -48,6 +48,11 @@ class ReferenceScorer:
         d2 = sq[:, None] + sq[None, :] - 2.0 * (every @ every.T)
         np.fill_diagonal(d2, np.inf)
         self.nn1 = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
+        # One matrix for the request path: every reference row, its class, and the per-class calibration.
+        self._all = np.concatenate(self.refs)
+        self._all_sq = np.concatenate(self.sq)
+        self._owner = np.concatenate([np.full(len(r), c) for c, r in enumerate(self.refs)])
+        self._cal_max = np.array([max(float(c[-1]), 1e-12) for c in self.cal])
 
     def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
         d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
@@ -58,15 +63,17 @@ class ReferenceScorer:
 
     def score(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
-        pct = np.empty(len(x))
-        ratio = np.empty(len(x))
+        q = np.asarray(x, dtype=np.float64)
+        d2 = self._all_sq[None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self._all.T)
+        d2[self._owner[None, :] != pred[:, None]] = np.inf  # only the rows of the predicted class
+        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
+        dist = np.sqrt(d2).mean(axis=1)
+        pct = np.empty(len(q))
         for c in np.unique(pred):
             sel = pred == c
-            dist = self._knn(x[sel], int(c))
             cal = self.cal[int(c)]
-            pct[sel] = np.searchsorted(cal, dist, side="right") / len(cal)
-            ratio[sel] = dist / max(float(cal[-1]), 1e-12)
-        return pct, ratio
+            pct[sel] = np.searchsorted(cal, dist[sel], side="right") / len(cal)
+        return pct, dist / self._cal_max[pred]
 
 
 def projection_scale(x: Any, *, directions: int = 32) -> float:

@@ -39,6 +39,7 @@ State lives in memory, per process (several workers each judge the traffic they 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -152,6 +153,22 @@ class _Consumer:
         self.flag: Flag | None = None
 
 
+@functools.lru_cache(maxsize=1)
+def _blas() -> Any:
+    from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
+
+    return ThreadpoolController()
+
+
+def _log10_tail(k: int, n: int, p: float) -> float:
+    """log10 P(Binomial(n, p) >= k) (``bdtrc``: a ufunc, ~100x cheaper per call than ``binom.logsf``)."""
+    from scipy.special import bdtrc
+
+    if k <= 0:
+        return 0.0
+    return math.log10(max(float(bdtrc(k - 1, n, p)), 1e-300))
+
+
 class TheftDefence:
     """Per-consumer theft detection and responses for one served model. Thread-safe; state in memory."""
 
@@ -219,11 +236,9 @@ class TheftDefence:
         pct = np.fromiter(s.pct, dtype=np.float64, count=n)
         z = (float(pct.mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
         tail = int((pct >= pol.tail_pct).sum())
-        from scipy.stats import binom
-
-        log10_p = float(binom.logsf(tail - 1, n, pol.tail_base)) / math.log(10.0)
+        log10_p = _log10_tail(tail, n, pol.tail_base)
         near = int(sum(s.near))
-        near_log10_p = float(binom.logsf(near - 1, n, pol.near_base)) / math.log(10.0)
+        near_log10_p = _log10_tail(near, n, pol.near_base)
         evidence = {
             "near_rows": near,
             "near_log10_p": round(near_log10_p, 2),
@@ -262,6 +277,12 @@ class TheftDefence:
     # -- the request path ---------------------------------------------------------------------------
     def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
         """Judge a request of ``consumers`` (identity first, then e.g. ``addr:<ip>``) and shape its answer."""
+        # The products here are small (a request × a few thousand rows): one BLAS thread is 10-40x faster
+        # than a pool that has to wake on a busy machine.
+        with _blas().limit(limits=1, user_api="blas"):
+            return self._respond(consumers=consumers, x=x, proba=proba)
+
+    def _respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
         if not consumers:
             raise InvalidInput("respond needs at least one consumer id")
         pol = self.policy
@@ -273,7 +294,8 @@ class TheftDefence:
         day = int(now // 86400)
         pred = p.argmax(axis=1)
         pct, ratio = self.scorer.score(rows, pred)
-        digests = [hashlib.blake2b(np.round(r, 5).tobytes(), digest_size=16).digest() for r in rows]
+        rounded = np.round(rows, 5)
+        digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None
         with self._lock:
             states = [self._state(c) for c in consumers]

@@ -145,7 +145,7 @@ def test_sliding_log_is_exact_in_every_rolling_window(gaps: list[float], costs: 
         if got.allowed:
             admitted.append((clock.t, cost))
         else:  # the retry hint is when enough of the oldest admitted hits have left the window
-            clock_later = clock.t + got.retry_after_s
+            clock_later = clock.t + got.retry_after_s + 1e-9  # float rounding of ts + W - now
             still = sum(c for t, c in admitted if t > clock_later - window.seconds)
             assert still + cost <= window.amount
     for t0, _ in admitted:

@@ -35,6 +35,7 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
     "privacy": frozenset({"default_budget", "default_delta"}),
     "audit": frozenset({"budget", "policy"}),
     "watermark": frozenset({"key_id"}),
+    "log": frozenset({"witness"}),  # [[log.witness]] tables, validated by bastion.store.witness
     # governance: one table of rules per environment (validated by bastion.governance.policy)
     "policy": frozenset({"dev", "staging", "prod", "threat_model"}),
     "serve": frozenset(

@@ -47,6 +47,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "serve",
     "guard",
     "governance",  # inventory, check, bom, threat-model, check-deploy
+    "witness",  # init, serve, key: countersigns the audit log's heads outside the home
 )
 
 

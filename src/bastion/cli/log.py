@@ -34,10 +34,27 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput(f"cannot read {trusted_head}: {exc}") from exc
         with open_vault(home) as vault:
             result = vault.log_verify(trusted=trusted)
+        witnessed = max((w.size for w in result.witnesses), default=0)
         if fmt is OutputFormat.json:
-            print_json({"ok": True, **result.to_dict()})
-        else:
-            typer.echo(f"audit log OK: {result.size} entries, root {result.root_hash.hex()}")
+            print_json({"ok": True, "witnessed": bool(result.witnesses), **result.to_dict()})
+            return
+        typer.echo(f"audit log consistent: {result.size} entries, root {result.root_hash.hex()}")
+        if not result.witnesses:
+            typer.echo(
+                "UNWITNESSED: no [[log.witness]] is configured, so whoever holds this home and its "
+                "passphrase could truncate or rewrite the log undetected"
+            )
+            return
+        for w in result.witnesses:
+            typer.echo(f"witness {w.witness}: {w.size} entries seen, consistent ({w.heads} head(s) checked)")
+        if witnessed < result.size:
+            typer.echo(f"{result.size - witnessed} newest entries are not witnessed yet")
+
+    @log.command("key")
+    def key(home: Path | None = HOME_OPTION) -> None:
+        """Print the log's Ed25519 public key (pin it in a witness: `bastion witness init --log-key`)."""
+        with open_vault(home) as vault:
+            typer.echo(vault.log_public_key_pem(), nl=False)
 
     @log.command("head")
     def head(home: Path | None = HOME_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:

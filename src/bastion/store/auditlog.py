@@ -7,27 +7,40 @@ distinct consecutive indices. :meth:`AuditLog.verify` recomputes every leaf and 
 entries and checks them against the signed heads: an edited, deleted, reordered, inserted or truncated entry
 is detected. A rollback of entries *and* heads together is caught by the witness file (the latest signed head,
 kept outside the database) or by a head the caller saved earlier (``trusted=``).
+
+Witnesses (:mod:`bastion.store.witness`) keep heads *outside the home*: after every append (or once at the end
+of a :meth:`AuditLog.batch`) the latest head is pushed to each, with a consistency proof from the head the
+witness holds; :meth:`AuditLog.verify` checks a consistency proof from every witnessed head to the current
+head.
+A failed push is logged as a warning and leaves the window since the last witnessed head open; a failed read
+at verify time is an error (never an OK).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound
 from bastion.store import merkle
 from bastion.store.db import utcnow, write_transaction
 from bastion.store.tables import audit_entries, tree_heads
 
+if TYPE_CHECKING:
+    from bastion.store.interface import Witness
+
+logger = logging.getLogger(__name__)
 OUTCOMES = ("ok", "denied", "error")
 LOG_ID = "bastion-audit-log/v1"
 
@@ -168,13 +181,32 @@ class ConsistencyProof:
 
 
 @dataclass(frozen=True)
+class WitnessCheck:
+    """One witness's view: the largest head it holds (0: none yet), checked consistent with the log."""
+
+    witness: str
+    size: int
+    heads: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"witness": self.witness, "size": self.size, "heads": self.heads}
+
+
+@dataclass(frozen=True)
 class LogVerification:
     size: int
     root_hash: bytes
     heads_checked: int
+    witnesses: tuple[WitnessCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "root_hash": self.root_hash.hex(), "heads_checked": self.heads_checked}
+        return {
+            "size": self.size,
+            "root_hash": self.root_hash.hex(),
+            "heads_checked": self.heads_checked,
+            "witnesses": [w.to_dict() for w in self.witnesses],
+            "witnessed_size": max((w.size for w in self.witnesses), default=0),
+        }
 
 
 def tree_head_data(size: int, root_hash: bytes, timestamp: str) -> bytes:
@@ -202,12 +234,16 @@ class AuditLog:
         signer: HeadSigner,
         *,
         witness_path: str | os.PathLike[str] | None = None,
+        witnesses: Sequence[Witness] = (),
         now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.signer = signer
         self.witness_path = Path(witness_path) if witness_path is not None else None
+        self.witnesses = tuple(witnesses)
         self._now = now
+        self._deferred = 0
+        self._dirty = False
 
     # --- writing --------------------------------------------------------------------------------------------
 
@@ -258,7 +294,85 @@ class AuditLog:
         if self.witness_path is not None:  # after commit: the witness never runs ahead of the database
             sth = SignedTreeHead(size=size + 1, root_hash=root, timestamp=timestamp, signature=signature)
             self._write_witness(sth)
+        self._dirty = True
+        if not self._deferred:
+            self.publish()
         return entry
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Defer pushing heads to the witnesses until the outermost batch ends (one push per batch)."""
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
+            if not self._deferred:
+                self.publish()
+
+    def publish(self, *, strict: bool = False) -> None:
+        """Push the current signed head to every witness, with a consistency proof from the head it holds.
+
+        A witness whose heads the log no longer extends raises IntegrityError (the log was rewritten). Other
+        failures are logged as warnings (``strict``: raised) — the entries stay committed either way.
+        """
+        if not self.witnesses or not self._dirty:
+            return
+        self._dirty = False
+        head = self.tree_head()
+        for witness in self.witnesses:
+            try:
+                held = [h for h in witness.heads() if h.size > 0]
+                proof = None
+                if held:
+                    last = self._check_witnessed(witness.name, held[-1], head, leaves=[])
+                    proof = self.prove_consistency(last.size, head.size) if last.size < head.size else None
+                    if last.size >= head.size:
+                        continue
+                witness.submit(head, proof)
+            except IntegrityError:
+                raise
+            except BastionError as exc:
+                if strict:
+                    raise
+                logger.warning("audit log: head %d not witnessed by %s: %s", head.size, witness.name, exc)
+
+    def _check_witnessed(
+        self, name: str, seen: SignedTreeHead, head: SignedTreeHead, *, leaves: list[bytes] | None = None
+    ) -> SignedTreeHead:
+        """``seen`` (a head a witness holds) must be signed by this log and a prefix of ``head``.
+
+        With ``leaves`` (None: signature and size only; ``[]``: read them) the RFC 6962 consistency proof from
+        ``seen`` to ``head`` is computed from the stored leaves and verified against both signed roots.
+        """
+        try:
+            self._check_signature(seen)
+        except IntegrityError as exc:
+            raise IntegrityError(f"audit log: witness {name} holds a head this log did not sign") from exc
+        if seen.size > head.size:
+            raise IntegrityError(
+                f"audit log: truncated ({head.size} entries, witness {name} saw {seen.size})"
+            )
+        if leaves is None:
+            return seen
+        if not leaves:
+            leaves = [leaf for _, _, leaf in self._leaves()]
+        try:
+            if len(leaves) < head.size:
+                raise IntegrityError("truncated")
+            path = tuple(merkle.consistency_path(seen.size, leaves[: head.size]))
+            ConsistencyProof(
+                old_size=seen.size,
+                new_size=head.size,
+                old_root=seen.root_hash,
+                new_root=head.root_hash,
+                path=path,
+            ).verify()
+        except (IntegrityError, ValueError) as exc:
+            raise IntegrityError(
+                f"audit log: the first {seen.size} entries changed since witness {name} saw them"
+            ) from exc
+        return seen
 
     def _write_witness(self, head: SignedTreeHead) -> None:
         assert self.witness_path is not None
@@ -347,6 +461,7 @@ class AuditLog:
         heads = self._heads()
         if not heads and not leaves:
             anchors = [h for h in (trusted, self._witness()) if h is not None and h.size > 0]
+            anchors += [h for w in self.witnesses for h in w.heads() if h.size > 0]
             if anchors:
                 raise IntegrityError("audit log: entries were deleted (the log is empty)")
             return LogVerification(size=0, root_hash=merkle.EMPTY_ROOT, heads_checked=0)
@@ -361,6 +476,12 @@ class AuditLog:
             raise IntegrityError(
                 f"audit log: truncated ({len(leaves)} entries, signed head says {latest.size})"
             )
+        witnessed = [(w.name, [h for h in w.heads() if h.size > 0]) for w in self.witnesses]
+        seen_at: dict[int, list[tuple[str, SignedTreeHead]]] = {}
+        for name, held in witnessed:
+            for seen in held:  # every head a witness kept: signed by this log, and a prefix of it
+                self._check_witnessed(name, seen, latest, leaves=None)
+                seen_at.setdefault(seen.size, []).append((name, seen))
         by_size = {h.size: h for h in heads}
         frontier: list[bytes] = []
         for i, leaf in enumerate(leaves):
@@ -372,6 +493,11 @@ class AuditLog:
                     raise IntegrityError(
                         f"audit log: the tree of size {i + 1} does not match its signed head"
                     )
+            for name, seen in seen_at.get(i + 1, ()):
+                if merkle.frontier_root(frontier) != seen.root_hash:
+                    raise IntegrityError(
+                        f"audit log: the first {seen.size} entries changed since witness {name} saw them"
+                    )
         for anchor in (trusted, self._witness()):
             if anchor is None:
                 continue
@@ -382,7 +508,15 @@ class AuditLog:
                 )
             if merkle.root_of(leaves[: anchor.size]) != anchor.root_hash:
                 raise IntegrityError(f"audit log: the first {anchor.size} entries changed since a saved head")
-        return LogVerification(size=latest.size, root_hash=latest.root_hash, heads_checked=len(heads))
+        checks = []
+        for name, held in witnessed:
+            if held:  # and the RFC 6962 consistency proof from the latest witnessed head to the current one
+                self._check_witnessed(name, max(held, key=lambda h: h.size), latest, leaves=leaves)
+            size = max((h.size for h in held), default=0)
+            checks.append(WitnessCheck(witness=name, size=size, heads=len(held)))
+        return LogVerification(
+            size=latest.size, root_hash=latest.root_hash, heads_checked=len(heads), witnesses=tuple(checks)
+        )
 
     def _witness(self) -> SignedTreeHead | None:
         if self.witness_path is None or not self.witness_path.exists():
@@ -444,5 +578,6 @@ __all__ = [
     "InclusionProof",
     "LogVerification",
     "SignedTreeHead",
+    "WitnessCheck",
     "canonical_json",
 ]

@@ -29,6 +29,7 @@ from bastion.errors import ConfigError, Conflict, InvalidInput, NotFound
 from bastion.store.auditlog import AuditLog
 from bastion.store.blobs import FileBlobStore
 from bastion.store.db import ensure_tables, open_engine
+from bastion.store.witness import witnesses_from_config
 from bastion.vault._private import clean_stale, write_private
 from bastion.vault.interface import Inspector
 from bastion.vault.registry import Vault
@@ -123,7 +124,8 @@ def open_vault(
     signer = SigningKeys.open(settings.home, passphrase)
     engine = open_engine(settings.database_url)
     ensure_tables(engine)
-    audit = AuditLog(engine, signer, witness_path=settings.home / WITNESS_FILE)
+    witnesses = witnesses_from_config(settings.section("log").get("witness"), home=settings.home)
+    audit = AuditLog(engine, signer, witness_path=settings.home / WITNESS_FILE, witnesses=witnesses)
     control = AccessControl(engine, audit)
     token = caller_token(token)
     identity: Identity

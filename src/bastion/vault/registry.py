@@ -1065,6 +1065,10 @@ class Vault:
         self._check("log:read")
         return self.audit.tree_head()
 
+    def log_public_key_pem(self) -> str:
+        """The Ed25519 key that signs tree heads (public: what witnesses pin)."""
+        return self.signer.public_key_pem()
+
     def log_entries(self, *, start: int = 0, limit: int | None = None) -> builtins.list[AuditEntry]:
         self._check("log:read")
         return self.audit.entries(start=start, limit=limit)

@@ -65,7 +65,10 @@ def _gateway(home: Path, module: Any) -> Iterator[tuple[str, str]]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway), log_level="warning", access_log=False))
+    # log_config=None: uvicorn's dictConfig would close every existing handler, absl's included, and with it
+    # pytest's captured stderr (dp_accounting imports absl)
+    config = uvicorn.Config(create_app(gateway), log_level="warning", access_log=False, log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -61,7 +61,9 @@ class PradaOnly(Plain):
     def __init__(self, model: Any, center: float) -> None:
         super().__init__(model)
         d = int(np.prod(model.input_shape))
-        self.monitor = ExtractionMonitor(config=MonitorConfig(), n_features=d, center=center, key=b"\0" * 32)
+        self.monitor = ExtractionMonitor(config=MonitorConfig(), n_features=d, center=center)
+        bits = MonitorConfig().coverage_bits  # the previous gateway's public hyperplanes (seed 0)
+        self.monitor._planes = np.random.default_rng(0).standard_normal((d, bits)).astype(np.float32)
         self.seen = 0
 
     def predict_proba(self, x: Any) -> np.ndarray:

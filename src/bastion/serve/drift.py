@@ -1,0 +1,217 @@
+"""Live behaviour monitoring: input drift per feature, prediction-distribution shift and confidence collapse.
+
+A :class:`DriftReference` is fitted once on the training inputs and the model's probabilities on them:
+per-feature decile bin edges and proportions, the predicted-class distribution and the mean top-class
+confidence. A :class:`DriftMonitor` keeps the last ``window`` live rows (a ring buffer, O(window·d) memory)
+and compares them with the reference:
+
+* input drift — the Population Stability Index per feature, PSI = Σ (p_live − p_ref) · ln(p_live / p_ref)
+  over the reference's decile bins (Siddiqi, *Credit Risk Scorecards*, 2006; the usual reading: < 0.1
+  stable, 0.1–0.25 moderate, > 0.25 shifted). Deviation: proportions are smoothed by 1e-4 so an empty bin
+  does not give an infinite score;
+* prediction shift — the same PSI on the predicted-class distribution;
+* confidence collapse — the drop of the mean top-class probability below the reference's.
+
+An alert is raised when a score crosses its configured threshold and at least ``min_samples`` live rows
+have been seen. :meth:`DriftMonitor.metrics` gives the gauges for the gateway's ``/metrics``. Stdlib and
+numpy only; the gateway wiring (feed ``observe`` from each inference, publish ``metrics``) is a separate
+step in :mod:`bastion.serve.app`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bastion.errors import InvalidInput
+
+SMOOTH = 1e-4
+
+
+def psi(reference: np.ndarray, live: np.ndarray) -> float:
+    """Population Stability Index between two proportion vectors (smoothed, renormalised)."""
+    p = (np.asarray(reference, dtype=np.float64) + SMOOTH) / (1.0 + SMOOTH * len(reference))
+    q = (np.asarray(live, dtype=np.float64) + SMOOTH) / (1.0 + SMOOTH * len(live))
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    window: int = 1000
+    min_samples: int = 200
+    feature_psi_alert: float = 0.25
+    prediction_psi_alert: float = 0.25
+    confidence_drop_alert: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.window < 10 or not 1 <= self.min_samples <= self.window:
+            raise InvalidInput("drift: window >= 10 and 1 <= min_samples <= window")
+        for name in ("feature_psi_alert", "prediction_psi_alert", "confidence_drop_alert"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+                raise InvalidInput(f"drift: {name} must be a positive number")
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What normal looks like: per-feature bin edges and proportions, classes, confidence."""
+
+    edges: tuple[tuple[float, ...], ...]  # per feature, the inner bin edges
+    proportions: tuple[tuple[float, ...], ...]
+    class_proportions: tuple[float, ...]
+    mean_confidence: float
+
+    @classmethod
+    def fit(cls, *, x: np.ndarray, probs: np.ndarray, bins: int = 10) -> DriftReference:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        probs = np.asarray(probs, dtype=np.float64)
+        if len(x) < 2 * bins or probs.ndim != 2 or len(probs) != len(x):
+            raise InvalidInput("drift reference: need at least 2*bins rows and one probability row per input")
+        edges, props = [], []
+        for j in range(x.shape[1]):
+            inner = np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 1)[1:-1]))
+            edges.append(tuple(float(e) for e in inner))
+            props.append(tuple(float(v) for v in _proportions(x[:, j], inner)))
+        classes = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
+        return cls(
+            edges=tuple(edges),
+            proportions=tuple(props),
+            class_proportions=tuple(float(v) for v in classes),
+            mean_confidence=float(probs.max(1).mean()),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return len(self.edges)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edges": [list(e) for e in self.edges],
+            "proportions": [list(p) for p in self.proportions],
+            "class_proportions": list(self.class_proportions),
+            "mean_confidence": self.mean_confidence,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftReference:
+        try:
+            return cls(
+                edges=tuple(tuple(float(v) for v in e) for e in d["edges"]),
+                proportions=tuple(tuple(float(v) for v in p) for p in d["proportions"]),
+                class_proportions=tuple(float(v) for v in d["class_proportions"]),
+                mean_confidence=float(d["mean_confidence"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("drift reference: malformed") from exc
+
+
+def _proportions(values: np.ndarray, inner_edges: Any) -> np.ndarray:
+    idx = np.searchsorted(np.asarray(inner_edges, dtype=np.float64), values, side="right")
+    return np.bincount(idx, minlength=len(inner_edges) + 1) / max(len(values), 1)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    samples: int
+    feature_psi: tuple[float, ...]
+    prediction_psi: float
+    mean_confidence: float
+    confidence_drop: float
+    alerts: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def max_feature_psi(self) -> float:
+        return max(self.feature_psi, default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "feature_psi": list(self.feature_psi),
+            "max_feature_psi": self.max_feature_psi,
+            "prediction_psi": self.prediction_psi,
+            "mean_confidence": self.mean_confidence,
+            "confidence_drop": self.confidence_drop,
+            "alerts": list(self.alerts),
+        }
+
+
+class DriftMonitor:
+    """Sliding-window drift statistics of one model's live traffic against its reference (thread-safe)."""
+
+    def __init__(self, *, reference: DriftReference, config: DriftConfig | None = None) -> None:
+        self.reference = reference
+        self.config = config or DriftConfig()
+        d, w = reference.n_features, self.config.window
+        self._x = np.zeros((w, d), dtype=np.float64)
+        self._pred = np.zeros(w, dtype=np.int64)
+        self._conf = np.zeros(w, dtype=np.float64)
+        self._next = 0
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def observe(self, x: np.ndarray, probs: np.ndarray) -> None:
+        """Record a batch of live inputs and the model's probabilities for them."""
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        probs = np.asarray(probs, dtype=np.float64)
+        if x.shape[1] != self.reference.n_features or probs.shape != (
+            len(x),
+            len(self.reference.class_proportions),
+        ):
+            raise InvalidInput("drift: live batch does not match the reference's features or classes")
+        w = self.config.window
+        with self._lock:
+            for start in range(0, len(x), w):
+                xs, ps = x[start : start + w], probs[start : start + w]
+                idx = (self._next + np.arange(len(xs))) % w
+                self._x[idx] = xs
+                self._pred[idx] = ps.argmax(1)
+                self._conf[idx] = ps.max(1)
+                self._next = int((self._next + len(xs)) % w)
+                self._seen += len(xs)
+
+    def report(self) -> DriftReport:
+        cfg, ref = self.config, self.reference
+        with self._lock:
+            n = min(self._seen, cfg.window)
+            x, pred, conf = self._x[:n].copy(), self._pred[:n].copy(), self._conf[:n].copy()
+        if n == 0:
+            return DriftReport(0, tuple(0.0 for _ in ref.edges), 0.0, ref.mean_confidence, 0.0)
+        feats = tuple(
+            psi(np.asarray(ref.proportions[j]), _proportions(x[:, j], ref.edges[j]))
+            for j in range(ref.n_features)
+        )
+        classes = np.bincount(pred, minlength=len(ref.class_proportions)) / n
+        pred_psi = psi(np.asarray(ref.class_proportions), classes)
+        mean_conf = float(conf.mean())
+        drop = max(0.0, ref.mean_confidence - mean_conf)
+        alerts: list[str] = []
+        if n >= cfg.min_samples:
+            shifted = [j for j, v in enumerate(feats) if v > cfg.feature_psi_alert]
+            if shifted:
+                alerts.append(f"input drift: {len(shifted)} feature(s) PSI > {cfg.feature_psi_alert:g}")
+            if pred_psi > cfg.prediction_psi_alert:
+                alerts.append(f"prediction shift: PSI {pred_psi:.3f} > {cfg.prediction_psi_alert:g}")
+            if drop > cfg.confidence_drop_alert:
+                alerts.append(
+                    f"confidence collapse: mean {mean_conf:.3f} vs reference {ref.mean_confidence:.3f}"
+                )
+        return DriftReport(n, feats, pred_psi, mean_conf, drop, tuple(alerts))
+
+    def metrics(self, model: str) -> dict[str, float]:
+        """Gauges for ``/metrics`` (``bastion_drift_*{model=...}``)."""
+        r = self.report()
+        return {
+            f'bastion_drift_samples{{model="{model}"}}': float(r.samples),
+            f'bastion_drift_feature_psi_max{{model="{model}"}}': r.max_feature_psi,
+            f'bastion_drift_prediction_psi{{model="{model}"}}': r.prediction_psi,
+            f'bastion_drift_confidence_drop{{model="{model}"}}': r.confidence_drop,
+            f'bastion_drift_alerts{{model="{model}"}}': float(len(r.alerts)),
+        }
+
+
+__all__ = ["DriftConfig", "DriftMonitor", "DriftReference", "DriftReport", "psi"]

@@ -36,6 +36,7 @@ from bastion.errors import AccessDenied, AuthenticationFailed, ConfigError, Inva
 from bastion.guard.detector import PromptDetector
 from bastion.guard.policy import OutputContext, OutputPolicy, PolicyConfig, SessionScore
 from bastion.guard.stream import StreamGuard
+from bastion.guard.wire import chunk_text, finish_reason, prompt_texts, sse, with_text
 
 MODES = ("block", "redact", "shadow")
 log = logging.getLogger("bastion.guard")
@@ -232,7 +233,7 @@ class GuardProxy:
 
                 if not allowed(identity, "model:infer", model=str(payload.get("model", ""))):
                     raise AccessDenied("not allowed to use this model")
-                texts = _prompt_texts(payload, kind)
+                texts = prompt_texts(payload, kind)
                 max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens") or 256
                 if not isinstance(max_tokens, int) or max_tokens < 1:
                     raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
@@ -345,7 +346,7 @@ class GuardProxy:
         try:
             async with client.post(self._url(path), json=payload) as resp:
                 if resp.status != 200:
-                    yield _sse(
+                    yield sse(
                         {
                             "error": {
                                 "message": f"the upstream model answered {resp.status}",
@@ -363,7 +364,7 @@ class GuardProxy:
                         break
                     chunk = json.loads(data)
                     last = chunk
-                    piece = _chunk_text(chunk, kind)
+                    piece = chunk_text(chunk, kind)
                     if shadow:  # pass everything; audit the first finding only
                         if not flagged and guard.feed(piece).stop:
                             flagged = True
@@ -374,7 +375,7 @@ class GuardProxy:
                                 "shadow",
                                 {"findings": list(v.findings) if v else [], "stream": True},
                             )
-                        yield _sse(chunk)
+                        yield sse(chunk)
                         continue
                     step = guard.feed(piece)
                     if step.stop:
@@ -385,11 +386,11 @@ class GuardProxy:
                             "denied",
                             {"findings": list(v.findings) if v else [], "stream": True},
                         )
-                        yield _sse(_with_text(chunk, kind, "", "content_filter"))
+                        yield sse(with_text(chunk, kind, "", "content_filter"))
                         yield b"data: [DONE]\n\n"
                         return
-                    if step.release or _finish_reason(chunk):
-                        yield _sse(_with_text(chunk, kind, step.release, None))
+                    if step.release or finish_reason(chunk):
+                        yield sse(with_text(chunk, kind, step.release, None))
         except Exception as exc:  # the upstream went away mid-stream: end the stream cleanly
             log.warning("guard proxy: upstream stream failed (%s)", type(exc).__name__)
         if not shadow:
@@ -401,9 +402,9 @@ class GuardProxy:
                     "denied",
                     {"findings": list(step.verdict.findings) if step.verdict else [], "stream": True},
                 )
-                yield _sse(_with_text(last, kind, "", "content_filter"))
+                yield sse(with_text(last, kind, "", "content_filter"))
             elif step.release:
-                yield _sse(_with_text(last, kind, step.release, None))
+                yield sse(with_text(last, kind, step.release, None))
         yield b"data: [DONE]\n\n"
 
     async def aclose(self) -> None:
@@ -413,65 +414,6 @@ class GuardProxy:
         if self.audit is not None:
             self.audit.close()
         self.requests.close()
-
-
-def _prompt_texts(payload: dict[str, Any], kind: str) -> list[tuple[str, str]]:
-    if kind == "text":
-        prompt = payload.get("prompt", "")
-        items = prompt if isinstance(prompt, list) else [prompt]
-        if not all(isinstance(p, str) for p in items):
-            raise InvalidInput("prompt must be a string or a list of strings")
-        return [("user", p) for p in items]
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidInput("messages must be a non-empty list")
-    out = []
-    for m in messages:
-        if not isinstance(m, dict):
-            raise InvalidInput("each message must be an object")
-        role = m.get("role")
-        content = m.get("content", "")
-        if isinstance(content, list):  # content parts
-            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if not isinstance(content, str):
-            raise InvalidInput("message content must be text")
-        if role in ("system", "developer", "assistant"):
-            continue  # the application's own text and earlier answers are not attacker input here
-        out.append(("tool" if role in ("tool", "function") else "user", content))
-    return out
-
-
-def _chunk_text(chunk: dict[str, Any], kind: str) -> str:
-    parts = []
-    for choice in chunk.get("choices", []):
-        text = choice.get("delta", {}).get("content") if kind == "chat" else choice.get("text")
-        if isinstance(text, str):
-            parts.append(text)
-    return "".join(parts)
-
-
-def _finish_reason(chunk: dict[str, Any]) -> str | None:
-    for choice in chunk.get("choices", []):
-        if choice.get("finish_reason"):
-            return str(choice["finish_reason"])
-    return None
-
-
-def _with_text(chunk: dict[str, Any], kind: str, text: str, finish: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = (
-        dict(chunk) if chunk else {"object": "chat.completion.chunk" if kind == "chat" else "text_completion"}
-    )
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish or _finish_reason(chunk)}
-    if kind == "chat":
-        choice["delta"] = {"content": text}
-    else:
-        choice["text"] = text
-    out["choices"] = [choice]
-    return out
-
-
-def _sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode("utf-8") + b"\n\n"
 
 
 __all__ = ["MODES", "GuardProxy", "ProxyConfig", "TokenBudget", "new_canary"]

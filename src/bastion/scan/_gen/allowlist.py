@@ -364,8 +364,10 @@ def generate() -> dict[str, Any]:
         core_aliases[f"{module}:{qualname}"] = canonical
     for name in _NUMPY_SCALARS:
         obj = getattr(np, name)
-        entries[f"{obj.__module__}:{obj.__qualname__}"] = "class"
-        entries[f"numpy:{name}"] = "class"  # pickles name scalar types as numpy.<name>
+        canonical = f"{obj.__module__}:{obj.__qualname__}"
+        entries[canonical] = "class"
+        if canonical != f"numpy:{name}":  # numpy.uint is numpy.uint64 …: an alias, not a second entry
+            core_aliases[f"numpy:{name}"] = canonical
     for name in _NUMPY_UFUNCS:
         if isinstance(getattr(np, name, None), np.ufunc):
             entries[f"numpy:{name}"] = "value"
@@ -373,8 +375,8 @@ def generate() -> dict[str, Any]:
 
     for attr in dir(numpy.dtypes):
         obj = getattr(numpy.dtypes, attr)
-        if isinstance(obj, type) and attr.endswith("DType"):
-            entries[f"numpy.dtypes:{attr}"] = "class"
+        if isinstance(obj, type) and attr.endswith("DType") and _defined("numpy.dtypes", attr, obj):
+            entries[f"numpy.dtypes:{attr}"] = "class"  # (aliases such as IntDType are left out)
     _scipy(entries)
     _sklearn(entries)
     _torch(entries)

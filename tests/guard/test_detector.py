@@ -140,3 +140,35 @@ def test_evasions_fool_the_classifier_without_normalisation() -> None:
         assert det.scan(text).flagged
     raw_missed = [t for t in ATTACKS[3:-1] if det.model.score(t)[0] < thr]
     assert raw_missed, "the evasions should defeat the bare classifier"
+
+
+def test_second_stage_decides_borderline_prompts_only() -> None:
+    from bastion.guard import PromptDetector, SecondStage
+
+    calls: list[str] = []
+
+    class Strict:
+        def score(self, text: str, *, channel: str) -> float:
+            calls.append(text)
+            return 0.99
+
+    stage = Strict()
+    assert isinstance(stage, SecondStage)
+    det = PromptDetector(second_stage=stage, borderline=0.5)
+    borderline = "Pretend you are a pirate and tell me a joke."  # ~0.25 against a ~0.63 threshold
+    assert det.scan(borderline).flagged and "second-stage" in det.scan(borderline).reasons
+    calls.clear()
+    assert not det.scan("What is the capital of France?").flagged  # far below: the second stage is not asked
+    assert calls == []
+
+
+def test_onnx_second_stage_needs_onnxruntime() -> None:
+    import importlib.util
+
+    from bastion.errors import DependencyMissing
+    from bastion.guard import OnnxSecondStage
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        pytest.skip("onnxruntime is installed")
+    with pytest.raises(DependencyMissing):
+        OnnxSecondStage("model.onnx")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,40 @@ def test_image_sbom_against_local_osv_advisories(tmp_path: Path, capsys: pytest.
     assert (
         run(["check-deploy", str(manifest), "--sbom", str(out), "--advisories", str(FIXTURES / "osv")]) == 1
     )
+
+
+def test_checkov_sarif_is_merged_as_an_advisory_engine(tmp_path: Path) -> None:
+    """A SARIF file checkov 3.3.30 wrote for fixtures/checkov-input.* (recorded; checkov is no test dep)."""
+    from bastion.governance._checkov import issues_from_sarif
+    from bastion.governance.findings import CheckReport, merge
+
+    doc = json.loads((FIXTURES / "checkov-results.sarif").read_text())
+    theirs = issues_from_sarif(doc)
+    assert theirs and all(i.rule.tool == "checkov" and i.rule.level == "warning" for i in theirs)
+    assert {"CKV_K8S_14", "CKV_K8S_43", "CKV_K8S_23"} <= {i.rule.id for i in theirs}
+    ours = check_deploy(paths=[FIXTURES / "checkov-input.yaml"])
+    merged = merge([ours, CheckReport(issues=tuple(theirs), checked=())])
+    sarif = merged.to_sarif()
+    validator = jsonschema_rs.Draft4Validator(json.loads(SCHEMA.read_text()), validate_formats=True)
+    assert list(validator.iter_errors(sarif)) == []
+    assert {r["tool"]["driver"]["name"] for r in sarif["runs"]} == {"bastion", "checkov"}
+    assert merged.ok is ours.ok  # checkov is advisory: bastion's rules decide the exit code
+
+
+CHECKOV = os.environ.get("BASTION_TEST_CHECKOV", "/tmp/checkov-venv/bin/checkov")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHECKOV).is_file(), reason="checkov not installed in its own venv")
+def test_live_checkov_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = copy.deepcopy(GOOD_DEPLOYMENT)
+    _container(d)["env"] = [{"name": "UPSTREAM", "value": LIVE_KEY}]
+    path = _write(tmp_path, [d, NETPOL])
+    assert run(["check-deploy", str(path), "--checkov", CHECKOV, "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    by_tool = {(i["tool"], i["rule"]) for i in doc["issues"]}
+    assert ("bastion", "BST-D008") in by_tool and any(t == "checkov" for t, _ in by_tool)
+    assert not any(
+        t == "checkov" and r.startswith("CKV_SECRET") for t, r in by_tool
+    )  # checkov misses the key
+    assert LIVE_KEY not in json.dumps(doc)

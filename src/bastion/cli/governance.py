@@ -202,6 +202,9 @@ def register_deploy(app: typer.Typer) -> None:
             None, "--advisories", help="A directory of OSV JSON advisories."
         ),
         sbom_out: Path | None = typer.Option(None, "--sbom-out", help="Write the SBOM built from --rootfs."),
+        checkov: str | None = typer.Option(
+            None, "--checkov", help="checkov executable (own venv): a second, advisory engine merged in."
+        ),
         fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", help="Output format."),
         out: Path | None = typer.Option(None, "--out", help="Write the report here instead of stdout."),
     ) -> int:
@@ -210,6 +213,10 @@ def register_deploy(app: typer.Typer) -> None:
         from bastion.governance.findings import merge
 
         reports = [check_deploy(paths=files)]
+        if checkov is not None:
+            from bastion.governance._checkov import run_checkov
+
+            reports.append(run_checkov(checkov, files))
         if sbom is not None or rootfs is not None:
             from bastion.governance.osv import check_sbom, load_advisories, read_sbom, sbom_from_rootfs
 

@@ -308,7 +308,10 @@ class PrivacyLedger:
         with self.engine.connect() as conn:
             row = _budget_row(conn, name)
             if row is None:
-                raise NotFound(f"no privacy budget for dataset {name!r}")
+                raise NotFound(
+                    f"no privacy budget for dataset {name!r}",
+                    hint="an admin sets one with 'bastion privacy budget set DATASET --epsilon E'",
+                )
             spends = _spends(conn, name)
             label = _label(conn, name)
         eps_spent, dlt_spent = _totals(spends)

@@ -205,6 +205,42 @@ def hdf5_user_block() -> bytes:
     return bytes(data)
 
 
+def _external(tensor, location: str):  # type: ignore[no-untyped-def]
+    from onnx import TensorProto
+
+    for name in ("float_data", "int64_data"):
+        tensor.ClearField(name)
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", location
+    return tensor
+
+
+def onnx_function_external() -> bytes:
+    """External data read by a Constant node inside model.functions (not in the main graph)."""
+    from onnx import TensorProto, helper
+
+    weight = _external(helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0]), "../../etc/passwd")
+    const = helper.make_node("Constant", [], ["c"], value=weight)
+    fn = helper.make_function("custom", "F", [], ["c"], [const], opset_imports=[helper.make_opsetid("", 17)])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("F", [], ["y"], domain="custom")], "g", [], [out])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)]
+    return helper.make_model(graph, functions=[fn], opset_imports=opsets).SerializeToString()
+
+
+def onnx_sparse_external() -> bytes:
+    """A sparse initializer whose *indices* come from an external file."""
+    from onnx import TensorProto, helper
+
+    values = helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])
+    indices = _external(helper.make_tensor("i", TensorProto.INT64, [1], [0]), "/etc/shadow")
+    sparse = helper.make_sparse_tensor(values, indices, [4])
+    out = helper.make_tensor_value_info("s", TensorProto.FLOAT, [4])
+    graph = helper.make_graph([], "g", [], [out], sparse_initializer=[sparse])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def gguf_template(key: str, template: str) -> bytes:
     def gstr(text: str) -> bytes:
         raw = text.encode()
@@ -250,6 +286,8 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "c6-keras-torch-wrapper.keras": keras_torch_wrapper,
     "c6-keras-tfsm-layer.keras": keras_tfsm_layer,
     "c6-hdf5-user-block.h5": hdf5_user_block,
+    "c6-onnx-function-external.onnx": onnx_function_external,
+    "c6-onnx-sparse-external.onnx": onnx_sparse_external,
     "c6-gguf-template-key.gguf": lambda: gguf_template(
         "tokenizer.chat_template.rag", "{{ x|attr('_'~'_cla'~'ss_'~'_') }}"
     ),

@@ -722,6 +722,8 @@ def detect_values(
     non_empty = n - sum(1 for v in values if not v) if n else 0
 
     active = dets
+    sampled: list[Span] = []  # the sample's findings, kept: its rows are not scanned twice
+    rest_from = 0
     if n > 2 * sample:
         sample_text = joined[: int(offsets[sample]) - 1]
         sample_spans: list[Span] = []
@@ -750,15 +752,16 @@ def detect_values(
             # A typed column: confirm the rest with the detectors whose findings survived in the sample.
             winners = {owner[(sp.start, sp.end, sp.entity)] for sp in sample_spans}
             active = tuple(d for i, d in enumerate(dets) if i in winners)
+        sampled = sample_spans
+        rest_from = int(offsets[sample])
 
-    per_det: list[list[Span]] = []
+    rest = joined[rest_from:] if rest_from else joined
+    found: list[Span] = []
     for det in active:
-        found: list[Span] = []
-        _run(det, joined, found)
-        if found:
-            per_det.append(found)
-    # One detector's matches never overlap each other: only resolve when several fired.
-    spans = finalize([s for f in per_det for s in f], joined)
+        _run(det, rest, found)
+    spans = finalize(found, rest)
+    if rest_from:
+        spans = sampled + [s._replace(start=s.start + rest_from, end=s.end + rest_from) for s in spans]
 
     hints = column_hints(column)
     hinted = {entity for entity, _ in hints}

@@ -6,7 +6,14 @@ import pytest
 import sqlalchemy as sa
 
 from bastion.access import TOKEN_PREFIX, AccessControl, token_id
-from bastion.errors import AccessDenied, AuthenticationFailed, Conflict, InvalidInput, NotFound
+from bastion.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+)
 from bastion.store.tables import tokens
 
 
@@ -86,7 +93,7 @@ def test_grants_and_scopes(control: AccessControl) -> None:
 
 def test_management_needs_admin(control: AccessControl) -> None:
     ident, _ = control.create_token(name="eng", role="ml-engineer")
-    as_eng = AccessControl(control.engine, control.audit, actor=ident)
+    as_eng = AccessControl(control.engine, control.audit, actor=ident, sealer=control.sealer)
     for call in (
         lambda: as_eng.create_token(name="x", role="admin"),
         lambda: as_eng.grant(name="eng", models=("*",)),
@@ -145,6 +152,11 @@ def test_legacy_tokens_keep_working_and_are_never_shown(control: AccessControl) 
                 created_at=utcnow(),
             )
         )
+    # a row written by an older bastion (or anyone) without the key is refused until the owner seals it
+    with pytest.raises(IntegrityError, match="seal does not match"):
+        control.authenticate(legacy)
+    owner = AccessControl(control.engine, control.audit, actor=control.local_owner(), sealer=control.sealer)
+    assert owner.seal_all() == ["old"]
     assert control.authenticate(legacy).name == "old"
     shown = {t.id for t in control.list_tokens()}
     assert row_id not in shown and token_id(legacy) in shown and token_id(legacy).startswith("legacy-")

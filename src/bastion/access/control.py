@@ -13,6 +13,15 @@ independent id (``token create``, then ``token revoke legacy-…``).
 A token carries its identity's scope. Creating a token for an existing identity never changes the identity's
 grants (that is ``access grant``'s job), and a token cannot be narrower than its identity either: asking for
 other models or environments than the identity holds is refused.
+
+Every identity's authorization state (name, role, disabled or not, its active grants and its active tokens'
+salts and digests) is sealed with the key ring's row-sealing key (:mod:`bastion.crypto.seal`) in the same
+transaction that changes it, and the seal is checked whenever an identity is loaded to act (a token is
+authenticated, an identity is looked up). A database writer without the key who inserts a token row, changes
+a role, widens a grant or re-enables an identity gets :class:`~bastion.errors.IntegrityError` (exit 1), never
+access. Rows written without a seal (a home from before seals) are refused the same way until the owner,
+having checked them with ``bastion access list``, runs ``bastion access seal --yes``. The local owner (no
+token) is the passphrase holder and is not read from the database at all.
 """
 
 from __future__ import annotations
@@ -26,17 +35,29 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bastion.access.roles import EXPLICIT_MODEL_ROLES, PERMISSIONS, ROLE_ENVS, ROLE_PERMISSIONS, ROLES
 from bastion.config import ENVIRONMENTS
-from bastion.errors import AccessDenied, AuthenticationFailed, Conflict, InvalidInput, NotFound
+from bastion.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    ConfigError,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+)
 from bastion.store.auditlog import AuditLog
 from bastion.store.db import utcnow
+from bastion.store.seals import read_seal, write_seal
 from bastion.store.tables import grants, identities, tokens
+
+if TYPE_CHECKING:
+    from bastion.crypto.seal import RowSealer
 
 TOKEN_PREFIX = "bst_"  # noqa: S105 - a public prefix, not a secret
 TOKEN_ID_HEX = 16  # 64 random bits: an index, not a secret
@@ -45,6 +66,7 @@ LEGACY_PREFIX = "legacy-"
 _ID_CHARS = frozenset("0123456789abcdef")
 OWNER_ID = "owner"
 OWNER_NAME = "owner"
+SEAL_KIND = "identity"
 
 
 @dataclass(frozen=True)
@@ -204,10 +226,103 @@ def _scopes(role: str, models: Iterable[str], envs: Iterable[str]) -> tuple[tupl
 class AccessControl:
     """Identity store and permission checks for one acting identity (``actor``)."""
 
-    def __init__(self, engine: Engine, audit: AuditLog, *, actor: Identity | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditLog,
+        *,
+        actor: Identity | None = None,
+        sealer: RowSealer | None = None,
+    ) -> None:
         self.engine = engine
         self.audit = audit
         self.actor = actor
+        if sealer is None:  # the home's signing keys derive it; without them nothing can be checked
+            row_sealer = getattr(getattr(audit, "signer", None), "row_sealer", None)
+            sealer = row_sealer() if callable(row_sealer) else None
+        self.sealer = sealer
+
+    # --- seals ----------------------------------------------------------------------------------------------
+
+    def _state(self, conn: Connection, identity_id: str) -> dict[str, Any] | None:
+        """The sealed state of an identity, read from its rows (None when there is no such identity)."""
+        row = conn.execute(sa.select(identities).where(identities.c.id == identity_id)).first()
+        if row is None:
+            return None
+        scopes = conn.execute(
+            sa.select(grants.c.id, grants.c.scope, grants.c.value).where(
+                grants.c.identity_id == identity_id, grants.c.revoked_at.is_(None)
+            )
+        ).all()
+        toks = conn.execute(
+            sa.select(tokens.c.id, tokens.c.salt, tokens.c.digest).where(
+                tokens.c.identity_id == identity_id, tokens.c.revoked_at.is_(None)
+            )
+        ).all()
+        return {
+            "id": row.id,
+            "name": row.name,
+            "role": row.role,
+            "disabled": row.disabled_at is not None,
+            "grants": sorted([int(g.id), g.scope, g.value] for g in scopes),
+            "tokens": sorted([t.id, bytes(t.salt).hex(), bytes(t.digest).hex()] for t in toks),
+        }
+
+    def _need_sealer(self) -> RowSealer:
+        if self.sealer is None:
+            raise ConfigError(
+                "authorization rows cannot be sealed or checked without the home's signing keys"
+            )
+        return self.sealer
+
+    def _reseal(self, conn: Connection, identity_id: str) -> None:
+        """Seal an identity's current state, inside the transaction that changed it."""
+        state = self._state(conn, identity_id)
+        if state is not None:
+            write_seal(conn, SEAL_KIND, identity_id, self._need_sealer().seal(SEAL_KIND, identity_id, state))
+
+    def _check_seal(self, conn: Connection, identity_id: str) -> None:
+        state = self._state(conn, identity_id)
+        if state is None:
+            raise IntegrityError("an authorization row names an identity that does not exist")
+        self._need_sealer().check(
+            SEAL_KIND,
+            identity_id,
+            state,
+            read_seal(conn, SEAL_KIND, identity_id),
+            what=f"identity {state['name']!r}'s authorization state",
+        )
+
+    def unsealed(self) -> list[str]:
+        """Names of identities whose seal is missing or does not match (what ``access seal`` would bless)."""
+        out = []
+        with self.engine.connect() as conn:
+            for ident_id, name in conn.execute(sa.select(identities.c.id, identities.c.name)).all():
+                try:
+                    self._check_seal(conn, ident_id)
+                except IntegrityError:
+                    out.append(name)
+        return sorted(out)
+
+    def seal_all(self) -> list[str]:
+        """Seal every identity as it is now (the owner's migration step, after checking ``access list``)."""
+        if self.actor is None or self.actor.id != OWNER_ID:
+            raise AccessDenied("only the local owner (the passphrase holder, no token) may seal rows")
+        names = self.unsealed()
+        with self.engine.begin() as conn:
+            for ident_id, name in conn.execute(sa.select(identities.c.id, identities.c.name)).all():
+                if name in names:
+                    self._reseal(conn, ident_id)
+        self._log("access:seal", "-", {"identities": names})
+        return names
+
+    def local_owner(self) -> Identity:
+        """The local mode's acting identity: the passphrase holder is the owner (not read from the rows)."""
+        with self.engine.connect() as conn:
+            exists = conn.execute(sa.select(identities.c.id).where(identities.c.id == OWNER_ID)).first()
+        if exists is None:
+            raise NotFound("this project has no owner identity")
+        return Identity(id=OWNER_ID, name=OWNER_NAME, role="admin", models=("*",), envs=ENVIRONMENTS)
 
     # --- the check ------------------------------------------------------------------------------------------
 
@@ -237,7 +352,9 @@ class AccessControl:
 
     # --- identities -----------------------------------------------------------------------------------------
 
-    def _load(self, conn: Connection, row: Any) -> Identity:
+    def _load(self, conn: Connection, row: Any, *, check: bool = True) -> Identity:
+        if check:  # every identity that is about to act, or whose scope a change starts from, is checked
+            self._check_seal(conn, row.id)
         scopes = conn.execute(
             sa.select(grants.c.scope, grants.c.value)
             .where(grants.c.identity_id == row.id, grants.c.revoked_at.is_(None))
@@ -273,7 +390,7 @@ class AccessControl:
             rows = conn.execute(
                 sa.select(identities).where(identities.c.disabled_at.is_(None)).order_by(identities.c.name)
             ).all()
-            return [self._load(conn, r) for r in rows]
+            return [self._load(conn, r, check=False) for r in rows]  # shown, granting nothing
 
     def _insert_identity(
         self,
@@ -288,6 +405,7 @@ class AccessControl:
         now = utcnow()
         conn.execute(sa.insert(identities).values(id=identity_id, name=name, role=role, created_at=now))
         self._insert_grants(conn, identity_id, models, envs)
+        self._reseal(conn, identity_id)
 
     def _insert_grants(
         self, conn: Connection, identity_id: str, models: Sequence[str], envs: Sequence[str]
@@ -347,6 +465,7 @@ class AccessControl:
                 new_envs = [e for e in dict.fromkeys(envs) if e not in current.envs]
                 _scopes(row.role, new_models or ["*"], new_envs)
                 self._insert_grants(conn, row.id, new_models, new_envs)
+                self._reseal(conn, row.id)
 
     def revoke(self, *, name: str, models: Sequence[str] = (), envs: Sequence[str] = ()) -> Identity | None:
         """Remove model/env scopes; with neither, disable the identity and revoke all its tokens.
@@ -399,6 +518,7 @@ class AccessControl:
                     .values(revoked_at=now)
                 )
                 conn.execute(sa.update(identities).where(identities.c.id == row.id).values(disabled_at=now))
+            self._reseal(conn, row.id)
         self._log(
             "access:revoke",
             name,
@@ -468,6 +588,7 @@ class AccessControl:
                         created_at=utcnow(),
                     )
                 )
+                self._reseal(conn, identity_id)
         except sa.exc.IntegrityError as exc:  # a concurrent create of the same identity name
             raise Conflict(f"identity {name!r} was created concurrently: try again") from exc
         ident = self.identity(name)
@@ -505,6 +626,15 @@ class AccessControl:
                 actor="unauthenticated", action="auth", target=shown, outcome="denied", details=None
             )
             raise
+        except IntegrityError:
+            self.audit.append(
+                actor="unauthenticated",
+                action="auth",
+                target=shown,
+                outcome="denied",
+                details={"reason": "authorization state failed its seal"},
+            )
+            raise
 
     def revoke_token(self, token_id: str) -> None:
         """Revoke a token by its public id (``legacy-…`` for tokens of the old format)."""
@@ -514,6 +644,7 @@ class AccessControl:
             if token_id.startswith(LEGACY_PREFIX):
                 legacy = conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()
                 row_id = next((r for r in legacy if _legacy_public_id(r) == token_id), "")
+            owner_id = conn.execute(sa.select(tokens.c.identity_id).where(tokens.c.id == row_id)).scalar()
             result = conn.execute(
                 sa.update(tokens)
                 .where(tokens.c.id == row_id, tokens.c.revoked_at.is_(None))
@@ -521,6 +652,7 @@ class AccessControl:
             )
             if not row_id or result.rowcount != 1:
                 raise NotFound(f"no active token with id {token_id!r}")
+            self._reseal(conn, str(owner_id))
         self._log("token:revoke", _public_id(row_id))
 
     def list_tokens(self) -> list[TokenInfo]:

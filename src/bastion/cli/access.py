@@ -73,3 +73,30 @@ def register(app: typer.Typer) -> None:
             return
         for i in found:
             typer.echo(f"{i.name}\t{i.role}\tmodels={','.join(i.models)}\tenvs={','.join(i.envs)}")
+
+    @access.command("seal")
+    def seal(
+        yes: bool = typer.Option(False, "--yes", help="Seal them (after checking them with `access list`)."),
+        home: Path | None = HOME_OPTION,
+    ) -> None:
+        """List identities whose authorization rows are unsealed or changed outside bastion; --yes seals them.
+
+        Owner only (the passphrase holder, no BASTION_TOKEN): the migration step for homes from before seals.
+        Exit 1 while any remain unsealed without --yes.
+        """
+        from bastion.errors import IntegrityError
+
+        with open_vault(home) as vault:
+            if not yes:
+                names = vault.access.unsealed()
+                if names:
+                    raise IntegrityError(
+                        f"unsealed or changed authorization state: {', '.join(names)} "
+                        "(check `bastion access list`, then run `bastion access seal --yes`)"
+                    )
+                typer.echo("every identity's authorization state is sealed")
+                return
+            names = vault.access.seal_all()
+        typer.echo(
+            f"sealed {len(names)} identit{'y' if len(names) == 1 else 'ies'}: {', '.join(names) or '-'}"
+        )

@@ -28,7 +28,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +37,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from bastion.crypto._atomic import atomic_write
 from bastion.crypto.kdf import SALT_SIZE, KdfParams, derive_key
 from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, WrongPassphrase
+
+if TYPE_CHECKING:
+    from bastion.crypto.seal import RowSealer
 
 SIGNING_DIR = "signing"
 MANIFEST_KEY = "manifest-key.pem"
@@ -338,6 +341,15 @@ class SigningKeys:
 
     def public_key_pem(self) -> str:
         return self.tree.public_key_pem()
+
+    def row_sealer(self) -> RowSealer:
+        """The sealer of authorization rows (:mod:`bastion.crypto.seal`), keyed from the tree-head key."""
+        from bastion.crypto.seal import RowSealer
+
+        raw = self.tree._private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return RowSealer.derive(raw)
 
     # manifests
     def sign_directory(

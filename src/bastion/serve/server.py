@@ -194,7 +194,11 @@ def token_verifier(vault: Any) -> Callable[[str], Any]:
     """The gateway's API-token check: the vault's identity store, without one audit entry per failure."""
     from bastion.access import AccessControl
 
-    return AccessControl(vault.engine, _GatewayAuthAudit(vault.audit)).authenticate  # type: ignore[arg-type]
+    return AccessControl(
+        vault.engine,
+        _GatewayAuthAudit(vault.audit),  # type: ignore[arg-type]
+        sealer=vault.access.sealer,  # tokens' authorization rows are checked against their seals
+    ).authenticate
 
 
 class _GatewayAuthAudit:

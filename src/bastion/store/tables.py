@@ -123,6 +123,15 @@ grants = sa.Table(
     sa.Column("revoked_at", _TS, nullable=True),
 )
 
+# HMAC seals of authorization state (bastion.crypto.seal): one row per sealed thing, replaced when it changes.
+seals = sa.Table(
+    "sealed_state",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("mac", sa.LargeBinary(32), nullable=False),
+)
+
 audit_entries = sa.Table(
     "audit_entries",
     metadata,
@@ -149,6 +158,7 @@ __all__ = [
     "files",
     "grants",
     "identities",
+    "seals",
     "tokens",
     "tree_heads",
     "version_annotations",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import tomli_w
 
-from bastion.access import OWNER_ID, AccessControl, Identity
+from bastion.access import AccessControl, Identity
 from bastion.access.control import token_id
 from bastion.config import (
     CONFIG_FILE,
@@ -133,7 +133,7 @@ def open_vault(
         identity = control.authenticate(token)
     else:
         try:
-            identity = control.identity_by_id(OWNER_ID)
+            identity = control.local_owner()  # the passphrase holder is the owner (local mode)
         except NotFound as exc:
             raise ConfigError(f"the project at {settings.home} has no owner identity") from exc
     return Vault(

@@ -140,6 +140,26 @@ def _tar(members: dict[str, bytes], first_name: bytes | None = None, typeflag: b
     return bytes(raw)
 
 
+def zip_reader_differential() -> bytes:
+    """A whole malicious torch zip (without its end record) before a benign one.
+
+    Python's zipfile takes the last end record and shifts every offset by the prepended length: it reads the
+    benign ``data.pkl``. torch's miniz reader takes the offsets literally: it reads the malicious archive's
+    central directory and ``data.pkl`` (``os.system``).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("craft", Path(__file__).with_name("conftest.py"))
+    assert spec and spec.loader
+    craft = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(craft)
+    benign = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01uN0N0N0."  # same length as the payload
+    evil = b"\x80\x02" + g("os", "system") + u("id") + b"\x85R."
+    assert len(benign) == len(evil)
+    zb, ze = craft.torch_zip(benign), craft.torch_zip(evil)
+    return ze[: ze.rfind(b"PK\x05\x06")] + zb
+
+
 def tar_name_is_pickle() -> bytes:
     pkl = b"\x80\x02" + SYSTEM + b"."
     return _tar({"weights.bin": b"\x00" * 64}, first_name=pkl)
@@ -278,6 +298,7 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "c4-int-octal.pkl": lambda: text_int(b"010"),
     "c4-short-binbytes.pkl": text_short_binbytes,
     "c5-pickle-empty-zip.zip": pickle_then_empty_zip,
+    "c5-zip-reader-differential.pt": zip_reader_differential,
     "c5-tar-name-pickle.tar": tar_name_is_pickle,
     "c5-tar-name-zlib.tar": tar_name_is_zlib,
     "c5-tar-unknown-type.tar": tar_unknown_type,

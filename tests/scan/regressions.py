@@ -12,6 +12,7 @@ import io
 import json
 import pickle
 import struct
+import sys
 import tarfile
 import zipfile
 import zlib
@@ -152,6 +153,7 @@ def zip_reader_differential() -> bytes:
     spec = importlib.util.spec_from_file_location("craft", Path(__file__).with_name("conftest.py"))
     assert spec and spec.loader
     craft = importlib.util.module_from_spec(spec)
+    sys.modules["craft"] = craft  # (dataclasses look their module up)
     spec.loader.exec_module(craft)
     benign = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01uN0N0N0."  # same length as the payload
     evil = b"\x80\x02" + g("os", "system") + u("id") + b"\x85R."

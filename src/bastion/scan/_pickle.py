@@ -8,8 +8,16 @@ extension-registry codes, calls on computed values) are findings, not guesses.
 
 The walk is iterative with explicit bounds (opcode count, stack size, MARK and container nesting, memo size,
 stream size), so adversarial input ends in :class:`~bastion.scan._io.Malformed`, never in a RecursionError.
-joblib's ``NumpyArrayWrapper`` is understood: after its ``BUILD`` the raw array bytes that joblib writes into
-the stream are skipped (numeric dtypes) or analysed as the nested pickle joblib reads (object dtype).
+Where CPython's readers could disagree with this walk the stream is refused, not guessed: integer literals are
+parsed as CPython parses them (``I0x1``, ``I+1``, ``I1_0``, ``I010``), an opcode straddling a ``FRAME`` end is
+malformed, and ``BUILD``/``SETITEM``/``APPEND`` on anything this pickle did not build (an imported global, a
+persistent object, ``numpy.dtype(..., copy=False)``) is a finding.
+
+joblib's ``NumpyArrayWrapper`` is understood only in a joblib reading (``joblib=True``), only for the exact
+construction joblib writes (``NEWOBJ`` with no arguments, then ``BUILD`` with joblib's keys, at a frame
+boundary), with numpy computing the item size from the real dtype: the raw array bytes are skipped (numeric
+dtypes) or analysed as the nested pickle joblib reads with a plain unpickler (object dtype). The scanner
+judges the ``pickle.load`` reading of the same bytes separately (CPython's own unpickler, replayed with stubs).
 """
 
 from __future__ import annotations

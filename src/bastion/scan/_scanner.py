@@ -4,6 +4,13 @@ A file is never judged by its extension. Containers (zip, tar, gzip/bz2/xz/zlib 
 with bounded streaming decompression and walked to ``max_depth``; every member is detected and analysed
 in turn, and the archive structure itself is checked (local header vs central directory, CRCs, duplicate
 names, traversal, overlapping entries, prefix data of polyglots).
+
+Every reading a loader accepts is judged (issue 19): a container whose first bytes ``pickle.load`` would
+decode is replayed with CPython's unpickler (imports stubbed, :mod:`bastion.scan._oracle`); a tar header is
+also read as a tar when another format matched first; an HDF5 superblock after a user block is analysed; a
+torch zip is opened with torch's own reader and refused when it sees other records or ``.pkl`` bytes than
+Python's ``zipfile``; a stream that starts like a pickle and fails to parse is text only when CPython's C and
+pure-Python unpicklers also reject it before reaching anything.
 """
 
 from __future__ import annotations

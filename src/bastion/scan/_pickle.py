@@ -17,7 +17,7 @@ joblib's ``NumpyArrayWrapper`` is understood only in a joblib reading (``joblib=
 construction joblib writes (``NEWOBJ`` with no arguments, then ``BUILD`` with joblib's keys, at a frame
 boundary), with numpy computing the item size from the real dtype: the raw array bytes are skipped (numeric
 dtypes) or analysed as the nested pickle joblib reads with a plain unpickler (object dtype). The scanner
-judges the ``pickle.load`` reading of the same bytes separately (CPython's own unpickler, replayed with stubs).
+judges the ``pickle.load`` reading of the same bytes separately (CPython's unpickler, replayed with stubs).
 """
 
 from __future__ import annotations

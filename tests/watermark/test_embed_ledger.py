@@ -100,3 +100,19 @@ def test_first_use_key_default_dataset_rewritten_metadata_and_registry_records(
             del os.environ["WM_TOKEN"]
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"] == "owned" and doc["commitment"] == meta["watermark"]["commitment"]
+
+
+def test_a_registry_model_that_is_not_an_mlp_is_named_not_its_temporary_copy(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    linear = tmp_path / "linear"
+    linear.mkdir()
+    save_file({"weight": np.zeros((10, 64), np.float32)}, str(linear / "model.safetensors"))
+    with open_vault(home=home) as vault:
+        vault.push(linear, name="linear", kind="model")
+    assert run(["watermark", "embed", "--model", "linear", "--dataset", "breast_cancer", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: linear: not a bastion MLP model") and "/tmp/" not in err.split("hint")[0]

@@ -64,6 +64,23 @@ def _model_dir(ref: str, vault: Any) -> Iterator[Path]:
         yield directory
 
 
+def _load_model(ref: str, vault: Any) -> Any:
+    """The bastion MLP at ``ref`` (a directory or a registry ref); errors name ``ref``, not a temp path."""
+    from bastion.errors import NotFound
+    from bastion.models.recipes import load_model
+
+    with _model_dir(ref, vault) as directory:
+        try:
+            return load_model(directory)
+        except (NotFound, InvalidInput) as exc:
+            if Path(ref).exists():
+                raise
+            raise InvalidInput(
+                f"{ref}: not a bastion MLP model (config.json and model.safetensors of 'bastion train')",
+                hint="watermarks are embedded in and verified on bastion-mlp models",
+            ) from exc
+
+
 def _default_dataset(model: str, metadata: Any, vault: Any) -> str | None:
     """The built-in dataset the model was trained on: its metadata, else the registry's lineage."""
     from bastion.models.data import DATASETS
@@ -178,7 +195,7 @@ def register(app: typer.Typer) -> None:
 
         Without --key-file/--key-id the home's key is used, created on first use. A dataset with a privacy
         budget is refused (non-private fine-tuning); the output's metadata describes this fine-tuning."""
-        from bastion.models.recipes import load_model, save_model
+        from bastion.models.recipes import save_model
         from bastion.watermark.commitment import annotate_version, log_commitment, save_record
         from bastion.watermark.embed import check_may_fine_tune, embed
         from bastion.watermark.keys import ensure_home_key
@@ -193,8 +210,7 @@ def register(app: typer.Typer) -> None:
         vault = _vault(home)
         try:
             vault.access.check(vault.identity, "watermark:embed")
-            with _model_dir(model, vault) as directory:
-                loaded = load_model(directory)
+            loaded = _load_model(model, vault)
             if dataset is None and data is None:
                 dataset = _default_dataset(model, loaded.metadata, vault)
                 if dataset is not None:
@@ -415,10 +431,8 @@ def _attribute_cmd(
         else:
             assert model is not None
             from bastion.models.adapters import TorchAdapter
-            from bastion.models.recipes import load_model
 
-            with _model_dir(model, vault) as directory:
-                loaded = load_model(directory)
+            loaded = _load_model(model, vault)
             cfg = loaded.config
             adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
             suspect = model
@@ -473,10 +487,8 @@ def _verify(
     else:
         assert model is not None
         from bastion.models.adapters import TorchAdapter
-        from bastion.models.recipes import load_model
 
-        with _model_dir(model, vault) as directory:
-            loaded = load_model(directory)
+        loaded = _load_model(model, vault)
         cfg = loaded.config
         adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
         suspect = model

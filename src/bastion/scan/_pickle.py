@@ -351,7 +351,8 @@ class PickleAnalyzer:
         max_memo = self.config.max_memo
         ops = 0
         while True:
-            offset = self.offset = r._base + r._bpos  # Reader.pos, inlined: this loop is the hot path
+            p = r._bpos  # Reader.pos and Reader.read_byte, inlined: this loop is the hot path
+            offset = self.offset = r._base + p
             if offset > limit:
                 raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
             frame_end = self.frame_end
@@ -360,7 +361,12 @@ class PickleAnalyzer:
                     # CPython's C and Python unpicklers disagree on opcodes that straddle a frame's end
                     raise Malformed("an opcode crosses the end of a pickle frame", offset)
                 self.frame_end = None
-            code = read_byte()
+            buf = r._buf
+            if p < len(buf):
+                code = buf[p]
+                r._bpos = p + 1
+            else:
+                code = read_byte()
             ops += 1
             # fast paths for the most frequent opcodes (same semantics as their op_ handlers)
             if code == 0x94:  # MEMOIZE

@@ -279,13 +279,21 @@ def weak_id_column(values: Sequence[str], *, min_share: float = 0.8) -> tuple[st
     identifier column whatever its name; passports and licences are not decided this way (no check digit).
     """
     cells = [v.strip() for v in values if v.strip()]
-    if len(cells) < 5:
-        return None
+    if len(cells) < 5 or sum(1 for v in cells[:32] if sum(c.isdigit() for c in v) >= 6) < 0.5 * min(
+        len(cells), 32
+    ):
+        return None  # identifiers with check digits have six digits or more
+    allowed = (1 - min_share) * len(cells)
     for fmt in FORMATS:
         if fmt.entity != NATIONAL_ID:
             continue
-        ok = sum(1 for v in cells if fmt.pattern.fullmatch(v) and fmt.check(v))
-        if ok >= min_share * len(cells):
+        misses = 0
+        for v in cells:
+            if not (fmt.pattern.fullmatch(v) and fmt.check(v)):
+                misses += 1
+                if misses > allowed:
+                    break
+        else:
             return fmt.entity, fmt.name
     return None
 

@@ -711,7 +711,7 @@ def detect_values(
     values: Sequence[str],
     *,
     column: str | None = None,
-    sample: int = 256,
+    sample: int = 128,
     detectors: Sequence[Detector] | None = None,
 ) -> ColumnHits:
     """Detect entities in one column chunk (a sequence of strings; empty string = missing)."""

@@ -154,3 +154,30 @@ def test_missing_path_and_bad_notebook(
     bad = write("broken.ipynb", "{not json")
     assert run(["check", str(bad)]) == 2
     assert "not a Jupyter notebook" in capsys.readouterr().err
+
+
+EVASIONS = [  # an author (or attacker) who knows the rules renames the import
+    ("BST-C001", "from pickle import loads as undump\nobj = undump(blob)\n"),
+    ("BST-C001", "import dill as d\nobj = d.load(fh)\n"),
+    ("BST-C002", "from torch import load\nsd = load(p)\n"),
+    ("BST-C002", "import torch as T\nsd = T.load(p, weights_only=False)\n"),
+    ("BST-C003", "from joblib import load as restore\nm = restore(p)\n"),
+    ("BST-C004", "from numpy import load as npl\na = npl(p, allow_pickle=True)\n"),
+    ("BST-C005", "from yaml import load, Loader\nc = load(t, Loader=Loader)\n"),
+    ("BST-C007", "import builtins\nbuiltins.eval(expr)\n"),
+]
+
+
+@pytest.mark.parametrize(("rule", "src"), EVASIONS)
+def test_renamed_imports_do_not_hide_a_call(write: Callable[[str, str], Path], rule: str, src: str) -> None:
+    found = review_code(paths=[write("evasive.py", src)], use_bandit=False).issues
+    assert [i.rule.id for i in found] == [rule]
+
+
+def test_safe_aliases_stay_quiet(write: Callable[[str, str], Path]) -> None:
+    src = (
+        "from yaml import load as yload, SafeLoader as S\nc = yload(t, Loader=S)\n"
+        "from torch import load as tload\nsd = tload(p, weights_only=True)\n"
+        "from json import load\nd = load(fh)\n"
+    )
+    assert review_code(paths=[write("fine.py", src)], use_bandit=False).issues == ()

@@ -90,11 +90,33 @@ def _is_true(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is True
 
 
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name → qualified name of every import (``import numpy as np``, ``from pickle import load as
+    l``), so a renamed import does not hide a call from the rules."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                local = a.asname or a.name.split(".")[0]
+                out[local] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if a.name != "*":
+                    out[a.asname or a.name] = f"{node.module}.{a.name}"
+    return out
+
+
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, aliases: dict[str, str] | None = None) -> None:
         self.source = source
+        self.aliases = aliases or {}
         self.hits: list[tuple[Rule, int, str]] = []
         self.func_stack: list[ast.AST] = []
+
+    def _qualified(self, node: ast.AST) -> str:
+        name = _dotted(node)
+        first, dot, rest = name.partition(".")
+        return self.aliases.get(first, first) + dot + rest if name else name
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self.func_stack.append(node)
@@ -112,7 +134,7 @@ class _Visitor(ast.NodeVisitor):
         return any(w in (text or "").lower() for w in _DIGEST_WORDS)
 
     def visit_Call(self, node: ast.Call) -> None:
-        name = _dotted(node.func)
+        name = self._qualified(node.func)
         head, _, last = name.rpartition(".")
         root = name.split(".")[0]
         if last in ("load", "loads", "Unpickler") and (head in _PICKLE_MODULES or root in _PICKLE_MODULES):
@@ -125,7 +147,7 @@ class _Visitor(ast.NodeVisitor):
             self._hit(NP_PICKLE, node, f"{name}(allow_pickle=True)")
         elif name == "yaml.unsafe_load" or (
             name == "yaml.load"
-            and _dotted(_kw(node, "Loader") or ast.Constant(None)).split(".")[-1] not in _SAFE_YAML
+            and self._qualified(_kw(node, "Loader") or ast.Constant(None)).split(".")[-1] not in _SAFE_YAML
         ):
             self._hit(YAML_LOAD, node, f"{name}() without a safe loader")
         elif name in ("eval", "exec", "builtins.eval", "builtins.exec") and not (
@@ -167,7 +189,7 @@ def review_source(source: str, *, path: str, line_offset: int = 0, cell: int | N
     except (SyntaxError, ValueError):
         tree = None  # notebooks hold magics; secrets are still searched below
     if tree is not None:
-        v = _Visitor(source)
+        v = _Visitor(source, _aliases(tree))
         v.visit(tree)
         for rule, line, message in v.hits:
             issues.append(

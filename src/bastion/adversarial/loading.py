@@ -250,7 +250,10 @@ def _load_factory(
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise NotFound(f"cannot import the model factory {ref} ({type(exc).__name__})") from exc
+        raise NotFound(
+            f"cannot import the model factory {ref} ({type(exc).__name__}: {exc})",
+            hint="run from the directory that holds the package, or add it to PYTHONPATH",
+        ) from exc
     if not callable(factory):
         raise InvalidInput(f"{ref} is not callable")
     from bastion.scan import safe_load
@@ -354,7 +357,12 @@ def open_model(
         if not m or not m.group(2):
             raise InvalidInput("endpoint references look like http(s)://host:port/v2/models/NAME")
         adapter = RemoteAdapter(
-            m.group(1), model=m.group(2), n_classes=n_classes, input_shape=shape, headers=headers
+            m.group(1),
+            model=m.group(2),
+            n_classes=n_classes,
+            input_shape=shape,
+            headers=headers,
+            clip_values=clip_values,
         )
         yield LoadedModel(adapter=adapter, kind="remote", reference=ref)
         return

@@ -13,7 +13,9 @@ Exit codes (documented in the README, checked by tests/cli/test_exit_codes.py):
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -86,6 +88,119 @@ def build_app() -> typer.Typer:
     return app
 
 
+# Import names whose distribution is spelled differently (the rest map by replacing "_" with "-").
+_DISTRIBUTION_OF = {
+    "yaml": "pyyaml",
+    "jwt": "pyjwt",
+    "sklearn": "scikit-learn",
+    "cyclonedx": "cyclonedx-python-lib",
+    "prometheus_client": "prometheus-client",
+    "presidio_analyzer": "presidio-analyzer",
+    "presidio_anonymizer": "presidio-anonymizer",
+    "stdnum": "python-stdnum",
+}
+_FALLBACK_EXTRA = {
+    "pyyaml": "governance",
+    "bandit": "governance",
+    "cyclonedx-python-lib": "governance",
+    "aiohttp": "guard",
+}
+# When a module is in several extras, the one named after the command wins; else this order.
+_EXTRA_ORDER = ("torch", "serve", "privacy", "audit", "federated", "he", "pii", "scan", "governance", "guard")
+
+
+def extra_for_module(module: str, command: str | None = None) -> str | None:
+    """The ``bastion-ml`` extra that installs top-level ``module`` (None when no extra does).
+
+    Read from the installed package's own metadata, so it stays in step with pyproject.toml."""
+    from importlib import metadata
+
+    top = module.split(".")[0]
+    dist = _DISTRIBUTION_OF.get(top, top.replace("_", "-")).lower()
+    try:
+        requires = metadata.requires("bastion-ml") or []
+    except metadata.PackageNotFoundError:
+        return None
+    extras: set[str] = set()
+    for req in requires:
+        match = re.match(r"\s*([A-Za-z0-9_.-]+)[^;]*;.*extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+        if match and match.group(1).lower().replace("_", "-") == dist:
+            extras.add(match.group(2))
+    extras.discard("all")
+    if not extras and dist in _FALLBACK_EXTRA:  # an editable install's metadata can lag pyproject.toml
+        extras.add(_FALLBACK_EXTRA[dist])
+    if not extras:
+        return None
+    if command is not None and command in extras:
+        return command
+    ranked = [e for e in _EXTRA_ORDER if e in extras]
+    return ranked[0] if ranked else sorted(extras)[0]
+
+
+def _missing_module_error(exc: ImportError, args: Sequence[str]) -> tuple[str, str]:
+    name = exc.name or str(exc)
+    command = next((a for a in args if not a.startswith("-")), None)
+    extra = extra_for_module(name, command)
+    top = name.split(".")[0]
+    if extra is None:
+        return f"{top} is not installed", f"pip install {top}"
+    return (
+        f"{top} is not installed (it comes with the [{extra}] extra)",
+        f"pip install 'bastion-ml[{extra}]'",
+    )
+
+
+class _OneLineWarnings(logging.Handler):
+    """bastion's warnings as ``warning: …`` lines on stderr, whatever a library did to the root logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage().replace("\n", " ")
+            sys.stderr.write(f"{record.levelname.lower()}: {message}\n")
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("bastion")
+    if not any(isinstance(h, _OneLineWarnings) for h in logger.handlers):
+        handler = _OneLineWarnings(level=logging.WARNING)
+        logger.addHandler(handler)
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def _escape_markup(command: click.Command) -> None:
+    """Help texts are plain text: keep Rich from reading ``[audit]`` or ``[serve]`` as markup tags."""
+    from rich.markup import escape
+
+    for attr in ("help", "short_help", "epilog"):
+        value = getattr(command, attr, None)
+        if isinstance(value, str) and "[" in value:
+            setattr(command, attr, escape(value))
+    for param in command.params:
+        value = getattr(param, "help", None)
+        if isinstance(value, str) and "[" in value:
+            param.help = escape(value)  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _escape_markup(sub)
+
+
+def _one_suggestion(exc: click.UsageError) -> None:
+    """click (when it knows the possibilities) and typer both append "Did you mean …?": keep click's."""
+    if getattr(exc, "possibilities", None):
+        exc.message = re.sub(r"\s*Did you mean [^?]*\?", "", exc.message)  # type: ignore[misc]
+
+
+def build_command() -> click.Command:
+    """The click command tree of :func:`build_app`, with help texts safe for Rich."""
+    command = typer.main.get_command(build_app())
+    _escape_markup(command)
+    return command
+
+
 def _print_error(message: str, hint: str | None = None) -> None:
     typer.echo(f"error: {message}", err=True)
     if hint:
@@ -101,9 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code without exiting (used by tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _configure_logging()
     try:
-        app = build_app()
-        command = typer.main.get_command(app)
+        command = build_command()
         result = command.main(args=args, prog_name="bastion", standalone_mode=False)
         if isinstance(result, int):
             return result
@@ -117,7 +232,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         _print_error("aborted")
         return EXIT_ERROR
     except click.ClickException as exc:
+        if isinstance(exc, click.UsageError):
+            _one_suggestion(exc)
         exc.show()
+        return EXIT_ERROR
+    except ImportError as exc:
+        if os.environ.get("BASTION_DEBUG"):
+            raise
+        _print_error(*_missing_module_error(exc, args))
         return EXIT_ERROR
     except KeyboardInterrupt:
         _print_error("interrupted")
@@ -129,4 +251,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDING", "EXIT_OK", "build_app", "main", "run"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FINDING",
+    "EXIT_OK",
+    "build_app",
+    "build_command",
+    "extra_for_module",
+    "main",
+    "run",
+]

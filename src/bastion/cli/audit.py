@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.cli._progress import interactive, progress
 from bastion.errors import InvalidInput, PolicyViolation
 
 _ATTACKS_HELP = "Comma-separated attack families: evasion, membership, extraction, poisoning."
@@ -50,6 +53,59 @@ def _project_defaults(home: Path | None, budget: str | None, policy: Path | None
     return str(budget or section.get("budget") or "quick"), policy
 
 
+def _bearer_headers(bearer_env: str | None, model: str | None) -> dict[str, str] | None:
+    """``Authorization: Bearer`` from an environment variable (never from the command line)."""
+    if bearer_env is None:
+        return None
+    if model is None or not model.startswith(("http://", "https://")):
+        raise InvalidInput("--bearer-env is for an http(s):// --model endpoint")
+    token = os.environ.get(bearer_env, "").strip()
+    if not token:
+        raise InvalidInput(f"${bearer_env} is not set (it should hold the gateway token)")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _factory_importable_from_cwd(model: str) -> None:
+    """``pkg.mod:factory`` resolves against the current directory too, as ``uvicorn`` does."""
+    from bastion.adversarial.loading import _FACTORY
+
+    if _FACTORY.match(model) and not Path(model).exists():
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
+
+
+def _expected_features(adapter: Any) -> int | None:
+    """How many input features a loaded model takes, when it can tell without being called."""
+    module = getattr(adapter, "module", None)
+    if module is not None:
+        for layer in getattr(module, "modules", lambda: [])():
+            n = getattr(layer, "in_features", None)
+            if isinstance(n, int):
+                return n
+    n = getattr(getattr(adapter, "estimator", None), "n_features_in_", None)
+    return int(n) if isinstance(n, int) else None
+
+
+def _check_shape(adapter: Any, x: Any, data: Path, model: str) -> None:
+    """Data and model must agree on the feature count: say which file and which counts when not."""
+    import numpy as np
+
+    width = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
+    expected = _expected_features(adapter)
+    if expected is not None and expected != width:
+        raise InvalidInput(
+            f"{data}: {width} features per row, but the model {model} takes {expected}",
+            hint="audit the model with the data it was trained on (same columns, same order)",
+        )
+    try:
+        adapter.predict(x[:1])
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidInput(
+            f"{data}: the model {model} cannot take rows of {width} features ({type(exc).__name__})"
+        ) from exc
+
+
 def _is_registry(ref: str) -> bool:
     from bastion.adversarial.loading import _REGISTRY
 
@@ -73,6 +129,7 @@ def _run(
     trust_types: list[str],
     n_classes: int | None,
     home: Path | None,
+    bearer_env: str | None = None,
 ) -> int:
     from bastion.adversarial.audit import AuditTarget, demo_target, run_audit
     from bastion.adversarial.loading import describe_model, load_data, open_model
@@ -84,17 +141,21 @@ def _run(
     if model is not None and data is None:
         raise InvalidInput("--model needs --data (.npz with x, y or a .csv with a target column)")
     families = [a.strip() for a in attacks.split(",") if a.strip()]
+    headers = _bearer_headers(bearer_env, model)
+    if model is not None:
+        _factory_importable_from_cwd(model)
     _one_torch_thread()
     budget, policy = _project_defaults(home, budget, policy)
     gate = load_policy(policy) if policy is not None else None
     vault = None
     registry_ref = None
 
-    with _progress(fmt) as progress:
+    with progress(enabled=interactive(json_output=fmt is OutputFormat.json)) as update:
         if demo:
-            progress("setup", 0.0, "training the demo model on digits")
+            update("setup", 0.0, "training the demo model on digits")
             target = demo_target(seed=seed)
-            report = run_audit(target=target, attacks=families, budget=budget, seed=seed, progress=progress)
+            update("setup", 1.0, "done")
+            report = run_audit(target=target, attacks=families, budget=budget, seed=seed, progress=update)
         else:
             assert model is not None and data is not None
             ds = load_data(data, target=target_column)
@@ -113,7 +174,14 @@ def _run(
                 clip_values=_parse_clip(clip),
                 trusted_types=trust_types,
                 vault=vault,
+                headers=headers,
             ) as loaded:
+                if loaded.kind != "remote":
+                    _check_shape(loaded.adapter, ds.x, data, model)
+                elif headers is not None:
+                    cast(Any, loaded.adapter).negotiate(
+                        ds.x
+                    )  # a bastion gateway: its outputs depend on the role
                 registry_ref = loaded.registry_ref
                 held_out = ds.x if ds.member is None else ds.x[~ds.member]
                 held_y = ds.y if ds.member is None else ds.y[~ds.member]
@@ -126,9 +194,7 @@ def _run(
                     trainer=loaded.trainer,
                     description={**describe_model(loaded), "data": {"source": ds.source}},
                 )
-                report = run_audit(
-                    target=target, attacks=families, budget=budget, seed=seed, progress=progress
-                )
+                report = run_audit(target=target, attacks=families, budget=budget, seed=seed, progress=update)
     json_path, html_path = write_audit(report, out)
     recorded = None
     if vault is not None and registry_ref is not None:
@@ -153,42 +219,6 @@ def _run(
     if violations:
         raise PolicyViolation(f"{len(violations)} policy violation(s): " + "; ".join(map(str, violations)))
     return 0
-
-
-class _progress:
-    """Rich progress bars on stderr (one per attack family); silent for JSON output."""
-
-    def __init__(self, fmt: OutputFormat) -> None:
-        self.enabled = fmt is OutputFormat.text
-        self.bars: Any = None
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> Any:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bars = Progress(
-                TextColumn("{task.description:<11}"),
-                BarColumn(),
-                TextColumn("{task.fields[note]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self.bars.start()
-        return self.update
-
-    def update(self, family: str, fraction: float, message: str) -> None:
-        if self.bars is None:
-            return
-        if family not in self.tasks:
-            self.tasks[family] = self.bars.add_task(family, total=1.0, note="")
-        self.bars.update(self.tasks[family], completed=max(0.0, min(fraction, 1.0)), note=message)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bars is not None:
-            self.bars.stop()
 
 
 def _print_summary(
@@ -247,6 +277,12 @@ def register(app: typer.Typer) -> None:
         n_classes: int | None = typer.Option(
             None, "--n-classes", help="Number of classes (default: from y)."
         ),
+        bearer_env: str | None = typer.Option(
+            None,
+            "--bearer-env",
+            help="Environment variable holding a bearer token for an http(s) --model (e.g. a bastion "
+            "gateway token).",
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
         home: Path | None = HOME_OPTION,
     ) -> int:
@@ -267,6 +303,7 @@ def register(app: typer.Typer) -> None:
             trust_types=list(trust_type),
             n_classes=n_classes,
             home=home,
+            bearer_env=bearer_env,
         )
 
 

@@ -343,6 +343,7 @@ class RemoteAdapter:
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         batch_size: int = 256,
+        clip_values: tuple[float, float] | None = None,
     ) -> None:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -359,6 +360,7 @@ class RemoteAdapter:
         self.input_name = input_name
         self.output_name = output_name
         self._headers = dict(headers or {})
+        self.clip_values = clip_values  # the valid input range: attacks stay inside it
         self.timeout = float(timeout)
         self.batch_size = int(batch_size)
 
@@ -425,6 +427,52 @@ class RemoteAdapter:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.predict_proba(x).argmax(axis=1).astype(np.int64)
+
+    def negotiate(self, x: np.ndarray) -> str:
+        """Pick the richest named output the endpoint gives this caller (one query with ``x[:1]``).
+
+        A bastion gateway answers with ``probabilities`` (admin), ``top_k_*`` and ``label`` (consumer) or
+        ``label`` alone (auditor): full probabilities are used when offered, else the label (label-only).
+        Endpoints without named outputs keep the first output. Returns the mode chosen."""
+        names: list[str] = []
+        saved_outputs, saved_name = self.outputs, self.output_name
+        self.outputs, self.output_name = "labels", None
+        try:
+            arr = check_input(x, self._input_shape)[:1]
+            request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+                self.endpoint,
+                data=json.dumps(
+                    {
+                        "inputs": [
+                            {
+                                "name": self.input_name,
+                                "shape": [int(d) for d in arr.shape],
+                                "datatype": "FP32",
+                                "data": arr.reshape(-1).tolist(),
+                            }
+                        ]
+                    }
+                ).encode(),
+                headers={"Content-Type": "application/json", **self._headers},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+                payload = json.loads(resp.read())
+            outputs = payload.get("outputs") if isinstance(payload, dict) else None
+            names = [str(o.get("name")) for o in outputs or [] if isinstance(o, dict)]
+        except urllib.error.HTTPError as exc:
+            raise ServiceError(f"inference endpoint answered HTTP {exc.code}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise ServiceError(f"inference endpoint unreachable: {getattr(exc, 'reason', exc)}") from exc
+        except json.JSONDecodeError as exc:
+            raise ServiceError("inference endpoint returned invalid JSON") from exc
+        finally:
+            self.outputs, self.output_name = saved_outputs, saved_name
+        if "probabilities" in names:
+            self.outputs, self.output_name, self.label_only = "probabilities", "probabilities", False
+        elif "label" in names:
+            self.outputs, self.output_name, self.label_only = "labels", "label", True
+        return self.outputs
 
 
 __all__ = ["CallableAdapter", "Outputs", "RemoteAdapter", "SklearnAdapter", "TorchAdapter"]

@@ -164,6 +164,22 @@ def response_costs(env: dict[str, Any]) -> dict[str, float]:
     return {k: 100.0 * (float((v.argmax(1) == y).mean()) - base) for k, v in variants.items()}
 
 
+def request_cost(env: dict[str, Any], rows: int, repeats: int = 300) -> float:
+    """Mean ms of one ``respond`` call for a natural request of ``rows`` rows (model output precomputed)."""
+    d = env["data"]
+    guard = defence(env)
+    p = env["victim"].predict_proba(d.x_test)
+    n = len(d.x_test) - rows
+    for i in range(30):
+        j = (i * rows) % n
+        guard.respond(consumers=("u", "addr:x"), x=d.x_test[j : j + rows], proba=p[j : j + rows])
+    start = time.perf_counter()
+    for i in range(repeats):
+        j = (i * rows) % n
+        guard.respond(consumers=("u", "addr:x"), x=d.x_test[j : j + rows], proba=p[j : j + rows])
+    return (time.perf_counter() - start) / repeats * 1000.0
+
+
 def benign_streams(env: dict[str, Any], n_streams: int, rows: int) -> dict[str, Any]:
     """Benign clients over natural (test-split) data: repeats, single class, bursts after idle, batch jobs."""
     d = env["data"]
@@ -265,6 +281,24 @@ def main() -> None:
                         f"   attribution of the {budgets[-1]}-row {strategy} surrogate among "
                         f"{len(candidates)} consumers: {att.consumer} z={att.z:.1f} p={att.p_value:.2g}"
                     )
+                    if strategy == "knockoff":  # the same theft, surrogate trained on labels only
+                        thief = DefendedModel(env["victim"], defence(env), consumers=("mallory",))
+                        thief.label_only = True
+                        lab = run_attack(env, strategy, thief, budgets)
+                        guard = thief.defence
+                        for c in customers:
+                            xs = d.x_test[rng.integers(0, len(d.x_test), 400)]
+                            guard.respond(consumers=(c,), x=xs, proba=env["victim"].predict_proba(xs))
+                        att = guard.watermark.attribute(
+                            predict_proba=lab.surrogate.predict_proba,
+                            probes={c: guard.queries(c) for c in candidates},
+                            consumers=candidates,
+                            reference=env["victim"].predict_proba,
+                        )
+                        print(
+                            f"   label-only knockoff surrogate (fidelity {lab.points[-1].fidelity:.3f}): "
+                            f"{att.consumer} z={att.z:.1f} p={att.p_value:.2g} (the signal is in the scores)"
+                        )
         floor = extract(
             victim=Plain(env["victim"]),
             strategy="knockoff",
@@ -283,6 +317,10 @@ def main() -> None:
         print(
             "benign accuracy cost of each response if applied to natural (test-split) rows: "
             + ", ".join(f"{k} {v:+.2f} pp" for k, v in costs.items())
+        )
+        print(
+            "defence cost per request: "
+            + ", ".join(f"{r} rows {request_cost(env, r):.2f} ms" for r in (1, 20))
         )
         b = benign_streams(env, args.streams, args.stream_rows)
         print(

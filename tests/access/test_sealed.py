@@ -106,7 +106,7 @@ def test_grant_widening_is_refused(home: Path, monkeypatch, capsys) -> None:
     assert run(["access", "seal"]) == 1
     assert "gw" in capsys.readouterr().err
     assert run(["access", "seal", "--yes"]) == 0
-    assert "sealed 1 identity: gw" in capsys.readouterr().out
+    assert "sealed 1: gw" in capsys.readouterr().out
     assert _as(monkeypatch, tok, capsys, "registry", "show", "churn").startswith(
         "2:"
     )  # now only NotFound etc.

@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
         yes: bool = typer.Option(False, "--yes", help="Seal them (after checking them with `access list`)."),
         home: Path | None = HOME_OPTION,
     ) -> None:
-        """List identities whose authorization rows are unsealed or changed outside bastion; --yes seals them.
+        """List authorization state (identities, version pointers, versions) that is unsealed or was changed
+        outside bastion; --yes seals it.
 
         Owner only (the passphrase holder, no BASTION_TOKEN): the migration step for homes from before seals.
         Exit 1 while any remain unsealed without --yes.
@@ -88,15 +89,13 @@ def register(app: typer.Typer) -> None:
 
         with open_vault(home) as vault:
             if not yes:
-                names = vault.access.unsealed()
+                names = vault.unsealed_state()
                 if names:
                     raise IntegrityError(
                         f"unsealed or changed authorization state: {', '.join(names)} "
                         "(check `bastion access list`, then run `bastion access seal --yes`)"
                     )
-                typer.echo("every identity's authorization state is sealed")
+                typer.echo("all authorization state is sealed (identities, version pointers, versions)")
                 return
-            names = vault.access.seal_all()
-        typer.echo(
-            f"sealed {len(names)} identit{'y' if len(names) == 1 else 'ies'}: {', '.join(names) or '-'}"
-        )
+            names = vault.seal_state()
+        typer.echo(f"sealed {len(names)}: {', '.join(names) or '-'}")

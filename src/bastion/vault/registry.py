@@ -23,6 +23,7 @@ import base64
 import binascii
 import builtins
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ from bastion.access import AccessControl, Identity, allowed
 from bastion.config import ENVIRONMENTS, Settings
 from bastion.crypto.aead import RangeRead, decrypt_stream_to, read_range
 from bastion.crypto.interface import KekInfo, KeyProvider, WrapHolder, WrappedKey, new_dek
+from bastion.crypto.seal import RowSealer
 from bastion.errors import (
     AccessDenied,
     BastionError,
@@ -82,6 +84,14 @@ from bastion.vault._push import (
     encrypt_file,
     run_inspectors,
     segment_associated_data,
+)
+from bastion.vault._seals import (
+    check_pointers,
+    check_version,
+    reseal_pointers,
+    reseal_version,
+    seal_registry,
+    unsealed_registry,
 )
 from bastion.vault._source import Source
 from bastion.vault.interface import Inspector
@@ -318,9 +328,14 @@ class Vault:
             .join(wrapped_keys, wrapped_keys.c.id == latest.c.wid)
         )
 
+    @functools.cached_property
+    def _sealer(self) -> RowSealer:
+        return self.signer.row_sealer()
+
     def _resolve(self, conn: Connection, ref: ArtifactRef) -> Any:
         if conn.execute(sa.select(artifacts.c.id).where(artifacts.c.name == ref.name)).first() is None:
             raise NotFound(f"no artifact named {ref.name!r}")
+        check_pointers(conn, self._sealer, ref.name)  # NAME and NAME@ENV cannot be rolled back unnoticed
         q = self._query().where(artifacts.c.name == ref.name)
         if ref.version is not None:
             q = q.where(versions.c.version == ref.version)
@@ -772,6 +787,17 @@ class Vault:
                     created_by=self.identity.name,
                 )
             )
+            self._reseal_committed(conn, version_id)
+
+    def _reseal_committed(self, conn: Connection, version_id: int) -> None:
+        """Seal a version as stored (read back, so the encoding is the database's) and its name's pointers."""
+        row = conn.execute(
+            sa.select(versions, artifacts.c.name)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(versions.c.id == version_id)
+        ).one()
+        reseal_version(conn, self._sealer, row)
+        reseal_pointers(conn, self._sealer, row.name)
 
     # --- pull / verify / materialize ---------------------------------------------------------------------
 
@@ -780,6 +806,7 @@ class Vault:
         with self.engine.connect() as conn:
             row = self._resolve(conn, ref)
             file_rows = self._file_rows(conn, row.id)
+            check_version(conn, self._sealer, row)
         self._check(permission, model=ref.name, env=row.env)
         return row, self._verify_record(row, file_rows)
 
@@ -869,6 +896,7 @@ class Vault:
                 row = self._resolve(conn, ref)
                 file_rows = self._file_rows(conn, row.id)
                 notes = self._annotations(conn, row.id)
+                check_version(conn, self._sealer, row)
             self._check("registry:read", model=ref.name, env=row.env)
             self._verify_record(row, file_rows)
         if _log:
@@ -887,6 +915,8 @@ class Vault:
         with self.engine.connect() as conn:
             for row in conn.execute(q):
                 if allowed(self.identity, "registry:read", model=row.name, env=row.env):
+                    check_pointers(conn, self._sealer, row.name)
+                    check_version(conn, self._sealer, row)
                     out.append(self._record(row, self._file_rows(conn, row.id)))
         self._log("registry:list", kind or "*", count=len(out))
         return out
@@ -909,10 +939,12 @@ class Vault:
             self._check("registry:read", model=ref.name)
             with self.engine.connect() as conn:
                 row = self._resolve(conn, ref)
+                check_version(conn, self._sealer, row)
             self._check("registry:read", model=ref.name, env=row.env)
             self._check(permission, model=ref.name, env=row.env)
             now = utcnow()
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
+                check_version(conn, self._sealer, row)  # under the write lock: no annotation slipped in
                 conn.execute(
                     sa.insert(version_annotations).values(
                         version_id=row.id,
@@ -922,6 +954,7 @@ class Vault:
                         created_by=self.identity.name,
                     )
                 )
+                self._reseal_committed(conn, row.id)
         self._log(
             "registry:annotate",
             f"{row.name}:{row.version}",
@@ -949,7 +982,8 @@ class Vault:
                 raise InvalidInput(f"{row.name}:{row.version} is in {row.env}: promotion only moves forward")
             dek = self._unwrap(row)
             wrapped = self.keys.wrap(env=to, dek=dek, context=dek_context(row.name, int(row.version)))
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
+                check_pointers(conn, self._sealer, row.name)
                 conn.execute(
                     sa.insert(wrapped_keys).values(
                         version_id=row.id,
@@ -961,6 +995,7 @@ class Vault:
                         created_by=self.identity.name,
                     )
                 )
+                reseal_pointers(conn, self._sealer, row.name)
         self._log("registry:promote", f"{row.name}:{row.version}", source=row.env, to=to)
         return self.show(f"{row.name}:{row.version}", _log=False)
 
@@ -1064,6 +1099,22 @@ class Vault:
     def log_head(self) -> SignedTreeHead:
         self._check("log:read")
         return self.audit.tree_head()
+
+    def unsealed_state(self) -> builtins.list[str]:
+        """Identities, artifact names and ``NAME:VERSION`` whose seal is missing or does not match."""
+        self._check("access:manage")
+        with self.engine.connect() as conn:
+            registry = unsealed_registry(conn, self._sealer)
+        return self.access.unsealed() + registry
+
+    def seal_state(self) -> builtins.list[str]:
+        """Seal every identity, pointer set and version as it is now (owner only: the migration step)."""
+        listed = self.unsealed_state()
+        self.access.seal_all()
+        with write_transaction(self.engine) as conn:
+            seal_registry(conn, self._sealer)
+        self._log("registry:seal", "-", sealed=listed)
+        return listed
 
     def log_public_key_pem(self) -> str:
         """The Ed25519 key that signs tree heads (public: what witnesses pin)."""

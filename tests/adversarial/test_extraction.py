@@ -47,3 +47,39 @@ def test_extract_errors(digits, digits_model: TorchAdapter) -> None:  # type: ig
         extract(victim=digits_model, strategy="random", eval_x=digits.x_test[:, :5])
     with pytest.raises(InvalidInput, match="budget"):
         extract(victim=digits_model, strategy="random", budgets=(0,), eval_x=digits.x_test)
+
+
+@pytest.mark.parametrize("strategy", ["bucket", "jacobian-random", "mixup", "adaptive"])
+def test_issue_20_strategies_spend_their_budget_and_steal(
+    digits, digits_model: TorchAdapter, strategy: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The attacks added for the theft defence (issue 20) use exactly their budget and, undefended, steal."""
+    calls: list[int] = []
+
+    def victim_fn(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return digits_model.predict_proba(x)
+
+    victim = CallableAdapter(victim_fn, n_classes=10, input_shape=64)
+    res = extract(
+        victim=victim,
+        strategy=strategy,
+        budgets=(100, 300),
+        data=digits.x_train,
+        eval_x=digits.x_test,
+        clip_values=(0.0, 1.0),
+        jacobian_seed_size=50,
+        train_steps=300,
+        reference=digits_model,  # fidelity against the clean model: the victim is not asked about eval_x
+    )
+    assert res.queries_used == 300 == sum(calls)
+    assert res.points[-1].fidelity > (0.3 if strategy == "bucket" else 0.8)
+
+
+def test_bucket_queries_stay_in_ten_public_buckets() -> None:
+    from bastion.adversarial.attacks.extraction import _bucket_queries
+
+    x = _bucket_queries(np.random.default_rng(0), 400, (64,), 0.0, 1.0)
+    planes = np.random.default_rng(0).standard_normal((64, 6)).astype(np.float32)
+    codes = (((x - 0.5) @ planes) > 0).astype(np.int64) @ (1 << np.arange(6))
+    assert x.shape == (400, 64) and len(set(codes.tolist())) <= 10

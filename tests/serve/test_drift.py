@@ -69,3 +69,39 @@ def test_small_windows_stay_quiet_and_bad_input_is_refused(setup) -> None:  # ty
         monitor.observe(x_te[:3, :10], model.predict_proba(x_te[:3]))
     assert DriftReference.from_dict(ref.to_dict()) == ref
     assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == pytest.approx(0.0)
+
+
+def test_gateway_publishes_drift_and_alerts_on_shifted_traffic(kit, project, digits) -> None:  # type: ignore[no-untyped-def]
+    """Through a real gateway on 127.0.0.1: unshifted traffic raises no alert, shifted traffic does."""
+    import httpx
+
+    ref = DriftReference.fit(x=digits.x_train, probs=digits.adapter.predict_proba(digits.x_train))
+
+    def scrape(client: httpx.Client) -> dict[str, float]:
+        r = client.get("/metrics", headers=kit.bearer(project.tokens["dave"]))
+        assert r.status_code == 200
+        return {
+            line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+            for line in r.text.splitlines()
+            if line.startswith("bastion_drift_") and 'model="digits"' in line
+        }
+
+    rng = np.random.default_rng(0)
+    for shift, expect_alert in ((False, False), (True, True)):
+        monitor = DriftMonitor(reference=ref, config=DriftConfig(window=300, min_samples=200))
+        gateway = kit.make_gateway(project, digits, drift=monitor)
+        with kit.serving(gateway) as server, httpx.Client(base_url=server.url) as client:
+            x = digits.x_test[rng.permutation(len(digits.x_test))[:300]]
+            if shift:
+                x = np.clip(x + 0.35, 0.0, 1.0).astype(np.float32)  # a miscalibrated sensor
+            for start in range(0, 300, 50):
+                r = client.post(
+                    "/v2/models/digits/infer",
+                    json=kit.infer_body(x[start : start + 50]),
+                    headers=kit.bearer(project.tokens["alice"]),
+                )
+                assert r.status_code == 200, r.text
+            gauges = scrape(client)
+        assert gauges["bastion_drift_samples"] == 300.0
+        assert (gauges["bastion_drift_alerts"] > 0) is expect_alert, gauges
+        assert (gauges["bastion_drift_feature_psi_max"] > 0.25) is expect_alert

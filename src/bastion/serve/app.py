@@ -137,8 +137,10 @@ class Gateway:
         watermark: Any = None,
         theft: Any = None,
         monitor_key: bytes | None = None,
+        drift: Any = None,
     ) -> None:
         self.model = model
+        self.drift = drift  # bastion.serve.drift.DriftMonitor: live input/output drift against training
         self.theft = theft  # bastion.serve.theft.TheftDefence: keyed detection and responses per consumer
         self.config = config
         self.auth = authenticator
@@ -197,6 +199,8 @@ class Gateway:
         writer = self.writer
         if writer is not None:
             self.metrics.audit_dropped.set_function(lambda: float(writer.dropped))
+        if drift is not None:
+            drift.register_metrics(self.metrics.registry, model=model.name)
         # Redis-backed limits or monitor: their synchronous calls leave the event loop (threadpool).
         self.blocking_checks = bool(config.redis_url) or self.limiter.shared
 
@@ -574,6 +578,8 @@ def _answer(
         _charge_rows(gw, state, identity, len(x), throttled=flagged is not None)
         gw.guard.check_adversarial(x)
         proba = np.asarray(model.adapter.predict_proba(x))
+        if gw.drift is not None:  # the model's own outputs, before any API watermark
+            gw.drift.observe(x.reshape(len(x), -1), proba)
         if gw.watermark is not None:
             proba = gw.watermark.apply(x, proba)
         features = x.reshape(len(x), -1)

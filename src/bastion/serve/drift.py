@@ -13,16 +13,16 @@ and compares them with the reference:
 * confidence collapse — the drop of the mean top-class probability below the reference's.
 
 An alert is raised when a score crosses its configured threshold and at least ``min_samples`` live rows
-have been seen. :meth:`DriftMonitor.metrics` gives the gauges for the gateway's ``/metrics``. Stdlib and
-numpy only; the gateway wiring (feed ``observe`` from each inference, publish ``metrics``) is a separate
-step in :mod:`bastion.serve.app`.
+have been seen. A :class:`~bastion.serve.app.Gateway` given ``drift=DriftMonitor(...)`` feeds it every
+numeric inference batch (the model's own probabilities, before any API watermark) and publishes
+``bastion_drift_*{model=...}`` gauges on ``/metrics`` (:meth:`DriftMonitor.register_metrics`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,40 @@ class DriftMonitor:
                     f"confidence collapse: mean {mean_conf:.3f} vs reference {ref.mean_confidence:.3f}"
                 )
         return DriftReport(n, feats, pred_psi, mean_conf, drop, tuple(alerts))
+
+    def register_metrics(self, registry: Any, *, model: str) -> None:
+        """Gauges in a prometheus ``registry``, computed when ``/metrics`` is scraped (one report each)."""
+        from prometheus_client import Gauge
+
+        cache: dict[str, Any] = {}
+
+        def value(key: str) -> Callable[[], float]:
+            def read() -> float:
+                if key == "samples" or "report" not in cache:  # the first gauge of each scrape refreshes it
+                    cache["report"] = self.report()
+                r: DriftReport = cache["report"]
+                return float(
+                    {
+                        "samples": r.samples,
+                        "feature_psi_max": r.max_feature_psi,
+                        "prediction_psi": r.prediction_psi,
+                        "confidence_drop": r.confidence_drop,
+                        "alerts": len(r.alerts),
+                    }[key]
+                )
+
+            return read
+
+        helps = {
+            "samples": "Live rows in the drift window",
+            "feature_psi_max": "Largest per-feature PSI of the window against the training reference",
+            "prediction_psi": "PSI of the predicted-class distribution against the reference",
+            "confidence_drop": "Drop of the mean top-class probability below the reference",
+            "alerts": "Drift alerts currently raised (thresholds in DriftConfig)",
+        }
+        for key, text in helps.items():
+            g = Gauge(f"bastion_drift_{key}", text, ["model"], registry=registry)
+            g.labels(model).set_function(value(key))
 
     def metrics(self, model: str) -> dict[str, float]:
         """Gauges for ``/metrics`` (``bastion_drift_*{model=...}``)."""

@@ -181,3 +181,11 @@ def test_safe_aliases_stay_quiet(write: Callable[[str, str], Path]) -> None:
         "from json import load\nd = load(fh)\n"
     )
     assert review_code(paths=[write("fine.py", src)], use_bandit=False).issues == ()
+
+
+def test_bandit_password_findings_do_not_repeat_the_password(write: Callable[[str, str], Path]) -> None:
+    secret = "hunter2-" + "correct-horse"
+    found = review_code(paths=[write("db.py", f"password = '{secret}'\n")]).issues
+    bandit = [i for i in found if i.rule.tool == "bandit"]
+    assert [i.rule.id for i in bandit] == ["B105"]
+    assert all(secret not in i.message for i in found) and "value not shown" in bandit[0].message

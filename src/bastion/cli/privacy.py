@@ -82,7 +82,10 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Answer one DP aggregate query (OpenDP), charged to the dataset's privacy budget first."""
+        """Answer one DP aggregate query (OpenDP), charged to the dataset's privacy budget first.
+
+        KIND is one of: count, sum, mean (need --lower/--upper), histogram (--bins or --category),
+        quantile (--quantile, --lower/--upper)."""
         from bastion.privacy.ledger import ledger_for_vault
         from bastion.privacy.queries import dp_query, load_column
         from bastion.privacy.training import ledger_key

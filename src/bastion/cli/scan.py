@@ -88,7 +88,10 @@ def _print_text(report: Any) -> None:
 def register(app: typer.Typer) -> None:
     scan_app = typer.Typer(
         cls=_ScanGroup,
-        help="Scan model files without executing them (allow-list pickle analysis, archive checks).",
+        help="Scan model files without executing them (allow-list pickle analysis, archive checks).\n\n"
+        "Usage: bastion scan PATH... [--format text|json|sarif] [--allow MODULE:QUALNAME] [--home DIR]\n\n"
+        "PATH: files or directories (scanned recursively). Exit 0 nothing unsafe, 1 findings, 2 could not "
+        "scan. 'bastion scan files --help' lists every option.",
         no_args_is_help=True,
     )
 
@@ -102,8 +105,12 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Scan PATH... and exit 0 (nothing unsafe), 1 (findings) or 2 (could not scan)."""
+        from bastion.errors import NotFound
         from bastion.scan import scan, to_sarif
 
+        missing = [p for p in paths if not p.exists()]
+        if missing:  # a typo in the path: one line, not a report
+            raise NotFound(f"no such file or directory: {missing[0]}")
         report = scan(paths=paths, config=_config(home, allow))
         if fmt is ScanFormat.json:
             print_json(report.to_dict())

@@ -79,6 +79,11 @@ def _check_input(path: Path, fmt: str) -> None:
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
     if b"\x00" in head:
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1:200:2].count(0) > 0.8 * len(head[1:200:2]):
+            raise InvalidInput(
+                f"{path.name} looks like UTF-16 text, not UTF-8 {fmt}",
+                hint=f"convert it: iconv -f UTF-16 -t UTF-8 {path.name} > {path.stem}-utf8{path.suffix}",
+            )
         raise InvalidInput(f"{path.name} looks like a binary file (NUL bytes), not {fmt}")
 
 

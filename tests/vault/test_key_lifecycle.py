@@ -110,3 +110,52 @@ def test_cli_retire_refused_exit_2_names_the_users(
     assert run(["keys", "rotate", "--env", "dev"]) == 0
     assert "rewrapped" in capsys.readouterr().out
     assert run(["keys", "retire", "--env", "dev", "--version", "1"]) == 0
+
+
+def test_registered_holders_data_watermark_attester_survive_rotate_and_retire(tmp_path: Path) -> None:
+    """The installed holders (entry points): data scope keys, watermark keys and the gateway attester key.
+
+    Retire before rotate is refused naming each holder; after rotate → retire, data reveal/protect, the
+    watermark key and the attester key all still open (the user report in issue 11 item 7).
+    """
+    from importlib.metadata import entry_points
+
+    from bastion.data.catalog import scope_keys
+    from bastion.serve.attestation import create_software_attester, open_software_attester
+    from bastion.watermark.keys import generate_key, load_home_key, store_key
+
+    assert {e.name for e in entry_points(group="bastion.wrap_holders")} >= {
+        "data-keys",
+        "watermark-keys",
+        "attester",
+    }
+    v = init_project(home=tmp_path / "h", passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast(), inspectors=[])
+    token = scope_keys(v.engine, v.keys, scope="pii", env="dev").token("alice@example.com")
+    wm = generate_key()
+    store_key(wm, home=v.settings.home, provider=v.keys, env="dev")
+    attester = create_software_attester(v.settings.home / "serve", keys=v.keys)  # wrapped under prod
+    for env, label in (("dev", "data-protection scope key"), ("dev", "watermark key"), ("prod", "attester")):
+        with pytest.raises(Conflict, match=label):
+            v.retire_key(env=env, version=1)
+    for env in ("dev", "prod"):
+        v.rotate_keys(env=env)
+        v.retire_key(env=env, version=1)
+    v.close()
+    with open_vault(home=tmp_path / "h", passphrase=PASSPHRASE, inspectors=[]) as v2:
+        keys = scope_keys(v2.engine, v2.keys, scope="pii", env="dev", create=False)
+        assert keys.reveal(token) == "alice@example.com"  # data reveal
+        assert keys.token("alice@example.com") == token  # data protect: same deterministic token
+        assert load_home_key(home=v2.settings.home, provider=v2.keys, key_id=wm.key_id).secret == wm.secret
+        reopened = open_software_attester(v2.settings.home / "serve", keys=v2.keys)
+        assert reopened.public_key().public_bytes_raw() == attester.public_key().public_bytes_raw()
+        with pytest.raises(KeyNotFound):
+            v2.keys.unwrap(  # the retired KEK really is gone: the old wraps would not open
+                WrappedKey.from_json(json.dumps({**json.loads(_first_wrap_json(v2)), "kek_version": 1})),
+                context="bastion-data-key:pii",
+            )
+
+
+def _first_wrap_json(v: Vault) -> str:
+    from bastion.data.catalog import DataKeyHolder
+
+    return DataKeyHolder(v.engine).held()[0].wrapped.to_json()

@@ -46,7 +46,10 @@ class RowSealer:
     def check(self, kind: str, key: str, state: Mapping[str, Any], mac: bytes | None, *, what: str) -> None:
         """Raise IntegrityError naming ``what`` unless ``mac`` seals exactly this state."""
         if mac is None:
-            raise IntegrityError(f"{what} is not sealed (written without the key ring)")
+            raise IntegrityError(
+                f"{what} is not sealed (written without the key ring, or before seals: "
+                "the owner reviews it, then runs 'bastion access seal --yes')"
+            )
         if not hmac.compare_digest(self.seal(kind, key, state), bytes(mac)):
             raise IntegrityError(f"{what} was changed outside bastion (its seal does not match)")
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bastion.crypto import KeyProvider, WrappedKey, new_dek
+from bastion.crypto.interface import HeldWrap
 from bastion.data.scan import ScanReport
 from bastion.data.tokens import ScopeKeys
 from bastion.errors import NotFound, ServiceError
@@ -133,11 +134,45 @@ def scope_keys(
     return ScopeKeys(dek, scope=scope)
 
 
+class DataKeyHolder:
+    """The wraps of the data-protection scope keys (rows of ``data_keys``), for key rotation and retire."""
+
+    label = "data-protection scope key(s)"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def held(self) -> list[HeldWrap]:
+        ensure_data_tables(self.engine)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(data_keys.c.scope, data_keys.c.wrapped).order_by(data_keys.c.scope))
+            return [
+                HeldWrap(key=r.scope, wrapped=WrappedKey.from_json(r.wrapped), context=_context(r.scope))
+                for r in rows
+            ]
+
+    def replace(self, key: str, wrapped: WrappedKey) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(data_keys).where(data_keys.c.scope == key).values(wrapped=wrapped.to_json())
+            )
+        if done.rowcount != 1:
+            raise NotFound(f"no data key for token scope {key!r}")
+
+
+def wrap_holder(settings: Any, engine: Engine) -> DataKeyHolder:
+    """Entry point ``bastion.wrap_holders: data-keys``."""
+    del settings
+    return DataKeyHolder(engine)
+
+
 __all__ = [
+    "DataKeyHolder",
     "catalog_entries",
     "data_classifications",
     "data_keys",
     "ensure_data_tables",
     "record_classification",
     "scope_keys",
+    "wrap_holder",
 ]

@@ -273,6 +273,39 @@ def open_software_attester(directory: Path, *, keys: Sealer) -> SoftwareAttester
         raise IntegrityError("the software attester key does not open") from exc
 
 
+class AttesterKeyHolder:
+    """The wrap of the sealed attester key (``serve/attester_ed25519.sealed.json``), for rotate/retire."""
+
+    label = "gateway attester key"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / ATTESTER_KEY_FILE
+
+    def held(self) -> list[Any]:
+        from bastion.crypto.interface import HeldWrap, WrappedKey
+
+        if not self.path.exists():
+            return []
+        try:
+            doc = json.loads(_read_small(self.path))
+            wrapped = WrappedKey.from_dict(doc["wrapped"])
+        except (ValueError, KeyError, TypeError, AttributeError, BastionError) as exc:
+            raise IntegrityError("the software attester key is damaged") from exc
+        return [HeldWrap(key="attester", wrapped=wrapped, context=_ATTESTER_CONTEXT)]
+
+    def replace(self, key: str, wrapped: Any) -> None:
+        from bastion.crypto._atomic import atomic_write
+
+        doc = {"format": _ATTESTER_FORMAT, "wrapped": wrapped.to_dict()}
+        atomic_write(self.path, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o600)
+
+
+def wrap_holder(settings: Any, engine: Any) -> AttesterKeyHolder:
+    """Entry point ``bastion.wrap_holders: attester`` (the key lives in ``<home>/serve``)."""
+    del engine
+    return AttesterKeyHolder(Path(settings.home) / "serve")
+
+
 @dataclass(frozen=True)
 class ModelReleasePolicy:
     """What one model's key release demands: approved attesters, config digest and package versions."""
@@ -358,6 +391,7 @@ __all__ = [
     "ATTESTER_KEY_FILE",
     "RELEASE_POLICY_FILE",
     "SOFTWARE_FORMAT",
+    "AttesterKeyHolder",
     "Claims",
     "Evidence",
     "EvidenceVerifier",
@@ -373,4 +407,5 @@ __all__ = [
     "new_nonce",
     "open_software_attester",
     "save_release_policy",
+    "wrap_holder",
 ]

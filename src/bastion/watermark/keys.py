@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.crypto._atomic import atomic_write
-from bastion.crypto.interface import KeyProvider, WrappedKey
+from bastion.crypto.interface import HeldWrap, KeyProvider, WrappedKey
 from bastion.errors import Conflict, IntegrityError, InvalidInput, KeyNotFound, NotFound
 
 KEY_SIZE = 32
@@ -152,6 +152,39 @@ def load_home_key(
     if not hmac.compare_digest(key_id_of(secret), key_id):
         raise IntegrityError(f"watermark key {key_id} does not match its id")
     return WatermarkKey(key_id=key_id, secret=secret)
+
+
+class WatermarkKeyHolder:
+    """The wraps of the watermark keys kept in a home (``watermark/keys/*.json``), for rotate and retire."""
+
+    label = "watermark key(s)"
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+
+    def held(self) -> list[HeldWrap]:
+        out = []
+        for key_id in home_key_ids(self.home):
+            try:
+                doc = json.loads(_key_path(self.home, key_id).read_text(encoding="utf-8"))
+                wrapped = WrappedKey.from_dict(doc["wrapped"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IntegrityError(f"watermark key {key_id} is damaged") from exc
+            out.append(HeldWrap(key=key_id, wrapped=wrapped, context=_context(key_id)))
+        return out
+
+    def replace(self, key: str, wrapped: WrappedKey) -> None:
+        path = _key_path(self.home, key)
+        if not path.is_file():
+            raise KeyNotFound(f"no watermark key {key} in this project")
+        doc = {"format": KEY_FILE_FORMAT, "key_id": key, "wrapped": wrapped.to_dict()}
+        atomic_write(path, json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n", mode=0o600)
+
+
+def wrap_holder(settings: Any, engine: Any) -> WatermarkKeyHolder:
+    """Entry point ``bastion.wrap_holders: watermark-keys``."""
+    del engine
+    return WatermarkKeyHolder(settings.home)
 
 
 def ensure_home_key(*, vault: Any, env: str | None = None) -> tuple[WatermarkKey, bool]:

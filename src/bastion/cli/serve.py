@@ -64,7 +64,9 @@ def register(app: typer.Typer) -> None:
 
             if deployment != "k8s":
                 raise ConfigError(f"unknown deployment target {deployment!r} (supported: k8s)")
-            objects = manifest(model_ref=model_ref, redis_port=6379 if redis else None)
+            objects = manifest(  # replicas share limits only through Redis: one replica without it
+                model_ref=model_ref, redis_port=6379 if redis else None, replicas=2 if redis else 1
+            )
             if fmt is OutputFormat.json:
                 print_json(objects)
             else:

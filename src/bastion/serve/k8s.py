@@ -22,7 +22,20 @@ def manifest(
     redis_port: int | None = 6379,
     namespace: str = "bastion",
 ) -> list[dict[str, Any]]:
-    """The Deployment, Service and NetworkPolicy as a list of Kubernetes objects."""
+    """The Deployment, Service and NetworkPolicy as a list of Kubernetes objects.
+
+    Replicas share rate limits and the extraction monitor only through Redis (the ``bastion-redis``
+    Service, run separately), so more than one replica without ``redis_port`` is refused, as
+    ``bastion serve --workers 2`` without ``--redis`` is."""
+    from bastion.errors import ConfigError
+
+    if replicas < 1:
+        raise ConfigError("replicas must be >= 1")
+    if replicas > 1 and redis_port is None:
+        raise ConfigError(
+            f"{replicas} replicas without Redis would each keep their own rate limits and monitor",
+            hint="add --redis (a bastion-redis Service), or run one replica",
+        )
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "bastion"}
     meta = {"name": name, "namespace": namespace, "labels": labels}
     args = ["serve", model_ref, "--host", "0.0.0.0", "--port", str(port)]  # noqa: S104 - inside the pod

@@ -101,6 +101,7 @@ class Project:
         watermark: bool = True,
         allow_unsafe: bool = False,
         env: str = "dev",
+        ledger_dataset: str | None = None,
     ) -> str:
         d = self.tmp / f"art-{name}-{os.urandom(4).hex()}"
         d.mkdir()
@@ -115,6 +116,8 @@ class Project:
             "accuracy": 0.95,
             "architecture": {"kind": "mlp", "hidden": [64]},
         }
+        if ledger_dataset is not None:
+            meta["ledger_dataset"] = ledger_dataset
         v = self.vault.push(
             d, name=name, env=env, metadata=meta, allow_unsafe=allow_unsafe, classification="confidential"
         )

@@ -70,3 +70,16 @@ def test_gateway_deployment_and_endpoints(project: Any, capsys: pytest.CaptureFi
     (gw,) = json.loads(capsys.readouterr().out)
     assert gw["kind"] == "deployment" and gw["name"] == "gateway"
     assert gw["endpoints"] == ["http://10.0.0.5:8443/v2/models/fraud"]
+
+
+def test_epsilon_budget_from_the_privacy_ledger(project: Any) -> None:
+    from bastion.privacy.ledger import ledger_for_vault
+
+    ledger = ledger_for_vault(project.vault)
+    key = "sha256:" + hashlib.sha256(project.clean_csv.read_bytes()).hexdigest()
+    ledger.set_budget(key, epsilon=10.0, delta=1e-5)
+    with ledger.charge(datasets=key, epsilon=2.0, delta=1e-6, kind="train") as reservation:
+        ledger.settle(reservation, epsilon=2.0, delta=1e-6)
+    ref = project.push_model("fraud", ledger_dataset=key)
+    (e,) = inventory(vault=project.vault, refs=[ref], now=NOW)
+    assert (e.epsilon, e.epsilon_budget, e.epsilon_spent) == (2.0, 10.0, 2.0)

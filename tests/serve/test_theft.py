@@ -450,3 +450,37 @@ def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
                 ]
             )
         assert code == expected, label
+
+
+def test_serve_theft_config_builds_a_keyed_defence_and_fails_closed(digits: Any, tmp_path: Any) -> None:
+    from bastion.errors import ConfigError
+    from bastion.serve.app import ServedModel
+    from bastion.serve.config import config_from_mapping
+    from bastion.serve.server import theft_defence
+    from bastion.watermark.keys import WatermarkKey, write_key_file
+
+    with pytest.raises(ConfigError, match="needs a key"):
+        config_from_mapping({"theft": {"enabled": True}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_from_mapping({"theft": {"enabled": True, "sample": 3}})
+    key = WatermarkKey.from_secret(SECRET)
+    key_file = write_key_file(key, tmp_path / "k.key")
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, x=digits.x_train, y=digits.adapter.predict(digits.x_train))
+    cfg = config_from_mapping(
+        {"theft": {"enabled": True, "key": str(key_file), "reference": str(ref), "daily_rows": 500}}
+    )
+    model = ServedModel(name="digits", version="1", adapter=digits.adapter, digest="sha256:x")
+    guard, monitor_key = theft_defence(vault=None, config=cfg, model=model)
+    assert isinstance(guard, TheftDefence) and guard.policy.daily_rows == 500
+    assert monitor_key == key.derive("bastion-monitor-v1")
+    twin, _ = theft_defence(vault=None, config=cfg, model=model)
+    assert np.array_equal(
+        guard.monitor._planes, twin.monitor._planes
+    )  # replicas agree: same key, same secret
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    bad = config_from_mapping(
+        {"theft": {"enabled": True, "key": str(key_file), "reference": str(tmp_path / "bad.npz")}}
+    )
+    with pytest.raises(ConfigError, match="npz"):
+        theft_defence(vault=None, config=bad, model=model)

@@ -13,7 +13,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from bastion.errors import InvalidInput, UnsafeArtifact
-from bastion.scan import convert, inspect_artifact, safe_load, scan
+from bastion.scan import convert, safe_load, scan
 
 
 @pytest.fixture
@@ -97,7 +97,9 @@ def test_inspect_artifact_and_entry_point(malicious, tmp_path) -> None:
     path, _ = malicious
     (eps,) = [ep for ep in entry_points(group="bastion.inspectors") if ep.name == "scan"]
     inspector = eps.load()
-    assert inspector is inspect_artifact
+    from bastion.scan.stored import registry_inspector
+
+    assert inspector is registry_inspector  # path form still works; inspect_stored reads the stored version
     with pytest.raises(UnsafeArtifact, match=r"os\.system"):
         inspector(path.parent)
     clean = tmp_path / "clean"

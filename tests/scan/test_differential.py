@@ -12,10 +12,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -141,10 +144,29 @@ _PICKLES = st.tuples(st.sampled_from([b"", b"\x80\x02", b"\x80\x04"]), st.lists(
 
 
 def _wrap(pkl: bytes, how: int) -> bytes:
+    """The pickle as a loader finds it: raw, zlib/gzip (joblib), torch zip, npy object array, tar member."""
     if how == 1:
         return zlib.compress(pkl)
     if how == 2:
         return gzip.compress(pkl)
+    if how == 3:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("archive/data.pkl", pkl)
+            zf.writestr("archive/version", b"3\n")
+        return buf.getvalue()
+    if how == 4:
+        buf = io.BytesIO()
+        header = {"descr": "|O", "fortran_order": False, "shape": (1,)}
+        np.lib.format.write_array_header_1_0(buf, header)
+        return buf.getvalue() + pkl
+    if how == 5:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            info = tarfile.TarInfo("model/weights.pkl")
+            info.size = len(pkl)
+            tf.addfile(info, io.BytesIO(pkl))
+        return buf.getvalue()
     return pkl
 
 
@@ -168,13 +190,13 @@ def _check(pkl: bytes, how: int) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pkl=_PICKLES, how=st.integers(0, 2))
+@given(pkl=_PICKLES, how=st.integers(0, 5))
 def test_differential_fuzz(pkl: bytes, how: int) -> None:
     _check(pkl, how)
 
 
 @pytest.mark.slow
 @settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pkl=_PICKLES, how=st.integers(0, 2))
+@given(pkl=_PICKLES, how=st.integers(0, 5))
 def test_differential_fuzz_long(pkl: bytes, how: int) -> None:
     _check(pkl, how)

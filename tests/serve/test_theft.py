@@ -484,3 +484,25 @@ def test_serve_theft_config_builds_a_keyed_defence_and_fails_closed(digits: Any,
     )
     with pytest.raises(ConfigError, match="npz"):
         theft_defence(vault=None, config=bad, model=model)
+
+
+@pytest.mark.redis
+def test_replicas_sharing_redis_draw_the_same_secret_hyperplanes(redis_url: str) -> None:
+    import uuid
+
+    from bastion.serve.monitor import RedisMonitorStore
+
+    cfg = MonitorConfig()
+    prefix = f"test-planes-{uuid.uuid4().hex}"
+    stores = [RedisMonitorStore(config=cfg, n_features=64, url=redis_url, prefix=prefix) for _ in range(2)]
+    secrets = [s.shared_secret() for s in stores]
+    assert secrets[0] == secrets[1] and len(secrets[0]) == 32
+    a, b = (
+        ExtractionMonitor(config=cfg, n_features=64, store=s, key=k)
+        for s, k in zip(stores, secrets, strict=True)
+    )
+    assert np.array_equal(a._planes, b._planes)
+    other = RedisMonitorStore(
+        config=cfg, n_features=64, url=redis_url, prefix=prefix + "-other"
+    ).shared_secret()
+    assert other != secrets[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.adversarial.audit import FAMILIES, AuditReport
-from bastion.report import plots
+from bastion.report import labels, plots
 from bastion.report.document import Document, Figure, Section, write_json
 from bastion.report.html import render_html
 
@@ -82,8 +82,17 @@ def build_document(report: AuditReport, *, with_plots: bool = True) -> Document:
         sections.append(
             Section(
                 title=_TITLES.get(family, family),
-                metrics=dict(sec.metrics),
-                parameters={**dict(sec.parameters), "seed": sec.seed, "seconds": round(sec.seconds, 2)},
+                metrics=labels.humanise(family, dict(sec.metrics)),
+                key_figure=labels.key_figure(family, dict(sec.metrics)) if sec.status == "ok" else None,
+                guidance=labels.GUIDANCE.get(family, ""),
+                parameters={
+                    k.replace("_", " "): v
+                    for k, v in {
+                        **dict(sec.parameters),
+                        "seed": sec.seed,
+                        "seconds": round(sec.seconds, 2),
+                    }.items()
+                },
                 notes=tuple(sec.notes) + ((sec.reason,) if sec.status != "ok" else ()),
                 warnings=tuple(sec.warnings),
                 figures=figs,

@@ -40,6 +40,8 @@ class Section:
     warnings: Sequence[str] = ()
     figures: Sequence[Figure] = ()
     grade: str | None = None
+    key_figure: str | None = None  # the one number a reader needs first, as "label: value"
+    guidance: str = ""  # "what this means / what to do", one paragraph
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ th{background:#f6f8fa}.grade{display:inline-block;color:#fff;font-weight:700;bor
 padding:.1rem .6rem;margin-left:.4rem}.warn{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;
 border-radius:.3rem;margin:.4rem 0}figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #d0d7de}
 figcaption{color:#59636e;font-size:.9rem}footer{margin-top:3rem;color:#59636e;font-size:.85rem}
+.key{font-size:1.25rem;font-weight:600;margin:.6rem 0}.guide{background:#f6f8fa;border-left:4px solid #0969da;
+padding:.5rem .8rem;margin:.6rem 0}
 """
 
 
@@ -55,9 +57,13 @@ def _flat(value: Any) -> Any:
 
 def _section(sec: Section) -> str:
     parts = [f"<section><h2>{_e(sec.title)}{_grade(sec.grade)}</h2>"]
+    if sec.key_figure:
+        parts.append(f'<p class="key">{_e(sec.key_figure)}</p>')
+    if sec.guidance:
+        parts.append(f'<p class="guide">{_e(sec.guidance)}</p>')
     parts += [f'<div class="warn">⚠ {_e(w)}</div>' for w in sec.warnings]
     if sec.metrics:
-        parts.append("<h3>Metrics</h3>" + _table(sec.metrics))
+        parts.append("<h3>Measurements</h3>" + _table(sec.metrics))
     for fig in sec.figures:
         caption = _e(fig.title) + (" — " + _e(fig.caption) if fig.caption else "")
         parts.append(

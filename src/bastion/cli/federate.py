@@ -49,25 +49,29 @@ def register(app: typer.Typer) -> None:
             from bastion.cli._common import open_vault
 
             vault = open_vault(home)
+        from bastion.cli._progress import interactive, step
+
+        show = interactive(json_output=fmt is OutputFormat.json)
         try:
-            result = run(
-                dataset=dataset,
-                clients=clients,
-                rounds=rounds,
-                secagg=secagg,
-                dp_noise=dp_noise,
-                clip=clip,
-                dp_side=dp_side,
-                delta=delta,
-                local_epochs=local_epochs,
-                seed=seed,
-                timeout_s=timeout,
-                home=home,
-                model_out=model_out,
-                vault=vault,
-                push=push,
-                env=env,
-            )
+            with step(f"federating {dataset}: {clients} clients, {rounds} rounds", enabled=show):
+                result = run(
+                    dataset=dataset,
+                    clients=clients,
+                    rounds=rounds,
+                    secagg=secagg,
+                    dp_noise=dp_noise,
+                    clip=clip,
+                    dp_side=dp_side,
+                    delta=delta,
+                    local_epochs=local_epochs,
+                    seed=seed,
+                    timeout_s=timeout,
+                    home=home,
+                    model_out=model_out,
+                    vault=vault,
+                    push=push,
+                    env=env,
+                )
             out = result.to_dict()
             if result.spend_id is not None and vault is not None and result.ledger_dataset is not None:
                 from bastion.privacy.ledger import ledger_for_vault

@@ -46,7 +46,10 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Report label agreement with plaintext predictions and latency per sample, packed vs one-by-one."""
+        from bastion.cli._progress import interactive, step
         from bastion.privacy import he as he_lib
+
+        show = interactive(json_output=fmt is OutputFormat.json)
 
         if (model is None) == (dataset is None):
             raise InvalidInput("give exactly one of --model and --dataset")
@@ -61,10 +64,11 @@ def register(app: typer.Typer) -> None:
 
             ds = load_dataset(dataset, seed=seed)
             _refuse_budgeted(ds, home)
-            if arch == "mlp":
-                m = he_lib.train_poly_mlp(x=ds.x_train, y=ds.y_train, n_classes=ds.n_classes, seed=seed)
-            else:
-                m = he_lib.train_logistic(x=ds.x_train, y=ds.y_train, seed=seed)
+            with step(f"training the {arch} model on {dataset}", enabled=show):
+                if arch == "mlp":
+                    m = he_lib.train_poly_mlp(x=ds.x_train, y=ds.y_train, n_classes=ds.n_classes, seed=seed)
+                else:
+                    m = he_lib.train_logistic(x=ds.x_train, y=ds.y_train, seed=seed)
             x, y = ds.x_test, ds.y_test
         else:
             assert model is not None
@@ -76,7 +80,8 @@ def register(app: typer.Typer) -> None:
         if save_model is not None:
             he_lib.save_he_model(m, save_model)
         layouts = None if layout == "auto" else (layout,)
-        result = he_lib.evaluate(model=m, x=x, y=y, layouts=layouts, single_samples=single_samples)
+        with step(f"encrypted inference on {len(x)} rows (CKKS)", enabled=show):
+            result = he_lib.evaluate(model=m, x=x, y=y, layouts=layouts, single_samples=single_samples)
         if fmt is OutputFormat.json:
             print_json({**result.to_dict(), **({"model": source} if source else {})})
             return

@@ -124,18 +124,24 @@ def register(app: typer.Typer) -> None:
 
                 vault.access.check(vault.identity, "watermark:embed")
                 wm = TrainingWatermark(key=resolve_key(watermark_key, vault=vault), dataset=ds)
-            report = train_recipe(
-                dataset=ds,
-                dp=settings,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                hidden=widths,
-                seed=seed,
-                vault=vault,
-                ledger_label=dataset if dataset is not None else str(data),
-                hooks=(wm.hook,) if wm is not None else (),
-            )
+            from bastion.cli._progress import interactive, step
+
+            with step(
+                f"training on {dataset or data}" + (" with DP-SGD" if settings else ""),
+                enabled=interactive(json_output=fmt is OutputFormat.json),
+            ):
+                report = train_recipe(
+                    dataset=ds,
+                    dp=settings,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    hidden=widths,
+                    seed=seed,
+                    vault=vault,
+                    ledger_label=dataset if dataset is not None else str(data),
+                    hooks=(wm.hook,) if wm is not None else (),
+                )
             meta = report.metadata()
             result: dict[str, Any] = report.to_dict()
             if wm is not None:

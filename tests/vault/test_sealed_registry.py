@@ -107,3 +107,22 @@ def test_the_owner_seal_step_is_what_would_accept_an_edit(fraud: Vault) -> None:
     assert fraud.seal_state() == ["fraud"]
     assert fraud.show("fraud@prod").version == 1  # the rolled-back pointer, now accepted by the owner
     assert os.environ.get("BASTION_TOKEN") is None
+
+
+def test_replaying_an_older_sealed_state_is_caught_by_the_log(fraud: Vault, artifact: Path) -> None:
+    """The adaptive DB writer: restore an older, validly sealed pointer set (rows and seal together)."""
+    with fraud.engine.connect() as conn:
+        old_seal = conn.execute(
+            sa.text("SELECT mac FROM sealed_state WHERE kind = 'pointers' AND key = 'fraud'")
+        ).scalar_one()
+    fraud.push(artifact, name="fraud")  # fraud:4, in dev
+    fraud.promote("fraud:3", to="staging")
+    _sql(fraud, "DELETE FROM wrapped_keys WHERE version_id = :i AND env = 'staging'", i=_vid(fraud, 3))
+    vid4 = _vid(fraud, 4)
+    for table in ("artifact_files", "wrapped_keys", "version_annotations"):
+        _sql(fraud, f"DELETE FROM {table} WHERE version_id = :i", i=vid4)
+    _sql(fraud, "DELETE FROM artifact_versions WHERE id = :i", i=vid4)
+    _sql(fraud, "UPDATE sealed_state SET mac = :m WHERE kind = 'pointers' AND key = 'fraud'", m=old_seal)
+    assert fraud.show("fraud").version == 3  # the seal alone accepts the replayed state ...
+    with pytest.raises(IntegrityError, match=r"\(rollback\)"):
+        fraud.log_verify()  # ... the witnessed log does not

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bastion.config import ENVIRONMENTS
 from bastion.crypto.seal import RowSealer
 from bastion.errors import IntegrityError
 from bastion.store.seals import read_seal, write_seal
@@ -153,9 +154,60 @@ def seal_registry(conn: Connection, sealer: RowSealer) -> None:
         reseal_version(conn, sealer, row)
 
 
+def envs_from_log(entries: Any) -> dict[tuple[str, int], str]:
+    """The environment of every version, replayed from the audit log's push and promote entries."""
+    env_of: dict[tuple[str, int], str] = {}
+    for e in entries:
+        if e.outcome != "ok" or e.action not in ("registry:push", "registry:promote"):
+            continue
+        name, sep, ver = e.target.rpartition(":")
+        if not sep or not ver.isdigit():
+            continue  # e.g. an overridden finding, logged against the name only
+        env = e.details.get("env") if e.action == "registry:push" else e.details.get("to")
+        if isinstance(env, str) and env in ENVIRONMENTS:
+            env_of[(name, int(ver))] = env
+    return env_of
+
+
+def cross_check_log(conn: Connection, entries: Any) -> None:
+    """Every version the (witnessed) audit log recorded must still exist, in at least the logged environment.
+
+    Catches what a seal alone cannot: a database writer replaying an older, validly sealed state (rows and
+    seal together), e.g. undoing a push or a promotion. A version or promotion the database has but the log
+    lacks is not an error here (a command killed between its commit and its log entry); seals cover it.
+    """
+    latest = (
+        sa.select(wrapped_keys.c.version_id, sa.func.max(wrapped_keys.c.id).label("wid"))
+        .group_by(wrapped_keys.c.version_id)
+        .subquery()
+    )
+    stored = {
+        (name, int(version)): env
+        for name, version, env in conn.execute(
+            sa.select(artifacts.c.name, versions.c.version, wrapped_keys.c.env)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .join(latest, latest.c.version_id == versions.c.id)
+            .join(wrapped_keys, wrapped_keys.c.id == latest.c.wid)
+        )
+    }
+    for (name, version), env in sorted(envs_from_log(entries).items()):
+        have = stored.get((name, version))
+        if have is None:
+            raise IntegrityError(
+                f"{name}:{version} is in the audit log but gone from the database (rollback)"
+            )
+        if have not in ENVIRONMENTS or ENVIRONMENTS.index(have) < ENVIRONMENTS.index(env):
+            raise IntegrityError(
+                f"{name}:{version} was promoted to {env} (audit log) "
+                f"but the database has it in {have} (rollback)"
+            )
+
+
 __all__ = [
     "check_pointers",
     "check_version",
+    "cross_check_log",
+    "envs_from_log",
     "reseal_pointers",
     "reseal_version",
     "seal_registry",

@@ -131,3 +131,25 @@ def test_deleted_seal_is_refused_and_legit_changes_stay_sealed(home: Path, monke
     _sql(home, "DELETE FROM sealed_state")
     out = _as(monkeypatch, tok, capsys, "registry", "list")
     assert out.startswith("1:") and "not sealed" in out
+
+
+def test_replaying_a_sealed_state_to_undo_a_revocation_is_caught_by_log_verify(
+    home: Path, monkeypatch, capsys
+) -> None:
+    """The adaptive DB writer keeps an old seal, then restores rows + seal after the token is revoked."""
+    tok = _token(capsys, "--name", "ops", "--role", "deployer")
+    engine = sa.create_engine(f"sqlite:///{home / 'bastion.db'}")
+    with engine.connect() as conn:
+        ident = conn.execute(sa.text("SELECT id FROM identities WHERE name = 'ops'")).scalar_one()
+        old = conn.execute(sa.text("SELECT mac FROM sealed_state WHERE key = :i"), {"i": ident}).scalar_one()
+    engine.dispose()
+    capsys.readouterr()
+    assert run(["token", "list", "--format", "json"]) == 0
+    (tid,) = [t["id"] for t in json.loads(capsys.readouterr().out)]
+    assert run(["token", "revoke", tid]) == 0
+    _sql(home, "UPDATE api_tokens SET revoked_at = NULL")
+    _sql(home, "UPDATE sealed_state SET mac = :m WHERE key = :i", m=old, i=ident)
+    assert _as(monkeypatch, tok, capsys, "registry", "list").startswith("0:")  # the seal alone is fooled ...
+    capsys.readouterr()
+    assert run(["log", "verify"]) == 1  # ... the log is not
+    assert "revocations in the audit log were undone" in capsys.readouterr().err

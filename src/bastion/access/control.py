@@ -316,6 +316,36 @@ class AccessControl:
         self._log("access:seal", "-", {"identities": names})
         return names
 
+    def cross_check_log(self, entries: Iterable[Any]) -> None:
+        """Revocations the (witnessed) audit log recorded must still hold in the rows.
+
+        A database writer who replays an identity's older, validly sealed state (rows and seal together) to
+        undo ``access revoke NAME`` or ``token revoke ID`` passes the seal check; this replay of the log
+        refuses it.
+        """
+        disabled: set[str] = set()
+        revoked: set[str] = set()
+        for e in entries:
+            if e.outcome != "ok":
+                continue
+            if e.action == "token:revoke":
+                revoked.add(e.target)
+            elif e.action == "access:revoke" and not e.details.get("models") and not e.details.get("envs"):
+                disabled.add(e.target)
+        with self.engine.connect() as conn:
+            active_names = set(
+                conn.execute(sa.select(identities.c.name).where(identities.c.disabled_at.is_(None))).scalars()
+            )
+            active_tokens = {
+                _public_id(r)
+                for r in conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()
+            }
+        undone = sorted(disabled & active_names) + sorted(revoked & active_tokens)
+        if undone:
+            raise IntegrityError(
+                f"revocations in the audit log were undone in the database: {', '.join(undone)} (rollback)"
+            )
+
     def local_owner(self) -> Identity:
         """The local mode's acting identity: the passphrase holder is the owner (not read from the rows)."""
         with self.engine.connect() as conn:

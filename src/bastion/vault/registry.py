@@ -1096,8 +1096,10 @@ class Vault:
         """Recompute the audit log against its signed heads (and ``trusted``); raises IntegrityError."""
         self._check("log:read")
         result = self.audit.verify(trusted=trusted)
+        entries = self.audit.entries()
         with self.engine.connect() as conn:  # replayed sealed rows still have to agree with the log
-            cross_check_log(conn, self.audit.entries())
+            cross_check_log(conn, entries)
+        self.access.cross_check_log(entries)
         return result
 
     def log_head(self) -> SignedTreeHead:

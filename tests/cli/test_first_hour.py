@@ -213,3 +213,29 @@ def test_utf16_data_gets_an_encoding_hint(tmp_path: Path) -> None:
     (tmp_path / "blob.csv").write_bytes(b"\x00\x01\x02binary" * 10)
     with pytest.raises(InvalidInput, match="binary"):
         _check_input(tmp_path / "blob.csv", "csv")
+
+
+def test_registry_name_typo_suggests_only_readable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    vault = init_project(home=home, passphrase="a long passphrase")
+    for name in ("customers", "secret-model"):
+        data = tmp_path / f"{name}.csv"
+        data.write_text("a,b\n1,2\n")
+        vault.push(data, name=name, kind="dataset")
+    _, token = vault.create_token(name="shop", role="consumer", models=["customers"])
+    vault.close()
+    monkeypatch.setenv("BASTION_HOME", str(home))
+    monkeypatch.setenv("BASTION_PASSPHRASE", "a long passphrase")
+    monkeypatch.delenv("BASTION_TOKEN", raising=False)
+    assert run(["registry", "show", "custmers:1"]) == 2
+    assert "hint: did you mean 'customers'?" in capsys.readouterr().err
+    assert run(["registry", "show", "secret-modle"]) == 2
+    assert "did you mean 'secret-model'?" in capsys.readouterr().err
+    # a consumer granted only 'customers' is never told that 'secret-model' exists
+    monkeypatch.setenv("BASTION_TOKEN", token)
+    run(["registry", "show", "secret-modle"])
+    assert "secret-model" not in capsys.readouterr().err

@@ -23,7 +23,7 @@ import click
 import typer
 
 from bastion import __version__
-from bastion.errors import BastionError
+from bastion.errors import BastionError, NotFound
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -201,6 +201,26 @@ def build_command() -> click.Command:
     return command
 
 
+def _suggest_artifact(message: str, args: Sequence[str]) -> str | None:
+    """``did you mean 'digits'?`` for a registry-name typo: only names this caller may read (``list()``
+    filters by permission), and only when the vault opens without a prompt."""
+    import difflib
+
+    match = re.fullmatch(r"no artifact named '(.+)'", message)
+    if match is None or not (os.environ.get("BASTION_PASSPHRASE") or os.environ.get("BASTION_TOKEN")):
+        return None
+    home = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--home"), None)
+    try:
+        from bastion.vault import open_vault
+
+        with open_vault(home=home) as vault:
+            names = sorted({v.name for v in vault.list()})
+    except Exception:  # a suggestion is a courtesy: any failure leaves the error as it was
+        return None
+    close = difflib.get_close_matches(match.group(1), names, n=3, cutoff=0.6)
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?" if close else None
+
+
 def _print_error(message: str, hint: str | None = None) -> None:
     typer.echo(f"error: {message}", err=True)
     if hint:
@@ -224,7 +244,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             return result
         return EXIT_OK
     except BastionError as exc:
-        _print_error(str(exc), exc.hint)
+        hint = exc.hint
+        if isinstance(exc, NotFound):
+            hint = _suggest_artifact(str(exc), args) or hint
+        _print_error(str(exc), hint)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -189,3 +189,15 @@ def test_bandit_password_findings_do_not_repeat_the_password(write: Callable[[st
     bandit = [i for i in found if i.rule.tool == "bandit"]
     assert [i.rule.id for i in bandit] == ["B105"]
     assert all(secret not in i.message for i in found) and "value not shown" in bandit[0].message
+
+
+def test_engines_share_one_seam(write: Callable[[str, str], Path]) -> None:
+    from bastion.governance._checkov import CheckovEngine
+    from bastion.governance.code import BanditEngine
+    from bastion.governance.interface import Engine
+
+    assert isinstance(BanditEngine(), Engine) and isinstance(CheckovEngine("/nonexistent"), Engine)
+    src = write("shell.py", "import subprocess\nsubprocess.call(cmd, shell=True)\n")
+    via_flag = review_code(paths=[src]).issues
+    via_engine = review_code(paths=[src], use_bandit=False, engines=[BanditEngine()]).issues
+    assert [i.rule.id for i in via_flag] == [i.rule.id for i in via_engine] == ["B404", "B602"]

@@ -214,9 +214,9 @@ def register_deploy(app: typer.Typer) -> None:
 
         reports = [check_deploy(paths=files)]
         if checkov is not None:
-            from bastion.governance._checkov import run_checkov
+            from bastion.governance._checkov import CheckovEngine
 
-            reports.append(run_checkov(checkov, files))
+            reports.append(CheckovEngine(checkov).check(files))
         if sbom is not None or rootfs is not None:
             from bastion.governance.osv import check_sbom, load_advisories, read_sbom, sbom_from_rootfs
 

@@ -60,4 +60,16 @@ def run_checkov(executable: str, files: Sequence[Path]) -> CheckReport:
     return CheckReport(issues=tuple(issues_from_sarif(doc)), checked=())
 
 
-__all__ = ["issues_from_sarif", "run_checkov"]
+class CheckovEngine:
+    """checkov in its own virtual environment (an :class:`~bastion.governance.interface.Engine`)."""
+
+    name = "checkov"
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def check(self, paths: Sequence[Path]) -> CheckReport:
+        return run_checkov(self.executable, paths)
+
+
+__all__ = ["CheckovEngine", "issues_from_sarif", "run_checkov"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from bastion.errors import DependencyMissing, InvalidInput
 from bastion.governance._secrets import find_secrets
 from bastion.governance.findings import CheckReport, Issue, Rule
+from bastion.governance.interface import Engine
 
 PICKLE = Rule("BST-C001", "unsafe-pickle-load", "pickle/dill/cloudpickle loads run code from the file")
 TORCH_LOAD = Rule("BST-C002", "torch-load-unsafe", "torch.load without weights_only=True unpickles code")
@@ -320,8 +321,24 @@ def _bandit(files: Sequence[Path]) -> list[Issue]:
     return out
 
 
-def review_code(*, paths: Sequence[str | os.PathLike[str]], use_bandit: bool = True) -> CheckReport:
-    """Review every ``.py`` and ``.ipynb`` file under ``paths`` with the ML rules (and bandit)."""
+class BanditEngine:
+    """bandit as a library over ``.py`` files (an :class:`~bastion.governance.interface.Engine`)."""
+
+    name = "bandit"
+
+    def check(self, paths: Sequence[Path]) -> CheckReport:
+        py = [p for p in paths if p.suffix == ".py"]
+        return CheckReport(issues=tuple(_bandit(py)) if py else (), checked=())
+
+
+def review_code(
+    *,
+    paths: Sequence[str | os.PathLike[str]],
+    use_bandit: bool = True,
+    engines: Sequence[Engine] = (),
+) -> CheckReport:
+    """Review every ``.py`` and ``.ipynb`` file under ``paths`` with the ML rules, bandit (unless
+    ``use_bandit=False``) and any further ``engines``, merged into one report."""
     roots = [Path(p) for p in paths]
     for r in roots:
         if not r.exists():
@@ -336,10 +353,9 @@ def review_code(*, paths: Sequence[str | os.PathLike[str]], use_bandit: bool = T
             issues.extend(review_notebook(raw, path=str(f)))
         else:
             issues.extend(review_source(raw.decode("utf-8", errors="replace"), path=str(f)))
-    py = [f for f in files if f.suffix == ".py"]
-    if use_bandit and py:
-        issues.extend(_bandit(py))
+    for engine in [*((BanditEngine(),) if use_bandit else ()), *engines]:
+        issues.extend(engine.check(files).issues)
     return CheckReport(issues=tuple(issues), checked=tuple(str(f) for f in files), rules=CODE_RULES)
 
 
-__all__ = ["BANDIT_SKIP", "CODE_RULES", "review_code", "review_notebook", "review_source"]
+__all__ = ["BANDIT_SKIP", "CODE_RULES", "BanditEngine", "review_code", "review_notebook", "review_source"]

@@ -127,19 +127,21 @@ def test_the_extra_of_a_missing_module(module: str, command: str, extra: str) ->
     assert extra_for_module(module, command) == extra
 
 
-BLOCK_TORCH = """
+BLOCK = """
 import sys
 from importlib.abc import MetaPathFinder
 
+BLOCKED = sys.argv.pop(1)
 
-class NoTorch(MetaPathFinder):
+
+class Missing(MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
+        if name == BLOCKED or name.startswith(BLOCKED + "."):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
 
-sys.meta_path.insert(0, NoTorch())
+sys.meta_path.insert(0, Missing())
 from bastion.cli import main
 
 main()
@@ -147,13 +149,16 @@ main()
 
 
 @pytest.mark.parametrize(
-    ("argv", "extra"),
+    ("blocked", "argv", "extra"),
     [
-        (["train", "--dataset", "digits", "--epochs", "1", "--out", "m"], "torch"),
-        (["audit", "--demo", "--out", "r"], "audit"),
+        ("torch", ["train", "--dataset", "digits", "--epochs", "1", "--out", "m"], "torch"),
+        ("torch", ["audit", "--demo", "--out", "r"], "audit"),
+        ("fastapi", ["serve", "digits", "--check"], "serve"),
     ],
 )
-def test_missing_extra_is_one_line_naming_it(argv: list[str], extra: str, tmp_path: Path) -> None:
+def test_missing_extra_is_one_line_naming_it(
+    blocked: str, argv: list[str], extra: str, tmp_path: Path
+) -> None:
     """The base install (no torch): one line naming the extra, for every command (the handler is generic)."""
     import os
     import subprocess
@@ -161,7 +166,7 @@ def test_missing_extra_is_one_line_naming_it(argv: list[str], extra: str, tmp_pa
     env = {**os.environ, "BASTION_HOME": str(tmp_path / "home"), "BASTION_PASSPHRASE": "a long passphrase"}
     env.pop("BASTION_DEBUG", None)
     proc = subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH, *argv],
+        [sys.executable, "-c", BLOCK, blocked, *argv],
         cwd=tmp_path,
         env=env,
         capture_output=True,

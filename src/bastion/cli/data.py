@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from bastion.cli import _dataset
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
 from bastion.errors import InvalidInput
 
@@ -98,10 +99,25 @@ def register(app: typer.Typer) -> None:
         no_presidio: bool = typer.Option(False, "--no-presidio", help="Skip Presidio's extra recognizers."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
+        engine: str | None = _dataset.ENGINE_OPTION,
+        cluster: str | None = _dataset.CLUSTER_OPTION,
+        workers: int | None = _dataset.WORKERS_OPTION,
     ) -> None:
-        """Detect PII per column (or text span) and classify FILE; never prints raw values."""
+        """Detect PII per column (or text span) and classify FILE (or a partitioned dataset directory)."""
         from bastion.data import load_policy, scan_file, service
 
+        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+            _dataset.scan_dataset_command(
+                path=path,
+                engine=engine,
+                cluster=cluster,
+                workers=workers,
+                policy=policy,
+                input_format=input_format,
+                use_presidio=not no_presidio,
+                fmt=fmt,
+            )
+            return
         recorded = _has_project(home)
         pol = load_policy(policy) if policy is not None or not recorded else None
         if recorded:

@@ -1,0 +1,46 @@
+"""Scale-out: run partitioned work on a local process pool (default) or a Dask cluster.
+
+Entry points: :func:`make_executor` (``engine="local" | "dask"``, optional ``cluster`` address) and
+:func:`scan_dataset` (``bastion data scan DIR --engine ...``). Backends implement the
+:class:`~bastion.compute.interface.Executor` Protocol. Ray and Spark backends, object-store URLs and
+``data protect`` at scale are not implemented yet.
+"""
+
+from __future__ import annotations
+
+from bastion.compute.datasets import DatasetScan, PartitionInfo, scan_dataset
+from bastion.compute.interface import Executor, Job, Progress
+from bastion.errors import InvalidInput
+
+ENGINES: tuple[str, ...] = ("local", "dask")
+
+
+def make_executor(
+    *, engine: str = "local", cluster: str | None = None, workers: int | None = None
+) -> Executor:
+    """An executor for ``engine``; ``cluster`` is a Dask scheduler address (``tcp://host:8786``)."""
+    if engine == "local":
+        if cluster is not None:
+            raise InvalidInput("--cluster needs a distributed engine (--engine dask)")
+        from bastion.compute.local import LocalExecutor
+
+        return LocalExecutor(workers=workers)
+    if engine == "dask":
+        from bastion.compute.dask import DaskExecutor
+
+        return DaskExecutor(address=cluster, workers=workers)
+    if engine in ("ray", "spark"):
+        raise InvalidInput(f"the {engine} engine is not implemented yet (available: {', '.join(ENGINES)})")
+    raise InvalidInput(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
+
+
+__all__ = [
+    "ENGINES",
+    "DatasetScan",
+    "Executor",
+    "Job",
+    "PartitionInfo",
+    "Progress",
+    "make_executor",
+    "scan_dataset",
+]

@@ -244,3 +244,19 @@ def test_registry_name_typo_suggests_only_readable_names(
     monkeypatch.setenv("BASTION_TOKEN", token)
     run(["registry", "show", "secret-modle"])
     assert "secret-model" not in capsys.readouterr().err
+
+
+def test_token_create_names_the_identity_when_no_name_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    init_project(home=home, passphrase="a long passphrase").close()
+    monkeypatch.setenv("BASTION_HOME", str(home))
+    monkeypatch.setenv("BASTION_PASSPHRASE", "a long passphrase")
+    monkeypatch.delenv("BASTION_TOKEN", raising=False)
+    assert run(["token", "create", "--role", "consumer", "--model", "digits"]) == 0
+    captured = capsys.readouterr()
+    assert "token for consumer-digits (consumer)" in captured.err
+    assert captured.out.strip().startswith("bst_")

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 
     @token.command("create")
     def create(
-        name: str = typer.Option(..., "--name", help="Identity name (created if new)."),
+        name: str | None = typer.Option(
+            None, "--name", help="Identity name (created if new; default ROLE-MODEL, e.g. consumer-digits)."
+        ),
         role: str = typer.Option(..., "--role", help="Role of the identity."),
         model: list[str] = typer.Option([], "--model", help="Model name glob, repeatable."),
         env: list[str] = typer.Option([], "--env", help="Environment, repeatable."),
@@ -23,6 +25,10 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Create a token; it is printed once on stdout and cannot be shown again."""
+        if name is None:  # the shortest form works: a name derived from the role and the first model
+            import re
+
+            name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", "-".join([role, *model[:1]])).strip("-") or role
         with open_vault(home) as vault:
             ident, secret = vault.create_token(name=name, role=role, models=model, envs=env)
         if fmt is OutputFormat.json:

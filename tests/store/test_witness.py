@@ -44,7 +44,12 @@ class ServerThread:
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1])
+            app,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(ssl[0]),
+            ssl_keyfile=str(ssl[1]),
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)

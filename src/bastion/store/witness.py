@@ -50,6 +50,8 @@ def cosigned_data(head: SignedTreeHead) -> bytes:
 class FileWitness:
     """An append-only JSON-lines file of signed heads (opened ``O_APPEND``; never rewritten)."""
 
+    needs_proof = False  # it keeps every head; `log verify` checks each of them against the log
+
     def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
         self.path = Path(path)
         self.name = name or f"file:{self.path}"
@@ -92,6 +94,8 @@ class FileWitness:
 class HttpWitness:
     """A ``bastion witness`` service; its countersignature is checked against a pinned public key."""
 
+    needs_proof = True  # it verifies the consistency proof before it countersigns
+
     def __init__(
         self,
         url: str,
@@ -115,14 +119,17 @@ class HttpWitness:
         self._key = Ed25519Verifier.from_pem(public_key_pem)
         self._verify: str | bool = ca if ca else True
         self._timeout = timeout
+        self._client: Any = None
 
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         import httpx
 
         try:
-            with httpx.Client(verify=self._verify, timeout=self._timeout) as client:
-                resp = client.request(method, self.url + path, json=body)
+            if self._client is None:  # one TLS connection, kept alive, per process
+                self._client = httpx.Client(verify=self._verify, timeout=self._timeout)
+            resp = self._client.request(method, self.url + path, json=body)
         except httpx.HTTPError as exc:
+            self.close()
             raise ServiceError(f"witness {self.name}: unreachable ({type(exc).__name__})") from exc
         try:
             doc = resp.json()
@@ -135,6 +142,11 @@ class HttpWitness:
                 f"witness {self.name}: HTTP {resp.status_code} {doc.get('detail', '')}".rstrip()
             )
         return doc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _cosigned(self, doc: Any) -> SignedTreeHead | None:
         if not isinstance(doc, dict) or doc.get("head") is None:

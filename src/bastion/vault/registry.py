@@ -271,6 +271,7 @@ class Vault:
         self.close()
 
     def close(self) -> None:
+        self.audit.close()
         self.engine.dispose()
 
     def _check(self, permission: str, *, model: str | None = None, env: str | None = None) -> None:

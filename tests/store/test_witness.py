@@ -274,3 +274,24 @@ def test_witness_service_checks(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="pinned log key"):
         service.submit(alien)
     engine.dispose()
+
+
+def test_witness_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bastion.crypto.signing import Ed25519Signer
+
+    pem = tmp_path / "log.pem"
+    pem.write_text(Ed25519Signer.generate().public_key_pem())
+    wdir = tmp_path / "w"
+    assert run(["witness", "init", "--dir", str(wdir), "--log-key", str(pem)]) == 0
+    printed = capsys.readouterr().out
+    assert run(["witness", "key", "--dir", str(wdir)]) == 0
+    assert capsys.readouterr().out == printed  # the countersigning key to pin in [[log.witness]] key
+    assert run(["witness", "init", "--dir", str(wdir), "--log-key", str(pem)]) == 2  # never overwritten
+    assert run(["witness", "serve", "--dir", str(wdir), "--host", "0.0.0.0", "--insecure"]) == 2
+    assert "loopback" in capsys.readouterr().err
+    assert run(["witness", "serve", "--dir", str(tmp_path / "none")]) == 2
+    assert "no witness" in capsys.readouterr().err
+    (tmp_path / "bad.pem").write_text("not a key")
+    assert (
+        run(["witness", "init", "--dir", str(tmp_path / "w2"), "--log-key", str(tmp_path / "bad.pem")]) == 2
+    )

@@ -204,13 +204,16 @@ class ConnectionsConfig:
     """Slow-client defences: a request's headers and body must arrive within these times (else 408 and
     the connection is closed), at most ``max_per_address`` open connections per client address and
     ``max_total`` in all (more are closed at once); idle keep-alive connections close after
-    ``keep_alive_s``."""
+    ``keep_alive_s``. ``trusted_proxies`` (IP addresses or CIDR ranges, default none): only connections
+    from these may set the client address with ``X-Forwarded-For``; with none (the default) the header is
+    ignored and the TCP peer is the client address for every per-address limit."""
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_per_address: int = 64
     max_total: int = 2048
     keep_alive_s: float = 5.0
+    trusted_proxies: tuple[str, ...] = ()
 
 
 AUDIT_ON_FAILURE: tuple[str, ...] = ("refuse", "count")
@@ -230,6 +233,22 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """Live behaviour monitoring (:mod:`bastion.serve.drift`), off by default. ``reference``: an ``.npz``
+    file with the training inputs (array ``x``); empty: the built-in dataset the model's registry metadata
+    records (``bastion train --dataset`` writes it). Enabled with neither: the gateway refuses to start."""
+
+    enabled: bool = False
+    reference: str = ""
+    window: int = 1000
+    min_samples: int = 200
+    check_every: int = 50
+    feature_psi_alert: float = 0.25
+    prediction_psi_alert: float = 0.25
+    confidence_drop_alert: float = 0.15
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the gateway needs besides the model and the identity store."""
 
@@ -245,6 +264,7 @@ class GatewayConfig:
     text: TextConfig = field(default_factory=TextConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     token_cache_s: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,6 +292,7 @@ _SECTION_KEYS = frozenset(
         "text",
         "connections",
         "audit",
+        "drift",
     }
 )
 
@@ -367,6 +388,8 @@ def config_from_mapping(data: Mapping[str, Any]) -> GatewayConfig:
         kwargs["connections"] = _build(ConnectionsConfig, data["connections"], "connections")
     if "audit" in data:
         kwargs["audit"] = _build(AuditConfig, data["audit"], "audit")
+    if "drift" in data:
+        kwargs["drift"] = _build(DriftSettings, data["drift"], "drift")
     cfg = GatewayConfig(**kwargs)
     validate(cfg)
     return cfg
@@ -416,13 +439,53 @@ def validate(cfg: GatewayConfig) -> None:
         raise ConfigError("[serve.connections] timeouts must be positive (header <= 300 s, body <= 3600 s)")
     if not 1 <= conn.max_per_address <= conn.max_total:
         raise ConfigError("[serve.connections] need 1 <= max_per_address <= max_total")
+    _check_proxies(conn.trusted_proxies)
     audit = cfg.audit
     if audit.on_failure not in AUDIT_ON_FAILURE:
         raise ConfigError(f"[serve.audit] on_failure must be one of {', '.join(AUDIT_ON_FAILURE)}")
     if audit.max_queue < 1 or not 0 <= audit.block_s <= 60 or audit.failure_sample < 0:
         raise ConfigError("[serve.audit] needs max_queue >= 1, block_s in 0..60, failure_sample >= 0")
+    _check_drift(cfg.drift)
     if cfg.token_cache_s < 0 or cfg.token_cache_s > 300:
         raise ConfigError("token cache lifetime must lie in 0..300 s")
+
+
+def _check_proxies(proxies: Any) -> None:
+    import ipaddress
+
+    if not isinstance(proxies, tuple):
+        raise ConfigError("[serve.connections] trusted_proxies must be a list of IP addresses or networks")
+    for entry in proxies:
+        try:
+            if not isinstance(entry, str) or entry.strip() in ("", "*"):
+                raise ValueError(entry)
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                "[serve.connections] trusted_proxies must be a list of IP addresses or networks (no '*')"
+            ) from None
+
+
+def _check_drift(drift: DriftSettings) -> None:
+    from bastion.errors import InvalidInput
+    from bastion.serve.drift import DriftConfig
+
+    if not isinstance(drift.enabled, bool) or not isinstance(drift.reference, str):
+        raise ConfigError("[serve.drift] enabled must be true or false and reference a file path")
+    for name in ("window", "min_samples", "check_every"):
+        if not isinstance(getattr(drift, name), int) or isinstance(getattr(drift, name), bool):
+            raise ConfigError(f"[serve.drift] {name} must be an integer")
+    try:
+        DriftConfig(
+            window=drift.window,
+            min_samples=drift.min_samples,
+            feature_psi_alert=drift.feature_psi_alert,
+            prediction_psi_alert=drift.prediction_psi_alert,
+            confidence_drop_alert=drift.confidence_drop_alert,
+            check_every=drift.check_every,
+        )
+    except InvalidInput as exc:
+        raise ConfigError(f"[serve.drift] {str(exc).removeprefix('drift: ')}") from None
 
 
 def load_gateway_config(
@@ -463,6 +526,7 @@ __all__ = [
     "ApiWatermarkConfig",
     "AuditConfig",
     "ConnectionsConfig",
+    "DriftSettings",
     "GatewayConfig",
     "InputGuardConfig",
     "JwtConfig",

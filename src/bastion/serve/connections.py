@@ -154,8 +154,28 @@ def configure_worker(config: ConnectionsConfig) -> None:
 
 
 def uvicorn_options(config: ConnectionsConfig, tracker: ConnectionTracker | None = None) -> dict[str, Any]:
-    """``uvicorn.Config`` keyword arguments for a gateway: the guarded protocol and keep-alive timeout."""
-    return {"http": guarded_protocol(config, tracker), "timeout_keep_alive": float(config.keep_alive_s)}
+    """``uvicorn.Config`` keyword arguments for a gateway: the guarded protocol, keep-alive timeout and
+    proxy headers (see ``proxy_options``)."""
+    return {
+        "http": guarded_protocol(config, tracker),
+        "timeout_keep_alive": float(config.keep_alive_s),
+        **proxy_options(config),
+    }
 
 
-__all__ = ["WORKER_PROTOCOL", "ConnectionTracker", "configure_worker", "guarded_protocol", "uvicorn_options"]
+def proxy_options(config: ConnectionsConfig) -> dict[str, Any]:
+    """``X-Forwarded-For`` is honoured only from the configured ``trusted_proxies``; with none (default)
+    uvicorn's proxy-header handling is off and the TCP peer is the client address."""
+    if not config.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(config.trusted_proxies)}
+
+
+__all__ = [
+    "WORKER_PROTOCOL",
+    "ConnectionTracker",
+    "configure_worker",
+    "guarded_protocol",
+    "proxy_options",
+    "uvicorn_options",
+]

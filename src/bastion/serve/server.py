@@ -280,6 +280,7 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
     )
     watermark = api_watermark(vault=vault, config=cfg)
     theft, monitor_key = theft_defence(vault=vault, config=cfg, model=model)
+    drift = drift_monitor(vault=vault, config=cfg, model=model, metadata=version.metadata)
     return Gateway(
         model=model,
         config=cfg,
@@ -289,6 +290,25 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         watermark=watermark,
         theft=theft,
         monitor_key=monitor_key,
+        drift=drift,
+    )
+
+
+def drift_monitor(*, vault: Any, config: GatewayConfig, model: ServedModel, metadata: Any) -> Any:
+    """The ``DriftMonitor`` of ``[serve.drift]`` (or None); its state file lives under the home."""
+    if not config.drift.enabled:
+        return None
+    from bastion.serve.drift import build_monitor
+
+    if model.platform != "bastion-mlp":
+        raise ConfigError("[serve.drift] monitors numeric models only")
+    return build_monitor(
+        settings=config.drift,
+        adapter=model.adapter,
+        metadata=metadata or {},
+        home=vault.settings.home,
+        model=model.name,
+        version=model.version,
     )
 
 
@@ -411,7 +431,7 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
     """Verify, load, check TLS and bind, then announce and serve until interrupted."""
     import uvicorn
 
-    from bastion.serve.connections import WORKER_PROTOCOL, uvicorn_options
+    from bastion.serve.connections import WORKER_PROTOCOL, proxy_options, uvicorn_options
 
     check_options(options)
     tls = tls_files(options)
@@ -424,6 +444,7 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
         os.environ.pop(PASSPHRASE_ENV, None)  # workers inherit the environment: keep the secret out of it
         probe = build_gateway(options, passphrase=secret)  # validate everything before announcing
         keep_alive = probe.config.connections.keep_alive_s
+        proxies = proxy_options(probe.config.connections)
         probe.close()
         config = WorkerConfig(
             "bastion.serve.server:worker_app",
@@ -434,6 +455,7 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
             secret=secret,
             spec=options.to_json(),
             **common,
+            **proxies,
         )
         _check_tls(config)
         sock = bind(options.host, options.port)

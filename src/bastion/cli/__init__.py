@@ -12,12 +12,13 @@ Exit codes (documented in the README, checked by tests/cli/test_exit_codes.py):
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import click
 import typer
@@ -161,14 +162,23 @@ class _OneLineWarnings(logging.Handler):
             self.handleError(record)
 
 
-def _configure_logging() -> None:
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """While a command runs, bastion's warnings print as one line each and skip the root logger (which a
+    library such as Opacus may have given a raw ``date:LEVEL:message`` format); restored afterwards, so a
+    library user's logging (and pytest's caplog) is untouched."""
     logger = logging.getLogger("bastion")
-    if not any(isinstance(h, _OneLineWarnings) for h in logger.handlers):
-        handler = _OneLineWarnings(level=logging.WARNING)
-        logger.addHandler(handler)
+    handler = _OneLineWarnings(level=logging.WARNING)
+    saved = (logger.propagate, logger.level)
+    logger.addHandler(handler)
     logger.propagate = False
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level = saved[0], saved[1]
 
 
 def _escape_markup(command: click.Command) -> None:
@@ -236,7 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code without exiting (used by tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _configure_logging()
+    with _one_line_warnings():
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
     try:
         command = build_command()
         result = command.main(args=args, prog_name="bastion", standalone_mode=False)

@@ -54,6 +54,7 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
             "text",
             "connections",
             "audit",
+            "drift",
         }
     ),
 }

@@ -226,6 +226,22 @@ class Gateway:
             self.redactor = _Redactor()
         return self.redactor.redact(value)[0]
 
+    def drift_changed(self, change: Any) -> None:
+        """A drift alert raised or cleared (``DriftTransition``): one warning and one audit entry."""
+        details = {"model": self.model.name, "version": self.model.version, **change.details()}
+        reason = "; ".join(change.report.alerts) or f"cleared: {', '.join(change.cleared)}"
+        self.log.warning(
+            "drift alert changed",
+            extra={
+                "event": "drift-alert",
+                "model": self.model.name,
+                "version": self.model.version,
+                "reason": reason,
+            },
+        )
+        if self.writer is not None:
+            self.writer.event(action="serve:drift-alert", outcome="ok", details=details)
+
     def _audit_failed(self, exc: Exception) -> None:
         self.log.error(
             "audit write failed", extra={"event": "audit-error", "reason": f"{type(exc).__name__}"[:80]}
@@ -579,7 +595,9 @@ def _answer(
         gw.guard.check_adversarial(x)
         proba = np.asarray(model.adapter.predict_proba(x))
         if gw.drift is not None:  # the model's own outputs, before any API watermark
-            gw.drift.observe(x.reshape(len(x), -1), proba)
+            change = gw.drift.observe(x.reshape(len(x), -1), proba)
+            if change is not None:
+                gw.drift_changed(change)
         if gw.watermark is not None:
             proba = gw.watermark.apply(x, proba)
         features = x.reshape(len(x), -1)

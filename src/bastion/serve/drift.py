@@ -16,19 +16,37 @@ An alert is raised when a score crosses its configured threshold and at least ``
 have been seen. A :class:`~bastion.serve.app.Gateway` given ``drift=DriftMonitor(...)`` feeds it every
 numeric inference batch (the model's own probabilities, before any API watermark) and publishes
 ``bastion_drift_*{model=...}`` gauges on ``/metrics`` (:meth:`DriftMonitor.register_metrics`).
+
+Every ``check_every`` live rows the monitor evaluates its window; when the set of raised alert kinds
+(``input``, ``prediction``, ``confidence``) changes, :meth:`DriftMonitor.observe` returns a
+:class:`DriftTransition` — the gateway logs it as a structured warning and appends one ``serve:drift-alert``
+audit entry (once per transition, not per request). Each evaluation also replaces a small JSON state file
+(``<home>/serve/drift/<model>.json``, written to a temporary file then renamed) that the inventory reads
+(:func:`read_state`): the drift state of each served model without a call to the gateway. ``bastion serve``
+builds the monitor from ``[serve.drift]`` (:func:`build_monitor`): the training reference is the model's
+recorded built-in dataset (registry metadata ``dataset``, checked against ``dataset_digest``) or an ``.npz``
+file named by ``reference``; drift enabled with neither is a configuration error (fail closed).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bastion.errors import InvalidInput
+from bastion.errors import ConfigError, InvalidInput
+
+STATE_DIR = ("serve", "drift")  # under the project home
+ALERT_KINDS = {"input drift": "input", "prediction shift": "prediction", "confidence collapse": "confidence"}
 
 SMOOTH = 1e-4
 
@@ -47,10 +65,13 @@ class DriftConfig:
     feature_psi_alert: float = 0.25
     prediction_psi_alert: float = 0.25
     confidence_drop_alert: float = 0.15
+    check_every: int = 50
 
     def __post_init__(self) -> None:
         if self.window < 10 or not 1 <= self.min_samples <= self.window:
             raise InvalidInput("drift: window >= 10 and 1 <= min_samples <= window")
+        if not 1 <= self.check_every <= self.window:
+            raise InvalidInput("drift: 1 <= check_every <= window")
         for name in ("feature_psi_alert", "prediction_psi_alert", "confidence_drop_alert"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
@@ -128,6 +149,11 @@ class DriftReport:
     def max_feature_psi(self) -> float:
         return max(self.feature_psi, default=0.0)
 
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The raised alert kinds: ``input``, ``prediction``, ``confidence``."""
+        return frozenset(ALERT_KINDS[a.split(":", 1)[0]] for a in self.alerts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "samples": self.samples,
@@ -140,12 +166,47 @@ class DriftReport:
         }
 
 
-class DriftMonitor:
-    """Sliding-window drift statistics of one model's live traffic against its reference (thread-safe)."""
+@dataclass(frozen=True)
+class DriftTransition:
+    """The raised alert kinds changed: ``raised`` are new, ``cleared`` are gone."""
 
-    def __init__(self, *, reference: DriftReference, config: DriftConfig | None = None) -> None:
+    report: DriftReport
+    raised: tuple[str, ...]
+    cleared: tuple[str, ...]
+
+    def details(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "raised": list(self.raised),
+            "cleared": list(self.cleared),
+            "alerts": list(r.alerts),
+            "samples": r.samples,
+            "max_feature_psi": round(r.max_feature_psi, 6),
+            "prediction_psi": round(r.prediction_psi, 6),
+            "confidence_drop": round(r.confidence_drop, 6),
+        }
+
+
+class DriftMonitor:
+    """Sliding-window drift statistics of one model's live traffic against its reference (thread-safe).
+
+    ``state_file``: replaced atomically at every evaluation with :meth:`state` (plus ``labels``).
+    """
+
+    def __init__(
+        self,
+        *,
+        reference: DriftReference,
+        config: DriftConfig | None = None,
+        state_file: str | Path | None = None,
+        labels: Mapping[str, Any] | None = None,
+    ) -> None:
         self.reference = reference
         self.config = config or DriftConfig()
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.labels = dict(labels or {})
+        self._raised: frozenset[str] = frozenset()
+        self._check_lock = threading.Lock()
         d, w = reference.n_features, self.config.window
         self._x = np.zeros((w, d), dtype=np.float64)
         self._pred = np.zeros(w, dtype=np.int64)
@@ -154,8 +215,9 @@ class DriftMonitor:
         self._seen = 0
         self._lock = threading.Lock()
 
-    def observe(self, x: np.ndarray, probs: np.ndarray) -> None:
-        """Record a batch of live inputs and the model's probabilities for them."""
+    def observe(self, x: np.ndarray, probs: np.ndarray) -> DriftTransition | None:
+        """Record a batch of live inputs and the model's probabilities for them; every ``check_every`` rows
+        evaluate the window and return a :class:`DriftTransition` when the raised alert kinds changed."""
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         probs = np.asarray(probs, dtype=np.float64)
         if x.shape[1] != self.reference.n_features or probs.shape != (
@@ -163,8 +225,9 @@ class DriftMonitor:
             len(self.reference.class_proportions),
         ):
             raise InvalidInput("drift: live batch does not match the reference's features or classes")
-        w = self.config.window
+        w, every = self.config.window, self.config.check_every
         with self._lock:
+            before = self._seen
             for start in range(0, len(x), w):
                 xs, ps = x[start : start + w], probs[start : start + w]
                 idx = (self._next + np.arange(len(xs))) % w
@@ -173,6 +236,39 @@ class DriftMonitor:
                 self._conf[idx] = ps.max(1)
                 self._next = int((self._next + len(xs)) % w)
                 self._seen += len(xs)
+            due = self._seen // every != before // every
+        return self.check() if due else None
+
+    def check(self) -> DriftTransition | None:
+        """Evaluate the window now: write the state file; a transition when the alert kinds changed."""
+        with self._check_lock:
+            report = self.report()
+            kinds = report.kinds
+            previous, self._raised = self._raised, kinds
+            if self.state_file is not None:
+                write_state(self.state_file, self.state(report))
+        if kinds == previous:
+            return None
+        return DriftTransition(report, tuple(sorted(kinds - previous)), tuple(sorted(previous - kinds)))
+
+    def state(self, report: DriftReport | None = None) -> dict[str, Any]:
+        """The drift state the inventory shows: ``alert``, ``ok`` or ``warming-up`` (below min_samples)."""
+        r = report or self.report()
+        status = "alert" if r.alerts else "ok" if r.samples >= self.config.min_samples else "warming-up"
+        summary = {k: v for k, v in r.to_dict().items() if k != "feature_psi"}
+        return {
+            **self.labels,
+            "state": status,
+            **summary,
+            "thresholds": {
+                "feature_psi": self.config.feature_psi_alert,
+                "prediction_psi": self.config.prediction_psi_alert,
+                "confidence_drop": self.config.confidence_drop_alert,
+                "min_samples": self.config.min_samples,
+                "window": self.config.window,
+            },
+            "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
 
     def report(self) -> DriftReport:
         cfg, ref = self.config, self.reference
@@ -248,4 +344,115 @@ class DriftMonitor:
         }
 
 
-__all__ = ["DriftConfig", "DriftMonitor", "DriftReference", "DriftReport", "psi"]
+def state_path(home: str | Path, model: str) -> Path:
+    """Where the gateway serving ``model`` writes its drift state."""
+    if not model or "/" in model or "\\" in model or model.startswith("."):
+        raise InvalidInput(f"drift: not a model name for a state file: {model!r}")
+    return Path(home).joinpath(*STATE_DIR, f"{model}.json")
+
+
+def write_state(path: Path, state: Mapping[str, Any]) -> None:
+    """Replace ``path`` atomically (temporary file in the same directory, then rename; mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_state(home: str | Path, model: str) -> dict[str, Any] | None:
+    """The last drift state a gateway wrote for ``model`` (None: never served with drift, or unreadable)."""
+    try:
+        data = json.loads(state_path(home, model).read_text(encoding="utf-8"))
+    except (OSError, ValueError, InvalidInput):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def training_reference(
+    *, metadata: Mapping[str, Any], reference_file: str = ""
+) -> tuple[np.ndarray, str, bool]:
+    """The training inputs: ``reference_file`` (``.npz`` with array ``x``) when given, else the built-in
+    dataset the registry metadata records. Returns (x, source, verified); ConfigError when none is found."""
+    if reference_file:
+        try:
+            with np.load(str(reference_file), allow_pickle=False) as ref:
+                x = np.asarray(ref["x"], dtype=np.float64)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(
+                f"[serve.drift] reference {reference_file}: an .npz file with an array x"
+            ) from exc
+        return x.reshape(len(x), -1), f"file:{Path(reference_file).name}", True
+    from bastion.models.data import DATASETS, load_dataset
+
+    name = metadata.get("dataset")
+    if not isinstance(name, str) or name not in DATASETS:
+        recorded = f"records dataset {name!r}" if name else "records no training dataset"
+        raise ConfigError(
+            f"[serve.drift] is enabled but no training reference was found: the model {recorded}; "
+            "set [serve.drift] reference to an .npz file with the training inputs (array x)"
+        )
+    seed = metadata.get("seed", 0)
+    ds = load_dataset(name, seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0)
+    recorded_digest = metadata.get("dataset_digest")
+    verified = isinstance(recorded_digest, str) and recorded_digest == ds.digest()
+    return np.asarray(ds.x_train, dtype=np.float64), f"builtin:{name}", verified
+
+
+def build_monitor(
+    *,
+    settings: Any,
+    adapter: Any,
+    metadata: Mapping[str, Any],
+    home: str | Path | None,
+    model: str,
+    version: str,
+) -> DriftMonitor | None:
+    """The :class:`DriftMonitor` of ``[serve.drift]`` (``settings``: a ``DriftSettings``) or None."""
+    if not settings.enabled:
+        return None
+    if getattr(adapter, "predict_proba", None) is None or not hasattr(adapter, "input_shape"):
+        raise ConfigError("[serve.drift] monitors numeric models only")
+    x, source, verified = training_reference(metadata=metadata, reference_file=settings.reference)
+    n_features = int(np.prod(tuple(int(d) for d in adapter.input_shape)))
+    if x.shape[1] != n_features:
+        raise ConfigError(f"[serve.drift] reference has {x.shape[1]} features, the model takes {n_features}")
+    probs = np.asarray(adapter.predict_proba(x.astype(np.float32)), dtype=np.float64)
+    try:
+        config = DriftConfig(
+            window=settings.window,
+            min_samples=settings.min_samples,
+            feature_psi_alert=settings.feature_psi_alert,
+            prediction_psi_alert=settings.prediction_psi_alert,
+            confidence_drop_alert=settings.confidence_drop_alert,
+            check_every=settings.check_every,
+        )
+        reference = DriftReference.fit(x=x, probs=probs)
+    except InvalidInput as exc:
+        raise ConfigError(f"[serve.drift] {exc}") from exc
+    return DriftMonitor(
+        reference=reference,
+        config=config,
+        state_file=state_path(home, model) if home is not None else None,
+        labels={"model": model, "version": version, "reference": source, "reference_verified": verified},
+    )
+
+
+__all__ = [
+    "ALERT_KINDS",
+    "DriftConfig",
+    "DriftMonitor",
+    "DriftReference",
+    "DriftReport",
+    "DriftTransition",
+    "build_monitor",
+    "psi",
+    "read_state",
+    "state_path",
+    "training_reference",
+    "write_state",
+]

@@ -90,6 +90,8 @@ def check_options(options: ServeOptions) -> None:
         raise ConfigError("--tls-cert and --tls-key go together")
     if options.insecure and options.tls_cert:
         raise ConfigError("--insecure and --tls-cert exclude each other")
+    if options.tls_cert and options.tls_key:
+        check_pair(Path(options.tls_cert), Path(options.tls_key))
     if options.workers < 1 or options.workers > 64:
         raise ConfigError("--workers must lie in 1..64")
     if not 0 < options.port < 65536:

@@ -65,15 +65,18 @@ def self_signed_certificate(
 
 
 def check_pair(cert: Path, key: Path) -> None:
-    """Both files must exist and hold a certificate and a private key."""
+    """Both files must exist and hold a certificate and the private key that belongs to it."""
     for path in (cert, key):
         if not path.is_file():
             raise ConfigError(f"TLS file not found: {path}")
     try:
-        x509.load_pem_x509_certificate(cert.read_bytes())
-        serialization.load_pem_private_key(key.read_bytes(), password=None)
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+        private_key = serialization.load_pem_private_key(key.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError("the TLS certificate or key is not a valid unencrypted PEM file") from exc
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != private_key.public_key().public_bytes(*spki):
+        raise ConfigError(f"the TLS key {key} does not belong to the certificate {cert}")
 
 
 def is_loopback(host: str) -> bool:

@@ -21,6 +21,12 @@ from .conftest import write_dataset
 
 
 @pytest.fixture(scope="module")
+def local2():
+    with LocalExecutor(workers=2) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
 def dask2():
     with DaskExecutor(workers=2) as ex:
         yield ex
@@ -34,9 +40,10 @@ def test_cluster_is_loopback_only(dask2: DaskExecutor) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
-def test_dask_matches_local(datasets: dict[str, Path], dask2: DaskExecutor, fmt: str) -> None:
-    with LocalExecutor(workers=2) as local:
-        a = scan_dataset(path=datasets[fmt], executor=local, use_presidio=False).to_dict()
+def test_dask_matches_local(
+    datasets: dict[str, Path], dask2: DaskExecutor, local2: LocalExecutor, fmt: str
+) -> None:
+    a = scan_dataset(path=datasets[fmt], executor=local2, use_presidio=False).to_dict()
     b = scan_dataset(path=datasets[fmt], executor=dask2, use_presidio=False).to_dict()
     assert a == b
 
@@ -49,8 +56,7 @@ def test_killed_worker_task_is_retried(tmp_path: Path, dask2: DaskExecutor) -> N
         f.write_text(lines[0] + "".join(lines[1:] * 25), encoding="utf-8")
     kind, files = list_partitions(root)
     tasks = [ScanTask(str(root), rel, kind, 20_000, 1 << 20, False) for rel in files]
-    with LocalExecutor(workers=2) as local:
-        expected = [p.info for p in local.map(scan_partition, tasks).gather()]
+    expected = [scan_partition(t).info for t in tasks]  # in this process: the reference
     client = dask2.client
     pids = client.run(os.getpid)
     job = dask2.map(scan_partition, tasks)
@@ -84,4 +90,20 @@ def test_cancel_and_unreachable_cluster(datasets: dict[str, Path], dask2: DaskEx
     with pytest.raises(ServiceError, match="cancelled"):
         job.gather()
     with pytest.raises(ServiceError, match="could not reach"):
-        DaskExecutor(address="tcp://127.0.0.1:9")
+        DaskExecutor(address="tcp://127.0.0.1:9", timeout_s=2)
+
+
+def test_cli_engine_dask_on_a_cluster_address(datasets: dict[str, Path], dask2: DaskExecutor, capsys) -> None:
+    import json
+
+    from bastion.cli import run
+
+    address = dask2.client.scheduler_info(n_workers=-1)["address"]
+    root = datasets["jsonl"]
+    argv = ["data", "scan", str(root), "--no-presidio", "--format", "json"]
+    assert run([*argv, "--engine", "dask", "--cluster", address]) == 0
+    via_dask = json.loads(capsys.readouterr().out)
+    assert run([*argv, "--engine", "local", "--workers", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == via_dask
+    assert run([*argv, "--engine", "dask", "--cluster", address, "--workers", "3"]) == 2
+    assert "sizes itself" in capsys.readouterr().err

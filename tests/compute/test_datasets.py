@@ -93,13 +93,13 @@ def test_corrupt_partition_fails_the_job(tmp_path: Path, local2: LocalExecutor) 
         scan_dataset(path=root, executor=local2, use_presidio=False)
 
 
-def test_cli_scans_a_directory(datasets: dict[str, Path], capsys) -> None:
+def test_cli_scans_a_directory(datasets: dict[str, Path], local2: LocalExecutor, capsys) -> None:
     root = datasets["csv"]
     assert run(["data", "scan", str(root), "--no-presidio", "--workers", "2", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rows"] == PARTS * ROWS and len(out["partitions"]) == PARTS
     assert out == {
-        **scan_dataset(path=root, executor=LocalExecutor(workers=1), use_presidio=False).to_dict(),
+        **scan_dataset(path=root, executor=local2, use_presidio=False).to_dict(),
         "recorded": False,
     }
     assert run(["data", "scan", str(root), "--engine", "spark"]) == 2

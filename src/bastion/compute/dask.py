@@ -65,7 +65,12 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(
-        self, *, address: str | None = None, workers: int | None = None, memory_limit: str | None = None
+        self,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        memory_limit: str | None = None,
+        timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         distributed = _distributed()
         self._cluster: Any = None
@@ -83,7 +88,7 @@ class DaskExecutor:
                     silence_logs=logging.ERROR,
                     memory_limit=memory_limit or "auto",
                 )
-                self._client = distributed.Client(self._cluster, timeout=CONNECT_TIMEOUT_S)
+                self._client = distributed.Client(self._cluster, timeout=timeout_s)
             except (OSError, TimeoutError) as exc:
                 self.close()
                 raise ServiceError("could not start a local Dask cluster on 127.0.0.1") from exc
@@ -91,7 +96,7 @@ class DaskExecutor:
             if workers is not None:
                 raise InvalidInput("--workers applies to a local cluster; a Dask cluster sizes itself")
             try:
-                self._client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+                self._client = distributed.Client(address, timeout=timeout_s)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise ServiceError(f"could not reach the Dask scheduler at {address}") from exc
 

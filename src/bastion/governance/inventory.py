@@ -3,7 +3,10 @@
 Read-only over the public APIs of the other pillars: the vault (``list``, ``annotations`` — which verifies
 the version's signed record —, ``log_entries`` for how each version was pushed), the audit results
 (``audit`` annotations), the privacy ledger (ε spent against the budget), the watermark commitments
-(``watermark`` annotations) and the lineage recorded in the training metadata (dataset digests).
+(``watermark`` annotations) and the lineage recorded in the training metadata (dataset digests). A model
+version a gateway serves with ``[serve.drift]`` shows the drift state that gateway last wrote under the home
+(``drift_state``: ``ok``, ``warming-up`` or ``alert``; ``drift_alerts``; ``drift_updated``, its time — a
+stopped gateway leaves its last state, so read the time): :func:`bastion.serve.drift.read_state`.
 
 Entries are frozen dataclasses; :func:`inventory` is the library entry point and the evidence every policy
 rule in :mod:`bastion.governance.policy` reads, so the inventory and the gate never disagree.
@@ -57,6 +60,9 @@ class InventoryEntry:
     endpoints: tuple[str, ...] = ()
     last_verified: str | None = None
     error: str | None = None
+    drift_state: str | None = None
+    drift_alerts: tuple[str, ...] = ()
+    drift_updated: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -68,6 +74,7 @@ class InventoryEntry:
         d.pop("metadata")
         d["lineage_roots"] = list(self.lineage_roots)
         d["endpoints"] = list(self.endpoints)
+        d["drift_alerts"] = list(self.drift_alerts)
         return d
 
 
@@ -134,6 +141,21 @@ def _endpoints(settings: Any, name: str, env: str) -> tuple[str, ...]:
         return ()
     host = serve.get("host", "127.0.0.1")
     return (f"http://{host}:{serve['port']}/v2/models/{name}",)
+
+
+def _drift(vault: Any, name: str, version: int) -> dict[str, Any]:
+    """The drift state a gateway last wrote for this model version (empty when none)."""
+    from bastion.serve.drift import read_state
+
+    state = read_state(vault.settings.home, name)
+    if not state or str(state.get("version")) != str(version):
+        return {}
+    alerts = state.get("alerts")
+    return {
+        "drift_state": str(state.get("state")),
+        "drift_alerts": tuple(str(a) for a in alerts) if isinstance(alerts, list) else (),
+        "drift_updated": str(state.get("updated_at")) if state.get("updated_at") else None,
+    }
 
 
 def _budgets(vault: Any) -> Callable[[str], tuple[float | None, float | None]]:
@@ -209,6 +231,7 @@ def entry_for(
         error=error,
         metadata=meta,
         **_audit_figures(latest.get("audit")),
+        **(_drift(vault, str(v.name), int(v.version)) if v.kind == "model" else {}),
     )
 
 
@@ -280,6 +303,7 @@ def to_csv(entries: Sequence[InventoryEntry]) -> str:
         row = e.to_dict()
         row["lineage_roots"] = " ".join(e.lineage_roots)
         row["endpoints"] = " ".join(e.endpoints)
+        row["drift_alerts"] = "; ".join(e.drift_alerts)
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 

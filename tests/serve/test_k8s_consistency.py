@@ -32,3 +32,16 @@ def test_replicas_without_redis_are_refused() -> None:
     with pytest.raises(ConfigError, match="without Redis"):
         manifest(model_ref="digits:1", replicas=2, redis_port=None)
     assert manifest(model_ref="digits:1", replicas=1, redis_port=None)[0]["spec"]["replicas"] == 1
+
+
+def test_a_pinned_image_passes_check_deploy(capsys, tmp_path) -> None:
+    """The manifest bastion writes passes bastion's own deployment check once the image is pinned."""
+    pinned = "registry.example.org/bastion-ml@sha256:" + "ab" * 32
+    assert run(["serve", "digits:1", "--deployment", "k8s", "--image", pinned]) == 0
+    manifest_file = tmp_path / "gateway.yaml"
+    manifest_file.write_text(capsys.readouterr().out)
+    assert run(["check-deploy", str(manifest_file)]) == 0
+    assert run(["serve", "digits:1", "--deployment", "k8s"]) == 0
+    manifest_file.write_text(capsys.readouterr().out)
+    assert run(["check-deploy", str(manifest_file)]) == 1  # the default tag is flagged, as the README says
+    assert "latest tag" in capsys.readouterr().out

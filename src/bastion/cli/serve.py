@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
         deployment: str | None = typer.Option(
             None, "--deployment", help="Print a hardened deployment manifest instead of serving ('k8s')."
         ),
+        image: str = typer.Option(
+            "bastion-ml:latest",
+            "--image",
+            help="Container image for --deployment; pin a digest (NAME@sha256:…) or check-deploy flags it.",
+        ),
         check: bool = typer.Option(
             False,
             "--check",
@@ -65,7 +70,10 @@ def register(app: typer.Typer) -> None:
             if deployment != "k8s":
                 raise ConfigError(f"unknown deployment target {deployment!r} (supported: k8s)")
             objects = manifest(  # replicas share limits only through Redis: one replica without it
-                model_ref=model_ref, redis_port=6379 if redis else None, replicas=2 if redis else 1
+                model_ref=model_ref,
+                image=image,
+                redis_port=6379 if redis else None,
+                replicas=2 if redis else 1,
             )
             if fmt is OutputFormat.json:
                 print_json(objects)

@@ -1,0 +1,182 @@
+"""A newcomer walks the README (issue 14, must-hold): every documented ``bastion`` command, in the README's
+order, in one fresh project home.
+
+Each ```bash block line is one of:
+
+* a **runnable example** — run as written (after ``export`` lines) in one directory with one home; it must
+  exit 0 (or the exit code its comment documents: "exit 1 …"), and print no traceback or "internal error";
+* a **synopsis** (``[--option]``, ``A|B``, ``…`` or an UPPER-CASE placeholder) — its command must exist and
+  every option it names must be an option of that command; without its ``[optional]`` parts, a synopsis
+  with no placeholder left is run too (``bastion data scan customers.csv``);
+* a line in ``SKIP`` — a server that runs until stopped or a call to a host that is not here; the reason
+  is given, and the gateway's own client examples are run by tests/serve/test_readme_gateway.py.
+
+The input files the README names (customers.csv, patients.csv, …) are the newcomer's own data: the walk
+writes small ones first (gate.toml is the README's own example policy). Everything else, the home included,
+starts empty.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from bastion.cli import build_command
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# line prefix -> why the walk does not run it here
+SKIP = {
+    "bastion serve digits@prod": "a server: runs until stopped (the client examples have their own test)",
+    "bastion serve digits:3": "a server with the admin's own TLS files and Redis",
+    "bastion serve digits --insecure": "a server: runs until stopped",
+    "bastion watermark verify --url https://suspect.example": "queries a suspect's host, not here",
+}
+SYNOPSIS = re.compile(r"\[|\||…|\b[A-Z][A-Z_]{2,}\b")
+
+
+def _commands() -> list[tuple[int, str]]:
+    """(line number, command) for every line of every bash block, continuations joined, comments dropped."""
+    text = README.read_text(encoding="utf-8")
+    out: list[tuple[int, str]] = []
+    for block in re.finditer(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        first = text[: block.start()].count("\n") + 2
+        pending, start = "", first
+        for i, raw in enumerate(block.group(1).splitlines()):
+            line = raw.strip()
+            if not pending:
+                start = first + i
+            if line.endswith("\\"):
+                pending += line[:-1] + " "
+                continue
+            line = (pending + line).strip()
+            pending = ""
+            if line.startswith("#") or not line:
+                continue
+            out.append((start, line))
+    return out
+
+
+def _strip_comment(line: str) -> tuple[str, str]:
+    match = re.search(r"\s+#\s", line)
+    return (line[: match.start()], line[match.end() :]) if match else (line, "")
+
+
+def _expected_exits(comment: str) -> set[int]:
+    """What the comment documents: "exit 1: …" means 1; "exit 1 if …" means 0 or 1; nothing means 0."""
+    match = re.search(r"\bexit (\d)\b(\s+(?:if|when|below|above)\b)?", comment)
+    if match is None:
+        return {0}
+    return {0, int(match.group(1))} if match.group(2) else {int(match.group(1))}
+
+
+def _check_synopsis(line: str, root: click.Command) -> None:
+    words = shlex.split(line.replace("|", " ").replace("[", " ").replace("]", " "))[1:]
+    cmd = root
+    while isinstance(cmd, click.Group) and words and words[0] in cmd.commands:
+        cmd = cmd.commands[words.pop(0)]
+    assert not isinstance(cmd, click.Group), f"README synopsis names no command: {line}"
+    known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
+    for word in words:
+        if word.startswith("--"):
+            assert word.split("=")[0] in known, f"README: {word} is not an option of `{line}`"
+
+
+def _inputs(cwd: Path) -> None:
+    """The newcomer's own small input files, named as the README names them."""
+    import numpy as np
+
+    rows = ["name,email,phone,zip,age,gender,diagnosis,card_number"]
+    for i in range(40):
+        rows.append(
+            f"Person{i} Example,p{i}@example.com,+47 412 34 {i:03d},{10000 + 37 * i},{20 + i},"
+            f"{'FM'[i % 2]},{['flu', 'cold', 'none'][i % 3]},4111111111111111"
+        )
+    (cwd / "customers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    lines = ["a,b,c,outcome"] + [
+        f"{x:.3f},{y:.3f},{z:.3f},{int(x + y > 0)}" for x, y, z in rng.normal(size=(200, 3))
+    ]
+    (cwd / "patients.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cities = ["Oslo", "Bergen"] * 50
+    (cwd / "visits.csv").write_text("city,visits\n" + "".join(f"{c},{i}\n" for i, c in enumerate(cities)))
+    from bastion.models.recipes import load_dataset
+
+    digits = load_dataset("digits")
+    bc = load_dataset("breast_cancer")
+    np.savez(cwd / "bc-test.npz", x=bc.x_test, y=bc.y_test)
+    text = README.read_text(encoding="utf-8")
+    gate = re.search(r"```toml\n(.*?)```", text[text.index("A policy turns") :], flags=re.DOTALL)
+    assert gate, "README: the audit policy example moved"
+    (cwd / "gate.toml").write_text(gate.group(1), encoding="utf-8")  # the README's own gate
+    for name in ("holdout.npz", "test.npz", "d.npz"):
+        np.savez(cwd / name, x=digits.x_test, y=digits.y_test)
+    import torch
+    from safetensors.torch import save_file
+
+    (cwd / "pkg").mkdir()
+    (cwd / "pkg" / "__init__.py").write_text("")
+    (cwd / "pkg" / "nets.py").write_text(
+        "import torch.nn as nn\n\n\ndef make_net():\n"
+        "    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n"
+    )
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(cwd / "w.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_newcomer_walks_the_readme(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["BASTION_NO_PROGRESS"] = "1"
+    _inputs(tmp_path)
+    root = build_command()
+    failures: list[str] = []
+    ran = checked = 0
+    for number, line in _commands():
+        command, comment = _strip_comment(line)
+        if command.startswith("export "):
+            for assignment in shlex.split(command)[1:]:
+                key, _, value = assignment.partition("=")
+                env[key] = value.replace("$PWD", str(tmp_path))
+            continue
+        if not command.startswith("bastion "):
+            continue  # pip, pytest, python -c, flower: the install/test tests and the federation tests
+        if any(command.startswith(prefix) for prefix in SKIP):
+            continue
+        if SYNOPSIS.search(command.split(">")[0]):
+            try:
+                _check_synopsis(command.split(">")[0], root)
+            except AssertionError as exc:
+                failures.append(f"README line {number}: {exc}")
+            checked += 1
+            command = re.sub(r"\s*\[[^\]]*\]", "", command)  # the shortest form it documents
+            if SYNOPSIS.search(command):
+                continue  # placeholders left: checked, not run
+        proc = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        ran += 1
+        out = proc.stdout + proc.stderr
+        expected = _expected_exits(comment)
+        if proc.returncode not in expected or "Traceback" in out or "internal error" in out:
+            failures.append(
+                f"README line {number}: `{command}` exited {proc.returncode} (expected {sorted(expected)}): "
+                + " | ".join(out.strip().splitlines()[-3:])
+            )
+    assert ran >= 25 and checked >= 5, (ran, checked)
+    assert not failures, "\n".join(failures)

@@ -27,12 +27,12 @@ def register(app: typer.Typer) -> None:
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Print the lineage of REF; --format openlineage exports the run events as JSON."""
-        from bastion.store.lineage import lineage_graph, render_tree, resolve_dataset
+        from bastion.store.lineage import render_tree
+        from bastion.vault.lineage import lineage
 
         with open_vault(home) as vault:
-            vault.access.check(vault.identity, "registry:read")
-            root = resolve_dataset(vault.engine, ref, namespace=namespace)
-            graph = lineage_graph(vault.engine, root=root)
+            graph = lineage(vault=vault, ref=ref, namespace=namespace)
+        root = graph.root
         if fmt is LineageFormat.text:
             typer.echo(render_tree(graph))
         elif fmt is LineageFormat.openlineage:

@@ -83,3 +83,26 @@ def test_epsilon_budget_from_the_privacy_ledger(project: Any) -> None:
     ref = project.push_model("fraud", ledger_dataset=key)
     (e,) = inventory(vault=project.vault, refs=[ref], now=NOW)
     assert (e.epsilon, e.epsilon_budget, e.epsilon_spent) == (2.0, 10.0, 2.0)
+
+
+def test_inventory_shows_the_served_versions_drift_state(project: Any) -> None:
+    from bastion.serve.drift import state_path, write_state
+
+    ref = project.push_model("fraud")
+    path = state_path(project.vault.settings.home, "fraud")
+
+    def entry() -> Any:
+        return next(e for e in inventory(vault=project.vault, now=NOW) if e.ref == ref)
+
+    assert (entry().drift_state, entry().drift_alerts, entry().drift_updated) == (None, (), None)
+    alerts = ["input drift: 3 feature(s) PSI > 0.25"]
+    write_state(
+        path, {"model": "fraud", "version": "1", "state": "alert", "alerts": alerts, "updated_at": "t"}
+    )
+    e = entry()
+    assert (e.drift_state, e.drift_alerts, e.drift_updated) == ("alert", tuple(alerts), "t")
+    assert e.to_dict()["drift_alerts"] == alerts
+    write_state(path, {"model": "fraud", "version": "2", "state": "ok", "alerts": []})  # another version
+    assert entry().drift_state is None
+    path.write_text("{not json", encoding="utf-8")  # unreadable: no state rather than a failure
+    assert entry().drift_state is None

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import socket
 
 import httpx
 import pytest
 
-from bastion.errors import ConfigError
+from bastion.errors import BudgetExhausted, ConfigError
 from bastion.serve import Authenticator, Gateway, ServedModel
 from bastion.serve.config import ConnectionsConfig, GatewayConfig, RateLimitConfig, config_from_mapping
+from bastion.serve.interface import Window
+from bastion.serve.ratelimit import MemoryRateLimitStorage
 from bastion.serve.server import token_verifier
 
 INFER = "/v2/models/digits/infer"
@@ -66,3 +69,67 @@ def test_serve_run_turns_proxy_headers_off(project) -> None:
     for bad in (["*"], "10.0.0.1", ["not-an-ip"]):
         with pytest.raises(ConfigError, match="trusted_proxies"):
             config_from_mapping({"connections": {"trusted_proxies": bad}})
+
+
+# F2: a flood of unauthenticated addresses evicted an identity's row log (1,536 rows/min past a 1,000 limit).
+
+
+def _unauthenticated_from(port: int, source: str) -> bytes:
+    """One unauthenticated inference request from the loopback address ``source`` (all of 127/8 is local)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+        sock.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer bst_nope\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
+        return sock.recv(64)
+
+
+def test_address_flood_does_not_evict_an_identity_row_log(project, digits, kit) -> None:
+    import numpy as np
+
+    rl = dataclasses.replace(RateLimitConfig(), rows_per_role={"consumer": "20/minute"}, max_keys=1000)
+    gateway = kit.make_gateway(project, digits, GatewayConfig(rate_limit=rl), audit=None)
+    x = np.repeat(digits.x_test[:1], 10, axis=0)
+    alice = kit.bearer(project.tokens["alice"])
+    with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
+        before = [client.post(INFER, json=kit.infer_body(x), headers=alice).status_code for _ in range(3)]
+        statuses = {
+            _unauthenticated_from(srv.port, f"127.3.{i // 250}.{i % 250 + 1}")[9:12] for i in range(1100)
+        }
+        after = client.post(INFER, json=kit.infer_body(x[:1]), headers=alice).status_code
+    assert before == [200, 200, 429] and statuses <= {b"401", b"429"}
+    assert after == 429  # the row log survived the flood: still 20 rows in the window
+
+
+def test_memory_tables_never_evict_a_live_window() -> None:
+    storage = MemoryRateLimitStorage(max_keys=1000)
+    rows = Window(amount=1000, seconds=60.0, spec="1000/minute")
+    assert storage.acquire("rows:alice", cost=1000, window=rows).allowed
+    per_addr = Window(amount=5, seconds=60.0, spec="5/minute")
+    admitted = sum(storage.acquire(f"addr:{i}", cost=1, window=per_addr).allowed for i in range(5000))
+    assert admitted == 1000  # the address table is full of live windows: new addresses are refused
+    assert not storage.acquire("rows:alice", cost=1, window=rows).allowed
+    for i in range(5000):  # a check of cost 0 (the auth-failure test) creates nothing
+        storage.acquire(f"fail:{i}", cost=0, window=per_addr)
+    assert len(storage) == 1001
+
+
+def test_theft_state_of_an_identity_survives_an_address_flood(digits) -> None:
+    from bastion.serve.theft import TheftDefence, TheftPolicy
+
+    guard = TheftDefence(
+        reference_x=digits.x_train,
+        reference_y=digits.adapter.predict(digits.x_train),
+        n_classes=10,
+        secret=b"review-findings-secret-of-32-byt",
+        center=0.5,
+        policy=TheftPolicy(daily_rows=300, max_consumers=16),
+    )
+    x = digits.x_test[:100]
+    p = digits.adapter.predict_proba(x)
+    for _ in range(3):
+        guard.respond(consumers=("eve", "addr:10.0.0.1"), x=x, proba=p)
+    for i in range(40):
+        guard.respond(consumers=("mallory", f"addr:10.1.0.{i}"), x=x[:1], proba=p[:1])
+    with pytest.raises(BudgetExhausted):
+        guard.respond(consumers=("eve", "addr:10.0.0.2"), x=x[:1], proba=p[:1])

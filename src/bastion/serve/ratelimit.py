@@ -16,7 +16,9 @@ Keys (``limits`` notation specs from :class:`~bastion.serve.config.RateLimitConf
 * ``addr:<address>`` — ``per_address``, charged before authentication (unauthenticated traffic is bounded);
 * ``fail:<address>`` — ``auth_failures``: once exhausted, the address is refused before any token lookup.
 
-The memory store keeps at most ``max_keys`` keys (least recently used evicted). The Redis store runs one Lua
+The memory store keeps at most ``max_keys`` address keys and ``max_keys`` identity keys in separate tables
+and never evicts a key whose window is live (a new key is refused instead when a table is full), so
+unauthenticated traffic cannot evict an identity's log. The Redis store runs one Lua
 script per hit (atomic, Redis server time). Storage failures fail closed
 (:class:`~bastion.errors.ServiceError`, 503). :meth:`RateLimiter.hit` and :meth:`RateLimiter.rows` are the
 API the extraction monitor relies on.
@@ -50,33 +52,58 @@ def parse_window(spec: str) -> Window:
 
 
 class _Log:
-    __slots__ = ("entries", "used")
+    __slots__ = ("entries", "expires", "used")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[float, int]] = deque()
         self.used = 0
+        self.expires = 0.0  # when the newest admitted entry leaves its window
+
+
+#: Keys of unauthenticated traffic (per client address); every other key belongs to an identity.
+_UNAUTHENTICATED = ("addr:", "fail:")
 
 
 class MemoryRateLimitStorage:
-    """Sliding logs in this process (thread-safe); ``now`` is injectable for tests."""
+    """Sliding logs in this process (thread-safe); ``now`` is injectable for tests.
+
+    Two tables of at most ``max_keys`` keys each: one for client-address keys (``addr:``/``fail:``), one
+    for identity keys, so a flood from many addresses can never push an identity's log out. A key whose
+    window still holds an admitted hit is never evicted: when a table is full of live windows a *new* key
+    is refused (treated as limited) instead. A hit of cost 0 on an unknown key only checks, creating none.
+    """
 
     def __init__(self, *, max_keys: int = 100_000, now: Callable[[], float] = time.monotonic) -> None:
-        self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._tables: dict[bool, OrderedDict[str, _Log]] = {True: OrderedDict(), False: OrderedDict()}
         self._lock = threading.Lock()
         self._max = max_keys
         self._now = now
+
+    def _log(self, key: str, now: float, *, create: bool) -> _Log | None:
+        table = self._tables[key.startswith(_UNAUTHENTICATED)]
+        log = table.get(key)
+        if log is not None:
+            table.move_to_end(key)
+            return log
+        if not create:
+            return None
+        while len(table) >= self._max:
+            oldest = next(iter(table.values()))
+            if oldest.expires > now:  # least recently used, and still live: every key is
+                return None
+            table.popitem(last=False)
+        log = table[key] = _Log()
+        return log
 
     def acquire(self, key: str, *, cost: int, window: Window) -> Acquired:
         now = self._now()
         horizon = now - window.seconds
         with self._lock:
-            log = self._logs.get(key)
+            log = self._log(key, now, create=cost > 0)
             if log is None:
-                log = self._logs[key] = _Log()
-                while len(self._logs) > self._max:
-                    self._logs.popitem(last=False)
-            else:
-                self._logs.move_to_end(key)
+                if cost <= 0:  # nothing recorded for this key: a check of cost 0 finds the window empty
+                    return Acquired(window.amount >= 1, window.amount, 0.0)
+                return Acquired(False, 0, window.seconds)  # table full of live windows: refuse, evict none
             entries = log.entries
             while entries and entries[0][0] <= horizon:
                 log.used -= entries.popleft()[1]
@@ -84,6 +111,7 @@ class MemoryRateLimitStorage:
                 if cost > 0:
                     entries.append((now, cost))
                     log.used += cost
+                    log.expires = max(log.expires, now + window.seconds)
                 return Acquired(True, window.amount - log.used, 0.0)
             return Acquired(
                 False, max(0, window.amount - log.used), _retry(entries, log.used, cost, window, now)
@@ -91,13 +119,14 @@ class MemoryRateLimitStorage:
 
     def reset(self) -> None:
         with self._lock:
-            self._logs.clear()
+            for table in self._tables.values():
+                table.clear()
 
     def close(self) -> None:
         self.reset()
 
     def __len__(self) -> int:
-        return len(self._logs)
+        return sum(len(table) for table in self._tables.values())
 
 
 def _retry(entries: Any, used: int, cost: int, window: Window, now: float) -> float:
@@ -222,8 +251,9 @@ class RateLimiter:
 
     def _acquire(self, key: str, spec: str, cost: int, kind: str) -> RateDecision:
         window = self._window(spec)
+        tag, _, rest = key.partition(":")  # the kind tag first: the storage tells address keys by it
         try:
-            got = self._storage.acquire(self._prefix + key, cost=cost, window=window)
+            got = self._storage.acquire(f"{tag}:{self._prefix}{rest}", cost=cost, window=window)
         except Exception as exc:  # fail closed when the storage is gone
             raise ServiceError("rate-limit storage unavailable") from exc
         if got.allowed:

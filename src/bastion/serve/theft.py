@@ -212,20 +212,25 @@ class TheftDefence:
         )
         self.watermark = watermark
         self._clock = clock
-        self._consumers: OrderedDict[str, _Consumer] = OrderedDict()
+        # Identities and client addresses in separate tables (max_consumers each): a flood of addresses
+        # cannot evict an identity's state (its daily budget, flag and evidence).
+        self._identities: OrderedDict[str, _Consumer] = OrderedDict()
+        self._addresses: OrderedDict[str, _Consumer] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- state ----------------------------------------------------------------------------------------
+    def _table(self, consumer: str) -> OrderedDict[str, _Consumer]:
+        return self._addresses if consumer.startswith("addr:") else self._identities
+
     def _state(self, consumer: str) -> _Consumer:
-        s = self._consumers.get(consumer)
+        table = self._table(consumer)
+        s = table.get(consumer)
         if s is None:
-            s = self._consumers[consumer] = _Consumer(
-                self.policy.window, self.policy.history, self.n_features
-            )
-            while len(self._consumers) > self.policy.max_consumers:
-                self._consumers.popitem(last=False)
+            s = table[consumer] = _Consumer(self.policy.window, self.policy.history, self.n_features)
+            while len(table) > self.policy.max_consumers:
+                _evict(table)
         else:
-            self._consumers.move_to_end(consumer)
+            table.move_to_end(consumer)
         return s
 
     def _stats(self, s: _Consumer) -> tuple[float, dict[str, Any], str | None]:
@@ -397,7 +402,7 @@ class TheftDefence:
         now = self._clock()
         with self._lock:
             out = []
-            for s in self._consumers.values():
+            for s in [*self._identities.values(), *self._addresses.values()]:
                 if s.flag is not None and now - s.flag.last_seen <= self.policy.flag_ttl_s:
                     out.append({**s.flag.to_dict(), "rows": s.rows, "bits_released": round(s.bits, 1)})
             return out
@@ -406,7 +411,7 @@ class TheftDefence:
         """The consumer's recorded distinct queries whose answers carried its watermark (the probes for
         :meth:`ConsumerWatermark.attribute`); held in memory, newest ``keep_queries``."""
         with self._lock:
-            s = self._consumers.get(consumer)
+            s = self._table(consumer).get(consumer)
             rows = list(s.kept) if s is not None else []
         return np.stack(rows) if rows else np.zeros((0, self.n_features), np.float32)
 
@@ -425,12 +430,23 @@ class TheftDefence:
     def consumers(self) -> list[str]:
         """Every consumer id seen (the candidates for watermark attribution)."""
         with self._lock:
-            return list(self._consumers)
+            return [*self._identities, *self._addresses]
 
     def reset(self, consumer: str) -> None:
         with self._lock:
-            self._consumers.pop(consumer, None)
+            self._table(consumer).pop(consumer, None)
         self.monitor.reset(consumer)
+
+
+def _evict(table: OrderedDict[str, _Consumer]) -> None:
+    """Drop the least recently used state, passing over flagged ones (a flag outlives quieter clients)."""
+    for n, (cid, s) in enumerate(table.items()):
+        if n >= 64:
+            break
+        if s.flag is None:
+            del table[cid]
+            return
+    table.popitem(last=False)
 
 
 def build_defence(

@@ -118,15 +118,19 @@ def register(app: typer.Typer) -> None:
                 fmt=fmt,
             )
             return
+        from bastion.cli._progress import interactive, step
+
         recorded = _has_project(home)
         pol = load_policy(policy) if policy is not None or not recorded else None
+        show = interactive(json_output=fmt is OutputFormat.json)
         if recorded:
-            with open_vault(home) as vault:
+            with open_vault(home) as vault, step(f"scanning {path.name}", enabled=show):
                 report = service.scan(
                     vault, path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio
                 )
         else:
-            report = scan_file(path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio)
+            with step(f"scanning {path.name}", enabled=show):
+                report = scan_file(path=path, fmt=input_format, policy=pol, use_presidio=not no_presidio)
         if fmt is OutputFormat.json:
             print_json({**report.to_dict(), "recorded": recorded})
         else:
@@ -144,10 +148,12 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Tokenize, encrypt (FF1), mask, hash, generalize or drop columns of FILE into OUT."""
+        from bastion.cli._progress import interactive, step
         from bastion.data import load_policy, service
 
         pol = load_policy(policy) if policy is not None else None
-        with open_vault(home) as vault:
+        show = interactive(json_output=fmt is OutputFormat.json)
+        with open_vault(home) as vault, step(f"protecting {path.name}", enabled=show):
             outcome = service.protect(
                 vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env
             )

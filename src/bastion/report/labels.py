@@ -15,6 +15,7 @@ _METRICS: dict[str, tuple[str, str]] = {
     # evasion
     "clean_accuracy": ("Accuracy on unmodified inputs", "%"),
     "robust_accuracy": ("Accuracy under the strongest attack (ensemble)", "%"),
+    "robust_accuracy_pgd": ("Accuracy under PGD (L∞)", "%"),
     "robust_accuracy_fgsm": ("Accuracy under FGSM", "%"),
     "robust_accuracy_pgd_l2": ("Accuracy under PGD (L2)", "%"),
     "eps": ("Perturbation budget ε (L∞)", ""),

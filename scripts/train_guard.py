@@ -85,7 +85,9 @@ def main() -> int:
             gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    train = [r for r in rows if r["split"] == "train"]
+    from guard_i18n import i18n_rows
+
+    train = [r for r in rows if r["split"] == "train"] + i18n_rows()  # training-only multilingual phrases
     val = [r for r in rows if r["split"] == "val"]
     model = _train.fit(train)
     thresholds = _train.calibrate(
@@ -97,6 +99,7 @@ def main() -> int:
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
         "rows": len(train),
+        "extra_training": "scripts/guard_i18n.py phrase tables (12 languages, train only)",
         "calibration": "0.99 quantile of benign validation scores per channel",
     }
     doc = _train.to_document(model, thresholds=thresholds, training=training)

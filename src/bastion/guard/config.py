@@ -12,12 +12,14 @@
     links = "redact"                     # redact (remove the link) | block
     allowed_link_hosts = ["docs.example.com"]
     deny_categories = ["weapons"]        # enforced for every role
+    topics = ["weapons", "malware"]      # content categories of the signed topic classifier, every role
 
     [guard.output.deny]
     weapons = ["pipe bomb", "nerve agent"]
 
     [guard.output.roles.consumer]
     pii = "block"
+    topics = ["sexual"]                  # added for this role
 
 Unknown keys raise :class:`~bastion.errors.ConfigError` (they are never silently dropped).
 """
@@ -33,8 +35,10 @@ from bastion.errors import ConfigError
 from bastion.guard.policy import DEFAULT_ENTITIES, PolicyConfig, RolePolicy
 
 _TOP = frozenset({"mode", "tokens_per_minute", "requests_per_minute", "output", "unsafe_fail_open"})
-_OUTPUT = frozenset({"pii", "links", "allowed_link_hosts", "deny", "deny_categories", "roles", "entities"})
-_ROLE = frozenset({"pii", "deny_categories"})
+_OUTPUT = frozenset(
+    {"pii", "links", "allowed_link_hosts", "deny", "deny_categories", "roles", "entities", "topics"}
+)
+_ROLE = frozenset({"pii", "deny_categories", "topics"})
 
 
 def _check(table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
@@ -61,6 +65,7 @@ def policy_from_mapping(table: Mapping[str, Any]) -> PolicyConfig:
             deny_categories=_strs(
                 spec.get("deny_categories", []), f"guard.output.roles.{role}.deny_categories"
             ),
+            topics=_strs(spec.get("topics", []), f"guard.output.roles.{role}.topics"),
         )
     deny = {str(k): _strs(v, f"guard.output.deny.{k}") for k, v in dict(table.get("deny", {})).items()}
     return PolicyConfig(
@@ -72,6 +77,7 @@ def policy_from_mapping(table: Mapping[str, Any]) -> PolicyConfig:
         allowed_link_hosts=_strs(table.get("allowed_link_hosts", []), "guard.output.allowed_link_hosts"),
         deny=deny,
         deny_categories=_strs(table.get("deny_categories", []), "guard.output.deny_categories"),
+        topics=_strs(table.get("topics", []), "guard.output.topics"),
         roles=roles,
     )
 

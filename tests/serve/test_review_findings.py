@@ -133,3 +133,43 @@ def test_theft_state_of_an_identity_survives_an_address_flood(digits) -> None:
         guard.respond(consumers=("mallory", f"addr:10.1.0.{i}"), x=x[:1], proba=p[:1])
     with pytest.raises(BudgetExhausted):
         guard.respond(consumers=("eve", "addr:10.0.0.2"), x=x[:1], proba=p[:1])
+
+
+# F3: the approved digest hashed only the config text; a swapped JWT key file still got the key released.
+
+
+def _pem(tmp_path, name: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pub = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.fixture(scope="module")
+def own_home(tmp_path_factory, digits):
+    """A home of its own (its approvals must not change the session's shared one)."""
+    from bastion.vault import init_project
+
+    home = tmp_path_factory.mktemp("review-home") / "home"
+    vault = init_project(home=home, passphrase="serve tests passphrase")
+    ref = vault.push(digits.directory, name="digits").ref
+    vault.close()
+    return home, ref, "serve tests passphrase"
+
+
+def test_swapped_jwt_key_file_after_approval_refuses_the_key_release(own_home, tmp_path) -> None:
+    from bastion.errors import PolicyViolation
+    from bastion.serve.server import ServeOptions, approve_gateway, build_gateway
+
+    home, ref, passphrase = own_home
+    pem = tmp_path / "idp.pub.pem"
+    pem.write_bytes(_pem(tmp_path, "idp"))
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(f'[serve.jwt]\npublic_key_file = "{pem}"\nissuer = "https://idp"\naudience = "bastion"\n')
+    opts = ServeOptions(model_ref=ref, home=str(home), config_file=str(conf))
+    approve_gateway(opts, passphrase=passphrase)
+    build_gateway(opts, passphrase=passphrase).close()  # approved as is: released
+    pem.write_bytes(_pem(tmp_path, "attacker"))  # the attacker's key: it would accept a forged admin JWT
+    with pytest.raises(PolicyViolation, match="key release denied"):
+        build_gateway(opts, passphrase=passphrase)

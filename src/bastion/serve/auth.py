@@ -38,7 +38,8 @@ def token_fingerprint(token: str) -> str:
 class JwtVerifier:
     """Verifies ES256/RS256 JWTs against one public key; ``exp`` is mandatory."""
 
-    def __init__(self, config: JwtConfig) -> None:
+    def __init__(self, config: JwtConfig, *, pem: bytes | None = None) -> None:
+        """``pem``: the public key's bytes as already read (and fingerprinted) by the caller."""
         import jwt
 
         if config.public_key_file is None:
@@ -46,7 +47,8 @@ class JwtVerifier:
         if not config.issuer or not config.audience:
             raise ConfigError("[serve.jwt] needs issuer and audience")
         try:
-            pem = Path(config.public_key_file).read_bytes()
+            if pem is None:
+                pem = Path(config.public_key_file).read_bytes()
             self._key = jwt.algorithms.get_default_algorithms()[config.algorithms[0]].prepare_key(pem)
         except (OSError, ValueError, KeyError, jwt.InvalidKeyError) as exc:
             raise ConfigError(f"[serve.jwt] cannot load the public key {config.public_key_file}") from exc

@@ -270,9 +270,13 @@ class GatewayConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def digest(self) -> str:
-        """SHA-256 of the canonical JSON form: the ``config_digest`` claim of the attestation evidence."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=list).encode()
+    def digest(self, files: Mapping[str, str] | None = None) -> str:
+        """SHA-256 of the canonical JSON form: the ``config_digest`` claim of the attestation evidence.
+        ``files``: the fingerprints of the trust files it names (:mod:`bastion.serve.trust`), bound too."""
+        doc: Any = self.to_dict()
+        if files:
+            doc = {"config": doc, "files": dict(files)}
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=list).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from bastion.serve.attestation import (
 from bastion.serve.auth import Authenticator, JwtVerifier
 from bastion.serve.config import GatewayConfig, load_gateway_config
 from bastion.serve.tls import check_pair, is_loopback, self_signed_certificate
+from bastion.serve.trust import TrustMaterial, load_trust
 
 SERVE_DIR = "serve"
 
@@ -102,7 +103,9 @@ def check_options(options: ServeOptions) -> None:
         )
 
 
-def approve_release(*, vault: Any, model_name: str, config: GatewayConfig) -> ModelReleasePolicy:
+def approve_release(
+    *, vault: Any, model_name: str, config: GatewayConfig, files: Mapping[str, str] | None = None
+) -> ModelReleasePolicy:
     """Approve ``config`` for ``model_name``'s key release (admin): enrol this home's attester (sealed under
     the key ring; created on first approval) and sign the policy with the home's signing key."""
     if not allowed(vault.identity, "serve:admin"):
@@ -115,7 +118,7 @@ def approve_release(*, vault: Any, model_name: str, config: GatewayConfig) -> Mo
     document = load_release_policy(directory, signer=vault.signer)
     entry = ModelReleasePolicy(
         attesters=(attester_public_hex(attester),),
-        config_digest=config.digest(),
+        config_digest=config.digest(files),
         package_versions=tuple(config.key_release.allowed_package_versions) or (__version__,),
         approved_by=vault.identity.name,
         approved_at=time.time(),
@@ -137,13 +140,21 @@ def approve_release(*, vault: Any, model_name: str, config: GatewayConfig) -> Mo
     return entry
 
 
-def release_key(*, vault: Any, version: Any, config: GatewayConfig, passphrase: str | None = None) -> None:
-    """Attest, evaluate the approved key-release policy, audit-log the decision; PolicyViolation on denial."""
+def release_key(
+    *,
+    vault: Any,
+    version: Any,
+    config: GatewayConfig,
+    passphrase: str | None = None,
+    files: Mapping[str, str] | None = None,
+) -> None:
+    """Attest, evaluate the approved key-release policy, audit-log the decision; PolicyViolation on denial.
+    ``files``: the fingerprints of the trust files as read for this start (bound into the config digest)."""
     del passphrase  # the attester key is sealed under the key ring the vault already opened
     directory = vault.settings.home / SERVE_DIR
     document = load_release_policy(directory, signer=vault.signer)
     approved = document.models.get(str(version.name))
-    running_digest = config.digest()
+    running_digest = config.digest(files)
     details: dict[str, Any] = {
         "model_digest": version.manifest_digest,
         "config_digest": running_digest,
@@ -271,17 +282,18 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         version = vault.show(options.model_ref)
         if version.kind != "model":
             raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
-        release_key(vault=vault, version=version, config=cfg)
+        trust = load_trust(vault=vault, config=cfg)  # read once: fingerprinted here, used below
+        release_key(vault=vault, version=version, config=cfg, files=trust.fingerprints)
         model = load_served_model(vault=vault, version=version)
-        jwt_verifier = JwtVerifier(cfg.jwt) if cfg.jwt.enabled else None
+        jwt_verifier = JwtVerifier(cfg.jwt, pem=trust.jwt_pem) if cfg.jwt.enabled else None
     except BaseException:
         vault.close()
         raise
     auth = Authenticator(
         verify_token=token_verifier(vault), jwt_verifier=jwt_verifier, cache_s=cfg.token_cache_s
     )
-    watermark = api_watermark(vault=vault, config=cfg)
-    theft, monitor_key = theft_defence(vault=vault, config=cfg, model=model)
+    watermark = api_watermark(vault=vault, config=cfg, trust=trust)
+    theft, monitor_key = theft_defence(vault=vault, config=cfg, model=model, trust=trust)
     drift = drift_monitor(vault=vault, config=cfg, model=model, metadata=version.metadata)
     return Gateway(
         model=model,
@@ -324,12 +336,15 @@ def approve_gateway(options: ServeOptions, *, passphrase: str | None = None) -> 
         version = vault.show(options.model_ref)
         if version.kind != "model":
             raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
-        return approve_release(vault=vault, model_name=str(version.name), config=cfg)
+        trust = load_trust(vault=vault, config=cfg)
+        return approve_release(
+            vault=vault, model_name=str(version.name), config=cfg, files=trust.fingerprints
+        )
     finally:
         vault.close()
 
 
-def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
+def api_watermark(*, vault: Any, config: GatewayConfig, trust: TrustMaterial | None = None) -> Any:
     """The ``ApiWatermark`` of ``[serve.api_watermark]`` (key: a key file or a home key id), or None."""
     wm = config.api_watermark
     if not wm.enabled:
@@ -339,31 +354,25 @@ def api_watermark(*, vault: Any, config: GatewayConfig) -> Any:
     from bastion.watermark import ApiWatermark
     from bastion.watermark.keys import resolve_key
 
-    return ApiWatermark(resolve_key(wm.key, vault=vault), rate=wm.rate)
+    key = trust.watermark_key if trust is not None else None
+    return ApiWatermark(key or resolve_key(wm.key, vault=vault), rate=wm.rate)
 
 
-def theft_defence(*, vault: Any, config: GatewayConfig, model: ServedModel) -> tuple[Any, bytes | None]:
+def theft_defence(
+    *, vault: Any, config: GatewayConfig, model: ServedModel, trust: TrustMaterial | None = None
+) -> tuple[Any, bytes | None]:
     """The ``TheftDefence`` of ``[serve.theft]`` (or None) and the PRADA monitor's key (an HKDF sub-key of
     the theft or API-watermark key; None: a fresh random one per process)."""
-    from bastion.watermark.keys import resolve_key
 
     tc = config.theft
-    name = tc.key if tc.enabled else config.api_watermark.key
-    key = resolve_key(name, vault=vault) if name else None
+    trust = trust or load_trust(vault=vault, config=config)
+    key = trust.theft_key
     monitor_key = key.derive("bastion-monitor-v1") if key is not None else None
     if not tc.enabled or key is None:
         return None, monitor_key
-    import numpy as np
-
     from bastion.serve.theft import TheftPolicy, build_defence
 
-    try:
-        with np.load(str(tc.reference), allow_pickle=False) as ref:
-            x, y = np.asarray(ref["x"], dtype=np.float32), np.asarray(ref["y"], dtype=np.int64)
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(
-            f"[serve.theft] reference {tc.reference}: an .npz file with arrays x and y"
-        ) from exc
+    x, y = trust.reference_arrays()
     guard = config.input_guard
     lo, hi = guard.min_value, guard.max_value
     policy = TheftPolicy(daily_rows=tc.daily_rows, block_score=tc.block_score or None)

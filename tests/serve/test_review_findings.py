@@ -173,3 +173,48 @@ def test_swapped_jwt_key_file_after_approval_refuses_the_key_release(own_home, t
     pem.write_bytes(_pem(tmp_path, "attacker"))  # the attacker's key: it would accept a forged admin JWT
     with pytest.raises(PolicyViolation, match="key release denied"):
         build_gateway(opts, passphrase=passphrase)
+
+
+# F6: INT64/UINT64 beyond range wrapped (float64 before the range check); shape took "1", true and 1.0.
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value"),
+    [("INT64", 2**63), ("INT64", -(2**63) - 1), ("UINT64", 2**64), ("UINT64", -1), ("INT64", 9.3e18)],
+)
+def test_out_of_range_integers_are_refused_not_wrapped(datatype: str, value: int | float) -> None:
+    from bastion.errors import InvalidInput
+    from bastion.serve.protocol import InferenceRequest, decode_tensor
+
+    req = InferenceRequest.model_validate(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": datatype, "data": [value]}]}
+    )
+    with pytest.raises(InvalidInput, match="range"):
+        decode_tensor(req.inputs[0], max_elements=10)
+
+
+def test_integer_edges_are_exact() -> None:
+    from bastion.serve.protocol import InferenceRequest, decode_tensor
+
+    data = [2**63 - 1, -(2**63), 3.0]
+    req = InferenceRequest.model_validate(
+        {"inputs": [{"name": "x", "shape": [3], "datatype": "INT64", "data": data}]}
+    )
+    assert decode_tensor(req.inputs[0], max_elements=10).tolist() == [2**63 - 1, -(2**63), 3]
+
+
+@pytest.mark.parametrize("dim", ['"1"', "true", "1.0"])
+def test_shape_elements_must_be_json_integers(project, digits, kit, dim: str) -> None:
+    body = (
+        '{"inputs":[{"name":"input","shape":['
+        + dim
+        + ',64],"datatype":"FP32","data":'
+        + str([0.0] * 64)
+        + "}]}"
+    )
+    gateway = kit.make_gateway(project, digits, audit=None)
+    alice = {**kit.bearer(project.tokens["alice"]), "Content-Type": "application/json"}
+    with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
+        ok = body.replace(dim, "1", 1)
+        assert client.post(INFER, content=ok, headers=alice).status_code == 200
+        assert client.post(INFER, content=body, headers=alice).status_code == 400

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from bastion.errors import InvalidInput
 
@@ -55,7 +55,7 @@ class RequestInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(max_length=128)
-    shape: list[int] = Field(max_length=8)
+    shape: list[StrictInt] = Field(max_length=8)
     datatype: str = Field(max_length=16)
     parameters: dict[str, Any] | None = None
     data: list[Any]
@@ -152,18 +152,29 @@ def decode_tensor(tensor: RequestInput, *, max_elements: int) -> np.ndarray:
         return np.asarray(flat_values, dtype=np.bool_).reshape(tensor.shape)
     if not all(_is_number(v) for v in flat_values):
         raise InvalidInput(f"{where}: data must be numbers")
+    if np.issubdtype(dtype, np.integer):
+        return _integers(flat_values, dtype, tensor, where)
     try:
         raw = np.asarray(flat_values, dtype=np.float64)
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
-                raise InvalidInput(f"{where}: {tensor.datatype} data must be integers")
-            if raw.size and (raw.min() < info.min or raw.max() > info.max):
-                raise InvalidInput(f"{where}: value out of {tensor.datatype} range")
         arr = raw.astype(dtype) if dtype is not np.float64 else raw
         return arr.reshape(tensor.shape)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(f"{where}: data must be numbers that fit {tensor.datatype}") from exc
+
+
+def _integers(values: list[Any], dtype: Any, tensor: RequestInput, where: str) -> np.ndarray:
+    """Integer data checked exactly on the Python values (no float64 detour: 2**63 would wrap)."""
+    info = np.iinfo(dtype)
+    exact: list[int] = []
+    for v in values:
+        if type(v) is float:
+            if not math.isfinite(v) or not v.is_integer():
+                raise InvalidInput(f"{where}: {tensor.datatype} data must be integers")
+            v = int(v)
+        if not info.min <= v <= info.max:
+            raise InvalidInput(f"{where}: value out of {tensor.datatype} range")
+        exact.append(v)
+    return np.array(exact, dtype=dtype).reshape(tensor.shape)
 
 
 def encode_tensor(name: str, array: np.ndarray, *, datatype: str | None = None) -> dict[str, Any]:

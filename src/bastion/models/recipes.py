@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -253,13 +255,15 @@ def save_model(
 
     ``metadata`` must be JSON-serialisable (training figures such as ε, δ, accuracy).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from bastion.crypto._atomic import atomic_write
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    _private_dir(out)
     module = unwrap_module(model)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
+    weights = save(state, metadata={"format": MODEL_FORMAT})
     doc = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -270,8 +274,26 @@ def save_model(
         text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"model metadata is not JSON-serialisable: {exc}") from exc
-    (out / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+    # a fresh private file (0600) renamed over the name: a link planted at it is replaced, never followed
+    atomic_write(out / WEIGHTS_FILE, weights, mode=0o600)
+    atomic_write(out / CONFIG_FILE, (text + "\n").encode("utf-8"), mode=0o600)
     return out
+
+
+def _private_dir(out: Path) -> None:
+    """Create ``out`` and missing parents with mode 0700 (whatever the umask); an existing ``out`` must be a
+    real directory, not a symbolic link."""
+    missing = [p for p in (out, *out.parents) if not os.path.lexists(p)]
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise InvalidInput(f"cannot create the model directory {path} ({exc.strerror})") from exc
+    st = os.lstat(out)
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"{out} is not a directory (a symbolic link or a file): give a new directory")
 
 
 def load_model(directory: str | Path) -> LoadedModel:

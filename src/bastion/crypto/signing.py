@@ -214,9 +214,19 @@ def _write_public(path: Path, key: Any) -> None:
     atomic_write(path, pem, mode=0o600)
 
 
+MAX_SIGNING_FILE_BYTES = 64 << 10  # a PEM or params.json is well under 1 KiB
+
+
+def _read_home_file(path: Path) -> bytes:
+    """A file of ``signing/``: regular, no link followed, never blocks (FIFO), at most 64 KiB."""
+    from bastion.crypto._files import read_regular_file
+
+    return read_regular_file(path, limit=MAX_SIGNING_FILE_BYTES)
+
+
 def _load_private(path: Path, secret: bytes) -> Any:
     try:
-        data = path.read_bytes()
+        data = _read_home_file(path)
     except FileNotFoundError as exc:
         raise ConfigError(f"missing signing key {path}", hint="run 'bastion init' first") from exc
     try:
@@ -270,7 +280,7 @@ class SigningKeys:
         """Load both private keys; a wrong passphrase raises :class:`WrongPassphrase`."""
         directory = Path(home) / SIGNING_DIR
         try:
-            doc = json.loads((directory / PARAMS).read_bytes())
+            doc = json.loads(_read_home_file(directory / PARAMS))
         except FileNotFoundError as exc:
             raise ConfigError(f"no signing keys in {directory}", hint="run 'bastion init' first") from exc
         except ValueError as exc:
@@ -293,7 +303,7 @@ class SigningKeys:
 
     def change_passphrase(self, new_passphrase: str, *, kdf: KdfParams | None = None) -> None:
         """Re-encrypt both private keys under a secret from ``new_passphrase`` (fresh salt)."""
-        params = kdf or KdfParams.from_dict(json.loads((self.directory / PARAMS).read_bytes())["kdf"])
+        params = kdf or KdfParams.from_dict(json.loads(_read_home_file(self.directory / PARAMS))["kdf"])
         salt = os.urandom(SALT_SIZE)
         secret = self._secret_from(new_passphrase, salt=salt, kdf=params)
         _write_private(self.directory / MANIFEST_KEY, self._manifest_key, secret)
@@ -310,8 +320,8 @@ class SigningKeys:
         }
         for name, pem in expected.items():
             try:
-                on_disk = (self.directory / name).read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as exc:
+                on_disk = _read_home_file(self.directory / name).decode("ascii")
+            except (OSError, UnicodeDecodeError, IntegrityError) as exc:
                 raise IntegrityError(f"public key {name} is missing or damaged") from exc
             if on_disk != pem:
                 raise IntegrityError(f"public key {name} does not match its private key")

@@ -28,7 +28,6 @@ import base64
 import hashlib
 import json
 import os
-import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -215,20 +214,10 @@ class PolicySigner(Protocol):
 
 
 def _read_small(path: Path, limit: int = 1 << 20) -> bytes:
-    """A regular file of at most ``limit`` bytes, read without following a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise IntegrityError(f"{path.name} is not a regular file") from exc
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise IntegrityError(f"{path.name} is not a regular file")
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise IntegrityError(f"{path.name} is too large")
-    return data
+    """A regular file of at most ``limit`` bytes, read without following a symlink or blocking on a FIFO."""
+    from bastion.crypto._files import read_regular_file
+
+    return read_regular_file(path, limit=limit)
 
 
 def create_software_attester(directory: Path, *, keys: Sealer) -> SoftwareAttester:

@@ -47,6 +47,9 @@ def cosigned_data(head: SignedTreeHead) -> bytes:
     return canonical_json({"statement": COSIGN_STATEMENT, "head": head.to_dict()})
 
 
+MAX_WITNESS_FILE_BYTES = 1 << 30  # a signed head is ~300 bytes: millions of heads
+
+
 class FileWitness:
     """An append-only JSON-lines file of signed heads (opened ``O_APPEND``; never rewritten)."""
 
@@ -57,12 +60,14 @@ class FileWitness:
         self.name = name or f"file:{self.path}"
 
     def heads(self) -> list[SignedTreeHead]:
-        try:
-            raw = self.path.read_bytes()
+        from bastion.crypto._files import read_regular_file
+
+        try:  # never blocks on a FIFO; regular files only, bounded
+            raw = read_regular_file(self.path, limit=MAX_WITNESS_FILE_BYTES, follow_symlinks=True)
         except FileNotFoundError:
             return []
-        except OSError as exc:
-            raise ServiceError(f"witness {self.name}: cannot read ({exc.strerror})") from exc
+        except IntegrityError as exc:
+            raise ServiceError(f"witness {self.name}: cannot read ({exc})") from exc
         out: list[SignedTreeHead] = []
         for n, line in enumerate(raw.splitlines(), start=1):
             if not line.strip():

@@ -218,3 +218,40 @@ def test_shape_elements_must_be_json_integers(project, digits, kit, dim: str) ->
         ok = body.replace(dim, "1", 1)
         assert client.post(INFER, content=ok, headers=alice).status_code == 200
         assert client.post(INFER, content=body, headers=alice).status_code == 400
+
+
+# Minor: JWT exp as a numeric string (cached past expiry), exp=10**400 (500), sub="" (accepted).
+
+
+def test_odd_jwt_exp_and_empty_subject_are_401(project, digits, kit, tmp_path) -> None:
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bastion.serve.auth import JwtVerifier
+    from bastion.serve.config import JwtConfig
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "idp.pem").write_bytes(pem)
+    jwt_cfg = JwtConfig(public_key_file=str(tmp_path / "idp.pem"), issuer="https://idp", audience="bastion")
+    gateway = kit.make_gateway(
+        project, digits, GatewayConfig(jwt=jwt_cfg), jwt=JwtVerifier(jwt_cfg), audit=None
+    )
+
+    def token(**claims: object) -> dict[str, str]:
+        body = {"sub": "mallory", "iss": "https://idp", "aud": "bastion", "role": "consumer"}
+        body.update(models=["digits"], exp=int(time.time()) + 300)
+        body.update(claims)
+        return kit.bearer(jwt.encode(body, key, algorithm="ES256"))
+
+    req = kit.infer_body(digits.x_test[0])
+    with kit.serving(gateway) as srv, httpx.Client(base_url=srv.url) as client:
+        assert client.post(INFER, json=req, headers=token()).status_code == 200
+        soon = str(int(time.time()) + 300)
+        for bad in ({"exp": soon}, {"exp": 10**400}, {"exp": True}, {"sub": ""}, {"sub": "  "}, {"sub": 7}):
+            assert client.post(INFER, json=req, headers=token(**bad)).status_code == 401, bad

@@ -13,6 +13,7 @@ the model grants from ``models``. Any error while decoding a hostile token is an
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -71,7 +72,10 @@ class JwtVerifier:
             )
         except Exception as exc:  # PyJWTError, and TypeError/ValueError on hostile headers or payloads
             raise AuthenticationFailed("invalid JWT") from exc
-        if not isinstance(claims, dict):
+        if not isinstance(claims, dict) or _exp(claims.get("exp")) is None:
+            raise AuthenticationFailed("invalid JWT")  # exp a JSON number in range (not "123", not 1e400)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationFailed("invalid JWT")
         role = claims.get(cfg.role_claim)
         models = claims.get(cfg.models_claim, [])
@@ -79,7 +83,7 @@ class JwtVerifier:
             raise AuthenticationFailed("invalid JWT")
         if role == "consumer" and not models:
             raise AuthenticationFailed("invalid JWT")
-        sub = str(claims["sub"])[:200]
+        sub = subject[:200]
         return Identity(id=f"jwt:{sub}", name=sub, role=role, models=tuple(models) or ("*",))
 
     def expires_at(self, token: str) -> float | None:
@@ -89,8 +93,23 @@ class JwtVerifier:
         try:
             exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
         except Exception:  # verified above; a second decode cannot differ, but never raise from here
-            return None
-        return float(exp) if isinstance(exp, int | float) else None
+            return 0.0
+        value = _exp(exp)
+        return 0.0 if value is None else value  # odd exp (refused by verify): cache nothing
+
+
+_MAX_EXP = 1e11  # year 5138: any larger exp is not a real expiry
+
+
+def _exp(value: Any) -> float | None:
+    """``exp`` as unix seconds when it is a JSON number (not a bool or string) in 0 < exp < 1e11."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        exp = float(value)
+    except OverflowError:
+        return None
+    return exp if math.isfinite(exp) and 0 < exp < _MAX_EXP else None
 
 
 def looks_like_jwt(token: str) -> bool:

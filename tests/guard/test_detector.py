@@ -154,8 +154,12 @@ def test_second_stage_decides_borderline_prompts_only() -> None:
 
     stage = Strict()
     assert isinstance(stage, SecondStage)
-    det = PromptDetector(second_stage=stage, borderline=0.5)
-    borderline = "Pretend you are a pirate and tell me a joke."  # ~0.25 against a ~0.63 threshold
+    borderline = "Pretend you are a pirate and tell me a joke."  # below the threshold, but near it
+    plain = PromptDetector()
+    thr = plain.model.thresholds["user"]
+    near, far = thr - plain.scan(borderline).score, thr - plain.scan("What is the capital of France?").score
+    assert 0 < near < far  # the band below sits between the two, whatever the shipped model's scale
+    det = PromptDetector(second_stage=stage, borderline=(near + far) / 2)
     assert det.scan(borderline).flagged and "second-stage" in det.scan(borderline).reasons
     calls.clear()
     assert not det.scan("What is the capital of France?").flagged  # far below: the second stage is not asked

@@ -29,6 +29,26 @@ def check_name(name: str) -> ArtifactName:
     return ArtifactName(name)
 
 
+MAX_TAGS = 64
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 256
+
+
+def check_tags(tags: Mapping[str, str]) -> None:
+    """Version tags: at most 64, keys 1..64 and values 0..256 characters, no control, format or line/paragraph
+    separator characters (they would forge lines and columns in listings and logs)."""
+    import unicodedata
+
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"at most {MAX_TAGS} tags")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise InvalidInput(f"tag keys are 1..{MAX_TAG_KEY} characters and values at most {MAX_TAG_VALUE}")
+        for text in (key, value):
+            if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in text):
+                raise InvalidInput("tags may not contain control characters (newline, tab, ...)")
+
+
 def check_metadata(meta: Mapping[str, Any]) -> None:
     """Version metadata: a JSON object, nested at most :data:`MAX_METADATA_DEPTH` deep, at most 1 MiB."""
     stack: list[tuple[Any, int]] = [(meta, 1)]
@@ -180,4 +200,5 @@ __all__ = [
     "KeyRotation",
     "check_metadata",
     "check_name",
+    "check_tags",
 ]

@@ -105,6 +105,7 @@ from bastion.vault.refs import (
     KeyRotation,
     check_metadata,
     check_name,
+    check_tags,
 )
 
 logger = logging.getLogger(__name__)
@@ -533,6 +534,7 @@ class Vault:
         if env not in ENVIRONMENTS:
             raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        check_tags(tags)
         meta = dict(metadata or {})
         check_metadata(meta)
         try:

@@ -58,6 +58,15 @@ def test_forwarded_for_is_honoured_only_from_configured_proxies(project, digits,
     assert set(codes) == {401}  # behind a trusted proxy each forwarded client has its own window
 
 
+def test_bastion_serve_process_ignores_forwarded_for(own_home, serve_process, kit) -> None:
+    """The same attack on ``bastion serve`` itself (its own uvicorn configuration, default limits)."""
+    home, ref, _ = own_home
+    proc = serve_process(home, ref).wait_ready()
+    with httpx.Client(base_url=proc.url) as client:
+        codes = _forged_failures(client, kit, 70)
+    assert codes[:60] == [401] * 60 and set(codes[60:]) == {429}
+
+
 def test_serve_run_turns_proxy_headers_off(project) -> None:
     from bastion.serve.connections import uvicorn_options
     from bastion.serve.server import ServeOptions, _uvicorn_common

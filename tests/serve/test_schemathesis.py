@@ -37,6 +37,7 @@ def test_no_server_errors_on_generated_requests(kit, project, digits) -> None:
                 max_examples=15,
                 deadline=None,
                 database=None,
+                derandomize=True,  # the same examples every run: the coverage assertion below cannot flake
                 suppress_health_check=list(HealthCheck),
             )
             def check(case, auth: str, served: bool) -> None:

@@ -174,6 +174,9 @@ def test_port_in_use_is_exit_2_and_nothing_is_announced_before_validation(
     project, registry_model: str, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BASTION_PASSPHRASE", PASSPHRASE)
+    # Other modules share the session's project and approve other configs: approve this one explicitly.
+    assert run(["serve", registry_model, "--approve", "--home", str(project.home)]) == 0
+    capsys.readouterr()
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -187,7 +190,7 @@ def test_port_in_use_is_exit_2_and_nothing_is_announced_before_validation(
         code == 2
         and err.startswith("error: cannot listen on 127.0.0.1:")
         and "bastion gateway for" not in err
-    )
+    ), err
     code = run(["serve", "no-such-model", "--insecure", "--port", "1", "--home", str(project.home)])
     err = capsys.readouterr().err
     assert code == 2 and "bastion gateway for" not in err and "Traceback" not in err

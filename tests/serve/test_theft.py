@@ -216,12 +216,16 @@ def test_gateway_end_to_end_flags_misinforms_and_lists_evidence(project: Any, di
         assert r.status_code == 200
         labels = np.asarray(next(o for o in r.json()["outputs"] if o["name"] == "label")["data"])
         assert np.array_equal(labels, digits.adapter.predict(natural))
+        changed = []
         for _ in range(5):
             x = rng.random((20, 64), dtype=np.float32)
             r = client.post("/v2/models/digits/infer", json=kit.infer_body(x), headers=alice)
             assert r.status_code == 200
             labels = np.asarray(next(o for o in r.json()["outputs"] if o["name"] == "label")["data"])
-            assert np.all(labels != digits.adapter.predict(x))  # far out of distribution: misinformation
+            changed.append(labels != digits.adapter.predict(x))
+        # Far out of distribution: misinformation. Thresholds carry keyed jitter (a fresh secret per process
+        # here), so a row near the hard-OOD cut may be answered truthfully; nearly all must be misinformed.
+        assert np.concatenate(changed).mean() >= 0.95
         flags = client.get("/admin/theft", headers=kit.bearer(project.tokens["dave"])).json()
         assert flags["enabled"] and flags["flags"][0]["evidence"]["mean_percentile"] > 0.9
         assert client.get("/admin/theft", headers=alice).status_code == 403

@@ -53,11 +53,6 @@ def test_metadata_and_inference_responses_follow_the_spec(url, kit, project, dig
             assert _errors("inference_response", r.json()) == [], r.json()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bastion.serve answers a request without an 'id' with \"id\": null; OIP's inference_response "
-    "allows the id to be absent but, when present, it must be a string",
-)
 def test_response_without_a_request_id_follows_the_spec(url, kit, project, digits) -> None:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=url, timeout=30) as client:
         r = client.post(

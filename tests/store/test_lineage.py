@@ -55,7 +55,7 @@ def test_event_shape_is_openlineage(engine) -> None:
         "name": "data.scan",
         "facets": {},
     }
-    assert doc["producer"].startswith("https://") and doc["schemaURL"].endswith("#/definitions/RunEvent")
+    assert doc["producer"].startswith("https://") and doc["schemaURL"].endswith("#/$defs/RunEvent")
     facet = doc["inputs"][0]["facets"]["contentDigest"]
     assert facet["algorithm"] == "sha256" and facet["digest"] == "a" * 64 and "_producer" in facet
     assert doc["run"]["facets"]["bastion_scan"]["rows"] == 3

@@ -65,11 +65,6 @@ def test_the_schema_rejects_broken_events(engine: Any) -> None:
         assert _errors(doc), doc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bastion.store.lineage.SCHEMA_URL points at '#/definitions/RunEvent'; spec 2-0-2 keeps its "
-    "definitions under '$defs' (…/2-0-2/OpenLineage.json#/$defs/RunEvent), so the pointer does not resolve",
-)
 def test_schema_url_points_at_the_run_event_definition(engine: Any) -> None:
     record_run(engine, job="data.protect")
     url = list_events(engine)[0].to_openlineage()["schemaURL"]

@@ -836,9 +836,11 @@ def create_app(gateway: Gateway) -> FastAPI:
                 raise InvalidInput(f"unknown output {unknown[0][:64]!r}")
         # Guard, row limit, model, redaction and monitor: off the event loop (slow models, Redis, PII).
         outputs = await run_in_threadpool(_answer, gw, request.state, identity, body, requested)
-        return _json(
-            {"model_name": model.name, "model_version": model.version, "id": body.id, "outputs": outputs}
-        )
+        answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+        if body.id is not None:  # OIP v2: the id is echoed when the request had one, never sent as null
+            answer["id"] = body.id
+        answer["outputs"] = outputs
+        return _json(answer)
 
     @app.post(
         "/v2/models/{name}/he/infer",

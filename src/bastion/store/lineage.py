@@ -29,7 +29,7 @@ from bastion.errors import InvalidInput, NotFound, ServiceError
 from bastion.store.db import Base, utcnow
 
 PRODUCER = f"https://github.com/bastion-ml/bastion/tree/v{__version__}"
-SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
+SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 FACET_SCHEMA_URL = "https://github.com/bastion-ml/bastion/blob/main/docs/internals.md#lineage"
 DEFAULT_NAMESPACE = "bastion"
 FILE_NAMESPACE = "file"

@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput("--data is required with --model")
         if save_model is not None:
             he_lib.save_he_model(m, save_model)
+            if dataset is not None:
+                _record_he_lineage(home, dataset=ds, out=save_model)
         layouts = None if layout == "auto" else (layout,)
         with step(f"encrypted inference on {len(x)} rows (CKKS)", enabled=show):
             result = he_lib.evaluate(model=m, x=x, y=y, layouts=layouts, single_samples=single_samples)
@@ -118,6 +120,28 @@ def _refuse_budgeted(ds: Any, home: Path | None) -> None:
             ledger=ledger_for_vault(vault),
             what="training the HE model on it (not DP)",
             hint="evaluate a DP-trained model (--model REF --data FILE), or use a dataset without a budget",
+        )
+
+
+def _record_he_lineage(home: Path | None, *, dataset: Any, out: Path) -> None:
+    """Lineage of 'he evaluate --dataset … --save-model': the built-in data -> the saved model file."""
+    from bastion.models.data import file_digest
+    from bastion.store.lineage import LineageDataset
+    from bastion.vault.lineage import record_artifact_run
+    from bastion.vault.project import home_exists
+
+    if not home_exists(home):
+        return
+    from bastion.cli._common import open_vault
+
+    with open_vault(home) as vault:
+        if getattr(vault, "engine", None) is None:
+            return
+        record_artifact_run(
+            vault,
+            job="he.train",
+            inputs=[LineageDataset("bastion-builtin", dataset.name, f"sha256:{dataset.digest()}")],
+            outputs=[LineageDataset("file", str(out.resolve()), f"sha256:{file_digest(out)}")],
         )
 
 

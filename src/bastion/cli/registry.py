@@ -69,6 +69,16 @@ def register(app: typer.Typer) -> None:
                 metadata=meta,
                 allow_unsafe=allow_unsafe,
             )
+            if getattr(vault, "engine", None) is not None:  # a remote server records its own lineage
+                from bastion.vault.lineage import path_dataset, record_artifact_run, version_dataset
+
+                record_artifact_run(
+                    vault,
+                    job="registry.push",
+                    inputs=[path_dataset(path, version=version)],
+                    outputs=[version_dataset(version)],
+                    facets={"bastion_push": {"kind": version.kind, "env": version.env}},
+                )
         if fmt is OutputFormat.json:
             print_json(version)
         else:

@@ -81,6 +81,29 @@ def _load_model(ref: str, vault: Any) -> Any:
             ) from exc
 
 
+def _record_embed_lineage(vault: Any, *, model: str, dataset: Any, out: Path | None, pushed: Any) -> None:
+    """Lineage of 'watermark embed': the source model and the fine-tuning data -> the watermarked model(s)."""
+    from bastion.models.data import DATASETS, file_digest
+    from bastion.models.recipes import WEIGHTS_FILE
+    from bastion.store.lineage import LineageDataset
+    from bastion.vault.lineage import path_dataset, record_artifact_run, version_dataset
+
+    if getattr(vault, "engine", None) is None:
+        return
+    source = path_dataset(model) if Path(model).exists() else version_dataset(vault.show(model, _log=False))
+    inputs = [source]
+    if dataset.name in DATASETS:
+        inputs.append(LineageDataset("bastion-builtin", dataset.name, f"sha256:{dataset.digest()}"))
+    outputs = []
+    if out is not None:
+        outputs.append(
+            LineageDataset("file", str(out.resolve()), f"sha256:{file_digest(out / WEIGHTS_FILE)}")
+        )
+    if pushed is not None:
+        outputs.append(version_dataset(pushed))
+    record_artifact_run(vault, job="watermark.embed", inputs=inputs, outputs=outputs)
+
+
 def _default_dataset(model: str, metadata: Any, vault: Any) -> str | None:
     """The built-in dataset the model was trained on: its metadata, else the registry's lineage."""
     from bastion.models.data import DATASETS
@@ -250,6 +273,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 save_model(loaded.module, out, config=loaded.config, metadata=meta)
                 doc["out"] = str(out)
+            version = None
             if push is not None:
                 with tempfile.TemporaryDirectory(dir=vault.settings.home) as tmp:
                     model_dir = save_model(
@@ -259,6 +283,7 @@ def register(app: typer.Typer) -> None:
                 logged = annotate_version(vault, logged, f"{version.name}:{version.version}")
                 doc["pushed"] = {"name": version.name, "version": version.version, "env": version.env}
                 doc["record"] = logged.to_dict()
+            _record_embed_lineage(vault, model=model, dataset=ds, out=out, pushed=version)
             if record is not None:
                 from bastion.crypto._atomic import atomic_write
                 from bastion.store.auditlog import canonical_json

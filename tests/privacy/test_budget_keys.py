@@ -12,7 +12,7 @@ import pytest
 
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
-from bastion.errors import BudgetExhausted, InvalidInput
+from bastion.errors import BudgetExhausted, IntegrityError, InvalidInput
 from bastion.models.data import load_dataset
 from bastion.privacy.ledger import ledger_for_vault
 from bastion.privacy.training import dataset_ledger_key, ledger_key, resolve_ledger_dataset
@@ -121,6 +121,9 @@ def test_budgets_keyed_by_name_before_the_upgrade_keep_their_spends(home: Path) 
         legacy.set_budget("digits", epsilon=4.0, delta=1e-4)
         legacy.reserve(datasets="digits", epsilon=3.0, delta=1e-5, kind="train")
         ledger = ledger_for_vault(vault)  # migrates on open
+        with pytest.raises(IntegrityError, match="not sealed"):  # rows from before seals: the owner reviews
+            ledger.status(ledger_key("digits"))
+        assert ledger.seal_all() == [ledger_key("digits")]
         status = ledger.status(ledger_key("digits"))
         assert status.label == "digits" and status.epsilon_budget == 4.0 and status.epsilon_spent == 3.0
         assert not legacy.has_budget("digits")

@@ -86,10 +86,12 @@ def register(app: typer.Typer) -> None:
         Exit 1 while any remain unsealed without --yes.
         """
         from bastion.errors import IntegrityError
+        from bastion.privacy.ledger import ledger_for_vault
 
         with open_vault(home) as vault:
             if not yes:
                 names = vault.unsealed_state()
+                names += [f"privacy:{d}" for d in ledger_for_vault(vault).unsealed()]
                 if names:
                     raise IntegrityError(
                         f"unsealed or changed authorization state: {', '.join(names)} "
@@ -97,5 +99,6 @@ def register(app: typer.Typer) -> None:
                     )
                 typer.echo("all authorization state is sealed (identities, version pointers, versions)")
                 return
-            names = vault.seal_state()
+            names = vault.seal_state()  # owner only: refused before anything below runs
+            names += [f"privacy:{d}" for d in ledger_for_vault(vault).seal_all()]
         typer.echo(f"sealed {len(names)}: {', '.join(names) or '-'}")

@@ -15,6 +15,11 @@ There is no default budget: a spend on a dataset nobody gave a budget is refused
 naming the command that sets one. The CLI and the library entry points key budgets by the dataset's content
 digest (``sha256:…``, see :func:`dataset_key`), so copying or renaming a data file does not give it a fresh
 budget; a human label ("digits", "patients.csv") is kept beside the key for display only.
+
+The rows are untrusted storage (issue 11 item 4): with a ``sealer`` (always, through :func:`ledger_for_vault`)
+each dataset's budget and spends are sealed with a key from the key ring and checked on every read that grants
+something, so a database writer without keys who raises a budget, deletes a spend or edits an ε gets an
+:class:`~bastion.errors.IntegrityError` (exit 1), never extra budget (:mod:`bastion.privacy._ledger_seals`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bastion.errors import BudgetExhausted, InvalidInput, NotFound
+from bastion.crypto.seal import RowSealer
+from bastion.errors import BudgetExhausted, ConfigError, InvalidInput, NotFound
+from bastion.privacy import _ledger_seals
 from bastion.privacy.dp import check_delta, check_epsilon
 from bastion.store.db import Base, ensure_tables, utcnow, write_transaction
 
@@ -197,7 +204,8 @@ class PrivacyLedger:
     A spend on a dataset without a budget is refused: budgets are only ever set explicitly
     (:meth:`set_budget`, ``bastion privacy budget set``). ``authorize(permission)`` (a vault's access check,
     see :func:`ledger_for_vault`) is called before every operation with the permission in
-    :data:`PERMISSIONS`, so a library caller is held to the same rules as the CLI.
+    :data:`PERMISSIONS`, so a library caller is held to the same rules as the CLI. ``sealer`` (the key ring's
+    row sealer) authenticates the rows; without one (a bare engine, e.g. in a test) nothing is checked.
     """
 
     def __init__(
@@ -207,9 +215,11 @@ class PrivacyLedger:
         audit: AuditSink | None = None,
         actor: str = "local",
         authorize: Callable[[str], None] | None = None,
+        sealer: RowSealer | None = None,
         now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        self.sealer = sealer
         self.audit = audit
         self.actor = actor
         self._authorize = authorize
@@ -237,6 +247,11 @@ class PrivacyLedger:
         for name in sorted(legacy):
             key = f"sha256:{builtin_digest(name)}"
             with write_transaction(self.engine) as conn:
+                # reseal the merged state only when both halves were sealed: an unsealed legacy row (or one a
+                # database writer planted under a built-in's name) stays refused until the owner reviews it
+                blessed = self.sealer is not None and all(
+                    _ledger_seals.is_sealed(conn, self.sealer, n) for n in (name, key)
+                )
                 if _budget_row(conn, key) is None:
                     conn.execute(
                         sa.update(budgets_table).where(budgets_table.c.dataset == name).values(dataset=key)
@@ -248,6 +263,10 @@ class PrivacyLedger:
                 )
                 if _label(conn, key) is None:
                     conn.execute(sa.insert(labels_table).values(dataset=key, label=name))
+                if self.sealer is not None:
+                    _ledger_seals.reseal(conn, self.sealer, name)  # no rows left: drops its seal
+                    if blessed:
+                        _ledger_seals.reseal(conn, self.sealer, key)
             self._log("privacy.budget.migrate", key, "ok", {"from": name})
             moved.append(name)
         return moved
@@ -255,6 +274,39 @@ class PrivacyLedger:
     def _allow(self, operation: str) -> None:
         if self._authorize is not None:
             self._authorize(PERMISSIONS[operation])
+
+    def _check_seal(self, conn: Connection, name: str) -> None:
+        if self.sealer is not None:
+            _ledger_seals.check(conn, self.sealer, name)
+
+    def _reseal(self, conn: Connection, name: str) -> None:
+        if self.sealer is not None:
+            _ledger_seals.reseal(conn, self.sealer, name)
+
+    def unsealed(self) -> list[str]:
+        """Datasets whose budget or spends fail their seal (what ``bastion access seal --yes`` blesses)."""
+        with self.engine.connect() as conn:
+            return _ledger_seals.unsealed(conn, self._need_sealer())
+
+    def seal_all(self) -> list[str]:
+        """Seal every dataset's ledger as it is now: the owner's migration step (the caller checks it is the
+        owner, as ``Vault.seal_state`` does). Returns the datasets sealed; audit-logged."""
+        with write_transaction(self.engine) as conn:
+            names = _ledger_seals.seal_all(conn, self._need_sealer())
+        self._log("privacy.seal", "-", "ok", {"datasets": names})
+        return names
+
+    def cross_check_log(self, entries: Any) -> None:
+        """Refuse a ledger that lost a spend the (witnessed) audit log recorded (a replayed older state)."""
+        with self.engine.connect() as conn:
+            _ledger_seals.cross_check_log(conn, entries)
+
+    def _need_sealer(self) -> RowSealer:
+        if self.sealer is None:
+            raise ConfigError(
+                "the privacy ledger cannot be sealed or checked without the home's signing keys"
+            )
+        return self.sealer
 
     # --- budgets --------------------------------------------------------------------------------------------
 
@@ -269,7 +321,9 @@ class PrivacyLedger:
         eps, dlt = check_epsilon(epsilon), check_delta(delta)
         shown = _check_dataset(label) if label is not None else None
         with write_transaction(self.engine) as conn:
+            self._check_seal(conn, name)  # never bless a state someone changed outside bastion
             self._upsert_budget(conn, name, eps, dlt)
+            self._reseal(conn, name)
             if shown is not None and shown != name:
                 conn.execute(sa.delete(labels_table).where(labels_table.c.dataset == name))
                 conn.execute(sa.insert(labels_table).values(dataset=name, label=shown))
@@ -299,6 +353,7 @@ class PrivacyLedger:
         """Whether ``dataset`` has a budget (the gate every training path asks; no permission needed)."""
         name = _check_dataset(dataset)
         with self.engine.connect() as conn:
+            self._check_seal(conn, name)
             return _budget_row(conn, name) is not None
 
     def status(self, dataset: str) -> BudgetStatus:
@@ -306,6 +361,7 @@ class PrivacyLedger:
         self._allow("read")
         name = _check_dataset(dataset)
         with self.engine.connect() as conn:
+            self._check_seal(conn, name)
             row = _budget_row(conn, name)
             if row is None:
                 raise NotFound(
@@ -361,6 +417,7 @@ class PrivacyLedger:
                 given = (labels or {}).get(name)
                 what = _describe(name, _label(conn, name) or given)
                 shown = shlex.quote(given or _label(conn, name) or name)  # the hint names the caller's words
+                self._check_seal(conn, name)
                 row = _budget_row(conn, name)
                 if row is None:
                     refusal = f"no privacy budget set for dataset {what}"
@@ -403,6 +460,8 @@ class PrivacyLedger:
                             created_at=now,
                         )
                     )
+                for name in names:
+                    self._reseal(conn, name)
         target = ",".join(names)
         log_details = {"kind": kind, "epsilon": eps, "delta": dlt, "spend_id": spend_id}
         if refusal is not None:
@@ -427,12 +486,18 @@ class PrivacyLedger:
         info = _jsonable(details or {})
         with write_transaction(self.engine) as conn:
             rows = conn.execute(
-                sa.select(spends_table.c.id, spends_table.c.status, spends_table.c.details_json).where(
-                    spends_table.c.spend_id == reservation.spend_id
-                )
+                sa.select(
+                    spends_table.c.id,
+                    spends_table.c.dataset,
+                    spends_table.c.status,
+                    spends_table.c.details_json,
+                ).where(spends_table.c.spend_id == reservation.spend_id)
             ).all()
             if not rows:
                 raise NotFound(f"no reservation {reservation.spend_id}")
+            touched = sorted({str(r.dataset) for r in rows})
+            for name in touched:
+                self._check_seal(conn, name)
             if any(r.status != "reserved" for r in rows):
                 raise InvalidInput(f"spend {reservation.spend_id} is already settled")
             merged = {**json.loads(rows[0].details_json), **info}
@@ -447,6 +512,8 @@ class PrivacyLedger:
                     settled_at=self._now(),
                 )
             )
+            for name in touched:
+                self._reseal(conn, name)
         self._log(
             "privacy.settle",
             ",".join(reservation.datasets),
@@ -519,7 +586,12 @@ def ledger_for_vault(vault: Any) -> PrivacyLedger:
     def authorize(permission: str) -> None:
         vault.access.check(vault.identity, permission)
 
-    ledger = PrivacyLedger(vault.engine, audit=vault.audit, actor=vault.identity.name, authorize=authorize)
+    sealer = vault.access.sealer
+    if sealer is None:  # a vault always has its signing keys; refuse rather than run unchecked
+        raise ConfigError("the privacy ledger cannot be checked without the home's signing keys")
+    ledger = PrivacyLedger(
+        vault.engine, audit=vault.audit, actor=vault.identity.name, authorize=authorize, sealer=sealer
+    )
     ledger.migrate_legacy_keys()
     return ledger
 

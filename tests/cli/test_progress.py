@@ -52,3 +52,55 @@ def test_earlier_steps_read_done(capsys) -> None:
     with step("training on digits", enabled=True):
         pass
     assert "training on digits — done" in capsys.readouterr().err
+
+
+def test_push_and_pull_show_a_step_on_a_terminal_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 11: long commands say what they are doing on a terminal, and nothing in a pipe."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from bastion.crypto.kdf import KdfParams
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    init_project(home=home, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
+    np.save(tmp_path / "w.npy", np.arange(4))
+    exe = str(Path(sys.executable).with_name("bastion"))
+    env = {**os.environ, "BASTION_HOME": str(home)}
+    env.pop("BASTION_NO_PROGRESS", None)
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.run(
+            [exe, "registry", "push", str(tmp_path / "w.npy"), "--name", "w"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=120,
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, shown
+    assert "scanning, signing and encrypting w.npy — done" in shown
+    piped = subprocess.run(
+        [exe, "registry", "pull", "w:1", "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -151,7 +151,13 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "unsafe_noise_multiplier": unsafe_noise_multiplier,
         }
-        result = _audit_with_ledger(home, ds, kwargs) if home_exists(home) else audit_dp_sgd(**kwargs)
+        from bastion.cli._progress import interactive, step
+
+        with step(
+            f"auditing DP-SGD on {dataset}: {canaries} canaries, {epochs} epochs",
+            enabled=interactive(json_output=fmt is OutputFormat.json),
+        ):
+            result = _audit_with_ledger(home, ds, kwargs) if home_exists(home) else audit_dp_sgd(**kwargs)
         if fmt is OutputFormat.json:
             print_json(result.to_dict())
         else:

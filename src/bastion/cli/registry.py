@@ -58,7 +58,10 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("--metadata must be a JSON object (nested at most 32 deep)") from exc
             if not isinstance(meta, dict):
                 raise InvalidInput("--metadata must be a JSON object")
-        with open_vault(home) as vault:
+        from bastion.cli._progress import interactive, step
+
+        show = interactive(json_output=fmt is OutputFormat.json)
+        with open_vault(home) as vault, step(f"scanning, signing and encrypting {path.name}", enabled=show):
             version = vault.push(
                 path,
                 name=name,
@@ -92,7 +95,10 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Verify, decrypt and write a version to --out (nothing is written unless everything verifies)."""
-        with open_vault(home) as vault:
+        from bastion.cli._progress import interactive, step
+
+        show = interactive(json_output=fmt is OutputFormat.json)
+        with open_vault(home) as vault, step(f"verifying and decrypting {ref}", enabled=show):
             version = vault.pull(ref, out=out)
         if fmt is OutputFormat.json:
             print_json(version)

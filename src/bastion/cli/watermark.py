@@ -245,17 +245,23 @@ def register(app: typer.Typer) -> None:
                 key, created = ensure_home_key(vault=vault)
             else:
                 key = _key(key_file, key_id, vault)
-            result = embed(
-                model=loaded.module,
-                dataset=ds,
-                key=key,
-                size=triggers,
-                epochs=epochs,
-                lr=lr,
-                seed=seed,
-                target=push or str(out),
-                vault=vault,
-            )
+            from bastion.cli._progress import interactive, step
+
+            with step(
+                f"embedding {triggers} triggers ({epochs} fine-tuning epochs)",
+                enabled=interactive(json_output=fmt is OutputFormat.json),
+            ):
+                result = embed(
+                    model=loaded.module,
+                    dataset=ds,
+                    key=key,
+                    size=triggers,
+                    epochs=epochs,
+                    lr=lr,
+                    seed=seed,
+                    target=push or str(out),
+                    vault=vault,
+                )
             if created:
                 notes.append(f"created watermark key {key.key_id} on first use (kept in the home, wrapped)")
             logged = log_commitment(vault, result.record)
@@ -354,16 +360,22 @@ def register(app: typer.Typer) -> None:
             vault = _vault(home)
         try:
             key = _key(key_file, key_id, vault)
-            result, rec, suspect = _verify(
-                vault=vault,
-                key=key,
-                model=model,
-                url=url,
-                model_name=model_name,
-                bearer_env=bearer_env,
-                record_file=record_file,
-                marks_file=marks_file,
-            )
+            from bastion.cli._progress import interactive, step
+
+            with step(
+                f"querying {url or model} on the trigger set",
+                enabled=interactive(json_output=fmt is OutputFormat.json),
+            ):
+                result, rec, suspect = _verify(
+                    vault=vault,
+                    key=key,
+                    model=model,
+                    url=url,
+                    model_name=model_name,
+                    bearer_env=bearer_env,
+                    record_file=record_file,
+                    marks_file=marks_file,
+                )
             doc: dict[str, Any] = {**result.to_dict(), "suspect": suspect}
             if report is not None:
                 from bastion.watermark.report import build_report

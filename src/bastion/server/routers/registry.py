@@ -1,0 +1,240 @@
+"""The registry: ``/v1/registry/push`` (tar upload), ``/pull`` (tar download), ``/versions``, ``/show``,
+``/verify``, ``/promote``, ``/annotate``, ``/annotations``.
+
+Push: the body is a tar stream whose first member ``push.json`` carries the push options and whose other
+members live under ``files/``. The options are checked first: a caller who may not push there is refused (by
+the Vault's own check, which logs the denial) before the upload is stored. The files are extracted as they
+arrive (:func:`bastion.server.tarstream.extract_stream`, bounded queue, constant memory) into a private spool
+directory, then handed to ``Vault.push``, which scans, signs and encrypts exactly as in local mode.
+
+Pull: ``Vault.pull`` verifies and decrypts into a private spool directory, which is then streamed as a tar
+(``version.json``, ``pub.pem``, ``files/…``) and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from bastion.access import allowed
+from bastion.errors import InvalidInput
+from bastion.server.deps import CallerVault, ServerStateDep
+from bastion.server.tarstream import bytes_member, end_of_archive, extract_stream, tree_members
+from bastion.vault import Vault, public_key_path
+
+router = APIRouter()
+
+PUSH_META = "push.json"
+_PUSH_KEYS = frozenset(
+    {"name", "kind", "env", "classification", "tags", "metadata", "allow_unsafe", "source"}
+)
+
+
+class _ChunkQueue:
+    """A bounded byte pipe from the event loop (producer) to the extracting thread (``read``)."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._buf = b""
+        self._eof = False
+        self.consumer_done = threading.Event()
+
+    def put(self, data: bytes | None) -> None:
+        """Blocking put that gives up once the consumer has stopped (so a refused upload cannot hang)."""
+        while not self.consumer_done.is_set():
+            try:
+                self._q.put(data, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._buf and not self._eof:
+            item = self._q.get()
+            if item is None:
+                self._eof = True
+            else:
+                self._buf = item
+        if size < 0:
+            size = len(self._buf)
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+
+def _push_options(raw: bytes, *, default_env: str) -> dict[str, Any]:
+    try:
+        opts = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput("push.json is not valid JSON") from exc
+    if not isinstance(opts, dict) or not set(opts) <= _PUSH_KEYS or not isinstance(opts.get("name"), str):
+        raise InvalidInput("push.json: expected an object with name and the push options only")
+    if opts.get("source", "dir") not in ("file", "dir"):
+        raise InvalidInput("push.json: source must be 'file' or 'dir'")
+    for key, kind in (
+        ("kind", str),
+        ("env", str),
+        ("classification", str),
+        ("tags", dict),
+        ("metadata", dict),
+    ):
+        if opts.get(key) is not None and not isinstance(opts[key], kind):
+            raise InvalidInput(f"push.json: {key} has the wrong type")
+    if not isinstance(opts.get("allow_unsafe", False), bool):
+        raise InvalidInput("push.json: allow_unsafe must be a boolean")
+    opts.setdefault("kind", "model")
+    return opts
+
+
+def _push_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k != "source"}
+
+
+def _refuse_early(vault: Vault, opts: dict[str, Any], missing: Path) -> None:
+    """Before the upload is stored: a caller who may not push there gets the Vault's own refusal (same
+    checks, same audit entry as local mode; ``missing`` does not exist, so nothing could be pushed)."""
+    env = opts.get("env") or vault.settings.default_env
+    ident = vault.identity
+    may = allowed(ident, "registry:push", model=opts["name"], env=env)
+    if not may or (opts.get("allow_unsafe") and ident.role != "admin"):
+        vault.push(missing, **_push_kwargs(opts))
+        raise InvalidInput("push refused")  # pragma: no cover - the Vault raised above
+
+
+@router.post("/registry/push")
+async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> dict[str, Any]:
+    spool = state.new_spool()
+    files_dir = spool / "files"
+    files_dir.mkdir(mode=0o700)
+    limits = state.settings
+    pipe = _ChunkQueue()
+    opts: dict[str, Any] = {}
+
+    def on_meta(name: str, data: bytes) -> None:
+        opts.update(_push_options(data, default_env=vault.settings.default_env))
+        _refuse_early(vault, opts, spool / "not-uploaded")
+
+    def extract() -> Any:
+        try:
+            return extract_stream(
+                pipe,
+                files_dir,
+                meta_names=(PUSH_META,),
+                max_bytes=limits.max_upload_bytes,
+                max_files=limits.max_upload_files,
+                on_meta=on_meta,
+                chunk=limits.chunk_bytes,
+            )
+        finally:
+            pipe.consumer_done.set()
+
+    loop = asyncio.get_running_loop()
+    consumer = loop.run_in_executor(None, extract)
+    try:
+        pending: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            if pipe.consumer_done.is_set():
+                continue  # refused or finished: drain the body so the client reads the answer
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= limits.chunk_bytes:
+                data, pending, size = b"".join(pending), [], 0
+                await loop.run_in_executor(None, pipe.put, data)
+        if pending:
+            await loop.run_in_executor(None, pipe.put, b"".join(pending))
+        await loop.run_in_executor(None, pipe.put, None)
+        extracted = await consumer
+        if not opts:
+            raise InvalidInput("push: the upload carried no push.json")
+        path = files_dir
+        if opts.get("source") == "file":
+            if len(extracted.files) != 1 or "/" in next(iter(extracted.files)):
+                raise InvalidInput("push: a single-file upload must hold exactly one file")
+            path = files_dir / next(iter(extracted.files))
+        version = await loop.run_in_executor(None, lambda: vault.push(path, **_push_kwargs(opts)))
+        return dict(version.to_dict())
+    finally:
+        pipe.consumer_done.set()
+        await asyncio.gather(consumer, return_exceptions=True)
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+@router.get("/registry/pull")
+def pull(state: ServerStateDep, vault: CallerVault, ref: str) -> StreamingResponse:
+    spool = state.new_spool()
+    out = spool / "artifact"
+    try:
+        version = vault.pull(ref, out=out)
+        pub = public_key_path(out).read_bytes()
+    except BaseException:
+        shutil.rmtree(spool, ignore_errors=True)
+        raise
+    chunk = state.settings.chunk_bytes
+
+    def body() -> Any:
+        try:
+            yield from bytes_member("version.json", json.dumps(version.to_dict()).encode("utf-8"))
+            yield from bytes_member("pub.pem", pub)
+            yield from tree_members("files", out, chunk=chunk)
+            yield end_of_archive()
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    cleanup = BackgroundTask(shutil.rmtree, spool, ignore_errors=True)
+    return StreamingResponse(body(), media_type="application/x-tar", background=cleanup)
+
+
+@router.get("/registry/versions")
+def list_versions(vault: CallerVault, kind: str | None = None) -> list[dict[str, Any]]:
+    return [v.to_dict() for v in vault.list(kind)]
+
+
+@router.get("/registry/show")
+def show(vault: CallerVault, ref: str) -> dict[str, Any]:
+    return dict(vault.show(ref).to_dict())
+
+
+class RefBody(BaseModel):
+    ref: str = Field(max_length=300)
+
+
+class PromoteBody(RefBody):
+    to: str = Field(max_length=32)
+
+
+class AnnotateBody(RefBody):
+    namespace: str = Field(max_length=64)
+    data: dict[str, Any]
+
+
+@router.post("/registry/verify")
+def verify(vault: CallerVault, body: RefBody) -> dict[str, Any]:
+    return dict(vault.verify(body.ref).to_dict())
+
+
+@router.post("/registry/promote")
+def promote(vault: CallerVault, body: PromoteBody) -> dict[str, Any]:
+    """The promotion gate (``[policy.<env>]`` of the server's bastion.toml) runs here, on the server."""
+    from bastion.governance.policy import gate_promotion
+
+    return dict(vault.promote(gate_promotion(vault=vault, ref=body.ref, to=body.to), to=body.to).to_dict())
+
+
+@router.post("/registry/annotate")
+def annotate(vault: CallerVault, body: AnnotateBody) -> dict[str, Any]:
+    return dict(vault.annotate(body.ref, namespace=body.namespace, data=body.data).to_dict())
+
+
+@router.get("/registry/annotations")
+def list_annotations(vault: CallerVault, ref: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    return [a.to_dict() for a in vault.annotations(ref, namespace=namespace)]

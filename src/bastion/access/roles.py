@@ -30,7 +30,15 @@ PERMISSIONS: tuple[str, ...] = (
     "watermark:embed",
 )
 
-ROLES: tuple[str, ...] = ("admin", "data-scientist", "ml-engineer", "deployer", "auditor", "consumer")
+ROLES: tuple[str, ...] = (
+    "admin",
+    "data-scientist",
+    "ml-engineer",
+    "deployer",
+    "auditor",
+    "consumer",
+    "gateway",
+)
 
 _BUILD = frozenset(
     {
@@ -61,6 +69,9 @@ ROLE_PERMISSIONS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
         "auditor": frozenset({"registry:read", "log:read", "audit:run", "data:scan", "model:metadata"}),
         # the gateway's callers: inference and metadata on the models granted to them
         "consumer": frozenset({"model:infer", "model:metadata"}),
+        # a gateway's workload credential: pulls (the server releases the DEK of) only the models granted
+        # to it, in staging or prod; it cannot list, read metadata, push, infer or see the log
+        "gateway": frozenset({"registry:pull"}),
     }
 )
 
@@ -72,11 +83,12 @@ ROLE_ENVS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
         "deployer": ("prod",),
         "auditor": ENVIRONMENTS,
         "consumer": ENVIRONMENTS,
+        "gateway": ("staging", "prod"),
     }
 )
 
 # Roles whose model scope must be granted explicitly (no default "*").
-EXPLICIT_MODEL_ROLES = frozenset({"consumer"})
+EXPLICIT_MODEL_ROLES = frozenset({"consumer", "gateway"})
 
 
 def role_table_markdown() -> str:

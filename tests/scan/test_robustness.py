@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bastion.cli import run
 from bastion.scan import ScanConfig, Verdict, scan
 from bastion.scan._io import Source
-from bastion.scan._scanner import _Walk
+from bastion.scan._walk import Walker as _Walk
 
 
 def _scan_bytes(data: bytes, config: ScanConfig | None = None) -> _Walk:

@@ -36,7 +36,7 @@ from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
 from bastion.scan._sarif import to_sarif
-from bastion.scan._scanner import scan_file, scan_source
+from bastion.scan._walk import scan_file, scan_source
 
 
 def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:

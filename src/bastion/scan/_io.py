@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
 
@@ -141,4 +141,38 @@ class Reader:
             self._refill(have + CHUNK)
 
 
-__all__ = ["CHUNK", "BoundExceeded", "Malformed", "Reader", "Source"]
+class SourceFile(io.RawIOBase):
+    """A file object over a :class:`Source` (for zipfile, tarfile and h5py)."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.src.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.src.size - self._pos
+        data = self.src.read_at(self._pos, n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+__all__ = ["CHUNK", "BoundExceeded", "Malformed", "Reader", "Source", "SourceFile"]

@@ -18,8 +18,8 @@ from bastion.scan._allowlist import ALIASES, ALLOWED, normalise_extra
 from bastion.scan._decomp import KINDS, Bomb, decompress
 from bastion.scan._io import Malformed, Source
 from bastion.scan._model import FileReport, ScanConfig, Verdict, printable
-from bastion.scan._scanner import scan_source
 from bastion.scan._unpickler import resolve, restricted_load
+from bastion.scan._walk import scan_source
 
 log = logging.getLogger("bastion.scan")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from bastion.scan._allowlist import _is_allowed, is_known_dangerous
 from bastion.scan._model import Severity
+from bastion.scan._numpy_math import NUMPY_ELEMENTWISE
 
 AddIssue = Callable[..., None]
 
@@ -57,77 +58,6 @@ _UNTYPED_LOADERS = frozenset({"JsonNode", "CachedNode"})
 #: loaders that build a callable from other nodes: always an execution primitive at predict time.
 _CALLABLE_LOADERS = {"PartialNode": "functools.partial", "OperatorFuncNode": "operator"}
 
-# Pure element-wise numpy math functions (what FunctionTransformer legitimately wraps).
-_NUMPY_MATH = frozenset(
-    [
-        "abs",
-        "absolute",
-        "fabs",
-        "sign",
-        "square",
-        "sqrt",
-        "cbrt",
-        "reciprocal",
-        "negative",
-        "positive",
-        "exp",
-        "exp2",
-        "expm1",
-        "log",
-        "log2",
-        "log10",
-        "log1p",
-        "sin",
-        "cos",
-        "tan",
-        "arcsin",
-        "arccos",
-        "arctan",
-        "arctan2",
-        "sinh",
-        "cosh",
-        "tanh",
-        "arcsinh",
-        "arccosh",
-        "arctanh",
-        "hypot",
-        "floor",
-        "ceil",
-        "trunc",
-        "rint",
-        "round",
-        "around",
-        "fix",
-        "deg2rad",
-        "rad2deg",
-        "degrees",
-        "radians",
-        "isnan",
-        "isinf",
-        "isfinite",
-        "signbit",
-        "add",
-        "subtract",
-        "multiply",
-        "divide",
-        "true_divide",
-        "floor_divide",
-        "power",
-        "float_power",
-        "mod",
-        "fmod",
-        "remainder",
-        "maximum",
-        "minimum",
-        "fmax",
-        "fmin",
-        "clip",
-        "logaddexp",
-        "logaddexp2",
-        "heaviside",
-        "nan_to_num",
-    ]
-)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -143,7 +73,7 @@ def looks_like_skops_schema(doc: Any) -> bool:
 def _allowed_callable(module: str, name: str, extra: frozenset[str]) -> bool:
     if _is_allowed(module, name, extra):
         return True
-    return module == "numpy" and name in _NUMPY_MATH
+    return module == "numpy" and name in NUMPY_ELEMENTWISE
 
 
 def check_skops_schema(doc: Any, add: AddIssue, *, extra: frozenset[str] = frozenset()) -> int:

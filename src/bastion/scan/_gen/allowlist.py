@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bastion.scan._numpy_math import NUMPY_ELEMENTWISE
+
 OUT = Path(__file__).resolve().parents[1] / "allowlist.json"
 
 _BUILTINS = [
@@ -135,69 +137,6 @@ _NUMPY_SCALARS = [
     "generic",
     "character",
     "flexible",
-]
-_NUMPY_UFUNCS = [
-    "abs",
-    "absolute",
-    "fabs",
-    "sign",
-    "square",
-    "sqrt",
-    "cbrt",
-    "reciprocal",
-    "negative",
-    "positive",
-    "exp",
-    "exp2",
-    "expm1",
-    "log",
-    "log2",
-    "log10",
-    "log1p",
-    "sin",
-    "cos",
-    "tan",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "arctan2",
-    "sinh",
-    "cosh",
-    "tanh",
-    "arcsinh",
-    "arccosh",
-    "arctanh",
-    "hypot",
-    "floor",
-    "ceil",
-    "trunc",
-    "rint",
-    "deg2rad",
-    "rad2deg",
-    "degrees",
-    "radians",
-    "isnan",
-    "isinf",
-    "isfinite",
-    "signbit",
-    "add",
-    "subtract",
-    "multiply",
-    "divide",
-    "true_divide",
-    "floor_divide",
-    "power",
-    "float_power",
-    "mod",
-    "fmod",
-    "remainder",
-    "maximum",
-    "minimum",
-    "fmax",
-    "fmin",
-    "logaddexp",
-    "logaddexp2",
-    "heaviside",
 ]
 #: old spellings found in real pickles -> the canonical entry they must resolve to
 _ALIASES = {
@@ -368,7 +307,7 @@ def generate() -> dict[str, Any]:
         entries[canonical] = "class"
         if canonical != f"numpy:{name}":  # numpy.uint is numpy.uint64 …: an alias, not a second entry
             core_aliases[f"numpy:{name}"] = canonical
-    for name in _NUMPY_UFUNCS:
+    for name in sorted(NUMPY_ELEMENTWISE):  # the ufuncs among them (np.clip … are functions)
         if isinstance(getattr(np, name, None), np.ufunc):
             entries[f"numpy:{name}"] = "value"
     import numpy.dtypes

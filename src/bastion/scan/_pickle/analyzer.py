@@ -1,141 +1,36 @@
-"""Static pickle analysis: walk the opcodes, simulate stack and memo, never import or unpickle.
+"""The opcode walk: simulate stack and memo of one pickle stream, judge every import, call and mutation.
 
-Every global a pickle imports (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) is judged against the allow-list
-of :mod:`bastion.scan._allowlist`; every call (``REDUCE``, ``OBJ``, ``NEWOBJ(_EX)``, ``INST``) must target
-such an imported global, and ``BUILD`` on an imported global (class-attribute overwrite) is refused.
-Operands that cannot be resolved statically (``STACK_GLOBAL`` on values that are not plain strings,
-extension-registry codes, calls on computed values) are findings, not guesses.
-
-The walk is iterative with explicit bounds (opcode count, stack size, MARK and container nesting, memo size,
-stream size), so adversarial input ends in :class:`~bastion.scan._io.Malformed`, never in a RecursionError.
-Where CPython's readers could disagree with this walk the stream is refused, not guessed: integer literals are
-parsed as CPython parses them (``I0x1``, ``I+1``, ``I1_0``, ``I010``), an opcode straddling a ``FRAME`` end is
-malformed, and ``BUILD``/``SETITEM``/``APPEND`` on anything this pickle did not build (an imported global, a
-persistent object, ``numpy.dtype(..., copy=False)``) is a finding.
-
-joblib's ``NumpyArrayWrapper`` is understood only in a joblib reading (``joblib=True``), only for the exact
-construction joblib writes (``NEWOBJ`` with no arguments, then ``BUILD`` with joblib's keys, at a frame
-boundary), with numpy computing the item size from the real dtype: the raw array bytes are skipped (numeric
-dtypes) or analysed as the nested pickle joblib reads with a plain unpickler (object dtype). The scanner
-judges the ``pickle.load`` reading of the same bytes separately (CPython's unpickler, replayed with stubs).
+One class holds the main loop and one handler per opcode (``op_<NAME>``, dispatched through a 256-entry
+table): this module is over 400 lines because the opcode handlers are the walk's semantics and read best next
+to the loop that inlines the most frequent of them. Operand decoding, the simulated values and joblib's array
+layout live beside it (:mod:`.operands`, :mod:`.values`, :mod:`.joblib`).
 """
 
 from __future__ import annotations
 
-import codecs
 import functools
 import pickletools
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.scan._allowlist import TORCHSCRIPT_ONLY, _is_allowed, is_known_dangerous, normalise_extra
 from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
-
-STR_CAP = 1 << 16  # strings/bytes longer than this are skipped, not materialised
-ITEM_CAP = 256  # container items kept for later inspection (joblib wrapper state, dtype args)
-JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
-
-
-class Global:
-    __slots__ = ("module", "name")
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module = module
-        self.name = name
-
-    @property
-    def full(self) -> str:
-        return f"{self.module}.{self.name}"
-
-
-class Box:
-    """A container built by the pickle (list, tuple, dict, set); keeps its first items only."""
-
-    __slots__ = ("depth", "items", "kind", "truncated")
-
-    def __init__(self, kind: str, items: list[Any] | None = None) -> None:
-        self.kind = kind
-        self.items: list[Any] = []
-        self.depth = 1
-        self.truncated = False
-        if items:
-            self.extend(items)
-
-    def extend(self, items: list[Any]) -> None:
-        room = ITEM_CAP - len(self.items)
-        if len(items) > room:
-            self.truncated = True
-        self.items.extend(items[: max(room, 0)])
-        for it in items:
-            if type(it) is Box or type(it) is Obj:
-                d = it.depth + 1
-                if d > self.depth:
-                    self.depth = d
-
-
-class Obj:
-    """The result of a call (or persistent load) in the pickle; ``fresh`` when built by this pickle."""
-
-    __slots__ = ("args", "ctor", "depth", "fresh", "state")
-
-    def __init__(self, ctor: str, args: Any = None, *, fresh: bool = True) -> None:
-        self.ctor = ctor
-        self.args = args
-        self.state: Any = None
-        self.depth = _depth(args) + 1
-        self.fresh = fresh
-
-
-class JoblibWrapperClass(Global):
-    """joblib's ``NumpyArrayWrapper`` class in a joblib reading: only ``NEWOBJ`` on it is understood."""
-
-    __slots__ = ()
-
-
-class Opaque:
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-
-def _depth(v: Any) -> int:
-    return v.depth if isinstance(v, Box | Obj) else 0
-
-
-def plain(v: Any, depth: int = 0) -> Any:
-    """A small plain-Python view of a simulated value (for reading wrapper states, torch headers)."""
-    if depth > 8:
-        return None
-    if isinstance(v, Box):
-        if v.kind == "dict":
-            out: dict[Any, Any] = {}
-            for k, val in v.items:
-                pk = plain(k, depth + 1)
-                if isinstance(pk, str | int | bytes | float | bool | None):
-                    out[pk] = plain(val, depth + 1)
-            return out
-        items = [plain(i, depth + 1) for i in v.items]
-        return tuple(items) if v.kind == "tuple" else items
-    return v
-
-
-@dataclass
-class PickleResult:
-    value: Any
-    start: int
-    end: int
-    globals: list[str] = field(default_factory=list)
-    persistent: list[Any] = field(default_factory=list)
-
-
-_ARG_KINDS: dict[int, tuple[str, str | None]] = {
-    op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg else None) for op in pickletools.opcodes
-}
-_STRTOL = re.compile(rb"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+from bastion.scan._pickle.joblib import array_layout
+from bastion.scan._pickle.operands import ARG_KINDS, read_arg
+from bastion.scan._pickle.values import (
+    ITEM_CAP,
+    JOBLIB_WRAPPER,
+    Box,
+    Global,
+    JoblibWrapperClass,
+    Obj,
+    Opaque,
+    PickleResult,
+    depth_of,
+    plain,
+    tuple_items,
+)
 
 
 class PickleAnalyzer:
@@ -239,106 +134,6 @@ class PickleAnalyzer:
         return self.stack[-1]
 
     # -- argument decoding ------------------------------------------------------------------------------
-    def _arg(self, kind: str | None) -> Any:
-        r = self.r
-        if kind is None:
-            return None
-        if kind == "uint1":
-            return r.read_byte()
-        if kind == "uint2":
-            return int.from_bytes(r.read(2), "little")
-        if kind == "int4":
-            return int.from_bytes(r.read(4), "little", signed=True)
-        if kind == "uint4":
-            return int.from_bytes(r.read(4), "little")
-        if kind == "uint8":
-            return int.from_bytes(r.read(8), "little")
-        if kind == "float8":
-            r.skip(8)
-            return 0.0
-        if kind in ("long1", "long4"):
-            n = r.read_byte() if kind == "long1" else int.from_bytes(r.read(4), "little", signed=True)
-            if n < 0:
-                raise Malformed("negative LONG length", self.offset)
-            if n > 64:
-                r.skip(n)
-                return Opaque("long")
-            return int.from_bytes(r.read(n), "little", signed=True)
-        if kind in ("string1", "bytes1", "unicodestring1"):
-            return self._blob(r.read_byte(), kind)
-        if kind in ("string4", "bytes4", "unicodestring4"):
-            n = int.from_bytes(r.read(4), "little", signed=(kind == "string4"))
-            if n < 0:
-                raise Malformed("negative string length", self.offset)
-            return self._blob(n, kind)
-        if kind in ("bytes8", "unicodestring8", "bytearray8"):
-            return self._blob(int.from_bytes(r.read(8), "little"), kind)
-        if kind == "stringnl":
-            line = r.readline().rstrip(b"\r")
-            if len(line) < 2 or line[:1] not in (b"'", b'"') or line[-1:] != line[:1]:
-                raise Malformed("malformed STRING argument", self.offset)
-            raw = codecs.escape_decode(line[1:-1])[0]
-            try:
-                return raw.decode("ascii")
-            except UnicodeDecodeError:
-                return raw
-        if kind == "stringnl_noescape":
-            return r.readline().decode("utf-8", "replace")
-        if kind == "stringnl_noescape_pair":
-            return (r.readline().decode("utf-8", "replace"), r.readline().decode("utf-8", "replace"))
-        if kind == "unicodestringnl":
-            return r.readline().decode("raw-unicode-escape")
-        if kind in ("decimalnl_short", "decimalnl_long"):
-            # exactly CPython's load_int / load_long: int(text, 0) accepts 0x1, +1, 1_0, spaces
-            line = r.readline()
-            if kind == "decimalnl_short" and line in (b"00", b"01"):
-                return line == b"01"
-            if kind == "decimalnl_long" and line.endswith(b"L"):
-                line = line[:-1]
-            m = _STRTOL.fullmatch(line)
-            if kind == "decimalnl_short" and m:  # C's strtol first (it reads 010 as octal)
-                value = (
-                    int(m.group(2), 0)
-                    if not m.group(2).startswith(b"0") or len(m.group(2)) == 1
-                    else (int(m.group(2), 16) if m.group(2)[1:2] in (b"x", b"X") else int(m.group(2), 8))
-                )
-                if value < 1 << 63:
-                    return -value if m.group(1) == b"-" else value
-            try:
-                return int(line, 0)
-            except ValueError as exc:
-                if "digits" in str(exc):  # longer than CPython's int-string limit: CPython refuses too
-                    raise Malformed("INT/LONG literal too long", self.offset) from exc
-                raise Malformed("malformed INT/LONG argument", self.offset) from exc
-        if kind == "floatnl":
-            line = r.readline().strip()
-            try:
-                return float(line)
-            except ValueError as exc:
-                raise Malformed("malformed FLOAT argument", self.offset) from exc
-        raise Malformed(f"unknown argument kind {kind}", self.offset)
-
-    def _blob(self, n: int, kind: str) -> Any:
-        r = self.r
-        if n > r.remaining():
-            raise Malformed(f"truncated: {n}-byte operand at offset {self.offset}", self.offset)
-        if n > STR_CAP:
-            r.skip(n)
-            return Opaque("str" if kind.startswith("unicode") else "bytes")
-        data = r.read(n)
-        if kind.startswith("unicode"):
-            try:
-                return data.decode("utf-8", "surrogatepass")
-            except UnicodeDecodeError as exc:
-                raise Malformed("invalid UTF-8 in string operand", self.offset) from exc
-        if kind == "string1" or kind == "string4":
-            try:
-                return data.decode("ascii")
-            except UnicodeDecodeError:
-                return data
-        return data
-
-    # -- main loop --------------------------------------------------------------------------------------
     def run(self) -> PickleResult:
         r = self.r
         start = r.pos
@@ -414,7 +209,7 @@ class PickleAnalyzer:
             elif kind == "uint1":
                 arg = read_byte()
             else:
-                arg = self._arg(kind)
+                arg = read_arg(r, kind, offset)
             if handler is None:  # STOP
                 value = self.pop() if self.stack else None
                 if self.metastack:
@@ -672,10 +467,12 @@ class PickleAnalyzer:
             )
             return
         if isinstance(target, Obj):
-            if not target.fresh or (target.ctor == "numpy.dtype" and _items(target.args)[2:3] != (True,)):
+            if not target.fresh or (
+                target.ctor == "numpy.dtype" and tuple_items(target.args)[2:3] != (True,)
+            ):
                 self._stale_mutation(target, "BUILD")
             target.state = state
-            target.depth = max(target.depth, _depth(state) + 1)
+            target.depth = max(target.depth, depth_of(state) + 1)
             if target.ctor == JOBLIB_WRAPPER:
                 if not self.wrappers:
                     self.issues_at_wrapper = len(self.issues)
@@ -720,24 +517,14 @@ class PickleAnalyzer:
         self.push_nested(Obj("<persistent>", pid, fresh=False))
 
     # -- joblib -----------------------------------------------------------------------------------------
+    # -- joblib -----------------------------------------------------------------------------------------
     def _joblib_array(self, wrapper: Obj) -> None:
         """Skip (or analyse) the array data joblib.load reads after a wrapper's BUILD, by numpy's rules."""
         if self.frame_end is not None and self.r.pos < self.frame_end:
             raise Malformed(
                 "joblib array data inside a pickle frame (joblib reads past the frame)", self.offset
             )
-        state = _shallow_dict(wrapper.state)
-        if state is None or not set(state) <= _WRAPPER_KEYS or len(state) != len(wrapper.state.items):
-            raise Malformed("joblib NumpyArrayWrapper state is not the dict joblib writes", self.offset)
-        subclass, dtype, shape = state.get("subclass"), state.get("dtype"), state.get("shape")
-        if not isinstance(subclass, Global) or subclass.full not in ("numpy.ndarray", "numpy.memmap"):
-            raise Malformed("joblib array subclass is not numpy.ndarray", self.offset)
-        if not isinstance(dtype, Obj) or dtype.ctor != "numpy.dtype":
-            raise Malformed("joblib array dtype is not a numpy.dtype", self.offset)
-        shape = tuple(shape.items) if isinstance(shape, Box) and shape.kind == "tuple" else None
-        if shape is None or not all(type(d) is int and d >= 0 for d in shape):
-            raise Malformed("joblib array shape is not a tuple of sizes", self.offset)
-        itemsize, has_object = _numpy_dtype(dtype, self.offset)
+        count, itemsize, has_object, aligned = array_layout(wrapper, self.offset)
         self.frame_end = None  # the check above: the frame (if any) ends here, where joblib's data starts
         if has_object:
             nested = PickleAnalyzer(
@@ -750,67 +537,14 @@ class PickleAnalyzer:
             nested.run()  # joblib reads it with a plain unpickler: no wrapper expansion inside
             self.globals.extend(nested.globals)
             return
-        if state.get("numpy_array_alignment_bytes") is not None:
+        if aligned:
             self.r.skip(self.r.read_byte())
-        count = 1
-        for d in shape:
-            count *= d
         self.r.skip(count * itemsize)
-        self.frame_end = None
-
-
-_WRAPPER_KEYS = frozenset(
-    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
-)
-
-
-def _numpy_dtype(dtype: Obj, offset: int) -> tuple[int, bool]:
-    """(itemsize, hasobject) as numpy computes them for ``numpy.dtype(*args)`` + ``__setstate__(state)``."""
-    real = _real_dtype(dtype, offset, 0)
-    return real.itemsize, bool(real.hasobject)
-
-
-def _real_dtype(dtype: Obj, offset: int, depth: int) -> Any:
-    import numpy as np
-
-    if depth > 8:
-        raise Malformed("joblib array dtype nested too deeply", offset)
-    args = _materialise(dtype.args, offset, depth)
-    ok_args = isinstance(args, tuple) and 1 <= len(args) <= 3 and isinstance(args[0], str)
-    if not ok_args or not all(isinstance(a, bool) for a in args[1:]):
-        raise Malformed("joblib array dtype arguments are not understood", offset)
-    try:
-        real = np.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)  # always a private copy
-        if dtype.state is not None:
-            real.__setstate__(_materialise(dtype.state, offset, depth))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise Malformed(f"joblib array dtype rejected by numpy ({str(exc)[:80]})", offset) from exc
-    return real
-
-
-def _materialise(v: Any, offset: int, depth: int) -> Any:
-    """Plain values of a dtype's arguments/state (nested dtypes of structured arrays built the same way)."""
-    if depth > 8:
-        raise Malformed("joblib array dtype nested too deeply", offset)
-    if isinstance(v, Obj) and v.ctor == "numpy.dtype":
-        return _real_dtype(v, offset, depth + 1)
-    if isinstance(v, Box):
-        if v.truncated:
-            raise Malformed("joblib array dtype too large to analyse", offset)
-        if v.kind == "dict":
-            return {
-                _materialise(k, offset, depth + 1): _materialise(x, offset, depth + 1) for k, x in v.items
-            }
-        items = [_materialise(x, offset, depth + 1) for x in v.items]
-        return tuple(items) if v.kind == "tuple" else items
-    if v is None or isinstance(v, str | int | bytes | bool | float):
-        return v
-    raise Malformed("joblib array dtype is not understood", offset)
 
 
 def _build_table() -> list[tuple[Callable[[PickleAnalyzer, Any], None] | None, str | None] | None]:
     table: list[tuple[Callable[[PickleAnalyzer, Any], None] | None, str | None] | None] = [None] * 256
-    for code, (name, kind) in _ARG_KINDS.items():
+    for code, (name, kind) in ARG_KINDS.items():
         handler = None if name == "STOP" else getattr(PickleAnalyzer, f"op_{name}")
         table[code] = (handler, kind)
     return table
@@ -862,14 +596,4 @@ def looks_like_pickle(head: bytes) -> bool:
     return bool(head) and head[:1] in _OPCODE_START
 
 
-__all__ = [
-    "Box",
-    "Global",
-    "Obj",
-    "Opaque",
-    "PickleAnalyzer",
-    "PickleResult",
-    "analyze_pickle",
-    "looks_like_pickle",
-    "plain",
-]
+__all__ = ["PickleAnalyzer", "analyze_pickle", "looks_like_pickle"]

@@ -1,0 +1,186 @@
+"""The recursive walk: detect each view's format through the handler registry and judge every reading.
+
+A file is never judged by its extension. The walker reads a view's first bytes and hands it to the first
+registered :class:`~bastion.scan.interface.FormatHandler` that matches (:mod:`bastion.scan._formats`);
+containers come back here for each member, to ``max_depth``. Every reading a loader accepts is judged
+(issue 19): a view whose first bytes ``pickle.load`` would decode is replayed with CPython's unpickler
+(imports stubbed, :mod:`bastion.scan._oracle`); a tar header is also read as a tar when another format
+matched first; an HDF5 superblock after a user block is analysed. Failures inside a handler are contained
+per member (fail closed: an error, never "safe").
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import struct
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bastion.scan._allowlist import is_allowed, is_known_dangerous
+from bastion.scan._decomp import Bomb
+from bastion.scan._formats import handler, handlers
+from bastion.scan._formats.hdf5 import superblock_after_user_block
+from bastion.scan._formats.tar import is_tar
+from bastion.scan._io import Malformed, Source, SourceFile
+from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
+from bastion.scan._oracle import replay
+from bastion.scan._pickle import looks_like_pickle
+from bastion.scan.interface import AddIssue
+
+#: formats whose main reading already is ``pickle.load``'s (no second replay of the first bytes)
+_PICKLE_READINGS = ("pickle", "joblib", "text", "json", "torch-legacy")
+
+
+@dataclass
+class Walker:
+    """One walk over one file (implements :class:`~bastion.scan.interface.Walk`)."""
+
+    config: ScanConfig
+    path: Path
+    issues: list[Issue] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+    inflated: int = 0
+    torchscript: bool = False  # inside a TorchScript archive
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+    def adder(self, member: str) -> AddIssue:
+        def add(
+            rule: str,
+            severity: Severity,
+            message: str,
+            callable_: str | None = None,
+            offset: int | None = None,
+        ) -> None:
+            if len(self.issues) < 1000:
+                self.issues.append(Issue(rule, severity, message, member, callable_, offset))
+
+        return add
+
+    def error(self, member: str, message: str) -> None:
+        self.errors.append(ScanError(message, member))
+
+    def note(self, member: str, message: str) -> None:
+        self.members.append(f"{member or '.'}: {message}")
+
+    def charge(self, n: int, produced: int, consumed: int, what: str) -> None:
+        """Count decompressed bytes against the file's budget and the ratio bound (raises ``Bomb``)."""
+        self.inflated += n
+        if self.inflated > self.config.max_archive_bytes:
+            raise Bomb(f"{what}: decompressed size exceeds max_archive_bytes={self.config.max_archive_bytes}")
+        if produced > (1 << 20) and produced > self.config.max_archive_ratio * max(consumed, 1):
+            raise Bomb(f"{what}: compression ratio above max_archive_ratio={self.config.max_archive_ratio:g}")
+
+    # -- entry ------------------------------------------------------------------------------------------
+    def scan(self, src: Source, member: str, depth: int) -> str:
+        if depth > self.config.max_depth:
+            self.error(member, f"containers nested deeper than max_depth={self.config.max_depth}")
+            return "nested"
+        try:
+            fmt = self._dispatch(src, member, depth)
+        except Malformed as exc:
+            where = f" (offset {exc.offset})" if exc.offset is not None else ""
+            self.error(member, f"{exc}{where}")
+            fmt = "malformed"
+        except Bomb as exc:
+            self.adder(member)("archive-bomb", Severity.high, str(exc))
+            fmt = "bomb"
+        except RecursionError:
+            self.error(member, "input nested too deeply to analyse")
+            fmt = "malformed"
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, tarfile.TarError, struct.error) as exc:
+            self.error(member, f"could not read ({type(exc).__name__}: {str(exc)[:120]})")
+            fmt = "malformed"
+        except (MemoryError, RuntimeError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # a parser (ours or h5py/onnx) met input it does not handle: fail closed, keep scanning the rest
+            self.error(member, f"analysis failed ({type(exc).__name__})")
+            fmt = "malformed"
+        self.members.append(f"{member or '.'}: {fmt}")
+        return fmt
+
+    def _dispatch(self, src: Source, member: str, depth: int) -> str:
+        if src.size == 0:
+            raise Malformed("empty file")
+        head = src.read_at(0, 512)
+        for h in handlers():
+            if h.matches(head, src):
+                fmt = h.scan(self, src, member, depth)
+                break
+        else:
+            raise Malformed("unrecognised format (not a model file bastion can analyse)")
+        # polyglots: every other reading a loader accepts of the same bytes is judged too (issue 19, class 5)
+        if fmt.split(":")[0] not in _PICKLE_READINGS and looks_like_pickle(head):
+            self.replay(src, member, "pickle.load reading of the file's first bytes", strict=False)
+        if fmt != "tar" and not fmt.startswith("torch-legacy-tar") and is_tar(head):
+            self.note(member, "also a tar archive")
+            handler("tar").scan(self, src, member, depth)
+        if not fmt.startswith(("hdf5", "keras-h5")):
+            at = superblock_after_user_block(src)
+            if at is not None:
+                self.note(member, f"HDF5 superblock at offset {at} (user block before it)")
+                handler("hdf5").scan(self, src, member, depth)
+        return fmt
+
+    def replay(self, src: Source, member: str, what: str, *, strict: bool = True) -> bool:
+        """Replay ``src`` with CPython's unpickler and recording stubs; flag what it reaches.
+
+        Returns True when CPython also rejects the stream before reaching any global, call or mutation.
+        """
+        recs = []
+        for pure in (False, True):
+            with io.BufferedReader(SourceFile(src)) as fh:  # type: ignore[arg-type]
+                recs.append(replay(fh, pure=pure))
+        rec = recs[0]
+        rec.globals += recs[1].globals
+        rec.mutations += recs[1].mutations
+        rec.calls += recs[1].calls
+        if recs[1].error is None:
+            rec.error = None
+        add = self.adder(member)
+        for name in dict.fromkeys(rec.globals):
+            module, _, qualname = name.partition(":")
+            if is_allowed(module, qualname, extra=self.config.extra_allow):
+                continue
+            dangerous = is_known_dangerous(module, qualname)
+            rule = "pickle-dangerous-global" if dangerous else "pickle-global-not-allowed"
+            sev = Severity.critical if dangerous else Severity.high
+            add(rule, sev, f"{what}: imports {module}.{qualname} (not allowed)", f"{module}.{qualname}")
+        for target in dict.fromkeys(rec.mutations):
+            if "()" not in target.split(" ")[0]:
+                add("pickle-global-mutation", Severity.high, f"{what}: mutates the imported object {target}")
+        if rec.error is None:
+            if strict:
+                self.error(member, f"{what}: CPython's unpickler reads it, bastion's analyser does not")
+            return False
+        return not rec.globals and not rec.calls and not rec.mutations
+
+
+def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None = None) -> FileReport:
+    """Scan a byte view (a file, a stored blob read through a seekable reader, bytes in memory)."""
+    walk = Walker(config=config, path=path if path is not None else Path(name))
+    fmt = walk.scan(src, "", 0)
+    issues = tuple(dict.fromkeys(walk.issues))  # both readings of a joblib file report shared findings once
+    return FileReport(
+        path=name,
+        format=fmt,
+        size=src.size,
+        issues=issues,
+        errors=tuple(walk.errors),
+        members=tuple(walk.members),
+    )
+
+
+def scan_file(path: Path, config: ScanConfig) -> FileReport:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            return FileReport(str(path), "special", 0, errors=(ScanError("not a regular file"),))
+        with path.open("rb") as fh:
+            return scan_source(Source(fh), name=str(path), config=config, path=path)
+    except OSError as exc:
+        return FileReport(str(path), "unreadable", 0, errors=(ScanError(f"cannot read ({exc.strerror})"),))
+
+
+__all__ = ["Walker", "scan_file", "scan_source"]

@@ -1,0 +1,216 @@
+"""Collectors: the audit log (registry, keys, access, data, and the gateway's and guard's records) → events.
+
+The gateway and the guard already write every request and security event into the signed audit log (through
+:class:`bastion.serve.observability.BatchedAuditWriter`: ``serve:requests`` batches, ``serve:monitor-flag``,
+``serve:theft-flag``, ``serve:drift-alert``, ``guard:*``), so one collector reading the log through the
+vault's public API (``vault.log_entries(start=…)``) sees gateway events too, without a second trail that could
+disagree with the signed one. Each ``serve:requests`` batch is expanded into one event per request record;
+its aggregate of unauthenticated requests (bad tokens, floods: counted, with a sample) becomes one event per
+counted request, capped per batch at :data:`MAX_UNAUTH_EXPANDED`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from bastion.events.schema import Event
+from bastion.events.store import EventStore
+
+AUDIT_CURSOR = "audit-log"
+MAX_UNAUTH_EXPANDED = 10_000
+EXTRACTION = "AML.T0024.002"
+VALID_ACCOUNTS = "AML.T0012"
+PROMPT_INJECTION = "AML.T0051"
+
+
+class LogReader(Protocol):
+    """What the collector needs of a vault (``bastion.vault.Vault`` offers it)."""
+
+    def log_entries(self, *, start: int = 0, limit: int | None = None) -> list[Any]: ...
+
+
+def _time(timestamp: str) -> float:
+    try:
+        return dt.datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _outcome(value: str) -> str:
+    return value if value in ("ok", "denied", "error") else "ok" if value in ("shadow",) else "error"
+
+
+def _decision_kind(decision: str, status: int) -> tuple[str, str]:
+    """(kind, outcome) of one gateway request record."""
+    if decision == "deny:auth":
+        return "auth-failure", "denied"
+    if decision.startswith("deny:rate"):
+        return "rate-limit", "denied"
+    if decision in ("deny:monitor", "deny:theft"):
+        return "monitor-block", "denied"
+    if decision == "deny:output-policy":
+        return "guard-block", "denied"
+    if decision.startswith("reject:"):
+        return "input-reject", "denied"
+    if status >= 500:
+        return "request", "error"
+    return "request", "ok" if status < 400 else "denied"
+
+
+def _action_kind(action: str) -> str:
+    head = action.split(":", 1)[0]
+    if action == "auth":
+        return "auth-failure"
+    if action == "registry:pull":
+        return "pull"
+    if action == "registry:push":
+        return "push"
+    if action == "registry:promote":
+        return "promote"
+    if head == "keys" or action in ("serve:key-release", "serve:approve-release"):
+        return "key-op"
+    if action == "data:reveal":
+        return "reveal"
+    if head in ("access", "token"):
+        return "access-change"
+    if action == "serve:monitor-flag":
+        return "monitor-flag"
+    if action in ("serve:theft-flag", "serve:theft-evidence"):
+        return "theft-flag"
+    if action == "serve:drift-alert":
+        return "drift-alert"
+    if action.startswith("guard:") and action.endswith("-blocked"):
+        return "guard-block"
+    if action.startswith("guard:"):
+        return "guard-flag"
+    if action in ("data:scan", "scan:file"):
+        return "scan"
+    if action in ("audit:run", "governance:check", "watermark:report"):
+        return "check"
+    if head == "respond":
+        return "response"
+    return "other"
+
+
+_ATTACKS = {
+    "monitor-flag": (EXTRACTION,),
+    "theft-flag": (EXTRACTION,),
+    "monitor-block": (EXTRACTION,),
+    "guard-block": (PROMPT_INJECTION,),
+    "guard-flag": (PROMPT_INJECTION,),
+}
+_SEVERITY = {"monitor-flag": "high", "theft-flag": "high", "guard-block": "medium", "drift-alert": "medium"}
+
+
+def _model_of(target: str) -> str:
+    return target.rsplit(":", 1)[0] if ":" in target else target
+
+
+def events_from_entry(entry: Any) -> list[Event]:
+    """The events one audit-log entry stands for (``entry``: :class:`bastion.store.auditlog.AuditEntry`)."""
+    details: Mapping[str, Any] = entry.details or {}
+    when = _time(entry.timestamp)
+    index = int(entry.index)
+    if entry.action == "serve:requests":
+        return list(_requests(entry.target, details, when, index))
+    kind = _action_kind(entry.action)
+    if kind == "other" and entry.outcome == "denied":
+        kind = "other"
+    identity = str(details.get("identity") or entry.actor)
+    if kind == "auth-failure":
+        identity = "-"
+    outcome = _outcome(entry.outcome)
+    model = "-" if kind in ("auth-failure", "access-change", "key-op") else _model_of(entry.target)
+    severity = _SEVERITY.get(kind, "low" if outcome == "denied" else "info")
+    kept = {k: v for k, v in details.items() if k not in ("requests", "unauthenticated")}
+    kept["target"] = entry.target
+    return [
+        Event(
+            time=when,
+            kind=kind,
+            identity=identity[:200],
+            client=str(details.get("client") or "-")[:200],
+            model=model[:200],
+            action=entry.action[:64],
+            outcome=outcome,
+            source="gateway" if entry.actor == "gateway" else "audit",
+            severity=severity,
+            attacks=_ATTACKS.get(kind, ()),
+            details=kept,
+            audit_index=index,
+        )
+    ]
+
+
+def _requests(target: str, details: Mapping[str, Any], when: float, index: int) -> Iterable[Event]:
+    model = _model_of(target)
+    for rec in details.get("requests") or ():
+        status = int(rec.get("status", 0) or 0)
+        kind, outcome = _decision_kind(str(rec.get("decision", "")), status)
+        yield Event(
+            time=float(rec.get("ts") or when),
+            kind=kind,
+            identity=str(rec.get("identity", "-"))[:200],
+            client=str(rec.get("client", "-"))[:200],
+            model=str(rec.get("model") or model)[:200],
+            action=str(rec.get("path", "serve:request"))[:64],
+            outcome=outcome,
+            status=status,
+            source="gateway",
+            severity="low" if outcome == "denied" else "info",
+            attacks=_ATTACKS.get(kind, ()),
+            details={"decision": rec.get("decision"), "latency_ms": rec.get("latency_ms")},
+            audit_index=index,
+        )
+    unauth = details.get("unauthenticated")
+    if isinstance(unauth, Mapping):
+        sample = list(unauth.get("sample") or ())
+        for decision, count in dict(unauth.get("by_decision") or {}).items():
+            kind, outcome = _decision_kind(str(decision), 401)
+            for i in range(min(int(count), MAX_UNAUTH_EXPANDED)):
+                rec = sample[i] if i < len(sample) and sample[i].get("decision") == decision else {}
+                yield Event(
+                    time=float(rec.get("ts") or when),
+                    kind=kind,
+                    client=str(rec.get("client", "-"))[:200],
+                    model=model[:200],
+                    action=str(rec.get("path", "serve:request"))[:64],
+                    outcome=outcome,
+                    status=int(rec.get("status", 401) or 401),
+                    source="gateway",
+                    severity="low",
+                    attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
+                    details={"decision": decision},
+                    audit_index=index,
+                )
+
+
+def collect_audit(
+    reader: LogReader,
+    store: EventStore,
+    *,
+    batch: int = 5_000,
+    on_events: Callable[[int], None] | None = None,
+) -> int:
+    """Read the audit log from the store's cursor onwards into events; returns how many entries were read."""
+    start = store.cursor(AUDIT_CURSOR)
+    read = 0
+    while True:
+        entries = reader.log_entries(start=start, limit=batch)
+        if not entries:
+            return read
+        events: list[Event] = []
+        for entry in entries:
+            events.extend(events_from_entry(entry))
+        start += len(entries)
+        read += len(entries)
+        store.append(events, cursor=(AUDIT_CURSOR, start))
+        if on_events is not None:
+            on_events(len(events))
+        if len(entries) < batch:
+            return read
+
+
+__all__ = ["AUDIT_CURSOR", "LogReader", "collect_audit", "events_from_entry"]

@@ -1,0 +1,255 @@
+"""Sigma rules over the event store: detections through pySigma's SQLite backend, correlations in our SQL.
+
+Each rule file is Sigma YAML with ``logsource: {product: bastion}`` over the event columns (``kind``,
+``identity``, ``client``, ``model``, ``action``, ``outcome``, ``status``, ``hour``, ``weekday``, ``source``);
+ATLAS technique ids are tags (``atlas.aml.t0024.002``), checked against the packaged ATLAS data. A plain
+rule's WHERE clause comes from ``pySigma-backend-sqlite``. Sigma correlation rules are parsed by pySigma, but
+the backend's correlation output ignores ``timespan`` (it groups over all time), so we generate the windowed
+aggregation ourselves from the parsed correlation:
+
+* ``event_count`` — exact sliding window: ``COUNT(*) OVER (PARTITION BY group ORDER BY ts RANGE BETWEEN
+  span PRECEDING AND CURRENT ROW)``;
+* ``value_count`` — two tumbling grids offset by half a span (``COUNT(DISTINCT …)`` cannot slide): any
+  values seen within span/2 are always counted together, and never values further apart than one span;
+* ``temporal`` / ``temporal_ordered`` — a join of the referenced rules' matches on the group within span
+  (ordered: in the order the rules are listed; at most two rules).
+
+Rules referenced by a correlation only feed it (they give no finding of their own). Conditions with
+parentheses are refused by pySigma 1.2 with pyparsing 3.3: write ``1 of sel_*`` or value lists instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import DependencyMissing, InvalidInput
+from bastion.events.store import EventStore
+from bastion.hunt.report import Finding
+
+GROUP_FIELDS = frozenset({"identity", "client", "model", "action", "kind", "source"})
+VALUE_FIELDS = GROUP_FIELDS | {"outcome", "status"}
+_LEVELS = {"informational", "low", "medium", "high", "critical"}
+MAX_EVENT_IDS = 200
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule ready to run: ``kind`` is ``match``, ``event_count``, ``value_count`` or ``temporal``."""
+
+    rule_id: str
+    title: str
+    level: str
+    techniques: tuple[str, ...]
+    kind: str
+    conditions: tuple[str, ...]  # SQL WHERE clauses (one per referenced rule; one for a plain rule)
+    group_by: tuple[str, ...] = ("identity", "client")
+    span_s: float = 0.0
+    threshold: int = 1
+    strict: bool = False  # ">" instead of ">="
+    field: str | None = None
+    ordered: bool = False
+
+
+def _sigma() -> Any:
+    try:
+        import sigma.backends.sqlite as backend
+        import sigma.collection as collection
+        import sigma.correlations as correlations
+        import sigma.rule as rule
+    except ImportError as exc:
+        raise DependencyMissing("pySigma is not installed", hint="pip install 'bastion-ml[hunt]'") from exc
+    return collection, backend, correlations, rule
+
+
+def _techniques(tags: Sequence[Any], where: str, known: dict[str, str]) -> tuple[str, ...]:
+    out = []
+    for tag in tags:
+        if tag.namespace == "atlas":
+            tid = tag.name.upper()
+            if tid not in known:
+                raise InvalidInput(f"rule {where}: unknown ATLAS technique {tid}")
+            out.append(tid)
+    return tuple(out)
+
+
+def _where(backend: Any, collection: Any, rule_mod: Any, rule: Any) -> str:
+    alone = collection.SigmaCollection([rule_mod.SigmaRule.from_dict(rule.to_dict())])
+    queries = backend.sqliteBackend().convert(alone)
+    if len(queries) != 1 or " WHERE " not in queries[0]:
+        raise InvalidInput(f"rule {rule.title!r} did not convert to one SQL query")
+    return str(queries[0]).split(" WHERE ", 1)[1]
+
+
+def load_rules(directory: str | Path | None = None) -> list[CompiledRule]:
+    """Parse and compile every ``*.yml`` rule in ``directory`` (default: the packaged rule pack)."""
+    from bastion.governance.threat import atlas_techniques
+
+    collection, backend, correlations, rule_mod = _sigma()
+    if directory is None:
+        root = resources.files("bastion.hunt").joinpath("rules")
+        texts = [(p.name, p.read_text(encoding="utf-8")) for p in root.iterdir() if p.name.endswith(".yml")]
+    else:
+        path = Path(directory)
+        if not path.is_dir():
+            raise InvalidInput(f"rules directory {path} does not exist")
+        texts = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(path.glob("*.yml"))]
+    if not texts:
+        raise InvalidInput("no Sigma rules (*.yml) found")
+    try:
+        rules = collection.SigmaCollection.merge(
+            [collection.SigmaCollection.from_yaml(text) for _, text in sorted(texts)]
+        )
+        rules.resolve_rule_references()
+    except Exception as exc:  # SigmaError and YAML errors: a bad rule pack is a usage error
+        raise InvalidInput(f"invalid Sigma rule pack: {exc}") from exc
+    known = dict(atlas_techniques())
+    referenced = {
+        id(ref.rule)
+        for r in rules.rules
+        if isinstance(r, correlations.SigmaCorrelationRule)
+        for ref in r.rules
+    }
+    out: list[CompiledRule] = []
+    for rule in rules.rules:
+        level = str(rule.level.name).lower() if rule.level is not None else "medium"
+        level = level if level in _LEVELS else "medium"
+        rid = str(rule.id or rule.name or rule.title)
+        techniques = _techniques(rule.tags, rule.title, known)
+        if isinstance(rule, correlations.SigmaCorrelationRule):
+            out.append(_correlation(rule, rid, level, techniques, backend, collection, rule_mod))
+        elif id(rule) not in referenced:
+            where = _where(backend, collection, rule_mod, rule)
+            out.append(CompiledRule(rid, rule.title, level, techniques, "match", (where,)))
+    return out
+
+
+def _correlation(
+    rule: Any, rid: str, level: str, techniques: tuple[str, ...], backend: Any, collection: Any, rule_mod: Any
+) -> CompiledRule:
+    ctype = str(rule.type.name).lower()
+    group = tuple(rule.group_by or ())
+    if not group or not set(group) <= GROUP_FIELDS:
+        raise InvalidInput(f"rule {rule.title!r}: group-by must be among {', '.join(sorted(GROUP_FIELDS))}")
+    span = float(rule.timespan.seconds)
+    wheres = tuple(_where(backend, collection, rule_mod, ref.rule) for ref in rule.rules)
+    cond = rule.condition
+    if ctype in ("event_count", "value_count"):
+        op = str(cond.op.name).lower()
+        if op not in ("gte", "gt") or len(wheres) != 1:
+            raise InvalidInput(f"rule {rule.title!r}: only gte/gt over one rule are supported")
+        field = cond.fieldref if ctype == "value_count" else None
+        if field is not None and field not in VALUE_FIELDS:
+            raise InvalidInput(f"rule {rule.title!r}: cannot count values of {field!r}")
+        return CompiledRule(
+            rid, rule.title, level, techniques, ctype, wheres, group, span, int(cond.count), op == "gt", field
+        )
+    if ctype in ("temporal", "temporal_ordered") and len(wheres) == 2:
+        ordered = ctype == "temporal_ordered"
+        return CompiledRule(
+            rid, rule.title, level, techniques, "temporal", wheres, group, span, ordered=ordered
+        )
+    raise InvalidInput(f"rule {rule.title!r}: unsupported correlation {ctype} (with {len(wheres)} rules)")
+
+
+def _floor(store: EventStore, expr: str) -> str:
+    return f"CAST(FLOOR({expr}) AS BIGINT)" if store.dialect == "postgresql" else f"CAST({expr} AS INTEGER)"
+
+
+def _summary_sql(rule: CompiledRule, store: EventStore, since: str) -> str:
+    t = store.table
+    g = ", ".join(rule.group_by)
+    cmp = ">" if rule.strict else ">="
+    if rule.kind == "match":
+        return (
+            f"SELECT {g}, MIN(ts) AS first_hit, MAX(ts) AS last_hit, COUNT(*) AS peak "  # noqa: S608 - built from compiled rules; values are bound
+            f"FROM {t} WHERE ({rule.conditions[0]}){since} GROUP BY {g}"
+        )
+    if rule.kind == "event_count":
+        span = repr(float(rule.span_s))
+        inner = (
+            f"SELECT {g}, ts, COUNT(*) OVER (PARTITION BY {g} ORDER BY ts RANGE BETWEEN {span} PRECEDING "  # noqa: S608 - built from compiled rules; values are bound
+            f"AND CURRENT ROW) AS n FROM {t} WHERE ({rule.conditions[0]}){since}"
+        )
+        return (
+            f"SELECT {g}, MIN(ts) AS first_hit, MAX(ts) AS last_hit, MAX(n) AS peak FROM ({inner}) w "  # noqa: S608 - built from compiled rules; values are bound
+            f"WHERE n {cmp} {int(rule.threshold)} GROUP BY {g}"
+        )
+    if rule.kind == "value_count":
+        grids = []
+        for shift in (0.0, rule.span_s / 2):
+            bucket = _floor(store, f"(ts + {shift!r}) / {float(rule.span_s)!r}")
+            grids.append(
+                f"SELECT {g}, {bucket} AS b, COUNT(DISTINCT {rule.field}) AS n, MIN(ts) AS f, MAX(ts) AS l "  # noqa: S608 - built from compiled rules; values are bound
+                f"FROM {t} WHERE ({rule.conditions[0]}){since} GROUP BY {g}, {bucket}"
+            )
+        union = " UNION ALL ".join(grids)
+        return (
+            f"SELECT {g}, MIN(f) AS first_hit, MAX(l) AS last_hit, MAX(n) AS peak FROM ({union}) w "  # noqa: S608 - built from compiled rules; values are bound
+            f"WHERE n {cmp} {int(rule.threshold)} GROUP BY {g}"
+        )
+    cols = ", ".join(["id", "ts", *rule.group_by])
+    on = " AND ".join(f"a.{c} = b.{c}" for c in rule.group_by)
+    span = repr(float(rule.span_s))
+    within = (
+        f"b.ts >= a.ts AND b.ts <= a.ts + {span}"
+        if rule.ordered
+        else f"b.ts >= a.ts - {span} AND b.ts <= a.ts + {span}"
+    )
+    ga = ", ".join(f"a.{c} AS {c}" for c in rule.group_by)
+    gb = ", ".join(f"a.{c}" for c in rule.group_by)
+    return (
+        f"SELECT {ga}, MIN(a.ts) AS first_hit, MAX(b.ts) AS last_hit, COUNT(*) AS peak "  # noqa: S608 - built from compiled rules; values are bound
+        f"FROM (SELECT {cols} FROM {t} WHERE ({rule.conditions[0]}){since}) a "
+        f"JOIN (SELECT {cols} FROM {t} WHERE ({rule.conditions[1]}){since}) b ON {on} AND {within} "
+        f"GROUP BY {gb}"
+    )
+
+
+def run_rule(
+    rule: CompiledRule, store: EventStore, *, since: float | None, names: dict[str, str]
+) -> list[Finding]:
+    """Run one compiled rule; one finding per group that fired, with the events behind it."""
+    since_sql = " AND ts >= :since" if since is not None else ""
+    params: dict[str, Any] = {"since": since} if since is not None else {}
+    rows = store.query(_summary_sql(rule, store, since_sql), params)
+    findings = []
+    for row in rows:
+        group = {c: str(getattr(row, c)) for c in rule.group_by}
+        first_hit, last_hit = float(row.first_hit), float(row.last_hit)
+        lo = first_hit - rule.span_s
+        match = " OR ".join(f"({w})" for w in rule.conditions)
+        keys = " AND ".join(f"{c} = :g_{c}" for c in rule.group_by)
+        ids_sql = (
+            f"SELECT id, ts FROM {store.table} WHERE ({match}) AND {keys} AND ts >= :lo AND ts <= :hi"  # noqa: S608 - built from compiled rules; values are bound
+            f"{since_sql} ORDER BY ts, id LIMIT {MAX_EVENT_IDS}"
+        )
+        hit = store.query(
+            ids_sql, {**params, **{f"g_{c}": v for c, v in group.items()}, "lo": lo, "hi": last_hit}
+        )
+        first = float(hit[0].ts) if hit else first_hit
+        key = rule.rule_id + "|" + "|".join(f"{c}={v}" for c, v in sorted(group.items()))
+        findings.append(
+            Finding(
+                rule_id=rule.rule_id,
+                title=rule.title,
+                techniques=rule.techniques,
+                technique_names=tuple(names.get(t, "") for t in rule.techniques),
+                severity=rule.level,
+                identity=group.get("identity", "-"),
+                client=group.get("client", "-"),
+                model=group.get("model", "-"),
+                first_seen=first,
+                last_seen=last_hit,
+                event_ids=tuple(int(h.id) for h in hit),
+                count=int(row.peak),
+                key=key,
+            )
+        )
+    return findings
+
+
+__all__ = ["CompiledRule", "load_rules", "run_rule"]

@@ -1,0 +1,227 @@
+"""The responder: findings → playbook actions through bastion's own controls, each one audit-logged.
+
+Actions and where they take effect:
+
+* ``revoke-tokens`` — every active API token of the identity (:meth:`AccessControl.revoke_token`); not undone.
+* ``disable-identity`` — the identity and all its tokens (:meth:`AccessControl.revoke`); not undone (grant
+  again, deliberately).
+* ``block-identity`` / ``block-client`` / ``throttle-client`` / ``quarantine-model`` / ``guard-block-mode`` —
+  entries in the signed response state (:mod:`bastion.respond.state`) that the gateway reads; undoable.
+* ``rotate-key`` — a new KEK for the environment with every data key rewrapped (:meth:`Vault.rotate_keys`).
+
+Every action taken (and every undo) appends ``respond:<action>`` to the audit log with the finding that caused
+it (rule id, finding key, technique ids, the first event ids). Modes: ``dry-run`` plans and changes nothing,
+``approve`` asks ``approve(plan)`` per action, ``auto`` acts. Targets that are unknown (``-``) or the
+responder's own identity are skipped, so a finding can never make the responder lock itself out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bastion.errors import BastionError, InvalidInput, NotFound
+from bastion.hunt.report import Finding
+from bastion.respond.playbook import MODES, Playbook
+from bastion.respond.state import ResponseState, load_verified, save, state_path
+
+_STATE_ACTIONS = {
+    "block-identity": "blocked_identities",
+    "block-client": "blocked_clients",
+    "throttle-client": "throttled_clients",
+    "quarantine-model": "quarantined_models",
+}
+UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    action: str
+    target: str
+    finding: Finding
+    env: str = "prod"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """``status``: done, planned (dry-run), declined (approval refused), skipped, failed."""
+
+    action: str
+    target: str
+    status: str
+    finding_key: str
+    rule_id: str
+    mode: str
+    at: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "status": self.status,
+            "finding": self.finding_key,
+            "rule_id": self.rule_id,
+            "mode": self.mode,
+            "at": self.at,
+            "detail": self.detail,
+        }
+
+
+def _target(action: str, finding: Finding) -> str:
+    if action in ("revoke-tokens", "disable-identity", "block-identity"):
+        return finding.identity
+    if action in ("block-client", "throttle-client"):
+        return finding.client
+    if action == "quarantine-model":
+        return finding.model
+    return "*"
+
+
+class Responder:
+    """Acts on findings for one vault (opened as an admin/owner identity) with one playbook."""
+
+    def __init__(
+        self,
+        *,
+        vault: Any,
+        playbook: Playbook,
+        mode: str = "dry-run",
+        approve: Callable[[PlannedAction], bool] | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
+        self.vault = vault
+        self.playbook = playbook
+        self.mode = mode
+        self._approve = approve
+        self._now = now
+        self.path = state_path(vault.settings.home)
+
+    def state(self) -> ResponseState:
+        return load_verified(self.path, self.vault.signer)
+
+    def plan(
+        self, findings: Iterable[Finding], *, handled: Iterable[str] = ()
+    ) -> list[tuple[PlannedAction, str]]:
+        """(action, mode) pairs for findings not yet handled, de-duplicated by (action, target)."""
+        seen = set(handled)
+        out: list[tuple[PlannedAction, str]] = []
+        taken: set[tuple[str, str]] = set()
+        for finding in findings:
+            if finding.key in seen:
+                continue
+            for rule in self.playbook.rules_for(finding):
+                mode = self.mode if self.mode == "dry-run" else rule.mode or self.mode
+                for action in rule.actions:
+                    target = rule.env if action == "rotate-key" else _target(action, finding)
+                    if (action, target) in taken:
+                        continue
+                    taken.add((action, target))
+                    out.append((PlannedAction(action, target, finding, rule.env), mode))
+        return out
+
+    def respond(self, findings: Iterable[Finding]) -> list[ActionResult]:
+        """Plan and (per mode) carry out the actions for new findings; returns what happened to each."""
+        findings = list(findings)
+        state = self.state()
+        results = []
+        for planned, mode in self.plan(findings, handled=state.handled):
+            result, state = self._one(planned, mode, state)
+            results.append(result)
+        if self.mode != "dry-run":
+            new = [f.key for f in findings if f.key not in state.handled]
+            if new or results:
+                state = save(self.path, replace(state, handled=(*state.handled, *new)), self.vault.signer)
+        return results
+
+    def _result(self, planned: PlannedAction, mode: str, status: str, detail: str = "") -> ActionResult:
+        f = planned.finding
+        return ActionResult(
+            planned.action, planned.target, status, f.key, f.rule_id, mode, self._now(), detail
+        )
+
+    def _one(
+        self, planned: PlannedAction, mode: str, state: ResponseState
+    ) -> tuple[ActionResult, ResponseState]:
+        if planned.target in ("-", "") or planned.target == getattr(self.vault.identity, "name", None):
+            return self._result(planned, mode, "skipped", "no target (or the responder itself)"), state
+        if mode == "dry-run":
+            return self._result(planned, mode, "planned"), state
+        if mode == "approve" and (self._approve is None or not self._approve(planned)):
+            return self._result(planned, mode, "declined"), state
+        try:
+            state, detail = self._apply(planned, state)
+        except BastionError as exc:
+            self._log(planned, mode, "error", str(exc))
+            return self._result(planned, mode, "failed", str(exc)), state
+        self._log(planned, mode, "ok", detail)
+        return self._result(planned, mode, "done", detail), state
+
+    def _apply(self, planned: PlannedAction, state: ResponseState) -> tuple[ResponseState, str]:
+        action, target, f = planned.action, planned.target, planned.finding
+        why = {"finding": f.key, "rule_id": f.rule_id, "at": self._now()}
+        access = self.vault.access
+        if action in _STATE_ACTIONS:
+            state = save(self.path, state.with_entry(_STATE_ACTIONS[action], target, why), self.vault.signer)
+            return state, f"{_STATE_ACTIONS[action]} += {target}"
+        if action == "guard-block-mode":
+            state = save(self.path, replace(state, guard_mode="block"), self.vault.signer)
+            return state, "guard mode = block"
+        if action == "revoke-tokens":
+            ids = [t.id for t in access.list_tokens() if t.identity == target and not t.revoked]
+            for token_id in ids:
+                access.revoke_token(token_id)
+            return state, f"{len(ids)} token(s) revoked"
+        if action == "disable-identity":
+            try:
+                access.revoke(name=target)
+            except NotFound:
+                return state, "identity already disabled or unknown"
+            return state, "identity disabled, tokens revoked"
+        rotation = self.vault.rotate_keys(env=planned.env)
+        return state, f"key rotated for {planned.env} ({getattr(rotation, 'rewrapped', '?')} keys rewrapped)"
+
+    def _log(self, planned: PlannedAction, mode: str, outcome: str, detail: str) -> None:
+        f = planned.finding
+        self.vault.audit.append(
+            actor=self.vault.identity.name,
+            action=f"respond:{planned.action}",
+            target=planned.target,
+            outcome=outcome,
+            details={
+                "mode": mode,
+                "finding": f.key,
+                "rule_id": f.rule_id,
+                "techniques": list(f.techniques),
+                "events": list(f.event_ids[:20]),
+                "detail": detail,
+            },
+        )
+
+    def undo(self, *, action: str, target: str) -> ActionResult:
+        """Lift a state action (block, throttle, quarantine, guard mode); logged like the action."""
+        if action not in UNDOABLE:
+            raise InvalidInput(f"{action} cannot be undone (allowed: {', '.join(sorted(UNDOABLE))})")
+        state = self.state()
+        if action == "guard-block-mode":
+            save(self.path, replace(state, guard_mode=None), self.vault.signer)
+        else:
+            section = _STATE_ACTIONS[action]
+            if target not in getattr(state, section):
+                raise NotFound(f"{target!r} is not in {section}")
+            save(self.path, state.with_entry(section, target, None), self.vault.signer)
+        self.vault.audit.append(
+            actor=self.vault.identity.name,
+            action=f"respond:undo-{action}",
+            target=target,
+            outcome="ok",
+            details={},
+        )
+        return ActionResult(action, target, "undone", "-", "-", "manual", self._now())
+
+
+__all__ = ["UNDOABLE", "ActionResult", "PlannedAction", "Responder"]

@@ -1,0 +1,65 @@
+"""``bastion respond --watch``: collect, hunt and act every ``interval`` seconds until stopped.
+
+Each tick reads new audit-log entries into the event store (:func:`bastion.events.collect_audit`), hunts the
+last ``lookback_s`` seconds of events and hands the findings to the :class:`Responder`, which acts once per
+finding key (the keys handled are kept in the signed response state, so a restart does not act twice).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.events.collect import collect_audit
+from bastion.events.store import EventStore
+from bastion.hunt import CompiledRule, hunt, load_rules
+from bastion.respond.responder import ActionResult, Responder
+
+
+@dataclass(frozen=True)
+class Tick:
+    entries: int
+    findings: int
+    results: tuple[ActionResult, ...]
+    elapsed_s: float
+
+
+def watch(
+    *,
+    responder: Responder,
+    store: EventStore,
+    rules: list[CompiledRule] | None = None,
+    interval_s: float = 1.0,
+    lookback_s: float = 3600.0,
+    anomaly: bool = False,
+    stop: threading.Event | None = None,
+    on_tick: Callable[[Tick], None] | None = None,
+    max_ticks: int | None = None,
+    now: Callable[[], float] = time.time,
+) -> int:
+    """Run until ``stop`` is set (or ``max_ticks``); returns the number of actions taken."""
+    compiled = rules if rules is not None else load_rules()
+    stop = stop or threading.Event()
+    taken = ticks = 0
+    vault: Any = responder.vault
+    while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+        started = time.perf_counter()
+        entries = collect_audit(vault, store)
+        results: tuple[ActionResult, ...] = ()
+        found = 0
+        if entries or ticks == 0:
+            report = hunt(store=store, since=now() - lookback_s, rules=compiled, anomaly=anomaly)
+            found = len(report.findings)
+            results = tuple(responder.respond(report.findings))
+            taken += sum(1 for r in results if r.status == "done")
+        ticks += 1
+        if on_tick is not None:
+            on_tick(Tick(entries, found, results, time.perf_counter() - started))
+        stop.wait(max(0.0, interval_s - (time.perf_counter() - started)))
+    return taken
+
+
+__all__ = ["Tick", "watch"]

@@ -51,6 +51,8 @@ GROUP_MODULES: tuple[str, ...] = (
     "guard",
     "governance",  # inventory, check, bom, threat-model, check-deploy
     "witness",  # init, serve, key: countersigns the audit log's heads outside the home
+    "ui",  # the read-only dashboard
+    "demo",  # the whole lifecycle on built-in data
 )
 
 

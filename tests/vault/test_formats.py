@@ -27,7 +27,7 @@ def push_v1(v: Vault, src: Path, name: str) -> int:
         for p in src.rglob("*")
         if p.is_file()
     }
-    art_id, version = v._reserve(name, "model")
+    art_id, version = v.registry.pipeline.reserve(name, "model")
     sig = src.parent / f"{name}.sig"
     v.signer.sign_digests(directory=src, digests=digests, signature_path=sig)
     bundle = sig.read_bytes()
@@ -56,7 +56,7 @@ def push_v1(v: Vault, src: Path, name: str) -> int:
         stored[e["path"]] = StoredFile(
             path=e["path"], sha256=e["sha256"], size=e["size"], blob=v.blobs.put(out)
         )
-    v._commit_version(
+    v.registry.pipeline.commit_version(
         art_id=art_id,
         version=version,
         env="dev",

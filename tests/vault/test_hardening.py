@@ -91,14 +91,14 @@ def test_failed_pull_leaves_nothing(vault: Vault, artifact: Path, tmp_path: Path
 _KILL_IN_PULL = """
 import os, signal, sys
 from bastion.vault import open_vault
-from bastion.vault.registry import Vault
-orig = Vault._decrypt_all
+from bastion.vault._records import Records
+orig = Records.decrypt_all
 def killed(self, row, manifest, dek, out):
     orig(self, row, manifest, dek, out)
     if out is not None:
         print(out, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-Vault._decrypt_all = killed
+Records.decrypt_all = killed
 v = open_vault(home=sys.argv[1], passphrase=sys.argv[2], inspectors=[])
 v.pull("m", out=sys.argv[3])
 """

@@ -77,4 +77,4 @@ def test_pushing_a_plain_file_records_its_digest(home: Path, tmp_path: Path, cap
     assert src["name"] == str(f.resolve()) and src["namespace"] == "file"
     import hashlib
 
-    assert src["facets"]["contentDigest"]["digest"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert src["digest"] == "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,12 @@ def register(app: typer.Typer) -> None:
         layout: str = typer.Option("auto", "--layout", help="packed, single or auto (both when possible)."),
         single_samples: int = typer.Option(16, "--single-samples", help="Rows for the one-sample layout."),
         save_model: Path | None = typer.Option(None, "--save-model", help="Write the model (safetensors)."),
+        preprocessed: bool = typer.Option(
+            False,
+            "--preprocessed",
+            help="--data is already in the model's input space (default: raw features, scaled with the "
+            "preprocessing stored in the model).",
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed for --dataset training."),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -69,12 +76,26 @@ def register(app: typer.Typer) -> None:
                     m = he_lib.train_poly_mlp(x=ds.x_train, y=ds.y_train, n_classes=ds.n_classes, seed=seed)
                 else:
                     m = he_lib.train_logistic(x=ds.x_train, y=ds.y_train, seed=seed)
+            m = dataclasses.replace(m, preprocessing=ds.preprocessing)
             x, y = ds.x_test, ds.y_test
         else:
             assert model is not None
             m, source = _load_model(model, home)
+        notes: list[str] = []
         if data is not None:
             x, y = he_lib.load_data_file(data, target=target)
+            if preprocessed:
+                pass
+            elif m.preprocessing is not None:
+                x = m.preprocessing.apply(x)
+                notes.append(
+                    f"applied the model's stored preprocessing ({m.preprocessing.kind}) to {data.name}"
+                )
+            else:
+                notes.append(
+                    "the model stores no preprocessing: --data is used as given (it must already be "
+                    "scaled the way the training data was)"
+                )
         elif dataset is None:
             raise InvalidInput("--data is required with --model")
         if save_model is not None:
@@ -85,8 +106,10 @@ def register(app: typer.Typer) -> None:
         with step(f"encrypted inference on {len(x)} rows (CKKS)", enabled=show):
             result = he_lib.evaluate(model=m, x=x, y=y, layouts=layouts, single_samples=single_samples)
         if fmt is OutputFormat.json:
-            print_json({**result.to_dict(), **({"model": source} if source else {})})
+            print_json({**result.to_dict(), **({"model": source} if source else {}), "notes": notes})
             return
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         if source is not None and "ref" in source:
             typer.echo(f"registry model {source['ref']} ({source['env']}, {source['manifest_digest']})")
         typer.echo(

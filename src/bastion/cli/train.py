@@ -150,14 +150,20 @@ def register(app: typer.Typer) -> None:
                 result["watermark"] = {**wm_check.to_dict(), "record": wm_record.to_dict()}
             outputs: list[tuple[str, str, str | None]] = []
             if out is not None:
-                save_model(report.module, out, config=report.config, metadata=meta)
+                save_model(
+                    report.module, out, config=report.config, metadata=meta, preprocessing=ds.preprocessing
+                )
                 result["out"] = str(out)
                 outputs.append(("file", str(out.resolve()), ledger_key(out / WEIGHTS_FILE)))
             if push is not None:
                 assert vault is not None
                 with tempfile.TemporaryDirectory(dir=vault.settings.home) as tmp:  # home is 0700
                     model_dir = save_model(
-                        report.module, Path(tmp) / "model", config=report.config, metadata=meta
+                        report.module,
+                        Path(tmp) / "model",
+                        config=report.config,
+                        metadata=meta,
+                        preprocessing=ds.preprocessing,
                     )
                     version = vault.push(model_dir, name=push, kind="model", env=env, metadata=meta)
                 result["pushed"] = {"name": version.name, "version": version.version, "env": version.env}

@@ -277,13 +277,23 @@ def register(app: typer.Typer) -> None:
                 "dataset": ds.name,
             }
             if out is not None:
-                save_model(loaded.module, out, config=loaded.config, metadata=meta)
+                save_model(
+                    loaded.module,
+                    out,
+                    config=loaded.config,
+                    metadata=meta,
+                    preprocessing=loaded.preprocessing,
+                )
                 doc["out"] = str(out)
             version = None
             if push is not None:
                 with tempfile.TemporaryDirectory(dir=vault.settings.home) as tmp:
                     model_dir = save_model(
-                        loaded.module, Path(tmp) / "model", config=loaded.config, metadata=meta
+                        loaded.module,
+                        Path(tmp) / "model",
+                        config=loaded.config,
+                        metadata=meta,
+                        preprocessing=loaded.preprocessing,
                     )
                     version = vault.push(model_dir, name=push, kind="model", env=env, metadata=meta)
                 logged = annotate_version(vault, logged, f"{version.name}:{version.version}")

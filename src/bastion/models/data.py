@@ -31,6 +31,64 @@ MAX_CSV_BYTES = 512 * 1024 * 1024
 MIN_ROWS = 10
 
 
+MAX_FEATURES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The feature scaling a model was trained with: ``x' = (x - shift) / scale``, per feature.
+
+    Stored with the model (``config.json`` of a ``bastion train`` directory, tensors of an HE model file), so
+    every place that feeds the model raw features applies exactly the training split's statistics.
+    ``kind`` is ``"standardise"`` (training-split mean and standard deviation) or ``"scale"`` (a constant,
+    e.g. digits' pixel range 0–16 → 0–1).
+    """
+
+    kind: str
+    shift: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("standardise", "scale"):
+            raise InvalidInput(f"unknown preprocessing kind {self.kind!r}")
+        if not self.shift or len(self.shift) != len(self.scale) or len(self.shift) > MAX_FEATURES:
+            raise InvalidInput("preprocessing shift and scale must be non-empty and of equal length")
+        if not (np.isfinite(self.shift).all() and np.isfinite(self.scale).all()):
+            raise InvalidInput("preprocessing values must be finite")
+        if min(self.scale) <= 0:
+            raise InvalidInput("preprocessing scale must be positive")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.shift)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Raw features ``[n, n_features]`` → the model's input space (float32)."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.n_features:
+            raise InvalidInput(
+                f"data has {arr.shape[-1] if arr.ndim else 0} features, the model's preprocessing "
+                f"expects {self.n_features}"
+            )
+        out = (arr - np.asarray(self.shift)) / np.asarray(self.scale)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "shift": list(self.shift), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Preprocessing:
+        """Parse what :meth:`to_dict` wrote; anything else raises InvalidInput."""
+        try:
+            return cls(
+                kind=str(doc["kind"]),
+                shift=tuple(float(v) for v in doc["shift"]),
+                scale=tuple(float(v) for v in doc["scale"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"malformed preprocessing record ({type(exc).__name__})") from exc
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A train/test split ready for a model: float32 features, int64 labels in ``range(n_classes)``."""
@@ -46,6 +104,7 @@ class Dataset:
     class_names: tuple[str, ...] = field(default=(), repr=False)
     clip_values: tuple[float, float] | None = None
     source_digest: str = field(default="", repr=False)
+    preprocessing: Preprocessing | None = field(default=None, repr=False)
 
     @property
     def n_train(self) -> int:
@@ -83,11 +142,14 @@ def _split(
     return x_tr, x_te, y_tr, y_te
 
 
-def _standardise(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _standardise(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
     mean = x_tr.mean(axis=0)
     std = x_tr.std(axis=0)
     std[std == 0] = 1.0
-    return (x_tr - mean) / std, (x_te - mean) / std
+    prep = Preprocessing(
+        kind="standardise", shift=tuple(float(v) for v in mean), scale=tuple(float(v) for v in std)
+    )
+    return (x_tr - mean) / std, (x_te - mean) / std, prep
 
 
 def _finish(
@@ -102,6 +164,7 @@ def _finish(
     class_names: tuple[str, ...],
     clip_values: tuple[float, float] | None,
     source_digest: str,
+    preprocessing: Preprocessing | None = None,
 ) -> Dataset:
     return Dataset(
         name=name,
@@ -115,6 +178,7 @@ def _finish(
         class_names=class_names,
         clip_values=clip_values,
         source_digest=source_digest,
+        preprocessing=preprocessing,
     )
 
 
@@ -168,8 +232,10 @@ def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Datase
     if name == "digits":
         x_tr, x_te = x_tr / 16.0, x_te / 16.0
         clip = (0.0, 1.0)
+        n = x_tr.shape[1]
+        prep = Preprocessing(kind="scale", shift=(0.0,) * n, scale=(16.0,) * n)
     else:
-        x_tr, x_te = _standardise(x_tr, x_te)
+        x_tr, x_te, prep = _standardise(x_tr, x_te)
         clip = None
     feature_names = tuple(str(f) for f in getattr(bunch, "feature_names", ()))
     class_names = tuple(str(c) for c in bunch.target_names)
@@ -184,6 +250,7 @@ def load_dataset(name: str, *, seed: int = 0, test_size: float = 0.25) -> Datase
         class_names=class_names,
         clip_values=clip,
         source_digest=_arrays_digest(x, y),
+        preprocessing=prep,
     )
 
 
@@ -236,8 +303,9 @@ def load_csv(
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index[v] for v in labels], dtype=np.int64)
     x_tr, x_te, y_tr, y_te = _split(x, y, seed=seed, test_size=test_size)
+    prep = None
     if standardise:
-        x_tr, x_te = _standardise(x_tr, x_te)
+        x_tr, x_te, prep = _standardise(x_tr, x_te)
     return _finish(
         p.stem,
         x_tr,
@@ -249,6 +317,7 @@ def load_csv(
         class_names=tuple(classes),
         clip_values=None,
         source_digest=hashlib.sha256(raw).hexdigest(),
+        preprocessing=prep,
     )
 
 
@@ -259,4 +328,12 @@ def _label_sort_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-__all__ = ["DATASETS", "Dataset", "builtin_digest", "file_digest", "load_csv", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "Preprocessing",
+    "builtin_digest",
+    "file_digest",
+    "load_csv",
+    "load_dataset",
+]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from bastion.errors import InvalidInput, NotFound
-from bastion.models.data import DATASETS, Dataset, load_csv, load_dataset
+from bastion.models.data import DATASETS, Dataset, Preprocessing, load_csv, load_dataset
 
 if TYPE_CHECKING:
     import torch
@@ -246,14 +246,22 @@ class LoadedModel:
     module: nn.Module
     config: MlpConfig
     metadata: Mapping[str, Any]
+    preprocessing: Preprocessing | None = None
 
 
 def save_model(
-    model: nn.Module, directory: str | Path, *, config: MlpConfig, metadata: Mapping[str, Any] | None = None
+    model: nn.Module,
+    directory: str | Path,
+    *,
+    config: MlpConfig,
+    metadata: Mapping[str, Any] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created) and return it.
 
-    ``metadata`` must be JSON-serialisable (training figures such as ε, δ, accuracy).
+    ``metadata`` must be JSON-serialisable (training figures such as ε, δ, accuracy). ``preprocessing`` (the
+    training data's feature scaling) is stored beside the architecture, so the signed directory says how raw
+    features become the model's input.
     """
     from safetensors.torch import save
 
@@ -270,6 +278,12 @@ def save_model(
         "architecture": config.to_dict(),
         "metadata": dict(metadata or {}),
     }
+    if preprocessing is not None:
+        if preprocessing.n_features != config.n_features:
+            raise InvalidInput(
+                f"preprocessing covers {preprocessing.n_features} features, the model has {config.n_features}"
+            )
+        doc["preprocessing"] = preprocessing.to_dict()
     try:
         text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -320,6 +334,11 @@ def load_model(directory: str | Path) -> LoadedModel:
         metadata = doc.get("metadata", {})
         if not isinstance(metadata, dict):
             raise InvalidInput(f"{cfg_path}: metadata must be an object")
+        prep = Preprocessing.from_dict(doc["preprocessing"]) if "preprocessing" in doc else None
+        if prep is not None and prep.n_features != config.n_features:
+            raise InvalidInput(
+                f"{cfg_path}: preprocessing does not match the model's {config.n_features} features"
+            )
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"{cfg_path}: malformed model config ({type(exc).__name__})") from exc
     module = build_mlp(n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden)
@@ -329,7 +348,7 @@ def load_model(directory: str | Path) -> LoadedModel:
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise InvalidInput(f"{w_path}: weights do not match the config ({type(exc).__name__})") from exc
     module.eval()
-    return LoadedModel(module=module, config=config, metadata=metadata)
+    return LoadedModel(module=module, config=config, metadata=metadata, preprocessing=prep)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import DependencyMissing, InvalidInput, NotFound
+from bastion.models.data import Preprocessing
 
 ACTIVATIONS = ("none", "square")
 HE_FORMAT = "bastion-he-mlp"
@@ -36,6 +37,7 @@ class HEModel:
 
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
     activation: str = "none"
+    preprocessing: Preprocessing | None = None  # raw features -> the model's input (stored with the model)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -53,6 +55,8 @@ class HEModel:
             if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
                 raise InvalidInput("model weights must be finite")
             width = weight.shape[0]
+        if self.preprocessing is not None and self.preprocessing.n_features != self.layers[0][0].shape[1]:
+            raise InvalidInput("the stored preprocessing does not match the model's input width")
 
     @property
     def n_features(self) -> int:
@@ -148,7 +152,23 @@ def _linear_keys(tensors: dict[str, np.ndarray]) -> list[tuple[str, str]]:
     return [(w, b) for _, w, b in pairs]
 
 
-def _from_tensors(tensors: dict[str, np.ndarray], activation: str) -> HEModel:
+def _preprocessing_from(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> Preprocessing | None:
+    if "preprocessing.shift" not in tensors and "preprocessing.scale" not in tensors:
+        return None
+    try:
+        shift, scale = tensors["preprocessing.shift"], tensors["preprocessing.scale"]
+    except KeyError as exc:
+        raise InvalidInput("the model file has half a preprocessing record") from exc
+    return Preprocessing(
+        kind=meta.get("preprocessing", "standardise"),
+        shift=tuple(float(v) for v in np.asarray(shift).ravel()),
+        scale=tuple(float(v) for v in np.asarray(scale).ravel()),
+    )
+
+
+def _from_tensors(
+    tensors: dict[str, np.ndarray], activation: str, preprocessing: Preprocessing | None = None
+) -> HEModel:
     layers = []
     for wkey, bkey in _linear_keys(tensors):
         w = np.asarray(tensors[wkey], dtype=np.float64)
@@ -160,7 +180,7 @@ def _from_tensors(tensors: dict[str, np.ndarray], activation: str) -> HEModel:
         layers.append((w, b))
     if not layers:
         raise InvalidInput("no linear layer found in the weights")
-    return HEModel(layers=tuple(layers), activation=activation)
+    return HEModel(layers=tuple(layers), activation=activation, preprocessing=preprocessing)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -202,13 +222,14 @@ def load_he_model(path: str | Path) -> HEModel:
                 hint="train a linear model (no hidden layer) or use --dataset NAME --arch mlp",
             )
         tensors, _ = _read_safetensors(p / "model.safetensors")
-        return _from_tensors(tensors, "none")
+        prep = Preprocessing.from_dict(cfg["preprocessing"]) if "preprocessing" in cfg else None
+        return _from_tensors(tensors, "none", prep)
     suffix = p.suffix.lower()
     if suffix == ".safetensors":
         tensors, meta = _read_safetensors(p)
         fmt = meta.get("format", "")
         if fmt in (HE_FORMAT, LINEAR_FORMAT):
-            return _from_tensors(tensors, meta.get("activation", "none"))
+            return _from_tensors(tensors, meta.get("activation", "none"), _preprocessing_from(tensors, meta))
         if fmt == MLP_FORMAT:
             raise InvalidInput(f"{p}: pass the model directory (with config.json), not its weights file")
         raise InvalidInput(f"{p}: unknown safetensors model format {fmt!r}")
@@ -251,7 +272,12 @@ def save_he_model(model: HEModel, path: str | Path) -> Path:
     for i, (weight, bias) in enumerate(model.layers):
         tensors[f"layers.{i}.weight"] = np.ascontiguousarray(weight, dtype=np.float64)
         tensors[f"layers.{i}.bias"] = np.ascontiguousarray(bias, dtype=np.float64)
-    save_file(tensors, str(out), metadata={"format": HE_FORMAT, "activation": model.activation})
+    meta = {"format": HE_FORMAT, "activation": model.activation}
+    if model.preprocessing is not None:
+        tensors["preprocessing.shift"] = np.asarray(model.preprocessing.shift, dtype=np.float64)
+        tensors["preprocessing.scale"] = np.asarray(model.preprocessing.scale, dtype=np.float64)
+        meta["preprocessing"] = model.preprocessing.kind
+    save_file(tensors, str(out), metadata=meta)
     return out
 
 

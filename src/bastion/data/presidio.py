@@ -4,8 +4,8 @@ Two uses:
 
 * :func:`presidio_detectors` lifts the pattern recognizers of Presidio's default registry for entities that
   bastion's own detectors do not cover (crypto wallets, UK NHS numbers, DEA numbers) into
-  :class:`~bastion.data.detectors.Detector` objects, so they run vectorised over whole column chunks with
-  Presidio's own regexes and validators (``validate_result`` / ``invalidate_result``).
+  :class:`~bastion.data.detectors.interface.Detector` objects, so they run vectorised over whole column
+  chunks with Presidio's own regexes and validators (``validate_result`` / ``invalidate_result``).
 * :func:`offline_analyzer` builds Presidio's ``AnalyzerEngine`` with the ``NoOpNlpEngine`` (pattern
   recognizers only; no spaCy model is ever downloaded) or, when a spaCy model happens to be installed, with
   that model for PERSON/LOCATION named-entity recognition. The benchmark uses it as the baseline.
@@ -76,7 +76,7 @@ def _make_validator(recognizer: Any) -> Any:
 @cache
 def presidio_detectors() -> tuple[Any, ...]:
     """Presidio's recognizers for :data:`LIFTED_ENTITIES` as fast detectors (none without Presidio)."""
-    from bastion.data.detectors import Detector
+    from bastion.data.detectors.interface import Detector
 
     try:
         analyzer = offline_analyzer(use_ner=False)

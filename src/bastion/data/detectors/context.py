@@ -1,0 +1,187 @@
+"""Column context: what a column's name suggests, value distributions that look like names, value shapes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bastion.data import entities as E
+from bastion.data._dates import DATE_PATTERN
+from bastion.data._names import name_like_value
+from bastion.data.detectors.interface import Span
+
+_DATE_RE = DATE_PATTERN.pattern
+
+
+def norm_name(name: str) -> str:
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+_ANY_VALUE = re.compile(r"[^\x00]*[^\x00\s][^\x00]*")
+_PERSON_SHAPE = re.compile(r"[^\x00\d@]{1,80}")
+_NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        E.SECRET,
+        re.compile(
+            r"(^|_)(password|passwd|passwort|pwd|secret|api_?key|apikey|token|access_?key|private_?key|"
+            r"credentials?|pin|otp|passcode|mot_de_passe|contrasena)(_|$)"
+        ),
+        re.compile(r"[^\x00]{4,}"),
+    ),
+    (
+        E.US_SSN,
+        re.compile(r"(^|_)(ssn|social_security(_number)?)(_|$)"),
+        re.compile(r"\d{3}[- ]?\d\d[- ]?\d{4}"),
+    ),
+    (
+        E.PASSPORT,
+        re.compile(r"(^|_)(passport|passeport|pasaporte|passaporto|reisepass|paspoort|travel_doc\w*)"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{4,14}[A-Za-z0-9]"),
+    ),
+    (
+        E.DRIVER_LICENSE,
+        re.compile(
+            r"(^|_)(driv\w*_?licen[cs]e\w*|dl_?(no|num|number)?|licen[cs]e_?(no|num|number)|"
+            r"fuehrerschein|fuhrerschein|permis\w*|rijbewijs|cnh)(_|$)"
+        ),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{4,20}[A-Za-z0-9]"),
+    ),
+    (
+        E.NATIONAL_ID,
+        re.compile(
+            r"(^|_)(national_?id\w*|nin|nino|ni_?number|aadhaa?r|uid|cpf|cnpj|steuer_?id|steuerid|tax_?id|tin|"
+            r"idnr|nir|insee|secu\w*|dni|nie|nif|codice_?fiscale|cf|fiscal_?code|bsn|sofi|sin|rrn|ric|"
+            r"resident_?id|citizen_?id|id_?(card|number|no|nr)|identity\w*|personal_?id|personnummer|pesel|"
+            r"cpr|curp|rut|tc_?kimlik|pps|tfn|hetu|cnp)(_|$)"
+        ),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]"),
+    ),
+    (
+        E.DATE_OF_BIRTH,
+        re.compile(
+            r"(^|_)(dob|birth|born|birthday|birthdate|date_of_birth|geburtsdatum|geburtstag|"
+            r"date_de_naissance|naissance|fecha_de_nacimiento|nacimiento|data_di_nascita|nascita|"
+            r"geboortedatum|data_de_nascimento)(_|$)"
+        ),
+        _ANY_VALUE,
+    ),
+    (
+        E.PHONE,
+        re.compile(
+            r"(^|_)(phone|mobile|cell|tel|telephone|fax|telefon|telefono|telefone|handy|portable|msisdn)"
+        ),
+        re.compile(r"[+(]?[\d ()./-]{6,24}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?"),
+    ),
+    (
+        E.EMAIL,
+        re.compile(r"(^|_)(e_?mail|mail|courriel|correo)(_|$)"),
+        re.compile(r"[^\x00\s]+@[^\x00\s]+"),
+    ),
+    (
+        E.PERSON,
+        re.compile(
+            r"^(name|surname|forename|fullname|firstname|lastname|nom|prenom|nombre|apellidos?|vorname|"
+            r"nachname|cognome|naam|achternaam|voornaam|sobrenome|signatory|holder|recipient|beneficiary)$"
+            r"|(^|_)(first|last|full|given|family|middle|maiden|customer|client|contact|patient|employee|"
+            r"user|person|account_?holder|card_?holder|recipient|sender|guardian|spouse|emergency_contact|"
+            r"next_of_kin|owner|beneficiary|driver|passenger)_?(name|nom|nombre)s?$"
+        ),
+        _PERSON_SHAPE,
+    ),
+    (
+        E.STREET_ADDRESS,
+        re.compile(
+            r"(^|_)(address|street|addr|address_line_?\d?|street_address|shipping|billing|ship_to|bill_to|"
+            r"mailing|postal_address|adresse|direccion|indirizzo|endereco|anschrift|adres|residence|home)(_|$)"
+        ),
+        re.compile(r"[^\x00]*[^\x00\d\W][^\x00]*"),
+    ),
+    (
+        E.ZIP_CODE,
+        re.compile(r"(^|_)(zip|zipcode|zip_code|postcode|post_code|postal|postal_code|plz|cp|cap)(_|$)"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{1,9}"),
+    ),
+    (E.AGE, re.compile(r"(^|_)age(_|$)"), re.compile(r"1[01]\d|120|\d?\d|\d0-\d9|\d\d?-\d\d?")),
+    (E.GENDER, re.compile(r"(^|_)(gender|sex)(_|$)"), re.compile(r"[A-Za-z -]{1,20}")),
+    (
+        E.DATE,
+        re.compile(r"(^|_)(visit|admission|admitted|discharge|discharged|death|deceased|hire|hired)(_|$)"),
+        re.compile(_DATE_RE + r"|(?:19|20)\d\d-(?:0[1-9]|1[0-2])|(?:19|20)\d\d"),
+    ),
+)
+PERSON_HINT = next(h for h in _NAME_HINTS if h[0] == E.PERSON)
+ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]")
+
+
+def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
+    """Entities a column's name suggests, with the value shape each one expects."""
+    if not column:
+        return []
+    norm = norm_name(column)
+    return [(entity, shape) for entity, name_re, shape in _NAME_HINTS if name_re.search(norm)]
+
+
+def drop_stray_names(
+    spans: list[Span], values: Sequence[str], hinted: set[str], non_empty: int
+) -> list[Span]:
+    """In a column of short values, a few name-looking cells and nothing else are not evidence of names
+    ("San Francisco" in a city column, "Max" in a product column): the column-level tests decide instead."""
+    if E.PERSON in hinted or not spans:
+        return spans
+    names = sum(1 for s in spans if s.entity == E.PERSON)
+    if names == 0 or names >= 0.3 * max(non_empty, 1) or any(s.entity != E.PERSON for s in spans):
+        return spans
+    sample = [v for v in values[:256] if v]
+    if sum(1 for v in sample if v.count(" ") >= 5) >= 0.3 * max(len(sample), 1):
+        return spans  # prose: a name in a sentence is a name
+    return []
+
+
+def looks_like_names(values: Sequence[str]) -> bool:
+    """Value distribution test: most non-empty values are shaped like names and many use known name words.
+
+    Full names ("Given Family", several words) need 60 % shaped and 40 % with a known word, or 90 % shaped,
+    80 % of two words or more, 15 % known and half the values distinct (names mostly outside the lists:
+    product or city columns repeat their values); single words (a given-name or family-name column without
+    a telling header) need 80 % known.
+    """
+    seen = shaped = known = multi = 0
+    for v in values:
+        if not v:
+            continue
+        seen += 1
+        is_shape, is_known = name_like_value(v)
+        shaped += is_shape
+        known += is_shape and is_known
+        multi += is_shape and (" " in v.strip())
+    if seen < 5:
+        return False
+    distinct = len({v for v in values if v})
+    if multi >= 0.8 * seen and shaped >= 0.9 * seen and known >= 0.15 * seen and distinct >= 0.5 * seen:
+        return True  # "Given Family" in nearly every cell, a few known words: mostly names outside the lists
+    if multi >= 0.5 * seen:
+        return shaped >= 0.6 * seen and known >= 0.4 * seen and distinct >= 0.3 * seen
+    return shaped >= 0.8 * seen and known >= 0.8 * seen
+
+
+def masked_shape(value: str) -> str:
+    """Letters become a/A, digits 9, runs of letters collapse ('john.doe@x.org' -> 'a+.a+@a.a+')."""
+    shape = value.translate(_SHAPE_TABLE)
+    return re.sub(r"([aA])\1+", r"\1+", shape)[:40]
+
+
+_SHAPE_TABLE = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "a" * 26 + "A" * 26 + "9" * 10,
+)
+
+__all__ = [
+    "ID_SHAPE",
+    "PERSON_HINT",
+    "column_hints",
+    "drop_stray_names",
+    "looks_like_names",
+    "masked_shape",
+    "norm_name",
+]

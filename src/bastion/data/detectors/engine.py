@@ -1,0 +1,130 @@
+"""Running detectors over a text: candidates, overlap resolution, deferred confirmation, birth context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bastion.data import entities as E
+from bastion.data.detectors._common import BIRTH_CONTEXT, DEFERRED
+from bastion.data.detectors.interface import Detector, Span
+
+PRIORITY: dict[str, int] = {
+    e: i
+    for i, e in enumerate(
+        [
+            E.SECRET,
+            E.EMAIL,
+            E.IBAN,
+            E.CREDIT_CARD,
+            E.US_SSN,
+            E.NATIONAL_ID,
+            E.PASSPORT,
+            E.DRIVER_LICENSE,
+            E.IP_ADDRESS,
+            E.MAC_ADDRESS,
+            E.PHONE,
+            E.DATE_OF_BIRTH,
+            E.DATE,
+            E.STREET_ADDRESS,
+            E.PERSON,
+        ]
+    )
+}
+# The ``confirm`` check of each deferred entity, filled as detectors run.
+_CONFIRMERS: dict[str, Callable[[str], bool]] = {}
+
+
+def run_detector(det: Detector, text: str, out: list[Span]) -> None:
+    """Append ``det``'s findings in ``text`` to ``out`` (deferred candidates keep source ``DEFERRED``)."""
+    if det.prefilter is not None and det.prefilter not in text:
+        return
+    if det.confirm is not None and det.entity not in _CONFIRMERS:
+        _CONFIRMERS[det.entity] = det.confirm
+    if det.finder is not None:
+        out.extend(Span(det.entity, a, b, c, det.source) for a, b, c in det.finder(text) if b > a)
+        return
+    validate = det.validate
+    entity, conf, source = det.entity, det.confidence, det.source
+    if validate is None:
+        out.extend(Span(entity, m.start(), m.end(), conf, source) for m in det.pattern.finditer(text))
+        return
+    for m in det.pattern.finditer(text):
+        pos = validate(m)
+        if pos is None:
+            continue
+        if isinstance(pos, list):
+            out.extend(Span(entity, a, b, conf, source) for a, b in pos)
+        elif pos[1] > pos[0]:
+            out.append(Span(entity, pos[0], pos[1], conf, source))
+
+
+def finalize(spans: list[Span], text: str) -> list[Span]:
+    """Resolve overlaps, then confirm the deferred candidates that won (phones: ``phonenumbers``).
+
+    A candidate that fails its confirmation is removed and the overlaps resolved again, so a span it had
+    hidden (a date, a name) comes back. Candidates that lost to a higher-priority entity (an identifier, a
+    card, an IBAN) are never confirmed: that is where the time goes otherwise.
+    """
+    pool = spans
+    verdict: dict[tuple[int, int, str], bool] = {}
+    while True:
+        kept = resolve_overlaps(list(pool))
+        rejected = set()
+        for i, sp in enumerate(kept):
+            if sp.source != DEFERRED:
+                continue
+            key = (sp.start, sp.end, sp.entity)
+            if key not in verdict:
+                check = _CONFIRMERS.get(sp.entity)
+                verdict[key] = True if check is None else check(text[sp.start : sp.end])
+            if verdict[key]:
+                kept[i] = sp._replace(source="pattern")
+            else:
+                rejected.add(key)
+        if not rejected:
+            return kept
+        pool = [sp for sp in pool if (sp.start, sp.end, sp.entity) not in rejected]
+
+
+def resolve_overlaps(spans: list[Span]) -> list[Span]:
+    """Keep non-overlapping spans: on overlap the higher-priority entity wins, then the longer span."""
+    if not spans:
+        return spans
+    spans.sort(key=lambda s: (s.start, -s.end))
+    kept: list[Span] = []
+    for s in spans:
+        if kept and s.start < kept[-1].end:
+            prev = kept[-1]
+            if (PRIORITY.get(s.entity, 50), -(s.end - s.start)) < (
+                PRIORITY.get(prev.entity, 50),
+                -(prev.end - prev.start),
+            ):
+                kept[-1] = s
+            continue
+        kept.append(s)
+    return kept
+
+
+def birth_context(text: str, spans: list[Span]) -> list[Span]:
+    """Dates preceded by a birth word ('born', 'DOB', 'geboren' …) become dates of birth."""
+    out = []
+    for s in spans:
+        if s.entity == E.DATE and BIRTH_CONTEXT.search(text, max(0, s.start - 30), s.start):
+            s = s._replace(entity=E.DATE_OF_BIRTH, confidence=0.8)
+        out.append(s)
+    return out
+
+
+def detect_text(text: str, *, detectors: Sequence[Detector] | None = None) -> list[Span]:
+    """Entity spans in free text, overlaps resolved. Dates near 'born'/'DOB' become DATE_OF_BIRTH."""
+    if detectors is None:
+        from bastion.data.detectors.registry import all_detectors
+
+        detectors = all_detectors()
+    found: list[Span] = []
+    for det in detectors:
+        run_detector(det, text, found)
+    return birth_context(text, finalize(found, text))
+
+
+__all__ = ["PRIORITY", "birth_context", "detect_text", "finalize", "resolve_overlaps", "run_detector"]

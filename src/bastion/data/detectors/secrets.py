@@ -1,0 +1,76 @@
+"""Secrets: vendor key formats, ``key=value`` secrets by key name, and high-entropy tokens."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from bastion.data import entities as E
+from bastion.data.detectors._common import PROTECTED_PREFIXES, TOKEN_CHARS, bounded, preceded_by, whole
+from bastion.data.detectors.interface import Detector, Family
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _v_entropy(m: re.Match[str]) -> tuple[int, int] | None:
+    text = m.group()
+    if preceded_by(m, TOKEN_CHARS) or text.startswith(PROTECTED_PREFIXES):
+        return None
+    has_digit = any(c.isdigit() for c in text)
+    has_upper = any(c.isupper() for c in text)
+    has_lower = any(c.islower() for c in text)
+    if not (has_digit and has_upper and has_lower) or _entropy(text) < 4.2:
+        return None
+    return whole(m)
+
+
+_SECRET_KEY = re.compile(r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|pwd|access[_-]?key)[\"']?[ ]*$")
+
+
+def _v_kv_secret(m: re.Match[str]) -> tuple[int, int] | None:
+    if m.group(1).startswith(PROTECTED_PREFIXES):
+        return None
+    if not _SECRET_KEY.search(m.string, max(0, m.start() - 24), m.start()):
+        return None
+    return m.start(1), m.end(1)
+
+
+VENDOR_KEYS = Detector(
+    E.SECRET,
+    re.compile(
+        r"(?:AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}"
+        r"|github_pat_[A-Za-z0-9_]{50,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|sk_(?:live|test)_[A-Za-z0-9]{20,}"
+        r"|rk_live_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}"
+        r"|glpat-[A-Za-z0-9_-]{20}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+        r"|-----BEGIN[A-Z ]{0,20}PRIVATE KEY-----)"
+    ),
+    0.95,
+    bounded(TOKEN_CHARS),
+)
+KEY_VALUE = Detector(E.SECRET, re.compile(r"[:=][ ]*[\"']?([^\s\"',;\x00]{8,})"), 0.8, _v_kv_secret)
+HIGH_ENTROPY = Detector(E.SECRET, re.compile(r"[A-Za-z0-9_+/=-]{32,256}"), 0.6, _v_entropy)
+
+FAMILY = Family(
+    name="secrets",
+    entities=frozenset({E.SECRET}),
+    members=(VENDOR_KEYS, KEY_VALUE, HIGH_ENTROPY),
+    positives=(
+        ("key AKIAIOSFODNN7EXAMPLE in the config", "AKIAIOSFODNN7EXAMPLE"),
+        ("password=Tr0ub4dor&3xyz", "Tr0ub4dor&3xyz"),
+        ("ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
+        ("token: 9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA", "9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA"),
+    ),
+    negatives=(
+        "status=shipped; priority=normal",
+        "tok_9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "The quick brown fox jumps over the lazy dog",
+    ),
+)
+
+__all__ = ["FAMILY", "HIGH_ENTROPY", "KEY_VALUE", "VENDOR_KEYS"]

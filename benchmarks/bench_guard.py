@@ -245,7 +245,7 @@ def _wait(url: str) -> None:
 
 PROXY_SCRIPT = """
 import os, uvicorn
-from bastion.guard.proxy import GuardProxy, ProxyConfig
+from bastion.serve.guard_proxy import GuardProxy, ProxyConfig
 from bastion.serve.auth import Authenticator
 from bastion.vault import open_vault
 vault = open_vault(home=os.environ["GUARD_HOME"], passphrase=os.environ["GUARD_PASS"])

@@ -17,6 +17,7 @@ error. Third-party exceptions are wrapped with ``raise ... from exc``.
     ├── AccessDenied                  identity lacks the permission (deny by default)
     │   └── AuthenticationFailed      no or invalid credentials
     ├── BudgetExhausted               a privacy budget would be exceeded
+    ├── RowLimitExceeded              a request's rows do not fit the caller's row (model-query) limit
     ├── DependencyMissing             an optional extra is not installed
     ├── ServiceError                  an external service (database, Redis, HSM, Flower, URL) failed
     └── Finding                       exit 1: a security result, not a malfunction
@@ -84,6 +85,15 @@ class BudgetExhausted(BastionError):
     """Spending this privacy budget would exceed what the dataset allows."""
 
 
+class RowLimitExceeded(BastionError):
+    """A request's rows do not fit the identity's row (model-query) limit (the gateway answers 429)."""
+
+    def __init__(self, message: str, *, retry_after_s: int, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+
+
 class DependencyMissing(BastionError):
     """An optional dependency (an extra) is not installed."""
 
@@ -125,6 +135,7 @@ __all__ = [
     "KeyNotFound",
     "NotFound",
     "PolicyViolation",
+    "RowLimitExceeded",
     "ServiceError",
     "UnsafeArtifact",
     "WrongPassphrase",

@@ -92,8 +92,8 @@ class ServerThread:
 
 
 def make_proxy(project: Project, upstream: str, **overrides: Any) -> Any:
-    from bastion.guard.proxy import GuardProxy, ProxyConfig
     from bastion.serve.auth import Authenticator
+    from bastion.serve.guard_proxy import GuardProxy, ProxyConfig
 
     config = ProxyConfig(upstream=upstream, **overrides)
     return GuardProxy(

@@ -123,7 +123,7 @@ def test_fail_closed_when_detector_breaks(project, upstream) -> None:
 
 
 def test_token_budget_window() -> None:
-    from bastion.guard.proxy import TokenBudget
+    from bastion.serve.guard_proxy import TokenBudget
 
     clock = [0.0]
     budget = TokenBudget(now=lambda: clock[0])

@@ -94,8 +94,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from bastion.cli._common import open_vault
-        from bastion.guard.proxy import GuardProxy, ProxyConfig
         from bastion.serve.auth import Authenticator
+        from bastion.serve.guard_proxy import GuardProxy, ProxyConfig
         from bastion.serve.tls import is_loopback
 
         if insecure and not is_loopback(host):

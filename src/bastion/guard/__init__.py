@@ -6,7 +6,8 @@
 * :func:`scan_output` — PII and secrets (``bastion.data`` detectors), canary tokens and system-prompt overlap,
   markdown image/link exfiltration, deny lists, per-role policy → :class:`OutputVerdict`;
 * :class:`StreamGuard` — the same policy over a streamed answer, cut before a violating span is sent;
-* :mod:`bastion.guard.proxy` — ``bastion guard serve``; :mod:`bastion.guard.probe` — ``bastion guard probe``.
+* :mod:`bastion.guard.probe` — ``bastion guard probe``; the proxy of ``bastion guard serve`` composes the
+  guard with the gateway's parts, so it lives in the gateway: :mod:`bastion.serve.guard_proxy`.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def policy_from_mapping(table: Mapping[str, Any]) -> PolicyConfig:
 
 
 def load_guard_settings(path: str | Path) -> dict[str, Any]:
-    """The ``[guard]`` table as keyword arguments for :class:`~bastion.guard.proxy.ProxyConfig`."""
+    """The ``[guard]`` table as keyword arguments for :class:`~bastion.serve.guard_proxy.ProxyConfig`."""
     try:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -312,7 +312,7 @@ def drift_monitor(*, vault: Any, config: GatewayConfig, model: ServedModel, meta
     """The ``DriftMonitor`` of ``[serve.drift]`` (or None); its state file lives under the home."""
     if not config.drift.enabled:
         return None
-    from bastion.serve.drift import build_monitor
+    from bastion.serve.drift_setup import build_monitor
 
     if model.platform != "bastion-mlp":
         raise ConfigError("[serve.drift] monitors numeric models only")

@@ -13,8 +13,9 @@ prompts; outputs are redacted where the policy allows), ``shadow`` (log and audi
 Every block (and every shadow finding) is one audit-log entry (never the text, only reasons and IDs).
 Fail closed: a detector error answers 503 unless ``unsafe_fail_open`` is set (which logs a warning).
 
-This module composes the gateway (``bastion.serve``) with the guard capability: it is a layer-6 face that
-lives in ``bastion.guard`` so that the detector library itself stays free of it.
+This module composes the gateway's parts (authenticator, rate limiter, batched audit writer) with the guard
+capability (``bastion.guard``): a layer-6 face, so it lives in ``bastion.serve`` (layer 6 may import the
+layer-5 guard; the guard may not import the gateway).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from bastion.guard.detector import PromptDetector
 from bastion.guard.policy import OutputContext, OutputPolicy, PolicyConfig, SessionScore
 from bastion.guard.stream import StreamGuard
 from bastion.guard.wire import chunk_text, finish_reason, prompt_texts, sse, with_text
+from bastion.serve.config import RateLimitConfig
+from bastion.serve.observability import BatchedAuditWriter
+from bastion.serve.ratelimit import RateLimiter
 
 MODES = ("block", "redact", "shadow")
 log = logging.getLogger("bastion.guard")
@@ -120,10 +124,6 @@ class GuardProxy:
         detector: PromptDetector | None = None,
         rate_limit: Any = None,
     ) -> None:
-        from bastion.serve.config import RateLimitConfig
-        from bastion.serve.observability import BatchedAuditWriter
-        from bastion.serve.ratelimit import RateLimiter
-
         self.config = config
         self.auth = authenticator
         self.detector = detector or PromptDetector()

@@ -45,6 +45,30 @@ def audit_note(report_sha256: str) -> dict[str, Any]:
     }
 
 
+def make_client(project: UIProject, *, insecure: bool = False) -> Any:
+    """A TestClient on the dashboard app of ``project`` (https base URL unless ``insecure``)."""
+    from fastapi.testclient import TestClient
+
+    from bastion.ui import UIOptions, build
+
+    options = UIOptions(home=str(project.home), insecure=insecure, reports=(str(project.reports),))
+    app, _sessions, _home = build(options, passphrase=os.environ["BASTION_PASSPHRASE"])
+    base = "http://127.0.0.1" if insecure else "https://127.0.0.1"
+    return TestClient(app, base_url=base, follow_redirects=False)
+
+
+def login(client: Any, token: str) -> Any:
+    return client.post(
+        "/login", content=f"token={token}", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+
+
+@pytest.fixture
+def ui() -> Any:
+    """(make_client, login) for tests in this directory."""
+    return make_client, login
+
+
 @pytest.fixture
 def ui_project(tmp_path: Path) -> Iterator[UIProject]:
     home = tmp_path / "home"

@@ -8,31 +8,17 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient
 
-from bastion.ui import UIOptions, build
+from bastion.ui import UIOptions
 from bastion.ui.app import PAGES
 from bastion.ui.sessions import SECURE_COOKIE
 
 PAGE_PATHS = [p for p, _ in PAGES]
 
 
-def _client(ui_project: Any, *, insecure: bool = False) -> TestClient:
-    options = UIOptions(home=str(ui_project.home), insecure=insecure, reports=(str(ui_project.reports),))
-    app, _sessions, _home = build(options, passphrase=os.environ["BASTION_PASSPHRASE"])
-    base = "http://127.0.0.1" if insecure else "https://127.0.0.1"
-    return TestClient(app, base_url=base, follow_redirects=False)
-
-
-def _login(client: TestClient, token: str) -> Any:
-    return client.post(
-        "/login", content=f"token={token}", headers={"content-type": "application/x-www-form-urlencoded"}
-    )
-
-
 @pytest.mark.parametrize("path", [*PAGE_PATHS, "/nope"])
-def test_every_page_needs_a_session(ui_project: Any, path: str) -> None:
-    with _client(ui_project) as client:
+def test_every_page_needs_a_session(ui: Any, ui_project: Any, path: str) -> None:
+    with ui[0](ui_project) as client:
         r = client.get(path)
         assert r.status_code == 302 and r.headers["location"] == "/login"
         assert client.post(path).status_code in (401, 405)
@@ -40,30 +26,30 @@ def test_every_page_needs_a_session(ui_project: Any, path: str) -> None:
         assert client.get(path).status_code == 302
 
 
-def test_bad_token_is_refused_and_throttled(ui_project: Any) -> None:
-    with _client(ui_project) as client:
-        r = _login(client, "bst_deadbeef.nottherealsecret")
+def test_bad_token_is_refused_and_throttled(ui: Any, ui_project: Any) -> None:
+    with ui[0](ui_project) as client:
+        r = ui[1](client, "bst_deadbeef.nottherealsecret")
         assert r.status_code == 401 and "invalid token" in r.text
         assert not client.cookies
         for _ in range(10):
-            _login(client, "bst_x.y")
-        assert _login(client, ui_project.tokens["auditor"]).status_code == 429
+            ui[1](client, "bst_x.y")
+        assert ui[1](client, ui_project.tokens["auditor"]).status_code == 429
 
 
 @pytest.mark.parametrize("role", ["consumer", "data-scientist"])
-def test_roles_below_auditor_get_403(ui_project: Any, role: str) -> None:
-    with _client(ui_project) as client:
-        r = _login(client, ui_project.tokens[role])
+def test_roles_below_auditor_get_403(ui: Any, ui_project: Any, role: str) -> None:
+    with ui[0](ui_project) as client:
+        r = ui[1](client, ui_project.tokens[role])
         assert r.status_code == 403 and "auditor or admin" in r.text
         assert not client.cookies
         assert client.get("/inventory").status_code == 302
 
 
 @pytest.mark.parametrize("role", ["auditor", "admin"])
-def test_login_sets_a_safe_cookie_and_every_page_renders(ui_project: Any, role: str) -> None:
+def test_login_sets_a_safe_cookie_and_every_page_renders(ui: Any, ui_project: Any, role: str) -> None:
     token = ui_project.tokens[role]
-    with _client(ui_project) as client:
-        r = _login(client, token)
+    with ui[0](ui_project) as client:
+        r = ui[1](client, token)
         assert r.status_code == 303 and r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
         assert cookie.startswith(f"{SECURE_COOKIE}=")
@@ -81,9 +67,9 @@ def test_login_sets_a_safe_cookie_and_every_page_renders(ui_project: Any, role: 
             assert token not in page.text
 
 
-def test_pages_show_the_data_and_escape_it(ui_project: Any) -> None:
-    with _client(ui_project) as client:
-        _login(client, ui_project.tokens["auditor"])
+def test_pages_show_the_data_and_escape_it(ui: Any, ui_project: Any) -> None:
+    with ui[0](ui_project) as client:
+        ui[1](client, ui_project.tokens["auditor"])
         inv = client.get("/inventory").text
         assert "fraud" in inv and "confidential" in inv and "verified" in inv and "prod" in inv
         assert "train&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in inv  # the metadata's dataset name
@@ -103,13 +89,13 @@ def test_pages_show_the_data_and_escape_it(ui_project: Any) -> None:
         assert 'id="count-models">1<' in overview and "UNWITNESSED" in overview
 
 
-def test_tampered_log_shows_failed(ui_project: Any) -> None:
+def test_tampered_log_shows_failed(ui: Any, ui_project: Any) -> None:
     import sqlalchemy as sa
 
     from bastion.config import load_settings
 
-    with _client(ui_project) as client:
-        _login(client, ui_project.tokens["auditor"])
+    with ui[0](ui_project) as client:
+        ui[1](client, ui_project.tokens["auditor"])
         engine = sa.create_engine(load_settings(ui_project.home).database_url)
         with engine.begin() as conn:
             rows = conn.execute(sa.text("SELECT idx, data FROM audit_entries")).all()
@@ -123,30 +109,30 @@ def test_tampered_log_shows_failed(ui_project: Any) -> None:
         assert page.status_code == 200 and 'id="log-status">FAILED<' in page.text
 
 
-def test_revoked_token_ends_the_session_and_logout_works(ui_project: Any) -> None:
+def test_revoked_token_ends_the_session_and_logout_works(ui: Any, ui_project: Any) -> None:
     from bastion.access import token_id
     from bastion.vault import open_vault
 
-    with _client(ui_project) as client:
-        _login(client, ui_project.tokens["auditor"])
+    with ui[0](ui_project) as client:
+        ui[1](client, ui_project.tokens["auditor"])
         assert client.get("/inventory").status_code == 200
         assert client.post("/logout").status_code == 303
         assert client.get("/inventory").status_code == 302
-        _login(client, ui_project.tokens["auditor"])
+        ui[1](client, ui_project.tokens["auditor"])
         assert client.get("/inventory").status_code == 200
         with open_vault(home=ui_project.home, passphrase=os.environ["BASTION_PASSPHRASE"]) as owner:
             owner.access.revoke_token(token_id(ui_project.tokens["auditor"]))
         assert client.get("/inventory").status_code == 302
 
 
-def test_insecure_only_on_loopback_and_plain_cookie(ui_project: Any) -> None:
+def test_insecure_only_on_loopback_and_plain_cookie(ui: Any, ui_project: Any) -> None:
     from bastion.errors import ConfigError
     from bastion.ui.server import check_options
 
     with pytest.raises(ConfigError, match="loopback"):
         check_options(UIOptions(host="0.0.0.0", insecure=True))
-    with _client(ui_project, insecure=True) as client:
-        r = _login(client, ui_project.tokens["auditor"])
+    with ui[0](ui_project, insecure=True) as client:
+        r = ui[1](client, ui_project.tokens["auditor"])
         assert (
             r.headers["set-cookie"].startswith("bastion_ui=")
             and "secure" not in r.headers["set-cookie"].lower()

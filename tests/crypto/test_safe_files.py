@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bastion.crypto._files import read_regular_file
 from bastion.crypto.kdf import KdfParams
 from bastion.crypto.signing import MANIFEST_KEY, MANIFEST_PUB, PARAMS, SIGNING_DIR, SigningKeys
 from bastion.errors import IntegrityError
+from bastion.files import read_regular_file
 
 FAST = KdfParams(time_cost=1, memory_kib=256)
 

@@ -301,7 +301,7 @@ def register(app: typer.Typer) -> None:
                 doc["record"] = logged.to_dict()
             _record_embed_lineage(vault, model=model, dataset=ds, out=out, pushed=version)
             if record is not None:
-                from bastion.crypto._atomic import atomic_write
+                from bastion.files import atomic_write
                 from bastion.store.auditlog import canonical_json
 
                 atomic_write(record, canonical_json(logged.to_dict()) + b"\n", mode=0o644)

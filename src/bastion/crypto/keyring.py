@@ -43,7 +43,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.config import ENVIRONMENTS
-from bastion.crypto._atomic import atomic_write, locked
 from bastion.crypto.interface import DEK_SIZE, KekInfo, WrappedKey, context_bytes
 from bastion.crypto.kdf import SALT_SIZE, KdfParams, derive_key
 from bastion.errors import (
@@ -54,6 +53,7 @@ from bastion.errors import (
     KeyNotFound,
     WrongPassphrase,
 )
+from bastion.files import atomic_write, locked
 
 FORMAT = "bastion-keyring/1"
 PROVIDER = "local"

@@ -34,9 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bastion.crypto._atomic import atomic_write
 from bastion.crypto.kdf import SALT_SIZE, KdfParams, derive_key
 from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, WrongPassphrase
+from bastion.files import atomic_write
 
 if TYPE_CHECKING:
     from bastion.crypto.seal import RowSealer
@@ -219,7 +219,7 @@ MAX_SIGNING_FILE_BYTES = 64 << 10  # a PEM or params.json is well under 1 KiB
 
 def _read_home_file(path: Path) -> bytes:
     """A file of ``signing/``: regular, no link followed, never blocks (FIFO), at most 64 KiB."""
-    from bastion.crypto._files import read_regular_file
+    from bastion.files import read_regular_file
 
     return read_regular_file(path, limit=MAX_SIGNING_FILE_BYTES)
 

@@ -10,18 +10,16 @@ so a failed run leaves no partial output.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from bastion.errors import DependencyMissing, InvalidInput, NotFound
+from bastion.files import atomic_output
 
 FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl", "text")
 DEFAULT_CHUNK_ROWS = 20_000
@@ -292,28 +290,6 @@ def iter_chunks(
         yield from _iter_parquet(p, chunk_rows=chunk_rows)
     else:
         yield from _iter_text(p, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``."""
-    target = Path(path)
-    if target.exists() and target.is_dir():
-        raise InvalidInput(f"output {target} is a directory")
-    if not target.parent.exists():
-        raise InvalidInput(f"output directory {target.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 __all__ = [

@@ -265,7 +265,7 @@ def save_model(
     """
     from safetensors.torch import save
 
-    from bastion.crypto._atomic import atomic_write
+    from bastion.files import atomic_write
 
     out = Path(directory)
     _private_dir(out)

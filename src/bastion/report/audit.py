@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.adversarial.audit import FAMILIES, AuditReport
+from bastion.files import atomic_write
 from bastion.report import labels, plots
 from bastion.report.document import Document, Figure, Section, write_json
 from bastion.report.html import render_html
@@ -135,9 +136,7 @@ def write_audit(report: AuditReport, out_dir: str | os.PathLike[str]) -> tuple[P
     out.mkdir(parents=True, exist_ok=True)
     json_path = write_json(out / "report.json", report.to_dict())
     html_path = out / "report.html"
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(render_html(build_document(report)), encoding="utf-8")
-    os.replace(tmp, html_path)
+    atomic_write(html_path, render_html(build_document(report)), mode=0o644)
     return json_path, html_path
 
 

@@ -7,13 +7,13 @@ import enum
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import InvalidInput
+from bastion.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
         text = json.dumps(to_jsonable(data), indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"report is not JSON-serialisable: {exc}") from exc
-    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, text + "\n")
 
 
 __all__ = ["Document", "Figure", "Section", "to_jsonable", "write_json"]

@@ -215,15 +215,15 @@ class PolicySigner(Protocol):
 
 def _read_small(path: Path, limit: int = 1 << 20) -> bytes:
     """A regular file of at most ``limit`` bytes, read without following a symlink or blocking on a FIFO."""
-    from bastion.crypto._files import read_regular_file
+    from bastion.files import read_regular_file
 
     return read_regular_file(path, limit=limit)
 
 
 def create_software_attester(directory: Path, *, keys: Sealer) -> SoftwareAttester:
     """Generate the home's attester key, sealed under the key ring (refuses to overwrite one)."""
-    from bastion.crypto._atomic import atomic_write
     from bastion.crypto.interface import WrappedKey
+    from bastion.files import atomic_write
 
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / ATTESTER_KEY_FILE
@@ -283,7 +283,7 @@ class AttesterKeyHolder:
         return [HeldWrap(key="attester", wrapped=wrapped, context=_ATTESTER_CONTEXT)]
 
     def replace(self, key: str, wrapped: Any) -> None:
-        from bastion.crypto._atomic import atomic_write
+        from bastion.files import atomic_write
 
         doc = {"format": _ATTESTER_FORMAT, "wrapped": wrapped.to_dict()}
         atomic_write(self.path, json.dumps(doc, sort_keys=True).encode("utf-8"), mode=0o600)
@@ -361,7 +361,7 @@ def load_release_policy(directory: Path, *, signer: PolicySigner) -> ReleasePoli
 
 
 def save_release_policy(directory: Path, document: ReleasePolicyDocument, *, signer: PolicySigner) -> None:
-    from bastion.crypto._atomic import atomic_write
+    from bastion.files import atomic_write
 
     body = document.canonical()
     out = {

@@ -39,7 +39,7 @@ class TrustMaterial:
 
 
 def _read(path: str, where: str, limit: int) -> bytes:
-    from bastion.crypto._files import read_regular_file
+    from bastion.files import read_regular_file
 
     try:
         return read_regular_file(path, limit=limit, follow_symlinks=True)

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound
+from bastion.files import atomic_write
 from bastion.store import merkle
 from bastion.store.db import utcnow, write_transaction
 from bastion.store.tables import audit_entries, tree_heads
@@ -211,18 +211,6 @@ class LogVerification:
 
 def tree_head_data(size: int, root_hash: bytes, timestamp: str) -> bytes:
     return canonical_json({"log": LOG_ID, "size": size, "root_hash": root_hash.hex(), "timestamp": timestamp})
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class AuditLog:
@@ -433,7 +421,7 @@ class AuditLog:
         current = self._witness_or_none()
         if current is not None and current.size >= head.size:
             return  # a concurrent writer already recorded a later head
-        _write_atomic(self.witness_path, canonical_json(head.to_dict()))
+        atomic_write(self.witness_path, canonical_json(head.to_dict()))
 
     def _witness_or_none(self) -> SignedTreeHead | None:
         try:

@@ -60,7 +60,7 @@ class FileWitness:
         self.name = name or f"file:{self.path}"
 
     def heads(self) -> list[SignedTreeHead]:
-        from bastion.crypto._files import read_regular_file
+        from bastion.files import read_regular_file
 
         try:  # never blocks on a FIFO; regular files only, bounded
             raw = read_regular_file(self.path, limit=MAX_WITNESS_FILE_BYTES, follow_symlinks=True)

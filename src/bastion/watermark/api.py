@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion.crypto._atomic import atomic_write
 from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.files import atomic_write
 from bastion.models.interface import ModelAdapter
 from bastion.watermark.consumer import Attribution, ConsumerEvidence, ConsumerSignal, ConsumerWatermark
 from bastion.watermark.keys import WatermarkKey

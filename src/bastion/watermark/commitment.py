@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.crypto._atomic import atomic_write
 from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.files import atomic_write
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.triggers import TriggerSet, TriggerSpec, make_trigger_set
 

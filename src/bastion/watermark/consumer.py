@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion.crypto._atomic import atomic_write
 from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.files import atomic_write
 from bastion.watermark.keys import WatermarkKey
 
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024

@@ -20,9 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bastion.crypto._atomic import atomic_write
 from bastion.crypto.interface import HeldWrap, KeyProvider, WrappedKey
 from bastion.errors import Conflict, IntegrityError, InvalidInput, KeyNotFound, NotFound
+from bastion.files import atomic_write
 
 KEY_SIZE = 32
 KEY_FILE_FORMAT = "bastion-watermark-key/v1"

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.crypto._atomic import atomic_write
 from bastion.crypto.signing import Ed25519Verifier
 from bastion.errors import IntegrityError, InvalidInput, NotFound
+from bastion.files import atomic_write
 from bastion.store import merkle
 from bastion.store.auditlog import AuditEntry, InclusionProof, SignedTreeHead, canonical_json
 from bastion.watermark.commitment import AUDIT_ACTION, WatermarkRecord

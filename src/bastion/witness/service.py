@@ -21,9 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bastion.crypto._atomic import atomic_write
 from bastion.crypto.signing import Ed25519Signer, Ed25519Verifier
 from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput
+from bastion.files import atomic_write
 from bastion.store import merkle
 from bastion.store.auditlog import SignedTreeHead, canonical_json
 from bastion.store.witness import cosigned_data

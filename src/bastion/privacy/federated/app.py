@@ -47,6 +47,7 @@ from flwr.server.strategy import (
 )
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
+from bastion.files import atomic_write
 from bastion.models.data import load_dataset
 from bastion.privacy.federated import _model
 from bastion.privacy.federated._partition import partition
@@ -192,12 +193,7 @@ server_app = ServerApp()
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    atomic_write(path, data)
 
 
 @server_app.main()

@@ -11,6 +11,7 @@ per member (fail closed: an error, never "safe").
 
 from __future__ import annotations
 
+import gc
 import io
 import stat
 import struct
@@ -161,7 +162,15 @@ class Walker:
 def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None = None) -> FileReport:
     """Scan a byte view (a file, a stored blob read through a seekable reader, bytes in memory)."""
     walk = Walker(config=config, path=path if path is not None else Path(name))
-    fmt = walk.scan(src, "", 0)
+    # the walk allocates many small acyclic objects (the simulated pickle values): the cyclic collector's
+    # passes over them cost a fifth of the scan time and find nothing; it runs again once the walk ends
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        fmt = walk.scan(src, "", 0)
+    finally:
+        if collecting:
+            gc.enable()
     issues = tuple(dict.fromkeys(walk.issues))  # both readings of a joblib file report shared findings once
     return FileReport(
         path=name,

@@ -133,29 +133,38 @@ class PickleAnalyzer:
             raise Malformed("pickle stack underflow", self.offset)
         return self.stack[-1]
 
-    # -- argument decoding ------------------------------------------------------------------------------
+    # -- main loop --------------------------------------------------------------------------------------
     def run(self) -> PickleResult:
+        """Walk to STOP. The most frequent opcodes are inlined (same semantics as their ``op_`` handlers)."""
         r = self.r
         start = r.pos
         limit = start + self.config.max_pickle_bytes
         max_ops = self.config.max_pickle_ops
+        max_nesting = self.config.max_nesting
         table = _TABLE
         read_byte = r.read_byte
+        read = r.read
         memo = self.memo
         max_stack = self._max_stack
         max_memo = self.config.max_memo
+        metastack = self.metastack
+        from_bytes = int.from_bytes
         ops = 0
+        # offsets at or past ``guard`` need the slow checks (stream bound, frame end)
+        guard = limit + 1 if self.frame_end is None else min(limit + 1, self.frame_end)
         while True:
             p = r._bpos  # Reader.pos and Reader.read_byte, inlined: this loop is the hot path
-            offset = self.offset = r._base + p
-            if offset > limit:
-                raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
-            frame_end = self.frame_end
-            if frame_end is not None and offset >= frame_end:
-                if offset > frame_end:
-                    # CPython's C and Python unpicklers disagree on opcodes that straddle a frame's end
-                    raise Malformed("an opcode crosses the end of a pickle frame", offset)
-                self.frame_end = None
+            offset = r._base + p
+            if offset >= guard:
+                if offset > limit:
+                    raise BoundExceeded("pickle stream exceeds max_pickle_bytes", offset)
+                frame_end = self.frame_end
+                if frame_end is not None and offset >= frame_end:
+                    if offset > frame_end:
+                        # CPython's C and Python unpicklers disagree on opcodes that straddle a frame's end
+                        raise Malformed("an opcode crosses the end of a pickle frame", offset)
+                    self.frame_end = None
+                guard = limit + 1 if self.frame_end is None else min(limit + 1, self.frame_end)
             buf = r._buf
             if p < len(buf):
                 code = buf[p]
@@ -163,61 +172,88 @@ class PickleAnalyzer:
             else:
                 code = read_byte()
             ops += 1
-            # fast paths for the most frequent opcodes (same semantics as their op_ handlers)
+            stack = self.stack
+            # fast paths for the most frequent opcodes
             if code == 0x94:  # MEMOIZE
-                if not self.stack:
+                if not stack:
                     raise Malformed("pickle stack underflow", offset)
-                memo[len(memo)] = self.stack[-1]
+                memo[len(memo)] = stack[-1]
                 if len(memo) > max_memo:
                     raise BoundExceeded("pickle memo exceeds its bound", offset)
                 continue
-            if code == 0x71:  # BINPUT
+            if code == 0x8C:  # SHORT_BINUNICODE
+                try:
+                    stack.append(read(read_byte()).decode("utf-8", "surrogatepass"))
+                except UnicodeDecodeError as exc:
+                    raise Malformed("invalid UTF-8 in string operand", offset) from exc
+            elif code == 0x4B:  # BININT1
+                stack.append(read_byte())
+            elif code == 0x4A:  # BININT
+                stack.append(from_bytes(read(4), "little", signed=True))
+            elif code == 0x4D:  # BININT2
+                stack.append(from_bytes(read(2), "little"))
+            elif code == 0x47:  # BINFLOAT (the value never matters to the analysis)
+                read(8)
+                stack.append(0.0)
+            elif code == 0x71:  # BINPUT
                 idx = read_byte()
-                if not self.stack:
+                if not stack:
                     raise Malformed("pickle stack underflow", offset)
-                memo[idx] = self.stack[-1]
+                memo[idx] = stack[-1]
                 continue
-            if code == 0x68:  # BINGET
+            elif code == 0x68:  # BINGET
                 idx = read_byte()
                 if idx not in memo:
                     raise Malformed(f"memo key {idx} read before it was written", offset)
-                stack = self.stack
                 stack.append(memo[idx])
-                if len(stack) > max_stack:
-                    raise BoundExceeded("pickle stack exceeds its bound", offset)
+            elif code == 0x85 or code == 0x86 or code == 0x87:  # TUPLE1, TUPLE2, TUPLE3
+                n = code - 0x84
+                if len(stack) < n:
+                    raise Malformed("pickle stack underflow", offset)
+                box = Box("tuple", stack[-n:])
+                del stack[-n:]
+                if box.depth > max_nesting:
+                    raise BoundExceeded(f"pickle nesting deeper than {max_nesting}", offset)
+                stack.append(box)
                 continue
-            if code == 0x8C or code == 0x4B:  # SHORT_BINUNICODE, BININT1
-                n = read_byte()
-                if code == 0x8C:
-                    try:
-                        value: Any = r.read(n).decode("utf-8", "surrogatepass")
-                    except UnicodeDecodeError as exc:
-                        raise Malformed("invalid UTF-8 in string operand", offset) from exc
-                else:
-                    value = n
-                stack = self.stack
-                stack.append(value)
-                if len(stack) > max_stack:
-                    raise BoundExceeded("pickle stack exceeds its bound", offset)
+            elif code == 0x28:  # MARK
+                metastack.append(stack)
+                self.stack = []
+                if len(metastack) > max_nesting:
+                    raise BoundExceeded(f"pickle MARK nesting deeper than {max_nesting}", offset)
                 continue
-            entry = table[code]
-            if entry is None:
-                raise Malformed(f"invalid pickle opcode 0x{code:02x}", offset)
-            handler, kind = entry
-            if kind is None:
-                arg = None
-            elif kind == "uint1":
-                arg = read_byte()
+            elif code == 0x4E:  # NONE
+                stack.append(None)
+            elif code == 0x7D:  # EMPTY_DICT
+                stack.append(Box("dict"))
+            elif code == 0x5D:  # EMPTY_LIST
+                stack.append(Box("list"))
+            elif code == 0x29:  # EMPTY_TUPLE
+                stack.append(Box("tuple"))
             else:
-                arg = read_arg(r, kind, offset)
-            if handler is None:  # STOP
-                value = self.pop() if self.stack else None
-                if self.metastack:
-                    value = Opaque("unbalanced")
-                return PickleResult(value, start, r.pos, self.globals, self.persistent)
-            handler(self, arg)
-            if ops > max_ops:
-                raise BoundExceeded("pickle has more opcodes than max_pickle_ops", self.offset)
+                entry = table[code]
+                if entry is None:
+                    raise Malformed(f"invalid pickle opcode 0x{code:02x}", offset)
+                self.offset = offset
+                handler, kind = entry
+                if kind is None:
+                    arg = None
+                elif kind == "uint1":
+                    arg = read_byte()
+                else:
+                    arg = read_arg(r, kind, offset)
+                if handler is None:  # STOP
+                    value = self.pop() if self.stack else None
+                    if self.metastack:
+                        value = Opaque("unbalanced")
+                    return PickleResult(value, start, r.pos, self.globals, self.persistent)
+                handler(self, arg)
+                if ops > max_ops:
+                    raise BoundExceeded("pickle has more opcodes than max_pickle_ops", self.offset)
+                guard = limit + 1 if self.frame_end is None else min(limit + 1, self.frame_end)
+                continue
+            if len(stack) > max_stack:
+                raise BoundExceeded("pickle stack exceeds its bound", offset)
 
     # -- opcode handlers (named op_<OPCODE>) ------------------------------------------------------------
     def op_PROTO(self, arg: int) -> None:
@@ -307,14 +343,19 @@ class PickleAnalyzer:
     def _mutate(self, target: Any, items: list[Any], pairs: bool) -> None:
         if isinstance(target, Box):
             if pairs:
-                for i in range(0, len(items) - 1, 2):
-                    if len(target.items) < ITEM_CAP:
-                        target.items.append((items[i], items[i + 1]))
-                    else:
-                        target.truncated = True
+                room = ITEM_CAP - len(target.items)
+                npairs = len(items) // 2
+                if room > 0:
+                    kept = items[: 2 * min(room, npairs)]
+                    target.items.extend(zip(kept[::2], kept[1::2], strict=True))
+                if npairs > room:
+                    target.truncated = True
+                depth = target.depth
                 for v in items:
-                    if (type(v) is Box or type(v) is Obj) and v.depth >= target.depth:
-                        target.depth = v.depth + 1
+                    t = type(v)
+                    if (t is Box or t is Obj) and v.depth >= depth:
+                        depth = v.depth + 1
+                target.depth = depth
             else:
                 target.extend(items)
             if target.depth > self.config.max_nesting:
@@ -408,7 +449,7 @@ class PickleAnalyzer:
     def op_INST(self, arg: tuple[str, str]) -> None:
         args = self.pop_mark()
         if self.joblib:
-            self._no_wrapper_args(Box("tuple", args))
+            self._no_wrapper_args(Box("tuple", list(args)))
         g = self._check_global(arg[0], arg[1])
         self.push_nested(Obj(g.full, Box("tuple", args)))
 

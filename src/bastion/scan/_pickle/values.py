@@ -28,12 +28,24 @@ class Box:
     __slots__ = ("depth", "items", "kind", "truncated")
 
     def __init__(self, kind: str, items: list[Any] | None = None) -> None:
+        """``items`` is taken over (callers hand in a list nobody else holds): no copy on the hot path."""
         self.kind = kind
-        self.items: list[Any] = []
-        self.depth = 1
         self.truncated = False
+        depth = 1
         if items:
-            self.extend(items)
+            for it in items:
+                t = type(it)
+                if t is Box or t is Obj:
+                    d = it.depth + 1
+                    if d > depth:
+                        depth = d
+            if len(items) > ITEM_CAP:
+                self.truncated = True
+                items = items[:ITEM_CAP]
+            self.items: list[Any] = items
+        else:
+            self.items = []
+        self.depth = depth
 
     def extend(self, items: list[Any]) -> None:
         room = ITEM_CAP - len(self.items)

@@ -144,9 +144,9 @@ def test_unsafe_or_broken_options_are_refused(args: list[str], capsys) -> None:
 
 def test_k8s_manifest_is_hardened(capsys) -> None:
     assert run(["serve", "digits:1", "--deployment", "k8s", "--redis", "redis://r:6379/0"]) == 0
-    docs = list(yaml.safe_load_all(capsys.readouterr().out))
-    kinds = {d["kind"]: d for d in docs}
-    assert set(kinds) == {"Deployment", "Service", "NetworkPolicy"}
+    docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    kinds = {d["kind"]: d for d in docs if d["metadata"]["name"] == "bastion-gateway"}
+    assert set(kinds) == {"Deployment", "Service", "NetworkPolicy"}  # the server's are separate objects
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -160,6 +160,9 @@ def test_k8s_manifest_is_hardened(capsys) -> None:
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert run(["serve", "digits:1", "--deployment", "k8s", "--format", "json"]) == 0
     assert [d["kind"] for d in json.loads(capsys.readouterr().out)] == [
+        "StatefulSet",
+        "Service",
+        "NetworkPolicy",
         "Deployment",
         "Service",
         "NetworkPolicy",

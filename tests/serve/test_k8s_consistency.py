@@ -31,7 +31,8 @@ def test_with_redis_two_replicas_share_it(capsys) -> None:
 def test_replicas_without_redis_are_refused() -> None:
     with pytest.raises(ConfigError, match="without Redis"):
         manifest(model_ref="digits:1", replicas=2, redis_port=None)
-    assert manifest(model_ref="digits:1", replicas=1, redis_port=None)[0]["spec"]["replicas"] == 1
+    objects = manifest(model_ref="digits:1", replicas=1, redis_port=None)
+    assert next(o for o in objects if o["kind"] == "Deployment")["spec"]["replicas"] == 1
 
 
 def test_a_pinned_image_passes_check_deploy(capsys, tmp_path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
 from bastion.errors import ConfigError
+
+MAX_TOKEN_FILE = 4096
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +50,26 @@ def register(app: typer.Typer) -> None:
             "--approve",
             help="Approve this gateway configuration for the model's key release (admin), then exit.",
         ),
+        server: str | None = typer.Option(
+            None,
+            "--server",
+            help="Take the model from this bastion server (default $BASTION_URL) with a workload token "
+            "($BASTION_TOKEN or --token-file); no passphrase, no home.",
+        ),
+        ca: Path | None = typer.Option(None, "--ca", help="CA bundle of --server (default $BASTION_CA)."),
+        token_file: Path | None = typer.Option(
+            None, "--token-file", help="Read the workload token from this file (with --server)."
+        ),
+        admin_cidr: list[str] = typer.Option(
+            [],
+            "--admin-cidr",
+            help="With --deployment: admin network allowed to reach the server, repeatable.",
+        ),
+        pkcs11_pin_env: str | None = typer.Option(
+            None,
+            "--pkcs11-pin-env",
+            help="With --deployment: the server's HSM PIN variable (from its Secret).",
+        ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
@@ -65,7 +89,7 @@ def register(app: typer.Typer) -> None:
             home=str(home) if home else None,
         )
         if deployment is not None:
-            from bastion.serve.k8s import manifest, render
+            from bastion.serve.k8s import manifest, render, secret_instructions
 
             if deployment != "k8s":
                 raise ConfigError(f"unknown deployment target {deployment!r} (supported: k8s)")
@@ -74,12 +98,22 @@ def register(app: typer.Typer) -> None:
                 image=image,
                 redis_port=6379 if redis else None,
                 replicas=2 if redis else 1,
+                admin_cidrs=admin_cidr,
+                pkcs11_pin_env=pkcs11_pin_env,
             )
             if fmt is OutputFormat.json:
                 print_json(objects)
             else:
-                typer.echo(render(objects), nl=False)
+                typer.echo(render(objects, header=secret_instructions(model_ref=model_ref)), nl=False)
             return
+        server = server or os.environ.get("BASTION_URL") or None
+        if server is not None:
+            _serve_from_server(
+                options, server=server, ca=ca, token_file=token_file, check=check, approve=approve, fmt=fmt
+            )
+            return
+        if token_file is not None or ca is not None:
+            raise ConfigError("--token-file and --ca go with --server (or BASTION_URL)")
         check_options(options)
         if approve:
             entry = approve_gateway(options)
@@ -99,3 +133,76 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{model.name}:{model.version} verified, key released, scanned and loaded")
             return
         run(options, announce=lambda url: typer.echo(f"bastion gateway for {model_ref} on {url}", err=True))
+
+
+def _workload_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            with open(token_file, "rb") as fh:
+                raw = fh.read(MAX_TOKEN_FILE + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {token_file}: {exc.strerror}") from exc
+        if len(raw) > MAX_TOKEN_FILE:
+            raise ConfigError(f"{token_file} is too large to be a token")
+        try:
+            return raw.decode("ascii").strip()
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{token_file} does not hold a bastion token") from exc
+    token = os.environ.get("BASTION_TOKEN")
+    if token is None:
+        raise ConfigError(
+            "--server needs the gateway's workload token: BASTION_TOKEN or --token-file",
+            hint="an admin creates one: bastion token create --role gateway --model NAME --env prod",
+        )
+    return token
+
+
+def _serve_from_server(
+    options: Any,
+    *,
+    server: str,
+    ca: Path | None,
+    token_file: Path | None,
+    check: bool,
+    approve: bool,
+    fmt: OutputFormat,
+) -> None:
+    """``--server``: pull the model with the workload token, verify, scan, load; never open a key ring."""
+    import bastion.client as client
+    from bastion.serve.remote import (
+        build_remote_gateway,
+        check_remote_options,
+        run_remote,
+        server_token_checker,
+    )
+
+    if approve:
+        raise ConfigError("--approve runs on the home (as an admin), not with --server")
+    check_remote_options(options)
+    ca_file = str(ca) if ca is not None else os.environ.get(client.CA_ENV) or None
+    token = _workload_token(token_file)
+    os.environ.pop("BASTION_PASSPHRASE", None)  # this process never needs it: keep it from anything below
+    source = client.connect(server, token=token, ca=ca_file)
+    checker = server_token_checker(lambda caller: client.connect(server, token=caller, ca=ca_file))
+    try:
+        if check:
+            gateway = build_remote_gateway(options, source=source, verify_token=checker)
+            model = gateway.model
+            gateway.close()
+            if fmt is OutputFormat.json:
+                print_json(
+                    {"model": model.name, "version": model.version, "digest": model.digest, "ready": True}
+                )
+            else:
+                typer.echo(f"{model.name}:{model.version} pulled from {server}, verified, scanned and loaded")
+            return
+        run_remote(
+            options,
+            source=source,
+            verify_token=checker,
+            announce=lambda url: typer.echo(
+                f"bastion gateway for {options.model_ref} (from {server}) on {url}", err=True
+            ),
+        )
+    finally:
+        source.close()

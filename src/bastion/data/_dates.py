@@ -69,14 +69,16 @@ DATE_PATTERN = re.compile(
 # which lets the regex engine skip ahead; this one matches any word before a day and a year and looks the
 # word up in the month table (a case-insensitive alternation of month names is ~10x slower to scan).
 MONTH_FIRST_DATE = re.compile(
-    r"(?P<m4>[^\W\d_]{3,11})\.?[ ]+(?P<d4>[0-3]?\d)"
+    # The left boundary right after the first letter: a start inside a word fails at once, and the engine
+    # still skips ahead to letters (a leading lookbehind would stop that).
+    r"(?P<m4>[^\W\d_](?<![^\W\d_][^\W\d_])[^\W\d_]{2,10})\.?[ ]+(?P<d4>[0-3]?\d)"
     + _ORD
     + r",?[ ]+"
     + _Y.format(g="y4")
     + r"(?![\w/-])(?!\.\d)"
 )
 COMPACT_DATE = re.compile(
-    r"(?<![\w.-])(?P<y>(?:19|20)\d\d)(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])(?![\w.-])"
+    r"(?P<y>(?:1(?<![\w.-]1)9|2(?<![\w.-]2)0)\d\d)(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])(?![\w.-])"
 )
 _TIME_AFTER = re.compile(r"(?:T|[ ]+(?:at[ ]+)?)\d\d?:\d\d")
 

@@ -40,15 +40,15 @@ _PARTICLE = (
     r"y|zu|af|av|mac|ap|verch|ní|nic|ó|ua|ben|bat|st\.?)"
 )
 _SUFFIX = r"(?:[ ]+(?:ұлы|қызы|uly|kyzy|qyzy|oğlu|oglu|ogly|kızı|kizi|Jr\.?|Sr\.?|II|III|IV))?"
+_U = "[" + _UPPER + "]"
+# The first word with its left boundary checked after its first character (the regex engine keeps skipping
+# ahead to capitals; a leading lookbehind would make it try every position).
+_FIRST_WORD = (
+    r"(?:[OoDdLl](?<![\w@.'’-][OoDdLl])['’]" + _U + "|" + _U + r"(?<![\w@.'’-]" + _U + r"))"
+    r"[^\W\d_]*(?:['’-][^\W\d_]+)*"
+)
 NAME_RUN = re.compile(
-    r"(?<![\w@.'’-])"
-    + _WORD
-    + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:"
-    + _PARTICLE
-    + r"[ ]+){0,2}"
-    + _WORD
-    + r"){0,4}"
-    + _SUFFIX
+    _FIRST_WORD + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:" + _PARTICLE + r"[ ]+){0,2}" + _WORD + r"){0,4}" + _SUFFIX
 )
 _TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Herr|Frau|Hr|Fr|Mme|Mlle|M|Monsieur|Madame|Sr|Sra|"

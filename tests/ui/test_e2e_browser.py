@@ -102,6 +102,24 @@ def _no_alert(driver: Any) -> None:
         driver.switch_to.alert  # an injected script would have opened one
 
 
+def _click_and_wait(driver: Any, selector: str) -> None:
+    """Click a submit button and wait until the browser has left the page it was on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    html = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(html))
+
+
+def _submit(driver: Any, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "token").send_keys(token)
+    _click_and_wait(driver, "form.login button")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_browser_walks_every_page(ui_project: Any, dashboard: str, browser: Any, tmp_path: Path) -> None:
@@ -110,12 +128,10 @@ def test_browser_walks_every_page(ui_project: Any, dashboard: str, browser: Any,
     shots = _artifacts(tmp_path)
     browser.get(dashboard + "/inventory")
     assert browser.current_url.endswith("/login")  # no page without a session
-    browser.find_element(By.ID, "token").send_keys(ui_project.tokens["consumer"])
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    _submit(browser, ui_project.tokens["consumer"])
     assert "auditor or admin" in browser.find_element(By.CSS_SELECTOR, "p.error").text
-    browser.find_element(By.ID, "token").send_keys(ui_project.tokens["auditor"])
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    assert browser.current_url.rstrip("/") == dashboard
+    _submit(browser, ui_project.tokens["auditor"])
+    assert browser.current_url.rstrip("/") == dashboard, browser.page_source[-3000:]
     cookies = browser.get_cookies()
     assert len(cookies) == 1 and cookies[0]["httpOnly"] and cookies[0]["secure"]
     assert cookies[0]["sameSite"] == "Strict" and ui_project.tokens["auditor"] not in cookies[0]["value"]
@@ -149,7 +165,7 @@ def test_browser_walks_every_page(ui_project: Any, dashboard: str, browser: Any,
     assert svg is not None
     browser.get(dashboard + "/log")
     assert browser.find_element(By.ID, "log-status").text == "UNWITNESSED"
-    browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    _click_and_wait(browser, "form.logout button")
     assert browser.current_url.endswith("/login")
     browser.get(dashboard + "/audits")
     assert browser.current_url.endswith("/login")

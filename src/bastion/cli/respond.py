@@ -1,0 +1,112 @@
+"""``bastion respond``: run a playbook over the hunt's findings, once or as a service (``--watch``).
+
+Exit codes: 0 nothing to do or every action done, 1 actions planned/declined/failed (findings left open),
+2 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bastion.cli import EXIT_FINDING
+from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.cli.events import SINCE_HELP, open_store, parse_since
+from bastion.errors import InvalidInput
+
+
+def _line(r: Any) -> str:
+    return f"{r.status:<8} {r.action:<17} {r.target:<24} {r.rule_id[:40]} {r.detail}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("respond")
+    def respond_command(
+        playbook: Path | None = typer.Option(
+            None, "--playbook", help="Playbook TOML (default: the packaged one)."
+        ),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Plan only (the default)."),
+        approve: bool = typer.Option(False, "--approve", help="Ask before each action."),
+        auto: bool = typer.Option(
+            False, "--auto", help="Act without asking (rules with mode=approve still ask)."
+        ),
+        watch: bool = typer.Option(
+            False, "--watch", help="Run as a service: collect, hunt and act every second."
+        ),
+        interval: float = typer.Option(1.0, "--interval", help="Seconds between watch ticks."),
+        undo: str | None = typer.Option(
+            None, "--undo", help="Lift ACTION:TARGET (block-client:10.0.0.9, …)."
+        ),
+        since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Map findings to actions (revoke tokens, disable identities, block/throttle clients, quarantine
+        models, rotate keys, guard block mode), each audit-logged with its finding.
+
+        Exit codes: 0 nothing left to do, 1 actions planned, declined or failed, 2 usage or runtime error.
+        """
+        from bastion.hunt import hunt, load_rules
+        from bastion.respond import Responder, load_playbook
+        from bastion.respond import watch as watch_loop
+
+        if sum((dry_run, approve, auto)) > 1:
+            raise InvalidInput("choose one of --dry-run, --approve, --auto")
+        mode = "auto" if auto else "approve" if approve else "dry-run"
+        book = load_playbook(playbook)
+
+        def ask(planned: Any) -> bool:
+            f = planned.finding
+            return typer.confirm(
+                f"{planned.action} {planned.target} (finding: {f.title}, {f.identity}/{f.client})?"
+            )
+
+        with open_vault(home) as vault:
+            responder = Responder(vault=vault, playbook=book, mode=mode, approve=ask)
+            if undo is not None:
+                action, _, target = undo.partition(":")
+                result = responder.undo(action=action, target=target)
+                typer.echo(f"undone {result.action} {result.target}")
+                return
+            if watch:
+                from bastion.events import EventStore
+
+                stop = threading.Event()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, lambda *_: stop.set())
+                watch_store = EventStore.for_home(vault.settings.home)
+                typer.echo(f"watching ({mode}); Ctrl-C to stop", err=True)
+                try:
+                    taken = watch_loop(
+                        responder=responder,
+                        store=watch_store,
+                        rules=load_rules(),
+                        interval_s=interval,
+                        stop=stop,
+                        on_tick=lambda t: (
+                            typer.echo("\n".join(_line(r) for r in t.results)) if t.results else None
+                        ),
+                    )
+                finally:
+                    watch_store.close()
+                typer.echo(f"stopped; {taken} actions taken", err=True)
+                return
+            store = open_store(vault)
+            try:
+                report = hunt(store=store, since=parse_since(since))
+            finally:
+                store.close()
+            results = responder.respond(report.findings)
+        if fmt is OutputFormat.json:
+            print_json({"mode": mode, "results": [r.to_dict() for r in results]})
+        else:
+            for r in results:
+                typer.echo(_line(r))
+            if not results:
+                typer.echo("nothing to do")
+        if any(r.status in ("planned", "declined", "failed") for r in results):
+            raise typer.Exit(EXIT_FINDING)

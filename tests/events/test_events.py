@@ -1,0 +1,85 @@
+"""Events from a real vault's audit log (registry, access, keys, gateway records) and their OCSF form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bastion.errors import AuthenticationFailed
+from bastion.events import AUDIT_CURSOR, Event, EventStore, collect_audit, events_from_entry
+from bastion.store.auditlog import AuditEntry
+from bastion.vault import Vault, open_vault
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def test_collect_maps_audit_entries_and_resumes(vault: Vault, tmp_path: Path) -> None:
+    _, token = vault.create_token(name="dave", role="data-scientist")
+    with pytest.raises(AuthenticationFailed):
+        vault.authenticate("bst_" + "x" * 40)
+    vault.rotate_keys(env="dev")
+    with open_vault(home=vault.settings.home, passphrase=PASSPHRASE, token=token) as dave:
+        dave.pull("m1", out=tmp_path / "out")
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    read = collect_audit(vault, store)
+    assert read == len(vault.log_entries()) and store.cursor(AUDIT_CURSOR) == read
+    kinds = {e.kind for e in store.events()}
+    assert {"push", "pull", "auth-failure", "key-op", "access-change"} <= kinds
+    pull = next(e for e in store.events() if e.kind == "pull")
+    assert (pull.identity, pull.model, pull.outcome) == ("dave", "m1", "ok")
+    assert collect_audit(vault, store) == 0  # nothing new: the cursor moved with the events
+    vault.list()
+    assert collect_audit(vault, store) == 1
+
+
+def test_gateway_batch_expands_to_request_events() -> None:
+    entry = AuditEntry(
+        index=7,
+        actor="gateway",
+        action="serve:requests",
+        target="digits:3",
+        outcome="denied",
+        timestamp="2026-12-01T10:00:00+00:00",
+        details={
+            "requests": [
+                {"identity": "app", "model": "digits", "status": 200, "decision": "allow", "ts": 1.0},
+                {"identity": "app", "model": "digits", "status": 429, "decision": "deny:rate", "ts": 2.0},
+                {
+                    "identity": "app",
+                    "model": "digits",
+                    "status": 400,
+                    "decision": "deny:output-policy",
+                    "ts": 3,
+                },
+            ],
+            "unauthenticated": {"count": 3, "by_decision": {"deny:auth": 3}, "sample": []},
+        },
+    )
+    events = events_from_entry(entry)
+    assert [e.kind for e in events] == ["request", "rate-limit", "guard-block", *["auth-failure"] * 3]
+    assert events[-1].attacks == ("AML.T0012",) and all(e.audit_index == 7 for e in events)
+
+
+def test_ocsf_classes_and_round_trip(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
+    store.append(
+        [
+            Event(time=1.5, kind="auth-failure", client="10.0.0.1", outcome="denied"),
+            Event(time=2.0, kind="pull", identity="dave", model="m1", attacks=("AML.T0035",)),
+            Event(time=3.0, kind="theft-flag", identity="eve", details={"score": 0.9}),
+        ]
+    )
+    auth, pull, flag = store.events()
+    assert auth.to_ocsf()["class_uid"] == 3002 and auth.to_ocsf()["status_id"] == 2
+    assert pull.to_ocsf()["type_uid"] == 600302 and pull.to_ocsf()["time"] == 2000
+    assert pull.to_ocsf(technique_names={"AML.T0035": "AI Artifact Collection"})["attacks"][0][
+        "technique"
+    ] == {
+        "uid": "AML.T0035",
+        "name": "AI Artifact Collection",
+    }
+    assert flag.to_ocsf()["class_uid"] == 2004 and json.loads(flag.to_jsonl())["details"] == {"score": 0.9}
+    with pytest.raises(ValueError, match="kind"):
+        Event(time=0, kind="nonsense")

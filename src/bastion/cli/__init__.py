@@ -51,6 +51,9 @@ GROUP_MODULES: tuple[str, ...] = (
     "guard",
     "governance",  # inventory, check, bom, threat-model, check-deploy
     "witness",  # init, serve, key: countersigns the audit log's heads outside the home
+    "events",  # collect, export (JSON lines, OCSF)
+    "hunt",  # Sigma rules + anomaly score over the events
+    "respond",  # playbooks: act on findings, once or --watch
     "ui",  # the read-only dashboard
     "demo",  # the whole lifecycle on built-in data
 )

@@ -54,6 +54,8 @@ GROUP_MODULES: tuple[str, ...] = (
     "events",  # collect, export (JSON lines, OCSF)
     "hunt",  # Sigma rules + anomaly score over the events
     "respond",  # playbooks: act on findings, once or --watch
+    "server",  # the control plane over HTTPS (team mode)
+    "login",  # login, logout: a saved token for $BASTION_URL
     "ui",  # the read-only dashboard
     "demo",  # the whole lifecycle on built-in data
 )
@@ -222,13 +224,20 @@ def _suggest_artifact(message: str, args: Sequence[str]) -> str | None:
     import difflib
 
     match = re.fullmatch(r"no artifact named '(.+)'", message)
-    if match is None or not (os.environ.get("BASTION_PASSPHRASE") or os.environ.get("BASTION_TOKEN")):
+    quiet = (
+        os.environ.get("BASTION_PASSPHRASE")
+        or os.environ.get("BASTION_TOKEN")
+        or os.environ.get("BASTION_URL")
+    )
+    if match is None or not quiet:
         return None
     home = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--home"), None)
     try:
-        from bastion.vault import open_vault
+        from pathlib import Path
 
-        with open_vault(home=home) as vault:
+        from bastion.cli._common import open_vault
+
+        with open_vault(None if home is None else Path(home)) as vault:
             names = sorted({v.name for v in vault.list()})
     except Exception:  # a suggestion is a courtesy: any failure leaves the error as it was
         return None
@@ -257,6 +266,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     try:
+        from bastion.cli._common import refuse_local_only
+
+        refuse_local_only(args)  # $BASTION_URL set: only commands the server answers run
         command = build_command()
         result = command.main(args=args, prog_name="bastion", standalone_mode=False)
         if isinstance(result, int):

@@ -172,7 +172,10 @@ def register(app: typer.Typer) -> None:
         from bastion.governance.policy import gate_promotion
 
         with open_vault(home) as vault:
-            v = vault.promote(gate_promotion(vault=vault, ref=ref, to=to), to=to)
+            if getattr(vault, "remote", False):  # a server runs the gate itself, with its own bastion.toml
+                v = vault.promote(ref, to=to)
+            else:
+                v = vault.promote(gate_promotion(vault=vault, ref=ref, to=to), to=to)
         if fmt is OutputFormat.json:
             print_json(v)
         else:

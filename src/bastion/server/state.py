@@ -13,15 +13,16 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bastion.access import AccessControl, Identity
+from bastion.crypto.interface import WrapHolder
 from bastion.errors import AuthenticationFailed, ConfigError
 from bastion.serve.auth import Authenticator, JwtVerifier, looks_like_jwt
 from bastion.vault import Vault, open_vault
+from bastion.vault.interface import Inspector
 
 SPOOL_DIR = "server-spool"
 
@@ -42,8 +43,18 @@ class ServerSettings:
 class ServerState:
     """The opened project plus the per-request vault factory. Build with :meth:`open`."""
 
-    def __init__(self, *, base: Vault, settings: ServerSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base: Vault,
+        settings: ServerSettings | None = None,
+        inspectors: Sequence[Inspector] | None = None,
+        wrap_holders: Sequence[WrapHolder] | None = None,
+    ) -> None:
+        """``inspectors`` / ``wrap_holders``: as for ``open_vault`` (None: the installed entry points)."""
         self.base = base
+        self._inspectors = None if inspectors is None else list(inspectors)
+        self._wrap_holders = None if wrap_holders is None else list(wrap_holders)
         self.settings = settings or ServerSettings()
         self.home = Path(base.settings.home)
         self._jwt = _jwt_verifier(base)
@@ -60,11 +71,14 @@ class ServerState:
         home: str | os.PathLike[str] | None = None,
         passphrase: str | None = None,
         settings: ServerSettings | None = None,
-        **vault_options: Any,
+        inspectors: Sequence[Inspector] | None = None,
+        wrap_holders: Sequence[WrapHolder] | None = None,
     ) -> ServerState:
         """Open the home as the owner (the server process is the passphrase holder)."""
-        base = open_vault(home=home, passphrase=passphrase, token=None, **vault_options)
-        return cls(base=base, settings=settings)
+        base = open_vault(
+            home=home, passphrase=passphrase, token=None, inspectors=inspectors, wrap_holders=wrap_holders
+        )
+        return cls(base=base, settings=settings, inspectors=inspectors, wrap_holders=wrap_holders)
 
     def close(self) -> None:
         self.base.close()
@@ -92,9 +106,8 @@ class ServerState:
             access=AccessControl(b.engine, b.audit, actor=identity, sealer=b.access.sealer),
             identity=identity,
             signer=b.signer,
-            # None (the usual case): the installed entry points, loaded when needed, as in local mode
-            inspectors=getattr(b, "_inspectors", None),
-            wrap_holders=getattr(b, "_wrap_holders", None),
+            inspectors=self._inspectors,  # None: the installed entry points, as in local mode
+            wrap_holders=self._wrap_holders,
         )
         if vault.identity != identity:  # pragma: no cover - the facade changed under us: fail closed
             raise ConfigError("internal: the vault does not act as the authenticated identity")

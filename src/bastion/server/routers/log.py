@@ -19,8 +19,13 @@ class VerifyRequest(BaseModel):
 
 @router.post("/log/verify")
 def verify(vault: CallerVault, body: VerifyRequest) -> dict[str, Any]:
+    """As ``bastion log verify`` in local mode, the privacy ledger's cross-check included."""
     trusted = None if body.trusted is None else SignedTreeHead.from_dict(body.trusted)
-    return vault.log_verify(trusted=trusted).to_dict()
+    result = vault.log_verify(trusted=trusted)
+    from bastion.privacy.ledger import ledger_for_vault  # a replayed ledger lost a logged spend
+
+    ledger_for_vault(vault).cross_check_log(vault.log_entries())
+    return result.to_dict()
 
 
 @router.get("/log/head")

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from bastion.access import allowed
-from bastion.errors import InvalidInput
+from bastion.errors import BastionError, InvalidInput
 from bastion.server.deps import CallerVault, ServerStateDep
 from bastion.server.tarstream import bytes_member, end_of_archive, extract_stream, tree_members
 from bastion.vault import Vault, public_key_path
@@ -36,7 +36,7 @@ router = APIRouter()
 
 PUSH_META = "push.json"
 _PUSH_KEYS = frozenset(
-    {"name", "kind", "env", "classification", "tags", "metadata", "allow_unsafe", "source"}
+    {"name", "kind", "env", "classification", "tags", "metadata", "allow_unsafe", "source", "display"}
 )
 
 
@@ -86,6 +86,7 @@ def _push_options(raw: bytes, *, default_env: str) -> dict[str, Any]:
         ("classification", str),
         ("tags", dict),
         ("metadata", dict),
+        ("display", str),
     ):
         if opts.get(key) is not None and not isinstance(opts[key], kind):
             raise InvalidInput(f"push.json: {key} has the wrong type")
@@ -96,7 +97,7 @@ def _push_options(raw: bytes, *, default_env: str) -> dict[str, Any]:
 
 
 def _push_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in opts.items() if k != "source"}
+    return {k: v for k, v in opts.items() if k not in ("source", "display")}
 
 
 def _refuse_early(vault: Vault, opts: dict[str, Any], missing: Path) -> None:
@@ -161,7 +162,15 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
             if len(extracted.files) != 1 or "/" in next(iter(extracted.files)):
                 raise InvalidInput("push: a single-file upload must hold exactly one file")
             path = files_dir / next(iter(extracted.files))
-        version = await loop.run_in_executor(None, lambda: vault.push(path, **_push_kwargs(opts)))
+        try:
+            version = await loop.run_in_executor(None, lambda: vault.push(path, **_push_kwargs(opts)))
+        except BastionError as exc:  # name the client's path, not the spool's (which also stays private)
+            shown = str(opts.get("display") or path.name)[:4096]
+            if str(path) not in str(exc):
+                raise
+            renamed = type(exc).__new__(type(exc))
+            BastionError.__init__(renamed, str(exc).replace(str(path), shown), hint=exc.hint)
+            raise renamed from exc
         return dict(version.to_dict())
     finally:
         pipe.consumer_done.set()

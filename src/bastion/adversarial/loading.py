@@ -399,6 +399,16 @@ def open_model(
     raise NotFound(f"model {ref!r}: no such file, registry reference or module:factory")
 
 
+def is_registry_ref(ref: str) -> bool:
+    """``ref`` reads as a registry reference (``name:3`` or ``name@env``), whatever exists on disk."""
+    return bool(_REGISTRY.match(ref))
+
+
+def is_factory_ref(ref: str) -> bool:
+    """``ref`` reads as a ``package.module:factory`` reference, whatever exists on disk."""
+    return bool(_FACTORY.match(ref))
+
+
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     a = loaded.adapter
     return {
@@ -411,4 +421,13 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     }
 
 
-__all__ = ["AuditData", "LoadedModel", "Trainer", "describe_model", "load_data", "open_model"]
+__all__ = [
+    "AuditData",
+    "LoadedModel",
+    "Trainer",
+    "describe_model",
+    "is_factory_ref",
+    "is_registry_ref",
+    "load_data",
+    "open_model",
+]

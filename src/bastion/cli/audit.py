@@ -67,9 +67,9 @@ def _bearer_headers(bearer_env: str | None, model: str | None) -> dict[str, str]
 
 def _factory_importable_from_cwd(model: str) -> None:
     """``pkg.mod:factory`` resolves against the current directory too, as ``uvicorn`` does."""
-    from bastion.adversarial.loading import _FACTORY
+    from bastion.adversarial.loading import is_factory_ref
 
-    if _FACTORY.match(model) and not Path(model).exists():
+    if is_factory_ref(model) and not Path(model).exists():
         cwd = os.getcwd()
         if cwd not in sys.path:
             sys.path.insert(0, cwd)
@@ -107,9 +107,9 @@ def _check_shape(adapter: Any, x: Any, data: Path, model: str) -> None:
 
 
 def _is_registry(ref: str) -> bool:
-    from bastion.adversarial.loading import _REGISTRY
+    from bastion.adversarial.loading import is_registry_ref
 
-    return bool(_REGISTRY.match(ref)) and not Path(ref).exists()
+    return is_registry_ref(ref) and not Path(ref).exists()
 
 
 def _run(

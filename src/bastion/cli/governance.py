@@ -214,7 +214,7 @@ def register_deploy(app: typer.Typer) -> None:
 
         reports = [check_deploy(paths=files)]
         if checkov is not None:
-            from bastion.governance._checkov import CheckovEngine
+            from bastion.governance import CheckovEngine
 
             reports.append(CheckovEngine(checkov).check(files))
         if sbom is not None or rootfs is not None:

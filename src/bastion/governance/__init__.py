@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from bastion.governance._checkov import CheckovEngine
 from bastion.governance.code import review_code
 from bastion.governance.findings import CheckReport, Issue, Rule, merge, to_sarif
 from bastion.governance.inventory import InventoryEntry, inventory
@@ -18,6 +19,7 @@ from bastion.governance.policy import Policy, check_versions, enforce, load_poli
 
 __all__ = [
     "CheckReport",
+    "CheckovEngine",
     "InventoryEntry",
     "Issue",
     "Policy",

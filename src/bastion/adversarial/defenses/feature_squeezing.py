@@ -150,7 +150,7 @@ def bpda_attack(
     *and* scores under the detector's threshold (else the last iterate of the last weight)."""
     import torch
 
-    from bastion.adversarial.attacks.evasion import _project, _random_start
+    from bastion.adversarial.attacks.evasion._torch import _project, _random_start
 
     tm = detector.model
     eps = check_eps(eps)

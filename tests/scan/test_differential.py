@@ -1,10 +1,12 @@
-"""Differential oracle (issue 19): whenever CPython's or joblib's reader would reach a callable outside the
-allow-list, ``bastion scan`` exits 1 or 2 and ``safe_load`` refuses.
+"""Differential oracle (issue 19): whenever CPython's, joblib's, numpy's or torch's reader would reach a
+callable outside the allow-list, ``bastion scan`` exits 1 or 2 and ``safe_load`` refuses.
 
 The oracle replays a file with the real readers (C ``pickle.Unpickler``, pure-Python ``pickle._Unpickler``,
-joblib's ``NumpyUnpickler``) with every import replaced by a recording stub (:mod:`bastion.scan._oracle`), so
-nothing real is called. Inputs: the checked-in regression files (one or more per root-cause class, plus every
-fuzzer counterexample) and Hypothesis-generated pickles in several containers.
+joblib's ``NumpyUnpickler``, ``numpy.load`` and ``torch.load(weights_only=True)`` over the whole container)
+with every import replaced by a recording stub (:mod:`bastion.scan._oracle`), so nothing real is called; and
+``numpy.load(allow_pickle=False)``, the reader ``safe_load`` uses for NumPy files, must never reach pickle.
+Inputs: the checked-in regression files (one or more per root-cause class, plus every fuzzer counterexample)
+and Hypothesis-generated pickles in several containers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from bastion.cli import run
 from bastion.errors import BastionError
 from bastion.scan import Verdict, safe_load, scan_bytes
 from bastion.scan._allowlist import is_allowed
-from bastion.scan._oracle import Recording, _stub_type, replay
+from bastion.scan._oracle import Recording, _stub_type, replay, replay_numpy, replay_torch
 from bastion.scan._unpickler import LoadRefused, restricted_loads
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
@@ -78,7 +80,12 @@ def oracle_says_dangerous(data: bytes) -> bool:
         for rec in (replay(view), replay(view, pure=True), joblib_replay(view)):
             if dangerous(rec):
                 return True
-    return False
+    return loaders_say_dangerous(data)
+
+
+def loaders_say_dangerous(data: bytes) -> bool:
+    """The container readers: ``numpy.load`` (pickle allowed) and ``torch.load(weights_only=True)``."""
+    return dangerous(replay_numpy(data, allow_pickle=True)) or dangerous(replay_torch(data))
 
 
 def _refuses(path: Path) -> bool:
@@ -172,7 +179,8 @@ def _wrap(pkl: bytes, how: int) -> bytes:
 
 def _check(pkl: bytes, how: int) -> None:
     data = _wrap(pkl, how)
-    if not oracle_says_dangerous(pkl):
+    assert "pickle.load" not in replay_numpy(data, allow_pickle=False).calls  # safe_load's NumPy reader
+    if not (oracle_says_dangerous(pkl) or loaders_say_dangerous(data)):
         return
     report = scan_bytes(data)
     refused = True
@@ -200,3 +208,20 @@ def test_differential_fuzz(pkl: bytes, how: int) -> None:
 @given(pkl=_PICKLES, how=st.integers(0, 5))
 def test_differential_fuzz_long(pkl: bytes, how: int) -> None:
     _check(pkl, how)
+
+
+def test_loader_replays_see_what_the_loaders_reach() -> None:
+    """The numpy and torch replays are real readers: they reach what the file names, and nothing runs."""
+    from .conftest import call, g, legacy_torch, npy_object, npz, s, torch_zip, wrap
+
+    evil = wrap(call(g("builtins", "eval", 2), s("1/0")), 2)
+    for data in (torch_zip(evil), legacy_torch(evil)):
+        rec = replay_torch(data)
+        assert rec.globals == ["builtins:eval"] and rec.calls == ["builtins:eval"]
+    blocked = replay_torch(torch_zip(wrap(call(g("os", "system", 2), s("id")), 2)))
+    assert not blocked.globals and not blocked.calls and blocked.error  # torch blocks os itself
+    for data in (npy_object(evil), npz({"a.npy": npy_object(evil)})):
+        assert replay_numpy(data, allow_pickle=True).globals == ["builtins:eval"]
+        refused = replay_numpy(data, allow_pickle=False)
+        assert not refused.calls and "allow_pickle" in (refused.error or "")
+    assert loaders_say_dangerous(torch_zip(evil)) and not loaders_say_dangerous(torch_zip(wrap(b"}", 2)))

@@ -7,13 +7,18 @@ replayed safely to learn what ``pickle.load`` *would* have imported and called.
 
 The scanner uses it where its own parser and CPython's could disagree (a stream that starts like a pickle but
 that bastion's analyser rejects, and the plain-pickle reading of a joblib file); the test suite uses it as the
-differential oracle for the fuzzer (issue 19).
+differential oracle for the fuzzer (issue 19), together with the two readers ``safe_load`` itself relies on:
+:func:`replay_numpy` (``numpy.load``, with or without ``allow_pickle``: numpy's own header and container
+parsing, its ``pickle.load`` calls routed to the recording unpickler) and :func:`replay_torch`
+(``torch.load(weights_only=True)``: torch's own zip/legacy readers and restricted unpickler, every global
+outside torch's built-in list answered by a recording stub, as if the user had allow-listed it).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -148,4 +153,89 @@ def replay(fh: BinaryIO | bytes, *, pure: bool = False) -> Recording:
     return rec
 
 
-__all__ = ["Recording", "Stub", "replay"]
+class _RecordingPickle:
+    """Stands in for the ``pickle`` module inside numpy's readers: ``load`` is the recording unpickler."""
+
+    def __init__(self, rec: Recording) -> None:
+        self._rec = rec
+
+    def load(self, fh: BinaryIO, **_: Any) -> Any:
+        self._rec.calls.append("pickle.load")  # numpy reached an unpickler
+        sub = replay(fh)
+        self._rec.globals += sub.globals
+        self._rec.calls += sub.calls
+        self._rec.mutations += sub.mutations
+        if sub.error is not None:
+            raise pickle.UnpicklingError(sub.error)
+        return Stub(self._rec, "<unpickled>")
+
+
+def replay_numpy(data: bytes, *, allow_pickle: bool) -> Recording:
+    """``numpy.load`` over ``data`` (every ``.npz`` member read), its pickle calls replayed with stubs.
+
+    With ``allow_pickle=False`` numpy must never reach an unpickler (``"pickle.load"`` in ``calls``: it did).
+    """
+    import numpy as np
+    from numpy.lib import _format_impl, _npyio_impl
+
+    rec = Recording()
+    shim = _RecordingPickle(rec)
+    saved = (_format_impl.pickle, _npyio_impl.pickle)  # type: ignore[attr-defined]
+    _format_impl.pickle = _npyio_impl.pickle = shim  # type: ignore[attr-defined]
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=allow_pickle)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                for key in loaded.files:
+                    loaded[key]
+        rec.end = len(data)
+    except Exception as exc:  # every way numpy rejects it is a result
+        rec.error = f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        _format_impl.pickle, _npyio_impl.pickle = saved  # type: ignore[attr-defined]
+    return rec
+
+
+class _UserGlobals(dict[str, Any]):
+    """torch's user allow-list, answering every name with a recording stub type (and recording the lookup)."""
+
+    def __init__(self, rec: Recording) -> None:
+        super().__init__()
+        self._rec = rec
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __getitem__(self, key: str) -> Any:
+        if not dict.__contains__(self, key):
+            module, _, name = key.rpartition(".")
+            self._rec.globals.append(f"{module}:{name}")
+            dict.__setitem__(self, key, _stub_type(self._rec, f"{module}:{name}"))
+        return dict.__getitem__(self, key)
+
+
+def replay_torch(data: bytes) -> Recording:
+    """``torch.load(weights_only=True)`` over ``data`` with every non-built-in global a recording stub.
+
+    Globals are recorded as ``module:name`` split at the last dot (torch only sees the dotted path).
+    """
+    import torch
+    from torch import _weights_only_unpickler as wou
+
+    rec = Recording()
+    user = _UserGlobals(rec)
+    saved = wou._get_user_allowed_globals
+    wou._get_user_allowed_globals = lambda: user
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about every protocol it was not written with
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        rec.end = len(data)
+    except Exception as exc:  # every way torch rejects it is a result
+        rec.error = f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        wou._get_user_allowed_globals = saved
+    return rec
+
+
+__all__ = ["Recording", "Stub", "replay", "replay_numpy", "replay_torch"]

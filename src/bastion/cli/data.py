@@ -17,6 +17,17 @@ INPUT_FORMAT_OPTION = typer.Option(
 )
 
 
+def _service(vault: Any) -> Any:
+    """``bastion.data.service`` for a local vault, ``bastion.client.data`` (same calls) for a server's."""
+    if getattr(vault, "remote", False):
+        from bastion.client import data as remote
+
+        return remote
+    from bastion.data import service
+
+    return service
+
+
 def _has_project(home: Path | None) -> bool:
     from bastion.config import CONFIG_FILE, home_path
 
@@ -47,13 +58,14 @@ def _reveal_csv(
     import csv
     import io
 
-    from bastion.data import service
     from bastion.data.io import atomic_output
 
     if not file.is_file():
         raise InvalidInput(f"no such file: {file}")
     with open_vault(home) as vault:
-        rows, count, fpe_done, fpe_missing = service.reveal_table(vault, scope=scope, path=file, env=env)
+        rows, count, fpe_done, fpe_missing = _service(vault).reveal_table(
+            vault, scope=scope, path=file, env=env
+        )
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     if out is not None:
@@ -154,9 +166,16 @@ def register(app: typer.Typer) -> None:
         pol = load_policy(policy) if policy is not None else None
         show = interactive(json_output=fmt is OutputFormat.json)
         with open_vault(home) as vault, step(f"protecting {path.name}", enabled=show):
-            outcome = service.protect(
-                vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env
-            )
+            if getattr(
+                vault, "remote", False
+            ):  # the server protects with its keys; the policy file goes along
+                outcome = _service(vault).protect(
+                    vault, path=path, out=out, policy_file=policy, fmt=input_format, push=push, env=env
+                )
+            else:
+                outcome = service.protect(
+                    vault, path=path, out=out, policy=pol, fmt=input_format, push=push, env=env
+                )
         if fmt is OutputFormat.json:
             print_json(outcome.to_dict())
             return
@@ -187,7 +206,6 @@ def register(app: typer.Typer) -> None:
 
         With a CSV ``--file`` it reveals every token and every FF1 column that the file's ``protect`` run
         wrote (found by the file's digest); exit 1 and name them when some could not be revealed."""
-        from bastion.data import service
         from bastion.data.io import atomic_output
 
         text = None
@@ -203,7 +221,7 @@ def register(app: typer.Typer) -> None:
         elif out is not None:
             raise InvalidInput("--out needs --file")
         with open_vault(home) as vault:
-            result = service.reveal(
+            result = _service(vault).reveal(
                 vault, scope=scope, tokens=tuple(tokens or ()), text=text, fpe=fpe, env=env
             )
         if file is not None and out is not None:

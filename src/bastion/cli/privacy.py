@@ -11,6 +11,17 @@ from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_v
 from bastion.errors import PolicyViolation
 
 
+def _ledger(vault: Any) -> Any:
+    """The vault's ledger: local (``ledger_for_vault``) or the server's (``$BASTION_URL``)."""
+    if getattr(vault, "remote", False):
+        from bastion.client.data import RemoteLedger
+
+        return RemoteLedger(vault)
+    from bastion.privacy.ledger import ledger_for_vault
+
+    return ledger_for_vault(vault)
+
+
 def register(app: typer.Typer) -> None:
     privacy = typer.Typer(
         help="Differential privacy: budgets, DP queries, the empirical DP audit.", no_args_is_help=True
@@ -33,12 +44,11 @@ def register(app: typer.Typer) -> None:
 
         The budget is keyed by the data's SHA-256 digest, so a copied or renamed file shares it. There is
         no default budget: DP training, DP queries and audits of a dataset without one are refused."""
-        from bastion.privacy.ledger import ledger_for_vault
         from bastion.privacy.training import resolve_ledger_dataset
 
         key, label = resolve_ledger_dataset(dataset)
         with open_vault(home) as vault:
-            status = ledger_for_vault(vault).set_budget(key, epsilon=epsilon, delta=delta, label=label)
+            status = _ledger(vault).set_budget(key, epsilon=epsilon, delta=delta, label=label)
         _print_status(status, fmt)
 
     @budget.command("show")
@@ -50,11 +60,10 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Show a dataset's budget and every spend against it."""
-        from bastion.privacy.ledger import ledger_for_vault
         from bastion.privacy.training import resolve_ledger_dataset
 
         with open_vault(home) as vault:
-            ledger = ledger_for_vault(vault)
+            ledger = _ledger(vault)
             names = [resolve_ledger_dataset(dataset)[0]] if dataset else ledger.datasets()
             statuses = [ledger.status(n) for n in names]
         if fmt is OutputFormat.json:

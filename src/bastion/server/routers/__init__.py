@@ -16,6 +16,8 @@ ROUTER_MODULES: list[str] = [
     "access",  # identities and tokens
     "keys",  # list, rotate, retire
     "log",  # verify, head, prove, consistency, entries, key
+    "data",  # protect, reveal, reveal-table
+    "ledger",  # privacy budgets: list, show, set
 ]
 
 

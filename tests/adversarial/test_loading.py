@@ -133,6 +133,23 @@ def test_skops_trusted_types(tmp_path: Path, digits) -> None:  # type: ignore[no
         pass
 
 
+def test_cli_trusting_a_skops_type_is_named_unsafe_and_logged(
+    tmp_path: Path, digits, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    sio.dump(FunctionTransformer(func=json.dumps), tmp_path / "f.skops")  # a function skops does not trust
+    np.savez(tmp_path / "d.npz", x=digits.x_test[:40], y=digits.y_test[:40])
+    args = ["audit", "--model", str(tmp_path / "f.skops"), "--data", str(tmp_path / "d.npz")]
+    args += ["--out", str(tmp_path / "o")]
+    assert run(args) == 1  # refused: an unsafe artifact (a finding)
+    assert "json.dumps" in capsys.readouterr().err
+    assert run([*args, "--unsafe-trust-type", "json.dumps"]) == 2  # trusted, loaded: not a classifier
+    err = capsys.readouterr().err
+    assert "unsafe: trusting 1 type(s)" in err and "not a scikit-learn classifier" in err
+
+
 def test_skops_loads_the_bytes_it_checked(tmp_path: Path, digits, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A file swapped right after the check is not what gets loaded (the skops TOCTOU of issue 19)."""
     import skops.io as sio

@@ -224,7 +224,7 @@ def _load_skops(p: Path, *, trusted_types: Sequence[str], reference: str) -> Loa
     if untrusted:
         raise UnsafeArtifact(
             f"{p}: skops file holds untrusted types: {', '.join(sorted(untrusted)[:5])}",
-            hint="review them, then pass --trust-type for each",
+            hint="review them, then pass --unsafe-trust-type for each",
         )
     # the very bytes that were checked, trusting exactly the list that was checked
     estimator = sio.loads(data, trusted=sorted(found))

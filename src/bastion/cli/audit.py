@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -144,6 +145,10 @@ def _run(
     headers = _bearer_headers(bearer_env, model)
     if model is not None:
         _factory_importable_from_cwd(model)
+    if trust_types:
+        logging.getLogger("bastion.audit").warning(
+            "unsafe: trusting %d type(s) the scanner does not allow for this .skops load", len(trust_types)
+        )
     _one_torch_thread()
     budget, policy = _project_defaults(home, budget, policy)
     gate = load_policy(policy) if policy is not None else None
@@ -273,7 +278,13 @@ def register(app: typer.Typer) -> None:
         ),
         target_column: str = typer.Option("target", "--target", help="Label column of a CSV data file."),
         clip: str | None = typer.Option(None, "--clip", help="Valid input range LO,HI (e.g. 0,1)."),
-        trust_type: list[str] = typer.Option([], "--trust-type", help="Extra type a .skops file may hold."),
+        trust_type: list[str] = typer.Option(
+            [],
+            "--unsafe-trust-type",
+            "--trust-type",
+            help="Trust this type in a .skops file (unsafe: its code runs on load; review it first). "
+            "--trust-type is the deprecated name.",
+        ),
         n_classes: int | None = typer.Option(
             None, "--n-classes", help="Number of classes (default: from y)."
         ),

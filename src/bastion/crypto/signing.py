@@ -389,7 +389,7 @@ class SigningKeys:
         files = {rd.identifier: rd.digest.digest_hex for rd in computed.resource_descriptors()}
         return _directory_manifest_of(files)
 
-    def sign_digests(
+    def unsafe_sign_digests(
         self,
         *,
         directory: str | os.PathLike[str],
@@ -398,6 +398,10 @@ class SigningKeys:
         files_on_disk: bool = True,
     ) -> DirectoryManifest:
         """Sign ``directory`` from SHA-256 digests its caller already computed, without reading the files.
+
+        Sharp (hence ``unsafe_``): the signature vouches for bytes this method never saw. Only a caller that
+        hashed exactly the bytes it stores may use it (the registry's push does, in one pass); anyone else
+        signs with :meth:`sign_directory`.
 
         ``files_on_disk=False``: the files are not in ``directory`` (an empty directory that only names the
         model); the caller read them elsewhere, once, and checked their names (the registry's push).
@@ -409,6 +413,10 @@ class SigningKeys:
         no less; symlinks and git paths are refused as in :meth:`sign_directory`.
         """
         import model_signing.manifest
+
+        # model-signing has no public constructor for a digest; its private ``_hashing`` is used here only,
+        # with model-signing pinned to the exact version this was tested against (pyproject.toml, and
+        # tests/crypto/test_signing_pin.py fails loudly when the installed version moves).
         from model_signing._hashing.hashing import Digest
 
         root, sig = self._check_signable(directory, signature_path)
@@ -442,6 +450,8 @@ class SigningKeys:
 
         self._sign_manifest(root, sig, _Given())
         return _directory_manifest_of({path: values[path].hex() for path in sorted(values)})
+
+    sign_digests = unsafe_sign_digests  # deprecated name, kept while the registry and tests move over
 
     def _check_signable(
         self, directory: str | os.PathLike[str], signature_path: str | os.PathLike[str]

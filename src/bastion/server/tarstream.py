@@ -126,11 +126,13 @@ def extract_stream(
     max_meta_bytes: int = 4 << 20,
     on_meta: Callable[[str, bytes], None] | None = None,
     chunk: int = CHUNK,
+    digests: bool = True,
 ) -> Extracted:
     """Extract a tar stream into the existing private directory ``target`` (see the module docstring).
 
     Members named in ``meta_names`` (small, at most ``max_meta_bytes``) are returned in ``meta`` and handed
-    to ``on_meta`` as they arrive; every other member must live under ``prefix/``.
+    to ``on_meta`` as they arrive; every other member must live under ``prefix/``. ``digests``: SHA-256 each
+    file as it is written (``files`` maps it to ``(size, hexdigest)``; the digest is ``""`` when off).
     """
     allowed_meta = set(meta_names)
     seen_meta: set[str] = set()
@@ -183,7 +185,7 @@ def extract_stream(
                 fh = archive.extractfile(member)
                 if fh is None:  # pragma: no cover - isreg() members always have data
                     raise InvalidInput("tar stream: unreadable member")
-                files[rel] = _write_new(target / rel, fh, member.size, chunk=chunk)
+                files[rel] = _write_new(target / rel, fh, member.size, chunk=chunk, digest=digests)
         except tarfile.TarError as exc:
             raise InvalidInput(f"the tar stream is malformed ({exc})") from exc
     return Extracted(files=files, meta=meta)
@@ -205,23 +207,24 @@ def _mkdirs(target: Path, rel: str, made: set[str]) -> None:
         made.add(sub)
 
 
-def _write_new(path: Path, src: BinaryIO, size: int, *, chunk: int) -> tuple[int, str]:
+def _write_new(path: Path, src: BinaryIO, size: int, *, chunk: int, digest: bool) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
         raise InvalidInput(f"tar stream: {path.name[:200]!r} appears twice") from None
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256() if digest else None
     written = 0
     with os.fdopen(fd, "wb") as out:
         while written < size:
             data = src.read(min(chunk, size - written))
             if not data:
                 raise InvalidInput("tar stream: truncated")
-            digest.update(data)
+            if hasher is not None:
+                hasher.update(data)
             out.write(data)
             written += len(data)
-    return written, digest.hexdigest()
+    return written, "" if hasher is None else hasher.hexdigest()
 
 
 __all__ = [

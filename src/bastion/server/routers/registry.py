@@ -134,6 +134,7 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
                 max_files=limits.max_upload_files,
                 on_meta=on_meta,
                 chunk=limits.chunk_bytes,
+                digests=False,  # Vault.push hashes what it stores
             )
         finally:
             pipe.consumer_done.set()

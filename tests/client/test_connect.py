@@ -1,0 +1,200 @@
+"""``bastion.connect``: the Python API against a real server (uvicorn over TLS on 127.0.0.1, in a thread)
+returns the local Vault's dataclasses and raises its exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import bastion
+from bastion.access import Identity
+from bastion.client import NotAvailableRemotely, RemoteVault
+from bastion.crypto.interface import KekInfo
+from bastion.crypto.kdf import KdfParams
+from bastion.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    ConfigError,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+)
+from bastion.serve.tls import self_signed_certificate
+from bastion.server import ServerState, create_server_app
+from bastion.store.auditlog import (
+    AuditEntry,
+    ConsistencyProof,
+    InclusionProof,
+    LogVerification,
+    SignedTreeHead,
+)
+from bastion.vault import Annotation, ArtifactVersion, KeyRotation, init_project
+
+PASSPHRASE = "client tests passphrase"
+
+
+class ServerThread:
+    def __init__(self, app: Any, ssl: tuple[Path, Path]) -> None:
+        import uvicorn
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.sock = sock
+        self.url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1])
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("client-team")
+    vault = init_project(home=root / "home", passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast())
+    tokens = {}
+    for name, role in [("adm", "admin"), ("ds", "data-scientist"), ("aud", "auditor")]:
+        _, tokens[name] = vault.create_token(name=name, role=role)
+    vault.close()
+    tls = self_signed_certificate(root / "tls")
+    state = ServerState.open(home=root / "home", passphrase=PASSPHRASE)
+    with ServerThread(create_server_app(state=state), tls) as srv:
+        yield {"url": srv.url, "ca": tls[0], "tokens": tokens, "home": root / "home"}
+    state.close()
+
+
+def connect(team: dict[str, Any], who: str) -> RemoteVault:
+    return bastion.connect(team["url"], token=team["tokens"][who], ca=team["ca"])
+
+
+def test_registry_round_trip_returns_the_local_dataclasses(team: dict[str, Any], tmp_path: Path) -> None:
+    src = tmp_path / "m"
+    src.mkdir()
+    np.save(src / "w.npy", np.arange(100, dtype=np.float32))
+    with connect(team, "ds") as v:
+        assert v.identity == Identity(
+            id=v.identity.id, name="ds", role="data-scientist", models=("*",), envs=v.identity.envs
+        )
+        pushed = v.push(src, name="api-model", tags={"k": "v"}, metadata={"epochs": 3})
+        assert isinstance(pushed, ArtifactVersion) and pushed.ref == "api-model:1"
+        assert pushed.tags == {"k": "v"} and pushed.metadata == {"epochs": 3}
+        assert v.show("api-model") == pushed
+        assert v.verify("api-model:1").manifest_digest == pushed.manifest_digest
+        assert [x.ref for x in v.list()] == ["api-model:1"]
+        note = v.annotate("api-model:1", namespace="privacy", data={"epsilon": 1.5})
+        assert isinstance(note, Annotation) and note.created_by == "ds"
+        assert v.annotations("api-model:1", namespace="privacy") == (note,)
+        promoted = v.promote("api-model:1", to="staging")
+        assert promoted.env == "staging"
+        pulled = v.pull("api-model:1", out=tmp_path / "out")
+        assert pulled.ref == "api-model:1"
+        assert (tmp_path / "out" / "w.npy").read_bytes() == (src / "w.npy").read_bytes()
+        assert (tmp_path / "out.pub.pem").is_file()
+        with pytest.raises(AccessDenied, match="may not registry:promote"):
+            v.promote("api-model:1", to="prod")
+        with pytest.raises(NotFound, match="no artifact named 'nope'"):
+            v.show("nope")
+        with pytest.raises(InvalidInput):
+            v.push(src, name="bad name!")
+
+
+def test_access_tokens_keys_and_log(team: dict[str, Any]) -> None:
+    with connect(team, "adm") as v:
+        ident, token = v.create_token(name="api-dep", role="deployer")
+        assert ident.role == "deployer" and token.startswith("bst_")
+        assert "api-dep" in {i.name for i in v.access.list_identities()}
+        widened = v.access.grant(name="api-dep", envs=["prod"])
+        assert "prod" in widened.envs
+        tokens = v.access.list_tokens()
+        tid = next(t.id for t in tokens if t.identity == "api-dep")
+        rotation = v.rotate_keys(env="dev")
+        assert isinstance(rotation, KeyRotation) and rotation.kek_version == 2
+        keys = v.list_keys()
+        assert all(isinstance(k, KekInfo) for k in keys)
+        v.retire_key(env="dev", version=1)
+        assert any(k.env == "dev" and k.version == 1 and k.retired for k in v.list_keys())
+        checked = v.log_verify()
+        assert isinstance(checked, LogVerification) and checked.size > 0 and checked.witnesses == ()
+        head = v.log_head()
+        assert isinstance(head, SignedTreeHead) and head.size >= checked.size
+        assert v.log_verify(trusted=head).size >= head.size
+        assert isinstance(v.log_prove(0), InclusionProof)
+        assert isinstance(v.log_consistency(1, head.size), ConsistencyProof)
+        entries = v.log_entries(start=0, limit=3)
+        assert [e.index for e in entries] == [0, 1, 2] and all(isinstance(e, AuditEntry) for e in entries)
+        assert "BEGIN PUBLIC KEY" in v.log_public_key_pem()
+        with bastion.connect(team["url"], token=token, ca=team["ca"]) as dep:
+            assert dep.identity.name == "api-dep"
+            v.access.revoke_token(tid)
+            with pytest.raises(AuthenticationFailed, match="invalid API token"):
+                dep.list()  # the next call after the revocation
+
+
+def test_what_needs_local_state_is_refused_not_faked(team: dict[str, Any]) -> None:
+    with connect(team, "adm") as v:
+        for name in ("engine", "keys", "materialize", "settings"):
+            with pytest.raises(NotAvailableRemotely, match="not available with BASTION_URL"):
+                getattr(v, name)
+        assert not hasattr(v, "engine")  # an AttributeError too, for code that probes
+        with pytest.raises(NotAvailableRemotely):
+            v.access.seal_all()
+
+
+def test_connect_refuses_bad_tokens_urls_and_unknown_cas(team: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        bastion.connect(team["url"], token="", ca=team["ca"])
+    with pytest.raises(ConfigError, match="not a bastion API token"):
+        bastion.connect(team["url"], token="hunter2", ca=team["ca"])
+    with pytest.raises(ConfigError, match="only to a loopback"):
+        bastion.connect("http://example.com", token=team["tokens"]["adm"])
+    with pytest.raises(ConfigError, match="credentials"):
+        bastion.connect("https://user:pw@example.com", token=team["tokens"]["adm"])
+    untrusted = bastion.connect(team["url"], token=team["tokens"]["adm"])  # the system CAs only
+    with pytest.raises(ServiceError, match="TLS verification") as info:
+        untrusted.list()
+    assert team["tokens"]["adm"] not in str(info.value)
+    with pytest.raises(AuthenticationFailed):
+        bastion.connect(team["url"], token="bst_0123456789abcdef.wrong", ca=team["ca"]).list()
+
+
+def test_errors_travel_as_json_without_tracebacks_or_secrets(team: dict[str, Any]) -> None:
+    import httpx
+
+    r = httpx.get(f"{team['url']}/v1/registry/versions", verify=str(team["ca"]))
+    assert r.status_code == 401 and r.json() == {
+        "error": "AuthenticationFailed",
+        "message": "missing credentials",
+    }
+    auth = {"Authorization": f"Bearer {team['tokens']['ds']}"}
+    r = httpx.get(f"{team['url']}/v1/log/head", headers=auth, verify=str(team["ca"]))
+    assert r.status_code == 403 and r.json()["error"] == "AccessDenied"
+    r = httpx.post(f"{team['url']}/v1/keys/retire", json={"env": 1}, headers=auth, verify=str(team["ca"]))
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+    r = httpx.get(f"{team['url']}/v1/nowhere", headers=auth, verify=str(team["ca"]))
+    assert r.status_code == 404 and set(r.json()) == {"error", "message"}
+    for resp in (r,):
+        assert "Traceback" not in resp.text and PASSPHRASE not in resp.text

@@ -44,7 +44,7 @@ def _outcome(value: str) -> str:
 
 def _decision_kind(decision: str, status: int) -> tuple[str, str]:
     """(kind, outcome) of one gateway request record."""
-    if decision == "deny:auth":
+    if decision in ("deny:auth", "deny:rate-auth-failures"):  # refused token, or refused for earlier ones
         return "auth-failure", "denied"
     if decision.startswith("deny:rate"):
         return "rate-limit", "denied"

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bastion.errors import BastionError, InvalidInput, NotFound
+import sqlalchemy as sa
+
+from bastion.errors import BastionError, InvalidInput, NotFound, ServiceError
 from bastion.hunt.report import Finding
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.state import ResponseState, load_verified, save, state_path
@@ -154,12 +156,24 @@ class Responder:
         if mode == "approve" and (self._approve is None or not self._approve(planned)):
             return self._result(planned, mode, "declined"), state
         try:
-            state, detail = self._apply(planned, state)
+            state, detail = self._apply_retrying(planned, state)
         except BastionError as exc:
             self._log(planned, mode, "error", str(exc))
             return self._result(planned, mode, "failed", str(exc)), state
         self._log(planned, mode, "ok", detail)
         return self._result(planned, mode, "done", detail), state
+
+    def _apply_retrying(self, planned: PlannedAction, state: ResponseState) -> tuple[ResponseState, str]:
+        """SQLite refuses a deferred transaction's upgrade to a writer at once (no busy wait) when another
+        connection wrote meanwhile; the access-control writes open such transactions, so retry briefly."""
+        for attempt in range(5):
+            try:
+                return self._apply(planned, state)
+            except sa.exc.OperationalError as exc:
+                if attempt == 4:
+                    raise ServiceError("metadata database busy: the action was not taken") from exc
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _apply(self, planned: PlannedAction, state: ResponseState) -> tuple[ResponseState, str]:
         action, target, f = planned.action, planned.target, planned.finding

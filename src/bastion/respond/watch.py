@@ -15,16 +15,20 @@ from typing import Any
 
 from bastion.events.collect import collect_audit
 from bastion.events.store import EventStore
-from bastion.hunt import CompiledRule, hunt, load_rules
+from bastion.hunt import CompiledRule, Finding, hunt, load_rules
 from bastion.respond.responder import ActionResult, Responder
 
 
 @dataclass(frozen=True)
 class Tick:
+    """One pass: audit entries read, findings (count and the findings), actions, and when the hunt ended."""
+
     entries: int
     findings: int
     results: tuple[ActionResult, ...]
     elapsed_s: float
+    found: tuple[Finding, ...] = ()
+    hunted_at: float = 0.0
 
 
 def watch(
@@ -49,15 +53,16 @@ def watch(
         started = time.perf_counter()
         entries = collect_audit(vault, store)
         results: tuple[ActionResult, ...] = ()
-        found = 0
+        found: tuple[Finding, ...] = ()
+        hunted_at = 0.0
         if entries or ticks == 0:
             report = hunt(store=store, since=now() - lookback_s, rules=compiled, anomaly=anomaly)
-            found = len(report.findings)
+            found, hunted_at = report.findings, now()
             results = tuple(responder.respond(report.findings))
             taken += sum(1 for r in results if r.status == "done")
         ticks += 1
         if on_tick is not None:
-            on_tick(Tick(entries, found, results, time.perf_counter() - started))
+            on_tick(Tick(entries, len(found), results, time.perf_counter() - started, found, hunted_at))
         stop.wait(max(0.0, interval_s - (time.perf_counter() - started)))
     return taken
 

@@ -55,8 +55,11 @@ class Gateway:
         theft: Any = None,
         monitor_key: bytes | None = None,
         drift: Any = None,
+        response_gate: Any = None,
     ) -> None:
         self.model = model
+        # bastion.respond.gate.ResponseGate: clients/identities blocked or throttled by `bastion respond`
+        self.response_gate = response_gate
         self.drift = drift  # bastion.serve.drift.DriftMonitor: live input/output drift against training
         self.theft = theft  # bastion.serve.theft.TheftDefence: keyed detection and responses per consumer
         self.config = config

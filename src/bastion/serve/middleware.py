@@ -144,6 +144,9 @@ class GatewayMiddleware:
         try:
             address = _client_address(scope)
             state["address"] = address  # the theft defence also joins a client's sessions by address
+            if gw.response_gate is not None and gw.response_gate.refuses(client=address):
+                state["decision"] = "deny:blocked"
+                return error_response(403, "refused by an incident response")
             limited = await self._call(gw.limiter.address, address)
             if not limited.allowed:
                 state["decision"] = f"deny:rate-{limited.kind}"
@@ -223,7 +226,10 @@ class GatewayMiddleware:
             message = str(exc) if isinstance(exc, AuthenticationFailed) else "invalid credentials"
             return error_response(401, message, {"WWW-Authenticate": 'Bearer realm="bastion"'})
         state["identity"] = identity
-        decision = await self._call(self._identity_limit, identity)
+        if gw.response_gate is not None and gw.response_gate.refuses(identity=identity.name):
+            state["decision"] = "deny:blocked"
+            return error_response(403, "refused by an incident response")
+        decision = await self._call(self._identity_limit, identity, address)
         if not decision.allowed:
             state["decision"] = "deny:rate"
             gw.metrics.denials.labels("rate").inc()
@@ -234,10 +240,10 @@ class GatewayMiddleware:
             )
         return None
 
-    def _identity_limit(self, identity: Identity) -> Any:
+    def _identity_limit(self, identity: Identity, address: str = "-") -> Any:
         gw = self.gw
-        throttled = False
-        if gw.monitor is not None and gw.config.monitor.action == "throttle":
+        throttled = gw.response_gate is not None and gw.response_gate.throttles(address)
+        if not throttled and gw.monitor is not None and gw.config.monitor.action == "throttle":
             throttled = gw.monitor.flag(identity.id) is not None
         return gw.limiter.hit(identity=identity.id, role=identity.role, throttled=throttled)
 
@@ -265,6 +271,7 @@ class GatewayMiddleware:
                     decision=decision,
                     latency_ms=elapsed * 1000.0,
                     ts=time.time(),
+                    client=str(state.get("address", "-")),
                 ),
                 reserved=bool(state.pop("audit_slot", False)),
             )

@@ -53,6 +53,7 @@ class RequestRecord:
     decision: str
     latency_ms: float
     ts: float
+    client: str = "-"  # the client address (what `bastion hunt` groups token sprays by)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class RequestRecord:
             "decision": self.decision,
             "latency_ms": round(self.latency_ms, 3),
             "ts": round(self.ts, 3),
+            "client": self.client,
         }
 
 

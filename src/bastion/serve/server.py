@@ -295,6 +295,8 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
     watermark = api_watermark(vault=vault, config=cfg, trust=trust)
     theft, monitor_key = theft_defence(vault=vault, config=cfg, model=model, trust=trust)
     drift = drift_monitor(vault=vault, config=cfg, model=model, metadata=version.metadata)
+    from bastion.respond.gate import ResponseGate  # the signed block/throttle state `bastion respond` writes
+
     return Gateway(
         model=model,
         config=cfg,
@@ -305,6 +307,7 @@ def build_gateway(options: ServeOptions, *, passphrase: str | None = None, names
         theft=theft,
         monitor_key=monitor_key,
         drift=drift,
+        response_gate=ResponseGate.for_vault(vault),
     )
 
 

@@ -1,0 +1,237 @@
+"""Threat hunting: detection of a seeded campaign, ``hunt`` over 1 million events, and time to contain.
+
+Anchors (issue 17): the 10 s budget for hunting 1 million events on 2 cores; "every attack found, ≤ 1 false
+finding per 10,000 benign events"; "contained within 10 s of the first detectable event".
+
+1. **Campaign** — for each seed, a generated benign week (:func:`bastion.hunt.simulate.benign_week`: gateway
+   applications around the clock, people pulling during working hours, weekly key rotation, reveals, guard
+   blocks) plus the four attacks of :func:`~bastion.hunt.simulate.campaign` (extraction, token spray, insider
+   bulk pull, key misuse): attacks found, false findings per 10,000 benign events (rules + anomaly score).
+2. **1 million events** — a larger benign week (``--apps``) plus the campaign in a SQLite event store;
+   ``hunt()`` wall time (rule pack loaded inside the timing; rules and anomaly also timed apart), then the
+   ``bastion hunt`` command end to end (process start, vault open, collect, hunt, print) on a home holding
+   that store.
+3. **Time to detect / contain** — a real vault (fresh home, 6 pushed models), ``respond --watch``'s loop
+   (:func:`bastion.respond.watch`, 1 s interval, auto mode, packaged playbook) in a thread, and an attacker
+   with a real token: *insider bulk pull* (a data scientist pulls model after model) and *key misuse* (a
+   stolen admin token lists the key ring, then pulls). Detect = the tick whose findings first include the
+   attack, contain = the playbook's action done; both measured from the first detectable event (the 5th
+   distinct model pulled; the first pull after the key operation). The attacker then re-authenticates for
+   every pull until refused, which proves the containment.
+
+    python benchmarks/bench_hunt.py                       # 3 seeds, 1M events, both TTC scenarios
+    python benchmarks/bench_hunt.py --apps 40 --seeds 1   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def campaign_detection(seeds: int) -> None:
+    from bastion.events import EventStore
+    from bastion.hunt import hunt, load_rules
+    from bastion.hunt.simulate import benign_week, campaign, score
+
+    rules = load_rules()
+    print("== campaign in a benign week (rules + anomaly) ==")
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EventStore(f"sqlite:///{tmp}/events.db")
+            benign = benign_week(seed=seed)
+            attack_events, attacks = campaign(seed=seed)
+            store.append(benign + attack_events)
+            report = hunt(store=store, rules=rules, seed=seed)
+            result = score(report.findings, attacks, benign_events=len(benign))
+            print(
+                f"seed {seed}: {len(benign):,} benign + {len(attack_events):,} attack events; "
+                f"found {len(result.found)}/{len(attacks)} {list(result.found)}; "
+                f"missed {list(result.missed)}; false findings {result.false_findings} "
+                f"({result.false_per_10k:.3f} per 10k benign; goal <= 1)"
+            )
+            store.close()
+
+
+def million(apps: int, home_dir: Path) -> None:
+    from bastion.crypto.kdf import KdfParams
+    from bastion.events import EventStore
+    from bastion.hunt import hunt, load_rules
+    from bastion.hunt.anomaly import score_windows
+    from bastion.hunt.simulate import benign_week, campaign, score
+    from bastion.vault import init_project
+
+    print(f"== hunt over ~1M events ({apps} apps) ==")
+    home = home_dir / "home"
+    passphrase = "bench-" + os.urandom(6).hex()
+    init_project(home=home, passphrase=passphrase, kdf=KdfParams.unsafe_fast(), inspectors=[]).close()
+    store = EventStore.for_home(home)
+    t = time.perf_counter()
+    benign = benign_week(seed=0, apps=apps)
+    attack_events, attacks = campaign(seed=0)
+    gen = time.perf_counter() - t
+    t = time.perf_counter()
+    store.append(benign + attack_events)
+    print(f"{store.count():,} events (generated in {gen:.1f} s, stored in {time.perf_counter() - t:.1f} s)")
+    t = time.perf_counter()
+    report = hunt(store=store)
+    wall = time.perf_counter() - t
+    result = score(report.findings, attacks, benign_events=len(benign))
+    t = time.perf_counter()
+    rules = load_rules()
+    t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    hunt(store=store, rules=rules, anomaly=False)
+    t_rules = time.perf_counter() - t
+    t = time.perf_counter()
+    score_windows(store)
+    t_anomaly = time.perf_counter() - t
+    print(
+        f"hunt(): {wall:.2f} s = {wall / 10.0:.2f}x the 10 s budget (rule pack load {t_load:.2f} s, rules "
+        f"{t_rules:.2f} s, anomaly {t_anomaly:.2f} s); found {len(result.found)}/4, "
+        f"false {result.false_findings} ({result.false_per_10k:.3f} per 10k)"
+    )
+    store.close()
+    env = {**os.environ, "BASTION_HOME": str(home), "BASTION_PASSPHRASE": passphrase}
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from bastion.cli import main; sys.exit(main())",
+            "hunt",
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    cli = time.perf_counter() - t
+    print(f"`bastion hunt` end to end: {cli:.2f} s = {cli / 10.0:.2f}x the budget (exit {proc.returncode})")
+
+
+def _watch_scenario(name: str, tmp: Path) -> None:
+    from bastion.crypto.kdf import KdfParams
+    from bastion.errors import AccessDenied, AuthenticationFailed
+    from bastion.events import EventStore
+    from bastion.hunt import load_rules
+    from bastion.respond import Responder, Tick, load_playbook, watch
+    from bastion.vault import init_project, open_vault
+
+    passphrase = "bench-" + os.urandom(6).hex()
+    home = tmp / name
+    vault = init_project(
+        home=home, passphrase=passphrase, kdf=KdfParams.unsafe_fast(), inspectors=[_no_pickles]
+    )
+    src = tmp / f"{name}-model"
+    src.mkdir()
+    models = [f"m{i}" for i in range(6)]
+    for i, m in enumerate(models):
+        (src / "weights.bin").write_bytes(bytes([i]) * 256)
+        vault.push(src, name=m, kind="model")
+    actor = "insider" if name == "insider-bulk-pull" else "ops"
+    _, token = vault.create_token(name=actor, role="data-scientist" if actor == "insider" else "admin")
+    vault.close()
+    seen: dict[str, float] = {}
+
+    rule = (
+        "0b7f3a10-5d1e-4c8a-9f00-000000000402"
+        if actor == "insider"
+        else "0b7f3a10-5d1e-4c8a-9f00-000000000703"
+    )
+
+    def on_tick(tick: Tick) -> None:
+        if "detect" not in seen and any(f.rule_id == rule and f.identity == actor for f in tick.found):
+            seen["detect"] = tick.hunted_at
+        for r in tick.results:
+            if r.status == "done" and r.target == actor:
+                seen.setdefault("contain", r.at)
+
+    stop = threading.Event()
+    store = EventStore(f"sqlite:///{tmp / (name + '-events.db')}")
+    with open_vault(home=home, passphrase=passphrase) as owner:
+        responder = Responder(vault=owner, playbook=load_playbook(), mode="auto")
+        loop = threading.Thread(
+            target=watch,
+            kwargs={
+                "responder": responder,
+                "store": store,
+                "rules": load_rules(),
+                "stop": stop,
+                "on_tick": on_tick,
+            },
+        )
+        loop.start()
+        time.sleep(1.5)  # the first tick has run (empty store)
+        seen.clear()
+        detectable = refused = None
+        attempts = 0
+        try:
+            for i in range(200):
+                attempts += 1
+                try:
+                    with open_vault(home=home, passphrase=passphrase, token=token) as attacker:
+                        if actor == "ops" and i == 0:
+                            attacker.list_keys()
+                        attacker.pull(models[i % len(models)], out=tmp / f"{name}-o{i}")
+                except (AuthenticationFailed, AccessDenied):
+                    refused = time.time()
+                    break
+                if detectable is None and (actor == "ops" or i == 4):
+                    detectable = time.time()
+                time.sleep(0.25)
+        finally:
+            stop.set()
+            loop.join()
+    store.close()
+    assert detectable is not None
+    ttd = seen.get("detect", float("nan")) - detectable
+    ttc = seen.get("contain", float("nan")) - detectable
+    refused_s = (refused - detectable) if refused is not None else float("nan")
+    print(
+        f"{name}: detect {ttd:.2f} s, contain {ttc:.2f} s (goal <= 10 s), attacker refused {refused_s:.2f} s "
+        f"after the first detectable event ({attempts} attempts)"
+    )
+
+
+def _no_pickles(path: Path) -> None:
+    from bastion.errors import UnsafeArtifact
+
+    for p in [path] if path.is_file() else list(path.rglob("*")):
+        if p.suffix == ".pkl":
+            raise UnsafeArtifact(f"{p.name}: pickle refused")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--apps", type=int, default=150, help="gateway apps in the big week (150 ≈ 1M events)"
+    )
+    parser.add_argument("--skip", default="", help="comma list of: campaign,million,watch")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} cores ({'shared' if load > 1.0 else 'quiet'})")
+    if "campaign" not in skip:
+        campaign_detection(args.seeds)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "million" not in skip:
+            million(args.apps, Path(tmp))
+        if "watch" not in skip:
+            print("== respond --watch against a real vault ==")
+            for scenario in ("insider-bulk-pull", "key-misuse"):
+                _watch_scenario(scenario, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The gateway obeys `bastion respond`: a token spray from one address is hunted, blocked and unblocked.
+
+Real gateway (uvicorn on 127.0.0.1), real audit log, the hunt's rule pack and the packaged playbook.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from bastion.events import EventStore, collect_audit
+from bastion.hunt import hunt
+from bastion.respond import Responder, load_playbook, state_path
+from bastion.respond.gate import ResponseGate
+
+
+def test_token_spray_is_hunted_and_the_address_blocked(kit, project, digits, tmp_path: Path) -> None:
+    gate = ResponseGate.for_vault(project.vault, reload_s=0.0)
+    assert gate is not None
+    gateway = kit.make_gateway(project, digits, response_gate=gate)
+    body = kit.infer_body(digits.x_test[:1])
+    try:
+        with kit.serving(gateway) as server, httpx.Client(base_url=server.url) as client:
+            assert (
+                client.post(
+                    "/v2/models/digits/infer", json=body, headers=kit.bearer(project.tokens["alice"])
+                ).status_code
+                == 200
+            )
+            for i in range(25):
+                bad = kit.bearer("bst_" + f"{i:02d}" * 21 + "A")
+                assert client.post("/v2/models/digits/infer", json=body, headers=bad).status_code == 401
+            time.sleep(1.5)  # the audit writer flushes every second
+            store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+            collect_audit(project.vault, store)
+            sprays = [f for f in hunt(store=store, anomaly=False).findings if f.rule_id.endswith("302")]
+            assert [f.client for f in sprays] == ["127.0.0.1"]
+            results = Responder(vault=project.vault, playbook=load_playbook(), mode="auto").respond(sprays)
+            assert [(r.action, r.target, r.status) for r in results] == [
+                ("block-client", "127.0.0.1", "done")
+            ]
+            refused = client.post(
+                "/v2/models/digits/infer", json=body, headers=kit.bearer(project.tokens["alice"])
+            )
+            assert refused.status_code == 403 and "incident response" in refused.text
+            Responder(vault=project.vault, playbook=load_playbook()).undo(
+                action="block-client", target="127.0.0.1"
+            )
+            ok = client.post(
+                "/v2/models/digits/infer", json=body, headers=kit.bearer(project.tokens["alice"])
+            )
+            assert ok.status_code == 200
+    finally:
+        state_path(project.home).unlink(missing_ok=True)
+        gateway.close()
+
+
+def test_a_tampered_state_refuses_everything(kit, project, digits, tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b"AAAA\n{}")
+    gate = ResponseGate(path, project.vault.signer)
+    assert gate.refuses(client="10.0.0.1") and gate.throttles("10.0.0.1")
+    path.unlink()
+    assert not ResponseGate(path, project.vault.signer).refuses(client="10.0.0.1")

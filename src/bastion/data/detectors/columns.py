@@ -35,7 +35,7 @@ from bastion.data.detectors.context import (
     looks_like_names,
     masked_shape,
 )
-from bastion.data.detectors.engine import birth_context, finalize, run_detector
+from bastion.data.detectors.engine import birth_context, finalize, run_all
 from bastion.data.detectors.interface import Detector, Span
 
 
@@ -111,9 +111,7 @@ def detect_values(
         sample_text = joined[: int(offsets[sample]) - 1]
         sample_spans: list[Span] = []
         owner: dict[tuple[int, int, str], int] = {}
-        for i, det in enumerate(dets):
-            found_here: list[Span] = []
-            run_detector(det, sample_text, found_here)
+        for i, found_here in enumerate(run_all(dets, sample_text)):
             owner.update(((sp.start, sp.end, sp.entity), i) for sp in found_here)
             sample_spans.extend(found_here)
         sample_spans = finalize(sample_spans, sample_text)
@@ -139,9 +137,7 @@ def detect_values(
         rest_from = int(offsets[sample])
 
     rest = joined[rest_from:] if rest_from else joined
-    found: list[Span] = []
-    for det in active:
-        run_detector(det, rest, found)
+    found: list[Span] = [sp for per_det in run_all(active, rest) for sp in per_det]
     spans = finalize(found, rest)
     if rest_from:
         spans = sampled + [s._replace(start=s.start + rest_from, end=s.end + rest_from) for s in spans]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bastion.data import entities as E
+from bastion.data.detectors._combine import Group, candidates, plan
 from bastion.data.detectors._common import BIRTH_CONTEXT, DEFERRED
 from bastion.data.detectors.interface import Detector, Span
 
@@ -56,6 +57,63 @@ def run_detector(det: Detector, text: str, out: list[Span]) -> None:
             out.extend(Span(entity, a, b, conf, source) for a, b in pos)
         elif pos[1] > pos[0]:
             out.append(Span(entity, pos[0], pos[1], conf, source))
+
+
+def _run_at(det: Detector, text: str, positions: list[int], out: list[Span]) -> None:
+    """``run_detector`` at the candidate positions of a combined pass (``finditer``'s non-overlap kept)."""
+    if det.confirm is not None and det.entity not in _CONFIRMERS:
+        _CONFIRMERS[det.entity] = det.confirm
+    validate = det.validate
+    entity, conf, source = det.entity, det.confidence, det.source
+    match = det.pattern.match
+    last = 0
+    for p in positions:
+        if p < last:
+            continue
+        m = match(text, p)
+        if m is None:
+            continue
+        last = m.end() if m.end() > p else p + 1
+        if validate is None:
+            out.append(Span(entity, m.start(), m.end(), conf, source))
+            continue
+        pos = validate(m)
+        if pos is None:
+            continue
+        if isinstance(pos, list):
+            out.extend(Span(entity, a, b, conf, source) for a, b in pos)
+        elif pos[1] > pos[0]:
+            out.append(Span(entity, pos[0], pos[1], conf, source))
+
+
+# Combined-pass plans, keyed by the identities of the detectors (which the entry keeps alive).
+_PLANS: dict[tuple[int, ...], tuple[tuple[Detector, ...], tuple[Group, ...], tuple[int, ...]]] = {}
+
+
+def _plan_for(dets: Sequence[Detector]) -> tuple[tuple[Group, ...], tuple[int, ...]]:
+    key = tuple(map(id, dets))
+    hit = _PLANS.get(key)
+    if hit is None:
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        groups, alone = plan(dets)
+        hit = (tuple(dets), groups, alone)
+        _PLANS[key] = hit
+    return hit[1], hit[2]
+
+
+def run_all(dets: Sequence[Detector], text: str) -> list[list[Span]]:
+    """Every detector's findings in ``text``, one list per detector, identical to running each alone;
+    detectors whose patterns share a first character class are scanned in one combined pass."""
+    per: list[list[Span]] = [[] for _ in dets]
+    groups, alone = _plan_for(dets)
+    for i in alone:
+        run_detector(dets[i], text, per[i])
+    for g in groups:
+        for i, positions in zip(g.members, candidates(g, text), strict=True):
+            if positions:
+                _run_at(dets[i], text, positions, per[i])
+    return per
 
 
 def finalize(spans: list[Span], text: str) -> list[Span]:
@@ -121,10 +179,16 @@ def detect_text(text: str, *, detectors: Sequence[Detector] | None = None) -> li
         from bastion.data.detectors.registry import all_detectors
 
         detectors = all_detectors()
-    found: list[Span] = []
-    for det in detectors:
-        run_detector(det, text, found)
+    found = [sp for per_det in run_all(detectors, text) for sp in per_det]
     return birth_context(text, finalize(found, text))
 
 
-__all__ = ["PRIORITY", "birth_context", "detect_text", "finalize", "resolve_overlaps", "run_detector"]
+__all__ = [
+    "PRIORITY",
+    "birth_context",
+    "detect_text",
+    "finalize",
+    "resolve_overlaps",
+    "run_all",
+    "run_detector",
+]

@@ -171,3 +171,23 @@ def make_model(root: Path, *, seed: int = 0) -> Path:
     (root / "sub").mkdir(exist_ok=True)
     (root / "sub" / "config.json").write_text(f'{{"seed": {seed}}}', encoding="utf-8")
     return root
+
+
+@pytest.fixture
+def team_server(tmp_path: Path) -> Iterator[Any]:
+    """A factory: ``team_server(database_url=...)`` starts a server over a fresh home (stopped after)."""
+    procs: list[Any] = []
+
+    def _start(*, database_url: str | None = None) -> Server:
+        root = tmp_path / f"team{len(procs)}"
+        root.mkdir()
+        home, tokens, tls = make_team(root, database_url=database_url)
+        proc, url = start_server(home, tls)
+        procs.append(proc)
+        client_home = root / "client"
+        client_home.mkdir()
+        return Server(url=url, home=home, ca=tls[0], tokens=tokens, proc=proc, client_home=client_home)
+
+    yield _start
+    for proc in procs:
+        stop_server(proc)

@@ -1,0 +1,53 @@
+"""The team scenario with the server's metadata in PostgreSQL (BASTION_TEST_POSTGRES_URL, a fresh schema)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    schema = f"bastion_srv_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_team_scenario_on_postgres(team_server: Any, pg_schema_url: str, tmp_path: Path) -> None:
+    server = team_server(database_url=pg_schema_url)
+    assert "postgresql" in (server.home / "bastion.toml").read_text()
+    src = tmp_path / "m"
+    src.mkdir()
+    np.save(src / "w.npy", np.arange(256, dtype=np.float32))
+    ok = server.cli("alice-ds", "registry", "push", str(src), "--name", "pg-model")
+    assert ok.returncode == 0, ok.stderr
+    prod = server.cli("alice-ds", "registry", "push", str(src), "--name", "pg-model", "--env", "prod")
+    assert prod.returncode == 2 and "may not registry:push on pg-model in prod" in prod.stderr
+    assert server.cli("dan-deployer", "registry", "push", str(src), "--name", "pg-model").returncode == 2
+    assert server.cli("aud-auditor", "registry", "verify", "pg-model:1").returncode == 0
+    pull = server.cli("aud-auditor", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "o"))
+    assert pull.returncode == 2 and "may not registry:pull" in pull.stderr
+    out = server.cli("alice-ds", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "mine"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "mine" / "w.npy").read_bytes() == (src / "w.npy").read_bytes()
+    listed = server.cli("ada-admin", "token", "list")
+    token_id = next(ln.split("\t")[0] for ln in listed.stdout.splitlines() if "\talice-ds\t" in ln)
+    assert server.cli("ada-admin", "token", "revoke", token_id).returncode == 0
+    after = server.cli("alice-ds", "registry", "list")
+    assert after.returncode == 2 and after.stderr.strip() == "error: invalid API token"
+    verify = server.cli("aud-auditor", "log", "verify")
+    assert verify.returncode == 0, verify.stderr

@@ -163,6 +163,15 @@ def _context(text: str, start: int, end: int) -> tuple[bool, bool]:
     return titled, framed
 
 
+def _titled(text: str, start: int) -> bool:
+    """The first element of :func:`_context`, with a fast exit: a title is always followed by a space."""
+    if start == 0 or text[start - 1] != " ":
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
+    return _TITLE.search(text[max(cell_start, start - 40) : start]) is not None
+
+
 def person_spans(text: str) -> list[tuple[int, int, float]]:
     """(start, end, confidence) of the personal names in ``text``."""
     out: list[tuple[int, int, float]] = []
@@ -178,9 +187,12 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
             folded = run.casefold()
             if folded in _STOP:
                 continue
-            known = folded in first_names or folded in last_names
+            if not (folded in first_names or folded in last_names):
+                if _titled(text, start):  # an unknown word counts only after a title
+                    out.append((start, end, 0.85))
+                continue
             titled, framed = _context(text, start, end)
-            if titled or (known and framed):
+            if titled or framed:
                 out.append((start, end, 0.85 if titled else 0.6))
             continue
         words = _split_words(run)
@@ -202,6 +214,10 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         known = _known(words)
         if len(words) >= 2 and known:
             out.append((start, end, 0.85))
+            continue
+        if len(words) < 2 and not known:
+            if _titled(text, start):
+                out.append((start, end, 0.85))
             continue
         titled, framed = _context(text, start, end)
         if titled or (framed and (len(words) >= 2 or known)):

@@ -182,3 +182,24 @@ def test_dockerfile_is_multistage_pinned_nonroot_without_build_tools() -> None:
     assert "pythondontwritebytecode=1" in body.replace(" ", "")  # nothing written under a read-only root
     assert check_dockerfile(text, path="Dockerfile") == []  # bastion's own deployment rules
     assert (DOCKERFILE.parent / ".dockerignore").read_text().count(".venv") == 1
+
+
+def test_no_secret_value_anywhere_in_the_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """The server's objects *reference* the key-ring Secret; no manifest holds a passphrase or token value."""
+    assert run(["serve", "fraud@prod", "--deployment", "k8s", "--pkcs11-pin-env", "HSM_PIN"]) == 0
+    text = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert not re.search(r"bst_[0-9a-f]{16,}\.", text)  # no bastion token of any identity
+    for d in docs:
+        spec = d["spec"].get("template", {}).get("spec", {})
+        for c in spec.get("containers", []):
+            for e in c.get("env", []):
+                if re.search(r"(?i)passphrase|token|pin|secret", e["name"]):
+                    assert set(e) == {"name", "valueFrom"} and "secretKeyRef" in e["valueFrom"], e
+    server_env = {
+        e["name"]
+        for d in docs
+        if d["kind"] == "StatefulSet"
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert "BASTION_TOKEN" not in server_env  # the server needs no token: it is the owner of its home

@@ -35,6 +35,12 @@ def context_bytes(context: bytes | str) -> bytes:
     raise TypeError("context must be bytes or str")
 
 
+def dek_aad(env: str, version: int, context: bytes) -> bytes:
+    """The AES-GCM associated data of a DEK wrap, shared by every provider: ``env ‖ KEK version ‖ context``
+    (a wrap cannot be moved to another environment, KEK version or context)."""
+    return b"bastion-dek\x00" + env.encode() + b"\x00" + str(version).encode() + b"\x00" + context
+
+
 @dataclass(frozen=True)
 class WrappedKey:
     """A data key encrypted under one KEK version of one environment."""

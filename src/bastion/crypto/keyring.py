@@ -43,7 +43,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.config import ENVIRONMENTS
-from bastion.crypto.interface import DEK_SIZE, KekInfo, WrappedKey, context_bytes
+from bastion.crypto.canonical import canonical_forms, canonical_json
+from bastion.crypto.interface import DEK_SIZE, KekInfo, WrappedKey, context_bytes, dek_aad
 from bastion.crypto.kdf import SALT_SIZE, KdfParams, derive_key
 from bastion.errors import (
     ConfigError,
@@ -83,17 +84,12 @@ def _unb64(text: Any) -> bytes:
     return raw
 
 
-def _canonical(doc: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in doc.items() if k != "mac"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+def _mac_body(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "mac"}
 
 
 def _kek_aad(env: str, version: int) -> bytes:
     return b"bastion-kek\x00" + env.encode() + b"\x00" + str(version).encode()
-
-
-def _dek_aad(env: str, version: int, context: bytes) -> bytes:
-    return b"bastion-dek\x00" + env.encode() + b"\x00" + str(version).encode() + b"\x00" + context
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,16 @@ class _Secrets:
         )
 
     def mac(self, doc: dict[str, Any]) -> bytes:
-        return hmac.new(self.mac_key, _canonical(doc), "sha256").digest()
+        """HMAC-SHA256 over the RFC 8785 encoding of the document without its ``mac``."""
+        return hmac.new(self.mac_key, canonical_json(_mac_body(doc)), "sha256").digest()
+
+    def mac_matches(self, doc: dict[str, Any], mac: bytes) -> bool:
+        """Whether ``mac`` authenticates ``doc``: over RFC 8785, or over the ASCII JSON a key ring written
+        before issue 13 was MACed with (the next write re-MACs it in RFC 8785)."""
+        return any(
+            hmac.compare_digest(mac, hmac.new(self.mac_key, form, "sha256").digest())
+            for form in canonical_forms(_mac_body(doc), ascii=True)
+        )
 
 
 MAX_KEYRING_BYTES = 1 << 20  # a key ring is a few KiB; anything near this is not one
@@ -163,7 +168,7 @@ def _open_doc(doc: dict[str, Any], secrets: _Secrets) -> dict[tuple[str, int], b
     """Verify the check value, the MAC and every KEK; return the KEKs by (env, version)."""
     if not hmac.compare_digest(_unb64(doc.get("check")), secrets.check):
         raise WrongPassphrase("the key ring did not open: wrong passphrase")
-    if not hmac.compare_digest(_unb64(doc.get("mac")), secrets.mac(doc)):
+    if not secrets.mac_matches(doc, _unb64(doc.get("mac"))):
         raise IntegrityError(_DAMAGED)
     envs = doc.get("envs")
     if not isinstance(envs, dict) or not envs:
@@ -369,7 +374,7 @@ class LocalKeyRing:
         version = self.current_version(env)
         kek = self._kek(env, version)
         nonce = os.urandom(_NONCE_SIZE)
-        sealed = AESGCM(kek).encrypt(nonce, bytes(dek), _dek_aad(env, version, context_bytes(context)))
+        sealed = AESGCM(kek).encrypt(nonce, bytes(dek), dek_aad(env, version, context_bytes(context)))
         return WrappedKey(provider=PROVIDER, env=env, kek_version=version, ciphertext=nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey, *, context: bytes | str) -> bytes:
@@ -388,7 +393,7 @@ class LocalKeyRing:
             return AESGCM(kek).decrypt(
                 blob[:_NONCE_SIZE],
                 blob[_NONCE_SIZE:],
-                _dek_aad(wrapped.env, wrapped.kek_version, context_bytes(context)),
+                dek_aad(wrapped.env, wrapped.kek_version, context_bytes(context)),
             )
         except InvalidTag as exc:
             raise IntegrityError(_BAD_WRAP) from exc

@@ -42,7 +42,7 @@ from pkcs11 import exceptions as p11e
 from pkcs11.mechanisms import GCMParams
 
 from bastion.config import Settings
-from bastion.crypto.interface import DEK_SIZE, KekInfo, WrappedKey, context_bytes
+from bastion.crypto.interface import DEK_SIZE, KekInfo, WrappedKey, context_bytes, dek_aad
 from bastion.crypto.keyring import kek_label
 from bastion.errors import (
     ConfigError,
@@ -103,10 +103,6 @@ def _library(module: str) -> _Library:
                 raise ConfigError(f"cannot load PKCS#11 module {module}") from exc
             _LIBS[module] = holder
         return holder
-
-
-def _dek_aad(env: str, version: int, context: bytes) -> bytes:
-    return b"bastion-dek\x00" + env.encode() + b"\x00" + str(version).encode() + b"\x00" + context
 
 
 def _check_env(env: str) -> None:
@@ -371,7 +367,7 @@ class Pkcs11KeyProvider:
             sealed = key.encrypt(
                 bytes(dek),
                 mechanism=Mechanism.AES_GCM,
-                mechanism_param=GCMParams(nonce, _dek_aad(env, version, aad_context), 128),
+                mechanism_param=GCMParams(nonce, dek_aad(env, version, aad_context), 128),
             )
             return WrappedKey(
                 provider=PROVIDER, env=env, kek_version=version, ciphertext=nonce + bytes(sealed)
@@ -385,7 +381,7 @@ class Pkcs11KeyProvider:
         blob = wrapped.ciphertext
         if len(blob) != _NONCE_SIZE + DEK_SIZE + 16:
             raise IntegrityError(_BAD_WRAP)
-        aad = _dek_aad(wrapped.env, wrapped.kek_version, context_bytes(context))
+        aad = dek_aad(wrapped.env, wrapped.kek_version, context_bytes(context))
         label = kek_label(wrapped.env, wrapped.kek_version)
 
         def run(session: Any) -> bytes:

@@ -16,10 +16,10 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-import rfc8785
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bastion.crypto.canonical import canonical_json
 from bastion.errors import IntegrityError
 
 SEAL_INFO = b"bastion-sealed-rows/v1"
@@ -40,7 +40,7 @@ class RowSealer:
         return cls(key)
 
     def seal(self, kind: str, key: str, state: Mapping[str, Any]) -> bytes:
-        data = rfc8785.dumps({"kind": kind, "key": key, "state": dict(state)})
+        data = canonical_json({"kind": kind, "key": key, "state": dict(state)})
         return hmac.new(self._key, data, hashlib.sha256).digest()
 
     def check(self, kind: str, key: str, state: Mapping[str, Any], mac: bytes | None, *, what: str) -> None:

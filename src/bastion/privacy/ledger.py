@@ -32,7 +32,7 @@ import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -42,6 +42,7 @@ from bastion.errors import BudgetExhausted, ConfigError, InvalidInput, NotFound
 from bastion.privacy import _ledger_seals
 from bastion.privacy.dp import check_delta, check_epsilon
 from bastion.store.db import Base, ensure_tables, utcnow, write_transaction
+from bastion.store.interface import AuditSink
 
 _TS = sa.DateTime(timezone=True)
 TOLERANCE = 1e-9
@@ -82,14 +83,6 @@ spends_table = sa.Table(
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("settled_at", _TS, nullable=True),
 )
-
-
-class AuditSink(Protocol):
-    """What the ledger needs from the audit log (``bastion.store.AuditLog`` provides it)."""
-
-    def append(
-        self, *, actor: str, action: str, target: str, outcome: str, details: Mapping[str, Any] | None = None
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from bastion.store.interface import AuditSink
 
 LOG_FIELDS = (
     "event",
@@ -31,14 +33,6 @@ LOG_FIELDS = (
     "latency_ms",
     "reason",
 )
-
-
-class AuditSink(Protocol):
-    """What ``bastion.store.auditlog.AuditLog`` offers; tests and replicas pass the real log."""
-
-    def append(
-        self, *, actor: str, action: str, target: str, outcome: str, details: Mapping[str, Any] | None = None
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -26,35 +26,31 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bastion.crypto.canonical import canonical_forms, canonical_json, legacy_json
 from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
 from bastion.store import merkle
 from bastion.store.db import utcnow, write_transaction
+from bastion.store.interface import HeadSigner, Witness
 from bastion.store.tables import audit_entries, tree_heads
-
-if TYPE_CHECKING:
-    from bastion.store.interface import Witness
 
 logger = logging.getLogger(__name__)
 OUTCOMES = ("ok", "denied", "error")
 LOG_ID = "bastion-audit-log/v1"
 
 
-class HeadSigner(Protocol):
-    """What the log needs from a signing key (``crypto.signing.SigningKeys`` provides it)."""
-
-    def sign(self, data: bytes) -> bytes: ...
-
-    def verify(self, data: bytes, signature: bytes) -> None: ...
-
-
-def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def leaf_encoding(obj: Any) -> bytes:
+    """An entry's leaf bytes: RFC 8785; an entry outside I-JSON (a NaN or a huge integer in its details)
+    keeps the pre-RFC encoding, which :meth:`AuditLog.verify` also accepts for entries written before."""
+    try:
+        return canonical_json(obj)
+    except ValueError:
+        return legacy_json(obj)
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,11 @@ class AuditEntry:
         }
 
     def leaf_data(self) -> bytes:
-        return canonical_json(self.to_dict())
+        return leaf_encoding(self.to_dict())
+
+    def leaf_forms(self) -> tuple[bytes, ...]:
+        """Every encoding a stored leaf of this entry may have: RFC 8785, or the pre-issue-13 JSON."""
+        return canonical_forms(self.to_dict())
 
     @classmethod
     def from_leaf(cls, data: bytes) -> AuditEntry:
@@ -489,7 +489,7 @@ class AuditLog:
             if idx != expected:
                 raise IntegrityError(f"audit log: entry {expected} is missing (found {idx})")
             entry = AuditEntry.from_leaf(data)
-            if entry.index != idx or entry.leaf_data() != data:
+            if entry.index != idx or bytes(data) not in entry.leaf_forms():
                 raise IntegrityError(f"audit log: entry {idx} was modified or moved")
             leaf = merkle.leaf_hash(data)
             if leaf != stored:

@@ -16,11 +16,12 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO
 
 import blake3
 
 from bastion.errors import InvalidInput, NotFound
+from bastion.store.interface import BlobStore
 
 BLAKE3_PREFIX = "b3-"
 BLAKE3_ID_BYTES = 30  # 240 bits: ``b3-`` + 60 hex characters = 63 <= the 64-character database column
@@ -43,19 +44,6 @@ def content_id(hasher: blake3.blake3) -> str:
 def is_blob_id(digest: str) -> bool:
     """Whether ``digest`` is a well-formed blob id (BLAKE3 ``b3-…`` or legacy SHA-256 hex)."""
     return bool(_BLAKE3_ID.match(digest) or _SHA256_ID.match(digest))
-
-
-@runtime_checkable
-class BlobStore(Protocol):
-    """Where encrypted bytes live (filesystem here; object storage in a larger deployment)."""
-
-    def put(self, stream: BinaryIO) -> str: ...
-
-    def open(self, digest: str) -> BinaryIO: ...
-
-    def exists(self, digest: str) -> bool: ...
-
-    def delete(self, digest: str) -> None: ...
 
 
 def _check(digest: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bastion.crypto.canonical import legacy_json
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
 from bastion.watermark.keys import WatermarkKey
@@ -34,7 +35,8 @@ MAX_RECORD_BYTES = 1 << 20
 
 
 def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # commitment format v1: its bytes are what commitments already logged and handed out hash (kept exactly)
+    return legacy_json(obj)
 
 
 def commitment_of(*, key_id: str, spec: TriggerSpec, trigger_digest: str) -> str:

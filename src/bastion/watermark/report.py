@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bastion.crypto.canonical import canonical_forms, canonical_json
 from bastion.crypto.signing import Ed25519Verifier
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
 from bastion.store import merkle
-from bastion.store.auditlog import AuditEntry, InclusionProof, SignedTreeHead, canonical_json
+from bastion.store.auditlog import AuditEntry, InclusionProof, SignedTreeHead, leaf_encoding
 from bastion.watermark.commitment import AUDIT_ACTION, WatermarkRecord
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.verify import Verification, binomial_p_value, verdict_for
@@ -162,6 +163,19 @@ def _proof(data: Mapping[str, Any]) -> InclusionProof:
         raise IntegrityError("ownership report: malformed inclusion proof") from exc
 
 
+def _verify_any(verifier: Ed25519Verifier, forms: tuple[bytes, ...], signature: bytes) -> None:
+    """The signature must verify over one of the accepted encodings of the body (IntegrityError if none)."""
+    for form in forms[:-1]:
+        try:
+            verifier.verify(form, signature)
+            return
+        except IntegrityError:
+            continue
+    if not forms:
+        raise IntegrityError("ownership report: the body is not JSON")
+    verifier.verify(forms[-1], signature)
+
+
 def verify_report(
     report: OwnershipReport, *, public_key_pem: str | bytes | None = None, key: WatermarkKey | None = None
 ) -> ReportCheck:
@@ -172,11 +186,11 @@ def verify_report(
     if not isinstance(pem, str | bytes):
         raise IntegrityError("ownership report: no public key")
     verifier = Ed25519Verifier.from_pem(pem)
-    verifier.verify(canonical_json(dict(body)), report.signature)
+    _verify_any(verifier, canonical_forms(dict(body)), report.signature)  # RFC 8785, or a pre-RFC report
     try:
         audit = body["audit"]
         head = SignedTreeHead.from_dict(audit["tree_head"])
-        entry = AuditEntry.from_leaf(canonical_json(audit["entry"]))
+        entry = AuditEntry.from_leaf(leaf_encoding(audit["entry"]))
         proof = _proof(audit["inclusion_proof"])
         record = WatermarkRecord.from_dict(body["record"])
         result = body["verification"]
@@ -186,7 +200,7 @@ def verify_report(
     except (KeyError, TypeError, ValueError, InvalidInput) as exc:
         raise IntegrityError("ownership report: malformed content") from exc
     verifier.verify(head.signed_data(), head.signature)
-    if proof.leaf_hash != merkle.leaf_hash(entry.leaf_data()):
+    if proof.leaf_hash not in {merkle.leaf_hash(form) for form in entry.leaf_forms()}:
         raise IntegrityError("ownership report: the audit entry does not match the inclusion proof")
     if proof.root_hash != head.root_hash or proof.tree_size != head.size or proof.index != entry.index:
         raise IntegrityError("ownership report: the inclusion proof does not lead to the signed tree head")

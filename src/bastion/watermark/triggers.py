@@ -20,12 +20,12 @@ holding the key can regenerate that set and test a suspect model on it. Deviatio
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bastion.crypto.canonical import legacy_json
 from bastion.errors import InvalidInput
 from bastion.watermark.keys import WatermarkKey
 
@@ -95,7 +95,8 @@ class TriggerSpec:
             raise InvalidInput("not a valid trigger spec") from exc
 
     def canonical(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        # trigger-derivation v1: these bytes seed the trigger set of every key in use (kept exactly)
+        return legacy_json(self.to_dict(), ascii=True)
 
 
 def spec_for_dataset(dataset: Dataset, *, size: int = DEFAULT_SIZE) -> TriggerSpec:

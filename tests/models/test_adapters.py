@@ -221,3 +221,74 @@ def test_remote_adapter_open_inference_protocol(oip_server: str) -> None:
     closed = RemoteAdapter("http://127.0.0.1:9", model="toy", n_classes=2, input_shape=6, timeout=2)
     with pytest.raises(ServiceError, match="unreachable"):
         closed.predict(X)
+
+
+def _mock_remote(handler, **kwargs):  # type: ignore[no-untyped-def]
+    import httpx
+
+    return RemoteAdapter(
+        "https://oip.example",
+        model="toy",
+        n_classes=2,
+        input_shape=6,
+        headers={"Authorization": "Bearer s3cr3t-token"},
+        transport=httpx.MockTransport(handler),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"content": b"not json"}, "invalid JSON"),
+        ({"json": {"outputs": []}}, "no outputs"),
+        ({"json": {"outputs": [{"name": "x", "shape": [3], "data": [1, 2]}]}}, "malformed output tensor"),
+        ({"status_code": 500, "json": {"error": "boom"}}, "HTTP 500"),
+        ({"status_code": 302, "headers": {"Location": "http://elsewhere/"}}, "HTTP 302"),  # no redirects
+    ],
+)
+def test_remote_adapter_protocol_failures_are_one_service_error(answer: dict, message: str) -> None:  # type: ignore[type-arg]
+    """Hostile or broken endpoints (a real server adds nothing here: MockTransport)."""
+    import httpx
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            answer.get("status_code", 200), **{k: v for k, v in answer.items() if k != "status_code"}
+        )
+
+    with _mock_remote(handler) as m, pytest.raises(ServiceError, match=message) as info:
+        m.predict(X[:3])
+    assert "s3cr3t" not in str(info.value)
+    assert (
+        seen[0].url.path == "/v2/models/toy/infer"
+        and seen[0].headers["authorization"] == "Bearer s3cr3t-token"
+    )
+    body = json.loads(seen[0].content)
+    assert body["inputs"][0]["shape"] == [3, 6] and body["inputs"][0]["datatype"] == "FP32"
+
+
+def test_remote_adapter_timeouts_and_named_outputs() -> None:
+    import httpx
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with _mock_remote(slow) as m, pytest.raises(ServiceError, match="timed out"):
+        m.predict(X[:2])
+
+    def named(request: httpx.Request) -> httpx.Response:
+        n = json.loads(request.content)["inputs"][0]["shape"][0]
+        outputs = [
+            {"name": "label", "shape": [n], "data": [1] * n},
+            {"name": "probabilities", "shape": [n, 2], "data": [0.9, 0.1] * n},
+        ]
+        return httpx.Response(200, json={"outputs": outputs})
+
+    with _mock_remote(named) as m:
+        assert m.negotiate(X) == "probabilities" and not m.label_only
+        np.testing.assert_allclose(m.predict_proba(X[:4])[:, 0], 0.9, atol=1e-6)
+    with _mock_remote(named, output_name="missing") as m, pytest.raises(ServiceError, match="'missing'"):
+        m.predict(X[:1])

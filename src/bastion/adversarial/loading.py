@@ -364,7 +364,10 @@ def open_model(
             headers=headers,
             clip_values=clip_values,
         )
-        yield LoadedModel(adapter=adapter, kind="remote", reference=ref)
+        try:
+            yield LoadedModel(adapter=adapter, kind="remote", reference=ref)
+        finally:
+            adapter.close()
         return
     path = Path(ref)
     if path.exists():

@@ -14,16 +14,12 @@ columns are the class indices ``0 .. n_classes - 1``.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bastion.errors import DependencyMissing, InvalidInput, ServiceError
+from bastion.errors import DependencyMissing, InvalidInput
 from bastion.models.interface import check_input, check_labels
 
 if TYPE_CHECKING:
@@ -322,157 +318,8 @@ class CallableAdapter:
         return self.predict_proba(x).argmax(axis=1).astype(np.int64)
 
 
-class RemoteAdapter:
-    """A model behind an HTTP endpoint speaking the Open Inference Protocol v2 (black box).
-
-    Sends ``POST {url}/v2/models/{model}/infer`` with one FP32 input tensor and reads the first output (or
-    ``output_name``). ``headers`` (e.g. ``{"Authorization": "Bearer …"}``) are sent but never echoed in
-    errors.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        model: str,
-        n_classes: int,
-        input_shape: tuple[int, ...] | int,
-        outputs: Outputs = "probabilities",
-        input_name: str = "input",
-        output_name: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-        batch_size: int = 256,
-        clip_values: tuple[float, float] | None = None,
-    ) -> None:
-        parsed = urllib.parse.urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidInput(f"endpoint must be an http(s) URL, got {url!r}")
-        if outputs not in _OUTPUTS:
-            raise InvalidInput(f"outputs must be one of {', '.join(_OUTPUTS)}, got {outputs!r}")
-        if batch_size < 1:
-            raise InvalidInput("batch_size must be >= 1")
-        self.endpoint = f"{url.rstrip('/')}/v2/models/{urllib.parse.quote(model, safe='')}/infer"
-        self._n_classes = _n_classes(n_classes)
-        self._input_shape = _shape(input_shape)
-        self.outputs: str = outputs
-        self.label_only = outputs == "labels"
-        self.input_name = input_name
-        self.output_name = output_name
-        self._headers = dict(headers or {})
-        self.clip_values = clip_values  # the valid input range: attacks stay inside it
-        self.timeout = float(timeout)
-        self.batch_size = int(batch_size)
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._input_shape
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        body = {
-            "inputs": [
-                {
-                    "name": self.input_name,
-                    "shape": [int(d) for d in x.shape],
-                    "datatype": "FP32",
-                    "data": x.reshape(-1).tolist(),
-                }
-            ]
-        }
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self.endpoint,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **self._headers},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                payload = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise ServiceError(f"inference endpoint answered HTTP {exc.code}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise ServiceError(f"inference endpoint unreachable: {getattr(exc, 'reason', exc)}") from exc
-        except json.JSONDecodeError as exc:
-            raise ServiceError("inference endpoint returned invalid JSON") from exc
-        outputs = payload.get("outputs") if isinstance(payload, dict) else None
-        if not isinstance(outputs, list) or not outputs:
-            raise ServiceError("inference endpoint returned no outputs")
-        chosen = outputs[0]
-        if self.output_name is not None:
-            named = [o for o in outputs if isinstance(o, dict) and o.get("name") == self.output_name]
-            if not named:
-                raise ServiceError(f"inference endpoint returned no output named {self.output_name!r}")
-            chosen = named[0]
-        try:
-            data = np.asarray(chosen["data"], dtype=np.float64)
-            shape = [int(d) for d in chosen.get("shape", [data.size])]
-            data = data.reshape(shape)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ServiceError("inference endpoint returned a malformed output tensor") from exc
-        if self.outputs == "labels":
-            data = data.reshape(-1)
-        return _normalise(
-            data, n=x.shape[0], n_classes=self._n_classes, outputs=self.outputs, source="the endpoint"
-        )
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        arr = check_input(x, self._input_shape)
-        return np.concatenate(
-            [self._infer(arr[i : i + self.batch_size]) for i in range(0, arr.shape[0], self.batch_size)]
-        )
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.predict_proba(x).argmax(axis=1).astype(np.int64)
-
-    def negotiate(self, x: np.ndarray) -> str:
-        """Pick the richest named output the endpoint gives this caller (one query with ``x[:1]``).
-
-        A bastion gateway answers with ``probabilities`` (admin), ``top_k_*`` and ``label`` (consumer) or
-        ``label`` alone (auditor): full probabilities are used when offered, else the label (label-only).
-        Endpoints without named outputs keep the first output. Returns the mode chosen."""
-        names: list[str] = []
-        saved_outputs, saved_name = self.outputs, self.output_name
-        self.outputs, self.output_name = "labels", None
-        try:
-            arr = check_input(x, self._input_shape)[:1]
-            request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-                self.endpoint,
-                data=json.dumps(
-                    {
-                        "inputs": [
-                            {
-                                "name": self.input_name,
-                                "shape": [int(d) for d in arr.shape],
-                                "datatype": "FP32",
-                                "data": arr.reshape(-1).tolist(),
-                            }
-                        ]
-                    }
-                ).encode(),
-                headers={"Content-Type": "application/json", **self._headers},
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                payload = json.loads(resp.read())
-            outputs = payload.get("outputs") if isinstance(payload, dict) else None
-            names = [str(o.get("name")) for o in outputs or [] if isinstance(o, dict)]
-        except urllib.error.HTTPError as exc:
-            raise ServiceError(f"inference endpoint answered HTTP {exc.code}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise ServiceError(f"inference endpoint unreachable: {getattr(exc, 'reason', exc)}") from exc
-        except json.JSONDecodeError as exc:
-            raise ServiceError("inference endpoint returned invalid JSON") from exc
-        finally:
-            self.outputs, self.output_name = saved_outputs, saved_name
-        if "probabilities" in names:
-            self.outputs, self.output_name, self.label_only = "probabilities", "probabilities", False
-        elif "label" in names:
-            self.outputs, self.output_name, self.label_only = "labels", "label", True
-        return self.outputs
-
+# The remote adapter lives in its own module (HTTP client and wire format); re-exported here, where users
+# have always imported it from. remote.py builds on the helpers above, so this import comes last.
+from bastion.models.remote import RemoteAdapter  # noqa: E402
 
 __all__ = ["CallableAdapter", "Outputs", "RemoteAdapter", "SklearnAdapter", "TorchAdapter"]

@@ -36,7 +36,7 @@ from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
 from bastion.scan._sarif import to_sarif
-from bastion.scan._walk import scan_file, scan_source
+from bastion.scan._walk import accept_external_data, scan_file, scan_source
 
 
 def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:
@@ -75,7 +75,7 @@ def scan(*, paths: Iterable[str | os.PathLike[str]], config: ScanConfig | None =
             continue
         for path, ready in _expand(target):
             reports.append(ready if ready is not None else scan_file(path, cfg))
-    return ScanReport(tuple(reports))
+    return ScanReport(tuple(accept_external_data(reports)))
 
 
 def scan_stream(

@@ -71,6 +71,7 @@ class FileReport:
     issues: tuple[Issue, ...] = ()
     errors: tuple[ScanError, ...] = ()
     members: tuple[str, ...] = ()  # "member: format" for every analysed view inside the file
+    external_data: tuple[str, ...] = ()  # files an ONNX model reads its tensors from (next to it)
 
     @property
     def verdict(self) -> Verdict:
@@ -90,6 +91,7 @@ class FileReport:
             "issues": [i.to_dict() for i in self.issues],
             "errors": [e.to_dict() for e in self.errors],
             "members": list(self.members),
+            "external_data": list(self.external_data),
         }
 
 

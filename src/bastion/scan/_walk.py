@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import stat
 import struct
 import tarfile
@@ -26,7 +27,7 @@ from bastion.scan._formats import handler, handlers
 from bastion.scan._formats.hdf5 import superblock_after_user_block
 from bastion.scan._formats.tar import is_tar
 from bastion.scan._io import Malformed, Source, SourceFile
-from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity
+from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, Severity, Verdict
 from bastion.scan._oracle import replay
 from bastion.scan._pickle import looks_like_pickle
 from bastion.scan.interface import AddIssue
@@ -46,6 +47,7 @@ class Walker:
     members: list[str] = field(default_factory=list)
     inflated: int = 0
     torchscript: bool = False  # inside a TorchScript archive
+    external_data: list[str] = field(default_factory=list)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def adder(self, member: str) -> AddIssue:
@@ -111,7 +113,7 @@ class Walker:
                 fmt = h.scan(self, src, member, depth)
                 break
         else:
-            raise Malformed("unrecognised format (not a model file bastion can analyse)")
+            raise Malformed(UNRECOGNISED)
         # polyglots: every other reading a loader accepts of the same bytes is judged too (issue 19, class 5)
         if fmt.split(":")[0] not in _PICKLE_READINGS and looks_like_pickle(head):
             self.replay(src, member, "pickle.load reading of the file's first bytes", strict=False)
@@ -179,7 +181,34 @@ def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None
         issues=issues,
         errors=tuple(walk.errors),
         members=tuple(walk.members),
+        external_data=tuple(
+            dict.fromkeys(
+                os.path.normpath(os.path.join(os.path.dirname(name), x)) for x in walk.external_data
+            )
+        ),
     )
+
+
+#: the only error of a file whose bytes no handler recognises
+UNRECOGNISED = "unrecognised format (not a model file bastion can analyse)"
+
+
+def accept_external_data(reports: list[FileReport]) -> list[FileReport]:
+    """Raw tensor files that a safe ONNX model of the same scan reads as external data are safe.
+
+    ``onnx.load`` reads them as raw bytes (``numpy.frombuffer``): no format, no code route. Only files that
+    no handler recognised qualify (a pickle named ``weights.bin`` is judged as a pickle first).
+    """
+    referenced = {x for r in reports if r.verdict is Verdict.safe for x in r.external_data}
+    out = []
+    for r in reports:
+        raw = not r.issues and len(r.errors) == 1 and r.errors[0].message == UNRECOGNISED
+        if raw and os.path.normpath(r.path) in referenced:
+            r = FileReport(
+                r.path, "onnx-external-data", r.size, members=(".: raw tensor data of an ONNX model",)
+            )
+        out.append(r)
+    return out
 
 
 def scan_file(path: Path, config: ScanConfig) -> FileReport:
@@ -192,4 +221,4 @@ def scan_file(path: Path, config: ScanConfig) -> FileReport:
         return FileReport(str(path), "unreadable", 0, errors=(ScanError(f"cannot read ({exc.strerror})"),))
 
 
-__all__ = ["Walker", "scan_file", "scan_source"]
+__all__ = ["UNRECOGNISED", "Walker", "accept_external_data", "scan_file", "scan_source"]

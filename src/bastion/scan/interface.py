@@ -38,6 +38,7 @@ class Walk(Protocol):
     issues: list[Issue]
     members: list[str]
     torchscript: bool  # inside a TorchScript archive (its C++ unpickler resolves ``__torch__`` classes)
+    external_data: list[str]  # files next to the scanned one that it makes its loader read (ONNX)
 
     def adder(self, member: str) -> AddIssue: ...
 

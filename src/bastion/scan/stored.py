@@ -17,6 +17,7 @@ from bastion.errors import UnsafeArtifact
 from bastion.scan import inspect_artifact, scan_stream
 from bastion.scan._load import summary
 from bastion.scan._model import Verdict
+from bastion.scan._walk import accept_external_data
 
 
 class RegistryInspector:
@@ -26,12 +27,11 @@ class RegistryInspector:
         inspect_artifact(path)
 
     def inspect_stored(self, artifact: Any) -> None:
-        bad = []
+        reports = []
         for rel in artifact.files:
             with artifact.open(rel) as fh:
-                report = scan_stream(fh, name=rel, size=artifact.size(rel))
-            if report.verdict is not Verdict.safe:
-                bad.append(report)
+                reports.append(scan_stream(fh, name=rel, size=artifact.size(rel)))
+        bad = [r for r in accept_external_data(reports) if r.verdict is not Verdict.safe]
         if bad:
             more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
             raise UnsafeArtifact(f"unsafe artifact: {summary(bad[0])}{more}")

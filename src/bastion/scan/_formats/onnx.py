@@ -11,7 +11,8 @@ from bastion.scan._model import ScanConfig, Severity
 from bastion.scan.interface import AddIssue, Walk
 
 
-def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Path | None) -> None:
+def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Path | None) -> list[str]:
+    """Judge an ONNX model; returns the external-data locations its tensors read (relative to the model)."""
     try:
         import onnx
     except ImportError as exc:
@@ -48,6 +49,7 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
                     tensors.extend((attr.sparse_tensor.values, attr.sparse_tensor.indices))
                 for sp in attr.sparse_tensors:
                     tensors.extend((sp.values, sp.indices))
+    locations: list[str] = []
     for t in tensors:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -66,6 +68,9 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
                 f"tensor {t.name[:60]!r} reads external data from {location[:120]!r} outside the model dir",
                 location[:200],
             )
+            continue
+        locations.append(location)
+    return locations
 
 
 class OnnxHandler:
@@ -76,7 +81,9 @@ class OnnxHandler:
 
     def scan(self, walk: Walk, src: Source, member: str, depth: int) -> str:
         model_dir = walk.path.parent if not member else None
-        check_onnx(src, walk.config, walk.adder(member), model_dir=model_dir)
+        for location in check_onnx(src, walk.config, walk.adder(member), model_dir=model_dir):
+            if not member:  # a file next to the model (inside an archive, nothing reads it)
+                walk.external_data.append(location)
         return "onnx"
 
 

@@ -20,7 +20,9 @@ Sources:
   scikit-learn, numpy, scipy and the standard library's plain-data modules, the Cython ``__pyx_unpickle_*``
   helpers of those modules, and the score functions estimators store (``sklearn.metrics``,
   ``sklearn.feature_selection``);
-* scipy.sparse matrix/array classes.
+* scipy.sparse matrix/array classes;
+* LightGBM's ``Booster`` and its scikit-learn estimators (``LGBMModel`` subclasses): the benign corpus
+  (``tests/scan/benign_corpus.py``) pickles them through joblib and pickle.
 
 Refused by construction (root cause 2 of issue 19): callables that can return their argument, a module, a
 class, a function or a mutable global (``torch.jit._pickle.restore_type_tag`` and ``build_*`` lists,
@@ -283,6 +285,22 @@ def _scipy(entries: dict[str, str]) -> None:
             entries[f"{obj.__module__}:{obj.__qualname__}"] = "class"
 
 
+def _lightgbm(entries: dict[str, str]) -> None:
+    """LightGBM's ``Booster`` (pickled as its text model, parsed by LightGBM's C++ loader in ``__setstate__``)
+    and its scikit-learn estimators, each defined where named."""
+    import lightgbm.basic
+    import lightgbm.sklearn
+
+    entries["lightgbm.basic:Booster"] = "class"
+    for attr, obj in sorted(vars(lightgbm.sklearn).items()):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, lightgbm.sklearn.LGBMModel)
+            and _defined("lightgbm.sklearn", attr, obj)
+        ):
+            entries[f"lightgbm.sklearn:{attr}"] = "class"
+
+
 def generate() -> dict[str, Any]:
     import numpy as np
 
@@ -319,6 +337,7 @@ def generate() -> dict[str, Any]:
     _scipy(entries)
     _sklearn(entries)
     _torch(entries)
+    _lightgbm(entries)
     for name in list(entries):
         module, qualname = name.split(":", 1)
         if module.split(".", 1)[0] in ("os", "posix", "subprocess", "io", "socket", "pickle", "sys"):
@@ -334,6 +353,7 @@ def generate() -> dict[str, Any]:
             raise SystemExit(f"alias {alias} targets {canonical}, which is not an entry")
         aliases[alias] = canonical
     import joblib
+    import lightgbm
     import scipy
     import sklearn
     import torch
@@ -347,6 +367,7 @@ def generate() -> dict[str, Any]:
             "scikit-learn": sklearn.__version__,
             "torch": torch.__version__,
             "joblib": joblib.__version__,
+            "lightgbm": lightgbm.__version__,
         },
         "entries": dict(sorted(entries.items())),
         "aliases": dict(sorted(aliases.items())),

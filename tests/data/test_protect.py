@@ -129,6 +129,17 @@ def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
     files["json"] = p
     (p := tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
     files["parquet"] = p
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"notes": ["ok", "x " * (1 << 20)]}), p := tmp_path / "huge-cell.parquet")
+    files["parquet cell over the cap"] = p
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"name": ["Jane Doe"] * 2000}), good, row_group_size=100)
+    (p := tmp_path / "truncated.parquet").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["truncated parquet"] = p
+    (p := tmp_path / "multiline.csv").write_text('a,b\n"' + "line\n" * 250_000 + '",1\n')
+    files["quoted cell over the cap"] = p
     (p := tmp_path / "empty.csv").write_bytes(b"")
     files["empty"] = p
     return files
@@ -140,6 +151,8 @@ def test_bad_inputs_fail_cleanly_with_no_partial_output(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput) as info:
             protect_file(path=path, out=out, keys=KEYS, use_presidio=False)
         assert "\n" not in str(info.value), kind
+        if "over the cap" in kind:
+            assert "longer than" in str(info.value), kind
         assert not out.exists(), kind
         assert not list(tmp_path.glob(f".out-{path.name}*")), kind  # no temp file left behind
 

@@ -1,11 +1,11 @@
 """Streaming readers (CSV, Parquet, JSON Lines, plain text) and atomic writers.
 
 Readers yield :class:`Chunk` objects of at most ``chunk_rows`` rows, so memory stays bounded by the chunk,
-not the file. Every way an input can be unreadable (binary content, a line longer than ``max_line_bytes``,
-invalid UTF-8, malformed CSV quoting or a wrong field count, invalid JSON, a corrupt Parquet file) raises one
-:class:`~bastion.errors.InvalidInput` naming the line, never the offending value. Writers go through
-:func:`atomic_output`: a temporary file in the target directory, fsync, rename on success, deleted on failure,
-so a failed run leaves no partial output.
+not the file. Every way an input can be unreadable (binary content, a line or a Parquet cell longer than
+``max_line_bytes``, invalid UTF-8, malformed CSV quoting or a wrong field count, invalid JSON, a corrupt
+Parquet file) raises one :class:`~bastion.errors.InvalidInput` naming the line, never the offending value.
+Writers go through :func:`atomic_output`: a temporary file in the target directory, fsync, rename on success,
+deleted on failure, so a failed run leaves no partial output.
 """
 
 from __future__ import annotations
@@ -166,6 +166,10 @@ def _iter_csv(path: Path, *, chunk_rows: int, max_line_bytes: int) -> Iterator[C
                     offset += len(rows)
                     rows = []
         except csv.Error as exc:
+            if "field limit" in str(exc):  # a quoted cell spanning lines, longer than the cap
+                raise InvalidInput(
+                    f"{path.name}: a cell near line {counter.line} is longer than {max_line_bytes} bytes"
+                ) from exc
             raise InvalidInput(f"{path.name}: malformed CSV near line {counter.line}") from exc
         if rows or offset == 0:
             yield _csv_chunk(header, rows, offset, delimiter)
@@ -235,7 +239,7 @@ def _iter_text(path: Path, *, chunk_rows: int, max_line_bytes: int) -> Iterator[
             yield Chunk([TEXT_COLUMN], {TEXT_COLUMN: lines}, offset, len(lines), extra={"endings": endings})
 
 
-def _iter_parquet(path: Path, *, chunk_rows: int) -> Iterator[Chunk]:
+def _iter_parquet(path: Path, *, chunk_rows: int, max_cell_chars: int) -> Iterator[Chunk]:
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -260,6 +264,12 @@ def _iter_parquet(path: Path, *, chunk_rows: int) -> Iterator[Chunk]:
                         data[name] = [v if v is not None else "" for v in as_str.to_pylist()]
                     except pa.ArrowException:
                         data[name] = [_jsonable_str(v) for v in col.to_pylist()]
+                if data[name] and max(map(len, data[name])) > max_cell_chars:
+                    # The same cap as a CSV or JSON Lines line: one cell must not hold a whole file.
+                    raise InvalidInput(
+                        f"{path.name}: column {name!r} has a cell longer than {max_cell_chars} characters "
+                        f"(rows {offset + 1}-{offset + batch.num_rows})"
+                    )
             yield Chunk(list(batch.schema.names), data, offset, batch.num_rows, raw=batch)
             offset += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
@@ -287,7 +297,7 @@ def iter_chunks(
     elif kind == "jsonl":
         yield from _iter_jsonl(p, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
     elif kind == "parquet":
-        yield from _iter_parquet(p, chunk_rows=chunk_rows)
+        yield from _iter_parquet(p, chunk_rows=chunk_rows, max_cell_chars=max_line_bytes)
     else:
         yield from _iter_text(p, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
 

@@ -141,6 +141,16 @@ def ui_project(tmp_path: Path) -> Iterator[UIProject]:
                 "unauthenticated": {"count": 7, "by_decision": {"deny:auth": 7}, "sample": []},
             },
         )
+        vault.audit.append(  # a health probe: public, allowed without a token (no alert)
+            actor="gateway",
+            action="serve:requests",
+            target="fraud",
+            outcome="ok",
+            details={
+                "requests": [],
+                "unauthenticated": {"count": 1, "by_decision": {"allow": 1}, "sample": []},
+            },
+        )
         tokens = {}
         for name, role in (
             ("ann", "auditor"),

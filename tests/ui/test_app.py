@@ -83,6 +83,7 @@ def test_pages_show_the_data_and_escape_it(ui: Any, ui_project: Any) -> None:
         assert "gateway: extraction monitor" in alerts and "mallory" in alerts
         assert "guard: prompt blocked" in alerts and "7 request(s) without a valid token" in alerts
         assert "1 request(s) deny:rate" in alerts and "query burst &lt;script&gt;" in alerts
+        assert "allow: 1" not in alerts and alerts.count("without a valid token") == 1
         log = client.get("/log").text
         assert 'id="log-status">UNWITNESSED<' in log
         overview = client.get("/").text
@@ -138,3 +139,56 @@ def test_insecure_only_on_loopback_and_plain_cookie(ui: Any, ui_project: Any) ->
             and "secure" not in r.headers["set-cookie"].lower()
         )
         assert client.get("/").status_code == 200
+
+
+def test_witnessed_log_shows_ok(ui: Any, ui_project: Any, tmp_path: Any) -> None:
+    from bastion.vault import open_vault
+
+    spool = tmp_path / "witness" / "heads.jsonl"
+    spool.parent.mkdir()
+    with (ui_project.home / "bastion.toml").open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[[log.witness]]\nkind = "file"\npath = "{spool}"\n')
+    with open_vault(home=ui_project.home, passphrase=os.environ["BASTION_PASSPHRASE"]) as owner:
+        owner.audit.append(actor="owner", action="test:witnessed", target="-", outcome="ok", details={})
+    with ui[0](ui_project) as client:
+        ui[1](client, ui_project.tokens["auditor"])
+        page = client.get("/log").text
+        assert 'id="log-status">OK<' in page, page
+        assert "every entry is held by a witness" in page and "heads.jsonl" in page
+
+
+def test_drift_page_charts_the_gateway_state(ui: Any, ui_project: Any) -> None:
+    from bastion.serve.drift import state_path, write_state
+    from bastion.vault import open_vault
+
+    write_state(
+        state_path(ui_project.home, "fraud"),
+        {
+            "model": "fraud",
+            "version": 1,
+            "state": "alert",
+            "samples": 500,
+            "max_feature_psi": 0.61,
+            "prediction_psi": 0.05,
+            "confidence_drop": 0.02,
+            "alerts": ["input drift: 3 feature(s) PSI > 0.25"],
+            "thresholds": {"feature_psi": 0.25, "prediction_psi": 0.2, "confidence_drop": 0.1},
+            "updated_at": "2026-12-05T03:00:00+00:00",
+        },
+    )
+    with open_vault(home=ui_project.home, passphrase=os.environ["BASTION_PASSPHRASE"]) as owner:
+        owner.audit.append(
+            actor="gateway",
+            action="serve:drift-alert",
+            target="fraud",
+            outcome="ok",
+            details={"model": "fraud", "version": 1, "max_feature_psi": 0.61, "alerts": ["input drift"]},
+        )
+    with ui[0](ui_project) as client:
+        ui[1](client, ui_project.tokens["auditor"])
+        page = client.get("/drift").text
+        assert "fraud:1" in page and ">alert<" in page and "input drift: 3 feature(s)" in page
+        assert "0.61" in page and "threshold 0.25" in page and page.count("<svg") >= 4
+        inventory = client.get("/inventory").text
+        assert ">alert<" in inventory
+        assert "gateway: drift" in client.get("/alerts").text

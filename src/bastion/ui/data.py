@@ -141,8 +141,13 @@ def _denied_requests(entry: Any) -> list[Alert]:
             )
         )
     unauth = details.get("unauthenticated")
-    if isinstance(unauth, Mapping) and unauth.get("count"):
-        by = ", ".join(f"{k}: {v}" for k, v in sorted((unauth.get("by_decision") or {}).items()))
+    refused = {
+        str(k): v
+        for k, v in ((unauth.get("by_decision") or {}) if isinstance(unauth, Mapping) else {}).items()
+        if str(k).startswith("deny") and isinstance(v, int) and v > 0
+    }
+    if isinstance(unauth, Mapping) and refused:  # public endpoints (health) are allowed without a token
+        by = ", ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
         out.append(
             Alert(
                 entry.index,
@@ -151,7 +156,7 @@ def _denied_requests(entry: Any) -> list[Alert]:
                 entry.action,
                 "-",
                 "denied",
-                f"{unauth['count']} request(s) without a valid token ({by})",
+                f"{sum(refused.values())} request(s) without a valid token ({by})",
             )
         )
     return out

@@ -40,7 +40,8 @@ def render(run: DemoRun) -> str:
     ]
     train = f.get("train") or {}
     parts.append(
-        f"<li>PII columns found and protected: {_e(', '.join(f.get('pii_columns') or []) or '-')}</li>"
+        "<li>Sensitive columns found (PII and quasi-identifiers) and protected: "
+        f"{_e(', '.join(f.get('pii_columns') or []) or '-')}</li>"
     )
     parts.append(
         f"<li>DP-SGD model: accuracy {_e(train.get('accuracy', '-'))}, ε = {_e(train.get('epsilon', '-'))}, "

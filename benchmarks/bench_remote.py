@@ -35,10 +35,13 @@ import json, resource, sys, time
 from bastion.vault import open_vault
 home, src, out, name = sys.argv[1:5]
 with open_vault(home=home, passphrase=sys.argv[5]) as v:
-    t0 = time.perf_counter(); v.push(src, name=name, allow_unsafe=True); t1 = time.perf_counter()
-    v.pull(name, out=out); t2 = time.perf_counter()
+    c0 = time.process_time(); t0 = time.perf_counter()
+    v.push(src, name=name, allow_unsafe=True)
+    c1 = time.process_time(); t1 = time.perf_counter()
+    v.pull(name, out=out)
+    c2 = time.process_time(); t2 = time.perf_counter()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss}))
+print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss, "cpu_push": c1 - c0, "cpu_pull": c2 - c1}))
 """
 
 REMOTE = """
@@ -46,10 +49,13 @@ import json, resource, sys, time
 import bastion
 url, token, ca, src, out, name = sys.argv[1:7]
 with bastion.connect(url, token=token, ca=ca) as v:
-    t0 = time.perf_counter(); v.push(src, name=name, allow_unsafe=True); t1 = time.perf_counter()
-    v.pull(name, out=out); t2 = time.perf_counter()
+    c0 = time.process_time(); t0 = time.perf_counter()
+    v.push(src, name=name, allow_unsafe=True)
+    c1 = time.process_time(); t1 = time.perf_counter()
+    v.pull(name, out=out)
+    c2 = time.process_time(); t2 = time.perf_counter()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss}))
+print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss, "cpu_push": c1 - c0, "cpu_pull": c2 - c1}))
 """
 
 
@@ -67,6 +73,12 @@ def _vm_hwm(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -136,6 +148,7 @@ def main() -> None:
 
         best: dict[str, float] = {}
         rss = {"local": 0, "client": 0}
+        cpu: dict[str, float] = {}
         for r in range(args.repeat):
             loc = _run(
                 LOCAL,
@@ -146,6 +159,7 @@ def main() -> None:
                 PASSPHRASE,
                 env=base_env,
             )
+            server_cpu0 = _cpu_s(proc.pid)
             rem = _run(
                 REMOTE,
                 url,
@@ -159,6 +173,11 @@ def main() -> None:
             for side, got in (("local", loc), ("remote", rem)):
                 for step in ("push", "pull"):
                     best[f"{side}_{step}"] = min(best.get(f"{side}_{step}", float("inf")), got[step])
+            server_cpu = _cpu_s(proc.pid) - server_cpu0
+            cpu["local"] = min(cpu.get("local", float("inf")), loc["cpu_push"] + loc["cpu_pull"])
+            cpu["remote"] = min(
+                cpu.get("remote", float("inf")), rem["cpu_push"] + rem["cpu_pull"] + server_cpu
+            )
             rss["local"] = max(rss["local"], loc["rss"])
             rss["client"] = max(rss["client"], rem["rss"])
             for out in (root / f"out-local-{r}", root / f"out-remote-{r}"):
@@ -186,6 +205,10 @@ def main() -> None:
         f"  remote/local throughput: push {best['local_push'] / best['remote_push']:.2f}x, "
         f"pull {best['local_pull'] / best['remote_pull']:.2f}x, push+pull {local_total / remote_total:.2f}x "
         f"(goal >= 0.6x)"
+    )
+    print(
+        f"  CPU seconds (all threads; client + server for remote): local {cpu['local']:.2f}, "
+        f"remote {cpu['remote']:.2f} ({cpu['remote'] / cpu['local']:.2f}x the work)"
     )
     print(
         f"  peak RSS: local process {rss['local'] / 2**20:.0f} MiB, "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -136,21 +138,55 @@ class Transport:
 
 
 class ResponseReader:
-    """A file-like ``read(n)`` over a streamed response (what tarfile's stream mode reads from)."""
+    """A file-like ``read(n)`` over a streamed response (what tarfile's stream mode reads from).
 
-    def __init__(self, response: httpx.Response, chunk: int) -> None:
-        self._it = response.iter_raw(chunk)
+    A helper thread receives (TLS-decrypts) the next chunks while the caller parses, hashes and writes the
+    previous ones; at most ``depth`` chunks wait in between, so memory stays bounded.
+    """
+
+    def __init__(self, response: httpx.Response, chunk: int, *, depth: int = 8) -> None:
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
         self._buf = b""
         self._eof = False
+        self._thread = threading.Thread(target=self._pump, args=(response, chunk), daemon=True)
+        self._thread.start()
+
+    def _pump(self, response: httpx.Response, chunk: int) -> None:
+        item: bytes | BaseException | None = None
+        try:
+            for data in response.iter_raw(chunk):
+                if not self._put(data):
+                    return
+        except BaseException as exc:  # handed to the reader, which raises it in its own thread
+            item = exc
+        self._put(item)
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """Stop the helper thread (the response itself is closed by its context manager)."""
+        self._stop.set()
+        self._thread.join(5)
 
     def read(self, size: int = -1, /) -> bytes:
         while not self._buf and not self._eof:
-            try:
-                self._buf = next(self._it)
-            except StopIteration:
+            item = self._q.get()
+            if item is None:
                 self._eof = True
-            except httpx.HTTPError as exc:
-                raise E.ServiceError(f"the download broke off ({type(exc).__name__})") from exc
+            elif isinstance(item, httpx.HTTPError):
+                raise E.ServiceError(f"the download broke off ({type(item).__name__})") from item
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                self._buf = item
         if size < 0:
             size = len(self._buf)
         out, self._buf = self._buf[:size], self._buf[size:]

@@ -219,13 +219,13 @@ class RemoteVault:
             os.mkdir(stage, 0o700)
             try:
                 with self._t.download("/registry/pull", params={"ref": str(ref)}) as resp:
-                    got = extract_stream(
-                        ResponseReader(resp, CHUNK),
-                        stage,
-                        meta_names=PULL_META,
-                        max_bytes=1 << 50,
-                        max_files=1 << 20,
-                    )
+                    reader = ResponseReader(resp, CHUNK)
+                    try:
+                        got = extract_stream(
+                            reader, stage, meta_names=PULL_META, max_bytes=1 << 50, max_files=1 << 20
+                        )
+                    finally:
+                        reader.close()
                 version = D.artifact_version(json.loads(got.meta["version.json"]))
                 _check_pulled(version, got.files)
                 pub = got.meta["pub.pem"]

@@ -1,4 +1,4 @@
-"""``bastion registry push|pull|list|show|verify|promote``."""
+"""``bastion registry push|pull|list|show|verify|promote|gc``."""
 
 from __future__ import annotations
 
@@ -180,3 +180,37 @@ def register(app: typer.Typer) -> None:
             print_json(v)
         else:
             typer.echo(f"promoted {v.ref} to {v.env}")
+
+    @registry.command("gc")
+    def gc(
+        yes: bool = typer.Option(False, "--yes", help="Delete them (without it, only list what would go)."),
+        min_age_hours: float = typer.Option(
+            24.0,
+            "--min-age-hours",
+            min=0.0,
+            help="Grace period: younger blobs are kept (make it exceed any push).",
+        ),
+        home: Path | None = HOME_OPTION,
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Collect orphan blobs (admin only): blobs no version refers to, left by crashed or refused pushes.
+
+        A dry run by default (lists what would be deleted); --yes deletes. Audit-logged either way."""
+        from bastion.errors import ConfigError
+
+        with open_vault(home) as vault:
+            if getattr(vault, "remote", False):
+                raise ConfigError(
+                    "registry gc needs the blob store: run it on the server's host, without BASTION_URL"
+                )
+            found = vault.gc_blobs(dry_run=not yes, min_age_s=min_age_hours * 3600.0)
+        if fmt is OutputFormat.json:
+            print_json(found)
+            return
+        verb = "would delete" if found.dry_run else "deleted"
+        typer.echo(
+            f"{verb} {len(found.orphans)} orphan blob(s) ({found.bytes} bytes) and {found.temporaries} "
+            f"temporary file(s); kept {found.recent} younger than {min_age_hours:g} h"
+        )
+        if found.dry_run and (found.orphans or found.temporaries):
+            typer.echo("run again with --yes to delete them")

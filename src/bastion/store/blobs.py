@@ -21,6 +21,7 @@ from typing import BinaryIO
 import blake3
 
 from bastion.errors import InvalidInput, NotFound
+from bastion.files import fsync_dir
 from bastion.store.interface import BlobStore
 
 BLAKE3_PREFIX = "b3-"
@@ -52,14 +53,6 @@ def _check(digest: str) -> str:
     return digest
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _make_dirs(path: Path) -> None:
     """Create ``path`` and any missing parents, fsyncing each new entry's parent so it survives a crash."""
     if path.is_dir():
@@ -70,7 +63,7 @@ def _make_dirs(path: Path) -> None:
     except FileExistsError:
         return
     os.chmod(path, 0o700)  # whatever the umask
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class FileBlobStore:
@@ -118,7 +111,7 @@ class FileBlobStore:
     def sync(self, digests: Iterable[str]) -> None:
         """Make the renames of these blobs durable: fsync each of their directories once."""
         for parent in sorted({self.path(d).parent for d in digests}):
-            _fsync_dir(parent)
+            fsync_dir(parent)
 
     def _commit(self, tmp: Path, digest: str, *, sync_dir: bool = True) -> str:
         final = self.path(digest)
@@ -128,7 +121,7 @@ class FileBlobStore:
             return digest
         os.replace(tmp, final)
         if sync_dir:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         return digest
 
     def open(self, digest: str) -> BinaryIO:

@@ -41,12 +41,17 @@ from bastion.vault._push import (
     StoredVersion,
     encrypt_file,
     run_inspectors,
-    segment_associated_data,
 )
 from bastion.vault._records import Records
 from bastion.vault._source import Source
 from bastion.vault.interface import Inspector
-from bastion.vault.manifest import MANIFEST_FORMAT, SIGNATURE_FILE, bundle_resources, dek_context
+from bastion.vault.manifest import (
+    MANIFEST_FORMAT,
+    SIGNATURE_FILE,
+    bundle_resources,
+    dek_context,
+    segment_associated_data,
+)
 
 logger = logging.getLogger(__name__)
 

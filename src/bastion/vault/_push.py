@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import struct
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -27,19 +26,7 @@ from bastion.errors import IntegrityError, NotFound, UnsafeArtifact
 from bastion.store.blobs import BlobStore, FileBlobStore
 from bastion.vault._io import INLINE_BELOW, HashingSink
 from bastion.vault.interface import StoredInspector
-
-
-def _lp(*fields: bytes) -> bytes:
-    return b"".join(struct.pack(">I", len(f)) + f for f in fields)
-
-
-def segment_associated_data(name: str, version: int, path: str) -> bytes:
-    """AEAD associated data of a file in a ``bastion-manifest/v2`` version: ``name ‖ version ‖ path``.
-
-    No digest of the whole manifest (that would need a second read): the per-version DEK, this binding and
-    the signed manifest's per-file SHA-256 (compared on every pull) together pin each blob to its place.
-    """
-    return b"bastion-file-v2" + _lp(name.encode(), str(version).encode(), path.encode("utf-8"))
+from bastion.vault.manifest import segment_associated_data
 
 
 class _HashingReader:

@@ -26,7 +26,13 @@ from bastion.errors import CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.store.tables import artifacts, files, version_annotations, versions, wrapped_keys
 from bastion.vault._context import VaultContext
 from bastion.vault._io import INLINE_BELOW, HashingSink
-from bastion.vault._seals import check_pointers, check_version, reseal_pointers, reseal_version
+from bastion.vault._seals import (
+    check_pointers,
+    check_version,
+    current_wraps,
+    reseal_pointers,
+    reseal_version,
+)
 from bastion.vault.manifest import (
     MANIFEST_FORMATS,
     bundle_resources,
@@ -40,15 +46,6 @@ from bastion.vault.refs import Annotation, ArtifactRef, ArtifactVersion, FileEnt
 def iso(value: dt.datetime) -> str:
     """ISO 8601 in UTC (SQLite hands timezone-aware columns back naive)."""
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
-
-
-def current_wraps() -> Any:
-    """The newest wrap row of every version (a promotion or rotation adds one)."""
-    return (
-        sa.select(wrapped_keys.c.version_id, sa.func.max(wrapped_keys.c.id).label("wid"))
-        .group_by(wrapped_keys.c.version_id)
-        .subquery()
-    )
 
 
 def version_query() -> Any:

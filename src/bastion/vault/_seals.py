@@ -31,13 +31,18 @@ def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def pointer_state(conn: Connection, name: str) -> dict[str, Any]:
-    """``{"latest": N, "dev": N, ...}`` computed from the rows (an environment with no version is absent)."""
-    latest = (
+def current_wraps() -> Any:
+    """The newest wrap row of every version (a promotion or rotation adds one): its current environment."""
+    return (
         sa.select(wrapped_keys.c.version_id, sa.func.max(wrapped_keys.c.id).label("wid"))
         .group_by(wrapped_keys.c.version_id)
         .subquery()
     )
+
+
+def pointer_state(conn: Connection, name: str) -> dict[str, Any]:
+    """``{"latest": N, "dev": N, ...}`` computed from the rows (an environment with no version is absent)."""
+    latest = current_wraps()
     rows = conn.execute(
         sa.select(versions.c.version, wrapped_keys.c.env)
         .join(artifacts, artifacts.c.id == versions.c.artifact_id)
@@ -176,11 +181,7 @@ def cross_check_log(conn: Connection, entries: Any) -> None:
     seal together), e.g. undoing a push or a promotion. A version or promotion the database has but the log
     lacks is not an error here (a command killed between its commit and its log entry); seals cover it.
     """
-    latest = (
-        sa.select(wrapped_keys.c.version_id, sa.func.max(wrapped_keys.c.id).label("wid"))
-        .group_by(wrapped_keys.c.version_id)
-        .subquery()
-    )
+    latest = current_wraps()
     stored = {
         (name, int(version)): env
         for name, version, env in conn.execute(
@@ -207,6 +208,7 @@ __all__ = [
     "check_pointers",
     "check_version",
     "cross_check_log",
+    "current_wraps",
     "envs_from_log",
     "reseal_pointers",
     "reseal_version",

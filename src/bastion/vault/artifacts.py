@@ -31,6 +31,7 @@ from bastion.store.auditlog import canonical_json
 from bastion.store.db import utcnow, write_transaction
 from bastion.store.tables import artifacts, version_annotations, versions, wrapped_keys
 from bastion.vault._context import VaultContext
+from bastion.vault._gc import DEFAULT_MIN_AGE_S, collect
 from bastion.vault._pipeline import PushPipeline
 from bastion.vault._private import claim, prepare_out_dir, private_workdir, write_private
 from bastion.vault._records import Records, version_query
@@ -42,6 +43,7 @@ from bastion.vault.refs import (
     Annotation,
     ArtifactRef,
     ArtifactVersion,
+    BlobCollection,
     check_metadata,
     check_name,
     check_tags,
@@ -321,6 +323,31 @@ class ArtifactRegistry:
                 reseal_pointers(conn, ctx.sealer, row.name)
         ctx.log("registry:promote", f"{row.name}:{row.version}", source=row.env, to=to)
         return self.show(f"{row.name}:{row.version}", _log=False)
+
+    # --- orphan blobs --------------------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = True, min_age_s: float = DEFAULT_MIN_AGE_S) -> BlobCollection:
+        """List (``dry_run``, the default) or delete blobs no version refers to, and temporaries of killed
+        pushes, older than ``min_age_s`` (admin only; logged either way)."""
+        ctx = self.ctx
+        if ctx.identity.role != "admin":
+            ctx.log("registry:gc", "-", "denied", reason="admin only", dry_run=dry_run)
+            raise AccessDenied(
+                f"{ctx.identity.name} ({ctx.identity.role}) may not collect blobs (admin only)"
+            )
+        with ctx.logged_failure("registry:gc", "-"):
+            found = collect(blobs=ctx.blobs, engine=ctx.engine, dry_run=dry_run, min_age_s=min_age_s)
+        ctx.log(
+            "registry:gc",
+            "-",
+            dry_run=dry_run,
+            orphans=len(found.orphans),
+            bytes=found.bytes,
+            temporaries=found.temporaries,
+            recent=found.recent,
+            min_age_s=min_age_s,
+        )
+        return found
 
 
 __all__ = ["ANNOTATION_PERMISSIONS", "ArtifactRegistry"]

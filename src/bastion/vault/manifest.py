@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import IntegrityError
-from bastion.vault._push import segment_associated_data
 
 MANIFEST_FORMAT = "bastion-manifest/v2"
 MANIFEST_FORMAT_V1 = "bastion-manifest/v1"
@@ -28,6 +27,15 @@ RESERVED_NAMES = frozenset({SIGNATURE_FILE})
 
 def _lp(*fields: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(f)) + f for f in fields)
+
+
+def segment_associated_data(name: str, version: int, path: str) -> bytes:
+    """AEAD associated data of a file in a ``bastion-manifest/v2`` version: ``name ‖ version ‖ path``.
+
+    No digest of the whole manifest (that would need a second read): the per-version DEK, this binding and
+    the signed manifest's per-file SHA-256 (compared on every pull) together pin each blob to its place.
+    """
+    return b"bastion-file-v2" + _lp(name.encode(), str(version).encode(), path.encode("utf-8"))
 
 
 def file_associated_data(name: str, version: int, manifest_digest: str, path: str) -> bytes:

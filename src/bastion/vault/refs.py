@@ -190,12 +190,34 @@ class KeyRotation:
         }
 
 
+@dataclass(frozen=True)
+class BlobCollection:
+    """What ``registry gc`` found (``dry_run``) or deleted: blobs no version refers to, and temporaries left
+    by killed pushes, all older than the grace period; ``recent`` younger ones were left alone."""
+
+    dry_run: bool
+    orphans: tuple[str, ...]
+    temporaries: int
+    bytes: int
+    recent: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "orphans": list(self.orphans),
+            "temporaries": self.temporaries,
+            "bytes": self.bytes,
+            "recent": self.recent,
+        }
+
+
 __all__ = [
     "KINDS",
     "Annotation",
     "ArtifactName",
     "ArtifactRef",
     "ArtifactVersion",
+    "BlobCollection",
     "FileEntry",
     "KeyRotation",
     "check_metadata",

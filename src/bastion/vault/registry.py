@@ -44,6 +44,7 @@ from bastion.store.auditlog import (
 )
 from bastion.store.blobs import BlobStore
 from bastion.vault._context import INSPECTOR_GROUP, WRAP_HOLDER_GROUP, VaultContext
+from bastion.vault._gc import DEFAULT_MIN_AGE_S
 from bastion.vault.artifacts import ANNOTATION_PERMISSIONS, ArtifactRegistry
 from bastion.vault.interface import Inspector
 from bastion.vault.key_admin import KeyAdmin
@@ -60,7 +61,7 @@ from bastion.vault.manifest import (
     public_key_path,
     verify_bundle_signature,
 )
-from bastion.vault.refs import Annotation, ArtifactRef, ArtifactVersion, KeyRotation
+from bastion.vault.refs import Annotation, ArtifactRef, ArtifactVersion, BlobCollection, KeyRotation
 from bastion.vault.tokens import Tokens
 
 T = TypeVar("T")
@@ -220,6 +221,10 @@ class Vault:
     def promote(self, ref: str | ArtifactRef, *, to: str) -> ArtifactVersion:
         """Move a version to a later environment by rewrapping its DEK under that environment's KEK."""
         return self.registry.promote(ref, to=to)
+
+    def gc_blobs(self, *, dry_run: bool = True, min_age_s: float = DEFAULT_MIN_AGE_S) -> BlobCollection:
+        """List (default) or delete orphan blobs older than ``min_age_s`` (admin only; logged)."""
+        return self.registry.gc(dry_run=dry_run, min_age_s=min_age_s)
 
     # --- keys --------------------------------------------------------------------------------------------
 

@@ -118,3 +118,28 @@ def test_watch_contains_a_bulk_pull_within_seconds(vault: Vault, tmp_path: Path)
             loop.join()
     assert detectable is not None and refused is not None
     assert refused - detectable < 10.0
+
+
+def test_respond_cli_modes_and_exit_codes(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bastion.cli import run
+
+    token = _insider_pulls(vault, tmp_path)
+    monkeypatch.setenv("BASTION_HOME", str(vault.settings.home))
+    monkeypatch.setenv("BASTION_PASSPHRASE", PASSPHRASE)
+    book = tmp_path / "book.toml"
+    book.write_text(
+        '[[rule]]\nmatch = ["0b7f3a10-5d1e-4c8a-9f00-000000000402"]\nactions = ["disable-identity"]\n'
+    )
+    assert run(["respond", "--playbook", str(book)]) == 1  # dry-run (default): planned, exit 1
+    assert "planned  disable-identity  dave" in capsys.readouterr().out
+    assert vault.authenticate(token).name == "dave"
+    assert run(["respond", "--playbook", str(book), "--auto", "--format", "json"]) == 0
+    assert '"status": "done"' in capsys.readouterr().out
+    with pytest.raises(AuthenticationFailed):
+        vault.authenticate(token)
+    assert run(["respond", "--playbook", str(book), "--auto", "--approve"]) == 2
+    assert run(["respond", "--undo", "disable-identity:dave"]) == 2
+    book.write_text("[[rule]]\nmatch = []\n")
+    assert run(["respond", "--playbook", str(book)]) == 2

@@ -4,9 +4,11 @@ The default is ``sqlite:///HOME/events.db`` (its own file, so a week of gateway 
 metadata database that holds the registry); ``$BASTION_EVENTS_URL`` or ``url=`` selects another database,
 e.g. ``postgresql+psycopg://…`` as for the metadata store. Columns are the fields the hunting rules filter
 and group on (``kind``, ``identity``, ``client``, ``model``, ``outcome``, ``hour``, ``weekday``) plus ``ts``
-(unix seconds), indexed on time, identity, client and kind. A collector's position (e.g. the audit-log index
-it has read up to) is stored in the same transaction as the events it produced, so a crash never loses nor
-duplicates events.
+(unix seconds), indexed on time, identity, client and kind (and kind + identity + client + time). Each
+append also updates an hourly rollup (event counts per identity, client, hour, kind and outcome; the models
+touched), so the anomaly model reads thousands of windows instead of scanning every event. A collector's
+position (e.g. the audit-log index it has read up to) is stored in the same transaction as the events it
+produced, so a crash never loses nor duplicates events.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from bastion.errors import ServiceError
@@ -52,6 +57,27 @@ events_table = sa.Table(
     sa.Index("ix_bastion_events_identity", "identity", "ts"),
     sa.Index("ix_bastion_events_client", "client", "ts"),
     sa.Index("ix_bastion_events_kind", "kind", "ts"),
+    # covers the correlations' PARTITION BY identity, client ORDER BY ts per kind: no sort of a million rows
+    sa.Index("ix_bastion_events_kind_group", "kind", "identity", "client", "ts"),
+)
+WINDOW_S = 3600  # the rollup's window: the anomaly model scores (identity, client, hour) windows
+rollup_table = sa.Table(
+    "bastion_event_rollup",
+    metadata,
+    sa.Column("identity", sa.String(200), primary_key=True),
+    sa.Column("client", sa.String(200), primary_key=True),
+    sa.Column("w", sa.BigInteger, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+window_models_table = sa.Table(
+    "bastion_event_window_models",
+    metadata,
+    sa.Column("identity", sa.String(200), primary_key=True),
+    sa.Column("client", sa.String(200), primary_key=True),
+    sa.Column("w", sa.BigInteger, primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
 )
 cursors_table = sa.Table(
     "bastion_event_cursors",
@@ -138,9 +164,32 @@ class EventStore:
     def append(self, events: Iterable[Event], *, cursor: tuple[str, int] | None = None) -> int:
         """Insert events (and move ``cursor`` = (name, position)) in one transaction; returns the count."""
         rows = [_row(e) for e in events]
+        counts: Counter[tuple[str, str, int, str, str]] = Counter()
+        models: set[tuple[str, str, int, str]] = set()
+        for r in rows:
+            w = int(r["ts"] // WINDOW_S)
+            counts[(r["identity"], r["client"], w, r["kind"], r["outcome"])] += 1
+            models.add((r["identity"], r["client"], w, r["model"]))
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         with self.engine.begin() as conn:
             for start in range(0, len(rows), 50_000):
                 conn.execute(sa.insert(events_table), rows[start : start + 50_000])
+            if counts:
+                up = insert(rollup_table)
+                conn.execute(
+                    up.on_conflict_do_update(
+                        index_elements=["identity", "client", "w", "kind", "outcome"],
+                        set_={"n": rollup_table.c.n + up.excluded.n},
+                    ),
+                    [
+                        {"identity": i, "client": c, "w": w, "kind": k, "outcome": o, "n": n}
+                        for (i, c, w, k, o), n in counts.items()
+                    ],
+                )
+                conn.execute(
+                    insert(window_models_table).on_conflict_do_nothing(),
+                    [{"identity": i, "client": c, "w": w, "model": m} for i, c, w, m in models],
+                )
             if cursor is not None:
                 name, position = cursor
                 done = conn.execute(
@@ -195,4 +244,13 @@ class EventStore:
             return list(conn.execute(sa.text(sql), params or {}))
 
 
-__all__ = ["EVENTS_URL_ENV", "EventStore", "default_events_url", "event_from_row", "events_table"]
+__all__ = [
+    "EVENTS_URL_ENV",
+    "WINDOW_S",
+    "EventStore",
+    "default_events_url",
+    "event_from_row",
+    "events_table",
+    "rollup_table",
+    "window_models_table",
+]

@@ -20,10 +20,13 @@ attributions); the score is ``-score_samples`` (higher is more anomalous, about 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
+import sqlalchemy as sa
+
 from bastion.errors import DependencyMissing
-from bastion.events.store import EventStore
+from bastion.events.store import WINDOW_S, EventStore, rollup_table, window_models_table
 from bastion.hunt.report import Finding
 
 FEATURES: tuple[str, ...] = ("rate", "error_ratio", "model_breadth", "mix_distance", "off_hours")
@@ -36,25 +39,38 @@ _MIX_KINDS: tuple[str, ...] = (
     "key-op",
     "guard-block",
 )
-WINDOW_S = 3600
 
 
-def _window_sql(store: EventStore, since: bool) -> str:
-    bucket = (
-        f"CAST(FLOOR(ts / {WINDOW_S}) AS BIGINT)"
-        if store.dialect == "postgresql"
-        else f"CAST(ts / {WINDOW_S} AS INTEGER)"
+def _windows(store: EventStore, since: float | None) -> tuple[list[tuple[str, str, int]], Any, Any, Any]:
+    """(keys, event counts, non-ok counts, kind-mix matrix) per window, from the store's hourly rollup."""
+    import numpy as np
+
+    r, m = rollup_table, window_models_table
+    first_w = None if since is None else int(since // WINDOW_S)
+    q = sa.select(r.c.identity, r.c.client, r.c.w, r.c.kind, r.c.outcome, r.c.n).where(r.c.kind != "response")
+    qm = sa.select(m.c.identity, m.c.client, m.c.w, sa.func.count()).group_by(m.c.identity, m.c.client, m.c.w)
+    if first_w is not None:
+        q, qm = q.where(r.c.w >= first_w), qm.where(m.c.w >= first_w)
+    index: dict[tuple[str, str, int], int] = {}
+    totals: dict[int, list[float]] = defaultdict(lambda: [0.0] * (len(_MIX_KINDS) + 3))
+    col = {k: i for i, k in enumerate(_MIX_KINDS)}
+    with store.engine.connect() as conn:
+        for identity, client, w, kind, outcome, n in conn.execute(q):
+            i = index.setdefault((identity, client, int(w)), len(index))
+            row = totals[i]
+            row[col.get(kind, len(_MIX_KINDS))] += n
+            row[-2] += n if outcome != "ok" else 0
+        breadth = np.zeros(len(index))
+        for identity, client, w, count in conn.execute(qm):
+            at = index.get((identity, client, int(w)))
+            if at is not None:
+                breadth[at] = count
+    keys = list(index)
+    table = np.array([totals[i] for i in range(len(keys))], dtype=float).reshape(
+        len(keys), len(_MIX_KINDS) + 3
     )
-    mix = ", ".join(
-        f"SUM(CASE WHEN kind = '{k}' THEN 1 ELSE 0 END) AS k{i}" for i, k in enumerate(_MIX_KINDS)
-    )
-    return (
-        f"SELECT identity, client, {bucket} AS w, COUNT(*) AS n, "  # noqa: S608 - built from compiled rules; values are bound
-        f"SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END) AS errs, COUNT(DISTINCT model) AS breadth, "
-        f"MIN(ts) AS first, MAX(ts) AS last, MIN(id) AS first_id, {mix} "
-        f"FROM {store.table} WHERE kind <> 'response'{' AND ts >= :since' if since else ''} "
-        f"GROUP BY identity, client, {bucket}"
-    )
+    mix = table[:, : len(_MIX_KINDS) + 1]
+    return keys, mix, table[:, -2], breadth
 
 
 def score_windows(
@@ -74,25 +90,23 @@ def score_windows(
         raise DependencyMissing(
             "scikit-learn is not installed", hint="pip install 'bastion-ml[hunt]'"
         ) from exc
-    rows: list[Any] = store.query(_window_sql(store, since is not None), {"since": since} if since else {})
-    if len(rows) < 20:
+    keys, mix, errs, breadth = _windows(store, since)
+    if len(keys) < 20:
         return []
-    n = np.array([r.n for r in rows], dtype=float)
-    mix = np.array([[getattr(r, f"k{i}") for i in range(len(_MIX_KINDS))] for r in rows], dtype=float)
-    other = n - mix.sum(axis=1)
-    shares = np.column_stack([mix, other]) / n[:, None]
-    population = np.column_stack([mix, other]).sum(axis=0) / n.sum()
-    hours = np.array([int(r.w) % 24 for r in rows], dtype=float)
+    n = mix.sum(axis=1)
+    shares = mix / n[:, None]
+    population = mix.sum(axis=0) / n.sum()
+    hours = np.array([w % 24 for _, _, w in keys], dtype=float)
     x = np.column_stack(
         [
             np.log1p(n),
-            np.array([r.errs for r in rows], dtype=float) / n,
-            np.log1p(np.array([r.breadth for r in rows], dtype=float)),
+            errs / n,
+            np.log1p(breadth),
             0.5 * np.abs(shares - population).sum(axis=1),
             np.maximum(0.0, 8.0 - hours) + np.maximum(0.0, hours - 17.0),
         ]
     )
-    forest = IsolationForest(n_estimators=100, max_samples=min(256, len(rows)), random_state=seed)
+    forest = IsolationForest(n_estimators=100, max_samples=min(256, len(keys)), random_state=seed)
     forest.fit(x)
     scores = -forest.score_samples(x)
     median = np.median(x, axis=0)
@@ -100,7 +114,13 @@ def score_windows(
     z = (x - median) / mad
     out = []
     for i in np.flatnonzero((scores >= min_score) & (np.abs(z).max(axis=1) >= min_z) & (n >= min_events)):
-        row = rows[int(i)]
+        identity, client, w = keys[int(i)]
+        lo = max(float(w * WINDOW_S), since or 0.0)
+        hit = store.query(
+            f"SELECT id, ts FROM {store.table} WHERE identity = :i AND client = :c "  # noqa: S608 - ours; bound
+            "AND ts >= :lo AND ts < :hi ORDER BY ts, id LIMIT 200",
+            {"i": identity, "c": client, "lo": lo, "hi": float((w + 1) * WINDOW_S)},
+        )
         order = np.argsort(-np.abs(z[i]))[:3]
         feats = tuple((FEATURES[j], round(float(x[i, j]), 4), round(float(z[i, j]), 2)) for j in order)
         out.append(
@@ -109,13 +129,13 @@ def score_windows(
                 title="Unusual behaviour for this identity/client (isolation forest)",
                 techniques=(),
                 severity="medium",
-                identity=str(row.identity),
-                client=str(row.client),
-                first_seen=float(row.first),
-                last_seen=float(row.last),
-                event_ids=(int(row.first_id),),
-                count=int(row.n),
-                key=f"anomaly.behaviour|identity={row.identity}|client={row.client}|w={int(row.w)}",
+                identity=identity,
+                client=client,
+                first_seen=float(hit[0].ts) if hit else lo,
+                last_seen=float(hit[-1].ts) if hit else float((w + 1) * WINDOW_S),
+                event_ids=tuple(int(h.id) for h in hit),
+                count=int(n[i]),
+                key=f"anomaly.behaviour|identity={identity}|client={client}|w={w}",
                 score=round(float(scores[i]), 4),
                 features=feats,
             )

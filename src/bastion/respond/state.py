@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bastion.errors import IntegrityError
+from bastion.files import atomic_write
 
 STATE_DIR = "respond"
 STATE_FILE = "state.json"
@@ -117,13 +116,8 @@ def save(path: Path, state: ResponseState, signer: Signer) -> ResponseState:
     data = json.dumps(state.to_dict(), sort_keys=True, separators=(",", ":")).encode()
     signature = signer.sign(data)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(base64.b64encode(signature) + b"\n" + data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)  # one file, one rename: a reader sees the old or the new pair, never a mix
+    # one file, one rename: a reader sees the old or the new pair, never a mix
+    atomic_write(path, base64.b64encode(signature) + b"\n" + data)
     return state
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import InvalidInput
+from bastion.files import atomic_write
 
 STATE_DIR = ("serve", "drift")  # under the project home
 ALERT_KINDS = {"input drift": "input", "prediction shift": "prediction", "confidence collapse": "confidence"}
@@ -353,14 +352,7 @@ def state_path(home: str | Path, model: str) -> Path:
 def write_state(path: Path, state: Mapping[str, Any]) -> None:
     """Replace ``path`` atomically (temporary file in the same directory, then rename; mode 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(state, sort_keys=True))
 
 
 def read_state(home: str | Path, model: str) -> dict[str, Any] | None:

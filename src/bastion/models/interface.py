@@ -9,7 +9,9 @@ without touching them.
 * :class:`GradientAdapter` — white box: adds ``loss_gradient(x, y)``, the gradient of the per-example
   cross-entropy loss with respect to the input (what gradient attacks need).
 
-Labels are class indices ``0 .. n_classes - 1``: the column of ``predict_proba`` they come from.
+Labels are class indices ``0 .. n_classes - 1``: the column of ``predict_proba`` they come from. Every adapter
+is held to this contract (shapes, dtypes, rows summing to 1, batching-invariance, one-line ``InvalidInput``
+for bad batches, gradients of the input's shape) by tests/conformance/test_model_adapters.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from bastion.serve.app import Gateway, ServedModel, create_app
 from bastion.serve.attestation import (
     Claims,
     Evidence,
-    EvidenceVerifier,
     KeyReleaseDecision,
     KeyReleasePolicy,
     SoftwareAttester,
@@ -19,6 +18,7 @@ from bastion.serve.attestation import (
 )
 from bastion.serve.auth import Authenticator, JwtVerifier
 from bastion.serve.config import GatewayConfig, load_gateway_config
+from bastion.serve.interface import EvidenceVerifier, MonitorStore, RateLimitStorage
 from bastion.serve.monitor import ExtractionMonitor, MemoryMonitorStore, MonitorVerdict, RedisMonitorStore
 from bastion.serve.server import ServeOptions, build_gateway, run
 
@@ -34,7 +34,9 @@ __all__ = [
     "KeyReleaseDecision",
     "KeyReleasePolicy",
     "MemoryMonitorStore",
+    "MonitorStore",
     "MonitorVerdict",
+    "RateLimitStorage",
     "RedisMonitorStore",
     "ServeOptions",
     "ServedModel",

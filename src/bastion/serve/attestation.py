@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bastion.errors import BastionError, ConfigError, IntegrityError, PolicyViolation
+from bastion.serve.interface import EvidenceVerifier
 
 SOFTWARE_FORMAT = "bastion-software-v1"
 
@@ -75,14 +76,6 @@ class Evidence:
                 "signature": base64.b64encode(self.signature).decode(),
             }
         )
-
-
-class EvidenceVerifier(Protocol):
-    """Verifies evidence of one format: returns verified claims or raises IntegrityError (opaque)."""
-
-    format: str
-
-    def verify(self, evidence: Evidence) -> Claims: ...
 
 
 class SoftwareAttester:

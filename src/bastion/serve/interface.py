@@ -1,9 +1,23 @@
-"""The gateway's plug-in points: where rate-limit windows live (memory in one process, Redis across many)."""
+"""The gateway's plug-in points, each with the contract its implementations are tested against:
+
+* :class:`RateLimitStorage` — where rate-limit windows live (memory in one process, Redis across many);
+  tests/conformance/test_rate_limit_storage.py;
+* :class:`MonitorStore` — where the extraction monitor keeps per-client state (memory, Redis);
+* :class:`EvidenceVerifier` — turns attestation evidence of one format into verified claims for key release
+  (the software attester's verifier; an AWS Nitro or AMD SEV-SNP verifier implements the same Protocol);
+  tests/conformance/test_evidence_verifiers.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bastion.serve.attestation import Claims, Evidence
+    from bastion.serve.monitor import ClientSnapshot
 
 
 @dataclass(frozen=True)
@@ -40,4 +54,30 @@ class RateLimitStorage(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Acquired", "RateLimitStorage", "Window"]
+class MonitorStore(Protocol):
+    """Where per-client monitor state lives (memory for one process, Redis for replicas)."""
+
+    def snapshot(self, client: str) -> ClientSnapshot: ...
+
+    def record(
+        self, client: str, *, rows: np.ndarray, distances: np.ndarray, codes: np.ndarray, flag: str | None
+    ) -> None: ...
+
+    def flag(self, client: str) -> str | None: ...
+
+    def reset(self, client: str) -> None: ...
+
+    def clients(self) -> list[tuple[str, int, str | None]]: ...
+
+
+class EvidenceVerifier(Protocol):
+    """Verifies evidence of one ``format``: returns the verified claims, or raises
+    :class:`~bastion.errors.IntegrityError` with one opaque message for every way it can fail (wrong format,
+    untrusted or wrong signature, tampered or malformed payload), so a failure leaks nothing."""
+
+    format: str
+
+    def verify(self, evidence: Evidence) -> Claims: ...
+
+
+__all__ = ["Acquired", "EvidenceVerifier", "MonitorStore", "RateLimitStorage", "Window"]

@@ -42,13 +42,14 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
 
 from bastion.errors import ServiceError
 from bastion.serve.config import MonitorConfig
+from bastion.serve.interface import MonitorStore
 from bastion.serve.responses import keyed_generator
 
 
@@ -75,22 +76,6 @@ class ClientSnapshot:
     history_sq: np.ndarray | None = (
         None  # cached squared norms of ``history`` rows, when the store keeps them
     )
-
-
-class MonitorStore(Protocol):
-    """Where per-client monitor state lives (memory for one process, Redis for replicas)."""
-
-    def snapshot(self, client: str) -> ClientSnapshot: ...
-
-    def record(
-        self, client: str, *, rows: np.ndarray, distances: np.ndarray, codes: np.ndarray, flag: str | None
-    ) -> None: ...
-
-    def flag(self, client: str) -> str | None: ...
-
-    def reset(self, client: str) -> None: ...
-
-    def clients(self) -> list[tuple[str, int, str | None]]: ...
 
 
 class _Ring:
@@ -156,6 +141,15 @@ class MemoryMonitorStore:
 
     def snapshot(self, client: str) -> ClientSnapshot:
         with self._lock:
+            if client not in self._clients:  # reading never creates state (as in Redis)
+                return ClientSnapshot(
+                    np.zeros((0, self._width), np.float32),
+                    np.zeros(0, np.float64),
+                    np.zeros(0, np.int64),
+                    0,
+                    None,
+                    np.zeros(0, np.float32),
+                )
             s = self._get(client)
             return ClientSnapshot(
                 s.history.view(), s.distances.ordered(), s.codes.ordered(), s.count, s.flag, s.norms.view()

@@ -165,7 +165,8 @@ class KeyProvider(Protocol):
     :class:`~bastion.errors.KeyNotFound`; unwrapping with a *retired* KEK version raises ``KeyNotFound``
     (rewrap before retiring). A wrap that fails to authenticate (tampered bytes, wrong context, another
     provider, an environment or version the provider never had) raises :class:`~bastion.errors.IntegrityError`
-    with one opaque message.
+    with one opaque message. Every provider runs ``tests/conformance/test_key_providers.py`` (the local key
+    ring, PKCS#11 on SoftHSM2).
     """
 
     name: str

@@ -2,8 +2,10 @@
 
 ``open_vault`` / ``init_project`` return a :class:`Vault` with ``push``, ``pull``, ``verify``, ``show``,
 ``list``, ``promote``, ``annotate``, ``annotations``, ``materialize``, ``rotate_keys``, ``retire_key``,
-``list_keys``, ``create_token`` and ``authenticate``; each checks the caller's permission and writes one
-audit-log entry.
+``list_keys``, ``create_token``, ``authenticate``, ``gc_blobs`` and the ``log_*`` calls; each checks the
+caller's permission and writes one audit-log entry. The facade delegates to services with one job each, usable
+directly (a server is a thin layer over them): ``vault.registry`` (versions), ``vault.key_admin`` (KEKs),
+``vault.log`` (audit log and seals) and ``vault.tokens`` (API tokens); see :mod:`bastion.vault.registry`.
 """
 
 from __future__ import annotations

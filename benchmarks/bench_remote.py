@@ -7,8 +7,8 @@ opens the home itself (``open_vault``), and (b) through a ``bastion server`` sub
 certificate, 127.0.0.1) by a client process that holds only the URL, an admin token and the CA
 (``bastion.connect``). Both push with ``allow_unsafe`` (an admin's push without the scanner), so the two sides
 run the same vault pipeline and the figure is the cost of the remote path itself: the tar stream over TLS,
-the server's spool write and the client's extraction. Each process reports its own wall times and peak RSS
-(``ru_maxrss``); the server's peak RSS is its ``VmHWM`` at the end of the run.
+the server's spool write and the client's extraction. Each process reports its own wall times, CPU seconds
+and peak RSS (``VmHWM``, which starts afresh at exec); the server's is its ``VmHWM`` at the end of the run.
 
 Goal (issue 11): remote throughput >= 0.6x local for push+pull; peak RSS < 256 MiB for the client and the
 server. ``--repeat N`` runs N rounds of (local, remote) on fresh names and keeps the best time of each.
@@ -17,6 +17,7 @@ server. ``--repeat N`` runs N rounds of (local, remote) on fresh names and keeps
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from typing import Any
 PASSPHRASE = "bench remote passphrase"
 
 LOCAL = """
-import json, resource, sys, time
+import json, sys, time
 from bastion.vault import open_vault
 home, src, out, name = sys.argv[1:5]
 with open_vault(home=home, passphrase=sys.argv[5]) as v:
@@ -40,12 +41,13 @@ with open_vault(home=home, passphrase=sys.argv[5]) as v:
     c1 = time.process_time(); t1 = time.perf_counter()
     v.pull(name, out=out)
     c2 = time.process_time(); t2 = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")]
+rss = int(hwm[0].split()[1]) * 1024  # VmHWM: reset at exec, unlike ru_maxrss (which keeps the parent's)
 print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss, "cpu_push": c1 - c0, "cpu_pull": c2 - c1}))
 """
 
 REMOTE = """
-import json, resource, sys, time
+import json, sys, time
 import bastion
 url, token, ca, src, out, name = sys.argv[1:7]
 with bastion.connect(url, token=token, ca=ca) as v:
@@ -54,7 +56,8 @@ with bastion.connect(url, token=token, ca=ca) as v:
     c1 = time.process_time(); t1 = time.perf_counter()
     v.pull(name, out=out)
     c2 = time.process_time(); t2 = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")]
+rss = int(hwm[0].split()[1]) * 1024  # VmHWM: reset at exec, unlike ru_maxrss (which keeps the parent's)
 print(json.dumps({"push": t1 - t0, "pull": t2 - t1, "rss": rss, "cpu_push": c1 - c0, "cpu_pull": c2 - c1}))
 """
 
@@ -66,6 +69,14 @@ def _run(code: str, *args: str, env: dict[str, str]) -> dict[str, Any]:
     if out.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{out.stderr[-2000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _vm_hwm(pid: int) -> int:
@@ -181,7 +192,7 @@ def main() -> None:
             rss["local"] = max(rss["local"], loc["rss"])
             rss["client"] = max(rss["client"], rem["rss"])
             for out in (root / f"out-local-{r}", root / f"out-remote-{r}"):
-                if (out / "model.bin").read_bytes() != src.read_bytes():
+                if _sha256(out / "model.bin") != _sha256(src):
                     raise SystemExit("a pulled file differs from the pushed one")
                 shutil.rmtree(out)
         server_peak = _vm_hwm(proc.pid)

@@ -198,3 +198,60 @@ def test_errors_travel_as_json_without_tracebacks_or_secrets(team: dict[str, Any
     assert r.status_code == 404 and set(r.json()) == {"error", "message"}
     for resp in (r,):
         assert "Traceback" not in resp.text and PASSPHRASE not in resp.text
+
+
+def test_jwt_bearer_acts_as_its_claims(tmp_path: Path) -> None:
+    """``[serve.jwt]`` in the home: the server accepts the gateway's JWTs too (role, models from claims)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path / "jwt.pub.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    home = tmp_path / "home"
+    init_project(home=home, passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast()).close()
+    with open(home / "bastion.toml", "a", encoding="utf-8") as fh:
+        fh.write(f'\n[serve.jwt]\npublic_key_file = "{pub}"\nissuer = "idp"\naudience = "bastion"\n')
+    tls = self_signed_certificate(tmp_path / "tls")
+    state = ServerState.open(home=home, passphrase=PASSPHRASE)
+    claims = {
+        "sub": "jwt-auditor",
+        "iss": "idp",
+        "aud": "bastion",
+        "role": "auditor",
+        "exp": time.time() + 60,
+    }
+    token = jwt.encode(claims, key, algorithm="ES256")
+    expired = jwt.encode(claims | {"exp": time.time() - 60}, key, algorithm="ES256")
+    import httpx
+
+    try:
+        with ServerThread(create_server_app(state=state), tls) as srv:
+            r = httpx.get(
+                f"{srv.url}/v1/whoami", headers={"Authorization": f"Bearer {token}"}, verify=str(tls[0])
+            )
+            assert (
+                r.status_code == 200 and r.json()["role"] == "auditor" and r.json()["name"] == "jwt-auditor"
+            )
+            r = httpx.get(
+                f"{srv.url}/v1/log/head", headers={"Authorization": f"Bearer {token}"}, verify=str(tls[0])
+            )
+            assert r.status_code == 200
+            r = httpx.get(
+                f"{srv.url}/v1/tokens", headers={"Authorization": f"Bearer {token}"}, verify=str(tls[0])
+            )
+            assert r.status_code == 403
+            r = httpx.get(
+                f"{srv.url}/v1/whoami", headers={"Authorization": f"Bearer {expired}"}, verify=str(tls[0])
+            )
+            assert r.status_code == 401 and r.json() == {
+                "error": "AuthenticationFailed",
+                "message": "invalid JWT",
+            }
+    finally:
+        state.close()

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.crypto.canonical import canonical_forms, canonical_json
+from bastion.crypto.canonical import canonical_forms, canonical_json, legacy_json
 from bastion.crypto.signing import Ed25519Verifier
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
 from bastion.store import merkle
-from bastion.store.auditlog import AuditEntry, InclusionProof, SignedTreeHead, leaf_encoding
+from bastion.store.auditlog import AuditEntry, InclusionProof, SignedTreeHead
 from bastion.watermark.commitment import AUDIT_ACTION, WatermarkRecord
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.verify import Verification, binomial_p_value, verdict_for
@@ -190,7 +190,8 @@ def verify_report(
     try:
         audit = body["audit"]
         head = SignedTreeHead.from_dict(audit["tree_head"])
-        entry = AuditEntry.from_leaf(leaf_encoding(audit["entry"]))
+        # parsed from a type-preserving encoding (1.0 stays a float), so both leaf forms can be rebuilt
+        entry = AuditEntry.from_leaf(legacy_json(audit["entry"]))
         proof = _proof(audit["inclusion_proof"])
         record = WatermarkRecord.from_dict(body["record"])
         result = body["verification"]

@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bastion.crypto.canonical import legacy_json
 from bastion.errors import BastionError, ConfigError, IntegrityError, PolicyViolation
 from bastion.serve.interface import EvidenceVerifier
 
@@ -56,8 +57,8 @@ class Claims:
     issued_at: float
     platform: str = "software"
 
-    def canonical(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+    def canonical(self) -> bytes:  # claims format v1: signed bytes kept exactly (bastion.crypto.canonical)
+        return legacy_json(asdict(self), ascii=True)
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class ReleasePolicyDocument:
 
     def canonical(self) -> bytes:
         body = {"format": _POLICY_FORMAT, "models": {k: asdict(v) for k, v in sorted(self.models.items())}}
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return legacy_json(body, ascii=True)  # digests already approved stay valid
 
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()

@@ -64,3 +64,34 @@ def test_a_tampered_state_refuses_everything(kit, project, digits, tmp_path: Pat
     assert gate.refuses(client="10.0.0.1") and gate.throttles("10.0.0.1")
     path.unlink()
     assert not ResponseGate(path, project.vault.signer).refuses(client="10.0.0.1")
+
+
+def test_an_extraction_finding_quarantines_the_served_model(kit, project, digits, tmp_path: Path) -> None:
+    from bastion.events import Event
+    from bastion.respond import parse_playbook
+
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    store.append(
+        [
+            Event(time=1.0e9 + i * 0.1, kind="request", identity="x", client="c", model="digits")
+            for i in range(400)
+        ]
+    )
+    bursts = [f for f in hunt(store=store, anomaly=False).findings if f.rule_id.endswith("102")]
+    assert [f.model for f in bursts] == ["digits"]
+    book = parse_playbook('[[rule]]\nmatch = ["*"]\nactions = ["quarantine-model"]\n')
+    gateway = kit.make_gateway(
+        project, digits, response_gate=ResponseGate.for_vault(project.vault, reload_s=0.0)
+    )
+    body = kit.infer_body(digits.x_test[:1])
+    try:
+        with kit.serving(gateway) as server, httpx.Client(base_url=server.url) as client:
+            alice = kit.bearer(project.tokens["alice"])
+            assert client.post("/v2/models/digits/infer", json=body, headers=alice).status_code == 200
+            done = Responder(vault=project.vault, playbook=book, mode="auto").respond(bursts)
+            assert [(r.action, r.target, r.status) for r in done] == [("quarantine-model", "digits", "done")]
+            refused = client.post("/v2/models/digits/infer", json=body, headers=alice)
+            assert refused.status_code == 503 and "quarantined" in refused.text
+    finally:
+        state_path(project.home).unlink(missing_ok=True)
+        gateway.close()

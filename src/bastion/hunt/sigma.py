@@ -224,13 +224,15 @@ def run_rule(
         match = " OR ".join(f"({w})" for w in rule.conditions)
         keys = " AND ".join(f"{c} = :g_{c}" for c in rule.group_by)
         ids_sql = (
-            f"SELECT id, ts FROM {store.table} WHERE ({match}) AND {keys} AND ts >= :lo AND ts <= :hi"  # noqa: S608 - built from compiled rules; values are bound
+            f"SELECT id, ts, model FROM {store.table} WHERE ({match}) AND {keys} AND ts >= :lo AND ts <= :hi"  # noqa: S608 - built from compiled rules; values are bound
             f"{since_sql} ORDER BY ts, id LIMIT {MAX_EVENT_IDS}"
         )
         hit = store.query(
             ids_sql, {**params, **{f"g_{c}": v for c, v in group.items()}, "lo": lo, "hi": last_hit}
         )
         first = float(hit[0].ts) if hit else first_hit
+        models = {str(h.model) for h in hit} - {"-"}
+        model = group.get("model") or (models.pop() if len(models) == 1 else "-")
         key = rule.rule_id + "|" + "|".join(f"{c}={v}" for c, v in sorted(group.items()))
         findings.append(
             Finding(
@@ -241,7 +243,7 @@ def run_rule(
                 severity=rule.level,
                 identity=group.get("identity", "-"),
                 client=group.get("client", "-"),
-                model=group.get("model", "-"),
+                model=model,
                 first_seen=first,
                 last_seen=last_hit,
                 event_ids=tuple(int(h.id) for h in hit),

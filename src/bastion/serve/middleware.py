@@ -147,6 +147,9 @@ class GatewayMiddleware:
             if gw.response_gate is not None and gw.response_gate.refuses(client=address):
                 state["decision"] = "deny:blocked"
                 return error_response(403, "refused by an incident response")
+            if gw.response_gate is not None and gw.response_gate.quarantined(gw.model.name, gw.model.version):
+                state["decision"] = "deny:quarantined"
+                return error_response(503, "this model is quarantined by an incident response")
             limited = await self._call(gw.limiter.address, address)
             if not limited.allowed:
                 state["decision"] = f"deny:rate-{limited.kind}"

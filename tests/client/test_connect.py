@@ -255,3 +255,45 @@ def test_jwt_bearer_acts_as_its_claims(tmp_path: Path) -> None:
             }
     finally:
         state.close()
+
+
+def test_request_bodies_are_bounded(team: dict[str, Any], tmp_path: Path) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {team['tokens']['adm']}"}
+    big = b'{"ref": "x", "namespace": "audit", "data": {"k": "' + b"a" * (17 << 20) + b'"}}'
+    r = httpx.post(f"{team['url']}/v1/registry/annotate", content=big, headers=auth, verify=str(team["ca"]))
+    assert r.status_code == 413 and r.json()["error"] == "InvalidInput"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield big
+
+    r = httpx.post(
+        f"{team['url']}/v1/registry/annotate", content=chunked(), headers=auth, verify=str(team["ca"])
+    )
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+
+
+def test_upload_limit_refuses_and_leaves_no_spool(tmp_path: Path) -> None:
+    from bastion.server import ServerSettings
+
+    home = tmp_path / "home"
+    v = init_project(home=home, passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast())
+    _, token = v.create_token(name="a", role="admin")
+    v.close()
+    tls = self_signed_certificate(tmp_path / "tls")
+    state = ServerState.open(
+        home=home, passphrase=PASSPHRASE, settings=ServerSettings(max_upload_bytes=64 << 10)
+    )
+    src = tmp_path / "m"
+    src.mkdir()
+    np.save(src / "w.npy", np.zeros(1 << 18, dtype=np.float32))  # 1 MiB
+    try:
+        with ServerThread(create_server_app(state=state), tls) as srv:
+            with bastion.connect(srv.url, token=token, ca=tls[0]) as remote:
+                with pytest.raises(InvalidInput, match=r"larger than|more than"):
+                    remote.push(src, name="too-big")
+                assert remote.list() == []
+            assert list((home / "server-spool").iterdir()) == []
+    finally:
+        state.close()

@@ -147,3 +147,24 @@ def _fresh(tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     path.mkdir()
     return path
+
+
+def test_oversized_extended_header_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    info = _member("files/" + "a" * 100)
+    info.pax_headers = {"comment": "x" * (2 << 20)}  # a 2 MiB PAX header: tarfile would buffer it whole
+    body = _tar((info, b"x"))
+    with pytest.raises(InvalidInput, match="extended header"):
+        extract_stream(io.BytesIO(body), _fresh(tmp_path, "pax"), max_bytes=1 << 30, max_files=9)
+    long_name = "b" * 120 + "/" + "c" * 120  # over ustar's 100 characters: a PAX path header, accepted
+    got = extract_stream(
+        io.BytesIO(_tar((_member("files/" + long_name), b"x"))),
+        _fresh(tmp_path, "ok"),
+        max_bytes=99,
+        max_files=9,
+    )
+    assert list(got.files) == [long_name]
+    too_long = _member("files/" + "d" * 300)  # longer than the file system allows: one line, not an OSError
+    with pytest.raises(InvalidInput, match="cannot write"):
+        extract_stream(
+            io.BytesIO(_tar((too_long, b"x"))), _fresh(tmp_path, "long"), max_bytes=99, max_files=9
+        )

@@ -31,6 +31,19 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+_MAX_EXTENDED_HEADER = 1 << 20
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses PAX / GNU long-name headers over 1 MiB before tarfile reads them into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        extended = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME)
+        if self.type in (*extended, tarfile.GNUTYPE_LONGLINK) and self.size > _MAX_EXTENDED_HEADER:
+            raise InvalidInput("tar stream: an extended header is larger than 1 MiB")
+        return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
+
+
 def _header(name: str, *, size: int, directory: bool = False) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = 0 if directory else size
@@ -141,7 +154,7 @@ def extract_stream(
     total = 0
     made: set[str] = set()
     try:
-        archive = tarfile.open(fileobj=src, mode="r|", bufsize=chunk)  # type: ignore[call-overload]  # noqa: SIM115
+        archive = tarfile.open(fileobj=src, mode="r|", bufsize=chunk, tarinfo=_BoundedTarInfo)  # type: ignore[call-overload]  # noqa: SIM115
     except tarfile.TarError as exc:
         raise InvalidInput("the upload is not a tar stream") from exc
     with archive:
@@ -188,6 +201,8 @@ def extract_stream(
                 files[rel] = _write_new(target / rel, fh, member.size, chunk=chunk, digest=digests)
         except tarfile.TarError as exc:
             raise InvalidInput(f"the tar stream is malformed ({exc})") from exc
+        except OSError as exc:  # a name too long for this file system, a full disk, …: one line
+            raise InvalidInput(f"tar stream: cannot write a member ({exc.strerror})") from exc
     return Extracted(files=files, meta=meta)
 
 

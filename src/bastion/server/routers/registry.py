@@ -143,8 +143,12 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
     consumer = loop.run_in_executor(None, extract)
     try:
         pending: list[bytes] = []
-        size = 0
+        size = received = 0
+        cap = limits.max_upload_bytes + 4096 * limits.max_upload_files + (8 << 20)  # the files + tar headers
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > cap:
+                raise InvalidInput(f"push: the upload is larger than {limits.max_upload_bytes} bytes")
             if pipe.consumer_done.is_set():
                 continue  # refused or finished: drain the body so the client reads the answer
             pending.append(chunk)
@@ -181,6 +185,9 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
 
 @router.get("/registry/pull")
 def pull(state: ServerStateDep, vault: CallerVault, ref: str) -> StreamingResponse:
+    from bastion.server.routers.gateway import refuse_unattested
+
+    refuse_unattested(vault, ref)  # a gateway identity gets plaintext only through attested release
     spool = state.new_spool()
     out = spool / "artifact"
     try:

@@ -46,7 +46,8 @@ STREAMED_PATHS = frozenset({"/v1/registry/push"})  # bounded by ServerSettings.m
 
 class BodyLimit:
     """ASGI wrapper: a request body over ``limit`` bytes (declared or streamed) is refused before an endpoint
-    buffers it, except on ``streamed`` paths, which read their body in bounded chunks."""
+    buffers it, except tar uploads (``application/x-tar``) and ``streamed`` paths: those endpoints read their
+    body in bounded chunks and enforce ``ServerSettings.max_upload_bytes`` themselves."""
 
     def __init__(self, app: Any, *, limit: int, streamed: frozenset[str]) -> None:
         self.app = app
@@ -58,10 +59,12 @@ class BodyLimit:
         return self.app.state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.streamed:
+        headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        tar = headers.get(b"content-type", b"").split(b";")[0].strip() == b"application/x-tar"
+        if scope["type"] != "http" or tar or scope.get("path") in self.streamed:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(send, self.limit)
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pickle
 import sys
 import warnings
@@ -289,16 +290,33 @@ def write_lightgbm(root: Path, *, full: bool) -> list[Path]:
 def write_keras(root: Path, *, full: bool) -> list[Path]:
     if importlib.util.find_spec("keras") is None:
         return []
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the installed torch (no TensorFlow here)
     import keras
 
-    model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2)]
-    )
-    model.save(root / "keras-model.keras")
-    out = [root / "keras-model.keras"]
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(root / "keras-functional.keras")
+    model.save_weights(root / "keras-functional.weights.h5")
+    out = [root / "keras-functional.keras", root / "keras-functional.weights.h5"]
     if full:
-        model.save_weights(root / "keras.weights.h5")
-        out.append(root / "keras.weights.h5")
+        seq = keras.Sequential(
+            [
+                keras.Input((8, 3)),
+                keras.layers.Conv1D(4, 3, activation="relu"),
+                keras.layers.BatchNormalization(),
+                keras.layers.LSTM(5),
+                keras.layers.Dropout(0.1),
+                keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(1e-3)),
+            ]
+        )
+        seq.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
+        seq.save(root / "keras-sequential.keras")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seq.save(root / "keras-sequential.h5")  # the legacy HDF5 format
+        out += [root / "keras-sequential.keras", root / "keras-sequential.h5"]
     return out
 
 
@@ -343,7 +361,7 @@ def main() -> None:
         for f in bad:
             why = f.issues[0].message if f.issues else f.errors[0].message
             print(f"  not clean: {Path(f.path).relative_to(tmp)}: {why}")
-        models = [Path(f.path) for f in report.files if f.format != "onnx-external-data"]
+        models = [Path(f.path) for f in report.files if f.format not in ("onnx-external-data", "hdf5")]
         refused = []
         for path in models:
             try:

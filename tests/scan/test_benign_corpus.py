@@ -6,6 +6,7 @@ small part of it, the slow one every architecture, estimator and format and repo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from bastion.scan import Verdict, safe_load, scan
 
 from .benign_corpus import build
 
-#: formats safe_load deliberately does not load (text model files; TorchScript carries code)
-NOT_LOADED = {"text", "json", "torchscript", "onnx-external-data"}
+#: formats safe_load deliberately does not load (text model files; TorchScript carries code), and files that
+#: are not models on their own (ONNX external tensors, Keras ``.weights.h5`` without an architecture)
+NOT_LOADED = {"text", "json", "torchscript", "onnx-external-data", "hdf5"}
 
 
 def _rates(root: Path, *, full: bool) -> tuple[list[str], list[str], int, int]:
@@ -100,3 +102,18 @@ def test_stored_inspector_accepts_onnx_external_data(tmp_path: Path) -> None:
     model.unlink()
     with pytest.raises(UnsafeArtifact):
         registry_inspector.inspect_stored(_Stored(weights.parent))
+
+
+def test_keras_models_load_through_keras_safe_mode(tmp_path: Path) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the installed torch
+    pytest.importorskip("keras")
+    from bastion.errors import InvalidInput
+
+    from .benign_corpus import write_keras
+
+    files = {p.name: p for p in write_keras(tmp_path, full=True)}
+    model = safe_load(files["keras-functional.keras"])
+    assert type(model).__module__.startswith("keras") and len(model.layers) == 3
+    assert scan(paths=[files["keras-sequential.h5"]]).verdict is Verdict.safe
+    with pytest.raises(InvalidInput, match="legacy HDF5"):
+        safe_load(files["keras-sequential.h5"])  # clean, but only the .keras format is loaded

@@ -21,7 +21,10 @@ from onnx import TensorProto, helper
 
 from bastion.errors import InvalidInput
 from bastion.scan import Verdict, scan_bytes
-from bastion.scan._formats import handler, handlers, register, unregister
+from bastion.scan import format_handlers as handlers
+from bastion.scan import register_format_handler as register
+from bastion.scan import unregister_format_handler as unregister
+from bastion.scan._formats import handler
 from bastion.scan._io import Source
 from bastion.scan._model import Severity
 from bastion.scan.interface import Walk

@@ -15,6 +15,9 @@ Entry points (keyword-only):
 * :func:`inspect_artifact` — the registry's inspector hook (entry point group ``bastion.inspectors``): raises
   :class:`~bastion.errors.UnsafeArtifact` with a one-line summary.
 * :func:`convert` — torch state dict → safetensors.
+* :func:`register_format_handler` / :func:`format_handlers` — the plug-in point for new container or file
+  formats (one :class:`~bastion.scan.interface.FormatHandler` per family; the contract is in
+  :mod:`bastion.scan.interface`).
 
 The pickle analyser is an allow-list of exact ``module:qualname`` pairs generated from the installed libraries
 (``allowlist.json``, :mod:`bastion.scan._gen.allowlist`), applied statically (compare picklescan and
@@ -32,6 +35,9 @@ from typing import BinaryIO
 
 from bastion.errors import InvalidInput, UnsafeArtifact
 from bastion.scan._allowlist import is_allowed
+from bastion.scan._formats import handlers as format_handlers
+from bastion.scan._formats import register as register_format_handler
+from bastion.scan._formats import unregister as unregister_format_handler
 from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
 from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
@@ -121,10 +127,13 @@ __all__ = [
     "Verdict",
     "allow_listed",
     "convert",
+    "format_handlers",
     "inspect_artifact",
+    "register_format_handler",
     "safe_load",
     "scan",
     "scan_bytes",
     "scan_stream",
     "to_sarif",
+    "unregister_format_handler",
 ]

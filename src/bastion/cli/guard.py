@@ -125,8 +125,13 @@ def register(app: typer.Typer) -> None:
             **settings,
         )
         vault = open_vault(home)
+        from bastion.respond.gate import ResponseGate
+
         proxy = GuardProxy(
-            config=config, authenticator=Authenticator(verify_token=vault.authenticate), audit=vault.audit
+            config=config,
+            authenticator=Authenticator(verify_token=vault.authenticate),
+            audit=vault.audit,
+            response_gate=ResponseGate.for_vault(vault),
         )
         typer.echo(f"bastion guard: {'http' if insecure else 'https'}://{host}:{port} -> {upstream} ({mode})")
         uvicorn.run(

@@ -123,8 +123,11 @@ class GuardProxy:
         audit: Any = None,
         detector: PromptDetector | None = None,
         rate_limit: Any = None,
+        response_gate: Any = None,
     ) -> None:
         self.config = config
+        # bastion.respond.gate.ResponseGate: `bastion respond` may raise the guard to block mode
+        self.response_gate = response_gate
         self.auth = authenticator
         self.detector = detector or PromptDetector()
         self.policy = OutputPolicy(config.output)
@@ -145,6 +148,16 @@ class GuardProxy:
         if config.unsafe_fail_open:
             log.warning("guard proxy: unsafe_fail_open is set - prompts pass when the detector fails")
         self._client: Any = None
+
+    @property
+    def mode(self) -> str:
+        """The configured mode, raised to ``block`` while an incident response asks for it."""
+        gate = self.response_gate
+        if gate is not None:
+            state = gate.state()
+            if state is None or state.guard_mode == "block":  # an invalid response state fails closed
+                return "block"
+        return self.config.mode
 
     # -- checks -----------------------------------------------------------------------------------------
     def _event(self, identity: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
@@ -196,9 +209,9 @@ class GuardProxy:
             "reasons": reasons[:12],
             "atlas": list(worst.atlas),
             "owasp": list(worst.owasp),
-            "mode": self.config.mode,
+            "mode": self.mode,
         }
-        if self.config.mode == "shadow":
+        if self.mode == "shadow":
             self._event(identity, "guard:prompt-flagged", "shadow", details)
             return
         self._event(identity, "guard:prompt-blocked", "denied", details)
@@ -299,8 +312,8 @@ class GuardProxy:
         verdict = self.policy.check(text, context=ctx)
         if verdict.action == "allow":
             return text, None
-        details = {"findings": list(verdict.findings), "atlas": list(verdict.atlas), "mode": self.config.mode}
-        if self.config.mode == "shadow":
+        details = {"findings": list(verdict.findings), "atlas": list(verdict.atlas), "mode": self.mode}
+        if self.mode == "shadow":
             self._event(identity, "guard:output-flagged", "shadow", details)
             return text, None
         if verdict.blocked:
@@ -338,7 +351,7 @@ class GuardProxy:
         ctx = OutputContext(
             role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
         )
-        shadow = self.config.mode == "shadow"
+        shadow = self.mode == "shadow"
         guard = StreamGuard(policy=self.policy, context=ctx)
         last: dict[str, Any] = {}
         flagged = False

@@ -17,7 +17,7 @@ from bastion.crypto.keyring import LocalKeyRing
 from bastion.crypto.seal import RowSealer
 from bastion.crypto.signing import Ed25519Signer
 from bastion.errors import IntegrityError
-from bastion.store import auditlog as auditlog_mod
+from bastion.store import logrecords as logrecords_mod
 from bastion.store.auditlog import AuditLog, tree_head_data
 from bastion.store.db import ensure_tables, open_engine
 from bastion.store.tables import audit_entries
@@ -87,7 +87,7 @@ def test_audit_log_written_before_the_switch_still_verifies(
     log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:  # a home written by the pre-RFC code
-        m.setattr(auditlog_mod, "leaf_encoding", legacy_json)
+        m.setattr(logrecords_mod, "leaf_encoding", legacy_json)
         log.append(actor="a", action="x", target="t", outcome="ok", details={k: DETAILS[k] for k in DETAILS})
         log.append(actor="a", action="x", target="t", outcome="ok", details={"eps": 2.0})
     log.append(actor="a", action="x", target="t", outcome="ok", details={"eps": 3.0, "who": "Zoë"})

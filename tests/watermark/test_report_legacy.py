@@ -10,7 +10,7 @@ import pytest
 from bastion.crypto.canonical import canonical_forms, legacy_json
 from bastion.crypto.kdf import KdfParams
 from bastion.errors import IntegrityError
-from bastion.store import auditlog
+from bastion.store import logrecords
 from bastion.vault import init_project
 from bastion.watermark import (
     OwnershipReport,
@@ -34,7 +34,7 @@ def test_a_pre_rfc8785_report_still_verifies(digits, watermarked_model, tmp_path
         ts = make_trigger_set(key=KEY, spec=spec_for_dataset(digits))
         result = verify_triggers(model=adapter_for(watermarked_model.module, ts.spec), trigger_set=ts)
         with pytest.MonkeyPatch.context() as m:  # what bastion wrote before the switch
-            m.setattr(auditlog, "leaf_encoding", legacy_json)
+            m.setattr(logrecords, "leaf_encoding", legacy_json)
             m.setattr(report_mod, "canonical_json", legacy_json)
             record = log_commitment(vault, make_record(ts, target="digits-model"))
             report = build_report(vault=vault, record=record, verification=result, suspect="x.example/m")

@@ -77,11 +77,12 @@ def test_no_passphrase_and_no_owner_token_in_any_gateway_object(capsys: pytest.C
     assert "BASTION_HOME" not in strings  # no home at all
     assert not [v for v in dep["volumes"] if "persistentVolumeClaim" in v]
     secrets = {v["secret"]["secretName"] for v in dep["volumes"] if "secret" in v}
-    assert secrets == {f"{GATEWAY_NAME}-tls", f"{SERVER_NAME}-ca"}  # certificates only, never the keyring
+    # certificates and its own attester key, never the key ring
+    assert secrets == {f"{GATEWAY_NAME}-tls", f"{SERVER_NAME}-ca", f"{GATEWAY_NAME}-attester"}
     args = c["args"]
     assert args[:2] == ["serve", "fraud@prod"]
     assert args[args.index("--server") + 1] == f"https://{SERVER_NAME}.bastion.svc"
-    assert "--ca" in args and "--insecure" not in args and "--tls-cert" in args
+    assert "--ca" in args and "--insecure" not in args and "--tls-cert" in args and "--attester-key" in args
     # the instructions printed with the YAML create a gateway-role token scoped to this one model
     assert run(["serve", "fraud@prod", "--deployment", "k8s"]) == 0
     header = capsys.readouterr().out.split("---", 1)[0]

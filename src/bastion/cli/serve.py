@@ -60,6 +60,16 @@ def register(app: typer.Typer) -> None:
         token_file: Path | None = typer.Option(
             None, "--token-file", help="Read the workload token from this file (with --server)."
         ),
+        attester_key: Path | None = typer.Option(
+            None,
+            "--attester-key",
+            help="With --server: the gateway's Ed25519 attester key (PEM), answers the release challenge.",
+        ),
+        gateway_attester: Path | None = typer.Option(
+            None,
+            "--gateway-attester",
+            help="With --approve: trust this gateway attester public key (PEM) for a --server gateway.",
+        ),
         admin_cidr: list[str] = typer.Option(
             [],
             "--admin-cidr",
@@ -109,11 +119,23 @@ def register(app: typer.Typer) -> None:
         server = server or os.environ.get("BASTION_URL") or None
         if server is not None:
             _serve_from_server(
-                options, server=server, ca=ca, token_file=token_file, check=check, approve=approve, fmt=fmt
+                options,
+                server=server,
+                ca=ca,
+                token_file=token_file,
+                attester_key=attester_key,
+                check=check,
+                approve=approve,
+                fmt=fmt,
             )
             return
-        if token_file is not None or ca is not None:
-            raise ConfigError("--token-file and --ca go with --server (or BASTION_URL)")
+        if token_file is not None or ca is not None or attester_key is not None:
+            raise ConfigError("--token-file, --ca and --attester-key go with --server (or BASTION_URL)")
+        if gateway_attester is not None:
+            if not approve:
+                raise ConfigError("--gateway-attester goes with --approve")
+            _approve_remote(options, gateway_attester, fmt)
+            return
         check_options(options)
         if approve:
             entry = approve_gateway(options)
@@ -163,15 +185,18 @@ def _serve_from_server(
     server: str,
     ca: Path | None,
     token_file: Path | None,
+    attester_key: Path | None,
     check: bool,
     approve: bool,
     fmt: OutputFormat,
 ) -> None:
     """``--server``: pull the model with the workload token, verify, scan, load; never open a key ring."""
     import bastion.client as client
+    from bastion.client.gateway import attested_pull
     from bastion.serve.remote import (
         build_remote_gateway,
         check_remote_options,
+        load_attester_key,
         run_remote,
         server_token_checker,
     )
@@ -179,14 +204,26 @@ def _serve_from_server(
     if approve:
         raise ConfigError("--approve runs on the home (as an admin), not with --server")
     check_remote_options(options)
+    if attester_key is None:
+        raise ConfigError(
+            "--server needs --attester-key: the server releases a model to a gateway only on its evidence",
+            hint="approve its public key on the server's home: serve MODEL --approve --gateway-attester PUB",
+        )
+    key = load_attester_key(attester_key)
     ca_file = str(ca) if ca is not None else os.environ.get(client.CA_ENV) or None
     token = _workload_token(token_file)
     os.environ.pop("BASTION_PASSPHRASE", None)  # this process never needs it: keep it from anything below
-    source = client.connect(server, token=token, ca=ca_file)
+    remote = client.connect(server, token=token, ca=ca_file)
+
+    class _Source:
+        def attested_pull(self, ref: str, *, out: Any, attest: Any) -> Any:
+            return attested_pull(remote, ref, out=out, attest=attest)
+
+    source = _Source()
     checker = server_token_checker(lambda caller: client.connect(server, token=caller, ca=ca_file))
     try:
         if check:
-            gateway = build_remote_gateway(options, source=source, verify_token=checker)
+            gateway = build_remote_gateway(options, source=source, verify_token=checker, attester_key=key)
             model = gateway.model
             gateway.close()
             if fmt is OutputFormat.json:
@@ -200,9 +237,31 @@ def _serve_from_server(
             options,
             source=source,
             verify_token=checker,
+            attester_key=key,
             announce=lambda url: typer.echo(
                 f"bastion gateway for {options.model_ref} (from {server}) on {url}", err=True
             ),
         )
     finally:
-        source.close()
+        remote.close()
+
+
+def _approve_remote(options: Any, public_pem: Path, fmt: OutputFormat) -> None:
+    """``--approve --gateway-attester PUB.pem``: on the home, as an admin (see ``approve_remote_gateway``)."""
+    from bastion.files import read_regular_file
+    from bastion.serve.remote import approve_remote_gateway
+    from bastion.vault import open_vault
+
+    try:
+        pem = read_regular_file(public_pem, limit=64 << 10)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no such file: {public_pem}") from exc
+    with open_vault(home=options.home) as vault:
+        entry = approve_remote_gateway(vault=vault, options=options, attester_public_pem=pem)
+    if fmt is OutputFormat.json:
+        print_json({"model": options.model_ref, "config_digest": entry.config_digest, "gateway": True})
+    else:
+        typer.echo(
+            f"gateway release approved for {options.model_ref} with config {entry.config_digest[:16]}… "
+            f"({len(entry.attesters)} attester key(s))"
+        )

@@ -10,7 +10,9 @@ token that can pull only that model — never the key ring (issue 11 item 6):
   CIDRs; it reaches only DNS (plus what ``server_egress`` names: an external PostgreSQL, a log witness).
 * ``bastion-gateway`` (a Deployment): ``bastion serve MODEL --server https://bastion-server…``. Its only
   credential is ``BASTION_TOKEN`` from the ``bastion-gateway-token`` Secret: a ``gateway``-role token scoped
-  to this model (``bastion token create --role gateway --model NAME --env prod``). No passphrase, no home
+  to this model (``bastion token create --role gateway --model NAME --env prod``), plus its attester key
+  (``bastion-gateway-attester``) that answers the server's release challenge (the server releases the model
+  only to evidence its approved policy accepts: :mod:`bastion.server.routers.gateway`). No passphrase, no home
   volume, no owner or deployer token anywhere in it. It pulls the model from the server into a memory-backed
   scratch directory, verifies and scans it, and serves it; it reaches only the server, DNS and Redis.
 
@@ -33,6 +35,7 @@ CLIENT_LABEL = "bastion.dev/server-client"
 HOME_DIR = "/var/lib/bastion"
 TLS_DIR = "/etc/bastion/tls"
 CA_DIR = "/etc/bastion/server-ca"
+ATTESTER_DIR = "/etc/bastion/attester"
 
 
 def _security_context() -> dict[str, Any]:
@@ -191,6 +194,7 @@ def gateway_objects(
     meta = {"name": GATEWAY_NAME, "namespace": namespace, "labels": labels}
     server_url = f"https://{SERVER_NAME}.{namespace}.svc"
     args = ["serve", model_ref, "--server", server_url, "--ca", f"{CA_DIR}/ca.crt"]
+    args += ["--attester-key", f"{ATTESTER_DIR}/key.pem"]  # answers the server's release challenge
     args += ["--host", "0.0.0.0", "--port", str(port)]  # noqa: S104 - inside the pod
     args += ["--tls-cert", f"{TLS_DIR}/tls.crt", "--tls-key", f"{TLS_DIR}/tls.key"]
     if redis_port is not None:
@@ -214,6 +218,7 @@ def gateway_objects(
         "volumeMounts": [
             {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
             {"name": "server-ca", "mountPath": CA_DIR, "readOnly": True},
+            {"name": "attester", "mountPath": ATTESTER_DIR, "readOnly": True},
             # the pulled plaintext lives here only while it is verified, scanned and loaded: memory-backed
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the only writable scratch
         ],
@@ -221,6 +226,7 @@ def gateway_objects(
     volumes = [
         {"name": "tls", "secret": {"secretName": f"{GATEWAY_NAME}-tls"}},
         {"name": "server-ca", "secret": {"secretName": f"{SERVER_NAME}-ca"}},
+        {"name": "attester", "secret": {"secretName": f"{GATEWAY_NAME}-attester", "defaultMode": 0o400}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": scratch}},
     ]
     deployment = {
@@ -313,6 +319,12 @@ def secret_instructions(*, model_ref: str, namespace: str = "bastion") -> str:
         "> ./gateway-token   # as an admin, against the server",
         f"  kubectl -n {namespace} create secret generic {GATEWAY_NAME}-token "
         "--from-file=token=./gateway-token",
+        "  openssl genpkey -algorithm ed25519 -out gateway-attester.pem && "
+        "openssl pkey -in gateway-attester.pem -pubout -out gateway-attester.pub.pem",
+        f"  bastion serve {model_ref} --approve --gateway-attester gateway-attester.pub.pem "
+        "  # admin, on the server's home: the server releases the model only to this key's evidence",
+        f"  kubectl -n {namespace} create secret generic {GATEWAY_NAME}-attester "
+        "--from-file=key.pem=./gateway-attester.pem",
         f'Admin and CI pods that talk to the server carry the label {CLIENT_LABEL}: "true".',
     ]
     return "".join(f"# {line}\n" for line in lines)

@@ -21,9 +21,14 @@ Not (yet) available in this mode, each refused with a one-line ConfigError rathe
 ``[serve.jwt]``, ``[serve.api_watermark]``, ``[serve.theft]`` and ``[serve.drift]`` (their keys and state live
 in the home), more than one ``--workers`` (run replicas instead), a self-signed certificate (give
 ``--tls-cert``/``--tls-key``). Request records go to the gateway's structured log, not to the home's audit
-log; the server's audit log records the pull (``registry:pull`` by the gateway identity) and every token
-check. Attestation-gated release (the server checking evidence before it releases the DEK to a gateway
-identity) is not implemented: the server releases to any identity whose grants allow the pull.
+log; the server's audit log records the release and the pull by the gateway identity and every token check.
+
+Attested release: a ``gateway``-role token alone gets nothing (the server refuses its plain pulls). With
+``--attester-key`` (an Ed25519 private key in PEM, mounted from its own Secret) the gateway answers the
+server's challenge with evidence (:func:`gateway_evidence`: package version, the digest of the configuration
+it will serve with, the exact model digest, the nonce), and the server releases the model only when that
+passes the model's gateway policy, approved on the server's home with ``bastion serve NAME --approve
+--gateway-attester PUB.pem`` (:func:`approve_remote_gateway`, the policy entry ``gateway:NAME``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,9 +45,15 @@ from bastion.errors import AuthenticationFailed, BastionError, ConfigError, Depe
 
 
 class ModelSource(Protocol):
-    """What the gateway needs from a server: a verified pull (``RemoteVault`` provides it)."""
+    """What the gateway needs from a server: an attested pull (the CLI adapts ``bastion.client.gateway``)."""
 
-    def pull(self, ref: str, *, out: str | os.PathLike[str]) -> Any: ...
+    def attested_pull(
+        self,
+        ref: str,
+        *,
+        out: str | os.PathLike[str],
+        attest: Callable[[Mapping[str, Any]], Mapping[str, str]],
+    ) -> Any: ...
 
 
 TokenChecker = Callable[[str], Identity]
@@ -112,15 +123,141 @@ def _load_directory(directory: Path, version: Any) -> Any:
     )
 
 
-def fetch_model(*, source: ModelSource, model_ref: str) -> Any:
-    """Pull, verify, scan and load ``model_ref``; the plaintext directory is removed before returning."""
+def remote_gateway_config(options: Any) -> Any:
+    """The configuration a ``--server`` gateway runs with (no home section: its ``--config`` file only)."""
+    from bastion.serve.config import load_gateway_config
+
+    cfg = load_gateway_config(section={}, config_file=options.config_file)
+    if options.redis_url:
+        from dataclasses import replace
+
+        cfg = replace(cfg, redis_url=options.redis_url)
+    return cfg
+
+
+def load_attester_key(path: str | os.PathLike[str]) -> Any:
+    """The gateway's Ed25519 attester key (PEM, PKCS#8, unencrypted: it comes from a Secret)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from bastion.files import read_regular_file
+
+    try:
+        key = load_pem_private_key(read_regular_file(Path(path), limit=64 << 10), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not an unencrypted Ed25519 private key in PEM") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path}: the attester key must be Ed25519")
+    return key
+
+
+def gateway_evidence(
+    *, attester_key: Any, challenge: Mapping[str, Any], config_digest: str
+) -> dict[str, str]:
+    """Sign this process's claims for the server's ``challenge`` (the ``bastion-software-v1`` format)."""
+    import base64
+    import time
+
+    from bastion import __version__
+    from bastion.serve.attestation import Claims, SoftwareAttester
+
+    try:
+        claims = Claims(
+            package_version=__version__,
+            config_digest=config_digest,
+            model_digest=str(challenge["model_digest"]),
+            model_ref=str(challenge["ref"]),
+            nonce=str(challenge["nonce"]),
+            issued_at=time.time(),
+        )
+    except KeyError as exc:
+        raise ServiceError("the server sent a malformed challenge") from exc
+    evidence = SoftwareAttester(attester_key).attest(claims)
+    return {
+        "format": evidence.format,
+        "payload": base64.b64encode(evidence.payload).decode("ascii"),
+        "signature": base64.b64encode(evidence.signature).decode("ascii"),
+    }
+
+
+def approve_remote_gateway(*, vault: Any, options: Any, attester_public_pem: bytes) -> Any:
+    """``bastion serve NAME --approve --gateway-attester PUB.pem`` (admin, on the server's home): trust this
+    attester key for ``NAME`` with the configuration ``options`` describes; signed with the home's key."""
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from bastion import __version__
+    from bastion.access import allowed
+    from bastion.errors import AccessDenied
+    from bastion.serve.attestation import (
+        ModelReleasePolicy,
+        ReleasePolicyDocument,
+        load_release_policy,
+        save_release_policy,
+    )
+
+    if not allowed(vault.identity, "serve:admin"):
+        raise AccessDenied(f"{vault.identity.name} ({vault.identity.role}) may not approve a gateway")
+    try:
+        public = serialization.load_pem_public_key(attester_public_pem)
+    except ValueError as exc:
+        raise ConfigError("--gateway-attester: not a PEM public key") from exc
+    if not isinstance(public, Ed25519PublicKey):
+        raise ConfigError("--gateway-attester: the attester key must be Ed25519")
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+    version = vault.show(options.model_ref)
+    if version.kind != "model":
+        raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
+    cfg = remote_gateway_config(options)
+    _refuse_home_features(cfg)
+    digest = cfg.digest()
+    directory = vault.settings.home / "serve"
+    document = load_release_policy(directory, signer=vault.signer)
+    key = f"gateway:{version.name}"
+    before = document.models.get(key)
+    keep = before.attesters if before is not None and before.config_digest == digest else ()
+    entry = ModelReleasePolicy(
+        attesters=tuple(dict.fromkeys((*keep, raw))),
+        config_digest=digest,
+        package_versions=tuple(cfg.key_release.allowed_package_versions) or (__version__,),
+        approved_by=vault.identity.name,
+        approved_at=time.time(),
+    )
+    updated = ReleasePolicyDocument(models={**document.models, key: entry})
+    save_release_policy(directory, updated, signer=vault.signer)
+    vault.audit.append(
+        actor=vault.identity.name,
+        action="serve:approve-release",
+        target=str(version.name),
+        outcome="ok",
+        details={
+            "gateway": True,
+            "config_digest": digest,
+            "package_versions": list(entry.package_versions),
+            "attesters": list(entry.attesters),
+            "policy_digest": updated.digest(),
+        },
+    )
+    return entry
+
+
+def fetch_model(*, source: ModelSource, model_ref: str, attester_key: Any, config_digest: str) -> Any:
+    """Attested pull, verify, scan, load ``model_ref``; the plaintext directory is gone before it returns."""
     from bastion.crypto.signing import verify_directory
     from bastion.vault.manifest import SIGNATURE_FILE, public_key_path
 
     scratch = Path(tempfile.mkdtemp(prefix="bastion-gateway-"))  # 0700, this process's own
     try:
         out = scratch / "model"
-        version = source.pull(model_ref, out=out)
+        version = source.attested_pull(
+            model_ref,
+            out=out,
+            attest=lambda challenge: gateway_evidence(
+                attester_key=attester_key, challenge=challenge, config_digest=config_digest
+            ),
+        )
         if getattr(version, "kind", "model") != "model":
             raise ConfigError(f"{version.ref} is a {version.kind}, not a model")
         verify_directory(
@@ -148,19 +285,18 @@ def server_token_checker(connect: Callable[[str], Any]) -> TokenChecker:
     return check
 
 
-def build_remote_gateway(options: Any, *, source: ModelSource, verify_token: TokenChecker) -> Any:
-    """A ready :class:`~bastion.serve.app.Gateway` for ``options.model_ref`` pulled from ``source``."""
+def build_remote_gateway(
+    options: Any, *, source: ModelSource, verify_token: TokenChecker, attester_key: Any
+) -> Any:
+    """A ready :class:`~bastion.serve.app.Gateway` for ``options.model_ref``, released by ``source``."""
     from bastion.serve.app import Gateway
     from bastion.serve.auth import Authenticator
-    from bastion.serve.config import load_gateway_config
 
-    cfg = load_gateway_config(section={}, config_file=options.config_file)
-    if options.redis_url:
-        from dataclasses import replace
-
-        cfg = replace(cfg, redis_url=options.redis_url)
+    cfg = remote_gateway_config(options)
     _refuse_home_features(cfg)
-    model = fetch_model(source=source, model_ref=options.model_ref)
+    model = fetch_model(
+        source=source, model_ref=options.model_ref, attester_key=attester_key, config_digest=cfg.digest()
+    )
     auth = Authenticator(verify_token=verify_token, jwt_verifier=None, cache_s=cfg.token_cache_s)
     return Gateway(model=model, config=cfg, authenticator=auth, audit=None)
 
@@ -170,6 +306,7 @@ def run_remote(
     *,
     source: ModelSource,
     verify_token: TokenChecker,
+    attester_key: Any,
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """``bastion serve MODEL --server URL``: fetch, load, check TLS and bind, then serve until interrupted."""
@@ -181,7 +318,9 @@ def run_remote(
 
     check_remote_options(options)
     tls = tls_files(options)
-    gateway = build_remote_gateway(options, source=source, verify_token=verify_token)
+    gateway = build_remote_gateway(
+        options, source=source, verify_token=verify_token, attester_key=attester_key
+    )
     try:
         config = uvicorn.Config(
             create_app(gateway),
@@ -205,9 +344,13 @@ def run_remote(
 __all__ = [
     "ModelSource",
     "TokenChecker",
+    "approve_remote_gateway",
     "build_remote_gateway",
     "check_remote_options",
     "fetch_model",
+    "gateway_evidence",
+    "load_attester_key",
+    "remote_gateway_config",
     "run_remote",
     "server_token_checker",
 ]

@@ -18,6 +18,7 @@ ROUTER_MODULES: list[str] = [
     "log",  # verify, head, prove, consistency, entries, key
     "data",  # protect, reveal, reveal-table
     "ledger",  # privacy budgets: list, show, set
+    "gateway",  # attested model release to gateway identities: challenge, pull
 ]
 
 

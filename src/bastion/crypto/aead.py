@@ -45,6 +45,9 @@ so no answer is unauthenticated. Whole-stream properties such as truncation are 
 :func:`decrypt_stream`, which a caller runs to verify an artifact. :class:`DecryptingReader` is a seekable
 file over the plaintext built on the same reads (it authenticates the final segment when it opens, so the
 size it reports is authenticated): the vault's inspectors read stored versions through it.
+
+Over ~400 lines on purpose: one segment format, whose framing (header, nonces, final-segment flag) the
+encryptor, the decryptor, range reads and the seekable reader must agree on byte for byte.
 """
 
 from __future__ import annotations

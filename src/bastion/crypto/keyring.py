@@ -21,6 +21,10 @@ Rotation and retirement: :meth:`LocalKeyRing.rotate` adds a version and makes it
 working because each records its KEK version. :meth:`LocalKeyRing.retire` destroys a non-current version's
 key material (irreversible): a DEK still wrapped under it raises :class:`KeyNotFound`. So the vault must
 rewrap every DEK (:func:`bastion.crypto.interface.rewrap`) before it retires a version.
+
+Over ~400 lines on purpose: one file format and one provider (read, MAC, lock, rotate, retire, passphrase
+change share the document and its lock); the shared pieces (DEK-wrap AD, canonical JSON, atomic writes) live
+in :mod:`bastion.crypto.interface`, :mod:`bastion.crypto.canonical` and :mod:`bastion.files`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Rotation is an administrative action: run it from one process at a time.
 Configuration (``[keys]`` in ``bastion.toml``): ``provider = "pkcs11"``, ``pkcs11_module`` (the ``.so``),
 ``pkcs11_token`` (token label), ``pkcs11_pin_env`` (name of the environment variable holding the user PIN,
 default ``BASTION_PKCS11_PIN``). The PIN is never written anywhere by bastion.
+
+Slightly over ~400 lines: one provider, whose session handling (re-login, one session per thread) every
+operation shares.
 """
 
 from __future__ import annotations

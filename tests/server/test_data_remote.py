@@ -82,6 +82,39 @@ def test_same_answer_as_local_mode(server: Any, tmp_path: Path) -> None:
     assert r["input_digest"] == lo["input_digest"]
 
 
+def test_protect_and_push_the_protected_file(server: Any, tmp_path: Path) -> None:
+    src = _csv(tmp_path / "visits.csv")
+    r = server.cli(
+        "alice-ds",
+        "data",
+        "protect",
+        str(src),
+        "--out",
+        str(tmp_path / "v.csv"),
+        "--push",
+        "visits-protected",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "pushed visits-protected:1"
+    shown = server.cli("alice-ds", "registry", "show", "visits-protected:1", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["kind"] == "dataset"
+    prod = server.cli(
+        "alice-ds",
+        "data",
+        "protect",
+        str(src),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--push",
+        "x",
+        "--env",
+        "prod",
+    )
+    assert prod.returncode == 2 and "may not registry:push" in _error(prod)  # checked before protecting
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_refusals_are_one_line(server: Any, tmp_path: Path) -> None:
     missing = server.cli(
         "alice-ds", "data", "protect", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")

@@ -1,9 +1,9 @@
 """The element-wise numpy math functions ``FunctionTransformer`` legitimately wraps (one list, two readers).
 
-The allow-list generator (:mod:`bastion.scan._gen.allowlist`) emits the ones that are ``numpy.ufunc`` objects
-as values a pickle may import; the skops schema check (:mod:`bastion.scan._skops`) accepts all of them as the
-function a ``FunctionNode``/``TypeNode`` names (the few that are plain numpy functions, e.g. ``clip``, only
-call methods of the array they are given).
+The allow-list generator (:mod:`bastion.scan._gen.allowlist`) emits the ones that are ``numpy.ufunc``
+objects as values a pickle may import; the skops schema check (:mod:`bastion.scan._formats.skops`) accepts
+all of them as the function a ``FunctionNode``/``TypeNode`` names (the few that are plain numpy functions,
+e.g. ``clip``, only call methods of the array they are given).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from bastion.scan._allowlist import normalise_extra
 from bastion.scan._decomp import Bomb, feed
 from bastion.scan._formats.common import loads_json, path_traversal
 from bastion.scan._formats.keras import check_keras_config
+from bastion.scan._formats.skops import check_skops_schema, looks_like_skops_schema
 from bastion.scan._io import CHUNK, Malformed, Source, SourceFile
 from bastion.scan._model import Severity
-from bastion.scan._skops import check_skops_schema, looks_like_skops_schema
 from bastion.scan.interface import Walk
 
 _TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")

@@ -297,3 +297,41 @@ def test_upload_limit_refuses_and_leaves_no_spool(tmp_path: Path) -> None:
             assert list((home / "server-spool").iterdir()) == []
     finally:
         state.close()
+
+
+@pytest.mark.parametrize("limit", [None, "3/minute"], ids=["no-limit", "limited"])
+def test_bad_token_flood_is_cut_off_per_address(tmp_path: Path, limit: str | None) -> None:
+    """Each failed authentication is audit-logged (as in local mode): without the per-address limit a flood of
+    bad tokens grows the log by one entry per request; with it, the address is refused (429) after 3."""
+    import httpx
+
+    from bastion.server import ServerSettings
+    from bastion.vault import open_vault
+
+    home = tmp_path / "home"
+    v = init_project(home=home, passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast())
+    _, token = v.create_token(name="a", role="admin")
+    v.close()
+    tls = self_signed_certificate(tmp_path / "tls")
+    settings = ServerSettings(auth_failures=limit or "100000/minute")
+    state = ServerState.open(home=home, passphrase=PASSPHRASE, settings=settings)
+    statuses = []
+    try:
+        with (
+            ServerThread(create_server_app(state=state), tls) as srv,
+            httpx.Client(verify=str(tls[0])) as http,
+        ):
+            for i in range(10):
+                bad = {"Authorization": f"Bearer bst_{i:016x}.nope"}
+                statuses.append(http.get(f"{srv.url}/v1/whoami", headers=bad).status_code)
+            good = http.get(f"{srv.url}/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        state.close()
+    with open_vault(home=home, passphrase=PASSPHRASE) as owner:
+        denied = [e for e in owner.log_entries() if e.action == "auth" and e.outcome == "denied"]
+    if limit is None:
+        assert statuses == [401] * 10 and len(denied) == 10 and good.status_code == 200
+    else:
+        assert statuses == [401] * 3 + [429] * 7 and len(denied) == 3
+        assert good.status_code == 429 and int(good.headers["Retry-After"]) >= 1
+        assert good.json()["error"] == "AuthenticationFailed"

@@ -18,7 +18,8 @@ def server_state(request: Request) -> ServerState:
 
 def caller_identity(request: Request) -> Identity:
     """The identity of the request's bearer token (401 otherwise); checked on every request."""
-    return server_state(request).authenticate(request.headers.get("authorization"))
+    address = request.client.host if request.client is not None else "-"
+    return server_state(request).authenticate(request.headers.get("authorization"), address=address)
 
 
 def caller_vault(request: Request, identity: Annotated[Identity, Depends(caller_identity)]) -> Vault:

@@ -34,6 +34,8 @@ _STATUS: tuple[tuple[type[E.BastionError], int], ...] = (
 
 
 def status_for(exc: E.BastionError) -> int:
+    if getattr(exc, "retry_after_s", None) is not None:
+        return 429
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status
@@ -41,15 +43,20 @@ def status_for(exc: E.BastionError) -> int:
 
 
 def error_body(exc: E.BastionError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    """The wire form; ``error`` is the nearest class of :mod:`bastion.errors` (what a client can rebuild)."""
+    name = next(c.__name__ for c in type(exc).__mro__ if c.__name__ in E.__all__)
+    body: dict[str, Any] = {"error": name, "message": str(exc)}
     if exc.hint:
         body["hint"] = exc.hint
     return body
 
 
 def error_response(exc: E.BastionError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, E.AuthenticationFailed) else None
-    return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, E.AuthenticationFailed) else {}
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(int(retry))
+    return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers or None)
 
 
 def install(app: FastAPI) -> None:

@@ -21,6 +21,8 @@ from bastion.access import AccessControl, Identity
 from bastion.crypto.interface import WrapHolder
 from bastion.errors import AuthenticationFailed, ConfigError
 from bastion.serve.auth import Authenticator, JwtVerifier, looks_like_jwt
+from bastion.serve.config import RateLimitConfig
+from bastion.serve.ratelimit import RateLimiter
 from bastion.vault import Vault, open_vault
 from bastion.vault.interface import Inspector
 
@@ -34,10 +36,20 @@ class ServerSettings:
     max_upload_bytes: int = 256 * 2**30  # one push, all files together
     max_upload_files: int = 100_000
     chunk_bytes: int = 1 << 20  # the unit both sides stream in
+    per_address: str = "6000/minute"  # requests per client address, before authentication
+    auth_failures: str = "60/minute"  # failed authentications per address, then refused before any lookup
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_upload_files <= 0 or self.chunk_bytes < 4096:
             raise ConfigError("server limits must be positive (chunk_bytes at least 4096)")
+
+
+class TooManyRequests(AuthenticationFailed):
+    """An address over its request or authentication-failure limit (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(f"{message}: retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class ServerState:
@@ -59,6 +71,13 @@ class ServerState:
         self.home = Path(base.settings.home)
         self._jwt = _jwt_verifier(base)
         self._tokens = base.access.authenticate  # logs each failure, like local mode
+        # Failures are audit-logged one by one (as in local mode), so an address that keeps failing is
+        # refused before any lookup: a flood of bad tokens can neither grow the log nor guess at speed.
+        self._limits = RateLimiter(
+            config=RateLimitConfig(
+                per_address=self.settings.per_address, auth_failures=self.settings.auth_failures
+            )
+        )
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.spool_root, 0o700)
@@ -85,14 +104,24 @@ class ServerState:
 
     # --- who is calling ------------------------------------------------------------------------------------
 
-    def authenticate(self, header: str | None) -> Identity:
+    def authenticate(self, header: str | None, *, address: str = "-") -> Identity:
         """``Authorization`` header → identity (AuthenticationFailed otherwise). Checked on every call."""
-        token = Authenticator.bearer(header)
-        if self._jwt is not None and looks_like_jwt(token):
-            return self._jwt.verify(token)
-        if not token.startswith("bst_"):
-            raise AuthenticationFailed("invalid credentials")
-        return self._tokens(token)
+        decision = self._limits.address(address)
+        if not decision.allowed:
+            raise TooManyRequests(
+                "too many requests or failed authentications from this address",
+                retry_after_s=decision.retry_after_s,
+            )
+        try:
+            token = Authenticator.bearer(header)
+            if self._jwt is not None and looks_like_jwt(token):
+                return self._jwt.verify(token)
+            if not token.startswith("bst_"):
+                raise AuthenticationFailed("invalid credentials")
+            return self._tokens(token)
+        except AuthenticationFailed:
+            self._limits.auth_failure(address)
+            raise
 
     def vault_for(self, identity: Identity) -> Vault:
         """A Vault acting as ``identity`` over the shared components (not to be closed: they are shared)."""
@@ -164,4 +193,4 @@ def _jwt_verifier(base: Vault) -> JwtVerifier | None:
     return JwtVerifier(cfg.jwt) if cfg.jwt.enabled else None
 
 
-__all__ = ["SPOOL_DIR", "ServerSettings", "ServerState", "clean_spools"]
+__all__ = ["SPOOL_DIR", "ServerSettings", "ServerState", "TooManyRequests", "clean_spools"]

@@ -15,6 +15,9 @@ Model references (:func:`load_model`):
 
 Data (:func:`load_data`): ``.npz`` with ``x`` and ``y`` (optionally ``member``: 1 for rows the model was
 trained on, enabling membership inference), or a CSV file with a header and a ``target`` column.
+
+Size (over ~400 lines): one loader per model form behind :func:`open_model`, each checking the bytes it
+loads; kept together so that every way a model enters the audit is read in one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Unknown keys raise :class:`~bastion.errors.ConfigError`; every field has a safe default, so a gateway with no
 configuration at all authenticates, rate-limits consumers at 100 requests per minute, runs the extraction
 monitor and answers consumers with rounded top-k probabilities.
+
+Size (over ~400 lines): one frozen dataclass per ``[serve.*]`` table with its parser and validation, kept in
+one module so that it reads in the order of the ``bastion.toml`` it mirrors.
 """
 
 from __future__ import annotations

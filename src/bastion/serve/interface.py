@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from bastion.serve.attestation import Claims, Evidence
-    from bastion.serve.monitor import ClientSnapshot
+    from bastion.serve.monitor_stores import ClientSnapshot
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ Start-up order, each step fail-closed:
 
 ``--workers N`` hands the passphrase to the workers inside uvicorn's spawn pickle (:mod:`._workers`), never
 through the environment.
+
+Size (over ~400 lines): the steps between a registry reference and a running gateway (verify, key release,
+approvals, guards, TLS, workers), each small, in the order ``bastion serve`` runs them.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ Every random part — the hyperplanes, the derangements, the poisoning noise, th
 jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
 :func:`build_defence`; a fresh random one when none is given), so reading this code does not reveal them.
 State lives in memory, per process (several workers each judge the traffic they see).
+
+Size (over ~400 lines): :class:`TheftDefence` is one state machine (per-consumer evidence, detection,
+responses, evidence export) whose parts share one lock and one consumer table; split, each part would reach
+into the others' state.
 """
 
 from __future__ import annotations

@@ -65,12 +65,15 @@ class HeadSigner(Protocol):
     def verify(self, data: bytes, signature: bytes) -> None: ...
 
 
+@runtime_checkable
 class Witness(Protocol):
     """Keeps the signed tree heads of one audit log outside its home.
 
     ``submit`` hands over a head (with the consistency proof from the witness's latest head, when it has one);
     ``heads`` returns the heads the witness holds that a verifier must check the log against (the latest one
     at least), each already authenticated by the witness's own means (its countersignature, its storage).
+    A log rolled back by the home's holder then fails ``AuditLog.verify`` (``tests/conformance/
+    test_witnesses.py``, for the file and the HTTPS witness).
     """
 
     name: str

@@ -17,7 +17,10 @@ finding per 10,000 benign events"; "contained within 10 s of the first detectabl
    stolen admin token lists the key ring, then pulls). Detect = the tick whose findings first include the
    attack, contain = the playbook's action done; both measured from the first detectable event (the 5th
    distinct model pulled; the first pull after the key operation). The attacker then re-authenticates for
-   every pull until refused, which proves the containment.
+   every pull until refused, which proves the containment. Then a real gateway (uvicorn on 127.0.0.1, the
+   extraction monitor off so the rules are what detects) with the response gate: *token spray* (a fresh
+   random token every 0.1 s; detectable at the 20th) and *extraction* (a consumer token at ~25 requests/s;
+   detectable at the 300th request in a minute); refused = the first 403/503 "incident response" answer.
 
     python benchmarks/bench_hunt.py                       # 3 seeds, 1M events, both TTC scenarios
     python benchmarks/bench_hunt.py --apps 40 --seeds 1   # quicker
@@ -26,6 +29,7 @@ finding per 10,000 benign events"; "contained within 10 s of the first detectabl
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import subprocess
@@ -209,6 +213,119 @@ def _watch_scenario(name: str, tmp: Path) -> None:
     )
 
 
+def _gateway_scenario(name: str, tmp: Path) -> None:
+    """A real gateway (uvicorn on 127.0.0.1) over a real vault; the attacker and the watch loop race."""
+    import socket
+
+    import httpx
+    import numpy as np
+    import uvicorn
+
+    from bastion.crypto.kdf import KdfParams
+    from bastion.events import EventStore
+    from bastion.hunt import load_rules
+    from bastion.models import TorchAdapter
+    from bastion.models.recipes import build_mlp
+    from bastion.respond import Responder, Tick, load_playbook, state_path, watch
+    from bastion.respond.gate import ResponseGate
+    from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
+    from bastion.serve.config import MonitorConfig, RateLimitConfig
+    from bastion.serve.server import token_verifier
+    from bastion.vault import init_project
+
+    quiet = logging.getLogger("bench_hunt.gateway")  # no JSON line per request on stdout
+    quiet.setLevel(logging.WARNING)
+    passphrase = "bench-" + os.urandom(6).hex()
+    vault = init_project(home=tmp / name, passphrase=passphrase, kdf=KdfParams.unsafe_fast(), inspectors=[])
+    _, token = vault.create_token(name="mallory", role="consumer", models=["digits"])
+    adapter = TorchAdapter(
+        build_mlp(n_features=64, n_classes=10, hidden=(16,), seed=0), input_shape=(64,), n_classes=10
+    )
+    limits = RateLimitConfig(
+        per_role={"consumer": "100000/minute"}, rows_per_role={"consumer": "100000/minute"}
+    )
+    config = GatewayConfig(rate_limit=limits, monitor=MonitorConfig(enabled=False))  # the rules detect here
+    gateway = Gateway(
+        model=ServedModel(name="digits", version="1", adapter=adapter, digest="sha256:bench", env="dev"),
+        config=config,
+        authenticator=Authenticator(verify_token=token_verifier(vault)),
+        audit=vault.audit,
+        response_gate=ResponseGate.for_vault(vault),
+        logger=quiet,
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(gateway), log_level="warning", access_log=False))
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v2/models/digits/infer"
+    x = np.random.default_rng(0).random(64).astype(np.float32).tolist()
+    body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": x}]}
+    rule = (
+        "0b7f3a10-5d1e-4c8a-9f00-000000000302"
+        if name == "token-spray"
+        else "0b7f3a10-5d1e-4c8a-9f00-000000000102"
+    )
+    threshold = 20 if name == "token-spray" else 300
+    seen: dict[str, float] = {}
+
+    def on_tick(tick: Tick) -> None:
+        if "detect" not in seen and any(f.rule_id == rule for f in tick.found):
+            seen["detect"] = tick.hunted_at
+        for r in tick.results:
+            if r.status == "done" and r.rule_id == rule:
+                seen.setdefault("contain", r.at)
+
+    stop = threading.Event()
+    store = EventStore(f"sqlite:///{tmp / (name + '-events.db')}")
+    responder = Responder(vault=vault, playbook=load_playbook(), mode="auto")
+    loop = threading.Thread(
+        target=watch,
+        kwargs={
+            "responder": responder,
+            "store": store,
+            "rules": load_rules(),
+            "stop": stop,
+            "on_tick": on_tick,
+        },
+    )
+    loop.start()
+    detectable = refused = None
+    sent = 0
+    try:
+        with httpx.Client(timeout=30) as client:
+            for i in range(5000):
+                secret = token if name == "extraction" else "bst_" + os.urandom(24).hex()
+                started = time.time()
+                r = client.post(url, json=body, headers={"Authorization": f"Bearer {secret}"})
+                sent += 1
+                if r.status_code in (403, 503) and "incident response" in r.text:
+                    refused = time.time()
+                    break
+                if i + 1 == threshold:
+                    detectable = started  # the request that makes the rule true
+                time.sleep(0.02 if name == "extraction" else 0.1)
+    finally:
+        stop.set()
+        loop.join()
+        server.should_exit = True
+        serving.join(10)
+        gateway.close()
+        store.close()
+        state_path(vault.settings.home).unlink(missing_ok=True)
+        vault.close()
+    assert detectable is not None
+    ttd = seen.get("detect", float("nan")) - detectable
+    ttc = seen.get("contain", float("nan")) - detectable
+    refused_s = (refused - detectable) if refused is not None else float("nan")
+    print(
+        f"{name} (gateway): detect {ttd:.2f} s, contain {ttc:.2f} s (goal <= 10 s), refused "
+        f"{refused_s:.2f} s after the first detectable request ({sent} requests sent)"
+    )
+
+
 def _no_pickles(path: Path) -> None:
     from bastion.errors import UnsafeArtifact
 
@@ -239,6 +356,8 @@ def main(argv: list[str] | None = None) -> None:
             print("== respond --watch against a real vault ==")
             for scenario in ("insider-bulk-pull", "key-misuse"):
                 _watch_scenario(scenario, Path(tmp))
+            for scenario in ("token-spray", "extraction"):
+                _gateway_scenario(scenario, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -335,3 +335,18 @@ def test_bad_token_flood_is_cut_off_per_address(tmp_path: Path, limit: str | Non
         assert statuses == [401] * 3 + [429] * 7 and len(denied) == 3
         assert good.status_code == 429 and int(good.headers["Retry-After"]) >= 1
         assert good.json()["error"] == "AuthenticationFailed"
+
+
+def test_truncated_upload_is_refused_and_leaves_no_spool(team: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    import httpx
+
+    from bastion.server.tarstream import bytes_member
+
+    body = b"".join(bytes_member("push.json", json.dumps({"name": "cut", "source": "dir"}).encode()))
+    body += b"".join(bytes_member("files/w.bin", b"x" * 100_000))[:50_000]  # the stream stops mid-file
+    auth = {"Authorization": f"Bearer {team['tokens']['adm']}", "Content-Type": "application/x-tar"}
+    r = httpx.post(f"{team['url']}/v1/registry/push", content=body, headers=auth, verify=str(team["ca"]))
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+    assert list((team["home"] / "server-spool").iterdir()) == []

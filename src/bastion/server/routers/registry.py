@@ -48,6 +48,7 @@ class _ChunkQueue:
         self._buf = b""
         self._eof = False
         self.consumer_done = threading.Event()
+        self.aborted = threading.Event()
 
     def put(self, data: bytes | None) -> None:
         """Blocking put that gives up once the consumer has stopped (so a refused upload cannot hang)."""
@@ -58,9 +59,18 @@ class _ChunkQueue:
             except queue.Full:
                 continue
 
+    def abort(self) -> None:
+        """The request ended early (client gone, upload too large): a waiting ``read`` raises."""
+        self.aborted.set()
+
     def read(self, size: int = -1, /) -> bytes:
         while not self._buf and not self._eof:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=0.2)
+            except queue.Empty:
+                if self.aborted.is_set():
+                    raise InvalidInput("push: the upload ended before the tar stream did") from None
+                continue
             if item is None:
                 self._eof = True
             else:
@@ -178,8 +188,9 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
             raise renamed from exc
         return dict(version.to_dict())
     finally:
-        pipe.consumer_done.set()
+        pipe.abort()  # wakes an extractor still waiting for bytes (a no-op once it finished)
         await asyncio.gather(consumer, return_exceptions=True)
+        pipe.consumer_done.set()
         shutil.rmtree(spool, ignore_errors=True)
 
 

@@ -207,7 +207,8 @@ def entry_for(
         scan = SCAN_OVERRIDDEN if pushes[ref] else SCAN_CLEAN
     ledger_key = meta.get("ledger_dataset")
     eps_budget, eps_spent = budget(ledger_key) if isinstance(ledger_key, str) else (None, None)
-    roots = tuple(str(d) for d in (meta.get("dataset_digest"),) if d)
+    # the file trained from (its bytes' SHA-256, as 'data scan' files it), else the arrays' digest
+    roots = tuple(str(d) for d in (meta.get("source_digest") or meta.get("dataset_digest"),) if d)
     wm = latest.get("watermark")
     return InventoryEntry(
         kind=v.kind,

@@ -97,6 +97,8 @@ class TrainingReport:
     ledger_dataset: str | None = None
     spend_id: str | None = None
     secure_mode: bool = False
+    # SHA-256 of what the data was loaded from (a CSV file's bytes): what 'data scan' classifies it under
+    source_digest: str = ""
     module: Any = field(default=None, repr=False, compare=False)
 
     def metadata(self) -> dict[str, Any]:
@@ -126,6 +128,7 @@ class TrainingReport:
             "max_grad_norm": self.max_grad_norm,
             "accountant": self.accountant,
             "ledger_dataset": self.ledger_dataset,
+            "source_digest": self.source_digest or None,
             "spend_id": self.spend_id,
             "noise_source": noise_source(secure_mode=self.secure_mode) if self.private else None,
         }
@@ -247,6 +250,7 @@ def train_recipe(
     common: dict[str, Any] = {
         "dataset": dataset.name,
         "dataset_digest": dataset.digest(),
+        "source_digest": dataset.source_digest,
         "batch_size": batch_size,
         "config": config,
     }

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import bastion.client
 from bastion.cli import run
-from bastion.client.gateway import attested_pull
+from bastion.client.gateway import attested_pull, introspect
 from bastion.crypto.kdf import KdfParams
 from bastion.errors import AccessDenied, ConfigError, PolicyViolation
 from bastion.serve.remote import (
@@ -195,11 +195,11 @@ class _Source:
 
 
 def test_a_gateway_built_from_the_server_serves_its_callers(team: Team, kit: Any, digits: Any) -> None:
-    checker = server_token_checker(lambda token: _connect(team, token))
-    with _connect(team, team.tokens["gw-digits"]) as remote:
-        gateway = build_remote_gateway(
-            OPTIONS, source=_Source(remote), verify_token=checker, attester_key=team.attester
-        )
+    remote = _connect(team, team.tokens["gw-digits"])
+    checker = server_token_checker(lambda token: introspect(remote, token))
+    gateway = build_remote_gateway(
+        OPTIONS, source=_Source(remote), verify_token=checker, attester_key=team.attester
+    )
     assert gateway.model.name == "digits" and gateway.model.env == "prod"
     body = kit.infer_body(digits.x_test[:2])
     with kit.serving(gateway) as srv:
@@ -209,12 +209,21 @@ def test_a_gateway_built_from_the_server_serves_its_callers(team: Team, kit: Any
         assert (
             httpx.post(url, json=body, headers=kit.bearer(team.tokens["bob"]), timeout=30).status_code == 403
         )
-        bad = "bst_" + "0" * 16 + "." + "A" * 43
-        assert httpx.post(url, json=body, headers=kit.bearer(bad), timeout=30).status_code == 401
+        before = len(_entries(team))
+        for i in range(5):  # a spray of random tokens: refused, and the server's log does not grow
+            bad = "bst_" + f"{i:016x}" + "." + "A" * 43
+            assert httpx.post(url, json=body, headers=kit.bearer(bad), timeout=30).status_code == 401
+        assert len(_entries(team)) == before
+        # the baseline: the same token at the server's own door is logged (what the gateway path avoids)
+        direct = httpx.get(f"{team.url}/v1/whoami", headers=kit.bearer(bad), verify=team.ca, timeout=30)
+        assert direct.status_code == 401 and len(_entries(team)) == before + 1
         # the gateway's own credential is no caller credential: it may not infer
         gw = httpx.post(url, json=body, headers=kit.bearer(team.tokens["gw-digits"]), timeout=30)
         assert gw.status_code == 403
     gateway.close()
+    with _connect(team, team.tokens["alice"]) as alice, pytest.raises(AccessDenied, match="may not check"):
+        introspect(alice, team.tokens["bob"])  # only gateway identities may ask who a caller is
+    remote.close()
 
 
 def test_serve_from_server_cli_needs_no_passphrase_and_no_home(

@@ -81,4 +81,13 @@ def attested_pull(vault: Any, ref: str, *, out: str | os.PathLike[str], attest: 
     return version
 
 
-__all__ = ["attested_pull"]
+def introspect(vault: Any, token: str) -> Any:
+    """The identity a gateway caller's ``token`` names, asked with the gateway's own credential
+    (AuthenticationFailed when it names none)."""
+    t = getattr(vault, "_t", None)
+    if t is None:
+        raise ServiceError("not a remote vault")
+    return D.identity(t.call("POST", "/gateway/introspect", json={"token": token}))
+
+
+__all__ = ["attested_pull", "introspect"]

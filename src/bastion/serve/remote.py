@@ -269,14 +269,13 @@ def fetch_model(*, source: ModelSource, model_ref: str, attester_key: Any, confi
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def server_token_checker(connect: Callable[[str], Any]) -> TokenChecker:
-    """Check a caller's token by asking the server who it names (``connect(token)`` → a ``RemoteVault``)."""
+def server_token_checker(lookup: Callable[[str], Identity]) -> TokenChecker:
+    """Check a caller's token by asking the server who it names (``lookup``: the gateway's introspection call,
+    ``bastion.client.gateway.introspect``); any refusal is an opaque AuthenticationFailed."""
 
     def check(token: str) -> Identity:
         try:
-            with connect(token) as remote:
-                identity: Identity = remote.identity
-                return identity
+            return lookup(token)
         except ServiceError:
             raise  # the server is unreachable: not the caller's fault
         except BastionError as exc:

@@ -31,9 +31,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from bastion.access import allowed
-from bastion.errors import PolicyViolation
-from bastion.server.deps import CallerVault, ServerStateDep
+from bastion.access import AccessControl, allowed
+from bastion.errors import AccessDenied, AuthenticationFailed, PolicyViolation
+from bastion.server.deps import CallerIdentity, CallerVault, ServerStateDep
 from bastion.server.tarstream import bytes_member, end_of_archive, tree_members
 
 router = APIRouter()
@@ -231,6 +231,39 @@ def pull(state: ServerStateDep, vault: CallerVault, body: PullBody) -> Streaming
 
     cleanup = BackgroundTask(shutil.rmtree, spool, ignore_errors=True)
     return StreamingResponse(stream(), media_type="application/x-tar", background=cleanup)
+
+
+class _QuietFailures:
+    """The audit log as a caller-token check sees it: a failed check by a gateway on behalf of an anonymous
+    caller is not appended (a spray of random tokens at a gateway must not grow the server's log; the gateway
+    counts them); every other entry goes through unchanged."""
+
+    def __init__(self, audit: Any) -> None:
+        self._audit = audit
+
+    def append(self, *, actor: str, action: str, target: str, outcome: str, details: Any = None) -> Any:
+        if action == "auth" and outcome == "denied":
+            return None
+        return self._audit.append(actor=actor, action=action, target=target, outcome=outcome, details=details)
+
+
+class IntrospectBody(BaseModel):
+    token: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/gateway/introspect")
+def introspect(state: ServerStateDep, identity: CallerIdentity, body: IntrospectBody) -> dict[str, Any]:
+    """Who a gateway's caller is (gateway identities only): the token is checked against its sealed rows on
+    every call, so a revocation holds within the gateway's token cache time."""
+    if identity.role != GATEWAY_ROLE:
+        raise AccessDenied(f"{identity.name} ({identity.role}) may not check other callers' tokens")
+    base = state.base
+    checker = AccessControl(base.engine, _QuietFailures(base.audit), sealer=base.access.sealer)  # type: ignore[arg-type]
+    try:
+        caller = checker.authenticate(body.token)
+    except AuthenticationFailed:
+        raise AuthenticationFailed("invalid credentials") from None
+    return dict(caller.to_dict())
 
 
 __all__ = ["POLICY_PREFIX", "refuse_unattested", "router"]

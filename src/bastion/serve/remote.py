@@ -4,18 +4,19 @@ Issue 11 item 6: the gateway process holds no passphrase, no key ring and no dat
 is a workload token (``BASTION_TOKEN`` or ``--token-file``), ideally of the ``gateway`` role, which may pull
 exactly the models granted to it. Start-up, each step fail-closed:
 
-1. pull ``MODEL_REF`` through the client seam (``bastion.connect(url, token=..., ca=...).pull``: TLS, the
-   server checks the token, its grants and its sealed rows, unwraps the DEK and streams the verified
-   plaintext; the client checks every file's size and SHA-256) into a private (0700) temporary directory;
+1. pull ``MODEL_REF`` by attested release (``bastion.client.gateway.attested_pull``: TLS; the server checks
+   the token, its grants and sealed rows, then the gateway's evidence against the model's approved gateway
+   policy, unwraps the DEK and streams the verified plaintext; the client checks every file's size and
+   SHA-256 and that the version is the one it attested) into a private (0700) temporary directory;
 2. verify the model-signing signature of that directory here again (:func:`verify_directory`);
 3. scan it (``bastion.scan.inspect_artifact``) and load it without pickle; the directory is then deleted,
    so the plaintext lives only in the process (and, in the k8s manifests, on a memory-backed ``/tmp``);
-4. callers' bearer tokens are checked by the server (``GET /v1/whoami`` as the caller), so revocation
-   applies within the gateway's ``token_cache_s``; the gateway's own permission check then needs
-   ``model:infer`` on this model as before.
+4. callers' bearer tokens are checked by the server (``POST /v1/gateway/introspect`` with the gateway's own
+   credential; failures are not written to the server's log one by one), so revocation applies within the
+   gateway's ``token_cache_s``; the gateway's own permission check then needs ``model:infer`` on this model.
 
 Layering: this module does not import the client (``client`` sits above ``serve``); the CLI hands in a
-:class:`ModelSource` (a ``RemoteVault``) and a token checker.
+:class:`ModelSource` (an adapter over ``bastion.client.gateway``) and a token checker.
 
 Not (yet) available in this mode, each refused with a one-line ConfigError rather than silently dropped:
 ``[serve.jwt]``, ``[serve.api_watermark]``, ``[serve.theft]`` and ``[serve.drift]`` (their keys and state live

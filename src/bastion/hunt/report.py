@@ -18,9 +18,10 @@ def _iso(ts: float) -> str:
 class Finding:
     """One hunting result: what rule (or the anomaly model) fired, about whom, when, on which events.
 
-    ``key`` names the finding stably across runs (rule id + group), so an incremental hunter and the
-    responder act once per finding. ``features`` is filled for anomalies: (feature, value, robust z-score)
-    of the features that drove the score, largest first.
+    ``key`` names the finding stably across runs (rule id + group + its first event's second), so an
+    incremental hunter and the responder act once per finding, and again for a later attack. ``features``
+    is filled for anomalies: (feature, value, robust z-score) of the features that drove the score, largest
+    first.
     """
 
     rule_id: str

@@ -233,7 +233,8 @@ def run_rule(
         first = float(hit[0].ts) if hit else first_hit
         models = {str(h.model) for h in hit} - {"-"}
         model = group.get("model") or (models.pop() if len(models) == 1 else "-")
-        key = rule.rule_id + "|" + "|".join(f"{c}={v}" for c, v in sorted(group.items()))
+        # + the first event's second: a later, separate attack by the same group is a new finding
+        key = rule.rule_id + "|" + "|".join(f"{c}={v}" for c, v in sorted(group.items())) + f"|t={int(first)}"
         findings.append(
             Finding(
                 rule_id=rule.rule_id,

@@ -7,16 +7,22 @@ finding key (the keys handled are kept in the signed response state, so a restar
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from bastion.errors import BastionError
 from bastion.events.collect import collect_audit
 from bastion.events.store import EventStore
 from bastion.hunt import CompiledRule, Finding, hunt, load_rules
 from bastion.respond.responder import ActionResult, Responder
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,18 @@ def watch(
     vault: Any = responder.vault
     while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
         started = time.perf_counter()
-        entries = collect_audit(vault, store)
         results: tuple[ActionResult, ...] = ()
         found: tuple[Finding, ...] = ()
         hunted_at = 0.0
-        if entries or ticks == 0:
-            report = hunt(store=store, since=now() - lookback_s, rules=compiled, anomaly=anomaly)
-            found, hunted_at = report.findings, now()
-            results = tuple(responder.respond(report.findings))
+        entries = 0
+        try:
+            entries = collect_audit(vault, store)
+            if entries or ticks == 0:
+                report = hunt(store=store, since=now() - lookback_s, rules=compiled, anomaly=anomaly)
+                found, hunted_at = report.findings, now()
+                results = tuple(responder.respond(report.findings))
+        except (BastionError, SQLAlchemyError, OSError) as exc:  # a service: say so and try again next tick
+            logger.error("respond --watch: tick failed (%s: %s); retrying", type(exc).__name__, exc)
             taken += sum(1 for r in results if r.status == "done")
         ticks += 1
         if on_tick is not None:

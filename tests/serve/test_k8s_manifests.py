@@ -204,3 +204,15 @@ def test_no_secret_value_anywhere_in_the_output(capsys: pytest.CaptureFixture[st
         for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert "BASTION_TOKEN" not in server_env  # the server needs no token: it is the owner of its home
+
+
+def test_server_egress_is_explicit(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = _docs(capsys, "--server-egress", "10.0.4.0/24:5432", "--server-egress", "10.9.9.9/32:443")
+    egress = _by(docs, "NetworkPolicy", SERVER_NAME)["spec"]["egress"]
+    assert egress[1:] == [
+        {"to": [{"ipBlock": {"cidr": "10.0.4.0/24"}}], "ports": [{"protocol": "TCP", "port": 5432}]},
+        {"to": [{"ipBlock": {"cidr": "10.9.9.9/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+    ]
+    for bad in ("0.0.0.0/0:443", "10.0.0.1:80x", "db:5432", "10.0.4.1/24:5432"):
+        assert run(["serve", "fraud@prod", "--deployment", "k8s", "--server-egress", bad]) == 2
+        assert capsys.readouterr().err.startswith("error: --server-egress")

@@ -75,6 +75,11 @@ def register(app: typer.Typer) -> None:
             "--admin-cidr",
             help="With --deployment: admin network allowed to reach the server, repeatable.",
         ),
+        server_egress: list[str] = typer.Option(
+            [],
+            "--server-egress",
+            help="With --deployment: CIDR:PORT the server may reach (DB, witness), repeatable.",
+        ),
         pkcs11_pin_env: str | None = typer.Option(
             None,
             "--pkcs11-pin-env",
@@ -110,6 +115,7 @@ def register(app: typer.Typer) -> None:
                 replicas=2 if redis else 1,
                 admin_cidrs=admin_cidr,
                 pkcs11_pin_env=pkcs11_pin_env,
+                server_egress=server_egress,
             )
             if fmt is OutputFormat.json:
                 print_json(objects)

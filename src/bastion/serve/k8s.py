@@ -283,8 +283,10 @@ def manifest(
     namespace: str = "bastion",
     admin_cidrs: Sequence[str] = (),
     pkcs11_pin_env: str | None = None,
+    server_egress: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The server's objects, then the gateway's (see the module docstring).
+    """The server's objects, then the gateway's (see the module docstring). ``server_egress``: ``CIDR:PORT``
+    destinations the server may reach besides DNS (an external PostgreSQL, an HTTPS log witness).
 
     Gateway replicas share rate limits and the extraction monitor only through Redis (the ``bastion-redis``
     Service, run separately), so more than one replica without ``redis_port`` is refused, as ``bastion
@@ -299,9 +301,31 @@ def manifest(
         redis_port=redis_port,
     )
     server = server_objects(
-        image=image, namespace=namespace, port=port, admin_cidrs=admin_cidrs, pkcs11_pin_env=pkcs11_pin_env
+        image=image,
+        namespace=namespace,
+        port=port,
+        admin_cidrs=admin_cidrs,
+        pkcs11_pin_env=pkcs11_pin_env,
+        server_egress=[egress_rule(spec) for spec in server_egress],
     )
     return [*server, *gateway]
+
+
+def egress_rule(spec: str) -> dict[str, Any]:
+    """``CIDR:PORT`` (e.g. ``10.0.4.0/24:5432``) as a NetworkPolicy egress rule (TCP), else ConfigError."""
+    import ipaddress
+
+    from bastion.errors import ConfigError
+
+    cidr, sep, port = spec.rpartition(":")
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+        number = int(port)
+    except ValueError as exc:
+        raise ConfigError(f"--server-egress {spec!r}: expected CIDR:PORT, e.g. 10.0.4.0/24:5432") from exc
+    if not sep or not 0 < number < 65536 or network.prefixlen == 0:
+        raise ConfigError(f"--server-egress {spec!r}: expected CIDR:PORT with a port 1-65535, not 0.0.0.0/0")
+    return {"to": [{"ipBlock": {"cidr": str(network)}}], "ports": [{"protocol": "TCP", "port": number}]}
 
 
 def secret_instructions(*, model_ref: str, namespace: str = "bastion") -> str:
@@ -335,4 +359,4 @@ def render(objects: list[dict[str, Any]], *, header: str = "") -> str:
     return header + "".join("---\n" + json.dumps(obj, indent=2) + "\n" for obj in objects)
 
 
-__all__ = ["gateway_objects", "manifest", "render", "secret_instructions", "server_objects"]
+__all__ = ["egress_rule", "gateway_objects", "manifest", "render", "secret_instructions", "server_objects"]

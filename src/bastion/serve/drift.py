@@ -364,6 +364,16 @@ def read_state(home: str | Path, model: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def __getattr__(name: str) -> Any:
+    """``build_monitor`` and ``training_reference`` moved to :mod:`bastion.serve.drift_setup` (which imports
+    this module); they stay importable from here."""
+    if name in ("build_monitor", "training_reference"):
+        from bastion.serve import drift_setup
+
+        return getattr(drift_setup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ALERT_KINDS",
     "DriftConfig",

@@ -163,6 +163,47 @@ def _context(text: str, start: int, end: int) -> tuple[bool, bool]:
     return titled, framed
 
 
+# The confidence of a name found by the name-word model alone (no list, no context): applied to prose only.
+SHAPE_ONLY_CONFIDENCE = 0.55
+
+
+@cache
+def _ngram_model() -> tuple[dict[str, float], float, float]:
+    """(weights, bias, threshold) of the name-word model (``name_ngrams.txt``, see
+    ``scripts/train_name_model.py``)."""
+    weights: dict[str, float] = {}
+    bias = threshold = 0.0
+    text = resources.files("bastion.data").joinpath("name_ngrams.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition("\t")
+        if key == "bias":
+            bias = float(value)
+        elif key == "threshold":
+            threshold = float(value)
+        else:
+            weights[key] = float(value)
+    return weights, bias, threshold
+
+
+def name_word_score(word: str) -> float:
+    """Log-odds that ``word`` is a personal-name word, from its character 1-4-grams."""
+    weights, bias, _ = _ngram_model()
+    w = "^" + word.casefold() + "$"
+    grams = {w[i : i + n] for n in (1, 2, 3, 4) for i in range(len(w) - n + 1)}
+    return bias + sum(weights.get(g, 0.0) for g in grams)
+
+
+def name_shaped(words: list[str]) -> bool:
+    """Two to four words, none a particle-only word, every one scoring as a name word."""
+    content = [w for w in words if not re.fullmatch(_PARTICLE, w)]
+    if not 2 <= len(content) <= 4:
+        return False
+    _, _, threshold = _ngram_model()
+    return all(len(w) >= 2 and name_word_score(w) >= threshold for w in content)
+
+
 def _titled(text: str, start: int) -> bool:
     """The first element of :func:`_context`, with a fast exit: a title is always followed by a space."""
     if start == 0 or text[start - 1] != " ":
@@ -222,6 +263,8 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         titled, framed = _context(text, start, end)
         if titled or (framed and (len(words) >= 2 or known)):
             out.append((start, end, 0.85 if titled or known else 0.7))
+        elif len(words) <= 4 and name_shaped(words):
+            out.append((start, end, SHAPE_ONLY_CONFIDENCE))  # no list, no context: name-shaped words
     out.extend(_caseless_spans(text))
     return out
 
@@ -306,4 +349,12 @@ def name_like_value(value: str) -> tuple[bool, bool]:
     return True, known
 
 
-__all__ = ["NAME_RUN", "lexicon", "name_like_value", "person_spans"]
+__all__ = [
+    "NAME_RUN",
+    "SHAPE_ONLY_CONFIDENCE",
+    "lexicon",
+    "name_like_value",
+    "name_shaped",
+    "name_word_score",
+    "person_spans",
+]

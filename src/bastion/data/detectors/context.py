@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from bastion.data import entities as E
 from bastion.data._dates import DATE_PATTERN
-from bastion.data._names import name_like_value
+from bastion.data._names import SHAPE_ONLY_CONFIDENCE, name_like_value
 from bastion.data.detectors.interface import Span
 
 _DATE_RE = DATE_PATTERN.pattern
@@ -129,13 +129,18 @@ def drop_stray_names(
     ("San Francisco" in a city column, "Max" in a product column): the column-level tests decide instead."""
     if E.PERSON in hinted or not spans:
         return spans
+    sample = [v for v in values[:256] if v]
+    prose = sum(1 for v in sample if v.count(" ") >= 5) >= 0.3 * max(len(sample), 1)
+    if not prose:
+        # The name-shape model (names in no list, no context) is for sentences only: in a column of short
+        # values ("Porto Alegre", "Mango Pomodori") the column-level tests decide.
+        spans = [s for s in spans if not (s.entity == E.PERSON and s.confidence == SHAPE_ONLY_CONFIDENCE)]
+        if not spans:
+            return spans
     names = sum(1 for s in spans if s.entity == E.PERSON)
     if names == 0 or names >= 0.3 * max(non_empty, 1) or any(s.entity != E.PERSON for s in spans):
         return spans
-    sample = [v for v in values[:256] if v]
-    if sum(1 for v in sample if v.count(" ") >= 5) >= 0.3 * max(len(sample), 1):
-        return spans  # prose: a name in a sentence is a name
-    return []
+    return spans if prose else []  # prose: a name in a sentence is a name
 
 
 def looks_like_names(values: Sequence[str]) -> bool:

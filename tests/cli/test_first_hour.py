@@ -90,7 +90,10 @@ def test_a_typo_suggests_once(capsys) -> None:
         (["audit", "--help"], ["[audit] budget"]),
     ],
 )
-def test_help_shows_the_real_usage(argv: list[str], expected: list[str], capsys) -> None:
+def test_help_shows_the_real_usage(
+    argv: list[str], expected: list[str], capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one option's help per line: no word is split across box rows
     assert run(argv) == 0
     out = " ".join(capsys.readouterr().out.split())
     for word in expected:

@@ -252,9 +252,10 @@ def test_an_unexpected_exception_is_a_json_500_logged_counted_and_audited(kit, p
 _header_names = st.sampled_from(
     ["authorization", "content-type", "inference-header-content-length", "x-bastion-he-context-length", "x-a"]
 )
+# field values never start or end with whitespace (RFC 9110 5.5): h11 refuses to send such a value at all
 _header_values = st.text(
     alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"), max_size=40
-)
+).map(lambda v: v.strip(" \t"))
 _json_leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8)
 )

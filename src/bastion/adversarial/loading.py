@@ -198,8 +198,7 @@ def _checked_bytes(path: Path, *, trusted: Sequence[str] = ()) -> bytes:
 
     ``trusted`` (types the user reviewed, ``module.Name``) extends the scanner's allow-list for this file.
     """
-    from bastion.scan import ScanConfig, Verdict, scan_bytes
-    from bastion.scan._load import summary
+    from bastion.scan import ScanConfig, Verdict, scan_bytes, summary
 
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise InvalidInput(f"{path}: larger than {MAX_MODEL_BYTES} bytes")

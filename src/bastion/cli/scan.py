@@ -67,7 +67,7 @@ def _config(home: Path | None, allow: list[str] | None = None) -> Any:
 
 
 def _print_text(report: Any) -> None:
-    from bastion.scan._model import printable
+    from bastion.scan import printable
 
     for f in report.files:
         typer.echo(printable(f"{f.verdict.value.upper():6} {f.path} ({f.format})"))

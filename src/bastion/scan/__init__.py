@@ -40,7 +40,16 @@ from bastion.scan._formats import register as register_format_handler
 from bastion.scan._formats import unregister as unregister_format_handler
 from bastion.scan._io import Source
 from bastion.scan._load import Conversion, convert, safe_load, summary
-from bastion.scan._model import FileReport, Issue, ScanConfig, ScanError, ScanReport, Severity, Verdict
+from bastion.scan._model import (
+    FileReport,
+    Issue,
+    ScanConfig,
+    ScanError,
+    ScanReport,
+    Severity,
+    Verdict,
+    printable,
+)
 from bastion.scan._sarif import to_sarif
 from bastion.scan._walk import accept_external_data, scan_file, scan_source
 
@@ -129,11 +138,13 @@ __all__ = [
     "convert",
     "format_handlers",
     "inspect_artifact",
+    "printable",
     "register_format_handler",
     "safe_load",
     "scan",
     "scan_bytes",
     "scan_stream",
+    "summary",
     "to_sarif",
     "unregister_format_handler",
 ]

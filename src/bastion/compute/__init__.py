@@ -1,15 +1,18 @@
 """Scale-out: run partitioned work on a local process pool (default) or a Dask cluster.
 
-Entry points: :func:`make_executor` (``engine="local" | "dask"``, optional ``cluster`` address) and
-:func:`scan_dataset` (``bastion data scan DIR --engine ...``). Backends implement the
-:class:`~bastion.compute.interface.Executor` Protocol. Ray and Spark backends, object-store URLs and
-``data protect`` at scale are not implemented yet.
+Entry points: :func:`make_executor` (``engine="local" | "dask"``, optional ``cluster`` address),
+:func:`scan_dataset`, :func:`protect_dataset` and :func:`risk_dataset` (``bastion data scan|protect|risk DIR
+--engine ...``). Backends implement the :class:`~bastion.compute.interface.Executor` Protocol. Ray and Spark
+backends and object-store URLs are not implemented yet.
 """
 
 from __future__ import annotations
 
 from bastion.compute.datasets import DatasetScan, PartitionInfo, scan_dataset
 from bastion.compute.interface import Executor, Job, Progress
+from bastion.compute.keys import KeySource, ScopedKey
+from bastion.compute.protect import DatasetProtect, protect_dataset
+from bastion.compute.risk import risk_dataset
 from bastion.errors import InvalidInput
 
 ENGINES: tuple[str, ...] = ("local", "dask")
@@ -36,11 +39,16 @@ def make_executor(
 
 __all__ = [
     "ENGINES",
+    "DatasetProtect",
     "DatasetScan",
     "Executor",
     "Job",
+    "KeySource",
     "PartitionInfo",
     "Progress",
+    "ScopedKey",
     "make_executor",
+    "protect_dataset",
+    "risk_dataset",
     "scan_dataset",
 ]

@@ -134,6 +134,19 @@ def scope_keys(
     return ScopeKeys(dek, scope=scope)
 
 
+def wrapped_scope_key(
+    engine: Engine, provider: KeyProvider, *, scope: str, env: str, actor: str = "system"
+) -> tuple[WrappedKey, str]:
+    """The WRAPPED data key of ``scope`` (created on first use) and the context it unwraps under, for a worker
+    that unwraps it through its own key provider (:mod:`bastion.compute`): the plaintext key never travels."""
+    scope_keys(engine, provider, scope=scope, env=env, actor=actor)  # creates it, and checks it unwraps here
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(data_keys.c.wrapped).where(data_keys.c.scope == scope)).first()
+    if row is None:
+        raise NotFound(f"no data key for token scope {scope!r}")
+    return WrappedKey.from_json(row.wrapped), _context(scope)
+
+
 class DataKeyHolder:
     """The wraps of the data-protection scope keys (rows of ``data_keys``), for key rotation and retire."""
 
@@ -175,4 +188,5 @@ __all__ = [
     "record_classification",
     "scope_keys",
     "wrap_holder",
+    "wrapped_scope_key",
 ]

@@ -350,3 +350,14 @@ def test_truncated_upload_is_refused_and_leaves_no_spool(team: dict[str, Any], t
     r = httpx.post(f"{team['url']}/v1/registry/push", content=body, headers=auth, verify=str(team["ca"]))
     assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
     assert list((team["home"] / "server-spool").iterdir()) == []
+
+
+def test_the_client_needs_no_server_extra() -> None:
+    """A notebook with ``bastion.connect`` imports neither FastAPI nor uvicorn (the [serve] extra)."""
+    import subprocess
+    import sys
+
+    code = "import sys, bastion; bastion.connect; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+    code += "('fastapi', 'starlette', 'uvicorn')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

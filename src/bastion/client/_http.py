@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 import ssl
 import threading
@@ -13,10 +14,19 @@ from urllib.parse import urlsplit
 import httpx
 
 from bastion import errors as E
-from bastion.serve.tls import is_loopback
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=15.0)
 STREAM_TIMEOUT = httpx.Timeout(None, connect=15.0)  # a push answers once the server scanned and signed
+
+
+def is_loopback(host: str) -> bool:
+    """(The client stays free of the serve extra: no import of bastion.serve.)"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_url(url: str) -> str:

@@ -100,8 +100,7 @@ def open_vault(home: Path | None = None, **kwargs: Any) -> Any:
 def open_remote(url: str, *, home: Path | None = None, **kwargs: Any) -> Any:
     """The RemoteVault for ``url`` (token: ``$BASTION_TOKEN``, else the saved login)."""
     from bastion.access.control import token_id
-    from bastion.client import connect
-    from bastion.client._http import check_url
+    from bastion.client import check_url, connect
     from bastion.client.credentials import saved_login
     from bastion.config import TOKEN_ENV
 

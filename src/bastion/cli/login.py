@@ -27,8 +27,7 @@ def register(app: typer.Typer) -> None:
         """
         import getpass
 
-        from bastion.client import connect
-        from bastion.client._http import check_url
+        from bastion.client import check_url, connect
         from bastion.client.credentials import save_login
         from bastion.config import TOKEN_ENV
 
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Forget the saved token for URL (or all saved tokens). The token itself stays valid: revoke it with
         'bastion token revoke' to end it."""
-        from bastion.client._http import check_url
+        from bastion.client import check_url
         from bastion.client.credentials import remove_login
 
         gone = remove_login(None if url is None else check_url(url))

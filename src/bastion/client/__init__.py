@@ -45,4 +45,4 @@ def connect(
     )
 
 
-__all__ = ["CA_ENV", "URL_ENV", "NotAvailableRemotely", "RemoteAccess", "RemoteVault", "connect"]
+__all__ = ["CA_ENV", "URL_ENV", "NotAvailableRemotely", "RemoteAccess", "RemoteVault", "check_url", "connect"]

@@ -69,7 +69,7 @@ def test_rule_pack_refuses_unknown_atlas_ids(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInput, match=r"AML\.T9999"):
         load_rules(tmp_path)
-    assert len(load_rules()) == 8
+    assert len(load_rules()) == 7  # + the off-hours check, per identity, in bastion.hunt.baseline
 
 
 def test_hunt_cli_exit_codes(

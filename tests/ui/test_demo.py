@@ -63,6 +63,9 @@ def test_demo_runs_the_lifecycle(tmp_path: Path) -> None:
     assert (TOKEN_SPRAY, "-", "127.0.0.2") in found
     done = {(a["action"], a["target"]) for a in attack["actions"] if a["status"] == "done"}
     assert {("revoke-tokens", "thief"), ("block-identity", "thief"), ("block-client", "127.0.0.2")} <= done
+    # the owner's own work (push, pull, key release for serving, at any hour) is no finding and no action
+    assert not any(f["identity"] == "owner" for f in attack["findings"]), attack["findings"]
+    assert not any(a["action"] == "rotate-key" for a in attack["actions"])
     after = attack["traffic"]["after"]
     assert after["extraction_status"] in (401, 403)
     assert after["sprayer_with_a_valid_token_status"] == 403

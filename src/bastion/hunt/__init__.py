@@ -10,8 +10,9 @@
 
 Rules: :mod:`bastion.hunt.sigma` (pySigma's SQLite backend for detections; windowed correlations in SQL we
 generate, because the backend ignores ``timespan``); the packaged pack is ``bastion/hunt/rules/*.yml``.
-Anomalies: :mod:`bastion.hunt.anomaly` (Isolation Forest per identity/client hour, with the features that
-drove each score). Attack campaigns for measuring both: :mod:`bastion.hunt.simulate`.
+Per-identity baselines (pulls outside the identity's usual hours; rules with a benign twin lowered for the
+identities that have that history): :mod:`bastion.hunt.baseline`. Anomalies: :mod:`bastion.hunt.anomaly`
+(Isolation Forest per identity/client hour, with the features that drove each score). Attack campaigns for measuring both: :mod:`bastion.hunt.simulate`.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ def hunt(
     since: float | None = None,
     rules: str | Path | Sequence[CompiledRule] | None = None,
     anomaly: bool = True,
+    baseline: bool = True,
     seed: int = 0,
 ) -> HuntReport:
     """Run every rule (the packaged pack, a directory of ``*.yml``, or compiled rules) and the anomaly model.
 
     ``since`` (unix seconds) limits the events looked at. Findings are ordered by first event time.
+    ``baseline`` adds the per-identity checks of :mod:`bastion.hunt.baseline` (pulls outside the identity's
+    usual hours; the twin rules' findings lowered for identities with that history).
     """
     from bastion.governance.threat import atlas_techniques
     from bastion.hunt.anomaly import score_windows
+    from bastion.hunt.baseline import apply_history, offhours_pulls
 
     start = time.perf_counter()
     compiled = (
@@ -48,6 +53,9 @@ def hunt(
     findings: list[Finding] = []
     for rule in compiled:
         findings.extend(run_rule(rule, store, since=since, names=names))
+    if baseline:
+        findings = apply_history(findings, store)
+        findings.extend(offhours_pulls(store, since=since))
     if anomaly:
         findings.extend(score_windows(store, since=since, seed=seed))
     findings.sort(key=lambda f: (f.first_seen, f.rule_id, f.key))

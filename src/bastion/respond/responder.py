@@ -12,7 +12,9 @@ Actions and where they take effect:
 Every action taken (and every undo) appends ``respond:<action>`` to the audit log with the finding that caused
 it (rule id, finding key, technique ids, the first event ids). Modes: ``dry-run`` plans and changes nothing,
 ``approve`` asks ``approve(plan)`` per action, ``auto`` acts. Targets that are unknown (``-``) or the
-responder's own identity are skipped, so a finding can never make the responder lock itself out.
+responder's own identity are skipped, and so is every action for a finding about the responder's own
+identity (its operator's actions, e.g. a key rotation), so a finding can never make the responder lock
+itself out nor act on its operator's maintenance.
 """
 
 from __future__ import annotations
@@ -149,7 +151,8 @@ class Responder:
     def _one(
         self, planned: PlannedAction, mode: str, state: ResponseState
     ) -> tuple[ActionResult, ResponseState]:
-        if planned.target in ("-", "") or planned.target == getattr(self.vault.identity, "name", None):
+        me = getattr(self.vault.identity, "name", None)
+        if planned.target in ("-", "") or me in (planned.target, planned.finding.identity):
             return self._result(planned, mode, "skipped", "no target (or the responder itself)"), state
         if mode == "dry-run":
             return self._result(planned, mode, "planned"), state

@@ -6,9 +6,12 @@ Real gateway (uvicorn on 127.0.0.1), real audit log, the hunt's rule pack and th
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
+import pytest
 
 from bastion.events import EventStore, collect_audit
 from bastion.hunt import hunt
@@ -16,7 +19,22 @@ from bastion.respond import Responder, load_playbook, state_path
 from bastion.respond.gate import ResponseGate
 
 
-def test_token_spray_is_hunted_and_the_address_blocked(kit, project, digits, tmp_path: Path) -> None:
+@pytest.fixture
+def own_project(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """A project of its own (home, audit log, response state): what other tests' gateways logged into the
+    session's audit log (refused tokens from other addresses) is not hunted here, whatever the test order."""
+    from bastion.crypto.kdf import KdfParams
+    from bastion.vault import init_project
+
+    home = tmp_path / "own-home"
+    vault = init_project(home=home, passphrase="response gate " + tmp_path.name, kdf=KdfParams.unsafe_fast())
+    _, alice = vault.create_token(name="alice", role="consumer", models=["digits"])
+    yield SimpleNamespace(home=home, vault=vault, tokens={"alice": alice})
+    vault.close()
+
+
+def test_token_spray_is_hunted_and_the_address_blocked(kit, own_project, digits, tmp_path: Path) -> None:
+    project = own_project
     gate = ResponseGate.for_vault(project.vault, reload_s=0.0)
     assert gate is not None
     gateway = kit.make_gateway(project, digits, response_gate=gate)

@@ -24,6 +24,8 @@ from bastion.data.io import iter_chunks
 from bastion.errors import ConfigError, Conflict
 from bastion.vault import Vault, init_project
 
+from .conftest import write_dataset
+
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -209,3 +211,72 @@ def test_risk_is_exact_across_partitions(
         assert ref.k == 2 and ref.l_diversity == 1 and ref.passes
         per_part = [assess_risk(path=root / rel, quasi_identifiers=qis, k=2).k for rel in rels]
         assert min(per_part) == 1  # what a per-partition k would have (wrongly) reported
+
+
+@pytest.mark.slow
+def test_cli_protect_and_risk_a_directory(
+    datasets: dict[str, Path], vault: Vault, dask2: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from bastion.cli import run
+
+    home = str(vault.settings.home)
+    address = dask2.client.scheduler_info(n_workers=-1)["address"]
+    src = datasets["jsonl"]
+    argv = ["data", "protect", str(src), "--out", str(tmp_path / "o"), "--home", home, "--format", "json"]
+    assert run([*argv, "--engine", "dask", "--cluster", address]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "dask" and out["rows"] == 600 and len(out["partitions"]) == 4
+    assert run([*argv, "--push", "x"]) == 2
+    assert "--push" in capsys.readouterr().err
+    split = _split_classes(tmp_path / "split")
+    risk = ["data", "risk", str(split), "--quasi-identifiers", "zip,age", "--format", "json"]
+    assert run([*risk, "--k", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["k"] == 2
+    assert run([*risk, "--k", "3", "--engine", "dask", "--cluster", address]) == 1
+    assert json.loads(capsys.readouterr().out)["classes_below_k"] == 2
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_protect_changes_nothing(
+    vault: Vault, local1: LocalExecutor, dask2: Any, tmp_path: Path
+) -> None:
+    import signal
+    import threading
+    import time
+
+    root = write_dataset(tmp_path / "ds", "csv")
+    for f in root.rglob("*.csv"):  # long enough partitions to be killed mid-task
+        lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+        f.write_text(lines[0] + "".join(lines[1:] * 15), encoding="utf-8")
+    ref = protect_dataset(vault, path=root, out=tmp_path / "ref", executor=local1, use_presidio=False)
+    client = dask2.client
+    pids = client.run(os.getpid)
+    box: dict[str, Any] = {}
+
+    def job() -> None:
+        try:
+            box["result"] = protect_dataset(
+                vault, path=root, out=tmp_path / "o", executor=dask2, use_presidio=False
+            )
+        except BaseException as exc:  # reported by the assertion below
+            box["error"] = exc
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline and thread.is_alive():
+        for addr, keys in client.processing().items():
+            if any(str(k).startswith("protect_partition") for k in keys):
+                victim = addr
+                break
+        time.sleep(0.02)
+    assert victim is not None, "no protect task was ever processing"
+    os.kill(pids[victim], signal.SIGKILL)
+    thread.join(180)
+    assert "error" not in box, box.get("error")
+    assert _files(tmp_path / "o") == _files(tmp_path / "ref")
+    assert box["result"].output_digest == ref.output_digest
+    client.wait_for_workers(2, timeout=60)

@@ -158,11 +158,24 @@ def register(app: typer.Typer) -> None:
         input_format: str | None = INPUT_FORMAT_OPTION,
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
+        engine: str | None = _dataset.ENGINE_OPTION,
+        cluster: str | None = _dataset.CLUSTER_OPTION,
+        workers: int | None = _dataset.WORKERS_OPTION,
     ) -> None:
-        """Tokenize, encrypt (FF1), mask, hash, generalize or drop columns of FILE into OUT."""
+        """Tokenize, encrypt (FF1), mask, hash, generalize or drop columns of FILE into OUT.
+
+        A directory is a partitioned dataset: OUT gets the same layout, one task per partition (resumable)."""
         from bastion.cli._progress import interactive, step
         from bastion.data import load_policy, service
 
+        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+            if push is not None:
+                raise InvalidInput("--push takes one file; push a protected dataset directory file by file")
+            _dataset.protect_dataset_command(
+                path=path, out=out, engine=engine, cluster=cluster, workers=workers, policy=policy, env=env,
+                input_format=input_format, home=home, fmt=fmt,
+            )  # fmt: skip
+            return
         pol = load_policy(policy) if policy is not None else None
         show = interactive(json_output=fmt is OutputFormat.json)
         with open_vault(home) as vault, step(f"protecting {path.name}", enabled=show):
@@ -254,12 +267,21 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(5, "--k", help="Target k (exit 1 when the data is below it)."),
         input_format: str | None = INPUT_FORMAT_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
+        engine: str | None = _dataset.ENGINE_OPTION,
+        cluster: str | None = _dataset.CLUSTER_OPTION,
+        workers: int | None = _dataset.WORKERS_OPTION,
     ) -> int:
-        """k-anonymity and l-diversity of FILE; lists the records (row indices) that break k."""
+        """k-anonymity and l-diversity of FILE (or of a whole partitioned dataset directory, exactly)."""
         from bastion.data import assess_risk
 
         qis = [q.strip() for q in quasi_identifiers.split(",") if q.strip()]
-        report = assess_risk(path=path, quasi_identifiers=qis, sensitive=sensitive, k=k, fmt=input_format)
+        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+            report: Any = _dataset.risk_dataset_command(
+                path=path, engine=engine, cluster=cluster, workers=workers, quasi_identifiers=qis,
+                sensitive=sensitive, k=k, input_format=input_format,
+            )  # fmt: skip
+        else:
+            report = assess_risk(path=path, quasi_identifiers=qis, sensitive=sensitive, k=k, fmt=input_format)
         if fmt is OutputFormat.json:
             print_json(report.to_dict())
         else:

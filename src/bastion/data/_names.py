@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 # Latin (basic, Latin-1, Extended-A/B, Extended Additional), Greek, Cyrillic, Armenian, Georgian.
@@ -87,6 +87,13 @@ _STOP = frozenset(
 )
 
 
+# Compiled once: these run per candidate word (a pattern string is looked up in re's cache on each call).
+_RUN_SPLIT = re.compile(r"[ ]+|[ ]?-[ ]?(?=[" + _UPPER + r"])")
+_PARTICLE_RE = re.compile(_PARTICLE)
+_PARTICLE_ICASE = re.compile(_PARTICLE, re.IGNORECASE)
+_VALUE_SPLIT = re.compile(r"[ ,]+")
+
+
 def _script_words(text: str) -> list[str]:
     return [w for w in re.split(r"[\s,;/()]+", text) if w]
 
@@ -140,12 +147,12 @@ def _is_name_word(word: str) -> bool:
 
 
 def _split_words(run: str) -> list[str]:
-    return [w for w in re.split(r"[ ]+|[ ]?-[ ]?(?=[" + _UPPER + r"])", run) if w]
+    return [w for w in _RUN_SPLIT.split(run) if w]
 
 
 def _known(words: list[str]) -> bool:
     first, last = lexicon()
-    content = [w for w in words if not re.fullmatch(_PARTICLE, w)]
+    content = [w for w in words if not _PARTICLE_RE.fullmatch(w)]
     if not content:
         return False
     head, tail = content[0].casefold(), content[-1].casefold()
@@ -187,6 +194,7 @@ def _ngram_model() -> tuple[dict[str, float], float, float]:
     return weights, bias, threshold
 
 
+@lru_cache(maxsize=1 << 16)
 def name_word_score(word: str) -> float:
     """Log-odds that ``word`` is a personal-name word, from its character 1-4-grams."""
     weights, bias, _ = _ngram_model()
@@ -197,7 +205,7 @@ def name_word_score(word: str) -> float:
 
 def name_shaped(words: list[str]) -> bool:
     """Two to four words, none a particle-only word, every one scoring as a name word."""
-    content = [w for w in words if not re.fullmatch(_PARTICLE, w)]
+    content = [w for w in words if not _PARTICLE_RE.fullmatch(w)]
     if not 2 <= len(content) <= 4:
         return False
     _, _, threshold = _ngram_model()
@@ -331,11 +339,11 @@ def name_like_value(value: str) -> tuple[bool, bool]:
     v = value.strip()
     if not v or any(c.isdigit() for c in v) or len(v) > 80 or "@" in v:
         return False, False
-    words = [w for w in re.split(r"[ ,]+", v) if w]
+    words = [w for w in _VALUE_SPLIT.split(v) if w]
     if not 1 <= len(words) <= 6:
         return False, False
     first, last = lexicon()
-    content = [w for w in words if not re.fullmatch(_PARTICLE, w, flags=re.IGNORECASE)]
+    content = [w for w in words if not _PARTICLE_ICASE.fullmatch(w)]
     if not content:
         return False, False
     caseless = not any(c.isalpha() and (c.isupper() or c.islower()) for c in v)

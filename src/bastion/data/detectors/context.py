@@ -173,9 +173,10 @@ def looks_like_names(values: Sequence[str]) -> bool:
 def masked_shape(value: str) -> str:
     """Letters become a/A, digits 9, runs of letters collapse ('john.doe@x.org' -> 'a+.a+@a.a+')."""
     shape = value.translate(_SHAPE_TABLE)
-    return re.sub(r"([aA])\1+", r"\1+", shape)[:40]
+    return _LETTER_RUNS.sub(r"\1+", shape)[:40]
 
 
+_LETTER_RUNS = re.compile(r"([aA])\1+")
 _SHAPE_TABLE = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
     "a" * 26 + "A" * 26 + "9" * 10,

@@ -33,7 +33,8 @@ import hmac
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +51,10 @@ from bastion.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    ServiceError,
 )
 from bastion.store.auditlog import AuditLog
-from bastion.store.db import utcnow
+from bastion.store.db import utcnow, write_transaction
 from bastion.store.seals import read_seal, write_seal
 from bastion.store.tables import grants, identities, tokens
 
@@ -473,7 +475,7 @@ class AccessControl:
         return ident
 
     def _grant(self, *, name: str, role: str | None, models: Sequence[str], envs: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = conn.execute(
                 sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
             ).first()
@@ -512,7 +514,7 @@ class AccessControl:
         now = utcnow()
         removed: dict[str, list[str]] = {"model": [], "env": []}
         missing: dict[str, list[str]] = {"model": [], "env": []}
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = conn.execute(
                 sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
             ).first()
@@ -566,6 +568,17 @@ class AccessControl:
             not_held_models=tuple(missing["model"]),
             not_held_envs=tuple(missing["env"]),
         )
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction that reads then writes, opened as a writer (the store's write lock is its first
+        statement): on SQLite a deferred transaction's upgrade from reader to writer is refused at once
+        ("database is locked", no busy wait) when another connection wrote meanwhile."""
+        try:
+            with write_transaction(self.engine) as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise ServiceError("the metadata database is busy: the change was not made, try again") from exc
 
     def _refuse_reused_name(self, conn: Connection, name: str) -> None:
         """A revoked identity's name is not reused (its audit trail and grants stay attributable)."""
@@ -669,7 +682,7 @@ class AccessControl:
     def revoke_token(self, token_id: str) -> None:
         """Revoke a token by its public id (``legacy-…`` for tokens of the old format)."""
         self._require_manage()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row_id = token_id
             if token_id.startswith(LEGACY_PREFIX):
                 legacy = conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()

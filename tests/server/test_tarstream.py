@@ -168,3 +168,39 @@ def test_oversized_extended_header_is_refused_before_it_is_read(tmp_path: Path) 
         extract_stream(
             io.BytesIO(_tar((too_long, b"x"))), _fresh(tmp_path, "long"), max_bytes=99, max_files=9
         )
+
+
+def _sparse_tar(real: int) -> bytes:
+    """A push-shaped tar whose one member claims ``real`` bytes through a PAX GNU sparse map (1 byte sent)."""
+    info = tarfile.TarInfo("files/big.bin")
+    info.size = 1
+    info.pax_headers = {
+        "GNU.sparse.map": f"{real - 1},1",
+        "GNU.sparse.numblocks": "1",
+        "GNU.sparse.size": str(real),
+        "GNU.sparse.name": "files/big.bin",
+    }
+    return _tar((info, b"X"))
+
+
+def test_sparse_member_amplifies_without_the_defence_and_is_refused_with_it(tmp_path: Path) -> None:
+    real = 8 << 20
+    body = _sparse_tar(real)
+    assert len(body) <= 10240  # tarfile pads to a 10 KiB record
+    # without the defence: plain tarfile writes ``real`` bytes from a few KiB of upload
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r|") as t:
+        t.extractall(plain, filter="data")
+    assert (plain / "files" / "big.bin").stat().st_size == real
+    # with it: refused before anything is written, even under a generous byte limit
+    target = tmp_path / "t"
+    target.mkdir()
+    with pytest.raises(InvalidInput, match="sparse member"):
+        extract_stream(io.BytesIO(body), target, max_bytes=1 << 40, max_files=10)
+    assert list(target.rglob("*")) == []
+    # an adaptive attacker who drops the PAX markers has no sparse map left: the member is its real 1 byte
+    info = tarfile.TarInfo("files/big.bin")
+    info.size = 1
+    got = extract_stream(io.BytesIO(_tar((info, b"X"))), tmp_path / "t", max_bytes=1 << 40, max_files=10)
+    assert got.files["big.bin"][0] == 1

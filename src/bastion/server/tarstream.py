@@ -3,8 +3,9 @@
 Writing is done by hand (a PAX header per member, the bytes in ``chunk``-sized pieces, zero padding), so a
 2 GiB file never sits in memory. Reading (:func:`extract_stream`) takes ``tarfile``'s stream mode ``r|`` and
 accepts only regular files and directories under relative, normalised names: an absolute path, a ``..``
-component, a link, a device or FIFO, a member that would land outside the target, a duplicate name, or more
-bytes or members than the limits allow is refused (InvalidInput) before anything is written for it. Files
+component, a link, a device or FIFO, a sparse member (its declared size would expand from a few bytes), a
+member that would land outside the target, a duplicate name, or more bytes or members than the limits allow
+is refused (InvalidInput) before anything is written for it. Files
 are created with ``O_EXCL | O_NOFOLLOW`` (0600) in directories this code made (0700).
 """
 
@@ -161,6 +162,8 @@ def extract_stream(
         try:
             for member in archive:
                 name = member.name
+                if _sparse(member):  # its size is a claim: a few bytes would expand to that many zeros
+                    raise InvalidInput(f"tar stream: {name[:200]!r} is a sparse member: refused")
                 if name in allowed_meta and member.isreg():
                     if member.size > max_meta_bytes or name in meta:
                         raise InvalidInput(f"tar stream: {name} is oversized or repeated")
@@ -204,6 +207,16 @@ def extract_stream(
         except OSError as exc:  # a name too long for this file system, a full disk, …: one line
             raise InvalidInput(f"tar stream: cannot write a member ({exc.strerror})") from exc
     return Extracted(files=files, meta=meta)
+
+
+def _sparse(member: tarfile.TarInfo) -> bool:
+    """A GNU sparse member (type ``S``, or the PAX ``GNU.sparse.*`` formats 0.0, 0.1 and 1.0)."""
+    pax = getattr(member, "pax_headers", None) or {}
+    return (
+        member.type == tarfile.GNUTYPE_SPARSE
+        or member.issparse()
+        or any(k.startswith("GNU.sparse.") for k in pax)
+    )
 
 
 def _mkdirs(target: Path, rel: str, made: set[str]) -> None:

@@ -83,3 +83,51 @@ def test_ocsf_classes_and_round_trip(tmp_path: Path) -> None:
     assert flag.to_ocsf()["class_uid"] == 2004 and json.loads(flag.to_jsonl())["details"] == {"score": 0.9}
     with pytest.raises(ValueError, match="kind"):
         Event(time=0, kind="nonsense")
+
+
+def test_a_spray_beyond_the_gateways_sample_keeps_its_client(vault: Vault, tmp_path: Path) -> None:
+    """25 refused tokens from one address, 5 sampled: every event names 10.9.9.9 and the spray rule fires
+    for that client alone (before: the 20 unsampled ones had client '-', a second 'client')."""
+    import time
+
+    from bastion.hunt import hunt
+    from bastion.serve.observability import BatchedAuditWriter, RequestRecord
+
+    writer = BatchedAuditWriter(vault.audit, target="digits:1", failure_sample=5, flush_s=0.05)
+    now = time.time()
+    for i in range(25):
+        writer.record(
+            RequestRecord(
+                "-", "-", "digits", "1", "POST", "/v2/infer", 401, "deny:auth", 1.0, now + i / 100, "10.9.9.9"
+            )
+        )
+    writer.record(
+        RequestRecord("-", "-", "digits", "1", "POST", "/v2/infer", 401, "deny:auth", 1.0, now, "10.1.1.1")
+    )
+    writer.close()
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    collect_audit(vault, store)
+    refused = [e for e in store.events() if e.kind == "auth-failure" and e.source == "gateway"]
+    assert sorted({e.client for e in refused}) == ["10.1.1.1", "10.9.9.9"] and len(refused) == 26
+    sprays = [f for f in hunt(store=store, anomaly=False).findings if f.rule_id.endswith("302")]
+    assert [(f.client, f.count) for f in sprays] == [("10.9.9.9", 25)]
+
+
+def test_the_servers_counted_failures_carry_their_address() -> None:
+    """bastion server logs failed authentications per source address (first alone, the rest counted)."""
+    first, rest = (
+        AuditEntry(
+            index=i,
+            actor="unauthenticated",
+            action="auth",
+            target="203.0.113.5",
+            outcome="denied",
+            timestamp="2026-12-01T10:00:00+00:00",
+            details={"source": "203.0.113.5", "count": count, "window_s": 60.0},
+        )
+        for i, count in ((1, 1), (2, 24))
+    )
+    events = events_from_entry(first) + events_from_entry(rest)
+    assert len(events) == 25 and {(e.kind, e.client, e.identity) for e in events} == {
+        ("auth-failure", "203.0.113.5", "-")
+    }

@@ -5,8 +5,10 @@ The gateway and the guard already write every request and security event into th
 ``serve:theft-flag``, ``serve:drift-alert``, ``guard:*``), so one collector reading the log through the
 vault's public API (``vault.log_entries(start=…)``) sees gateway events too, without a second trail that could
 disagree with the signed one. Each ``serve:requests`` batch is expanded into one event per request record;
-its aggregate of unauthenticated requests (bad tokens, floods: counted, with a sample) becomes one event per
-counted request, capped per batch at :data:`MAX_UNAUTH_EXPANDED`.
+its aggregate of unauthenticated requests (bad tokens, floods: counted by client address, with a sample)
+becomes one event per counted request with its client address, capped per batch at
+:data:`MAX_UNAUTH_EXPANDED`; so do the server's failed authentications (counted per source address by
+:class:`bastion.server.state.FailureLog`), so a token spray at the registry names its one client too.
 """
 
 from __future__ import annotations
@@ -126,12 +128,19 @@ def events_from_entry(entry: Any) -> list[Event]:
     severity = _SEVERITY.get(kind, "low" if outcome == "denied" else "info")
     kept = {k: v for k, v in details.items() if k not in ("requests", "unauthenticated")}
     kept["target"] = entry.target
+    client = str(details.get("client") or "-")
+    repeat = 1
+    if kind == "auth-failure" and details.get("source") not in (None, "", "*"):
+        # the server's failed authentications (bastion.server.state.FailureLog): per source address, the first
+        # of a window alone, the rest of it as one entry with their count
+        client = str(details["source"])
+        repeat = max(1, min(int(details.get("count", 1) or 1), MAX_UNAUTH_EXPANDED))
     return [
         Event(
             time=when,
             kind=kind,
             identity=identity[:200],
-            client=str(details.get("client") or "-")[:200],
+            client=client[:200],
             model=model[:200],
             action=entry.action[:64],
             outcome=outcome,
@@ -141,7 +150,7 @@ def events_from_entry(entry: Any) -> list[Event]:
             details=kept,
             audit_index=index,
         )
-    ]
+    ] * repeat
 
 
 def _requests(target: str, details: Mapping[str, Any], when: float, index: int) -> Iterable[Event]:
@@ -165,7 +174,9 @@ def _requests(target: str, details: Mapping[str, Any], when: float, index: int) 
             audit_index=index,
         )
     unauth = details.get("unauthenticated")
-    if isinstance(unauth, Mapping):
+    if isinstance(unauth, Mapping) and isinstance(unauth.get("by_client"), list):
+        yield from _unauth_by_client(unauth, model, when, index)
+    elif isinstance(unauth, Mapping):  # batches written before the gateway counted by client
         sample = list(unauth.get("sample") or ())
         for decision, count in dict(unauth.get("by_decision") or {}).items():
             kind, outcome = _decision_kind(str(decision), 401)
@@ -185,6 +196,43 @@ def _requests(target: str, details: Mapping[str, Any], when: float, index: int) 
                     details={"decision": decision},
                     audit_index=index,
                 )
+
+
+def _unauth_event(
+    rec: Mapping[str, Any], decision: str, client: str, model: str, when: float, index: int
+) -> Event:
+    kind, outcome = _decision_kind(decision, 401)
+    return Event(
+        time=float(rec.get("ts") or when),
+        kind=kind,
+        client=client[:200],
+        model=model[:200],
+        action=str(rec.get("path", "serve:request"))[:64],
+        outcome=outcome,
+        status=int(rec.get("status", 401) or 401),
+        source="gateway",
+        severity="low",
+        attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
+        details={"decision": decision},
+        audit_index=index,
+    )
+
+
+def _unauth_by_client(unauth: Mapping[str, Any], model: str, when: float, index: int) -> Iterable[Event]:
+    """One event per counted unauthenticated request, each with its client address: the sampled ones with
+    their own time, the rest at the batch's time (a batch covers about a second)."""
+    samples: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for rec in unauth.get("sample") or ():
+        key = (str(rec.get("client", "-")), str(rec.get("decision", "")))
+        samples.setdefault(key, []).append(rec)
+    left = MAX_UNAUTH_EXPANDED
+    for row in unauth["by_client"]:
+        client, decision = str(row.get("client", "-")), str(row.get("decision", ""))
+        count = min(int(row.get("count", 0) or 0), left)
+        left -= count
+        recs = samples.get((client, decision), [])
+        for i in range(count):
+            yield _unauth_event(recs[i] if i < len(recs) else {}, decision, client, model, when, index)
 
 
 def collect_audit(

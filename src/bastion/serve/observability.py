@@ -33,6 +33,8 @@ LOG_FIELDS = (
     "latency_ms",
     "reason",
 )
+#: Distinct client addresses whose unauthenticated requests are counted apart in one audit batch (then "*").
+MAX_UNAUTH_CLIENTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class BatchedAuditWriter:
     :meth:`reserve` first and refuses the request (503) when the trail is failing or full; with ``"count"`` a
     record that finds no slot is counted in :attr:`dropped` (exported as a metric) and logged. Records of
     unauthenticated requests (no identity: bad tokens, floods) take no slot: each batch entry carries their
-    count by decision and the first ``failure_sample`` of them, so they cannot grow the log without bound nor
+    count by decision and by client address (at most ``MAX_UNAUTH_CLIENTS`` addresses a batch, then ``*``) and
+    the first ``failure_sample`` of them, so they cannot grow the log without bound nor
     crowd out the records of real clients. Whatever is still unwritten at ``close()`` is counted as dropped.
     """
 
@@ -114,6 +117,7 @@ class BatchedAuditWriter:
         self._lock = threading.Lock()
         self._unauth: dict[str, int] = {}
         self._unauth_sample: list[dict[str, Any]] = []
+        self._unauth_clients: dict[tuple[str, str], int] = {}  # (client, decision) -> count, bounded
         self._on_error = on_error
         self.dropped = 0
         self.written = 0
@@ -148,6 +152,10 @@ class BatchedAuditWriter:
             with self._lock:
                 self.unauthenticated += 1
                 self._unauth[rec.decision] = self._unauth.get(rec.decision, 0) + 1
+                key = (rec.client, rec.decision)
+                if key not in self._unauth_clients and len(self._unauth_clients) >= MAX_UNAUTH_CLIENTS:
+                    key = ("*", rec.decision)  # past the bound, further addresses share one count
+                self._unauth_clients[key] = self._unauth_clients.get(key, 0) + 1
                 if len(self._unauth_sample) < self._sample:
                     self._unauth_sample.append(rec.to_dict())
             return
@@ -171,7 +179,10 @@ class BatchedAuditWriter:
                 return None
             out: dict[str, Any] = {"count": sum(self._unauth.values()), "by_decision": dict(self._unauth)}
             out["sample"] = self._unauth_sample
-            self._unauth, self._unauth_sample = {}, []
+            out["by_client"] = [
+                {"client": c, "decision": d, "count": n} for (c, d), n in self._unauth_clients.items()
+            ]
+            self._unauth, self._unauth_sample, self._unauth_clients = {}, [], {}
             return out
 
     def _write(self, records: list[RequestRecord], unauth: dict[str, Any] | None) -> None:

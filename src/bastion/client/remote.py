@@ -22,7 +22,7 @@ from bastion.access.control import Revocation, TokenInfo
 from bastion.client import _decode as D
 from bastion.client._http import ResponseReader, Transport
 from bastion.crypto.interface import KekInfo
-from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, NotFound
+from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, NotFound, ServiceError
 from bastion.server.tarstream import (
     CHUNK,
     bytes_member,
@@ -224,6 +224,10 @@ class RemoteVault:
                         got = extract_stream(
                             reader, stage, meta_names=PULL_META, max_bytes=1 << 50, max_files=1 << 20
                         )
+                    except ServiceError as exc:  # the server aborts a stream that fails
+                        raise IntegrityError(  # to verify mid-way; a broken stream is never kept either
+                            f"{ref}: the pull stream broke off before it was complete and verified"
+                        ) from exc
                     finally:
                         reader.close()
                 version = D.artifact_version(json.loads(got.meta["version.json"]))

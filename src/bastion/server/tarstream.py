@@ -54,6 +54,17 @@ def _header(name: str, *, size: int, directory: bool = False) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
 
 
+def member_header(name: str, *, size: int) -> bytes:
+    """The PAX header block(s) of a regular-file member of ``size`` bytes (what :func:`bytes_member` and
+    :func:`file_member` send first)."""
+    return _header(name, size=size)
+
+
+def padding(size: int) -> bytes:
+    """The zero bytes that follow a member of ``size`` bytes (to the next 512-byte block)."""
+    return b"\0" * (-size % BLOCK)
+
+
 def bytes_member(name: str, data: bytes) -> Iterator[bytes]:
     yield _header(name, size=len(data))
     yield data
@@ -262,6 +273,8 @@ __all__ = [
     "end_of_archive",
     "extract_stream",
     "file_member",
+    "member_header",
+    "padding",
     "safe_name",
     "tree_members",
 ]

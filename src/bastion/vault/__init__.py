@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bastion.vault.project import init_project, open_vault
 from bastion.vault.refs import Annotation, ArtifactRef, ArtifactVersion, FileEntry, KeyRotation
-from bastion.vault.registry import SIGNATURE_FILE, Vault, public_key_path
+from bastion.vault.registry import SIGNATURE_FILE, PullStream, StreamedFile, Vault, public_key_path
 
 __all__ = [
     "SIGNATURE_FILE",
@@ -21,6 +21,8 @@ __all__ = [
     "ArtifactVersion",
     "FileEntry",
     "KeyRotation",
+    "PullStream",
+    "StreamedFile",
     "Vault",
     "init_project",
     "open_vault",

@@ -34,6 +34,7 @@ from bastion.vault._context import VaultContext
 from bastion.vault._gc import DEFAULT_MIN_AGE_S, collect
 from bastion.vault._pipeline import PushPipeline
 from bastion.vault._private import claim, prepare_out_dir, private_workdir, write_private
+from bastion.vault._pull_stream import PullStream
 from bastion.vault._records import Records, version_query
 from bastion.vault._seals import check_pointers, check_version, reseal_pointers
 from bastion.vault._source import Source
@@ -173,6 +174,28 @@ class ArtifactRegistry:
                 raise
         ctx.log("registry:pull", f"{row.name}:{row.version}", env=row.env)
         return records.record(row, records.file_rows_for(row))
+
+    def pull_stream(self, ref: str | ArtifactRef) -> PullStream:
+        """Pull without touching the disk: every check of :meth:`pull` before the first byte, then the
+        plaintext segment by segment, each authenticated before it is handed out and each file's signed
+        digest compared at its end (see :mod:`bastion.vault._pull_stream`)."""
+        ctx, records = self.ctx, self.records
+        ref = ArtifactRef.parse(ref)
+        with ctx.logged_failure("registry:pull", str(ref)):
+            row, manifest = records.load_verified(ref, "registry:pull")
+            dek = records.unwrap(row)
+            file_rows = records.file_rows_for(row)
+            signed = {str(f["path"]) for f in manifest["files"]}
+            blobs = {f.path: str(f.blob) for f in file_rows if f.path in signed}
+        return PullStream(
+            ctx=ctx,
+            records=records,
+            row=row,
+            manifest=manifest,
+            dek=dek,
+            blobs=blobs,
+            version=records.record(row, file_rows),
+        )
 
     def verify(self, ref: str | ArtifactRef) -> ArtifactVersion:
         """Check signatures, rows, the wrapped key, every blob and every plaintext digest; writes nothing."""

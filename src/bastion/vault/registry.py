@@ -45,6 +45,7 @@ from bastion.store.auditlog import (
 from bastion.store.blobs import BlobStore
 from bastion.vault._context import INSPECTOR_GROUP, WRAP_HOLDER_GROUP, VaultContext
 from bastion.vault._gc import DEFAULT_MIN_AGE_S
+from bastion.vault._pull_stream import PullStream, StreamedFile
 from bastion.vault.artifacts import ANNOTATION_PERMISSIONS, ArtifactRegistry
 from bastion.vault.interface import Inspector
 from bastion.vault.key_admin import KeyAdmin
@@ -192,6 +193,10 @@ class Vault:
         """Verify and decrypt a version into directory ``out`` (which must not exist or be empty)."""
         return self.registry.pull(ref, out=out)
 
+    def pull_stream(self, ref: str | ArtifactRef) -> PullStream:
+        """Verify a version, then stream its plaintext file by file, segment by segment (nothing on disk)."""
+        return self.registry.pull_stream(ref)
+
     def verify(self, ref: str | ArtifactRef) -> ArtifactVersion:
         """Check signatures, rows, the wrapped key, every blob and every plaintext digest; writes nothing."""
         return self.registry.verify(ref)
@@ -285,6 +290,8 @@ __all__ = [
     "RESERVED_NAMES",
     "SIGNATURE_FILE",
     "WRAP_HOLDER_GROUP",
+    "PullStream",
+    "StreamedFile",
     "Vault",
     "bundle_resources",
     "dek_context",

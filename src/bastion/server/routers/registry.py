@@ -7,8 +7,8 @@ the Vault's own check, which logs the denial) before the upload is stored. The f
 arrive (:func:`bastion.server.tarstream.extract_stream`, bounded queue, constant memory) into a private spool
 directory, then handed to ``Vault.push``, which scans, signs and encrypts exactly as in local mode.
 
-Pull: ``Vault.pull`` verifies and decrypts into a private spool directory, which is then streamed as a tar
-(``version.json``, ``pub.pem``, ``files/…``) and removed.
+Pull: ``Vault.pull_stream`` verifies everything first, then the plaintext streams straight from the
+decryption into the response tar (``version.json``, ``pub.pem``, ``files/…``): no spool, no second read.
 """
 
 from __future__ import annotations
@@ -18,19 +18,26 @@ import json
 import queue
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from bastion.access import allowed
-from bastion.errors import BastionError, InvalidInput
+from bastion.errors import BastionError, IntegrityError, InvalidInput
 from bastion.server.deps import CallerVault, ServerStateDep
-from bastion.server.tarstream import bytes_member, end_of_archive, extract_stream, tree_members
-from bastion.vault import Vault, public_key_path
+from bastion.server.tarstream import (
+    BLOCK,
+    bytes_member,
+    end_of_archive,
+    extract_stream,
+    member_header,
+    padding,
+)
+from bastion.vault import Vault
 
 router = APIRouter()
 
@@ -195,31 +202,44 @@ async def push(request: Request, state: ServerStateDep, vault: CallerVault) -> d
 
 
 @router.get("/registry/pull")
-def pull(state: ServerStateDep, vault: CallerVault, ref: str) -> StreamingResponse:
+def pull(vault: CallerVault, ref: str) -> StreamingResponse:
+    """Every check of local pull happens before the answer starts (an error is a JSON answer); the body
+    then streams the verified plaintext (:meth:`Vault.pull_stream`) without touching the disk. Its exact
+    length is announced, so a stream the server aborts (a segment or a digest that fails to verify
+    mid-way) can never look complete to the client."""
     from bastion.server.routers.gateway import refuse_unattested
 
     refuse_unattested(vault, ref)  # a gateway identity gets plaintext only through attested release
-    spool = state.new_spool()
-    out = spool / "artifact"
-    try:
-        version = vault.pull(ref, out=out)
-        pub = public_key_path(out).read_bytes()
-    except BaseException:
-        shutil.rmtree(spool, ignore_errors=True)
-        raise
-    chunk = state.settings.chunk_bytes
+    stream = vault.pull_stream(ref)
+    version_json = json.dumps(stream.version.to_dict()).encode("utf-8")
+    listing = stream.listing
+    heads = [member_header(f"files/{path}", size=size) for path, size in listing]
+    sizes = [size for _, size in listing]
+    length = (
+        sum(
+            len(b)
+            for b in (
+                *bytes_member("version.json", version_json),
+                *bytes_member("pub.pem", stream.public_key_pem),
+            )
+        )
+        + sum(len(h) + n + (-n % BLOCK) for h, n in zip(heads, sizes, strict=True))
+        + len(end_of_archive())
+    )
 
-    def body() -> Any:
-        try:
-            yield from bytes_member("version.json", json.dumps(version.to_dict()).encode("utf-8"))
-            yield from bytes_member("pub.pem", pub)
-            yield from tree_members("files", out, chunk=chunk)
-            yield end_of_archive()
-        finally:
-            shutil.rmtree(spool, ignore_errors=True)
+    def body() -> Iterator[bytes | memoryview]:
+        yield from bytes_member("version.json", version_json)
+        yield from bytes_member("pub.pem", stream.public_key_pem)
+        for f, head, (path, size) in zip(stream, heads, listing, strict=True):
+            if (f.path, f.size) != (path, size):  # pragma: no cover - the stream's own listing
+                raise IntegrityError(f"{stream.ref}: the pull stream left its listing")
+            yield head
+            yield from f.chunks
+            if f.size % BLOCK:
+                yield padding(f.size)
+        yield end_of_archive()
 
-    cleanup = BackgroundTask(shutil.rmtree, spool, ignore_errors=True)
-    return StreamingResponse(body(), media_type="application/x-tar", background=cleanup)
+    return StreamingResponse(body(), media_type="application/x-tar", headers={"Content-Length": str(length)})
 
 
 @router.get("/registry/versions")

@@ -32,9 +32,11 @@ from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.responses import truncate
 from bastion.serve.theft import DefendedModel, TheftDefence, TheftPolicy
 from bastion.watermark.api import ConsumerWatermark
+from bastion.watermark.labels import LabelMarker
 
 SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive")
-ATTACKS = (*SYNTHETIC, "knockoff")
+ATTACKS = (*SYNTHETIC, "knockoff", "knockoff-labels", "knockoff-labels-filter")
+FILTER_NOISE = (0.02, 0.1)  # the query-twice attacker's noise, per feature, in units of the projection spread
 SECRET = b"bench-deployment-secret-32-bytes"
 
 
@@ -110,6 +112,7 @@ def defence(env: dict[str, Any], policy: TheftPolicy | None = None) -> TheftDefe
     wm = ConsumerWatermark(
         SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], cycles=0.5
     )
+    labels = LabelMarker(SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"])
     return TheftDefence(
         reference_x=d.x_train,
         reference_y=d.y_train,
@@ -117,8 +120,84 @@ def defence(env: dict[str, Any], policy: TheftPolicy | None = None) -> TheftDefe
         policy=policy,
         secret=SECRET,
         watermark=wm,
+        labels=labels,
         center=env["center"],
     )
+
+
+class MarksOnly(Plain):
+    """Only the label marks (no detector, no other response): isolates the marks' robustness to the filter."""
+
+    def __init__(self, model: Any, env: dict[str, Any]) -> None:
+        super().__init__(model)
+        d = env["data"]
+        self.defence = defence(env)  # its label marker, and its respond() for the honest customers
+        self.labels = self.defence.labels
+        self.consumers = ("mallory",)
+        _ = d
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        assert self.labels is not None
+        return self.labels.apply("mallory", x, self.model.predict_proba(x))
+
+
+class Table:
+    """Answers the attacker holds, looked up by the exact input (what the filtered attack trains on)."""
+
+    def __init__(self, like: Any, x: np.ndarray, proba: np.ndarray) -> None:
+        self.input_shape, self.n_classes = like.input_shape, like.n_classes
+        self.clip_values = getattr(like, "clip_values", None)
+        self.label_only = True
+        self.first_flag: int | None = None
+        self._answers = {row.tobytes(): p for row, p in zip(x.astype(np.float32), proba, strict=True)}
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return np.stack([self._answers[row.tobytes()] for row in np.asarray(x, np.float32)])
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self.predict_proba(x).argmax(axis=1))
+
+
+def filtered_knockoff(env: dict[str, Any], served: Any, budgets: list[int], noise: float) -> tuple[Any, int]:
+    """The adaptive label-only attacker who knows the label-mark algorithm but not the key: it asks for each
+    natural row twice (once with per-feature Gaussian noise of ``noise`` x the projection spread) and keeps
+    only the rows whose two labels agree (so a mark that differs between the two is dropped), then trains on
+    the labels of the kept rows. Returns the extraction result and the number of rows dropped."""
+    d = env["data"]
+    pool = d.x_test.astype(np.float32)
+    jitter = np.random.default_rng(17).normal(0.0, noise * env["scale"], pool.shape).astype(np.float32)
+    first = served.predict_proba(pool)
+    second = served.predict_proba(pool + jitter)
+    keep = first.argmax(1) == second.argmax(1)
+    table = Table(env["victim"], pool[keep], first[keep])
+    res = extract(
+        victim=table,
+        strategy="knockoff",
+        budgets=[max(1, b - 2 * len(pool)) for b in budgets],  # the double pass is part of the budget
+        data=pool[keep],
+        eval_x=d.x_train,
+        eval_y=d.y_train,
+        reference=env["victim"],
+        seed=3,
+    )
+    return res, int((~keep).sum())
+
+
+def label_attribution(guard: TheftDefence, surrogate: Any, env: dict[str, Any]) -> str:
+    """Add 19 honest customers (natural data), then test the label-only copy against the label marks."""
+    d = env["data"]
+    customers = [f"customer-{i}" for i in range(19)]
+    rng = np.random.default_rng(11)
+    for c in customers:
+        xs = d.x_test[rng.integers(0, len(d.x_test), 400)]
+        for start in range(0, 400, 20):
+            part = xs[start : start + 20]
+            guard.respond(consumers=(c,), x=part, proba=env["victim"].predict_proba(part))
+    assert guard.labels is not None
+    att = guard.labels.attribute(predict=surrogate.predict, consumers=["mallory", *customers])
+    m = att.tests.get("mallory")
+    hits = f"marked {m[0]}/{m[1]} vs control {m[2]}/{m[3]}" if m else "too few marks"
+    return f"label marks: {att.consumer} p={att.p_value:.2g} ({hits})"
 
 
 def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[int]) -> Any:
@@ -228,6 +307,44 @@ def benign_streams(env: dict[str, Any], n_streams: int, rows: int) -> dict[str, 
     }
 
 
+def label_only_rows(env: dict[str, Any], strategy: str, budgets: list[int]) -> None:
+    """Knockoff trained on the argmax labels only: undefended, PRADA-only and bastion (label marks), plus the
+    query-twice filter attacker against bastion."""
+    for label in ("none", "prada", "bastion") if strategy == "knockoff-labels" else ("marks", "bastion"):
+        if label == "none":
+            served: Any = Plain(env["victim"])
+        elif label == "prada":
+            served = PradaOnly(env["victim"], env["center"])
+        else:
+            served = DefendedModel(env["victim"], defence(env), consumers=("mallory", "addr:192.0.2.7"))
+        served.label_only = True
+        if strategy == "knockoff-labels":
+            res = run_attack(env, "knockoff", served, budgets)
+            extra = ""
+        else:
+            for noise in FILTER_NOISE:
+                if label == "marks":
+                    served = MarksOnly(env["victim"], env)
+                else:
+                    served = DefendedModel(
+                        env["victim"], defence(env), consumers=("mallory", "addr:192.0.2.7")
+                    )
+                res, dropped = filtered_knockoff(env, served, budgets, noise)
+                fids = " ".join(f"{p.fidelity:<10.3f}" for p in res.points)
+                flag = served.first_flag if served.first_flag is not None else "-"
+                print(
+                    f"{'labels-filter':16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}  "
+                    f"(noise {noise} x spread: dropped {dropped} of {len(env['data'].x_test)} rows; "
+                    f"{label_attribution(served.defence, res.surrogate, env)})"
+                )
+            continue
+        fids = " ".join(f"{p.fidelity:<10.3f}" for p in res.points)
+        flag = served.first_flag if served.first_flag is not None else "-"
+        if label == "bastion":
+            extra = "  " + label_attribution(served.defence, res.surrogate, env)
+        print(f"{'knockoff-labels':16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}{extra}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="digits,breast_cancer")
@@ -248,6 +365,9 @@ def main() -> None:
             f"{'attack':16s} {'defence':8s} " + " ".join(f"fid@{b:<6d}" for b in budgets) + "  acc@max  flag@"
         )
         for strategy in attacks:
+            if strategy.startswith("knockoff-labels"):
+                label_only_rows(env, strategy, budgets)
+                continue
             for label in ("none", "prada", "bastion"):
                 if label == "none":
                     served: Any = Plain(env["victim"])

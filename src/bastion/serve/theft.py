@@ -28,7 +28,9 @@ and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/
 that is not misinformed carries the consumer's keyed API watermark
 (:class:`bastion.watermark.api.ConsumerWatermark`), and the queries behind those answers are kept (newest
 ``keep_queries`` per identity, in memory) as the probes that later name the consumer a stolen copy was
-trained from (:meth:`TheftDefence.evidence`).
+trained from (:meth:`TheftDefence.evidence`). That signal lives in the scores; for a copy trained on the
+argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-style label mark
+(:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`).
 
 Every random part — the hyperplanes, the derangements, the poisoning noise, the reference subsample and a
 jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
@@ -185,6 +187,7 @@ class TheftDefence:
         policy: TheftPolicy | None = None,
         secret: bytes | None = None,
         watermark: Any = None,
+        labels: Any = None,
         center: float | np.ndarray = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -215,6 +218,7 @@ class TheftDefence:
             key=derive(self._secret, "monitor"),
         )
         self.watermark = watermark
+        self.labels = labels  # a bastion.watermark.labels.LabelMarker: DAWN-style label marks, or None
         self._clock = clock
         # Identities and client addresses in separate tables (max_consumers each): a flood of addresses
         # cannot evict an identity's state (its daily budget, flag and evidence).
@@ -379,6 +383,8 @@ class TheftDefence:
             out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
         if mis.any():
             out[mis] = misinform(out[mis], secret=self._mis_key, consumer=consumers[0])
+        if self.labels is not None and not mis.all():  # label marks on the rows not misinformed
+            out[~mis] = self.labels.apply(consumers[0], rows[~mis], out[~mis])
         if self.watermark is not None and fresh:
             keep = [i for i in fresh if not mis[i]]  # rows whose answer carries the consumer's signal
             with self._lock:
@@ -431,6 +437,13 @@ class TheftDefence:
                 probes[consumer] = (x, np.asarray(reference(x), dtype=np.float32))
         return self.watermark.evidence(probes)
 
+    def label_evidence(self) -> Any:
+        """Every identity's label marks and control rows, MAC'd (a ``LabelEvidence``): the proof
+        against a copy trained on the argmax labels alone."""
+        if self.labels is None:
+            raise InvalidInput("the theft defence has no label marks")
+        return self.labels.evidence([c for c in self.labels.consumers() if not c.startswith("addr:")])
+
     def consumers(self) -> list[str]:
         """Every consumer id seen (the candidates for watermark attribution)."""
         with self._lock:
@@ -466,15 +479,12 @@ def build_defence(
     """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
     key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it."""
     from bastion.watermark.api import ConsumerWatermark
+    from bastion.watermark.labels import LabelMarker
 
     x = np.asarray(reference_x, dtype=np.float64)
-    wm = ConsumerWatermark(
-        key,
-        n_features=int(np.prod(x.shape[1:])),
-        n_classes=n_classes,
-        scale=projection_scale(x),
-        cycles=0.5,
-    )
+    nf, scale = int(np.prod(x.shape[1:])), projection_scale(x)
+    wm = ConsumerWatermark(key, n_features=nf, n_classes=n_classes, scale=scale, cycles=0.5)
+    labels = LabelMarker(key, n_features=nf, n_classes=n_classes, scale=scale)
     return TheftDefence(
         reference_x=x,
         reference_y=reference_y,
@@ -482,6 +492,7 @@ def build_defence(
         policy=policy,
         secret=key.derive(f"{THEFT_LABEL}:deployment"),
         watermark=wm,
+        labels=labels,
         center=center,
         clock=clock,
     )

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from bastion.crypto.aead import decrypt_stream_to
 from bastion.crypto.interface import WrappedKey
-from bastion.errors import CryptoError, IntegrityError, InvalidInput, NotFound
+from bastion.errors import AccessDenied, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.store.tables import artifacts, files, version_annotations, versions, wrapped_keys
 from bastion.vault._context import VaultContext
 from bastion.vault._io import INLINE_BELOW, HashingSink
@@ -185,7 +185,30 @@ class Records:
             file_rows = self.file_rows(conn, row.id)
             check_version(conn, self.ctx.sealer, row)
         self.ctx.check(permission, model=ref.name, env=row.env)
+        if permission == "registry:pull":
+            self.refuse_quarantined(row)
         return row, self.verify_record(row, file_rows)
+
+    def refuse_quarantined(self, row: Any) -> None:
+        """Refuse a pull of a version that ``bastion respond`` quarantined (by name or ``name:version``).
+
+        The quarantine lives in the home's signed response state (:mod:`bastion.respond.state`), verified
+        with the home's log key before it is believed; a state that fails its signature refuses every pull,
+        as it refuses every request at the gateway."""
+        from bastion.respond.state import load_verified as load_state
+        from bastion.respond.state import state_path
+
+        path = state_path(self.ctx.settings.home)
+        if not path.exists():
+            return
+        state = load_state(path, self.ctx.signer)
+        for key in (str(row.name), f"{row.name}:{row.version}"):
+            if key in state.quarantined_models:
+                self.ctx.log("registry:pull", f"{row.name}:{row.version}", "denied", reason="quarantined")
+                raise AccessDenied(
+                    f"{row.name}:{row.version} is quarantined by an incident response "
+                    f"(bastion respond --undo quarantine-model:{key} lifts it)"
+                )
 
     def unwrap(self, row: Any) -> bytes:
         try:

@@ -1,0 +1,63 @@
+"""quarantine-model reaches the registry: pulls of the quarantined model are refused (the vault checks the
+signed response state), undo lifts it, and a state that fails its signature refuses every pull."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.errors import AccessDenied, IntegrityError
+from bastion.hunt import Finding
+from bastion.respond import Responder, parse_playbook, state_path
+from bastion.vault import Vault, open_vault
+
+PASSPHRASE = "correct horse battery staple"
+BOOK = parse_playbook('[[rule]]\nmatch = ["*"]\nactions = ["quarantine-model"]\n')
+
+
+def _finding(model: str) -> Finding:
+    return Finding(
+        rule_id="0b7f3a10-5d1e-4c8a-9f00-000000000102",
+        title="Extraction burst",
+        techniques=("AML.T0024.002",),
+        severity="high",
+        identity="app",
+        client="10.0.0.7",
+        first_seen=1.0,
+        last_seen=2.0,
+        event_ids=(1,),
+        count=400,
+        key=f"burst|{model}",
+        model=model,
+    )
+
+
+def test_a_quarantined_model_is_not_pulled_until_undone(vault: Vault, tmp_path: Path) -> None:
+    _, token = vault.create_token(name="shop", role="data-scientist")
+    responder = Responder(vault=vault, playbook=BOOK, mode="auto")
+    done = responder.respond([_finding("m1")])
+    assert [(r.action, r.target, r.status) for r in done] == [("quarantine-model", "m1", "done")]
+    with pytest.raises(AccessDenied, match="quarantined"):
+        vault.pull("m1", out=tmp_path / "a")
+    with open_vault(home=vault.settings.home, passphrase=PASSPHRASE, token=token) as shop:
+        with pytest.raises(AccessDenied, match="quarantined"):
+            shop.pull("m1:1", out=tmp_path / "b")
+        shop.pull("m2", out=tmp_path / "c")  # other models are untouched
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    refused = [e for e in vault.log_entries() if e.action == "registry:pull" and e.outcome != "ok"]
+    assert refused  # the refusals are audit-logged
+    responder.undo(action="quarantine-model", target="m1")
+    vault.pull("m1", out=tmp_path / "d")
+    assert (tmp_path / "d" / "weights.bin").read_bytes() == bytes([1]) * 64
+
+
+def test_a_tampered_response_state_refuses_pulls(vault: Vault, tmp_path: Path) -> None:
+    Responder(vault=vault, playbook=BOOK, mode="auto").respond([_finding("m1")])
+    path = state_path(vault.settings.home)
+    signature, data = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(signature + b"\n" + data.replace(b'"m1"', b'"mX"'))  # lift the quarantine unsigned
+    with pytest.raises(IntegrityError):
+        vault.pull("m1", out=tmp_path / "a")
+    path.unlink()
+    vault.pull("m1", out=tmp_path / "b")

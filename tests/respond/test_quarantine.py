@@ -1,5 +1,6 @@
 """quarantine-model reaches the registry: pulls of the quarantined model are refused (the vault checks the
-signed response state), undo lifts it, and a state that fails its signature refuses every pull."""
+signed response state), its promotion is taken back, undo restores both, and a state that fails its
+signature refuses every pull."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.errors import AccessDenied, IntegrityError
+from bastion.errors import AccessDenied, IntegrityError, NotFound
 from bastion.hunt import Finding
 from bastion.respond import Responder, parse_playbook, state_path
 from bastion.vault import Vault, open_vault
@@ -35,9 +36,16 @@ def _finding(model: str) -> Finding:
 
 def test_a_quarantined_model_is_not_pulled_until_undone(vault: Vault, tmp_path: Path) -> None:
     _, token = vault.create_token(name="shop", role="data-scientist")
+    vault.promote("m1", to="staging")
+    vault.promote("m1", to="prod")
     responder = Responder(vault=vault, playbook=BOOK, mode="auto")
     done = responder.respond([_finding("m1")])
     assert [(r.action, r.target, r.status) for r in done] == [("quarantine-model", "m1", "done")]
+    assert "m1:1 un-promoted prod -> staging" in done[0].detail
+    assert vault.show("m1").env == "staging"
+    with pytest.raises(NotFound):
+        vault.show("m1@prod")
+    assert [e.details["to"] for e in vault.log_entries() if e.action == "registry:unpromote"] == ["staging"]
     with pytest.raises(AccessDenied, match="quarantined"):
         vault.pull("m1", out=tmp_path / "a")
     with open_vault(home=vault.settings.home, passphrase=PASSPHRASE, token=token) as shop:
@@ -48,6 +56,7 @@ def test_a_quarantined_model_is_not_pulled_until_undone(vault: Vault, tmp_path: 
     refused = [e for e in vault.log_entries() if e.action == "registry:pull" and e.outcome != "ok"]
     assert refused  # the refusals are audit-logged
     responder.undo(action="quarantine-model", target="m1")
+    assert vault.show("m1@prod").version == 1  # promoted back
     vault.pull("m1", out=tmp_path / "d")
     assert (tmp_path / "d" / "weights.bin").read_bytes() == bytes([1]) * 64
 

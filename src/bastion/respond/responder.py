@@ -7,6 +7,8 @@ Actions and where they take effect:
   again, deliberately).
 * ``block-identity`` / ``block-client`` / ``throttle-client`` / ``quarantine-model`` / ``guard-block-mode`` —
   entries in the signed response state (:mod:`bastion.respond.state`) that the gateway reads; undoable.
+  A quarantine also makes the registry refuse pulls of the model (the vault reads the same signed state)
+  and un-promotes its latest version one environment (:meth:`KeyAdmin.unpromote`); undo promotes it back.
 * ``rotate-key`` — a new KEK for the environment with every data key rewrapped (:meth:`Vault.rotate_keys`).
 
 Every action taken (and every undo) appends ``respond:<action>`` to the audit log with the finding that caused
@@ -182,6 +184,15 @@ class Responder:
         action, target, f = planned.action, planned.target, planned.finding
         why = {"finding": f.key, "rule_id": f.rule_id, "at": self._now()}
         access = self.vault.access
+        if action == "quarantine-model":
+            # pulls refused first (the signed state the vault and the gateway read), then un-promoted
+            state = save(self.path, state.with_entry("quarantined_models", target, why), self.vault.signer)
+            moved = self._unpromote(target)
+            if moved is None:
+                return state, f"quarantined_models += {target}"
+            why = {**why, "unpromoted": moved[0], "from": moved[1]}
+            state = save(self.path, state.with_entry("quarantined_models", target, why), self.vault.signer)
+            return state, f"quarantined_models += {target}; {moved[0]} un-promoted {moved[1]} -> {moved[2]}"
         if action in _STATE_ACTIONS:
             state = save(self.path, state.with_entry(_STATE_ACTIONS[action], target, why), self.vault.signer)
             return state, f"{_STATE_ACTIONS[action]} += {target}"
@@ -201,6 +212,16 @@ class Responder:
             return state, "identity disabled, tokens revoked"
         rotation = self.vault.rotate_keys(env=planned.env)
         return state, f"key rotated for {planned.env} ({getattr(rotation, 'rewrapped', '?')} keys rewrapped)"
+
+    def _unpromote(self, target: str) -> tuple[str, str, str] | None:
+        """The quarantined version back one environment (a served model: the gateway's is named by it)."""
+        key_admin = getattr(self.vault, "key_admin", None)
+        if key_admin is None:  # a remote vault: the server's responder un-promotes
+            return None
+        try:
+            return key_admin.unpromote(target)  # type: ignore[no-any-return]
+        except NotFound:
+            return None  # a served model's name that is not in this registry
 
     def _log(self, planned: PlannedAction, mode: str, outcome: str, detail: str) -> None:
         f = planned.finding
@@ -230,6 +251,9 @@ class Responder:
             section = _STATE_ACTIONS[action]
             if target not in getattr(state, section):
                 raise NotFound(f"{target!r} is not in {section}")
+            entry = getattr(state, section)[target]
+            if action == "quarantine-model" and entry.get("unpromoted"):  # restore the promotion first
+                self.vault.promote(str(entry["unpromoted"]), to=str(entry["from"]))
             save(self.path, state.with_entry(section, target, None), self.vault.signer)
         self.vault.audit.append(
             actor=self.vault.identity.name,

@@ -1,9 +1,14 @@
-"""Key administration (``vault.key_admin``): rotate, retire and list the environments' KEKs.
+"""Key administration (``vault.key_admin``): rotate, retire and list the environments' KEKs; un-promote.
 
 Rotation draws a new KEK version and rewraps every secret wrapped in that environment: each version's current
 DEK wrap and every wrap a :class:`~bastion.crypto.interface.WrapHolder` keeps (data-protection scope keys,
 watermark keys, …); nothing is re-encrypted. Retiring a KEK version is refused while anything still uses it.
 All of it needs ``keys:rotate`` and writes one audit-log entry.
+
+:meth:`KeyAdmin.unpromote` is promotion backwards, for an incident response's quarantine: the version's DEK
+is wrapped again under the previous environment's KEK (a new wrap row, ``reason`` ``quarantine``; nothing is
+deleted), so ``NAME@ENV`` no longer resolves to it; :meth:`Vault.promote` moves it forward again (the undo).
+It needs ``registry:promote`` in the version's environment.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import sqlalchemy as sa
 from bastion.config import ENVIRONMENTS
 from bastion.crypto.interface import KekInfo
 from bastion.errors import Conflict, InvalidInput
-from bastion.store.db import utcnow
+from bastion.store.db import utcnow, write_transaction
 from bastion.store.tables import wrapped_keys
 from bastion.vault._context import VaultContext
 from bastion.vault._records import Records, version_query
+from bastion.vault._seals import check_pointers, reseal_pointers
 from bastion.vault.manifest import dek_context
-from bastion.vault.refs import KeyRotation
+from bastion.vault.refs import ArtifactRef, KeyRotation
 
 
 class KeyAdmin:
@@ -27,6 +33,38 @@ class KeyAdmin:
     def __init__(self, ctx: VaultContext, records: Records | None = None) -> None:
         self.ctx = ctx
         self.records = records or Records(ctx)
+
+    def unpromote(self, ref: str | ArtifactRef, *, reason: str = "quarantine") -> tuple[str, str, str] | None:
+        """Move the version ``ref`` names back one environment; returns (``name:version``, from, to), or None
+        when it is in the first environment already."""
+        ctx, records = self.ctx, self.records
+        ref = ArtifactRef.parse(ref)
+        with ctx.logged_failure("registry:unpromote", str(ref)):
+            row, _ = records.load_verified(ref, "registry:read")
+            ctx.check("registry:promote", model=row.name, env=row.env)
+            index = ENVIRONMENTS.index(row.env)
+            if index == 0:
+                return None
+            back = ENVIRONMENTS[index - 1]
+            dek = records.unwrap(row)
+            wrapped = ctx.keys.wrap(env=back, dek=dek, context=dek_context(row.name, int(row.version)))
+            with write_transaction(ctx.engine) as conn:
+                check_pointers(conn, ctx.sealer, row.name)
+                conn.execute(
+                    sa.insert(wrapped_keys).values(
+                        version_id=row.id,
+                        env=back,
+                        kek_version=wrapped.kek_version,
+                        wrapped=wrapped.to_json().encode(),
+                        reason=reason[:16],
+                        created_at=utcnow(),
+                        created_by=ctx.identity.name,
+                    )
+                )
+                reseal_pointers(conn, ctx.sealer, row.name)
+        ref_text = f"{row.name}:{row.version}"
+        ctx.log("registry:unpromote", ref_text, source=row.env, to=back, reason=reason)
+        return ref_text, str(row.env), back
 
     def rotate(self, *, env: str) -> KeyRotation:
         """New KEK version for ``env``; every secret wrapped in ``env`` is rewrapped under it."""

@@ -24,7 +24,6 @@ from bastion.client._http import ResponseReader, Transport
 from bastion.crypto.interface import KekInfo
 from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, NotFound, ServiceError
 from bastion.server.tarstream import (
-    CHUNK,
     bytes_member,
     end_of_archive,
     extract_stream,
@@ -48,6 +47,10 @@ from bastion.vault import (
 )
 
 PULL_META = ("version.json", "pub.pem")
+# Pull reads the stream in pieces below malloc's mmap threshold: buffers come from the heap (reused, warm)
+# instead of fresh page-faulted mappings for every 1 MiB that tarfile's stream mode joins and slices
+# (profiled: that join was a third of the client's time); 64 pieces in flight decouple TLS from the disk.
+PULL_CHUNK = 64 << 10
 
 
 class NotAvailableRemotely(ConfigError, AttributeError):
@@ -219,10 +222,15 @@ class RemoteVault:
             os.mkdir(stage, 0o700)
             try:
                 with self._t.download("/registry/pull", params={"ref": str(ref)}) as resp:
-                    reader = ResponseReader(resp, CHUNK)
+                    reader = ResponseReader(resp, PULL_CHUNK, depth=64)
                     try:
                         got = extract_stream(
-                            reader, stage, meta_names=PULL_META, max_bytes=1 << 50, max_files=1 << 20
+                            reader,
+                            stage,
+                            meta_names=PULL_META,
+                            max_bytes=1 << 50,
+                            max_files=1 << 20,
+                            chunk=PULL_CHUNK,
                         )
                     except ServiceError as exc:  # the server aborts a stream that fails
                         raise IntegrityError(  # to verify mid-way; a broken stream is never kept either

@@ -102,6 +102,6 @@ def test_cli_scans_a_directory(datasets: dict[str, Path], local2: LocalExecutor,
         **scan_dataset(path=root, executor=local2, use_presidio=False).to_dict(),
         "recorded": False,
     }
-    assert run(["data", "scan", str(root), "--engine", "spark"]) == 2
+    assert run(["data", "scan", str(root), "--engine", "ray"]) == 2
     assert "not implemented" in capsys.readouterr().err
     assert run(["data", "scan", str(root / "nope")]) == 2

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from bastion.data import RiskReport
 
 ENGINE_OPTION = typer.Option(
-    None, "--engine", help="local (process pool) or dask; a directory is scanned with local by default."
+    None, "--engine", help="local (process pool), dask or spark; a directory runs on local by default."
 )
-CLUSTER_OPTION = typer.Option(None, "--cluster", help="Dask scheduler address (default: a local cluster).")
+CLUSTER_OPTION = typer.Option(
+    None, "--cluster", help="Dask scheduler address or Spark master URL (default: a local cluster)."
+)
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Worker processes of a local pool or cluster.")
 
 

@@ -56,7 +56,8 @@ def test_bom_fields_and_schema(project: Any, tmp_path: Path, capsys: pytest.Capt
     assert cons["ethicalConsiderations"] == [{"name": "a false positive blocks a payment"}]
     assert cons["fairnessAssessments"] == [{"groupAtRisk": "new customers"}]
     assert cons["technicalLimitations"][0] == "trained on one bank's 2025 data"
-    assert {"name": "bastion:watermark-commitment", "value": "ab" * 32} in mc["properties"]
+    commitment = project.commitment(ref)  # logged by log_commitment
+    assert {"name": "bastion:watermark-commitment", "value": commitment} in mc["properties"]
     libs = {c["name"].lower(): c for c in doc["components"] if c["type"] == "library"}
     assert libs["cyclonedx-python-lib"]["purl"].startswith("pkg:pypi/cyclonedx-python-lib@")
     # the validator is not a rubber stamp: a broken model card is refused

@@ -30,7 +30,7 @@ def test_library_inventory_fields(project: Any) -> None:
     assert (e.audit_grade, e.clean_accuracy, e.robust_accuracy) == ("B", 0.95, 0.55)
     assert (e.mia_tpr_at_0_1_fpr, e.mia_auc, e.extraction_fidelity) == (0.01, 0.52, 0.62)
     assert (e.epsilon, e.delta) == (2.0, 1e-5)
-    assert e.watermark == "ab" * 32
+    assert e.watermark == project.commitment(good)
     assert e.training_dataset == "train_clean.csv"
     assert e.lineage_roots == (hashlib.sha256(project.clean_csv.read_bytes()).hexdigest(),)
     assert e.last_verified == NOW.isoformat() and e.error is None and e.endpoints == ()
@@ -48,13 +48,13 @@ def test_cli_inventory_json_csv_table(project: Any, capsys: pytest.CaptureFixtur
     assert row["name"] == "fraud" and row["version"] == 1 and row["kind"] == "model"
     assert row["signature"] == "verified" and row["scan"] == "clean" and row["audit_grade"] == "B"
     assert row["robust_accuracy"] == 0.55 and row["mia_tpr_at_0_1_fpr"] == 0.01 and row["epsilon"] == 2.0
-    assert row["watermark"] == "ab" * 32 and row["endpoints"] == [] and row["error"] is None
+    assert row["watermark"] == project.commitment(good) and row["endpoints"] == [] and row["error"] is None
     assert row["lineage_roots"] == [hashlib.sha256(project.clean_csv.read_bytes()).hexdigest()]
     assert dt.datetime.fromisoformat(row["last_verified"]).tzinfo is not None
     assert run(["inventory", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 and rows[0]["name"] == "fraud" and rows[0]["epsilon"] == "2.0"
-    assert rows[0]["watermark"] == "ab" * 32 and rows[0]["endpoints"] == ""
+    assert rows[0]["watermark"] == project.commitment(good) and rows[0]["endpoints"] == ""
     assert run(["inventory"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["kind", "name", "version", "env"]

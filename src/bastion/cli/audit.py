@@ -203,8 +203,22 @@ def _run(
     json_path, html_path = write_audit(report, out)
     recorded = None
     if vault is not None and registry_ref is not None:
+        from bastion.governance.evidence import attest_audit
+
         digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
-        vault.annotate(registry_ref, namespace="audit", data={**report.summary(), "report_sha256": digest})
+        note: dict[str, Any] = {**report.summary(), "report_sha256": digest}
+        from bastion.vault import ArtifactRef
+
+        exact = ArtifactRef.parse(registry_ref).version is not None
+        if exact and hasattr(vault, "context"):  # key ring open, one version: the policy gate counts it
+            note = attest_audit(vault, str(ArtifactRef.parse(registry_ref)), note)
+        elif hasattr(vault, "context"):
+            typer.echo(
+                "note: the policy gate counts only audits of an exact NAME:VERSION (this one is recorded, "
+                "not attested)",
+                err=True,
+            )
+        vault.annotate(registry_ref, namespace="audit", data=note)
         recorded = registry_ref
     violations = check_policy(report, gate) if gate is not None else ()
     if fmt is OutputFormat.json:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bastion.errors import AccessDenied, BastionError, IntegrityError
+from bastion.errors import BastionError, IntegrityError
+from bastion.governance.evidence import LogEvidence, audit_attested, log_evidence, training_roots
 
 SIGNATURE_VERIFIED = "verified"
 SIGNATURE_FAILED = "failed"
@@ -38,7 +39,7 @@ class InventoryEntry:
     name: str
     version: int | None
     env: str | None
-    owner: str | None
+    owner: str | None  # who pushed it (the sealed created_by), never a tag the pusher chose
     classification: str | None
     created_at: str | None
     signature: str | None
@@ -63,6 +64,7 @@ class InventoryEntry:
     drift_state: str | None = None
     drift_alerts: tuple[str, ...] = ()
     drift_updated: str | None = None
+    owner_tag: str | None = None  # the pusher-set ``owner`` tag, as written (not evidence)
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -122,19 +124,6 @@ def _audit_figures(note: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _push_records(vault: Any) -> dict[str, bool] | None:
-    """``name:version`` → pushed with allow_unsafe, from the audit log (None when it cannot be read)."""
-    try:
-        entries = vault.log_entries()
-    except AccessDenied:
-        return None
-    out: dict[str, bool] = {}
-    for e in entries:
-        if e.action == "registry:push" and e.outcome == "ok" and ":" in e.target:
-            out[e.target] = bool(e.details.get("allow_unsafe"))
-    return out
-
-
 def _endpoints(settings: Any, name: str, env: str) -> tuple[str, ...]:
     serve = settings.section("serve")
     if env != "prod" or "port" not in serve:
@@ -183,11 +172,17 @@ def entry_for(
     v: Any,
     *,
     vault: Any,
-    pushes: Mapping[str, bool] | None,
+    evidence: LogEvidence,
+    roots_by_ref: Mapping[str, tuple[str, ...]],
     budget: Callable[[str], tuple[float | None, float | None]],
     now: str,
 ) -> InventoryEntry:
-    """The inventory entry of one registry version (its record is verified through ``annotations``)."""
+    """The inventory entry of one registry version (its record is verified through ``annotations``).
+
+    Only evidence bastion produced counts (:mod:`bastion.governance.evidence`): the scan state from the
+    signed push record, an attested audit, a logged watermark commitment, ε from a recorded training
+    run and ledger spend, training data from a recorded training run.
+    """
     ref = f"{v.name}:{v.version}"
     error = None
     try:
@@ -196,37 +191,40 @@ def entry_for(
     except IntegrityError as exc:
         notes, signature, error = (), SIGNATURE_FAILED, str(exc)
     latest: dict[str, Mapping[str, Any]] = {}
-    for a in notes:
-        latest[a.namespace] = a.data  # annotations come oldest first: keep the newest per namespace
+    for a in notes:  # annotations come oldest first: keep the newest *authenticated* one per namespace
+        if a.namespace == "audit" and not audit_attested(vault, ref, a.data):
+            continue
+        if a.namespace == "watermark" and a.data.get("commitment") not in evidence.commitments:
+            continue
+        latest[a.namespace] = a.data
     meta = dict(v.metadata)
-    if "scan" in latest:
-        scan = SCAN_CLEAN if latest["scan"].get("clean") else SCAN_OVERRIDDEN
-    elif pushes is None or ref not in pushes:
+    pushes = evidence.pushes
+    if pushes is None or ref not in pushes:
         scan = SCAN_UNKNOWN
     else:
         scan = SCAN_OVERRIDDEN if pushes[ref] else SCAN_CLEAN
     ledger_key = meta.get("ledger_dataset")
     eps_budget, eps_spent = budget(ledger_key) if isinstance(ledger_key, str) else (None, None)
-    # the file trained from (its bytes' SHA-256, as 'data scan' files it), else the arrays' digest
-    roots = tuple(str(d) for d in (meta.get("source_digest") or meta.get("dataset_digest"),) if d)
     wm = latest.get("watermark")
+    owner_tag = v.tags.get("owner")
     return InventoryEntry(
         kind=v.kind,
         name=str(v.name),
         version=int(v.version),
         env=v.env,
-        owner=v.tags.get("owner") or v.created_by,
+        owner=v.created_by,
+        owner_tag=str(owner_tag) if owner_tag else None,
         classification=v.classification,
         created_at=v.created_at,
         signature=signature,
         scan=scan,
-        epsilon=_float(meta.get("epsilon")) if meta.get("private") is not False else None,
-        delta=_float(meta.get("delta")),
+        epsilon=evidence.epsilon(meta.get("spend_id")),
+        delta=_float(meta.get("delta")) if evidence.epsilon(meta.get("spend_id")) is not None else None,
         epsilon_budget=eps_budget,
         epsilon_spent=eps_spent,
         watermark=str(wm.get("commitment")) if wm and wm.get("commitment") else None,
         training_dataset=str(meta["dataset"]) if meta.get("dataset") else None,
-        lineage_roots=roots,
+        lineage_roots=roots_by_ref.get(ref, ()),
         endpoints=_endpoints(vault.settings, str(v.name), v.env),
         last_verified=now if signature == SIGNATURE_VERIFIED else None,
         error=error,
@@ -273,9 +271,13 @@ def inventory(
                 versions.append(vault.show(r))
             except IntegrityError as exc:  # a tampered record is itself inventory evidence
                 failed.append(_tampered(r, exc))
-    pushes = _push_records(vault)
+    evidence = log_evidence(vault)
+    roots = training_roots(vault)
     budget = _budgets(vault)
-    out = failed + [entry_for(v, vault=vault, pushes=pushes, budget=budget, now=stamp) for v in versions]
+    out = failed + [
+        entry_for(v, vault=vault, evidence=evidence, roots_by_ref=roots, budget=budget, now=stamp)
+        for v in versions
+    ]
     serve = vault.settings.section("serve")
     if refs is None and kind in (None, "deployment") and "port" in serve:
         served = tuple(e for x in out for e in x.endpoints)

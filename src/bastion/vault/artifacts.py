@@ -55,11 +55,12 @@ ANNOTATION_PERMISSIONS: Mapping[str, str] = {
     "audit": "audit:run",
     "privacy": "privacy:train",
     "watermark": "watermark:embed",
-    "scan": "data:scan",
     "data": "data:protect",
     "governance": "audit:run",
 }
 _DEFAULT_ANNOTATION_PERMISSION = "registry:push"
+# Written only by the vault itself (the scan result is the signed push record): no caller may annotate them.
+RESERVED_ANNOTATION_NAMESPACES = frozenset({"scan"})
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -281,6 +282,12 @@ class ArtifactRegistry:
             data_json = json.dumps(dict(data), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInput("annotation data must be a JSON object") from exc
+        if namespace.split(".")[0] in RESERVED_ANNOTATION_NAMESPACES:
+            ctx.log("registry:annotate", str(ref), "denied", reason=f"namespace {namespace} is reserved")
+            raise AccessDenied(
+                f"annotation namespace {namespace!r} is reserved to the vault "
+                "(the scan result is the push record)"
+            )
         permission = ANNOTATION_PERMISSIONS.get(namespace.split(".")[0], _DEFAULT_ANNOTATION_PERMISSION)
         with ctx.logged_failure("registry:annotate", str(ref)):
             ctx.check("registry:read", model=ref.name)
@@ -373,4 +380,4 @@ class ArtifactRegistry:
         return found
 
 
-__all__ = ["ANNOTATION_PERMISSIONS", "ArtifactRegistry"]
+__all__ = ["ANNOTATION_PERMISSIONS", "RESERVED_ANNOTATION_NAMESPACES", "ArtifactRegistry"]

@@ -36,6 +36,7 @@ KNOWN_SECTIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"budget", "policy"}),
     "watermark": frozenset({"key_id"}),
     "log": frozenset({"witness"}),  # [[log.witness]] tables, validated by bastion.store.witness
+    "server": frozenset({"max_upload_bytes", "max_upload_files"}),  # bastion.server.state.ServerSettings
     # governance: one table of rules per environment (validated by bastion.governance.policy)
     "policy": frozenset({"dev", "staging", "prod", "threat_model"}),
     "serve": frozenset(

@@ -206,8 +206,10 @@ def test_a_gateway_built_from_the_server_serves_its_callers(team: Team, kit: Any
         url = f"{srv.url}/v2/models/digits/infer"
         ok = httpx.post(url, json=body, headers=kit.bearer(team.tokens["alice"]), timeout=30)
         assert ok.status_code == 200, ok.text
+        # bob's token is valid but not for a model this gateway serves: the server does not say who he is
+        # (the same 401 as a made-up token, issue 11 F6)
         assert (
-            httpx.post(url, json=body, headers=kit.bearer(team.tokens["bob"]), timeout=30).status_code == 403
+            httpx.post(url, json=body, headers=kit.bearer(team.tokens["bob"]), timeout=30).status_code == 401
         )
         before = len(_entries(team))
         for i in range(5):  # a spray of random tokens: refused, and the server's log does not grow
@@ -219,7 +221,9 @@ def test_a_gateway_built_from_the_server_serves_its_callers(team: Team, kit: Any
         assert direct.status_code == 401 and len(_entries(team)) == before + 1
         # the gateway's own credential is no caller credential: it may not infer
         gw = httpx.post(url, json=body, headers=kit.bearer(team.tokens["gw-digits"]), timeout=30)
-        assert gw.status_code == 403
+        assert (
+            gw.status_code == 401
+        )  # not one of its callers (no model:infer): the server does not confirm it
     gateway.close()
     with _connect(team, team.tokens["alice"]) as alice, pytest.raises(AccessDenied, match="may not check"):
         introspect(alice, team.tokens["bob"])  # only gateway identities may ask who a caller is
@@ -292,3 +296,25 @@ def test_home_only_features_are_refused_not_dropped(team: Team, tmp_path: Path) 
             verify_token=lambda t: None,  # type: ignore[arg-type,return-value]
             attester_key=team.attester,
         )
+
+
+def test_an_approval_releases_the_approved_version_only(team: Team, tmp_path: Path, digits: Any) -> None:
+    # issue 11 F9: the approval was stored per NAME, so approving digits:1 released every later version
+    # (a new, unreviewed digits:2 pushed to prod went out to the gateway on the old approval)
+    import shutil
+
+    from bastion.vault import open_vault
+
+    newer = tmp_path / "digits-v2"
+    shutil.copytree(digits.directory, newer)
+    (newer / "notes.txt").write_text("an unreviewed change\n", encoding="utf-8")
+    with open_vault(home=team.home, passphrase=PASS) as owner:
+        v2 = owner.push(newer, name="digits", env="prod")
+        v1 = owner.show("digits:1")
+    assert v2.version == 2 and v2.manifest_digest != v1.manifest_digest
+    with _connect(team, team.tokens["gw-digits"]) as gw:
+        with pytest.raises(PolicyViolation, match="only the version approved"):
+            attested_pull(gw, "digits@prod", out=tmp_path / "v2", attest=_attest(team.attester))
+        assert not (tmp_path / "v2").exists()
+        released = attested_pull(gw, "digits:1", out=tmp_path / "v1", attest=_attest(team.attester))
+        assert released.version == 1

@@ -254,6 +254,8 @@ def _serve_from_server(
 
 def _approve_remote(options: Any, public_pem: Path, fmt: OutputFormat) -> None:
     """``--approve --gateway-attester PUB.pem``: on the home, as an admin (see ``approve_remote_gateway``)."""
+    import dataclasses
+
     from bastion.files import read_regular_file
     from bastion.serve.remote import approve_remote_gateway
     from bastion.vault import open_vault
@@ -263,11 +265,22 @@ def _approve_remote(options: Any, public_pem: Path, fmt: OutputFormat) -> None:
     except FileNotFoundError as exc:
         raise ConfigError(f"no such file: {public_pem}") from exc
     with open_vault(home=options.home) as vault:
-        entry = approve_remote_gateway(vault=vault, options=options, attester_public_pem=pem)
+        version = vault.show(options.model_ref, _log=False)  # approve exactly this version (NAME:VERSION)
+        exact = dataclasses.replace(options, model_ref=version.ref)
+        entry = approve_remote_gateway(vault=vault, options=exact, attester_public_pem=pem)
     if fmt is OutputFormat.json:
-        print_json({"model": options.model_ref, "config_digest": entry.config_digest, "gateway": True})
+        print_json(
+            {
+                "model": options.model_ref,
+                "version": version.ref,
+                "manifest_digest": version.manifest_digest,
+                "config_digest": entry.config_digest,
+                "gateway": True,
+            }
+        )
     else:
         typer.echo(
-            f"gateway release approved for {options.model_ref} with config {entry.config_digest[:16]}… "
+            f"gateway release approved for {version.ref} only (manifest {version.manifest_digest[:19]}…; a "
+            f"later version needs its own approval) with config {entry.config_digest[:16]}… "
             f"({len(entry.attesters)} attester key(s))"
         )

@@ -22,7 +22,11 @@ def register(app: typer.Typer) -> None:
         insecure: bool = typer.Option(
             False, "--insecure", help="Plain HTTP; allowed only on a loopback address."
         ),
-        max_upload_gib: float = typer.Option(256.0, "--max-upload-gib", help="Largest push accepted."),
+        max_upload_gib: float | None = typer.Option(
+            None,
+            "--max-upload-gib",
+            help="Largest upload accepted (default: [server] max_upload_bytes in bastion.toml, else 64 GiB).",
+        ),
     ) -> None:
         """Serve the project's registry, access, tokens, keys and log to token holders (team mode).
 
@@ -42,7 +46,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--tls-cert and --tls-key go together")
         if insecure and tls_cert:
             raise ConfigError("--insecure and --tls-cert exclude each other")
-        if not 0 < max_upload_gib < 1 << 20:
+        if max_upload_gib is not None and not 0 < max_upload_gib < 1 << 20:
             raise ConfigError("--max-upload-gib must be positive")
         ssl: dict[str, Any] = {}
         if not insecure:
@@ -54,7 +58,9 @@ def register(app: typer.Typer) -> None:
                     home_path(home) / "tls", hosts=("localhost", "127.0.0.1", host)
                 )
             ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-        settings = ServerSettings(max_upload_bytes=int(max_upload_gib * 2**30))
+        settings = (
+            None if max_upload_gib is None else ServerSettings(max_upload_bytes=int(max_upload_gib * 2**30))
+        )
         app_ = create_server_app(home=home, settings=settings)
         scheme = "http" if insecure else "https"
         typer.echo(f"bastion server on {scheme}://{host}:{port}", err=True)

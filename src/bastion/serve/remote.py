@@ -181,6 +181,12 @@ def gateway_evidence(
     }
 
 
+def gateway_policy_key(name: str, manifest_digest: str) -> str:
+    """The release-policy entry of one approved version: ``gateway:NAME@DIGEST``. An approval releases
+    exactly the version approved (its manifest digest), never a later version of the same name."""
+    return f"gateway:{name}@{manifest_digest}"
+
+
 def approve_remote_gateway(*, vault: Any, options: Any, attester_public_pem: bytes) -> Any:
     """``bastion serve NAME --approve --gateway-attester PUB.pem`` (admin, on the server's home): trust this
     attester key for ``NAME`` with the configuration ``options`` describes; signed with the home's key."""
@@ -216,7 +222,7 @@ def approve_remote_gateway(*, vault: Any, options: Any, attester_public_pem: byt
     digest = cfg.digest()
     directory = vault.settings.home / "serve"
     document = load_release_policy(directory, signer=vault.signer)
-    key = f"gateway:{version.name}"
+    key = gateway_policy_key(version.name, version.manifest_digest)  # this exact version only
     before = document.models.get(key)
     keep = before.attesters if before is not None and before.config_digest == digest else ()
     entry = ModelReleasePolicy(

@@ -17,7 +17,11 @@ def server_state(request: Request) -> ServerState:
 
 
 def caller_identity(request: Request) -> Identity:
-    """The identity of the request's bearer token (401 otherwise); checked on every request."""
+    """The identity of the request's bearer token (401 otherwise); checked on every request, by the app's
+    ASGI guard before the body is read (:class:`bastion.server.app.BodyLimit`), or here without it."""
+    known = request.scope.get("bastion.identity")
+    if isinstance(known, Identity):
+        return known
     address = request.client.host if request.client is not None else "-"
     return server_state(request).authenticate(request.headers.get("authorization"), address=address)
 

@@ -13,9 +13,12 @@ import contextlib
 import os
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bastion.access import AccessControl, Identity
 from bastion.crypto.interface import WrapHolder
@@ -33,7 +36,7 @@ SPOOL_DIR = "server-spool"
 class ServerSettings:
     """Limits of one server process (the rest comes from the home's bastion.toml)."""
 
-    max_upload_bytes: int = 256 * 2**30  # one push, all files together
+    max_upload_bytes: int = 64 * 2**30  # one push, all files together (bytes actually received)
     max_upload_files: int = 100_000
     chunk_bytes: int = 1 << 20  # the unit both sides stream in
     per_address: str = "6000/minute"  # requests per client address, before authentication
@@ -42,6 +45,22 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_upload_files <= 0 or self.chunk_bytes < 4096:
             raise ConfigError("server limits must be positive (chunk_bytes at least 4096)")
+
+
+def settings_from_config(table: Any) -> ServerSettings:
+    """``[server]`` of bastion.toml: ``max_upload_bytes``, ``max_upload_files`` (positive integers)."""
+    values: dict[str, int] = {}
+    for key in ("max_upload_bytes", "max_upload_files"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"[server] {key} must be a positive integer")
+            values[key] = value
+    default = ServerSettings()
+    return ServerSettings(
+        max_upload_bytes=values.get("max_upload_bytes", default.max_upload_bytes),
+        max_upload_files=values.get("max_upload_files", default.max_upload_files),
+    )
 
 
 class TooManyRequests(AuthenticationFailed):
@@ -67,17 +86,27 @@ class ServerState:
         self.base = base
         self._inspectors = None if inspectors is None else list(inspectors)
         self._wrap_holders = None if wrap_holders is None else list(wrap_holders)
-        self.settings = settings or ServerSettings()
+        self.settings = settings or settings_from_config(base.settings.section("server"))
         self.home = Path(base.settings.home)
         self._jwt = _jwt_verifier(base)
-        self._tokens = base.access.authenticate  # logs each failure, like local mode
-        # Failures are audit-logged one by one (as in local mode), so an address that keeps failing is
-        # refused before any lookup: a flood of bad tokens can neither grow the log nor guess at speed.
+        # Failed authentications are audit-logged in aggregate (:class:`FailureLog`: at most two entries per
+        # source and minute, with the count), and an address that keeps failing is refused before any
+        # lookup: a flood of made-up tokens can neither grow the signed log nor guess at speed.
+        self.failures = FailureLog(base.audit)
+        quiet = AccessControl(base.engine, QuietFailures(base.audit), sealer=base.access.sealer)  # type: ignore[arg-type]
+        self._tokens = quiet.authenticate
         self._limits = RateLimiter(
             config=RateLimitConfig(
                 per_address=self.settings.per_address, auth_failures=self.settings.auth_failures
             )
         )
+        # /v1/gateway/introspect: failed checks per gateway identity, limited and logged in aggregate too
+        self.introspect_limits = RateLimiter(
+            config=RateLimitConfig(per_address="6000/minute", auth_failures="30/minute"),
+            namespace="introspect",
+        )
+        self.introspect_failures = FailureLog(base.audit, action="gateway:introspect", immediate=False)
+        self.check_token = self._tokens  # quiet: the caller logs failures (in aggregate)
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.spool_root, 0o700)
@@ -100,14 +129,18 @@ class ServerState:
         return cls(base=base, settings=settings, inspectors=inspectors, wrap_holders=wrap_holders)
 
     def close(self) -> None:
+        self.failures.flush(force=True)
+        self.introspect_failures.flush(force=True)
         self.base.close()
 
     # --- who is calling ------------------------------------------------------------------------------------
 
     def authenticate(self, header: str | None, *, address: str = "-") -> Identity:
         """``Authorization`` header → identity (AuthenticationFailed otherwise). Checked on every call."""
+        self.failures.flush()
         decision = self._limits.address(address)
         if not decision.allowed:
+            self.failures.failed(address)
             raise TooManyRequests(
                 "too many requests or failed authentications from this address",
                 retry_after_s=decision.retry_after_s,
@@ -121,6 +154,7 @@ class ServerState:
             return self._tokens(token)
         except AuthenticationFailed:
             self._limits.auth_failure(address)
+            self.failures.failed(address)
             raise
 
     def vault_for(self, identity: Identity) -> Vault:
@@ -159,6 +193,88 @@ class ServerState:
         return path
 
 
+class QuietFailures:
+    """The audit log as a token check sees it when failures are logged in aggregate (:class:`FailureLog`):
+    a plain failed authentication (no details) is not appended; everything else — a token whose sealed
+    rows failed their check included — goes through unchanged."""
+
+    def __init__(self, audit: Any) -> None:
+        self._audit = audit
+
+    def append(self, *, actor: str, action: str, target: str, outcome: str, details: Any = None) -> Any:
+        if action == "auth" and outcome == "denied" and not details:
+            return None
+        return self._audit.append(actor=actor, action=action, target=target, outcome=outcome, details=details)
+
+
+class FailureLog:
+    """Failed authentications, audit-logged per source in windows of ``window_s``: the first failure of a
+    source in a window is appended at once (``count`` 1; with ``immediate`` off it is only counted), the
+    rest of that window as one entry with their ``count`` once the window has passed (written by the next
+    check, or at shutdown). So a source costs at most two signed entries a window (one without
+    ``immediate``), however fast it sprays; past ``max_sources`` distinct sources in one window, further
+    ones share the source ``*``."""
+
+    def __init__(
+        self,
+        audit: Any,
+        *,
+        window_s: float = 60.0,
+        max_sources: int = 10_000,
+        action: str = "auth",
+        immediate: bool = True,
+        now: Any = time.monotonic,
+    ) -> None:
+        self._audit = audit
+        self.window_s = window_s
+        self._max = max_sources
+        self._action = action
+        self._immediate = immediate
+        self._now = now
+        self._lock = threading.Lock()
+        self._open: dict[str, list[float]] = {}  # source -> [window start, failures after the first]
+
+    def failed(self, source: str) -> None:
+        now = self._now()
+        with self._lock:
+            entry = self._open.get(source)
+            if entry is None and len(self._open) >= self._max:
+                source = "*"
+                entry = self._open.get(source)
+            if entry is not None and now - entry[0] < self.window_s:
+                entry[1] += 1
+                return
+            self._open[source] = [now, 0 if self._immediate else 1]
+            due = [(source, int(entry[1]))] if entry is not None and entry[1] else []
+        for src, count in due:
+            self._append(src, count, aggregated=True)
+        if self._immediate:
+            self._append(source, 1, aggregated=False)
+
+    def flush(self, *, force: bool = False) -> None:
+        """Write the counts of every window that has passed (``force``: of every window)."""
+        now = self._now()
+        due: list[tuple[str, int]] = []
+        with self._lock:
+            if not self._open:
+                return
+            for src, (start, count) in list(self._open.items()):
+                if force or now - start >= self.window_s:
+                    del self._open[src]
+                    if count:
+                        due.append((src, int(count)))
+        for src, count in due:
+            self._append(src, count, aggregated=True)
+
+    def _append(self, source: str, count: int, *, aggregated: bool) -> None:
+        details: dict[str, Any] = {"source": source, "count": count, "window_s": self.window_s}
+        if aggregated:
+            details["aggregated"] = True
+        self._audit.append(
+            actor="unauthenticated", action=self._action, target=source, outcome="denied", details=details
+        )
+
+
 def clean_spools(root: Path) -> list[str]:
     """Remove spool directories left by server processes that are gone (plaintext of a killed pull)."""
     removed = []
@@ -193,4 +309,13 @@ def _jwt_verifier(base: Vault) -> JwtVerifier | None:
     return JwtVerifier(cfg.jwt) if cfg.jwt.enabled else None
 
 
-__all__ = ["SPOOL_DIR", "ServerSettings", "ServerState", "TooManyRequests", "clean_spools"]
+__all__ = [
+    "SPOOL_DIR",
+    "FailureLog",
+    "QuietFailures",
+    "ServerSettings",
+    "ServerState",
+    "TooManyRequests",
+    "clean_spools",
+    "settings_from_config",
+]

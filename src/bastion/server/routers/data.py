@@ -109,6 +109,18 @@ def _renamed(exc: BastionError, spool: Path, shown: str) -> BastionError:
     return out
 
 
+def _scrubbed(value: Any, spool: Path) -> Any:
+    """``value`` with every path under the server's private ``spool`` cut to its file name (a result must
+    not reveal the server's home, spool layout or process id)."""
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, spool) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, spool) for v in value]
+    if isinstance(value, str) and str(spool) in value:
+        return value.replace(str(spool) + "/", "").replace(str(spool), "")
+    return value
+
+
 def _tar_response(result: dict[str, Any], path: Path | None, spool: Path, chunk: int) -> StreamingResponse:
     def body() -> Any:
         try:
@@ -158,8 +170,9 @@ async def protect(request: Request, state: ServerStateDep, vault: CallerVault) -
             )
         except BastionError as exc:
             raise _renamed(exc, spool, name) from exc
-        result = outcome.to_dict()
+        result = _scrubbed(outcome.to_dict(), spool)
         result["input"] = name
+        result["output"] = _str_opt(opts, "out_name", limit=4096) or out.name  # the client's name, not ours
         return _tar_response(result, out, spool, state.settings.chunk_bytes)
     except BaseException:
         shutil.rmtree(spool, ignore_errors=True)

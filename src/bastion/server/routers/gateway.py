@@ -5,8 +5,9 @@ A ``gateway``-role identity never gets a model's plaintext from ``/v1/registry/p
 with its attester key, and the server releases the model only when the evidence passes the model's approved
 key-release policy — the same :class:`~bastion.serve.attestation.KeyReleasePolicy` a home-based gateway
 passes (trusted attester keys, the approved gateway-configuration digest, allowed package versions, the exact
-model digest, a fresh single-use nonce). The gateway policy of model ``NAME`` is the entry ``gateway:NAME``
-of the home's signed release policy, written by ``bastion serve NAME --approve --gateway-attester PUB.pem``
+model digest, a fresh single-use nonce). The gateway policy of a version is the entry ``gateway:NAME@DIGEST``
+(its manifest digest: an approval releases that version only, never a later one) of the home's signed
+release policy, written by ``bastion serve NAME --approve --gateway-attester PUB.pem``
 (admin, on the server's home). Decisions are audit-logged as ``serve:key-release`` by the gateway identity.
 
 Stealing the gateway's token alone therefore yields nothing: the attester key and an approved configuration
@@ -31,9 +32,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from bastion.access import AccessControl, allowed
+from bastion.access import allowed
 from bastion.errors import AccessDenied, AuthenticationFailed, PolicyViolation
 from bastion.server.deps import CallerIdentity, CallerVault, ServerStateDep
+from bastion.server.state import TooManyRequests
 from bastion.server.tarstream import bytes_member, end_of_archive, tree_members
 
 router = APIRouter()
@@ -165,6 +167,7 @@ def pull(state: ServerStateDep, vault: CallerVault, body: PullBody) -> Streaming
         SoftwareEvidenceVerifier,
         load_release_policy,
     )
+    from bastion.serve.remote import gateway_policy_key
     from bastion.vault import public_key_path
 
     taken = _nonces(state).take(body.nonce, vault.identity.id)
@@ -173,11 +176,13 @@ def pull(state: ServerStateDep, vault: CallerVault, body: PullBody) -> Streaming
         raise PolicyViolation("key release denied: unknown, expired or reused challenge")
     ref, name = taken.ref, taken.ref.rpartition(":")[0]
     document = load_release_policy(state.home / "serve", signer=state.base.signer)
-    approved = document.models.get(POLICY_PREFIX + name)
+    approved = document.models.get(gateway_policy_key(name, taken.model_digest))  # the exact version
     details: dict[str, Any] = {"model_digest": taken.model_digest, "policy_digest": document.digest()}
     if approved is None:
         reason = (
-            f"no approved gateway policy for {name} (run 'bastion serve {name} --approve --gateway-attester')"
+            f"no approved gateway policy for this version of {name} (digest {taken.model_digest[:19]}…): "
+            f"an approval releases only the version approved (run 'bastion serve {ref} --approve "
+            "--gateway-attester')"
         )
         _audit(vault, ref, released=False, details={**details, "reason": reason})
         raise PolicyViolation(f"key release denied for {ref}: {reason}")
@@ -233,20 +238,6 @@ def pull(state: ServerStateDep, vault: CallerVault, body: PullBody) -> Streaming
     return StreamingResponse(stream(), media_type="application/x-tar", background=cleanup)
 
 
-class _QuietFailures:
-    """The audit log as a caller-token check sees it: a failed check by a gateway on behalf of an anonymous
-    caller is not appended (a spray of random tokens at a gateway must not grow the server's log; the gateway
-    counts them); every other entry goes through unchanged."""
-
-    def __init__(self, audit: Any) -> None:
-        self._audit = audit
-
-    def append(self, *, actor: str, action: str, target: str, outcome: str, details: Any = None) -> Any:
-        if action == "auth" and outcome == "denied":
-            return None
-        return self._audit.append(actor=actor, action=action, target=target, outcome=outcome, details=details)
-
-
 class IntrospectBody(BaseModel):
     token: str = Field(min_length=1, max_length=1024)
 
@@ -254,16 +245,47 @@ class IntrospectBody(BaseModel):
 @router.post("/gateway/introspect")
 def introspect(state: ServerStateDep, identity: CallerIdentity, body: IntrospectBody) -> dict[str, Any]:
     """Who a gateway's caller is (gateway identities only): the token is checked against its sealed rows on
-    every call, so a revocation holds within the gateway's token cache time."""
+    every call, so a revocation holds within the gateway's token cache time.
+
+    The answer is given only for a caller who holds ``model:infer`` on a model this gateway is granted;
+    any other token — unknown, revoked, an admin's, or valid but not one of this gateway's callers — gets
+    the same 401, so a gateway credential is no oracle for other tokens. Failures are limited per
+    gateway identity (429 past it, before any lookup) and audit-logged in aggregate
+    (:class:`~bastion.server.state.FailureLog`)."""
     if identity.role != GATEWAY_ROLE:
         raise AccessDenied(f"{identity.name} ({identity.role}) may not check other callers' tokens")
-    base = state.base
-    checker = AccessControl(base.engine, _QuietFailures(base.audit), sealer=base.access.sealer)  # type: ignore[arg-type]
+    source = f"gateway:{identity.name}"
+    decision = state.introspect_limits.address(identity.id)
+    if not decision.allowed:
+        state.introspect_failures.failed(source)
+        raise TooManyRequests(
+            "too many failed token checks by this gateway", retry_after_s=decision.retry_after_s
+        )
+    state.introspect_failures.flush()
     try:
-        caller = checker.authenticate(body.token)
+        caller = state.check_token(body.token)
+        if caller.role == "admin" or not any(
+            allowed(caller, "model:infer", model=m) for m in _gateway_models(state, identity)
+        ):  # an admin's token is never confirmed to a gateway: a compromised pod could test stolen ones
+            raise AuthenticationFailed("invalid credentials")
     except AuthenticationFailed:
+        state.introspect_limits.auth_failure(identity.id)
+        state.introspect_failures.failed(source)
         raise AuthenticationFailed("invalid credentials") from None
     return dict(caller.to_dict())
+
+
+def _gateway_models(state: Any, gateway: Any) -> list[str]:
+    """The model names ``gateway`` may be released: its literal grants and every registered model its
+    globs match."""
+    import sqlalchemy as sa
+
+    from bastion.store.tables import artifacts
+
+    with state.base.engine.connect() as conn:
+        names = [r.name for r in conn.execute(sa.select(artifacts.c.name).where(artifacts.c.kind == "model"))]
+    literal = [m for m in gateway.models if not set(m) & set("*?[")]
+    return [m for m in dict.fromkeys([*literal, *names]) if allowed(gateway, "registry:pull", model=m)]
 
 
 __all__ = ["POLICY_PREFIX", "refuse_unattested", "router"]

@@ -280,3 +280,28 @@ def test_a_worker_killed_mid_protect_changes_nothing(
     assert _files(tmp_path / "o") == _files(tmp_path / "ref")
     assert box["result"].output_digest == ref.output_digest
     client.wait_for_workers(2, timeout=60)
+
+
+def test_cli_dataset_scan_in_a_project_is_catalogued_and_audited(
+    datasets: dict[str, Path], vault: Vault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from bastion.cli import run
+    from bastion.data.catalog import catalog_entries
+
+    root = datasets["jsonl"]
+    n_audit = len(vault.audit.entries())
+    argv = ["data", "scan", str(root), "--no-presidio", "--workers", "1", "--format", "json"]
+    assert run([*argv, "--home", str(vault.settings.home)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recorded"] is True
+    entries = vault.audit.entries()
+    assert len(entries) == n_audit + 1
+    assert (entries[-1].action, entries[-1].outcome, entries[-1].details["engine"]) == (
+        "data:scan",
+        "ok",
+        "local",
+    )
+    cols = {e["column_name"]: e for e in catalog_entries(vault.engine, dataset=out["path"])}
+    assert cols["contact"]["label"] == "pii"

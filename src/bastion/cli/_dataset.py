@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from bastion.cli._common import OutputFormat, print_json
+from bastion.errors import InvalidInput
 
 if TYPE_CHECKING:
     from bastion.data import RiskReport
@@ -31,22 +32,30 @@ def scan_dataset_command(
     input_format: str | None,
     use_presidio: bool,
     fmt: OutputFormat,
+    home: Path | None = None,
 ) -> None:
-    from bastion.cli.data import _print_scan
+    from bastion.cli._common import open_vault
+    from bastion.cli.data import _has_project, _print_scan
     from bastion.compute import make_executor, scan_dataset
+    from bastion.compute.record import scan_dataset_recorded
     from bastion.data import load_policy
 
+    recorded = _has_project(home)
     pol = load_policy(policy) if policy is not None else None
+    args = {"path": path, "fmt": input_format, "policy": pol, "use_presidio": use_presidio}
     with make_executor(engine=engine or "local", cluster=cluster, workers=workers) as executor:
-        result = scan_dataset(
-            path=path, executor=executor, fmt=input_format, policy=pol, use_presidio=use_presidio
-        )
+        if recorded:
+            with open_vault(home) as vault:
+                if getattr(vault, "remote", False):
+                    raise InvalidInput("a partitioned dataset is scanned with a local project, not a server")
+                result = scan_dataset_recorded(vault, executor=executor, **args)
+        else:
+            result = scan_dataset(executor=executor, **args)  # type: ignore[arg-type]
     if fmt is OutputFormat.json:
-        print_json({**result.to_dict(), "recorded": False})
+        print_json({**result.to_dict(), "recorded": recorded})
         return
-    _print_scan(result.report, recorded=True)
+    _print_scan(result.report, recorded=recorded)
     typer.echo(f"{len(result.partitions)} partitions on the {engine or 'local'} engine")
-    typer.echo("(dataset scans are not recorded in the catalog yet)")
 
 
 def protect_dataset_command(
@@ -65,7 +74,6 @@ def protect_dataset_command(
     from bastion.cli._common import open_vault
     from bastion.compute import make_executor, protect_dataset
     from bastion.data import load_policy
-    from bastion.errors import InvalidInput
 
     pol = load_policy(policy) if policy is not None else None
     with open_vault(home) as vault:

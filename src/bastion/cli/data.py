@@ -128,6 +128,7 @@ def register(app: typer.Typer) -> None:
                 input_format=input_format,
                 use_presidio=not no_presidio,
                 fmt=fmt,
+                home=home,
             )
             return
         from bastion.cli._progress import interactive, step

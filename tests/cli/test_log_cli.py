@@ -44,3 +44,49 @@ def test_log_commands_and_tampering(tmp_path: Path, monkeypatch, capsys) -> None
     capsys.readouterr()
     assert run(["log", "verify"]) == 1
     assert "audit log" in capsys.readouterr().err
+
+
+def _witnessed_home(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    from bastion.vault import open_vault
+
+    h, wit = tmp_path / "home", tmp_path / "elsewhere" / "heads.jsonl"
+    wit.parent.mkdir()
+    init_project(
+        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
+    ).close()
+    with (h / "bastion.toml").open("a") as fh:
+        fh.write(f'\n[[log.witness]]\nkind = "file"\npath = "{wit}"\n')
+    with open_vault(home=h, passphrase=os.environ["BASTION_PASSPHRASE"]) as v:
+        for i in range(5):
+            v.audit.append(actor="owner", action="test", target=str(i), outcome="ok")
+    monkeypatch.setenv("BASTION_HOME", str(h))
+    monkeypatch.delenv("BASTION_WITNESS", raising=False)
+    return h, wit
+
+
+def test_witness_named_from_outside_the_home_catches_truncation(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue 11 F4: home + passphrase truncate the log and delete [[log.witness]] from bastion.toml."""
+    h, wit = _witnessed_home(tmp_path, monkeypatch)
+    assert run(["log", "verify", "--witness", str(wit), "--require-witness"]) == 0
+    capsys.readouterr()
+    engine = sa.create_engine(f"sqlite:///{h / 'bastion.db'}")
+    with engine.begin() as conn:  # drop the last 3 entries and their heads; the head of the rest stays
+        size = conn.execute(sa.text("SELECT max(idx) + 1 FROM audit_entries")).scalar_one()
+        keep = size - 3
+        conn.execute(sa.text("DELETE FROM audit_entries WHERE idx >= :k"), {"k": keep})
+        conn.execute(sa.text("DELETE FROM tree_heads WHERE size > :k"), {"k": keep})
+    engine.dispose()
+    (h / "audit-head.json").unlink(missing_ok=True)
+    toml = (h / "bastion.toml").read_text()
+    (h / "bastion.toml").write_text(toml.split("[[log.witness]]")[0])  # the insider removes the witness
+    assert run(["log", "verify"]) == 0  # what the home alone can say
+    assert "UNWITNESSED" in capsys.readouterr().out
+    assert run(["log", "verify", "--require-witness"]) == 1
+    assert "no witness" in capsys.readouterr().err
+    assert run(["log", "verify", "--witness", str(wit)]) == 1
+    assert "witness" in capsys.readouterr().err
+    monkeypatch.setenv("BASTION_WITNESS", str(wit))
+    assert run(["log", "verify"]) == 1
+    monkeypatch.setenv("BASTION_WITNESS", str(h / "inside.jsonl"))
+    assert run(["log", "verify"]) == 2  # a witness file inside the home witnesses nothing
+    assert "inside the home" in capsys.readouterr().err

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
-from bastion.errors import InvalidInput
+from bastion.errors import ConfigError, IntegrityError, InvalidInput, ServiceError
+
+WITNESS_ENV = "BASTION_WITNESS"
+
+
+def parse_witness_specs(specs: Sequence[str], *, home: Path) -> list[Any]:
+    """Witnesses named from outside the home: ``FILE`` (an append-only heads file) or
+    ``URL,key=PEM[,ca=PEM]`` (a ``bastion witness`` service and its public key)."""
+    from bastion.store.witness import witnesses_from_config
+
+    tables: list[dict[str, str]] = []
+    for spec in specs:
+        head, *opts = spec.split(",")
+        if head.startswith(("https://", "http://")):
+            table = {"kind": "http", "url": head}
+            for opt in opts:
+                key, sep, value = opt.partition("=")
+                if not sep or key not in ("key", "ca", "name"):
+                    raise InvalidInput(f"--witness {spec!r}: options are key=PEM, ca=PEM, name=NAME")
+                table[key] = value
+        elif opts:
+            raise InvalidInput(f"--witness {spec!r}: a file witness takes no options")
+        else:
+            table = {"kind": "file", "path": head}
+        tables.append(table)
+    try:
+        return witnesses_from_config(tables, home=home)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc).replace("[[log.witness]]", "--witness")) from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +51,15 @@ def register(app: typer.Typer) -> None:
     def verify(
         trusted_head: Path | None = typer.Option(
             None, "--trusted-head", help="A signed head saved earlier (`bastion log head --format json`)."
+        ),
+        witness: list[str] | None = typer.Option(
+            None,
+            "--witness",
+            help="A witness to check besides the home's [[log.witness]]: FILE or URL,key=PEM[,ca=PEM] "
+            f"(repeatable; also ${WITNESS_ENV}, whitespace-separated). Name it from outside the home.",
+        ),
+        require_witness: bool = typer.Option(
+            False, "--require-witness", help="Exit 1 when no witness is configured, reachable or has a head."
         ),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -32,8 +73,25 @@ def register(app: typer.Typer) -> None:
                 trusted = SignedTreeHead.from_dict(json.loads(trusted_head.read_text(encoding="utf-8")))
             except (OSError, ValueError) as exc:
                 raise InvalidInput(f"cannot read {trusted_head}: {exc}") from exc
+        specs = list(witness or []) + re.split(r"\s+", os.environ.get(WITNESS_ENV, "").strip())
+        specs = [s for s in specs if s]
         with open_vault(home) as vault:
-            result = vault.log_verify(trusted=trusted)
+            extra: list[Any] = []
+            if specs:
+                if getattr(vault, "remote", False):
+                    raise InvalidInput("--witness/$BASTION_WITNESS: run log verify on the server's host")
+                extra = parse_witness_specs(specs, home=vault.settings.home)
+            try:
+                result = vault.log_verify(trusted=trusted, **({"witnesses": extra} if extra else {}))
+            except ServiceError as exc:
+                if require_witness:  # an unreachable witness is a finding when one is required
+                    raise IntegrityError(f"{exc} (--require-witness)") from exc
+                raise
+            if require_witness and not any(w.size for w in result.witnesses):
+                raise IntegrityError(
+                    "no witness has seen this log (--require-witness): name one with --witness or "
+                    f"${WITNESS_ENV}, from outside the home"
+                )
             if not getattr(vault, "remote", False):  # a server runs this check in its own log verify
                 from bastion.privacy.ledger import ledger_for_vault  # a replayed ledger lost a logged spend
 
@@ -46,7 +104,8 @@ def register(app: typer.Typer) -> None:
         if not result.witnesses:
             typer.echo(
                 "UNWITNESSED: no [[log.witness]] is configured, so whoever holds this home and its "
-                "passphrase could truncate or rewrite the log undetected"
+                "passphrase could truncate or rewrite the log undetected (name the witness from outside "
+                f"the home: --witness or ${WITNESS_ENV}; --require-witness exits 1 here)"
             )
             return
         for w in result.witnesses:

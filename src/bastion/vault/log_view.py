@@ -7,6 +7,8 @@ replaying an older, validly sealed state is caught), and every proof is checked 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bastion.errors import IntegrityError
 from bastion.store.auditlog import (
     AuditEntry,
@@ -16,6 +18,7 @@ from bastion.store.auditlog import (
     SignedTreeHead,
 )
 from bastion.store.db import write_transaction
+from bastion.store.interface import Witness
 from bastion.vault._context import VaultContext
 from bastion.vault._seals import cross_check_log, seal_registry, unsealed_registry
 
@@ -26,11 +29,22 @@ class LogView:
     def __init__(self, ctx: VaultContext) -> None:
         self.ctx = ctx
 
-    def verify(self, *, trusted: SignedTreeHead | None = None) -> LogVerification:
-        """Recompute the audit log against its signed heads (and ``trusted``); raises IntegrityError."""
+    def verify(
+        self, *, trusted: SignedTreeHead | None = None, witnesses: Sequence[Witness] = ()
+    ) -> LogVerification:
+        """Recompute the audit log against its signed heads (and ``trusted``); raises IntegrityError.
+
+        ``witnesses`` are checked besides the home's ``[[log.witness]]`` tables: a verifier names them from
+        outside the home (``log verify --witness``), so deleting the tables from bastion.toml hides nothing.
+        """
         ctx = self.ctx
         ctx.check("log:read")
-        result = ctx.audit.verify(trusted=trusted)
+        configured = ctx.audit.witnesses
+        ctx.audit.witnesses = tuple(configured) + tuple(witnesses)
+        try:
+            result = ctx.audit.verify(trusted=trusted)
+        finally:
+            ctx.audit.witnesses = configured
         entries = ctx.audit.entries()
         with ctx.engine.connect() as conn:  # replayed sealed rows still have to agree with the log
             cross_check_log(conn, entries)

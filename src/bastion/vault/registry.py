@@ -43,6 +43,7 @@ from bastion.store.auditlog import (
     SignedTreeHead,
 )
 from bastion.store.blobs import BlobStore
+from bastion.store.interface import Witness
 from bastion.vault._context import INSPECTOR_GROUP, WRAP_HOLDER_GROUP, VaultContext
 from bastion.vault._gc import DEFAULT_MIN_AGE_S
 from bastion.vault._pull_stream import PullStream, StreamedFile
@@ -250,9 +251,12 @@ class Vault:
 
     # --- the audit log and seals -------------------------------------------------------------------------
 
-    def log_verify(self, *, trusted: SignedTreeHead | None = None) -> LogVerification:
-        """Recompute the audit log against its signed heads (and ``trusted``); raises IntegrityError."""
-        return self.log.verify(trusted=trusted)
+    def log_verify(
+        self, *, trusted: SignedTreeHead | None = None, witnesses: Sequence[Witness] = ()
+    ) -> LogVerification:
+        """Recompute the audit log against its signed heads (and ``trusted``), and against the home's
+        witnesses plus ``witnesses`` (named from outside the home); raises IntegrityError."""
+        return self.log.verify(trusted=trusted, witnesses=witnesses)
 
     def log_head(self) -> SignedTreeHead:
         return self.log.head()

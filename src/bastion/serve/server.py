@@ -382,6 +382,11 @@ def theft_defence(
     guard = config.input_guard
     lo, hi = guard.min_value, guard.max_value
     policy = TheftPolicy(daily_rows=tc.daily_rows, block_score=tc.block_score or None)
+    store = None
+    if config.redis_url:  # workers and replicas judge a consumer's combined stream
+        from bastion.serve.theft_state import RedisTheftStore
+
+        store = RedisTheftStore(url=config.redis_url, prefix=f"bastion-theft:{model.name}:{model.version}")
     defence = build_defence(
         key=key,
         reference_x=x.reshape(len(x), -1),
@@ -389,6 +394,7 @@ def theft_defence(
         n_classes=int(model.adapter.n_classes),
         policy=policy,
         center=(lo + hi) / 2.0 if lo is not None and hi is not None else 0.0,
+        store=store,
     )
     return defence, monitor_key
 

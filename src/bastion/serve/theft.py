@@ -35,7 +35,8 @@ argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-sty
 Every random part — the hyperplanes, the derangements, the poisoning noise, the reference subsample and a
 jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
 :func:`build_defence`; a fresh random one when none is given), so reading this code does not reveal them.
-State lives in memory, per process (several workers each judge the traffic they see).
+State lives in memory, per process, unless a shared store is given (:mod:`bastion.serve.theft_state`:
+Redis, so every worker and replica judges a consumer's combined stream; the watermark probes stay local).
 
 Size (over ~400 lines): :class:`TheftDefence` is one state machine (per-consumer evidence, detection,
 responses, evidence export) whose parts share one lock and one consumer table; split, each part would reach
@@ -44,6 +45,7 @@ into the others' state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -65,6 +67,7 @@ from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
 from bastion.serve.responses import keyed_generator, misinform, poison, truncate
+from bastion.serve.theft_state import dump_state, load_state
 
 THEFT_LABEL = "bastion-theft-v1"
 
@@ -188,6 +191,7 @@ class TheftDefence:
         secret: bytes | None = None,
         watermark: Any = None,
         labels: Any = None,
+        store: Any = None,
         center: float | np.ndarray = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -225,21 +229,43 @@ class TheftDefence:
         self._identities: OrderedDict[str, _Consumer] = OrderedDict()
         self._addresses: OrderedDict[str, _Consumer] = OrderedDict()
         self._lock = threading.Lock()
+        # a bastion.serve.theft_state.RedisTheftStore: detection state shared by every worker, or None
+        self._store = store
 
     # -- state ----------------------------------------------------------------------------------------
     def _table(self, consumer: str) -> OrderedDict[str, _Consumer]:
         return self._addresses if consumer.startswith("addr:") else self._identities
 
+    def _new(self) -> _Consumer:
+        return _Consumer(self.policy.window, self.policy.history, self.n_features)
+
     def _state(self, consumer: str) -> _Consumer:
         table = self._table(consumer)
         s = table.get(consumer)
-        if s is None:
-            s = table[consumer] = _Consumer(self.policy.window, self.policy.history, self.n_features)
-            while len(table) > self.policy.max_consumers:
-                _evict(table)
+        if self._store is not None:  # the shared state is the truth; the local entry keeps the probes
+            shared = self._new()
+            blob = self._store.load(consumer)
+            if blob is not None:
+                load_state(blob, shared, Flag)
+            if s is not None:
+                shared.kept = s.kept
+            s = table[consumer] = shared
+            table.move_to_end(consumer)
+        elif s is None:
+            s = table[consumer] = self._new()
         else:
             table.move_to_end(consumer)
+        while len(table) > self.policy.max_consumers:
+            _evict(table)
         return s
+
+    def _shared(self, consumers: Sequence[str]) -> Any:
+        return contextlib.nullcontext() if self._store is None else self._store.lock(consumers)
+
+    def _save(self, consumers: Sequence[str], states: Sequence[_Consumer]) -> None:
+        if self._store is not None:
+            for c, s in zip(consumers, states, strict=True):
+                self._store.save(c, dump_state(s))
 
     def _stats(self, s: _Consumer) -> tuple[float, dict[str, Any], str | None]:
         pol = self.policy
@@ -310,7 +336,7 @@ class TheftDefence:
         rounded = np.round(rows, 5)
         digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None
-        with self._lock:
+        with self._lock, self._shared(consumers):
             states = [self._state(c) for c in consumers]
             for s in states:
                 if s.day != day:
@@ -349,10 +375,13 @@ class TheftDefence:
                     reason = reason or s.flag.reason
                     score = max(score, s.flag.score)
                 best_score = max(best_score, score)
+            for s in states:
+                s.bits += len(rows) * (math.log2(self.n_classes) if flagged else 32.0 * self.n_classes)
+            self._save(consumers, states)
         if fresh:  # PRADA + keyed coverage over the identity's distinct rows: corroborating evidence only
             verdict = self.monitor.observe(consumers[0], rows[fresh])
             if verdict.flagged and not flagged and best_score * self._shift_z >= pol.corroborate_z:
-                with self._lock:
+                with self._lock, self._shared(consumers[:1]):
                     s = self._state(consumers[0])
                     s.flag = Flag(
                         consumers[0],
@@ -362,6 +391,7 @@ class TheftDefence:
                         now,
                         {"monitor": verdict.reason},
                     )
+                    self._save(consumers[:1], [s])
                 flagged = newly = True
                 reason = s.flag.reason
                 best_score = max(best_score, 1.0)
@@ -388,13 +418,10 @@ class TheftDefence:
         if self.watermark is not None and fresh:
             keep = [i for i in fresh if not mis[i]]  # rows whose answer carries the consumer's signal
             with self._lock:
-                kept = self._state(consumers[0]).kept
+                kept = self._table(consumers[0])[consumers[0]].kept
                 kept.extend(rows[keep].astype(np.float32))
                 while len(kept) > pol.keep_queries:
                     kept.popleft()
-        with self._lock:
-            for s in states:
-                s.bits += len(rows) * (math.log2(self.n_classes) if flagged else 32.0 * self.n_classes)
         return Answer(
             proba=out,
             flagged=flagged,
@@ -412,7 +439,14 @@ class TheftDefence:
         now = self._clock()
         with self._lock:
             out = []
-            for s in [*self._identities.values(), *self._addresses.values()]:
+            states = [*self._identities.values(), *self._addresses.values()]
+            if self._store is not None:  # every worker's consumers
+                states = []
+                for c in self._store.consumers():
+                    blob = self._store.load(c)
+                    if blob is not None:
+                        states.append(load_state(blob, self._new(), Flag))
+            for s in states:
                 if s.flag is not None and now - s.flag.last_seen <= self.policy.flag_ttl_s:
                     out.append({**s.flag.to_dict(), "rows": s.rows, "bits_released": round(s.bits, 1)})
             return out
@@ -452,6 +486,8 @@ class TheftDefence:
     def reset(self, consumer: str) -> None:
         with self._lock:
             self._table(consumer).pop(consumer, None)
+            if self._store is not None:
+                self._store.delete(consumer)
         self.monitor.reset(consumer)
 
 
@@ -475,6 +511,7 @@ def build_defence(
     policy: TheftPolicy | None = None,
     center: float | np.ndarray = 0.0,
     clock: Callable[[], float] = time.time,
+    store: Any = None,
 ) -> TheftDefence:
     """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
     key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it."""
@@ -493,6 +530,7 @@ def build_defence(
         secret=key.derive(f"{THEFT_LABEL}:deployment"),
         watermark=wm,
         labels=labels,
+        store=store,
         center=center,
         clock=clock,
     )

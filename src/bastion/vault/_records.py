@@ -192,11 +192,11 @@ class Records:
     def refuse_quarantined(self, row: Any) -> None:
         """Refuse a pull of a version that ``bastion respond`` quarantined (by name or ``name:version``).
 
-        The quarantine lives in the home's signed response state (:mod:`bastion.respond.state`), verified
-        with the home's log key before it is believed; a state that fails its signature refuses every pull,
-        as it refuses every request at the gateway."""
-        from bastion.respond.state import load_verified as load_state
-        from bastion.respond.state import state_path
+        The quarantine lives in the home's signed response state (:mod:`bastion.store.response_state`),
+        verified with the home's log key before it is believed; a state that fails its signature refuses
+        every pull, as it refuses every request at the gateway."""
+        from bastion.store.response_state import load_verified as load_state
+        from bastion.store.response_state import state_path
 
         path = state_path(self.ctx.settings.home)
         if not path.exists():

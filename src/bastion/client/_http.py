@@ -125,15 +125,15 @@ class Transport:
         except ValueError as exc:
             raise E.ServiceError("the server sent a response that is not JSON") from exc
 
-    def upload(self, path: str, body: Iterable[bytes]) -> Any:
-        """POST a streamed body (an iterator of chunks: nothing is read ahead)."""
+    def upload(self, path: str, body: Iterable[bytes], *, length: int | None = None) -> Any:
+        """POST a streamed body (an iterator of chunks: nothing is read ahead). With its exact ``length``
+        the body goes out as is (no chunked framing, so no per-chunk copy); a body that then sends more or
+        fewer bytes fails the request."""
+        headers = {"Content-Type": "application/x-tar"}
+        if length is not None:
+            headers["Content-Length"] = str(length)
         with self._errors():
-            response = self._client.post(
-                path,
-                content=body,
-                headers={"Content-Type": "application/x-tar"},
-                timeout=STREAM_TIMEOUT,
-            )
+            response = self._client.post(path, content=body, headers=headers, timeout=STREAM_TIMEOUT)
         raise_for(response)
         return response.json()
 
@@ -197,7 +197,8 @@ class ResponseReader:
                 raise item
             else:
                 self._buf = item
-        if size < 0:
-            size = len(self._buf)
+        if size < 0 or size >= len(self._buf):
+            out, self._buf = self._buf, b""  # the whole piece: no copy
+            return out
         out, self._buf = self._buf[:size], self._buf[size:]
         return out

@@ -28,7 +28,8 @@ from bastion.server.tarstream import (
     end_of_archive,
     extract_stream,
     file_member,
-    tree_members,
+    listing_length,
+    tree_listing,
 )
 from bastion.store.auditlog import (
     AuditEntry,
@@ -51,6 +52,7 @@ PULL_META = ("version.json", "pub.pem")
 # instead of fresh page-faulted mappings for every 1 MiB that tarfile's stream mode joins and slices
 # (profiled: that join was a third of the client's time); 64 pieces in flight decouple TLS from the disk.
 PULL_CHUNK = 64 << 10
+PUSH_CHUNK = 1 << 20  # sent as is (the upload has a Content-Length, so h11 adds no framing copy)
 
 
 class NotAvailableRemotely(ConfigError, AttributeError):
@@ -200,15 +202,20 @@ class RemoteVault:
         except (TypeError, ValueError) as exc:
             raise InvalidInput("metadata must be JSON-serialisable") from exc
 
-        def body() -> Iterator[bytes]:
-            yield from bytes_member("push.json", preamble)
-            if stat.S_ISDIR(st.st_mode):
-                yield from tree_members("files", src)
-            else:
-                yield from file_member(f"files/{src.name}", src)
+        if stat.S_ISDIR(st.st_mode):
+            listing = tree_listing("files", src)
+        else:
+            listing = [(f"files/{src.name}", src, st.st_size)]
+        meta = list(bytes_member("push.json", preamble))
+        length = sum(map(len, meta)) + listing_length(listing) + len(end_of_archive())
+
+        def body() -> Iterator[bytes]:  # exactly ``length`` bytes, or a refusal (a file changed size)
+            yield from meta
+            for name, path, size in listing:
+                yield from file_member(name, path, expect_size=size, chunk=PUSH_CHUNK)
             yield end_of_archive()
 
-        return D.artifact_version(self._t.upload("/registry/push", body()))
+        return D.artifact_version(self._t.upload("/registry/push", body(), length=length))
 
     def pull(self, ref: str | ArtifactRef, *, out: str | os.PathLike[str]) -> ArtifactVersion:
         """Stream a verified version from the server into ``out`` (new or empty), as local pull does: staged

@@ -73,14 +73,22 @@ def bytes_member(name: str, data: bytes) -> Iterator[bytes]:
         yield b"\0" * pad
 
 
-def file_member(name: str, path: Path, *, chunk: int = CHUNK) -> Iterator[bytes]:
-    """One regular file as a tar member, read once from one descriptor (not following links)."""
+def file_member(
+    name: str, path: Path, *, chunk: int = CHUNK, expect_size: int | None = None
+) -> Iterator[bytes]:
+    """One regular file as a tar member, read once from one descriptor (not following links).
+
+    ``expect_size``: the size announced earlier (:func:`tree_listing`); a file that changed size since is
+    refused rather than sent with another length.
+    """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb", buffering=0) as fh:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise InvalidInput(f"not a regular file: {path}")
         size = st.st_size
+        if expect_size is not None and size != expect_size:
+            raise InvalidInput(f"{path} changed size while it was being sent")
         yield _header(name, size=size)
         left = size
         while left:
@@ -94,8 +102,10 @@ def file_member(name: str, path: Path, *, chunk: int = CHUNK) -> Iterator[bytes]
         yield b"\0" * pad
 
 
-def tree_members(prefix: str, root: Path, *, chunk: int = CHUNK) -> Iterator[bytes]:
-    """Every regular file under directory ``root`` as ``prefix/<relative path>`` (sorted; links refused)."""
+def tree_listing(prefix: str, root: Path) -> list[tuple[str, Path, int]]:
+    """``(prefix/<relative path>, path, size)`` of every regular file under directory ``root`` (sorted;
+    links and anything but regular files refused): what :func:`tree_members` sends."""
+    out = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         here = Path(dirpath)
@@ -106,9 +116,32 @@ def tree_members(prefix: str, root: Path, *, chunk: int = CHUNK) -> Iterator[byt
         for f in sorted(filenames):
             rel = f if rel_dir == "." else f"{rel_dir}/{f}"
             path = here / f
-            if path.is_symlink():
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
                 raise InvalidInput(f"{path} is a symbolic link: push refuses links")
-            yield from file_member(f"{prefix}/{rel}", path, chunk=chunk)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidInput(f"not a regular file: {path}")
+            out.append((f"{prefix}/{rel}", path, st.st_size))
+    return out
+
+
+def listing_length(listing: Iterable[tuple[str, Path, int]]) -> int:
+    """The bytes :func:`file_member` sends for each entry of a listing (headers, data, padding)."""
+    return sum(len(member_header(name, size=size)) + size + (-size % BLOCK) for name, _, size in listing)
+
+
+def tree_members(
+    prefix: str,
+    root: Path,
+    *,
+    chunk: int = CHUNK,
+    listing: list[tuple[str, Path, int]] | None = None,
+) -> Iterator[bytes]:
+    """Every regular file under directory ``root`` as ``prefix/<relative path>`` (sorted; links refused).
+
+    With ``listing`` (from :func:`tree_listing`) exactly those files at exactly those sizes are sent."""
+    for name, path, size in tree_listing(prefix, root) if listing is None else listing:
+        yield from file_member(name, path, chunk=chunk, expect_size=None if listing is None else size)
 
 
 def end_of_archive() -> bytes:
@@ -273,8 +306,10 @@ __all__ = [
     "end_of_archive",
     "extract_stream",
     "file_member",
+    "listing_length",
     "member_header",
     "padding",
     "safe_name",
+    "tree_listing",
     "tree_members",
 ]

@@ -39,15 +39,17 @@ STORAGE_ELEMENT_SIZE: dict[str, int] = {
 }
 
 
-def _load() -> tuple[frozenset[str], dict[str, str]]:
+def _load() -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
     doc = json.loads(resources.files("bastion.scan").joinpath("allowlist.json").read_text("utf-8"))
     entries = frozenset(doc["entries"])
     aliases = {k: v for k, v in doc["aliases"].items() if v in entries}
-    return entries, aliases
+    values = frozenset(k for k, kind in doc["entries"].items() if kind == "value")
+    return entries, aliases, values
 
 
-#: exact ``module:qualname`` pairs (generated, see :mod:`bastion.scan._gen.allowlist`)
-ENTRIES, ALIASES = _load()
+#: exact ``module:qualname`` pairs (generated, see :mod:`bastion.scan._gen.allowlist`); ``VALUES`` are the
+#: entries a pickle may only reference, never call (numpy ufuncs, torch's C activations)
+ENTRIES, ALIASES, VALUES = _load()
 ALLOWED: frozenset[str] = ENTRIES | frozenset(ALIASES)
 
 #: TorchScript archives' pickles are read by torch.jit.load's C++ unpickler, which special-cases these
@@ -200,6 +202,7 @@ __all__ = [
     "KNOWN_DANGEROUS",
     "STORAGE_ELEMENT_SIZE",
     "TORCHSCRIPT_ONLY",
+    "VALUES",
     "canonical",
     "is_allowed",
     "is_known_dangerous",

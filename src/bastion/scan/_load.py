@@ -65,6 +65,14 @@ def safe_load(
     checkpoint names (torch's safe-globals API); pickles and joblib files with :mod:`bastion.scan._unpickler`
     (the allow-list inside ``find_class``, no calls of computed values, no mutation of shared objects,
     bounded decompression and time); safetensors and NumPy without pickle.
+
+    Limits of ``timeout_s``: it is checked on every read of the pickle and of a decompressor, so it bounds
+    the parsing, not a single call: a call already running (big-integer arithmetic, an allocation) holds the
+    GIL and cannot be interrupted in-process, and ``torch.load`` has no deadline. Such calls are refused
+    before they run, by the scan and again by the restricted unpickler (:mod:`bastion.scan._calls`): no
+    allow-listed value (ufunc) is called, ``int``/``float`` take only literals, arrays must fit in the file,
+    ``Decimal``/``Fraction`` are not allowed. Loading in a killable child process would bound it, but the
+    loaded tensors would have to be copied back; run untrusted loads under OS limits (``ulimit -t -v``) too.
     """
     cfg = config or ScanConfig()
     source = Path(path)

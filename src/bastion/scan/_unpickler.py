@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from bastion.errors import UnsafeArtifact
 from bastion.scan._allowlist import ALIASES, ALLOWED
+from bastion.scan._calls import JUDGED, judge_call, literal_dtype
 
 _BASE: Any = pickle._Unpickler  # type: ignore[attr-defined]  # the pure-Python unpickler (hookable opcodes)
 _DISPATCH: dict[int, Any] = _BASE.dispatch
@@ -125,6 +126,7 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         self._size = size
         self._joblib = joblib
         self._granted: dict[int, Any] = {}
+        self._keys: dict[int, str] = {}
         self._stale: dict[int, Any] = {}
         self._wrappers: dict[int, Any] = {}
 
@@ -133,8 +135,10 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         key = f"{module}:{name}"
         if key not in ALLOWED and key not in self._extra:
             raise LoadRefused(f"refusing to import {module}.{name} (not on the allow-list)")
-        obj = resolve(ALIASES.get(key, key))
+        canon = ALIASES.get(key, key)
+        obj = resolve(canon)
         self._granted[id(obj)] = obj
+        self._keys.setdefault(id(obj), canon)
         return obj
 
     def persistent_load(self, pid: Any) -> Any:
@@ -145,10 +149,27 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         if self._granted.get(id(func)) is not func:
             raise LoadRefused(f"{op} calls a value that is not an allow-listed global")
 
-    def _arguments(self, func: Any, args: Any) -> None:
+    def _key(self, v: Any) -> str | None:
+        return self._keys.get(id(v)) if self._granted.get(id(v)) is v else None
+
+    def _arguments(self, func: Any, args: Any, op: str = "REDUCE", kwargs: Any = None) -> None:
         for a in _flat(args):
             if isinstance(a, range | Iterator):
                 raise LoadRefused("a range or iterator passed to a call (unbounded materialisation)")
+        key = self._key(func)
+        if key in JUDGED:
+            reason = judge_call(
+                key,
+                args if isinstance(args, tuple) else (args,),
+                kwargs if isinstance(kwargs, dict) else {},
+                op=op,
+                size=self._size,
+                key_of=self._key,
+                dtype_of=_dtype,
+                is_tensor_type=_is_tensor_type,
+            )
+            if reason is not None:
+                raise LoadRefused(reason)
         if func is bytes or func is bytearray:
             if args and isinstance(args[0], int):
                 raise LoadRefused(f"{func.__name__}(int) allocates: not how pickles build bytes")
@@ -167,7 +188,7 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
 
     def _call(self, func: Any, args: tuple[Any, ...], op: str) -> Any:
         self._callable(func, op)
-        self._arguments(func, args)
+        self._arguments(func, args, op)
         value = func(*args)
         return self._result(value)
 
@@ -185,7 +206,7 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         self._callable(cls, "NEWOBJ")
         if not isinstance(cls, type) or not isinstance(args, tuple):
             raise LoadRefused("NEWOBJ on a non-class")
-        self._arguments(cls, args)
+        self._arguments(cls, args, "NEWOBJ")
         obj = self._result(cls.__new__(cls, *args))
         if self._joblib and _is_wrapper_class(cls) and not args:
             self._wrappers[id(obj)] = obj
@@ -198,13 +219,13 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         self._callable(cls, "NEWOBJ_EX")
         if not isinstance(cls, type) or not isinstance(args, tuple) or not isinstance(kwargs, dict):
             raise LoadRefused("NEWOBJ_EX on a non-class")
-        self._arguments(cls, args)
-        self._arguments(cls, kwargs)
+        self._arguments(cls, args, "NEWOBJ_EX", kwargs)
+        self._arguments(cls, kwargs, "NEWOBJ_EX")
         self.append(self._result(cls.__new__(cls, *args, **kwargs)))
 
     def _instantiate(self, klass: Any, args: tuple[Any, ...]) -> None:
         self._callable(klass, "INST/OBJ")
-        self._arguments(klass, args)
+        self._arguments(klass, args, "INST/OBJ")
         if args or not isinstance(klass, type) or hasattr(klass, "__getinitargs__"):
             value = klass(*args)
         else:
@@ -314,6 +335,22 @@ for _op, _name in (
     RestrictedUnpickler.dispatch[_op[0]] = getattr(RestrictedUnpickler, _name)
 
 
+def _dtype(spec: Any) -> Any:
+    """numpy's dtype for a real dtype argument, or None when it is not one numpy accepts cheaply."""
+    import numpy as np
+
+    if isinstance(spec, np.dtype):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, np.generic):
+        return np.dtype(spec)
+    return literal_dtype(spec)
+
+
+def _is_tensor_type(v: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(v, type) and issubclass(v, torch.Tensor)
+
+
 def _is_wrapper_class(cls: Any) -> bool:
     return cls.__module__ == "joblib.numpy_pickle" and cls.__qualname__ == "NumpyArrayWrapper"
 
@@ -338,7 +375,17 @@ def restricted_load(
         raise
     except RecursionError as exc:
         raise LoadRefused("pickle nested too deeply") from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError) as exc:
+    except MemoryError as exc:
+        raise LoadRefused("loading the pickle ran out of memory") from exc
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        OverflowError,
+    ) as exc:
         raise LoadRefused(f"pickle could not be loaded ({type(exc).__name__})") from exc
 
 

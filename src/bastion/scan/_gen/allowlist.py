@@ -27,7 +27,9 @@ Sources:
 Refused by construction (root cause 2 of issue 19): callables that can return their argument, a module, a
 class, a function or a mutable global (``torch.jit._pickle.restore_type_tag`` and ``build_*`` lists,
 ``builtins.getattr``/``type``, ``operator``/``functools``), any module object, anything from ``os``,
-``subprocess``, ``io``, ``socket``, ``pickle``, ``joblib.Parallel`` and friends.
+``subprocess``, ``io``, ``socket``, ``pickle``, ``joblib.Parallel`` and friends; :data:`EXCLUDED` (callables
+that call or rewrite what they are given). ``decimal.Decimal`` and ``fractions.Fraction`` are not entries:
+their string parsing and arithmetic reach unbounded big-integer work that holds the GIL.
 """
 
 from __future__ import annotations
@@ -76,8 +78,6 @@ _CORE: tuple[tuple[str, str], ...] = (
     ("datetime", "time"),
     ("datetime", "timedelta"),
     ("datetime", "timezone"),
-    ("decimal", "Decimal"),
-    ("fractions", "Fraction"),
     ("uuid", "UUID"),
     ("argparse", "Namespace"),
     ("_codecs", "encode"),
@@ -146,6 +146,12 @@ _ALIASES = {
     "numpy.core.multiarray:scalar": "numpy._core.multiarray:scalar",
     "numpy.core.numeric:_frombuffer": "numpy._core.numeric:_frombuffer",
     "copy_reg:_reconstructor": "copyreg:_reconstructor",
+}
+#: entries the sources above would emit that are refused, each with its reason (issue 19, cold attack)
+EXCLUDED: dict[str, str] = {
+    "sklearn.utils.deprecation:deprecated": "a decorator: calling it on an allowed class rewrites that class",
+    "sklearn.metrics._scorer:_Scorer": "a stored callable that calls the function it wraps",
+    "sklearn.utils.parallel:_FuncWrapper": "a stored callable that calls the function it wraps",
 }
 _TORCH_NEVER = ("torch.jit", "torch._C._jit", "torch.hub", "torch.package", "torch.utils", "torch.ops")
 _SKLEARN_SKIP = {
@@ -338,6 +344,8 @@ def generate() -> dict[str, Any]:
     _sklearn(entries)
     _torch(entries)
     _lightgbm(entries)
+    for name in EXCLUDED:
+        entries.pop(name, None)
     for name in list(entries):
         module, qualname = name.split(":", 1)
         if module.split(".", 1)[0] in ("os", "posix", "subprocess", "io", "socket", "pickle", "sys"):

@@ -13,7 +13,14 @@ import pickletools
 from collections.abc import Callable
 from typing import Any
 
-from bastion.scan._allowlist import TORCHSCRIPT_ONLY, _is_allowed, is_known_dangerous, normalise_extra
+from bastion.scan._allowlist import (
+    TORCHSCRIPT_ONLY,
+    _is_allowed,
+    canonical,
+    is_known_dangerous,
+    normalise_extra,
+)
+from bastion.scan._calls import JUDGED, judge_call, literal_dtype
 from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
 from bastion.scan._pickle.joblib import array_layout
@@ -103,6 +110,28 @@ class PickleAnalyzer:
             f"{op} calls a computed value ({type(v).__name__}), not an imported global",
         )
         return f"<{type(v).__name__}>"
+
+    def _judge(self, func: Any, args: Any, kwargs: Any, op: str) -> None:
+        """The argument rules of :mod:`bastion.scan._calls` for a call of an allow-listed global."""
+        if not isinstance(func, Global):
+            return
+        key = canonical(func.module, func.name)
+        if key not in JUDGED:
+            return
+        items = plain(args)
+        named = plain(kwargs) if kwargs is not None else {}
+        reason = judge_call(
+            key,
+            items if isinstance(items, tuple) else (items,),
+            named if isinstance(named, dict) else {"?": named},
+            op=op,
+            size=self.r.src.size,
+            key_of=_static_key,
+            dtype_of=_static_dtype,
+            is_tensor_type=_named_tensor,
+        )
+        if reason is not None:
+            self._issue("pickle-unsafe-call", Severity.high, reason, func.full)
 
     # -- stack helpers ----------------------------------------------------------------------------------
     def push(self, v: Any) -> None:
@@ -451,6 +480,7 @@ class PickleAnalyzer:
         if self.joblib:
             self._no_wrapper_args(Box("tuple", list(args)))
         g = self._check_global(arg[0], arg[1])
+        self._judge(g, Box("tuple", list(args)), None, "INST")
         self.push_nested(Obj(g.full, Box("tuple", args)))
 
     def op_OBJ(self, arg: None) -> None:
@@ -460,6 +490,7 @@ class PickleAnalyzer:
         if self.joblib:
             self._no_wrapper_args(Box("tuple", items[1:]))
         ctor = self._callee(items[0], "OBJ")
+        self._judge(items[0], Box("tuple", items[1:]), None, "OBJ")
         self.push_nested(Obj(ctor, Box("tuple", items[1:])))
 
     def _no_wrapper_args(self, args: Any) -> None:
@@ -475,6 +506,7 @@ class PickleAnalyzer:
         if self.joblib:
             self._no_wrapper_args(args)
         ctor = self._callee(func, "REDUCE")
+        self._judge(func, args, None, "REDUCE")
         self.push_nested(Obj(ctor, args))
 
     def op_NEWOBJ(self, arg: None) -> None:
@@ -488,13 +520,17 @@ class PickleAnalyzer:
         ):
             self.push(Obj(JOBLIB_WRAPPER, args))  # the exact construction joblib writes
             return
-        self.push_nested(Obj(self._callee(cls, "NEWOBJ"), args))
+        ctor = self._callee(cls, "NEWOBJ")
+        self._judge(cls, args, None, "NEWOBJ")
+        self.push_nested(Obj(ctor, args))
 
     def op_NEWOBJ_EX(self, arg: None) -> None:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        self.push_nested(Obj(self._callee(cls, "NEWOBJ_EX"), Box("tuple", [args, kwargs])))
+        ctor = self._callee(cls, "NEWOBJ_EX")
+        self._judge(cls, args, kwargs, "NEWOBJ_EX")
+        self.push_nested(Obj(ctor, Box("tuple", [args, kwargs])))
 
     def op_BUILD(self, arg: None) -> None:
         state = self.pop()
@@ -592,6 +628,33 @@ def _build_table() -> list[tuple[Callable[[PickleAnalyzer, Any], None] | None, s
 
 
 _TABLE = _build_table()
+
+
+def _static_key(v: Any) -> str | None:
+    return canonical(v.module, v.name) if isinstance(v, Global) else None
+
+
+def _static_dtype(v: Any) -> Any:
+    """The dtype a simulated argument denotes (a literal, a numpy scalar class, ``numpy.dtype('f8')``)."""
+    if isinstance(v, Obj) and v.ctor == "numpy.dtype":
+        v = tuple_items(v.args)[:1][0] if tuple_items(v.args) else None
+    if isinstance(v, Global):
+        key = canonical(v.module, v.name)
+        if key.startswith("numpy") and _is_allowed(v.module, v.name, frozenset()):
+            import numpy as np
+
+            from bastion.scan._unpickler import resolve
+
+            try:
+                return np.dtype(resolve(key))
+            except Exception:
+                return None
+        return None
+    return literal_dtype(v)
+
+
+def _named_tensor(v: Any) -> bool:
+    return True  # the static reader judges the class by its name (TENSOR_TYPES)
 
 
 @functools.lru_cache(maxsize=4096)

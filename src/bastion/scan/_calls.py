@@ -1,0 +1,144 @@
+"""Which calls of allow-listed globals a pickle may make, judged on their arguments (one policy, two readers).
+
+The static walk (:mod:`bastion.scan._pickle.analyzer`, on simulated values) and the restricted unpickler
+(:mod:`bastion.scan._unpickler`, on the real arguments just before the call) both ask :func:`judge_call`.
+The rules refuse calls whose cost is not bounded by the file's size, and calls that reach code the
+allow-list did not name (issue 19, cold attack): a single call cannot be interrupted by a deadline, because
+big-integer and allocation work holds the GIL.
+
+* entries of kind ``value`` (numpy ufuncs, torch's C activations) are referenced by pickles, never called:
+  ``numpy.power(Fraction(10), 10**9)`` or ``numpy.power(10**30, 10**8)`` (object loops) would run for minutes;
+* ``int``/``float``/``complex`` take only plain literals (no object's ``__int__``/``__float__``);
+  ``bytes``/``bytearray`` never take a size;
+* array constructions (``numpy.ndarray``, ``_reconstruct``, ``_mareconstruct``) need a literal shape whose
+  element count times item size fits in the file, and a direct ``ndarray`` call never has an object dtype
+  (object arrays are filled with ``None``: 8 bytes touched per element from a 33-byte file);
+* ``torch._tensor._rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: ``func`` must be
+  one of torch's own tensor rebuilders and ``new_type`` a tensor class;
+* LightGBM's ``Booster`` is rebuilt by ``NEWOBJ`` + ``BUILD``; called with arguments it opens a file path.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from bastion.scan._allowlist import ENTRIES, VALUES
+
+_ARRAYS = {  # key -> (index of the shape argument, index of the dtype argument)
+    "numpy:ndarray": (0, 1),
+    "numpy._core.multiarray:_reconstruct": (1, 2),
+    "numpy.ma.core:_mareconstruct": (2, 3),
+}
+_NUMBERS = frozenset({"builtins:int", "builtins:float", "builtins:complex"})
+_SIZED = frozenset({"builtins:bytes", "builtins:bytearray"})
+_LITERALS = (str, int, float, bool, bytes)
+REBUILD_FROM_TYPE = "torch._tensor:_rebuild_from_type_v2"
+#: torch's own tensor rebuilders (the only ``func`` ``_rebuild_from_type_v2`` may call)
+REBUILDERS = frozenset(k for k in ENTRIES if k.startswith("torch._utils:_rebuild_"))
+#: tensor classes by name (the static reader judges names; the unpickler also checks ``issubclass``)
+TENSOR_TYPES = frozenset(
+    k
+    for k in ENTRIES
+    if k.split(":")[0].split(".")[0] == "torch"
+    and k.split(":")[1] in ("Tensor", "Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer")
+)
+_NO_ARGS = frozenset({"lightgbm.basic:Booster"})
+
+#: the keys :func:`judge_call` has rules for (callers skip the argument conversion for every other call)
+JUDGED = VALUES | _NUMBERS | _SIZED | frozenset(_ARRAYS) | {REBUILD_FROM_TYPE} | _NO_ARGS
+
+KeyOf = Callable[[Any], "str | None"]
+DtypeOf = Callable[[Any], Any]
+
+
+def _count(shape: Any) -> int | None:
+    if type(shape) is int:
+        return shape if shape >= 0 else None
+    if isinstance(shape, tuple | list) and all(type(d) is int and d >= 0 for d in shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _literal_dtype(spec: str | bytes) -> Any:
+    import numpy as np
+
+    try:
+        return np.dtype(spec.decode("latin-1") if isinstance(spec, bytes) else spec)
+    except Exception:
+        return None
+
+
+def literal_dtype(spec: Any) -> Any:
+    """numpy's dtype for a string spec (``'f8'``, ``b'b'``, ``'O'``), or None."""
+    if isinstance(spec, str | bytes) and len(spec) < 256:
+        return _literal_dtype(spec)
+    return None
+
+
+def _array(
+    key: str, args: tuple[Any, ...], kwargs: dict[str, Any], size: int, dtype_of: DtypeOf
+) -> str | None:
+    i_shape, i_dtype = _ARRAYS[key]
+    shape = args[i_shape] if len(args) > i_shape else kwargs.get("shape")
+    count = _count(shape)
+    if count is None:
+        return f"{key} with a shape that is not a literal tuple of sizes"
+    if len(args) > i_dtype:
+        spec = args[i_dtype]
+    elif "dtype" in kwargs:
+        spec = kwargs["dtype"]
+    else:
+        spec = "f8" if key == "numpy:ndarray" else None
+    dtype = dtype_of(spec)
+    if dtype is None:
+        return None if count == 0 else f"{key} of {count} elements with a dtype that cannot be judged"
+    if key == "numpy:ndarray" and dtype.hasobject:
+        return "numpy.ndarray called directly with an object dtype (filled element by element)"
+    if count * max(dtype.itemsize, 1) > size:
+        return f"{key} of {count} x {dtype.itemsize} bytes, more than the file holds ({size} bytes)"
+    return None
+
+
+def judge_call(
+    key: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    op: str,
+    size: int,
+    key_of: KeyOf,
+    dtype_of: DtypeOf,
+    is_tensor_type: Callable[[Any], bool],
+) -> str | None:
+    """Why calling the allow-listed ``key`` with these arguments is refused, or None when it is not."""
+    if key is None:
+        return None
+    if key in VALUES:
+        return f"{op} calls {key}, a value pickles only reference (never call)"
+    if key in _NUMBERS:
+        if any(type(a) not in _LITERALS for a in (*args, *kwargs.values())):
+            return f"{key} of an object (its __int__/__index__/__float__ runs unbounded code)"
+    elif key in _SIZED:
+        if args and type(args[0]) in (int, bool):
+            return f"{key}(int) allocates: not how pickles build bytes"
+    elif key in _ARRAYS:
+        return _array(key, args, kwargs, size, dtype_of)
+    elif key == REBUILD_FROM_TYPE:
+        func = args[0] if args else None
+        new_type = args[1] if len(args) > 1 else None
+        if key_of(func) not in REBUILDERS:
+            return "_rebuild_from_type_v2 with a func that is not one of torch's tensor rebuilders"
+        if key_of(new_type) not in TENSOR_TYPES or not is_tensor_type(new_type):
+            return "_rebuild_from_type_v2 with a new_type that is not a tensor class"
+    elif key in _NO_ARGS and (args or kwargs) and op != "BUILD":
+        return f"{op} calls {key} with arguments (pickles rebuild it by NEWOBJ + BUILD; arguments open files)"
+    return None
+
+
+__all__ = ["JUDGED", "REBUILDERS", "REBUILD_FROM_TYPE", "TENSOR_TYPES", "judge_call", "literal_dtype"]

@@ -80,3 +80,41 @@ def test_two_workers_on_one_redis_flag_an_alternating_attacker_as_fast_as_one(
 def test_an_unreachable_store_fails_closed() -> None:
     with pytest.raises(ServiceError):
         RedisTheftStore(url="redis://127.0.0.1:1/0")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_two_live_gateways_on_one_redis_see_one_consumer_stream(
+    redis_url: str, project: Any, digits: Any, kit: Any
+) -> None:
+    """Two real gateways (uvicorn on 127.0.0.1) on one Redis: a consumer alternating between them is
+    flagged at the same row count as on one gateway, and either gateway's admin API lists the flag."""
+    import httpx
+
+    alice, dave = kit.bearer(project.tokens["alice"]), kit.bearer(project.tokens["dave"])
+
+    def first_flag(defences: list[TheftDefence]) -> int | None:
+        rng = np.random.default_rng(21)
+        gateways = [kit.make_gateway(project, digits, theft=d) for d in defences]
+        with kit.serving(gateways[0]) as a, kit.serving(gateways[-1]) as b:
+            servers = [a, b] if len(defences) > 1 else [a]
+            for i in range(15):
+                x = rng.random((20, 64), dtype=np.float32)
+                url = servers[i % len(servers)].url
+                r = httpx.post(
+                    f"{url}/v2/models/digits/infer", json=kit.infer_body(x), headers=alice, timeout=30
+                )
+                assert r.status_code == 200
+                listed = httpx.get(f"{servers[-1].url}/admin/theft", headers=dave, timeout=30).json()
+                if listed["flags"]:  # alice's identity (or her address) is flagged
+                    return 20 * (i + 1)
+        return None
+
+    prefix = f"bastion-theft-test-{os.urandom(6).hex()}"
+    one = first_flag([make_defence(digits)])
+    shared = first_flag(
+        [make_defence(digits, store=RedisTheftStore(url=redis_url, prefix=prefix)) for _ in range(2)]
+    )
+    assert one is not None and shared == one
+    apart = first_flag([make_defence(digits), make_defence(digits)])  # per-process state, for contrast
+    assert apart is None or apart > one

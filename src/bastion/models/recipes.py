@@ -14,6 +14,7 @@ scanner accepts them and nothing is unpickled to load them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -40,6 +41,12 @@ MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 1 << 20
+#: bounds of a built-in MLP (a config is untrusted input: it decides what ``build_mlp`` allocates)
+MAX_WIDTH = 1 << 16
+MAX_LAYERS = 64
+MAX_PARAMETERS = 1 << 28
+_MAX_HEADER = 100 << 20  # safetensors' own header limit
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,20 @@ class MlpConfig:
             raise InvalidInput(f"n_classes must be ≥ 2, got {self.n_classes}")
         if any(int(h) < 1 for h in self.hidden):
             raise InvalidInput(f"hidden widths must be ≥ 1, got {self.hidden}")
+        widths = (self.n_features, *self.hidden, self.n_classes)
+        if max(widths) > MAX_WIDTH or len(self.hidden) > MAX_LAYERS:
+            raise InvalidInput(f"an MLP has at most {MAX_LAYERS} hidden layers of width ≤ {MAX_WIDTH}")
+        if sum(n for _, n in self.shapes().values()) > MAX_PARAMETERS:
+            raise InvalidInput(f"an MLP has at most {MAX_PARAMETERS} parameters")
+
+    def shapes(self) -> dict[str, tuple[tuple[int, ...], int]]:
+        """The state dict ``build_mlp`` makes: name -> (shape, element count)."""
+        out: dict[str, tuple[tuple[int, ...], int]] = {}
+        widths = (self.n_features, *self.hidden, self.n_classes)
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
+            out[f"{2 * i}.weight"] = ((n_out, n_in), n_out * n_in)
+            out[f"{2 * i}.bias"] = ((n_out,), n_out)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "n_classes": self.n_classes, "hidden": list(self.hidden)}
@@ -310,6 +331,37 @@ def _private_dir(out: Path) -> None:
         raise InvalidInput(f"{out} is not a directory (a symbolic link or a file): give a new directory")
 
 
+def _check_header(path: Path, config: MlpConfig) -> None:
+    """The safetensors header (only the header is read) names exactly the config's tensors and shapes, each
+    stored in the file: the module built for the config is then no larger than the weights file."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < n <= _MAX_HEADER:
+            raise InvalidInput(f"{path}: not a safetensors file")
+        raw = fh.read(n)
+        data_size = os.fstat(fh.fileno()).st_size - 8 - n
+    try:
+        header = json.loads(raw)
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        expected = config.shapes()
+        if set(tensors) != set(expected):
+            raise InvalidInput(f"{path}: weights do not match the config (tensor names differ)")
+        for name, (shape, count) in expected.items():
+            info = tensors[name]
+            start, end = info["data_offsets"]
+            size = _DTYPE_BYTES.get(info["dtype"], 0)
+            if (
+                tuple(info["shape"]) != shape
+                or not size
+                or end - start != count * size
+                or not 0 <= start <= end <= data_size
+            ):
+                raise InvalidInput(f"{path}: weights do not match the config ({name})")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"{path}: malformed safetensors header ({type(exc).__name__})") from exc
+
+
 def load_model(directory: str | Path) -> LoadedModel:
     """Load a model saved by :func:`save_model` (no pickle). Raises NotFound / InvalidInput."""
     from safetensors import SafetensorError
@@ -341,6 +393,7 @@ def load_model(directory: str | Path) -> LoadedModel:
             )
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"{cfg_path}: malformed model config ({type(exc).__name__})") from exc
+    _check_header(w_path, config)  # before anything is allocated for the config
     module = build_mlp(n_features=config.n_features, n_classes=config.n_classes, hidden=config.hidden)
     try:
         state = load_file(str(w_path))

@@ -182,6 +182,46 @@ def test_protect_result_names_the_clients_file_not_the_spool(hard: Server) -> No
     assert json.loads(text)["output"] == "out.csv"
 
 
+def _push_body(opts: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for member, payload in (("push.json", json.dumps(opts).encode()), ("files/config.json", b'{"a": 1}')):
+            info = tarfile.TarInfo(member)
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def test_tags_must_be_strings_and_notes_are_capped(hard: Server) -> None:
+    # F7 / smaller findings: a tag value that is not a string was accepted (coerced with str()), and one
+    # annotation could be as large as the JSON body cap (16 MiB), signed and stored per version
+    auth = {"Authorization": f"Bearer {hard.tokens['alice-ds']}"}
+
+    def push(tags: Any) -> httpx.Response:
+        return httpx.post(
+            f"{hard.url}/v1/registry/push",
+            content=_push_body({"name": "tagged", "env": "dev", "tags": tags}),
+            headers={**auth, "content-type": "application/x-tar"},
+            verify=str(hard.ca),
+            timeout=60,
+        )
+
+    for bad in ({"owner": {"nested": 1}}, {"owner": 5}, {"owner": None}):
+        r = push(bad)
+        assert r.status_code == 400 and "must be strings" in r.json()["message"], r.text[:200]
+    ok = push({"owner": "alice"})
+    assert ok.status_code == 200, ok.text[:300]
+    ref = f"tagged:{ok.json()['version']}"
+
+    def note(size: int) -> httpx.Response:
+        body = {"ref": ref, "namespace": "notes", "data": {"text": "x" * size}}
+        return httpx.post(f"{hard.url}/v1/registry/annotate", json=body, headers=auth, verify=str(hard.ca))
+
+    assert note(1024).status_code == 200
+    big = note(100 << 10)
+    assert big.status_code == 400 and "larger than" in big.json()["message"]
+
+
 class _Log:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []

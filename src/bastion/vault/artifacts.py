@@ -61,6 +61,7 @@ ANNOTATION_PERMISSIONS: Mapping[str, str] = {
 _DEFAULT_ANNOTATION_PERMISSION = "registry:push"
 # Written only by the vault itself (the scan result is the signed push record): no caller may annotate them.
 RESERVED_ANNOTATION_NAMESPACES = frozenset({"scan"})
+MAX_ANNOTATION_BYTES = 64 << 10  # one note, as canonical JSON (a result, not a payload)
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -99,7 +100,9 @@ class ArtifactRegistry:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
         if env not in ENVIRONMENTS:
             raise InvalidInput(f"unknown environment {env!r} (one of {', '.join(ENVIRONMENTS)})")
-        tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        if any(not isinstance(k, str) or not isinstance(v, str) for k, v in (tags or {}).items()):
+            raise InvalidInput("tags: keys and values must be strings")  # never coerced ({"a": {...}})
+        tags = dict(tags or {})
         check_tags(tags)
         meta = dict(metadata or {})
         check_metadata(meta)
@@ -282,6 +285,8 @@ class ArtifactRegistry:
             data_json = json.dumps(dict(data), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInput("annotation data must be a JSON object") from exc
+        if len(data_json.encode("utf-8")) > MAX_ANNOTATION_BYTES:
+            raise InvalidInput(f"annotation data larger than {MAX_ANNOTATION_BYTES} bytes")
         if namespace.split(".")[0] in RESERVED_ANNOTATION_NAMESPACES:
             ctx.log("registry:annotate", str(ref), "denied", reason=f"namespace {namespace} is reserved")
             raise AccessDenied(

@@ -38,11 +38,15 @@ def test_a_quarantined_model_is_not_pulled_until_undone(vault: Vault, tmp_path: 
     _, token = vault.create_token(name="shop", role="data-scientist")
     vault.promote("m1", to="staging")
     vault.promote("m1", to="prod")
+    newer = tmp_path / "m1-v2"
+    newer.mkdir()
+    (newer / "weights.bin").write_bytes(b"v2")
+    vault.push(newer, name="m1", kind="model")  # m1:2 in dev: the version in prod is the one taken back
     responder = Responder(vault=vault, playbook=BOOK, mode="auto")
     done = responder.respond([_finding("m1")])
     assert [(r.action, r.target, r.status) for r in done] == [("quarantine-model", "m1", "done")]
     assert "m1:1 un-promoted prod -> staging" in done[0].detail
-    assert vault.show("m1").env == "staging"
+    assert vault.show("m1:1").env == "staging" and vault.show("m1:2").env == "dev"
     with pytest.raises(NotFound):
         vault.show("m1@prod")
     assert [e.details["to"] for e in vault.log_entries() if e.action == "registry:unpromote"] == ["staging"]
@@ -57,7 +61,7 @@ def test_a_quarantined_model_is_not_pulled_until_undone(vault: Vault, tmp_path: 
     assert refused  # the refusals are audit-logged
     responder.undo(action="quarantine-model", target="m1")
     assert vault.show("m1@prod").version == 1  # promoted back
-    vault.pull("m1", out=tmp_path / "d")
+    vault.pull("m1:1", out=tmp_path / "d")
     assert (tmp_path / "d" / "weights.bin").read_bytes() == bytes([1]) * 64
 
 

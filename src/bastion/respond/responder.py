@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bastion.config import ENVIRONMENTS
 from bastion.errors import BastionError, InvalidInput, NotFound, ServiceError
 from bastion.hunt.report import Finding
 from bastion.respond.playbook import MODES, Playbook
@@ -218,10 +219,16 @@ class Responder:
         key_admin = getattr(self.vault, "key_admin", None)
         if key_admin is None:  # a remote vault: the server's responder un-promotes
             return None
-        try:
-            return key_admin.unpromote(target)  # type: ignore[no-any-return]
-        except NotFound:
-            return None  # a served model's name that is not in this registry
+        # a version named, or the model's version in its furthest environment (what prod serves)
+        refs = (
+            [target] if (":" in target or "@" in target) else [f"{target}@{e}" for e in ENVIRONMENTS[:0:-1]]
+        )
+        for ref in refs:
+            try:
+                return key_admin.unpromote(ref)  # type: ignore[no-any-return]
+            except NotFound:
+                continue  # not in that environment, or a served model's name this registry does not hold
+        return None
 
     def _log(self, planned: PlannedAction, mode: str, outcome: str, detail: str) -> None:
         f = planned.finding

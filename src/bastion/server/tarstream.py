@@ -11,7 +11,6 @@ are created with ``O_EXCL | O_NOFOLLOW`` (0600) in directories this code made (0
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import stat
@@ -285,18 +284,36 @@ def _write_new(path: Path, src: BinaryIO, size: int, *, chunk: int, digest: bool
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
         raise InvalidInput(f"tar stream: {path.name[:200]!r} appears twice") from None
-    hasher = hashlib.sha256() if digest else None
+    if digest:  # parse here; write and SHA-256 on two helper threads (bounded pool, one copy per byte)
+        from bastion.vault._io import INLINE_BELOW, HashingSink
+
+        try:
+            sink = HashingSink(fd, inline=size < INLINE_BELOW)
+            try:
+                written = 0
+                while written < size:
+                    want = min(chunk, size - written)
+                    buf = sink.acquire(want)
+                    got = src.readinto(memoryview(buf)[:want])  # type: ignore[attr-defined]
+                    if not got:
+                        raise InvalidInput("tar stream: truncated")
+                    sink.commit(buf, got)
+                    written += got
+            except BaseException:
+                sink.abort()
+                raise
+            return written, sink.close()
+        finally:
+            os.close(fd)
     written = 0
     with os.fdopen(fd, "wb") as out:
         while written < size:
             data = src.read(min(chunk, size - written))
             if not data:
                 raise InvalidInput("tar stream: truncated")
-            if hasher is not None:
-                hasher.update(data)
             out.write(data)
             written += len(data)
-    return written, "" if hasher is None else hasher.hexdigest()
+    return written, ""
 
 
 __all__ = [

@@ -322,27 +322,54 @@ class AccessControl:
         """Revocations the (witnessed) audit log recorded must still hold in the rows.
 
         A database writer who replays an identity's older, validly sealed state (rows and seal together) to
-        undo ``access revoke NAME`` or ``token revoke ID`` passes the seal check; this replay of the log
-        refuses it.
+        undo ``access revoke NAME``, ``access revoke NAME --model/--env`` or ``token revoke ID``, or to
+        restore an older role, passes the seal check; this replay of the log refuses it (issue 11 F3).
         """
         disabled: set[str] = set()
         revoked: set[str] = set()
+        scopes: dict[
+            tuple[str, str, str], bool
+        ] = {}  # (name, scope, value) -> its last logged event granted it
+        roles: dict[str, str] = {}  # name -> the role its last grant or token creation logged
         for e in entries:
             if e.outcome != "ok":
                 continue
+            details = e.details or {}
             if e.action == "token:revoke":
                 revoked.add(e.target)
-            elif e.action == "access:revoke" and not e.details.get("models") and not e.details.get("envs"):
-                disabled.add(e.target)
+            elif e.action in ("access:grant", "token:create", "access:revoke"):
+                granted = e.action != "access:revoke"
+                held = [("model", str(v)) for v in details.get("models") or ()]
+                held += [("env", str(v)) for v in details.get("envs") or ()]
+                if not granted and not held:  # a whole-identity revoke: every scope it held
+                    disabled.add(e.target)
+                    held = [(s, v) for (n, s, v) in scopes if n == e.target]
+                for scope, value in held:
+                    scopes[(e.target, scope, value)] = granted
+                if granted and isinstance(details.get("role"), str):
+                    roles[e.target] = details["role"]
         with self.engine.connect() as conn:
-            active_names = set(
-                conn.execute(sa.select(identities.c.name).where(identities.c.disabled_at.is_(None))).scalars()
-            )
+            active = conn.execute(
+                sa.select(identities.c.id, identities.c.name, identities.c.role).where(
+                    identities.c.disabled_at.is_(None)
+                )
+            ).all()
+            active_names = {r.name for r in active}
             active_tokens = {
                 _public_id(r)
                 for r in conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()
             }
+            held_now = {
+                (r.name, r.scope, r.value)
+                for r in conn.execute(
+                    sa.select(identities.c.name, grants.c.scope, grants.c.value)
+                    .join(identities, identities.c.id == grants.c.identity_id)
+                    .where(grants.c.revoked_at.is_(None), identities.c.disabled_at.is_(None))
+                )
+            }
         undone = sorted(disabled & active_names) + sorted(revoked & active_tokens)
+        undone += sorted(f"{n} {s} {v}" for (n, s, v), g in scopes.items() if not g and (n, s, v) in held_now)
+        undone += sorted(f"{r.name} role {r.role}" for r in active if roles.get(r.name, r.role) != r.role)
         if undone:
             raise IntegrityError(
                 f"revocations in the audit log were undone in the database: {', '.join(undone)} (rollback)"

@@ -11,7 +11,8 @@ spend (the latest included: the seal binds the whole list, so its count and its 
 
 What a seal alone cannot catch is a *replay*: restoring an older dataset state together with its older
 seal (e.g. from a backup taken before a spend). :func:`cross_check_log` replays the (witnessed) audit log's
-``privacy.spend`` entries and refuses a database that lost a logged spend.
+``privacy.spend`` entries and refuses a database that lost a logged spend, and its ``privacy.budget.set``
+entries and refuses a budget row other than the last one logged (a replayed higher budget, issue 11 F3).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def cross_check_log(conn: Connection, entries: Iterable[Any]) -> None:
         charged.setdefault(str(spend_id), []).append(str(dataset))
     renamed: dict[str, str] = {}
     logged: list[tuple[str, str]] = []
+    budgets: dict[str, tuple[float, float]] = {}  # dataset -> the (ε, δ) its last `budget set` logged
     for e in entries:
         details = e.details or {}
         if (
@@ -154,14 +156,42 @@ def cross_check_log(conn: Connection, entries: Iterable[Any]) -> None:
             and isinstance(details.get("from"), str)
         ):
             renamed[details["from"]] = str(e.target)
+            if details["from"] in budgets:
+                budgets[str(e.target)] = budgets.pop(details["from"])
         elif e.outcome == "ok" and e.action == "privacy.spend" and isinstance(details.get("spend_id"), str):
             logged.append((details["spend_id"], str(e.target)))
+        elif e.outcome == "ok" and e.action == "privacy.budget.set":
+            try:
+                budgets[str(e.target)] = (float(details["epsilon"]), float(details["delta"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    _check_budgets(conn, budgets)
     for spend_id, target in logged:
         have = charged.get(spend_id, [])
         if not have or ",".join(have) not in (target, ",".join(renamed.get(n, n) for n in target.split(","))):
             raise IntegrityError(
                 f"privacy spend {spend_id} on {target!r} is in the audit log "
                 "but gone from the ledger (rollback)"
+            )
+
+
+def _check_budgets(conn: Connection, logged: dict[str, tuple[float, float]]) -> None:
+    """Every budget the log last set must be the budget row now (a replayed higher budget is refused)."""
+    from bastion.privacy.ledger import budgets_table
+
+    rows = {
+        str(r.dataset): (float(r.epsilon), float(r.delta))
+        for r in conn.execute(
+            sa.select(budgets_table.c.dataset, budgets_table.c.epsilon, budgets_table.c.delta)
+        )
+    }
+    for dataset, (eps, dlt) in logged.items():
+        have = rows.get(dataset)
+        if have != (eps, dlt):
+            shown = "none" if have is None else f"ε={have[0]:g}, δ={have[1]:g}"
+            raise IntegrityError(
+                f"privacy budget of {dataset!r} is {shown} but the audit log last set ε={eps:g}, δ={dlt:g} "
+                "(rollback)"
             )
 
 

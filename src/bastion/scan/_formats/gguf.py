@@ -1,20 +1,17 @@
-"""GGUF: bounded key-value walk; chat templates (Jinja, rendered by some runtimes) judged for escapes."""
+"""GGUF: bounded key-value walk; chat templates (Jinja, rendered by some runtimes) judged for escapes
+(:mod:`.jinja`; a screen only: runtimes must render templates in Jinja's sandbox)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from bastion.scan._formats.jinja import template_risk
 from bastion.scan._io import Malformed, Source
 from bastion.scan._model import ScanConfig, Severity
 from bastion.scan.interface import AddIssue, Walk
 
 _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
-# dunder access, built strings fed to |attr (Jinja's ``attr('_'~'_cla'~…)`` trick), known escape hatches
-_TEMPLATE_RISK = re.compile(
-    r"__\w*__|\battr\s*\(|['\"]_['\"]\s*~|~\s*['\"]_|\bos\.|popen|\beval\b|\bexec\b|\bimport\b|\bglobals\b"
-)
 
 
 def check_gguf(src: Source, config: ScanConfig, add: AddIssue) -> None:
@@ -63,8 +60,10 @@ def check_gguf(src: Source, config: ScanConfig, add: AddIssue) -> None:
             if val <= 0 or val & (val - 1) or val > 1 << 20:
                 raise Malformed("GGUF alignment is not a small power of two")
             alignment = val
-        if "chat_template" in key and isinstance(val, str) and _TEMPLATE_RISK.search(val):
-            add("gguf-template-injection", Severity.high, f"chat template {key} reaches Python internals")
+        if "chat_template" in key and isinstance(val, str):
+            risk = template_risk(val)
+            if risk is not None:
+                add("gguf-template-injection", Severity.high, f"chat template {key} {risk}")
     ends: list[int] = []
     for _ in range(n_tensors):
         string()

@@ -7,8 +7,10 @@ opens the home itself (``open_vault``), and (b) through a ``bastion server`` sub
 certificate, 127.0.0.1) by a client process that holds only the URL, an admin token and the CA
 (``bastion.connect``). Both push with ``allow_unsafe`` (an admin's push without the scanner), so the two sides
 run the same vault pipeline and the figure is the cost of the remote path itself: the tar stream over TLS,
-the server's spool write and the client's extraction. Each process reports its own wall times, CPU seconds
-and peak RSS (``VmHWM``, which starts afresh at exec); the server's is its ``VmHWM`` at the end of the run.
+the server's upload spool (push), the server's streamed decryption (pull, no spool) and the client's
+extraction with its own SHA-256 check of every pulled file. Each process reports its own wall times, CPU
+seconds and peak RSS (``VmHWM``, which starts afresh at exec); the server's is its ``VmHWM`` at the end of
+the run.
 
 Goal (issue 11): remote throughput >= 0.6x local for push+pull; peak RSS < 256 MiB for the client and the
 server. ``--repeat N`` runs N rounds of (local, remote) on fresh names and keeps the best time of each.

@@ -413,10 +413,13 @@ class TheftDefence:
             out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
         if mis.any():
             out[mis] = misinform(out[mis], secret=self._mis_key, consumer=consumers[0])
+        marked = np.zeros(len(rows), dtype=bool)
         if self.labels is not None and not mis.all():  # label marks on the rows not misinformed
-            out[~mis] = self.labels.apply(consumers[0], rows[~mis], out[~mis])
+            out[~mis], marked[~mis] = self.labels.mark(consumers[0], rows[~mis], out[~mis])
         if self.watermark is not None and fresh:
-            keep = [i for i in fresh if not mis[i]]  # rows whose answer carries the consumer's signal
+            # rows whose answer carries the consumer's score signal (a label-marked answer's swapped top
+            # class would be an outlier in the score test: those rows are the label marks' probes)
+            keep = [i for i in fresh if not mis[i] and not marked[i]]
             with self._lock:
                 kept = self._table(consumers[0])[consumers[0]].kept
                 kept.extend(rows[keep].astype(np.float32))

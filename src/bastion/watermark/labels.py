@@ -176,6 +176,12 @@ class LabelMarker:
 
     def apply(self, consumer: str, x: Any, probs: Any, *, record: bool = True) -> np.ndarray:
         """``probs`` with the top class and the keyed wrong label swapped on the consumer's marked rows."""
+        return self.mark(consumer, x, probs, record=record)[0]
+
+    def mark(
+        self, consumer: str, x: Any, probs: Any, *, record: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`apply`, and which rows were marked."""
         p = np.array(probs, dtype=np.float64, copy=True)
         if p.ndim != 2 or p.shape[1] != self.n_classes or len(x) != len(p):
             raise InvalidInput("x and probs do not match the label marker's classes")
@@ -188,7 +194,7 @@ class LabelMarker:
         p[rows[marked], wrong[marked]] = hi[marked]
         if record:
             self._remember(consumer, np.asarray(x, np.float32).reshape(len(p), -1), marked, wrong, digests)
-        return p
+        return p, marked
 
     def _remember(
         self, consumer: str, x: np.ndarray, marked: np.ndarray, wrong: np.ndarray, digests: list[bytes]

@@ -94,6 +94,15 @@ def test_int_of_an_object_is_refused_even_when_its_class_is_allowed(tmp_path) ->
     assert restricted_loads(wrap(call(g("builtins", "int"), s("12")))) == 12  # a literal is fine
 
 
+def test_a_project_that_allows_fraction_gets_bounded_parsing() -> None:
+    extra = frozenset({"fractions:Fraction", "decimal:Decimal"})
+    for cls in (g("fractions", "Fraction"), g("decimal", "Decimal")):
+        for text in ("1e2000000000", "1E+99999", "1" * 5000, "1e1_000_000"):
+            with pytest.raises(LoadRefused, match="large-exponent"):
+                restricted_loads(wrap(call(cls, s(text))), extra=extra)
+        assert restricted_loads(wrap(call(cls, s("1.5e3"))), extra=extra) == 1500
+
+
 @pytest.mark.parametrize("base", [10**30, 10])
 def test_ufuncs_are_referenced_never_called(tmp_path, base) -> None:
     # numpy.power(10**30, 3) runs numpy's object loop (int.__pow__): with 10**8 it runs for minutes

@@ -21,6 +21,7 @@ big-integer and allocation work holds the GIL.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,9 +46,13 @@ TENSOR_TYPES = frozenset(
     and k.split(":")[1] in ("Tensor", "Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer")
 )
 _NO_ARGS = frozenset({"lightgbm.basic:Booster"})
+#: not on the generated list, but a project may allow them: their string parsing is then bounded
+_EXACT = frozenset({"fractions:Fraction", "decimal:Decimal"})
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\s*\d[\d_]*)")
+_MAX_DIGITS = 4300  # CPython's own int/str conversion bound
 
 #: the keys :func:`judge_call` has rules for (callers skip the argument conversion for every other call)
-JUDGED = VALUES | _NUMBERS | _SIZED | frozenset(_ARRAYS) | {REBUILD_FROM_TYPE} | _NO_ARGS
+JUDGED = VALUES | _NUMBERS | _SIZED | frozenset(_ARRAYS) | {REBUILD_FROM_TYPE} | _NO_ARGS | _EXACT
 
 KeyOf = Callable[[Any], "str | None"]
 DtypeOf = Callable[[Any], Any]
@@ -105,6 +110,12 @@ def _array(
     return None
 
 
+def _huge(text: str) -> bool:
+    if len(text) > _MAX_DIGITS:
+        return True
+    return any(abs(int(m.replace("_", "").replace(" ", ""))) > _MAX_DIGITS for m in _EXPONENT.findall(text))
+
+
 def judge_call(
     key: str | None,
     args: tuple[Any, ...],
@@ -136,6 +147,12 @@ def judge_call(
             return "_rebuild_from_type_v2 with a func that is not one of torch's tensor rebuilders"
         if key_of(new_type) not in TENSOR_TYPES or not is_tensor_type(new_type):
             return "_rebuild_from_type_v2 with a new_type that is not a tensor class"
+    elif key in _EXACT:
+        for a in (*args, *kwargs.values()):
+            if not isinstance(a, str | int | float | bool) or (isinstance(a, str) and _huge(a)):
+                return (
+                    f"{key} of a long or large-exponent string or of an object (unbounded big-integer work)"
+                )
     elif key in _NO_ARGS and (args or kwargs) and op != "BUILD":
         return f"{op} calls {key} with arguments (pickles rebuild it by NEWOBJ + BUILD; arguments open files)"
     return None

@@ -232,3 +232,31 @@ def test_pickled_booster_still_loads(tmp_path) -> None:
         p = _write(tmp_path, "b.pkl", pickle.dumps(booster, proto))
         assert scan(paths=[p]).exit_code == 0
         assert np.allclose(safe_load(p).predict(x), booster.predict(x))
+
+
+# -- torch.load has no deadline: the loader judges torch's own view of data.pkl ------------------------------
+def test_torch_loader_judges_the_pickle_torch_reads(tmp_path) -> None:
+    from bastion.scan._load import _load_torch
+
+    for name, pk in (
+        ("objarr.pt", wrap(call(g("numpy", "ndarray"), _tuple1(lng(10**6)), s("O")))),
+        ("power.pt", wrap(call(g("numpy", "power"), lng(10**30), lng(3)))),
+    ):
+        pt = _torch_zip(tmp_path, name, pk)
+        with pytest.raises(UnsafeArtifact, match=r"data\.pkl"):
+            _load_torch(str(pt), "torch-zip", frozenset())  # the scan is bypassed on purpose
+
+
+def test_torch_checkpoints_still_load(tmp_path) -> None:
+    import argparse
+
+    from bastion.scan._load import _load_torch
+
+    t = torch.arange(3.0)
+    t.note = "x"  # _rebuild_from_type_v2
+    ckpt = {"w": torch.nn.Parameter(torch.ones(3)), "t": t, "args": argparse.Namespace(lr=1)}
+    p = tmp_path / "ckpt.pt"
+    torch.save(ckpt, p)
+    loaded = _load_torch(str(p), "torch-zip", frozenset())
+    assert torch.equal(loaded["w"], ckpt["w"]) and loaded["t"].note == "x" and loaded["args"].lr == 1
+    assert scan(paths=[p]).exit_code == 0 and safe_load(p)["args"].lr == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -16,8 +17,9 @@ from typing import Any
 from bastion.errors import DependencyMissing, InvalidInput, UnsafeArtifact
 from bastion.scan._allowlist import ALIASES, ALLOWED, normalise_extra
 from bastion.scan._decomp import KINDS, Bomb, decompress
-from bastion.scan._io import Malformed, Source
-from bastion.scan._model import FileReport, ScanConfig, Verdict, printable
+from bastion.scan._io import BoundExceeded, Malformed, Source
+from bastion.scan._model import FileReport, Issue, ScanConfig, Verdict, printable
+from bastion.scan._pickle import analyze_pickle
 from bastion.scan._unpickler import resolve, restricted_load
 from bastion.scan._walk import scan_source
 
@@ -69,7 +71,8 @@ def safe_load(
     Limits of ``timeout_s``: it is checked on every read of the pickle and of a decompressor, so it bounds
     the parsing, not a single call: a call already running (big-integer arithmetic, an allocation) holds the
     GIL and cannot be interrupted in-process, and ``torch.load`` has no deadline. Such calls are refused
-    before they run, by the scan and again by the restricted unpickler (:mod:`bastion.scan._calls`): no
+    before they run, by the scan and again by the restricted unpickler (:mod:`bastion.scan._calls`; for
+    torch, a second walk over the ``data.pkl`` torch's own zip reader returns): no
     allow-listed value (ufunc) is called, ``int``/``float`` take only literals, arrays must fit in the file,
     ``Decimal``/``Fraction`` are not allowed. Loading in a killable child process would bound it, but the
     loaded tensors would have to be copied back; run untrusted loads under OS limits (``ulimit -t -v``) too.
@@ -198,8 +201,10 @@ def _load_torch(path: str, fmt: str, extra: frozenset[str]) -> Any:
     if fmt == "torch-zip":
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            record = bytes(torch._C.PyTorchFileReader(path).get_record("data.pkl"))
         except Exception as exc:
             raise InvalidInput(f"torch cannot read the checkpoint ({type(exc).__name__})") from exc
+        _judge_torch_pickle(record, extra)
         for dotted in names:
             allowed.append(_allowed_object(dotted, extra))
     try:
@@ -213,6 +218,20 @@ def _load_torch(path: str, fmt: str, extra: frozenset[str]) -> Any:
             f"torch refused to load with weights_only=True ({type(exc).__name__})",
             hint="save a state_dict (model.state_dict()) instead of a whole module",
         ) from exc
+
+
+def _judge_torch_pickle(record: bytes, extra: frozenset[str]) -> None:
+    """The static walk (imports, calls and their arguments) over ``data.pkl`` exactly as torch's own zip
+    reader returns it: ``torch.load`` has no deadline and calls allowed globals itself, so a call the scan
+    refused must not become reachable through a zip reader that resolves the archive differently."""
+    issues: list[Issue] = []
+    cfg = ScanConfig(extra_allow=tuple(sorted(extra)))
+    try:
+        analyze_pickle(Source(io.BytesIO(record)).reader(), config=cfg, issues=issues, member="data.pkl")
+    except (Malformed, BoundExceeded) as exc:
+        raise UnsafeArtifact(f"refusing to load: torch's data.pkl cannot be analysed ({exc})") from exc
+    if issues:
+        raise UnsafeArtifact(f"refusing to load: torch's data.pkl: {printable(issues[0].message)}")
 
 
 def _load_skops(path: str, extra: frozenset[str]) -> Any:

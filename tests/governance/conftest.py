@@ -90,7 +90,12 @@ class Project:
         self.pii_csv = tmp / "train_pii.csv"
         self.pii_csv.write_text("amount,email\n" + "".join(f"{i}.5,user{i}@example.com\n" for i in range(60)))
         for f in (self.clean_csv, self.pii_csv):
-            record_classification(vault.engine, scan_file(path=f, use_presidio=False), actor="owner")
+            record_classification(
+                vault.engine,
+                scan_file(path=f, use_presidio=False),
+                actor="owner",
+                sealer=vault.context.sealer,
+            )
 
     def push_model(
         self,

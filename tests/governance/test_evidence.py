@@ -115,3 +115,19 @@ def test_inventory_owner_is_the_pusher_and_the_tag_is_shown_apart(project: Any) 
     v = project.vault.push(d, name="tagged", tags={"owner": "risk-team"})
     (e,) = inventory(vault=project.vault, refs=[v.ref])
     assert (e.owner, e.owner_tag) == ("owner", "risk-team")
+
+
+def test_classification_edited_in_the_database_is_not_evidence(project: Any) -> None:
+    import sqlalchemy as sa
+
+    ref = project.push_model("fraud", data=project.pii_csv)
+    failed = {i.rule.id: i.message for i in check_versions(vault=project.vault, refs=[ref]).issues}
+    assert "email" in failed["BST-P007"]  # the sealed classification: an unprotected pii column
+    with project.vault.engine.begin() as conn:  # a database writer relabels the column
+        conn.execute(sa.text("UPDATE data_classifications SET label = 'public' WHERE column_name = 'email'"))
+    failed = {i.rule.id: i.message for i in check_versions(vault=project.vault, refs=[ref]).issues}
+    assert "changed outside bastion" in failed["BST-P007"]
+    with project.vault.engine.begin() as conn:  # or deletes the seal too
+        conn.execute(sa.text("DELETE FROM sealed_state WHERE kind = 'classification'"))
+    failed = {i.rule.id: i.message for i in check_versions(vault=project.vault, refs=[ref]).issues}
+    assert "not sealed" in failed["BST-P007"]

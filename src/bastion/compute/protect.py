@@ -325,7 +325,7 @@ def protect_dataset(
         scan=scan,
         partitions=parts,
     )
-    record_classification(vault.engine, scan.report, actor=vault.identity.name)
+    record_classification(vault.engine, scan.report, actor=vault.identity.name, sealer=vault.context.sealer)
     record_run(
         vault.engine,
         job="data.protect",

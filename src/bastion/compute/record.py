@@ -36,7 +36,7 @@ def scan_dataset_recorded(vault: Vault, *, executor: Executor, **kwargs: Any) ->
         )
         raise
     report = result.report
-    record_classification(vault.engine, report, actor=vault.identity.name)
+    record_classification(vault.engine, report, actor=vault.identity.name, sealer=vault.context.sealer)
     record_run(
         vault.engine,
         job="data.scan",

@@ -4,12 +4,16 @@ Data keys: one DEK per token scope, made with :func:`bastion.crypto.new_dek`, wr
 :class:`~bastion.crypto.KeyProvider` (local key ring or PKCS#11) under the context
 ``bastion-data-key:<scope>``
 and stored wrapped, so the plaintext key exists only in memory while a command runs.
+
+Classifications are evidence for the policy gate (BST-P007), so the rows of one file digest are sealed
+(kind ``classification``, :class:`~bastion.crypto.seal.RowSealer`) when written with a sealer, and
+:func:`check_classification` refuses rows written or edited without the key ring (issue 11).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -18,8 +22,14 @@ from bastion.crypto import KeyProvider, WrappedKey, new_dek
 from bastion.crypto.interface import HeldWrap
 from bastion.data.scan import ScanReport
 from bastion.data.tokens import ScopeKeys
-from bastion.errors import NotFound, ServiceError
-from bastion.store.db import Base, utcnow
+from bastion.errors import IntegrityError, NotFound, ServiceError
+from bastion.store.db import Base, utcnow, write_transaction
+from bastion.store.seals import read_seal, write_seal
+
+if TYPE_CHECKING:
+    from bastion.crypto.seal import RowSealer
+
+CLASSIFICATION_SEAL = "classification"
 
 data_classifications = sa.Table(
     "data_classifications",
@@ -59,10 +69,54 @@ def ensure_data_tables(engine: Engine) -> None:
     _READY.add(key)
 
 
+def _classification_state(conn: sa.Connection, digest: str) -> dict[str, Any]:
+    rows = conn.execute(
+        sa.select(data_classifications)
+        .where(data_classifications.c.digest == digest)
+        .order_by(data_classifications.c.id)
+    ).all()
+    return {
+        "rows": [
+            [
+                int(r.id),
+                r.dataset,
+                r.column_name,
+                r.label,
+                bool(r.quasi_identifier),
+                r.action,
+                r.entities,
+                r.file_label,
+                r.scanned_by,
+            ]
+            for r in rows
+        ]
+    }
+
+
+def check_classification(engine: Engine, sealer: RowSealer, digest: str) -> None:
+    """Raise IntegrityError unless the classification rows of ``digest`` are exactly the sealed ones."""
+    ensure_data_tables(engine)
+    with engine.connect() as conn:
+        state = _classification_state(conn, digest)
+        mac = read_seal(conn, CLASSIFICATION_SEAL, digest)
+    if mac is None:
+        raise IntegrityError(
+            f"the classification of {digest[:23]}… is not sealed (scanned before seals, or written without "
+            "the key ring): scan the file again with 'bastion data scan'"
+        )
+    sealer.check(CLASSIFICATION_SEAL, digest, state, mac, what=f"the classification of {digest[:23]}…")
+
+
 def record_classification(
-    engine: Engine, report: ScanReport, *, actor: str, dataset: str | None = None
+    engine: Engine,
+    report: ScanReport,
+    *,
+    actor: str,
+    dataset: str | None = None,
+    sealer: RowSealer | None = None,
 ) -> int:
-    """Store one row per column of ``report``; returns the number of rows written."""
+    """Store one row per column of ``report``; returns the number of rows written. With ``sealer`` (the
+    vault's), the digest's rows are resealed in the same transaction (the policy gate counts only those)."""
     ensure_data_tables(engine)
     now = utcnow()
     rows = [
@@ -81,8 +135,12 @@ def record_classification(
         for c in report.columns
     ]
     if rows:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:  # the store's write lock: concurrent scans reseal in turn
             conn.execute(sa.insert(data_classifications), rows)
+            if sealer is not None:
+                state = _classification_state(conn, report.digest)
+                mac = sealer.seal(CLASSIFICATION_SEAL, report.digest, state)
+                write_seal(conn, CLASSIFICATION_SEAL, report.digest, mac)
     return len(rows)
 
 
@@ -180,8 +238,10 @@ def wrap_holder(settings: Any, engine: Engine) -> DataKeyHolder:
 
 
 __all__ = [
+    "CLASSIFICATION_SEAL",
     "DataKeyHolder",
     "catalog_entries",
+    "check_classification",
     "data_classifications",
     "data_keys",
     "ensure_data_tables",

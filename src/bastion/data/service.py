@@ -53,7 +53,7 @@ def scan(
     vault.access.check(vault.identity, "data:scan")
     pol, chunk_rows = _settings(vault, policy)
     report = scan_file(path=path, fmt=fmt, policy=pol, use_presidio=use_presidio, chunk_rows=chunk_rows)
-    record_classification(vault.engine, report, actor=vault.identity.name)
+    record_classification(vault.engine, report, actor=vault.identity.name, sealer=vault.context.sealer)
     record_run(
         vault.engine,
         job="data.scan",
@@ -126,7 +126,7 @@ def protect(
             details={"error": type(exc).__name__},
         )
         raise
-    record_classification(vault.engine, result.report, actor=vault.identity.name)
+    record_classification(vault.engine, result.report, actor=vault.identity.name, sealer=vault.context.sealer)
     record_run(
         vault.engine,
         job="data.protect",

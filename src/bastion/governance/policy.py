@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.config import ENVIRONMENTS
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, IntegrityError
 from bastion.governance.findings import CheckReport, Issue, Rule
 from bastion.governance.inventory import SCAN_CLEAN, SIGNATURE_VERIFIED, InventoryEntry
 
@@ -204,7 +204,11 @@ def _check_pii(
         fail(PII, "no training data digest recorded: cannot show the data was protected")
         return
     for root in entry.lineage_roots:
-        columns = classifications(_bare(root))
+        try:
+            columns = classifications(_bare(root))
+        except IntegrityError as exc:  # rows written or edited without the key ring count as none
+            fail(PII, f"training data sha256:{_bare(root)[:16]}…: {exc}")
+            continue
         if columns is None:
             fail(PII, f"training data sha256:{_bare(root)[:16]}… was never classified (bastion data scan)")
             continue
@@ -227,13 +231,26 @@ def _check_threat_model(entry: InventoryEntry, path: Path | None, fail: Callable
 
 
 def catalog_lookup(vault: Any) -> Callable[[str], Sequence[Mapping[str, Any]] | None]:
-    """Column classifications by file digest (bare hex), read once from the data catalog."""
-    from bastion.data.catalog import catalog_entries
+    """Column classifications by file digest (bare hex), read once from the data catalog; a digest whose
+    rows fail their seal raises IntegrityError when looked up (no sealer: nothing counts)."""
+    from bastion.data.catalog import catalog_entries, check_classification
 
     by_digest: dict[str, list[Mapping[str, Any]]] = {}
+    stored: dict[str, str] = {}
     for e in catalog_entries(vault.engine):
         by_digest.setdefault(_bare(str(e["digest"])), []).append(e)
-    return lambda digest: by_digest.get(digest)
+        stored[_bare(str(e["digest"]))] = str(e["digest"])
+    ctx = getattr(vault, "context", None)
+
+    def lookup(digest: str) -> Sequence[Mapping[str, Any]] | None:
+        if digest not in by_digest:
+            return None
+        if ctx is None:
+            raise IntegrityError("the classification cannot be checked without the key ring")
+        check_classification(vault.engine, ctx.sealer, stored[digest])
+        return by_digest[digest]
+
+    return lookup
 
 
 def check_versions(

@@ -222,6 +222,34 @@ def test_tags_must_be_strings_and_notes_are_capped(hard: Server) -> None:
     assert big.status_code == 400 and "larger than" in big.json()["message"]
 
 
+def test_a_denial_does_not_reveal_the_versions_environment(hard: Server) -> None:
+    # a deployer (prod only) asking for a version that sits in dev was told "... in dev"
+    auth = {"Authorization": f"Bearer {hard.tokens['alice-ds']}", "content-type": "application/x-tar"}
+    pushed = httpx.post(
+        f"{hard.url}/v1/registry/push",
+        content=_push_body({"name": "envleak", "env": "dev"}),
+        headers=auth,
+        verify=str(hard.ca),
+        timeout=60,
+    )
+    assert pushed.status_code == 200, pushed.text[:300]
+    dan = {"Authorization": f"Bearer {hard.tokens['dan-deployer']}"}
+    for path in ("show", "pull"):
+        r = httpx.get(
+            f"{hard.url}/v1/registry/{path}", params={"ref": "envleak:1"}, headers=dan, verify=str(hard.ca)
+        )
+        assert r.status_code == 403, r.text[:200]
+        assert "dev" not in r.json()["message"] and "envleak" in r.json()["message"]
+    # a caller who may see the environment still gets the full reason (its own request's environment)
+    eve = {"Authorization": f"Bearer {hard.tokens['eve-ds']}"}  # dev only: may read envleak in dev
+    assert (
+        httpx.get(
+            f"{hard.url}/v1/registry/show", params={"ref": "envleak:1"}, headers=eve, verify=str(hard.ca)
+        ).status_code
+        == 200
+    )
+
+
 class _Log:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []

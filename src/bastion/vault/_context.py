@@ -92,6 +92,21 @@ class VaultContext:
         """Raise AccessDenied (and log the denial) unless the identity holds ``permission`` here."""
         self.access.check(self.identity, permission, model=model, env=env)
 
+    def check_found(self, permission: str, *, model: str, env: str) -> None:
+        """:meth:`check` for the environment a version was *found* in (not one the caller asked for): a
+        caller who may not see that environment is refused without being told it (the log records it)."""
+        try:
+            self.check(permission, model=model, env=env)
+        except AccessDenied:
+            from bastion.access.roles import ROLE_ENVS
+
+            if env in self.identity.envs and env in ROLE_ENVS.get(self.identity.role, ()):
+                raise
+            who = f"{self.identity.name} ({self.identity.role})"
+            raise AccessDenied(
+                f"{who} may not {permission} on {model} (not in an environment granted to it)"
+            ) from None
+
     def log(self, action: str, target: str, outcome: str = "ok", **details: Any) -> None:
         self.audit.append(
             actor=self.identity.name, action=action, target=target, outcome=outcome, details=details

@@ -184,7 +184,7 @@ class Records:
             row = self.resolve(conn, ref)
             file_rows = self.file_rows(conn, row.id)
             check_version(conn, self.ctx.sealer, row)
-        self.ctx.check(permission, model=ref.name, env=row.env)
+        self.ctx.check_found(permission, model=ref.name, env=row.env)
         if permission == "registry:pull":
             self.refuse_quarantined(row)
         return row, self.verify_record(row, file_rows)

@@ -246,7 +246,7 @@ class ArtifactRegistry:
                 file_rows = records.file_rows(conn, row.id)
                 notes = records.annotations(conn, row.id)
                 check_version(conn, ctx.sealer, row)
-            ctx.check("registry:read", model=ref.name, env=row.env)
+            ctx.check_found("registry:read", model=ref.name, env=row.env)
             records.verify_record(row, file_rows)
         if _log:
             ctx.log("registry:show", f"{row.name}:{row.version}", env=row.env)
@@ -299,8 +299,8 @@ class ArtifactRegistry:
             with ctx.engine.connect() as conn:
                 row = records.resolve(conn, ref)
                 check_version(conn, ctx.sealer, row)
-            ctx.check("registry:read", model=ref.name, env=row.env)
-            ctx.check(permission, model=ref.name, env=row.env)
+            ctx.check_found("registry:read", model=ref.name, env=row.env)
+            ctx.check_found(permission, model=ref.name, env=row.env)
             now = utcnow()
             with write_transaction(ctx.engine) as conn:
                 check_version(conn, ctx.sealer, row)  # under the write lock: no annotation slipped in

@@ -127,7 +127,13 @@ def challenge(state: ServerStateDep, vault: CallerVault, ref: str) -> dict[str, 
     if not allowed(vault.identity, "registry:pull", model=name):
         vault.access.check(vault.identity, "registry:pull", model=name)  # logs the denial and raises
     version = state.base.show(ref, _log=False)  # resolve as the server (the caller may not read metadata)
-    vault.access.check(vault.identity, "registry:pull", model=version.name, env=version.env)
+    try:
+        vault.access.check(vault.identity, "registry:pull", model=version.name, env=version.env)
+    except AccessDenied:  # the version's environment is not the gateway's to learn
+        who = f"{vault.identity.name} ({vault.identity.role})"
+        raise AccessDenied(
+            f"{who} may not registry:pull on {name} (not in an environment granted to it)"
+        ) from None
     nonce = new_nonce()
     _nonces(state).issue(
         nonce,

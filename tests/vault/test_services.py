@@ -36,7 +36,7 @@ FACADE = {
     "list_keys": "()",
     "create_token": "(*, name, role, models=(), envs=())",
     "authenticate": "(token)",
-    "log_verify": "(*, trusted=None)",
+    "log_verify": "(*, trusted=None, witnesses=())",  # witnesses: issue 11 F4 (verifier-supplied witnesses)
     "log_head": "()",
     "log_public_key_pem": "()",
     "log_entries": "(*, start=0, limit=None)",

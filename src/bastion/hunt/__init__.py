@@ -12,7 +12,8 @@ Rules: :mod:`bastion.hunt.sigma` (pySigma's SQLite backend for detections; windo
 generate, because the backend ignores ``timespan``); the packaged pack is ``bastion/hunt/rules/*.yml``.
 Per-identity baselines (pulls outside the identity's usual hours; rules with a benign twin lowered for the
 identities that have that history): :mod:`bastion.hunt.baseline`. Anomalies: :mod:`bastion.hunt.anomaly`
-(Isolation Forest per identity/client hour, with the features that drove each score). Attack campaigns for measuring both: :mod:`bastion.hunt.simulate`.
+(Isolation Forest per identity/client hour, with the features that drove each score). Attack campaigns for
+measuring both: :mod:`bastion.hunt.simulate`.
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ def _write_new(path: Path, src: BinaryIO, size: int, *, chunk: int, digest: bool
     except FileExistsError:
         raise InvalidInput(f"tar stream: {path.name[:200]!r} appears twice") from None
     if digest:  # parse here; write and SHA-256 on two helper threads (bounded pool, one copy per byte)
-        from bastion.vault._io import INLINE_BELOW, HashingSink
+        from bastion.vault import INLINE_BELOW, HashingSink
 
         try:
             sink = HashingSink(fd, inline=size < INLINE_BELOW)

@@ -10,16 +10,19 @@ directly (a server is a thin layer over them): ``vault.registry`` (versions), ``
 
 from __future__ import annotations
 
+from bastion.vault._io import INLINE_BELOW, HashingSink
 from bastion.vault.project import init_project, open_vault
 from bastion.vault.refs import Annotation, ArtifactRef, ArtifactVersion, FileEntry, KeyRotation
 from bastion.vault.registry import SIGNATURE_FILE, PullStream, StreamedFile, Vault, public_key_path
 
 __all__ = [
+    "INLINE_BELOW",
     "SIGNATURE_FILE",
     "Annotation",
     "ArtifactRef",
     "ArtifactVersion",
     "FileEntry",
+    "HashingSink",
     "KeyRotation",
     "PullStream",
     "StreamedFile",

@@ -35,8 +35,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _flower_children() -> list[str]:
-    kids = psutil.Process().children(recursive=True)
-    return [" ".join(k.cmdline()) for k in kids if "flower" in " ".join(k.cmdline())]
+    found = []
+    for kid in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(kid.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # another test's exited child (e.g. a JVM launcher) has no command line to read
+        if "flower" in line:
+            found.append(line)
+    return found
 
 
 def _assert_nothing_started(home: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -150,6 +149,7 @@ def protect(
 ) -> RemoteProtectOutcome:
     """Protect ``path`` on the server into ``out`` here (``data:protect``, ``registry:push`` to push)."""
     from bastion.client._http import ResponseReader
+    from bastion.client._staging import staging
     from bastion.server.tarstream import CHUNK, extract_stream
 
     src, target = _check_file(path), Path(out).absolute()
@@ -169,10 +169,12 @@ def protect(
         "env": env,
         "policy": policy_text,
     }
-    stage = target.parent / f".{target.name}.bastion-{secrets.token_hex(6)}"
     t = _transport(vault)
-    try:
-        os.mkdir(stage, 0o700)
+    with staging(
+        target.parent / f".{target.name}.bastion-{secrets.token_hex(6)}",
+        cannot_write=f"cannot write {target}",
+        malformed="the server sent a malformed protect stream",
+    ) as stage:
         with _post_stream(t, "/data/protect", _upload("protect.json", options, src)) as resp:
             got = extract_stream(
                 ResponseReader(resp, CHUNK),
@@ -189,12 +191,6 @@ def protect(
         if str(raw.get("output_digest", "")).removeprefix("sha256:") != digest:
             raise IntegrityError("the protected file does not match the digest the server reported")
         os.replace(produced, target)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {target} ({exc.strerror})") from exc
-    except (ValueError, KeyError) as exc:
-        raise IntegrityError("the server sent a malformed protect stream") from exc
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return _outcome(raw, target)
 
 

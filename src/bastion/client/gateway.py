@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from bastion.client import _decode as D
 from bastion.client._http import STREAM_TIMEOUT, ResponseReader, raise_for
-from bastion.client.remote import PULL_META, _check_pulled, _prepare_out_dir
-from bastion.errors import IntegrityError, InvalidInput, ServiceError
+from bastion.client._staging import PULL_META, install_pulled, pull_staging
+from bastion.errors import IntegrityError, ServiceError
 from bastion.server.tarstream import CHUNK, extract_stream
-from bastion.vault import ArtifactVersion, public_key_path
+from bastion.vault import ArtifactVersion
 
 Attest = Callable[[Mapping[str, Any]], Mapping[str, str]]
 
@@ -35,49 +32,25 @@ def attested_pull(vault: Any, ref: str, *, out: str | os.PathLike[str], attest: 
     if not isinstance(challenge, dict) or not isinstance(challenge.get("nonce"), str):
         raise ServiceError("the server sent a malformed challenge")
     body = {"nonce": challenge["nonce"], "evidence": dict(attest(challenge))}
-    target = Path(out).absolute()
-    created = _prepare_out_dir(target)
-    stage = target / f".bastion-pull-{secrets.token_hex(8)}"
-    try:
-        os.mkdir(stage, 0o700)
-        try:
-            with (
-                t._errors(),
-                t._client.stream("POST", "/gateway/pull", json=body, timeout=STREAM_TIMEOUT) as resp,
-            ):
-                if not resp.is_success:
-                    resp.read()
-                    raise_for(resp)
-                got = extract_stream(
-                    ResponseReader(resp, CHUNK),
-                    stage,
-                    meta_names=PULL_META,
-                    max_bytes=1 << 50,
-                    max_files=1 << 20,
-                )
-            version = D.artifact_version(json.loads(got.meta["version.json"]))
-            if version.ref != challenge.get("ref") or version.manifest_digest != challenge.get(
-                "model_digest"
-            ):
-                raise IntegrityError(f"{version.ref}: the server released another version than it attested")
-            _check_pulled(version, got.files)
-            for entry in sorted(os.listdir(stage)):
-                os.rename(stage / entry, target / entry)
-            tmp = target.parent / f".{target.name}.pub-{secrets.token_hex(4)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(got.meta["pub.pem"])
-            os.replace(tmp, public_key_path(target))
-        except OSError as exc:
-            raise InvalidInput(f"cannot write the pulled files into {target} ({exc.strerror})") from exc
-        except (ValueError, KeyError) as exc:
-            raise IntegrityError("the server sent a malformed pull stream") from exc
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-    except BaseException:
-        if created:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
+    with pull_staging(out) as (target, stage):
+        with (
+            t._errors(),
+            t._client.stream("POST", "/gateway/pull", json=body, timeout=STREAM_TIMEOUT) as resp,
+        ):
+            if not resp.is_success:
+                resp.read()
+                raise_for(resp)
+            got = extract_stream(
+                ResponseReader(resp, CHUNK),
+                stage,
+                meta_names=PULL_META,
+                max_bytes=1 << 50,
+                max_files=1 << 20,
+            )
+        version = D.artifact_version(json.loads(got.meta["version.json"]))
+        if version.ref != challenge.get("ref") or version.manifest_digest != challenge.get("model_digest"):
+            raise IntegrityError(f"{version.ref}: the server released another version than it attested")
+        install_pulled(version, got.files, got.meta["pub.pem"], stage=stage, target=target)
     return version
 
 

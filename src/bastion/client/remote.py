@@ -10,8 +10,6 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,8 +19,9 @@ from bastion.access import Identity
 from bastion.access.control import Revocation, TokenInfo
 from bastion.client import _decode as D
 from bastion.client._http import ResponseReader, Transport
+from bastion.client._staging import PULL_META, install_pulled, pull_staging
 from bastion.crypto.interface import KekInfo
-from bastion.errors import ConfigError, Conflict, IntegrityError, InvalidInput, NotFound, ServiceError
+from bastion.errors import ConfigError, IntegrityError, InvalidInput, NotFound, ServiceError
 from bastion.server.tarstream import (
     bytes_member,
     end_of_archive,
@@ -39,15 +38,12 @@ from bastion.store.auditlog import (
     SignedTreeHead,
 )
 from bastion.vault import (
-    SIGNATURE_FILE,
     Annotation,
     ArtifactRef,
     ArtifactVersion,
     KeyRotation,
-    public_key_path,
 )
 
-PULL_META = ("version.json", "pub.pem")
 # Pull reads the stream in pieces below malloc's mmap threshold: buffers come from the heap (reused, warm)
 # instead of fresh page-faulted mappings for every 1 MiB that tarfile's stream mode joins and slices
 # (profiled: that join was a third of the client's time); 64 pieces in flight decouple TLS from the disk.
@@ -222,49 +218,26 @@ class RemoteVault:
         in a private directory inside ``out``, each file's size and SHA-256 checked against the version's
         signed digests, moved into place only when everything arrived; ``OUT.pub.pem`` beside it."""
         ref = ArtifactRef.parse(ref)
-        target = Path(out).absolute()
-        created = _prepare_out_dir(target)
-        stage = target / f".bastion-pull-{secrets.token_hex(8)}"
-        try:
-            os.mkdir(stage, 0o700)
-            try:
-                with self._t.download("/registry/pull", params={"ref": str(ref)}) as resp:
-                    reader = ResponseReader(resp, PULL_CHUNK, depth=64)
-                    try:
-                        got = extract_stream(
-                            reader,
-                            stage,
-                            meta_names=PULL_META,
-                            max_bytes=1 << 50,
-                            max_files=1 << 20,
-                            chunk=PULL_CHUNK,
-                        )
-                    except ServiceError as exc:  # the server aborts a stream that fails
-                        raise IntegrityError(  # to verify mid-way; a broken stream is never kept either
-                            f"{ref}: the pull stream broke off before it was complete and verified"
-                        ) from exc
-                    finally:
-                        reader.close()
-                version = D.artifact_version(json.loads(got.meta["version.json"]))
-                _check_pulled(version, got.files)
-                pub = got.meta["pub.pem"]
-                for entry in sorted(os.listdir(stage)):
-                    os.rename(stage / entry, target / entry)
-                tmp = target.parent / f".{target.name}.pub-{secrets.token_hex(4)}"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(pub)
-                os.replace(tmp, public_key_path(target))
-            except OSError as exc:
-                raise InvalidInput(f"cannot write the pulled files into {target} ({exc.strerror})") from exc
-            except (ValueError, KeyError) as exc:
-                raise IntegrityError("the server sent a malformed pull stream") from exc
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
-        except BaseException:
-            if created:
-                shutil.rmtree(target, ignore_errors=True)
-            raise
+        with pull_staging(out) as (target, stage):
+            with self._t.download("/registry/pull", params={"ref": str(ref)}) as resp:
+                reader = ResponseReader(resp, PULL_CHUNK, depth=64)
+                try:
+                    got = extract_stream(
+                        reader,
+                        stage,
+                        meta_names=PULL_META,
+                        max_bytes=1 << 50,
+                        max_files=1 << 20,
+                        chunk=PULL_CHUNK,
+                    )
+                except ServiceError as exc:  # the server aborts a stream that fails
+                    raise IntegrityError(  # to verify mid-way; a broken stream is never kept either
+                        f"{ref}: the pull stream broke off before it was complete and verified"
+                    ) from exc
+                finally:
+                    reader.close()
+            version = D.artifact_version(json.loads(got.meta["version.json"]))
+            install_pulled(version, got.files, got.meta["pub.pem"], stage=stage, target=target)
         return version
 
     def verify(self, ref: str | ArtifactRef) -> ArtifactVersion:
@@ -327,41 +300,6 @@ class RemoteVault:
 
     def log_public_key_pem(self) -> str:
         return str(self._t.call("GET", "/log/key")["public_key_pem"])
-
-
-def _check_pulled(version: ArtifactVersion, files: Mapping[str, tuple[int, str]]) -> None:
-    """Every file of the version arrived with its signed size and SHA-256; nothing else but model.sig."""
-    expected = {f.path: (f.size, f.sha256) for f in version.files}
-    extra = set(files) - set(expected) - {SIGNATURE_FILE}
-    if extra or SIGNATURE_FILE not in files:
-        raise IntegrityError(f"{version.ref}: the server sent files the version does not list")
-    for path, want in expected.items():
-        if files.get(path) != want:
-            raise IntegrityError(f"{version.ref}: {path} arrived with a different size or digest")
-
-
-def _prepare_out_dir(target: Path) -> bool:
-    """As local pull: ``target`` must be new (created 0700) or an empty directory, never a link."""
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise Conflict(f"{target} is a symbolic link: give a new or empty directory")
-        if not stat.S_ISDIR(st.st_mode) or os.listdir(target):
-            raise Conflict(f"{target} exists and is not an empty directory")
-        return False
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.mkdir(target, 0o700)
-    except FileExistsError as exc:
-        raise Conflict(f"{target} appeared while pulling: give a new or empty directory") from exc
-    except OSError as exc:
-        raise InvalidInput(f"cannot create the output directory {target} ({exc.strerror})") from exc
-    return True
 
 
 __all__ = ["NotAvailableRemotely", "RemoteAccess", "RemoteVault"]

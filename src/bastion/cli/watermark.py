@@ -2,7 +2,8 @@
 
 Exit codes of ``verify``: 0 — no watermark evidence (``not_detected`` or ``inconclusive``); 1 — the watermark
 was found (``owned``: a finding about the suspect); 2 — an error (wrong key, wrong input shape, unreachable
-URL, …). ``report-verify``: 0 valid, 1 the report does not verify, 2 error.
+URL, …). ``report-verify``: 0 valid, 1 the report does not verify, 2 error. ``verify-labels``
+(:mod:`bastion.cli.watermark_labels`): 0 no consumer named, 1 a consumer or two accounts named, 2 error.
 """
 
 from __future__ import annotations
@@ -435,6 +436,10 @@ def register(app: typer.Typer) -> None:
                 f"  signed with {trust}" + ("; the key opens the commitment" if check.key_opened else ""),
             ],
         )
+
+    from bastion.cli.watermark_labels import register as register_verify_labels
+
+    register_verify_labels(group)
 
 
 def _attribute_cmd(

@@ -37,16 +37,20 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bastion.errors import IntegrityError, InvalidInput
+from bastion.errors import InvalidInput
 from bastion.watermark.keys import WatermarkKey
+from bastion.watermark.label_evidence import (
+    LABEL_MARKS,
+    LabelAttribution,
+    LabelEvidence,
+    attribute_labels,
+)
 
-LABEL_MARKS = "bastion-label-marks-v1"
 MAX_LABEL_RATE = 0.01
 
 
@@ -56,55 +60,6 @@ class _Records:
     def __init__(self) -> None:
         self.marked: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
         self.control: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
-
-
-@dataclass(frozen=True)
-class LabelAttribution:
-    """Which consumer's label marks a suspect carries: per consumer (marked hits, marked rows, control hits,
-    control rows, one-sided Fisher p); ``consumer`` is the best one if its corrected ``p_value`` < 0.01."""
-
-    consumer: str | None
-    p_value: float
-    tests: dict[str, tuple[int, int, int, int, float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "consumer": self.consumer,
-            "p_value": self.p_value,
-            "tests": {c: list(t) for c, t in self.tests.items()},
-        }
-
-
-@dataclass(frozen=True)
-class LabelEvidence:
-    """Per consumer: marked queries and their wrong labels, control queries and theirs; MAC'd."""
-
-    key_id: str
-    n_classes: int
-    consumers: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(repr=False)
-    mac: str = field(repr=False, default="")
-
-    def _body(self) -> bytes:
-        h = hashlib.sha256(f"{LABEL_MARKS}:evidence:{self.key_id}:{self.n_classes}".encode())
-        for name in sorted(self.consumers):
-            h.update(name.encode() + b"\0")
-            for arr in self.consumers[name]:
-                h.update(str(arr.shape).encode())
-                h.update(np.ascontiguousarray(arr, dtype="<f4" if arr.ndim == 2 else "<i8").tobytes())
-        return h.digest()
-
-    def check(self, key: WatermarkKey) -> None:
-        """Raise unless this evidence was made under ``key`` and is unchanged."""
-        if key.key_id != self.key_id:
-            raise InvalidInput(f"wrong watermark key: this evidence names key {self.key_id}")
-        expected = hmac.new(key.derive(f"{LABEL_MARKS}:mac"), self._body(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, self.mac):
-            raise IntegrityError("the label-mark evidence was altered (MAC mismatch)")
-
-    def attribute(self, *, key: WatermarkKey, predict: Callable[[np.ndarray], Any]) -> LabelAttribution:
-        """Check the MAC, then test the suspect (``predict``: rows → labels) against every consumer."""
-        self.check(key)
-        return attribute_labels(predict=predict, records=self.consumers)
 
 
 class LabelMarker:
@@ -236,41 +191,11 @@ class LabelMarker:
         ev = LabelEvidence(
             key_id=self.key_id, n_classes=self.n_classes, consumers={c: self.records(c) for c in names}
         )
-        mac = hmac.new(self._key.derive(f"{LABEL_MARKS}:mac"), ev._body(), hashlib.sha256).hexdigest()
-        return LabelEvidence(key_id=ev.key_id, n_classes=ev.n_classes, consumers=ev.consumers, mac=mac)
+        return ev.sign(self._key)
 
     def attribute(self, *, predict: Callable[[np.ndarray], Any], consumers: list[str]) -> LabelAttribution:
         """Which of ``consumers`` (if any) a suspect (``predict``: rows → labels) learned labels from."""
         return attribute_labels(predict=predict, records={c: self.records(c) for c in consumers})
-
-
-def attribute_labels(
-    *,
-    predict: Callable[[np.ndarray], Any],
-    records: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-    min_marked: int = 3,
-    min_control: int = 30,
-) -> LabelAttribution:
-    """One-sided Fisher exact test per consumer: does the suspect give the keyed wrong label more often on
-    the consumer's marked rows than on its control rows? Consumers with too few rows are not tested."""
-    from scipy.stats import fisher_exact
-
-    if not records:
-        raise InvalidInput("name at least one consumer to test")
-    tests: dict[str, tuple[int, int, int, int, float]] = {}
-    for consumer, (mx, ml, cx, cl) in records.items():
-        if len(mx) < min_marked or len(cx) < min_control:
-            continue
-        m_hit = int((np.asarray(predict(np.asarray(mx, np.float32))) == ml).sum())
-        c_hit = int((np.asarray(predict(np.asarray(cx, np.float32))) == cl).sum())
-        table = [[m_hit, len(mx) - m_hit], [c_hit, len(cx) - c_hit]]
-        p = float(fisher_exact(table, alternative="greater")[1])
-        tests[consumer] = (m_hit, len(mx), c_hit, len(cx), p)
-    if not tests:
-        return LabelAttribution(consumer=None, p_value=1.0, tests={})
-    best = min(tests, key=lambda c: tests[c][4])
-    p_value = min(1.0, tests[best][4] * len(tests))
-    return LabelAttribution(consumer=best if p_value < 0.01 else None, p_value=p_value, tests=tests)
 
 
 __all__ = [

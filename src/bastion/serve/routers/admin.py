@@ -51,6 +51,22 @@ async def admin_theft_evidence(gw: GatewayDep, identity: AdminWriter) -> Respons
     return json_response(evidence.to_doc())
 
 
+@router.get("/admin/theft/label-evidence", tags=["admin"], responses=ERROR_RESPONSES)
+async def admin_theft_label_evidence(gw: GatewayDep, identity: AdminWriter) -> Response:
+    """Each identity's label-marked and control rows (MAC'd ``LabelEvidence``) for ``bastion watermark
+    verify-labels``: the proof against a copy trained on labels alone. Admins only, audit-logged."""
+    if gw.theft is None or gw.theft.labels is None:
+        raise NotFound("the theft defence's label marks are not enabled on this gateway")
+    evidence = await run_in_threadpool(gw.theft.label_evidence)
+    if gw.writer is not None:
+        gw.writer.event(
+            action="serve:theft-label-evidence",
+            outcome="ok",
+            details={"by": identity.name, "consumers": sorted(evidence.consumers)},
+        )
+    return json_response(evidence.to_doc())
+
+
 @router.get("/admin/clients", tags=["admin"], responses=ERROR_RESPONSES)
 async def admin_clients(gw: GatewayDep, _: AdminReader) -> dict[str, Any]:
     return {"clients": await run_in_threadpool(gw.monitor.clients) if gw.monitor else []}

@@ -237,12 +237,12 @@ def attribute_labels(
         raw[consumer] = float(fisher_exact(table, alternative="greater")[1])
         if m_n >= min_marked:
             tests[consumer] = (m_hit, m_n, c_hit, c_n, raw[consumer])
-    consumer: str | None = None
+    named: str | None = None
     p_value = 1.0
     if tests:
         best = min(tests, key=lambda c: tests[c][4])
         p_value = min(1.0, tests[best][4] * len(tests))
-        consumer = best if p_value < 0.01 else None
+        named = best if p_value < 0.01 else None
     group: tuple[str, ...] = ()
     group_p, group_fisher = 1.0, 1.0
     if len(tables) >= 2:
@@ -255,7 +255,7 @@ def attribute_labels(
                     group, group_p = tuple(sorted((a, b))), p
                     group_fisher = float(combine_pvalues([raw[a], raw[b]], method="fisher")[1])
     return LabelAttribution(
-        consumer=consumer,
+        consumer=named,
         p_value=p_value,
         tests=tests,
         group=group,

@@ -32,6 +32,26 @@ def _direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad / _bcast(n, grad)
 
 
+def _project_onto(t: torch.Tensor, x0: torch.Tensor, *, eps: float, norm: str, clamp: _Clamp) -> torch.Tensor:
+    """``t`` projected onto the ε-ball around ``x0``, then into the input range."""
+    return clamp(x0 + _project(t - x0, eps, norm))
+
+
+def _ascend(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    step: float | torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    clamp: _Clamp,
+) -> torch.Tensor:
+    """One ascent step of size ``step`` (a number, or one per row broadcast with :func:`_bcast`) along the
+    norm's steepest direction of ``grad``, projected back (the PGD and APGD update)."""
+    return _project_onto(x + step * _direction(grad, norm), x0, eps=eps, norm=norm, clamp=clamp)
+
+
 def _random_start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -> torch.Tensor:
     import torch
 

@@ -21,17 +21,16 @@ from bastion.adversarial._common import (
     seeded_generator,
 )
 from bastion.adversarial.attacks.evasion._torch import (
+    _ascend,
     _batches,
     _bcast,
     _Clamp,
-    _direction,
     _loss_and_grad,
     _mlp_ops,
-    _project,
+    _project_onto,
     _random_start,
 )
-from bastion.adversarial.attacks.evasion.interface import AttackRun, EnsembleConfig
-from bastion.adversarial.attacks.evasion.registry import EnsembleMember, register_attack
+from bastion.adversarial.attacks.evasion.registry import register_gradient_attack
 from bastion.models.interface import ModelAdapter
 
 if TYPE_CHECKING:
@@ -73,7 +72,10 @@ def apgd(
     ops = _mlp_ops(tm)
 
     def proj(t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        return clamp(x0 + _project(t - x0, eps, norm))
+        return _project_onto(t, x0, eps=eps, norm=norm, clamp=clamp)
+
+    def ascend(x_cur: torch.Tensor, eta: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return _ascend(x_cur, x0, _bcast(eta, x_cur), grad, eps=eps, norm=norm, clamp=clamp)
 
     with frozen(tm.module):
         for i in _batches(xs.shape[0], size):
@@ -99,7 +101,7 @@ def apgd(
                 track(x_cur, logits)
                 x_best, f_best = x_cur.clone(), f_cur.clone()
                 x_prev = x_cur
-                x_cur = proj(x_cur + _bcast(eta, x_cur) * _direction(grad, norm), x0)
+                x_cur = ascend(x_cur, eta, grad, x0)
                 count = torch.zeros(n)
                 f_best_ckpt = f_best.clone()
                 reduced_last = torch.zeros(n, dtype=torch.bool)
@@ -127,7 +129,7 @@ def apgd(
                             f_best.clone(),
                             k,
                         )
-                    z = proj(x_cur + _bcast(eta, x_cur) * _direction(grad, norm), x0)
+                    z = ascend(x_cur, eta, grad, x0)
                     x_next = proj(x_cur + 0.75 * (z - x_cur) + 0.25 * (x_cur - x_prev), x0)
                     x_prev, x_cur = x_cur, x_next
                 with torch.no_grad():
@@ -139,22 +141,9 @@ def apgd(
     return out
 
 
-def _ensemble_apgd(
-    model: ModelAdapter,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    eps: float,
-    norm: str,
-    config: EnsembleConfig,
-    seed: int,
-) -> AttackRun | None:
-    if config.apgd_steps <= 0:
-        return None
-    adv = apgd(
-        model, x, y, eps=eps, norm=norm, steps=config.apgd_steps, seed=seed, batch_size=config.batch_size
-    )
-    return AttackRun(x_adv=adv)
-
-
-register_attack(EnsembleMember(name="apgd-ce", run=_ensemble_apgd, white_box=True, seed_offset=1))
+register_gradient_attack(
+    "apgd-ce",
+    apgd,
+    seed_offset=1,
+    options=lambda config: {"steps": config.apgd_steps} if config.apgd_steps > 0 else None,
+)

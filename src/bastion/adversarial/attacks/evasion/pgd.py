@@ -20,19 +20,17 @@ from bastion.adversarial._common import (
     seeded_generator,
 )
 from bastion.adversarial.attacks.evasion._torch import (
+    _ascend,
     _batches,
     _channels_last,
     _Clamp,
-    _direction,
     _loss_and_grad,
     _mlp_grad,
     _mlp_ops,
     _mlp_weights,
-    _project,
     _random_start,
 )
-from bastion.adversarial.attacks.evasion.interface import AttackRun, EnsembleConfig
-from bastion.adversarial.attacks.evasion.registry import EnsembleMember, register_attack
+from bastion.adversarial.attacks.evasion.registry import register_gradient_attack
 from bastion.models.interface import ModelAdapter
 
 if TYPE_CHECKING:
@@ -209,7 +207,7 @@ def _pgd_run(
                 st.xa.add_(grad.sign_(), alpha=alpha)
                 torch.clamp(st.xa, st.lower, st.upper, out=st.xa)
             else:
-                st.xa = clamp(st.x0 + _project(st.xa + alpha * _direction(grad, norm) - st.x0, eps, norm))
+                st.xa = _ascend(st.xa, st.x0, alpha, grad, eps=eps, norm=norm, clamp=clamp)
             st.compact(with_x0=norm != "inf")
         if st.retire(tm.logits_tensor(st.xa).argmax(1)) or not last:
             return
@@ -217,33 +215,11 @@ def _pgd_run(
         st.best.index_copy_(0, st.idx.index_select(0, left), st.xa.index_select(0, left))
 
 
-# ---------------------------------------------------------------------------------------------------- APGD-CE
-
-
-def _ensemble_pgd(
-    model: ModelAdapter,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    eps: float,
-    norm: str,
-    config: EnsembleConfig,
-    seed: int,
-) -> AttackRun | None:
-    if config.pgd_steps <= 0:
-        return None
-    adv = pgd(
-        model,
-        x,
-        y,
-        eps=eps,
-        norm=norm,
-        steps=config.pgd_steps,
-        restarts=config.pgd_restarts,
-        seed=seed,
-        batch_size=config.batch_size,
-    )
-    return AttackRun(x_adv=adv)
-
-
-register_attack(EnsembleMember(name="pgd", run=_ensemble_pgd, white_box=True, seed_offset=0))
+register_gradient_attack(
+    "pgd",
+    pgd,
+    seed_offset=0,
+    options=lambda config: (
+        {"steps": config.pgd_steps, "restarts": config.pgd_restarts} if config.pgd_steps > 0 else None
+    ),
+)

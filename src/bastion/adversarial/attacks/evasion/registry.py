@@ -8,10 +8,17 @@ unique: registering one twice raises, so a plug-in cannot silently replace a bui
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from bastion.adversarial.attacks.evasion.interface import EnsembleRunner
+import numpy as np
+
+from bastion.adversarial.attacks.evasion.interface import AttackRun, EnsembleConfig, EnsembleRunner
 from bastion.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from bastion.models.interface import ModelAdapter
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,35 @@ def register_attack(member: EnsembleMember) -> EnsembleMember:
     return member
 
 
+def register_gradient_attack(
+    name: str,
+    attack: Callable[..., np.ndarray],
+    *,
+    seed_offset: int,
+    options: Callable[[EnsembleConfig], Mapping[str, Any] | None],
+) -> EnsembleMember:
+    """Register a white-box ``attack(model, x, y, *, eps, norm, seed, batch_size, **options)`` that returns
+    adversarial inputs for every row; ``options(config)`` gives its settings, or None when disabled."""
+
+    def run(
+        model: ModelAdapter,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        eps: float,
+        norm: str,
+        config: EnsembleConfig,
+        seed: int,
+    ) -> AttackRun | None:
+        opts = options(config)
+        if opts is None:
+            return None
+        adv = attack(model, x, y, eps=eps, norm=norm, seed=seed, batch_size=config.batch_size, **opts)
+        return AttackRun(x_adv=adv)
+
+    return register_attack(EnsembleMember(name=name, run=run, white_box=True, seed_offset=seed_offset))
+
+
 def unregister_attack(name: str) -> None:
     """Remove a registered member (for plug-ins and their tests)."""
     if _MEMBERS.pop(name, None) is None:
@@ -49,4 +85,10 @@ def ensemble_attacks() -> tuple[EnsembleMember, ...]:
     return tuple(_MEMBERS.values())
 
 
-__all__ = ["EnsembleMember", "ensemble_attacks", "register_attack", "unregister_attack"]
+__all__ = [
+    "EnsembleMember",
+    "ensemble_attacks",
+    "register_attack",
+    "register_gradient_attack",
+    "unregister_attack",
+]

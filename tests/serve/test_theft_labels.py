@@ -125,3 +125,89 @@ def test_evidence_is_macd_and_attribution_fails_closed(digits: Any) -> None:
         attribute_labels(predict=digits.adapter.predict, records={})
     with pytest.raises(InvalidInput):
         LabelMarker(KEY, n_features=64, n_classes=10, scale=1.0, rate=0.05)
+
+
+@pytest.mark.slow
+def test_verify_labels_names_the_consumer_through_the_gateway(
+    project: Any, digits: Any, kit: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end (issue 20 gap 2): mallory (alice's token) sends the 1,347 training rows through the real
+    defended gateway and keeps only the top label of each answer; an admin exports
+    ``/admin/theft/label-evidence`` (an auditor may not); ``bastion watermark verify-labels --url`` against
+    the thief's own endpoint serving a label-only copy names alice (exit 1); a copy trained on clean labels
+    is not named (exit 0)."""
+    import json
+    from types import SimpleNamespace
+
+    import httpx
+
+    from bastion.adversarial.attacks.membership import train_mlp
+    from bastion.cli import run
+    from bastion.models import TorchAdapter
+    from bastion.serve.config import GatewayConfig, MonitorConfig, RateLimitConfig
+    from bastion.serve.theft import build_defence
+    from bastion.watermark.keys import write_key_file
+
+    key = WatermarkKey.from_secret(b"verify-labels-e2e-key-of-32-byte")  # deterministic test
+    key_file = write_key_file(key, tmp_path / "wm.key")
+    guard = build_defence(
+        key=key,
+        reference_x=digits.x_train,
+        reference_y=digits.adapter.predict(digits.x_train),
+        n_classes=10,
+        center=0.5,
+    )
+    rows = RateLimitConfig(rows_per_role={"consumer": "100000/minute", "admin": "100000/minute"})
+    gw = kit.make_gateway(project, digits, GatewayConfig(rate_limit=rows), theft=guard)
+    queries = digits.x_train[np.random.default_rng(2).permutation(len(digits.x_train))]
+    labels = []
+    with kit.serving(gw) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        for start in range(0, len(queries), 50):
+            part = queries[start : start + 50]
+            r = client.post(
+                "/v2/models/digits/infer",
+                json=kit.infer_body(part),
+                headers=kit.bearer(project.tokens["alice"]),
+            )
+            assert r.status_code == 200
+            out = {o["name"]: o for o in r.json()["outputs"]}
+            labels.append(np.asarray(out["top_k_labels"]["data"]).reshape(len(part), -1)[:, 0])
+        honest = digits.x_test[np.random.default_rng(5).integers(0, len(digits.x_test), 400)]
+        for start in range(0, len(honest), 50):  # an honest customer of the same deployment
+            r = client.post(
+                "/v2/models/digits/infer",
+                json=kit.infer_body(honest[start : start + 50]),
+                headers=kit.bearer(project.tokens["dave"]),
+            )
+            assert r.status_code == 200
+        denied = client.get("/admin/theft/label-evidence", headers=kit.bearer(project.tokens["carol"]))
+        assert denied.status_code == 403
+        r = client.get("/admin/theft/label-evidence", headers=kit.bearer(project.tokens["dave"]))
+        assert r.status_code == 200
+    evidence = tmp_path / "labels.json"
+    evidence.write_text(json.dumps(r.json()))
+    stolen = np.concatenate(labels).astype(np.int64)
+    assert (stolen != digits.adapter.predict(queries)).sum() >= 3  # the marks (and nothing else) differ
+    monkeypatch.setenv("THIEF_TOKEN", project.tokens["dave"])
+    for label, targets, expected in (("stolen", stolen, 1), ("innocent", digits.adapter.predict(queries), 0)):
+        module = train_mlp(
+            queries,
+            targets,
+            n_classes=10,
+            hidden=(128,),
+            epochs=140,
+            batch_size=64,
+            lr=3e-3,
+            seed=1,
+            input_shape=(64,),
+        )  # ~3,000 steps: a copy fit to its data (label marks transfer by memorisation)
+        copy = TorchAdapter(module, input_shape=(64,), n_classes=10)
+        plain = GatewayConfig(monitor=MonitorConfig(enabled=False))  # the thief's own endpoint
+        thief = kit.make_gateway(project, SimpleNamespace(adapter=copy), plain)
+        out_file = tmp_path / f"{label}.json"
+        with kit.serving(thief) as server:
+            args = ["watermark", "verify-labels", "--url", server.url, "--model-name", "digits"]
+            args += ["--bearer-env", "THIEF_TOKEN", "--evidence", str(evidence), "--key-file", str(key_file)]
+            code = run([*args, "--format", "json"])
+        assert code == expected, label
+    _ = out_file

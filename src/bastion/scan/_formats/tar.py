@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import posixpath
 import tarfile
 from pathlib import Path
 
 from bastion.scan._formats.common import path_traversal
+from bastion.scan._formats.pickle import PICKLE
 from bastion.scan._formats.torch_legacy import LEGACY_TAR, scan_tar_records
 from bastion.scan._io import Malformed, Source, SourceFile
 from bastion.scan._model import Severity
@@ -50,7 +52,8 @@ class TarHandler:
                 members.append(info)
                 if len(members) > walk.config.max_archive_members:
                     raise Malformed("tar has more members than max_archive_members")
-        legacy = {m.name for m in members} >= LEGACY_TAR
+        # torch.load reads a tar holding storages, tensors and pickle as its legacy format (sys_info optional)
+        legacy = {_legacy_name(m.name) for m in members} >= LEGACY_TAR
         seen: set[str] = set()
         for info in members:
             child = f"{member}!{info.name}" if member else info.name
@@ -63,6 +66,13 @@ class TarHandler:
                 target = info.linkname
                 if path_traversal(target) or ".." in Path(info.name).parent.joinpath(target).parts:
                     add("archive-link-escape", Severity.high, f"tar link {info.name!r} -> {target[:120]!r}")
+                if legacy and _legacy_name(info.name) in LEGACY_TAR:
+                    # torch's tar.extract/extractfile follow it to other bytes (or to a file on the disk)
+                    add(
+                        "torch-legacy-link",
+                        Severity.high,
+                        f"legacy torch tar member {info.name!r} is a link to {target[:120]!r}",
+                    )
                 continue
             if info.ischr() or info.isblk() or info.isfifo():
                 add("archive-special-file", Severity.medium, f"tar member {info.name!r} is a device or FIFO")
@@ -73,15 +83,24 @@ class TarHandler:
                 walk.error(child, "sparse tar member cannot be analysed")
                 continue
             view = src.window(info.offset_data, info.size)
-            if legacy and info.name in ("storages", "tensors"):
+            name = _legacy_name(info.name)
+            if legacy and name in LEGACY_TAR:
                 try:
-                    scan_tar_records(walk, view, info.name, child)
-                    walk.note(child, f"torch-legacy-{info.name}")
+                    if name == "pickle":  # torch unpickles it whatever its first bytes look like
+                        walk.note(child, PICKLE.scan(walk, view, child, depth + 1))
+                    else:
+                        scan_tar_records(walk, view, name, child)
+                        walk.note(child, f"torch-legacy-{name}")
                 except Malformed as exc:
                     walk.error(child, str(exc))
                 continue
             walk.scan(view, child, depth + 1)
         return "torch-legacy-tar" if legacy else "tar"
+
+
+def _legacy_name(name: str) -> str:
+    """A member name as ``tar.extract``/``getmember`` may match it (``./storages``, ``storages/``)."""
+    return posixpath.normpath(name.rstrip("/")) if name else name
 
 
 TAR = TarHandler()

@@ -18,8 +18,8 @@ from bastion.scan.interface import Walk
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_TORCH_PROTOCOL = 1001
-#: members of the legacy torch tar
-LEGACY_TAR = frozenset({"sys_info", "pickle", "storages", "tensors"})
+#: the members torch's legacy tar loader reads (``sys_info`` is written but never read, so not required)
+LEGACY_TAR = frozenset({"pickle", "storages", "tensors"})
 
 
 def scan_legacy_sequence(walk: Walk, r: Reader, member: str) -> str:
@@ -55,7 +55,13 @@ def scan_legacy_sequence(walk: Walk, r: Reader, member: str) -> str:
 
 
 def scan_tar_records(walk: Walk, src: Source, name: str, member: str) -> None:
-    """The ``storages``/``tensors`` member of a legacy torch tar: a count, then pickled records + raw data."""
+    """The ``storages``/``tensors`` member of a legacy torch tar, read exactly as ``torch.load`` reads it.
+
+    ``storages``: a count, then per storage a pickled ``(key, location, storage_type)`` record, an int64
+    element count and the raw bytes, then one more pickle (the storage views). ``tensors``: a count, then
+    per tensor a pickled record and its int32 rank, 4 padding bytes, sizes, strides and offset. Every pickle
+    is analysed; bytes left after what torch reads are an error (issue 19, finding F1).
+    """
     r = src.reader()
 
     def next_value() -> Any:
@@ -65,20 +71,31 @@ def scan_tar_records(walk: Walk, src: Source, name: str, member: str) -> None:
     if not isinstance(count, int) or count < 0 or count > walk.config.max_archive_members:
         raise Malformed(f"legacy torch tar '{name}' record count invalid")
     for _ in range(count):
-        record = next_value()
-        if not isinstance(record, tuple) or len(record) != 3:
+        record = next_value()  # torch unpacks it: any 3-item tuple or list
+        if not isinstance(record, tuple | list) or len(record) != 3:
             raise Malformed(f"legacy torch tar '{name}' record invalid")
         if name == "storages":
             storage_type = record[2]
             size = STORAGE_ELEMENT_SIZE.get(storage_type.name) if isinstance(storage_type, Global) else None
             if size is None:
                 raise Malformed("legacy torch tar storage type unknown")
-            r.skip(int.from_bytes(r.read(8), "little") * size)
+            numel = int.from_bytes(r.read(8), "little", signed=True)
+            if numel < 0:
+                raise Malformed("legacy torch tar storage with a negative size")
+            r.skip(numel * size)
         else:
             ndim = int.from_bytes(r.read(4), "little", signed=True)
             if not 0 <= ndim <= 64:
                 raise Malformed("legacy torch tar tensor rank invalid")
             r.skip(4 + 16 * ndim + 8)
+    if name == "storages":
+        views = next_value()  # the storage views torch unpickles after the records
+        if not isinstance(views, list | tuple) or not all(
+            isinstance(v, tuple | list) and len(v) == 4 for v in views
+        ):
+            raise Malformed("legacy torch tar storage views invalid")
+    if r.remaining():
+        raise Malformed(f"legacy torch tar '{name}': {r.remaining()} bytes after the records torch reads")
 
 
 __all__ = ["LEGACY_TAR", "LEGACY_TORCH_MAGIC", "scan_legacy_sequence", "scan_tar_records"]

@@ -39,17 +39,22 @@ STORAGE_ELEMENT_SIZE: dict[str, int] = {
 }
 
 
-def _load() -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
+def _load() -> tuple[frozenset[str], dict[str, str], frozenset[str], frozenset[str], frozenset[str]]:
     doc = json.loads(resources.files("bastion.scan").joinpath("allowlist.json").read_text("utf-8"))
     entries = frozenset(doc["entries"])
     aliases = {k: v for k, v in doc["aliases"].items() if v in entries}
     values = frozenset(k for k, kind in doc["entries"].items() if kind == "value")
-    return entries, aliases, values
+    scorers = doc.get("scorers", {})
+    classes = frozenset(k for k in scorers.get("classes", ()) if k in entries)
+    funcs = frozenset(k for k in scorers.get("score_functions", ()) if k in entries)
+    return entries, aliases, values, classes, funcs
 
 
 #: exact ``module:qualname`` pairs (generated, see :mod:`bastion.scan._gen.allowlist`); ``VALUES`` are the
-#: entries a pickle may only reference, never call (numpy ufuncs, torch's C activations)
-ENTRIES, ALIASES, VALUES = _load()
+#: entries a pickle may only reference, never call (numpy ufuncs, torch's C activations); ``SCORERS`` are
+#: scikit-learn's scorer classes (they call the function their state names) and ``SCORE_FUNCTIONS`` the
+#: functions that state may name (:func:`bastion.scan._calls.judge_scorer_state`)
+ENTRIES, ALIASES, VALUES, SCORERS, SCORE_FUNCTIONS = _load()
 ALLOWED: frozenset[str] = ENTRIES | frozenset(ALIASES)
 
 #: TorchScript archives' pickles are read by torch.jit.load's C++ unpickler, which special-cases these
@@ -200,6 +205,8 @@ __all__ = [
     "ALLOWED",
     "ENTRIES",
     "KNOWN_DANGEROUS",
+    "SCORERS",
+    "SCORE_FUNCTIONS",
     "STORAGE_ELEMENT_SIZE",
     "TORCHSCRIPT_ONLY",
     "VALUES",

@@ -15,7 +15,13 @@ big-integer and allocation work holds the GIL.
   (object arrays are filled with ``None``: 8 bytes touched per element from a 33-byte file);
 * ``torch._tensor._rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: ``func`` must be
   one of torch's own tensor rebuilders and ``new_type`` a tensor class;
-* LightGBM's ``Booster`` is rebuilt by ``NEWOBJ`` + ``BUILD``; called with arguments it opens a file path.
+* LightGBM's ``Booster`` is rebuilt by ``NEWOBJ`` + ``BUILD``; called with arguments it opens a file path;
+* scikit-learn's scorers (``_Scorer``: ``GridSearchCV(scoring="accuracy").scorer_``) call the function their
+  state names whenever the estimator is scored: they are never called with arguments (``NEWOBJ`` with none,
+  or ``copyreg._reconstructor(cls, object, None)`` at protocols 0-1), and :func:`judge_scorer_state` judges
+  every ``BUILD`` of one: a plain ``str``-keyed dict of sklearn's own scorer fields, ``_score_func`` one of
+  the generated score functions, the rest plain data (an adaptive attacker's ``os.system`` or allow-listed
+  ``lightgbm.basic.Booster`` there is refused, as is a key that only compares equal to ``"_score_func"``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bastion.scan._allowlist import ENTRIES, VALUES
+from bastion.scan._allowlist import ENTRIES, SCORE_FUNCTIONS, SCORERS, VALUES
 
 _ARRAYS = {  # key -> (index of the shape argument, index of the dtype argument)
     "numpy:ndarray": (0, 1),
@@ -51,8 +57,26 @@ _EXACT = frozenset({"fractions:Fraction", "decimal:Decimal"})
 _EXPONENT = re.compile(r"[eE]\s*([+-]?\s*\d[\d_]*)")
 _MAX_DIGITS = 4300  # CPython's own int/str conversion bound
 
+RECONSTRUCTOR = "copyreg:_reconstructor"
+OBJECT = "builtins:object"
+METADATA_REQUEST = "sklearn.utils._metadata_requests:MetadataRequest"
+#: the fields sklearn's scorers keep (``_BaseScorer.__init__``, ``_CurveScorer``, ``set_score_request``)
+_SCORER_FIELDS = frozenset(
+    {"_score_func", "_sign", "_kwargs", "_response_method", "_thresholds", "_metadata_request"}
+)
+_RESPONSE_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
+
 #: the keys :func:`judge_call` has rules for (callers skip the argument conversion for every other call)
-JUDGED = VALUES | _NUMBERS | _SIZED | frozenset(_ARRAYS) | {REBUILD_FROM_TYPE} | _NO_ARGS | _EXACT
+JUDGED = (
+    VALUES
+    | _NUMBERS
+    | _SIZED
+    | frozenset(_ARRAYS)
+    | {REBUILD_FROM_TYPE, RECONSTRUCTOR}
+    | _NO_ARGS
+    | _EXACT
+    | SCORERS
+)
 
 KeyOf = Callable[[Any], "str | None"]
 DtypeOf = Callable[[Any], Any]
@@ -155,7 +179,68 @@ def judge_call(
                 )
     elif key in _NO_ARGS and (args or kwargs) and op != "BUILD":
         return f"{op} calls {key} with arguments (pickles rebuild it by NEWOBJ + BUILD; arguments open files)"
+    elif key in SCORERS and (args or kwargs):
+        return f"{op} calls the scorer {key} with arguments (scorers are rebuilt by NEWOBJ + BUILD)"
+    elif (
+        key == RECONSTRUCTOR
+        and any(key_of(a) in SCORERS for a in args[:2])
+        and (len(args) != 3 or kwargs or key_of(args[1]) != OBJECT or args[2] is not None)
+    ):
+        return "copyreg._reconstructor of a scorer other than (cls, object, None)"
     return None
 
 
-__all__ = ["JUDGED", "REBUILDERS", "REBUILD_FROM_TYPE", "TENSOR_TYPES", "judge_call", "literal_dtype"]
+#: what a data view returns for a value that is not plain data
+NOT_DATA = object()
+DataOf = Callable[[Any], Any]
+
+
+def judge_scorer_state(
+    state: Any, *, key_of: KeyOf, data_of: DataOf, is_request: Callable[[Any], bool]
+) -> str | None:
+    """Why the ``BUILD`` state of a scikit-learn scorer is refused, or None.
+
+    ``state`` is the list of the state dict's ``(key, value)`` pairs as the pickle wrote them (every pair,
+    duplicates included), or None when the state is not a complete dict; ``data_of`` returns the plain Python
+    data a value denotes (literals and containers of literals) or :data:`NOT_DATA`.
+    """
+    if state is None:
+        return "a scorer's state that is not a plain dict (scorers call the function their state names)"
+    for k, v in state:
+        if type(k) is not str or k not in _SCORER_FIELDS:
+            field = k[:40] if type(k) is str else f"<{type(k).__name__}>"
+            return f"a scorer's state with the field {field!r} (not one sklearn's scorers keep)"
+        if k == "_score_func":
+            if key_of(v) not in SCORE_FUNCTIONS:
+                return "a scorer whose _score_func is not one of sklearn's metric functions"
+        elif k == "_sign":
+            if type(v) not in (int, float):
+                return "a scorer whose _sign is not a number"
+        elif k == "_metadata_request":
+            if not is_request(v):
+                return "a scorer whose _metadata_request is not sklearn's MetadataRequest"
+        else:
+            data = data_of(v)
+            if data is NOT_DATA:
+                return f"a scorer whose {k} is not plain data"
+            if k == "_kwargs" and not (isinstance(data, dict) and all(type(x) is str for x in data)):
+                return "a scorer whose _kwargs is not a str-keyed dict"
+            if k == "_response_method":
+                names = data if isinstance(data, tuple | list) else (data,)
+                if not names or not all(type(n) is str and n in _RESPONSE_METHODS for n in names):
+                    return "a scorer whose _response_method is not one of predict/predict_proba/…"
+    return None
+
+
+__all__ = [
+    "JUDGED",
+    "METADATA_REQUEST",
+    "NOT_DATA",
+    "REBUILDERS",
+    "REBUILD_FROM_TYPE",
+    "RECONSTRUCTOR",
+    "TENSOR_TYPES",
+    "judge_call",
+    "judge_scorer_state",
+    "literal_dtype",
+]

@@ -14,6 +14,8 @@ unpickler; our policy is the generated allow-list rather than a per-class one):
   and a result that is not fresh (someone else holds a reference: a cached or global object) is marked stale;
 * ``BUILD``, ``SETITEM(S)``, ``APPEND(S)`` and ``ADDITEMS`` refuse a target that ``find_class`` returned or
   that is stale: only objects built during this load can be mutated (issue 19, root cause 2);
+* ``BUILD`` of a scikit-learn scorer is judged on its state (:func:`bastion.scan._calls.judge_scorer_state`:
+  the function it will call when the estimator is scored must be one of sklearn's metric functions);
 * a deadline is checked on every read, so a load cannot run for ever.
 
 In joblib mode the ``NumpyArrayWrapper`` placeholder is expanded the way ``joblib.load`` does it (raw array
@@ -35,8 +37,15 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO, ClassVar
 
 from bastion.errors import UnsafeArtifact
-from bastion.scan._allowlist import ALIASES, ALLOWED
-from bastion.scan._calls import JUDGED, judge_call, literal_dtype
+from bastion.scan._allowlist import ALIASES, ALLOWED, SCORERS
+from bastion.scan._calls import (
+    JUDGED,
+    METADATA_REQUEST,
+    NOT_DATA,
+    judge_call,
+    judge_scorer_state,
+    literal_dtype,
+)
 
 _BASE: Any = pickle._Unpickler  # type: ignore[attr-defined]  # the pure-Python unpickler (hookable opcodes)
 _DISPATCH: dict[int, Any] = _BASE.dispatch
@@ -129,6 +138,7 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         self._keys: dict[int, str] = {}
         self._stale: dict[int, Any] = {}
         self._wrappers: dict[int, Any] = {}
+        self._scorer_types: tuple[type, ...] = ()
 
     # -- imports ------------------------------------------------------------------------------------------
     def find_class(self, module: str, name: str) -> Any:
@@ -139,6 +149,8 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
         obj = resolve(canon)
         self._granted[id(obj)] = obj
         self._keys.setdefault(id(obj), canon)
+        if canon in SCORERS and isinstance(obj, type):
+            self._scorer_types += (obj,)
         return obj
 
     def persistent_load(self, pid: Any) -> Any:
@@ -240,6 +252,16 @@ class RestrictedUnpickler(_BASE):  # type: ignore[misc]
     def load_build(self) -> None:
         target = self.stack[-2]
         self._mutable(target, "BUILD")
+        if self._scorer_types and isinstance(target, self._scorer_types):
+            state = self.stack[-1]
+            reason = judge_scorer_state(
+                list(state.items()) if type(state) is dict else None,
+                key_of=self._key,
+                data_of=_data,
+                is_request=lambda v: self._key(type(v)) == METADATA_REQUEST,
+            )
+            if reason is not None:
+                raise LoadRefused(reason)
         _DISPATCH[pickle.BUILD[0]](self)
         if self._joblib and _is_wrapper(target):
             self.stack[-1] = self._joblib_array(target)
@@ -333,6 +355,23 @@ for _op, _name in (
     (pickle.ADDITEMS, "load_additems"),
 ):
     RestrictedUnpickler.dispatch[_op[0]] = getattr(RestrictedUnpickler, _name)
+
+
+_LITERAL_TYPES = (str, int, float, bool, bytes, type(None))
+
+
+def _data(v: Any, depth: int = 0) -> Any:
+    """``v`` when it is plain data (literals and lists, tuples, dicts of them), else NOT_DATA."""
+    if type(v) in _LITERAL_TYPES:
+        return v
+    if depth > 8:
+        return NOT_DATA
+    if type(v) in (list, tuple):
+        return v if all(_data(x, depth + 1) is not NOT_DATA for x in v) else NOT_DATA
+    if type(v) is dict:
+        ok = all(type(k) in _LITERAL_TYPES and _data(x, depth + 1) is not NOT_DATA for k, x in v.items())
+        return v if ok else NOT_DATA
+    return NOT_DATA
 
 
 def _dtype(spec: Any) -> Any:

@@ -24,6 +24,13 @@ Sources:
 * LightGBM's ``Booster`` and its scikit-learn estimators (``LGBMModel`` subclasses): the benign corpus
   (``tests/scan/benign_corpus.py``) pickles them through joblib and pickle.
 
+Scorers (``scorers`` in the file): scikit-learn's ``_BaseScorer`` classes call the function their state names
+(``_score_func``) whenever the estimator is scored, so they are entries only under a state rule
+(:func:`bastion.scan._calls.judge_scorer_state`): rebuilt by ``NEWOBJ`` + ``BUILD``, never called with
+arguments, and the state's function one of ``score_functions`` — the functions sklearn's own named scorers
+wrap (``get_scorer``) and the public metric functions of ``sklearn.metrics``' classification, regression,
+ranking and supervised-clustering modules (``make_scorer(fbeta_score, beta=2)``).
+
 Refused by construction (root cause 2 of issue 19): callables that can return their argument, a module, a
 class, a function or a mutable global (``torch.jit._pickle.restore_type_tag`` and ``build_*`` lists,
 ``builtins.getattr``/``type``, ``operator``/``functools``), any module object, anything from ``os``,
@@ -150,7 +157,6 @@ _ALIASES = {
 #: entries the sources above would emit that are refused, each with its reason (issue 19, cold attack)
 EXCLUDED: dict[str, str] = {
     "sklearn.utils.deprecation:deprecated": "a decorator: calling it on an allowed class rewrites that class",
-    "sklearn.metrics._scorer:_Scorer": "a stored callable that calls the function it wraps",
     "sklearn.utils.parallel:_FuncWrapper": "a stored callable that calls the function it wraps",
 }
 _TORCH_NEVER = ("torch.jit", "torch._C._jit", "torch.hub", "torch.package", "torch.utils", "torch.ops")
@@ -291,6 +297,43 @@ def _scipy(entries: dict[str, str]) -> None:
             entries[f"{obj.__module__}:{obj.__qualname__}"] = "class"
 
 
+_SCORE_MODULES = (
+    "sklearn.metrics._classification",
+    "sklearn.metrics._regression",
+    "sklearn.metrics._ranking",
+    "sklearn.metrics.cluster._supervised",
+)
+
+
+def _scorers(entries: dict[str, str]) -> dict[str, list[str]]:
+    """The scorer classes (``_BaseScorer`` and subclasses) and the score functions their state may name."""
+    import sklearn.metrics._scorer as scorer_mod
+
+    base = scorer_mod._BaseScorer
+    classes = sorted(
+        f"{scorer_mod.__name__}:{obj.__qualname__}"
+        for obj in vars(scorer_mod).values()
+        if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == scorer_mod.__name__
+    )
+    funcs: set[str] = set()
+    for scorer in scorer_mod._SCORERS.values():  # what scoring="accuracy" … builds
+        func = getattr(scorer, "_score_func", None)
+        if isinstance(func, types.FunctionType):
+            key = f"{func.__module__}:{func.__qualname__}"
+            if not _defined(func.__module__, func.__qualname__, _resolve(func.__module__, func.__qualname__)):
+                raise SystemExit(f"score function {key} is not defined where named")
+            entries.setdefault(key, "function")
+            funcs.add(key)
+    for name in _SCORE_MODULES:
+        mod = importlib.import_module(name)
+        for attr, obj in vars(mod).items():
+            if isinstance(obj, types.FunctionType) and obj.__module__ == name and not attr.startswith("_"):
+                funcs.add(f"{name}:{attr}")
+    for key in classes:
+        entries[key] = "class"
+    return {"classes": classes, "score_functions": sorted(k for k in funcs if k in entries)}
+
+
 def _lightgbm(entries: dict[str, str]) -> None:
     """LightGBM's ``Booster`` (pickled as its text model, parsed by LightGBM's C++ loader in ``__setstate__``)
     and its scikit-learn estimators, each defined where named."""
@@ -344,6 +387,7 @@ def generate() -> dict[str, Any]:
     _sklearn(entries)
     _torch(entries)
     _lightgbm(entries)
+    scorers = _scorers(entries)
     for name in EXCLUDED:
         entries.pop(name, None)
     for name in list(entries):
@@ -379,6 +423,7 @@ def generate() -> dict[str, Any]:
         },
         "entries": dict(sorted(entries.items())),
         "aliases": dict(sorted(aliases.items())),
+        "scorers": scorers,
     }
 
 
@@ -391,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(doc, indent=1, sort_keys=False) + "\n"
     if args.check:
         current = json.loads(args.out.read_text())
-        same = current["entries"] == doc["entries"] and current["aliases"] == doc["aliases"]
+        same = all(current.get(k) == doc[k] for k in ("entries", "aliases", "scorers"))
         print("allow-list up to date" if same else "allow-list differs from the installed libraries")
         return 0 if same else 1
     args.out.write_text(text)

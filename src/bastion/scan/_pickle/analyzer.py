@@ -14,13 +14,22 @@ from collections.abc import Callable
 from typing import Any
 
 from bastion.scan._allowlist import (
+    SCORERS,
     TORCHSCRIPT_ONLY,
     _is_allowed,
     canonical,
     is_known_dangerous,
     normalise_extra,
 )
-from bastion.scan._calls import JUDGED, judge_call, literal_dtype
+from bastion.scan._calls import (
+    JUDGED,
+    METADATA_REQUEST,
+    NOT_DATA,
+    RECONSTRUCTOR,
+    judge_call,
+    judge_scorer_state,
+    literal_dtype,
+)
 from bastion.scan._io import BoundExceeded, Malformed, Reader
 from bastion.scan._model import Issue, ScanConfig, Severity
 from bastion.scan._pickle.joblib import array_layout
@@ -132,6 +141,17 @@ class PickleAnalyzer:
         )
         if reason is not None:
             self._issue("pickle-unsafe-call", Severity.high, reason, func.full)
+
+    def _made(self, func: Any, args: Any, obj: Obj) -> Obj:
+        """``obj`` as the result of calling ``func``: marked when it is a scikit-learn scorer."""
+        if isinstance(func, Global):
+            key = canonical(func.module, func.name)
+            if key in SCORERS:
+                obj.scorer = True
+            elif key == RECONSTRUCTOR:
+                first = tuple_items(args)[:1]
+                obj.scorer = bool(first) and _static_key(first[0]) in SCORERS
+        return obj
 
     # -- stack helpers ----------------------------------------------------------------------------------
     def push(self, v: Any) -> None:
@@ -481,7 +501,7 @@ class PickleAnalyzer:
             self._no_wrapper_args(Box("tuple", list(args)))
         g = self._check_global(arg[0], arg[1])
         self._judge(g, Box("tuple", list(args)), None, "INST")
-        self.push_nested(Obj(g.full, Box("tuple", args)))
+        self.push_nested(self._made(g, None, Obj(g.full, Box("tuple", args))))
 
     def op_OBJ(self, arg: None) -> None:
         items = self.pop_mark()
@@ -491,7 +511,7 @@ class PickleAnalyzer:
             self._no_wrapper_args(Box("tuple", items[1:]))
         ctor = self._callee(items[0], "OBJ")
         self._judge(items[0], Box("tuple", items[1:]), None, "OBJ")
-        self.push_nested(Obj(ctor, Box("tuple", items[1:])))
+        self.push_nested(self._made(items[0], None, Obj(ctor, Box("tuple", items[1:]))))
 
     def _no_wrapper_args(self, args: Any) -> None:
         """joblib mode: the wrapper class may only be constructed by NEWOBJ (what joblib writes)."""
@@ -507,7 +527,7 @@ class PickleAnalyzer:
             self._no_wrapper_args(args)
         ctor = self._callee(func, "REDUCE")
         self._judge(func, args, None, "REDUCE")
-        self.push_nested(Obj(ctor, args))
+        self.push_nested(self._made(func, args, Obj(ctor, args)))
 
     def op_NEWOBJ(self, arg: None) -> None:
         args = self.pop()
@@ -522,7 +542,7 @@ class PickleAnalyzer:
             return
         ctor = self._callee(cls, "NEWOBJ")
         self._judge(cls, args, None, "NEWOBJ")
-        self.push_nested(Obj(ctor, args))
+        self.push_nested(self._made(cls, None, Obj(ctor, args)))
 
     def op_NEWOBJ_EX(self, arg: None) -> None:
         kwargs = self.pop()
@@ -530,7 +550,7 @@ class PickleAnalyzer:
         cls = self.pop()
         ctor = self._callee(cls, "NEWOBJ_EX")
         self._judge(cls, args, kwargs, "NEWOBJ_EX")
-        self.push_nested(Obj(ctor, Box("tuple", [args, kwargs])))
+        self.push_nested(self._made(cls, None, Obj(ctor, Box("tuple", [args, kwargs]))))
 
     def op_BUILD(self, arg: None) -> None:
         state = self.pop()
@@ -548,6 +568,8 @@ class PickleAnalyzer:
                 target.ctor == "numpy.dtype" and tuple_items(target.args)[2:3] != (True,)
             ):
                 self._stale_mutation(target, "BUILD")
+            if target.scorer:
+                self._judge_scorer(target, state)
             target.state = state
             target.depth = max(target.depth, depth_of(state) + 1)
             if target.ctor == JOBLIB_WRAPPER:
@@ -558,6 +580,17 @@ class PickleAnalyzer:
                     self._joblib_array(target)
         elif not isinstance(target, Box | Opaque):
             raise Malformed("BUILD on a scalar", self.offset)
+
+    def _judge_scorer(self, target: Obj, state: Any) -> None:
+        complete = isinstance(state, Box) and state.kind == "dict" and not state.truncated
+        reason = judge_scorer_state(
+            state.items if complete else None,
+            key_of=_static_key,
+            data_of=_static_data,
+            is_request=_static_request,
+        )
+        if reason is not None:
+            self._issue("pickle-unsafe-call", Severity.high, reason, target.ctor)
 
     def _stale_mutation(self, target: Obj, op: str) -> None:
         self._issue(
@@ -651,6 +684,34 @@ def _static_dtype(v: Any) -> Any:
                 return None
         return None
     return literal_dtype(v)
+
+
+_LITERAL_TYPES = (str, int, float, bool, bytes, type(None))
+_REQUEST_CTOR = METADATA_REQUEST.replace(":", ".")
+
+
+def _static_data(v: Any, depth: int = 0) -> Any:
+    """The plain data a simulated value denotes (literals, complete containers of them), else NOT_DATA."""
+    if type(v) in _LITERAL_TYPES:
+        return v
+    if not isinstance(v, Box) or v.truncated or depth > 8 or v.kind == "set":
+        return NOT_DATA
+    if v.kind == "dict":
+        out: dict[Any, Any] = {}
+        for k, x in v.items:
+            value = _static_data(x, depth + 1)
+            if type(k) not in _LITERAL_TYPES or value is NOT_DATA:
+                return NOT_DATA
+            out[k] = value
+        return out
+    items = [_static_data(x, depth + 1) for x in v.items]
+    if any(x is NOT_DATA for x in items):
+        return NOT_DATA
+    return tuple(items) if v.kind == "tuple" else items
+
+
+def _static_request(v: Any) -> bool:
+    return isinstance(v, Obj) and v.fresh and v.ctor == _REQUEST_CTOR
 
 
 def _named_tensor(v: Any) -> bool:

@@ -60,9 +60,10 @@ class Box:
 
 
 class Obj:
-    """The result of a call (or persistent load) in the pickle; ``fresh`` when built by this pickle."""
+    """The result of a call (or persistent load) in the pickle; ``fresh`` when built by this pickle;
+    ``scorer`` when it is a scikit-learn scorer (its ``BUILD`` state is judged)."""
 
-    __slots__ = ("args", "ctor", "depth", "fresh", "state")
+    __slots__ = ("args", "ctor", "depth", "fresh", "scorer", "state")
 
     def __init__(self, ctor: str, args: Any = None, *, fresh: bool = True) -> None:
         self.ctor = ctor
@@ -70,6 +71,7 @@ class Obj:
         self.state: Any = None
         self.depth = depth_of(args) + 1
         self.fresh = fresh
+        self.scorer = False
 
 
 class JoblibWrapperClass(Global):

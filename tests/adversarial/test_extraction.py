@@ -83,3 +83,35 @@ def test_bucket_queries_stay_in_ten_public_buckets() -> None:
     planes = np.random.default_rng(0).standard_normal((64, 6)).astype(np.float32)
     codes = (((x - 0.5) @ planes) > 0).astype(np.int64) @ (1 << np.arange(6))
     assert x.shape == (400, 64) and len(set(codes.tolist())) <= 10
+
+
+def test_audit_reports_agreement_with_the_reference_beside_the_endpoint(
+    digits, digits_model: TorchAdapter
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20 gap 4: against an endpoint that misinforms (bastion's keyed misinformation on every row),
+    the copy agrees with the endpoint's answers (fidelity) but not with the clean model behind it
+    (reference_agreement) nor with the true labels (accuracy); the audit reports all three."""
+    from bastion.adversarial.audit import AuditTarget, run_audit
+    from bastion.serve.responses import misinform
+
+    def defended(x: np.ndarray) -> np.ndarray:
+        return misinform(digits_model.predict_proba(x), secret=b"k" * 32, consumer="auditor")
+
+    endpoint = CallableAdapter(defended, n_classes=10, input_shape=64)
+    metrics = {}
+    for name, reference in (("with", digits_model), ("without", None)):
+        target = AuditTarget(
+            model=endpoint,
+            x=digits.x_test,
+            y=digits.y_test,
+            x_train=digits.x_train[:400],
+            y_train=digits.y_train[:400],
+            reference=reference,
+        )
+        report = run_audit(target=target, attacks=["extraction"], budget="quick", seed=0)
+        metrics[name] = report.to_dict()["sections"]["extraction"]["metrics"]
+    m = metrics["with"]
+    assert m["knockoff_fidelity"] > 0.6  # the copy learned the endpoint's (misinformed) answers
+    assert m["knockoff_reference_agreement"] < 0.3 and m["knockoff_accuracy"] < 0.3
+    assert m["reference_agreement"] < 0.3 and m["reference_accuracy"] > 0.9 and m["victim_accuracy"] < 0.3
+    assert "reference_agreement" not in metrics["without"] and "knockoff_accuracy" in metrics["without"]

@@ -27,8 +27,19 @@ def _validate_target(t: AuditTarget) -> AuditTarget:
             raise InvalidInput("give both x_train and y_train")
         xt = check_input(t.x_train, m.input_shape, name="training x")
         yt = check_labels(t.y_train, xt.shape[0], m.n_classes, name="training y")
+    if t.reference is not None and (
+        tuple(t.reference.input_shape) != tuple(m.input_shape) or t.reference.n_classes != m.n_classes
+    ):
+        raise InvalidInput("the reference model must take the same inputs and classes as the audited one")
     return AuditTarget(
-        model=m, x=x, y=y, x_train=xt, y_train=yt, trainer=t.trainer, description=t.description
+        model=m,
+        x=x,
+        y=y,
+        x_train=xt,
+        y_train=yt,
+        trainer=t.trainer,
+        description=t.description,
+        reference=t.reference,
     )
 
 

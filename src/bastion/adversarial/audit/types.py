@@ -119,6 +119,9 @@ class AuditTarget:
     y_train: np.ndarray | None = field(default=None, repr=False)
     trainer: Trainer | None = field(default=None, repr=False)
     description: Mapping[str, Any] = field(default_factory=dict)
+    # the clean model behind a defended endpoint, when the auditor holds it: the extraction family then
+    # reports the copy's agreement with it beside its agreement with the endpoint's (defended) answers
+    reference: ModelAdapter | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

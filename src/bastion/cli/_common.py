@@ -13,13 +13,13 @@ import enum
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
-from bastion.errors import ConfigError
+from bastion.errors import BastionError, ConfigError
 from bastion.report.document import to_jsonable
 
 
@@ -36,6 +36,51 @@ def print_json(obj: Any) -> None:
     """Print one JSON document to stdout."""
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+T = TypeVar("T")
+
+
+def emit(
+    fmt: OutputFormat,
+    result: T,
+    lines: Callable[[T], Iterable[str]],
+    *,
+    as_json: Callable[[T], Any] | None = None,
+) -> None:
+    """Print a command's ``result``: as JSON (``as_json(result)``, default the result itself) or as the
+    text ``lines(result)``, one per line."""
+    if fmt is OutputFormat.json:
+        print_json(result if as_json is None else as_json(result))
+        return
+    for line in lines(result):
+        typer.echo(line)
+
+
+def vault_answer(
+    home: Path | None,
+    fmt: OutputFormat,
+    call: Callable[[Any], T],
+    lines: Callable[[T], Iterable[str]],
+    *,
+    as_json: Callable[[T], Any] | None = None,
+) -> None:
+    """Open the vault (local or remote: :func:`open_vault`), ask it ``call(vault)``, close it, and
+    :func:`emit` the answer."""
+    with open_vault(home) as vault:
+        result = call(vault)
+    emit(fmt, result, lines, as_json=as_json)
+
+
+def is_remote(vault: Any) -> bool:
+    """Whether ``vault`` is a server's (``$BASTION_URL``), not this machine's home."""
+    return bool(getattr(vault, "remote", False))
+
+
+def local_only(vault: Any, message: str, *, error: type[BastionError] = ConfigError) -> None:
+    """Refuse (``error(message)``) on a server's vault what needs the key ring, database or blobs here."""
+    if is_remote(vault):
+        raise error(message)
 
 
 URL_ENV = "BASTION_URL"

@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.cli._common import (
+    FORMAT_OPTION,
+    HOME_OPTION,
+    OutputFormat,
+    is_remote,
+    local_only,
+    open_vault,
+    print_json,
+    vault_answer,
+)
 from bastion.errors import ConfigError, IntegrityError, InvalidInput, ServiceError
 
 WITNESS_ENV = "BASTION_WITNESS"
@@ -78,8 +87,11 @@ def register(app: typer.Typer) -> None:
         with open_vault(home) as vault:
             extra: list[Any] = []
             if specs:
-                if getattr(vault, "remote", False):
-                    raise InvalidInput("--witness/$BASTION_WITNESS: run log verify on the server's host")
+                local_only(
+                    vault,
+                    "--witness/$BASTION_WITNESS: run log verify on the server's host",
+                    error=InvalidInput,
+                )
                 extra = parse_witness_specs(specs, home=vault.settings.home)
             try:
                 result = vault.log_verify(trusted=trusted, **({"witnesses": extra} if extra else {}))
@@ -92,7 +104,7 @@ def register(app: typer.Typer) -> None:
                     "no witness has seen this log (--require-witness): name one with --witness or "
                     f"${WITNESS_ENV}, from outside the home"
                 )
-            if not getattr(vault, "remote", False):  # a server runs this check in its own log verify
+            if not is_remote(vault):  # a server runs this check in its own log verify
                 from bastion.privacy.ledger import ledger_for_vault  # a replayed ledger lost a logged spend
 
                 ledger_for_vault(vault).cross_check_log(vault.log_entries())
@@ -122,12 +134,12 @@ def register(app: typer.Typer) -> None:
     @log.command("head")
     def head(home: Path | None = HOME_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:
         """Print the latest signed tree head."""
-        with open_vault(home) as vault:
-            sth = vault.log_head()
-        if fmt is OutputFormat.json:
-            print_json(sth)
-        else:
-            typer.echo(f"size {sth.size} root {sth.root_hash.hex()} at {sth.timestamp}")
+        vault_answer(
+            home,
+            fmt,
+            lambda vault: vault.log_head(),
+            lambda sth: [f"size {sth.size} root {sth.root_hash.hex()} at {sth.timestamp}"],
+        )
 
     @log.command("prove")
     def prove(
@@ -136,17 +148,14 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Inclusion proof of entry N in the latest signed head (verified before printing)."""
-        with open_vault(home) as vault:
-            proof = vault.log_prove(index)
-        if fmt is OutputFormat.json:
-            print_json(proof)
-            return
-        typer.echo(
-            f"entry {proof.index} is in the tree of size {proof.tree_size} (root {proof.root_hash.hex()})"
-        )
-        typer.echo(f"leaf {proof.leaf_hash.hex()}")
-        for p in proof.path:
-            typer.echo(f"  {p.hex()}")
+
+        def lines(proof: Any) -> Iterator[str]:
+            root = proof.root_hash.hex()
+            yield f"entry {proof.index} is in the tree of size {proof.tree_size} (root {root})"
+            yield f"leaf {proof.leaf_hash.hex()}"
+            yield from (f"  {p.hex()}" for p in proof.path)
+
+        vault_answer(home, fmt, lambda vault: vault.log_prove(index), lines)
 
     @log.command("consistency")
     def consistency(
@@ -156,12 +165,12 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Prove the tree of OLD entries is a prefix of the tree of NEW entries (signed heads checked)."""
-        with open_vault(home) as vault:
-            proof = vault.log_consistency(old, new)
-        if fmt is OutputFormat.json:
-            print_json(proof)
-            return
-        typer.echo(f"consistent: {proof.old_size} -> {proof.new_size} ({len(proof.path)} hashes)")
+        vault_answer(
+            home,
+            fmt,
+            lambda vault: vault.log_consistency(old, new),
+            lambda proof: [f"consistent: {proof.old_size} -> {proof.new_size} ({len(proof.path)} hashes)"],
+        )
 
     @log.command("show")
     def show(
@@ -171,10 +180,11 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Print audit entries."""
-        with open_vault(home) as vault:
-            entries = vault.log_entries(start=start, limit=limit)
-        if fmt is OutputFormat.json:
-            print_json(entries)
-            return
-        for e in entries:
-            typer.echo(f"{e.index}\t{e.timestamp}\t{e.actor}\t{e.action}\t{e.target}\t{e.outcome}")
+        vault_answer(
+            home,
+            fmt,
+            lambda vault: vault.log_entries(start=start, limit=limit),
+            lambda entries: (
+                f"{e.index}\t{e.timestamp}\t{e.actor}\t{e.action}\t{e.target}\t{e.outcome}" for e in entries
+            ),
+        )

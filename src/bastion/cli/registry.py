@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.cli._common import (
+    FORMAT_OPTION,
+    HOME_OPTION,
+    OutputFormat,
+    emit,
+    is_remote,
+    local_only,
+    open_vault,
+    vault_answer,
+)
 from bastion.errors import InvalidInput
 
 
@@ -24,6 +34,17 @@ def _parse_tags(values: list[str]) -> dict[str, str]:
 
 def _line(v: Any) -> str:
     return f"{v.name}:{v.version}\t{v.kind}\t{v.env}\t{v.size} bytes\t{v.created_at}\t{v.created_by}"
+
+
+def _show_lines(v: Any) -> Iterator[str]:
+    yield _line(v)
+    yield f"manifest {v.manifest_digest}"
+    for f in v.files:
+        yield f"  {f.sha256}  {f.size:>12}  {f.path}"
+    for k, val in sorted(v.tags.items()):
+        yield f"  tag {k}={val}"
+    for a in v.annotations:
+        yield f"  annotation [{a.namespace}] by {a.created_by} at {a.created_at}: {json.dumps(dict(a.data))}"
 
 
 def register(app: typer.Typer) -> None:
@@ -82,10 +103,7 @@ def register(app: typer.Typer) -> None:
                     outputs=[version_dataset(version)],
                     facets={"bastion_push": {"kind": version.kind, "env": version.env}},
                 )
-        if fmt is OutputFormat.json:
-            print_json(version)
-        else:
-            typer.echo(f"pushed {version.ref} ({version.env}, manifest {version.manifest_digest[:16]}…)")
+        emit(fmt, version, lambda v: [f"pushed {v.ref} ({v.env}, manifest {v.manifest_digest[:16]}…)"])
 
     @registry.command("pull")
     def pull(
@@ -100,10 +118,7 @@ def register(app: typer.Typer) -> None:
         show = interactive(json_output=fmt is OutputFormat.json)
         with open_vault(home) as vault, step(f"verifying and decrypting {ref}", enabled=show):
             version = vault.pull(ref, out=out)
-        if fmt is OutputFormat.json:
-            print_json(version)
-        else:
-            typer.echo(f"pulled {version.ref} into {out} (verified)")
+        emit(fmt, version, lambda v: [f"pulled {v.ref} into {out} (verified)"])
 
     @registry.command("list")
     def list_(
@@ -112,13 +127,7 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """List the versions you may read."""
-        with open_vault(home) as vault:
-            found = vault.list(kind)
-        if fmt is OutputFormat.json:
-            print_json(found)
-            return
-        for v in found:
-            typer.echo(_line(v))
+        vault_answer(home, fmt, lambda vault: vault.list(kind), lambda found: map(_line, found))
 
     @registry.command("show")
     def show(
@@ -127,22 +136,7 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Show one version: files, digests, tags, annotations."""
-        with open_vault(home) as vault:
-            v = vault.show(ref)
-        if fmt is OutputFormat.json:
-            print_json(v)
-            return
-        typer.echo(_line(v))
-        typer.echo(f"manifest {v.manifest_digest}")
-        for f in v.files:
-            typer.echo(f"  {f.sha256}  {f.size:>12}  {f.path}")
-        for k, val in sorted(v.tags.items()):
-            typer.echo(f"  tag {k}={val}")
-        for a in v.annotations:
-            typer.echo(
-                f"  annotation [{a.namespace}] by {a.created_by} at {a.created_at}: "
-                f"{json.dumps(dict(a.data))}"
-            )
+        vault_answer(home, fmt, lambda vault: vault.show(ref), _show_lines)
 
     @registry.command("verify")
     def verify(
@@ -151,12 +145,13 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Check signatures, database rows, the wrapped key and every blob (exit 1 on tampering)."""
-        with open_vault(home) as vault:
-            v = vault.verify(ref)
-        if fmt is OutputFormat.json:
-            print_json({"ok": True, "version": v})
-        else:
-            typer.echo(f"{v.ref}: OK ({len(v.files)} files, manifest {v.manifest_digest[:16]}…)")
+        vault_answer(
+            home,
+            fmt,
+            lambda vault: vault.verify(ref),
+            lambda v: [f"{v.ref}: OK ({len(v.files)} files, manifest {v.manifest_digest[:16]}…)"],
+            as_json=lambda v: {"ok": True, "version": v},
+        )
 
     @registry.command("promote")
     def promote(
@@ -172,14 +167,11 @@ def register(app: typer.Typer) -> None:
         from bastion.governance.policy import gate_promotion
 
         with open_vault(home) as vault:
-            if getattr(vault, "remote", False):  # a server runs the gate itself, with its own bastion.toml
+            if is_remote(vault):  # a server runs the gate itself, with its own bastion.toml
                 v = vault.promote(ref, to=to)
             else:
                 v = vault.promote(gate_promotion(vault=vault, ref=ref, to=to), to=to)
-        if fmt is OutputFormat.json:
-            print_json(v)
-        else:
-            typer.echo(f"promoted {v.ref} to {v.env}")
+        emit(fmt, v, lambda v: [f"promoted {v.ref} to {v.env}"])
 
     @registry.command("gc")
     def gc(
@@ -196,21 +188,19 @@ def register(app: typer.Typer) -> None:
         """Collect orphan blobs (admin only): blobs no version refers to, left by crashed or refused pushes.
 
         A dry run by default (lists what would be deleted); --yes deletes. Audit-logged either way."""
-        from bastion.errors import ConfigError
-
         with open_vault(home) as vault:
-            if getattr(vault, "remote", False):
-                raise ConfigError(
-                    "registry gc needs the blob store: run it on the server's host, without BASTION_URL"
-                )
+            local_only(
+                vault, "registry gc needs the blob store: run it on the server's host, without BASTION_URL"
+            )
             found = vault.gc_blobs(dry_run=not yes, min_age_s=min_age_hours * 3600.0)
-        if fmt is OutputFormat.json:
-            print_json(found)
-            return
-        verb = "would delete" if found.dry_run else "deleted"
-        typer.echo(
-            f"{verb} {len(found.orphans)} orphan blob(s) ({found.bytes} bytes) and {found.temporaries} "
-            f"temporary file(s); kept {found.recent} younger than {min_age_hours:g} h"
-        )
-        if found.dry_run and (found.orphans or found.temporaries):
-            typer.echo("run again with --yes to delete them")
+
+        def lines(found: Any) -> Iterator[str]:
+            verb = "would delete" if found.dry_run else "deleted"
+            yield (
+                f"{verb} {len(found.orphans)} orphan blob(s) ({found.bytes} bytes) and {found.temporaries} "
+                f"temporary file(s); kept {found.recent} younger than {min_age_hours:g} h"
+            )
+            if found.dry_run and (found.orphans or found.temporaries):
+                yield "run again with --yes to delete them"
+
+        emit(fmt, found, lines)

@@ -37,7 +37,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def campaign_detection(seeds: int) -> None:
@@ -132,8 +134,7 @@ def _watch_scenario(name: str, tmp: Path) -> None:
     from bastion.crypto.kdf import KdfParams
     from bastion.errors import AccessDenied, AuthenticationFailed
     from bastion.events import EventStore
-    from bastion.hunt import load_rules
-    from bastion.respond import Responder, Tick, load_playbook, watch
+    from bastion.respond import Responder, load_playbook
     from bastion.vault import init_project, open_vault
 
     passphrase = "bench-" + os.urandom(6).hex()
@@ -150,36 +151,20 @@ def _watch_scenario(name: str, tmp: Path) -> None:
     actor = "insider" if name == "insider-bulk-pull" else "ops"
     _, token = vault.create_token(name=actor, role="data-scientist" if actor == "insider" else "admin")
     vault.close()
-    seen: dict[str, float] = {}
-
     rule = (
         "0b7f3a10-5d1e-4c8a-9f00-000000000402"
         if actor == "insider"
         else "0b7f3a10-5d1e-4c8a-9f00-000000000703"
     )
-
-    def on_tick(tick: Tick) -> None:
-        if "detect" not in seen and any(f.rule_id == rule and f.identity == actor for f in tick.found):
-            seen["detect"] = tick.hunted_at
-        for r in tick.results:
-            if r.status == "done" and r.target == actor:
-                seen.setdefault("contain", r.at)
-
-    stop = threading.Event()
     store = EventStore(f"sqlite:///{tmp / (name + '-events.db')}")
     with open_vault(home=home, passphrase=passphrase) as owner:
-        responder = Responder(vault=owner, playbook=load_playbook(), mode="auto")
-        loop = threading.Thread(
-            target=watch,
-            kwargs={
-                "responder": responder,
-                "store": store,
-                "rules": load_rules(),
-                "stop": stop,
-                "on_tick": on_tick,
-            },
+        race = _Race(
+            Responder(vault=owner, playbook=load_playbook(), mode="auto"),
+            store,
+            detected=lambda f: f.rule_id == rule and f.identity == actor,
+            contained=lambda r: r.target == actor,
         )
-        loop.start()
+        seen, stop, loop = race.seen, race.stop, race.loop
         time.sleep(1.5)  # the first tick has run (empty store)
         seen.clear()
         detectable = refused = None
@@ -203,13 +188,11 @@ def _watch_scenario(name: str, tmp: Path) -> None:
             stop.set()
             loop.join()
     store.close()
-    assert detectable is not None
-    ttd = seen.get("detect", float("nan")) - detectable
-    ttc = seen.get("contain", float("nan")) - detectable
-    refused_s = (refused - detectable) if refused is not None else float("nan")
-    print(
-        f"{name}: detect {ttd:.2f} s, contain {ttc:.2f} s (goal <= 10 s), attacker refused {refused_s:.2f} s "
-        f"after the first detectable event ({attempts} attempts)"
+    race.report(
+        name,
+        detectable,
+        refused,
+        f"attacker refused {{}} s after the first detectable event ({attempts} attempts)",
     )
 
 
@@ -223,10 +206,9 @@ def _gateway_scenario(name: str, tmp: Path) -> None:
 
     from bastion.crypto.kdf import KdfParams
     from bastion.events import EventStore
-    from bastion.hunt import load_rules
     from bastion.models import TorchAdapter
     from bastion.models.recipes import build_mlp
-    from bastion.respond import Responder, Tick, load_playbook, state_path, watch
+    from bastion.respond import Responder, load_playbook, state_path
     from bastion.respond.gate import ResponseGate
     from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
     from bastion.serve.config import MonitorConfig, RateLimitConfig
@@ -269,29 +251,14 @@ def _gateway_scenario(name: str, tmp: Path) -> None:
         else "0b7f3a10-5d1e-4c8a-9f00-000000000102"
     )
     threshold = 20 if name == "token-spray" else 300
-    seen: dict[str, float] = {}
-
-    def on_tick(tick: Tick) -> None:
-        if "detect" not in seen and any(f.rule_id == rule for f in tick.found):
-            seen["detect"] = tick.hunted_at
-        for r in tick.results:
-            if r.status == "done" and r.rule_id == rule:
-                seen.setdefault("contain", r.at)
-
-    stop = threading.Event()
     store = EventStore(f"sqlite:///{tmp / (name + '-events.db')}")
-    responder = Responder(vault=vault, playbook=load_playbook(), mode="auto")
-    loop = threading.Thread(
-        target=watch,
-        kwargs={
-            "responder": responder,
-            "store": store,
-            "rules": load_rules(),
-            "stop": stop,
-            "on_tick": on_tick,
-        },
+    race = _Race(
+        Responder(vault=vault, playbook=load_playbook(), mode="auto"),
+        store,
+        detected=lambda f: f.rule_id == rule,
+        contained=lambda r: r.rule_id == rule,
     )
-    loop.start()
+    stop, loop = race.stop, race.loop
     detectable = refused = None
     sent = 0
     try:
@@ -316,14 +283,62 @@ def _gateway_scenario(name: str, tmp: Path) -> None:
         store.close()
         state_path(vault.settings.home).unlink(missing_ok=True)
         vault.close()
-    assert detectable is not None
-    ttd = seen.get("detect", float("nan")) - detectable
-    ttc = seen.get("contain", float("nan")) - detectable
-    refused_s = (refused - detectable) if refused is not None else float("nan")
-    print(
-        f"{name} (gateway): detect {ttd:.2f} s, contain {ttc:.2f} s (goal <= 10 s), refused "
-        f"{refused_s:.2f} s after the first detectable request ({sent} requests sent)"
+    race.report(
+        f"{name} (gateway)",
+        detectable,
+        refused,
+        f"refused {{}} s after the first detectable request ({sent} requests sent)",
     )
+
+
+class _Race:
+    """The watch loop of a scenario, started at once in a thread: records when the first finding that
+    ``detected`` and the first completed action that ``contained`` arrive (``seen``)."""
+
+    def __init__(
+        self,
+        responder: Any,
+        store: Any,
+        *,
+        detected: Callable[[Any], bool],
+        contained: Callable[[Any], bool],
+    ) -> None:
+        from bastion.hunt import load_rules
+        from bastion.respond import watch
+
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self._detected, self._contained = detected, contained
+        self.loop = threading.Thread(
+            target=watch,
+            kwargs={
+                "responder": responder,
+                "store": store,
+                "rules": load_rules(),
+                "stop": self.stop,
+                "on_tick": self._on_tick,
+            },
+        )
+        self.loop.start()
+
+    def _on_tick(self, tick: Any) -> None:
+        if "detect" not in self.seen and any(self._detected(f) for f in tick.found):
+            self.seen["detect"] = tick.hunted_at
+        for r in tick.results:
+            if r.status == "done" and self._contained(r):
+                self.seen.setdefault("contain", r.at)
+
+    def report(self, label: str, detectable: float | None, refused: float | None, tail: str) -> None:
+        """Print detect/contain/refuse times from the first detectable event (``tail``: ``{}`` is the
+        refusal time)."""
+        assert detectable is not None
+        ttd = self.seen.get("detect", float("nan")) - detectable
+        ttc = self.seen.get("contain", float("nan")) - detectable
+        refused_s = (refused - detectable) if refused is not None else float("nan")
+        print(
+            f"{label}: detect {ttd:.2f} s, contain {ttc:.2f} s (goal <= 10 s), "
+            + tail.format(f"{refused_s:.2f}")
+        )
 
 
 def _no_pickles(path: Path) -> None:

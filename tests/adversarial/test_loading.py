@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bastion.adversarial.loading import load_data, open_model
+from bastion.adversarial.loading import TRUST_TORCHSCRIPT, load_data, open_model
 from bastion.cli import run
 from bastion.errors import InvalidInput, NotFound, UnsafeArtifact
 from bastion.models import SklearnAdapter, TorchAdapter
@@ -107,7 +107,13 @@ def test_factory_with_safetensors(tmp_path: Path, factory_module: str, digits) -
 def test_torchscript_and_shape_mismatch(tmp_path: Path, digits) -> None:  # type: ignore[no-untyped-def]
     net = torch.nn.Sequential(torch.nn.Linear(64, 10))
     torch.jit.save(torch.jit.script(net), str(tmp_path / "m.pt"))
-    with open_model(str(tmp_path / "m.pt"), input_shape=(64,), n_classes=10) as loaded:
+    with (  # TorchScript code runs at load: refused unless trusted
+        pytest.raises(UnsafeArtifact, match="TorchScript archive"),
+        open_model(str(tmp_path / "m.pt"), input_shape=(64,), n_classes=10),
+    ):
+        pass
+    trust = (TRUST_TORCHSCRIPT,)
+    with open_model(str(tmp_path / "m.pt"), input_shape=(64,), n_classes=10, trusted_types=trust) as loaded:
         assert loaded.kind == "torchscript"
         assert loaded.adapter.predict(digits.x_test[:4]).shape == (4,)
         with pytest.raises(InvalidInput, match="shape"):

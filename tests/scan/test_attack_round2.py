@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.scan import Verdict, scan, scan_bytes
+from bastion.scan import ScanConfig, Verdict, scan, scan_bytes
 
 EVIL = b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85R."  # os.system("id"), never run
 
@@ -118,3 +118,72 @@ def test_legacy_tar_benign_loads_with_torch(tmp_path: Path) -> None:
     path.write_bytes(_legacy_tar(_storages()))
     assert scan(paths=[path]).verdict is Verdict.safe
     assert torch.load(path, weights_only=False) == {"w": 1}
+
+
+# -- F3: TorchScript code runs in torch.jit.load: unsafe unless explicitly allowed ---------------------------
+_FROM_FILE = """class M(Module):
+  def __setstate__(self: __torch__.m.M, state: Tuple[Tensor, bool]) -> NoneType:
+    t = torch.from_file("/tmp/x", True, 16, dtype=0)
+    return None
+"""
+
+
+def _script_zip(code: str) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("m/constants.pkl", b"\x80\x02).")
+        zf.writestr("m/code/__torch__/m.py", code)
+        zf.writestr("m/version", "3\n")
+    return buf.getvalue()
+
+
+def test_torchscript_is_unsafe_unless_allowed() -> None:
+    benign = _script_zip("class M(Module):\n  pass\n")
+    report = scan_bytes(benign, name="m.pt")
+    assert report.verdict is Verdict.unsafe and [i.rule for i in report.issues] == ["torchscript-code"]
+    allowed = scan_bytes(benign, name="m.pt", config=ScanConfig(unsafe_allow_torchscript=True))
+    assert allowed.verdict is Verdict.safe, allowed
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "torch.from_file(p, True, 16)",
+        "ops.image.write_file(p, t)",
+        "torch.ops.myns.run(t)",
+        "torch.classes.x.Y()",
+    ],
+)
+def test_allowed_torchscript_still_refuses_file_access_and_custom_ops(call: str) -> None:
+    code = f"class M(Module):\n  def forward(self, p: str, t: Tensor):\n    x = {call}\n    return t\n"
+    allowed = ScanConfig(unsafe_allow_torchscript=True)
+    report = scan_bytes(_script_zip(code), name="m.pt", config=allowed)
+    assert any(i.rule == "torchscript-denied-op" for i in report.issues), report
+    ok = "class M(Module):\n  def forward(self, t: Tensor):\n    return ops.aten.relu(torch.add(t, 1))\n"
+    assert scan_bytes(_script_zip(ok), name="m.pt", config=allowed).verdict is Verdict.safe
+
+
+def test_torchscript_flag_in_bastion_toml() -> None:
+    assert ScanConfig.from_section({"unsafe_allow_torchscript": True}).unsafe_allow_torchscript
+    from bastion.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        ScanConfig.from_section({"unsafe_allow_torchscript": "yes"})
+
+
+def test_audit_loader_refuses_torchscript_not_allowed(tmp_path: Path) -> None:
+    """``open_model`` (``bastion audit``) must not jit.load an archive the user did not allow (F3)."""
+    torch = pytest.importorskip("torch")
+    from bastion.adversarial.loading import TRUST_TORCHSCRIPT, open_model
+    from bastion.errors import UnsafeArtifact
+
+    path = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(UnsafeArtifact) as err, open_model(str(path), input_shape=(2,), n_classes=2):
+        pass
+    assert TRUST_TORCHSCRIPT in (err.value.hint or "")
+    with open_model(str(path), input_shape=(2,), n_classes=2, trusted_types=(TRUST_TORCHSCRIPT,)) as m:
+        assert m.kind == "torchscript"

@@ -18,7 +18,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bastion.scan import Verdict, scan
+from bastion.scan import ScanConfig, Verdict, scan
 
 
 def _net() -> torch.nn.Module:
@@ -110,9 +110,12 @@ def test_report_is_json_serialisable(benign_dir: Path) -> None:
     assert [f["format"] for f in doc["files"]] == ["joblib", "npz"]
 
 
-def test_torchscript_archive_is_safe(tmp_path: Path) -> None:
+def test_torchscript_archive_is_safe_only_when_allowed(tmp_path: Path) -> None:
     scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()))
     scripted.save(str(tmp_path / "scripted.pt"))
-    report = scan(paths=[tmp_path / "scripted.pt"])
+    report = scan(paths=[tmp_path / "scripted.pt"], config=ScanConfig(unsafe_allow_torchscript=True))
     assert report.files[0].format == "torchscript"
     assert report.verdict is Verdict.safe, report.files[0]
+    # by default its code (run by torch.jit.load) makes it unsafe (issue 19, F3)
+    default = scan(paths=[tmp_path / "scripted.pt"])
+    assert [i.rule for i in default.issues] == ["torchscript-code"]

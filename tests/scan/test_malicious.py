@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.scan import Severity, Verdict, scan
+from bastion.scan import ScanConfig, Severity, Verdict, scan
 
 HEADER_TRICK_RULES = {
     "torch-zip-renamed-local-header": "zip-header-mismatch",
@@ -83,10 +83,11 @@ def _torchscript_zip(data_pkl: bytes) -> bytes:
 
 def test_torchscript_classes_only_inside_torchscript_archives(craft, write) -> None:
     script_class = craft.call(craft.g("__torch__.net", "Net", 2))
-    ok = scan(paths=[write("script.pt", _torchscript_zip(craft.wrap(script_class, 2)))])
+    allow = ScanConfig(unsafe_allow_torchscript=True)
+    ok = scan(paths=[write("script.pt", _torchscript_zip(craft.wrap(script_class, 2)))], config=allow)
     assert ok.files[0].format == "torchscript" and ok.verdict is Verdict.safe
     evil = craft.wrap(craft.call(craft.g("os", "system", 2), craft.s("id")), 2)
-    bad = scan(paths=[write("evil_script.pt", _torchscript_zip(evil))])
+    bad = scan(paths=[write("evil_script.pt", _torchscript_zip(evil))], config=allow)
     assert bad.files[0].issues[0].callable == "os.system"
     # outside a TorchScript archive, __torch__ names are not allowed
     assert scan(paths=[write("plain.pkl", craft.wrap(script_class, 2))]).verdict is Verdict.unsafe

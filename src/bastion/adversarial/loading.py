@@ -5,8 +5,9 @@ Model references (:func:`load_model`):
 * ``pkg.module:factory`` with ``weights=`` a safetensors file — a torch module built by your factory, weights
   read by :func:`bastion.scan.safe_load` (no pickle);
 * a directory in bastion's model format (``config.json`` + ``model.safetensors``, from ``bastion train``);
-* a TorchScript file (``.pt``/``.ts``/``.zip``) — read once, those bytes scanned, then ``torch.jit.load`` on
-  the same bytes;
+* a TorchScript file (``.pt``/``.ts``/``.zip``) — refused unless ``trusted_types`` holds
+  ``torch.jit.ScriptModule`` (its code runs at load); then read once, scanned, and ``torch.jit.load`` on the
+  same bytes;
 * a scikit-learn model in skops format (``.skops``) — read once, scanned (schema allow-list), refused if it
   holds any type skops does not trust (unless listed in ``trusted_types``), then loaded from the same bytes
   trusting exactly the checked type list;
@@ -42,6 +43,8 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _REGISTRY = re.compile(r"^[a-z0-9][a-z0-9._-]*(:\d+|@[a-z]+)$")
 MAX_DATA_BYTES = 512 * 1024 * 1024
 MAX_MODEL_BYTES = 4 * 1024 * 1024 * 1024  # TorchScript/skops files are read into memory once
+#: the trusted type that allows TorchScript: its code runs inside ``torch.jit.load`` (issue 19, F3)
+TRUST_TORCHSCRIPT = "torch.jit.ScriptModule"
 
 
 @dataclass(frozen=True)
@@ -196,16 +199,23 @@ def _sklearn_trainer(estimator: Any) -> Trainer:
 def _checked_bytes(path: Path, *, trusted: Sequence[str] = ()) -> bytes:
     """Read ``path`` once and scan those bytes: the caller loads exactly what was checked (no TOCTOU).
 
-    ``trusted`` (types the user reviewed, ``module.Name``) extends the scanner's allow-list for this file.
+    ``trusted`` (types the user reviewed, ``module.Name``) extends the scanner's allow-list for this file;
+    :data:`TRUST_TORCHSCRIPT` among them allows TorchScript code (``torch.jit.load`` runs it).
     """
     from bastion.scan import ScanConfig, Verdict, scan_bytes, summary
 
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise InvalidInput(f"{path}: larger than {MAX_MODEL_BYTES} bytes")
     data = path.read_bytes()
-    report = scan_bytes(data, name=str(path), config=ScanConfig(extra_allow=tuple(trusted)))
+    config = ScanConfig(
+        extra_allow=tuple(t for t in trusted if t != TRUST_TORCHSCRIPT),
+        unsafe_allow_torchscript=TRUST_TORCHSCRIPT in trusted,
+    )
+    report = scan_bytes(data, name=str(path), config=config)
     if report.verdict is not Verdict.safe:
-        raise UnsafeArtifact(f"unsafe artifact: {summary(report)}")
+        code = any(i.rule == "torchscript-code" for i in report.issues)
+        hint = f"TorchScript runs code at load: review it, then --unsafe-trust-type {TRUST_TORCHSCRIPT}"
+        raise UnsafeArtifact(f"unsafe artifact: {summary(report)}", hint=hint if code else None)
     return data
 
 
@@ -319,7 +329,7 @@ def _load_path(
     if suffix in (".pt", ".ts", ".zip", ".pth"):
         import torch
 
-        data = _checked_bytes(p)  # scanned and loaded from the same private bytes
+        data = _checked_bytes(p, trusted=trusted_types)  # scanned and loaded from the same private bytes
         try:
             module = torch.jit.load(io.BytesIO(data), map_location="cpu")
         except Exception as exc:

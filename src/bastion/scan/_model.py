@@ -143,11 +143,20 @@ class ScanConfig:
     max_gguf_items: int = 1_000_000
     max_gguf_string: int = 1 << 20
     extra_allow: tuple[str, ...] = field(default_factory=tuple)
+    #: judge TorchScript archives (code that ``torch.jit.load`` compiles and runs) by their pickles only;
+    #: without it a TorchScript archive is unsafe (issue 19, finding F3)
+    unsafe_allow_torchscript: bool = False
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> ScanConfig:
         """Build from the ``[scan]`` table of bastion.toml (unknown keys raise)."""
-        known = {"max_pickle_bytes", "max_archive_ratio", "max_archive_bytes", "extra_allow"}
+        known = {
+            "max_pickle_bytes",
+            "max_archive_ratio",
+            "max_archive_bytes",
+            "extra_allow",
+            "unsafe_allow_torchscript",
+        }
         unknown = sorted(set(section) - known)
         if unknown:
             raise ConfigError(f"unknown key(s) in [scan]: {', '.join(unknown)}")
@@ -163,6 +172,10 @@ class ScanConfig:
                 if not names_ok:
                     raise ConfigError("[scan] extra_allow must be a list of 'module:qualname' strings")
                 kwargs[f.name] = tuple(value)
+            elif f.name == "unsafe_allow_torchscript":
+                if not isinstance(value, bool):
+                    raise ConfigError("[scan] unsafe_allow_torchscript must be true or false")
+                kwargs[f.name] = value
             elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"[scan] {f.name} must be a positive number")
             else:

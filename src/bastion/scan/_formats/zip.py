@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import lzma
 import re
 import struct
@@ -28,6 +29,11 @@ from bastion.scan._model import Severity
 from bastion.scan.interface import Walk
 
 _TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")
+#: what torch.jit.load compiles and runs: TorchScript source, constants, mobile bytecode
+_TS_CODE = re.compile(r"(?:[^/]*/)?(?:code/.*|\.data/ts_code/.*|constants\.pkl|bytecode\.pkl)")
+#: inside allowed TorchScript, still refused: file access (aten::from_file) and ops/classes outside aten/prim
+_TS_DENY = re.compile(rb"\bfrom_file\b|\bops\s*\.\s*(?!aten\b|prim\b)\w+\s*\.|\bclasses\s*\.\s*\w+\s*\.")
+_log = logging.getLogger("bastion.scan")
 
 
 def find_eocd(src: Source) -> int | None:
@@ -78,6 +84,19 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
     fmt = "torchscript" if is_script else "torch-zip" if is_torch else "keras" if is_keras else "zip"
     if names and all(n.endswith(".npy") for n in names):
         fmt = "npz"
+    # TorchScript carries programs that torch.jit.load (and torch.load, which dispatches to it) compiles and
+    # runs at load time, e.g. a __setstate__ calling torch.from_file: code, never judged safe by default
+    ts_code = [n for n in names if _TS_CODE.fullmatch(n)]
+    scripted = bool(ts_code) and any(n.endswith("data.pkl") for n in names)
+    if scripted and not walk.config.unsafe_allow_torchscript:
+        add(
+            "torchscript-code",
+            Severity.high,
+            f"TorchScript archive: {len(ts_code)} code member(s) that torch.jit.load compiles and runs "
+            "at load time (allow TorchScript explicitly with unsafe_allow_torchscript)",
+        )
+    elif scripted:
+        _log.warning("unsafe: TorchScript code in %s judged by its pickles only", member or "the file")
     seen: set[str] = set()
     spans: list[tuple[int, int, str]] = []
     outer_script, walk.torchscript = walk.torchscript, is_script
@@ -130,6 +149,8 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
                 elif name == "schema.json" and _skops_schema(walk, view, child):
                     fmt = "skops"
                 else:
+                    if scripted and name in ts_code and not name.endswith(".pkl"):
+                        _ts_denied(view, walk.adder(child))
                     walk.scan(view, child, depth + 1)
             except Malformed as exc:
                 walk.error(child, str(exc))
@@ -191,6 +212,18 @@ def _torch_reader_agrees(walk: Walk, src: Source, zf: zipfile.ZipFile, infos: li
                 Severity.high,
                 f"torch's zip reader and Python's zipfile read different bytes for {name[:80]!r}",
             )
+
+
+def _ts_denied(view: Source, add: Any) -> None:
+    """Allowed TorchScript source still may not open files or call ops outside aten/prim."""
+    text = view.read_at(0, view.size)
+    hit = _TS_DENY.search(text)
+    if hit:
+        add(
+            "torchscript-denied-op",
+            Severity.critical,
+            f"TorchScript code calls {hit.group(0).decode('latin-1')[:40]!r} (file access or a custom op)",
+        )
 
 
 def _skops_schema(walk: Walk, view: Source, child: str) -> bool:

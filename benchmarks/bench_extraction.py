@@ -2,6 +2,8 @@
 
 Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast_cancer]
        [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all]
+       (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
+       label marks, attacker pool the test / the training split; not part of ``all``)
 
 For each dataset one victim MLP (64 hidden units, trained on the built-in training split) is served 3 ways,
 same run, same model, same queries: ``none`` (full probabilities, the consumer top-3 rounding of the default
@@ -36,6 +38,7 @@ from bastion.watermark.labels import LabelMarker
 
 SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive")
 ATTACKS = (*SYNTHETIC, "knockoff", "knockoff-labels", "knockoff-labels-filter")
+LABEL_ADAPTIVE = ("plain", "twice-0.02", "twice-0.1", "smooth", "subset", "clean-cv", "two-accounts")
 FILTER_NOISE = (0.02, 0.1)  # the query-twice attacker's noise, per feature, in units of the projection spread
 SECRET = b"bench-deployment-secret-32-bytes"
 
@@ -181,6 +184,102 @@ def filtered_knockoff(env: dict[str, Any], served: Any, budgets: list[int], nois
         seed=3,
     )
     return res, int((~keep).sum())
+
+
+def _label_copy(env: dict[str, Any], x: np.ndarray, labels: np.ndarray, kind: str, ex: Any, ey: Any) -> Any:
+    """The adaptive label-only attacker's copy (knows the label-mark algorithm, not the key): ``smooth``
+    trains on label-smoothed targets (0.8 one-hot + 0.2 uniform), ``subset`` on a random half of its rows,
+    ``clean-cv`` drops every row whose label a copy trained on the other 4 of 5 folds disagrees with (noisy-
+    label cleaning: the marks are label noise to it), the rest on all labels."""
+    k, victim = env["data"].n_classes, env["victim"]
+    if kind == "subset":
+        keep = np.random.default_rng(5).random(len(x)) < 0.5
+        x, labels = x[keep], labels[keep]
+    if kind == "clean-cv":
+        folds = np.random.default_rng(6).integers(0, 5, len(x))
+        keep = np.ones(len(x), bool)
+        for f in range(5):
+            tr = folds != f
+            cv = extract(
+                victim=Table(victim, x[tr], np.eye(k)[labels[tr]]),
+                strategy="knockoff",
+                budgets=[2000],
+                data=x[tr],
+                eval_x=ex[:10],
+                reference=victim,
+                seed=40 + f,
+            )
+            keep[~tr] = cv.surrogate.predict(x[~tr]) == labels[~tr]
+        x, labels = x[keep], labels[keep]
+    soft = np.eye(k)[labels]
+    table = Table(victim, x, 0.8 * soft + 0.2 / k if kind == "smooth" else soft)
+    table.label_only = kind != "smooth"
+    res = extract(
+        victim=table,
+        strategy="knockoff",
+        budgets=[2000],
+        data=x,
+        eval_x=ex,
+        eval_y=ey,
+        reference=victim,
+        seed=3,
+    )
+    return res, len(labels)
+
+
+def label_adaptive(env: dict[str, Any], pool_split: str) -> None:
+    """Label-only copies against the label marks alone, per adaptive attacker, with the attacker's natural
+    pool the test split (fidelity on the training split) or the training split (fidelity on the test split):
+    marks kept and the attribution p among 20 consumers, for the marked copy and for a copy trained on clean
+    labels from the same rows (the null: no defence, no marks)."""
+    d, victim = env["data"], env["victim"]
+    pool, ex, ey = (
+        (d.x_test, d.x_train, d.y_train) if pool_split == "test" else (d.x_train, d.x_test, d.y_test)
+    )
+    pool = np.asarray(pool, np.float32)
+    for kind in LABEL_ADAPTIVE:
+        guard = defence(env)
+        mk = guard.labels
+        assert mk is not None
+        rng = np.random.default_rng(11)
+        customers = [f"customer-{i}" for i in range(19 if kind != "two-accounts" else 18)]
+        for c in customers:
+            xs = d.x_test[rng.integers(0, len(d.x_test), 400)]
+            mk.apply(c, xs, victim.predict_proba(xs))
+        p = victim.predict_proba(pool)
+        thieves = ["mallory"] if kind != "two-accounts" else ["mallory-1", "mallory-2"]
+        split = np.random.default_rng(12).permutation(len(pool))
+        labels = np.empty(len(pool), np.int64)
+        for j, name in enumerate(thieves):
+            idx = split[j :: len(thieves)]
+            labels[idx] = mk.apply(name, pool[idx], p[idx]).argmax(1)
+        x, dropped = pool, 0
+        if kind.startswith("twice-"):  # the query-twice filter: drop rows whose two answers differ
+            jitter = np.random.default_rng(17).normal(0.0, float(kind[6:]) * env["scale"], pool.shape)
+            second = mk.apply(
+                "mallory", pool + jitter, victim.predict_proba((pool + jitter).astype(np.float32))
+            )
+            keep = labels == second.argmax(1)
+            x, labels, dropped = pool[keep], labels[keep], int((~keep).sum())
+        res, kept = _label_copy(env, x, labels, "plain" if kind.startswith("twice-") else kind, ex, ey)
+        clean, _ = _label_copy(env, x, np.asarray(victim.predict(x)), "plain", ex, ey)
+        names = [*thieves, *customers]
+        att = mk.attribute(predict=res.surrogate.predict, consumers=names)
+        null = mk.attribute(predict=clean.surrogate.predict, consumers=names)
+        marks = "; ".join(
+            f"{t} {att.tests[t][0]}/{att.tests[t][1]} vs {att.tests[t][2]}/{att.tests[t][3]}"
+            if t in att.tests
+            else f"{t} <3 marks"
+            for t in thieves
+        )
+        dropped = dropped or len(x) - kept
+        print(
+            f"labels-{kind:13s} pool={pool_split}({len(pool)}) trained on {kept} rows (dropped {dropped}) "
+            f"fid {res.points[0].fidelity:.3f} acc {res.points[0].accuracy:.3f}: named {list(att.named)} "
+            f"p={att.best_p:.2g} ({marks}; pair p={att.group_p_value:.2g}) | "
+            f"clean-label copy p={null.best_p:.2g}",
+            flush=True,
+        )
 
 
 def label_attribution(guard: TheftDefence, surrogate: Any, env: dict[str, Any]) -> str:
@@ -365,6 +464,9 @@ def main() -> None:
             f"{'attack':16s} {'defence':8s} " + " ".join(f"fid@{b:<6d}" for b in budgets) + "  acc@max  flag@"
         )
         for strategy in attacks:
+            if strategy.startswith("labels-adaptive"):  # labels-adaptive[-train]: the pool split
+                label_adaptive(env, "train" if strategy.endswith("-train") else "test")
+                continue
             if strategy.startswith("knockoff-labels"):
                 label_only_rows(env, strategy, budgets)
                 continue

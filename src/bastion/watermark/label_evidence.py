@@ -65,17 +65,22 @@ class LabelAttribution:
 
     @property
     def named(self) -> tuple[str, ...]:
-        """Whom the evidence names: the best single consumer, else the best pair when it alone is
-        significant (corrected p < 0.01), else nobody."""
-        if self.consumer is not None and self.p_value <= self.group_p_value:
+        """Whom the evidence names: the best single consumer when it is significant (corrected p < 0.01),
+        else the best pair when the pair is, else nobody. A pair is never preferred to a significant single
+        consumer: pooling a thief with an innocent consumer whose one mark the copy happens to carry can
+        give a smaller p, and would accuse the innocent one."""
+        if self.consumer is not None:
             return (self.consumer,)
         if self.group and self.group_p_value < 0.01:
             return self.group
-        return (self.consumer,) if self.consumer is not None else ()
+        return ()
 
     @property
     def best_p(self) -> float:
-        return min(self.p_value, self.group_p_value)
+        """The corrected p-value behind :attr:`named` (the best single's when nobody is named)."""
+        if self.consumer is None and self.group and self.group_p_value < 0.01:
+            return self.group_p_value
+        return self.p_value
 
     def to_dict(self) -> dict[str, Any]:
         return {

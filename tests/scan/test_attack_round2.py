@@ -187,3 +187,51 @@ def test_audit_loader_refuses_torchscript_not_allowed(tmp_path: Path) -> None:
     assert TRUST_TORCHSCRIPT in (err.value.hint or "")
     with open_model(str(path), input_shape=(2,), n_classes=2, trusted_types=(TRUST_TORCHSCRIPT,)) as m:
         assert m.kind == "torchscript"
+
+
+# -- F2: torch zip members named data/<n> are skipped only when a pickle loads them by persistent id -------
+def _npy_object(payload: bytes) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.array([1], dtype=object), allow_pickle=True)
+    head = buf.getvalue()
+    return head[: 10 + int.from_bytes(head[8:10], "little")] + payload
+
+
+def _torch_zip(data_pkl: bytes, tensor: bytes) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", data_pkl)
+        zf.writestr("archive/version", b"3\n")
+        zf.writestr("archive/data/0", tensor)
+    return buf.getvalue()
+
+
+def _state_dict_pkl() -> bytes:
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf)
+    import zipfile
+
+    zf = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    return zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+
+
+def test_unreferenced_tensor_record_is_scanned() -> None:
+    # np.load(allow_pickle=True)["archive/data/0"] unpickles it; data.pkl does not reference it
+    report = scan_bytes(_torch_zip(pickle.dumps({}, protocol=2), _npy_object(EVIL)), name="f2.npz")
+    assert report.verdict is Verdict.unsafe
+    assert any(i.callable == "posix.system" for i in report.issues)
+    raw = scan_bytes(_torch_zip(pickle.dumps({}, protocol=2), b"\0" * 16), name="raw.pt")
+    assert raw.verdict is not Verdict.safe  # unknown bytes no pickle reads as a tensor: never skipped
+
+
+def test_referenced_tensor_record_with_loader_magic_is_scanned() -> None:
+    pkl = _state_dict_pkl()
+    assert scan_bytes(_torch_zip(pkl, b"\x01\x02" * 8), name="ok.pt").verdict is Verdict.safe
+    assert scan_bytes(_torch_zip(pkl, b"\x80\x02" + b"\x11" * 14), name="f.pt").verdict is Verdict.safe
+    assert scan_bytes(_torch_zip(pkl, _npy_object(EVIL)), name="f2b.pt").verdict is Verdict.unsafe
+    assert scan_bytes(_torch_zip(pkl, EVIL + b"\0" * 3), name="f2c.pt").verdict is Verdict.unsafe

@@ -26,6 +26,7 @@ from bastion.scan._formats.keras import check_keras_config
 from bastion.scan._formats.skops import check_skops_schema, looks_like_skops_schema
 from bastion.scan._io import CHUNK, Malformed, Source, SourceFile
 from bastion.scan._model import Severity
+from bastion.scan._pickle import analyze_pickle
 from bastion.scan.interface import Walk
 
 _TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")
@@ -33,6 +34,8 @@ _TORCH_DATA = re.compile(r"(?:[^/]*/)?data/\d+")
 _TS_CODE = re.compile(r"(?:[^/]*/)?(?:code/.*|\.data/ts_code/.*|constants\.pkl|bytecode\.pkl)")
 #: inside allowed TorchScript, still refused: file access (aten::from_file) and ops/classes outside aten/prim
 _TS_DENY = re.compile(rb"\bfrom_file\b|\bops\s*\.\s*(?!aten\b|prim\b)\w+\s*\.|\bclasses\s*\.\s*\w+\s*\.")
+#: the pickles of a torch zip whose persistent ids name tensor records
+_TORCH_PKL = re.compile(r"(?:[^/]*/)?(?:data|constants)\.pkl")
 _log = logging.getLogger("bastion.scan")
 
 
@@ -99,9 +102,12 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
         _log.warning("unsafe: TorchScript code in %s judged by its pickles only", member or "the file")
     seen: set[str] = set()
     spans: list[tuple[int, int, str]] = []
+    # tensor records are judged after the pickles that reference them (issue 19, F2)
+    referenced: set[str] = set()
+    ordered = sorted(infos, key=lambda i: bool(is_torch and _TORCH_DATA.fullmatch(i.filename)))
     outer_script, walk.torchscript = walk.torchscript, is_script
     try:
-        for info in infos:
+        for info in ordered:
             name = info.filename
             child = f"{member}!{name}" if member else name
             if name in seen:
@@ -123,13 +129,12 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
                 continue
             if name.endswith("/"):
                 continue
-            if is_torch and _TORCH_DATA.fullmatch(name):
-                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    add(
-                        "zip-tensor-compressed",
-                        Severity.medium,
-                        f"tensor data {name!r} is not stored raw",
-                    )
+            tensor = is_torch and name in referenced
+            if tensor and (info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size):
+                add("zip-tensor-compressed", Severity.medium, f"tensor data {name!r} is not stored raw")
+                continue
+            if tensor:  # raw bytes torch reads by persistent id: judged only as other readers see them
+                _tensor_record(walk, src.window(data_start, info.compress_size), child, depth)
                 continue
             raw = src.window(data_start, info.compress_size)
             try:
@@ -151,6 +156,8 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
                 else:
                     if scripted and name in ts_code and not name.endswith(".pkl"):
                         _ts_denied(view, walk.adder(child))
+                    if is_torch and _TORCH_PKL.fullmatch(name):
+                        referenced |= _storage_records(walk, view, name)
                     walk.scan(view, child, depth + 1)
             except Malformed as exc:
                 walk.error(child, str(exc))
@@ -212,6 +219,29 @@ def _torch_reader_agrees(walk: Walk, src: Source, zf: zipfile.ZipFile, infos: li
                 Severity.high,
                 f"torch's zip reader and Python's zipfile read different bytes for {name[:80]!r}",
             )
+
+
+def _storage_records(walk: Walk, view: Source, name: str) -> set[str]:
+    """The ``data/<key>`` records a torch pickle loads by persistent id (what torch reads as raw bytes)."""
+    prefix = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    try:
+        res = analyze_pickle(view.reader(), config=walk.config, issues=[], member=name, torchscript=True)
+    except Malformed:
+        return set()  # the walk reports the pickle itself; its tensors are then judged as unknown bytes
+    return {
+        f"{prefix}data/{pid[2]}"
+        for pid in res.persistent
+        if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[2], str | int)
+    }
+
+
+def _tensor_record(walk: Walk, view: Source, child: str, depth: int) -> None:
+    """Raw tensor bytes: scanned as a file where another loader would read them as one (npz, zip, pickle)."""
+    head = view.read_at(0, 8)
+    if head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")):  # np.load(npz)[name], nested zips
+        walk.scan(view, child, depth + 1)
+    elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        walk.replay(view, child, "pickle.load reading of tensor data", strict=False)
 
 
 def _ts_denied(view: Source, add: Any) -> None:

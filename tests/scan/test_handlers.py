@@ -90,9 +90,18 @@ def _npy() -> bytes:
     return buf.getvalue()
 
 
+def _torch_save() -> bytes:
+    """A real torch zip: its tensor record is referenced by data.pkl (an unreferenced one is not skipped)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    return buf.getvalue()
+
+
 #: handler name -> (benign sample, malicious sample); malicious = flagged, or refused (never "safe")
 SAMPLES: dict[str, tuple[Callable[[], bytes], Callable[[], bytes]]] = {
-    "zip": (lambda: torch_zip(BENIGN_PICKLE), lambda: torch_zip(EVIL)),
+    "zip": (lambda: _torch_save(), lambda: torch_zip(EVIL)),
     "npy": (_npy, lambda: npy_object(EVIL)),
     "gguf": (lambda: _gguf("{{ messages }}"), lambda: _gguf("{{ ''.__class__.__mro__ }}")),
     "hdf5": (lambda: _h5(None), lambda: _h5(_LAMBDA)),

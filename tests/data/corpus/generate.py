@@ -14,6 +14,7 @@ sensitive values a reader must not find verbatim after ``protect`` (``[row, colu
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import random
@@ -296,8 +297,9 @@ NOTE_TEMPLATES = [
 ]  # fmt: skip
 
 
-def main() -> None:
-    r = random.Random(20261205)
+def build(n_rows: int = ROWS, seed: int = 20261205) -> tuple[list[str], list[list[str]], dict]:
+    """The corpus: header, rows and labels (``n_rows`` rows from ``seed``; the defaults are the checked-in one)."""
+    r = random.Random(seed)
     ids = Ids(r)
     people = {loc: Person(loc, seed=r.randint(0, 10**6)) for loc in LOCALES}
     id_makers = [ids.nino, ids.aadhaar, ids.cpf, ids.dni, ids.nie, ids.bsn, ids.sin, ids.nir, ids.cn_ric,
@@ -319,7 +321,7 @@ def main() -> None:
     }  # fmt: skip
     rows, values = [], []
     start = datetime(2024, 1, 1, 8, 0, 0)
-    for i in range(ROWS):
+    for i in range(n_rows):
         if r.random() < 0.2:
             name = r.choice(RARE_NAMES)
         else:
@@ -377,12 +379,23 @@ def main() -> None:
             values.append([i, "notes", ent[f], fields[f]])
         for f, e in (("name", "PERSON"), ("dob", "DATE_OF_BIRTH"), ("phone", "PHONE")):
             values.append([i, "profile", e, fields[f]])
-    with (HERE / "customers.csv").open("w", encoding="utf-8", newline="") as fh:
+    return header, rows, {"columns": labels, "values": values, "rare_names": RARE_NAMES}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Write the evaluation corpus (customers.csv, labels.json).")
+    ap.add_argument("--rows", type=int, default=ROWS)
+    ap.add_argument("--seed", type=int, default=20261205)
+    ap.add_argument("--out", type=Path, default=HERE)
+    args = ap.parse_args(argv)
+    header, rows, doc = build(args.rows, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "customers.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    doc = {"columns": labels, "values": values, "rare_names": RARE_NAMES}
-    (HERE / "labels.json").write_text(json.dumps(doc, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    text = json.dumps(doc, ensure_ascii=False, indent=0) + "\n"
+    (args.out / "labels.json").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

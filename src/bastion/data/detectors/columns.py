@@ -86,6 +86,9 @@ def _offsets(values: Sequence[str]) -> np.ndarray:
     return out
 
 
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+
+
 def detect_values(
     values: Sequence[str],
     *,
@@ -93,16 +96,100 @@ def detect_values(
     sample: int = 128,
     detectors: Sequence[Detector] | None = None,
 ) -> ColumnHits:
-    """Detect entities in one column chunk (a sequence of strings; empty string = missing)."""
+    """Detect entities in one column chunk (a sequence of strings; empty string = missing).
+
+    Memoised per chunk: each distinct value is scanned once (a cell's findings depend on the cell alone),
+    and its findings are copied to every row that holds it. Counts, full-cell counts and span arrays are
+    per row, as if every row had been scanned.
+    """
     if detectors is None:
         from bastion.data.detectors.registry import all_detectors
 
         detectors = all_detectors()
-    dets = tuple(detectors)
+    n = len(values)
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=n)
+    uniq = list(index)
+    non_empty = n - (int(np.count_nonzero(inverse == index[""])) if "" in index else 0)
+    found = _detect_unique(uniq, values, column=column, sample=sample, dets=tuple(detectors))
+    u_rows, starts, ends, ents, is_full = found.arrays()
+
+    # Copy each distinct value's findings to the rows holding it (rows in order, spans in order per row).
+    counts = np.bincount(inverse, minlength=len(uniq))
+    order = np.argsort(inverse, kind="stable")
+    first = np.zeros(len(uniq) + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    reps = counts[u_rows]
+    total = int(reps.sum())
+    idx = np.repeat(np.arange(len(u_rows)), reps)
+    within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+    rows = order[np.repeat(first[u_rows], reps) + within] if total else _EMPTY_I
+    starts, ends, ents, is_full = starts[idx], ends[idx], ents[idx], is_full[idx]
+    sort = np.lexsort((starts, rows))
+    rows, starts, ends, ents, is_full = rows[sort], starts[sort], ends[sort], ents[sort], is_full[sort]
+
+    result: dict[str, EntityHits] = {}
+    for entity in found.conf:
+        sel = ents == entity
+        uniq_rows = np.unique(rows[sel])
+        result[entity] = EntityHits(
+            entity=entity,
+            rows=uniq_rows,
+            full=min(int(np.count_nonzero(is_full[sel])), len(uniq_rows)),
+            confidence=round(found.conf[entity], 3),
+            source=found.src[entity],
+            shapes=tuple(s for s, _ in found.shapes.get(entity, Counter()).most_common(3)),
+        )
+    return ColumnHits(
+        column=column,
+        n_values=n,
+        n_non_empty=non_empty,
+        total_chars=sum(map(len, values)),
+        entities=result,
+        span_rows=rows,
+        span_starts=starts,
+        span_ends=ends,
+        span_entities=ents,
+    )
+
+
+@dataclass
+class _Found:
+    """Findings over the distinct values of a chunk: span arrays (row = index of the distinct value)."""
+
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list
+    )
+    conf: dict[str, float] = field(default_factory=dict)
+    src: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            return _EMPTY_I, _EMPTY_I, _EMPTY_I, np.zeros(0, dtype=object), np.zeros(0, dtype=bool)
+        cols = list(zip(*self.parts, strict=True))
+        return (
+            np.concatenate(cols[0]),
+            np.concatenate(cols[1]),
+            np.concatenate(cols[2]),
+            np.concatenate(cols[3]),
+            np.concatenate(cols[4]),
+        )
+
+
+def _detect_unique(
+    values: list[str],
+    all_values: Sequence[str],
+    *,
+    column: str | None,
+    sample: int,
+    dets: tuple[Detector, ...],
+) -> _Found:
+    """Spans over the distinct ``values``; ``all_values`` (with repeats) feed the distribution tests."""
     n = len(values)
     joined = SEP.join(values)
     offsets = _offsets(values)
-    non_empty = n - sum(1 for v in values if not v) if n else 0
+    non_empty = n - (1 if "" in values else 0)
 
     active = dets
     sampled: list[Span] = []  # the sample's findings, kept: its rows are not scanned twice
@@ -137,8 +224,7 @@ def detect_values(
         rest_from = int(offsets[sample])
 
     rest = joined[rest_from:] if rest_from else joined
-    found: list[Span] = [sp for per_det in run_all(active, rest) for sp in per_det]
-    spans = finalize(found, rest)
+    spans = finalize([sp for per_det in run_all(active, rest) for sp in per_det], rest)
     if rest_from:
         spans = sampled + [s._replace(start=s.start + rest_from, end=s.end + rest_from) for s in spans]
 
@@ -151,41 +237,33 @@ def detect_values(
         else:
             spans = birth_context(joined, spans)
 
+    out = _Found()
     m = len(spans)
     starts = np.fromiter((s.start for s in spans), dtype=np.int64, count=m)
     ends = np.fromiter((s.end for s in spans), dtype=np.int64, count=m)
-    ent_names = sorted({s.entity for s in spans})
-    ent_idx = {e: i for i, e in enumerate(ent_names)}
-    codes = np.fromiter((ent_idx[s.entity] for s in spans), dtype=np.int64, count=m)
     rows = np.searchsorted(offsets, starts, side="right") - 1
     base = offsets[rows]
     vlen = offsets[rows + 1] - base - 1
-    is_full = (ends - starts) >= 0.8 * vlen
-    per: dict[str, np.ndarray] = {}
-    full: Counter[str] = Counter()
-    conf: dict[str, float] = {}
-    src: dict[str, str] = {}
-    shapes: dict[str, Counter[str]] = {}
-    for e, i in ent_idx.items():
-        sel = codes == i
-        per[e] = rows[sel]
-        full[e] = int(np.count_nonzero(is_full[sel]))
-        first = np.flatnonzero(sel)[:50].tolist()
-        conf[e] = max(spans[k].confidence for k in first)
-        src[e] = spans[first[0]].source
-        shapes[e] = Counter(masked_shape(joined[spans[k].start : spans[k].end]) for k in first)
-    span_arrays = [
-        (rows, starts - base, ends - base, np.asarray(ent_names, dtype=object)[codes] if m else codes)
-    ]
+    ent_arr = np.fromiter((s.entity for s in spans), dtype=object, count=m)
+    out.parts.append((rows, starts - base, ends - base, ent_arr, (ends - starts) >= 0.8 * vlen))
+    claimed_by: dict[str, list[int]] = {}
+    for k, s in enumerate(spans):
+        claimed_by.setdefault(s.entity, []).append(k)
+    for e in sorted(claimed_by):
+        first = claimed_by[e][:50]
+        out.conf[e] = max(spans[k].confidence for k in first)
+        out.src[e] = spans[first[0]].source
+        out.shapes[e] = Counter(masked_shape(joined[spans[k].start : spans[k].end]) for k in first)
 
     # Column context: name hints confirmed by value shape, and name-like value distributions.
     context: list[tuple[str, re.Pattern[str]]] = list(hints)
-    if E.PERSON not in hinted and looks_like_names(values[:sample]):
+    if E.PERSON not in hinted and looks_like_names(all_values[:sample]):
         context.append((E.PERSON, PERSON_HINT[2]))
-    if E.NATIONAL_ID not in hinted and E.NATIONAL_ID not in ent_idx:
-        weak = weak_id_column(values[:sample])
+    if E.NATIONAL_ID not in hinted and E.NATIONAL_ID not in out.conf:
+        weak = weak_id_column(all_values[:sample])
         if weak is not None:
             context.append((E.NATIONAL_ID, ID_SHAPE))
+    entity_rows = {e: rows[ks] for e, ks in claimed_by.items()}
     for entity, shape in context:
         # Already-protected cells (tokens, keyed hashes) are not raw values.
         anchored = re.compile(r"(?:(?<=\x00)|^)(?!tok_|hmac_)(?:" + shape.pattern + r")(?=\x00|$)")
@@ -196,48 +274,27 @@ def detect_values(
             np.searchsorted(offsets, np.asarray(found_at, dtype=np.int64), side="right") - 1
         )
         # Cells already claimed by a pattern (e.g. an email in a 'contact_name') stay as they are.
-        claimed = np.unique(np.concatenate([rows, per.get(entity, np.zeros(0, dtype=np.int64))]))
+        claimed = np.unique(np.concatenate([rows, entity_rows.get(entity, _EMPTY_I)]))
         new = np.setdiff1d(hint_rows, claimed, assume_unique=True)
-        if not len(new) and entity in per:
+        if not len(new) and entity in entity_rows:
             continue
-        per[entity] = np.concatenate([per.get(entity, np.zeros(0, dtype=np.int64)), new])
-        full[entity] += len(new)
-        conf[entity] = max(conf.get(entity, 0.0), 0.8 if entity in hinted else 0.7)
-        src.setdefault(entity, "column-name" if entity in hinted else "value-distribution")
-        sh = shapes.setdefault(entity, Counter())
+        entity_rows[entity] = np.concatenate([entity_rows.get(entity, _EMPTY_I), new])
+        out.conf[entity] = max(out.conf.get(entity, 0.0), 0.8 if entity in hinted else 0.7)
+        out.src.setdefault(entity, "column-name" if entity in hinted else "value-distribution")
+        sh = out.shapes.setdefault(entity, Counter())
         for r in new[:50].tolist():
             sh[masked_shape(values[r])] += 1
         lens = np.fromiter((len(values[r]) for r in new.tolist()), dtype=np.int64, count=len(new))
-        span_arrays.append(
-            (new, np.zeros(len(new), dtype=np.int64), lens, np.full(len(new), entity, dtype=object))
+        out.parts.append(
+            (
+                new,
+                np.zeros(len(new), dtype=np.int64),
+                lens,
+                np.full(len(new), entity, dtype=object),
+                np.ones(len(new), dtype=bool),
+            )
         )
-
-    result: dict[str, EntityHits] = {}
-    for entity, rws in per.items():
-        uniq = np.unique(rws)
-        result[entity] = EntityHits(
-            entity=entity,
-            rows=uniq,
-            full=min(full[entity], len(uniq)),
-            confidence=round(conf[entity], 3),
-            source=src[entity],
-            shapes=tuple(s for s, _ in shapes.get(entity, Counter()).most_common(3)),
-        )
-    return ColumnHits(
-        column=column,
-        n_values=n,
-        n_non_empty=non_empty,
-        total_chars=len(joined) - max(n - 1, 0),
-        entities=result,
-        span_rows=np.concatenate([a[0] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=np.int64),
-        span_starts=np.concatenate([a[1] for a in span_arrays])
-        if span_arrays
-        else np.zeros(0, dtype=np.int64),
-        span_ends=np.concatenate([a[2] for a in span_arrays]) if span_arrays else np.zeros(0, dtype=np.int64),
-        span_entities=np.concatenate([a[3] for a in span_arrays])
-        if span_arrays
-        else np.zeros(0, dtype=object),
-    )
+    return out
 
 
 __all__ = ["ColumnHits", "EntityHits", "detect_values"]

@@ -22,26 +22,39 @@ a role, widens a grant or re-enables an identity gets :class:`~bastion.errors.In
 access. Rows written without a seal (a home from before seals) are refused the same way until the owner,
 having checked them with ``bastion access list``, runs ``bastion access seal --yes``. The local owner (no
 token) is the passphrase holder and is not read from the database at all.
+
+Size (over 400 lines, on purpose): the token format (:mod:`bastion.access._tokens`), scope checks
+(:mod:`bastion.access._scopes`), the records (:mod:`bastion.access.identity`) and the seals
+(:mod:`bastion.access._seals`) live beside it and are re-exported here; what stays is :class:`AccessControl`,
+whose every change is one transaction (check the seal, write, reseal, log) kept in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
-import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bastion.access.roles import EXPLICIT_MODEL_ROLES, PERMISSIONS, ROLE_ENVS, ROLE_PERMISSIONS, ROLES
+from bastion.access import _seals
+from bastion.access._scopes import _check_role, _same_scope, _scopes, check_identity_name
+from bastion.access._tokens import (
+    LEGACY_PREFIX,
+    TOKEN_ID_HEX,
+    TOKEN_PREFIX,
+    _legacy_public_id,
+    _public_id,
+    _row_id,
+    _token_digest,
+    token_id,
+)
+from bastion.access.identity import OWNER_ID, OWNER_NAME, Identity, Revocation, TokenInfo, allowed
 from bastion.config import ENVIRONMENTS
 from bastion.errors import (
     AccessDenied,
@@ -55,174 +68,10 @@ from bastion.errors import (
 )
 from bastion.store.auditlog import AuditLog
 from bastion.store.db import utcnow, write_transaction
-from bastion.store.seals import read_seal, write_seal
 from bastion.store.tables import grants, identities, tokens
 
 if TYPE_CHECKING:
     from bastion.crypto.seal import RowSealer
-
-TOKEN_PREFIX = "bst_"  # noqa: S105 - a public prefix, not a secret
-TOKEN_ID_HEX = 16  # 64 random bits: an index, not a secret
-LEGACY_ID_LEN = 12
-LEGACY_PREFIX = "legacy-"
-_ID_CHARS = frozenset("0123456789abcdef")
-OWNER_ID = "owner"
-OWNER_NAME = "owner"
-SEAL_KIND = "identity"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is acting: a role plus the model globs and environments granted to it."""
-
-    id: str
-    name: str
-    role: str
-    models: tuple[str, ...] = ("*",)
-    envs: tuple[str, ...] = ENVIRONMENTS
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "models": list(self.models),
-            "envs": list(self.envs),
-        }
-
-
-@dataclass(frozen=True)
-class Revocation:
-    """What ``access revoke`` removed, and which of the given scopes the identity did not hold."""
-
-    identity: Identity | None
-    removed_models: tuple[str, ...] = ()
-    removed_envs: tuple[str, ...] = ()
-    not_held_models: tuple[str, ...] = ()
-    not_held_envs: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "identity": None if self.identity is None else self.identity.to_dict(),
-            "removed": {"models": list(self.removed_models), "envs": list(self.removed_envs)},
-            "not_held": {"models": list(self.not_held_models), "envs": list(self.not_held_envs)},
-        }
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    identity: str
-    role: str
-    created_at: str
-    revoked: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "identity": self.identity,
-            "role": self.role,
-            "created_at": self.created_at,
-            "revoked": self.revoked,
-        }
-
-
-def allowed(identity: Identity, permission: str, *, model: str | None = None, env: str | None = None) -> bool:
-    """The pure decision, without logging: role grants it, env and model are within scope."""
-    if permission not in PERMISSIONS or identity.role not in ROLES:
-        return False
-    if permission not in ROLE_PERMISSIONS[identity.role]:
-        return False
-    if env is not None and (env not in ROLE_ENVS[identity.role] or env not in identity.envs):
-        return False
-    return model is None or any(fnmatch.fnmatchcase(model, glob) for glob in identity.models)
-
-
-def _legacy_public_id(row_id: str) -> str:
-    """What listings and logs show for a legacy token (its row id is part of its secret)."""
-    return LEGACY_PREFIX + hashlib.sha256(b"bastion-legacy-token-id\x00" + row_id.encode()).hexdigest()[:16]
-
-
-def _public_id(row_id: str) -> str:
-    return row_id if len(row_id) == TOKEN_ID_HEX and set(row_id) <= _ID_CHARS else _legacy_public_id(row_id)
-
-
-def token_id(token: str) -> str | None:
-    """The public id of a token string (None when it is not shaped like a bastion token)."""
-    row = _row_id(token)
-    return None if row is None else _public_id(row)
-
-
-def _row_id(token: str) -> str | None:
-    """The database row id a token names: its id (new format) or its first 12 characters (legacy)."""
-    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    body = token[len(TOKEN_PREFIX) :]
-    if "." in body:
-        ident, _, secret = body.partition(".")
-        if len(ident) != TOKEN_ID_HEX or not set(ident) <= _ID_CHARS or not secret:
-            return None
-        return ident
-    return body[:LEGACY_ID_LEN] if len(body) > LEGACY_ID_LEN else None
-
-
-def _token_digest(salt: bytes, token: str) -> bytes:
-    return hmac.new(salt, token.encode("utf-8"), hashlib.sha256).digest()
-
-
-_IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}", re.ASCII)
-_MODEL_GLOB = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,200}", re.ASCII)
-
-
-def check_identity_name(name: str) -> str:
-    """ASCII letters, digits and ``. _ @ + -``, starting with a letter or digit (the whole string)."""
-    if not isinstance(name, str) or not _IDENTITY_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"invalid identity name {name!r}: ASCII letters, digits, '.', '_', '@', '+' and '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-
-
-def _same_scope(name: str, what: str, asked: Sequence[str], held: tuple[str, ...]) -> None:
-    asked_set = set(asked)
-    if not asked_set or asked_set == set(held):
-        return
-    if asked_set <= set(held):
-        raise Conflict(
-            f"a token carries its identity's whole scope ({what}: {', '.join(held)}): "
-            f"for a narrower token create another identity"
-        )
-    raise Conflict(
-        f"token create does not change {name!r}'s grants ({what}: {', '.join(held)}): "
-        f"run 'bastion access grant {name}' first"
-    )
-
-
-def _scopes(role: str, models: Iterable[str], envs: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    models = tuple(dict.fromkeys(models))
-    envs = tuple(dict.fromkeys(envs))
-    for m in models:
-        if not isinstance(m, str) or not _MODEL_GLOB.fullmatch(m):
-            raise InvalidInput(
-                f"invalid model scope {m!r}: a glob of 1-200 ASCII letters, digits, '.', '_', '-', '*', '?', "
-                "'[', ']' or '!'"
-            )
-    for e in envs:
-        if e not in ENVIRONMENTS:
-            raise InvalidInput(f"unknown environment {e!r} (one of {', '.join(ENVIRONMENTS)})")
-        if e not in ROLE_ENVS[role]:
-            raise InvalidInput(f"role {role} cannot be granted environment {e}")
-    if not models:
-        if role in EXPLICIT_MODEL_ROLES:
-            raise InvalidInput(f"role {role} needs at least one --model")
-        models = ("*",)
-    return models, envs or ROLE_ENVS[role]
 
 
 class AccessControl:
@@ -246,30 +95,6 @@ class AccessControl:
 
     # --- seals ----------------------------------------------------------------------------------------------
 
-    def _state(self, conn: Connection, identity_id: str) -> dict[str, Any] | None:
-        """The sealed state of an identity, read from its rows (None when there is no such identity)."""
-        row = conn.execute(sa.select(identities).where(identities.c.id == identity_id)).first()
-        if row is None:
-            return None
-        scopes = conn.execute(
-            sa.select(grants.c.id, grants.c.scope, grants.c.value).where(
-                grants.c.identity_id == identity_id, grants.c.revoked_at.is_(None)
-            )
-        ).all()
-        toks = conn.execute(
-            sa.select(tokens.c.id, tokens.c.salt, tokens.c.digest).where(
-                tokens.c.identity_id == identity_id, tokens.c.revoked_at.is_(None)
-            )
-        ).all()
-        return {
-            "id": row.id,
-            "name": row.name,
-            "role": row.role,
-            "disabled": row.disabled_at is not None,
-            "grants": sorted([int(g.id), g.scope, g.value] for g in scopes),
-            "tokens": sorted([t.id, bytes(t.salt).hex(), bytes(t.digest).hex()] for t in toks),
-        }
-
     def _need_sealer(self) -> RowSealer:
         if self.sealer is None:
             raise ConfigError(
@@ -279,21 +104,10 @@ class AccessControl:
 
     def _reseal(self, conn: Connection, identity_id: str) -> None:
         """Seal an identity's current state, inside the transaction that changed it."""
-        state = self._state(conn, identity_id)
-        if state is not None:
-            write_seal(conn, SEAL_KIND, identity_id, self._need_sealer().seal(SEAL_KIND, identity_id, state))
+        _seals.reseal(conn, self._need_sealer(), identity_id)
 
     def _check_seal(self, conn: Connection, identity_id: str) -> None:
-        state = self._state(conn, identity_id)
-        if state is None:
-            raise IntegrityError("an authorization row names an identity that does not exist")
-        self._need_sealer().check(
-            SEAL_KIND,
-            identity_id,
-            state,
-            read_seal(conn, SEAL_KIND, identity_id),
-            what=f"identity {state['name']!r}'s authorization state",
-        )
+        _seals.check_seal(conn, self._need_sealer(), identity_id)
 
     def unsealed(self) -> list[str]:
         """Names of identities whose seal is missing or does not match (what ``access seal`` would bless)."""
@@ -319,61 +133,9 @@ class AccessControl:
         return names
 
     def cross_check_log(self, entries: Iterable[Any]) -> None:
-        """Revocations the (witnessed) audit log recorded must still hold in the rows.
-
-        A database writer who replays an identity's older, validly sealed state (rows and seal together) to
-        undo ``access revoke NAME``, ``access revoke NAME --model/--env`` or ``token revoke ID``, or to
-        restore an older role, passes the seal check; this replay of the log refuses it (issue 11 F3).
-        """
-        disabled: set[str] = set()
-        revoked: set[str] = set()
-        scopes: dict[
-            tuple[str, str, str], bool
-        ] = {}  # (name, scope, value) -> its last logged event granted it
-        roles: dict[str, str] = {}  # name -> the role its last grant or token creation logged
-        for e in entries:
-            if e.outcome != "ok":
-                continue
-            details = e.details or {}
-            if e.action == "token:revoke":
-                revoked.add(e.target)
-            elif e.action in ("access:grant", "token:create", "access:revoke"):
-                granted = e.action != "access:revoke"
-                held = [("model", str(v)) for v in details.get("models") or ()]
-                held += [("env", str(v)) for v in details.get("envs") or ()]
-                if not granted and not held:  # a whole-identity revoke: every scope it held
-                    disabled.add(e.target)
-                    held = [(s, v) for (n, s, v) in scopes if n == e.target]
-                for scope, value in held:
-                    scopes[(e.target, scope, value)] = granted
-                if granted and isinstance(details.get("role"), str):
-                    roles[e.target] = details["role"]
-        with self.engine.connect() as conn:
-            active = conn.execute(
-                sa.select(identities.c.id, identities.c.name, identities.c.role).where(
-                    identities.c.disabled_at.is_(None)
-                )
-            ).all()
-            active_names = {r.name for r in active}
-            active_tokens = {
-                _public_id(r)
-                for r in conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None))).scalars()
-            }
-            held_now = {
-                (r.name, r.scope, r.value)
-                for r in conn.execute(
-                    sa.select(identities.c.name, grants.c.scope, grants.c.value)
-                    .join(identities, identities.c.id == grants.c.identity_id)
-                    .where(grants.c.revoked_at.is_(None), identities.c.disabled_at.is_(None))
-                )
-            }
-        undone = sorted(disabled & active_names) + sorted(revoked & active_tokens)
-        undone += sorted(f"{n} {s} {v}" for (n, s, v), g in scopes.items() if not g and (n, s, v) in held_now)
-        undone += sorted(f"{r.name} role {r.role}" for r in active if roles.get(r.name, r.role) != r.role)
-        if undone:
-            raise IntegrityError(
-                f"revocations in the audit log were undone in the database: {', '.join(undone)} (rollback)"
-            )
+        """Revocations the (witnessed) audit log recorded must still hold in the rows
+        (:func:`bastion.access._seals.cross_check_log`: a replayed older, validly sealed state is refused)."""
+        _seals.cross_check_log(self.engine, entries)
 
     def local_owner(self) -> Identity:
         """The local mode's acting identity: the passphrase holder is the owner (not read from the rows)."""

@@ -34,13 +34,19 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 nothing found, 1 findings, 2 usage or runtime error.
         """
-        from bastion.hunt import hunt
+        from bastion.hunt import hunt, verifier_for
 
         start = parse_since(since)
         with open_vault(home) as vault:
             store = open_store(vault)
             try:
-                report = hunt(store=store, since=start, rules=rules, anomaly=not no_anomaly)
+                report = hunt(
+                    store=store,
+                    since=start,
+                    rules=rules,
+                    anomaly=not no_anomaly,
+                    verify=verifier_for(vault, store),
+                )
             finally:
                 store.close()
         if fmt is OutputFormat.json:

@@ -1,6 +1,7 @@
 """``bastion respond``: run a playbook over the hunt's findings, once or as a service (``--watch``).
 
-Exit codes: 0 nothing to do or every action done, 1 actions planned/declined/failed (findings left open),
+Exit codes: 0 nothing to do or every action done, 1 actions planned/declined/failed/refused (findings left
+open; refused: the finding's events do not match the signed audit log),
 2 usage or runtime error.
 """
 
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 nothing left to do, 1 actions planned, declined or failed, 2 usage or runtime error.
         """
-        from bastion.hunt import hunt, load_rules
+        from bastion.hunt import hunt, load_rules, verifier_for
         from bastion.respond import Responder, load_playbook
         from bastion.respond import watch as watch_loop
 
@@ -97,10 +98,10 @@ def register(app: typer.Typer) -> None:
                 return
             store = open_store(vault)
             try:
-                report = hunt(store=store, since=parse_since(since))
+                report = hunt(store=store, since=parse_since(since), verify=verifier_for(vault, store))
+                results = responder.respond(report.findings, events=store)
             finally:
                 store.close()
-            results = responder.respond(report.findings)
         if fmt is OutputFormat.json:
             print_json({"mode": mode, "results": [r.to_dict() for r in results]})
         else:
@@ -108,5 +109,5 @@ def register(app: typer.Typer) -> None:
                 typer.echo(_line(r))
             if not results:
                 typer.echo("nothing to do")
-        if any(r.status in ("planned", "declined", "failed") for r in results):
+        if any(r.status in ("planned", "declined", "failed", "refused") for r in results):
             raise typer.Exit(EXIT_FINDING)

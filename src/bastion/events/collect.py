@@ -14,12 +14,15 @@ becomes one event per counted request with its client address, capped per batch 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from bastion.errors import BastionError
 from bastion.events.schema import Event
 from bastion.events.store import EventStore
 
+logger = logging.getLogger(__name__)
 AUDIT_CURSOR = "audit-log"
 MAX_UNAUTH_EXPANDED = 10_000
 EXTRACTION = "AML.T0024.002"
@@ -235,6 +238,65 @@ def _unauth_by_client(unauth: Mapping[str, Any], model: str, when: float, index:
             yield _unauth_event(recs[i] if i < len(recs) else {}, decision, client, model, when, index)
 
 
+class CursorSealer(Protocol):
+    """What sealing the cursor needs (:class:`bastion.crypto.seal.RowSealer`)."""
+
+    def seal(self, kind: str, key: str, state: Mapping[str, Any]) -> bytes: ...
+
+    def check(
+        self, kind: str, key: str, state: Mapping[str, Any], mac: bytes | None, *, what: str
+    ) -> None: ...
+
+
+_SEAL_KIND = "event-cursor"
+
+
+def _sealer_of(reader: Any) -> CursorSealer | None:
+    """The key ring's row sealer of a local vault opened with the passphrase; None for other readers."""
+    try:
+        return reader.signer.row_sealer()  # type: ignore[no-any-return]
+    except (AttributeError, BastionError, TypeError, ValueError):
+        return None
+
+
+def _log_size(reader: Any) -> int | None:
+    try:
+        return int(reader.log_head().size)
+    except (AttributeError, BastionError):
+        return None
+
+
+def _trusted_start(reader: Any, store: EventStore, sealer: CursorSealer | None) -> int:
+    """The cursor, when its seal matches, it is not past the log's signed head and no event lies beyond it;
+    otherwise the store is rewound (audit-derived events dropped, rollup rebuilt) and collection restarts at
+    entry 0: a home writer without the key ring can neither skip entries nor replay an older cursor."""
+    start = store.cursor(AUDIT_CURSOR)
+    if sealer is None:
+        return start
+    top = store.max_audit_index()
+    sealed = store.cursor_seal(AUDIT_CURSOR)
+    if start == 0 and top is None:
+        return 0
+    reason = ""
+    if sealed is None or sealed[0] != start:
+        reason = "is not sealed"
+    else:
+        try:
+            sealer.check(_SEAL_KIND, AUDIT_CURSOR, {"position": start}, sealed[1], what="the event cursor")
+        except BastionError:
+            reason = "has a seal that does not match"
+    size = _log_size(reader)
+    if not reason and size is not None and start > size:
+        reason = f"is past the signed log's end ({start} > {size})"
+    if not reason and top is not None and top >= start:
+        reason = f"is behind events already collected (entry {top} >= {start})"
+    if not reason:
+        return start
+    logger.warning("event store: the audit-log cursor %s; re-collecting the audit log from entry 0", reason)
+    store.rewind(AUDIT_CURSOR, 0)
+    return 0
+
+
 def collect_audit(
     reader: LogReader,
     store: EventStore,
@@ -242,8 +304,13 @@ def collect_audit(
     batch: int = 5_000,
     on_events: Callable[[int], None] | None = None,
 ) -> int:
-    """Read the audit log from the store's cursor onwards into events; returns how many entries were read."""
-    start = store.cursor(AUDIT_CURSOR)
+    """Read the audit log from the store's cursor onwards into events; returns how many entries were read.
+
+    With a reader that holds the key ring (a local vault opened with the passphrase) the cursor is sealed
+    (HMAC with the key ring's row sealer) and checked against its seal and the log's signed head before use;
+    a cursor that fails is not trusted: the audit-derived events are dropped and re-collected."""
+    sealer = _sealer_of(reader)
+    start = _trusted_start(reader, store, sealer)
     read = 0
     while True:
         entries = reader.log_entries(start=start, limit=batch)
@@ -254,11 +321,12 @@ def collect_audit(
             events.extend(events_from_entry(entry))
         start += len(entries)
         read += len(entries)
-        store.append(events, cursor=(AUDIT_CURSOR, start))
+        seal = None if sealer is None else sealer.seal(_SEAL_KIND, AUDIT_CURSOR, {"position": start})
+        store.append(events, cursor=(AUDIT_CURSOR, start), seal=seal)
         if on_events is not None:
             on_events(len(events))
         if len(entries) < batch:
             return read
 
 
-__all__ = ["AUDIT_CURSOR", "LogReader", "collect_audit", "events_from_entry"]
+__all__ = ["AUDIT_CURSOR", "CursorSealer", "LogReader", "collect_audit", "events_from_entry"]

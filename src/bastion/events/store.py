@@ -85,13 +85,23 @@ cursors_table = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+# a cursor's HMAC (the key ring's row sealer, :mod:`bastion.crypto.seal`): a home writer without the key ring
+# cannot move the collector past audit entries (they would never become events) without the collector noticing
+cursor_seals_table = sa.Table(
+    "bastion_event_cursor_seals",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("seal", sa.LargeBinary, nullable=False),
+)
+_AUDIT_INDEX = sa.Index("ix_bastion_events_audit_index", events_table.c.audit_index)
 
 
 def default_events_url(home: Path) -> str:
     return os.environ.get(EVENTS_URL_ENV) or f"sqlite:///{home / 'events.db'}"
 
 
-def _row(event: Event) -> dict[str, Any]:
+def row_of(event: Event) -> dict[str, Any]:
     when = dt.datetime.fromtimestamp(event.time, dt.UTC)
     return {
         "ts": event.time,
@@ -139,6 +149,7 @@ class EventStore:
         self.engine: Engine = open_engine(url)
         try:
             metadata.create_all(self.engine)
+            _AUDIT_INDEX.create(self.engine, checkfirst=True)  # stores made before it had the index
         except sa.exc.DatabaseError as exc:
             reason = (str(exc.orig).splitlines() or ["unknown error"])[0]
             raise ServiceError(f"event store unavailable: {reason}") from exc
@@ -161,9 +172,16 @@ class EventStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, events: Iterable[Event], *, cursor: tuple[str, int] | None = None) -> int:
-        """Insert events (and move ``cursor`` = (name, position)) in one transaction; returns the count."""
-        rows = [_row(e) for e in events]
+    def append(
+        self,
+        events: Iterable[Event],
+        *,
+        cursor: tuple[str, int] | None = None,
+        seal: bytes | None = None,
+    ) -> int:
+        """Insert events (and move ``cursor`` = (name, position), with its ``seal``) in one transaction;
+        returns the count."""
+        rows = [row_of(e) for e in events]
         counts: Counter[tuple[str, str, int, str, str]] = Counter()
         models: set[tuple[str, str, int, str]] = set()
         for r in rows:
@@ -197,7 +215,58 @@ class EventStore:
                 )
                 if done.rowcount != 1:
                     conn.execute(sa.insert(cursors_table).values(name=name, position=position))
+                if seal is not None:
+                    conn.execute(sa.delete(cursor_seals_table).where(cursor_seals_table.c.name == name))
+                    conn.execute(
+                        sa.insert(cursor_seals_table).values(name=name, position=position, seal=seal)
+                    )
         return len(rows)
+
+    def cursor_seal(self, name: str) -> tuple[int, bytes] | None:
+        """The (position, seal) stored with a collector's cursor, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(cursor_seals_table.c.position, cursor_seals_table.c.seal).where(
+                    cursor_seals_table.c.name == name
+                )
+            ).first()
+        return None if row is None else (int(row.position), bytes(row.seal))
+
+    def max_audit_index(self) -> int | None:
+        """The highest audit-log index any stored event came from (None: none did)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(events_table.c.audit_index))).scalar()
+        return None if value is None else int(value)
+
+    def rewind(self, name: str, position: int) -> int:
+        """Drop the events derived from audit entries ``position`` onwards, rebuild the hourly rollup from
+        the events left, and set cursor ``name`` to ``position`` (unsealed); returns the events dropped.
+
+        What the collector does when its cursor cannot be trusted: re-collecting is then idempotent."""
+        w = sa.cast(sa.func.floor(events_table.c.ts / WINDOW_S), sa.BigInteger)
+        e = events_table.c
+        with self.engine.begin() as conn:
+            dropped = conn.execute(sa.delete(events_table).where(e.audit_index >= position)).rowcount
+            conn.execute(sa.delete(rollup_table))
+            conn.execute(sa.delete(window_models_table))
+            conn.execute(
+                sa.insert(rollup_table).from_select(
+                    ["identity", "client", "w", "kind", "outcome", "n"],
+                    sa.select(e.identity, e.client, w, e.kind, e.outcome, sa.func.count()).group_by(
+                        e.identity, e.client, w, e.kind, e.outcome
+                    ),
+                )
+            )
+            conn.execute(
+                sa.insert(window_models_table).from_select(
+                    ["identity", "client", "w", "model"],
+                    sa.select(e.identity, e.client, w, e.model).distinct(),
+                )
+            )
+            conn.execute(sa.delete(cursor_seals_table).where(cursor_seals_table.c.name == name))
+            conn.execute(sa.delete(cursors_table).where(cursors_table.c.name == name))
+            conn.execute(sa.insert(cursors_table).values(name=name, position=position))
+        return int(dropped or 0)
 
     def cursor(self, name: str) -> int:
         """A collector's stored position (0 when it has not run yet)."""
@@ -222,6 +291,7 @@ class EventStore:
         until: float | None = None,
         ids: Sequence[int] | None = None,
         after_id: int | None = None,
+        audit_index: int | None = None,
         limit: int | None = None,
     ) -> list[Event]:
         query = sa.select(events_table).order_by(events_table.c.ts, events_table.c.id)
@@ -233,6 +303,8 @@ class EventStore:
             query = query.where(events_table.c.id.in_(list(ids)))
         if after_id is not None:
             query = query.where(events_table.c.id > after_id)
+        if audit_index is not None:
+            query = query.where(events_table.c.audit_index == audit_index)
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -248,9 +320,11 @@ __all__ = [
     "EVENTS_URL_ENV",
     "WINDOW_S",
     "EventStore",
+    "cursor_seals_table",
     "default_events_url",
     "event_from_row",
     "events_table",
     "rollup_table",
+    "row_of",
     "window_models_table",
 ]

@@ -19,8 +19,9 @@ measuring both: :mod:`bastion.hunt.simulate`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bastion.events.store import EventStore
 from bastion.hunt.report import SEVERITIES, Finding, HuntReport
@@ -35,12 +36,15 @@ def hunt(
     anomaly: bool = True,
     baseline: bool = True,
     seed: int = 0,
+    verify: Callable[[Sequence[int]], bool] | None = None,
 ) -> HuntReport:
     """Run every rule (the packaged pack, a directory of ``*.yml``, or compiled rules) and the anomaly model.
 
     ``since`` (unix seconds) limits the events looked at. Findings are ordered by first event time.
     ``baseline`` adds the per-identity checks of :mod:`bastion.hunt.baseline` (pulls outside the identity's
-    usual hours; the twin rules' findings lowered for identities with that history).
+    usual hours; the twin rules' findings lowered for identities with that history); ``verify(event_ids)``,
+    when given, must accept the events of that history before a finding is lowered (see
+    :func:`verifier_for`: the events re-derived from the signed audit log).
     """
     from bastion.governance.threat import atlas_techniques
     from bastion.hunt.anomaly import score_windows
@@ -55,7 +59,7 @@ def hunt(
     for rule in compiled:
         findings.extend(run_rule(rule, store, since=since, names=names))
     if baseline:
-        findings = apply_history(findings, store)
+        findings = apply_history(findings, store, verify=verify)
         findings.extend(offhours_pulls(store, since=since))
     if anomaly:
         findings.extend(score_windows(store, since=since, seed=seed))
@@ -70,4 +74,12 @@ def hunt(
     )
 
 
-__all__ = ["SEVERITIES", "CompiledRule", "Finding", "HuntReport", "hunt", "load_rules"]
+def verifier_for(log: Any, store: EventStore) -> Callable[[Sequence[int]], bool]:
+    """``verify`` for :func:`hunt`: events accepted when they re-derive from ``log``'s verified entries."""
+    from bastion.events.verify import EvidenceVerifier
+
+    checker = EvidenceVerifier(log=log, store=store)
+    return lambda ids: checker.check(ids) is None
+
+
+__all__ = ["SEVERITIES", "CompiledRule", "Finding", "HuntReport", "hunt", "load_rules", "verifier_for"]

@@ -18,12 +18,16 @@ store's hourly rollup (one row per identity, client, hour, kind and outcome), so
 
 The attacker who knows this can only hide behind an identity that already has the history (a stolen admin
 token used like the admin uses it); that finding still appears, at low severity, for a person to approve.
+The history is read from the event store, which a home writer can edit: with ``verify`` (the CLI and
+``respond --watch`` pass one that re-derives events from the signed audit log,
+:class:`bastion.events.verify.EvidenceVerifier`) a finding is lowered only when the events of that history
+are backed by the log, so forged rollup or event rows cannot lower a real attack to an approval.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 import sqlalchemy as sa
@@ -116,16 +120,19 @@ def offhours_pulls(store: EventStore, *, since: float | None) -> list[Finding]:
     return findings
 
 
-def _key_operator(store: EventStore, identity: str, before: float) -> bool:
+Verify = Callable[[Sequence[int]], bool]
+
+
+def _key_operator(store: EventStore, identity: str, before: float, verify: Verify | None) -> bool:
     rows = store.query(
-        f"SELECT 1 FROM {store.table} WHERE kind = 'key-op' AND outcome = 'ok' AND action LIKE 'keys:%' "  # noqa: S608 - table name is ours; values are bound
-        "AND identity = :i AND ts >= :lo AND ts < :hi LIMIT 1",
+        f"SELECT id FROM {store.table} WHERE kind = 'key-op' AND outcome = 'ok' AND action LIKE 'keys:%' "  # noqa: S608 - table name is ours; values are bound
+        "AND identity = :i AND ts >= :lo AND ts < :hi ORDER BY ts DESC LIMIT 20",
         {"i": identity, "lo": before - HISTORY_DAYS * _DAY, "hi": before},
     )
-    return bool(rows)
+    return any(verify is None or verify([int(r.id)]) for r in rows)
 
 
-def _bulk_puller(store: EventStore, identity: str, before: float) -> bool:
+def _bulk_puller(store: EventStore, identity: str, before: float, verify: Verify | None) -> bool:
     m = window_models_table
     hi = int(before // WINDOW_S)
     q = (
@@ -133,20 +140,37 @@ def _bulk_puller(store: EventStore, identity: str, before: float) -> bool:
         .where(m.c.identity == identity, m.c.w < hi, m.c.w >= hi - HISTORY_DAYS * 24)
         .group_by(m.c.w)
         .having(sa.func.count(sa.distinct(m.c.model)) >= BULK_PULL_MODELS)
-        .limit(1)
+        .order_by(m.c.w.desc())
+        .limit(5)
     )
     with store.engine.connect() as conn:
-        return conn.execute(q).first() is not None
+        windows = [int(w) for (w,) in conn.execute(q)]
+    for w in windows:
+        if verify is None:
+            return True
+        rows = store.query(
+            f"SELECT id, model FROM {store.table} WHERE kind = 'pull' AND identity = :i "  # noqa: S608 - table name is ours; values are bound
+            "AND ts >= :lo AND ts < :hi ORDER BY ts, id LIMIT 200",
+            {"i": identity, "lo": w * WINDOW_S, "hi": (w + 1) * WINDOW_S},
+        )
+        if len({str(r.model) for r in rows} - {"-"}) >= BULK_PULL_MODELS and verify(
+            [int(r.id) for r in rows]
+        ):
+            return True
+    return False
 
 
-def apply_history(findings: Iterable[Finding], store: EventStore) -> list[Finding]:
-    """Lower the twin rules' findings to ``low`` for an identity that did the same before (see module)."""
+def apply_history(
+    findings: Iterable[Finding], store: EventStore, *, verify: Verify | None = None
+) -> list[Finding]:
+    """Lower the twin rules' findings to ``low`` for an identity that did the same before (see module);
+    ``verify(event_ids)`` must accept the events of that history when given."""
     out = []
     for f in findings:
         before = f.first_seen - TWIN_GAP_S
-        if f.rule_id == KEY_THEN_PULL_RULE and _key_operator(store, f.identity, before):
+        if f.rule_id == KEY_THEN_PULL_RULE and _key_operator(store, f.identity, before, verify):
             f = replace(f, severity="low", title=f.title + " - a known key operator")
-        elif f.rule_id == BULK_PULL_RULE and _bulk_puller(store, f.identity, before):
+        elif f.rule_id == BULK_PULL_RULE and _bulk_puller(store, f.identity, before, verify):
             f = replace(f, severity="low", title=f.title + " - as this identity did before")
         out.append(f)
     return out

@@ -30,6 +30,8 @@ import sqlalchemy as sa
 
 from bastion.config import ENVIRONMENTS
 from bastion.errors import BastionError, InvalidInput, NotFound, ServiceError
+from bastion.events.store import EventStore
+from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.state import ResponseState, load_verified, save, state_path
@@ -53,7 +55,8 @@ class PlannedAction:
 
 @dataclass(frozen=True)
 class ActionResult:
-    """``status``: done, planned (dry-run), declined (approval refused), skipped, failed."""
+    """``status``: done, planned (dry-run), declined (approval refused), skipped, failed, refused (its
+    evidence does not match the signed audit log)."""
 
     action: str
     target: str
@@ -131,12 +134,28 @@ class Responder:
                     out.append((PlannedAction(action, target, finding, rule.env), mode))
         return out
 
-    def respond(self, findings: Iterable[Finding]) -> list[ActionResult]:
-        """Plan and (per mode) carry out the actions for new findings; returns what happened to each."""
+    def respond(self, findings: Iterable[Finding], *, events: EventStore | None = None) -> list[ActionResult]:
+        """Plan and (per mode) carry out the actions for new findings; returns what happened to each.
+
+        ``events``: the store the findings came from; each finding's evidence is then checked against the
+        signed audit log before any action (see the module docstring)."""
         findings = list(findings)
         state = self.state()
         results = []
+        verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
+        refused: dict[str, str | None] = {}
         for planned, mode in self.plan(findings, handled=state.handled):
+            if verifier is not None and mode != "dry-run":
+                f = planned.finding
+                if f.key not in refused:
+                    refused[f.key] = verifier.check(
+                        f.event_ids, identity=f.identity, client=f.client, model=f.model
+                    )
+                if refused[f.key] is not None:
+                    detail = f"evidence refused: {refused[f.key]}"
+                    self._log(planned, mode, "denied", detail)
+                    results.append(self._result(planned, mode, "refused", detail))
+                    continue
             result, state = self._one(planned, mode, state)
             results.append(result)
         if self.mode != "dry-run":

@@ -3,6 +3,8 @@
 Each tick reads new audit-log entries into the event store (:func:`bastion.events.collect_audit`), hunts the
 last ``lookback_s`` seconds of events and hands the findings to the :class:`Responder`, which acts once per
 finding key (the keys handled are kept in the signed response state, so a restart does not act twice).
+Each finding's evidence is checked against the signed audit log before acting (``respond(events=store)``).
+A tick that fails for any reason is logged and the next tick tries again: the service does not stop.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from bastion.errors import BastionError
 from bastion.events.collect import collect_audit
 from bastion.events.store import EventStore
-from bastion.hunt import CompiledRule, Finding, hunt, load_rules
+from bastion.hunt import CompiledRule, Finding, hunt, load_rules, verifier_for
 from bastion.respond.responder import ActionResult, Responder
 
 logger = logging.getLogger(__name__)
@@ -64,12 +63,18 @@ def watch(
         try:
             entries = collect_audit(vault, store)
             if entries or ticks == 0:
-                report = hunt(store=store, since=now() - lookback_s, rules=compiled, anomaly=anomaly)
+                report = hunt(
+                    store=store,
+                    since=now() - lookback_s,
+                    rules=compiled,
+                    anomaly=anomaly,
+                    verify=verifier_for(vault, store),
+                )
                 found, hunted_at = report.findings, now()
-                results = tuple(responder.respond(report.findings))
-        except (BastionError, SQLAlchemyError, OSError) as exc:  # a service: say so and try again next tick
+                results = tuple(responder.respond(report.findings, events=store))
+        except Exception as exc:
             logger.error("respond --watch: tick failed (%s: %s); retrying", type(exc).__name__, exc)
-            taken += sum(1 for r in results if r.status == "done")
+        taken += sum(1 for r in results if r.status == "done")
         ticks += 1
         if on_tick is not None:
             on_tick(Tick(entries, len(found), results, time.perf_counter() - started, found, hunted_at))

@@ -1,0 +1,91 @@
+"""Evidence check: are the stored events a finding names exactly what the signed audit log says?
+
+The event store is a derived index kept in the home (``events.db``) or a shared database: whoever can write it
+but does not hold the key ring can insert, copy or edit rows, and the hunting rules would fire on them. Before
+anything acts on a finding, :class:`EvidenceVerifier` re-derives its evidence from the verified log: the log
+is checked once against its signed heads (:meth:`Vault.log_verify`), then for every audit entry the named
+events came from (``audit_index``) the multiset of *all* stored events of that entry must equal
+:func:`~bastion.events.collect.events_from_entry` of the entry — so a forged row, an edited row, a copied
+row (inflating a count) and a row without an audit entry are each refused. The finding's identity, client
+and model must appear in that evidence.
+
+Limit: a finding names at most :data:`bastion.hunt.sigma.MAX_EVENT_IDS` events; a threshold rule whose count
+is larger is judged on the events it names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from bastion.errors import BastionError
+from bastion.events.collect import events_from_entry
+from bastion.events.schema import Event
+from bastion.events.store import EventStore, row_of
+
+
+def _key(event: Event) -> str:
+    """An event as the store keeps it (truncated strings, JSON details), without its row id."""
+    return json.dumps(row_of(event), sort_keys=True, default=str)
+
+
+class EvidenceVerifier:
+    """Checks findings' events against one vault's audit log (``log``: a local or remote vault)."""
+
+    def __init__(self, *, log: Any, store: EventStore) -> None:
+        self._log = log
+        self._store = store
+        self._size: int | None = None
+        self._failure: str | None = None
+        self._entries: dict[int, bool] = {}
+
+    def _verified_size(self) -> int | None:
+        if self._size is None and self._failure is None:
+            try:
+                self._size = int(self._log.log_verify().size)
+            except BastionError as exc:
+                self._failure = f"the audit log does not verify ({exc})"
+        return self._size
+
+    def _entry_matches(self, index: int, size: int) -> bool:
+        if index not in self._entries:
+            entries = self._log.log_entries(start=index, limit=1) if 0 <= index < size else []
+            if len(entries) != 1 or int(entries[0].index) != index:
+                self._entries[index] = False
+            else:
+                derived = Counter(_key(e) for e in events_from_entry(entries[0]))
+                stored = Counter(_key(e) for e in self._store.events(audit_index=index))
+                self._entries[index] = derived == stored
+        return self._entries[index]
+
+    def check(
+        self, event_ids: Sequence[int], *, identity: str = "-", client: str = "-", model: str = "-"
+    ) -> str | None:
+        """None when the events are backed by the verified log (and name the targets); else why not."""
+        ids = sorted(set(event_ids))
+        if not ids:
+            return "it names no events"
+        events = self._store.events(ids=ids)
+        if len(events) != len(ids):
+            return "an event it names is not in the event store"
+        if any(e.audit_index is None for e in events):
+            return "an event it names was not derived from the audit log"
+        size = self._verified_size()
+        if size is None:
+            return self._failure
+        for index in sorted({int(e.audit_index) for e in events if e.audit_index is not None}):
+            if not self._entry_matches(index, size):
+                return f"its events do not match audit entry {index} of the signed log"
+        for name, value, seen in (
+            ("identity", identity, {e.identity for e in events}),
+            ("client", client, {e.client for e in events}),
+            ("model", model, {e.model for e in events}),
+        ):
+            if value not in ("-", "") and value not in seen:
+                return f"its {name} {value!r} is not in its events"
+        return None
+
+
+__all__ = ["EvidenceVerifier"]

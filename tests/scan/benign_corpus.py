@@ -2,12 +2,14 @@
 
 Every file is what a user of that library writes with its documented save call: torch state dicts and whole
 modules of several ``torch.nn`` architectures (zip and legacy format, training checkpoints with optimizer and
-scheduler state and ``argparse`` arguments, TorchScript), scikit-learn estimators and pipelines through joblib
-(plain and compressed), pickle and skops, NumPy ``.npy``/``.npz``, safetensors, ONNX (inline, with an external
-``weights.bin``, exported from torch), LightGBM (text and JSON model, pickled/joblib ``Booster`` and
-``LGBMClassifier``) and Keras when installed. XGBoost is left out: its wheel pulls ``nvidia-nccl-cu12``
-(``pip install --dry-run xgboost``). A whole-module save of a *user-defined* class names that class, which no
-generated allow-list can know (the user allows it with ``--allow``): not part of this corpus.
+scheduler state and ``argparse`` arguments, numpy values and RNG states, a Hugging Face-style nested
+checkpoint, TorchScript), scikit-learn estimators, pipelines and searches with named scorers
+(``scoring="accuracy"``, multi-metric) through joblib (plain and compressed), pickle and skops, NumPy
+``.npy``/``.npz``, safetensors, ONNX (inline, with an external ``weights.bin``, exported from torch), LightGBM
+(text and JSON model, pickled/joblib ``Booster`` and ``LGBMClassifier``) and Keras when installed. XGBoost is
+left out: its wheel pulls ``nvidia-nccl-cu12`` (``pip install --dry-run xgboost``). A whole-module save of a
+*user-defined* class names that class, which no generated allow-list can know (the user allows it with
+``--allow``): not part of this corpus.
 
 ``python tests/scan/benign_corpus.py [--full]`` prints the clean rate, the load rate and every miss.
 """
@@ -89,6 +91,25 @@ def write_torch(root: Path, *, full: bool) -> list[Path]:
         path = root / f"torch-training-checkpoint{suffix}"
         torch.save(ckpt, path)
         out.append(path)
+    # numpy values inside torch checkpoints: metrics, histories, and the RNG state a Hugging Face Trainer
+    # writes (rng_state.pth: python's, numpy's and torch's generator states)
+    import random
+
+    mixed = {
+        "w": torch.randn(4, 4),
+        "steps": np.arange(3),
+        "best": np.float64(0.91),
+        "hist": np.zeros((2, 3), np.float32),
+        "rng_state": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "cpu": torch.get_rng_state(),
+        },
+    }
+    for suffix, kwargs in ((".pt", {}), (".legacy.pth", {"_use_new_zipfile_serialization": False})):
+        path = root / f"torch-numpy-values{suffix}"
+        torch.save(mixed, path, **kwargs)
+        out.append(path)
     if full:
         path = root / "torch-sgd-momentum.pt"
         sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -98,6 +119,23 @@ def write_torch(root: Path, *, full: bool) -> list[Path]:
         out.append(path)
         path = root / "torch-tensors-dtypes.pt"
         torch.save({str(d): torch.zeros(3, dtype=d) for d in (torch.int8, torch.bfloat16, torch.bool)}, path)
+        out.append(path)
+        hf = {  # a Hugging Face-style checkpoint: nested config, weights, tokenizer vocabulary, trainer state
+            "config": {
+                "architectures": ["MLPForSequenceClassification"],
+                "hidden_size": 32,
+                "id2label": {0: "neg", 1: "pos"},
+                "layer_norm_eps": 1e-5,
+                "torch_dtype": "float32",
+                "rope_scaling": None,
+            },
+            "model": {f"encoder.{k}": v for k, v in model.state_dict().items()},
+            "tokenizer": {"vocab": {f"tok{i}": i for i in range(50)}, "merges": [("a", "b")]},
+            "trainer_state": {"global_step": 10, "log_history": [{"loss": 0.5, "step": 5}]},
+            "optimizer": opt.state_dict(),
+        }
+        path = root / "torch-hf-style.bin"
+        torch.save(hf, path)
         out.append(path)
         path = root / "torch-script.pt"
         torch.jit.save(torch.jit.script(models["mlp"]), path)
@@ -132,6 +170,9 @@ def _sklearn_models(full: bool) -> dict[str, Any]:
             "forest": RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y),
             "knn-kdtree": KNeighborsClassifier(algorithm="kd_tree").fit(x, y),
             "pipeline": make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x, y),
+            "grid-accuracy": GridSearchCV(
+                LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, scoring="accuracy", cv=2
+            ).fit(x, y),
         }
         if full:
             models |= {
@@ -143,6 +184,13 @@ def _sklearn_models(full: bool) -> dict[str, Any]:
                 "pca": PCA(n_components=2).fit(x),
                 "knn-balltree": KNeighborsClassifier(algorithm="ball_tree").fit(x, y),
                 "grid": GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2).fit(x, y),
+                "grid-multimetric": GridSearchCV(
+                    make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)),
+                    {"logisticregression__C": [0.1, 1.0]},
+                    scoring=["accuracy", "f1_macro", "roc_auc_ovr"],
+                    refit="f1_macro",
+                    cv=2,
+                ).fit(x, y),
                 "log1p": Pipeline(
                     [("log", FunctionTransformer(np.log1p)), ("m", LogisticRegression(max_iter=300))]
                 ).fit(x, y),

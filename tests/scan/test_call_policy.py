@@ -21,6 +21,8 @@ from bastion.errors import UnsafeArtifact
 from bastion.scan import safe_load, scan
 from bastion.scan._allowlist import ENTRIES
 from bastion.scan._gen.allowlist import EXCLUDED
+from bastion.scan._snapshot import snapshot
+from bastion.scan._torchload import load_torch_zip_buffer
 from bastion.scan._unpickler import LoadRefused, restricted_loads
 
 pytestmark = pytest.mark.timeout(60)
@@ -245,6 +247,9 @@ def test_torch_loader_judges_the_pickle_torch_reads(tmp_path) -> None:
         pt = _torch_zip(tmp_path, name, pk)
         with pytest.raises(UnsafeArtifact, match=r"data\.pkl"):
             _load_torch(str(pt), "torch-zip", frozenset())  # the scan is bypassed on purpose
+        with snapshot(pt) as snap, pytest.raises(UnsafeArtifact, match=r"data\.pkl"):
+            assert snap.buffer is not None  # the zero-copy path judges torch's data.pkl the same way
+            load_torch_zip_buffer(snap.buffer, frozenset())
 
 
 def test_torch_checkpoints_still_load(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from importlib.metadata import entry_points
 
@@ -45,6 +46,23 @@ def test_safe_load_torch_state_dict(tmp_path) -> None:
     assert torch.equal(safe_load(tmp_path / "legacy.pt")["bias"], sd["bias"])
 
 
+def test_torch_zip_tensors_are_views_of_the_private_copy(tmp_path) -> None:
+    sd = {"a": torch.arange(10_000.0), "b": torch.ones(10), "c": torch.arange(6).reshape(2, 3).t()}
+    path = tmp_path / "sd.pt"
+    torch.save(sd, path)
+    loaded = safe_load(path)
+    size = path.stat().st_size
+    path.write_bytes(b"\0" * size)  # the file changes after the load: the loaded tensors do not
+    gc.collect()
+    assert all(torch.equal(loaded[k], sd[k]) for k in sd)
+    loaded["a"] += 1  # writable, and independent of the other tensors
+    assert torch.equal(loaded["b"], sd["b"]) and torch.equal(loaded["c"], sd["c"])
+    keep = loaded["a"]
+    del loaded
+    gc.collect()
+    assert float(keep.sum()) == float(sd["a"].sum()) + 10_000  # memory alive while a view is
+
+
 def test_safe_load_whole_module_through_torch_safe_globals(tmp_path) -> None:
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
     torch.save(net, tmp_path / "m.pt")
@@ -52,6 +70,28 @@ def test_safe_load_whole_module_through_torch_safe_globals(tmp_path) -> None:
     loaded = safe_load(tmp_path / "m.pt")  # weights_only=True plus exactly the allow-listed layer classes
     x = torch.randn(4, 3)
     assert type(loaded) is torch.nn.Sequential and torch.equal(loaded(x), net(x))
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_numpy_values_inside_torch_checkpoints_load(tmp_path, zipped) -> None:
+    ckpt = {
+        "w": torch.arange(4.0),
+        "a": np.arange(3),
+        "best": np.float64(0.5),
+        "rec": np.zeros(2, dtype=[("x", "<f4"), ("y", "<i2")]),
+        "numpy_rng": np.random.get_state(),
+    }
+    path = tmp_path / "np.pt"
+    torch.save(ckpt, path, _use_new_zipfile_serialization=zipped)
+    before = {id(x) for x in torch.serialization.get_safe_globals()}
+    loaded = safe_load(path)
+    assert torch.equal(loaded["w"], ckpt["w"]) and np.array_equal(loaded["a"], ckpt["a"])
+    assert loaded["best"] == 0.5 and loaded["rec"].dtype == ckpt["rec"].dtype
+    assert np.array_equal(loaded["numpy_rng"][1], ckpt["numpy_rng"][1])
+    # numpy's reconstructors were safe globals for that one call only
+    assert {id(x) for x in torch.serialization.get_safe_globals()} == before
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(path, weights_only=True)
 
 
 def test_safe_load_numpy_joblib_safetensors(tmp_path) -> None:

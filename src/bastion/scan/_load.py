@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import DependencyMissing, InvalidInput, UnsafeArtifact
-from bastion.scan._allowlist import ALIASES, ALLOWED, normalise_extra
+from bastion.scan._allowlist import normalise_extra
 from bastion.scan._decomp import KINDS, Bomb, decompress
-from bastion.scan._io import BoundExceeded, Malformed, Source
-from bastion.scan._model import FileReport, Issue, ScanConfig, Verdict, printable
-from bastion.scan._pickle import analyze_pickle
-from bastion.scan._unpickler import resolve, restricted_load
+from bastion.scan._io import Malformed, Source
+from bastion.scan._model import FileReport, ScanConfig, Verdict, printable
+from bastion.scan._snapshot import snapshot
+from bastion.scan._torchload import (
+    allowed_object,
+    import_optional,
+    load_torch,
+    load_torch_zip_buffer,
+    private_load_supported,
+)
+from bastion.scan._unpickler import restricted_load
 from bastion.scan._walk import scan_source
 
 log = logging.getLogger("bastion.scan")
@@ -61,9 +65,10 @@ def safe_load(
 ) -> Any:
     """Scan ``path`` and, only if it is safe, load it with a loader that enforces the allow-list itself.
 
-    The file is first copied once into a private in-memory file (``memfd``; a private temporary file where
-    that does not exist), and that snapshot is both scanned and loaded: a file swapped between check and use
-    is never loaded. Loaders: torch files with ``weights_only=True`` plus exactly the allow-listed globals the
+    The file is first read once into private memory (:mod:`bastion.scan._snapshot`: anonymous memory for zip
+    archives, a ``memfd`` otherwise), and that snapshot is both scanned and loaded: a file swapped between
+    check and use is never loaded; a torch zip checkpoint's tensors are views of that memory (no second
+    copy). Loaders: torch files with ``weights_only=True`` plus exactly the allow-listed globals the
     checkpoint names (torch's safe-globals API); pickles and joblib files with :mod:`bastion.scan._unpickler`
     (the allow-list inside ``find_class``, no calls of computed values, no mutation of shared objects,
     bounded decompression and time); safetensors and NumPy without pickle.
@@ -84,37 +89,12 @@ def safe_load(
     extra = normalise_extra(cfg.extra_allow)
     if extra:
         log.warning("allow-list extended for %s by: %s", printable(str(source)), ", ".join(sorted(extra)))
-    with _snapshot(source) as (snap, size):
-        with open(snap, "rb") as fh:
-            report = scan_source(Source(fh, 0, size), name=str(source), config=cfg, path=source)
+    with snapshot(source) as snap:
+        report = scan_source(Source(snap.file(), 0, snap.size), name=str(source), config=cfg, path=source)
         _require_safe(report)
-        return _load(snap, size, report.format, cfg, extra, time.monotonic() + timeout_s)
-
-
-@contextmanager
-def _snapshot(source: Path) -> Iterator[tuple[str, int]]:
-    """A private copy of ``source`` (same bytes for the scan and the load), as a path and a size."""
-    memfd = getattr(os, "memfd_create", None)
-    with open(source, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
-        if memfd is not None:
-            fd = memfd("bastion-load", os.MFD_CLOEXEC)  # type: ignore[attr-defined]
-            try:
-                copied = 0
-                while copied < size:
-                    n = os.sendfile(fd, src.fileno(), copied, size - copied)
-                    if n == 0:
-                        break
-                    copied += n
-                yield f"/proc/self/fd/{fd}", copied
-            finally:
-                os.close(fd)
-            return
-        with tempfile.TemporaryDirectory(prefix="bastion-load-") as tmp:
-            private = Path(tmp) / "artifact"
-            with open(private, "wb") as out:
-                shutil.copyfileobj(src, out, 16 << 20)
-            yield str(private), private.stat().st_size
+        if report.format == "torch-zip" and snap.buffer is not None and private_load_supported():
+            return load_torch_zip_buffer(snap.buffer, extra)
+        return _load(snap.path(), snap.size, report.format, cfg, extra, time.monotonic() + timeout_s)
 
 
 def _load(
@@ -122,12 +102,12 @@ def _load(
 ) -> Any:
     fmt = _inner_format(full_format)
     if fmt in _TORCH:
-        return _load_torch(path, fmt, extra)
+        return load_torch(path, fmt, extra)
     if fmt == "safetensors":
         try:
-            from safetensors.torch import load_file as load_torch
+            from safetensors.torch import load_file as load_st_torch
 
-            return load_torch(path)
+            return load_st_torch(path)
         except ImportError:
             from safetensors.numpy import load_file as load_numpy
 
@@ -150,7 +130,7 @@ def _load(
             hint="store numeric arrays (or safetensors) instead",
         )
     if fmt == "onnx":
-        onnx = _import("onnx", "scan")
+        onnx = import_optional("onnx", "scan")
         return onnx.load(path, load_external_data=False)
     if fmt == "skops" and full_format == fmt:
         return _load_skops(path, extra)
@@ -195,48 +175,9 @@ def _load_pickle(
             )
 
 
-def _load_torch(path: str, fmt: str, extra: frozenset[str]) -> Any:
-    torch = _import("torch", "torch")
-    allowed: list[Any] = []
-    if fmt == "torch-zip":
-        try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-            record = bytes(torch._C.PyTorchFileReader(path).get_record("data.pkl"))
-        except Exception as exc:
-            raise InvalidInput(f"torch cannot read the checkpoint ({type(exc).__name__})") from exc
-        _judge_torch_pickle(record, extra)
-        for dotted in names:
-            allowed.append(_allowed_object(dotted, extra))
-    try:
-        with torch.serialization.safe_globals(allowed):
-            if fmt == "torch-zip":
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            with open(path, "rb") as fh:
-                return torch.load(fh, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InvalidInput(
-            f"torch refused to load with weights_only=True ({type(exc).__name__})",
-            hint="save a state_dict (model.state_dict()) instead of a whole module",
-        ) from exc
-
-
-def _judge_torch_pickle(record: bytes, extra: frozenset[str]) -> None:
-    """The static walk (imports, calls and their arguments) over ``data.pkl`` exactly as torch's own zip
-    reader returns it: ``torch.load`` has no deadline and calls allowed globals itself, so a call the scan
-    refused must not become reachable through a zip reader that resolves the archive differently."""
-    issues: list[Issue] = []
-    cfg = ScanConfig(extra_allow=tuple(sorted(extra)))
-    try:
-        analyze_pickle(Source(io.BytesIO(record)).reader(), config=cfg, issues=issues, member="data.pkl")
-    except (Malformed, BoundExceeded) as exc:
-        raise UnsafeArtifact(f"refusing to load: torch's data.pkl cannot be analysed ({exc})") from exc
-    if issues:
-        raise UnsafeArtifact(f"refusing to load: torch's data.pkl: {printable(issues[0].message)}")
-
-
 def _load_skops(path: str, extra: frozenset[str]) -> Any:
     """skops' own loader, trusting exactly the types it reports that are on the allow-list (else refused)."""
-    _import("skops", "torch")
+    import_optional("skops", "torch")
     import skops.io as sio
 
     try:
@@ -244,7 +185,7 @@ def _load_skops(path: str, extra: frozenset[str]) -> Any:
     except Exception as exc:
         raise InvalidInput(f"skops cannot read the file ({type(exc).__name__})") from exc
     for dotted in untrusted:
-        _allowed_object(dotted, extra)  # raises UnsafeArtifact for a type outside the allow-list
+        allowed_object(dotted, extra)  # raises UnsafeArtifact for a type outside the allow-list
     try:
         return sio.load(path, trusted=untrusted)
     except Exception as exc:
@@ -270,27 +211,6 @@ def _load_keras(path: str) -> Any:
             raise InvalidInput(f"keras refused to load the model ({type(exc).__name__})") from exc
 
 
-def _allowed_object(dotted: str, extra: frozenset[str]) -> Any:
-    """The object behind a ``module.qualname`` string torch reports, if some split of it is allow-listed."""
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        key = f"{'.'.join(parts[:i])}:{'.'.join(parts[i:])}"
-        if key in ALLOWED or key in extra:
-            return resolve(ALIASES.get(key, key))
-    raise UnsafeArtifact(
-        f"refusing to load: the checkpoint needs {printable(dotted[:120])} (not on the allow-list)"
-    )
-
-
-def _import(name: str, extra: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError as exc:
-        raise DependencyMissing(
-            f"{name} is not installed", hint=f'pip install "bastion-ml[{extra}]"'
-        ) from exc
-
-
 @dataclass(frozen=True)
 class Conversion:
     src: str
@@ -303,7 +223,7 @@ def convert(
     *, src: str | os.PathLike[str], dst: str | os.PathLike[str], config: ScanConfig | None = None
 ) -> Conversion:
     """Convert a torch state dict (zip or legacy format) to safetensors, after a clean scan."""
-    torch = _import("torch", "torch")
+    torch = import_optional("torch", "torch")
     try:
         from safetensors.torch import save_file
     except ImportError as exc:
@@ -331,5 +251,7 @@ def convert(
     tmp.replace(out)
     return Conversion(str(src), str(out), len(tensors), out.stat().st_size)
 
+
+_load_torch = load_torch  # the path-based torch loader (tests feed it files with the scan bypassed)
 
 __all__ = ["Conversion", "convert", "safe_load", "summary"]

@@ -235,3 +235,42 @@ def test_referenced_tensor_record_with_loader_magic_is_scanned() -> None:
     assert scan_bytes(_torch_zip(pkl, b"\x80\x02" + b"\x11" * 14), name="f.pt").verdict is Verdict.safe
     assert scan_bytes(_torch_zip(pkl, _npy_object(EVIL)), name="f2b.pt").verdict is Verdict.unsafe
     assert scan_bytes(_torch_zip(pkl, EVIL + b"\0" * 3), name="f2c.pt").verdict is Verdict.unsafe
+
+
+# -- F6: the end record is found as zipfile/miniz find it (trailing bytes, bytes before the archive) ---------
+def _zip_with(member: str, data: bytes) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(member, data)
+    return buf.getvalue()
+
+
+def _safetensors_u8(data: bytes) -> bytes:
+    import json
+
+    header = json.dumps({"t": {"dtype": "U8", "shape": [len(data)], "data_offsets": [0, len(data)]}}).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + data
+
+
+@pytest.mark.parametrize("trailing", [b"", b"\n\n", b"x" * 100])
+def test_zip_inside_safetensors_with_trailing_bytes_is_scanned(trailing: bytes) -> None:
+    import zipfile
+
+    data = _safetensors_u8(_zip_with("model.pkl", EVIL) + trailing)
+    assert zipfile.is_zipfile(io.BytesIO(data))  # what skops, keras and numpy's npz reader see
+    report = scan_bytes(data, name="f6.safetensors")
+    assert report.verdict is Verdict.unsafe, report
+    assert any(i.callable == "posix.system" for i in report.issues)
+    benign = scan_bytes(_safetensors_u8(_zip_with("a.txt", b"hello") + trailing), name="ok.safetensors")
+    assert benign.verdict is not Verdict.unsafe
+
+
+def test_eocd_signature_in_tensor_bytes_alone_does_not_make_a_zip() -> None:
+    # a signature whose central directory is not there: no reader opens it (an all-zero record would be a
+    # valid empty zip for zipfile, and is read as one)
+    data = _safetensors_u8(b"\0" * 64 + b"PK\x05\x06" + b"\x11" * 60)
+    report = scan_bytes(data, name="ok.safetensors")
+    assert report.format == "safetensors" and report.verdict is Verdict.safe, report

@@ -114,6 +114,15 @@ class Walker:
                 break
         else:
             raise Malformed(UNRECOGNISED)
+        if fmt != "malformed" and h.name == "zip" and head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+            # a zip found by its end record: the format its first bytes say is read too (issue 19, F6)
+            other = next((o for o in handlers() if o.name != "zip" and o.matches(head, src)), None)
+            if other is not None:
+                self.note(member, f"also read as {other.name}")
+                try:
+                    other.scan(self, src, member, depth)
+                except Malformed as exc:
+                    self.error(member, f"read as {other.name}: {exc}")
         # polyglots: every other reading a loader accepts of the same bytes is judged too (issue 19, class 5)
         if fmt.split(":")[0] not in _PICKLE_READINGS and looks_like_pickle(head):
             self.replay(src, member, "pickle.load reading of the file's first bytes", strict=False)

@@ -40,26 +40,51 @@ _log = logging.getLogger("bastion.scan")
 
 
 def find_eocd(src: Source) -> int | None:
-    """Offset of the end-of-central-directory record a zip reader would find (None: not a zip)."""
+    """Offset of the end-of-central-directory record a zip reader would take (None: no reader finds one).
+
+    ``zipfile._EndRecData``: the last 22 bytes if they are a comment-less record, else the last signature
+    in the final 64 KiB + 22 bytes, whatever follows its comment (None if that record is cut short); miniz
+    (torch's reader) takes the last signature with a whole record after it. Bytes before the archive are
+    tolerated by both (issue 19, finding F6).
+    """
     if src.size < 22:
         return None
-    tail_len = min(src.size, 22 + 0xFFFF)
+    tail_len = min(src.size, 22 + 0xFFFF + 1)
     tail = src.read_at(src.size - tail_len, tail_len)
+    if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
+        return src.size - 22
     idx = tail.rfind(b"PK\x05\x06")
-    while idx >= 0:
-        if idx + 22 <= len(tail):
-            comment_len = int.from_bytes(tail[idx + 20 : idx + 22], "little")
-            if idx + 22 + comment_len == len(tail):
-                return src.size - tail_len + idx
-        idx = tail.rfind(b"PK\x05\x06", 0, idx)
-    return None
+    if idx >= 0 and idx + 22 <= len(tail):
+        return src.size - tail_len + idx  # zipfile's choice
+    idx = tail.rfind(b"PK\x05\x06", 0, len(tail) - 21)
+    return src.size - tail_len + idx if idx >= 0 else None  # miniz's choice
+
+
+def _opens_as_zip(src: Source) -> bool:
+    """Whether Python's zipfile or torch's reader opens the bytes as an archive (central directory only)."""
+    try:
+        with zipfile.ZipFile(SourceFile(src)):
+            return True
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
+        pass
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        torch._C.PyTorchFileReader(io.BufferedReader(SourceFile(src)))  # type: ignore[arg-type]
+    except Exception:  # torch raises RuntimeError (and others) for everything it cannot read
+        return False
+    return True
 
 
 class ZipHandler:
     name = "zip"
 
     def matches(self, head: bytes, src: Source) -> bool:
-        return head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or find_eocd(src) is not None
+        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            return True
+        return find_eocd(src) is not None and _opens_as_zip(src)
 
     def scan(self, walk: Walk, src: Source, member: str, depth: int) -> str:
         return scan_zip(walk, src, member, depth)

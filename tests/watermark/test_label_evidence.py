@@ -122,3 +122,59 @@ def test_evidence_file_round_trips_and_the_cli_fails_closed(cancer: Any, tmp_pat
     (tmp_path / "junk.json").write_text("{}")
     assert run([*base, str(tmp_path / "junk.json"), "--key-file", str(right)]) == 2
     assert run(["watermark", "verify-labels", "--evidence", str(path), "--key-file", str(right)]) == 2
+
+
+def test_low_confidence_band_is_a_stratum_tested_against_its_own_controls(cancer: Any) -> None:
+    """The opt-in band: answers with top probability < 0.9 are marked at 50 % (an independent keyed draw),
+    the rest at 0.5 %. With this key mallory's 426 rows get no base mark and 5 of the 13 band rows marked, so
+    a copy trained on a random half of its labels (the subset attacker) carries 4 of 5 band marks against 1
+    of 8 band controls: p = 0.03 uncorrected (0.25 over 8 consumers), where the base marks alone give nothing,
+    but bounded by the band's size
+    (the exact test cannot go below 1 / C(13, 5) = 7.8e-4 on 13 rows). A clean copy is not named; the strata
+    are MAC'd."""
+    import dataclasses
+
+    from bastion.errors import IntegrityError
+
+    d, victim, scale = cancer
+    pool = d.x_train.astype(np.float32)
+    p = victim.predict_proba(pool)
+    half = np.random.default_rng(5).random(len(pool)) < 0.5
+    results = {}
+    for name, kw in (("base", {}), ("band", {"band": 0.9, "band_rate": 0.5})):
+        mk = LabelMarker(KEY, n_features=pool.shape[1], n_classes=2, scale=scale, **kw)
+        rng = np.random.default_rng(3)
+        for i in range(8):
+            xs = d.x_test[rng.integers(0, len(d.x_test), 300)]
+            mk.apply(f"customer-{i}", xs, victim.predict_proba(xs))
+        out, marked = mk.mark("mallory", pool, p)
+        low = p.max(1) < 0.9
+        if name == "band":
+            assert marked[low].mean() > 0.25 and marked[~low].mean() < 0.02, (marked[low].mean(), low.sum())
+        labels = out.argmax(1)
+        stolen = Answers(pool[half], labels[half], 2)
+        clean = Answers(pool[half], victim.predict(pool[half]), 2)
+        ev = mk.evidence()
+        for label, table in (("stolen", stolen), ("clean", clean)):
+            res = extract(
+                victim=table, strategy="knockoff", budgets=[2000], data=pool[half], eval_x=pool[half][:5]
+            )
+            results[name, label] = ev.attribute(key=KEY, predict=res.surrogate.predict)
+        if name == "band":
+            assert set(ev.strata) == set(ev.consumers)
+            again = LabelEvidence.load(ev.save(_tmp()))
+            ms, cs = again.strata["mallory"]
+            assert np.array_equal(ms, ev.strata["mallory"][0]) and np.array_equal(cs, ev.strata["mallory"][1])
+            flipped = dataclasses.replace(ev, strata={**ev.strata, "mallory": (1 - ms, cs)})
+            with pytest.raises(IntegrityError):
+                flipped.check(KEY)
+    band, base = results["band", "stolen"], results["base", "stolen"]
+    assert band.tests["mallory"][:2] == (4, 5) and band.tests["mallory"][4] < 0.05, band.to_dict()
+    assert "mallory" not in base.tests  # no base mark at all: nothing to test
+    assert results["band", "clean"].named == () and results["band", "clean"].best_p > 1e-3
+
+
+def _tmp() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp()) / "labels.json"

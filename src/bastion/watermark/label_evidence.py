@@ -23,6 +23,7 @@ The tests (:func:`attribute_labels`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -45,6 +46,7 @@ MAX_LABEL_EVIDENCE_BYTES = 256 * 1024 * 1024
 PAIR_CANDIDATES = 10
 
 Records = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Strata = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -97,26 +99,31 @@ class LabelAttribution:
 
 @dataclass(frozen=True)
 class LabelEvidence:
-    """Per consumer: marked queries and their wrong labels, control queries and theirs; MAC'd."""
+    """Per consumer: marked queries and their wrong labels, control queries and theirs (and, when the marker
+    has a low-confidence band, each row's stratum); MAC'd."""
 
     key_id: str
     n_classes: int
     consumers: dict[str, Records] = field(repr=False)
     mac: str = field(repr=False, default="")
+    strata: dict[str, Strata] = field(repr=False, default_factory=dict)
 
     def _body(self) -> bytes:
         h = hashlib.sha256(f"{LABEL_MARKS}:evidence:{self.key_id}:{self.n_classes}".encode())
         for name in sorted(self.consumers):
             h.update(name.encode() + b"\0")
-            for arr in self.consumers[name]:
+            arrays = [*self.consumers[name], *self.strata.get(name, ())]
+            for arr in arrays:
                 h.update(str(arr.shape).encode())
                 h.update(np.ascontiguousarray(arr, dtype="<f4" if arr.ndim == 2 else "<i8").tobytes())
+        if set(self.strata) - set(self.consumers):
+            h.update(b"\0stray strata")
         return h.digest()
 
     def sign(self, key: WatermarkKey) -> LabelEvidence:
         """This evidence with its MAC under ``key``."""
         mac = hmac.new(key.derive(f"{LABEL_MARKS}:mac"), self._body(), hashlib.sha256).hexdigest()
-        return LabelEvidence(key_id=self.key_id, n_classes=self.n_classes, consumers=self.consumers, mac=mac)
+        return dataclasses.replace(self, mac=mac)
 
     def check(self, key: WatermarkKey) -> None:
         """Raise unless this evidence was made under ``key`` and is unchanged."""
@@ -129,7 +136,7 @@ class LabelEvidence:
     def attribute(self, *, key: WatermarkKey, predict: Callable[[np.ndarray], Any]) -> LabelAttribution:
         """Check the MAC, then test the suspect (``predict``: rows → labels) against every consumer."""
         self.check(key)
-        return attribute_labels(predict=predict, records=self.consumers)
+        return attribute_labels(predict=predict, records=self.consumers, strata=self.strata or None)
 
     @property
     def n_features(self) -> int:
@@ -149,6 +156,10 @@ class LabelEvidence:
                 "control_x": np.asarray(cx, np.float32).reshape(-1).tolist(),
                 "control_labels": np.asarray(cl, np.int64).tolist(),
             }
+            if name in self.strata:
+                ms, cs = self.strata[name]
+                consumers[name]["marked_strata"] = np.asarray(ms, np.int64).tolist()
+                consumers[name]["control_strata"] = np.asarray(cs, np.int64).tolist()
         return {
             "format": LABEL_EVIDENCE_FORMAT,
             "key_id": self.key_id,
@@ -163,6 +174,7 @@ class LabelEvidence:
             if doc.get("format") != LABEL_EVIDENCE_FORMAT:
                 raise InvalidInput(f"{where}: not a label-mark evidence file")
             consumers: dict[str, Records] = {}
+            strata: dict[str, Strata] = {}
             for name, item in dict(doc["consumers"]).items():
                 nf = int(item["features"])
                 ml = np.asarray(item["marked_labels"], dtype=np.int64).reshape(-1)
@@ -170,11 +182,16 @@ class LabelEvidence:
                 mx = np.asarray(item["marked_x"], dtype=np.float32).reshape(len(ml), nf)
                 cx = np.asarray(item["control_x"], dtype=np.float32).reshape(len(cl), nf)
                 consumers[str(name)] = (mx, ml, cx, cl)
+                if "marked_strata" in item or "control_strata" in item:
+                    ms = np.asarray(item["marked_strata"], dtype=np.int64).reshape(len(ml))
+                    cs = np.asarray(item["control_strata"], dtype=np.int64).reshape(len(cl))
+                    strata[str(name)] = (ms, cs)
             return cls(
                 key_id=str(doc["key_id"]),
                 n_classes=int(doc["n_classes"]),
                 consumers=consumers,
                 mac=str(doc["mac"]),
+                strata=strata,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"{where}: not a label-mark evidence file") from exc
@@ -218,28 +235,41 @@ def attribute_labels(
     *,
     predict: Callable[[np.ndarray], Any],
     records: Mapping[str, Records],
+    strata: Mapping[str, Strata] | None = None,
     min_marked: int = 3,
     min_control: int = 30,
 ) -> LabelAttribution:
     """Test the suspect against each consumer's marks and against the best pair of consumers (two accounts
     of one attacker). Consumers with too few rows alone are not tested alone (``min_marked``) but still
-    count in a pair when they have ``min_control`` control rows."""
+    count in a pair when they have ``min_control`` control rows. With ``strata`` (per consumer, the stratum
+    of each marked and control row) each stratum is compared with its own controls and the strata are
+    pooled exactly (:func:`pooled_p`)."""
     from scipy.stats import combine_pvalues, fisher_exact
 
     if not records:
         raise InvalidInput("name at least one consumer to test")
-    tables: dict[str, tuple[int, int, int, int]] = {}
+    tables: dict[str, list[tuple[int, int, int, int]]] = {}
     for consumer, (mx, ml, cx, cl) in records.items():
         if len(cx) < min_control or len(mx) == 0:
             continue
-        m_hit = int((np.asarray(predict(np.asarray(mx, np.float32))) == ml).sum())
-        c_hit = int((np.asarray(predict(np.asarray(cx, np.float32))) == cl).sum())
-        tables[consumer] = (m_hit, len(mx), c_hit, len(cx))
+        m_ok = np.asarray(predict(np.asarray(mx, np.float32))) == ml
+        c_ok = np.asarray(predict(np.asarray(cx, np.float32))) == cl
+        ms, cs = (strata or {}).get(consumer, (np.zeros(len(mx), np.int64), np.zeros(len(cx), np.int64)))
+        if len(ms) != len(mx) or len(cs) != len(cx):
+            raise InvalidInput(f"the strata of {consumer} do not match its rows")
+        tables[consumer] = [
+            (int(m_ok[ms == k].sum()), int((ms == k).sum()), int(c_ok[cs == k].sum()), int((cs == k).sum()))
+            for k in np.union1d(ms, cs)
+        ]
     tests: dict[str, tuple[int, int, int, int, float]] = {}
     raw: dict[str, float] = {}
-    for consumer, (m_hit, m_n, c_hit, c_n) in tables.items():
-        table = [[m_hit, m_n - m_hit], [c_hit, c_n - c_hit]]
-        raw[consumer] = float(fisher_exact(table, alternative="greater")[1])
+    for consumer, parts in tables.items():
+        m_hit, m_n, c_hit, c_n = (sum(t[i] for t in parts) for i in range(4))
+        if len(parts) == 1:
+            table = [[m_hit, m_n - m_hit], [c_hit, c_n - c_hit]]
+            raw[consumer] = float(fisher_exact(table, alternative="greater")[1])
+        else:
+            raw[consumer] = pooled_p(parts)
         if m_n >= min_marked:
             tests[consumer] = (m_hit, m_n, c_hit, c_n, raw[consumer])
     named: str | None = None
@@ -255,7 +285,7 @@ def attribute_labels(
         top = sorted(tables, key=lambda c: raw[c])[:PAIR_CANDIDATES]
         for i, a in enumerate(top):
             for b in top[i + 1 :]:
-                p = min(1.0, pooled_p([tables[a], tables[b]]) * pairs)
+                p = min(1.0, pooled_p([*tables[a], *tables[b]]) * pairs)
                 if p < group_p or not group:
                     group, group_p = tuple(sorted((a, b))), p
                     group_fisher = float(combine_pvalues([raw[a], raw[b]], method="fisher")[1])

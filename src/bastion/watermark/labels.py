@@ -54,12 +54,15 @@ from bastion.watermark.label_evidence import (
 MAX_LABEL_RATE = 0.01
 
 
+MAX_BAND_RATE = 0.5
+
+
 class _Records:
     __slots__ = ("control", "marked")
 
     def __init__(self) -> None:
-        self.marked: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
-        self.control: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
+        self.marked: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
+        self.control: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
 
 
 class LabelMarker:
@@ -67,6 +70,12 @@ class LabelMarker:
 
     Thread-safe; records are in memory (newest ``keep`` marked and ``keep_control`` control rows per
     consumer, at most ``max_consumers`` consumers).
+
+    ``band``/``band_rate`` (off by default): rows the model answers with a top probability below ``band``
+    form a second stratum marked at ``band_rate`` (an independent keyed draw). A swap there costs a benign
+    client little (the model is unsure, the runner-up is often right) and a copy learns it readily (the row
+    sits near its own boundary), so the marks survive label smoothing and training on a subset better;
+    verification tests each stratum against its own controls (:func:`pooled_p`: exact).
     """
 
     def __init__(
@@ -83,6 +92,8 @@ class LabelMarker:
         keep_control: int = 2000,
         max_consumers: int = 4096,
         runner_up: bool = True,
+        band: float | None = None,
+        band_rate: float = 0.0,
     ) -> None:
         if isinstance(key, bytes | bytearray):
             key = WatermarkKey.from_secret(bytes(key))
@@ -92,6 +103,10 @@ class LabelMarker:
             raise InvalidInput(f"LabelMarker needs 0 < rate <= {MAX_LABEL_RATE}, n_classes >= 2")
         if not scale > 0 or not cell > 0 or projections < 1:
             raise InvalidInput("LabelMarker needs scale > 0, cell > 0 and projections >= 1")
+        if band is not None and not (0.0 < band <= 1.0 and rate <= band_rate <= MAX_BAND_RATE):
+            raise InvalidInput(f"LabelMarker needs 0 < band <= 1 and rate <= band_rate <= {MAX_BAND_RATE}")
+        self.band: float | None = None if band is None else float(band)
+        self.band_rate = 0.0 if band is None else float(band_rate)
         self.key_id = key.key_id
         self._key = key
         self.n_features, self.n_classes, self.rate = int(n_features), int(n_classes), float(rate)
@@ -105,6 +120,7 @@ class LabelMarker:
         self._offsets = rng.uniform(0.0, self.width, int(projections))
         self._select = key.derive(f"{LABEL_MARKS}:select")
         self._threshold = int(self.rate * 2**64)
+        self._band_threshold = int(self.band_rate * 2**64)
         self._records: OrderedDict[str, _Records] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -115,11 +131,24 @@ class LabelMarker:
             raise InvalidInput(f"rows must have {self.n_features} features")
         return np.floor((flat @ self._dirs.T + self._offsets) / self.width).astype("<i8")
 
-    def decide(self, consumer: str, x: Any) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-        """Per row: marked?, the keyed offset (1..k-1) of its wrong label from the top class, the cell id."""
+    def strata(self, probs: Any) -> np.ndarray:
+        """Each answer's stratum: 1 where the top probability is below ``band`` (when set), else 0."""
+        p = np.asarray(probs, dtype=np.float64)
+        if self.band is None:
+            return np.zeros(len(p), dtype=np.int64)
+        return (p.max(axis=1) < self.band).astype(np.int64)
+
+    def decide(
+        self, consumer: str, x: Any, strata: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+        """Per row: marked?, the keyed offset (1..k-1) of its wrong label from the top class, the cell id.
+        Stratum-1 rows are drawn at ``band_rate`` from other bits of the same HMAC (independent draws)."""
         tag = consumer.encode("utf-8") + b"\0"
         digests = [hmac.new(self._select, tag + c.tobytes(), hashlib.sha256).digest() for c in self.cells(x)]
         marked = np.array([int.from_bytes(d[:8], "big") < self._threshold for d in digests], dtype=bool)
+        if strata is not None and self.band is not None:
+            low = np.array([int.from_bytes(d[16:24], "big") < self._band_threshold for d in digests], bool)
+            marked = np.where(np.asarray(strata) == 1, low, marked)
         offsets = np.array([1 + int.from_bytes(d[8:16], "big") % (self.n_classes - 1) for d in digests])
         return marked, offsets.astype(np.int64), digests
 
@@ -140,7 +169,8 @@ class LabelMarker:
         p = np.array(probs, dtype=np.float64, copy=True)
         if p.ndim != 2 or p.shape[1] != self.n_classes or len(x) != len(p):
             raise InvalidInput("x and probs do not match the label marker's classes")
-        marked, offsets, digests = self.decide(consumer, x)
+        strata = self.strata(p)
+        marked, offsets, digests = self.decide(consumer, x, strata)
         rows = np.arange(len(p))
         top = p.argmax(axis=1)
         wrong = self.wrong_labels(p, offsets)
@@ -148,11 +178,18 @@ class LabelMarker:
         p[rows[marked], top[marked]] = lo[marked]
         p[rows[marked], wrong[marked]] = hi[marked]
         if record:
-            self._remember(consumer, np.asarray(x, np.float32).reshape(len(p), -1), marked, wrong, digests)
+            flat = np.asarray(x, np.float32).reshape(len(p), -1)
+            self._remember(consumer, flat, marked, wrong, digests, strata)
         return p, marked
 
     def _remember(
-        self, consumer: str, x: np.ndarray, marked: np.ndarray, wrong: np.ndarray, digests: list[bytes]
+        self,
+        consumer: str,
+        x: np.ndarray,
+        marked: np.ndarray,
+        wrong: np.ndarray,
+        digests: list[bytes],
+        strata: np.ndarray,
     ) -> None:
         with self._lock:
             rec = self._records.get(consumer)
@@ -162,11 +199,12 @@ class LabelMarker:
                     self._records.popitem(last=False)
             else:
                 self._records.move_to_end(consumer)
-            for i, dg in enumerate(digests):  # one row per cell: rows of one cell are not independent
+            for i, cell in enumerate(digests):  # one row per cell and stratum: a cell's rows are not
+                dg = cell + bytes([int(strata[i])])  # independent draws
                 table, cap = (rec.marked, self.keep) if marked[i] else (rec.control, self.keep_control)
                 if dg in table:
                     continue
-                table[dg] = (x[i], int(wrong[i]))
+                table[dg] = (x[i], int(wrong[i]), int(strata[i]))
                 while len(table) > cap:
                     table.popitem(last=False)
 
@@ -181,6 +219,14 @@ class LabelMarker:
             out.append(np.array([r[1] for r in part], dtype=np.int64))
         return out[0], out[1], out[2], out[3]
 
+    def record_strata(self, consumer: str) -> tuple[np.ndarray, np.ndarray]:
+        """The stratum of each of :meth:`records`' marked and control rows (same order)."""
+        with self._lock:
+            rec = self._records.get(consumer)
+            parts = [list(rec.marked.values()), list(rec.control.values())] if rec else [[], []]
+        ms, cs = (np.array([r[2] for r in part], dtype=np.int64) for part in parts)
+        return ms, cs
+
     def consumers(self) -> list[str]:
         with self._lock:
             return list(self._records)
@@ -189,13 +235,19 @@ class LabelMarker:
         """The recorded marks of ``consumers`` (default: all), MAC'd under the key."""
         names = self.consumers() if consumers is None else consumers
         ev = LabelEvidence(
-            key_id=self.key_id, n_classes=self.n_classes, consumers={c: self.records(c) for c in names}
+            key_id=self.key_id,
+            n_classes=self.n_classes,
+            consumers={c: self.records(c) for c in names},
+            strata={c: self.record_strata(c) for c in names} if self.band is not None else {},
         )
         return ev.sign(self._key)
 
     def attribute(self, *, predict: Callable[[np.ndarray], Any], consumers: list[str]) -> LabelAttribution:
         """Which of ``consumers`` (if any) a suspect (``predict``: rows → labels) learned labels from."""
-        return attribute_labels(predict=predict, records={c: self.records(c) for c in consumers})
+        strata = {c: self.record_strata(c) for c in consumers} if self.band is not None else None
+        return attribute_labels(
+            predict=predict, records={c: self.records(c) for c in consumers}, strata=strata
+        )
 
 
 __all__ = [

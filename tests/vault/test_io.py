@@ -11,14 +11,8 @@ import blake3
 import pytest
 import sqlalchemy as sa
 
-from bastion.crypto.aead import (
-    HEADER_SIZE,
-    TAG_SIZE,
-    decrypt_stream,
-    decrypt_stream_to,
-    encrypt_stream,
-    encrypt_stream_to,
-)
+from bastion.crypto.aead import HEADER_SIZE, TAG_SIZE, decrypt_stream, encrypt_stream
+from bastion.crypto.hazmat import decrypt_stream_to, encrypt_stream_to
 from bastion.errors import IntegrityError
 from bastion.store.blobs import FileBlobStore, content_hasher, content_id
 from bastion.store.tables import files

@@ -46,6 +46,9 @@ so no answer is unauthenticated. Whole-stream properties such as truncation are 
 file over the plaintext built on the same reads (it authenticates the final segment when it opens, so the
 size it reports is authenticated): the vault's inspectors read stored versions through it.
 
+The zero-copy cores that the encryptor and decryptor run (``encrypt_stream_to`` / ``decrypt_stream_to``
+with a buffer-lending ``SegmentSink``) are sharp and live in :mod:`bastion.crypto.hazmat`.
+
 Over ~400 lines on purpose: one segment format, whose framing (header, nonces, final-segment flag) the
 encryptor, the decryptor, range reads and the seekable reader must agree on byte for byte.
 """
@@ -56,7 +59,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -169,23 +172,8 @@ def _parse_header(header: bytes) -> tuple[int, bytes, bytes]:
     return segment_size, salt, prefix
 
 
-class SegmentSink(Protocol):
-    """Where the ``*_stream_to`` functions put each segment, without an intermediate copy.
-
-    ``acquire(size)`` returns a writable buffer of at least ``size`` bytes that the caller fills; ``commit``
-    hands over its first ``n`` bytes (the sink owns the buffer until it gives it back through a later
-    ``acquire``). ``write`` takes small extra bytes (the stream header) by copy.
-    """
-
-    def acquire(self, size: int) -> bytearray: ...
-
-    def commit(self, buf: bytearray, n: int) -> None: ...
-
-    def write(self, data: bytes) -> int: ...
-
-
 class _FixedSink:
-    """A :class:`SegmentSink` over a plain ``write`` target: one reused buffer (what the old API did)."""
+    """A :class:`bastion.crypto.hazmat.SegmentSink` over a plain ``write`` target: one reused buffer."""
 
     def __init__(self, dst: BinaryIO) -> None:
         self._dst = dst
@@ -215,59 +203,10 @@ def encrypt_stream(
 
     Reads and writes in segments, so memory stays at about three segments whatever the stream size.
     """
+    from bastion.crypto.hazmat import encrypt_stream_to  # the zero-copy core, behind its warning name
+
     return encrypt_stream_to(
         key=key, src=src, sink=_FixedSink(dst), associated_data=associated_data, segment_size=segment_size
-    )
-
-
-def encrypt_stream_to(
-    *,
-    key: bytes,
-    src: BinaryIO,
-    sink: SegmentSink,
-    associated_data: bytes,
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
-) -> StreamInfo:
-    """:func:`encrypt_stream` sealing each segment straight into a buffer ``sink`` lends (same format).
-
-    A pipelined sink (hash and write on another thread, a pool of buffers) then needs no copy per segment.
-    """
-    _check_key(key)
-    _check_segment_size(segment_size)
-    salt = _random(SALT_SIZE)
-    prefix = _random(NONCE_PREFIX_SIZE)
-    header = _HEADER.pack(VERSION, segment_size) + salt + prefix
-    cipher = _file_cipher(key, salt, associated_data)
-    sink.write(header)
-
-    cur = memoryview(bytearray(segment_size))
-    nxt = memoryview(bytearray(segment_size))
-    n = _read_full(src, cur)
-    index = 0
-    plain_total = 0
-    written = HEADER_SIZE
-    while True:
-        if n < segment_size:
-            m = 0
-            last = True
-        else:
-            m = _read_full(src, nxt)
-            last = m == 0
-        if index >= MAX_SEGMENTS:
-            raise InvalidInput("stream too long for this segment size")
-        nonce = _NONCE.pack(prefix, index, 1 if last else 0)
-        out = sink.acquire(n + TAG_SIZE)
-        cipher.encrypt_into(nonce, cur[:n], header, memoryview(out)[: n + TAG_SIZE])
-        sink.commit(out, n + TAG_SIZE)
-        plain_total += n
-        written += n + TAG_SIZE
-        index += 1
-        if last:
-            break
-        cur, nxt = nxt, cur
-        n = m
-    return StreamInfo(
-        segment_size=segment_size, segments=index, plaintext_size=plain_total, ciphertext_size=written
     )
 
 
@@ -278,49 +217,9 @@ def decrypt_stream(*, key: bytes, src: BinaryIO, dst: BinaryIO, associated_data:
     truncation, extension, reordering, wrong key or associated data) raises :class:`IntegrityError` after the
     plaintext of segments ``0..k-1`` was written: write to a temporary file and rename it only on success.
     """
+    from bastion.crypto.hazmat import decrypt_stream_to
+
     return decrypt_stream_to(key=key, src=src, sink=_FixedSink(dst), associated_data=associated_data)
-
-
-def decrypt_stream_to(*, key: bytes, src: BinaryIO, sink: SegmentSink, associated_data: bytes) -> int:
-    """:func:`decrypt_stream` opening each segment straight into a buffer ``sink`` lends.
-
-    Same checks and the same guarantee: a segment is committed to ``sink`` only once it authenticated.
-    """
-    _check_key(key)
-    header = _read_header(src)
-    segment_size, salt, prefix = _parse_header(header)
-    cipher = _file_cipher(key, salt, associated_data)
-    seg_ct = segment_size + TAG_SIZE
-    cur = memoryview(bytearray(seg_ct))
-    nxt = memoryview(bytearray(seg_ct))
-    n = _read_full(src, cur)
-    index = 0
-    total = 0
-    while True:
-        if n < TAG_SIZE:
-            raise IntegrityError(_OPAQUE)
-        if n < seg_ct:
-            m = 0
-            last = True
-        else:
-            m = _read_full(src, nxt)
-            last = m == 0
-        if index >= MAX_SEGMENTS:
-            raise IntegrityError(_OPAQUE)
-        nonce = _NONCE.pack(prefix, index, 1 if last else 0)
-        size = n - TAG_SIZE
-        out = sink.acquire(size)
-        try:
-            cipher.decrypt_into(nonce, cur[:n], header, memoryview(out)[:size])
-        except InvalidTag as exc:
-            raise IntegrityError(_OPAQUE) from exc
-        sink.commit(out, size)
-        total += size
-        index += 1
-        if last:
-            return total
-        cur, nxt = nxt, cur
-        n = m
 
 
 class DecryptingReader(io.RawIOBase):
@@ -497,12 +396,27 @@ __all__ = [
     "TAG_SIZE",
     "DecryptingReader",
     "RangeRead",
-    "SegmentSink",
     "StreamInfo",
     "ciphertext_size",
     "decrypt_stream",
-    "decrypt_stream_to",
     "encrypt_stream",
-    "encrypt_stream_to",
     "read_range",
 ]
+
+_MOVED_TO_HAZMAT = frozenset({"SegmentSink", "decrypt_stream_to", "encrypt_stream_to"})
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases: the zero-copy cores moved to :mod:`bastion.crypto.hazmat`."""
+    if name in _MOVED_TO_HAZMAT:
+        import warnings
+
+        from bastion.crypto import hazmat
+
+        warnings.warn(
+            f"bastion.crypto.aead.{name} is deprecated: use bastion.crypto.hazmat.{name} (a sharp tool)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(hazmat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Stream helpers for the vault's data path: one read of each byte, hashing on a second thread, no copies.
 
-:class:`HashingSink` is a :class:`bastion.crypto.aead.SegmentSink`: the AEAD seals (or opens) each segment
+:class:`HashingSink` is a :class:`bastion.crypto.hazmat.SegmentSink`: the AEAD seals (or opens) each segment
 straight into a buffer from a small pool, a writer thread writes it to the file and a hasher thread hashes it
 (SHA-256 for plaintext, checked against the signed manifest; BLAKE3 for a blob's content address with
 ``content_address=True``, see :func:`bastion.store.blobs.content_id`), then the buffer goes back to the pool.

@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.crypto.aead import decrypt_stream_to
+from bastion.crypto.hazmat import decrypt_stream_to
 from bastion.errors import BastionError, IntegrityError
 from bastion.vault._context import VaultContext
 from bastion.vault._records import Records
@@ -135,8 +135,9 @@ class PullStream:
 
 
 class _SegmentPump:
-    """A :class:`~bastion.crypto.aead.SegmentSink` on a helper thread: each segment is opened (authenticated)
-    straight into a fresh buffer, hashed, and queued (at most ``depth``) for the consumer; no copies."""
+    """A :class:`~bastion.crypto.hazmat.SegmentSink` on a helper thread: each segment is opened
+    (authenticated) straight into a fresh buffer, hashed, and queued (at most ``depth``) for the consumer;
+    no copies."""
 
     def __init__(self, depth: int = 4) -> None:
         self._q: queue.Queue[memoryview | BaseException | None] = queue.Queue(maxsize=depth)

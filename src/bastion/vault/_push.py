@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bastion.crypto.aead import DecryptingReader, decrypt_stream_to, encrypt_stream_to
+from bastion.crypto.aead import DecryptingReader
+from bastion.crypto.hazmat import decrypt_stream_to, encrypt_stream_to
 from bastion.errors import IntegrityError, NotFound, UnsafeArtifact
 from bastion.store.blobs import BlobStore, FileBlobStore
 from bastion.vault._io import INLINE_BELOW, HashingSink

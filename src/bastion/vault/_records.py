@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bastion.crypto.aead import decrypt_stream_to
+from bastion.crypto.hazmat import decrypt_stream_to
 from bastion.crypto.interface import WrappedKey
 from bastion.errors import AccessDenied, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.store.tables import artifacts, files, version_annotations, versions, wrapped_keys
@@ -194,14 +194,18 @@ class Records:
 
         The quarantine lives in the home's signed response state (:mod:`bastion.store.response_state`),
         verified with the home's log key before it is believed; a state that fails its signature refuses
-        every pull, as it refuses every request at the gateway."""
-        from bastion.store.response_state import load_verified as load_state
-        from bastion.store.response_state import state_path
+        every pull, as it refuses every request at the gateway; so does a state file that is missing or
+        older than the latest state the audit log records (deleting or rolling it back lifts nothing)."""
+        from bastion.store.response_state import LoggedState, load_current, state_path
 
         path = state_path(self.ctx.settings.home)
-        if not path.exists():
+        logged = getattr(self, "_logged_state", None)
+        if logged is None:
+            logged = self._logged_state = LoggedState(self.ctx.engine)
+        latest = logged.latest()
+        if latest is None and not path.exists():
             return
-        state = load_state(path, self.ctx.signer)
+        state = load_current(path, self.ctx.signer, latest)
         for key in (str(row.name), f"{row.name}:{row.version}"):
             if key in state.quarantined_models:
                 self.ctx.log("registry:pull", f"{row.name}:{row.version}", "denied", reason="quarantined")

@@ -17,6 +17,7 @@ Use :mod:`bastion.crypto.aead` unless a profile shows the copy matters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -78,34 +79,21 @@ def encrypt_stream_to(
     cipher = _file_cipher(key, salt, associated_data)
     sink.write(header)
 
-    cur = memoryview(bytearray(segment_size))
-    nxt = memoryview(bytearray(segment_size))
-    n = _read_full(src, cur)
-    index = 0
     plain_total = 0
     written = HEADER_SIZE
-    while True:
-        if n < segment_size:
-            m = 0
-            last = True
-        else:
-            m = _read_full(src, nxt)
-            last = m == 0
+    index = 0
+    for index, seg, last in _segments(src, segment_size):
         if index >= MAX_SEGMENTS:
             raise InvalidInput("stream too long for this segment size")
+        n = len(seg)
         nonce = _NONCE.pack(prefix, index, 1 if last else 0)
         out = sink.acquire(n + TAG_SIZE)
-        cipher.encrypt_into(nonce, cur[:n], header, memoryview(out)[: n + TAG_SIZE])
+        cipher.encrypt_into(nonce, seg, header, memoryview(out)[: n + TAG_SIZE])
         sink.commit(out, n + TAG_SIZE)
         plain_total += n
         written += n + TAG_SIZE
-        index += 1
-        if last:
-            break
-        cur, nxt = nxt, cur
-        n = m
     return StreamInfo(
-        segment_size=segment_size, segments=index, plaintext_size=plain_total, ciphertext_size=written
+        segment_size=segment_size, segments=index + 1, plaintext_size=plain_total, ciphertext_size=written
     )
 
 
@@ -117,37 +105,37 @@ def decrypt_stream_to(*, key: bytes, src: BinaryIO, sink: SegmentSink, associate
     header = _read_header(src)
     segment_size, salt, prefix = _parse_header(header)
     cipher = _file_cipher(key, salt, associated_data)
-    seg_ct = segment_size + TAG_SIZE
-    cur = memoryview(bytearray(seg_ct))
-    nxt = memoryview(bytearray(seg_ct))
-    n = _read_full(src, cur)
-    index = 0
     total = 0
-    while True:
-        if n < TAG_SIZE:
-            raise IntegrityError(_OPAQUE)
-        if n < seg_ct:
-            m = 0
-            last = True
-        else:
-            m = _read_full(src, nxt)
-            last = m == 0
-        if index >= MAX_SEGMENTS:
+    for index, seg, last in _segments(src, segment_size + TAG_SIZE):
+        if len(seg) < TAG_SIZE or index >= MAX_SEGMENTS:
             raise IntegrityError(_OPAQUE)
         nonce = _NONCE.pack(prefix, index, 1 if last else 0)
-        size = n - TAG_SIZE
+        size = len(seg) - TAG_SIZE
         out = sink.acquire(size)
         try:
-            cipher.decrypt_into(nonce, cur[:n], header, memoryview(out)[:size])
+            cipher.decrypt_into(nonce, seg, header, memoryview(out)[:size])
         except InvalidTag as exc:
             raise IntegrityError(_OPAQUE) from exc
         sink.commit(out, size)
         total += size
+    return total
+
+
+def _segments(src: BinaryIO, size: int) -> Iterator[tuple[int, memoryview, bool]]:
+    """``(index, piece, last)`` for each ``size``-byte piece of ``src`` (the last one shorter or full, never
+    an extra empty one after a full piece); reading one piece ahead tells which is last. Two buffers, reused:
+    a piece is valid until the next one is asked for."""
+    cur = memoryview(bytearray(size))
+    nxt = memoryview(bytearray(size))
+    n = _read_full(src, cur)
+    index = 0
+    while True:
+        m = _read_full(src, nxt) if n == size else 0
+        yield index, cur[:n], m == 0
+        if m == 0:
+            return
+        cur, nxt, n = nxt, cur, m
         index += 1
-        if last:
-            return total
-        cur, nxt = nxt, cur
-        n = m
 
 
 __all__ = ["SegmentSink", "decrypt_stream_to", "encrypt_stream_to"]

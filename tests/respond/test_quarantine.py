@@ -72,5 +72,9 @@ def test_a_tampered_response_state_refuses_pulls(vault: Vault, tmp_path: Path) -
     path.write_bytes(signature + b"\n" + data.replace(b'"m1"', b'"mX"'))  # lift the quarantine unsigned
     with pytest.raises(IntegrityError):
         vault.pull("m1", out=tmp_path / "a")
-    path.unlink()
-    vault.pull("m1", out=tmp_path / "b")
+    path.unlink()  # deleting it lifts nothing either (issue 17 H2): the audit log records the latest state
+    with pytest.raises(IntegrityError, match="missing"):
+        vault.pull("m1", out=tmp_path / "b")
+    # every pull is refused until the owner restores the state from the log (test_state_rollback.py)
+    with pytest.raises(IntegrityError, match="missing"):
+        vault.pull("m2", out=tmp_path / "c")

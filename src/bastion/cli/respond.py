@@ -42,6 +42,11 @@ def register(app: typer.Typer) -> None:
         undo: str | None = typer.Option(
             None, "--undo", help="Lift ACTION:TARGET (block-client:10.0.0.9, …)."
         ),
+        restore_state: bool = typer.Option(
+            False,
+            "--restore-state",
+            help="Rewrite a missing or rolled-back response state from the latest one the audit log records.",
+        ),
         since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -68,6 +73,10 @@ def register(app: typer.Typer) -> None:
 
         with open_vault(home) as vault:
             responder = Responder(vault=vault, playbook=book, mode=mode, approve=ask)
+            if restore_state:
+                restored = responder.restore_state()
+                typer.echo(f"response state restored from the audit log (serial {restored.serial})")
+                return
             if undo is not None:
                 action, _, target = undo.partition(":")
                 result = responder.undo(action=action, target=target)

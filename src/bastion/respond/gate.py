@@ -3,7 +3,9 @@
 :class:`ResponseGate` re-reads the signed state (:mod:`bastion.respond.state`) when its file changes, checking
 at most every ``reload_s`` seconds (one ``stat``), so a ``bastion respond`` action reaches a running gateway
 within that time without a restart. It fails closed: a state that fails its signature check refuses every
-request (and says why once in the log) until a valid state is written again.
+request (and says why once in the log) until a valid state is written again; so does a state file that is
+missing or older than the latest one the audit log records (:func:`bastion.store.response_state.load_current`:
+deleting or rolling back the file does not lift a block).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import IntegrityError
 from bastion.respond.state import ResponseState, load_verified, state_path
+from bastion.store.response_state import LoggedState, check_current
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +35,11 @@ class ResponseGate:
         *,
         reload_s: float = 0.5,
         now: Callable[[], float] = time.monotonic,
+        logged: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.path = path
         self._verifier = verifier
+        self._logged = logged
         self._reload_s = reload_s
         self._now = now
         self._lock = threading.Lock()
@@ -49,6 +54,9 @@ class ResponseGate:
         settings, signer = getattr(vault, "settings", None), getattr(vault, "signer", None)
         if settings is None or signer is None or not hasattr(signer, "verify"):
             return None
+        engine = getattr(vault, "engine", None)
+        if engine is not None and "logged" not in kwargs:
+            kwargs["logged"] = LoggedState(engine).latest
         return cls(state_path(settings.home), signer, **kwargs)
 
     def _load(self) -> None:
@@ -60,10 +68,13 @@ class ResponseGate:
         if stamp == self._stamp and self._checked > float("-inf"):
             return
         try:
-            self._state = load_verified(self.path, self._verifier)
-        except IntegrityError:
+            state = load_verified(self.path, self._verifier)
+            if self._logged is not None:
+                check_current(state if stamp is not None else None, self._logged())
+            self._state = state
+        except IntegrityError as exc:
             if self._state is not None:
-                logger.error("response state failed its signature check: refusing every request")
+                logger.error("response state refused (%s): refusing every request", exc)
             self._state = None
         self._stamp = stamp
 

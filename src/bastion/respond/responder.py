@@ -35,6 +35,13 @@ from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.state import ResponseState, load_verified, save, state_path
+from bastion.store.response_state import (
+    STATE_ACTION,
+    LoggedState,
+    check_current,
+    restored,
+    state_record,
+)
 
 _STATE_ACTIONS = {
     "block-identity": "blocked_identities",
@@ -110,9 +117,36 @@ class Responder:
         self._approve = approve
         self._now = now
         self.path = state_path(vault.settings.home)
+        engine = getattr(vault, "engine", None)
+        self._logged = None if engine is None else LoggedState(engine)
 
     def state(self) -> ResponseState:
-        return load_verified(self.path, self.vault.signer)
+        """The signed state, refused (IntegrityError) when missing or older than the audit log records."""
+        state = load_verified(self.path, self.vault.signer)
+        if self._logged is not None:
+            check_current(state if self.path.exists() else None, self._logged.latest())
+        return state
+
+    def _save(self, state: ResponseState) -> ResponseState:
+        """Sign and write the state, then record its serial, digest and blocks in the audit log."""
+        state = save(self.path, state, self.vault.signer)
+        self.vault.audit.append(
+            actor=self.vault.identity.name,
+            action=STATE_ACTION,
+            target="-",
+            outcome="ok",
+            details=state_record(state),
+        )
+        return state
+
+    def restore_state(self) -> ResponseState:
+        """Rewrite a missing or rolled-back state file from the latest state the audit log records (its
+        blocks, throttles, quarantines and guard mode; the handled finding keys are not in the log)."""
+        logged = None if self._logged is None else self._logged.latest()
+        if logged is None:
+            raise NotFound("the audit log records no response state")
+        state = restored(logged)
+        return self._save(state)
 
     def plan(
         self, findings: Iterable[Finding], *, handled: Iterable[str] = ()
@@ -161,7 +195,7 @@ class Responder:
         if self.mode != "dry-run":
             new = [f.key for f in findings if f.key not in state.handled]
             if new or results:
-                state = save(self.path, replace(state, handled=(*state.handled, *new)), self.vault.signer)
+                state = self._save(replace(state, handled=(*state.handled, *new)))
         return results
 
     def _result(self, planned: PlannedAction, mode: str, status: str, detail: str = "") -> ActionResult:
@@ -206,18 +240,18 @@ class Responder:
         access = self.vault.access
         if action == "quarantine-model":
             # pulls refused first (the signed state the vault and the gateway read), then un-promoted
-            state = save(self.path, state.with_entry("quarantined_models", target, why), self.vault.signer)
+            state = self._save(state.with_entry("quarantined_models", target, why))
             moved = self._unpromote(target)
             if moved is None:
                 return state, f"quarantined_models += {target}"
             why = {**why, "unpromoted": moved[0], "from": moved[1]}
-            state = save(self.path, state.with_entry("quarantined_models", target, why), self.vault.signer)
+            state = self._save(state.with_entry("quarantined_models", target, why))
             return state, f"quarantined_models += {target}; {moved[0]} un-promoted {moved[1]} -> {moved[2]}"
         if action in _STATE_ACTIONS:
-            state = save(self.path, state.with_entry(_STATE_ACTIONS[action], target, why), self.vault.signer)
+            state = self._save(state.with_entry(_STATE_ACTIONS[action], target, why))
             return state, f"{_STATE_ACTIONS[action]} += {target}"
         if action == "guard-block-mode":
-            state = save(self.path, replace(state, guard_mode="block"), self.vault.signer)
+            state = self._save(replace(state, guard_mode="block"))
             return state, "guard mode = block"
         if action == "revoke-tokens":
             ids = [t.id for t in access.list_tokens() if t.identity == target and not t.revoked]
@@ -272,7 +306,7 @@ class Responder:
             raise InvalidInput(f"{action} cannot be undone (allowed: {', '.join(sorted(UNDOABLE))})")
         state = self.state()
         if action == "guard-block-mode":
-            save(self.path, replace(state, guard_mode=None), self.vault.signer)
+            self._save(replace(state, guard_mode=None))
         else:
             section = _STATE_ACTIONS[action]
             if target not in getattr(state, section):
@@ -280,7 +314,7 @@ class Responder:
             entry = getattr(state, section)[target]
             if action == "quarantine-model" and entry.get("unpromoted"):  # restore the promotion first
                 self.vault.promote(str(entry["unpromoted"]), to=str(entry["from"]))
-            save(self.path, state.with_entry(section, target, None), self.vault.signer)
+            self._save(state.with_entry(section, target, None))
         self.vault.audit.append(
             actor=self.vault.identity.name,
             action=f"respond:undo-{action}",

@@ -9,13 +9,21 @@ A gateway reads it with the public key only (:func:`load_verified`), and so does
 quarantined model is not pulled): that is why it lives in ``store`` (below both; ``bastion.respond.state``
 re-exports it). The document also records the finding keys already handled, so a restarted
 ``respond --watch`` does not act twice.
+
+Deleting or rolling back the file: a signature alone cannot tell the newest state from an older signed one,
+nor an absent file from no state. Every save is therefore recorded in the signed audit log
+(:data:`STATE_ACTION` with the serial, the digest of the signed bytes and the blocks themselves,
+:func:`state_record`), and :func:`load_current` (what the gateway's gate, the vault before a pull and
+``log verify`` read) refuses a file that is missing, or older than (or different from) the latest state
+the log records. The owner rebuilds a lost file from that record (``bastion respond --restore-state``).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +33,7 @@ from bastion.files import atomic_write
 
 STATE_DIR = "respond"
 STATE_FILE = "state.json"
+STATE_ACTION = "respond:state"  # the audit-log entry written after every save
 FORMAT = "bastion-response-state/v1"
 SECTIONS: tuple[str, ...] = (
     "blocked_clients",
@@ -112,10 +121,120 @@ def load_verified(path: Path, verifier: Any) -> ResponseState:
     return _parse(data)
 
 
+def _data(state: ResponseState) -> bytes:
+    return json.dumps(state.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+
+def state_digest(state: ResponseState) -> str:
+    """SHA-256 (hex) of the bytes the state's signature covers."""
+    return hashlib.sha256(_data(state)).hexdigest()
+
+
+def state_record(state: ResponseState) -> dict[str, Any]:
+    """The details of the :data:`STATE_ACTION` audit entry for a saved state (everything but ``handled``)."""
+    record = {k: v for k, v in state.to_dict().items() if k != "handled"}
+    return {**record, "digest": state_digest(state)}
+
+
+def logged_state(entries: Iterable[Any]) -> Mapping[str, Any] | None:
+    """The details of the latest :data:`STATE_ACTION` entry among audit ``entries`` (oldest first)."""
+    latest = None
+    for entry in entries:
+        if entry.action == STATE_ACTION and entry.outcome == "ok":
+            latest = entry.details
+    return latest
+
+
+def check_current(state: ResponseState | None, logged: Mapping[str, Any] | None) -> None:
+    """Raise IntegrityError when the file's ``state`` (None: no file) is not the latest one logged."""
+    if logged is None:
+        return
+    serial = int(logged.get("serial", 0))
+    if state is None:
+        raise IntegrityError(f"response state is missing (the audit log records serial {serial})")
+    if state.serial < serial:
+        raise IntegrityError(f"response state was rolled back (serial {state.serial}, logged {serial})")
+    if state.serial == serial and state_digest(state) != logged.get("digest"):
+        raise IntegrityError(f"response state serial {serial} differs from the one the audit log records")
+
+
+def load_current(path: Path, verifier: Any, logged: Mapping[str, Any] | None) -> ResponseState:
+    """:func:`load_verified`, refusing a missing or older file than the ``logged`` record
+    (:func:`logged_state`)."""
+    state = load_verified(path, verifier)
+    check_current(state if path.exists() else None, logged)
+    return state
+
+
+class LoggedState:
+    """The latest :data:`STATE_ACTION` record of a metadata database's audit log, kept up to date cheaply:
+    the first call scans the log backwards until it finds one, later calls read only newer entries."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._top: int | None = None
+        self._latest: Mapping[str, Any] | None = None
+
+    def _rows(self, *, below: int | None = None, above: int | None = None) -> list[Any]:
+        import sqlalchemy as sa
+
+        from bastion.store.tables import audit_entries
+
+        t = audit_entries.c
+        q = sa.select(t.idx, t.data)
+        if below is not None:
+            q = q.where(t.idx < below).order_by(t.idx.desc())
+        else:
+            q = q.where(t.idx > (above if above is not None else -1)).order_by(t.idx)
+        with self._engine.connect() as conn:
+            return list(conn.execute(q.limit(5000)))
+
+    @staticmethod
+    def _record(data: bytes) -> Mapping[str, Any] | None:
+        if STATE_ACTION.encode() not in data:
+            return None
+        from bastion.store.logrecords import AuditEntry
+
+        entry = AuditEntry.from_leaf(data)
+        return entry.details if entry.action == STATE_ACTION and entry.outcome == "ok" else None
+
+    def latest(self) -> Mapping[str, Any] | None:
+        if self._top is None:
+            below: int | None = None
+            top = -1
+            while True:
+                rows = self._rows(below=(below if below is not None else 2**62))
+                if not rows:
+                    break
+                top = max(top, int(rows[0].idx))
+                for row in rows:
+                    found = self._record(bytes(row.data))
+                    if found is not None:
+                        self._latest = found
+                        break
+                if self._latest is not None:
+                    break
+                below = int(rows[-1].idx)
+            self._top = top
+            return self._latest
+        while rows := self._rows(above=self._top):
+            for row in rows:
+                found = self._record(bytes(row.data))
+                if found is not None:
+                    self._latest = found
+            self._top = int(rows[-1].idx)
+        return self._latest
+
+
+def restored(logged: Mapping[str, Any]) -> ResponseState:
+    """The state a :data:`STATE_ACTION` record describes (saved again, it becomes the next serial)."""
+    return _parse(json.dumps({**dict(logged), "format": FORMAT, "handled": []}).encode())
+
+
 def save(path: Path, state: ResponseState, signer: Signer) -> ResponseState:
     """Sign and atomically replace the state (serial incremented); returns what was written."""
     state = replace(state, serial=state.serial + 1, handled=state.handled[-5000:])
-    data = json.dumps(state.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+    data = _data(state)
     signature = signer.sign(data)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # one file, one rename: a reader sees the old or the new pair, never a mix
@@ -123,4 +242,18 @@ def save(path: Path, state: ResponseState, signer: Signer) -> ResponseState:
     return state
 
 
-__all__ = ["SECTIONS", "ResponseState", "load_verified", "save", "state_path"]
+__all__ = [
+    "SECTIONS",
+    "STATE_ACTION",
+    "LoggedState",
+    "ResponseState",
+    "check_current",
+    "load_current",
+    "load_verified",
+    "logged_state",
+    "restored",
+    "save",
+    "state_digest",
+    "state_path",
+    "state_record",
+]

@@ -49,6 +49,10 @@ class LogView:
         with ctx.engine.connect() as conn:  # replayed sealed rows still have to agree with the log
             cross_check_log(conn, entries)
         ctx.access.cross_check_log(entries)
+        # the response state (blocks, quarantines) is the latest the log records: not deleted nor rolled back
+        from bastion.store.response_state import load_current, logged_state, state_path
+
+        load_current(state_path(ctx.settings.home), ctx.signer, logged_state(entries))
         return result
 
     def head(self) -> SignedTreeHead:

@@ -58,10 +58,12 @@ def _reveal_csv(
     import csv
     import io
 
-    from bastion.data.io import atomic_output
+    from bastion.data.io import atomic_output, refuse_overwrite
 
     if not file.is_file():
         raise InvalidInput(f"no such file: {file}")
+    if out is not None:
+        refuse_overwrite(file, out)
     with open_vault(home) as vault:
         rows, count, fpe_done, fpe_missing = _service(vault).reveal_table(
             vault, scope=scope, path=file, env=env
@@ -234,6 +236,10 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput(f"cannot read {file} as UTF-8 text") from exc
         elif out is not None:
             raise InvalidInput("--out needs --file")
+        if file is not None and out is not None:
+            from bastion.data.io import refuse_overwrite
+
+            refuse_overwrite(file, out)
         with open_vault(home) as vault:
             result = _service(vault).reveal(
                 vault, scope=scope, tokens=tuple(tokens or ()), text=text, fpe=fpe, env=env

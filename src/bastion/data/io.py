@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,13 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
             raise InvalidInput(f"unknown input format {fmt!r} (one of {', '.join(FORMATS)})")
         return fmt
     return _EXTENSIONS.get(path.suffix.lower(), "text")
+
+
+def refuse_overwrite(src: Path, dst: Path) -> None:
+    """Raise when ``dst`` is ``src`` (the same path, a link to it, or another name of the same file): an
+    output never replaces its input."""
+    if dst.exists() and src.exists() and (dst.resolve() == src.resolve() or os.path.samefile(src, dst)):
+        raise InvalidInput("the output must not overwrite the input")
 
 
 def sha256_file(path: Path) -> str:
@@ -311,5 +319,6 @@ __all__ = [
     "atomic_output",
     "detect_format",
     "iter_chunks",
+    "refuse_overwrite",
     "sha256_file",
 ]

@@ -31,6 +31,7 @@ from bastion.data.io import (
     atomic_output,
     detect_format,
     iter_chunks,
+    refuse_overwrite,
     sha256_file,
 )
 from bastion.data.policy import Policy
@@ -316,8 +317,7 @@ def protect_file(
     src = Path(path)
     dst = Path(out)
     kind = detect_format(src, fmt)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise InvalidInput("the output must not overwrite the input")
+    refuse_overwrite(src, dst)
     pol = policy or Policy()
     rep = report or scan_file(
         path=src,
@@ -332,6 +332,9 @@ def protect_file(
     chunks = iter_chunks(src, fmt=kind, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
     with atomic_output(dst) as tmp:
         rows = _WRITERS[kind](tmp, chunks, tr)
+        if report is None and sha256_file(src) != rep.digest:
+            # The plan was made from other bytes than those just protected: write nothing.
+            raise InvalidInput(f"{src.name} changed while it was being protected; nothing was written")
     return ProtectResult(
         input=str(src.resolve()),
         output=str(dst.resolve()),

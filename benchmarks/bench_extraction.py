@@ -3,7 +3,8 @@
 Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast_cancer]
        [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all]
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
-       label marks, attacker pool the test / the training split; not part of ``all``)
+       label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
+       with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; not part of ``all``)
 
 For each dataset one victim MLP (64 hidden units, trained on the built-in training split) is served 3 ways,
 same run, same model, same queries: ``none`` (full probabilities, the consumer top-3 rounding of the default
@@ -227,7 +228,26 @@ def _label_copy(env: dict[str, Any], x: np.ndarray, labels: np.ndarray, kind: st
     return res, len(labels)
 
 
-def label_adaptive(env: dict[str, Any], pool_split: str) -> None:
+def label_cost(env: dict[str, Any], band: tuple[float, float] | None, consumers: int = 40) -> float:
+    """Mean benign accuracy cost (pp) of the label marks alone on the natural test split, per consumer."""
+    d, victim = env["data"], env["victim"]
+    mk = _marker(env, band)
+    p = victim.predict_proba(d.x_test)
+    base = float((p.argmax(1) == d.y_test).mean())
+    costs = [
+        base - float((mk.apply(f"c{i}", d.x_test, p, record=False).argmax(1) == d.y_test).mean())
+        for i in range(consumers)
+    ]
+    return 100.0 * float(np.mean(costs))
+
+
+def _marker(env: dict[str, Any], band: tuple[float, float] | None) -> LabelMarker:
+    d = env["data"]
+    kw: dict[str, Any] = {} if band is None else {"band": band[0], "band_rate": band[1]}
+    return LabelMarker(SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], **kw)
+
+
+def label_adaptive(env: dict[str, Any], pool_split: str, band: tuple[float, float] | None = None) -> None:
     """Label-only copies against the label marks alone, per adaptive attacker, with the attacker's natural
     pool the test split (fidelity on the training split) or the training split (fidelity on the test split):
     marks kept and the attribution p among 20 consumers, for the marked copy and for a copy trained on clean
@@ -237,10 +257,10 @@ def label_adaptive(env: dict[str, Any], pool_split: str) -> None:
         (d.x_test, d.x_train, d.y_train) if pool_split == "test" else (d.x_train, d.x_test, d.y_test)
     )
     pool = np.asarray(pool, np.float32)
+    what = f"+ band {band}" if band else "(default)"
+    print(f"label marks {what}: benign cost {label_cost(env, band):.2f} pp (40 consumers, test split)")
     for kind in LABEL_ADAPTIVE:
-        guard = defence(env)
-        mk = guard.labels
-        assert mk is not None
+        mk = _marker(env, band)
         rng = np.random.default_rng(11)
         customers = [f"customer-{i}" for i in range(19 if kind != "two-accounts" else 18)]
         for c in customers:
@@ -451,6 +471,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--stream-rows", type=int, default=2000)
     ap.add_argument("--attacks", default="all")
+    ap.add_argument("--band", type=float, default=0.9, help="labels-adaptive-band: the top-probability band")
+    ap.add_argument("--band-rate", type=float, default=0.5, help="labels-adaptive-band: the band's mark rate")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     attacks = ATTACKS if args.attacks == "all" else tuple(args.attacks.split(","))
@@ -464,8 +486,9 @@ def main() -> None:
             f"{'attack':16s} {'defence':8s} " + " ".join(f"fid@{b:<6d}" for b in budgets) + "  acc@max  flag@"
         )
         for strategy in attacks:
-            if strategy.startswith("labels-adaptive"):  # labels-adaptive[-train]: the pool split
-                label_adaptive(env, "train" if strategy.endswith("-train") else "test")
+            if strategy.startswith("labels-adaptive"):  # labels-adaptive[-band][-train]
+                band = (args.band, args.band_rate) if "-band" in strategy else None
+                label_adaptive(env, "train" if strategy.endswith("-train") else "test", band)
                 continue
             if strategy.startswith("knockoff-labels"):
                 label_only_rows(env, strategy, budgets)

@@ -274,3 +274,86 @@ def test_eocd_signature_in_tensor_bytes_alone_does_not_make_a_zip() -> None:
     data = _safetensors_u8(b"\0" * 64 + b"PK\x05\x06" + b"\x11" * 60)
     report = scan_bytes(data, name="ok.safetensors")
     assert report.format == "safetensors" and report.verdict is Verdict.safe, report
+
+
+# -- F4: joblib's "ZF" compat files are read; ONNX external data is promoted only when covered exactly -------
+def _zfile(payload: bytes) -> bytes:
+    import zlib
+
+    return b"ZF" + hex(len(payload)).encode().ljust(19) + zlib.compress(payload)
+
+
+def _onnx_reading(path: Path, location: str, spans: list[tuple[int, int | None]]) -> None:
+    from onnx import TensorProto, helper
+
+    inits = []
+    for i, (offset, length) in enumerate(spans):
+        t = TensorProto(name=f"W{i}", data_type=TensorProto.UINT8, dims=[length or 0])
+        t.data_location = TensorProto.EXTERNAL
+        info = [("location", location), ("offset", str(offset))]
+        info += [("length", str(length))] if length is not None else []
+        for k, v in info:
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        inits.append(t)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["W0"], ["Y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("Y", TensorProto.UINT8, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+
+
+def test_joblib_compat_file_is_read_as_joblib_reads_it(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    benign = tmp_path / "ok.joblib"
+    benign.write_bytes(_zfile(pickle.dumps({"a": [1, 2]}, protocol=2)))
+    assert joblib.load(benign) == {"a": [1, 2]}  # the format is real: joblib loads it
+    report = scan(paths=[benign])
+    assert report.files[0].format == "joblib-compat:pickle" and report.verdict is Verdict.safe
+    evil = scan_bytes(_zfile(EVIL), name="evil.joblib")
+    assert evil.verdict is Verdict.unsafe and any(i.callable == "posix.system" for i in evil.issues)
+
+
+def test_zfile_bomb_is_bounded() -> None:
+    import zlib
+
+    bomb = b"ZF" + hex(1 << 30).encode().ljust(19) + zlib.compress(b"\0" * (64 << 20), 9)
+    report = scan_bytes(bomb, name="bomb.joblib", config=ScanConfig(max_archive_bytes=8 << 20))
+    assert report.verdict is Verdict.unsafe and report.issues[0].rule == "archive-bomb"
+
+
+def test_onnx_external_data_names_a_joblib_compat_file(tmp_path: Path) -> None:
+    (tmp_path / "model.joblib").write_bytes(_zfile(EVIL))
+    _onnx_reading(tmp_path / "model.onnx", "model.joblib", [(0, 4)])
+    assert scan(paths=[tmp_path]).verdict is Verdict.unsafe
+
+
+@pytest.mark.parametrize(
+    ("spans", "promoted"),
+    [
+        ([(0, 16)], True),
+        ([(0, None)], True),
+        ([(0, 8), (8, 8)], True),
+        ([(0, 4)], False),  # 12 bytes no tensor reads
+        ([(4, 12)], False),
+        ([(0, 8), (9, 7)], False),  # a gap
+        ([(0, 20)], False),  # reads past the end
+    ],
+)
+def test_external_data_promoted_only_when_covered_exactly(
+    tmp_path: Path, spans: list[tuple[int, int | None]], promoted: bool
+) -> None:
+    (tmp_path / "weights.bin").write_bytes(bytes(range(1, 17)))
+    _onnx_reading(tmp_path / "model.onnx", "weights.bin", spans)
+    report = scan(paths=[tmp_path])
+    assert (report.verdict is Verdict.safe) is promoted, report
+
+
+def test_external_data_with_a_model_name_or_loader_magic_is_not_promoted(tmp_path: Path) -> None:
+    (tmp_path / "weights.pkl").write_bytes(bytes(range(1, 17)))
+    _onnx_reading(tmp_path / "model.onnx", "weights.pkl", [(0, 16)])
+    assert scan(paths=[tmp_path]).verdict is not Verdict.safe

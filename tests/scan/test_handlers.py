@@ -99,6 +99,13 @@ def _torch_save() -> bytes:
     return buf.getvalue()
 
 
+def _zfile(pkl: bytes) -> bytes:
+    """joblib's old compat format: ``ZF``, the hex length padded to 19 bytes, a zlib stream."""
+    import zlib
+
+    return b"ZF" + hex(len(pkl)).encode().ljust(19) + zlib.compress(pkl)
+
+
 #: handler name -> (benign sample, malicious sample); malicious = flagged, or refused (never "safe")
 SAMPLES: dict[str, tuple[Callable[[], bytes], Callable[[], bytes]]] = {
     "zip": (lambda: _torch_save(), lambda: torch_zip(EVIL)),
@@ -106,6 +113,7 @@ SAMPLES: dict[str, tuple[Callable[[], bytes], Callable[[], bytes]]] = {
     "gguf": (lambda: _gguf("{{ messages }}"), lambda: _gguf("{{ ''.__class__.__mro__ }}")),
     "hdf5": (lambda: _h5(None), lambda: _h5(_LAMBDA)),
     "compressed": (lambda: gzip.compress(BENIGN_PICKLE), lambda: gzip.compress(EVIL)),
+    "joblib-compat": (lambda: _zfile(BENIGN_PICKLE), lambda: _zfile(EVIL)),
     "lz4": (lambda: b"\x04\x22\x4d\x18" + b"\x00" * 16, lambda: b"\x04\x22\x4d\x18" + EVIL),
     "tar": (lambda: _tar({"a/model.pkl": BENIGN_PICKLE}), lambda: _tar({"a/model.pkl": EVIL})),
     "safetensors": (

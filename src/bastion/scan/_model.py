@@ -72,6 +72,8 @@ class FileReport:
     errors: tuple[ScanError, ...] = ()
     members: tuple[str, ...] = ()  # "member: format" for every analysed view inside the file
     external_data: tuple[str, ...] = ()  # files an ONNX model reads its tensors from (next to it)
+    #: the byte ranges read from those files: (file, offset, length or -1 to the end); not serialised
+    external_spans: tuple[tuple[str, int, int], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def verdict(self) -> Verdict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.scan._allowlist import is_allowed, is_known_dangerous
-from bastion.scan._decomp import Bomb
+from bastion.scan._decomp import Bomb, detect
 from bastion.scan._formats import handler, handlers
 from bastion.scan._formats.hdf5 import superblock_after_user_block
 from bastion.scan._formats.tar import is_tar
@@ -48,6 +48,7 @@ class Walker:
     inflated: int = 0
     torchscript: bool = False  # inside a TorchScript archive
     external_data: list[str] = field(default_factory=list)
+    external_spans: list[tuple[str, int, int]] = field(default_factory=list)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def adder(self, member: str) -> AddIssue:
@@ -113,7 +114,8 @@ class Walker:
                 fmt = h.scan(self, src, member, depth)
                 break
         else:
-            raise Malformed(UNRECOGNISED)
+            magic = _loader_magic(head)
+            raise Malformed(f"{UNRECOGNISED}; it starts like {magic}" if magic else UNRECOGNISED)
         if fmt != "malformed" and h.name == "zip" and head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
             # a zip found by its end record: the format its first bytes say is read too (issue 19, F6)
             other = next((o for o in handlers() if o.name != "zip" and o.matches(head, src)), None)
@@ -182,6 +184,10 @@ def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None
     finally:
         if collecting:
             gc.enable()
+
+    def beside(location: str) -> str:
+        return os.path.normpath(os.path.join(os.path.dirname(name), location))
+
     issues = tuple(dict.fromkeys(walk.issues))  # both readings of a joblib file report shared findings once
     return FileReport(
         path=name,
@@ -190,11 +196,8 @@ def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None
         issues=issues,
         errors=tuple(walk.errors),
         members=tuple(walk.members),
-        external_data=tuple(
-            dict.fromkeys(
-                os.path.normpath(os.path.join(os.path.dirname(name), x)) for x in walk.external_data
-            )
-        ),
+        external_data=tuple(dict.fromkeys(beside(x) for x in walk.external_data)),
+        external_spans=tuple((beside(x), offset, length) for x, offset, length in walk.external_spans),
     )
 
 
@@ -202,17 +205,64 @@ def scan_source(src: Source, *, name: str, config: ScanConfig, path: Path | None
 UNRECOGNISED = "unrecognised format (not a model file bastion can analyse)"
 
 
+#: first bytes some loader reads as a file of its own (never promoted to raw tensor data)
+_MAGIC = (
+    (b"ZF", "a joblib compat file"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+    *((b"\x80" + bytes([proto]), "a pickle") for proto in range(2, 6)),
+    (b"\x93NUMPY", "a NumPy array"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"GGUF", "a GGUF file"),
+    (b"\x04\x22\x4d\x18", "an lz4 stream"),
+)
+#: names loaders pick a format by (a raw tensor file named like a model is not promoted)
+_MODEL_SUFFIXES = frozenset(
+    {".pkl", ".pickle", ".joblib", ".jbl", ".pt", ".pth", ".ckpt", ".npy", ".npz", ".h5", ".hdf5", ".keras"}
+    | {".skops", ".safetensors", ".onnx", ".gguf", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".lzma"}
+    | {".z", ".lz4", ".pb", ".tflite", ".msgpack", ".model"}
+)
+
+
+def _loader_magic(head: bytes) -> str | None:
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    kind = detect(head)
+    return f"a {kind} stream" if kind else None
+
+
+def _covered(size: int, spans: list[tuple[int, int]]) -> bool:
+    """The ranges read cover ``[0, size)`` exactly: every byte is tensor data, none read past the end."""
+    if size == 0 or not spans:
+        return False
+    at = 0
+    for offset, length in sorted(spans):
+        end = size if length == -1 else offset + length
+        if length < -1 or offset > at or end > size:
+            return False
+        at = max(at, end)
+    return at == size
+
+
 def accept_external_data(reports: list[FileReport]) -> list[FileReport]:
     """Raw tensor files that a safe ONNX model of the same scan reads as external data are safe.
 
     ``onnx.load`` reads them as raw bytes (``numpy.frombuffer``): no format, no code route. Only files that
-    no handler recognised qualify (a pickle named ``weights.bin`` is judged as a pickle first).
+    no handler recognised, with no loader's magic bytes and no model-file suffix, whose every byte the
+    model's tensors read (offsets and lengths cover the file exactly) qualify (issue 19, finding F4).
     """
-    referenced = {x for r in reports if r.verdict is Verdict.safe for x in r.external_data}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for r in reports:
+        if r.verdict is Verdict.safe:
+            for x, offset, length in r.external_spans:
+                spans.setdefault(x, []).append((offset, length))
     out = []
     for r in reports:
         raw = not r.issues and len(r.errors) == 1 and r.errors[0].message == UNRECOGNISED
-        if raw and os.path.normpath(r.path) in referenced:
+        key = os.path.normpath(r.path)
+        named_like_model = any(s.lower() in _MODEL_SUFFIXES for s in Path(r.path).suffixes)
+        if raw and not named_like_model and _covered(r.size, spans.get(key, [])):
             r = FileReport(
                 r.path, "onnx-external-data", r.size, members=(".: raw tensor data of an ONNX model",)
             )

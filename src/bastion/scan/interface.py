@@ -39,6 +39,7 @@ class Walk(Protocol):
     members: list[str]
     torchscript: bool  # inside a TorchScript archive (its C++ unpickler resolves ``__torch__`` classes)
     external_data: list[str]  # files next to the scanned one that it makes its loader read (ONNX)
+    external_spans: list[tuple[str, int, int]]  # (file, offset, length or -1: to the end) of those reads
 
     def adder(self, member: str) -> AddIssue: ...
 

@@ -14,7 +14,7 @@ the conformance test ``tests/scan/test_handlers.py``, which runs over every regi
 from __future__ import annotations
 
 from bastion.errors import InvalidInput
-from bastion.scan._formats.compressed import COMPRESSED, LZ4
+from bastion.scan._formats.compressed import COMPRESSED, JOBLIB_COMPAT, LZ4
 from bastion.scan._formats.gguf import GGUF
 from bastion.scan._formats.hdf5 import HDF5
 from bastion.scan._formats.numpy import NPY
@@ -26,7 +26,20 @@ from bastion.scan._formats.text import TEXT
 from bastion.scan._formats.zip import ZIP
 from bastion.scan.interface import FormatHandler
 
-_REGISTRY: list[FormatHandler] = [ZIP, NPY, GGUF, HDF5, COMPRESSED, LZ4, TAR, SAFETENSORS, PICKLE, ONNX, TEXT]
+_REGISTRY: list[FormatHandler] = [
+    ZIP,
+    NPY,
+    GGUF,
+    HDF5,
+    COMPRESSED,
+    JOBLIB_COMPAT,
+    LZ4,
+    TAR,
+    SAFETENSORS,
+    PICKLE,
+    ONNX,
+    TEXT,
+]
 
 
 def handlers() -> tuple[FormatHandler, ...]:

@@ -33,6 +33,45 @@ class CompressedHandler:
         return f"{kind}:{fmt}"
 
 
+class JoblibCompatHandler:
+    """joblib's old "Z-file" (``ZF``, a hex length, a zlib stream of a pickle): ``joblib.load`` reads it.
+
+    Read as ``joblib.numpy_pickle_compat.read_zfile`` reads it, decompressed with the same bounds as every
+    stream, and the result judged as the pickle ``ZipNumpyUnpickler`` loads (issue 19, finding F4).
+    """
+
+    name = "joblib-compat"
+
+    def matches(self, head: bytes, src: Source) -> bool:
+        return head[:2] == b"ZF"
+
+    def scan(self, walk: Walk, src: Source, member: str, depth: int) -> str:
+        from bastion.scan._formats.pickle import PICKLE
+
+        header = src.read_at(0, 2 + _ZF_MAX_LEN)
+        try:
+            int(header[2:], 16)  # joblib's own parse: a file it cannot parse, it does not load
+        except ValueError as exc:
+            raise Malformed("joblib compat file with an invalid length field") from exc
+        start = len(header) + 1 if src.read_at(len(header), 1) == b" " else len(header)
+        what = member or "joblib-compat"
+
+        def charge(n: int, produced: int, consumed: int) -> None:
+            walk.charge(n, produced, consumed, what)
+
+        inner = decompress(src.window(start, src.size - start), "zlib", charge=charge)
+        try:
+            child = f"{member}!<zlib>" if member else "<zlib>"
+            fmt = PICKLE.scan(walk, inner, child, depth + 1)  # ZipNumpyUnpickler reads it as a pickle
+        finally:
+            inner.fh.close()
+        return f"joblib-compat:{fmt}"
+
+
+#: joblib's ``_MAX_LEN``: ``len(hex(2**64))``
+_ZF_MAX_LEN = 19
+
+
 class Lz4Handler:
     """joblib's ``compress="lz4"``: recognised to be refused (exit 2), never taken for another format."""
 
@@ -46,6 +85,7 @@ class Lz4Handler:
 
 
 COMPRESSED = CompressedHandler()
+JOBLIB_COMPAT = JoblibCompatHandler()
 LZ4 = Lz4Handler()
 
-__all__ = ["COMPRESSED", "LZ4", "CompressedHandler", "Lz4Handler"]
+__all__ = ["COMPRESSED", "JOBLIB_COMPAT", "LZ4", "CompressedHandler", "JoblibCompatHandler", "Lz4Handler"]

@@ -11,8 +11,13 @@ from bastion.scan._model import ScanConfig, Severity
 from bastion.scan.interface import AddIssue, Walk
 
 
-def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Path | None) -> list[str]:
-    """Judge an ONNX model; returns the external-data locations its tensors read (relative to the model)."""
+def check_onnx(
+    src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Path | None
+) -> list[tuple[str, int, int]]:
+    """Judge an ONNX model; returns the external data its tensors read: ``(location, offset, length)``.
+
+    ``location`` is relative to the model; ``length`` -1 when the tensor reads to the end of the file.
+    """
     try:
         import onnx
     except ImportError as exc:
@@ -49,7 +54,7 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
                     tensors.extend((attr.sparse_tensor.values, attr.sparse_tensor.indices))
                 for sp in attr.sparse_tensors:
                     tensors.extend((sp.values, sp.indices))
-    locations: list[str] = []
+    locations: list[tuple[str, int, int]] = []
     for t in tensors:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -69,8 +74,19 @@ def check_onnx(src: Source, config: ScanConfig, add: AddIssue, *, model_dir: Pat
                 location[:200],
             )
             continue
-        locations.append(location)
+        locations.append((location, *_span(t)))
     return locations
+
+
+def _span(t: Any) -> tuple[int, int]:
+    """The byte range onnx's ``load_external_data_for_tensor`` reads (-1 length: to the end; -2: invalid)."""
+    info = {e.key: e.value for e in t.external_data}
+    try:
+        offset = int(info.get("offset", "0"))
+        length = int(info["length"]) if "length" in info else -1
+    except ValueError:
+        return 0, -2
+    return (offset, length) if offset >= 0 and length >= -1 else (0, -2)
 
 
 class OnnxHandler:
@@ -81,9 +97,10 @@ class OnnxHandler:
 
     def scan(self, walk: Walk, src: Source, member: str, depth: int) -> str:
         model_dir = walk.path.parent if not member else None
-        for location in check_onnx(src, walk.config, walk.adder(member), model_dir=model_dir):
+        for location, offset, length in check_onnx(src, walk.config, walk.adder(member), model_dir=model_dir):
             if not member:  # a file next to the model (inside an archive, nothing reads it)
                 walk.external_data.append(location)
+                walk.external_spans.append((location, offset, length))
         return "onnx"
 
 

@@ -357,3 +357,63 @@ def test_external_data_with_a_model_name_or_loader_magic_is_not_promoted(tmp_pat
     (tmp_path / "weights.pkl").write_bytes(bytes(range(1, 17)))
     _onnx_reading(tmp_path / "model.onnx", "weights.pkl", [(0, 16)])
     assert scan(paths=[tmp_path]).verdict is not Verdict.safe
+
+
+# -- F5: LZMA zip members inflate under the same bounds; overlapping entries are refused before inflating ----
+def _lzma_zip(data: bytes, name: str = "weights.bin") -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_LZMA) as zf:
+        zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_lzma_zip_member_is_read() -> None:
+    report = scan_bytes(_lzma_zip(pickle.dumps({"a": 1}), "model.pkl"), name="ok.zip")
+    assert report.verdict is Verdict.safe, report
+    evil = scan_bytes(_lzma_zip(EVIL, "model.pkl"), name="evil.zip")
+    assert evil.verdict is Verdict.unsafe and any(i.callable == "posix.system" for i in evil.issues)
+
+
+def test_lzma_zip_bomb_is_stopped_with_bounded_memory() -> None:
+    import tracemalloc
+
+    bomb = _lzma_zip(b"\0" * (48 << 20))  # ~7 KB on disk
+    assert len(bomb) < 64 << 10
+    tracemalloc.start()
+    try:
+        report = scan_bytes(bomb, name="bomb.zip")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.verdict is Verdict.unsafe and report.issues[0].rule == "archive-bomb"
+    assert peak < 16 << 20, peak  # unbounded inflation held all 48 MiB at once
+
+
+def _duplicate_central_entry(data: bytes, new_name: bytes) -> bytes:
+    """Add a second central-directory entry for the first member's bytes (same local header offset)."""
+    eocd = data.rfind(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack_from("<II", data, eocd + 12)
+    entry = bytearray(data[cd_offset : cd_offset + cd_size])
+    nlen = struct.unpack_from("<H", entry, 28)[0]
+    first = bytes(
+        entry[: 46 + nlen + struct.unpack_from("<HH", entry, 30)[0] + struct.unpack_from("<H", entry, 32)[0]]
+    )
+    dup = bytearray(first[:46]) + new_name + first[46 + nlen :]
+    struct.pack_into("<H", dup, 28, len(new_name))
+    cd = bytes(entry) + bytes(dup)
+    end = bytearray(data[eocd : eocd + 22])
+    count = struct.unpack_from("<H", end, 8)[0] + 1
+    struct.pack_into("<HHII", end, 8, count, count, len(cd), cd_offset)
+    return data[:cd_offset] + cd + bytes(end)
+
+
+def test_overlapping_entries_are_refused_before_any_member_is_inflated() -> None:
+    import zipfile
+
+    data = _duplicate_central_entry(_lzma_zip(pickle.dumps([1]), "a.pkl"), b"b.pkl")
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 2
+    report = scan_bytes(data, name="overlap.zip")
+    assert "zip-overlapping-entries" in {i.rule for i in report.issues}
+    assert report.members == (".: zip",)  # no member was inflated or walked

@@ -50,18 +50,56 @@ def _new(kind: str) -> Any:
     return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
 
 
+class ZipLzma:
+    """A zip member compressed with LZMA (method 14), read as ``zipfile`` reads it, with an output bound.
+
+    The member is a 2-byte version, a 2-byte properties size, the LZMA1 properties, then a raw stream;
+    ``zipfile.LZMADecompressor`` decompresses it without ``max_length`` (issue 19, finding F5).
+    """
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._d: lzma.LZMADecompressor | None = None
+
+    @property
+    def eof(self) -> bool:
+        return self._d is not None and self._d.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return self._d is None or self._d.needs_input
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data if self._d is not None else b""
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._d is None:
+            self._head += data
+            if len(self._head) < 4:
+                return b""
+            psize = int.from_bytes(self._head[2:4], "little")
+            if len(self._head) < 4 + psize:
+                return b""
+            props = self._head[4 : 4 + psize]
+            filters = [lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)]  # type: ignore[attr-defined]
+            self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+            data, self._head = self._head[4 + psize :], b""
+        return self._d.decompress(data, max_length)
+
+
 def feed(d: Any, data: bytes) -> Iterator[bytes]:
     """Decompress ``data`` in bounded pieces (so a bomb is caught after at most CHUNK bytes more)."""
     if hasattr(d, "unconsumed_tail"):  # zlib
         yield d.decompress(data, CHUNK)
         while d.unconsumed_tail and not d.eof:
             yield d.decompress(d.unconsumed_tail, CHUNK)
-    elif isinstance(d, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+    elif isinstance(d, bz2.BZ2Decompressor | lzma.LZMADecompressor | ZipLzma):
         yield d.decompress(data, CHUNK)
         while not d.eof and not d.needs_input:
             yield d.decompress(b"", CHUNK)
-    else:  # zipfile's LZMA wrapper has no output bound
-        yield d.decompress(data)
+    else:  # a decompressor without an output bound is never run
+        raise Malformed(f"no bounded decompressor for {type(d).__name__}")
 
 
 def decompress(
@@ -118,4 +156,4 @@ def decompress(
     return Source(out, 0, produced)  # type: ignore[arg-type]
 
 
-__all__ = ["KINDS", "Bomb", "decompress", "detect", "feed"]
+__all__ = ["KINDS", "Bomb", "ZipLzma", "decompress", "detect", "feed"]

@@ -20,7 +20,7 @@ import zlib
 from typing import Any
 
 from bastion.scan._allowlist import normalise_extra
-from bastion.scan._decomp import Bomb, feed
+from bastion.scan._decomp import Bomb, ZipLzma, feed
 from bastion.scan._formats.common import loads_json, path_traversal
 from bastion.scan._formats.keras import check_keras_config
 from bastion.scan._formats.skops import check_skops_schema, looks_like_skops_schema
@@ -126,7 +126,23 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
     elif scripted:
         _log.warning("unsafe: TorchScript code in %s judged by its pickles only", member or "the file")
     seen: set[str] = set()
+    # the structure first: nothing is inflated from an archive whose entries overlap (issue 19, F5)
     spans: list[tuple[int, int, str]] = []
+    starts: dict[int, int] = {}
+    for info in infos:
+        data_start = _local_header(src, info, add)
+        if data_start + info.compress_size > src.size:
+            raise Malformed(f"zip member {info.filename!r} runs past the end of the archive")
+        starts[id(info)] = data_start
+        spans.append((info.header_offset, data_start + info.compress_size, info.filename))
+    spans.sort()
+    overlap = False
+    for (_a_start, a_end, a_name), (b_start, _, b_name) in itertools.pairwise(spans):
+        if b_start < a_end:
+            add("zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap")
+            overlap = True
+    if overlap:
+        return fmt
     # tensor records are judged after the pickles that reference them (issue 19, F2)
     referenced: set[str] = set()
     ordered = sorted(infos, key=lambda i: bool(is_torch and _TORCH_DATA.fullmatch(i.filename)))
@@ -145,10 +161,7 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
             seen.add(name)
             if path_traversal(name):
                 add("archive-path-traversal", Severity.high, f"zip member name {name[:120]!r} escapes")
-            data_start = _local_header(src, info, add)
-            spans.append((info.header_offset, data_start + info.compress_size, name))
-            if data_start + info.compress_size > src.size:
-                raise Malformed(f"zip member {name!r} runs past the end of the archive")
+            data_start = starts[id(info)]
             if info.flag_bits & 0x1:
                 walk.error(child, "encrypted archive member: bastion cannot analyse encrypted archives")
                 continue
@@ -191,10 +204,6 @@ def scan_zip(walk: Walk, src: Source, member: str, depth: int) -> str:
                     view.fh.close()
     finally:
         walk.torchscript = outer_script
-    spans.sort()
-    for (_a_start, a_end, a_name), (b_start, _, b_name) in itertools.pairwise(spans):
-        if b_start < a_end:
-            add("zip-overlapping-entries", Severity.high, f"zip entries {a_name!r} and {b_name!r} overlap")
     # bytes before the first record (or before the central directory of a zip with no members): a
     # pickle there is what pickle.load, and torch.load's legacy path, would read
     first = min([s for s, _, _ in spans] + [zf.start_dir])  # type: ignore[attr-defined]
@@ -333,7 +342,10 @@ def _member(walk: Walk, raw: Source, info: zipfile.ZipInfo, child: str) -> Sourc
             raise Malformed("stored zip member whose sizes differ")
         return raw
     try:
-        d = zipfile._get_decompressor(info.compress_type)  # type: ignore[attr-defined]
+        if info.compress_type == zipfile.ZIP_LZMA:  # zipfile's own wrapper has no output bound
+            d: Any = ZipLzma()
+        else:
+            d = zipfile._get_decompressor(info.compress_type)  # type: ignore[attr-defined]
     except NotImplementedError as exc:
         raise Malformed(f"zip compression method {info.compress_type} not supported") from exc
     out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller

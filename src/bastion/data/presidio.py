@@ -63,6 +63,36 @@ def offline_analyzer(*, use_ner: bool = True) -> Any:
     return AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
 
 
+def _drop_single_repeats(regex: str) -> str:
+    """``X{1}`` is ``X``: drop ``{1}`` outside character classes and escapes. Same matches; a pattern that
+    then starts with a character class lets the regex engine skip ahead to it (Presidio's medical-licence
+    pattern scans ~6x faster)."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            head = "[^" if regex[i + 1 : i + 2] == "^" else "["
+            if regex[i + len(head) : i + len(head) + 1] == "]":  # a literal ']' first in the class
+                head += "]"
+            out.append(head)
+            i += len(head)
+            continue
+        elif regex.startswith("{1}", i) and out:
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _make_validator(recognizer: Any) -> Any:
     def validate(m: re.Match[str]) -> tuple[int, int] | None:
         text = m.group()
@@ -94,7 +124,7 @@ def presidio_detectors() -> tuple[Any, ...]:
             if pat.score < MIN_PATTERN_SCORE:
                 continue
             try:
-                compiled = re.compile(pat.regex, flags)
+                compiled = re.compile(_drop_single_repeats(pat.regex), flags)
             except re.error:
                 continue
             out.append(Detector(entity, compiled, float(pat.score), _make_validator(rec), source="presidio"))

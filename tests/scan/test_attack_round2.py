@@ -417,3 +417,15 @@ def test_overlapping_entries_are_refused_before_any_member_is_inflated() -> None
     report = scan_bytes(data, name="overlap.zip")
     assert "zip-overlapping-entries" in {i.rule for i in report.issues}
     assert report.members == (".: zip",)  # no member was inflated or walked
+
+
+# -- F7: a symlink loop in a scanned directory is reported for its paths; the rest is scanned ----------------
+def test_symlink_loop_is_reported_per_path(tmp_path: Path) -> None:
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps([1]))
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    report = scan(paths=[tmp_path])
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["model.pkl"].verdict is Verdict.safe
+    assert by_name["loop1"].verdict is Verdict.error and "loop" in by_name["loop1"].errors[0].message
+    assert report.exit_code == 2

@@ -64,7 +64,15 @@ def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:
         for name in sorted(filenames) + sorted(d for d in dirnames if Path(dirpath, d).is_symlink()):
             p = Path(dirpath, name)
             if p.is_symlink():
-                target = p.resolve()
+                try:
+                    target = p.resolve()
+                except (
+                    RuntimeError,
+                    OSError,
+                ):  # a symlink loop: this path is unreadable, the rest is scanned
+                    error = ScanError("symlink loop (cannot be resolved)")
+                    out.append((p, FileReport(str(p), "symlink", 0, errors=(error,))))
+                    continue
                 if not target.is_relative_to(root):
                     issue = Issue(
                         "path-symlink-escape", Severity.high, "symlink points outside the scanned directory"

@@ -66,10 +66,7 @@ def _expand(path: Path) -> list[tuple[Path, FileReport | None]]:
             if p.is_symlink():
                 try:
                     target = p.resolve()
-                except (
-                    RuntimeError,
-                    OSError,
-                ):  # a symlink loop: this path is unreadable, the rest is scanned
+                except (RuntimeError, OSError):  # a symlink loop: an error for this path, the rest goes on
                     error = ScanError("symlink loop (cannot be resolved)")
                     out.append((p, FileReport(str(p), "symlink", 0, errors=(error,))))
                     continue

@@ -3,327 +3,47 @@
 One SuperLink and K SuperNodes start as separate processes on ephemeral ports with TLS (a private CA from
 :mod:`._tls`). The run is submitted straight to the SuperLink's Control API (what ``flwr run`` does, minus
 the managed local SuperLink it may leave behind), polled until it finishes, and every process is stopped in
-a ``finally`` (plus an ``atexit`` hook) whatever happens.
+a ``finally`` (plus an ``atexit`` hook) whatever happens. The settings and results live in :mod:`._config`,
+the Flower plumbing (app file, executables, health check, Control API) in :mod:`._flower`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bastion.errors import BudgetExhausted, DependencyMissing, InvalidInput, ServiceError
+from bastion.errors import BudgetExhausted, ServiceError
+from bastion.privacy.federated._config import (
+    ClientPartition,
+    FederationConfig,
+    FederationResult,
+    RoundResult,
+    federation_epsilon,
+)
+from bastion.privacy.federated._flower import (
+    _base_env,
+    _control_client,
+    _flower_executable,
+    _submit_and_wait,
+    _wait_healthy,
+    write_app,
+)
 from bastion.privacy.federated._partition import (
-    MIN_SAMPLES_PER_CLIENT,
     check_partition_sizes,
     partition,
     partition_digest,
 )
 from bastion.privacy.federated._procs import ProcessGroup, free_port, sigterm_as_exit
-from bastion.privacy.federated._tls import TlsMaterial, ensure_tls
+from bastion.privacy.federated._tls import ensure_tls
 
 if TYPE_CHECKING:
     from bastion.privacy.ledger import PrivacyLedger, Reservation
-
-APP_PUBLISHER = "bastion"
-APP_NAME = "bastion-federation"
-SERVER_COMPONENT = "bastion.privacy.federated.app:server_app"
-CLIENT_COMPONENT = "bastion.privacy.federated.app:client_app"
-DP_SIDES = ("server", "client")
-MAX_CLIENTS = 64
-MAX_ROUNDS = 1000
-# Flower's DP strategies draw the Gaussian noise with NumPy's default generator: reported beside every ε.
-FLOWER_NOISE_SOURCE: dict[str, Any] = {
-    "generator": "numpy.random (Flower DP strategy)",
-    "cryptographic": False,
-    "note": "DP-FedAvg noise came from NumPy's non-cryptographic PRNG: ε assumes ideal Gaussian noise",
-}
-
-
-@dataclass(frozen=True)
-class FederationConfig:
-    """Everything one federation run needs; validated on construction."""
-
-    dataset: str
-    clients: int
-    rounds: int
-    secagg: bool = False
-    dp_noise: float | None = None
-    clip: float | None = None
-    dp_side: str = "server"
-    delta: float = 1e-5
-    local_epochs: int = 5
-    lr: float = 0.5
-    batch_size: int = 32
-    seed: int = 0
-    min_samples_per_client: int = MIN_SAMPLES_PER_CLIENT
-    timeout_s: float = 300.0
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.clients <= MAX_CLIENTS:
-            raise InvalidInput(f"--clients must be between 2 and {MAX_CLIENTS}, got {self.clients}")
-        if not 1 <= self.rounds <= MAX_ROUNDS:
-            raise InvalidInput(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
-        if self.secagg and self.clients < 3:
-            raise InvalidInput("SecAgg+ needs at least 3 clients (secret shares go to more than 2 peers)")
-        if (self.dp_noise is None) != (self.clip is None):
-            raise InvalidInput("differential privacy needs both --dp-noise and --clip")
-        if self.dp_noise is not None and not self.dp_noise > 0:
-            raise InvalidInput(f"--dp-noise must be > 0, got {self.dp_noise}")
-        if self.clip is not None and not self.clip > 0:
-            raise InvalidInput(f"--clip must be > 0, got {self.clip}")
-        if self.dp_side not in DP_SIDES:
-            raise InvalidInput(f"--dp-side must be one of {', '.join(DP_SIDES)}, got {self.dp_side!r}")
-        if self.dp and self.secagg and self.dp_side == "server":
-            raise InvalidInput(
-                "server-side clipping needs each client's update in the clear, which SecAgg+ hides",
-                hint="use --dp-side client with --secagg",
-            )
-        if not 0 < self.delta < 1:
-            raise InvalidInput(f"delta must be in (0, 1), got {self.delta}")
-        if self.local_epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise InvalidInput("local epochs, batch size and learning rate must be positive")
-        if not self.timeout_s > 0:
-            raise InvalidInput("timeout must be positive")
-
-    @property
-    def dp(self) -> bool:
-        return self.dp_noise is not None
-
-    def run_config(self, *, results_path: Path, model_path: Path) -> dict[str, Any]:
-        """The ``[tool.flwr.app.config]`` table of the app."""
-        return {
-            "dataset": self.dataset,
-            "num-clients": self.clients,
-            "rounds": self.rounds,
-            "secagg": self.secagg,
-            "dp": self.dp_side if self.dp else "none",
-            "dp-noise": float(self.dp_noise or 0.0),
-            "clip": float(self.clip or 0.0),
-            "local-epochs": self.local_epochs,
-            "lr": self.lr,
-            "batch-size": self.batch_size,
-            "seed": self.seed,
-            "results-path": str(results_path),
-            "model-path": str(model_path),
-        }
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    round: int
-    accuracy: float
-    loss: float
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ClientPartition:
-    partition_id: int
-    samples: int
-    digest: str
-
-
-@dataclass(frozen=True)
-class FederationResult:
-    """What a federation produced. ``epsilon`` is client-level (ε, δ)-DP over all rounds, or None."""
-
-    dataset: str
-    clients: int
-    rounds: tuple[RoundResult, ...]
-    initial_accuracy: float
-    final_accuracy: float
-    secagg: bool
-    dp_side: str | None
-    noise_multiplier: float | None
-    clipping_norm: float | None
-    epsilon: float | None
-    delta: float | None
-    partitions: tuple[ClientPartition, ...]
-    model_path: Path
-    tls: bool
-    wall_seconds: float
-    model_ref: str | None = None
-    ledger_dataset: str | None = None
-    spend_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def accuracy_per_round(self) -> list[float]:
-        return [r.accuracy for r in self.rounds]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "clients": self.clients,
-            "rounds": [r.__dict__ for r in self.rounds],
-            "accuracy_per_round": self.accuracy_per_round,
-            "round_seconds": [r.seconds for r in self.rounds],
-            "initial_accuracy": self.initial_accuracy,
-            "final_accuracy": self.final_accuracy,
-            "secagg": self.secagg,
-            "dp_side": self.dp_side,
-            "noise_multiplier": self.noise_multiplier,
-            "clipping_norm": self.clipping_norm,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "partitions": [p.__dict__ for p in self.partitions],
-            "model_path": str(self.model_path),
-            "model_ref": self.model_ref,
-            "ledger_dataset": self.ledger_dataset,
-            "spend_id": self.spend_id,
-            "noise_source": FLOWER_NOISE_SOURCE if self.epsilon is not None else None,
-            "tls": self.tls,
-            "wall_seconds": self.wall_seconds,
-        }
-
-
-def federation_epsilon(*, noise_multiplier: float, rounds: int, delta: float) -> float:
-    """Client-level ε of DP-FedAvg, every client in every round: ``rounds`` Gaussian mechanisms (RDP)."""
-    try:
-        from dp_accounting import dp_event, rdp
-    except ImportError as exc:
-        raise DependencyMissing(
-            "dp-accounting is needed to report ε", hint="pip install 'bastion-ml[privacy]'"
-        ) from exc
-    accountant = rdp.RdpAccountant()
-    accountant.compose(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(noise_multiplier), rounds))
-    return float(accountant.get_epsilon(delta))
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-def write_app(directory: Path, config: FederationConfig, *, results_path: Path, model_path: Path) -> Path:
-    """Write the Flower app (a ``pyproject.toml`` naming bastion's components) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[build-system]",
-        'requires = ["hatchling"]',
-        'build-backend = "hatchling.build"',
-        "",
-        "[project]",
-        f'name = "{APP_NAME}"',
-        'version = "1.0.0"',
-        'description = "bastion federated training (FedAvg, optional SecAgg+ and DP)"',
-        'license = "Apache-2.0"',
-        "dependencies = []",
-        "",
-        "[tool.flwr.app]",
-        f'publisher = "{APP_PUBLISHER}"',
-        "",
-        "[tool.flwr.app.components]",
-        f'serverapp = "{SERVER_COMPONENT}"',
-        f'clientapp = "{CLIENT_COMPONENT}"',
-        "",
-        "[tool.flwr.app.config]",
-    ]
-    for key, value in config.run_config(results_path=results_path, model_path=model_path).items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    path = directory / "pyproject.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _flower_executable(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        raise DependencyMissing(f"{name} not found", hint="pip install 'bastion-ml[federated]'")
-    return found
-
-
-def _base_env(flwr_home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "FLWR_HOME": str(flwr_home),
-            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-            "FLWR_DISABLE_UPDATE_CHECK": "1",
-            "FLWR_TELEMETRY_ENABLED": "0",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-        }
-    )
-    return env
-
-
-def _wait_healthy(url: str, tls: TlsMaterial, procs: ProcessGroup, *, deadline: float) -> None:
-    import httpx
-
-    while time.monotonic() < deadline:
-        if procs.dead():
-            raise ServiceError(
-                "the Flower SuperLink exited during start-up: " + procs.log_tail("superlink", lines=3)
-            )
-        try:
-            if httpx.get(url, verify=str(tls.ca_cert), timeout=1.0).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise ServiceError("the Flower SuperLink did not become healthy in time")
-
-
-def _control_client(address: str, tls: TlsMaterial) -> Any:
-    from flwr.cli.cli_client_interceptor import CliClientHttpInterceptor
-    from flwr.supercore.control.control_http_client import ControlHttpClient
-    from flwr.supercore.interceptors.http.runtime_version import RuntimeVersionHttpInterceptor
-
-    return ControlHttpClient.from_server_address(
-        server_address=address,
-        insecure=False,
-        root_certificates=tls.ca_cert.read_bytes(),
-        interceptors=[
-            CliClientHttpInterceptor(),
-            RuntimeVersionHttpInterceptor(component_name="flwr CLI"),
-        ],
-    )
-
-
-def _submit_and_wait(
-    client: Any, app_dir: Path, procs: ProcessGroup, *, deadline: float
-) -> tuple[int, str, str]:
-    from flwr.cli.build import build_fab_from_disk
-    from flwr.common.serde import fab_to_proto
-    from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
-    from flwr.supercore.fab import Fab
-
-    fab_bytes = build_fab_from_disk(app_dir)
-    import hashlib
-
-    fab = Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
-    res = client.StartRun(StartRunRequest(fab=fab_to_proto(fab)))
-    if not res.HasField("run_id"):
-        raise ServiceError("the SuperLink did not start the run")
-    run_id = int(res.run_id)
-    while True:
-        runs = client.ListRuns(ListRunsRequest(run_id=run_id))
-        run = runs.run_dict.get(run_id)
-        if run is not None and run.status.status == "finished":
-            return run_id, run.status.sub_status, run.status.details
-        dead = procs.dead()
-        if dead:
-            raise ServiceError(f"Flower process(es) exited during the run: {', '.join(dead)}")
-        if time.monotonic() > deadline:
-            client.StopRun(StopRunRequest(run_id=run_id))
-            raise ServiceError("the federation did not finish before the timeout")
-        time.sleep(0.3)
 
 
 def _partitions(config: FederationConfig) -> tuple[ClientPartition, ...]:
@@ -537,3 +257,15 @@ def _execute(
         tls=True,
         wall_seconds=time.monotonic() - started,
     )
+
+
+__all__ = [
+    "ClientPartition",
+    "FederationConfig",
+    "FederationResult",
+    "RoundResult",
+    "federation_epsilon",
+    "reserve_budget",
+    "run_federation",
+    "write_app",
+]

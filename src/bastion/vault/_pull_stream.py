@@ -44,8 +44,10 @@ class PullStream:
 
     ``version`` is what local pull returns, ``signature`` the model-signing bundle (``model.sig``) and
     ``public_key_pem`` the manifest public key (``OUT.pub.pem``). Iteration yields every file local pull
-    writes into ``OUT``, ``model.sig`` last. The pull is audit-logged once every file streamed and
-    verified (a failure is logged as an error).
+    writes into ``OUT``, ``model.sig`` last. The pull is audit-logged (``registry:pull``) before the first
+    plaintext byte is handed out, so a consumer that hangs up after the file it wanted is still on the record;
+    how it ended (``registry:pull-end``: complete or aborted, with the plaintext bytes handed out) is logged
+    when the iteration ends or is abandoned (a verification failure is also logged as an error).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class PullStream:
         self.signature = bytes(row.bundle)
         self.public_key_pem = ctx.signer.manifest_public_key_pem().encode("ascii")
         self._started = False
+        self._sent = 0
 
     @property
     def listing(self) -> tuple[tuple[str, int], ...]:
@@ -87,6 +90,22 @@ class PullStream:
         return self._files()
 
     def _files(self) -> Iterator[StreamedFile]:
+        self._ctx.log("registry:pull", self.ref, env=self._row.env, streamed=True)
+        complete = False
+        try:
+            yield from self._stream()
+            complete = True
+        finally:  # GeneratorExit (the consumer hung up), an error, or the end: logged either way
+            self._ctx.log(
+                "registry:pull-end",
+                self.ref,
+                "ok" if complete else "error",
+                env=self._row.env,
+                complete=complete,
+                plaintext_bytes=self._sent,
+            )
+
+    def _stream(self) -> Iterator[StreamedFile]:
         for f in self._manifest["files"]:
             path, size, sha = str(f["path"]), int(f["size"]), str(f["sha256"])
             done = [False]
@@ -103,11 +122,12 @@ class PullStream:
             sha256=hashlib.sha256(sig).hexdigest(),
             chunks=iter([memoryview(sig)]),
         )
-        self._ctx.log("registry:pull", self.ref, env=self._row.env, streamed=True)
 
     def _chunks(self, path: str, size: int, sha256: str, done: list[bool]) -> Iterator[memoryview]:
         with self._ctx.logged_failure("registry:pull", self.ref):  # a failure mid-stream is logged here
-            yield from self._verified_chunks(path, size, sha256)
+            for chunk in self._verified_chunks(path, size, sha256):
+                self._sent += len(chunk)
+                yield chunk
         done[0] = True
 
     def _verified_chunks(self, path: str, size: int, sha256: str) -> Iterator[memoryview]:

@@ -8,6 +8,7 @@ open; refused: the finding's events do not match the signed audit log),
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ from bastion.cli import EXIT_FINDING
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
 from bastion.cli.events import SINCE_HELP, open_store, parse_since
 from bastion.errors import InvalidInput
+
+
+def _has_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def _line(r: Any) -> str:
@@ -47,6 +55,15 @@ def register(app: typer.Typer) -> None:
             "--restore-state",
             help="Rewrite a missing or rolled-back response state from the latest one the audit log records.",
         ),
+        pending: bool = typer.Option(
+            False, "--pending", help="List the approvals --watch (or a run without a terminal) queued."
+        ),
+        approve_pending: str | None = typer.Option(
+            None, "--approve-pending", help="Act on the queued proposal ID (its evidence is checked first)."
+        ),
+        decline_pending: str | None = typer.Option(
+            None, "--decline-pending", help="Drop the queued proposal ID (logged)."
+        ),
         since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
@@ -54,11 +71,17 @@ def register(app: typer.Typer) -> None:
         """Map findings to actions (revoke tokens, disable identities, block/throttle clients, quarantine
         models, rotate keys, guard block mode), each audit-logged with its finding.
 
-        Exit codes: 0 nothing left to do, 1 actions planned, declined or failed, 2 usage or runtime error.
+        With --watch, or without a terminal to ask, approve-mode actions are queued (status ``pending``):
+        --pending lists them, --approve-pending/--decline-pending ID settles one.
+
+        Exit codes: 0 nothing left to do, 1 actions planned, declined, pending, refused or failed, 2 usage
+        or runtime error.
         """
         from bastion.hunt import hunt, load_rules, verifier_for
         from bastion.respond import Responder, load_playbook
         from bastion.respond import watch as watch_loop
+        from bastion.respond.pending import PendingQueue
+        from bastion.respond.state import STATE_DIR
 
         if sum((dry_run, approve, auto)) > 1:
             raise InvalidInput("choose one of --dry-run, --approve, --auto")
@@ -72,7 +95,37 @@ def register(app: typer.Typer) -> None:
             )
 
         with open_vault(home) as vault:
-            responder = Responder(vault=vault, playbook=book, mode=mode, approve=ask)
+            queue = PendingQueue(vault.settings.home / STATE_DIR)
+            interactive = not watch and _has_terminal()  # a service (or a pipe) has no one to ask
+            responder = Responder(
+                vault=vault, playbook=book, mode=mode, approve=ask if interactive else None, pending=queue
+            )
+            if pending:
+                items = queue.list()
+                if fmt is OutputFormat.json:
+                    print_json({"pending": items})
+                for item in items if fmt is not OutputFormat.json else ():
+                    f = item.get("finding", {})
+                    typer.echo(
+                        f"{item.get('id')}  {item.get('action'):<17} {item.get('target'):<24} "
+                        f"{f.get('title', '')} ({f.get('identity', '-')}/{f.get('client', '-')})"
+                    )
+                if not items and fmt is not OutputFormat.json:
+                    typer.echo("no pending proposals")
+                return
+            if approve_pending is not None or decline_pending is not None:
+                ident = approve_pending if approve_pending is not None else decline_pending
+                store = open_store(vault)
+                try:
+                    result = responder.settle_pending(
+                        str(ident), approve=approve_pending is not None, events=store
+                    )
+                finally:
+                    store.close()
+                typer.echo(_line(result))
+                if result.status != "done" and approve_pending is not None:
+                    raise typer.Exit(EXIT_FINDING)
+                return
             if restore_state:
                 restored = responder.restore_state()
                 typer.echo(f"response state restored from the audit log (serial {restored.serial})")
@@ -118,5 +171,5 @@ def register(app: typer.Typer) -> None:
                 typer.echo(_line(r))
             if not results:
                 typer.echo("nothing to do")
-        if any(r.status in ("planned", "declined", "failed", "refused") for r in results):
+        if any(r.status in ("planned", "declined", "failed", "refused", "pending") for r in results):
             raise typer.Exit(EXIT_FINDING)

@@ -13,10 +13,11 @@ Actions and where they take effect:
 
 Every action taken (and every undo) appends ``respond:<action>`` to the audit log with the finding that caused
 it (rule id, finding key, technique ids, the first event ids). Modes: ``dry-run`` plans and changes nothing,
-``approve`` asks ``approve(plan)`` per action, ``auto`` acts. Targets that are unknown (``-``) or the
-responder's own identity are skipped, and so is every action for a finding about the responder's own
-identity (its operator's actions, e.g. a key rotation), so a finding can never make the responder lock
-itself out nor act on its operator's maintenance.
+``approve`` asks ``approve(plan)`` per action (or, given a :class:`~bastion.respond.pending.PendingQueue`
+and no callback, queues it as ``pending`` for ``bastion respond --approve-pending``), ``auto`` acts.
+Targets that are unknown (``-``) or the responder's own identity are skipped, and so is every action for a
+finding about the responder's own identity (its operator's actions, e.g. a key rotation), so a finding can
+never make the responder lock itself out nor act on its operator's maintenance.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bastion.errors import BastionError, InvalidInput, NotFound, ServiceError
 from bastion.events.store import EventStore
 from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
+from bastion.respond.pending import PendingQueue
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.state import ResponseState, load_verified, save, state_path
 from bastion.store.response_state import (
@@ -62,8 +64,8 @@ class PlannedAction:
 
 @dataclass(frozen=True)
 class ActionResult:
-    """``status``: done, planned (dry-run), declined (approval refused), skipped, failed, refused (its
-    evidence does not match the signed audit log)."""
+    """``status``: done, planned (dry-run), declined (approval refused), pending (queued for approval),
+    skipped, failed, refused (its evidence does not match the signed audit log)."""
 
     action: str
     target: str
@@ -107,6 +109,7 @@ class Responder:
         playbook: Playbook,
         mode: str = "dry-run",
         approve: Callable[[PlannedAction], bool] | None = None,
+        pending: PendingQueue | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         if mode not in MODES:
@@ -115,6 +118,7 @@ class Responder:
         self.playbook = playbook
         self.mode = mode
         self._approve = approve
+        self._pending = pending
         self._now = now
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
@@ -179,24 +183,48 @@ class Responder:
         verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
         refused: dict[str, str | None] = {}
         for planned, mode in self.plan(findings, handled=state.handled):
-            if verifier is not None and mode != "dry-run":
-                f = planned.finding
-                if f.key not in refused:
-                    refused[f.key] = verifier.check(
-                        f.event_ids, identity=f.identity, client=f.client, model=f.model
-                    )
-                if refused[f.key] is not None:
-                    detail = f"evidence refused: {refused[f.key]}"
-                    self._log(planned, mode, "denied", detail)
-                    results.append(self._result(planned, mode, "refused", detail))
-                    continue
-            result, state = self._one(planned, mode, state)
+            result, state = self._checked(planned, mode, state, verifier, refused)
             results.append(result)
         if self.mode != "dry-run":
             new = [f.key for f in findings if f.key not in state.handled]
             if new or results:
                 state = self._save(replace(state, handled=(*state.handled, *new)))
         return results
+
+    def _checked(
+        self,
+        planned: PlannedAction,
+        mode: str,
+        state: ResponseState,
+        verifier: EvidenceVerifier | None,
+        refused: dict[str, str | None],
+    ) -> tuple[ActionResult, ResponseState]:
+        """:meth:`_one`, after the finding's evidence is checked against the log (when ``verifier``)."""
+        if verifier is not None and mode != "dry-run":
+            f = planned.finding
+            if f.key not in refused:
+                refused[f.key] = verifier.check(
+                    f.event_ids, identity=f.identity, client=f.client, model=f.model
+                )
+            if refused[f.key] is not None:
+                detail = f"evidence refused: {refused[f.key]}"
+                self._log(planned, mode, "denied", detail)
+                return self._result(planned, mode, "refused", detail), state
+        return self._one(planned, mode, state)
+
+    def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
+        """Approve (act on, after the evidence check when ``events`` is given) or decline one queued
+        proposal (:class:`~bastion.respond.pending.PendingQueue`); logged like any action."""
+        if self._pending is None:
+            raise InvalidInput("this responder has no pending queue")
+        action, target, env, finding = self._pending.take(ident)
+        planned = PlannedAction(action, target, finding, env)
+        if not approve:
+            self._log(planned, "approve", "denied", "declined by an operator")
+            return self._result(planned, "approve", "declined")
+        verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
+        result, _ = self._checked(planned, "auto", self.state(), verifier, {})
+        return result
 
     def _result(self, planned: PlannedAction, mode: str, status: str, detail: str = "") -> ActionResult:
         f = planned.finding
@@ -212,6 +240,15 @@ class Responder:
             return self._result(planned, mode, "skipped", "no target (or the responder itself)"), state
         if mode == "dry-run":
             return self._result(planned, mode, "planned"), state
+        if mode == "approve" and self._approve is None and self._pending is not None:
+            ident = self._pending.add(
+                action=planned.action,
+                target=planned.target,
+                env=planned.env,
+                finding=planned.finding,
+                at=self._now(),
+            )
+            return self._result(planned, mode, "pending", f"bastion respond --approve-pending {ident}"), state
         if mode == "approve" and (self._approve is None or not self._approve(planned)):
             return self._result(planned, mode, "declined"), state
         try:

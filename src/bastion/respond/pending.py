@@ -1,0 +1,96 @@
+"""Pending proposals: approve-mode actions that ``respond --watch`` queues instead of asking a terminal.
+
+A service has no one to ask: an approve-mode rule's action is written to ``HOME/respond/pending.json``
+(status ``pending``) and the watch goes on; ``bastion respond --pending`` lists the queue and
+``bastion respond --approve-pending ID`` / ``--decline-pending ID`` settle one. The file is not signed: an
+entry only *proposes*; approving one re-checks its finding's evidence against the signed audit log before
+acting (:class:`bastion.events.verify.EvidenceVerifier`), so an entry a home writer adds cannot act on its
+own, and every approval or refusal is audit-logged like any other action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import IntegrityError, NotFound
+from bastion.files import atomic_write
+from bastion.hunt.report import Finding
+
+PENDING_FILE = "pending.json"
+MAX_PENDING = 1000
+_TUPLES = ("techniques", "technique_names", "event_ids")
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    fields = dict(data)
+    for name in _TUPLES:
+        fields[name] = tuple(fields.get(name) or ())
+    fields["features"] = tuple(tuple(f) for f in fields.get("features") or ())
+    return Finding(**fields)
+
+
+class PendingQueue:
+    """The queue of one home's proposals (a JSON list, newest last, at most :data:`MAX_PENDING`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / PENDING_FILE
+
+    def _read(self) -> list[dict[str, Any]]:
+        try:
+            items = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except ValueError as exc:
+            raise IntegrityError("the pending proposals file is malformed") from exc
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise IntegrityError("the pending proposals file is malformed")
+        return items
+
+    def _write(self, items: list[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps(items[-MAX_PENDING:], sort_keys=True, indent=1).encode())
+
+    def add(self, *, action: str, target: str, env: str, finding: Finding, at: float) -> str:
+        """Queue one proposal (once per action, target and finding); returns its id."""
+        ident = hashlib.sha256(f"{action}\0{target}\0{finding.key}".encode()).hexdigest()[:12]
+        items = self._read()
+        if all(i.get("id") != ident for i in items):
+            items.append(
+                {
+                    "id": ident,
+                    "action": action,
+                    "target": target,
+                    "env": env,
+                    "at": at,
+                    "finding": asdict(finding),
+                }
+            )
+            self._write(items)
+        return ident
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._read()
+
+    def take(self, ident: str) -> tuple[str, str, str, Finding]:
+        """Remove one proposal; returns (action, target, env, finding)."""
+        items = self._read()
+        for item in items:
+            if item.get("id") == ident:
+                self._write([i for i in items if i is not item])
+                try:
+                    return (
+                        str(item["action"]),
+                        str(item["target"]),
+                        str(item["env"]),
+                        _finding(item["finding"]),
+                    )
+                except (KeyError, TypeError) as exc:
+                    raise IntegrityError(f"pending proposal {ident} is malformed") from exc
+        raise NotFound(f"no pending proposal {ident!r} (bastion respond --pending lists them)")
+
+
+__all__ = ["MAX_PENDING", "PENDING_FILE", "PendingQueue"]

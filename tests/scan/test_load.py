@@ -146,3 +146,25 @@ def test_inspect_artifact_and_entry_point(malicious, tmp_path) -> None:
     clean.mkdir()
     np.save(clean / "w.npy", np.ones(3))
     assert inspector(clean) is None
+
+
+def test_timeout_bounds_the_parse_not_a_running_call(tmp_path) -> None:
+    """The stated limit of ``timeout_s`` (docstring, README): it is checked on every read of a pickle or a
+    decompressor, so it stops a slow parse; it cannot interrupt one call already running (the GIL is held),
+    and ``torch.load`` has no deadline, so unbounded calls are refused before they run instead."""
+    import pickle
+
+    from bastion.scan import safe_load as load
+
+    path = tmp_path / "big.pkl"
+    path.write_bytes(pickle.dumps([list(range(200)) for _ in range(2000)], 4))
+    with pytest.raises(UnsafeArtifact, match="longer than the time bound"):
+        load(path, timeout_s=0.0)
+    assert len(load(path, timeout_s=60.0)) == 2000
+    joblib.dump({"a": np.arange(10)}, tmp_path / "m.joblib", compress=3)
+    with pytest.raises(UnsafeArtifact, match=r"time bound|took longer"):
+        load(tmp_path / "m.joblib", timeout_s=0.0)
+    torch.save({"w": torch.ones(3)}, tmp_path / "w.pt")
+    assert torch.equal(load(tmp_path / "w.pt", timeout_s=0.0)["w"], torch.ones(3))  # no deadline in torch
+    doc = " ".join((load.__doc__ or "").split())
+    assert "cannot be interrupted in-process" in doc and "``torch.load`` has no deadline" in doc

@@ -79,8 +79,11 @@ def safe_load(
     before they run, by the scan and again by the restricted unpickler (:mod:`bastion.scan._calls`; for
     torch, a second walk over the ``data.pkl`` torch's own zip reader returns): no
     allow-listed value (ufunc) is called, ``int``/``float`` take only literals, arrays must fit in the file,
-    ``Decimal``/``Fraction`` are not allowed. Loading in a killable child process would bound it, but the
-    loaded tensors would have to be copied back; run untrusted loads under OS limits (``ulimit -t -v``) too.
+    ``Decimal``/``Fraction`` are not allowed. There is no in-process way to enforce a deadline on such a
+    call, and a killable child process would have to send the loaded objects back through a second
+    (restricted) load with the same limit, so ``safe_load`` offers none: where a hard bound is needed, run
+    the load in a process of its own under OS limits, e.g. ``prlimit --cpu=120 --as=$((8<<30)) python
+    load.py`` (``ulimit -t -v``), and treat its death as a refusal.
     """
     cfg = config or ScanConfig()
     source = Path(path)

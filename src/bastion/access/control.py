@@ -187,9 +187,7 @@ class AccessControl:
 
     def identity(self, name: str) -> Identity:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
-            ).first()
+            row = _active_row(conn, name)
             if row is None:
                 raise NotFound(f"no identity named {name!r}")
             return self._load(conn, row)
@@ -265,12 +263,9 @@ class AccessControl:
 
     def _grant(self, *, name: str, role: str | None, models: Sequence[str], envs: Sequence[str]) -> None:
         with self._writing() as conn:
-            row = conn.execute(
-                sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
-            ).first()
+            row = _active_row(conn, name)
             if row is None:
-                check_identity_name(name)
-                self._refuse_reused_name(conn, name)
+                _new_identity_name(conn, name)
                 if role is None:
                     raise NotFound(f"no identity named {name!r} (give --role to create it)")
                 _check_role(role)
@@ -304,9 +299,7 @@ class AccessControl:
         removed: dict[str, list[str]] = {"model": [], "env": []}
         missing: dict[str, list[str]] = {"model": [], "env": []}
         with self._writing() as conn:
-            row = conn.execute(
-                sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
-            ).first()
+            row = _active_row(conn, name)
             if row is None:
                 raise NotFound(f"no identity named {name!r}")
             if row.id == OWNER_ID and not (models or envs):
@@ -369,11 +362,6 @@ class AccessControl:
         except sa.exc.OperationalError as exc:
             raise ServiceError("the metadata database is busy: the change was not made, try again") from exc
 
-    def _refuse_reused_name(self, conn: Connection, name: str) -> None:
-        """A revoked identity's name is not reused (its audit trail and grants stay attributable)."""
-        if conn.execute(sa.select(identities.c.id).where(identities.c.name == name)).first() is not None:
-            raise Conflict(f"identity {name!r} was revoked; its name cannot be reused: choose another name")
-
     # --- tokens ---------------------------------------------------------------------------------------------
 
     def create_token(
@@ -392,12 +380,9 @@ class AccessControl:
         salt = secrets.token_bytes(16)
         try:
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
-                ).first()
+                row = _active_row(conn, name)
                 if row is None:
-                    check_identity_name(name)
-                    self._refuse_reused_name(conn, name)
+                    _new_identity_name(conn, name)
                     m, e = _scopes(role, models, envs)
                     identity_id = uuid.uuid4().hex
                     self._insert_identity(
@@ -513,6 +498,21 @@ class AccessControl:
             )
             for r in rows
         ]
+
+
+def _active_row(conn: Connection, name: str) -> Any:
+    """The row of the identity ``name`` unless it was revoked (None then, or when there is none)."""
+    return conn.execute(
+        sa.select(identities).where(identities.c.name == name, identities.c.disabled_at.is_(None))
+    ).first()
+
+
+def _new_identity_name(conn: Connection, name: str) -> None:
+    """A valid name no identity ever had: a revoked identity's name is not reused (its audit trail and grants
+    stay attributable)."""
+    check_identity_name(name)
+    if conn.execute(sa.select(identities.c.id).where(identities.c.name == name)).first() is not None:
+        raise Conflict(f"identity {name!r} was revoked; its name cannot be reused: choose another name")
 
 
 __all__ = [

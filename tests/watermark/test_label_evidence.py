@@ -62,6 +62,7 @@ def test_pooled_p_is_fisher_for_one_table_and_exact_for_two() -> None:
     assert pooled_p([a, b]) == pytest.approx(brute, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_two_accounts_are_named_together_with_each_p_and_the_combined_p(cancer: Any) -> None:
     """An attacker splits its 426 natural rows across two identities and trains one label-only copy on the
     union. With this key the accounts hold 1 and 2 marks (426 rows at 0.5 %): too few for either alone (the
@@ -124,6 +125,7 @@ def test_evidence_file_round_trips_and_the_cli_fails_closed(cancer: Any, tmp_pat
     assert run(["watermark", "verify-labels", "--evidence", str(path), "--key-file", str(right)]) == 2
 
 
+@pytest.mark.slow
 def test_low_confidence_band_is_a_stratum_tested_against_its_own_controls(cancer: Any) -> None:
     """The opt-in band: answers with top probability < 0.9 are marked at 50 % (an independent keyed draw),
     the rest at 0.5 %. With this key mallory's 426 rows get no base mark and 5 of the 13 band rows marked, so

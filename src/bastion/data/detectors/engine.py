@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from bastion.data import entities as E
 from bastion.data.detectors._combine import Group, candidates, plan
@@ -86,29 +88,69 @@ def _run_at(det: Detector, text: str, positions: list[int], out: list[Span]) -> 
             out.append(Span(entity, pos[0], pos[1], conf, source))
 
 
+# A pattern's leading single-character atom with a counted repeat: ``[A-Za-z0-9_+/=-]{32,256}``.
+_LEADING_REPEAT = re.compile(
+    r"(\\[dwsDWS]|\[(?!\^)(?:\\.|[^\]\\])+\]|[A-Za-z0-9])\{(\d+)(?:(,)(\d*))?\}(?![?+])"
+)
+
+
+def prefix_friendly(det: Detector) -> Detector:
+    """``X{n,m}REST`` as ``XX{n-1,m-1}REST`` for a single-character ``X`` at the very start of the pattern.
+
+    The same matches (a one-character atom has one way to match, so greedy backtracking tries the same
+    lengths), but a pattern that starts with a plain character class lets Python's regex engine skip ahead
+    to the characters it can start with instead of trying the repeat at every position: the generic secret
+    pattern ``[A-Za-z0-9_+/=-]{32,256}`` scans ~5x faster. Named groups and group numbers are unchanged.
+    """
+    if det.finder is not None:
+        return det
+    text = det.pattern.pattern
+    m = _LEADING_REPEAT.match(text)
+    if m is None or int(m.group(2)) == 0:
+        return det
+    atom, n, comma, hi = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+    if comma is None:
+        more = f"{{{n - 1}}}"
+    elif hi:
+        if int(hi) < n:
+            return det
+        more = f"{{{n - 1},{int(hi) - 1}}}"
+    else:
+        more = f"{{{n - 1},}}"
+    try:
+        pattern = re.compile(atom + atom + more + text[m.end() :], det.pattern.flags)
+    except re.error:
+        return det
+    return replace(det, pattern=pattern)
+
+
 # Combined-pass plans, keyed by the identities of the detectors (which the entry keeps alive).
-_PLANS: dict[tuple[int, ...], tuple[tuple[Detector, ...], tuple[Group, ...], tuple[int, ...]]] = {}
+_PLANS: dict[
+    tuple[int, ...],
+    tuple[tuple[Detector, ...], tuple[Group, ...], tuple[int, ...], tuple[Detector, ...]],
+] = {}
 
 
-def _plan_for(dets: Sequence[Detector]) -> tuple[tuple[Group, ...], tuple[int, ...]]:
+def _plan_for(dets: Sequence[Detector]) -> tuple[tuple[Group, ...], tuple[int, ...], tuple[Detector, ...]]:
     key = tuple(map(id, dets))
     hit = _PLANS.get(key)
     if hit is None:
         if len(_PLANS) >= 64:
             _PLANS.clear()
         groups, alone = plan(dets)
-        hit = (tuple(dets), groups, alone)
+        hit = (tuple(dets), groups, alone, tuple(prefix_friendly(dets[i]) for i in alone))
         _PLANS[key] = hit
-    return hit[1], hit[2]
+    return hit[1], hit[2], hit[3]
 
 
 def run_all(dets: Sequence[Detector], text: str) -> list[list[Span]]:
     """Every detector's findings in ``text``, one list per detector, identical to running each alone;
-    detectors whose patterns share a first character class are scanned in one combined pass."""
+    detectors whose patterns share a first character class are scanned in one combined pass, the others
+    with :func:`prefix_friendly` patterns."""
     per: list[list[Span]] = [[] for _ in dets]
-    groups, alone = _plan_for(dets)
-    for i in alone:
-        run_detector(dets[i], text, per[i])
+    groups, alone, alone_dets = _plan_for(dets)
+    for i, det in zip(alone, alone_dets, strict=True):
+        run_detector(det, text, per[i])
     for g in groups:
         for i, positions in zip(g.members, candidates(g, text), strict=True):
             if positions:
@@ -188,6 +230,7 @@ __all__ = [
     "birth_context",
     "detect_text",
     "finalize",
+    "prefix_friendly",
     "resolve_overlaps",
     "run_all",
     "run_detector",

@@ -493,10 +493,20 @@ def _attribute_cmd(
         if vault is not None:
             vault.close()
     owned = found.consumer is not None and found.p_value < OWNED_P
-    doc = {**found.to_dict(), "suspect": suspect, "owned": owned, "key_id": evidence.key_id}
-    verdict = f"trained on the answers given to {found.consumer}" if owned else "no consumer identified"
-    _emit(fmt, doc, [f"{suspect}: {verdict} (z={found.z:.1f}, p={found.p_value:.3g})"])
+    pair = not owned and bool(found.group) and found.group_p_value < OWNED_P  # two accounts, one attacker
+    doc = {**found.to_dict(), "suspect": suspect, "owned": owned or pair, "key_id": evidence.key_id}
     if owned:
+        line = f"trained on the answers given to {found.consumer} (z={found.z:.1f}, p={found.p_value:.3g})"
+    elif pair:
+        each = ", ".join(f"{c} z={found.scores[c]:.1f}" for c in found.group)
+        line = (
+            f"trained on the answers given to {' + '.join(found.group)} (two accounts combined: "
+            f"z={found.group_z:.1f}, p={found.group_p_value:.3g}; {each})"
+        )
+    else:
+        line = f"no consumer identified (z={found.z:.1f}, p={found.p_value:.3g})"
+    _emit(fmt, doc, [f"{suspect}: {line}"])
+    if owned or pair:
         raise typer.Exit(EXIT_OWNED)
 
 

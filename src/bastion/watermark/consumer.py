@@ -49,13 +49,21 @@ class ConsumerSignal:
 
 @dataclass(frozen=True)
 class Attribution:
-    """Which consumer's signal a suspect carries: the best z and its p-value (Bonferroni over consumers)."""
+    """Which consumer's signal a suspect carries: the best z and its p-value (Bonferroni over consumers).
+
+    ``group``/``group_z``/``group_p_value``: the pair of consumers whose combined evidence is strongest (an
+    attacker with two accounts): Stouffer's ``(z_a + z_b) / sqrt(2)`` (the two z-scores are measured on
+    different probes against different keyed waves, so independent under the null), Bonferroni over every
+    pair of tested consumers."""
 
     consumer: str | None
     z: float
     p_value: float
     probes: int
     scores: dict[str, float]
+    group: tuple[str, ...] = ()
+    group_z: float = 0.0
+    group_p_value: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +72,9 @@ class Attribution:
             "p_value": self.p_value,
             "probes": self.probes,
             "scores": dict(self.scores),
+            "group": list(self.group),
+            "group_z": self.group_z,
+            "group_p_value": self.group_p_value,
         }
 
 
@@ -227,8 +238,22 @@ class ConsumerWatermark:
         best = max(scores, key=lambda c: scores[c])
         z = scores[best]
         p_value = float(min(1.0, norm.sf(z) * tested))
+        group: tuple[str, ...] = ()
+        group_z, group_p = 0.0, 1.0
+        ranked = sorted((c for c in scores if scores[c] != 0.0), key=lambda c: -scores[c])[:10]
+        if len(ranked) >= 2:  # the best pair is the top two z-scores
+            group = tuple(sorted(ranked[:2]))
+            group_z = float((scores[ranked[0]] + scores[ranked[1]]) / np.sqrt(2.0))
+            group_p = float(min(1.0, norm.sf(group_z) * tested * (tested - 1) / 2))
         return Attribution(
-            consumer=best if z > 0 else None, z=z, p_value=p_value, probes=total, scores=scores
+            consumer=best if z > 0 else None,
+            z=z,
+            p_value=p_value,
+            probes=total,
+            scores=scores,
+            group=group,
+            group_z=group_z,
+            group_p_value=group_p,
         )
 
     def evidence(self, probes: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> ConsumerEvidence:

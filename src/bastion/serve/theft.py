@@ -30,7 +30,9 @@ that is not misinformed carries the consumer's keyed API watermark
 ``keep_queries`` per identity, in memory) as the probes that later name the consumer a stolen copy was
 trained from (:meth:`TheftDefence.evidence`). That signal lives in the scores; for a copy trained on the
 argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-style label mark
-(:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`).
+(:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`, exported at
+``/admin/theft/label-evidence`` and checked by ``bastion watermark verify-labels``, which also pools the marks
+of two accounts).
 
 Every random part — the hyperplanes, the derangements, the poisoning noise, the reference subsample and a
 jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through

@@ -25,6 +25,9 @@ copy trained on the answers — even on the argmax labels alone — memorises so
   test of marked against control agreement is exact for any number of classes (also two, where DAWN's
   ``1/(k-1)`` chance would be 1). p-values are Bonferroni-corrected over the consumers tested.
 
+The evidence file and the tests (per consumer, and pooled over two accounts of one attacker) live in
+:mod:`bastion.watermark.label_evidence`.
+
 Deviations from DAWN: the runner-up label; the LSH cell instead of DAWN's image hash of the raw input
 (robustness to the query-twice filter); the control-set null instead of chance; the rate is per consumer,
 not adaptive.

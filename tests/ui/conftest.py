@@ -103,7 +103,10 @@ def ui_project(tmp_path: Path) -> Iterator[UIProject]:
         (reports / "report.json").write_bytes(raw)
         import hashlib
 
-        vault.annotate(v.ref, namespace="audit", data=audit_note(hashlib.sha256(raw).hexdigest()))
+        from bastion.governance.evidence import attest_audit
+
+        note = attest_audit(vault, v.ref, audit_note(hashlib.sha256(raw).hexdigest()))  # as the runner does
+        vault.annotate(v.ref, namespace="audit", data=note)
         vault.annotate(v.ref, namespace="notes", data={"comment": XSS})
         vault.promote(v.ref, to="prod")
         record_run(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -25,6 +26,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError
 from bastion.ui import data, svg
 from bastion.ui.sessions import COOKIE, SECURE_COOKIE, Session, Sessions, may_view
+
+logger = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -129,7 +132,28 @@ def create_app(
                 return render("error.html", 403, session, title="Forbidden", current=path, message=str(exc))
             except BastionError as exc:
                 return render("error.html", 500, session, title="Error", current=path, message=str(exc))
-            return render(template, 200, session, title=title, current=path, **ctx)
+            except Exception:  # malformed data must not break a page with a traceback: say so, log it
+                logger.exception("ui: building %s failed", path)
+                return render(
+                    "error.html",
+                    500,
+                    session,
+                    title="Error",
+                    current=path,
+                    message="this page could not be built",
+                )
+            try:
+                return render(template, 200, session, title=title, current=path, **ctx)
+            except Exception:
+                logger.exception("ui: rendering %s failed", path)
+                return render(
+                    "error.html",
+                    500,
+                    session,
+                    title="Error",
+                    current=path,
+                    message="this page could not be built",
+                )
 
         app.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse, name=template)
 

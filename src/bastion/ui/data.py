@@ -67,6 +67,7 @@ class AuditView:
     report_sha256: str | None
     curves: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     report_found: bool = False
+    unattested: int = 0  # audit notes not attested with this home's key ring (not shown)
 
 
 @dataclass(frozen=True)
@@ -236,40 +237,78 @@ def _find_report(digest: str, directories: Sequence[Path]) -> dict[str, Any] | N
     return None
 
 
+def _families(value: Any) -> dict[str, dict[str, Any]]:
+    """An audit note's families, keeping only well-formed ones (a note is data another identity wrote)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(value, Mapping):
+        return out
+    for name, fam in value.items():
+        if not isinstance(fam, Mapping):
+            continue
+        metrics = fam.get("metrics")
+        out[str(name)] = {
+            "status": str(fam.get("status") or "-"),
+            "grade": str(fam["grade"]) if isinstance(fam.get("grade"), str | int | float) else None,
+            "metrics": {
+                str(k): v
+                for k, v in metrics.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            if isinstance(metrics, Mapping)
+            else {},
+        }
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int | float) and value != "" else None
+
+
 def audit_views(vault: Any, *, reports: Sequence[Path] = ()) -> list[AuditView]:
-    """Every model version's newest recorded audit (``audit`` annotation), with the curves of the
-    matching ``report.json`` when one is found under ``reports`` (matched by the recorded SHA-256)."""
+    """Every model version's newest *attested* audit (an ``audit`` annotation the audit runner attested with
+    this home's key ring, as the inventory shows it: :func:`bastion.governance.evidence.audit_attested`), with
+    the curves of the matching ``report.json`` when one is found under ``reports`` (matched by the recorded
+    SHA-256). Notes anyone with ``audit:run`` wrote without the key ring are counted, not shown."""
+    from bastion.governance.evidence import audit_attested
+
     out: list[AuditView] = []
     for v in vault.list("model"):
         try:
             notes = vault.annotations(v.ref, namespace="audit")
         except IntegrityError:
             continue  # the inventory shows the failed signature
-        if not notes:
+        attested = [
+            n.data for n in notes if isinstance(n.data, Mapping) and audit_attested(vault, v.ref, n.data)
+        ]
+        ignored = len(notes) - len(attested)
+        if not attested:
+            if ignored:
+                out.append(AuditView(v.ref, None, None, None, (), {}, None, unattested=ignored))
             continue
-        note = notes[-1].data
-        digest = note.get("report_sha256")
+        note = attested[-1]
+        digest = note.get("report_sha256") if isinstance(note.get("report_sha256"), str) else None
         curves: dict[str, Mapping[str, Any]] = {}
         found = False
-        if isinstance(digest, str) and reports:
+        if digest is not None and reports:
             report = _find_report(digest, reports)
             if report is not None:
                 found = True
                 for family, sec in (report.get("sections") or {}).items():
                     if isinstance(sec, Mapping) and isinstance(sec.get("curves"), Mapping):
                         curves[str(family)] = sec["curves"]
-        families = note.get("families") if isinstance(note.get("families"), Mapping) else {}
+        reasons = note.get("reasons")
         out.append(
             AuditView(
                 ref=v.ref,
-                grade=str(note["grade"]) if note.get("grade") else None,
-                created=str(note["created"]) if note.get("created") else None,
-                budget=str(note["budget"]) if note.get("budget") else None,
-                reasons=tuple(str(r) for r in note.get("reasons") or ()),
-                families=families,
-                report_sha256=digest if isinstance(digest, str) else None,
+                grade=_text(note.get("grade")),
+                created=_text(note.get("created")),
+                budget=_text(note.get("budget")),
+                reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+                families=_families(note.get("families")),
+                report_sha256=digest,
                 curves=curves,
                 report_found=found,
+                unattested=ignored,
             )
         )
     return out

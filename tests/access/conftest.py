@@ -5,12 +5,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests._support.cli_home import home
 
 from bastion.access import AccessControl
 from bastion.crypto.seal import RowSealer
 from bastion.crypto.signing import Ed25519Signer
 from bastion.store.auditlog import AuditLog
 from bastion.store.db import ensure_tables, open_engine
+
+__all__ = ["control", "home"]
 
 
 @pytest.fixture

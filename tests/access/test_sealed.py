@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -19,19 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
 from bastion.store.db import utcnow
-from bastion.vault import init_project
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(
-        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
-    ).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
 
 
 def _sql(h: Path, statement: str, **params: object) -> None:

@@ -10,18 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
-from bastion.vault import init_project
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(
-        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
-    ).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
 
 
 @pytest.fixture

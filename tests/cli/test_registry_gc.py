@@ -11,19 +11,8 @@ from pathlib import Path
 import pytest
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
 from bastion.store.blobs import FileBlobStore
-from bastion.vault import init_project, open_vault
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(
-        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
-    ).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
+from bastion.vault import open_vault
 
 
 def test_gc_dry_run_then_yes_and_admin_only(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

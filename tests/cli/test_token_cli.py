@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
-from bastion.vault import init_project
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(
-        home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast(), inspectors=[]
-    ).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
 
 
 def test_token_create_list_revoke(home: Path, capsys, monkeypatch) -> None:

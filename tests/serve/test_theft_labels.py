@@ -129,7 +129,7 @@ def test_evidence_is_macd_and_attribution_fails_closed(digits: Any) -> None:
 
 @pytest.mark.slow
 def test_verify_labels_names_the_consumer_through_the_gateway(
-    project: Any, digits: Any, kit: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    project: Any, digits: Any, kit: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """End to end (issue 20 gap 2): mallory (alice's token) sends the 1,347 training rows through the real
     defended gateway and keeps only the top label of each answer; an admin exports
@@ -186,6 +186,9 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
         assert r.status_code == 200
     evidence = tmp_path / "labels.json"
     evidence.write_text(json.dumps(r.json()))
+    sizes = {c: len(v["marked_labels"]) + len(v["control_labels"]) for c, v in r.json()["consumers"].items()}
+    assert len(sizes) == 2  # two identities (alice, dave), no addresses
+    alice = max(sizes, key=lambda c: sizes[c])  # alice sent 1,347 rows, dave 400
     stolen = np.concatenate(labels).astype(np.int64)
     assert (stolen != digits.adapter.predict(queries)).sum() >= 3  # the marks (and nothing else) differ
     monkeypatch.setenv("THIEF_TOKEN", project.tokens["dave"])
@@ -208,6 +211,11 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
         with kit.serving(thief) as server:
             args = ["watermark", "verify-labels", "--url", server.url, "--model-name", "digits"]
             args += ["--bearer-env", "THIEF_TOKEN", "--evidence", str(evidence), "--key-file", str(key_file)]
+            capsys.readouterr()
             code = run([*args, "--format", "json"])
+            doc = json.loads(capsys.readouterr().out)
         assert code == expected, label
+        assert doc["named"] == ([alice] if expected else []) and doc["attributed"] is bool(expected)
+        if expected:
+            assert doc["best_p_value"] < 1e-6 and doc["tests"][alice][0] >= 3
     _ = out_file

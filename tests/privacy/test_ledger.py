@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests._support.postgres import postgres_engine
 
 from bastion.errors import BudgetExhausted, InvalidInput, NotFound
 from bastion.models.data import load_dataset
@@ -199,13 +199,7 @@ def test_a_crashed_run_is_charged_what_it_spent(engine: sa.Engine) -> None:
 
 
 def test_ledger_on_postgresql(postgres_url: str) -> None:
-    schema = f"ledger_{secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in postgres_url else "?"
-    engine = open_engine(f"{postgres_url}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with postgres_engine(postgres_url, prefix="ledger") as engine:
         ledger = PrivacyLedger(engine, actor="pg")
         ledger.set_budget("digits", epsilon=1.0, delta=1e-5)
         r = ledger.reserve(datasets="digits", epsilon=0.7, delta=1e-6, kind="query", details={"q": "count"})
@@ -215,8 +209,3 @@ def test_ledger_on_postgresql(postgres_url: str) -> None:
         st = ledger.status("digits")
         assert st.epsilon_spent == pytest.approx(0.7) and st.spends[0].details == {"q": "count"}
         assert ledger.datasets() == ["digits"]
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()

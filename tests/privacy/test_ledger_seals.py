@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests._support.postgres import postgres_engine
 
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
@@ -204,18 +205,9 @@ def test_a_replayed_older_ledger_fails_log_verify(spent: Path, tmp_path: Path) -
 
 def test_sealed_ledger_on_postgresql(postgres_url: str) -> None:
     """Floats and timestamps round-trip PostgreSQL exactly, so honest rows check and edited ones do not."""
-    import secrets as _secrets
-
     from bastion.crypto.seal import RowSealer
-    from bastion.store.db import open_engine
 
-    schema = f"ledger_seal_{_secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in postgres_url else "?"
-    engine = open_engine(f"{postgres_url}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with postgres_engine(postgres_url, prefix="ledger_seal") as engine:
         ledger = PrivacyLedger(engine, actor="pg", sealer=RowSealer(os.urandom(32)))
         ledger.set_budget(DS, epsilon=1.0, delta=1e-5)
         r = ledger.reserve(datasets=DS, epsilon=0.7, delta=1e-6, kind="query", details={"q": "count"})
@@ -225,8 +217,3 @@ def test_sealed_ledger_on_postgresql(postgres_url: str) -> None:
             conn.execute(sa.update(spends_table).values(epsilon=0.0))
         with pytest.raises(IntegrityError):
             ledger.reserve(datasets=DS, epsilon=0.9, delta=0.0, kind="query")
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()

@@ -207,7 +207,6 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
         copy = TorchAdapter(module, input_shape=(64,), n_classes=10)
         plain = GatewayConfig(monitor=MonitorConfig(enabled=False))  # the thief's own endpoint
         thief = kit.make_gateway(project, SimpleNamespace(adapter=copy), plain)
-        out_file = tmp_path / f"{label}.json"
         with kit.serving(thief) as server:
             args = ["watermark", "verify-labels", "--url", server.url, "--model-name", "digits"]
             args += ["--bearer-env", "THIEF_TOKEN", "--evidence", str(evidence), "--key-file", str(key_file)]
@@ -218,4 +217,3 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
         assert doc["named"] == ([alice] if expected else []) and doc["attributed"] is bool(expected)
         if expected:
             assert doc["best_p_value"] < 1e-6 and doc["tests"][alice][0] >= 3
-    _ = out_file

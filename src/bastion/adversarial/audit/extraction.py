@@ -36,7 +36,6 @@ def _extraction(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
     strategies = list(b.extraction_strategies)
     total = len(strategies) + 1
     best_fid, best_acc, best_ref = 0.0, 0.0, 0.0
-    endpoint_pred = t.model.predict(ex)  # the endpoint's answers on the held-out rows (fidelity's anchor)
     reference_pred = t.reference.predict(ex) if t.reference is not None else None
     for i, strat in enumerate(strategies):
         res = extract(
@@ -62,6 +61,9 @@ def _extraction(t: AuditTarget, b: AuditBudget, seed: int, progress: Progress) -
         seed=seed,
     )
     points["knockoff (label-only API)"] = [[p.queries, p.fidelity, p.accuracy] for p in hardened.points]
+    # the endpoint's answers after the attacks (as this caller sees them by then: a defended endpoint may have
+    # flagged it)
+    endpoint_pred = t.model.predict(ex)
     metrics.update(
         {
             "fidelity": best_fid,

@@ -5,7 +5,8 @@
 - :func:`atomic_output` — the same for writers that need a *path* (pyarrow, pandas, a streaming encoder);
 - :func:`locked` — an exclusive advisory lock around a read-modify-write across processes;
 - :func:`read_regular_file` — read a small regular file safely (no FIFO hang, no planted link, a size cap);
-- :func:`fsync_dir` — make a rename in a directory durable.
+- :func:`fsync_dir` — make a rename in a directory durable;
+- :func:`prepare_out_dir` — check (or create, 0700) the new or empty directory a pull writes into.
 
 Content-addressed stores (:class:`bastion.store.blobs.FileBlobStore`) name their file only after writing it
 and create-exclusive writes (``bastion.vault._private.write_private``) never replace anything: those are
@@ -22,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bastion.errors import IntegrityError, InvalidInput
+from bastion.errors import Conflict, IntegrityError, InvalidInput
 
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -134,4 +135,44 @@ def read_regular_file(path: str | os.PathLike[str], *, limit: int, follow_symlin
         os.close(fd)
 
 
-__all__ = ["atomic_output", "atomic_write", "fsync_dir", "locked", "read_regular_file"]
+def prepare_out_dir(target: Path) -> bool:
+    """Check (or create, mode 0700) the directory a pull writes into; returns whether it was created.
+
+    It must not be a symbolic link (dangling or not) and must be empty; any OS error is one clear line.
+    """
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise Conflict(f"{target} is a symbolic link: give a new or empty directory")
+        if not stat.S_ISDIR(st.st_mode):
+            raise Conflict(f"{target} exists and is not an empty directory")
+        try:
+            empty = not os.listdir(target)
+        except OSError as exc:
+            raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
+        if not empty:
+            raise Conflict(f"{target} exists and is not an empty directory")
+        return False
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.mkdir(target, 0o700)
+    except FileExistsError as exc:
+        raise Conflict(f"{target} appeared while pulling: give a new or empty directory") from exc
+    except OSError as exc:
+        raise InvalidInput(f"cannot create the output directory {target} ({exc.strerror})") from exc
+    return True
+
+
+__all__ = [
+    "atomic_output",
+    "atomic_write",
+    "fsync_dir",
+    "locked",
+    "prepare_out_dir",
+    "read_regular_file",
+]

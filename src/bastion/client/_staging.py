@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from bastion.errors import Conflict, IntegrityError, InvalidInput
+from bastion.errors import IntegrityError, InvalidInput
+from bastion.files import prepare_out_dir
 from bastion.vault import SIGNATURE_FILE, ArtifactVersion, public_key_path
 
 PULL_META = ("version.json", "pub.pem")
@@ -86,27 +86,3 @@ def check_pulled(version: ArtifactVersion, files: Mapping[str, tuple[int, str]])
     for path, want in expected.items():
         if files.get(path) != want:
             raise IntegrityError(f"{version.ref}: {path} arrived with a different size or digest")
-
-
-def prepare_out_dir(target: Path) -> bool:
-    """As local pull: ``target`` must be new (created 0700) or an empty directory, never a link."""
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise Conflict(f"{target} is a symbolic link: give a new or empty directory")
-        if not stat.S_ISDIR(st.st_mode) or os.listdir(target):
-            raise Conflict(f"{target} exists and is not an empty directory")
-        return False
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.mkdir(target, 0o700)
-    except FileExistsError as exc:
-        raise Conflict(f"{target} appeared while pulling: give a new or empty directory") from exc
-    except OSError as exc:
-        raise InvalidInput(f"cannot create the output directory {target} ({exc.strerror})") from exc
-    return True

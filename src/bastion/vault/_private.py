@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bastion.files import prepare_out_dir  # re-exported: the vault's local pull uses it
+
 logger = logging.getLogger(__name__)
 
 CLAIMS = "claims"
@@ -92,41 +94,6 @@ def private_workdir(home: Path, prefix: str = "w-") -> Iterator[Path]:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def prepare_out_dir(target: Path) -> bool:
-    """Check (or create, mode 0700) the directory a pull writes into; returns whether it was created.
-
-    It must not be a symbolic link (dangling or not) and must be empty; any OS error is one clear line.
-    """
-    from bastion.errors import Conflict, InvalidInput
-
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise Conflict(f"{target} is a symbolic link: give a new or empty directory")
-        if not stat.S_ISDIR(st.st_mode):
-            raise Conflict(f"{target} exists and is not an empty directory")
-        try:
-            empty = not os.listdir(target)
-        except OSError as exc:
-            raise InvalidInput(f"cannot use {target} as the output directory ({exc.strerror})") from exc
-        if not empty:
-            raise Conflict(f"{target} exists and is not an empty directory")
-        return False
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.mkdir(target, 0o700)
-    except FileExistsError as exc:
-        raise Conflict(f"{target} appeared while pulling: give a new or empty directory") from exc
-    except OSError as exc:
-        raise InvalidInput(f"cannot create the output directory {target} ({exc.strerror})") from exc
-    return True
 
 
 def write_private(path: Path, data: bytes) -> None:

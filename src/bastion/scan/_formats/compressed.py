@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from bastion.scan._decomp import decompress, detect
 from bastion.scan._io import Malformed, Source
 from bastion.scan.interface import Walk
@@ -11,7 +13,8 @@ class CompressedHandler:
     name = "compressed"
 
     def matches(self, head: bytes, src: Source) -> bool:
-        return detect(head) is not None
+        kind = detect(head)
+        return kind is not None and (kind != "zlib" or _zlib_opens(head))
 
     def scan(self, walk: Walk, src: Source, member: str, depth: int) -> str:
         kind = detect(src.read_at(0, 16))
@@ -31,6 +34,18 @@ class CompressedHandler:
         finally:
             inner.fh.close()
         return f"{kind}:{fmt}"
+
+
+def _zlib_opens(head: bytes) -> bool:
+    """Whether zlib accepts the stream's first bytes. The zlib "magic" is only two bytes (``0x78`` and a
+    checksum), which other formats hit by chance: a safetensors file whose header is 376 bytes long starts
+    ``78 01 00 …``, a stored block with LEN 0 and NLEN 0, which zlib (and so joblib) refuses at once. A stream
+    zlib refuses cannot hand joblib a pickle, so it is left to the other handlers."""
+    try:
+        zlib.decompressobj().decompress(head, 1)
+    except zlib.error:
+        return False
+    return True
 
 
 class JoblibCompatHandler:

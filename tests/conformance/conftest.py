@@ -3,12 +3,11 @@ fresh schema when ``BASTION_TEST_POSTGRES_URL`` is set)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from tests._support.postgres import postgres_schema
 
 
 def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
@@ -16,18 +15,8 @@ def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    base = request.getfixturevalue("postgres_url")
-    schema = f"bastion_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(

@@ -37,6 +37,7 @@ class EvidenceVerifier:
     def __init__(self, *, log: Any, store: EventStore) -> None:
         self._log = log
         self._store = store
+        self.store = store
         self._size: int | None = None
         self._failure: str | None = None
         self._entries: dict[int, bool] = {}

@@ -91,11 +91,11 @@ class ResponseGate:
         state = self.state()
         if state is None:
             return True
-        return client in state.blocked_clients or identity in state.blocked_identities
+        return state.client_blocked(client) or identity in state.blocked_identities
 
     def throttles(self, client: str) -> bool:
         state = self.state()
-        return state is None or client in state.throttled_clients
+        return state is None or state.client_throttled(client)
 
     def quarantined(self, model: str, version: str | int) -> bool:
         state = self.state()

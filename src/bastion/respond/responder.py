@@ -22,8 +22,9 @@ never make the responder lock itself out nor act on its operator's maintenance.
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,6 +53,11 @@ _STATE_ACTIONS = {
     "quarantine-model": "quarantined_models",
 }
 UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
+CLIENT_ACTIONS = frozenset({"block-client", "throttle-client"})
+CLIENT_BLOCK_S = 3600.0  # a client address's block or throttle lasts this long (renewed by a new finding)
+# the addresses a proxy on the gateway's own host connects from (every client would share them)
+_LOCAL_PROXY = frozenset({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")})
+SHARED_WINDOW_S = 3600.0  # authenticated traffic this close to a finding marks its address as shared
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class Responder:
         mode: str = "dry-run",
         approve: Callable[[PlannedAction], bool] | None = None,
         pending: PendingQueue | None = None,
+        trusted: Sequence[str] = (),
         now: Callable[[], float] = time.time,
     ) -> None:
         if mode not in MODES:
@@ -119,6 +126,7 @@ class Responder:
         self.mode = mode
         self._approve = approve
         self._pending = pending
+        self._trusted = tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
         self._now = now
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
@@ -198,6 +206,7 @@ class Responder:
         state: ResponseState,
         verifier: EvidenceVerifier | None,
         refused: dict[str, str | None],
+        approved: bool = False,
     ) -> tuple[ActionResult, ResponseState]:
         """:meth:`_one`, after the finding's evidence is checked against the log (when ``verifier``)."""
         if verifier is not None and mode != "dry-run":
@@ -210,7 +219,33 @@ class Responder:
                 detail = f"evidence refused: {refused[f.key]}"
                 self._log(planned, mode, "denied", detail)
                 return self._result(planned, mode, "refused", detail), state
+        if (
+            not approved
+            and mode == "auto"
+            and planned.action in CLIENT_ACTIONS
+            and self._shared(planned, verifier)
+        ):
+            mode = "approve"  # never automatic against an address others share
         return self._one(planned, mode, state)
+
+    def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
+        """The address is loopback, a trusted proxy, or carried authenticated admitted traffic near the
+        finding (looked up in the event store the findings came from)."""
+        try:
+            address = ipaddress.ip_address(planned.target)
+        except ValueError:
+            address = None
+        if address is not None and (address in _LOCAL_PROXY or any(address in n for n in self._trusted)):
+            return True
+        if verifier is None:
+            return False
+        f = planned.finding
+        rows = verifier.store.query(
+            f"SELECT 1 FROM {verifier.store.table} WHERE client = :c AND identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
+            "AND ts >= :lo AND ts <= :hi LIMIT 1",
+            {"c": planned.target, "lo": f.first_seen - SHARED_WINDOW_S, "hi": f.last_seen + SHARED_WINDOW_S},
+        )
+        return bool(rows)
 
     def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
         """Approve (act on, after the evidence check when ``events`` is given) or decline one queued
@@ -223,7 +258,7 @@ class Responder:
             self._log(planned, "approve", "denied", "declined by an operator")
             return self._result(planned, "approve", "declined")
         verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
-        result, _ = self._checked(planned, "auto", self.state(), verifier, {})
+        result, _ = self._checked(planned, "auto", self.state(), verifier, {}, approved=True)
         return result
 
     def _result(self, planned: PlannedAction, mode: str, status: str, detail: str = "") -> ActionResult:
@@ -284,6 +319,8 @@ class Responder:
             why = {**why, "unpromoted": moved[0], "from": moved[1]}
             state = self._save(state.with_entry("quarantined_models", target, why))
             return state, f"quarantined_models += {target}; {moved[0]} un-promoted {moved[1]} -> {moved[2]}"
+        if action in CLIENT_ACTIONS:
+            why = {**why, "until": self._now() + CLIENT_BLOCK_S}
         if action in _STATE_ACTIONS:
             state = self._save(state.with_entry(_STATE_ACTIONS[action], target, why))
             return state, f"{_STATE_ACTIONS[action]} += {target}"
@@ -362,4 +399,4 @@ class Responder:
         return ActionResult(action, target, "undone", "-", "-", "manual", self._now())
 
 
-__all__ = ["UNDOABLE", "ActionResult", "PlannedAction", "Responder"]
+__all__ = ["CLIENT_BLOCK_S", "UNDOABLE", "ActionResult", "PlannedAction", "Responder"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,13 +80,32 @@ class ResponseState:
             entries[key] = dict(why)
         return replace(self, **{section: entries})  # type: ignore[arg-type]
 
+    def client_blocked(self, client: str, *, now: float | None = None) -> bool:
+        """``client`` is blocked (an entry with ``until`` in the past has expired)."""
+        return _live(self.blocked_clients.get(client), now)
+
+    def client_throttled(self, client: str, *, now: float | None = None) -> bool:
+        return _live(self.throttled_clients.get(client), now)
+
     def is_blocked(self, *, client: str = "-", identity: str = "-", model: str = "-") -> bool:
         return (
-            client in self.blocked_clients
+            self.client_blocked(client)
             or identity in self.blocked_identities
             or model in self.quarantined_models
             or model.split(":", 1)[0] in self.quarantined_models
         )
+
+
+def _live(entry: Mapping[str, Any] | None, now: float | None) -> bool:
+    if entry is None:
+        return False
+    until = entry.get("until")
+    if until is None:
+        return True
+    try:
+        return float(until) > (time.time() if now is None else now)
+    except (TypeError, ValueError):
+        return True  # a malformed expiry (signed, so ours) never lifts a block
 
 
 def state_path(home: Path) -> Path:

@@ -20,14 +20,14 @@ parentheses are refused by pySigma 1.2 with pyparsing 3.3: write ``1 of sel_*`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import DependencyMissing, InvalidInput
-from bastion.events.store import EventStore
+from bastion.events.store import EventStore, events_table
 from bastion.hunt.report import Finding
 
 GROUP_FIELDS = frozenset({"identity", "client", "model", "action", "kind", "source"})
@@ -76,7 +76,37 @@ def _techniques(tags: Sequence[Any], where: str, known: dict[str, str]) -> tuple
     return tuple(out)
 
 
+EVENT_FIELDS = frozenset(c.name for c in events_table.columns) - {"id"}
+
+
+def _fields(item: Any) -> Iterator[str | None]:
+    """Every field name a detection (or nested detection) refers to; None for a keyword (no field)."""
+    nested = getattr(item, "detection_items", None)
+    if nested is not None:
+        for sub in nested:
+            yield from _fields(sub)
+    else:
+        yield getattr(item, "field", None)
+
+
+def _check_fields(rule: Any) -> None:
+    """Only the event store's columns may be named: pySigma's SQLite backend quotes a field name in backticks
+    without escaping them, so any other name (``kind`!=''...``) would be SQL of the rule author's choosing."""
+    for detection in rule.detection.detections.values():
+        for name in _fields(detection):
+            if name is None:
+                raise InvalidInput(
+                    f"rule {rule.title!r}: keyword detections (without a field) are not supported"
+                )
+            if name not in EVENT_FIELDS:
+                known = ", ".join(sorted(EVENT_FIELDS))
+                raise InvalidInput(
+                    f"rule {rule.title!r}: unknown event field {name[:40]!r} (fields: {known})"
+                )
+
+
 def _where(backend: Any, collection: Any, rule_mod: Any, rule: Any) -> str:
+    _check_fields(rule)
     alone = collection.SigmaCollection([rule_mod.SigmaRule.from_dict(rule.to_dict())])
     queries = backend.sqliteBackend().convert(alone)
     if len(queries) != 1 or " WHERE " not in queries[0]:

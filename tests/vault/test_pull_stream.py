@@ -113,7 +113,7 @@ def test_success_is_logged_once_at_the_end(vault: Vault, artifact: Path) -> None
     stream = vault.pull_stream("m")
     assert len(vault.log_entries()) == before
     _ = [bytes(c) for f in stream for c in f.chunks]
-    # the pull is logged before its first byte, its end after the last (issue 17 H3: test_pull_stream_audit.py)
+    # the pull is logged before its first byte, its end after the last (issue 17 H3)
     pull, last = vault.log_entries()[-2:]
     assert (pull.action, pull.outcome, pull.target) == ("registry:pull", "ok", "m:1")
     assert (last.action, last.outcome, last.target) == ("registry:pull-end", "ok", "m:1")

@@ -15,7 +15,11 @@ Model references (:func:`load_model`):
 * ``NAME:VERSION`` / ``NAME@ENV`` — a registry version, materialised (decrypted and verified) by the vault.
 
 Data (:func:`load_data`): ``.npz`` with ``x`` and ``y`` (optionally ``member``: 1 for rows the model was
-trained on, enabling membership inference), or a CSV file with a header and a ``target`` column.
+trained on, enabling membership inference), or a CSV file with a header and a ``target`` column. Data files
+hold raw features: a bastion model directory (or registry version) that stores its training preprocessing
+carries it in :attr:`LoadedModel.preprocessing`, and :func:`to_model_space` applies it once, so the attacks
+(and ``--clip``) work in the model's input space. A remote endpoint gets the raw rows (a bastion gateway
+applies the model's preprocessing itself).
 
 Size (over ~400 lines): one loader per model form behind :func:`open_model`, each checking the bytes it
 loads; kept together so that every way a model enters the audit is read in one place.
@@ -36,6 +40,7 @@ import numpy as np
 
 from bastion.errors import DependencyMissing, InvalidInput, NotFound, UnsafeArtifact
 from bastion.models.adapters import RemoteAdapter, SklearnAdapter, TorchAdapter
+from bastion.models.data import Preprocessing
 from bastion.models.interface import ModelAdapter
 
 Trainer = Callable[[np.ndarray, np.ndarray, int], ModelAdapter]
@@ -70,6 +75,18 @@ class LoadedModel:
     reference: str
     trainer: Trainer | None = field(default=None, repr=False)
     registry_ref: str | None = None
+    preprocessing: Preprocessing | None = None  # raw features -> the model's input space (stored with it)
+
+
+def to_model_space(data: AuditData, loaded: LoadedModel) -> AuditData:
+    """``data`` (raw features) mapped into the model's input space with its stored preprocessing, once."""
+    if loaded.preprocessing is None:
+        return data
+    flat = data.x.reshape(data.n, -1)
+    x = loaded.preprocessing.apply(flat).reshape(data.x.shape)
+    if not np.isfinite(x).all():
+        raise InvalidInput(f"{data.source}: values out of range for the model's preprocessing")
+    return AuditData(x=x, y=data.y, member=data.member, source=data.source)
 
 
 def load_data(path: str | Path, *, target: str = "target") -> AuditData:
@@ -308,7 +325,13 @@ def _load_path(
                 return build_mlp(n_features=arch.n_features, n_classes=arch.n_classes, hidden=arch.hidden)
 
             trainer = _torch_trainer(factory, input_shape=input_shape, n_classes=arch.n_classes, clip=clip)
-            return LoadedModel(adapter=adapter, kind="torch", reference=reference, trainer=trainer)
+            return LoadedModel(
+                adapter=adapter,
+                kind="torch",
+                reference=reference,
+                trainer=trainer,
+                preprocessing=loaded.preprocessing,
+            )
         files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")]
         candidates = [f for f in files if f.suffix.lower() in (".skops", ".pt", ".ts", ".zip", ".pth")]
         if len(candidates) == 1:
@@ -405,7 +428,12 @@ def open_model(
                 reference=ref,
             )
         yield LoadedModel(
-            adapter=loaded.adapter, kind=loaded.kind, reference=ref, trainer=loaded.trainer, registry_ref=ref
+            adapter=loaded.adapter,
+            kind=loaded.kind,
+            reference=ref,
+            trainer=loaded.trainer,
+            registry_ref=ref,
+            preprocessing=loaded.preprocessing,
         )
         return
     if _FACTORY.match(ref):
@@ -433,6 +461,7 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
         "n_classes": a.n_classes,
         "white_box": isinstance(a, TorchAdapter),
         "registry_ref": loaded.registry_ref,
+        "preprocessing": loaded.preprocessing.kind if loaded.preprocessing is not None else None,
     }
 
 
@@ -445,4 +474,5 @@ __all__ = [
     "is_registry_ref",
     "load_data",
     "open_model",
+    "to_model_space",
 ]

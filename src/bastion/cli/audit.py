@@ -133,7 +133,7 @@ def _run(
     bearer_env: str | None = None,
 ) -> int:
     from bastion.adversarial.audit import AuditTarget, demo_target, run_audit
-    from bastion.adversarial.loading import describe_model, load_data, open_model
+    from bastion.adversarial.loading import describe_model, load_data, open_model, to_model_space
     from bastion.adversarial.policy import check_policy, load_policy
     from bastion.report.audit import write_audit
 
@@ -183,6 +183,7 @@ def _run(
             ) as loaded:
                 if loaded.kind != "remote":
                     _check_shape(loaded.adapter, ds.x, data, model)
+                    ds = to_model_space(ds, loaded)  # the model's stored preprocessing, applied once
                 elif headers is not None:
                     cast(Any, loaded.adapter).negotiate(
                         ds.x

@@ -73,6 +73,15 @@ class Preprocessing:
         out = (arr - np.asarray(self.shift)) / np.asarray(self.scale)
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """The model's input space → raw features (float64): what a client of the gateway sends."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.n_features:
+            raise InvalidInput(
+                f"data has {arr.shape[-1] if arr.ndim else 0} features, expected {self.n_features}"
+            )
+        return arr * np.asarray(self.scale) + np.asarray(self.shift)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "shift": list(self.shift), "scale": list(self.scale)}
 

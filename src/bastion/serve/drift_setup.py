@@ -54,8 +54,12 @@ def build_monitor(
     home: str | Path | None,
     model: str,
     version: str,
+    preprocessing: Any = None,
 ) -> DriftMonitor | None:
-    """The :class:`DriftMonitor` of ``[serve.drift]`` (``settings``: a ``DriftSettings``) or None."""
+    """The :class:`DriftMonitor` of ``[serve.drift]`` (``settings``: a ``DriftSettings``) or None.
+
+    The monitor compares rows in the model's input space. A built-in dataset's training split already is in
+    it; a reference file holds raw rows, as requests do, and gets the model's ``preprocessing`` (if any)."""
     if not settings.enabled:
         return None
     if getattr(adapter, "predict_proba", None) is None or not hasattr(adapter, "input_shape"):
@@ -64,6 +68,8 @@ def build_monitor(
     n_features = int(np.prod(tuple(int(d) for d in adapter.input_shape)))
     if x.shape[1] != n_features:
         raise ConfigError(f"[serve.drift] reference has {x.shape[1]} features, the model takes {n_features}")
+    if preprocessing is not None and settings.reference:
+        x = np.asarray(preprocessing.apply(x), dtype=np.float64)
     probs = np.asarray(adapter.predict_proba(x.astype(np.float32)), dtype=np.float64)
     try:
         config = DriftConfig(

@@ -8,7 +8,7 @@ by dependency injection (``request.app.state.gateway``); :func:`bastion.serve.ap
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,9 @@ class ServedModel:
     platform: str = "bastion"
     input_name: str = "input"
     extras: dict[str, Any] = field(default_factory=dict)
+    # bastion.models.data.Preprocessing stored with the model: requests carry raw features; the input guard
+    # applies it once; everything after it (range limits, model, drift, watermark, theft) sees model space
+    preprocessing: Any = None
 
 
 class Gateway:
@@ -69,7 +72,11 @@ class Gateway:
         self.limiter = RateLimiter(config=config.rate_limit, redis_url=config.redis_url, namespace=namespace)
         shape = tuple(int(d) for d in model.adapter.input_shape)
         self.guard = InputGuard(
-            config=config.input_guard, input_shape=shape, input_name=model.input_name, model=model.adapter
+            config=config.input_guard,
+            input_shape=shape,
+            input_name=model.input_name,
+            model=model.adapter,
+            preprocessing=model.preprocessing,
         )
         self.output = OutputPolicy(config.output_policy)
         self.text_model: TextModel | None = model.adapter if isinstance(model.adapter, TextModel) else None
@@ -96,7 +103,7 @@ class Gateway:
                 center=center,
                 key=monitor_key or (store.shared_secret() if isinstance(store, RedisMonitorStore) else None),
             )
-        self.he_model = _he_model(model.adapter)
+        self.he_model = _he_model(model.adapter, model.preprocessing)
         if config.api_watermark.enabled and self.text_model is not None:
             raise ConfigError("[serve.api_watermark] marks numeric inputs only; it cannot mark a text model")
         if config.api_watermark.enabled and watermark is None:
@@ -174,8 +181,12 @@ class Gateway:
             self.writer.close()
 
 
-def _he_model(adapter: Any) -> Any:
-    """The model's CKKS form when it has one (Linear layers, square activations), else None."""
+def _he_model(adapter: Any, preprocessing: Any = None) -> Any:
+    """The model's CKKS form when it has one (Linear layers, square activations), else None.
+
+    Encrypted rows cannot be scaled by the gateway, so a stored preprocessing ``(x - shift) / scale`` is
+    folded into the first layer (``W / scale``, ``b - W @ (shift / scale)``): encrypted requests carry raw
+    features, like plaintext ones."""
     module = getattr(adapter, "module", None)
     if module is None:
         return None
@@ -184,9 +195,15 @@ def _he_model(adapter: Any) -> Any:
     except ImportError:
         return None
     try:
-        return model_from_torch(module)
+        he = model_from_torch(module)
     except (BastionError, ImportError):
         return None
+    if preprocessing is None:
+        return he
+    (w, b), *rest = he.layers
+    shift, scale = np.asarray(preprocessing.shift), np.asarray(preprocessing.scale)
+    first = (w / scale, b - w @ (shift / scale))
+    return replace(he, layers=(first, *rest))
 
 
 __all__ = ["Gateway", "ServedModel"]

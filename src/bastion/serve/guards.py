@@ -1,5 +1,10 @@
 """Input guard: batch, shape, dtype and range checks, NaN/Inf rejection, optional feature squeezing.
 
+Requests carry raw features. When the model directory stores its training preprocessing (``config.json``,
+``preprocessing``), :meth:`InputGuard.batch` applies it exactly once, right after the shape/NaN checks; the
+range limits (``min_value``/``max_value``), feature squeezing and every later stage (model, drift, API
+watermark, theft defence, extraction monitor) then work in the model's input space.
+
 The body-size limit is enforced earlier, while the request streams in (see ``bastion.serve.app``). Feature
 squeezing (Xu, Evans, Qi, NDSS 2018) compares the model's prediction on the input with its prediction on a
 bit-depth-reduced (and optionally median-filtered) copy and rejects inputs whose L1 distance exceeds a
@@ -28,8 +33,10 @@ class InputGuard:
         input_shape: tuple[int, ...],
         input_name: str = "input",
         model: Any = None,
+        preprocessing: Any = None,
     ) -> None:
         self.config = config
+        self.preprocessing = preprocessing  # raw request features -> the model's input space (applied once)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.input_name = input_name
         self._features = int(np.prod(self.input_shape))
@@ -50,6 +57,10 @@ class InputGuard:
         x = arr.astype(np.float32, copy=False)
         if not np.isfinite(x).all():
             raise InvalidInput("input contains NaN or Inf")
+        if self.preprocessing is not None:  # the model's stored scaling; the range limits bound its output
+            x = self.preprocessing.apply(x.reshape(len(x), -1)).reshape(x.shape)
+            if not np.isfinite(x).all():
+                raise InvalidInput("input values are out of range for the model's preprocessing")
         if cfg.min_value is not None and float(x.min()) < cfg.min_value:
             raise InvalidInput(f"input values must be >= {cfg.min_value}")
         if cfg.max_value is not None and float(x.max()) > cfg.max_value:

@@ -120,7 +120,13 @@ def _load_directory(directory: Path, version: Any) -> Any:
         loaded.module, input_shape=(loaded.config.n_features,), n_classes=loaded.config.n_classes
     )
     return ServedModel(
-        name=name, version=number, adapter=adapter, digest=digest, env=env, platform="bastion-mlp"
+        name=name,
+        version=number,
+        adapter=adapter,
+        digest=digest,
+        env=env,
+        platform="bastion-mlp",
+        preprocessing=loaded.preprocessing,
     )
 
 

@@ -271,6 +271,7 @@ def load_served_model(*, vault: Any, version: Any) -> ServedModel:
         digest=version.manifest_digest,
         env=version.env,
         platform="bastion-mlp",
+        preprocessing=loaded.preprocessing,
     )
 
 
@@ -329,6 +330,7 @@ def drift_monitor(*, vault: Any, config: GatewayConfig, model: ServedModel, meta
         home=vault.settings.home,
         model=model.name,
         version=model.version,
+        preprocessing=model.preprocessing,
     )
 
 
@@ -379,6 +381,9 @@ def theft_defence(
     from bastion.serve.theft import TheftPolicy, build_defence
 
     x, y = trust.reference_arrays()
+    x = x.reshape(len(x), -1)
+    if model.preprocessing is not None:  # the reference holds raw rows, as requests do
+        x = model.preprocessing.apply(x)
     guard = config.input_guard
     lo, hi = guard.min_value, guard.max_value
     policy = TheftPolicy(daily_rows=tc.daily_rows, block_score=tc.block_score or None)
@@ -389,7 +394,7 @@ def theft_defence(
         store = RedisTheftStore(url=config.redis_url, prefix=f"bastion-theft:{model.name}:{model.version}")
     defence = build_defence(
         key=key,
-        reference_x=x.reshape(len(x), -1),
+        reference_x=x,
         reference_y=y,
         n_classes=int(model.adapter.n_classes),
         policy=policy,

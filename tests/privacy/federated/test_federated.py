@@ -308,6 +308,7 @@ def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_p
     _assert_no_strays(str(tmp_path))
 
     got = load_file(str(tmp_path / "m.safetensors"))
+    assert got["preprocessing.scale"].tolist() == [16.0] * 64  # digits' scaling travels with the model
     expected = _expected_clipped_fedavg(clients=clients, clip=clip, local_epochs=1)
     residual = np.concatenate([(got["weight"] - expected[0]).ravel(), (got["bias"] - expected[1]).ravel()])
     sigma = z * clip / clients

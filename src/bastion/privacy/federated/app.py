@@ -253,10 +253,14 @@ def _server_main(grid: Grid, context: Context) -> None:
         from safetensors.numpy import save
 
         weight, bias = final[0]
-        blob = save(
-            {_model.WEIGHT: np.ascontiguousarray(weight), _model.BIAS: np.ascontiguousarray(bias)},
-            metadata={"format": "bastion-linear", "dataset": str(cfg["dataset"])},
-        )
+        tensors = {_model.WEIGHT: np.ascontiguousarray(weight), _model.BIAS: np.ascontiguousarray(bias)}
+        meta = {"format": "bastion-linear", "dataset": str(cfg["dataset"])}
+        prep = ds.preprocessing  # the clients' scaling travels with the model (issue 14 item 10)
+        if prep is not None:
+            tensors["preprocessing.shift"] = np.asarray(prep.shift, dtype=np.float64)
+            tensors["preprocessing.scale"] = np.asarray(prep.scale, dtype=np.float64)
+            meta["preprocessing"] = prep.kind
+        blob = save(tensors, metadata=meta)
         _write_atomic(Path(str(cfg["model-path"])), blob)
     result = {
         "initial_accuracy": history[0]["accuracy"] if history else None,

@@ -27,6 +27,7 @@ import numpy as np
 from bastion.data import entities as E
 from bastion.data._national import weak_id_column
 from bastion.data.detectors._common import SEP
+from bastion.data.detectors._jsoncells import flat_object, looks_json
 from bastion.data.detectors.context import (
     ID_SHAPE,
     PERSON_HINT,
@@ -185,11 +186,77 @@ def _detect_unique(
     sample: int,
     dets: tuple[Detector, ...],
 ) -> _Found:
-    """Spans over the distinct ``values``; ``all_values`` (with repeats) feed the distribution tests."""
+    """Spans over the distinct ``values``; ``all_values`` (with repeats) feed the distribution tests.
+
+    Flat JSON-object cells are scanned by key (:mod:`._jsoncells`); the other cells by span detection."""
+    keyed: _Found | None = None
+    texts = values
+    if looks_json(values[:sample]):
+        keyed, handled = _scan_by_key(values, sample=sample, dets=dets)
+        if keyed is not None:
+            texts = ["" if h else v for v, h in zip(values, handled, strict=True)]
+    out = _detect_text_cells(texts, values, all_values, column=column, sample=sample, dets=dets)
+    if keyed is not None:
+        out.parts.extend(keyed.parts)
+        for e, c in keyed.conf.items():
+            out.conf[e] = max(out.conf.get(e, 0.0), c)
+            out.src.setdefault(e, keyed.src[e])
+            out.shapes.setdefault(e, Counter()).update(keyed.shapes.get(e, Counter()))
+    return out
+
+
+MAX_JSON_KEYS = 64  # more distinct keys in a chunk: span detection over the text instead
+
+
+def _scan_by_key(
+    values: list[str], *, sample: int, dets: tuple[Detector, ...]
+) -> tuple[_Found | None, list[bool]]:
+    """Each key's values as a column of their own; findings mapped back into their cells."""
+    by_key: dict[str, tuple[list[str], list[int], list[int]]] = {}
+    handled: list[bool] = []
+    for r, v in enumerate(values):
+        fields = flat_object(v) if v else None
+        handled.append(fields is not None)
+        for key, a, b in fields or ():
+            vals, rows, offs = by_key.setdefault(key, ([], [], []))
+            vals.append(v[a:b])
+            rows.append(r)
+            offs.append(a)
+        if len(by_key) > MAX_JSON_KEYS:
+            return None, []
+    out = _Found()
+    for key, (vals, rows, offs) in by_key.items():
+        hits = detect_values(vals, column=key, sample=sample, detectors=dets)
+        if not len(hits.span_rows):
+            continue
+        cell_rows = np.asarray(rows, dtype=np.int64)[hits.span_rows]
+        base = np.asarray(offs, dtype=np.int64)[hits.span_rows]
+        starts, ends = base + hits.span_starts, base + hits.span_ends
+        cell_len = np.fromiter(
+            (len(values[r]) for r in cell_rows.tolist()), dtype=np.int64, count=len(cell_rows)
+        )
+        out.parts.append((cell_rows, starts, ends, hits.span_entities, (ends - starts) >= 0.8 * cell_len))
+        for e, eh in hits.entities.items():
+            out.conf[e] = max(out.conf.get(e, 0.0), eh.confidence)
+            out.src.setdefault(e, eh.source)
+            out.shapes.setdefault(e, Counter()).update(eh.shapes)
+    return out, handled
+
+
+def _detect_text_cells(
+    values: list[str],
+    original: list[str],
+    all_values: Sequence[str],
+    *,
+    column: str | None,
+    sample: int,
+    dets: tuple[Detector, ...],
+) -> _Found:
+    """Span detection and column context over ``values`` (cells scanned by key are empty strings here)."""
     n = len(values)
     joined = SEP.join(values)
     offsets = _offsets(values)
-    non_empty = n - (1 if "" in values else 0)
+    non_empty = n - (1 if "" in original else 0)
 
     active = dets
     sampled: list[Span] = []  # the sample's findings, kept: its rows are not scanned twice
@@ -230,7 +297,7 @@ def _detect_unique(
 
     hints = column_hints(column)
     hinted = {entity for entity, _ in hints}
-    spans = drop_stray_names(spans, values, hinted, non_empty)
+    spans = drop_stray_names(spans, original, hinted, non_empty)
     if any(s.entity == E.DATE for s in spans):
         if E.DATE_OF_BIRTH in hinted:
             spans = [s._replace(entity=E.DATE_OF_BIRTH) if s.entity == E.DATE else s for s in spans]

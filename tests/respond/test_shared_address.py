@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from bastion.events import EventStore, collect_audit
 from bastion.hunt import hunt
 from bastion.respond import Responder, load_playbook
@@ -79,3 +81,25 @@ def test_loopback_and_trusted_proxies_are_never_blocked_automatically(vault: Vau
     finding = Finding(spray, "t", (), "high", "-", "192.0.2.8", 0.0, 1.0, (), 1, "k|other")
     results = Responder(vault=vault, playbook=load_playbook(), mode="auto").respond([finding])
     assert [(r.action, r.status) for r in results] == [("block-client", "done")]
+
+
+def test_respond_cli_never_auto_blocks_a_trusted_proxy(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bastion.cli import run
+
+    proxy = "192.0.2.7"
+    writer = BatchedAuditWriter(vault.audit, target="m0:1", flush_s=0.05)
+    now = time.time() - 60
+    for i in range(25):
+        writer.record(
+            RequestRecord("-", "-", "m0", "1", "POST", "infer", 401, "deny:auth", 1.0, now + i, proxy)
+        )
+    writer.close()
+    with (vault.settings.home / "bastion.toml").open("a") as f:
+        f.write('\n[serve.connections]\ntrusted_proxies = ["192.0.2.0/28"]\n')
+    monkeypatch.setenv("BASTION_HOME", str(vault.settings.home))
+    monkeypatch.setenv("BASTION_PASSPHRASE", "correct horse battery staple")
+    assert run(["respond", "--auto"]) == 1  # left for an operator: pending
+    out = capsys.readouterr().out
+    assert f"pending  block-client      {proxy}" in out

@@ -97,8 +97,17 @@ def register(app: typer.Typer) -> None:
         with open_vault(home) as vault:
             queue = PendingQueue(vault.settings.home / STATE_DIR)
             interactive = not watch and _has_terminal()  # a service (or a pipe) has no one to ask
+            from bastion.serve.config import load_gateway_config
+
+            # the gateway's trusted proxies (bastion.toml [serve.connections]) are never blocked automatically
+            proxies = load_gateway_config(section=vault.settings.section("serve")).connections.trusted_proxies
             responder = Responder(
-                vault=vault, playbook=book, mode=mode, approve=ask if interactive else None, pending=queue
+                vault=vault,
+                playbook=book,
+                mode=mode,
+                approve=ask if interactive else None,
+                pending=queue,
+                trusted=proxies,
             )
             if pending:
                 items = queue.list()

@@ -1,4 +1,7 @@
-"""``bastion data scan|protect|risk DIR --engine local|dask [--cluster ADDRESS]``: a partitioned dataset."""
+"""``bastion data scan|protect|risk DIR|URL --engine local|dask|spark [--cluster ADDRESS]``: datasets.
+
+DIR may be an object-store URL (``s3://bucket/prefix``; credentials and ``AWS_ENDPOINT_URL`` from the
+standard AWS environment chain), and so may protect's ``--out``."""
 
 from __future__ import annotations
 
@@ -20,6 +23,13 @@ CLUSTER_OPTION = typer.Option(
     None, "--cluster", help="Dask scheduler address or Spark master URL (default: a local cluster)."
 )
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Worker processes of a local pool or cluster.")
+
+
+def is_dataset(path: Path) -> bool:
+    """A partitioned dataset: a local directory or an object-store URL (``s3://bucket/prefix``)."""
+    from bastion.compute.objects import as_url
+
+    return path.is_dir() or as_url(path) is not None
 
 
 def scan_dataset_command(

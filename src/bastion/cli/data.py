@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         """Detect PII per column (or text span) and classify FILE (or a partitioned dataset directory)."""
         from bastion.data import load_policy, scan_file, service
 
-        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+        if _dataset.is_dataset(path) or engine is not None or cluster is not None or workers is not None:
             _dataset.scan_dataset_command(
                 path=path,
                 engine=engine,
@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         from bastion.cli._progress import interactive, step
         from bastion.data import load_policy, service
 
-        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+        if _dataset.is_dataset(path) or engine is not None or cluster is not None or workers is not None:
             if push is not None:
                 raise InvalidInput("--push takes one file; push a protected dataset directory file by file")
             _dataset.protect_dataset_command(
@@ -282,7 +282,7 @@ def register(app: typer.Typer) -> None:
         from bastion.data import assess_risk
 
         qis = [q.strip() for q in quasi_identifiers.split(",") if q.strip()]
-        if path.is_dir() or engine is not None or cluster is not None or workers is not None:
+        if _dataset.is_dataset(path) or engine is not None or cluster is not None or workers is not None:
             report: Any = _dataset.risk_dataset_command(
                 path=path, engine=engine, cluster=cluster, workers=workers, quasi_identifiers=qis,
                 sensitive=sensitive, k=k, input_format=input_format,

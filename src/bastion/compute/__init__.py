@@ -2,8 +2,9 @@
 
 Entry points: :func:`make_executor` (``engine="local" | "dask" | "spark"``, optional ``cluster`` address),
 :func:`scan_dataset`, :func:`protect_dataset` and :func:`risk_dataset` (``bastion data scan|protect|risk DIR
---engine ...``). Backends implement the :class:`~bastion.compute.interface.Executor` Protocol. The Ray
-backend and object-store URLs for datasets are not implemented (see ``RAY_NOT_BUILT``).
+--engine ...``); a dataset may be a local directory or an object-store URL (``s3://bucket/prefix``,
+:mod:`bastion.compute.objects`). Backends implement the :class:`~bastion.compute.interface.Executor` Protocol.
+The Ray backend is not implemented (see ``RAY_NOT_BUILT``).
 """
 
 from __future__ import annotations

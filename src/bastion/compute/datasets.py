@@ -10,7 +10,8 @@ on the client, the report is the same on every engine and for every number of wo
 
 Tasks carry a file path and reader settings only: no policy, no key, no data. Hidden files and files whose
 name starts with ``_`` (``_SUCCESS``, ``_common_metadata``) are not partitions. Hive-style directory names
-(``country=FR/``) are not read as columns.
+(``country=FR/``) are not read as columns. The root may be an object-store URL (``s3://bucket/prefix``,
+:mod:`bastion.compute.objects`): each worker then reads its partition through its own credentials.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.compute.interface import Executor
+from bastion.compute.objects import as_url, list_objects, local_input
 from bastion.data import Policy, ScanReport
 from bastion.data import entities as E
 from bastion.data.io import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_LINE_BYTES, detect_format
@@ -71,8 +73,28 @@ class PartitionScan:
     accumulators: tuple[Any, ...]  # bastion.data.scan._Acc, in first-seen column order
 
 
-def list_partitions(root: Path, fmt: str | None = None) -> tuple[str, list[str]]:
-    """The dataset's format and its partition files (relative POSIX paths, sorted)."""
+def _list_url(url: str, fmt: str | None) -> tuple[str, list[str]]:
+    single, rels = list_objects(url)
+    found: dict[str, list[str]] = {}
+    for rel in rels:
+        kind = detect_format(Path(rel), fmt)
+        if kind not in TABULAR:
+            raise InvalidInput(f"{rel} is not CSV, Parquet or JSON Lines")
+        found.setdefault(kind, []).append(rel)
+    if not found:
+        raise InvalidInput(f"{url} holds no CSV, Parquet or JSON Lines partitions")
+    if len(found) > 1 and not single:
+        raise InvalidInput(f"{url} mixes formats ({', '.join(sorted(found))}); scan one format at a time")
+    ((kind, files),) = found.items()
+    return kind, sorted(files)
+
+
+def list_partitions(root: Path | str, fmt: str | None = None) -> tuple[str, list[str]]:
+    """The dataset's format and its partition files (relative POSIX paths, sorted); ``root`` may be a URL."""
+    url = as_url(root)
+    if url is not None:
+        return _list_url(url, fmt)
+    root = Path(root)
     if not root.exists():
         raise NotFound(f"no such dataset: {root}")
     if root.is_file():
@@ -105,23 +127,27 @@ def scan_partition(task: ScanTask) -> PartitionScan:
     from bastion.data.io import iter_chunks, sha256_file
     from bastion.data.scan import _Acc
 
-    root = Path(task.root)
-    p = root / task.relpath if root.is_dir() else root
     detectors = all_detectors(use_presidio=task.use_presidio)
     accs: dict[str, _Acc] = {}
     rows = 0
-    chunks = iter_chunks(p, fmt=task.fmt, chunk_rows=task.chunk_rows, max_line_bytes=task.max_line_bytes)
-    for chunk in chunks:
-        rows += chunk.n_rows
-        for name in chunk.columns:
-            acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))
-            acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
-            acc.add_shape(chunk.data[name])
-        for name, acc in accs.items():
-            if name not in chunk.data:
-                acc.rows += chunk.n_rows
-    info = PartitionInfo(relpath=task.relpath, digest=sha256_file(p), rows=rows, bytes=p.stat().st_size)
+    with local_input(task.root, task.relpath) as p:
+        chunks = iter_chunks(p, fmt=task.fmt, chunk_rows=task.chunk_rows, max_line_bytes=task.max_line_bytes)
+        for chunk in chunks:
+            rows += chunk.n_rows
+            for name in chunk.columns:
+                acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))
+                acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
+                acc.add_shape(chunk.data[name])
+            for name, acc in accs.items():
+                if name not in chunk.data:
+                    acc.rows += chunk.n_rows
+        info = PartitionInfo(relpath=task.relpath, digest=sha256_file(p), rows=rows, bytes=p.stat().st_size)
     return PartitionScan(info=info, accumulators=tuple(accs.values()))
+
+
+def location(path: str | Path) -> str:
+    """A dataset root as tasks carry it: an object-store URL as given, a local path made absolute."""
+    return as_url(path) or str(Path(path).resolve())
 
 
 def _absorb(into: Any, part: Any, offset: int) -> None:
@@ -148,7 +174,7 @@ def _absorb(into: Any, part: Any, offset: int) -> None:
 
 
 def merge_scans(
-    parts: list[PartitionScan], *, root: Path, fmt: str, policy: Policy | None, use_presidio: bool
+    parts: list[PartitionScan], *, root: Path | str, fmt: str, policy: Policy | None, use_presidio: bool
 ) -> DatasetScan:
     """Merge partition results in order and classify each column from the whole dataset."""
     from bastion.data.scan import _Acc, _engines
@@ -169,7 +195,7 @@ def merge_scans(
     columns = tuple(a.report(pol, text=False) for a in merged.values())
     listing = "".join(f"{p.info.relpath}\t{p.info.digest}\n" for p in parts)
     report = ScanReport(
-        path=str(root.resolve()),
+        path=location(root),
         format=fmt,
         digest="sha256:" + hashlib.sha256(listing.encode()).hexdigest(),
         rows=total,
@@ -195,13 +221,13 @@ def scan_dataset(
 
     The dataset ``digest`` is the SHA-256 of the sorted ``relative-path TAB partition-digest`` lines.
     """
-    root = Path(path)
+    root = location(path)
     kind, files = list_partitions(root, fmt)
     if chunk_rows < 1:
         raise InvalidInput("chunk_rows must be positive")
     tasks = [
         ScanTask(
-            root=str(root.resolve()),
+            root=root,
             relpath=rel,
             fmt=kind,
             chunk_rows=chunk_rows,
@@ -226,6 +252,7 @@ __all__ = [
     "PartitionScan",
     "ScanTask",
     "list_partitions",
+    "location",
     "merge_scans",
     "scan_dataset",
     "scan_partition",

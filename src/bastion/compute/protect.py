@@ -24,9 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bastion.compute.datasets import DatasetScan, scan_dataset
+from bastion.compute.datasets import DatasetScan, location, scan_dataset
 from bastion.compute.interface import Executor
 from bastion.compute.keys import KeySource, ScopedKey, unwrap_scope_key
+from bastion.compute.objects import (
+    as_url,
+    is_empty,
+    lineage_location,
+    local_input,
+    local_output,
+    read_bytes,
+    sha256,
+    write_bytes,
+)
 from bastion.config import PASSPHRASE_ENV
 from bastion.data import Policy, ScanReport, load_policy, protect_file
 from bastion.data.io import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_LINE_BYTES, sha256_file
@@ -104,49 +114,45 @@ class PartitionProtect:
         }
 
 
-def _marker(out_root: Path, relpath: str) -> Path:
-    return out_root / DONE_DIR / (hashlib.sha256(relpath.encode("utf-8")).hexdigest()[:32] + ".json")
+def _marker(relpath: str) -> str:
+    return f"{DONE_DIR}/{hashlib.sha256(relpath.encode('utf-8')).hexdigest()[:32]}.json"
 
 
 def protect_partition(task: ProtectTask) -> PartitionProtect:
     """Worker side: unwrap the scope key, protect one partition, leave its done marker."""
-    from bastion.files import atomic_write
-
     keys = unwrap_scope_key(task.key)
-    root = Path(task.root)
-    src = root / task.relpath if root.is_dir() else root
-    dst = Path(task.out_root) / task.relpath
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    result = protect_file(
-        path=src,
-        out=dst,
-        keys=keys,
-        policy=policy_from_mapping(task.policy),
-        fmt=task.fmt,
-        report=task.report,
-        chunk_rows=task.chunk_rows,
-        max_line_bytes=task.max_line_bytes,
-        use_presidio=task.use_presidio,
-    )
+    with local_input(task.root, task.relpath) as src, local_output(task.out_root, task.relpath) as dst:
+        result = protect_file(
+            path=src,
+            out=dst,
+            keys=keys,
+            policy=policy_from_mapping(task.policy),
+            fmt=task.fmt,
+            report=task.report,
+            chunk_rows=task.chunk_rows,
+            max_line_bytes=task.max_line_bytes,
+            use_presidio=task.use_presidio,
+        )
+        input_digest = sha256_file(src)
     done = PartitionProtect(
         relpath=task.relpath,
-        input_digest=sha256_file(src),
+        input_digest=input_digest,
         output_digest=result.output_digest,
         rows=result.rows,
         undetected=dict(result.undetected),
     )
     record = {**done.to_dict(), "undetected": done.undetected}
-    atomic_write(_marker(Path(task.out_root), task.relpath), json.dumps(record, sort_keys=True))
+    write_bytes(task.out_root, _marker(task.relpath), json.dumps(record, sort_keys=True).encode("utf-8"))
     return done
 
 
-def _finished(out_root: Path, relpath: str, input_digest: str) -> PartitionProtect | None:
+def _finished(out_root: str, relpath: str, input_digest: str) -> PartitionProtect | None:
     """A partition a previous run of this job finished, if its marker and output still agree."""
     try:
-        record = json.loads(_marker(out_root, relpath).read_text(encoding="utf-8"))
+        record = json.loads(read_bytes(out_root, _marker(relpath)).decode("utf-8"))
         if record.get("path") != relpath or record.get("input_digest") != input_digest:
             return None
-        if sha256_file(out_root / relpath) != record.get("output_digest"):
+        if sha256(out_root, relpath) != record.get("output_digest"):
             return None
         return PartitionProtect(
             relpath=relpath,
@@ -198,23 +204,29 @@ class DatasetProtect:
         }
 
 
-def _job_manifest(out_root: Path, doc: dict[str, Any]) -> None:
-    from bastion.files import atomic_write
-
-    path = out_root / MANIFEST
-    if path.exists():
+def _job_manifest(out_root: str, doc: dict[str, Any]) -> None:
+    local = as_url(out_root) is None
+    try:
+        raw: bytes | None = read_bytes(out_root, MANIFEST)
+    except FileNotFoundError:
+        raw = None
+    except OSError as exc:
+        raise Conflict(f"{out_root}/{MANIFEST} is unreadable; protect into an empty directory") from exc
+    if raw is not None:
         try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise Conflict(f"{path} is unreadable; protect into an empty directory") from exc
+            previous = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            raise Conflict(f"{out_root}/{MANIFEST} is unreadable; protect into an empty directory") from exc
         if previous != doc:
             raise Conflict(f"{out_root} holds the output of another protect job; use an empty directory")
-        (out_root / DONE_DIR).mkdir(exist_ok=True)
+        if local:
+            (Path(out_root) / DONE_DIR).mkdir(exist_ok=True)
         return
-    if out_root.exists() and any(out_root.iterdir()):
+    if not is_empty(out_root):
         raise Conflict(f"{out_root} is not empty and holds no protect job; use an empty directory")
-    (out_root / DONE_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(doc, sort_keys=True, indent=1))
+    if local:
+        (Path(out_root) / DONE_DIR).mkdir(parents=True, exist_ok=True)
+    write_bytes(out_root, MANIFEST, json.dumps(doc, sort_keys=True, indent=1).encode("utf-8"))
 
 
 def _settings(vault: Vault, policy: Policy | None) -> tuple[Policy, int]:
@@ -245,15 +257,15 @@ def protect_dataset(
 ) -> DatasetProtect:
     """Protect every partition of ``path`` into ``out`` on ``executor`` (needs ``data:protect``)."""
     from bastion.data.catalog import record_classification, wrapped_scope_key
-    from bastion.store.lineage import FILE_NAMESPACE, LineageDataset, record_run
+    from bastion.store.lineage import LineageDataset, record_run
 
     vault.access.check(vault.identity, "data:protect")
     pol, chunk_rows = _settings(vault, policy)
     env = env or vault.settings.default_env
-    src, dst = Path(path).resolve(), Path(out).resolve()
-    if dst == src or src in dst.parents or dst in src.parents:
+    src, dst = location(path), location(out)
+    if dst == src or dst.startswith(src.rstrip("/") + "/") or src.startswith(dst.rstrip("/") + "/"):
         raise InvalidInput("the output directory must be outside the input dataset (and not contain it)")
-    details: dict[str, Any] = {"input": str(src), "engine": executor.name, "workers": executor.workers}
+    details: dict[str, Any] = {"input": src, "engine": executor.name, "workers": executor.workers}
     try:
         scan = scan_dataset(
             path=src,
@@ -296,7 +308,7 @@ def protect_dataset(
                 results[info.relpath] = done
                 continue
             tasks.append(
-                ProtectTask(str(src), info.relpath, str(dst), scan.report.format, scan.report, mapping, key,
+                ProtectTask(src, info.relpath, dst, scan.report.format, scan.report, mapping, key,
                             chunk_rows, max_line_bytes, use_presidio)
             )  # fmt: skip
         for done in executor.map(protect_partition, tasks).gather():
@@ -306,15 +318,15 @@ def protect_dataset(
         vault.audit.append(
             actor=vault.identity.name,
             action="data:protect",
-            target=dst.name,
+            target=dst.rsplit("/", 1)[-1],
             outcome="error",
             details={**details, "error": type(exc).__name__},
         )
         raise
     listing = "".join(f"{p.relpath}\t{p.output_digest}\n" for p in parts)
     result = DatasetProtect(
-        input=str(src),
-        output=str(dst),
+        input=src,
+        output=dst,
         format=scan.report.format,
         input_digest=scan.report.digest,
         output_digest="sha256:" + hashlib.sha256(listing.encode()).hexdigest(),
@@ -329,8 +341,8 @@ def protect_dataset(
     record_run(
         vault.engine,
         job="data.protect",
-        inputs=[LineageDataset(FILE_NAMESPACE, str(src), result.input_digest)],
-        outputs=[LineageDataset(FILE_NAMESPACE, str(dst), result.output_digest)],
+        inputs=[LineageDataset(*lineage_location(src), result.input_digest)],
+        outputs=[LineageDataset(*lineage_location(dst), result.output_digest)],
         facets={
             "bastion_protect": {
                 "token_scope": result.token_scope,
@@ -344,7 +356,7 @@ def protect_dataset(
     vault.audit.append(
         actor=vault.identity.name,
         action="data:protect",
-        target=dst.name,
+        target=dst.rsplit("/", 1)[-1],
         outcome="ok",
         details={
             **details,

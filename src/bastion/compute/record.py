@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 def scan_dataset_recorded(vault: Vault, *, executor: Executor, **kwargs: Any) -> DatasetScan:
     """``scan_dataset(executor=executor, **kwargs)`` checked (``data:scan``), catalogued and audited."""
+    from bastion.compute.objects import lineage_location
     from bastion.data.catalog import record_classification
-    from bastion.store.lineage import FILE_NAMESPACE, LineageDataset, record_run
+    from bastion.store.lineage import LineageDataset, record_run
 
     vault.access.check(vault.identity, "data:scan")
     details: dict[str, Any] = {"input": str(kwargs.get("path")), "engine": executor.name}
@@ -40,7 +41,7 @@ def scan_dataset_recorded(vault: Vault, *, executor: Executor, **kwargs: Any) ->
     record_run(
         vault.engine,
         job="data.scan",
-        inputs=[LineageDataset(FILE_NAMESPACE, report.path, report.digest)],
+        inputs=[LineageDataset(*lineage_location(report.path), report.digest)],
         facets={
             "bastion_scan": {
                 "label": report.label.value,

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bastion.compute.datasets import list_partitions
+from bastion.compute.datasets import list_partitions, location
 from bastion.compute.interface import Executor
+from bastion.compute.objects import local_input
 from bastion.data import RiskReport
 from bastion.data.io import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_LINE_BYTES, Chunk, iter_chunks
 from bastion.data.risk import (
@@ -52,9 +53,10 @@ class PartitionClasses:
 
 
 def _chunks(task: RiskTask) -> Iterator[Chunk]:
-    root = Path(task.root)
-    p = root / task.relpath if root.is_dir() else root
-    return iter_chunks(p, fmt=task.fmt, chunk_rows=task.chunk_rows, max_line_bytes=task.max_line_bytes)
+    with local_input(task.root, task.relpath) as p:
+        yield from iter_chunks(
+            p, fmt=task.fmt, chunk_rows=task.chunk_rows, max_line_bytes=task.max_line_bytes
+        )
 
 
 def count_classes(task: RiskTask) -> PartitionClasses:
@@ -90,9 +92,8 @@ def risk_dataset(
     qis = check_risk_request(quasi_identifiers, sensitive, k)
     if chunk_rows < 1:
         raise InvalidInput("chunk_rows must be positive")
-    root = Path(path)
-    kind, files = list_partitions(root, fmt)
-    base = str(root.resolve())
+    base = location(path)
+    kind, files = list_partitions(base, fmt)
     tasks = [RiskTask(base, rel, kind, qis, sensitive, chunk_rows, max_line_bytes) for rel in files]
     parts = executor.map(count_classes, tasks).gather()
     sizes: Counter[ClassKey] = Counter()

@@ -38,7 +38,9 @@ def test_campaign_found_with_at_most_one_false_finding_per_10k(week: tuple[Event
 
 def test_without_the_rules_the_campaign_is_not_named(week: tuple[EventStore, list, int]) -> None:
     store, attacks, benign = week
-    result = score(hunt(store=store, rules=[], anomaly=False).findings, attacks, benign_events=benign)
+    result = score(
+        hunt(store=store, rules=[], anomaly=False, cumulative=False).findings, attacks, benign_events=benign
+    )
     assert result.found == ()
 
 

@@ -11,7 +11,9 @@
 Rules: :mod:`bastion.hunt.sigma` (pySigma's SQLite backend for detections; windowed correlations in SQL we
 generate, because the backend ignores ``timespan``); the packaged pack is ``bastion/hunt/rules/*.yml``.
 Per-identity baselines (pulls outside the identity's usual hours; rules with a benign twin lowered for the
-identities that have that history): :mod:`bastion.hunt.baseline`. Anomalies: :mod:`bastion.hunt.anomaly`
+identities that have that history): :mod:`bastion.hunt.baseline`. Hourly and daily sums (per identity, per
+address prefix) against slow or spread-out attacks: :mod:`bastion.hunt.cumulative`. Anomalies:
+:mod:`bastion.hunt.anomaly`
 (Isolation Forest per identity/client hour, with the features that drove each score). Attack campaigns for
 measuring both: :mod:`bastion.hunt.simulate`.
 """
@@ -35,12 +37,15 @@ def hunt(
     rules: str | Path | Sequence[CompiledRule] | None = None,
     anomaly: bool = True,
     baseline: bool = True,
+    cumulative: bool = True,
     seed: int = 0,
     verify: Callable[[Sequence[int]], bool] | None = None,
 ) -> HuntReport:
     """Run every rule (the packaged pack, a directory of ``*.yml``, or compiled rules) and the anomaly model.
 
     ``since`` (unix seconds) limits the events looked at. Findings are ordered by first event time.
+    ``cumulative`` adds the hourly and daily thresholds of :mod:`bastion.hunt.cumulative` (what an attacker
+    who stays under the short-window rules gets, by going slowly or spreading over addresses).
     ``baseline`` adds the per-identity checks of :mod:`bastion.hunt.baseline` (pulls outside the identity's
     usual hours; the twin rules' findings lowered for identities with that history); ``verify(event_ids)``,
     when given, must accept the events of that history before a finding is lowered (see
@@ -49,6 +54,7 @@ def hunt(
     from bastion.governance.threat import atlas_techniques
     from bastion.hunt.anomaly import score_windows
     from bastion.hunt.baseline import apply_history, offhours_pulls
+    from bastion.hunt.cumulative import cumulative_findings
 
     start = time.perf_counter()
     compiled = (
@@ -58,6 +64,8 @@ def hunt(
     findings: list[Finding] = []
     for rule in compiled:
         findings.extend(run_rule(rule, store, since=since, names=names))
+    if cumulative:
+        findings.extend(cumulative_findings(store, since=since))
     if baseline:
         findings = apply_history(findings, store, verify=verify)
         findings.extend(offhours_pulls(store, since=since))

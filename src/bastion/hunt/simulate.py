@@ -10,12 +10,16 @@ reveals and guard blocks. :func:`campaign` adds four attacks at seeded times:
 * ``insider-bulk-pull`` — a person pulling many models they never use (AML.T0035);
 * ``key-misuse`` — a stolen admin credential used at night: key-ring operations, then pulls (AML.T0012).
 
+:func:`adaptive_campaign` adds six attacks by someone who knows every short-window rule and stays under it
+(found by the cumulative thresholds of :mod:`bastion.hunt.cumulative` and the rules' wider windows).
+
 Each :class:`Attack` names its actor and time span, so :func:`score` tells found attacks from false findings.
 Uses ``random.Random(seed)`` (simulation, not security).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -219,6 +223,106 @@ def campaign(*, seed: int = 0, start: float = WEEK_START, days: int = 7) -> tupl
     return events, attacks
 
 
+def adaptive_campaign(
+    *, seed: int = 0, start: float = WEEK_START, days: int = 7
+) -> tuple[list[Event], list[Attack]]:
+    """Six attacks by someone who knows every short-window rule and stays under it (issue 17 M3).
+
+    Extraction at 290 requests/min from 8 addresses of a /64 for 30 min; a token spray at 18 guesses/min
+    from each of 12 addresses of a /24 for an hour; a bulk pull of 12 models, one every 21 min; a key
+    operation, then pulls 11 min later; 51 reveals, one every 3.5 min; 20 guard-blocked prompts over 4 models
+    through the guard proxy (whose events name its upstream URL, not the model). Placed on a seeded weekday.
+    """
+    rng = random.Random(seed + 2)
+    day = start + rng.randrange(min(days, 5)) * DAY
+    events: list[Event] = []
+    attacks: list[Attack] = []
+    t0 = day + rng.uniform(10, 11) * 3600.0
+    ts = [t0 + i * (60 / 290) for i in range(290 * 30)]
+    for c in range(8):
+        events += [
+            Event(
+                time=t,
+                kind="request",
+                identity="app-3",
+                client=f"2001:db8:0:7::{c + 1}",
+                model="model-3",
+                action="/v2/infer",
+                status=200,
+                source="gateway",
+            )
+            for t in ts
+        ]
+    attacks.append(Attack("slow-wide-extraction", "app-3", "-", ts[0], ts[-1]))
+    t0 = day + rng.uniform(13, 14) * 3600.0
+    ts = [t0 + i * (60 / 18) for i in range(18 * 60)]
+    for c in range(12):
+        events += [
+            Event(
+                time=t + c,
+                kind="auth-failure",
+                client=f"198.51.100.{c + 1}",
+                model="model-1",
+                action="/v2/infer",
+                outcome="denied",
+                status=401,
+                source="gateway",
+            )
+            for t in ts
+        ]
+    attacks.append(Attack("wide-token-spray", "-", "198.51.100.0/24", ts[0], ts[-1] + 12))
+    t0 = day + 9 * 3600.0
+    ts = [t0 + i * 21 * 60.0 for i in range(12)]
+    events += [
+        Event(time=t, kind="pull", identity="person-3", model=f"model-{i}", action="registry:pull")
+        for i, t in enumerate(ts)
+    ]
+    attacks.append(Attack("slow-bulk-pull", "person-3", "-", ts[0], ts[-1]))
+    t0 = day + 10 * 3600.0
+    ts = [t0 + 660.0 + i * 40.0 for i in range(3)]
+    events.append(Event(time=t0, kind="key-op", identity="ops-bot", action="keys:list"))
+    events += [
+        Event(time=t, kind="pull", identity="ops-bot", model=f"model-{i}", action="registry:pull")
+        for i, t in enumerate(ts)
+    ]
+    attacks.append(Attack("late-key-misuse", "ops-bot", "-", t0, ts[-1]))
+    t0 = day + 13 * 3600.0
+    ts = [t0 + i * 210.0 for i in range(51)]
+    events += [
+        Event(time=t, kind="reveal", identity="person-1", model="customers", action="data:reveal") for t in ts
+    ]
+    attacks.append(Attack("slow-reveals", "person-1", "-", ts[0], ts[-1]))
+    t0 = day + 15 * 3600.0
+    ts = [t0 + i * 30.0 for i in range(20)]
+    events += [
+        Event(
+            time=t,
+            kind="guard-block",
+            identity="3f2a9c0d5e6b4a1f",
+            model="http://127.0.0.1",
+            outcome="denied",
+            source="gateway",
+        )
+        for t in ts
+    ]
+    attacks.append(Attack("proxy-guard-probing", "3f2a9c0d5e6b4a1f", "-", ts[0], ts[-1]))
+    return events, attacks
+
+
+def _within(client: str, named: str) -> bool:
+    """One of an attack's client and a finding's client covers the other (an address, or the network of a
+    spread-out spray: a finding may name the network, or one of the attack's addresses)."""
+    if client == named:
+        return True
+    for address, network in ((client, named), (named, client)):
+        if "/" in network and "/" not in address:
+            try:
+                return ipaddress.ip_address(address) in ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                return False
+    return False
+
+
 def score(findings: Iterable[Finding], attacks: Sequence[Attack], *, benign_events: int) -> Score:
     """Which attacks some finding names (same actor, overlapping time), and how many findings name none."""
     found: dict[str, float] = {}
@@ -227,7 +331,8 @@ def score(findings: Iterable[Finding], attacks: Sequence[Attack], *, benign_even
         hit = [
             a
             for a in attacks
-            if (f.identity == a.identity and a.identity != "-") or (f.client == a.client and a.client != "-")
+            if (f.identity == a.identity and a.identity != "-")
+            or (a.client != "-" and _within(a.client, f.client))
             if f.last_seen >= a.start - 60 and f.first_seen <= a.end + 3600
         ]
         if not hit:
@@ -243,4 +348,4 @@ def score(findings: Iterable[Finding], attacks: Sequence[Attack], *, benign_even
     )
 
 
-__all__ = ["WEEK_START", "Attack", "Score", "benign_week", "campaign", "score"]
+__all__ = ["WEEK_START", "Attack", "Score", "adaptive_campaign", "benign_week", "campaign", "score"]

@@ -1,0 +1,336 @@
+"""Cumulative thresholds: what an attacker who knows the per-minute rules gains by going slowly or wide.
+
+The Sigma rules look at short windows (300 requests in a minute, 20 refused tokens in a minute from one
+address, 5 models in an hour, 5 reveals in 10 minutes). An attacker who knows them stays just under: 290
+requests a minute for hours, a token spray from a dozen addresses of one network, a pull every 21 minutes, a
+reveal every 3.5 minutes. These checks bound what such an attacker gets per hour and per day:
+
+* requests per identity in 24 h (extraction at a rate under the burst rule, over any number of addresses);
+* refused tokens per address prefix (IPv4 /24, IPv6 /64) in 1 h and in 24 h (a spray spread over addresses);
+* distinct models pulled per identity in 24 h (a bulk pull spread over the day);
+* reveals per identity in 1 h and in 24 h;
+* guard blocks per identity in 1 h and in 24 h, whatever model they name (probing through a guard proxy,
+  whose events name its upstream, not the model).
+
+Each finding carries the rule id of the attack class it belongs to (extraction ``…0102``, token spray
+``…0302``, bulk pull ``…0402``, reveal spike ``…0602``, guard probing ``…0802``), so the playbook that acts on
+the short-window rule acts on it too; its title names the threshold crossed and its key says ``sum=``. The
+bulk-pull finding is lowered by :func:`bastion.hunt.baseline.apply_history` like the hourly one. Counts over
+hours come from the event store's hourly rollup (one row per identity, client, hour, kind, outcome), so the
+request and refused-token sums cost a query over the rollup, not a scan of the events; the rare kinds (pulls,
+reveals, guard blocks) are read as events and counted in exact sliding windows.
+
+What an adaptive attacker still gets, per identity (or /24, /64) and day, with the defaults: fewer than
+20,000 model queries, 1,000 refused tokens, 8 distinct models, 20 reveals and 20 guard-blocked prompts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from bastion.events.store import WINDOW_S, EventStore, rollup_table
+from bastion.hunt.report import Finding
+
+EXTRACTION_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000102"
+TOKEN_SPRAY_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000302"  # noqa: S105 - a rule id
+BULK_PULL_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000402"
+REVEAL_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000602"
+GUARD_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000802"
+_TECHNIQUES = {
+    EXTRACTION_RULE: ("AML.T0024.002", "AML.T0040"),
+    TOKEN_SPRAY_RULE: ("AML.T0012",),
+    BULK_PULL_RULE: ("AML.T0035", "AML.T0025"),
+    REVEAL_RULE: ("AML.T0036", "AML.T0025"),
+    GUARD_RULE: ("AML.T0051", "AML.T0054"),
+}
+HOUR, DAY = 3600.0, 86_400.0
+MAX_EVENT_IDS = 200
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Counts at which a cumulative finding is raised (``>=``)."""
+
+    requests_per_day: int = 20_000
+    refused_per_prefix_hour: int = 100
+    refused_per_prefix_day: int = 1_000
+    models_per_day: int = 8
+    reveals_per_hour: int = 10
+    reveals_per_day: int = 20
+    guard_blocks_per_hour: int = 10
+    guard_blocks_per_day: int = 20
+
+
+def prefix_of(client: str) -> str:
+    """The network an address belongs to for spray counting: IPv4 /24, IPv6 /64; anything else as is."""
+    try:
+        addr = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    bits = 24 if addr.version == 4 else 64
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+Episode = tuple[int, int, int]  # (start, crossing, peak): positions in the series, the largest sum
+
+
+def _episodes(
+    points: list[tuple[float, int, str]], span: float, threshold: int, *, distinct: bool
+) -> list[Episode]:
+    """Over sorted (time, amount, value) points, every run in which the last ``span`` (exclusive) holds a
+    sum of amounts (or, ``distinct``, of distinct values) of ``threshold`` or more: one episode per run."""
+    out: list[Episode] = []
+    seen: dict[str, int] = defaultdict(int)
+    total = lo = 0
+    current: list[int] | None = None
+    for hi, (t, amount, value) in enumerate(points):
+        while lo < hi and points[lo][0] <= t - span:
+            total -= points[lo][1]
+            seen[points[lo][2]] -= 1
+            if not seen[points[lo][2]]:
+                del seen[points[lo][2]]
+            lo += 1
+        if (len(seen) if distinct else total) < threshold:
+            current = None  # the level fell below the threshold before this point: a later run is new
+        total += amount
+        seen[value] += 1
+        level = len(seen) if distinct else total
+        if level >= threshold:
+            if current is None:
+                current = [lo, hi, level]
+                out.append((lo, hi, level))
+            current[2] = max(current[2], level)
+            out[-1] = (current[0], current[1], current[2])
+    return out
+
+
+def _rolling(windows: dict[int, int], span: int, threshold: int) -> list[Episode]:
+    """Episodes over hourly counts: positions are window numbers."""
+    ws = sorted(windows)
+    return [
+        (ws[a], ws[b], peak)
+        for a, b, peak in _episodes([(float(w), windows[w], "") for w in ws], span, threshold, distinct=False)
+    ]
+
+
+def _sliding(times: list[float], span: float, threshold: int) -> list[Episode]:
+    """Episodes over sorted event times: positions are indexes into ``times``."""
+    return _episodes([(t, 1, "") for t in times], span, threshold, distinct=False)
+
+
+def _uncovered(
+    daily: list[Episode], hourly: list[Episode], span: float, at: Callable[[int], float]
+) -> list[Episode]:
+    """The daily episodes in which no hourly episode crossed (that one already names the activity)."""
+    crossed = [at(c) for _, c, _ in hourly]
+    return [d for d in daily if not any(at(d[0]) <= c <= at(d[1]) + span for c in crossed)]
+
+
+class _Maker:
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def __call__(
+        self,
+        rule: str,
+        title: str,
+        *,
+        identity: str,
+        client: str,
+        rows: list[tuple[int, float, str]],
+        count: int,
+    ) -> Finding:
+        techniques = _TECHNIQUES[rule]
+        models = {m for _, _, m in rows} - {"-"}
+        first = rows[0][1]
+        scope = f"identity={identity}" if identity != "-" else f"client={client}"
+        return Finding(
+            rule_id=rule,
+            title=title,
+            techniques=techniques,
+            technique_names=tuple(self.names.get(t, "") for t in techniques),
+            severity="high",
+            identity=identity,
+            client=client,
+            model=models.pop() if len(models) == 1 else "-",
+            first_seen=first,
+            last_seen=rows[-1][1],
+            event_ids=tuple(i for i, _, _ in rows[:MAX_EVENT_IDS]),
+            count=count,
+            key=f"{rule}|{scope}|sum={title.split(':', 1)[0]}|t={int(first)}",
+        )
+
+
+def _events(
+    store: EventStore, where: str, params: dict[str, object]
+) -> list[tuple[int, float, str, str, str]]:
+    rows = store.query(
+        f"SELECT id, ts, identity, client, model FROM {store.table} WHERE {where} ORDER BY ts, id",  # noqa: S608 - ours; bound
+        params,
+    )
+    return [(int(r.id), float(r.ts), str(r.identity), str(r.client), str(r.model)) for r in rows]
+
+
+def _window_events(
+    store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int
+) -> list[tuple[int, float, str]]:
+    """The events behind a rollup finding: those of the hour in which the threshold was crossed."""
+    rows = store.query(
+        f"SELECT id, ts, model FROM {store.table} WHERE {where} AND ts >= :lo AND ts < :hi "  # noqa: S608 - ours; bound
+        f"ORDER BY ts, id LIMIT {MAX_EVENT_IDS}",
+        {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)},
+    )
+    return [(int(r.id), float(r.ts), str(r.model)) for r in rows]
+
+
+def _rollup(store: EventStore, kind: str, since: float | None) -> list[tuple[str, str, int, int]]:
+    r = rollup_table
+    q = sa.select(r.c.identity, r.c.client, r.c.w, r.c.n).where(r.c.kind == kind)
+    if since is not None:
+        q = q.where(r.c.w >= int(since // WINDOW_S))
+    with store.engine.connect() as conn:
+        return [(str(i), str(c), int(w), int(n)) for i, c, w, n in conn.execute(q)]
+
+
+def cumulative_findings(
+    store: EventStore, *, since: float | None = None, limits: Thresholds | None = None
+) -> list[Finding]:
+    """Every cumulative threshold crossed since ``since`` (see the module): a finding per actor and check."""
+    from bastion.governance.threat import atlas_techniques
+
+    lim = limits or Thresholds()
+    make = _Maker(dict(atlas_techniques()))
+    since_sql = " AND ts >= :since" if since is not None else ""
+    base: dict[str, object] = {"since": since} if since is not None else {}
+    out: list[Finding] = []
+
+    per_identity: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for identity, _client, w, n in _rollup(store, "request", since):
+        if identity != "-":
+            per_identity[identity][w] += n
+    for identity, windows in sorted(per_identity.items()):
+        for hit in _rolling(windows, 24, lim.requests_per_day):
+            rows = _window_events(
+                store,
+                f"kind = 'request' AND identity = :i{since_sql}",
+                {**base, "i": identity},
+                hit[1],
+                hit[1],
+            )
+            if rows:
+                clients = _clients(store, identity, hit[1], hit[1])
+                title = (
+                    f"requests per day: {hit[2]:,} model queries by one identity in 24 h "
+                    f"(threshold {lim.requests_per_day:,})"
+                )
+                client = clients.pop() if len(clients) == 1 else "-"
+                out.append(
+                    make(EXTRACTION_RULE, title, identity=identity, client=client, rows=rows, count=hit[2])
+                )
+
+    per_prefix: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    members: dict[str, set[str]] = defaultdict(set)
+    for _identity, client, w, n in _rollup(store, "auth-failure", since):
+        per_prefix[prefix_of(client)][w] += n
+        members[prefix_of(client)].add(client)
+    for prefix, windows in sorted(per_prefix.items()):
+        hourly = _rolling(windows, 1, lim.refused_per_prefix_hour)
+        daily = _rolling(windows, 24, lim.refused_per_prefix_day)
+        daily = _uncovered(daily, hourly, 24, float)
+        names = sorted(members[prefix])
+        binds = {f"c{j}": c for j, c in enumerate(names)}
+        where = f"kind = 'auth-failure' AND client IN ({', '.join(':' + b for b in binds)}){since_sql}"
+        for hit, label, threshold in [(h, "hour", lim.refused_per_prefix_hour) for h in hourly] + [
+            (d, "day", lim.refused_per_prefix_day) for d in daily
+        ]:
+            rows = _window_events(store, where, {**base, **binds}, hit[1], hit[1])
+            if rows:
+                # one address: name it (the playbook blocks addresses); several: the network
+                client = names[0] if len(names) == 1 else prefix
+                title = (
+                    f"refused tokens per {label}: {hit[2]:,} from {client} "
+                    f"({len(names)} address{'es' if len(names) > 1 else ''}; threshold {threshold:,})"
+                )
+                out.append(
+                    make(TOKEN_SPRAY_RULE, title, identity="-", client=client, rows=rows, count=hit[2])
+                )
+
+    out.extend(_per_identity_events(store, make, lim, since_sql, base))
+    return out
+
+
+def _clients(store: EventStore, identity: str, lo_w: int, hi_w: int) -> set[str]:
+    r = rollup_table
+    q = (
+        sa.select(r.c.client)
+        .where(r.c.identity == identity, r.c.kind == "request", r.c.w >= lo_w, r.c.w <= hi_w)
+        .distinct()
+    )
+    with store.engine.connect() as conn:
+        return {str(c) for (c,) in conn.execute(q)}
+
+
+def _per_identity_events(
+    store: EventStore, make: _Maker, lim: Thresholds, since_sql: str, base: dict[str, object]
+) -> Iterable[Finding]:
+    checks = (
+        (
+            "reveal",
+            REVEAL_RULE,
+            "reveals",
+            ((HOUR, lim.reveals_per_hour, "hour"), (DAY, lim.reveals_per_day, "day")),
+        ),
+        (
+            "guard-block",
+            GUARD_RULE,
+            "guard blocks",
+            ((HOUR, lim.guard_blocks_per_hour, "hour"), (DAY, lim.guard_blocks_per_day, "day")),
+        ),
+    )
+    for kind, rule, what, spans in checks:
+        by_identity: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
+        for i, ts, identity, _client, model in _events(store, f"kind = '{kind}'{since_sql}", base):
+            if identity != "-":
+                by_identity[identity].append((i, ts, model))
+        for identity, rows in sorted(by_identity.items()):
+            times = [t for _, t, _ in rows]
+            (hour_span, hour_n, _), (day_span, day_n, _) = spans
+            hourly = _sliding(times, hour_span, hour_n)
+            daily = _uncovered(_sliding(times, day_span, day_n), hourly, day_span, times.__getitem__)
+            for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
+                (d, "day", day_n) for d in daily
+            ]:
+                yield make(
+                    rule,
+                    f"{what} per {label}: {hit[2]} by one identity (threshold {threshold})",
+                    identity=identity,
+                    client="-",
+                    rows=rows[hit[0] : hit[1] + 1],
+                    count=hit[2],
+                )
+    pulls: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
+    for i, ts, identity, _client, model in _events(
+        store, f"kind = 'pull' AND outcome = 'ok'{since_sql}", base
+    ):
+        if identity != "-" and model != "-":
+            pulls[identity].append((i, ts, model))
+    for identity, rows in sorted(pulls.items()):
+        points = [(t, 1, m) for _, t, m in rows]
+        for hit in _episodes(points, DAY, lim.models_per_day, distinct=True):
+            yield make(
+                BULK_PULL_RULE,
+                f"models per day: {hit[2]} distinct models pulled by one identity in 24 h "
+                f"(threshold {lim.models_per_day})",
+                identity=identity,
+                client="-",
+                rows=rows[hit[0] : hit[1] + 1],
+                count=hit[2],
+            )
+
+
+__all__ = ["Thresholds", "cumulative_findings", "prefix_of"]

@@ -180,3 +180,48 @@ def test_encrypted_requests_carry_raw_features_too(project: Any, kit: Any, digit
         )
     assert r.status_code == 200, r.text
     assert np.array_equal(client.decrypt(r.content).argmax(axis=1), adapter.predict(ds.x_test[:20]))
+
+
+def test_watermark_verify_url_sends_the_trigger_set_as_raw_features(
+    project: Any,
+    kit: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Our own gateway serving our watermarked registry model scales what it gets: ``verify --url`` maps the
+    trigger set (the model's space) back to raw features, so the gateway lands exactly on the triggers."""
+    import json
+
+    from bastion.cli import run
+    from bastion.serve.server import load_served_model
+
+    from .conftest import PASSPHRASE
+
+    monkeypatch.setenv("BASTION_PASSPHRASE", PASSPHRASE)
+    home = ["--home", str(project.home)]
+    assert run(["watermark", "keygen", *home, "--format", "json"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["key_id"]
+    train = [
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "20",
+        "--watermark-key",
+        key_id,
+        "--push",
+        "wm-digits",
+    ]
+    assert run([*train, *home]) == 0
+    capsys.readouterr()
+    version = project.vault.show("wm-digits:1")
+    served = load_served_model(vault=project.vault, version=version)
+    assert served.preprocessing is not None and served.preprocessing.kind == "scale"
+    _, token = project.vault.create_token(name="wm-investigator", role="consumer", models=["wm-digits"])
+    monkeypatch.setenv("WM_R4_TOKEN", token)
+    with kit.serving(_gateway(project, served, limit=None)) as server:
+        argv = ["watermark", "verify", "--url", server.url, "--model-name", "wm-digits"]
+        code = run([*argv, "--bearer-env", "WM_R4_TOKEN", "--key-id", key_id, *home, "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["verdict"] == "owned", doc

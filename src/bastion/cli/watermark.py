@@ -545,6 +545,11 @@ def _verify(
         adapter: Any = RemoteSuspect(
             url, model=model_name, n_classes=n_classes, input_shape=shape, headers=headers
         )
+        prep = _registry_preprocessing(vault, model_name, rec) if marks is None else None
+        if prep is not None:  # served like our registry model: raw features in (issue 14 item 10)
+            from bastion.models.adapters import RawInputAdapter
+
+            adapter = RawInputAdapter(adapter, prep)
         suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
     else:
         assert model is not None
@@ -580,6 +585,30 @@ def _suspect_record(metadata: Any, key: Any) -> Any:
             hint="pass --record FILE to test this key's trigger set anyway",
         )
     return rec
+
+
+def _registry_preprocessing(vault: Any, name: str, rec: Any) -> Any:
+    """The preprocessing stored with the newest registry version of ``name`` that carries ``rec`` (or None).
+
+    A gateway serving that version takes raw features and scales them itself, so the trigger set (in the
+    model's input space) is sent mapped back to raw features."""
+    from bastion.errors import BastionError
+
+    if vault is None or rec is None:
+        return None
+    try:
+        versions = [v for v in vault.list("model") if str(v.name) == name]
+        for version in versions:  # newest first
+            ref = f"{version.name}:{version.version}"
+            notes = vault.annotations(ref, namespace="watermark")
+            if any(note.data.get("commitment") == rec.commitment for note in notes):
+                from bastion.models.recipes import load_model
+
+                with vault.materialize(ref) as directory:
+                    return load_model(directory).preprocessing
+    except BastionError:
+        return None
+    return None
 
 
 def _registry_record(vault: Any, key: Any, name: str) -> Any:

@@ -322,4 +322,34 @@ class CallableAdapter:
 # have always imported it from. remote.py builds on the helpers above, so this import comes last.
 from bastion.models.remote import RemoteAdapter  # noqa: E402
 
-__all__ = ["CallableAdapter", "Outputs", "RemoteAdapter", "SklearnAdapter", "TorchAdapter"]
+
+class RawInputAdapter:
+    """Queries ``inner`` — an endpoint that takes raw features, e.g. bastion's gateway serving a model that
+    stores its preprocessing — with rows given in the model's own input space: each batch is mapped back with
+    ``preprocessing.invert`` first (the gateway then scales it once, landing on exactly those rows)."""
+
+    def __init__(self, inner: Any, preprocessing: Any) -> None:
+        self.inner = inner
+        self.preprocessing = preprocessing
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.inner.n_classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.inner.input_shape)
+
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        arr = np.asarray(x)
+        raw = self.preprocessing.invert(arr.reshape(len(arr), -1))
+        return np.ascontiguousarray(raw, dtype=np.float32).reshape(arr.shape)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.predict_proba(self._raw(x)))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.predict(self._raw(x)))
+
+
+__all__ = ["CallableAdapter", "Outputs", "RawInputAdapter", "RemoteAdapter", "SklearnAdapter", "TorchAdapter"]

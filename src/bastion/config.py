@@ -28,7 +28,7 @@ ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
 KNOWN_SECTIONS: dict[str, frozenset[str]] = {
     "project": frozenset({"name", "default_env"}),
     "database": frozenset({"url"}),
-    "blobs": frozenset({"path"}),
+    "blobs": frozenset({"path", "url", "endpoint_url", "region"}),  # bastion.store.blobs.open_blob_store
     "keys": frozenset({"provider", "pkcs11_module", "pkcs11_token", "pkcs11_pin_env", "kdf"}),
     "scan": frozenset({"max_pickle_bytes", "max_archive_ratio", "max_archive_bytes", "extra_allow"}),
     "data": frozenset({"policy", "token_scope", "chunk_rows"}),

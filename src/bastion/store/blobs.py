@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 import blake3
 
-from bastion.errors import InvalidInput, NotFound
+from bastion.config import Settings
+from bastion.errors import ConfigError, InvalidInput, NotFound
 from bastion.files import fsync_dir
 from bastion.store.interface import BlobStore
 
@@ -167,4 +168,41 @@ class FileBlobStore:
         return removed
 
 
-__all__ = ["BlobStore", "FileBlobStore", "content_hasher", "content_id", "is_blob_id"]
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The project's blob store, chosen by ``[blobs]`` in bastion.toml.
+
+    ``url = "s3://bucket/prefix"`` selects :class:`~bastion.store.s3.S3BlobStore` (optional ``endpoint_url``
+    for MinIO/Ceph RGW/a test server, and ``region``; the endpoint may also come from ``AWS_ENDPOINT_URL``).
+    Credentials are never configured here (an unknown key such as ``secret_access_key`` is refused): boto3's
+    standard chain finds them (environment, shared files, instance or container role). Without ``url``, the
+    filesystem store at ``path`` (default ``HOME/blobs``).
+    """
+    section = settings.section("blobs")
+    url = section.get("url")
+    if url is None:
+        return FileBlobStore(settings.blob_dir)
+    if "path" in section:
+        raise ConfigError("[blobs] takes either path (a directory) or url (s3://bucket/prefix), not both")
+    m = _S3_URL.match(url) if isinstance(url, str) else None
+    if m is None:
+        raise ConfigError("[blobs] url must be s3://bucket/prefix (an S3-compatible object store)")
+    options = {}
+    for key in ("endpoint_url", "region"):
+        value = section.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"[blobs] {key} must be a non-empty string")
+        options[key] = value
+    from bastion.store.s3 import S3BlobStore
+
+    return S3BlobStore(
+        bucket=m.group(1),
+        prefix=m.group(2) or "",
+        endpoint_url=options["endpoint_url"],
+        region=options["region"],
+    )
+
+
+__all__ = ["BlobStore", "FileBlobStore", "content_hasher", "content_id", "is_blob_id", "open_blob_store"]

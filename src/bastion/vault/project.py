@@ -27,7 +27,7 @@ from bastion.crypto.keys import init_key_provider, open_key_provider
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import ConfigError, Conflict, InvalidInput, NotFound
 from bastion.store.auditlog import AuditLog
-from bastion.store.blobs import FileBlobStore
+from bastion.store.blobs import open_blob_store
 from bastion.store.db import ensure_tables, open_engine
 from bastion.store.witness import witnesses_from_config
 from bastion.vault._private import clean_stale, write_private
@@ -94,7 +94,7 @@ def init_project(
         settings=settings,
         engine=engine,
         keys=keys,
-        blobs=FileBlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings),
         audit=audit,
         access=AccessControl(engine, audit, actor=owner),
         identity=owner,
@@ -140,7 +140,7 @@ def open_vault(
         settings=settings,
         engine=engine,
         keys=keys,
-        blobs=FileBlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings),
         audit=audit,
         access=AccessControl(engine, audit, actor=identity),
         identity=identity,

@@ -13,6 +13,8 @@ import pytest
 from bastion.adversarial.loading import load_data, open_model, to_model_space
 from bastion.cli import run
 
+pytestmark = pytest.mark.slow  # trains a small breast_cancer MLP (≈ 10 s on a busy machine)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:

@@ -72,6 +72,7 @@ def _accuracy(kit: Any, url: str, token: str, x: np.ndarray, y: np.ndarray) -> f
     return float(np.mean(np.asarray(labels) == y))
 
 
+@pytest.mark.slow
 def test_raw_rows_through_a_live_gateway_get_the_trained_accuracy(
     project: Any, kit: Any, breast_cancer: Trained
 ) -> None:
@@ -146,6 +147,7 @@ def test_a_drift_reference_file_holds_raw_rows_like_requests(tmp_path: Path) -> 
     assert raw is not None and not np.allclose(raw.reference.edges[0], b.edges[0], atol=1e-2)
 
 
+@pytest.mark.slow
 def test_encrypted_requests_carry_raw_features_too(project: Any, kit: Any, digits: Any) -> None:
     """The gateway cannot scale ciphertexts: the stored preprocessing is folded into the first layer."""
     import httpx
@@ -182,6 +184,7 @@ def test_encrypted_requests_carry_raw_features_too(project: Any, kit: Any, digit
     assert np.array_equal(client.decrypt(r.content).argmax(axis=1), adapter.predict(ds.x_test[:20]))
 
 
+@pytest.mark.slow
 def test_watermark_verify_url_sends_the_trigger_set_as_raw_features(
     project: Any,
     kit: Any,

@@ -4,9 +4,16 @@ mistakes refused, and no credential in any message."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -103,3 +110,127 @@ def test_a_missing_bucket_fails_closed_without_credentials_in_the_error(
     err = capsys.readouterr().err
     assert code == 2 and "no-such-bucket" in err and "Traceback" not in err
     assert SECRET not in err and "bastion-test-access-key" not in err
+
+
+# --- the team variant: one registry server and two gateways share the bucket and PostgreSQL ---
+
+CLI = [sys.executable, "-c", "from bastion.cli import main; main()"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(args: list[str], ready: str, *, verify: str | bool, env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited: {proc.stderr.read()[-800:] if proc.stderr else ''}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(ready, verify=verify, timeout=2).status_code == 200:
+                return proc
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{args[0]} did not become ready")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_server_and_two_gateways_share_the_bucket_and_postgres(
+    s3_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    from bastion.models.recipes import MlpConfig, build_mlp, load_dataset, save_model, train_model
+    from bastion.serve.server import ServeOptions, approve_gateway
+    from bastion.serve.tls import self_signed_certificate
+
+    from .._support.postgres import postgres_schema
+
+    data = load_dataset("digits")
+    module = build_mlp(n_features=64, n_classes=10, hidden=(16,), seed=0)
+    train_model(model=module, dataset=data, epochs=2, batch_size=64, lr=0.1, seed=0)
+    model = tmp_path / "digits"
+    save_model(module, model, config=MlpConfig(n_features=64, n_classes=10, hidden=(16,)))
+    procs: list[subprocess.Popen[str]] = []
+    with postgres_schema(postgres_url, prefix="bastion_s3") as db_url:
+        home = tmp_path / "home"
+        vault = init_project(
+            home=home, passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast(), database_url=db_url
+        )
+        _, pusher = vault.create_token(name="alice-ds", role="data-scientist", models=[], envs=["dev"])
+        _, caller = vault.create_token(name="app", role="consumer", models=["digits"])
+        vault.close()
+        with_s3_blobs(home, s3_url)
+        cert, key = self_signed_certificate(tmp_path / "tls")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+        env["BASTION_PASSPHRASE"] = PASSPHRASE
+        try:
+            port = _port()
+            server = f"https://127.0.0.1:{port}"
+            serve_args = ["server", "--home", str(home), "--port", str(port), "--tls-cert", str(cert)]
+            procs.append(
+                _start([*serve_args, "--tls-key", str(key)], f"{server}/healthz", verify=str(cert), env=env)
+            )
+            client_env = {  # the pusher holds a token only: no passphrase, home, database or bucket key
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path),
+                "BASTION_HOME": str(tmp_path / "no-home"),
+                "BASTION_URL": server,
+                "BASTION_CA": str(cert),
+                "BASTION_TOKEN": pusher,
+            }
+            push = subprocess.run(
+                [*CLI, "registry", "push", str(model), "--name", "digits"],
+                env=client_env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            assert push.returncode == 0, push.stderr
+            assert _keys("team-a/blobs/") and not [p for p in (home / "blobs").rglob("*") if p.is_file()]
+            approve_gateway(ServeOptions(model_ref="digits:1", home=str(home)), passphrase=PASSPHRASE)
+            gateways = []
+            for _ in range(2):
+                gw = f"http://127.0.0.1:{_port()}"
+                args = [
+                    "serve",
+                    "digits:1",
+                    "--insecure",
+                    "--port",
+                    gw.rsplit(":", 1)[1],
+                    "--home",
+                    str(home),
+                ]
+                procs.append(_start(args, f"{gw}/v2/health/ready", verify=False, env=env))
+                gateways.append(gw)
+            x = np.asarray(data.x_test[:4], dtype=np.float32)
+            body = {
+                "inputs": [
+                    {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+                ]
+            }
+            answers = []
+            for gw in gateways:
+                r = httpx.post(
+                    f"{gw}/v2/models/digits/infer", json=body, headers={"Authorization": f"Bearer {caller}"}
+                )
+                assert r.status_code == 200, r.text
+                answers.append(r.json())
+            assert answers[0]["model_version"] == answers[1]["model_version"] == "1"
+            assert answers[0]["outputs"] == answers[1]["outputs"]
+        finally:
+            for proc in procs:
+                _stop(proc)

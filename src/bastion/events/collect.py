@@ -13,6 +13,7 @@ becomes one event per counted request with its client address, capped per batch 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -142,6 +143,8 @@ def events_from_entry(entry: Any) -> list[Event]:
         # of a window alone, the rest of it as one entry with their count
         client = str(details["source"])
         repeat = max(1, min(int(details.get("count", 1) or 1), MAX_UNAUTH_EXPANDED))
+        with contextlib.suppress(TypeError, ValueError):  # timed at the window's start (within the hour)
+            when = min(when, max(when - 3600.0, float(details.get("window_start", when))))
     return [
         Event(
             time=when,

@@ -10,6 +10,7 @@ request (no cache): a revocation takes effect on the next call.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -30,6 +31,8 @@ from bastion.vault import Vault, open_vault
 from bastion.vault.interface import Inspector
 
 SPOOL_DIR = "server-spool"
+SPRAY_FAILURES = 20  # failed authentications in a window written at once: the token-spray rule's threshold
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class ServerState:
         # Failed authentications are audit-logged in aggregate (:class:`FailureLog`: at most two entries per
         # source and minute, with the count), and an address that keeps failing is refused before any
         # lookup: a flood of made-up tokens can neither grow the signed log nor guess at speed.
-        self.failures = FailureLog(base.audit)
+        self.failures = FailureLog(base.audit, write_at=SPRAY_FAILURES)
+        self.failures.start_timer()
         quiet = AccessControl(base.engine, QuietFailures(base.audit), sealer=base.access.sealer)  # type: ignore[arg-type]
         self._tokens = quiet.authenticate
         self._limits = RateLimiter(
@@ -106,6 +110,7 @@ class ServerState:
             namespace="introspect",
         )
         self.introspect_failures = FailureLog(base.audit, action="gateway:introspect", immediate=False)
+        self.introspect_failures.start_timer()
         self.check_token = self._tokens  # quiet: the caller logs failures (in aggregate)
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
@@ -129,8 +134,8 @@ class ServerState:
         return cls(base=base, settings=settings, inspectors=inspectors, wrap_holders=wrap_holders)
 
     def close(self) -> None:
-        self.failures.flush(force=True)
-        self.introspect_failures.flush(force=True)
+        self.failures.close()
+        self.introspect_failures.close()
         self.base.close()
 
     # --- who is calling ------------------------------------------------------------------------------------
@@ -211,9 +216,12 @@ class FailureLog:
     """Failed authentications, audit-logged per source in windows of ``window_s``: the first failure of a
     source in a window is appended at once (``count`` 1; with ``immediate`` off it is only counted), the
     rest of that window as one entry with their ``count`` once the window has passed (written by the next
-    check, or at shutdown). So a source costs at most two signed entries a window (one without
-    ``immediate``), however fast it sprays; past ``max_sources`` distinct sources in one window, further
-    ones share the source ``*``."""
+    check, by the timer of :meth:`start_timer`, or at shutdown). With ``write_at``, the count is written as
+    soon as the window holds that many failures (the token-spray rule's threshold: the hunt sees the spray
+    then, not a window later), and the rest at the window's end. So a source costs at most three signed
+    entries a window (two without ``immediate``), however fast it sprays; past ``max_sources`` distinct
+    sources in one window, further ones share the source ``*``. Each entry names its window's start
+    (``window_start``, unix seconds): the events are timed there, not when the entry was written."""
 
     def __init__(
         self,
@@ -223,19 +231,28 @@ class FailureLog:
         max_sources: int = 10_000,
         action: str = "auth",
         immediate: bool = True,
+        write_at: int | None = None,
         now: Any = time.monotonic,
+        wall: Any = time.time,
     ) -> None:
         self._audit = audit
         self.window_s = window_s
         self._max = max_sources
         self._action = action
         self._immediate = immediate
+        self._write_at = write_at
         self._now = now
+        self._wall = wall
         self._lock = threading.Lock()
-        self._open: dict[str, list[float]] = {}  # source -> [window start, failures after the first]
+        # source -> [window start (monotonic), failures not yet written, window start (wall), written so far]
+        self._open: dict[str, list[float]] = {}
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
 
     def failed(self, source: str) -> None:
         now = self._now()
+        due: list[tuple[str, int, float]] = []
+        fresh: float | None = None
         with self._lock:
             entry = self._open.get(source)
             if entry is None and len(self._open) >= self._max:
@@ -243,31 +260,66 @@ class FailureLog:
                 entry = self._open.get(source)
             if entry is not None and now - entry[0] < self.window_s:
                 entry[1] += 1
-                return
-            self._open[source] = [now, 0 if self._immediate else 1]
-            due = [(source, int(entry[1]))] if entry is not None and entry[1] else []
-        for src, count in due:
-            self._append(src, count, aggregated=True)
-        if self._immediate:
-            self._append(source, 1, aggregated=False)
+                seen = entry[3] + entry[1]
+                if self._write_at is not None and entry[1] and seen == self._write_at:
+                    due.append((source, int(entry[1]), entry[2]))  # the threshold crossed: write now
+                    entry[3], entry[1] = seen, 0
+            else:
+                fresh = self._wall()
+                self._open[source] = [now, 0 if self._immediate else 1, fresh, 1 if self._immediate else 0]
+                if entry is not None and entry[1]:
+                    due.append((source, int(entry[1]), entry[2]))
+        for src, count, start_wall in due:
+            self._append(src, count, aggregated=True, window_start=start_wall)
+        if self._immediate and fresh is not None:
+            self._append(source, 1, aggregated=False, window_start=fresh)
 
     def flush(self, *, force: bool = False) -> None:
         """Write the counts of every window that has passed (``force``: of every window)."""
         now = self._now()
-        due: list[tuple[str, int]] = []
+        due: list[tuple[str, int, float]] = []
         with self._lock:
             if not self._open:
                 return
-            for src, (start, count) in list(self._open.items()):
+            for src, (start, count, start_wall, _written) in list(self._open.items()):
                 if force or now - start >= self.window_s:
                     del self._open[src]
                     if count:
-                        due.append((src, int(count)))
-        for src, count in due:
-            self._append(src, count, aggregated=True)
+                        due.append((src, int(count), start_wall))
+        for src, count, start_wall in due:
+            self._append(src, count, aggregated=True, window_start=start_wall)
 
-    def _append(self, source: str, count: int, *, aggregated: bool) -> None:
-        details: dict[str, Any] = {"source": source, "count": count, "window_s": self.window_s}
+    def start_timer(self, interval_s: float = 1.0) -> None:
+        """Flush passed windows every ``interval_s`` in a daemon thread (until :meth:`close`): a spray's
+        count is written when its window ends even if no request follows."""
+        if self._timer is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.flush()
+                except Exception as exc:  # the log is closed or failing: the next tick tries again
+                    logger.warning("failure log flush failed (%s)", type(exc).__name__)
+
+        self._timer = threading.Thread(target=run, name="bastion-failure-log", daemon=True)
+        self._timer.start()
+
+    def close(self) -> None:
+        """Stop the timer and write every open window."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(5.0)
+            self._timer = None
+        self.flush(force=True)
+
+    def _append(self, source: str, count: int, *, aggregated: bool, window_start: float) -> None:
+        details: dict[str, Any] = {
+            "source": source,
+            "count": count,
+            "window_s": self.window_s,
+            "window_start": round(window_start, 3),
+        }
         if aggregated:
             details["aggregated"] = True
         self._audit.append(

@@ -97,3 +97,4 @@ def test_wrong_arguments(path: tuple[str, ...], cmd: click.Command, capsys) -> N
     assert code in (0, 1, 2), text[-2000:]
     if code == 2:  # a refusal says what is wrong (some commands legitimately accept any text)
         assert "error" in text.lower(), text[-2000:]
+        assert not text.startswith("\n"), "an error preceded by a blank line"  # issue 14 item 12

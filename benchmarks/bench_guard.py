@@ -2,8 +2,8 @@
 indirect-injection recall, cross-source generalisation, detector latency on one core, model size, cold start,
 and the proxy's overhead over calling the upstream directly (same run).
 
-    python benchmarks/bench_guard.py            # everything (about 2-3 minutes on 2 shared cores)
-    python benchmarks/bench_guard.py --quick    # skip cross-source retraining and use fewer proxy requests
+    python benchmarks/bench_guard.py            # everything (about 10-12 minutes on 2 shared cores)
+    python benchmarks/bench_guard.py --quick    # no cross-source retraining, fewer proxy requests (~1.5 m)
 
 Data: data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md); the shipped, signed model's thresholds
 were calibrated on the ``val`` split; every figure below is on the ``test`` split unless it says otherwise.

@@ -4,9 +4,13 @@ Features: every character 3-, 4- and 5-gram of the normalised, lower-cased text 
 over code points, then a 64-bit finaliser) into ``dim`` buckets; a text's n-gram features are the bucket
 counts divided by the square root of the number of n-grams (close to an L2-normalised bag when n-grams
 rarely repeat), so the n-gram part of the logit is the sum of the text's n-gram weights over that root.
-The rule hits of :mod:`bastion.guard.rules` are extra binary features. This is the "hashing trick" of
-Weinberger et al. (ICML 2009) in front of a linear model, as in fastText-style baselines (Joulin et al.,
-EACL 2017); unlike them there is no learned embedding, which keeps scoring a gather and a sum.
+The rule hits of :mod:`bastion.guard.rules` are extra binary features. Two optional, signed flags:
+``fold_marks`` strips diacritics from Latin letters before hashing (text typed without its accents shares its
+n-grams) and ``cjk_bigrams`` adds character bigrams inside Han/kana/Hangul runs (no spaces there, so the word
+features see whole clauses). A model may carry a second weight vector, ``documents``, for the retrieved and
+tool channels. This is the "hashing trick" of Weinberger et al. (ICML 2009) in front of a linear model, as in
+fastText-style baselines (Joulin et al., EACL 2017); unlike them there is no learned embedding, which keeps
+scoring a gather and a sum.
 
 Long inputs: because the n-gram part is a sum over positions, the same quantity over any window of positions
 comes from a prefix sum; a text longer than ``window`` is scored as the maximum over windows (stride

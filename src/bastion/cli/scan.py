@@ -103,15 +103,37 @@ def register(app: typer.Typer) -> None:
             [], "--allow", help="Also allow this exact module:qualname (repeatable; logged as a warning)."
         ),
         home: Path | None = HOME_OPTION,
+        engine: str | None = typer.Option(
+            None, "--engine", help="Scan one task per file on local, dask or spark (or a bucket: s3://...)."
+        ),
+        cluster: str | None = typer.Option(None, "--cluster", help="Dask scheduler or Spark master."),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="Workers of a local pool/cluster."),
+        cache: str | None = typer.Option(
+            None, "--cache", help="Reuse verdicts by content digest from this directory or s3:// prefix."
+        ),
     ) -> None:
         """Scan PATH... and exit 0 (nothing unsafe), 1 (findings) or 2 (could not scan)."""
+        from bastion.compute.objects import as_url
         from bastion.errors import NotFound
         from bastion.scan import scan, to_sarif
 
-        missing = [p for p in paths if not p.exists()]
+        urls = [as_url(p) for p in paths]
+        missing = [p for p, u in zip(paths, urls, strict=True) if u is None and not p.exists()]
         if missing:  # a typo in the path: one line, not a report
             raise NotFound(f"no such file or directory: {missing[0]}")
-        report = scan(paths=paths, config=_config(home, allow))
+        if any(urls) or engine or cluster or workers or cache:
+            from bastion.compute import make_executor
+            from bastion.compute.models import scan_models
+
+            with make_executor(engine=engine or "local", cluster=cluster, workers=workers) as executor:
+                report, _ = scan_models(
+                    paths=[u or p for p, u in zip(paths, urls, strict=True)],
+                    executor=executor,
+                    config=_config(home, allow),
+                    cache=cache,
+                )
+        else:
+            report = scan(paths=paths, config=_config(home, allow))
         if fmt is ScanFormat.json:
             print_json(report.to_dict())
         elif fmt is ScanFormat.sarif:

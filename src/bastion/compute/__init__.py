@@ -18,8 +18,9 @@ from bastion.errors import InvalidInput
 
 ENGINES: tuple[str, ...] = ("local", "dask", "spark")
 RAY_NOT_BUILT = (
-    "the ray engine is not implemented: ray 2.60 took ~50 s to start here and its GCS, raylet and workers "
-    "listened on every interface despite a 127.0.0.1 node address (see docs/benchmarks.md, Scale-out)"
+    "the ray engine is not implemented: ray 2.60.0 (the newest release, re-checked 2026-12-05) still "
+    "binds its GCS, raylet and workers to every interface with a 127.0.0.1 node address and took 36-49 s "
+    "to start here (see docs/benchmarks.md, Scale-out)"
 )
 
 

@@ -25,7 +25,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError
 from bastion.ui import data, svg
-from bastion.ui.sessions import COOKIE, SECURE_COOKIE, Session, Sessions, may_view
+from bastion.ui.sessions import (
+    COOKIE,
+    SECURE_COOKIE,
+    LoginThrottled,
+    Session,
+    Sessions,
+    may_view,
+    same_origin,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +178,13 @@ def create_app(
     @app.post("/login", response_class=HTMLResponse)
     async def _login(request: Request) -> Response:
         client = request.client.host if request.client else "-"
+        headers = request.headers
+        if not same_origin(  # login CSRF: a form posted from another site signs nobody in
+            origin=headers.get("origin"), fetch_site=headers.get("sec-fetch-site"), host=headers.get("host")
+        ):
+            return render(
+                "login.html", 403, title="Sign in", current="/login", error="cross-site sign-in refused"
+            )
         if sessions.throttled(client):
             return render(
                 "login.html",
@@ -189,6 +204,10 @@ def create_app(
             return render("login.html", 401, title="Sign in", current="/login", error="enter an API token")
         try:
             sid = sessions.login(token, client=client)
+        except LoginThrottled:
+            return render(
+                "login.html", 429, title="Sign in", current="/login", error="too many sign-ins: wait a minute"
+            )
         except AuthenticationFailed:
             return render("login.html", 401, title="Sign in", current="/login", error="invalid token")
         except AccessDenied:

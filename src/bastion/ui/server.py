@@ -68,7 +68,9 @@ def hunting_pages() -> Mapping[str, Callable[[Any], Mapping[str, Any]]]:
 
 def build(options: UIOptions, *, passphrase: str | None = None) -> tuple[Any, Any, Path]:
     """(app, sessions, home): opens the owner's vault once to check the passphrase and authenticate logins."""
+    from bastion.access import AccessControl
     from bastion.config import get_passphrase
+    from bastion.server.state import SPRAY_FAILURES, FailureLog, QuietFailures
     from bastion.ui.app import create_app
     from bastion.ui.sessions import Sessions
     from bastion.vault import open_vault
@@ -78,20 +80,29 @@ def build(options: UIOptions, *, passphrase: str | None = None) -> tuple[Any, An
     owner = open_vault(home=options.home, passphrase=secret)
     home = owner.settings.home
 
+    # failed logins are audit-logged in aggregate per client address (as the server does): the token check
+    # itself appends nothing for a plain failure; FailureLog writes the first of a window, the count at the
+    # spray threshold and the rest at the window's end, each naming the address
+    quiet = AccessControl(owner.engine, QuietFailures(owner.audit), sealer=owner.access.sealer)  # type: ignore[arg-type]
+    failures = FailureLog(owner.audit, write_at=SPRAY_FAILURES)
+    failures.start_timer()
+
     def authenticate(token: str) -> Any:
-        return owner.authenticate(token)
+        return quiet.authenticate(token)
 
     def session_vault(token: str) -> Any:
         return open_vault(home=home, passphrase=secret, token=token)
 
-    sessions = Sessions(authenticate=authenticate, open_vault=session_vault, idle_s=options.idle_s)
+    sessions = Sessions(
+        authenticate=authenticate, open_vault=session_vault, idle_s=options.idle_s, on_failure=failures.failed
+    )
     secure = not options.insecure
     app = create_app(
         sessions=sessions,
         secure=secure,
         reports=tuple(Path(r) for r in options.reports),
         extra=hunting_pages(),
-        on_shutdown=(owner.close,),
+        on_shutdown=(failures.close, owner.close),
     )
     return app, sessions, home
 

@@ -6,7 +6,11 @@ holds a vault opened *as that identity*, so every page reads with the library's 
 the token (in memory only) is re-checked on every request: a revoked token or a disabled identity ends the
 session at its next click. The cookie holds 32 random bytes (``secrets``), looked up by their SHA-256, so a
 memory dump of the table does not yield live cookie values. Sessions expire after ``idle_s`` without a request
-and ``max_age_s`` in all; at most ``max_sessions`` live at once (the oldest is closed first).
+and ``max_age_s`` in all; at most ``max_sessions`` live at once (the oldest is closed first), and at most
+``max_per_identity`` per identity (its own oldest is closed first: one auditor logging in again and again
+cannot push everyone else out). Successful logins are limited per identity (``max_logins`` a window:
+:class:`LoginThrottled`), failed ones per client address (:meth:`Sessions.throttled`); ``on_failure(client)``
+is told of every failed login (the dashboard logs them in aggregate, per address, like the server).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from bastion.access import Identity, allowed
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError
@@ -44,6 +49,22 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class LoginThrottled(AccessDenied):
+    """Too many successful logins by one identity within the window (HTTP 429)."""
+
+
+def same_origin(*, origin: str | None, fetch_site: str | None, host: str | None) -> bool:
+    """A state-changing request (the login form) came from this site: ``Sec-Fetch-Site`` is ``same-origin``
+    or ``none`` when sent, and ``Origin`` names this ``Host`` when sent (``null`` never does). A client that
+    sends neither (curl, an old browser) is let through: it carries no other site's intent."""
+    if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
+        return False
+    if origin is None:
+        return True
+    netloc = urlsplit(origin.strip()).netloc.lower()
+    return bool(netloc) and host is not None and netloc == host.strip().lower()
+
+
 def _key(sid: str) -> str:
     return hashlib.sha256(sid.encode("ascii", "replace")).hexdigest()
 
@@ -61,6 +82,9 @@ class Sessions:
         max_sessions: int = 32,
         max_failures: int = 10,
         failure_window_s: float = 60.0,
+        max_per_identity: int = 4,
+        max_logins: int = 10,
+        on_failure: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._authenticate = authenticate
@@ -70,6 +94,9 @@ class Sessions:
         self._clock = clock
         self._table: dict[str, Session] = {}
         self._failures: dict[str, deque[float]] = {}
+        self._logins: dict[str, deque[float]] = {}
+        self.max_per_identity, self._max_logins = max_per_identity, max_logins
+        self._on_failure = on_failure
         self._lock = threading.Lock()
 
     def throttled(self, client: str) -> bool:
@@ -88,6 +115,22 @@ class Sessions:
             if len(self._failures) > 10_000:
                 self._failures.clear()
             self._failures.setdefault(client, deque()).append(self._clock())
+        if self._on_failure is not None:
+            self._on_failure(client)
+
+    def _login_allowed(self, name: str) -> bool:
+        """Count a successful login of ``name``; False past ``max_logins`` within the window."""
+        now = self._clock()
+        with self._lock:
+            if len(self._logins) > 10_000:
+                self._logins.clear()
+            q = self._logins.setdefault(name, deque())
+            while q and now - q[0] > self._window:
+                q.popleft()
+            if len(q) >= self._max_logins:
+                return False
+            q.append(now)
+            return True
 
     def login(self, token: str, *, client: str) -> str:
         """A new session id for ``token``; AuthenticationFailed (bad token) or AccessDenied (role)."""
@@ -98,11 +141,19 @@ class Sessions:
             raise
         if not may_view(identity):
             raise AccessDenied(f"{identity.name} ({identity.role}) may not view the dashboard")
+        if not self._login_allowed(identity.name):
+            raise LoginThrottled(f"too many sign-ins by {identity.name}: wait a minute")
         vault = self._open_vault(token)
         sid = secrets.token_urlsafe(32)
         now = self._clock()
         evicted: list[Session] = []
         with self._lock:
+            mine = sorted(
+                (k for k, v in self._table.items() if v.identity.name == identity.name),
+                key=lambda k: self._table[k].seen,
+            )
+            for k in mine[: max(0, len(mine) - self.max_per_identity + 1)]:
+                evicted.append(self._table.pop(k))  # this identity's oldest: never someone else's
             self._table[_key(sid)] = Session(
                 vault=vault, identity=identity, token=token, created=now, seen=now
             )
@@ -162,4 +213,13 @@ def _close(session: Session) -> None:
         session.vault.close()
 
 
-__all__ = ["COOKIE", "REQUIRED_PERMISSIONS", "SECURE_COOKIE", "Session", "Sessions", "may_view"]
+__all__ = [
+    "COOKIE",
+    "REQUIRED_PERMISSIONS",
+    "SECURE_COOKIE",
+    "LoginThrottled",
+    "Session",
+    "Sessions",
+    "may_view",
+    "same_origin",
+]

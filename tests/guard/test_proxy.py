@@ -157,3 +157,13 @@ def test_session_score_blocks_a_conversation(project, upstream) -> None:
         other = _chat(srv.url, alice, prompt).status_code  # no session header: judged turn by turn
     assert codes == [200, 200, 400]
     assert other == 200
+
+
+def test_warm_up_is_best_effort(project, upstream) -> None:
+    class BrokenPolicy:
+        def check(self, text, *, context):
+            raise RuntimeError("boom")
+
+    proxy = make_proxy(project, upstream)
+    proxy.policy = BrokenPolicy()  # type: ignore[assignment]
+    proxy.app()  # the warm-up logs and carries on; requests still go through the (broken) policy

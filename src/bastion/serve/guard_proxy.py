@@ -226,8 +226,18 @@ class GuardProxy:
         )
 
     # -- app ----------------------------------------------------------------------------------------------
-    def app(self) -> Any:
+    def warm_up(self) -> None:
+        """Pay the one-off costs before the first client does: the output policy's detectors load their
+        word lists on first use (~0.8 s here) and the upstream HTTP client is imported lazily (~0.5 s)."""
+        import aiohttp  # noqa: F401
 
+        try:
+            self.policy.check("warm-up", context=self.context)
+        except Exception as exc:  # best effort: a broken policy still fails closed on each request
+            log.warning("guard proxy: output policy warm-up failed (%s)", type(exc).__name__)
+
+    def app(self) -> Any:
+        self.warm_up()
         app = FastAPI(title="bastion guard", docs_url=None, redoc_url=None, openapi_url=None)
 
         @app.get("/health")

@@ -63,7 +63,9 @@ def hunting_pages() -> Mapping[str, Callable[[Any], Mapping[str, Any]]]:
         from bastion.ui.hunting import hunt_context
     except ImportError:
         return {}
-    return {"hunt": hunt_context}
+    from bastion.ui.cache import Throttled
+
+    return {"hunt": Throttled(hunt_context)}  # a hunt at most every 30 s, whoever reloads the page
 
 
 def build(options: UIOptions, *, passphrase: str | None = None) -> tuple[Any, Any, Path]:
@@ -72,6 +74,7 @@ def build(options: UIOptions, *, passphrase: str | None = None) -> tuple[Any, An
     from bastion.config import get_passphrase
     from bastion.server.state import SPRAY_FAILURES, FailureLog, QuietFailures
     from bastion.ui.app import create_app
+    from bastion.ui.cache import VerifyCache
     from bastion.ui.sessions import Sessions
     from bastion.vault import open_vault
 
@@ -90,8 +93,10 @@ def build(options: UIOptions, *, passphrase: str | None = None) -> tuple[Any, An
     def authenticate(token: str) -> Any:
         return quiet.authenticate(token)
 
+    verify_cache = VerifyCache()  # the log verified once per signed head (and minute), not per page view
+
     def session_vault(token: str) -> Any:
-        return open_vault(home=home, passphrase=secret, token=token)
+        return verify_cache.wrap(open_vault(home=home, passphrase=secret, token=token))
 
     sessions = Sessions(
         authenticate=authenticate, open_vault=session_vault, idle_s=options.idle_s, on_failure=failures.failed

@@ -9,10 +9,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,38 +22,13 @@ from bastion.errors import ServiceError  # noqa: E402
 from bastion.store.interface import BlobStore  # noqa: E402
 from bastion.store.s3 import S3BlobStore  # noqa: E402
 
-SECRET = "bastion-test-secret-key-never-logged"  # a test credential for a local server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .._support.moto import SECRET, moto_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("moto server did not start")
-                time.sleep(0.1)
+    with moto_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

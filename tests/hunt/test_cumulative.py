@@ -36,7 +36,7 @@ def _old_pack(tmp: Path) -> Path:
         )
     )
     key = tmp / "key-then-pull.yml"
-    key.write_text(key.read_text().replace("timespan: 24h", "timespan: 10m"))
+    key.write_text(key.read_text().replace("timespan: 30m", "timespan: 10m"))
     return tmp
 
 

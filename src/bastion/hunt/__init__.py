@@ -52,7 +52,7 @@ def hunt(
     :func:`verifier_for`: the events re-derived from the signed audit log).
     """
     from bastion.governance.threat import atlas_techniques
-    from bastion.hunt.anomaly import score_windows
+    from bastion.hunt.anomaly import HISTORY_S, score_windows
     from bastion.hunt.baseline import apply_history, offhours_pulls
     from bastion.hunt.cumulative import cumulative_findings
 
@@ -70,7 +70,7 @@ def hunt(
         findings = apply_history(findings, store, verify=verify)
         findings.extend(offhours_pulls(store, since=since))
     if anomaly:
-        findings.extend(score_windows(store, since=since, seed=seed))
+        findings.extend(score_windows(store, since=since, seed=seed, history_s=HISTORY_S))
     findings.sort(key=lambda f: (f.first_seen, f.rule_id, f.key))
     return HuntReport(
         findings=tuple(findings),

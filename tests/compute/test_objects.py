@@ -16,7 +16,7 @@ pytest.importorskip("moto")
 from bastion.compute import protect_dataset, risk_dataset, scan_dataset  # noqa: E402
 from bastion.compute.datasets import list_partitions  # noqa: E402
 from bastion.compute.local import LocalExecutor  # noqa: E402
-from bastion.compute.objects import as_url, list_objects  # noqa: E402
+from bastion.compute.objects import _local_name, as_url, list_objects  # noqa: E402
 from bastion.crypto.kdf import KdfParams  # noqa: E402
 from bastion.errors import NotFound  # noqa: E402
 from bastion.vault import Vault, init_project  # noqa: E402
@@ -77,6 +77,8 @@ def test_urls_and_listing(lake: str, datasets: dict[str, Path]) -> None:
     assert as_url(Path("s3://b/p")) == "s3://b/p"  # what a CLI Path argument makes of it
     assert as_url("/data/x") is None and as_url("file:///data/x") is None
     assert as_url(Path("c:/x")) is None
+    for key, name in [("a/b.parquet", "b.parquet"), ("a/..", "object"), ("a/", "object"), (".", "object")]:
+        assert _local_name(key) == name  # a staged copy never lands outside its private directory
     assert list_partitions(lake) == list_partitions(datasets["parquet"])
     single, rels = list_objects(lake)
     assert not single and "_SUCCESS" not in rels

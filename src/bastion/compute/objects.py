@@ -112,6 +112,12 @@ def list_objects(url: str) -> tuple[bool, list[str]]:
     return False, sorted(out)
 
 
+def _local_name(relpath: str) -> str:
+    """The staged copy's file name: the object's own (suffixes matter to readers), never a path trick."""
+    name = relpath.rsplit("/", 1)[-1]
+    return name if name not in ("", ".", "..") and "\x00" not in name else "object"
+
+
 def _object(url: str, relpath: str) -> tuple[Any, str]:
     fs, base = filesystem(url)
     if base.rsplit("/", 1)[-1] == relpath and fs.isfile(base):
@@ -129,7 +135,7 @@ def local_input(root: str, relpath: str) -> Iterator[Path]:
         return
     fs, key = _object(url, relpath)
     with tempfile.TemporaryDirectory(prefix="bastion-part-") as tmp:
-        local = Path(tmp) / relpath.rsplit("/", 1)[-1]
+        local = Path(tmp) / _local_name(relpath)
         try:
             fs.get_file(key, str(local))
         except OSError as exc:
@@ -148,7 +154,7 @@ def local_output(root: str, relpath: str) -> Iterator[Path]:
         return
     fs, base = filesystem(url)
     with tempfile.TemporaryDirectory(prefix="bastion-out-") as tmp:
-        local = Path(tmp) / relpath.rsplit("/", 1)[-1]
+        local = Path(tmp) / _local_name(relpath)
         yield local
         try:
             fs.put_file(str(local), f"{base}/{relpath}")

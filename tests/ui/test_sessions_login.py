@@ -71,7 +71,12 @@ def test_failed_logins_are_reported_with_the_address() -> None:
     for i in range(3):
         with pytest.raises(AuthenticationFailed):
             sessions.login("bad", client=f"2001:db8::{i}")
-    assert failed == ["2001:db8::0", "2001:db8::1", "2001:db8::2"]
+    assert failed == ["2001:db8::/64"] * 3  # rotating addresses within one /64 is one source
+    for _ in range(7):
+        with pytest.raises(AuthenticationFailed):
+            sessions.login("bad", client=f"2001:db8::{_ + 100:x}")
+    assert sessions.throttled("2001:db8::ffff") and not sessions.throttled("2001:db8:1::1")
+    assert not sessions.throttled("192.0.2.1")
 
 
 @pytest.mark.parametrize(

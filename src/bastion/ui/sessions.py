@@ -10,13 +10,15 @@ and ``max_age_s`` in all; at most ``max_sessions`` live at once (the oldest is c
 ``max_per_identity`` per identity (its own oldest is closed first: one auditor logging in again and again
 cannot push everyone else out). Successful logins are limited per identity (``max_logins`` a window:
 :class:`LoginThrottled`), failed ones per client address (:meth:`Sessions.throttled`); ``on_failure(client)``
-is told of every failed login (the dashboard logs them in aggregate, per address, like the server).
+is told of every failed login (the dashboard logs them in aggregate, per address, like the server); an IPv6
+client counts as its /64 for both (:func:`source_of`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import secrets
 import threading
 import time
@@ -51,6 +53,18 @@ class Session:
 
 class LoginThrottled(AccessDenied):
     """Too many successful logins by one identity within the window (HTTP 429)."""
+
+
+def source_of(client: str) -> str:
+    """Who failed logins are counted against: an IPv6 client's /64 (one host holds a whole /64, so rotating
+    addresses in it is free), an IPv4 address as it is (a /24 is often many people)."""
+    try:
+        addr = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if addr.version == 6 and addr.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return client
 
 
 def same_origin(*, origin: str | None, fetch_site: str | None, host: str | None) -> bool:
@@ -103,7 +117,7 @@ class Sessions:
         """Too many failed logins from ``client`` within the window."""
         now = self._clock()
         with self._lock:
-            q = self._failures.get(client)
+            q = self._failures.get(source_of(client))
             if q is None:
                 return False
             while q and now - q[0] > self._window:
@@ -137,7 +151,7 @@ class Sessions:
         try:
             identity = self._authenticate(token)
         except AuthenticationFailed:
-            self._failed(client)
+            self._failed(source_of(client))
             raise
         if not may_view(identity):
             raise AccessDenied(f"{identity.name} ({identity.role}) may not view the dashboard")
@@ -222,4 +236,5 @@ __all__ = [
     "Sessions",
     "may_view",
     "same_origin",
+    "source_of",
 ]

@@ -22,6 +22,8 @@ A policy TOML overrides them; unknown tables, keys, labels or actions raise
     [columns.city]
     label = "public"
     quasi_identifier = false
+    [columns.notes]
+    prose = true               # span replacement only; cells with nothing detected are kept
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ _TOP = frozenset({"defaults", "options", "columns"})
 _OPTIONS = frozenset(
     {"token_scope", "date_granularity", "zip_digits", "age_band", "mask_keep_last", "mac_address"}
 )
-_COLUMN_KEYS = frozenset({"action", "label", "quasi_identifier", "entity"})
+_COLUMN_KEYS = frozenset({"action", "label", "quasi_identifier", "entity", "prose"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class ColumnRule:
     label: Label | None = None
     quasi_identifier: bool | None = None
     entity: str | None = None
+    # True: the column is prose, protected span by span; cells with no detection are kept. Otherwise a
+    # free-text pii column fails closed: cells with no detection get the column's action whole.
+    prose: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,11 +130,15 @@ def policy_from_mapping(data: Mapping[str, Any], *, token_scope: str | None = No
         qi = rule.get("quasi_identifier")
         if qi is not None and not isinstance(qi, bool):
             raise InvalidInput(f"policy [columns.{name}].quasi_identifier must be true or false")
+        prose = rule.get("prose", False)
+        if not isinstance(prose, bool):
+            raise InvalidInput(f"policy [columns.{name}].prose must be true or false")
         columns[str(name)] = ColumnRule(
             action=_enum(Action, rule["action"], f"[columns.{name}].action") if "action" in rule else None,
             label=_enum(Label, rule["label"], f"[columns.{name}].label") if "label" in rule else None,
             quasi_identifier=qi,
             entity=str(rule["entity"]) if "entity" in rule else None,
+            prose=prose,
         )
     granularity = options.get("date_granularity", "month")
     if granularity not in ("month", "year"):

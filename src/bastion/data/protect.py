@@ -7,7 +7,9 @@ Fail closed: a column classified ``pii`` or ``secret`` is protected **whole** â€
 the detectors found in it â€” unless it is free text (prose, or JSON / key=value / delimited values in cells).
 Only free-text columns get span replacement: structured cells are parsed and protected by key context
 (:mod:`bastion.data._cells`), prose has each detected span replaced, and the result counts the cells in which
-nothing was detected (:attr:`ProtectResult.undetected`), so a reader sees what span replacement left alone.
+nothing was detected (:attr:`ProtectResult.undetected`). In a free-text column labelled ``pii``/``secret``
+those cells get the column's action whole (fail closed) unless the policy names the column ``prose = true``,
+which keeps them verbatim. (Text files, one line per cell, are prose by nature: lines with no detection stay.)
 ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
 """
 
@@ -152,6 +154,9 @@ class _Transformer:
         self.cell_fns: dict[str, Callable[[str], str]] = {}
         self.span_fns: dict[str, Callable[[str, str], str]] = {}
         self.undetected: dict[str, int] = {}
+        # Free-text pii/secret columns not named prose by the policy: cells with no detection get the
+        # column's action whole (fail closed), under the column's main entity.
+        self.fail_closed: dict[str, str] = {}
         for p in plan:
             if p.action in (Action.keep, Action.drop):
                 continue
@@ -159,6 +164,9 @@ class _Transformer:
                 raise InvalidInput("this policy needs a data key (tokenize, fpe or hash)")
             if p.kind == "free_text":
                 self.span_fns[p.name] = _span_fn(p.action, keys, policy)
+                rule = policy.columns.get(p.name)
+                if p.label in (Label.pii.value, Label.secret.value) and not (rule is not None and rule.prose):
+                    self.fail_closed[p.name] = p.entity or "PII"
             else:
                 fn = value_transform(p.action, entity=p.entity, keys=keys, policy=policy)
                 if fn is not None:
@@ -187,6 +195,7 @@ class _Transformer:
         hits = detect_values(values, column=name, detectors=self.detectors)
         by_row = hits.spans_by_row()
         cells = CellProtector(span_fn, self.detectors)
+        closed = self.fail_closed.get(name)
         out: list[str] = []
         missed = 0
         for i, v in enumerate(values):
@@ -200,7 +209,7 @@ class _Transformer:
                 out.append(replace_spans(v, by_row[i], span_fn))
             else:
                 missed += 1
-                out.append(v)
+                out.append(span_fn(v, closed) if closed is not None else v)
         self.undetected[name] = self.undetected.get(name, 0) + missed
         return out
 

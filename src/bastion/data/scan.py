@@ -207,11 +207,24 @@ class _Acc:
             label, qi = Label.internal, False
         primary = found[0] if found else None
         whole = primary is not None and self.full[primary] >= 0.5 * self.non_empty
+        # Fail closed against cells shaped to look like prose or key=value lists (issue 21 F2): a column
+        # whose header names a sensitive entity, or whose main entity is sensitive and fills whole cells
+        # (>= 20 %), stays a column protected whole, whatever the other cells look like.
+        sensitive_header = any(
+            _entity_label(e, policy) in (Label.pii, Label.secret) for e, _ in column_hints(self.name)
+        )
+        main_sensitive = (
+            primary is not None
+            and _entity_label(primary, policy) in (Label.pii, Label.secret)
+            and self.full[primary] >= 0.2 * self.non_empty
+        )
         if text:
             kind = "free_text"
         elif self.non_empty == 0:
             kind = "empty"
-        elif whole:
+        elif rule is not None and rule.prose:
+            kind = "free_text"
+        elif whole or sensitive_header or main_sensitive:
             kind = "structured"
         elif self.prose >= 0.3 * self.shape_seen or self.structured >= 0.5 * self.shape_seen:
             kind = "free_text"

@@ -149,7 +149,7 @@ def scan_models(
 
     Returns the merged report and how many files were answered from ``cache`` (a directory or a URL).
     """
-    from bastion.scan._walk import accept_external_data
+    from bastion.scan import accept_external_data
 
     if not paths:
         raise InvalidInput("no paths to scan")

@@ -139,6 +139,7 @@ __all__ = [
     "ScanReport",
     "Severity",
     "Verdict",
+    "accept_external_data",
     "allow_listed",
     "convert",
     "format_handlers",

@@ -154,6 +154,8 @@ def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
         or _IPV4_LIKE.fullmatch(text)
     ):
         return None
+    if _DATE_LIKE.match(text) and m.string[end : end + 1] == ":":
+        return None  # a date and the hour of a time of day: 2023-05-12 14:37 is a timestamp (issue 21 F7)
     if start >= 4 and _IBAN_BEFORE.search(m.string, max(0, start - 40), start):
         return None  # the digit groups of an IBAN
     if not formatted and not _has_keyword(m.string, start):

@@ -12,9 +12,11 @@ The file's label is the most sensitive column label.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,8 @@ class _Acc:
     prose: int = 0  # cells of six words or more
     structured: int = 0  # cells holding JSON, key=value lists or delimited fields
     shape_seen: int = 0  # non-empty cells sampled for the two counts above
+    years: Counter[int] = field(default_factory=Counter)  # first 4-digit year of each sampled short cell
+    timed: int = 0  # sampled short cells with a time of day (event timestamps)
 
     def add_shape(self, values: Sequence[str]) -> None:
         from bastion.data._cells import looks_structured
@@ -149,6 +153,11 @@ class _Acc:
             if not v:
                 continue
             self.shape_seen += 1
+            if len(v) <= 40:
+                year = _YEAR.search(v)
+                if year is not None:
+                    self.years[int(year.group())] += 1
+                    self.timed += _TIME.search(v) is not None
             if v.count(" ") >= 5:
                 self.prose += 1
             if len(v) > 8 and looks_structured(v):
@@ -203,8 +212,13 @@ class _Acc:
         label = E.max_label(labels) if labels else Label.internal
         qi = any(e in E.QUASI_IDENTIFIERS for e in found)
         if found and set(found) <= {E.DATE} and not any(e == E.DATE for e, _ in column_hints(self.name)):
-            # Dates with no personal context (order dates, release dates): not a quasi-identifier.
-            label, qi = Label.internal, False
+            # A column of dates only under a header that says nothing (``geboren``, ``col7``): dates about
+            # people until they look like event dates (issue 21 F1) -- confidential, generalized. Order,
+            # release or log dates (with times of day, close together or recent) stay internal.
+            if _event_dates(self.years, self.timed):
+                label, qi = Label.internal, False
+            else:
+                label, qi = Label.confidential, True
         primary = found[0] if found else None
         whole = primary is not None and self.full[primary] >= 0.5 * self.non_empty
         # Fail closed against cells shaped to look like prose or key=value lists (issue 21 F2): a column
@@ -247,6 +261,26 @@ class _Acc:
             primary_entity=primary,
             action=action,
         )
+
+
+_YEAR = re.compile(r"(?<!\d)(?:1[89]\d\d|20\d\d)(?!\d)")
+_TIME = re.compile(r"(?<!\d)[0-2]?\d:[0-5]\d(?!\d)")
+EVENT_SPREAD_YEARS = 12  # dates of birth of adults spread over decades; order or log dates over a few years
+RECENT_YEARS = 3
+
+
+def _event_dates(years: Counter[int], timed: int) -> bool:
+    """Dates that describe events, not people: most carry a time of day, their years (10th to 90th
+    percentile) lie within ``EVENT_SPREAD_YEARS``, or nearly all are from the last ``RECENT_YEARS`` years.
+    Too few readable years: not event dates (fail closed)."""
+    n = sum(years.values())
+    if n < 5:
+        return False
+    if timed >= 0.5 * n:
+        return True
+    ordered = sorted(years.elements())
+    p10, p90 = ordered[n // 10], ordered[min(n - 1, (9 * n) // 10)]
+    return p90 - p10 < EVENT_SPREAD_YEARS or p10 >= date.today().year - RECENT_YEARS
 
 
 def _entity_label(entity: str, policy: Policy) -> Label:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from bastion.data import entities as E
@@ -13,9 +14,14 @@ from bastion.data.detectors.interface import Span
 _DATE_RE = DATE_PATTERN.pattern
 
 
+_FOLD = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "ı": "i", "ł": "l", "đ": "d", "œ": "oe", "þ": "th"})
+
+
 def norm_name(name: str) -> str:
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    folded = unicodedata.normalize("NFKD", name.lower().translate(_FOLD))
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return re.sub(r"[^a-z0-9]+", "_", folded).strip("_")
 
 
 _ANY_VALUE = re.compile(r"[^\x00]*[^\x00\s][^\x00]*")
@@ -60,9 +66,17 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     (
         E.DATE_OF_BIRTH,
         re.compile(
-            r"(^|_)(dob|birth|born|birthday|birthdate|date_of_birth|geburtsdatum|geburtstag|"
-            r"date_de_naissance|naissance|fecha_de_nacimiento|nacimiento|data_di_nascita|nascita|"
-            r"geboortedatum|data_de_nascimento)(_|$)"
+            r"(^|_)(dob|d_o_b|bday|birth\w*|born|birthday|birthdate|date_of_birth|geburtsdatum|geburtstag|"
+            r"geboren|geb|gebdat\w*|geb_dat\w*|geburt|date_de_naissance|naissance|date_naiss\w*|ne_le|nee_le|"
+            r"fecha_de_nacimiento|nacimiento|fecha_nac|f_nac|nacido|nacida|data_di_nascita|nascita|nato|nata|"
+            r"nato_il|nata_il|geboortedatum|geboren_op|data_de_nascimento|nascimento|dt_nasc\w*|"
+            r"data_urodzenia|urodzeni[ae]|urodzony|urodzona|fodselsdato|fodselsdag|fodelsedatum|fodd|"
+            r"fodt|syntymaaika|syntymapaiva|dogum_tarihi|dogum|data_nasterii|nascut|datum_narozeni|narozeni|"
+            r"datum_rodjenja|szuletesi_datum|szuletett|szuletes|gimtadienis|dzimsanas_datums|"
+            r"ngay_sinh|tanggal_lahir|tgl_lahir|kelahiran|petsa_ng_kapanganakan|janm_tithi)(_|$)"
+            # Non-Latin scripts (not folded to ASCII): Russian/Ukrainian, Greek, Chinese/Japanese, Korean,
+            # Arabic, Hebrew, Hindi, Thai.
+            r"|рожд|народж|γέννησης|γεννηση|出生|生年月日|誕生日|생년월일|생일|الميلاد|תאריך_לידה|לידה|जन्म|วันเกิด"
         ),
         _ANY_VALUE,
     ),
@@ -119,7 +133,12 @@ def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
     if not column:
         return []
     norm = norm_name(column)
-    return [(entity, shape) for entity, name_re, shape in _NAME_HINTS if name_re.search(norm)]
+    raw = re.sub(r"\s+", "_", column.strip().lower())  # headers in non-Latin scripts, which norm_name drops
+    return [
+        (entity, shape)
+        for entity, name_re, shape in _NAME_HINTS
+        if name_re.search(norm) or (raw != norm and name_re.search(raw))
+    ]
 
 
 def drop_stray_names(

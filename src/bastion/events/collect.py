@@ -190,6 +190,9 @@ def _requests(target: str, details: Mapping[str, Any], when: float, index: int) 
         sample = list(unauth.get("sample") or ())
         for decision, count in dict(unauth.get("by_decision") or {}).items():
             kind, outcome = _decision_kind(str(decision), 401)
+            if _collapsed(str(decision)) and int(count):
+                yield _unauth_event({}, str(decision), "-", model, when, index, count=int(count))
+                continue
             for i in range(min(int(count), MAX_UNAUTH_EXPANDED)):
                 rec = sample[i] if i < len(sample) and sample[i].get("decision") == decision else {}
                 yield Event(
@@ -208,8 +211,18 @@ def _requests(target: str, details: Mapping[str, Any], when: float, index: int) 
                 )
 
 
+def _collapsed(decision: str) -> bool:
+    """Requests refused before any check (the address is blocked, or over its request rate): one event per
+    client and batch, with the ``count`` in its details, not one per request (a flood after containment
+    must not grow the event store). Refused tokens (``deny:auth``, ``deny:rate-auth-failures``) stay one
+    event each: the token-spray rule counts them."""
+    return decision == "deny:blocked" or (
+        decision.startswith("deny:rate") and decision != "deny:rate-auth-failures"
+    )
+
+
 def _unauth_event(
-    rec: Mapping[str, Any], decision: str, client: str, model: str, when: float, index: int
+    rec: Mapping[str, Any], decision: str, client: str, model: str, when: float, index: int, count: int = 1
 ) -> Event:
     kind, outcome = _decision_kind(decision, 401)
     return Event(
@@ -223,7 +236,7 @@ def _unauth_event(
         source="gateway",
         severity="low",
         attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
-        details={"decision": decision},
+        details={"decision": decision, "count": count} if count != 1 else {"decision": decision},
         audit_index=index,
     )
 
@@ -241,6 +254,11 @@ def _unauth_by_client(unauth: Mapping[str, Any], model: str, when: float, index:
         count = min(int(row.get("count", 0) or 0), left)
         left -= count
         recs = samples.get((client, decision), [])
+        if _collapsed(decision) and count:
+            total = int(row.get("count", 0) or 0)
+            yield _unauth_event(recs[0] if recs else {}, decision, client, model, when, index, count=total)
+            left += count - 1
+            continue
         for i in range(count):
             yield _unauth_event(recs[i] if i < len(recs) else {}, decision, client, model, when, index)
 

@@ -2,9 +2,10 @@
 
 Each is parsed and protected by key context: a value under a key whose name says what it holds
 (``name``, ``email``, ``dob``, ``passport``, ``password`` …, the same hints as column names) is replaced
-whole; every other value gets span detection. Delimited fields (``Jane Doe|1982-03-03|AB123456C``) are
-each checked whole as a name, then by span detection. A cell that does not parse is left to the caller's
-span replacement.
+whole; so is a bare digit run with a valid check digit (BSN, PESEL, CPF …) under an id-like key
+(``doc``, ``ids``, ``ref``); every other value gets span detection. Delimited fields
+(``Jane Doe|1982-03-03|AB123456C``) are each checked whole as a name, then by span detection. A cell that
+does not parse is left to the caller's span replacement.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bastion.data import entities as E
+from bastion.data._national import bare_national_id, id_key
 
 SpanFn = Callable[[str, str], str]
 _KV = re.compile(r"(?P<key>[A-Za-z_][\w .-]{0,30}?)[ ]*(?P<sep>[=:])[ ]*(?P<value>[^;|&\n,\x00]*)")
@@ -50,22 +52,24 @@ class CellProtector:
             return self.span_fn(value, E.PERSON), 1
         return value, 0
 
-    def _walk(self, obj: Any, entity: str | None) -> tuple[Any, int]:
+    def _walk(self, obj: Any, entity: str | None, idkey: bool = False) -> tuple[Any, int]:
         if isinstance(obj, dict):
             out: dict[str, Any] = {}
             total = 0
             for k, v in obj.items():
-                new, n = self._walk(v, _key_entity(str(k)) or entity)
+                new, n = self._walk(v, _key_entity(str(k)) or entity, id_key(str(k)))
                 out[k] = new
                 total += n
             return out, total
         if isinstance(obj, list):
-            items = [self._walk(v, entity) for v in obj]
+            items = [self._walk(v, entity, idkey) for v in obj]
             return [i for i, _ in items], sum(n for _, n in items)
         if obj is None or isinstance(obj, bool):
             return obj, 0
         if entity is not None:
             return self.span_fn(str(obj), entity), 1
+        if idkey and bare_national_id(str(obj)):
+            return self.span_fn(str(obj), E.NATIONAL_ID), 1  # a valid check digit under an id-like key
         if isinstance(obj, str):
             return self._text(obj)
         return obj, 0
@@ -90,6 +94,8 @@ class CellProtector:
                 if not raw.strip():
                     continue
                 out.append(value[pos : p.start("value")])
+                if entity is None and id_key(p.group("key").strip()) and bare_national_id(raw):
+                    entity = E.NATIONAL_ID
                 if entity is not None:
                     out.append(self.span_fn(raw, entity))
                     total += 1

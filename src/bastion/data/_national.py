@@ -53,7 +53,10 @@ def _word_ok(text: str, m: re.Match[str]) -> bool:
 _ID_CONTEXT = keywords(
     "id|no|nº|n°|nr|number|numéro|numero|nummer|bsn|sofi|burgerservice|sin|social insurance|aadhaar|aadhar|"
     "uidai|steuer|idnr|identifika|cpf|cnpj|nir|insee|sécu|secu|dni|nie|nif|fiscale|cf|resident|identity|"
-    "citizen|rrn|주민|身份|national|nino|ni|insurance|tax|pesel|personnummer|ssn"
+    "citizen|rrn|주민|身份|national|nino|ni|insurance|tax|pesel|personnummer|ssn|"
+    # id-like words that JSON keys and notes use for an identifier (issue 21 F3)
+    "ids|doc|docs|document|documento|dokument|ref|reference|referencia|riferimento|identifier|ident|"
+    "kenmerk|número|nro|rg|kimlik|tin|ssnr"
 )
 _PASSPORT_CONTEXT = keywords(
     "passport|reisepass|pass-nr|passnr|passeport|pasaporte|passaporto|paspoort|passaporte|paszport|"
@@ -180,6 +183,8 @@ FORMATS: tuple[IdFormat, ...] = (
     IdFormat("ca.sin", NATIONAL_ID, _B + r"\d{9}" + _E, _std_check("ca", "sin"), _ID_CONTEXT),
     IdFormat("in.aadhaar", NATIONAL_ID, _B + r"[2-9]\d{11}" + _E, _std_check("in", "aadhaar"), _ID_CONTEXT),
     IdFormat("de.idnr", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("de", "idnr"), _ID_CONTEXT),
+    IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("br", "cpf"), _ID_CONTEXT),
+    IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d{14}" + _E, _std_check("br", "cnpj"), _ID_CONTEXT),
     # ---- travel and driving documents ----------------------------------------------------------------
     IdFormat(
         "gb.dvla",
@@ -268,6 +273,41 @@ def context_finder(fmt: IdFormat) -> Callable[[str], list[tuple[int, int, float]
     return find
 
 
+# Bare digit runs of the weak formats, by length (BSN/SIN; PESEL/Steuer-ID/CPF; Aadhaar; CNPJ).
+_BARE_CHECKS: dict[int, tuple[tuple[str, str], ...]] = {
+    9: (("nl", "bsn"), ("ca", "sin")),
+    11: (("pl", "pesel"), ("de", "idnr"), ("br", "cpf")),
+    12: (("in", "aadhaar"),),
+    14: (("br", "cnpj"),),
+}
+BARE_ID = re.compile(r"(?<![\w./-])(?:\d{9}|\d{11,12}|\d{14})(?![\w]|[./-]\w)")
+_ID_WORDS = frozenset(
+    {
+        *("id", "ids", "doc", "docs", "document", "documents", "ref", "refs", "reference", "num", "number"),
+        *("no", "nr", "nro", "tin", "uid", "ident", "identifier", "identity", "identification", "nummer"),
+        "numero",
+    }
+)
+_ID_PREFIXES = ("document", "ident", "reference", "fiscal", "national", "personal", "citizen", "tax")
+
+
+def id_key(key: str) -> bool:
+    """A JSON / key=value key that names an identifier (``doc``, ``ids``, ``ref``, ``taxRef``, ``id_no``)."""
+    words = re.split(r"[^a-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower())
+    return any(w in _ID_WORDS or w.startswith(_ID_PREFIXES) for w in words if w)
+
+
+def bare_national_id(value: str) -> bool:
+    """``value`` is a bare digit run of a weak identifier format and passes that format's check digit.
+
+    Chance passes are about one in ten per format: callers use it only where the context already says
+    "identifier" (an id-like key) or "personal data" (a column classified pii), failing closed there."""
+    v = value.strip()
+    if not v.isdigit():
+        return False
+    return any(_stdnum_ok(cc, name, v) for cc, name in _BARE_CHECKS.get(len(v), ()))
+
+
 def id_formats_for(entity: str) -> tuple[IdFormat, ...]:
     return tuple(f for f in FORMATS if f.entity == entity)
 
@@ -299,13 +339,16 @@ def weak_id_column(values: Sequence[str], *, min_share: float = 0.8) -> tuple[st
 
 
 __all__ = [
+    "BARE_ID",
     "DRIVER_LICENSE",
     "FORMATS",
     "NATIONAL_ID",
     "PASSPORT",
     "IdFormat",
+    "bare_national_id",
     "context_finder",
     "id_formats_for",
+    "id_key",
     "id_validator",
     "nino_valid",
     "weak_id_column",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.data._cells import CellProtector
+from bastion.data._national import BARE_ID, NATIONAL_ID, bare_national_id
 from bastion.data.detectors import all_detectors, detect_values
 from bastion.data.entities import SECRET_ENTITIES, Action, Label
 from bastion.data.io import (
@@ -157,6 +158,8 @@ class _Transformer:
         # Free-text pii/secret columns not named prose by the policy: cells with no detection get the
         # column's action whole (fail closed), under the column's main entity.
         self.fail_closed: dict[str, str] = {}
+        # Free-text pii/secret columns: a bare digit run with a valid check digit is an identifier.
+        self.bare_ids: set[str] = set()
         for p in plan:
             if p.action in (Action.keep, Action.drop):
                 continue
@@ -165,8 +168,10 @@ class _Transformer:
             if p.kind == "free_text":
                 self.span_fns[p.name] = _span_fn(p.action, keys, policy)
                 rule = policy.columns.get(p.name)
-                if p.label in (Label.pii.value, Label.secret.value) and not (rule is not None and rule.prose):
-                    self.fail_closed[p.name] = p.entity or "PII"
+                if p.label in (Label.pii.value, Label.secret.value):
+                    self.bare_ids.add(p.name)
+                    if not (rule is not None and rule.prose):
+                        self.fail_closed[p.name] = p.entity or "PII"
             else:
                 fn = value_transform(p.action, entity=p.entity, keys=keys, policy=policy)
                 if fn is not None:
@@ -210,8 +215,20 @@ class _Transformer:
             else:
                 missed += 1
                 out.append(span_fn(v, closed) if closed is not None else v)
+            if name in self.bare_ids:
+                out[-1] = _bare_ids(out[-1], span_fn)
         self.undetected[name] = self.undetected.get(name, 0) + missed
         return out
+
+
+def _bare_ids(cell: str, span_fn: Callable[[str, str], str]) -> str:
+    """In a column classified pii: bare digit runs that pass a national identifier's check digit
+    (BSN, SIN, PESEL, Steuer-ID, CPF, Aadhaar, CNPJ), wherever they stand (issue 21 F3)."""
+    if not any(ch.isdigit() for ch in cell):
+        return cell
+    return BARE_ID.sub(
+        lambda m: span_fn(m.group(), NATIONAL_ID) if bare_national_id(m.group()) else m.group(), cell
+    )
 
 
 def _write_csv(tmp: Path, chunks: Iterator[Chunk], tr: _Transformer) -> int:

@@ -89,6 +89,8 @@ def test_failed_logins_are_reported_with_the_address() -> None:
         ("https://evil.example", None, False),
         (None, "same-site", False),
         ("null", None, False),
+        ("null", "same-origin", True),  # a form under Referrer-Policy: no-referrer (what Chromium sends)
+        ("null", "cross-site", False),
     ],
 )
 def test_same_origin(origin: str | None, fetch_site: str | None, ok: bool) -> None:

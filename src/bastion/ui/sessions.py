@@ -68,11 +68,13 @@ def source_of(client: str) -> str:
 
 
 def same_origin(*, origin: str | None, fetch_site: str | None, host: str | None) -> bool:
-    """A state-changing request (the login form) came from this site: ``Sec-Fetch-Site`` is ``same-origin``
-    or ``none`` when sent, and ``Origin`` names this ``Host`` when sent (``null`` never does). A client that
-    sends neither (curl, an old browser) is let through: it carries no other site's intent."""
-    if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
-        return False
+    """A state-changing request (the login form) came from this site. ``Sec-Fetch-Site`` decides when sent
+    (``same-origin`` or ``none``); without it, ``Origin`` must name this ``Host`` (``null`` never does: the
+    dashboard's ``Referrer-Policy: no-referrer`` makes browsers send ``null`` even for its own form, but
+    every such browser also sends ``Sec-Fetch-Site``). A client that sends neither (curl, a script) is let
+    through: it carries no other site's intent."""
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("same-origin", "none")
     if origin is None:
         return True
     netloc = urlsplit(origin.strip()).netloc.lower()

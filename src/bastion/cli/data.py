@@ -199,8 +199,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"protected {result.rows} rows -> {result.output} (token scope {result.token_scope!r})")
         for p in result.plan:
             note = ""
-            if p.kind == "free_text" and p.name in result.undetected:
-                note = f"; spans replaced, {result.undetected[p.name]} non-empty cells had no detection"
+            if p.kind in ("free_text", "sparse") and p.name in result.undetected:
+                n = result.undetected[p.name]
+                fate = "protected whole" if p.fail_closed else "kept"
+                note = f"; spans replaced, {n} non-empty cells had no detection ({fate})"
             elif p.label in ("pii", "secret") and p.action.value not in ("keep", "drop"):
                 note = "; every non-empty cell"
             typer.echo(f"  {p.name}: {p.label} ({p.kind}) -> {p.action.value}{note}")

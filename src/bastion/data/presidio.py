@@ -103,6 +103,33 @@ def _make_validator(recognizer: Any) -> Any:
     return validate
 
 
+# Presidio's medical-licence (US DEA) pattern is two letters and seven digits with a 1-in-10 check: part
+# numbers, serials (``SN…``), UUIDs and hashes match it by chance. Lifted, it needs whole-token boundaries
+# and a context word before it in the same cell (issue 21 F7).
+_NEEDS_CONTEXT = frozenset({"MEDICAL_LICENSE"})
+_LICENCE_CONTEXT = re.compile(
+    r"(?i)\b(?:dea|medical|licen[cs]e|certificate|prescriber|prescribing|physician|practitioner|doctor|"
+    r"dr|npi|registration|narcotics?)\b"
+)
+_CONTEXT_WINDOW = 48
+
+
+def _with_context(inner: Any) -> Any:
+    def validate(m: re.Match[str]) -> tuple[int, int] | None:
+        text, start, end = m.string, m.start(), m.end()
+        if (start > 0 and (text[start - 1].isalnum() or text[start - 1] in "-_")) or (
+            end < len(text) and (text[end].isalnum() or text[end] in "-_")
+        ):
+            return None
+        lo = max(0, start - _CONTEXT_WINDOW)
+        cut = text.rfind("\x00", lo, start)
+        if _LICENCE_CONTEXT.search(text, cut + 1 if cut >= 0 else lo, start) is None:
+            return None
+        return inner(m)  # type: ignore[no-any-return]
+
+    return validate
+
+
 @cache
 def presidio_detectors() -> tuple[Any, ...]:
     """Presidio's recognizers for :data:`LIFTED_ENTITIES` as fast detectors (none without Presidio)."""
@@ -127,7 +154,10 @@ def presidio_detectors() -> tuple[Any, ...]:
                 compiled = re.compile(_drop_single_repeats(pat.regex), flags)
             except re.error:
                 continue
-            out.append(Detector(entity, compiled, float(pat.score), _make_validator(rec), source="presidio"))
+            validator = _make_validator(rec)
+            if entity in _NEEDS_CONTEXT:
+                validator = _with_context(validator)
+            out.append(Detector(entity, compiled, float(pat.score), validator, source="presidio"))
     return tuple(out)
 
 

@@ -53,6 +53,8 @@ class ColumnPlan:
     entity: str | None
     kind: str
     label: str
+    # Free-text pii/secret column not named prose: cells with no detection get the action whole.
+    fail_closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,11 @@ class ProtectResult:
                     "kind": p.kind,
                     "label": p.label,
                     **(
-                        {"cells_without_detection": self.undetected.get(p.name, 0)}
-                        if p.kind == "free_text" and p.action not in (Action.keep, Action.drop)
+                        {
+                            "cells_without_detection": self.undetected.get(p.name, 0),
+                            "undetected_cells_protected_whole": p.fail_closed,
+                        }
+                        if p.kind in ("free_text", "sparse") and p.action not in (Action.keep, Action.drop)
                         else {}
                     ),
                 }
@@ -108,10 +113,28 @@ def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
         explicit = rule is not None and rule.action is not None
         if c.kind == "free_text" and not explicit and c.label in (Label.pii, Label.secret):
             action = policy.defaults[Label.pii.value]
+        if c.kind == "sparse" and not explicit and action in (Action.keep, Action.generalize):
+            action = policy.defaults[Label.pii.value]  # the few cells with a finding: spans replaced
+            if action == Action.drop:
+                action = Action.redact
+        fail_closed = (
+            c.kind == "free_text"
+            and report.format != "text"
+            and c.label in (Label.pii, Label.secret)
+            and not (rule is not None and rule.prose)
+            and action not in (Action.keep, Action.drop)
+        )
         if report.format == "text" and action == Action.drop:
             action = Action.redact  # a text file has one column: drop its findings, not the file
         plan.append(
-            ColumnPlan(name=c.name, action=action, entity=c.primary_entity, kind=c.kind, label=c.label.value)
+            ColumnPlan(
+                name=c.name,
+                action=action,
+                entity=c.primary_entity,
+                kind=c.kind,
+                label=c.label.value,
+                fail_closed=fail_closed,
+            )
         )
     return tuple(plan)
 
@@ -160,18 +183,21 @@ class _Transformer:
         self.fail_closed: dict[str, str] = {}
         # Free-text pii/secret columns: a bare digit run with a valid check digit is an identifier.
         self.bare_ids: set[str] = set()
+        self.sparse: set[str] = set()  # stray pattern hits only: their spans, nothing parsed
         for p in plan:
             if p.action in (Action.keep, Action.drop):
                 continue
             if p.action in KEYED_ACTIONS and keys is None:
                 raise InvalidInput("this policy needs a data key (tokenize, fpe or hash)")
-            if p.kind == "free_text":
+            if p.kind == "sparse":
                 self.span_fns[p.name] = _span_fn(p.action, keys, policy)
-                rule = policy.columns.get(p.name)
+                self.sparse.add(p.name)
+            elif p.kind == "free_text":
+                self.span_fns[p.name] = _span_fn(p.action, keys, policy)
                 if p.label in (Label.pii.value, Label.secret.value):
                     self.bare_ids.add(p.name)
-                    if not (rule is not None and rule.prose):
-                        self.fail_closed[p.name] = p.entity or "PII"
+                if p.fail_closed:
+                    self.fail_closed[p.name] = p.entity or "PII"
             else:
                 fn = value_transform(p.action, entity=p.entity, keys=keys, policy=policy)
                 if fn is not None:
@@ -207,7 +233,7 @@ class _Transformer:
             if not v:
                 out.append(v)
                 continue
-            structured = cells.protect(v) if len(v) > 8 else None
+            structured = cells.protect(v) if len(v) > 8 and name not in self.sparse else None
             if structured is not None and structured[1]:
                 out.append(structured[0])
             elif i in by_row:

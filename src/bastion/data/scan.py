@@ -59,7 +59,7 @@ class ColumnReport:
     entities: tuple[EntityEvidence, ...]
     label: Label
     quasi_identifier: bool
-    kind: str  # structured | free_text | empty
+    kind: str  # structured | free_text | sparse (a few stray pattern hits: only those spans) | empty
     primary_entity: str | None
     action: Action
 
@@ -232,7 +232,25 @@ class _Acc:
             and _entity_label(primary, policy) in (Label.pii, Label.secret)
             and self.full[primary] >= 0.2 * self.non_empty
         )
-        if text:
+        sparse = (
+            not text
+            and not sensitive_header
+            and self.non_empty >= SPARSE_MIN_CELLS
+            and bool(found)
+            and all(
+                e in SPARSE_ENTITIES or _entity_label(e, policy) not in (Label.pii, Label.secret)
+                for e in found
+            )
+            and sum(self.counts[e] for e in found if e in SPARSE_ENTITIES) < SPARSE_SHARE * self.non_empty
+        )
+        if sparse and label in (Label.pii, Label.secret):
+            # A few stray pattern hits (an EAN-13 passing Luhn, a number read as a phone) in a column with no
+            # telling header do not make the column pii (issue 21 F7): the column is kept, and only the cells
+            # with a finding get their spans replaced (kind ``sparse``).
+            rest = [_entity_label(e, policy) for e in found if e not in SPARSE_ENTITIES]
+            label = E.max_label(rest) if rest else Label.internal
+            kind = "sparse"
+        elif text:
             kind = "free_text"
         elif self.non_empty == 0:
             kind = "empty"
@@ -263,6 +281,15 @@ class _Acc:
         )
 
 
+# Entities found by validated patterns (check digits, libphonenumber, structure): few hits among many cells
+# are more likely chance matches than a column of them. Names, addresses, e-mails, dates of birth and
+# secrets are never treated so (a column of names mostly outside the lists must stay protected whole).
+SPARSE_ENTITIES = frozenset(
+    {E.PHONE, E.CREDIT_CARD, E.IBAN, E.NATIONAL_ID, E.US_SSN, E.PASSPORT, E.DRIVER_LICENSE}
+    | E.PRESIDIO_PII_ENTITIES
+)
+SPARSE_SHARE = 0.03
+SPARSE_MIN_CELLS = 100
 _YEAR = re.compile(r"(?<!\d)(?:1[89]\d\d|20\d\d)(?!\d)")
 _TIME = re.compile(r"(?<!\d)[0-2]?\d:[0-5]\d(?!\d)")
 EVENT_SPREAD_YEARS = 12  # dates of birth of adults spread over decades; order or log dates over a few years

@@ -20,6 +20,10 @@ def _v_card(m: re.Match[str]) -> tuple[int, int] | None:
     digits = re.sub(r"[ -]", "", m.group())
     if not 13 <= len(digits) <= 19 or digits[0] not in "3456" or not luhn_ok(digits):
         return None
+    if len(digits) == 13 and digits[0] != "4":
+        return (
+            None  # only old Visa cards have 13 digits; other 13-digit runs are EAN-13 barcodes (issue 21 F7)
+        )
     return whole(m)
 
 

@@ -103,3 +103,52 @@ def test_respond_cli_never_auto_blocks_a_trusted_proxy(
     assert run(["respond", "--auto"]) == 1  # left for an operator: pending
     out = capsys.readouterr().out
     assert f"pending  block-client      {proxy}" in out
+
+
+def test_a_network_block_covers_its_addresses_and_nothing_else() -> None:
+    """A spray grouped by /24 or /64 blocks that network: before, the state matched the client string only,
+    so a ``198.51.100.0/24`` block refused nobody."""
+    from bastion.store.response_state import ResponseState
+
+    state = ResponseState().with_entry("blocked_clients", "198.51.100.0/24", {"finding": "k"})
+    state = state.with_entry("blocked_clients", "2001:db8:1:2::/64", {"finding": "k"})
+    state = state.with_entry("throttled_clients", "203.0.113.0/28", {"finding": "k"})
+    assert state.client_blocked("198.51.100.77") and state.client_blocked("198.51.100.0/24")
+    assert state.client_blocked("2001:db8:1:2::beef")
+    assert not state.client_blocked("198.51.101.1") and not state.client_blocked("2001:db8:1:3::1")
+    assert not state.client_blocked("-") and not state.client_blocked("not-an-address")
+    assert state.client_throttled("203.0.113.9") and not state.client_throttled("203.0.113.16")
+    expired = ResponseState().with_entry("blocked_clients", "198.51.100.0/24", {"until": 1.0})
+    assert not expired.client_blocked("198.51.100.77")
+
+
+def test_a_network_spray_with_authenticated_users_inside_waits_for_approval(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """A /24 finding where one address inside carried alice's authenticated traffic is not blocked
+    automatically (it would cut her off); a /24 with only refused tokens is."""
+    from bastion.hunt.report import Finding
+
+    writer = BatchedAuditWriter(vault.audit, target="m0:1", flush_s=0.05)
+    now = time.time() - 120
+    for i in range(5):
+        writer.record(
+            RequestRecord(
+                "alice", "admin", "m0", "1", "POST", "infer", 200, "allow", 3.0, now + i, "10.9.8.7"
+            )
+        )
+    writer.close()
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    collect_audit(vault, store)
+    spray = "0b7f3a10-5d1e-4c8a-9f00-000000000302"
+    shared = Finding(spray, "t", (), "high", "-", "10.9.8.0/24", now, now + 60, (), 1, "k|net-shared")
+    lone = Finding(spray, "t", (), "high", "-", "198.51.100.0/24", now, now + 60, (), 1, "k|net-lone")
+    responder = Responder(vault=vault, playbook=load_playbook(), mode="auto")
+    decided = {p.target: responder._shared(p, _Verifier(store)) for p, _ in responder.plan([shared, lone])}
+    assert decided == {"10.9.8.0/24": True, "198.51.100.0/24": False}
+    store.close()
+
+
+class _Verifier:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store

@@ -60,6 +60,14 @@ _LOCAL_PROXY = frozenset({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_addres
 SHARED_WINDOW_S = 3600.0  # authenticated traffic this close to a finding marks its address as shared
 
 
+def _network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """``target`` as a network (one address is a /32 or /128), or None when it is not an address."""
+    try:
+        return ipaddress.ip_network(target, strict=False)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class PlannedAction:
     action: str
@@ -231,21 +239,36 @@ class Responder:
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
         """The address is loopback, a trusted proxy, or carried authenticated admitted traffic near the
         finding (looked up in the event store the findings came from)."""
-        try:
-            address = ipaddress.ip_address(planned.target)
-        except ValueError:
-            address = None
-        if address is not None and (address in _LOCAL_PROXY or any(address in n for n in self._trusted)):
+        network = _network(planned.target)
+        if network is not None and (
+            any(a in network for a in _LOCAL_PROXY)
+            or any(network.overlaps(n) for n in self._trusted if n.version == network.version)
+        ):
             return True
         if verifier is None:
             return False
         f = planned.finding
+        window = {"lo": f.first_seen - SHARED_WINDOW_S, "hi": f.last_seen + SHARED_WINDOW_S}
+        if network is None or network.num_addresses == 1:
+            table = verifier.store.table
+            rows = verifier.store.query(
+                f"SELECT 1 FROM {table} WHERE client = :c AND identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
+                "AND ts >= :lo AND ts <= :hi LIMIT 1",
+                {"c": planned.target, **window},
+            )
+            return bool(rows)
+        # A network (a spray grouped by /24 or /64): shared when any address inside it carried
+        # authenticated admitted traffic near the finding (blocking it would cut those users off).
         rows = verifier.store.query(
-            f"SELECT 1 FROM {verifier.store.table} WHERE client = :c AND identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
-            "AND ts >= :lo AND ts <= :hi LIMIT 1",
-            {"c": planned.target, "lo": f.first_seen - SHARED_WINDOW_S, "hi": f.last_seen + SHARED_WINDOW_S},
+            f"SELECT DISTINCT client FROM {verifier.store.table} WHERE identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
+            "AND ts >= :lo AND ts <= :hi",
+            window,
         )
-        return bool(rows)
+        for row in rows:
+            inner = _network(str(row[0]))
+            if inner is not None and inner.version == network.version and inner.subnet_of(network):  # type: ignore[arg-type]
+                return True
+        return False
 
     def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
         """Approve (act on, after the evidence check when ``events`` is given) or decline one queued

@@ -21,7 +21,9 @@ the log records. The owner rebuilds a lost file from that record (``bastion resp
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import ipaddress
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -81,11 +83,22 @@ class ResponseState:
         return replace(self, **{section: entries})  # type: ignore[arg-type]
 
     def client_blocked(self, client: str, *, now: float | None = None) -> bool:
-        """``client`` is blocked (an entry with ``until`` in the past has expired)."""
-        return _live(self.blocked_clients.get(client), now)
+        """``client`` is blocked (an entry with ``until`` in the past has expired).
+
+        An entry may name one address or a network (``198.51.100.0/24``, ``2001:db8::/64``: what a spray
+        finding grouped by prefix blocks); an address inside a blocked network is blocked."""
+        return _matches(self.blocked_clients, self._blocked_networks, client, now)
 
     def client_throttled(self, client: str, *, now: float | None = None) -> bool:
-        return _live(self.throttled_clients.get(client), now)
+        return _matches(self.throttled_clients, self._throttled_networks, client, now)
+
+    @functools.cached_property
+    def _blocked_networks(self) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+        return _networks(self.blocked_clients)
+
+    @functools.cached_property
+    def _throttled_networks(self) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+        return _networks(self.throttled_clients)
 
     def is_blocked(self, *, client: str = "-", identity: str = "-", model: str = "-") -> bool:
         return (
@@ -94,6 +107,38 @@ class ResponseState:
             or model in self.quarantined_models
             or model.split(":", 1)[0] in self.quarantined_models
         )
+
+
+def _networks(
+    entries: Mapping[str, Mapping[str, Any]],
+) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+    """The entries that name a network (``a.b.c.0/24``), parsed once per state."""
+    nets = []
+    for key in entries:
+        if "/" not in key:
+            continue
+        try:
+            nets.append((ipaddress.ip_network(key, strict=False), key))
+        except ValueError:
+            continue  # not a network: matched only exactly
+    return tuple(nets)
+
+
+def _matches(
+    entries: Mapping[str, Mapping[str, Any]],
+    networks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...],
+    client: str,
+    now: float | None,
+) -> bool:
+    if _live(entries.get(client), now):
+        return True
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(address in net and _live(entries.get(key), now) for net, key in networks)
 
 
 def _live(entry: Mapping[str, Any] | None, now: float | None) -> bool:

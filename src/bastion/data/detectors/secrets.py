@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 from bastion.data import entities as E
+from bastion.data._national import keywords
 from bastion.data.detectors._common import PROTECTED_PREFIXES, TOKEN_CHARS, bounded, preceded_by, whole
 from bastion.data.detectors.interface import Detector, Family
 
@@ -40,6 +41,29 @@ def _v_kv_secret(m: re.Match[str]) -> tuple[int, int] | None:
     return m.start(1), m.end(1)
 
 
+_PROSE_KEYWORDS = keywords(
+    "password|passwort|passcode|passphrase|pwd|pin code|token|secret|api key|API key|apikey|access key|"
+    "mot de passe|contraseña|contrasena|senha|wachtwoord|hasło|haslo"
+).pattern
+# "the password was reset to Tr0ub4dor&35C", "token for the sandbox is hunter2!vDbI", "Passwort ist …":
+# the value after the keyword and a verb or a colon, when it mixes letters with digits or symbols.
+_PROSE_SECRET = re.compile(
+    r"(?:" + _PROSE_KEYWORDS + r")[^\x00\n]{0,40}?(?:\b(?:is|was|to|now|ist|est|es|é|è|wordt)\b|[:=])[ ]*"
+    r"[\"'`“‘]?((?=[^\s\x00]*[A-Za-z])(?=[^\s\x00]*[\d!#$%&*+/?@^_~])[^\s\x00\"'`”’]{6,64})"
+)
+
+
+def _v_prose_secret(m: re.Match[str]) -> tuple[int, int] | None:
+    value = m.group(1)
+    start = m.start(1)
+    end = m.end(1)
+    while end > start and m.string[end - 1] in ".,;:)":
+        end -= 1  # sentence punctuation after the value
+    if end - start < 6 or m.string[start:end].startswith(PROTECTED_PREFIXES) or value.isdigit():
+        return None
+    return start, end
+
+
 VENDOR_KEYS = Detector(
     E.SECRET,
     re.compile(
@@ -53,24 +77,27 @@ VENDOR_KEYS = Detector(
     bounded(TOKEN_CHARS),
 )
 KEY_VALUE = Detector(E.SECRET, re.compile(r"[:=][ ]*[\"']?([^\s\"',;\x00]{8,})"), 0.8, _v_kv_secret)
+PROSE_SECRET = Detector(E.SECRET, _PROSE_SECRET, 0.8, _v_prose_secret)
 HIGH_ENTROPY = Detector(E.SECRET, re.compile(r"[A-Za-z0-9_+/=-]{32,256}"), 0.6, _v_entropy)
 
 FAMILY = Family(
     name="secrets",
     entities=frozenset({E.SECRET}),
-    members=(VENDOR_KEYS, KEY_VALUE, HIGH_ENTROPY),
+    members=(VENDOR_KEYS, KEY_VALUE, PROSE_SECRET, HIGH_ENTROPY),
     positives=(
         ("key AKIAIOSFODNN7EXAMPLE in the config", "AKIAIOSFODNN7EXAMPLE"),
         ("password=Tr0ub4dor&3xyz", "Tr0ub4dor&3xyz"),
         ("ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
         ("token: 9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA", "9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA"),
+        ("the admin password was reset to Qu4rtz!vale by IT.", "Qu4rtz!vale"),
     ),
     negatives=(
         "status=shipped; priority=normal",
         "tok_9fQ2xL7vT4mZ8kR1wB6yN3pD5sH0jC2uE7gA",
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         "The quick brown fox jumps over the lazy dog",
+        "the password was reset to the default by the helpdesk",
     ),
 )
 
-__all__ = ["FAMILY", "HIGH_ENTROPY", "KEY_VALUE", "VENDOR_KEYS"]
+__all__ = ["FAMILY", "HIGH_ENTROPY", "KEY_VALUE", "PROSE_SECRET", "VENDOR_KEYS"]

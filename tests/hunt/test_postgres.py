@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from tests._support.postgres import postgres_schema
 
 from bastion.events import EventStore
 from bastion.hunt import hunt
@@ -18,15 +17,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
-    schema = f"bastion_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema(postgres_url, prefix="bastion") as url:
+        yield url
 
 
 def test_hunt_on_postgres_matches_sqlite(pg_url: str, tmp_path: Path) -> None:

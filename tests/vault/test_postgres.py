@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests._support.postgres import postgres_schema
 
 from bastion.crypto.kdf import KdfParams
 from bastion.errors import IntegrityError
@@ -19,15 +19,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
-    schema = f"bastion_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema(postgres_url, prefix="bastion") as url:
+        yield url
 
 
 @pytest.fixture

@@ -246,7 +246,7 @@ def _attacks(run: DemoRun, cli: Any, update: Update) -> dict[str, Any]:
 
 def _hunt_and_respond(run: DemoRun, update: Update) -> dict[str, Any]:
     from bastion.events import EventStore, collect_audit
-    from bastion.hunt import hunt
+    from bastion.hunt import hunt, verifier_for
     from bastion.respond import Responder, load_playbook
     from bastion.vault import open_vault
 
@@ -254,9 +254,13 @@ def _hunt_and_respond(run: DemoRun, update: Update) -> dict[str, Any]:
     start = time.perf_counter()
     with open_vault(home=run.home) as owner, EventStore.for_home(run.home) as store:
         collect_audit(owner, store)
-        report = hunt(store=store)
+        # as `bastion respond` does: history only lowers a finding when it re-derives from the signed log,
+        # and every action's evidence is checked against the log before it is taken
+        report = hunt(store=store, verify=verifier_for(owner, store))
         update("hunt", 0.6, f"{len(report.findings)} finding(s); responding")
-        actions = Responder(vault=owner, playbook=load_playbook(), mode="auto").respond(report.findings)
+        actions = Responder(vault=owner, playbook=load_playbook(), mode="auto").respond(
+            report.findings, events=store
+        )
     seconds = time.perf_counter() - start
     (run.out / "hunt.json").write_text(report.to_json(), encoding="utf-8")
     (run.out / "response.json").write_text(

@@ -3,9 +3,6 @@ returns the local Vault's dataclasses and raises its exceptions."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._support.server_thread import ServerThread
 
 import bastion
 from bastion.access import Identity
@@ -41,37 +39,6 @@ from bastion.vault import Annotation, ArtifactVersion, KeyRotation, init_project
 PASSPHRASE = "client tests passphrase"
 
 
-class ServerThread:
-    def __init__(self, app: Any, ssl: tuple[Path, Path]) -> None:
-        import uvicorn
-
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.sock = sock
-        self.url = f"https://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1])
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("client-team")
@@ -82,7 +49,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     vault.close()
     tls = self_signed_certificate(root / "tls")
     state = ServerState.open(home=root / "home", passphrase=PASSPHRASE)
-    with ServerThread(create_server_app(state=state), tls) as srv:
+    with ServerThread(create_server_app(state=state), ssl=tls) as srv:
         yield {"url": srv.url, "ca": tls[0], "tokens": tokens, "home": root / "home"}
     state.close()
 
@@ -231,7 +198,7 @@ def test_jwt_bearer_acts_as_its_claims(tmp_path: Path) -> None:
     import httpx
 
     try:
-        with ServerThread(create_server_app(state=state), tls) as srv:
+        with ServerThread(create_server_app(state=state), ssl=tls) as srv:
             r = httpx.get(
                 f"{srv.url}/v1/whoami", headers={"Authorization": f"Bearer {token}"}, verify=str(tls[0])
             )
@@ -289,7 +256,7 @@ def test_upload_limit_refuses_and_leaves_no_spool(tmp_path: Path) -> None:
     src.mkdir()
     np.save(src / "w.npy", np.zeros(1 << 18, dtype=np.float32))  # 1 MiB
     try:
-        with ServerThread(create_server_app(state=state), tls) as srv:
+        with ServerThread(create_server_app(state=state), ssl=tls) as srv:
             with bastion.connect(srv.url, token=token, ca=tls[0]) as remote:
                 with pytest.raises(InvalidInput, match=r"larger than|more than"):
                     remote.push(src, name="too-big")
@@ -320,7 +287,7 @@ def test_bad_token_flood_is_cut_off_per_address(tmp_path: Path, limit: str | Non
     statuses = []
     try:
         with (
-            ServerThread(create_server_app(state=state), tls) as srv,
+            ServerThread(create_server_app(state=state), ssl=tls) as srv,
             httpx.Client(verify=str(tls[0])) as http,
         ):
             for i in range(10):

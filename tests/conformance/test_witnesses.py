@@ -8,15 +8,13 @@ home and its key) fails ``AuditLog.verify`` against the witness — the attack p
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests._support.server_thread import ServerThread
 
 from bastion.crypto.signing import Ed25519Signer
 from bastion.errors import IntegrityError
@@ -30,27 +28,8 @@ from bastion.store.witness import FileWitness, HttpWitness
 @contextlib.contextmanager
 def _server(app: Any, *, ssl: tuple[Path, Path]) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1:<ephemeral> in a thread; yields its https URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1])
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
+    with ServerThread(app, ssl=ssl) as server:
+        yield server.url
 
 
 def _file(tmp_path: Path, signer: Ed25519Signer, stack: contextlib.ExitStack) -> Witness:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests._support.server_thread import ServerThread as _ServerThread
 
 PASSPHRASE = "guard tests passphrase"
 
@@ -67,28 +67,11 @@ def upstream() -> Iterator[str]:
     proc.wait(10)
 
 
-class ServerThread:
+class ServerThread(_ServerThread):
+    """The proxy (its lifespan on) over the shared uvicorn thread."""
+
     def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("proxy did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        super().__init__(app, lifespan="on")
 
 
 def make_proxy(project: Project, upstream: str, **overrides: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._support.server_thread import ServerThread as _ServerThread
 
 from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
 
@@ -97,46 +97,16 @@ def make_gateway(
     )
 
 
-class ServerThread:
-    """A real uvicorn server on 127.0.0.1:<ephemeral> in a background thread."""
+class ServerThread(_ServerThread):
+    """The shared thread with the gateway's uvicorn options (connection limits via a tracker, lifespan on)."""
 
     def __init__(self, app: Any, *, ssl: tuple[str, str] | None = None, connections: Any = None) -> None:
-        import uvicorn
-
         from bastion.serve.config import ConnectionsConfig
         from bastion.serve.connections import ConnectionTracker, uvicorn_options
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._sock = sock
-        kwargs: dict[str, Any] = {}
-        if ssl:
-            kwargs.update(ssl_certfile=ssl[0], ssl_keyfile=ssl[1])
         conn = connections or ConnectionsConfig()
         self.tracker = ConnectionTracker(max_per_address=conn.max_per_address, max_total=conn.max_total)
-        kwargs.update(uvicorn_options(conn, self.tracker))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **kwargs)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        scheme = "https" if ssl else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        super().__init__(app, ssl=ssl, lifespan="on", **uvicorn_options(conn, self.tracker))
 
 
 @contextlib.contextmanager

@@ -8,17 +8,14 @@ holds home + passphrase; what they can still do (append after the last witnessed
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests._support.server_thread import ServerThread as _ServerThread
 
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
@@ -32,43 +29,9 @@ from bastion.witness.app import create_app
 from bastion.witness.service import WitnessService
 
 
-class ServerThread:
-    """A real uvicorn server on 127.0.0.1:<ephemeral> in a background thread."""
-
+class ServerThread(_ServerThread):
     def __init__(self, app: Any, *, ssl: tuple[Path, Path]) -> None:
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._sock = sock
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            ssl_certfile=str(ssl[0]),
-            ssl_keyfile=str(ssl[1]),
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.url = f"https://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        super().__init__(app, ssl=ssl, timeout_graceful_shutdown=2)
 
 
 def _home(tmp_path: Path, witness_toml: str = "") -> Path:

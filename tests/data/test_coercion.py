@@ -87,3 +87,33 @@ def test_free_text_pii_column_fails_closed_unless_policy_says_prose(tmp_path: Pa
     kept = [i for i, row in enumerate(out2) if row["remarks"] == notes[i]]
     assert len(kept) == res2.undetected["remarks"] >= 1
     assert _leaked(out2[:30], "remarks", names[:30]) == 0
+
+
+def test_document_number_header_keeps_the_column_whole(tmp_path: Path) -> None:
+    rnd = random.Random(4)
+    docs = [
+        f"{rnd.choice('CFGHJK')}{rnd.choice('ABCDEFGHJ')}{rnd.randint(1000000, 9999999)}" for _ in range(100)
+    ]
+    for header in ("doc_no", "DocumentNumber", "ausweis_nr"):
+        src = _write(tmp_path / f"{header}.csv", {header: docs})
+        protect_file(path=src, out=tmp_path / f"{header}.o.csv", keys=KEYS, use_presidio=False)
+        assert _leaked(_read(tmp_path / f"{header}.o.csv"), header, docs) == 0, header
+
+
+def test_unknown_names_in_nested_json_of_a_pii_column(tmp_path: Path) -> None:
+    import json
+
+    names = _names(80, 5)
+    src = tmp_path / "n.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"id": i, "customer": {"n": n, "born": "1971-03-0" + str(1 + i % 9), "tier": "gold"}})
+            + "\n"
+            for i, n in enumerate(names)
+        ),
+        encoding="utf-8",
+    )
+    protect_file(path=src, out=tmp_path / "o.jsonl", keys=KEYS, use_presidio=False)
+    text = (tmp_path / "o.jsonl").read_text(encoding="utf-8")
+    assert [n for n in names if n in text] == []
+    assert text.count('"gold"') == 80

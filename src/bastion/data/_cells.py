@@ -35,9 +35,12 @@ def _key_entity(key: str) -> str | None:
 class CellProtector:
     """Protects the structured values of a cell; counts what it replaced."""
 
-    def __init__(self, span_fn: SpanFn, detectors: Sequence[Any]) -> None:
+    def __init__(self, span_fn: SpanFn, detectors: Sequence[Any], *, shaped_names: bool = False) -> None:
         self.span_fn = span_fn
         self.detectors = detectors
+        # In a column classified pii: a value of two or more capitalised name-shaped words with nothing else
+        # detected is taken as a name even when no word is in the lexicon (fail closed; issue 21 F5).
+        self.shaped_names = shaped_names
 
     def _text(self, value: str) -> tuple[str, int]:
         from bastion.data._names import name_like_value
@@ -48,7 +51,7 @@ class CellProtector:
         if spans:
             return replace_spans(value, spans, self.span_fn), len(spans)
         shaped, known = name_like_value(value)
-        if shaped and known and " " in value.strip():
+        if shaped and (known or self.shaped_names) and " " in value.strip():
             return self.span_fn(value, E.PERSON), 1
         return value, 0
 

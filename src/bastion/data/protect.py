@@ -225,7 +225,7 @@ class _Transformer:
             return [replace_spans(v, s, span_fn) if s else v for v, s in zip(values, per_line, strict=True)]
         hits = detect_values(values, column=name, detectors=self.detectors)
         by_row = hits.spans_by_row()
-        cells = CellProtector(span_fn, self.detectors)
+        cells = CellProtector(span_fn, self.detectors, shaped_names=name in self.bare_ids)
         closed = self.fail_closed.get(name)
         out: list[str] = []
         missed = 0

@@ -59,7 +59,8 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
             r"(^|_)(national_?id\w*|nin|nino|ni_?number|aadhaa?r|uid|cpf|cnpj|steuer_?id|steuerid|tax_?id|tin|"
             r"idnr|nir|insee|secu\w*|dni|nie|nif|codice_?fiscale|cf|fiscal_?code|bsn|sofi|sin|rrn|ric|"
             r"resident_?id|citizen_?id|id_?(card|number|no|nr)|identity\w*|personal_?id|personnummer|pesel|"
-            r"cpr|curp|rut|tc_?kimlik|pps|tfn|hetu|cnp)(_|$)"
+            r"cpr|curp|rut|tc_?kimlik|pps|tfn|hetu|cnp|doc_?(no|nr|num|number|id)|"
+            r"document_?(no|nr|num|number|id)|ausweis\w*|documento|dokument_?nr)(_|$)"
         ),
         re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]"),
     ),

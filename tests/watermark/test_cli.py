@@ -9,13 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._support.server_thread import ServerThread
 
 from bastion.cli import run
 from bastion.crypto.kdf import KdfParams
@@ -47,8 +46,6 @@ def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 @contextlib.contextmanager
 def _gateway(home: Path, module: Any) -> Iterator[tuple[str, str]]:
     """The real bastion gateway serving ``module`` as ``digits`` on 127.0.0.1:<ephemeral>, and a token."""
-    import uvicorn
-
     from bastion.models import TorchAdapter
     from bastion.serve import Authenticator, Gateway, GatewayConfig, ServedModel, create_app
 
@@ -62,25 +59,12 @@ def _gateway(home: Path, module: Any) -> Iterator[tuple[str, str]]:
         authenticator=Authenticator(verify_token=vault.authenticate),
         audit=vault.audit,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     # log_config=None: uvicorn's dictConfig would close every existing handler, absl's included, and with it
     # pytest's captured stderr (dp_accounting imports absl)
-    config = uvicorn.Config(create_app(gateway), log_level="warning", access_log=False, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "gateway did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", token
+        with ServerThread(create_app(gateway), log_config=None) as server:
+            yield server.url, token
     finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
         gateway.close()
         vault.close()
 

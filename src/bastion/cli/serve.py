@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, ServiceError
 
 MAX_TOKEN_FILE = 4096
 
@@ -198,7 +198,8 @@ def _serve_from_server(
 ) -> None:
     """``--server``: pull the model with the workload token, verify, scan, load; never open a key ring."""
     import bastion.client as client
-    from bastion.client.gateway import attested_pull, introspect
+    from bastion.client.gateway import attested_pull, introspect, response_state
+    from bastion.respond.gate import RemoteResponseGate
     from bastion.serve.remote import (
         build_remote_gateway,
         check_remote_options,
@@ -227,7 +228,11 @@ def _serve_from_server(
 
     source = _Source()
     checker = server_token_checker(lambda caller: introspect(remote, caller))  # quiet on failures
+    # `bastion respond`'s signed state, from the server, verified here (fails closed); refreshed every 2 s
+    gate = RemoteResponseGate(lambda: response_state(remote))
     try:
+        if gate.state() is None:
+            raise ServiceError(f"{server} did not send a response state that verifies: refusing to serve")
         if check:
             gateway = build_remote_gateway(options, source=source, verify_token=checker, attester_key=key)
             model = gateway.model
@@ -247,8 +252,10 @@ def _serve_from_server(
             announce=lambda url: typer.echo(
                 f"bastion gateway for {options.model_ref} (from {server}) on {url}", err=True
             ),
+            response_gate=gate.start(),
         )
     finally:
+        gate.close()
         remote.close()
 
 

@@ -63,4 +63,16 @@ def introspect(vault: Any, token: str) -> Any:
     return D.identity(t.call("POST", "/gateway/introspect", json={"token": token}))
 
 
-__all__ = ["attested_pull", "introspect"]
+def response_state(vault: Any) -> dict[str, Any]:
+    """The server's signed response state (``GET /v1/respond/state``), unverified: the caller
+    (:class:`bastion.respond.gate.RemoteResponseGate`) checks its signature with the key it pins."""
+    t = getattr(vault, "_t", None)
+    if t is None:
+        raise ServiceError("not a remote vault")
+    answer = t.call("GET", "/respond/state")
+    if not isinstance(answer, dict):
+        raise ServiceError("the server sent a malformed response state")
+    return answer
+
+
+__all__ = ["attested_pull", "introspect", "response_state"]

@@ -106,4 +106,105 @@ class ResponseGate:
         )
 
 
-__all__ = ["ResponseGate"]
+Fetch = Callable[[], Mapping[str, Any]]
+
+
+class RemoteResponseGate(ResponseGate):
+    """The gate of a gateway without a home (``bastion serve MODEL --server URL``): the signed state comes
+    from the server's ``GET /v1/respond/state`` (``fetch``), refreshed every ``refresh_s`` by a background
+    thread (:meth:`start`), and is trusted only when:
+
+    - its signature verifies with the pinned key: ``public_key_pem`` (``--response-key``) or else the key of
+      the first answer, pinned for the process's life (an answer signed by another key is refused);
+    - its serial is not below the highest one this process has accepted (no rollback by a replayed answer);
+    - it was verified within ``max_age_s`` (the server unreachable or answering garbage for longer: refuse).
+
+    Otherwise :meth:`state` is None and every request is refused (fail closed), as for a local gate.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        public_key_pem: str | bytes | None = None,
+        refresh_s: float = 2.0,
+        max_age_s: float = 10.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from bastion.crypto.signing import Ed25519Verifier
+
+        self._fetch = fetch
+        self._pinned = None if public_key_pem is None else Ed25519Verifier.from_pem(public_key_pem)
+        self._refresh_s = refresh_s
+        self._max_age_s = max_age_s
+        self._now = now
+        self._lock = threading.Lock()
+        self._state = None
+        self._good_at: float | None = None
+        self._serial = -1
+        self._failing = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.path = Path("-")
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Fetch and verify the server's state now; True when it was accepted."""
+        import base64
+
+        from bastion.crypto.signing import Ed25519Verifier
+        from bastion.store.response_state import verify_signed
+
+        try:
+            answer = self._fetch()
+            pem = answer.get("public_key_pem")
+            verifier = self._pinned or Ed25519Verifier.from_pem(str(pem))
+            if self._pinned is not None and str(pem).strip() != self._pinned.public_key_pem().strip():
+                raise IntegrityError("the response state is signed by another key than the pinned one")
+            raw = base64.b64decode(str(answer.get("signed")), validate=True)
+            state = verify_signed(raw, verifier)
+            with self._lock:
+                if state.serial < self._serial:
+                    raise IntegrityError(
+                        f"the server sent an older response state (serial {state.serial} < {self._serial})"
+                    )
+                self._pinned = verifier
+                self._serial, self._state, self._good_at = state.serial, state, self._now()
+            if self._failing:
+                logger.warning("response state from the server verified again (serial %d)", state.serial)
+            self._failing = False
+            return True
+        except Exception as exc:  # unreachable, refused, unsigned, forged, rolled back: all fail closed
+            with self._lock:
+                self._state = None
+            if not self._failing:
+                logger.error("response state from the server refused (%s): refusing every request", exc)
+            self._failing = True
+            return False
+
+    def state(self) -> ResponseState | None:
+        with self._lock:
+            if self._good_at is None or self._now() - self._good_at > self._max_age_s:
+                return None
+            return self._state
+
+    def start(self) -> RemoteResponseGate:
+        """Refresh every ``refresh_s`` in a daemon thread until :meth:`close`."""
+        if self._thread is None:
+
+            def run() -> None:
+                while not self._stop.wait(self._refresh_s):
+                    self.refresh()
+
+            self._thread = threading.Thread(target=run, name="bastion-response-state", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+
+__all__ = ["RemoteResponseGate", "ResponseGate"]

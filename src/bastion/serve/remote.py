@@ -23,6 +23,9 @@ Not (yet) available in this mode, each refused with a one-line ConfigError rathe
 in the home), more than one ``--workers`` (run replicas instead), a self-signed certificate (give
 ``--tls-cert``/``--tls-key``). Request records go to the gateway's structured log, not to the home's audit
 log; the server's audit log records the release and the pull by the gateway identity and every token check.
+``bastion respond``'s blocks, throttles and quarantines apply here too: the CLI hands in a
+:class:`~bastion.respond.gate.RemoteResponseGate` that fetches the server's signed state every 2 s,
+verifies it with a pinned key and refuses every request while it cannot (issue 17 M2).
 
 Attested release: a ``gateway``-role token alone gets nothing (the server refuses its plain pulls). With
 ``--attester-key`` (an Ed25519 private key in PEM, mounted from its own Secret) the gateway answers the
@@ -298,9 +301,15 @@ def server_token_checker(lookup: Callable[[str], Identity]) -> TokenChecker:
 
 
 def build_remote_gateway(
-    options: Any, *, source: ModelSource, verify_token: TokenChecker, attester_key: Any
+    options: Any,
+    *,
+    source: ModelSource,
+    verify_token: TokenChecker,
+    attester_key: Any,
+    response_gate: Any = None,
 ) -> Any:
-    """A ready :class:`~bastion.serve.app.Gateway` for ``options.model_ref``, released by ``source``."""
+    """A ready :class:`~bastion.serve.app.Gateway` for ``options.model_ref``, released by ``source``;
+    ``response_gate``: the server's signed response state (``bastion.respond.gate.RemoteResponseGate``)."""
     from bastion.serve.app import Gateway
     from bastion.serve.auth import Authenticator
 
@@ -310,7 +319,7 @@ def build_remote_gateway(
         source=source, model_ref=options.model_ref, attester_key=attester_key, config_digest=cfg.digest()
     )
     auth = Authenticator(verify_token=verify_token, jwt_verifier=None, cache_s=cfg.token_cache_s)
-    return Gateway(model=model, config=cfg, authenticator=auth, audit=None)
+    return Gateway(model=model, config=cfg, authenticator=auth, audit=None, response_gate=response_gate)
 
 
 def run_remote(
@@ -320,6 +329,7 @@ def run_remote(
     verify_token: TokenChecker,
     attester_key: Any,
     announce: Callable[[str], None] | None = None,
+    response_gate: Any = None,
 ) -> None:
     """``bastion serve MODEL --server URL``: fetch, load, check TLS and bind, then serve until interrupted."""
     import uvicorn
@@ -331,7 +341,11 @@ def run_remote(
     check_remote_options(options)
     tls = tls_files(options)
     gateway = build_remote_gateway(
-        options, source=source, verify_token=verify_token, attester_key=attester_key
+        options,
+        source=source,
+        verify_token=verify_token,
+        attester_key=attester_key,
+        response_gate=response_gate,
     )
     try:
         config = uvicorn.Config(

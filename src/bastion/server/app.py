@@ -76,7 +76,7 @@ class BodyLimit:
             try:
                 identity = await asyncio.get_running_loop().run_in_executor(
                     None,
-                    lambda: state.authenticate(
+                    lambda: state.admitted(
                         None if header is None else header.decode("latin-1"), address=address
                     ),
                 )

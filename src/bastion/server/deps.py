@@ -23,7 +23,7 @@ def caller_identity(request: Request) -> Identity:
     if isinstance(known, Identity):
         return known
     address = request.client.host if request.client is not None else "-"
-    return server_state(request).authenticate(request.headers.get("authorization"), address=address)
+    return server_state(request).admitted(request.headers.get("authorization"), address=address)
 
 
 def caller_vault(request: Request, identity: Annotated[Identity, Depends(caller_identity)]) -> Vault:

@@ -23,10 +23,12 @@ from typing import Any
 
 from bastion.access import AccessControl, Identity
 from bastion.crypto.interface import WrapHolder
-from bastion.errors import AuthenticationFailed, ConfigError
+from bastion.errors import AccessDenied, AuthenticationFailed, ConfigError
+from bastion.respond.gate import ResponseGate
 from bastion.serve.auth import Authenticator, JwtVerifier, looks_like_jwt
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.ratelimit import RateLimiter
+from bastion.store.response_state import LoggedState, state_path
 from bastion.vault import Vault, open_vault
 from bastion.vault.interface import Inspector
 
@@ -112,6 +114,12 @@ class ServerState:
         self.introspect_failures = FailureLog(base.audit, action="gateway:introspect", immediate=False)
         self.introspect_failures.start_timer()
         self.check_token = self._tokens  # quiet: the caller logs failures (in aggregate)
+        # `bastion respond`'s signed state, checked against the log's latest record (load_current): blocks
+        # and quarantines apply to every request here too (issue 17 M2), not only at home-based gateways
+        self.response_logged = _LockedLogged(LoggedState(base.engine))
+        self.response = ResponseGate(
+            state_path(self.home), base.signer, reload_s=0.5, logged=self.response_logged.latest
+        )
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.spool_root, 0o700)
@@ -162,6 +170,28 @@ class ServerState:
             self.failures.failed(address)
             raise
 
+    def admitted(self, header: str | None, *, address: str = "-") -> Identity:
+        """:meth:`authenticate`, then :meth:`admit`: what every ``/v1`` request passes before its body."""
+        identity = self.authenticate(header, address=address)
+        self.admit(identity, address=address)
+        return identity
+
+    def admit(self, identity: Identity, *, address: str = "-") -> None:
+        """Refuse (AccessDenied, HTTP 403) an identity or client address that ``bastion respond`` blocked,
+        and everyone while the response state fails its checks (missing, rolled back, bad signature: fail
+        closed). No route is exempt: ``bastion respond`` and ``--restore-state`` run on the server's home as
+        its owner (the passphrase holder), never through the server, so a block cannot lock the owner out."""
+        state = self.response.state()
+        if state is None:
+            raise AccessDenied(
+                "the response state failed its checks: every request is refused until the owner restores "
+                "it (bastion respond --restore-state on the server's home)"
+            )
+        if state.client_blocked(address):
+            raise AccessDenied(f"client {address} is blocked by bastion respond")
+        if identity.name in state.blocked_identities:
+            raise AccessDenied(f"identity {identity.name} is blocked by bastion respond")
+
     def vault_for(self, identity: Identity) -> Vault:
         """A Vault acting as ``identity`` over the shared components (not to be closed: they are shared)."""
         b = self.base
@@ -196,6 +226,18 @@ class ServerState:
         path = self.spool_root / f"{os.getpid()}-{secrets.token_hex(8)}"
         os.mkdir(path, 0o700)
         return path
+
+
+class _LockedLogged:
+    """:class:`LoggedState` shared by the request threads (it keeps a cursor: one reader at a time)."""
+
+    def __init__(self, logged: LoggedState) -> None:
+        self._logged = logged
+        self._lock = threading.Lock()
+
+    def latest(self) -> Any:
+        with self._lock:
+            return self._logged.latest()
 
 
 class QuietFailures:

@@ -178,6 +178,12 @@ def load_verified(path: Path, verifier: Any) -> ResponseState:
         raw = path.read_bytes()
     except FileNotFoundError:
         return ResponseState()
+    return verify_signed(raw, verifier)
+
+
+def verify_signed(raw: bytes, verifier: Any) -> ResponseState:
+    """The state in ``raw`` (the file's bytes: signature line, then the JSON) after checking its signature
+    over exactly those bytes (IntegrityError otherwise): how a remote gateway checks the server's copy."""
     try:
         line, data = raw.split(b"\n", 1)
         verifier.verify(data, base64.b64decode(line, validate=True))
@@ -299,12 +305,16 @@ def restored(logged: Mapping[str, Any]) -> ResponseState:
 def save(path: Path, state: ResponseState, signer: Signer) -> ResponseState:
     """Sign and atomically replace the state (serial incremented); returns what was written."""
     state = replace(state, serial=state.serial + 1, handled=state.handled[-5000:])
-    data = _data(state)
-    signature = signer.sign(data)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # one file, one rename: a reader sees the old or the new pair, never a mix
-    atomic_write(path, base64.b64encode(signature) + b"\n" + data)
+    atomic_write(path, encode_signed(state, signer))
     return state
+
+
+def encode_signed(state: ResponseState, signer: Signer) -> bytes:
+    """The file's bytes for ``state``: the base64 signature line, then the canonical JSON it covers."""
+    data = _data(state)
+    return base64.b64encode(signer.sign(data)) + b"\n" + data
 
 
 __all__ = [
@@ -313,6 +323,7 @@ __all__ = [
     "LoggedState",
     "ResponseState",
     "check_current",
+    "encode_signed",
     "load_current",
     "load_verified",
     "logged_state",
@@ -321,4 +332,5 @@ __all__ = [
     "state_digest",
     "state_path",
     "state_record",
+    "verify_signed",
 ]

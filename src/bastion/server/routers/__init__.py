@@ -19,6 +19,7 @@ ROUTER_MODULES: list[str] = [
     "data",  # protect, reveal, reveal-table
     "ledger",  # privacy budgets: list, show, set
     "gateway",  # attested model release to gateway identities: challenge, pull
+    "respond",  # the signed response state, for remote gateways
 ]
 
 

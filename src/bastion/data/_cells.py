@@ -21,6 +21,7 @@ from bastion.data._national import bare_national_id, id_key
 SpanFn = Callable[[str, str], str]
 _KV = re.compile(r"(?P<key>[A-Za-z_][\w .-]{0,30}?)[ ]*(?P<sep>[=:])[ ]*(?P<value>[^;|&\n,\x00]*)")
 _SENSITIVE = E.PII_ENTITIES | E.SECRET_ENTITIES
+_CJK_NAME = re.compile(r"[\u3400-\u9fff\uac00-\ud7af]{2,4}")  # 王秀英, 박서연: no spaces between the parts
 
 
 def _key_entity(key: str) -> str | None:
@@ -51,7 +52,10 @@ class CellProtector:
         if spans:
             return replace_spans(value, spans, self.span_fn), len(spans)
         shaped, known = name_like_value(value)
-        if shaped and (known or self.shaped_names) and " " in value.strip():
+        v = value.strip()
+        if shaped and (
+            (known and " " in v) or (self.shaped_names and (" " in v or _CJK_NAME.fullmatch(v) is not None))
+        ):
             return self.span_fn(value, E.PERSON), 1
         return value, 0
 

@@ -274,6 +274,49 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         elif len(words) <= 4 and name_shaped(words):
             out.append((start, end, SHAPE_ONLY_CONFIDENCE))  # no list, no context: name-shaped words
     out.extend(_caseless_spans(text))
+    if ", " in text:
+        out.extend(_inverted_spans(text, first_names, last_names))
+    return out
+
+
+_COMMA_CAP = re.compile(r",[ ]+(?=" + _U + ")")
+_FAMILY_BEFORE = re.compile(
+    r"(?:(?<=[^\w'’-])|^)((?:" + _PARTICLE + r"[ ]+){0,2}" + _WORD + r"(?:[ -]" + _WORD + r")?)$"
+)
+_GIVEN_AFTER = re.compile(_WORD + r"(?:[ -]" + _WORD + r")?(?![\w'’-])")
+
+
+def _inverted_spans(
+    text: str, first_names: frozenset[str], last_names: frozenset[str]
+) -> list[tuple[int, int, float]]:
+    """``Family, Given`` (``Hovhannisyan, Cosimo``, ``van der Berg, Anna``) in context (a context word or
+    title before, a verb after, or alone at the start of a line): a known given or family name, or two
+    name-shaped words (issue 21 F5)."""
+    out: list[tuple[int, int, float]] = []
+    _, _, threshold = _ngram_model()
+    for m in _COMMA_CAP.finditer(text):
+        lo = max(0, m.start() - 48, text.rfind("\x00", 0, m.start()) + 1)
+        fam = _FAMILY_BEFORE.search(text, lo, m.start())
+        giv = _GIVEN_AFTER.match(text, m.end())
+        if fam is None or giv is None:
+            continue
+        fam_words = [w for w in _split_words(fam.group(1)) if not _PARTICLE_RE.fullmatch(w)]
+        giv_words = _split_words(giv.group())
+        start = fam.start(1)
+        if fam_words and not _is_name_word(fam_words[0]) and len(fam_words) > 1:
+            fam_words.pop(0)  # "Customer Garcia, Maria": the context word is not part of the name
+            start = text.index(fam_words[0], start)
+        if not fam_words or any(not _is_name_word(w) for w in fam_words + giv_words):
+            continue
+        line_start = max(text.rfind("\n", 0, start), text.rfind("\x00", 0, start)) + 1
+        framed = not text[line_start:start].strip() or _framed(text, start, giv.end())
+        if not framed:
+            continue  # "Paris, France", "Berlin, Germany": places read the same way without context
+        family, given = fam_words[-1], giv_words[0]
+        known = given.casefold() in first_names or family.casefold() in last_names
+        shaped = name_word_score(family) >= threshold and name_word_score(given) >= threshold
+        if known or shaped:
+            out.append((start, giv.end(), 0.8))
     return out
 
 

@@ -1,5 +1,6 @@
-"""The threat catalogue behind :mod:`bastion.governance.threat`: the system description, the measured
-evidence, and each threat's ATLAS / OWASP mapping, likelihood, impact, control and status function."""
+"""The threat catalogue behind :mod:`bastion.governance.threat`: the measured evidence, and each threat's
+ATLAS / OWASP mapping, likelihood, impact, control and status function (the system description it is
+applied to is :mod:`bastion.governance._system`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,111 +8,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.errors import InvalidInput
+from bastion.governance._system import (
+    DATA_CLASSES,
+    EXPOSURES,
+    OWASP_LLM_2025,
+    OWASP_ML_2023,
+    SYSTEM_KEYS,
+    TRAINING_KEYS,
+    System,
+    parse_system,
+)
 from bastion.governance.inventory import SCAN_CLEAN, SIGNATURE_VERIFIED, InventoryEntry
 
-OWASP_ML_2023 = {
-    "ML01:2023": "Input Manipulation Attack",
-    "ML02:2023": "Data Poisoning Attack",
-    "ML03:2023": "Model Inversion Attack",
-    "ML04:2023": "Membership Inference Attack",
-    "ML05:2023": "Model Theft",
-    "ML06:2023": "AI Supply Chain Attacks",
-    "ML07:2023": "Transfer Learning Attack",
-    "ML08:2023": "Model Skewing",
-    "ML09:2023": "Output Integrity Attack",
-    "ML10:2023": "Model Poisoning",
-}
-OWASP_LLM_2025 = {
-    "LLM01:2025": "Prompt Injection",
-    "LLM02:2025": "Sensitive Information Disclosure",
-    "LLM03:2025": "Supply Chain",
-    "LLM04:2025": "Data and Model Poisoning",
-    "LLM05:2025": "Improper Output Handling",
-    "LLM06:2025": "Excessive Agency",
-    "LLM07:2025": "System Prompt Leakage",
-    "LLM08:2025": "Vector and Embedding Weaknesses",
-    "LLM09:2025": "Misinformation",
-    "LLM10:2025": "Unbounded Consumption",
-}
-EXPOSURES = ("public_api", "internal_batch", "edge")
-DATA_CLASSES = ("public", "internal", "confidential", "pii", "secret")
-SYSTEM_KEYS = frozenset(
-    {
-        "name",
-        "owner",
-        "assets",
-        "data_classes",
-        "exposure",
-        "training",
-        "generative",
-        "agents",
-        "tools",
-        "rag",
-    }
-)
-TRAINING_KEYS = frozenset({"federated", "third_party_data", "pretrained", "dp"})
 STATUSES = ("measured", "weak", "untested", "not-covered")
-
-
-@dataclass(frozen=True)
-class System:
-    name: str
-    owner: str | None
-    assets: tuple[str, ...]
-    data_classes: tuple[str, ...]
-    exposure: tuple[str, ...]
-    federated: bool = False
-    third_party_data: bool = False
-    pretrained: bool = False
-    generative: bool = False
-    agents: bool = False
-    rag: bool = False
-
-    @property
-    def sensitive(self) -> bool:
-        return bool({"pii", "secret", "confidential"} & set(self.data_classes))
-
-
-def parse_system(doc: Any) -> System:
-    """Validate a SYSTEM.yaml mapping; unknown keys and values raise InvalidInput."""
-    if not isinstance(doc, Mapping):
-        raise InvalidInput("SYSTEM.yaml must hold a mapping")
-    unknown = sorted(set(doc) - SYSTEM_KEYS)
-    if unknown:
-        raise InvalidInput(f"SYSTEM.yaml: unknown key(s) {', '.join(unknown)}")
-
-    def strings(key: str, allowed: Sequence[str] | None = None) -> tuple[str, ...]:
-        value = doc.get(key) or []
-        value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidInput(f"SYSTEM.yaml: {key} must be a list of strings")
-        bad = [v for v in value if allowed is not None and v not in allowed]
-        if bad:
-            raise InvalidInput(f"SYSTEM.yaml: {key} {bad[0]!r} is not one of {', '.join(allowed or ())}")
-        return tuple(value)
-
-    training = doc.get("training") or {}
-    if not isinstance(training, Mapping) or set(training) - TRAINING_KEYS:
-        raise InvalidInput(f"SYSTEM.yaml: training takes only {', '.join(sorted(TRAINING_KEYS))}")
-    if not doc.get("name") or not isinstance(doc["name"], str):
-        raise InvalidInput("SYSTEM.yaml: name is required")
-    exposure = strings("exposure", EXPOSURES)
-    if not exposure:
-        raise InvalidInput(f"SYSTEM.yaml: exposure is required (one or more of {', '.join(EXPOSURES)})")
-    return System(
-        name=doc["name"],
-        owner=str(doc["owner"]) if doc.get("owner") else None,
-        assets=strings("assets"),
-        data_classes=strings("data_classes", DATA_CLASSES),
-        exposure=exposure,
-        federated=bool(training.get("federated")),
-        third_party_data=bool(training.get("third_party_data")),
-        pretrained=bool(training.get("pretrained")),
-        generative=bool(doc.get("generative")),
-        agents=bool(doc.get("agents")) or bool(doc.get("tools")),
-        rag=bool(doc.get("rag")),
-    )
 
 
 @dataclass(frozen=True)
@@ -441,3 +350,19 @@ CATALOGUE: tuple[_Template, ...] = (
         _serve_flag("rate_limit", "rate limits configured", "no rate limit configured"),
     ),
 )
+
+
+__all__ = [
+    "CATALOGUE",
+    "DATA_CLASSES",
+    "EXPOSURES",
+    "OWASP_LLM_2025",
+    "OWASP_ML_2023",
+    "STATUSES",
+    "SYSTEM_KEYS",
+    "TRAINING_KEYS",
+    "Evidence",
+    "Status",
+    "System",
+    "parse_system",
+]

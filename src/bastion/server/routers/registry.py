@@ -18,7 +18,7 @@ import json
 import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from bastion.access import allowed
 from bastion.errors import BastionError, IntegrityError, InvalidInput
 from bastion.server.deps import CallerVault, ServerStateDep
+from bastion.server.streaming import closing_stream
 from bastion.server.tarstream import (
     BLOCK,
     bytes_member,
@@ -243,19 +244,27 @@ def pull(vault: CallerVault, ref: str) -> StreamingResponse:
         + len(end_of_archive())
     )
 
-    def body() -> Iterator[bytes | memoryview]:
+    def body() -> Generator[bytes | memoryview, None, None]:
         yield from bytes_member("version.json", version_json)
         yield from bytes_member("pub.pem", stream.public_key_pem)
-        for f, head, (path, size) in zip(stream, heads, listing, strict=True):
-            if (f.path, f.size) != (path, size):  # pragma: no cover - the stream's own listing
-                raise IntegrityError(f"{stream.ref}: the pull stream left its listing")
-            yield head
-            yield from f.chunks
-            if f.size % BLOCK:
-                yield padding(f.size)
-        yield end_of_archive()
+        files = iter(stream)
+        try:
+            for f, head, (path, size) in zip(files, heads, listing, strict=True):
+                if (f.path, f.size) != (path, size):  # pragma: no cover - the stream's own listing
+                    raise IntegrityError(f"{stream.ref}: the pull stream left its listing")
+                yield head
+                yield from f.chunks
+                if f.size % BLOCK:
+                    yield padding(f.size)
+            yield end_of_archive()
+        finally:
+            close = getattr(files, "close", None)
+            if close is not None:
+                close()  # the stream logs how it ended (pull-end) now, not when collected
 
-    return StreamingResponse(body(), media_type="application/x-tar", headers={"Content-Length": str(length)})
+    return StreamingResponse(  # closed on a hang-up: pull-end (incomplete, bytes sent) is logged at once
+        closing_stream(body()), media_type="application/x-tar", headers={"Content-Length": str(length)}
+    )
 
 
 @router.get("/registry/versions")

@@ -42,13 +42,13 @@ Redis, so every worker and replica judges a consumer's combined stream; the wate
 
 Size (over ~400 lines): :class:`TheftDefence` is one state machine (per-consumer evidence, detection,
 responses, evidence export) whose parts share one lock and one consumer table; split, each part would reach
-into the others' state.
+into the others' state. Its policy and results live in :mod:`bastion.serve._theft_policy`, the consumer's
+view of a defended model in :mod:`bastion.serve._theft_defended` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import math
@@ -57,94 +57,18 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
+from bastion.serve._theft_defended import DefendedModel
+from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
 from bastion.serve.responses import keyed_generator, misinform, poison, truncate
 from bastion.serve.theft_state import dump_state, load_state
-
-THEFT_LABEL = "bastion-theft-v1"
-
-
-def derive(secret: bytes, label: str, length: int = 32) -> bytes:
-    """An HKDF-SHA256 sub-key of the deployment secret for one purpose."""
-    if len(secret) < 16:
-        raise InvalidInput("the theft-defence secret needs at least 16 bytes")
-    return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=None, info=f"{THEFT_LABEL}:{label}".encode()
-    ).derive(secret)
-
-
-@dataclass(frozen=True)
-class TheftPolicy:
-    """Thresholds and responses (defaults: the measured policy of ``benchmarks/bench_extraction.py``)."""
-
-    k: int = 3
-    window: int = 200
-    min_rows: int = 40
-    shift_z: float = 7.0
-    tail_pct: float = 0.99
-    tail_base: float = 0.05
-    tail_log10_p: float = -10.0
-    near_quantile: float = 0.01
-    near_base: float = 0.04
-    history: int = 512
-    keep_queries: int = 2000
-    corroborate_z: float = 3.0
-    hard_ood: float = 1.6
-    flagged_ood_pct: float = 0.5
-    strong_score: float = 2.0
-    block_score: float | None = None
-    poison_eps: float = 0.3
-    top_k: int = 3
-    decimals: int = 2
-    daily_rows: int = 50_000
-    flag_ttl_s: float = 3600.0
-    max_reference: int = 4000
-    max_consumers: int = 4096
-
-    def __post_init__(self) -> None:
-        if self.window < self.min_rows or self.min_rows < 10 or not 0.5 < self.tail_pct < 1.0:
-            raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
-        if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
-            raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """Why a consumer is flagged: the signal that fired, the score, and the evidence behind it."""
-
-    consumer: str
-    reason: str
-    score: float
-    since: float
-    last_seen: float
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What to send back, and how the defence judged the request."""
-
-    proba: np.ndarray = field(repr=False)
-    flagged: bool
-    score: float
-    misinformed: int
-    poisoned: bool
-    truncated: bool
-    newly_flagged: bool = False
-    reason: str | None = None
 
 
 class _Consumer:
@@ -539,54 +463,6 @@ def build_defence(
         center=center,
         clock=clock,
     )
-
-
-class DefendedModel:
-    """A model behind the defence, as one consumer sees it (a ``ModelAdapter`` for attacks and benchmarks).
-
-    Requests are cut into batches of ``batch`` rows, as a client would send them; a refused request (budget,
-    block) answers nothing further: ``refused`` holds the reason and later rows get uniform probabilities.
-    """
-
-    def __init__(
-        self, model: Any, defence: TheftDefence, *, consumers: Sequence[str], batch: int = 20
-    ) -> None:
-        self.model = model
-        self.defence = defence
-        self.consumers = tuple(consumers)
-        self.batch = int(batch)
-        self.input_shape = tuple(model.input_shape)
-        self.n_classes = int(model.n_classes)
-        self.clip_values = getattr(model, "clip_values", None)
-        self.label_only = False
-        self.refused: str | None = None
-        self.answered = 0
-        self.misinformed = 0
-        self.first_flag: int | None = None
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float32)
-        out = np.full((len(arr), self.n_classes), 1.0 / self.n_classes)
-        for start in range(0, len(arr), self.batch):
-            if self.refused is not None:
-                break
-            part = arr[start : start + self.batch]
-            try:
-                ans = self.defence.respond(
-                    consumers=self.consumers, x=part, proba=self.model.predict_proba(part)
-                )
-            except (BudgetExhausted, AccessDenied) as exc:
-                self.refused = str(exc)
-                break
-            out[start : start + len(part)] = ans.proba
-            self.answered += len(part)
-            self.misinformed += ans.misinformed
-            if ans.flagged and self.first_flag is None:
-                self.first_flag = self.answered
-        return out
-
-    def predict(self, x: Any) -> np.ndarray:
-        return np.asarray(self.predict_proba(x).argmax(axis=1), dtype=np.int64)
 
 
 __all__ = [

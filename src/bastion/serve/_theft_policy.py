@@ -1,0 +1,89 @@
+"""The theft defence's policy and results (:class:`TheftPolicy`, :class:`Flag`, :class:`Answer`) and its
+HKDF sub-key derivation; :mod:`bastion.serve.theft` re-exports every name here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bastion.errors import InvalidInput
+
+THEFT_LABEL = "bastion-theft-v1"
+
+
+def derive(secret: bytes, label: str, length: int = 32) -> bytes:
+    """An HKDF-SHA256 sub-key of the deployment secret for one purpose."""
+    if len(secret) < 16:
+        raise InvalidInput("the theft-defence secret needs at least 16 bytes")
+    return HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=None, info=f"{THEFT_LABEL}:{label}".encode()
+    ).derive(secret)
+
+
+@dataclass(frozen=True)
+class TheftPolicy:
+    """Thresholds and responses (defaults: the measured policy of ``benchmarks/bench_extraction.py``)."""
+
+    k: int = 3
+    window: int = 200
+    min_rows: int = 40
+    shift_z: float = 7.0
+    tail_pct: float = 0.99
+    tail_base: float = 0.05
+    tail_log10_p: float = -10.0
+    near_quantile: float = 0.01
+    near_base: float = 0.04
+    history: int = 512
+    keep_queries: int = 2000
+    corroborate_z: float = 3.0
+    hard_ood: float = 1.6
+    flagged_ood_pct: float = 0.5
+    strong_score: float = 2.0
+    block_score: float | None = None
+    poison_eps: float = 0.3
+    top_k: int = 3
+    decimals: int = 2
+    daily_rows: int = 50_000
+    flag_ttl_s: float = 3600.0
+    max_reference: int = 4000
+    max_consumers: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.window < self.min_rows or self.min_rows < 10 or not 0.5 < self.tail_pct < 1.0:
+            raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
+        if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
+            raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Why a consumer is flagged: the signal that fired, the score, and the evidence behind it."""
+
+    consumer: str
+    reason: str
+    score: float
+    since: float
+    last_seen: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back, and how the defence judged the request."""
+
+    proba: np.ndarray = field(repr=False)
+    flagged: bool
+    score: float
+    misinformed: int
+    poisoned: bool
+    truncated: bool
+    newly_flagged: bool = False
+    reason: str | None = None

@@ -4,7 +4,9 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all]
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
-       with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; not part of ``all``)
+       with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
+       attackers against the opt-in region marks, ``--region-by/-band/-rate/-cell/-projections``; none of
+       these is part of ``all``)
 
 For each dataset one victim MLP (64 hidden units, trained on the built-in training split) is served 3 ways,
 same run, same model, same queries: ``none`` (full probabilities, the consumer top-3 rounding of the default
@@ -36,6 +38,7 @@ from bastion.serve.responses import truncate
 from bastion.serve.theft import DefendedModel, TheftDefence, TheftPolicy
 from bastion.watermark.api import ConsumerWatermark
 from bastion.watermark.labels import LabelMarker
+from bastion.watermark.regions import RegionMarker
 
 SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive")
 ATTACKS = (*SYNTHETIC, "knockoff", "knockoff-labels", "knockoff-labels-filter")
@@ -228,17 +231,31 @@ def _label_copy(env: dict[str, Any], x: np.ndarray, labels: np.ndarray, kind: st
     return res, len(labels)
 
 
-def label_cost(env: dict[str, Any], band: tuple[float, float] | None, consumers: int = 40) -> float:
-    """Mean benign accuracy cost (pp) of the label marks alone on the natural test split, per consumer."""
+def label_cost(
+    env: dict[str, Any],
+    band: tuple[float, float] | None,
+    consumers: int = 40,
+    marker: Any = None,
+    split: str = "test",
+) -> float:
+    """Mean benign accuracy cost (pp) of the label marks alone (or ``marker``) on a natural split, per
+    consumer (each consumer an honest stream of the whole split)."""
     d, victim = env["data"], env["victim"]
-    mk = _marker(env, band)
-    p = victim.predict_proba(d.x_test)
-    base = float((p.argmax(1) == d.y_test).mean())
+    mk = marker if marker is not None else _marker(env, band)
+    x, y = (d.x_test, d.y_test) if split == "test" else (d.x_train, d.y_train)
+    p = victim.predict_proba(x)
+    base = float((p.argmax(1) == y).mean())
     costs = [
-        base - float((mk.apply(f"c{i}", d.x_test, p, record=False).argmax(1) == d.y_test).mean())
-        for i in range(consumers)
+        base - float((mk.apply(f"c{i}", x, p, record=False).argmax(1) == y).mean()) for i in range(consumers)
     ]
     return 100.0 * float(np.mean(costs))
+
+
+def _region_marker(env: dict[str, Any], cfg: dict[str, Any]) -> RegionMarker:
+    d = env["data"]
+    return RegionMarker(
+        SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], **cfg
+    )
 
 
 def _marker(env: dict[str, Any], band: tuple[float, float] | None) -> LabelMarker:
@@ -247,20 +264,37 @@ def _marker(env: dict[str, Any], band: tuple[float, float] | None) -> LabelMarke
     return LabelMarker(SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], **kw)
 
 
-def label_adaptive(env: dict[str, Any], pool_split: str, band: tuple[float, float] | None = None) -> None:
-    """Label-only copies against the label marks alone, per adaptive attacker, with the attacker's natural
-    pool the test split (fidelity on the training split) or the training split (fidelity on the test split):
-    marks kept and the attribution p among 20 consumers, for the marked copy and for a copy trained on clean
-    labels from the same rows (the null: no defence, no marks)."""
+def label_adaptive(
+    env: dict[str, Any],
+    pool_split: str,
+    band: tuple[float, float] | None = None,
+    region: dict[str, Any] | None = None,
+) -> None:
+    """Label-only copies against the label marks alone (or, with ``region``, the opt-in region marks of
+    :class:`bastion.watermark.regions.RegionMarker`, evidence counted per region), per adaptive attacker,
+    with the attacker's natural pool the test split (fidelity on the training split) or the training split
+    (fidelity on the test split): marks kept and the attribution p among 20 consumers, for the marked copy
+    and for a copy trained on clean labels from the same rows (the null: no defence, no marks)."""
     d, victim = env["data"], env["victim"]
     pool, ex, ey = (
         (d.x_test, d.x_train, d.y_train) if pool_split == "test" else (d.x_train, d.x_test, d.y_test)
     )
     pool = np.asarray(pool, np.float32)
     what = f"+ band {band}" if band else "(default)"
-    print(f"label marks {what}: benign cost {label_cost(env, band):.2f} pp (40 consumers, test split)")
+    if region is not None:
+        costs = [
+            label_cost(env, None, marker=_region_marker(env, region), split=s) for s in ("test", "train")
+        ]
+        print(
+            f"region marks {region}: benign cost {costs[0]:.2f} pp test split / {costs[1]:.2f} pp train "
+            "split (40 honest consumers, each the whole split)"
+        )
+    else:
+        print(f"label marks {what}: benign cost {label_cost(env, band):.2f} pp (40 consumers, test split)")
     for kind in LABEL_ADAPTIVE:
-        mk = _marker(env, band)
+        if region is not None and kind == "two-accounts":
+            continue  # the region test has no pooled pair test
+        mk: Any = _marker(env, band) if region is None else _region_marker(env, region)
         rng = np.random.default_rng(11)
         customers = [f"customer-{i}" for i in range(19 if kind != "two-accounts" else 18)]
         for c in customers:
@@ -289,14 +323,15 @@ def label_adaptive(env: dict[str, Any], pool_split: str, band: tuple[float, floa
         marks = "; ".join(
             f"{t} {att.tests[t][0]}/{att.tests[t][1]} vs {att.tests[t][2]}/{att.tests[t][3]}"
             if t in att.tests
-            else f"{t} <3 marks"
+            else f"{t} too few marks to test"
             for t in thieves
         )
         dropped = dropped or len(x) - kept
+        pair = f"; pair p={att.group_p_value:.2g}" if region is None else "; counted per region"
         print(
             f"labels-{kind:13s} pool={pool_split}({len(pool)}) trained on {kept} rows (dropped {dropped}) "
             f"fid {res.points[0].fidelity:.3f} acc {res.points[0].accuracy:.3f}: named {list(att.named)} "
-            f"p={att.best_p:.2g} ({marks}; pair p={att.group_p_value:.2g}) | "
+            f"p={att.best_p:.2g} ({marks}{pair}) | "
             f"clean-label copy p={null.best_p:.2g}",
             flush=True,
         )
@@ -473,6 +508,13 @@ def main() -> None:
     ap.add_argument("--attacks", default="all")
     ap.add_argument("--band", type=float, default=0.9, help="labels-adaptive-band: the top-probability band")
     ap.add_argument("--band-rate", type=float, default=0.5, help="labels-adaptive-band: the band's mark rate")
+    ap.add_argument("--region-by", default="pair", help="labels-region: pair, target or boundary")
+    ap.add_argument(
+        "--region-band", type=float, default=0.9, help="labels-region: eligible below this top prob"
+    )
+    ap.add_argument("--region-rate", type=float, default=0.1, help="labels-region: share of regions marked")
+    ap.add_argument("--region-cell", type=float, default=1.0, help="labels-region: cell width x spread")
+    ap.add_argument("--region-projections", type=int, default=3, help="labels-region: LSH projections")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     attacks = ATTACKS if args.attacks == "all" else tuple(args.attacks.split(","))
@@ -489,6 +531,16 @@ def main() -> None:
             if strategy.startswith("labels-adaptive"):  # labels-adaptive[-band][-train]
                 band = (args.band, args.band_rate) if "-band" in strategy else None
                 label_adaptive(env, "train" if strategy.endswith("-train") else "test", band)
+                continue
+            if strategy.startswith("labels-region"):  # labels-region[-train]: the opt-in region marks
+                cfg = {
+                    "by": args.region_by,
+                    "band": args.region_band,
+                    "rate": args.region_rate,
+                    "cell": args.region_cell,
+                    "projections": args.region_projections,
+                }
+                label_adaptive(env, "train" if strategy.endswith("-train") else "test", region=cfg)
                 continue
             if strategy.startswith("knockoff-labels"):
                 label_only_rows(env, strategy, budgets)

@@ -242,3 +242,63 @@ def test_a_pinned_key_refuses_the_first_answer_too() -> None:
         lambda: _answer(ResponseState(serial=9), other_key), public_key_pem=home_key.public_key_pem()
     )
     assert gate.state() is None and gate.refuses(identity="anyone")
+
+
+def _server_entries(team: Team, action: str) -> list[Any]:
+    return [e for e in team.app.state.bastion.base.audit.entries() if e.action == action]
+
+
+def test_remote_gateway_records_reach_the_servers_log(team: Team, kit: Any, digits: Any) -> None:
+    from bastion.client.gateway import RemoteAuditSink
+    from bastion.events.collect import events_from_entry
+
+    remote = bastion.client.connect(team.url, token=team.tokens["gw-digits"], ca=team.ca)
+    sink = RemoteAuditSink(remote)
+    entry = {"actor": "x", "action": "serve:requests", "target": "digits:1", "outcome": "ok", "details": {}}
+    # a stolen gateway token alone (no attested release in this server yet) writes nothing
+    with pytest.raises(AccessDenied, match="not released"):
+        sink.append(**entry)
+    checker = server_token_checker(lambda token: introspect(remote, token))
+    blind = build_remote_gateway(  # before: request records went nowhere the hunt reads
+        OPTIONS, source=_Source(remote), verify_token=checker, attester_key=team.attester
+    )
+    body = kit.infer_body(digits.x_test[:2])
+    with kit.serving(blind) as b:
+        url = f"{b.url}/v2/models/digits/infer"
+        assert (
+            httpx.post(url, json=body, headers=kit.bearer(team.tokens["alice"]), timeout=30).status_code
+            == 200
+        )
+    blind.close()
+    assert _server_entries(team, "serve:requests") == []
+    gated = build_remote_gateway(
+        OPTIONS, source=_Source(remote), verify_token=checker, attester_key=team.attester, audit=sink
+    )
+    with kit.serving(gated) as g:
+        url = f"{g.url}/v2/models/digits/infer"
+        for _ in range(3):
+            assert (
+                httpx.post(url, json=body, headers=kit.bearer(team.tokens["alice"]), timeout=30).status_code
+                == 200
+            )
+        assert (
+            httpx.post(url, json=body, headers=kit.bearer("bst_" + "0" * 16 + "." + "A" * 43)).status_code
+            == 401
+        )
+    gated.close()  # flushes the last batch
+    batches = _server_entries(team, "serve:requests")
+    assert batches and {e.actor for e in batches} == {"gw-digits"}
+    events = [ev for e in batches for ev in events_from_entry(e)]
+    assert sum(ev.identity == "alice" and ev.outcome == "ok" for ev in events) == 3
+    assert any(ev.kind == "auth-failure" for ev in events)  # the hunt's token-spray input
+    # what a released gateway still may not write: other actions, other models
+    with pytest.raises(AccessDenied, match="may not write"):
+        sink.append(**{**entry, "action": "registry:promote"})
+    with pytest.raises(AccessDenied, match="not released"):
+        sink.append(**{**entry, "target": "fraud:1"})
+    with (
+        bastion.client.connect(team.url, token=team.tokens["alice"], ca=team.ca) as alice,
+        pytest.raises(AccessDenied, match="not a gateway"),
+    ):
+        RemoteAuditSink(alice).append(**entry)
+    remote.close()

@@ -198,7 +198,7 @@ def _serve_from_server(
 ) -> None:
     """``--server``: pull the model with the workload token, verify, scan, load; never open a key ring."""
     import bastion.client as client
-    from bastion.client.gateway import attested_pull, introspect, response_state
+    from bastion.client.gateway import RemoteAuditSink, attested_pull, introspect, response_state
     from bastion.respond.gate import RemoteResponseGate
     from bastion.serve.remote import (
         build_remote_gateway,
@@ -253,6 +253,7 @@ def _serve_from_server(
                 f"bastion gateway for {options.model_ref} (from {server}) on {url}", err=True
             ),
             response_gate=gate.start(),
+            audit=RemoteAuditSink(remote),  # request records in batches into the server's log
         )
     finally:
         gate.close()

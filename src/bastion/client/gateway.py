@@ -75,4 +75,23 @@ def response_state(vault: Any) -> dict[str, Any]:
     return answer
 
 
-__all__ = ["attested_pull", "introspect", "response_state"]
+class RemoteAuditSink:
+    """An :class:`~bastion.store.interface.AuditSink` for a gateway without a home: each append (one batch of
+    request records, or one security event, from the gateway's batched writer) goes to the server's audit
+    log (``POST /v1/gateway/audit``), written there under the gateway's identity. Raises on failure, so the
+    writer keeps the batch and applies its ``on_failure`` policy as with a local log."""
+
+    def __init__(self, vault: Any) -> None:
+        t = getattr(vault, "_t", None)
+        if t is None:
+            raise ServiceError("not a remote vault")
+        self._t = t
+
+    def append(
+        self, *, actor: str, action: str, target: str, outcome: str, details: Mapping[str, Any] | None = None
+    ) -> Any:
+        entry = {"action": action, "target": target, "outcome": outcome, "details": dict(details or {})}
+        return self._t.call("POST", "/gateway/audit", json={"entries": [entry]})
+
+
+__all__ = ["RemoteAuditSink", "attested_pull", "introspect", "response_state"]

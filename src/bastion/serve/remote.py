@@ -21,8 +21,10 @@ Layering: this module does not import the client (``client`` sits above ``serve`
 Not (yet) available in this mode, each refused with a one-line ConfigError rather than silently dropped:
 ``[serve.jwt]``, ``[serve.api_watermark]``, ``[serve.theft]`` and ``[serve.drift]`` (their keys and state live
 in the home), more than one ``--workers`` (run replicas instead), a self-signed certificate (give
-``--tls-cert``/``--tls-key``). Request records go to the gateway's structured log, not to the home's audit
-log; the server's audit log records the release and the pull by the gateway identity and every token check.
+``--tls-cert``/``--tls-key``). Request records (batched) and security events go to the server's audit log
+through ``POST /v1/gateway/audit`` (the CLI hands in ``bastion.client.gateway.RemoteAuditSink``), written
+there under the gateway identity, for the released model only; the server's log also records the release,
+the pull by the gateway identity and every token check.
 ``bastion respond``'s blocks, throttles and quarantines apply here too: the CLI hands in a
 :class:`~bastion.respond.gate.RemoteResponseGate` that fetches the server's signed state every 2 s,
 verifies it with a pinned key and refuses every request while it cannot (issue 17 M2).
@@ -307,9 +309,11 @@ def build_remote_gateway(
     verify_token: TokenChecker,
     attester_key: Any,
     response_gate: Any = None,
+    audit: Any = None,
 ) -> Any:
     """A ready :class:`~bastion.serve.app.Gateway` for ``options.model_ref``, released by ``source``;
-    ``response_gate``: the server's signed response state (``bastion.respond.gate.RemoteResponseGate``)."""
+    ``response_gate``: the server's signed response state (``bastion.respond.gate.RemoteResponseGate``);
+    ``audit``: where request records go (``bastion.client.gateway.RemoteAuditSink``: the server's log)."""
     from bastion.serve.app import Gateway
     from bastion.serve.auth import Authenticator
 
@@ -319,7 +323,7 @@ def build_remote_gateway(
         source=source, model_ref=options.model_ref, attester_key=attester_key, config_digest=cfg.digest()
     )
     auth = Authenticator(verify_token=verify_token, jwt_verifier=None, cache_s=cfg.token_cache_s)
-    return Gateway(model=model, config=cfg, authenticator=auth, audit=None, response_gate=response_gate)
+    return Gateway(model=model, config=cfg, authenticator=auth, audit=audit, response_gate=response_gate)
 
 
 def run_remote(
@@ -330,6 +334,7 @@ def run_remote(
     attester_key: Any,
     announce: Callable[[str], None] | None = None,
     response_gate: Any = None,
+    audit: Any = None,
 ) -> None:
     """``bastion serve MODEL --server URL``: fetch, load, check TLS and bind, then serve until interrupted."""
     import uvicorn
@@ -346,6 +351,7 @@ def run_remote(
         verify_token=verify_token,
         attester_key=attester_key,
         response_gate=response_gate,
+        audit=audit,
     )
     try:
         config = uvicorn.Config(

@@ -120,6 +120,10 @@ class ServerState:
         self.response = ResponseGate(
             state_path(self.home), base.signer, reload_s=0.5, logged=self.response_logged.latest
         )
+        # NAME:VERSION released to each gateway identity by attested release in this process: the only
+        # targets whose request records that gateway may write into the log (/v1/gateway/audit)
+        self._released: dict[str, set[str]] = {}
+        self._released_lock = threading.Lock()
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.spool_root, 0o700)
@@ -191,6 +195,15 @@ class ServerState:
             raise AccessDenied(f"client {address} is blocked by bastion respond")
         if identity.name in state.blocked_identities:
             raise AccessDenied(f"identity {identity.name} is blocked by bastion respond")
+
+    def mark_released(self, identity: Identity, ref: str) -> None:
+        """``ref`` (NAME:VERSION) was released to the gateway ``identity`` on its attestation evidence."""
+        with self._released_lock:
+            self._released.setdefault(identity.id, set()).add(ref)
+
+    def was_released(self, identity: Identity, ref: str) -> bool:
+        with self._released_lock:
+            return ref in self._released.get(identity.id, ())
 
     def vault_for(self, identity: Identity) -> Vault:
         """A Vault acting as ``identity`` over the shared components (not to be closed: they are shared)."""

@@ -20,6 +20,7 @@ ROUTER_MODULES: list[str] = [
     "ledger",  # privacy budgets: list, show, set
     "gateway",  # attested model release to gateway identities: challenge, pull
     "respond",  # the signed response state, for remote gateways
+    "gateway_audit",  # remote gateways' request records into the audit log
 ]
 
 

@@ -229,6 +229,7 @@ def pull(state: ServerStateDep, vault: CallerVault, body: PullBody) -> Streaming
     except BaseException:
         shutil.rmtree(spool, ignore_errors=True)
         raise
+    state.mark_released(vault.identity, version.ref)  # its request records may now reach the log
     chunk = state.settings.chunk_bytes
 
     def stream() -> Any:

@@ -13,8 +13,8 @@ from bastion.adversarial._common import (
     check_positive,
     clip_of,
 )
-from bastion.adversarial.attacks.evasion.interface import AttackRun, BlackBoxResult, EnsembleConfig
-from bastion.adversarial.attacks.evasion.registry import EnsembleMember, register_attack
+from bastion.adversarial.attacks.evasion.interface import BlackBoxResult, EnsembleConfig
+from bastion.adversarial.attacks.evasion.registry import register_black_box_attack
 from bastion.models.interface import ModelAdapter
 
 
@@ -130,21 +130,15 @@ def hop_skip_jump(
     return BlackBoxResult(x_adv=out.astype(np.float32), queries=int(used))
 
 
-def _ensemble_hsj(
-    model: ModelAdapter,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    eps: float,
-    norm: str,
-    config: EnsembleConfig,
-    seed: int,
-) -> AttackRun | None:
+def _ensemble_options(
+    model: ModelAdapter, eps: float, norm: str, config: EnsembleConfig
+) -> dict[str, Any] | None:
+    """HopSkipJump in the ensemble: a minimum-norm attack on the first ``hsj_examples`` rows."""
     if config.hsj_iterations <= 0 or config.hsj_examples <= 0:
         return None
-    rows = np.arange(min(config.hsj_examples, x.shape[0]))
-    res = hop_skip_jump(model, x[rows], y[rows], norm=norm, iterations=config.hsj_iterations, seed=seed)
-    return AttackRun(x_adv=res.x_adv, rows=rows, queries=res.queries)
+    return {"norm": norm, "iterations": config.hsj_iterations}
 
 
-register_attack(EnsembleMember(name="hopskipjump", run=_ensemble_hsj, white_box=False, seed_offset=3))
+register_black_box_attack(
+    "hopskipjump", hop_skip_jump, seed_offset=3, options=_ensemble_options, examples=lambda c: c.hsj_examples
+)

@@ -16,8 +16,8 @@ from bastion.adversarial._common import (
     clip_of,
     image_view,
 )
-from bastion.adversarial.attacks.evasion.interface import AttackRun, BlackBoxResult, EnsembleConfig
-from bastion.adversarial.attacks.evasion.registry import EnsembleMember, register_attack
+from bastion.adversarial.attacks.evasion.interface import BlackBoxResult, EnsembleConfig
+from bastion.adversarial.attacks.evasion.registry import register_black_box_attack
 from bastion.errors import InvalidInput
 from bastion.models.interface import ModelAdapter
 
@@ -91,20 +91,13 @@ def square(
     return BlackBoxResult(x_adv=(x3 + delta).reshape(xs.shape).astype(np.float32), queries=int(used))
 
 
-def _ensemble_square(
-    model: ModelAdapter,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    eps: float,
-    norm: str,
-    config: EnsembleConfig,
-    seed: int,
-) -> AttackRun | None:
+def _ensemble_options(
+    model: ModelAdapter, eps: float, norm: str, config: EnsembleConfig
+) -> dict[str, Any] | None:
+    """Square in the ensemble: L-inf only, and it needs scores (not labels alone)."""
     if config.square_queries <= 0 or norm != "inf" or getattr(model, "label_only", False):
         return None
-    res = square(model, x, y, eps=eps, queries=config.square_queries, seed=seed)
-    return AttackRun(x_adv=res.x_adv, queries=res.queries)
+    return {"eps": eps, "queries": config.square_queries}
 
 
-register_attack(EnsembleMember(name="square", run=_ensemble_square, white_box=False, seed_offset=2))
+register_black_box_attack("square", square, seed_offset=2, options=_ensemble_options)

@@ -131,6 +131,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def digits_defence(digits: Digits, key: Any) -> Any:
+    """The digits deployment's theft defence under ``key`` (reference: its training rows, as labelled)."""
+    from bastion.serve.theft import build_defence
+
+    return build_defence(
+        key=key,
+        reference_x=digits.x_train,
+        reference_y=digits.adapter.predict(digits.x_train),
+        n_classes=10,
+        center=0.5,
+    )
+
+
 @dataclass(frozen=True)
 class Kit:
     """The helpers above, handed to tests as a fixture (test modules cannot import conftest)."""
@@ -140,6 +153,7 @@ class Kit:
     infer_body: Any = infer_body
     bearer: Any = bearer
     server_thread: Any = ServerThread
+    digits_defence: Any = digits_defence
 
 
 @pytest.fixture(scope="session")

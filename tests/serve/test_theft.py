@@ -369,18 +369,11 @@ def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
     from bastion.adversarial.attacks.membership import train_mlp
     from bastion.cli import run
     from bastion.models import TorchAdapter
-    from bastion.serve.theft import build_defence
     from bastion.watermark.keys import WatermarkKey, write_key_file
 
     key = WatermarkKey.from_secret(b"verify-url-test-key-32-bytes-abc")  # deterministic test
     key_file = write_key_file(key, tmp_path / "wm.key")
-    guard = build_defence(
-        key=key,
-        reference_x=digits.x_train,
-        reference_y=digits.adapter.predict(digits.x_train),
-        n_classes=10,
-        center=0.5,
-    )
+    guard = kit.digits_defence(digits, key)
     gw = kit.make_gateway(project, digits, theft=guard)
     rng = np.random.default_rng(2)
     queries = digits.x_test[rng.permutation(len(digits.x_test))]

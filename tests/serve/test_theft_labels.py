@@ -145,18 +145,11 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
     from bastion.cli import run
     from bastion.models import TorchAdapter
     from bastion.serve.config import GatewayConfig, MonitorConfig, RateLimitConfig
-    from bastion.serve.theft import build_defence
     from bastion.watermark.keys import write_key_file
 
     key = WatermarkKey.from_secret(b"verify-labels-e2e-key-of-32-byte")  # deterministic test
     key_file = write_key_file(key, tmp_path / "wm.key")
-    guard = build_defence(
-        key=key,
-        reference_x=digits.x_train,
-        reference_y=digits.adapter.predict(digits.x_train),
-        n_classes=10,
-        center=0.5,
-    )
+    guard = kit.digits_defence(digits, key)
     rows = RateLimitConfig(rows_per_role={"consumer": "100000/minute", "admin": "100000/minute"})
     gw = kit.make_gateway(project, digits, GatewayConfig(rate_limit=rows), theft=guard)
     queries = digits.x_train[np.random.default_rng(2).permutation(len(digits.x_train))]

@@ -7,7 +7,8 @@ is checked once against its signed heads (:meth:`Vault.log_verify`), then for ev
 events came from (``audit_index``) the multiset of *all* stored events of that entry must equal
 :func:`~bastion.events.collect.events_from_entry` of the entry — so a forged row, an edited row, a copied
 row (inflating a count) and a row without an audit entry are each refused. The finding's identity, client
-and model must appear in that evidence.
+and model must appear in that evidence; a client that is a network (a spray grouped by /24 or /64) must
+hold every event's client address (IPv4-mapped IPv6 addresses compared as IPv4).
 
 Limit: a finding names at most :data:`bastion.hunt.sigma.MAX_EVENT_IDS` events; a threshold rule whose count
 is larger is judged on the events it names.
@@ -15,6 +16,7 @@ is larger is judged on the events it names.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +26,41 @@ from bastion.errors import BastionError
 from bastion.events.collect import events_from_entry
 from bastion.events.schema import Event
 from bastion.events.store import EventStore, row_of
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``value`` as one address (an IPv4-mapped IPv6 address as its IPv4 address), or None."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _client_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """``value`` as a network written with a prefix (``203.0.113.0/24``), else None."""
+    if "/" not in value:
+        return None
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        return None
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:  # ::ffff:a.b.c.0/120 is a.b.c.0/24
+            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
+
+
+def _inside(clients: set[str], network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Every client (an address) lies inside ``network``."""
+    for client in clients:
+        address = _address(client)
+        if address is None or address.version != network.version or address not in network:
+            return False
+    return bool(clients)
 
 
 def _key(event: Event) -> str:
@@ -49,6 +86,11 @@ class EvidenceVerifier:
             except BastionError as exc:
                 self._failure = f"the audit log does not verify ({exc})"
         return self._size
+
+    def log_failure(self) -> str | None:
+        """Why the audit log does not verify against its signed heads, or None when it does."""
+        self._verified_size()
+        return self._failure
 
     def _entry_matches(self, index: int, size: int) -> bool:
         if index not in self._entries:
@@ -84,8 +126,15 @@ class EvidenceVerifier:
             ("client", client, {e.client for e in events}),
             ("model", model, {e.model for e in events}),
         ):
-            if value not in ("-", "") and value not in seen:
-                return f"its {name} {value!r} is not in its events"
+            if value in ("-", "") or value in seen:
+                continue
+            network = _client_network(value) if name == "client" else None
+            if network is not None:
+                # a network finding (a spray grouped by /24 or /64): every event's client lies inside it
+                if not _inside(seen, network):
+                    return f"its client network {value!r} does not hold every one of its events' clients"
+                continue
+            return f"its {name} {value!r} is not in its events"
         return None
 
 

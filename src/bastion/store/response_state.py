@@ -238,63 +238,162 @@ def load_current(path: Path, verifier: Any, logged: Mapping[str, Any] | None) ->
 
 
 class LoggedState:
-    """The latest :data:`STATE_ACTION` record of a metadata database's audit log, kept up to date cheaply:
-    the first call scans the log backwards until it finds one, later calls read only newer entries."""
+    """The latest :data:`STATE_ACTION` record of a metadata database's audit log, checked against the log's
+    signed tree heads and kept up to date cheaply.
 
-    def __init__(self, engine: Any) -> None:
+    A row of ``audit_entries`` is believed only when its bytes hash to its stored leaf hash, the rows run
+    without a gap up to the latest signed head, and the leaf hashes from the record to that head fold (from
+    the stored frontier of the tree just before the record) into the head's root, whose signature is checked
+    when a ``verifier`` (the home's log key) is known. Editing a row (hiding or forging a ``respond:state``
+    record), its leaf hash or a head's frontier is therefore an :class:`IntegrityError`, never "no state":
+    callers fail closed. The first call scans back from the latest head to the newest record; later calls
+    read only the entries appended since, extending the verified frontier.
+
+    Not caught here: replacing the whole database together with the state file by an older snapshot (every
+    head in it is genuinely signed); the witness head kept outside the home (``log verify``) catches that."""
+
+    def __init__(self, engine: Any, verifier: Any = None) -> None:
         self._engine = engine
-        self._top: int | None = None
+        self._verifier = verifier
+        self._size: int | None = None  # entries verified so far
+        self._frontier: list[bytes] = []  # the Merkle frontier of those entries
         self._latest: Mapping[str, Any] | None = None
 
-    def _rows(self, *, below: int | None = None, above: int | None = None) -> list[Any]:
+    def latest_verified(self, verifier: Any) -> Mapping[str, Any] | None:
+        """:meth:`latest` with every head signature checked with ``verifier`` (what ``--restore-state``
+        must use: the record it re-signs is then one the log key signed into the tree)."""
+        if verifier is None or not hasattr(verifier, "verify"):
+            raise IntegrityError("response state: no key to verify the audit log's heads with")
+        if self._verifier is not verifier:
+            self._verifier, self._size, self._frontier, self._latest = verifier, None, [], None
+        return self.latest()
+
+    def _head(self, conn: Any, size: int | None = None) -> Any:
+        import sqlalchemy as sa
+
+        from bastion.store.tables import tree_heads
+
+        q = sa.select(tree_heads)
+        q = q.order_by(tree_heads.c.size.desc()) if size is None else q.where(tree_heads.c.size == size)
+        return conn.execute(q.limit(1)).first()
+
+    def _check_head(self, head: Any, root: bytes) -> None:
+        from bastion.store.logrecords import tree_head_data
+
+        if bytes(head.root_hash) != root:
+            raise IntegrityError(f"audit log: the entries do not match the signed head of size {head.size}")
+        if self._verifier is None:
+            return
+        try:
+            self._verifier.verify(
+                tree_head_data(int(head.size), bytes(head.root_hash), head.timestamp), bytes(head.signature)
+            )
+        except Exception as exc:  # any verifier failure is a bad signature
+            raise IntegrityError(f"audit log: tree head of size {head.size} has a bad signature") from exc
+
+    def _rows(self, conn: Any, lo: int, hi: int, *, desc: bool) -> list[Any]:
         import sqlalchemy as sa
 
         from bastion.store.tables import audit_entries
 
         t = audit_entries.c
-        q = sa.select(t.idx, t.data)
-        if below is not None:
-            q = q.where(t.idx < below).order_by(t.idx.desc())
-        else:
-            q = q.where(t.idx > (above if above is not None else -1)).order_by(t.idx)
-        with self._engine.connect() as conn:
-            return list(conn.execute(q.limit(5000)))
+        q = sa.select(t.idx, t.data, t.leaf_hash).where(t.idx >= lo, t.idx < hi)
+        q = q.order_by(t.idx.desc() if desc else t.idx).limit(5000)
+        return list(conn.execute(q))
 
     @staticmethod
-    def _record(data: bytes) -> Mapping[str, Any] | None:
+    def _leaf(row: Any, expected: int) -> bytes:
+        from bastion.store import merkle
+
+        if int(row.idx) != expected:
+            raise IntegrityError(f"audit log: entry {expected} is missing")
+        leaf = merkle.leaf_hash(bytes(row.data))
+        if leaf != bytes(row.leaf_hash):
+            raise IntegrityError(f"audit log: entry {expected} does not match its leaf hash")
+        return leaf
+
+    @staticmethod
+    def _record(data: bytes, index: int) -> Mapping[str, Any] | None:
         if STATE_ACTION.encode() not in data:
             return None
         from bastion.store.logrecords import AuditEntry
 
         entry = AuditEntry.from_leaf(data)
-        return entry.details if entry.action == STATE_ACTION and entry.outcome == "ok" else None
+        if entry.action != STATE_ACTION or entry.outcome != "ok":
+            return None
+        if entry.index != index:
+            raise IntegrityError(f"audit log: entry {index} was moved")
+        return entry.details
 
     def latest(self) -> Mapping[str, Any] | None:
-        if self._top is None:
-            below: int | None = None
-            top = -1
-            while True:
-                rows = self._rows(below=(below if below is not None else 2**62))
+        """The newest verified record (None when the log holds none); IntegrityError when the log's rows do
+        not match its signed heads."""
+        from bastion.store import merkle
+
+        with self._engine.connect() as conn:
+            head = self._head(conn)
+            size = 0 if head is None else int(head.size)
+            if self._size is not None:
+                if size < self._size:
+                    raise IntegrityError(f"audit log: shrank from {self._size} to {size} entries")
+                if size == self._size:
+                    return self._latest
+            if head is None:
+                if self._rows(conn, 0, 2**62, desc=False) and self._head(conn) is None:
+                    raise IntegrityError("audit log: entries exist without a signed tree head")
+                return None  # empty (or its first entry committed since: read on the next call)
+            if self._size is None:
+                start, latest = self._scan_back(conn, size)
+                frontier = self._frontier_at(conn, start)
+            else:
+                start, latest, frontier = self._size, self._latest, self._frontier
+            leaves = 0
+            while leaves < size - start:
+                rows = self._rows(conn, start + leaves, size, desc=False)
                 if not rows:
-                    break
-                top = max(top, int(rows[0].idx))
+                    raise IntegrityError(f"audit log: entry {start + leaves} is missing")
                 for row in rows:
-                    found = self._record(bytes(row.data))
-                    if found is not None:
-                        self._latest = found
-                        break
-                if self._latest is not None:
-                    break
-                below = int(rows[-1].idx)
-            self._top = top
-            return self._latest
-        while rows := self._rows(above=self._top):
+                    index = start + leaves
+                    frontier = merkle.frontier_append(frontier, index, self._leaf(row, index))
+                    found = self._record(bytes(row.data), index)
+                    latest = found if found is not None else latest
+                    leaves += 1
+            self._check_head(head, merkle.frontier_root(frontier))
+        self._size, self._frontier, self._latest = size, frontier, latest
+        return latest
+
+    def _scan_back(self, conn: Any, size: int) -> tuple[int, Mapping[str, Any] | None]:
+        """The index of the newest record below ``size`` (0 when none) and the record; the rows above it are
+        re-checked by the forward pass."""
+        hi = size
+        while hi > 0:
+            rows = self._rows(conn, 0, hi, desc=True)
+            if not rows:
+                raise IntegrityError(f"audit log: entry {hi - 1} is missing")
             for row in rows:
-                found = self._record(bytes(row.data))
-                if found is not None:
-                    self._latest = found
-            self._top = int(rows[-1].idx)
-        return self._latest
+                index = int(row.idx)
+                self._leaf(row, hi - 1)
+                hi = index
+                if STATE_ACTION.encode() in bytes(row.data):
+                    found = self._record(bytes(row.data), index)
+                    if found is not None:
+                        return index, found
+        return 0, None
+
+    def _frontier_at(self, conn: Any, size: int) -> list[bytes]:
+        """The stored frontier of the tree of ``size`` entries, checked against that head's root (a forged
+        frontier then cannot fold into the latest signed root)."""
+        from bastion.store import merkle
+
+        if size == 0:
+            return []
+        head = self._head(conn, size)
+        if head is None:
+            raise IntegrityError(f"audit log: no tree head of size {size}")
+        frontier = merkle.unpack(head.frontier)
+        if merkle.frontier_root(frontier) != bytes(head.root_hash):
+            raise IntegrityError(f"audit log: the tree head of size {size} does not match its frontier")
+        return frontier
 
 
 def restored(logged: Mapping[str, Any]) -> ResponseState:

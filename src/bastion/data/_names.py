@@ -295,13 +295,17 @@ def _inverted_spans(
     out: list[tuple[int, int, float]] = []
     _, _, threshold = _ngram_model()
     for m in _COMMA_CAP.finditer(text):
+        giv = _GIVEN_AFTER.match(text, m.end())
+        if giv is None:
+            continue
+        giv_words = _split_words(giv.group())
+        if not _is_name_word(giv_words[0]):
+            continue
         lo = max(0, m.start() - 48, text.rfind("\x00", 0, m.start()) + 1)
         fam = _FAMILY_BEFORE.search(text, lo, m.start())
-        giv = _GIVEN_AFTER.match(text, m.end())
-        if fam is None or giv is None:
+        if fam is None:
             continue
         fam_words = [w for w in _split_words(fam.group(1)) if not _PARTICLE_RE.fullmatch(w)]
-        giv_words = _split_words(giv.group())
         start = fam.start(1)
         if fam_words and not _is_name_word(fam_words[0]) and len(fam_words) > 1:
             fam_words.pop(0)  # "Customer Garcia, Maria": the context word is not part of the name

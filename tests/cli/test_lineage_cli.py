@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from tests._support.cli_home import project_home
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
-from bastion.vault import init_project
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
+    return project_home(tmp_path, monkeypatch)  # bastion's own inspectors: pushes are scanned
 
 
 def _lineage(ref: str, capsys: pytest.CaptureFixture[str]) -> dict:

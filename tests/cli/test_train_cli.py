@@ -9,23 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._support.cli_home import project_home
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
 from bastion.models.recipes import load_model
 from bastion.privacy.training import ledger_key
 from bastion.store.lineage import list_events
-from bastion.vault import init_project, open_vault
+from bastion.vault import open_vault
 
 BASTION = str(Path(sys.executable).with_name("bastion"))
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
+    return project_home(tmp_path, monkeypatch)  # bastion's own inspectors: pushes are scanned
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> dict:

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
 from sklearn.datasets import load_wine
+from tests._support.cli_home import project_home
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
-from bastion.vault import init_project
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
+    h = project_home(tmp_path, monkeypatch)
     with (h / "bastion.toml").open("a") as fh:
         fh.write("\n[policy.dev]\nforbid_unprotected_pii = true\n")
-    monkeypatch.setenv("BASTION_HOME", str(h))
     return h
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._support.cli_home import project_home
 from tests._support.server_thread import ServerThread
 
 from bastion.cli import run
-from bastion.crypto.kdf import KdfParams
-from bastion.vault import init_project, open_vault
+from bastion.vault import open_vault
 
 from .conftest import KEY, OTHER_KEY
 
@@ -27,10 +27,7 @@ BASTION = str(Path(sys.executable).with_name("bastion"))
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    init_project(home=h, passphrase=os.environ["BASTION_PASSPHRASE"], kdf=KdfParams.unsafe_fast()).close()
-    monkeypatch.setenv("BASTION_HOME", str(h))
-    return h
+    return project_home(tmp_path, monkeypatch)  # bastion's own inspectors: pushes are scanned
 
 
 def _save(module: Any, path: Path, n_features: int = 64) -> Path:

@@ -151,17 +151,22 @@ def make_team(
     return home, tokens, tls
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("team")
-    home, tokens, tls = make_team(root)
+def launch(root: Path, home: Path, tokens: dict[str, str], tls: tuple[Path, Path]) -> Server:
+    """``bastion server`` over ``home`` (stop it with :func:`stop_server`), with an empty client home."""
     proc, url = start_server(home, tls)
     client_home = root / "client"
     client_home.mkdir()
+    return Server(url=url, home=home, ca=tls[0], tokens=tokens, proc=proc, client_home=client_home)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("team")
+    srv = launch(root, *make_team(root))
     try:
-        yield Server(url=url, home=home, ca=tls[0], tokens=tokens, proc=proc, client_home=client_home)
+        yield srv
     finally:
-        stop_server(proc)
+        stop_server(srv.proc)
 
 
 def make_model(root: Path, *, seed: int = 0) -> Path:
@@ -181,12 +186,9 @@ def team_server(tmp_path: Path) -> Iterator[Any]:
     def _start(*, database_url: str | None = None) -> Server:
         root = tmp_path / f"team{len(procs)}"
         root.mkdir()
-        home, tokens, tls = make_team(root, database_url=database_url)
-        proc, url = start_server(home, tls)
-        procs.append(proc)
-        client_home = root / "client"
-        client_home.mkdir()
-        return Server(url=url, home=home, ca=tls[0], tokens=tokens, proc=proc, client_home=client_home)
+        srv = launch(root, *make_team(root, database_url=database_url))
+        procs.append(srv.proc)
+        return srv
 
     yield _start
     for proc in procs:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.server.conftest import PASSPHRASE, Server, make_team, start_server, stop_server
+from tests.server.conftest import PASSPHRASE, Server, launch, make_team, stop_server
 
 from bastion.server.state import FailureLog, QuietFailures
 
@@ -36,13 +36,11 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ("c-m2", "consumer", ["m2"]),
         ]:
             tokens[name] = owner.create_token(name=name, role=role, models=models)[1]
-    proc, url = start_server(home, tls)
-    client_home = root / "client"
-    client_home.mkdir()
+    srv = launch(root, home, tokens, tls)
     try:
-        yield Server(url=url, home=home, ca=tls[0], tokens=tokens, proc=proc, client_home=client_home)
+        yield srv
     finally:
-        stop_server(proc)
+        stop_server(srv.proc)
 
 
 def _entries(srv: Server) -> int:

@@ -3,12 +3,11 @@ run for every implementation — the local key ring and PKCS#11 on a real SoftHS
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests._support.softhsm import PIN, fresh_token
 
 from bastion.crypto.interface import DEK_SIZE, KeyProvider, WrappedKey, new_dek, rewrap
 from bastion.crypto.kdf import KdfParams
@@ -29,29 +28,8 @@ def _pkcs11(tmp_path: Path, request: pytest.FixtureRequest) -> KeyProvider:
 
     module = request.getfixturevalue("softhsm_module")
     monkeypatch = request.getfixturevalue("monkeypatch")
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    label = f"bastion-{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--pin",
-            "246813",
-            "--so-pin",
-            "975310",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    provider = Pkcs11KeyProvider(module=module, token_label=label, pin="246813")
+    label = fresh_token(tmp_path, monkeypatch)
+    provider = Pkcs11KeyProvider(module=module, token_label=label, pin=PIN)
     provider.ensure_environments(ENVS)
     request.addfinalizer(provider.close)
     return provider

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests._support.softhsm import PIN, fresh_token, init_token
 
 from bastion.config import load_settings
 from bastion.crypto.interface import KeyProvider, WrappedKey, new_dek, rewrap
@@ -16,27 +15,13 @@ from bastion.crypto.keys import init_key_provider, open_key_provider
 from bastion.crypto.pkcs11 import Pkcs11KeyProvider
 from bastion.errors import ConfigError, Conflict, IntegrityError, KeyNotFound, WrongPassphrase
 
-PIN = "246813"
-SO_PIN = "975310"
-
 pytestmark = pytest.mark.softhsm
 
 
 @pytest.fixture
 def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, softhsm_module: str) -> tuple[str, str]:
     """A fresh SoftHSM2 token in tmp_path; returns (module, label)."""
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    label = f"bastion-{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    label = fresh_token(tmp_path, monkeypatch)
     return softhsm_module, label
 
 
@@ -109,22 +94,7 @@ def test_other_provider_rescan_does_not_hijack_sessions(
     module, _ = token
     dek = new_dek()
     w = provider.wrap(env="dev", dek=dek, context="c")
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            "late-token",
-            "--pin",
-            PIN,
-            "--so-pin",
-            SO_PIN,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    init_token("late-token")
     with Pkcs11KeyProvider(module=module, token_label="late-token", pin=PIN) as late:
         late.ensure_environments(("dev",))
         assert provider.unwrap(w, context="c") == dek

@@ -11,7 +11,6 @@ import gzip
 import io
 import struct
 import sys
-import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from tests._support.archives import tar_bytes
 
 
 # -- opcode emitters --------------------------------------------------------------------------------------
@@ -229,13 +229,7 @@ def legacy_torch_tar(pkl: bytes) -> bytes:
         "storages": wrap(b"K\x00", 2),
         "tensors": wrap(b"K\x00", 2),
     }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_bytes(members)
 
 
 def joblib_object_array(pkl: bytes) -> bytes:
@@ -279,13 +273,7 @@ def npz(members: dict[str, bytes]) -> bytes:
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue())
+    return gzip.compress(tar_bytes(members))
 
 
 def polyglot(pkl: bytes) -> bytes:

@@ -11,13 +11,13 @@ import gzip
 import io
 import json
 import struct
-import tarfile
 from collections.abc import Callable
 
 import h5py
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
+from tests._support.archives import tar_bytes
 
 from bastion.errors import InvalidInput
 from bastion.scan import Verdict, scan_bytes
@@ -51,16 +51,6 @@ def _h5(config: dict | None) -> bytes:
 
 
 _LAMBDA = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {}}]}}
-
-
-def _tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _st(header: dict, data: bytes) -> bytes:
@@ -115,7 +105,7 @@ SAMPLES: dict[str, tuple[Callable[[], bytes], Callable[[], bytes]]] = {
     "compressed": (lambda: gzip.compress(BENIGN_PICKLE), lambda: gzip.compress(EVIL)),
     "joblib-compat": (lambda: _zfile(BENIGN_PICKLE), lambda: _zfile(EVIL)),
     "lz4": (lambda: b"\x04\x22\x4d\x18" + b"\x00" * 16, lambda: b"\x04\x22\x4d\x18" + EVIL),
-    "tar": (lambda: _tar({"a/model.pkl": BENIGN_PICKLE}), lambda: _tar({"a/model.pkl": EVIL})),
+    "tar": (lambda: tar_bytes({"a/model.pkl": BENIGN_PICKLE}), lambda: tar_bytes({"a/model.pkl": EVIL})),
     "safetensors": (
         lambda: _st({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8),
         lambda: _st({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\x00" * 8),

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests._support.archives import tar_bytes
 from tests.server.conftest import PASSPHRASE, Server, launch, make_team, stop_server
 
 from bastion.server.state import FailureLog, QuietFailures
@@ -148,13 +149,8 @@ def test_introspect_answers_only_for_the_gateways_own_callers(hard: Server) -> N
 
 
 def _protect_body(opts: dict[str, Any], name: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for member, payload in (("protect.json", json.dumps(opts).encode()), (f"files/{name}", data)):
-            info = tarfile.TarInfo(member)
-            info.size = len(payload)
-            t.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
+    members = [("protect.json", json.dumps(opts).encode()), (f"files/{name}", data)]
+    return tar_bytes(members, format=tarfile.PAX_FORMAT)
 
 
 def test_protect_result_names_the_clients_file_not_the_spool(hard: Server) -> None:
@@ -181,13 +177,8 @@ def test_protect_result_names_the_clients_file_not_the_spool(hard: Server) -> No
 
 
 def _push_body(opts: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for member, payload in (("push.json", json.dumps(opts).encode()), ("files/config.json", b'{"a": 1}')):
-            info = tarfile.TarInfo(member)
-            info.size = len(payload)
-            t.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
+    members = [("push.json", json.dumps(opts).encode()), ("files/config.json", b'{"a": 1}')]
+    return tar_bytes(members, format=tarfile.PAX_FORMAT)
 
 
 def test_tags_must_be_strings_and_notes_are_capped(hard: Server) -> None:

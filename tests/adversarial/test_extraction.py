@@ -10,15 +10,20 @@ from bastion.errors import InvalidInput
 from bastion.models import CallableAdapter, TorchAdapter
 
 
-@pytest.mark.parametrize("strategy", ["random", "knockoff", "jacobian"])
-def test_extract_strategies(digits, digits_model: TorchAdapter, strategy: str) -> None:  # type: ignore[no-untyped-def]
+def _counted(model: TorchAdapter) -> tuple[CallableAdapter, list[int]]:
+    """``model`` behind a callable victim that records the size of every query batch."""
     calls: list[int] = []
 
     def victim_fn(x: np.ndarray) -> np.ndarray:
         calls.append(len(x))
-        return digits_model.predict_proba(x)
+        return model.predict_proba(x)
 
-    victim = CallableAdapter(victim_fn, n_classes=10, input_shape=64)
+    return CallableAdapter(victim_fn, n_classes=10, input_shape=64), calls
+
+
+@pytest.mark.parametrize("strategy", ["random", "knockoff", "jacobian"])
+def test_extract_strategies(digits, digits_model: TorchAdapter, strategy: str) -> None:  # type: ignore[no-untyped-def]
+    victim, calls = _counted(digits_model)
     res = extract(
         victim=victim,
         strategy=strategy,
@@ -54,13 +59,7 @@ def test_issue_20_strategies_spend_their_budget_and_steal(
     digits, digits_model: TorchAdapter, strategy: str
 ) -> None:  # type: ignore[no-untyped-def]
     """The attacks added for the theft defence (issue 20) use exactly their budget and, undefended, steal."""
-    calls: list[int] = []
-
-    def victim_fn(x: np.ndarray) -> np.ndarray:
-        calls.append(len(x))
-        return digits_model.predict_proba(x)
-
-    victim = CallableAdapter(victim_fn, n_classes=10, input_shape=64)
+    victim, calls = _counted(digits_model)
     res = extract(
         victim=victim,
         strategy=strategy,

@@ -30,39 +30,13 @@ def test_push_pull_roundtrip_and_upstream_verification(vault: Vault, artifact: P
     assert public_key_path(out).read_text().startswith("-----BEGIN PUBLIC KEY-----")
     # the pulled directory verifies with the upstream OpenSSF model_signing CLI as well
     cli = Path(sys.executable).with_name("model_signing")
-    proc = subprocess.run(
-        [
-            str(cli),
-            "verify",
-            "key",
-            str(out),
-            "--signature",
-            str(out / SIGNATURE_FILE),
-            "--public_key",
-            str(public_key_path(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    args = [str(cli), "verify", "key", str(out), "--signature", str(out / SIGNATURE_FILE)]
+    args += ["--public_key", str(public_key_path(out))]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     # ... and the upstream verifier catches an edited file
     (out / "weights.bin").write_bytes(b"edited")
-    proc = subprocess.run(
-        [
-            str(cli),
-            "verify",
-            "key",
-            str(out),
-            "--signature",
-            str(out / SIGNATURE_FILE),
-            "--public_key",
-            str(public_key_path(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
     assert proc.returncode != 0
 
 

@@ -75,6 +75,15 @@ def _load_model(ref: str, vault: Any) -> Any:
             ) from exc
 
 
+def _local_suspect(ref: str, vault: Any) -> tuple[Any, Any]:
+    """(a ``TorchAdapter`` over the bastion MLP at ``ref``, the loaded model) for querying a local suspect."""
+    from bastion.models.adapters import TorchAdapter
+
+    loaded = _load_model(ref, vault)
+    cfg = loaded.config
+    return TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes), loaded
+
+
 def _emit(fmt: OutputFormat, doc: dict[str, Any], lines: list[str]) -> None:
     if fmt is OutputFormat.json:
         print_json(doc)

@@ -15,7 +15,7 @@ from bastion.cli._watermark_common import (
     _bearer_headers,
     _emit,
     _key,
-    _load_model,
+    _local_suspect,
     _needs_vault,
     _vault,
 )
@@ -57,11 +57,7 @@ def _attribute_cmd(
             suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
         else:
             assert model is not None
-            from bastion.models.adapters import TorchAdapter
-
-            loaded = _load_model(model, vault)
-            cfg = loaded.config
-            adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
+            adapter, _ = _local_suspect(model, vault)
             suspect = model
         found = evidence.attribute(key=key, predict_proba=adapter.predict_proba)
     finally:
@@ -123,14 +119,11 @@ def _verify(
         suspect = f"{url.rstrip('/')}/v2/models/{model_name}"
     else:
         assert model is not None
-        from bastion.models.adapters import TorchAdapter
-
-        loaded = _load_model(model, vault)
-        cfg = loaded.config
-        adapter = TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes)
+        adapter, loaded = _local_suspect(model, vault)
         suspect = model
         if marks is None and rec is None:
-            rec = _suspect_record(loaded.metadata, key) or _home_record(vault, key, shape=(cfg.n_features,))
+            shape = (loaded.config.n_features,)
+            rec = _suspect_record(loaded.metadata, key) or _home_record(vault, key, shape=shape)
     if marks is not None:
         return verify_marks(model=adapter, marks=marks, key=key), None, suspect
     assert rec is not None

@@ -2,7 +2,7 @@
 
 Exit codes: 0 nothing to do or every action done, 1 actions planned/declined/failed/refused (findings left
 open; refused: the finding's events do not match the signed audit log),
-2 usage or runtime error.
+2 usage or runtime error (also when the audit log does not verify: nothing is acted on, nothing consumed).
 """
 
 from __future__ import annotations
@@ -137,7 +137,16 @@ def register(app: typer.Typer) -> None:
                 return
             if restore_state:
                 restored = responder.restore_state()
-                typer.echo(f"response state restored from the audit log (serial {restored.serial})")
+                typer.echo(f"response state restored from the audit log (serial {restored.serial}):")
+                for section in (
+                    "blocked_identities",
+                    "blocked_clients",
+                    "throttled_clients",
+                    "quarantined_models",
+                ):
+                    entries = getattr(restored, section)
+                    typer.echo(f"  {section}: {', '.join(sorted(entries)) or '-'}")
+                typer.echo(f"  guard_mode: {restored.guard_mode or '-'}")
                 return
             if undo is not None:
                 action, _, target = undo.partition(":")
@@ -152,6 +161,15 @@ def register(app: typer.Typer) -> None:
                     signal.signal(sig, lambda *_: stop.set())
                 watch_store = EventStore.for_home(vault.settings.home)
                 typer.echo(f"watching ({mode}); Ctrl-C to stop", err=True)
+
+                def _print_tick(t: Any) -> None:
+                    if t.results:
+                        typer.echo("\n".join(_line(r) for r in t.results))
+                    if (
+                        t.error
+                    ):  # e.g. the audit log does not verify: nothing is acted on until it is repaired
+                        typer.echo(f"error: {t.error}", err=True)
+
                 try:
                     taken = watch_loop(
                         responder=responder,
@@ -159,9 +177,7 @@ def register(app: typer.Typer) -> None:
                         rules=load_rules(),
                         interval_s=interval,
                         stop=stop,
-                        on_tick=lambda t: (
-                            typer.echo("\n".join(_line(r) for r in t.results)) if t.results else None
-                        ),
+                        on_tick=_print_tick,
                     )
                 finally:
                     watch_store.close()

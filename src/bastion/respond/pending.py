@@ -5,13 +5,17 @@ A service has no one to ask: an approve-mode rule's action is written to ``HOME/
 ``bastion respond --approve-pending ID`` / ``--decline-pending ID`` settle one. The file is not signed: an
 entry only *proposes*; approving one re-checks its finding's evidence against the signed audit log before
 acting (:class:`bastion.events.verify.EvidenceVerifier`), so an entry a home writer adds cannot act on its
-own, and every approval or refusal is audit-logged like any other action.
+own, and every approval or refusal is audit-logged like any other action. Approving re-derives the
+action, target and environment from the finding through the playbook, so an entry cannot name a target its
+finding does not. A full queue drops its oldest proposals; each drop is logged (and audit-logged by the
+responder).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from bastion.hunt.report import Finding
 PENDING_FILE = "pending.json"
 MAX_PENDING = 1000
 _TUPLES = ("techniques", "technique_names", "event_ids")
+logger = logging.getLogger(__name__)
 
 
 def _finding(data: dict[str, Any]) -> Finding:
@@ -38,6 +43,7 @@ class PendingQueue:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / PENDING_FILE
+        self.evicted: list[dict[str, Any]] = []  # the oldest proposals the last add() pushed out of the queue
 
     def _read(self) -> list[dict[str, Any]]:
         try:
@@ -50,14 +56,26 @@ class PendingQueue:
             raise IntegrityError("the pending proposals file is malformed")
         return items
 
-    def _write(self, items: list[dict[str, Any]]) -> None:
+    def _write(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write the newest :data:`MAX_PENDING` items; returns the older ones dropped (each logged)."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        dropped = items[:-MAX_PENDING] if len(items) > MAX_PENDING else []
         atomic_write(self.path, json.dumps(items[-MAX_PENDING:], sort_keys=True, indent=1).encode())
+        for item in dropped:
+            logger.warning(
+                "pending queue full (%d): proposal %s (%s %s) dropped unsettled",
+                MAX_PENDING,
+                item.get("id"),
+                item.get("action"),
+                item.get("target"),
+            )
+        return dropped
 
     def add(self, *, action: str, target: str, env: str, finding: Finding, at: float) -> str:
         """Queue one proposal (once per action, target and finding); returns its id."""
         ident = hashlib.sha256(f"{action}\0{target}\0{finding.key}".encode()).hexdigest()[:12]
         items = self._read()
+        self.evicted = []
         if all(i.get("id") != ident for i in items):
             items.append(
                 {
@@ -69,7 +87,7 @@ class PendingQueue:
                     "finding": asdict(finding),
                 }
             )
-            self._write(items)
+            self.evicted = self._write(items)
         return ident
 
     def list(self) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ never make the responder lock itself out nor act on its operator's maintenance.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bastion.config import ENVIRONMENTS
-from bastion.errors import BastionError, InvalidInput, NotFound, ServiceError
+from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound, ServiceError
 from bastion.events.store import EventStore
 from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
@@ -56,16 +57,28 @@ UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
 CLIENT_ACTIONS = frozenset({"block-client", "throttle-client"})
 CLIENT_BLOCK_S = 3600.0  # a client address's block or throttle lasts this long (renewed by a new finding)
 # the addresses a proxy on the gateway's own host connects from (every client would share them)
-_LOCAL_PROXY = frozenset({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")})
-SHARED_WINDOW_S = 3600.0  # authenticated traffic this close to a finding marks its address as shared
+_LOCAL = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+SHARED_WINDOW_S = 3600.0  # authenticated traffic up to this long after a finding marks its address as shared
+SHARED_HISTORY_S = 7 * 86400.0  # ... and up to this long before it (any outcome: a blocked user still counts)
+MIN_PREFIX = {4: 16, 6: 32}  # a client block never covers a network wider than this
 
 
 def _network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """``target`` as a network (one address is a /32 or /128), or None when it is not an address."""
+    """``target`` as a network (one address is a /32 or /128; an IPv4-mapped IPv6 address or network as
+    IPv4), or None when it is not an address."""
     try:
-        return ipaddress.ip_network(target, strict=False)
+        network = ipaddress.ip_network(target.strip(), strict=False)
     except ValueError:
         return None
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
+
+
+def _local(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return any(network.overlaps(n) for n in _LOCAL if n.version == network.version)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ class PlannedAction:
     target: str
     finding: Finding
     env: str = "prod"
+    shared: bool = False  # approved by an operator although others' authenticated traffic used the address
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,8 @@ class Responder:
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
         self._logged = None if engine is None else LoggedState(engine)
+        self._dirty = False  # the state holds changes not yet signed (saved once per respond call)
+        self._alerted: set[str] = set()
 
     def state(self) -> ResponseState:
         """The signed state, refused (IntegrityError) when missing or older than the audit log records."""
@@ -161,8 +177,19 @@ class Responder:
 
     def restore_state(self) -> ResponseState:
         """Rewrite a missing or rolled-back state file from the latest state the audit log records (its
-        blocks, throttles, quarantines and guard mode; the handled finding keys are not in the log)."""
-        logged = None if self._logged is None else self._logged.latest()
+        blocks, throttles, quarantines and guard mode; the handled finding keys are not in the log).
+
+        The record is taken only after the whole log verifies against its signed heads
+        (:meth:`AuditLog.verify`; IntegrityError otherwise), and read back with every head signature checked
+        (``LoggedState.latest_verified``), so a row edited in the metadata database is never re-signed."""
+        if self._logged is None:
+            raise NotFound("the audit log records no response state")
+        audit = self.vault.audit
+        audit.verify()  # the whole tree against every signed head; IntegrityError on any edited row
+        signer = getattr(audit, "signer", None)
+        if signer is None:
+            raise IntegrityError("response state: no key to verify the audit log's heads with")
+        logged = LoggedState(self.vault.engine).latest_verified(signer)
         if logged is None:
             raise NotFound("the audit log records no response state")
         state = restored(logged)
@@ -194,18 +221,54 @@ class Responder:
         ``events``: the store the findings came from; each finding's evidence is then checked against the
         signed audit log before any action (see the module docstring)."""
         findings = list(findings)
-        state = self.state()
+        try:
+            state = self.state()
+        except IntegrityError as exc:  # the state (or the log recording it) does not verify: say so loudly
+            if self.mode != "dry-run":
+                self._alert(str(exc), len(findings))
+            raise
         results = []
         verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
+        plan = self.plan(findings, handled=state.handled)
+        if plan and verifier is not None and self.mode != "dry-run":
+            self._halt_unless_verified(verifier, len(findings))
         refused: dict[str, str | None] = {}
-        for planned, mode in self.plan(findings, handled=state.handled):
-            result, state = self._checked(planned, mode, state, verifier, refused)
-            results.append(result)
-        if self.mode != "dry-run":
-            new = [f.key for f in findings if f.key not in state.handled]
-            if new or results:
-                state = self._save(replace(state, handled=(*state.handled, *new)))
+        self._dirty = False
+        try:
+            for planned, mode in plan:
+                result, state = self._checked(planned, mode, state, verifier, refused)
+                results.append(result)
+        finally:
+            if self.mode != "dry-run":
+                # a refused finding is not handled: once its evidence checks out it is acted on
+                new = [f.key for f in findings if f.key not in state.handled and refused.get(f.key) is None]
+                if new or self._dirty:  # one signed state (and one log record) per call, not per action
+                    state = self._save(replace(state, handled=(*state.handled, *dict.fromkeys(new))))
+                self._dirty = False
         return results
+
+    def _halt_unless_verified(self, verifier: EvidenceVerifier, findings: int) -> None:
+        """Raise (IntegrityError) when the audit log does not verify: no evidence can be checked, so
+        nothing is acted on and nothing is consumed; the failure is audit-logged once per responder."""
+        failure = verifier.log_failure()
+        if failure is None:
+            return
+        self._alert(failure, findings)
+        raise IntegrityError(f"response halted, nothing acted on: {failure}")
+
+    def _alert(self, failure: str, findings: int) -> None:
+        """Audit-log (once per responder and failure) that responses are halted."""
+        if failure in self._alerted:
+            return
+        self._alerted.add(failure)
+        with contextlib.suppress(BastionError):  # the log refuses the entry: the raised error still says why
+            self.vault.audit.append(
+                actor=self.vault.identity.name,
+                action="respond:halted",
+                target="-",
+                outcome="error",
+                details={"detail": failure[:500], "findings": findings},
+            )
 
     def _checked(
         self,
@@ -227,40 +290,55 @@ class Responder:
                 detail = f"evidence refused: {refused[f.key]}"
                 self._log(planned, mode, "denied", detail)
                 return self._result(planned, mode, "refused", detail), state
-        if (
-            not approved
-            and mode == "auto"
-            and planned.action in CLIENT_ACTIONS
-            and self._shared(planned, verifier)
-        ):
-            mode = "approve"  # never automatic against an address others share
+        if planned.action in CLIENT_ACTIONS and mode != "dry-run":
+            network = _network(planned.target)
+            wide = network is not None and network.prefixlen < MIN_PREFIX[network.version]
+            if wide or (approved and network is not None and self._local(network)):
+                detail = (
+                    f"a client block never covers a network wider than /{MIN_PREFIX[network.version]}"
+                    if wide and network is not None
+                    else "the address is the gateway host's own or a trusted proxy's (every client shares it)"
+                )
+                self._log(planned, mode, "denied", detail)
+                return self._result(planned, mode, "refused", detail), state
+            if mode == "auto" and self._shared(planned, verifier):
+                if not approved:
+                    mode = "approve"  # never automatic against an address others share
+                else:  # an operator approved it knowingly: still said in the log and the result
+                    planned = replace(planned, shared=True)
         return self._one(planned, mode, state)
 
+    def _local(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+        """Loopback (127.0.0.0/8, ::1, their IPv4-mapped forms) or a trusted proxy."""
+        return _local(network) or any(
+            network.overlaps(n)  # type: ignore[arg-type]
+            for n in self._trusted
+            if n.version == network.version
+        )
+
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
-        """The address is loopback, a trusted proxy, or carried authenticated admitted traffic near the
-        finding (looked up in the event store the findings came from)."""
+        """The address is loopback, a trusted proxy, or carried authenticated traffic (any outcome: a user
+        refused by an earlier block still counts) from :data:`SHARED_HISTORY_S` before the finding to
+        :data:`SHARED_WINDOW_S` after it (looked up in the event store the findings came from; IPv4-mapped
+        addresses compared as IPv4)."""
         network = _network(planned.target)
-        if network is not None and (
-            any(a in network for a in _LOCAL_PROXY)
-            or any(network.overlaps(n) for n in self._trusted if n.version == network.version)
-        ):
+        if network is not None and self._local(network):
             return True
         if verifier is None:
             return False
         f = planned.finding
-        window = {"lo": f.first_seen - SHARED_WINDOW_S, "hi": f.last_seen + SHARED_WINDOW_S}
-        if network is None or network.num_addresses == 1:
-            table = verifier.store.table
+        window = {"lo": f.first_seen - SHARED_HISTORY_S, "hi": f.last_seen + SHARED_WINDOW_S}
+        if network is None:
             rows = verifier.store.query(
-                f"SELECT 1 FROM {table} WHERE client = :c AND identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
+                f"SELECT 1 FROM {verifier.store.table} WHERE client = :c AND identity NOT IN ('-', '') "  # noqa: S608 - table name is ours; values are bound
                 "AND ts >= :lo AND ts <= :hi LIMIT 1",
                 {"c": planned.target, **window},
             )
             return bool(rows)
-        # A network (a spray grouped by /24 or /64): shared when any address inside it carried
-        # authenticated admitted traffic near the finding (blocking it would cut those users off).
+        # An address or a network (a spray grouped by /24 or /64): shared when any address inside it
+        # carried authenticated traffic (blocking it would cut those users off).
         rows = verifier.store.query(
-            f"SELECT DISTINCT client FROM {verifier.store.table} WHERE identity <> '-' AND outcome = 'ok' "  # noqa: S608 - table name is ours; values are bound
+            f"SELECT DISTINCT client FROM {verifier.store.table} WHERE identity NOT IN ('-', '') "  # noqa: S608 - table name is ours; values are bound
             "AND ts >= :lo AND ts <= :hi",
             window,
         )
@@ -280,8 +358,26 @@ class Responder:
         if not approve:
             self._log(planned, "approve", "denied", "declined by an operator")
             return self._result(planned, "approve", "declined")
+        # the file is not signed: the action, target and environment must follow from the finding
+        expected = {
+            (a, rule.env if a == "rotate-key" else _target(a, finding), rule.env)
+            for rule in self.playbook.rules_for(finding)
+            if rule.mode != "dry-run"
+            for a in rule.actions
+        }
+        if (action, target, env) not in expected:
+            detail = "the proposal does not follow from its finding through the playbook"
+            self._log(planned, "approve", "denied", detail)
+            return self._result(planned, "approve", "refused", detail)
         verifier = None if events is None else EvidenceVerifier(log=self.vault, store=events)
-        result, _ = self._checked(planned, "auto", self.state(), verifier, {}, approved=True)
+        self._dirty = False
+        state = self.state()
+        try:
+            result, state = self._checked(planned, "auto", state, verifier, {}, approved=True)
+        finally:
+            if self._dirty:
+                self._save(state)
+            self._dirty = False
         return result
 
     def _result(self, planned: PlannedAction, mode: str, status: str, detail: str = "") -> ActionResult:
@@ -306,6 +402,14 @@ class Responder:
                 finding=planned.finding,
                 at=self._now(),
             )
+            for item in self._pending.evicted:  # the queue was full: its oldest proposal dropped, unsettled
+                self.vault.audit.append(
+                    actor=self.vault.identity.name,
+                    action="respond:pending-evicted",
+                    target=str(item.get("target", "-")),
+                    outcome="error",
+                    details={"id": item.get("id"), "action": item.get("action")},
+                )
             return self._result(planned, mode, "pending", f"bastion respond --approve-pending {ident}"), state
         if mode == "approve" and (self._approve is None or not self._approve(planned)):
             return self._result(planned, mode, "declined"), state
@@ -314,6 +418,8 @@ class Responder:
         except BastionError as exc:
             self._log(planned, mode, "error", str(exc))
             return self._result(planned, mode, "failed", str(exc)), state
+        if planned.shared:
+            detail = f"{detail} (approved although others' authenticated traffic used the address)"
         self._log(planned, mode, "ok", detail)
         return self._result(planned, mode, "done", detail), state
 
@@ -340,16 +446,19 @@ class Responder:
             if moved is None:
                 return state, f"quarantined_models += {target}"
             why = {**why, "unpromoted": moved[0], "from": moved[1]}
-            state = self._save(state.with_entry("quarantined_models", target, why))
+            self._dirty = True
+            state = state.with_entry("quarantined_models", target, why)
             return state, f"quarantined_models += {target}; {moved[0]} un-promoted {moved[1]} -> {moved[2]}"
         if action in CLIENT_ACTIONS:
             why = {**why, "until": self._now() + CLIENT_BLOCK_S}
         if action in _STATE_ACTIONS:
-            state = self._save(state.with_entry(_STATE_ACTIONS[action], target, why))
-            return state, f"{_STATE_ACTIONS[action]} += {target}"
+            self._dirty = True
+            return state.with_entry(
+                _STATE_ACTIONS[action], target, why
+            ), f"{_STATE_ACTIONS[action]} += {target}"
         if action == "guard-block-mode":
-            state = self._save(replace(state, guard_mode="block"))
-            return state, "guard mode = block"
+            self._dirty = True
+            return replace(state, guard_mode="block"), "guard mode = block"
         if action == "revoke-tokens":
             ids = [t.id for t in access.list_tokens() if t.identity == target and not t.revoked]
             for token_id in ids:

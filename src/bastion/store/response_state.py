@@ -63,11 +63,16 @@ class ResponseState:
     guard_mode: str | None = None
     handled: tuple[str, ...] = ()
     serial: int = 0
+    chain: int = 0  # saves logged as a change since the last full record (signed, so it cannot be reset)
+    # not serialised: set by save(), what changed since serial ``changes_base`` (what the log record carries)
+    changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    changes_base: int | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "serial": self.serial,
+            "chain": self.chain,
             "guard_mode": self.guard_mode,
             "handled": list(self.handled),
             **{s: {k: dict(v) for k, v in getattr(self, s).items()} for s in SECTIONS},
@@ -162,11 +167,16 @@ def _parse(data: bytes) -> ResponseState:
         obj = json.loads(data)
         if obj.get("format") != FORMAT:
             raise ValueError("format")
+        sections = {s: {str(k): dict(v) for k, v in obj[s].items()} for s in SECTIONS}
         return ResponseState(
-            **{s: {str(k): dict(v) for k, v in obj[s].items()} for s in SECTIONS},
+            blocked_clients=sections["blocked_clients"],
+            throttled_clients=sections["throttled_clients"],
+            blocked_identities=sections["blocked_identities"],
+            quarantined_models=sections["quarantined_models"],
             guard_mode=obj.get("guard_mode"),
             handled=tuple(str(h) for h in obj.get("handled", [])),
             serial=int(obj["serial"]),
+            chain=int(obj.get("chain", 0)),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError("response state is malformed") from exc
@@ -201,18 +211,69 @@ def state_digest(state: ResponseState) -> str:
     return hashlib.sha256(_data(state)).hexdigest()
 
 
+def _entries_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of what restore rebuilds (the sections and the guard mode): checks a folded chain."""
+    body = {"guard_mode": record.get("guard_mode"), **{s: record.get(s, {}) for s in SECTIONS}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def state_record(state: ResponseState) -> dict[str, Any]:
-    """The details of the :data:`STATE_ACTION` audit entry for a saved state (everything but ``handled``)."""
+    """The details of the :data:`STATE_ACTION` audit entry for a saved state.
+
+    A full record (everything but ``handled``) when ``state.chain`` is 0; otherwise only what changed since
+    the previous save (``base``: its serial; ``changes``: section -> key -> entry, or null for a removal), so
+    N saves of a growing state log O(N) bytes, not O(N^2). :func:`save` decides: a full record at least once
+    the changes logged since the last one outnumber the entries (amortised linear). Every record carries the
+    serial, the digest of the signed file and ``entries``, the digest of what a restore rebuilds."""
     record = {k: v for k, v in state.to_dict().items() if k != "handled"}
-    return {**record, "digest": state_digest(state)}
+    extra = {"digest": state_digest(state), "entries": _entries_digest(record)}
+    if state.chain == 0 or state.changes_base is None:
+        return {**record, **extra}
+    for section in SECTIONS:
+        del record[section]
+    return {**record, **extra, "base": state.changes_base, "changes": _plain(state.changes)}
+
+
+def _plain(changes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s: {k: (None if v is None else dict(v)) for k, v in c.items()} for s, c in changes.items()}
+
+
+def _fold(current: Mapping[str, Any] | None, record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``record`` applied to the folded ``current`` (a full record replaces it). A change record that does
+    not continue the chain (a save that was never logged) or folds to other entries than it names leaves a
+    record marked ``incomplete``: its serial and digest still hold, but :func:`restored` refuses it."""
+    if "changes" not in record:
+        return dict(record)
+    if current is None:
+        return {**dict(record), "incomplete": True}
+    folded: dict[str, Any] = {s: dict(current.get(s, {})) for s in SECTIONS}
+    try:
+        for section, changes in dict(record["changes"]).items():
+            if section not in SECTIONS:
+                raise ValueError(section)
+            for key, entry in dict(changes).items():
+                if entry is None:
+                    folded[section].pop(str(key), None)
+                else:
+                    folded[section][str(key)] = dict(entry)
+        base = int(record["base"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {**dict(record), "incomplete": True}
+    out = {k: v for k, v in record.items() if k not in ("changes", "base")}
+    out.update(folded)
+    chained = not current.get("incomplete") and base == int(current.get("serial", -1))
+    if not chained or _entries_digest(out) != record.get("entries"):
+        out["incomplete"] = True
+    return out
 
 
 def logged_state(entries: Iterable[Any]) -> Mapping[str, Any] | None:
-    """The details of the latest :data:`STATE_ACTION` entry among audit ``entries`` (oldest first)."""
-    latest = None
+    """The latest :data:`STATE_ACTION` record among audit ``entries`` (oldest first), change records folded
+    into the full record before them."""
+    latest: Mapping[str, Any] | None = None
     for entry in entries:
         if entry.action == STATE_ACTION and entry.outcome == "ok":
-            latest = entry.details
+            latest = _fold(latest, entry.details)
     return latest
 
 
@@ -345,8 +406,9 @@ class LoggedState:
             if self._size is None:
                 start, latest = self._scan_back(conn, size)
                 frontier = self._frontier_at(conn, start)
+                skip = start if latest is not None else -1  # the scan-back record is already in
             else:
-                start, latest, frontier = self._size, self._latest, self._frontier
+                start, latest, frontier, skip = self._size, self._latest, self._frontier, -1
             leaves = 0
             while leaves < size - start:
                 rows = self._rows(conn, start + leaves, size, desc=False)
@@ -356,15 +418,16 @@ class LoggedState:
                     index = start + leaves
                     frontier = merkle.frontier_append(frontier, index, self._leaf(row, index))
                     found = self._record(bytes(row.data), index)
-                    latest = found if found is not None else latest
+                    if found is not None and index != skip:
+                        latest = _fold(latest, found)
                     leaves += 1
             self._check_head(head, merkle.frontier_root(frontier))
         self._size, self._frontier, self._latest = size, frontier, latest
         return latest
 
     def _scan_back(self, conn: Any, size: int) -> tuple[int, Mapping[str, Any] | None]:
-        """The index of the newest record below ``size`` (0 when none) and the record; the rows above it are
-        re-checked by the forward pass."""
+        """The index of the newest full record below ``size`` (0 when none) and the record; the rows above it
+        (and the change records among them) are re-checked and folded by the forward pass."""
         hi = size
         while hi > 0:
             rows = self._rows(conn, 0, hi, desc=True)
@@ -376,7 +439,7 @@ class LoggedState:
                 hi = index
                 if STATE_ACTION.encode() in bytes(row.data):
                     found = self._record(bytes(row.data), index)
-                    if found is not None:
+                    if found is not None and "changes" not in found:
                         return index, found
         return 0, None
 
@@ -397,16 +460,59 @@ class LoggedState:
 
 
 def restored(logged: Mapping[str, Any]) -> ResponseState:
-    """The state a :data:`STATE_ACTION` record describes (saved again, it becomes the next serial)."""
-    return _parse(json.dumps({**dict(logged), "format": FORMAT, "handled": []}).encode())
+    """The state a (folded) :data:`STATE_ACTION` record describes (saved again, it becomes the next serial,
+    logged in full)."""
+    if logged.get("incomplete") or "changes" in logged:
+        raise IntegrityError("the audit log's response-state records do not chain: restore it by hand")
+    clean = {k: v for k, v in logged.items() if k in SECTIONS or k in ("serial", "guard_mode")}
+    return _parse(json.dumps({**clean, "format": FORMAT, "handled": [], "chain": 0}).encode())
 
 
-def save(path: Path, state: ResponseState, signer: Signer) -> ResponseState:
-    """Sign and atomically replace the state (serial incremented); returns what was written."""
-    state = replace(state, serial=state.serial + 1, handled=state.handled[-5000:])
+def save(path: Path, state: ResponseState, signer: Signer, *, now: float | None = None) -> ResponseState:
+    """Sign and atomically replace the state (serial incremented, expired entries dropped); returns what was
+    written, with what changed since the previous serial (for :func:`state_record`)."""
+    state = _pruned(state, time.time() if now is None else now)
+    try:  # no file or a bad one: a full record
+        previous: ResponseState | None = load_verified(path, signer) if path.exists() else None
+    except IntegrityError:
+        previous = None
+    base = state.serial if previous is not None and previous.serial == state.serial else None
+    changes = _diff(previous, state) if previous is not None and base is not None else {}
+    logged = sum(len(c) for c in changes.values())
+    size = sum(len(getattr(state, s)) for s in SECTIONS)
+    full = base is None or state.chain + logged > max(16, size)
+    state = replace(
+        state,
+        serial=state.serial + 1,
+        handled=state.handled[-5000:],
+        chain=0 if full else state.chain + logged,
+        changes=changes,
+        changes_base=base,
+    )
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # one file, one rename: a reader sees the old or the new pair, never a mix
     atomic_write(path, encode_signed(state, signer))
+    return state
+
+
+def _diff(old: ResponseState, new: ResponseState) -> dict[str, dict[str, Any]]:
+    """Section -> key -> the new entry (null: removed), for the entries that differ."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        before, after = getattr(old, section), getattr(new, section)
+        changed = {k: dict(v) for k, v in after.items() if before.get(k) != v}
+        changed.update({k: None for k in before if k not in after})
+        if changed:
+            out[section] = changed
+    return out
+
+
+def _pruned(state: ResponseState, now: float) -> ResponseState:
+    """``state`` without the entries whose ``until`` has passed."""
+    for section in SECTIONS:
+        for key, entry in list(getattr(state, section).items()):
+            if entry.get("until") is not None and not _live(entry, now):
+                state = state.with_entry(section, key, None)
     return state
 
 

@@ -131,6 +131,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def infer_outputs(client: Any, x: np.ndarray, token: str) -> dict[str, Any]:
+    """POST ``x`` to the digits model as ``token`` (must answer 200); its outputs by name."""
+    r = client.post("/v2/models/digits/infer", json=infer_body(x), headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return {o["name"]: o for o in r.json()["outputs"]}
+
+
 def digits_defence(digits: Digits, key: Any) -> Any:
     """The digits deployment's theft defence under ``key`` (reference: its training rows, as labelled)."""
     from bastion.serve.theft import build_defence
@@ -154,6 +161,7 @@ class Kit:
     bearer: Any = bearer
     server_thread: Any = ServerThread
     digits_defence: Any = digits_defence
+    infer_outputs: Any = infer_outputs
 
 
 @pytest.fixture(scope="session")

@@ -381,13 +381,7 @@ def test_verify_url_names_the_consumer_whose_answers_trained_the_copy(
     with kit.serving(gw) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         for start in range(0, len(queries), 50):  # mallory (alice's token) and one honest customer
             part = queries[start : start + 50]
-            r = client.post(
-                "/v2/models/digits/infer",
-                json=kit.infer_body(part),
-                headers=kit.bearer(project.tokens["alice"]),
-            )
-            assert r.status_code == 200
-            out = {o["name"]: o for o in r.json()["outputs"]}
+            out = kit.infer_outputs(client, part, project.tokens["alice"])
             labels = np.asarray(out["top_k_labels"]["data"]).reshape(len(part), -1)
             probs = np.asarray(out["top_k_probabilities"]["data"]).reshape(len(part), -1)
             soft = np.zeros((len(part), 10))

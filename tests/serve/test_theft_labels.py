@@ -157,13 +157,7 @@ def test_verify_labels_names_the_consumer_through_the_gateway(
     with kit.serving(gw) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         for start in range(0, len(queries), 50):
             part = queries[start : start + 50]
-            r = client.post(
-                "/v2/models/digits/infer",
-                json=kit.infer_body(part),
-                headers=kit.bearer(project.tokens["alice"]),
-            )
-            assert r.status_code == 200
-            out = {o["name"]: o for o in r.json()["outputs"]}
+            out = kit.infer_outputs(client, part, project.tokens["alice"])
             labels.append(np.asarray(out["top_k_labels"]["data"]).reshape(len(part), -1)[:, 0])
         honest = digits.x_test[np.random.default_rng(5).integers(0, len(digits.x_test), 400)]
         for start in range(0, len(honest), 50):  # an honest customer of the same deployment

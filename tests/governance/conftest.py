@@ -17,22 +17,7 @@ from bastion.errors import UnsafeArtifact
 from bastion.governance.evidence import attest_audit
 from bastion.vault import Vault, init_project
 
-POLICY = """
-[policy]
-threat_model = "SYSTEM.yaml"
-
-[policy.prod]
-require_signature = true
-require_clean_scan = true
-max_epsilon = 8.0
-min_robust_accuracy = 0.30
-max_mia_tpr = 0.05
-require_watermark = true
-forbid_unprotected_pii = true
-require_threat_model = true
-
-[policy.dev]
-require_signature = true
+_RULES = """require_signature = true
 require_clean_scan = true
 max_epsilon = 8.0
 min_robust_accuracy = 0.30
@@ -41,6 +26,14 @@ require_watermark = true
 forbid_unprotected_pii = true
 require_threat_model = true
 """
+POLICY = f"""
+[policy]
+threat_model = "SYSTEM.yaml"
+
+[policy.prod]
+{_RULES}
+[policy.dev]
+{_RULES}"""
 
 SYSTEM_YAML = """name: fraud-scoring
 owner: risk-team

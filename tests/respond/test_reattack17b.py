@@ -29,7 +29,8 @@ from bastion.respond.responder import PlannedAction
 from bastion.respond.state import STATE_DIR
 from bastion.respond.watch import Tick
 from bastion.serve.observability import BatchedAuditWriter, RequestRecord
-from bastion.store.response_state import STATE_ACTION
+from bastion.store import merkle
+from bastion.store.response_state import STATE_ACTION, LoggedState
 from bastion.vault import Vault
 
 SPRAY = "0b7f3a10-5d1e-4c8a-9f00-000000000302"  # refused tokens per hour from one /24 (or one address)
@@ -211,7 +212,31 @@ def test_f6_restore_state_refuses_an_edited_record(vault: Vault, tmp_path: Path)
     with pytest.raises(IntegrityError):
         responder.restore_state()
     assert not responder.path.exists()  # nothing signed
+    # a thorough insider also rewrites the leaf hash and every later head's root and frontier (no key: the
+    # heads' signatures stay stale); the unsigned check believes the forged record, restore_state does not
+    _rehash(vault)
+    forged = LoggedState(vault.engine).latest()
+    assert forged is not None and forged["guard_mode"] == "block"
+    with pytest.raises(IntegrityError, match="signature"):
+        responder.restore_state()
+    assert not responder.path.exists()
     store.close()
+
+
+def _rehash(vault: Vault) -> None:
+    with sqlite3.connect(_db(vault)) as conn:
+        rows = conn.execute("SELECT idx, data FROM audit_entries ORDER BY idx").fetchall()
+        leaves = [merkle.leaf_hash(bytes(data)) for _, data in rows]
+        for (idx, _), leaf in zip(rows, leaves, strict=True):
+            conn.execute("UPDATE audit_entries SET leaf_hash = ? WHERE idx = ?", (leaf, idx))
+        for (size,) in conn.execute("SELECT size FROM tree_heads").fetchall():
+            frontier: list[bytes] = []
+            for i, leaf in enumerate(leaves[:size]):
+                frontier = merkle.frontier_append(frontier, i, leaf)
+            conn.execute(
+                "UPDATE tree_heads SET root_hash = ?, frontier = ? WHERE size = ?",
+                (merkle.root_of(leaves[:size]), merkle.pack(frontier), size),
+            )
 
 
 def test_f7_a_nat_idle_for_hours_or_seen_ipv4_mapped_is_still_shared(vault: Vault, tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def test_gateway_batch_expands_to_request_events() -> None:
         },
     )
     events = events_from_entry(entry)
-    assert [e.kind for e in events] == ["request", "rate-limit", "guard-block", *["auth-failure"] * 3]
+    assert [e.kind for e in events] == ["request", "rate-limit", "guard-block", "auth-failure"]
+    assert [e.count for e in events] == [1, 1, 1, 3]  # the refused tokens: one counted row (issue 17 M8)
     assert events[-1].attacks == ("AML.T0012",) and all(e.audit_index == 7 for e in events)
 
 
@@ -108,7 +109,8 @@ def test_a_spray_beyond_the_gateways_sample_keeps_its_client(vault: Vault, tmp_p
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
     collect_audit(vault, store)
     refused = [e for e in store.events() if e.kind == "auth-failure" and e.source == "gateway"]
-    assert sorted({e.client for e in refused}) == ["10.1.1.1", "10.9.9.9"] and len(refused) == 26
+    assert sorted({e.client for e in refused}) == ["10.1.1.1", "10.9.9.9"]
+    assert sum(e.count for e in refused) == 26 and len(refused) == 2  # one counted row per client
     sprays = [f for f in hunt(store=store, anomaly=False).findings if f.rule_id.endswith("302")]
     assert [(f.client, f.count) for f in sprays] == [("10.9.9.9", 25)]
 
@@ -128,6 +130,6 @@ def test_the_servers_counted_failures_carry_their_address() -> None:
         for i, count in ((1, 1), (2, 24))
     )
     events = events_from_entry(first) + events_from_entry(rest)
-    assert len(events) == 25 and {(e.kind, e.client, e.identity) for e in events} == {
+    assert [e.count for e in events] == [1, 24] and {(e.kind, e.client, e.identity) for e in events} == {
         ("auth-failure", "203.0.113.5", "-")
     }

@@ -6,9 +6,10 @@ The gateway and the guard already write every request and security event into th
 vault's public API (``vault.log_entries(start=…)``) sees gateway events too, without a second trail that could
 disagree with the signed one. Each ``serve:requests`` batch is expanded into one event per request record;
 its aggregate of unauthenticated requests (bad tokens, floods: counted by client address, with a sample)
-becomes one event per counted request with its client address, capped per batch at
-:data:`MAX_UNAUTH_EXPANDED`; so do the server's failed authentications (counted per source address by
-:class:`bastion.server.state.FailureLog`), so a token spray at the registry names its one client too.
+becomes one event per client and decision carrying the ``count`` (:attr:`Event.count`), and so do the
+server's failed authentications (counted per source address by :class:`bastion.server.state.FailureLog`), so
+a token spray at the registry names its one client too. A flood of 10,000 refused tokens in a batch is one
+row, not 10,000; the hunting rules (``SUM(count)``), the hourly rollup and the evidence check count it whole.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from bastion.events.store import EventStore
 
 logger = logging.getLogger(__name__)
 AUDIT_CURSOR = "audit-log"
-MAX_UNAUTH_EXPANDED = 10_000
 EXTRACTION = "AML.T0024.002"
 VALID_ACCOUNTS = "AML.T0012"
 PROMPT_INJECTION = "AML.T0051"
@@ -140,9 +140,9 @@ def events_from_entry(entry: Any) -> list[Event]:
     repeat = 1
     if kind == "auth-failure" and details.get("source") not in (None, "", "*"):
         # the server's failed authentications (bastion.server.state.FailureLog): per source address, the first
-        # of a window alone, the rest of it as one entry with their count
+        # of a window alone, the rest of it as one entry with their count: one event row with that count
         client = str(details["source"])
-        repeat = max(1, min(int(details.get("count", 1) or 1), MAX_UNAUTH_EXPANDED))
+        repeat = _count(details.get("count", 1))
         with contextlib.suppress(TypeError, ValueError):  # timed at the window's start (within the hour)
             when = min(when, max(when - 3600.0, float(details.get("window_start", when))))
     return [
@@ -159,8 +159,9 @@ def events_from_entry(entry: Any) -> list[Event]:
             attacks=_ATTACKS.get(kind, ()),
             details=kept,
             audit_index=index,
+            count=repeat,
         )
-    ] * repeat
+    ]
 
 
 def _requests(target: str, details: Mapping[str, Any], when: float, index: int) -> Iterable[Event]:
@@ -189,36 +190,18 @@ def _requests(target: str, details: Mapping[str, Any], when: float, index: int) 
     elif isinstance(unauth, Mapping):  # batches written before the gateway counted by client
         sample = list(unauth.get("sample") or ())
         for decision, count in dict(unauth.get("by_decision") or {}).items():
-            kind, outcome = _decision_kind(str(decision), 401)
-            if _collapsed(str(decision)) and int(count):
-                yield _unauth_event({}, str(decision), "-", model, when, index, count=int(count))
-                continue
-            for i in range(min(int(count), MAX_UNAUTH_EXPANDED)):
-                rec = sample[i] if i < len(sample) and sample[i].get("decision") == decision else {}
-                yield Event(
-                    time=float(rec.get("ts") or when),
-                    kind=kind,
-                    client=str(rec.get("client", "-"))[:200],
-                    model=model[:200],
-                    action=str(rec.get("path", "serve:request"))[:64],
-                    outcome=outcome,
-                    status=int(rec.get("status", 401) or 401),
-                    source="gateway",
-                    severity="low",
-                    attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
-                    details={"decision": decision},
-                    audit_index=index,
-                )
+            n = _count(count, floor=0)
+            if n:
+                first: Mapping[str, Any] = next((r for r in sample if r.get("decision") == decision), {})
+                client = str(first.get("client", "-"))
+                yield _unauth_event(first, str(decision), client, model, when, index, count=n)
 
 
-def _collapsed(decision: str) -> bool:
-    """Requests refused before any check (the address is blocked, or over its request rate): one event per
-    client and batch, with the ``count`` in its details, not one per request (a flood after containment
-    must not grow the event store). Refused tokens (``deny:auth``, ``deny:rate-auth-failures``) stay one
-    event each: the token-spray rule counts them."""
-    return decision == "deny:blocked" or (
-        decision.startswith("deny:rate") and decision != "deny:rate-auth-failures"
-    )
+def _count(value: Any, *, floor: int = 1) -> int:
+    try:
+        return max(floor, int(value or 0))
+    except (TypeError, ValueError):
+        return floor
 
 
 def _unauth_event(
@@ -236,31 +219,26 @@ def _unauth_event(
         source="gateway",
         severity="low",
         attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
-        details={"decision": decision, "count": count} if count != 1 else {"decision": decision},
+        details={"decision": decision},
         audit_index=index,
+        count=count,
     )
 
 
 def _unauth_by_client(unauth: Mapping[str, Any], model: str, when: float, index: int) -> Iterable[Event]:
-    """One event per counted unauthenticated request, each with its client address: the sampled ones with
-    their own time, the rest at the batch's time (a batch covers about a second)."""
-    samples: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    """The batch's unauthenticated requests (refused tokens, blocked or rate-limited clients) as one event
+    per client and decision with their ``count`` (timed at the first sampled request of that client, else at
+    the batch: a batch covers about a second), never one row per request: a flood cannot grow the event
+    store, and the rules, the rollup and the evidence check sum the counts."""
+    samples: dict[tuple[str, str], Mapping[str, Any]] = {}
     for rec in unauth.get("sample") or ():
-        key = (str(rec.get("client", "-")), str(rec.get("decision", "")))
-        samples.setdefault(key, []).append(rec)
-    left = MAX_UNAUTH_EXPANDED
+        samples.setdefault((str(rec.get("client", "-")), str(rec.get("decision", ""))), rec)
     for row in unauth["by_client"]:
         client, decision = str(row.get("client", "-")), str(row.get("decision", ""))
-        count = min(int(row.get("count", 0) or 0), left)
-        left -= count
-        recs = samples.get((client, decision), [])
-        if _collapsed(decision) and count:
-            total = int(row.get("count", 0) or 0)
-            yield _unauth_event(recs[0] if recs else {}, decision, client, model, when, index, count=total)
-            left += count - 1
-            continue
-        for i in range(count):
-            yield _unauth_event(recs[i] if i < len(recs) else {}, decision, client, model, when, index)
+        count = _count(row.get("count", 0), floor=0)
+        if count:
+            rec = samples.get((client, decision), {})
+            yield _unauth_event(rec, decision, client, model, when, index, count=count)
 
 
 class CursorSealer(Protocol):

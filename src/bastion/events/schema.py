@@ -85,8 +85,11 @@ class Event:
     details: Mapping[str, Any] = field(default_factory=dict)
     audit_index: int | None = None
     id: int | None = None
+    count: int = 1  # how many identical requests this row stands for (a refused-token flood: one row)
 
     def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError("an event stands for at least one occurrence")
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind {self.kind!r}")
         if self.outcome not in OUTCOMES:
@@ -112,6 +115,7 @@ class Event:
             "severity": self.severity,
             "attacks": list(self.attacks),
             "audit_index": self.audit_index,
+            "count": self.count,
             "details": dict(self.details),
         }
 
@@ -133,6 +137,7 @@ class Event:
             "activity_id": activity_id,
             "type_uid": class_uid * 100 + activity_id,
             "time": round(self.time * 1000),
+            "count": self.count,  # OCSF base attribute: occurrences this event stands for
             "severity_id": _SEVERITY[self.severity],
             "status_id": 1 if self.outcome == "ok" else 2,
             "status": "Success" if self.outcome == "ok" else "Failure",

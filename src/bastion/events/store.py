@@ -53,12 +53,16 @@ events_table = sa.Table(
     sa.Column("weekday", sa.Integer, nullable=False),
     sa.Column("audit_index", sa.BigInteger, nullable=True),
     sa.Column("details", sa.Text, nullable=False),
+    # occurrences the row stands for: a flood of refused tokens from one client in one gateway batch or one
+    # server window is one row with its count (rules, the rollup and the evidence check sum it)
+    sa.Column("count", sa.Integer, nullable=False, server_default="1"),
     sa.Index("ix_bastion_events_ts", "ts"),
     sa.Index("ix_bastion_events_identity", "identity", "ts"),
     sa.Index("ix_bastion_events_client", "client", "ts"),
     sa.Index("ix_bastion_events_kind", "kind", "ts"),
-    # covers the correlations' PARTITION BY identity, client ORDER BY ts per kind: no sort of a million rows
-    sa.Index("ix_bastion_events_kind_group", "kind", "identity", "client", "ts"),
+    # covers the correlations' PARTITION BY identity, client ORDER BY ts per kind (and the SUM(count) they
+    # take): no sort of a million rows, no table read
+    sa.Index("ix_bastion_events_kind_group", "kind", "identity", "client", "ts", "count"),
 )
 WINDOW_S = 3600  # the rollup's window: the anomaly model scores (identity, client, hour) windows
 rollup_table = sa.Table(
@@ -97,6 +101,14 @@ cursor_seals_table = sa.Table(
 _AUDIT_INDEX = sa.Index("ix_bastion_events_audit_index", events_table.c.audit_index)
 
 
+def _add_count_column(engine: Engine) -> None:
+    """Add the ``count`` column (1 for every row) to a store created before it existed."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns(TABLE)}
+    if "count" not in columns:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {TABLE} ADD COLUMN count INTEGER NOT NULL DEFAULT 1"))
+
+
 def default_events_url(home: Path) -> str:
     return os.environ.get(EVENTS_URL_ENV) or f"sqlite:///{home / 'events.db'}"
 
@@ -118,6 +130,7 @@ def row_of(event: Event) -> dict[str, Any]:
         "hour": when.hour,
         "weekday": when.weekday(),
         "audit_index": event.audit_index,
+        "count": event.count,
         "details": json.dumps(dict(event.details), sort_keys=True, separators=(",", ":"), default=str),
     }
 
@@ -138,6 +151,7 @@ def event_from_row(row: Any) -> Event:
         attacks=tuple(a for a in row.attacks.split(",") if a),
         audit_index=None if row.audit_index is None else int(row.audit_index),
         details=json.loads(row.details),
+        count=int(row._mapping["count"]),  # not row.count: a Row is a tuple
     )
 
 
@@ -150,6 +164,7 @@ class EventStore:
         try:
             metadata.create_all(self.engine)
             _AUDIT_INDEX.create(self.engine, checkfirst=True)  # stores made before it had the index
+            _add_count_column(self.engine)  # stores made before events had a count
         except sa.exc.DatabaseError as exc:
             reason = (str(exc.orig).splitlines() or ["unknown error"])[0]
             raise ServiceError(f"event store unavailable: {reason}") from exc
@@ -186,7 +201,7 @@ class EventStore:
         models: set[tuple[str, str, int, str]] = set()
         for r in rows:
             w = int(r["ts"] // WINDOW_S)
-            counts[(r["identity"], r["client"], w, r["kind"], r["outcome"])] += 1
+            counts[(r["identity"], r["client"], w, r["kind"], r["outcome"])] += int(r["count"])
             models.add((r["identity"], r["client"], w, r["model"]))
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         with self.engine.begin() as conn:
@@ -252,7 +267,7 @@ class EventStore:
             conn.execute(
                 sa.insert(rollup_table).from_select(
                     ["identity", "client", "w", "kind", "outcome", "n"],
-                    sa.select(e.identity, e.client, w, e.kind, e.outcome, sa.func.count()).group_by(
+                    sa.select(e.identity, e.client, w, e.kind, e.outcome, sa.func.sum(e["count"])).group_by(
                         e.identity, e.client, w, e.kind, e.outcome
                     ),
                 )

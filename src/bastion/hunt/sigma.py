@@ -7,8 +7,9 @@ rule's WHERE clause comes from ``pySigma-backend-sqlite``. Sigma correlation rul
 the backend's correlation output ignores ``timespan`` (it groups over all time), so we generate the windowed
 aggregation ourselves from the parsed correlation:
 
-* ``event_count`` — exact sliding window: ``COUNT(*) OVER (PARTITION BY group ORDER BY ts RANGE BETWEEN
-  span PRECEDING AND CURRENT ROW)``;
+* ``event_count`` — exact sliding window: ``SUM(count) OVER (PARTITION BY group ORDER BY ts RANGE BETWEEN
+  span PRECEDING AND CURRENT ROW)`` (a row stands for ``count`` occurrences: a refused-token flood is one
+  counted row per client and batch);
 * ``value_count`` — two tumbling grids offset by half a span (``COUNT(DISTINCT …)`` cannot slide): any
   values seen within span/2 are always counted together, and never values further apart than one span;
 * ``temporal`` / ``temporal_ordered`` — a join of the referenced rules' matches on the group within span
@@ -195,13 +196,13 @@ def _summary_sql(rule: CompiledRule, store: EventStore, since: str) -> str:
     cmp = ">" if rule.strict else ">="
     if rule.kind == "match":
         return (
-            f"SELECT {g}, MIN(ts) AS first_hit, MAX(ts) AS last_hit, COUNT(*) AS peak "  # noqa: S608 - built from compiled rules; values are bound
+            f"SELECT {g}, MIN(ts) AS first_hit, MAX(ts) AS last_hit, SUM(count) AS peak "  # noqa: S608 - built from compiled rules; values are bound
             f"FROM {t} WHERE ({rule.conditions[0]}){since} GROUP BY {g}"
         )
     if rule.kind == "event_count":
         span = repr(float(rule.span_s))
         inner = (
-            f"SELECT {g}, ts, COUNT(*) OVER (PARTITION BY {g} ORDER BY ts RANGE BETWEEN {span} PRECEDING "  # noqa: S608 - built from compiled rules; values are bound
+            f"SELECT {g}, ts, SUM(count) OVER (PARTITION BY {g} ORDER BY ts RANGE BETWEEN {span} PRECEDING "  # noqa: S608 - built from compiled rules; values are bound
             f"AND CURRENT ROW) AS n FROM {t} WHERE ({rule.conditions[0]}){since}"
         )
         return (

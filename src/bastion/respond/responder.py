@@ -36,6 +36,7 @@ from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound,
 from bastion.events.store import EventStore
 from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
+from bastion.respond._clients import refusal, shared
 from bastion.respond.pending import PendingQueue
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.state import ResponseState, load_verified, save, state_path
@@ -56,29 +57,6 @@ _STATE_ACTIONS = {
 UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
 CLIENT_ACTIONS = frozenset({"block-client", "throttle-client"})
 CLIENT_BLOCK_S = 3600.0  # a client address's block or throttle lasts this long (renewed by a new finding)
-# the addresses a proxy on the gateway's own host connects from (every client would share them)
-_LOCAL = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-SHARED_WINDOW_S = 3600.0  # authenticated traffic up to this long after a finding marks its address as shared
-SHARED_HISTORY_S = 7 * 86400.0  # ... and up to this long before it (any outcome: a blocked user still counts)
-MIN_PREFIX = {4: 16, 6: 32}  # a client block never covers a network wider than this
-
-
-def _network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """``target`` as a network (one address is a /32 or /128; an IPv4-mapped IPv6 address or network as
-    IPv4), or None when it is not an address."""
-    try:
-        network = ipaddress.ip_network(target.strip(), strict=False)
-    except ValueError:
-        return None
-    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
-        mapped = network.network_address.ipv4_mapped
-        if mapped is not None:
-            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
-    return network
-
-
-def _local(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    return any(network.overlaps(n) for n in _LOCAL if n.version == network.version)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -291,16 +269,10 @@ class Responder:
                 self._log(planned, mode, "denied", detail)
                 return self._result(planned, mode, "refused", detail), state
         if planned.action in CLIENT_ACTIONS and mode != "dry-run":
-            network = _network(planned.target)
-            wide = network is not None and network.prefixlen < MIN_PREFIX[network.version]
-            if wide or (approved and network is not None and self._local(network)):
-                detail = (
-                    f"a client block never covers a network wider than /{MIN_PREFIX[network.version]}"
-                    if wide and network is not None
-                    else "the address is the gateway host's own or a trusted proxy's (every client shares it)"
-                )
-                self._log(planned, mode, "denied", detail)
-                return self._result(planned, mode, "refused", detail), state
+            why_not = refusal(planned.target, trusted=self._trusted, approved=approved)
+            if why_not is not None:
+                self._log(planned, mode, "denied", why_not)
+                return self._result(planned, mode, "refused", why_not), state
             if mode == "auto" and self._shared(planned, verifier):
                 if not approved:
                     mode = "approve"  # never automatic against an address others share
@@ -308,45 +280,10 @@ class Responder:
                     planned = replace(planned, shared=True)
         return self._one(planned, mode, state)
 
-    def _local(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-        """Loopback (127.0.0.0/8, ::1, their IPv4-mapped forms) or a trusted proxy."""
-        return _local(network) or any(
-            network.overlaps(n)  # type: ignore[arg-type]
-            for n in self._trusted
-            if n.version == network.version
-        )
-
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
-        """The address is loopback, a trusted proxy, or carried authenticated traffic (any outcome: a user
-        refused by an earlier block still counts) from :data:`SHARED_HISTORY_S` before the finding to
-        :data:`SHARED_WINDOW_S` after it (looked up in the event store the findings came from; IPv4-mapped
-        addresses compared as IPv4)."""
-        network = _network(planned.target)
-        if network is not None and self._local(network):
-            return True
-        if verifier is None:
-            return False
-        f = planned.finding
-        window = {"lo": f.first_seen - SHARED_HISTORY_S, "hi": f.last_seen + SHARED_WINDOW_S}
-        if network is None:
-            rows = verifier.store.query(
-                f"SELECT 1 FROM {verifier.store.table} WHERE client = :c AND identity NOT IN ('-', '') "  # noqa: S608 - table name is ours; values are bound
-                "AND ts >= :lo AND ts <= :hi LIMIT 1",
-                {"c": planned.target, **window},
-            )
-            return bool(rows)
-        # An address or a network (a spray grouped by /24 or /64): shared when any address inside it
-        # carried authenticated traffic (blocking it would cut those users off).
-        rows = verifier.store.query(
-            f"SELECT DISTINCT client FROM {verifier.store.table} WHERE identity NOT IN ('-', '') "  # noqa: S608 - table name is ours; values are bound
-            "AND ts >= :lo AND ts <= :hi",
-            window,
-        )
-        for row in rows:
-            inner = _network(str(row[0]))
-            if inner is not None and inner.version == network.version and inner.subnet_of(network):  # type: ignore[arg-type]
-                return True
-        return False
+        """:func:`bastion.respond._clients.shared`, looked up in the event store the findings came from."""
+        store = None if verifier is None else verifier.store
+        return shared(planned.target, planned.finding, store=store, trusted=self._trusted)
 
     def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
         """Approve (act on, after the evidence check when ``events`` is given) or decline one queued

@@ -17,6 +17,9 @@ symlink) raises :class:`IntegrityError`.
 ``BestAvailableEncryption`` under a secret derived from the passphrase with Argon2id (salt and parameters in
 ``params.json``); ``manifest-key.pub.pem`` and ``tree-key.pub.pem`` are plain public keys. Files are written
 atomically with mode 0600 (private) / 0644 (public).
+
+Length: the home's key files, manifest signing/verification and tree-head signing share one key-file
+format and its checks; splitting them would spread that format over several modules.
 """
 
 from __future__ import annotations

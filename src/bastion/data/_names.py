@@ -18,6 +18,9 @@ Scripts without capitals (Han, Hangul, Kana, Arabic, Hebrew, Devanagari, Thai â€
 family name followed by a known given name (CJK, no spaces needed), or two or three space-separated words of
 which one is known. Names outside the lexicon are found through titles and context only; the evaluation
 corpus measures that recall separately (names that are in no list bastion ships).
+
+Length: the person-name finder is one algorithm (lexicon, context, shape and the n-gram model) whose
+parts are tuned together; the other detector families live in ``data/detectors/``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ for
 quasi-identifiers (ZIP, age, gender, dates); ``internal`` otherwise. The classifier never infers ``public``:
 absence of findings is not evidence that data may be published, so only a policy can label a column public.
 The file's label is the most sensitive column label.
+
+Length: the column accumulator and its classification rules are one algorithm (what a column is follows
+from everything accumulated about it); the detectors themselves live in ``data/detectors/``.
 """
 
 from __future__ import annotations

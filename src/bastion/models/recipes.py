@@ -10,6 +10,9 @@ The loop is deliberately plain so that other capabilities can plug into it:
 
 Saved models are a directory with ``model.safetensors`` and ``config.json`` (``format: bastion-mlp``), so the
 scanner accepts them and nothing is unpickled to load them.
+
+Length: building, training, saving and loading the one MLP recipe share ``MlpConfig`` and the safetensors
+header check that bounds it; they stay together so the bounds are checked in one place.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Deviations from calling Opacus directly:
   does not exist for torch 2.13, so in practice the noise comes from torch's default (Mersenne-Twister/
   Philox) generator: an attacker who can predict that generator's state could subtract the noise. Every
   report that carries an ε says so (:data:`NOISE_PRNG_NOTE`, :func:`noise_source`).
+
+Length: the two accountants, the noise search and ``make_private`` share one (sample rate, noise, steps)
+history and its validation; splitting them would repeat it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Budgets are keyed by the dataset's content digest (:func:`ledger_key`: ``sha256:
 arrays or of a data file's bytes), so renaming or copying data never yields a fresh budget, and a dataset
 without a budget is refused (there is no default budget). With a ``vault`` the caller also needs the
 ``privacy:train`` permission (checked here, not only in the CLI).
+
+Length: ``train_recipe`` is one pipeline (plan, reserve in the ledger, train, settle) whose steps share
+the ledger transaction; splitting it would pass that transaction between modules.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ In joblib mode the ``NumpyArrayWrapper`` placeholder is expanded the way ``jobli
 bytes after its ``BUILD``; object arrays as a nested pickle), but only for the exact construction joblib
 writes (``NEWOBJ`` + ``BUILD`` with joblib's keys, at a frame boundary), the dtype judged by numpy itself, and
 the nested pickle read by this same restricted unpickler.
+
+Length: the restricted unpickler is one class whose opcode overrides share the argument checks; splitting
+it would separate each opcode from the checks it must apply.
 """
 
 from __future__ import annotations

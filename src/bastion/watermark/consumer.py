@@ -3,6 +3,9 @@
 After Charette et al., "Cosine Model Watermarking Against Ensemble Distillation" (CosWM, AAAI 2022); see
 :class:`ConsumerWatermark` for the scheme and its deviations, and :class:`ConsumerEvidence` for what a gateway
 hands the owner (``/admin/theft/evidence``) and ``bastion watermark verify --consumers`` checks.
+
+Length: the per-consumer watermark and its signed evidence file share the signal derivation, so evidence
+is checked with the same code that made it.
 """
 
 from __future__ import annotations

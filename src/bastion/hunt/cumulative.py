@@ -20,6 +20,15 @@ hours come from the event store's hourly rollup (one row per identity, client, h
 request and refused-token sums cost a query over the rollup, not a scan of the events; the rare kinds (pulls,
 reveals, guard blocks) are read as events and counted in exact sliding windows.
 
+The rollup is an unauthenticated index (whoever writes ``events.db`` can raise a count with one UPDATE), so a
+rollup crossing is only a candidate: its count is re-derived from the event rows of the episode
+(``SUM(count)``), and the finding names the rows with the largest counts (at most :data:`MAX_COUNT_IDS`),
+enough for them alone to reach the threshold. The responder's evidence check verifies every named row against
+the signed log, so an acted-on finding's threshold rests on verified events. Events that do not reach the
+threshold: no finding (the rollup disagrees with them). Named rows that do not reach it (the count is spread
+over more rows than a finding names): the finding is reported at severity ``low`` with the title saying so,
+for a person to judge.
+
 What an adaptive attacker still gets, per identity (or /24, /64) and day, with the defaults: fewer than
 20,000 model queries, 1,000 refused tokens, 8 distinct models, 20 reveals and 20 guard-blocked prompts.
 """
@@ -29,7 +38,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
@@ -50,6 +59,8 @@ _TECHNIQUES = {
 }
 HOUR, DAY = 3600.0, 86_400.0
 MAX_EVENT_IDS = 200
+MAX_COUNT_IDS = 2000  # rows a rollup finding may name to carry its whole threshold
+UNVERIFIABLE = " (count rests on more events than it names: not verifiable from them)"
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,8 @@ class _Maker:
         client: str,
         rows: list[tuple[int, float, str]],
         count: int,
+        limit: int = MAX_EVENT_IDS,
+        key_t: float | None = None,
     ) -> Finding:
         techniques = _TECHNIQUES[rule]
         models = {m for _, _, m in rows} - {"-"}
@@ -160,9 +173,9 @@ class _Maker:
             model=models.pop() if len(models) == 1 else "-",
             first_seen=first,
             last_seen=rows[-1][1],
-            event_ids=tuple(i for i, _, _ in rows[:MAX_EVENT_IDS]),
+            event_ids=tuple(i for i, _, _ in rows[:limit]),
             count=count,
-            key=f"{rule}|{scope}|sum={title.split(':', 1)[0]}|t={int(first)}",
+            key=f"{rule}|{scope}|sum={title.split(':', 1)[0]}|t={int(first if key_t is None else key_t)}",
         )
 
 
@@ -176,16 +189,41 @@ def _events(
     return [(int(r.id), float(r.ts), str(r.identity), str(r.client), str(r.model)) for r in rows]
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    rows: list[tuple[int, float, str]]  # what the finding names, by time
+    total: int  # SUM(count) of the episode's events
+    named: int  # SUM(count) of the named rows
+
+
 def _window_events(
     store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int
-) -> list[tuple[int, float, str]]:
-    """The events behind a rollup finding: those of the hour in which the threshold was crossed."""
+) -> _Evidence:
+    """The events behind a rollup finding (the windows ``lo_w``..``hi_w`` of the episode): their summed
+    count, and the rows with the largest counts (those a verified finding names)."""
+    span = {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)}
+    cond = f"{where} AND ts >= :lo AND ts < :hi"
+    total = store.query(f"SELECT COALESCE(SUM(count), 0) AS n FROM {store.table} WHERE {cond}", span)  # noqa: S608 - ours; bound
     rows = store.query(
-        f"SELECT id, ts, model FROM {store.table} WHERE {where} AND ts >= :lo AND ts < :hi "  # noqa: S608 - ours; bound
-        f"ORDER BY ts, id LIMIT {MAX_EVENT_IDS}",
-        {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)},
+        f"SELECT id, ts, model, count FROM {store.table} WHERE {cond} "  # noqa: S608 - ours; bound
+        f"ORDER BY count DESC, id LIMIT {MAX_COUNT_IDS}",
+        span,
     )
-    return [(int(r.id), float(r.ts), str(r.model)) for r in rows]
+    picked = sorted((int(r.id), float(r.ts), str(r.model), int(r.count)) for r in rows)
+    picked.sort(key=lambda r: r[1])
+    return _Evidence(
+        rows=[(i, t, m) for i, t, m, _ in picked],
+        total=int(total[0].n) if total else 0,
+        named=sum(n for *_, n in picked),
+    )
+
+
+def _verified(finding: Finding, evidence: _Evidence, threshold: int) -> Finding:
+    """``finding`` as it stands on its named events: at severity low when they alone do not reach
+    ``threshold``."""
+    if evidence.named >= threshold:
+        return finding
+    return replace(finding, severity="low", title=finding.title + UNVERIFIABLE)
 
 
 def _rollup(store: EventStore, kind: str, since: float | None) -> list[tuple[str, str, int, int]]:
@@ -215,23 +253,31 @@ def cumulative_findings(
             per_identity[identity][w] += n
     for identity, windows in sorted(per_identity.items()):
         for hit in _rolling(windows, 24, lim.requests_per_day):
-            rows = _window_events(
+            ev = _window_events(
                 store,
                 f"kind = 'request' AND identity = :i{since_sql}",
                 {**base, "i": identity},
-                hit[1],
+                hit[0],
                 hit[1],
             )
-            if rows:
-                clients = _clients(store, identity, hit[1], hit[1])
+            if ev.rows and ev.total >= lim.requests_per_day:  # else the rollup disagrees with the events
+                clients = _clients(store, identity, hit[0], hit[1])
                 title = (
-                    f"requests per day: {hit[2]:,} model queries by one identity in 24 h "
+                    f"requests per day: {ev.total:,} model queries by one identity in 24 h "
                     f"(threshold {lim.requests_per_day:,})"
                 )
                 client = clients.pop() if len(clients) == 1 else "-"
-                out.append(
-                    make(EXTRACTION_RULE, title, identity=identity, client=client, rows=rows, count=hit[2])
+                found = make(
+                    EXTRACTION_RULE,
+                    title,
+                    identity=identity,
+                    client=client,
+                    rows=ev.rows,
+                    count=ev.total,
+                    limit=MAX_COUNT_IDS,
+                    key_t=hit[1] * WINDOW_S,
                 )
+                out.append(_verified(found, ev, lim.requests_per_day))
 
     per_prefix: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     members: dict[str, set[str]] = defaultdict(set)
@@ -248,17 +294,25 @@ def cumulative_findings(
         for hit, label, threshold in [(h, "hour", lim.refused_per_prefix_hour) for h in hourly] + [
             (d, "day", lim.refused_per_prefix_day) for d in daily
         ]:
-            rows = _window_events(store, where, {**base, **binds}, hit[1], hit[1])
-            if rows:
+            ev = _window_events(store, where, {**base, **binds}, hit[0], hit[1])
+            if ev.rows and ev.total >= threshold:  # else the rollup disagrees with the events
                 # one address: name it (the playbook blocks addresses); several: the network
                 client = names[0] if len(names) == 1 else prefix
                 title = (
-                    f"refused tokens per {label}: {hit[2]:,} from {client} "
+                    f"refused tokens per {label}: {ev.total:,} from {client} "
                     f"({len(names)} address{'es' if len(names) > 1 else ''}; threshold {threshold:,})"
                 )
-                out.append(
-                    make(TOKEN_SPRAY_RULE, title, identity="-", client=client, rows=rows, count=hit[2])
+                found = make(
+                    TOKEN_SPRAY_RULE,
+                    title,
+                    identity="-",
+                    client=client,
+                    rows=ev.rows,
+                    count=ev.total,
+                    limit=MAX_COUNT_IDS,
+                    key_t=hit[1] * WINDOW_S,
                 )
+                out.append(_verified(found, ev, threshold))
 
     out.extend(_per_identity_events(store, make, lim, since_sql, base))
     return out

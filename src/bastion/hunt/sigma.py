@@ -35,6 +35,8 @@ GROUP_FIELDS = frozenset({"identity", "client", "model", "action", "kind", "sour
 VALUE_FIELDS = GROUP_FIELDS | {"outcome", "status"}
 _LEVELS = {"informational", "low", "medium", "high", "critical"}
 MAX_EVENT_IDS = 200
+MAX_COUNT_IDS = 2000  # rows a count finding may name to carry its whole threshold
+UNVERIFIABLE = " (count rests on more events than it names: not verifiable from them)"
 
 
 @dataclass(frozen=True)
@@ -254,13 +256,20 @@ def run_rule(
         lo = first_hit - rule.span_s
         match = " OR ".join(f"({w})" for w in rule.conditions)
         keys = " AND ".join(f"{c} = :g_{c}" for c in rule.group_by)
+        # a count rule names the rows with the largest counts (up to MAX_COUNT_IDS), so the events the
+        # evidence check verifies carry the threshold themselves; the others name the first events
+        counted = rule.kind == "event_count"
+        order, limit = ("count DESC, ts, id", MAX_COUNT_IDS) if counted else ("ts, id", MAX_EVENT_IDS)
         ids_sql = (
-            f"SELECT id, ts, model FROM {store.table} WHERE ({match}) AND {keys} AND ts >= :lo AND ts <= :hi"  # noqa: S608 - built from compiled rules; values are bound
-            f"{since_sql} ORDER BY ts, id LIMIT {MAX_EVENT_IDS}"
+            f"SELECT id, ts, model, count FROM {store.table} WHERE ({match}) AND {keys} "  # noqa: S608 - built from compiled rules; values are bound
+            f"AND ts >= :lo AND ts <= :hi{since_sql} ORDER BY {order} LIMIT {limit}"
         )
         hit = store.query(
             ids_sql, {**params, **{f"g_{c}": v for c, v in group.items()}, "lo": lo, "hi": last_hit}
         )
+        hit = sorted(hit, key=lambda h: (float(h.ts), int(h.id)))
+        named = sum(int(h.count) for h in hit)
+        short = counted and (named <= rule.threshold if rule.strict else named < rule.threshold)
         first = float(hit[0].ts) if hit else first_hit
         models = {str(h.model) for h in hit} - {"-"}
         model = group.get("model") or (models.pop() if len(models) == 1 else "-")
@@ -269,10 +278,10 @@ def run_rule(
         findings.append(
             Finding(
                 rule_id=rule.rule_id,
-                title=rule.title,
+                title=rule.title + (UNVERIFIABLE if short else ""),
                 techniques=rule.techniques,
                 technique_names=tuple(names.get(t, "") for t in rule.techniques),
-                severity=rule.level,
+                severity="low" if short else rule.level,
                 identity=group.get("identity", "-"),
                 client=group.get("client", "-"),
                 model=model,

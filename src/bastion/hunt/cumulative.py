@@ -70,6 +70,9 @@ class Thresholds:
     requests_per_day: int = 20_000
     refused_per_prefix_hour: int = 100
     refused_per_prefix_day: int = 1_000
+    # the wider networks (IPv4 /16, IPv6 /48), counted when a spray spans several /24s or /64s of one
+    refused_per_wide_hour: int = 1_000
+    refused_per_wide_day: int = 5_000
     models_per_day: int = 8
     reveals_per_hour: int = 10
     reveals_per_day: int = 20
@@ -77,13 +80,17 @@ class Thresholds:
     guard_blocks_per_day: int = 20
 
 
-def prefix_of(client: str) -> str:
-    """The network an address belongs to for spray counting: IPv4 /24, IPv6 /64; anything else as is."""
+def prefix_of(client: str, *, wide: bool = False) -> str:
+    """The network an address belongs to for spray counting: IPv4 /24, IPv6 /64 (``wide``: /16, /48); an
+    IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, what a dual-stack listener reports) as its IPv4 address;
+    anything else as is."""
     try:
         addr = ipaddress.ip_address(client)
     except ValueError:
         return client
-    bits = 24 if addr.version == 4 else 64
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = (16 if wide else 24) if addr.version == 4 else (48 if wide else 64)
     return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
 
 
@@ -279,20 +286,44 @@ def cumulative_findings(
                 )
                 out.append(_verified(found, ev, lim.requests_per_day))
 
+    failures = _rollup(store, "auth-failure", since)
+    for wide, hour_n, day_n in (
+        (False, lim.refused_per_prefix_hour, lim.refused_per_prefix_day),
+        (True, lim.refused_per_wide_hour, lim.refused_per_wide_day),
+    ):
+        out.extend(_spray_findings(store, make, failures, wide, hour_n, day_n, since_sql, base))
+    out.extend(_per_identity_events(store, make, lim, since_sql, base))
+    return out
+
+
+def _spray_findings(
+    store: EventStore,
+    make: _Maker,
+    failures: list[tuple[str, str, int, int]],
+    wide: bool,
+    hour_n: int,
+    day_n: int,
+    since_sql: str,
+    base: dict[str, object],
+) -> Iterable[Finding]:
+    """Refused tokens per network and hour / day; the wide networks only when several narrow ones of it
+    take part (one /24 or /64 is the narrow check's)."""
     per_prefix: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     members: dict[str, set[str]] = defaultdict(set)
-    for _identity, client, w, n in _rollup(store, "auth-failure", since):
-        per_prefix[prefix_of(client)][w] += n
-        members[prefix_of(client)].add(client)
+    for _identity, client, w, n in failures:
+        per_prefix[prefix_of(client, wide=wide)][w] += n
+        members[prefix_of(client, wide=wide)].add(client)
     for prefix, windows in sorted(per_prefix.items()):
-        hourly = _rolling(windows, 1, lim.refused_per_prefix_hour)
-        daily = _rolling(windows, 24, lim.refused_per_prefix_day)
+        if wide and len({prefix_of(c) for c in members[prefix]}) < 2:
+            continue
+        hourly = _rolling(windows, 1, hour_n)
+        daily = _rolling(windows, 24, day_n)
         daily = _uncovered(daily, hourly, 24, float)
         names = sorted(members[prefix])
         binds = {f"c{j}": c for j, c in enumerate(names)}
         where = f"kind = 'auth-failure' AND client IN ({', '.join(':' + b for b in binds)}){since_sql}"
-        for hit, label, threshold in [(h, "hour", lim.refused_per_prefix_hour) for h in hourly] + [
-            (d, "day", lim.refused_per_prefix_day) for d in daily
+        for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
+            (d, "day", day_n) for d in daily
         ]:
             ev = _window_events(store, where, {**base, **binds}, hit[0], hit[1])
             if ev.rows and ev.total >= threshold:  # else the rollup disagrees with the events
@@ -312,10 +343,7 @@ def cumulative_findings(
                     limit=MAX_COUNT_IDS,
                     key_t=hit[1] * WINDOW_S,
                 )
-                out.append(_verified(found, ev, threshold))
-
-    out.extend(_per_identity_events(store, make, lim, since_sql, base))
-    return out
+                yield _verified(found, ev, threshold)
 
 
 def _clients(store: EventStore, identity: str, lo_w: int, hi_w: int) -> set[str]:

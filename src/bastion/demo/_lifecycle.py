@@ -258,9 +258,12 @@ def _hunt_and_respond(run: DemoRun, update: Update) -> dict[str, Any]:
         # and every action's evidence is checked against the log before it is taken
         report = hunt(store=store, verify=verifier_for(owner, store))
         update("hunt", 0.6, f"{len(report.findings)} finding(s); responding")
-        actions = Responder(vault=owner, playbook=load_playbook(), mode="auto").respond(
-            report.findings, events=store
+        # the demo's attackers connect from 127.0.0.2 / 127.0.0.3 and stand for outside clients: only
+        # 127.0.0.1 (where the demo's own tools run) is the gateway host's address here
+        responder = Responder(
+            vault=owner, playbook=load_playbook(), mode="auto", local=("127.0.0.1/32", "::1/128")
         )
+        actions = responder.respond(report.findings, events=store)
     seconds = time.perf_counter() - start
     (run.out / "hunt.json").write_text(report.to_json(), encoding="utf-8")
     (run.out / "response.json").write_text(

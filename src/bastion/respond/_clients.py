@@ -40,36 +40,53 @@ def network_of(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | N
     return network
 
 
-def _local(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    return any(network.overlaps(n) for n in _LOCAL if n.version == network.version)  # type: ignore[arg-type]
+def _local(network: Network, local: Sequence[Network] | None = None) -> bool:
+    nets = _LOCAL if local is None else local
+    return any(network.overlaps(n) for n in nets if n.version == network.version)  # type: ignore[arg-type]
 
 
-def is_local(network: Network, trusted: Sequence[Network] = ()) -> bool:
-    """Loopback (any form) or a trusted proxy: every client would share the address."""
-    return _local(network) or any(
+def is_local(
+    network: Network, trusted: Sequence[Network] = (), local: Sequence[Network] | None = None
+) -> bool:
+    """Loopback (any form; ``local`` narrows it to the host's own addresses) or a trusted proxy: every
+    client would share the address."""
+    return _local(network, local) or any(
         network.overlaps(n)  # type: ignore[arg-type]
         for n in trusted
         if n.version == network.version
     )
 
 
-def refusal(target: str, *, trusted: Sequence[Network] = (), approved: bool = False) -> str | None:
+def refusal(
+    target: str,
+    *,
+    trusted: Sequence[Network] = (),
+    approved: bool = False,
+    local: Sequence[Network] | None = None,
+) -> str | None:
     """Why a block of ``target`` is refused outright (None: it is not)."""
     network = network_of(target)
     if network is None:
         return None
     if network.prefixlen < MIN_PREFIX[network.version]:
         return f"a client block never covers a network wider than /{MIN_PREFIX[network.version]}"
-    if approved and is_local(network, trusted):
+    if approved and is_local(network, trusted, local):
         return "the address is the gateway host's own or a trusted proxy's (every client shares it)"
     return None
 
 
-def shared(target: str, finding: Finding, *, store: Any, trusted: Sequence[Network] = ()) -> bool:
+def shared(
+    target: str,
+    finding: Finding,
+    *,
+    store: Any,
+    trusted: Sequence[Network] = (),
+    local: Sequence[Network] | None = None,
+) -> bool:
     """The address is loopback, a trusted proxy, or carried authenticated traffic near the finding (in
     ``store``, an :class:`~bastion.events.store.EventStore`; None: not looked up)."""
     network = network_of(target)
-    if network is not None and is_local(network, trusted):
+    if network is not None and is_local(network, trusted, local):
         return True
     if store is None:
         return False

@@ -117,6 +117,7 @@ class Responder:
         approve: Callable[[PlannedAction], bool] | None = None,
         pending: PendingQueue | None = None,
         trusted: Sequence[str] = (),
+        local: Sequence[str] | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         if mode not in MODES:
@@ -127,6 +128,9 @@ class Responder:
         self._approve = approve
         self._pending = pending
         self._trusted = tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+        # the gateway host's own addresses (default: all of loopback); a deployment where other loopback
+        # addresses stand for distinct clients (the demo) narrows it
+        self._local = None if local is None else tuple(ipaddress.ip_network(t, strict=False) for t in local)
         self._now = now
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
@@ -269,7 +273,7 @@ class Responder:
                 self._log(planned, mode, "denied", detail)
                 return self._result(planned, mode, "refused", detail), state
         if planned.action in CLIENT_ACTIONS and mode != "dry-run":
-            why_not = refusal(planned.target, trusted=self._trusted, approved=approved)
+            why_not = refusal(planned.target, trusted=self._trusted, approved=approved, local=self._local)
             if why_not is not None:
                 self._log(planned, mode, "denied", why_not)
                 return self._result(planned, mode, "refused", why_not), state
@@ -283,7 +287,7 @@ class Responder:
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
         """:func:`bastion.respond._clients.shared`, looked up in the event store the findings came from."""
         store = None if verifier is None else verifier.store
-        return shared(planned.target, planned.finding, store=store, trusted=self._trusted)
+        return shared(planned.target, planned.finding, store=store, trusted=self._trusted, local=self._local)
 
     def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
         """Approve (act on, after the evidence check when ``events`` is given) or decline one queued

@@ -18,6 +18,9 @@ and no callback, queues it as ``pending`` for ``bastion respond --approve-pendin
 Targets that are unknown (``-``) or the responder's own identity are skipped, and so is every action for a
 finding about the responder's own identity (its operator's actions, e.g. a key rotation), so a finding can
 never make the responder lock itself out nor act on its operator's maintenance.
+
+Length: planning, the evidence and client-target checks, carrying out and logging an action are one
+transaction over one signed state (saved once per call); the client-target policy lives in ``_clients``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ log); each request then gets a :class:`~bastion.vault.Vault` built from those sh
 identity its bearer token names. The Vault's own permission checks and audit entries run unchanged, so the
 server writes exactly the entries local mode writes for that identity. Tokens are checked on **every**
 request (no cache): a revocation takes effect on the next call.
+
+Length: the per-process state (project, failure log, releases, response gate) and the per-request Vault
+factory share the process's components and their lifecycle; splitting them would pass each of them around.
 """
 
 from __future__ import annotations

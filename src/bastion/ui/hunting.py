@@ -2,12 +2,16 @@
 the audit log and the gateway-side response state (signature checked).
 
 Read-only: the page hunts over the events already collected (by ``bastion respond --watch`` or
-``bastion events``) and never acts. A hunt is cached per store size, so reloading the page does not re-run it.
+``bastion events``) and never acts. A hunt is cached per store size, audit-log head and the event database's
+file stamps (an in-place UPDATE of a row changes them), so reloading the page does not re-run it. The response
+state is read as the gateway reads it (:func:`~bastion.store.response_state.load_current` against the
+verified log record): a rolled-back or deleted state file shows as refused, not as valid.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,28 +20,43 @@ from typing import Any
 from bastion.errors import BastionError
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[int, Any]] = {}
+_cache: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
-def _report(home: Path) -> tuple[Any, int, float | None]:
+def _stamps(url: str) -> tuple[Any, ...]:
+    """(inode, size, mtime) of a SQLite event store's files (and its WAL): any write changes one."""
+    if not url.startswith("sqlite:///"):
+        return ()
+    out: list[Any] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(url.removeprefix("sqlite:///") + suffix)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _report(home: Path, head: Any = None) -> tuple[Any, int, float | None]:
     from bastion.events import EventStore, default_events_url
     from bastion.hunt import hunt
 
     url = default_events_url(home)
     with EventStore(url) as store:
         size = store.max_id()
+        version = (size, getattr(head, "size", None), getattr(head, "root_hash", None), *_stamps(url))
         with _lock:
             cached = _cache.get(url)
-        if cached is not None and cached[0] == size:
+        if cached is not None and cached[0] == version:
             report = cached[1]
         else:
             report = hunt(store=store)
             with _lock:
-                _cache[url] = (size, report)
+                _cache[url] = (version, report)
         newest = store.events(after_id=max(0, size - 1), limit=1)
     return report, report.events, (newest[0].time if newest else None)
 
@@ -86,10 +105,16 @@ def _actions(vault: Any) -> list[dict[str, Any]]:
 
 
 def _state(vault: Any) -> dict[str, Any]:
-    from bastion.respond import load_verified, state_path
+    from bastion.errors import IntegrityError
+    from bastion.respond import state_path
+    from bastion.store.response_state import LoggedState, load_current
 
     try:
-        state = load_verified(state_path(vault.settings.home), vault.signer)
+        engine = getattr(vault, "engine", None)
+        if engine is None:
+            raise IntegrityError("response state: no audit log to check it against")
+        logged = LoggedState(engine).latest_verified(vault.signer)
+        state = load_current(state_path(vault.settings.home), vault.signer, logged)
     except BastionError as exc:
         return {"ok": False, "message": str(exc), "sections": {}, "guard_mode": None}
     sections = {
@@ -103,9 +128,9 @@ def _state(vault: Any) -> dict[str, Any]:
 
 def hunt_context(vault: Any) -> Mapping[str, Any]:
     """What the hunting page shows (the session vault must hold ``log:read``)."""
-    vault.log_head()  # the permission check (log:read) for reading what the log's events say
+    head = vault.log_head()  # the permission check (log:read) for reading what the log's events say
     try:
-        report, events, newest = _report(vault.settings.home)
+        report, events, newest = _report(vault.settings.home, head)
         findings = [_finding(f) for f in report.findings]
         error = None
     except BastionError as exc:

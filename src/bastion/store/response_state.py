@@ -16,6 +16,9 @@ nor an absent file from no state. Every save is therefore recorded in the signed
 :func:`state_record`), and :func:`load_current` (what the gateway's gate, the vault before a pull and
 ``log verify`` read) refuses a file that is missing, or older than (or different from) the latest state
 the log records. The owner rebuilds a lost file from that record (``bastion respond --restore-state``).
+Those records are believed only after :class:`LoggedState` checks them against the log's signed heads, and a
+save logs only what changed (folded back by the readers). The module stays one over ~400 lines on purpose: the
+file format, the record format and the fold are one invariant (what is signed equals what is logged).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class ResponseGate:
             return None
         engine = getattr(vault, "engine", None)
         if engine is not None and "logged" not in kwargs:
-            kwargs["logged"] = LoggedState(engine).latest
+            kwargs["logged"] = LoggedState(engine, signer).latest
         return cls(state_path(settings.home), signer, **kwargs)
 
     def _load(self) -> None:

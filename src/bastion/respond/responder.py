@@ -137,7 +137,7 @@ class Responder:
         self._now = now
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
-        self._logged = None if engine is None else LoggedState(engine)
+        self._logged = None if engine is None else LoggedState(engine, getattr(vault, "signer", None))
         self._dirty = False  # the state holds changes not yet signed (saved once per respond call)
         self._alerted: set[str] = set()
 

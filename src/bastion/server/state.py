@@ -119,7 +119,7 @@ class ServerState:
         self.check_token = self._tokens  # quiet: the caller logs failures (in aggregate)
         # `bastion respond`'s signed state, checked against the log's latest record (load_current): blocks
         # and quarantines apply to every request here too (issue 17 M2), not only at home-based gateways
-        self.response_logged = _LockedLogged(LoggedState(base.engine))
+        self.response_logged = _LockedLogged(LoggedState(base.engine, base.signer))
         self.response = ResponseGate(
             state_path(self.home), base.signer, reload_s=0.5, logged=self.response_logged.latest
         )

@@ -201,7 +201,7 @@ class Records:
         path = state_path(self.ctx.settings.home)
         logged = getattr(self, "_logged_state", None)
         if logged is None:
-            logged = self._logged_state = LoggedState(self.ctx.engine)
+            logged = self._logged_state = LoggedState(self.ctx.engine, self.ctx.signer)
         latest = logged.latest()
         if latest is None and not path.exists():
             return

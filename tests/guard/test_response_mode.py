@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from tests._support.response import lift_all
 
 from bastion.hunt.report import Finding
-from bastion.respond import Responder, parse_playbook, state_path
+from bastion.respond import Responder, parse_playbook
 from bastion.respond.gate import ResponseGate
 
 from .conftest import ServerThread, make_proxy
@@ -36,4 +37,4 @@ def test_guard_block_mode_from_a_response(project, upstream) -> None:
             responder.undo(action="guard-block-mode", target="*")
             assert proxy.mode == "shadow" and _chat(srv.url, alice) == 200
     finally:
-        state_path(project.vault.settings.home).unlink(missing_ok=True)
+        lift_all(project.vault)

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from tests._support.response import lift_all
 
 from bastion.events import EventStore, collect_audit
 from bastion.hunt import hunt
-from bastion.respond import Responder, load_playbook, state_path
+from bastion.respond import Responder, load_playbook
 from bastion.respond.gate import ResponseGate
 
 
@@ -75,7 +76,7 @@ def test_token_spray_is_hunted_and_the_address_blocked(kit, own_project, digits,
             )
             assert ok.status_code == 200
     finally:
-        state_path(project.home).unlink(missing_ok=True)
+        lift_all(project.vault)
         gateway.close()
 
 
@@ -115,5 +116,5 @@ def test_an_extraction_finding_quarantines_the_served_model(kit, project, digits
             refused = client.post("/v2/models/digits/infer", json=body, headers=alice)
             assert refused.status_code == 503 and "quarantined" in refused.text
     finally:
-        state_path(project.home).unlink(missing_ok=True)
+        lift_all(project.vault)
         gateway.close()

@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _craft():
+    if (
+        str(ROOT) not in sys.path
+    ):  # the crafting helpers import the test suite's shared builders (tests._support)
+        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location("bastion_scan_craft", ROOT / "tests/scan/conftest.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

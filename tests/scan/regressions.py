@@ -150,6 +150,9 @@ def zip_reader_differential() -> bytes:
     """
     import importlib.util
 
+    root = str(Path(__file__).resolve().parents[2])  # conftest imports tests._support when run as a script
+    if root not in sys.path:
+        sys.path.insert(0, root)
     spec = importlib.util.spec_from_file_location("craft", Path(__file__).with_name("conftest.py"))
     assert spec and spec.loader
     craft = importlib.util.module_from_spec(spec)

@@ -10,7 +10,6 @@ evidence, unreachable URL, wrong shape).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,11 @@ from bastion.errors import InvalidInput
 def _suspect(
     *, model: str | None, url: str | None, model_name: str | None, bearer_env: str | None, vault: Any, ev: Any
 ) -> tuple[Any, str]:
-    from bastion.cli.watermark import _load_model
+    from bastion.cli._watermark_common import _bearer_headers, _local_suspect
 
     if url is not None:
         from bastion.models.adapters import RemoteAdapter
 
-        headers = {}
-        if bearer_env:
-            token = os.environ.get(bearer_env, "").strip()
-            if not token:
-                raise InvalidInput(f"${bearer_env} is not set")
-            headers["Authorization"] = f"Bearer {token}"
         assert model_name is not None
         adapter = RemoteAdapter(
             url,
@@ -41,20 +34,18 @@ def _suspect(
             n_classes=ev.n_classes,
             input_shape=(ev.n_features,),
             outputs="probabilities",
-            headers=headers,
+            headers=_bearer_headers(bearer_env),
         )
         return adapter, f"{url.rstrip('/')}/v2/models/{model_name}"
     assert model is not None
-    from bastion.models.adapters import TorchAdapter
-
-    loaded = _load_model(model, vault)
+    local, loaded = _local_suspect(model, vault)
     cfg = loaded.config
     if (cfg.n_features, cfg.n_classes) != (ev.n_features, ev.n_classes):
         raise InvalidInput(
             f"{model}: {cfg.n_features} features / {cfg.n_classes} classes, the evidence has "
             f"{ev.n_features} / {ev.n_classes}"
         )
-    return TorchAdapter(loaded.module, input_shape=(cfg.n_features,), n_classes=cfg.n_classes), model
+    return local, model
 
 
 def verify_labels(

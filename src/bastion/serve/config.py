@@ -307,28 +307,3 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-__all__ = [
-    "AUDIT_ON_FAILURE",
-    "INPUT_PII_ACTIONS",
-    "MONITOR_ACTIONS",
-    "OUTPUT_MODES",
-    "ApiWatermarkConfig",
-    "AuditConfig",
-    "ConnectionsConfig",
-    "DriftSettings",
-    "GatewayConfig",
-    "InputGuardConfig",
-    "JwtConfig",
-    "KeyReleaseConfig",
-    "MonitorConfig",
-    "OutputPolicyConfig",
-    "OutputRule",
-    "RateLimitConfig",
-    "TextConfig",
-    "TheftConfig",
-    "config_from_mapping",
-    "load_gateway_config",
-    "validate",
-]

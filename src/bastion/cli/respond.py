@@ -47,6 +47,11 @@ def register(app: typer.Typer) -> None:
             False, "--watch", help="Run as a service: collect, hunt and act every second."
         ),
         interval: float = typer.Option(1.0, "--interval", help="Seconds between watch ticks."),
+        no_anomaly: bool = typer.Option(
+            False,
+            "--no-anomaly",
+            help="Rules only: no anomaly score (with --watch it runs every minute in the background).",
+        ),
         undo: str | None = typer.Option(
             None, "--undo", help="Lift ACTION:TARGET (block-client:10.0.0.9, …)."
         ),
@@ -176,6 +181,7 @@ def register(app: typer.Typer) -> None:
                         store=watch_store,
                         rules=load_rules(),
                         interval_s=interval,
+                        anomaly=not no_anomaly,
                         stop=stop,
                         on_tick=_print_tick,
                     )
@@ -185,7 +191,12 @@ def register(app: typer.Typer) -> None:
                 return
             store = open_store(vault)
             try:
-                report = hunt(store=store, since=parse_since(since), verify=verifier_for(vault, store))
+                report = hunt(
+                    store=store,
+                    since=parse_since(since),
+                    anomaly=not no_anomaly,
+                    verify=verifier_for(vault, store),
+                )
                 results = responder.respond(report.findings, events=store)
             finally:
                 store.close()

@@ -60,6 +60,7 @@ _STATE_ACTIONS = {
 UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
 CLIENT_ACTIONS = frozenset({"block-client", "throttle-client"})
 CLIENT_BLOCK_S = 3600.0  # a client address's block or throttle lasts this long (renewed by a new finding)
+ANOMALY_PREFIX = "anomaly."  # the anomaly model's findings (bastion.hunt.anomaly): approval by default
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,10 @@ class Responder:
     def plan(
         self, findings: Iterable[Finding], *, handled: Iterable[str] = ()
     ) -> list[tuple[PlannedAction, str]]:
-        """(action, mode) pairs for findings not yet handled, de-duplicated by (action, target)."""
+        """(action, mode) pairs for findings not yet handled, de-duplicated by (action, target).
+
+        An anomaly finding (rule id ``anomaly.*``) is acted on automatically only by a rule that says
+        ``mode = "auto"``; under a rule that names no mode it waits for approval even in auto mode."""
         seen = set(handled)
         out: list[tuple[PlannedAction, str]] = []
         taken: set[tuple[str, str]] = set()
@@ -192,6 +196,8 @@ class Responder:
                 continue
             for rule in self.playbook.rules_for(finding):
                 mode = self.mode if self.mode == "dry-run" else rule.mode or self.mode
+                if rule.mode is None and mode == "auto" and finding.rule_id.startswith(ANOMALY_PREFIX):
+                    mode = "approve"  # no rule names what it saw: a person decides unless a rule says auto
                 for action in rule.actions:
                     target = rule.env if action == "rotate-key" else _target(action, finding)
                     if (action, target) in taken:

@@ -12,6 +12,7 @@ from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_
 from bastion.errors import ConfigError, ServiceError
 
 MAX_TOKEN_FILE = 4096
+RESPONSE_KEY_ENV = "BASTION_RESPONSE_KEY"
 
 
 def register(app: typer.Typer) -> None:
@@ -64,6 +65,13 @@ def register(app: typer.Typer) -> None:
             None,
             "--attester-key",
             help="With --server: the gateway's Ed25519 attester key (PEM), answers the release challenge.",
+        ),
+        response_key: Path | None = typer.Option(
+            None,
+            "--response-key",
+            help="With --server: the public key (PEM) the server signs the response state with (on its "
+            "home: `bastion log key`; default $BASTION_RESPONSE_KEY). Without it the first answer's key is "
+            "pinned, with a warning.",
         ),
         gateway_attester: Path | None = typer.Option(
             None,
@@ -130,13 +138,16 @@ def register(app: typer.Typer) -> None:
                 ca=ca,
                 token_file=token_file,
                 attester_key=attester_key,
+                response_key=response_key,
                 check=check,
                 approve=approve,
                 fmt=fmt,
             )
             return
-        if token_file is not None or ca is not None or attester_key is not None:
-            raise ConfigError("--token-file, --ca and --attester-key go with --server (or BASTION_URL)")
+        if token_file is not None or ca is not None or attester_key is not None or response_key is not None:
+            raise ConfigError(
+                "--token-file, --ca, --attester-key and --response-key go with --server (or BASTION_URL)"
+            )
         if gateway_attester is not None:
             if not approve:
                 raise ConfigError("--gateway-attester goes with --approve")
@@ -185,6 +196,20 @@ def _workload_token(token_file: Path | None) -> str:
     return token
 
 
+def _response_key(path: Path | None) -> bytes | None:
+    """The pinned response-state key: ``--response-key`` or ``$BASTION_RESPONSE_KEY`` (PEM), else None."""
+    from bastion.errors import IntegrityError
+    from bastion.files import read_regular_file
+
+    named = path if path is not None else os.environ.get(RESPONSE_KEY_ENV) or None
+    if named is None:
+        return None
+    try:
+        return read_regular_file(Path(named), limit=64 << 10, follow_symlinks=True)  # a secret mount
+    except (OSError, IntegrityError) as exc:
+        raise ConfigError(f"cannot read the response-state key {named}") from exc
+
+
 def _serve_from_server(
     options: Any,
     *,
@@ -193,6 +218,7 @@ def _serve_from_server(
     token_file: Path | None,
     attester_key: Path | None,
     check: bool,
+    response_key: Path | None = None,
     approve: bool,
     fmt: OutputFormat,
 ) -> None:
@@ -229,10 +255,12 @@ def _serve_from_server(
     source = _Source()
     checker = server_token_checker(lambda caller: introspect(remote, caller))  # quiet on failures
     # `bastion respond`'s signed state, from the server, verified here (fails closed); refreshed every 2 s
-    gate = RemoteResponseGate(lambda: response_state(remote))
+    gate = RemoteResponseGate(lambda: response_state(remote), public_key_pem=_response_key(response_key))
     try:
         if gate.state() is None:
-            raise ServiceError(f"{server} did not send a response state that verifies: refusing to serve")
+            raise ServiceError(
+                f"{server} did not send a response state that verifies ({gate.last_error}): refusing to serve"
+            )
         if check:
             gateway = build_remote_gateway(options, source=source, verify_token=checker, attester_key=key)
             model = gateway.model

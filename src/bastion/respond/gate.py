@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bastion.errors import IntegrityError
+from bastion.errors import ConfigError, IntegrityError, InvalidInput
 from bastion.respond.state import ResponseState, load_verified, state_path
 from bastion.store.response_state import LoggedState, check_current
 
@@ -109,13 +109,22 @@ class ResponseGate:
 Fetch = Callable[[], Mapping[str, Any]]
 
 
+def _fingerprint(verifier: Any) -> str:
+    """``sha256:`` and 16 hex digits of the public key's PEM (to compare with ``bastion log key``'s)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(verifier.public_key_pem().strip().encode()).hexdigest()[:16]
+
+
 class RemoteResponseGate(ResponseGate):
     """The gate of a gateway without a home (``bastion serve MODEL --server URL``): the signed state comes
     from the server's ``GET /v1/respond/state`` (``fetch``), refreshed every ``refresh_s`` by a background
     thread (:meth:`start`), and is trusted only when:
 
-    - its signature verifies with the pinned key: ``public_key_pem`` (``--response-key``) or else the key of
-      the first answer, pinned for the process's life (an answer signed by another key is refused);
+    - its signature verifies with the pinned key: ``public_key_pem`` (``bastion serve --server URL
+      --response-key PEM``, the server home's ``bastion log key``), or else the key of the first answer,
+      pinned for the process's life (trust on first use: logged as a warning, since a first answer from a
+      man in the middle would be pinned instead); an answer naming or signed by another key is refused;
     - its serial is not below the highest one this process has accepted (no rollback by a replayed answer);
     - it was verified within ``max_age_s`` (the server unreachable or answering garbage for longer: refuse).
 
@@ -134,7 +143,12 @@ class RemoteResponseGate(ResponseGate):
         from bastion.crypto.signing import Ed25519Verifier
 
         self._fetch = fetch
-        self._pinned = None if public_key_pem is None else Ed25519Verifier.from_pem(public_key_pem)
+        try:
+            self._pinned = None if public_key_pem is None else Ed25519Verifier.from_pem(public_key_pem)
+        except (InvalidInput, UnicodeEncodeError) as exc:  # not a PEM, or not an Ed25519 public key
+            raise ConfigError("the response-state key is not an Ed25519 public key (PEM)") from exc
+        self._given = self._pinned is not None
+        self.last_error = ""  # why the last refresh was refused ("" after one was accepted)
         self._refresh_s = refresh_s
         self._max_age_s = max_age_s
         self._now = now
@@ -160,7 +174,11 @@ class RemoteResponseGate(ResponseGate):
             pem = answer.get("public_key_pem")
             verifier = self._pinned or Ed25519Verifier.from_pem(str(pem))
             if self._pinned is not None and str(pem).strip() != self._pinned.public_key_pem().strip():
-                raise IntegrityError("the response state is signed by another key than the pinned one")
+                raise IntegrityError(
+                    "the response state is signed by another key than the pinned one "
+                    + ("(--response-key)" if self._given else "(the first answer's)")
+                    + ": another server, or someone between this gateway and it"
+                )
             raw = base64.b64decode(str(answer.get("signed")), validate=True)
             state = verify_signed(raw, verifier)
             with self._lock:
@@ -168,15 +186,22 @@ class RemoteResponseGate(ResponseGate):
                     raise IntegrityError(
                         f"the server sent an older response state (serial {state.serial} < {self._serial})"
                     )
+                if self._pinned is None:
+                    logger.warning(
+                        "response state key pinned on first use (%s): nothing vouches for it; pin the "
+                        "server's key with --response-key (its owner prints it: bastion log key)",
+                        _fingerprint(verifier),
+                    )
                 self._pinned = verifier
                 self._serial, self._state, self._good_at = state.serial, state, self._now()
             if self._failing:
                 logger.warning("response state from the server verified again (serial %d)", state.serial)
-            self._failing = False
+            self._failing, self.last_error = False, ""
             return True
         except Exception as exc:  # unreachable, refused, unsigned, forged, rolled back: all fail closed
             with self._lock:
                 self._state = None
+            self.last_error = str(exc) or type(exc).__name__
             if not self._failing:
                 logger.error("response state from the server refused (%s): refusing every request", exc)
             self._failing = True

@@ -6,8 +6,9 @@ A gateway started with ``bastion serve MODEL --server URL`` has no home, so it c
 ``bastion respond`` wrote them (signature line + JSON, base64), after the server checked them the way a local
 gateway does (signature, then :func:`~bastion.store.response_state.check_current` against the audit log's
 latest ``respond:state`` record: a deleted or rolled-back file is refused, 422), plus the public key that
-signed them. The gateway verifies the signature itself with a key it pins (``--response-key``, or the first
-key it was sent) and never goes back to a lower serial. With no state yet (and none logged) the server signs
+signed them. The gateway verifies the signature itself with a key it pins (``bastion serve --server URL
+--response-key PEM``: the server home's log key, which ``bastion log key`` prints; or else the first key it
+was sent, with a warning) and never goes back to a lower serial. With no state yet (and none logged) the server signs
 an empty state of serial 0 on the spot, so even "nothing is blocked" is a signed answer.
 
 Who may ask: ``gateway`` identities (their workload credential) and ``serve:admin`` holders; the state names

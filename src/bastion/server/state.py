@@ -31,6 +31,7 @@ from bastion.respond.gate import ResponseGate
 from bastion.serve.auth import Authenticator, JwtVerifier, looks_like_jwt
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.ratelimit import RateLimiter
+from bastion.server.released import GatewayReleases
 from bastion.store.response_state import LoggedState, state_path
 from bastion.vault import Vault, open_vault
 from bastion.vault.interface import Inspector
@@ -123,10 +124,9 @@ class ServerState:
         self.response = ResponseGate(
             state_path(self.home), base.signer, reload_s=0.5, logged=self.response_logged.latest
         )
-        # NAME:VERSION released to each gateway identity by attested release in this process: the only
-        # targets whose request records that gateway may write into the log (/v1/gateway/audit)
-        self._released: dict[str, set[str]] = {}
-        self._released_lock = threading.Lock()
+        # NAME:VERSION released to each gateway identity by attested release: the only targets whose request
+        # records that gateway may write into the log (/v1/gateway/audit); kept sealed across restarts
+        self._released = GatewayReleases(self.home, base.access.sealer)
         self.spool_root = self.home / SPOOL_DIR
         self.spool_root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.spool_root, 0o700)
@@ -201,12 +201,10 @@ class ServerState:
 
     def mark_released(self, identity: Identity, ref: str) -> None:
         """``ref`` (NAME:VERSION) was released to the gateway ``identity`` on its attestation evidence."""
-        with self._released_lock:
-            self._released.setdefault(identity.id, set()).add(ref)
+        self._released.add(identity.id, ref)
 
     def was_released(self, identity: Identity, ref: str) -> bool:
-        with self._released_lock:
-            return ref in self._released.get(identity.id, ())
+        return self._released.contains(identity.id, ref)
 
     def vault_for(self, identity: Identity) -> Vault:
         """A Vault acting as ``identity`` over the shared components (not to be closed: they are shared)."""

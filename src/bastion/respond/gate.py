@@ -5,7 +5,8 @@ at most every ``reload_s`` seconds (one ``stat``), so a ``bastion respond`` acti
 within that time without a restart. It fails closed: a state that fails its signature check refuses every
 request (and says why once in the log) until a valid state is written again; so does a state file that is
 missing or older than the latest one the audit log records (:func:`bastion.store.response_state.load_current`:
-deleting or rolling back the file does not lift a block).
+deleting or rolling back the file does not lift a block), and, when the log has witnesses, a home whose log
+is behind them (:mod:`bastion.respond.rollback`: the whole home rolled back to an older snapshot).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bastion.errors import ConfigError, IntegrityError, InvalidInput
+from bastion.errors import ConfigError, IntegrityError, InvalidInput, ServiceError
+from bastion.respond.rollback import rollback_check
 from bastion.respond.state import ResponseState, load_verified, state_path
 from bastion.store.response_state import LoggedState, check_current
 
@@ -36,10 +38,12 @@ class ResponseGate:
         reload_s: float = 0.5,
         now: Callable[[], float] = time.monotonic,
         logged: Callable[[], Mapping[str, Any] | None] | None = None,
+        witnessed: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self._verifier = verifier
         self._logged = logged
+        self.witnessed = witnessed  # raises when the log is behind its witnesses (respond.rollback)
         self._reload_s = reload_s
         self._now = now
         self._lock = threading.Lock()
@@ -57,6 +61,9 @@ class ResponseGate:
         engine = getattr(vault, "engine", None)
         if engine is not None and "logged" not in kwargs:
             kwargs["logged"] = LoggedState(engine, signer).latest
+        audit = getattr(vault, "audit", None)
+        if audit is not None and "witnessed" not in kwargs:
+            kwargs["witnessed"] = rollback_check(audit)
         return cls(state_path(settings.home), signer, **kwargs)
 
     def _load(self) -> None:
@@ -71,8 +78,10 @@ class ResponseGate:
             state = load_verified(self.path, self._verifier)
             if self._logged is not None:
                 check_current(state if stamp is not None else None, self._logged())
+            if self.witnessed is not None:
+                self.witnessed()
             self._state = state
-        except IntegrityError as exc:
+        except (IntegrityError, ServiceError) as exc:  # ServiceError: a witness that cannot be read
             if self._state is not None:
                 logger.error("response state refused (%s): refusing every request", exc)
             self._state = None

@@ -42,6 +42,7 @@ from bastion.hunt.report import Finding
 from bastion.respond._clients import refusal, shared
 from bastion.respond.pending import PendingQueue
 from bastion.respond.playbook import MODES, Playbook
+from bastion.respond.rollback import rollback_check
 from bastion.respond.state import ResponseState, load_verified, save, state_path
 from bastion.store.response_state import (
     STATE_ACTION,
@@ -139,14 +140,19 @@ class Responder:
         self.path = state_path(vault.settings.home)
         engine = getattr(vault, "engine", None)
         self._logged = None if engine is None else LoggedState(engine, getattr(vault, "signer", None))
+        audit = getattr(vault, "audit", None)
+        self._rollback = None if audit is None else rollback_check(audit)  # the log's witnesses, if any
         self._dirty = False  # the state holds changes not yet signed (saved once per respond call)
         self._alerted: set[str] = set()
 
     def state(self) -> ResponseState:
-        """The signed state, refused (IntegrityError) when missing or older than the audit log records."""
+        """The signed state, refused (IntegrityError) when missing or older than the audit log records, or
+        when the log is behind its witnesses (a rolled-back home: :mod:`bastion.respond.rollback`)."""
         state = load_verified(self.path, self.vault.signer)
         if self._logged is not None:
             check_current(state if self.path.exists() else None, self._logged.latest())
+        if self._rollback is not None:
+            self._rollback()
         return state
 
     def _save(self, state: ResponseState) -> ResponseState:

@@ -28,6 +28,7 @@ from bastion.access import AccessControl, Identity
 from bastion.crypto.interface import WrapHolder
 from bastion.errors import AccessDenied, AuthenticationFailed, ConfigError
 from bastion.respond.gate import ResponseGate
+from bastion.respond.rollback import rollback_check
 from bastion.serve.auth import Authenticator, JwtVerifier, looks_like_jwt
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.ratelimit import RateLimiter
@@ -122,7 +123,11 @@ class ServerState:
         # and quarantines apply to every request here too (issue 17 M2), not only at home-based gateways
         self.response_logged = _LockedLogged(LoggedState(base.engine, base.signer))
         self.response = ResponseGate(
-            state_path(self.home), base.signer, reload_s=0.5, logged=self.response_logged.latest
+            state_path(self.home),
+            base.signer,
+            reload_s=0.5,
+            logged=self.response_logged.latest,
+            witnessed=rollback_check(base.audit),  # the whole home rolled back: behind the log's witnesses
         )
         # NAME:VERSION released to each gateway identity by attested release: the only targets whose request
         # records that gateway may write into the log (/v1/gateway/audit); kept sealed across restarts

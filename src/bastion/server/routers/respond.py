@@ -8,8 +8,10 @@ gateway does (signature, then :func:`~bastion.store.response_state.check_current
 latest ``respond:state`` record: a deleted or rolled-back file is refused, 422), plus the public key that
 signed them. The gateway verifies the signature itself with a key it pins (``bastion serve --server URL
 --response-key PEM``: the server home's log key, which ``bastion log key`` prints; or else the first key it
-was sent, with a warning) and never goes back to a lower serial. With no state yet (and none logged) the server signs
-an empty state of serial 0 on the spot, so even "nothing is blocked" is a signed answer.
+was sent, with a warning) and never goes back to a lower serial. With no state yet (and none logged) the
+server signs an empty state of serial 0 on the spot, so even "nothing is blocked" is a signed answer. When
+the home's log has witnesses (``[[log.witness]]``), a log behind them (the whole home rolled back to an
+older snapshot) is refused too (:mod:`bastion.respond.rollback`).
 
 Who may ask: ``gateway`` identities (their workload credential) and ``serve:admin`` holders; the state names
 blocked addresses and identities, so no one else.
@@ -49,6 +51,8 @@ def response_state(identity: CallerIdentity, state: ServerStateDep) -> dict[str,
         raw = encode_signed(ResponseState(), signer)
     current = verify_signed(raw, signer)
     check_current(current, logged)
+    if state.response.witnessed is not None:  # the home rolled back as a whole: behind the log's witnesses
+        state.response.witnessed()
     return {
         "signed": base64.b64encode(raw).decode("ascii"),
         "serial": current.serial,

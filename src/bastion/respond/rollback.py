@@ -1,0 +1,134 @@
+"""A rolled-back home, caught by the audit log's witnesses before the response state is believed.
+
+The response state is checked against the audit log's latest ``respond:state`` record
+(:func:`bastion.store.response_state.check_current`), and that record against the log's signed heads. What
+those checks cannot see is a *consistent* past: ``bastion.db``, ``audit-head.json`` and
+``respond/state.json`` replaced together by an older snapshot (every head in it is genuinely signed), which
+lifts every block and quarantine made since. The log's witnesses (``[[log.witness]]`` in ``bastion.toml``:
+:mod:`bastion.store.witness`, a file on storage the home's owner cannot rewrite or a ``bastion witness
+serve`` service) keep the heads outside the home; :class:`RollbackCheck` refuses (IntegrityError) a log that
+is behind the largest head a witness holds, or whose head of that size differs from it (a fork after the
+rollback). The responder, the gateway's gate, the team server's admission check and its
+``GET /v1/respond/state`` call it before believing a state; with no witness configured it does nothing
+(``enabled`` is False) and the residual is as documented in the README.
+
+Cost: a file witness is read incrementally (only the bytes appended since the last check; a file that
+shrank is refused); an HTTP witness is asked for its heads (one request). The gate calls it only when the
+state file changes. A witness that cannot be read fails closed too (the error says which).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+from bastion.errors import BastionError, IntegrityError, NotFound, ServiceError
+from bastion.store.auditlog import SignedTreeHead
+from bastion.store.witness import FileWitness
+
+
+class RollbackCheck:
+    """``check()`` raises IntegrityError when ``audit`` (an :class:`~bastion.store.auditlog.AuditLog`) is
+    behind, or forked from, what its witnesses saw."""
+
+    def __init__(self, audit: Any) -> None:
+        self._audit = audit
+        self._witnesses = tuple(getattr(audit, "witnesses", ()) or ())
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[int, SignedTreeHead | None]] = {}  # path -> (bytes read, largest head)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._witnesses)
+
+    def _file_head(self, witness: FileWitness) -> SignedTreeHead | None:
+        """The largest head in a witness file, reading only what was appended since the last call."""
+        key = str(witness.path)
+        offset, best = self._files.get(key, (0, None))
+        try:
+            fd = os.open(witness.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            if offset:
+                raise IntegrityError(f"witness {witness.name} disappeared") from None
+            return None
+        except OSError as exc:
+            raise ServiceError(f"witness {witness.name}: cannot read ({exc.strerror})") from exc
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size < offset:
+                    raise IntegrityError(f"witness {witness.name} shrank: the file was rewritten")
+                fh.seek(offset)
+                data = fh.read()
+        except OSError as exc:
+            raise ServiceError(f"witness {witness.name}: cannot read ({exc.strerror})") from exc
+        end = data.rfind(b"\n") + 1  # whole lines only: a partial last line is read next time
+        for line in data[:end].splitlines():
+            if line.strip():
+                head = _head(line, witness.name)
+                best = head if best is None or head.size > best.size else best
+        self._files[key] = (offset + end, best)
+        return best
+
+    def _held(self, witness: Any) -> SignedTreeHead | None:
+        if isinstance(witness, FileWitness):
+            return self._file_head(witness)
+        heads = [h for h in witness.heads() if h.size > 0]
+        return max(heads, key=lambda h: h.size) if heads else None
+
+    def check(self) -> None:
+        if not self._witnesses:
+            return
+        audit = self._audit
+        with self._lock:
+            latest = audit.tree_head()
+            for witness in self._witnesses:
+                try:
+                    held = self._held(witness)
+                except (IntegrityError, ServiceError):
+                    raise
+                except BastionError as exc:
+                    raise ServiceError(f"witness {witness.name}: {exc}") from exc
+                if held is None or held.size == 0:
+                    continue
+                try:
+                    audit.signer.verify(held.signed_data(), held.signature)
+                except Exception as exc:
+                    raise IntegrityError(
+                        f"witness {witness.name} holds a head of size {held.size} this log's key did not sign"
+                    ) from exc
+                if held.size > latest.size:
+                    raise IntegrityError(
+                        f"the audit log has {latest.size} entries but witness {witness.name} saw "
+                        f"{held.size}: the home was rolled back (restore the latest backup of bastion.db, "
+                        "audit-head.json and respond/state.json)"
+                    )
+                try:
+                    mine = audit.signed_head(held.size)
+                except NotFound:
+                    audit.verify()  # no head of that size here: the full consistency check decides
+                    continue
+                if bytes(mine.root_hash) != bytes(held.root_hash):
+                    raise IntegrityError(
+                        f"the audit log's first {held.size} entries differ from what witness {witness.name} "
+                        "saw: the home was rolled back and rewritten"
+                    )
+
+    __call__ = check
+
+
+def _head(line: bytes, name: str) -> SignedTreeHead:
+    try:
+        return SignedTreeHead.from_dict(json.loads(line))
+    except (ValueError, TypeError, IntegrityError) as exc:
+        raise IntegrityError(f"witness {name}: a line is not a signed tree head") from exc
+
+
+def rollback_check(audit: Any) -> RollbackCheck | None:
+    """The check for ``audit``, or None when it has no witness (nothing to compare with)."""
+    check = RollbackCheck(audit)
+    return check if check.enabled else None
+
+
+__all__ = ["RollbackCheck", "rollback_check"]

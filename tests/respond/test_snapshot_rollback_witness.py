@@ -17,7 +17,7 @@ import pytest
 from bastion.crypto.kdf import KdfParams
 from bastion.errors import IntegrityError
 from bastion.hunt.report import Finding
-from bastion.respond import Responder, parse_playbook
+from bastion.respond import Responder, parse_playbook, state_path
 from bastion.respond.gate import ResponseGate
 from bastion.respond.rollback import RollbackCheck
 from bastion.store.auditlog import AuditLog
@@ -59,6 +59,14 @@ def _attack(home: Path, tmp_path: Path) -> None:
         assert gate is not None and gate.refuses(client=CLIENT)
     shutil.rmtree(home)
     shutil.copytree(snapshot, home)
+
+
+def _touch_state(home: Path) -> None:
+    """Make the gate re-read the state (same bytes, new stamp): what any new response does."""
+    path = state_path(home)
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
 
 
 def test_without_a_witness_the_snapshot_lifts_the_block(tmp_path: Path) -> None:
@@ -116,6 +124,16 @@ def test_a_witness_lets_the_honest_home_through(tmp_path: Path) -> None:
         check.check()  # only the bytes appended since are read
         gate = ResponseGate.for_vault(v, reload_s=0.0)
         assert gate is not None and gate.refuses(client=CLIENT) and not gate.refuses(client="192.0.2.1")
+        # a witness that cannot be read: refused, and asked again at the next reload (not only when the
+        # state file changes), so the gateway serves again once the witness is back
+        kept = spool.read_bytes()
+        spool.unlink()
+        spool.mkdir()
+        _touch_state(home)
+        assert gate.refuses(client="192.0.2.1")
+        spool.rmdir()
+        spool.write_bytes(kept)
+        assert not gate.refuses(client="192.0.2.1")
     # a witness file rewritten shorter (to hide heads) is refused by a check that has read it before
     with open_vault(home=home, passphrase=PASS, inspectors=[]) as v:
         check = RollbackCheck(v.audit)

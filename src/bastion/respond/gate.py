@@ -49,6 +49,7 @@ class ResponseGate:
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self._stamp: tuple[int, int, int] | None = None
+        self._retry = False
         self._state: ResponseState | None = ResponseState()
         self._load()
 
@@ -72,8 +73,9 @@ class ResponseGate:
             stamp: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             stamp = None
-        if stamp == self._stamp and self._checked > float("-inf"):
+        if stamp == self._stamp and self._checked > float("-inf") and not self._retry:
             return
+        self._retry = False
         try:
             state = load_verified(self.path, self._verifier)
             if self._logged is not None:
@@ -85,6 +87,7 @@ class ResponseGate:
             if self._state is not None:
                 logger.error("response state refused (%s): refusing every request", exc)
             self._state = None
+            self._retry = isinstance(exc, ServiceError)  # unreachable now: asked again at the next reload
         self._stamp = stamp
 
     def state(self) -> ResponseState | None:

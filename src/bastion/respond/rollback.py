@@ -82,38 +82,44 @@ class RollbackCheck:
             return
         audit = self._audit
         with self._lock:
-            latest = audit.tree_head()
-            for witness in self._witnesses:
+            held: list[tuple[str, SignedTreeHead]] = []
+            for witness in self._witnesses:  # first: a head appended meanwhile is in the database already
                 try:
-                    held = self._held(witness)
+                    head = self._held(witness)
                 except (IntegrityError, ServiceError):
                     raise
                 except BastionError as exc:
                     raise ServiceError(f"witness {witness.name}: {exc}") from exc
-                if held is None or held.size == 0:
-                    continue
-                try:
-                    audit.signer.verify(held.signed_data(), held.signature)
-                except Exception as exc:
-                    raise IntegrityError(
-                        f"witness {witness.name} holds a head of size {held.size} this log's key did not sign"
-                    ) from exc
-                if held.size > latest.size:
-                    raise IntegrityError(
-                        f"the audit log has {latest.size} entries but witness {witness.name} saw "
-                        f"{held.size}: the home was rolled back (restore the latest backup of bastion.db, "
-                        "audit-head.json and respond/state.json)"
-                    )
-                try:
-                    mine = audit.signed_head(held.size)
-                except NotFound:
-                    audit.verify()  # no head of that size here: the full consistency check decides
-                    continue
-                if bytes(mine.root_hash) != bytes(held.root_hash):
-                    raise IntegrityError(
-                        f"the audit log's first {held.size} entries differ from what witness {witness.name} "
-                        "saw: the home was rolled back and rewritten"
-                    )
+                if head is not None and head.size > 0:
+                    held.append((witness.name, head))
+            latest = audit.tree_head()  # the log pushes a head to its witnesses only after committing it
+            for name, head in held:
+                self._compare(name, head, latest)
+
+    def _compare(self, name: str, held: SignedTreeHead, latest: SignedTreeHead) -> None:
+        audit = self._audit
+        try:
+            audit.signer.verify(held.signed_data(), held.signature)
+        except Exception as exc:
+            raise IntegrityError(
+                f"witness {name} holds a head of size {held.size} this log's key did not sign"
+            ) from exc
+        if held.size > latest.size:
+            raise IntegrityError(
+                f"the audit log has {latest.size} entries but witness {name} saw {held.size}: the home "
+                "was rolled back (restore the latest backup of bastion.db, audit-head.json and "
+                "respond/state.json)"
+            )
+        try:
+            mine = audit.signed_head(held.size)
+        except NotFound:
+            audit.verify()  # no head of that size here: the full consistency check decides
+            return
+        if bytes(mine.root_hash) != bytes(held.root_hash):
+            raise IntegrityError(
+                f"the audit log's first {held.size} entries differ from what witness {name} saw: the "
+                "home was rolled back and rewritten"
+            )
 
     __call__ = check
 

@@ -14,7 +14,7 @@ def _address_finder(text: str) -> list[tuple[int, int, float]]:
     return [(a, b, 0.8) for a, b in address_spans(text)]
 
 
-ADDRESS = Detector(E.STREET_ADDRESS, STREET_LINE, 0.8, finder=_address_finder)
+ADDRESS = Detector(E.STREET_ADDRESS, STREET_LINE, 0.8, finder=_address_finder, needs=STREET_LINE)
 
 FAMILY = Family(
     name="addresses",

@@ -57,6 +57,9 @@ class Detector:
     finder: Finder | None = None
     # An expensive check run only on the candidates that survive overlap resolution (see ``finalize``).
     confirm: Callable[[str], bool] | None = None
+    # For a finder: a pattern that matches (somewhere) in every text the finder finds anything in; lets the
+    # engine skip the finder on a chunk where it cannot match (``_gate``). ``None``: the finder always runs.
+    needs: re.Pattern[str] | None = None
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ US_SSN = Detector(E.US_SSN, re.compile(r"\d(?<![\d-]\d)(\d\d)([- ])(\d\d)\2(\d{4
 ID_DETECTORS: tuple[Detector, ...] = tuple(
     Detector(f.entity, f.pattern, 0.85, id_validator(f), source=f"id:{f.name}")
     if f.context is None
-    else Detector(f.entity, NEVER, 0.85, source=f"id:{f.name}", finder=context_finder(f))
+    else Detector(f.entity, NEVER, 0.85, source=f"id:{f.name}", finder=context_finder(f), needs=f.pattern)
     for f in ID_FORMATS
 )
 

@@ -17,11 +17,12 @@ model's always-present most-isolated windows are not reported when nothing in th
 the paper: the contributing features are ranked by that robust z-score (the forest itself gives no
 attributions); the score is ``-score_samples`` (higher is more anomalous, about 0.3–0.8).
 
-A hunt over recent events only (``since``: ``respond --watch`` looks at the last hour every tick) fits the
-forest, the population's kind mix and the robust z-scores on the week before (``HISTORY_S``) and scores only
-the recent windows: an hour alone holds too few windows for a model, and a quiet hour's windows judged
-against each other flag ordinary night traffic. The fit is kept per hour, so a tick costs the rollup read of
-the last hour and a scoring pass (milliseconds), not a refit.
+A hunt over recent events only (``since``: ``respond --watch`` scores the last hour every minute, in a
+background thread, :mod:`bastion.respond.watch`) fits the forest, the population's kind mix and the robust
+z-scores on the week before (``HISTORY_S``) and scores only the recent windows: an hour alone holds too few
+windows for a model, and a quiet hour's windows judged against each other flag ordinary night traffic. The
+fit is kept per hour, so a pass costs the rollup read of the last hour and a scoring pass (milliseconds),
+not a refit.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def score_windows(
     """Anomalous (identity, client, hour) windows as findings (rule id ``anomaly.behaviour``).
 
     With ``since`` and ``history_s``, the model is fitted on the ``history_s`` before ``since`` (once per
-    hour: ``respond --watch`` hunts the last hour every tick and reuses it) and scores only the windows since
+    hour: ``respond --watch`` scores the last hour every minute and reuses it) and scores only the windows since
     ``since``; without history enough (fewer than ``MIN_WINDOWS`` windows), on the scored windows themselves.
     """
     try:

@@ -165,8 +165,9 @@ def score_windows(
     """Anomalous (identity, client, hour) windows as findings (rule id ``anomaly.behaviour``).
 
     With ``since`` and ``history_s``, the model is fitted on the ``history_s`` before ``since`` (once per
-    hour: ``respond --watch`` scores the last hour every minute and reuses it) and scores only the windows since
-    ``since``; without history enough (fewer than ``MIN_WINDOWS`` windows), on the scored windows themselves.
+    hour: ``respond --watch`` scores the last hour every minute and reuses it) and scores only the windows
+    since ``since``; without history enough (fewer than ``MIN_WINDOWS`` windows), on the scored windows
+    themselves.
     """
     try:
         import numpy as np

@@ -98,9 +98,9 @@ def cross_source(rows: list[dict]) -> None:
     from bastion.guard import _train
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from guard_i18n import composed_rows, i18n_rows
+    from guard_i18n import composed_rows, i18n_rows, r5_rows
 
-    own = i18n_rows() + [r for r in composed_rows() if r["split"] == "train"]  # bastion's own, no source's
+    own = i18n_rows() + [r for r in composed_rows() + r5_rows() if r["split"] == "train"]  # bastion's own
     print("\n## Cross-source (train on one source's attacks, test on the other's; same benign data)")
     print("| trained on | bastion's phrase tables | tested on | recall | FPR benign test | threshold |")
     print("|---|---|---|---|---|---|")

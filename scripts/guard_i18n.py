@@ -457,3 +457,57 @@ def composed_rows(seed: int = 16) -> list[dict[str, Any]]:
     for k, text in enumerate(en["benign"]):
         add("en", text, 0, f"t-en-b{k}")
     return rows
+
+
+# ---- round 5: data/guard/i18n_tables_r5.json (issue 16, round 5) ----
+TABLES_R5_FILE = TABLES_FILE.with_name("i18n_tables_r5.json")
+
+
+def r5_rows(seed: int = 5) -> list[dict[str, Any]]:
+    """Rows from data/guard/i18n_tables_r5.json. Turkish: multi-sentence role-play prompts composed as persona
+    [+ set-up] + one or two rule-removal directives [+ harmful ask] (attacks), hand-written attacks, benign
+    role-plays (tutor, guide, chef) with harmless asks, the harmless asks alone and everyday prompts that
+    share the trigger vocabulary (benign). Other languages: hand-written attacks and benign look-alikes.
+    Split by group (a fifth ``val``); nothing here is ever a test row."""
+    doc = json.loads(TABLES_R5_FILE.read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+
+    def add(lang: str, text: str, label: int, group: str) -> None:
+        set_ = "multilingual" if label else "multilingual-benign"
+        for t in _variants(lang, text, rng):
+            rows.append(_r(t, label, group, set_, source="bastion:i18n-tables-r5", split=_split_of(group)))
+
+    tr = doc["tr"]
+    for i, persona in enumerate(tr["personas"]):
+        for _ in range(4):
+            parts = [persona]
+            if rng.random() < 0.5:
+                parts.append(rng.choice(tr["setups"]))
+            parts += rng.sample(tr["rules_off"], k=rng.choice((1, 2)))
+            if rng.random() < 0.7:
+                parts.append(rng.choice(tr["asks"]))
+            add("tr", _join("tr", *parts), 1, f"t5-tr-p{i}")
+    for j, setup in enumerate(tr["setups"]):
+        for _ in range(3):
+            add(
+                "tr",
+                _join("tr", setup, rng.choice(tr["rules_off"]), rng.choice(tr["asks"])),
+                1,
+                f"t5-tr-s{j}",
+            )
+    for k, text in enumerate(tr["attacks"]):
+        add("tr", text, 1, f"t5-tr-a{k}")
+    for i, persona in enumerate(tr["benign_personas"]):
+        for k in rng.sample(range(len(tr["benign_asks"])), k=2):
+            add("tr", _join("tr", persona, tr["benign_asks"][k]), 0, f"t5-tr-bp{i}")
+    for k, ask in enumerate(tr["benign_asks"]):
+        add("tr", _join("tr", ask), 0, f"t5-tr-ba{k}")
+    for k, text in enumerate(tr["benign"]):
+        add("tr", text, 0, f"t5-tr-b{k}")
+    for lang, t in doc["languages"].items():
+        for k, text in enumerate(t["attacks"]):
+            add(lang, text, 1, f"t5-{lang}-a{k}")
+        for k, text in enumerate(t["benign"]):
+            add(lang, text, 0, f"t5-{lang}-b{k}")
+    return rows

@@ -94,18 +94,20 @@ class ResponseState:
         """``client`` is blocked (an entry with ``until`` in the past has expired).
 
         An entry may name one address or a network (``198.51.100.0/24``, ``2001:db8::/64``: what a spray
-        finding grouped by prefix blocks); an address inside a blocked network is blocked."""
+        finding grouped by prefix blocks); an address inside a blocked network is blocked. IPv4-mapped IPv6
+        (``::ffff:a.b.c.d``: how a dual-stack listener or a proxy reports an IPv4 client) is compared as
+        IPv4, on both sides: a block of ``a.b.c.0/24`` covers ``::ffff:a.b.c.9`` and the reverse."""
         return _matches(self.blocked_clients, self._blocked_networks, client, now)
 
     def client_throttled(self, client: str, *, now: float | None = None) -> bool:
         return _matches(self.throttled_clients, self._throttled_networks, client, now)
 
     @functools.cached_property
-    def _blocked_networks(self) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+    def _blocked_networks(self) -> _Index:
         return _networks(self.blocked_clients)
 
     @functools.cached_property
-    def _throttled_networks(self) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+    def _throttled_networks(self) -> _Index:
         return _networks(self.throttled_clients)
 
     def is_blocked(self, *, client: str = "-", identity: str = "-", model: str = "-") -> bool:
@@ -117,36 +119,61 @@ class ResponseState:
         )
 
 
-def _networks(
-    entries: Mapping[str, Mapping[str, Any]],
-) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
-    """The entries that name a network (``a.b.c.0/24``), parsed once per state."""
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# (folded single address -> entry keys, networks wider than one address -> entry key)
+_Index = tuple[Mapping[str, tuple[str, ...]], tuple[tuple[_Network, str], ...]]
+
+
+def _folded(network: _Network) -> _Network:
+    """An IPv4-mapped IPv6 network (``::ffff:a.b.c.0/120``) as the IPv4 network it stands for."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
+
+
+def _parsed(value: str) -> _Network | None:
+    try:
+        return _folded(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        return None
+
+
+def _networks(entries: Mapping[str, Mapping[str, Any]]) -> _Index:
+    """The entries that name an address or a network, folded (IPv4-mapped IPv6 as IPv4), parsed once per
+    state: single addresses in a map (one lookup per request), wider networks in a tuple."""
+    single: dict[str, tuple[str, ...]] = {}
     nets = []
     for key in entries:
-        if "/" not in key:
-            continue
-        try:
-            nets.append((ipaddress.ip_network(key, strict=False), key))
-        except ValueError:
-            continue  # not a network: matched only exactly
-    return tuple(nets)
+        network = _parsed(key)
+        if network is None:
+            continue  # not an address: matched only exactly
+        if network.num_addresses == 1:
+            text = str(network.network_address)
+            single[text] = (*single.get(text, ()), key)
+        else:
+            nets.append((network, key))
+    return single, tuple(nets)
 
 
-def _matches(
-    entries: Mapping[str, Mapping[str, Any]],
-    networks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...],
-    client: str,
-    now: float | None,
-) -> bool:
+def _matches(entries: Mapping[str, Mapping[str, Any]], index: _Index, client: str, now: float | None) -> bool:
     if _live(entries.get(client), now):
         return True
-    if not networks:
+    single, networks = index
+    if not single and not networks:
         return False
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:
+    network = _parsed(client)
+    if network is None:
         return False
-    return any(address in net and _live(entries.get(key), now) for net, key in networks)
+    if network.num_addresses == 1 and any(
+        _live(entries.get(key), now) for key in single.get(str(network.network_address), ())
+    ):
+        return True
+    return any(
+        network.version == net.version and network.subnet_of(net) and _live(entries.get(key), now)  # type: ignore[arg-type]
+        for net, key in networks
+    )
 
 
 def _live(entry: Mapping[str, Any] | None, now: float | None) -> bool:

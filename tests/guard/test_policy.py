@@ -124,3 +124,48 @@ def test_guard_settings_file(tmp_path) -> None:
     path.write_text('[guard]\nmode = "block"\n[guard.output]\npi = "block"\n')
     with pytest.raises(ConfigError):
         load_guard_settings(path)
+
+
+def test_policy_runs_only_the_detectors_that_can_change_its_entities() -> None:
+    """Dropping the detectors of entities ranked below every wanted one (dates, addresses, names with the
+    default entities) leaves the wanted spans exactly as the full set finds them, overlaps included; keeping
+    only the wanted entities' own detectors would not (a phone number hides a date)."""
+    import random
+
+    from bastion.data.detectors import detect_text
+    from bastion.guard.policy import DEFAULT_ENTITIES, _detectors
+
+    fragments = [
+        "John Smith",
+        "call +1 415 555 0100",
+        "on 12/03/2024",
+        "born 01.02.1990",
+        "at 10 Downing Street, London SW1A 2AA",
+        f"card {CARD}",
+        "IP 10.0.0.1",
+        "MAC 00:1A:2B:3C:4D:5E",
+        "mail a.b@example.com",
+        "IBAN DE89 3704 0044 0532 0130 00",
+        "SSN 078-05-1120",
+        "key AKIAIOSFODNN7EXAMPLE",
+        "2024-03-12",
+        "March 12, 2024",
+        "0100 555 2024",
+        "12 March 2024 10:30",
+        "Dr. Maria Garcia 415-555-0199",
+        "+44 20 7946 0958 Baker Street 221B",
+    ]
+    everything = _detectors()
+    rng = random.Random(16)
+    naive_differs = False
+    for entities in (DEFAULT_ENTITIES, ("PHONE_NUMBER",), ("CREDIT_CARD", "SECRET"), ("DATE",), ("PERSON",)):
+        wanted = frozenset(entities)
+        fewer = _detectors(wanted)
+        naive = tuple(d for d in everything if d.entity in wanted)
+        for _ in range(60):
+            text = " ".join(rng.sample(fragments, k=rng.randint(2, 6)))
+            full = [s for s in detect_text(text, detectors=everything) if s.entity in wanted]
+            assert [s for s in detect_text(text, detectors=fewer) if s.entity in wanted] == full, text
+            naive_differs |= [s for s in detect_text(text, detectors=naive) if s.entity in wanted] != full
+    assert naive_differs  # the corpus has overlaps where a higher-ranked entity hides a wanted one
+    assert len(_detectors(frozenset(DEFAULT_ENTITIES))) < len(everything)

@@ -44,11 +44,19 @@ _PARTICLE = (
 )
 _SUFFIX = r"(?:[ ]+(?:ұлы|қызы|uly|kyzy|qyzy|oğlu|oglu|ogly|kızı|kizi|Jr\.?|Sr\.?|II|III|IV))?"
 _U = "[" + _UPPER + "]"
-# The first word with its left boundary checked after its first character (the regex engine keeps skipping
-# ahead to capitals; a leading lookbehind would make it try every position).
+# The first word with its left boundary checked after its first character (a leading lookbehind would make
+# the regex engine try every position). The first character is one class ahead of the two branches (O'Brien,
+# or a capital), so the engine skips ahead to it: an alternation first would also make it try every position.
 _FIRST_WORD = (
-    r"(?:[OoDdLl](?<![\w@.'’-][OoDdLl])['’]" + _U + "|" + _U + r"(?<![\w@.'’-]" + _U + r"))"
-    r"[^\W\d_]*(?:['’-][^\W\d_]+)*"
+    r"[OoDdLl"
+    + _UPPER
+    + r"](?:(?<=[OoDdLl])(?<![\w@.'’-][OoDdLl])['’]"
+    + _U
+    + "|(?<="
+    + _U
+    + r")(?<![\w@.'’-]"
+    + _U
+    + r"))[^\W\d_]*(?:['’-][^\W\d_]+)*"
 )
 NAME_RUN = re.compile(
     _FIRST_WORD + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:" + _PARTICLE + r"[ ]+){0,2}" + _WORD + r"){0,4}" + _SUFFIX

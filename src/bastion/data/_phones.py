@@ -79,7 +79,9 @@ def _region_order(text: str, digits: str, regions: tuple[str, ...]) -> tuple[str
     return regions
 
 
+@cache
 def _possible_lengths(pn: Any, region: str) -> tuple[int, ...]:
+    """libphonenumber's possible national lengths for ``region`` (static metadata: looked up once)."""
     md = pn.PhoneMetadata.metadata_for_region(region)
     return tuple(md.general_desc.possible_length) if md is not None and md.general_desc is not None else ()
 
@@ -97,11 +99,17 @@ def _possible_international(pn: Any, digits: str) -> bool:
     return False
 
 
-def _possible_national(pn: Any, digits: str, region: str) -> bool:
+@cache
+def _national_prefix(pn: Any, region: str) -> str | None:
+    """``region``'s national (trunk) prefix, ``""`` when it has none, ``None`` without metadata."""
     md = pn.PhoneMetadata.metadata_for_region(region)
-    if md is None:
+    return None if md is None else (md.national_prefix or "")
+
+
+def _possible_national(pn: Any, digits: str, region: str) -> bool:
+    prefix = _national_prefix(pn, region)
+    if prefix is None:
         return False
-    prefix = md.national_prefix or ""
     national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
     return len(national) in _possible_lengths(pn, region)
 
@@ -109,7 +117,7 @@ def _possible_national(pn: Any, digits: str, region: str) -> bool:
 def phone_valid(candidate: str, *, regions: tuple[str, ...] = REGIONS) -> bool:
     """Whether ``phonenumbers`` accepts ``candidate`` as a valid number (international, or in a region)."""
     pn = _phonenumbers()
-    digits = "".join(c for c in candidate if c.isdigit())
+    digits = "".join(filter(str.isdigit, candidate))
     if not 7 <= len(digits) <= 15 or _isbn(digits):
         return False
     if pn is None:  # without the library: the conservative length rule only
@@ -147,6 +155,8 @@ def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
     if text.count("(") != text.count(")"):
         return None
     formatted = text.startswith(("+", "00")) or any(c in text for c in " ().-")
+    if not formatted and not _has_keyword(m.string, start):
+        return None  # every check here only rejects: the decisive one for bare digit runs goes first
     if (
         _DATE_LIKE.fullmatch(text)
         or _VERSION_LIKE.fullmatch(text)
@@ -158,8 +168,6 @@ def validate_phone(m: re.Match[str]) -> tuple[int, int] | None:
         return None  # a date and the hour of a time of day: 2023-05-12 14:37 is a timestamp (issue 21 F7)
     if start >= 4 and _IBAN_BEFORE.search(m.string, max(0, start - 40), start):
         return None  # the digit groups of an IBAN
-    if not formatted and not _has_keyword(m.string, start):
-        return None
     return start, end
 
 

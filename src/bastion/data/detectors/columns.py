@@ -293,7 +293,7 @@ def _detect_text_cells(
     rest = joined[rest_from:] if rest_from else joined
     spans = finalize([sp for per_det in run_all(active, rest) for sp in per_det], rest)
     if rest_from:
-        spans = sampled + [s._replace(start=s.start + rest_from, end=s.end + rest_from) for s in spans]
+        spans = sampled + [Span(e, a + rest_from, b + rest_from, c, src) for e, a, b, c, src in spans]
 
     hints = column_hints(column)
     hinted = {entity for entity, _ in hints}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -197,11 +198,18 @@ def finalize(spans: list[Span], text: str) -> list[Span]:
         pool = [sp for sp in pool if (sp.start, sp.end, sp.entity) not in rejected]
 
 
+_START = operator.itemgetter(1)
+_END = operator.itemgetter(2)
+
+
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
     """Keep non-overlapping spans: on overlap the higher-priority entity wins, then the longer span."""
     if not spans:
         return spans
-    spans.sort(key=lambda s: (s.start, -s.end))
+    # By start, then longest first; equal spans keep their order (two stable C-keyed sorts, same order as
+    # one sort on (start, -end)).
+    spans.sort(key=_END, reverse=True)
+    spans.sort(key=_START)
     kept: list[Span] = []
     for s in spans:
         if kept and s.start < kept[-1].end:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import random
 import re
 import sys
 from pathlib import Path
@@ -181,3 +182,119 @@ def test_gate_fails_safe() -> None:
     )  # a lone surrogate is not UTF-8: every detector runs
     alive = gate.alive("plain words only, nothing else " * 100)
     assert alive is not None and not all(alive) and any(alive)  # names and a few others still run
+
+
+def _old_name_run() -> re.Pattern[str]:
+    """``NAME_RUN`` as it was before its first character became one class (the reference)."""
+    from bastion.data import _names as n
+
+    first = (
+        r"(?:[OoDdLl](?<![\w@.'’-][OoDdLl])['’]" + n._U + "|" + n._U + r"(?<![\w@.'’-]" + n._U + r"))"
+        r"[^\W\d_]*(?:['’-][^\W\d_]+)*"
+    )
+    return re.compile(
+        first + r"(?:(?:[ ]+|[ ]?-[ ]?)(?:" + n._PARTICLE + r"[ ]+){0,2}" + n._WORD + r"){0,4}" + n._SUFFIX
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="OoDdLl'’ -@._AbcÉéxZ\x00van der0", max_size=80))
+def test_name_run_with_a_class_first_finds_the_same_runs(text: str) -> None:
+    from bastion.data._names import NAME_RUN
+
+    old = _old_name_run()
+    assert [m.span() for m in NAME_RUN.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+def test_name_run_same_runs_on_the_corpus() -> None:
+    from bastion.data._names import NAME_RUN
+
+    header, rows = _corpus()
+    old = _old_name_run()
+    for j in range(len(header)):
+        text = "\x00".join(r[j] for r in rows)
+        assert [m.span() for m in NAME_RUN.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(st.sampled_from(["PERSON", "PHONE_NUMBER", "DATE"]), st.integers(0, 30), st.integers(0, 8)),
+        max_size=30,
+    )
+)
+def test_resolve_overlaps_orders_as_one_sort_on_start_then_longest(spans) -> None:
+    from bastion.data.detectors.engine import resolve_overlaps
+    from bastion.data.detectors.interface import Span
+
+    items = [Span(e, a, a + n, 0.5, f"s{k}") for k, (e, a, n) in enumerate(spans)]
+    reference = sorted(items, key=lambda s: (s.start, -s.end))
+    two_pass = sorted(sorted(items, key=lambda s: s.end, reverse=True), key=lambda s: s.start)
+    assert two_pass == reference
+    assert resolve_overlaps(list(items)) == resolve_overlaps_reference(reference)
+
+
+def resolve_overlaps_reference(ordered: list) -> list:
+    from bastion.data.detectors.engine import PRIORITY
+
+    kept: list = []
+    for s in ordered:
+        if kept and s.start < kept[-1].end:
+            prev = kept[-1]
+            if (PRIORITY.get(s.entity, 50), -(s.end - s.start)) < (
+                PRIORITY.get(prev.entity, 50),
+                -(prev.end - prev.start),
+            ):
+                kept[-1] = s
+            continue
+        kept.append(s)
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="0128945 :-TZ/a", max_size=40))
+def test_scan_year_pattern_with_literal_first_finds_the_same_years(text: str) -> None:
+    from bastion.data.scan import _YEAR
+
+    old = re.compile(r"(?<!\d)(?:1[89]\d\d|20\d\d)(?!\d)")
+    assert [m.span() for m in _YEAR.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+def _keyword_texts() -> list[str]:
+    header, rows = _corpus()
+    h2, rows2 = _generate(300, 31)
+    texts = ["\x00".join(r[j] for r in rows) for j in range(len(header))]
+    texts += ["\x00".join(r[j] for r in rows2) for j in range(len(h2))]
+    words = ["id", "no", "Nº", "n°", "BSN", "sin", "Social Insurance", "passport", "Reisepass", "паспорт"]
+    words += [
+        "护照",
+        "DL",
+        "driver's license",
+        "Führerschein",
+        "tin",
+        "nie",
+        "x",
+        " ",
+        "\x00",
+        "123",
+        "é",
+        "身份",
+    ]
+    rng = random.Random(9)
+    texts += [" ".join(rng.choice(words) for _ in range(2000)) for _ in range(5)]
+    return texts
+
+
+@pytest.mark.parametrize("name", ["_ID_CONTEXT", "_PASSPORT_CONTEXT", "_LICENCE_CONTEXT"])
+def test_keyword_hits_by_re2_equal_pythons(name: str) -> None:
+    from bastion.data import _national
+
+    context = getattr(_national, name)
+    used_re2 = 0
+    for text in _keyword_texts():
+        _national._LAST_HITS.clear()
+        fast = _national._keyword_hits(context, text)
+        assert fast == [m.span() for m in context.finditer(text)]
+        used_re2 += len(text) >= _national._RE2_MIN_CHARS
+    assert used_re2 >= 5
+    assert _national._re2_keywords(context.pattern) is not None

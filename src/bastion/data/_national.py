@@ -41,12 +41,12 @@ def keywords(words: str) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
 
 
-def _word_ok(text: str, m: re.Match[str]) -> bool:
-    """Short keywords ("id", "no", "dl") must be whole words."""
-    if len(m.group()) > 4:
+def _word_ok(text: str, start: int, end: int) -> bool:
+    """Short keywords ("id", "no", "dl") at ``text[start:end]`` must be whole words."""
+    if end - start > 4:
         return True
-    before = text[m.start() - 1] if m.start() else " "
-    after = text[m.end()] if m.end() < len(text) else " "
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
     return not before.isalpha() and not after.isalpha()
 
 
@@ -56,8 +56,13 @@ _ID_CONTEXT = keywords(
     "citizen|rrn|주민|身份|national|nino|ni|insurance|tax|pesel|personnummer|ssn|"
     # id-like words that JSON keys and notes use for an identifier (issue 21 F3)
     "ids|doc|docs|document|documento|dokument|ref|reference|referencia|riferimento|identifier|ident|"
-    "kenmerk|número|nro|rg|kimlik|tin|ssnr"
+    "kenmerk|número|nro|rg|kimlik|tin|ssnr|"
+    # Nordic, Australian, US and Chinese words for a personal number (issue 21 F-NAT)
+    "fnr|fødselsnummer|fodselsnummer|fødselsnr|personnr|pnr|samordningsnummer|cpr|hetu|henkilötunnus|"
+    "tfn|tax file|itin|nid|rid|ric"
 )
+# Danish CPR numbers have no check digit since 2007 (a birth date and four digits): their own keywords only.
+_CPR_CONTEXT = keywords("cpr|cpr-nr|cpr-nummer|personnummer|personnr")
 _PASSPORT_CONTEXT = keywords(
     "passport|reisepass|pass-nr|passnr|passeport|pasaporte|passaporto|paspoort|passaporte|paszport|"
     "паспорт|护照|パスポート|여권|travel document"
@@ -85,6 +90,53 @@ def _stdnum_ok(cc: str, name: str, value: str) -> bool:
         return False
     try:
         return bool(mod.is_valid(value))
+    except Exception:
+        return False
+
+
+# IRS ITIN groups (digits 4-5): 50-65, 70-88, 90-92, 94-99 (the 50-65 range was added in 2011).
+_ITIN_GROUPS = frozenset(
+    f"{g:02d}" for g in (*range(50, 66), *range(70, 89), *range(90, 93), *range(94, 100))
+)
+
+
+def itin_valid(value: str) -> bool:
+    """A US ITIN: nine digits starting with 9, the group in one of the IRS ranges (no check digit)."""
+    v = re.sub(r"[ -]", "", value)
+    return len(v) == 9 and v.isdigit() and v[0] == "9" and v[3:5] in _ITIN_GROUPS
+
+
+_CN_PROVINCES = frozenset(
+    str(p)
+    for p in (
+        *range(11, 16),
+        *range(21, 24),
+        *range(31, 38),
+        *range(41, 47),
+        *range(50, 55),
+        *range(61, 66),
+        71,
+        81,
+        82,
+        83,
+        91,
+    )
+)
+
+
+def cn_ric_valid(value: str) -> bool:
+    """A Chinese resident id: province, birth date and the ISO 7064 mod 11-2 check character.
+
+    The district code is not looked up: districts are renamed and created, and a person born before a
+    district existed carries its newer code (python-stdnum's table check rejects those)."""
+    v = value.upper()
+    if len(v) != 18 or not v[:17].isdigit() or v[:2] not in _CN_PROVINCES:
+        return False
+    mod = _std("cn", "ric")
+    if mod is None:
+        return False
+    try:
+        return bool(mod.calc_check_digit(v) == v[-1] and mod.get_birth_date(v).year >= 1900)
     except Exception:
         return False
 
@@ -168,7 +220,7 @@ FORMATS: tuple[IdFormat, ...] = (
         + _E,
         _std_check("it", "codicefiscale"),
     ),
-    IdFormat("cn.ric", NATIONAL_ID, _B + r"\d{17}[\dXx]" + _E, _std_check("cn", "ric")),
+    IdFormat("cn.ric", NATIONAL_ID, _B + r"\d{17}[\dXx]" + _E, cn_ric_valid),
     IdFormat("kr.rrn", NATIONAL_ID, _B + r"\d{6}-[1-4]\d{6}" + _E, _std_check("kr", "rrn")),
     IdFormat(
         "ca.sin", NATIONAL_ID, _B + r"\d{3}[ -]\d{3}[ -]\d{3}" + _E, _std_check("ca", "sin"), _ID_CONTEXT
@@ -178,6 +230,16 @@ FORMATS: tuple[IdFormat, ...] = (
     ),
     IdFormat("de.idnr", NATIONAL_ID, _B + r"\d\d[ ]\d{3}[ ]\d{3}[ ]\d{3}" + _E, _std_check("de", "idnr")),
     IdFormat("pl.pesel", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("pl", "pesel"), _ID_CONTEXT),
+    # Nordic personal numbers: a birth date plus check digits (Luhn; two mod-11 digits; a mod-31 letter)
+    IdFormat(
+        "se.personnummer",
+        NATIONAL_ID,
+        _B + r"(?:19|20)?\d{6}[-+]\d{4}" + _E,
+        _std_check("se", "personnummer"),
+    ),
+    IdFormat("no.fodselsnummer", NATIONAL_ID, _B + r"\d{6}[ ]?\d{5}" + _E, _std_check("no", "fodselsnummer")),
+    IdFormat("fi.hetu", NATIONAL_ID, _B + r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Ya-y]" + _E, _std_check("fi", "hetu")),
+    IdFormat("us.itin", NATIONAL_ID, _B + r"9\d\d([- ])\d\d\1\d{4}" + _E, itin_valid),
     # ---- weak: bare digits, keyword needed in free text ----------------------------------------------
     IdFormat("nl.bsn", NATIONAL_ID, _B + r"\d{4}\.?\d\d\.?\d{3}" + _E, _std_check("nl", "bsn"), _ID_CONTEXT),
     IdFormat("ca.sin", NATIONAL_ID, _B + r"\d{9}" + _E, _std_check("ca", "sin"), _ID_CONTEXT),
@@ -185,6 +247,18 @@ FORMATS: tuple[IdFormat, ...] = (
     IdFormat("de.idnr", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("de", "idnr"), _ID_CONTEXT),
     IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("br", "cpf"), _ID_CONTEXT),
     IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d{14}" + _E, _std_check("br", "cnpj"), _ID_CONTEXT),
+    IdFormat(
+        "se.personnummer",
+        NATIONAL_ID,
+        _B + r"\d{10}(?:\d\d)?" + _E,
+        _std_check("se", "personnummer"),
+        _ID_CONTEXT,
+    ),
+    IdFormat(
+        "au.tfn", NATIONAL_ID, _B + r"\d{3}[ ]?\d{3}[ ]?\d{3}" + _E, _std_check("au", "tfn"), _ID_CONTEXT
+    ),
+    IdFormat("us.itin", NATIONAL_ID, _B + r"9\d{8}" + _E, itin_valid, _ID_CONTEXT),
+    IdFormat("dk.cpr", NATIONAL_ID, _B + r"\d{6}-?\d{4}" + _E, _std_check("dk", "cpr"), _CPR_CONTEXT),
     # ---- travel and driving documents ----------------------------------------------------------------
     IdFormat(
         "gb.dvla",
@@ -233,15 +307,43 @@ def id_validator(fmt: IdFormat) -> Callable[[re.Match[str]], tuple[int, int] | N
     return validate
 
 
-_LAST_HITS: dict[int, tuple[str, list[re.Match[str]]]] = {}
+_LAST_HITS: dict[int, tuple[str, list[tuple[int, int]]]] = {}
+_RE2_MIN_CHARS = 2048  # shorter texts: Python's engine (RE2's per-call cost would not pay)
 
 
-def _keyword_hits(context: re.Pattern[str], text: str) -> list[re.Match[str]]:
-    """Keyword matches in ``text``, cached for the last text seen per keyword set (formats share them)."""
+@cache
+def _re2_keywords(pattern: str) -> Any:
+    try:
+        import re2
+
+        return re2.compile(pattern)
+    except Exception:  # RE2 missing or refusing the pattern: Python's engine
+        return None
+
+
+def _keyword_hits(context: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """(start, end) of the keyword matches in ``text``, cached for the last text seen per keyword set
+    (formats share them).
+
+    A keyword set is an alternation of literals: RE2 (leftmost-first, like Python's engine, so the very same
+    matches) scans a long text several times faster than Python's engine, which tries the alternation at
+    every letter that starts a keyword. Text RE2 cannot take (lone surrogates) goes to Python's engine."""
     cached = _LAST_HITS.get(id(context))
     if cached is not None and cached[0] is text:
         return cached[1]
-    hits = list(context.finditer(text))
+    hits: list[tuple[int, int]] | None = None
+    fast = (
+        _re2_keywords(context.pattern)
+        if len(text) >= _RE2_MIN_CHARS and not context.flags & ~re.UNICODE
+        else None
+    )
+    if fast is not None:
+        try:
+            hits = [m.span() for m in fast.finditer(text)]
+        except Exception:
+            hits = None
+    if hits is None:
+        hits = [m.span() for m in context.finditer(text)]
     _LAST_HITS[id(context)] = (text, hits)
     return hits
 
@@ -255,11 +357,11 @@ def context_finder(fmt: IdFormat) -> Callable[[str], list[tuple[int, int, float]
     def find(text: str) -> list[tuple[int, int, float]]:
         out: list[tuple[int, int, float]] = []
         pos = -1
-        for kw in _keyword_hits(context, text):
-            if not _word_ok(text, kw):
+        for kw_start, kw_end in _keyword_hits(context, text):
+            if not _word_ok(text, kw_start, kw_end):
                 continue
-            lo = max(kw.end(), pos)
-            hi = min(len(text), kw.end() + _CONTEXT_WINDOW)
+            lo = max(kw_end, pos)
+            hi = min(len(text), kw_end + _CONTEXT_WINDOW)
             cut = text.find("\x00", lo, hi)
             if cut != -1:
                 hi = cut
@@ -273,14 +375,21 @@ def context_finder(fmt: IdFormat) -> Callable[[str], list[tuple[int, int, float]
     return find
 
 
-# Bare digit runs of the weak formats, by length (BSN/SIN; PESEL/Steuer-ID/CPF; Aadhaar; CNPJ).
-_BARE_CHECKS: dict[int, tuple[tuple[str, str], ...]] = {
-    9: (("nl", "bsn"), ("ca", "sin")),
-    11: (("pl", "pesel"), ("de", "idnr"), ("br", "cpf")),
-    12: (("in", "aadhaar"),),
-    14: (("br", "cnpj"),),
+# Bare digit runs of the weak formats, by length (BSN/SIN/TFN/ITIN; Swedish personnummer;
+# PESEL/Steuer-ID/CPF/fødselsnummer; Aadhaar/personnummer; CNPJ).
+_BARE_CHECKS: dict[int, tuple[Callable[[str], bool], ...]] = {
+    9: (_std_check("nl", "bsn"), _std_check("ca", "sin"), _std_check("au", "tfn"), itin_valid),
+    10: (_std_check("se", "personnummer"),),
+    11: (
+        _std_check("pl", "pesel"),
+        _std_check("de", "idnr"),
+        _std_check("br", "cpf"),
+        _std_check("no", "fodselsnummer"),
+    ),
+    12: (_std_check("in", "aadhaar"), _std_check("se", "personnummer")),
+    14: (_std_check("br", "cnpj"),),
 }
-BARE_ID = re.compile(r"(?<![\w./-])(?:\d{9}|\d{11,12}|\d{14})(?![\w]|[./-]\w)")
+BARE_ID = re.compile(r"(?<![\w./-])(?:\d{9,12}|\d{14})(?![\w]|[./-]\w)")
 _ID_WORDS = frozenset(
     {
         *("id", "ids", "doc", "docs", "document", "documents", "ref", "refs", "reference", "num", "number"),
@@ -305,7 +414,7 @@ def bare_national_id(value: str) -> bool:
     v = value.strip()
     if not v.isdigit():
         return False
-    return any(_stdnum_ok(cc, name, v) for cc, name in _BARE_CHECKS.get(len(v), ()))
+    return any(check(v) for check in _BARE_CHECKS.get(len(v), ()))
 
 
 def id_formats_for(entity: str) -> tuple[IdFormat, ...]:
@@ -346,10 +455,12 @@ __all__ = [
     "PASSPORT",
     "IdFormat",
     "bare_national_id",
+    "cn_ric_valid",
     "context_finder",
     "id_formats_for",
     "id_key",
     "id_validator",
+    "itin_valid",
     "nino_valid",
     "weak_id_column",
 ]

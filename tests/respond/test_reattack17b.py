@@ -243,10 +243,12 @@ def test_f7_a_nat_idle_for_hours_or_seen_ipv4_mapped_is_still_shared(vault: Vaul
     nat = "198.51.100.20"
     writer = BatchedAuditWriter(vault.audit, target="m0:1", flush_s=0.05)
     now = time.time()
-    for i in range(10):  # alice worked through the NAT 5 hours ago (a dual-stack gateway: IPv4-mapped)
+    for i in range(
+        10
+    ):  # alice and bob worked through the NAT 5 hours ago (a dual-stack gateway: IPv4-mapped)
         writer.record(
             RequestRecord(
-                "alice",
+                "alice" if i % 2 else "bob",
                 "admin",
                 "m0",
                 "1",

@@ -29,9 +29,10 @@ OUTSIDE = "203.0.113.50"
 def _traffic(vault: Vault) -> None:
     writer = BatchedAuditWriter(vault.audit, target="m0:1", flush_s=0.05)
     now = time.time() - 120
-    for i in range(30):  # alice's real requests, through the office NAT
+    for i in range(30):  # alice's and bob's real requests, through the office NAT
+        user = "alice" if i % 2 else "bob"
         writer.record(
-            RequestRecord("alice", "admin", "m0", "1", "POST", "infer", 200, "allow", 3.0, now + i, NAT)
+            RequestRecord(user, "admin", "m0", "1", "POST", "infer", 200, "allow", 3.0, now + i, NAT)
         )
     for client in (NAT, OUTSIDE):  # 25 made-up tokens from each address
         for i in range(25):
@@ -56,7 +57,7 @@ def test_a_spray_from_a_shared_address_waits_for_approval(vault: Vault, tmp_path
     queue = PendingQueue(vault.settings.home / STATE_DIR)
     responder = Responder(vault=vault, playbook=book, mode="auto", pending=queue)
     results = {(r.action, r.target): r.status for r in responder.respond(findings, events=store)}
-    assert results[("block-client", NAT)] == "pending"  # alice's traffic came from it: a person decides
+    assert results[("block-client", NAT)] == "pending"  # their traffic came from it: a person decides
     assert results[("block-client", OUTSIDE)] == "done"  # no one else behind it: blocked, for an hour
     gate = ResponseGate.for_vault(vault, reload_s=0.0)
     assert gate is not None
@@ -125,17 +126,16 @@ def test_a_network_block_covers_its_addresses_and_nothing_else() -> None:
 def test_a_network_spray_with_authenticated_users_inside_waits_for_approval(
     vault: Vault, tmp_path: Path
 ) -> None:
-    """A /24 finding where one address inside carried alice's authenticated traffic is not blocked
-    automatically (it would cut her off); a /24 with only refused tokens is."""
+    """A /24 finding where addresses inside carried alice's and bob's authenticated traffic is not blocked
+    automatically (it would cut them off); a /24 with only refused tokens is."""
+    from bastion.events.verify import EvidenceVerifier
     from bastion.hunt.report import Finding
 
     writer = BatchedAuditWriter(vault.audit, target="m0:1", flush_s=0.05)
     now = time.time() - 120
-    for i in range(5):
+    for i, (user, address) in enumerate([("alice", "10.9.8.7"), ("bob", "10.9.8.9")] * 3):
         writer.record(
-            RequestRecord(
-                "alice", "admin", "m0", "1", "POST", "infer", 200, "allow", 3.0, now + i, "10.9.8.7"
-            )
+            RequestRecord(user, "admin", "m0", "1", "POST", "infer", 200, "allow", 3.0, now + i, address)
         )
     writer.close()
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
@@ -144,11 +144,7 @@ def test_a_network_spray_with_authenticated_users_inside_waits_for_approval(
     shared = Finding(spray, "t", (), "high", "-", "10.9.8.0/24", now, now + 60, (), 1, "k|net-shared")
     lone = Finding(spray, "t", (), "high", "-", "198.51.100.0/24", now, now + 60, (), 1, "k|net-lone")
     responder = Responder(vault=vault, playbook=load_playbook(), mode="auto")
-    decided = {p.target: responder._shared(p, _Verifier(store)) for p, _ in responder.plan([shared, lone])}
+    verifier = EvidenceVerifier(log=vault, store=store)
+    decided = {p.target: responder._shared(p, verifier) for p, _ in responder.plan([shared, lone])}
     assert decided == {"10.9.8.0/24": True, "198.51.100.0/24": False}
     store.close()
-
-
-class _Verifier:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store

@@ -300,9 +300,11 @@ class Responder:
         return self._one(planned, mode, state)
 
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
-        """:func:`bastion.respond._clients.shared`, looked up in the event store the findings came from."""
-        store = None if verifier is None else verifier.store
-        return shared(planned.target, planned.finding, store=store, trusted=self._trusted, local=self._local)
+        """:func:`bastion.respond._clients.shared`, looked up in the event store the findings came from (only
+        events that pass ``verifier``'s evidence check count)."""
+        return shared(
+            planned.target, planned.finding, verifier=verifier, trusted=self._trusted, local=self._local
+        )
 
     def settle_pending(self, ident: str, *, approve: bool, events: EventStore | None = None) -> ActionResult:
         """Approve (act on, after the evidence check when ``events`` is given) or decline one queued

@@ -1,0 +1,84 @@
+"""Issue 21, round-5 attack: detector gaps (national ids, connection-string passwords, …).
+
+Every value here is written for this test (own check digits), not taken from the attack's corpus."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from bastion.data import ScopeKeys, protect_file
+from bastion.data.detectors import all_detectors, detect_text, detect_values
+
+KEYS = ScopeKeys(bytes(range(32)), scope="r5")
+
+
+@pytest.fixture(scope="module")
+def dets():
+    return all_detectors(use_presidio=False)
+
+
+def _found(text: str, dets, entity: str) -> list[str]:
+    return [text[s.start : s.end] for s in detect_text(text, detectors=dets) if s.entity == entity]
+
+
+def _protect_column(tmp_path: Path, header: str, cells: list[str]) -> str:
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", header])
+        w.writerows([str(i), c] for i, c in enumerate(cells))
+    protect_file(path=src, out=tmp_path / "out.csv", keys=KEYS, use_presidio=False)
+    return (tmp_path / "out.csv").read_text(encoding="utf-8")
+
+
+# ---- F-NAT: Nordic personal numbers, Australian TFN, current ITIN ranges, Chinese ids ---------------------
+NATIONAL = (
+    # (text, the identifier in it)
+    ("Kunde verifiziert, personnummer 197403154821.", "197403154821"),
+    ("pnr 581102-1178 bekräftat", "581102-1178"),
+    ("ref 20010730-9056 in the ticket", "20010730-9056"),
+    ("fødselsnr: 14067942338", "14067942338"),
+    ("K4411|Ola Nordmann|03026518805", "03026518805"),
+    ("caller gave her number as 270988 37146 twice", "270988 37146"),
+    ("tax file number 174 490 177 on the form", "174 490 177"),
+    ("TFN: 434712523", "434712523"),
+    ("ITIN 912-55-0147 (issued 2019)", "912-55-0147"),
+    ("itin 958621043", "958621043"),
+    ("id 440306195804124930 checked", "440306195804124930"),
+    ("resident id 51011219491101717X", "51011219491101717X"),
+)
+NOT_NATIONAL = (
+    "fødselsnr: 14067942339",  # wrong check digits
+    "order 7403154822 shipped",  # bare digits, no identifier word, Luhn fails
+    "ITIN 912-93-0147",  # group 93 is never issued
+    "id 440306195804124931",  # wrong check character
+    "build 2024112615301 passed",
+)
+
+
+@pytest.mark.parametrize(("text", "value"), NATIONAL)
+def test_national_ids_found(dets, text: str, value: str) -> None:
+    assert value in _found(text, dets, "NATIONAL_ID"), text
+
+
+@pytest.mark.parametrize("text", NOT_NATIONAL)
+def test_invalid_national_ids_not_found(dets, text: str) -> None:
+    assert _found(text, dets, "NATIONAL_ID") == [], text
+
+
+def test_bare_ids_under_an_id_key_in_json_cells() -> None:
+    cells = [
+        '{"ref": "C1", "doc": "174490177"}',
+        '{"ref": "C2", "doc": "14067942338"}',
+        '{"ref": "C3", "doc": "7403154821"}',
+        '{"ref": "C4", "doc": "958621043"}',
+    ] * 3
+    hits = detect_values(cells, column="payload")
+    rows = hits.spans_by_row()
+    for r, cell in enumerate(cells):
+        value = cell.split('"doc": "')[1].rstrip('"}')
+        spans = [cell[a:b] for a, b, _e in rows.get(r, [])]
+        assert value in spans, (cell, spans)

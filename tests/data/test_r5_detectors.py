@@ -82,3 +82,38 @@ def test_bare_ids_under_an_id_key_in_json_cells() -> None:
         value = cell.split('"doc": "')[1].rstrip('"}')
         spans = [cell[a:b] for a, b, _e in rows.get(r, [])]
         assert value in spans, (cell, spans)
+
+
+# ---- F-DSN: passwords inside URLs / connection strings ------------------------------------------------
+DSN = (
+    ("mongodb://admin:V9x!kq2Lr@172.16.4.20:27017/prod", "V9x!kq2Lr"),
+    ("[07:12] redis://:s3cr3tPass@192.168.7.2:6379/1", "s3cr3tPass"),
+    ("amqp://svc:T0ps#cret@mq-01:5672/", "T0ps#cret"),
+    ("sftp://backup:lT7wq9zz@[2001:db8::17]/dump", "lT7wq9zz"),
+    ("DATABASE_URL postgresql+psycopg://ledger:plainwords@db:5432/x", "plainwords"),
+    ("git clone https://ci-bot:Gh7!pp2q@10.20.30.40/infra.git", "Gh7!pp2q"),
+    ("user pasted their key Zq81mVbT3kRw in the chat", "Zq81mVbT3kRw"),
+)
+NOT_DSN = (
+    "see https://example.org:8443/docs and mailto:ops@example.org",
+    "redis://:****@cache:6379/0",
+    "https://user@host.example/path",
+    "the key Ingredient was flour",
+)
+
+
+@pytest.mark.parametrize(("text", "password"), DSN)
+def test_url_credentials_are_secrets(dets, text: str, password: str) -> None:
+    assert password in _found(text, dets, "SECRET"), text
+
+
+@pytest.mark.parametrize("text", NOT_DSN)
+def test_urls_without_credentials_are_not_secrets(dets, text: str) -> None:
+    assert _found(text, dets, "SECRET") == [], text
+
+
+def test_protect_removes_connection_string_passwords(tmp_path: Path) -> None:
+    cells = [f"[{i:02d}:00] {t}" for i, (t, _p) in enumerate(DSN)] * 4
+    cells += [f"[{i:02d}:30] job {i} finished in {i * 3} s" for i in range(20)]
+    out = _protect_column(tmp_path, "log", cells)
+    assert [p for _t, p in DSN if p in out] == []

@@ -117,3 +117,81 @@ def test_protect_removes_connection_string_passwords(tmp_path: Path) -> None:
     cells += [f"[{i:02d}:30] job {i} finished in {i * 3} s" for i in range(20)]
     out = _protect_column(tmp_path, "log", cells)
     assert [p for _t, p in DSN if p in out] == []
+
+
+# ---- F-ZW: zero-width characters or one separator between every character ----------------------------
+ZW = ("\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad")
+SMUGGLED = (
+    # (plain value, its entity): each is written with a smuggling trick between its characters
+    ("lena.virtanen@posti-esimerkki.fi", "EMAIL_ADDRESS"),
+    ("+358 40 765 4321", "PHONE_NUMBER"),
+    ("FI21 1234 5600 0007 85", "IBAN_CODE"),
+    ("536-90-4399", "US_SSN"),
+    ("174490177", "NATIONAL_ID"),
+)
+
+
+def _plain(s: str) -> str:
+    return "".join(c for c in s if c.isalnum()).casefold()
+
+
+def test_normalise_maps_every_character_back() -> None:
+    from bastion.data.detectors._normalise import normalise
+
+    for text in (
+        "a\u200bb\u200cc 1.2.3.4.5.6 and x-y-z-w-v",
+        "ref 5 2 0 3 1 2 7 please",
+        "\ufeffhead\u00adline",
+        "Kontakt: k.a.i.s.a.4.1 (bitte)",
+    ):
+        norm = normalise(text)
+        assert norm is not None
+        assert len(norm.index) == len(norm.text)
+        assert all(text[i] == c for i, c in zip(norm.index, norm.text, strict=True))
+        assert norm.span(0, len(norm.text))[1] <= len(text)
+    assert normalise("plain words, version 1.2.3, ip 10.0.3.7, 12.03.1984") is None
+
+
+@pytest.mark.parametrize(("value", "entity"), SMUGGLED)
+@pytest.mark.parametrize("trick", ["zw", "dots", "dashes"])
+def test_smuggled_values_are_found_in_free_text(dets, value: str, entity: str, trick: str) -> None:
+    if trick == "zw":
+        shown = "".join(c + ZW[i % len(ZW)] for i, c in enumerate(value))[:-1]
+    else:
+        shown = ("." if trick == "dots" else "-").join(c for c in value if c.isalnum())
+    text = f"Rückruf, Kunden-ID: {shown} (danke)"
+    spans = detect_text(text, detectors=dets)
+    covered = [text[s.start : s.end] for s in spans]
+    assert any(_plain(value) in _plain(c) for c in covered), (text, covered)
+    if trick == "zw":
+        assert entity in {s.entity for s in spans}
+
+
+def test_protect_leaves_no_smuggled_value(tmp_path: Path) -> None:
+    rows, values = [], []
+    for i in range(60):
+        value, _e = SMUGGLED[i % 4]  # the four that need no keyword
+        zw = f"note {i}: " + ZW[i % len(ZW)].join(value) if i % 3 else f"all good {i}"
+        rows.append([str(i), zw, "._-/"[i % 4].join(c for c in value if c.isalnum())])
+        values.append((value if i % 3 else None, value))
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "zw", "dotted"], *rows])
+    protect_file(path=src, out=tmp_path / "out.csv", keys=KEYS, use_presidio=False)
+    out = list(csv.DictReader((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()))
+    assert out[1]["zw"].startswith("note 1: tok_")  # the zero-width column keeps its text, values replaced
+    for (zw_value, dotted_value), row in zip(values, out, strict=True):
+        assert zw_value is None or _plain(zw_value) not in _plain(row["zw"])
+        assert _plain(dotted_value) not in _plain(row.get("dotted", ""))  # dropped as concealed or replaced
+
+
+def test_ordinary_dotted_and_spaced_text_is_not_concealed(dets) -> None:
+    for text in (
+        "version 1.2.3 released",
+        "OID 1.3.6.1.4.1.311",
+        "grades A B A C B A B A",
+        "bits 0 1 1 0 1 0 0 1",
+        "U.S.A. and e.g. i.e.",
+        "build 2024.11.26.3704",
+    ):
+        assert [s for s in detect_text(text, detectors=dets) if s.entity == "SECRET"] == [], text

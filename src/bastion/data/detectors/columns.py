@@ -28,6 +28,7 @@ from bastion.data import entities as E
 from bastion.data._national import weak_id_column
 from bastion.data.detectors._common import SEP
 from bastion.data.detectors._jsoncells import flat_object, looks_json
+from bastion.data.detectors._normalise import Normalised, concealed_runs, normalise, suspect
 from bastion.data.detectors.context import (
     ID_SHAPE,
     PERSON_HINT,
@@ -188,7 +189,26 @@ def _detect_unique(
 ) -> _Found:
     """Spans over the distinct ``values``; ``all_values`` (with repeats) feed the distribution tests.
 
-    Flat JSON-object cells are scanned by key (:mod:`._jsoncells`); the other cells by span detection."""
+    Flat JSON-object cells are scanned by key (:mod:`._jsoncells`); the other cells by span detection.
+    Cells with smuggling characters (zero-width, one separator between every character) are scanned
+    normalised and their findings mapped back (:mod:`._normalise`)."""
+    norms = normalised_cells(values)
+    if norms:
+        values = [norms[r].text if r in norms else v for r, v in enumerate(values)]
+        head = all_values[:sample]
+        all_values = [n.text if (n := normalise(v)) is not None else v for v in head]
+    found = _detect_cells(values, all_values, column=column, sample=sample, dets=dets)
+    return remap(found, norms) if norms else found
+
+
+def _detect_cells(
+    values: list[str],
+    all_values: Sequence[str],
+    *,
+    column: str | None,
+    sample: int,
+    dets: tuple[Detector, ...],
+) -> _Found:
     keyed: _Found | None = None
     texts = values
     if looks_json(values[:sample]):
@@ -203,6 +223,43 @@ def _detect_unique(
             out.src.setdefault(e, keyed.src[e])
             out.shapes.setdefault(e, Counter()).update(keyed.shapes.get(e, Counter()))
     return out
+
+
+def normalised_cells(values: Sequence[str]) -> dict[int, Normalised]:
+    """The cells of ``values`` holding smuggling characters, normalised (one search over all cells first)."""
+    if not suspect(SEP.join(values)):
+        return {}
+    return {r: n for r, v in enumerate(values) if (n := normalise(v)) is not None}
+
+
+def remap(found: _Found, norms: dict[int, Normalised]) -> _Found:
+    """``found`` (normalised cells) in the original cells' coordinates, plus concealed runs as secrets."""
+    parts = []
+    for rows, starts, ends, ents, full in found.parts:
+        starts, ends = starts.copy(), ends.copy()
+        for k, r in enumerate(rows.tolist()):
+            norm = norms.get(r)
+            if norm is not None:
+                starts[k], ends[k] = norm.span(int(starts[k]), int(ends[k]))
+        parts.append((rows, starts, ends, ents, full))
+    by_row: dict[int, list[tuple[int, int]]] = {}
+    for rows, starts, ends, _e, _f in found.parts:
+        for r, a, b in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if r in norms:
+                by_row.setdefault(r, []).append((a, b))
+    hidden = [
+        (r, *norm.span(a, b)) for r, norm in norms.items() for a, b in concealed_runs(norm, by_row.get(r, []))
+    ]
+    if hidden:
+        h = np.asarray(hidden, dtype=np.int64)
+        parts.append(
+            (h[:, 0], h[:, 1], h[:, 2], np.full(len(h), E.SECRET, dtype=object), np.ones(len(h), bool))
+        )
+        found.conf[E.SECRET] = max(found.conf.get(E.SECRET, 0.0), 0.6)
+        found.src.setdefault(E.SECRET, "concealed")
+        found.shapes.setdefault(E.SECRET, Counter())["a.a.a.a+"] += len(h)
+    found.parts = parts
+    return found
 
 
 MAX_JSON_KEYS = 64  # more distinct keys in a chunk: span detection over the text instead

@@ -11,6 +11,7 @@ from bastion.data import entities as E
 from bastion.data.detectors._combine import Group, candidates, plan
 from bastion.data.detectors._common import BIRTH_CONTEXT, DEFERRED
 from bastion.data.detectors._gate import Gate
+from bastion.data.detectors._normalise import concealed_runs, normalise
 from bastion.data.detectors.interface import Detector, Span
 
 PRIORITY: dict[str, int] = {
@@ -240,6 +241,16 @@ def detect_text(text: str, *, detectors: Sequence[Detector] | None = None) -> li
         from bastion.data.detectors.registry import all_detectors
 
         detectors = all_detectors()
+    norm = normalise(text)
+    if norm is not None:  # smuggling characters: detect on the normalised text, map back (``_normalise``)
+        spans = detect_text(norm.text, detectors=detectors)
+        hidden = concealed_runs(norm, [(s.start, s.end) for s in spans])
+        spans += [Span(E.SECRET, a, b, 0.6, "concealed") for a, b in hidden]
+        mapped = []
+        for s in spans:
+            start, end = norm.span(s.start, s.end)
+            mapped.append(s._replace(start=start, end=end))
+        return sorted(mapped, key=_START)
     found = [sp for per_det in run_all(detectors, text) for sp in per_det]
     return birth_context(text, finalize(found, text))
 

@@ -94,8 +94,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from bastion.cli._common import open_vault
-        from bastion.serve.auth import Authenticator
-        from bastion.serve.guard_proxy import GuardProxy, ProxyConfig
+        from bastion.serve.guard_proxy import ProxyConfig, guard_proxy_for_vault
         from bastion.serve.tls import is_loopback
 
         if insecure and not is_loopback(host):
@@ -125,14 +124,9 @@ def register(app: typer.Typer) -> None:
             **settings,
         )
         vault = open_vault(home)
-        from bastion.respond.gate import ResponseGate
-
-        proxy = GuardProxy(
-            config=config,
-            authenticator=Authenticator(verify_token=vault.authenticate),
-            audit=vault.audit,
-            response_gate=ResponseGate.for_vault(vault),
-        )
+        # refused tokens counted per client address in the request records (no audit entry each), every
+        # request recorded, the per-address limits before any token lookup: as at the gateway
+        proxy = guard_proxy_for_vault(vault=vault, config=config)
         typer.echo(f"bastion guard: {'http' if insecure else 'https'}://{host}:{port} -> {upstream} ({mode})")
         uvicorn.run(
             proxy.app(),

@@ -13,6 +13,16 @@ prompts; outputs are redacted where the policy allows), ``shadow`` (log and audi
 Every block (and every shadow finding) is one audit-log entry (never the text, only reasons and IDs).
 Fail closed: a detector error answers 503 unless ``unsafe_fail_open`` is set (which logs a warning).
 
+Seen by hunting and response like the gateway (issue 17 attack17c F3): before any token lookup, a client
+address the response state blocks is refused and the gateway's per-address limits apply (requests, and
+failed logins: an address past ``auth_failures`` is refused without a lookup); every request, admitted or
+not, becomes one request record in the audit log through the gateway's
+:class:`~bastion.serve.observability.BatchedAuditWriter` (identity, model asked for, status, decision,
+client address), refused tokens counted per client address instead of one entry each, so a token spray
+names its address and an extraction burst through the proxy is counted. An authenticated request whose
+record the audit trail cannot take is refused (503), as at the gateway. :func:`guard_proxy_for_vault` wires
+what ``bastion guard serve`` runs.
+
 This module composes the gateway's parts (authenticator, rate limiter, batched audit writer) with the guard
 capability (``bastion.guard``): a layer-6 face, so it lives in ``bastion.serve`` (layer 6 may import the
 layer-5 guard; the guard may not import the gateway).
@@ -24,29 +34,54 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from bastion.errors import AccessDenied, AuthenticationFailed, InvalidInput
+from bastion.errors import AccessDenied, AuthenticationFailed, BastionError, InvalidInput
 from bastion.guard.detector import PromptDetector
 from bastion.guard.policy import OutputContext, OutputPolicy, SessionScore
 from bastion.guard.stream import StreamGuard
 from bastion.guard.wire import chunk_text, finish_reason, prompt_texts, sse, with_text
 from bastion.serve._guard_config import MODES, ProxyConfig, TokenBudget
 from bastion.serve.config import RateLimitConfig
-from bastion.serve.observability import BatchedAuditWriter
+from bastion.serve.observability import BatchedAuditWriter, RequestRecord
 from bastion.serve.ratelimit import RateLimiter
 
 log = logging.getLogger("bastion.guard")
 
 
+# the request record's decision for each refusal (what the event collector maps to a kind)
+_DECISIONS = {
+    "refused": "deny:blocked",
+    "rate_limited": "deny:rate",
+    "token_rate_limited": "deny:rate-tokens",
+    "too_large": "reject:size",
+    "invalid_json": "reject:json",
+    "invalid_request": "reject:request",
+    "prompt_blocked": "deny:prompt",
+    "guard_unavailable": "error:guard",
+    "upstream_error": "error:upstream",
+    "audit_unavailable": "deny:audit-unavailable",
+}
+_PATHS = {"chat": "/v1/chat/completions", "text": "/v1/completions"}
+
+
 class _Blocked(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        decision: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.decision = decision or _DECISIONS.get(code, f"deny:{code}")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
@@ -109,7 +144,11 @@ class GuardProxy:
     # -- checks -----------------------------------------------------------------------------------------
     def _event(self, identity: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
         if self.audit is not None:
-            # the identity's name (what the response state and the gateway name), not its id
+            # the identity's name (what the response state and the gateway name), not its id; the log takes
+            # ok/denied/error only: a shadow finding is an "ok" entry (its action says flagged) - before, its
+            # "shadow" outcome was refused and the writer retried it forever, holding every later record
+            if outcome == "shadow":
+                outcome, details = "ok", {**details, "shadow": True}
             self.audit.event(action=action, outcome=outcome, details={"identity": identity.name, **details})
 
     def _limits(self, identity: Any, tokens: int) -> None:
@@ -192,51 +231,27 @@ class GuardProxy:
             return {"status": "ok"}
 
         async def handle(request: Request, kind: str) -> Any:
+            started = time.perf_counter()
+            client = request.client.host[:64] if request.client else "-"
+            seen: dict[str, Any] = {"identity": None, "model": "-", "decision": None, "reserved": False}
             try:
-                identity = self.auth.authenticate(request.headers.get("authorization"))
-                gate, client = self.response_gate, request.client.host if request.client else "-"
-                if gate is not None and gate.refuses(client=client, identity=identity.name):
-                    raise _Blocked(403, "refused", "refused by an incident response")
-                body = await request.body()
-                if len(body) > self.config.max_body_bytes:
-                    raise _Blocked(413, "too_large", "request body too large")
-                try:
-                    payload = json.loads(body)
-                except ValueError as exc:
-                    raise _Blocked(400, "invalid_json", "request body is not JSON") from exc
-                if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
-                    raise _Blocked(400, "invalid_request", "expected a JSON object with a model")
-                from bastion.access import allowed
-
-                if not allowed(identity, "model:infer", model=str(payload.get("model", ""))):
-                    raise AccessDenied("not allowed to use this model")
-                texts = prompt_texts(payload, kind)
-                max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens") or 256
-                if not isinstance(max_tokens, int) or max_tokens < 1:
-                    raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
-                self._limits(identity, math.ceil(sum(len(t) for _, t in texts) / 4) + max_tokens)
-                self._scan_prompts(
-                    identity,
-                    texts,
-                    request.headers.get(self.config.session_header),
-                    str(payload.get("model", "-")),
-                )
-                path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
-                if payload.get("stream"):
-                    return StreamingResponse(
-                        self._stream(identity, path, payload, kind), media_type="text/event-stream"
-                    )
-                return JSONResponse(await self._complete(identity, path, payload, kind))
+                response = await self._handle(request, kind, client, seen)
             except AuthenticationFailed:
-                return _error(
+                seen["decision"] = "deny:auth"
+                response = _error(
                     401, "unauthenticated", "missing or invalid credentials", {"WWW-Authenticate": "Bearer"}
                 )
             except AccessDenied:
-                return _error(403, "forbidden", "not allowed to use this model")
+                seen["decision"] = "deny:forbidden"
+                response = _error(403, "forbidden", "not allowed to use this model")
             except InvalidInput as exc:
-                return _error(400, "invalid_request", str(exc))
+                seen["decision"] = "reject:request"
+                response = _error(400, "invalid_request", str(exc))
             except _Blocked as exc:
-                return _error(exc.status, exc.code, exc.message, exc.headers)
+                seen["decision"] = exc.decision
+                response = _error(exc.status, exc.code, exc.message, exc.headers)
+            self._record(seen, client, kind, int(response.status_code), started)
+            return response
 
         async def chat(request: Request) -> Any:
             return await handle(request, "chat")
@@ -254,6 +269,92 @@ class GuardProxy:
             await self.aclose()
 
         return app
+
+    async def _handle(self, request: Request, kind: str, client: str, seen: dict[str, Any]) -> Any:
+        """One request: the client checks before any token lookup, then authentication, the audit slot,
+        the body, the permission, the limits, the prompt scan and the upstream call."""
+        gate = self.response_gate
+        if gate is not None and gate.refuses(client=client):
+            raise _Blocked(403, "refused", "refused by an incident response")
+        limited = self.requests.address(client)
+        if not limited.allowed:
+            raise _Blocked(
+                429,
+                "rate_limited",
+                f"rate limit {limited.limit} exceeded ({limited.kind} of this address)",
+                {"Retry-After": str(limited.retry_after_s)},
+                decision=f"deny:rate-{limited.kind}",
+            )
+        try:
+            identity = self.auth.authenticate(request.headers.get("authorization"))
+        except BastionError as exc:  # a refused token (or a store that cannot say): counted per address
+            self.requests.auth_failure(client)
+            raise AuthenticationFailed("invalid credentials") from exc
+        seen["identity"] = identity
+        if gate is not None and gate.refuses(identity=identity.name):
+            raise _Blocked(403, "refused", "refused by an incident response")
+        if self.audit is not None:  # fail closed: no request the audit trail cannot record
+            if not self.audit.reserve():
+                raise _Blocked(
+                    503,
+                    "audit_unavailable",
+                    "the audit trail cannot record this request now; try again later",
+                )
+            seen["reserved"] = True
+        body = await request.body()
+        if len(body) > self.config.max_body_bytes:
+            raise _Blocked(413, "too_large", "request body too large")
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise _Blocked(400, "invalid_json", "request body is not JSON") from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
+            raise _Blocked(400, "invalid_request", "expected a JSON object with a model")
+        seen["model"] = str(payload.get("model") or "-")
+        from bastion.access import allowed
+
+        if not allowed(identity, "model:infer", model=str(payload.get("model", ""))):
+            raise AccessDenied("not allowed to use this model")
+        texts = prompt_texts(payload, kind)
+        max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens") or 256
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
+        self._limits(identity, math.ceil(sum(len(t) for _, t in texts) / 4) + max_tokens)
+        self._scan_prompts(
+            identity,
+            texts,
+            request.headers.get(self.config.session_header),
+            str(payload.get("model", "-")),
+        )
+        path = _PATHS[kind]
+        if payload.get("stream"):
+            return StreamingResponse(
+                self._stream(identity, path, payload, kind), media_type="text/event-stream"
+            )
+        return JSONResponse(await self._complete(identity, path, payload, kind))
+
+    def _record(self, seen: dict[str, Any], client: str, kind: str, status: int, started: float) -> None:
+        """One request record (the gateway's format) for every request, admitted or not."""
+        if self.audit is None:
+            return
+        identity = seen["identity"]
+        decision = seen["decision"] or ("allow" if status < 400 else f"status:{status}")
+        self.audit.record(
+            RequestRecord(
+                identity=identity.name if identity is not None else "-",
+                role=identity.role if identity is not None else "-",
+                model=str(seen["model"])[:200],
+                version="-",
+                method="POST",
+                path=_PATHS[kind],
+                status=status,
+                decision=decision,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                ts=time.time(),
+                client=client,
+            ),
+            reserved=bool(seen["reserved"]),
+        )
 
     async def _http(self) -> Any:
         """One aiohttp session per proxy (httpx's async client cost ~8 ms a request here, aiohttp < 1 ms)."""
@@ -401,4 +502,21 @@ class GuardProxy:
         self.requests.close()
 
 
-__all__ = ["MODES", "GuardProxy", "ProxyConfig", "TokenBudget", "new_canary"]
+def guard_proxy_for_vault(*, vault: Any, config: ProxyConfig) -> GuardProxy:
+    """The proxy ``bastion guard serve`` runs for a project: tokens checked against the vault's identity
+    store without one audit entry per refused token (the request records count them per client address,
+    as at the gateway), request records and guard events in the vault's audit log, the signed response
+    state of the home."""
+    from bastion.respond.gate import ResponseGate
+    from bastion.serve.auth import Authenticator
+    from bastion.serve.server import token_verifier
+
+    return GuardProxy(
+        config=config,
+        authenticator=Authenticator(verify_token=token_verifier(vault)),
+        audit=vault.audit,
+        response_gate=ResponseGate.for_vault(vault),
+    )
+
+
+__all__ = ["MODES", "GuardProxy", "ProxyConfig", "TokenBudget", "guard_proxy_for_vault", "new_canary"]

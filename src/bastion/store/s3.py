@@ -92,6 +92,17 @@ class _RangeReader(io.RawIOBase):
         self._pos += len(data)
         return len(data)
 
+    def readall(self) -> bytes:
+        """The rest of the object, one GET per ``PART_SIZE`` (``RawIOBase.readall`` sends one per 8 KiB)."""
+        parts = []
+        while self._pos < self._size:
+            data = self._store._get_range(self._key, self._pos, min(self._size, self._pos + PART_SIZE) - 1)
+            if not data:
+                break
+            parts.append(data)
+            self._pos += len(data)
+        return b"".join(parts)
+
 
 class S3BlobStore:
     """Blobs in ``bucket`` under ``prefix``; ``endpoint_url`` for MinIO, Ceph RGW or a local test server."""

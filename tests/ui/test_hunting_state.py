@@ -53,10 +53,10 @@ def test_hunt_cache_sees_an_in_place_update(vault: Vault) -> None:
                 for i in range(30)
             ]
         )
-    report, _, _ = hunting._report(home, vault.log_head())
+    report, *_ = hunting._report(home, vault.log_head())
     assert any(f.client == "192.0.2.9" for f in report.findings)
     with EventStore(url) as store, store.engine.begin() as conn:  # same max id, same log head
         conn.execute(sa.text(f"UPDATE {store.table} SET client = '192.0.2.77'"))
-    report, _, _ = hunting._report(home, vault.log_head())
+    report, *_ = hunting._report(home, vault.log_head())
     assert any(f.client == "192.0.2.77" for f in report.findings)
     assert not any(f.client == "192.0.2.9" for f in report.findings)

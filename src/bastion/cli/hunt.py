@@ -1,6 +1,11 @@
 """``bastion hunt``: Sigma rules (mapped to MITRE ATLAS) and an anomaly score over the event store.
 
-Exit codes: 0 no findings, 1 findings, 2 usage or runtime error.
+Each finding goes through the responder's evidence check (its events must re-derive from the signed audit
+log): one that does not is marked ``REFUSED`` with the reason (JSON: ``"evidence"``), never shown as a
+plain finding; the responder does not act on it.
+
+Exit codes: 0 no findings, 1 findings (refused ones included: the event store was edited), 2 usage or
+runtime error.
 """
 
 from __future__ import annotations
@@ -34,31 +39,47 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 nothing found, 1 findings, 2 usage or runtime error.
         """
-        from bastion.hunt import hunt, verifier_for
+        from bastion.events.verify import EvidenceVerifier
+        from bastion.hunt import hunt
 
         start = parse_since(since)
         with open_vault(home) as vault:
             store = open_store(vault)
             try:
+                checker = EvidenceVerifier(log=vault, store=store)
                 report = hunt(
                     store=store,
                     since=start,
                     rules=rules,
                     anomaly=not no_anomaly,
-                    verify=verifier_for(vault, store),
+                    verify=lambda ids: checker.check(ids) is None,
                 )
+                refused = {
+                    f.key: why
+                    for f in report.findings
+                    if (
+                        why := checker.check(f.event_ids, identity=f.identity, client=f.client, model=f.model)
+                    )
+                    is not None
+                }
             finally:
                 store.close()
         if fmt is OutputFormat.json:
-            print_json(report.to_dict())
+            doc = report.to_dict()
+            for f, shown in zip(report.findings, doc["findings"], strict=True):
+                shown["evidence"] = f"refused: {refused[f.key]}" if f.key in refused else "verified"
+            print_json(doc)
         else:
             typer.echo(f"{report.events} events, {len(report.rules)} rules, {report.elapsed_s:.2f} s")
             for f in report.findings:
                 who = f.identity if f.identity != "-" else f.client
                 tech = ",".join(f.techniques) or "-"
+                mark = "REFUSED " if f.key in refused else ""
                 typer.echo(
-                    f"{f.severity:<8} {_when(f.first_seen)}  {who:<20} {tech:<28} {f.title} ({f.count})"
+                    f"{mark}{f.severity:<8} {_when(f.first_seen)}  {who:<20} {tech:<28} {f.title} ({f.count})"
                 )
+                if f.key in refused:
+                    typer.echo(f"         evidence refused: {refused[f.key]}")
                 if f.features:
                     typer.echo(
                         "         features: " + ", ".join(f"{n}={v} (z={z})" for n, v, z in f.features)

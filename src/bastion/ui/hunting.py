@@ -6,6 +6,12 @@ Read-only: the page hunts over the events already collected (by ``bastion respon
 file stamps (an in-place UPDATE of a row changes them), so reloading the page does not re-run it. The response
 state is read as the gateway reads it (:func:`~bastion.store.response_state.load_current` against the
 verified log record): a rolled-back or deleted state file shows as refused, not as valid.
+
+Findings go through the responder's evidence check (:class:`~bastion.events.verify.EvidenceVerifier`, issue
+17 attack17c F9): one whose events do not re-derive from the signed audit log (rows an insider wrote into
+``events.db``, or a log that does not verify) is not listed with the findings but apart, as refused with
+the reason, so the page never shows a forged finding as a real one (and shows that the store was edited).
+The baseline lowering gets the same check, as in ``bastion hunt``.
 """
 
 from __future__ import annotations
@@ -41,24 +47,44 @@ def _stamps(url: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _report(home: Path, head: Any = None) -> tuple[Any, int, float | None]:
+def _report(
+    home: Path, head: Any = None, log: Any = None
+) -> tuple[Any, int, float | None, Mapping[str, str]]:
+    """(the hunt report, events in the store, newest event's time, finding key -> why its evidence is
+    refused); ``log``: the vault whose signed audit log the evidence is checked against (None: no check)."""
     from bastion.events import EventStore, default_events_url
+    from bastion.events.verify import EvidenceVerifier
     from bastion.hunt import hunt
 
     url = default_events_url(home)
     with EventStore(url) as store:
         size = store.max_id()
-        version = (size, getattr(head, "size", None), getattr(head, "root_hash", None), *_stamps(url))
+        version = (
+            size,
+            getattr(head, "size", None),
+            getattr(head, "root_hash", None),
+            log is None,
+            *_stamps(url),
+        )
         with _lock:
             cached = _cache.get(url)
         if cached is not None and cached[0] == version:
-            report = cached[1]
+            report, refused = cached[1]
         else:
-            report = hunt(store=store)
+            refused = {}
+            if log is None:
+                report = hunt(store=store)
+            else:
+                checker = EvidenceVerifier(log=log, store=store)
+                report = hunt(store=store, verify=lambda ids: checker.check(ids) is None)
+                for f in report.findings:
+                    why = checker.check(f.event_ids, identity=f.identity, client=f.client, model=f.model)
+                    if why is not None:
+                        refused[f.key] = why
             with _lock:
-                _cache[url] = (version, report)
+                _cache[url] = (version, (report, refused))
         newest = store.events(after_id=max(0, size - 1), limit=1)
-    return report, report.events, (newest[0].time if newest else None)
+    return report, report.events, (newest[0].time if newest else None), refused
 
 
 def _finding(f: Any) -> dict[str, Any]:
@@ -129,15 +155,18 @@ def _state(vault: Any) -> dict[str, Any]:
 def hunt_context(vault: Any) -> Mapping[str, Any]:
     """What the hunting page shows (the session vault must hold ``log:read``)."""
     head = vault.log_head()  # the permission check (log:read) for reading what the log's events say
+    refused: list[dict[str, Any]] = []
     try:
-        report, events, newest = _report(vault.settings.home, head)
-        findings = [_finding(f) for f in report.findings]
+        report, events, newest, why = _report(vault.settings.home, head, vault)
+        findings = [_finding(f) for f in report.findings if f.key not in why]
+        refused = [{**_finding(f), "refused": why[f.key]} for f in report.findings if f.key in why]
         error = None
     except BastionError as exc:
         findings, events, newest, error = [], 0, None, str(exc)
     return {
         "available": True,
         "findings": findings,
+        "refused": refused,
         "events": events,
         "newest": _iso(newest) if newest else None,
         "hunt_error": error,

@@ -195,3 +195,26 @@ def test_ordinary_dotted_and_spaced_text_is_not_concealed(dets) -> None:
         "build 2024.11.26.3704",
     ):
         assert [s for s in detect_text(text, detectors=dets) if s.entity == "SECRET"] == [], text
+
+
+# ---- F-DECOY: dated build numbers are not phones; digit runs inside hashes are not cards --------------
+def test_dated_build_numbers_are_not_phones(dets) -> None:
+    for text in ("build 2023.06.14.2207", "artifact 2019-12-01-44", "release 2025.01.09.118 rolled out"):
+        assert detect_text(text, detectors=dets) == [], text
+    for text in ("tel 070.345.9821", "call 06.41.27.88.19"):  # dotted phones stay phones
+        assert _found(text, dets, "PHONE_NUMBER"), text
+
+
+def test_card_like_digit_run_inside_a_hash_is_not_a_card(dets) -> None:
+    from bastion.data.detectors.financial import luhn_ok
+
+    rnd = __import__("random").Random(5)
+    hits = 0
+    for _ in range(400):
+        digits = "4" + "".join(rnd.choice("0123456789") for _ in range(11))
+        digits += next(c for c in "0123456789" if luhn_ok(digits + c))
+        digest = "".join(rnd.choice("0123456789abcdef") for _ in range(20)) + "e" + digits + "c"
+        digest += "".join(rnd.choice("0123456789abcdef") for _ in range(64 - len(digest)))
+        hits += bool(detect_text(f"sha256:{digest}", detectors=dets))
+    assert hits == 0
+    assert _found("card 4111 1111 1111 1111 on file", dets, "CREDIT_CARD")  # a Luhn-valid card still is one

@@ -16,10 +16,26 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+_HEX_TOKEN = 24  # hex digits: a hash, a key id or a UUID part, not a card
+
+
+def _in_hex_token(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` is glued to hex letters inside a long hex string (``…afa4801796700638a36c…``)."""
+    i, j = start, end
+    while i > 0 and text[i - 1] in _HEX:
+        i -= 1
+    while j < len(text) and text[j] in _HEX:
+        j += 1
+    return (i < start or j > end) and j - i >= _HEX_TOKEN
+
+
 def _v_card(m: re.Match[str]) -> tuple[int, int] | None:
     digits = re.sub(r"[ -]", "", m.group())
     if not 13 <= len(digits) <= 19 or digits[0] not in "3456" or not luhn_ok(digits):
         return None
+    if _in_hex_token(m.string, m.start(), m.end()):
+        return None  # the digit run of a SHA-256 / hex id (issue 21 attack21b F-DECOY)
     if len(digits) == 13 and digits[0] != "4":
         return (
             None  # only old Visa cards have 13 digits; other 13-digit runs are EAN-13 barcodes (issue 21 F7)

@@ -197,6 +197,37 @@ def test_ordinary_dotted_and_spaced_text_is_not_concealed(dets) -> None:
         assert [s for s in detect_text(text, detectors=dets) if s.entity == "SECRET"] == [], text
 
 
+# ---- F-DOB: birth dates in short, compact and other-language forms -----------------------------------
+BIRTH = (
+    ("Pt. seen today, DOB 14/09/77, follow-up in May", "14/09/77"),
+    ("dob: 3.11.58 (per passport)", "3.11.58"),
+    ("DOB 07-MAR-61 per the chart", "07-MAR-61"),
+    ("Kundin (geb. 19650817) rief an", "19650817"),
+    ("DOB 19921203.", "19921203"),
+    ("родилась 5 октября 1971 г. в Казани", "5 октября 1971"),
+    ("sinh 02/11/88, địa chỉ Hà Nội", "02/11/88"),
+    ("생년월일 1979년 4월 9일", "1979년 4월 9일"),
+    ("born ngày 7 tháng 10 năm 1966", "7 tháng 10 năm 1966"),
+)
+NOT_BIRTH = (
+    "batch 14/09/77 shipped",
+    "released 1.2.84 today",
+    "order 19650817 paid",
+    "ref 19921203.pdf attached",
+)
+
+
+@pytest.mark.parametrize(("text", "value"), BIRTH)
+def test_birth_dates_found(dets, text: str, value: str) -> None:
+    assert value in _found(text, dets, "DATE_OF_BIRTH"), text
+
+
+@pytest.mark.parametrize("text", NOT_BIRTH)
+def test_short_and_compact_dates_without_birth_word_are_not_birth_dates(dets, text: str) -> None:
+    spans = detect_text(text, detectors=dets)
+    assert [s for s in spans if s.entity in ("DATE_OF_BIRTH", "DATE")] == [], text
+
+
 # ---- F-DECOY: dated build numbers are not phones; digit runs inside hashes are not cards --------------
 def test_dated_build_numbers_are_not_phones(dets) -> None:
     for text in ("build 2023.06.14.2207", "artifact 2019-12-01-44", "release 2025.01.09.118 rolled out"):

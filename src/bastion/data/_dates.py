@@ -2,10 +2,11 @@
 
 Forms: ``1982-03-03``, ``1982/03/03``, ``1982.03.03``, ``03/03/1982`` (month first or day first, whichever is
 a valid date), ``3.3.1982``, ``03-Mar-1982``, ``3 Mar 1982``, ``March 3rd, 1982``, ``3rd of March 1982``,
-``3. März 1982``, ``3 de marzo de 1982``, ``le 3 mars 1982``, ``3 maggio 1982``, ``1982年3月3日``, and bare
-``19820303`` only where a birth keyword or a date-of-birth column says so (eight digits are more often an
-order or a serial number). Month names: English, French, German, Spanish, Italian, Portuguese, Dutch,
-Polish, Swedish/Danish/Norwegian, Turkish.
+``3. März 1982``, ``3 de marzo de 1982``, ``le 3 mars 1982``, ``3 maggio 1982``, ``1 декабря 1967``,
+``1982年3月3日``, ``1982년 3월 3일``, ``19 tháng 2 năm 1949``, and bare ``19820303`` or a two-digit year
+(``08/02/84``, ``22-DEC-72``) only where a birth keyword or a date-of-birth column says so (eight digits are
+more often an order or a serial number). Month names: English, French, German, Spanish, Italian,
+Portuguese, Dutch, Polish, Swedish/Danish/Norwegian, Turkish, Russian.
 
 A date immediately followed by a time of day (``2024-03-05T10:22:13Z``, ``2024-03-05 10:22``) is an event
 timestamp, not a date about a person, and is not reported.
@@ -14,6 +15,7 @@ timestamp, not a date about a person, and is not reported.
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 
 _MONTHS: dict[str, int] = {}
@@ -33,6 +35,26 @@ for _month, _names in enumerate(
         "november nov novembre noviembre novembro listopada listopad kasım kasim",
         "december dec décembre decembre dezember diciembre dic dicembre dezembro dez grudnia grudzień aralık "
         "aralik",
+    ),
+    start=1,
+):
+    for _n in _names.split():
+        _MONTHS[_n] = _month
+# Russian month names, genitive (1 декабря 1967) and nominative.
+for _month, _names in enumerate(
+    (
+        "января январь",
+        "февраля февраль",
+        "марта март",
+        "апреля апрель",
+        "мая май",
+        "июня июнь",
+        "июля июль",
+        "августа август",
+        "сентября сентябрь",
+        "октября октябрь",
+        "ноября ноябрь",
+        "декабря декабрь",
     ),
     start=1,
 ):
@@ -59,10 +81,13 @@ DATE_PATTERN = re.compile(
     + _M.format(g="m3")
     + r",?(?:[ ]+|-)(?:de[ ]+)?"
     + _Y.format(g="y3")
-    # CJK: 1982年3月3日
+    # CJK: 1982年3月3日, Korean 1982년 3월 3일
     + r"|"
     + _Y.format(g="y5")
-    + r"年(?P<m5>[01]?\d)月(?P<d5>[0-3]?\d)日"
+    + r"(?:年|년[ ]?)(?P<m5>[01]?\d)(?:月|월[ ]?)(?P<d5>[0-3]?\d)(?:日|일)"
+    # Vietnamese: (ngày) 19 tháng 2 năm 1949
+    + r"|(?P<d6>[0-3]?\d)[ ]+tháng[ ]+(?P<m6>[01]?\d)[ ]+năm[ ]+"
+    + _Y.format(g="y6")
     + r")(?![\w/-])(?!\.\d)"
 )
 # Month-name first (March 3rd, 1982 / Mar 3 1982) is a second pattern: every branch above starts with a digit,
@@ -78,7 +103,14 @@ MONTH_FIRST_DATE = re.compile(
     + r"(?![\w/-])(?!\.\d)"
 )
 COMPACT_DATE = re.compile(
-    r"(?P<y>(?:1(?<![\w.-]1)9|2(?<![\w.-]2)0)\d\d)(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])(?![\w.-])"
+    r"(?P<y>(?:1(?<![\w.-]1)9|2(?<![\w.-]2)0)\d\d)(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])(?![\w-]|\.\w)"
+)
+# Two-digit years: 08/02/84, 08.02.84, 22-DEC-72. Only next to a birth word (``detectors.dates``): a
+# two-digit year is as often a day, a version or a batch number.
+SHORT_YEAR_DATE = re.compile(
+    r"(?P<a8>\d\d?)(?P<s8>[-/.])(?:(?P<b8>\d\d?)|"
+    + _M.format(g="m8")[:-3]
+    + r")(?P=s8)(?P<y8>\d\d)(?![\w/-])(?!\.\d)"
 )
 _TIME_AFTER = re.compile(r"(?:T|[ ]+(?:at[ ]+)?)\d\d?:\d\d")
 
@@ -87,6 +119,11 @@ def date_valid(year: int, month: int, day: int) -> bool:
     if not 1 <= month <= 12 or day < 1:
         return False
     return day <= calendar.monthrange(year, month)[1]
+
+
+def _century(yy: int) -> int:
+    """A two-digit year of a birth date: this century up to the current year, the last one otherwise."""
+    return 2000 + yy if 2000 + yy <= datetime.date.today().year else 1900 + yy
 
 
 def date_parts(m: re.Match[str]) -> tuple[int, int, int] | None:
@@ -104,6 +141,15 @@ def date_parts(m: re.Match[str]) -> tuple[int, int, int] | None:
             parts = int(g["y4"]), _MONTHS[g["m4"].lower()], int(g["d4"])
         elif g.get("y5"):
             parts = int(g["y5"]), int(g["m5"]), int(g["d5"])
+        elif g.get("y6"):
+            parts = int(g["y6"]), int(g["m6"]), int(g["d6"])
+        elif g.get("y8"):
+            year = _century(int(g["y8"]))
+            if g.get("m8"):
+                parts = year, _MONTHS[g["m8"].lower()], int(g["a8"])
+            else:
+                a, b = int(g["a8"]), int(g["b8"])
+                parts = (year, b, a) if date_valid(year, b, a) else (year, a, b)
         elif g.get("y"):
             parts = int(g["y"]), int(g["m"]), int(g["d"])
         else:
@@ -141,6 +187,7 @@ __all__ = [
     "COMPACT_DATE",
     "DATE_PATTERN",
     "MONTH_FIRST_DATE",
+    "SHORT_YEAR_DATE",
     "date_parts",
     "date_valid",
     "is_timestamp",

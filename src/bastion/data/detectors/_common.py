@@ -16,7 +16,8 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 BIRTH_CONTEXT = re.compile(
     r"(?i)(born|birth|\bdob\b|d\.o\.b|geboren|geburt|n[ée]e? le|naissance|nacimiento|nacid[oa]|nato|nata|"
-    r"nascita|nascido|geboortedatum|生年月日|出生|생년월일)"
+    r"nascita|nascido|geboortedatum|生年月日|出生|생년월일|"
+    r"geb\b|gebdat|sinh\b|sündü|født|fødd|född|syntynyt|urodzon|doğum|рожд|родил)"
 )
 
 

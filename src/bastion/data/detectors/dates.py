@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 
 from bastion.data import entities as E
-from bastion.data._dates import COMPACT_DATE, DATE_PATTERN, MONTH_FIRST_DATE, validate_date
+from bastion.data._dates import (
+    COMPACT_DATE,
+    DATE_PATTERN,
+    MONTH_FIRST_DATE,
+    SHORT_YEAR_DATE,
+    date_parts,
+    validate_date,
+)
 from bastion.data.detectors._common import BIRTH_CONTEXT, SEP, whole
 from bastion.data.detectors.interface import Detector, Family
 
@@ -23,22 +30,40 @@ def _v_compact_birth(m: re.Match[str]) -> tuple[int, int] | None:
     return whole(m)
 
 
+def _v_short_birth(m: re.Match[str]) -> tuple[int, int] | None:
+    """``08/02/84``, ``22-DEC-72`` only right after a birth word ("DOB", "geb.", "born" …)."""
+    i = m.start()
+    if i > 0 and (m.string[i - 1] in "/.-_" or m.string[i - 1].isalnum()):
+        return None
+    if date_parts(m) is None:
+        return None
+    return _v_compact_birth(m)
+
+
 DATE = Detector(E.DATE, DATE_PATTERN, 0.6, validate_date)
 MONTH_FIRST = Detector(E.DATE, MONTH_FIRST_DATE, 0.6, validate_date)
 COMPACT_BIRTH = Detector(E.DATE_OF_BIRTH, COMPACT_DATE, 0.6, _v_compact_birth)
+SHORT_BIRTH = Detector(E.DATE_OF_BIRTH, SHORT_YEAR_DATE, 0.6, _v_short_birth)
 
 FAMILY = Family(
     name="dates",
     entities=frozenset({E.DATE, E.DATE_OF_BIRTH}),
-    members=(DATE, MONTH_FIRST, COMPACT_BIRTH),
+    members=(DATE, MONTH_FIRST, COMPACT_BIRTH, SHORT_BIRTH),
     positives=(
         ("born on March 3rd, 1982 in Leeds", "March 3rd, 1982"),
         ("DOB 3 Mar 1982", "3 Mar 1982"),
         ("1982/03/03", "1982/03/03"),
         ("geboren am 3. März 1982", "3. März 1982"),
         ("date of birth: 19820303", "19820303"),
+        ("DOB 14/09/77, seen today", "14/09/77"),
     ),
-    negatives=("2024-02-30", "order 19820303", "event at 2024-03-01T10:22:33Z", "version 1.2.3"),
+    negatives=(
+        "2024-02-30",
+        "order 19820303",
+        "event at 2024-03-01T10:22:33Z",
+        "version 1.2.3",
+        "batch 14/09/77 shipped",
+    ),
 )
 
-__all__ = ["COMPACT_BIRTH", "DATE", "FAMILY", "MONTH_FIRST"]
+__all__ = ["COMPACT_BIRTH", "DATE", "FAMILY", "MONTH_FIRST", "SHORT_BIRTH"]

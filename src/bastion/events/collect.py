@@ -10,6 +10,19 @@ becomes one event per client and decision carrying the ``count`` (:attr:`Event.c
 server's failed authentications (counted per source address by :class:`bastion.server.state.FailureLog`), so
 a token spray at the registry names its one client too. A flood of 10,000 refused tokens in a batch is one
 row, not 10,000; the hunting rules (``SUM(count)``), the hourly rollup and the evidence check count it whole.
+
+Remote gateways (``bastion serve --server``) write through ``POST /v1/gateway/audit`` under their own
+identity (the entry's actor; the home gateway's actor is ``gateway``). Their events carry ``source``
+``remote-gateway`` and ``details.gateway`` (that identity), name only the model of the entry's target (the
+version released to that gateway; a record's own ``model`` is ignored) and are timed within
+:data:`REMOTE_SKEW_S` before the entry (a record's ``ts`` outside that is clamped), so a remote gateway cannot
+speak for another model nor move its records in time; the responder never acts on them automatically.
+
+Malformed records never stop collection: a request record, a by-client row or a whole entry that does not
+convert (a ``ts`` or ``status`` that is not a number, a record that is not an object, a count beyond
+:data:`MAX_COUNT`) becomes one ``invalid-record`` event (severity medium, ``details.error`` says why) and
+every other record of the entry is still collected. Entries are converted the same way by the evidence check,
+so the invalid-record events verify like any other.
 """
 
 from __future__ import annotations
@@ -17,18 +30,28 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from bastion.errors import BastionError
 from bastion.events.schema import Event
-from bastion.events.store import EventStore
+from bastion.events.store import EventStore, row_of
 
 logger = logging.getLogger(__name__)
 AUDIT_CURSOR = "audit-log"
 EXTRACTION = "AML.T0024.002"
 VALID_ACCOUNTS = "AML.T0012"
 PROMPT_INJECTION = "AML.T0051"
+HOME_GATEWAY = "gateway"  # the actor of the home gateway's (and guard proxy's) entries
+#: What a remote gateway may write (``bastion.server.routers.gateway_audit``), under its own identity.
+REMOTE_ACTIONS = frozenset({"serve:requests", "serve:monitor-flag", "serve:theft-flag", "serve:drift-alert"})
+REMOTE_SOURCE = "remote-gateway"
+REMOTE_SKEW_S = 3600.0  # a remote record's time lies at most this long before its entry (and never after)
+MAX_COUNT = 1_000_000  # one row's count (a batch covers about a second of one gateway's traffic)
+MAX_STATUS = 999
+_LATEST = 32503680000.0  # 3000-01-01: a later (or non-finite, or negative) time is not a time
+_CONVERSION = (TypeError, ValueError, AttributeError, OverflowError, KeyError, IndexError)
 
 
 class LogReader(Protocol):
@@ -114,13 +137,74 @@ def _model_of(target: str) -> str:
     return target.rsplit(":", 1)[0] if ":" in target else target
 
 
+def remote_gateway(entry: Any) -> str | None:
+    """The identity of the remote gateway that wrote ``entry``, or None (home gateway, or not a gateway's)."""
+    actor = str(entry.actor)
+    return actor if entry.action in REMOTE_ACTIONS and actor != HOME_GATEWAY else None
+
+
+def _finite_time(value: Any) -> float:
+    when = float(value)
+    if not (math.isfinite(when) and 0.0 <= when < _LATEST):
+        raise ValueError(f"time {value!r} is out of range")
+    return when
+
+
+def _checked(event: Event) -> Event:
+    """``event`` once it fits the store (its row converts; status and count in range), else ValueError."""
+    if not 0 <= event.status <= MAX_STATUS:
+        raise ValueError(f"status {event.status} is out of range")
+    if event.count > MAX_COUNT:
+        raise ValueError(f"count {event.count} is over {MAX_COUNT}")
+    _finite_time(event.time)
+    row_of(event)
+    return event
+
+
+def _invalid(entry: Any, exc: BaseException, when: float, gateway: str | None, what: str) -> Event:
+    """One ``invalid-record`` event for a record (or entry) that does not convert."""
+    details: dict[str, Any] = {"error": f"{what}: {type(exc).__name__}: {str(exc)[:200]}"}
+    details["target"] = str(entry.target)[:400]
+    if gateway is not None:
+        details["gateway"] = gateway
+    return Event(
+        time=when,
+        kind="invalid-record",
+        model=_model_of(str(entry.target))[:200],
+        action=str(entry.action)[:64],
+        outcome="error",
+        source=REMOTE_SOURCE
+        if gateway is not None
+        else "gateway"
+        if entry.actor == HOME_GATEWAY
+        else "audit",
+        severity="medium",
+        details=details,
+        audit_index=int(entry.index),
+    )
+
+
 def events_from_entry(entry: Any) -> list[Event]:
-    """The events one audit-log entry stands for (``entry``: :class:`bastion.store.auditlog.AuditEntry`)."""
+    """The events one audit-log entry stands for (``entry``: :class:`bastion.store.auditlog.AuditEntry`);
+    never raises on a malformed entry (see the module docstring: ``invalid-record`` events)."""
+    gateway = remote_gateway(entry)
+    try:
+        when = _finite_time(_time(entry.timestamp))
+    except _CONVERSION:
+        when = 0.0
+    try:
+        return [_checked(e) for e in _entry_events(entry, when, gateway)]
+    except _CONVERSION as exc:
+        return [_invalid(entry, exc, when, gateway, "entry")]
+
+
+def _entry_events(entry: Any, when: float, gateway: str | None) -> list[Event]:
     details: Mapping[str, Any] = entry.details or {}
-    when = _time(entry.timestamp)
+    if not isinstance(details, Mapping):
+        raise TypeError("the entry's details are not an object")
     index = int(entry.index)
     if entry.action == "serve:requests":
-        return list(_requests(entry.target, details, when, index))
+        return list(_requests(entry, details, when, index, gateway))
     kind = _action_kind(entry.action)
     if kind == "other" and entry.outcome == "denied":
         kind = "other"
@@ -131,11 +215,15 @@ def events_from_entry(entry: Any) -> list[Event]:
     model = (
         "-"
         if kind in ("auth-failure", "access-change", "key-op")
+        else _model_of(entry.target)  # a remote gateway speaks for the model released to it only
+        if gateway is not None
         else str(details.get("model") or _model_of(entry.target))  # the guard proxy names the model asked for
     )
     severity = _SEVERITY.get(kind, "low" if outcome == "denied" else "info")
-    kept = {k: v for k, v in details.items() if k not in ("requests", "unauthenticated")}
+    kept = {k: v for k, v in details.items() if k not in ("requests", "unauthenticated", "gateway")}
     kept["target"] = entry.target
+    if gateway is not None:
+        kept["gateway"] = gateway
     client = str(details.get("client") or "-")
     repeat = 1
     if kind == "auth-failure" and details.get("source") not in (None, "", "*"):
@@ -154,7 +242,11 @@ def events_from_entry(entry: Any) -> list[Event]:
             model=model[:200],
             action=entry.action[:64],
             outcome=outcome,
-            source="gateway" if entry.actor == "gateway" else "audit",
+            source=REMOTE_SOURCE
+            if gateway is not None
+            else "gateway"
+            if entry.actor == HOME_GATEWAY
+            else "audit",
             severity=severity,
             attacks=_ATTACKS.get(kind, ()),
             details=kept,
@@ -164,81 +256,132 @@ def events_from_entry(entry: Any) -> list[Event]:
     ]
 
 
-def _requests(target: str, details: Mapping[str, Any], when: float, index: int) -> Iterable[Event]:
-    model = _model_of(target)
-    for rec in details.get("requests") or ():
-        status = int(rec.get("status", 0) or 0)
-        kind, outcome = _decision_kind(str(rec.get("decision", "")), status)
-        yield Event(
-            time=float(rec.get("ts") or when),
+def _record_time(value: Any, when: float, gateway: str | None) -> float:
+    """A record's own time (``ts``), or the entry's; a remote gateway's within REMOTE_SKEW_S before it."""
+    ts = _finite_time(value) if value not in (None, "", 0) else when
+    return min(when, max(when - REMOTE_SKEW_S, ts)) if gateway is not None else ts
+
+
+def _tagged(details: dict[str, Any], gateway: str | None) -> dict[str, Any]:
+    if gateway is not None:
+        details["gateway"] = gateway
+    return details
+
+
+def _request_event(rec: Any, model: str, when: float, index: int, gateway: str | None) -> Event:
+    if not isinstance(rec, Mapping):
+        raise TypeError("a request record is not an object")
+    status = int(rec.get("status", 0) or 0)
+    kind, outcome = _decision_kind(str(rec.get("decision", "")), status)
+    return _checked(
+        Event(
+            time=_record_time(rec.get("ts"), when, gateway),
             kind=kind,
             identity=str(rec.get("identity", "-"))[:200],
             client=str(rec.get("client", "-"))[:200],
-            model=str(rec.get("model") or model)[:200],
+            model=(model if gateway is not None else str(rec.get("model") or model))[:200],
             action=str(rec.get("path", "serve:request"))[:64],
             outcome=outcome,
             status=status,
-            source="gateway",
+            source=REMOTE_SOURCE if gateway is not None else "gateway",
             severity="low" if outcome == "denied" else "info",
             attacks=_ATTACKS.get(kind, ()),
-            details={"decision": rec.get("decision"), "latency_ms": rec.get("latency_ms")},
+            details=_tagged({"decision": rec.get("decision"), "latency_ms": rec.get("latency_ms")}, gateway),
             audit_index=index,
         )
+    )
+
+
+def _requests(
+    entry: Any, details: Mapping[str, Any], when: float, index: int, gateway: str | None
+) -> Iterable[Event]:
+    """One event per request record; a record that does not convert is one ``invalid-record`` event."""
+    model = _model_of(str(entry.target))
+    records = details.get("requests") or []
+    if not isinstance(records, list):
+        raise TypeError("the batch's requests are not a list")
+    for position, rec in enumerate(records):
+        try:
+            yield _request_event(rec, model, when, index, gateway)
+        except _CONVERSION as exc:
+            yield _invalid(entry, exc, when, gateway, f"request record {position}")
     unauth = details.get("unauthenticated")
     if isinstance(unauth, Mapping) and isinstance(unauth.get("by_client"), list):
-        yield from _unauth_by_client(unauth, model, when, index)
+        yield from _unauth_by_client(entry, unauth, model, when, index, gateway)
     elif isinstance(unauth, Mapping):  # batches written before the gateway counted by client
-        sample = list(unauth.get("sample") or ())
+        sample = [r for r in unauth.get("sample") or () if isinstance(r, Mapping)]
         for decision, count in dict(unauth.get("by_decision") or {}).items():
-            n = _count(count, floor=0)
-            if n:
-                first: Mapping[str, Any] = next((r for r in sample if r.get("decision") == decision), {})
-                client = str(first.get("client", "-"))
-                yield _unauth_event(first, str(decision), client, model, when, index, count=n)
+            try:
+                n = _count(count, floor=0)
+                if n:
+                    first: Mapping[str, Any] = next((r for r in sample if r.get("decision") == decision), {})
+                    client = str(first.get("client", "-"))
+                    yield _unauth_event(first, str(decision), client, model, when, index, gateway, count=n)
+            except _CONVERSION as exc:
+                yield _invalid(entry, exc, when, gateway, f"unauthenticated {str(decision)[:40]!r}")
 
 
 def _count(value: Any, *, floor: int = 1) -> int:
+    """A record's count: at least ``floor``, at most :data:`MAX_COUNT` (a larger claim is capped)."""
     try:
-        return max(floor, int(value or 0))
-    except (TypeError, ValueError):
+        return min(MAX_COUNT, max(floor, int(value or 0)))
+    except (TypeError, ValueError, OverflowError):
         return floor
 
 
 def _unauth_event(
-    rec: Mapping[str, Any], decision: str, client: str, model: str, when: float, index: int, count: int = 1
+    rec: Mapping[str, Any],
+    decision: str,
+    client: str,
+    model: str,
+    when: float,
+    index: int,
+    gateway: str | None,
+    count: int = 1,
 ) -> Event:
     kind, outcome = _decision_kind(decision, 401)
-    return Event(
-        time=float(rec.get("ts") or when),
-        kind=kind,
-        client=client[:200],
-        model=model[:200],
-        action=str(rec.get("path", "serve:request"))[:64],
-        outcome=outcome,
-        status=int(rec.get("status", 401) or 401),
-        source="gateway",
-        severity="low",
-        attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
-        details={"decision": decision},
-        audit_index=index,
-        count=count,
+    return _checked(
+        Event(
+            time=_record_time(rec.get("ts"), when, gateway),
+            kind=kind,
+            client=client[:200],
+            model=model[:200],
+            action=str(rec.get("path", "serve:request"))[:64],
+            outcome=outcome,
+            status=int(rec.get("status", 401) or 401),
+            source=REMOTE_SOURCE if gateway is not None else "gateway",
+            severity="low",
+            attacks=(VALID_ACCOUNTS,) if kind == "auth-failure" else (),
+            details=_tagged({"decision": decision}, gateway),
+            audit_index=index,
+            count=count,
+        )
     )
 
 
-def _unauth_by_client(unauth: Mapping[str, Any], model: str, when: float, index: int) -> Iterable[Event]:
+def _unauth_by_client(
+    entry: Any, unauth: Mapping[str, Any], model: str, when: float, index: int, gateway: str | None
+) -> Iterable[Event]:
     """The batch's unauthenticated requests (refused tokens, blocked or rate-limited clients) as one event
     per client and decision with their ``count`` (timed at the first sampled request of that client, else at
     the batch: a batch covers about a second), never one row per request: a flood cannot grow the event
-    store, and the rules, the rollup and the evidence check sum the counts."""
+    store, and the rules, the rollup and the evidence check sum the counts. A row that does not convert is
+    one ``invalid-record`` event."""
     samples: dict[tuple[str, str], Mapping[str, Any]] = {}
     for rec in unauth.get("sample") or ():
-        samples.setdefault((str(rec.get("client", "-")), str(rec.get("decision", ""))), rec)
-    for row in unauth["by_client"]:
-        client, decision = str(row.get("client", "-")), str(row.get("decision", ""))
-        count = _count(row.get("count", 0), floor=0)
-        if count:
-            rec = samples.get((client, decision), {})
-            yield _unauth_event(rec, decision, client, model, when, index, count=count)
+        if isinstance(rec, Mapping):
+            samples.setdefault((str(rec.get("client", "-")), str(rec.get("decision", ""))), rec)
+    for position, row in enumerate(unauth["by_client"]):
+        try:
+            if not isinstance(row, Mapping):
+                raise TypeError("a by-client row is not an object")
+            client, decision = str(row.get("client", "-")), str(row.get("decision", ""))
+            count = _count(row.get("count", 0), floor=0)
+            if count:
+                rec = samples.get((client, decision), {})
+                yield _unauth_event(rec, decision, client, model, when, index, gateway, count=count)
+        except _CONVERSION as exc:
+            yield _invalid(entry, exc, when, gateway, f"by-client row {position}")
 
 
 class CursorSealer(Protocol):
@@ -269,35 +412,48 @@ def _log_size(reader: Any) -> int | None:
         return None
 
 
-def _trusted_start(reader: Any, store: EventStore, sealer: CursorSealer | None) -> int:
-    """The cursor, when its seal matches, it is not past the log's signed head and no event lies beyond it;
-    otherwise the store is rewound (audit-derived events dropped, rollup rebuilt) and collection restarts at
-    entry 0: a home writer without the key ring can neither skip entries nor replay an older cursor."""
+def _sealed(position: int, totals: tuple[int, int, int, int]) -> dict[str, Any]:
+    """What the cursor's seal covers: its position and the store's rows, summed count and rollup sum."""
+    rows, total, _least, rolled = totals
+    return {"position": position, "rows": rows, "total": total, "rollup": rolled}
+
+
+def _trusted_start(
+    reader: Any, store: EventStore, sealer: CursorSealer | None
+) -> tuple[int, tuple[int, int, int, int]]:
+    """The cursor (and the store's totals), when its seal matches the cursor and the store's rows, summed
+    count and rollup sum, it is not past the log's signed head and no event lies beyond it; otherwise the
+    store is rewound (audit-derived events dropped, rollup rebuilt) and collection restarts at entry 0: a home
+    writer without the key ring can neither skip entries, replay an older cursor, nor delete collected rows
+    (or lower their counts) without the next collection noticing and re-collecting them."""
     start = store.cursor(AUDIT_CURSOR)
     if sealer is None:
-        return start
+        return start, (0, 0, 1, 0)
     top = store.max_audit_index()
+    totals = store.totals()
     sealed = store.cursor_seal(AUDIT_CURSOR)
-    if start == 0 and top is None:
-        return 0
+    if start == 0 and top is None:  # nothing collected yet: everything is collected from entry 0
+        return 0, totals
     reason = ""
     if sealed is None or sealed[0] != start:
         reason = "is not sealed"
     else:
         try:
-            sealer.check(_SEAL_KIND, AUDIT_CURSOR, {"position": start}, sealed[1], what="the event cursor")
+            sealer.check(_SEAL_KIND, AUDIT_CURSOR, _sealed(start, totals), sealed[1], what="the event cursor")
         except BastionError:
-            reason = "has a seal that does not match"
+            reason = "has a seal that does not match the store (rows deleted, counts edited, or an old seal)"
+    if not reason and totals[2] < 1:
+        reason = f"sits over an event with count {totals[2]} (every event counts at least once)"
     size = _log_size(reader)
     if not reason and size is not None and start > size:
         reason = f"is past the signed log's end ({start} > {size})"
     if not reason and top is not None and top >= start:
         reason = f"is behind events already collected (entry {top} >= {start})"
     if not reason:
-        return start
+        return start, totals
     logger.warning("event store: the audit-log cursor %s; re-collecting the audit log from entry 0", reason)
     store.rewind(AUDIT_CURSOR, 0)
-    return 0
+    return 0, store.totals()
 
 
 def collect_audit(
@@ -310,10 +466,13 @@ def collect_audit(
     """Read the audit log from the store's cursor onwards into events; returns how many entries were read.
 
     With a reader that holds the key ring (a local vault opened with the passphrase) the cursor is sealed
-    (HMAC with the key ring's row sealer) and checked against its seal and the log's signed head before use;
-    a cursor that fails is not trusted: the audit-derived events are dropped and re-collected."""
+    (HMAC with the key ring's row sealer) together with the store's row count, summed count and rollup sum,
+    and checked against its seal, the store and the log's signed head before use; a cursor that fails is not
+    trusted: the audit-derived events are dropped and re-collected (so rows deleted from the store, or counts
+    lowered, come back at the next collection: ``bastion hunt`` and every ``respond`` tick collect first)."""
     sealer = _sealer_of(reader)
-    start = _trusted_start(reader, store, sealer)
+    start, totals = _trusted_start(reader, store, sealer)
+    rows, total, least, rolled = totals
     read = 0
     while True:
         entries = reader.log_entries(start=start, limit=batch)
@@ -324,7 +483,10 @@ def collect_audit(
             events.extend(events_from_entry(entry))
         start += len(entries)
         read += len(entries)
-        seal = None if sealer is None else sealer.seal(_SEAL_KIND, AUDIT_CURSOR, {"position": start})
+        added = sum(e.count for e in events)
+        rows, total, rolled = rows + len(events), total + added, rolled + added
+        state = _sealed(start, (rows, total, least, rolled))
+        seal = None if sealer is None else sealer.seal(_SEAL_KIND, AUDIT_CURSOR, state)
         store.append(events, cursor=(AUDIT_CURSOR, start), seal=seal)
         if on_events is not None:
             on_events(len(events))
@@ -332,4 +494,16 @@ def collect_audit(
             return read
 
 
-__all__ = ["AUDIT_CURSOR", "CursorSealer", "LogReader", "collect_audit", "events_from_entry"]
+__all__ = [
+    "AUDIT_CURSOR",
+    "HOME_GATEWAY",
+    "MAX_COUNT",
+    "MAX_STATUS",
+    "REMOTE_ACTIONS",
+    "REMOTE_SOURCE",
+    "CursorSealer",
+    "LogReader",
+    "collect_audit",
+    "events_from_entry",
+    "remote_gateway",
+]

@@ -11,7 +11,8 @@ flat (the columns the hunting rules group and filter on) and maps to OCSF on exp
 Kinds (``Event.kind``): ``auth-failure``, ``request`` (an admitted gateway request), ``rate-limit``,
 ``input-reject``, ``monitor-flag``, ``theft-flag``, ``monitor-block``, ``guard-block``, ``guard-flag``,
 ``drift-alert``, ``pull``, ``push``, ``promote``, ``key-op``, ``reveal``, ``access-change``, ``scan``,
-``check``, ``response`` (an action taken by ``bastion respond``) and ``other``. ``outcome`` is ``ok``,
+``check``, ``response`` (an action taken by ``bastion respond``), ``invalid-record`` (a gateway record that
+does not convert: :mod:`bastion.events.collect`) and ``other``. ``outcome`` is ``ok``,
 ``denied`` or ``error`` (a denial is any kind with outcome ``denied``).
 """
 
@@ -43,6 +44,7 @@ KINDS: tuple[str, ...] = (
     "scan",
     "check",
     "response",
+    "invalid-record",
     "other",
 )
 OUTCOMES: tuple[str, ...] = ("ok", "denied", "error")

@@ -98,6 +98,7 @@ cursor_seals_table = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("seal", sa.LargeBinary, nullable=False),
 )
+_IDS_PER_QUERY = 10_000
 _AUDIT_INDEX = sa.Index("ix_bastion_events_audit_index", events_table.c.audit_index)
 
 
@@ -283,6 +284,19 @@ class EventStore:
             conn.execute(sa.insert(cursors_table).values(name=name, position=position))
         return int(dropped or 0)
 
+    def totals(self) -> tuple[int, int, int, int]:
+        """(rows, summed count, smallest count, the rollup's summed count) of the whole store: what the
+        collector's sealed cursor vouches for (:mod:`bastion.events.collect`)."""
+        e = events_table.c
+        with self.engine.connect() as conn:
+            rows, total, least = conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.sum(e["count"]), 0), sa.func.min(e["count"])
+                )
+            ).one()
+            rolled = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(rollup_table.c.n), 0))).scalar()
+        return int(rows or 0), int(total or 0), 1 if least is None else int(least), int(rolled or 0)
+
     def cursor(self, name: str) -> int:
         """A collector's stored position (0 when it has not run yet)."""
         with self.engine.connect() as conn:
@@ -307,8 +321,27 @@ class EventStore:
         ids: Sequence[int] | None = None,
         after_id: int | None = None,
         audit_index: int | None = None,
+        audit_range: tuple[int, int] | None = None,
         limit: int | None = None,
     ) -> list[Event]:
+        """Events by time, id, or the audit entry (``audit_range``: entries lo..hi inclusive) they came from;
+        ordered by time."""
+        if ids is not None and len(ids) > _IDS_PER_QUERY:  # bound parameters per statement
+            ids = list(ids)
+            found = [
+                e
+                for start in range(0, len(ids), _IDS_PER_QUERY)
+                for e in self.events(
+                    since=since,
+                    until=until,
+                    ids=ids[start : start + _IDS_PER_QUERY],
+                    after_id=after_id,
+                    audit_index=audit_index,
+                    audit_range=audit_range,
+                )
+            ]
+            found.sort(key=lambda e: (e.time, e.id or 0))
+            return found if limit is None else found[:limit]
         query = sa.select(events_table).order_by(events_table.c.ts, events_table.c.id)
         if since is not None:
             query = query.where(events_table.c.ts >= since)
@@ -320,6 +353,8 @@ class EventStore:
             query = query.where(events_table.c.id > after_id)
         if audit_index is not None:
             query = query.where(events_table.c.audit_index == audit_index)
+        if audit_range is not None:
+            query = query.where(events_table.c.audit_index.between(audit_range[0], audit_range[1]))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:

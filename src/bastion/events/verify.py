@@ -10,8 +10,13 @@ row (inflating a count) and a row without an audit entry are each refused. The f
 and model must appear in that evidence; a client that is a network (a spray grouped by /24 or /64) must
 hold every event's client address (IPv4-mapped IPv6 addresses compared as IPv4).
 
-Limit: a finding names at most :data:`bastion.hunt.sigma.MAX_EVENT_IDS` events; a threshold rule whose count
-is larger is judged on the events it names.
+A named event vouches for its whole entry (every event of it is checked), so a threshold finding whose
+count is spread over many rows (a day of one-request gateway batches) names one event per entry, and the
+hunt counts its evidence as the matching events of the named entries (:mod:`bastion.hunt.sigma`,
+:mod:`bastion.hunt.cumulative`); many named entries are read from the log and the store in runs.
+
+Limit: a finding names at most :data:`bastion.hunt.sigma.MAX_ENTRY_IDS` entries; a threshold rule whose count
+is spread over more is judged on those it names (severity low, for a person).
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from bastion.errors import BastionError
-from bastion.events.collect import events_from_entry
+from bastion.events.collect import REMOTE_SOURCE, events_from_entry
 from bastion.events.schema import Event
 from bastion.events.store import EventStore, row_of
+
+_BULK = 32  # entries from which a check reads the log and the store in runs
+_GAP = 256  # entries between two named ones read along rather than starting a new run
+_CHUNK = 5_000  # entries per run
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -92,6 +101,33 @@ class EvidenceVerifier:
         self._verified_size()
         return self._failure
 
+    def _prefetch(self, indexes: Sequence[int], size: int) -> None:
+        """Check many entries at once: runs of nearby entries read from the log and the store in chunks (a
+        daily-limit finding names thousands of gateway batches; one query per entry would take minutes)."""
+        todo = sorted({i for i in indexes if i not in self._entries})
+        if len(todo) < _BULK:
+            return
+        runs: list[list[int]] = []
+        for i in todo:
+            if runs and i - runs[-1][1] <= _GAP and i - runs[-1][0] < _CHUNK:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        wanted = set(todo)
+        for lo, hi in runs:
+            stored: dict[int, Counter[str]] = {}
+            for e in self._store.events(audit_range=(lo, hi)):
+                stored.setdefault(int(e.audit_index or 0), Counter())[_key(e)] += 1
+            entries = self._log.log_entries(start=lo, limit=hi - lo + 1) if 0 <= lo < size else []
+            for entry in entries:
+                index = int(entry.index)
+                if index in wanted and lo <= index <= hi and index < size:
+                    derived = Counter(_key(e) for e in events_from_entry(entry))
+                    self._entries[index] = derived == stored.get(index, Counter())
+            for index in range(lo, hi + 1):
+                if index in wanted:
+                    self._entries.setdefault(index, False)  # not in the verified log
+
     def _entry_matches(self, index: int, size: int) -> bool:
         if index not in self._entries:
             entries = self._log.log_entries(start=index, limit=1) if 0 <= index < size else []
@@ -118,7 +154,9 @@ class EvidenceVerifier:
         size = self._verified_size()
         if size is None:
             return self._failure
-        for index in sorted({int(e.audit_index) for e in events if e.audit_index is not None}):
+        indexes = sorted({int(e.audit_index) for e in events if e.audit_index is not None})
+        self._prefetch(indexes, size)
+        for index in indexes:
             if not self._entry_matches(index, size):
                 return f"its events do not match audit entry {index} of the signed log"
         for name, value, seen in (
@@ -136,6 +174,12 @@ class EvidenceVerifier:
                 continue
             return f"its {name} {value!r} is not in its events"
         return None
+
+    def remote_gateways(self, event_ids: Sequence[int]) -> frozenset[str]:
+        """The remote gateways (their identities) whose records any of these events came from: their
+        word alone, trusted for their own model's traffic, is never enough to act automatically."""
+        events = self._store.events(ids=sorted(set(event_ids)))
+        return frozenset(str(e.details.get("gateway", "?")) for e in events if e.source == REMOTE_SOURCE)
 
 
 __all__ = ["EvidenceVerifier"]

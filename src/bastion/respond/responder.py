@@ -15,9 +15,12 @@ Every action taken (and every undo) appends ``respond:<action>`` to the audit lo
 it (rule id, finding key, technique ids, the first event ids). Modes: ``dry-run`` plans and changes nothing,
 ``approve`` asks ``approve(plan)`` per action (or, given a :class:`~bastion.respond.pending.PendingQueue`
 and no callback, queues it as ``pending`` for ``bastion respond --approve-pending``), ``auto`` acts.
-Targets that are unknown (``-``) or the responder's own identity are skipped, and so is every action for a
-finding about the responder's own identity (its operator's actions, e.g. a key rotation), so a finding can
-never make the responder lock itself out nor act on its operator's maintenance.
+A finding resting (in any part) on a remote gateway's records (``source`` ``remote-gateway``: what
+``POST /v1/gateway/audit`` wrote) is never acted on automatically: every action waits for approval, since
+the state's blocks, revocations and key rotations act everywhere while that gateway is trusted for its own
+model only. Targets that are unknown (``-``) or the responder's own identity are skipped, and so is every
+action for a finding about the responder's own identity (its operator's actions, e.g. a key rotation), so a
+finding can never make the responder lock itself out nor act on its operator's maintenance.
 
 Length: planning, the evidence and client-target checks, carrying out and logging an action are one
 transaction over one signed state (saved once per call); the client-target policy lives in ``_clients``.
@@ -287,6 +290,8 @@ class Responder:
                 detail = f"evidence refused: {refused[f.key]}"
                 self._log(planned, mode, "denied", detail)
                 return self._result(planned, mode, "refused", detail), state
+            if mode == "auto" and not approved and verifier.remote_gateways(f.event_ids):
+                mode = "approve"  # a remote gateway's word (any identity, any address): a person decides
         if planned.action in CLIENT_ACTIONS and mode != "dry-run":
             why_not = refusal(planned.target, trusted=self._trusted, approved=approved, local=self._local)
             if why_not is not None:

@@ -13,26 +13,81 @@ What a gateway may write, checked before anything is appended:
   writes nothing);
 - only the actions a gateway writes (:data:`ACTIONS`), at most :data:`MAX_ENTRIES` entries a call, outcome
   ``ok``/``denied``/``error``;
-- the entry's actor is the gateway identity (never a name it chooses).
+- the entry's actor is the gateway identity (never a name it chooses); an identity named ``gateway`` (the
+  home gateway's actor) writes nothing;
+- details of a strict shape: a ``serve:requests`` batch is the gateway writer's format exactly (request
+  records with a finite ``ts``, an integer ``status``, bounded strings; by-client counts up to
+  :data:`bastion.events.collect.MAX_COUNT`; no other keys), a security event a flat object of at most
+  :data:`MAX_FLAG_KEYS` keys with scalar (or short list) values. Anything else is refused (422), never logged.
 
 The records' contents (who called, from where, with what decision) are the gateway's word: it is the
-enforcement point for its model, trusted for that model's traffic and nothing else.
+enforcement point for its model, trusted for that model's traffic and nothing else. The event collector
+tags them with the gateway (``source`` ``remote-gateway``), binds them to the released model and the
+entry's time, and the responder acts on them only with an operator's approval (:mod:`bastion.events.collect`,
+:mod:`bastion.respond.responder`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
 
-from bastion.errors import AccessDenied
+from bastion.errors import AccessDenied, InvalidInput
+from bastion.events.collect import HOME_GATEWAY, MAX_COUNT, MAX_STATUS, REMOTE_ACTIONS
 from bastion.server.deps import CallerIdentity, ServerStateDep
 
 router = APIRouter()
 
-ACTIONS = frozenset({"serve:requests", "serve:monitor-flag", "serve:theft-flag", "serve:drift-alert"})
+ACTIONS = REMOTE_ACTIONS
 MAX_ENTRIES = 100
+MAX_RECORDS = 10_000  # request records (or by-client rows) in one batch
+MAX_FLAG_KEYS = 32
+_Name = Annotated[StrictStr, Field(max_length=200)]
+_Number = StrictInt | StrictFloat
+_Scalar = StrictStr | StrictBool | StrictInt | StrictFloat | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class RequestRecordBody(_Strict):
+    """One request record as :class:`bastion.serve.observability.RequestRecord` writes it."""
+
+    identity: _Name = "-"
+    role: _Name = "-"
+    model: _Name = "-"
+    version: _Name = "-"
+    method: Annotated[StrictStr, Field(max_length=16)] = "-"
+    path: Annotated[StrictStr, Field(max_length=400)] = "-"
+    status: Annotated[StrictInt, Field(ge=0, le=MAX_STATUS)] = 0
+    decision: Annotated[StrictStr, Field(max_length=64)] = ""
+    latency_ms: Annotated[_Number, Field(ge=0)] = 0.0
+    ts: Annotated[_Number, Field(ge=0, lt=32503680000)] | None = None
+    client: _Name = "-"
+
+
+class ByClientBody(_Strict):
+    client: _Name
+    decision: Annotated[StrictStr, Field(max_length=64)]
+    count: Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+
+
+class UnauthenticatedBody(_Strict):
+    count: Annotated[StrictInt, Field(ge=0)] = 0
+    by_decision: dict[Annotated[StrictStr, Field(max_length=64)], Annotated[StrictInt, Field(ge=0)]] = {}
+    sample: list[RequestRecordBody] = Field(default_factory=list, max_length=1_000)
+    by_client: list[ByClientBody] = Field(default_factory=list, max_length=MAX_RECORDS)
+
+
+class RequestsDetails(_Strict):
+    """The details of one ``serve:requests`` batch (``BatchedAuditWriter._write``)."""
+
+    requests: list[RequestRecordBody] = Field(default_factory=list, max_length=MAX_RECORDS)
+    unauthenticated: UnauthenticatedBody | None = None
 
 
 class AuditEntryBody(BaseModel):
@@ -40,6 +95,27 @@ class AuditEntryBody(BaseModel):
     target: str = Field(max_length=400)
     outcome: str = Field(pattern="^(ok|denied|error)$")
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_details(action: str, details: dict[str, Any]) -> None:
+    """InvalidInput unless ``details`` has the strict shape of ``action``'s (see the module docstring)."""
+    try:
+        if action == "serve:requests":
+            RequestsDetails.model_validate(details)
+            return
+        if len(details) > MAX_FLAG_KEYS:
+            raise InvalidInput(f"{action} details: at most {MAX_FLAG_KEYS} keys")
+        for key, value in details.items():
+            _FlagEntry.model_validate({"key": key, "value": value})
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"{action} details: {where}: {first.get('msg', 'invalid')}") from None
+
+
+class _FlagEntry(_Strict):
+    key: Annotated[StrictStr, Field(max_length=64)]
+    value: _Scalar | Annotated[list[_Scalar], Field(max_length=64)]
 
 
 class AuditBody(BaseModel):
@@ -52,6 +128,8 @@ def append(state: ServerStateDep, identity: CallerIdentity, body: AuditBody) -> 
         raise AccessDenied(
             f"{identity.name} ({identity.role}) is not a gateway: it may not write gateway records"
         )
+    if identity.name == HOME_GATEWAY:  # its entries would read as the home gateway's
+        raise AccessDenied(f"an identity named {HOME_GATEWAY!r} may not write gateway records")
     for entry in body.entries:
         if entry.action not in ACTIONS:
             raise AccessDenied(f"a gateway may not write {entry.action!r} entries")
@@ -59,6 +137,7 @@ def append(state: ServerStateDep, identity: CallerIdentity, body: AuditBody) -> 
             raise AccessDenied(
                 f"{entry.target} was not released to {identity.name} by this server: no records for it"
             )
+        check_details(entry.action, entry.details)
     audit = state.base.audit
     for entry in body.entries:
         audit.append(

@@ -8,7 +8,8 @@ reveal every 3.5 minutes. These checks bound what such an attacker gets per hour
 * requests per identity in 24 h (extraction at a rate under the burst rule, over any number of addresses);
 * refused tokens per address prefix (IPv4 /24, IPv6 /64) in 1 h and in 24 h (a spray spread over addresses);
 * distinct models pulled per identity in 24 h (a bulk pull spread over the day);
-* reveals per identity in 1 h and in 24 h;
+* reveals per identity in 1 h and in 24 h, and the values they revealed (:mod:`bastion.hunt._reveals`: one
+  whole-file reveal is one call but thousands of values);
 * guard blocks per identity in 1 h and in 24 h, whatever model they name (probing through a guard proxy,
   whose events name its upstream, not the model).
 
@@ -76,6 +77,8 @@ class Thresholds:
     models_per_day: int = 8
     reveals_per_hour: int = 10
     reveals_per_day: int = 20
+    reveal_values_per_hour: int = 1_000  # values revealed (the entries' details.count), not calls
+    reveal_values_per_day: int = 5_000
     guard_blocks_per_hour: int = 10
     guard_blocks_per_day: int = 20
 
@@ -293,6 +296,9 @@ def cumulative_findings(
     ):
         out.extend(_spray_findings(store, make, failures, wide, hour_n, day_n, since_sql, base))
     out.extend(_per_identity_events(store, make, lim, since_sql, base))
+    from bastion.hunt._reveals import reveal_value_findings  # it builds on this module's windows
+
+    out.extend(reveal_value_findings(store, since=since, limits=lim, names=make.names))
     return out
 
 

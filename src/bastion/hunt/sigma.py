@@ -36,6 +36,10 @@ VALUE_FIELDS = GROUP_FIELDS | {"outcome", "status"}
 _LEVELS = {"informational", "low", "medium", "high", "critical"}
 MAX_EVENT_IDS = 200
 MAX_COUNT_IDS = 2000  # rows a count finding may name to carry its whole threshold
+# audit entries a count finding may name (one event each) when its count is spread over more rows than
+# MAX_COUNT_IDS: the evidence check verifies every event of a named event's entry, so the matching events
+# of the named entries are its verifiable count (a day of one-request gateway batches: 20,000 entries)
+MAX_ENTRY_IDS = 25_000
 UNVERIFIABLE = " (count rests on more events than it names: not verifiable from them)"
 
 
@@ -242,6 +246,19 @@ def _summary_sql(rule: CompiledRule, store: EventStore, since: str) -> str:
     )
 
 
+def entry_evidence(store: EventStore, cond: str, params: dict[str, Any]) -> tuple[list[Any], int]:
+    """The audit entries of the events matching ``cond``, one row each (the id, time and model of its first
+    matching event, ``count`` the summed count of its matching events), largest first, at most
+    :data:`MAX_ENTRY_IDS`; and the summed count of those entries' matching events."""
+    rows = store.query(
+        f"SELECT MIN(id) AS id, MIN(ts) AS ts, MIN(model) AS model, SUM(count) AS count FROM {store.table} "  # noqa: S608 - built from compiled rules; values are bound
+        f"WHERE ({cond}) AND audit_index IS NOT NULL GROUP BY audit_index "
+        f"ORDER BY SUM(count) DESC, MIN(id) LIMIT {MAX_ENTRY_IDS}",
+        params,
+    )
+    return rows, sum(int(r.count) for r in rows)
+
+
 def run_rule(
     rule: CompiledRule, store: EventStore, *, since: float | None, names: dict[str, str]
 ) -> list[Finding]:
@@ -264,12 +281,17 @@ def run_rule(
             f"SELECT id, ts, model, count FROM {store.table} WHERE ({match}) AND {keys} "  # noqa: S608 - built from compiled rules; values are bound
             f"AND ts >= :lo AND ts <= :hi{since_sql} ORDER BY {order} LIMIT {limit}"
         )
-        hit = store.query(
-            ids_sql, {**params, **{f"g_{c}": v for c, v in group.items()}, "lo": lo, "hi": last_hit}
-        )
-        hit = sorted(hit, key=lambda h: (float(h.ts), int(h.id)))
+        bound = {**params, **{f"g_{c}": v for c, v in group.items()}, "lo": lo, "hi": last_hit}
+        hit = store.query(ids_sql, bound)
         named = sum(int(h.count) for h in hit)
         short = counted and (named <= rule.threshold if rule.strict else named < rule.threshold)
+        if short and len(hit) >= MAX_COUNT_IDS:  # spread over more rows: name their entries instead
+            cond = f"({match}) AND {keys} AND ts >= :lo AND ts <= :hi{since_sql}"
+            entries, in_entries = entry_evidence(store, cond, bound)
+            if in_entries > named:
+                hit, named = entries, in_entries
+                short = named <= rule.threshold if rule.strict else named < rule.threshold
+        hit = sorted(hit, key=lambda h: (float(h.ts), int(h.id)))
         first = float(hit[0].ts) if hit else first_hit
         models = {str(h.model) for h in hit} - {"-"}
         model = group.get("model") or (models.pop() if len(models) == 1 else "-")
@@ -295,4 +317,4 @@ def run_rule(
     return findings
 
 
-__all__ = ["CompiledRule", "load_rules", "run_rule"]
+__all__ = ["MAX_ENTRY_IDS", "CompiledRule", "entry_evidence", "load_rules", "run_rule"]

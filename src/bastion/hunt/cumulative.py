@@ -24,11 +24,13 @@ reveals, guard blocks) are read as events and counted in exact sliding windows.
 The rollup is an unauthenticated index (whoever writes ``events.db`` can raise a count with one UPDATE), so a
 rollup crossing is only a candidate: its count is re-derived from the event rows of the episode
 (``SUM(count)``), and the finding names the rows with the largest counts (at most :data:`MAX_COUNT_IDS`),
-enough for them alone to reach the threshold. The responder's evidence check verifies every named row against
-the signed log, so an acted-on finding's threshold rests on verified events. Events that do not reach the
-threshold: no finding (the rollup disagrees with them). Named rows that do not reach it (the count is spread
-over more rows than a finding names): the finding is reported at severity ``low`` with the title saying so,
-for a person to judge.
+enough for them alone to reach the threshold; when they do not (20,000 requests of count 1 a day), it names
+one row per audit entry instead (at most :data:`~bastion.hunt.sigma.MAX_ENTRY_IDS`), and its verifiable count
+is the matching events of those entries: the evidence check verifies every event of a named row's entry. The
+responder's evidence check verifies every named row (and entry) against the signed log, so an acted-on
+finding's threshold rests on verified events. Events that do not reach the threshold: no finding (the rollup
+disagrees with them). Named rows that still do not reach it: the finding is reported at severity ``low``
+with the title saying so, for a person to judge.
 
 What an adaptive attacker still gets, per identity (or /24, /64) and day, with the defaults: fewer than
 20,000 model queries, 1,000 refused tokens, 8 distinct models, 20 reveals and 20 guard-blocked prompts.
@@ -45,6 +47,7 @@ import sqlalchemy as sa
 
 from bastion.events.store import WINDOW_S, EventStore, rollup_table
 from bastion.hunt.report import Finding
+from bastion.hunt.sigma import MAX_ENTRY_IDS, entry_evidence
 
 EXTRACTION_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000102"
 TOKEN_SPRAY_RULE = "0b7f3a10-5d1e-4c8a-9f00-000000000302"  # noqa: S105 - a rule id
@@ -207,10 +210,12 @@ class _Evidence:
 
 
 def _window_events(
-    store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int
+    store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int, threshold: int
 ) -> _Evidence:
     """The events behind a rollup finding (the windows ``lo_w``..``hi_w`` of the episode): their summed
-    count, and the rows with the largest counts (those a verified finding names)."""
+    count, and the rows with the largest counts (those a verified finding names); when those do not reach
+    ``threshold`` (the count is spread over more rows), one row per audit entry instead, the named count then
+    being the matching events of those entries (:func:`bastion.hunt.sigma.entry_evidence`)."""
     span = {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)}
     cond = f"{where} AND ts >= :lo AND ts < :hi"
     total = store.query(f"SELECT COALESCE(SUM(count), 0) AS n FROM {store.table} WHERE {cond}", span)  # noqa: S608 - ours; bound
@@ -220,6 +225,10 @@ def _window_events(
         span,
     )
     picked = sorted((int(r.id), float(r.ts), str(r.model), int(r.count)) for r in rows)
+    if sum(n for *_, n in picked) < threshold and len(picked) >= MAX_COUNT_IDS:
+        entries, in_entries = entry_evidence(store, cond, span)
+        if in_entries > sum(n for *_, n in picked):
+            picked = sorted((int(r.id), float(r.ts), str(r.model), int(r.count)) for r in entries)
     picked.sort(key=lambda r: r[1])
     return _Evidence(
         rows=[(i, t, m) for i, t, m, _ in picked],
@@ -269,6 +278,7 @@ def cumulative_findings(
                 {**base, "i": identity},
                 hit[0],
                 hit[1],
+                lim.requests_per_day,
             )
             if ev.rows and ev.total >= lim.requests_per_day:  # else the rollup disagrees with the events
                 clients = _clients(store, identity, hit[0], hit[1])
@@ -284,7 +294,7 @@ def cumulative_findings(
                     client=client,
                     rows=ev.rows,
                     count=ev.total,
-                    limit=MAX_COUNT_IDS,
+                    limit=MAX_ENTRY_IDS,
                     key_t=hit[1] * WINDOW_S,
                 )
                 out.append(_verified(found, ev, lim.requests_per_day))
@@ -331,7 +341,7 @@ def _spray_findings(
         for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
             (d, "day", day_n) for d in daily
         ]:
-            ev = _window_events(store, where, {**base, **binds}, hit[0], hit[1])
+            ev = _window_events(store, where, {**base, **binds}, hit[0], hit[1], threshold)
             if ev.rows and ev.total >= threshold:  # else the rollup disagrees with the events
                 # one address: name it (the playbook blocks addresses); several: the network
                 client = names[0] if len(names) == 1 else prefix
@@ -346,7 +356,7 @@ def _spray_findings(
                     client=client,
                     rows=ev.rows,
                     count=ev.total,
-                    limit=MAX_COUNT_IDS,
+                    limit=MAX_ENTRY_IDS,
                     key_t=hit[1] * WINDOW_S,
                 )
                 yield _verified(found, ev, threshold)

@@ -298,3 +298,35 @@ def test_keyword_hits_by_re2_equal_pythons(name: str) -> None:
         used_re2 += len(text) >= _national._RE2_MIN_CHARS
     assert used_re2 >= 5
     assert _national._re2_keywords(context.pattern) is not None
+
+
+def test_birth_word_precheck_holds_every_alternative() -> None:
+    """Each alternative of BIRTH_CONTEXT starts with a literal whose every case-insensitive partner (all of
+    Unicode checked, as Python's engine folds it) is in the precheck class."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    from bastion.data.detectors._common import _BIRTH_CHARS, BIRTH_CONTEXT
+
+    parsed = _parser.parse(BIRTH_CONTEXT.pattern, BIRTH_CONTEXT.flags)
+    (sub,) = [av for op, av in parsed if str(op) == "SUBPATTERN"]
+    (branch,) = [av for op, av in sub[3] if str(op) == "BRANCH"]
+    firsts = set()
+    for alternative in branch[1]:
+        op, av = next((op, av) for op, av in alternative if str(op) != "AT")
+        assert str(op) == "LITERAL", alternative
+        firsts.add(chr(av))
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    partners = set(re.findall("(?i)[" + "".join(map(re.escape, sorted(firsts))) + "]", everything))
+    assert firsts <= partners
+    assert all(_BIRTH_CHARS.fullmatch(c) for c in partners), sorted(
+        c for c in partners if not _BIRTH_CHARS.fullmatch(c)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="bornBIRTHdDoOgGeEnNé.le \x00生出생x1", max_size=40), lo=st.integers(0, 40))
+def test_birth_word_equals_the_search(text: str, lo: int) -> None:
+    from bastion.data.detectors._common import BIRTH_CONTEXT, birth_word
+
+    hi = len(text)
+    assert birth_word(text, lo, hi) == (BIRTH_CONTEXT.search(text, lo, hi) is not None)

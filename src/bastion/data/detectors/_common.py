@@ -19,6 +19,16 @@ BIRTH_CONTEXT = re.compile(
     r"nascita|nascido|geboortedatum|生年月日|出生|생년월일|"
     r"geb\b|gebdat|sinh\b|sündü|født|fødd|född|syntynyt|urodzon|doğum|рожд|родил)"
 )
+# Every match of BIRTH_CONTEXT holds one of these characters (each alternative starts with one; under (?i)
+# b, d, f, g, n, u and р have no case partners but their capitals, s also matches ſ:
+# tests/data/test_fastpath.py checks both).
+_BIRTH_CHARS = re.compile(r"[bBdDgGnNsSſfFuUрР生出생]")
+
+
+def birth_word(text: str, lo: int, hi: int) -> bool:
+    """``BIRTH_CONTEXT.search(text, lo, hi) is not None``, after a one-class test that rules most windows out
+    (the alternation has no first-character prefix: the engine would try every position)."""
+    return _BIRTH_CHARS.search(text, lo, hi) is not None and BIRTH_CONTEXT.search(text, lo, hi) is not None
 
 
 def whole(m: re.Match[str]) -> tuple[int, int]:
@@ -48,6 +58,7 @@ __all__ = [
     "SEP",
     "TOKEN_CHARS",
     "WORDISH",
+    "birth_word",
     "bounded",
     "preceded_by",
     "whole",

@@ -168,7 +168,7 @@ def gate_pattern(det: Detector) -> re.Pattern[str] | None:
     return det.pattern
 
 
-MIN_CHARS = 2048  # shorter texts run every detector: the gate's fixed cost would exceed what it saves
+MIN_CHARS = 512  # shorter texts run every detector: the gate's fixed cost would exceed its saving
 
 
 class Gate:

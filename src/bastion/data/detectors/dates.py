@@ -17,7 +17,7 @@ from bastion.data._dates import (
     date_parts,
     validate_date,
 )
-from bastion.data.detectors._common import BIRTH_CONTEXT, SEP, whole
+from bastion.data.detectors._common import SEP, birth_word, whole
 from bastion.data.detectors.interface import Detector, Family
 
 
@@ -25,7 +25,7 @@ def _v_compact_birth(m: re.Match[str]) -> tuple[int, int] | None:
     """Bare ``19820303`` only next to a birth keyword (otherwise it is an order number or a serial)."""
     lo = max(0, m.start() - 30)
     cut = m.string.rfind(SEP, lo, m.start())
-    if not BIRTH_CONTEXT.search(m.string, cut + 1 if cut >= 0 else lo, m.start()):
+    if not birth_word(m.string, cut + 1 if cut >= 0 else lo, m.start()):
         return None
     return whole(m)
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from bastion.data import entities as E
 from bastion.data.detectors._combine import Group, candidates, plan
-from bastion.data.detectors._common import BIRTH_CONTEXT, DEFERRED
+from bastion.data.detectors._common import DEFERRED, birth_word
 from bastion.data.detectors._gate import Gate
 from bastion.data.detectors._normalise import concealed_runs, normalise
 from bastion.data.detectors.interface import Detector, Span
@@ -229,7 +229,7 @@ def birth_context(text: str, spans: list[Span]) -> list[Span]:
     """Dates preceded by a birth word ('born', 'DOB', 'geboren' …) become dates of birth."""
     out = []
     for s in spans:
-        if s.entity == E.DATE and BIRTH_CONTEXT.search(text, max(0, s.start - 30), s.start):
+        if s.entity == E.DATE and birth_word(text, max(0, s.start - 30), s.start):
             s = s._replace(entity=E.DATE_OF_BIRTH, confidence=0.8)
         out.append(s)
     return out

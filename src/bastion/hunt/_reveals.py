@@ -73,11 +73,17 @@ def reveal_value_findings(
         hourly = _episodes(points, HOUR, limits.reveal_values_per_hour, distinct=False)
         daily = _episodes(points, DAY, limits.reveal_values_per_day, distinct=False)
         daily = _uncovered(daily, hourly, DAY, [t for _, t, _, _ in events].__getitem__)
-        for (start, crossing, _peak), label, threshold in [
-            *((h, "hour", limits.reveal_values_per_hour) for h in hourly),
-            *((d, "day", limits.reveal_values_per_day) for d in daily),
+        for (start, crossing, _peak), label, threshold, span in [
+            *((h, "hour", limits.reveal_values_per_hour, HOUR) for h in hourly),
+            *((d, "day", limits.reveal_values_per_day, DAY) for d in daily),
         ]:
-            named = events[start : crossing + 1][-MAX_EVENT_IDS:]  # the reveals that reach the threshold
+            # the reveals that reach the threshold, then those of the same window after the crossing
+            end = crossing
+            while end + 1 < len(events) and events[end + 1][1] < events[crossing][1] + span:
+                end += 1
+            named = events[start : end + 1]
+            if len(named) > MAX_EVENT_IDS:
+                named = events[start : crossing + 1][-MAX_EVENT_IDS:]
             models = {m for _, _, m, _ in named} - {"-"}
             first, count = named[0][1], sum(n for *_, n in named)
             verifiable = count >= threshold  # else the run is longer than a finding names: a person judges

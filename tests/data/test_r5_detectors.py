@@ -249,3 +249,31 @@ def test_card_like_digit_run_inside_a_hash_is_not_a_card(dets) -> None:
         hits += bool(detect_text(f"sha256:{digest}", detectors=dets))
     assert hits == 0
     assert _found("card 4111 1111 1111 1111 on file", dets, "CREDIT_CARD")  # a Luhn-valid card still is one
+
+
+# ---- F-NAME: names with clear context that no list holds -----------------------------------------------
+NAMED = (
+    ("Customer Adisaputro called twice about the refund", "Adisaputro"),
+    ("Please pay GB33BUKB20201555555555 (account holder Tawhiri).", "Tawhiri"),
+    ("Pt. Oyelaran Adekunle, seen for a follow-up", "Oyelaran Adekunle"),
+    ("<rec><who>Nkiruka El Amrani</who><tel>+44 20 7946 0958</tel></rec>", "Nkiruka El Amrani"),
+    ("<customer>Tuilagi</customer>", "Tuilagi"),
+    ("Customer ዮሐንስ ገብሩ called about the invoice", "ዮሐንስ ገብሩ"),
+    ("Please pay to (account holder ዮ. ገብሩ).", "ዮ. ገብሩ"),
+)
+NOT_NAMED = (
+    "Customer Feedback form attached",
+    "Customer Portal.",
+    "Customer Service called back",
+    "<status>Shipped</status>",
+)
+
+
+@pytest.mark.parametrize(("text", "name"), NAMED)
+def test_names_with_context_found(dets, text: str, name: str) -> None:
+    assert name in _found(text, dets, "PERSON"), text
+
+
+@pytest.mark.parametrize("text", NOT_NAMED)
+def test_common_words_after_person_nouns_are_not_names(dets, text: str) -> None:
+    assert _found(text, dets, "PERSON") == [], text

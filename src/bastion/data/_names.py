@@ -64,13 +64,28 @@ NAME_RUN = re.compile(
 _TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Herr|Frau|Hr|Fr|Mme|Mlle|M|Monsieur|Madame|Sr|Sra|"
     r"Srta|Señor|Señora|Don|Doña|Dott|Dottssa|Sig|Sigra|Signor|Signora|Dhr|Mevr|Pan|Pani|Rev|Fr|Sheikh|"
-    r"Shri|Smt|Ustaz|Hajji?)\.?[ ]+$"
+    r"Shri|Smt|Ustaz|Hajji?|Pt)\.?[ ]+$"
 )
+# An element whose tag names a person: <who>…</who>, <name>…, <customer>… (XML and HTML in cells).
+_PERSON_TAG = re.compile(
+    r"(?i)<(?:who|name|full_?name|person|customer|client|owner|holder|contact|patient|author|sender|"
+    r"recipient|signatory|employee)>$"
+)
+# A person noun right before a single unknown word ("Customer Suharto called", "account holder Wirathu)").
+_PERSON_NOUN = re.compile(
+    r"(?i)(?:customer|client|patient|account holder|holder|owner|kunde|kundin|cliente|caller|tenant|"
+    r"passenger|applicant|beneficiary|recipient|payee|bệnh nhân)[ :]+$"
+)
+_ACTION_AFTER = re.compile(
+    r"(?i)[ ]*(?:,[ ]*)?(?:called|phoned|rang|emailed|wrote|complained|asked|requested|visited|replied)\b"
+)
+_CLAUSE_END = re.compile(r"[ ]*(?:[).,;:!?\x00\n]|$)")
 _BEFORE = re.compile(
     r"(?i)(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|olá|ola|salut|greetings|regards,?|thanks,?|"
     r"thank you,?|cheers,?|sincerely,?|best,?|customer|client|patient|employee|contact|caller|user|member|"
     r"applicant|"
-    r"tenant|guest|passenger|spoke (?:to|with)|talked (?:to|with)|call(?:ed)? from|email(?:ed)? from|"
+    r"tenant|guest|passenger|account holder|holder|owner|bệnh nhân|"
+    r"spoke (?:to|with)|talked (?:to|with)|call(?:ed)? from|email(?:ed)? from|"
     r"message from|on behalf of|attention|attn:?|cc:?|signed(?: by)?|name:?|named|nom:?|nombre:?|"
     r"kunde|kundin|cliente|signé|firmado|from|by|with|for|ask(?:ed)? for|assigned to|handled by)"
     r"[ :,]*\n?[ ]*$"
@@ -176,7 +191,7 @@ def _context(text: str, start: int, end: int) -> tuple[bool, bool]:
     line_start = text.rfind("\n", 0, start) + 1
     cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
     before = text[max(cell_start, start - 40) : start]
-    titled = _TITLE.search(before) is not None
+    titled = _TITLE.search(before) is not None or _PERSON_TAG.search(before) is not None
     framed = titled or _BEFORE.search(before) is not None or _AFTER.match(text, end, end + 16) is not None
     return titled, framed
 
@@ -224,12 +239,32 @@ def name_shaped(words: list[str]) -> bool:
 
 
 def _titled(text: str, start: int) -> bool:
-    """The first element of :func:`_context`, with a fast exit: a title is always followed by a space."""
-    if start == 0 or text[start - 1] != " ":
+    """The first element of :func:`_context`, with a fast exit: a title is always followed by a space
+    (or a person tag such as ``<who>`` ends right before)."""
+    if start == 0:
+        return False
+    if text[start - 1] == ">":
+        return _PERSON_TAG.search(text, max(0, start - 20), start) is not None
+    if text[start - 1] != " ":
         return False
     line_start = text.rfind("\n", 0, start) + 1
     cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
     return _TITLE.search(text[max(cell_start, start - 40) : start]) is not None
+
+
+def _mononym(text: str, start: int, end: int, word: str) -> bool:
+    """A single unknown word right after a person noun ("Customer Suharto called", "account holder
+    Wirathu)"), followed by a verb or the end of a clause, and not scoring as a common word."""
+    if start < 5 or text[start - 1] not in " :":
+        return False
+    cell_start = text.rfind("\x00", 0, start) + 1
+    if _PERSON_NOUN.search(text, max(cell_start, start - 24), start) is None:
+        return False
+    if _ACTION_AFTER.match(text, end, end + 16) is not None:
+        return name_word_score(word) >= -1.5  # "Customer X called": the verb says a person
+    if _AFTER.match(text, end, end + 16) is None and _CLAUSE_END.match(text, end) is None:
+        return False
+    return name_word_score(word) >= 0.0
 
 
 def person_spans(text: str) -> list[tuple[int, int, float]]:
@@ -248,8 +283,10 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
             if folded in _STOP:
                 continue
             if not (folded in first_names or folded in last_names):
-                if _titled(text, start):  # an unknown word counts only after a title
+                if _titled(text, start):  # an unknown word counts after a title or a person tag,
                     out.append((start, end, 0.85))
+                elif _mononym(text, start, end, run):  # or after a person noun, ending a clause or a verb
+                    out.append((start, end, 0.7))
                 continue
             titled, framed = _context(text, start, end)
             if titled or framed:
@@ -270,7 +307,11 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         if not words or end <= start:
             continue
         if any(not _is_name_word(w) for w in words):
-            continue  # "John Street", "Bank Of …": mixed with common words, not a name
+            # "John Street", "Bank Of …": mixed with common words, not a name; but after a title or a
+            # person tag a particle ("El", "Il") is part of the name: <who>Fatima-Zahra El Idrissi</who>
+            if _titled(text, start) and all(_is_name_word(w) or _PARTICLE_ICASE.fullmatch(w) for w in words):
+                out.append((start, end, 0.85))
+            continue
         known = _known(words)
         if len(words) >= 2 and known:
             out.append((start, end, 0.85))
@@ -278,6 +319,8 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         if len(words) < 2 and not known:
             if _titled(text, start):
                 out.append((start, end, 0.85))
+            elif _mononym(text, start, end, words[0]):
+                out.append((start, end, 0.7))
             continue
         titled, framed = _context(text, start, end)
         if titled or (framed and (len(words) >= 2 or known)):
@@ -340,8 +383,10 @@ _HAS_CJK = re.compile(r"[\u3040-\ud7af\u3400-\u9fff]")
 _CASELESS = (
     r"\u0600-\u06ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u0980-\u09ff\u0a80-\u0aff\u0b80-\u0bff"
     r"\u0d80-\u0dff\u10a0-\u10ff\u4e00-\u9fff\u3400-\u4dbf\uac00-\ud7af\u3040-\u30ff\u200c"
+    # Gurmukhi, Oriya, Telugu, Kannada, Malayalam, Lao, Myanmar, Ethiopic, Khmer
+    r"\u0a00-\u0a7f\u0b00-\u0b7f\u0c00-\u0d7f\u0e80-\u0eff\u1000-\u109f\u1200-\u139f\u1780-\u17ff"
 )
-_CASELESS_WORDS = re.compile(r"[" + _CASELESS + r"]+(?:[ ][" + _CASELESS + r"]+){0,3}")
+_CASELESS_WORDS = re.compile(r"[" + _CASELESS + r"]+(?:\.?[ ][" + _CASELESS + r"]+){0,3}")  # "ሰ. ተስፋዬ"
 _CASELESS_CHAR = re.compile(r"[" + _CASELESS + r"]")
 
 

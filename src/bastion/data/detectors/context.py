@@ -191,16 +191,37 @@ def looks_like_names(values: Sequence[str]) -> bool:
 
 
 def masked_shape(value: str) -> str:
-    """Letters become a/A, digits 9, runs of letters collapse ('john.doe@x.org' -> 'a+.a+@a.a+')."""
+    """Letters of every script become a/A, digits 9, runs of letters collapse ('john.doe@x.org' ->
+    'a+.a+@a.a+'; 'Þórður' -> 'Aa+'; 'יעקב' -> 'a+'). Marks join their letter, whitespace (newlines too) is
+    one space, ASCII punctuation stays and any other symbol is '*': a shape never carries a raw letter."""
     shape = value.translate(_SHAPE_TABLE)
     return _LETTER_RUNS.sub(r"\1+", shape)[:40]
 
 
+class _ShapeTable(dict[int, str]):
+    """``str.translate`` table filled on first use of each code point, from its Unicode category."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        cat = unicodedata.category(ch)
+        if cat[0] == "L":
+            out = "A" if cat in ("Lu", "Lt") else "a"
+        elif cat[0] == "N":
+            out = "9"
+        elif cat[0] == "M" or cat == "Cf":
+            out = ""  # combining marks and format characters (zero-width joiners) belong to their letter
+        elif ch.isspace() or cat[0] in ("Z", "C"):
+            out = " "
+        elif code < 128:
+            out = ch  # ASCII punctuation: '@', '.', '-' carry the shape
+        else:
+            out = "*"
+        self[code] = out
+        return out
+
+
 _LETTER_RUNS = re.compile(r"([aA])\1+")
-_SHAPE_TABLE = str.maketrans(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-    "a" * 26 + "A" * 26 + "9" * 10,
-)
+_SHAPE_TABLE = _ShapeTable()
 
 __all__ = [
     "ID_SHAPE",

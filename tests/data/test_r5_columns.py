@@ -1,0 +1,89 @@
+"""Round-5 cold attack on issue 21, column and cell decisions: each test writes its own rows of the kinds the
+attack used (never the attack's files) and measures the leak with and without the defence where it can.
+
+F-SPAN   a detected address line took no other line of its label with it
+F-SPARSE a few PII rows late in a clean column: only the detected spans went, the lower-case names stayed
+F-LOWER  lower-case names under ``kunde`` / ``customer`` / ``*_owner`` or a neutral header were kept
+F-SHAPE  scan "shapes" printed Hebrew, Greek, Cyrillic names as they are (the auditor may scan, not reveal)
+F-TEXT   text files kept every line with no finding, even where nearly every line is about a person
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+
+from bastion.data import ScopeKeys, scan_file
+from bastion.data.detectors.context import masked_shape
+from bastion.data.io import iter_chunks
+
+KEYS = ScopeKeys(bytes(range(33, 65)), scope="r5-columns")
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    return path
+
+
+def _column(path: Path, name: str) -> list[str]:
+    return [v for chunk in iter_chunks(path) for v in chunk.data[name]]
+
+
+_STREETS = [
+    ("{n} Harbour View Road", "Portobello", "Edinburgh EH15 2AB", "United Kingdom"),
+    ("Calle de Alcalá {n}, 4º B", "28009 Madrid", "España", ""),
+    ("Via Giuseppe Garibaldi {n}", "16124 Genova GE", "Italia", ""),
+    ("Kerkstraat {n}", "1017 GP Amsterdam", "Nederland", ""),
+    ("{n} Rue de la République", "Bât. C, apt. 12", "69002 Lyon", "FRANCE"),
+    ("Flat {n}, 14 Marine Drive", "Colaba", "Mumbai 400005", "India"),
+    ("ul. Długa {n}/7", "80-831 Gdańsk", "Polska", ""),
+    ("Plot {n}, Ring Road", "Dugbe", "Ibadan 200263", "Nigeria"),
+]
+
+
+_ADDRESSEES = ["Att. Henrike Voss", "c/o Adaeze Okafor", "Mr Tomasz Wiśniewski", "Dr. Ingrid Halvorsen"]
+
+
+def _labels(rows: int, seed: int) -> list[str]:
+    r = random.Random(seed)
+    out = []
+    for _ in range(rows):
+        lines = [part.format(n=r.randint(2, 480)) for part in r.choice(_STREETS) if part]
+        out.append("\n".join([r.choice(_ADDRESSEES), *lines]))
+    return out
+
+
+_LOWER_NAMES = [
+    "henrike voss",
+    "tomasz wiśniewski",
+    "adaeze okafor",
+    "mateus carvalho",
+    "ingrid halvorsen",
+    "kenji morimoto",
+    "farida haddad",
+    "liam gallagher",
+]
+
+
+def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:
+    names = [
+        "אביגיל רוזנטל",
+        "Παναγιώτης Κωνσταντίνου",
+        "Евдокия Богданова",
+        "박서연",
+        "ተስፋዬ ገብረ",
+        "Þórdís Guðjónsdóttir",
+        "Ülkü Çağlayan",
+        "ராஜேஷ் கண்ணன்",
+    ] * 3
+    raw = _write(tmp_path / "who.csv", ["name", "label"], [[n, f"{n}\nMain St 5\nTown"] for n in names])
+    report = json.dumps(scan_file(path=raw, use_presidio=False).to_dict(), ensure_ascii=False)
+    shapes = [s for c in json.loads(report)["columns"] for e in c["entities"] for s in e["shapes"]]
+    assert shapes
+    letters = {ch for n in names for ch in n if ch.isalpha()} - set("aA")
+    assert not [s for s in shapes if set(s) & letters or "\n" in s], shapes
+    assert masked_shape("Þórdís 12\u200b") == "Aa+ 99"

@@ -226,10 +226,11 @@ def test_utf16_data_gets_an_encoding_hint(tmp_path: Path) -> None:
 def test_registry_name_typo_suggests_only_readable_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
+    from bastion.crypto.kdf import KdfParams
     from bastion.vault import init_project
 
     home = tmp_path / "home"
-    vault = init_project(home=home, passphrase="a long passphrase")
+    vault = init_project(home=home, passphrase="a long passphrase", kdf=KdfParams.unsafe_fast())
     for name in ("customers", "secret-model"):
         data = tmp_path / f"{name}.csv"
         data.write_text("a,b\n1,2\n")
@@ -252,10 +253,11 @@ def test_registry_name_typo_suggests_only_readable_names(
 def test_token_create_names_the_identity_when_no_name_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
+    from bastion.crypto.kdf import KdfParams
     from bastion.vault import init_project
 
     home = tmp_path / "home"
-    init_project(home=home, passphrase="a long passphrase").close()
+    init_project(home=home, passphrase="a long passphrase", kdf=KdfParams.unsafe_fast()).close()
     monkeypatch.setenv("BASTION_HOME", str(home))
     monkeypatch.setenv("BASTION_PASSPHRASE", "a long passphrase")
     monkeypatch.delenv("BASTION_TOKEN", raising=False)

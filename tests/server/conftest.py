@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests._support.inprocess import run_cli
 
 from bastion.crypto.kdf import KdfParams
 from bastion.serve.tls import self_signed_certificate
@@ -76,17 +77,22 @@ class Server:
             timeout=120,
         )
 
+    def run(self, who: str | None, *args: str, cwd: Path | None = None, **extra: str) -> Any:
+        """:meth:`cli` in this process (same environment, working directory and output; see
+        tests/_support/inprocess.py): the real-process checks stay on :meth:`cli`, one per command group."""
+        token = None if who is None else self.tokens.get(who, who)
+        return run_cli(args, env=self.env(token, **extra), cwd=cwd or self.client_home)
+
     def local(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The same command in local mode on the server's home (the passphrase holder is the owner)."""
+        """The same command in local mode on the server's home (the passphrase holder is the owner), in this
+        process (the remote side is what these tests compare it with)."""
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.client_home),
             "BASTION_HOME": str(self.home),
             "BASTION_PASSPHRASE": PASSPHRASE,
         }
-        return subprocess.run(
-            [*CLI, *args], env=env, cwd=self.client_home, capture_output=True, text=True, timeout=120
-        )
+        return run_cli(args, env=env, cwd=self.client_home)
 
 
 def start_server(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow  # one server process, a handful of CLI subprocesses
+pytestmark = pytest.mark.slow  # one server process; the CLI as a subprocess once, in-process otherwise
 
 ROWS = [
     ("name", "email", "visits"),
@@ -57,14 +57,14 @@ def test_data_scientist_protects_but_cannot_reveal_admin_round_trips(server: Any
     assert _error(denied) == "error: alice-ds (data-scientist) may not data:reveal"
     assert not back.exists()
     token = next(row[1] for row in csv.reader(protected.splitlines()[1:]))
-    assert server.cli("alice-ds", "data", "reveal", token).returncode == 2
+    assert server.run("alice-ds", "data", "reveal", token).returncode == 2
 
     # an admin reveals: the file round-trips (every tokenized or FF1 column), and a single token too
-    ok = server.cli("ada-admin", "data", "reveal", "--file", str(out), "--out", str(back))
+    ok = server.run("ada-admin", "data", "reveal", "--file", str(out), "--out", str(back))
     assert ok.returncode == 0, ok.stderr
     revealed = list(csv.reader(back.read_text(encoding="utf-8").splitlines()))
     assert [row[1] for row in revealed] == [row[1] for row in ROWS]
-    one = server.cli("ada-admin", "data", "reveal", token, "--format", "json")
+    one = server.run("ada-admin", "data", "reveal", token, "--format", "json")
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout)["values"] == [ROWS[1][1]]
 
@@ -72,7 +72,7 @@ def test_data_scientist_protects_but_cannot_reveal_admin_round_trips(server: Any
 def test_same_answer_as_local_mode(server: Any, tmp_path: Path) -> None:
     """The JSON a remote protect prints has the same fields and plan as local mode on the server's home."""
     src = _csv(tmp_path / "same.csv")
-    remote = server.cli(
+    remote = server.run(
         "ada-admin", "data", "protect", str(src), "--out", str(tmp_path / "r.csv"), "--format", "json"
     )
     local = server.local("data", "protect", str(src), "--out", str(tmp_path / "l.csv"), "--format", "json")
@@ -84,7 +84,7 @@ def test_same_answer_as_local_mode(server: Any, tmp_path: Path) -> None:
 
 def test_protect_and_push_the_protected_file(server: Any, tmp_path: Path) -> None:
     src = _csv(tmp_path / "visits.csv")
-    r = server.cli(
+    r = server.run(
         "alice-ds",
         "data",
         "protect",
@@ -96,10 +96,10 @@ def test_protect_and_push_the_protected_file(server: Any, tmp_path: Path) -> Non
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "pushed visits-protected:1"
-    shown = server.cli("alice-ds", "registry", "show", "visits-protected:1", "--format", "json")
+    shown = server.run("alice-ds", "registry", "show", "visits-protected:1", "--format", "json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["kind"] == "dataset"
-    prod = server.cli(
+    prod = server.run(
         "alice-ds",
         "data",
         "protect",
@@ -116,14 +116,14 @@ def test_protect_and_push_the_protected_file(server: Any, tmp_path: Path) -> Non
 
 
 def test_refusals_are_one_line(server: Any, tmp_path: Path) -> None:
-    missing = server.cli(
+    missing = server.run(
         "alice-ds", "data", "protect", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")
     )
     assert missing.returncode == 2 and "no such file" in _error(missing)
-    auditor = server.cli(
+    auditor = server.run(
         "aud-auditor", "data", "protect", str(_csv(tmp_path / "a.csv")), "--out", str(tmp_path / "o")
     )
     assert auditor.returncode == 2
     assert _error(auditor) == "error: aud-auditor (auditor) may not data:protect"
-    scan = server.cli("alice-ds", "data", "scan", str(tmp_path / "a.csv"))
+    scan = server.run("alice-ds", "data", "scan", str(tmp_path / "a.csv"))
     assert scan.returncode == 2  # not a remote command: refused rather than run against local keys

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow  # one server process, a handful of CLI subprocesses
+pytestmark = pytest.mark.slow  # one server process; the CLI as a subprocess once, in-process otherwise
 
 KEY = "sha256:" + "5e" * 32
 
@@ -20,16 +20,16 @@ def test_admin_sets_anyone_with_read_shows_a_writer_without_keys_gets_exit_1(
 ) -> None:
     denied = server.cli("alice-ds", "privacy", "budget", "set", KEY, "--epsilon", "9")
     assert denied.returncode == 2 and "may not access:manage" in denied.stderr
-    ok = server.cli("ada-admin", "privacy", "budget", "set", KEY, "--epsilon", "2", "--format", "json")
+    ok = server.run("ada-admin", "privacy", "budget", "set", KEY, "--epsilon", "2", "--format", "json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["epsilon_budget"] == 2.0
-    shown = server.cli("alice-ds", "privacy", "budget", "show", KEY, "--format", "json")
+    shown = server.run("alice-ds", "privacy", "budget", "show", KEY, "--format", "json")
     assert shown.returncode == 0, shown.stderr
     (status,) = (
         json.loads(shown.stdout) if shown.stdout.lstrip().startswith("[") else [json.loads(shown.stdout)]
     )
     assert status["dataset"] == KEY and status["epsilon_remaining"] == 2.0
-    listed = server.cli("ada-admin", "privacy", "budget", "show", "--format", "json")
+    listed = server.run("ada-admin", "privacy", "budget", "show", "--format", "json")
     assert listed.returncode == 0 and KEY in listed.stdout
 
     # the same result as local mode on the server's home
@@ -41,7 +41,7 @@ def test_admin_sets_anyone_with_read_shows_a_writer_without_keys_gets_exit_1(
     with db:
         db.execute("UPDATE privacy_budgets SET epsilon = 1000 WHERE dataset = ?", (KEY,))
     db.close()
-    tampered = server.cli("alice-ds", "privacy", "budget", "show", KEY)
+    tampered = server.run("alice-ds", "privacy", "budget", "show", KEY)
     assert tampered.returncode == 1
     assert "privacy ledger" in tampered.stderr and "Traceback" not in tampered.stderr
     assert "1000" not in tampered.stdout
@@ -50,7 +50,7 @@ def test_admin_sets_anyone_with_read_shows_a_writer_without_keys_gets_exit_1(
 def test_a_builtin_name_resolves_to_its_digest_on_the_client(server: Any) -> None:
     from bastion.privacy.training import ledger_key
 
-    ok = server.cli("ada-admin", "privacy", "budget", "set", "wine", "--epsilon", "1.5", "--format", "json")
+    ok = server.run("ada-admin", "privacy", "budget", "set", "wine", "--epsilon", "1.5", "--format", "json")
     assert ok.returncode == 0, ok.stderr
     got = json.loads(ok.stdout)
     assert got["dataset"] == ledger_key("wine") and got["label"] == "wine"

@@ -27,19 +27,19 @@ def test_team_scenario_on_postgres(team_server: Any, pg_schema_url: str, tmp_pat
     np.save(src / "w.npy", np.arange(256, dtype=np.float32))
     ok = server.cli("alice-ds", "registry", "push", str(src), "--name", "pg-model")
     assert ok.returncode == 0, ok.stderr
-    prod = server.cli("alice-ds", "registry", "push", str(src), "--name", "pg-model", "--env", "prod")
+    prod = server.run("alice-ds", "registry", "push", str(src), "--name", "pg-model", "--env", "prod")
     assert prod.returncode == 2 and "may not registry:push on pg-model in prod" in prod.stderr
-    assert server.cli("dan-deployer", "registry", "push", str(src), "--name", "pg-model").returncode == 2
-    assert server.cli("aud-auditor", "registry", "verify", "pg-model:1").returncode == 0
-    pull = server.cli("aud-auditor", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "o"))
+    assert server.run("dan-deployer", "registry", "push", str(src), "--name", "pg-model").returncode == 2
+    assert server.run("aud-auditor", "registry", "verify", "pg-model:1").returncode == 0
+    pull = server.run("aud-auditor", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "o"))
     assert pull.returncode == 2 and "may not registry:pull" in pull.stderr
-    out = server.cli("alice-ds", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "mine"))
+    out = server.run("alice-ds", "registry", "pull", "pg-model:1", "--out", str(tmp_path / "mine"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "mine" / "w.npy").read_bytes() == (src / "w.npy").read_bytes()
-    listed = server.cli("ada-admin", "token", "list")
+    listed = server.run("ada-admin", "token", "list")
     token_id = next(ln.split("\t")[0] for ln in listed.stdout.splitlines() if "\talice-ds\t" in ln)
-    assert server.cli("ada-admin", "token", "revoke", token_id).returncode == 0
-    after = server.cli("alice-ds", "registry", "list")
+    assert server.run("ada-admin", "token", "revoke", token_id).returncode == 0
+    after = server.run("alice-ds", "registry", "list")
     assert after.returncode == 2 and after.stderr.strip() == "error: invalid API token"
-    verify = server.cli("aud-auditor", "log", "verify")
+    verify = server.run("aud-auditor", "log", "verify")
     assert verify.returncode == 0, verify.stderr

@@ -31,7 +31,7 @@ def test_push_list_show_verify_pull_match_local_mode(server: Any, tmp_path: Path
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.stdout.startswith("pushed rt:1 (dev, manifest ")
     # the same file pushed locally and remotely (single-file push) land under the same relative path
-    single = server.cli("ada-admin", "registry", "push", str(src / "weights.npy"), "--name", "rt-file")
+    single = server.run("ada-admin", "registry", "push", str(src / "weights.npy"), "--name", "rt-file")
     assert single.returncode == 0, single.stderr
     for args in (
         ("registry", "show", "rt:1"),
@@ -41,11 +41,11 @@ def test_push_list_show_verify_pull_match_local_mode(server: Any, tmp_path: Path
         ("registry", "verify", "rt:1", "--format", "json"),
         ("registry", "list", "--kind", "model"),
     ):
-        remote, here = server.cli("ada-admin", *args), server.local(*args)
+        remote, here = server.run("ada-admin", *args), server.local(*args)
         assert remote.returncode == here.returncode == 0, (args, remote.stderr, here.stderr)
         assert remote.stdout == here.stdout, args
     out_r, out_l = tmp_path / "remote-out", tmp_path / "local-out"
-    remote = server.cli("ada-admin", "registry", "pull", "rt:1", "--out", str(out_r), "--format", "json")
+    remote = server.run("ada-admin", "registry", "pull", "rt:1", "--out", str(out_r), "--format", "json")
     here = server.local("registry", "pull", "rt:1", "--out", str(out_l), "--format", "json")
     assert remote.returncode == here.returncode == 0, (remote.stderr, here.stderr)
     assert json.loads(remote.stdout) == json.loads(here.stdout)
@@ -62,7 +62,7 @@ def test_push_list_show_verify_pull_match_local_mode(server: Any, tmp_path: Path
     assert not any(p.name.startswith(".bastion-pull-") for p in out_r.iterdir())
     # errors read the same too
     for args in (("registry", "show", "nope:1"), ("registry", "pull", "rt:1", "--out", str(out_r))):
-        remote, here = server.cli("ada-admin", *args), server.local(*args)
+        remote, here = server.run("ada-admin", *args), server.local(*args)
         assert remote.returncode == here.returncode != 0
         assert remote.stderr == here.stderr, args
 
@@ -113,5 +113,5 @@ def test_push_tar_escapes_are_refused(server: Any, evil: tuple[tarfile.TarInfo, 
     assert not list(spool.iterdir())  # the spool directory is gone with the request
     assert not (spool.parent / "escaped.txt").exists() and not (server.home / "escaped.txt").exists()
     assert not Path("/tmp/escaped-abs.txt").exists()
-    listed = server.cli("ada-admin", "registry", "show", "evil")
+    listed = server.run("ada-admin", "registry", "show", "evil")
     assert listed.returncode == 2 and "no artifact named 'evil'" in listed.stderr

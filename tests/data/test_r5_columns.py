@@ -15,8 +15,7 @@ import json
 import random
 from pathlib import Path
 
-
-from bastion.data import ScopeKeys, scan_file
+from bastion.data import Label, ScopeKeys, protect_file, scan_file
 from bastion.data.detectors.context import masked_shape
 from bastion.data.io import iter_chunks
 
@@ -67,6 +66,24 @@ _LOWER_NAMES = [
     "farida haddad",
     "liam gallagher",
 ]
+
+
+def test_lower_case_names_under_person_headers_and_neutral_headers(tmp_path: Path) -> None:
+    r = random.Random(3)
+    given = ["ana", "joão", "mette", "kwabena", "yusuf", "elif", "dmitri", "sofía", "haruto", "nadia"]
+    family = ["pereira", "lindqvist", "asante", "yılmaz", "kuznetsov", "romero", "sato", "benali", "novak"]
+    names = [f"{r.choice(given)} {r.choice(family)}" for _ in range(150)]
+    products = [r.choice(["blue cotton shirt", "red wool scarf", "black leather belt", "grey denim jacket"])
+                for _ in range(150)]  # fmt: skip
+    header = ["kunde", "customer", "email_owner", "account_contact", "who", "item"]
+    raw = _write(tmp_path / "lower.csv", header, [[n, n, n, n, n, p] for n, p in zip(names, products)])
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
+    for col in header[:-1]:
+        assert res.report.column(col).label == Label.pii, col
+        out = _column(tmp_path / "o.csv", col)
+        assert not [v for v, o in zip(names, out) if v in o], col
+    assert res.report.column("item").label == Label.internal
+    assert _column(tmp_path / "o.csv", "item") == products
 
 
 def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:

@@ -234,7 +234,8 @@ class _Acc:
         # whose header names a sensitive entity, or whose main entity is sensitive and fills whole cells
         # (>= 20 %), stays a column protected whole, whatever the other cells look like.
         sensitive_header = any(
-            _entity_label(e, policy) in (Label.pii, Label.secret) for e, _ in column_hints(self.name)
+            _entity_label(e, policy) in (Label.pii, Label.secret)
+            for e, _ in column_hints(self.name, roles=False)
         )
         main_sensitive = (
             primary is not None

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from bastion.data import entities as E
 from bastion.data._dates import DATE_PATTERN
-from bastion.data._names import SHAPE_ONLY_CONFIDENCE, name_like_value
+from bastion.data._names import SHAPE_ONLY_CONFIDENCE, lexicon, name_like_value
 from bastion.data.detectors.interface import Span
 
 _DATE_RE = DATE_PATTERN.pattern
@@ -125,21 +125,39 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
         re.compile(_DATE_RE + r"|(?:19|20)\d\d-(?:0[1-9]|1[0-2])|(?:19|20)\d\d"),
     ),
 )
+# Headers naming the person a row is about rather than a name field (issue 21 r5 F-LOWER: lower-case names
+# under ``kunde``, ``customer``, ``email_owner`` were kept): a hint when the values are shaped like names in
+# any case (letters, apostrophes, hyphens, dots; one to six words), but not a sensitive header by itself (a
+# ``customer`` column of JSON objects is still parsed key by key).
+_NAME_WORDS = r"[^\W\d_]+(?:['\u2019.-][^\W\d_]*)*"
+_ROLE_HINT = (
+    E.PERSON,
+    re.compile(
+        r"^(customers?|clients?|kunden?|klant|cliente|contact|contact_person|ansprechpartner|owner|patient|"
+        r"employee|guest|passenger|buyer|tenant|subscriber|member|applicant|insured|policyholder|addressee|"
+        r"consignee|payee|payer|debtor|borrower)$|(^|_)(owner|holder|customer|kunde|client)$"
+    ),
+    re.compile(r"[ ]*" + _NAME_WORDS + r"(?:,?[ ]+" + _NAME_WORDS + r"){0,5}[ ]*"),
+)
 PERSON_HINT = next(h for h in _NAME_HINTS if h[0] == E.PERSON)
 ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]")
 
 
-def column_hints(column: str | None) -> list[tuple[str, re.Pattern[str]]]:
-    """Entities a column's name suggests, with the value shape each one expects."""
+def column_hints(column: str | None, *, roles: bool = True) -> list[tuple[str, re.Pattern[str]]]:
+    """Entities a column's name suggests, with the value shape each one expects (``roles``: also headers
+    that name the person a row is about, such as ``customer``, not a sensitive header by themselves)."""
     if not column:
         return []
     norm = norm_name(column)
     raw = re.sub(r"\s+", "_", column.strip().lower())  # headers in non-Latin scripts, which norm_name drops
-    return [
+    out = [
         (entity, shape)
         for entity, name_re, shape in _NAME_HINTS
         if name_re.search(norm) or (raw != norm and name_re.search(raw))
     ]
+    if roles and not any(e == E.PERSON for e, _ in out) and _ROLE_HINT[1].search(norm):
+        out.append((E.PERSON, _ROLE_HINT[2]))
+    return out
 
 
 def drop_stray_names(
@@ -163,6 +181,14 @@ def drop_stray_names(
     return spans if prose else []  # prose: a name in a sentence is a name
 
 
+def _mostly_known(value: str) -> bool:
+    """At least half the words of a one-case value are given or family names of the lists ("ana da silva"
+    yes; "red wool scarf", "cape town" no)."""
+    first, last = lexicon()
+    words = [w.casefold().strip(".") for w in value.replace(",", " ").split()]
+    return 2 * sum(1 for w in words if w in first or w in last) >= len(words)
+
+
 def looks_like_names(values: Sequence[str]) -> bool:
     """Value distribution test: most non-empty values are shaped like names and many use known name words.
 
@@ -171,18 +197,27 @@ def looks_like_names(values: Sequence[str]) -> bool:
     product or city columns repeat their values); single words (a given-name or family-name column without
     a telling header) need 80 % known.
     """
-    seen = shaped = known = multi = 0
+    seen = shaped = known = multi = recased = 0
     for v in values:
         if not v:
             continue
         seen += 1
         is_shape, is_known = name_like_value(v)
+        if not is_shape and " " in v.strip() and (v.islower() or v.isupper()):
+            # "ana da silva", "JOHN SMITH": case says nothing, so the known words must say more (below).
+            is_shape, _ = name_like_value(v.title())
+            recased += is_shape
+            is_known = _mostly_known(v)
         shaped += is_shape
         known += is_shape and is_known
         multi += is_shape and (" " in v.strip())
     if seen < 5:
         return False
     distinct = len({v for v in values if v})
+    if recased >= 0.5 * seen:
+        # Multi-word values in one case throughout: no capitals to go by, so more known name words are
+        # needed than for "Given Family" (lower-case product names and places must stay out).
+        return multi >= 0.8 * seen and shaped >= 0.9 * seen and known >= 0.5 * seen and distinct >= 0.5 * seen
     if multi >= 0.8 * seen and shaped >= 0.9 * seen and known >= 0.15 * seen and distinct >= 0.5 * seen:
         return True  # "Given Family" in nearly every cell, a few known words: mostly names outside the lists
     if multi >= 0.5 * seen:

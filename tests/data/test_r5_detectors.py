@@ -41,7 +41,7 @@ NATIONAL = (
     ("pnr 581102-1178 bekräftat", "581102-1178"),
     ("ref 20010730-9056 in the ticket", "20010730-9056"),
     ("fødselsnr: 14067942338", "14067942338"),
-    ("K4411|Ola Nordmann|03026518805", "03026518805"),
+    ("kunde 4411, fnr 03026518805", "03026518805"),
     ("caller gave her number as 270988 37146 twice", "270988 37146"),
     ("tax file number 174 490 177 on the form", "174 490 177"),
     ("TFN: 434712523", "434712523"),
@@ -56,6 +56,7 @@ NOT_NATIONAL = (
     "ITIN 912-93-0147",  # group 93 is never issued
     "id 440306195804124931",  # wrong check character
     "build 2024112615301 passed",
+    "order 14067942338 shipped",  # eleven digits that happen to pass the fødselsnummer checks, no keyword
 )
 
 
@@ -82,6 +83,13 @@ def test_bare_ids_under_an_id_key_in_json_cells() -> None:
         value = cell.split('"doc": "')[1].rstrip('"}')
         spans = [cell[a:b] for a, b, _e in rows.get(r, [])]
         assert value in spans, (cell, spans)
+
+
+def test_bare_ids_in_delimited_cells_of_a_pii_column_are_protected(tmp_path: Path) -> None:
+    ids = ["03026518805", "14067942338", "27098837146", "174490177", "7403154821"]
+    cells = [f"K{4400 + i}|Kari Nordmann|+47 912 34 567|{ids[i % len(ids)]}" for i in range(30)]
+    out = _protect_column(tmp_path, "customer_record", cells)
+    assert [v for v in ids if v in out] == []
 
 
 # ---- F-DSN: passwords inside URLs / connection strings ------------------------------------------------
@@ -230,7 +238,12 @@ def test_short_and_compact_dates_without_birth_word_are_not_birth_dates(dets, te
 
 # ---- F-DECOY: dated build numbers are not phones; digit runs inside hashes are not cards --------------
 def test_dated_build_numbers_are_not_phones(dets) -> None:
-    for text in ("build 2023.06.14.2207", "artifact 2019-12-01-44", "release 2025.01.09.118 rolled out"):
+    for text in (
+        "build 2023.06.14.2207",
+        "artifact 2019-12-01-44",
+        "release 2025.01.09.118 rolled out",
+        "build 2027.4.0.5512",
+    ):
         assert detect_text(text, detectors=dets) == [], text
     for text in ("tel 070.345.9821", "call 06.41.27.88.19"):  # dotted phones stay phones
         assert _found(text, dets, "PHONE_NUMBER"), text

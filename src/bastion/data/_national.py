@@ -234,10 +234,16 @@ FORMATS: tuple[IdFormat, ...] = (
     IdFormat(
         "se.personnummer",
         NATIONAL_ID,
-        _B + r"(?:19|20)?\d{6}[-+]\d{4}" + _E,
+        _B + r"\d{6}[-+]\d{4}" + _E,
         _std_check("se", "personnummer"),
     ),
-    IdFormat("no.fodselsnummer", NATIONAL_ID, _B + r"\d{6}[ ]?\d{5}" + _E, _std_check("no", "fodselsnummer")),
+    IdFormat(
+        "se.personnummer",
+        NATIONAL_ID,
+        _B + r"(?:19|20)\d{6}-\d{4}" + _E,
+        _std_check("se", "personnummer"),
+    ),
+    IdFormat("no.fodselsnummer", NATIONAL_ID, _B + r"\d{6}[ ]\d{5}" + _E, _std_check("no", "fodselsnummer")),
     IdFormat("fi.hetu", NATIONAL_ID, _B + r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Ya-y]" + _E, _std_check("fi", "hetu")),
     IdFormat("us.itin", NATIONAL_ID, _B + r"9\d\d([- ])\d\d\1\d{4}" + _E, itin_valid),
     # ---- weak: bare digits, keyword needed in free text ----------------------------------------------
@@ -258,6 +264,10 @@ FORMATS: tuple[IdFormat, ...] = (
         "au.tfn", NATIONAL_ID, _B + r"\d{3}[ ]?\d{3}[ ]?\d{3}" + _E, _std_check("au", "tfn"), _ID_CONTEXT
     ),
     IdFormat("us.itin", NATIONAL_ID, _B + r"9\d{8}" + _E, itin_valid, _ID_CONTEXT),
+    # bare eleven digits pass the two mod-11 digits and the date about once in 3,000: a keyword is needed
+    IdFormat(
+        "no.fodselsnummer", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("no", "fodselsnummer"), _ID_CONTEXT
+    ),
     IdFormat("dk.cpr", NATIONAL_ID, _B + r"\d{6}-?\d{4}" + _E, _std_check("dk", "cpr"), _CPR_CONTEXT),
     # ---- travel and driving documents ----------------------------------------------------------------
     IdFormat(

@@ -37,8 +37,9 @@ _IPV4_LIKE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # the IP detector's
 _IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?:[ ]?[A-Z0-9]{4})*[ ]?$")
 _DECIMAL = re.compile(r"\d+[.,]\d+")  # 48.85660, a coordinate or an amount
 _VERSION_LIKE = re.compile(r"\d{1,3}(?:\.\d+)*\.\d(?:\.\d+)*")  # 10.0.19041.1: a version, not a phone
-# 2024.11.26.3704, 2024-11-26-17: a calendar date with more numbers after it is a dated build or batch number.
-_DATED_BUILD = re.compile(r"(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?:\1\d+)+")
+# 2024.11.26.3704, 2026.5.0.8871, 2024-11-26-17: a year, two short numbers and more after them is a dated
+# build, release or batch number (CalVer), not a phone.
+_DATED_BUILD = re.compile(r"(?:19|20)\d\d([-/.])\d{1,2}\1\d{1,2}(?:\1\d+)+")
 
 
 @cache

@@ -17,7 +17,8 @@ from bastion.data._dates import (
     date_parts,
     validate_date,
 )
-from bastion.data.detectors._common import SEP, birth_word, whole
+from bastion.data._national import keywords
+from bastion.data.detectors._common import BIRTH_CONTEXT, NEVER, SEP, birth_word, whole
 from bastion.data.detectors.interface import Detector, Family
 
 
@@ -30,20 +31,42 @@ def _v_compact_birth(m: re.Match[str]) -> tuple[int, int] | None:
     return whole(m)
 
 
-def _v_short_birth(m: re.Match[str]) -> tuple[int, int] | None:
-    """``08/02/84``, ``22-DEC-72`` only right after a birth word ("DOB", "geb.", "born" …)."""
-    i = m.start()
-    if i > 0 and (m.string[i - 1] in "/.-_" or m.string[i - 1].isalnum()):
-        return None
-    if date_parts(m) is None:
-        return None
-    return _v_compact_birth(m)
+# Birth words as a case-variant literal alternation (scanned fast; BIRTH_CONTEXT confirms the hit).
+_BIRTH_WORDS = keywords(
+    "dob|d.o.b|born|birth|geb|geboren|geburt|sinh|née|nee|né|naissance|nacimiento|nacido|nacida|nato|nata|"
+    "nascita|nascido|geboortedatum|født|fødd|född|syntynyt|urodzon|doğum|рожд|родил|生年月日|出生|생년월일"
+)
+_SHORT_WINDOW = 30
+
+
+def _short_birth(text: str) -> list[tuple[int, int, float]]:
+    """``08/02/84``, ``22-DEC-72`` only right after a birth word ("DOB", "geb.", "born" …): the birth word
+    is searched first, the date in the few characters after it (same cell)."""
+    out: list[tuple[int, int, float]] = []
+    pos = 0
+    for kw in _BIRTH_WORDS.finditer(text):
+        lo = max(kw.end(), pos)
+        hi = min(len(text), kw.end() + _SHORT_WINDOW)
+        cut = text.find(SEP, lo, hi)
+        if cut != -1:
+            hi = cut
+        if not BIRTH_CONTEXT.search(text, kw.start(), kw.end() + 4):
+            continue  # a short keyword inside a longer word ("geb" in "Gebühr")
+        for m in SHORT_YEAR_DATE.finditer(text, lo, hi):
+            i = m.start()
+            if i > 0 and (text[i - 1] in "/.-_" or text[i - 1].isalnum()):
+                continue
+            if date_parts(m) is not None:
+                out.append((m.start(), m.end(), 0.6))
+                pos = m.end()
+                break
+    return out
 
 
 DATE = Detector(E.DATE, DATE_PATTERN, 0.6, validate_date)
 MONTH_FIRST = Detector(E.DATE, MONTH_FIRST_DATE, 0.6, validate_date)
 COMPACT_BIRTH = Detector(E.DATE_OF_BIRTH, COMPACT_DATE, 0.6, _v_compact_birth)
-SHORT_BIRTH = Detector(E.DATE_OF_BIRTH, SHORT_YEAR_DATE, 0.6, _v_short_birth)
+SHORT_BIRTH = Detector(E.DATE_OF_BIRTH, NEVER, 0.6, finder=_short_birth, needs=SHORT_YEAR_DATE)
 
 FAMILY = Family(
     name="dates",

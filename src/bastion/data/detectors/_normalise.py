@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 # Format characters (Unicode category Cf) that render as nothing: soft hyphen, Mongolian vowel separator,
 # zero-width space/non-joiner/joiner, LRM/RLM, bidi embeddings and isolates, word joiner and invisible
@@ -57,8 +59,35 @@ class Normalised:
         return self.index[start], self.index[end - 1] + 1
 
 
+# A superset of ``_SUSPECT`` for RE2 (no backreference): four separators each followed by one character
+# that is not a separator. On a long text (a column chunk) one RE2 pass rules most chunks out, several times
+# faster than Python's engine.
+_SUSPECT_RE2 = "[" + FORMAT_CHARS + "]|(?:[" + _SEPARATORS + r"][^\x00" + _SEPARATORS + r"]){4}"
+_RE2_MIN_CHARS = 2048
+
+
+@cache
+def _re2_suspect() -> Any:
+    try:
+        import re2
+
+        options = re2.Options()
+        options.log_errors = False
+        return re2.compile(_SUSPECT_RE2, options)
+    except Exception:  # RE2 missing or refusing the pattern: Python's engine only
+        return None
+
+
 def suspect(text: str) -> bool:
     """``text`` may hold a smuggling trick (a format character or a separator run): cheap, no allocation."""
+    fast = _re2_suspect() if len(text) >= _RE2_MIN_CHARS else None
+    if fast is not None:
+        try:
+            found = fast.search(text) is not None
+        except Exception:  # lone surrogates (not UTF-8): Python's engine decides
+            found = True
+        if not found:
+            return False
     return _SUSPECT.search(text) is not None
 
 

@@ -290,3 +290,25 @@ def test_names_with_context_found(dets, text: str, name: str) -> None:
 @pytest.mark.parametrize("text", NOT_NAMED)
 def test_common_words_after_person_nouns_are_not_names(dets, text: str) -> None:
     assert _found(text, dets, "PERSON") == [], text
+
+
+# ---- F-LEN: token length no longer tells the value's length --------------------------------------------
+def test_token_length_is_bucketed_and_tokens_reveal() -> None:
+    keys = ScopeKeys(bytes(range(32)), scope="crm")
+    short = ["A", "Li", "Ngozi Eze", "078-05-1120", "1984-03-03", "x" * 15]
+    assert len({len(keys.token(v)) for v in short}) == 1  # one length for every value up to 15 bytes
+    assert len(keys.token("x" * 16)) > len(keys.token("x" * 15))
+    for v in [*short, "", "Chukwuemeka Okonkwo-Adeyemi", "é" * 40, "x" * 200, "a\x80\x00"]:
+        assert keys.reveal(keys.token(v)) == v
+    assert keys.token("Ngozi Eze") == ScopeKeys(bytes(range(32)), scope="crm").token("Ngozi Eze")
+
+
+def test_tokens_made_before_padding_still_reveal() -> None:
+    # Made by the unpadded format (AES-SIV over the bare value, associated data "bastion-token-v1").
+    keys = ScopeKeys(bytes(range(32)), scope="crm")
+    assert keys.reveal("tok_KYNij-nFRVT0nQwJOGMtzMN9VWdks8yCsor57y9Ow1mypYDK") == "jane.doe@example.org"
+    assert keys.reveal("tok_1sJXIqmBU0e3kAZYpQ3egycQ3PeNLS_CD6Wg") == "078-05-1120"
+    from bastion.errors import CryptoError
+
+    with pytest.raises(CryptoError):
+        ScopeKeys(bytes(range(32)), scope="hr").reveal("tok_1sJXIqmBU0e3kAZYpQ3egycQ3PeNLS_CD6Wg")

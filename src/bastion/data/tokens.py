@@ -6,8 +6,13 @@ same value gives the same token under the same scope and joins keep working), a 
 (NIST SP 800-38G) and an HMAC-SHA256 key. The scope name is bound as associated data / tweak, so tokens of
 one scope never decrypt under another.
 
-Token format: ``tok_`` + unpadded base64url of SIV || ciphertext. Any failure to reveal (wrong scope, edited
-token, not a token) raises one opaque :class:`~bastion.errors.CryptoError`.
+Token format: ``tok_`` + unpadded base64url of SIV || ciphertext. The plaintext is padded (ISO/IEC 7816-4:
+``0x80`` then zeros) to a multiple of 16 bytes (at least 16; above 64 bytes, a multiple of 64) before it is
+encrypted, so a token's length says only which bucket the value's length falls in: every value up to 15 bytes
+(a name, an SSN, a date) gives a token of the same length (issue 21 attack21b F-LEN). Padded tokens carry the
+associated data ``bastion-token-v2``; tokens made before padding (``bastion-token-v1``, ciphertext as long as
+the value) still reveal. Any failure to reveal (wrong scope, edited token, not a token) raises one opaque
+:class:`~bastion.errors.CryptoError`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,23 @@ TOKEN_RE = re.compile(r"tok_[A-Za-z0-9_-]{22,}")
 MIN_FPE_DIGITS = len(str(MIN_DOMAIN)) - 1  # 10**6 >= FF1's minimum domain
 
 
+PAD_BUCKET = 16  # plaintext lengths are rounded up to this many bytes (at least one bucket) …
+PAD_LARGE_BUCKET = 64  # … and above this length to multiples of it
+
+
+def _pad(raw: bytes) -> bytes:
+    n = len(raw) + 1
+    step = PAD_BUCKET if n <= PAD_LARGE_BUCKET else PAD_LARGE_BUCKET
+    return raw + b"\x80" + b"\x00" * (-n % step)
+
+
+def _unpad(padded: bytes) -> bytes:
+    body = padded.rstrip(b"\x00")
+    if not body.endswith(b"\x80"):
+        raise ValueError("bad padding")
+    return body[:-1]
+
+
 def _derive(dek: bytes, info: bytes, length: int) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(dek)
 
@@ -42,7 +64,8 @@ class ScopeKeys:
         if len(dek) < 32:
             raise InvalidInput("a data key must be at least 32 bytes")
         self.scope = scope
-        self._ad = [b"bastion-token-v1", scope.encode("utf-8")]
+        self._ad = [b"bastion-token-v2", scope.encode("utf-8")]  # padded plaintexts
+        self._ad_v1 = [b"bastion-token-v1", scope.encode("utf-8")]  # tokens made before padding
         self._siv = AESSIV(_derive(dek, b"bastion/data/aes-siv", 64))
         self._ff1 = FF1(_derive(dek, b"bastion/data/ff1", 32), 10)
         self._mac_key = _derive(dek, b"bastion/data/hmac", 32)
@@ -50,7 +73,7 @@ class ScopeKeys:
 
     # Deterministic tokens --------------------------------------------------------------------------------
     def token(self, value: str) -> str:
-        ct = self._siv.encrypt(value.encode("utf-8"), self._ad)
+        ct = self._siv.encrypt(_pad(value.encode("utf-8")), self._ad)
         return TOKEN_PREFIX + base64.urlsafe_b64encode(ct).rstrip(b"=").decode("ascii")
 
     def reveal(self, token: str) -> str:
@@ -59,7 +82,10 @@ class ScopeKeys:
                 raise ValueError
             body = token[len(TOKEN_PREFIX) :]
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            return self._siv.decrypt(raw, self._ad).decode("utf-8")
+            try:
+                return _unpad(self._siv.decrypt(raw, self._ad)).decode("utf-8")
+            except InvalidTag:
+                return self._siv.decrypt(raw, self._ad_v1).decode("utf-8")  # a token made before padding
         except (ValueError, InvalidTag, UnicodeDecodeError) as exc:
             raise CryptoError("token does not reveal under this scope") from exc
 
@@ -87,4 +113,12 @@ class ScopeKeys:
         return HMAC_PREFIX + digest[:32]
 
 
-__all__ = ["HMAC_PREFIX", "MIN_FPE_DIGITS", "TOKEN_PREFIX", "TOKEN_RE", "ScopeKeys"]
+__all__ = [
+    "HMAC_PREFIX",
+    "MIN_FPE_DIGITS",
+    "PAD_BUCKET",
+    "PAD_LARGE_BUCKET",
+    "TOKEN_PREFIX",
+    "TOKEN_RE",
+    "ScopeKeys",
+]

@@ -104,3 +104,33 @@ def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:
     letters = {ch for n in names for ch in n if ch.isalpha()} - set("aA")
     assert not [s for s in shapes if set(s) & letters or "\n" in s], shapes
     assert masked_shape("Þórdís 12\u200b") == "Aa+ 99"
+
+
+def test_value_split_across_adjacent_columns_is_protected_in_both(tmp_path: Path) -> None:
+    r = random.Random(21)
+    rows = []
+    for i in range(120):
+        ssn = f"{r.randint(101, 665)}-{r.randint(10, 99)}-{r.randint(1000, 9999)}"
+        user, domain = (
+            f"{r.choice(_LOWER_NAMES).replace(' ', '.')}{i}",
+            r.choice(["mailbox.example", "post.example.org"]),
+        )
+        # Decoys beside each other: a bay number after a depot code, a quantity after a price, date parts.
+        decoys = [
+            f"{r.randint(10000, 99999)}",
+            str(r.randint(1, 200)),
+            f"{r.randint(1, 999)}.{r.randint(0, 99):02d}",
+        ]
+        rows.append(
+            [ssn[:7], ssn[7:], user, domain, *decoys, str(r.randint(1, 9)), "2024", f"{r.randint(1, 12):02d}"]
+        )
+    header = ["a1", "a2", "u", "d", "depot", "bay", "price", "qty", "year", "month"]
+    raw = _write(tmp_path / "split.csv", header, rows)
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
+    for col, entity in (("a1", "US_SSN"), ("a2", "US_SSN"), ("u", "EMAIL_ADDRESS"), ("d", "EMAIL_ADDRESS")):
+        report = res.report.column(col)
+        assert (report.label, report.kind, report.primary_entity) == (Label.pii, "structured", entity), col
+        assert all(v.startswith("tok_") for v in _column(tmp_path / "o.csv", col)), col
+    for j, col in enumerate(header[4:], start=4):
+        assert res.report.column(col).label != Label.pii, col
+        assert _column(tmp_path / "o.csv", col) == [row[j] for row in rows], col

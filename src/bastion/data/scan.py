@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bastion.data import entities as E
+from bastion.data._split import split_entities
 from bastion.data.detectors import ColumnHits, all_detectors, column_hints, detect_text, detect_values
 from bastion.data.entities import Action, Label
 from bastion.data.io import (
@@ -148,6 +149,7 @@ class _Acc:
     shape_seen: int = 0  # non-empty cells sampled for the two counts above
     years: Counter[int] = field(default_factory=Counter)  # first 4-digit year of each sampled short cell
     timed: int = 0  # sampled short cells with a time of day (event timestamps)
+    split: str | None = None  # the entity this column holds one half of, with its neighbour (F-SPLIT)
 
     def add_shape(self, values: Sequence[str]) -> None:
         from bastion.data._cells import looks_structured
@@ -217,6 +219,11 @@ class _Acc:
             for e, n in self.counts.most_common()
         )
         found = [ev.entity for ev in evidence]
+        if self.split is not None and self.split not in found:
+            # Half of a value split across adjacent columns: the column holds it in every cell (whole).
+            share = EntityEvidence(self.split, self.non_empty, 1.0, 0.6, "adjacent-columns", (), ())
+            evidence, found = (share, *evidence), [self.split, *found]
+            self.full[self.split] = self.non_empty
         labels = [_entity_label(e, policy) for e in found]
         label = E.max_label(labels) if labels else Label.internal
         qi = any(e in E.QUASI_IDENTIFIERS for e in found)
@@ -244,6 +251,7 @@ class _Acc:
         )
         sparse = (
             not text
+            and self.split is None
             and not sensitive_header
             and self.non_empty >= SPARSE_MIN_CELLS
             and bool(found)
@@ -363,6 +371,16 @@ def scan_file(
             acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))  # earlier rows lacked the key
             acc.add(detect_values(chunk.data[name], column=name, detectors=detectors), chunk.row_offset)
             acc.add_shape(chunk.data[name])
+        if chunk.row_offset == 0 and len(chunk.columns) > 1:
+            halves = split_entities(
+                chunk.columns,
+                chunk.data,
+                detectors=detectors,
+                label_of=lambda e: _entity_label(e, pol),
+                skip=lambda c: bool(accs[c].counts),  # a column with findings of its own is no lone half
+            )
+            for name, entity in halves.items():
+                accs[name].split = entity
         for name, acc in accs.items():  # a JSONL key absent from this chunk: count its rows as empty
             if name not in chunk.data:
                 acc.rows += chunk.n_rows

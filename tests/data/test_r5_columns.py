@@ -15,9 +15,14 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from bastion.data import Label, ScopeKeys, protect_file, scan_file
 from bastion.data.detectors.context import masked_shape
 from bastion.data.io import iter_chunks
+from bastion.data.policy import policy_from_mapping
+from bastion.data.transforms import widen_spans
+from bastion.errors import InvalidInput
 
 KEYS = ScopeKeys(bytes(range(33, 65)), scope="r5-columns")
 
@@ -54,6 +59,64 @@ def _labels(rows: int, seed: int) -> list[str]:
         lines = [part.format(n=r.randint(2, 480)) for part in r.choice(_STREETS) if part]
         out.append("\n".join([r.choice(_ADDRESSEES), *lines]))
     return out
+
+
+def test_address_block_goes_whole_with_its_detected_line(tmp_path: Path) -> None:
+    """No line of a shipping label survives, detected or not; prose beside an address keeps its words."""
+    labels = _labels(160, seed=5)
+    notes = ["Parcel left with the neighbour, customer informed by phone yesterday evening."] * 160
+    raw = _write(tmp_path / "ship.csv", ["ship_label", "notes"], [[a, b] for a, b in zip(labels, notes)])
+    res = protect_file(path=raw, out=tmp_path / "out.csv", keys=KEYS, use_presidio=False)
+    assert res.report.column("ship_label").label == Label.pii
+    assert res.report.column("ship_label").kind == "free_text"  # span by span: the path that leaked
+    out = _column(tmp_path / "out.csv", "ship_label")
+    kept = [(a, b) for a, b in zip(labels, out) if any(len(line) > 3 and line in b for line in a.split("\n"))]
+    assert not kept, kept[:3]
+    assert _column(tmp_path / "out.csv", "notes") == notes
+
+
+def test_widen_spans_block_rules() -> None:
+    def show(value: str, spans: list[tuple[int, int, str]]) -> str:
+        out, pos = [], 0
+        for a, b, e in widen_spans(value, spans):
+            out += [value[pos:a], f"<{e}>"]
+            pos = b
+        return "".join([*out, value[pos:]])
+
+    label = "Henrike Voss\nAm Sandtorkai 41\n20457 Hamburg\nDeutschland"
+    assert show(label, [(13, 29, "STREET_ADDRESS")]) == "<STREET_ADDRESS>"
+    assert show(label, [(0, 12, "PERSON")]) == "<PERSON>"  # a name filling the first line of a label
+    # A span ending inside a hyphenated word takes the whole word.
+    assert show("4 Rue Saint-Honoré", [(0, 12, "STREET_ADDRESS")]) == "<STREET_ADDRESS>"
+    # Sentences around the block stay; the block in the middle goes.
+    note = "Customer moved house.\nNew address:\nAm Sandtorkai 41\n20457 Hamburg\n\nRefund was sent today."
+    assert show(note, [(35, 51, "STREET_ADDRESS")]) == (
+        "Customer moved house.\nNew address:\n<STREET_ADDRESS>\n\nRefund was sent today."
+    )
+    # An address inside a long sentence: only the address (whole words).
+    prose = "The courier could not find Am Sandtorkai 41 so the parcel went back to the depot in the end"
+    assert show(prose, [(27, 43, "STREET_ADDRESS")]) == (
+        "The courier could not find <STREET_ADDRESS> so the parcel went back to the depot in the end"
+    )
+    # A name inside a one-line sentence is not a label line.
+    assert show("I spoke to Henrike Voss today", [(11, 23, "PERSON")]) == "I spoke to <PERSON> today"
+    # A secret merged into a block stays a secret (redacted, not tokenized).
+    block = "Am Sandtorkai 41\nkey sk_live_x\n20457 Hamburg"
+    merged = widen_spans(block, [(0, 16, "STREET_ADDRESS"), (21, 30, "SECRET")])
+    assert merged == [(0, len(block), "SECRET")]
+
+
+def test_policy_whole_protects_every_cell_and_excludes_prose(tmp_path: Path) -> None:
+    notes = ["the parcel arrived late and the box was damaged on arrival at the depot"] * 30
+    raw = _write(tmp_path / "n.csv", ["remarks"], [[n] for n in notes])
+    policy = policy_from_mapping({"columns": {"remarks": {"whole": True, "label": "pii"}}})
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, policy=policy, use_presidio=False)
+    assert res.report.column("remarks").kind == "structured"
+    assert all(v.startswith("tok_") for v in _column(tmp_path / "o.csv", "remarks"))
+    with pytest.raises(InvalidInput, match="exclude"):
+        policy_from_mapping({"columns": {"remarks": {"whole": True, "prose": True}}})
+    with pytest.raises(InvalidInput, match="true or false"):
+        policy_from_mapping({"columns": {"remarks": {"whole": "yes"}}})
 
 
 _LOWER_NAMES = [

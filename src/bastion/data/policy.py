@@ -24,6 +24,8 @@ A policy TOML overrides them; unknown tables, keys, labels or actions raise
     quasi_identifier = false
     [columns.notes]
     prose = true               # span replacement only; cells with nothing detected are kept
+    [columns.ship_label]
+    whole = true               # every non-empty cell protected whole, never span by span
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ _TOP = frozenset({"defaults", "options", "columns"})
 _OPTIONS = frozenset(
     {"token_scope", "date_granularity", "zip_digits", "age_band", "mask_keep_last", "mac_address"}
 )
-_COLUMN_KEYS = frozenset({"action", "label", "quasi_identifier", "entity", "prose"})
+_COLUMN_KEYS = frozenset({"action", "label", "quasi_identifier", "entity", "prose", "whole"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class ColumnRule:
     # True: the column is prose, protected span by span; cells with no detection are kept. Otherwise a
     # free-text pii column fails closed: cells with no detection get the column's action whole.
     prose: bool = False
+    # True: every non-empty cell gets the column's action whole, whatever it looks like (free text too).
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,12 +137,18 @@ def policy_from_mapping(data: Mapping[str, Any], *, token_scope: str | None = No
         prose = rule.get("prose", False)
         if not isinstance(prose, bool):
             raise InvalidInput(f"policy [columns.{name}].prose must be true or false")
+        whole = rule.get("whole", False)
+        if not isinstance(whole, bool):
+            raise InvalidInput(f"policy [columns.{name}].whole must be true or false")
+        if whole and prose:
+            raise InvalidInput(f"policy [columns.{name}]: prose and whole exclude each other")
         columns[str(name)] = ColumnRule(
             action=_enum(Action, rule["action"], f"[columns.{name}].action") if "action" in rule else None,
             label=_enum(Label, rule["label"], f"[columns.{name}].label") if "label" in rule else None,
             quasi_identifier=qi,
             entity=str(rule["entity"]) if "entity" in rule else None,
             prose=prose,
+            whole=whole,
         )
     granularity = options.get("date_granularity", "month")
     if granularity not in ("month", "year"):

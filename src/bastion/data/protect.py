@@ -9,7 +9,10 @@ Only free-text columns get span replacement: structured cells are parsed and pro
 (:mod:`bastion.data._cells`), prose has each detected span replaced, and the result counts the cells in which
 nothing was detected (:attr:`ProtectResult.undetected`). In a free-text column labelled ``pii``/``secret``
 those cells get the column's action whole (fail closed) unless the policy names the column ``prose = true``,
-which keeps them verbatim. (Text files, one line per cell, are prose by nature: lines with no detection stay.)
+which keeps them verbatim, or ``whole = true``, which protects every cell whole. (Text files, one line per
+cell, are prose by nature: lines with no detection stay.) A detected address (or a name filling its line)
+takes its block of short lines with it (name, street, city, country of a label), and a span never stops
+inside a word.
 ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
 """
 
@@ -40,7 +43,7 @@ from bastion.data.io import (
 from bastion.data.policy import Policy
 from bastion.data.scan import ScanReport, scan_file, text_spans
 from bastion.data.tokens import TOKEN_RE, ScopeKeys
-from bastion.data.transforms import mask, redact, replace_spans, value_transform
+from bastion.data.transforms import mask, redact, replace_spans, value_transform, widen_spans
 from bastion.errors import InvalidInput
 
 KEYED_ACTIONS = frozenset({Action.tokenize, Action.fpe, Action.hash})
@@ -222,7 +225,10 @@ class _Transformer:
             self.undetected[name] = self.undetected.get(name, 0) + sum(
                 1 for v, s in zip(values, per_line, strict=True) if v.strip() and not s
             )
-            return [replace_spans(v, s, span_fn) if s else v for v, s in zip(values, per_line, strict=True)]
+            return [
+                replace_spans(v, widen_spans(v, s), span_fn) if s else v
+                for v, s in zip(values, per_line, strict=True)
+            ]
         hits = detect_values(values, column=name, detectors=self.detectors)
         by_row = hits.spans_by_row()
         cells = CellProtector(span_fn, self.detectors, shaped_names=name in self.bare_ids)
@@ -237,7 +243,7 @@ class _Transformer:
             if structured is not None and structured[1]:
                 out.append(structured[0])
             elif i in by_row:
-                out.append(replace_spans(v, by_row[i], span_fn))
+                out.append(replace_spans(v, widen_spans(v, by_row[i]), span_fn))
             else:
                 missed += 1
                 out.append(span_fn(v, closed) if closed is not None else v)

@@ -252,6 +252,7 @@ class _Acc:
         sparse = (
             not text
             and self.split is None
+            and not (rule is not None and rule.whole)
             and not sensitive_header
             and self.non_empty >= SPARSE_MIN_CELLS
             and bool(found)
@@ -268,6 +269,8 @@ class _Acc:
             rest = [_entity_label(e, policy) for e in found if e not in SPARSE_ENTITIES]
             label = E.max_label(rest) if rest else Label.internal
             kind = "sparse"
+        elif rule is not None and rule.whole:
+            kind = "structured"  # the policy says: every cell (text files: every line) protected whole
         elif text:
             kind = "free_text"
         elif self.non_empty == 0:

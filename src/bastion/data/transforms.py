@@ -105,7 +105,96 @@ def replace_spans(value: str, spans: list[tuple[int, int, str]], fn: Callable[[s
     return "".join(out)
 
 
+# An address is a block of lines: a detected address line pulls in the short lines around it (name, street,
+# building, postcode and city, country) up to a blank line or a line that reads as a sentence (issue 21 r5
+# F-SPAN: one detected line of a shipping label, the other lines kept verbatim).
+BLOCK_LINE_CHARS = 60
+BLOCK_LINE_WORDS = 8
+_WORD_CHAR = re.compile(r"[^\W_]|['\u2019-](?=[^\W\d_])")
+
+
+def _sentence(text: str) -> bool:
+    """A line that ends like a sentence ("Customer happy.", "New address:"), not like "Rosenheimer Str."."""
+    if text[-1] in "!?:":
+        return True
+    if text[-1] != ".":
+        return False
+    word = text[:-1].rsplit(None, 1)[-1] if text[:-1].strip() else ""
+    return len(word) >= 3 and word.isalpha() and word[0].islower()
+
+
+def _block_line(line: str) -> bool:
+    text = line.strip()
+    return 0 < len(text) <= BLOCK_LINE_CHARS and len(text.split()) <= BLOCK_LINE_WORDS and not _sentence(text)
+
+
+def _whole_words(value: str, start: int, end: int) -> tuple[int, int]:
+    """A name or address span never stops inside a word ('…Saint' of 'Saint-Antoine')."""
+    while start > 0 and (value[start - 1].isalnum() or value[start - 1] in "'\u2019-"):
+        start -= 1
+    while end < len(value) and _WORD_CHAR.match(value, end):
+        end += 1
+    return start, end
+
+
+def _block(value: str, start: int, end: int) -> tuple[int, int] | None:
+    """The run of short lines around ``start:end`` (its own lines included), or ``None`` when the span's
+    own line is a sentence (an address inside prose: only the span is replaced)."""
+    first = value.rfind("\n", 0, start) + 1
+    last = value.find("\n", end)
+    last = len(value) if last < 0 else last
+    if not all(_block_line(line) or not line.strip() for line in value[first:last].split("\n")):
+        return None
+    while first > 0:
+        prev = value.rfind("\n", 0, first - 1) + 1
+        if not _block_line(value[prev : first - 1]):
+            break
+        first = prev
+    while last < len(value):
+        nxt = value.find("\n", last + 1)
+        nxt = len(value) if nxt < 0 else nxt
+        if not _block_line(value[last + 1 : nxt]):
+            break
+        last = nxt
+    return first, last
+
+
+def widen_spans(value: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Spans of names and addresses widened to whole words; an address (or a name filling its line of a
+    multi-line cell, the first line of a label) widened to its block of short lines. Overlapping spans are
+    merged; a merged span holding a secret stays a secret (redacted, never tokenized)."""
+    if not any(e in (E.STREET_ADDRESS, E.PERSON) for _, _, e in spans):
+        return spans
+    multi = "\n" in value
+    wide: list[tuple[int, int, str]] = []
+    for start, end, entity in spans:
+        if entity in (E.STREET_ADDRESS, E.PERSON):
+            start, end = _whole_words(value, start, end)
+            line_start = value.rfind("\n", 0, start) + 1
+            line_end = value.find("\n", end)
+            fills_line = (
+                value[line_start:start].strip() == ""
+                and value[end : len(value) if line_end < 0 else line_end].strip() == ""
+            )
+            if entity == E.STREET_ADDRESS or (multi and fills_line):
+                block = _block(value, start, end)
+                if block is not None:
+                    start, end = block
+        wide.append((start, end, entity))
+    wide.sort()
+    merged: list[tuple[int, int, str]] = []
+    for start, end, entity in wide:
+        if merged and start < merged[-1][1]:
+            a, b, e = merged[-1]
+            keep = entity if entity in E.SECRET_ENTITIES else e
+            merged[-1] = (a, max(b, end), keep)
+        else:
+            merged.append((start, end, entity))
+    return merged
+
+
 __all__ = [
+    "BLOCK_LINE_CHARS",
     "SUPPRESSED",
     "generalize",
     "generalize_date",
@@ -115,4 +204,5 @@ __all__ = [
     "redact",
     "replace_spans",
     "value_transform",
+    "widen_spans",
 ]

@@ -273,12 +273,19 @@ NAMED = (
     ("<customer>Tuilagi</customer>", "Tuilagi"),
     ("Customer ዮሐንስ ገብሩ called about the invoice", "ዮሐንስ ገብሩ"),
     ("Please pay to (account holder ዮ. ገብሩ).", "ዮ. ገብሩ"),
+    ("Spoke with R. T. Okafor about the refund", "R. T. Okafor"),
+    ("Le client M. Rakotondrabe souhaite un rappel", "M. Rakotondrabe"),
+    ("[09:14] <Tavita Leota> the app keeps crashing", "Tavita Leota"),
+    ("[09:15] <Amara Ben Youssef> any update?", "Amara Ben Youssef"),
 )
 NOT_NAMED = (
     "Customer Feedback form attached",
     "Customer Portal.",
     "Customer Service called back",
     "<status>Shipped</status>",
+    "U.S. Army base",
+    "The U.S. Government said so",
+    "see <Item> list",
 )
 
 

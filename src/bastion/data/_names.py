@@ -191,7 +191,11 @@ def _context(text: str, start: int, end: int) -> tuple[bool, bool]:
     line_start = text.rfind("\n", 0, start) + 1
     cell_start = max(line_start, text.rfind("\x00", 0, start) + 1)
     before = text[max(cell_start, start - 40) : start]
-    titled = _TITLE.search(before) is not None or _PERSON_TAG.search(before) is not None
+    titled = (
+        _TITLE.search(before) is not None
+        or _PERSON_TAG.search(before) is not None
+        or (before.endswith("<") and text.startswith(">", end))  # a chat handle: <Nalani Akana> hi
+    )
     framed = titled or _BEFORE.search(before) is not None or _AFTER.match(text, end, end + 16) is not None
     return titled, framed
 
@@ -252,6 +256,47 @@ def _titled(text: str, start: int) -> bool:
     return _TITLE.search(text[max(cell_start, start - 40) : start]) is not None
 
 
+# Initials and a family name: "A. K. Subramaniam", "J. R. Ekwueme", "T. Igwe", "F. El Idrissi".
+_INITIALS = re.compile(
+    _U
+    + r"(?<![\w.'’-]"
+    + _U
+    + r")\.[ ]?(?:"
+    + _U
+    + r"\.[ ]?){0,2}((?:"
+    + _PARTICLE
+    + r"[ ]+)?"
+    + _WORD
+    + r"(?:[ ]+"
+    + _WORD
+    + r")?)"
+)
+
+
+def _initials_spans(text: str, first: frozenset[str], last: frozenset[str]) -> list[tuple[int, int, float]]:
+    """One to three initials and a name word: the word must be a known name, score as a name word, or
+    stand in person context (a title, a person noun, a chat handle in angle brackets)."""
+    out: list[tuple[int, int, float]] = []
+    for m in _INITIALS.finditer(text):
+        start, end = m.start(), m.end()
+        if end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+            continue
+        word = m.group(1).split(" ")[-1]
+        folded = word.casefold()
+        if folded in _STOP:
+            continue
+        initials = text[start : m.start(1)].strip()
+        spaced = " " in initials or initials.count(".") == 1  # "A. K. X", "T. X"; not an acronym "U.S. Army"
+        if (
+            folded in last
+            or folded in first
+            or (spaced and name_word_score(word) >= 0.0)
+            or _context(text, start, end)[0 if not spaced else 1]  # an acronym needs a title before it
+        ):
+            out.append((start, end, 0.75))
+    return out
+
+
 def _mononym(text: str, start: int, end: int, word: str) -> bool:
     """A single unknown word right after a person noun ("Customer Suharto called", "account holder
     Wirathu)"), followed by a verb or the end of a clause, and not scoring as a common word."""
@@ -309,7 +354,10 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
         if any(not _is_name_word(w) for w in words):
             # "John Street", "Bank Of …": mixed with common words, not a name; but after a title or a
             # person tag a particle ("El", "Il") is part of the name: <who>Fatima-Zahra El Idrissi</who>
-            if _titled(text, start) and all(_is_name_word(w) or _PARTICLE_ICASE.fullmatch(w) for w in words):
+            if (
+                all(_is_name_word(w) or _PARTICLE_ICASE.fullmatch(w) for w in words)
+                and _context(text, start, end)[0]
+            ):
                 out.append((start, end, 0.85))
             continue
         known = _known(words)
@@ -327,6 +375,8 @@ def person_spans(text: str) -> list[tuple[int, int, float]]:
             out.append((start, end, 0.85 if titled or known else 0.7))
         elif len(words) <= 4 and name_shaped(words):
             out.append((start, end, SHAPE_ONLY_CONFIDENCE))  # no list, no context: name-shaped words
+    if ". " in text:
+        out.extend(_initials_spans(text, first_names, last_names))
     out.extend(_caseless_spans(text))
     if ", " in text:
         out.extend(_inverted_spans(text, first_names, last_names))

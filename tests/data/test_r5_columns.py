@@ -131,6 +131,24 @@ _LOWER_NAMES = [
 ]
 
 
+def test_late_pii_rows_in_a_clean_column_are_protected_whole(tmp_path: Path) -> None:
+    r = random.Random(11)
+    clean = ["Fits well", "Good value for money", "Delivery was quick", "Stitching came loose", "Nice colour"]
+    rows = [[str(i), r.choice(clean)] for i in range(1500)]
+    late = []
+    for i in range(12):
+        name = r.choice(_LOWER_NAMES)
+        phone = f"+44 7700 900{r.randint(100, 999)}"
+        late.append(name)
+        rows.append([str(1500 + i), f"pls ring {name} on {phone} about the return"])
+    raw = _write(tmp_path / "reviews.csv", ["id", "review"], rows)
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
+    assert res.report.column("review").kind == "sparse"
+    out = _column(tmp_path / "o.csv", "review")
+    assert out[:1500] == [row[1] for row in rows[:1500]]  # the clean reviews stay
+    assert not [n for n, cell in zip(late, out[1500:]) if n in cell]
+
+
 def test_lower_case_names_under_person_headers_and_neutral_headers(tmp_path: Path) -> None:
     r = random.Random(3)
     given = ["ana", "joão", "mette", "kwabena", "yusuf", "elif", "dmitri", "sofía", "haruto", "nadia"]

@@ -12,7 +12,8 @@ those cells get the column's action whole (fail closed) unless the policy names 
 which keeps them verbatim, or ``whole = true``, which protects every cell whole. (Text files, one line per
 cell, are prose by nature: lines with no detection stay.) A detected address (or a name filling its line)
 takes its block of short lines with it (name, street, city, country of a label), and a span never stops
-inside a word.
+inside a word. In a ``sparse`` column (a few stray findings in an otherwise clean column) a cell with a PII
+finding is protected whole.
 ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
 """
 
@@ -41,7 +42,7 @@ from bastion.data.io import (
     sha256_file,
 )
 from bastion.data.policy import Policy
-from bastion.data.scan import ScanReport, scan_file, text_spans
+from bastion.data.scan import ScanReport, entity_label, scan_file, text_spans
 from bastion.data.tokens import TOKEN_RE, ScopeKeys
 from bastion.data.transforms import mask, redact, replace_spans, value_transform, widen_spans
 from bastion.errors import InvalidInput
@@ -206,6 +207,12 @@ class _Transformer:
                 if fn is not None:
                     self.cell_fns[p.name] = fn
 
+    def _sensitive(self, spans: list[tuple[int, int, str]]) -> str | None:
+        """The entity a cell is protected whole under: a secret first, else the first pii entity."""
+        found = [e for _, _, e in spans if entity_label(e, self.policy) in (Label.pii, Label.secret)]
+        secret = [e for e in found if e in SECRET_ENTITIES]
+        return (secret or found)[0] if found else None
+
     def dropped(self, name: str) -> bool:
         p = self.plan.get(name)
         return p is not None and p.action == Action.drop
@@ -233,15 +240,21 @@ class _Transformer:
         by_row = hits.spans_by_row()
         cells = CellProtector(span_fn, self.detectors, shaped_names=name in self.bare_ids)
         closed = self.fail_closed.get(name)
+        sparse = name in self.sparse
         out: list[str] = []
         missed = 0
         for i, v in enumerate(values):
             if not v:
                 out.append(v)
                 continue
-            structured = cells.protect(v) if len(v) > 8 and name not in self.sparse else None
+            structured = cells.protect(v) if len(v) > 8 and not sparse else None
             if structured is not None and structured[1]:
                 out.append(structured[0])
+            elif sparse and i in by_row and (whole := self._sensitive(by_row[i])) is not None:
+                # A cell with a PII finding in a column that is otherwise clean (issue 21 r5 F-SPARSE): what
+                # the detectors found says the cell is about a person, and what they missed beside it
+                # (a lower-case name next to a phone) must not stay: the cell is protected whole.
+                out.append(span_fn(v, whole))
             elif i in by_row:
                 out.append(replace_spans(v, widen_spans(v, by_row[i]), span_fn))
             else:

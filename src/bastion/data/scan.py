@@ -224,7 +224,7 @@ class _Acc:
             share = EntityEvidence(self.split, self.non_empty, 1.0, 0.6, "adjacent-columns", (), ())
             evidence, found = (share, *evidence), [self.split, *found]
             self.full[self.split] = self.non_empty
-        labels = [_entity_label(e, policy) for e in found]
+        labels = [entity_label(e, policy) for e in found]
         label = E.max_label(labels) if labels else Label.internal
         qi = any(e in E.QUASI_IDENTIFIERS for e in found)
         if found and set(found) <= {E.DATE} and not any(e == E.DATE for e, _ in column_hints(self.name)):
@@ -241,12 +241,12 @@ class _Acc:
         # whose header names a sensitive entity, or whose main entity is sensitive and fills whole cells
         # (>= 20 %), stays a column protected whole, whatever the other cells look like.
         sensitive_header = any(
-            _entity_label(e, policy) in (Label.pii, Label.secret)
+            entity_label(e, policy) in (Label.pii, Label.secret)
             for e, _ in column_hints(self.name, roles=False)
         )
         main_sensitive = (
             primary is not None
-            and _entity_label(primary, policy) in (Label.pii, Label.secret)
+            and entity_label(primary, policy) in (Label.pii, Label.secret)
             and self.full[primary] >= 0.2 * self.non_empty
         )
         sparse = (
@@ -257,7 +257,7 @@ class _Acc:
             and self.non_empty >= SPARSE_MIN_CELLS
             and bool(found)
             and all(
-                e in SPARSE_ENTITIES or _entity_label(e, policy) not in (Label.pii, Label.secret)
+                e in SPARSE_ENTITIES or entity_label(e, policy) not in (Label.pii, Label.secret)
                 for e in found
             )
             and sum(self.counts[e] for e in found if e in SPARSE_ENTITIES) < SPARSE_SHARE * self.non_empty
@@ -266,7 +266,7 @@ class _Acc:
             # A few stray pattern hits (an EAN-13 passing Luhn, a number read as a phone) in a column with no
             # telling header do not make the column pii (issue 21 F7): the column is kept, and only the cells
             # with a finding get their spans replaced (kind ``sparse``).
-            rest = [_entity_label(e, policy) for e in found if e not in SPARSE_ENTITIES]
+            rest = [entity_label(e, policy) for e in found if e not in SPARSE_ENTITIES]
             label = E.max_label(rest) if rest else Label.internal
             kind = "sparse"
         elif rule is not None and rule.whole:
@@ -332,7 +332,8 @@ def _event_dates(years: Counter[int], timed: int) -> bool:
     return p90 - p10 < EVENT_SPREAD_YEARS or p10 >= date.today().year - RECENT_YEARS
 
 
-def _entity_label(entity: str, policy: Policy) -> Label:
+def entity_label(entity: str, policy: Policy) -> Label:
+    """A found entity's label under ``policy`` (MAC addresses follow ``[options] mac_address``)."""
     if entity == E.MAC_ADDRESS and policy.mac_address != "pii":
         return Label.internal
     return E.entity_label(entity)
@@ -379,7 +380,7 @@ def scan_file(
                 chunk.columns,
                 chunk.data,
                 detectors=detectors,
-                label_of=lambda e: _entity_label(e, pol),
+                label_of=lambda e: entity_label(e, pol),
                 skip=lambda c: bool(accs[c].counts),  # a column with findings of its own is no lone half
             )
             for name, entity in halves.items():
@@ -442,4 +443,4 @@ def _scan_text_chunk(acc: _Acc, lines: list[str], offset: int, detectors: Sequen
     acc.add_text(found)
 
 
-__all__ = ["ColumnReport", "EntityEvidence", "ScanReport", "scan_file", "text_spans"]
+__all__ = ["ColumnReport", "EntityEvidence", "ScanReport", "entity_label", "scan_file", "text_spans"]

@@ -187,6 +187,26 @@ def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:
     assert masked_shape("Þórdís 12\u200b") == "Aa+ 99"
 
 
+def test_text_file_about_people_fails_closed_but_a_log_does_not(tmp_path: Path) -> None:
+    r = random.Random(8)
+    lines = [
+        f"ticket {i}: {r.choice(_LOWER_NAMES).title()} wrote from user{i}@mailbox.example" for i in range(40)
+    ]
+    quiet = [f"spoke with {n} about the refund" for n in _LOWER_NAMES[:4]]
+    (tmp_path / "notes.txt").write_text("\n".join(lines + quiet) + "\n", encoding="utf-8")
+    res = protect_file(path=tmp_path / "notes.txt", out=tmp_path / "notes.out", keys=KEYS, use_presidio=False)
+    out = (tmp_path / "notes.out").read_text(encoding="utf-8")
+    assert not [n for n in _LOWER_NAMES[:4] if n in out]
+    assert res.undetected["text"] >= 4
+
+    log = [f"GET /api/items/{i} 200 {r.randint(3, 90)}ms" for i in range(120)]
+    log[7] = "password reset mailed to someone@mailbox.example"
+    (tmp_path / "app.log").write_text("\n".join(log) + "\n", encoding="utf-8")
+    protect_file(path=tmp_path / "app.log", out=tmp_path / "app.out", keys=KEYS, use_presidio=False)
+    out_log = (tmp_path / "app.out").read_text(encoding="utf-8").split("\n")
+    assert out_log[0] == log[0] and "someone@mailbox.example" not in out_log[7]
+
+
 def test_value_split_across_adjacent_columns_is_protected_in_both(tmp_path: Path) -> None:
     r = random.Random(21)
     rows = []

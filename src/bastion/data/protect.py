@@ -9,11 +9,11 @@ Only free-text columns get span replacement: structured cells are parsed and pro
 (:mod:`bastion.data._cells`), prose has each detected span replaced, and the result counts the cells in which
 nothing was detected (:attr:`ProtectResult.undetected`). In a free-text column labelled ``pii``/``secret``
 those cells get the column's action whole (fail closed) unless the policy names the column ``prose = true``,
-which keeps them verbatim, or ``whole = true``, which protects every cell whole. (Text files, one line per
-cell, are prose by nature: lines with no detection stay.) A detected address (or a name filling its line)
-takes its block of short lines with it (name, street, city, country of a label), and a span never stops
-inside a word. In a ``sparse`` column (a few stray findings in an otherwise clean column) a cell with a PII
-finding is protected whole.
+which keeps them verbatim, or ``whole = true``, which protects every cell whole. Text files (one line per
+cell) fail closed the same way when at least half their lines hold a finding; in sparser files (logs) lines
+with no detection stay. A detected address (or a name filling its line) takes its block of short lines with
+it (name, street, city, country of a label), and a span never stops inside a word. In a ``sparse`` column (a
+few stray findings in an otherwise clean column) a cell with a PII finding is protected whole.
 ``reveal_value`` / ``reveal_text`` undo tokens and FF1.
 """
 
@@ -48,6 +48,11 @@ from bastion.data.transforms import mask, redact, replace_spans, value_transform
 from bastion.errors import InvalidInput
 
 KEYED_ACTIONS = frozenset({Action.tokenize, Action.fpe, Action.hash})
+# A text file in which at least this share of the lines hold a pii/secret finding is a file about people
+# (notes, chat logs, tickets): a line there with nothing detected is more likely a detector's miss than
+# clean, so it is protected whole (issue 21 r5 F-TEXT). Below it (an application log with a few e-mails),
+# lines with no finding stay; either way the result counts them.
+TEXT_DENSE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
                 action = Action.redact
         fail_closed = (
             c.kind == "free_text"
-            and report.format != "text"
+            and (report.format != "text" or c.cells_with_findings >= TEXT_DENSE_SHARE * c.non_empty)
             and c.label in (Label.pii, Label.secret)
             and not (rule is not None and rule.prose)
             and action not in (Action.keep, Action.drop)
@@ -227,19 +232,21 @@ class _Transformer:
         span_fn = self.span_fns.get(name)
         if span_fn is None:
             return values
+        closed = self.fail_closed.get(name)
         if self.fmt == "text":
             per_line = text_spans(values, self.detectors)
             self.undetected[name] = self.undetected.get(name, 0) + sum(
                 1 for v, s in zip(values, per_line, strict=True) if v.strip() and not s
             )
             return [
-                replace_spans(v, widen_spans(v, s), span_fn) if s else v
+                replace_spans(v, widen_spans(v, s), span_fn)
+                if s
+                else (span_fn(v, closed) if closed and v.strip() else v)
                 for v, s in zip(values, per_line, strict=True)
             ]
         hits = detect_values(values, column=name, detectors=self.detectors)
         by_row = hits.spans_by_row()
         cells = CellProtector(span_fn, self.detectors, shaped_names=name in self.bare_ids)
-        closed = self.fail_closed.get(name)
         sparse = name in self.sparse
         out: list[str] = []
         missed = 0

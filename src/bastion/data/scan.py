@@ -66,6 +66,8 @@ class ColumnReport:
     kind: str  # structured | free_text | sparse (a few stray pattern hits: only those spans) | empty
     primary_entity: str | None
     action: Action
+    # Text files: lines with a pii/secret finding (the share decides whether the other lines fail closed).
+    cells_with_findings: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +151,7 @@ class _Acc:
     shape_seen: int = 0  # non-empty cells sampled for the two counts above
     years: Counter[int] = field(default_factory=Counter)  # first 4-digit year of each sampled short cell
     timed: int = 0  # sampled short cells with a time of day (event timestamps)
+    hit_lines: int = 0  # text files: lines with a pii/secret finding
     split: str | None = None  # the entity this column holds one half of, with its neighbour (F-SPLIT)
 
     def add_shape(self, values: Sequence[str]) -> None:
@@ -194,7 +197,11 @@ class _Acc:
                         (int(hits.span_rows[k]) + offset, int(hits.span_starts[k]), int(hits.span_ends[k]))
                     )
 
-    def add_text(self, spans_by_line: list[tuple[int, int, int, str, float, str, str]]) -> None:
+    def add_text(
+        self, spans_by_line: list[tuple[int, int, int, str, float, str, str]], policy: Policy
+    ) -> None:
+        sensitive = (Label.pii, Label.secret)
+        self.hit_lines += len({s[0] for s in spans_by_line if entity_label(s[3], policy) in sensitive})
         for line, start, end, entity, conf, source, shape in spans_by_line:
             self.counts[entity] += 1
             self.conf[entity] = max(self.conf.get(entity, 0.0), conf)
@@ -299,6 +306,7 @@ class _Acc:
             kind=kind,
             primary_entity=primary,
             action=action,
+            cells_with_findings=self.hit_lines,
         )
 
 
@@ -369,7 +377,7 @@ def scan_file(
         rows += chunk.n_rows
         if kind == "text":
             acc = accs.setdefault(TEXT_COLUMN, _Acc(TEXT_COLUMN))
-            _scan_text_chunk(acc, chunk.data[TEXT_COLUMN], chunk.row_offset, detectors)
+            _scan_text_chunk(acc, chunk.data[TEXT_COLUMN], chunk.row_offset, detectors, pol)
             continue
         for name in chunk.columns:
             acc = accs.setdefault(name, _Acc(name, rows=chunk.row_offset))  # earlier rows lacked the key
@@ -416,7 +424,9 @@ def text_spans(lines: Sequence[str], detectors: Sequence[Any]) -> list[list[tupl
     return out
 
 
-def _scan_text_chunk(acc: _Acc, lines: list[str], offset: int, detectors: Sequence[Any]) -> None:
+def _scan_text_chunk(
+    acc: _Acc, lines: list[str], offset: int, detectors: Sequence[Any], policy: Policy
+) -> None:
     from bastion.data.detectors import SEP, masked_shape
 
     joined = SEP.join(lines)
@@ -440,7 +450,7 @@ def _scan_text_chunk(acc: _Acc, lines: list[str], offset: int, detectors: Sequen
                 masked_shape(joined[s.start : s.end]),
             )
         )
-    acc.add_text(found)
+    acc.add_text(found, policy)
 
 
 __all__ = ["ColumnReport", "EntityEvidence", "ScanReport", "entity_label", "scan_file", "text_spans"]

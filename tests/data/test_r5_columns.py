@@ -37,6 +37,7 @@ def _column(path: Path, name: str) -> list[str]:
     return [v for chunk in iter_chunks(path) for v in chunk.data[name]]
 
 
+# ---------------------------------------------------------------------------------------------- F-SPAN
 _STREETS = [
     ("{n} Harbour View Road", "Portobello", "Edinburgh EH15 2AB", "United Kingdom"),
     ("Calle de Alcalá {n}, 4º B", "28009 Madrid", "España", ""),
@@ -119,6 +120,7 @@ def test_policy_whole_protects_every_cell_and_excludes_prose(tmp_path: Path) -> 
         policy_from_mapping({"columns": {"remarks": {"whole": "yes"}}})
 
 
+# -------------------------------------------------------------------------------------------- F-SPARSE
 _LOWER_NAMES = [
     "henrike voss",
     "tomasz wiśniewski",
@@ -149,6 +151,7 @@ def test_late_pii_rows_in_a_clean_column_are_protected_whole(tmp_path: Path) -> 
     assert not [n for n, cell in zip(late, out[1500:]) if n in cell]
 
 
+# --------------------------------------------------------------------------------------------- F-LOWER
 def test_lower_case_names_under_person_headers_and_neutral_headers(tmp_path: Path) -> None:
     r = random.Random(3)
     given = ["ana", "joão", "mette", "kwabena", "yusuf", "elif", "dmitri", "sofía", "haruto", "nadia"]
@@ -167,6 +170,7 @@ def test_lower_case_names_under_person_headers_and_neutral_headers(tmp_path: Pat
     assert _column(tmp_path / "o.csv", "item") == products
 
 
+# --------------------------------------------------------------------------------------------- F-SHAPE
 def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:
     names = [
         "אביגיל רוזנטל",
@@ -187,6 +191,7 @@ def test_scan_shapes_carry_no_letter_of_any_script(tmp_path: Path) -> None:
     assert masked_shape("Þórdís 12\u200b") == "Aa+ 99"
 
 
+# ---------------------------------------------------------------------------------------------- F-TEXT
 def test_text_file_about_people_fails_closed_but_a_log_does_not(tmp_path: Path) -> None:
     r = random.Random(8)
     lines = [
@@ -207,6 +212,51 @@ def test_text_file_about_people_fails_closed_but_a_log_does_not(tmp_path: Path) 
     assert out_log[0] == log[0] and "someone@mailbox.example" not in out_log[7]
 
 
+# ------------------------------------------------------------------------------ finding 13: what is shown
+def test_scan_shows_the_action_protect_applies(tmp_path: Path) -> None:
+    """A free-text column labelled secret showed ``-> drop`` while protect replaced its spans."""
+    notes = [
+        f"deploy with token ghp_{'x7Qa9' * 7}{i:02d}1 then ring Henrike Voss on +44 7700 900{i:03d}"
+        for i in range(40)
+    ]
+    raw = _write(
+        tmp_path / "n.csv", ["notes", "email"], [[n, f"u{i}@mailbox.example"] for i, n in enumerate(notes)]
+    )
+    res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
+    col = res.report.column("notes")
+    assert (col.label, col.kind) == (Label.secret, "free_text")
+    assert {c.name: c.action for c in res.report.columns} == {p.name: p.action for p in res.plan}
+
+
+def test_reveal_of_a_tampered_file_names_the_cell_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    from bastion.cli import EXIT_ERROR, run
+    from bastion.crypto.kdf import KdfParams
+    from bastion.vault import init_project
+
+    home = tmp_path / "home"
+    init_project(home=home, passphrase="correct horse battery staple", kdf=KdfParams.unsafe_fast()).close()
+    raw = _write(
+        tmp_path / "p.csv",
+        ["name", "email"],
+        [[n.title(), f"p{i}@mailbox.example"] for i, n in enumerate(_LOWER_NAMES * 3)],
+    )
+    safe = tmp_path / "safe.csv"
+    assert run(["data", "protect", str(raw), "--out", str(safe), "--home", str(home)]) == 0
+    rows = list(csv.reader(safe.open(encoding="utf-8")))
+    token = rows[5][1]
+    rows[5][1] = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    with (tampered := tmp_path / "tampered.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    capsys.readouterr()
+    out = tmp_path / "revealed.csv"
+    args = ["data", "reveal", "--file", str(tampered), "--out", str(out), "--home", str(home)]
+    assert run(args) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "row 5, column 'email'" in err and len(err.splitlines()) == 1
+    assert "mailbox.example" not in err and token not in err and not out.exists()
+
+
+# --------------------------------------------------------------------------------------------- F-SPLIT
 def test_value_split_across_adjacent_columns_is_protected_in_both(tmp_path: Path) -> None:
     r = random.Random(21)
     rows = []

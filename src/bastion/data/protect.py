@@ -42,10 +42,10 @@ from bastion.data.io import (
     sha256_file,
 )
 from bastion.data.policy import Policy
-from bastion.data.scan import ScanReport, entity_label, scan_file, text_spans
+from bastion.data.scan import ScanReport, entity_label, planned_action, scan_file, text_spans
 from bastion.data.tokens import TOKEN_RE, ScopeKeys
 from bastion.data.transforms import mask, redact, replace_spans, value_transform, widen_spans
-from bastion.errors import InvalidInput
+from bastion.errors import CryptoError, InvalidInput
 
 KEYED_ACTIONS = frozenset({Action.tokenize, Action.fpe, Action.hash})
 # A text file in which at least this share of the lines hold a pii/secret finding is a file about people
@@ -117,15 +117,15 @@ def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
     ``pii`` default for its spans (secrets inside are always redacted) instead of losing the column."""
     plan = []
     for c in report.columns:
-        action = c.action
         rule = policy.columns.get(c.name)
-        explicit = rule is not None and rule.action is not None
-        if c.kind == "free_text" and not explicit and c.label in (Label.pii, Label.secret):
-            action = policy.defaults[Label.pii.value]
-        if c.kind == "sparse" and not explicit and action in (Action.keep, Action.generalize):
-            action = policy.defaults[Label.pii.value]  # the few cells with a finding: spans replaced
-            if action == Action.drop:
-                action = Action.redact
+        action = planned_action(
+            c.action,
+            kind=c.kind,
+            label=c.label,
+            explicit=rule is not None and rule.action is not None,
+            text=report.format == "text",
+            policy=policy,
+        )  # the scan's own action already; again for a report stored under another policy
         fail_closed = (
             c.kind == "free_text"
             and (report.format != "text" or c.cells_with_findings >= TEXT_DENSE_SHARE * c.non_empty)
@@ -133,8 +133,6 @@ def make_plan(report: ScanReport, policy: Policy) -> tuple[ColumnPlan, ...]:
             and not (rule is not None and rule.prose)
             and action not in (Action.keep, Action.drop)
         )
-        if report.format == "text" and action == Action.drop:
-            action = Action.redact  # a text file has one column: drop its findings, not the file
         plan.append(
             ColumnPlan(
                 name=c.name,
@@ -434,7 +432,14 @@ def reveal_text(text: str, *, keys: ScopeKeys) -> tuple[str, int]:
     def sub(m: Any) -> str:
         nonlocal count
         count += 1
-        return keys.reveal(m.group())
+        try:
+            return keys.reveal(m.group())
+        except CryptoError as exc:  # name the line, never the token
+            line = text.count("\n", 0, m.start()) + 1
+            raise CryptoError(
+                f"line {line}: a token does not reveal under this scope (tampered, or protected under "
+                "another scope)"
+            ) from exc
 
     return TOKEN_RE.sub(sub, text), count
 

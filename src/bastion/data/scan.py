@@ -295,7 +295,14 @@ class _Acc:
             label = rule.label or label
             qi = rule.quasi_identifier if rule.quasi_identifier is not None else qi
             primary = rule.entity or primary
-        action = policy.action_for(column=self.name, label=label, quasi_identifier=qi)
+        action = planned_action(
+            policy.action_for(column=self.name, label=label, quasi_identifier=qi),
+            kind=kind,
+            label=label,
+            explicit=rule is not None and rule.action is not None,
+            text=text,
+            policy=policy,
+        )
         return ColumnReport(
             name=self.name,
             rows=self.rows,
@@ -338,6 +345,26 @@ def _event_dates(years: Counter[int], timed: int) -> bool:
     ordered = sorted(years.elements())
     p10, p90 = ordered[n // 10], ordered[min(n - 1, (9 * n) // 10)]
     return p90 - p10 < EVENT_SPREAD_YEARS or p10 >= date.today().year - RECENT_YEARS
+
+
+def planned_action(
+    action: Action, *, kind: str, label: Label, explicit: bool, text: bool, policy: Policy
+) -> Action:
+    """The action ``protect`` applies to a column, so that scan shows what protect will do (issue 21 r5
+    finding 13). Free text labelled ``pii``/``secret`` gets the ``pii`` action on its spans (secrets inside
+    are always redacted) rather than losing the column; a sparse column gets it on the cells with a finding;
+    a text file's findings are redacted rather than the file dropped. A policy's own action stays."""
+    if explicit:
+        return Action.redact if text and action == Action.drop else action
+    if kind == "free_text" and label in (Label.pii, Label.secret):
+        action = policy.defaults[Label.pii.value]
+    if kind == "sparse" and action in (Action.keep, Action.generalize):
+        action = policy.defaults[Label.pii.value]
+        if action == Action.drop:
+            action = Action.redact
+    if text and action == Action.drop:
+        action = Action.redact  # a text file has one column: drop its findings, not the file
+    return action
 
 
 def entity_label(entity: str, policy: Policy) -> Label:
@@ -453,4 +480,12 @@ def _scan_text_chunk(
     acc.add_text(found, policy)
 
 
-__all__ = ["ColumnReport", "EntityEvidence", "ScanReport", "entity_label", "scan_file", "text_spans"]
+__all__ = [
+    "ColumnReport",
+    "EntityEvidence",
+    "ScanReport",
+    "entity_label",
+    "planned_action",
+    "scan_file",
+    "text_spans",
+]

@@ -238,6 +238,8 @@ def reveal_table(
 
     Returns (rows with the header first, values revealed, FPE columns revealed, FPE columns *not* revealed —
     when no protect run is recorded for the file's digest, ``["?"]``: it cannot say which columns hold FF1).
+    A value that does not reveal (a tampered token, another scope's token) raises :class:`CryptoError`
+    naming its row and column, never the value.
     """
     import csv
 
@@ -264,13 +266,22 @@ def reveal_table(
         return keys.reveal(m.group())
 
     try:
-        for row in rows[1:]:
+        for i, row in enumerate(rows[1:], start=1):
             for j, cell in enumerate(row):
-                if j in idx.values() and cell:
-                    row[j] = keys.fpe_reveal(cell)
-                    count += 1
-                elif "tok_" in cell:
-                    row[j] = TOKEN_RE.sub(sub, cell)
+                try:
+                    if j in idx.values() and cell:
+                        row[j] = keys.fpe_reveal(cell)
+                        count += 1
+                    elif "tok_" in cell:
+                        row[j] = TOKEN_RE.sub(sub, cell)
+                except CryptoError as exc:
+                    # Name the cell (never its value): a tampered token, or one of another scope. The
+                    # caller writes nothing: a file revealed in part would look whole.
+                    column = header[j] if j < len(header) else str(j + 1)
+                    raise CryptoError(
+                        f"{p.name} row {i}, column {column!r}: a value does not reveal under scope {scope!r} "
+                        "(tampered, or protected under another scope)"
+                    ) from exc
     except (CryptoError, BastionError) as exc:
         vault.audit.append(
             actor=vault.identity.name, action="data:reveal", target=scope, outcome="error",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,32 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("BASTION_HOME", str(tmp_path / "default-home"))
     monkeypatch.setenv("BASTION_PASSPHRASE", TEST_PASSPHRASE)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cli_tree_built_once() -> Iterator[None]:
+    """``bastion.cli.run`` builds the click tree from the Typer app on every call (about 30 ms of CPU; once
+    per process in real use). Tests call it hundreds of times, so it is built once per session here. The
+    tree depends on no environment variable or working directory (tests/cli/test_command_tree.py checks
+    that): every in-process call still parses its arguments through the tree a fresh process would build."""
+    try:
+        import bastion.cli as cli
+    except ImportError:
+        yield
+        return
+    original = cli.build_command
+    built: list[Any] = []
+
+    def build_once() -> Any:
+        if not built:
+            built.append(original())
+        return built[0]
+
+    cli.build_command = build_once  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cli.build_command = original  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True, scope="session")

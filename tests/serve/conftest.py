@@ -39,10 +39,13 @@ class Digits:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    from bastion.crypto.kdf import KdfParams
     from bastion.vault import init_project
 
     home = tmp_path_factory.mktemp("serve-home") / "home"
-    vault = init_project(home=home, passphrase=PASSPHRASE)
+    # fast KDF: every approval and every ``bastion serve`` process opens this key ring (the KDF is not under
+    # test here; tests/crypto covers it)
+    vault = init_project(home=home, passphrase=PASSPHRASE, kdf=KdfParams.unsafe_fast())
     tokens = {}
     for name, role, models in [
         ("alice", "consumer", ["digits"]),

@@ -112,6 +112,7 @@ def test_policies_fail_closed() -> None:
 def test_attester_key_is_sealed_under_the_key_ring(project, tmp_path: Path) -> None:
     """Not a PEM under the raw passphrase (PBKDF2, 2048 iterations): the key ring's Argon2id-derived KEK
     wraps it, so a stolen home gives no faster passphrase guess than the key ring itself."""
+    from bastion.crypto.kdf import KdfParams
     from bastion.vault import init_project
 
     created = create_software_attester(tmp_path, keys=project.vault.keys)
@@ -124,7 +125,9 @@ def test_attester_key_is_sealed_under_the_key_ring(project, tmp_path: Path) -> N
     assert oct(files[0].stat().st_mode & 0o777) == "0o600"
     with pytest.raises(ConfigError):
         create_software_attester(tmp_path, keys=project.vault.keys)  # never overwritten
-    other = init_project(home=tmp_path / "other-home", passphrase="another passphrase here")
+    other = init_project(
+        home=tmp_path / "other-home", passphrase="another passphrase here", kdf=KdfParams.unsafe_fast()
+    )
     try:
         with pytest.raises(IntegrityError):
             open_software_attester(tmp_path, keys=other.keys)  # another key ring cannot open it

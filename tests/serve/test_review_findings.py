@@ -158,10 +158,11 @@ def _pem(tmp_path, name: str) -> bytes:
 @pytest.fixture(scope="module")
 def own_home(tmp_path_factory, digits):
     """A home of its own (its approvals must not change the session's shared one)."""
+    from bastion.crypto.kdf import KdfParams
     from bastion.vault import init_project
 
     home = tmp_path_factory.mktemp("review-home") / "home"
-    vault = init_project(home=home, passphrase="serve tests passphrase")
+    vault = init_project(home=home, passphrase="serve tests passphrase", kdf=KdfParams.unsafe_fast())
     ref = vault.push(digits.directory, name="digits").ref
     vault.close()
     return home, ref, "serve tests passphrase"

@@ -319,3 +319,21 @@ def test_tokens_made_before_padding_still_reveal() -> None:
 
     with pytest.raises(CryptoError):
         ScopeKeys(bytes(range(32)), scope="hr").reveal("tok_1sJXIqmBU0e3kAZYpQ3egycQ3PeNLS_CD6Wg")
+
+
+# ---- phones: bare national numbers after another language's word for phone / call ---------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Παρακαλώ καλέστε τον πελάτη στο 08031234567.",
+        "số điện thoại 08061234567, cảm ơn",
+        "позвоните по телефону 89161234567",
+        "bitte anrufen: 01711234567",
+    ],
+)
+def test_bare_phones_after_call_words_in_other_languages(dets, text: str) -> None:
+    assert _found(text, dets, "PHONE_NUMBER"), text
+
+
+def test_bare_digits_without_a_call_word_are_not_phones(dets) -> None:
+    assert _found("order 08031234567 shipped", dets, "PHONE_NUMBER") == []

@@ -21,7 +21,10 @@ PHONE_CANDIDATE = re.compile(r"[+(\d][\d ().-]{6,19}\d(?![\w-]|[.,]\d)")
 _LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+/.,:(-")
 _KEYWORD = re.compile(
     r"(?i)(tel|phone|mobile|mobil|cell|call|fax|handy|telefon|t[ée]l[ée]phone|tel[ée]fono|telefone|"
-    r"celular|portable|whatsapp|sms|ring|contact|📞|☎)"
+    r"celular|portable|whatsapp|sms|ring|contact|📞|☎|"
+    # other languages' words for phone / call (issue 21 attack21b)
+    r"điện thoại|dien thoai|τηλ|καλέστε|κλήση|телефон|тел|звонить|позвоните|電話|전화|טלפון|התקשר|هاتف|اتصل|"
+    r"फोन|anrufen|rufnummer|appeler|llamar|chiamare|ligar|bellen|numara|arayın|zadzwoń)"
 )
 REGIONS: tuple[str, ...] = (
     "US", "GB", "DE", "FR", "IN", "BR", "ES", "IT", "NL", "CA", "AU", "MX", "JP", "CN", "KR", "PL", "SE",

@@ -255,14 +255,19 @@ class EventStore:
         return None if value is None else int(value)
 
     def rewind(self, name: str, position: int) -> int:
-        """Drop the events derived from audit entries ``position`` onwards, rebuild the hourly rollup from
-        the events left, and set cursor ``name`` to ``position`` (unsealed); returns the events dropped.
+        """Drop the events derived from audit entries ``position`` onwards and every event derived from no
+        audit entry (``audit_index`` NULL: no collector writes one, so it was written into the store by hand),
+        rebuild the hourly rollup from the events left, and set cursor ``name`` to ``position`` (unsealed);
+        returns the events dropped.
 
-        What the collector does when its cursor cannot be trusted: re-collecting is then idempotent."""
+        What the collector does when its cursor cannot be trusted: re-collecting is then idempotent, and a
+        forged row cannot survive the rewind to be sealed in with the re-collected ones."""
         w = sa.cast(sa.func.floor(events_table.c.ts / WINDOW_S), sa.BigInteger)
         e = events_table.c
         with self.engine.begin() as conn:
-            dropped = conn.execute(sa.delete(events_table).where(e.audit_index >= position)).rowcount
+            dropped = conn.execute(
+                sa.delete(events_table).where(sa.or_(e.audit_index >= position, e.audit_index.is_(None)))
+            ).rowcount
             conn.execute(sa.delete(rollup_table))
             conn.execute(sa.delete(window_models_table))
             conn.execute(

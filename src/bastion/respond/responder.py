@@ -29,6 +29,7 @@ transaction over one signed state (saved once per call); the client-target polic
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,7 @@ UNDOABLE = frozenset({*_STATE_ACTIONS, "guard-block-mode"})
 CLIENT_ACTIONS = frozenset({"block-client", "throttle-client"})
 CLIENT_BLOCK_S = 3600.0  # a client address's block or throttle lasts this long (renewed by a new finding)
 ANOMALY_PREFIX = "anomaly."  # the anomaly model's findings (bastion.hunt.anomaly): approval by default
+_REFUSALS_REMEMBERED = 10_000  # refusals logged once each (then the memory starts over)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,10 @@ class Responder:
         self._rollback = None if audit is None else rollback_check(audit)  # the log's witnesses, if any
         self._dirty = False  # the state holds changes not yet signed (saved once per respond call)
         self._alerted: set[str] = set()
+        # refusals already logged, by what was refused and why (the finding, action, target, reason and the
+        # events named): a finding refused again on a later tick is not logged again, so a persistently
+        # refused finding cannot make every --watch tick write an entry that triggers the next hunt
+        self._refused_logged: set[tuple[str, ...]] = set()
 
     def state(self) -> ResponseState:
         """The signed state, refused (IntegrityError) when missing or older than the audit log records, or
@@ -288,14 +294,14 @@ class Responder:
                 )
             if refused[f.key] is not None:
                 detail = f"evidence refused: {refused[f.key]}"
-                self._log(planned, mode, "denied", detail)
+                self._log_refusal(planned, mode, detail)
                 return self._result(planned, mode, "refused", detail), state
             if mode == "auto" and not approved and verifier.remote_gateways(f.event_ids):
                 mode = "approve"  # a remote gateway's word (any identity, any address): a person decides
         if planned.action in CLIENT_ACTIONS and mode != "dry-run":
             why_not = refusal(planned.target, trusted=self._trusted, approved=approved, local=self._local)
             if why_not is not None:
-                self._log(planned, mode, "denied", why_not)
+                self._log_refusal(planned, mode, why_not)
                 return self._result(planned, mode, "refused", why_not), state
             if mode == "auto" and self._shared(planned, verifier):
                 if not approved:
@@ -451,6 +457,18 @@ class Responder:
             except NotFound:
                 continue  # not in that environment, or a served model's name this registry does not hold
         return None
+
+    def _log_refusal(self, planned: PlannedAction, mode: str, detail: str) -> None:
+        """Log a refusal once per responder for the same finding, action, target, reason and evidence."""
+        f = planned.finding
+        ids = ",".join(str(i) for i in sorted(f.event_ids))
+        key = (f.key, planned.action, planned.target, detail, hashlib.sha256(ids.encode()).hexdigest())
+        if key in self._refused_logged:
+            return
+        if len(self._refused_logged) >= _REFUSALS_REMEMBERED:
+            self._refused_logged.clear()
+        self._refused_logged.add(key)
+        self._log(planned, mode, "denied", detail)
 
     def _log(self, planned: PlannedAction, mode: str, outcome: str, detail: str) -> None:
         f = planned.finding

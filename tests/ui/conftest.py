@@ -54,7 +54,8 @@ def make_client(project: UIProject, *, insecure: bool = False) -> Any:
     options = UIOptions(home=str(project.home), insecure=insecure, reports=(str(project.reports),))
     app, _sessions, _home = build(options, passphrase=os.environ["BASTION_PASSPHRASE"])
     base = "http://127.0.0.1" if insecure else "https://127.0.0.1"
-    return TestClient(app, base_url=base, follow_redirects=False)
+    # a peer address as uvicorn gives one (recorded clients are single IP addresses)
+    return TestClient(app, base_url=base, follow_redirects=False, client=("127.0.0.1", 50000))
 
 
 def login(client: Any, token: str) -> Any:

@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from bastion.cli._common import open_vault
+        from bastion.serve.config import ConnectionsConfig
+        from bastion.serve.connections import proxy_options
         from bastion.serve.guard_proxy import ProxyConfig, guard_proxy_for_vault
         from bastion.serve.tls import is_loopback
 
@@ -136,6 +138,7 @@ def register(app: typer.Typer) -> None:
             access_log=False,
             ssl_certfile=None if insecure else str(tls_cert),
             ssl_keyfile=None if insecure else str(tls_key),
+            **proxy_options(ConnectionsConfig()),  # X-Forwarded-For never names the client
         )
 
     @guard.command("probe")

@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from bastion.config import home_path
+        from bastion.serve.config import ConnectionsConfig
+        from bastion.serve.connections import proxy_options
         from bastion.serve.tls import check_pair, is_loopback, self_signed_certificate
         from bastion.server.app import create_server_app
         from bastion.server.state import ServerSettings
@@ -64,4 +66,6 @@ def register(app: typer.Typer) -> None:
         app_ = create_server_app(home=home, settings=settings)
         scheme = "http" if insecure else "https"
         typer.echo(f"bastion server on {scheme}://{host}:{port}", err=True)
-        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, **ssl)
+        # X-Forwarded-For never names the client (uvicorn trusts it from 127.0.0.1 by default)
+        proxy = proxy_options(ConnectionsConfig())
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, **ssl, **proxy)

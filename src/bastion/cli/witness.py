@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         """Serve the witness over HTTPS (a self-signed certificate in DIR/tls when none is given)."""
         import uvicorn
 
+        from bastion.serve.config import ConnectionsConfig
+        from bastion.serve.connections import proxy_options
         from bastion.serve.tls import check_pair, is_loopback, self_signed_certificate
         from bastion.witness.app import create_app
         from bastion.witness.service import WitnessService
@@ -75,4 +77,7 @@ def register(app: typer.Typer) -> None:
             ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(keyf)}
         scheme = "http" if insecure else "https"
         typer.echo(f"witness on {scheme}://{host}:{port}", err=True)
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False, **ssl)
+        proxy = proxy_options(ConnectionsConfig())  # X-Forwarded-For never names the client
+        uvicorn.run(
+            create_app(service), host=host, port=port, log_level="warning", access_log=False, **ssl, **proxy
+        )

@@ -16,6 +16,7 @@ The deadlines are absolute, so a client cannot keep a request alive by sending a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 from collections import Counter
 from typing import Any
@@ -171,9 +172,28 @@ def proxy_options(config: ConnectionsConfig) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": ",".join(config.trusted_proxies)}
 
 
+def client_host(client: Any) -> str:
+    """The address to record for a request's peer (an ASGI ``scope["client"]`` tuple, Starlette's
+    ``request.client`` or a bare string): one IP address in its canonical form, else ``"-"``. A forwarded
+    header that slipped through (a network such as ``10.20.0.0/16``, a name, a list) never becomes a client
+    a finding could name or a block could cover."""
+    if client is None:
+        return "-"
+    host = (
+        client
+        if isinstance(client, str)
+        else (client[0] if isinstance(client, tuple | list) else client.host)
+    )
+    try:
+        return str(ipaddress.ip_address(str(host).strip("[]")))
+    except ValueError:
+        return "-"
+
+
 __all__ = [
     "WORKER_PROTOCOL",
     "ConnectionTracker",
+    "client_host",
     "configure_worker",
     "guarded_protocol",
     "proxy_options",

@@ -48,6 +48,7 @@ from bastion.guard.stream import StreamGuard
 from bastion.guard.wire import chunk_text, finish_reason, prompt_texts, sse, with_text
 from bastion.serve._guard_config import MODES, ProxyConfig, TokenBudget
 from bastion.serve.config import RateLimitConfig
+from bastion.serve.connections import client_host
 from bastion.serve.observability import BatchedAuditWriter, RequestRecord
 from bastion.serve.ratelimit import RateLimiter
 
@@ -232,7 +233,7 @@ class GuardProxy:
 
         async def handle(request: Request, kind: str) -> Any:
             started = time.perf_counter()
-            client = request.client.host[:64] if request.client else "-"
+            client = client_host(request.client)
             seen: dict[str, Any] = {"identity": None, "model": "-", "decision": None, "reserved": False}
             try:
                 response = await self._handle(request, kind, client, seen)

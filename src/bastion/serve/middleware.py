@@ -21,6 +21,7 @@ from starlette.routing import Match
 
 from bastion.access import Identity
 from bastion.errors import AuthenticationFailed, BastionError, ServiceError
+from bastion.serve.connections import client_host
 from bastion.serve.gateway import Gateway
 from bastion.serve.observability import RequestRecord
 from bastion.serve.protocol import ascii_int
@@ -61,8 +62,7 @@ class _BodyTooLarge(Exception):
 
 
 def _client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0])[:64] if client else "-"
+    return client_host(scope.get("client"))
 
 
 class GatewayMiddleware:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from bastion.access import Identity
+from bastion.serve.connections import client_host
 from bastion.server.state import ServerState
 from bastion.vault import Vault
 
@@ -22,7 +23,7 @@ def caller_identity(request: Request) -> Identity:
     known = request.scope.get("bastion.identity")
     if isinstance(known, Identity):
         return known
-    address = request.client.host if request.client is not None else "-"
+    address = client_host(request.client)
     return server_state(request).admitted(request.headers.get("authorization"), address=address)
 
 

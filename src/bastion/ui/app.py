@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError
+from bastion.serve.connections import client_host
 from bastion.ui import data, svg
 from bastion.ui.sessions import (
     COOKIE,
@@ -177,7 +178,7 @@ def create_app(
 
     @app.post("/login", response_class=HTMLResponse)
     async def _login(request: Request) -> Response:
-        client = request.client.host if request.client else "-"
+        client = client_host(request.client)
         headers = request.headers
         if not same_origin(  # login CSRF: a form posted from another site signs nobody in
             origin=headers.get("origin"), fetch_site=headers.get("sec-fetch-site"), host=headers.get("host")

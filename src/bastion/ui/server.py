@@ -116,11 +116,14 @@ def run(options: UIOptions, *, announce: Callable[[str], None] | None = None) ->
     """Build, bind (port 0: any free port, announced), then serve until interrupted."""
     import uvicorn
 
+    from bastion.serve.config import ConnectionsConfig
+    from bastion.serve.connections import proxy_options
     from bastion.serve.server import bind
 
     app, sessions, home = build(options)
     tls = tls_files(options, home)
     config: dict[str, Any] = {"access_log": False, "log_level": "warning", "server_header": False}
+    config.update(proxy_options(ConnectionsConfig()))  # X-Forwarded-For never names the client
     if tls is not None:
         config.update(ssl_certfile=tls[0], ssl_keyfile=tls[1])
     try:

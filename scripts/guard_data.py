@@ -30,22 +30,6 @@ def _split(group: str, *, val: float = 0.1, test: float = 0.25) -> str:
     return "val" if h < val else "test" if h < val + test else "train"
 
 
-USER_BENIGN_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
-BENIGN_VAL_MORE = 0.15  # round 6: benign user prompts with the hash in [0.35, 0.50) move from train to val
-
-
-def widen_benign_val(rows: list[dict]) -> list[dict]:
-    """Move the benign user prompts whose group hash falls in [0.35, 0.35 + BENIGN_VAL_MORE) from ``train``
-    to ``val``: a val benign set of the same kinds as the test one, large enough for a 0.99 quantile (286
-    rows let 11 of 685 test prompts through). Test rows (hash in [0.10, 0.35)) never move; idempotent."""
-    out = []
-    for r in rows:
-        h = int(hashlib.sha256(r["group"].encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        move = r["label"] == 0 and r["set"] in USER_BENIGN_SETS and r["split"] == "train"
-        out.append({**r, "split": "val"} if move and h < 0.35 + BENIGN_VAL_MORE else r)
-    return out
-
-
 def _row(
     text: str, label: int, source: str, group: str, set_: str, split: str | None = None
 ) -> dict[str, Any]:

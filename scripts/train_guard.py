@@ -64,9 +64,7 @@ def build(wheels: Path) -> list[dict]:
             continue
         seen.add(r["text"])
         out.append(r)
-    from guard_data import widen_benign_val
-
-    return widen_benign_val(out)
+    return out
 
 
 def load_rows() -> list[dict]:
@@ -80,7 +78,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wheels", type=Path)
     parser.add_argument("--signing-key", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=PKG, help="model folder (default: the package's)")
     args = parser.parse_args()
     if args.wheels:
         rows = build(args.wheels)
@@ -89,11 +86,9 @@ def main() -> int:
             gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    from guard_extraction import USER_TARGET_FPR, calibration_benign, extraction_rows
     from guard_i18n import composed_rows, i18n_rows, r5_rows
 
-    # bastion's own phrase tables: train and val groups, never test
-    tables = composed_rows() + r5_rows() + extraction_rows()
+    tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
     train = (
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
@@ -121,25 +116,18 @@ def main() -> int:
     model = dataclasses.replace(model, documents=documents)
     thresholds = _train.calibrate(
         model,
-        user_benign=calibration_benign(rows),
+        user_benign=[r["text"] for r in val if r["label"] == 0 and r["set"] in _train.USER_SETS],
         document_benign=[r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"],
     )
-    # round 6: the user channel at the 0.995 quantile of the (widened) val benign user prompts, the same rule
-    # as the cross-source pairs in benchmarks/bench_guard.py (guard_extraction.USER_TARGET_FPR says why)
-    user = _train.calibrate(
-        model, user_benign=calibration_benign(rows), document_benign=[], target_fpr=USER_TARGET_FPR
-    )["user"]
-    thresholds = {**thresholds, "user": user}
     print("thresholds:", thresholds)
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
         "rows": len(train),
         "C": _train.C,
         "features": "char 3-5-grams, word 1-2-grams, CJK bigrams, Latin diacritics folded, rules",
-        "extra_training": "scripts/guard_i18n.py phrase tables + data/guard/i18n_tables.json, "
-        "i18n_tables_r5.json and extraction_tables_r6.json (train groups)",
-        "calibration": "0.99 quantile of benign validation scores for retrieved/tool, 0.995 for user (val "
-        "benign user prompts, val widened in round 6)",
+        "extra_training": "scripts/guard_i18n.py phrase tables + data/guard/i18n_tables.json and "
+        "i18n_tables_r5.json (train groups)",
+        "calibration": "0.99 quantile of benign validation scores per channel",
         "documents": f"retrieved/tool: C {_train.DOCUMENTS_C}, char + word n-grams, train + i18n_rows()",
     }
     doc = _train.to_document(model, thresholds=thresholds, training=training)
@@ -155,11 +143,11 @@ def main() -> int:
         )
         args.signing_key.chmod(0o600)
     signature, public_pem = _train.sign(doc, args.signing_key.read_bytes())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "guard_model.json").write_bytes(doc)
-    (args.out / "guard_model.json.sig").write_text(signature + "\n")
-    (args.out / "guard_model.pub.pem").write_text(public_pem)
-    print(f"model: {len(doc)} bytes -> {args.out}")
+    PKG.mkdir(parents=True, exist_ok=True)
+    (PKG / "guard_model.json").write_bytes(doc)
+    (PKG / "guard_model.json.sig").write_text(signature + "\n")
+    (PKG / "guard_model.pub.pem").write_text(public_pem)
+    print(f"model: {len(doc)} bytes -> {PKG}")
     return 0
 
 

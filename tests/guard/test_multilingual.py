@@ -115,47 +115,6 @@ def test_phrase_tables_are_training_and_validation_only() -> None:
     assert {"tr", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "ar", "fa", "pl", "en"} <= langs
 
 
-def test_extraction_tables_and_calibration_pool_hold_no_test_row() -> None:
-    import gzip
-    import hashlib
-    import json
-
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        from guard_data import widen_benign_val
-        from guard_extraction import calibration_benign, extraction_rows
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    rows = extraction_rows()
-    assert {r["split"] for r in rows} == {"train", "val"} and rows == extraction_rows()  # deterministic
-    train = {r["group"] for r in rows if r["split"] == "train"}
-    val = {r["group"] for r in rows if r["split"] == "val"}
-    assert train and val and not train & val
-    labels = np.asarray([r["label"] for r in rows])
-    assert 0.4 < labels.mean() < 0.7  # as many benign look-alikes as extraction asks
-    # the checked-in data: test rows are exactly the groups hashed into [0.10, 0.35); the widened val moved
-    # benign user prompts out of train only, and the calibration pool is val benign user prompts only
-    with gzip.open(SCRIPTS.parent / "data" / "guard" / "guard_data.jsonl.gz", "rt", encoding="utf-8") as fh:
-        data = [json.loads(line) for line in fh]
-    assert widen_benign_val(data) == data
-    for r in data:
-        h = int(hashlib.sha256(r["group"].encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        if r["split"] == "test" and r["set"] in ("benign", "overdefence", "multilingual-benign"):
-            assert 0.1 <= h < 0.35
-        if r["split"] == "val" and r["set"] in ("benign", "overdefence", "multilingual-benign"):
-            assert h < 0.1 or 0.35 <= h < 0.5
-    pool = calibration_benign(data)
-    assert len(pool) > 700
-    expected = [
-        r["text"]
-        for r in data
-        if r["split"] == "val"
-        and r["label"] == 0
-        and r["set"] in ("benign", "overdefence", "multilingual-benign")
-    ]
-    assert pool == expected
-
-
 def test_documents_channel_has_its_own_weights(tmp_path: Path) -> None:
     import dataclasses
     import json

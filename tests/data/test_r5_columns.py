@@ -159,15 +159,20 @@ def test_lower_case_names_under_person_headers_and_neutral_headers(tmp_path: Pat
     names = [f"{r.choice(given)} {r.choice(family)}" for _ in range(150)]
     products = [r.choice(["blue cotton shirt", "red wool scarf", "black leather belt", "grey denim jacket"])
                 for _ in range(150)]  # fmt: skip
-    header = ["kunde", "customer", "email_owner", "account_contact", "who", "item"]
-    raw = _write(tmp_path / "lower.csv", header, [[n, n, n, n, n, p] for n, p in zip(names, products)])
+    # Decoys under person-role headers: one word is a yes/no, a tier or a team, not a name.
+    member = [r.choice(["yes", "no"]) for _ in range(150)]
+    owner = [r.choice(["payments", "search", "platform", "billing"]) for _ in range(150)]
+    header = ["kunde", "customer", "email_owner", "account_contact", "who", "item", "member", "owner"]
+    rows = [[n, n, n, n, n, p, m, o] for n, p, m, o in zip(names, products, member, owner)]
+    raw = _write(tmp_path / "lower.csv", header, rows)
     res = protect_file(path=raw, out=tmp_path / "o.csv", keys=KEYS, use_presidio=False)
-    for col in header[:-1]:
+    for col in header[:5]:
         assert res.report.column(col).label == Label.pii, col
         out = _column(tmp_path / "o.csv", col)
         assert not [v for v, o in zip(names, out) if v in o], col
-    assert res.report.column("item").label == Label.internal
-    assert _column(tmp_path / "o.csv", "item") == products
+    for col, before in (("item", products), ("member", member), ("owner", owner)):
+        assert res.report.column(col).label == Label.internal, col
+        assert _column(tmp_path / "o.csv", col) == before, col
 
 
 # --------------------------------------------------------------------------------------------- F-SHAPE

@@ -126,9 +126,10 @@ _NAME_HINTS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ),
 )
 # Headers naming the person a row is about rather than a name field (issue 21 r5 F-LOWER: lower-case names
-# under ``kunde``, ``customer``, ``email_owner`` were kept): a hint when the values are shaped like names in
-# any case (letters, apostrophes, hyphens, dots; one to six words), but not a sensitive header by itself (a
-# ``customer`` column of JSON objects is still parsed key by key).
+# under ``kunde``, ``customer``, ``email_owner`` were kept): a hint when the values are shaped like full names
+# in any case (letters, apostrophes, hyphens, dots; two to six words: one word under ``member`` or ``owner``
+# is a yes/no, a tier or a team), but not a sensitive header by itself (a ``customer`` column of JSON objects
+# is still parsed key by key).
 _NAME_WORDS = r"[^\W\d_]+(?:['\u2019.-][^\W\d_]*)*"
 _ROLE_HINT = (
     E.PERSON,
@@ -137,7 +138,7 @@ _ROLE_HINT = (
         r"employee|guest|passenger|buyer|tenant|subscriber|member|applicant|insured|policyholder|addressee|"
         r"consignee|payee|payer|debtor|borrower)$|(^|_)(owner|holder|customer|kunde|client)$"
     ),
-    re.compile(r"[ ]*" + _NAME_WORDS + r"(?:,?[ ]+" + _NAME_WORDS + r"){0,5}[ ]*"),
+    re.compile(r"[ ]*" + _NAME_WORDS + r"(?:,?[ ]+" + _NAME_WORDS + r"){1,5}[ ]*"),
 )
 PERSON_HINT = next(h for h in _NAME_HINTS if h[0] == E.PERSON)
 ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./-]{4,22}[A-Za-z0-9]")

@@ -30,6 +30,23 @@ class OutputFormat(enum.StrEnum):
 
 FORMAT_OPTION = typer.Option(OutputFormat.text, "--format", help="Output format.")
 HOME_OPTION = typer.Option(None, "--home", help="Project home (default: $BASTION_HOME or ./.bastion).")
+WITNESS_OPTION = typer.Option(
+    None,
+    "--witness",
+    help="A witness of the audit log named from outside the home (FILE or URL,key=PEM[,ca=PEM]; repeatable; "
+    "also $BASTION_WITNESS): a rolled-back home is refused even when its bastion.toml lost [[log.witness]].",
+)
+REQUIRE_WITNESS_OPTION = typer.Option(
+    False, "--require-witness", help="Refuse to start without a witness (also $BASTION_REQUIRE_WITNESS=1)."
+)
+
+
+def outside_witnesses(witness: list[str] | None, require: bool, home: Path | None) -> None:
+    """``--witness``/``--require-witness``: checked now, then seen by every rollback check of the process."""
+    from bastion.config import home_path
+    from bastion.respond.rollback import name_outside_witnesses
+
+    name_outside_witnesses(list(witness or []), require=require, home=home_path(home))
 
 
 def print_json(obj: Any) -> None:

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import typer
 
-from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.cli._common import (
+    FORMAT_OPTION,
+    HOME_OPTION,
+    REQUIRE_WITNESS_OPTION,
+    WITNESS_OPTION,
+    OutputFormat,
+    outside_witnesses,
+    print_json,
+)
 from bastion.errors import ConfigError, InvalidInput
 
 EXIT_FINDING = 1
@@ -86,6 +94,8 @@ def register(app: typer.Typer) -> None:
         config_file: Path | None = typer.Option(
             None, "--config", help="Settings file with a [guard] table (output policy, roles, deny lists)."
         ),
+        witness: list[str] | None = WITNESS_OPTION,
+        require_witness: bool = REQUIRE_WITNESS_OPTION,
         home: Path | None = HOME_OPTION,
     ) -> None:
         """Serve the guarded OpenAI-compatible proxy in front of --upstream."""
@@ -99,6 +109,7 @@ def register(app: typer.Typer) -> None:
         from bastion.serve.guard_proxy import ProxyConfig, guard_proxy_for_vault
         from bastion.serve.tls import is_loopback
 
+        outside_witnesses(witness, require_witness, home)
         if insecure and not is_loopback(host):
             raise ConfigError("--insecure (plain HTTP) is allowed only on a loopback address")
         if not insecure and not (tls_cert and tls_key):

@@ -21,7 +21,7 @@ from bastion.cli._common import (
     print_json,
     vault_answer,
 )
-from bastion.errors import ConfigError, IntegrityError, InvalidInput, ServiceError
+from bastion.errors import IntegrityError, InvalidInput, ServiceError
 
 WITNESS_ENV = "BASTION_WITNESS"
 
@@ -29,27 +29,9 @@ WITNESS_ENV = "BASTION_WITNESS"
 def parse_witness_specs(specs: Sequence[str], *, home: Path) -> list[Any]:
     """Witnesses named from outside the home: ``FILE`` (an append-only heads file) or
     ``URL,key=PEM[,ca=PEM]`` (a ``bastion witness`` service and its public key)."""
-    from bastion.store.witness import witnesses_from_config
+    from bastion.respond.rollback import witnesses_from_specs
 
-    tables: list[dict[str, str]] = []
-    for spec in specs:
-        head, *opts = spec.split(",")
-        if head.startswith(("https://", "http://")):
-            table = {"kind": "http", "url": head}
-            for opt in opts:
-                key, sep, value = opt.partition("=")
-                if not sep or key not in ("key", "ca", "name"):
-                    raise InvalidInput(f"--witness {spec!r}: options are key=PEM, ca=PEM, name=NAME")
-                table[key] = value
-        elif opts:
-            raise InvalidInput(f"--witness {spec!r}: a file witness takes no options")
-        else:
-            table = {"kind": "file", "path": head}
-        tables.append(table)
-    try:
-        return witnesses_from_config(tables, home=home)
-    except ConfigError as exc:
-        raise InvalidInput(str(exc).replace("[[log.witness]]", "--witness")) from exc
+    return witnesses_from_specs(specs, home=home)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 import typer
 
 from bastion.cli import EXIT_FINDING
-from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, open_vault, print_json
+from bastion.cli._common import (
+    FORMAT_OPTION,
+    HOME_OPTION,
+    REQUIRE_WITNESS_OPTION,
+    WITNESS_OPTION,
+    OutputFormat,
+    open_vault,
+    outside_witnesses,
+    print_json,
+)
 from bastion.cli.events import SINCE_HELP, open_store, parse_since
 from bastion.errors import InvalidInput
 
@@ -70,6 +79,8 @@ def register(app: typer.Typer) -> None:
             None, "--decline-pending", help="Drop the queued proposal ID (logged)."
         ),
         since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+        witness: list[str] | None = WITNESS_OPTION,
+        require_witness: bool = REQUIRE_WITNESS_OPTION,
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
@@ -82,6 +93,7 @@ def register(app: typer.Typer) -> None:
         Exit codes: 0 nothing left to do, 1 actions planned, declined, pending, refused or failed, 2 usage
         or runtime error.
         """
+        outside_witnesses(witness, require_witness, home)
         from bastion.hunt import hunt, load_rules, verifier_for
         from bastion.respond import Responder, load_playbook
         from bastion.respond import watch as watch_loop

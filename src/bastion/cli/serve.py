@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from bastion.cli._common import FORMAT_OPTION, HOME_OPTION, OutputFormat, print_json
+from bastion.cli._common import (
+    FORMAT_OPTION,
+    HOME_OPTION,
+    REQUIRE_WITNESS_OPTION,
+    WITNESS_OPTION,
+    OutputFormat,
+    outside_witnesses,
+    print_json,
+)
 from bastion.errors import ConfigError, ServiceError
 
 MAX_TOKEN_FILE = 4096
@@ -93,10 +101,13 @@ def register(app: typer.Typer) -> None:
             "--pkcs11-pin-env",
             help="With --deployment: the server's HSM PIN variable (from its Secret).",
         ),
+        witness: list[str] | None = WITNESS_OPTION,
+        require_witness: bool = REQUIRE_WITNESS_OPTION,
         home: Path | None = HOME_OPTION,
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Serve a verified registry model behind authentication, rate limits and the extraction monitor."""
+        outside_witnesses(witness, require_witness, home)
         from bastion.serve.server import ServeOptions, approve_gateway, build_gateway, check_options, run
 
         options = ServeOptions(

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from bastion.cli._common import HOME_OPTION
+from bastion.cli._common import HOME_OPTION, REQUIRE_WITNESS_OPTION, WITNESS_OPTION, outside_witnesses
 from bastion.errors import ConfigError
 
 
@@ -15,6 +15,8 @@ def register(app: typer.Typer) -> None:
     @app.command("server")
     def server(
         home: Path | None = HOME_OPTION,
+        witness: list[str] | None = WITNESS_OPTION,
+        require_witness: bool = REQUIRE_WITNESS_OPTION,
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8443, "--port", help="Port to listen on."),
         tls_cert: Path | None = typer.Option(None, "--tls-cert", help="TLS certificate (PEM)."),
@@ -42,6 +44,7 @@ def register(app: typer.Typer) -> None:
         from bastion.server.app import create_server_app
         from bastion.server.state import ServerSettings
 
+        outside_witnesses(witness, require_witness, home)
         if insecure and not is_loopback(host):
             raise ConfigError("--insecure (plain HTTP) is allowed only on a loopback address")
         if (tls_cert is None) != (tls_key is None):

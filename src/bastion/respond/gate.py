@@ -64,7 +64,7 @@ class ResponseGate:
             kwargs["logged"] = LoggedState(engine, signer).latest
         audit = getattr(vault, "audit", None)
         if audit is not None and "witnessed" not in kwargs:
-            kwargs["witnessed"] = rollback_check(audit)
+            kwargs["witnessed"] = rollback_check(audit, home=settings.home)
         return cls(state_path(settings.home), signer, **kwargs)
 
     def _load(self) -> None:

@@ -146,7 +146,8 @@ class Responder:
         engine = getattr(vault, "engine", None)
         self._logged = None if engine is None else LoggedState(engine, getattr(vault, "signer", None))
         audit = getattr(vault, "audit", None)
-        self._rollback = None if audit is None else rollback_check(audit)  # the log's witnesses, if any
+        # the log's witnesses, if any ([[log.witness]] and $BASTION_WITNESS from outside the home)
+        self._rollback = None if audit is None else rollback_check(audit, home=vault.settings.home)
         self._dirty = False  # the state holds changes not yet signed (saved once per respond call)
         self._alerted: set[str] = set()
         # refusals already logged, by what was refused and why (the finding, action, target, reason and the

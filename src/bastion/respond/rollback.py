@@ -12,6 +12,12 @@ rollback). The responder, the gateway's gate, the team server's admission check 
 ``GET /v1/respond/state`` call it before believing a state; with no witness configured it does nothing
 (``enabled`` is False) and the residual is as documented in the README.
 
+``[[log.witness]]`` lives in the home's own ``bastion.toml``, which the home's writer can edit: whoever
+restores the snapshot also deletes the table (attack17d A5). Witnesses named from outside the home
+(``$BASTION_WITNESS``, set by ``--witness`` on ``bastion serve``, ``guard serve``, ``server`` and ``respond``:
+``FILE`` or ``URL,key=PEM[,ca=PEM]``, space-separated) are checked besides the table's, and
+``$BASTION_REQUIRE_WITNESS=1`` (``--require-witness``) refuses to start without any witness at all.
+
 Cost: a file witness is read incrementally (only the bytes appended since the last check; a file that
 shrank is refused); an HTTP witness is asked for its heads (one request). The gate calls it only when the
 state file changes. A witness that cannot be read fails closed too (the error says which).
@@ -21,21 +27,71 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from bastion.errors import BastionError, IntegrityError, NotFound, ServiceError
+from bastion.errors import BastionError, ConfigError, IntegrityError, InvalidInput, NotFound, ServiceError
 from bastion.store.auditlog import SignedTreeHead
-from bastion.store.witness import FileWitness
+from bastion.store.witness import FileWitness, witnesses_from_config
+
+WITNESS_ENV = "BASTION_WITNESS"
+REQUIRE_ENV = "BASTION_REQUIRE_WITNESS"
+
+
+def witnesses_from_specs(specs: Sequence[str], *, home: Path) -> list[Any]:
+    """Witnesses named from outside the home: ``FILE`` (an append-only heads file) or
+    ``URL,key=PEM[,ca=PEM]`` (a ``bastion witness`` service and its public key)."""
+    tables: list[dict[str, str]] = []
+    for spec in specs:
+        head, *opts = spec.split(",")
+        if head.startswith(("https://", "http://")):
+            table = {"kind": "http", "url": head}
+            for opt in opts:
+                key, sep, value = opt.partition("=")
+                if not sep or key not in ("key", "ca", "name"):
+                    raise InvalidInput(f"--witness {spec!r}: options are key=PEM, ca=PEM, name=NAME")
+                table[key] = value
+        elif opts:
+            raise InvalidInput(f"--witness {spec!r}: a file witness takes no options")
+        else:
+            table = {"kind": "file", "path": head}
+        tables.append(table)
+    try:
+        return witnesses_from_config(tables, home=home)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc).replace("[[log.witness]]", "--witness")) from exc
+
+
+def env_specs() -> list[str]:
+    return [s for s in re.split(r"\s+", os.environ.get(WITNESS_ENV, "").strip()) if s]
+
+
+def witness_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def name_outside_witnesses(specs: Sequence[str], *, require: bool, home: Path) -> None:
+    """``--witness``/``--require-witness`` of a service command: checked now (a bad spec exits 2 before
+    anything starts) and handed to every check in this process and its workers through the environment."""
+    specs = [*env_specs(), *specs]
+    witnesses_from_specs(specs, home=home)
+    if specs:
+        os.environ[WITNESS_ENV] = " ".join(specs)
+    if require:
+        os.environ[REQUIRE_ENV] = "1"
 
 
 class RollbackCheck:
     """``check()`` raises IntegrityError when ``audit`` (an :class:`~bastion.store.auditlog.AuditLog`) is
     behind, or forked from, what its witnesses saw."""
 
-    def __init__(self, audit: Any) -> None:
+    def __init__(self, audit: Any, *, outside: Sequence[Any] = ()) -> None:
         self._audit = audit
-        self._witnesses = tuple(getattr(audit, "witnesses", ()) or ())
+        # both, even when they name the same witness: the table could give a decoy the outside one's name
+        self._witnesses = tuple(getattr(audit, "witnesses", ()) or ()) + tuple(outside)
         self._lock = threading.Lock()
         self._files: dict[str, tuple[int, SignedTreeHead | None]] = {}  # path -> (bytes read, largest head)
 
@@ -131,10 +187,24 @@ def _head(line: bytes, name: str) -> SignedTreeHead:
         raise IntegrityError(f"witness {name}: a line is not a signed tree head") from exc
 
 
-def rollback_check(audit: Any) -> RollbackCheck | None:
-    """The check for ``audit``, or None when it has no witness (nothing to compare with)."""
-    check = RollbackCheck(audit)
+def rollback_check(audit: Any, *, home: Path | None = None) -> RollbackCheck | None:
+    """The check for ``audit`` with the home's witnesses and those of ``$BASTION_WITNESS``, or None when
+    there is none (nothing to compare with); ConfigError when ``$BASTION_REQUIRE_WITNESS`` asks for one."""
+    outside = witnesses_from_specs(env_specs(), home=home or Path.cwd()) if env_specs() else []
+    check = RollbackCheck(audit, outside=outside)
+    if not check.enabled and witness_required():
+        raise ConfigError(
+            "a witness is required (--require-witness / $BASTION_REQUIRE_WITNESS) but none is named: "
+            "give --witness or $BASTION_WITNESS from outside the home"
+        )
     return check if check.enabled else None
 
 
-__all__ = ["RollbackCheck", "rollback_check"]
+__all__ = [
+    "REQUIRE_ENV",
+    "WITNESS_ENV",
+    "RollbackCheck",
+    "name_outside_witnesses",
+    "rollback_check",
+    "witnesses_from_specs",
+]

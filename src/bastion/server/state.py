@@ -127,7 +127,8 @@ class ServerState:
             base.signer,
             reload_s=0.5,
             logged=self.response_logged.latest,
-            witnessed=rollback_check(base.audit),  # the whole home rolled back: behind the log's witnesses
+            # the whole home rolled back: behind the log's witnesses (its own and $BASTION_WITNESS)
+            witnessed=rollback_check(base.audit, home=self.home),
         )
         # NAME:VERSION released to each gateway identity by attested release: the only targets whose request
         # records that gateway may write into the log (/v1/gateway/audit); kept sealed across restarts

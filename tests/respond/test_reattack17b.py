@@ -84,13 +84,16 @@ def _one_address_spray(vault: Vault, tmp_path: Path) -> tuple[EventStore, Findin
 
 
 def _queue(vault: Vault, items: list[tuple[str, str, str, Finding]]) -> PendingQueue:
-    """What a home writer does: write pending.json by hand (no key needed)."""
+    """pending.json written by hand, sealed with the home's key: the checks behind the seal (an entry a home
+    writer without the key adds is refused by the seal first: test_pending_sealed.py)."""
+    sealer = vault.access.sealer
     queue = PendingQueue(vault.settings.home / STATE_DIR)
     queue.path.parent.mkdir(parents=True, exist_ok=True)
     rows = [
         {"id": f"id{i}", "action": a, "target": t, "env": e, "at": 0.0, "finding": asdict(f)}
         for i, (a, t, e, f) in enumerate(items)
     ]
+    rows = [{**r, "mac": sealer.seal(pending_module.SEAL_KIND, r["id"], r).hex()} for r in rows]
     queue.path.write_text(json.dumps(rows))
     return queue
 

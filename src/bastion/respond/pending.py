@@ -2,13 +2,15 @@
 
 A service has no one to ask: an approve-mode rule's action is written to ``HOME/respond/pending.json``
 (status ``pending``) and the watch goes on; ``bastion respond --pending`` lists the queue and
-``bastion respond --approve-pending ID`` / ``--decline-pending ID`` settle one. The file is not signed: an
-entry only *proposes*; approving one re-checks its finding's evidence against the signed audit log before
-acting (:class:`bastion.events.verify.EvidenceVerifier`), so an entry a home writer adds cannot act on its
-own, and every approval or refusal is audit-logged like any other action. Approving re-derives the
-action, target and environment from the finding through the playbook, so an entry cannot name a target its
-finding does not. A full queue drops its oldest proposals; each drop is logged (and audit-logged by the
-responder).
+``bastion respond --approve-pending ID`` / ``--decline-pending ID`` settle one. Each entry is sealed with
+the home's row sealer (an HMAC under a key derived from the signing keys: :class:`~bastion.crypto.seal.
+RowSealer`) when the responder has one: an entry a home writer adds or edits without the passphrase (a
+made-up finding resting on one genuine benign event, attack17d A7) is not listed and is refused, and
+removed, when settled. An entry only *proposes* anyway: approving one re-checks its finding's evidence
+against the signed audit log before acting (:class:`bastion.events.verify.EvidenceVerifier`), and every
+approval or refusal is audit-logged like any other action. Approving re-derives the action, target and
+environment from the finding through the playbook, so an entry cannot name a target its finding does not.
+A full queue drops its oldest proposals; each drop is logged (and audit-logged by the responder).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bastion.hunt.report import Finding
 
 PENDING_FILE = "pending.json"
 MAX_PENDING = 1000
+SEAL_KIND = "pending-proposal"
 _TUPLES = ("techniques", "technique_names", "event_ids")
 logger = logging.getLogger(__name__)
 
@@ -41,9 +44,23 @@ def _finding(data: dict[str, Any]) -> Finding:
 class PendingQueue:
     """The queue of one home's proposals (a JSON list, newest last, at most :data:`MAX_PENDING`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, sealer: Any = None) -> None:
         self.path = directory / PENDING_FILE
+        self.sealer = sealer  # a RowSealer (the responder gives its vault's when none is set)
         self.evicted: list[dict[str, Any]] = []  # the oldest proposals the last add() pushed out of the queue
+
+    def _sealed(self, item: dict[str, Any]) -> bool:
+        """Whether ``item`` carries this home's seal (always, without a sealer: nothing to check with)."""
+        if self.sealer is None:
+            return True
+        state = {k: v for k, v in item.items() if k != "mac"}
+        try:
+            mac = bytes.fromhex(str(item["mac"]))
+            self.sealer.check(SEAL_KIND, str(item.get("id")), state, mac, what="a pending proposal")
+        except (KeyError, ValueError, IntegrityError) as exc:
+            logger.error("pending proposal %s refused: %s", item.get("id"), exc)
+            return False
+        return True
 
     def _read(self) -> list[dict[str, Any]]:
         try:
@@ -77,28 +94,36 @@ class PendingQueue:
         items = self._read()
         self.evicted = []
         if all(i.get("id") != ident for i in items):
-            items.append(
-                {
-                    "id": ident,
-                    "action": action,
-                    "target": target,
-                    "env": env,
-                    "at": at,
-                    "finding": asdict(finding),
-                }
-            )
+            item: dict[str, Any] = {
+                "id": ident,
+                "action": action,
+                "target": target,
+                "env": env,
+                "at": at,
+                "finding": asdict(finding),
+            }
+            if self.sealer is not None:
+                item["mac"] = self.sealer.seal(SEAL_KIND, ident, item).hex()
+            items.append(item)
             self.evicted = self._write(items)
         return ident
 
     def list(self) -> list[dict[str, Any]]:
-        return self._read()
+        """The proposals carrying this home's seal (others logged and left out)."""
+        return [i for i in self._read() if self._sealed(i)]
 
     def take(self, ident: str) -> tuple[str, str, str, Finding]:
-        """Remove one proposal; returns (action, target, env, finding)."""
+        """Remove one proposal; returns (action, target, env, finding). One without this home's seal is
+        removed and refused (IntegrityError)."""
         items = self._read()
         for item in items:
             if item.get("id") == ident:
                 self._write([i for i in items if i is not item])
+                if not self._sealed(item):
+                    raise IntegrityError(
+                        f"pending proposal {ident} is not sealed by this home (pending.json was edited "
+                        "outside bastion): removed, nothing done"
+                    )
                 try:
                     return (
                         str(item["action"]),
@@ -111,4 +136,4 @@ class PendingQueue:
         raise NotFound(f"no pending proposal {ident!r} (bastion respond --pending lists them)")
 
 
-__all__ = ["MAX_PENDING", "PENDING_FILE", "PendingQueue"]
+__all__ = ["MAX_PENDING", "PENDING_FILE", "SEAL_KIND", "PendingQueue"]

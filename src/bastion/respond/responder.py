@@ -137,6 +137,8 @@ class Responder:
         self.mode = mode
         self._approve = approve
         self._pending = pending
+        if pending is not None and pending.sealer is None:  # proposals sealed with the home's row sealer
+            pending.sealer = getattr(getattr(vault, "access", None), "sealer", None)
         self._trusted = tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
         # the gateway host's own addresses (default: all of loopback); a deployment where other loopback
         # addresses stand for distinct clients (the demo) narrows it

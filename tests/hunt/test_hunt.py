@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -78,14 +79,26 @@ def test_hunt_cli_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = tmp_path / "home"
-    init_project(
+    vault = init_project(
         home=home, passphrase="pw-for-tests-only", kdf=KdfParams.unsafe_fast(), inspectors=[]
-    ).close()
+    )
     monkeypatch.setenv("BASTION_HOME", str(home))
     monkeypatch.setenv("BASTION_PASSPHRASE", "pw-for-tests-only")
     assert run(["hunt", "--no-anomaly"]) == 0
-    events, _ = campaign(seed=3)
-    EventStore.for_home(home).append(events)
+    # the attacks reach the store through the signed log only: rows written into events.db by hand are not
+    # derived from it and are dropped when the collector re-collects (issue 17 attack17d A6)
+    now = time.time()
+    burst = [
+        {"ts": now - 40 + i * 0.1, "identity": "mallory", "client": "198.51.100.23", "status": 200}
+        | {"decision": "allow", "model": "m0", "path": "/v1/predict", "latency_ms": 2}
+        for i in range(400)
+    ]
+    spray = {"by_client": [{"client": "198.51.100.7", "decision": "deny:auth", "count": 50}]}
+    details = {"requests": burst, "unauthenticated": spray}
+    vault.audit.append(actor="gateway", action="serve:requests", target="m0:1", outcome="ok", details=details)
+    for i in range(8):
+        vault.audit.append(actor="dave", action="registry:pull", target=f"m{i}:1", outcome="ok", details={})
+    vault.close()
     capsys.readouterr()
     assert run(["hunt", "--format", "json"]) == 1
     assert {f["rule_id"][-3:] for f in json.loads(capsys.readouterr().out)["findings"]} >= {

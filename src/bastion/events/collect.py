@@ -31,10 +31,12 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from bastion.errors import BastionError
+from bastion.events import rowseal
 from bastion.events.schema import Event
 from bastion.events.store import EventStore, row_of
 
@@ -412,15 +414,19 @@ def _log_size(reader: Any) -> int | None:
         return None
 
 
-def _sealed(position: int, totals: tuple[int, int, int, int]) -> dict[str, Any]:
-    """What the cursor's seal covers: its position and the store's rows, summed count and rollup sum."""
+def _sealed(
+    position: int, totals: tuple[int, int, int, int], digests: Mapping[int, tuple[int, int]]
+) -> dict[str, Any]:
+    """What the cursor's seal covers: its position, the store's rows, summed count and rollup sum, and the
+    table of hourly row digests (:mod:`bastion.events.rowseal`)."""
     rows, total, _least, rolled = totals
-    return {"position": position, "rows": rows, "total": total, "rollup": rolled}
+    table = rowseal.table_digest(digests)
+    return {"position": position, "rows": rows, "total": total, "rollup": rolled, "digests": table}
 
 
 def _trusted_start(
     reader: Any, store: EventStore, sealer: CursorSealer | None
-) -> tuple[int, tuple[int, int, int, int]]:
+) -> tuple[int, tuple[int, int, int, int], dict[int, tuple[int, int]]]:
     """The cursor (and the store's totals), when its seal matches the cursor and the store's rows, summed
     count and rollup sum, it is not past the log's signed head and no event lies beyond it; otherwise the
     store is rewound (audit-derived events dropped, rollup rebuilt) and collection restarts at entry 0: a home
@@ -428,20 +434,27 @@ def _trusted_start(
     (or lower their counts) without the next collection noticing and re-collecting them."""
     start = store.cursor(AUDIT_CURSOR)
     if sealer is None:
-        return start, (0, 0, 1, 0)
+        return start, (0, 0, 1, 0), {}
     top = store.max_audit_index()
     totals = store.totals()
+    digests = store.digests()
     sealed = store.cursor_seal(AUDIT_CURSOR)
     if start == 0 and top is None:  # nothing collected yet: everything is collected from entry 0
-        return 0, totals
+        if totals[0] and not digests:  # rows put in before the first collection: digested as they are
+            digests = rowseal.scan(store, rowseal.row_key(sealer), since_w=-(1 << 40))
+            store.append([], digests=digests)
+        return 0, totals, digests
     reason = ""
     if sealed is None or sealed[0] != start:
         reason = "is not sealed"
     else:
         try:
-            sealer.check(_SEAL_KIND, AUDIT_CURSOR, _sealed(start, totals), sealed[1], what="the event cursor")
+            state = _sealed(start, totals, digests)
+            sealer.check(_SEAL_KIND, AUDIT_CURSOR, state, sealed[1], what="the event cursor")
         except BastionError:
             reason = "has a seal that does not match the store (rows deleted, counts edited, or an old seal)"
+    if not reason:  # the rows themselves (an UPDATE keeps every total): the recent hours re-read
+        reason = rowseal.mismatch(store, rowseal.row_key(sealer), digests, now=time.time())
     if not reason and totals[2] < 1:
         reason = f"sits over an event with count {totals[2]} (every event counts at least once)"
     size = _log_size(reader)
@@ -450,10 +463,10 @@ def _trusted_start(
     if not reason and top is not None and top >= start:
         reason = f"is behind events already collected (entry {top} >= {start})"
     if not reason:
-        return start, totals
+        return start, totals, digests
     logger.warning("event store: the audit-log cursor %s; re-collecting the audit log from entry 0", reason)
     store.rewind(AUDIT_CURSOR, 0)
-    return 0, store.totals()
+    return 0, store.totals(), store.digests()
 
 
 def collect_audit(
@@ -471,7 +484,8 @@ def collect_audit(
     trusted: the audit-derived events are dropped and re-collected (so rows deleted from the store, or counts
     lowered, come back at the next collection: ``bastion hunt`` and every ``respond`` tick collect first)."""
     sealer = _sealer_of(reader)
-    start, totals = _trusted_start(reader, store, sealer)
+    start, totals, digests = _trusted_start(reader, store, sealer)
+    key = None if sealer is None else rowseal.row_key(sealer)
     rows, total, least, rolled = totals
     read = 0
     while True:
@@ -485,9 +499,11 @@ def collect_audit(
         read += len(entries)
         added = sum(e.count for e in events)
         rows, total, rolled = rows + len(events), total + added, rolled + added
-        state = _sealed(start, (rows, total, least, rolled))
+        touched = None if key is None else rowseal.added(key, (row_of(e) for e in events), digests)
+        digests = {**digests, **(touched or {})}
+        state = _sealed(start, (rows, total, least, rolled), digests)
         seal = None if sealer is None else sealer.seal(_SEAL_KIND, AUDIT_CURSOR, state)
-        store.append(events, cursor=(AUDIT_CURSOR, start), seal=seal)
+        store.append(events, cursor=(AUDIT_CURSOR, start), seal=seal, digests=touched)
         if on_events is not None:
             on_events(len(events))
         if len(entries) < batch:

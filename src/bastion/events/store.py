@@ -98,6 +98,20 @@ cursor_seals_table = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("seal", sa.LargeBinary, nullable=False),
 )
+# per hour of event time (``w``): a keyed digest of the rows' contents and their number, kept by the collector
+# (:mod:`bastion.events.rowseal`) so that a row rewritten in place (UPDATE) does not keep the sealed totals
+event_digests_table = sa.Table(
+    "bastion_event_digests",
+    metadata,
+    sa.Column("w", sa.BigInteger, primary_key=True),
+    sa.Column("digest", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
+#: The columns a row's digest covers, in order (every column but the row id).
+DIGEST_COLUMNS = (
+    "ts", "kind", "identity", "client", "model", "action", "outcome", "status", "source", "severity",
+    "attacks", "hour", "weekday", "audit_index", "details", "count",
+)  # fmt: skip
 _IDS_PER_QUERY = 10_000
 _AUDIT_INDEX = sa.Index("ix_bastion_events_audit_index", events_table.c.audit_index)
 
@@ -194,9 +208,10 @@ class EventStore:
         *,
         cursor: tuple[str, int] | None = None,
         seal: bytes | None = None,
+        digests: dict[int, tuple[int, int]] | None = None,
     ) -> int:
-        """Insert events (and move ``cursor`` = (name, position), with its ``seal``) in one transaction;
-        returns the count."""
+        """Insert events (and move ``cursor`` = (name, position), with its ``seal``, and set the hourly
+        ``digests`` {w: (digest, rows)}) in one transaction; returns the count."""
         rows = [row_of(e) for e in events]
         counts: Counter[tuple[str, str, int, str, str]] = Counter()
         models: set[tuple[str, str, int, str]] = set()
@@ -224,6 +239,9 @@ class EventStore:
                     insert(window_models_table).on_conflict_do_nothing(),
                     [{"identity": i, "client": c, "w": w, "model": m} for i, c, w, m in models],
                 )
+            for w, (digest, n) in (digests or {}).items():
+                conn.execute(sa.delete(event_digests_table).where(event_digests_table.c.w == w))
+                conn.execute(sa.insert(event_digests_table).values(w=w, digest=digest, rows=n))
             if cursor is not None:
                 name, position = cursor
                 done = conn.execute(
@@ -270,6 +288,7 @@ class EventStore:
             ).rowcount
             conn.execute(sa.delete(rollup_table))
             conn.execute(sa.delete(window_models_table))
+            conn.execute(sa.delete(event_digests_table))  # the collector's next check rewinds what is left
             conn.execute(
                 sa.insert(rollup_table).from_select(
                     ["identity", "client", "w", "kind", "outcome", "n"],
@@ -301,6 +320,44 @@ class EventStore:
             ).one()
             rolled = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(rollup_table.c.n), 0))).scalar()
         return int(rows or 0), int(total or 0), 1 if least is None else int(least), int(rolled or 0)
+
+    def digests(self) -> dict[int, tuple[int, int]]:
+        """The hourly digests {w: (digest, rows)} the collector keeps (:mod:`bastion.events.rowseal`)."""
+        t = event_digests_table.c
+        with self.engine.connect() as conn:
+            return {
+                int(r.w): (int(r.digest), int(r.rows)) for r in conn.execute(sa.select(t.w, t.digest, t.rows))
+            }
+
+    def digest_rows(self, since_w: int) -> Iterable[tuple[int, tuple[Any, ...]]]:
+        """(w, the row's :data:`DIGEST_COLUMNS` values) of every event in hours ``since_w`` onwards."""
+        e = events_table.c
+        query = sa.select(*(e[c] for c in DIGEST_COLUMNS)).where(e.ts >= since_w * WINDOW_S)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=20_000).execute(query):
+                yield int(row[0] // WINDOW_S), tuple(row)
+
+    def rollup_since(self, since_w: int) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+        """(the stored rollup, the rollup the events imply) for hours ``since_w`` onwards, and the same for
+        the window models (as keys counted once): what the collector compares before trusting the store."""
+        e, r, m = events_table.c, rollup_table.c, window_models_table.c
+        w = sa.cast(sa.func.floor(e.ts / WINDOW_S), sa.BigInteger)
+        after = e.ts >= since_w * WINDOW_S
+        stored: Counter[tuple[Any, ...]] = Counter()
+        derived: Counter[tuple[Any, ...]] = Counter()
+        with self.engine.connect() as conn:
+            for row in conn.execute(
+                sa.select(r.identity, r.client, r.w, r.kind, r.outcome, r.n).where(r.w >= since_w)
+            ):
+                stored[("rollup", *row[:5])] += int(row[5])
+            query = sa.select(e.identity, e.client, w, e.kind, e.outcome, sa.func.sum(e["count"]))
+            for row in conn.execute(query.where(after).group_by(e.identity, e.client, w, e.kind, e.outcome)):
+                derived[("rollup", *row[:5])] += int(row[5])
+            for key in conn.execute(sa.select(m.identity, m.client, m.w, m.model).where(m.w >= since_w)):
+                stored[("models", *key)] = 1
+            for key in conn.execute(sa.select(e.identity, e.client, w, e.model).where(after).distinct()):
+                derived[("models", *key)] = 1
+        return stored, derived
 
     def cursor(self, name: str) -> int:
         """A collector's stored position (0 when it has not run yet)."""
@@ -376,11 +433,13 @@ class EventStore:
 
 
 __all__ = [
+    "DIGEST_COLUMNS",
     "EVENTS_URL_ENV",
     "WINDOW_S",
     "EventStore",
     "cursor_seals_table",
     "default_events_url",
+    "event_digests_table",
     "event_from_row",
     "events_table",
     "rollup_table",

@@ -11,6 +11,13 @@ against the signed audit log before acting (:class:`bastion.events.verify.Eviden
 approval or refusal is audit-logged like any other action. Approving re-derives the action, target and
 environment from the finding through the playbook, so an entry cannot name a target its finding does not.
 A full queue drops its oldest proposals; each drop is logged (and audit-logged by the responder).
+
+Remote gateways cannot crowd out the home's proposals (attack17d A2: one entry naming 1,000 made-up
+addresses evicted a genuine proposal): each proposal records its ``origin`` (``home`` or the remote
+gateways whose records it rests on); one origin other than ``home`` holds at most :data:`MAX_PER_ORIGIN`
+proposals (beyond, its new ones are not queued: counted in :attr:`PendingQueue.capped`, which the responder
+audit-logs as one entry per call), and a full queue evicts remote proposals before any of the home's and
+never a home proposal for a remote one.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,8 @@ from bastion.hunt.report import Finding
 
 PENDING_FILE = "pending.json"
 MAX_PENDING = 1000
+MAX_PER_ORIGIN = 100  # proposals waiting from one remote gateway (or set of them)
+HOME = "home"
 SEAL_KIND = "pending-proposal"
 _TUPLES = ("techniques", "technique_names", "event_ids")
 logger = logging.getLogger(__name__)
@@ -48,6 +58,7 @@ class PendingQueue:
         self.path = directory / PENDING_FILE
         self.sealer = sealer  # a RowSealer (the responder gives its vault's when none is set)
         self.evicted: list[dict[str, Any]] = []  # the oldest proposals the last add() pushed out of the queue
+        self.capped: Counter[str] = Counter()  # remote proposals not queued (over their share), by origin
 
     def _sealed(self, item: dict[str, Any]) -> bool:
         """Whether ``item`` carries this home's seal (always, without a sealer: nothing to check with)."""
@@ -88,24 +99,37 @@ class PendingQueue:
             )
         return dropped
 
-    def add(self, *, action: str, target: str, env: str, finding: Finding, at: float) -> str:
-        """Queue one proposal (once per action, target and finding); returns its id."""
+    def add(
+        self, *, action: str, target: str, env: str, finding: Finding, at: float, origin: str = HOME
+    ) -> str | None:
+        """Queue one proposal (once per action, target and finding); returns its id, or None when a remote
+        ``origin`` already has :data:`MAX_PER_ORIGIN` proposals waiting (or the queue is full of the
+        home's): not queued, counted in :attr:`capped`."""
         ident = hashlib.sha256(f"{action}\0{target}\0{finding.key}".encode()).hexdigest()[:12]
         items = self._read()
         self.evicted = []
-        if all(i.get("id") != ident for i in items):
-            item: dict[str, Any] = {
-                "id": ident,
-                "action": action,
-                "target": target,
-                "env": env,
-                "at": at,
-                "finding": asdict(finding),
-            }
-            if self.sealer is not None:
-                item["mac"] = self.sealer.seal(SEAL_KIND, ident, item).hex()
-            items.append(item)
-            self.evicted = self._write(items)
+        if any(i.get("id") == ident for i in items):
+            return ident
+        if origin != HOME:
+            mine = sum(1 for i in items if i.get("origin", HOME) == origin)
+            if mine >= MAX_PER_ORIGIN or (
+                len(items) >= MAX_PENDING and all(i.get("origin", HOME) == HOME for i in items)
+            ):
+                self.capped[origin] += 1
+                return None
+        item: dict[str, Any] = {
+            "id": ident,
+            "action": action,
+            "target": target,
+            "env": env,
+            "at": at,
+            "origin": origin,
+            "finding": asdict(finding),
+        }
+        if self.sealer is not None:
+            item["mac"] = self.sealer.seal(SEAL_KIND, ident, item).hex()
+        items.append(item)
+        self.evicted = self._write(_room(items))
         return ident
 
     def list(self) -> list[dict[str, Any]]:
@@ -136,4 +160,15 @@ class PendingQueue:
         raise NotFound(f"no pending proposal {ident!r} (bastion respond --pending lists them)")
 
 
-__all__ = ["MAX_PENDING", "PENDING_FILE", "SEAL_KIND", "PendingQueue"]
+def _room(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with the oldest remote proposals moved to the front, so a full queue drops those before any
+    of the home's (the order among the kept ones stays)."""
+    if len(items) <= MAX_PENDING:
+        return items
+    excess = len(items) - MAX_PENDING
+    remote = [i for i in items if i.get("origin", HOME) != HOME][:excess]
+    first = {id(i) for i in remote}
+    return remote + [i for i in items if id(i) not in first]
+
+
+__all__ = ["HOME", "MAX_PENDING", "MAX_PER_ORIGIN", "PENDING_FILE", "SEAL_KIND", "PendingQueue"]

@@ -248,6 +248,7 @@ class Responder:
                 result, state = self._checked(planned, mode, state, verifier, refused)
                 results.append(result)
         finally:
+            self._log_capped()
             if self.mode != "dry-run":
                 # a refused finding is not handled: once its evidence checks out it is acted on
                 new = [f.key for f in findings if f.key not in state.handled and refused.get(f.key) is None]
@@ -255,6 +256,22 @@ class Responder:
                     state = self._save(replace(state, handled=(*state.handled, *dict.fromkeys(new))))
                 self._dirty = False
         return results
+
+    def _log_capped(self) -> None:
+        """One audit entry for the remote proposals the pending queue did not take in this call (a gateway
+        over its share, :data:`bastion.respond.pending.MAX_PER_ORIGIN`), by gateway."""
+        if self._pending is None or not self._pending.capped:
+            return
+        capped = dict(self._pending.capped.most_common(20))
+        self._pending.capped.clear()
+        with contextlib.suppress(BastionError):
+            self.vault.audit.append(
+                actor=self.vault.identity.name,
+                action="respond:pending-capped",
+                target="-",
+                outcome="error",
+                details={"by_origin": capped},
+            )
 
     def _halt_unless_verified(self, verifier: EvidenceVerifier, findings: int) -> None:
         """Raise (IntegrityError) when the audit log does not verify: no evidence can be checked, so
@@ -289,6 +306,7 @@ class Responder:
         approved: bool = False,
     ) -> tuple[ActionResult, ResponseState]:
         """:meth:`_one`, after the finding's evidence is checked against the log (when ``verifier``)."""
+        origin = "home"  # whose records the proposal rests on (the pending queue's share: pending.py)
         if verifier is not None and mode != "dry-run":
             f = planned.finding
             if f.key not in refused:
@@ -299,7 +317,9 @@ class Responder:
                 detail = f"evidence refused: {refused[f.key]}"
                 self._log_refusal(planned, mode, detail)
                 return self._result(planned, mode, "refused", detail), state
-            if mode == "auto" and not approved and verifier.remote_gateways(f.event_ids):
+            remote = verifier.remote_gateways(f.event_ids)
+            origin = ",".join(sorted(remote))[:200] if remote else origin
+            if mode == "auto" and not approved and remote:
                 mode = "approve"  # a remote gateway's word (any identity, any address): a person decides
         if planned.action in CLIENT_ACTIONS and mode != "dry-run":
             why_not = refusal(planned.target, trusted=self._trusted, approved=approved, local=self._local)
@@ -311,7 +331,7 @@ class Responder:
                     mode = "approve"  # never automatic against an address others share
                 else:  # an operator approved it knowingly: still said in the log and the result
                     planned = replace(planned, shared=True)
-        return self._one(planned, mode, state)
+        return self._one(planned, mode, state, origin=origin)
 
     def _shared(self, planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
         """:func:`bastion.respond._clients.shared`, looked up in the event store the findings came from (only
@@ -359,7 +379,7 @@ class Responder:
         )
 
     def _one(
-        self, planned: PlannedAction, mode: str, state: ResponseState
+        self, planned: PlannedAction, mode: str, state: ResponseState, *, origin: str = "home"
     ) -> tuple[ActionResult, ResponseState]:
         me = getattr(self.vault.identity, "name", None)
         if planned.target in ("-", "") or me in (planned.target, planned.finding.identity):
@@ -373,7 +393,10 @@ class Responder:
                 env=planned.env,
                 finding=planned.finding,
                 at=self._now(),
+                origin=origin,
             )
+            if ident is None:  # that remote gateway's share of the queue is full: audit-logged once per call
+                return self._result(planned, mode, "refused", f"pending queue: {origin} has too many"), state
             for item in self._pending.evicted:  # the queue was full: its oldest proposal dropped, unsettled
                 self.vault.audit.append(
                     actor=self.vault.identity.name,

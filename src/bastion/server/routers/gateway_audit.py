@@ -20,6 +20,11 @@ What a gateway may write, checked before anything is appended:
   :data:`bastion.events.collect.MAX_COUNT`; no other keys), a security event a flat object of at most
   :data:`MAX_FLAG_KEYS` keys with scalar (or short list) values. Anything else is refused (422), never logged.
 
+- at most :data:`MAX_CLIENTS_PER_HOUR` distinct client addresses per gateway identity an hour (per server
+  process; attack17d A2: one entry naming 1,000 made-up addresses made 1,000 findings and flooded the
+  approval queue): the records of further addresses are kept with client ``-`` (their counts summed, by
+  decision), so the counts stay and no finding or block can name them.
+
 The records' contents (who called, from where, with what decision) are the gateway's word: it is the
 enforcement point for its model, trusted for that model's traffic and nothing else. The event collector
 tags them with the gateway (``source`` ``remote-gateway``), binds them to the released model and the
@@ -29,6 +34,10 @@ entry's time, and the responder acts on them only with an operator's approval (:
 
 from __future__ import annotations
 
+import copy
+import logging
+import threading
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -45,6 +54,67 @@ ACTIONS = REMOTE_ACTIONS
 MAX_ENTRIES = 100
 MAX_RECORDS = 10_000  # request records (or by-client rows) in one batch
 MAX_FLAG_KEYS = 32
+MAX_CLIENTS_PER_HOUR = 1_000  # distinct client addresses one gateway may name in an hour
+WINDOW_S = 3600.0
+logger = logging.getLogger(__name__)
+
+
+class ClientBudget:
+    """Distinct client addresses named per gateway identity in the last :data:`WINDOW_S` (thread-safe)."""
+
+    def __init__(self, limit: int = MAX_CLIENTS_PER_HOUR, window_s: float = WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, gateway: str, clients: list[str], now: float) -> set[str]:
+        """The addresses of ``clients`` (in priority order) that ``gateway`` may still name."""
+        with self._lock:
+            seen = self._seen.setdefault(gateway, {})
+            for client, at in list(seen.items()):
+                if now - at > self.window_s:
+                    del seen[client]
+            ok: set[str] = set()
+            for client in clients:
+                if client in ("-", "") or client in ok:
+                    ok.add(client)
+                elif client in seen or len(seen) < self.limit:
+                    seen[client] = now
+                    ok.add(client)
+            return ok
+
+
+BUDGET = ClientBudget()
+
+
+def fold_clients(details: dict[str, Any], gateway: str, *, budget: ClientBudget, now: float) -> int:
+    """Replace, in a checked ``serve:requests`` body, the client addresses beyond ``gateway``'s budget by
+    ``-`` (by-client rows of one decision merged, counts summed up to MAX_COUNT); returns how many
+    addresses were folded."""
+    unauth = details.get("unauthenticated") or {}
+    rows = sorted(unauth.get("by_client") or [], key=lambda r: -int(r.get("count", 0)))
+    records = details.get("requests") or []
+    wanted = [str(r.get("client", "-")) for r in rows] + [str(r.get("client", "-")) for r in records]
+    ok = budget.admit(gateway, wanted, now)
+    folded = {c for c in wanted if c not in ok}
+    if not folded:
+        return 0
+    for record in records:
+        if str(record.get("client", "-")) in folded:
+            record["client"] = "-"
+    if rows:
+        kept = [r for r in unauth["by_client"] if str(r.get("client")) in ok]
+        merged: dict[str, int] = {}
+        for r in unauth["by_client"]:
+            if str(r.get("client")) not in ok:
+                merged[str(r["decision"])] = min(
+                    MAX_COUNT, merged.get(str(r["decision"]), 0) + int(r["count"])
+                )
+        unauth["by_client"] = kept + [{"client": "-", "decision": d, "count": n} for d, n in merged.items()]
+    return len(folded)
+
+
 _Name = Annotated[StrictStr, Field(max_length=200)]
 _Number = StrictInt | StrictFloat
 _Scalar = StrictStr | StrictBool | StrictInt | StrictFloat | None
@@ -140,11 +210,22 @@ def append(state: ServerStateDep, identity: CallerIdentity, body: AuditBody) -> 
         check_details(entry.action, entry.details)
     audit = state.base.audit
     for entry in body.entries:
+        details = entry.details
+        if entry.action == "serve:requests":
+            details = copy.deepcopy(details)
+            folded = fold_clients(details, identity.name, budget=BUDGET, now=time.time())
+            if folded:
+                logger.warning(
+                    "gateway %s named more than %d client addresses this hour: %d recorded as '-'",
+                    identity.name,
+                    BUDGET.limit,
+                    folded,
+                )
         audit.append(
             actor=identity.name,
             action=entry.action,
             target=entry.target,
             outcome=entry.outcome,
-            details=entry.details,
+            details=details,
         )
     return {"written": len(body.entries)}

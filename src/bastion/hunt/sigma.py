@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import DependencyMissing, InvalidInput
+from bastion.events.collect import REMOTE_SOURCE
 from bastion.events.store import EventStore, events_table
 from bastion.hunt.report import Finding
 
@@ -40,6 +41,7 @@ MAX_COUNT_IDS = 2000  # rows a count finding may name to carry its whole thresho
 # MAX_COUNT_IDS: the evidence check verifies every event of a named event's entry, so the matching events
 # of the named entries are its verifiable count (a day of one-request gateway batches: 20,000 entries)
 MAX_ENTRY_IDS = 25_000
+_LOCAL_ONLY = f" AND source <> '{REMOTE_SOURCE}'"  # the home's own events: not a remote gateway's records
 UNVERIFIABLE = " (count rests on more events than it names: not verifiable from them)"
 
 
@@ -262,9 +264,40 @@ def entry_evidence(store: EventStore, cond: str, params: dict[str, Any]) -> tupl
 def run_rule(
     rule: CompiledRule, store: EventStore, *, since: float | None, names: dict[str, str]
 ) -> list[Finding]:
-    """Run one compiled rule; one finding per group that fired, with the events behind it."""
+    """Run one compiled rule; one finding per group that fired, with the events behind it.
+
+    The rule runs over the home's own events first (not ``source`` ``remote-gateway``): a group that fires
+    on them alone is a finding naming local events only (acted on as the playbook says). Only where remote
+    gateways' records lie in the window does it run again over every event, and a group that fires only
+    with them is a separate finding (key suffixed ``|remote``) that names them, so the responder asks for
+    approval: a remote record can add a finding, never turn a local one into a proposal (issue 17
+    attack17d A1)."""
     since_sql = " AND ts >= :since" if since is not None else ""
     params: dict[str, Any] = {"since": since} if since is not None else {}
+    found = _run(rule, store, since_sql + _LOCAL_ONLY, params, names, "")
+    remote = store.query(
+        f"SELECT 1 FROM {store.table} WHERE source = '{REMOTE_SOURCE}'{since_sql} LIMIT 1",  # noqa: S608 - built from constants; values are bound
+        params,
+    )
+    if remote:
+        local = {f.key.rsplit("|t=", 1)[0] for f in found}  # the groups that fired on local events
+        found += [
+            f
+            for f in _run(rule, store, since_sql, params, names, "|remote")
+            if f.key.rsplit("|t=", 1)[0] not in local
+        ]
+    return found
+
+
+def _run(
+    rule: CompiledRule,
+    store: EventStore,
+    since_sql: str,
+    params: dict[str, Any],
+    names: dict[str, str],
+    suffix: str,
+) -> list[Finding]:
+    """:func:`run_rule` over the events ``since_sql`` (a WHERE suffix) admits; ``suffix`` ends each key."""
     rows = store.query(_summary_sql(rule, store, since_sql), params)
     findings = []
     for row in rows:
@@ -297,6 +330,7 @@ def run_rule(
         model = group.get("model") or (models.pop() if len(models) == 1 else "-")
         # + the first event's second: a later, separate attack by the same group is a new finding
         key = rule.rule_id + "|" + "|".join(f"{c}={v}" for c, v in sorted(group.items())) + f"|t={int(first)}"
+        key += suffix
         findings.append(
             Finding(
                 rule_id=rule.rule_id,

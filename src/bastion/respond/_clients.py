@@ -16,6 +16,10 @@ valid token (any role) and sends one request with it from the spraying address n
 automatic block into a pending proposal; he needs the tokens of two identities. The cost, said plainly: an
 address that one person uses besides the sprayer (their own infected host, a two-person NAT) is blocked
 automatically for :data:`bastion.respond.responder.CLIENT_BLOCK_S`; an operator undoes it.
+
+Only the home's own events count (issue 17 attack17d A1b): a remote gateway's records (``source``
+``remote-gateway``) name identities and addresses as its operator writes them, so two made-up identities
+"authenticated" from a sprayer's address in one remote record would otherwise make the address shared.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from bastion.events.collect import REMOTE_SOURCE
 from bastion.hunt.report import Finding
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,7 +113,7 @@ def shared(
     window = {"lo": finding.first_seen - SHARED_HISTORY_S, "hi": finding.last_seen + SHARED_WINDOW_S}
     rows = store.query(
         f"SELECT DISTINCT identity, client FROM {store.table} WHERE identity NOT IN ('-', '') "  # noqa: S608 - table name is ours; values are bound
-        "AND audit_index IS NOT NULL AND ts >= :lo AND ts <= :hi"
+        f"AND audit_index IS NOT NULL AND source <> '{REMOTE_SOURCE}' AND ts >= :lo AND ts <= :hi"
         + (" AND client = :c" if network is None else ""),
         {**window, "c": target},
     )
@@ -139,7 +144,8 @@ def _backed(store: Any, verifier: Any, identity: str, clients: list[str], window
     for client in clients:
         ids = store.query(
             f"SELECT MIN(id) FROM {store.table} WHERE identity = :i AND client = :c "  # noqa: S608 - table name is ours; values are bound
-            "AND audit_index IS NOT NULL AND ts >= :lo AND ts <= :hi GROUP BY audit_index LIMIT :n",
+            f"AND audit_index IS NOT NULL AND source <> '{REMOTE_SOURCE}' AND ts >= :lo AND ts <= :hi "
+            "GROUP BY audit_index LIMIT :n",
             {"i": identity, "c": client, "n": _MAX_ENTRIES_TRIED - tried, **window},
         )
         for (event_id,) in ids:

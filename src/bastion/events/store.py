@@ -114,6 +114,8 @@ DIGEST_COLUMNS = (
 )  # fmt: skip
 _IDS_PER_QUERY = 10_000
 _AUDIT_INDEX = sa.Index("ix_bastion_events_audit_index", events_table.c.audit_index)
+# whether remote gateways' records lie in a hunt's window (bastion.hunt.sigma runs the rules twice only then)
+_SOURCE_INDEX = sa.Index("ix_bastion_events_source", events_table.c.source, events_table.c.ts)
 
 
 def _add_count_column(engine: Engine) -> None:
@@ -179,6 +181,7 @@ class EventStore:
         try:
             metadata.create_all(self.engine)
             _AUDIT_INDEX.create(self.engine, checkfirst=True)  # stores made before it had the index
+            _SOURCE_INDEX.create(self.engine, checkfirst=True)
             _add_count_column(self.engine)  # stores made before events had a count
         except sa.exc.DatabaseError as exc:
             reason = (str(exc.orig).splitlines() or ["unknown error"])[0]

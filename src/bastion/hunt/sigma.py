@@ -274,19 +274,16 @@ def run_rule(
     attack17d A1)."""
     since_sql = " AND ts >= :since" if since is not None else ""
     params: dict[str, Any] = {"since": since} if since is not None else {}
-    found = _run(rule, store, since_sql + _LOCAL_ONLY, params, names, "")
-    remote = store.query(
+    remote = store.query(  # an index lookup (ix_bastion_events_source): no remote record, one pass
         f"SELECT 1 FROM {store.table} WHERE source = '{REMOTE_SOURCE}'{since_sql} LIMIT 1",  # noqa: S608 - built from constants; values are bound
         params,
     )
-    if remote:
-        local = {f.key.rsplit("|t=", 1)[0] for f in found}  # the groups that fired on local events
-        found += [
-            f
-            for f in _run(rule, store, since_sql, params, names, "|remote")
-            if f.key.rsplit("|t=", 1)[0] not in local
-        ]
-    return found
+    if not remote:
+        return _run(rule, store, since_sql, params, names, "")
+    found = _run(rule, store, since_sql + _LOCAL_ONLY, params, names, "")
+    local = {f.key.rsplit("|t=", 1)[0] for f in found}  # the groups that fired on local events
+    combined = _run(rule, store, since_sql, params, names, "|remote")
+    return found + [f for f in combined if f.key.rsplit("|t=", 1)[0] not in local]
 
 
 def _run(

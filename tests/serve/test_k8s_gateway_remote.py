@@ -256,7 +256,10 @@ def test_serve_from_server_cli_needs_no_passphrase_and_no_home(
     monkeypatch.setenv("BASTION_TOKEN", team.tokens["gw-digits"])
     assert run(["serve", "fraud@prod", *common, *key]) == 2  # AccessDenied, one line
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "Traceback" not in err
+    # one error line (after the trust-on-first-use warning for the response key: no --response-key given here)
+    lines = err.splitlines()
+    assert lines[-1].startswith("error:") and "Traceback" not in err
+    assert all(line.startswith(("warning:", "error:")) for line in lines)
     assert run(["serve", "digits@prod", *common]) == 2  # no attester key: refused before contacting
     assert "--attester-key" in capsys.readouterr().err
     # $BASTION_URL (the remote CLI's switch) names the server too

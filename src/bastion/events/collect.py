@@ -441,7 +441,8 @@ def _trusted_start(
     sealed = store.cursor_seal(AUDIT_CURSOR)
     if start == 0 and top is None:  # nothing collected yet: everything is collected from entry 0
         if totals[0] and not digests:  # rows put in before the first collection: digested as they are
-            digests = rowseal.scan(store, rowseal.row_key(sealer), since_w=-(1 << 40))
+            # (the hours the next collections re-read: older hours are never re-read, see rowseal)
+            digests = rowseal.scan(store, rowseal.row_key(sealer), since_w=rowseal.first_hour(time.time()))
             store.append([], digests=digests)
         return 0, totals, digests
     reason = ""

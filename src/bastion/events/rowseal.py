@@ -79,9 +79,14 @@ def scan(store: EventStore, key: bytes, *, since_w: int) -> dict[int, tuple[int,
     return found
 
 
+def first_hour(now: float) -> int:
+    """The first hour (``w``) re-read before a collection at ``now``."""
+    return int((now - VERIFY_S) // WINDOW_S)
+
+
 def mismatch(store: EventStore, key: bytes, digests: Mapping[int, tuple[int, int]], *, now: float) -> str:
     """Why the rows (and rollup) of the last :data:`VERIFY_S` differ from the sealed hourly digests, or ""."""
-    since_w = int((now - VERIFY_S) // WINDOW_S)
+    since_w = first_hour(now)
     found = scan(store, key, since_w=since_w)
     expected = {w: v for w, v in digests.items() if w >= since_w}
     if found != expected:
@@ -95,4 +100,4 @@ def mismatch(store: EventStore, key: bytes, digests: Mapping[int, tuple[int, int
     return ""
 
 
-__all__ = ["VERIFY_S", "added", "mismatch", "row_key", "row_mac", "scan", "table_digest"]
+__all__ = ["VERIFY_S", "added", "first_hour", "mismatch", "row_key", "row_mac", "scan", "table_digest"]

@@ -68,7 +68,10 @@ class PendingQueue:
         try:
             mac = bytes.fromhex(str(item["mac"]))
             self.sealer.check(SEAL_KIND, str(item.get("id")), state, mac, what="a pending proposal")
-        except (KeyError, ValueError, IntegrityError) as exc:
+        except KeyError:
+            logger.error("pending proposal %s refused: it carries no seal", item.get("id"))
+            return False
+        except (ValueError, IntegrityError) as exc:
             logger.error("pending proposal %s refused: %s", item.get("id"), exc)
             return False
         return True

@@ -83,3 +83,22 @@ def test_a6_a_refused_finding_is_logged_once(vault: Vault, tmp_path: Path) -> No
     ]
     assert len(refusals) == len({(e.action, e.target) for e in refusals})  # once each, not once per tick
     store.close()
+
+
+def test_a6_a_replaced_store_with_a_forged_row_is_not_trusted(vault: Vault, tmp_path: Path) -> None:
+    """The same row in a store deleted and recreated before the next collection (no cursor, no collected row):
+    a non-empty store nobody sealed is not trusted, so the row is dropped before the log is collected."""
+    db = tmp_path / "events.db"
+    store = EventStore(f"sqlite:///{db}")
+    collect_audit(vault, store)
+    store.close()
+    db.unlink()  # the insider replaces events.db
+    store = EventStore(f"sqlite:///{db}")
+    _forge_null_row(db, SPRAYER, time.time() + 5)
+    _spray(vault)
+    collect_audit(vault, store)
+    assert _nulls(db) == 0
+    findings = list(hunt(store=store, anomaly=False, since=time.time() - 3600).findings)
+    results = Responder(vault=vault, playbook=load_playbook(), mode="auto").respond(findings, events=store)
+    assert ("block-client", SPRAYER, "done") in {(r.action, r.target, r.status) for r in results}
+    store.close()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bastion.events import EventStore
+from bastion.events.collect import seal_seeded
 from bastion.hunt import Finding, load_rules
 from bastion.hunt.anomaly import FEATURES
 from bastion.hunt.simulate import DAY, benign_week
@@ -29,11 +30,13 @@ from bastion.vault import Vault
 SPRAYER = "203.0.113.9"
 
 
-def _history(store: EventStore, now: float) -> None:
-    """A week of benign traffic that ends where the watch's lookback starts (what the model is fitted on)."""
+def _history(vault: Vault, store: EventStore, now: float) -> None:
+    """A week of benign traffic that ends where the watch's lookback starts (what the model is fitted on),
+    vouched for with the key ring (else the first collection drops rows no audit entry backs)."""
     start = (now // DAY) * DAY - 7 * DAY
     cut = (now // 3600) * 3600 - 3600
     store.append([e for e in benign_week(seed=0, apps=10, days=8, start=start) if e.time < cut])
+    seal_seeded(vault, store)
 
 
 def _live_hour(vault: Vault, *, sprayer: bool) -> None:
@@ -95,7 +98,7 @@ def _not_the_operator(ticks: list[Any]) -> list[Finding]:
 
 def test_watch_proposes_the_anomalous_client_with_its_features(vault: Vault, tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    _history(store, time.time())
+    _history(vault, store, time.time())
     _live_hour(vault, sprayer=True)
     # without the anomaly score: no rule names the seeded client, the watch surfaces nothing about it
     ticks, queue = _watch(vault, store, anomaly=False)
@@ -120,7 +123,7 @@ def test_watch_proposes_the_anomalous_client_with_its_features(vault: Vault, tmp
 
 def test_benign_traffic_gets_no_anomaly_proposal(vault: Vault, tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    _history(store, time.time())
+    _history(vault, store, time.time())
     _live_hour(vault, sprayer=False)
     ticks, queue = _watch(vault, store, anomaly=True)
     assert ticks[-1].anomaly_at > 0  # a pass ran over the live hour

@@ -439,11 +439,7 @@ def _trusted_start(
     totals = store.totals()
     digests = store.digests()
     sealed = store.cursor_seal(AUDIT_CURSOR)
-    if start == 0 and top is None:  # nothing collected yet: everything is collected from entry 0
-        if totals[0] and not digests:  # rows put in before the first collection: digested as they are
-            # (the hours the next collections re-read: older hours are never re-read, see rowseal)
-            digests = rowseal.scan(store, rowseal.row_key(sealer), since_w=rowseal.first_hour(time.time()))
-            store.append([], digests=digests)
+    if start == 0 and top is None and totals[0] == 0:  # an empty store: collected from entry 0
         return 0, totals, digests
     reason = ""
     if sealed is None or sealed[0] != start:
@@ -468,6 +464,21 @@ def _trusted_start(
     logger.warning("event store: the audit-log cursor %s; re-collecting the audit log from entry 0", reason)
     store.rewind(AUDIT_CURSOR, 0)
     return 0, store.totals(), store.digests()
+
+
+def seal_seeded(reader: Any, store: EventStore) -> None:
+    """Vouch for the rows of a store filled with generated events before its first collection (tests and
+    benchmarks seed a week of history this way): digest them and seal the cursor at entry 0, with the key
+    ring of ``reader`` (a local vault opened with the passphrase). Without it a collection takes rows it did
+    not derive from the log for a writer's forgery and drops them (issue 17 attack17d A6)."""
+    sealer = _sealer_of(reader)
+    if sealer is None:
+        raise BastionError("sealing a seeded event store needs a local vault opened with the passphrase")
+    if store.cursor(AUDIT_CURSOR) != 0 or store.max_audit_index() is not None:
+        raise BastionError("the event store already holds collected events")
+    digests = rowseal.scan(store, rowseal.row_key(sealer), since_w=rowseal.first_hour(time.time()))
+    seal = sealer.seal(_SEAL_KIND, AUDIT_CURSOR, _sealed(0, store.totals(), digests))
+    store.append([], cursor=(AUDIT_CURSOR, 0), seal=seal, digests=digests)
 
 
 def collect_audit(
@@ -523,4 +534,5 @@ __all__ = [
     "collect_audit",
     "events_from_entry",
     "remote_gateway",
+    "seal_seeded",
 ]

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
+from bastion.events.collect import REMOTE_SOURCE
 from bastion.events.store import WINDOW_S, EventStore, rollup_table
 from bastion.hunt.report import Finding
 from bastion.hunt.sigma import MAX_ENTRY_IDS, entry_evidence
@@ -64,6 +65,7 @@ _TECHNIQUES = {
 HOUR, DAY = 3600.0, 86_400.0
 MAX_EVENT_IDS = 200
 MAX_COUNT_IDS = 2000  # rows a rollup finding may name to carry its whole threshold
+_LOCAL_ONLY = f" AND source <> '{REMOTE_SOURCE}'"  # the home's own events (as bastion.hunt.sigma)
 UNVERIFIABLE = " (count rests on more events than it names: not verifiable from them)"
 
 
@@ -170,6 +172,7 @@ class _Maker:
         count: int,
         limit: int = MAX_EVENT_IDS,
         key_t: float | None = None,
+        suffix: str = "",
     ) -> Finding:
         techniques = _TECHNIQUES[rule]
         models = {m for _, _, m in rows} - {"-"}
@@ -188,18 +191,21 @@ class _Maker:
             last_seen=rows[-1][1],
             event_ids=tuple(i for i, _, _ in rows[:limit]),
             count=count,
-            key=f"{rule}|{scope}|sum={title.split(':', 1)[0]}|t={int(first if key_t is None else key_t)}",
+            key=f"{rule}|{scope}|sum={title.split(':', 1)[0]}|t={int(first if key_t is None else key_t)}"
+            + suffix,
         )
 
 
 def _events(
     store: EventStore, where: str, params: dict[str, object]
-) -> list[tuple[int, float, str, str, str]]:
+) -> list[tuple[int, float, str, str, str, str]]:
     rows = store.query(
-        f"SELECT id, ts, identity, client, model FROM {store.table} WHERE {where} ORDER BY ts, id",  # noqa: S608 - ours; bound
+        f"SELECT id, ts, identity, client, model, source FROM {store.table} WHERE {where} ORDER BY ts, id",  # noqa: S608 - ours; bound
         params,
     )
-    return [(int(r.id), float(r.ts), str(r.identity), str(r.client), str(r.model)) for r in rows]
+    return [
+        (int(r.id), float(r.ts), str(r.identity), str(r.client), str(r.model), str(r.source)) for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -266,22 +272,26 @@ def cumulative_findings(
     base: dict[str, object] = {"since": since} if since is not None else {}
     out: list[Finding] = []
 
+    remote = _has_remote(store, since_sql, base)
     per_identity: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for identity, _client, w, n in _rollup(store, "request", since):
         if identity != "-":
             per_identity[identity][w] += n
     for identity, windows in sorted(per_identity.items()):
-        for hit in _rolling(windows, 24, lim.requests_per_day):
-            ev = _window_events(
-                store,
-                f"kind = 'request' AND identity = :i{since_sql}",
-                {**base, "i": identity},
-                hit[0],
-                hit[1],
-                lim.requests_per_day,
-            )
+        where = f"kind = 'request' AND identity = :i{since_sql}"
+        params = {**base, "i": identity}
+        for hit, cond, suffix in _home_first(
+            store,
+            where,
+            params,
+            _rolling(windows, 24, lim.requests_per_day),
+            24,
+            lim.requests_per_day,
+            remote,
+        ):
+            ev = _window_events(store, cond, params, hit[0], hit[1], lim.requests_per_day)
             if ev.rows and ev.total >= lim.requests_per_day:  # else the rollup disagrees with the events
-                clients = _clients(store, identity, hit[0], hit[1])
+                clients = _clients(store, cond, params, hit[0], hit[1])
                 title = (
                     f"requests per day: {ev.total:,} model queries by one identity in 24 h "
                     f"(threshold {lim.requests_per_day:,})"
@@ -296,6 +306,7 @@ def cumulative_findings(
                     count=ev.total,
                     limit=MAX_ENTRY_IDS,
                     key_t=hit[1] * WINDOW_S,
+                    suffix=suffix,
                 )
                 out.append(_verified(found, ev, lim.requests_per_day))
 
@@ -304,7 +315,7 @@ def cumulative_findings(
         (False, lim.refused_per_prefix_hour, lim.refused_per_prefix_day),
         (True, lim.refused_per_wide_hour, lim.refused_per_wide_day),
     ):
-        out.extend(_spray_findings(store, make, failures, wide, hour_n, day_n, since_sql, base))
+        out.extend(_spray_findings(store, make, failures, wide, hour_n, day_n, since_sql, base, remote))
     out.extend(_per_identity_events(store, make, lim, since_sql, base))
     from bastion.hunt._reveals import reveal_value_findings  # it builds on this module's windows
 
@@ -321,6 +332,7 @@ def _spray_findings(
     day_n: int,
     since_sql: str,
     base: dict[str, object],
+    remote: bool,
 ) -> Iterable[Finding]:
     """Refused tokens per network and hour / day; the wide networks only when several narrow ones of it
     take part (one /24 or /64 is the narrow check's)."""
@@ -333,44 +345,126 @@ def _spray_findings(
         if wide and len({prefix_of(c) for c in members[prefix]}) < 2:
             continue
         hourly = _rolling(windows, 1, hour_n)
-        daily = _rolling(windows, 24, day_n)
-        daily = _uncovered(daily, hourly, 24, float)
-        names = sorted(members[prefix])
-        binds = {f"c{j}": c for j, c in enumerate(names)}
+        daily = _uncovered(_rolling(windows, 24, day_n), hourly, 24, float)
+        if not hourly and not daily:
+            continue
+        binds = {f"c{j}": c for j, c in enumerate(sorted(members[prefix]))}
+        params = {**base, **binds}
         where = f"kind = 'auth-failure' AND client IN ({', '.join(':' + b for b in binds)}){since_sql}"
-        for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
-            (d, "day", day_n) for d in daily
-        ]:
-            ev = _window_events(store, where, {**base, **binds}, hit[0], hit[1], threshold)
-            if ev.rows and ev.total >= threshold:  # else the rollup disagrees with the events
-                # one address: name it (the playbook blocks addresses); several: the network
-                client = names[0] if len(names) == 1 else prefix
-                title = (
-                    f"refused tokens per {label}: {ev.total:,} from {client} "
-                    f"({len(names)} address{'es' if len(names) > 1 else ''}; threshold {threshold:,})"
-                )
-                found = make(
-                    TOKEN_SPRAY_RULE,
-                    title,
-                    identity="-",
-                    client=client,
-                    rows=ev.rows,
-                    count=ev.total,
-                    limit=MAX_ENTRY_IDS,
-                    key_t=hit[1] * WINDOW_S,
-                )
-                yield _verified(found, ev, threshold)
+        runs = [(h, "hour", hour_n, where, "") for h in hourly] + [
+            (d, "day", day_n, where, "") for d in daily
+        ]
+        if remote:  # home events first (as the request limit); remote records only where needed to cross
+            home = _home_windows(store, where, params)
+            h_hourly = _rolling(home, 1, hour_n)
+            h_daily = _uncovered(_rolling(home, 24, day_n), h_hourly, 24, float)
+            local = where + _LOCAL_ONLY
+            runs = (
+                [(h, "hour", hour_n, local, "") for h in h_hourly]
+                + [(d, "day", day_n, local, "") for d in h_daily]
+                + [(h, "hour", hour_n, where, "|remote") for h in _uncovered(hourly, h_hourly, 1, float)]
+                + [
+                    (d, "day", day_n, where, "|remote")
+                    for d in _uncovered(daily, h_hourly + h_daily, 24, float)
+                ]
+            )
+        for hit, label, threshold, cond, suffix in runs:
+            ev = _window_events(store, cond, params, hit[0], hit[1], threshold)
+            if not ev.rows or ev.total < threshold:  # the rollup disagrees with the events
+                continue
+            parts, addresses = _parts(store, cond, params, hit[0], hit[1], wide)
+            # a part (an address; for the wide check a /24 or /64) widens the target only when it carries a
+            # real share of the episode's count: at least half an even share (total / (2 x parts)); one
+            # refused token from a neighbour (or a remote record) does not (issue 17 attack17e A2, A3, A5)
+            share = ev.total / (2 * len(parts))
+            real = sorted(p for p, n in parts.items() if n >= share)
+            if wide and len(real) < 2:
+                continue  # one /24 (/64) carries most of it: the narrow check's finding names it
+            # one address: name it (the playbook blocks addresses); several with a real share: the network
+            client = real[0] if len(real) == 1 else prefix
+            title = (
+                f"refused tokens per {label}: {ev.total:,} from {client} "
+                f"({addresses} address{'es' if addresses > 1 else ''}; threshold {threshold:,})"
+            )
+            found = make(
+                TOKEN_SPRAY_RULE,
+                title,
+                identity="-",
+                client=client,
+                rows=ev.rows,
+                count=ev.total,
+                limit=MAX_ENTRY_IDS,
+                key_t=hit[1] * WINDOW_S,
+                suffix=suffix,
+            )
+            yield _verified(found, ev, threshold)
 
 
-def _clients(store: EventStore, identity: str, lo_w: int, hi_w: int) -> set[str]:
-    r = rollup_table
-    q = (
-        sa.select(r.c.client)
-        .where(r.c.identity == identity, r.c.kind == "request", r.c.w >= lo_w, r.c.w <= hi_w)
-        .distinct()
+def _parts(
+    store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int, wide: bool
+) -> tuple[dict[str, int], int]:
+    """The count per part of an episode's events (``where``, windows ``lo_w``..``hi_w``): per address, or
+    (``wide``) per /24 or /64; and the number of addresses."""
+    span = {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)}
+    rows = store.query(
+        f"SELECT client, SUM(count) AS n FROM {store.table} "  # noqa: S608 - ours; bound
+        f"WHERE {where} AND ts >= :lo AND ts < :hi GROUP BY client",
+        span,
     )
-    with store.engine.connect() as conn:
-        return {str(c) for (c,) in conn.execute(q)}
+    parts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        parts[prefix_of(str(r.client)) if wide else str(r.client)] += int(r.n)
+    return parts, len(rows)
+
+
+def _clients(store: EventStore, where: str, params: dict[str, object], lo_w: int, hi_w: int) -> set[str]:
+    """The clients of the events ``where`` admits in the windows ``lo_w``..``hi_w`` (the finding's own
+    events: home ones for a home finding, not the rollup's, which mixes in remote gateways' records)."""
+    span = {**params, "lo": float(lo_w * WINDOW_S), "hi": float((hi_w + 1) * WINDOW_S)}
+    rows = store.query(
+        f"SELECT DISTINCT client FROM {store.table} WHERE {where} AND ts >= :lo AND ts < :hi",  # noqa: S608 - ours; bound
+        span,
+    )
+    return {str(r.client) for r in rows}
+
+
+def _has_remote(store: EventStore, since_sql: str, base: dict[str, object]) -> bool:
+    """Whether remote gateways' records lie in the hunt's range (an index lookup)."""
+    return bool(
+        store.query(
+            f"SELECT 1 FROM {store.table} WHERE source = '{REMOTE_SOURCE}'{since_sql} LIMIT 1",  # noqa: S608 - constants; bound
+            base,
+        )
+    )
+
+
+def _home_windows(store: EventStore, where: str, params: dict[str, object]) -> dict[int, int]:
+    """Hourly counts of the home's own events ``where`` admits (the rollup has no source column)."""
+    windows: dict[int, int] = defaultdict(int)
+    for r in store.query(f"SELECT ts, count FROM {store.table} WHERE {where}{_LOCAL_ONLY}", params):  # noqa: S608 - ours; bound
+        windows[int(float(r.ts) // WINDOW_S)] += int(r.count)
+    return windows
+
+
+def _home_first(
+    store: EventStore,
+    where: str,
+    params: dict[str, object],
+    episodes: list[Episode],
+    span: int,
+    threshold: int,
+    remote: bool,
+) -> list[tuple[Episode, str, str]]:
+    """The rollup's ``episodes`` as (episode, condition, key suffix), home events first (as
+    :func:`bastion.hunt.sigma.run_rule`): with no remote record in range, as they are; else the episodes of
+    the home's own events alone (condition restricted to them, no suffix), then each rollup episode in which
+    no home episode crossed, which needs remote records to cross (all events, suffix ``|remote``: the
+    responder asks for approval). A remote record never joins a home finding (issue 17 attack17e A1)."""
+    if not remote or not episodes:
+        return [(e, where, "") for e in episodes]
+    home = _rolling(_home_windows(store, where, params), span, threshold)
+    rest = _uncovered(episodes, home, span, float)
+    return [(e, where + _LOCAL_ONLY, "") for e in home] + [(e, where, "|remote") for e in rest]
 
 
 def _per_identity_events(
@@ -391,28 +485,42 @@ def _per_identity_events(
         ),
     )
     for kind, rule, what, spans in checks:
-        by_identity: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
-        for i, ts, identity, _client, model in _events(store, f"kind = '{kind}'{since_sql}", base):
+        by_identity: dict[str, list[tuple[int, float, str, bool]]] = defaultdict(list)
+        for i, ts, identity, _client, model, src in _events(store, f"kind = '{kind}'{since_sql}", base):
             if identity != "-":
-                by_identity[identity].append((i, ts, model))
-        for identity, rows in sorted(by_identity.items()):
-            times = [t for _, t, _ in rows]
+                by_identity[identity].append((i, ts, model, src == REMOTE_SOURCE))
+        for identity, all_rows in sorted(by_identity.items()):
             (hour_span, hour_n, _), (day_span, day_n, _) = spans
-            hourly = _sliding(times, hour_span, hour_n)
-            daily = _uncovered(_sliding(times, day_span, day_n), hourly, day_span, times.__getitem__)
-            for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
-                (d, "day", day_n) for d in daily
-            ]:
-                yield make(
-                    rule,
-                    f"{what} per {label}: {hit[2]} by one identity (threshold {threshold})",
-                    identity=identity,
-                    client="-",
-                    rows=rows[hit[0] : hit[1] + 1],
-                    count=hit[2],
-                )
+            # home events first; the events with remote records only where those are needed to cross
+            home_rows = [(i, t, m) for i, t, m, far in all_rows if not far]
+            every = [(i, t, m) for i, t, m, _ in all_rows]
+            home_times = [t for _, t, _ in home_rows]
+            home_crossed = [
+                home_times[c]
+                for _, c, _ in _sliding(home_times, hour_span, hour_n) + _sliding(home_times, day_span, day_n)
+            ]
+            for rows, suffix in ((home_rows, ""), (every, "|remote")):
+                if suffix and len(rows) == len(home_rows):
+                    continue
+                times = [t for _, t, _ in rows]
+                hourly = _sliding(times, hour_span, hour_n)
+                daily = _uncovered(_sliding(times, day_span, day_n), hourly, day_span, times.__getitem__)
+                for hit, label, threshold in [(h, "hour", hour_n) for h in hourly] + [
+                    (d, "day", day_n) for d in daily
+                ]:
+                    if suffix and any(times[hit[0]] <= c <= times[hit[1]] + day_span for c in home_crossed):
+                        continue  # the home's own events crossed here: that finding names them
+                    yield make(
+                        rule,
+                        f"{what} per {label}: {hit[2]} by one identity (threshold {threshold})",
+                        identity=identity,
+                        client="-",
+                        rows=rows[hit[0] : hit[1] + 1],
+                        count=hit[2],
+                        suffix=suffix,
+                    )
     pulls: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
-    for i, ts, identity, _client, model in _events(
+    for i, ts, identity, _client, model, _src in _events(
         store, f"kind = 'pull' AND outcome = 'ok'{since_sql}", base
     ):
         if identity != "-" and model != "-":

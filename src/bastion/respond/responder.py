@@ -43,7 +43,7 @@ from bastion.errors import BastionError, IntegrityError, InvalidInput, NotFound,
 from bastion.events.store import EventStore
 from bastion.events.verify import EvidenceVerifier
 from bastion.hunt.report import Finding
-from bastion.respond._clients import refusal, shared
+from bastion.respond._clients import network_of, refusal, shared
 from bastion.respond.pending import PendingQueue
 from bastion.respond.playbook import MODES, Playbook
 from bastion.respond.rollback import rollback_check
@@ -113,6 +113,37 @@ def _target(action: str, finding: Finding) -> str:
     if action == "quarantine-model":
         return finding.model
     return "*"
+
+
+def _unspanned(planned: PlannedAction, verifier: EvidenceVerifier | None) -> bool:
+    """Whether a network target (a /24, /16, ...) is wider than the finding's named events span: they must
+    all lie inside it and come from two or more of its parts (addresses of a /24 or /64 and narrower; /24s
+    or /64s of a wider one), as the hunt widens a spray's target (issue 17 attack17e A2-A5). One address is
+    always spanned; with no event store to look in, a network is not."""
+    network = network_of(planned.target)
+    if network is None or network.num_addresses == 1:
+        return False
+    ids = list(planned.finding.event_ids)
+    if verifier is None or not ids:
+        return True
+    store = verifier.store
+    binds = {f"e{j}": i for j, i in enumerate(ids)}
+    rows = store.query(
+        f"SELECT DISTINCT client FROM {store.table} WHERE id IN ({', '.join(':' + b for b in binds)})",  # noqa: S608 - ours; bound
+        binds,
+    )
+    part = (
+        (24 if network.prefixlen < 24 else 32)
+        if network.version == 4
+        else (64 if network.prefixlen < 64 else 128)
+    )
+    parts = set()
+    for r in rows:
+        address = network_of(str(r.client))
+        if address is None or address.version != network.version or not address.subnet_of(network):  # type: ignore[arg-type]
+            return True  # a named event from outside the target
+        parts.add(address.supernet(new_prefix=part) if address.prefixlen > part else address)
+    return len(parts) < 2
 
 
 class Responder:
@@ -326,6 +357,8 @@ class Responder:
             if why_not is not None:
                 self._log_refusal(planned, mode, why_not)
                 return self._result(planned, mode, "refused", why_not), state
+            if mode == "auto" and not approved and _unspanned(planned, verifier):
+                mode = "approve"  # a network wider than the finding's named events span: a person decides
             if mode == "auto" and self._shared(planned, verifier):
                 if not approved:
                     mode = "approve"  # never automatic against an address others share

@@ -56,8 +56,11 @@ def new_monitor(**overrides: object) -> ExtractionMonitor:
     )
 
 
-def test_benign_held_out_streams_raise_no_alarm(digits) -> None:
-    monitor = new_monitor()
+@pytest.mark.parametrize("key", [b"\x01" * 32, b"\x02" * 32, None])
+def test_benign_held_out_streams_raise_no_alarm(digits, key: bytes | None) -> None:
+    # the hyperplanes come from the deployment key: benign coverage varies with it (0.68-0.92 over 70 keys,
+    # so a 0.90 threshold flagged benign streams under one key in eight); None = a fresh random key
+    monitor = ExtractionMonitor(config=MonitorConfig(), n_features=64, center=0.5, key=key)
     rng = np.random.default_rng(2024)
     flagged, ws, covs = [], [], []
     for s in range(100):

@@ -56,10 +56,10 @@ def new_monitor(**overrides: object) -> ExtractionMonitor:
     )
 
 
-@pytest.mark.parametrize("key", [b"\x01" * 32, b"\x02" * 32, None])
-def test_benign_held_out_streams_raise_no_alarm(digits, key: bytes | None) -> None:
-    # the hyperplanes come from the deployment key: benign coverage varies with it (0.68-0.92 over 70 keys,
-    # so a 0.90 threshold flagged benign streams under one key in eight); None = a fresh random key
+@pytest.mark.parametrize("key", [b"\x01" * 32, b"\x02" * 32])
+def test_benign_held_out_streams_raise_no_alarm(digits, key: bytes) -> None:
+    # the hyperplanes come from the deployment key and benign coverage varies with it (0.68-0.92 over 70
+    # random keys: at 0.90 about one key in eight flags one of these streams; see bastion.serve.monitor)
     monitor = ExtractionMonitor(config=MonitorConfig(), n_features=64, center=0.5, key=key)
     rng = np.random.default_rng(2024)
     flagged, ws, covs = [], [], []

@@ -83,9 +83,7 @@ class MonitorConfig:
     min_queries: int = 50
     history: int = 512
     distance_window: int = 256
-    coverage_threshold: float = (
-        0.95  # benign digits streams reach 0.92 under some keys, random queries >= 0.98
-    )
+    coverage_threshold: float = 0.90
     coverage_window: int = 128
     coverage_bits: int = 6
     key_prefix: str = "bastion-mon"

@@ -27,9 +27,11 @@ Extraction Warning in MLaaS Paradigm" (coverage of the feature space by a client
 instead of a decision tree. The hyperplanes are secret: drawn from a generator keyed by the deployment key
 (``key=``, an HKDF sub-key of the key ring's secret; fresh OS randomness when none is given), so queries
 cannot be shaped to stay in a few buckets by reading the code. Both thresholds were tuned on the digits
-*training* split (benign windows: W above 0.92, coverage below 0.83 under one key; over 70 random keys the
-largest benign held-out coverage was 0.924 and uniformly random clients reached at least 0.98, hence 0.95)
-and are checked on held-out streams in the tests.
+*training* split (benign windows: W above 0.92, coverage below 0.83 under one key) and are checked on held-out
+streams in the tests. Known limit: benign coverage depends on the key (0.68-0.92 over 70 random keys; under
+about one key in eight one of 100 benign held-out digits streams crosses 0.90, while uniformly random clients
+reach at least 0.98). 0.95 would remove those flags but weakens the theft defence, which counts a coverage
+flag as suspicion (its natural-data label attribution then failed one run in four): left at 0.90.
 
 A flag is sticky until an admin resets the client. Client state lives in memory (``MemoryMonitorStore``) or in
 Redis (``RedisMonitorStore``), so several gateway replicas share it (:mod:`bastion.serve.monitor_stores`).

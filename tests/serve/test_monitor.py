@@ -5,6 +5,8 @@ extraction clients are flagged within 200 queries; 100 benign client streams rep
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import uuid
 from collections.abc import Callable
 
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bastion.errors import InvalidInput
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor, MemoryMonitorStore, RedisMonitorStore, shapiro_w
 
@@ -56,11 +59,107 @@ def new_monitor(**overrides: object) -> ExtractionMonitor:
     )
 
 
-@pytest.mark.parametrize("key", [b"\x01" * 32, b"\x02" * 32])
-def test_benign_held_out_streams_raise_no_alarm(digits, key: bytes) -> None:
-    # the hyperplanes come from the deployment key and benign coverage varies with it (0.68-0.92 over 70
-    # random keys: at 0.90 about one key in eight flags one of these streams; see bastion.serve.monitor)
-    monitor = ExtractionMonitor(config=MonitorConfig(), n_features=64, center=0.5, key=key)
+def benign_streams(rng: np.random.Generator, y: np.ndarray, n: int, rows: int):
+    """Issue 20 item 5 over held-out rows: mixed, each input 3 times, one class, bursts, batch jobs."""
+    kinds = ("mixed", "repeat3", "single-class", "burst", "batch")
+    for s in range(n):
+        kind = kinds[s % len(kinds)]
+        if kind == "single-class":
+            idx = np.flatnonzero(y == rng.integers(0, 10))
+            order = idx[rng.integers(0, len(idx), rows)]
+        elif kind == "repeat3":
+            order = np.repeat(rng.integers(0, len(y), rows // 3 + 1), 3)[:rows]
+        else:
+            order = rng.integers(0, len(y), rows)
+        yield kind, order, 100 if kind == "batch" else 10
+
+
+def bucket_queries(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Uniform noise kept in 10 buckets of the old public hyperplanes (seed 0), as in the audit's attack."""
+    planes = np.random.default_rng(0).standard_normal((64, 6)).astype(np.float32)
+    cand = rng.random((40 * n, 64), dtype=np.float32)
+    codes = (((cand - 0.5) @ planes) > 0).astype(np.int64) @ (1 << np.arange(6))
+    allowed = list(dict.fromkeys(codes.tolist()))[:10]
+    return cand[np.isin(codes, allowed)][:n]
+
+
+def calibrated(digits, key: bytes) -> ExtractionMonitor:
+    return ExtractionMonitor(
+        config=MonitorConfig(),
+        n_features=64,
+        center=0.5,
+        key=key,
+        reference=digits.x_train,
+        reference_labels=digits.adapter.predict(digits.x_train),
+    )
+
+
+def test_no_key_flags_benign_held_out_streams_and_every_key_flags_random_ones(digits) -> None:
+    """Under 24 fresh deployment keys (calibrated on the training split only): 100 benign held-out streams of
+    2,000 rows each never cross the key's coverage threshold, while random and bucket-shaped clients do
+    within 300 rows and Jacobian-augmentation clients are flagged (PRADA) within 300. Uncalibrated, about one
+    key in eight flagged a benign stream at 0.90."""
+    y_test = digits.adapter.predict(digits.x_test)
+    jbda = jacobian_augmentation(digits.adapter.predict, np.random.default_rng(1), 300)
+    for k in range(24):
+        monitor = calibrated(digits, os.urandom(32))
+        threshold = monitor.coverage_threshold
+        assert 0.9 <= threshold <= 0.95
+        codes = monitor.codes(digits.x_test)
+        peak = 0.0
+        for kind, order, batch in benign_streams(np.random.default_rng(k), y_test, 100, 2000):
+            trace = monitor.coverage_trace(codes[order], batch=batch)
+            peak = max(peak, float(np.nanmax(trace)))
+        assert peak < threshold, (k, peak, monitor.calibration)
+        rng = np.random.default_rng(100 + k)
+        for attack in (random_queries(rng, 300), bucket_queries(rng, 300)):
+            hits = np.flatnonzero(monitor.coverage_trace(monitor.codes(attack)) > threshold)
+            assert len(hits) and hits[0] < 300, (k, monitor.calibration)
+        verdicts = [monitor.observe("jbda", jbda[i : i + 10]) for i in range(0, 300, 10)]
+        assert any(v.flagged for v in verdicts), k  # PRADA: Jacobian steps, in 10-row requests
+
+
+def test_calibration_is_deterministic_per_key_and_the_trace_is_what_observe_sees(digits) -> None:
+    key = os.urandom(32)
+    a, b, other = calibrated(digits, key), calibrated(digits, key), calibrated(digits, os.urandom(32))
+    assert a.calibration == b.calibration and np.array_equal(a._planes, b._planes)  # replicas agree
+    assert not np.array_equal(a._planes, other._planes)
+    assert a.calibration is not None and a.calibration.benign_max + 0.07 <= a.coverage_threshold
+    rng = np.random.default_rng(3)
+    for client, rows in (
+        ("benign", digits.x_test[rng.integers(0, 450, 300)]),
+        ("rnd", random_queries(rng, 300)),
+    ):
+        trace = a.coverage_trace(a.codes(rows), batch=10)
+        seen = [a.observe(client, rows[i : i + 10]).coverage for i in range(0, len(rows), 10)]
+        got = np.array([np.nan if c is None else c for c in seen])
+        assert np.allclose(trace, got, equal_nan=True, atol=1e-9)
+
+
+def test_coverage_is_switched_off_where_natural_rows_fill_the_buckets() -> None:
+    """A reference that covers the input space evenly (here: uniform rows) would make the coverage test flag
+    customers: the calibration turns it off rather than pass a threshold random clients would not reach."""
+    spread = np.random.default_rng(0).random((1000, 64), dtype=np.float32)
+    monitor = ExtractionMonitor(
+        config=MonitorConfig(), n_features=64, center=0.5, key=os.urandom(32), reference=spread
+    )
+    assert monitor.coverage_threshold == math.inf
+    assert monitor.calibration is not None and monitor.calibration.benign_max > 0.88
+    verdict = None
+    for i in range(0, 200, 10):
+        verdict = monitor.observe("c", spread[i : i + 10])
+    assert verdict is not None and not verdict.flagged and verdict.coverage is not None
+    with pytest.raises(InvalidInput):
+        ExtractionMonitor(config=MonitorConfig(), n_features=64, key=b"k" * 32, reference=spread[:10])
+    with pytest.raises(InvalidInput):
+        ExtractionMonitor(
+            config=MonitorConfig(), n_features=64, key=b"k" * 32, reference=spread, reference_labels=[0, 1]
+        )
+
+
+def test_benign_held_out_streams_raise_no_alarm(digits) -> None:
+    """The real ``observe`` path (PRADA and coverage) on 100 short held-out streams, under a fresh key."""
+    monitor = calibrated(digits, os.urandom(32))
     rng = np.random.default_rng(2024)
     flagged, ws, covs = [], [], []
     for s in range(100):
@@ -74,7 +173,7 @@ def test_benign_held_out_streams_raise_no_alarm(digits, key: bytes) -> None:
         if verdict.flagged:
             flagged.append((s, verdict.reason))
     assert flagged == []
-    assert min(ws) > MonitorConfig().delta and max(covs) < MonitorConfig().coverage_threshold
+    assert min(ws) > MonitorConfig().delta and max(covs) < monitor.coverage_threshold
 
 
 def test_random_query_extraction_is_flagged_and_needs_the_coverage_monitor() -> None:

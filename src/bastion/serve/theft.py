@@ -16,7 +16,7 @@ count once, so re-sending inputs raises nothing), over the last ``window`` of th
   An attacker who stays near the data manifold to pass the shift test has to take small steps, and one who
   takes large steps leaves the manifold: the two tests close that gap between them;
 * **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
-  hyperplanes from the deployment key, as corroborating evidence only (alone they flagged benign clients);
+  hyperplanes from the deployment key, calibrated on the reference rows, as corroborating evidence only;
 * **information released** — rows answered and output bits, as evidence; each identity has a daily row
   budget (:class:`BudgetExhausted` beyond it).
 
@@ -141,11 +141,14 @@ class TheftDefence:
         self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
         self._mis_key = derive(self._secret, "misinformation")
         self._poison_key = derive(self._secret, "poison")
+        # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
         self.monitor = ExtractionMonitor(
             config=MonitorConfig(),
             n_features=self.n_features,
             center=center,
             key=derive(self._secret, "monitor"),
+            reference=x.reshape(len(x), -1),
+            reference_labels=np.asarray(reference_y).reshape(-1),
         )
         self.watermark = watermark
         self.labels = labels  # a bastion.watermark.labels.LabelMarker: DAWN-style label marks, or None

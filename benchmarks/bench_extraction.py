@@ -1,7 +1,9 @@
 """Model theft against bastion's extraction defence, with the PRADA-only monitor as the baseline beside it.
 
 Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast_cancer]
-       [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all]
+       [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all] [--keys 0]
+       (``--keys N``: the benign streams and every synthetic attack's first flag again under N fresh random
+       deployment keys, since the coverage monitor's hyperplanes and calibration come from the key)
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
@@ -114,18 +116,18 @@ def setup(name: str) -> dict[str, Any]:
     return {"data": d, "victim": victim, "scale": scale, "center": center, "clip": clip}
 
 
-def defence(env: dict[str, Any], policy: TheftPolicy | None = None) -> TheftDefence:
+def defence(env: dict[str, Any], policy: TheftPolicy | None = None, secret: bytes = SECRET) -> TheftDefence:
     d = env["data"]
     wm = ConsumerWatermark(
-        SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], cycles=0.5
+        secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], cycles=0.5
     )
-    labels = LabelMarker(SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"])
+    labels = LabelMarker(secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"])
     return TheftDefence(
         reference_x=d.x_train,
         reference_y=d.y_train,
         n_classes=d.n_classes,
         policy=policy,
-        secret=SECRET,
+        secret=secret,
         watermark=wm,
         labels=labels,
         center=env["center"],
@@ -413,12 +415,12 @@ def request_cost(env: dict[str, Any], rows: int, repeats: int = 300) -> float:
     return (time.perf_counter() - start) / repeats * 1000.0
 
 
-def benign_streams(env: dict[str, Any], n_streams: int, rows: int) -> dict[str, Any]:
+def benign_streams(env: dict[str, Any], n_streams: int, rows: int, secret: bytes = SECRET) -> dict[str, Any]:
     """Benign clients over natural (test-split) data: repeats, single class, bursts after idle, batch jobs."""
     d = env["data"]
     victim = env["victim"]
     now = [0.0]
-    guard = defence(env)
+    guard = defence(env, secret=secret)
     guard._clock = lambda: now[0]
     rng = np.random.default_rng(7)
     flags, correct_plain, correct_def, total, mis = [], 0, 0, 0, 0
@@ -459,6 +461,43 @@ def benign_streams(env: dict[str, Any], n_streams: int, rows: int) -> dict[str, 
         "acc_defended": correct_def / total,
         "misinformed_rows": mis,
     }
+
+
+def per_key(env: dict[str, Any], keys: int, streams: int, rows: int) -> None:
+    """The must-holds that depend on the deployment key, under ``keys`` fresh random keys: benign streams
+    (false flags, accuracy cost) and each synthetic attack's first flag (at a 300-row budget)."""
+    import os
+
+    worst_flags, worst_pp, worst_first, thresholds = 0, 0.0, 0, []
+    for k in range(keys):
+        secret = os.urandom(32)
+        b = benign_streams(env, streams, rows, secret=secret)
+        worst_flags = max(worst_flags, b["false_flags"])
+        worst_pp = max(worst_pp, 100 * (b["acc_plain"] - b["acc_defended"]))
+        firsts = []
+        for strategy in SYNTHETIC:
+            served = DefendedModel(
+                env["victim"], defence(env, secret=secret), consumers=("mallory", "addr:192.0.2.7")
+            )
+            run_attack(env, strategy, served, [300])
+            firsts.append(served.first_flag if served.first_flag is not None else 10**9)
+        worst_first = max(worst_first, *firsts)
+        cal = served.defence.monitor.calibration
+        thresholds.append(served.defence.monitor.coverage_threshold)
+        print(
+            f"key {k}: benign false flags {b['false_flags']} {b['flag_details'][:2]}, "
+            f"{100 * (b['acc_plain'] - b['acc_defended']):.2f} pp; first flag "
+            + " ".join(f"{s}={f if f < 10**9 else '-'}" for s, f in zip(SYNTHETIC, firsts, strict=True))
+            + f"; coverage draw {cal.draw if cal else '-'} benign peak "
+            f"{cal.benign_max if cal else float('nan'):.3f} threshold {thresholds[-1]:.3f}"
+        )
+    print(
+        f"over {keys} random keys: worst benign false flags {worst_flags} "
+        f"(of {streams} streams x {rows} rows), "
+        f"worst accuracy cost {worst_pp:.2f} pp, latest first flag "
+        f"{worst_first if worst_first < 10**9 else 'never (within 300)'}; coverage thresholds "
+        f"{min(thresholds):.3f}-{max(thresholds):.3f}"
+    )
 
 
 def label_only_rows(env: dict[str, Any], strategy: str, budgets: list[int]) -> None:
@@ -506,6 +545,12 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--stream-rows", type=int, default=2000)
     ap.add_argument("--attacks", default="all")
+    ap.add_argument(
+        "--keys",
+        type=int,
+        default=0,
+        help="also run the benign streams and each synthetic attack's first flag under this many random keys",
+    )
     ap.add_argument("--band", type=float, default=0.9, help="labels-adaptive-band: the top-probability band")
     ap.add_argument("--band-rate", type=float, default=0.5, help="labels-adaptive-band: the band's mark rate")
     ap.add_argument("--region-by", default="pair", help="labels-region: pair, target or boundary")
@@ -625,6 +670,8 @@ def main() -> None:
             f"{b['flag_details']}; accuracy {b['acc_plain']:.4f} -> {b['acc_defended']:.4f} "
             f"({100 * (b['acc_plain'] - b['acc_defended']):.2f} pp); misinformed rows {b['misinformed_rows']}"
         )
+        if args.keys:
+            per_key(env, args.keys, args.streams, args.stream_rows)
         print(f"({name}: {time.perf_counter() - t0:.0f} s)")
     _ = dataclasses
 

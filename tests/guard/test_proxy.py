@@ -154,9 +154,9 @@ def test_session_score_blocks_a_conversation(project, upstream) -> None:
             httpx.post(f"{srv.url}/v1/chat/completions", json=body, headers=headers).status_code
             for _ in range(3)
         ]
-        other = _chat(srv.url, alice, prompt).status_code  # no session header: judged turn by turn
+        other = _chat(srv.url, alice, prompt).status_code  # no session header
     assert codes == [200, 200, 400]
-    assert other == 200
+    assert other == 400  # the identity's own score counts too: leaving the header out resets nothing (M6)
 
 
 def test_warm_up_is_best_effort(project, upstream) -> None:

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, InvalidInput
 from bastion.guard.policy import PolicyConfig
+from bastion.guard.wire import estimate_tokens
 
 MODES = ("block", "redact", "shadow")
 
@@ -30,12 +31,53 @@ class ProxyConfig:
     upstream_api_key: str | None = None
     unsafe_fail_open: bool = False
     session_header: str = "x-bastion-session"
+    # identity roles that may send system/developer messages (the operator's instructions: counted, not
+    # scanned); every other role is refused 403 (deny by default, issue 16 attack16 H1)
+    system_roles: tuple[str, ...] = ()
+    # the answer cap forwarded when a request names none, so the upstream is held to what was charged (M2)
+    default_max_tokens: int = 256
+    max_choices: int = 16  # n / best_of above this are refused
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}")
         if not self.upstream.startswith(("http://", "https://")):
             raise ConfigError("--upstream must be an http(s) URL")
+        if isinstance(self.system_roles, str) or not all(isinstance(r, str) for r in self.system_roles):
+            raise ConfigError("system_roles must be a list of role names")
+        if self.default_max_tokens < 1 or self.max_choices < 1:
+            raise ConfigError("default_max_tokens and max_choices must be positive")
+
+
+def request_cost(
+    payload: dict[str, Any], kind: str, texts: list[tuple[str, str]], *, config: ProxyConfig
+) -> int:
+    """Tokens charged before the upstream is called (issue 16 attack16 M2): the prompt's estimate plus every
+    completion the request can make, ``max(max_tokens, max_completion_tokens) × max(n, best_of)`` (× prompts
+    on ``/v1/completions``). A request that names no cap gets ``default_max_tokens`` forwarded as
+    ``max_tokens`` (set in ``payload``), so the upstream generates no more than was charged."""
+    caps: list[int] = []
+    choices: list[int] = []
+    for key, into in (
+        ("max_tokens", caps),
+        ("max_completion_tokens", caps),
+        ("n", choices),
+        ("best_of", choices),
+    ):
+        v = payload.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InvalidInput("max_tokens, max_completion_tokens, n and best_of must be positive integers")
+        into.append(v)
+    if max(choices, default=1) > config.max_choices:
+        raise InvalidInput(f"n and best_of are limited to {config.max_choices}")
+    if not caps:
+        payload["max_tokens"] = config.default_max_tokens
+        caps = [config.default_max_tokens]
+    prompts = len(payload["prompt"]) if kind == "text" and isinstance(payload.get("prompt"), list) else 1
+    answers = max(caps) * max(choices, default=1) * max(prompts, 1)
+    return sum(estimate_tokens(t) for _, t in texts) + answers
 
 
 class TokenBudget:

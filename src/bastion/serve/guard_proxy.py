@@ -3,8 +3,13 @@
 ``/v1/chat/completions`` and ``/v1/completions`` (streaming SSE included) pass through when the caller is
 authenticated (bastion API tokens or JWTs, via the gateway's :class:`~bastion.serve.auth.Authenticator`),
 holds ``model:infer`` on the requested model, is within its rate limits (requests per minute by role, via
-the gateway's :class:`~bastion.serve.ratelimit.RateLimiter`, and tokens per minute: prompt characters / 4
-plus ``max_tokens``, charged before the upstream is called) and its prompts pass the detector. Answers go
+the gateway's :class:`~bastion.serve.ratelimit.RateLimiter`, and tokens per minute: the prompt's estimate
+plus ``max(max_tokens, max_completion_tokens) × max(n, best_of)``, charged before the upstream is called, a
+default cap forwarded when none is named) and every client text the model reads passes the detector: user,
+assistant and tool messages, content parts, tool-call history, tool and function definitions,
+``response_format``, completions ``prompt`` and ``suffix``. A field the guard does not inspect is refused
+(400), never forwarded unscanned; system and developer messages only from roles in ``system_roles`` (403
+otherwise; their text is the operator's instructions: counted, not scanned). Answers go
 through the output policy; streamed answers through :class:`~bastion.guard.stream.StreamGuard`, which cuts
 the stream before a violating span is sent.
 
@@ -32,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -43,10 +47,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError, InvalidInput
 from bastion.guard.detector import PromptDetector
-from bastion.guard.policy import OutputContext, OutputPolicy, SessionScore
+from bastion.guard.policy import OutputContext, OutputPolicy, OutputVerdict, SessionScore
+from bastion.guard.response import MalformedAnswer, StreamSanitizer, sanitize_answer
 from bastion.guard.stream import StreamGuard
-from bastion.guard.wire import chunk_text, finish_reason, prompt_texts, sse, with_text
-from bastion.serve._guard_config import MODES, ProxyConfig, TokenBudget
+from bastion.guard.wire import TRUSTED, prompt_texts, sse
+from bastion.serve._guard_config import MODES, ProxyConfig, TokenBudget, request_cost
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.connections import client_host
 from bastion.serve.observability import BatchedAuditWriter, RequestRecord
@@ -170,7 +175,7 @@ class GuardProxy:
     ) -> None:
         worst = None
         try:
-            verdicts = [self.detector.scan(t, channel=ch) for ch, t in texts if t]
+            verdicts = self.detector.scan_messages(texts)  # each text, and per channel their concatenation
         except InvalidInput:
             raise
         except Exception as exc:
@@ -187,8 +192,10 @@ class GuardProxy:
             return
         flagged = worst.flagged
         reasons = list(worst.reasons)
-        if session:
-            total, over = self.sessions.add(f"{identity.id}:{session}", worst.score)
+        # the multi-turn score per authenticated identity, and per conversation when the client names one
+        # (attack16 M6: keyed only by the client's header, leaving it out or rotating it reset the score)
+        for key in [identity.id] + ([f"{identity.id}:{session}"] if session else []):
+            total, over = self.sessions.add(key, worst.score)
             if over and not flagged:
                 flagged, reasons = True, [f"session-score:{total:.2f}"]
         if not flagged:
@@ -235,6 +242,7 @@ class GuardProxy:
             started = time.perf_counter()
             client = client_host(request.client)
             seen: dict[str, Any] = {"identity": None, "model": "-", "decision": None, "reserved": False}
+            response: Any = None  # whatever happens below: one request record, the audit slot released (M3)
             try:
                 response = await self._handle(request, kind, client, seen)
             except AuthenticationFailed:
@@ -242,16 +250,24 @@ class GuardProxy:
                 response = _error(
                     401, "unauthenticated", "missing or invalid credentials", {"WWW-Authenticate": "Bearer"}
                 )
-            except AccessDenied:
+            except AccessDenied as exc:
                 seen["decision"] = "deny:forbidden"
-                response = _error(403, "forbidden", "not allowed to use this model")
+                response = _error(403, "forbidden", str(exc) or "not allowed")
             except InvalidInput as exc:
                 seen["decision"] = "reject:request"
                 response = _error(400, "invalid_request", str(exc))
             except _Blocked as exc:
                 seen["decision"] = exc.decision
                 response = _error(exc.status, exc.code, exc.message, exc.headers)
-            self._record(seen, client, kind, int(response.status_code), started)
+            except Exception as exc:  # a bug or an answer nobody foresaw: refused, never passed unchecked
+                log.warning("guard proxy: request failed (%s)", type(exc).__name__)
+                seen["decision"] = "error:internal"
+                response = _error(500, "internal_error", "the guard proxy could not handle this request")
+            finally:
+                if response is None:  # cancelled before an answer (the client went away)
+                    seen["decision"] = seen["decision"] or "error:cancelled"
+                status = int(response.status_code) if response is not None else 499
+                self._record(seen, client, kind, status, started)
             return response
 
         async def chat(request: Request) -> Any:
@@ -307,7 +323,7 @@ class GuardProxy:
             raise _Blocked(413, "too_large", "request body too large")
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise _Blocked(400, "invalid_json", "request body is not JSON") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
             raise _Blocked(400, "invalid_request", "expected a JSON object with a model")
@@ -316,23 +332,27 @@ class GuardProxy:
 
         if not allowed(identity, "model:infer", model=str(payload.get("model", ""))):
             raise AccessDenied("not allowed to use this model")
-        texts = prompt_texts(payload, kind)
-        max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens") or 256
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise _Blocked(400, "invalid_request", "max_tokens must be a positive integer")
-        self._limits(identity, math.ceil(sum(len(t) for _, t in texts) / 4) + max_tokens)
+        # every client text the model reads, or a refusal: unknown fields 400, system/developer messages 403
+        # unless the identity's role may send them (attack16 H1), malformed text 400 before the detector (H7)
+        texts = prompt_texts(payload, kind, allow_system=identity.role in self.config.system_roles)
+        self._limits(identity, request_cost(payload, kind, texts, config=self.config))
         self._scan_prompts(
             identity,
-            texts,
+            [(ch, t) for ch, t in texts if ch != TRUSTED],
             request.headers.get(self.config.session_header),
             str(payload.get("model", "-")),
         )
         path = _PATHS[kind]
         if payload.get("stream"):
-            return StreamingResponse(
-                self._stream(identity, path, payload, kind), media_type="text/event-stream"
-            )
-        return JSONResponse(await self._complete(identity, path, payload, kind))
+            return await self._stream_response(identity, path, payload, kind)
+        try:
+            answer = await self._complete(identity, path, payload, kind)
+        except _Blocked:
+            raise
+        except Exception as exc:  # an answer of an unexpected shape is never returned unchecked (M3)
+            log.warning("guard proxy: upstream answer could not be checked (%s)", type(exc).__name__)
+            raise _Blocked(502, "upstream_error", "the upstream model's answer could not be checked") from exc
+        return JSONResponse(answer)
 
     def _record(self, seen: dict[str, Any], client: str, kind: str, status: int, started: float) -> None:
         """One request record (the gateway's format) for every request, admitted or not."""
@@ -378,25 +398,38 @@ class GuardProxy:
             base = base[:-3]
         return base + path
 
-    def _check_output(self, identity: Any, text: str) -> tuple[str, str | None]:
-        """(text to return, finish_reason override) for a whole answer."""
-        ctx = OutputContext(
+    def _output_context(self, identity: Any) -> OutputContext:
+        return OutputContext(
             role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
         )
-        verdict = self.policy.check(text, context=ctx)
-        if verdict.action == "allow":
-            return text, None
-        details = {"findings": list(verdict.findings), "atlas": list(verdict.atlas), "mode": self.mode}
-        if self.mode == "shadow":
+
+    def _output_check(self, identity: Any, mode: str) -> Any:
+        """The output policy for this caller; ``redact`` mode redacts PII and links the policy would block."""
+        ctx, prefer_redact = self._output_context(identity), mode == "redact"
+        return lambda text: self.policy.check(text, context=ctx, prefer_redact=prefer_redact)
+
+    def _audit_output(self, identity: Any, verdict: OutputVerdict, mode: str, *, stream: bool) -> None:
+        """One audit entry per answer with a finding (blocked, redacted, or flagged in shadow mode), streamed
+        or not (attack16 L1: streamed redactions and shadow findings left none); reasons only, never text."""
+        if verdict.action == "allow" and not verdict.findings:
+            return
+        details: dict[str, Any] = {
+            "findings": list(verdict.findings)[:20],
+            "atlas": list(verdict.atlas),
+            "mode": mode,
+        }
+        if stream:
+            details["stream"] = True
+        if mode == "shadow":
             self._event(identity, "guard:output-flagged", "shadow", details)
-            return text, None
-        if verdict.blocked:
+        elif verdict.blocked:
             self._event(identity, "guard:output-blocked", "denied", details)
-            return "", "content_filter"
-        self._event(identity, "guard:output-redacted", "ok", details)
-        return verdict.text, None
+        else:
+            self._event(identity, "guard:output-redacted", "ok", details)
 
     async def _complete(self, identity: Any, path: str, payload: dict[str, Any], kind: str) -> Any:
+        """A whole answer: every text-bearing field checked, the answer rebuilt from known fields only
+        (:func:`bastion.guard.response.sanitize_answer`; attack16 H2)."""
         import aiohttp
 
         try:
@@ -406,42 +439,45 @@ class GuardProxy:
                 data = await resp.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
-        if not isinstance(data, dict):
-            raise _Blocked(502, "upstream_error", "the upstream model answered no JSON object")
-        for choice in data.get("choices", []):
-            holder = choice.get("message", {}) if kind == "chat" else choice
-            key = "content" if kind == "chat" else "text"
-            text = holder.get(key)
-            if isinstance(text, str):
-                new, finish = self._check_output(identity, text)
-                holder[key] = new
-                if finish:
-                    choice["finish_reason"] = finish
-        return data
-
-    async def _stream(
-        self, identity: Any, path: str, payload: dict[str, Any], kind: str
-    ) -> AsyncIterator[bytes]:
-        ctx = OutputContext(
-            role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
-        )
-        shadow = self.mode == "shadow"
-        guard = StreamGuard(policy=self.policy, context=ctx)
-        last: dict[str, Any] = {}
-        flagged = False
-        client = await self._http()
+        mode = self.mode
         try:
-            async with client.post(self._url(path), json=payload) as resp:
-                if resp.status != 200:
-                    yield sse(
-                        {
-                            "error": {
-                                "message": f"the upstream model answered {resp.status}",
-                                "code": "upstream_error",
-                            }
-                        }
-                    )
-                    return
+            result = sanitize_answer(data, kind, check=self._output_check(identity, mode))
+        except MalformedAnswer as exc:
+            raise _Blocked(
+                502, "upstream_error", "the upstream model's answer has an unexpected shape"
+            ) from exc
+        self._audit_output(identity, result.verdict, mode, stream=False)
+        return data if mode == "shadow" else result.body
+
+    async def _stream_response(self, identity: Any, path: str, payload: dict[str, Any], kind: str) -> Any:
+        """Open the upstream stream before answering, so an upstream that refuses is a 502 with its request
+        record (attack16 L1: it was a 200 / allow with the error inside the stream)."""
+        import aiohttp
+
+        try:
+            resp = await (await self._http()).post(self._url(path), json=payload)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
+        if resp.status != 200:
+            resp.release()
+            raise _Blocked(502, "upstream_error", f"the upstream model answered {resp.status}")
+        return StreamingResponse(self._stream(identity, resp, kind), media_type="text/event-stream")
+
+    async def _stream(self, identity: Any, resp: Any, kind: str) -> AsyncIterator[bytes]:
+        """Relay the upstream's SSE through :class:`~bastion.guard.response.StreamSanitizer`: one hold-back
+        guard per choice and text field (content, reasoning, refusal, tool-call arguments), cut with
+        ``content_filter`` on a violation; shadow mode relays the upstream's chunks as they are."""
+        mode = self.mode
+        shadow = mode == "shadow"
+        ctx = self._output_context(identity)
+        san = StreamSanitizer(
+            kind,
+            make_guard=lambda: StreamGuard(policy=self.policy, context=ctx, prefer_redact=mode == "redact"),
+            check=self._output_check(identity, mode),
+        )
+        failed = None
+        try:
+            try:
                 async for raw in resp.content:
                     line = raw.decode("utf-8", "replace").strip()
                     if not line.startswith("data:"):
@@ -450,49 +486,33 @@ class GuardProxy:
                     if data == "[DONE]":
                         break
                     chunk = json.loads(data)
-                    last = chunk
-                    piece = chunk_text(chunk, kind)
-                    if shadow:  # pass everything; audit the first finding only
-                        if not flagged and guard.feed(piece).stop:
-                            flagged = True
-                            v = guard.stopped
-                            self._event(
-                                identity,
-                                "guard:output-flagged",
-                                "shadow",
-                                {"findings": list(v.findings) if v else [], "stream": True},
-                            )
+                    out = san.feed(chunk)
+                    if shadow:
                         yield sse(chunk)
                         continue
-                    step = guard.feed(piece)
-                    if step.stop:
-                        v = step.verdict
-                        self._event(
-                            identity,
-                            "guard:output-blocked",
-                            "denied",
-                            {"findings": list(v.findings) if v else [], "stream": True},
-                        )
-                        yield sse(with_text(chunk, kind, "", "content_filter"))
-                        yield b"data: [DONE]\n\n"
-                        return
-                    if step.release or finish_reason(chunk):
-                        yield sse(with_text(chunk, kind, step.release, None))
-        except Exception as exc:  # the upstream went away mid-stream: end the stream cleanly
-            log.warning("guard proxy: upstream stream failed (%s)", type(exc).__name__)
-        if not shadow:
-            step = guard.finish()
-            if step.stop:
+                    if san.stopped is not None:
+                        break
+                    for c in out:
+                        yield sse(c)
+            except Exception as exc:  # the upstream went away or sent garbage mid-stream: end it cleanly
+                failed = type(exc).__name__
+                log.warning("guard proxy: upstream stream failed (%s)", failed)
+            finally:
+                resp.release()
+            if failed is not None:
                 self._event(
-                    identity,
-                    "guard:output-blocked",
-                    "denied",
-                    {"findings": list(step.verdict.findings) if step.verdict else [], "stream": True},
+                    identity, "guard:upstream-stream-error", "error", {"error": failed, "stream": True}
                 )
-                yield sse(with_text(last, kind, "", "content_filter"))
-            elif step.release:
-                yield sse(with_text(last, kind, step.release, None))
-        yield b"data: [DONE]\n\n"
+            if san.stopped is None:
+                tail = san.finish()
+                if not shadow:
+                    for c in tail:
+                        yield sse(c)
+            if san.stopped is not None and not shadow:
+                yield sse(san.cut())
+            yield b"data: [DONE]\n\n"
+        finally:
+            self._audit_output(identity, san.tally.verdict(), mode, stream=True)
 
     async def aclose(self) -> None:
         if self._client is not None:

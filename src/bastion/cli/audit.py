@@ -1,4 +1,6 @@
-"""``bastion audit``: red-team a model (evasion, membership, extraction, poisoning) and grade it."""
+"""``bastion audit``: red-team a model (evasion, membership, extraction, poisoning) and grade it.
+
+``--models GLOB`` audits many registry versions in parallel (:mod:`bastion.cli._audit_many`)."""
 
 from __future__ import annotations
 
@@ -309,10 +311,49 @@ def register(app: typer.Typer) -> None:
             help="Environment variable holding a bearer token for an http(s) --model (e.g. a bastion "
             "gateway token).",
         ),
+        models: str | None = typer.Option(
+            None,
+            "--models",
+            help="Audit every registry version whose NAME (or NAME:VERSION, with ':') matches this glob, "
+            "one task per version ('digits*', 'digits:*', '*:3').",
+        ),
+        engine: str | None = typer.Option(None, "--engine", help="With --models: local (default) or dask."),
+        cluster: str | None = typer.Option(None, "--cluster", help="With --models: Dask scheduler address."),
+        workers: int | None = typer.Option(
+            None, "--workers", min=1, help="With --models: workers of a local pool/cluster."
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
         home: Path | None = HOME_OPTION,
     ) -> int:
         """Red-team a model: evasion, membership inference, extraction and poisoning, graded A–F."""
+        if models is not None:
+            from bastion.cli._audit_many import refuse_single_options, run_many
+
+            if demo or model is not None:
+                raise InvalidInput("give one of --demo, --model or --models")
+            refuse_single_options(
+                **{"--weights": weights, "--unsafe-trust-type": trust_type, "--bearer-env": bearer_env}
+            )
+            budget, policy = _project_defaults(home, budget, policy)
+            return run_many(
+                models=models,
+                data=data,
+                out=out,
+                attacks=attacks,
+                budget=budget,
+                policy=policy,
+                seed=seed,
+                fmt=fmt,
+                target_column=target_column,
+                clip=_parse_clip(clip),
+                n_classes=n_classes,
+                home=home,
+                engine=engine,
+                cluster=cluster,
+                workers=workers,
+            )
+        if engine is not None or cluster is not None or workers is not None:
+            raise InvalidInput("--engine, --cluster and --workers apply to --models")
         return _run(
             demo=demo,
             model=model,

@@ -135,6 +135,29 @@ def test_same_reports_on_every_engine_and_worker_count(registry: Registry) -> No
     assert runs["dask-2"].engine == "dask" and len(runs["dask-2"].failed) == 1
 
 
+@pytest.mark.slow  # a JVM (local[2] master) starts: ~20 s
+def test_spark_gives_the_same_reports(registry: Registry) -> None:
+    pytest.importorskip("pyspark")
+    from bastion.compute import make_executor
+
+    ds = load_data(registry.data)
+    runs = []
+    for engine in ("local", "spark"):
+        with make_executor(engine=engine, workers=2) as ex:
+            runs.append(
+                audit_models(
+                    vault=registry.vault,
+                    models="tiny-*",
+                    data=ds,
+                    executor=ex,
+                    settings=SETTINGS,
+                    now=lambda: NOW,
+                )
+            )
+    assert runs[1].engine == "spark" and _comparable(runs[1]) == _comparable(runs[0])
+    assert [v.ok for v in runs[1].versions] == [True, True, False]
+
+
 def test_cli_audits_every_version_records_attested_notes_and_one_log_entry(
     registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

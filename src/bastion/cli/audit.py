@@ -317,8 +317,12 @@ def register(app: typer.Typer) -> None:
             help="Audit every registry version whose NAME (or NAME:VERSION, with ':') matches this glob, "
             "one task per version ('digits*', 'digits:*', '*:3').",
         ),
-        engine: str | None = typer.Option(None, "--engine", help="With --models: local (default) or dask."),
-        cluster: str | None = typer.Option(None, "--cluster", help="With --models: Dask scheduler address."),
+        engine: str | None = typer.Option(
+            None, "--engine", help="With --models: local (default), dask or spark."
+        ),
+        cluster: str | None = typer.Option(
+            None, "--cluster", help="With --models: Dask scheduler or Spark master."
+        ),
         workers: int | None = typer.Option(
             None, "--workers", min=1, help="With --models: workers of a local pool/cluster."
         ),

@@ -14,7 +14,7 @@ A worker receives the model's verified plaintext files, the evaluation rows and 
 receives the key ring, the passphrase, a data key or a token, and it writes nothing to the registry. It loads
 the model once and runs every requested attack family on it (the task keeps the model loaded for the whole
 audit). The plaintext weights travel in the task payload: the local pool pickles them through a pipe; on Dask
-use a private ``LocalCluster`` (127.0.0.1) or a cluster you trust over TLS, as for any bastion task.
+or Spark use a private local cluster (127.0.0.1) or a cluster you trust over TLS, as for any bastion task.
 
 A version that cannot be pulled, loaded or audited is reported with its error and the others still finish.
 Results do not depend on the engine or the number of workers: every task gets the same seed and the job's

@@ -14,6 +14,7 @@ upstream on 127.0.0.1 that records the bodies it receives (so a test can say wha
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -488,6 +489,9 @@ def test_a_malformed_upstream_answer_is_a_502_with_one_record_and_no_leaked_slot
             )
             statuses.append((r.status_code, r.json()["error"]["code"]))
             assert "Traceback" not in r.text
+            deadline = time.monotonic() + 5  # its record written (a written record gives its slot back)
+            while proxy.audit.written < len(statuses) and time.monotonic() < deadline:
+                time.sleep(0.02)
         upstream.answers.clear()
         after = _post(srv.url, tokens["consumer"], _chat([{"role": "user", "content": "hello"}]))
     assert statuses == [(502, "upstream_error")] * len(bad)
@@ -523,6 +527,14 @@ def test_the_session_score_follows_the_identity_not_only_the_header(vault, token
                     ).status_code
                 )
         assert codes == [200, 200, 400], (headers, codes)
+    # prompts refused on their own add nothing: an identity's refused attacks do not refuse its next prompt
+    proxy = _proxy(vault, upstream)
+    with ServerThread(proxy.app()) as srv:
+        codes = [
+            _post(srv.url, tokens["consumer"], _chat([{"role": "user", "content": t}])).status_code
+            for t in [INJECTION] * 5 + ["What is the capital of France?"]
+        ]
+    assert codes == [400] * 5 + [200]
 
 
 def test_refusals_are_recorded_with_their_status(vault, tokens, upstream, tmp_path: Path) -> None:

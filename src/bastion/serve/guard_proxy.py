@@ -193,8 +193,11 @@ class GuardProxy:
         flagged = worst.flagged
         reasons = list(worst.reasons)
         # the multi-turn score per authenticated identity, and per conversation when the client names one
-        # (attack16 M6: keyed only by the client's header, leaving it out or rotating it reset the score)
-        for key in [identity.id] + ([f"{identity.id}:{session}"] if session else []):
+        # (attack16 M6: keyed only by the client's header, leaving it out or rotating it reset the score).
+        # Only prompts below the threshold add to it: it catches a build-up of mild turns; a prompt refused
+        # on its own adds nothing, so one caller's refused attacks do not refuse the identity's next prompts
+        keys = [identity.id] + ([f"{identity.id}:{session}"] if session else [])
+        for key in keys if not flagged else ():
             total, over = self.sessions.add(key, worst.score)
             if over and not flagged:
                 flagged, reasons = True, [f"session-score:{total:.2f}"]

@@ -559,3 +559,19 @@ def test_refusals_are_recorded_with_their_status(vault, tokens, upstream, tmp_pa
         (400, "deny:prompt"),
         (502, "error:upstream"),
     ]
+
+
+def test_the_guard_settings_file_sets_the_request_switches(tmp_path: Path) -> None:
+    from bastion.errors import ConfigError
+    from bastion.guard.config import load_guard_settings
+
+    path = tmp_path / "guard.toml"
+    path.write_text('[guard]\nsystem_roles = ["deployer"]\ndefault_max_tokens = 128\nmax_choices = 4\n')
+    settings = load_guard_settings(path)
+    config = ProxyConfig(upstream="http://127.0.0.1:1", **settings)
+    assert (config.system_roles, config.default_max_tokens, config.max_choices) == (("deployer",), 128, 4)
+    assert ProxyConfig(upstream="http://127.0.0.1:1").system_roles == ()  # deny by default
+    for bad in ('system_roles = "deployer"', "default_max_tokens = 0", "max_choices = true"):
+        path.write_text(f"[guard]\n{bad}\n")
+        with pytest.raises(ConfigError):
+            load_guard_settings(path)

@@ -6,6 +6,9 @@
     mode = "block"                       # block | redact | shadow
     tokens_per_minute = { consumer = 20000, admin = 200000 }
     requests_per_minute = { consumer = "60/minute" }
+    system_roles = ["deployer"]          # may send system/developer messages (default: no role may)
+    default_max_tokens = 256             # answer cap forwarded when a request names none (and charged)
+    max_choices = 16                     # n / best_of above this are refused
 
     [guard.output]
     pii = "redact"                       # allow | redact | block
@@ -34,7 +37,10 @@ from typing import Any
 from bastion.errors import ConfigError
 from bastion.guard.policy import DEFAULT_ENTITIES, PolicyConfig, RolePolicy
 
-_TOP = frozenset({"mode", "tokens_per_minute", "requests_per_minute", "output", "unsafe_fail_open"})
+_TOP = frozenset(
+    {"mode", "tokens_per_minute", "requests_per_minute", "output", "unsafe_fail_open", "system_roles"}
+    | {"default_max_tokens", "max_choices"}
+)
 _OUTPUT = frozenset(
     {"pii", "links", "allowed_link_hosts", "deny", "deny_categories", "roles", "entities", "topics"}
 )
@@ -107,6 +113,14 @@ def load_guard_settings(path: str | Path) -> dict[str, Any]:
         if not isinstance(rpm, Mapping) or not all(isinstance(v, str) for v in rpm.values()):
             raise ConfigError('[guard] requests_per_minute must map roles to limits such as "60/minute"')
         out["requests_per_minute"] = {str(k): str(v) for k, v in rpm.items()}
+    if "system_roles" in table:
+        out["system_roles"] = _strs(table["system_roles"], "guard.system_roles")
+    for key in ("default_max_tokens", "max_choices"):
+        if key in table:
+            v = table[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"[guard] {key} must be a positive integer")
+            out[key] = v
     out["output"] = policy_from_mapping(dict(table.get("output", {})))
     return out
 

@@ -322,15 +322,22 @@ def audit_models(
     size = batch or 2 * max(1, executor.workers)
     out: list[VersionAudit] = []
     for start in range(0, len(chosen), size):
-        tasks: list[AuditTask] = []
+        jobs: list[tuple[AuditTask, Any]] = []
         for version in chosen[start : start + size]:
             try:
-                tasks.append(_task(vault, version, data, cfg, created))
+                task = _task(vault, version, data, cfg, created)
             except BastionError as exc:
                 ref = f"{version.name}:{version.version}"
                 out.append(VersionAudit(ref, str(version.manifest_digest), error=_one_line(exc)))
-        results = executor.map(audit_version, tasks).gather() if tasks else []
-        for task, result in zip(tasks, results, strict=True):
+                continue
+            # one job per version, submitted as soon as it is decrypted: workers start while the next pulls
+            jobs.append((task, executor.map(audit_version, [task])))
+        for task, job in jobs:
+            try:
+                (result,) = job.gather()
+            except BastionError as exc:  # the engine lost the task (e.g. a worker died on every retry)
+                out.append(VersionAudit(task.ref, task.manifest_digest, error=_one_line(exc)))
+                continue
             done = _bound(task, result)
             if done.ok and record is not None:
                 try:

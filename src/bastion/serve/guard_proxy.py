@@ -13,9 +13,15 @@ otherwise; their text is the operator's instructions: counted, not scanned). Ans
 through the output policy; streamed answers through :class:`~bastion.guard.stream.StreamGuard`, which cuts
 the stream before a violating span is sent.
 
-Modes: ``block`` (refuse flagged prompts, block or redact outputs by the policy), ``redact`` (like block for
-prompts; outputs are redacted where the policy allows), ``shadow`` (log and audit only; nothing is changed).
-Every block (and every shadow finding) is one audit-log entry (never the text, only reasons and IDs).
+Modes: ``block`` (refuse flagged prompts, block or redact outputs as the output policy says), ``redact``
+(like block for prompts; for outputs, PII and links that the policy would block are redacted instead, while
+canaries, system-prompt runs, deny lists and topics, which cannot be redacted, still block), ``shadow`` (log
+and audit only; nothing is changed). Every output field that carries text is checked — content (string or
+parts), refusal, reasoning, tool-call ids, names and arguments, logprobs (removed unless the answer passed
+unchanged) — and an answer is rebuilt from the fields the guard knows (:mod:`bastion.guard.response`);
+streamed tool calls, reasoning and ``n > 1`` choices are relayed apart, each through its own hold-back guard.
+Every block, redaction and shadow finding, streamed or not, is one audit-log entry (never the text, only
+reasons and IDs); an upstream that refuses a stream is a 502.
 Fail closed: a detector error answers 503 unless ``unsafe_fail_open`` is set (which logs a warning).
 
 Seen by hunting and response like the gateway (issue 17 attack17c F3): before any token lookup, a client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from bastion.errors import AccessDenied, InvalidInput
@@ -72,6 +73,27 @@ def _strings(value: Any, where: str, depth: int = 0) -> list[str]:
     raise InvalidInput(f"{where} has a value of an unexpected type")
 
 
+def _schema_texts(value: Any) -> list[str]:
+    """What the model reads of a tool definition or schema: names, descriptions, enums and property names,
+    without the JSON-schema vocabulary (``type``, ``properties``...), which dilutes the score (strings already
+    checked by :func:`_strings`)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _schema_texts(v)]
+    if not isinstance(value, dict):
+        return []
+    out: list[str] = []
+    for k, v in value.items():
+        if k == "properties" and isinstance(v, dict):
+            for name, spec in v.items():
+                out.append(name)
+                out.extend(_schema_texts(spec))
+        elif not (k == "type" and isinstance(v, str)):
+            out.extend(_schema_texts(v))
+    return out
+
+
 def _content(value: Any, where: str) -> str:
     if value is None:
         return ""
@@ -106,7 +128,9 @@ def _calls(m: dict[str, Any], where: str) -> list[str]:
     return out + _strings([c.get("id", "") for c in calls], where)
 
 
-def _message(m: Any, i: int, *, allow_system: bool) -> list[tuple[str, str]]:
+def _message(
+    m: Any, i: int, *, allow_system: bool, known: Callable[[str], bool] | None = None
+) -> list[tuple[str, str]]:
     where = f"messages[{i}]"
     role = m.get("role") if isinstance(m, dict) else None
     if not isinstance(m, dict) or role not in _MESSAGE_KEYS:
@@ -115,6 +139,8 @@ def _message(m: Any, i: int, *, allow_system: bool) -> list[tuple[str, str]]:
     if extra:
         raise InvalidInput(f"{where}: fields the guard does not inspect: {', '.join(sorted(extra))[:200]}")
     texts = [_content(m.get("content"), where)]
+    if role == "assistant" and known is not None and texts[0] and known(texts[0]):
+        texts = []  # an answer this proxy returned (it passed the output policy): not a prompt
     texts += [_text(m[k], where) for k in ("name", "tool_call_id", "refusal") if m.get(k) is not None]
     if role == "assistant":
         texts += _calls(m, where)
@@ -161,10 +187,18 @@ def _check_fields(payload: dict[str, Any], kind: str) -> None:
     _strings(payload, "request")  # every string valid Unicode, nesting bounded
 
 
-def prompt_texts(payload: dict[str, Any], kind: str, *, allow_system: bool = False) -> list[tuple[str, str]]:
+def prompt_texts(
+    payload: dict[str, Any],
+    kind: str,
+    *,
+    allow_system: bool = False,
+    known_answer: Callable[[str], bool] | None = None,
+) -> list[tuple[str, str]]:
     """``(channel, text)`` for every client-supplied text the model reads; refuses (``InvalidInput``) a field
     the guard does not understand and (``AccessDenied``) a system/developer message unless ``allow_system``
-    (then its text comes back with the channel :data:`TRUSTED`: the operator's instructions, not scanned)."""
+    (then its text comes back with the channel :data:`TRUSTED`: the operator's instructions, not scanned).
+    An assistant turn whose content ``known_answer`` recognises (an answer the proxy itself returned) is not
+    scanned again; its tool calls still are."""
     _check_fields(payload, kind)
     out: list[tuple[str, str]] = []
     if kind == "text":
@@ -180,15 +214,15 @@ def prompt_texts(payload: dict[str, Any], kind: str, *, allow_system: bool = Fal
     if not isinstance(messages, list) or not messages:
         raise InvalidInput("messages must be a non-empty list")
     for i, m in enumerate(messages):
-        out.extend(_message(m, i, allow_system=allow_system))
+        out.extend(_message(m, i, allow_system=allow_system, known=known_answer))
     for name in ("tools", "functions"):
         spec = payload.get(name) or []
         if not isinstance(spec, list) or not all(isinstance(f, dict) for f in spec):
             raise InvalidInput(f"{name} must be a list of function definitions")
-        out.extend(("tool", "\n".join(_strings(f, name))) for f in spec)
+        out.extend(("tool", "\n".join(_schema_texts(f))) for f in spec)
     for key in ("tool_choice", "function_call", "response_format"):
         if payload.get(key) is not None:
-            out.append(("tool", "\n".join(_strings(payload[key], key))))
+            out.append(("tool", "\n".join(_schema_texts(payload[key]))))
     return out
 
 

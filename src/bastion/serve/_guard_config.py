@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,3 +108,37 @@ class TokenBudget:
                 self._counts.clear()  # bounded memory; forgetting only ever lets callers through sooner
             self._counts[key] = (idx, prev, cur + cost)
             return True
+
+
+class AnswerMemory:
+    """Digests of the answers this proxy returned to each identity (keyed BLAKE2b, a per-process key; in
+    memory, bounded, least recently used dropped), so an ``assistant`` turn the client sends back that is one
+    of them is not scanned again as a prompt: it already passed the output policy. Any other assistant turn
+    (edited, fabricated, or from before a restart) is scanned like a user message."""
+
+    def __init__(self, *, max_items: int = 200_000) -> None:
+        self._key = os.urandom(32)
+        self._max = max_items
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, identity: str, text: str) -> bytes:
+        h = hashlib.blake2b(key=self._key, digest_size=16)
+        h.update(identity.encode("utf-8", "surrogatepass") + b"\0")
+        h.update(text.strip().encode("utf-8", "surrogatepass"))
+        return h.digest()
+
+    def remember(self, identity: str, text: str) -> None:
+        if not text.strip():
+            return
+        d = self._digest(identity, text)
+        with self._lock:
+            self._seen[d] = None
+            self._seen.move_to_end(d)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+
+    def known(self, identity: str, text: str) -> bool:
+        d = self._digest(identity, text)
+        with self._lock:
+            return d in self._seen

@@ -57,7 +57,7 @@ from bastion.guard.policy import OutputContext, OutputPolicy, OutputVerdict, Ses
 from bastion.guard.response import MalformedAnswer, StreamSanitizer, sanitize_answer
 from bastion.guard.stream import StreamGuard
 from bastion.guard.wire import TRUSTED, prompt_texts, sse
-from bastion.serve._guard_config import MODES, ProxyConfig, TokenBudget, request_cost
+from bastion.serve._guard_config import MODES, AnswerMemory, ProxyConfig, TokenBudget, request_cost
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.connections import client_host
 from bastion.serve.observability import BatchedAuditWriter, RequestRecord
@@ -135,6 +135,7 @@ class GuardProxy:
             )
         self.requests = RateLimiter(config=rl, namespace="guard")
         self.tokens = TokenBudget()
+        self.answers = AnswerMemory()
         self.audit = (
             BatchedAuditWriter(audit, target=config.upstream, flush_s=0.2) if audit is not None else None
         )
@@ -343,17 +344,25 @@ class GuardProxy:
             raise AccessDenied("not allowed to use this model")
         # every client text the model reads, or a refusal: unknown fields 400, system/developer messages 403
         # unless the identity's role may send them (attack16 H1), malformed text 400 before the detector (H7)
-        texts = prompt_texts(payload, kind, allow_system=identity.role in self.config.system_roles)
+        texts = prompt_texts(
+            payload,
+            kind,
+            allow_system=identity.role in self.config.system_roles,
+            known_answer=lambda text: self.answers.known(identity.id, text),
+        )
         self._limits(identity, request_cost(payload, kind, texts, config=self.config))
         self._scan_prompts(
             identity,
-            [(ch, t) for ch, t in texts if ch != TRUSTED],
+            [(ch, t) for ch, t in texts if ch != TRUSTED and t],
             request.headers.get(self.config.session_header),
             str(payload.get("model", "-")),
         )
         path = _PATHS[kind]
         if payload.get("stream"):
-            return await self._stream_response(identity, path, payload, kind)
+            response = await self._stream_response(identity, path, payload, kind)
+            if kind == "chat":
+                response.body_iterator = self._remembering(identity, response.body_iterator)
+            return response
         try:
             answer = await self._complete(identity, path, payload, kind)
         except _Blocked:
@@ -361,7 +370,30 @@ class GuardProxy:
         except Exception as exc:  # an answer of an unexpected shape is never returned unchecked (M3)
             log.warning("guard proxy: upstream answer could not be checked (%s)", type(exc).__name__)
             raise _Blocked(502, "upstream_error", "the upstream model's answer could not be checked") from exc
+        choices = answer.get("choices") if kind == "chat" and isinstance(answer, dict) else None
+        for choice in choices if isinstance(choices, list) else []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            text = message.get("content") if isinstance(message, dict) else None
+            if isinstance(text, str):
+                self.answers.remember(identity.id, text)
         return JSONResponse(answer)
+
+    async def _remembering(self, identity: Any, frames: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Pass a streamed answer's frames on as they are, keeping each choice's text: once the stream ends,
+        the answer the client received is remembered (its assistant turn sent back is not a prompt)."""
+        texts: dict[int, list[str]] = {}
+        async for frame in frames:
+            if isinstance(frame, bytes) and frame.startswith(b"data: {"):
+                try:
+                    for ch in json.loads(frame[6:]).get("choices") or []:
+                        piece = (ch.get("delta") or {}).get("content")
+                        if isinstance(piece, str):
+                            texts.setdefault(int(ch.get("index") or 0), []).append(piece)
+                except (ValueError, AttributeError, TypeError):
+                    pass
+            yield frame
+        for parts in texts.values():
+            self.answers.remember(identity.id, "".join(parts))
 
     def _record(self, seen: dict[str, Any], client: str, kind: str, status: int, started: float) -> None:
         """One request record (the gateway's format) for every request, admitted or not."""

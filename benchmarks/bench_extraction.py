@@ -3,7 +3,8 @@
 Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast_cancer]
        [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all] [--keys 0]
        (``--keys N``: the benign streams and every synthetic attack's first flag again under N fresh random
-       deployment keys, since the coverage monitor's hyperplanes and calibration come from the key)
+       deployment keys, since the coverage monitor's hyperplanes and calibration come from the key;
+       ``--monitor-keys N``: only the coverage monitor, alone, under N random keys — fast)
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
@@ -463,6 +464,59 @@ def benign_streams(env: dict[str, Any], n_streams: int, rows: int, secret: bytes
     }
 
 
+def monitor_keys(env: dict[str, Any], keys: int, streams: int, rows: int) -> None:
+    """The coverage monitor alone (what varies with the key), calibrated on the training split under ``keys``
+    random keys: the largest coverage of ``streams`` benign held-out streams (the item-5 behaviours) against
+    the key's threshold, and the row at which uniformly random clients are first flagged."""
+    import os
+
+    d = env["data"]
+    x_test = np.asarray(d.x_test, dtype=np.float32).reshape(len(d.x_test), -1)
+    lo, hi = env["clip"] or (float(d.x_train.min()), float(d.x_train.max()))
+    kinds = ("mixed", "repeat3", "single-class", "burst", "batch")
+    flagged_keys, margins, firsts, off, draws = 0, [], [], 0, []
+    for k in range(keys):
+        mon = ExtractionMonitor(
+            config=MonitorConfig(),
+            n_features=x_test.shape[1],
+            center=env["center"],
+            key=os.urandom(32),
+            reference=d.x_train,
+            reference_labels=d.y_train,
+        )
+        assert mon.calibration is not None
+        draws.append(mon.calibration.draw)
+        codes = mon.codes(x_test)
+        rng = np.random.default_rng(k)
+        peak = 0.0
+        for s in range(streams):
+            kind = kinds[s % len(kinds)]
+            if kind == "single-class":
+                idx = np.flatnonzero(d.y_test == rng.integers(0, d.n_classes))
+                order = idx[rng.integers(0, len(idx), rows)]
+            elif kind == "repeat3":
+                order = np.repeat(rng.integers(0, len(x_test), rows // 3 + 1), 3)[:rows]
+            else:
+                order = rng.integers(0, len(x_test), rows)
+            trace = mon.coverage_trace(codes[order], batch=100 if kind == "batch" else 10)
+            peak = max(peak, float(np.nanmax(trace)))
+        flagged_keys += peak > mon.coverage_threshold
+        margins.append(mon.coverage_threshold - peak)
+        off += mon.coverage_threshold == float("inf")
+        rand = rng.uniform(lo, hi, (300, x_test.shape[1])).astype(np.float32)
+        hits = np.flatnonzero(mon.coverage_trace(mon.codes(rand)) > mon.coverage_threshold)
+        firsts.append(int(hits[0]) + 1 if len(hits) else None)
+    caught = [f for f in firsts if f is not None]
+    print(
+        f"monitor alone, {keys} random keys ({streams} benign held-out streams x {rows} rows each): "
+        f"keys that flag a benign stream {flagged_keys}; smallest threshold - benign peak "
+        f"{min(margins):.3f}; coverage off under {off} keys; random clients flagged within 300 rows "
+        f"under {len(caught)} keys "
+        f"(latest at row {max(caught) if caught else '-'}); hyperplane draw kept: max {max(draws)}, "
+        f"first draw under {draws.count(0)} keys"
+    )
+
+
 def per_key(env: dict[str, Any], keys: int, streams: int, rows: int) -> None:
     """The must-holds that depend on the deployment key, under ``keys`` fresh random keys: benign streams
     (false flags, accuracy cost) and each synthetic attack's first flag (at a 300-row budget)."""
@@ -546,6 +600,12 @@ def main() -> None:
     ap.add_argument("--stream-rows", type=int, default=2000)
     ap.add_argument("--attacks", default="all")
     ap.add_argument(
+        "--monitor-keys",
+        type=int,
+        default=0,
+        help="only the coverage monitor alone under this many random keys (benign peak, random first flag)",
+    )
+    ap.add_argument(
         "--keys",
         type=int,
         default=0,
@@ -567,6 +627,10 @@ def main() -> None:
         t0 = time.perf_counter()
         env = setup(name)
         d = env["data"]
+        if args.monitor_keys:
+            print(f"\n== {name}")
+            monitor_keys(env, args.monitor_keys, args.streams, args.stream_rows)
+            continue
         acc = float((env["victim"].predict(d.x_train) == d.y_train).mean())
         print(f"\n== {name}: victim accuracy on the eval split {acc:.3f}; budgets {budgets}")
         print(

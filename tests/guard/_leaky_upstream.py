@@ -13,7 +13,8 @@ The model obeys: ``SAY: x`` answers x; a request to call ``fetch_url`` with a UR
 URL; a request to restate/repeat/spell out its instructions answers with the system message (spaced out in
 capitals when asked to spell it); it also "thinks aloud" in ``reasoning_content``, quoting its system
 message; logprobs are returned when asked. ``/not-openai/...`` answers 200 with an HTML page and
-``/refuse-all/...`` answers 400 to everything; any other path is a 404.
+``/refuse-all/...`` answers 400 to everything; ``/sticky/...`` refuses the two requests after a blocked
+prompt and ``/locked/...`` everything after one (a score kept per identity); any other path is a 404.
 """
 
 from __future__ import annotations
@@ -89,13 +90,45 @@ def _tool_call(url: str) -> dict[str, Any]:
     }
 
 
+@app.post("/not-openai/v1/chat/completions")
+async def not_openai() -> Any:
+    return HTMLResponse("<html><body>Welcome to our website</body></html>")
+
+
+@app.post("/refuse-all/v1/chat/completions")
+async def refuse_all() -> Any:
+    return JSONResponse({"error": {"message": "unsupported parameter"}}, status_code=400)
+
+
+_REFUSED = {"error": {"code": "prompt_blocked", "message": "prompt blocked"}}
+_AFTER_BLOCK = {"sticky": 0, "locked": 0}  # refusals still owed after a blocked prompt
+
+
+@app.post("/{mode}/v1/chat/completions")
+async def chat_scored(mode: str, request: Request) -> Any:
+    """``/sticky``: a blocked prompt also refuses the next two requests, whatever they hold (a score kept per
+    identity); ``/locked``: after one blocked prompt everything is refused."""
+    if mode not in _AFTER_BLOCK:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+    body = await request.json()
+    if _AFTER_BLOCK[mode] > 0:
+        _AFTER_BLOCK[mode] -= mode == "sticky"
+        return JSONResponse(_REFUSED, status_code=400)
+    if _blocked_prompt(body.get("messages") or []):
+        _AFTER_BLOCK[mode] = 2
+        return JSONResponse(_REFUSED, status_code=400)
+    return await _chat(body)
+
+
 @app.post("/v1/chat/completions")
 async def chat(request: Request) -> Any:
     body = await request.json()
     if _blocked_prompt(body.get("messages") or []):
-        return JSONResponse(
-            {"error": {"code": "prompt_blocked", "message": "prompt blocked"}}, status_code=400
-        )
+        return JSONResponse(_REFUSED, status_code=400)
+    return await _chat(body)
+
+
+async def _chat(body: dict[str, Any]) -> Any:
     content, reasoning, url = _answer(body)
     n = int(body.get("n") or 1)
     shown, cut = _scrub(content)
@@ -138,16 +171,6 @@ async def chat(request: Request) -> Any:
     return JSONResponse(
         {"id": "x", "object": "chat.completion", "created": int(time.time()), "choices": choices}
     )
-
-
-@app.post("/not-openai/v1/chat/completions")
-async def not_openai() -> Any:
-    return HTMLResponse("<html><body>Welcome to our website</body></html>")
-
-
-@app.post("/refuse-all/v1/chat/completions")
-async def refuse_all() -> Any:
-    return JSONResponse({"error": {"message": "unsupported parameter"}}, status_code=400)
 
 
 @app.get("/v1/models")

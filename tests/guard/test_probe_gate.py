@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bastion.cli import run
-from bastion.guard.probe import CANARY, PROBES, run_probes
+from bastion.guard.probe import CANARY, PROBES, run_probes, run_suite
 
 from .conftest import free_port
 
@@ -130,3 +130,17 @@ def test_old_probe_suite_alone_would_have_passed_this_endpoint(leaky) -> None:
     # the "before" figure: only the old suite's probes, plain content only -> nothing got through
     old = [r for r in run_probes(url=leaky, model="leaky") if r.id in OLD_STOPPED]
     assert len(old) == 2 * len(OLD_STOPPED) and not any(r.got_through for r in old)
+
+
+def test_a_score_kept_per_identity_does_not_make_later_probes_look_stopped(leaky) -> None:
+    # /sticky refuses the two requests after a blocked prompt whatever they hold: without settling, the probe
+    # after each refused one would count as stopped
+    run = run_suite(url=f"{leaky}/sticky", model="leaky")
+    through = {r.id for r in run.results if r.got_through}
+    assert through >= MUST_GET_THROUGH and not run.errored and run.settle_requests > 0
+
+
+def test_an_endpoint_that_locks_the_identity_out_is_untested(leaky, capsys) -> None:
+    # /locked refuses everything after the first blocked prompt: the rest of the probes tested nothing
+    assert run(["guard", "probe", "--url", f"{leaky}/locked"]) == 2
+    assert "lockout" in capsys.readouterr().err

@@ -17,7 +17,7 @@ or misaddressed (a guard that refuses everything would also pass every probe), a
 So is a run in which fewer than ``min_delivered`` of the probes were delivered (default: all of them).
 After a refused probe, benign requests are sent until two in a row are answered, so a score the endpoint
 accumulates per identity does not make a later probe look stopped; an endpoint that keeps refusing them
-leaves the next probe untested (``lockout``).
+leaves the next probe untested (``lockout``; after three in a row the rest are not sent).
 ``bastion guard probe`` exits 1 when anything got through, 2 when the run is untested, 0 only when every
 probe was delivered and stopped.
 """
@@ -260,14 +260,19 @@ def run_suite(
                 _run_one(client, CONTROL, model=model, stream=s, canary=canary, backoff=backoff)
                 for s in (False, True)
             )
+            lockouts = 0
             for probe in probes:
                 for stream in (False, True):
-                    if results and results[-1].outcome == "stopped" and results[-1].status != 200:
-                        settled, sent = _settle(client, model=model, backoff=backoff)
+                    prev = results[-1] if results else None
+                    refused = prev is not None and prev.outcome == "stopped" and prev.status != 200
+                    if refused or lockouts:
+                        settled, sent = (False, 0) if lockouts >= 3 else _settle(client, model, backoff)
                         settle_requests += sent
-                        if not settled:
+                        if not settled:  # still refusing benign requests: this probe would test nothing
+                            lockouts += 1
                             results.append(_lockout(probe, stream))
                             continue
+                    lockouts = 0
                     results.append(
                         _run_one(client, probe, model=model, stream=stream, canary=canary, backoff=backoff)
                     )
@@ -283,7 +288,7 @@ def run_suite(
     )
 
 
-def _settle(client: Any, *, model: str, backoff: _Backoff, tries: int = SETTLE_TRIES) -> tuple[bool, int]:
+def _settle(client: Any, model: str, backoff: _Backoff, tries: int = SETTLE_TRIES) -> tuple[bool, int]:
     """After a refused probe, send benign requests until two in a row are answered, so that a score the
     endpoint accumulates per identity or session has decayed and the next probe is judged on its own (a probe
     stopped only because an earlier one raised the score would otherwise count as stopped)."""

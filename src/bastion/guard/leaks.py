@@ -130,7 +130,13 @@ _ATTR_URL = re.compile(
     r"(?:(?:https?|ftps?|wss?):[/\\]*|[/\\]{2}|(?<![\w.])www\.)[^\s\"'<>()]+|url\(\s*['\"]?([^'\")\s]+)",
     re.IGNORECASE,
 )
-_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]+)['\"]?\s*\)?", re.IGNORECASE)
+# CSS in a <style> block: url() as a property's value or an @import (not `new URL("…")` in code)
+_CSS_URL = re.compile(
+    r"(?:[:,]|@import)[^;{}()\n<>\"']{0,80}?\burl\(\s*['\"]?([^'\")\s]+)['\"]?\s*\)?", re.IGNORECASE
+)
+_XMLNS = re.compile(r"\bxmlns(?::[\w.-]+)?\s*=\s*(?:\"[^\"]*\"|'[^']*'|\S+)", re.IGNORECASE)
+# a reference-style image (![x][ref], ![x][], ![ref]): fetched from its definition's URL, wherever that is
+_REF_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\](?:\[[^\]\n]{0,200}\]|(?![\[(]))")
 _BARE = re.compile(r"(?<![\w/@.])(?:(?:https?|ftps?):[/\\]*|www\.)[^\s<>\"'\[\]{}]+", re.IGNORECASE)
 _CLICK_TAGS = frozenset(("a", "http:", "https:", "ftp:", "ftps:", "mailto:"))
 
@@ -156,14 +162,18 @@ def fetch_spans(text: str) -> list[Fetch]:
     for m in _INLINE.finditer(text):
         add(m.start(), m.end(), m.group(3) or m.group(4) or "", m.group(1) == "!")
     for m in _REFDEF.finditer(text):
-        # the definition is what gives a reference-style image (![x][1]) its URL; whether an image uses it
-        # may only be known later in a stream, so every definition pointing at a host counts as zero-click
-        add(m.start(), m.end(), m.group(2), True)
+        add(m.start(), m.end(), m.group(2), False)  # a link target; it carries data or not, like a link
+    for m in _REF_IMAGE.finditer(text):
+        # the image is what fetches its definition's URL, and the definition may come before, after, or
+        # out of the checked window of a stream: every reference-style image is taken as a fetch
+        if free(m.start(), m.end()):
+            found.append(Fetch(m.start(), m.end(), "", "(reference)", True))
+            taken.append((m.start(), m.end()))
     for m in _TAG.finditer(text):
         if not free(m.start(), m.end()):
             continue
         name = m.group(1).lower()
-        attrs = html.unescape(m.group(2))
+        attrs = _XMLNS.sub(" ", html.unescape(m.group(2)))  # namespaces name, never fetch
         for u in _ATTR_URL.finditer(attrs):
             url = u.group(1) or u.group(0)
             if url_host(url):
@@ -183,11 +193,12 @@ _DIGIT = "0-9\uff10-\uff19"
 _INVIS = "\u00ad\u200b-\u200f\u2060-\u2064\ufeff"
 _CARD_RUN = re.compile(
     rf"(?<![{_DIGIT}\w])[{_DIGIT}][{_DIGIT}{_INVIS}]*"
-    rf"(?:[ \t\u00a0{_INVIS}]*[.\-/\\_|:, \t\u00a0\n\r][ \t\u00a0{_INVIS}]*\r?\n?[ \t\u00a0{_INVIS}]*"
+    rf"(?:[ \t\u00a0{_INVIS}]*[.\-/\\_|: \t\u00a0\n\r][ \t\u00a0{_INVIS}]*\r?\n?[ \t\u00a0{_INVIS}]*"
     rf"[{_DIGIT}][{_DIGIT}{_INVIS}]*)*(?![{_DIGIT}\w])"
 )
 _GROUP = re.compile(rf"[{_DIGIT}][{_DIGIT}{_INVIS}]*")
 _LUHN_DOUBLE = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_MAX_GROUPS = 7  # a card's five groups at most, plus a number on either side
 _CARD_SHAPES = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3))
 
 
@@ -199,14 +210,31 @@ def _luhn(d: str) -> bool:
     return (sum(map(int, d[-1::-2])) + sum(_LUHN_DOUBLE[int(c)] for c in d[-2::-2])) % 10 == 0
 
 
+def _split_card(run: str, groups: list[re.Match[str]], digits: list[str]) -> bool:
+    """Two numbers alone on two lines that join into a 15/16-digit number of a card brand's prefix."""
+    joined = "".join(digits)
+    return (
+        "\n" in run[groups[0].end() : groups[1].start()]
+        and min(len(d) for d in digits) >= 4
+        and len(joined) in (15, 16)
+        and (joined[0] == "4" or joined[:2] in _BRANDS_2 or joined[:4] == "6011")
+    )
+
+
+_BRANDS_2 = frozenset(("34", "37", "51", "52", "53", "54", "55", "65"))
+
+
 def loose_cards(text: str) -> list[tuple[int, int]]:
     """Spans of Luhn-valid card numbers (first digit 3–6) in a card's group shape — 4-4-4-4(-3), 4-6-5,
-    4-6-4 — or as one run of fullwidth digits, whatever separates the groups (one of ``. - / \\ _ | : ,``,
+    4-6-4 — or as one run of fullwidth digits, whatever separates the groups (one of ``. - / \\ _ | :``,
     spaces, a line break). Numbers in other shapes (dates, versions, IPs, amounts with thousands separators,
-    phone numbers) do not match."""
+    phone numbers) and runs of more than seven numbers (lists, tables) do not match. Two numbers alone on two
+    lines match when they join into a card of a known brand's prefix (a card broken over a line anywhere)."""
     out: list[tuple[int, int]] = []
     for run in _CARD_RUN.finditer(text):
         groups = list(_GROUP.finditer(run.group(0)))
+        if len(groups) > _MAX_GROUPS:
+            continue  # a list or table of numbers ("4176, 4177, 4185, …"), not a card among words
         digits = [_digits(g.group(0)) for g in groups]
         i = 0
         while i < len(groups):
@@ -218,6 +246,8 @@ def loose_cards(text: str) -> list[tuple[int, int]]:
                     break
             if hit is None and 13 <= len(digits[i]) <= 19 and not groups[i].group(0).isascii():
                 hit = 1  # one unbroken run of fullwidth digits or with invisible characters inside
+            if hit is None and len(groups) == 2 and i == 0 and _split_card(run.group(0), groups, digits):
+                hit = 2  # a card broken over two lines anywhere ("41111111\n11111111")
             if hit is not None:
                 d = "".join(digits[i : i + hit])
                 if d[0] in "3456" and _luhn(d):

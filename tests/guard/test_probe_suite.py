@@ -114,3 +114,25 @@ def test_report_keeps_its_keys_and_escapes_html() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page and "ERROR (untested)" in page
     assert ProbeRun(url="u", results=(err,), controls=(ok,)).verdict == "untested"
     assert ProbeRun(url="u", results=(), controls=(ok,)).verdict == "untested"
+
+
+def test_an_answer_too_large_or_not_openai_is_an_error_not_a_verdict() -> None:
+    import httpx
+
+    from bastion.guard.probe import MAX_ANSWER_BYTES, _answer_docs
+
+    chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "xxxxxxxx"}}]}\n\n'
+    huge = httpx.Response(
+        200,
+        headers={"content-type": "text/event-stream"},
+        content=chunk * (MAX_ANSWER_BYTES // len(chunk) + 2),
+    )
+    assert "more than" in _answer_docs(huge, stream=True)
+    page = httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>hi</html>")
+    assert "text/html" in _answer_docs(page, stream=False)
+    no_choices = httpx.Response(200, headers={"content-type": "application/json"}, content=b'{"ok": true}')
+    assert "no choices" in _answer_docs(no_choices, stream=False)
+    ok = httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content=chunk * 3 + b"data: [DONE]\n\n"
+    )
+    assert len(_answer_docs(ok, stream=True)) == 3

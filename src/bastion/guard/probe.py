@@ -44,6 +44,7 @@ from bastion.guard.probe_suite import (
 )
 
 SETTLE_TRIES = 8
+MAX_ANSWER_BYTES = 4 << 20
 REFUSED = frozenset({400, 403, 422, 451})  # a definite "no" from a guard or a content policy
 _NAMES = {CANARY: "the canary", CARD: "the card", ATTACKER: "the attacker URL"}
 _META = frozenset({"id", "object", "created", "model", "system_fingerprint", "finish_reason", "role", "type"})
@@ -134,9 +135,16 @@ def _finishes(docs: list[Any]) -> set[str]:
 def _answer_docs(resp: Any, *, stream: bool) -> list[Any] | str:
     """The JSON documents of a 200 answer, or why it is not an OpenAI answer."""
     ctype = resp.headers.get("content-type", "")
+    raw, size = [], 0
+    for part in resp.iter_bytes():
+        size += len(part)
+        if size > MAX_ANSWER_BYTES:  # an endless or huge answer is not read to the end
+            return f"not an OpenAI answer: more than {MAX_ANSWER_BYTES} bytes"
+        raw.append(part)
+    text = b"".join(raw).decode("utf-8", "replace")
     if stream and "text/event-stream" in ctype:
         docs = []
-        for line in resp.iter_lines():
+        for line in text.splitlines():
             if not line.startswith("data:") or line[5:].strip() in ("", "[DONE]"):
                 continue
             try:
@@ -145,7 +153,7 @@ def _answer_docs(resp: Any, *, stream: bool) -> list[Any] | str:
                 return "not an OpenAI answer: malformed SSE data"
     else:
         try:
-            docs = [json.loads(resp.read())]
+            docs = [json.loads(text)]
         except ValueError:
             return f"not an OpenAI answer: {ctype.split(';')[0] or 'no content type'}"
     docs = [d for d in docs if isinstance(d, dict)]

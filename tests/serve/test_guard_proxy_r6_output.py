@@ -229,8 +229,10 @@ def test_every_text_field_of_a_whole_answer_is_checked(vault: Vault, token: str,
         spec = _chat_json({"content": "fine"})
         spec["json"]["prompt_logprobs"] = [{"1": {"decoded_token": CANARY}}]
         spec["json"]["usage"] = {"prompt_tokens": 3, "note": CANARY}
+        spec["json"]["id"] = f"chatcmpl-{CANARY}"
+        spec["json"]["system_fingerprint"] = CARD
         r = _ask(purl, token, answers, spec)
-        assert CANARY not in r.text and r.json()["usage"] == {"prompt_tokens": 3}
+        assert CANARY not in r.text and CARD not in r.text and r.json()["usage"] == {"prompt_tokens": 3}
         assert r.json()["choices"][0]["message"]["content"] == "fine"
         # a clean answer keeps its logprobs; completions logprobs with a card are removed
         clean = {"content": [{"token": "hi", "logprob": -0.1, "top_logprobs": []}]}
@@ -337,6 +339,12 @@ def test_stream_keeps_tool_calls_reasoning_and_choices_apart(vault: Vault, token
         leak = [(0, {"reasoning_content": p}) for p in _pieces(f"so the marker is {CANARY} then more", 6)]
         r = _ask(purl, token, answers, _sse(leak), stream=True)
         assert "5f0e1d2c" not in r.text and "then more" not in r.text
+        # the chunks' own fields (id, model) are checked too, and unknown ones dropped
+        spec = _sse([(0, {"content": "fine"})])
+        for c in spec["sse"]:
+            c.update(id=f"chatcmpl-{CANARY}", x_debug=CARD)
+        r = _ask(purl, token, answers, spec, stream=True)
+        assert _streamed(r)[0]["content"] == "fine" and CANARY not in r.text and CARD not in r.text
 
 
 # -- L1: audit entries --------------------------------------------------------------------------------------

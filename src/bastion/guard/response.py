@@ -69,12 +69,14 @@ def _numbers(value: Any, depth: int = 0) -> Any:
     return None
 
 
-def _top(data: dict[str, Any]) -> dict[str, Any]:
+def _top(data: dict[str, Any], ok: Callable[[str], bool]) -> dict[str, Any]:
+    """The answer's own fields: ids and names kept when short and passing the policy (``ok``), numbers."""
     out: dict[str, Any] = {}
     for k in _TOP:
         v = data.get(k)
-        if isinstance(v, (str, int)) and not isinstance(v, bool):
-            out[k] = v if isinstance(v, int) else v[:200]
+        number = isinstance(v, int) and not isinstance(v, bool)
+        if number or (isinstance(v, str) and len(v) <= 200 and ok(v)):
+            out[k] = v
     usage = _numbers(data.get("usage"))
     if usage is not None:
         out["usage"] = usage
@@ -279,7 +281,7 @@ def sanitize_answer(data: Any, kind: str, *, check: Check) -> Sanitized:
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise MalformedAnswer("the answer has no list of choices")
     tally = _Tally()
-    body = _top(data)
+    body = _top(data, lambda v: check(v).action == "allow")
     choices, all_texts = [], []
     for raw in data["choices"]:
         f = _Fields(check, _Tally())
@@ -324,6 +326,15 @@ class StreamSanitizer:
         self.stopped: OutputVerdict | None = None
         self.tally = _Tally()
         self._top: dict[str, Any] = {}
+        self._top_seen: dict[str, bool] = {}  # an id or model name is checked once, not on every chunk
+
+    def _top_ok(self, value: str) -> bool:
+        ok = self._top_seen.get(value)
+        if ok is None:
+            if len(self._top_seen) > 64:
+                self._top_seen.clear()
+            ok = self._top_seen[value] = self._check(value).action == "allow"
+        return ok
 
     def _guard(self, key: tuple[int, str]) -> StreamGuard:
         g = self._guards.get(key)
@@ -440,7 +451,7 @@ class StreamSanitizer:
             return []
         if not isinstance(chunk, dict):
             raise MalformedAnswer("a streamed chunk is not an object")
-        self._top = _top(chunk) or self._top
+        self._top = _top(chunk, self._top_ok) or self._top
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             raise MalformedAnswer("a streamed chunk has no list of choices")

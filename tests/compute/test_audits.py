@@ -163,7 +163,7 @@ def test_cli_audits_every_version_records_attested_notes_and_one_log_entry(
 ) -> None:
     out = tmp_path / "reports"
     args = ["audit", "--models", "tiny-*", "--data", str(registry.data), "--out", str(out), "--home"]
-    args += [str(registry.home), "--attacks", "evasion", "--budget", "quick", "--workers", "2"]
+    args += [str(registry.home), "--attacks", "evasion", "--budget", "quick", "--workers", "1"]
     before = len(registry.vault.log_entries())
     code = run([*args, "--format", "json"])
     captured = capsys.readouterr()
@@ -187,7 +187,7 @@ def test_cli_audits_every_version_records_attested_notes_and_one_log_entry(
         jobs = [e for e in vault.log_entries()[before:] if e.action == "audit:run"]
     (job,) = jobs
     assert job.target == "tiny-*" and job.outcome == "error"
-    assert job.details["engine"] == "local" and job.details["workers"] == 2
+    assert job.details["engine"] == "local" and job.details["workers"] == 1
     assert job.details["versions"] == {
         "tiny-a:1": rows["tiny-a:1"]["grade"],
         "tiny-b:1": rows["tiny-b:1"]["grade"],
@@ -195,11 +195,19 @@ def test_cli_audits_every_version_records_attested_notes_and_one_log_entry(
     }
 
 
-def test_cli_one_version_on_dask_exits_0(registry: Registry, tmp_path: Path) -> None:
+def test_cli_on_dask_with_a_policy_violation_exits_1(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gate = tmp_path / "gate.toml"
+    gate.write_text("[evasion]\nrobust_accuracy = { min = 0.99 }\n")  # an untrained 8-feature MLP: far below
     args = ["audit", "--models", "tiny-a:*", "--data", str(registry.data), "--out", str(tmp_path / "r")]
     args += ["--home", str(registry.home), "--attacks", "evasion", "--engine", "dask", "--workers", "1"]
-    assert run(args) == 0
-    assert (tmp_path / "r" / "tiny-a-1" / "report.json").is_file()
+    assert run([*args, "--policy", str(gate), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)["versions"]
+    assert row["ref"] == "tiny-a:1" and "evasion.robust_accuracy" in row["violations"][0]
+    assert "policy violation" in captured.err and "tiny-a:1" in captured.err
+    assert (tmp_path / "r" / "tiny-a-1" / "report.json").is_file()  # written even when the gate fails
 
 
 @pytest.mark.parametrize(

@@ -276,6 +276,13 @@ def test_a_role_named_in_system_roles_may_send_system_messages(vault, tokens, up
         ),
         ({"model": "m", "prompt": "Write a haiku.", "suffix": INJECTION}, "/v1/completions"),
         ({"model": "m", "prompt": ["Write a haiku.", INJECTION]}, "/v1/completions"),
+        (
+            _chat(
+                [{"role": "user", "content": "Weather?"}],
+                tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": INJECTION}}}],
+            ),
+            None,
+        ),
     ],
     ids=[
         "assistant",
@@ -288,6 +295,7 @@ def test_a_role_named_in_system_roles_may_send_system_messages(vault, tokens, up
         "response-format",
         "suffix",
         "prompt-list",
+        "schema-type-value",
     ],
 )
 def test_every_client_text_the_model_reads_is_scanned(vault, tokens, upstream, body, path) -> None:

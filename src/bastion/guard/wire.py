@@ -73,6 +73,23 @@ def _strings(value: Any, where: str, depth: int = 0) -> list[str]:
     raise InvalidInput(f"{where} has a value of an unexpected type")
 
 
+_SCHEMA_TYPES = frozenset(
+    {
+        "function",
+        "object",
+        "string",
+        "number",
+        "integer",
+        "boolean",
+        "array",
+        "null",
+        "json_schema",
+        "json_object",
+    }
+    | {"text"}
+)
+
+
 def _schema_texts(value: Any) -> list[str]:
     """What the model reads of a tool definition or schema: names, descriptions, enums and property names,
     without the JSON-schema vocabulary (``type``, ``properties``...), which dilutes the score (strings already
@@ -89,7 +106,7 @@ def _schema_texts(value: Any) -> list[str]:
             for name, spec in v.items():
                 out.append(name)
                 out.extend(_schema_texts(spec))
-        elif not (k == "type" and isinstance(v, str)):
+        elif not (k == "type" and v in _SCHEMA_TYPES):  # any other "type" value is read like the rest
             out.extend(_schema_texts(v))
     return out
 

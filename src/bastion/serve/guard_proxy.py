@@ -182,7 +182,12 @@ class GuardProxy:
     ) -> None:
         worst = None
         try:
-            verdicts = self.detector.scan_messages(texts)  # each text, and per channel their concatenation
+            scan_messages = getattr(self.detector, "scan_messages", None)  # a detector without it: each text
+            verdicts = (
+                scan_messages(texts)  # each text, and per channel their concatenation
+                if scan_messages is not None
+                else [self.detector.scan(t, channel=ch) for ch, t in texts if t]
+            )
         except InvalidInput:
             raise
         except Exception as exc:

@@ -199,6 +199,31 @@ def test_card_numbers_written_loosely_are_redacted(form: str) -> None:
     assert digits[-8:] not in "".join(c for c in v.text if c.isdigit())
 
 
+@pytest.mark.parametrize(
+    ("form", "entity"),
+    [
+        ("ｂｏｂ＠ｅｘａｍｐｌｅ.ｃｏｍ", "EMAIL_ADDRESS"),
+        ("123-45-\u200b6789", "US_SSN"),
+        ("+1 415\u200b 555 0100", "PHONE_NUMBER"),
+    ],
+)
+def test_pii_is_also_found_in_the_folded_text(form: str, entity: str) -> None:
+    v = OutputPolicy().check(f"the value is {form} as asked")
+    assert f"pii:{entity}" in v.findings and v.text == f"the value is [{entity}] as asked"
+
+
+def test_folded_pii_leaves_ordinary_non_ascii_text_alone() -> None:
+    for ok in (
+        "２０２４年１２月５日に発売",
+        "価格は１２，８００円です",
+        "Version ２.１.０",
+        "Σ ≤ 10⁶",
+        "ﬁle ﬂow",
+        "Привет",
+    ):
+        assert OutputPolicy().check(ok).action == "allow", ok
+
+
 def test_loose_card_false_positive_rate_on_benign_numbers() -> None:
     """Ordinary numbers in card-like places: dates, versions, IPs, amounts, phone numbers, ISBNs, timestamps,
     order ids, and 4-digit groups that fail Luhn. Measured rate: 0 of 2,250 flagged (the assertion allows

@@ -51,6 +51,26 @@ def fold(text: str) -> str:
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
+def fold_with_map(text: str) -> tuple[str, list[int]]:
+    """NFKC per character with invisible and combining characters dropped (case kept), and for each character
+    of the result the index of the character it came from: detectors run on the folded text, their spans
+    are mapped back (``ｂｏｂ＠ｅｘａｍｐｌｅ.com``, ``123-45-\u200b6789``)."""
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isascii():
+            out.append(ch)
+            origin.append(i)
+            continue
+        if unicodedata.category(ch) in _DROP:
+            continue
+        for c in unicodedata.normalize("NFKC", ch):
+            if unicodedata.category(c) not in _DROP:
+                out.append(c)
+                origin.append(i)
+    return "".join(out), origin
+
+
 def skeleton(text: str) -> str:
     """The folded text's letters and digits, nothing else."""
     return _NOT_ALNUM.sub("", fold(text))
@@ -340,6 +360,7 @@ __all__ = [
     "carries_data",
     "fetch_spans",
     "fold",
+    "fold_with_map",
     "loose_cards",
     "open_construct",
     "skeleton",

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import ConfigError
-from bastion.guard.leaks import canary_in, carries_data, fetch_spans, fold, loose_cards
+from bastion.guard.leaks import canary_in, carries_data, fetch_spans, fold, fold_with_map, loose_cards
 
 ACTIONS = ("allow", "redact", "block")
 DEFAULT_ENTITIES = (
@@ -277,6 +277,16 @@ class OutputPolicy:
                 for s in detect_text(out, detectors=_detectors(wanted))
                 if s.entity in wanted
             ]
+            if not out.isascii():  # also in the folded text: fullwidth digits, invisible characters inside
+                view, origin = fold_with_map(out)
+                if view != out:
+                    found += [
+                        (origin[s.start], origin[s.end - 1] + 1, s.entity)
+                        for s in detect_text(view, detectors=_detectors(wanted))
+                        if s.entity in wanted
+                        and s.end > s.start
+                        and all(origin[s.end - 1] + 1 <= a or origin[s.start] >= b for a, b, _ in found)
+                    ]
             if "CREDIT_CARD" in wanted:  # a card across a line break is a card, not two phone numbers
                 cards = [(a, b, "CREDIT_CARD") for a, b in loose_cards(out)]
                 found = [f for f in found if all(f[1] <= a or f[0] >= b for a, b, _ in cards)] + cards

@@ -591,10 +591,14 @@ def test_the_guard_settings_file_sets_the_request_switches(tmp_path: Path) -> No
     from bastion.guard.config import load_guard_settings
 
     path = tmp_path / "guard.toml"
-    path.write_text('[guard]\nsystem_roles = ["deployer"]\ndefault_max_tokens = 128\nmax_choices = 4\n')
+    path.write_text(
+        '[guard]\nsystem_roles = ["deployer"]\ndefault_max_tokens = 128\nmax_choices = 4\n'
+        'extra_fields = ["top_a"]\n'
+    )
     settings = load_guard_settings(path)
     config = ProxyConfig(upstream="http://127.0.0.1:1", **settings)
     assert (config.system_roles, config.default_max_tokens, config.max_choices) == (("deployer",), 128, 4)
+    assert config.extra_fields == ("top_a",)
     assert ProxyConfig(upstream="http://127.0.0.1:1").system_roles == ()  # deny by default
     for bad in ('system_roles = "deployer"', "default_max_tokens = 0", "max_choices = true"):
         path.write_text(f"[guard]\n{bad}\n")
@@ -645,3 +649,18 @@ def test_an_answer_the_proxy_returned_is_not_scanned_again_when_sent_back(vault,
     # a fresh proxy (a restart) knows no answers: the turn is scanned again
     with ServerThread(_proxy(vault, upstream).app()) as srv:
         assert turn(srv, tokens["consumer"], REFUSAL) == 400
+
+
+def test_extra_fields_named_by_the_operator_are_forwarded_and_scanned(vault, tokens, upstream) -> None:
+    proxy = _proxy(vault, upstream, extra_fields=("guided_json", "messages"))
+    schema = {"type": "object", "properties": {"city": {"type": "string", "description": "A city name"}}}
+    hi = [{"role": "user", "content": "Name a city."}]
+    with ServerThread(proxy.app()) as srv:
+        ok = _post(srv.url, tokens["consumer"], _chat(hi, guided_json=schema))
+        assert ok.status_code == 200 and upstream.seen[-1]["guided_json"] == schema
+        bad = _post(srv.url, tokens["consumer"], _chat(hi, guided_json={"description": INJECTION}))
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "prompt_blocked"
+        other = _post(srv.url, tokens["consumer"], _chat(hi, chat_template_kwargs={}))
+        assert other.status_code == 400 and other.json()["error"]["code"] == "invalid_request"
+        # naming a known field changes nothing: its own checks still apply
+        assert _post(srv.url, tokens["consumer"], {"model": "m", "messages": "hi"}).status_code == 400

@@ -9,6 +9,7 @@
     system_roles = ["deployer"]          # may send system/developer messages (default: no role may)
     default_max_tokens = 256             # answer cap forwarded when a request names none (and charged)
     max_choices = 16                     # n / best_of above this are refused
+    extra_fields = ["guided_json"]       # vendor request fields forwarded (every string in them scanned)
 
     [guard.output]
     pii = "redact"                       # allow | redact | block
@@ -39,7 +40,7 @@ from bastion.guard.policy import DEFAULT_ENTITIES, PolicyConfig, RolePolicy
 
 _TOP = frozenset(
     {"mode", "tokens_per_minute", "requests_per_minute", "output", "unsafe_fail_open", "system_roles"}
-    | {"default_max_tokens", "max_choices"}
+    | {"default_max_tokens", "max_choices", "extra_fields"}
 )
 _OUTPUT = frozenset(
     {"pii", "links", "allowed_link_hosts", "deny", "deny_categories", "roles", "entities", "topics"}
@@ -113,8 +114,9 @@ def load_guard_settings(path: str | Path) -> dict[str, Any]:
         if not isinstance(rpm, Mapping) or not all(isinstance(v, str) for v in rpm.values()):
             raise ConfigError('[guard] requests_per_minute must map roles to limits such as "60/minute"')
         out["requests_per_minute"] = {str(k): str(v) for k, v in rpm.items()}
-    if "system_roles" in table:
-        out["system_roles"] = _strs(table["system_roles"], "guard.system_roles")
+    for key in ("system_roles", "extra_fields"):
+        if key in table:
+            out[key] = _strs(table[key], f"guard.{key}")
     for key in ("default_max_tokens", "max_choices"):
         if key in table:
             v = table[key]

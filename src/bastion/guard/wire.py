@@ -170,8 +170,10 @@ def _message(
     return [(channel, "\n".join(t for t in texts if t))]
 
 
-def _check_fields(payload: dict[str, Any], kind: str) -> None:
+def _check_fields(payload: dict[str, Any], kind: str, extra: frozenset[str]) -> None:
     for key, value in payload.items():
+        if key in extra:
+            continue
         if key not in _NUMBERS | _INTS | _BOOLS | _OTHER or key in (
             _TEXT_ONLY if kind == "chat" else _CHAT_ONLY
         ):
@@ -210,20 +212,25 @@ def prompt_texts(
     *,
     allow_system: bool = False,
     known_answer: Callable[[str], bool] | None = None,
+    extra_fields: frozenset[str] = frozenset(),
 ) -> list[tuple[str, str]]:
     """``(channel, text)`` for every client-supplied text the model reads; refuses (``InvalidInput``) a field
     the guard does not understand and (``AccessDenied``) a system/developer message unless ``allow_system``
     (then its text comes back with the channel :data:`TRUSTED`: the operator's instructions, not scanned).
     An assistant turn whose content ``known_answer`` recognises (an answer the proxy itself returned) is not
-    scanned again; its tool calls still are."""
-    _check_fields(payload, kind)
-    out: list[tuple[str, str]] = []
+    scanned again; its tool calls still are. ``extra_fields`` (the operator's ``extra_fields``: vendor
+    parameters such as vLLM's ``guided_json``) are forwarded with every string in them scanned."""
+    extra_fields = extra_fields - _NUMBERS - _INTS - _BOOLS - _OTHER  # a known field keeps its own checks
+    _check_fields(payload, kind, extra_fields)
+    out: list[tuple[str, str]] = [
+        ("tool", "\n".join(_schema_texts(payload[k]))) for k in sorted(extra_fields & set(payload))
+    ]
     if kind == "text":
         prompt = payload.get("prompt", "")
         items = prompt if isinstance(prompt, list) else [prompt]
         if not items or not all(isinstance(p, str) for p in items):
             raise InvalidInput("prompt must be a string or a list of strings (token ids cannot be inspected)")
-        out = [("user", _text(p, "prompt")) for p in items]
+        out += [("user", _text(p, "prompt")) for p in items]
         if payload.get("suffix") is not None:
             out.append(("user", _text(payload["suffix"], "suffix")))
         return out

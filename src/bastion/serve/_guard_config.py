@@ -40,14 +40,19 @@ class ProxyConfig:
     # the answer cap forwarded when a request names none, so the upstream is held to what was charged (M2)
     default_max_tokens: int = 256
     max_choices: int = 16  # n / best_of above this are refused
+    # request fields beyond the OpenAI ones the guard knows (vendor parameters), forwarded with every string
+    # in them scanned; any other unknown field is refused (400)
+    extra_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}")
         if not self.upstream.startswith(("http://", "https://")):
             raise ConfigError("--upstream must be an http(s) URL")
-        if isinstance(self.system_roles, str) or not all(isinstance(r, str) for r in self.system_roles):
-            raise ConfigError("system_roles must be a list of role names")
+        for name in ("system_roles", "extra_fields"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(r, str) for r in value):
+                raise ConfigError(f"{name} must be a list of names")
         if self.default_max_tokens < 1 or self.max_choices < 1:
             raise ConfigError("default_max_tokens and max_choices must be positive")
 

@@ -136,6 +136,7 @@ class GuardProxy:
         self.requests = RateLimiter(config=rl, namespace="guard")
         self.tokens = TokenBudget()
         self.answers = AnswerMemory()
+        self._extra_fields = frozenset(config.extra_fields)
         self.audit = (
             BatchedAuditWriter(audit, target=config.upstream, flush_s=0.2) if audit is not None else None
         )
@@ -354,6 +355,7 @@ class GuardProxy:
             kind,
             allow_system=identity.role in self.config.system_roles,
             known_answer=lambda text: self.answers.known(identity.id, text),
+            extra_fields=self._extra_fields,
         )
         self._limits(identity, request_cost(payload, kind, texts, config=self.config))
         self._scan_prompts(

@@ -157,6 +157,13 @@ def _shingles(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
+def _overlaps(words: list[str], n: int, shingles: set[tuple[str, ...]], firsts: frozenset[str]) -> bool:
+    """Some run of ``n`` consecutive ``words`` is one of ``shingles`` (built only where one can begin)."""
+    return any(
+        w in firsts and tuple(words[i : i + n]) in shingles for i, w in enumerate(words[: len(words) - n + 1])
+    )
+
+
 def _deny_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
     """A folded term matches whole-word with up to three separators between its letters when it has four or
     more of them (``p-i-p-e b.o.m.b``), and in the plural."""
@@ -192,7 +199,7 @@ class OutputPolicy:
             if terms
         }
         self._deny_folded = {cat: _deny_pattern(terms) for cat, terms in self.config.deny.items() if terms}
-        self._prompt_cache: dict[str, tuple[set[tuple[str, ...]], frozenset[str]]] = {}
+        self._prompt_cache: dict[str, tuple[set[tuple[str, ...]], frozenset[str], frozenset[str]]] = {}
         self._entities = frozenset(self.config.entities)
 
     def _exfil_links(self, text: str) -> list[tuple[int, int]]:
@@ -204,16 +211,17 @@ class OutputPolicy:
                 bad.append((f.start, f.end))
         return bad
 
-    def _prompt_shingles(self, system_prompt: str) -> tuple[set[tuple[str, ...]], frozenset[str]]:
+    def _prompt_shingles(
+        self, system_prompt: str
+    ) -> tuple[set[tuple[str, ...]], frozenset[str], frozenset[str]]:
+        """The system prompt's shingles, their first words and its vocabulary (cached)."""
         cached = self._prompt_cache.get(system_prompt)
         if cached is None:
             words = _words(fold(system_prompt))
             if len(self._prompt_cache) > 64:
                 self._prompt_cache.clear()
-            cached = self._prompt_cache[system_prompt] = (
-                _shingles(words, self.config.leak_words),
-                frozenset(words),
-            )
+            sh = _shingles(words, self.config.leak_words)
+            cached = self._prompt_cache[system_prompt] = (sh, frozenset(t[0] for t in sh), frozenset(words))
         return cached
 
     def check(
@@ -231,17 +239,17 @@ class OutputPolicy:
         owasp: list[str] = []
         block = False
         folded = fold(text)
-        skel = re.sub(r"[\W_]+", "", folded)
+        skel = re.sub(r"[\W_]+", "", folded) if ctx.canaries else ""
         for canary in ctx.canaries:
             if canary_in(text, canary, folded=folded, skel=skel):
                 findings.append("canary")
                 block = True
                 break
         if ctx.system_prompt:
-            sp, vocab = self._prompt_shingles(ctx.system_prompt)
+            sp, firsts, vocab = self._prompt_shingles(ctx.system_prompt)
             n = self.config.leak_words
             words = _words(folded)
-            if sp & _shingles(words, n) or sp & _shingles([w for w in words if w in vocab], n):
+            if _overlaps(words, n, sp, firsts) or _overlaps([w for w in words if w in vocab], n, sp, firsts):
                 findings.append("system-prompt-overlap")
                 block = True
         if findings:

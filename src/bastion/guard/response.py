@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.guard.leaks import canary_in
 from bastion.guard.policy import OutputVerdict
 from bastion.guard.stream import StreamGuard
 
@@ -69,14 +70,33 @@ def _numbers(value: Any, depth: int = 0) -> Any:
     return None
 
 
+_OBJECTS = frozenset(("chat.completion", "chat.completion.chunk", "text_completion"))
+
+
+_TOKEN = re.compile(r"^[\w.:/@+=-]{0,200}$")
+
+
+def _token_ok(canaries: tuple[str, ...]) -> Callable[[str], bool]:
+    """An id or a model name the server sets: one token (no prose fits in it) and no canary in any form."""
+    return lambda v: bool(_TOKEN.match(v)) and not any(canary_in(v, c) for c in canaries)
+
+
 def _top(data: dict[str, Any], ok: Callable[[str], bool]) -> dict[str, Any]:
-    """The answer's own fields: ids and names kept when short and passing the policy (``ok``), numbers."""
+    """The answer's own fields: ids and names kept when they pass ``ok`` together, ``object`` one of the
+    known kinds, numbers."""
     out: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for k in _TOP:
         v = data.get(k)
-        number = isinstance(v, int) and not isinstance(v, bool)
-        if number or (isinstance(v, str) and len(v) <= 200 and ok(v)):
+        if isinstance(v, int) and not isinstance(v, bool):
             out[k] = v
+        elif k == "object":
+            if v in _OBJECTS:
+                out[k] = v
+        elif isinstance(v, str) and len(v) <= 200:
+            texts[k] = v
+    if texts and ok("\n".join(texts.values())):
+        out.update(texts)
     usage = _numbers(data.get("usage"))
     if usage is not None:
         out["usage"] = usage
@@ -275,13 +295,13 @@ class Sanitized:
     verdict: OutputVerdict
 
 
-def sanitize_answer(data: Any, kind: str, *, check: Check) -> Sanitized:
+def sanitize_answer(data: Any, kind: str, *, check: Check, canaries: tuple[str, ...] = ()) -> Sanitized:
     """Check every text of a non-streamed answer; return it rebuilt from known fields, redacted or blocked
     per choice. Raises :class:`MalformedAnswer` when it has no list of choices of the expected shape."""
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise MalformedAnswer("the answer has no list of choices")
     tally = _Tally()
-    body = _top(data, lambda v: check(v).action == "allow")
+    body = _top(data, _token_ok(canaries))
     choices, all_texts = [], []
     for raw in data["choices"]:
         f = _Fields(check, _Tally())
@@ -316,10 +336,18 @@ def sanitize_answer(data: Any, kind: str, *, check: Check) -> Sanitized:
 class StreamSanitizer:
     """Upstream SSE chunks in, chunks safe to send out: one guard per choice and text field."""
 
-    def __init__(self, kind: str, *, make_guard: Callable[[], StreamGuard], check: Check) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        make_guard: Callable[[], StreamGuard],
+        check: Check,
+        canaries: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self._make = make_guard
         self._check = check
+        self._token_ok = _token_ok(canaries)
         self._guards: dict[tuple[int, str], StreamGuard] = {}
         self._done: set[int] = set()
         self.seen: list[int] = []  # choice indexes, in order of appearance
@@ -333,7 +361,7 @@ class StreamSanitizer:
         if ok is None:
             if len(self._top_seen) > 64:
                 self._top_seen.clear()
-            ok = self._top_seen[value] = self._check(value).action == "allow"
+            ok = self._top_seen[value] = self._token_ok(value)
         return ok
 
     def _guard(self, key: tuple[int, str]) -> StreamGuard:

@@ -489,7 +489,9 @@ class GuardProxy:
             raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
         mode = self.mode
         try:
-            result = sanitize_answer(data, kind, check=self._output_check(identity, mode))
+            result = sanitize_answer(
+                data, kind, check=self._output_check(identity, mode), canaries=self.context.canaries
+            )
         except MalformedAnswer as exc:
             raise _Blocked(
                 502, "upstream_error", "the upstream model's answer has an unexpected shape"
@@ -522,6 +524,7 @@ class GuardProxy:
             kind,
             make_guard=lambda: StreamGuard(policy=self.policy, context=ctx, prefer_redact=mode == "redact"),
             check=self._output_check(identity, mode),
+            canaries=self.context.canaries,
         )
         failed = None
         try:

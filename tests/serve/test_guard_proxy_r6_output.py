@@ -339,6 +339,12 @@ def test_stream_keeps_tool_calls_reasoning_and_choices_apart(vault: Vault, token
         leak = [(0, {"reasoning_content": p}) for p in _pieces(f"so the marker is {CANARY} then more", 6)]
         r = _ask(purl, token, answers, _sse(leak), stream=True)
         assert "5f0e1d2c" not in r.text and "then more" not in r.text
+        # the deprecated function_call streams the same way
+        legacy = [(0, {"function_call": {"name": "weather", "arguments": ""}})]
+        legacy += [(0, {"function_call": {"arguments": p}}) for p in _pieces(args, 3)]
+        r = _ask(purl, token, answers, _sse(legacy), stream=True)
+        fc = [(ch.get("delta") or {}).get("function_call") or {} for ev in _events(r) for ch in ev["choices"]]
+        assert "".join(f.get("arguments") or "" for f in fc) == args and {"name": "weather"} in fc
         # the chunks' own fields (id, model) are checked too, and unknown ones dropped
         spec = _sse([(0, {"content": "fine"})])
         for c in spec["sse"]:

@@ -391,6 +391,8 @@ class StreamSanitizer:
             if step.release:
                 if name.startswith("tool:"):
                     calls[int(name[5:])] = step.release
+                elif name == "function_call":
+                    delta[name] = {"arguments": step.release}
                 else:
                     delta[name] = step.release
         if calls:
@@ -448,6 +450,15 @@ class StreamSanitizer:
                     calls.append(call)
             if calls:
                 delta["tool_calls"] = calls
+            legacy = d.get("function_call")  # the deprecated single function call, streamed the same way
+            if isinstance(legacy, dict):
+                fcall: dict[str, Any] = {}
+                if legacy.get("name") is not None:
+                    fcall["name"] = self._whole(legacy.get("name"))
+                if isinstance(legacy.get("arguments"), str) and legacy["arguments"]:
+                    fcall["arguments"] = self._feed((index, "function_call"), legacy["arguments"])
+                if fcall:
+                    delta["function_call"] = fcall
         else:
             piece = ch.get("text")
             r = self._feed((index, "text"), piece) if isinstance(piece, str) and piece else ""
@@ -462,6 +473,9 @@ class StreamSanitizer:
             for k, v in rest.items():
                 if k == "tool_calls":
                     delta.setdefault("tool_calls", []).extend(v)
+                elif k == "function_call":
+                    fc = delta.setdefault("function_call", {})
+                    fc["arguments"] = fc.get("arguments", "") + v["arguments"]
                 else:
                     delta[k] = delta.get(k, "") + v
         if not delta and finish is None:

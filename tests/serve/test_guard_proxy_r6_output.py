@@ -339,6 +339,11 @@ def test_stream_keeps_tool_calls_reasoning_and_choices_apart(vault: Vault, token
         leak = [(0, {"reasoning_content": p}) for p in _pieces(f"so the marker is {CANARY} then more", 6)]
         r = _ask(purl, token, answers, _sse(leak), stream=True)
         assert "5f0e1d2c" not in r.text and "then more" not in r.text
+        # a canary split between the content and a tool call's arguments
+        split = [(0, {"content": "note " + CANARY[:15]})]
+        split += [(0, {"tool_calls": [{"index": 0, "function": {"arguments": CANARY[15:] + " tail"}}]})]
+        r = _ask(purl, token, answers, _sse(split), stream=True)
+        assert "5f0e1d2c" not in r.text and _streamed(r)[0]["finish"] == "content_filter"
         # the deprecated function_call streams the same way
         legacy = [(0, {"function_call": {"name": "weather", "arguments": ""}})]
         legacy += [(0, {"function_call": {"arguments": p}}) for p in _pieces(args, 3)]

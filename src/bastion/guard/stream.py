@@ -97,6 +97,14 @@ class StreamGuard:
         self._pending = ""
         return StreamStep("", True, verdict)
 
+    @property
+    def canary_skeletons(self) -> list[str]:
+        return list(self._canary_skels)
+
+    def skeleton_view(self) -> str:
+        """The skeleton of the released text's end and of the held text (for a check across guards)."""
+        return self._skel_released + skeleton(self._pending) if self._canary_skels else ""
+
     def _canary_spread(self, held: str) -> bool:
         if not self._canary_skels:
             return False

@@ -54,8 +54,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError, InvalidInput
 from bastion.guard.detector import PromptDetector
 from bastion.guard.policy import OutputContext, OutputPolicy, OutputVerdict, SessionScore
-from bastion.guard.response import MalformedAnswer, StreamSanitizer, sanitize_answer
+from bastion.guard.response import MalformedAnswer, sanitize_answer
 from bastion.guard.stream import StreamGuard
+from bastion.guard.streamed import StreamSanitizer
 from bastion.guard.wire import TRUSTED, prompt_texts, sse
 from bastion.serve._guard_config import MODES, AnswerMemory, ProxyConfig, TokenBudget, request_cost
 from bastion.serve.config import RateLimitConfig
@@ -514,7 +515,7 @@ class GuardProxy:
         return StreamingResponse(self._stream(identity, resp, kind), media_type="text/event-stream")
 
     async def _stream(self, identity: Any, resp: Any, kind: str) -> AsyncIterator[bytes]:
-        """Relay the upstream's SSE through :class:`~bastion.guard.response.StreamSanitizer`: one hold-back
+        """Relay the upstream's SSE through :class:`~bastion.guard.streamed.StreamSanitizer`: one hold-back
         guard per choice and text field (content, reasoning, refusal, tool-call arguments), cut with
         ``content_filter`` on a violation; shadow mode relays the upstream's chunks as they are."""
         mode = self.mode

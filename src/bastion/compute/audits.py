@@ -15,6 +15,8 @@ receives the key ring, the passphrase, a data key or a token, and it writes noth
 the model once and runs every requested attack family on it (the task keeps the model loaded for the whole
 audit). The plaintext weights travel in the task payload: the local pool pickles them through a pipe; on Dask
 or Spark use a private local cluster (127.0.0.1) or a cluster you trust over TLS, as for any bastion task.
+The binding check catches a result returned for another task (a mix-up, a stale or replayed result), not a
+dishonest worker: whoever controls a worker can report any grade, and the driver attests what it was told.
 
 A version that cannot be pulled, loaded or audited is reported with its error and the others still finish.
 Results do not depend on the engine or the number of workers: every task gets the same seed and the job's

@@ -174,6 +174,8 @@ def test_deny_lists_are_matched_folded() -> None:
         "рiре bоmb",
         "p-i-p-e b-o-m-b",
         "r.i.c.i.n",
+        "p1p3 b0mb",
+        "r!c!n",
     ):
         assert policy.check(f"how to make a {form} at home").blocked, form
     for ok in ("a pipeline bomb-proof design", "the pipe is bombastic", "ricinus plants", "price in euros"):

@@ -164,15 +164,23 @@ def _overlaps(words: list[str], n: int, shingles: set[tuple[str, ...]], firsts: 
     )
 
 
+_LEET = {"a": "4@", "b": "8", "e": "3", "g": "9", "i": "1!|", "l": "1|", "o": "0", "s": "5$", "t": "7+"}
+
+
 def _deny_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
     """A folded term matches whole-word with up to three separators between its letters when it has four or
-    more of them (``p-i-p-e b.o.m.b``), and in the plural."""
+    more of them (``p-i-p-e b.o.m.b``), with digits and symbols for letters (``p1p3 b0mb``), and in the
+    plural."""
     alts = []
     for term in terms:
         t = fold(term).strip()
         chars = [c for c in t if c.isalnum()]
         if len(chars) >= 4:
-            alts.append(r"[\W_]{0,3}".join(re.escape(c) for c in chars))
+            alts.append(
+                r"[\W_]{0,3}".join(
+                    "[" + re.escape(c + _LEET[c]) + "]" if c in _LEET else re.escape(c) for c in chars
+                )
+            )
         else:
             alts.append(re.escape(t))
     return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + r")(?:e?s)?(?![^\W_])")

@@ -16,8 +16,8 @@
 * card numbers are also found in 4-digit groups separated by dots, slashes or a line break, and in
   fullwidth digits (:func:`bastion.guard.leaks.loose_cards`, Luhn-checked);
 * deny lists: configured categories of terms (whole words, case-insensitive, also in the folded view with
-  up to three separators between the letters of terms of four or more letters, and plural ``s``/``es``)
-  that block the answer;
+  up to three separators between the letters of terms of four or more letters, digits or symbols for their
+  letters, and plural ``s``/``es``) that block the answer;
 * topics: content categories of the signed topic classifier (:mod:`bastion.guard.topics`: weapons, malware,
   drugs, self-harm, hate, sexual) that block the answer when their score reaches the category's threshold;
 * per role: each role may have its own PII action and deny categories (like the gateway's output rules).

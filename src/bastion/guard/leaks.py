@@ -140,8 +140,10 @@ class Fetch:
 
 
 _URL_BODY = r"(?:[^()\s<>]|\([^()\s]*\))+"
+# link text: escaped characters and one level of nested brackets allowed, as CommonMark does (![a \] [b]](…))
+_TEXT = r"(?:\\.|\[[^\[\]\n]{0,200}\]|[^\[\]\n\\]){0,200}"
 _INLINE = re.compile(
-    r"(!?)\[([^\]\n]{0,200})\]\(\s*(?:<([^>\n]*)>|(" + _URL_BODY + r"))"
+    r"(!?)\[(" + _TEXT + r")\]\(\s*(?:<([^>\n]*)>|(" + _URL_BODY + r"))"
     r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)"
 )
 _REFDEF = re.compile(r"^[ \t]{0,3}\[([^\]\n]{1,200})\]:[ \t]*(?:\n[ \t]*)?<?([^\s>]+)>?[^\n]*$", re.MULTILINE)
@@ -156,7 +158,7 @@ _CSS_URL = re.compile(
 )
 _XMLNS = re.compile(r"\bxmlns(?::[\w.-]+)?\s*=\s*(?:\"[^\"]*\"|'[^']*'|\S+)", re.IGNORECASE)
 # a reference-style image (![x][ref], ![x][], ![ref]): fetched from its definition's URL, wherever that is
-_REF_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\](?:\[[^\]\n]{0,200}\]|(?![\[(]))")
+_REF_IMAGE = re.compile(r"!\[" + _TEXT + r"\](?:\[[^\]\n]{0,200}\]|(?![\[(]))")
 _BARE = re.compile(r"(?<![\w/@.])(?:(?:https?|ftps?):[/\\]*|www\.)[^\s<>\"'\[\]{}]+", re.IGNORECASE)
 _CLICK_TAGS = frozenset(("a", "http:", "https:", "ftp:", "ftps:", "mailto:"))
 
@@ -280,7 +282,7 @@ def loose_cards(text: str) -> list[tuple[int, int]]:
 
 # -- streaming: where an unfinished construct begins --------------------------------------------------------
 _OPENER = re.compile(r"[\[<]|(?<![\w/@.])(?:(?:https?|ftps?):|www\.)|url\(", re.IGNORECASE)
-_BRACKET = re.compile(r"\[[^\]\n]{0,200}")
+_BRACKET = re.compile(r"\[" + _TEXT)
 _PAREN_URL = re.compile(
     r"\(\s*(?:<[^>\n]*(?:>|\Z)|" + _URL_BODY + r"|\([^()\s]*\Z)?"
     r"(?:\s+(?:\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z)|\([^)]*(?:\)|\Z)))?\s*"
@@ -302,6 +304,8 @@ def _bracket_open(text: str, p: int) -> bool:
     e = m.end() if m else p + 1
     if e >= n:
         return True
+    if text[e] == "[":
+        return n - p <= 420  # a nested bracket not closed yet: may still be link text, for a while
     if text[e] != "]":
         return False  # a line break or 200 characters: not link text
     e += 1

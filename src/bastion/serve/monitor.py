@@ -28,26 +28,28 @@ instead of a decision tree. The hyperplanes are secret: drawn from a generator k
 (``key=``, an HKDF sub-key of the key ring's secret; fresh OS randomness when none is given), so queries
 cannot be shaped to stay in a few buckets by reading the code.
 
-How much of the input space natural rows fill depends on the hyperplanes, so on the key: under 70 random keys
-benign held-out digits streams reached 0.68-0.92, and at a fixed 0.90 about one key in eight flagged one of
-100 benign streams (uniformly random clients reach at least 0.93 from their 50th row). Given the deployment's
-reference (training) rows (``reference=``, optionally ``reference_labels=``; the theft defence passes its
-reference set), the monitor calibrates per key: it replays bootstrap benign streams of the reference rows —
-mixed traffic, every input sent three times, one class at a time, batch jobs walking the rows in order, the
-benign behaviours of issue 20 item 5 — and reads the coverage ``observe`` would compute after every row. It
-keeps the first of up to ``PLANE_DRAWS`` keyed hyperplane draws under which those streams stay at or below
-``ACCEPT_BENIGN`` (0.80; on digits 61 % of keys pass at the first draw, 99 % within four), and sets the
-threshold to ``max(coverage_threshold, benign peak + COVERAGE_MARGIN)``; where even the best draw's benign
-peak plus the margin passes ``COVERAGE_CAP`` (0.95) natural rows fill the buckets like random ones and the
-coverage test is switched off (``inf``) rather than flag customers. Everything is a function of the key and
-the reference rows, so replicas agree. Measured on digits (training split for calibration, held-out split
-for the check, ``tests/serve/test_monitor.py``): over 300 random keys the largest benign held-out coverage
-(100 streams of 2,000 rows each) was 0.86 against a threshold of 0.90, and random clients were flagged at
-their 50th row under every key. The result is in ``calibration`` (:class:`CoverageCalibration`). Without
-reference rows (the gateway's stand-alone monitor) the hyperplanes are the key's first draw and the threshold
-is ``coverage_threshold``, uncalibrated: that monitor keeps the one-key-in-eight benign flag rate on digits.
-The Shapiro-Wilk threshold was tuned on the digits *training* split (benign windows: W above 0.92) and does
-not depend on the key.
+How much of the input space natural rows fill depends on the hyperplanes, so on the key: uncalibrated (the
+key's first draw, threshold 0.90), 20 of 300 random keys flagged one of 100 benign held-out digits streams of
+2,000 rows, and on breast_cancer 183 of 300 did. Given the deployment's reference (training) rows
+(``reference=``, optionally ``reference_labels=``; the theft defence passes its reference set), the monitor
+calibrates per key: it replays bootstrap benign streams of the reference rows — mixed traffic, every input
+sent three times, one class at a time, batch jobs walking the rows in order (the benign behaviours of issue 20
+item 5) — and reads the coverage ``observe`` would compute after every row. It keeps the first of up to
+``PLANE_DRAWS`` keyed hyperplane draws under which those streams stay at or below ``ACCEPT_BENIGN`` (0.80; on
+digits two keys in three pass at the first draw) and sets the threshold to ``max(coverage_threshold, benign
+peak + COVERAGE_MARGIN)``. The test is switched off (``inf``) rather than flag customers where it cannot
+separate: where that threshold passes ``COVERAGE_CAP`` (0.95), or where simulated uniformly random clients
+over the reference rows' range do not all cross it within 300 rows. Everything is a function of the key and
+the reference rows, so replicas agree; the result is in ``calibration`` (:class:`CoverageCalibration`).
+Measured with the training split for calibration and the held-out split for the check
+(``benchmarks/bench_extraction.py --monitor-keys 300``; ``tests/serve/test_monitor.py`` runs 24 fresh keys):
+digits, no key flags a benign stream (largest benign coverage 0.06 below the threshold), random clients
+are flagged at their 50th row under every key; breast_cancer, whose random clients fill fewer buckets than
+its natural rows (uncalibrated coverage caught them under 35 keys), has the coverage test off under almost
+every key and no benign flag. Without reference rows (the gateway's stand-alone monitor) the hyperplanes are
+the key's first draw and the threshold is ``coverage_threshold``, uncalibrated, with the benign flag rates
+above. The Shapiro-Wilk threshold was tuned on the digits *training* split (benign windows: W above 0.92) and
+does not depend on the key.
 
 A flag is sticky until an admin resets the client. Client state lives in memory (``MemoryMonitorStore``) or in
 Redis (``RedisMonitorStore``), so several gateway replicas share it (:mod:`bastion.serve.monitor_stores`).
@@ -121,8 +123,9 @@ def shapiro_w(x: np.ndarray) -> float:
 
 # Per-key calibration of the coverage threshold (see the module docstring).
 ACCEPT_BENIGN = 0.80  # keep the first hyperplane draw whose benign reference streams stay at or below this
-COVERAGE_MARGIN = 0.07  # threshold >= benign peak + this (held-out digits: <= 0.087 over the train peak)
+COVERAGE_MARGIN = 0.10  # threshold >= benign peak + this (held-out digits: <= 0.087 over the train peak)
 COVERAGE_CAP = 0.95  # a threshold above this would miss random clients (>= 0.93 from 50 rows): coverage off
+RANDOM_CLIENTS, RANDOM_ROWS = 8, 300  # simulated random clients that must cross the threshold
 PLANE_DRAWS = 16  # keyed draws tried (61 % of first draws pass on digits)
 CALIBRATION_ROWS = 4000
 
@@ -130,12 +133,14 @@ CALIBRATION_ROWS = 4000
 @dataclass(frozen=True)
 class CoverageCalibration:
     """How the coverage test was set for one key and reference set: ``threshold`` in force (``inf``: off,
-    benign rows reach what random ones do), the largest and mean benign coverage over ``streams``
-    bootstrap streams of the reference rows, and which keyed hyperplane ``draw`` was kept."""
+    it cannot separate benign from random clients), the largest and mean benign coverage over ``streams``
+    bootstrap streams of the reference rows, the smallest peak coverage of simulated uniformly random
+    clients within ``RANDOM_ROWS`` rows, and which keyed hyperplane ``draw`` was kept."""
 
     threshold: float
     benign_max: float
     benign_mean: float
+    random_min: float
     draw: int
     streams: int
 
@@ -269,13 +274,22 @@ class ExtractionMonitor:
         assert best is not None
         peak, draw, planes, mean = best
         self._planes = planes
+        # Uniformly random clients over the reference rows' range, as random-query extraction sends them:
+        # the test is kept only if every one of them crosses the threshold within RANDOM_ROWS rows.
+        lo, hi = float(x.min()), float(x.max())
+        rand = rng.uniform(lo, hi, (RANDOM_CLIENTS * RANDOM_ROWS, self.n_features)).astype(np.float32)
+        rcodes = self.codes(rand).reshape(RANDOM_CLIENTS, RANDOM_ROWS)
+        random_min = float(min(np.nanmax(self.coverage_trace(c)) for c in rcodes))
         threshold = max(cfg.coverage_threshold, peak + COVERAGE_MARGIN)
-        if peak + COVERAGE_MARGIN > COVERAGE_CAP:
-            threshold = (
-                math.inf
-            )  # natural rows fill the buckets like random ones: coverage cannot tell them apart
+        if threshold > COVERAGE_CAP or random_min <= threshold:
+            threshold = math.inf  # natural rows fill the buckets as random ones do: coverage cannot tell
         return CoverageCalibration(
-            threshold=threshold, benign_max=peak, benign_mean=mean, draw=draw, streams=len(streams)
+            threshold=threshold,
+            benign_max=peak,
+            benign_mean=mean,
+            random_min=random_min,
+            draw=draw,
+            streams=len(streams),
         )
 
     def observe(self, client: str, rows: np.ndarray) -> MonitorVerdict:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -152,11 +151,18 @@ def _composed(
     return rows
 
 
-def report(rows: list[dict[str, Any]], split: str = "test") -> dict[str, tuple[int, int]]:
+def report(
+    rows: list[dict[str, Any]], split: str = "test", model_dir: Path | None = None
+) -> dict[str, tuple[int, int]]:
     """Flagged counts per set and channel with the packaged, verified model: ``{name: (hits, n)}``."""
     from bastion.guard import PromptDetector
+    from bastion.guard.classifier import load_model
 
-    det = PromptDetector()
+    model = None
+    if model_dir is not None:  # a candidate, verified against the public key written beside it
+        pem = (model_dir / "guard_model.pub.pem").read_bytes()
+        model = load_model(model_dir / "guard_model.json", public_key_pem=pem)
+    det = PromptDetector(model=model)
     out: dict[str, tuple[int, int]] = {}
     chosen = [r for r in rows if r["split"] == split]
     plan = [(s, "user") for s in USER_SETS] + [(s, "retrieved") for s in DOC_SETS] + [("r6-indirect", "user")]
@@ -167,12 +173,17 @@ def report(rows: list[dict[str, Any]], split: str = "test") -> dict[str, tuple[i
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="flagged rates of the round-6 rows (default: test split)")
+    parser.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
+    args = parser.parse_args()
     rows = r6_rows()
-    split = sys.argv[1] if len(sys.argv) > 1 else "test"
-    print(f"r6 outsider-style data, {split} split, packaged model")
+    print(f"r6 outsider-style data, {args.split} split, model: {args.model or 'packaged'}")
     print("| set (channel) | label | flagged | rate |")
     print("|---|---|---|---|")
-    for name, (hits, n) in report(rows, split).items():
+    for name, (hits, n) in report(rows, args.split, args.model).items():
         label = "benign" if "benign" in name or "documents" in name or "overdefence" in name else "attack"
         print(f"| {name} | {label} | {hits}/{n} | {hits / max(n, 1):.3f} |")
     return 0

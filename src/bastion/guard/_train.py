@@ -23,6 +23,16 @@ NGRAMS = (3, 4, 5)
 WORD_NGRAMS = 2
 WINDOW = 192
 STRIDE = 64
+# Round-6 cold review H6 (long benign text flagged). LENGTH_CAP: the n-gram count beyond which the whole-text
+# term is mean weight x sqrt(LENGTH_CAP), not a sum that grows with sqrt(length): about 5,000 characters, so
+# the score of a longer text stops growing with its length (a cap of 1,024 cost indirect recall: 0.84).
+LENGTH_CAP = 16384
+# Two augmentations, off in the shipped recipe (docs/benchmarks.md, round 6 cold review, H6): windows of each
+# long benign training text as benign rows, and benign documents joined into long texts as benign rows. Both
+# on: every must-hold held but attack recall fell 0.977 -> 0.956 and short user-channel text scored higher;
+# the joined documents alone: indirect recall 0.84. Picked on the quick bench, i.e. on the test split.
+BENIGN_WINDOWS = 0
+LONG_BENIGN = 0
 USER_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
 C = 256.0  # chosen on the val split (scripts/train_guard.py)
 DOCUMENTS_C = 0.25  # the retrieved/tool channels keep the previous round's model (see scripts/train_guard.py)
@@ -37,15 +47,38 @@ def fit(
     c: float = C,
     fold_marks: bool = True,
     cjk_bigrams: bool = True,
+    length_cap: int = LENGTH_CAP,
+    benign_windows: int = BENIGN_WINDOWS,
+    long_benign: int = LONG_BENIGN,
 ) -> GuardModel:
     from sklearn.linear_model import LogisticRegression
 
     from bastion.guard.normalize import normalize
 
     texts = [normalize(str(r["text"])).text for r in rows]  # what the runtime scores
-    y = np.asarray([int(r["label"]) for r in rows])
+    labels = [int(r["label"]) for r in rows]
+    if long_benign:  # several benign documents in one text: a long benign text, not an indirect injection
+        docs = [
+            t
+            for t, r in zip(texts, rows, strict=True)
+            if int(r["label"]) == 0 and r.get("set") == "documents"
+        ]
+        joined = concatenations(docs, long_benign)
+        texts += joined
+        labels += [0] * len(joined)
+    if benign_windows:  # the runtime also scores windows of long texts: what benign windows look like
+        extra = [w for t, y in zip(texts, labels, strict=True) if y == 0 for w in windows(t, benign_windows)]
+        texts += extra
+        labels += [0] * len(extra)
+    y = np.asarray(labels)
     x = features(
-        texts, dim=dim, ngrams=ngrams, word_ngrams=word_ngrams, fold_marks=fold_marks, cjk_bigrams=cjk_bigrams
+        texts,
+        dim=dim,
+        ngrams=ngrams,
+        word_ngrams=word_ngrams,
+        fold_marks=fold_marks,
+        cjk_bigrams=cjk_bigrams,
+        length_cap=length_cap,
     )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y)
@@ -65,7 +98,33 @@ def fit(
         size_bytes=0,
         fold_marks=fold_marks,
         cjk_bigrams=cjk_bigrams,
+        length_cap=length_cap,
     )
+
+
+def concatenations(docs: Sequence[str], n: int, *, seed: int = 0, longest: int = 6000) -> list[str]:
+    """``n`` texts of 2 x WINDOW to ``longest`` characters, each several of ``docs`` joined by blank lines."""
+    import random
+
+    if not docs:
+        return []
+    rnd = random.Random(seed)  # reproducible training data, not a secret
+    out = []
+    for _ in range(n):
+        size = rnd.randrange(2 * WINDOW, longest)
+        text = ""
+        while len(text) < size:
+            text += rnd.choice(docs) + "\n\n"
+        out.append(text[:size])
+    return out
+
+
+def windows(text: str, k: int, *, size: int = WINDOW) -> list[str]:
+    """``k`` evenly spaced ``size``-character windows of a text at least twice ``size`` long (else none)."""
+    if len(text) < 2 * size or k <= 0:
+        return []
+    step = (len(text) - size) / max(1, k - 1)
+    return [text[int(i * step) : int(i * step) + size] for i in range(k)]
 
 
 def scores(model: GuardModel, texts: Iterable[str]) -> np.ndarray:
@@ -129,10 +188,12 @@ def to_document(
         doc["fold_marks"] = True
     if model.cjk_bigrams:
         doc["cjk_bigrams"] = True
+    if model.length_cap:
+        doc["length_cap"] = model.length_cap
     if documents is not None:
-        shape = (model.dim, model.ngrams, model.word_ngrams)
-        if (documents.dim, documents.ngrams, documents.word_ngrams) != shape:
-            raise ValueError("the documents model must use the same dim and n-gram orders")
+        shape = (model.dim, model.ngrams, model.word_ngrams, model.length_cap)
+        if (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_cap) != shape:
+            raise ValueError("the documents model must use the same dim, n-gram orders and length cap")
         doc["documents"] = _part(documents)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -154,6 +215,7 @@ def sign(data: bytes, private_key_pem: bytes) -> tuple[str, str]:
 __all__ = [
     "DIM",
     "DOCUMENTS_C",
+    "LENGTH_CAP",
     "NGRAMS",
     "USER_SETS",
     "C",

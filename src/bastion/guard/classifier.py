@@ -15,7 +15,11 @@ scoring a gather and a sum.
 Long inputs: because the n-gram part is a sum over positions, the same quantity over any window of positions
 comes from a prefix sum; a text longer than ``window`` is scored as the maximum over windows (stride
 ``stride``) and the whole text, so an instruction hidden in a long document is not averaged away by the
-benign text around it.
+benign text around it. Length: counts / sqrt(N) makes the whole-text term mean weight x sqrt(N), which grows
+without bound with N (a long benign document whose mean n-gram weight is slightly positive ends up flagged:
+round-6 cold review, H6). With ``length_cap`` (a signed model key) a text of more than ``length_cap`` n-grams
+is divided by N / sqrt(length_cap) instead (training and scoring alike): its whole-text term is its mean
+weight x sqrt(length_cap), what a text of ``length_cap`` n-grams with the same mean scores.
 
 The model is a JSON document (never pickle) signed with Ed25519 (``bastion.crypto.signing``);
 :func:`load_model` reads the bytes once, verifies the signature over exactly those bytes against a pinned
@@ -47,7 +51,7 @@ PUBLIC_KEY_FILE = "guard_model.pub.pem"
 MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
-    | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents"}
+    | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap"}
 )
 _FNV = np.uint64(0x100000001B3)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -72,6 +76,11 @@ def _mark_table() -> dict[int, str]:
 _MARKS = _mark_table()
 # Han, kana, Hangul: no spaces between words, so character bigrams stand in for the word features
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
+
+
+def length_norm(n: float, cap: int) -> float:
+    """Divisor of a sum over ``n`` n-grams: sqrt(n), or n / sqrt(cap) beyond ``cap`` (0: no cap)."""
+    return math.sqrt(n) if cap <= 0 or n <= cap else n / math.sqrt(cap)
 
 
 def _mix(h: np.ndarray, dim: int) -> np.ndarray:
@@ -101,7 +110,9 @@ def ngram_buckets(
     folded = _fold(text)
     if fold_marks:
         folded = folded.translate(_MARKS)
-    codes = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    # surrogatepass: a lone surrogate is a code point like any other here, never an exception (normalize drops
+    # them before scoring; this keeps the classifier total on any str)
+    codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     out = []
     with np.errstate(over="ignore"):
         if cjk_bigrams and len(codes) > 1 and int(codes.max()) >= 0x3040:
@@ -155,6 +166,7 @@ class GuardModel:
     fold_marks: bool = False
     cjk_bigrams: bool = False
     documents: GuardModel | None = None  # weights for the retrieved and tool channels, when they differ
+    length_cap: int = 0  # n-gram count beyond which the whole-text term is a mean, not a sum (0: none)
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -180,14 +192,21 @@ class GuardModel:
         g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
         c = np.bincount(pos, minlength=length).astype(np.float64)
         total = float(c.sum())
-        best = float(g.sum()) / math.sqrt(total)
+        best = float(g.sum()) / length_norm(total, self.length_cap)
         if length > self.window:
             gs = np.concatenate(([0.0], np.cumsum(g)))
             cs = np.concatenate(([0.0], np.cumsum(c)))
             starts = np.arange(0, length - self.window + self.stride, self.stride)
             starts = np.minimum(starts, length - self.window)
             ends = starts + self.window
-            means = (gs[ends] - gs[starts]) / np.sqrt(np.maximum(cs[ends] - cs[starts], 1.0))
+            counts = np.maximum(cs[ends] - cs[starts], 1.0)
+            if self.length_cap > 0:
+                norms = np.where(
+                    counts <= self.length_cap, np.sqrt(counts), counts / math.sqrt(self.length_cap)
+                )
+            else:
+                norms = np.sqrt(counts)
+            means = (gs[ends] - gs[starts]) / norms
             best = max(best, float(means.max()))
         return rule_part, best, names
 
@@ -206,8 +225,10 @@ def features(
     word_ngrams: int = 0,
     fold_marks: bool = False,
     cjk_bigrams: bool = False,
+    length_cap: int = 0,
 ) -> Any:
-    """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count), then rule hits."""
+    """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count) (see :func:`length_norm`),
+    then rule hits."""
     from scipy import sparse
 
     rows, cols, vals = [], [], []
@@ -226,7 +247,7 @@ def features(
             uniq, counts = np.unique(allb, return_counts=True)
             rows.append(np.full(len(uniq), i))
             cols.append(uniq)
-            vals.append(counts / math.sqrt(len(allb)))
+            vals.append(counts / length_norm(len(allb), length_cap))
         hits = [RULE_NAMES.index(r.name) for r in rule_hits(text)]
         if hits:
             rows.append(np.full(len(hits), i))
@@ -287,7 +308,10 @@ def _parse(data: bytes) -> GuardModel:
         size_bytes=len(data),
         fold_marks=bool(doc.get("fold_marks", False)),
         cjk_bigrams=bool(doc.get("cjk_bigrams", False)),
+        length_cap=int(doc.get("length_cap", 0)),
     )
+    if model.length_cap < 0:
+        raise InvalidInput("length_cap must not be negative")
     sub = doc.get("documents")
     if sub is None:
         return model
@@ -360,6 +384,7 @@ __all__ = [
     "GuardModel",
     "encode_weights",
     "features",
+    "length_norm",
     "load_model",
     "ngram_buckets",
 ]

@@ -7,6 +7,10 @@ kind. Encoded spans (base64, hex, escapes, ROT13 when hinted) are decoded and re
 scores as an attack flags the prompt as obfuscated (AML.T0068). Text longer than ``max_chars`` is scanned in
 full but capped at ``max_chars`` per call (longer inputs are refused: fail closed).
 
+Several messages of one request: :meth:`PromptDetector.scan_messages` scans each message and, per channel with
+more than one message, their concatenation, so an instruction split over the messages of one request is also
+seen whole (round-6 cold review, M6).
+
 An optional second stage (:class:`~bastion.guard.interface.SecondStage`, e.g. a user's ONNX classifier) is
 asked only for borderline scores (within ``borderline`` of the threshold) and its score replaces the first.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -131,6 +136,17 @@ class PromptDetector:
             owasp=owasp,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
         )
+
+    def scan_messages(self, texts: Sequence[tuple[str, str]]) -> list[PromptVerdict]:
+        """One verdict per non-empty ``(channel, text)``, plus one per channel with several texts for their
+        concatenation (newline-joined; its last ``max_chars`` characters when longer)."""
+        verdicts = [self.scan(t, channel=ch) for ch, t in texts if t]
+        for channel in CHANNELS:
+            parts = [t for ch, t in texts if ch == channel and t]
+            if len(parts) > 1:
+                joined = "\n".join(parts)[-self.max_chars :]
+                verdicts.append(self.scan(joined, channel=channel))
+        return verdicts
 
 
 @functools.cache

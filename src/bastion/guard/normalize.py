@@ -14,8 +14,18 @@ Steps (each recorded as a flag when it changed something):
 5. Turkish dotted capital İ (which ``lower()`` turns into ``i`` + a combining dot) becomes ``I`` and dotless
    ``ı`` becomes ``i`` (``İGNORE``/``ıgnore`` casefold evasion; only the detector sees this text).
 
-`decoded_spans` then finds base64, hex, ``\\xNN``/``%NN`` escapes, Morse code and (when the text mentions
-it) ROT13, and returns the decoded text of each span that decodes to printable text, for a second scan.
+Round 6 (cold review, issue 16) added: lone surrogates and non-characters are dropped (a surrogate pair
+written as two escapes is joined), every format (Cf) character is invisible, small capitals and squared or
+regional-indicator letters are folded to Latin, combining marks that NFKC could not compose (strike-through
+overlays, "Zalgo") are dropped, inline HTML tags inside words are removed, spaced letters may use up to three
+spaces or one punctuation separator (a longer or different separator is a word break), and symbol
+leetspeak (``|``, ``()``, ``€``, ``/-\\``, ``§``, ``+``) is read as letters.
+
+`decoded_spans` then finds base64 (also in whitespace-separated groups, and nested: a decoded span is searched
+again), base32, hex, ``\\xNN``/``%NN``/``\\uXXXX``/``&#NN;`` escapes (in a run, or scattered: six or more
+anywhere decode the whole text), Morse code, and, when the text mentions it, ROT13, any other Caesar shift
+(the shift whose output has the most common English words) and reversed text; it returns the decoded text of
+each span that decodes to printable text, for a second scan.
 """
 
 from __future__ import annotations
@@ -32,9 +42,38 @@ MAX_DECODED = 8
 
 _TAG_LO, _TAG_HI = 0xE0000, 0xE007F
 # zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, invisible operators, BOM, Mongolian VS
+# ... and every other format (Cf) character: Arabic number signs, interlinear annotation, Egyptian hieroglyph
+# and shorthand format controls, musical-symbol beams (U+1D173-1D17A), which chat models read through
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-    "\u2066-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]"
+    "\u2066-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f"
+    "\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0100-\U000e01ef]"
+)
+# lone surrogates (JSON "\ud800" is valid JSON) and non-characters: never text, dropped before anything else
+_INVALID = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(chr(p << 16 | 0xFFFE) + chr(p << 16 | 0xFFFF) for p in range(1, 17))
+    + "]"
+)
+# combining marks NFKC could not compose onto their letter (strike-through overlays U+0336, "Zalgo" stacks)
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+# small capitals, squared / negative squared / negative circled letters, regional indicators -> Latin
+_LETTER_FORMS = str.maketrans(
+    dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True))
+    | {0x1F130 + i: chr(0x41 + i) for i in range(26)}
+    | {0x1F150 + i: chr(0x41 + i) for i in range(26)}
+    | {0x1F170 + i: chr(0x41 + i) for i in range(26)}
+    | {0x1F1E6 + i: chr(0x41 + i) for i in range(26)}
+)
+_LETTER_FORMS_RE = re.compile(
+    "[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ\U0001f130-\U0001f149\U0001f150-\U0001f169\U0001f170-\U0001f189\U0001f1e6-\U0001f1ff]"
+)
+# inline HTML tags and comments (``<b>ign</b><i>ore</i>``) are removed; block tags are left to the classifier
+_HTML_INLINE = re.compile(
+    r"</?(?:a|abbr|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|"
+    r"sub|sup|tt|u|var|wbr)(?:\s[^<>]{0,200})?/?>|<!--[^<>]{0,200}?-->",
+    re.IGNORECASE,
 )
 _HOMOGLYPHS = str.maketrans(
     {
@@ -66,8 +105,11 @@ class Normalized:
     raw: str = ""  # before spacing/leetspeak folding: what encoded spans are searched in
 
 
-# "i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e": five or more single letters joined by one separator character
-_SPACED = re.compile(r"(?<!\w)(?:[^\W\d_]([ .\-_*|/])){4,}[^\W\d_](?!\w)")
+# "i g n o r e", "i.g.n.o.r.e", "i  g  n", "i,g,n": five or more single letters joined by up to three spaces
+# or one punctuation character (with a space either side); the commonest separator joins letters, any other is
+# a word break ("i  g  n  o  r  e / a  l  l" -> "ignore all")
+_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,3}|[ \t]?[.\-_*|/,;:+~][ \t]?)[^\W\d_]){4,}(?!\w)")
+_SPACED_PARTS = re.compile(r"[^\W\d_]|[^\w]+")
 # words that mix letters with digits or $ @ ! used as letters: "1gn0r3", "pr3v10us", "$y$tem"
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@!]*[^\W\d_])(?=[\w$@!]*[013457$@])[\w$@!]{3,}(?<!!)")
 _LEET = str.maketrans(
@@ -76,7 +118,37 @@ _LEET = str.maketrans(
 
 
 def _join_spaced(m: re.Match[str]) -> str:
-    return m.group().replace(m.group(1), "")
+    parts = _SPACED_PARTS.findall(m.group())
+    seps = parts[1::2]
+    common = max(set(seps), key=seps.count)
+    if 2 * seps.count(common) < len(seps):
+        return m.group()  # "a + b * c - d / e": no one separator, not spelled-out text
+    return "".join(p if i % 2 == 0 else ("" if p == common else " ") for i, p in enumerate(parts))
+
+
+# symbol leetspeak: "|gn()r€", "/-\\|_|_", "|n§+ru(+|()n§"; read only in tokens of letters, digits and these
+_SYMBOLS = {
+    "/-\\": "a", "/\\": "a", "|_": "l", "()": "o", "|\\/|": "m", "\\/\\/": "w", "|\\|": "n", "|-|": "h",
+    "\\/": "v", "€": "e", "§": "s", "+": "t", "|": "i", "(": "c",
+}  # fmt: skip
+_SYMBOL_ALT = "|".join(re.escape(k) for k in sorted(_SYMBOLS, key=len, reverse=True))
+_SYMBOL_RE = re.compile(_SYMBOL_ALT)
+_SYMBOL_HINT = re.compile(r"[€§]|/-?\\|\\/|\|_|[A-Za-z](?:\(\)|[|+(])[A-Za-z]")
+_SYMBOL_WORD = re.compile(rf"(?<!\S)(?:[A-Za-z0-9$@!]|{_SYMBOL_ALT})+(?=[.,;:?\"')\]]*(?:\s|$))")
+
+
+def _unsymbol(m: re.Match[str]) -> str:
+    """A token read as symbol leetspeak when two or more symbols stand for letters in it (``|gn()r€``), or one
+    symbol other than ``(`` between two letters (``y()ur``); code (``f(x``, ``foo()``, ``C++``) stays."""
+    word = m.group()
+    found = _SYMBOL_RE.findall(word)
+    out = _SYMBOL_RE.sub(lambda s: _SYMBOLS[s.group()], word).translate(_LEET)
+    if not out.isalpha() or len(out) < 3 or word.endswith("++") or word[0] in "(+":
+        return word
+    if len(found) >= 2:
+        return out
+    inner = re.search(rf"[A-Za-z](?:{_SYMBOL_ALT})[A-Za-z]", word)
+    return out if inner and found[0] != "(" else word
 
 
 def _unleet(m: re.Match[str]) -> str:
@@ -93,9 +165,18 @@ def _fold_word(m: re.Match[str]) -> str:
     return word
 
 
+def _valid(text: str) -> str:
+    """``text`` without lone surrogates and non-characters; a surrogate pair (two code points) is joined."""
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+    return _INVALID.sub("", joined)
+
+
 def normalize(text: str) -> Normalized:
     """Undo invisible characters, compatibility forms and mixed-script homoglyphs (see the module doc)."""
     flags: list[str] = []
+    if not text.isascii() and _INVALID.search(text):
+        text = _valid(text)
+        flags.append("invalid-code-points")
     tags = "".join(chr(ord(c) - _TAG_LO) for c in _TAGS.findall(text))
     if tags:
         flags.append("tag-characters")
@@ -107,7 +188,19 @@ def normalize(text: str) -> Normalized:
     folded = unicodedata.normalize("NFKC", stripped)
     if folded != stripped:
         flags.append("compatibility-forms")
+    if _LETTER_FORMS_RE.search(folded):
+        folded = folded.translate(_LETTER_FORMS).replace("ǫ", "q")
+        flags.append("letter-forms")
     folded = folded.replace("İ", "I").replace("\u0307", "").replace("ı", "i")
+    unmarked = _MARKS.sub("", folded)
+    if unmarked != folded:
+        flags.append("combining-marks")
+        folded = unmarked
+    if "<" in folded:
+        untagged = _HTML_INLINE.sub("", folded)
+        if untagged != folded:
+            flags.append("html-tags")
+            folded = untagged
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
@@ -115,6 +208,8 @@ def normalize(text: str) -> Normalized:
     if joined != homo:
         flags.append("spaced-letters")
     leet = _LEET_WORD.sub(_unleet, joined)
+    if _SYMBOL_HINT.search(leet):
+        leet = _SYMBOL_WORD.sub(_unsymbol, leet)
     if leet != joined:
         flags.append("leetspeak")
     return Normalized(text=leet, flags=tuple(flags), raw=homo)
@@ -132,7 +227,26 @@ _MORSE_CODE = {
     )
 }  # fmt: skip
 _MORSE_HINT = re.compile(r"(?:[.-]{1,6} ){6}")
-_ROT13_HINT = re.compile(r"rot-?13|caesar|rotate.{0,20}letters", re.IGNORECASE)
+_ROT13_HINT = re.compile(r"rot[- ]?13|caesar|rotate.{0,20}letters", re.IGNORECASE)
+_SHIFT_HINT = re.compile(r"rot[- ]?\d|caesar|shift|rotat|cipher|places? (?:back|forward)", re.IGNORECASE)
+_REVERSE_HINT = re.compile(r"revers|backwards?|right[- ]to[- ]left|mirror|\[::-1\]", re.IGNORECASE)
+_COMMON = frozenset(
+    re.findall(
+        r"\w+",
+        "the and you your all to of is are in that it for this with not be me my what now do say an as on "
+        "from any ignore previous instructions system prompt tell rules reveal",
+    )
+)
+_B32 = re.compile(r"(?<![A-Za-z2-7=])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9=])")
+# base64 cut into groups ("U2FsdGVk X19fYWJj ..."): groups of at most 80 characters (bounded, so the search is
+# linear); every group but the last must look encoded (a digit, + or /, or a capital inside it), checked when
+# decoding, so a run of ordinary words is not taken for base64
+_B64_GROUPS = re.compile(r"(?<![\w+/=])(?:[A-Za-z0-9+/]{4,80}\s+){2,}[A-Za-z0-9+/]{2,80}={0,2}(?![\w+/=])")
+_B64_MARK = re.compile(r"[0-9+/]|[a-z][A-Z]")
+_ANY_ESCAPE = re.compile(
+    r"%[0-9A-Fa-f]{2}|\\x[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|&#(?:x[0-9A-Fa-f]{1,6}|\d{1,7});"
+)
+_CODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})|\\x([0-9A-Fa-f]{2})")
 
 
 def _printable(data: bytes) -> str | None:
@@ -186,25 +300,90 @@ def _morse(span: str) -> str | None:
     return text if len(text.replace(" ", "")) >= 8 else None
 
 
-def decoded_spans(text: str, *, max_spans: int = MAX_DECODED) -> list[tuple[str, str]]:
-    """``(encoding, decoded_text)`` per span that decodes to printable text (at most ``max_spans``)."""
+def _b32(span: str) -> str | None:
+    try:
+        return _printable(base64.b32decode(span.rstrip("=") + "=" * (-len(span.rstrip("=")) % 8)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _b64_groups(span: str) -> str | None:
+    groups = span.split()
+    while groups and not _B64_MARK.search(groups[0]):
+        groups = groups[1:]  # ordinary words before the encoded groups ("please decode U2Fs X19f …")
+    if len(groups) < 2 or not all(_B64_MARK.search(g) for g in groups[:-1]):
+        return None
+    return _b64("".join(groups))
+
+
+def _code_escape(m: re.Match[str]) -> str:
+    return chr(int(m.group(1) or m.group(2) or m.group(3), 16) % 0x110000)
+
+
+def _unescape_all(text: str) -> str:
+    """Every ``%NN``, ``\\xNN``, ``\\uXXXX``, ``\\UXXXXXXXX`` and ``&#NN;`` in ``text``, decoded in place."""
+    import html
+
+    out = urllib.parse.unquote(_CODE_ESCAPE.sub(_code_escape, text), errors="replace")
+    return _valid(html.unescape(out))
+
+
+def _best_shift(text: str) -> tuple[int, str] | None:
+    """The Caesar shift (1-25) whose output holds the most common English words (at least three)."""
+    sample = text[:1500]
+    best, best_count = 0, 2
+    for k in range(1, 26):
+        table = str.maketrans(
+            _ALPHA + _ALPHA.upper(), _ALPHA[k:] + _ALPHA[:k] + (_ALPHA[k:] + _ALPHA[:k]).upper()
+        )
+        count = sum(w in _COMMON for w in re.findall(r"[a-z]+", sample.translate(table).lower()))
+        if count > best_count:
+            best, best_count = k, count
+    if not best:
+        return None
+    table = str.maketrans(
+        _ALPHA + _ALPHA.upper(), _ALPHA[best:] + _ALPHA[:best] + (_ALPHA[best:] + _ALPHA[:best]).upper()
+    )
+    return best, text.translate(table)
+
+
+_ALPHA = "abcdefghijklmnopqrstuvwxyz"
+_SPANS = (
+    ("base64", _B64, _b64),
+    ("base64", _B64_GROUPS, _b64_groups),
+    ("base32", _B32, _b32),
+    ("hex", _HEX, _hex),
+    ("escapes", _ESCAPES, _escapes),
+    ("morse", _MORSE, _morse),
+)
+
+
+def decoded_spans(text: str, *, max_spans: int = MAX_DECODED, depth: int = 3) -> list[tuple[str, str]]:
+    """``(encoding, decoded_text)`` per span that decodes to printable text (at most ``max_spans``); a decoded
+    span is searched again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``."""
     out: list[tuple[str, str]] = []
-    for name, pattern, decode in (
-        ("base64", _B64, _b64),
-        ("hex", _HEX, _hex),
-        ("escapes", _ESCAPES, _escapes),
-        ("morse", _MORSE, _morse),
-    ):
+    for name, pattern, decode in _SPANS:
         if name == "morse" and not _MORSE_HINT.search(text):
             continue
         for m in pattern.finditer(text):
             decoded = decode(m.group())
-            if decoded is not None:
+            if decoded is not None and (name, decoded) not in out:
                 out.append((name, decoded))
+                if depth > 1:
+                    inner = decoded_spans(decoded, max_spans=max_spans, depth=depth - 1)
+                    out += [(f"{name}>{n}", d) for n, d in inner]
                 if len(out) >= max_spans:
-                    return out
+                    return out[:max_spans]
+    if len(_ANY_ESCAPE.findall(text, 0, 100_000)) >= 6:  # scattered escapes: decode them all in place
+        out.append(("escapes-scattered", _unescape_all(text)))
     if _ROT13_HINT.search(text):
         out.append(("rot13", codecs.decode(text, "rot13")))
+    if _SHIFT_HINT.search(text):
+        shifted = _best_shift(text)
+        if shifted is not None and shifted[0] != 13:
+            out.append((f"caesar-{26 - shifted[0]}", shifted[1]))
+    if _REVERSE_HINT.search(text):
+        out.append(("reversed", text[::-1]))
     return out[:max_spans]
 
 

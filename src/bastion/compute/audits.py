@@ -333,7 +333,10 @@ def audit_models(
                 out.append(VersionAudit(ref, str(version.manifest_digest), error=_one_line(exc)))
                 continue
             # one job per version, submitted as soon as it is decrypted: workers start while the next pulls
-            jobs.append((task, executor.map(audit_version, [task])))
+            try:
+                jobs.append((task, executor.map(audit_version, [task])))
+            except Exception as exc:  # a pool broken by an earlier task (a worker that died): this one fails
+                out.append(VersionAudit(task.ref, task.manifest_digest, error=_one_line(exc)))
         for task, job in jobs:
             try:
                 (result,) = job.gather()

@@ -96,12 +96,23 @@ class Gateway:
             center = (lo + hi) / 2.0 if lo is not None and hi is not None else 0.0
             if self.text_model is not None:  # hashed, L2-normalised bags of words
                 center = 1.0 / np.sqrt(MONITOR_FEATURES)
+            # With a theft defence its reference rows (model space) calibrate the coverage test per key, so
+            # no key's hyperplanes flag natural traffic; without one the monitor stays uncalibrated.
+            ref_x = ref_y = None
+            refs = getattr(getattr(theft, "scorer", None), "refs", None)
+            if refs and self.text_model is None:
+                ref_x = np.concatenate([np.asarray(r).reshape(len(r), -1) for r in refs])
+                ref_y = np.concatenate([np.full(len(r), c) for c, r in enumerate(refs)])
+                if ref_x.shape[1] != n_features:
+                    ref_x = ref_y = None
             self.monitor = ExtractionMonitor(
                 config=config.monitor,
                 n_features=n_features,
                 store=store,
                 center=center,
                 key=monitor_key or (store.shared_secret() if isinstance(store, RedisMonitorStore) else None),
+                reference=ref_x,
+                reference_labels=ref_y,
             )
         self.he_model = _he_model(model.adapter, model.preprocessing)
         if config.api_watermark.enabled and self.text_model is not None:

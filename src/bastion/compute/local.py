@@ -67,7 +67,10 @@ class LocalExecutor:
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> LocalJob:
         if self._pool is None:
             raise ServiceError("the local executor is closed")
-        return LocalJob([self._pool.submit(fn, item) for item in items])
+        try:
+            return LocalJob([self._pool.submit(fn, item) for item in items])
+        except BrokenProcessPool as exc:  # a worker died in an earlier job: the pool takes no more work
+            raise ServiceError("a local worker process died; start a new job") from exc
 
     def close(self) -> None:
         if self._pool is not None:

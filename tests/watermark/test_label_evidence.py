@@ -63,12 +63,14 @@ def test_pooled_p_is_fisher_for_one_table_and_exact_for_two() -> None:
 
 
 @pytest.mark.slow
-def test_two_accounts_are_named_together_with_each_p_and_the_combined_p(cancer: Any) -> None:
+def test_two_accounts_with_one_and_two_marks_are_not_named_as_a_pair(cancer: Any) -> None:
     """An attacker splits its 426 natural rows across two identities and trains one label-only copy on the
     union. With this key the accounts hold 1 and 2 marks (426 rows at 0.5 %): too few for either alone (the
-    per-consumer test needs 3), while the pooled test over the pair names both (3 of 3 marks carried,
-    p = 7.6e-6 after the correction for the 45 pairs of 10 consumers; p < 1e-6 needs >= 4 marks between
-    them, i.e. more distinct rows). A copy trained on clean labels names nobody."""
+    per-consumer test needs 3). The pooled pair (3 of 3 marks carried, p = 7.6e-6 over the 45 pairs of 10
+    consumers) used to be named, but a member with one carried mark is indistinguishable from an innocent
+    consumer whose one mark the copy matches by chance (issue 20 round 6, F7: that is how an honest consumer
+    was named beside a thief): a pair is named only when each member carries >= 2 marks and at p < 1e-6
+    (``tests/serve/test_theft_r6_b.py`` names a 2 + 2 pair). A copy trained on clean labels names nobody."""
     d, victim, scale = cancer
     mk = LabelMarker(KEY, n_features=d.x_train.shape[1], n_classes=2, scale=scale)
     rng = np.random.default_rng(3)
@@ -88,12 +90,10 @@ def test_two_accounts_are_named_together_with_each_p_and_the_combined_p(cancer: 
         copies[label] = res.surrogate
     ev = mk.evidence()
     found = ev.attribute(key=KEY, predict=copies["stolen"].predict)
-    assert found.group == ("mallory-1", "mallory-2"), found.to_dict()
-    assert found.group_p_value < 1e-4 and found.named == ("mallory-1", "mallory-2"), found.to_dict()
-    assert found.consumer is None and "mallory-1" not in found.tests  # neither account alone is named
-    assert 0.0 < found.group_fisher_p < 1e-3
-    doc = found.to_dict()
-    assert doc["named"] == ["mallory-1", "mallory-2"] and doc["best_p_value"] == found.group_p_value
+    assert [len(ev.consumers[c][0]) for c in ("mallory-1", "mallory-2")] == [1, 2]
+    assert found.named == () and found.consumer is None, found.to_dict()
+    assert "mallory-1" not in found.tests and "mallory-1" not in found.group  # one mark: never a pair member
+    assert found.to_dict()["named"] == []
     clean = ev.attribute(key=KEY, predict=copies["innocent"].predict)
     assert clean.named == () and clean.best_p > 1e-3, clean.to_dict()
 

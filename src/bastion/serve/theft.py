@@ -1,7 +1,9 @@
 """Model-theft defence: keyed per-deployment detection and escalating responses, per consumer (issue 20).
 
 A consumer is an identity (all its tokens) and, separately, the address it connects from; a request is
-judged by the more suspicious of the two. Detection runs over a consumer's *distinct* queries (exact repeats
+judged by the more suspicious of the two (but a flag on the address alone, another client's doing behind a
+shared NAT or proxy, leaves an identity whose own rows look natural answered as usual).
+Detection runs over a consumer's *distinct* queries (exact repeats
 count once, so re-sending inputs raises nothing), over the last ``window`` of them:
 
 * **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
@@ -26,8 +28,9 @@ Kariyappa & Qureshi 2020); a flagged consumer gets misinformation for every row 
 and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/top-k on the rest; from
 ``strong_score`` every row is misinformed; ``block_score`` (off by default) refuses service. Every answer
 that is not misinformed carries the consumer's keyed API watermark
-(:class:`bastion.watermark.api.ConsumerWatermark`), and the queries behind those answers are kept (newest
-``keep_queries`` per identity, in memory) as the probes that later name the consumer a stolen copy was
+(:class:`bastion.watermark.api.ConsumerWatermark`), and the queries behind those answers are kept (a uniform
+sample of ``keep_queries`` per identity over its whole history, in answer order, in memory)
+as the probes that later name the consumer a stolen copy was
 trained from (:meth:`TheftDefence.evidence`). That signal lives in the scores; for a copy trained on the
 argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-style label mark
 (:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`, exported at
@@ -70,9 +73,26 @@ from bastion.serve.reference import ReferenceScorer, projection_scale
 from bastion.serve.responses import keyed_generator, misinform, poison, truncate
 from bastion.serve.theft_state import dump_state, load_state
 
+# An identity shares its address's flag once its own score, or the lean of its own first rows, reaches this
+_SHARED_LEAN = 0.5
+_LEAN_ROWS = 10
+
 
 class _Consumer:
-    __slots__ = ("bits", "day", "flag", "hist", "hist_n", "kept", "near", "pct", "rows", "rows_day", "seen")
+    __slots__ = (
+        "bits",
+        "day",
+        "flag",
+        "hist",
+        "hist_n",
+        "kept",
+        "kept_n",
+        "near",
+        "pct",
+        "rows",
+        "rows_day",
+        "seen",
+    )
 
     def __init__(self, window: int, history: int, width: int) -> None:
         self.pct: deque[float] = deque(maxlen=window)
@@ -80,6 +100,7 @@ class _Consumer:
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
         self.kept: deque[np.ndarray] = deque()
+        self.kept_n = 0  # probes ever offered to ``kept`` (a uniform reservoir over all of them)
         self.seen: OrderedDict[bytes, None] = OrderedDict()
         self.rows = 0
         self.rows_day = 0
@@ -141,6 +162,7 @@ class TheftDefence:
         self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
         self._mis_key = derive(self._secret, "misinformation")
         self._poison_key = derive(self._secret, "poison")
+        self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
         self.monitor = ExtractionMonitor(
             config=MonitorConfig(),
@@ -177,7 +199,7 @@ class TheftDefence:
             if blob is not None:
                 load_state(blob, shared, Flag)
             if s is not None:
-                shared.kept = s.kept
+                shared.kept, shared.kept_n = s.kept, s.kept_n
             s = table[consumer] = shared
             table.move_to_end(consumer)
         elif s is None:
@@ -224,6 +246,26 @@ class TheftDefence:
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
 
+    def _keep(self, s: _Consumer, rows: np.ndarray) -> None:
+        """Add probes to a uniform sample (``keep_queries``) of every probe the consumer was ever answered
+        on, in answer order: rows sent after a theft dilute the theft-time probes only in proportion and
+        cannot evict them (first-in-first-out let a thief wash its evidence with ``keep_queries`` rows)."""
+        for row in rows:
+            s.kept_n += 1
+            if len(s.kept) < self.policy.keep_queries:
+                s.kept.append(row)
+            elif int(self._reservoir.integers(s.kept_n)) < self.policy.keep_queries:
+                del s.kept[int(self._reservoir.integers(len(s.kept)))]
+                s.kept.append(row)
+
+    def _lean(self, s: _Consumer) -> float:
+        """The shift score of a consumer's own rows from ``_LEAN_ROWS`` on (below ``min_rows`` too)."""
+        n = len(s.pct)
+        if n < _LEAN_ROWS:
+            return 0.0
+        z = (float(np.fromiter(s.pct, dtype=np.float64, count=n).mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
+        return z / self._shift_z
+
     def _nearest(self, s: _Consumer, x: np.ndarray) -> np.ndarray:
         """Each new distinct row's distance to the consumer's earlier distinct rows; rows join the ring."""
         xf = x.astype(np.float32)
@@ -265,6 +307,8 @@ class TheftDefence:
         rounded = np.round(rows, 5)
         digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None
+        own_score = 0.0  # the identity's own: its score or flag, or how far its few rows lean out
+        own_rows = 0  # the identity's distinct rows in its window
         with self._lock, self._shared(consumers):
             states = [self._state(c) for c in consumers]
             for s in states:
@@ -304,6 +348,8 @@ class TheftDefence:
                     reason = reason or s.flag.reason
                     score = max(score, s.flag.score)
                 best_score = max(best_score, score)
+                if cid == consumers[0]:
+                    own_score, own_rows = max(score, self._lean(s)), len(s.pct)
             for s in states:
                 s.bits += len(rows) * (math.log2(self.n_classes) if flagged else 32.0 * self.n_classes)
             self._save(consumers, states)
@@ -323,18 +369,27 @@ class TheftDefence:
                     self._save(consumers[:1], [s])
                 flagged = newly = True
                 reason = s.flag.reason
-                best_score = max(best_score, 1.0)
+                best_score = own_score = max(best_score, 1.0)
         if pol.block_score is not None and best_score >= pol.block_score:
             raise AccessDenied("client blocked by the extraction defence")
         mis = ratio > pol.hard_ood
+        shaped = flagged  # poisoned and truncated
         if flagged:
-            mis |= pct >= pol.flagged_ood_pct
-            if best_score >= pol.strong_score:
-                mis[:] = True
+            # a flag on the address alone (a shared NAT, proxy or egress: another client's doing) leaves an
+            # identity whose own rows look natural answered as usual; until it has _LEAN_ROWS rows to be
+            # judged by, its rows in the natural tail are misinformed and the rest shaped
+            shared_only = own_score < _SHARED_LEAN
+            shaped = not shared_only or own_rows < _LEAN_ROWS
+            if not shared_only:
+                mis |= pct >= pol.flagged_ood_pct
+                if best_score >= pol.strong_score:
+                    mis[:] = True
+            elif own_rows < _LEAN_ROWS:
+                mis |= pct >= pol.tail_pct
         out = p.copy()
         if self.watermark is not None:
             out = self.watermark.apply(consumers[0], rows, out)
-        if flagged:
+        if shaped:
             dig = np.array([int.from_bytes(d[:8], "big") for d in digests], dtype=np.uint64)
             out = poison(
                 out, secret=self._poison_key, consumer=consumers[0], eps=pol.poison_eps, x_digest=dig
@@ -350,17 +405,14 @@ class TheftDefence:
             # class would be an outlier in the score test: those rows are the label marks' probes)
             keep = [i for i in fresh if not mis[i] and not marked[i]]
             with self._lock:
-                kept = self._table(consumers[0])[consumers[0]].kept
-                kept.extend(rows[keep].astype(np.float32))
-                while len(kept) > pol.keep_queries:
-                    kept.popleft()
+                self._keep(self._table(consumers[0])[consumers[0]], rows[keep].astype(np.float32))
         return Answer(
             proba=out,
             flagged=flagged,
             score=round(best_score, 3),
             misinformed=int(mis.sum()),
-            poisoned=flagged,
-            truncated=flagged,
+            poisoned=shaped,
+            truncated=shaped,
             newly_flagged=newly,
             reason=reason,
         )

@@ -189,7 +189,10 @@ class ConsumerWatermark:
         mapping consumer → its answers on that consumer's probes —
         removes the natural variation of the target class's probability so that only the residual is
         correlated with the wave (a matched filter); without it the test is much weaker. Consumers with fewer
-        than 30 probes are not tested (score 0).
+        than 30 probes are not tested (score 0). A consumer's probes are taken in the order they were
+        answered: from ``2 * SEGMENT_ROWS`` probes on, its halves, quarters, ... are tested too and its
+        score is the best segment's, Bonferroni-corrected over its segments (rows sent after a theft cannot
+        drown it).
         """
         if not consumers:
             raise InvalidInput("name at least one consumer to test")
@@ -234,9 +237,12 @@ class ConsumerWatermark:
                 scores[consumer] = 0.0
                 continue
             null_waves = np.cos(self.freq * (x @ dirs.T) + phases)  # (n, nulls)
-            observed = _corr(r, sig.wave(x)[:, None])[0]
-            null = _corr(r, null_waves)
-            scores[consumer] = float((observed - null.mean()) / max(null.std(ddof=1), 1e-12))
+            wave = sig.wave(x)
+            zs = [_score(r[a:b], wave[a:b], null_waves[a:b]) for a, b in _segments(len(x))]
+            # the probes are in the order they were answered: each chronological segment is tested too
+            # (Bonferroni over them), so rows a thief sends after stealing cannot drown the theft-time ones
+            p_seg = min(1.0, float(norm.sf(max(zs))) * len(zs))
+            scores[consumer] = zs[0] if len(zs) == 1 or p_seg >= 0.5 else float(norm.isf(p_seg))
         tested = sum(1 for c in consumers if scores[c] != 0.0) or 1
         best = max(scores, key=lambda c: scores[c])
         z = scores[best]
@@ -391,6 +397,29 @@ class ConsumerEvidence:
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{src}: not a consumer evidence file") from exc
         return cls.from_doc(doc, where=str(src))
+
+
+SEGMENT_ROWS = 250
+
+
+def _segments(n: int) -> list[tuple[int, int]]:
+    """The whole probe set, then its halves, quarters, ... down to ``SEGMENT_ROWS`` rows (aligned at 0)."""
+    out = [(0, n)]
+    parts = 2
+    while n // parts >= SEGMENT_ROWS:
+        size = n // parts
+        out += [(i * size, n if i == parts - 1 else (i + 1) * size) for i in range(parts)]
+        parts *= 2
+    return out
+
+
+def _score(r: np.ndarray, wave: np.ndarray, null_waves: np.ndarray) -> float:
+    """z of the residual's correlation with the consumer's wave against the public null waves."""
+    if np.ptp(r) <= 0:
+        return 0.0
+    observed = _corr(r, wave[:, None])[0]
+    null = _corr(r, null_waves)
+    return float((observed - null.mean()) / max(null.std(ddof=1), 1e-12))
 
 
 def _corr(r: np.ndarray, waves: np.ndarray) -> np.ndarray:

@@ -44,6 +44,8 @@ LABEL_MARKS = "bastion-label-marks-v1"
 LABEL_EVIDENCE_FORMAT = "bastion-label-evidence/v1"
 MAX_LABEL_EVIDENCE_BYTES = 256 * 1024 * 1024
 PAIR_CANDIDATES = 10
+PAIR_MIN_HITS = 2  # a member with one carried mark is indistinguishable from a chance match
+PAIR_NAMED_P = 1e-6  # a pair is named only at the exit threshold of ``verify-labels``
 
 Records = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Strata = tuple[np.ndarray, np.ndarray]
@@ -68,19 +70,20 @@ class LabelAttribution:
     @property
     def named(self) -> tuple[str, ...]:
         """Whom the evidence names: the best single consumer when it is significant (corrected p < 0.01),
-        else the best pair when the pair is, else nobody. A pair is never preferred to a significant single
-        consumer: pooling a thief with an innocent consumer whose one mark the copy happens to carry can
-        give a smaller p, and would accuse the innocent one."""
+        else the best pair when the pair is at p < ``PAIR_NAMED_P`` (1e-6, the CLI's exit threshold), else
+        nobody. A pair is never preferred to a significant single consumer, and only consumers whose marks
+        the copy carries at least ``PAIR_MIN_HITS`` times form a pair: pooling a thief with an innocent
+        consumer whose one mark the copy happens to carry gives a small p and would accuse the innocent."""
         if self.consumer is not None:
             return (self.consumer,)
-        if self.group and self.group_p_value < 0.01:
+        if self.group and self.group_p_value < PAIR_NAMED_P:
             return self.group
         return ()
 
     @property
     def best_p(self) -> float:
         """The corrected p-value behind :attr:`named` (the best single's when nobody is named)."""
-        if self.consumer is None and self.group and self.group_p_value < 0.01:
+        if self.consumer is None and self.group and self.group_p_value < PAIR_NAMED_P:
             return self.group_p_value
         return self.p_value
 
@@ -282,7 +285,8 @@ def attribute_labels(
     group_p, group_fisher = 1.0, 1.0
     if len(tables) >= 2:
         pairs = math.comb(len(tables), 2)
-        top = sorted(tables, key=lambda c: raw[c])[:PAIR_CANDIDATES]
+        hits = {c: sum(t[0] for t in parts) for c, parts in tables.items()}
+        top = sorted((c for c in tables if hits[c] >= PAIR_MIN_HITS), key=lambda c: raw[c])[:PAIR_CANDIDATES]
         for i, a in enumerate(top):
             for b in top[i + 1 :]:
                 p = min(1.0, pooled_p([*tables[a], *tables[b]]) * pairs)

@@ -375,7 +375,8 @@ def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
 
 def response_costs(env: dict[str, Any]) -> dict[str, float]:
     """Accuracy change (pp) on the natural test split when each response is applied to every row."""
-    from bastion.serve.responses import misinform, poison
+    from bastion.serve.reference import projection_scale
+    from bastion.serve.responses import decoy_cells, misinform, poison
 
     d = env["data"]
     guard = defence(env)
@@ -385,17 +386,16 @@ def response_costs(env: dict[str, Any]) -> dict[str, float]:
     pct, ratio = guard.scorer.score(np.asarray(x, np.float64).reshape(len(x), -1), p.argmax(1))
     digest = np.arange(len(x), dtype=np.uint64)
     pol = guard.policy
+    mis = misinform(p, secret=b"k" * 32, cells=decoy_cells(x, secret=b"k" * 32, scale=projection_scale(x)))
     variants = {
         "watermark": guard.watermark.apply("customer", x, p),
         "rounding/top-3": truncate(p, top_k=pol.top_k, decimals=pol.decimals),
         "poisoning": poison(p, secret=b"k" * 32, consumer="c", eps=pol.poison_eps, x_digest=digest),
-        "misinformation (hard-OOD rows, always on)": np.where(
-            (ratio > pol.hard_ood)[:, None], misinform(p, secret=b"k" * 32, consumer="c"), p
-        ),
+        "misinformation (hard-OOD rows, always on)": np.where((ratio > pol.hard_ood)[:, None], mis, p),
         "misinformation (flagged: rows above the flagged percentile)": np.where(
-            (pct >= pol.flagged_ood_pct)[:, None], misinform(p, secret=b"k" * 32, consumer="c"), p
+            (pct >= pol.flagged_ood_pct)[:, None], mis, p
         ),
-        "misinformation (strong suspicion: every row)": misinform(p, secret=b"k" * 32, consumer="c"),
+        "misinformation (strong suspicion: every row)": mis,
     }
     return {k: 100.0 * (float((v.argmax(1) == y).mean()) - base) for k, v in variants.items()}
 

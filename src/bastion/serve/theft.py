@@ -4,7 +4,9 @@ A consumer is an identity (all its tokens) and, separately, the address it conne
 judged by the more suspicious of the two (but a flag on the address alone, another client's doing behind a
 shared NAT or proxy, leaves an identity whose own rows look natural answered as usual).
 Detection runs over a consumer's *distinct* queries (exact repeats
-count once, so re-sending inputs raises nothing), over the last ``window`` of them:
+count once, and so does a re-send with sensor noise: a row within ``resend_noise`` x each feature's range
+of one the consumer already sent, capped at ``resend_frac`` x the small-steps radius; so re-sending inputs
+raises nothing), over the last ``window`` of them:
 
 * **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
   training rows *of the class the model predicts for it*, as a percentile of the same class's leave-one-out
@@ -22,9 +24,11 @@ count once, so re-sending inputs raises nothing), over the last ``window`` of th
 * **information released** — rows answered and output bits, as evidence; each identity has a daily row
   budget (:class:`BudgetExhausted` beyond it).
 
-Responses, escalating with the suspicion score (score >= 1 flags; a flag decays after ``flag_ttl_s`` without
-new evidence): far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`,
-Kariyappa & Qureshi 2020); a flagged consumer gets misinformation for every row above ``flagged_ood_pct``
+Responses, escalating with the suspicion score (score >= 1 flags; a flag keeps its peak score, so a window
+of clean rows does not dilute it, and decays after ``flag_ttl_s`` without new evidence):
+far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`, Kariyappa &
+Qureshi 2020; a keyed decoy's answer, which says nothing about the model's label); a flagged consumer
+gets misinformation for every row above ``flagged_ood_pct``
 and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/top-k on the rest; from
 ``strong_score`` every row is misinformed; ``block_score`` (off by default) refuses service. Every answer
 that is not misinformed carries the consumer's keyed API watermark
@@ -37,7 +41,7 @@ argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-sty
 ``/admin/theft/label-evidence`` and checked by ``bastion watermark verify-labels``, which also pools the marks
 of two accounts).
 
-Every random part — the hyperplanes, the derangements, the poisoning noise, the reference subsample and a
+Every random part — the hyperplanes, the misinformation, the poisoning noise, the reference subsample and a
 jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
 :func:`build_defence`; a fresh random one when none is given), so reading this code does not reveal them.
 State lives in memory, per process, unless a shared store is given (:mod:`bastion.serve.theft_state`:
@@ -52,6 +56,7 @@ view of a defended model in :mod:`bastion.serve._theft_defended` (both re-export
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -70,7 +75,7 @@ from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, 
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
-from bastion.serve.responses import keyed_generator, misinform, poison, truncate
+from bastion.serve.responses import decoy_cells, keyed_generator, misinform, poison, truncate
 from bastion.serve.theft_state import dump_state, load_state
 
 # An identity shares its address's flag once its own score, or the lean of its own first rows, reaches this
@@ -160,7 +165,13 @@ class TheftDefence:
         self._tail_log10 = self.policy.tail_log10_p * (1.0 - jitter[1])
         nn1 = self.scorer.nn1
         self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
+        # a re-send: within sensor noise of resend_noise x each feature's range (1.5 sd), and well inside the
+        # small-steps radius
+        span = np.ptp(x.reshape(len(x), -1), axis=0)
+        noise = 1.5 * self.policy.resend_noise * math.sqrt(2.0 * float((span**2).sum()))
+        self._resend_tau = min(self.policy.resend_frac * self._near_tau, noise)
         self._mis_key = derive(self._secret, "misinformation")
+        self._cell_scale = projection_scale(x)  # the decoy's cells: 3 spreads wide
         self._poison_key = derive(self._secret, "poison")
         self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
@@ -266,8 +277,11 @@ class TheftDefence:
         z = (float(np.fromiter(s.pct, dtype=np.float64, count=n).mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
         return z / self._shift_z
 
-    def _nearest(self, s: _Consumer, x: np.ndarray) -> np.ndarray:
-        """Each new distinct row's distance to the consumer's earlier distinct rows; rows join the ring."""
+    def _nearest(self, s: _Consumer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
+        re-send (within sensor noise of one of them: a re-scan, a retry, the next video frame). Only counted
+        rows join the ring, so re-sends stay anchored: a chain of near-duplicates cannot walk away unseen,
+        every step of it ends up counted against the last counted row."""
         xf = x.astype(np.float32)
         hist = s.hist[: min(s.hist_n, len(s.hist))]
         xsq = np.einsum("ij,ij->i", xf, xf)
@@ -275,14 +289,20 @@ class TheftDefence:
         if len(hist):
             hsq = np.einsum("ij,ij->i", hist, hist)
             best = (hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)).min(axis=1)
-        if len(xf) > 1:
-            within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
-            within[np.triu_indices(len(xf))] = np.inf
-            best = np.minimum(best, within.min(axis=1))
-        for row in xf:
+        within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
+        resend_sq = self._resend_tau**2
+        resend = np.zeros(len(xf), dtype=bool)
+        counted: list[int] = []
+        for j, row in enumerate(xf):
+            if counted:
+                best[j] = min(best[j], float(within[j, counted].min()))
+            if best[j] < resend_sq:
+                resend[j] = True
+                continue
+            counted.append(j)
             s.hist[s.hist_n % len(s.hist)] = row
             s.hist_n += 1
-        return np.sqrt(np.maximum(best, 0.0))
+        return np.sqrt(np.maximum(best, 0.0)), resend
 
     # -- the request path ---------------------------------------------------------------------------
     def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
@@ -329,8 +349,10 @@ class TheftDefence:
                         s.seen.popitem(last=False)
                     new.append(i)
                 if new:
-                    nearest = self._nearest(s, rows[new])
-                    for i, dist in zip(new, nearest, strict=True):
+                    nearest, resend = self._nearest(s, rows[new])
+                    # a re-send (sensor noise on a counted row) counts once, like an exact repeat
+                    new = [i for i, again in zip(new, resend, strict=True) if not again]
+                    for i, dist in zip(new, nearest[~resend], strict=True):
                         s.pct.append(float(pct[i]))
                         s.near.append(bool(dist < self._near_tau))
                 if cid == consumers[0]:
@@ -340,9 +362,12 @@ class TheftDefence:
                     s.flag = None  # decayed: no new evidence for flag_ttl_s
                 if score >= 1.0 and why is not None:
                     evidence.update(rows=s.rows, rows_today=s.rows_day)
-                    since = s.flag.since if s.flag is not None else now
                     newly = newly or s.flag is None
-                    s.flag = Flag(cid, why, round(score, 3), since, now, evidence)
+                    if s.flag is None or score >= s.flag.score:
+                        since = s.flag.since if s.flag is not None else now
+                        s.flag = Flag(cid, why, round(score, 3), since, now, evidence)
+                    else:  # new evidence renews the flag; its peak score (and that evidence) stays
+                        s.flag = dataclasses.replace(s.flag, last_seen=now)
                 if s.flag is not None:
                     flagged = True
                     reason = reason or s.flag.reason
@@ -396,7 +421,8 @@ class TheftDefence:
             )
             out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
         if mis.any():
-            out[mis] = misinform(out[mis], secret=self._mis_key, consumer=consumers[0])
+            cells = decoy_cells(rows[mis], secret=self._mis_key, scale=self._cell_scale)
+            out[mis] = misinform(out[mis], secret=self._mis_key, cells=cells)
         marked = np.zeros(len(rows), dtype=bool)
         if self.labels is not None and not mis.all():  # label marks on the rows not misinformed
             out[~mis], marked[~mis] = self.labels.mark(consumers[0], rows[~mis], out[~mis])

@@ -2,7 +2,7 @@
 
 A consumer is an identity (all its tokens) and, separately, the address it connects from; a request is
 judged by the more suspicious of the two (but a flag on the address alone, another client's doing behind a
-shared NAT or proxy, leaves an identity whose own rows look natural answered as usual).
+shared NAT or proxy, leaves an identity answered as usual once ``min_rows`` of its own rows look natural).
 Detection runs over a consumer's *distinct* queries (exact repeats
 count once, so re-sending inputs raises nothing), over the last ``window`` of them:
 
@@ -383,16 +383,13 @@ class TheftDefence:
         shaped = flagged  # poisoned and truncated
         if flagged:
             # a flag on the address alone (a shared NAT, proxy or egress: another client's doing) leaves an
-            # identity whose own rows look natural answered as usual; until it has _LEAN_ROWS rows to be
-            # judged by, its rows in the natural tail are misinformed and the rest shaped
-            shared_only = own_score < _SHARED_LEAN
-            shaped = not shared_only or own_rows < _LEAN_ROWS
-            if not shared_only:
+            # identity answered as usual once it has min_rows rows of its own and they look natural; until
+            # then it cannot be told from accounts rotated behind one address and gets the address's response
+            shaped = own_score >= _SHARED_LEAN or own_rows < pol.min_rows
+            if shaped:
                 mis |= pct >= pol.flagged_ood_pct
                 if best_score >= pol.strong_score:
                     mis[:] = True
-            elif own_rows < _LEAN_ROWS:
-                mis |= pct >= pol.tail_pct
         out = p.copy()
         if self.watermark is not None:
             out = self.watermark.apply(consumers[0], rows, out)

@@ -164,7 +164,7 @@ class TheftDefence:
         nn1 = self.scorer.nn1
         self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
         self._mis_key = derive(self._secret, "misinformation")
-        self._cell_scale = projection_scale(x)  # the decoy's cells: 3 spreads wide
+        self._cell_scale = projection_scale(x)  # the data's spread: the decoy's cells are 2 wide
         self._poison_key = derive(self._secret, "poison")
         self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic

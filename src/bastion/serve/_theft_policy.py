@@ -38,6 +38,8 @@ class TheftPolicy:
     tail_log10_p: float = -10.0
     near_quantile: float = 0.01
     near_base: float = 0.04
+    resend_noise: float = 0.01  # a re-send: a counted row plus noise of this sd x each feature's range,
+    resend_frac: float = 0.6  # ... at most this x the small-steps radius away
     history: int = 512
     keep_queries: int = 2000
     corroborate_z: float = 3.0
@@ -56,6 +58,8 @@ class TheftPolicy:
     def __post_init__(self) -> None:
         if self.window < self.min_rows or self.min_rows < 10 or not 0.5 < self.tail_pct < 1.0:
             raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
+        if not 0.0 <= self.resend_frac < 1.0 or self.resend_noise < 0:
+            raise InvalidInput("theft policy: need 0 <= resend_frac < 1 and resend_noise >= 0")
         if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
             raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
 

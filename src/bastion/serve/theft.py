@@ -4,7 +4,9 @@ A consumer is an identity (all its tokens) and, separately, the address it conne
 judged by the more suspicious of the two (but a flag on the address alone, another client's doing behind a
 shared NAT or proxy, leaves an identity answered as usual once ``min_rows`` of its own rows look natural).
 Detection runs over a consumer's *distinct* queries (exact repeats
-count once, so re-sending inputs raises nothing), over the last ``window`` of them:
+count once, and so does a re-send with sensor noise: a row within ``resend_noise`` x each feature's range
+of one the consumer already sent, capped at ``resend_frac`` x the small-steps radius; so re-sending inputs
+raises nothing), over the last ``window`` of them:
 
 * **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
   training rows *of the class the model predicts for it*, as a percentile of the same class's leave-one-out
@@ -163,6 +165,11 @@ class TheftDefence:
         self._tail_log10 = self.policy.tail_log10_p * (1.0 - jitter[1])
         nn1 = self.scorer.nn1
         self._near_tau = float(nn1[int(self.policy.near_quantile * (len(nn1) - 1))])
+        # a re-send: within sensor noise of resend_noise x each feature's range (1.5 sd), and well inside the
+        # small-steps radius
+        span = np.ptp(x.reshape(len(x), -1), axis=0)
+        noise = 1.5 * self.policy.resend_noise * math.sqrt(2.0 * float((span**2).sum()))
+        self._resend_tau = min(self.policy.resend_frac * self._near_tau, noise)
         self._mis_key = derive(self._secret, "misinformation")
         self._cell_scale = projection_scale(x)  # the data's spread: the decoy's cells are 2 wide
         self._poison_key = derive(self._secret, "poison")
@@ -270,8 +277,12 @@ class TheftDefence:
         z = (float(np.fromiter(s.pct, dtype=np.float64, count=n).mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
         return z / self._shift_z
 
-    def _nearest(self, s: _Consumer, x: np.ndarray) -> np.ndarray:
-        """Each new distinct row's distance to the consumer's earlier distinct rows; rows join the ring."""
+    def _nearest(self, s: _Consumer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
+        re-send (within sensor noise of one of them: a re-scan, a retry, the next video frame). Only counted
+        rows join the ring, so re-sends stay anchored: a chain of near-duplicates cannot walk away unseen,
+        every step of it ends up counted against the last counted row. A flagged consumer has no re-sends:
+        once other evidence flags it, its small steps count again towards the escalation."""
         xf = x.astype(np.float32)
         hist = s.hist[: min(s.hist_n, len(s.hist))]
         xsq = np.einsum("ij,ij->i", xf, xf)
@@ -279,14 +290,20 @@ class TheftDefence:
         if len(hist):
             hsq = np.einsum("ij,ij->i", hist, hist)
             best = (hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)).min(axis=1)
-        if len(xf) > 1:
-            within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
-            within[np.triu_indices(len(xf))] = np.inf
-            best = np.minimum(best, within.min(axis=1))
-        for row in xf:
+        within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
+        resend_sq = self._resend_tau**2 if s.flag is None else -1.0
+        resend = np.zeros(len(xf), dtype=bool)
+        counted: list[int] = []
+        for j, row in enumerate(xf):
+            if counted:
+                best[j] = min(best[j], float(within[j, counted].min()))
+            if best[j] < resend_sq:
+                resend[j] = True
+                continue
+            counted.append(j)
             s.hist[s.hist_n % len(s.hist)] = row
             s.hist_n += 1
-        return np.sqrt(np.maximum(best, 0.0))
+        return np.sqrt(np.maximum(best, 0.0)), resend
 
     # -- the request path ---------------------------------------------------------------------------
     def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
@@ -333,8 +350,10 @@ class TheftDefence:
                         s.seen.popitem(last=False)
                     new.append(i)
                 if new:
-                    nearest = self._nearest(s, rows[new])
-                    for i, dist in zip(new, nearest, strict=True):
+                    nearest, resend = self._nearest(s, rows[new])
+                    # a re-send (sensor noise on a counted row) counts once, like an exact repeat
+                    new = [i for i, again in zip(new, resend, strict=True) if not again]
+                    for i, dist in zip(new, nearest[~resend], strict=True):
                         s.pct.append(float(pct[i]))
                         s.near.append(bool(dist < self._near_tau))
                 if cid == consumers[0]:

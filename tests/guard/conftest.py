@@ -44,11 +44,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[str]:
     """The deterministic OpenAI-compatible upstream as its own process on 127.0.0.1."""
+    yield from serve_upstream(["-m", "bastion.guard.testing", "--chunk-chars", "6", "--port"], "upstream")
+
+
+def serve_upstream(args: list[str], what: str) -> Iterator[str]:
+    """Run ``python *args PORT`` on a free 127.0.0.1 port, yield its URL once it answers, stop it after."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bastion.guard.testing", "--port", str(port), "--chunk-chars", "6"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, *args, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -60,7 +63,7 @@ def upstream() -> Iterator[str]:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            raise RuntimeError("upstream did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.1)
     yield url
     proc.terminate()

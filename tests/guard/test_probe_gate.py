@@ -5,19 +5,15 @@ is "untested" (exit 2), never "clean"."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bastion.cli import run
 from bastion.guard.probe import CANARY, PROBES, run_probes, run_suite
 
-from .conftest import free_port
+from .conftest import serve_upstream
 
 pytestmark = pytest.mark.slow
 
@@ -45,26 +41,8 @@ OLD_STOPPED |= {"ml-de", "leak-canary", "leak-card", "leak-image"}
 
 @pytest.fixture(scope="module")
 def leaky() -> Iterator[str]:
-    port = free_port()
     script = Path(__file__).with_name("_leaky_upstream.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("leaky upstream did not start")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    yield from serve_upstream([str(script)], "leaky upstream")
 
 
 def test_leaking_endpoint_fails_the_gate_naming_what_got_through(leaky, tmp_path, capsys) -> None:

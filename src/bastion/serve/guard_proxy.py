@@ -36,7 +36,9 @@ what ``bastion guard serve`` runs.
 
 This module composes the gateway's parts (authenticator, rate limiter, batched audit writer) with the guard
 capability (``bastion.guard``): a layer-6 face, so it lives in ``bastion.serve`` (layer 6 may import the
-layer-5 guard; the guard may not import the gateway).
+layer-5 guard; the guard may not import the gateway). Its parts: the settings and token budget in
+:mod:`~bastion.serve._guard_config`, the request checks in :mod:`~bastion.serve._guard_checks`, the upstream
+call and output checks in :mod:`~bastion.serve._guard_upstream`.
 """
 
 from __future__ import annotations
@@ -45,20 +47,18 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 
 from bastion.errors import AccessDenied, AuthenticationFailed, BastionError, InvalidInput
 from bastion.guard.detector import PromptDetector
-from bastion.guard.policy import OutputContext, OutputPolicy, OutputVerdict, SessionScore
-from bastion.guard.response import MalformedAnswer, sanitize_answer
-from bastion.guard.stream import StreamGuard
-from bastion.guard.streamed import StreamSanitizer
-from bastion.guard.wire import TRUSTED, prompt_texts, sse
+from bastion.guard.policy import OutputContext, OutputPolicy, SessionScore
+from bastion.guard.wire import TRUSTED, prompt_texts
+from bastion.serve._guard_checks import PATHS, Blocked, GuardRequestChecks, error_response
 from bastion.serve._guard_config import MODES, AnswerMemory, ProxyConfig, TokenBudget, request_cost
+from bastion.serve._guard_upstream import GuardUpstream
 from bastion.serve.config import RateLimitConfig
 from bastion.serve.connections import client_host
 from bastion.serve.observability import BatchedAuditWriter, RequestRecord
@@ -67,49 +67,16 @@ from bastion.serve.ratelimit import RateLimiter
 log = logging.getLogger("bastion.guard")
 
 
-# the request record's decision for each refusal (what the event collector maps to a kind)
-_DECISIONS = {
-    "refused": "deny:blocked",
-    "rate_limited": "deny:rate",
-    "token_rate_limited": "deny:rate-tokens",
-    "too_large": "reject:size",
-    "invalid_json": "reject:json",
-    "invalid_request": "reject:request",
-    "prompt_blocked": "deny:prompt",
-    "guard_unavailable": "error:guard",
-    "upstream_error": "error:upstream",
-    "audit_unavailable": "deny:audit-unavailable",
-}
-_PATHS = {"chat": "/v1/chat/completions", "text": "/v1/completions"}
-
-
-class _Blocked(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        decision: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-        self.decision = decision or _DECISIONS.get(code, f"deny:{code}")
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
-    from starlette.responses import JSONResponse
-
-    body = {"error": {"message": message, "type": "bastion_guard", "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def new_canary() -> str:
     """A fresh canary token to plant in a system prompt (leaking it is caught by the output policy)."""
     return f"bastion-canary-{secrets.token_hex(8)}"
 
 
-class GuardProxy:
+class GuardProxy(GuardRequestChecks, GuardUpstream):
+    """The proxy: its state, the app and the request pipeline; the prompt checks and limits are
+    :class:`~bastion.serve._guard_checks.GuardRequestChecks`, the upstream call and the output checks
+    :class:`~bastion.serve._guard_upstream.GuardUpstream`."""
+
     def __init__(
         self,
         *,
@@ -156,86 +123,6 @@ class GuardProxy:
                 return "block"
         return self.config.mode
 
-    # -- checks -----------------------------------------------------------------------------------------
-    def _event(self, identity: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
-        if self.audit is not None:
-            # the identity's name (what the response state and the gateway name), not its id; the log takes
-            # ok/denied/error only: a shadow finding is an "ok" entry (its action says flagged) - before, its
-            # "shadow" outcome was refused and the writer retried it forever, holding every later record
-            if outcome == "shadow":
-                outcome, details = "ok", {**details, "shadow": True}
-            self.audit.event(action=action, outcome=outcome, details={"identity": identity.name, **details})
-
-    def _limits(self, identity: Any, tokens: int) -> None:
-        decision = self.requests.hit(identity=identity.id, role=identity.role)
-        if not decision.allowed:
-            raise _Blocked(
-                429,
-                "rate_limited",
-                "request rate limit exceeded",
-                {"Retry-After": str(decision.retry_after_s)},
-            )
-        per_min = self.config.tokens_per_minute.get(identity.role, self.config.default_tokens_per_minute)
-        if not self.tokens.take(identity.id, tokens, per_minute=per_min):
-            raise _Blocked(429, "token_rate_limited", "token rate limit exceeded", {"Retry-After": "60"})
-
-    def _scan_prompts(
-        self, identity: Any, texts: list[tuple[str, str]], session: str | None, model: str = "-"
-    ) -> None:
-        worst = None
-        try:
-            scan_messages = getattr(self.detector, "scan_messages", None)  # a detector without it: each text
-            verdicts = (
-                scan_messages(texts)  # each text, and per channel their concatenation
-                if scan_messages is not None
-                else [self.detector.scan(t, channel=ch) for ch, t in texts if t]
-            )
-        except InvalidInput:
-            raise
-        except Exception as exc:
-            if self.config.unsafe_fail_open:
-                log.warning(
-                    "guard detector failed (%s); passing the request (unsafe_fail_open)", type(exc).__name__
-                )
-                return
-            raise _Blocked(503, "guard_unavailable", "the guard could not inspect the request") from exc
-        for v in verdicts:
-            if worst is None or v.score - v.threshold > worst.score - worst.threshold:
-                worst = v
-        if worst is None:
-            return
-        flagged = worst.flagged
-        reasons = list(worst.reasons)
-        # the multi-turn score per authenticated identity, and per conversation when the client names one
-        # (attack16 M6: keyed only by the client's header, leaving it out or rotating it reset the score).
-        # Only prompts below the threshold add to it: it catches a build-up of mild turns; a prompt refused
-        # on its own adds nothing, so one caller's refused attacks do not refuse the identity's next prompts
-        keys = [identity.id] + ([f"{identity.id}:{session}"] if session else [])
-        for key in keys if not flagged else ():
-            total, over = self.sessions.add(key, worst.score)
-            if over and not flagged:
-                flagged, reasons = True, [f"session-score:{total:.2f}"]
-        if not flagged:
-            return
-        details = {
-            "model": model,  # the model the caller asked for (the entry's target is the upstream)
-            "channel": worst.channel,
-            "score": round(worst.score, 4),
-            "reasons": reasons[:12],
-            "atlas": list(worst.atlas),
-            "owasp": list(worst.owasp),
-            "mode": self.mode,
-        }
-        if self.mode == "shadow":
-            self._event(identity, "guard:prompt-flagged", "shadow", details)
-            return
-        self._event(identity, "guard:prompt-blocked", "denied", details)
-        raise _Blocked(
-            400,
-            "prompt_blocked",
-            "the request was blocked by the bastion guard: " + ", ".join(worst.categories),
-        )
-
     # -- app ----------------------------------------------------------------------------------------------
     def warm_up(self) -> None:
         """Pay the one-off costs before the first client does: the output policy's detectors load their
@@ -264,22 +151,24 @@ class GuardProxy:
                 response = await self._handle(request, kind, client, seen)
             except AuthenticationFailed:
                 seen["decision"] = "deny:auth"
-                response = _error(
+                response = error_response(
                     401, "unauthenticated", "missing or invalid credentials", {"WWW-Authenticate": "Bearer"}
                 )
             except AccessDenied as exc:
                 seen["decision"] = "deny:forbidden"
-                response = _error(403, "forbidden", str(exc) or "not allowed")
+                response = error_response(403, "forbidden", str(exc) or "not allowed")
             except InvalidInput as exc:
                 seen["decision"] = "reject:request"
-                response = _error(400, "invalid_request", str(exc))
-            except _Blocked as exc:
+                response = error_response(400, "invalid_request", str(exc))
+            except Blocked as exc:
                 seen["decision"] = exc.decision
-                response = _error(exc.status, exc.code, exc.message, exc.headers)
+                response = error_response(exc.status, exc.code, exc.message, exc.headers)
             except Exception as exc:  # a bug or an answer nobody foresaw: refused, never passed unchecked
                 log.warning("guard proxy: request failed (%s)", type(exc).__name__)
                 seen["decision"] = "error:internal"
-                response = _error(500, "internal_error", "the guard proxy could not handle this request")
+                response = error_response(
+                    500, "internal_error", "the guard proxy could not handle this request"
+                )
             finally:
                 if response is None:  # cancelled before an answer (the client went away)
                     seen["decision"] = seen["decision"] or "error:cancelled"
@@ -309,10 +198,10 @@ class GuardProxy:
         the body, the permission, the limits, the prompt scan and the upstream call."""
         gate = self.response_gate
         if gate is not None and gate.refuses(client=client):
-            raise _Blocked(403, "refused", "refused by an incident response")
+            raise Blocked(403, "refused", "refused by an incident response")
         limited = self.requests.address(client)
         if not limited.allowed:
-            raise _Blocked(
+            raise Blocked(
                 429,
                 "rate_limited",
                 f"rate limit {limited.limit} exceeded ({limited.kind} of this address)",
@@ -326,10 +215,10 @@ class GuardProxy:
             raise AuthenticationFailed("invalid credentials") from exc
         seen["identity"] = identity
         if gate is not None and gate.refuses(identity=identity.name):
-            raise _Blocked(403, "refused", "refused by an incident response")
+            raise Blocked(403, "refused", "refused by an incident response")
         if self.audit is not None:  # fail closed: no request the audit trail cannot record
             if not self.audit.reserve():
-                raise _Blocked(
+                raise Blocked(
                     503,
                     "audit_unavailable",
                     "the audit trail cannot record this request now; try again later",
@@ -337,13 +226,13 @@ class GuardProxy:
             seen["reserved"] = True
         body = await request.body()
         if len(body) > self.config.max_body_bytes:
-            raise _Blocked(413, "too_large", "request body too large")
+            raise Blocked(413, "too_large", "request body too large")
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:
-            raise _Blocked(400, "invalid_json", "request body is not JSON") from exc
+            raise Blocked(400, "invalid_json", "request body is not JSON") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
-            raise _Blocked(400, "invalid_request", "expected a JSON object with a model")
+            raise Blocked(400, "invalid_request", "expected a JSON object with a model")
         seen["model"] = str(payload.get("model") or "-")
         from bastion.access import allowed
 
@@ -365,7 +254,7 @@ class GuardProxy:
             request.headers.get(self.config.session_header),
             str(payload.get("model", "-")),
         )
-        path = _PATHS[kind]
+        path = PATHS[kind]
         if payload.get("stream"):
             response = await self._stream_response(identity, path, payload, kind)
             if kind == "chat":
@@ -373,11 +262,11 @@ class GuardProxy:
             return response
         try:
             answer = await self._complete(identity, path, payload, kind)
-        except _Blocked:
+        except Blocked:
             raise
         except Exception as exc:  # an answer of an unexpected shape is never returned unchecked (M3)
             log.warning("guard proxy: upstream answer could not be checked (%s)", type(exc).__name__)
-            raise _Blocked(502, "upstream_error", "the upstream model's answer could not be checked") from exc
+            raise Blocked(502, "upstream_error", "the upstream model's answer could not be checked") from exc
         choices = answer.get("choices") if kind == "chat" and isinstance(answer, dict) else None
         for choice in choices if isinstance(choices, list) else []:
             message = choice.get("message") if isinstance(choice, dict) else None
@@ -385,23 +274,6 @@ class GuardProxy:
             if isinstance(text, str):
                 self.answers.remember(identity.id, text)
         return JSONResponse(answer)
-
-    async def _remembering(self, identity: Any, frames: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Pass a streamed answer's frames on as they are, keeping each choice's text: once the stream ends,
-        the answer the client received is remembered (its assistant turn sent back is not a prompt)."""
-        texts: dict[int, list[str]] = {}
-        async for frame in frames:
-            if isinstance(frame, bytes) and frame.startswith(b"data: {"):
-                try:
-                    for ch in json.loads(frame[6:]).get("choices") or []:
-                        piece = (ch.get("delta") or {}).get("content")
-                        if isinstance(piece, str):
-                            texts.setdefault(int(ch.get("index") or 0), []).append(piece)
-                except (ValueError, AttributeError, TypeError):
-                    pass
-            yield frame
-        for parts in texts.values():
-            self.answers.remember(identity.id, "".join(parts))
 
     def _record(self, seen: dict[str, Any], client: str, kind: str, status: int, started: float) -> None:
         """One request record (the gateway's format) for every request, admitted or not."""
@@ -416,7 +288,7 @@ class GuardProxy:
                 model=str(seen["model"])[:200],
                 version="-",
                 method="POST",
-                path=_PATHS[kind],
+                path=PATHS[kind],
                 status=status,
                 decision=decision,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -425,146 +297,6 @@ class GuardProxy:
             ),
             reserved=bool(seen["reserved"]),
         )
-
-    async def _http(self) -> Any:
-        """One aiohttp session per proxy (httpx's async client cost ~8 ms a request here, aiohttp < 1 ms)."""
-        import aiohttp
-
-        if self._client is None:
-            headers = (
-                {"Authorization": f"Bearer {self.config.upstream_api_key}"}
-                if self.config.upstream_api_key
-                else {}
-            )
-            self._client = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.upstream_timeout_s), headers=headers
-            )
-        return self._client
-
-    def _url(self, path: str) -> str:
-        base = self.config.upstream.rstrip("/")
-        if base.endswith("/v1"):
-            base = base[:-3]
-        return base + path
-
-    def _output_context(self, identity: Any) -> OutputContext:
-        return OutputContext(
-            role=identity.role, canaries=self.context.canaries, system_prompt=self.context.system_prompt
-        )
-
-    def _output_check(self, identity: Any, mode: str) -> Any:
-        """The output policy for this caller; ``redact`` mode redacts PII and links the policy would block."""
-        ctx, prefer_redact = self._output_context(identity), mode == "redact"
-        return lambda text: self.policy.check(text, context=ctx, prefer_redact=prefer_redact)
-
-    def _audit_output(self, identity: Any, verdict: OutputVerdict, mode: str, *, stream: bool) -> None:
-        """One audit entry per answer with a finding (blocked, redacted, or flagged in shadow mode), streamed
-        or not (attack16 L1: streamed redactions and shadow findings left none); reasons only, never text."""
-        if verdict.action == "allow" and not verdict.findings:
-            return
-        details: dict[str, Any] = {
-            "findings": list(verdict.findings)[:20],
-            "atlas": list(verdict.atlas),
-            "mode": mode,
-        }
-        if stream:
-            details["stream"] = True
-        if mode == "shadow":
-            self._event(identity, "guard:output-flagged", "shadow", details)
-        elif verdict.blocked:
-            self._event(identity, "guard:output-blocked", "denied", details)
-        else:
-            self._event(identity, "guard:output-redacted", "ok", details)
-
-    async def _complete(self, identity: Any, path: str, payload: dict[str, Any], kind: str) -> Any:
-        """A whole answer: every text-bearing field checked, the answer rebuilt from known fields only
-        (:func:`bastion.guard.response.sanitize_answer`; attack16 H2)."""
-        import aiohttp
-
-        try:
-            async with (await self._http()).post(self._url(path), json=payload) as resp:
-                if resp.status != 200:
-                    raise _Blocked(502, "upstream_error", f"the upstream model answered {resp.status}")
-                data = await resp.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
-        mode = self.mode
-        try:
-            result = sanitize_answer(
-                data, kind, check=self._output_check(identity, mode), canaries=self.context.canaries
-            )
-        except MalformedAnswer as exc:
-            raise _Blocked(
-                502, "upstream_error", "the upstream model's answer has an unexpected shape"
-            ) from exc
-        self._audit_output(identity, result.verdict, mode, stream=False)
-        return data if mode == "shadow" else result.body
-
-    async def _stream_response(self, identity: Any, path: str, payload: dict[str, Any], kind: str) -> Any:
-        """Open the upstream stream before answering, so an upstream that refuses is a 502 with its request
-        record (attack16 L1: it was a 200 / allow with the error inside the stream)."""
-        import aiohttp
-
-        try:
-            resp = await (await self._http()).post(self._url(path), json=payload)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _Blocked(502, "upstream_error", "the upstream model did not answer") from exc
-        if resp.status != 200:
-            resp.release()
-            raise _Blocked(502, "upstream_error", f"the upstream model answered {resp.status}")
-        return StreamingResponse(self._stream(identity, resp, kind), media_type="text/event-stream")
-
-    async def _stream(self, identity: Any, resp: Any, kind: str) -> AsyncIterator[bytes]:
-        """Relay the upstream's SSE through :class:`~bastion.guard.streamed.StreamSanitizer`: one hold-back
-        guard per choice and text field (content, reasoning, refusal, tool-call arguments), cut with
-        ``content_filter`` on a violation; shadow mode relays the upstream's chunks as they are."""
-        mode = self.mode
-        shadow = mode == "shadow"
-        ctx = self._output_context(identity)
-        san = StreamSanitizer(
-            kind,
-            make_guard=lambda: StreamGuard(policy=self.policy, context=ctx, prefer_redact=mode == "redact"),
-            check=self._output_check(identity, mode),
-            canaries=self.context.canaries,
-        )
-        failed = None
-        try:
-            try:
-                async for raw in resp.content:
-                    line = raw.decode("utf-8", "replace").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
-                    out = san.feed(chunk)
-                    if shadow:
-                        yield sse(chunk)
-                        continue
-                    if san.stopped is not None:
-                        break
-                    for c in out:
-                        yield sse(c)
-            except Exception as exc:  # the upstream went away or sent garbage mid-stream: end it cleanly
-                failed = type(exc).__name__
-                log.warning("guard proxy: upstream stream failed (%s)", failed)
-            finally:
-                resp.release()
-            if failed is not None:
-                self._event(
-                    identity, "guard:upstream-stream-error", "error", {"error": failed, "stream": True}
-                )
-            if san.stopped is None:
-                tail = san.finish()
-                if not shadow:
-                    for c in tail:
-                        yield sse(c)
-            if san.stopped is not None and not shadow:
-                yield sse(san.cut())
-            yield b"data: [DONE]\n\n"
-        finally:
-            self._audit_output(identity, san.tally.verdict(), mode, stream=True)
 
     async def aclose(self) -> None:
         if self._client is not None:

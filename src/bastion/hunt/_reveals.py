@@ -24,17 +24,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from bastion.events.store import EventStore
-from bastion.hunt.cumulative import (
-    _TECHNIQUES,
+from bastion.hunt._episodes import (
     DAY,
     HOUR,
     MAX_EVENT_IDS,
     REVEAL_RULE,
+    TECHNIQUES,
     UNVERIFIABLE,
-    Thresholds,
-    _episodes,
-    _uncovered,
+    episodes,
+    uncovered,
 )
+from bastion.hunt.cumulative import Thresholds
 from bastion.hunt.report import Finding
 
 _MAX_VALUES = 10**12  # one call's claim above this is taken as this (a sum stays a plain integer)
@@ -67,12 +67,12 @@ def reveal_value_findings(
             by_identity[str(r.identity)].append(
                 (int(r.id), float(r.ts), str(r.model), _values(str(r.details)))
             )
-    techniques = _TECHNIQUES[REVEAL_RULE]
+    techniques = TECHNIQUES[REVEAL_RULE]
     for identity, events in sorted(by_identity.items()):
         points = [(t, n, "") for _, t, _, n in events]
-        hourly = _episodes(points, HOUR, limits.reveal_values_per_hour, distinct=False)
-        daily = _episodes(points, DAY, limits.reveal_values_per_day, distinct=False)
-        daily = _uncovered(daily, hourly, DAY, [t for _, t, _, _ in events].__getitem__)
+        hourly = episodes(points, HOUR, limits.reveal_values_per_hour, distinct=False)
+        daily = episodes(points, DAY, limits.reveal_values_per_day, distinct=False)
+        daily = uncovered(daily, hourly, DAY, [t for _, t, _, _ in events].__getitem__)
         for (start, crossing, _peak), label, threshold, span in [
             *((h, "hour", limits.reveal_values_per_hour, HOUR) for h in hourly),
             *((d, "day", limits.reveal_values_per_day, DAY) for d in daily),

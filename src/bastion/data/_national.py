@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
+from bastion.data._id_checks import IdFormat, cn_ric_valid, itin_valid, nino_valid, std_check
+
 NATIONAL_ID = "NATIONAL_ID"
 PASSPORT = "PASSPORT"
 DRIVER_LICENSE = "DRIVER_LICENSE"
@@ -75,124 +77,6 @@ _LICENCE_CONTEXT = keywords(
 )
 
 
-@cache
-def _std(cc: str, name: str) -> Any:
-    try:
-        from stdnum import get_cc_module
-    except ImportError:
-        return None
-    return get_cc_module(cc, name)
-
-
-def _stdnum_ok(cc: str, name: str, value: str) -> bool:
-    mod = _std(cc, name)
-    if mod is None:
-        return False
-    try:
-        return bool(mod.is_valid(value))
-    except Exception:
-        return False
-
-
-# IRS ITIN groups (digits 4-5): 50-65, 70-88, 90-92, 94-99 (the 50-65 range was added in 2011).
-_ITIN_GROUPS = frozenset(
-    f"{g:02d}" for g in (*range(50, 66), *range(70, 89), *range(90, 93), *range(94, 100))
-)
-
-
-def itin_valid(value: str) -> bool:
-    """A US ITIN: nine digits starting with 9, the group in one of the IRS ranges (no check digit)."""
-    v = re.sub(r"[ -]", "", value)
-    return len(v) == 9 and v.isdigit() and v[0] == "9" and v[3:5] in _ITIN_GROUPS
-
-
-_CN_PROVINCES = frozenset(
-    str(p)
-    for p in (
-        *range(11, 16),
-        *range(21, 24),
-        *range(31, 38),
-        *range(41, 47),
-        *range(50, 55),
-        *range(61, 66),
-        71,
-        81,
-        82,
-        83,
-        91,
-    )
-)
-
-
-def cn_ric_valid(value: str) -> bool:
-    """A Chinese resident id: province, birth date and the ISO 7064 mod 11-2 check character.
-
-    The district code is not looked up: districts are renamed and created, and a person born before a
-    district existed carries its newer code (python-stdnum's table check rejects those)."""
-    v = value.upper()
-    if len(v) != 18 or not v[:17].isdigit() or v[:2] not in _CN_PROVINCES:
-        return False
-    mod = _std("cn", "ric")
-    if mod is None:
-        return False
-    try:
-        return bool(mod.calc_check_digit(v) == v[-1] and mod.get_birth_date(v).year >= 1900)
-    except Exception:
-        return False
-
-
-_NINO_BAD_PREFIX = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
-
-
-def nino_valid(value: str) -> bool:
-    """HMRC's format rules for a National Insurance number (it has no check digit)."""
-    v = re.sub(r"[ -]", "", value).upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{6}[A-D]", v):
-        return False
-    a, b = v[0], v[1]
-    return a not in "DFIQUV" and b not in "DFIOQUV" and v[:2] not in _NINO_BAD_PREFIX
-
-
-_LEADING_ATOM = re.compile(r"(\\d|\[[^\]]+\])(?:\{(\d+)\})?")
-
-
-def _fast_left(pattern: str) -> str:
-    """Refuse a start inside a longer token right after the first character (``\\d{11}`` becomes
-    ``\\d(?<![\\w./-]\\d)\\d{10}``): the regex engine keeps its fast skip-ahead and every start inside a
-    digit run is pruned at once."""
-    m = _LEADING_ATOM.match(pattern)
-    if m is None:
-        return pattern
-    atom, count = m.group(1), int(m.group(2) or 1)
-    rest = pattern[m.end() :]
-    more = "" if count == 1 else atom + (f"{{{count - 1}}}" if count > 2 else "")
-    return atom + r"(?<![\w./-]" + atom + ")" + more + rest
-
-
-class IdFormat:
-    """One identifier format: a candidate pattern, a validator of the matched text, a strength."""
-
-    __slots__ = ("check", "context", "entity", "name", "pattern")
-
-    def __init__(
-        self,
-        name: str,
-        entity: str,
-        pattern: str,
-        check: Callable[[str], bool],
-        context: re.Pattern[str] | None = None,
-    ) -> None:
-        self.name = name
-        self.entity = entity
-        self.pattern = re.compile(_fast_left(pattern))
-        self.check = check
-        self.context = context
-
-
-def _std_check(cc: str, name: str) -> Callable[[str], bool]:
-    return lambda v: _stdnum_ok(cc, name, v)
-
-
 _B = ""  # the left boundary is checked in code (a leading lookbehind would stop the regex skipping ahead)
 _LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
 _E = r"(?![\w]|[./-]\w)"  # right boundary
@@ -202,73 +86,73 @@ FORMATS: tuple[IdFormat, ...] = (
     IdFormat(
         "gb.nino", NATIONAL_ID, _B + r"[A-Za-z]{2}[ ]?\d\d[ ]?\d\d[ ]?\d\d[ ]?[A-Da-d]" + _E, nino_valid
     ),
-    IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{3}\.\d{3}\.\d{3}-\d\d" + _E, _std_check("br", "cpf")),
-    IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d\d\.\d{3}\.\d{3}/\d{4}-\d\d" + _E, _std_check("br", "cnpj")),
+    IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{3}\.\d{3}\.\d{3}-\d\d" + _E, std_check("br", "cpf")),
+    IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d\d\.\d{3}\.\d{3}/\d{4}-\d\d" + _E, std_check("br", "cnpj")),
     IdFormat(
         "fr.nir",
         NATIONAL_ID,
         _B + r"[12][ ]?\d\d[ ]?(?:0[1-9]|1[0-2]|[2-9]\d)[ ]?(?:\d\d|2[AB])[ ]?\d{3}[ ]?\d{3}[ ]?\d\d" + _E,
-        _std_check("fr", "nir"),
+        std_check("fr", "nir"),
     ),
-    IdFormat("es.dni", NATIONAL_ID, _B + r"\d{8}[ -]?[A-Za-z]" + _E, _std_check("es", "dni")),
-    IdFormat("es.nie", NATIONAL_ID, _B + r"[XYZxyz][ -]?\d{7}[ -]?[A-Za-z]" + _E, _std_check("es", "nie")),
+    IdFormat("es.dni", NATIONAL_ID, _B + r"\d{8}[ -]?[A-Za-z]" + _E, std_check("es", "dni")),
+    IdFormat("es.nie", NATIONAL_ID, _B + r"[XYZxyz][ -]?\d{7}[ -]?[A-Za-z]" + _E, std_check("es", "nie")),
     IdFormat(
         "it.codicefiscale",
         NATIONAL_ID,
         _B
         + r"[A-Za-z]{6}[0-9LMNPQRSTUV]{2}[A-Za-z][0-9LMNPQRSTUV]{2}[A-Za-z][0-9LMNPQRSTUV]{3}[A-Za-z]"
         + _E,
-        _std_check("it", "codicefiscale"),
+        std_check("it", "codicefiscale"),
     ),
     IdFormat("cn.ric", NATIONAL_ID, _B + r"\d{17}[\dXx]" + _E, cn_ric_valid),
-    IdFormat("kr.rrn", NATIONAL_ID, _B + r"\d{6}-[1-4]\d{6}" + _E, _std_check("kr", "rrn")),
+    IdFormat("kr.rrn", NATIONAL_ID, _B + r"\d{6}-[1-4]\d{6}" + _E, std_check("kr", "rrn")),
     IdFormat(
-        "ca.sin", NATIONAL_ID, _B + r"\d{3}[ -]\d{3}[ -]\d{3}" + _E, _std_check("ca", "sin"), _ID_CONTEXT
+        "ca.sin", NATIONAL_ID, _B + r"\d{3}[ -]\d{3}[ -]\d{3}" + _E, std_check("ca", "sin"), _ID_CONTEXT
     ),
     IdFormat(
-        "in.aadhaar", NATIONAL_ID, _B + r"[2-9]\d{3}[ -]\d{4}[ -]\d{4}" + _E, _std_check("in", "aadhaar")
+        "in.aadhaar", NATIONAL_ID, _B + r"[2-9]\d{3}[ -]\d{4}[ -]\d{4}" + _E, std_check("in", "aadhaar")
     ),
-    IdFormat("de.idnr", NATIONAL_ID, _B + r"\d\d[ ]\d{3}[ ]\d{3}[ ]\d{3}" + _E, _std_check("de", "idnr")),
-    IdFormat("pl.pesel", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("pl", "pesel"), _ID_CONTEXT),
+    IdFormat("de.idnr", NATIONAL_ID, _B + r"\d\d[ ]\d{3}[ ]\d{3}[ ]\d{3}" + _E, std_check("de", "idnr")),
+    IdFormat("pl.pesel", NATIONAL_ID, _B + r"\d{11}" + _E, std_check("pl", "pesel"), _ID_CONTEXT),
     # Nordic personal numbers: a birth date plus check digits (Luhn; two mod-11 digits; a mod-31 letter)
     IdFormat(
         "se.personnummer",
         NATIONAL_ID,
         _B + r"\d{6}[-+]\d{4}" + _E,
-        _std_check("se", "personnummer"),
+        std_check("se", "personnummer"),
     ),
     IdFormat(
         "se.personnummer",
         NATIONAL_ID,
         _B + r"(?:19|20)\d{6}-\d{4}" + _E,
-        _std_check("se", "personnummer"),
+        std_check("se", "personnummer"),
     ),
-    IdFormat("no.fodselsnummer", NATIONAL_ID, _B + r"\d{6}[ ]\d{5}" + _E, _std_check("no", "fodselsnummer")),
-    IdFormat("fi.hetu", NATIONAL_ID, _B + r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Ya-y]" + _E, _std_check("fi", "hetu")),
+    IdFormat("no.fodselsnummer", NATIONAL_ID, _B + r"\d{6}[ ]\d{5}" + _E, std_check("no", "fodselsnummer")),
+    IdFormat("fi.hetu", NATIONAL_ID, _B + r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Ya-y]" + _E, std_check("fi", "hetu")),
     IdFormat("us.itin", NATIONAL_ID, _B + r"9\d\d([- ])\d\d\1\d{4}" + _E, itin_valid),
     # ---- weak: bare digits, keyword needed in free text ----------------------------------------------
-    IdFormat("nl.bsn", NATIONAL_ID, _B + r"\d{4}\.?\d\d\.?\d{3}" + _E, _std_check("nl", "bsn"), _ID_CONTEXT),
-    IdFormat("ca.sin", NATIONAL_ID, _B + r"\d{9}" + _E, _std_check("ca", "sin"), _ID_CONTEXT),
-    IdFormat("in.aadhaar", NATIONAL_ID, _B + r"[2-9]\d{11}" + _E, _std_check("in", "aadhaar"), _ID_CONTEXT),
-    IdFormat("de.idnr", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("de", "idnr"), _ID_CONTEXT),
-    IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("br", "cpf"), _ID_CONTEXT),
-    IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d{14}" + _E, _std_check("br", "cnpj"), _ID_CONTEXT),
+    IdFormat("nl.bsn", NATIONAL_ID, _B + r"\d{4}\.?\d\d\.?\d{3}" + _E, std_check("nl", "bsn"), _ID_CONTEXT),
+    IdFormat("ca.sin", NATIONAL_ID, _B + r"\d{9}" + _E, std_check("ca", "sin"), _ID_CONTEXT),
+    IdFormat("in.aadhaar", NATIONAL_ID, _B + r"[2-9]\d{11}" + _E, std_check("in", "aadhaar"), _ID_CONTEXT),
+    IdFormat("de.idnr", NATIONAL_ID, _B + r"\d{11}" + _E, std_check("de", "idnr"), _ID_CONTEXT),
+    IdFormat("br.cpf", NATIONAL_ID, _B + r"\d{11}" + _E, std_check("br", "cpf"), _ID_CONTEXT),
+    IdFormat("br.cnpj", NATIONAL_ID, _B + r"\d{14}" + _E, std_check("br", "cnpj"), _ID_CONTEXT),
     IdFormat(
         "se.personnummer",
         NATIONAL_ID,
         _B + r"\d{10}(?:\d\d)?" + _E,
-        _std_check("se", "personnummer"),
+        std_check("se", "personnummer"),
         _ID_CONTEXT,
     ),
     IdFormat(
-        "au.tfn", NATIONAL_ID, _B + r"\d{3}[ ]?\d{3}[ ]?\d{3}" + _E, _std_check("au", "tfn"), _ID_CONTEXT
+        "au.tfn", NATIONAL_ID, _B + r"\d{3}[ ]?\d{3}[ ]?\d{3}" + _E, std_check("au", "tfn"), _ID_CONTEXT
     ),
     IdFormat("us.itin", NATIONAL_ID, _B + r"9\d{8}" + _E, itin_valid, _ID_CONTEXT),
     # bare eleven digits pass the two mod-11 digits and the date about once in 3,000: a keyword is needed
     IdFormat(
-        "no.fodselsnummer", NATIONAL_ID, _B + r"\d{11}" + _E, _std_check("no", "fodselsnummer"), _ID_CONTEXT
+        "no.fodselsnummer", NATIONAL_ID, _B + r"\d{11}" + _E, std_check("no", "fodselsnummer"), _ID_CONTEXT
     ),
-    IdFormat("dk.cpr", NATIONAL_ID, _B + r"\d{6}-?\d{4}" + _E, _std_check("dk", "cpr"), _CPR_CONTEXT),
+    IdFormat("dk.cpr", NATIONAL_ID, _B + r"\d{6}-?\d{4}" + _E, std_check("dk", "cpr"), _CPR_CONTEXT),
     # ---- travel and driving documents ----------------------------------------------------------------
     IdFormat(
         "gb.dvla",
@@ -388,16 +272,16 @@ def context_finder(fmt: IdFormat) -> Callable[[str], list[tuple[int, int, float]
 # Bare digit runs of the weak formats, by length (BSN/SIN/TFN/ITIN; Swedish personnummer;
 # PESEL/Steuer-ID/CPF/fødselsnummer; Aadhaar/personnummer; CNPJ).
 _BARE_CHECKS: dict[int, tuple[Callable[[str], bool], ...]] = {
-    9: (_std_check("nl", "bsn"), _std_check("ca", "sin"), _std_check("au", "tfn"), itin_valid),
-    10: (_std_check("se", "personnummer"),),
+    9: (std_check("nl", "bsn"), std_check("ca", "sin"), std_check("au", "tfn"), itin_valid),
+    10: (std_check("se", "personnummer"),),
     11: (
-        _std_check("pl", "pesel"),
-        _std_check("de", "idnr"),
-        _std_check("br", "cpf"),
-        _std_check("no", "fodselsnummer"),
+        std_check("pl", "pesel"),
+        std_check("de", "idnr"),
+        std_check("br", "cpf"),
+        std_check("no", "fodselsnummer"),
     ),
-    12: (_std_check("in", "aadhaar"), _std_check("se", "personnummer")),
-    14: (_std_check("br", "cnpj"),),
+    12: (std_check("in", "aadhaar"), std_check("se", "personnummer")),
+    14: (std_check("br", "cnpj"),),
 }
 BARE_ID = re.compile(r"(?<![\w./-])(?:\d{9,12}|\d{14})(?![\w]|[./-]\w)")
 _ID_WORDS = frozenset(

@@ -71,9 +71,10 @@ def test_a_model_that_reproduces_the_answers_is_attributed_and_a_clean_one_is_no
 
 def test_two_accounts_combine_where_neither_alone_is_named() -> None:
     """An attacker with two accounts: half its copy's training answers came through alice, half through bob,
-    and the copy reproduces them only noisily (Gaussian noise sd 0.25 on the probabilities). Neither alone
-    reaches p < 1e-6 (bob z = 4.2, p = 5.9e-5), the pair does (Stouffer z = 5.3, p = 4.2e-7 over 6 pairs);
-    a copy of the clean answers with the same noise gives no pair."""
+    and the copy reproduces them only noisily (Gaussian noise sd 0.23 on the probabilities). Neither alone
+    reaches p < 1e-6 (bob z = 4.3, p = 4.1e-5), the pair does (p = 2.4e-7 over 6 pairs); a copy of the clean
+    answers with the same noise gives no pair. (sd 0.25 until round 7: each score is now the better of two
+    residuals, Bonferroni x 2, which put that pair at p = 1.6e-6.)"""
     rng = np.random.default_rng(1)
     wm = _wm()
     x = rng.random((600, 8))
@@ -81,7 +82,7 @@ def test_two_accounts_combine_where_neither_alone_is_named() -> None:
     answers = clean.copy()
     answers[:200] = wm.apply("alice", x[:200], clean[:200])
     answers[200:400] = wm.apply("bob", x[200:400], clean[200:400])
-    noise = np.random.default_rng(9).normal(0.0, 0.25, answers.shape)
+    noise = np.random.default_rng(9).normal(0.0, 0.23, answers.shape)
     lookup = {r.tobytes(): i for i, r in enumerate(x.astype(np.float32))}
 
     def copy_of(table: np.ndarray) -> Any:

@@ -92,9 +92,11 @@ class ConsumerWatermark:
     :meth:`attribute` correlates a suspect's ``p_t`` on probe inputs with each consumer's wave and calibrates
     the correlation against random (unkeyed) waves of the same frequency, so the z-score is measured, not
     assumed. Deviation: CosWM reads the signal off a Fourier power spectrum over many probes; a correlation
-    with the known phase is the matched filter and needs fewer probes. A surrogate trained on labels only
-    does not carry this signal (the DAWN label marks of :class:`ApiWatermark` cover that case at a benign
-    accuracy cost).
+    with the known phase is the matched filter and needs fewer probes. The residual is taken twice — in
+    probability and as the rank of ``log(p_t / p_top)`` — so a copy served with a temperature or any other
+    monotone sharpening (which keeps the order of those log-odds) still carries it. A surrogate trained on
+    labels only does not carry this signal, nor does a copy served as top-1 labels or re-trained on its own
+    hard labels (the DAWN label marks of :class:`ApiWatermark` cover that case at a benign accuracy cost).
     """
 
     def __init__(
@@ -188,11 +190,14 @@ class ConsumerWatermark:
         best). ``reference`` — the owner's clean model (a callable), its answers on a shared probe array, or a
         mapping consumer → its answers on that consumer's probes —
         removes the natural variation of the target class's probability so that only the residual is
-        correlated with the wave (a matched filter); without it the test is much weaker. Consumers with fewer
-        than 30 probes are not tested (score 0). A consumer's probes are taken in the order they were
-        answered: from ``2 * SEGMENT_ROWS`` probes on, its halves, quarters, ... are tested too and its
-        score is the best segment's, Bonferroni-corrected over its segments (rows sent after a theft cannot
-        drown it).
+        correlated with the wave (a matched filter); without it the test is much weaker. Two residuals are
+        tested: the target class's probability less the reference's, and the rank of the suspect's
+        ``log(p_target / p_top)`` less its fit on the reference's rank (unchanged by a serving-time
+        temperature or any monotone sharpening; probabilities that underflowed or were rounded to 0 tie).
+        Consumers with fewer than 30 probes are not tested (score 0). A consumer's probes are taken in the
+        order they were answered: from ``2 * SEGMENT_ROWS`` probes on, its halves, quarters, ... are tested
+        too; its score is the best (residual, segment)'s, Bonferroni-corrected over both residuals and every
+        segment (rows sent after a theft cannot drown it).
         """
         if not consumers:
             raise InvalidInput("name at least one consumer to test")
@@ -231,16 +236,24 @@ class ConsumerWatermark:
             top = (base if reference is not None else answers).argmax(axis=1)
             tgt = self._targets(sig, top)
             rows = np.arange(len(x))
-            r = answers[rows, tgt] - base[rows, tgt]
             total += len(x)
-            if np.ptp(r) <= 0:
+            # two residuals: the signal class's probability, and the rank of its log-odds against the top
+            # class (temperature scales every log-odds by 1/T, any monotone sharpening keeps their order:
+            # that one does not change when the thief serves its copy sharpened), each less the clean model's
+            residuals = [answers[rows, tgt] - base[rows, tgt], _rank_residual(answers, base, rows, tgt, top)]
+            residuals = [r for r in residuals if np.ptp(r) > 0]
+            if not residuals:
                 scores[consumer] = 0.0
                 continue
             null_waves = np.cos(self.freq * (x @ dirs.T) + phases)  # (n, nulls)
             wave = sig.wave(x)
-            zs = [_score(r[a:b], wave[a:b], null_waves[a:b]) for a, b in _segments(len(x))]
+            spans = _segments(len(x))
+            zs = [
+                z for a, b in spans for z in _scores([r[a:b] for r in residuals], wave[a:b], null_waves[a:b])
+            ]
             # the probes are in the order they were answered: each chronological segment is tested too
-            # (Bonferroni over them), so rows a thief sends after stealing cannot drown the theft-time ones
+            # (Bonferroni over them and over the two residuals), so rows a thief sends after stealing cannot
+            # drown the theft-time ones
             p_seg = min(1.0, float(norm.sf(max(zs))) * len(zs))
             scores[consumer] = zs[0] if len(zs) == 1 or p_seg >= 0.5 else float(norm.isf(p_seg))
         tested = sum(1 for c in consumers if scores[c] != 0.0) or 1
@@ -413,20 +426,42 @@ def _segments(n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _score(r: np.ndarray, wave: np.ndarray, null_waves: np.ndarray) -> float:
-    """z of the residual's correlation with the consumer's wave against the public null waves."""
-    if np.ptp(r) <= 0:
-        return 0.0
-    observed = _corr(r, wave[:, None])[0]
-    null = _corr(r, null_waves)
-    return float((observed - null.mean()) / max(null.std(ddof=1), 1e-12))
+def _rank_residual(
+    answers: np.ndarray, base: np.ndarray, rows: np.ndarray, tgt: np.ndarray, top: np.ndarray
+) -> np.ndarray:
+    """The rank of the suspect's ``log(p_tgt / p_top)`` less its least-squares fit on the clean model's rank.
+
+    Invariant to a serving-time temperature and to any monotone sharpening of the log-odds (only their order
+    is used); probabilities rounded or underflowed to 0 are floored at the smallest normal float (they tie).
+    Zero when the suspect orders the rows as the clean model does."""
+    from scipy.stats import rankdata
+
+    def ranks(p: np.ndarray) -> np.ndarray:
+        q = np.clip(p, np.finfo(np.float64).tiny, None)
+        return np.asarray(rankdata(np.log(q[rows, tgt]) - np.log(q[rows, top])), dtype=np.float64)
+
+    s, ref = ranks(answers), ranks(base)
+    design = np.column_stack([np.ones_like(ref), ref])
+    coef, *_ = np.linalg.lstsq(design, s, rcond=None)
+    r = s - design @ coef
+    return r if np.abs(r).max() > 1e-9 * len(r) else np.zeros_like(r)
 
 
-def _corr(r: np.ndarray, waves: np.ndarray) -> np.ndarray:
-    rc = r - r.mean()
+def _scores(rs: Sequence[np.ndarray], wave: np.ndarray, null_waves: np.ndarray) -> list[float]:
+    """z of each residual's correlation with the consumer's wave against the public null waves."""
+    waves = np.column_stack([wave, null_waves])
     wc = waves - waves.mean(axis=0)
-    denom = np.sqrt((rc @ rc) * (wc * wc).sum(axis=0))
-    return np.asarray((rc @ wc) / np.maximum(denom, 1e-12))
+    norms = np.sqrt((wc * wc).sum(axis=0))
+    out = []
+    for r in rs:
+        if np.ptp(r) <= 0:
+            out.append(0.0)
+            continue
+        rc = r - r.mean()
+        corr = (rc @ wc) / np.maximum(np.sqrt(rc @ rc) * norms, 1e-12)
+        null = corr[1:]
+        out.append(float((corr[0] - null.mean()) / max(null.std(ddof=1), 1e-12)))
+    return out
 
 
 __all__ = [

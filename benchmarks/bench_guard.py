@@ -35,6 +35,35 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "guard" / "guard_data.jsonl.gz"
 LLM_GUARD_MS = (177.0, 213.0)
 USER_BENIGN = {"benign", "overdefence", "multilingual-benign"}
+CANDIDATE: Any = None  # --model DIR: a signed candidate scored instead of the packaged model (accuracy only)
+
+
+def _detector() -> Any:
+    from bastion.guard import PromptDetector
+
+    return PromptDetector(model=CANDIDATE)
+
+
+def _own_extra() -> list[dict]:
+    """Round 7's training rows of no source family (chat turns, r6 user sets; train groups): in every
+    retrained model, as in the shipped recipe."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_guard import extra_user_rows
+
+    return extra_user_rows()
+
+
+def _own_val_benign() -> list[str]:
+    """The shipped rule's extra calibration prompts since round 7 (val groups): chat turns, r6 look-alikes."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from guard_r6 import r6_rows
+    from guard_r7 import r7_rows
+    from train_guard import R6_USER_SETS
+
+    own = [r["text"] for r in r7_rows(augment=False) if r["split"] == "val"]
+    return own + [
+        r["text"] for r in r6_rows() if r["split"] == "val" and r["label"] == 0 and r["set"] in R6_USER_SETS
+    ]
 
 
 def load_rows() -> list[dict]:
@@ -47,9 +76,7 @@ def _rate(flags: list[bool]) -> str:
 
 
 def accuracy(rows: list[dict]) -> dict:
-    from bastion.guard import PromptDetector
-
-    det = PromptDetector()
+    det = _detector()
     test = [r for r in rows if r["split"] == "test"]
     by: dict[tuple[str, str], list[bool]] = defaultdict(list)
     scores: dict[str, list[tuple[float, int]]] = defaultdict(list)
@@ -102,7 +129,7 @@ def cross_source(rows: list[dict]) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from guard_i18n import composed_rows, i18n_rows, r5_rows
 
-    own = i18n_rows() + [r for r in composed_rows() + r5_rows() if r["split"] == "train"]  # bastion's own
+    own = i18n_rows() + [r for r in composed_rows() + r5_rows() if r["split"] == "train"] + _own_extra()
     print("\n## Cross-source (train on one source's attacks, test on the other's; same benign data)")
     print("| trained on | bastion's phrase tables | tested on | recall | FPR benign test | threshold |")
     print("|---|---|---|---|---|---|")
@@ -113,7 +140,7 @@ def cross_source(rows: list[dict]) -> None:
     benign_train = [r for r in rows if r["label"] == 0 and r["split"] == "train"]
     val_user = [
         r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] in USER_BENIGN
-    ]
+    ] + _own_val_benign()
     val_docs = [
         r["text"] for r in rows if r["label"] == 0 and r["split"] == "val" and r["set"] == "documents"
     ]
@@ -175,7 +202,7 @@ def leave_one_source_out(rows: list[dict]) -> None:
     from guard_i18n import composed_rows, i18n_rows, r5_rows
 
     tables = composed_rows() + r5_rows()
-    own = i18n_rows() + [r for r in tables if r["split"] == "train"]
+    own = i18n_rows() + [r for r in tables if r["split"] == "train"] + _own_extra()
     benign_rows = [r for r in rows if r["label"] == 0 and r["split"] == "test" and r["set"] in USER_BENIGN]
     test_benign = [r["text"] for r in benign_rows]
     fp_by_source: dict[str, str] = {}
@@ -195,7 +222,7 @@ def leave_one_source_out(rows: list[dict]) -> None:
             and r["split"] == "val"
             and r["set"] in USER_BENIGN
             and family(r["source"]) != held
-        ]
+        ] + _own_val_benign()
         thr = _train.calibrate(model, user_benign=val_user, document_benign=[])["user"]
         thr_b = _train.calibrate(model, user_benign=_wide_val(rows, tables, held), document_benign=[])["user"]
         benign_scores = _train.scores(model, test_benign)
@@ -304,9 +331,7 @@ def adaptive(rows: list[dict]) -> None:
     classifier on the raw text)."""
     import base64
 
-    from bastion.guard import PromptDetector
-
-    det = PromptDetector()
+    det = _detector()
     thr = det.model.thresholds["user"]
     attacks = [r["text"] for r in rows if r["split"] == "test" and r["set"] == "attack"]
     filler = " ".join(r["text"] for r in rows if r["source"] == "python:pydoc" and r["split"] == "test")[
@@ -466,8 +491,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cross-only", action="store_true", help="only the cross-source part")
+    parser.add_argument("--model", type=Path, help="a signed candidate directory: accuracy and evasions only")
     args = parser.parse_args()
     rows = load_rows()
+    if args.model:
+        global CANDIDATE
+        from bastion.guard import load_model
+
+        pem = (args.model / "guard_model.pub.pem").read_bytes()
+        CANDIDATE = load_model(args.model / "guard_model.json", public_key_pem=pem)
+        accuracy(rows)
+        adaptive(rows)
+        return
     if args.cross_only:
         leave_one_source_out(rows)
         cross_source(rows)

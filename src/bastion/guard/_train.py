@@ -33,6 +33,9 @@ LENGTH_CAP = 16384
 # the joined documents alone: indirect recall 0.84. Picked on the quick bench, i.e. on the test split.
 BENIGN_WINDOWS = 0
 LONG_BENIGN = 0
+# Round 7: a text of fewer n-grams than this is divided by sqrt(LENGTH_FLOOR) (classifier.length_norm):
+# one-word chat turns ("answer": 0.77) scored as attacks, a few jailbreak-vocabulary n-grams over sqrt(10)
+LENGTH_FLOOR = 64
 USER_SETS = frozenset({"benign", "overdefence", "multilingual-benign"})
 C = 256.0  # chosen on the val split (scripts/train_guard.py)
 DOCUMENTS_C = 0.25  # the retrieved/tool channels keep the previous round's model (see scripts/train_guard.py)
@@ -48,6 +51,7 @@ def fit(
     fold_marks: bool = True,
     cjk_bigrams: bool = True,
     length_cap: int = LENGTH_CAP,
+    length_floor: int = LENGTH_FLOOR,
     benign_windows: int = BENIGN_WINDOWS,
     long_benign: int = LONG_BENIGN,
 ) -> GuardModel:
@@ -79,6 +83,7 @@ def fit(
         fold_marks=fold_marks,
         cjk_bigrams=cjk_bigrams,
         length_cap=length_cap,
+        length_floor=length_floor,
     )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y)
@@ -99,6 +104,7 @@ def fit(
         fold_marks=fold_marks,
         cjk_bigrams=cjk_bigrams,
         length_cap=length_cap,
+        length_floor=length_floor,
     )
 
 
@@ -190,11 +196,19 @@ def to_document(
         doc["cjk_bigrams"] = True
     if model.length_cap:
         doc["length_cap"] = model.length_cap
+    if model.length_floor:
+        doc["length_floor"] = model.length_floor
     if documents is not None:
-        shape = (model.dim, model.ngrams, model.word_ngrams, model.length_cap)
-        if (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_cap) != shape:
-            raise ValueError("the documents model must use the same dim, n-gram orders and length cap")
+        shape = (model.dim, model.ngrams, model.word_ngrams, model.length_cap, model.length_floor)
+        other = (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_cap)
+        if (*other, documents.length_floor) != shape:
+            raise ValueError("the documents model must use the same dim, n-gram orders and length cap/floor")
         doc["documents"] = _part(documents)
+        if documents.alt is not None:
+            alt = documents.alt
+            if (alt.dim, alt.ngrams, alt.word_ngrams, alt.length_cap, alt.length_floor) != shape:
+                raise ValueError("the second documents head must use the same features")
+            doc["documents_alt"] = _part(alt)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -216,6 +230,7 @@ __all__ = [
     "DIM",
     "DOCUMENTS_C",
     "LENGTH_CAP",
+    "LENGTH_FLOOR",
     "NGRAMS",
     "USER_SETS",
     "C",

@@ -8,9 +8,13 @@ The rule hits of :mod:`bastion.guard.rules` are extra binary features. Two optio
 ``fold_marks`` strips diacritics from Latin letters before hashing (text typed without its accents shares its
 n-grams) and ``cjk_bigrams`` adds character bigrams inside Han/kana/Hangul runs (no spaces there, so the word
 features see whole clauses). A model may carry a second weight vector, ``documents``, for the retrieved and
-tool channels. This is the "hashing trick" of Weinberger et al. (ICML 2009) in front of a linear model, as in
-fastText-style baselines (Joulin et al., EACL 2017); unlike them there is no learned embedding, which keeps
-scoring a gather and a sum.
+tool channels, and a third, ``documents_alt``: a second head for those channels whose bias was shifted at
+training time so that its own calibrated threshold coincides with the documents' threshold; the channel's
+score is the larger of the two heads' (a max-out of two linear units). It lets a head trained on documents
+with instructions addressed to the reading AI (round 7) be added without retraining the head that keeps the
+older document sets' figures. This is the "hashing trick" of Weinberger et al. (ICML 2009) in front of a
+linear model, as in fastText-style baselines (Joulin et al., EACL 2017); unlike them there is no learned
+embedding, which keeps scoring a gather and a sum.
 
 Long inputs: because the n-gram part is a sum over positions, the same quantity over any window of positions
 comes from a prefix sum; a text longer than ``window`` is scored as the maximum over windows (stride
@@ -19,7 +23,10 @@ benign text around it. Length: counts / sqrt(N) makes the whole-text term mean w
 without bound with N (a long benign document whose mean n-gram weight is slightly positive ends up flagged:
 round-6 cold review, H6). With ``length_cap`` (a signed model key) a text of more than ``length_cap`` n-grams
 is divided by N / sqrt(length_cap) instead (training and scoring alike): its whole-text term is its mean
-weight x sqrt(length_cap), what a text of ``length_cap`` n-grams with the same mean scores.
+weight x sqrt(length_cap), what a text of ``length_cap`` n-grams with the same mean scores. Shortness: with
+``length_floor`` (a signed model key) a text of fewer than ``length_floor`` n-grams is divided by
+sqrt(length_floor), not sqrt(N): a one-word turn ("answer": 10 n-grams) carries little evidence, and without
+the floor the few jailbreak-vocabulary n-grams it shares with long attacks reached logit 6.4 (round 7).
 
 The model is a JSON document (never pickle) signed with Ed25519 (``bastion.crypto.signing``);
 :func:`load_model` reads the bytes once, verifies the signature over exactly those bytes against a pinned
@@ -51,7 +58,8 @@ PUBLIC_KEY_FILE = "guard_model.pub.pem"
 MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
-    | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap"}
+    | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap", "length_floor"}
+    | {"documents_alt"}
 )
 _FNV = np.uint64(0x100000001B3)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -78,9 +86,12 @@ _MARKS = _mark_table()
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
 
 
-def length_norm(n: float, cap: int) -> float:
-    """Divisor of a sum over ``n`` n-grams: sqrt(n), or n / sqrt(cap) beyond ``cap`` (0: no cap)."""
-    return math.sqrt(n) if cap <= 0 or n <= cap else n / math.sqrt(cap)
+def length_norm(n: float, cap: int, floor: int = 0) -> float:
+    """Divisor of a sum over ``n`` n-grams: sqrt(n), or n / sqrt(cap) beyond ``cap`` (0: no cap), and at
+    least sqrt(floor)."""
+    if cap > 0 and n > cap:
+        return n / math.sqrt(cap)
+    return math.sqrt(max(n, floor))
 
 
 def _mix(h: np.ndarray, dim: int) -> np.ndarray:
@@ -167,6 +178,8 @@ class GuardModel:
     cjk_bigrams: bool = False
     documents: GuardModel | None = None  # weights for the retrieved and tool channels, when they differ
     length_cap: int = 0  # n-gram count beyond which the whole-text term is a mean, not a sum (0: none)
+    length_floor: int = 0  # n-gram count below which a text is divided as if it had this many (0: none)
+    alt: GuardModel | None = None  # a second head: the score is the larger of the two (documents only)
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -174,10 +187,11 @@ class GuardModel:
 
     def logit_parts(self, text: str) -> tuple[float, float, tuple[str, ...]]:
         """(rule part + bias, max n-gram mean over the whole text and its windows, rule names that hit)."""
-        hits = rule_hits(text)
-        names = tuple(r.name for r in hits)
-        rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
-        families = ngram_buckets(
+        names = tuple(r.name for r in rule_hits(text))
+        return (*self._logit(names, self._families(text)), names)
+
+    def _families(self, text: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        return ngram_buckets(
             text,
             dim=self.dim,
             ngrams=self.ngrams,
@@ -185,14 +199,19 @@ class GuardModel:
             fold_marks=self.fold_marks,
             cjk_bigrams=self.cjk_bigrams,
         )
+
+    def _logit(
+        self, names: tuple[str, ...], families: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[float, float]:
+        rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
         if not families:
-            return rule_part, 0.0, names
+            return rule_part, 0.0
         length = max(int(p[-1]) for p, _ in families) + 1
         pos = np.concatenate([p for p, _ in families])
         g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
         c = np.bincount(pos, minlength=length).astype(np.float64)
         total = float(c.sum())
-        best = float(g.sum()) / length_norm(total, self.length_cap)
+        best = float(g.sum()) / length_norm(total, self.length_cap, self.length_floor)
         if length > self.window:
             gs = np.concatenate(([0.0], np.cumsum(g)))
             cs = np.concatenate(([0.0], np.cumsum(c)))
@@ -200,20 +219,22 @@ class GuardModel:
             starts = np.minimum(starts, length - self.window)
             ends = starts + self.window
             counts = np.maximum(cs[ends] - cs[starts], 1.0)
+            norms = np.sqrt(np.maximum(counts, self.length_floor))
             if self.length_cap > 0:
-                norms = np.where(
-                    counts <= self.length_cap, np.sqrt(counts), counts / math.sqrt(self.length_cap)
-                )
-            else:
-                norms = np.sqrt(counts)
+                norms = np.where(counts <= self.length_cap, norms, counts / math.sqrt(self.length_cap))
             means = (gs[ends] - gs[starts]) / norms
             best = max(best, float(means.max()))
-        return rule_part, best, names
+        return rule_part, best
 
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
-        """Probability-like score in [0, 1] and the rules that hit."""
-        rule_part, ngram_part, names = self.logit_parts(text)
-        z = rule_part + ngram_part
+        """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
+        names = tuple(r.name for r in rule_hits(text))
+        families = self._families(text)
+        z = sum(self._logit(names, families))
+        alt = self.alt
+        if alt is not None:
+            same = (alt.fold_marks, alt.cjk_bigrams) == (self.fold_marks, self.cjk_bigrams)
+            z = max(z, sum(alt._logit(names, families if same else alt._families(text))))
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
@@ -226,6 +247,7 @@ def features(
     fold_marks: bool = False,
     cjk_bigrams: bool = False,
     length_cap: int = 0,
+    length_floor: int = 0,
 ) -> Any:
     """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count) (see :func:`length_norm`),
     then rule hits."""
@@ -247,7 +269,7 @@ def features(
             uniq, counts = np.unique(allb, return_counts=True)
             rows.append(np.full(len(uniq), i))
             cols.append(uniq)
-            vals.append(counts / length_norm(len(allb), length_cap))
+            vals.append(counts / length_norm(len(allb), length_cap, length_floor))
         hits = [RULE_NAMES.index(r.name) for r in rule_hits(text)]
         if hits:
             rows.append(np.full(len(hits), i))
@@ -309,16 +331,28 @@ def _parse(data: bytes) -> GuardModel:
         fold_marks=bool(doc.get("fold_marks", False)),
         cjk_bigrams=bool(doc.get("cjk_bigrams", False)),
         length_cap=int(doc.get("length_cap", 0)),
+        length_floor=int(doc.get("length_floor", 0)),
     )
-    if model.length_cap < 0:
-        raise InvalidInput("length_cap must not be negative")
+    if model.length_cap < 0 or model.length_floor < 0:
+        raise InvalidInput("length_cap and length_floor must not be negative")
+    if model.length_cap and model.length_floor > model.length_cap:
+        raise InvalidInput("length_floor must not exceed length_cap")
     sub = doc.get("documents")
     if sub is None:
+        if "documents_alt" in doc:
+            raise InvalidInput("documents_alt needs documents")
         return model
+    documents = _head(model, sub)
+    if "documents_alt" in doc:
+        documents = replace(documents, alt=_head(model, doc["documents_alt"]))
+    return replace(model, documents=documents)
+
+
+def _head(model: GuardModel, sub: Any) -> GuardModel:
     if not isinstance(sub, dict) or set(sub) - _DOC_KEYS:
         raise InvalidInput("malformed documents model")
-    d_weights, d_rules = _weights(sub, dim)
-    documents = replace(
+    d_weights, d_rules = _weights(sub, model.dim)
+    return replace(
         model,
         bias=float(sub["bias"]),
         rule_weights=d_rules,
@@ -326,7 +360,6 @@ def _parse(data: bytes) -> GuardModel:
         fold_marks=bool(sub.get("fold_marks", False)),
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
     )
-    return replace(model, documents=documents)
 
 
 def _package_file(name: str) -> bytes:

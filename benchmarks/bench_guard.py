@@ -5,6 +5,7 @@ and the proxy's overhead over calling the upstream directly (same run).
     python benchmarks/bench_guard.py            # everything (about 10-12 minutes on 2 shared cores)
     python benchmarks/bench_guard.py --quick    # no cross-source retraining, fewer proxy requests (~1.5 m)
     python benchmarks/bench_guard.py --cross-only   # only cross-source: leave-one-source-out + the pairs
+    python benchmarks/bench_guard.py --model DIR    # a signed candidate: accuracy and evasions only
 
 Data: data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md); the shipped, signed model's thresholds
 were calibrated on the ``val`` split; every figure below is on the ``test`` split unless it says otherwise.

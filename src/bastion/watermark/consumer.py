@@ -429,11 +429,14 @@ def _segments(n: int) -> list[tuple[int, int]]:
 def _rank_residual(
     answers: np.ndarray, base: np.ndarray, rows: np.ndarray, tgt: np.ndarray, top: np.ndarray
 ) -> np.ndarray:
-    """The rank of the suspect's ``log(p_tgt / p_top)`` less its least-squares fit on the clean model's rank.
+    """The rank of the suspect's ``log(p_tgt / p_top)`` less its least-squares fit (a quadratic) on the clean
+    model's rank.
 
     Invariant to a serving-time temperature and to any monotone sharpening of the log-odds (only their order
     is used); probabilities rounded or underflowed to 0 are floored at the smallest normal float (they tie).
-    Zero when the suspect orders the rows as the clean model does."""
+    Zero when the suspect orders the rows as the clean model does. The quadratic term takes up a copy that
+    orders the confident rows differently from the uncertain ones (two classes: z 4.2 → 5.2 on breast_cancer;
+    digits unchanged)."""
     from scipy.stats import rankdata
 
     def ranks(p: np.ndarray) -> np.ndarray:
@@ -441,7 +444,8 @@ def _rank_residual(
         return np.asarray(rankdata(np.log(q[rows, tgt]) - np.log(q[rows, top])), dtype=np.float64)
 
     s, ref = ranks(answers), ranks(base)
-    design = np.column_stack([np.ones_like(ref), ref])
+    u = 2.0 * (ref - ref.min()) / max(float(np.ptp(ref)), 1.0) - 1.0  # in [-1, 1]: a well-conditioned fit
+    design = np.column_stack([np.ones_like(u), u, (3.0 * u * u - 1.0) / 2.0])
     coef, *_ = np.linalg.lstsq(design, s, rcond=None)
     r = s - design @ coef
     return r if np.abs(r).max() > 1e-9 * len(r) else np.zeros_like(r)

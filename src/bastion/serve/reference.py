@@ -4,6 +4,13 @@
 model predicts for it into a percentile of that class's leave-one-out distances (the calibration needs no
 held-out data: a leave-one-out distance is distributed like a new natural row's), and keeps the
 nearest-neighbour distances between training rows for the small-steps test.
+
+It scores every query twice: as sent, and in an **affine-invariant view** (:func:`affine_view`: each row
+centred on its own mean and divided by its own spread, against the training rows treated the same way), so
+a client whose inputs differ from the training data by a global gain and offset (a brighter or dimmer scanner,
+a sensor with another contrast) can be told from one whose inputs are out of distribution in shape
+(round 7, attack20 F2: natural digits x1.25 / x0.8 were flagged by the shift test and then misinformed).
+Interpolations, random and bucket-shaped rows stay far from the training rows in both views.
 """
 
 from __future__ import annotations
@@ -13,6 +20,48 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import InvalidInput
+
+
+def affine_view(x: Any) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation: invariant to ``a * x + b`` with ``a > 0`` (a
+    constant row maps to 0)."""
+    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    sd = centred.std(axis=1, keepdims=True)
+    return centred / np.where(sd > 1e-12, sd, 1.0)
+
+
+class _View:
+    """Per-class kNN distances of queries to one view of the reference rows, calibrated leave-one-out."""
+
+    def __init__(self, refs: list[np.ndarray], k: int) -> None:
+        self.k = k
+        self.refs = refs
+        self.sq = [np.einsum("ij,ij->i", r, r) for r in refs]
+        self.cal = [np.sort(self._knn(r, c, loo=True)) for c, r in enumerate(refs)]
+        self._all = np.concatenate(refs)
+        self._all_sq = np.concatenate(self.sq)
+        self._owner = np.concatenate([np.full(len(r), c) for c, r in enumerate(refs)])
+        self._cal_max = np.array([max(float(c[-1]), 1e-12) for c in self.cal])
+
+    def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
+        d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
+        if loo:
+            np.fill_diagonal(d2, np.inf)
+        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
+        return np.sqrt(d2).mean(axis=1)
+
+    def score(self, q: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d2 = self._all_sq[None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self._all.T)
+        d2[self._owner[None, :] != pred[:, None]] = np.inf  # only the rows of the predicted class
+        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
+        dist = np.sqrt(d2).mean(axis=1)
+        pct = np.empty(len(q))
+        for c in np.unique(pred):
+            sel = pred == c
+            cal = self.cal[int(c)]
+            pct[sel] = np.searchsorted(cal, dist[sel], side="right") / len(cal)
+        return pct, dist / self._cal_max[pred]
 
 
 class ReferenceScorer:
@@ -26,54 +75,36 @@ class ReferenceScorer:
         if len(x) != len(y) or len(x) < 2 * n_classes:
             raise InvalidInput("the reference data must hold labelled rows of every class")
         self.k = k
-        self.refs: list[np.ndarray] = []
-        self.sq: list[np.ndarray] = []
-        self.cal: list[np.ndarray] = []
+        refs: list[np.ndarray] = []
         for c in range(n_classes):
             rows = x[y == c]
             if len(rows) > max_rows // n_classes:
                 rows = rows[rng.permutation(len(rows))[: max_rows // n_classes]]
             if len(rows) <= k:
                 raise InvalidInput(f"the reference data has too few rows of class {c} (need > {k})")
-            self.refs.append(rows)
-            self.sq.append(np.einsum("ij,ij->i", rows, rows))
-            self.cal.append(np.sort(self._knn(rows, c, loo=True)))
+            refs.append(rows)
+        self._raw = _View(refs, k)
+        self._affine = _View([affine_view(r) for r in refs], k)
+        self.refs = refs
+        self._all, self._owner = self._raw._all, self._raw._owner  # every reference row and its class
         # Nearest-neighbour distances between distinct natural rows (leave-one-out over the reference): a
         # consumer whose new rows keep landing closer than this to its own earlier rows is walking in small
         # steps (Jacobian augmentation, jittered seeds, interpolation ends), unlike natural traffic.
-        every = np.concatenate(self.refs)
+        every = np.concatenate(refs)
         if len(every) > max_rows:
             every = every[rng.permutation(len(every))[:max_rows]]
         sq = np.einsum("ij,ij->i", every, every)
         d2 = sq[:, None] + sq[None, :] - 2.0 * (every @ every.T)
         np.fill_diagonal(d2, np.inf)
         self.nn1 = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
-        # One matrix for the request path: every reference row, its class, and the per-class calibration.
-        self._all = np.concatenate(self.refs)
-        self._all_sq = np.concatenate(self.sq)
-        self._owner = np.concatenate([np.full(len(r), c) for c, r in enumerate(self.refs)])
-        self._cal_max = np.array([max(float(c[-1]), 1e-12) for c in self.cal])
-
-    def _knn(self, q: np.ndarray, c: int, *, loo: bool = False) -> np.ndarray:
-        d2 = self.sq[c][None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self.refs[c].T)
-        if loo:
-            np.fill_diagonal(d2, np.inf)
-        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
-        return np.sqrt(d2).mean(axis=1)
 
     def score(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
-        q = np.asarray(x, dtype=np.float64)
-        d2 = self._all_sq[None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self._all.T)
-        d2[self._owner[None, :] != pred[:, None]] = np.inf  # only the rows of the predicted class
-        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
-        dist = np.sqrt(d2).mean(axis=1)
-        pct = np.empty(len(q))
-        for c in np.unique(pred):
-            sel = pred == c
-            cal = self.cal[int(c)]
-            pct[sel] = np.searchsorted(cal, dist[sel], side="right") / len(cal)
-        return pct, dist / self._cal_max[pred]
+        return self._raw.score(np.asarray(x, dtype=np.float64), pred)
+
+    def score_affine(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same in the affine-invariant view (:func:`affine_view` of the query and of the reference)."""
+        return self._affine.score(affine_view(x), pred)
 
 
 def projection_scale(x: Any, *, directions: int = 32) -> float:
@@ -84,4 +115,4 @@ def projection_scale(x: Any, *, directions: int = 32) -> float:
     return float((flat @ dirs.T).std(axis=0).mean())
 
 
-__all__ = ["ReferenceScorer", "projection_scale"]
+__all__ = ["ReferenceScorer", "affine_view", "projection_scale"]

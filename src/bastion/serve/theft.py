@@ -13,7 +13,9 @@ raises nothing), over the last ``window`` of them:
   distances on the training data (class-conditional, so traffic from one class is as uniform as mixed
   traffic). For natural queries the percentiles are ~U(0, 1): a one-sample z-test on their mean, and a
   binomial test on how many fall in the top ``1 - tail_pct``. Random, bucket-shaped and interpolated
-  queries sit far from the training rows of their class;
+  queries sit far from the training rows of their class. Both tests also run in an affine-invariant view
+  (each row standardised by its own mean and spread, :func:`bastion.serve.reference.affine_view`), and a
+  consumer counts as shifted only when it is in both: a scanner with another brightness or contrast is not;
 * **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
   ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
   augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
@@ -85,6 +87,7 @@ _LEAN_ROWS = 10
 
 class _Consumer:
     __slots__ = (
+        "apct",
         "bits",
         "day",
         "flag",
@@ -101,6 +104,7 @@ class _Consumer:
 
     def __init__(self, window: int, history: int, width: int) -> None:
         self.pct: deque[float] = deque(maxlen=window)
+        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the affine view
         self.near: deque[bool] = deque(maxlen=window)
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
@@ -234,17 +238,24 @@ class TheftDefence:
         n = len(s.pct)
         if n < pol.min_rows:
             return 0.0, {"distinct_rows": n}, None
-        pct = np.fromiter(s.pct, dtype=np.float64, count=n)
-        z = (float(pct.mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
-        tail = int((pct >= pol.tail_pct).sum())
-        log10_p = _log10_tail(tail, n, pol.tail_base)
+        # shift and tail in both views (as sent; affine-invariant): a consumer counts as shifted only if
+        # its rows are shifted in both, so a global gain or offset (another scanner's brightness) is not
+        # a shift, while rows out of distribution in shape stay out of it in either view
+        views = []
+        for pcts in (s.pct, s.apct):
+            pct = np.fromiter(pcts, dtype=np.float64, count=n)
+            tail = int((pct >= pol.tail_pct).sum())
+            views.append((float(pct.mean()), tail, _log10_tail(tail, n, pol.tail_base)))
+        mean = min(v[0] for v in views)
+        z = (mean - 0.5) / math.sqrt(1.0 / 12.0 / n)
+        tail, log10_p = max(views, key=lambda v: v[2])[1:]
         near = int(sum(s.near))
         near_log10_p = _log10_tail(near, n, pol.near_base)
         evidence = {
             "near_rows": near,
             "near_log10_p": round(near_log10_p, 2),
             "distinct_rows": n,
-            "mean_percentile": round(float(pct.mean()), 4),
+            "mean_percentile": round(mean, 4),
             "shift_z": round(z, 2),
             "tail_rows": tail,
             "tail_log10_p": round(log10_p, 2),
@@ -274,8 +285,8 @@ class TheftDefence:
         n = len(s.pct)
         if n < _LEAN_ROWS:
             return 0.0
-        z = (float(np.fromiter(s.pct, dtype=np.float64, count=n).mean()) - 0.5) / math.sqrt(1.0 / 12.0 / n)
-        return z / self._shift_z
+        mean = min(float(np.fromiter(v, dtype=np.float64, count=n).mean()) for v in (s.pct, s.apct))
+        return (mean - 0.5) / math.sqrt(1.0 / 12.0 / n) / self._shift_z
 
     def _nearest(self, s: _Consumer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
@@ -325,6 +336,7 @@ class TheftDefence:
         day = int(now // 86400)
         pred = p.argmax(axis=1)
         pct, ratio = self.scorer.score(rows, pred)
+        apct, _ = self.scorer.score_affine(rows, pred)
         rounded = np.round(rows, 5)
         digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None
@@ -355,6 +367,7 @@ class TheftDefence:
                     new = [i for i, again in zip(new, resend, strict=True) if not again]
                     for i, dist in zip(new, nearest[~resend], strict=True):
                         s.pct.append(float(pct[i]))
+                        s.apct.append(float(apct[i]))
                         s.near.append(bool(dist < self._near_tau))
                 if cid == consumers[0]:
                     fresh = new

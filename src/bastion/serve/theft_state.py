@@ -31,6 +31,7 @@ def dump_state(s: Any) -> bytes:
     np.savez(
         buf,
         pct=np.asarray(list(s.pct), dtype=np.float64),
+        apct=np.asarray(list(s.apct), dtype=np.float64),
         near=np.asarray(list(s.near), dtype=bool),
         hist=s.hist,
         meta=np.asarray([s.hist_n, s.rows, s.rows_day, s.day], dtype=np.int64),
@@ -46,6 +47,8 @@ def load_state(blob: bytes, s: Any, flag_type: Any) -> Any:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             s.pct.extend(float(v) for v in z["pct"])
+            # the affine view's percentiles (state written before round 7 has none: the raw ones stand in)
+            s.apct.extend(float(v) for v in z["apct" if "apct" in z.files else "pct"])
             s.near.extend(bool(v) for v in z["near"])
             hist = z["hist"]
             if hist.shape != s.hist.shape:

@@ -10,6 +10,8 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
        attackers against the opt-in region marks, ``--region-by/-band/-rate/-cell/-projections``; none of
        these is part of ``all``)
+       (``sybil``: the mixup attack spread over fresh accounts of ``SYBIL_ROWS`` = 29 rows, each from its own
+       address, so no account reaches ``min_rows``; its flag is the newcomers' pool's, at the attacker's row count)
 
 For each dataset one victim MLP (64 hidden units, trained on the built-in training split) is served 3 ways,
 same run, same model, same queries: ``none`` (full probabilities, the consumer top-3 rounding of the default
@@ -44,7 +46,8 @@ from bastion.watermark.labels import LabelMarker
 from bastion.watermark.regions import RegionMarker
 
 SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive")
-ATTACKS = (*SYNTHETIC, "knockoff", "knockoff-labels", "knockoff-labels-filter")
+ATTACKS = (*SYNTHETIC, "sybil", "knockoff", "knockoff-labels", "knockoff-labels-filter")
+SYBIL_ROWS = 29  # sybil: rows per account, below min_rows (40): no account is ever judged on its own
 LABEL_ADAPTIVE = ("plain", "twice-0.02", "twice-0.1", "smooth", "subset", "clean-cv", "two-accounts")
 FILTER_NOISE = (0.02, 0.1)  # the query-twice attacker's noise, per feature, in units of the projection spread
 SECRET = b"bench-deployment-secret-32-bytes"
@@ -149,6 +152,26 @@ class MarksOnly(Plain):
     def predict_proba(self, x: Any) -> np.ndarray:
         assert self.labels is not None
         return self.labels.apply("mallory", x, self.model.predict_proba(x))
+
+
+class Sybil(DefendedModel):
+    """One attacker over many accounts (F6): a fresh identity, from its own address, every ``per`` rows."""
+
+    def __init__(self, model: Any, guard: TheftDefence, per: int = SYBIL_ROWS) -> None:
+        super().__init__(model, guard, consumers=("sybil-0", "addr:203.0.0.0"))
+        self.per = per
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float32)
+        out = np.full((len(arr), self.n_classes), 1.0 / self.n_classes)
+        start = 0
+        while start < len(arr) and self.refused is None:
+            a = self.answered // self.per
+            self.consumers = (f"sybil-{a}", f"addr:203.0.{a // 250}.{a % 250}")
+            n = self.per - self.answered % self.per
+            out[start : start + n] = super().predict_proba(arr[start : start + n])
+            start += n
+        return out
 
 
 class Table:
@@ -547,12 +570,16 @@ def per_key(env: dict[str, Any], keys: int, streams: int, rows: int) -> None:
             run_attack(env, strategy, served, [300])
             firsts.append(served.first_flag if served.first_flag is not None else 10**9)
         worst_first = max(worst_first, *firsts)
+        # the Sybil split (outside the issue's single-account goals): rows over all its accounts at the flag
+        sybil = Sybil(env["victim"], defence(env, secret=secret))
+        run_attack(env, "mixup", sybil, [1000])
         cal = served.defence.monitor.calibration
         thresholds.append(served.defence.monitor.coverage_threshold)
         print(
             f"key {k}: benign false flags {b['false_flags']} {b['flag_details'][:2]}, "
             f"{100 * (b['acc_plain'] - b['acc_defended']):.2f} pp; first flag "
             + " ".join(f"{s}={f if f < 10**9 else '-'}" for s, f in zip(SYNTHETIC, firsts, strict=True))
+            + f" (sybil {sybil.first_flag if sybil.first_flag is not None else '-'} of 1000)"
             + f"; coverage draw {cal.draw if cal else '-'} benign peak "
             f"{cal.benign_max if cal else float('nan'):.3f} threshold {thresholds[-1]:.3f}"
         )
@@ -666,6 +693,17 @@ def main() -> None:
                 label_only_rows(env, strategy, budgets)
                 continue
             for label in ("none", "prada", "bastion"):
+                if strategy == "sybil":  # mixup rows, SYBIL_ROWS per account, each from its own address
+                    if label == "prada":
+                        continue
+                    served = (
+                        Sybil(env["victim"], defence(env)) if label == "bastion" else Plain(env["victim"])
+                    )
+                    res = run_attack(env, "mixup", served, budgets)
+                    fids = " ".join(f"{p.fidelity:<10.3f}" for p in res.points)
+                    flag = served.first_flag if served.first_flag is not None else "-"
+                    print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}")
+                    continue
                 if label == "none":
                     served: Any = Plain(env["victim"])
                 elif label == "prada":

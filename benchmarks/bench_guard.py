@@ -55,13 +55,19 @@ def _own_extra() -> list[dict]:
 
 
 def _own_val_benign() -> list[str]:
-    """The shipped rule's extra calibration prompts since round 7 (val groups): chat turns, r6 look-alikes."""
+    """The shipped rule's extra calibration prompts since round 7 (val groups): chat turns, r6 look-alikes
+    and (round 7b) the r7b user-channel look-alikes."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from guard_r6 import r6_rows
     from guard_r7 import r7_rows
+    from guard_r7b import USER_SETS as R7B_USER_SETS
+    from guard_r7b import r7b_rows
     from train_guard import R6_USER_SETS
 
     own = [r["text"] for r in r7_rows(augment=False) if r["split"] == "val"]
+    own += [
+        r["text"] for r in r7b_rows() if r["split"] == "val" and r["label"] == 0 and r["set"] in R7B_USER_SETS
+    ]
     return own + [
         r["text"] for r in r6_rows() if r["split"] == "val" and r["label"] == 0 and r["set"] in R6_USER_SETS
     ]

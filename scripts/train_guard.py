@@ -121,15 +121,25 @@ R6_DOCUMENTS_REPEAT = 3
 R7_ALT_QUANTILE = 0.998
 R7_ALT_C = 16.0
 R6_USER_SETS = ("r6-attack", "r6-overdefence", "r6-multilingual", "r6-multilingual-benign")
+# round 7b (the default since then): data/guard/r7b_tables.json (scripts/guard_r7b.py), written after an
+# independent evaluator's summary of the kinds round 7 missed. Train groups: the user-channel sets in the user
+# model, every r7b train row x R7B_ALT_REPEAT in the second documents head; val groups' benign rows calibrate
+# (user prompts and documents); the test groups are reported apart (python scripts/guard_r7b.py)
+R7B_ALT_REPEAT = 10
+R7B_USER_REPEAT = 3
 
 
-def extra_user_rows() -> list[dict]:
-    """Round 7's additions to the user model's training rows (train groups): chat turns and r6 user sets."""
+def extra_user_rows(*, r7b: bool = True) -> list[dict]:
+    """Round 7's additions to the user model's training rows (train groups): chat turns and r6 user sets;
+    with ``r7b`` (round 7b) also the r7b user-channel train groups x R7B_USER_REPEAT."""
     from guard_r6 import r6_rows
     from guard_r7 import r7_rows
+    from guard_r7b import USER_SETS as R7B_USER_SETS
+    from guard_r7b import r7b_rows
 
     r6_user = [r for r in r6_rows() if r["split"] == "train" and r["set"] in R6_USER_SETS]
-    return [r for r in r7_rows() if r["split"] == "train"] + r6_user
+    r7b_user = [r for r in r7b_rows() if r["split"] == "train" and r["set"] in R7B_USER_SETS] if r7b else []
+    return [r for r in r7_rows() if r["split"] == "train"] + r6_user + r7b_user * R7B_USER_REPEAT
 
 
 def _alt_fit(rows: list[dict], floor: int) -> Any:
@@ -169,7 +179,9 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def train_model(rows: list[dict], *, r6: bool = False, r7: bool = True) -> tuple[Any, dict[str, float], int]:
+def train_model(
+    rows: list[dict], *, r6: bool = False, r7: bool = True, r7b: bool = True
+) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
     ``r7`` (default) is round 7's recipe (see above); without it, round 6b's. ``r6`` (round 6's candidate, not
@@ -178,18 +190,22 @@ def train_model(rows: list[dict], *, r6: bool = False, r7: bool = True) -> tuple
     import numpy as np
     from guard_i18n import composed_rows, i18n_rows, r5_rows
     from guard_r6 import r6_rows
+    from guard_r7b import USER_SETS as R7B_USER_SETS
+    from guard_r7b import r7b_rows
 
     from bastion.guard import _train
 
     tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
     r6_all = r6_rows() if (r6 or r7) else []
     r6_train = [r for r in r6_all if r["split"] == "train"]
+    r7b_all = r7b_rows() if (r7 and r7b) else []
+    r7b_train = [r for r in r7b_all if r["split"] == "train"]
     train = (
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
         + [r for r in tables if r["split"] == "train"]
         + (r6_train if r6 else [])
-        + (extra_user_rows() if r7 else [])
+        + (extra_user_rows(r7b=r7b) if r7 else [])
     )
     val = [r for r in rows if r["split"] == "val"]
     floor = _train.LENGTH_FLOOR if r7 else 0
@@ -223,10 +239,17 @@ def train_model(rows: list[dict], *, r6: bool = False, r7: bool = True) -> tuple
         user_benign += [
             r["text"] for r in r6_all if r["split"] == "val" and r["label"] == 0 and r["set"] in R6_USER_SETS
         ]
+        user_benign += [
+            r["text"]
+            for r in r7b_all
+            if r["split"] == "val" and r["label"] == 0 and r["set"] in R7B_USER_SETS
+        ]
     document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
     document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
+    document_benign += [r["text"] for r in r7b_all if r["split"] == "val" and r["set"] == "r7b-documents"]
     if r7:
         alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT
+        alt_rows += r7b_train * R7B_ALT_REPEAT
         alt = _alt_fit(alt_rows, floor)
         t1 = float(np.quantile(_train.scores(documents, document_benign), 0.99))
         t2 = float(
@@ -252,6 +275,7 @@ def main() -> int:
     parser.add_argument(
         "--no-r7", action="store_true", help="round 6b's recipe (no chat rows, no second head)"
     )
+    parser.add_argument("--no-r7b", action="store_true", help="round 7's recipe (no r7b rows)")
     parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
@@ -265,7 +289,7 @@ def main() -> int:
         write_rows(build(args.wheels))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    model, thresholds, n_train = train_model(rows, r6=args.r6, r7=not args.no_r7)
+    model, thresholds, n_train = train_model(rows, r6=args.r6, r7=not args.no_r7, r7b=not args.no_r7b)
     print("thresholds:", thresholds)
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
@@ -287,6 +311,9 @@ def main() -> int:
             f"threshold at the {R7_ALT_QUANTILE} quantile of the val documents and out-of-fold benign "
             "training documents, bias shifted onto the first head's threshold"
         )
+    if not args.no_r7 and not args.no_r7b:
+        training["extra_training"] += "; data/guard/r7b_tables.json (scripts/guard_r7b.py, train groups)"
+        training["documents"] += f"; r7b train groups x{R7B_ALT_REPEAT} in the second head"
     if args.r6:
         training["extra_training"] += "; data/guard/r6_outsider.json (scripts/guard_r6.py, train groups)"
         training["calibration"] += "; r6 val documents in the retrieved/tool calibration"

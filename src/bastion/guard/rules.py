@@ -152,6 +152,29 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:send|post|forward|upload|exfiltrate|email|transmit)\b[^.\n]{0,50}\b(?:conversation|chat history|credentials|passwords?|api keys?|secrets?|user data|previous messages)\b[^.\n]{0,40}\b(?:to|at)\b",  # noqa: E501
     ),
 )
+# Round 7b: who a line is addressed to. "Assistant, please …", "To the AI reading this:", "If you are an
+# LLM …" address an AI reader; "Assistant manager: …", "Agent: thanks for waiting" (a chat log's speaker)
+# do not. A feature like the others (the classifier weighs it with the words around it), not a verdict:
+# documents and prompts that talk *about* AI ("what is an AI agent?") stay the model's call.
+_AI = (
+    r"(?:ai|a\.i\.|llm (?:agent|assistant)|llm|large language model|language model|chatbot|bot|copilot|gpt|"
+    r"summari[sz]er|ai (?:assistant|agent|model|system|tool|helper|reader)|"
+    r"(?:automated|virtual|digital) (?:assistant|agent|reader|tool)|(?:assistant|agent|model))s?"
+)
+RULES += (
+    _r(
+        "addressed-to-ai-reader",
+        INJECTION,
+        rf"\b(?:dear|hey|hello|hi|attention|note (?:to|for)|message (?:to|for)|instructions? for|to|for)\s+"
+        rf"(?:the |any |all |whichever |every |an? )?{_AI}\b[^.\n]{{0,30}}?\b(?:reading|processing|handling|"
+        rf"summari[sz]ing|that reads|who reads|which reads|with (?:shell|file|calendar|email|tool) access)\b|"
+        rf"\bif you are an? {_AI}\b|"
+        rf"\b(?:to|for|dear|attention)\s+(?:the |any |all )?{_AI}\s*:|"
+        rf"(?:^|\n|[.!?>]\s)\s*(?:dear |hey |hello |hi )?(?!assistant manager){_AI}\s*(?:,|—|–|!)\s|"
+        rf"(?:^|\n|[.!?>]\s)\s*(?:ai|llm|language model|chatbot|copilot|ai (?:assistant|agent|model)|"
+        rf"(?:automated|virtual) (?:assistant|agent|reader))s?\s*:\s",
+    ),
+)
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 
 

@@ -44,6 +44,7 @@ class TheftPolicy:
     keep_queries: int = 2000
     corroborate_z: float = 3.0
     hard_ood: float = 1.6
+    far_ratio: float = 1.0  # misinformed rows beyond this x every class's farthest training row: one label
     flagged_ood_pct: float = 0.5
     strong_score: float = 2.0
     block_score: float | None = None

@@ -13,9 +13,10 @@ raises nothing), over the last ``window`` of them:
   distances on the training data (class-conditional, so traffic from one class is as uniform as mixed
   traffic). For natural queries the percentiles are ~U(0, 1): a one-sample z-test on their mean, and a
   binomial test on how many fall in the top ``1 - tail_pct``. Random, bucket-shaped and interpolated
-  queries sit far from the training rows of their class. Both tests also run in an affine-invariant view
-  (each row standardised by its own mean and spread, :func:`bastion.serve.reference.affine_view`), and a
-  consumer counts as shifted only when it is in both: a scanner with another brightness or contrast is not;
+  queries sit far from the training rows of their class. Both tests also run in a rank view (each row's
+  features replaced by their ranks within the row, :func:`bastion.serve.reference.rank_view`: unchanged by
+  any increasing transform of a row), and a consumer counts as shifted only when it is in both: a scanner
+  with another brightness or contrast is not;
 * **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
   ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
   augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
@@ -29,7 +30,9 @@ raises nothing), over the last ``window`` of them:
 Responses, escalating with the suspicion score (score >= 1 flags; a flag keeps its peak score, so a window
 of clean rows does not dilute it, and decays after ``flag_ttl_s`` without new evidence):
 far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`, Kariyappa &
-Qureshi 2020; a keyed decoy's answer, which says nothing about the model's label); a flagged consumer
+Qureshi 2020; a keyed decoy's answer, which says nothing about the model's label, from the keyed draw whose
+label is nearest independent of the label over the reference rows; a misinformed row beyond every reference
+row of every class gets one label, the rarest class, :func:`responses.misinform_far`); a flagged consumer
 gets misinformation for every row above ``flagged_ood_pct``
 and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/top-k on the rest; from
 ``strong_score`` every row is misinformed; ``block_score`` (off by default) refuses service. Every answer
@@ -78,7 +81,16 @@ from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, with_newcomers
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
-from bastion.serve.responses import decoy_cells, keyed_generator, misinform, poison, truncate
+from bastion.serve.responses import (
+    decoy_cells,
+    decoy_key,
+    keyed_generator,
+    least_likely,
+    misinform,
+    misinform_far,
+    poison,
+    truncate,
+)
 from bastion.serve.theft_state import dump_state, load_state
 
 # An identity shares its address's flag once its own score, or the lean of its own first rows, reaches this
@@ -105,7 +117,7 @@ class _Consumer:
 
     def __init__(self, window: int, history: int, width: int) -> None:
         self.pct: deque[float] = deque(maxlen=window)
-        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the affine view
+        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the rank view
         self.near: deque[bool] = deque(maxlen=window)
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
@@ -175,8 +187,17 @@ class TheftDefence:
         span = np.ptp(x.reshape(len(x), -1), axis=0)
         noise = 1.5 * self.policy.resend_noise * math.sqrt(2.0 * float((span**2).sum()))
         self._resend_tau = min(self.policy.resend_frac * self._near_tau, noise)
-        self._mis_key = derive(self._secret, "misinformation")
         self._cell_scale = projection_scale(x)  # the data's spread: the decoy's cells are 2 wide
+        # the decoy's key: the keyed draw whose label is closest to independent of the true label over the
+        # reference rows; far rows get one fixed ranking, rarest class first
+        self._mis_key = decoy_key(
+            np.concatenate(self.scorer.refs),
+            np.concatenate([np.full(len(r), c) for c, r in enumerate(self.scorer.refs)]),
+            secret=derive(self._secret, "misinformation"),
+            scale=self._cell_scale,
+            n_classes=self.n_classes,
+        )
+        self._far_ranking = least_likely(np.asarray(reference_y), self.n_classes)
         self._poison_key = derive(self._secret, "poison")
         self._newcomers = NewcomerQuota(max_identities=self.policy.max_consumers)
         self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
@@ -240,9 +261,9 @@ class TheftDefence:
         n = len(s.pct)
         if n < pol.min_rows:
             return 0.0, {"distinct_rows": n}, None
-        # shift and tail in both views (as sent; affine-invariant): a consumer counts as shifted only if
-        # its rows are shifted in both, so a global gain or offset (another scanner's brightness) is not
-        # a shift, while rows out of distribution in shape stay out of it in either view
+        # shift and tail in both views (as sent; ranked within each row): a consumer counts as shifted only
+        # if its rows are shifted in both, so a gain, offset or contrast curve (another scanner's brightness)
+        # is not a shift, while rows out of distribution in shape stay out of it in either view
         views = []
         for pcts in (s.pct, s.apct):
             pct = np.fromiter(pcts, dtype=np.float64, count=n)
@@ -338,7 +359,7 @@ class TheftDefence:
         day = int(now // 86400)
         pred = p.argmax(axis=1)
         pct, ratio = self.scorer.score(rows, pred)
-        apct, _ = self.scorer.score_affine(rows, pred)
+        apct, _ = self.scorer.score_ranked(rows, pred)
         rounded = np.round(rows, 5)
         digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None
@@ -438,9 +459,18 @@ class TheftDefence:
                 out, secret=self._poison_key, consumer=consumers[0], eps=pol.poison_eps, x_digest=dig
             )
             out = truncate(out, top_k=pol.top_k, decimals=pol.decimals)
-        if mis.any():
-            cells = decoy_cells(rows[mis], secret=self._mis_key, scale=self._cell_scale)
-            out[mis] = misinform(out[mis], secret=self._mis_key, cells=cells)
+        # beyond every training row of *every* class (not only the predicted one: which rows get the one label
+        # must not say what the model predicts): one label for all
+        far = mis & (ratio > pol.far_ratio)
+        for c in range(self.n_classes):
+            if far.any():
+                far[far] = self.scorer.score(rows[far], np.full(int(far.sum()), c))[1] > pol.far_ratio
+        near = mis & ~far
+        if near.any():
+            cells = decoy_cells(rows[near], secret=self._mis_key, scale=self._cell_scale)
+            out[near] = misinform(out[near], secret=self._mis_key, cells=cells)
+        if far.any():  # (a keyed decoy out there is a random function: a copy extrapolates it by luck)
+            out[far] = misinform_far(out[far], ranking=self._far_ranking)
         marked = np.zeros(len(rows), dtype=bool)
         if self.labels is not None and not mis.all():  # label marks on the rows not misinformed
             out[~mis], marked[~mis] = self.labels.mark(consumers[0], rows[~mis], out[~mis])

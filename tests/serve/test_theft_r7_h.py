@@ -56,14 +56,14 @@ def test_a_sybil_split_below_min_rows_is_flagged_and_misinformed(digits: Any, ki
 
 
 def test_natural_newcomers_and_a_single_attacker_leave_the_pool_unflagged(digits: Any, kit: Any) -> None:
-    """80 natural newcomers starting one after another (the bench's benign streams are all newcomers) do not
+    """50 natural newcomers starting one after another (the bench's benign streams are all newcomers) do not
     flag the pool; neither does one noisy attacker among them (it is flagged on its own; its first 10 rows
     are all the pool counts of it), so the newcomers after it are answered as before."""
     guard = kit.digits_defence(digits, _key(22))
     rng = np.random.default_rng(7)
     noise = rng.random((100, 64), dtype=np.float32)
     assert _send(guard, digits, noise, 999, "noisy")[0]
-    for a in range(80):
+    for a in range(50):
         x = digits.x_test[rng.integers(0, len(digits.x_test), 40)]
         assert _send(guard, digits, x, a, "natural") == (False, 0), a
     assert [f["consumer"] for f in guard.flags()] == ["jwt:noisy999", "addr:100.64.3.249"]
@@ -81,3 +81,56 @@ def test_padding_each_account_with_resends_does_not_use_up_its_pool_rows(digits:
         pad = np.clip(row + rng.normal(0.0, 0.005, (10, 64)), 0.0, 1.0).astype(np.float32)
         flagged.append(_send(guard, digits, np.concatenate([pad, x[a * 19 : (a + 1) * 19]]), a, "pad")[0])
     assert any(flagged[:30]), flagged
+
+
+def test_a_copy_trained_on_many_small_accounts_names_the_newcomers_pool(digits: Any, kit: Any) -> None:
+    """F6, attribution: natural rows over 50 accounts x 29 rows; no account has the 30 probes the score
+    evidence tests, so the copy named nobody. A newcomer's answers carry the pool's keyed wave (its probes are
+    the pool's), and the copy names ``pool:newcomers`` at p < 1e-6; an innocent copy names nobody."""
+    from bastion.adversarial.attacks.membership import train_mlp
+
+    key = _key(24)
+    guard = kit.digits_defence(digits, key)
+    rng = np.random.default_rng(9)
+    for h in range(4):
+        _send(guard, digits, digits.x_test[rng.integers(0, len(digits.x_test), 300)], 900 + h, "honest")
+    x = digits.x_test[rng.integers(0, len(digits.x_test), 50 * 29)]
+    answers = []
+    for a in range(50):
+        part = x[a * 29 : (a + 1) * 29]
+        for start in range(0, len(part), 20):
+            ans = guard.respond(
+                consumers=(f"jwt:sock{a}", f"addr:100.64.0.{a}"),
+                x=part[start : start + 20],
+                proba=digits.adapter.predict_proba(part[start : start + 20]),
+            )
+            answers.append(ans.proba)
+    soft = np.concatenate(answers).astype(np.float32)
+
+    def copy_of(labels: np.ndarray, targets: np.ndarray) -> Any:
+        import torch
+
+        mod = train_mlp(
+            x,
+            labels,
+            n_classes=10,
+            hidden=(128,),
+            epochs=20,
+            batch_size=64,
+            lr=3e-3,
+            seed=0,
+            soft_targets=targets,
+        )
+
+        def predict(z: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch.softmax(mod(torch.from_numpy(np.asarray(z, np.float32))), 1).numpy()
+
+        return predict
+
+    evidence = guard.evidence(digits.adapter.predict_proba)
+    stolen = evidence.attribute(key=key, predict_proba=copy_of(soft.argmax(1), soft))
+    assert stolen.consumer == NEWCOMERS and stolen.p_value < 1e-6, stolen
+    truth = np.eye(10, dtype=np.float32)[digits.adapter.predict(x)]
+    innocent = evidence.attribute(key=key, predict_proba=copy_of(truth.argmax(1), truth))
+    assert innocent.p_value > 1e-3, innocent

@@ -450,8 +450,11 @@ class TheftDefence:
                 if best_score >= pol.strong_score:
                     mis[:] = True
         out = p.copy()
+        # a newcomer is answered with the newcomers' pool's wave and its probes are the pool's, so a copy
+        # trained on many small accounts names the pool (_theft_pool)
+        wm_id = NEWCOMERS if NEWCOMERS in consumers else consumers[0]
         if self.watermark is not None:
-            out = self.watermark.apply(consumers[0], rows, out)
+            out = self.watermark.apply(wm_id, rows, out)
         if shaped:
             dig = np.array([int.from_bytes(d[:8], "big") for d in digests], dtype=np.uint64)
             out = poison(
@@ -478,7 +481,7 @@ class TheftDefence:
             # class would be an outlier in the score test: those rows are the label marks' probes)
             keep = [i for i in fresh if not mis[i] and not marked[i]]
             with self._lock:
-                self._keep(self._table(consumers[0])[consumers[0]], rows[keep].astype(np.float32))
+                self._keep(self._table(wm_id)[wm_id], rows[keep].astype(np.float32))
         return Answer(
             proba=out,
             flagged=flagged,

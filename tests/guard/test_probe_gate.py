@@ -32,8 +32,11 @@ MUST_GET_THROUGH = {
     "leak-canary-homoglyph",
     "leak-card-dots",
     "leak-image-ref",  # reference-style markdown image
-    "leak-image-html",  # <img src>
 }
+# "<img src=attacker…?d=…>" in the prompt itself: the real detector in front of the leaky upstream flags
+# it since the round-7b model (0.55 against 0.44), so the probe is refused at the prompt (stopped) rather
+# than leaked; either is an honest report, checked in the first test
+MAY_BE_STOPPED_AT_THE_PROMPT = {"leak-image-html"}
 # the old suite's probes: the naive guard stops every one of them, so the old gate said "clean"
 OLD_STOPPED = {"inj-ignore", "inj-homoglyph", "inj-zero-width", "inj-base64", "jb-dan", "jb-devmode"}
 OLD_STOPPED |= {"ml-de", "leak-canary", "leak-card", "leak-image"}
@@ -61,6 +64,9 @@ def test_leaking_endpoint_fails_the_gate_naming_what_got_through(leaky, tmp_path
         assert (pid, False) in through and (pid, True) in through, pid
         assert f"GOT THROUGH  {pid} " in printed
     assert ("leak-choices", False) in through  # the second of n=2 choices is never checked
+    for r in report["results"]:
+        if r["id"] in MAY_BE_STOPPED_AT_THE_PROMPT:
+            assert r["got_through"] or (r["outcome"] == "stopped" and r["status"] == 400), r
     assert not ids & OLD_STOPPED
     # where it got through is named
     by = {(r["id"], r["stream"]): r for r in report["results"]}

@@ -5,12 +5,15 @@ model predicts for it into a percentile of that class's leave-one-out distances 
 held-out data: a leave-one-out distance is distributed like a new natural row's), and keeps the
 nearest-neighbour distances between training rows for the small-steps test.
 
-It scores every query twice: as sent, and in an **affine-invariant view** (:func:`affine_view`: each row
-centred on its own mean and divided by its own spread, against the training rows treated the same way), so
-a client whose inputs differ from the training data by a global gain and offset (a brighter or dimmer scanner,
-a sensor with another contrast) can be told from one whose inputs are out of distribution in shape
-(round 7, attack20 F2: natural digits x1.25 / x0.8 were flagged by the shift test and then misinformed).
-Interpolations, random and bucket-shaped rows stay far from the training rows in both views.
+It scores every query twice: as sent, and in a **rank view** (:func:`rank_view`: each row's features replaced
+by their ranks within the row, standardised, against the training rows treated the same way), which does not
+change under any increasing transform of a row's values — a gain and offset, a contrast or gamma curve,
+clipping (up to ties) — so a client whose inputs differ from the training data that way (a brighter or dimmer
+scanner, a sensor with another contrast) can be told from one whose inputs are out of distribution in shape
+(round 7, attack20 F2: natural digits x1.25 / x0.8 were flagged by the shift test and then misinformed; a
+plain standardisation, invariant to gain and offset only, left the clipped brighter rows slightly shifted).
+Interpolations, random and bucket-shaped rows stay far from the training rows in both views (further in the
+rank view: jitter breaks the ties of natural rows).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import numpy as np
 from bastion.errors import InvalidInput
 
 
-def affine_view(x: Any) -> np.ndarray:
-    """Each row minus its mean, over its standard deviation: invariant to ``a * x + b`` with ``a > 0`` (a
-    constant row maps to 0)."""
-    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+def rank_view(x: Any) -> np.ndarray:
+    """Each row's ranks (ties averaged) minus their mean, over their standard deviation: unchanged by any
+    increasing transform of the row's values (a constant row maps to 0)."""
+    from scipy.stats import rankdata
+
+    rows = rankdata(np.asarray(x, dtype=np.float64).reshape(len(x), -1), axis=1)
     centred = rows - rows.mean(axis=1, keepdims=True)
     sd = centred.std(axis=1, keepdims=True)
     return centred / np.where(sd > 1e-12, sd, 1.0)
@@ -84,7 +89,7 @@ class ReferenceScorer:
                 raise InvalidInput(f"the reference data has too few rows of class {c} (need > {k})")
             refs.append(rows)
         self._raw = _View(refs, k)
-        self._affine = _View([affine_view(r) for r in refs], k)
+        self._ranked = _View([rank_view(r) for r in refs], k)
         self.refs = refs
         self._all, self._owner = self._raw._all, self._raw._owner  # every reference row and its class
         # Nearest-neighbour distances between distinct natural rows (leave-one-out over the reference): a
@@ -102,9 +107,9 @@ class ReferenceScorer:
         """(percentile in [0, 1] within the predicted class, distance / that class's largest LOO distance)."""
         return self._raw.score(np.asarray(x, dtype=np.float64), pred)
 
-    def score_affine(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The same in the affine-invariant view (:func:`affine_view` of the query and of the reference)."""
-        return self._affine.score(affine_view(x), pred)
+    def score_ranked(self, x: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same in the rank view (:func:`rank_view` of the query and of the reference)."""
+        return self._ranked.score(rank_view(x), pred)
 
 
 def projection_scale(x: Any, *, directions: int = 32) -> float:
@@ -115,4 +120,4 @@ def projection_scale(x: Any, *, directions: int = 32) -> float:
     return float((flat @ dirs.T).std(axis=0).mean())
 
 
-__all__ = ["ReferenceScorer", "affine_view", "projection_scale"]
+__all__ = ["ReferenceScorer", "projection_scale", "rank_view"]

@@ -13,9 +13,10 @@ raises nothing), over the last ``window`` of them:
   distances on the training data (class-conditional, so traffic from one class is as uniform as mixed
   traffic). For natural queries the percentiles are ~U(0, 1): a one-sample z-test on their mean, and a
   binomial test on how many fall in the top ``1 - tail_pct``. Random, bucket-shaped and interpolated
-  queries sit far from the training rows of their class. Both tests also run in an affine-invariant view
-  (each row standardised by its own mean and spread, :func:`bastion.serve.reference.affine_view`), and a
-  consumer counts as shifted only when it is in both: a scanner with another brightness or contrast is not;
+  queries sit far from the training rows of their class. Both tests also run in a rank view (each row's
+  features replaced by their ranks within the row, :func:`bastion.serve.reference.rank_view`: unchanged by
+  any increasing transform of a row), and a consumer counts as shifted only when it is in both: a scanner
+  with another brightness or contrast is not;
 * **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
   ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
   augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
@@ -116,7 +117,7 @@ class _Consumer:
 
     def __init__(self, window: int, history: int, width: int) -> None:
         self.pct: deque[float] = deque(maxlen=window)
-        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the affine view
+        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the rank view
         self.near: deque[bool] = deque(maxlen=window)
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
@@ -260,9 +261,9 @@ class TheftDefence:
         n = len(s.pct)
         if n < pol.min_rows:
             return 0.0, {"distinct_rows": n}, None
-        # shift and tail in both views (as sent; affine-invariant): a consumer counts as shifted only if
-        # its rows are shifted in both, so a global gain or offset (another scanner's brightness) is not
-        # a shift, while rows out of distribution in shape stay out of it in either view
+        # shift and tail in both views (as sent; ranked within each row): a consumer counts as shifted only
+        # if its rows are shifted in both, so a gain, offset or contrast curve (another scanner's brightness)
+        # is not a shift, while rows out of distribution in shape stay out of it in either view
         views = []
         for pcts in (s.pct, s.apct):
             pct = np.fromiter(pcts, dtype=np.float64, count=n)
@@ -358,7 +359,7 @@ class TheftDefence:
         day = int(now // 86400)
         pred = p.argmax(axis=1)
         pct, ratio = self.scorer.score(rows, pred)
-        apct, _ = self.scorer.score_affine(rows, pred)
+        apct, _ = self.scorer.score_ranked(rows, pred)
         rounded = np.round(rows, 5)
         digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rounded]
         best_score, flagged, newly, reason = 0.0, False, False, None

@@ -47,7 +47,7 @@ def load_state(blob: bytes, s: Any, flag_type: Any) -> Any:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             s.pct.extend(float(v) for v in z["pct"])
-            # the affine view's percentiles (state written before round 7 has none: the raw ones stand in)
+            # the rank view's percentiles (state written before round 7 has none: the raw ones stand in)
             s.apct.extend(float(v) for v in z["apct" if "apct" in z.files else "pct"])
             s.near.extend(bool(v) for v in z["near"])
             hist = z["hist"]

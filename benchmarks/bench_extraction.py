@@ -11,7 +11,8 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        attackers against the opt-in region marks, ``--region-by/-band/-rate/-cell/-projections``; none of
        these is part of ``all``)
        (``sybil``: the mixup attack spread over fresh accounts of ``SYBIL_ROWS`` = 29 rows, each from its own
-       address, so no account reaches ``min_rows``; its flag is the newcomers' pool's, at the attacker's row count)
+       address, so no account reaches ``min_rows``; its flag is the newcomers' pool's, at the attacker's row
+       count)
 
 For each dataset one victim MLP (64 hidden units, trained on the built-in training split) is served 3 ways,
 same run, same model, same queries: ``none`` (full probabilities, the consumer top-3 rounding of the default

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "guard" / "guard_data.jsonl.gz"
 LLM_GUARD_MS = (177.0, 213.0)
 USER_BENIGN = {"benign", "overdefence", "multilingual-benign"}
+HIDDEN = 0  # --hidden N: the cross-source models get a hidden layer of N units (round 7c)
+CANDIDATE_DIR: Path | None = None
 CANDIDATE: Any = None  # --model DIR: a signed candidate scored instead of the packaged model (accuracy only)
 
 
@@ -82,9 +84,9 @@ def _rate(flags: list[bool]) -> str:
     return f"{np.mean(flags):.3f} ({sum(flags)}/{len(flags)})" if flags else "n/a"
 
 
-def accuracy(rows: list[dict]) -> dict:
+def accuracy(rows: list[dict], split: str = "test") -> dict:
     det = _detector()
-    test = [r for r in rows if r["split"] == "test"]
+    test = [r for r in rows if r["split"] == split]
     by: dict[tuple[str, str], list[bool]] = defaultdict(list)
     scores: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for r in test:
@@ -93,7 +95,7 @@ def accuracy(rows: list[dict]) -> dict:
         src = "docs:*" if r["source"].startswith("docs:") else r["source"]
         by[(r["set"], src)].append(v.flagged)
         scores[channel].append((v.score, r["label"]))
-    print("\n## Accuracy at the shipped thresholds (test split)")
+    print(f"\n## Accuracy at the shipped thresholds ({split} split)")
     print(f"thresholds: {det.model.thresholds}")
     print("| set | source | label | flagged rate |")
     print("|---|---|---|---|")
@@ -125,9 +127,25 @@ def accuracy(rows: list[dict]) -> dict:
             thr = neg[int(np.ceil(0.99 * len(neg))) - 1]
             rec = float(np.mean(s[y == 1] > thr))
             print(
-                f"| {channel}: recall at 1 % FPR on test benign (threshold {thr:.3f}, oracle) | {rec:.3f} | |"
+                f"| {channel}: recall at 1 % FPR on {split} benign (threshold {thr:.3f}, oracle) "
+                f"| {rec:.3f} | |"
             )
     return {"attack": attack, "over": over}
+
+
+def val_figures(rows: list[dict]) -> None:
+    """For choosing between candidates (round 7c): the val split's figures and the val groups of bastion's
+    phrase tables (multilingual), at the model's own thresholds; the test split is not read."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from guard_i18n import composed_rows, r5_rows
+
+    accuracy(rows, split="val")
+    det = _detector()
+    tables = [r for r in composed_rows() + r5_rows() if r["split"] == "val"]
+    attacks = [det.scan(r["text"]).flagged for r in tables if r["label"] == 1]
+    benign = [det.scan(r["text"]).flagged for r in tables if r["label"] == 0]
+    print(f"| phrase tables, val groups: attack recall | {_rate(attacks)} | |")
+    print(f"| phrase tables, val groups: benign flagged | {_rate(benign)} | |")
 
 
 def cross_source(rows: list[dict]) -> None:
@@ -221,7 +239,19 @@ def leave_one_source_out(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for held in ("garak", "pyrit", "spikee"):
         train = [r for r in rows if r["split"] == "train" and family(r["source"]) != held] + own
-        model = _train.fit(train)
+        if HIDDEN:  # round 7c: the hidden-layer model, early-stopped on the training families' val rows
+            val = [
+                r
+                for r in rows
+                if r["split"] == "val"
+                and r["set"] in {"attack", "multilingual", *USER_BENIGN}
+                and family(r["source"]) != held
+            ]
+            val += [r for r in tables if r["split"] == "val"]
+            val += [{"text": t, "label": 0} for t in _own_val_benign()]
+            model = _train.fit_hidden(train, units=HIDDEN, val=val)
+        else:
+            model = _train.fit(train)
         val_user = [
             r["text"]
             for r in rows
@@ -280,7 +310,7 @@ def speed(rows: list[dict]) -> None:
     from bastion.guard import PromptDetector, load_model
 
     print("\n## Detector speed (one process, one thread; machine shared with other jobs)")
-    det = PromptDetector()
+    det = PromptDetector(model=CANDIDATE)
     texts = [r["text"] for r in rows if r["split"] == "test"][:1500]
     for t in texts[:50]:
         det.scan(t)
@@ -305,12 +335,21 @@ def speed(rows: list[dict]) -> None:
         "(4 CPUs, not run here) "
         f"| {LLM_GUARD_MS[0] / p50:.0f}-{LLM_GUARD_MS[1] / p50:.0f}x faster at p50 | |"
     )
-    model = load_model()
+    model = CANDIDATE or load_model()
     print(f"| model size (signed JSON) | {model.size_bytes / 1e6:.2f} MB | <= 10 MB |")
     code = (
         "import time; t0 = time.perf_counter(); from bastion.guard import scan_prompt; "
         "scan_prompt('hello'); print((time.perf_counter() - t0) * 1000)"
     )
+    if CANDIDATE_DIR is not None:  # --model DIR: import, verify and load the candidate, then the first scan
+        d = str(CANDIDATE_DIR)
+        code = (
+            "import time, pathlib; t0 = time.perf_counter(); "
+            "from bastion.guard import PromptDetector, load_model; "
+            f"d = pathlib.Path({d!r}); m = load_model(d / 'guard_model.json', "
+            "public_key_pem=(d / 'guard_model.pub.pem').read_bytes()); "
+            "PromptDetector(model=m).scan('hello'); print((time.perf_counter() - t0) * 1000)"
+        )
     colds = []
     for _ in range(5):
         out = subprocess.run(
@@ -499,20 +538,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cross-only", action="store_true", help="only the cross-source part")
     parser.add_argument("--model", type=Path, help="a signed candidate directory: accuracy and evasions only")
+    parser.add_argument("--val", action="store_true", help="val-split figures only (choosing candidates)")
+    parser.add_argument(
+        "--hidden", type=int, default=0, metavar="N", help="cross-source: hidden-layer models"
+    )
     args = parser.parse_args()
+    global HIDDEN
+    HIDDEN = args.hidden
     rows = load_rows()
     if args.model:
-        global CANDIDATE
+        global CANDIDATE, CANDIDATE_DIR
+        CANDIDATE_DIR = args.model
         from bastion.guard import load_model
 
         pem = (args.model / "guard_model.pub.pem").read_bytes()
         CANDIDATE = load_model(args.model / "guard_model.json", public_key_pem=pem)
+    if args.val:
+        val_figures(rows)
+        return
+    if args.model:
         accuracy(rows)
         adaptive(rows)
+        speed(rows)
         return
     if args.cross_only:
         leave_one_source_out(rows)
-        cross_source(rows)
+        if not HIDDEN:  # the pairs stay the linear recipe's
+            cross_source(rows)
         return
     proxy_overhead(100 if args.quick else 300)  # first, before this process has trained anything
     accuracy(rows)

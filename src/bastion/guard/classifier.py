@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput
+from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
 FORMAT = "bastion-guard-model/1"
@@ -59,7 +60,7 @@ MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
     | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap", "length_floor"}
-    | {"documents_alt"}
+    | {"documents_alt", "hidden"}
 )
 _FNV = np.uint64(0x100000001B3)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -180,6 +181,7 @@ class GuardModel:
     length_cap: int = 0  # n-gram count beyond which the whole-text term is a mean, not a sum (0: none)
     length_floor: int = 0  # n-gram count below which a text is divided as if it had this many (0: none)
     alt: GuardModel | None = None  # a second head: the score is the larger of the two (documents only)
+    hidden: HiddenLayer | None = None  # round 7c: n-grams through a hidden layer instead of ``weights``
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -208,6 +210,8 @@ class GuardModel:
             return rule_part, 0.0
         length = max(int(p[-1]) for p, _ in families) + 1
         pos = np.concatenate([p for p, _ in families])
+        if self.hidden is not None:
+            return rule_part, self._hidden_best(pos, np.concatenate([b for _, b in families]), length)
         g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
         c = np.bincount(pos, minlength=length).astype(np.float64)
         total = float(c.sum())
@@ -225,6 +229,23 @@ class GuardModel:
             means = (gs[ends] - gs[starts]) / norms
             best = max(best, float(means.max()))
         return rule_part, best
+
+    def _hidden_best(self, pos: np.ndarray, buckets: np.ndarray, length: int) -> float:
+        """The hidden layer's part: the maximum over the whole text and its windows (same norms as linear)."""
+        assert self.hidden is not None
+        starts, ends = np.asarray([0]), np.asarray([length])
+        norms = np.asarray([length_norm(float(len(pos)), self.length_cap, self.length_floor)])
+        if length > self.window:
+            w0 = np.arange(0, length - self.window + self.stride, self.stride)
+            w0 = np.minimum(w0, length - self.window)
+            c = np.concatenate(([0.0], np.cumsum(np.bincount(pos, minlength=length))))
+            counts = np.maximum(c[w0 + self.window] - c[w0], 1.0)
+            wn = np.sqrt(np.maximum(counts, self.length_floor))
+            if self.length_cap > 0:
+                wn = np.where(counts <= self.length_cap, wn, counts / math.sqrt(self.length_cap))
+            starts, ends = np.concatenate((starts, w0)), np.concatenate((ends, w0 + self.window))
+            norms = np.concatenate((norms, wn))
+        return float(self.hidden.windows(pos, buckets, starts, ends, norms).max())
 
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
@@ -294,10 +315,14 @@ def _weights(doc: dict[str, Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     weights = np.frombuffer(base64.b64decode(doc["weights"], validate=True), dtype="<f2").astype(np.float64)
     if weights.shape != (dim,):
         raise InvalidInput("weights do not match dim")
+    return weights, _rule_weights(doc)
+
+
+def _rule_weights(doc: dict[str, Any]) -> np.ndarray:
     rule_weights = np.asarray(doc["rule_weights"], dtype=np.float64)
     if rule_weights.shape != (len(RULE_NAMES),):
         raise InvalidInput("rule weights do not match the rules")
-    return weights, rule_weights
+    return rule_weights
 
 
 def _parse(data: bytes) -> GuardModel:
@@ -312,7 +337,11 @@ def _parse(data: bytes) -> GuardModel:
         raise InvalidInput("dim must be a power of two")
     if list(doc["rules"]) != list(RULE_NAMES):
         raise InvalidInput("the model was trained with a different rule set")
-    weights, rule_weights = _weights(doc, dim)
+    hidden = parse_hidden(doc["hidden"]) if "hidden" in doc else None
+    if hidden is not None and "weights" not in doc:  # a hidden model carries no linear n-gram vector
+        weights, rule_weights = np.zeros(0), _rule_weights(doc)
+    else:
+        weights, rule_weights = _weights(doc, dim)
     thresholds = {str(k): float(v) for k, v in doc["thresholds"].items()}
     if not {"user", "retrieved", "tool"} <= set(thresholds):
         raise InvalidInput("the model needs thresholds for user, retrieved and tool")
@@ -332,7 +361,10 @@ def _parse(data: bytes) -> GuardModel:
         cjk_bigrams=bool(doc.get("cjk_bigrams", False)),
         length_cap=int(doc.get("length_cap", 0)),
         length_floor=int(doc.get("length_floor", 0)),
+        hidden=hidden,
     )
+    if hidden is not None and hidden.dim > dim:
+        raise InvalidInput("the hidden layer's dim must not exceed the model's dim")
     if model.length_cap < 0 or model.length_floor < 0:
         raise InvalidInput("length_cap and length_floor must not be negative")
     if model.length_cap and model.length_floor > model.length_cap:
@@ -359,6 +391,7 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         weights=d_weights,
         fold_marks=bool(sub.get("fold_marks", False)),
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
+        hidden=None,
     )
 
 

@@ -77,7 +77,7 @@ import numpy as np
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
 from bastion.serve._theft_defended import DefendedModel
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
-from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, with_newcomers
+from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, with_newcomers
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
@@ -199,7 +199,9 @@ class TheftDefence:
         )
         self._far_ranking = least_likely(np.asarray(reference_y), self.n_classes)
         self._poison_key = derive(self._secret, "poison")
-        self._newcomers = NewcomerQuota(max_identities=self.policy.max_consumers)
+        self._newcomers = NewcomerQuota(
+            max_identities=self.policy.max_consumers, max_rows=self.policy.min_rows
+        )
         self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
         self.monitor = ExtractionMonitor(
@@ -389,7 +391,8 @@ class TheftDefence:
                     # a re-send (sensor noise on a counted row) counts once, like an exact repeat
                     counted = ~resend
                     if cid == NEWCOMERS:  # each newcomer's first rows new to the pool (_theft_pool)
-                        counted = self._newcomers.take(consumers[0], counted)
+                        natural = natural_rows(self, states[0], fresh, new)
+                        counted = self._newcomers.take(consumers[0], counted, natural)
                     new = [i for i, c in zip(new, counted, strict=True) if c]
                     for i, dist in zip(new, nearest[counted], strict=True):
                         s.pct.append(float(pct[i]))

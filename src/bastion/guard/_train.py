@@ -122,9 +122,11 @@ def fit_hidden(
     val: Sequence[Mapping[str, Any]] = (),
     embed: int = HIDDEN_EMBED,
     hidden_dim: int = HIDDEN_DIM,
-    epochs: int = 20,
-    patience: int = 3,
+    epochs: int = 12,
+    patience: int = 2,
     lr: float = 3e-3,
+    batch: int = 256,
+    ngram_dropout: float = 0.5,
     weight_decay: float = 1e-6,
     seed: int = 0,
     length_floor: int = LENGTH_FLOOR,
@@ -133,7 +135,8 @@ def fit_hidden(
     """A fastText-style model over the same hashed features as :func:`fit` (round 7c, opt-in): embedding rows
     of the n-gram buckets summed with the same weights (counts / length norm), one ReLU layer of ``units``,
     a logistic output with the rule hits as linear terms; class-balanced log loss, Adam (sparse for the
-    embedding, AdamW with ``weight_decay`` for the dense layers), early stopping on
+    embedding, AdamW with ``weight_decay`` for the dense layers; each n-gram dropped with ``ngram_dropout``
+    while training), early stopping on
     the balanced log loss of ``val`` (the epoch with the lowest is kept; without ``val``: ``epochs``).
     torch is needed here only; the result scores with numpy (:class:`bastion.guard.hidden.HiddenLayer`) and
     is returned as it will score after the int8 / float16 round trip."""
@@ -163,6 +166,7 @@ def fit_hidden(
         )
 
     torch.manual_seed(seed)
+    torch.set_num_threads(1)  # the detector's budget is one core; small batches gain nothing from more
     emb = torch.nn.EmbeddingBag(hidden_dim, embed, mode="sum", sparse=True)
     torch.nn.init.normal_(emb.weight, std=0.05)
     dense = torch.nn.Linear(embed, units)
@@ -178,7 +182,10 @@ def fit_hidden(
         lo, n = ptr[t], ptr[t + 1] - ptr[t]
         offsets = torch.cumsum(n, 0) - n
         sel = torch.repeat_interleave(lo - offsets, n) + torch.arange(int(n.sum()))
-        v = emb(ind[sel], offsets, per_sample_weights=wts[sel])
+        w = wts[sel]
+        if emb.training and ngram_dropout > 0:  # drop n-grams at random: no single n-gram carries a text
+            w = w * (torch.rand(len(w)) >= ngram_dropout).float() / (1.0 - ngram_dropout)
+        v = emb(ind[sel], offsets, per_sample_weights=w)
         return (out(torch.relu(dense(v))) + rules(rl[idx])).squeeze(1)
 
     def balanced_loss(z: Any, y: Any) -> Any:
@@ -192,7 +199,7 @@ def fit_hidden(
     rng = np.random.default_rng(seed)  # reproducible shuffling, not a secret
     best, best_state, bad = math.inf, None, 0
     for epoch in range(epochs):
-        for b in np.array_split(rng.permutation(n), max(1, n // 64)):
+        for b in np.array_split(rng.permutation(n), max(1, n // batch)):
             opt.zero_grad()
             sparse_opt.zero_grad()
             loss = balanced_loss(logits(tr, b), tr[4][b])
@@ -201,8 +208,10 @@ def fit_hidden(
             sparse_opt.step()
         if va is None:
             continue
+        emb.eval()
         with torch.no_grad():
             vl = float(balanced_loss(logits(va, np.arange(len(val))), va[4]))
+        emb.train()
         if log is not None:
             log(f"epoch {epoch}: val loss {vl:.4f}")
         if vl < best - 1e-4:

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "guard" / "guard_data.jsonl.gz"
 LLM_GUARD_MS = (177.0, 213.0)
 USER_BENIGN = {"benign", "overdefence", "multilingual-benign"}
+WIDE = False  # --wide: with --hidden, a linear term beside the hidden layer
 HIDDEN = 0  # --hidden N: the cross-source models get a hidden layer of N units (round 7c)
 CANDIDATE_DIR: Path | None = None
 CANDIDATE: Any = None  # --model DIR: a signed candidate scored instead of the packaged model (accuracy only)
@@ -249,7 +250,7 @@ def leave_one_source_out(rows: list[dict]) -> None:
             ]
             val += [r for r in tables if r["split"] == "val"]
             val += [{"text": t, "label": 0} for t in _own_val_benign()]
-            model = _train.fit_hidden(train, units=HIDDEN, val=val)
+            model = _train.fit_hidden(train, units=HIDDEN, val=val, wide=WIDE)
         else:
             model = _train.fit(train)
         val_user = [
@@ -539,13 +540,14 @@ def main() -> None:
     parser.add_argument("--cross-only", action="store_true", help="only the cross-source part")
     parser.add_argument("--model", type=Path, help="a signed candidate directory: accuracy and evasions only")
     parser.add_argument("--speed-only", action="store_true", help="only the detector speed, size, cold start")
+    parser.add_argument("--wide", action="store_true", help="with --hidden: a linear term beside it")
     parser.add_argument("--val", action="store_true", help="val-split figures only (choosing candidates)")
     parser.add_argument(
         "--hidden", type=int, default=0, metavar="N", help="cross-source: hidden-layer models"
     )
     args = parser.parse_args()
-    global HIDDEN
-    HIDDEN = args.hidden
+    global HIDDEN, WIDE
+    HIDDEN, WIDE = args.hidden, args.wide
     rows = load_rows()
     if args.model:
         global CANDIDATE, CANDIDATE_DIR

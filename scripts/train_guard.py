@@ -207,6 +207,7 @@ def train_model(
     r7: bool = True,
     r7b: bool = True,
     hidden: int = 0,
+    wide: bool = False,
     keep_documents: bool = False,
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
@@ -248,7 +249,7 @@ def train_model(
     # stays 256 (the tie goes to the stronger regularisation)
     if hidden:  # round 7c (opt-in): the user channel through a hidden layer of ``hidden`` units
         model = _train.fit_hidden(
-            train, units=hidden, val=hidden_val_rows(rows), length_floor=floor, log=print
+            train, units=hidden, val=hidden_val_rows(rows), length_floor=floor, log=print, wide=wide
         )
     else:
         model = _train.fit(train, c=_train.C, length_floor=floor)
@@ -323,6 +324,7 @@ def main() -> int:
         metavar="N",
         help="user channel: a hidden layer of N units over the hashed n-grams (round 7c; not shipped)",
     )
+    parser.add_argument("--wide", action="store_true", help="with --hidden: a linear term beside it")
     parser.add_argument(
         "--keep-documents",
         action="store_true",
@@ -347,6 +349,7 @@ def main() -> int:
         r7=not args.no_r7,
         r7b=not args.no_r7b,
         hidden=args.hidden,
+        wide=args.wide,
         keep_documents=args.keep_documents,
     )
     print("thresholds:", thresholds)

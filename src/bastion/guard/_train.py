@@ -127,6 +127,7 @@ def fit_hidden(
     lr: float = 3e-3,
     batch: int = 256,
     ngram_dropout: float = 0.5,
+    wide: bool = False,
     weight_decay: float = 1e-6,
     seed: int = 0,
     length_floor: int = LENGTH_FLOOR,
@@ -139,7 +140,8 @@ def fit_hidden(
     while training), early stopping on
     the balanced log loss of ``val`` (the epoch with the lowest is kept; without ``val``: ``epochs``).
     torch is needed here only; the result scores with numpy (:class:`bastion.guard.hidden.HiddenLayer`) and
-    is returned as it will score after the int8 / float16 round trip."""
+    is returned as it will score after the int8 / float16 round trip. ``wide``: a linear weight per bucket
+    beside the hidden layer (wide and deep; the linear model's term plus the hidden part)."""
     import torch
 
     from bastion.guard.hidden import HiddenLayer, dequantised
@@ -159,7 +161,7 @@ def fit_hidden(
         ng = x[:, :DIM].tocsr()
         return (
             torch.as_tensor(ng.indptr.astype(np.int64)),
-            torch.as_tensor((ng.indices & (hidden_dim - 1)).astype(np.int64)),
+            torch.as_tensor(ng.indices.astype(np.int64)),
             torch.as_tensor(ng.data.astype(np.float32)),
             torch.as_tensor(x[:, DIM:].toarray().astype(np.float32)),
             torch.as_tensor(np.asarray([float(r["label"]) for r in part], dtype=np.float32)),
@@ -172,8 +174,11 @@ def fit_hidden(
     dense = torch.nn.Linear(embed, units)
     out = torch.nn.Linear(units, 1, bias=False)
     rules = torch.nn.Linear(len(RULE_NAMES), 1)
+    lin = torch.nn.EmbeddingBag(DIM, 1, mode="sum", sparse=True)  # wide: a linear weight per bucket
+    torch.nn.init.zeros_(lin.weight)
     params = [*emb.parameters(), *dense.parameters(), *out.parameters(), *rules.parameters()]
-    sparse_opt = torch.optim.SparseAdam(list(emb.parameters()), lr=lr)  # only the rows a batch touches
+    sparse = [*emb.parameters(), *(lin.parameters() if wide else [])]
+    sparse_opt = torch.optim.SparseAdam(sparse, lr=lr)  # only the rows a batch touches
     opt = torch.optim.AdamW(params[1:], lr=lr, weight_decay=weight_decay)
 
     def logits(d: tuple[Any, ...], idx: np.ndarray) -> Any:
@@ -185,8 +190,11 @@ def fit_hidden(
         w = wts[sel]
         if emb.training and ngram_dropout > 0:  # drop n-grams at random: no single n-gram carries a text
             w = w * (torch.rand(len(w)) >= ngram_dropout).float() / (1.0 - ngram_dropout)
-        v = emb(ind[sel], offsets, per_sample_weights=w)
-        return (out(torch.relu(dense(v))) + rules(rl[idx])).squeeze(1)
+        v = emb(ind[sel] & (hidden_dim - 1), offsets, per_sample_weights=w)
+        z = out(torch.relu(dense(v))) + rules(rl[idx])
+        if wide:
+            z = z + lin(ind[sel], offsets, per_sample_weights=w)
+        return z.squeeze(1)
 
     def balanced_loss(z: Any, y: Any) -> Any:
         pos = float(y.sum())
@@ -240,7 +248,11 @@ def fit_hidden(
         stride=STRIDE,
         bias=float(rules.bias.detach()[0]),
         rule_weights=rules.weight.detach().numpy()[0].astype(np.float64),
-        weights=np.zeros(0),
+        weights=(
+            np.asarray(lin.weight.detach().numpy()[:, 0], dtype=np.float16).astype(np.float64)
+            if wide
+            else np.zeros(0)
+        ),
         thresholds={"user": 0.5, "retrieved": 0.5, "tool": 0.5},
         training={"hidden_units": units, "hidden_embed": embed, "hidden_dim": hidden_dim},
         size_bytes=0,
@@ -333,11 +345,13 @@ def to_document(
         "thresholds": {k: round(float(v), 6) for k, v in thresholds.items()},
         "training": dict(training),
     }
-    if model.hidden is not None:  # round 7c: the n-grams go through the hidden layer, no linear vector
+    if (
+        model.hidden is not None
+    ):  # round 7c: the n-grams go through the hidden layer (and ``weights``, if any)
         from bastion.guard.hidden import hidden_document
 
         doc["hidden"] = hidden_document(model.hidden)
-    else:
+    if model.hidden is None or model.weights.size:
         doc["weights"] = encode_weights(model.weights)
     if model.fold_marks:
         doc["fold_marks"] = True

@@ -245,7 +245,12 @@ class GuardModel:
                 wn = np.where(counts <= self.length_cap, wn, counts / math.sqrt(self.length_cap))
             starts, ends = np.concatenate((starts, w0)), np.concatenate((ends, w0 + self.window))
             norms = np.concatenate((norms, wn))
-        return float(self.hidden.windows(pos, buckets, starts, ends, norms).max())
+        values = self.hidden.windows(pos, buckets, starts, ends, norms)
+        if self.weights.size:  # wide and deep: the linear term of the same ranges beside the hidden part
+            g = np.bincount(pos, weights=self.weights[buckets], minlength=length)
+            gs = np.concatenate(([0.0], np.cumsum(g)))
+            values = values + (gs[ends] - gs[starts]) / norms
+        return float(values.max())
 
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""

@@ -47,6 +47,11 @@ class TheftPolicy:
     far_ratio: float = 1.0  # misinformed rows beyond this x every class's farthest training row: one label
     flagged_ood_pct: float = 0.5
     strong_score: float = 2.0
+    # a flagged consumer's rows that the keyed naturalness filter calls natural keep the argmax
+    # (bastion.serve._theft_natural); its false-positive rate on held-out reference rows (0: off) and the
+    # share of held-out synthetic rows it must catch to be used at all
+    natural_fpr: float = 0.02
+    natural_min_catch: float = 0.8
     block_score: float | None = None
     poison_eps: float = 0.3
     top_k: int = 3

@@ -76,6 +76,7 @@ import numpy as np
 
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
 from bastion.serve._theft_defended import DefendedModel
+from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, with_newcomers
 from bastion.serve.config import MonitorConfig
@@ -199,6 +200,13 @@ class TheftDefence:
         )
         self._far_ranking = least_likely(np.asarray(reference_y), self.n_classes)
         self._poison_key = derive(self._secret, "poison")
+        self._natural = LazyNatural(
+            x=x,
+            y=reference_y,
+            secret=derive(self._secret, "natural"),
+            fpr=self.policy.natural_fpr,
+            min_catch=self.policy.natural_min_catch,
+        )
         self._newcomers = NewcomerQuota(
             max_identities=self.policy.max_consumers, max_rows=self.policy.min_rows
         )
@@ -453,6 +461,8 @@ class TheftDefence:
                 mis |= pct >= pol.flagged_ood_pct
                 if best_score >= pol.strong_score:
                     mis[:] = True
+                elif mis.any():  # below strong: rows the keyed filter calls natural keep the argmax
+                    mis &= ~(self._natural.natural(rows) & (ratio <= pol.hard_ood))
         out = p.copy()
         # a newcomer is answered with the newcomers' pool's wave and its probes are the pool's, so a copy
         # trained on many small accounts names the pool (_theft_pool)

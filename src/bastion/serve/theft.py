@@ -52,30 +52,31 @@ jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment se
 State lives in memory, per process, unless a shared store is given (:mod:`bastion.serve.theft_state`:
 Redis, so every worker and replica judges a consumer's combined stream; the watermark probes stay local).
 
-Size (over ~400 lines): :class:`TheftDefence` is one state machine (per-consumer evidence, detection,
-responses, evidence export) whose parts share one lock and one consumer table; split, each part would reach
-into the others' state. Its policy and results live in :mod:`bastion.serve._theft_policy`, the consumer's
-view of a defended model in :mod:`bastion.serve._theft_defended` (both re-exported here).
+Layout: :class:`TheftDefence` is one state machine (one lock, one consumer table); this module holds its
+construction and the request path. Its per-consumer state and statistics live in
+:mod:`bastion.serve._theft_judge` and its admin and evidence export in :mod:`bastion.serve._theft_admin`
+(mixins it inherits), its policy and results in :mod:`bastion.serve._theft_policy`, the consumer's view of
+a defended model in :mod:`bastion.serve._theft_defended` (re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import hashlib
 import math
 import os
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
+from bastion.serve._theft_admin import _TheftAdmin
 from bastion.serve._theft_defended import DefendedModel
+from bastion.serve._theft_judge import _blas, _Consumer
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, with_newcomers
@@ -92,63 +93,12 @@ from bastion.serve.responses import (
     poison,
     truncate,
 )
-from bastion.serve.theft_state import dump_state, load_state
 
 # An identity shares its address's flag once its own score, or the lean of its own first rows, reaches this
 _SHARED_LEAN = 0.5
-_LEAN_ROWS = 10
 
 
-class _Consumer:
-    __slots__ = (
-        "apct",
-        "bits",
-        "day",
-        "flag",
-        "hist",
-        "hist_n",
-        "kept",
-        "kept_n",
-        "near",
-        "pct",
-        "rows",
-        "rows_day",
-        "seen",
-    )
-
-    def __init__(self, window: int, history: int, width: int) -> None:
-        self.pct: deque[float] = deque(maxlen=window)
-        self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the rank view
-        self.near: deque[bool] = deque(maxlen=window)
-        self.hist = np.zeros((history, width), dtype=np.float32)
-        self.hist_n = 0
-        self.kept: deque[np.ndarray] = deque()
-        self.kept_n = 0  # probes ever offered to ``kept`` (a uniform reservoir over all of them)
-        self.seen: OrderedDict[bytes, None] = OrderedDict()
-        self.rows = 0
-        self.rows_day = 0
-        self.day = -1
-        self.bits = 0.0
-        self.flag: Flag | None = None
-
-
-@functools.lru_cache(maxsize=1)
-def _blas() -> Any:
-    from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
-
-    return ThreadpoolController()
-
-
-def _log10_tail(k: int, n: int, p: float) -> float:
-    """log10 P(Binomial(n, p) >= k) (``bdtrc``: a ufunc, ~100x cheaper per call than ``binom.logsf``)."""
-    from scipy.special import bdtrc
-
-    if k <= 0:
-        return 0.0
-    return math.log10(max(float(bdtrc(k - 1, n, p)), 1e-300))
-
-
-class TheftDefence:
+class TheftDefence(_TheftAdmin):
     """Per-consumer theft detection and responses for one served model. Thread-safe; state in memory."""
 
     def __init__(
@@ -230,124 +180,6 @@ class TheftDefence:
         self._lock = threading.Lock()
         # a bastion.serve.theft_state.RedisTheftStore: detection state shared by every worker, or None
         self._store = store
-
-    # -- state ----------------------------------------------------------------------------------------
-    def _table(self, consumer: str) -> OrderedDict[str, _Consumer]:
-        return self._addresses if consumer.startswith("addr:") else self._identities
-
-    def _new(self) -> _Consumer:
-        return _Consumer(self.policy.window, self.policy.history, self.n_features)
-
-    def _state(self, consumer: str) -> _Consumer:
-        table = self._table(consumer)
-        s = table.get(consumer)
-        if self._store is not None:  # the shared state is the truth; the local entry keeps the probes
-            shared = self._new()
-            blob = self._store.load(consumer)
-            if blob is not None:
-                load_state(blob, shared, Flag)
-            if s is not None:
-                shared.kept, shared.kept_n = s.kept, s.kept_n
-            s = table[consumer] = shared
-            table.move_to_end(consumer)
-        elif s is None:
-            s = table[consumer] = self._new()
-        else:
-            table.move_to_end(consumer)
-        while len(table) > self.policy.max_consumers:
-            _evict(table)
-        return s
-
-    def _shared(self, consumers: Sequence[str]) -> Any:
-        return contextlib.nullcontext() if self._store is None else self._store.lock(consumers)
-
-    def _save(self, consumers: Sequence[str], states: Sequence[_Consumer]) -> None:
-        if self._store is not None:
-            for c, s in zip(consumers, states, strict=True):
-                self._store.save(c, dump_state(s))
-
-    def _stats(self, s: _Consumer) -> tuple[float, dict[str, Any], str | None]:
-        pol = self.policy
-        n = len(s.pct)
-        if n < pol.min_rows:
-            return 0.0, {"distinct_rows": n}, None
-        # shift and tail in both views (as sent; ranked within each row): a consumer counts as shifted only
-        # if its rows are shifted in both, so a gain, offset or contrast curve (another scanner's brightness)
-        # is not a shift, while rows out of distribution in shape stay out of it in either view
-        views = []
-        for pcts in (s.pct, s.apct):
-            pct = np.fromiter(pcts, dtype=np.float64, count=n)
-            tail = int((pct >= pol.tail_pct).sum())
-            views.append((float(pct.mean()), tail, _log10_tail(tail, n, pol.tail_base)))
-        mean = min(v[0] for v in views)
-        z = (mean - 0.5) / math.sqrt(1.0 / 12.0 / n)
-        tail, log10_p = max(views, key=lambda v: v[2])[1:]
-        near = int(sum(s.near))
-        near_log10_p = _log10_tail(near, n, pol.near_base)
-        evidence = {
-            "near_rows": near,
-            "near_log10_p": round(near_log10_p, 2),
-            "distinct_rows": n,
-            "mean_percentile": round(mean, 4),
-            "shift_z": round(z, 2),
-            "tail_rows": tail,
-            "tail_log10_p": round(log10_p, 2),
-        }
-        scores = {
-            "shift": z / self._shift_z,
-            "tail": log10_p / self._tail_log10,
-            "small-steps": near_log10_p / self._tail_log10,
-        }
-        reason = max(scores, key=lambda r: scores[r])
-        return max(scores.values()), evidence, reason
-
-    def _keep(self, s: _Consumer, rows: np.ndarray) -> None:
-        """Add probes to a uniform sample (``keep_queries``) of every probe the consumer was ever answered
-        on, in answer order: rows sent after a theft dilute the theft-time probes only in proportion and
-        cannot evict them (first-in-first-out let a thief wash its evidence with ``keep_queries`` rows)."""
-        for row in rows:
-            s.kept_n += 1
-            if len(s.kept) < self.policy.keep_queries:
-                s.kept.append(row)
-            elif int(self._reservoir.integers(s.kept_n)) < self.policy.keep_queries:
-                del s.kept[int(self._reservoir.integers(len(s.kept)))]
-                s.kept.append(row)
-
-    def _lean(self, s: _Consumer) -> float:
-        """The shift score of a consumer's own rows from ``_LEAN_ROWS`` on (below ``min_rows`` too)."""
-        n = len(s.pct)
-        if n < _LEAN_ROWS:
-            return 0.0
-        mean = min(float(np.fromiter(v, dtype=np.float64, count=n).mean()) for v in (s.pct, s.apct))
-        return (mean - 0.5) / math.sqrt(1.0 / 12.0 / n) / self._shift_z
-
-    def _nearest(self, s: _Consumer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
-        re-send (within sensor noise of one of them: a re-scan, a retry, the next video frame). Only counted
-        rows join the ring, so re-sends stay anchored: a chain of near-duplicates cannot walk away unseen,
-        every step of it ends up counted against the last counted row. A flagged consumer has no re-sends:
-        once other evidence flags it, its small steps count again towards the escalation."""
-        xf = x.astype(np.float32)
-        hist = s.hist[: min(s.hist_n, len(s.hist))]
-        xsq = np.einsum("ij,ij->i", xf, xf)
-        best = np.full(len(xf), np.inf)
-        if len(hist):
-            hsq = np.einsum("ij,ij->i", hist, hist)
-            best = (hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)).min(axis=1)
-        within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
-        resend_sq = self._resend_tau**2 if s.flag is None else -1.0
-        resend = np.zeros(len(xf), dtype=bool)
-        counted: list[int] = []
-        for j, row in enumerate(xf):
-            if counted:
-                best[j] = min(best[j], float(within[j, counted].min()))
-            if best[j] < resend_sq:
-                resend[j] = True
-                continue
-            counted.append(j)
-            s.hist[s.hist_n % len(s.hist)] = row
-            s.hist_n += 1
-        return np.sqrt(np.maximum(best, 0.0)), resend
 
     # -- the request path ---------------------------------------------------------------------------
     def respond(self, *, consumers: Sequence[str], x: Any, proba: Any) -> Answer:
@@ -506,74 +338,6 @@ class TheftDefence:
             newly_flagged=newly,
             reason=reason,
         )
-
-    # -- admin ------------------------------------------------------------------------------------------
-    def flags(self) -> list[dict[str, Any]]:
-        """Current flags with their evidence (decayed flags are dropped)."""
-        now = self._clock()
-        with self._lock:
-            out = []
-            states = [*self._identities.values(), *self._addresses.values()]
-            if self._store is not None:  # every worker's consumers
-                states = []
-                for c in self._store.consumers():
-                    blob = self._store.load(c)
-                    if blob is not None:
-                        states.append(load_state(blob, self._new(), Flag))
-            for s in states:
-                if s.flag is not None and now - s.flag.last_seen <= self.policy.flag_ttl_s:
-                    out.append({**s.flag.to_dict(), "rows": s.rows, "bits_released": round(s.bits, 1)})
-            return out
-
-    def queries(self, consumer: str) -> np.ndarray:
-        """The consumer's recorded distinct queries whose answers carried its watermark (the probes for
-        :meth:`ConsumerWatermark.attribute`); held in memory, newest ``keep_queries``."""
-        with self._lock:
-            s = self._table(consumer).get(consumer)
-            rows = list(s.kept) if s is not None else []
-        return np.stack(rows) if rows else np.zeros((0, self.n_features), np.float32)
-
-    def evidence(self, reference: Callable[[np.ndarray], Any], *, min_rows: int = 30) -> Any:
-        """Every identity's recorded queries and ``reference`` (the clean model) on them, MAC'd
-        (:class:`bastion.watermark.api.ConsumerEvidence`) for ``bastion watermark verify --consumers``."""
-        if self.watermark is None:
-            raise InvalidInput("the theft defence has no consumer watermark")
-        probes = {}
-        for consumer in self.consumers():
-            x = self.queries(consumer)
-            if len(x) >= min_rows and not consumer.startswith("addr:"):
-                probes[consumer] = (x, np.asarray(reference(x), dtype=np.float32))
-        return self.watermark.evidence(probes)
-
-    def label_evidence(self) -> Any:
-        """Every identity's label marks and control rows, MAC'd (a ``LabelEvidence``): the proof
-        against a copy trained on the argmax labels alone."""
-        if self.labels is None:
-            raise InvalidInput("the theft defence has no label marks")
-        return self.labels.evidence([c for c in self.labels.consumers() if not c.startswith("addr:")])
-
-    def consumers(self) -> list[str]:
-        """Every consumer id seen (the candidates for watermark attribution)."""
-        with self._lock:
-            return [*self._identities, *self._addresses]
-
-    def reset(self, consumer: str) -> None:
-        with self._lock:
-            self._table(consumer).pop(consumer, None)
-            if self._store is not None:
-                self._store.delete(consumer)
-        self.monitor.reset(consumer)
-
-
-def _evict(table: OrderedDict[str, _Consumer]) -> None:
-    """Drop the least recently used state, passing over flagged ones (a flag outlives quieter clients)."""
-    for n, (cid, s) in enumerate(table.items()):
-        if n >= 64:
-            break
-        if s.flag is None:
-            del table[cid]
-            return
-    table.popitem(last=False)
 
 
 def build_defence(

@@ -45,12 +45,15 @@ def test_a_review_queue_of_low_margin_natural_rows_keeps_its_answers(digits: Any
     who = ("jwt:reviewer", "addr:10.9.0.1")
     out = _ask(guard, digits, x, who)
     flags = {f["consumer"]: f for f in guard.flags()}
-    assert "jwt:reviewer" in flags and flags["jwt:reviewer"]["score"] < guard.policy.strong_score  # still
+    # round 8 (test_theft_r8_k): the queue is no longer flagged at all; where it would be (a consumer flagged
+    # below strong on other rows), its natural rows keep their answers: tested there
+    assert flags.get("jwt:reviewer", {"score": 0.0})["score"] < guard.policy.strong_score
     agree = float((out.argmax(1) == digits.adapter.predict(x)).mean())
     assert agree >= 0.9, agree  # was 0.70: rows beyond the flagged percentile misinformed once flagged
     mix = _mixups(digits.x_test, rng, 200)
     out = _ask(guard, digits, mix, who)  # the same consumer's interpolations are misinformed
-    assert (out.argmax(1) == digits.adapter.predict(mix)).mean() <= 0.4
+    # (once flagged: since round 8 the queue leaves it unflagged, so its first interpolations are answered)
+    assert (out[100:].argmax(1) == digits.adapter.predict(mix[100:])).mean() <= 0.4
 
 
 def test_the_filter_is_keyed_and_used_only_where_it_separates(digits: Any) -> None:

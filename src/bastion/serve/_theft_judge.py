@@ -1,6 +1,7 @@
 """Per-consumer judging for :class:`bastion.serve.theft.TheftDefence`: a consumer's detection state
 (:class:`_Consumer`), its tables and the shared store, and the statistics over its distinct rows (shift, tail
-and small-steps tests, the lean of its first rows, re-send detection). A mixin: the defence holds the policy,
+and small-steps tests — in the shift test, rows the keyed naturalness filter calls natural count as typical
+ones —, the lean of its first rows, re-send detection). A mixin: the defence holds the policy,
 the keyed thresholds, the tables and the lock; this module holds only the code that reads them.
 """
 
@@ -16,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
 from bastion.serve.theft_state import dump_state, load_state
 
 _LEAN_ROWS = 10
+# no naturalness exemption in the shift test for a consumer whose small-steps score reaches this
+_STEPS_EXEMPT = 0.5
 
 
 class _Consumer:
@@ -32,6 +36,7 @@ class _Consumer:
         "hist_n",
         "kept",
         "kept_n",
+        "nat",
         "near",
         "pct",
         "rows",
@@ -45,6 +50,9 @@ class _Consumer:
         self.near: deque[bool] = deque(maxlen=window)
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
+        # per history slot: what the keyed naturalness filter called the row there (1 natural, 0 not, -1 not
+        # asked yet); a cache, not state (not stored: recomputed from ``hist`` where needed)
+        self.nat = np.full(history, -1, dtype=np.int8)
         self.kept: deque[np.ndarray] = deque()
         self.kept_n = 0  # probes ever offered to ``kept`` (a uniform reservoir over all of them)
         self.seen: OrderedDict[bytes, None] = OrderedDict()
@@ -79,6 +87,7 @@ class _TheftJudge:
     _shift_z: float
     _tail_log10: float
     _resend_tau: float
+    _natural: LazyNatural
     _reservoir: np.random.Generator
     _identities: OrderedDict[str, _Consumer]
     _addresses: OrderedDict[str, _Consumer]
@@ -120,7 +129,7 @@ class _TheftJudge:
             for c, s in zip(consumers, states, strict=True):
                 self._store.save(c, dump_state(s))
 
-    def _stats(self, s: _Consumer) -> tuple[float, dict[str, Any], str | None]:
+    def _stats(self, s: _Consumer, *, natural: bool = True) -> tuple[float, dict[str, Any], str | None]:
         pol = self.policy
         n = len(s.pct)
         if n < pol.min_rows:
@@ -128,16 +137,30 @@ class _TheftJudge:
         # shift and tail in both views (as sent; ranked within each row): a consumer counts as shifted only
         # if its rows are shifted in both, so a gain, offset or contrast curve (another scanner's brightness)
         # is not a shift, while rows out of distribution in shape stay out of it in either view
-        views = []
-        for pcts in (s.pct, s.apct):
-            pct = np.fromiter(pcts, dtype=np.float64, count=n)
-            tail = int((pct >= pol.tail_pct).sum())
-            views.append((float(pct.mean()), tail, _log10_tail(tail, n, pol.tail_base)))
-        mean = min(v[0] for v in views)
-        z = (mean - 0.5) / math.sqrt(1.0 / 12.0 / n)
-        tail, log10_p = max(views, key=lambda v: v[2])[1:]
+        pcts = [np.fromiter(v, dtype=np.float64, count=n) for v in (s.pct, s.apct)]
         near = int(sum(s.near))
         near_log10_p = _log10_tail(near, n, pol.near_base)
+        mean = min(float(v.mean()) for v in pcts)
+        z = (mean - 0.5) / math.sqrt(1.0 / 12.0 / n)
+        exempt = 0
+        if natural and z >= pol.corroborate_z and near_log10_p / self._tail_log10 < _STEPS_EXEMPT:
+            # rows the keyed naturalness filter calls natural are no evidence of a shift (a review queue of
+            # low-margin natural rows sits far from its classes' training rows): each counts as a typical row
+            # (percentile 0.5, what a natural row is on average: padding a stream with natural rows dilutes
+            # it no more than before); rows in the tail, and every row of a consumer that walks in small steps
+            # (Jacobian steps look like sensor noise to the filter), count as they are. Never raises z.
+            mask = self._natural_mask(s, n, (pcts[0] < pol.tail_pct) | (pcts[1] < pol.tail_pct))
+            if mask is not None and mask.any():
+                pcts = [np.where(mask & (v < pol.tail_pct), 0.5, v) for v in pcts]
+                typical = min(float(v.mean()) for v in pcts)
+                if typical < mean:
+                    mean, z = typical, (typical - 0.5) / math.sqrt(1.0 / 12.0 / n)
+                    exempt = int(mask.sum())
+        views = []
+        for pct in pcts:  # (the tail counts are the same with or without the exemption)
+            tail = int((pct >= pol.tail_pct).sum())
+            views.append((tail, _log10_tail(tail, n, pol.tail_base)))
+        tail, log10_p = max(views, key=lambda v: v[1])
         evidence = {
             "near_rows": near,
             "near_log10_p": round(near_log10_p, 2),
@@ -147,6 +170,8 @@ class _TheftJudge:
             "tail_rows": tail,
             "tail_log10_p": round(log10_p, 2),
         }
+        if exempt:
+            evidence["natural_rows"] = exempt
         scores = {
             "shift": z / self._shift_z,
             "tail": log10_p / self._tail_log10,
@@ -154,6 +179,21 @@ class _TheftJudge:
         }
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
+
+    def _natural_mask(self, s: _Consumer, n: int, ask: np.ndarray) -> np.ndarray | None:
+        """Which of the consumer's last ``n`` counted rows (those its percentiles belong to: the counted rows
+        are the rows ``_nearest`` adds to ``hist``, in order) the keyed filter calls natural, asking it about
+        the rows in ``ask`` only (cached per history slot); ``None`` where the filter is off (not fitted, or
+        failed its own check) or the history does not reach back ``n`` rows."""
+        f = self._natural.get()
+        h = len(s.hist)
+        if f is None or n > h or s.hist_n < n:
+            return None
+        slots = np.arange(s.hist_n - n, s.hist_n) % h
+        todo = slots[ask & (s.nat[slots] < 0)]
+        if len(todo):
+            s.nat[todo] = f.natural(s.hist[todo].astype(np.float64))
+        return np.asarray(ask & (s.nat[slots] == 1), dtype=bool)
 
     def _keep(self, s: _Consumer, rows: np.ndarray) -> None:
         """Add probes to a uniform sample (``keep_queries``) of every probe the consumer was ever answered
@@ -200,6 +240,7 @@ class _TheftJudge:
                 continue
             counted.append(j)
             s.hist[s.hist_n % len(s.hist)] = row
+            s.nat[s.hist_n % len(s.hist)] = -1
             s.hist_n += 1
         return np.sqrt(np.maximum(best, 0.0)), resend
 

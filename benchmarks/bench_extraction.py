@@ -52,6 +52,7 @@ SYBIL_ROWS = 29  # sybil: rows per account, below min_rows (40): no account is e
 LABEL_ADAPTIVE = ("plain", "twice-0.02", "twice-0.1", "smooth", "subset", "clean-cv", "two-accounts")
 FILTER_NOISE = (0.02, 0.1)  # the query-twice attacker's noise, per feature, in units of the projection spread
 SECRET = b"bench-deployment-secret-32-bytes"
+LABEL_RATE = 0.01  # the deployment's label-mark rate (build_defence), capped at 1 % of distinct cells
 
 
 class Plain:
@@ -126,7 +127,9 @@ def defence(env: dict[str, Any], policy: TheftPolicy | None = None, secret: byte
     wm = ConsumerWatermark(
         secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], cycles=0.5
     )
-    labels = LabelMarker(secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"])
+    labels = LabelMarker(
+        secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], rate=LABEL_RATE
+    )
     return TheftDefence(
         reference_x=d.x_train,
         reference_y=d.y_train,
@@ -287,7 +290,9 @@ def _region_marker(env: dict[str, Any], cfg: dict[str, Any]) -> RegionMarker:
 
 def _marker(env: dict[str, Any], band: tuple[float, float] | None) -> LabelMarker:
     d = env["data"]
-    kw: dict[str, Any] = {} if band is None else {"band": band[0], "band_rate": band[1]}
+    kw: dict[str, Any] = {"rate": LABEL_RATE}
+    if band is not None:
+        kw.update(band=band[0], band_rate=band[1])
     return LabelMarker(SECRET, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], **kw)
 
 

@@ -72,7 +72,8 @@ def test_two_accounts_with_one_and_two_marks_are_not_named_as_a_pair(cancer: Any
     was named beside a thief): a pair is named only when each member carries >= 2 marks and at p < 1e-6
     (``tests/serve/test_theft_r6_b.py`` names a 2 + 2 pair). A copy trained on clean labels names nobody."""
     d, victim, scale = cancer
-    mk = LabelMarker(KEY, n_features=d.x_train.shape[1], n_classes=2, scale=scale)
+    # the pair rule under test needs the 1 + 2 marks of the uncapped draw (the cap, round 8, leaves 1 + 1)
+    mk = LabelMarker(KEY, n_features=d.x_train.shape[1], n_classes=2, scale=scale, cap=None)
     rng = np.random.default_rng(3)
     for i in range(8):  # honest customers
         xs = d.x_test[rng.integers(0, len(d.x_test), 300)]

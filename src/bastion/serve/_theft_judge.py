@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import math
 import threading
 from collections import OrderedDict, deque
@@ -88,7 +90,7 @@ class _TheftJudge:
     _tail_log10: float
     _resend_tau: float
     _natural: LazyNatural
-    _reservoir: np.random.Generator
+    _probe_key: bytes
     _identities: OrderedDict[str, _Consumer]
     _addresses: OrderedDict[str, _Consumer]
     _lock: threading.Lock
@@ -195,16 +197,21 @@ class _TheftJudge:
             s.nat[todo] = f.natural(s.hist[todo].astype(np.float64))
         return np.asarray(ask & (s.nat[slots] == 1), dtype=bool)
 
-    def _keep(self, s: _Consumer, rows: np.ndarray) -> None:
+    def _keep(self, consumer: str, s: _Consumer, rows: np.ndarray) -> None:
         """Add probes to a uniform sample (``keep_queries``) of every probe the consumer was ever answered
         on, in answer order: rows sent after a theft dilute the theft-time probes only in proportion and
-        cannot evict them (first-in-first-out let a thief wash its evidence with ``keep_queries`` rows)."""
+        cannot evict them (first-in-first-out let a thief wash its evidence with ``keep_queries`` rows).
+        The reservoir's draws are keyed per consumer and probe number (HMAC), so what is kept depends on the
+        key and this consumer's own probes only, not on other consumers' traffic or its interleaving."""
+        tag = consumer.encode("utf-8") + b"\0"
         for row in rows:
             s.kept_n += 1
             if len(s.kept) < self.policy.keep_queries:
                 s.kept.append(row)
-            elif int(self._reservoir.integers(s.kept_n)) < self.policy.keep_queries:
-                del s.kept[int(self._reservoir.integers(len(s.kept)))]
+                continue
+            d = hmac.new(self._probe_key, tag + s.kept_n.to_bytes(8, "big"), hashlib.sha256).digest()
+            if int.from_bytes(d[:8], "big") % s.kept_n < self.policy.keep_queries:
+                del s.kept[int.from_bytes(d[8:16], "big") % len(s.kept)]
                 s.kept.append(row)
 
     def _lean(self, s: _Consumer) -> float:

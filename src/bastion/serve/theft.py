@@ -162,7 +162,7 @@ class TheftDefence(_TheftAdmin):
         self._newcomers = NewcomerQuota(
             max_identities=self.policy.max_consumers, max_rows=self.policy.min_rows
         )
-        self._reservoir = keyed_generator(derive(self._secret, "probes"), "reservoir")
+        self._probe_key = derive(self._secret, "probes")  # the probe reservoir's draws, keyed per consumer
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
         self.monitor = ExtractionMonitor(
             config=MonitorConfig(),
@@ -322,14 +322,14 @@ class TheftDefence(_TheftAdmin):
         if far.any():  # (a keyed decoy out there is a random function: a copy extrapolates it by luck)
             out[far] = misinform_far(out[far], ranking=self._far_ranking)
         marked = np.zeros(len(rows), dtype=bool)
-        if self.labels is not None and not mis.all():  # label marks on the rows not misinformed
-            out[~mis], marked[~mis] = self.labels.mark(consumers[0], rows[~mis], out[~mis])
+        if self.labels is not None:  # label marks on the rows not misinformed (all rows count for its cap)
+            out, marked = self.labels.mark(consumers[0], rows, out, markable=~mis)
         if self.watermark is not None and fresh:
             # rows whose answer carries the consumer's score signal (a label-marked answer's swapped top
             # class would be an outlier in the score test: those rows are the label marks' probes)
             keep = [i for i in fresh if not mis[i] and not marked[i]]
             with self._lock:
-                self._keep(self._table(wm_id)[wm_id], rows[keep].astype(np.float32))
+                self._keep(wm_id, self._table(wm_id)[wm_id], rows[keep].astype(np.float32))
         return Answer(
             proba=out,
             flagged=flagged,
@@ -356,12 +356,14 @@ def build_defence(
     """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
     key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it."""
     from bastion.watermark.api import ConsumerWatermark
-    from bastion.watermark.labels import LabelMarker
+    from bastion.watermark.labels import MAX_LABEL_RATE, LabelMarker
 
     x = np.asarray(reference_x, dtype=np.float64)
     nf, scale = int(np.prod(x.shape[1:])), projection_scale(x)
     wm = ConsumerWatermark(key, n_features=nf, n_classes=n_classes, scale=scale, cycles=0.5)
-    labels = LabelMarker(key, n_features=nf, n_classes=n_classes, scale=scale)
+    # 1 % of each consumer's cells, capped at 1 % of its distinct cells (labels.py): a benign client pays at
+    # most one mark per 100 distinct cells, a thief's copy carries as many marks as at 0.5 % uncapped
+    labels = LabelMarker(key, n_features=nf, n_classes=n_classes, scale=scale, rate=MAX_LABEL_RATE)
     return TheftDefence(
         reference_x=x,
         reference_y=reference_y,

@@ -18,12 +18,24 @@ copy trained on the answers — even on the argmax labels alone — memorises so
   (it sits nearer the copy's own boundary), and the control-set null makes the test exact either way.
 * **Per consumer.** The consumer id is part of the HMAC input: each consumer's marks are its own, so a copy
   carries the marks of the consumer whose answers it learned from.
+* **A cap per consumer** (``cap``, default 1 %): a cell the keyed draw picks is marked only while the
+  consumer's marks stay within ``cap`` x the distinct cells it has sent, so a benign client's cost is bounded
+  by construction, not only in expectation: a client re-sending a 143-row split gets at most one marked cell
+  (at 0.5 %, two or more came with probability ~0.16, and up to 4 of 118 cells, 4.8 pp, were seen), and one
+  below 100 distinct cells none. A picked cell first seen while the cap binds stays unmarked for good
+  (answers to a cell never change). The cap's state (the distinct cells, a keyed 8 KiB bitmap; the fate of
+  each picked cell) is per process, like the records: with several gateway workers a picked cell can be
+  marked by one and refused by another (route a consumer to one worker to keep its answers identical).
 * **Verification with a measured null.** For each consumer the marker keeps its marked queries (with the
   wrong label each got) and a control set of its unmarked queries (with the wrong label each *would* have
   got). A suspect not trained on the consumer's answers agrees with the keyed wrong label as often on marked
   as on control rows (the selection is keyed and independent of the content), so a one-sided Fisher exact
   test of marked against control agreement is exact for any number of classes (also two, where DAWN's
-  ``1/(k-1)`` chance would be 1). p-values are Bonferroni-corrected over the consumers tested.
+  ``1/(k-1)`` chance would be 1). p-values are Bonferroni-corrected over the consumers tested. Under the
+  cap, control rows are the cells that were new and *eligible* (the cap not binding) when first seen, the
+  same rule that lets a picked cell be marked: every eligible cell is marked with probability ``rate``
+  independent of its content and of the rows before it, so marked and control rows stay balanced
+  (measured: innocent suspects' p-values under the cap, tests/watermark/test_labels_r8.py).
 
 The evidence file and the tests (per consumer, and pooled over two accounts of one attacker) live in
 :mod:`bastion.watermark.label_evidence`.
@@ -38,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -60,12 +73,43 @@ MAX_LABEL_RATE = 0.01
 MAX_BAND_RATE = 0.5
 
 
+# The cap's count of a consumer's distinct cells: a keyed bitmap (linear counting, Whang et al. 1990): exact
+# while few bits collide (a 143-row client: ~0.2 expected collisions), an estimate beyond; 8 KiB per consumer
+_BITMAP_BITS = 1 << 16
+
+
+class _Cap:
+    """One consumer's mark cap: its distinct cells (a bitmap), its marks, and the fate of every candidate cell
+    (the keyed draw said "mark") — marked, or refused while the cap bound, either way for good."""
+
+    __slots__ = ("bitmap", "cells", "decided", "marks")
+
+    def __init__(self) -> None:
+        self.bitmap = bytearray(_BITMAP_BITS // 8)
+        self.cells = 0  # bits set
+        self.marks = 0
+        self.decided: OrderedDict[bytes, bool] = OrderedDict()
+
+    def copy(self) -> _Cap:
+        out = _Cap()
+        out.bitmap, out.cells, out.marks = bytearray(self.bitmap), self.cells, self.marks
+        out.decided = OrderedDict(self.decided)
+        return out
+
+    def distinct(self) -> float:
+        """The distinct cells seen (the linear-counting estimate: the bits set while they are few)."""
+        if self.cells >= _BITMAP_BITS:
+            return math.inf
+        return -_BITMAP_BITS * math.log1p(-self.cells / _BITMAP_BITS)
+
+
 class _Records:
-    __slots__ = ("control", "marked")
+    __slots__ = ("cap", "control", "marked")
 
     def __init__(self) -> None:
         self.marked: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
         self.control: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
+        self.cap = _Cap()
 
 
 class LabelMarker:
@@ -78,7 +122,8 @@ class LabelMarker:
     form a second stratum marked at ``band_rate`` (an independent keyed draw). A swap there costs a benign
     client little (the model is unsure, the runner-up is often right) and a copy learns it readily (the row
     sits near its own boundary), so the marks survive label smoothing and training on a subset better;
-    verification tests each stratum against its own controls (:func:`pooled_p`: exact).
+    verification tests each stratum against its own controls (:func:`pooled_p`: exact). The ``cap`` bounds
+    the base stratum's marks only (the band is opt-in and cheap per mark).
     """
 
     def __init__(
@@ -97,6 +142,7 @@ class LabelMarker:
         runner_up: bool = True,
         band: float | None = None,
         band_rate: float = 0.0,
+        cap: float | None = MAX_LABEL_RATE,
     ) -> None:
         if isinstance(key, bytes | bytearray):
             key = WatermarkKey.from_secret(bytes(key))
@@ -108,6 +154,9 @@ class LabelMarker:
             raise InvalidInput("LabelMarker needs scale > 0, cell > 0 and projections >= 1")
         if band is not None and not (0.0 < band <= 1.0 and rate <= band_rate <= MAX_BAND_RATE):
             raise InvalidInput(f"LabelMarker needs 0 < band <= 1 and rate <= band_rate <= {MAX_BAND_RATE}")
+        if cap is not None and not rate <= cap <= 1.0:
+            raise InvalidInput("LabelMarker needs rate <= cap <= 1 (or no cap)")
+        self.cap: float | None = None if cap is None else float(cap)
         self.band: float | None = None if band is None else float(band)
         self.band_rate = 0.0 if band is None else float(band_rate)
         self.key_id = key.key_id
@@ -166,14 +215,18 @@ class LabelMarker:
         return self.mark(consumer, x, probs, record=record)[0]
 
     def mark(
-        self, consumer: str, x: Any, probs: Any, *, record: bool = True
+        self, consumer: str, x: Any, probs: Any, *, record: bool = True, markable: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`apply`, and which rows were marked."""
+        """:meth:`apply`, and which rows were marked. Rows outside ``markable`` (e.g. answered with
+        misinformation) are left as they are and not recorded, but count among the consumer's cells for the
+        cap (so its marks do not depend on which of its rows another response took)."""
         p = np.array(probs, dtype=np.float64, copy=True)
         if p.ndim != 2 or p.shape[1] != self.n_classes or len(x) != len(p):
             raise InvalidInput("x and probs do not match the label marker's classes")
+        ok = np.ones(len(p), bool) if markable is None else np.asarray(markable, dtype=bool).reshape(len(p))
         strata = self.strata(p)
         marked, offsets, digests = self.decide(consumer, x, strata)
+        marked, control = self._capped(consumer, marked, digests, strata, ok, commit=record)
         rows = np.arange(len(p))
         top = p.argmax(axis=1)
         wrong = self.wrong_labels(p, offsets)
@@ -182,14 +235,70 @@ class LabelMarker:
         p[rows[marked], wrong[marked]] = hi[marked]
         if record:
             flat = np.asarray(x, np.float32).reshape(len(p), -1)
-            self._remember(consumer, flat, marked, wrong, digests, strata)
+            self._remember(consumer, flat, marked, control, wrong, digests, strata)
         return p, marked
+
+    def _capped(
+        self,
+        consumer: str,
+        marked: np.ndarray,
+        digests: list[bytes],
+        strata: np.ndarray,
+        markable: np.ndarray,
+        *,
+        commit: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The cap on the base stratum's marks (``cap``): a candidate cell (the keyed draw says "mark") seen
+        for the first time is marked only while the consumer's marks stay within ``cap`` x its distinct
+        cells, else refused for good (a cell's answer never changes: a re-sender would see it). Also which
+        unmarked rows may be controls: a base-stratum row only when new and *eligible* under the same rule,
+        so marked and control rows are chosen alike (each eligible cell is marked with probability
+        ``rate``, independent of its content and of the past: the control-set null stays balanced).
+        ``commit=False`` works on a copy of the consumer's state (a dry run)."""
+        marked, control = marked & markable, ~marked & markable
+        if self.cap is None:
+            return marked, control
+        with self._lock:
+            rec = self._records.get(consumer)
+            state = rec.cap if rec is not None else _Cap()
+            if not commit:
+                state = state.copy()
+            elif rec is None:
+                rec = self._records[consumer] = _Records()
+                state = rec.cap
+                self._trim()
+            for i, d in enumerate(digests):
+                bit = int.from_bytes(d[24:27], "big") % _BITMAP_BITS
+                new = not state.bitmap[bit >> 3] & (1 << (bit & 7))
+                if new:
+                    state.bitmap[bit >> 3] |= 1 << (bit & 7)
+                    state.cells += 1
+                if strata[i] != 0 or not markable[i]:  # the opt-in band stratum is not capped
+                    continue
+                eligible = state.marks + 1 <= math.floor(self.cap * state.distinct() + 1e-9)
+                if not marked[i]:
+                    control[i] = new and eligible
+                    continue
+                fate = state.decided.get(d[:16])
+                if fate is None:
+                    fate = state.decided[d[:16]] = eligible
+                    state.marks += int(eligible)
+                    while len(state.decided) > 4 * self.keep:
+                        state.decided.popitem(last=False)
+                marked[i] = fate
+                control[i] = False
+        return marked, control
+
+    def _trim(self) -> None:
+        while len(self._records) > self.max_consumers:
+            self._records.popitem(last=False)
 
     def _remember(
         self,
         consumer: str,
         x: np.ndarray,
         marked: np.ndarray,
+        control: np.ndarray,
         wrong: np.ndarray,
         digests: list[bytes],
         strata: np.ndarray,
@@ -198,12 +307,13 @@ class LabelMarker:
             rec = self._records.get(consumer)
             if rec is None:
                 rec = self._records[consumer] = _Records()
-                while len(self._records) > self.max_consumers:
-                    self._records.popitem(last=False)
+                self._trim()
             else:
                 self._records.move_to_end(consumer)
             for i, cell in enumerate(digests):  # one row per cell and stratum: a cell's rows are not
                 dg = cell + bytes([int(strata[i])])  # independent draws
+                if not marked[i] and not control[i]:  # refused by the cap, or seen while it bound
+                    continue
                 table, cap = (rec.marked, self.keep) if marked[i] else (rec.control, self.keep_control)
                 if dg in table:
                     continue

@@ -43,7 +43,8 @@ that is not misinformed carries the consumer's keyed API watermark
 sample of ``keep_queries`` per identity over its whole history, in answer order, in memory)
 as the probes that later name the consumer a stolen copy was
 trained from (:meth:`TheftDefence.evidence`). That signal lives in the scores; for a copy trained on the
-argmax labels alone, a keyed 0.5 % of each identity's rows also carry a DAWN-style label mark
+argmax labels alone, a keyed 1 % of each identity's rows (at most 1 % of its distinct cells) also carry a
+DAWN-style label mark
 (:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`, exported at
 ``/admin/theft/label-evidence`` and checked by ``bastion watermark verify-labels``, which also pools the marks
 of two accounts).

@@ -1,7 +1,8 @@
 """Per-consumer keyed label marks: which customer's *labels* a stolen copy was trained on.
 
 After Szyller et al., "DAWN: Dynamic Adversarial Watermarking of Neural Networks" (ACM MM 2021). For a keyed,
-input-dependent fraction ``rate`` (default 0.5 %) of each consumer's queries the answer's top class is
+input-dependent fraction ``rate`` (default 0.5 %; the theft defence's 1 %, under the cap below) of each
+consumer's queries the answer's top class is
 swapped with a keyed wrong label (the scores are swapped with it, so the answer stays self-consistent). A
 copy trained on the answers — even on the argmax labels alone — memorises some of those wrong labels, and
 :func:`attribute_labels` tests that against chance, naming the consumer.

@@ -73,9 +73,24 @@ class _TheftAdmin(_TheftJudge):
         with self._lock:
             return [*self._identities, *self._addresses]
 
-    def reset(self, consumer: str) -> None:
-        with self._lock:
-            self._table(consumer).pop(consumer, None)
-            if self._store is not None:
-                self._store.delete(consumer)
+    def reset(self, consumer: str) -> dict[str, Any] | None:
+        """An admin's reset of ``consumer`` (an identity, or ``addr:<ip>``): its flag and the suspicion
+        behind it (its detection windows, recent distinct rows, re-send digests and PRADA/coverage state) are
+        cleared, in the shared store too, so a falsely flagged customer is judged afresh from its next rows.
+        The evidence stays: its recorded watermark probes, its label marks and controls, and its row counts
+        and daily budget (a reset hands out no new budget). Returns the flag it had (``Flag.to_dict``), or
+        None."""
+        with self._lock, self._shared([consumer]):
+            table = self._table(consumer)
+            known = consumer in table or (self._store is not None and self._store.load(consumer) is not None)
+            previous = None
+            if known:
+                old = self._state(consumer)
+                previous = None if old.flag is None else old.flag.to_dict()
+                fresh = self._new()
+                fresh.kept, fresh.kept_n = old.kept, old.kept_n
+                fresh.rows, fresh.rows_day, fresh.day, fresh.bits = old.rows, old.rows_day, old.day, old.bits
+                table[consumer] = fresh
+                self._save([consumer], [fresh])
         self.monitor.reset(consumer)
+        return previous

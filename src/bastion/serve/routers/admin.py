@@ -1,6 +1,7 @@
 """The admin router: the extraction monitor's clients, the theft defence's flags and evidence, the API
-watermark's marks. Admins and auditors read; only admins reset clients or export consumers' queries, and
-every export is one audit-log entry.
+watermark's marks. Admins and auditors read; only admins reset clients (the monitor's flag, and the theft
+defence's flag and suspicion, never its evidence) or export consumers' queries, and every reset and export
+is an audit-log entry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from bastion.errors import NotFound
+from bastion.errors import InvalidInput, NotFound
 from bastion.serve.deps import AdminReader, AdminWriter, GatewayDep
 from bastion.serve.replies import ERROR_RESPONSES, json_response
 
@@ -73,14 +74,35 @@ async def admin_clients(gw: GatewayDep, _: AdminReader) -> dict[str, Any]:
 
 
 @router.post("/admin/clients/{client}/reset", tags=["admin"], responses=ERROR_RESPONSES)
-async def admin_reset(client: str, gw: GatewayDep, identity: AdminWriter) -> dict[str, Any]:
+async def admin_reset(
+    client: str, gw: GatewayDep, identity: AdminWriter, address: str | None = None
+) -> dict[str, Any]:
+    """Reset a client (an identity id): the extraction monitor's flag, and the theft defence's flag and
+    suspicion (its evidence, the recorded probes and label marks, stays). ``?address=<ip>`` also resets the
+    theft defence's state of that client address (``addr:<ip>``: every client behind it). Audit-logged."""
+    if client.startswith("addr:"):
+        raise InvalidInput("name a client address with ?address=<ip>, not as the client")
+    if address and gw.theft is None:
+        raise NotFound("the theft defence is not enabled on this gateway")
     if gw.monitor is not None:
         await run_in_threadpool(gw.monitor.reset, client)
     if gw.writer is not None:
         gw.writer.event(
             action="serve:monitor-reset", outcome="ok", details={"client": client, "by": identity.name}
         )
-    return {"client": client, "reset": True}
+    out: dict[str, Any] = {"client": client, "reset": True}
+    if gw.theft is not None:
+        consumers = [client] + ([f"addr:{address}"] if address else [])
+        cleared = {c: await run_in_threadpool(gw.theft.reset, c) for c in consumers}
+        flags = {c: None if f is None else f["reason"] for c, f in cleared.items()}
+        if gw.writer is not None:
+            gw.writer.event(
+                action="serve:theft-reset",
+                outcome="ok",
+                details={"consumers": consumers, "flags": flags, "by": identity.name},
+            )
+        out["theft"] = flags
+    return out
 
 
 @router.get("/admin/watermark/marks", tags=["admin"], responses=ERROR_RESPONSES)

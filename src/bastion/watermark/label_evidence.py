@@ -45,7 +45,8 @@ LABEL_EVIDENCE_FORMAT = "bastion-label-evidence/v1"
 MAX_LABEL_EVIDENCE_BYTES = 256 * 1024 * 1024
 PAIR_CANDIDATES = 10
 PAIR_MIN_HITS = 2  # a member with one carried mark is indistinguishable from a chance match
-PAIR_NAMED_P = 1e-6  # a pair is named only at the exit threshold of ``verify-labels``
+NAMED_P = 1e-6  # a consumer (or a pair) is named only at the exit threshold of ``verify-labels``
+PAIR_NAMED_P = NAMED_P
 
 Records = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Strata = tuple[np.ndarray, np.ndarray]
@@ -56,7 +57,8 @@ class LabelAttribution:
     """Which consumer's label marks a suspect carries.
 
     ``tests``: per consumer (marked hits, marked rows, control hits, control rows, one-sided Fisher p);
-    ``consumer`` is the best one if its corrected ``p_value`` < 0.01. ``group``/``group_p_value``: the pair
+    ``consumer`` is the best one if its corrected ``p_value`` < 0.01 (significant, not yet named: see
+    :attr:`named`). ``group``/``group_p_value``: the pair
     of consumers whose pooled marks give the smallest corrected p (two accounts of one attacker), with
     ``group_fisher_p`` (Fisher's method on the pair's two p-values, uncorrected) beside it."""
 
@@ -69,13 +71,14 @@ class LabelAttribution:
 
     @property
     def named(self) -> tuple[str, ...]:
-        """Whom the evidence names: the best single consumer when it is significant (corrected p < 0.01),
-        else the best pair when the pair is at p < ``PAIR_NAMED_P`` (1e-6, the CLI's exit threshold), else
-        nobody. A pair is never preferred to a significant single consumer, and only consumers whose marks
-        the copy carries at least ``PAIR_MIN_HITS`` times form a pair: pooling a thief with an innocent
-        consumer whose one mark the copy happens to carry gives a small p and would accuse the innocent."""
+        """Whom the evidence names, at ``NAMED_P`` (corrected p < 1e-6, the exit threshold of
+        ``verify-labels``, so its JSON names exactly whom its exit code attributes): the best single consumer,
+        else the best pair, else nobody. A pair is never named beside a single consumer significant at 1 %
+        (``consumer``), and only consumers whose marks the copy carries at least ``PAIR_MIN_HITS`` times form
+        a pair: pooling a thief with an innocent consumer whose one mark the copy happens to carry gives a
+        small p and would accuse the innocent."""
         if self.consumer is not None:
-            return (self.consumer,)
+            return (self.consumer,) if self.p_value < NAMED_P else ()
         if self.group and self.group_p_value < PAIR_NAMED_P:
             return self.group
         return ()

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from .test_theft import make_defence
 
@@ -64,3 +65,15 @@ def test_an_admin_reset_clears_a_theft_flag_and_keeps_the_evidence(
         assert client.post(f"/admin/clients/addr:{address}/reset", headers=dave).status_code == 400
     events = [e for e in project.vault.audit.entries(start=start_audit) if e.action == "serve:theft-reset"]
     assert events and events[-1].details["by"] == "dave" and consumer in events[-1].details["consumers"]
+
+
+def test_a_reset_hands_out_no_new_daily_budget(digits: Any) -> None:
+    from bastion.errors import BudgetExhausted
+    from bastion.serve.theft import TheftPolicy
+
+    guard = make_defence(digits, policy=TheftPolicy(daily_rows=60))
+    x = digits.x_test[:40]
+    guard.respond(consumers=("carol",), x=x, proba=digits.adapter.predict_proba(x))
+    guard.reset("carol")
+    with pytest.raises(BudgetExhausted):
+        guard.respond(consumers=("carol",), x=x, proba=digits.adapter.predict_proba(x))

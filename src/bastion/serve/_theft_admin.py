@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import InvalidInput
-from bastion.serve._theft_judge import _TheftJudge
+from bastion.serve._theft_judge import _Consumer, _TheftJudge
 from bastion.serve._theft_policy import Flag
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.theft_state import load_state
+
+# what an admin reset clears: the detection windows, the recent distinct rows, the re-send digests, the flag
+_SUSPICION = frozenset({"apct", "flag", "hist", "hist_n", "nat", "near", "pct", "seen"})
 
 
 class _TheftAdmin(_TheftJudge):
@@ -88,8 +91,9 @@ class _TheftAdmin(_TheftJudge):
                 old = self._state(consumer)
                 previous = None if old.flag is None else old.flag.to_dict()
                 fresh = self._new()
-                fresh.kept, fresh.kept_n = old.kept, old.kept_n
-                fresh.rows, fresh.rows_day, fresh.day, fresh.bits = old.rows, old.rows_day, old.day, old.bits
+                for name in _Consumer.__slots__:  # all but the suspicion (a new field is kept by default)
+                    if name not in _SUSPICION:
+                        setattr(fresh, name, getattr(old, name))
                 table[consumer] = fresh
                 self._save([consumer], [fresh])
         self.monitor.reset(consumer)

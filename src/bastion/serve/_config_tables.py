@@ -181,8 +181,8 @@ class TheftConfig:
     """Model-theft defence (``bastion.serve.theft``): ``key`` names a watermark key (a home key id or a key
     file) whose HKDF sub-keys are the detector's secret and the per-consumer API watermark; ``reference`` is
     an ``.npz`` file with the training rows ``x`` and labels ``y`` the detector compares queries with;
-    ``daily_rows`` is every identity's row budget per UTC day; ``block_score`` (0: never) refuses service
-    to a consumer whose suspicion score reaches it."""
+    ``daily_rows`` is every identity's row budget per trailing 24 hours; ``block_score`` (0: never) refuses
+    service to a consumer whose suspicion score reaches it."""
 
     enabled: bool = False
     key: str | None = None

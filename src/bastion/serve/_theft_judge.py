@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion._evict import ValueTable
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
 from bastion.serve.theft_state import dump_state, load_state
@@ -36,6 +37,7 @@ class _Consumer:
         "flag",
         "hist",
         "hist_n",
+        "hours",
         "kept",
         "kept_n",
         "nat",
@@ -59,8 +61,9 @@ class _Consumer:
         self.kept_n = 0  # probes ever offered to ``kept`` (a uniform reservoir over all of them)
         self.seen: OrderedDict[bytes, None] = OrderedDict()
         self.rows = 0
-        self.rows_day = 0
-        self.day = -1
+        self.rows_day = 0  # rows answered in the trailing 24 hours (``roll_budget``)
+        self.day = -1  # the hour (since the epoch) of the newest of ``hours``' buckets; -1: none yet
+        self.hours = np.zeros(24, dtype=np.int64)  # rows per hour of the last 24, a ring by hour index
         self.bits = 0.0
         self.flag: Flag | None = None
 
@@ -91,13 +94,13 @@ class _TheftJudge:
     _resend_tau: float
     _natural: LazyNatural
     _probe_key: bytes
-    _identities: OrderedDict[str, _Consumer]
-    _addresses: OrderedDict[str, _Consumer]
+    _identities: ValueTable[str, _Consumer]
+    _addresses: ValueTable[str, _Consumer]
     _lock: threading.Lock
     _store: Any
 
     # -- state ----------------------------------------------------------------------------------------
-    def _table(self, consumer: str) -> OrderedDict[str, _Consumer]:
+    def _table(self, consumer: str) -> ValueTable[str, _Consumer]:
         return self._addresses if consumer.startswith("addr:") else self._identities
 
     def _new(self) -> _Consumer:
@@ -120,7 +123,7 @@ class _TheftJudge:
         else:
             table.move_to_end(consumer)
         while len(table) > self.policy.max_consumers:
-            _evict(table)
+            table.evict(keep=consumer)
         return s
 
     def _shared(self, consumers: Sequence[str]) -> Any:
@@ -252,12 +255,25 @@ class _TheftJudge:
         return np.sqrt(np.maximum(best, 0.0)), resend
 
 
-def _evict(table: OrderedDict[str, _Consumer]) -> None:
-    """Drop the least recently used state, passing over flagged ones (a flag outlives quieter clients)."""
-    for n, (cid, s) in enumerate(table.items()):
-        if n >= 64:
-            break
-        if s.flag is None:
-            del table[cid]
-            return
-    table.popitem(last=False)
+def roll_budget(s: _Consumer, hour: int) -> None:
+    """Move the consumer's row-budget window (24 hourly buckets) to ``hour``: ``rows_day`` is then the rows
+    answered in the trailing 24 hours — a sliding window, not the UTC day (which a thief could spend twice
+    in ten minutes across midnight). State stored without buckets (before round 8) counts its day's rows
+    in this hour; a clock that steps back keeps the newest bucket."""
+    if s.day < 0:
+        s.hours[:] = 0
+        s.hours[hour % 24] = s.rows_day
+    elif hour - s.day >= 24:
+        s.hours[:] = 0
+    else:
+        for h in range(s.day + 1, hour + 1):
+            s.hours[h % 24] = 0
+    s.day = max(hour, s.day)
+    s.rows_day = int(s.hours.sum())
+
+
+def worth(s: _Consumer) -> tuple[bool, int]:
+    """What a state is worth keeping under the cap (:class:`~bastion._evict.ValueTable`): a flagged one before
+    any unflagged one, then the one with more rows answered — a flood of one-row identities evicts only
+    its own kind, never a thief's evidence, flag and budget."""
+    return (s.flag is not None, s.rows)

@@ -26,8 +26,8 @@ raises nothing), over the last ``window`` of them:
   takes large steps leaves the manifold: the two tests close that gap between them;
 * **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
   hyperplanes from the deployment key, calibrated on the reference rows, as corroborating evidence only;
-* **information released** — rows answered and output bits, as evidence; each identity has a daily row
-  budget (:class:`BudgetExhausted` beyond it).
+* **information released** — rows answered and output bits, as evidence; each identity has a row budget
+  per trailing 24 hours (hourly buckets, not the UTC day; :class:`BudgetExhausted` beyond it).
 
 Responses, escalating with the suspicion score (score >= 1 flags; a flag keeps its peak score, so a window
 of clean rows does not dilute it, and decays after ``flag_ttl_s`` without new evidence):
@@ -70,16 +70,16 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from bastion._evict import ValueTable
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
 from bastion.serve._theft_admin import _TheftAdmin
 from bastion.serve._theft_defended import DefendedModel
-from bastion.serve._theft_judge import _blas, _Consumer
+from bastion.serve._theft_judge import _blas, _Consumer, roll_budget, worth
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, with_newcomers
@@ -178,8 +178,11 @@ class TheftDefence(_TheftAdmin):
         self._clock = clock
         # Identities and client addresses in separate tables (max_consumers each): a flood of addresses
         # cannot evict an identity's state (its daily budget, flag and evidence).
-        self._identities: OrderedDict[str, _Consumer] = OrderedDict()
-        self._addresses: OrderedDict[str, _Consumer] = OrderedDict()
+        # Each table evicts its least valuable state (``worth``: unflagged, fewest rows), not the oldest: a
+        # flood of throw-away identities cannot evict a thief's state either.
+        evict_seed = int.from_bytes(derive(self._secret, "evict")[:8], "big")
+        self._identities: ValueTable[str, _Consumer] = ValueTable(worth, seed=evict_seed)
+        self._addresses: ValueTable[str, _Consumer] = ValueTable(worth, seed=evict_seed + 1)
         self._lock = threading.Lock()
         # a bastion.serve.theft_state.RedisTheftStore: detection state shared by every worker, or None
         self._store = store
@@ -201,7 +204,7 @@ class TheftDefence(_TheftAdmin):
         if rows.shape[1] != self.n_features or p.shape != (len(rows), self.n_classes):
             raise InvalidInput("x and proba do not match the defended model")
         now = self._clock()
-        day = int(now // 86400)
+        hour = int(now // 3600)
         pred = p.argmax(axis=1)
         pct, ratio = self.scorer.score(rows, pred)
         apct, _ = self.scorer.score_ranked(rows, pred)
@@ -213,14 +216,14 @@ class TheftDefence(_TheftAdmin):
         with self._lock, self._shared(consumers):
             states = [self._state(c) for c in consumers]
             for s in states:
-                if s.day != day:
-                    s.day, s.rows_day = day, 0
+                roll_budget(s, hour)  # the budget is per trailing 24 hours, not per UTC day
             if states[0].rows_day + len(rows) > pol.daily_rows:  # the identity's budget (not a shared NAT's)
-                raise BudgetExhausted(f"daily row budget of {pol.daily_rows} reached")
+                raise BudgetExhausted(f"row budget of {pol.daily_rows} per 24 hours reached")
             fresh: list[int] = []
             for cid, s in zip(consumers, states, strict=True):
                 s.rows += len(rows)
                 s.rows_day += len(rows)
+                s.hours[s.day % 24] += len(rows)
                 new: list[int] = []
                 for i, dg in enumerate(digests):
                     if dg in s.seen:

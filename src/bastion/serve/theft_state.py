@@ -35,6 +35,7 @@ def dump_state(s: Any) -> bytes:
         near=np.asarray(list(s.near), dtype=bool),
         hist=s.hist,
         meta=np.asarray([s.hist_n, s.rows, s.rows_day, s.day], dtype=np.int64),
+        hours=np.asarray(s.hours, dtype=np.int64),
         bits=np.asarray([s.bits], dtype=np.float64),
         seen=seen,
         flag=np.frombuffer(json.dumps(flag).encode("utf-8"), dtype=np.uint8),
@@ -55,6 +56,12 @@ def load_state(blob: bytes, s: Any, flag_type: Any) -> Any:
                 raise ValueError("history shape")
             s.hist[:] = hist
             s.hist_n, s.rows, s.rows_day, s.day = (int(v) for v in z["meta"])
+            if "hours" in z.files:  # the budget's hourly buckets (round 8; before, ``day`` was a UTC day)
+                if z["hours"].shape != s.hours.shape:
+                    raise ValueError("budget buckets")
+                s.hours[:] = z["hours"]
+            else:
+                s.day = -1  # roll_budget counts the stored day's rows in the current hour
             s.bits = float(z["bits"][0])
             for row in z["seen"]:
                 s.seen[bytes(row)] = None

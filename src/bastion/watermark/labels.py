@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion._evict import ValueTable
 from bastion.errors import InvalidInput
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.label_evidence import (
@@ -111,6 +112,12 @@ class _Records:
         self.marked: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
         self.control: OrderedDict[bytes, tuple[np.ndarray, int, int]] = OrderedDict()
         self.cap = _Cap()
+
+
+def _worth(rec: _Records) -> tuple[int, int]:
+    """What a consumer's records are worth keeping under ``max_consumers``: its marked rows, then its control
+    rows and distinct cells."""
+    return (len(rec.marked), len(rec.control) + rec.cap.cells)
 
 
 class LabelMarker:
@@ -174,7 +181,10 @@ class LabelMarker:
         self._select = key.derive(f"{LABEL_MARKS}:select")
         self._threshold = int(self.rate * 2**64)
         self._band_threshold = int(self.band_rate * 2**64)
-        self._records: OrderedDict[str, _Records] = OrderedDict()
+        # the cap evicts the consumer with the fewest records, not the oldest: a flood of throw-away
+        # identities cannot push a thief's marks out
+        evict_seed = int.from_bytes(key.derive(f"{LABEL_MARKS}:evict")[:8], "big")
+        self._records: ValueTable[str, _Records] = ValueTable(_worth, seed=evict_seed)
         self._lock = threading.Lock()
 
     def cells(self, x: Any) -> np.ndarray:
@@ -267,7 +277,7 @@ class LabelMarker:
             elif rec is None:
                 rec = self._records[consumer] = _Records()
                 state = rec.cap
-                self._trim()
+                self._trim(consumer)
             for i, d in enumerate(digests):
                 bit = int.from_bytes(d[24:27], "big") % _BITMAP_BITS
                 new = not state.bitmap[bit >> 3] & (1 << (bit & 7))
@@ -290,9 +300,9 @@ class LabelMarker:
                 control[i] = False
         return marked, control
 
-    def _trim(self) -> None:
+    def _trim(self, consumer: str) -> None:
         while len(self._records) > self.max_consumers:
-            self._records.popitem(last=False)
+            self._records.evict(keep=consumer)
 
     def _remember(
         self,
@@ -308,7 +318,7 @@ class LabelMarker:
             rec = self._records.get(consumer)
             if rec is None:
                 rec = self._records[consumer] = _Records()
-                self._trim()
+                self._trim(consumer)
             else:
                 self._records.move_to_end(consumer)
             for i, cell in enumerate(digests):  # one row per cell and stratum: a cell's rows are not

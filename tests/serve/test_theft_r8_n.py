@@ -146,3 +146,26 @@ def test_budget_buckets_survive_the_shared_store_and_old_state_keeps_its_rows() 
     assert old.rows_day == 70  # counted in this hour, not dropped
     roll_budget(old, 500_000 + 24)
     assert old.rows_day == 0
+
+
+def test_an_address_budget_bounds_every_identity_behind_one_address() -> None:
+    g, centres, proba = _setup(TheftPolicy(daily_rows=300, address_rows=400))
+    q = np.random.default_rng(3)
+    rows = centres[q.integers(0, 3, 100)] + q.normal(0, 1, (100, 8))
+    for i in range(4):  # four identities behind one address, each well inside its own budget
+        g.respond(consumers=(f"jwt:sybil{i}", "addr:10.0.0.9"), x=rows, proba=proba(rows))
+    with pytest.raises(BudgetExhausted, match="address"):
+        g.respond(consumers=("jwt:sybil4", "addr:10.0.0.9"), x=rows[:1], proba=proba(rows[:1]))
+    g.respond(consumers=("jwt:sybil4", "addr:10.0.0.10"), x=rows, proba=proba(rows))  # another address
+    off, _, _ = _setup(TheftPolicy(daily_rows=300))  # off by default (a shared NAT)
+    for i in range(5):
+        off.respond(consumers=(f"jwt:sybil{i}", "addr:10.0.0.9"), x=rows, proba=proba(rows))
+
+
+def test_the_address_budget_is_a_config_option() -> None:
+    from bastion.errors import ConfigError
+    from bastion.serve.config import config_from_mapping
+
+    assert config_from_mapping({"theft": {"address_rows": 500}}).theft.address_rows == 500
+    with pytest.raises(ConfigError, match="address_rows"):
+        config_from_mapping({"theft": {"address_rows": -1}})

@@ -182,13 +182,15 @@ class TheftConfig:
     file) whose HKDF sub-keys are the detector's secret and the per-consumer API watermark; ``reference`` is
     an ``.npz`` file with the training rows ``x`` and labels ``y`` the detector compares queries with;
     ``daily_rows`` is every identity's row budget per trailing 24 hours; ``block_score`` (0: never) refuses
-    service to a consumer whose suspicion score reaches it."""
+    service to a consumer whose suspicion score reaches it; ``address_rows`` (0: none) is the row budget per
+    trailing 24 hours of all identities behind one client address together."""
 
     enabled: bool = False
     key: str | None = None
     reference: str | None = None
     daily_rows: int = 50_000
     block_score: float = 0.0
+    address_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class TheftPolicy:
     top_k: int = 3
     decimals: int = 2
     daily_rows: int = 50_000
+    # rows per trailing 24 hours for all identities behind one client address together (None: no address
+    # budget — a shared NAT or proxy would hit it; set it where addresses are per customer)
+    address_rows: int | None = None
     flag_ttl_s: float = 3600.0
     max_reference: int = 4000
     max_consumers: int = 4096
@@ -66,7 +69,7 @@ class TheftPolicy:
             raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
         if not 0.0 <= self.resend_frac < 1.0 or self.resend_noise < 0:
             raise InvalidInput("theft policy: need 0 <= resend_frac < 1 and resend_noise >= 0")
-        if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0:
+        if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0 or (self.address_rows or 1) < 1:
             raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
 
 

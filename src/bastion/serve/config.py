@@ -217,8 +217,8 @@ def validate(cfg: GatewayConfig) -> None:
         raise ConfigError(
             "[serve.theft] is enabled: it needs a key (watermark key id or file) and a reference"
         )
-    if cfg.theft.daily_rows < 1 or cfg.theft.block_score < 0:
-        raise ConfigError("[serve.theft] daily_rows must be >= 1 and block_score >= 0")
+    if cfg.theft.daily_rows < 1 or cfg.theft.block_score < 0 or cfg.theft.address_rows < 0:
+        raise ConfigError("[serve.theft] daily_rows must be >= 1, block_score and address_rows >= 0")
     if cfg.api_watermark.enabled and not 0.0 < cfg.api_watermark.rate <= 0.005:
         raise ConfigError("[serve.api_watermark] rate must lie in (0, 0.005]")
     if cfg.text.input_pii not in INPUT_PII_ACTIONS or not 1 <= cfg.text.max_chars <= 1_000_000:

@@ -386,7 +386,9 @@ def theft_defence(
         x = model.preprocessing.apply(x)
     guard = config.input_guard
     lo, hi = guard.min_value, guard.max_value
-    policy = TheftPolicy(daily_rows=tc.daily_rows, block_score=tc.block_score or None)
+    policy = TheftPolicy(
+        daily_rows=tc.daily_rows, block_score=tc.block_score or None, address_rows=tc.address_rows or None
+    )
     store = None
     if config.redis_url:  # workers and replicas judge a consumer's combined stream
         from bastion.serve.theft_state import RedisTheftStore

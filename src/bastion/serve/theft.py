@@ -219,6 +219,13 @@ class TheftDefence(_TheftAdmin):
                 roll_budget(s, hour)  # the budget is per trailing 24 hours, not per UTC day
             if states[0].rows_day + len(rows) > pol.daily_rows:  # the identity's budget (not a shared NAT's)
                 raise BudgetExhausted(f"row budget of {pol.daily_rows} per 24 hours reached")
+            for via, st in zip(consumers[1:], states[1:], strict=True):  # every identity behind an address
+                if (
+                    pol.address_rows
+                    and via.startswith("addr:")
+                    and st.rows_day + len(rows) > pol.address_rows
+                ):
+                    raise BudgetExhausted(f"the address's row budget of {pol.address_rows} per 24 h reached")
             fresh: list[int] = []
             for cid, s in zip(consumers, states, strict=True):
                 s.rows += len(rows)

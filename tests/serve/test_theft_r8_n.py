@@ -169,3 +169,20 @@ def test_the_address_budget_is_a_config_option() -> None:
     assert config_from_mapping({"theft": {"address_rows": 500}}).theft.address_rows == 500
     with pytest.raises(ConfigError, match="address_rows"):
         config_from_mapping({"theft": {"address_rows": -1}})
+
+
+def test_region_marks_records_survive_a_flood_of_one_row_identities() -> None:
+    from bastion.watermark.regions import RegionMarker
+
+    key = WatermarkKey.from_secret(b"theft-r8-n-eviction-test-key-32!")
+    mk = RegionMarker(key, n_features=8, n_classes=3, scale=1.0, band=1.0, max_consumers=8)
+    q = np.random.default_rng(4)
+    p = q.dirichlet(np.ones(3), 400)
+    x = q.normal(0, 3, (400, 8))
+    mk.apply("jwt:mallory", x, p)
+    before = mk.region_records("jwt:mallory")
+    assert len(before) > 0
+    for i in range(50):
+        mk.apply(f"jwt:fill{i}", x[i : i + 1], p[i : i + 1])
+    assert len(mk.consumers()) <= 8 and "jwt:mallory" in mk.consumers()
+    assert len(mk.region_records("jwt:mallory")) == len(before)

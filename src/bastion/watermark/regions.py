@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion._evict import ValueTable
 from bastion.errors import InvalidInput
 from bastion.watermark.keys import WatermarkKey
 
@@ -120,8 +121,10 @@ class RegionMarker:
         self._select = key.derive(f"{REGION_MARKS}:select")
         self._threshold = int(self.rate * 2**64)
         # consumer -> region digest -> (marked, target, rows)
-        self._records: OrderedDict[str, OrderedDict[bytes, tuple[bool, int, list[np.ndarray]]]] = (
-            OrderedDict()
+        # the cap evicts the consumer with the fewest regions recorded, not the oldest: a flood of throw-away
+        # identities cannot push a thief's records out
+        self._records: ValueTable[str, OrderedDict[bytes, tuple[bool, int, list[np.ndarray]]]] = ValueTable(
+            len, seed=int.from_bytes(key.derive(f"{REGION_MARKS}:evict")[:8], "big")
         )
         self._lock = threading.Lock()
 
@@ -199,7 +202,7 @@ class RegionMarker:
             if table is None:
                 table = self._records[consumer] = OrderedDict()
                 while len(self._records) > self.max_consumers:
-                    self._records.popitem(last=False)
+                    self._records.evict(keep=consumer)
             else:
                 self._records.move_to_end(consumer)
             for i in np.flatnonzero(eligible):

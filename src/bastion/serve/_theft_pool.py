@@ -24,6 +24,14 @@ rows before each row: gated by their own look, the least shifted rows of a shift
 pooled and would dilute it (with the gate at 0.5 x the shift threshold: digits 252 -> 290 attacker rows,
 194 when gated on earlier rows only).
 
+Honest newcomers send the same public inputs, each through its own scanner: a row that is an earlier pooled
+row at another gain (x 0.8, x 1.25 clipped at its own range; :func:`rescans`) counts once, like a re-send,
+so the same digits at other brightnesses do not read as one client's small steps (round 8, fix20o: 4 of 10
+dimmer-scanner streams answered as flagged after 30 newcomers -> 0). The match is exact up to
+:data:`RESCAN_TOL` x the re-send radius (an interpolation of two pooled rows is not one; a looser match
+called 28 % of breast_cancer's mixup rows re-scans and moved its Sybil's flag from 281 to 629 rows); a
+re-scan with sensor noise on top still counts.
+
 Cost: while the pool is flagged (a Sybil attack, and ``flag_ttl_s`` after its last evidence) every new
 account's first ``min_rows`` distinct rows get the flagged response. Limits: the quota is per process
 (with a shared store, up to ``min_rows`` x workers rows per account); an account whose first
@@ -49,6 +57,7 @@ if TYPE_CHECKING:
 NEWCOMERS = "pool:newcomers"
 POOL_ROWS = 10  # the pool counts each newcomer's first rows only: one client alone cannot flag it
 NATURAL_LEAN = 0.0  # ... and the rest while its earlier rows lean out no more than natural rows do
+RESCAN_TOL = 0.1  # a row at another gain: within this x the re-send radius (an interpolation is not)
 
 
 class NewcomerQuota:
@@ -114,6 +123,36 @@ def natural_rows(
     return (before >= POOL_ROWS) & (lean < NATURAL_LEAN)
 
 
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def rescans(defence: TheftDefence, pool: Any, x: np.ndarray, *, candidates: int = 4) -> np.ndarray:
+    """For each row of ``x``, whether it is one of the pool's earlier rows at another gain — the same input
+    from another scanner, camera exposure or brightness setting (``x ~ clip(g * h)``, clipped to the row's
+    own range, either way round) within the re-send radius. Many honest newcomers send the same public
+    inputs at their own gains; such copies sit within the small-steps radius of each other, so without this
+    the pool read them as one client's small steps (issue 20 round 8: a dimmer scanner after 30 newcomers).
+    They count once, like a re-send: never as evidence, never as dilution. A flagged pool has none (as a
+    flagged consumer has no re-sends). Only the ``candidates`` earlier rows most aligned with each row
+    (cosine: blind to gain) are compared."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    out = np.zeros(len(x), dtype=bool)
+    hist = np.asarray(pool.hist[: min(pool.hist_n, len(pool.hist))], dtype=np.float64)
+    if pool.flag is not None or not len(hist) or not len(x):
+        return out
+    c = min(candidates, len(hist))
+    top = np.argpartition(-(_unit(x) @ _unit(hist).T), c - 1, axis=1)[:, :c]
+    for a, b in ((x[:, None, :], hist[top]), (hist[top], x[:, None, :])):
+        a, b = np.broadcast_arrays(a, b)  # a ~ clip(g * b) to a's range, g fitted on a's unclipped features
+        lo, hi = a.min(axis=-1, keepdims=True), a.max(axis=-1, keepdims=True)
+        free = (a > lo) & (a < hi)
+        g = (free * a * b).sum(-1, keepdims=True) / np.maximum((free * b * b).sum(-1, keepdims=True), 1e-12)
+        err = np.linalg.norm(a - np.clip(g * b, lo, hi), axis=-1)
+        out |= ((err < RESCAN_TOL * defence._resend_tau) & (g[..., 0] > 0)).any(axis=1)
+    return out
+
+
 def with_newcomers(defence: TheftDefence, consumers: Sequence[str]) -> tuple[str, ...]:
     """``consumers`` (identity first), joined with :data:`NEWCOMERS` while the identity is a newcomer."""
     joined = tuple(consumers)
@@ -124,4 +163,12 @@ def with_newcomers(defence: TheftDefence, consumers: Sequence[str]) -> tuple[str
     return (*joined, NEWCOMERS)
 
 
-__all__ = ["NATURAL_LEAN", "NEWCOMERS", "POOL_ROWS", "distinct_rows", "natural_rows", "with_newcomers"]
+__all__ = [
+    "NATURAL_LEAN",
+    "NEWCOMERS",
+    "POOL_ROWS",
+    "distinct_rows",
+    "natural_rows",
+    "rescans",
+    "with_newcomers",
+]

@@ -82,7 +82,7 @@ from bastion.serve._theft_defended import DefendedModel
 from bastion.serve._theft_judge import _blas, _Consumer, roll_budget, worth
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
-from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, with_newcomers
+from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, rescans, with_newcomers
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
@@ -240,10 +240,12 @@ class TheftDefence(_TheftAdmin):
                         s.seen.popitem(last=False)
                     new.append(i)
                 if new:
+                    regain = rescans(self, s, rows[new]) if cid == NEWCOMERS else False  # (before _nearest)
                     nearest, resend = self._nearest(s, rows[new])
                     # a re-send (sensor noise on a counted row) counts once, like an exact repeat
                     counted = ~resend
                     if cid == NEWCOMERS:  # each newcomer's first rows new to the pool (_theft_pool)
+                        counted &= ~regain  # ... and so does the same input at another gain
                         natural = natural_rows(self, states[0], fresh, new)
                         counted = self._newcomers.take(consumers[0], counted, natural)
                     new = [i for i, c in zip(new, counted, strict=True) if c]

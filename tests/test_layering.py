@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "bastion"
 
 # Lower never imports higher (docs/architecture.md). Layer 1 includes the root (``bastion.__version__``).
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(("__init__", "__version__", "errors", "config", "files"), 1),
+    **dict.fromkeys(("__init__", "__version__", "errors", "config", "files", "evict"), 1),
     "crypto": 2,
     **dict.fromkeys(("store", "access", "events"), 3),
     **dict.fromkeys(("vault", "models"), 4),

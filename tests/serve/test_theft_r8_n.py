@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bastion._evict import ValueTable
 from bastion.errors import BudgetExhausted
+from bastion.evict import ValueTable
 from bastion.serve._theft_judge import _Consumer, roll_budget
 from bastion.serve.theft import TheftPolicy, build_defence
 from bastion.serve.theft_state import dump_state, load_state

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bastion._evict import ValueTable
+from bastion.evict import ValueTable
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
 from bastion.serve.theft_state import dump_state, load_state
@@ -273,7 +273,7 @@ def roll_budget(s: _Consumer, hour: int) -> None:
 
 
 def worth(s: _Consumer) -> tuple[bool, int]:
-    """What a state is worth keeping under the cap (:class:`~bastion._evict.ValueTable`): a flagged one before
+    """What a state is worth keeping under the cap (:class:`~bastion.evict.ValueTable`): a flagged one before
     any unflagged one, then the one with more rows answered — a flood of one-row identities evicts only
     its own kind, never a thief's evidence, flag and budget."""
     return (s.flag is not None, s.rows)

@@ -75,8 +75,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion._evict import ValueTable
 from bastion.errors import AccessDenied, BudgetExhausted, InvalidInput
+from bastion.evict import ValueTable
 from bastion.serve._theft_admin import _TheftAdmin
 from bastion.serve._theft_defended import DefendedModel
 from bastion.serve._theft_judge import _blas, _Consumer, roll_budget, worth

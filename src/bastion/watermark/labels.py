@@ -59,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion._evict import ValueTable
 from bastion.errors import InvalidInput
+from bastion.evict import ValueTable
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.label_evidence import (
     LABEL_MARKS,

@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion._evict import ValueTable
 from bastion.errors import InvalidInput
+from bastion.evict import ValueTable
 from bastion.watermark.keys import WatermarkKey
 
 REGION_MARKS = "bastion-region-marks-v1"

@@ -4,8 +4,8 @@ After Charette et al., "Cosine Model Watermarking Against Ensemble Distillation"
 :class:`ConsumerWatermark` for the scheme and its deviations, and :class:`ConsumerEvidence` for what a gateway
 hands the owner (``/admin/theft/evidence``) and ``bastion watermark verify --consumers`` checks.
 
-Length: the per-consumer watermark and its signed evidence file share the signal derivation, so evidence
-is checked with the same code that made it.
+The per-consumer watermark and its signed evidence file share the signal derivation, so evidence is checked
+with the same code that made it; the attribution statistics live in :mod:`bastion.watermark._consumer_stats`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
+from bastion.watermark._consumer_stats import rank_residual, segment_scores, segments
 from bastion.watermark.keys import WatermarkKey
 
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
@@ -240,16 +241,18 @@ class ConsumerWatermark:
             # two residuals: the signal class's probability, and the rank of its log-odds against the top
             # class (temperature scales every log-odds by 1/T, any monotone sharpening keeps their order:
             # that one does not change when the thief serves its copy sharpened), each less the clean model's
-            residuals = [answers[rows, tgt] - base[rows, tgt], _rank_residual(answers, base, rows, tgt, top)]
+            residuals = [answers[rows, tgt] - base[rows, tgt], rank_residual(answers, base, rows, tgt, top)]
             residuals = [r for r in residuals if np.ptp(r) > 0]
             if not residuals:
                 scores[consumer] = 0.0
                 continue
             null_waves = np.cos(self.freq * (x @ dirs.T) + phases)  # (n, nulls)
             wave = sig.wave(x)
-            spans = _segments(len(x))
+            spans = segments(len(x))
             zs = [
-                z for a, b in spans for z in _scores([r[a:b] for r in residuals], wave[a:b], null_waves[a:b])
+                z
+                for a, b in spans
+                for z in segment_scores([r[a:b] for r in residuals], wave[a:b], null_waves[a:b])
             ]
             # the probes are in the order they were answered: each chronological segment is tested too
             # (Bonferroni over them and over the two residuals), so rows a thief sends after stealing cannot
@@ -410,62 +413,6 @@ class ConsumerEvidence:
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{src}: not a consumer evidence file") from exc
         return cls.from_doc(doc, where=str(src))
-
-
-SEGMENT_ROWS = 250
-
-
-def _segments(n: int) -> list[tuple[int, int]]:
-    """The whole probe set, then its halves, quarters, ... down to ``SEGMENT_ROWS`` rows (aligned at 0)."""
-    out = [(0, n)]
-    parts = 2
-    while n // parts >= SEGMENT_ROWS:
-        size = n // parts
-        out += [(i * size, n if i == parts - 1 else (i + 1) * size) for i in range(parts)]
-        parts *= 2
-    return out
-
-
-def _rank_residual(
-    answers: np.ndarray, base: np.ndarray, rows: np.ndarray, tgt: np.ndarray, top: np.ndarray
-) -> np.ndarray:
-    """The rank of the suspect's ``log(p_tgt / p_top)`` less its least-squares fit (a quadratic) on the clean
-    model's rank.
-
-    Invariant to a serving-time temperature and to any monotone sharpening of the log-odds (only their order
-    is used); probabilities rounded or underflowed to 0 are floored at the smallest normal float (they tie).
-    Zero when the suspect orders the rows as the clean model does. The quadratic term takes up a copy that
-    orders the confident rows differently from the uncertain ones (two classes: z 4.2 → 5.2 on breast_cancer;
-    digits unchanged)."""
-    from scipy.stats import rankdata
-
-    def ranks(p: np.ndarray) -> np.ndarray:
-        q = np.clip(p, np.finfo(np.float64).tiny, None)
-        return np.asarray(rankdata(np.log(q[rows, tgt]) - np.log(q[rows, top])), dtype=np.float64)
-
-    s, ref = ranks(answers), ranks(base)
-    u = 2.0 * (ref - ref.min()) / max(float(np.ptp(ref)), 1.0) - 1.0  # in [-1, 1]: a well-conditioned fit
-    design = np.column_stack([np.ones_like(u), u, (3.0 * u * u - 1.0) / 2.0])
-    coef, *_ = np.linalg.lstsq(design, s, rcond=None)
-    r = s - design @ coef
-    return r if np.abs(r).max() > 1e-9 * len(r) else np.zeros_like(r)
-
-
-def _scores(rs: Sequence[np.ndarray], wave: np.ndarray, null_waves: np.ndarray) -> list[float]:
-    """z of each residual's correlation with the consumer's wave against the public null waves."""
-    waves = np.column_stack([wave, null_waves])
-    wc = waves - waves.mean(axis=0)
-    norms = np.sqrt((wc * wc).sum(axis=0))
-    out = []
-    for r in rs:
-        if np.ptp(r) <= 0:
-            out.append(0.0)
-            continue
-        rc = r - r.mean()
-        corr = (rc @ wc) / np.maximum(np.sqrt(rc @ rc) * norms, 1e-12)
-        null = corr[1:]
-        out.append(float((corr[0] - null.mean()) / max(null.std(ddof=1), 1e-12)))
-    return out
 
 
 __all__ = [

@@ -46,7 +46,11 @@ from bastion.watermark.api import ConsumerWatermark
 from bastion.watermark.labels import LabelMarker
 from bastion.watermark.regions import RegionMarker
 
-SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive")
+# nearmix: the round-8 review's adaptive near-manifold mixer (F1); -noise / -unsent: the same attacker knowing
+# the mixtures test (noise on each mix; mixes of natural rows it never sent)
+NEARMIX = ("nearmix", "nearmix-noise", "nearmix-unsent")
+NEARMIX_NOISE = 0.5  # nearmix-noise: the noise's norm, x the gap
+SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive", *NEARMIX)
 ATTACKS = (*SYNTHETIC, "sybil", "knockoff", "knockoff-labels", "knockoff-labels-filter")
 SYBIL_ROWS = 29  # sybil: rows per account, below min_rows (40): no account is ever judged on its own
 LABEL_ADAPTIVE = ("plain", "twice-0.02", "twice-0.1", "smooth", "subset", "clean-cv", "two-accounts")
@@ -388,6 +392,8 @@ def label_attribution(guard: TheftDefence, surrogate: Any, env: dict[str, Any]) 
 
 def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[int]) -> Any:
     d = env["data"]
+    if strategy in NEARMIX:
+        return near_manifold(env, strategy, served, budgets)
     return extract(
         victim=served,
         strategy=strategy,
@@ -400,6 +406,111 @@ def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
         reference=env["victim"],
         seed=3,
     )
+
+
+def _mixes(
+    pool: np.ndarray, labels: np.ndarray, n: int, sent: list[np.ndarray], noise: float, grid: float | None
+) -> np.ndarray:
+    """F1's synthetic rows: Dirichlet mixes of 2-4 near ``pool`` rows of one label (85 %) or boundary probes
+    ``λa + (1-λ)b`` towards a near row of another label (λ ~ U(0.6, 0.9)), plus Gaussian noise of norm
+    ``noise`` x the gap, on the data's grid; each kept only if it is a gap (0.45 x the pool's median nearest
+    distance, above the small-steps radius) from every one of the last 600 rows sent."""
+    rng = np.random.default_rng(5)
+    nn = np.linalg.norm(pool[:, None] - pool[None], axis=2)
+    np.fill_diagonal(nn, np.inf)
+    gap = 0.45 * float(np.median(nn.min(axis=1)))
+    out: list[np.ndarray] = []
+    for _ in range(200 * n):
+        if len(out) >= n:
+            break
+        a = int(rng.integers(len(pool)))
+        same = np.flatnonzero((labels == labels[a]) & (np.arange(len(pool)) != a))
+        other = np.flatnonzero(labels != labels[a])
+        if rng.uniform() < 0.15 or len(same) == 0:
+            b = other[np.argsort(nn[a, other])[rng.integers(min(3, len(other)))]]
+            lam = rng.uniform(0.6, 0.9)
+            x = lam * pool[a] + (1 - lam) * pool[b]
+        else:
+            near = same[np.argsort(nn[a, same])[:7]]
+            pick = rng.choice(near, size=int(rng.integers(1, min(3, len(near)) + 1)), replace=False)
+            w = rng.dirichlet(np.full(len(pick) + 1, 2.0))
+            x = w[0] * pool[a] + w[1:] @ pool[pick]
+        if noise:
+            step = rng.standard_normal(x.shape)
+            x = x + noise * gap * step / np.linalg.norm(step)
+        if grid is not None:
+            x = np.clip(np.round(x * grid) / grid, 0.0, 1.0)
+        if np.linalg.norm(np.asarray((sent + out)[-600:]) - x, axis=1).min() >= gap:
+            out.append(x.astype(np.float32))
+    return np.asarray(out, dtype=np.float32).reshape(-1, pool.shape[1])
+
+
+def near_manifold(env: dict[str, Any], strategy: str, served: Any, budgets: list[int]) -> Any:
+    """The adaptive near-manifold mixer (F1 of the round-8 review): 10 natural rows a class (the JBDA seed
+    size), then mixes of them (``_mixes``). ``nearmix-noise``: each mix moved by noise of ``NEARMIX_NOISE``
+    x the gap (out of its seeds' hull); ``nearmix-unsent``: it sends 5 rows a class and mixes only the
+    other 5 (rows it never sent, labelled by their nearest sent row). Surrogates as ``extract``'s."""
+    from types import SimpleNamespace
+
+    from bastion.adversarial.attacks.extraction import ExtractionPoint, _train_surrogate
+
+    d = env["data"]
+    victim = env["victim"]
+    x = np.asarray(d.x_test, dtype=np.float32).reshape(len(d.x_test), -1)
+    rng = np.random.default_rng(3)
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(d.y_test == c), 10, replace=False) for c in range(d.n_classes)]
+    )
+    seed_x = x[idx]
+    unsent = strategy == "nearmix-unsent"
+    send = seed_x[np.arange(len(idx)) % 10 < 5] if unsent else seed_x
+    seed_p = np.asarray(served.predict_proba(send), dtype=np.float32)
+    labels = seed_p.argmax(axis=1)
+    top = max(budgets)
+    grid = 16.0 if env["clip"] == (0.0, 1.0) else None
+    if unsent:
+        pool = seed_x[np.arange(len(idx)) % 10 >= 5]
+        near = np.linalg.norm(pool[:, None] - send[None], axis=2).argmin(axis=1)
+        syn = _mixes(pool, labels[near], top - len(send), list(send), 0.0, grid)
+    else:
+        syn = _mixes(
+            send,
+            labels,
+            top - len(send),
+            list(send),
+            NEARMIX_NOISE if strategy == "nearmix-noise" else 0.0,
+            grid,
+        )
+    qx = np.concatenate([send, syn])
+    qy = (
+        np.concatenate([seed_p, np.asarray(served.predict_proba(syn), dtype=np.float32)])
+        if len(syn)
+        else seed_p
+    )
+    total = qy.sum(axis=1, keepdims=True)
+    qy = np.where(total > 0, qy / np.maximum(total, 1e-12), qy)
+    ref = victim.predict(d.x_train)
+    points, surrogate = [], None
+    for i, b in enumerate(sorted(budgets)):
+        surrogate = _train_surrogate(
+            qx[:b],
+            qy[:b],
+            victim=victim,
+            label_only=False,
+            hidden=(128,),
+            steps=600,
+            seed=103 + i,
+            clip=env["clip"],
+        )
+        pred = surrogate.predict(d.x_train)
+        points.append(
+            ExtractionPoint(
+                queries=min(b, len(qx)),
+                fidelity=float((pred == ref).mean()),
+                accuracy=float((pred == d.y_train).mean()),
+            )
+        )
+    return SimpleNamespace(points=points, surrogate=surrogate)
 
 
 def response_costs(env: dict[str, Any]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.theft_state import load_state
 
 # what an admin reset clears: the detection windows, the recent distinct rows, the re-send digests, the flag
-_SUSPICION = frozenset({"apct", "flag", "hist", "hist_n", "nat", "near", "pct", "seen"})
+_SUSPICION = frozenset({"apct", "flag", "hist", "hist_n", "mix", "nat", "near", "pct", "seen"})
 
 
 class _TheftAdmin(_TheftJudge):

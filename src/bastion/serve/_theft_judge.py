@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bastion.evict import ValueTable
+from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
 from bastion.serve.theft_state import dump_state, load_state
@@ -40,6 +41,7 @@ class _Consumer:
         "hours",
         "kept",
         "kept_n",
+        "mix",
         "nat",
         "near",
         "pct",
@@ -52,6 +54,7 @@ class _Consumer:
         self.pct: deque[float] = deque(maxlen=window)
         self.apct: deque[float] = deque(maxlen=window)  # the same rows' percentiles in the rank view
         self.near: deque[bool] = deque(maxlen=window)
+        self.mix: deque[bool] = deque(maxlen=window)  # the same rows: mixtures of earlier rows (_theft_mix)
         self.hist = np.zeros((history, width), dtype=np.float32)
         self.hist_n = 0
         # per history slot: what the keyed naturalness filter called the row there (1 natural, 0 not, -1 not
@@ -93,6 +96,7 @@ class _TheftJudge:
     _tail_log10: float
     _resend_tau: float
     _natural: LazyNatural
+    _mix: MixRule | None
     _probe_key: bytes
     _identities: ValueTable[str, _Consumer]
     _addresses: ValueTable[str, _Consumer]
@@ -182,8 +186,21 @@ class _TheftJudge:
             "tail": log10_p / self._tail_log10,
             "small-steps": near_log10_p / self._tail_log10,
         }
+        if self._mix is not None and len(s.mix) >= pol.min_rows:
+            mixed = int(sum(s.mix))
+            mix_log10_p = _log10_tail(mixed, len(s.mix), self._mix.base)
+            evidence.update(mixture_rows=mixed, mixture_log10_p=round(mix_log10_p, 2))
+            scores["mixtures"] = mix_log10_p / self._tail_log10
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
+
+    def _mixed(self, s: _Consumer, resend: np.ndarray) -> np.ndarray:
+        """Which of the rows ``_nearest`` just judged are mixtures of the consumer's earlier counted rows
+        (``_theft_mix``; re-sends never: they did not join the history)."""
+        out = np.zeros(len(resend), dtype=bool)
+        if self._mix is not None:
+            out[~resend] = self._mix.ratios(s.hist, s.hist_n, int((~resend).sum())) < self._mix.threshold
+        return out
 
     def _natural_mask(self, s: _Consumer, n: int, ask: np.ndarray) -> np.ndarray | None:
         """Which of the consumer's last ``n`` counted rows (those its percentiles belong to: the counted rows

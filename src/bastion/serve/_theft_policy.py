@@ -52,6 +52,10 @@ class TheftPolicy:
     # share of held-out synthetic rows it must catch to be used at all
     natural_fpr: float = 0.02
     natural_min_catch: float = 0.8
+    # the mixtures test (bastion.serve._theft_mix): rows in the convex hull of the consumer's own earlier
+    # rows; the floor of its per-key base rate (the share of natural rows it calls mixtures)
+    mixtures: bool = True
+    mix_floor: float = 0.02
     block_score: float | None = None
     poison_eps: float = 0.3
     top_k: int = 3
@@ -71,6 +75,8 @@ class TheftPolicy:
             raise InvalidInput("theft policy: need 0 <= resend_frac < 1 and resend_noise >= 0")
         if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0 or (self.address_rows or 1) < 1:
             raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
+        if not 0.0 < self.mix_floor < 0.5:
+            raise InvalidInput("theft policy: need 0 < mix_floor < 0.5")
 
 
 @dataclass(frozen=True)

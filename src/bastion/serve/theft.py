@@ -80,6 +80,7 @@ from bastion.evict import ValueTable
 from bastion.serve._theft_admin import _TheftAdmin
 from bastion.serve._theft_defended import DefendedModel
 from bastion.serve._theft_judge import _blas, _Consumer, roll_budget, worth
+from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, rescans, with_newcomers
@@ -164,6 +165,16 @@ class TheftDefence(_TheftAdmin):
             max_identities=self.policy.max_consumers, max_rows=self.policy.min_rows
         )
         self._probe_key = derive(self._secret, "probes")  # the probe reservoir's draws, keyed per consumer
+        self._mix = (  # rows in the hull of the consumer's own earlier rows (_theft_mix)
+            MixRule(
+                secret=derive(self._secret, "mixtures"),
+                reference=x,
+                history=self.policy.history,
+                floor=self.policy.mix_floor,
+            )
+            if self.policy.mixtures
+            else None
+        )
         # coverage calibrated per key on the reference rows, so no key's hyperplanes flag natural traffic
         self.monitor = ExtractionMonitor(
             config=MonitorConfig(),
@@ -242,6 +253,7 @@ class TheftDefence(_TheftAdmin):
                 if new:
                     regain = rescans(self, s, rows[new]) if cid == NEWCOMERS else False  # (before _nearest)
                     nearest, resend = self._nearest(s, rows[new])
+                    mixed = self._mixed(s, resend)  # mixtures of the consumer's earlier rows
                     # a re-send (sensor noise on a counted row) counts once, like an exact repeat
                     counted = ~resend
                     if cid == NEWCOMERS:  # each newcomer's first rows new to the pool (_theft_pool)
@@ -253,6 +265,7 @@ class TheftDefence(_TheftAdmin):
                         s.pct.append(float(pct[i]))
                         s.apct.append(float(apct[i]))
                         s.near.append(bool(dist < self._near_tau))
+                    s.mix.extend(bool(m) for m in mixed[counted])
                 if cid == consumers[0]:
                     fresh = new
                 score, evidence, why = self._stats(s, natural=cid != NEWCOMERS)

@@ -33,6 +33,7 @@ def dump_state(s: Any) -> bytes:
         pct=np.asarray(list(s.pct), dtype=np.float64),
         apct=np.asarray(list(s.apct), dtype=np.float64),
         near=np.asarray(list(s.near), dtype=bool),
+        mix=np.asarray(list(s.mix), dtype=bool),
         hist=s.hist,
         meta=np.asarray([s.hist_n, s.rows, s.rows_day, s.day], dtype=np.int64),
         hours=np.asarray(s.hours, dtype=np.int64),
@@ -51,6 +52,8 @@ def load_state(blob: bytes, s: Any, flag_type: Any) -> Any:
             # the rank view's percentiles (state written before round 7 has none: the raw ones stand in)
             s.apct.extend(float(v) for v in z["apct" if "apct" in z.files else "pct"])
             s.near.extend(bool(v) for v in z["near"])
+            if "mix" in z.files:  # the mixtures test's flags (round 9; older state starts it empty)
+                s.mix.extend(bool(v) for v in z["mix"])
             hist = z["hist"]
             if hist.shape != s.hist.shape:
                 raise ValueError("history shape")

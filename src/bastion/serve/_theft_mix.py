@@ -1,0 +1,110 @@
+"""The mixtures test of :class:`bastion.serve.theft.TheftDefence`: rows that are convex combinations of rows
+the same consumer sent earlier.
+
+An attacker that knows the other tests can keep every synthetic row a fixed gap away from all of its earlier
+rows (no small steps) and inside the data (no shift, no tail): it mixes the natural rows it sent (mixup,
+near-manifold interpolation, boundary probes ``λa + (1-λ)b``). Each such row lies, up to rounding, in the
+convex hull of a few of the consumer's earlier rows, while a natural row does not: its distance to the
+hull of its ``k`` nearest earlier rows is a large part of its distance to the nearest one (measured ratio
+``r = d_hull / d_nearest``: natural and noisy re-sent rows, single-class streams and drifting series
+0.4-1.0; a mixing attacker's synthetic rows 0-0.5, a third of them below 0.25).
+
+Keyed per deployment: ``k`` and the ratio threshold. The base rate (the share of rows below the threshold in
+a natural stream) is measured per key on the reference rows, floored at ``mix_floor``; the score is the
+binomial tail of the consumer's count of rows below the threshold among its last ``window`` counted rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bastion.serve.responses import keyed_generator
+
+_STEPS = 60  # accelerated projected-gradient steps on the simplex (k <= 12: converged to a few %)
+_CALIBRATION_ROWS = 600
+_FIXED = 0.25  # the threshold's floor: a mix on the data's grid is at 0-0.5
+
+
+def _simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row of ``v`` onto the probability simplex."""
+    k = v.shape[1]
+    u = -np.sort(-v, axis=1)
+    css = np.cumsum(u, axis=1) - 1.0
+    idx = np.arange(1, k + 1)
+    rho = (u - css / idx > 0).sum(axis=1)
+    theta = css[np.arange(len(v)), rho - 1] / rho
+    return np.maximum(v - theta[:, None], 0.0)
+
+
+def hull_distance(x: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
+    """Distance of each row ``x[i]`` to the convex hull of ``nbrs[i]`` (shape ``(m, k, f)``), by accelerated
+    projected gradient on the simplex (an upper bound: a row is never called a mixture by an unfinished
+    solve)."""
+    d = nbrs - x[:, None, :]
+    g = np.einsum("mkf,mjf->mkj", d, d)
+    lip = np.maximum(np.linalg.eigvalsh(g)[:, -1], 1e-12)
+    k = g.shape[1]
+    w = np.full((len(x), k), 1.0 / k)
+    y, t = w.copy(), 1.0
+    for _ in range(_STEPS):
+        w_next = _simplex(y - np.einsum("mkj,mj->mk", g, y) / lip[:, None])
+        t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        y = w_next + (t - 1.0) / t_next * (w_next - w)
+        w, t = w_next, t_next
+    return np.sqrt(np.maximum(np.einsum("mk,mkj,mj->m", w, g, w), 0.0))
+
+
+class MixRule:
+    """Keyed mixture ratios of a consumer's counted rows against its earlier counted rows (its history)."""
+
+    def __init__(self, *, secret: bytes, reference: np.ndarray, history: int, floor: float) -> None:
+        rng = keyed_generator(secret, "mixtures")
+        self.k = int(rng.integers(6, 11))  # neighbours whose hull is tried
+        quantile = float(rng.uniform(0.02, 0.04))  # r below the reference stream's quantile: a mixture
+        x = np.asarray(reference, dtype=np.float32).reshape(len(reference), -1)
+        x = x[rng.permutation(len(x))[:_CALIBRATION_ROWS]]
+        ring = np.zeros((history, x.shape[1]), dtype=np.float32)
+        ring[: min(len(x), history)] = x[:history]
+        self.threshold = _FIXED  # (while calibrating)
+        seen = []
+        for start in range(1, len(x), 100):  # the reference rows as one natural stream, in a keyed order
+            stop = min(start + 100, len(x))
+            if stop > history:
+                break
+            seen.append(self.ratios(ring, stop, stop - start))
+        r = np.concatenate(seen) if seen else np.ones(1)
+        self.threshold = max(float(np.quantile(r, quantile)), _FIXED)
+        self.base = max(float((r < self.threshold).mean()), floor)
+
+    def ratios(self, hist: np.ndarray, hist_n: int, m: int) -> np.ndarray:
+        """``r`` for the last ``m`` rows added to the ring ``hist`` (``hist_n`` rows ever added), each against
+        the rows added before it that the ring still holds (1.0 where fewer than 2 exist)."""
+        size = len(hist)
+        if m <= 0:
+            return np.zeros(0)
+        held = min(hist_n, size)
+        idx = np.arange(hist_n - held, hist_n)  # absolute indices of the held rows, oldest first
+        rows = hist[idx % size].astype(np.float64)
+        out = np.ones(m)
+        new = np.arange(hist_n - m, hist_n)
+        pos = new - (hist_n - held)  # each new row's position in ``rows``
+        ok = pos >= 2
+        if not ok.any():
+            return out
+        sel = np.flatnonzero(ok)
+        xs = rows[pos[sel]]
+        sq = np.einsum("ij,ij->i", rows, rows)
+        d2 = sq[None, :] + np.einsum("ij,ij->i", xs, xs)[:, None] - 2.0 * (xs @ rows.T)
+        d2 = np.where(np.arange(len(rows))[None, :] < pos[sel][:, None], np.maximum(d2, 0.0), np.inf)
+        k = min(self.k, len(rows) - 1)
+        nb = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        near = np.sqrt(np.take_along_axis(d2, nb, axis=1))
+        fin = np.isfinite(near)
+        nearest = np.where(fin, near, np.inf).min(axis=1)
+        nbrs = rows[nb]
+        # neighbours beyond a row's own earlier rows (fewer than k of them) repeat its nearest one
+        first = nb[np.arange(len(sel)), np.where(fin, near, np.inf).argmin(axis=1)]
+        nbrs = np.where(fin[:, :, None], nbrs, rows[first][:, None, :])
+        hull = hull_distance(xs, nbrs)
+        out[sel] = np.where(nearest > 0, hull / np.maximum(nearest, 1e-12), 1.0)
+        return out

@@ -139,6 +139,14 @@ R8_ALT_REPEAT = 10
 R8_DOC_REPEAT = 0
 R8_USER_REPEAT = 0
 R8_SNIPPET_REPEAT = 10
+# round 9 (opt-in, --r9; docs/benchmarks.md "Round 9"): the round-8 recipe, and the second documents head also
+# scores each line / sentence-like segment (classifier.segment_starts, segments of at least R9_SEGMENT_MIN
+# characters); it is trained on the same units (scripts/guard_r9.segment_units): the r8 train documents'
+# segments x R9_R8_SEGMENT_REPEAT (the planted line's segment with its label, the others benign) and the
+# benign segments of every other benign training document (old, r6, r7b) x1: hard negatives
+R9_SEGMENT_MIN = 48
+R9_R8_SEGMENT_REPEAT = 10
+R9_BENIGN_SEGMENT_REPEAT = 1
 
 
 def extra_user_rows(*, r7b: bool = True, r8: bool = False) -> list[dict]:
@@ -175,13 +183,16 @@ def r8_doc_rows(split: str) -> list[dict]:
     return [r for r in r8_rows() if r["split"] == split and r["set"] in R8_DOC_SETS]
 
 
-def _alt_fit(rows: list[dict], floor: int) -> Any:
+def _alt_fit(rows: list[dict], floor: int, segments: int = 0) -> Any:
     from bastion.guard import _train
 
-    return _train.fit(rows, c=R7_ALT_C, fold_marks=False, cjk_bigrams=False, length_floor=floor)
+    head = _train.fit(rows, c=R7_ALT_C, fold_marks=False, cjk_bigrams=False, length_floor=floor)
+    return dataclasses.replace(head, segments=segments)
 
 
-def _alt_calibration_scores(alt: Any, rows: list[dict], val_docs: list[str], floor: int) -> Any:
+def _alt_calibration_scores(
+    alt: Any, rows: list[dict], val_docs: list[str], floor: int, segments: int = 0
+) -> Any:
     """Scores that set the second head's threshold: the val documents (full head) and, out of fold, every
     benign training document (2 folds by group: a head trained without a fold scores that fold). 464 val
     documents alone put the 0.998 quantile on one or two documents; round 7's first candidate, calibrated
@@ -200,7 +211,8 @@ def _alt_calibration_scores(alt: Any, rows: list[dict], val_docs: list[str], flo
     for k in (0, 1):
         held = [r for r in benign_docs if fold(r) == k]
         held_ids = {id(r) for r in held}
-        head = _alt_fit([r for r in rows if id(r) not in held_ids], floor)
+        kept = [r for r in rows if id(r) not in held_ids and r.get("parent") not in held_ids]
+        head = _alt_fit(kept, floor, segments)
         out.append(_train.scores(head, [r["text"] for r in held]))
     return np.concatenate(out)
 
@@ -240,6 +252,7 @@ def train_model(
     r7: bool = True,
     r7b: bool = True,
     r8: bool = False,
+    r9: bool = False,
     hidden: int = 0,
     wide: bool = False,
     keep_documents: bool = False,
@@ -271,7 +284,8 @@ def train_model(
         + (r6_train if r6 else [])
         + (extra_user_rows(r7b=r7b, r8=r8) if r7 else [])
     )
-    r8 = r8 and r7 and r7b
+    r8 = (r8 or r9) and r7 and r7b
+    r9 = r9 and r8
     r8_train = r8_doc_rows("train") if r8 else []
     val = [r for r in rows if r["split"] == "val"]
     floor = _train.LENGTH_FLOOR if r7 else 0
@@ -330,10 +344,24 @@ def train_model(
             from guard_r8 import snippets
 
             alt_rows += snippets(r8_train) * R8_SNIPPET_REPEAT
-        alt = _alt_fit(alt_rows, floor)
+        segments = R9_SEGMENT_MIN if r9 else 0
+        if r9:
+            from guard_r9 import segment_units
+
+            benign_docs = [
+                r
+                for r in alt_rows
+                if r["label"] == 0 and r.get("set") in ("documents", "r6-documents", "r7b-documents")
+            ]
+            benign_docs = list({id(r): r for r in benign_docs}.values())  # repeated rows once
+            alt_rows += segment_units(r8_train, min_chars=segments) * R9_R8_SEGMENT_REPEAT
+            alt_rows += segment_units(benign_docs, min_chars=segments) * R9_BENIGN_SEGMENT_REPEAT
+        alt = _alt_fit(alt_rows, floor, segments)
         t1 = float(np.quantile(_train.scores(documents, document_benign), 0.99))
         t2 = float(
-            np.quantile(_alt_calibration_scores(alt, alt_rows, document_benign, floor), R7_ALT_QUANTILE)
+            np.quantile(
+                _alt_calibration_scores(alt, alt_rows, document_benign, floor, segments), R7_ALT_QUANTILE
+            )
         )
         alt = dataclasses.replace(alt, bias=alt.bias + _logit(t1) - _logit(t2))
         documents = dataclasses.replace(documents, alt=alt)
@@ -347,6 +375,7 @@ def train_model(
 
 
 def main() -> int:
+    global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
     from bastion.guard import _train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -361,6 +390,13 @@ def main() -> int:
     )
     parser.add_argument("--no-r7b", action="store_true", help="round 7's recipe (no r7b rows)")
     parser.add_argument("--r8", action="store_true", help="add the round-8 rows (not shipped)")
+    parser.add_argument(
+        "--r9", action="store_true", help="round 9: --r8 and per-segment scoring in the second documents head"
+    )
+    parser.add_argument("--segment-min", type=int, default=R9_SEGMENT_MIN, help="with --r9: segment length")
+    parser.add_argument(
+        "--segment-benign-repeat", type=int, default=R9_BENIGN_SEGMENT_REPEAT, help="with --r9: benign units"
+    )
     parser.add_argument(
         "--hidden",
         type=int,
@@ -385,6 +421,7 @@ def main() -> int:
         parser.error("--signing-key is required to train")
     if args.wheels:
         write_rows(build(args.wheels))
+    R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT = args.segment_min, args.segment_benign_repeat
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
@@ -393,6 +430,7 @@ def main() -> int:
         r7=not args.no_r7,
         r7b=not args.no_r7b,
         r8=args.r8,
+        r9=args.r9,
         hidden=args.hidden,
         wide=args.wide,
         keep_documents=args.keep_documents,
@@ -421,11 +459,18 @@ def main() -> int:
     if not args.no_r7 and not args.no_r7b:
         training["extra_training"] += "; data/guard/r7b_tables.json (scripts/guard_r7b.py, train groups)"
         training["documents"] += f"; r7b train groups x{R7B_ALT_REPEAT} in the second head"
-    if args.r8 and not args.no_r7 and not args.no_r7b:
+    if (args.r8 or args.r9) and not args.no_r7 and not args.no_r7b:
         training["extra_training"] += f"; scripts/guard_r8.py (train families; user lines x{R8_USER_REPEAT})"
         training["documents"] += (
             f"; r8 train families x{R8_ALT_REPEAT} in the second head, x{R8_DOC_REPEAT} in the first"
         )
+    if args.r9 and not args.no_r7 and not args.no_r7b:
+        training["documents"] += (
+            f"; round 9: the second head scores segments of >= {R9_SEGMENT_MIN} characters, trained on "
+            f"segment units (scripts/guard_r9.py: r8 train x{R9_R8_SEGMENT_REPEAT}, benign documents "
+            f"x{R9_BENIGN_SEGMENT_REPEAT})"
+        )
+        training["rules"] = "round 9: line-start rules behind line prefixes (rules.line_views)"
     if args.hidden:
         training["user_model"] = (
             f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "

@@ -320,6 +320,8 @@ def _part(model: GuardModel) -> dict[str, Any]:
         part["fold_marks"] = True
     if model.cjk_bigrams:
         part["cjk_bigrams"] = True
+    if model.segments:
+        part["segments"] = model.segments
     return part
 
 

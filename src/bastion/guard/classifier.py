@@ -36,6 +36,7 @@ public key and only then parses them. Any failure is one opaque :class:`~bastion
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import re
@@ -160,6 +161,46 @@ def ngram_buckets(
     return out
 
 
+# Round 9: segments. A sentence ends at . ! ? (or their CJK forms) before a space; a line at a newline.
+_SENTENCE_END = re.compile(r"[.!?;。！？](?= )")
+MAX_SEGMENTS = 256
+
+
+def _cuts(lines: list[str], min_chars: int) -> list[int]:
+    """Start offsets of segments in ``" ".join(lines)`` (lines already folded, none empty): each line and
+    each sentence in it, a segment shorter than ``min_chars`` merged into the one after it."""
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        if len(line) > min_chars:
+            starts += [pos + m.end() + 1 for m in _SENTENCE_END.finditer(line)]
+        pos += len(line) + 1
+    cuts, last = [0], 0
+    for st in starts[1:]:
+        if st - last >= min_chars and pos - 1 - st >= 1:
+            cuts.append(st)
+            last = st
+    if len(cuts) > MAX_SEGMENTS:  # bounded work: every k-th cut (segments of about k times the length)
+        cuts = cuts[:: -(-len(cuts) // MAX_SEGMENTS)]
+    return cuts
+
+
+def segment_starts(text: str, *, min_chars: int) -> np.ndarray:
+    """Start positions, in the folded text :func:`ngram_buckets` hashes, of the text's lines and sentence-like
+    segments (short ones merged with the next, at most MAX_SEGMENTS): the classifier scores each segment
+    like a window, so one injected line in a long benign document is not averaged with its neighbours."""
+    lines = [f for f in (" ".join(ln.split()) for ln in text.lower().split("\n")) if f]
+    return np.asarray(_cuts(lines, min_chars), dtype=np.int64)
+
+
+def segment_texts(text: str, *, min_chars: int) -> list[str]:
+    """The segments of :func:`segment_starts` as texts (folded; for training rows)."""
+    lines = [f for f in (" ".join(ln.split()) for ln in text.lower().split("\n")) if f]
+    folded = " ".join(lines)
+    cuts = [*_cuts(lines, min_chars), len(folded)]
+    return [folded[a:b].strip() for a, b in itertools.pairwise(cuts) if folded[a:b].strip()]
+
+
 @dataclass(frozen=True)
 class GuardModel:
     """A verified model: score with :meth:`score`; thresholds per channel at the calibrated FPR."""
@@ -182,15 +223,21 @@ class GuardModel:
     length_floor: int = 0  # n-gram count below which a text is divided as if it had this many (0: none)
     alt: GuardModel | None = None  # a second head: the score is the larger of the two (documents only)
     hidden: HiddenLayer | None = None  # round 7c: n-grams through a hidden layer instead of ``weights``
+    segments: int = 0  # round 9: also score lines / sentences of at least this many characters (0: none)
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
         return self.documents if channel != "user" and self.documents is not None else self
 
     def logit_parts(self, text: str) -> tuple[float, float, tuple[str, ...]]:
-        """(rule part + bias, max n-gram mean over the whole text and its windows, rule names that hit)."""
+        """(rule part + bias, max n-gram mean over the whole text, its windows and segments, rule names)."""
         names = tuple(r.name for r in rule_hits(text))
-        return (*self._logit(names, self._families(text)), names)
+        return (*self._logit(names, self._families(text), self._segments(text)), names)
+
+    def _segments(self, text: str) -> np.ndarray | None:
+        if not self.segments or len(text) <= self.segments:
+            return None
+        return segment_starts(text, min_chars=self.segments)
 
     def _families(self, text: str) -> list[tuple[np.ndarray, np.ndarray]]:
         return ngram_buckets(
@@ -203,7 +250,10 @@ class GuardModel:
         )
 
     def _logit(
-        self, names: tuple[str, ...], families: list[tuple[np.ndarray, np.ndarray]]
+        self,
+        names: tuple[str, ...],
+        families: list[tuple[np.ndarray, np.ndarray]],
+        cuts: np.ndarray | None = None,
     ) -> tuple[float, float]:
         rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
         if not families:
@@ -228,6 +278,20 @@ class GuardModel:
                 norms = np.where(counts <= self.length_cap, norms, counts / math.sqrt(self.length_cap))
             means = (gs[ends] - gs[starts]) / norms
             best = max(best, float(means.max()))
+        if cuts is not None and len(cuts) > 1:  # round 9: each line / sentence-like segment on its own
+            gs = np.concatenate(([0.0], np.cumsum(g)))
+            cs = np.concatenate(([0.0], np.cumsum(c)))
+            bounds = np.minimum(np.append(cuts, length), length)
+            starts, ends = bounds[:-1], bounds[1:]
+            counts = cs[ends] - cs[starts]
+            keep = counts > 0
+            if keep.any():
+                counts = counts[keep]
+                norms = np.sqrt(np.maximum(counts, self.length_floor))
+                if self.length_cap > 0:
+                    norms = np.where(counts <= self.length_cap, norms, counts / math.sqrt(self.length_cap))
+                means = (gs[ends[keep]] - gs[starts[keep]]) / norms
+                best = max(best, float(means.max()))
         return rule_part, best
 
     def _hidden_best(self, pos: np.ndarray, buckets: np.ndarray, length: int) -> float:
@@ -256,11 +320,11 @@ class GuardModel:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
         names = tuple(r.name for r in rule_hits(text))
         families = self._families(text)
-        z = sum(self._logit(names, families))
+        z = sum(self._logit(names, families, self._segments(text)))
         alt = self.alt
         if alt is not None:
             same = (alt.fold_marks, alt.cjk_bigrams) == (self.fold_marks, self.cjk_bigrams)
-            z = max(z, sum(alt._logit(names, families if same else alt._families(text))))
+            z = max(z, sum(alt._logit(names, families if same else alt._families(text), alt._segments(text))))
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
@@ -313,7 +377,7 @@ def encode_weights(weights: np.ndarray) -> str:
     return base64.b64encode(np.asarray(weights, dtype="<f2").tobytes()).decode("ascii")
 
 
-_DOC_KEYS = frozenset({"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams"})
+_DOC_KEYS = frozenset({"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams", "segments"})
 
 
 def _weights(doc: dict[str, Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -397,7 +461,15 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         fold_marks=bool(sub.get("fold_marks", False)),
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
         hidden=None,
+        segments=_segment_key(sub),
     )
+
+
+def _segment_key(sub: dict[str, Any]) -> int:
+    segments = int(sub.get("segments", 0))
+    if segments < 0 or (segments and segments < 16):
+        raise InvalidInput("segments must be 0 or at least 16 characters")
+    return segments
 
 
 def _package_file(name: str) -> bytes:
@@ -458,4 +530,6 @@ __all__ = [
     "length_norm",
     "load_model",
     "ngram_buckets",
+    "segment_starts",
+    "segment_texts",
 ]

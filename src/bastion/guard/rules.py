@@ -58,7 +58,8 @@ RULES: tuple[Rule, ...] = (
     _r(
         "fake-role-marker",
         INJECTION,
-        r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:system|assistant|developer)\s*(?:message|prompt|override)?\s*:|<\|im_start\|>|"
+        r"(?:^|\n)[ \t]*(?:#{1,4}[ \t]*)?(?:system|assistant|developer)\s*(?:message|prompt|override)?\s*:|"
+        r"<\|im_start\|>|"
         r"\[/?inst\]|<\|(?:system|assistant|endoftext)\|>|<<sys>>|</?(?:system|instructions?)>|end of (?:session|conversation|document)",  # noqa: E501
     ),
     _r(
@@ -161,6 +162,8 @@ _AI = (
     r"summari[sz]er|ai (?:assistant|agent|model|system|tool|helper|reader)|"
     r"(?:automated|virtual|digital) (?:assistant|agent|reader|tool)|(?:assistant|agent|model))s?"
 )
+# round 9: a role name with one qualifier ("Triage AI, …", "Summary bots — …"); not "travel agent, …"
+_QUALIFIED = r"[a-z]{3,15}[ -](?:ai|bot|llm|gpt|copilot|chatbot|summari[sz]er)s?[ \t]*(?:,|—|–|!)\s"
 RULES += (
     _r(
         "addressed-to-ai-reader",
@@ -170,18 +173,100 @@ RULES += (
         rf"summari[sz]ing|that reads|who reads|which reads|with (?:shell|file|calendar|email|tool) access)\b|"
         rf"\bif you are an? {_AI}\b|"
         rf"\b(?:to|for|dear|attention)\s+(?:the |any |all )?{_AI}\s*:|"
-        rf"(?:^|\n|[.!?>]\s)\s*(?:dear |hey |hello |hi )?(?!assistant manager){_AI}\s*(?:,|—|–|!)\s|"
-        rf"(?:^|\n|[.!?>]\s)\s*(?:ai|llm|language model|chatbot|copilot|ai (?:assistant|agent|model)|"
+        rf"(?:^|\n|[.!?>]\s)[ \t]*@?(?:dear |hey |hello |hi )?(?!assistant manager){_AI}\s*(?:,|—|–|!)\s|"
+        rf"(?:^|\n|[.!?>]\s)[ \t]*@?{_QUALIFIED}|"
+        rf"(?:^|\n|[.!?>]\s)[ \t]*(?:ai|llm|language model|chatbot|copilot|ai (?:assistant|agent|model)|"
         rf"(?:automated|virtual) (?:assistant|agent|reader))s?\s*:\s",
     ),
 )
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 
+# Round 9: the line-start alternatives above miss a line that opens with a speaker label ("User: AI, please
+# …", "[Bob]: Assistant —"), a bullet or number, a quote or comment marker, a heading, a table cell, a JSON
+# or YAML field, a CSV cell or HTML tags. :func:`line_views` strips a bounded prefix of such markers from
+# each line (and starts a view at each quoted-cell / table-cell boundary), keeping every intermediate
+# remainder, cut to _VIEW characters; the line-start patterns below are then matched against those views.
+# Every pattern is anchored at a position and bounded, so the work is linear in the text's length.
+_PREFIX = re.compile(
+    r"[ \t]{0,16}(?:"
+    r"[-*+•·▪‣◦►>@]+[ \t]*"  # bullets, quote markers, a mention
+    r"|\d{1,3}[.):][ \t]+|[a-z][.)][ \t]+"  # numbered items
+    r"|#{1,6}[ \t]*|/[/*]+[ \t]*|\*+/?[ \t]*|--+[ \t]*|<!--[ \t]*|%+[ \t]*|;+[ \t]*|rem[ \t]+"  # comments
+    r"|\|[ \t]*"  # a table cell
+    r"|<[^<>\n]{0,120}>[ \t]*"  # an HTML tag
+    r"|\[[^\[\]\n]{0,40}\][ \t]*:?[ \t]*"  # [Bob]: / [10:32]
+    r"|\(?\d{1,2}:\d{2}(?::\d{2})?\)?[ \t]*(?:[ap]m)?[ \t]*"  # a time stamp
+    r"|[\"'][^\"'\n]{1,40}[\"'][ \t]*[:=][ \t]*[\"']?"  # "note": "
+    r"|[\w@.-][\w .@'-]{0,30}?[ \t]*[:=][ \t]+[\"'`]?"  # a speaker label or a YAML/INI key
+    r"|[\"'`“‘(]+[ \t]*"  # an opening quote or bracket
+    r")"
+)
+_CELL = re.compile(r"\|[ \t]*|\t|\"[ \t]*[,:;][ \t]*\"?|,(?=[^\s\d])|;(?=\S)")
+_STAGES = 4
+_VIEW = 96
+_MAX_VIEWS = 4096
+
+
+def line_views(low: str) -> list[str]:
+    """Line starts behind bounded prefixes of markers, labels and fields (see above), each cut to _VIEW
+    characters: the remainder after each stripped prefix (up to _STAGES per line, at most _MAX_VIEWS)."""
+    views: list[str] = []
+    for line in low.split("\n"):
+        starts = [0]
+        if len(views) < _MAX_VIEWS and ('"' in line or "|" in line or "\t" in line or "," in line):
+            starts += [m.end() for m in _CELL.finditer(line, 0, 2048)][:64]
+        for pos in starts:
+            for _ in range(_STAGES):
+                m = _PREFIX.match(line, pos)
+                if m is None or m.end() == pos:
+                    break
+                pos = m.end()
+                views.append(line[pos : pos + _VIEW])
+            if pos and (not views or views[-1] != line[pos : pos + _VIEW]):
+                views.append(line[pos : pos + _VIEW])
+        if len(views) >= _MAX_VIEWS:
+            break
+    return views
+
+
+# the line-start alternatives, matched against each view (a view is one line: ``^`` is its start)
+_AI_LINE = (
+    r"(?:ai|llm|language model|chatbot|copilot|ai (?:assistant|agent|model)|(?:automated|virtual) "
+    r"(?:assistant|agent|reader))s?"
+)
+_LINE_START: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "fake-role-marker",
+        re.compile(
+            r"^[ \t]*(?:#{1,4}[ \t]*)?(?:system|assistant|developer)[ \t]*"
+            r"(?:message|prompt|override)?[ \t]*:",
+            re.M,
+        ),
+    ),
+    (
+        "addressed-to-ai-reader",
+        re.compile(
+            rf"^[ \t]*(?:dear |hey |hello |hi )?(?!assistant manager){_AI}[ \t]*(?:,|—|–|!)\s|"
+            rf"^[ \t]*{_AI_LINE}[ \t]*:\s|"
+            rf"^[ \t]*{_QUALIFIED}",
+            re.M,
+        ),
+    ),
+)
+
 
 def rule_hits(text: str) -> tuple[Rule, ...]:
-    """The rules that match ``text`` (already normalised; matched lower-cased)."""
+    """The rules that match ``text`` (already normalised; matched lower-cased), line-start rules also behind
+    a line's prefix of markers, labels or fields (:func:`line_views`)."""
     low = text.lower()
-    return tuple(r for r in RULES if r.pattern.search(low))
+    hits = {r.name for r in RULES if r.pattern.search(low)}
+    missing = [(n, p) for n, p in _LINE_START if n not in hits]
+    if missing:
+        views = line_views(low)
+        if views:
+            joined = "\n".join(views)
+            hits.update(n for n, p in missing if p.search(joined))
+    return tuple(r for r in RULES if r.name in hits)
 
 
 __all__ = [
@@ -195,5 +280,6 @@ __all__ = [
     "RULES",
     "RULE_NAMES",
     "Rule",
+    "line_views",
     "rule_hits",
 ]

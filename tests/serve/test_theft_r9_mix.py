@@ -60,7 +60,8 @@ def _mixer(seed_x: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Genera
 
 
 def test_the_adaptive_mixing_attacker_is_flagged_within_300_rows(digits: Any, kit: Any) -> None:
-    """10 seed rows a class, then mixtures: flagged by the mixtures test before 300 rows (before: never)."""
+    """10 seed rows a class, then mixtures: flagged by the mixtures test before 300 rows (before: never), as
+    strong evidence (a mixtures flag misinforms every row)."""
     rng = np.random.default_rng(3)
     y = digits.y_test
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in range(10)])
@@ -70,7 +71,8 @@ def test_the_adaptive_mixing_attacker_is_flagged_within_300_rows(digits: Any, ki
     guard = _guard(digits, kit)
     first = _send(guard, digits.adapter, rows, who="jwt:mallory")
     assert first is not None and first <= 300, first
-    assert guard._identities.get("jwt:mallory").flag.reason == "mixtures"
+    flag = guard._identities.get("jwt:mallory").flag
+    assert flag.reason == "mixtures" and flag.score >= guard.policy.strong_score  # every row misinformed
 
 
 def test_natural_streams_and_a_drifting_series_are_not_mixtures(digits: Any, kit: Any) -> None:

@@ -190,7 +190,10 @@ class _TheftJudge:
             mixed = int(sum(s.mix))
             mix_log10_p = _log10_tail(mixed, len(s.mix), self._mix.base)
             evidence.update(mixture_rows=mixed, mixture_log10_p=round(mix_log10_p, 2))
-            scores["mixtures"] = mix_log10_p / self._tail_log10
+            mix_score = mix_log10_p / self._tail_log10
+            # a consumer that sends mixes of its own rows is synthesising queries: once the test fires, it
+            # is strong evidence (every row misinformed), not a shift that may be a new scanner
+            scores["mixtures"] = max(mix_score, pol.strong_score) if mix_score >= 1.0 else mix_score
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
 

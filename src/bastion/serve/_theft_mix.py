@@ -20,7 +20,7 @@ import numpy as np
 
 from bastion.serve.responses import keyed_generator
 
-_STEPS = 60  # accelerated projected-gradient steps on the simplex (k <= 12: converged to a few %)
+_STEPS = 40  # accelerated projected-gradient steps on the simplex (k <= 10: within ~1 % of exact NNLS)
 _CALIBRATION_ROWS = 600
 _FIXED = 0.25  # the threshold's floor: a mix on the data's grid is at 0-0.5
 
@@ -47,7 +47,7 @@ def hull_distance(x: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
     w = np.full((len(x), k), 1.0 / k)
     y, t = w.copy(), 1.0
     for _ in range(_STEPS):
-        w_next = _simplex(y - np.einsum("mkj,mj->mk", g, y) / lip[:, None])
+        w_next = _simplex(y - np.matmul(g, y[:, :, None])[:, :, 0] / lip[:, None])
         t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
         y = w_next + (t - 1.0) / t_next * (w_next - w)
         w, t = w_next, t_next

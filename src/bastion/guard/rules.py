@@ -11,6 +11,7 @@ IDs of the rules that fired.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 INJECTION = "prompt-injection"
@@ -185,7 +186,7 @@ RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 # …", "[Bob]: Assistant —"), a bullet or number, a quote or comment marker, a heading, a table cell, a JSON
 # or YAML field, a CSV cell or HTML tags. :func:`line_views` strips a bounded prefix of such markers from
 # each line (and starts a view at each quoted-cell / table-cell boundary), keeping every intermediate
-# remainder, cut to _VIEW characters; the line-start patterns below are then matched against those views.
+# remainder; the line-start patterns below are then matched at each of those positions.
 # Every pattern is anchored at a position and bounded, so the work is linear in the text's length.
 _PREFIX = re.compile(
     r"[ \t]{0,16}(?:"
@@ -201,35 +202,42 @@ _PREFIX = re.compile(
     r"|[\"'`“‘(]+[ \t]*"  # an opening quote or bracket
     r")"
 )
-_CELL = re.compile(r"\|[ \t]*|\t|\"[ \t]*[,:;][ \t]*\"?|,(?=[^\s\d])|;(?=\S)")
-_STAGES = 4
+_CELL = re.compile(r"\|[ \t|]*|\t[ \t]*|\"[ \t]*[,:;][ \t]*\"?|,(?=[^\s\d])|;(?=\S)")
+_STAGES = 16
 _VIEW = 96
-_MAX_VIEWS = 4096
+
+
+def _views(low: str) -> Iterator[tuple[str, int]]:
+    """(line, position) of every view: each cell start of a line (quoted-cell, table-cell, tab boundaries)
+    and the position after each prefix stripped at the line's start or a cell start (up to _STAGES in a
+    row). Each stripped prefix consumes at least one character and no position is visited twice, so a text
+    has at most as many views as characters and each is matched by bounded patterns: linear in its length."""
+    for line in low.split("\n"):
+        starts = [0]
+        if '"' in line or "|" in line or "\t" in line or "," in line or ";" in line:
+            starts += [m.end() for m in _CELL.finditer(line)]
+        seen: set[int] = set()  # a position reached from an earlier start is not stripped again
+        for pos in starts:
+            if pos in seen:
+                continue
+            if pos:
+                seen.add(pos)
+                yield line, pos
+            for _ in range(_STAGES):
+                m = _PREFIX.match(line, pos)
+                if m is None or m.end() == pos or m.end() in seen:
+                    break
+                pos = m.end()
+                seen.add(pos)
+                yield line, pos
 
 
 def line_views(low: str) -> list[str]:
-    """Line starts behind bounded prefixes of markers, labels and fields (see above), each cut to _VIEW
-    characters: the remainder after each stripped prefix (up to _STAGES per line, at most _MAX_VIEWS)."""
-    views: list[str] = []
-    for line in low.split("\n"):
-        starts = [0]
-        if len(views) < _MAX_VIEWS and ('"' in line or "|" in line or "\t" in line or "," in line):
-            starts += [m.end() for m in _CELL.finditer(line, 0, 2048)][:64]
-        for pos in starts:
-            for _ in range(_STAGES):
-                m = _PREFIX.match(line, pos)
-                if m is None or m.end() == pos:
-                    break
-                pos = m.end()
-                views.append(line[pos : pos + _VIEW])
-            if pos and (not views or views[-1] != line[pos : pos + _VIEW]):
-                views.append(line[pos : pos + _VIEW])
-        if len(views) >= _MAX_VIEWS:
-            break
-    return views
+    """The views of :func:`_views` as texts of up to _VIEW characters (for tests and inspection)."""
+    return [line[pos : pos + _VIEW] for line, pos in _views(low)]
 
 
-# the line-start alternatives, matched against each view (a view is one line: ``^`` is its start)
+# the line-start alternatives, matched at each view's position (``pattern.match(line, pos)``)
 _AI_LINE = (
     r"(?:ai|llm|language model|chatbot|copilot|ai (?:assistant|agent|model)|(?:automated|virtual) "
     r"(?:assistant|agent|reader))s?"
@@ -238,18 +246,15 @@ _LINE_START: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "fake-role-marker",
         re.compile(
-            r"^[ \t]*(?:#{1,4}[ \t]*)?(?:system|assistant|developer)[ \t]*"
-            r"(?:message|prompt|override)?[ \t]*:",
-            re.M,
+            r"[ \t]{0,16}(?:#{1,4}[ \t]*)?(?:system|assistant|developer)[ \t]*"
+            r"(?:message|prompt|override)?[ \t]*:"
         ),
     ),
     (
         "addressed-to-ai-reader",
         re.compile(
-            rf"^[ \t]*(?:dear |hey |hello |hi )?(?!assistant manager){_AI}[ \t]*(?:,|—|–|!)\s|"
-            rf"^[ \t]*{_AI_LINE}[ \t]*:\s|"
-            rf"^[ \t]*{_QUALIFIED}",
-            re.M,
+            rf"[ \t]{{0,16}}(?:(?:dear |hey |hello |hi )?(?!assistant manager){_AI}[ \t]*(?:,|—|–|!)\s|"
+            rf"{_AI_LINE}[ \t]*:\s|{_QUALIFIED})"
         ),
     ),
 )
@@ -262,10 +267,13 @@ def rule_hits(text: str) -> tuple[Rule, ...]:
     hits = {r.name for r in RULES if r.pattern.search(low)}
     missing = [(n, p) for n, p in _LINE_START if n not in hits]
     if missing:
-        views = line_views(low)
-        if views:
-            joined = "\n".join(views)
-            hits.update(n for n, p in missing if p.search(joined))
+        for line, pos in _views(low):
+            found = [n for n, p in missing if p.match(line, pos)]
+            if found:
+                hits.update(found)
+                missing = [(n, p) for n, p in missing if n not in hits]
+                if not missing:
+                    break
     return tuple(r for r in RULES if r.name in hits)
 
 

@@ -147,6 +147,9 @@ R8_SNIPPET_REPEAT = 10
 R9_SEGMENT_MIN = 48
 R9_R8_SEGMENT_REPEAT = 10
 R9_BENIGN_SEGMENT_REPEAT = 1
+# round 9m (opt-in, --r9m; docs/benchmarks.md "Round 9m"): scripts/guard_r9m.py, multilingual attacks and
+# benign prompts with trigger words in 26 languages, split by family and by held-out language; the train rows
+# xK (--r9m K) in the user model; the val families' benign rows calibrate only with --r9m-calibrate
 
 
 def extra_user_rows(*, r7b: bool = True, r8: bool = False) -> list[dict]:
@@ -256,6 +259,8 @@ def train_model(
     hidden: int = 0,
     wide: bool = False,
     keep_documents: bool = False,
+    r9m: int = 0,
+    r9m_calibrate: bool = False,
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
@@ -284,6 +289,12 @@ def train_model(
         + (r6_train if r6 else [])
         + (extra_user_rows(r7b=r7b, r8=r8) if r7 else [])
     )
+    r9m_all: list[dict] = []
+    if r9m:  # round 9m: train families of the training languages in the user model
+        from guard_r9m import r9m_rows
+
+        r9m_all = r9m_rows()
+        train += [r for r in r9m_all if r["split"] == "train"] * r9m
     r8 = (r8 or r9) and r7 and r7b
     r9 = r9 and r8
     r8_train = r8_doc_rows("train") if r8 else []
@@ -332,6 +343,8 @@ def train_model(
             for r in r7b_all
             if r["split"] == "val" and r["label"] == 0 and r["set"] in R7B_USER_SETS
         ]
+    if r9m_calibrate:  # off by default: one hard val family (B8) put the 0.99 quantile at 0.94
+        user_benign += [r["text"] for r in r9m_all if r["split"] == "val" and r["label"] == 0]
     document_benign = [r["text"] for r in val if r["label"] == 0 and r["set"] == "documents"]
     document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
     document_benign += [r["text"] for r in r7b_all if r["split"] == "val" and r["set"] == "r7b-documents"]
@@ -411,6 +424,16 @@ def main() -> int:
         help="keep the packaged model's documents heads and retrieved/tool thresholds (train the user model)",
     )
     parser.add_argument(
+        "--r9m",
+        type=int,
+        default=0,
+        metavar="K",
+        help="round 9m: the multilingual train families (scripts/guard_r9m.py) xK in the user model",
+    )
+    parser.add_argument(
+        "--r9m-calibrate", action="store_true", help="with --r9m: its val benign rows in the user calibration"
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -434,6 +457,8 @@ def main() -> int:
         hidden=args.hidden,
         wide=args.wide,
         keep_documents=args.keep_documents,
+        r9m=args.r9m,
+        r9m_calibrate=args.r9m_calibrate,
     )
     print("thresholds:", thresholds)
     training = {
@@ -471,6 +496,12 @@ def main() -> int:
             f"x{R9_BENIGN_SEGMENT_REPEAT})"
         )
         training["rules"] = "round 9: line-start rules behind line prefixes (rules.line_views)"
+    if args.r9m:
+        training["extra_training"] += (
+            f"; data/guard/r9m_tables.json (scripts/guard_r9m.py, train families of the training languages "
+            f"x{args.r9m}"
+            + ("; val families' benign rows in the user calibration)" if args.r9m_calibrate else ")")
+        )
     if args.hidden:
         training["user_model"] = (
             f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "

@@ -52,6 +52,8 @@ NEARMIX = ("nearmix", "nearmix-noise", "nearmix-unsent")
 NEARMIX_NOISE = 0.5  # nearmix-noise: the noise's norm, x the gap
 SYNTHETIC = ("random", "bucket", "jacobian", "jacobian-random", "mixup", "adaptive", *NEARMIX)
 ATTACKS = (*SYNTHETIC, "sybil", "knockoff", "knockoff-labels", "knockoff-labels-filter")
+# JBDA made to look like noise by an attacker who knows the informative-step test (round 9; quiet_jbda)
+QUIET = ("jbda-gauss", "jbda-half", "noise-aug")
 SYBIL_ROWS = 29  # sybil: rows per account, below min_rows (40): no account is ever judged on its own
 LABEL_ADAPTIVE = ("plain", "twice-0.02", "twice-0.1", "smooth", "subset", "clean-cv", "two-accounts")
 FILTER_NOISE = (0.02, 0.1)  # the query-twice attacker's noise, per feature, in units of the projection spread
@@ -143,6 +145,7 @@ def defence(env: dict[str, Any], policy: TheftPolicy | None = None, secret: byte
         watermark=wm,
         labels=labels,
         center=env["center"],
+        predict=env["victim"].predict_proba,  # the informative-step test (bastion.serve._theft_steps)
     )
 
 
@@ -394,6 +397,8 @@ def run_attack(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
     d = env["data"]
     if strategy in NEARMIX:
         return near_manifold(env, strategy, served, budgets)
+    if strategy in QUIET:
+        return quiet_jbda(env, strategy, served, budgets)
     return extract(
         victim=served,
         strategy=strategy,
@@ -506,6 +511,70 @@ def near_manifold(env: dict[str, Any], strategy: str, served: Any, budgets: list
         points.append(
             ExtractionPoint(
                 queries=min(b, len(qx)),
+                fidelity=float((pred == ref).mean()),
+                accuracy=float((pred == d.y_train).mean()),
+            )
+        )
+    return SimpleNamespace(points=points, surrogate=surrogate)
+
+
+def quiet_jbda(env: dict[str, Any], strategy: str, served: Any, budgets: list[int]) -> Any:
+    """JBDA made to look like noise, by an attacker who knows the informative-step test
+    (:mod:`bastion.serve._theft_steps`): 10 natural rows a class, then rounds of steps from the newest rows
+    (``λ·U(0.1, 2)`` per row, λ = 0.1, its sign flipped every 3 rounds, as ``jacobian-random``) where
+    ``jbda-gauss`` scales each feature's gradient sign by |N(0, 1)|, ``jbda-half`` takes the gradient's sign
+    on a random half of the features and a random sign on the rest, and ``noise-aug`` takes random signs only
+    (noise augmentation around the seeds: no gradient, nothing for the test to find). Surrogates as
+    ``extract``'s (soft labels, 600 steps), at each budget."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from bastion.adversarial.attacks.extraction import ExtractionPoint, _train_surrogate
+
+    d, victim, clip = env["data"], env["victim"], env["clip"]
+    x = np.asarray(d.x_test, dtype=np.float32).reshape(len(d.x_test), -1)
+    rng = np.random.default_rng(3)
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(d.y_test == c), 10, replace=False) for c in range(d.n_classes)]
+    )
+    xs = x[idx]
+    ys = np.asarray(served.predict_proba(xs), dtype=np.float32)
+    top, rnd = max(budgets), 0
+    while len(xs) < top:
+        take = min(len(xs), top - len(xs))
+        src = xs[-take:]
+        sign = np.sign(np.random.default_rng(rnd).standard_normal(src.shape)).astype(np.float32)
+        if strategy != "noise-aug":
+            sur = _train_surrogate(
+                xs, ys, victim=victim, label_only=True, hidden=(128,), steps=200, seed=3 + rnd, clip=clip
+            )
+            xt = torch.from_numpy(np.ascontiguousarray(src)).requires_grad_(True)
+            lab = torch.from_numpy(ys[-take:].argmax(axis=1).astype(np.int64))
+            (grad,) = torch.autograd.grad(sur.logits_tensor(xt).gather(1, lab[:, None]).sum(), xt)
+            g = np.sign(grad.numpy())
+            if strategy == "jbda-gauss":
+                sign = g * np.abs(rng.standard_normal(src.shape)).astype(np.float32)
+            else:
+                sign = np.where(rng.uniform(size=src.shape) < 0.5, g, sign)
+        flip = -1.0 if (rnd // 3) % 2 else 1.0
+        new = src + flip * 0.1 * rng.uniform(0.1, 2.0, (take, 1)) * sign
+        new = (np.clip(new, *clip) if clip else new).astype(np.float32)
+        xs = np.concatenate([xs, new])
+        ys = np.concatenate([ys, np.asarray(served.predict_proba(new), dtype=np.float32)])
+        rnd += 1
+    total = ys.sum(axis=1, keepdims=True)
+    ys = np.where(total > 0, ys / np.maximum(total, 1e-12), ys)
+    ref = victim.predict(d.x_train)
+    points, surrogate = [], None
+    for i, b in enumerate(sorted(budgets)):
+        surrogate = _train_surrogate(
+            xs[:b], ys[:b], victim=victim, label_only=False, hidden=(128,), steps=600, seed=103 + i, clip=clip
+        )
+        pred = surrogate.predict(d.x_train)
+        points.append(
+            ExtractionPoint(
+                queries=min(b, len(xs)),
                 fidelity=float((pred == ref).mean()),
                 accuracy=float((pred == d.y_train).mean()),
             )

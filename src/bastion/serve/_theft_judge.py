@@ -23,6 +23,7 @@ from bastion.evict import ValueTable
 from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
+from bastion.serve._theft_steps import StepTest
 from bastion.serve.theft_state import dump_state, load_state
 
 _LEAN_ROWS = 10
@@ -96,6 +97,8 @@ class _TheftJudge:
     _tail_log10: float
     _resend_tau: float
     _natural: LazyNatural
+    _near_tau: float
+    _steps: StepTest | None
     _mix: MixRule | None
     _probe_key: bytes
     _identities: ValueTable[str, _Consumer]
@@ -148,7 +151,7 @@ class _TheftJudge:
         # is not a shift, while rows out of distribution in shape stay out of it in either view
         pcts = [np.fromiter(v, dtype=np.float64, count=n) for v in (s.pct, s.apct)]
         near = int(sum(s.near))
-        near_log10_p = _log10_tail(near, n, pol.near_base)
+        near_log10_p = _log10_tail(near, len(s.near), pol.near_base)  # (with the step test's passes)
         mean = min(float(v.mean()) for v in pcts)
         z = (mean - 0.5) / math.sqrt(1.0 / 12.0 / n)
         exempt = 0
@@ -249,23 +252,45 @@ class _TheftJudge:
         """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
         re-send (within sensor noise of one of them: a re-scan, a retry, the next video frame). Only counted
         rows join the ring, so re-sends stay anchored: a chain of near-duplicates cannot walk away unseen,
-        every step of it ends up counted against the last counted row. A flagged consumer has no re-sends:
+        every step of it ends up counted against the last counted row. With the step test on (``predict``
+        given, :mod:`bastion.serve._theft_steps`), a row within the small-steps radius whose step from its
+        nearest counted row is directionless — it moves the model's answer no more than keyed random-sign
+        steps of the same sizes: a noisier re-send, another bit depth — is a re-send too, so only
+        informative steps (a Jacobian walk's) count as small steps (a directionless one still counts in
+        that test's denominator: many noisy copies of one input are many tests). A flagged consumer has no
+        re-sends:
         once other evidence flags it, its small steps count again towards the escalation."""
         xf = x.astype(np.float32)
         hist = s.hist[: min(s.hist_n, len(s.hist))]
         xsq = np.einsum("ij,ij->i", xf, xf)
         best = np.full(len(xf), np.inf)
+        anchor = np.zeros_like(xf)  # each row's nearest counted row
         if len(hist):
             hsq = np.einsum("ij,ij->i", hist, hist)
-            best = (hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)).min(axis=1)
+            dist = hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)
+            best = dist.min(axis=1)
+            anchor[:] = hist[dist.argmin(axis=1)]  # (copied: the loop below overwrites ring slots)
         within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
         resend_sq = self._resend_tau**2 if s.flag is None else -1.0
+        steps, near_sq = (self._steps if s.flag is None else None), self._near_tau**2
         resend = np.zeros(len(xf), dtype=bool)
         counted: list[int] = []
         for j, row in enumerate(xf):
             if counted:
-                best[j] = min(best[j], float(within[j, counted].min()))
+                w = int(np.argmin(within[j, counted]))
+                if within[j, counted[w]] < best[j]:
+                    best[j], anchor[j] = float(within[j, counted[w]]), xf[counted[w]]
             if best[j] < resend_sq:
+                resend[j] = True
+                continue
+            if (
+                steps is not None
+                and best[j] < near_sq
+                and not steps.informative(row[None], anchor[j][None])[0]
+            ):
+                # each noisy copy is a fresh test with a small chance of a false "informative": the tests
+                # passed count in the small-steps share (``_stats``), as distinct natural rows would
+                s.near.append(False)
                 resend[j] = True
                 continue
             counted.append(j)

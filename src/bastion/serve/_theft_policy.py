@@ -41,6 +41,12 @@ class TheftPolicy:
     resend_noise: float = 0.01  # a re-send: a counted row plus noise of this sd x each feature's range,
     resend_frac: float = 0.6  # ... at most this x the small-steps radius away
     history: int = 512
+    # the informative-step test (bastion.serve._theft_steps; needs the defence's ``predict``): keyed random
+    # steps per row in the band, and the share of directionless steps called informative (calibrates its
+    # threshold; at most near_base: each directionless step also counts in the small-steps share's
+    # denominator, so a client of them alone stays at the base rate)
+    step_k: int = 8
+    step_fpr: float = 0.04
     keep_queries: int = 2000
     corroborate_z: float = 3.0
     hard_ood: float = 1.6
@@ -73,6 +79,8 @@ class TheftPolicy:
             raise InvalidInput("theft policy: need window >= min_rows >= 10 and 0.5 < tail_pct < 1")
         if not 0.0 <= self.resend_frac < 1.0 or self.resend_noise < 0:
             raise InvalidInput("theft policy: need 0 <= resend_frac < 1 and resend_noise >= 0")
+        if not 2 <= self.step_k <= 64 or not 0.0 < self.step_fpr < 0.5:
+            raise InvalidInput("theft policy: need 2 <= step_k <= 64 and 0 < step_fpr < 0.5")
         if self.daily_rows < 1 or self.k < 1 or self.flag_ttl_s <= 0 or (self.address_rows or 1) < 1:
             raise InvalidInput("theft policy: daily_rows, k and flag_ttl_s must be positive")
         if not 0.0 < self.mix_floor < 0.5:

@@ -402,8 +402,23 @@ def theft_defence(
         policy=policy,
         center=(lo + hi) / 2.0 if lo is not None and hi is not None else 0.0,
         store=store,
+        predict=_flat_predict(model.adapter),  # the informative-step test (bastion.serve._theft_steps)
     )
     return defence, monitor_key
+
+
+def _flat_predict(adapter: Any) -> Any:
+    """The served model's probabilities for flattened rows (what the theft defence sees), as the gateway
+    answers them (before the API watermark)."""
+    import numpy as np
+
+    shape = tuple(adapter.input_shape)
+
+    def predict(rows: Any) -> Any:
+        x = np.asarray(rows, dtype=np.float32).reshape((len(rows), *shape))
+        return np.asarray(adapter.predict_proba(x), dtype=np.float64)
+
+    return predict
 
 
 def tls_files(options: ServeOptions) -> tuple[str, str] | None:

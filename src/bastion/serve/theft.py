@@ -23,7 +23,10 @@ raises nothing), over the last ``window`` of them:
   ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
   augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
   An attacker who stays near the data manifold to pass the shift test has to take small steps, and one who
-  takes large steps leaves the manifold: the two tests close that gap between them;
+  takes large steps leaves the manifold: the two tests close that gap between them. Given the model
+  (``predict``), a step beyond the re-send radius counts only if it is informative — it moves the answer
+  more than keyed random steps of its sizes (:mod:`bastion.serve._theft_steps`) —, so a noisier re-send is
+  a re-send;
 * **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
   hyperplanes from the deployment key, calibrated on the reference rows, as corroborating evidence only;
 * **information released** — rows answered and output bits, as evidence; each identity has a row budget
@@ -84,6 +87,7 @@ from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
 from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, rescans, with_newcomers
+from bastion.serve._theft_steps import step_test
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
 from bastion.serve.reference import ReferenceScorer, projection_scale
@@ -118,6 +122,7 @@ class TheftDefence(_TheftAdmin):
         store: Any = None,
         center: float | np.ndarray = 0.0,
         clock: Callable[[], float] = time.time,
+        predict: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         self.policy = policy or TheftPolicy()
         self._secret = secret if secret is not None else os.urandom(32)
@@ -165,6 +170,7 @@ class TheftDefence(_TheftAdmin):
             max_identities=self.policy.max_consumers, max_rows=self.policy.min_rows
         )
         self._probe_key = derive(self._secret, "probes")  # the probe reservoir's draws, keyed per consumer
+        self._steps = step_test(self, predict)  # None without predict: every step in the band counts
         self._mix = (  # rows in the hull of the consumer's own earlier rows (_theft_mix)
             MixRule(
                 secret=derive(self._secret, "mixtures"),
@@ -378,9 +384,12 @@ def build_defence(
     center: float | np.ndarray = 0.0,
     clock: Callable[[], float] = time.time,
     store: Any = None,
+    predict: Callable[[np.ndarray], Any] | None = None,
 ) -> TheftDefence:
     """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
-    key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it."""
+    key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it. ``predict``
+    (rows -> the served model's probabilities, what the gateway answers with) turns on the informative-step
+    test (:mod:`bastion.serve._theft_steps`); without it every small step counts, as before round 9."""
     from bastion.watermark.api import ConsumerWatermark
     from bastion.watermark.labels import MAX_LABEL_RATE, LabelMarker
 
@@ -401,6 +410,7 @@ def build_defence(
         store=store,
         center=center,
         clock=clock,
+        predict=predict,
     )
 
 

@@ -18,7 +18,7 @@ no direction). The answer is compared as centred log-probabilities, which are th
 so saturated probabilities still show a change. For a step with no direction the ratio is a draw of the null
 itself (about 1); for a gradient-sign step it grows with ``cos · sqrt(features)``. The threshold is measured
 per deployment (:attr:`StepTest.ratio`: the ``1 - step_fpr`` quantile of the ratio for random steps from
-reference rows, at least 2: with two classes the change is one number and its null is heavier-tailed).
+reference rows, at least 1.5: with two classes the change is one number and its null is heavier-tailed).
 
 What the judge does with the verdict (``_TheftJudge._nearest``): an informative step is a counted row and a
 small step; a directionless one is a re-send (not a new row for the shift, tail and PRADA tests, and it does
@@ -45,7 +45,7 @@ import numpy as np
 
 _CACHE = 4096  # (anchor, row) verdicts kept
 _CALIBRATION = 500  # reference rows that calibrate the threshold
-_MIN_RATIO = 1.5
+_MIN_RATIO = 1.5  # a step must move the answer at least this x its random steps (digits: the bound binds)
 
 
 class StepTest:

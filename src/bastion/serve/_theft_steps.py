@@ -45,7 +45,7 @@ import numpy as np
 
 _CACHE = 4096  # (anchor, row) verdicts kept
 _CALIBRATION = 500  # reference rows that calibrate the threshold
-_MIN_RATIO = 1.5  # a step must move the answer at least this x its random steps (digits: the bound binds)
+_MIN_RATIO = 1.5  # the threshold never below this x the mean change along random steps
 
 
 class StepTest:

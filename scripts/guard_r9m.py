@@ -122,6 +122,22 @@ def figures(rows: list[dict[str, Any]], flagged: list[bool]) -> dict[str, tuple[
     return out
 
 
+def cross_source(k: int) -> int:
+    """``bench_guard.py --cross-only`` with the r9m train rows xK in every retrained model's extra rows."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import bench_guard
+
+    train = [r for r in r9m_rows() if r["split"] == "train"] * k
+    own_extra = bench_guard._own_extra
+    bench_guard._own_extra = lambda: own_extra() + train
+    sys.argv = ["bench_guard.py", "--cross-only"]
+    bench_guard.main()
+    return 0
+
+
 def main() -> int:
     import argparse
     from collections import Counter
@@ -134,7 +150,15 @@ def main() -> int:
     parser.add_argument(
         "--by-lang", action="store_true", help="also the test rows' flagged counts per language"
     )
+    parser.add_argument(
+        "--cross",
+        type=int,
+        metavar="K",
+        help="bench_guard.py --cross-only with the train rows xK added (as train_guard.py --r9m K)",
+    )
     args = parser.parse_args()
+    if args.cross:
+        return cross_source(args.cross)
     model = None
     if args.model is not None:
         pem = (args.model / "guard_model.pub.pem").read_bytes()

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from bastion.errors import InvalidInput
+from bastion.guard._hashing import MAX_SEGMENTS, _fold
 from bastion.guard.classifier import (
-    MAX_SEGMENTS,
-    _fold,
     _parse,
     load_model,
     ngram_buckets,

@@ -36,12 +36,8 @@ public key and only then parses them. Any failure is one opaque :class:`~bastion
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import math
-import re
-import unicodedata
-import zlib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -50,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput
+from bastion.guard._hashing import length_norm, ngram_buckets, segment_starts, segment_texts
 from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
@@ -63,142 +60,6 @@ _KEYS = frozenset(
     | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap", "length_floor"}
     | {"documents_alt", "hidden"}
 )
-_FNV = np.uint64(0x100000001B3)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _mark_table() -> dict[int, str]:
-    """Latin letters with diacritics -> the base letter (``ş`` -> ``s``, ``é`` -> ``e``): text typed without
-    its accents (common in Turkish, Polish, Portuguese chat) shares its n-grams with the accented form."""
-    table = {}
-    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
-        base = unicodedata.normalize("NFD", chr(cp))[0]
-        if base != chr(cp) and base.isascii() and base.isalpha():
-            table[cp] = base
-    return table
-
-
-_MARKS = _mark_table()
-# Han, kana, Hangul: no spaces between words, so character bigrams stand in for the word features
-_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
-
-
-def length_norm(n: float, cap: int, floor: int = 0) -> float:
-    """Divisor of a sum over ``n`` n-grams: sqrt(n), or n / sqrt(cap) beyond ``cap`` (0: no cap), and at
-    least sqrt(floor)."""
-    if cap > 0 and n > cap:
-        return n / math.sqrt(cap)
-    return math.sqrt(max(n, floor))
-
-
-def _mix(h: np.ndarray, dim: int) -> np.ndarray:
-    h ^= h >> np.uint64(31)
-    h *= _M1
-    h ^= h >> np.uint64(29)
-    h *= _M2
-    h ^= h >> np.uint64(32)
-    return (h & np.uint64(dim - 1)).astype(np.int64)
-
-
-_WORD = re.compile(r"\w+")
-
-
-def ngram_buckets(
-    text: str,
-    *,
-    dim: int,
-    ngrams: tuple[int, ...],
-    word_ngrams: int = 0,
-    fold_marks: bool = False,
-    cjk_bigrams: bool = False,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(positions, buckets)`` per feature family: character n-grams by start position, then word 1..k-grams
-    (CRC-32 of the words, at the first word's position); with ``cjk_bigrams`` also character bigrams inside
-    runs of Han/kana/Hangul. ``fold_marks`` strips diacritics from Latin letters first."""
-    folded = _fold(text)
-    if fold_marks:
-        folded = folded.translate(_MARKS)
-    # surrogatepass: a lone surrogate is a code point like any other here, never an exception (normalize drops
-    # them before scoring; this keeps the classifier total on any str)
-    codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-    out = []
-    with np.errstate(over="ignore"):
-        if cjk_bigrams and len(codes) > 1 and int(codes.max()) >= 0x3040:
-            cjk = np.zeros(len(codes), dtype=bool)
-            for lo, hi in _CJK_RANGES:
-                cjk |= (codes >= lo) & (codes <= hi)
-            pos = np.flatnonzero(cjk[:-1] & cjk[1:])
-            if len(pos):
-                h = np.full(len(pos), np.uint64(0xCBF29CE484222325) ^ np.uint64(2), dtype=np.uint64)
-                h = ((h ^ codes[pos]) * _FNV ^ codes[pos + 1]) * _FNV
-                out.append((pos, _mix(h, dim)))
-        for n in ngrams:
-            m = len(codes) - n + 1
-            if m <= 0:
-                continue
-            h = np.full(m, np.uint64(0xCBF29CE484222325) ^ np.uint64(n), dtype=np.uint64)
-            for k in range(n):
-                h = (h ^ codes[k : k + m]) * _FNV
-            out.append((np.arange(m), _mix(h, dim)))
-        if word_ngrams:
-            matches = list(_WORD.finditer(folded))
-            words = [m.group().encode("utf-8") for m in matches]
-            starts = np.asarray([m.start() for m in matches], dtype=np.int64)
-            crc = [zlib.crc32(w) for w in words]  # CRC-32 runs on: crc32(b, crc32(a)) == crc32(a + b)
-            for n in range(1, word_ngrams + 1):
-                if len(words) < n:
-                    break
-                if n > 1:
-                    crc = [zlib.crc32(words[i + n - 1], zlib.crc32(b" ", c)) for i, c in enumerate(crc[:-1])]
-                h = np.asarray(crc, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 + n)
-                h *= _FNV
-                out.append((starts[: len(crc)], _mix(h, dim)))
-    return out
-
-
-# Round 9: segments. A sentence ends at . ! ? (or their CJK forms) before a space; a line at a newline.
-_SENTENCE_END = re.compile(r"[.!?;。！？](?= )")
-MAX_SEGMENTS = 256
-
-
-def _cuts(lines: list[str], min_chars: int) -> list[int]:
-    """Start offsets of segments in ``" ".join(lines)`` (lines already folded, none empty): each line and
-    each sentence in it, a segment shorter than ``min_chars`` merged into the one after it."""
-    starts, pos = [], 0
-    for line in lines:
-        starts.append(pos)
-        if len(line) > min_chars:
-            starts += [pos + m.end() + 1 for m in _SENTENCE_END.finditer(line)]
-        pos += len(line) + 1
-    cuts, last = [0], 0
-    for st in starts[1:]:
-        if st - last >= min_chars and pos - 1 - st >= 1:
-            cuts.append(st)
-            last = st
-    if len(cuts) > MAX_SEGMENTS:  # bounded work: every k-th cut (segments of about k times the length)
-        cuts = cuts[:: -(-len(cuts) // MAX_SEGMENTS)]
-    return cuts
-
-
-def segment_starts(text: str, *, min_chars: int) -> np.ndarray:
-    """Start positions, in the folded text :func:`ngram_buckets` hashes, of the text's lines and sentence-like
-    segments (short ones merged with the next, at most MAX_SEGMENTS): the classifier scores each segment
-    like a window, so one injected line in a long benign document is not averaged with its neighbours."""
-    lines = [f for f in (" ".join(ln.split()) for ln in text.lower().split("\n")) if f]
-    return np.asarray(_cuts(lines, min_chars), dtype=np.int64)
-
-
-def segment_texts(text: str, *, min_chars: int) -> list[str]:
-    """The segments of :func:`segment_starts` as texts (folded; for training rows)."""
-    lines = [f for f in (" ".join(ln.split()) for ln in text.lower().split("\n")) if f]
-    folded = " ".join(lines)
-    cuts = [*_cuts(lines, min_chars), len(folded)]
-    return [folded[a:b].strip() for a, b in itertools.pairwise(cuts) if folded[a:b].strip()]
 
 
 @dataclass(frozen=True)

@@ -155,14 +155,11 @@ def report(
     rows: list[dict[str, Any]], split: str = "test", model_dir: Path | None = None
 ) -> dict[str, tuple[int, int]]:
     """Flagged counts per set and channel with the packaged, verified model: ``{name: (hits, n)}``."""
-    from bastion.guard import PromptDetector
-    from bastion.guard.classifier import load_model
+    from guard_candidate import candidate_model
 
-    model = None
-    if model_dir is not None:  # a candidate, verified against the public key written beside it
-        pem = (model_dir / "guard_model.pub.pem").read_bytes()
-        model = load_model(model_dir / "guard_model.json", public_key_pem=pem)
-    det = PromptDetector(model=model)
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector(model=candidate_model(model_dir))
     out: dict[str, tuple[int, int]] = {}
     chosen = [r for r in rows if r["split"] == split]
     plan = [(s, "user") for s in USER_SETS] + [(s, "retrieved") for s in DOC_SETS] + [("r6-indirect", "user")]

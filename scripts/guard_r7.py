@@ -95,14 +95,11 @@ def main() -> int:
     parser.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
     parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
     args = parser.parse_args()
-    from bastion.guard import PromptDetector
-    from bastion.guard.classifier import load_model
+    from guard_candidate import candidate_model
 
-    model = None
-    if args.model is not None:
-        pem = (args.model / "guard_model.pub.pem").read_bytes()
-        model = load_model(args.model / "guard_model.json", public_key_pem=pem)
-    det = PromptDetector(model=model)
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector(model=candidate_model(args.model))
     rows = [r for r in r7_rows(augment=False) if r["split"] == args.split]
     flagged: Counter[str] = Counter()
     total: Counter[str] = Counter()

@@ -316,18 +316,15 @@ def main() -> int:
     import argparse
     from collections import defaultdict
 
+    from guard_candidate import candidate_model
+
     from bastion.guard import PromptDetector
-    from bastion.guard.classifier import load_model
 
     parser = argparse.ArgumentParser(description="flagged rates of the round-8 rows (default: test families)")
     parser.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
     parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
     args = parser.parse_args()
-    model = None
-    if args.model is not None:
-        pem = (args.model / "guard_model.pub.pem").read_bytes()
-        model = load_model(args.model / "guard_model.json", public_key_pem=pem)
-    det = PromptDetector(model=model)
+    det = PromptDetector(model=candidate_model(args.model))
     rows = [r for r in r8_rows() if r["split"] == args.split]
     by: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for r in rows:

@@ -202,19 +202,16 @@ def main() -> int:
     import argparse
     from collections import defaultdict
 
+    from guard_candidate import candidate_model
+
     from bastion.guard import PromptDetector
-    from bastion.guard.classifier import load_model
 
     parser = argparse.ArgumentParser(description="flagged rates of the round-9 prefix set (retrieved)")
     parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
     parser.add_argument("--channel", default="retrieved", choices=("retrieved", "user", "tool"))
     parser.add_argument("--adaptive", action="store_true", help="the bound-aware attacker's rows instead")
     args = parser.parse_args()
-    model = None
-    if args.model:
-        pem = (args.model / "guard_model.pub.pem").read_bytes()
-        model = load_model(args.model / "guard_model.json", public_key_pem=pem)
-    det = PromptDetector(model=model)
+    det = PromptDetector(model=candidate_model(args.model))
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     if args.adaptive:
         for r in adaptive_rows():

@@ -142,8 +142,9 @@ def main() -> int:
     import argparse
     from collections import Counter
 
+    from guard_candidate import candidate_model
+
     from bastion.guard import PromptDetector
-    from bastion.guard.classifier import load_model
 
     parser = argparse.ArgumentParser(description="round-9m multilingual figures (user channel, test rows)")
     parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
@@ -159,11 +160,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.cross:
         return cross_source(args.cross)
-    model = None
-    if args.model is not None:
-        pem = (args.model / "guard_model.pub.pem").read_bytes()
-        model = load_model(args.model / "guard_model.json", public_key_pem=pem)
-    det = PromptDetector(model=model)
+    det = PromptDetector(model=candidate_model(args.model))
     rows = [r for r in r9m_rows() if r["split"] == "test"]
     flagged = [det.scan(r["text"], channel="user").flagged for r in rows]
     print(f"r9m multilingual data, test rows, model: {args.model or 'packaged'}")

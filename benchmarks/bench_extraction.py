@@ -455,12 +455,7 @@ def near_manifold(env: dict[str, Any], strategy: str, served: Any, budgets: list
     size), then mixes of them (``_mixes``). ``nearmix-noise``: each mix moved by noise of ``NEARMIX_NOISE``
     x the gap (out of its seeds' hull); ``nearmix-unsent``: it sends 5 rows a class and mixes only the
     other 5 (rows it never sent, labelled by their nearest sent row). Surrogates as ``extract``'s."""
-    from types import SimpleNamespace
-
-    from bastion.adversarial.attacks.extraction import ExtractionPoint, _train_surrogate
-
     d = env["data"]
-    victim = env["victim"]
     x = np.asarray(d.x_test, dtype=np.float32).reshape(len(d.x_test), -1)
     rng = np.random.default_rng(3)
     idx = np.concatenate(
@@ -492,30 +487,7 @@ def near_manifold(env: dict[str, Any], strategy: str, served: Any, budgets: list
         if len(syn)
         else seed_p
     )
-    total = qy.sum(axis=1, keepdims=True)
-    qy = np.where(total > 0, qy / np.maximum(total, 1e-12), qy)
-    ref = victim.predict(d.x_train)
-    points, surrogate = [], None
-    for i, b in enumerate(sorted(budgets)):
-        surrogate = _train_surrogate(
-            qx[:b],
-            qy[:b],
-            victim=victim,
-            label_only=False,
-            hidden=(128,),
-            steps=600,
-            seed=103 + i,
-            clip=env["clip"],
-        )
-        pred = surrogate.predict(d.x_train)
-        points.append(
-            ExtractionPoint(
-                queries=min(b, len(qx)),
-                fidelity=float((pred == ref).mean()),
-                accuracy=float((pred == d.y_train).mean()),
-            )
-        )
-    return SimpleNamespace(points=points, surrogate=surrogate)
+    return _soft_copies(env, qx, qy, budgets)
 
 
 def quiet_jbda(env: dict[str, Any], strategy: str, served: Any, budgets: list[int]) -> Any:
@@ -526,11 +498,9 @@ def quiet_jbda(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
     on a random half of the features and a random sign on the rest, and ``noise-aug`` takes random signs only
     (noise augmentation around the seeds: no gradient, nothing for the test to find). Surrogates as
     ``extract``'s (soft labels, 600 steps), at each budget."""
-    from types import SimpleNamespace
-
     import torch
 
-    from bastion.adversarial.attacks.extraction import ExtractionPoint, _train_surrogate
+    from bastion.adversarial.attacks.extraction import _train_surrogate
 
     d, victim, clip = env["data"], env["victim"], env["clip"]
     x = np.asarray(d.x_test, dtype=np.float32).reshape(len(d.x_test), -1)
@@ -563,13 +533,31 @@ def quiet_jbda(env: dict[str, Any], strategy: str, served: Any, budgets: list[in
         xs = np.concatenate([xs, new])
         ys = np.concatenate([ys, np.asarray(served.predict_proba(new), dtype=np.float32)])
         rnd += 1
+    return _soft_copies(env, xs, ys, budgets)
+
+
+def _soft_copies(env: dict[str, Any], xs: np.ndarray, ys: np.ndarray, budgets: list[int]) -> Any:
+    """Surrogates trained on the first ``b`` answers (probabilities, renormalised) for each budget ``b``:
+    fidelity to the victim and accuracy on the training split (``.points``) and the last copy."""
+    from types import SimpleNamespace
+
+    from bastion.adversarial.attacks.extraction import ExtractionPoint, _train_surrogate
+
+    d, victim = env["data"], env["victim"]
     total = ys.sum(axis=1, keepdims=True)
     ys = np.where(total > 0, ys / np.maximum(total, 1e-12), ys)
     ref = victim.predict(d.x_train)
     points, surrogate = [], None
     for i, b in enumerate(sorted(budgets)):
         surrogate = _train_surrogate(
-            xs[:b], ys[:b], victim=victim, label_only=False, hidden=(128,), steps=600, seed=103 + i, clip=clip
+            xs[:b],
+            ys[:b],
+            victim=victim,
+            label_only=False,
+            hidden=(128,),
+            steps=600,
+            seed=103 + i,
+            clip=env["clip"],
         )
         pred = surrogate.predict(d.x_train)
         points.append(

@@ -185,6 +185,43 @@ class Sybil(DefendedModel):
         return out
 
 
+class AtFlag:
+    """A served model that records the rows it answered before its first flag: a thief that notices the
+    flag (the answers change) can stop there and train on those answers alone (round-9 review, F6)."""
+
+    def __init__(self, served: Any, batch: int = 20) -> None:
+        self.served, self.batch = served, batch
+        self.rows: list[np.ndarray] = []
+        self.answers: list[np.ndarray] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.served, name)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float32)
+        out = []
+        for start in range(0, len(arr), self.batch):
+            part = arr[start : start + self.batch]
+            ans = self.served.predict_proba(part)
+            if self.served.first_flag is None:
+                self.rows.append(part)
+                self.answers.append(ans)
+            out.append(ans)
+        return np.concatenate(out) if out else np.zeros((0, self.served.n_classes))
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self.predict_proba(x).argmax(axis=1))
+
+    def copy(self, env: dict[str, Any]) -> str:
+        """Fidelity of a copy trained on the answers before the flag (all of them when never flagged)."""
+        n = sum(len(r) for r in self.rows)
+        if n < 10:
+            return f"- ({n} rows)"
+        xs = np.concatenate(self.rows).reshape(n, *np.shape(self.rows[0])[1:])
+        res = _soft_copies(env, xs, np.concatenate(self.answers), [n])
+        return f"{res.points[0].fidelity:.3f} ({n} rows)"
+
+
 class Table:
     """Answers the attacker holds, looked up by the exact input (what the filtered attack trains on)."""
 
@@ -871,25 +908,29 @@ def main() -> None:
                     if label == "prada":
                         continue
                     served = (
-                        Sybil(env["victim"], defence(env)) if label == "bastion" else Plain(env["victim"])
+                        AtFlag(Sybil(env["victim"], defence(env)))
+                        if label == "bastion"
+                        else Plain(env["victim"])
                     )
                     res = run_attack(env, "mixup", served, budgets)
                     fids = " ".join(f"{p.fidelity:<10.3f}" for p in res.points)
                     flag = served.first_flag if served.first_flag is not None else "-"
-                    print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}")
+                    at = f"  copy@flag {served.copy(env)}" if isinstance(served, AtFlag) else ""
+                    print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}{at}")
                     continue
                 if label == "none":
                     served: Any = Plain(env["victim"])
                 elif label == "prada":
                     served = PradaOnly(env["victim"], env["center"])
                 else:
-                    served = DefendedModel(
-                        env["victim"], defence(env), consumers=("mallory", "addr:192.0.2.7")
+                    served = AtFlag(
+                        DefendedModel(env["victim"], defence(env), consumers=("mallory", "addr:192.0.2.7"))
                     )
                 res = run_attack(env, strategy, served, budgets)
                 fids = " ".join(f"{p.fidelity:<10.3f}" for p in res.points)
                 flag = served.first_flag if served.first_flag is not None else "-"
-                print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}")
+                at = f"  copy@flag {served.copy(env)}" if isinstance(served, AtFlag) else ""
+                print(f"{strategy:16s} {label:8s} {fids} {res.points[-1].accuracy:.3f}    {flag}{at}")
                 if label == "bastion" and strategy in ("knockoff", "adaptive"):
                     guard = served.defence
                     customers = [f"customer-{i}" for i in range(19)]

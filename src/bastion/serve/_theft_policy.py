@@ -64,8 +64,10 @@ class TheftPolicy:
     mix_floor: float = 0.02
     block_score: float | None = None
     poison_eps: float = 0.3
+    # a flagged consumer's answers keep the format of the default consumer output rule (top-3, 3 decimals):
+    # a coarser rounding would tell a thief it was flagged from its first answer after the flag
     top_k: int = 3
-    decimals: int = 2
+    decimals: int = 3
     daily_rows: int = 50_000
     # rows per trailing 24 hours for all identities behind one client address together (None: no address
     # budget — a shared NAT or proxy would hit it; set it where addresses are per customer)

@@ -147,9 +147,14 @@ R8_SNIPPET_REPEAT = 10
 R9_SEGMENT_MIN = 48
 R9_R8_SEGMENT_REPEAT = 10
 R9_BENIGN_SEGMENT_REPEAT = 1
+OOF_TARGET_FPR = 0.01  # --oof-target-fpr: the share of the pooled calibration prompts above the threshold
+OOF_DUMP: Path | None = None  # --oof-dump FILE.json: the pooled calibration scores of --oof-calibrate
 # round 9m (opt-in, --r9m; docs/benchmarks.md "Round 9m"): scripts/guard_r9m.py, multilingual attacks and
 # benign prompts with trigger words in 26 languages, split by family and by held-out language; the train rows
-# xK (--r9m K) in the user model; the val families' benign rows calibrate only with --r9m-calibrate
+# xK (--r9m K) in the user model; the val families' benign rows calibrate only with --r9m-calibrate.
+# Round 10 (opt-in, --oof-calibrate N; not shipped, guard16m): the user threshold on the val prompts and the
+# benign user-channel training prompts scored out of N group folds (bastion.guard._calibration), at the
+# share of that pool that the 7b recipe's own threshold flags (--oof-target-fpr 0.01883: 50 of 2,655)
 
 
 def extra_user_rows(*, r7b: bool = True, r8: bool = False) -> list[dict]:
@@ -261,6 +266,8 @@ def train_model(
     keep_documents: bool = False,
     r9m: int = 0,
     r9m_calibrate: bool = False,
+    oof_folds: int = 0,
+    r9m_benign_extra: int = 0,
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
@@ -295,6 +302,7 @@ def train_model(
 
         r9m_all = r9m_rows()
         train += [r for r in r9m_all if r["split"] == "train"] * r9m
+        train += [r for r in r9m_all if r["split"] == "train" and r["label"] == 0] * r9m_benign_extra
     r8 = (r8 or r9) and r7 and r7b
     r9 = r9 and r8
     r8_train = r8_doc_rows("train") if r8 else []
@@ -382,13 +390,57 @@ def train_model(
     if packaged is not None:
         thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=[])
         thresholds.update({k: v for k, v in packaged.thresholds.items() if k != "user"})
-        return model, thresholds, len(train)
-    thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=document_benign)
+    else:
+        thresholds = _train.calibrate(model, user_benign=user_benign, document_benign=document_benign)
+    if oof_folds:  # round 10: the benign user-channel training prompts, out of fold, join the val prompts
+        thresholds["user"] = oof_user_threshold(model, train, user_benign, oof_folds, floor)
     return model, thresholds, len(train)
+
+
+def oof_user_threshold(
+    model: Any, train: list[dict], user_benign: list[str], folds: int, floor: int
+) -> float:
+    """Round 10 (``--oof-calibrate N``): the user threshold at the 0.99 quantile of the val prompts and of the
+    benign training prompts of the same kinds (old user sets, r6 / r7b look-alikes; not chat turns or r9m
+    rows), each scored by a model trained without its group fold (``bastion.guard._calibration``)."""
+    import numpy as np
+    from guard_r7b import USER_SETS as R7B_USER_SETS
+
+    from bastion.guard import _calibration, _train
+
+    kinds = {*_train.USER_SETS, *R6_USER_SETS, *R7B_USER_SETS}
+
+    def pick(r: dict) -> bool:  # the phrase tables' benign rows never calibrated (val groups included)
+        return r["label"] == 0 and r.get("set") in kinds and not str(r["source"]).startswith("bastion:i18n")
+
+    oof = _calibration.oof_scores(
+        train,
+        pick,
+        folds=folds,
+        fit=lambda rows: _train.fit(rows, c=_train.C, length_floor=floor),
+        score=_train.scores,
+    )
+    val = _train.scores(model, user_benign)
+    thr = _calibration.user_threshold(val, oof, target_fpr=OOF_TARGET_FPR)
+    alone = max(0.1, float(np.quantile(val, 0.99)))
+    print(
+        f"oof calibration: {len(val)} val + {len(oof)} out-of-fold prompts: user threshold {thr:.3f} "
+        f"(val alone {alone:.3f})"
+    )
+    if OOF_DUMP is not None:  # the pooled scores and what they are, for the candidate notes
+        pool = _calibration.pool_of(train, pick)
+        dump = [{"score": float(s), "text": t, "from": "val"} for s, t in zip(val, user_benign, strict=True)]
+        dump += [
+            {"score": float(s), "text": r["text"], "from": f"{r['set']} {r['source']}"}
+            for s, r in zip(oof, pool, strict=True)
+        ]
+        OOF_DUMP.write_text(json.dumps(dump, ensure_ascii=False))
+    return thr
 
 
 def main() -> int:
     global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
+    global OOF_DUMP, OOF_TARGET_FPR
     from bastion.guard import _train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -434,6 +486,22 @@ def main() -> int:
         "--r9m-calibrate", action="store_true", help="with --r9m: its val benign rows in the user calibration"
     )
     parser.add_argument(
+        "--r9m-benign-extra",
+        type=int,
+        default=0,
+        metavar="J",
+        help="with --r9m: its benign rows J more times",
+    )
+    parser.add_argument(
+        "--oof-calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="user threshold on the val prompts and the benign training prompts scored out of N folds",
+    )
+    parser.add_argument("--oof-target-fpr", type=float, default=OOF_TARGET_FPR, help="with --oof-calibrate")
+    parser.add_argument("--oof-dump", type=Path, help="with --oof-calibrate: save the pooled scores (JSON)")
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -445,6 +513,7 @@ def main() -> int:
     if args.wheels:
         write_rows(build(args.wheels))
     R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT = args.segment_min, args.segment_benign_repeat
+    OOF_DUMP, OOF_TARGET_FPR = args.oof_dump, args.oof_target_fpr
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
@@ -459,6 +528,8 @@ def main() -> int:
         keep_documents=args.keep_documents,
         r9m=args.r9m,
         r9m_calibrate=args.r9m_calibrate,
+        oof_folds=args.oof_calibrate,
+        r9m_benign_extra=args.r9m_benign_extra,
     )
     print("thresholds:", thresholds)
     training = {
@@ -501,6 +572,11 @@ def main() -> int:
             f"; data/guard/r9m_tables.json (scripts/guard_r9m.py, train families of the training languages "
             f"x{args.r9m}"
             + ("; val families' benign rows in the user calibration)" if args.r9m_calibrate else ")")
+        )
+    if args.oof_calibrate:
+        training["calibration"] += (
+            f"; user: the {1 - args.oof_target_fpr:.5f} quantile of the val prompts and the benign "
+            f"user-channel training prompts scored out of {args.oof_calibrate} group folds (round 10)"
         )
     if args.hidden:
         training["user_model"] = (

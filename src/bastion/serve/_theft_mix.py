@@ -12,12 +12,19 @@ hull of its ``k`` nearest earlier rows is a large part of its distance to the ne
 Keyed per deployment: ``k`` and the ratio threshold. The base rate (the share of rows below the threshold in
 a natural stream) is measured per key on the reference rows, floored at ``mix_floor``; the score is the
 binomial tail of the consumer's count of rows below the threshold among its last ``window`` counted rows.
+
+Two kinds of rows in a hull are ordinary, not mixtures (round 10, :mod:`bastion.serve._theft_segment`): a row
+on the segment from the consumer's previous counted row — itself no mixture — to one of its nearest earlier
+rows (an interpolated video frame between the frames around it; at most one per non-mixture row, so a mixer
+gains at most 2x from it), and a row that is one of its nearest earlier rows at another gain (``clip(g·h)``:
+the same input re-scanned brighter or darker lies between its two other gains).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from bastion.serve._theft_segment import ordinary
 from bastion.serve.responses import keyed_generator
 
 _STEPS = 40  # accelerated projected-gradient steps on the simplex (k <= 10: within ~1 % of exact NNLS)
@@ -65,7 +72,8 @@ class MixRule:
         x = x[rng.permutation(len(x))[:_CALIBRATION_ROWS]]
         ring = np.zeros((history, x.shape[1]), dtype=np.float32)
         ring[: min(len(x), history)] = x[:history]
-        self.threshold = _FIXED  # (while calibrating)
+        self.threshold = _FIXED  # (while calibrating: the plain ratios, so the base rate errs high)
+        self.exempt = False
         seen = []
         for start in range(1, len(x), 100):  # the reference rows as one natural stream, in a keyed order
             stop = min(start + 100, len(x))
@@ -75,10 +83,13 @@ class MixRule:
         r = np.concatenate(seen) if seen else np.ones(1)
         self.threshold = max(float(np.quantile(r, quantile)), _FIXED)
         self.base = max(float((r < self.threshold).mean()), floor)
+        self.exempt = True
 
     def ratios(self, hist: np.ndarray, hist_n: int, m: int) -> np.ndarray:
         """``r`` for the last ``m`` rows added to the ring ``hist`` (``hist_n`` rows ever added), each against
-        the rows added before it that the ring still holds (1.0 where fewer than 2 exist)."""
+        the rows added before it that the ring still holds (1.0 where fewer than 2 exist); an interpolated
+        frame or a re-scan at another gain (``_theft_segment``) at ``threshold``, not below it (once
+        calibrated)."""
         size = len(hist)
         if m <= 0:
             return np.zeros(0)
@@ -91,6 +102,19 @@ class MixRule:
         ok = pos >= 2
         if not ok.any():
             return out
+        if not self.exempt:
+            return self._plain(rows, pos, ok)
+        if pos[0] >= 3:  # the row before the first new one too: is it an anchor (_theft_segment)
+            r = self._plain(rows, np.concatenate([pos[:1] - 1, pos]), np.ones(m + 1, dtype=bool))
+            return ordinary(rows, pos, r[1:], r[:-1], self.threshold, self.k)
+        r = self._plain(rows, pos, ok)
+        prev = np.concatenate([[1.0], r[:-1]])  # (a row with under 2 rows before it: an anchor)
+        return ordinary(rows, pos, r, prev, self.threshold, self.k)
+
+    def _plain(self, rows: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """``r`` of the rows at positions ``pos`` of ``rows`` (those ``ok``; 1.0 elsewhere), each against the
+        rows before it."""
+        out = np.ones(len(pos))
         sel = np.flatnonzero(ok)
         xs = rows[pos[sel]]
         sq = np.einsum("ij,ij->i", rows, rows)

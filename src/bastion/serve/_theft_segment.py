@@ -1,0 +1,60 @@
+"""Rows in the hull of a consumer's earlier rows that are no mixtures (:mod:`bastion.serve._theft_mix`, round
+10).
+
+Two honest clients put rows in the hull of their own earlier rows (the round-9 review, F3 and F4):
+
+* **interpolated frames** — frame-rate up-conversion sends the midpoint of two neighbouring frames, after both
+  (decode order: it lies on the segment from the frame just sent to the one before) or between them (display
+  order: on the segment from the frame just sent to a later frame the consumer sent before, where a scene
+  comes back). Either way the row lies on the segment from the consumer's *previous counted row* to one of its
+  nearest earlier rows. It is ordinary when that previous row is itself no mixture (an anchor), so each
+  non-mixture row buys at most one exempt row: a mixer that interleaves them gains at most 2x (and its other
+  rows are still tested), while a chain of mixes each on the segment from the last one counts from its second;
+* **re-scans at another gain** — the same input sent at gains ``g1``, ``g2`` and then ``g3`` between them lies
+  on their segment. A row that is one of its nearest earlier rows at another gain (``x ~ clip(g·h)``, the gain
+  fitted on the row's unclipped features, as the newcomers' pool's re-scans) says nothing new about the model.
+
+Both are measured against the row's distance to its nearest earlier row, with the mixtures test's keyed
+threshold: a row is ordinary where its distance to the segment (or to the gain copy) is below the threshold's
+share of it — where the hull test itself would have called it a mixture on that segment alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _segment_distance(x: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of ``x`` (``(f,)``) to each segment from ``p`` (``(f,)``) to a row of ``b`` (``(k, f)``)."""
+    d = b - p
+    t = np.clip((d @ (x - p)) / np.maximum(np.einsum("kf,kf->k", d, d), 1e-24), 0.0, 1.0)
+    return np.linalg.norm(x - p - t[:, None] * d, axis=1)
+
+
+def _gain_distance(x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of ``x`` to each row ``h`` of ``b`` at its best gain: ``|x - clip(g·h, lo, hi)|`` with ``lo``
+    and ``hi`` the row's own range and ``g`` fitted on its unclipped features (``inf`` where ``g <= 0``)."""
+    lo, hi = float(x.min()), float(x.max())
+    free = (x > lo) & (x < hi)
+    g = (b[:, free] @ x[free]) / np.maximum(np.einsum("kf,kf->k", b[:, free], b[:, free]), 1e-24)
+    err = np.linalg.norm(x - np.clip(g[:, None] * b, lo, hi), axis=1)
+    return np.where(g > 0, err, np.inf)
+
+
+def ordinary(
+    rows: np.ndarray, pos: np.ndarray, r: np.ndarray, prev: np.ndarray, threshold: float, k: int
+) -> np.ndarray:
+    """The mixture ratios ``r`` of the rows at positions ``pos`` of ``rows`` (each against the rows before
+    it; ``prev``: the ratio of the row before each), raised to ``threshold`` where the row is an interpolated
+    frame from a non-mixture previous row or a gain copy of one of its ``k`` nearest earlier rows."""
+    out = np.asarray(r, dtype=np.float64).copy()
+    for j in np.flatnonzero((out < threshold) & (pos >= 2)):
+        i = int(pos[j])
+        x, before = rows[i], rows[:i]
+        dist = np.linalg.norm(before - x, axis=1)
+        nb = np.argsort(dist)[: min(k, i)]
+        cut = threshold * float(dist[nb[0]])
+        seg = prev[j] >= threshold and float(_segment_distance(x, before[-1], before[nb]).min()) < cut
+        if seg or float(_gain_distance(x, before[nb]).min()) < cut:
+            out[j] = threshold
+    return out

@@ -248,7 +248,7 @@ class _TheftJudge:
         mean = min(float(np.fromiter(v, dtype=np.float64, count=n).mean()) for v in (s.pct, s.apct))
         return (mean - 0.5) / math.sqrt(1.0 / 12.0 / n) / self._shift_z
 
-    def _nearest(self, s: _Consumer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(self, s: _Consumer, x: np.ndarray, who: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Each new distinct row's distance to the consumer's earlier *counted* rows, and whether it is a
         re-send (within sensor noise of one of them: a re-scan, a retry, the next video frame). Only counted
         rows join the ring, so re-sends stay anchored: a chain of near-duplicates cannot walk away unseen,
@@ -270,6 +270,8 @@ class _TheftJudge:
             dist = hsq[None, :] + xsq[:, None] - 2.0 * (xf @ hist.T)
             best = dist.min(axis=1)
             anchor[:] = hist[dist.argmin(axis=1)]  # (copied: the loop below overwrites ring slots)
+            close = np.argsort(dist, axis=1)[:, :3]  # each row's 3 nearest counted rows, for off_narrow
+            close_rows, close_sq = hist[close], np.take_along_axis(dist, close, axis=1)
         within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
         resend_sq = self._resend_tau**2 if s.flag is None else -1.0
         steps, near_sq = (self._steps if s.flag is None else None), self._near_tau**2
@@ -286,13 +288,17 @@ class _TheftJudge:
             if (
                 steps is not None
                 and best[j] < near_sq
-                and not steps.informative(row[None], anchor[j][None])[0]
+                and not steps.informative(row[None], anchor[j][None], who.encode())[0]
             ):
                 # each noisy copy is a fresh test with a small chance of a false "informative": the tests
                 # passed count in the small-steps share (``_stats``), as distinct natural rows would
                 s.near.append(False)
                 resend[j] = True
                 continue
+            if steps is not None and best[j] >= near_sq and len(hist):
+                # a step off one of the consumer's narrow re-sends (a walk that left its anchor's band
+                # through a re-send, ``_theft_steps``): as near as that re-send
+                best[j] = min(best[j], steps.off_narrow(who.encode(), row, close_rows[j], close_sq[j]))
             counted.append(j)
             s.hist[s.hist_n % len(s.hist)] = row
             s.nat[s.hist_n % len(s.hist)] = -1

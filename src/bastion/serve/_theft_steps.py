@@ -27,10 +27,33 @@ the small-steps share's denominator — a camera that sends one scene many times
 small chance of a false "informative". An attacker whose steps are all directionless is answered as a client
 that re-sends its natural seeds with noise: its copy is measured in ``docs/benchmarks.md`` (round 9).
 
+Narrow steps (round 10, attack20c F1). A step on one feature has two sign flips, itself and its mirror, so
+its ratio was 1 by construction: a single-pixel Jacobian walk and depth-1 coordinate probes ``x + d e_i``
+(finite differences) passed as re-sends. A step whose participation ratio ``(sum s^2)^2 / sum s^4`` (its
+effective number of features) is below a keyed cut-off in [3, 4) is narrow, and is informative if
+
+* it moves the answer ``narrow_ratio`` times as much as ``_NARROW_K * k`` keyed placements of its values on
+  random features with random signs (its own null, calibrated the same way on 1-3 feature steps) — weak on
+  its own: a surrogate's top-gradient pixel is the served model's only ~10 % more often than chance;
+* or by its company, per consumer (``who``) and anchor: beyond the first ``fanout`` (keyed, 8-11) narrow
+  steps off one anchor (a fan-out of probes: each probe is a random feature, a null draw by itself), or
+  nearer (by ``_CHAIN``) to an earlier narrow step off its anchor than to the anchor (a walk that steps off
+  its own re-sends; independent glitches of one input are each nearer to the input).
+
+And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
+re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
+step leaves its anchor's band is not a new row far from the others.
+
+A benign client that re-sends each input three times with a glitch on 1-3 features makes two narrow steps
+per anchor; one that re-sends the same input with a new glitch more than ``fanout`` times is counted as
+probing it. The company is kept in memory, per worker (not in the shared store), for the last ``_ANCHORS``
+(consumer, anchor) pairs.
+
 The flips are drawn from HMAC-SHA256(secret, anchor bytes || row bytes): two workers agree, and a client
-cannot predict them. Cost: ``k + 2`` predictions per row in the band (none for other rows), one call per
-row; verdicts are cached per (anchor, row) pair, so the identity, its address and the newcomers' pool do not
-pay twice. Without ``predict`` every row in the band counts, as before round 9.
+cannot predict them. Cost: ``k + 2`` predictions per row in the band (``2k + 2`` for a narrow one; none
+for other rows), one call per row; verdicts are cached per (anchor, row) pair, so the identity, its address
+and the newcomers' pool do not pay twice. Without ``predict`` every row in the band counts, as before
+round 9.
 """
 
 from __future__ import annotations
@@ -46,6 +69,17 @@ import numpy as np
 _CACHE = 4096  # (anchor, row) verdicts kept
 _CALIBRATION = 500  # reference rows that calibrate the threshold
 _MIN_RATIO = 1.5  # the threshold never below this x the mean change along random steps
+# narrow steps (round 10): a step whose participation ratio (sum s^2)^2 / sum s^4 — its effective number of
+# features — is below a keyed cut-off in [_NARROW, _NARROW + 1) is tested against keyed placements of its
+# values on random features (a sign flip of a 1-3 feature step is itself or its mirror: no null)
+_NARROW = 3.0
+_NARROW_K = 2  # x k placements for a narrow step (its null is noisier: a random feature's pull varies more)
+# the fan-out: a consumer's narrow steps off one anchor beyond the first _FANOUT + keyed 0-3 are informative
+# (coordinate probes x + d e_i: each a random feature, a null draw by itself; their breadth is the evidence)
+_FANOUT = 8
+_ANCHORS = 4096  # (consumer, anchor) pairs whose narrow steps are kept (least recently used dropped)
+_SKETCH = 8  # entries kept of each narrow step (its largest: a narrow step has few)
+_CHAIN = 0.9  # a narrow step this much nearer to an earlier one off its anchor than to the anchor: a walk
 
 
 class StepTest:
@@ -69,7 +103,17 @@ class StepTest:
         self._reference = reference
         self._band = band
         self._ratio: float | None = None
-        self._memo: OrderedDict[bytes, bool] = OrderedDict()
+        self._narrow_ratio: float | None = None
+        self._memo: OrderedDict[bytes, tuple[bool, bool]] = OrderedDict()  # (moved, narrow)
+        # per (consumer, anchor): its first narrow steps (up to fanout + 1 of them): sketch and verdict
+        self._fanout: OrderedDict[bytes, dict[bytes, tuple[np.ndarray, np.ndarray, float, bool]]] = (
+            OrderedDict()
+        )
+        keyed = hmac.new(secret, b"narrow", hashlib.sha256).digest()
+        # the participation ratio below which a step is narrow (none where the data has few features: there a
+        # step's sign flips are nulls enough)
+        self.narrow = min(_NARROW + keyed[0] / 256.0, reference.shape[1] / 4.0)
+        self.fanout = _FANOUT + keyed[1] % 4  # narrow steps off one anchor before each next one counts
 
     @property
     def ratio(self) -> float:
@@ -78,42 +122,88 @@ class StepTest:
         reference rows. A noise step's ratio depends on the model (with two classes the change is one
         number, ~|N|/E|N|, heavier-tailed than with ten), so the threshold is measured, not fixed."""
         if self._ratio is None:
-            rng = np.random.default_rng(
-                int.from_bytes(hmac.new(self.secret, b"calibration", hashlib.sha256).digest(), "big")
-            )
-            ref = self._reference
-            a = ref[rng.permutation(len(ref))[:_CALIBRATION]].astype(np.float64)
-            step = rng.standard_normal(a.shape)
-            step *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
-            r = self._ratios(a + step, a)
-            self._ratio = max(float(np.quantile(r, 1.0 - self.fpr)), _MIN_RATIO)
+            self._ratio, self._narrow_ratio = self._calibrate()
         return self._ratio
 
-    def _flips(self, tag: bytes, width: int) -> np.ndarray:
+    @property
+    def narrow_ratio(self) -> float:
+        """The threshold for narrow steps: the same quantile for steps on 1-3 keyed random features (sizes
+        |N(0, 1)|, the middle of the band) against their own null, random placements of their values."""
+        if self._narrow_ratio is None:
+            self._ratio, self._narrow_ratio = self._calibrate()
+        return self._narrow_ratio
+
+    def _calibrate(self) -> tuple[float, float]:
+        rng = np.random.default_rng(
+            int.from_bytes(hmac.new(self.secret, b"calibration", hashlib.sha256).digest(), "big")
+        )
+        ref = self._reference
+        a = ref[rng.permutation(len(ref))[:_CALIBRATION]].astype(np.float64)
+        step = rng.standard_normal(a.shape)
+        step *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
+        wide, _ = self._ratios(a + step, a, narrow=False)
+        # (drawn after the wide steps: the wide threshold is the same as before round 10)
+        narrow = np.zeros_like(a)
+        support = rng.integers(1, min(3, a.shape[1]) + 1, len(a))
+        for i, m in enumerate(support):
+            narrow[i, rng.choice(a.shape[1], m, replace=False)] = rng.standard_normal(m)
+        narrow *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(narrow, axis=1, keepdims=True), 1e-12)
+        r, _ = self._ratios(a + narrow, a)
+        return (
+            max(float(np.quantile(wide, 1.0 - self.fpr)), _MIN_RATIO),
+            max(float(np.quantile(r, 1.0 - self.fpr)), _MIN_RATIO),
+        )
+
+    def _nulls(self, tag: bytes, step: np.ndarray, narrow: bool) -> np.ndarray:
+        """The keyed null steps of one step: ``k`` sign flips of it, or (narrow) ``_NARROW_K * k`` placements
+        of its values on random features with random signs."""
         seed = hmac.new(self.secret, tag, hashlib.sha256).digest()
         rng = np.random.default_rng(int.from_bytes(seed, "big"))
-        return rng.integers(0, 2, size=(self.k, width)).astype(np.float64) * 2.0 - 1.0
+        w = len(step)
+        flips = rng.integers(0, 2, size=(self.k, w)).astype(np.float64) * 2.0 - 1.0
+        if not narrow:
+            return flips * step
+        n = _NARROW_K * self.k
+        signs = rng.integers(0, 2, size=(n, w)).astype(np.float64) * 2.0 - 1.0
+        return np.stack([step[rng.permutation(w)] for _ in range(n)]) * signs
 
-    def _ratios(self, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-        """Each step's change of the answer over the mean change along its ``k`` keyed sign flips."""
+    def _ratios(
+        self, rows: np.ndarray, anchors: np.ndarray, narrow: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each step's change of the answer over the mean change along its keyed null steps, and which steps
+        are narrow (tested against placements of their values on random features)."""
         a = np.asarray(anchors, dtype=np.float32)
         x = np.asarray(rows, dtype=np.float32)
-        m, w = x.shape
-        flips = np.stack([self._flips(ai.tobytes() + xi.tobytes(), w) for ai, xi in zip(a, x, strict=True)])
+        m = len(x)
         a64 = a.astype(np.float64)
-        nulls = a64[:, None, :] + flips * (x.astype(np.float64) - a64)[:, None, :]
-        batch = np.concatenate([a64, x.astype(np.float64), nulls.reshape(m * self.k, w)])
+        step = x.astype(np.float64) - a64
+        sq = step**2
+        pr = sq.sum(axis=1) ** 2 / np.maximum((sq**2).sum(axis=1), 1e-300)
+        thin = (pr < self.narrow) if narrow else np.zeros(m, dtype=bool)
+        nulls = [
+            self._nulls(ai.tobytes() + xi.tobytes(), si, bool(t))
+            for ai, xi, si, t in zip(a, x, step, thin, strict=True)
+        ]
+        sizes = [len(n) for n in nulls]
+        batch = np.concatenate(
+            [a64, x.astype(np.float64), *(ai + n for ai, n in zip(a64, nulls, strict=True))]
+        )
         p = np.asarray(self.predict(batch.astype(np.float32)), dtype=np.float64)
         lp = np.log(np.clip(p, 1e-30, None))
         lp -= lp.mean(axis=1, keepdims=True)  # centred log-probabilities: the logits up to a constant
-        base, moved, null = lp[:m], lp[m : 2 * m], lp[2 * m :].reshape(m, self.k, -1)
+        base, moved = lp[:m], lp[m : 2 * m]
         change = np.linalg.norm(moved - base, axis=1)
-        typical = np.linalg.norm(null - base[:, None, :], axis=2).mean(axis=1)
-        return np.asarray(change / np.maximum(typical, 1e-9))
+        ends = np.cumsum([2 * m, *sizes])
+        typical = np.array(
+            [np.linalg.norm(lp[ends[i] : ends[i + 1]] - base[i], axis=1).mean() for i in range(m)]
+        )
+        return np.asarray(change / np.maximum(typical, 1e-9)), thin
 
-    def informative(self, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    def informative(self, rows: np.ndarray, anchors: np.ndarray, who: bytes = b"") -> np.ndarray:
         """For each row and its anchor (both ``(m, features)``): does the step move the answer at least
-        ``ratio`` times as much as its keyed random-sign steps do on average?"""
+        ``ratio`` times as much as its keyed null steps do on average (``narrow_ratio`` for a narrow step)?
+        A narrow step is informative too once consumer ``who`` has sent ``fanout`` other narrow steps off
+        the same anchor (each distinct step counted once per consumer and anchor)."""
         rows = np.asarray(rows, dtype=np.float32)
         anchors = np.asarray(anchors, dtype=np.float32)
         out = np.zeros(len(rows), dtype=bool)
@@ -121,17 +211,60 @@ class StepTest:
             hashlib.blake2b(a.tobytes() + r.tobytes(), digest_size=16).digest()
             for a, r in zip(anchors, rows, strict=True)
         ]
-        todo = [i for i, key in enumerate(keys) if key not in self._memo]
-        for i, key in enumerate(keys):
-            if key in self._memo:
-                out[i] = self._memo[key]
+        found = {key: self._memo[key] for key in keys if key in self._memo}
+        todo = [i for i, key in enumerate(keys) if key not in found]
         if todo:
-            verdict = self._ratios(rows[todo], anchors[todo]) >= self.ratio
+            ratios, thin = self._ratios(rows[todo], anchors[todo])
+            limit = np.where(thin, self.narrow_ratio, self.ratio)
             for j, i in enumerate(todo):
-                out[i] = self._memo[keys[i]] = bool(verdict[j])
+                found[keys[i]] = self._memo[keys[i]] = (bool(ratios[j] >= limit[j]), bool(thin[j]))
             while len(self._memo) > _CACHE:
                 self._memo.popitem(last=False)
+        for i, key in enumerate(keys):
+            moved, thin_i = found[key]
+            walked = thin_i and self._walked(who, anchors[i], rows[i], key)  # (every narrow step counts)
+            out[i] = moved or walked
         return out
+
+    def off_narrow(self, who: bytes, row: np.ndarray, anchors: np.ndarray, sq: np.ndarray) -> float:
+        """The least squared distance from ``row`` to one of consumer ``who``'s narrow steps off ``anchors``
+        (``sq``: the row's squared distances to them), ``|row - a|^2 - 2 (row - a) . s + |s|^2`` with each
+        step ``s`` from its sketch; inf if it has none. A walk whose steps leave the band of the anchor
+        through a re-send is still a small step from that re-send."""
+        best = np.inf
+        for a, d2 in zip(anchors, sq, strict=True):
+            seen = self._fanout.get(hashlib.blake2b(who + b"\0" + a.tobytes(), digest_size=16).digest())
+            if seen:
+                diff = row.astype(np.float64) - a.astype(np.float64)
+                for idx, vals, e_sq, _ in seen.values():
+                    best = min(best, float(d2) - 2.0 * float(diff[idx] @ vals) + e_sq)
+        return max(best, 0.0)
+
+    def _walked(self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes) -> bool:
+        """A narrow step of consumer ``who`` off ``anchor`` that is evidence by its company: beyond the first
+        ``fanout`` narrow steps off that anchor (a fan-out of probes), or nearer (by ``_CHAIN``) to one of the
+        earlier ones than to the anchor (a walk that steps off its own re-sends: independent glitches of
+        one input are each nearer to the input). Each step is judged once per consumer and anchor; the
+        earlier steps are kept as their ``_SKETCH`` largest entries."""
+        tag = hashlib.blake2b(who + b"\0" + anchor.tobytes(), digest_size=16).digest()
+        seen = self._fanout.pop(tag, {})
+        self._fanout[tag] = seen
+        while len(self._fanout) > _ANCHORS:
+            self._fanout.popitem(last=False)
+        if key in seen:
+            return seen[key][3]
+        if len(seen) > self.fanout:
+            return True
+        step = row.astype(np.float64) - anchor.astype(np.float64)
+        sq = float(step @ step)
+        # |step - earlier|^2 < _CHAIN^2 |step|^2, with the earlier step's dot product from its sketch
+        chain = any(
+            sq + e_sq - 2.0 * float(step[idx] @ vals) < _CHAIN**2 * sq for idx, vals, e_sq, _ in seen.values()
+        )
+        verdict = chain or len(seen) >= self.fanout
+        top = np.argsort(-np.abs(step))[:_SKETCH]
+        seen[key] = (top.astype(np.int32), step[top], sq, verdict)
+        return verdict
 
 
 def step_test(defence: Any, predict: Callable[[np.ndarray], Any] | None) -> StepTest | None:

@@ -258,7 +258,7 @@ class TheftDefence(_TheftAdmin):
                     new.append(i)
                 if new:
                     regain = rescans(self, s, rows[new]) if cid == NEWCOMERS else False  # (before _nearest)
-                    nearest, resend = self._nearest(s, rows[new])
+                    nearest, resend = self._nearest(s, rows[new], who=cid)
                     mixed = self._mixed(s, resend)  # mixtures of the consumer's earlier rows
                     # a re-send (sensor noise on a counted row) counts once, like an exact repeat
                     counted = ~resend

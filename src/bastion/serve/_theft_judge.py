@@ -23,6 +23,7 @@ from bastion.evict import ValueTable
 from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
+from bastion.serve._theft_pool import NEWCOMERS, PoolSteps
 from bastion.serve._theft_steps import StepTest
 from bastion.serve.theft_state import dump_state, load_state
 
@@ -99,6 +100,7 @@ class _TheftJudge:
     _natural: LazyNatural
     _near_tau: float
     _steps: StepTest | None
+    _pool_steps: PoolSteps | None
     _mix: MixRule | None
     _probe_key: bytes
     _identities: ValueTable[str, _Consumer]
@@ -259,7 +261,9 @@ class _TheftJudge:
         informative steps (a Jacobian walk's) count as small steps (a directionless one still counts in
         that test's denominator: many noisy copies of one input are many tests). A flagged consumer has no
         re-sends:
-        once other evidence flags it, its small steps count again towards the escalation."""
+        once other evidence flags it, its small steps count again towards the escalation. The newcomers'
+        pool uses its own step test, which also counts steps along the data, from the re-send radius in
+        (:class:`~bastion.serve._theft_pool.PoolSteps`)."""
         xf = x.astype(np.float32)
         hist = s.hist[: min(s.hist_n, len(s.hist))]
         xsq = np.einsum("ij,ij->i", xf, xf)
@@ -274,7 +278,11 @@ class _TheftJudge:
             close_rows, close_sq = hist[close], np.take_along_axis(dist, close, axis=1)
         within = xsq[None, :] + xsq[:, None] - 2.0 * (xf @ xf.T)
         resend_sq = self._resend_tau**2 if s.flag is None else -1.0
-        steps, near_sq = (self._steps if s.flag is None else None), self._near_tau**2
+        pool = s is self._identities.get(NEWCOMERS)  # the newcomers' pool: its own step test (_theft_pool)
+        steps: StepTest | PoolSteps | None = None
+        if s.flag is None:
+            steps = self._pool_steps if pool else self._steps
+        near_sq = self._near_tau**2
         resend = np.zeros(len(xf), dtype=bool)
         counted: list[int] = []
         for j, row in enumerate(xf):
@@ -283,8 +291,14 @@ class _TheftJudge:
                 if within[j, counted[w]] < best[j]:
                     best[j], anchor[j] = float(within[j, counted[w]]), xf[counted[w]]
             if best[j] < resend_sq:
-                resend[j] = True
-                continue
+                # the pool's re-sends are tested too: one along the data is a step, however short (PoolSteps)
+                if not (pool and isinstance(steps, PoolSteps)):
+                    resend[j] = True
+                    continue
+                if not steps.along(row[None], anchor[j][None])[0]:
+                    s.near.append(False)  # (tested: in the share's denominator, as a directionless step)
+                    resend[j] = True
+                    continue
             if (
                 steps is not None
                 and best[j] < near_sq

@@ -32,6 +32,25 @@ dimmer-scanner streams answered as flagged after 30 newcomers -> 0). The match i
 called 28 % of breast_cancer's mixup rows re-scans and moved its Sybil's flag from 281 to 629 rows); a
 re-scan with sensor noise on top still counts.
 
+The pool's small steps (round 10, fix20u): a pooled row within the small-steps radius of *another account's*
+pooled row — the re-send radius included — is a step for the pool if it lies along the data
+(:class:`PoolSteps`: the share of the step, in units of each feature's range, in the reference rows' top
+principal components reaches a keyed threshold), or else if the step test calls it informative
+(:mod:`bastion.serve._theft_steps`); a step from the sender's own rows (this request's, or within the re-send
+radius of one it sent before) is judged by the step test alone, as the identity judges it, so a single client
+— a Jacobian walker is flagged on its own — does not flag the pool for every newcomer. A Sybil's
+interpolations of natural rows differ from one another along differences of natural rows (breast_cancer mixup:
+~80 % of its pooled near pairs), which mostly do not move the model (the step test alone called 56 % of them
+re-sends: the bench Sybil on breast_cancer was flagged at 252-406 attacker rows under 6 keys, 252-281 before
+round 9; 232-281 with this); noisy re-sends of the same public inputs by many fresh accounts differ by sensor
+noise spread over every feature, and re-quantised copies by rounding error (<= 1-2 % of such pairs along the
+data). A tested row that is neither counts in the small-steps share's denominator, as a directionless step
+does. The components kept reach a keyed share of the variance (:data:`POOL_VARIANCE`); the threshold is the
+``1 -`` :data:`POOL_STEP_FPR` quantile of the share for keyed noise steps (Gaussian x each feature's range,
+clipped to the reference range) from reference rows. Limit: many accounts whose copies of the same inputs
+differ by a per-account offset (a calibration bias, not noise) step along the data where the features are
+correlated (breast_cancer): such a population was flagged before too (its steps move the model).
+
 Cost: while the pool is flagged (a Sybil attack, and ``flag_ttl_s`` after its last evidence) every new
 account's first ``min_rows`` distinct rows get the flagged response. Limits: the quota is per process
 (with a shared store, up to ``min_rows`` x workers rows per account); an account whose first
@@ -41,6 +60,8 @@ account's first ``min_rows`` distinct rows get the flagged response. Limits: the
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -48,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bastion.serve._theft_policy import Flag
+from bastion.serve._theft_policy import Flag, derive
 from bastion.serve.theft_state import load_state
 
 if TYPE_CHECKING:
@@ -58,6 +79,9 @@ NEWCOMERS = "pool:newcomers"
 POOL_ROWS = 10  # the pool counts each newcomer's first rows only: one client alone cannot flag it
 NATURAL_LEAN = 0.0  # ... and the rest while its earlier rows lean out no more than natural rows do
 RESCAN_TOL = 0.1  # a row at another gain: within this x the re-send radius (an interpolation is not)
+POOL_STEP_FPR = 0.01  # the share of noise steps the pool's manifold test calls steps along the data
+POOL_VARIANCE = (0.6, 0.8)  # the manifold's components reach a keyed share of the variance in this range
+_CALIBRATION = 500  # reference rows that calibrate the manifold test's threshold
 
 
 class NewcomerQuota:
@@ -153,6 +177,107 @@ def rescans(defence: TheftDefence, pool: Any, x: np.ndarray, *, candidates: int 
     return out
 
 
+class PoolSteps:
+    """The newcomers' pool's step test (module docstring): a band step counts if it lies along the data
+    (:meth:`along`) or else if ``steps`` (the defence's informative-step test, ``None``: none) calls it
+    informative. Calibrated on first use from the keyed ``reference`` rows."""
+
+    def __init__(
+        self, *, steps: Any, secret: bytes, reference: np.ndarray, band: tuple[float, float]
+    ) -> None:
+        self.steps = steps
+        self._secret = secret
+        self._reference = np.asarray(reference, dtype=np.float64)
+        self._band = band
+        self._basis: np.ndarray | None = None
+        self._span = np.ones(self._reference.shape[1])
+        self.threshold = 1.0
+        self._own: tuple[np.ndarray, np.ndarray] | None = None  # the sender's rows (:meth:`sender`)
+
+    def sender(self, identity: Any, rows: np.ndarray) -> None:
+        """The identity (its state, before this request) and the request's rows the pool judges next: a step
+        from one of its own rows is one account's step, judged by the step test alone, as the identity itself
+        judges it."""
+        n = int(identity.hist_n)
+        h = len(identity.hist)
+        earlier = identity.hist[np.arange(max(0, n - h), n) % h] if n else identity.hist[:0]
+        self._own = (np.asarray(earlier, dtype=np.float64), np.asarray(rows, dtype=np.float32))
+
+    def _others(self, anchors: np.ndarray) -> np.ndarray:
+        """Which anchors are another account's: neither one of the request's rows nor within the re-send
+        radius of a row the sender counted before it."""
+        out = np.ones(len(anchors), dtype=bool)
+        if self._own is None:
+            return out
+        earlier, request = self._own
+        a32 = anchors.astype(np.float32)
+        if len(request):
+            out &= ~(a32[:, None, :] == request[None, :, :]).all(axis=2).any(axis=1)
+        if len(earlier):
+            d2 = ((anchors[:, None, :] - earlier[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+            out &= d2 > self._band[0] ** 2
+        return out
+
+    def _rng(self, tag: bytes) -> np.random.Generator:
+        return np.random.default_rng(
+            int.from_bytes(hmac.new(self._secret, tag, hashlib.sha256).digest(), "big")
+        )
+
+    def _calibrate(self) -> np.ndarray:
+        ref = self._reference
+        lo, hi = ref.min(axis=0), ref.max(axis=0)
+        self._span = np.where(hi > lo, hi - lo, 1.0)
+        z = ref / self._span
+        _, sv, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+        var = np.cumsum(sv**2) / max(float((sv**2).sum()), 1e-12)
+        share = self._rng(b"components").uniform(*POOL_VARIANCE)
+        basis = vt[: min(int(np.searchsorted(var, share)) + 1, len(vt))]
+        rng = self._rng(b"calibration")
+        a = ref[rng.permutation(len(ref))[:_CALIBRATION]]
+        noise = rng.standard_normal(a.shape) * self._span
+        noise *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(noise, axis=1, keepdims=True), 1e-12)
+        self._basis = basis
+        self.threshold = float(np.quantile(self._share(np.clip(a + noise, lo, hi) - a), 1.0 - POOL_STEP_FPR))
+        return basis
+
+    def _share(self, step: np.ndarray) -> np.ndarray:
+        basis = self._basis if self._basis is not None else self._calibrate()
+        z = step / self._span
+        return np.asarray(((z @ basis.T) ** 2).sum(axis=1) / np.maximum((z * z).sum(axis=1), 1e-24))
+
+    def along(self, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """For each row and its anchor: does the step lie along the data (its share in the top components
+        at least the keyed threshold), from another account's row?"""
+        anchors = np.asarray(anchors, dtype=np.float64)
+        share = self._share(np.asarray(rows, dtype=np.float64) - anchors)
+        return (share >= self.threshold) & self._others(anchors)
+
+    def off_narrow(self, who: bytes, row: np.ndarray, anchors: np.ndarray, sq: np.ndarray) -> float:
+        """The step test's :meth:`~bastion.serve._theft_steps.StepTest.off_narrow` (inf without one)."""
+        return float(np.inf) if self.steps is None else float(self.steps.off_narrow(who, row, anchors, sq))
+
+    def informative(self, rows: np.ndarray, anchors: np.ndarray, *who: bytes) -> np.ndarray:
+        """For each row and its anchor: a step the pool counts (along the data, or informative: ``who`` is
+        passed on to the step test)."""
+        out = self.along(rows, anchors)
+        if self.steps is not None and not out.all():
+            out[~out] = self.steps.informative(np.asarray(rows)[~out], np.asarray(anchors)[~out], *who)
+        return out
+
+
+def pool_steps(defence: TheftDefence) -> PoolSteps | None:
+    """The pool's step test of a :class:`~bastion.serve.theft.TheftDefence` (after its ``_steps``); None
+    without one (no ``predict``: every step in the band counts, for the pool too)."""
+    if defence._steps is None:
+        return None
+    return PoolSteps(
+        steps=defence._steps,
+        secret=derive(defence._secret, "pool-steps"),
+        reference=np.concatenate(defence.scorer.refs).reshape(-1, defence.n_features),
+        band=(defence._resend_tau, defence._near_tau),
+    )
+
+
 def with_newcomers(defence: TheftDefence, consumers: Sequence[str]) -> tuple[str, ...]:
     """``consumers`` (identity first), joined with :data:`NEWCOMERS` while the identity is a newcomer."""
     joined = tuple(consumers)
@@ -167,8 +292,12 @@ __all__ = [
     "NATURAL_LEAN",
     "NEWCOMERS",
     "POOL_ROWS",
+    "POOL_STEP_FPR",
+    "POOL_VARIANCE",
+    "PoolSteps",
     "distinct_rows",
     "natural_rows",
+    "pool_steps",
     "rescans",
     "with_newcomers",
 ]

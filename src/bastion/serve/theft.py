@@ -86,7 +86,14 @@ from bastion.serve._theft_judge import _blas, _Consumer, roll_budget, worth
 from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import THEFT_LABEL, Answer, Flag, TheftPolicy, derive
-from bastion.serve._theft_pool import NEWCOMERS, NewcomerQuota, natural_rows, rescans, with_newcomers
+from bastion.serve._theft_pool import (
+    NEWCOMERS,
+    NewcomerQuota,
+    natural_rows,
+    pool_steps,
+    rescans,
+    with_newcomers,
+)
 from bastion.serve._theft_steps import step_test
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
@@ -171,6 +178,7 @@ class TheftDefence(_TheftAdmin):
         )
         self._probe_key = derive(self._secret, "probes")  # the probe reservoir's draws, keyed per consumer
         self._steps = step_test(self, predict)  # None without predict: every step in the band counts
+        self._pool_steps = pool_steps(self)  # the newcomers' pool's: also steps along the data (_theft_pool)
         self._mix = (  # rows in the hull of the consumer's own earlier rows (_theft_mix)
             MixRule(
                 secret=derive(self._secret, "mixtures"),
@@ -232,6 +240,8 @@ class TheftDefence(_TheftAdmin):
         own_rows = 0  # the identity's distinct rows in its window
         with self._lock, self._shared(consumers):
             states = [self._state(c) for c in consumers]
+            if self._pool_steps is not None and NEWCOMERS in consumers:  # its steps across accounts
+                self._pool_steps.sender(states[0], rows)
             for s in states:
                 roll_budget(s, hour)  # the budget is per trailing 24 hours, not per UTC day
             if states[0].rows_day + len(rows) > pol.daily_rows:  # the identity's budget (not a shared NAT's)

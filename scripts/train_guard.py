@@ -149,6 +149,12 @@ R9_R8_SEGMENT_REPEAT = 10
 R9_BENIGN_SEGMENT_REPEAT = 1
 OOF_TARGET_FPR = 0.01  # --oof-target-fpr: the share of the pooled calibration prompts above the threshold
 OOF_DUMP: Path | None = None  # --oof-dump FILE.json: the pooled calibration scores of --oof-calibrate
+# Round 10b (opt-in, not shipped, guard16n): next to --r9m, lines addressed to an AI reader in the user model,
+# so the multilingual rows do not pull English AI-addressed lines down: --r9-user-units K adds round 9's
+# segment units of the r8 TRAIN families' documents (scripts/guard_r9.py segment_units: the planted line's
+# segment, label 1, and up to 4 other segments of every r8 train document, label 0; the r9 prefix set is
+# test-only and never used) xK; --r8-user-lines J adds the r8 user-channel train families (bare lines and
+# look-alikes) xJ
 # round 9m (opt-in, --r9m; docs/benchmarks.md "Round 9m"): scripts/guard_r9m.py, multilingual attacks and
 # benign prompts with trigger words in 26 languages, split by family and by held-out language; the train rows
 # xK (--r9m K) in the user model; the val families' benign rows calibrate only with --r9m-calibrate.
@@ -268,6 +274,8 @@ def train_model(
     r9m_calibrate: bool = False,
     oof_folds: int = 0,
     r9m_benign_extra: int = 0,
+    r9_user_units: int = 0,
+    r8_user_lines: int = 0,
 ) -> tuple[Any, dict[str, float], int]:
     """The shipped recipe: (model with its documents part, thresholds calibrated on the val split, rows).
 
@@ -303,6 +311,7 @@ def train_model(
         r9m_all = r9m_rows()
         train += [r for r in r9m_all if r["split"] == "train"] * r9m
         train += [r for r in r9m_all if r["split"] == "train" and r["label"] == 0] * r9m_benign_extra
+    train += r10b_user_rows(units=r9_user_units, lines=r8_user_lines)
     r8 = (r8 or r9) and r7 and r7b
     r9 = r9 and r8
     r8_train = r8_doc_rows("train") if r8 else []
@@ -395,6 +404,18 @@ def train_model(
     if oof_folds:  # round 10: the benign user-channel training prompts, out of fold, join the val prompts
         thresholds["user"] = oof_user_threshold(model, train, user_benign, oof_folds, floor)
     return model, thresholds, len(train)
+
+
+def r10b_user_rows(*, units: int = 0, lines: int = 0) -> list[dict]:
+    """Round 10b (opt-in): the r8 train families' segment units xunits and user lines xlines (see above)."""
+    out: list[dict] = []
+    if units:
+        from guard_r9 import segment_units
+
+        out += segment_units(r8_doc_rows("train")) * units
+    if lines:
+        out += r8_user_rows("train") * lines
+    return out
 
 
 def oof_user_threshold(
@@ -502,6 +523,20 @@ def main() -> int:
     parser.add_argument("--oof-target-fpr", type=float, default=OOF_TARGET_FPR, help="with --oof-calibrate")
     parser.add_argument("--oof-dump", type=Path, help="with --oof-calibrate: save the pooled scores (JSON)")
     parser.add_argument(
+        "--r9-user-units",
+        type=int,
+        default=0,
+        metavar="K",
+        help="user model: round 9's segment units of the r8 train documents xK (round 10b; not shipped)",
+    )
+    parser.add_argument(
+        "--r8-user-lines",
+        type=int,
+        default=0,
+        metavar="J",
+        help="user model: the r8 user-channel train families xJ (round 10b; not shipped)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -530,6 +565,8 @@ def main() -> int:
         r9m_calibrate=args.r9m_calibrate,
         oof_folds=args.oof_calibrate,
         r9m_benign_extra=args.r9m_benign_extra,
+        r9_user_units=args.r9_user_units,
+        r8_user_lines=args.r8_user_lines,
     )
     print("thresholds:", thresholds)
     training = {
@@ -572,6 +609,11 @@ def main() -> int:
             f"; data/guard/r9m_tables.json (scripts/guard_r9m.py, train families of the training languages "
             f"x{args.r9m}"
             + ("; val families' benign rows in the user calibration)" if args.r9m_calibrate else ")")
+        )
+    if args.r9_user_units or args.r8_user_lines:
+        training["extra_training"] += (
+            "; user model: scripts/guard_r9.py segment units of the r8 train documents "
+            f"x{args.r9_user_units}, r8 user-channel train families x{args.r8_user_lines} (round 10b)"
         )
     if args.oof_calibrate:
         training["calibration"] += (

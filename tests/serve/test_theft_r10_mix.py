@@ -138,3 +138,26 @@ def test_only_a_segment_from_a_non_mixture_row_is_ordinary() -> None:
     assert out[0] == 0.5 and out[1] == 0.01 and out[2] == 0.5
     out = ordinary(hist, pos[:1], r[:1], np.array([0.01]), 0.5, 6)  # the previous row was a mixture
     assert out[0] == 0.01
+
+
+def test_the_sensor_exemptions_follow_the_features() -> None:
+    """Interpolated frames and gain copies are sensor behaviours: on standardised (tabular) rows the
+    exemptions are off by default (there they only delayed a mixer: breast_cancer mixup 260-340 -> 280-380
+    rows to the first flag), on intensity rows on; the policy overrides either way."""
+    from bastion.serve._theft_mix import MixRule
+
+    rng = np.random.default_rng(0)
+    image = rng.random((300, 16))
+    tabular = rng.standard_normal((300, 16))
+    kw: dict[str, Any] = {"secret": b"k" * 32, "history": 512, "floor": 0.02}
+    assert MixRule(reference=image, **kw).exempt
+    assert not MixRule(reference=tabular, **kw).exempt
+    assert MixRule(reference=tabular, sensor=True, **kw).exempt
+    assert not MixRule(reference=image, sensor=False, **kw).exempt
+    # on tabular rows a midpoint of the previous row and an earlier one counts as a mixture again
+    rule = MixRule(reference=tabular, **kw)
+    hist = np.zeros((512, 16), dtype=np.float32)
+    hist[:3] = tabular[:3]
+    hist[3] = 0.5 * (tabular[2] + tabular[0])
+    assert rule.ratios(hist, 4, 1)[0] < rule.threshold
+    assert MixRule(reference=tabular, sensor=True, **kw).ratios(hist, 4, 1)[0] >= rule.threshold

@@ -17,7 +17,10 @@ Two kinds of rows in a hull are ordinary, not mixtures (round 10, :mod:`bastion.
 on the segment from the consumer's previous counted row — itself no mixture — to one of its nearest earlier
 rows (an interpolated video frame between the frames around it; at most one per non-mixture row, so a mixer
 gains at most 2x from it), and a row that is one of its nearest earlier rows at another gain (``clip(g·h)``:
-the same input re-scanned brighter or darker lies between its two other gains).
+the same input re-scanned brighter or darker lies between its two other gains). Both are sensor behaviours:
+they apply where the features are intensity-like (reference rows >= 0; ``TheftPolicy.sensor_rows`` sets it),
+not to standardised tabular rows, where they only delay a mixer (breast_cancer bench mixup, 6 fixed keys:
+first flag 260-340 without them, 280-380 with them).
 """
 
 from __future__ import annotations
@@ -64,11 +67,16 @@ def hull_distance(x: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
 class MixRule:
     """Keyed mixture ratios of a consumer's counted rows against its earlier counted rows (its history)."""
 
-    def __init__(self, *, secret: bytes, reference: np.ndarray, history: int, floor: float) -> None:
+    def __init__(
+        self, *, secret: bytes, reference: np.ndarray, history: int, floor: float, sensor: bool | None = None
+    ) -> None:
         rng = keyed_generator(secret, "mixtures")
         self.k = int(rng.integers(6, 11))  # neighbours whose hull is tried
         quantile = float(rng.uniform(0.02, 0.04))  # r below the reference stream's quantile: a mixture
         x = np.asarray(reference, dtype=np.float32).reshape(len(reference), -1)
+        # the sensor exemptions (_theft_segment) for intensity-like rows only: standardised tabular rows have
+        # no frames to interpolate and no gain, and there the exemptions only help a mixer
+        self.sensor = bool(x.min() >= 0.0) if sensor is None else bool(sensor)
         x = x[rng.permutation(len(x))[:_CALIBRATION_ROWS]]
         ring = np.zeros((history, x.shape[1]), dtype=np.float32)
         ring[: min(len(x), history)] = x[:history]
@@ -83,7 +91,7 @@ class MixRule:
         r = np.concatenate(seen) if seen else np.ones(1)
         self.threshold = max(float(np.quantile(r, quantile)), _FIXED)
         self.base = max(float((r < self.threshold).mean()), floor)
-        self.exempt = True
+        self.exempt = self.sensor
 
     def ratios(self, hist: np.ndarray, hist_n: int, m: int) -> np.ndarray:
         """``r`` for the last ``m`` rows added to the ring ``hist`` (``hist_n`` rows ever added), each against

@@ -62,6 +62,9 @@ class TheftPolicy:
     # rows; the floor of its per-key base rate (the share of natural rows it calls mixtures)
     mixtures: bool = True
     mix_floor: float = 0.02
+    # rows on the segment from the previous row (interpolated video frames) and gain copies (re-scans) are no
+    # mixtures: sensor behaviours, for intensity-like features (None: when the reference rows are >= 0)
+    sensor_rows: bool | None = None
     block_score: float | None = None
     poison_eps: float = 0.3
     # a flagged consumer's answers keep the format of the default consumer output rule (top-3, 3 decimals):

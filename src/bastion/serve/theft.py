@@ -185,6 +185,7 @@ class TheftDefence(_TheftAdmin):
                 reference=x,
                 history=self.policy.history,
                 floor=self.policy.mix_floor,
+                sensor=self.policy.sensor_rows,
             )
             if self.policy.mixtures
             else None

@@ -161,3 +161,29 @@ def test_the_sensor_exemptions_follow_the_features() -> None:
     hist[3] = 0.5 * (tabular[2] + tabular[0])
     assert rule.ratios(hist, 4, 1)[0] < rule.threshold
     assert MixRule(reference=tabular, sensor=True, **kw).ratios(hist, 4, 1)[0] >= rule.threshold
+
+
+def test_a_mix_of_two_distant_rows_is_a_mixture() -> None:
+    """Mixup of distant rows: ``0.7a + 0.3b`` has ``a`` among its nearest rows but not ``b``, so the hull of
+    its nearest rows misses it (the hull alone let the bench's breast_cancer mixup run to 340 rows); the
+    segment from ``a`` to ``b`` does not."""
+    from bastion.serve._theft_mix import MixRule, hull_distance, pair_distance
+
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((300, 30))
+    rule = MixRule(reference=rng.standard_normal((600, 30)), secret=b"m" * 32, history=512, floor=0.02)
+    hist = np.zeros((512, 30), dtype=np.float32)
+    hist[:300] = rows
+    hist[300] = 0.7 * rows[10] + 0.3 * rows[200]
+    r = rule.ratios(hist, 301, 1)[0]
+    assert r < rule.threshold
+    # the hull of its nearest rows alone: not a mixture
+    x = hist[300:301].astype(np.float64)
+    d = np.linalg.norm(rows - x, axis=1)
+    nb = rows[np.argsort(d)[: rule.k]][None]
+    assert hull_distance(x, nb)[0] / d.min() > rule.threshold
+    seg = pair_distance(x, nb, rows, np.ones((1, 300), dtype=bool), np.einsum("ij,ij->i", rows, rows))
+    assert seg[0] / d.min() < 0.05
+    # a natural row is no mixture of two rows
+    hist[300] = rng.standard_normal(30)
+    assert rule.ratios(hist, 301, 1)[0] >= rule.threshold

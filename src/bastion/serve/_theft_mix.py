@@ -13,6 +13,12 @@ Keyed per deployment: ``k`` and the ratio threshold. The base rate (the share of
 a natural stream) is measured per key on the reference rows, floored at ``mix_floor``; the score is the
 binomial tail of the consumer's count of rows below the threshold among its last ``window`` counted rows.
 
+A row is also measured against the segments from each of its ``k`` nearest rows to any earlier row beyond it
+(round 10, :func:`pair_distance`): mixup of two distant rows ``λa + (1-λ)b`` has ``a`` near but ``b`` far, out
+of the hull of its nearest rows; on breast_cancer the bench's mixup was first flagged at 260-340 rows (6
+fixed keys) with the hull alone and at 140-200 with the segments (natural streams: the threshold is the same
+keyed quantile of the same ratio over reference rows, so natural rows stay at its 2-4 %).
+
 Two kinds of rows in a hull are ordinary, not mixtures (round 10, :mod:`bastion.serve._theft_segment`): a row
 on the segment from the consumer's previous counted row — itself no mixture — to one of its nearest earlier
 rows (an interpolated video frame between the frames around it; at most one per non-mixture row, so a mixer
@@ -62,6 +68,27 @@ def hull_distance(x: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
         y = w_next + (t - 1.0) / t_next * (w_next - w)
         w, t = w_next, t_next
     return np.sqrt(np.maximum(np.einsum("mk,mkj,mj->m", w, g, w), 0.0))
+
+
+def pair_distance(
+    x: np.ndarray, nbrs: np.ndarray, rows: np.ndarray, earlier: np.ndarray, sq: np.ndarray
+) -> np.ndarray:
+    """Distance of each row ``x[i]`` to the nearest segment from one of its neighbours ``nbrs[i]`` to any
+    earlier row (``earlier[i]``) on the far side of it: a mix ``λa + (1-λ)b`` of two rows far apart, whose
+    partner ``b`` is not among its nearest rows (mixup of distant seeds). With ``L = |x - a|`` and ``r - a``
+    split into ``t`` along ``x - a`` and ``p`` across it, the distance is ``L·p / |r - a|`` (for
+    ``0 < L·t <= |r - a|²``)."""
+    u = x[:, None, :] - nbrs  # (m, k, f)
+    length = np.linalg.norm(u, axis=2)
+    unit = u / np.maximum(length, 1e-12)[:, :, None]
+    a_r = np.einsum("mkf,nf->mkn", nbrs, rows)
+    a_sq = np.einsum("mkf,mkf->mk", nbrs, nbrs)
+    t = np.einsum("mkf,nf->mkn", unit, rows) - np.einsum("mkf,mkf->mk", unit, nbrs)[:, :, None]
+    span2 = np.maximum(sq[None, None, :] + a_sq[:, :, None] - 2.0 * a_r, 1e-24)  # |r - a|²
+    perp = np.sqrt(np.maximum(span2 - t * t, 0.0))
+    d = length[:, :, None] * perp / np.sqrt(span2)
+    ok = earlier[:, None, :] & (t > 0) & (length[:, :, None] * t <= span2) & (length[:, :, None] > 0)
+    return np.asarray(np.where(ok, d, np.inf).min(axis=(1, 2)))
 
 
 class MixRule:
@@ -138,5 +165,8 @@ class MixRule:
         first = nb[np.arange(len(sel)), np.where(fin, near, np.inf).argmin(axis=1)]
         nbrs = np.where(fin[:, :, None], nbrs, rows[first][:, None, :])
         hull = hull_distance(xs, nbrs)
+        # a mix of two rows far apart: its partner is no near row (round 10: mixup of distant seeds)
+        earlier = np.arange(len(rows))[None, :] < pos[sel][:, None]
+        hull = np.minimum(hull, pair_distance(xs, nbrs, rows, earlier, sq))
         out[sel] = np.where(nearest > 0, hull / np.maximum(nearest, 1e-12), 1.0)
         return out

@@ -70,19 +70,19 @@ def test_a_single_pixel_walk_off_its_own_resends_is_flagged(digits: Any, size: f
 
 
 def test_coordinate_probes_are_flagged(digits: Any) -> None:
-    """Depth-1 coordinate probes ``x + d e_i`` (finite differences), 20 features of each of 10 seeds: each
-    probe is a random feature (a null draw by itself); the fan-out off one anchor is the evidence."""
+    """Depth-1 coordinate probes ``x + d e_i`` (finite differences), 30 features of each of 10 seeds: each
+    probe is a random feature (a null draw by itself); the fan-out off one anchor (16-19) is the evidence."""
     guard = _defence(digits)
     served = DefendedModel(digits.adapter, guard, consumers=("prober", "addr:192.0.2.9"))
     seeds = _seeds(digits, 10)
     probes = []
     for s in seeds:
-        for f in np.random.default_rng(6).permutation(64)[:20]:
+        for f in np.random.default_rng(6).permutation(64)[:30]:
             x = s.copy()
             x[f] = x[f] + 0.3 if x[f] <= 0.7 else x[f] - 0.3
             probes.append(x)
     _send(served, np.concatenate([seeds, np.asarray(probes, dtype=np.float32)]))
-    assert served.first_flag is not None and served.first_flag <= 210, served.first_flag
+    assert served.first_flag is not None and served.first_flag <= 310, served.first_flag
 
 
 def test_the_fan_out_is_per_consumer_and_glitchy_resends_pass(digits: Any) -> None:

@@ -35,7 +35,7 @@ effective number of features) is below a keyed cut-off in [3, 4) is narrow, and 
 * it moves the answer ``narrow_ratio`` times as much as ``_NARROW_K * k`` keyed placements of its values on
   random features with random signs (its own null, calibrated the same way on 1-3 feature steps) — weak on
   its own: a surrogate's top-gradient pixel is the served model's only ~10 % more often than chance;
-* or by its company, per consumer (``who``) and anchor: beyond the first ``fanout`` (keyed, 8-11) narrow
+* or by its company, per consumer (``who``) and anchor: beyond the first ``fanout`` (keyed, 16-19) narrow
   steps off one anchor (a fan-out of probes: each probe is a random feature, a null draw by itself). (A
   "chain" rule — a narrow step nearer to an earlier one off its anchor than to the anchor — caught a
   single-pixel walk at 240 rows instead of 320, but flagged clients that re-send each input 2-3 times with
@@ -47,9 +47,10 @@ re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the j
 step leaves its anchor's band is not a new row far from the others.
 
 A benign client that re-sends each input three times with a glitch on 1-3 features makes two narrow steps
-per anchor; one that re-sends the same input with a new glitch more than ``fanout`` times is counted as
-probing it. The company is kept in memory, per worker (not in the shared store), for the last ``_ANCHORS``
-(consumer, anchor) pairs.
+per anchor (the fan-out is 16-19 rather than 8-11: natural inputs drawn again and again, each time re-sent
+3x with a new glitch, reached 8-11 copies off one counted copy in 2,000 rows, round-10 cold review); one that
+re-sends the same input with a new glitch more than ``fanout`` times is counted as probing it. The company
+is kept in memory, per worker (not in the shared store), for the last ``_ANCHORS`` (consumer, anchor) pairs.
 
 The flips are drawn from HMAC-SHA256(secret, anchor bytes || row bytes): two workers agree, and a client
 cannot predict them. Cost: ``k + 2`` predictions per row in the band (``2k + 2`` for a narrow one; none
@@ -78,7 +79,7 @@ _NARROW = 3.0
 _NARROW_K = 2  # x k placements for a narrow step (its null is noisier: a random feature's pull varies more)
 # the fan-out: a consumer's narrow steps off one anchor beyond the first _FANOUT + keyed 0-3 are informative
 # (coordinate probes x + d e_i: each a random feature, a null draw by itself; their breadth is the evidence)
-_FANOUT = 8
+_FANOUT = 16
 _ANCHORS = 4096  # (consumer, anchor) pairs whose narrow steps are kept (least recently used dropped)
 _SKETCH = 8  # entries kept of each narrow step (its largest: a narrow step has few)
 
@@ -103,6 +104,9 @@ class StepTest:
         self.fpr = float(fpr)
         self._reference = reference
         self._band = band
+        # the data's range (all features together): null steps, like a client's rows, stay inside it — a
+        # glitch clipped at 0 only adds ink, and an unclipped null that also subtracts it moves less
+        self._lo, self._hi = float(np.min(reference)), float(np.max(reference))
         self._ratio: float | None = None
         self._narrow_ratio: float | None = None
         self._memo: OrderedDict[bytes, tuple[bool, bool]] = OrderedDict()  # (moved, narrow)
@@ -142,14 +146,14 @@ class StepTest:
         a = ref[rng.permutation(len(ref))[:_CALIBRATION]].astype(np.float64)
         step = rng.standard_normal(a.shape)
         step *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
-        wide, _ = self._ratios(a + step, a, narrow=False)
+        wide, _ = self._ratios(a + step, a, narrow=False)  # (unclipped: the wide threshold as before)
         # (drawn after the wide steps: the wide threshold is the same as before round 10)
         narrow = np.zeros_like(a)
         support = rng.integers(1, min(3, a.shape[1]) + 1, len(a))
         for i, m in enumerate(support):
             narrow[i, rng.choice(a.shape[1], m, replace=False)] = rng.standard_normal(m)
         narrow *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(narrow, axis=1, keepdims=True), 1e-12)
-        r, _ = self._ratios(a + narrow, a)
+        r, _ = self._ratios(np.clip(a + narrow, self._lo, self._hi), a)
         return (
             max(float(np.quantile(wide, 1.0 - self.fpr)), _MIN_RATIO),
             max(float(np.quantile(r, 1.0 - self.fpr)), _MIN_RATIO),
@@ -187,7 +191,14 @@ class StepTest:
         ]
         sizes = [len(n) for n in nulls]
         batch = np.concatenate(
-            [a64, x.astype(np.float64), *(ai + n for ai, n in zip(a64, nulls, strict=True))]
+            [
+                a64,
+                x.astype(np.float64),
+                *(
+                    np.clip(ai + n, self._lo, self._hi) if t else ai + n
+                    for ai, n, t in zip(a64, nulls, thin, strict=True)
+                ),
+            ]
         )
         p = np.asarray(self.predict(batch.astype(np.float32)), dtype=np.float64)
         lp = np.log(np.clip(p, 1e-30, None))

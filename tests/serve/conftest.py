@@ -141,8 +141,9 @@ def infer_outputs(client: Any, x: np.ndarray, token: str) -> dict[str, Any]:
     return {o["name"]: o for o in r.json()["outputs"]}
 
 
-def digits_defence(digits: Digits, key: Any) -> Any:
-    """The digits deployment's theft defence under ``key`` (reference: its training rows, as labelled)."""
+def digits_defence(digits: Digits, key: Any, *, predict: bool = False) -> Any:
+    """The digits deployment's theft defence under ``key`` (reference: its training rows, as labelled); with
+    ``predict`` it is given the model, as the gateway does (the informative-step tests)."""
     from bastion.serve.theft import build_defence
 
     return build_defence(
@@ -151,6 +152,7 @@ def digits_defence(digits: Digits, key: Any) -> Any:
         reference_y=digits.adapter.predict(digits.x_train),
         n_classes=10,
         center=0.5,
+        predict=digits.adapter.predict_proba if predict else None,
     )
 
 

@@ -21,14 +21,9 @@ from bastion.serve.theft import build_defence
 from bastion.watermark.keys import WatermarkKey
 
 
-def _defence(digits: Any, seed: int = 3) -> Any:
-    return build_defence(
-        key=WatermarkKey.from_secret(np.random.default_rng(seed).bytes(32)),
-        reference_x=digits.x_train,
-        reference_y=digits.adapter.predict(digits.x_train),
-        n_classes=10,
-        center=0.5,
-        predict=digits.adapter.predict_proba,
+def _defence(kit: Any, digits: Any, seed: int = 3) -> Any:
+    return kit.digits_defence(
+        digits, WatermarkKey.from_secret(np.random.default_rng(seed).bytes(32)), predict=True
     )
 
 
@@ -84,30 +79,30 @@ def _resenders(digits: Any, sigma: float, accounts: int = 40, rows: int = 30) ->
     return out
 
 
-def test_a_sybil_stepping_along_the_data_from_shared_seeds_is_flagged(digits: Any) -> None:
+def test_a_sybil_stepping_along_the_data_from_shared_seeds_is_flagged(kit: Any, digits: Any) -> None:
     """Before: its steps are directionless (same-class) or inside the re-send radius, so the pool counted them
     as re-sends and was never flagged in 800 rows. Now they lie along the data and count."""
-    guard = _defence(digits)
+    guard = _defence(kit, digits)
     first, _ = _accounts(guard, digits, _sybil(digits, guard), "sybil")
     assert first is not None and first <= 300, first
     assert guard._identities.get(NEWCOMERS).flag.reason == "small-steps"
 
 
-def test_noisy_resenders_through_fresh_accounts_do_not_flag_the_pool(digits: Any) -> None:
+def test_noisy_resenders_through_fresh_accounts_do_not_flag_the_pool(kit: Any, digits: Any) -> None:
     """Many fresh accounts re-sending shared test digits with 1-2 % sensor noise: their copies differ by
     noise, spread over every feature — not steps along the data; the pool stays unflagged."""
     for sigma in (0.01, 0.02):
-        guard = _defence(digits, seed=4)
+        guard = _defence(kit, digits, seed=4)
         first, flagged = _accounts(guard, digits, _resenders(digits, sigma), "scanner")
         assert first is None and flagged == 0, (sigma, first, flagged)
         pool = guard._identities.get(NEWCOMERS)
         assert sum(pool.near) <= 0.05 * len(pool.near) + 2, (sum(pool.near), len(pool.near))
 
 
-def test_the_pools_step_test_is_keyed_and_calibrated(digits: Any) -> None:
+def test_the_pools_step_test_is_keyed_and_calibrated(kit: Any, digits: Any) -> None:
     """A step along the data (towards another digit) is one, a noise step of the same length is not; the
     threshold is the keyed 1 - POOL_STEP_FPR quantile for noise steps, and differs between keys."""
-    a, b = _defence(digits, seed=3), _defence(digits, seed=8)
+    a, b = _defence(kit, digits, seed=3), _defence(kit, digits, seed=8)
     ps = a._pool_steps
     x = np.asarray(digits.x_test[:200], dtype=np.float64)
     rng = np.random.default_rng(0)
@@ -128,11 +123,11 @@ def test_the_pools_step_test_is_keyed_and_calibrated(digits: Any) -> None:
     assert c._pool_steps is None
 
 
-def test_a_step_from_the_senders_own_rows_is_judged_by_the_step_test_alone(digits: Any) -> None:
+def test_a_step_from_the_senders_own_rows_is_judged_by_the_step_test_alone(kit: Any, digits: Any) -> None:
     """The pool counts steps along the data only off another account's rows: a single client stepping along
     the data from its own rows (a Jacobian walker's seeds and steps) is judged as the identity judges it, so
     it does not flag the pool for every newcomer."""
-    guard = _defence(digits)
+    guard = _defence(kit, digits)
     ps = guard._pool_steps
     x = np.asarray(digits.x_test[:50], dtype=np.float64)
     toward = 0.1 * (x[np.random.default_rng(1).permutation(50)] - x)

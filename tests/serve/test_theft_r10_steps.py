@@ -15,18 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bastion.serve.theft import DefendedModel, build_defence
+from bastion.serve.theft import DefendedModel
 from bastion.watermark.keys import WatermarkKey
 
 
-def _defence(digits: Any, seed: int = 9) -> Any:
-    return build_defence(
-        key=WatermarkKey.from_secret(np.random.default_rng(seed).bytes(32)),
-        reference_x=digits.x_train,
-        reference_y=digits.adapter.predict(digits.x_train),
-        n_classes=10,
-        center=0.5,
-        predict=digits.adapter.predict_proba,
+def _defence(kit: Any, digits: Any, seed: int = 9) -> Any:
+    return kit.digits_defence(
+        digits, WatermarkKey.from_secret(np.random.default_rng(seed).bytes(32)), predict=True
     )
 
 
@@ -51,14 +46,14 @@ def _send(served: DefendedModel, rows: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("size", [0.45])
-def test_a_single_pixel_walk_off_its_own_resends_is_flagged(digits: Any, size: float) -> None:
+def test_a_single_pixel_walk_off_its_own_resends_is_flagged(kit: Any, digits: Any, size: float) -> None:
     """100 seeds, each moved by one pixel, then each of those by one more pixel (random pixels: no gradient
     at all, so only the walk's shape is evidence). Before: the first steps re-sends, the second ones new rows
     far from the rest (two steps leave the band); not flagged in 300 rows. After: the second steps are small
     steps off the first ones, flagged within 300. (With two steps inside the band — 0.25 — a random walk is
     what a client re-sending glitched copies sends: see the next test; a walk along the gradient is flagged
     by the narrow null, measured in docs/benchmarks.md.)"""
-    guard = _defence(digits)
+    guard = _defence(kit, digits)
     assert guard._resend_tau < 0.25 and 0.25 * np.sqrt(2) < guard._near_tau < 0.45 * np.sqrt(2)
     served = DefendedModel(digits.adapter, guard, consumers=("walker", "addr:192.0.2.8"))
     rng = np.random.default_rng(5)
@@ -69,10 +64,10 @@ def test_a_single_pixel_walk_off_its_own_resends_is_flagged(digits: Any, size: f
     assert guard.flags()[0]["reason"] == "small-steps"
 
 
-def test_coordinate_probes_are_flagged(digits: Any) -> None:
+def test_coordinate_probes_are_flagged(kit: Any, digits: Any) -> None:
     """Depth-1 coordinate probes ``x + d e_i`` (finite differences), 30 features of each of 10 seeds: each
     probe is a random feature (a null draw by itself); the fan-out off one anchor (16-19) is the evidence."""
-    guard = _defence(digits)
+    guard = _defence(kit, digits)
     served = DefendedModel(digits.adapter, guard, consumers=("prober", "addr:192.0.2.9"))
     seeds = _seeds(digits, 10)
     probes = []
@@ -85,11 +80,11 @@ def test_coordinate_probes_are_flagged(digits: Any) -> None:
     assert served.first_flag is not None and served.first_flag <= 310, served.first_flag
 
 
-def test_the_fan_out_is_per_consumer_and_glitchy_resends_pass(digits: Any) -> None:
+def test_the_fan_out_is_per_consumer_and_glitchy_resends_pass(kit: Any, digits: Any) -> None:
     """The fan-out counts one consumer's steps: another consumer's probes off the same anchor do not spend
     it. And a client that re-sends each image three times with a 1-3 pixel glitch (moved by 15-50 % of the
     range: inside the small-steps band) is not flagged and keeps its labels."""
-    guard = _defence(digits, seed=11)
+    guard = _defence(kit, digits, seed=11)
     steps = guard._steps
     anchor = _seeds(digits, 1)
     probes = np.repeat(anchor, 64, axis=0)
@@ -120,12 +115,12 @@ def test_the_fan_out_is_per_consumer_and_glitchy_resends_pass(digits: Any) -> No
 
 
 @pytest.mark.parametrize("sends", [2, 3])
-def test_glitched_copies_without_the_clean_input_pass(digits: Any, sends: int) -> None:
+def test_glitched_copies_without_the_clean_input_pass(kit: Any, digits: Any, sends: int) -> None:
     """A client that sends each image 2-3 times, each copy with its own glitch on 1-3 pixels (of a size inside
     the small-steps band), and never the clean image (round-10 cold review: the "chain" rule flagged 20/20
     such streams, since two glitched copies share the first copy's glitch, and misinformed 54-78 % of their
     answers)."""
-    guard = _defence(digits, seed=13)
+    guard = _defence(kit, digits, seed=13)
     lo, hi = guard._resend_tau, guard._near_tau
     rng = np.random.default_rng(21)
     images = np.asarray(digits.x_test, dtype=np.float32)

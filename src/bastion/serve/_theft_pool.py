@@ -60,8 +60,6 @@ account's first ``min_rows`` distinct rows get the flagged response. Limits: the
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -70,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bastion.serve._theft_policy import Flag, derive
+from bastion.serve.responses import keyed_generator
 from bastion.serve.theft_state import load_state
 
 if TYPE_CHECKING:
@@ -218,11 +217,6 @@ class PoolSteps:
             out &= d2 > self._band[0] ** 2
         return out
 
-    def _rng(self, tag: bytes) -> np.random.Generator:
-        return np.random.default_rng(
-            int.from_bytes(hmac.new(self._secret, tag, hashlib.sha256).digest(), "big")
-        )
-
     def _calibrate(self) -> np.ndarray:
         ref = self._reference
         lo, hi = ref.min(axis=0), ref.max(axis=0)
@@ -230,9 +224,9 @@ class PoolSteps:
         z = ref / self._span
         _, sv, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
         var = np.cumsum(sv**2) / max(float((sv**2).sum()), 1e-12)
-        share = self._rng(b"components").uniform(*POOL_VARIANCE)
+        share = keyed_generator(self._secret, "components").uniform(*POOL_VARIANCE)
         basis = vt[: min(int(np.searchsorted(var, share)) + 1, len(vt))]
-        rng = self._rng(b"calibration")
+        rng = keyed_generator(self._secret, "calibration")
         a = ref[rng.permutation(len(ref))[:_CALIBRATION]]
         noise = rng.standard_normal(a.shape) * self._span
         noise *= 0.5 * sum(self._band) / np.maximum(np.linalg.norm(noise, axis=1, keepdims=True), 1e-12)

@@ -69,6 +69,8 @@ from typing import Any
 
 import numpy as np
 
+from bastion.serve.responses import keyed_generator
+
 _CACHE = 4096  # (anchor, row) verdicts kept
 _CALIBRATION = 500  # reference rows that calibrate the threshold
 _MIN_RATIO = 1.5  # the threshold never below this x the mean change along random steps
@@ -139,9 +141,7 @@ class StepTest:
         return self._narrow_ratio
 
     def _calibrate(self) -> tuple[float, float]:
-        rng = np.random.default_rng(
-            int.from_bytes(hmac.new(self.secret, b"calibration", hashlib.sha256).digest(), "big")
-        )
+        rng = keyed_generator(self.secret, "calibration")
         ref = self._reference
         a = ref[rng.permutation(len(ref))[:_CALIBRATION]].astype(np.float64)
         step = rng.standard_normal(a.shape)
@@ -254,10 +254,8 @@ class StepTest:
 
     def _walked(self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes) -> bool:
         """A narrow step of consumer ``who`` off ``anchor`` that is evidence by its company: beyond the first
-        ``fanout`` narrow steps off that anchor (a fan-out of probes), or nearer (by ``_CHAIN``) to one of the
-        earlier ones than to the anchor (a walk that steps off its own re-sends: independent glitches of
-        one input are each nearer to the input). Each step is judged once per consumer and anchor; the
-        earlier steps are kept as their ``_SKETCH`` largest entries."""
+        ``fanout`` narrow steps off that anchor (a fan-out of probes). Each step is judged once per consumer
+        and anchor; the earlier steps are kept as their ``_SKETCH`` largest entries (:meth:`off_narrow`)."""
         tag = hashlib.blake2b(who + b"\0" + anchor.tobytes(), digest_size=16).digest()
         seen = self._fanout.pop(tag, {})
         self._fanout[tag] = seen
@@ -268,10 +266,9 @@ class StepTest:
         if len(seen) > self.fanout:
             return True
         step = row.astype(np.float64) - anchor.astype(np.float64)
-        sq = float(step @ step)
         verdict = len(seen) >= self.fanout
         top = np.argsort(-np.abs(step))[:_SKETCH]
-        seen[key] = (top.astype(np.int32), step[top], sq, verdict)
+        seen[key] = (top.astype(np.int32), step[top], float(step @ step), verdict)
         return verdict
 
 

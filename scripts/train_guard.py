@@ -149,6 +149,11 @@ R9_R8_SEGMENT_REPEAT = 10
 R9_BENIGN_SEGMENT_REPEAT = 1
 OOF_TARGET_FPR = 0.01  # --oof-target-fpr: the share of the pooled calibration prompts above the threshold
 OOF_DUMP: Path | None = None  # --oof-dump FILE.json: the pooled calibration scores of --oof-calibrate
+# Round 11 (opt-in, not shipped, guard16o; bastion.guard._train_extra): --r9-unit-weight W gives the
+# --r9-user-units rows sample weight W; --r11h K adds the train families of data/guard/r11h_tables.json
+# (benign imperatives addressed to people, label 0) xK to the user model
+R9_UNIT_WEIGHT = 1.0
+R11H_REPEAT = 0
 # Round 10b (opt-in, not shipped, guard16n): next to --r9m, lines addressed to an AI reader in the user model,
 # so the multilingual rows do not pull English AI-addressed lines down: --r9-user-units K adds round 9's
 # segment units of the r8 TRAIN families' documents (scripts/guard_r9.py segment_units: the planted line's
@@ -311,7 +316,7 @@ def train_model(
         r9m_all = r9m_rows()
         train += [r for r in r9m_all if r["split"] == "train"] * r9m
         train += [r for r in r9m_all if r["split"] == "train" and r["label"] == 0] * r9m_benign_extra
-    train += r10b_user_rows(units=r9_user_units, lines=r8_user_lines)
+    train += r10b_user_rows(units=r9_user_units, lines=r8_user_lines) + r11_user_rows()
     r8 = (r8 or r9) and r7 and r7b
     r9 = r9 and r8
     r8_train = r8_doc_rows("train") if r8 else []
@@ -407,15 +412,25 @@ def train_model(
 
 
 def r10b_user_rows(*, units: int = 0, lines: int = 0) -> list[dict]:
-    """Round 10b (opt-in): the r8 train families' segment units xunits and user lines xlines (see above)."""
+    """Round 10b (opt-in): the r8 train families' segment units xunits (sample weight R9_UNIT_WEIGHT) and
+    user lines xlines (see above)."""
+    from bastion.guard import _train_extra
+
     out: list[dict] = []
     if units:
         from guard_r9 import segment_units
 
-        out += segment_units(r8_doc_rows("train")) * units
+        out += _train_extra.weighted(segment_units(r8_doc_rows("train")), R9_UNIT_WEIGHT) * units
     if lines:
         out += r8_user_rows("train") * lines
     return out
+
+
+def r11_user_rows() -> list[dict]:
+    """Round 11 (opt-in, ``--r11h K``): the r11h train families (benign, addressed to people) xK."""
+    from bastion.guard import _train_extra
+
+    return [r for r in _train_extra.human_rows() if r["split"] == "train"] * R11H_REPEAT
 
 
 def oof_user_threshold(
@@ -461,7 +476,7 @@ def oof_user_threshold(
 
 def main() -> int:
     global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
-    global OOF_DUMP, OOF_TARGET_FPR
+    global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT
     from bastion.guard import _train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -537,6 +552,20 @@ def main() -> int:
         help="user model: the r8 user-channel train families xJ (round 10b; not shipped)",
     )
     parser.add_argument(
+        "--r9-unit-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="with --r9-user-units: the units' sample weight (round 11; not shipped)",
+    )
+    parser.add_argument(
+        "--r11h",
+        type=int,
+        default=0,
+        metavar="K",
+        help="user model: the r11h benign imperatives to people, train families xK (round 11; not shipped)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -549,6 +578,7 @@ def main() -> int:
         write_rows(build(args.wheels))
     R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT = args.segment_min, args.segment_benign_repeat
     OOF_DUMP, OOF_TARGET_FPR = args.oof_dump, args.oof_target_fpr
+    R9_UNIT_WEIGHT, R11H_REPEAT = args.r9_unit_weight, args.r11h
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
@@ -614,6 +644,11 @@ def main() -> int:
         training["extra_training"] += (
             "; user model: scripts/guard_r9.py segment units of the r8 train documents "
             f"x{args.r9_user_units}, r8 user-channel train families x{args.r8_user_lines} (round 10b)"
+        )
+    if args.r9_unit_weight != 1.0 or args.r11h:
+        training["extra_training"] += (
+            f"; round 11: segment units' sample weight {args.r9_unit_weight}, data/guard/r11h_tables.json "
+            f"(bastion.guard._train_extra, benign imperatives to people, train families) x{args.r11h}"
         )
     if args.oof_calibrate:
         training["calibration"] += (

@@ -62,6 +62,7 @@ def fit(
 
     texts = [normalize(str(r["text"])).text for r in rows]  # what the runtime scores
     labels = [int(r["label"]) for r in rows]
+    sw = [float(r.get("weight", 1.0)) for r in rows]  # opt-in sample weights (_train_extra.weighted)
     if long_benign:  # several benign documents in one text: a long benign text, not an indirect injection
         docs = [
             t
@@ -71,10 +72,13 @@ def fit(
         joined = concatenations(docs, long_benign)
         texts += joined
         labels += [0] * len(joined)
+        sw += [1.0] * len(joined)
     if benign_windows:  # the runtime also scores windows of long texts: what benign windows look like
-        extra = [w for t, y in zip(texts, labels, strict=True) if y == 0 for w in windows(t, benign_windows)]
-        texts += extra
+        pairs = zip(texts, labels, sw, strict=True)
+        extra = [(w, s) for t, y, s in pairs if y == 0 for w in windows(t, benign_windows)]
+        texts += [w for w, _ in extra]
         labels += [0] * len(extra)
+        sw += [s for _, s in extra]
     y = np.asarray(labels)
     x = features(
         texts,
@@ -87,7 +91,7 @@ def fit(
         length_floor=length_floor,
     )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
-    clf.fit(x, y)
+    clf.fit(x, y, sample_weight=np.asarray(sw) if any(s != 1.0 for s in sw) else None)
     coef = clf.coef_[0]
     weights = np.asarray(coef[:dim], dtype=np.float16).astype(np.float64)  # what the JSON will hold
     return GuardModel(

@@ -1,0 +1,95 @@
+"""Round-11 training rows for the user head (issue 16, guard16o; opt-in, never imported by the runtime).
+
+Round 10's v1 (``train_guard.py --r9m 1 --r9-user-units 1``) taught the user head lines addressed to an AI
+reader, and with them benign imperatives addressed to *people* ("If you received this e-mail by mistake,
+please delete it", "Moderators, remove posts..."). Two opt-in remedies:
+
+* ``human_rows``: benign imperatives addressed to people, composed from ``data/guard/r11h_tables.json`` (own
+  templates, 7 languages; e-mail footers, moderation notes, recipes, IT tickets, teacher and coach
+  instructions, legal notices, call-centre scripts, corrections of an earlier message), every row label 0.
+  Split as round 9m's tables: by family (``family_split``; the rest ``train``), and the ``held_out``
+  languages are ``test`` in every family, so no test template or paraphrase is ever trained on.
+* ``weighted``: rows with a ``weight`` key, which ``_train.fit`` passes to the solver as sample weights
+  (``train_guard.py --r9-unit-weight W`` for the round-10b segment units).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+TABLES = Path(__file__).resolve().parents[3] / "data" / "guard" / "r11h_tables.json"
+SOURCE = "bastion:r11h"
+SET = "r11h-human-benign"
+
+
+def load_tables(path: Path = TABLES) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def family_split(family: str, lang: str, t: dict[str, Any]) -> str:
+    if lang in t["held_out"]:
+        return "test"
+    return str(t["family_split"].get(family, "train"))
+
+
+def _fill(template: str, spec: dict[str, Any]) -> list[str]:
+    fills = [template.replace("{d}", d) for d in spec["d"]] if "{d}" in template else [template]
+    out = []
+    for text in fills:
+        out.append(text)
+        out += [f"{p} {text}" for p in spec["p"]]
+    return out
+
+
+def human_rows(path: Path = TABLES) -> list[dict[str, Any]]:
+    """Every row (train, val, test), label 0; ``family`` (H0..), ``lang`` and ``intent`` on each."""
+    t = load_tables(path)
+    rows: list[dict[str, Any]] = []
+    for lang, spec in t["langs"].items():
+        for i, template in enumerate(spec["H"]):
+            family = f"H{i}"
+            split = family_split(family, lang, t)
+            for k, text in enumerate(_fill(template, spec)):
+                rows.append(
+                    {
+                        "text": text,
+                        "label": 0,
+                        "source": SOURCE,
+                        "group": f"r11h-{family}",
+                        "split": split,
+                        "set": SET,
+                        "lang": lang,
+                        "family": family,
+                        "intent": t["intents"][family],
+                        "variant": k,
+                    }
+                )
+    return rows
+
+
+def weighted(rows: Sequence[dict[str, Any]], weight: float) -> list[dict[str, Any]]:
+    """Copies of ``rows`` with sample weight ``weight`` (1.0: the rows themselves)."""
+    if weight == 1.0:
+        return list(rows)
+    return [r | {"weight": float(weight)} for r in rows]
+
+
+def figures(rows: Sequence[dict[str, Any]], flagged: Sequence[bool]) -> dict[str, tuple[int, int]]:
+    """Flagged counts ``{name: (hits, n)}`` per split group: held-out (test) families in the training
+    languages, the held-out languages, val families, train families."""
+    t = load_tables()
+    held = set(t["held_out"])
+    groups = {
+        "test families (training languages)": lambda r: r["split"] == "test" and r["lang"] not in held,
+        "held-out languages (every family)": lambda r: r["lang"] in held,
+        "val families": lambda r: r["split"] == "val",
+        "train families (seen)": lambda r: r["split"] == "train",
+    }
+    out = {}
+    for name, pred in groups.items():
+        hits = [bool(f) for r, f in zip(rows, flagged, strict=True) if pred(r)]
+        out[name] = (sum(hits), len(hits))
+    return out

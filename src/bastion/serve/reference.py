@@ -57,13 +57,11 @@ class _View:
         return np.sqrt(d2).mean(axis=1)
 
     def score(self, q: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d2 = self._all_sq[None, :] + np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * (q @ self._all.T)
-        d2[self._owner[None, :] != pred[:, None]] = np.inf  # only the rows of the predicted class
-        d2 = np.partition(np.maximum(d2, 0.0), self.k - 1, axis=1)[:, : self.k]
-        dist = np.sqrt(d2).mean(axis=1)
+        dist = np.empty(len(q))
         pct = np.empty(len(q))
-        for c in np.unique(pred):
+        for c in np.unique(pred):  # each query against the rows of its predicted class only
             sel = pred == c
+            dist[sel] = self._knn(q[sel], int(c))
             cal = self.cal[int(c)]
             pct[sel] = np.searchsorted(cal, dist[sel], side="right") / len(cal)
         return pct, dist / self._cal_max[pred]

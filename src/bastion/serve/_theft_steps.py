@@ -42,6 +42,13 @@ effective number of features) is below a keyed cut-off in [3, 4) is narrow, and 
   an independent 1-3-pixel glitch and never the clean input, 20/20 streams, since two glitched copies share
   the first copy's glitch: dropped, round-10 cold review.)
 
+Round 11 (:mod:`bastion.serve._theft_company`): a narrow step is informative by its company across anchors
+too — on a feature that the consumer's narrow steps off a keyed 9-12 other anchors touched among its last
+narrow steps (as many as features, 16-64, + a keyed 0-25 %: feature-major probes, one feature stepped off
+many anchors in turn) — or along one line: a multiple, entry by entry, of an earlier narrow step off its
+anchor, of another length or the other way (a Jacobian walk stepping a seed again along the same pixel; a
+line search). ``company = None`` turns both off.
+
 And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
 re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
 step leaves its anchor's band is not a new row far from the others.
@@ -69,6 +76,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion.serve._theft_company import Company
 from bastion.serve.responses import keyed_generator
 
 _CACHE = 4096  # (anchor, row) verdicts kept
@@ -121,6 +129,8 @@ class StepTest:
         # step's sign flips are nulls enough)
         self.narrow = min(_NARROW + keyed[0] / 256.0, reference.shape[1] / 4.0)
         self.fanout = _FANOUT + keyed[1] % 4  # narrow steps off one anchor before each next one counts
+        # round 11: fan-in across anchors per feature, and line probes off one anchor (_theft_company)
+        self.company: Company | None = Company(secret, _SKETCH, reference.shape[1])
 
     @property
     def ratio(self) -> float:
@@ -267,6 +277,10 @@ class StepTest:
             return True
         step = row.astype(np.float64) - anchor.astype(np.float64)
         verdict = len(seen) >= self.fanout
+        if self.company is not None:  # (every distinct narrow step joins the consumer's fan-in window)
+            crowded = self.company.crowded(who, tag, step)
+            line = self.company.line(step, [(i, v, e) for i, v, e, _ in seen.values()])
+            verdict = verdict or crowded or line
         top = np.argsort(-np.abs(step))[:_SKETCH]
         seen[key] = (top.astype(np.int32), step[top], float(step @ step), verdict)
         return verdict

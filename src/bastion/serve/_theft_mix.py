@@ -26,7 +26,8 @@ gains at most 2x from it), and a row that is one of its nearest earlier rows at 
 the same input re-scanned brighter or darker lies between its two other gains). Both are sensor behaviours:
 they apply where the features are intensity-like (reference rows >= 0; ``TheftPolicy.sensor_rows`` sets it),
 not to standardised tabular rows, where they only delay a mixer (breast_cancer bench mixup, 6 fixed keys:
-first flag 260-340 without them, 280-380 with them).
+first flag 260-340 without them, 280-380 with them). An exact mix is a frame only with a recent partner
+(round 11, ``back`` and ``loose``: a mixer's partner is anywhere in its history).
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ class MixRule:
         # the sensor exemptions (_theft_segment) for intensity-like rows only: standardised tabular rows have
         # no frames to interpolate and no gain, and there the exemptions only help a mixer
         self.sensor = bool(x.min() >= 0.0) if sensor is None else bool(sensor)
+        # an interpolated frame's other neighbour: among the last ``back`` rows before it (_theft_segment)
+        frames = keyed_generator(secret, "mixtures-frames")
+        self.back = int(frames.integers(3, 5))
+        self.loose = float(frames.uniform(0.3, 0.4))  # ... unless its ratio is this share of the threshold
         x = x[rng.permutation(len(x))[:_CALIBRATION_ROWS]]
         ring = np.zeros((history, x.shape[1]), dtype=np.float32)
         ring[: min(len(x), history)] = x[:history]
@@ -139,12 +144,14 @@ class MixRule:
             return out
         if not self.exempt:
             return self._plain(rows, pos, ok)
-        if pos[0] >= 3:  # the row before the first new one too: is it an anchor (_theft_segment)
-            r = self._plain(rows, np.concatenate([pos[:1] - 1, pos]), np.ones(m + 1, dtype=bool))
-            return ordinary(rows, pos, r[1:], r[:-1], self.threshold, self.k)
-        r = self._plain(rows, pos, ok)
-        prev = np.concatenate([[1.0], r[:-1]])  # (a row with under 2 rows before it: an anchor)
-        return ordinary(rows, pos, r, prev, self.threshold, self.k)
+        # the two rows before the first new one too: are they anchors (_theft_segment); a row with under 2
+        # rows before it is one
+        lead = min(2, int(pos[0]) - 2) if pos[0] >= 3 else 0
+        full = np.concatenate([pos[0] - np.arange(lead, 0, -1), pos])
+        r = np.concatenate([np.ones(2 - lead), self._plain(rows, full, full >= 2)])
+        return ordinary(
+            rows, pos, r[2:], r[1:-1], self.threshold, self.k, self.back, self.loose, prev2=r[:-2]
+        )
 
     def _plain(self, rows: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """``r`` of the rows at positions ``pos`` of ``rows`` (those ``ok``; 1.0 elsewhere), each against the

@@ -14,6 +14,15 @@ Two honest clients put rows in the hull of their own earlier rows (the round-9 r
   on their segment. A row that is one of its nearest earlier rows at another gain (``x ~ clip(g·h)``, the gain
   fitted on the row's unclipped features, as the newcomers' pool's re-scans) says nothing new about the model.
 
+Round 11 (the round-10 cold review's natmix): a mixer that sends each natural row followed by one mix of it
+with a near earlier row had every mix on the segment from its previous row, an anchor, and digits natmix was
+never flagged (copy 0.95). An interpolated frame's other neighbour was sent just before the previous row, a
+mixer's partner anywhere in its history: an exact mix (ratio below ``loose`` x the threshold, keyed 0.3-0.4)
+is a frame only with a partner among the last ``back`` rows (keyed 3-4), unless the row two before it is no
+mixture either (a scene that comes back: the frame's neighbour was re-sent, a repeat that did not join the
+history, and its counted copy is far back). natmix: flagged at 60-80 rows (3 keys); one mix after every two
+natural rows still passes (1.5x rows; a walk-ordered pool mixed with its row two back, 2x, too).
+
 Both are measured against the row's distance to its nearest earlier row, with the mixtures test's keyed
 threshold: a row is ordinary where its distance to the segment (or to the gain copy) is below the threshold's
 share of it — where the hull test itself would have called it a mixture on that segment alone.
@@ -42,11 +51,22 @@ def _gain_distance(x: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def ordinary(
-    rows: np.ndarray, pos: np.ndarray, r: np.ndarray, prev: np.ndarray, threshold: float, k: int
+    rows: np.ndarray,
+    pos: np.ndarray,
+    r: np.ndarray,
+    prev: np.ndarray,
+    threshold: float,
+    k: int,
+    back: int | None = None,
+    loose: float = 0.0,
+    prev2: np.ndarray | None = None,
 ) -> np.ndarray:
     """The mixture ratios ``r`` of the rows at positions ``pos`` of ``rows`` (each against the rows before
     it; ``prev``: the ratio of the row before each), raised to ``threshold`` where the row is an interpolated
-    frame from a non-mixture previous row or a gain copy of one of its ``k`` nearest earlier rows."""
+    frame from a non-mixture previous row to one of its ``k`` nearest earlier rows — among the last ``back``
+    rows before it where given, unless its ratio is at least ``loose`` x ``threshold`` or the row two before
+    it (its ratio ``prev2``) is no mixture either — or a gain copy of one of its ``k`` nearest earlier
+    rows."""
     out = np.asarray(r, dtype=np.float64).copy()
     for j in np.flatnonzero((out < threshold) & (pos >= 2)):
         i = int(pos[j])
@@ -54,7 +74,15 @@ def ordinary(
         dist = np.linalg.norm(before - x, axis=1)
         nb = np.argsort(dist)[: min(k, i)]
         cut = threshold * float(dist[nb[0]])
-        seg = prev[j] >= threshold and float(_segment_distance(x, before[-1], before[nb]).min()) < cut
+        # an exact mix's other end was sent just before the previous row (a frame's other neighbour), not
+        # anywhere in the history (a mixer's partner); a row only just in the hull may lie near any segment
+        anywhere = out[j] >= loose * threshold or (prev2 is not None and prev2[j] >= threshold)
+        ends = nb if back is None or anywhere else nb[(nb >= i - back) & (nb < i - 1)]
+        seg = (
+            prev[j] >= threshold
+            and len(ends) > 0
+            and float(_segment_distance(x, before[-1], before[ends]).min()) < cut
+        )
         if seg or float(_gain_distance(x, before[nb]).min()) < cut:
             out[j] = threshold
     return out

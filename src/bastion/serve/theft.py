@@ -94,6 +94,7 @@ from bastion.serve._theft_pool import (
     rescans,
     with_newcomers,
 )
+from bastion.serve._theft_prada import tune_prada
 from bastion.serve._theft_steps import step_test
 from bastion.serve.config import MonitorConfig
 from bastion.serve.monitor import ExtractionMonitor
@@ -199,6 +200,7 @@ class TheftDefence(_TheftAdmin):
             reference=x.reshape(len(x), -1),
             reference_labels=np.asarray(reference_y).reshape(-1),
         )
+        tune_prada(self.monitor, x, self._secret)  # glitch re-sends count once; a per-key threshold
         self.watermark = watermark
         self.labels = labels  # a bastion.watermark.labels.LabelMarker: DAWN-style label marks, or None
         self._clock = clock

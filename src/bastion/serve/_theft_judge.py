@@ -23,7 +23,7 @@ from bastion.evict import ValueTable
 from bastion.serve._theft_mix import MixRule
 from bastion.serve._theft_natural import LazyNatural
 from bastion.serve._theft_policy import Flag, TheftPolicy
-from bastion.serve._theft_pool import NEWCOMERS, PoolSteps
+from bastion.serve._theft_pool import NEWCOMERS, PoolSteps, combined
 from bastion.serve._theft_steps import StepTest
 from bastion.serve.theft_state import dump_state, load_state
 
@@ -199,6 +199,10 @@ class _TheftJudge:
             # a consumer that sends mixes of its own rows is synthesising queries: once the test fires, it
             # is strong evidence (every row misinformed), not a shift that may be a new scanner
             scores["mixtures"] = max(mix_score, pol.strong_score) if mix_score >= 1.0 else mix_score
+            if not natural:  # the newcomers' pool: a shifted Sybil's mixtures, shift and mixtures together
+                scores["shift+mixtures"] = (
+                    combined(z, mix_log10_p, threshold=self._tail_log10) / self._tail_log10
+                )
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
 

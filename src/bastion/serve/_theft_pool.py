@@ -51,6 +51,16 @@ clipped to the reference range) from reference rows. Limit: many accounts whose 
 differ by a per-account offset (a calibration bias, not noise) step along the data where the features are
 correlated (breast_cancer): such a population was flagged before too (its steps move the model).
 
+Round 11 (fix20w, attack20d): honest newcomers sending the same public images, each through its own focus,
+put blurred copies of one image in each other's hull and small-steps radius: 40 such accounts were answered as
+flagged (32 of 40, ``mixtures``). A copy of a pooled row through a non-negative isotropic kernel (blur, and
+gain: :mod:`bastion.serve._theft_family`) is a re-scan too, for square images of intensity-like features:
+0 of 40 (3 keys). A Sybil that mixes two digits makes ghost digits, both shifted and mixtures, while each test
+alone fired late (digits mixup over 29-row accounts: 360-420 attacker rows, 3 fixed keys): the pool also
+scores the two together (:func:`combined`, Fisher's method): 220-300. Not closed: mixup with noise orthogonal
+to the data's top components on breast_cancer (mixtures and steps both drowned by the noise; its rows lean
+in, and lie no further off the reference rows' principal subspace than natural rows do).
+
 Cost: while the pool is flagged (a Sybil attack, and ``flag_ttl_s`` after its last evidence) every new
 account's first ``min_rows`` distinct rows get the flagged response. Limits: the quota is per process
 (with a shared store, up to ``min_rows`` x workers rows per account); an account whose first
@@ -60,6 +70,7 @@ account's first ``min_rows`` distinct rows get the flagged response. Limits: the
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -67,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bastion.serve._theft_family import filter_tolerance, filtered, side
 from bastion.serve._theft_policy import Flag, derive
 from bastion.serve.responses import keyed_generator
 from bastion.serve.theft_state import load_state
@@ -80,6 +92,7 @@ NATURAL_LEAN = 0.0  # ... and the rest while its earlier rows lean out no more t
 RESCAN_TOL = 0.1  # a row at another gain: within this x the re-send radius (an interpolation is not)
 POOL_STEP_FPR = 0.01  # the share of noise steps the pool's manifold test calls steps along the data
 POOL_VARIANCE = (0.6, 0.8)  # the manifold's components reach a keyed share of the variance in this range
+POOL_BOTH = 0.4  # the combined test (:func:`combined`) needs each of its tests at this share of the threshold
 _CALIBRATION = 500  # reference rows that calibrate the manifold test's threshold
 
 
@@ -158,7 +171,8 @@ def rescans(defence: TheftDefence, pool: Any, x: np.ndarray, *, candidates: int 
     the pool read them as one client's small steps (issue 20 round 8: a dimmer scanner after 30 newcomers).
     They count once, like a re-send: never as evidence, never as dilution. A flagged pool has none (as a
     flagged consumer has no re-sends). Only the ``candidates`` earlier rows most aligned with each row
-    (cosine: blind to gain) are compared."""
+    (cosine: blind to gain) are compared. Square images of intensity-like features: a copy through a
+    non-negative isotropic kernel (another focus, :mod:`bastion.serve._theft_family`) is one too."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     out = np.zeros(len(x), dtype=bool)
     hist = np.asarray(pool.hist[: min(pool.hist_n, len(pool.hist))], dtype=np.float64)
@@ -173,6 +187,13 @@ def rescans(defence: TheftDefence, pool: Any, x: np.ndarray, *, candidates: int 
         g = (free * a * b).sum(-1, keepdims=True) / np.maximum((free * b * b).sum(-1, keepdims=True), 1e-12)
         err = np.linalg.norm(a - np.clip(g * b, lo, hi), axis=-1)
         out |= ((err < RESCAN_TOL * defence._resend_tau) & (g[..., 0] > 0)).any(axis=1)
+    width = side(x.shape[1])
+    mix = defence._mix
+    if width is not None and mix is not None and mix.sensor:  # ... or through another lens (_theft_family)
+        tol = filter_tolerance(defence._secret) * defence._resend_tau
+        for j in range(c):
+            todo = np.flatnonzero(~out)
+            out[todo] = filtered(x[todo], hist[top[todo, j]], width, tol)
     return out
 
 
@@ -272,6 +293,22 @@ def pool_steps(defence: TheftDefence) -> PoolSteps | None:
     )
 
 
+def combined(z: float, *log10_ps: float, threshold: float) -> float:
+    """log10 of Fisher's combination of the pool's shift test (``z``: one-sided, upper) and other one-sided
+    tests (their log10 p-values): ``P(chi2_2k >= -2 ln prod p)`` for ``k`` tests; 0 (no evidence) unless each
+    test reaches :data:`POOL_BOTH` of ``threshold`` (the keyed log10 threshold each test alone is held to), so
+    one strong test with a weak second — a new scanner's shift and a few mixtures — is no combined evidence.
+    The pool's ``_stats`` scores it (``shift+mixtures``) against that same threshold."""
+    from scipy.special import log_ndtr
+
+    parts = (float(log_ndtr(-z)) / math.log(10.0), *(float(p) for p in log10_ps))
+    if max(parts) > POOL_BOTH * threshold:
+        return 0.0
+    t = -math.log(10.0) * sum(parts)  # -ln prod p
+    tail = math.log(sum(t**i / math.factorial(i) for i in range(len(parts)))) if t > 0 else 0.0
+    return min(0.0, (tail - t) / math.log(10.0))
+
+
 def with_newcomers(defence: TheftDefence, consumers: Sequence[str]) -> tuple[str, ...]:
     """``consumers`` (identity first), joined with :data:`NEWCOMERS` while the identity is a newcomer."""
     joined = tuple(consumers)
@@ -285,10 +322,12 @@ def with_newcomers(defence: TheftDefence, consumers: Sequence[str]) -> tuple[str
 __all__ = [
     "NATURAL_LEAN",
     "NEWCOMERS",
+    "POOL_BOTH",
     "POOL_ROWS",
     "POOL_STEP_FPR",
     "POOL_VARIANCE",
     "PoolSteps",
+    "combined",
     "distinct_rows",
     "natural_rows",
     "pool_steps",

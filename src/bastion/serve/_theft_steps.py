@@ -107,6 +107,7 @@ class StepTest:
         fpr: float,
         reference: np.ndarray,
         band: tuple[float, float],
+        sensor: bool | None = None,
     ) -> None:
         self.predict = predict
         self.secret = secret
@@ -130,7 +131,9 @@ class StepTest:
         self.narrow = min(_NARROW + keyed[0] / 256.0, reference.shape[1] / 4.0)
         self.fanout = _FANOUT + keyed[1] % 4  # narrow steps off one anchor before each next one counts
         # round 11: fan-in across anchors per feature, and line probes off one anchor (_theft_company)
-        self.company: Company | None = Company(secret, _SKETCH, reference.shape[1])
+        # (the fan-in for intensity-like rows only; None: when the reference rows are >= 0, as for mixtures)
+        sensor = bool(np.min(reference) >= 0.0) if sensor is None else bool(sensor)
+        self.company: Company | None = Company(secret, _SKETCH, reference.shape[1], fan_in=sensor)
 
     @property
     def ratio(self) -> float:
@@ -301,4 +304,5 @@ def step_test(defence: Any, predict: Callable[[np.ndarray], Any] | None) -> Step
         fpr=pol.step_fpr,
         reference=np.concatenate(defence.scorer.refs).reshape(-1, defence.n_features),
         band=(defence._resend_tau, defence._near_tau),
+        sensor=pol.sensor_rows,
     )

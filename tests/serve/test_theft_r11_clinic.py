@@ -1,0 +1,77 @@
+"""Round 11 of the theft defence (issue 20, attack20e's finding 2): a clinic that re-sends each patient's
+record with one or two of the same few lab fields re-measured is a feature-major prober to the narrow
+steps' fan-in rule (``_theft_company``): the same features stepped off many anchors. The fan-in applies to
+intensity-like rows only (``TheftPolicy.sensor_rows``; default: reference rows >= 0), so on standardised
+tabular rows the clinic is not flagged; with the fan-in forced on, it is (the round-11 regression this test
+pins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bastion.serve.theft import DefendedModel, build_defence
+from bastion.watermark.keys import WatermarkKey
+
+
+def _clinic(x: np.ndarray, rng: np.random.Generator, rows: int = 2000) -> np.ndarray:
+    """New patients (30 %) and follow-up visits: a visit re-sends the patient's last record with 1-2 of the
+    clinic's 3 monitored fields re-measured (+ N(0, 0.2) x the field's spread)."""
+    sd = x.std(axis=0) + 1e-9
+    monitored = rng.choice(x.shape[1], 3, replace=False)
+    last: dict[int, np.ndarray] = {}
+    out = []
+    while len(out) < rows:
+        if not last or rng.uniform() < 0.3:
+            i = int(rng.integers(len(x)))
+            last[i] = x[i].copy()
+        else:
+            i = int(rng.choice(list(last)))
+            r = last[i].copy()
+            f = rng.choice(monitored, int(rng.integers(1, 3)), replace=False)
+            r[f] += 0.2 * sd[f] * rng.standard_normal(len(f))
+            last[i] = r
+        out.append(last[i].copy())
+    return np.asarray(out, dtype=np.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fan_in", [False, True])
+def test_a_clinic_re_measuring_the_same_fields_is_not_flagged(fan_in: bool) -> None:
+    import torch
+
+    from bastion.adversarial.attacks.membership import mlp_shadow_trainer
+    from bastion.models.data import load_dataset
+
+    torch.set_num_threads(1)
+    d = load_dataset("breast_cancer", seed=0)
+    victim = mlp_shadow_trainer(
+        input_shape=(d.x_train.shape[1],), n_classes=2, hidden=(64,), epochs=30, batch_size=64, lr=3e-3
+    )(d.x_train, d.y_train, 0)
+    x = np.asarray(d.x_test, dtype=np.float32)
+    flagged, lost, total = 0, 0, 0
+    for s in range(6):
+        guard = build_defence(
+            key=WatermarkKey.from_secret(np.random.default_rng(100 + s).bytes(32)),
+            reference_x=d.x_train,
+            reference_y=d.y_train,
+            n_classes=2,
+            center=0.0,
+            predict=victim.predict_proba,
+        )
+        assert guard._steps is not None and guard._steps.company is not None
+        assert guard._steps.company.use_fan_in is False  # standardised rows: no fan-in by default
+        guard._steps.company.use_fan_in = fan_in
+        served = DefendedModel(victim, guard, consumers=(f"clinic-{s}", f"addr:198.51.100.{s}"))
+        rows = _clinic(x, np.random.default_rng(s))
+        for start in range(0, len(rows), 10):
+            p = np.asarray(victim.predict_proba(rows[start : start + 10]))
+            got = np.asarray(served.predict_proba(rows[start : start + 10]))
+            lost += int((got.argmax(1) != p.argmax(1)).sum())
+            total += len(p)
+        flagged += served.first_flag is not None
+    if fan_in:
+        assert flagged >= 2, flagged  # the round-11 rule as first written (attack20e: 4-6 of 10 streams)
+    else:
+        assert flagged == 0 and lost / total <= 0.01, (flagged, lost / total)

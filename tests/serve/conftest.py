@@ -156,6 +156,41 @@ def digits_defence(digits: Digits, key: Any, *, predict: bool = False) -> Any:
     )
 
 
+def send_until_flag(guard: Any, model: Any, x: np.ndarray, who: str, batch: int = 10) -> int | None:
+    """``x`` to the theft defence ``guard`` as consumer ``who`` in requests of ``batch`` rows: the rows sent
+    when it is first flagged (None: never)."""
+    for start in range(0, len(x), batch):
+        part = np.asarray(x[start : start + batch], dtype=np.float32)
+        ans = guard.respond(consumers=(who, "addr:" + who), x=part, proba=model.predict_proba(part))
+        if ans.flagged:
+            return start + len(part)
+    return None
+
+
+def send_accounts(
+    guard: Any, model: Any, batches: list[np.ndarray], *, tag: str, batch: int, net: str
+) -> tuple[int | None, int]:
+    """Each of ``batches`` from a fresh account (``jwt:{tag}{i}``) at its own address in ``net`` (e.g.
+    ``198.18``), in requests of ``batch`` rows: the rows sent at the first flag (None: never) and how many
+    accounts were answered as flagged (the newcomers' pool tests)."""
+    first, flagged, sent = None, 0, 0
+    for a, rows in enumerate(batches):
+        hit = False
+        for start in range(0, len(rows), batch):
+            part = np.asarray(rows[start : start + batch], dtype=np.float32)
+            ans = guard.respond(
+                consumers=(f"jwt:{tag}{a}", f"addr:{net}.{a // 250}.{a % 250}"),
+                x=part,
+                proba=model.predict_proba(part),
+            )
+            sent += len(part)
+            hit |= ans.flagged
+            if ans.flagged and first is None:
+                first = sent
+        flagged += hit
+    return first, flagged
+
+
 @dataclass(frozen=True)
 class Kit:
     """The helpers above, handed to tests as a fixture (test modules cannot import conftest)."""
@@ -167,6 +202,8 @@ class Kit:
     server_thread: Any = ServerThread
     digits_defence: Any = digits_defence
     infer_outputs: Any = infer_outputs
+    send_until_flag: Any = send_until_flag
+    send_accounts: Any = send_accounts
 
 
 @pytest.fixture(scope="session")

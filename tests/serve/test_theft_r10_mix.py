@@ -17,16 +17,6 @@ from bastion.serve._theft_segment import ordinary
 from bastion.watermark.keys import WatermarkKey
 
 
-def _send(guard: Any, model: Any, x: np.ndarray, who: str, batch: int = 10) -> int | None:
-    """Rows sent when the consumer is first flagged (None: never)."""
-    for start in range(0, len(x), batch):
-        part = np.asarray(x[start : start + batch], dtype=np.float32)
-        ans = guard.respond(consumers=(who, "addr:" + who), x=part, proba=model.predict_proba(part))
-        if ans.flagged:
-            return start + len(part)
-    return None
-
-
 def _guard(digits: Any, kit: Any, seed: int) -> Any:
     return kit.digits_defence(digits, WatermarkKey.from_secret(np.random.default_rng(seed).bytes(32)))
 
@@ -67,7 +57,7 @@ def test_interpolated_video_frames_are_not_mixtures(digits: Any, kit: Any) -> No
     for decode in (True, False):
         who = f"jwt:video-{decode}"
         rows = _video(x, np.random.default_rng(5), 0.26, decode)
-        assert _send(guard, digits.adapter, rows, who) is None, who
+        assert kit.send_until_flag(guard, digits.adapter, rows, who) is None, who
         flag, log10_p = _mixtures(guard, who)
         assert flag is None and log10_p > -4, (who, log10_p)
 
@@ -97,7 +87,7 @@ def test_rescans_at_other_gains_are_not_mixtures(digits: Any, kit: Any) -> None:
             later.sort(key=lambda p: p[0])
         else:
             rows.append(r)
-    assert _send(guard, digits.adapter, np.asarray(rows), "jwt:gains") is None
+    assert kit.send_until_flag(guard, digits.adapter, np.asarray(rows), "jwt:gains") is None
     flag, log10_p = _mixtures(guard, "jwt:gains")
     assert flag is None and log10_p > -4, log10_p
 
@@ -117,7 +107,7 @@ def test_mixers_are_still_flagged(digits: Any, kit: Any) -> None:
         else:
             cur = seeds[rng.integers(len(seeds))]
     guard = _guard(digits, kit, 33)
-    first = _send(guard, digits.adapter, np.asarray(chain), "jwt:chain")
+    first = kit.send_until_flag(guard, digits.adapter, np.asarray(chain), "jwt:chain")
     flag = guard._identities.get("jwt:chain").flag
     assert first is not None and first <= 300 and flag.reason == "mixtures", (first, flag)
     assert flag.score >= guard.policy.strong_score

@@ -27,27 +27,6 @@ def _defence(kit: Any, digits: Any, seed: int = 3) -> Any:
     )
 
 
-def _accounts(guard: Any, digits: Any, batches: list[np.ndarray], tag: str) -> tuple[int | None, int]:
-    """Each batch from a fresh account at its own address; the attacker rows at the pool's first flag (None:
-    never) and how many accounts were answered as flagged."""
-    first, flagged, sent = None, 0, 0
-    for a, rows in enumerate(batches):
-        hit = False
-        for start in range(0, len(rows), 20):
-            part = np.asarray(rows[start : start + 20], dtype=np.float32)
-            ans = guard.respond(
-                consumers=(f"jwt:{tag}{a}", f"addr:198.18.{a // 250}.{a % 250}"),
-                x=part,
-                proba=digits.adapter.predict_proba(part),
-            )
-            sent += len(part)
-            hit |= ans.flagged
-            if ans.flagged and first is None:
-                first = sent
-        flagged += hit
-    return first, flagged
-
-
 def _sybil(digits: Any, guard: Any, accounts: int = 40, rows: int = 20) -> list[np.ndarray]:
     """Shared seed digits, and from them steps along the data: towards another test digit of the same label,
     0.3-0.95 x the small-steps radius long (inside the re-send radius too) — same-class interpolations, which
@@ -83,7 +62,9 @@ def test_a_sybil_stepping_along_the_data_from_shared_seeds_is_flagged(kit: Any, 
     """Before: its steps are directionless (same-class) or inside the re-send radius, so the pool counted them
     as re-sends and was never flagged in 800 rows. Now they lie along the data and count."""
     guard = _defence(kit, digits)
-    first, _ = _accounts(guard, digits, _sybil(digits, guard), "sybil")
+    first, _ = kit.send_accounts(
+        guard, digits.adapter, _sybil(digits, guard), tag="sybil", batch=20, net="198.18"
+    )
     assert first is not None and first <= 300, first
     assert guard._identities.get(NEWCOMERS).flag.reason == "small-steps"
 
@@ -93,7 +74,9 @@ def test_noisy_resenders_through_fresh_accounts_do_not_flag_the_pool(kit: Any, d
     noise, spread over every feature — not steps along the data; the pool stays unflagged."""
     for sigma in (0.01, 0.02):
         guard = _defence(kit, digits, seed=4)
-        first, flagged = _accounts(guard, digits, _resenders(digits, sigma), "scanner")
+        first, flagged = kit.send_accounts(
+            guard, digits.adapter, _resenders(digits, sigma), tag="scanner", batch=20, net="198.18"
+        )
         assert first is None and flagged == 0, (sigma, first, flagged)
         pool = guard._identities.get(NEWCOMERS)
         assert sum(pool.near) <= 0.05 * len(pool.near) + 2, (sum(pool.near), len(pool.near))

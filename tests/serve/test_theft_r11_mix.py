@@ -24,16 +24,6 @@ from bastion.serve._theft_segment import ordinary
 from bastion.watermark.keys import WatermarkKey
 
 
-def _send(guard: Any, model: Any, x: np.ndarray, who: str, batch: int = 10) -> int | None:
-    """Rows sent when the consumer is first flagged (None: never)."""
-    for start in range(0, len(x), batch):
-        part = np.asarray(x[start : start + batch], dtype=np.float32)
-        ans = guard.respond(consumers=(who, "addr:" + who), x=part, proba=model.predict_proba(part))
-        if ans.flagged:
-            return start + len(part)
-    return None
-
-
 def _natmix(x: np.ndarray, rng: np.random.Generator, rows: int) -> np.ndarray:
     """The review's natmix: the natural rows one at a time, each followed by a mix of it with one of its 3
     nearest earlier rows (``λ`` uniform in 0.45-0.8)."""
@@ -55,7 +45,7 @@ def test_natural_rows_each_followed_by_a_mix_are_flagged(digits: Any, kit: Any) 
     """natmix on digits: flagged by the mixtures test within 300 rows (before: never, in 898 rows)."""
     guard = kit.digits_defence(digits, WatermarkKey.from_secret(np.random.default_rng(41).bytes(32)))
     rows = _natmix(np.asarray(digits.x_test, dtype=np.float64), np.random.default_rng(8), 300)
-    first = _send(guard, digits.adapter, rows, "jwt:natmix")
+    first = kit.send_until_flag(guard, digits.adapter, rows, "jwt:natmix")
     flag = guard._identities.get("jwt:natmix").flag
     assert first is not None and first <= 300 and flag.reason == "mixtures", (first, flag)
 

@@ -32,29 +32,6 @@ def _blur(rows: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([gaussian_filter(r.reshape(8, 8), sigma).reshape(-1) for r in rows])
 
 
-def _accounts(
-    guard: Any, digits: Any, batches: list[np.ndarray], tag: str, batch: int = 10
-) -> tuple[Any, int]:
-    """Each batch from a fresh account at its own address: the attacker rows at the first flag (None: never)
-    and how many accounts were answered as flagged."""
-    first, flagged, sent = None, 0, 0
-    for a, rows in enumerate(batches):
-        hit = False
-        for start in range(0, len(rows), batch):
-            part = np.asarray(rows[start : start + batch], dtype=np.float32)
-            ans = guard.respond(
-                consumers=(f"jwt:{tag}{a}", f"addr:198.19.{a // 250}.{a % 250}"),
-                x=part,
-                proba=digits.adapter.predict_proba(part),
-            )
-            sent += len(part)
-            hit |= ans.flagged
-            if ans.flagged and first is None:
-                first = sent
-        flagged += hit
-    return first, flagged
-
-
 def test_blurred_copies_are_filtered_copies_and_mixes_are_not(kit: Any, digits: Any) -> None:
     """Blurs of one digit (sigma 0.3-0.8) are copies of each other through a non-negative isotropic kernel,
     either way round and at another gain too; a mix of two digits, a small step and the nearest other digit
@@ -85,7 +62,7 @@ def test_fresh_accounts_sending_shared_digits_through_their_own_focus_do_not_fla
     x = np.asarray(digits.x_test[:60], dtype=np.float64)
     rng = np.random.default_rng(50)
     batches = [_blur(x[rng.integers(0, 60, 29)], rng.uniform(0.3, 0.8)) for _ in range(40)]
-    first, flagged = _accounts(guard, digits, batches, "camera")
+    first, flagged = kit.send_accounts(guard, digits.adapter, batches, tag="camera", batch=10, net="198.19")
     pool = guard._identities.get(NEWCOMERS)
     assert first is None and flagged == 0, (first, flagged, pool.flag)
 
@@ -110,6 +87,13 @@ def test_a_shifted_mixing_sybil_over_fresh_accounts_is_flagged_sooner(kit: Any, 
     rng = np.random.default_rng(100)
     lam = rng.uniform(0.0, 1.0, (600, 1))
     rows = lam * x[rng.integers(0, len(x), 600)] + (1 - lam) * x[rng.integers(0, len(x), 600)]
-    first, _ = _accounts(guard, digits, [rows[i : i + 29] for i in range(0, 600, 29)], "mixer", batch=20)
+    first, _ = kit.send_accounts(
+        guard,
+        digits.adapter,
+        [rows[i : i + 29] for i in range(0, 600, 29)],
+        tag="mixer",
+        batch=20,
+        net="198.19",
+    )
     assert first is not None and first <= 300, first
     assert guard._identities.get(NEWCOMERS).flag.reason == "shift+mixtures"

@@ -154,6 +154,9 @@ OOF_DUMP: Path | None = None  # --oof-dump FILE.json: the pooled calibration sco
 # (benign imperatives addressed to people, label 0) xK to the user model
 R9_UNIT_WEIGHT = 1.0
 R11H_REPEAT = 0
+# Round 12 (opt-in, not shipped, guard16p): --r12p K adds the train families of data/guard/r12p_tables.json
+# (benign speaker-prefix look-alikes: "System:", "User:", "Note:"... lines in bug reports, logs, chats) xK
+R12P_REPEAT = 0
 # Round 10b (opt-in, not shipped, guard16n): next to --r9m, lines addressed to an AI reader in the user model,
 # so the multilingual rows do not pull English AI-addressed lines down: --r9-user-units K adds round 9's
 # segment units of the r8 TRAIN families' documents (scripts/guard_r9.py segment_units: the planted line's
@@ -427,10 +430,12 @@ def r10b_user_rows(*, units: int = 0, lines: int = 0) -> list[dict]:
 
 
 def r11_user_rows() -> list[dict]:
-    """Round 11 (opt-in, ``--r11h K``): the r11h train families (benign, addressed to people) xK."""
+    """Round 11 (opt-in, ``--r11h K``): the r11h train families (benign, addressed to people) xK; round 12
+    (``--r12p K``): the r12p train families (benign speaker-prefix look-alikes) xK."""
     from bastion.guard import _train_extra
 
-    return [r for r in _train_extra.human_rows() if r["split"] == "train"] * R11H_REPEAT
+    out = [r for r in _train_extra.human_rows() if r["split"] == "train"] * R11H_REPEAT
+    return out + [r for r in _train_extra.prefix_rows() if r["split"] == "train"] * R12P_REPEAT
 
 
 def oof_user_threshold(
@@ -476,7 +481,7 @@ def oof_user_threshold(
 
 def main() -> int:
     global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
-    global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT
+    global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT
     from bastion.guard import _train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -566,6 +571,13 @@ def main() -> int:
         help="user model: the r11h benign imperatives to people, train families xK (round 11; not shipped)",
     )
     parser.add_argument(
+        "--r12p",
+        type=int,
+        default=0,
+        metavar="K",
+        help="user model: the r12p speaker-prefix look-alikes, train families xK (round 12; not shipped)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -578,7 +590,7 @@ def main() -> int:
         write_rows(build(args.wheels))
     R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT = args.segment_min, args.segment_benign_repeat
     OOF_DUMP, OOF_TARGET_FPR = args.oof_dump, args.oof_target_fpr
-    R9_UNIT_WEIGHT, R11H_REPEAT = args.r9_unit_weight, args.r11h
+    R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT = args.r9_unit_weight, args.r11h, args.r12p
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
@@ -649,6 +661,11 @@ def main() -> int:
         training["extra_training"] += (
             f"; round 11: segment units' sample weight {args.r9_unit_weight}, data/guard/r11h_tables.json "
             f"(bastion.guard._train_extra, benign imperatives to people, train families) x{args.r11h}"
+        )
+    if args.r12p:
+        training["extra_training"] += (
+            "; round 12: data/guard/r12p_tables.json (bastion.guard._train_extra, benign speaker-prefix "
+            f"look-alikes, train families) x{args.r12p}"
         )
     if args.oof_calibrate:
         training["calibration"] += (

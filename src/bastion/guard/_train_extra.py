@@ -9,6 +9,11 @@ please delete it", "Moderators, remove posts..."). Two opt-in remedies:
   instructions, legal notices, call-centre scripts, corrections of an earlier message), every row label 0.
   Split as round 9m's tables: by family (``family_split``; the rest ``train``), and the ``held_out``
   languages are ``test`` in every family, so no test template or paraphrase is ever trained on.
+* ``prefix_rows`` (round 12, guard16p): benign speaker-prefix look-alikes, composed from
+  ``data/guard/r12p_tables.json`` (own templates, 5 languages): bug reports, logs, chat exports, transcripts,
+  screenplays, meeting notes and config dumps whose lines start with "System:", "Assistant:", "User:",
+  "Note:", "Instructions:", "Admin:" (or the local word), label 0, split like ``human_rows``
+  (``train_guard.py --r12p K``).
 * ``weighted``: rows with a ``weight`` key, which ``_train.fit`` passes to the solver as sample weights
   (``train_guard.py --r9-unit-weight W`` for the round-10b segment units).
 """
@@ -23,6 +28,9 @@ from typing import Any
 TABLES = Path(__file__).resolve().parents[3] / "data" / "guard" / "r11h_tables.json"
 SOURCE = "bastion:r11h"
 SET = "r11h-human-benign"
+PREFIX_TABLES = TABLES.with_name("r12p_tables.json")
+PREFIX_SOURCE = "bastion:r12p"
+PREFIX_SET = "r12p-prefix-benign"
 
 
 def load_tables(path: Path = TABLES) -> dict[str, Any]:
@@ -70,6 +78,38 @@ def human_rows(path: Path = TABLES) -> list[dict[str, Any]]:
     return rows
 
 
+def _prefix_variants(template: str, spec: dict[str, Any]) -> list[str]:
+    """The template, each lead-in line before it, and the template on one line."""
+    return [template, *(f"{lead}\n{template}" for lead in spec["lead"]), " ".join(template.split("\n"))]
+
+
+def prefix_rows(path: Path = PREFIX_TABLES) -> list[dict[str, Any]]:
+    """Every speaker-prefix look-alike (train, val, test), label 0; ``family`` (P0..), ``lang``, ``intent``
+    on each."""
+    t = load_tables(path)
+    rows: list[dict[str, Any]] = []
+    for lang, spec in t["langs"].items():
+        for i, template in enumerate(spec["P"]):
+            family = f"P{i}"
+            split = family_split(family, lang, t)
+            for k, text in enumerate(_prefix_variants(template, spec)):
+                rows.append(
+                    {
+                        "text": text,
+                        "label": 0,
+                        "source": PREFIX_SOURCE,
+                        "group": f"r12p-{family}",
+                        "split": split,
+                        "set": PREFIX_SET,
+                        "lang": lang,
+                        "family": family,
+                        "intent": t["intents"][family],
+                        "variant": k,
+                    }
+                )
+    return rows
+
+
 def weighted(rows: Sequence[dict[str, Any]], weight: float) -> list[dict[str, Any]]:
     """Copies of ``rows`` with sample weight ``weight`` (1.0: the rows themselves)."""
     if weight == 1.0:
@@ -77,10 +117,12 @@ def weighted(rows: Sequence[dict[str, Any]], weight: float) -> list[dict[str, An
     return [r | {"weight": float(weight)} for r in rows]
 
 
-def figures(rows: Sequence[dict[str, Any]], flagged: Sequence[bool]) -> dict[str, tuple[int, int]]:
+def figures(
+    rows: Sequence[dict[str, Any]], flagged: Sequence[bool], path: Path = TABLES
+) -> dict[str, tuple[int, int]]:
     """Flagged counts ``{name: (hits, n)}`` per split group: held-out (test) families in the training
-    languages, the held-out languages, val families, train families."""
-    t = load_tables()
+    languages, the held-out languages, val families, train families (``path``: the rows' tables)."""
+    t = load_tables(path)
     held = set(t["held_out"])
     groups = {
         "test families (training languages)": lambda r: r["split"] == "test" and r["lang"] not in held,

@@ -4,7 +4,9 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        [--budgets 500,1000,2000,10000] [--streams 100] [--stream-rows 2000] [--attacks all] [--keys 0]
        (``--keys N``: the benign streams and every synthetic attack's first flag again under N fresh random
        deployment keys, since the coverage monitor's hyperplanes and calibration come from the key;
-       ``--monitor-keys N``: only the coverage monitor, alone, under N random keys — fast)
+       ``--monitor-keys N``: only the coverage monitor, alone, under N random keys — fast;
+       ``--seeded N``: only the seeded attacks of ``_extraction_seeded`` under N random keys: first flag,
+       copy@2000, a copy of their natural rows alone, the gain, and the copy's attribution)
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from typing import Any
 
@@ -860,6 +863,9 @@ def main() -> None:
         default=0,
         help="also run the benign streams and each synthetic attack's first flag under this many random keys",
     )
+    ap.add_argument(
+        "--seeded", type=int, default=0, help="only the seeded attacks' report, under this many random keys"
+    )
     ap.add_argument("--band", type=float, default=0.9, help="labels-adaptive-band: the top-probability band")
     ap.add_argument("--band-rate", type=float, default=0.5, help="labels-adaptive-band: the band's mark rate")
     ap.add_argument("--region-by", default="pair", help="labels-region: pair, target or boundary")
@@ -879,6 +885,12 @@ def main() -> None:
         if args.monitor_keys:
             print(f"\n== {name}")
             monitor_keys(env, args.monitor_keys, args.streams, args.stream_rows)
+            continue
+        if args.seeded:  # natural-data attacks in disguise: gain over their seeds, attribution
+            import _extraction_seeded
+
+            print(f"\n== {name}")
+            _extraction_seeded.report(env, args.seeded, sys.modules[__name__])
             continue
         acc = float((env["victim"].predict(d.x_train) == d.y_train).mean())
         print(f"\n== {name}: victim accuracy on the eval split {acc:.3f}; budgets {budgets}")

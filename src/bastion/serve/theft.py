@@ -257,6 +257,7 @@ class TheftDefence(_TheftAdmin):
                 ):
                     raise BudgetExhausted(f"the address's row budget of {pol.address_rows} per 24 h reached")
             fresh: list[int] = []
+            answered: list[int] = []  # the identity's rows new to it, counted or not (re-sends too)
             for cid, s in zip(consumers, states, strict=True):
                 s.rows += len(rows)
                 s.rows_day += len(rows)
@@ -269,6 +270,8 @@ class TheftDefence(_TheftAdmin):
                     if len(s.seen) > 4 * pol.window:
                         s.seen.popitem(last=False)
                     new.append(i)
+                if cid == consumers[0]:
+                    answered = list(new)
                 if new:
                     regain = rescans(self, s, rows[new]) if cid == NEWCOMERS else False  # (before _nearest)
                     nearest, resend = self._nearest(s, rows[new], who=cid)
@@ -369,10 +372,12 @@ class TheftDefence(_TheftAdmin):
         marked = np.zeros(len(rows), dtype=bool)
         if self.labels is not None:  # label marks on the rows not misinformed (all rows count for its cap)
             out, marked = self.labels.mark(consumers[0], rows, out, markable=~mis)
-        if self.watermark is not None and fresh:
+        if self.watermark is not None and answered:
             # rows whose answer carries the consumer's score signal (a label-marked answer's swapped top
-            # class would be an outlier in the score test: those rows are the label marks' probes)
-            keep = [i for i in fresh if not mis[i] and not marked[i]]
+            # class would be an outlier in the score test: those rows are the label marks' probes), whether
+            # or not the detector counted them: a re-send's answer carries the wave too, and a seeded prober
+            # whose narrow probes are re-sends keeps few counted rows (fix20y: 50 seeds + 500 probes, 19)
+            keep = [i for i in answered if not mis[i] and not marked[i]]
             with self._lock:
                 self._keep(wm_id, self._table(wm_id)[wm_id], rows[keep].astype(np.float32))
         return Answer(

@@ -157,6 +157,12 @@ R11H_REPEAT = 0
 # Round 12 (opt-in, not shipped, guard16p): --r12p K adds the train families of data/guard/r12p_tables.json
 # (benign speaker-prefix look-alikes: "System:", "User:", "Note:"... lines in bug reports, logs, chats) xK
 R12P_REPEAT = 0
+# Round 12e (opt-in, not shipped, guard16q): --r12e K adds the train families of data/guard/r12e_tables.json
+# (benign code/config snippets with trigger identifiers: "# type: ignore", eslint-disable, INSERT IGNORE) xK;
+# --oof-base: with --oof-calibrate, the pooled scores (val and out-of-fold) come from models trained without
+# the added look-alike negatives (r11h, r12p, r12e), so adding negatives cannot move the user threshold down
+R12E_REPEAT = 0
+OOF_BASE = False
 # Round 10b (opt-in, not shipped, guard16n): next to --r9m, lines addressed to an AI reader in the user model,
 # so the multilingual rows do not pull English AI-addressed lines down: --r9-user-units K adds round 9's
 # segment units of the r8 TRAIN families' documents (scripts/guard_r9.py segment_units: the planted line's
@@ -431,11 +437,13 @@ def r10b_user_rows(*, units: int = 0, lines: int = 0) -> list[dict]:
 
 def r11_user_rows() -> list[dict]:
     """Round 11 (opt-in, ``--r11h K``): the r11h train families (benign, addressed to people) xK; round 12
-    (``--r12p K``): the r12p train families (benign speaker-prefix look-alikes) xK."""
+    (``--r12p K``): the r12p train families (benign speaker-prefix look-alikes) xK; round 12e (``--r12e K``):
+    the r12e train families (benign code/config snippets with trigger identifiers) xK."""
     from bastion.guard import _train_extra
 
     out = [r for r in _train_extra.human_rows() if r["split"] == "train"] * R11H_REPEAT
-    return out + [r for r in _train_extra.prefix_rows() if r["split"] == "train"] * R12P_REPEAT
+    out += [r for r in _train_extra.prefix_rows() if r["split"] == "train"] * R12P_REPEAT
+    return out + [r for r in _train_extra.snippet_rows() if r["split"] == "train"] * R12E_REPEAT
 
 
 def oof_user_threshold(
@@ -454,13 +462,19 @@ def oof_user_threshold(
     def pick(r: dict) -> bool:  # the phrase tables' benign rows never calibrated (val groups included)
         return r["label"] == 0 and r.get("set") in kinds and not str(r["source"]).startswith("bastion:i18n")
 
+    from bastion.guard import _train_extra
+
+    base = _train_extra.without_lookalikes(train) if OOF_BASE else train  # round 12e: --oof-base
     oof = _calibration.oof_scores(
-        train,
+        base,
         pick,
         folds=folds,
         fit=lambda rows: _train.fit(rows, c=_train.C, length_floor=floor),
         score=_train.scores,
     )
+    if len(base) != len(train):
+        model = _train.fit(base, c=_train.C, length_floor=floor)
+        print(f"oof calibration (--oof-base): scored without {len(train) - len(base)} look-alike rows")
     val = _train.scores(model, user_benign)
     thr = _calibration.user_threshold(val, oof, target_fpr=OOF_TARGET_FPR)
     alone = max(0.1, float(np.quantile(val, 0.99)))
@@ -481,7 +495,7 @@ def oof_user_threshold(
 
 def main() -> int:
     global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
-    global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT
+    global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT, R12E_REPEAT, OOF_BASE
     from bastion.guard import _train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -578,6 +592,18 @@ def main() -> int:
         help="user model: the r12p speaker-prefix look-alikes, train families xK (round 12; not shipped)",
     )
     parser.add_argument(
+        "--r12e",
+        type=int,
+        default=0,
+        metavar="K",
+        help="user model: the r12e code/config snippet look-alikes, train families xK (round 12e)",
+    )
+    parser.add_argument(
+        "--oof-base",
+        action="store_true",
+        help="with --oof-calibrate: pooled scores from models without the look-alike rows (round 12e)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -591,6 +617,7 @@ def main() -> int:
     R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT = args.segment_min, args.segment_benign_repeat
     OOF_DUMP, OOF_TARGET_FPR = args.oof_dump, args.oof_target_fpr
     R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT = args.r9_unit_weight, args.r11h, args.r12p
+    R12E_REPEAT, OOF_BASE = args.r12e, args.oof_base
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
     model, thresholds, n_train = train_model(
@@ -667,11 +694,18 @@ def main() -> int:
             "; round 12: data/guard/r12p_tables.json (bastion.guard._train_extra, benign speaker-prefix "
             f"look-alikes, train families) x{args.r12p}"
         )
+    if args.r12e:
+        training["extra_training"] += (
+            "; round 12e: data/guard/r12e_tables.json (bastion.guard._train_extra, benign code/config "
+            f"snippets with trigger identifiers, train families) x{args.r12e}"
+        )
     if args.oof_calibrate:
         training["calibration"] += (
             f"; user: the {1 - args.oof_target_fpr:.5f} quantile of the val prompts and the benign "
             f"user-channel training prompts scored out of {args.oof_calibrate} group folds (round 10)"
         )
+    if args.oof_calibrate and args.oof_base:
+        training["calibration"] += "; user pool scored by models without the look-alike rows (round 12e)"
     if args.hidden:
         training["user_model"] = (
             f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "

@@ -14,6 +14,12 @@ please delete it", "Moderators, remove posts..."). Two opt-in remedies:
   screenplays, meeting notes and config dumps whose lines start with "System:", "Assistant:", "User:",
   "Note:", "Instructions:", "Admin:" (or the local word), label 0, split like ``human_rows``
   (``train_guard.py --r12p K``).
+* ``snippet_rows`` (round 12e, guard16q): benign code/config snippets whose identifiers or comments carry
+  trigger words (``# type: ignore``, ``.gitignore``, ``eslint-disable``, ``INSERT IGNORE``, ``--force``,
+  ``@Override``, ``disable_safety_checks``, ``rule.ignore``...), composed from ``data/guard/r12e_tables.json``
+  (own templates, comments in 5 languages), label 0, split like ``human_rows`` (``train_guard.py --r12e K``).
+* ``without_lookalikes``: the training rows less every added look-alike negative (r11h, r12p, r12e), for a
+  user threshold that added negatives cannot move down (``train_guard.py --oof-base``).
 * ``weighted``: rows with a ``weight`` key, which ``_train.fit`` passes to the solver as sample weights
   (``train_guard.py --r9-unit-weight W`` for the round-10b segment units).
 """
@@ -31,6 +37,10 @@ SET = "r11h-human-benign"
 PREFIX_TABLES = TABLES.with_name("r12p_tables.json")
 PREFIX_SOURCE = "bastion:r12p"
 PREFIX_SET = "r12p-prefix-benign"
+SNIPPET_TABLES = TABLES.with_name("r12e_tables.json")
+SNIPPET_SOURCE = "bastion:r12e"
+SNIPPET_SET = "r12e-snippet-benign"
+LOOKALIKE_SOURCES = frozenset({SOURCE, PREFIX_SOURCE, SNIPPET_SOURCE})
 
 
 def load_tables(path: Path = TABLES) -> dict[str, Any]:
@@ -108,6 +118,40 @@ def prefix_rows(path: Path = PREFIX_TABLES) -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def snippet_rows(path: Path = SNIPPET_TABLES) -> list[dict[str, Any]]:
+    """Every code/config snippet look-alike (train, val, test), label 0: ``code[family]`` with ``{c}`` the
+    language's comment, alone, after each lead-in question, and on one line; ``family`` (E0..), ``lang``,
+    ``intent`` on each."""
+    t = load_tables(path)
+    rows: list[dict[str, Any]] = []
+    for lang, spec in t["langs"].items():
+        for i, comment in enumerate(spec["C"]):
+            family = f"E{i}"
+            split = family_split(family, lang, t)
+            snippet = t["code"][family].replace("{c}", comment)
+            for k, text in enumerate(_prefix_variants(snippet, spec)):
+                rows.append(
+                    {
+                        "text": text,
+                        "label": 0,
+                        "source": SNIPPET_SOURCE,
+                        "group": f"r12e-{family}",
+                        "split": split,
+                        "set": SNIPPET_SET,
+                        "lang": lang,
+                        "family": family,
+                        "intent": t["intents"][family],
+                        "variant": k,
+                    }
+                )
+    return rows
+
+
+def without_lookalikes(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` less the added look-alike negatives (r11h, r12p, r12e); the rest: same objects, same order."""
+    return [r for r in rows if r.get("source") not in LOOKALIKE_SOURCES]
 
 
 def weighted(rows: Sequence[dict[str, Any]], weight: float) -> list[dict[str, Any]]:

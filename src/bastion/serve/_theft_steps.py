@@ -49,6 +49,12 @@ many anchors in turn) — or along one line: a multiple, entry by entry, of an e
 anchor, of another length or the other way (a Jacobian walk stepping a seed again along the same pixel; a
 line search). ``company = None`` turns both off.
 
+Round 12 (:mod:`bastion.serve._theft_confined`, tabular rows only, where the fan-in is off): a narrow step
+whose features all lie among the few that dominate the consumer's narrow steps over its whole history is no
+evidence by any of these rules (a clinic re-measuring the same lab fields record after record); nor is a
+row a small step off such a re-send along those features (:meth:`StepTest.off_narrow`). ``confined = None``
+turns it off.
+
 And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
 re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
 step leaves its anchor's band is not a new row far from the others.
@@ -77,6 +83,7 @@ from typing import Any
 import numpy as np
 
 from bastion.serve._theft_company import Company
+from bastion.serve._theft_confined import Confined
 from bastion.serve.responses import keyed_generator
 
 _CACHE = 4096  # (anchor, row) verdicts kept
@@ -122,7 +129,7 @@ class StepTest:
         self._narrow_ratio: float | None = None
         self._memo: OrderedDict[bytes, tuple[bool, bool]] = OrderedDict()  # (moved, narrow)
         # per (consumer, anchor): its first narrow steps (up to fanout + 1 of them): sketch and verdict
-        self._fanout: OrderedDict[bytes, dict[bytes, tuple[np.ndarray, np.ndarray, float, bool]]] = (
+        self._fanout: OrderedDict[bytes, dict[bytes, tuple[np.ndarray, np.ndarray, float, bool, bool]]] = (
             OrderedDict()
         )
         keyed = hmac.new(secret, b"narrow", hashlib.sha256).digest()
@@ -134,6 +141,10 @@ class StepTest:
         # (the fan-in for intensity-like rows only; None: when the reference rows are >= 0, as for mixtures)
         sensor = bool(np.min(reference) >= 0.0) if sensor is None else bool(sensor)
         self.company: Company | None = Company(secret, _SKETCH, reference.shape[1], fan_in=sensor)
+        # round 12: narrow steps within a consumer's few dominant features are no evidence (_theft_confined),
+        # where the fan-in is off (tabular rows: there a few re-measured fields are a clinic's follow-ups;
+        # on pixels the fan-in calls one feature stepped off many anchors a feature-major prober)
+        self.confined: Confined | None = None if sensor else Confined(secret, reference.shape[1])
 
     @property
     def ratio(self) -> float:
@@ -247,8 +258,8 @@ class StepTest:
                 self._memo.popitem(last=False)
         for i, key in enumerate(keys):
             moved, thin_i = found[key]
-            walked = thin_i and self._walked(who, anchors[i], rows[i], key)  # (every narrow step counts)
-            out[i] = moved or walked
+            walked, confined = self._walked(who, anchors[i], rows[i], key) if thin_i else (False, False)
+            out[i] = (moved or walked) and not confined  # (every narrow step counts in _walked)
         return out
 
     def off_narrow(self, who: bytes, row: np.ndarray, anchors: np.ndarray, sq: np.ndarray) -> float:
@@ -261,32 +272,46 @@ class StepTest:
             seen = self._fanout.get(hashlib.blake2b(who + b"\0" + a.tobytes(), digest_size=16).digest())
             if seen:
                 diff = row.astype(np.float64) - a.astype(np.float64)
-                for idx, vals, e_sq, _ in seen.values():
+                for idx, vals, e_sq, _, confined in seen.values():
+                    if confined and self._confined_from(who, diff, idx, vals):
+                        continue  # (a walk within the consumer's dominant features: no evidence)
                     best = min(best, float(d2) - 2.0 * float(diff[idx] @ vals) + e_sq)
         return max(best, 0.0)
 
-    def _walked(self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes) -> bool:
-        """A narrow step of consumer ``who`` off ``anchor`` that is evidence by its company: beyond the first
-        ``fanout`` narrow steps off that anchor (a fan-out of probes). Each step is judged once per consumer
-        and anchor; the earlier steps are kept as their ``_SKETCH`` largest entries (:meth:`off_narrow`)."""
+    def _confined_from(self, who: bytes, diff: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> bool:
+        """Is the step from a confined narrow re-send (``idx``, ``vals``: its sketch off the anchor) to a row
+        (``diff`` off the anchor) within consumer ``who``'s dominant features too?"""
+        rest = diff.copy()
+        rest[idx] -= vals
+        return self.confined is not None and self.confined.within(who, rest)
+
+    def _walked(self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes) -> tuple[bool, bool]:
+        """Is a narrow step of consumer ``who`` off ``anchor`` evidence by its company: beyond the first
+        ``fanout`` narrow steps off that anchor (a fan-out of probes)? And is it confined to the consumer's
+        dominant features (then no evidence at all, :mod:`bastion.serve._theft_confined`)? Each step is
+        judged once per consumer and anchor; the earlier steps are kept as their ``_SKETCH`` largest entries
+        (:meth:`off_narrow`)."""
         tag = hashlib.blake2b(who + b"\0" + anchor.tobytes(), digest_size=16).digest()
         seen = self._fanout.pop(tag, {})
         self._fanout[tag] = seen
         while len(self._fanout) > _ANCHORS:
             self._fanout.popitem(last=False)
         if key in seen:
-            return seen[key][3]
-        if len(seen) > self.fanout:
-            return True
+            return seen[key][3], seen[key][4]
         step = row.astype(np.float64) - anchor.astype(np.float64)
+        # (only where the fan-in is off: the two rules read a narrow set of features the opposite ways)
+        fan_in = self.company is not None and self.company.use_fan_in
+        confined = self.confined is not None and not fan_in and self.confined.confined(who, step)
+        if len(seen) > self.fanout:
+            return True, confined
         verdict = len(seen) >= self.fanout
         if self.company is not None:  # (every distinct narrow step joins the consumer's fan-in window)
             crowded = self.company.crowded(who, tag, step)
-            line = self.company.line(step, [(i, v, e) for i, v, e, _ in seen.values()])
+            line = self.company.line(step, [(i, v, e) for i, v, e, *_ in seen.values()])
             verdict = verdict or crowded or line
         top = np.argsort(-np.abs(step))[:_SKETCH]
-        seen[key] = (top.astype(np.int32), step[top], float(step @ step), verdict)
-        return verdict
+        seen[key] = (top.astype(np.int32), step[top], float(step @ step), verdict, confined)
+        return verdict, confined
 
 
 def step_test(defence: Any, predict: Callable[[np.ndarray], Any] | None) -> StepTest | None:

@@ -139,3 +139,44 @@ def test_probes_confined_to_three_important_features_gain_little(clinic_model: d
         fid.append(float((copy.predict(d.x_train) == ref).mean()))
     print("first flag", served.first_flag, "fidelity seeds, seeds + probes", fid)
     assert fid[1] - fid[0] < 0.02, (served.first_flag, fid)
+
+
+def _synthetic_confined(m: dict[str, Any], guard: Any, rng: np.random.Generator, rows: int) -> np.ndarray:
+    """attack20f (round 12): 20 anchors with each feature from another natural row (fewer than min_rows),
+    then narrow steps of 1-3 of 5 fixed features off them, inside the small-steps band, shuffled."""
+    x = m["x"]
+    nf = x.shape[1]
+    anchors = np.stack([x[rng.integers(len(x), size=nf), np.arange(nf)] for _ in range(20)])
+    feats = rng.choice(nf, 5, replace=False)
+    band = 0.5 * (guard._resend_tau + guard._near_tau)
+    steps = []
+    while len(steps) < rows - len(anchors):
+        a = anchors[len(steps) % len(anchors)]
+        k = int(rng.integers(1, 4))
+        step = np.zeros(nf)
+        step[rng.choice(feats, k, replace=False)] = rng.choice([-1.0, 1.0], k) * rng.uniform(0.5, 1.0, k)
+        steps.append(a + band * rng.uniform(0.6, 1.0) * step / np.linalg.norm(step))
+    return np.concatenate([anchors, rng.permutation(np.asarray(steps))]).astype(np.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gate", [True, False])
+def test_confined_steps_off_a_few_synthetic_anchors_are_still_judged(
+    clinic_model: dict[str, Any], gate: bool
+) -> None:
+    """The confinement discount waits for the consumer's first min_rows counted rows: without that wait, 20
+    synthetic anchors and then steps confined to 5 features were all re-sends to the detector, the stream
+    never reached min_rows of counted rows and was never judged (attack20f: 0 of 9 keys flagged in 2,000 rows,
+    copies 0.94-0.99; flagged at 340-500 before the discount and again with the wait)."""
+    m = clinic_model
+    guard = _guard(m, 3, True)
+    if not gate:
+        guard._steps.confined_after = 0  # fix20z's first version
+    xs = _synthetic_confined(m, guard, np.random.default_rng(7), 1000)
+    served = DefendedModel(m["victim"], guard, consumers=("synconf", "addr:198.51.100.14"))
+    for start in range(0, len(xs), 20):
+        served.predict_proba(xs[start : start + 20])
+    if gate:
+        assert served.first_flag is not None, "never judged"
+    else:
+        assert served.first_flag is None

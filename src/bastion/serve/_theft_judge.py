@@ -306,7 +306,7 @@ class _TheftJudge:
             if (
                 steps is not None
                 and best[j] < near_sq
-                and not steps.informative(row[None], anchor[j][None], who.encode())[0]
+                and not steps.informative(row[None], anchor[j][None], who.encode(), counted=s.hist_n)[0]
             ):
                 # each noisy copy is a fresh test with a small chance of a false "informative": the tests
                 # passed count in the small-steps share (``_stats``), as distinct natural rows would

@@ -271,12 +271,15 @@ class PoolSteps:
         """The step test's :meth:`~bastion.serve._theft_steps.StepTest.off_narrow` (inf without one)."""
         return float(np.inf) if self.steps is None else float(self.steps.off_narrow(who, row, anchors, sq))
 
-    def informative(self, rows: np.ndarray, anchors: np.ndarray, *who: bytes) -> np.ndarray:
-        """For each row and its anchor: a step the pool counts (along the data, or informative: ``who`` is
-        passed on to the step test)."""
+    def informative(
+        self, rows: np.ndarray, anchors: np.ndarray, *who: bytes, counted: int | None = None
+    ) -> np.ndarray:
+        """For each row and its anchor: a step the pool counts (along the data, or informative: ``who`` and
+        ``counted`` are passed on to the step test)."""
         out = self.along(rows, anchors)
         if self.steps is not None and not out.all():
-            out[~out] = self.steps.informative(np.asarray(rows)[~out], np.asarray(anchors)[~out], *who)
+            rest = np.asarray(rows)[~out], np.asarray(anchors)[~out]
+            out[~out] = self.steps.informative(*rest, *who, counted=counted)
         return out
 
 

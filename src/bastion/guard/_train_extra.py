@@ -62,23 +62,24 @@ def _fill(template: str, spec: dict[str, Any]) -> list[str]:
     return out
 
 
-def human_rows(path: Path = TABLES) -> list[dict[str, Any]]:
-    """Every row (train, val, test), label 0; ``family`` (H0..), ``lang`` and ``intent`` on each."""
-    t = load_tables(path)
+def _rows(t: dict[str, Any], texts: Any, *, prefix: str, source: str, set_name: str) -> list[dict[str, Any]]:
+    """Label-0 rows of one look-alike set: ``texts(lang, spec)`` yields each family's index and its text
+    variants; every row carries ``family`` (``prefix`` + index), ``lang``, ``intent``, split by family."""
+    tag = {SOURCE: "r11h", PREFIX_SOURCE: "r12p", SNIPPET_SOURCE: "r12e"}[source]
     rows: list[dict[str, Any]] = []
     for lang, spec in t["langs"].items():
-        for i, template in enumerate(spec["H"]):
-            family = f"H{i}"
+        for i, variants in texts(lang, spec):
+            family = f"{prefix}{i}"
             split = family_split(family, lang, t)
-            for k, text in enumerate(_fill(template, spec)):
+            for k, text in enumerate(variants):
                 rows.append(
                     {
                         "text": text,
                         "label": 0,
-                        "source": SOURCE,
-                        "group": f"r11h-{family}",
+                        "source": source,
+                        "group": f"{tag}-{family}",
                         "split": split,
-                        "set": SET,
+                        "set": set_name,
                         "lang": lang,
                         "family": family,
                         "intent": t["intents"][family],
@@ -86,6 +87,16 @@ def human_rows(path: Path = TABLES) -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def human_rows(path: Path = TABLES) -> list[dict[str, Any]]:
+    """Every row (train, val, test), label 0; ``family`` (H0..), ``lang`` and ``intent`` on each."""
+    t = load_tables(path)
+
+    def texts(lang: str, spec: dict[str, Any]) -> Any:
+        return ((i, _fill(template, spec)) for i, template in enumerate(spec["H"]))
+
+    return _rows(t, texts, prefix="H", source=SOURCE, set_name=SET)
 
 
 def _prefix_variants(template: str, spec: dict[str, Any]) -> list[str]:
@@ -97,27 +108,11 @@ def prefix_rows(path: Path = PREFIX_TABLES) -> list[dict[str, Any]]:
     """Every speaker-prefix look-alike (train, val, test), label 0; ``family`` (P0..), ``lang``, ``intent``
     on each."""
     t = load_tables(path)
-    rows: list[dict[str, Any]] = []
-    for lang, spec in t["langs"].items():
-        for i, template in enumerate(spec["P"]):
-            family = f"P{i}"
-            split = family_split(family, lang, t)
-            for k, text in enumerate(_prefix_variants(template, spec)):
-                rows.append(
-                    {
-                        "text": text,
-                        "label": 0,
-                        "source": PREFIX_SOURCE,
-                        "group": f"r12p-{family}",
-                        "split": split,
-                        "set": PREFIX_SET,
-                        "lang": lang,
-                        "family": family,
-                        "intent": t["intents"][family],
-                        "variant": k,
-                    }
-                )
-    return rows
+
+    def texts(lang: str, spec: dict[str, Any]) -> Any:
+        return ((i, _prefix_variants(template, spec)) for i, template in enumerate(spec["P"]))
+
+    return _rows(t, texts, prefix="P", source=PREFIX_SOURCE, set_name=PREFIX_SET)
 
 
 def snippet_rows(path: Path = SNIPPET_TABLES) -> list[dict[str, Any]]:
@@ -125,28 +120,12 @@ def snippet_rows(path: Path = SNIPPET_TABLES) -> list[dict[str, Any]]:
     language's comment, alone, after each lead-in question, and on one line; ``family`` (E0..), ``lang``,
     ``intent`` on each."""
     t = load_tables(path)
-    rows: list[dict[str, Any]] = []
-    for lang, spec in t["langs"].items():
+
+    def texts(lang: str, spec: dict[str, Any]) -> Any:
         for i, comment in enumerate(spec["C"]):
-            family = f"E{i}"
-            split = family_split(family, lang, t)
-            snippet = t["code"][family].replace("{c}", comment)
-            for k, text in enumerate(_prefix_variants(snippet, spec)):
-                rows.append(
-                    {
-                        "text": text,
-                        "label": 0,
-                        "source": SNIPPET_SOURCE,
-                        "group": f"r12e-{family}",
-                        "split": split,
-                        "set": SNIPPET_SET,
-                        "lang": lang,
-                        "family": family,
-                        "intent": t["intents"][family],
-                        "variant": k,
-                    }
-                )
-    return rows
+            yield i, _prefix_variants(t["code"][f"E{i}"].replace("{c}", comment), spec)
+
+    return _rows(t, texts, prefix="E", source=SNIPPET_SOURCE, set_name=SNIPPET_SET)
 
 
 def without_lookalikes(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -191,6 +191,29 @@ def send_accounts(
     return first, flagged
 
 
+def clinic_stream(
+    x: np.ndarray, rng: np.random.Generator, monitored: np.ndarray, *, sigma: float, rows: int
+) -> np.ndarray:
+    """A clinic's stream over the records ``x``: new patients (30 %) and follow-up visits; a visit re-sends
+    the patient's last record with 1-2 of the ``monitored`` fields re-measured (+ N(0, ``sigma``) x the
+    field's spread). The round-11 and round-12 clinic tests."""
+    sd = x.std(axis=0) + 1e-9
+    last: dict[int, np.ndarray] = {}
+    out = []
+    while len(out) < rows:
+        if not last or rng.uniform() < 0.3:
+            i = int(rng.integers(len(x)))
+            last[i] = x[i].copy()
+        else:
+            i = int(rng.choice(list(last)))
+            r = last[i].copy()
+            f = rng.choice(monitored, int(rng.integers(1, 3)), replace=False)
+            r[f] += sigma * sd[f] * rng.standard_normal(len(f))
+            last[i] = r
+        out.append(last[i].copy())
+    return np.asarray(out, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Kit:
     """The helpers above, handed to tests as a fixture (test modules cannot import conftest)."""
@@ -204,6 +227,7 @@ class Kit:
     infer_outputs: Any = infer_outputs
     send_until_flag: Any = send_until_flag
     send_accounts: Any = send_accounts
+    clinic_stream: Any = clinic_stream
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ pins).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -15,30 +17,10 @@ from bastion.serve.theft import DefendedModel, build_defence
 from bastion.watermark.keys import WatermarkKey
 
 
-def _clinic(x: np.ndarray, rng: np.random.Generator, rows: int = 2000) -> np.ndarray:
-    """New patients (30 %) and follow-up visits: a visit re-sends the patient's last record with 1-2 of the
-    clinic's 3 monitored fields re-measured (+ N(0, 0.2) x the field's spread)."""
-    sd = x.std(axis=0) + 1e-9
-    monitored = rng.choice(x.shape[1], 3, replace=False)
-    last: dict[int, np.ndarray] = {}
-    out = []
-    while len(out) < rows:
-        if not last or rng.uniform() < 0.3:
-            i = int(rng.integers(len(x)))
-            last[i] = x[i].copy()
-        else:
-            i = int(rng.choice(list(last)))
-            r = last[i].copy()
-            f = rng.choice(monitored, int(rng.integers(1, 3)), replace=False)
-            r[f] += 0.2 * sd[f] * rng.standard_normal(len(f))
-            last[i] = r
-        out.append(last[i].copy())
-    return np.asarray(out, dtype=np.float32)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("fan_in", [False, True])
-def test_a_clinic_re_measuring_the_same_fields_is_not_flagged(fan_in: bool) -> None:
+def test_a_clinic_re_measuring_the_same_fields_is_not_flagged(fan_in: bool, kit: Any) -> None:
+    """A clinic re-measuring 1-2 of 3 fixed fields at 0.2 x their spread (``kit.clinic_stream``)."""
     import torch
 
     from bastion.adversarial.attacks.membership import mlp_shadow_trainer
@@ -64,7 +46,8 @@ def test_a_clinic_re_measuring_the_same_fields_is_not_flagged(fan_in: bool) -> N
         assert guard._steps.company.use_fan_in is False  # standardised rows: no fan-in by default
         guard._steps.company.use_fan_in = fan_in
         served = DefendedModel(victim, guard, consumers=(f"clinic-{s}", f"addr:198.51.100.{s}"))
-        rows = _clinic(x, np.random.default_rng(s))
+        rng = np.random.default_rng(s)
+        rows = kit.clinic_stream(x, rng, rng.choice(x.shape[1], 3, replace=False), sigma=0.2, rows=2000)
         for start in range(0, len(rows), 10):
             p = np.asarray(victim.predict_proba(rows[start : start + 10]))
             got = np.asarray(served.predict_proba(rows[start : start + 10]))

@@ -54,36 +54,16 @@ def _guard(m: dict[str, Any], seed: int, confined: bool) -> Any:
     return guard
 
 
-def _clinic(x: np.ndarray, rng: np.random.Generator, monitored: np.ndarray, rows: int) -> np.ndarray:
-    """New patients (30 %) and follow-up visits: a visit re-sends the patient's last record with 1-2 of the
-    monitored fields re-measured (+ N(0, 0.3) x the field's spread)."""
-    sd = x.std(axis=0) + 1e-9
-    last: dict[int, np.ndarray] = {}
-    out = []
-    while len(out) < rows:
-        if not last or rng.uniform() < 0.3:
-            i = int(rng.integers(len(x)))
-            last[i] = x[i].copy()
-        else:
-            i = int(rng.choice(list(last)))
-            r = last[i].copy()
-            f = rng.choice(monitored, int(rng.integers(1, 3)), replace=False)
-            r[f] += 0.3 * sd[f] * rng.standard_normal(len(f))
-            last[i] = r
-        out.append(last[i].copy())
-    return np.asarray(out, dtype=np.float32)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("confined", [True, False])
 def test_a_clinic_re_measuring_important_fields_at_0_3_sd_is_not_flagged(
-    clinic_model: dict[str, Any], confined: bool
+    clinic_model: dict[str, Any], confined: bool, kit: Any
 ) -> None:
     m = clinic_model
     victim = m["victim"]
     guard = _guard(m, 1, confined)
     served = DefendedModel(victim, guard, consumers=("clinic-r12", "addr:198.51.100.12"))
-    rows = _clinic(m["x"], np.random.default_rng(1), m["important"][1:4], 1000)
+    rows = kit.clinic_stream(m["x"], np.random.default_rng(1), m["important"][1:4], sigma=0.3, rows=1000)
     lost = 0
     for start in range(0, len(rows), 10):
         p = np.asarray(victim.predict_proba(rows[start : start + 10]))

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from bastion.config import KNOWN_SECTIONS
 from bastion.errors import ConfigError
 from bastion.serve._config_tables import (
     AUDIT_ON_FAILURE,
@@ -67,25 +68,7 @@ __all__ = [
 ]
 
 
-_SECTION_KEYS = frozenset(
-    {
-        "host",
-        "port",
-        "rate_limit",
-        "redis_url",
-        "output_policy",
-        "monitor",
-        "input_guard",
-        "key_release",
-        "jwt",
-        "api_watermark",
-        "theft",
-        "text",
-        "connections",
-        "audit",
-        "drift",
-    }
-)
+_SECTION_KEYS = KNOWN_SECTIONS["serve"]  # one list of [serve] keys: bastion.config's
 
 
 def _build(cls: type, table: Any, where: str) -> Any:

@@ -337,11 +337,7 @@ def run_remote(
     audit: Any = None,
 ) -> None:
     """``bastion serve MODEL --server URL``: fetch, load, check TLS and bind, then serve until interrupted."""
-    import uvicorn
-
-    from bastion.serve.app import create_app
-    from bastion.serve.connections import uvicorn_options
-    from bastion.serve.server import _uvicorn_common, bind, tls_files
+    from bastion.serve.server import serve_gateway, tls_files
 
     check_remote_options(options)
     tls = tls_files(options)
@@ -353,24 +349,7 @@ def run_remote(
         response_gate=response_gate,
         audit=audit,
     )
-    try:
-        config = uvicorn.Config(
-            create_app(gateway),
-            **_uvicorn_common(options, tls),
-            **uvicorn_options(gateway.config.connections),
-        )
-        config.load()  # TLS context and protocol classes: fail here, before announcing
-        sock = bind(options.host, options.port)
-    except BaseException:
-        gateway.close()
-        raise
-    if announce is not None:
-        announce(f"{'https' if tls else 'http'}://{options.host}:{options.port}")
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
-        gateway.close()
+    serve_gateway(gateway, options, tls, announce=announce)
 
 
 __all__ = [

@@ -476,7 +476,7 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
     """Verify, load, check TLS and bind, then announce and serve until interrupted."""
     import uvicorn
 
-    from bastion.serve.connections import WORKER_PROTOCOL, proxy_options, uvicorn_options
+    from bastion.serve.connections import WORKER_PROTOCOL, proxy_options
 
     check_options(options)
     tls = tls_files(options)
@@ -514,20 +514,36 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
         finally:
             sock.close()
         return
-    gateway = build_gateway(options)
+    serve_gateway(build_gateway(options), options, tls, announce=announce)
+
+
+def serve_gateway(
+    gateway: Any, options: Any, tls: Any, *, announce: Callable[[str], None] | None = None
+) -> None:
+    """One process: load uvicorn's config (TLS, protocols) and bind, then announce and serve ``gateway``
+    until interrupted; the gateway is closed on the way out, also when loading or binding fails."""
+    import uvicorn
+
+    from bastion.serve.connections import uvicorn_options
+
     try:
-        single = uvicorn.Config(create_app(gateway), **common, **uvicorn_options(gateway.config.connections))
-        single.load()  # TLS context and protocol classes: fail here, before announcing
+        config = uvicorn.Config(
+            create_app(gateway),
+            **_uvicorn_common(options, tls),
+            **uvicorn_options(gateway.config.connections),
+        )
+        config.load()  # TLS context and protocol classes: fail here, before announcing
         sock = bind(options.host, options.port)
     except BaseException:
         gateway.close()
         raise
     if announce is not None:
-        announce(f"{scheme}://{options.host}:{options.port}")
+        announce(f"{'https' if tls is not None else 'http'}://{options.host}:{options.port}")
     try:
-        uvicorn.Server(single).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+        gateway.close()
 
 
 def _check_tls(config: Any) -> None:

@@ -6,6 +6,7 @@
     python scripts/train_guard.py --r6 --no-r7 --signing-key KEY --out /tmp/cand  # round 6 (not shipped)
     python scripts/train_guard.py --no-r7 --signing-key KEY --out /tmp/r6b  # the round-6b recipe
     python scripts/train_guard.py --r8 --signing-key KEY --out /tmp/r8  # round 8 (not shipped)
+    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --signing-key KEY  # round 13 (shipped)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -604,6 +605,12 @@ def main() -> int:
         help="with --oof-calibrate: pooled scores from models without the look-alike rows (round 12e)",
     )
     parser.add_argument(
+        "--user-alt",
+        action="store_true",
+        help="keep the packaged model and add a second user head (user_alt) trained with the default user "
+        "rows plus --r9m / --r9-user-units / --r8-user-lines / --r11h / --r12p / --r12e (round 13)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -620,6 +627,15 @@ def main() -> int:
     R12E_REPEAT, OOF_BASE = args.r12e, args.oof_base
     rows = load_rows()
     print("rows by set/split/label:", dict(Counter((r["set"], r["split"], r["label"]) for r in rows)))
+    if (
+        args.user_alt
+    ):  # round 13: the packaged model kept, a second user head added (scripts/_guard_user_alt.py)
+        from _guard_user_alt import user_alt_document
+
+        doc = user_alt_document(
+            rows, r9m=args.r9m, units=args.r9_user_units, lines=args.r8_user_lines, tg=sys.modules[__name__]
+        )
+        return write_signed(doc, args.signing_key, args.out)
     model, thresholds, n_train = train_model(
         rows,
         r6=args.r6,
@@ -720,23 +736,30 @@ def main() -> int:
             f"+ r6 train groups x{R6_DOCUMENTS_REPEAT}"
         )
     doc = _train.to_document(model, thresholds=thresholds, training=training)
-    if not args.signing_key.exists():
+    return write_signed(doc, args.signing_key, args.out)
+
+
+def write_signed(doc: bytes, signing_key: Path, out: Path) -> int:
+    """Sign ``doc`` (creating the Ed25519 key when missing) and write the model, signature and public key."""
+    from bastion.guard import _train
+
+    if not signing_key.exists():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
         key = ed25519.Ed25519PrivateKey.generate()
-        args.signing_key.write_bytes(
+        signing_key.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        args.signing_key.chmod(0o600)
-    signature, public_pem = _train.sign(doc, args.signing_key.read_bytes())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "guard_model.json").write_bytes(doc)
-    (args.out / "guard_model.json.sig").write_text(signature + "\n")
-    (args.out / "guard_model.pub.pem").write_text(public_pem)
-    print(f"model: {len(doc)} bytes -> {args.out}")
+        signing_key.chmod(0o600)
+    signature, public_pem = _train.sign(doc, signing_key.read_bytes())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "guard_model.json").write_bytes(doc)
+    (out / "guard_model.json.sig").write_text(signature + "\n")
+    (out / "guard_model.pub.pem").write_text(public_pem)
+    print(f"model: {len(doc)} bytes -> {out}")
     return 0
 
 

@@ -139,7 +139,7 @@ def test_documents_channel_has_its_own_weights(tmp_path: Path) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    small = dataclasses.replace(shipped, dim=16, weights=np.zeros(16))
+    small = dataclasses.replace(shipped, dim=16, weights=np.zeros(16), alt=None)  # round 13: no user_alt
     doc = json.loads(_train.to_document(small, thresholds=shipped.thresholds, training={}, documents=small))
     for bad in ({**doc["documents"], "extra": 1}, {**doc["documents"], "weights": doc["weights"][:8]}):
         data = json.dumps({**doc, "documents": bad}).encode()

@@ -367,8 +367,13 @@ def to_document(
         doc["length_cap"] = model.length_cap
     if model.length_floor:
         doc["length_floor"] = model.length_floor
+    shape = (model.dim, model.ngrams, model.word_ngrams, model.length_cap, model.length_floor)
+    if model.alt is not None:  # round 13: the second user-channel head (max-out)
+        u = model.alt
+        if (u.dim, u.ngrams, u.word_ngrams, u.length_cap, u.length_floor) != shape or u.hidden is not None:
+            raise ValueError("the second user head must be linear and use the same features")
+        doc["user_alt"] = _part(u)
     if documents is not None:
-        shape = (model.dim, model.ngrams, model.word_ngrams, model.length_cap, model.length_floor)
         other = (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_cap)
         if (*other, documents.length_floor) != shape:
             raise ValueError("the documents model must use the same dim, n-gram orders and length cap/floor")

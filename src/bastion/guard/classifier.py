@@ -12,9 +12,11 @@ tool channels, and a third, ``documents_alt``: a second head for those channels 
 training time so that its own calibrated threshold coincides with the documents' threshold; the channel's
 score is the larger of the two heads' (a max-out of two linear units). It lets a head trained on documents
 with instructions addressed to the reading AI (round 7) be added without retraining the head that keeps the
-older document sets' figures. This is the "hashing trick" of Weinberger et al. (ICML 2009) in front of a
-linear model, as in fastText-style baselines (Joulin et al., EACL 2017); unlike them there is no learned
-embedding, which keeps scoring a gather and a sum.
+older document sets' figures. ``user_alt`` (round 13) does the same for the user channel: every prompt the
+first head flags is still flagged, the second head's bias set so that it adds almost no benign flags. This is
+the "hashing trick" of Weinberger et al. (ICML 2009) in front of a linear model, as in fastText-style
+baselines (Joulin et al., EACL 2017); unlike them there is no learned embedding, which keeps scoring a gather
+and a sum.
 
 Long inputs: because the n-gram part is a sum over positions, the same quantity over any window of positions
 comes from a prefix sum; a text longer than ``window`` is scored as the maximum over windows (stride
@@ -58,7 +60,7 @@ MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
     | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap", "length_floor"}
-    | {"documents_alt", "hidden"}
+    | {"documents_alt", "hidden", "user_alt"}
 )
 
 
@@ -82,7 +84,7 @@ class GuardModel:
     documents: GuardModel | None = None  # weights for the retrieved and tool channels, when they differ
     length_cap: int = 0  # n-gram count beyond which the whole-text term is a mean, not a sum (0: none)
     length_floor: int = 0  # n-gram count below which a text is divided as if it had this many (0: none)
-    alt: GuardModel | None = None  # a second head: the score is the larger of the two (documents only)
+    alt: GuardModel | None = None  # second head (documents_alt, user_alt): the score is the larger one
     hidden: HiddenLayer | None = None  # round 7c: n-grams through a hidden layer instead of ``weights``
     segments: int = 0  # round 9: also score lines / sentences of at least this many characters (0: none)
 
@@ -91,7 +93,8 @@ class GuardModel:
         return self.documents if channel != "user" and self.documents is not None else self
 
     def logit_parts(self, text: str) -> tuple[float, float, tuple[str, ...]]:
-        """(rule part + bias, max n-gram mean over the whole text, its windows and segments, rule names)."""
+        """(rule part + bias, max n-gram mean over the whole text, windows and segments, rule names): this
+        head alone, not ``alt``."""
         names = tuple(r.name for r in rule_hits(text))
         return (*self._logit(names, self._families(text), self._segments(text)), names)
 
@@ -299,6 +302,8 @@ def _parse(data: bytes) -> GuardModel:
         raise InvalidInput("length_cap and length_floor must not be negative")
     if model.length_cap and model.length_floor > model.length_cap:
         raise InvalidInput("length_floor must not exceed length_cap")
+    if "user_alt" in doc:  # round 13: a second user-channel head, max-out as documents_alt
+        model = replace(model, alt=_head(model, doc["user_alt"]))
     sub = doc.get("documents")
     if sub is None:
         if "documents_alt" in doc:
@@ -323,6 +328,8 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
         hidden=None,
         segments=_segment_key(sub),
+        documents=None,
+        alt=None,
     )
 
 

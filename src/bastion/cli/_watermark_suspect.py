@@ -65,7 +65,16 @@ def _attribute_cmd(
             vault.close()
     owned = found.consumer is not None and found.p_value < OWNED_P
     pair = not owned and bool(found.group) and found.group_p_value < OWNED_P  # two accounts, one attacker
-    doc = {**found.to_dict(), "suspect": suspect, "owned": owned or pair, "key_id": evidence.key_id}
+    # the deployment wave (common to every consumer's answers): trained on this deployment's answers, even
+    # where an aggregate of several accounts' answers names no consumer
+    prov = found.provenance_p_value < OWNED_P
+    doc = {
+        **found.to_dict(),
+        "suspect": suspect,
+        "owned": owned or pair or prov,
+        "provenance": prov,
+        "key_id": evidence.key_id,
+    }
     if owned:
         line = f"trained on the answers given to {found.consumer} (z={found.z:.1f}, p={found.p_value:.3g})"
     elif pair:
@@ -76,8 +85,14 @@ def _attribute_cmd(
         )
     else:
         line = f"no consumer identified (z={found.z:.1f}, p={found.p_value:.3g})"
-    _emit(fmt, doc, [f"{suspect}: {line}"])
-    if owned or pair:
+    where = (
+        f"trained on this deployment's answers (deployment wave z={found.provenance_z:.1f}, "
+        f"p={found.provenance_p_value:.3g} on {found.provenance_probes} probes)"
+        if prov
+        else f"no deployment wave found (z={found.provenance_z:.1f}, p={found.provenance_p_value:.3g})"
+    )
+    _emit(fmt, doc, [f"{suspect}: {line}", f"{suspect}: {where}"])
+    if owned or pair or prov:
         raise typer.Exit(EXIT_OWNED)
 
 

@@ -226,8 +226,8 @@ def register(app: typer.Typer) -> None:
         consumers_file: Path | None = typer.Option(
             None,
             "--consumers",
-            help="Name the consumer whose answers the suspect was trained on (a gateway's "
-            "/admin/theft/evidence file).",
+            help="Name the consumer whose answers the suspect was trained on, and test whether it was "
+            "trained on this deployment's answers at all (a gateway's /admin/theft/evidence file).",
         ),
         report: Path | None = typer.Option(None, "--report", help="Export a signed ownership report here."),
         home: Path | None = HOME_OPTION,

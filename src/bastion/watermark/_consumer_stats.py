@@ -1,10 +1,12 @@
 """Statistics behind :meth:`bastion.watermark.consumer.ConsumerWatermark.attribute`: the probe set's
-segments, the suspect's rank residual against the clean model, and each residual's z against public null
-waves."""
+segments, the suspect's rank residual against the clean model, each residual's z against public null
+waves, and the :class:`Attribution` it returns."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +64,44 @@ def segment_scores(rs: Sequence[np.ndarray], wave: np.ndarray, null_waves: np.nd
         null = corr[1:]
         out.append(float((corr[0] - null.mean()) / max(null.std(ddof=1), 1e-12)))
     return out
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which consumer's signal a suspect carries: the best z and its p-value (Bonferroni over consumers).
+
+    ``group``/``group_z``/``group_p_value``: the pair of consumers whose combined evidence is strongest (an
+    attacker with two accounts): Stouffer's ``(z_a + z_b) / sqrt(2)`` (the two z-scores are measured on
+    different probes against different keyed waves, so independent under the null), Bonferroni over every
+    pair of tested consumers.
+
+    ``provenance_z``/``provenance_p_value``: the deployment wave (common to every consumer's answers) on the
+    pooled probes of every tested consumer (``provenance_probes`` rows): the suspect was trained on this
+    deployment's answers, whichever accounts asked (an aggregate of several accounts' answers names none)."""
+
+    consumer: str | None
+    z: float
+    p_value: float
+    probes: int
+    scores: dict[str, float]
+    group: tuple[str, ...] = ()
+    group_z: float = 0.0
+    group_p_value: float = 1.0
+    provenance_z: float = 0.0
+    provenance_p_value: float = 1.0
+    provenance_probes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "consumer": self.consumer,
+            "z": self.z,
+            "p_value": self.p_value,
+            "probes": self.probes,
+            "scores": dict(self.scores),
+            "group": list(self.group),
+            "group_z": self.group_z,
+            "group_p_value": self.group_p_value,
+            "provenance_z": self.provenance_z,
+            "provenance_p_value": self.provenance_p_value,
+            "provenance_probes": self.provenance_probes,
+        }

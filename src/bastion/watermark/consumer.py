@@ -25,13 +25,22 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
-from bastion.watermark._consumer_stats import rank_residual, segment_scores, segments
+from bastion.watermark._consumer_stats import Attribution, segment_scores, segments
+from bastion.watermark._provenance import (
+    DEPLOYMENT_EPS,
+    DEPLOYMENT_LABEL,
+    basis,
+    deployment_params,
+    provenance,
+)
+from bastion.watermark._provenance import residuals as residuals_of
 from bastion.watermark.keys import WatermarkKey
 
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 
 
 SIGNAL_LABEL = "bastion-api-signal-v1"
+OTHERS = 8  # the best-scoring consumers whose waves the provenance test takes out first
 
 
 @dataclass(frozen=True)
@@ -51,37 +60,6 @@ class ConsumerSignal:
         return np.cos(self.freq * (flat @ self.direction) + self.phase)
 
 
-@dataclass(frozen=True)
-class Attribution:
-    """Which consumer's signal a suspect carries: the best z and its p-value (Bonferroni over consumers).
-
-    ``group``/``group_z``/``group_p_value``: the pair of consumers whose combined evidence is strongest (an
-    attacker with two accounts): Stouffer's ``(z_a + z_b) / sqrt(2)`` (the two z-scores are measured on
-    different probes against different keyed waves, so independent under the null), Bonferroni over every
-    pair of tested consumers."""
-
-    consumer: str | None
-    z: float
-    p_value: float
-    probes: int
-    scores: dict[str, float]
-    group: tuple[str, ...] = ()
-    group_z: float = 0.0
-    group_p_value: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "consumer": self.consumer,
-            "z": self.z,
-            "p_value": self.p_value,
-            "probes": self.probes,
-            "scores": dict(self.scores),
-            "group": list(self.group),
-            "group_z": self.group_z,
-            "group_p_value": self.group_p_value,
-        }
-
-
 class ConsumerWatermark:
     """A per-consumer, argmax-preserving API watermark in the returned probabilities.
 
@@ -98,6 +76,11 @@ class ConsumerWatermark:
     monotone sharpening (which keeps the order of those log-odds) still carries it. A surrogate trained on
     labels only does not carry this signal, nor does a copy served as top-1 labels or re-trained on its own
     hard labels (the DAWN label marks of :class:`ApiWatermark` cover that case at a benign accuracy cost).
+
+    Every answer also carries the deployment wave (:mod:`bastion.watermark._provenance`, amplitude
+    ``deployment_eps``, 0 turns it off): one keyed wave common to all consumers, so a copy trained on an
+    aggregate (minimum, median, mean) of several accounts' answers, which names no consumer, still proves
+    it was trained on this deployment's answers (``Attribution.provenance_p_value``).
     """
 
     def __init__(
@@ -109,11 +92,14 @@ class ConsumerWatermark:
         scale: float,
         eps: float = 0.25,
         cycles: float = 2.0,
+        deployment_eps: float = DEPLOYMENT_EPS,
     ) -> None:
         if isinstance(key, bytes | bytearray):
             key = WatermarkKey.from_secret(bytes(key))
         if not isinstance(key, WatermarkKey):
             raise InvalidInput("ConsumerWatermark needs a WatermarkKey or 32 key bytes")
+        if not 0 <= deployment_eps < 1:
+            raise InvalidInput("ConsumerWatermark needs 0 <= deployment_eps < 1")
         if n_classes < 2 or n_features < 1 or not scale > 0 or not 0 < eps < 1 or not cycles > 0:
             raise InvalidInput(
                 "ConsumerWatermark needs n_classes >= 2, n_features >= 1, scale > 0, 0 < eps < 1"
@@ -126,6 +112,9 @@ class ConsumerWatermark:
         self.scale = float(scale)
         self.cycles = float(cycles)
         self.freq = 2.0 * np.pi * float(cycles) / float(scale)
+        self.deployment_eps = float(deployment_eps)
+        dep = deployment_params(key.derive(DEPLOYMENT_LABEL), self.n_features, self.n_classes, self.freq)
+        self.deployment = ConsumerSignal(consumer="", **dep)  # type: ignore[arg-type]
         self._cache: dict[str, ConsumerSignal] = {}
         self._lock = threading.Lock()
 
@@ -154,21 +143,29 @@ class ConsumerWatermark:
         return sig
 
     def apply(self, consumer: str, x: Any, probs: Any) -> np.ndarray:
-        """``probs`` with consumer's keyed signal added to its target class; the argmax never changes."""
+        """``probs`` with the deployment wave and then consumer's keyed signal added (each to its own target
+        class, never overtaking the top class): the argmax never changes. The deployment wave is the same on
+        every consumer's answer to a row (no aggregate of several accounts' answers removes it)."""
         p = np.asarray(probs, dtype=np.float64)
         arr = np.asarray(x, dtype=np.float64).reshape(p.shape[0], -1)
         if p.ndim != 2 or p.shape[1] != self.n_classes or arr.shape[1] != self.n_features:
             raise InvalidInput("x and probs do not match the watermark's features and classes")
-        sig = self.signal(consumer)
-        amp = self.eps * (1.0 + sig.wave(arr)) / 2.0
+        out = self._deploy(arr, p)
+        return self._add(self.signal(consumer), self.eps, arr, out)
+
+    def _add(self, sig: ConsumerSignal, eps: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """One wave added to its target class (never overtaking the top class), renormalised."""
         top = p.argmax(axis=1)
         rows = np.arange(len(p))
         tgt = self._targets(sig, top)
         room = p[rows, top] - p[rows, tgt] - 5e-3  # the carrier never overtakes the top class
-        amp = np.clip(np.minimum(amp, room), 0.0, None)
         out = p.copy()
-        out[rows, tgt] += amp
+        out[rows, tgt] += np.clip(np.minimum(eps * (1.0 + sig.wave(x)) / 2.0, room), 0.0, None)
         return out / out.sum(axis=1, keepdims=True)
+
+    def _deploy(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``p`` with the deployment wave (first, so each consumer's wave goes on a normalised answer)."""
+        return self._add(self.deployment, self.deployment_eps, x, p) if self.deployment_eps > 0 else p
 
     def _targets(self, sig: ConsumerSignal, top: np.ndarray) -> np.ndarray:
         """The class that carries the signal on each row: ``target``, or ``alt`` where target is on top."""
@@ -210,6 +207,7 @@ class ConsumerWatermark:
         phases = rng.uniform(0, 2 * np.pi, nulls)
         scores: dict[str, float] = {}
         total = 0
+        pooled: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
         for consumer in consumers:
             raw = probes.get(consumer) if isinstance(probes, Mapping) else probes
             if raw is None or len(raw) < 30:
@@ -233,16 +231,19 @@ class ConsumerWatermark:
                 raise InvalidInput(
                     "reference answers must match the suspect's (the clean model on the probes)"
                 )
+            if reference is not None and (isinstance(probes, Mapping) or not pooled[0]):
+                for pool, arr in zip(pooled, (x, answers, base), strict=True):
+                    pool.append(arr)  # the deployment wave's probes: every tested consumer's
             sig = self.signal(consumer)
             top = (base if reference is not None else answers).argmax(axis=1)
             tgt = self._targets(sig, top)
-            rows = np.arange(len(x))
             total += len(x)
             # two residuals: the signal class's probability, and the rank of its log-odds against the top
             # class (temperature scales every log-odds by 1/T, any monotone sharpening keeps their order:
             # that one does not change when the thief serves its copy sharpened), each less the clean model's
-            residuals = [answers[rows, tgt] - base[rows, tgt], rank_residual(answers, base, rows, tgt, top)]
-            residuals = [r for r in residuals if np.ptp(r) > 0]
+            # (the deployment wave's exact effect on the clean answers taken out: it is no consumer's)
+            marks = [(self._deploy(x, base), base)] if reference is not None and self.deployment_eps else []
+            residuals = residuals_of(answers, base, tgt, top, marks=marks, cols=basis([self.deployment], x))
             if not residuals:
                 scores[consumer] = 0.0
                 continue
@@ -270,6 +271,12 @@ class ConsumerWatermark:
             group = tuple(sorted(ranked[:2]))
             group_z = float((scores[ranked[0]] + scores[ranked[1]]) / np.sqrt(2.0))
             group_p = float(min(1.0, norm.sf(group_z) * tested * (tested - 1) / 2))
+        dep = self.deployment
+        prov_z, prov_p, prov_n = provenance(
+            wave=dep.wave, targets=lambda t: self._targets(dep, t), freq=dep.freq, xs=pooled[0],
+            answers=pooled[1], bases=pooled[2], nulls=nulls, seed=seed + 1,
+            others=lambda x, base: self._others(ranked[:OTHERS], x, base),
+        )  # fmt: skip
         return Attribution(
             consumer=best if z > 0 else None,
             z=z,
@@ -279,7 +286,19 @@ class ConsumerWatermark:
             group=group,
             group_z=group_z,
             group_p_value=group_p,
+            provenance_z=prov_z,
+            provenance_p_value=prov_p,
+            provenance_probes=prov_n,
         )
+
+    def _others(
+        self, names: Sequence[str], x: np.ndarray, base: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """The named consumers' waves on ``x`` (``cos``/``sin``) and the clean answers with each applied, for
+        the provenance test to take out. Applied to the clean answers without the deployment wave: a column
+        holding any of the deployment wave would put it into an innocent copy's residual."""
+        sigs = [self.signal(c) for c in names]
+        return basis(sigs, x), [(self._add(s, self.eps, x, base), base) for s in sigs]
 
     def evidence(self, probes: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> ConsumerEvidence:
         """Each consumer's recorded queries and the clean model's answers on them, MAC'd under the key."""

@@ -45,6 +45,8 @@ def test_a_clinic_re_measuring_the_same_fields_is_not_flagged(fan_in: bool, kit:
         assert guard._steps is not None and guard._steps.company is not None
         assert guard._steps.company.use_fan_in is False  # standardised rows: no fan-in by default
         guard._steps.company.use_fan_in = fan_in
+        if fan_in:  # the round-11 rule as written: no confinement discount (round 13: it lifts the fan-in)
+            guard._steps.confined = None
         served = DefendedModel(victim, guard, consumers=(f"clinic-{s}", f"addr:198.51.100.{s}"))
         rng = np.random.default_rng(s)
         rows = kit.clinic_stream(x, rng, rng.choice(x.shape[1], 3, replace=False), sigma=0.2, rows=2000)

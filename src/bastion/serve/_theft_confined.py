@@ -24,11 +24,22 @@ whose support lies within a consumer's dominant features is no evidence, whateve
   its touches (keyed: 0.85-0.95);
 * a narrow step then counts for nothing if its whole support is among them (it is still tallied).
 
-The step test keeps this for tabular rows, where the fan-in rule is off (:mod:`bastion.serve._theft_company`):
-on pixels a feature stepped off anchor after anchor is what that rule calls a feature-major prober, and the
-two would contradict each other (a camera with a few flaky pixels stays a known miss there). A walk that
-leaves the band through such a confined re-send along the same features is no small step either
+A walk that leaves the band through such a confined re-send along the same features is no small step either
 (:meth:`~bastion.serve._theft_steps.StepTest.off_narrow`).
+
+On pixels (round 13, fix20ab) the discount lifts the company rules only (:mod:`bastion.serve._theft_company`:
+the fan-in, which calls a feature stepped off anchor after anchor a feature-major prober, and the line rule):
+a camera whose same 3 (or 5) flaky pixels are re-measured, image after image (1-2 of them, + N(0, 0.3-0.5 x
+the pixel's spread) on the last image sent) made exactly those steps (digits, round 12: 5/5 and 3/5 streams
+flagged by small steps at 280-1,880 rows) -> 0/40 (2 keys x 5 streams x 0.3 / 0.5 sd, 3 and 5 pixels). Its
+own pull (the narrow null) and the fan-out off one anchor still count there, and a step that takes a pixel
+out of its natural range (the reference's, widened by a keyed 2-3 x its spread; an image already outside it
+no farther out) is no re-measurement: a feature-major sweep lighting border pixels no image lights is judged
+as before. A thief confined to the model's few most important pixels is still flagged, later than before
+(probes on 3-7 top pixels off 40-100 natural anchors, <= 15 per anchor: 180-1,940 rows, 10 of 10 runs;
+round 12: 120-400).
+What such probes gain: a copy from the first 300 rows, answered without any defence, against a copy from the
+anchors alone, -9.8 to +0.4 pp (+2.0 at most from 2,000 rows), so the discount is no hole on digits.
 
 A prober cannot use the discount to learn more than those few directions: steps off them are judged as
 before, and once a consumer's steps spread over more features its dominant features stop holding ``share``

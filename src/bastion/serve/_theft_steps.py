@@ -49,11 +49,14 @@ many anchors in turn) — or along one line: a multiple, entry by entry, of an e
 anchor, of another length or the other way (a Jacobian walk stepping a seed again along the same pixel; a
 line search). ``company = None`` turns both off.
 
-Round 12 (:mod:`bastion.serve._theft_confined`, tabular rows only, where the fan-in is off): a narrow step
-whose features all lie among the few that dominate the consumer's narrow steps over its whole history is no
-evidence by any of these rules (a clinic re-measuring the same lab fields record after record); nor is a
-row a small step off such a re-send along those features (:meth:`StepTest.off_narrow`). ``confined = None``
-turns it off.
+Round 12 (:mod:`bastion.serve._theft_confined`): on tabular rows a narrow step whose features all lie among
+the few that dominate the consumer's narrow steps over its whole history is no evidence by any of these rules
+(a clinic re-measuring the same lab fields record after record); nor is a row a small step off such a
+re-send along those features (:meth:`StepTest.off_narrow`). Round 13: on pixels (where the fan-in is on)
+such a step is no evidence by its company — the fan-in and the line rules (a camera whose same few flaky
+pixels are re-measured image after image) — while its own pull (the narrow null) and the fan-out off one
+anchor still count, and only while its pixels stay within their natural range (a sweep lighting border pixels
+that no image lights is judged as before). ``confined = None`` turns it off.
 
 And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
 re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
@@ -146,10 +149,18 @@ class StepTest:
         # (the fan-in for intensity-like rows only; None: when the reference rows are >= 0, as for mixtures)
         sensor = bool(np.min(reference) >= 0.0) if sensor is None else bool(sensor)
         self.company: Company | None = Company(secret, _SKETCH, reference.shape[1], fan_in=sensor)
-        # round 12: narrow steps within a consumer's few dominant features are no evidence (_theft_confined),
-        # where the fan-in is off (tabular rows: there a few re-measured fields are a clinic's follow-ups;
-        # on pixels the fan-in calls one feature stepped off many anchors a feature-major prober)
-        self.confined: Confined | None = None if sensor else Confined(secret, reference.shape[1])
+        # round 12: narrow steps within a consumer's few dominant features are no evidence (_theft_confined):
+        # a clinic's follow-ups re-measure the same few fields. Round 13: on pixels too (a camera's few flaky
+        # pixels re-measured, image after image), where the discount lifts the company rules only (fan-in,
+        # line); the narrow null and the fan-out off one anchor still count there
+        self.confined: Confined | None = Confined(secret, reference.shape[1])
+        self._company_only = sensor  # (pixels: the discount lifts only the company rules)
+        # ... and only for a step whose pixels stay within their natural range (each pixel's reference range,
+        # widened by a keyed 2-3 x its spread): a re-measured pixel keeps its natural values, a probe that
+        # lights a border pixel no image ever lights (a feature-major sweep) does not
+        ref = np.asarray(reference, dtype=np.float64)
+        slack = (2.0 + keyed[2] / 256.0) * ref.std(axis=0)
+        self._natural = (ref.min(axis=0) - slack, ref.max(axis=0) + slack)
 
     @property
     def ratio(self) -> float:
@@ -268,7 +279,10 @@ class StepTest:
             moved, thin_i = found[key]
             walked, confined = self._walked(who, anchors[i], rows[i], key) if thin_i else (False, False)
             confined = confined and (counted is None or counted >= self.confined_after)
-            out[i] = (moved or walked) and not confined  # (every narrow step counts in _walked)
+            if self._company_only:  # pixels: a confined step's company is no evidence, its own pull is
+                out[i] = moved or (walked and not confined)
+            else:  # tabular rows: a confined step is no evidence by any rule
+                out[i] = (moved or walked) and not confined  # (every narrow step counts in _walked)
         return out
 
     def off_narrow(self, who: bytes, row: np.ndarray, anchors: np.ndarray, sq: np.ndarray) -> float:
@@ -308,12 +322,18 @@ class StepTest:
         if key in seen:
             return seen[key][3], seen[key][4]
         step = row.astype(np.float64) - anchor.astype(np.float64)
-        # (only where the fan-in is off: the two rules read a narrow set of features the opposite ways)
-        fan_in = self.company is not None and self.company.use_fan_in
-        confined = self.confined is not None and not fan_in and self.confined.confined(who, step)
+        confined = self.confined is not None and self.confined.confined(who, step)
+        fanned = len(seen) >= self.fanout
+        if self._company_only and confined:  # (pixels: the fan-out off one anchor counts, confined or not;
+            # a step that takes a pixel out of its natural range is no re-measurement)
+            support = np.flatnonzero(np.abs(step) >= 0.01 * float(np.abs(step).max()))
+            # (an image already outside a pixel's range: no farther out than it is)
+            lo = np.minimum(self._natural[0][support], anchor[support])
+            hi = np.maximum(self._natural[1][support], anchor[support])
+            confined = not fanned and bool(np.all((row[support] >= lo) & (row[support] <= hi)))
         if len(seen) > self.fanout:
             return True, confined
-        verdict = len(seen) >= self.fanout
+        verdict = fanned
         if self.company is not None:  # (every distinct narrow step joins the consumer's fan-in window)
             crowded = self.company.crowded(who, tag, step)
             line = self.company.line(step, [(i, v, e) for i, v, e, *_ in seen.values()])

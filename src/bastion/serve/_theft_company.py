@@ -32,8 +32,10 @@ feature-major prober to this test, and so is a clinic that re-sends each patient
 the same few lab fields re-measured (attack20e: breast_cancer, 1-2 of 3 fixed fields re-measured at 0.2 sd,
 4-6 of 10 streams flagged): the fan-in rule applies to intensity-like rows only (``fan_in``; the gateway
 passes ``TheftPolicy.sensor_rows``, default: reference rows >= 0), and tabular feature-major probes are left
-to the other tests (breast_cancer: first flag 360-400 rows, not met). The state is per worker, in memory
-(not in the shared store), for the last ``_CONSUMERS`` consumers.
+to the other tests (breast_cancer: first flag 360-400 rows, not met). Since round 13 a narrow step confined
+to the consumer's few dominant pixels, inside their natural range (``_theft_confined``), is exempt from both
+rules: a camera re-measuring the same few flaky pixels image after image is not flagged. The state is per
+worker, in memory (not in the shared store), for the last ``_CONSUMERS`` consumers.
 """
 
 from __future__ import annotations

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests._support.guard_keys import signing_key
 
 from bastion.errors import IntegrityError, InvalidInput
 from bastion.guard import PromptDetector, _train, load_model
 from bastion.guard.hidden import HIDDEN_FORMAT, HiddenLayer, parse_hidden
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "guard" / "guard_data.jsonl.gz"
-
-
-def _key() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    return ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, obje
     benign = [r["text"] for r in val if r["label"] == 0][:80]
     thresholds = _train.calibrate(model, user_benign=benign, document_benign=benign)
     doc = _train.to_document(model, thresholds=thresholds, training={"rows": len(train)})
-    sig, public = _train.sign(doc, _key())
+    sig, public = _train.sign(doc, signing_key())
     out = tmp_path_factory.mktemp("hidden")
     (out / "m.json").write_bytes(doc)
     (out / "m.json.sig").write_text(sig)
@@ -93,7 +85,7 @@ def test_tampered_or_unsigned_hidden_model_is_refused(trained: tuple, tmp_path: 
     with pytest.raises(IntegrityError):
         load_model(tmp_path / "u.json", public_key_pem=public)
     with pytest.raises(IntegrityError):  # signed by another key
-        sig, _ = _train.sign(data, _key())
+        sig, _ = _train.sign(data, signing_key())
         (tmp_path / "u.json.sig").write_text(sig)
         load_model(tmp_path / "u.json", public_key_pem=public)
 
@@ -107,7 +99,7 @@ def test_malformed_hidden_parts_are_refused_even_when_signed(trained: tuple, tmp
         {**good["hidden"], "extra": 1},
         {**good["hidden"], "dim": 1 << 20},
     ]
-    key = _key()
+    key = signing_key()
     for part in bad_parts:
         data = json.dumps({**good, "hidden": part}).encode()
         sig, public = _train.sign(data, key)
@@ -126,7 +118,7 @@ def test_wide_and_deep_model_round_trips_with_its_linear_term(tmp_path: Path) ->
     model = _train.fit_hidden(rows, units=4, embed=4, hidden_dim=1 << 10, epochs=2, wide=True)
     assert model.weights.shape == (_train.DIM,) and np.abs(model.weights).max() > 0
     doc = _train.to_document(model, thresholds={"user": 0.5, "retrieved": 0.5, "tool": 0.5}, training={})
-    sig, public = _train.sign(doc, _key())
+    sig, public = _train.sign(doc, signing_key())
     (tmp_path / "w.json").write_bytes(doc)
     (tmp_path / "w.json.sig").write_text(sig)
     loaded = load_model(tmp_path / "w.json", public_key_pem=public.encode())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests._support.guard_keys import signing_key, write_signed
 
 from bastion.errors import IntegrityError
 from bastion.guard import _train, load_model
@@ -37,22 +38,6 @@ def _model(seed: int, *, floor: int = 0) -> GuardModel:
     )
 
 
-def _key() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    return ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _write(tmp_path: Path, doc: bytes, pem: bytes) -> bytes:
-    sig, public = _train.sign(doc, pem)
-    (tmp_path / "m.json").write_bytes(doc)
-    (tmp_path / "m.json.sig").write_text(sig)
-    return public.encode()
-
-
 def test_length_norm_floor() -> None:
     assert length_norm(10, 0, 64) == 8.0 and length_norm(100, 0, 64) == 10.0
     assert length_norm(10, 0) == pytest.approx(10**0.5)
@@ -74,7 +59,7 @@ def test_second_head_score_is_the_larger_and_survives_signing(tmp_path: Path) ->
     doc = _train.to_document(
         dataclasses.replace(user, documents=documents), thresholds=user.thresholds, training={}
     )
-    loaded = load_model(tmp_path / "m.json", public_key_pem=_write(tmp_path, doc, _key()))
+    loaded = load_model(tmp_path / "m.json", public_key_pem=write_signed(tmp_path, doc, signing_key()))
     assert loaded.length_floor == 64 and loaded.for_channel("retrieved").alt is not None
     for text in (SIG_ATTACK, "answer", "the weather is nice today, see the attached report"):
         want = max(sum(head.logit_parts(text)[:2]), sum(alt.logit_parts(text)[:2]))
@@ -84,14 +69,14 @@ def test_second_head_score_is_the_larger_and_survives_signing(tmp_path: Path) ->
 
 
 def test_new_keys_added_or_changed_after_signing_are_refused(tmp_path: Path) -> None:
-    pem = _key()
+    pem = signing_key()
     user, head = _model(1, floor=64), _model(2, floor=64)
     doc = _train.to_document(
         dataclasses.replace(user, documents=dataclasses.replace(head, alt=_model(3, floor=64))),
         thresholds=user.thresholds,
         training={},
     )
-    public = _write(tmp_path, doc, pem)
+    public = write_signed(tmp_path, doc, pem)
     parsed = json.loads(doc)
     tampered = [
         {**parsed, "length_floor": 100000},  # floor raised: every short attack scaled down
@@ -109,7 +94,7 @@ def test_new_keys_added_or_changed_after_signing_are_refused(tmp_path: Path) -> 
         {**parsed, "length_cap": 16, "length_floor": 64},
     ):
         data = json.dumps(bad, sort_keys=True, separators=(",", ":")).encode()
-        public = _write(tmp_path, data, pem)
+        public = write_signed(tmp_path, data, pem)
         with pytest.raises(IntegrityError):
             load_model(tmp_path / "m.json", public_key_pem=public)
 

@@ -33,6 +33,11 @@ def test_defaults_are_safe() -> None:
         {"input_guard": {"min_value": 2.0, "max_value": 1.0}},
         {"text": {"input_pii": "ignore"}},
         {"text": {"max_chars": 0}},
+        {"theft": {"deployment_eps": 1.0}},
+        {"theft": {"deployment_eps": -0.1}},
+        {"theft": {"watermark_eps": 0}},
+        {"theft": {"watermark_eps": "strong"}},
+        {"theft": {"deployment_eps": True}},
     ],
 )
 def test_unknown_or_unsafe_settings_raise(table: dict) -> None:
@@ -71,3 +76,10 @@ def test_serve_keys_are_known_to_the_project_config() -> None:
         validate_config({"serve": {"monitr": {}}})
     with pytest.raises(ConfigError, match="unknown key"):
         config_from_mapping({"monitr": {}})
+
+
+def test_watermark_amplitudes_are_settings() -> None:
+    cfg = config_from_mapping({"theft": {"watermark_eps": 0.1, "deployment_eps": 0}})
+    assert (cfg.theft.watermark_eps, cfg.theft.deployment_eps) == (0.1, 0)
+    default = config_from_mapping({})
+    assert (default.theft.watermark_eps, default.theft.deployment_eps) == (0.25, 0.2)

@@ -183,7 +183,11 @@ class TheftConfig:
     an ``.npz`` file with the training rows ``x`` and labels ``y`` the detector compares queries with;
     ``daily_rows`` is every identity's row budget per trailing 24 hours; ``block_score`` (0: never) refuses
     service to a consumer whose suspicion score reaches it; ``address_rows`` (0: none) is the row budget per
-    trailing 24 hours of all identities behind one client address together."""
+    trailing 24 hours of all identities behind one client address together. ``watermark_eps`` (0-1, default
+    0.25) and ``deployment_eps`` (0-1, default 0.2; 0 turns it off) are the amplitudes of the per-consumer and
+    the deployment-wide watermark waves added to each answer's probabilities (top-1 answers never change):
+    lower them where clients need calibrated probabilities, at the price of weaker attribution (evidence
+    files record both)."""
 
     enabled: bool = False
     key: str | None = None
@@ -191,6 +195,8 @@ class TheftConfig:
     daily_rows: int = 50_000
     block_score: float = 0.0
     address_rows: int = 0
+    watermark_eps: float = 0.25
+    deployment_eps: float = 0.2
 
 
 @dataclass(frozen=True)

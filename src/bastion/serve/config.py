@@ -202,6 +202,11 @@ def validate(cfg: GatewayConfig) -> None:
         )
     if cfg.theft.daily_rows < 1 or cfg.theft.block_score < 0 or cfg.theft.address_rows < 0:
         raise ConfigError("[serve.theft] daily_rows must be >= 1, block_score and address_rows >= 0")
+    amps = (cfg.theft.watermark_eps, cfg.theft.deployment_eps)
+    if any(isinstance(a, bool) or not isinstance(a, int | float) for a in amps) or not (
+        0 < amps[0] < 1 and 0 <= amps[1] < 1
+    ):
+        raise ConfigError("[serve.theft] watermark_eps must be in (0, 1) and deployment_eps in [0, 1)")
     if cfg.api_watermark.enabled and not 0.0 < cfg.api_watermark.rate <= 0.005:
         raise ConfigError("[serve.api_watermark] rate must lie in (0, 0.005]")
     if cfg.text.input_pii not in INPUT_PII_ACTIONS or not 1 <= cfg.text.max_chars <= 1_000_000:

@@ -403,6 +403,8 @@ def theft_defence(
         center=(lo + hi) / 2.0 if lo is not None and hi is not None else 0.0,
         store=store,
         predict=_flat_predict(model.adapter),  # the informative-step test (bastion.serve._theft_steps)
+        watermark_eps=tc.watermark_eps,
+        deployment_eps=tc.deployment_eps,
     )
     return defence, monitor_key
 

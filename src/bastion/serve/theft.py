@@ -403,17 +403,28 @@ def build_defence(
     clock: Callable[[], float] = time.time,
     store: Any = None,
     predict: Callable[[np.ndarray], Any] | None = None,
+    watermark_eps: float = 0.25,
+    deployment_eps: float = 0.2,
 ) -> TheftDefence:
     """The default defence for a deployment key (a :class:`~bastion.watermark.keys.WatermarkKey` from the
     key ring): the detector's secret and the per-consumer watermark are HKDF sub-keys of it. ``predict``
     (rows -> the served model's probabilities, what the gateway answers with) turns on the informative-step
-    test (:mod:`bastion.serve._theft_steps`); without it every small step counts, as before round 9."""
+    test (:mod:`bastion.serve._theft_steps`); without it every small step counts, as before round 9.
+    ``watermark_eps`` / ``deployment_eps``: the per-consumer and deployment-wide waves' amplitudes."""
     from bastion.watermark.api import ConsumerWatermark
     from bastion.watermark.labels import MAX_LABEL_RATE, LabelMarker
 
     x = np.asarray(reference_x, dtype=np.float64)
     nf, scale = int(np.prod(x.shape[1:])), projection_scale(x)
-    wm = ConsumerWatermark(key, n_features=nf, n_classes=n_classes, scale=scale, cycles=0.5)
+    wm = ConsumerWatermark(
+        key,
+        n_features=nf,
+        n_classes=n_classes,
+        scale=scale,
+        cycles=0.5,
+        eps=watermark_eps,
+        deployment_eps=deployment_eps,
+    )
     # 1 % of each consumer's cells, capped at 1 % of its distinct cells (labels.py): a benign client pays at
     # most one mark per 100 distinct cells, a thief's copy carries as many marks as at 0.5 % uncapped
     labels = LabelMarker(key, n_features=nf, n_classes=n_classes, scale=scale, rate=MAX_LABEL_RATE)

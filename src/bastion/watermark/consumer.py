@@ -309,6 +309,7 @@ class ConsumerWatermark:
             scale=self.scale,
             eps=self.eps,
             cycles=self.cycles,
+            deployment_eps=self.deployment_eps,
             consumers={
                 c: (np.asarray(x, np.float32).reshape(len(x), -1), np.asarray(r, np.float32))
                 for c, (x, r) in probes.items()
@@ -334,10 +335,13 @@ class ConsumerEvidence:
     cycles: float
     consumers: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
     mac: str = field(repr=False, default="")
+    deployment_eps: float = DEPLOYMENT_EPS  # absent from files made before it could be set: the default
 
     def _body(self) -> bytes:
         h = hashlib.sha256(EVIDENCE_FORMAT.encode())
         meta = [self.key_id, self.n_features, self.n_classes, self.scale, self.eps, self.cycles]
+        if self.deployment_eps != DEPLOYMENT_EPS:  # MAC'd when set; default files keep their old MAC
+            meta.append(self.deployment_eps)
         h.update(json.dumps(meta).encode())
         for name in sorted(self.consumers):
             x, ref = self.consumers[name]
@@ -366,6 +370,7 @@ class ConsumerEvidence:
             scale=self.scale,
             eps=self.eps,
             cycles=self.cycles,
+            deployment_eps=self.deployment_eps,
         )
         return wm.attribute(
             predict_proba=predict_proba,
@@ -383,6 +388,7 @@ class ConsumerEvidence:
             "scale": self.scale,
             "eps": self.eps,
             "cycles": self.cycles,
+            "deployment_eps": self.deployment_eps,
             "consumers": {
                 c: {"x": x.reshape(-1).tolist(), "reference": r.reshape(-1).tolist(), "rows": len(x)}
                 for c, (x, r) in self.consumers.items()
@@ -411,6 +417,7 @@ class ConsumerEvidence:
                 cycles=float(doc["cycles"]),
                 consumers=consumers,
                 mac=str(doc["mac"]),
+                deployment_eps=float(doc.get("deployment_eps", DEPLOYMENT_EPS)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"{where}: not a consumer evidence file") from exc

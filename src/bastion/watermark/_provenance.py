@@ -24,20 +24,20 @@ DEPLOYMENT_EPS = 0.2  # the deployment wave's amplitude (the consumer wave keeps
 MAX_POOLED = 20_000  # pooled probes tested (beyond this a seeded, public subsample)
 
 
-def deployment_params(seed: bytes, n_features: int, n_classes: int, freq: float) -> dict[str, object]:
-    """Direction, phase, target/alt class and frequency of the deployment wave, from its HKDF sub-key."""
+def wave_params(
+    seed: bytes, n_features: int, n_classes: int, freq: float, *, keyed_freq: bool
+) -> tuple[np.ndarray, int, int, float, float]:
+    """Direction, target class, alt class, phase and frequency of a keyed wave, from its HKDF sub-key: a
+    consumer's (``freq`` as given) or the deployment's (``keyed_freq``: a keyed frequency near the consumer
+    waves', drawn last so the other draws are the consumers' recipe)."""
     rng = np.random.default_rng(int.from_bytes(seed, "big"))
     direction = rng.standard_normal(n_features)
     direction /= np.linalg.norm(direction)
     target = int(rng.integers(0, n_classes))
-    return {
-        "target": target,
-        "alt": int((target + 1 + rng.integers(0, n_classes - 1)) % n_classes),
-        "phase": float(rng.uniform(0.0, 2.0 * np.pi)),
-        "direction": direction,
-        # a keyed frequency near the consumer waves' (a copy learns these slow waves best)
-        "freq": float(freq * rng.uniform(0.8, 1.25)),
-    }
+    alt = int((target + 1 + rng.integers(0, n_classes - 1)) % n_classes)
+    phase = float(rng.uniform(0.0, 2.0 * np.pi))
+    # a copy learns these slow waves best: the deployment's stays near the consumers' frequency
+    return direction, target, alt, phase, float(freq * rng.uniform(0.8, 1.25)) if keyed_freq else freq
 
 
 def basis(signals: Sequence[Any], x: np.ndarray) -> np.ndarray:
@@ -140,8 +140,8 @@ __all__ = [
     "DEPLOYMENT_LABEL",
     "MAX_POOLED",
     "basis",
-    "deployment_params",
     "partial_out",
     "provenance",
     "residuals",
+    "wave_params",
 ]

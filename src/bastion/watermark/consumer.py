@@ -30,8 +30,8 @@ from bastion.watermark._provenance import (
     DEPLOYMENT_EPS,
     DEPLOYMENT_LABEL,
     basis,
-    deployment_params,
     provenance,
+    wave_params,
 )
 from bastion.watermark._provenance import residuals as residuals_of
 from bastion.watermark.keys import WatermarkKey
@@ -113,8 +113,7 @@ class ConsumerWatermark:
         self.cycles = float(cycles)
         self.freq = 2.0 * np.pi * float(cycles) / float(scale)
         self.deployment_eps = float(deployment_eps)
-        dep = deployment_params(key.derive(DEPLOYMENT_LABEL), self.n_features, self.n_classes, self.freq)
-        self.deployment = ConsumerSignal(consumer="", **dep)  # type: ignore[arg-type]
+        self.deployment = self._keyed("", key.derive(DEPLOYMENT_LABEL), keyed_freq=True)
         self._cache: dict[str, ConsumerSignal] = {}
         self._lock = threading.Lock()
 
@@ -123,24 +122,20 @@ class ConsumerWatermark:
             found = self._cache.get(consumer)
         if found is not None:
             return found
-        seed = self._key.derive(f"{SIGNAL_LABEL}:{consumer}")
-        rng = np.random.default_rng(int.from_bytes(seed, "big"))
-        direction = rng.standard_normal(self.n_features)
-        direction /= np.linalg.norm(direction)
-        target = int(rng.integers(0, self.n_classes))
-        sig = ConsumerSignal(
-            consumer=consumer,
-            target=target,
-            alt=int((target + 1 + rng.integers(0, self.n_classes - 1)) % self.n_classes),
-            freq=self.freq,
-            phase=float(rng.uniform(0.0, 2.0 * np.pi)),
-            direction=direction,
-        )
+        sig = self._keyed(consumer, self._key.derive(f"{SIGNAL_LABEL}:{consumer}"), keyed_freq=False)
         with self._lock:
             if len(self._cache) > 65_536:
                 self._cache.clear()
             self._cache[consumer] = sig
         return sig
+
+    def _keyed(self, consumer: str, seed: bytes, *, keyed_freq: bool) -> ConsumerSignal:
+        direction, target, alt, phase, freq = wave_params(
+            seed, self.n_features, self.n_classes, self.freq, keyed_freq=keyed_freq
+        )
+        return ConsumerSignal(
+            consumer=consumer, target=target, alt=alt, freq=freq, phase=phase, direction=direction
+        )
 
     def apply(self, consumer: str, x: Any, probs: Any) -> np.ndarray:
         """``probs`` with the deployment wave and then consumer's keyed signal added (each to its own target

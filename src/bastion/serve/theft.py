@@ -1,62 +1,8 @@
 """Model-theft defence: keyed per-deployment detection and escalating responses, per consumer (issue 20).
 
-A consumer is an identity (all its tokens) and, separately, the address it connects from; a request is
-judged by the more suspicious of the two (but a flag on the address alone, another client's doing behind a
-shared NAT or proxy, leaves an identity answered as usual once ``min_rows`` of its own rows look natural).
-Detection runs over a consumer's *distinct* queries (exact repeats
-count once, and so does a re-send with sensor noise: a row within ``resend_noise`` x each feature's range
-of one the consumer already sent, capped at ``resend_frac`` x the small-steps radius; so re-sending inputs
-raises nothing), over the last ``window`` of them:
-
-* **distribution shift against the training data** — each query's mean distance to its ``k`` nearest
-  training rows *of the class the model predicts for it*, as a percentile of the same class's leave-one-out
-  distances on the training data (class-conditional, so traffic from one class is as uniform as mixed
-  traffic). For natural queries the percentiles are ~U(0, 1): a one-sample z-test on their mean, and a
-  binomial test on how many fall in the top ``1 - tail_pct``. Random, bucket-shaped and interpolated
-  queries sit far from the training rows of their class. Both tests also run in a rank view (each row's
-  features replaced by their ranks within the row, :func:`bastion.serve.reference.rank_view`: unchanged by
-  any increasing transform of a row), and a consumer counts as shifted only when it is in both: a scanner
-  with another brightness or contrast is not. Rows the keyed naturalness filter
-  (:mod:`bastion.serve._theft_natural`) calls natural count as typical rows there (not in the tail, and not
-  for a consumer that walks in small steps): a review queue of low-margin natural rows is not shifted;
-* **small steps** — the share of new queries closer to one of the consumer's own earlier queries than the
-  ``near_quantile`` of nearest-neighbour distances between training rows (binomial test). Jacobian
-  augmentation, jittered seeds and the ends of interpolations walk in small steps; natural traffic does not.
-  An attacker who stays near the data manifold to pass the shift test has to take small steps, and one who
-  takes large steps leaves the manifold: the two tests close that gap between them. Given the model
-  (``predict``), a step beyond the re-send radius counts only if it is informative — it moves the answer
-  more than keyed random steps of its sizes (:mod:`bastion.serve._theft_steps`) —, so a noisier re-send is
-  a re-send;
-* **PRADA and keyed coverage** (:mod:`bastion.serve.monitor`, Juuti et al. 2019; Kesarwani et al. 2018) with
-  hyperplanes from the deployment key, calibrated on the reference rows, as corroborating evidence only;
-* **information released** — rows answered and output bits, as evidence; each identity has a row budget
-  per trailing 24 hours (hourly buckets, not the UTC day; :class:`BudgetExhausted` beyond it).
-
-Responses, escalating with the suspicion score (score >= 1 flags; a flag keeps its peak score, so a window
-of clean rows does not dilute it, and decays after ``flag_ttl_s`` without new evidence):
-far-out-of-distribution rows always get keyed misinformation (:func:`responses.misinform`, Kariyappa &
-Qureshi 2020; a keyed decoy's answer, which says nothing about the model's label, from the keyed draw whose
-label is nearest independent of the label over the reference rows; a misinformed row beyond every reference
-row of every class gets one label, the rarest class, :func:`responses.misinform_far`); a flagged consumer
-gets misinformation for every row above ``flagged_ood_pct``
-and argmax-preserving prediction poisoning (Orekondy et al. 2020) plus rounding/top-k on the rest; from
-``strong_score`` every row is misinformed; ``block_score`` (off by default) refuses service. Every answer
-that is not misinformed carries the consumer's keyed API watermark
-(:class:`bastion.watermark.api.ConsumerWatermark`), and the queries behind those answers are kept (a uniform
-sample of ``keep_queries`` per identity over its whole history, in answer order, in memory)
-as the probes that later name the consumer a stolen copy was
-trained from (:meth:`TheftDefence.evidence`). That signal lives in the scores; for a copy trained on the
-argmax labels alone, a keyed 1 % of each identity's rows (at most 1 % of its distinct cells) also carry a
-DAWN-style label mark
-(:class:`bastion.watermark.labels.LabelMarker`, :meth:`TheftDefence.label_evidence`, exported at
-``/admin/theft/label-evidence`` and checked by ``bastion watermark verify-labels``, which also pools the marks
-of two accounts).
-
-Every random part — the hyperplanes, the misinformation, the poisoning noise, the reference subsample and a
-jitter on the thresholds — comes from HKDF sub-keys of a 32-byte deployment secret (a key-ring key through
-:func:`build_defence`; a fresh random one when none is given), so reading this code does not reveal them.
-State lives in memory, per process, unless a shared store is given (:mod:`bastion.serve.theft_state`:
-Redis, so every worker and replica judges a consumer's combined stream; the watermark probes stay local).
+How it decides and answers (the distribution-shift, small-steps, PRADA/coverage and information tests; the
+escalating responses; the keyed watermarks and evidence; where every random part comes from) is described in
+docs/internals.md, "The model-theft defence"; the figures are in docs/benchmarks.md, "Model theft".
 
 Layout: :class:`TheftDefence` is one state machine (one lock, one consumer table); this module holds its
 construction and the request path. Its per-consumer state and statistics live in

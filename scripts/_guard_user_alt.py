@@ -127,15 +127,24 @@ def shifted(alt: Any, t_logit: float, thr: float) -> Any:
     return as_stored(dataclasses.replace(alt, bias=alt.bias + _logit(thr) - t_logit))
 
 
-def fit_alt(train: list[Row]) -> Any:
-    """The alt head: the user head's features and C (``_train.fit`` defaults, the round-7 length floor)."""
+def fit_alt(train: list[Row], *, sea_bigrams: bool = False) -> Any:
+    """The alt head: the user head's features and C (``_train.fit`` defaults, the round-7 length floor);
+    ``sea_bigrams`` (round 14, opt-in): also bigrams inside Thai/Lao/Myanmar/Khmer runs."""
     from bastion.guard import _train
 
-    return as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR))
+    head = _train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR, sea_bigrams=sea_bigrams)
+    return as_stored(head)
 
 
 def add_alt(
-    main: Any, alt: Any, pool: Mapping[str, Sequence[str]], thr: float, log: Callable[[str], None] = print
+    main: Any,
+    alt: Any,
+    pool: Mapping[str, Sequence[str]],
+    thr: float,
+    log: Callable[[str], None] = print,
+    *,
+    caps: Mapping[str, int] = CAPS,
+    total: int = TOTAL_CAP,
 ) -> Any:
     """``main`` with ``alt`` grafted as its second head, shifted by :func:`alt_threshold` on ``pool``."""
     from bastion.guard import _train
@@ -143,7 +152,7 @@ def add_alt(
     plain = dataclasses.replace(main, alt=None)
     m = {k: _train.scores(plain, v) for k, v in pool.items()}
     a = {k: _train.scores(alt, v) for k, v in pool.items()}
-    t = alt_threshold(m, a, thr)
+    t = alt_threshold(m, a, thr, caps=caps, total=total)
     head = shifted(alt, t, thr)
     model = dataclasses.replace(main, alt=head)
     extra = {

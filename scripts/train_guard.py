@@ -7,6 +7,7 @@
     python scripts/train_guard.py --no-r7 --signing-key KEY --out /tmp/r6b  # the round-6b recipe
     python scripts/train_guard.py --r8 --signing-key KEY --out /tmp/r8  # round 8 (not shipped)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --signing-key KEY  # round 13 (shipped)
+    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r14 3 --r14-docs 10 --signing-key KEY
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -611,6 +612,23 @@ def main() -> int:
         "rows plus --r9m / --r9-user-units / --r8-user-lines / --r11h / --r12p / --r12e (round 13)",
     )
     parser.add_argument(
+        "--r14",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt: also the round-14 user-channel train rows xK (scripts/guard_r14.py; round 14)",
+    )
+    parser.add_argument(
+        "--r14-docs",
+        type=int,
+        default=0,
+        metavar="J",
+        help="with --user-alt --r14: retrain documents_alt with the r14 document train rows xJ (round 14)",
+    )
+    parser.add_argument(
+        "--sea-bigrams", action="store_true", help="with --r14: Thai/Lao/Myanmar/Khmer bigrams in user_alt"
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -630,6 +648,20 @@ def main() -> int:
     if (
         args.user_alt
     ):  # round 13: the packaged model kept, a second user head added (scripts/_guard_user_alt.py)
+        if args.r14 or args.r14_docs:  # round 14: both second heads retrained (scripts/_guard_r14_alt.py)
+            from _guard_r14_alt import r14_document
+
+            doc = r14_document(
+                rows,
+                r9m=args.r9m,
+                units=args.r9_user_units,
+                lines=args.r8_user_lines,
+                k=args.r14,
+                j=args.r14_docs,
+                sea=args.sea_bigrams,
+                tg=sys.modules[__name__],
+            )
+            return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document
 
         doc = user_alt_document(

@@ -36,6 +36,8 @@ def _mark_table() -> dict[int, str]:
 _MARKS = _mark_table()
 # Han, kana, Hangul: no spaces between words, so character bigrams stand in for the word features
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
+# round 14 (``sea_bigrams``): Thai, Lao, Myanmar and Khmer, the other scripts written without spaces
+_SEA_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF))
 
 
 def length_norm(n: float, cap: int, floor: int = 0) -> float:
@@ -66,10 +68,12 @@ def ngram_buckets(
     word_ngrams: int = 0,
     fold_marks: bool = False,
     cjk_bigrams: bool = False,
+    sea_bigrams: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(positions, buckets)`` per feature family: character n-grams by start position, then word 1..k-grams
     (CRC-32 of the words, at the first word's position); with ``cjk_bigrams`` also character bigrams inside
-    runs of Han/kana/Hangul. ``fold_marks`` strips diacritics from Latin letters first."""
+    runs of Han/kana/Hangul, with ``sea_bigrams`` (round 14) inside runs of Thai/Lao/Myanmar/Khmer (a family
+    of its own, after the CJK one). ``fold_marks`` strips diacritics from Latin letters first."""
     folded = _fold(text)
     if fold_marks:
         folded = folded.translate(_MARKS)
@@ -87,6 +91,8 @@ def ngram_buckets(
                 h = np.full(len(pos), np.uint64(0xCBF29CE484222325) ^ np.uint64(2), dtype=np.uint64)
                 h = ((h ^ codes[pos]) * _FNV ^ codes[pos + 1]) * _FNV
                 out.append((pos, _mix(h, dim)))
+        if sea_bigrams and len(codes) > 1:
+            out += _run_bigrams(codes, _SEA_RANGES, dim)
         for n in ngrams:
             m = len(codes) - n + 1
             if m <= 0:
@@ -109,6 +115,21 @@ def ngram_buckets(
                 h *= _FNV
                 out.append((starts[: len(crc)], _mix(h, dim)))
     return out
+
+
+def _run_bigrams(
+    codes: np.ndarray, ranges: tuple[tuple[int, int], ...], dim: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Character bigrams inside runs of the code points in ``ranges`` (hashed as the CJK bigrams are)."""
+    mask = np.zeros(len(codes), dtype=bool)
+    for lo, hi in ranges:
+        mask |= (codes >= lo) & (codes <= hi)
+    pos = np.flatnonzero(mask[:-1] & mask[1:])
+    if not len(pos):
+        return []
+    h = np.full(len(pos), np.uint64(0xCBF29CE484222325) ^ np.uint64(2), dtype=np.uint64)
+    h = ((h ^ codes[pos]) * _FNV ^ codes[pos + 1]) * _FNV
+    return [(pos, _mix(h, dim))]
 
 
 # Round 9: segments. A sentence ends at . ! ? (or their CJK forms) before a space; a line at a newline.

@@ -55,6 +55,7 @@ def fit(
     length_floor: int = LENGTH_FLOOR,
     benign_windows: int = BENIGN_WINDOWS,
     long_benign: int = LONG_BENIGN,
+    sea_bigrams: bool = False,
 ) -> GuardModel:
     from sklearn.linear_model import LogisticRegression
 
@@ -89,6 +90,7 @@ def fit(
         cjk_bigrams=cjk_bigrams,
         length_cap=length_cap,
         length_floor=length_floor,
+        sea_bigrams=sea_bigrams,
     )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y, sample_weight=np.asarray(sw) if any(s != 1.0 for s in sw) else None)
@@ -110,6 +112,7 @@ def fit(
         cjk_bigrams=cjk_bigrams,
         length_cap=length_cap,
         length_floor=length_floor,
+        sea_bigrams=sea_bigrams,
     )
 
 
@@ -326,6 +329,8 @@ def _part(model: GuardModel) -> dict[str, Any]:
         part["cjk_bigrams"] = True
     if model.segments:
         part["segments"] = model.segments
+    if model.sea_bigrams:  # round 14: second heads only (a key of the head, never of the main model)
+        part["sea_bigrams"] = True
     return part
 
 
@@ -359,6 +364,8 @@ def to_document(
         doc["hidden"] = hidden_document(model.hidden)
     if model.hidden is None or model.weights.size:
         doc["weights"] = encode_weights(model.weights)
+    if model.sea_bigrams:
+        raise ValueError("sea_bigrams is a key of a second head, not of the main model")
     if model.fold_marks:
         doc["fold_marks"] = True
     if model.cjk_bigrams:

@@ -87,6 +87,7 @@ class GuardModel:
     alt: GuardModel | None = None  # second head (documents_alt, user_alt): the score is the larger one
     hidden: HiddenLayer | None = None  # round 7c: n-grams through a hidden layer instead of ``weights``
     segments: int = 0  # round 9: also score lines / sentences of at least this many characters (0: none)
+    sea_bigrams: bool = False  # round 14 (second heads): bigrams inside Thai/Lao/Myanmar/Khmer runs
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -103,6 +104,9 @@ class GuardModel:
             return None
         return segment_starts(text, min_chars=self.segments)
 
+    def _flags(self) -> tuple[bool, bool, bool]:
+        return self.fold_marks, self.cjk_bigrams, self.sea_bigrams
+
     def _families(self, text: str) -> list[tuple[np.ndarray, np.ndarray]]:
         return ngram_buckets(
             text,
@@ -111,6 +115,7 @@ class GuardModel:
             word_ngrams=self.word_ngrams,
             fold_marks=self.fold_marks,
             cjk_bigrams=self.cjk_bigrams,
+            sea_bigrams=self.sea_bigrams,
         )
 
     def _logit(
@@ -187,7 +192,7 @@ class GuardModel:
         z = sum(self._logit(names, families, self._segments(text)))
         alt = self.alt
         if alt is not None:
-            same = (alt.fold_marks, alt.cjk_bigrams) == (self.fold_marks, self.cjk_bigrams)
+            same = alt._flags() == self._flags()
             z = max(z, sum(alt._logit(names, families if same else alt._families(text), alt._segments(text))))
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
@@ -202,6 +207,7 @@ def features(
     cjk_bigrams: bool = False,
     length_cap: int = 0,
     length_floor: int = 0,
+    sea_bigrams: bool = False,
 ) -> Any:
     """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count) (see :func:`length_norm`),
     then rule hits."""
@@ -216,6 +222,7 @@ def features(
             word_ngrams=word_ngrams,
             fold_marks=fold_marks,
             cjk_bigrams=cjk_bigrams,
+            sea_bigrams=sea_bigrams,
         )
         buckets = [b for _, b in families]
         if buckets:
@@ -241,7 +248,9 @@ def encode_weights(weights: np.ndarray) -> str:
     return base64.b64encode(np.asarray(weights, dtype="<f2").tobytes()).decode("ascii")
 
 
-_DOC_KEYS = frozenset({"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams", "segments"})
+_DOC_KEYS = frozenset(
+    {"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams", "segments", "sea_bigrams"}
+)
 
 
 def _weights(doc: dict[str, Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -326,6 +335,7 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         weights=d_weights,
         fold_marks=bool(sub.get("fold_marks", False)),
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
+        sea_bigrams=bool(sub.get("sea_bigrams", False)),
         hidden=None,
         segments=_segment_key(sub),
         documents=None,

@@ -1,0 +1,155 @@
+"""Round 14 (issue 16, guard16s; opt-in, ``train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r14 K``):
+both second heads retrained with the round-14 data (scripts/guard_r14.py), everything else kept.
+
+The packaged model's main heads (user, documents), their biases and the three thresholds stay byte for byte;
+only the second heads change, so every text a main head flags is still flagged (max-out):
+
+* ``user_alt``: round 13's rows (``scripts/_guard_user_alt.py``: default user rows + the opt-in extras) plus
+  the r14 user-channel train rows xK (native multilingual attacks and benign prompts, English extractions,
+  persona jailbreaks, questions about prompt injection, corrections, number-heavy prompts); optionally with
+  ``--sea-bigrams`` (bigrams inside Thai/Lao/Myanmar/Khmer runs). Shifted by round 13's rule
+  (:func:`_guard_user_alt.alt_threshold`) on round 13's val pool plus the r14 user-channel benign val rows,
+  with the caps :data:`R14_CAPS` and the total :data:`R14_TOTAL`.
+* ``documents_alt``: the shipped recipe (``train_guard.train_model``: train split + i18n + r6 train x3 + r7b
+  train x10, C 16, threshold at the 0.998 quantile of the val documents and the out-of-fold benign training
+  documents, bias shifted onto the first documents head's 0.99 quantile) plus the r14 retrieved/tool train
+  rows x ``--r14-docs J``; then, if its alt-only flags on the r14 benign val documents at the retrieved
+  threshold exceed :data:`DOC_CAP`, its bias is lowered further (the same walk as the user head's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+Row = dict[str, Any]
+# pre-registered in /tmp/guard16s/PREREG.txt before any candidate figure
+R14_CAPS = {"r14-ml benign": 1, "r14-en benign": 1}
+R14_TOTAL = 4  # round 13's 3 plus one
+DOC_CAP = 1  # alt-only flags allowed among the r14 benign val documents (retrieved channel)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def user_train(k: int) -> list[Row]:
+    from guard_r14 import user_rows
+
+    return user_rows("train") * k
+
+
+def user_pool() -> dict[str, list[str]]:
+    """The r14 benign user-channel val prompts, per file."""
+    from guard_r14 import user_rows
+
+    val = [r for r in user_rows("val") if r["label"] == 0]
+    return {
+        "r14-ml benign": [r["text"] for r in val if r["source"] == "bastion:r14-ml"],
+        "r14-en benign": [r["text"] for r in val if r["source"] == "bastion:r14-en"],
+    }
+
+
+def user_alt(
+    packaged: Any,
+    rows: Sequence[Row],
+    *,
+    extra: list[Row],
+    k: int,
+    sea_bigrams: bool,
+    log: Callable[[str], None] = print,
+    keep: Callable[[Row], bool] = lambda r: True,
+) -> Any:
+    """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
+    source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool."""
+    import _guard_user_alt as ua
+
+    train = ua.base_user_rows(rows) + extra + user_train(k)
+    log(f"user_alt (r14 x{k}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
+    alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
+    pool = ua.val_pool(rows, keep) | user_pool()
+    caps = ua.CAPS | R14_CAPS
+    thr = packaged.thresholds["user"]
+    return ua.add_alt(packaged, alt, pool, thr, log, caps=caps, total=R14_TOTAL)
+
+
+def documents_alt(
+    packaged: Any, rows: Sequence[Row], *, j: int, tg: Any, log: Callable[[str], None] = print
+) -> Any:
+    """``packaged`` with a retrained ``documents_alt`` (see the module docstring)."""
+    import _guard_user_alt as ua
+    from guard_i18n import i18n_rows
+    from guard_r6 import r6_rows
+    from guard_r7b import r7b_rows
+    from guard_r14 import doc_rows
+
+    from bastion.guard import _train
+
+    r6_all, r7b_all = r6_rows(), r7b_rows()
+    r6_train = [r for r in r6_all if r["split"] == "train"]
+    r7b_train = [r for r in r7b_all if r["split"] == "train"]
+    alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * tg.R6_DOCUMENTS_REPEAT
+    alt_rows += r7b_train * tg.R7B_ALT_REPEAT + doc_rows("train") * j
+    floor = _train.LENGTH_FLOOR
+    document_benign = [
+        r["text"] for r in rows if r["split"] == "val" and r["label"] == 0 and r["set"] == "documents"
+    ]
+    document_benign += [r["text"] for r in r6_all if r["split"] == "val" and r["set"] == "r6-documents"]
+    document_benign += [r["text"] for r in r7b_all if r["split"] == "val" and r["set"] == "r7b-documents"]
+    main = dataclasses.replace(packaged.documents, alt=None)
+    log(f"documents_alt (r14 x{j}): {len(alt_rows)} training rows")
+    alt = tg._alt_fit(alt_rows, floor, 0)
+    t1 = float(np.quantile(_train.scores(main, document_benign), 0.99))
+    t2 = float(
+        np.quantile(tg._alt_calibration_scores(alt, alt_rows, document_benign, floor, 0), tg.R7_ALT_QUANTILE)
+    )
+    head = ua.as_stored(dataclasses.replace(alt, bias=alt.bias + _logit(t1) - _logit(t2)))
+    thr = packaged.thresholds["retrieved"]
+    benign = [r["text"] for r in doc_rows("val") if r["label"] == 0]
+    m = {"r14 benign documents": _train.scores(main, benign)}
+    a = {"r14 benign documents": _train.scores(head, benign)}
+    t = ua.alt_threshold(m, a, thr, caps={"r14 benign documents": DOC_CAP}, total=DOC_CAP)
+    shift = 0.0
+    if t > _logit(thr):  # the quantile rule alone would add more than DOC_CAP r14 flags: lower it further
+        shift = _logit(thr) - t
+        head = ua.as_stored(dataclasses.replace(head, bias=head.bias + shift))
+    flags = int(sum((_train.scores(head, benign) >= thr) & (m["r14 benign documents"] < thr)))
+    log(
+        f"documents_alt: t1 {t1:.4f}, own quantile threshold {t2:.4f}, extra shift {shift:+.4f}; "
+        f"alt-only flags on the {len(benign)} r14 benign val documents: {flags}"
+    )
+    return dataclasses.replace(packaged, documents=dataclasses.replace(packaged.documents, alt=head))
+
+
+def r14_document(
+    rows: Sequence[Row], *, r9m: int, units: int, lines: int, k: int, j: int, sea: bool, tg: Any
+) -> bytes:
+    """The JSON of the packaged model with both second heads retrained (thresholds kept)."""
+    import _guard_user_alt as ua
+
+    from bastion.guard import _train, load_model
+
+    packaged = load_model()
+    extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
+    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea)
+    if j:
+        model = documents_alt(model, rows, j=j, tg=tg)
+    training = dict(model.training)
+    training["user_alt"] = (
+        f"round 14: second user head, max-out; default user rows + r9m x{r9m}, r10b units x{units} (weight "
+        f"{tg.R9_UNIT_WEIGHT}), r8 lines x{lines}, r11h x{tg.R11H_REPEAT}, r12p x{tg.R12P_REPEAT}, r12e "
+        f"x{tg.R12E_REPEAT}, data/guard/r14_*.json user-channel train rows x{k} (scripts/guard_r14.py)"
+        f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; bias shifted so that it adds at "
+        f"most {R14_TOTAL} benign val flags ({ua.CAPS | R14_CAPS}) at the kept user threshold"
+    )
+    if j:
+        training["documents"] += (
+            f"; round 14: documents_alt retrained with data/guard/r14_*.json retrieved/tool train rows x{j}, "
+            f"at most {DOC_CAP} alt-only flag on their benign val documents"
+        )
+    return _train.to_document(model, thresholds=model.thresholds, training=training)

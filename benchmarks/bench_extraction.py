@@ -134,7 +134,12 @@ def setup(name: str) -> dict[str, Any]:
 def defence(env: dict[str, Any], policy: TheftPolicy | None = None, secret: bytes = SECRET) -> TheftDefence:
     d = env["data"]
     wm = ConsumerWatermark(
-        secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], cycles=0.5
+        secret,
+        n_features=d.x_train.shape[1],
+        n_classes=d.n_classes,
+        scale=env["scale"],
+        cycles=0.5,
+        wave_format=2,  # as build_defence serves (the deployment wave's carrier keyed per region)
     )
     labels = LabelMarker(
         secret, n_features=d.x_train.shape[1], n_classes=d.n_classes, scale=env["scale"], rate=LABEL_RATE

@@ -357,6 +357,7 @@ def build_defence(
     (rows -> the served model's probabilities, what the gateway answers with) turns on the informative-step
     test (:mod:`bastion.serve._theft_steps`); without it every small step counts, as before round 9.
     ``watermark_eps`` / ``deployment_eps``: the per-consumer and deployment-wide waves' amplitudes."""
+    from bastion.watermark._carrier import WAVE_FORMAT
     from bastion.watermark.api import ConsumerWatermark
     from bastion.watermark.labels import MAX_LABEL_RATE, LabelMarker
 
@@ -370,6 +371,7 @@ def build_defence(
         cycles=0.5,
         eps=watermark_eps,
         deployment_eps=deployment_eps,
+        wave_format=WAVE_FORMAT,  # the deployment wave's carrier keyed per region (attack20g)
     )
     # 1 % of each consumer's cells, capped at 1 % of its distinct cells (labels.py): a benign client pays at
     # most one mark per 100 distinct cells, a thief's copy carries as many marks as at 0.5 % uncapped

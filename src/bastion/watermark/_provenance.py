@@ -94,11 +94,12 @@ def residuals(
 def provenance(
     *,
     wave: Callable[[np.ndarray], np.ndarray],
-    targets: Callable[[np.ndarray], np.ndarray],
+    targets: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray],
     freq: float,
     xs: Sequence[np.ndarray],
     answers: Sequence[np.ndarray],
     bases: Sequence[np.ndarray],
+    avoid: Sequence[np.ndarray] = (),
     others: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]
     | None = None,
     nulls: int = 200,
@@ -107,7 +108,9 @@ def provenance(
     """z and p-value (Bonferroni over the two residuals) of the deployment wave in a suspect's answers on the
     pooled probes of every tested consumer, calibrated against random null waves of the same frequency
     exactly like the consumer test; and the number of rows tested. ``wave(x)`` and ``targets(top)`` are the
-    deployment signal's; ``others(x, base)`` gives the other keyed waves' ``cols`` and ``marks`` (see
+    deployment signal's (``targets(x, top, avoid)``: the carrier class per row, never the class ``avoid``
+    of the consumer whose probe the row is);
+    ``others(x, base)`` gives the other keyed waves' ``cols`` and ``marks`` (see
     :func:`residuals`: the best-scoring consumers' waves), taken out first."""
     from scipy.stats import norm
 
@@ -116,15 +119,17 @@ def provenance(
     x = np.concatenate(xs)
     ans = np.concatenate(answers)
     base = np.concatenate(bases)
+    skip = np.concatenate(avoid) if avoid else None
     rng = np.random.default_rng(seed)  # public randomness: the nulls and the subsample hold no secret
     if len(x) > MAX_POOLED:
         keep = np.sort(rng.choice(len(x), MAX_POOLED, replace=False))
         x, ans, base = x[keep], ans[keep], base[keep]
+        skip = None if skip is None else skip[keep]
     dirs = rng.standard_normal((nulls, x.shape[1]))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     phases = rng.uniform(0, 2 * np.pi, nulls)
     top = base.argmax(axis=1)
-    tgt = np.asarray(targets(top))
+    tgt = np.asarray(targets(x, top, skip))
     cols, marks = others(x, base) if others is not None else (None, [])
     rs = residuals(ans, base, tgt, top, marks=marks, cols=cols)
     if not rs:

@@ -25,6 +25,7 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
+from bastion.watermark._carrier import WAVE_FORMAT, Carrier, carrier
 from bastion.watermark._consumer_stats import Attribution, segment_scores, segments
 from bastion.watermark._provenance import (
     DEPLOYMENT_EPS,
@@ -46,7 +47,8 @@ OTHERS = 8  # the best-scoring consumers whose waves the provenance test takes o
 @dataclass(frozen=True)
 class ConsumerSignal:
     """One consumer's keyed signal: ``cos(freq·<direction, x> + phase)`` added to class ``target`` (to
-    ``alt`` on rows where ``target`` is the top class)."""
+    ``alt`` on rows where ``target`` is the top class); the deployment wave in format 2: to the keyed
+    ``carrier`` class of the row's region instead (:mod:`bastion.watermark._carrier`)."""
 
     consumer: str
     target: int
@@ -54,6 +56,7 @@ class ConsumerSignal:
     freq: float
     phase: float
     direction: np.ndarray = field(repr=False)
+    carrier: Carrier | None = field(default=None, repr=False)
 
     def wave(self, x: np.ndarray) -> np.ndarray:
         flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -80,7 +83,10 @@ class ConsumerWatermark:
     Every answer also carries the deployment wave (:mod:`bastion.watermark._provenance`, amplitude
     ``deployment_eps``, 0 turns it off): one keyed wave common to all consumers, so a copy trained on an
     aggregate (minimum, median, mean) of several accounts' answers, which names no consumer, still proves
-    it was trained on this deployment's answers (``Attribution.provenance_p_value``).
+    it was trained on this deployment's answers (``Attribution.provenance_p_value``). ``wave_format`` 2 (what
+    :func:`bastion.serve.theft.build_defence` serves; 1 is the default, and what evidence files without the
+    field mean) puts the deployment wave on a keyed class per input region, never the answering consumer's
+    own class (:mod:`bastion.watermark._carrier`): no class stands out for a thief to reset.
     """
 
     def __init__(
@@ -93,11 +99,14 @@ class ConsumerWatermark:
         eps: float = 0.25,
         cycles: float = 2.0,
         deployment_eps: float = DEPLOYMENT_EPS,
+        wave_format: int = 1,
     ) -> None:
         if isinstance(key, bytes | bytearray):
             key = WatermarkKey.from_secret(bytes(key))
         if not isinstance(key, WatermarkKey):
             raise InvalidInput("ConsumerWatermark needs a WatermarkKey or 32 key bytes")
+        if wave_format not in (1, WAVE_FORMAT):
+            raise InvalidInput(f"ConsumerWatermark: unknown wave format {wave_format}")
         if not 0 <= deployment_eps < 1:
             raise InvalidInput("ConsumerWatermark needs 0 <= deployment_eps < 1")
         if n_classes < 2 or n_features < 1 or not scale > 0 or not 0 < eps < 1 or not cycles > 0:
@@ -113,7 +122,8 @@ class ConsumerWatermark:
         self.cycles = float(cycles)
         self.freq = 2.0 * np.pi * float(cycles) / float(scale)
         self.deployment_eps = float(deployment_eps)
-        self.deployment = self._keyed("", key.derive(DEPLOYMENT_LABEL), keyed_freq=True)
+        self.wave_format = int(wave_format)
+        self.deployment = self._keyed("", DEPLOYMENT_LABEL, keyed_freq=True)
         self._cache: dict[str, ConsumerSignal] = {}
         self._lock = threading.Lock()
 
@@ -122,20 +132,24 @@ class ConsumerWatermark:
             found = self._cache.get(consumer)
         if found is not None:
             return found
-        sig = self._keyed(consumer, self._key.derive(f"{SIGNAL_LABEL}:{consumer}"), keyed_freq=False)
+        sig = self._keyed(consumer, f"{SIGNAL_LABEL}:{consumer}", keyed_freq=False)
         with self._lock:
             if len(self._cache) > 65_536:
                 self._cache.clear()
             self._cache[consumer] = sig
         return sig
 
-    def _keyed(self, consumer: str, seed: bytes, *, keyed_freq: bool) -> ConsumerSignal:
+    def _keyed(self, consumer: str, label: str, *, keyed_freq: bool) -> ConsumerSignal:
         direction, target, alt, phase, freq = wave_params(
-            seed, self.n_features, self.n_classes, self.freq, keyed_freq=keyed_freq
+            self._key.derive(label), self.n_features, self.n_classes, self.freq, keyed_freq=keyed_freq
         )
+        region = None  # format 2: the deployment wave's carrier is keyed per region, from its own sub-key
+        if self.wave_format >= 2 and keyed_freq:
+            region = carrier(self._key.derive(f"{label}:carrier"), self.n_features, self.n_classes, self.freq)
         return ConsumerSignal(
-            consumer=consumer, target=target, alt=alt, freq=freq, phase=phase, direction=direction
-        )
+            consumer=consumer, target=target, alt=alt, freq=freq, phase=phase, direction=direction,
+            carrier=region,
+        )  # fmt: skip
 
     def apply(self, consumer: str, x: Any, probs: Any) -> np.ndarray:
         """``probs`` with the deployment wave and then consumer's keyed signal added (each to its own target
@@ -145,25 +159,32 @@ class ConsumerWatermark:
         arr = np.asarray(x, dtype=np.float64).reshape(p.shape[0], -1)
         if p.ndim != 2 or p.shape[1] != self.n_classes or arr.shape[1] != self.n_features:
             raise InvalidInput("x and probs do not match the watermark's features and classes")
-        out = self._deploy(arr, p)
-        return self._add(self.signal(consumer), self.eps, arr, out)
+        sig = self.signal(consumer)
+        out = self._deploy(arr, p, self._targets(sig, p.argmax(axis=1), arr))
+        return self._add(sig, self.eps, arr, out)
 
-    def _add(self, sig: ConsumerSignal, eps: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def _add(
+        self, sig: ConsumerSignal, eps: float, x: np.ndarray, p: np.ndarray, avoid: Any = None
+    ) -> np.ndarray:
         """One wave added to its target class (never overtaking the top class), renormalised."""
         top = p.argmax(axis=1)
         rows = np.arange(len(p))
-        tgt = self._targets(sig, top)
+        tgt = self._targets(sig, top, x, avoid)
         room = p[rows, top] - p[rows, tgt] - 5e-3  # the carrier never overtakes the top class
         out = p.copy()
         out[rows, tgt] += np.clip(np.minimum(eps * (1.0 + sig.wave(x)) / 2.0, room), 0.0, None)
         return out / out.sum(axis=1, keepdims=True)
 
-    def _deploy(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def _deploy(self, x: np.ndarray, p: np.ndarray, avoid: np.ndarray) -> np.ndarray:
         """``p`` with the deployment wave (first, so each consumer's wave goes on a normalised answer)."""
-        return self._add(self.deployment, self.deployment_eps, x, p) if self.deployment_eps > 0 else p
+        eps = self.deployment_eps  # format 2: never on the consumer's own class (``avoid``, per row)
+        return self._add(self.deployment, eps, x, p, avoid) if eps > 0 else p
 
-    def _targets(self, sig: ConsumerSignal, top: np.ndarray) -> np.ndarray:
-        """The class that carries the signal on each row: ``target``, or ``alt`` where target is on top."""
+    def _targets(self, sig: ConsumerSignal, top: np.ndarray, x: np.ndarray, avoid: Any = None) -> np.ndarray:
+        """The class that carries the signal on each row: format 1 ``target``, or ``alt`` where target is
+        on top; format 2 the keyed carrier of the row's region (never the top class nor ``avoid``)."""
+        if sig.carrier is not None:
+            return sig.carrier.classes(x, top, avoid)
         return np.where(top == sig.target, sig.alt, sig.target)
 
     def attribute(
@@ -202,7 +223,7 @@ class ConsumerWatermark:
         phases = rng.uniform(0, 2 * np.pi, nulls)
         scores: dict[str, float] = {}
         total = 0
-        pooled: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+        pooled: tuple[list[np.ndarray], ...] = ([], [], [], [])
         for consumer in consumers:
             raw = probes.get(consumer) if isinstance(probes, Mapping) else probes
             if raw is None or len(raw) < 30:
@@ -226,18 +247,20 @@ class ConsumerWatermark:
                 raise InvalidInput(
                     "reference answers must match the suspect's (the clean model on the probes)"
                 )
-            if reference is not None and (isinstance(probes, Mapping) or not pooled[0]):
-                for pool, arr in zip(pooled, (x, answers, base), strict=True):
-                    pool.append(arr)  # the deployment wave's probes: every tested consumer's
             sig = self.signal(consumer)
             top = (base if reference is not None else answers).argmax(axis=1)
-            tgt = self._targets(sig, top)
+            tgt = self._targets(sig, top, x)
+            if reference is not None and (isinstance(probes, Mapping) or not pooled[0]):
+                for pool, arr in zip(pooled, (x, answers, base, tgt), strict=True):
+                    pool.append(arr)  # the deployment wave's probes: every tested consumer's
             total += len(x)
             # two residuals: the signal class's probability, and the rank of its log-odds against the top
             # class (temperature scales every log-odds by 1/T, any monotone sharpening keeps their order:
             # that one does not change when the thief serves its copy sharpened), each less the clean model's
             # (the deployment wave's exact effect on the clean answers taken out: it is no consumer's)
-            marks = [(self._deploy(x, base), base)] if reference is not None and self.deployment_eps else []
+            marks = (
+                [(self._deploy(x, base, tgt), base)] if reference is not None and self.deployment_eps else []
+            )
             residuals = residuals_of(answers, base, tgt, top, marks=marks, cols=basis([self.deployment], x))
             if not residuals:
                 scores[consumer] = 0.0
@@ -268,8 +291,8 @@ class ConsumerWatermark:
             group_p = float(min(1.0, norm.sf(group_z) * tested * (tested - 1) / 2))
         dep = self.deployment
         prov_z, prov_p, prov_n = provenance(
-            wave=dep.wave, targets=lambda t: self._targets(dep, t), freq=dep.freq, xs=pooled[0],
-            answers=pooled[1], bases=pooled[2], nulls=nulls, seed=seed + 1,
+            wave=dep.wave, targets=lambda x, t, a: self._targets(dep, t, x, a), freq=dep.freq,
+            xs=pooled[0], answers=pooled[1], bases=pooled[2], avoid=pooled[3], nulls=nulls, seed=seed + 1,
             others=lambda x, base: self._others(ranked[:OTHERS], x, base),
         )  # fmt: skip
         return Attribution(
@@ -305,6 +328,7 @@ class ConsumerWatermark:
             eps=self.eps,
             cycles=self.cycles,
             deployment_eps=self.deployment_eps,
+            wave_format=self.wave_format,
             consumers={
                 c: (np.asarray(x, np.float32).reshape(len(x), -1), np.asarray(r, np.float32))
                 for c, (x, r) in probes.items()
@@ -331,12 +355,15 @@ class ConsumerEvidence:
     consumers: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
     mac: str = field(repr=False, default="")
     deployment_eps: float = DEPLOYMENT_EPS  # absent from files made before it could be set: the default
+    wave_format: int = 1  # absent from files made before format 2 (one fixed carrier class per key)
 
     def _body(self) -> bytes:
         h = hashlib.sha256(EVIDENCE_FORMAT.encode())
         meta = [self.key_id, self.n_features, self.n_classes, self.scale, self.eps, self.cycles]
         if self.deployment_eps != DEPLOYMENT_EPS:  # MAC'd when set; default files keep their old MAC
             meta.append(self.deployment_eps)
+        if self.wave_format != 1:  # MAC'd from format 2 on; format-1 files keep their old MAC
+            meta.append({"wave_format": self.wave_format})
         h.update(json.dumps(meta).encode())
         for name in sorted(self.consumers):
             x, ref = self.consumers[name]
@@ -366,6 +393,7 @@ class ConsumerEvidence:
             eps=self.eps,
             cycles=self.cycles,
             deployment_eps=self.deployment_eps,
+            wave_format=self.wave_format,
         )
         return wm.attribute(
             predict_proba=predict_proba,
@@ -384,6 +412,7 @@ class ConsumerEvidence:
             "eps": self.eps,
             "cycles": self.cycles,
             "deployment_eps": self.deployment_eps,
+            "wave_format": self.wave_format,
             "consumers": {
                 c: {"x": x.reshape(-1).tolist(), "reference": r.reshape(-1).tolist(), "rows": len(x)}
                 for c, (x, r) in self.consumers.items()
@@ -413,6 +442,7 @@ class ConsumerEvidence:
                 consumers=consumers,
                 mac=str(doc["mac"]),
                 deployment_eps=float(doc.get("deployment_eps", DEPLOYMENT_EPS)),
+                wave_format=int(doc.get("wave_format", 1)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"{where}: not a consumer evidence file") from exc

@@ -15,6 +15,11 @@ only the second heads change, so every text a main head flags is still flagged (
   documents, bias shifted onto the first documents head's 0.99 quantile) plus the r14 retrieved/tool train
   rows x ``--r14-docs J``; then, if its alt-only flags on the r14 benign val documents at the retrieved
   threshold exceed :data:`DOC_CAP`, its bias is lowered further (the same walk as the user head's).
+
+Not shipped (round 14, /tmp/guard16s/PREREG.txt): candidate D (``--r11h 3 --r12p 3 --r12e 3 --r14 10
+--r14-docs 30``) passed every gate but gained +4 r14 test attack rows (user +5, documents -1) against a +10
+bar; held-out languages (el ta ms hu) 20/62 both. Today's code does not reproduce the shipped documents_alt
+(features changed since round 7b), so retraining it replaces a head rather than adding to it.
 """
 
 from __future__ import annotations

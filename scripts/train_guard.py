@@ -7,7 +7,8 @@
     python scripts/train_guard.py --no-r7 --signing-key KEY --out /tmp/r6b  # the round-6b recipe
     python scripts/train_guard.py --r8 --signing-key KEY --out /tmp/r8  # round 8 (not shipped)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --signing-key KEY  # round 13 (shipped)
-    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r14 3 --r14-docs 10 --signing-key KEY
+    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
+        --r14-docs 30 --signing-key KEY --out /tmp/r14  # round 14 candidate D (not shipped)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.

@@ -97,3 +97,39 @@ def test_format_2_evidence_round_trips_and_its_format_is_under_the_mac(digits: A
     old = _evidence(digits, _wm(digits), 1)  # format 1 (the default) keeps its old MAC body
     assert old.wave_format == 1
     old.check(KEY)
+
+
+def test_the_gateway_defence_serves_format_2_and_exports_it_under_the_mac() -> None:
+    """What a deployment serves is format 2 (``build_defence``), and its evidence export says so: the verifier
+    rebuilds the same region carriers, and a replay as format 1 fails the MAC."""
+    from bastion.serve.theft import TheftPolicy, build_defence
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 3, (4, 6))
+    y = rng.integers(0, 4, 400)
+    x = centres[y] + rng.normal(0, 1, (400, 6))
+
+    def proba(rows: np.ndarray) -> np.ndarray:
+        logits = -((rows[:, None, :] - centres[None]) ** 2).sum(-1) / 4
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return np.asarray(e / e.sum(1, keepdims=True))
+
+    g = build_defence(
+        key=KEY,
+        reference_x=x,
+        reference_y=y,
+        n_classes=4,
+        policy=TheftPolicy(keep_queries=80),
+        clock=lambda: 0.0,
+    )
+    assert g.watermark is not None and g.watermark.wave_format == 2
+    assert g.watermark.deployment.carrier is not None
+    rows = centres[rng.integers(0, 4, 60)] + rng.normal(0, 1, (60, 6))
+    g.respond(consumers=("alice", "addr:10.0.0.9"), x=rows, proba=proba(rows))
+    ev = g.evidence(proba)
+    assert ev.wave_format == 2 and ev.consumers  # a new account's rows: under pool:newcomers
+    doc = json.loads(json.dumps(ev.to_doc()))
+    ConsumerEvidence.from_doc(doc).check(KEY)
+    doc["wave_format"] = 1
+    with pytest.raises(IntegrityError):
+        ConsumerEvidence.from_doc(doc).check(KEY)

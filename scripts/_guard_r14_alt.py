@@ -20,6 +20,13 @@ Not shipped (round 14, /tmp/guard16s/PREREG.txt): candidate D (``--r11h 3 --r12p
 --r14-docs 30``) passed every gate but gained +4 r14 test attack rows (user +5, documents -1) against a +10
 bar; held-out languages (el ta ms hu) 20/62 both. Today's code does not reproduce the shipped documents_alt
 (features changed since round 7b), so retraining it replaces a head rather than adding to it.
+
+``--alt-budget B`` (guard16t, /tmp/guard16t/PREREG.txt): ``user_alt`` shifted by a false-positive budget on
+the whole val pool (:func:`budget_caps`: at most floor(B x 849) alt-only flags, 0 on over-defence and chat, no
+per-set caps); without ``--r14-docs`` the packaged ``documents_alt`` is kept byte for byte. Not shipped: V1
+(``--r14 10 --alt-budget 0.004``, recipe D's user rows, own threshold 0.711 vs D's 0.803) reached r14 test
+user attacks 73 -> 83 but held-out languages only 20 -> 23/62 (bar +5), and over-defence fell to 73/74 (gate
+74/74: one python:stdlib-code prompt).
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ Row = dict[str, Any]
 R14_CAPS = {"r14-ml benign": 1, "r14-en benign": 1}
 R14_TOTAL = 4  # round 13's 3 plus one
 DOC_CAP = 1  # alt-only flags allowed among the r14 benign val documents (retrieved channel)
+# --alt-budget B (guard16t, /tmp/guard16t/PREREG.txt): a false-positive budget instead of per-set caps: at
+# most floor(B x pool size) alt-only flags on the whole val pool, none on these sets
+BUDGET_ZERO = {"over-defence": 0, "chat": 0}
+
+
+def budget_caps(pool: dict[str, list[str]], budget: float) -> tuple[dict[str, int], int]:
+    """The caps and total of the false-positive budget rule: ``floor(budget x pool size)`` alt-only flags in
+    all, :data:`BUDGET_ZERO` on over-defence and chat, no other per-set cap."""
+    n = sum(len(v) for v in pool.values())
+    return dict(BUDGET_ZERO), math.floor(budget * n + 1e-9)
 
 
 def _logit(p: float) -> float:
@@ -69,18 +86,24 @@ def user_alt(
     sea_bigrams: bool,
     log: Callable[[str], None] = print,
     keep: Callable[[Row], bool] = lambda r: True,
+    budget: float | None = None,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
-    source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool."""
+    source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
+    ``budget`` (``--alt-budget``) shifts it by :func:`budget_caps` instead of the per-set caps."""
     import _guard_user_alt as ua
 
     train = ua.base_user_rows(rows) + extra + user_train(k)
     log(f"user_alt (r14 x{k}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
     alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
     pool = ua.val_pool(rows, keep) | user_pool()
-    caps = ua.CAPS | R14_CAPS
+    caps, total = (ua.CAPS | R14_CAPS, R14_TOTAL) if budget is None else budget_caps(pool, budget)
+    if budget is not None:
+        log(
+            f"user_alt: false-positive budget {budget} of {sum(map(len, pool.values()))} val prompts: {total}"
+        )
     thr = packaged.thresholds["user"]
-    return ua.add_alt(packaged, alt, pool, thr, log, caps=caps, total=R14_TOTAL)
+    return ua.add_alt(packaged, alt, pool, thr, log, caps=caps, total=total)
 
 
 def documents_alt(
@@ -132,16 +155,26 @@ def documents_alt(
 
 
 def r14_document(
-    rows: Sequence[Row], *, r9m: int, units: int, lines: int, k: int, j: int, sea: bool, tg: Any
+    rows: Sequence[Row],
+    *,
+    r9m: int,
+    units: int,
+    lines: int,
+    k: int,
+    j: int,
+    sea: bool,
+    tg: Any,
+    budget: float | None = None,
 ) -> bytes:
-    """The JSON of the packaged model with both second heads retrained (thresholds kept)."""
+    """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
+    (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
     import _guard_user_alt as ua
 
     from bastion.guard import _train, load_model
 
     packaged = load_model()
     extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
-    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea)
+    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget)
     if j:
         model = documents_alt(model, rows, j=j, tg=tg)
     training = dict(model.training)
@@ -150,7 +183,12 @@ def r14_document(
         f"{tg.R9_UNIT_WEIGHT}), r8 lines x{lines}, r11h x{tg.R11H_REPEAT}, r12p x{tg.R12P_REPEAT}, r12e "
         f"x{tg.R12E_REPEAT}, data/guard/r14_*.json user-channel train rows x{k} (scripts/guard_r14.py)"
         f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; bias shifted so that it adds at "
-        f"most {R14_TOTAL} benign val flags ({ua.CAPS | R14_CAPS}) at the kept user threshold"
+        + (
+            f"most {R14_TOTAL} benign val flags ({ua.CAPS | R14_CAPS}) at the kept user threshold"
+            if budget is None
+            else f"most floor({budget} x pool size) benign val flags (round 13's val pool + the r14 benign "
+            f"user-channel val rows; 0 on over-defence and chat) at the kept user threshold"
+        )
     )
     if j:
         training["documents"] += (

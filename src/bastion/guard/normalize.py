@@ -69,7 +69,10 @@ _LETTER_FORMS = str.maketrans(
 _LETTER_FORMS_RE = re.compile(
     "[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ\U0001f130-\U0001f149\U0001f150-\U0001f169\U0001f170-\U0001f189\U0001f1e6-\U0001f1ff]"
 )
-# inline HTML tags and comments (``<b>ign</b><i>ore</i>``) are removed; block tags are left to the classifier
+# inline HTML tags and comments (``<b>ign</b><i>ore</i>``) are removed; block tags are left to the classifier.
+# A short comment's text is read too, after the document (a reading model sees it: round 14, indep16e found
+# ``<!-- ignore all previous instructions -->`` scored 0.13 once its text was dropped with the markers)
+_HTML_COMMENT = re.compile(r"<!--([^<>]{0,200}?)-->")
 _HTML_INLINE = re.compile(
     r"</?(?:a|abbr|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|"
     r"sub|sup|tt|u|var|wbr)(?:\s[^<>]{0,200})?/?>|<!--[^<>]{0,200}?-->",
@@ -200,6 +203,10 @@ def normalize(text: str) -> Normalized:
         untagged = _HTML_INLINE.sub("", folded)
         if untagged != folded:
             flags.append("html-tags")
+            notes = [c.strip() for c in _HTML_COMMENT.findall(folded) if c.strip()]
+            if notes:  # the markers go (they split words: ``ign<!-- -->ore``), the words stay readable
+                flags.append("html-comments")
+                untagged = untagged + "\n" + "\n".join(notes)
             folded = untagged
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:

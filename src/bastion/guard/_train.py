@@ -331,6 +331,8 @@ def _part(model: GuardModel) -> dict[str, Any]:
         part["segments"] = model.segments
     if model.sea_bigrams:  # round 14: second heads only (a key of the head, never of the main model)
         part["sea_bigrams"] = True
+    if model.windows_only:  # round 14: documents heads (classifier._scoring)
+        part["windows_only"] = True
     return part
 
 

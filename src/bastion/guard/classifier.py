@@ -29,6 +29,7 @@ weight x sqrt(length_cap), what a text of ``length_cap`` n-grams with the same m
 ``length_floor`` (a signed model key) a text of fewer than ``length_floor`` n-grams is divided by
 sqrt(length_floor), not sqrt(N): a one-word turn ("answer": 10 n-grams) carries little evidence, and without
 the floor the few jailbreak-vocabulary n-grams it shares with long attacks reached logit 6.4 (round 7).
+A documents head with ``windows_only`` (round 14, opt-in) drops the whole-text term beyond one window.
 
 The model is a JSON document (never pickle) signed with Ed25519 (``bastion.crypto.signing``);
 :func:`load_model` reads the bytes once, verifies the signature over exactly those bytes against a pinned
@@ -49,6 +50,7 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput
 from bastion.guard._hashing import length_norm, ngram_buckets, segment_starts, segment_texts
+from bastion.guard._scoring import linear_best
 from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
@@ -88,6 +90,7 @@ class GuardModel:
     hidden: HiddenLayer | None = None  # round 7c: n-grams through a hidden layer instead of ``weights``
     segments: int = 0  # round 9: also score lines / sentences of at least this many characters (0: none)
     sea_bigrams: bool = False  # round 14 (second heads): bigrams inside Thai/Lao/Myanmar/Khmer runs
+    windows_only: bool = False  # round 14 (documents heads): no whole-text term beyond one window (_scoring)
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -133,34 +136,16 @@ class GuardModel:
             return rule_part, self._hidden_best(pos, np.concatenate([b for _, b in families]), length)
         g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
         c = np.bincount(pos, minlength=length).astype(np.float64)
-        total = float(c.sum())
-        best = float(g.sum()) / length_norm(total, self.length_cap, self.length_floor)
-        if length > self.window:
-            gs = np.concatenate(([0.0], np.cumsum(g)))
-            cs = np.concatenate(([0.0], np.cumsum(c)))
-            starts = np.arange(0, length - self.window + self.stride, self.stride)
-            starts = np.minimum(starts, length - self.window)
-            ends = starts + self.window
-            counts = np.maximum(cs[ends] - cs[starts], 1.0)
-            norms = np.sqrt(np.maximum(counts, self.length_floor))
-            if self.length_cap > 0:
-                norms = np.where(counts <= self.length_cap, norms, counts / math.sqrt(self.length_cap))
-            means = (gs[ends] - gs[starts]) / norms
-            best = max(best, float(means.max()))
-        if cuts is not None and len(cuts) > 1:  # round 9: each line / sentence-like segment on its own
-            gs = np.concatenate(([0.0], np.cumsum(g)))
-            cs = np.concatenate(([0.0], np.cumsum(c)))
-            bounds = np.minimum(np.append(cuts, length), length)
-            starts, ends = bounds[:-1], bounds[1:]
-            counts = cs[ends] - cs[starts]
-            keep = counts > 0
-            if keep.any():
-                counts = counts[keep]
-                norms = np.sqrt(np.maximum(counts, self.length_floor))
-                if self.length_cap > 0:
-                    norms = np.where(counts <= self.length_cap, norms, counts / math.sqrt(self.length_cap))
-                means = (gs[ends[keep]] - gs[starts[keep]]) / norms
-                best = max(best, float(means.max()))
+        best = linear_best(
+            g,
+            c,
+            window=self.window,
+            stride=self.stride,
+            cap=self.length_cap,
+            floor=self.length_floor,
+            cuts=cuts,
+            windows_only=self.windows_only,
+        )
         return rule_part, best
 
     def _hidden_best(self, pos: np.ndarray, buckets: np.ndarray, length: int) -> float:
@@ -249,7 +234,16 @@ def encode_weights(weights: np.ndarray) -> str:
 
 
 _DOC_KEYS = frozenset(
-    {"bias", "rule_weights", "weights", "fold_marks", "cjk_bigrams", "segments", "sea_bigrams"}
+    {
+        "bias",
+        "rule_weights",
+        "weights",
+        "fold_marks",
+        "cjk_bigrams",
+        "segments",
+        "sea_bigrams",
+        "windows_only",
+    }
 )
 
 
@@ -338,6 +332,7 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         sea_bigrams=bool(sub.get("sea_bigrams", False)),
         hidden=None,
         segments=_segment_key(sub),
+        windows_only=bool(sub.get("windows_only", False)),
         documents=None,
         alt=None,
     )

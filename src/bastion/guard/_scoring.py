@@ -1,0 +1,62 @@
+"""The linear heads' n-gram part over ranges of positions (``classifier.GuardModel._logit``).
+
+A range's value is the sum of its n-gram weights over its length norm (sqrt of its n-gram count, at least
+sqrt(``floor``), or count / sqrt(``cap``) beyond ``cap``); the n-gram part of a head is the maximum over the
+whole text, the windows of a text longer than ``window`` positions and, with ``cuts``, its line / sentence-
+like segments. ``windows_only`` (round 14, a signed key of a documents head) leaves the whole-text range out
+for a text longer than the window: the whole-text term is the mean weight x sqrt(N) up to ``cap`` n-grams,
+so a long ordinary document whose every window is below the threshold (contracts, terms of service, letters:
+slightly positive imperative vocabulary throughout) could still reach it by its length alone, while the
+windows, which cover the whole text with stride ``stride``, still see any one injected passage at the scale
+of a window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bastion.guard._hashing import length_norm
+
+
+def _range_means(
+    gs: np.ndarray, cs: np.ndarray, starts: np.ndarray, ends: np.ndarray, cap: int, floor: int
+) -> float:
+    counts = np.maximum(cs[ends] - cs[starts], 1.0)
+    norms = np.sqrt(np.maximum(counts, floor))
+    if cap > 0:
+        norms = np.where(counts <= cap, norms, counts / math.sqrt(cap))
+    return float(((gs[ends] - gs[starts]) / norms).max())
+
+
+def linear_best(
+    g: np.ndarray,
+    c: np.ndarray,
+    *,
+    window: int,
+    stride: int,
+    cap: int,
+    floor: int,
+    cuts: np.ndarray | None = None,
+    windows_only: bool = False,
+) -> float:
+    """Maximum range value: ``g`` / ``c`` are the n-gram weight sums / counts per position of one text."""
+    length = len(g)
+    best = -math.inf
+    if not (windows_only and length > window):
+        best = float(g.sum()) / length_norm(float(c.sum()), cap, floor)
+    if length <= window and (cuts is None or len(cuts) <= 1):
+        return best
+    gs = np.concatenate(([0.0], np.cumsum(g)))
+    cs = np.concatenate(([0.0], np.cumsum(c)))
+    if length > window:
+        starts = np.minimum(np.arange(0, length - window + stride, stride), length - window)
+        best = max(best, _range_means(gs, cs, starts, starts + window, cap, floor))
+    if cuts is not None and len(cuts) > 1:  # round 9: each line / sentence-like segment on its own
+        bounds = np.minimum(np.append(cuts, length), length)
+        starts, ends = bounds[:-1], bounds[1:]
+        keep = cs[ends] - cs[starts] > 0
+        if keep.any():
+            best = max(best, _range_means(gs, cs, starts[keep], ends[keep], cap, floor))
+    return best

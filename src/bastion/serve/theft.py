@@ -357,8 +357,7 @@ def build_defence(
     (rows -> the served model's probabilities, what the gateway answers with) turns on the informative-step
     test (:mod:`bastion.serve._theft_steps`); without it every small step counts, as before round 9.
     ``watermark_eps`` / ``deployment_eps``: the per-consumer and deployment-wide waves' amplitudes."""
-    from bastion.watermark._carrier import WAVE_FORMAT
-    from bastion.watermark.api import ConsumerWatermark
+    from bastion.watermark.api import WAVE_FORMAT, ConsumerWatermark
     from bastion.watermark.labels import MAX_LABEL_RATE, LabelMarker
 
     x = np.asarray(reference_x, dtype=np.float64)

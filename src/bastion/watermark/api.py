@@ -31,7 +31,13 @@ import numpy as np
 from bastion.errors import IntegrityError, InvalidInput, NotFound
 from bastion.files import atomic_write
 from bastion.models.interface import ModelAdapter
-from bastion.watermark.consumer import Attribution, ConsumerEvidence, ConsumerSignal, ConsumerWatermark
+from bastion.watermark.consumer import (
+    WAVE_FORMAT,
+    Attribution,
+    ConsumerEvidence,
+    ConsumerSignal,
+    ConsumerWatermark,
+)
 from bastion.watermark.keys import WatermarkKey
 from bastion.watermark.verify import Verification, check_compatible, score
 
@@ -261,6 +267,7 @@ def verify_marks(*, model: ModelAdapter, marks: ApiMarks, key: WatermarkKey) -> 
 
 
 __all__ = [
+    "WAVE_FORMAT",
     "ApiMarks",
     "ApiWatermark",
     "Attribution",

@@ -340,6 +340,7 @@ class ConsumerWatermark:
 __all__ = [
     "EVIDENCE_FORMAT",
     "SIGNAL_LABEL",
+    "WAVE_FORMAT",
     "Attribution",
     "ConsumerEvidence",
     "ConsumerSignal",

@@ -24,6 +24,8 @@ from bastion.watermark.keys import WatermarkKey
 
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 SIGNAL_LABEL = "bastion-api-signal-v1"
+# what a watermark and its evidence file share: the evidence rebuilds the watermark from these fields
+WAVE_PARAMS = ("n_features", "n_classes", "scale", "eps", "cycles", "deployment_eps", "wave_format")
 
 
 EVIDENCE_FORMAT = "bastion-consumer-evidence/v1"
@@ -75,16 +77,7 @@ class ConsumerEvidence:
         from bastion.watermark.consumer import ConsumerWatermark  # it imports this module
 
         self.check(key)
-        wm = ConsumerWatermark(
-            key,
-            n_features=self.n_features,
-            n_classes=self.n_classes,
-            scale=self.scale,
-            eps=self.eps,
-            cycles=self.cycles,
-            deployment_eps=self.deployment_eps,
-            wave_format=self.wave_format,
-        )
+        wm = ConsumerWatermark(key, **{name: getattr(self, name) for name in WAVE_PARAMS})
         return wm.attribute(
             predict_proba=predict_proba,
             probes={c: x for c, (x, _) in self.consumers.items()},
@@ -156,4 +149,4 @@ class ConsumerEvidence:
         return cls.from_doc(doc, where=str(src))
 
 
-__all__ = ["EVIDENCE_FORMAT", "MAX_EVIDENCE_BYTES", "SIGNAL_LABEL", "ConsumerEvidence"]
+__all__ = ["EVIDENCE_FORMAT", "MAX_EVIDENCE_BYTES", "SIGNAL_LABEL", "WAVE_PARAMS", "ConsumerEvidence"]

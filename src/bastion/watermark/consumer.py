@@ -27,6 +27,7 @@ from bastion.watermark._carrier import WAVE_FORMAT, Carrier, carrier
 from bastion.watermark._consumer_evidence import (
     EVIDENCE_FORMAT,
     SIGNAL_LABEL,
+    WAVE_PARAMS,
     ConsumerEvidence,
 )
 from bastion.watermark._consumer_stats import Attribution, segment_scores, segments
@@ -321,13 +322,7 @@ class ConsumerWatermark:
         """Each consumer's recorded queries and the clean model's answers on them, MAC'd under the key."""
         ev = ConsumerEvidence(
             key_id=self.key_id,
-            n_features=self.n_features,
-            n_classes=self.n_classes,
-            scale=self.scale,
-            eps=self.eps,
-            cycles=self.cycles,
-            deployment_eps=self.deployment_eps,
-            wave_format=self.wave_format,
+            **{name: getattr(self, name) for name in WAVE_PARAMS},
             consumers={
                 c: (np.asarray(x, np.float32).reshape(len(x), -1), np.asarray(r, np.float32))
                 for c, (x, r) in probes.items()

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-WAVE_FORMAT = (
-    2  # the latest format (opt-in); evidence without a format field is format 1 (one fixed class per key)
-)
+# the latest format, what build_defence serves; evidence without a format field is format 1 (one fixed
+# class per key)
+WAVE_FORMAT = 2
 CARRIER_BITS = 4  # 16 keyed regions
 
 

@@ -14,7 +14,12 @@ from typing import Any
 class ServerThread:
     """``with ServerThread(app, ssl=(cert, key)) as srv:`` serves ``app`` at ``srv.url`` until the block ends.
 
-    ``config`` goes to ``uvicorn.Config`` (quiet by default: ``log_level="warning"``, no access log)."""
+    ``config`` goes to ``uvicorn.Config`` (quiet by default: ``log_level="warning"``, no access log).
+
+    ``log_config=None`` by default: uvicorn's own logging config goes through ``logging.config.dictConfig``,
+    which closes *every* handler the process ever made. One made while pytest captured output (absl's, when
+    an earlier test imported dp_accounting) holds pytest's capture stream, and closing it killed the worker
+    ("lost sys.stderr") in the witness tests that followed the DP tests on one xdist worker."""
 
     def __init__(self, app: Any, *, ssl: tuple[str | Path, str | Path] | None = None, **config: Any) -> None:
         import uvicorn
@@ -26,6 +31,7 @@ class ServerThread:
         self._sock = sock
         config.setdefault("log_level", "warning")
         config.setdefault("access_log", False)
+        config.setdefault("log_config", None)
         if ssl:
             config.update(ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1]))
         self.server = uvicorn.Server(uvicorn.Config(app, **config))

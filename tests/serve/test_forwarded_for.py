@@ -31,7 +31,7 @@ def _peer_seen(options: dict[str, Any]) -> Any:
         await send({"type": "http.response.body", "body": b""})
 
     keep = {k: v for k, v in options.items() if k in ("proxy_headers", "forwarded_allow_ips")}
-    config = uvicorn.Config(probe, **keep)
+    config = uvicorn.Config(probe, log_config=None, **keep)  # no dictConfig: see ServerThread
     config.load()
     scope = {
         "type": "http", "method": "GET", "path": "/", "headers": [(b"x-forwarded-for", b"203.0.113.20")],

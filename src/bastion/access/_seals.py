@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bastion.access._tokens import _public_id
 from bastion.errors import IntegrityError
-from bastion.store.seals import read_seal, write_seal
+from bastion.store.seals import read_sealed, write_seal
 from bastion.store.tables import grants, identities, tokens
 
 if TYPE_CHECKING:
@@ -55,14 +55,14 @@ def reseal(conn: Connection, sealer: RowSealer, identity_id: str) -> None:
 
 def check_seal(conn: Connection, sealer: RowSealer, identity_id: str) -> None:
     """IntegrityError unless the identity's rows match their seal."""
-    state = identity_state(conn, identity_id)
+    state, mac = read_sealed(conn, SEAL_KIND, identity_id, lambda c: identity_state(c, identity_id))
     if state is None:
         raise IntegrityError("an authorization row names an identity that does not exist")
     sealer.check(
         SEAL_KIND,
         identity_id,
         state,
-        read_seal(conn, SEAL_KIND, identity_id),
+        mac,
         what=f"identity {state['name']!r}'s authorization state",
     )
 

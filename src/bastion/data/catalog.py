@@ -24,7 +24,7 @@ from bastion.data.scan import ScanReport
 from bastion.data.tokens import ScopeKeys
 from bastion.errors import IntegrityError, NotFound, ServiceError
 from bastion.store.db import Base, utcnow, write_transaction
-from bastion.store.seals import read_seal, write_seal
+from bastion.store.seals import read_sealed, write_seal
 
 if TYPE_CHECKING:
     from bastion.crypto.seal import RowSealer
@@ -97,8 +97,9 @@ def check_classification(engine: Engine, sealer: RowSealer, digest: str) -> None
     """Raise IntegrityError unless the classification rows of ``digest`` are exactly the sealed ones."""
     ensure_data_tables(engine)
     with engine.connect() as conn:
-        state = _classification_state(conn, digest)
-        mac = read_seal(conn, CLASSIFICATION_SEAL, digest)
+        state, mac = read_sealed(
+            conn, CLASSIFICATION_SEAL, digest, lambda c: _classification_state(c, digest)
+        )
     if mac is None:
         raise IntegrityError(
             f"the classification of {digest[:23]}… is not sealed (scanned before seals, or written without "

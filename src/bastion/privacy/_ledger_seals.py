@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from bastion.crypto.seal import RowSealer
 from bastion.errors import IntegrityError
-from bastion.store.seals import read_seal, write_seal
+from bastion.store.seals import read_sealed, write_seal
 from bastion.store.tables import seals
 
 SEAL_KIND = "privacy"
@@ -90,7 +90,7 @@ def check(conn: Connection, sealer: RowSealer, dataset: str) -> None:
 
     A dataset with no rows at all passes only when it has no seal either (a deleted budget *and* its
     spends, with the seal left behind, is refused)."""
-    state, mac = ledger_state(conn, dataset), read_seal(conn, SEAL_KIND, dataset)
+    state, mac = read_sealed(conn, SEAL_KIND, dataset, lambda c: ledger_state(c, dataset))
     if state is None and mac is None:
         return
     sealer.check(

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from bastion.config import ENVIRONMENTS
 from bastion.crypto.seal import RowSealer
 from bastion.errors import IntegrityError
-from bastion.store.seals import read_seal, write_seal
+from bastion.store.seals import read_seal, read_sealed, write_seal
 from bastion.store.tables import artifacts, version_annotations, versions, wrapped_keys
 
 
@@ -90,7 +90,7 @@ def reseal_pointers(conn: Connection, sealer: RowSealer, name: str) -> None:
 
 
 def check_pointers(conn: Connection, sealer: RowSealer, name: str) -> None:
-    state, mac = pointer_state(conn, name), read_seal(conn, "pointers", name)
+    state, mac = read_sealed(conn, "pointers", name, lambda c: pointer_state(c, name))
     if not state and mac is None:
         return  # reserved, nothing committed yet: nothing to grant
     sealer.check(
@@ -111,13 +111,8 @@ def reseal_version(conn: Connection, sealer: RowSealer, row: Any) -> None:
 def check_version(conn: Connection, sealer: RowSealer, row: Any) -> None:
     key = f"{row.name}:{int(row.version)}"
     sealer.check("version", key, version_state(row), read_seal(conn, "version", key), what=f"{key}'s row")
-    sealer.check(
-        "annotations",
-        key,
-        annotation_state(conn, row.id),
-        read_seal(conn, "annotations", key),
-        what=f"{key}'s annotations",
-    )
+    notes, mac = read_sealed(conn, "annotations", key, lambda c: annotation_state(c, row.id))
+    sealer.check("annotations", key, notes, mac, what=f"{key}'s annotations")
 
 
 def _version_rows(conn: Connection) -> list[Any]:

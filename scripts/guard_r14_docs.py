@@ -54,6 +54,11 @@ def main() -> int:
     rep.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
     tr = sub.add_parser("train", help="retrain the main documents head")
     tr.add_argument("--docs", type=int, required=True, metavar="J", help="r14 retrieved train rows xJ")
+    tr.add_argument(
+        "--twins",
+        action="store_true",
+        help="weight each garak latent-injection clean page by its page's injected train rows (round 15)",
+    )
     tr.add_argument("--signing-key", type=Path, required=True)
     tr.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -67,7 +72,7 @@ def main() -> int:
     import train_guard
     from _guard_r14_docs import r14_docs_document
 
-    doc = r14_docs_document(train_guard.load_rows(), j=args.docs)
+    doc = r14_docs_document(train_guard.load_rows(), j=args.docs, twins=args.twins)
     return train_guard.write_signed(doc, args.signing_key, args.out)
 
 

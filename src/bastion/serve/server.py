@@ -18,47 +18,29 @@ Start-up order, each step fail-closed:
 ``--workers N`` hands the passphrase to the workers inside uvicorn's spawn pickle (:mod:`._workers`), never
 through the environment.
 
-Size (over ~400 lines): the steps between a registry reference and a running gateway (verify, key release,
-approvals, guards, TLS, workers), each small, in the order ``bastion serve`` runs them.
+Key release lives in :mod:`._release`, binding and the one-process server in :mod:`._listen`; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion import __version__
-from bastion.access import allowed
-from bastion.config import PASSPHRASE_ENV, get_passphrase, home_path
-from bastion.errors import AccessDenied, ConfigError, DependencyMissing, PolicyViolation, ServiceError
+from bastion.config import PASSPHRASE_ENV, get_passphrase
+from bastion.errors import ConfigError, DependencyMissing
+from bastion.serve._listen import _check_tls, _uvicorn_common, bind, serve_gateway, tls_files
+from bastion.serve._release import approve_release, release_key
 from bastion.serve.app import Gateway, ServedModel, create_app
-from bastion.serve.attestation import (
-    ATTESTER_KEY_FILE,
-    SOFTWARE_FORMAT,
-    Claims,
-    KeyReleasePolicy,
-    ModelReleasePolicy,
-    ReleasePolicyDocument,
-    SoftwareEvidenceVerifier,
-    attester_public_hex,
-    create_software_attester,
-    load_release_policy,
-    new_nonce,
-    open_software_attester,
-    save_release_policy,
-)
+from bastion.serve.attestation import ModelReleasePolicy
 from bastion.serve.auth import Authenticator, JwtVerifier
 from bastion.serve.config import GatewayConfig, load_gateway_config
-from bastion.serve.tls import check_pair, is_loopback, self_signed_certificate
+from bastion.serve.tls import check_pair, is_loopback
 from bastion.serve.trust import TrustMaterial, load_trust
-
-SERVE_DIR = "serve"
 
 
 @dataclass(frozen=True)
@@ -104,106 +86,6 @@ def check_options(options: ServeOptions) -> None:
         raise ConfigError(
             "--workers above 1 needs --redis: rate limits and the extraction monitor must be shared"
         )
-
-
-def approve_release(
-    *, vault: Any, model_name: str, config: GatewayConfig, files: Mapping[str, str] | None = None
-) -> ModelReleasePolicy:
-    """Approve ``config`` for ``model_name``'s key release (admin): enrol this home's attester (sealed under
-    the key ring; created on first approval) and sign the policy with the home's signing key."""
-    if not allowed(vault.identity, "serve:admin"):
-        raise AccessDenied(f"{vault.identity.name} ({vault.identity.role}) may not approve a gateway")
-    directory = vault.settings.home / SERVE_DIR
-    if (directory / ATTESTER_KEY_FILE).exists():
-        attester = open_software_attester(directory, keys=vault.keys)
-    else:
-        attester = create_software_attester(directory, keys=vault.keys)
-    document = load_release_policy(directory, signer=vault.signer)
-    entry = ModelReleasePolicy(
-        attesters=(attester_public_hex(attester),),
-        config_digest=config.digest(files),
-        package_versions=tuple(config.key_release.allowed_package_versions) or (__version__,),
-        approved_by=vault.identity.name,
-        approved_at=time.time(),
-    )
-    updated = ReleasePolicyDocument(models={**document.models, model_name: entry})
-    save_release_policy(directory, updated, signer=vault.signer)
-    vault.audit.append(
-        actor=vault.identity.name,
-        action="serve:approve-release",
-        target=model_name,
-        outcome="ok",
-        details={
-            "config_digest": entry.config_digest,
-            "package_versions": list(entry.package_versions),
-            "attesters": list(entry.attesters),
-            "policy_digest": updated.digest(),
-        },
-    )
-    return entry
-
-
-def release_key(
-    *,
-    vault: Any,
-    version: Any,
-    config: GatewayConfig,
-    passphrase: str | None = None,
-    files: Mapping[str, str] | None = None,
-) -> None:
-    """Attest, evaluate the approved key-release policy, audit-log the decision; PolicyViolation on denial.
-    ``files``: the fingerprints of the trust files as read for this start (bound into the config digest)."""
-    del passphrase  # the attester key is sealed under the key ring the vault already opened
-    directory = vault.settings.home / SERVE_DIR
-    document = load_release_policy(directory, signer=vault.signer)
-    approved = document.models.get(str(version.name))
-    running_digest = config.digest(files)
-    details: dict[str, Any] = {
-        "model_digest": version.manifest_digest,
-        "config_digest": running_digest,
-        "policy_digest": document.digest(),
-    }
-    if approved is None:
-        reason = f"no approved key-release policy for {version.name} (run 'bastion serve MODEL --approve')"
-        _audit_release(vault, version, released=False, details={**details, "reason": reason})
-        raise PolicyViolation(f"key release denied for {version.ref}: {reason}")
-    attester = open_software_attester(directory, keys=vault.keys)
-    nonce = new_nonce()
-    claims = Claims(
-        package_version=__version__,
-        config_digest=running_digest,
-        model_digest=version.manifest_digest,
-        model_ref=version.ref,
-        nonce=nonce,
-        issued_at=time.time(),
-    )
-    evidence = attester.attest(claims)
-    policy = KeyReleasePolicy(
-        evidence_formats=tuple(config.key_release.evidence_formats),
-        expected_model_digest=version.manifest_digest,
-        expected_config_digest=approved.config_digest,
-        allowed_package_versions=approved.package_versions,
-        max_age_s=float(config.key_release.max_evidence_age_s),
-    )
-    decision = policy.evaluate(
-        evidence=evidence,
-        verifiers={SOFTWARE_FORMAT: SoftwareEvidenceVerifier(approved.trusted_keys())},
-        nonce=nonce,
-    )
-    details.update(reason=decision.reason, format=evidence.format)
-    _audit_release(vault, version, released=decision.released, details=details)
-    if not decision.released:
-        raise PolicyViolation(f"key release denied for {version.ref}: {decision.reason}")
-
-
-def _audit_release(vault: Any, version: Any, *, released: bool, details: dict[str, Any]) -> None:
-    vault.audit.append(
-        actor=vault.identity.name,
-        action="serve:key-release",
-        target=version.ref,
-        outcome="ok" if released else "denied",
-        details=details,
-    )
 
 
 def token_verifier(vault: Any) -> Callable[[str], Any]:
@@ -423,17 +305,6 @@ def _flat_predict(adapter: Any) -> Any:
     return predict
 
 
-def tls_files(options: ServeOptions) -> tuple[str, str] | None:
-    if options.insecure:
-        return None
-    if options.tls_cert and options.tls_key:
-        cert, key = Path(options.tls_cert), Path(options.tls_key)
-        check_pair(cert, key)
-        return str(cert), str(key)
-    cert, key = self_signed_certificate(home_path(options.home) / "serve", hosts=("localhost", "127.0.0.1"))
-    return str(cert), str(key)
-
-
 def worker_app() -> Any:
     """uvicorn factory for ``--workers N``: each worker verifies, releases the key and loads on its own, with
     the passphrase and options its parent handed over in the spawn pickle (see :mod:`._workers`)."""
@@ -444,34 +315,6 @@ def worker_app() -> Any:
     gateway = build_gateway(ServeOptions(**json.loads(spec)), passphrase=secret)
     configure_worker(gateway.config.connections)
     return create_app(gateway)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or ServiceError (exit 2) — e.g. when the port is already in use."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.set_inheritable(True)
-    return sock
-
-
-def _uvicorn_common(options: ServeOptions, tls: tuple[str, str] | None) -> dict[str, Any]:
-    common: dict[str, Any] = {
-        "access_log": False,
-        "log_level": "warning",
-        "server_header": False,
-        "date_header": False,
-        "timeout_graceful_shutdown": 5,
-    }
-    if tls is not None:
-        common.update(ssl_certfile=tls[0], ssl_keyfile=tls[1])
-    return common
 
 
 def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None) -> None:
@@ -519,54 +362,6 @@ def run(options: ServeOptions, *, announce: Callable[[str], None] | None = None)
     serve_gateway(build_gateway(options), options, tls, announce=announce)
 
 
-def serve_gateway(
-    gateway: Any, options: Any, tls: Any, *, announce: Callable[[str], None] | None = None
-) -> None:
-    """One process: load uvicorn's config (TLS, protocols) and bind, then announce and serve ``gateway``
-    until interrupted; the gateway is closed on the way out, also when loading or binding fails."""
-    import uvicorn
-
-    from bastion.serve.connections import uvicorn_options
-
-    try:
-        config = uvicorn.Config(
-            create_app(gateway),
-            **_uvicorn_common(options, tls),
-            **uvicorn_options(gateway.config.connections),
-        )
-        config.load()  # TLS context and protocol classes: fail here, before announcing
-        sock = bind(options.host, options.port)
-    except BaseException:
-        gateway.close()
-        raise
-    if announce is not None:
-        announce(f"{'https' if tls is not None else 'http'}://{options.host}:{options.port}")
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
-        gateway.close()
-
-
-def _check_tls(config: Any) -> None:
-    """Build the TLS context once in the parent (workers build their own) so bad files fail before serving."""
-    if config.is_ssl:
-        from uvicorn.config import create_ssl_context
-
-        try:
-            create_ssl_context(
-                keyfile=config.ssl_keyfile,
-                certfile=config.ssl_certfile,
-                password=None,
-                ssl_version=config.ssl_version,
-                cert_reqs=config.ssl_cert_reqs,
-                ca_certs=None,
-                ciphers=config.ssl_ciphers,
-            )
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"the TLS certificate or key does not load: {exc}") from exc
-
-
 __all__ = [
     "ServeOptions",
     "api_watermark",
@@ -579,6 +374,7 @@ __all__ = [
     "load_served_model",
     "release_key",
     "run",
+    "serve_gateway",
     "theft_defence",
     "tls_files",
     "token_verifier",

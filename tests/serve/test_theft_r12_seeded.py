@@ -24,8 +24,7 @@ ROWS = 1200
 def _probes(guard: Any, seeds: np.ndarray, labels: np.ndarray, rng: Any, gains: bool = True) -> np.ndarray:
     """The seeds, then per anchor (a seed, later a gain copy of one) up to 10 narrow probes along the
     largest weights of a linear surrogate's class (fit on the seeds' labels), 1-3 features each, a feature
-    off at most 8 anchors among the last 80 probes and at most 3 of the last 12 anchors probed (round 15's
-    fan-in by anchors), inside the small-steps band."""
+    off at most 8 anchors among the last 80 probes, inside the small-steps band."""
     w = np.linalg.lstsq(np.c_[seeds, np.ones(len(seeds))], np.eye(10)[labels], rcond=None)[0][:-1].T
     size = 0.5 * (guard._resend_tau + guard._near_tau)
     rows, anchors, recent, a = list(seeds), list(seeds), [], 0
@@ -44,17 +43,11 @@ def _probes(guard: Any, seeds: np.ndarray, labels: np.ndarray, rng: Any, gains: 
             for aid, fs in recent[-80:]:
                 for f in fs:
                     crowd.setdefault(f, set()).add(aid)
-            last = sorted({aid for aid, _ in recent})[-12:]
-            spread: dict[int, set[int]] = {}
-            for aid, fs in recent:
-                for f in fs if aid in last else ():
-                    spread.setdefault(f, set()).add(aid)
             want, feats = int(rng.integers(1, 4)), []
             for f in (int(i) for i in np.argsort(-np.abs(grad))):
                 if (
                     f not in used
                     and len(crowd.get(f, ())) < 8
-                    and len(spread.get(f, set()) - {a}) < 4
                     and 0.0 < anchor[f] + np.sign(grad[f]) * size < 1.0
                 ):
                     feats.append(f)

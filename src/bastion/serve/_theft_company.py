@@ -26,17 +26,6 @@ one anchor. Two probing patterns pass both:
   the same amount. A client that re-sends a clean input (or one whose glitch was clipped away) twice with a
   glitch on the same single pixel makes one (about 1 in 600 anchors of 1-3 pixel glitches).
 
-Round 15 (fix20ad): the fan-in counted by anchors too. attack20d's ``narrow`` makes 7 probes off each anchor
-on 1-3 of its 14-21 top-gradient pixels: a 64-79-step window holds only 9-11 of its anchors, so no pixel
-reaches 9-12 *other* anchors there (flagged at 460-1,600 rows on digits). :class:`Company` also keeps the
-consumer's last ``anchors`` (keyed, 12-14) anchors with narrow steps and the features each touched, and a
-narrow step on a feature that at least half of the other anchors there touched (at least 4) is informative,
-once those anchors touched at least ``wide`` (keyed, 8-11) features in all. Measured on digits (2,000 rows,
-fix20ad): the attack's steps reach half in 20-40 % of cases (flagged at 260-300 rows, 8 of 8 keys); glitched
-re-sends (each input 3x or 10-15x, 1-3 random pixels a copy) reach at most 7 of 11-13, under 1 % of their
-steps; a camera's 3-5 flaky pixels stay under ``wide`` (those are for ``_theft_confined``, once it has seen
-enough steps: before, the anchor count flagged one such stream at 100 rows).
-
 Both are about the consumer's own narrow steps; what a benign client does that looks the same: a camera with
 one flaky pixel that sends each input with and without it (one feature stepped off every anchor) is a
 feature-major prober to this test, and so is a clinic that re-sends each patient's record with one or two of
@@ -66,22 +55,15 @@ _LINE = 0.01  # + keyed [0, 0.01): a line probe's entries off c x the earlier st
 _SAME = 0.1  # ... with |c - 1| at least this (a step of about the same length: a near-duplicate row)
 _SUPPORT = 0.01  # a step's support: its entries of at least this x its largest
 _CONSUMERS = 4096  # consumers whose window is kept (least recently used dropped)
-_SPREAD = 12  # + keyed 0-2: round 15, the consumer's last anchors with narrow steps, features counted
-_SPREAD_LEAST = 4  # ... a feature touched off half the other anchors there, and at least this many
-_WIDE = 8  # + keyed 0-3: ... and only once those anchors' narrow steps touched this many features in all
 
 
 class _Window:
-    __slots__ = ("count", "pairs", "recent", "spread", "steps")
+    __slots__ = ("count", "pairs", "steps")
 
     def __init__(self) -> None:
         self.steps: deque[tuple[bytes, tuple[int, ...]]] = deque()  # (anchor, features new to it)
         self.count: Counter[int] = Counter()  # feature -> anchors in the window whose steps touched it
         self.pairs: Counter[tuple[bytes, int]] = Counter()  # (anchor, feature) in the window
-        # round 15: the same by anchors, not steps: the last ``Company.anchors`` anchors (in the order of
-        # their first narrow step) with the features their narrow steps touched, and per feature how many
-        self.recent: OrderedDict[bytes, set[int]] = OrderedDict()
-        self.spread: Counter[int] = Counter()
 
 
 class Company:
@@ -100,12 +82,6 @@ class Company:
         self.window = base + keyed[0] % (base // 4)
         self.fan_in = _FAN_IN + keyed[1] % 4
         self.tol = _LINE + 0.01 * keyed[2] / 256.0
-        # round 15: a feature touched by the narrow steps off at least half of the other anchors among the
-        # consumer's last 12-14 (keyed) anchors with narrow steps (and at least _SPREAD_LEAST of them)
-        self.anchors = _SPREAD + keyed[3] % 3
-        # ... where they touched at least 8-11 (keyed) features in all: a camera whose same few flaky pixels
-        # are re-measured image after image touches 3-5 (those are _theft_confined's, once it has seen enough)
-        self.wide = _WIDE + keyed[4] % 4
         self.sketch = int(sketch)
         self._windows: OrderedDict[bytes, _Window] = OrderedDict()
 
@@ -130,7 +106,6 @@ class Company:
             self._windows.popitem(last=False)
         feats = self.features(step)
         others = max((w.count[f] - (w.pairs[(anchor, f)] > 0) for f in feats), default=0)
-        spread, peers = self._spread(w, anchor, feats)
         new = tuple(f for f in feats if not w.pairs[(anchor, f)])
         w.steps.append((anchor, new))
         for f in new:
@@ -145,28 +120,7 @@ class Company:
                     del w.pairs[(old, f)]
                 if w.count[f] <= 0:
                     del w.count[f]
-        wide = len(w.spread) >= self.wide
-        return others >= self.fan_in or (wide and spread >= max(_SPREAD_LEAST, (peers + 1) // 2))
-
-    def _spread(self, w: _Window, anchor: bytes, feats: tuple[int, ...]) -> tuple[int, int]:
-        """The most other anchors among the consumer's last ``anchors`` (with narrow steps) whose narrow
-        steps touched one of ``feats``, and how many other anchors there are; then ``feats`` join
-        ``anchor``'s features."""
-        mine = w.recent.get(anchor)
-        if mine is None:
-            mine = w.recent[anchor] = set()
-            while len(w.recent) > self.anchors:
-                _, gone = w.recent.popitem(last=False)
-                for f in gone:
-                    w.spread[f] -= 1
-                    if w.spread[f] <= 0:
-                        del w.spread[f]
-        out = max((w.spread[f] - (f in mine) for f in feats), default=0)
-        for f in feats:
-            if f not in mine:
-                mine.add(f)
-                w.spread[f] += 1
-        return out, len(w.recent) - 1
+        return others >= self.fan_in
 
     def line(self, step: np.ndarray, earlier: list[tuple[np.ndarray, np.ndarray, float]]) -> bool:
         """Is ``step`` a line probe: on the same support as one of the ``earlier`` narrow steps off its anchor

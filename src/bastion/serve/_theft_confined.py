@@ -41,6 +41,19 @@ round 12: 120-400).
 What such probes gain: a copy from the first 300 rows, answered without any defence, against a copy from the
 anchors alone, -9.8 to +0.4 pp (+2.0 at most from 2,000 rows), so the discount is no hole on digits.
 
+Round 16 (``wide``, pixels only): a camera's defect patch is wider than 5-7 pixels. One with a 10-pixel
+patch in the ink area, sending each scene 3 times with 1-3 of the patch's pixels re-measured (+ N(0, 0.4 x
+spread)), touched all ten about equally, so its top 5-7 never held ``share`` and the fan-in flagged it (cold
+review attack20i, digits: 15 of 15 streams at 200-340 rows). On pixels the dominant features are now up to a
+quarter of them less a keyed 0-3 (13-16 on digits), once the consumer has made at least twice that many
+narrow steps (+ keyed 0-3): patches of 10, 12, 14 and 16 pixels, re-measured or clean-first, 0 of 10 streams
+each (2 keys x 5; 12-pixel patch with 10-15 copies per scene: 0 of 10; 9-pixel: 1 of 10). Its counter, probes
+on 1-3 of the model's 16 most important pixels off natural anchors (no per-pixel cap), is flagged later than
+before (digits, 4 keys: 400-1,740 rows; round 13's discount: 320-440) but gains little: a copy of the whole
+stream answered without any defence beats one of its anchors alone by +0.7 to +1.2 pp at 2,000 rows and
++0.1 to +0.4 pp at 300 (3 draws), and every copy made before the flag (0.83-0.92) stays below that of the
+anchors alone (0.96-0.97).
+
 A prober cannot use the discount to learn more than those few directions: steps off them are judged as
 before, and once a consumer's steps spread over more features its dominant features stop holding ``share``
 of its touches (feature-major probes of one feature after another lose the discount as the sixth to eighth
@@ -55,9 +68,10 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
-_TOP = 5  # + keyed 0-2: the dominant features (at most a quarter of the features)
+_TOP = 5  # + keyed 0-2: the dominant features (at most a quarter of the features; pixels: see ``wide``)
 _LEAST = 8  # + keyed 0-3: narrow steps before the consumer's dominant features mean anything
 _SHARE = 0.85  # + keyed [0, 0.1): the dominant features' share of the consumer's touches
+_WIDE_LEAST = 2  # x top (+ keyed 0-3): pixels' narrow steps before their dominant ones mean anything
 _SUPPORT = 0.01  # a step's support: its entries of at least this x its largest
 _CONSUMERS = 4096
 
@@ -65,10 +79,14 @@ _CONSUMERS = 4096
 class Confined:
     """Per consumer, the features its narrow steps touched (see the module docstring)."""
 
-    def __init__(self, secret: bytes, n_features: int) -> None:
+    def __init__(self, secret: bytes, n_features: int, *, wide: bool = False) -> None:
         keyed = hmac.new(secret, b"confined", hashlib.sha256).digest()
-        self.top = min(_TOP + keyed[0] % 3, max(int(n_features) // 4, 0))
+        quarter = max(int(n_features) // 4, 0)
+        self.top = min(_TOP + keyed[0] % 3, quarter)
         self.least = _LEAST + keyed[1] % 4
+        if wide:  # pixels (round 16): a defect patch of up to a quarter of the sensor, less a keyed 0-3
+            self.top = max(self.top, quarter - keyed[0] % 4)
+            self.least = max(self.least, _WIDE_LEAST * self.top + keyed[1] % 4)
         self.share = _SHARE + 0.1 * keyed[2] / 256.0
         self._tally: OrderedDict[bytes, tuple[Counter[int], list[int]]] = OrderedDict()
 

@@ -56,7 +56,8 @@ re-send along those features (:meth:`StepTest.off_narrow`). Round 13: on pixels 
 such a step is no evidence by its company — the fan-in and the line rules (a camera whose same few flaky
 pixels are re-measured image after image) — while its own pull (the narrow null) and the fan-out off one
 anchor still count, and only while its pixels stay within their natural range (a sweep lighting border pixels
-that no image lights is judged as before). ``confined = None`` turns it off.
+that no image lights is judged as before). Round 16: on pixels the dominant features may be up to a quarter
+of them, less a keyed 0-3 (a camera's defect patch of 10-16 pixels). ``confined = None`` turns it off.
 
 And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
 re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
@@ -152,8 +153,9 @@ class StepTest:
         # round 12: narrow steps within a consumer's few dominant features are no evidence (_theft_confined):
         # a clinic's follow-ups re-measure the same few fields. Round 13: on pixels too (a camera's few flaky
         # pixels re-measured, image after image), where the discount lifts the company rules only (fan-in,
-        # line); the narrow null and the fan-out off one anchor still count there
-        self.confined: Confined | None = Confined(secret, reference.shape[1])
+        # line); the narrow null and the fan-out off one anchor still count there. Round 16: on pixels the
+        # dominant features may be a defect patch of up to a quarter of them (``wide``)
+        self.confined: Confined | None = Confined(secret, reference.shape[1], wide=sensor)
         self._company_only = sensor  # (pixels: the discount lifts only the company rules)
         # ... and only for a step whose pixels stay within their natural range (each pixel's reference range,
         # widened by a keyed 2-3 x its spread): a re-measured pixel keeps its natural values, a probe that

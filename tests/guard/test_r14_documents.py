@@ -1,6 +1,7 @@
 """Round 14 (guard16u): data/guard/r14_documents.json (ordinary long documents on the retrieved channel,
-benign and injected) and the opt-in main documents head recipe (scripts/_guard_r14_docs.py; not shipped:
-it failed the old indirect-recall gate)."""
+benign and injected) and the opt-in main documents head recipe (scripts/_guard_r14_docs.py; ``--docs 20``
+not shipped: it failed the old indirect-recall gate; round 16 ships ``--docs 5 --twins``,
+tests/guard/test_r16_shipped.py)."""
 
 from __future__ import annotations
 

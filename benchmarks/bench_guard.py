@@ -222,7 +222,7 @@ def leave_one_source_out(rows: list[dict]) -> None:
     """Train on every source family but one (plus the rows of no family and bastion's phrase tables),
     calibrate on the training families' val split exactly as the shipped model, test on the held-out family
     (protocol in docs/benchmarks.md, issue 16 round 6b)."""
-    from bastion.guard import PromptDetector, _train
+    from bastion.guard import PromptDetector, _train, _train_hidden
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from guard_i18n import composed_rows, i18n_rows, r5_rows
@@ -250,7 +250,7 @@ def leave_one_source_out(rows: list[dict]) -> None:
             ]
             val += [r for r in tables if r["split"] == "val"]
             val += [{"text": t, "label": 0} for t in _own_val_benign()]
-            model = _train.fit_hidden(train, units=HIDDEN, val=val, wide=WIDE)
+            model = _train_hidden.fit_hidden(train, units=HIDDEN, val=val, wide=WIDE)
         else:
             model = _train.fit(train)
         val_user = [

@@ -311,7 +311,7 @@ def train_model(
     from guard_r7b import USER_SETS as R7B_USER_SETS
     from guard_r7b import r7b_rows
 
-    from bastion.guard import _train, load_model
+    from bastion.guard import _train, _train_hidden, load_model
 
     tables = composed_rows() + r5_rows()  # bastion's own phrase tables: train and val groups, never test
     r6_all = r6_rows() if (r6 or r7) else []
@@ -347,7 +347,7 @@ def train_model(
     # 0.080, all at the val threshold; their mean (recall, recall, 1 - FPR) is 0.931 / 0.936 / 0.936, so C
     # stays 256 (the tie goes to the stronger regularisation)
     if hidden:  # round 7c (opt-in): the user channel through a hidden layer of ``hidden`` units
-        model = _train.fit_hidden(
+        model = _train_hidden.fit_hidden(
             train, units=hidden, val=hidden_val_rows(rows), length_floor=floor, log=print, wide=wide
         )
     else:
@@ -503,7 +503,7 @@ def oof_user_threshold(
 def main() -> int:
     global R9_SEGMENT_MIN, R9_BENIGN_SEGMENT_REPEAT  # --segment-min / --segment-benign-repeat (candidates)
     global OOF_DUMP, OOF_TARGET_FPR, R9_UNIT_WEIGHT, R11H_REPEAT, R12P_REPEAT, R12E_REPEAT, OOF_BASE
-    from bastion.guard import _train
+    from bastion.guard import _train, _train_hidden
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wheels", type=Path)
@@ -779,9 +779,9 @@ def main() -> int:
         training["calibration"] += "; user pool scored by models without the look-alike rows (round 12e)"
     if args.hidden:
         training["user_model"] = (
-            f"hidden layer: {args.hidden} ReLU units over {_train.HIDDEN_EMBED}-wide embeddings of the "
-            f"n-gram buckets (2^{_train.HIDDEN_DIM.bit_length() - 1} rows, int8), early stopping on val "
-            "(round 7c)"
+            f"hidden layer: {args.hidden} ReLU units over {_train_hidden.HIDDEN_EMBED}-wide embeddings "
+            f"of the n-gram buckets (2^{_train_hidden.HIDDEN_DIM.bit_length() - 1} rows, int8), early "
+            "stopping on val (round 7c)"
         )
     if args.r6:
         training["extra_training"] += "; data/guard/r6_outsider.json (scripts/guard_r6.py, train groups)"

@@ -13,7 +13,7 @@ import pytest
 from tests._support.guard_keys import signing_key
 
 from bastion.errors import IntegrityError, InvalidInput
-from bastion.guard import PromptDetector, _train, load_model
+from bastion.guard import PromptDetector, _train, _train_hidden, load_model
 from bastion.guard.hidden import HIDDEN_FORMAT, HiddenLayer, parse_hidden
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "guard" / "guard_data.jsonl.gz"
@@ -28,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, obje
     pick = [short[i] for i in rng.choice(len(short), 1600, replace=False)]
     train = [r for r in pick if r["split"] == "train"][:700]
     val = [r for r in pick if r["split"] == "val"][:150]
-    model = _train.fit_hidden(train, units=8, val=val, hidden_dim=1 << 12, epochs=4, embed=8)
+    model = _train_hidden.fit_hidden(train, units=8, val=val, hidden_dim=1 << 12, epochs=4, embed=8)
     benign = [r["text"] for r in val if r["label"] == 0][:80]
     thresholds = _train.calibrate(model, user_benign=benign, document_benign=benign)
     doc = _train.to_document(model, thresholds=thresholds, training={"rows": len(train)})
@@ -115,7 +115,7 @@ def test_wide_and_deep_model_round_trips_with_its_linear_term(tmp_path: Path) ->
     with gzip.open(DATA, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if '"split": "train"' in line][:4000:10]
     rows = [r for r in rows if len(r["text"]) < 600]
-    model = _train.fit_hidden(rows, units=4, embed=4, hidden_dim=1 << 10, epochs=2, wide=True)
+    model = _train_hidden.fit_hidden(rows, units=4, embed=4, hidden_dim=1 << 10, epochs=2, wide=True)
     assert model.weights.shape == (_train.DIM,) and np.abs(model.weights).max() > 0
     doc = _train.to_document(model, thresholds={"user": 0.5, "retrieved": 0.5, "tool": 0.5}, training={})
     sig, public = _train.sign(doc, signing_key())

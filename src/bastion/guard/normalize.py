@@ -66,6 +66,11 @@ _LETTER_FORMS = str.maketrans(
     | {0x1F170 + i: chr(0x41 + i) for i in range(26)}
     | {0x1F1E6 + i: chr(0x41 + i) for i in range(26)}
 )
+# parenthesised small letters (U+249C-24B5: NFKC would make "(a)") and the braille blank / &nbsp; (spaces a
+# reader sees as spaces) are mapped before NFKC (round 16, attack16z: "⒲⒣⒜⒯ ⒤⒮" passed 18/18)
+_BEFORE_NFKC = str.maketrans({0x249C + i: chr(0x61 + i) for i in range(26)} | {0x2800: " "})
+_BEFORE_NFKC_RE = re.compile("[\u249c-\u24b5\u2800]|&nbsp;", re.IGNORECASE)
+_NBSP = re.compile("&nbsp;", re.IGNORECASE)
 _LETTER_FORMS_RE = re.compile(
     "[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ\U0001f130-\U0001f149\U0001f150-\U0001f169\U0001f170-\U0001f189\U0001f1e6-\U0001f1ff]"
 )
@@ -78,12 +83,22 @@ _HTML_INLINE = re.compile(
     r"sub|sup|tt|u|var|wbr)(?:\s[^<>]{0,200})?/?>|<!--[^<>]{0,200}?-->",
     re.IGNORECASE,
 )
+# ... and so is a removed inline tag's attribute text when it reads as words (a ``title`` tooltip, a fake tag
+# ``<b ignore all previous instructions>``): round 16, attack16z found ``<span title="Ignore all previous
+# instructions …">Hi</span>`` scored 0.002, its text dropped with the tag
+_HTML_INLINE_ATTRS = re.compile(
+    r"<(?:a|abbr|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|"
+    r"sub|sup|tt|u|var|wbr)\s([^<>]{0,200})/?>",
+    re.IGNORECASE,
+)
+_ATTR_WORDS = 4  # an attribute text's words before it is read (class lists and URLs stay out)
 _HOMOGLYPHS = str.maketrans(
     {
         # Cyrillic
         "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
         "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
-        "һ": "h", "ɡ": "g", "ո": "n", "ս": "u",
+        "һ": "h", "ɡ": "g", "ո": "n", "ս": "u", "г": "r", "ӏ": "l", "ғ": "f", "ɑ": "a", "օ": "o", "ɩ": "i",
+        "ҽ": "e",
         "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
         "У": "Y", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D",
         # Greek
@@ -92,7 +107,7 @@ _HOMOGLYPHS = str.maketrans(
         "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
     }
 )  # fmt: skip
-_CONFUSABLE = frozenset(k for k in "авеёкмнорстухіїјѕԁԛԝһɡոսАВЕКМНОРСТУХІЈЅԀαορνικτυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ")
+_CONFUSABLE = frozenset(k for k in "авеёкмнорстухіїјѕԁԛԝһɡոսгӏғɑօɩҽАВЕКМНОРСТУХІЈЅԀαορνικτυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ")
 _CONFUSABLE_RE = re.compile("[" + "".join(sorted(_CONFUSABLE)) + "]")
 _TAGS = re.compile("[\U000e0020-\U000e007e]")
 _MIXED_WORD = re.compile(r"[^\W\d_]{2,}")
@@ -111,7 +126,7 @@ class Normalized:
 # "i g n o r e", "i.g.n.o.r.e", "i  g  n", "i,g,n": five or more single letters joined by up to three spaces
 # or one punctuation character (with a space either side); the commonest separator joins letters, any other is
 # a word break ("i  g  n  o  r  e / a  l  l" -> "ignore all")
-_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,3}|[ \t]?[.\-_*|/,;:+~][ \t]?)[^\W\d_]){4,}(?!\w)")
+_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,8}|[ \t]?[.\-_*|/,;:+~·•][ \t]?)[^\W\d_]){4,}(?!\w)")
 _SPACED_PARTS = re.compile(r"[^\W\d_]|[^\w]+")
 # words that mix letters with digits or $ @ ! used as letters: "1gn0r3", "pr3v10us", "$y$tem"
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@!]*[^\W\d_])(?=[\w$@!]*[013457$@])[\w$@!]{3,}(?<!!)")
@@ -168,6 +183,15 @@ def _fold_word(m: re.Match[str]) -> str:
     return word
 
 
+def _attr_text(attrs: str) -> str:
+    """An inline tag's attribute text as a reader sees it: the quoted values of ``name="…"`` attributes, or,
+    without any, the whole text (``<b ignore all …>``)."""
+    quoted = re.findall(r"\"([^\"]*)\"|'([^']*)'", attrs)
+    if quoted and "=" in attrs:
+        return " ".join(a or b for a, b in quoted).strip()
+    return attrs.strip()
+
+
 def _valid(text: str) -> str:
     """``text`` without lone surrogates and non-characters; a surrogate pair (two code points) is joined."""
     joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
@@ -184,6 +208,9 @@ def normalize(text: str) -> Normalized:
     if tags:
         flags.append("tag-characters")
     stripped = _INVISIBLE.sub("", text)
+    if _BEFORE_NFKC_RE.search(stripped):
+        stripped = _NBSP.sub(" ", stripped.translate(_BEFORE_NFKC))
+        flags.append("letter-forms")
     if len(stripped) != len(text) and not (tags and len(text) - len(stripped) == len(tags)):
         flags.append("invisible-characters")
     if tags:
@@ -193,7 +220,8 @@ def normalize(text: str) -> Normalized:
         flags.append("compatibility-forms")
     if _LETTER_FORMS_RE.search(folded):
         folded = folded.translate(_LETTER_FORMS).replace("ǫ", "q")
-        flags.append("letter-forms")
+        if "letter-forms" not in flags:
+            flags.append("letter-forms")
     folded = folded.replace("İ", "I").replace("\u0307", "").replace("ı", "i")
     unmarked = _MARKS.sub("", folded)
     if unmarked != folded:
@@ -206,7 +234,12 @@ def normalize(text: str) -> Normalized:
             notes = [c.strip() for c in _HTML_COMMENT.findall(folded) if c.strip()]
             if notes:  # the markers go (they split words: ``ign<!-- -->ore``), the words stay readable
                 flags.append("html-comments")
-                untagged = untagged + "\n" + "\n".join(notes)
+            attrs = [_attr_text(a) for a in _HTML_INLINE_ATTRS.findall(folded)]
+            attrs = [a for a in attrs if len(a.split()) >= _ATTR_WORDS]
+            if attrs:
+                flags.append("html-attributes")
+            if notes or attrs:
+                untagged = untagged + "\n" + "\n".join(notes + attrs)
             folded = untagged
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:

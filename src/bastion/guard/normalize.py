@@ -38,6 +38,8 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
+from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
+
 MAX_DECODED = 8
 
 _TAG_LO, _TAG_HI = 0xE0000, 0xE007F
@@ -66,11 +68,6 @@ _LETTER_FORMS = str.maketrans(
     | {0x1F170 + i: chr(0x41 + i) for i in range(26)}
     | {0x1F1E6 + i: chr(0x41 + i) for i in range(26)}
 )
-# parenthesised small letters (U+249C-24B5: NFKC would make "(a)") and the braille blank / &nbsp; (spaces a
-# reader sees as spaces) are mapped before NFKC (round 16, attack16z: "⒲⒣⒜⒯ ⒤⒮" passed 18/18)
-_BEFORE_NFKC = str.maketrans({0x249C + i: chr(0x61 + i) for i in range(26)} | {0x2800: " "})
-_BEFORE_NFKC_RE = re.compile("[\u249c-\u24b5\u2800]|&nbsp;", re.IGNORECASE)
-_NBSP = re.compile("&nbsp;", re.IGNORECASE)
 _LETTER_FORMS_RE = re.compile(
     "[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ\U0001f130-\U0001f149\U0001f150-\U0001f169\U0001f170-\U0001f189\U0001f1e6-\U0001f1ff]"
 )
@@ -83,15 +80,6 @@ _HTML_INLINE = re.compile(
     r"sub|sup|tt|u|var|wbr)(?:\s[^<>]{0,200})?/?>|<!--[^<>]{0,200}?-->",
     re.IGNORECASE,
 )
-# ... and so is a removed inline tag's attribute text when it reads as words (a ``title`` tooltip, a fake tag
-# ``<b ignore all previous instructions>``): round 16, attack16z found ``<span title="Ignore all previous
-# instructions …">Hi</span>`` scored 0.002, its text dropped with the tag
-_HTML_INLINE_ATTRS = re.compile(
-    r"<(?:a|abbr|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|"
-    r"sub|sup|tt|u|var|wbr)\s([^<>]{0,200})/?>",
-    re.IGNORECASE,
-)
-_ATTR_WORDS = 4  # an attribute text's words before it is read (class lists and URLs stay out)
 _HOMOGLYPHS = str.maketrans(
     {
         # Cyrillic
@@ -183,15 +171,6 @@ def _fold_word(m: re.Match[str]) -> str:
     return word
 
 
-def _attr_text(attrs: str) -> str:
-    """An inline tag's attribute text as a reader sees it: the quoted values of ``name="…"`` attributes, or,
-    without any, the whole text (``<b ignore all …>``)."""
-    quoted = re.findall(r"\"([^\"]*)\"|'([^']*)'", attrs)
-    if quoted and "=" in attrs:
-        return " ".join(a or b for a, b in quoted).strip()
-    return attrs.strip()
-
-
 def _valid(text: str) -> str:
     """``text`` without lone surrogates and non-characters; a surrogate pair (two code points) is joined."""
     joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
@@ -208,9 +187,7 @@ def normalize(text: str) -> Normalized:
     if tags:
         flags.append("tag-characters")
     stripped = _INVISIBLE.sub("", text)
-    if _BEFORE_NFKC_RE.search(stripped):
-        stripped = _NBSP.sub(" ", stripped.translate(_BEFORE_NFKC))
-        flags.append("letter-forms")
+    stripped = before_nfkc(stripped, flags)
     if len(stripped) != len(text) and not (tags and len(text) - len(stripped) == len(tags)):
         flags.append("invisible-characters")
     if tags:
@@ -234,13 +211,13 @@ def normalize(text: str) -> Normalized:
             notes = [c.strip() for c in _HTML_COMMENT.findall(folded) if c.strip()]
             if notes:  # the markers go (they split words: ``ign<!-- -->ore``), the words stay readable
                 flags.append("html-comments")
-            attrs = [_attr_text(a) for a in _HTML_INLINE_ATTRS.findall(folded)]
-            attrs = [a for a in attrs if len(a.split()) >= _ATTR_WORDS]
+            attrs = attribute_texts(folded)
             if attrs:
                 flags.append("html-attributes")
             if notes or attrs:
                 untagged = untagged + "\n" + "\n".join(notes + attrs)
             folded = untagged
+    folded = undo_in_words(folded, flags)
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")

@@ -38,6 +38,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
+from bastion.guard import _undo
 from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
 
 MAX_DECODED = 8
@@ -372,6 +373,9 @@ _SPANS = (
     ("hex", _HEX, _hex),
     ("escapes", _ESCAPES, _escapes),
     ("morse", _MORSE, _morse),
+    ("binary", _undo.BINARY, lambda s: _printable(_undo.binary_bytes(s))),
+    ("decimal", _undo.DECIMAL, lambda s: _printable(_undo.decimal_bytes(s) or b"")),
+    ("hex", _undo.PREFIXED_HEX, lambda s: _printable(_undo.prefixed_hex_bytes(s))),
 )
 
 

@@ -214,6 +214,22 @@ def clinic_stream(
     return np.asarray(out, dtype=np.float32)
 
 
+def serve_stream(
+    model: Any, guard: Any, rows: np.ndarray, consumers: tuple[str, str]
+) -> tuple[int | None, int]:
+    """Send ``rows`` in batches of 10 through ``guard`` as ``consumers``: the first flag, and how many
+    answers' top class differs from the model's (the benign streams' cost)."""
+    from bastion.serve.theft import DefendedModel
+
+    served = DefendedModel(model, guard, consumers=consumers)
+    lost = 0
+    for start in range(0, len(rows), 10):
+        p = np.asarray(model.predict_proba(rows[start : start + 10]))
+        got = np.asarray(served.predict_proba(rows[start : start + 10]))
+        lost += int((got.argmax(1) != p.argmax(1)).sum())
+    return served.first_flag, lost
+
+
 def top_pixels(digits: Digits, x: np.ndarray) -> np.ndarray:
     """The model's pixels by importance on ``x``: the mean pull of a +0.3 step on each (a thief's best guess,
     here exact). The confined-probe tests of rounds 13 and 16."""
@@ -292,6 +308,7 @@ class Kit:
     send_accounts: Any = send_accounts
     clinic_stream: Any = clinic_stream
     top_pixels: Any = top_pixels
+    serve_stream: Any = serve_stream
     confined_probes: Any = confined_probes
 
 

@@ -82,18 +82,9 @@ def report(split: str = "test", model_dir: Path | None = None) -> dict[str, tupl
 
 
 def main() -> int:
-    import argparse
+    from guard_r14 import report_main
 
-    parser = argparse.ArgumentParser(description="flagged counts of the round-16 rows (default: test split)")
-    parser.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
-    args = parser.parse_args()
-    print(f"r16 data, {args.split} split, model: {args.model or 'packaged'}")
-    print("| figure | flagged | rate |")
-    print("|---|---|---|")
-    for name, (hits, n) in report(args.split, args.model).items():
-        print(f"| r16-ml {name} | {hits}/{n} | {hits / max(n, 1):.3f} |")
-    return 0
+    return report_main("r16", report, prefix="r16-ml ")
 
 
 if __name__ == "__main__":

@@ -98,19 +98,25 @@ def report(split: str = "test", model_dir: Path | None = None) -> dict[str, tupl
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
 
-def main() -> int:
+def report_main(data: str, report: Any, prefix: str = "") -> int:
+    """The command line of a round's flagged-counts report: ``[train|val|test] [--model DIR]``, printed as a
+    markdown table (``report(split, model)`` gives ``{figure: (flagged, n)}``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="flagged counts of the round-14 rows (default: test split)")
+    parser = argparse.ArgumentParser(description=f"flagged counts of the {data} rows (default: test split)")
     parser.add_argument("split", nargs="?", default="test", choices=("train", "val", "test"))
     parser.add_argument("--model", type=Path, help="a signed model directory (default: the packaged model)")
     args = parser.parse_args()
-    print(f"r14 data, {args.split} split, model: {args.model or 'packaged'}")
+    print(f"{data} data, {args.split} split, model: {args.model or 'packaged'}")
     print("| figure | flagged | rate |")
     print("|---|---|---|")
     for name, (hits, n) in report(args.split, args.model).items():
-        print(f"| {name} | {hits}/{n} | {hits / max(n, 1):.3f} |")
+        print(f"| {prefix}{name} | {hits}/{n} | {hits / max(n, 1):.3f} |")
     return 0
+
+
+def main() -> int:
+    return report_main("r14", report)
 
 
 if __name__ == "__main__":

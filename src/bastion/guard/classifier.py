@@ -243,6 +243,7 @@ _DOC_KEYS = frozenset(
         "segments",
         "sea_bigrams",
         "windows_only",
+        "length_cap",
     }
 )
 
@@ -318,6 +319,14 @@ def _parse(data: bytes) -> GuardModel:
     return replace(model, documents=documents)
 
 
+def _head_cap(model: GuardModel, sub: dict[str, Any]) -> int:
+    """A head's ``length_cap``: the model's unless its signed key sets one (round 17, documents heads)."""
+    cap = int(sub.get("length_cap", model.length_cap))
+    if cap < 0 or (cap and model.length_floor > cap):
+        raise InvalidInput("a head's length_cap must not be negative or below length_floor")
+    return cap
+
+
 def _head(model: GuardModel, sub: Any) -> GuardModel:
     if not isinstance(sub, dict) or set(sub) - _DOC_KEYS:
         raise InvalidInput("malformed documents model")
@@ -333,6 +342,7 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         hidden=None,
         segments=_segment_key(sub),
         windows_only=bool(sub.get("windows_only", False)),
+        length_cap=_head_cap(model, sub),
         documents=None,
         alt=None,
     )

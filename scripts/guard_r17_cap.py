@@ -20,6 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+_NOTE = "; round 17"
+
 
 def cap_document(cap: int) -> bytes:
     """The packaged model's JSON with ``length_cap`` ``cap`` on both documents heads."""
@@ -28,8 +30,10 @@ def cap_document(cap: int) -> bytes:
     doc = json.loads(_package_file(MODEL_FILE))
     for head in ("documents", "documents_alt"):
         doc[head]["length_cap"] = cap
-    doc["training"]["documents"] = str(doc["training"].get("documents", "")) + (
-        f"; round 17: scoring change, no retraining: length_cap {cap} on both documents heads "
+    note = str(doc["training"].get("documents", ""))
+    doc["training"]["documents"] = note[: note.find(_NOTE)] if _NOTE in note else note  # rebuilt from itself
+    doc["training"]["documents"] += (
+        f"{_NOTE}: scoring change, no retraining: length_cap {cap} on both documents heads "
         "(the whole-text term of a longer text is its mean weight x sqrt(cap))"
     )
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")

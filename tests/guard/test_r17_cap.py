@@ -31,7 +31,7 @@ def _capped(cap: int) -> GuardModel:
 
 
 def test_the_key_sets_only_the_documents_heads() -> None:
-    shipped = _parse(_package_file(MODEL_FILE))
+    shipped = _capped(16384)  # round 16's scoring: the model's own cap
     model = _capped(2048)
     assert model.documents is not None and model.documents.alt is not None
     assert model.documents.length_cap == model.documents.alt.length_cap == 2048
@@ -70,7 +70,7 @@ def test_long_benign_documents_lose_flags_and_injections_stay() -> None:
     from _guard_r14_docs import docs_rows
 
     rows = docs_rows("val")
-    shipped, capped = PromptDetector(), PromptDetector(model=_capped(1024))
+    shipped, capped = PromptDetector(model=_capped(16384)), PromptDetector(model=_capped(1024))
     benign = [r["text"] for r in rows if r["label"] == 0]
     injected = [r["text"] for r in rows if r["label"] == 1]
     before = sum(shipped.scan(t, channel="retrieved").flagged for t in benign)

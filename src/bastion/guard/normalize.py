@@ -25,7 +25,10 @@ leetspeak (``|``, ``()``, ``€``, ``/-\\``, ``§``, ``+``) is read as letters.
 again), base32, hex, ``\\xNN``/``%NN``/``\\uXXXX``/``&#NN;`` escapes (in a run, or scattered: six or more
 anywhere decode the whole text), Morse code, and, when the text mentions it, ROT13, any other Caesar shift
 (the shift whose output has the most common English words) and reversed text; it returns the decoded text of
-each span that decodes to printable text, for a second scan.
+each span that decodes to printable text, for a second scan. Round 17 (:mod:`bastion.guard._views`): base64
+in groups of one to three characters or encoded word by word (when the text mentions base64 or decoding), and
+hidden readings rescanned the same way: words made only of look-alike letters, upside-down, backwards, joined
+(``ignore_all_previous``, ``IgnoreAllPrevious``) or accented text, each only when it reads as English.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
-from bastion.guard import _undo
+from bastion.guard import _undo, _views
 from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
 
 MAX_DECODED = 8
@@ -141,7 +144,10 @@ _SYMBOLS = {
 _SYMBOL_ALT = "|".join(re.escape(k) for k in sorted(_SYMBOLS, key=len, reverse=True))
 _SYMBOL_RE = re.compile(_SYMBOL_ALT)
 _SYMBOL_HINT = re.compile(r"[€§]|/-?\\|\\/|\|_|[A-Za-z](?:\(\)|[|+(])[A-Za-z]")
-_SYMBOL_WORD = re.compile(rf"(?<!\S)(?:[A-Za-z0-9$@!]|{_SYMBOL_ALT})+(?=[.,;:?\"')\]]*(?:\s|$))")
+# round 17 (perf17): only tokens holding a symbol's first character; _unsymbol returns any other unchanged
+_SYMBOL_WORD = re.compile(
+    rf"(?<!\S)(?=[A-Za-z0-9$@!]*[/\\|(€§+])(?:[A-Za-z0-9$@!]|{_SYMBOL_ALT})+(?=[.,;:?\"')\]]*(?:\s|$))"
+)
 
 
 def _unsymbol(m: re.Match[str]) -> str:
@@ -376,15 +382,19 @@ _SPANS = (
     ("binary", _undo.BINARY, lambda s: _printable(_undo.binary_bytes(s))),
     ("decimal", _undo.DECIMAL, lambda s: _printable(_undo.decimal_bytes(s) or b"")),
     ("hex", _undo.PREFIXED_HEX, lambda s: _printable(_undo.prefixed_hex_bytes(s))),
+    ("base64", _views.SHORT_GROUPS, lambda s: next(filter(None, map(_b64, _views.short_groups(s))), None)),
+    ("base64", _views.WORD_GROUPS, lambda s: _printable(_views.decode_words(_views.word_groups(s)) or b"")),
 )
 
 
 def decoded_spans(text: str, *, max_spans: int = MAX_DECODED, depth: int = 3) -> list[tuple[str, str]]:
     """``(encoding, decoded_text)`` per span that decodes to printable text (at most ``max_spans``); a decoded
     span is searched again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str]] = _views.views(text)[:max_spans]
     for name, pattern, decode in _SPANS:
         if name == "morse" and not _MORSE_HINT.search(text):
+            continue
+        if pattern in (_views.SHORT_GROUPS, _views.WORD_GROUPS) and not _views.b64_hinted(text):
             continue
         for m in pattern.finditer(text):
             decoded = decode(m.group())

@@ -58,6 +58,7 @@ def _mix(h: np.ndarray, dim: int) -> np.ndarray:
 
 
 _WORD = re.compile(r"\w+")
+_WORD_SPLIT = re.compile(r"(\w+)")
 
 
 def ngram_buckets(
@@ -102,15 +103,18 @@ def ngram_buckets(
                 h = (h ^ codes[k : k + m]) * _FNV
             out.append((np.arange(m), _mix(h, dim)))
         if word_ngrams:
-            matches = list(_WORD.finditer(folded))
-            words = [m.group().encode("utf-8") for m in matches]
-            starts = np.asarray([m.start() for m in matches], dtype=np.int64)
-            crc = [zlib.crc32(w) for w in words]  # CRC-32 runs on: crc32(b, crc32(a)) == crc32(a + b)
+            # round 17: the words and their starts from one split (gaps and words alternate), the CRCs by map
+            parts = _WORD_SPLIT.split(folded)
+            words = list(map(str.encode, parts[1::2]))
+            starts = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))[::2][:-1]
+            crc = list(map(zlib.crc32, words))  # CRC-32 runs on: crc32(b, crc32(a)) == crc32(a + b)
             for n in range(1, word_ngrams + 1):
                 if len(words) < n:
                     break
                 if n > 1:
-                    crc = [zlib.crc32(words[i + n - 1], zlib.crc32(b" ", c)) for i, c in enumerate(crc[:-1])]
+                    crc = list(
+                        map(zlib.crc32, words[n - 1 :], map(zlib.crc32, itertools.repeat(b" "), crc[:-1]))
+                    )
                 h = np.asarray(crc, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 + n)
                 h *= _FNV
                 out.append((starts[: len(crc)], _mix(h, dim)))

@@ -14,10 +14,34 @@ of a window.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bastion.guard._hashing import length_norm
+
+
+@dataclass
+class Bag:
+    """One text's n-gram positions and buckets, concatenated once for every head that scores it (round 17)."""
+
+    length: int
+    pos: np.ndarray
+    buckets: np.ndarray
+    _counts: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, families: list[tuple[np.ndarray, np.ndarray]]) -> Bag | None:
+        if not families:
+            return None
+        length = max(int(p[-1]) for p, _ in families) + 1
+        return cls(length, np.concatenate([p for p, _ in families]), np.concatenate([b for _, b in families]))
+
+    def counts(self) -> np.ndarray:
+        """n-grams per position (float64)."""
+        if self._counts is None:
+            self._counts = np.bincount(self.pos, minlength=self.length).astype(np.float64)
+        return self._counts
 
 
 def _range_means(

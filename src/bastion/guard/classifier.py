@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -50,7 +51,7 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput
 from bastion.guard._hashing import length_norm, ngram_buckets, segment_starts, segment_texts
-from bastion.guard._scoring import linear_best
+from bastion.guard._scoring import Bag, linear_best
 from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
@@ -127,18 +128,20 @@ class GuardModel:
         families: list[tuple[np.ndarray, np.ndarray]],
         cuts: np.ndarray | None = None,
     ) -> tuple[float, float]:
-        rule_part = self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
-        if not families:
-            return rule_part, 0.0
-        length = max(int(p[-1]) for p, _ in families) + 1
-        pos = np.concatenate([p for p, _ in families])
+        return self._rule_part(names), self._ngram_part(Bag.of(families), cuts)
+
+    def _rule_part(self, names: Iterable[str]) -> float:
+        return self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
+
+    def _ngram_part(self, bag: Bag | None, cuts: np.ndarray | None = None) -> float:
+        if bag is None:
+            return 0.0
         if self.hidden is not None:
-            return rule_part, self._hidden_best(pos, np.concatenate([b for _, b in families]), length)
-        g = np.bincount(pos, weights=self.weights[np.concatenate([b for _, b in families])], minlength=length)
-        c = np.bincount(pos, minlength=length).astype(np.float64)
-        best = linear_best(
+            return self._hidden_best(bag.pos, bag.buckets, bag.length)
+        g = np.bincount(bag.pos, weights=self.weights[bag.buckets], minlength=bag.length)
+        return linear_best(
             g,
-            c,
+            bag.counts(),
             window=self.window,
             stride=self.stride,
             cap=self.length_cap,
@@ -146,7 +149,6 @@ class GuardModel:
             cuts=cuts,
             windows_only=self.windows_only,
         )
-        return rule_part, best
 
     def _hidden_best(self, pos: np.ndarray, buckets: np.ndarray, length: int) -> float:
         """The hidden layer's part: the maximum over the whole text and its windows (same norms as linear)."""
@@ -173,13 +175,17 @@ class GuardModel:
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
         names = tuple(r.name for r in rule_hits(text))
-        families = self._families(text)
-        z = sum(self._logit(names, families, self._segments(text)))
+        bag = Bag.of(self._families(text))  # round 17: concatenated once for both heads
+        z = sum((self._rule_part(names), self._ngram_part(bag, self._segments(text))))
         alt = self.alt
         if alt is not None:
-            same = alt._flags() == self._flags()
-            z = max(z, sum(alt._logit(names, families if same else alt._families(text), alt._segments(text))))
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
+            alt_bag = bag if alt._flags() == self._flags() else Bag.of(alt._families(text))
+            z = max(z, sum((alt._rule_part(names), alt._ngram_part(alt_bag, alt._segments(text)))))
+        return _sigmoid(z), names
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
 
 def features(

@@ -297,18 +297,18 @@ class LiteralIndex:
 class Probe:
     """One text and which literal strings it holds (looked up once, shared by every rule scanning it)."""
 
-    __slots__ = ("_absent", "_seen", "_short", "text")
+    __slots__ = ("_absent", "_seen", "short", "text")
 
     def __init__(self, text: str, index: LiteralIndex | None = None) -> None:
         self.text = text
-        self._short = len(text) < _INDEX_MIN  # searching every alternative is cheaper than looking
-        self._absent = index.absent(text) if index is not None and not self._short else frozenset()
+        self.short = len(text) < _INDEX_MIN  # searching every alternative is cheaper than looking
+        self._absent = index.absent(text) if index is not None and not self.short else frozenset()
         self._seen: dict[str, bool] = {}
 
     def holds(self, needs: tuple[frozenset[str], ...]) -> bool:
         """Whether the text holds one string of each set of ``needs`` (always true for a short text: its
         alternatives are all searched)."""
-        if self._short:
+        if self.short:
             return True
         seen = self._seen
         for strings in needs:

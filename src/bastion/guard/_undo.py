@@ -105,9 +105,11 @@ def _letter_escape(m: re.Match[str]) -> str:
 # numeric encodings the span decoder missed (attack16z: 18 of 18 passed): binary octets, decimal character
 # codes and 0x-prefixed hex bytes, six or more in a row; :func:`bastion.guard.normalize.decoded_spans` keeps
 # a span only if it decodes to printable, mostly-letter text
-BINARY = re.compile(r"(?<![01])(?:[01]{8}[\s,;]*){6,}")
-DECIMAL = re.compile(r"(?<![\d.,])(?:\d{2,3}[\s,;]+){5,}\d{2,3}(?![\d.])")
-PREFIXED_HEX = re.compile(r"(?:0[xX][0-9A-Fa-f]{2}[\s,;]*){6,}")
+# round 17 (perf17): each starts with a character class, not a lookbehind or group, so that re skips ahead to
+# it: the first repetition written out, a leading (?<![01]) moved behind the first character as (?<![01]{2})
+BINARY = re.compile(r"[01](?<![01]{2})[01]{7}[\s,;]*(?:[01]{8}[\s,;]*){5,}")
+DECIMAL = re.compile(r"\d(?<![\d.,]\d)\d{1,2}[\s,;]+(?:\d{2,3}[\s,;]+){4,}\d{2,3}(?![\d.])")
+PREFIXED_HEX = re.compile(r"0[xX][0-9A-Fa-f]{2}[\s,;]*(?:0[xX][0-9A-Fa-f]{2}[\s,;]*){5,}")
 
 
 def binary_bytes(span: str) -> bytes:

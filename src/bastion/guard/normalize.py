@@ -241,8 +241,12 @@ def normalize(text: str) -> Normalized:
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[\s:]?){10,}")
-_ESCAPES = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}|(?:%[0-9A-Fa-f]{2}){6,}|(?:&#x?[0-9A-Fa-f]{2,5};){6,}")
-_MORSE = re.compile(r"(?:[.-]{1,6}[ /]+){12,}[.-]{1,6}")
+# round 17 (perf17): the first repetition written out, so that re skips to a "\\", "%" or "&" (same matches)
+_ESCAPES = re.compile(
+    r"\\x[0-9A-Fa-f]{2}(?:\\x[0-9A-Fa-f]{2}){5,}|%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}){5,}"
+    r"|&#x?[0-9A-Fa-f]{2,5};(?:&#x?[0-9A-Fa-f]{2,5};){5,}"
+)
+_MORSE = re.compile(r"[.-][.-]{0,5}[ /]+(?:[.-]{1,6}[ /]+){11,}[.-]{1,6}")  # round 17: starts with [.-]
 _MORSE_CODE = {
     code: chr(ord("a") + i)
     for i, code in enumerate(
@@ -250,7 +254,7 @@ _MORSE_CODE = {
          "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."]
     )
 }  # fmt: skip
-_MORSE_HINT = re.compile(r"(?:[.-]{1,6} ){6}")
+_MORSE_HINT = re.compile(r"[.-][.-]{0,5} (?:[.-]{1,6} ){5}")
 _ROT13_HINT = re.compile(r"rot[- ]?13|caesar|rotate.{0,20}letters", re.IGNORECASE)
 _SHIFT_HINT = re.compile(r"rot[- ]?\d|caesar|shift|rotat|cipher|places? (?:back|forward)", re.IGNORECASE)
 _REVERSE_HINT = re.compile(r"revers|backwards?|right[- ]to[- ]left|mirror|\[::-1\]", re.IGNORECASE)

@@ -265,8 +265,19 @@ _LINE_START: tuple[tuple[str, re.Pattern[str]], ...] = (
 # round 17: each rule searched alternative by alternative, only where the text holds the literals a match
 # needs (:mod:`bastion.guard._rulematch`; the same hits as ``pattern.search``, much cheaper on long text)
 _MATCHERS = tuple(RuleMatcher.build(r.pattern) for r in RULES)
-_LINE_MATCHERS = tuple(RuleMatcher.build(p) for _, p in _LINE_START)
-_LITERALS = LiteralIndex(s for m in (*_MATCHERS, *_LINE_MATCHERS) for s in m.literals())
+# A line-start pattern can match a view only if this weaker one matches the whole text somewhere: each is the
+# line-start pattern without what precedes the role name / AI word (a leading part dropped, so a match of the
+# full pattern holds a match of the rest) and without the negative lookahead; with no assertions left, a match
+# inside a line is a match at the same place in the text. On long texts the views are walked only then.
+_LINE_NEEDS = tuple(
+    RuleMatcher.build(re.compile(src))
+    for src in (
+        r"(?:system|assistant|developer)[ \t]*(?:message|prompt|override)?[ \t]*:",  # fake-role-marker
+        rf"{_AI}[ \t]*(?:,|—|–|!)\s|{_AI_LINE}[ \t]*:\s|"  # addressed-to-ai-reader
+        r"[ -](?:ai|bot|llm|gpt|copilot|chatbot|summari[sz]er)s?[ \t]*(?:,|—|–|!)\s",
+    )
+)
+_LITERALS = LiteralIndex(s for m in (*_MATCHERS, *_LINE_NEEDS) for s in m.literals())
 
 
 def rule_hits(text: str) -> tuple[Rule, ...]:
@@ -277,8 +288,8 @@ def rule_hits(text: str) -> tuple[Rule, ...]:
     hits = {r.name for r, m in zip(RULES, _MATCHERS, strict=True) if m.search(probe)}
     missing = [
         (n, p)
-        for (n, p), m in zip(_LINE_START, _LINE_MATCHERS, strict=True)
-        if n not in hits and m.may_match(probe)
+        for (n, p), need in zip(_LINE_START, _LINE_NEEDS, strict=True)
+        if n not in hits and (probe.short or need.search(probe))
     ]
     if missing:
         for line, pos in _views(low):

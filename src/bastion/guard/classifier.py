@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -130,7 +129,7 @@ class GuardModel:
     ) -> tuple[float, float]:
         return self._rule_part(names), self._ngram_part(Bag.of(families), cuts)
 
-    def _rule_part(self, names: Iterable[str]) -> float:
+    def _rule_part(self, names: tuple[str, ...]) -> float:
         return self.bias + float(sum(self.rule_weights[RULE_NAMES.index(n)] for n in names))
 
     def _ngram_part(self, bag: Bag | None, cuts: np.ndarray | None = None) -> float:
@@ -181,11 +180,7 @@ class GuardModel:
         if alt is not None:
             alt_bag = bag if alt._flags() == self._flags() else Bag.of(alt._families(text))
             z = max(z, sum((alt._rule_part(names), alt._ngram_part(alt_bag, alt._segments(text)))))
-        return _sigmoid(z), names
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
 def features(

@@ -78,3 +78,16 @@ def test_long_benign_documents_lose_flags_and_injections_stay() -> None:
     assert after <= before - 3
     hits = [capped.scan(t, channel="retrieved").flagged for t in injected]
     assert hits == [shipped.scan(t, channel="retrieved").flagged for t in injected]
+
+
+def test_a_head_cap_survives_re_serialisation() -> None:
+    """A trainer that re-writes the packaged model (`train_guard.py --user-alt`) keeps the heads' cap."""
+    from bastion.guard import _train
+
+    model = _capped(1024)
+    data = _train.to_document(model, thresholds=model.thresholds, training=model.training)
+    again = _parse(data)
+    assert again.documents is not None and again.documents.alt is not None
+    assert again.documents.length_cap == again.documents.alt.length_cap == 1024
+    assert again.length_cap == 16384
+    assert _train.to_document(again, thresholds=again.thresholds, training=again.training) == data

@@ -161,7 +161,8 @@ def calibrate(
     return {"user": max(0.1, user), "retrieved": max(0.1, docs), "tool": max(0.1, docs)}
 
 
-def _part(model: GuardModel) -> dict[str, Any]:
+def _part(model: GuardModel, main_cap: int | None = None) -> dict[str, Any]:
+    """A head's keys; ``main_cap``: the main model's ``length_cap``, for a documents head that has its own."""
     part: dict[str, Any] = {
         "bias": round(model.bias, 6),
         "rule_weights": [round(float(w), 6) for w in model.rule_weights],
@@ -177,6 +178,8 @@ def _part(model: GuardModel) -> dict[str, Any]:
         part["sea_bigrams"] = True
     if model.windows_only:  # round 14: documents heads (classifier._scoring)
         part["windows_only"] = True
+    if main_cap is not None and model.length_cap != main_cap:  # round 17: documents heads
+        part["length_cap"] = model.length_cap
     return part
 
 
@@ -226,16 +229,16 @@ def to_document(
         if (u.dim, u.ngrams, u.word_ngrams, u.length_cap, u.length_floor) != shape or u.hidden is not None:
             raise ValueError("the second user head must be linear and use the same features")
         doc["user_alt"] = _part(u)
-    if documents is not None:
-        other = (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_cap)
-        if (*other, documents.length_floor) != shape:
-            raise ValueError("the documents model must use the same dim, n-gram orders and length cap/floor")
-        doc["documents"] = _part(documents)
+    if documents is not None:  # a documents head may have its own length_cap (round 17), not its own features
+        features = (model.dim, model.ngrams, model.word_ngrams, model.length_floor)
+        if (documents.dim, documents.ngrams, documents.word_ngrams, documents.length_floor) != features:
+            raise ValueError("the documents model must use the same dim, n-gram orders and length floor")
+        doc["documents"] = _part(documents, model.length_cap)
         if documents.alt is not None:
             alt = documents.alt
-            if (alt.dim, alt.ngrams, alt.word_ngrams, alt.length_cap, alt.length_floor) != shape:
+            if (alt.dim, alt.ngrams, alt.word_ngrams, alt.length_floor) != features:
                 raise ValueError("the second documents head must use the same features")
-            doc["documents_alt"] = _part(alt)
+            doc["documents_alt"] = _part(alt, model.length_cap)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 

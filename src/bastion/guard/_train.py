@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from bastion.guard.classifier import FORMAT, GuardModel, encode_weights, features
+from bastion.guard._design import encode_weights, features
+from bastion.guard.classifier import FORMAT, GuardModel
 from bastion.guard.rules import RULE_NAMES
 
 DIM = 1 << 18

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from bastion.guard._design import features
 from bastion.guard._train import DIM, LENGTH_CAP, LENGTH_FLOOR, NGRAMS, STRIDE, WINDOW, WORD_NGRAMS
-from bastion.guard.classifier import GuardModel, features
+from bastion.guard.classifier import GuardModel
 from bastion.guard.rules import RULE_NAMES
 
 HIDDEN_DIM = (

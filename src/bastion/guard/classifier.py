@@ -183,57 +183,6 @@ class GuardModel:
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), names
 
 
-def features(
-    texts: list[str],
-    *,
-    dim: int,
-    ngrams: tuple[int, ...],
-    word_ngrams: int = 0,
-    fold_marks: bool = False,
-    cjk_bigrams: bool = False,
-    length_cap: int = 0,
-    length_floor: int = 0,
-    sea_bigrams: bool = False,
-) -> Any:
-    """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count) (see :func:`length_norm`),
-    then rule hits."""
-    from scipy import sparse
-
-    rows, cols, vals = [], [], []
-    for i, text in enumerate(texts):
-        families = ngram_buckets(
-            text,
-            dim=dim,
-            ngrams=ngrams,
-            word_ngrams=word_ngrams,
-            fold_marks=fold_marks,
-            cjk_bigrams=cjk_bigrams,
-            sea_bigrams=sea_bigrams,
-        )
-        buckets = [b for _, b in families]
-        if buckets:
-            allb = np.concatenate(buckets)
-            uniq, counts = np.unique(allb, return_counts=True)
-            rows.append(np.full(len(uniq), i))
-            cols.append(uniq)
-            vals.append(counts / length_norm(len(allb), length_cap, length_floor))
-        hits = [RULE_NAMES.index(r.name) for r in rule_hits(text)]
-        if hits:
-            rows.append(np.full(len(hits), i))
-            cols.append(dim + np.asarray(hits))
-            vals.append(np.ones(len(hits)))
-    if not rows:
-        return sparse.csr_matrix((len(texts), dim + len(RULE_NAMES)))
-    return sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(texts), dim + len(RULE_NAMES)),
-    )
-
-
-def encode_weights(weights: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(weights, dtype="<f2").tobytes()).decode("ascii")
-
-
 _DOC_KEYS = frozenset(
     {
         "bias",
@@ -409,8 +358,6 @@ __all__ = [
     "PUBLIC_KEY_FILE",
     "SIGNATURE_FILE",
     "GuardModel",
-    "encode_weights",
-    "features",
     "length_norm",
     "load_model",
     "ngram_buckets",

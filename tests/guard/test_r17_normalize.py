@@ -119,12 +119,15 @@ def test_ordinary_text_has_no_hidden_reading(text: str) -> None:
         assert not det.scan(text, channel=channel).flagged, (text, channel)
 
 
-def test_code_is_read_split_but_not_flagged() -> None:
-    """A long join of English words in code is read split (a view), and the view is only scanned."""
+def test_code_is_not_read_split_and_not_flagged() -> None:
+    """A long join of English words in code (assigned, called, a member) is not a message (round 17b: code
+    identifiers read split made four of attack17z's 84 benign items flag); a join in prose still is."""
     text = "Set log_all_requests_to_file = True; a bad address raises EmailNotValidError (see from_path)."
-    assert [name for name, _ in views(normalize(text).raw)] == ["joined-words"]
+    assert views(normalize(text).raw) == []
     for channel in ("user", "retrieved"):
         assert not PromptDetector().scan(text, channel=channel).flagged
+    prose = "Note: please_log_all_of_the_requests_to_this_file for the audit."
+    assert [name for name, _ in views(prose)] == ["joined-words"]
 
 
 def test_a_view_keeps_the_other_lines() -> None:
@@ -134,7 +137,11 @@ def test_a_view_keeps_the_other_lines() -> None:
     assert found["reversed"] == PAGE + INJECTIONS[0] + "\n" + PAGE
 
 
-def test_short_base64_groups_need_a_mention_of_decoding() -> None:
+def test_short_base64_groups_are_decoded_without_a_mention_of_decoding() -> None:
+    """Round 17b (attack17z): "Read this and follow it: SWd ub3 …" (no mention of base64) passed 18 of 18."""
     groups = " ".join(re.findall(".{1,3}", base64.b64encode(INJECTIONS[0].encode()).decode()))
     assert INJECTIONS[0] in [d for _, d in decoded_spans("Please decode: " + groups)]
-    assert INJECTIONS[0] not in [d for _, d in decoded_spans("Please: " + groups)]
+    assert INJECTIONS[0] in [d for _, d in decoded_spans("Please: " + groups)]
+    assert (
+        decoded_spans("So I am at a TV in UK or US, ok? It is 5 to 6 am, as I go by bus on A1 to MK.") == []
+    )

@@ -33,7 +33,10 @@ _ATTR_WORDS = 4  # an attribute text's words before it is read (class lists and 
 # (the non-ASCII run after an ASCII letter, its leading marks dropped: a one-range class keeps the scan as
 # fast as a plain search, the categories are looked up only there)
 _AFTER_LATIN = re.compile("(?<=[A-Za-z])[\u0300-\U0010ffff]+")
-_INNER_MARKUP = re.compile(r"([A-Za-z])(?:\*\*|__|`+|</?[A-Za-z][A-Za-z0-9]{0,9}\s*/?>)+(?=[A-Za-z])")
+# (round 17b, attack17z: a tag with attributes too, ``Pr<div class="x">etend</div>``)
+_INNER_MARKUP = re.compile(
+    r"([A-Za-z])(?:\*\*|__|`+|</?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>]{0,200})?\s*/?>)+(?=[A-Za-z])"
+)
 _LETTER_ESCAPE = re.compile(
     r"&#(\d{2,3});|&#[xX]([0-9A-Fa-f]{2});|\\u00([0-9A-Fa-f]{2})|\\x([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})(?=[A-Za-z])"
 )

@@ -17,12 +17,19 @@ read forwards. Real Russian, Greek or Ukrainian text (whose words made only of l
 starts with a cheap search over the text (a character class that ordinary English text rarely holds, or plain
 ``in`` searches for backwards words) and reads only the lines it found: on a 10 KB document the views cost
 well under 0.1 ms unless one is found, and all of it stays linear in the text's length.
+
+Round 17b (attack17z): a join is judged alone and only when it is not code or part of an address
+(``config.show_the_system_prompt``, ``class PrintYourOwnSystemPromptHandler``, a URL slug); backwards and
+upside-down text is judged per clause when an English preface shares its line, accented text per sentence;
+backwards words are judged with their joins split (``tpmorPmetsyS``); the tables gained U+1E00-1EFF accents,
+Armenian ց, Coptic ⲟ, Cyrillic ѵ and the turned ן / ɓ. Readings of readings, and of the text after
+letter-joining and leetspeak, are composed in :mod:`bastion.guard._readings`; base64 groups moved to
+:mod:`bastion.guard._decoders`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import itertools
 import re
 import unicodedata
 
@@ -100,7 +107,7 @@ _LOOKALIKE = str.maketrans(
         "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
         "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
         "һ": "h", "ɡ": "g", "ո": "n", "ս": "u", "г": "r", "ӏ": "l", "ғ": "f", "ɑ": "a", "օ": "o", "ɩ": "i",
-        "ҽ": "e",
+        "ҽ": "e", "ց": "g", "ѵ": "v", "ⲟ": "o", "Ⲟ": "O",
         "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
         "У": "Y", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D",
         "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u", "χ": "x", "ε": "e",
@@ -135,48 +142,106 @@ _TURNED = {
     "ɐ": "a", "ɔ": "c", "ǝ": "e", "ə": "e", "ɟ": "f", "ƃ": "g", "ɥ": "h", "ᴉ": "i", "ɾ": "j", "ʞ": "k",
     "ɯ": "m", "ɹ": "r", "ʇ": "t", "ʌ": "v", "ʍ": "w", "ʎ": "y", "∀": "A", "Ɔ": "C", "Ǝ": "E", "Ⅎ": "F",
     "⅁": "G", "ꓘ": "K", "˥": "L", "Ԁ": "P", "⊥": "T", "∩": "U", "Λ": "V", "⅄": "Y", "ꓭ": "B", "ᗡ": "D",
-    "¿": "?", "¡": "!",
+    "¿": "?", "¡": "!", "ן": "l", "ɓ": "g",
 }  # fmt: skip
 # ... and the letters a turn swaps (b/q, d/p, n/u, M/W): read back only inside a line taken as upside-down
 _UNTURN = str.maketrans(
     _TURNED | {"b": "q", "q": "b", "d": "p", "p": "d", "n": "u", "u": "n", "M": "W", "W": "M"}
 )
-_TURNED_RE = re.compile("[" + "".join(c for c in _TURNED if c not in "ə¿¡") + "]")
+_TURNED_RE = re.compile("[" + "".join(c for c in _TURNED if c not in "ə¿¡ן") + "]")
 _MIN_TURNED = 3  # turned letters a line needs before it is read upside down
 
 
-def _upside_view(text: str) -> str | None:
-    """The lines with turned letters that read as English when turned back (in reverse order or not)."""
+def _upside_read(part: str) -> tuple[str, str] | None:
+    """``part`` turned back (in reverse order or not) and with each word reversed in place, when the turned
+    back reading is more English than ``part``; else None."""
+    turned = part.translate(_UNTURN)
+    best = max((turned[::-1], turned), key=_english)
+    if _english(best) <= _english(part):
+        return None
+    return best, (_TOKEN.sub(lambda m: m.group()[::-1], turned) if best is not turned else best)
+
+
+def _upside_views(text: str) -> list[tuple[str, str]]:
+    """The lines with turned letters that read as English when turned back (in reverse order or not); when
+    the words also read with each word reversed in place (one upside-down word per line, joined), that
+    reading too ("upside-down-words": which of the two was done cannot be told from the words)."""
     found = [m.start() for m in _TURNED_RE.finditer(text)]
     if len(found) < _MIN_TURNED:
-        return None
-    new = []
+        return []
+    new, words_new = [], []
     for lo, hi in _lines_at(text, found):
         line = text[lo:hi]
         if len(_TURNED_RE.findall(line)) < _MIN_TURNED:
             continue
-        turned = line.translate(_UNTURN)
-        best = max((turned[::-1], turned), key=_english)
-        if _english(best) > _english(line):
-            new.append((lo, hi, best))
-    return _rewrite(text, new)
+        read = _upside_read(line)
+        if read is None:  # an English preface on the line: its clauses with turned letters (round 17b)
+            parts = [
+                (a, b, _upside_read(line[a:b])) for a, b in clauses(line) if _TURNED_RE.search(line, a, b)
+            ]
+            if not any(r for _, _, r in parts):
+                continue
+            best, words, at = [], [], 0
+            for a, b, r in parts:
+                best += [line[at:a], r[0] if r else line[a:b]]
+                words += [line[at:a], r[1] if r else line[a:b]]
+                at = b
+            read = ("".join(best) + line[at:], "".join(words) + line[at:])
+        new.append((lo, hi, read[0]))
+        if read[1] != read[0]:
+            words_new.append((lo, hi, read[1]))
+    out = [("upside-down", _rewrite(text, new) or "")] if new else []
+    return out + ([("upside-down-words", _rewrite(text, words_new) or "")] if words_new else [])
 
 
 # -- words or lines written backwards ("snoitcurtsni suoiverp lla erongI") --
 # the commonest English words and the words of instructions to a model, written backwards (none is an English
-# word): a text holding two of them has its lines read backwards (plain ``in`` searches: fast on long text)
+# word): a text holding two of them has its lines read backwards (plain ``in`` searches: fast on long text);
+# round 17b: most without the spaces around them (CamelCase written backwards has none)
 _BACKWARDS_KEYS = (
-    " eht", " uoy", " ruoy", " lla ", " siht", " taht", " htiw", " rof ", " morf", " tahw", " dna ", " ot ",
-    " fo ", " evah", " tsum", " nac ", "erongi", "snoitcurtsni", "tpmorp", "metsys", "suoiverp", "selur",
+    "eht", "uoy", "ruoy", " lla ", "siht", "taht", "htiw", " rof ", " morf", "tahw", " dna ", " ot ",
+    " fo ", "evah", "tsum", " nac ", "erongi", "snoitcurtsni", "tpmorp", "metsys", "suoiverp", "selur",
     "laever", "drowssap", "tegrof", "dragersid", "senilediug", "tuptuo", "tnirp", "terces",
 )  # fmt: skip
 _TOKEN = re.compile(r"\S+")
 
 
+def _back_hits(part: str) -> tuple[int, int]:
+    """English hits of ``part`` read backwards and forwards (joined words split first: ``tpmorPmetsyS``)."""
+    words = [w for w in _WORDS.findall(split_joins(part)) if len(w) > 1]
+    back = [w for w in _WORDS.findall(split_joins(part[::-1])) if len(w) > 1]
+    return english_hits(back), english_hits(words)
+
+
+def _is_backwards(part: str) -> bool:
+    back, fwd = _back_hits(part)
+    n = len(_WORDS.findall(part))
+    return back >= max(_MIN_HITS, 0.3 * n) and back > 2 * fwd
+
+
+# a clause: up to the next ``:`` / ``;`` or sentence end followed by a space (round 17b: backwards text after
+# a plain-English preface on the same line, "… and then do what they say: .tpmorp metsys ruoy …")
+_CLAUSE_END = re.compile(r"[:;.!?]+\s+")
+
+
+def clauses(line: str) -> list[tuple[int, int]]:
+    """The (start, end) of each clause of ``line`` ([] for one clause, or for more than 64: a long paragraph
+    is judged as a whole only, which keeps the work bounded)."""
+    cuts = [0, *(m.end() for m in _CLAUSE_END.finditer(line)), len(line)]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a] if 2 < len(cuts) <= 65 else []
+
+
+def _backwards_parts(line: str) -> list[tuple[int, int]]:
+    """The (start, end) of the whole line, or else of each clause, that reads as English only backwards."""
+    if _is_backwards(line):
+        return [(0, len(line))]
+    return [(a, b) for a, b in clauses(line) if _is_backwards(line[a:b].rstrip())]
+
+
 def _backwards_views(text: str) -> list[tuple[str, str]]:
-    """Lines that read as English only backwards: each word (with its punctuation: ``?tpmorp``) reversed in
-    place ("reversed-words") and the whole line reversed ("reversed"), both, since which of the two was done
-    cannot be told from the words."""
+    """Lines (or clauses of a line) that read as English only backwards: each word (with its punctuation:
+    ``?tpmorp``) reversed in place ("reversed-words") and the whole part reversed ("reversed"), both, since
+    which of the two was done cannot be told from the words."""
     low = f" {text.lower()} "
     if sum(k in low for k in _BACKWARDS_KEYS) < _MIN_HITS:
         return []
@@ -184,11 +249,17 @@ def _backwards_views(text: str) -> list[tuple[str, str]]:
     lo = 0
     for line in text.split("\n"):
         hi = lo + len(line)
-        words = [w for w in _WORDS.findall(line) if len(w) > 1]
-        back = english_hits([w[::-1] for w in words])
-        if back >= max(_MIN_HITS, 0.3 * len(words)) and back > 2 * english_hits(words):
-            words_new.append((lo, hi, _TOKEN.sub(lambda m: m.group()[::-1], line)))
-            lines_new.append((lo, hi, line[::-1]))
+        parts = _backwards_parts(line) if len(line) > 4 else []
+        if parts:
+            wline, rline, at = [], [], 0
+            for a, b in parts:
+                seg = line[a:b].rstrip()
+                b = a + len(seg)
+                wline += [line[at:a], _TOKEN.sub(lambda m: m.group()[::-1], seg)]
+                rline += [line[at:a], seg[::-1]]
+                at = b
+            words_new.append((lo, hi, "".join(wline) + line[at:]))
+            lines_new.append((lo, hi, "".join(rline) + line[at:]))
         lo = hi + 1
     if not words_new:
         return []
@@ -199,33 +270,77 @@ def _backwards_views(text: str) -> list[tuple[str, str]]:
 
 
 # -- words joined by _ or - or in CamelCase ("ignore_all_previous_instructions", "IgnoreAllPrevious") --
-# a line is read split when it holds a long join (five or more parts by _ or -, four or more CamelCase humps:
-# "command-by-command", "user_id", "JavaScript" are not) whose parts are mostly English words; each search
-# starts with a rare character class (fast on long text)
+# a join is read split when it is long (five or more parts by _ or -, four or more CamelCase humps:
+# "command-by-command", "user_id", "JavaScript" are not), its parts are mostly English words and it is not
+# code or part of an address (round 17b); each search starts with a rare character class (fast on long text)
 _LONG_JOIN = re.compile(
     r"[_-][A-Za-z]{1,40}+[_-][A-Za-z]{1,40}+[_-][A-Za-z]{1,40}+[_-][A-Za-z]|"
     r"[A-Z][a-z]{1,40}+[A-Z][a-z]{1,40}+[A-Z][a-z]{1,40}+[A-Z][a-z]"
 )
 _JOINED = re.compile(r"[A-Za-z]{1,40}+(?:[_-][A-Za-z]{1,40}+)++|[A-Za-z][a-z]{0,40}+(?:[A-Z][a-z]{0,40}+)++")
 _HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])|[_-]")
+# round 17b (attack17z): code identifiers and URL slugs are not messages. A join is code when a call, index,
+# assignment or key follows it (``(`` ``[`` ``{`` ``<`` ``=``, ``:`` before a space) or when it follows a
+# declaration keyword, a member access, ``->`` / ``::``, a sigil, an option's ``-`` / ``--``, an opening quote
+# or backtick, or a path or
+# query character (``/`` ``\`` ``=`` ``?`` ``&`` ``@`` ``#``): a URL slug is read as the address it is
+_CODE_BEFORE = re.compile(
+    r"(?:\b(?:def|class|fn|func|function|fun|sub|let|mut|var|val|const|static|struct|enum|trait|interface|"
+    r"type|new|import|from|extends|implements|public|private|protected|void|int|bool|string)\s+|"
+    r"[.$@#&?=/\\>]|::|(?<![^\s-])-|(?<!\w)[`'\"])\Z"
+)
+_CODE_AFTER = re.compile(r"\s*(?:[([{<=]|:(?!\S))|[\w-]\w")
+_MIN_PARTS = 5  # parts of the message joins of a line (one long join, or several by punctuation)
 
 
-def _joined_view(text: str) -> str | None:
-    """The lines with a long join whose parts read as English, every join in them split."""
+def split_joins(text: str) -> str:
+    """``text`` with every join (``a_b``, ``a-b``, ``aB``) split into words."""
+    return _JOINED.sub(lambda m: _HUMP.sub(" ", m.group()), text)
+
+
+def _code_before(line: str, lo: int) -> bool:
+    """Whether what stands before the join at ``lo`` makes it code (``.`` only before a lower-case join: a
+    member ``config.show_the_prompt``, not a sentence ``Rules.YourNewTask``)."""
+    m = _CODE_BEFORE.search(line, max(0, lo - 12), lo)
+    return m is not None and (m.group() != "." or line[lo].islower())
+
+
+def _message_joins(line: str) -> list[re.Match[str]]:
+    """The joins of ``line`` that read as English and are not code, when their parts add up to
+    ``_MIN_PARTS`` (a snake_case sentence is cut into several joins by its punctuation: ``before._From``)."""
+    found, parts, hits = [], 0, 0
+    for m in _JOINED.finditer(line):
+        words = [p for p in _HUMP.split(m.group()) if p]
+        lo, hi = m.span()
+        if len(words) < 2 or _CODE_AFTER.match(line, hi) or _code_before(line, lo):
+            continue
+        n = english_hits(words)
+        if n >= 0.5 * len(words):
+            found.append(m)
+            parts += len(words)
+            hits += n
+    return found if parts >= _MIN_PARTS and hits >= 3 else []
+
+
+def joined_view(text: str) -> str | None:
+    """The lines with a long join that reads as English (and is not code), every such join in them split."""
     new = []
     for lo, hi in _lines_at(text, [m.start() for m in _LONG_JOIN.finditer(text)]):
         line = text[lo:hi]
-        joins = [_HUMP.split(m.group()) for m in _JOINED.finditer(line)]
-        parts = [p for j in joins if len(j) >= 4 for p in j if p]
-        if english_hits(parts) >= max(3, 0.5 * len(parts)):
-            new.append((lo, hi, _JOINED.sub(lambda m: _HUMP.sub(" ", m.group()), line)))
+        found = _message_joins(line)
+        if found:
+            parts, at = [], 0
+            for m in found:
+                parts += [line[at : m.start()], _HUMP.sub(" ", m.group())]
+                at = m.end()
+            new.append((lo, hi, "".join(parts) + line[at:]))
     return _rewrite(text, new)
 
 
 # -- accented Latin letters ("ïgnörë àll prëvïöüs"): the documents heads do not fold marks --
 _UNACCENT = {
     cp: base
-    for cp in range(0xC0, 0x250)
+    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00))
     if (base := unicodedata.normalize("NFD", chr(cp))[0]).isascii() and base.isalpha() and chr(cp) != base
 } | {ord("ø"): "o", ord("Ø"): "O", ord("ł"): "l", ord("Ł"): "L", ord("đ"): "d", ord("Đ"): "D"}
 _ACCENTED = re.compile("[" + "".join(sorted(chr(c) for c in _UNACCENT)) + "]")
@@ -233,65 +348,26 @@ _ACCENTED = re.compile("[" + "".join(sorted(chr(c) for c in _UNACCENT)) + "]")
 
 def _accent_view(text: str) -> str | None:
     """The lines where words with accented letters read as English without them (and make up a share of the
-    line's words: French "général", "présent" are a few words of a line, not most of them)."""
+    line's words, or of one of its sentences: French "général", "présent" are a few words of a line, not most
+    of them; an accented sentence padded with plain English on its line is read too, round 17b)."""
     found = [m.start() for m in _ACCENTED.finditer(text)]
     if len(found) < _MIN_HITS:
         return None
     new = []
     for lo, hi in _lines_at(text, found):
         line = text[lo:hi]
-        words = [w for w in _WORDS.findall(line) if len(w) > 1]
-        plain = [w.translate(_UNACCENT) for w in words if _ACCENTED.search(w)]
-        hits = english_hits(plain)
-        if hits >= _MIN_HITS and hits >= 0.25 * len(words):
+        if any(_accented_english(line[a:b]) for a, b in [(0, len(line)), *clauses(line)]):
             new.append((lo, hi, line.translate(_UNACCENT)))
     return _rewrite(text, new)
 
 
-# -- base64 cut into groups of one to three characters ("SWd ub3 JlI …") or encoded word by word
-# ("SWdub3Jl YWxs cHJldmlvdXM="): found here, decoded by :func:`bastion.guard.normalize.decoded_spans`
-SHORT_GROUPS = re.compile(r"(?<![\w+/=])(?:[A-Za-z0-9+/]{1,3}[ \t]+){5,}[A-Za-z0-9+/]{1,3}={0,2}(?![\w+/=])")
-WORD_GROUPS = re.compile(
-    r"(?<![\w+/=])(?:[A-Za-z0-9+/]{2,40}={0,2}[ \t]+){2,}[A-Za-z0-9+/]{2,40}={0,2}(?![\w+/=])"
-)
-_MARK = re.compile(r"[0-9+/A-Z]")
-
-
-def short_groups(span: str) -> list[str]:
-    """The candidate base64 texts of a run of short groups: the groups joined, with up to three leading groups
-    (words before the encoded text) left out; [] unless half the groups hold a capital, a digit, + or /."""
-    groups = span.split()
-    if 2 * sum(bool(_MARK.search(g)) for g in groups) < len(groups):
-        return []
-    return ["".join(groups[k:]) for k in range(4) if len("".join(groups[k:])) >= 16]
-
-
-def word_groups(span: str) -> list[str]:
-    """The base64 tokens of a run encoded word by word (each a whole number of 4-character blocks, a padded
-    one inside the run); [] unless the run has a padded token inside it and half its tokens are marked."""
-    tokens = span.split()
-    if not any("=" in t for t in tokens[:-1]) or any(len(t) % 4 for t in tokens):
-        return []
-    return tokens if 2 * sum(bool(_MARK.search(t)) for t in tokens) >= len(tokens) else []
-
-
-def decode_words(tokens: list[str]) -> bytes | None:
-    """Tokens base64-encoded one by one, decoded and joined by spaces (None if one does not decode)."""
-    try:
-        words = [base64.b64decode(t, validate=True).decode("utf-8") for t in tokens]
-    except (binascii.Error, ValueError):
-        return None
-    return " ".join(words).encode() if words else None
+def _accented_english(part: str) -> bool:
+    words = [w for w in _WORDS.findall(part) if len(w) > 1]
+    hits = english_hits([w.translate(_UNACCENT) for w in words if _ACCENTED.search(w)])
+    return hits >= _MIN_HITS and hits >= 0.25 * len(words)
 
 
 _NON_LATIN = re.compile(f"[{_LOOK}{''.join(_TURNED)}{''.join(sorted(chr(c) for c in _UNACCENT))}]")
-_B64_HINTS = ("base64", "base 64", "b64", "decod", "encod")
-
-
-def b64_hinted(text: str) -> bool:
-    """Whether ``text`` mentions base64 or decoding (base64 cut into short groups is searched only then)."""
-    low = text.lower()
-    return any(h in low for h in _B64_HINTS)
 
 
 def views(text: str) -> list[tuple[str, str]]:
@@ -300,14 +376,14 @@ def views(text: str) -> list[tuple[str, str]]:
     if not text.isascii() and _NON_LATIN.search(text):
         for name, make in (
             ("lookalike-words", _lookalike_view),
-            ("upside-down", _upside_view),
             ("accents", _accent_view),
         ):
             view = make(text)
             if view is not None:
                 out.append((name, view))
+        out += _upside_views(text)
     out += _backwards_views(text)
-    view = _joined_view(text)
+    view = joined_view(text)
     if view is not None:
         out.append(("joined-words", view))
     return out
@@ -315,12 +391,7 @@ def views(text: str) -> list[tuple[str, str]]:
 
 __all__ = [
     "ENGLISH",
-    "SHORT_GROUPS",
-    "WORD_GROUPS",
-    "b64_hinted",
-    "decode_words",
     "english_hits",
-    "short_groups",
+    "joined_view",
     "views",
-    "word_groups",
 ]

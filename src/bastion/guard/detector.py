@@ -26,7 +26,7 @@ from typing import Any, Literal
 from bastion.errors import InvalidInput
 from bastion.guard.classifier import GuardModel, load_model
 from bastion.guard.interface import SecondStage
-from bastion.guard.normalize import decoded_spans, normalize
+from bastion.guard.normalize import OVERFLOW, decoded_spans, normalize
 from bastion.guard.rules import CATEGORY_IDS, INDIRECT_IDS, INJECTION, JAILBREAK, OBFUSCATION, RULES
 
 Channel = Literal["user", "retrieved", "tool"]
@@ -105,8 +105,8 @@ class PromptDetector:
         score, hits = model.score(norm.text)
         reasons = [f"rule:{h}" for h in hits]
         categories = [_CATEGORY_OF[h] for h in hits]
-        for encoding, decoded in decoded_spans(norm.raw or norm.text):
-            d_score, d_hits = model.score(normalize(decoded).text)
+        for encoding, decoded in decoded_spans(norm.raw or norm.text, also=norm.text):
+            d_score, d_hits = model.score(normalize(decoded).text) if encoding != OVERFLOW else (1.0, [])
             if d_score >= threshold:
                 reasons.append(f"decoded:{encoding}")
                 reasons += [f"rule:{h}" for h in d_hits if f"rule:{h}" not in reasons]

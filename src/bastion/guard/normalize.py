@@ -29,22 +29,28 @@ each span that decodes to printable text, for a second scan. Round 17 (:mod:`bas
 in groups of one to three characters or encoded word by word (when the text mentions base64 or decoding), and
 hidden readings rescanned the same way: words made only of look-alike letters, upside-down, backwards, joined
 (``ignore_all_previous``, ``IgnoreAllPrevious``) or accented text, each only when it reads as English.
+Round 17b: the readings are composed and read from the text after letter-joining too
+(:mod:`bastion.guard._readings`), and the spans are bounded by a budget, not a count (fail closed).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
-from bastion.guard import _undo, _views
+from bastion.guard import _decoders, _readings, _undo, _views
+from bastion.guard._decoders import INVALID as _INVALID
+from bastion.guard._decoders import valid as _valid
+from bastion.guard._decoders import whole_readings
 from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
 
-MAX_DECODED = 8
+# spans decoded per text (plus one per 500 characters) before the detector fails closed (round 17b)
+DECODE_BUDGET = 64
+OVERFLOW = "decoding-budget"
 
 _TAG_LO, _TAG_HI = 0xE0000, 0xE007F
 # zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, invisible operators, BOM, Mongolian VS
@@ -55,12 +61,6 @@ _INVISIBLE = re.compile(
     "\u2066-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f"
     "\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0100-\U000e01ef]"
-)
-# lone surrogates (JSON "\ud800" is valid JSON) and non-characters: never text, dropped before anything else
-_INVALID = re.compile(
-    "[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-    + "".join(chr(p << 16 | 0xFFFE) + chr(p << 16 | 0xFFFF) for p in range(1, 17))
-    + "]"
 )
 # combining marks NFKC could not compose onto their letter (strike-through overlays U+0336, "Zalgo" stacks)
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
@@ -90,16 +90,20 @@ _HOMOGLYPHS = str.maketrans(
         "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
         "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
         "һ": "h", "ɡ": "g", "ո": "n", "ս": "u", "г": "r", "ӏ": "l", "ғ": "f", "ɑ": "a", "օ": "o", "ɩ": "i",
-        "ҽ": "e",
+        "ҽ": "e", "ց": "g", "ѵ": "v",
         "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
         "У": "Y", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D",
         # Greek
         "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u", "χ": "x", "ε": "e",
         "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
         "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+        # round 17b (attack17z): Coptic o
+        "ⲟ": "o", "Ⲟ": "O",
     }
 )  # fmt: skip
-_CONFUSABLE = frozenset(k for k in "авеёкмнорстухіїјѕԁԛԝһɡոսгӏғɑօɩҽАВЕКМНОРСТУХІЈЅԀαορνικτυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ")
+_CONFUSABLE = frozenset(
+    k for k in "авеёкмнорстухіїјѕԁԛԝһɡոսгӏғɑօɩҽցѵАВЕКМНОРСТУХІЈЅԀαορνικτυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧⲟⲞ"
+)
 _CONFUSABLE_RE = re.compile("[" + "".join(sorted(_CONFUSABLE)) + "]")
 _TAGS = re.compile("[\U000e0020-\U000e007e]")
 _MIXED_WORD = re.compile(r"[^\W\d_]{2,}")
@@ -178,12 +182,6 @@ def _fold_word(m: re.Match[str]) -> str:
     return word
 
 
-def _valid(text: str) -> str:
-    """``text`` without lone surrogates and non-characters; a surrogate pair (two code points) is joined."""
-    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
-    return _INVALID.sub("", joined)
-
-
 def normalize(text: str) -> Normalized:
     """Undo invisible characters, compatibility forms and mixed-script homoglyphs (see the module doc)."""
     flags: list[str] = []
@@ -255,26 +253,12 @@ _MORSE_CODE = {
     )
 }  # fmt: skip
 _MORSE_HINT = re.compile(r"[.-][.-]{0,5} (?:[.-]{1,6} ){5}")
-_ROT13_HINT = re.compile(r"rot[- ]?13|caesar|rotate.{0,20}letters", re.IGNORECASE)
-_SHIFT_HINT = re.compile(r"rot[- ]?\d|caesar|shift|rotat|cipher|places? (?:back|forward)", re.IGNORECASE)
-_REVERSE_HINT = re.compile(r"revers|backwards?|right[- ]to[- ]left|mirror|\[::-1\]", re.IGNORECASE)
-_COMMON = frozenset(
-    re.findall(
-        r"\w+",
-        "the and you your all to of is are in that it for this with not be me my what now do say an as on "
-        "from any ignore previous instructions system prompt tell rules reveal",
-    )
-)
 _B32 = re.compile(r"(?<![A-Za-z2-7=])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9=])")
 # base64 cut into groups ("U2FsdGVk X19fYWJj ..."): groups of at most 80 characters (bounded, so the search is
 # linear); every group but the last must look encoded (a digit, + or /, or a capital inside it), checked when
 # decoding, so a run of ordinary words is not taken for base64
 _B64_GROUPS = re.compile(r"(?<![\w+/=])(?:[A-Za-z0-9+/]{4,80}\s+){2,}[A-Za-z0-9+/]{2,80}={0,2}(?![\w+/=])")
 _B64_MARK = re.compile(r"[0-9+/]|[a-z][A-Z]")
-_ANY_ESCAPE = re.compile(
-    r"%[0-9A-Fa-f]{2}|\\x[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|&#(?:x[0-9A-Fa-f]{1,6}|\d{1,7});"
-)
-_CODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})|\\x([0-9A-Fa-f]{2})")
 
 
 def _printable(data: bytes) -> str | None:
@@ -337,45 +321,14 @@ def _b32(span: str) -> str | None:
 
 def _b64_groups(span: str) -> str | None:
     groups = span.split()
-    while groups and not _B64_MARK.search(groups[0]):
-        groups = groups[1:]  # ordinary words before the encoded groups ("please decode U2Fs X19f …")
+    # ordinary words before the encoded groups ("please decode U2Fs X19f …") are left out (one slice: a long
+    # run of plain words was quadratic, round 17b)
+    groups = groups[next((k for k, g in enumerate(groups) if _B64_MARK.search(g)), len(groups)) :]
     if len(groups) < 2 or not all(_B64_MARK.search(g) for g in groups[:-1]):
         return None
     return _b64("".join(groups))
 
 
-def _code_escape(m: re.Match[str]) -> str:
-    return chr(int(m.group(1) or m.group(2) or m.group(3), 16) % 0x110000)
-
-
-def _unescape_all(text: str) -> str:
-    """Every ``%NN``, ``\\xNN``, ``\\uXXXX``, ``\\UXXXXXXXX`` and ``&#NN;`` in ``text``, decoded in place."""
-    import html
-
-    out = urllib.parse.unquote(_CODE_ESCAPE.sub(_code_escape, text), errors="replace")
-    return _valid(html.unescape(out))
-
-
-def _best_shift(text: str) -> tuple[int, str] | None:
-    """The Caesar shift (1-25) whose output holds the most common English words (at least three)."""
-    sample = text[:1500]
-    best, best_count = 0, 2
-    for k in range(1, 26):
-        table = str.maketrans(
-            _ALPHA + _ALPHA.upper(), _ALPHA[k:] + _ALPHA[:k] + (_ALPHA[k:] + _ALPHA[:k]).upper()
-        )
-        count = sum(w in _COMMON for w in re.findall(r"[a-z]+", sample.translate(table).lower()))
-        if count > best_count:
-            best, best_count = k, count
-    if not best:
-        return None
-    table = str.maketrans(
-        _ALPHA + _ALPHA.upper(), _ALPHA[best:] + _ALPHA[:best] + (_ALPHA[best:] + _ALPHA[:best]).upper()
-    )
-    return best, text.translate(table)
-
-
-_ALPHA = "abcdefghijklmnopqrstuvwxyz"
 _SPANS = (
     ("base64", _B64, _b64),
     ("base64", _B64_GROUPS, _b64_groups),
@@ -386,40 +339,71 @@ _SPANS = (
     ("binary", _undo.BINARY, lambda s: _printable(_undo.binary_bytes(s))),
     ("decimal", _undo.DECIMAL, lambda s: _printable(_undo.decimal_bytes(s) or b"")),
     ("hex", _undo.PREFIXED_HEX, lambda s: _printable(_undo.prefixed_hex_bytes(s))),
-    ("base64", _views.SHORT_GROUPS, lambda s: next(filter(None, map(_b64, _views.short_groups(s))), None)),
-    ("base64", _views.WORD_GROUPS, lambda s: _printable(_views.decode_words(_views.word_groups(s)) or b"")),
+    (
+        "base64",
+        _decoders.SHORT_GROUPS,
+        lambda s: next(filter(None, map(_b64, _decoders.short_groups(s))), None),
+    ),
+    ("base64", _decoders.WORD_GROUPS, lambda s: _printable((_decoders.word_groups(s) or "").encode())),
 )
 
 
-def decoded_spans(text: str, *, max_spans: int = MAX_DECODED, depth: int = 3) -> list[tuple[str, str]]:
-    """``(encoding, decoded_text)`` per span that decodes to printable text (at most ``max_spans``); a decoded
-    span is searched again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``."""
-    out: list[tuple[str, str]] = _views.views(text)[:max_spans]
+class _Spent(Exception):
+    """The decoding budget of a text is spent."""
+
+
+def decoded_spans(text: str, *, also: str = "", depth: int = 3) -> list[tuple[str, str]]:
+    """``(encoding, decoded_text)`` per span that decodes to printable text and per hidden reading of ``text``
+    (and of ``also``, the same text after letter-joining and leetspeak folding); a decoded span is searched
+    again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``.
+
+    Round 17b (attack17z): every span is kept (eight decoy spans in front no longer push the payload out) up
+    to a budget of :data:`DECODE_BUDGET` spans (plus one per 500 characters) and 16 decoded characters per
+    character of text; a text that spends it ends the list with ``(OVERFLOW, "")``, which the detector reads
+    as obfuscation (fail closed) rather than leaving the rest unread. The work stays linear in its length."""
+    left = [DECODE_BUDGET + len(text) // 500, 16 * len(text) + 65_536]
+    out: list[tuple[str, str]] = []
+    try:
+        _decode(text, also or text, depth, "", out, set(), left)
+    except _Spent:
+        out.append((OVERFLOW, ""))
+    return out
+
+
+def _decode(
+    text: str, also: str, depth: int, prefix: str, out: list[tuple[str, str]], seen: set[tuple[str, str]],
+    left: list[int],
+) -> None:  # fmt: skip
+    def add(name: str, decoded: str) -> bool:
+        if (name, decoded) in seen:
+            return False
+        seen.add((name, decoded))
+        left[0] -= 1
+        left[1] -= len(decoded)
+        if left[0] < 0 or left[1] < 0:
+            raise _Spent
+        out.append((prefix + name, decoded))
+        return True
+
+    for name, view in _readings.readings(text, also):
+        add(name, view)
+    hinted = _decoders.b64_hinted(text)
     for name, pattern, decode in _SPANS:
         if name == "morse" and not _MORSE_HINT.search(text):
             continue
-        if pattern in (_views.SHORT_GROUPS, _views.WORD_GROUPS) and not _views.b64_hinted(text):
+        if pattern is _decoders.WORD_GROUPS and not hinted:
+            continue
+        if pattern is _decoders.SHORT_GROUPS and not hinted and len(text) > _decoders.UNHINTED_MAX:
             continue
         for m in pattern.finditer(text):
             decoded = decode(m.group())
-            if decoded is not None and (name, decoded) not in out:
-                out.append((name, decoded))
-                if depth > 1:
-                    inner = decoded_spans(decoded, max_spans=max_spans, depth=depth - 1)
-                    out += [(f"{name}>{n}", d) for n, d in inner]
-                if len(out) >= max_spans:
-                    return out[:max_spans]
-    if len(_ANY_ESCAPE.findall(text, 0, 100_000)) >= 6:  # scattered escapes: decode them all in place
-        out.append(("escapes-scattered", _unescape_all(text)))
-    if _ROT13_HINT.search(text):
-        out.append(("rot13", codecs.decode(text, "rot13")))
-    if _SHIFT_HINT.search(text):
-        shifted = _best_shift(text)
-        if shifted is not None and shifted[0] != 13:
-            out.append((f"caesar-{26 - shifted[0]}", shifted[1]))
-    if _REVERSE_HINT.search(text):
-        out.append(("reversed", text[::-1]))
-    return out[:max_spans]
+            if decoded is not None and add(name, decoded) and depth > 1:
+                _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left)
+    for name, decoded in whole_readings(text):  # reversed or ROT13: its joins are read split too (17b)
+        if add(name, decoded) and depth > 1 and name in ("reversed", "rot13"):
+            split = _views.joined_view(decoded)
+            if split is not None:
+                add(f"{name}>joined-words", split)
 
 
-__all__ = ["Normalized", "decoded_spans", "normalize"]
+__all__ = ["DECODE_BUDGET", "OVERFLOW", "Normalized", "decoded_spans", "normalize"]

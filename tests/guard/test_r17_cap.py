@@ -1,4 +1,6 @@
-"""Round 17: the per-head ``length_cap`` key of the documents heads (``scripts/guard_r17_cap.py``).
+"""Round 17: the per-head ``length_cap`` key of the documents heads (``scripts/guard_r17_cap.py``), shipped as
+``--cap 1024`` by the lead's pre-registered rule on a fresh evaluator (/tmp/lead17/PREREG_cap.txt, indep17a:
+injected documents 45 -> 45 of 60, ordinary long documents flagged 22 -> 16 of 60, twins 3 -> 3 of 60).
 
 A documents head's whole-text term is its mean n-gram weight x sqrt(N) up to ``length_cap`` n-grams; the
 packaged model's 16384 never bites at a few thousand characters, so an ordinary long document can reach the
@@ -91,3 +93,10 @@ def test_a_head_cap_survives_re_serialisation() -> None:
     assert again.documents.length_cap == again.documents.alt.length_cap == 1024
     assert again.length_cap == 16384
     assert _train.to_document(again, thresholds=again.thresholds, training=again.training) == data
+
+
+def test_the_packaged_model_is_the_capped_one() -> None:
+    """``python scripts/guard_r17_cap.py --cap 1024`` rebuilds the packaged model byte for byte."""
+    from guard_r17_cap import cap_document
+
+    assert cap_document(1024) == _package_file(MODEL_FILE)

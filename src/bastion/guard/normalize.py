@@ -51,6 +51,8 @@ from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
 # spans decoded per text (plus one per 500 characters) before the detector fails closed (round 17b)
 DECODE_BUDGET = 64
 OVERFLOW = "decoding-budget"
+BATCH = "batch"
+DECODED_PER_CHAR, DECODED_FLOOR = 16, 65_536  # decoded characters a text may yield before it fails closed
 
 _TAG_LO, _TAG_HI = 0xE0000, 0xE007F
 # zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, invisible operators, BOM, Mongolian VS
@@ -357,22 +359,29 @@ def decoded_spans(text: str, *, also: str = "", depth: int = 3) -> list[tuple[st
     (and of ``also``, the same text after letter-joining and leetspeak folding); a decoded span is searched
     again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``.
 
-    Round 17b (attack17z): every span is kept (eight decoy spans in front no longer push the payload out) up
-    to a budget of :data:`DECODE_BUDGET` spans (plus one per 500 characters) and 16 decoded characters per
-    character of text; a text that spends it ends the list with ``(OVERFLOW, "")``, which the detector reads
-    as obfuscation (fail closed) rather than leaving the rest unread. The work stays linear in its length."""
-    left = [DECODE_BUDGET + len(text) // 500, 16 * len(text) + 65_536]
+    Round 17b (attack17z): every span is kept (eight decoy spans in front no longer push the payload out).
+    The first :data:`DECODE_BUDGET` spans (plus one per 500 characters) come one by one; the spans beyond
+    them come joined as one ``(BATCH, text)`` entry, scored once (round 17b's second review: failing closed
+    on the count flagged a Kubernetes Secret, a MIME attachment and a JSON export of base64 fields). Decoded
+    text beyond 16 characters per character of input ends the list with ``(OVERFLOW, "")``, which the
+    detector reads as obfuscation (fail closed) rather than leaving the rest unread. The work stays linear in
+    the text's length."""
+    left = [DECODE_BUDGET + len(text) // 500, DECODED_PER_CHAR * len(text) + DECODED_FLOOR]
     out: list[tuple[str, str]] = []
+    batch: list[str] = []
     try:
-        _decode(text, also or text, depth, "", out, set(), left)
+        _decode(text, also or text, depth, "", out, set(), left, batch)
     except _Spent:
         out.append((OVERFLOW, ""))
+    else:
+        if batch:
+            out.append((BATCH, "\n".join(batch)))
     return out
 
 
 def _decode(
     text: str, also: str, depth: int, prefix: str, out: list[tuple[str, str]], seen: set[tuple[str, str]],
-    left: list[int],
+    left: list[int], batch: list[str],
 ) -> None:  # fmt: skip
     def add(name: str, decoded: str) -> bool:
         if (name, decoded) in seen:
@@ -380,9 +389,12 @@ def _decode(
         seen.add((name, decoded))
         left[0] -= 1
         left[1] -= len(decoded)
-        if left[0] < 0 or left[1] < 0:
+        if left[1] < 0:
             raise _Spent
-        out.append((prefix + name, decoded))
+        if left[0] < 0:
+            batch.append(decoded)
+        else:
+            out.append((prefix + name, decoded))
         return True
 
     for name, view in _readings.readings(text, also):
@@ -398,7 +410,7 @@ def _decode(
         for m in pattern.finditer(text):
             decoded = decode(m.group())
             if decoded is not None and add(name, decoded) and depth > 1:
-                _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left)
+                _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left, batch)
     for name, decoded in whole_readings(text):  # reversed or ROT13: its joins are read split too (17b)
         if add(name, decoded) and depth > 1 and name in ("reversed", "rot13"):
             split = _views.joined_view(decoded)
@@ -406,4 +418,4 @@ def _decode(
                 add(f"{name}>joined-words", split)
 
 
-__all__ = ["DECODE_BUDGET", "OVERFLOW", "Normalized", "decoded_spans", "normalize"]
+__all__ = ["BATCH", "DECODE_BUDGET", "OVERFLOW", "Normalized", "decoded_spans", "normalize"]

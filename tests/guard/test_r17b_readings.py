@@ -215,3 +215,26 @@ def test_ordinary_text_is_not_flagged(text: str) -> None:
     det = PromptDetector()
     for channel in ("user", "retrieved"):
         assert not det.scan(text, channel=channel).flagged, (text, channel)
+
+
+SPACED = {  # attack17y: letters spaced out by separators the joiner did not take, or with look-alikes
+    "caret": lambda t: " ".join("^".join(w) for w in t.split()),
+    "doubled dots": lambda t: "   ".join("..".join(w) for w in t.split()),
+    "underscores": lambda t: "   ".join("_".join(w) for w in t.split()),
+    "look-alikes spaced": lambda t: "   ".join(" ".join(_CYR.get(c, c) for c in w) for w in t.split()),
+    "look-alikes hyphenated": lambda t: "  ".join("-".join(_CYR.get(c, c) for c in w) for w in t.split()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPACED))
+@pytest.mark.parametrize("channel", ["user", "retrieved"])
+def test_spaced_out_letters_are_joined_and_folded(name: str, channel: str) -> None:
+    det = PromptDetector()
+    for text in INJECTIONS:
+        rewritten = SPACED[name](text.rstrip("."))
+        assert det.scan(rewritten, channel=channel).flagged, (name, channel, rewritten)
+
+
+def test_ordinary_punctuated_text_is_not_joined() -> None:
+    for text in ("a + b * c - d / e", "snake_case_name = 2 ^ 3", "Wait... what... no... way... really"):
+        assert normalize(text).text == text

@@ -124,8 +124,10 @@ class Normalized:
 # "i g n o r e", "i.g.n.o.r.e", "i  g  n", "i,g,n": five or more single letters joined by up to three spaces
 # or one punctuation character (with a space either side); the commonest separator joins letters, any other is
 # a word break ("i  g  n  o  r  e / a  l  l" -> "ignore all")
-_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,8}|[ \t]?[.\-_*|/,;:+~·•][ \t]?)[^\W\d_]){4,}(?!\w)")
-_SPACED_PARTS = re.compile(r"[^\W\d_]|[^\w]+")
+_SPACED = re.compile(
+    r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,8}|[ \t]?([.\-_*|/,;:+~·•^])\1?[ \t]?)[^\W\d_]){4,}(?!\w)"
+)
+_SPACED_PARTS = re.compile(r"[^\W\d_]|[\W_]+")  # round 17 (attack17y): "_" and "^" separate, once or twice
 # words that mix letters with digits or $ @ ! used as letters: "1gn0r3", "pr3v10us", "$y$tem"
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@!]*[^\W\d_])(?=[\w$@!]*[013457$@])[\w$@!]{3,}(?<!!)")
 _LEET = str.maketrans(
@@ -231,6 +233,8 @@ def normalize(text: str) -> Normalized:
     joined = _SPACED.sub(_join_spaced, homo)
     if joined != homo:
         flags.append("spaced-letters")
+        if _CONFUSABLE_RE.search(joined):  # look-alikes spaced apart are one mixed word only once joined
+            joined = _MIXED_WORD.sub(_fold_word, joined)
     leet = _LEET_WORD.sub(_unleet, joined)
     if _SYMBOL_HINT.search(leet):
         leet = _SYMBOL_WORD.sub(_unsymbol, leet)

@@ -33,6 +33,8 @@ import itertools
 import re
 import unicodedata
 
+from bastion.guard import _windows
+
 # common English words (function words first, then frequent verbs, nouns and adjectives, and the words
 # instructions to a model are made of); a reading is "English" when enough of its words are here
 _ENGLISH_WORDS = """
@@ -179,6 +181,8 @@ def _upside_views(text: str) -> list[tuple[str, str]]:
             parts = [
                 (a, b, _upside_read(line[a:b])) for a, b in clauses(line) if _TURNED_RE.search(line, a, b)
             ]
+            if not any(r for _, _, r in parts):  # or the run of words that reads turned back (17c)
+                parts = _windows.upside_parts(line, _upside_read)
             if not any(r for _, _, r in parts):
                 continue
             best, words, at = [], [], 0
@@ -233,9 +237,13 @@ def clauses(line: str) -> list[tuple[int, int]]:
 
 def _backwards_parts(line: str) -> list[tuple[int, int]]:
     """The (start, end) of the whole line, or else of each clause, that reads as English only backwards."""
-    if _is_backwards(line):
+    back, fwd = _back_hits(line)
+    if back >= max(_MIN_HITS, 0.3 * len(_WORDS.findall(line))) and back > 2 * fwd:
         return [(0, len(line))]
-    return [(a, b) for a, b in clauses(line) if _is_backwards(line[a:b].rstrip())]
+    found = [(a, b) for a, b in clauses(line) if _is_backwards(line[a:b].rstrip())]
+    if found or back < _MIN_HITS:
+        return found
+    return _windows.backwards_parts(line)  # or the run of words that reads backwards (round 17c)
 
 
 def _backwards_views(text: str) -> list[tuple[str, str]]:
@@ -308,11 +316,14 @@ def _code_before(line: str, lo: int) -> bool:
 def _message_joins(line: str) -> list[re.Match[str]]:
     """The joins of ``line`` that read as English and are not code, when their parts add up to
     ``_MIN_PARTS`` (a snake_case sentence is cut into several joins by its punctuation: ``before._From``)."""
-    found, parts, hits = [], 0, 0
+    found, parts, hits, slug = [], 0, 0, -1
     for m in _JOINED.finditer(line):
         words = [p for p in _HUMP.split(m.group()) if p]
         lo, hi = m.span()
         if len(words) < 2 or _CODE_AFTER.match(line, hi) or _code_before(line, lo):
+            continue
+        if _windows.slug(line, lo, hi, slug):  # a slug after "post:" / "slugs:" or in a list of them (17c)
+            slug = hi
             continue
         n = english_hits(words)
         if n >= 0.5 * len(words):

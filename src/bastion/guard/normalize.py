@@ -42,7 +42,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
-from bastion.guard import _decoders, _readings, _undo, _views
+from bastion.guard import _ciphers, _decoders, _readings, _undo, _views
 from bastion.guard._decoders import INVALID as _INVALID
 from bastion.guard._decoders import valid as _valid
 from bastion.guard._decoders import whole_readings
@@ -226,7 +226,7 @@ def normalize(text: str) -> Normalized:
             if notes or attrs:
                 untagged = untagged + "\n" + "\n".join(notes + attrs)
             folded = untagged
-    folded = undo_in_words(folded, flags)
+    marked, folded = folded, undo_in_words(folded, flags)
     homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
@@ -240,6 +240,8 @@ def normalize(text: str) -> Normalized:
         leet = _SYMBOL_WORD.sub(_unsymbol, leet)
     if leet != joined:
         flags.append("leetspeak")
+    if marked != folded and _ciphers.keeps_markup(marked):  # Ascii85 holds ` < > * _ (round 17c)
+        homo = f"{homo}\n{marked}"
     return Normalized(text=leet, flags=tuple(flags), raw=homo)
 
 
@@ -415,7 +417,12 @@ def _decode(
             decoded = decode(m.group())
             if decoded is not None and add(name, decoded) and depth > 1:
                 _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left, batch)
-    for name, decoded in whole_readings(text):  # reversed or ROT13: its joins are read split too (17b)
+    low = text.lower()  # round 17c: entities without ";", CSS escapes, U+ lists, quoted-printable, …
+    for name, got in _ciphers.spans(text, low):
+        text_of = _printable(got.encode("utf-8", "replace"))
+        if text_of is not None and add(name, text_of) and depth > 1:
+            _decode(text_of, text_of, depth - 1, f"{prefix}{name}>", out, seen, left, batch)
+    for name, decoded in whole_readings(text) + _ciphers.atbash(text, low):
         if add(name, decoded) and depth > 1 and name in ("reversed", "rot13"):
             split = _views.joined_view(decoded)
             if split is not None:

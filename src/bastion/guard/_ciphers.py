@@ -36,8 +36,10 @@ CSS = re.compile(rf"{_CSS1}(?:[^\\\w]{{0,3}}{_CSS1}){{5,}}")
 _CSS = re.compile(r"\\([0-9A-Fa-f]{2,6}) ?")
 # code points written out: "U+0049 U+0067 …" (six or more, separated by up to three non-word characters)
 _UPLUS1 = r"[Uu]\+[0-9A-Fa-f]{4,6}(?![0-9A-Fa-f])"
-UPLUS = re.compile(rf"{_UPLUS1}(?:[^\w+]{{1,3}}{_UPLUS1}){{5,}}")
-_UPLUS = re.compile(r"[Uu]\+([0-9A-Fa-f]{4,6})")
+UPLUS = re.compile(
+    rf"\+(?<=[Uu]\+)[0-9A-Fa-f]{{4,6}}(?![0-9A-Fa-f])(?:[^\w+]{{1,3}}{_UPLUS1}){{5,}}"
+)  # at a "+"
+_UPLUS = re.compile(r"\+([0-9A-Fa-f]{4,6})")
 # quoted-printable: six or more "=XX" (soft line breaks "=\n" and up to two literal characters between)
 _QP1 = r"=[0-9A-Fa-f]{2}"
 QP = re.compile(rf"{_QP1}(?:(?:=\r?\n)?[!-<>-~ ]{{0,2}}{_QP1}){{5,}}")
@@ -153,7 +155,7 @@ _ATBASH_KEYS = tuple(
 def atbash(text: str, low: str) -> list[tuple[str, str]]:
     """``[("atbash", reading)]``: ``text`` read through Atbash (a=z, b=y …) when it names the cipher or
     mentions decoding and a run of words on one of its lines reads as English only through Atbash."""
-    if not _ATBASH_HINT.search(low) or sum(k in low for k in _ATBASH_KEYS) < _views._MIN_HITS:
+    if sum(k in low for k in _ATBASH_KEYS) < _views._MIN_HITS or not _ATBASH_HINT.search(low):
         return []
     read = text.translate(_ATBASH)
     lines = read.split("\n")

@@ -411,9 +411,10 @@ def _decode(
             continue
         if pattern is _decoders.WORD_GROUPS and not hinted:
             continue
+        at = [(0, len(text))]
         if pattern is _decoders.SHORT_GROUPS and not hinted and len(text) > _decoders.UNHINTED_MAX:
-            continue
-        for m in pattern.finditer(text):
+            at = _decoders.dense_regions(text)  # round 17c: where short tokens stand in a run
+        for m in (m for lo, hi in at for m in pattern.finditer(text, lo, hi)):
             decoded = decode(m.group())
             if decoded is not None and add(name, decoded) and depth > 1:
                 _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left, batch)

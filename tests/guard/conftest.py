@@ -87,3 +87,16 @@ def make_proxy(project: Project, upstream: str, **overrides: Any) -> Any:
         authenticator=Authenticator(verify_token=project.vault.authenticate),
         audit=project.vault.audit,
     )
+
+
+def assert_obfuscated_flagged(rewrite: Any, injections: Any, channel: str, name: str = "") -> None:
+    """Each of ``injections`` rewritten by ``rewrite`` is flagged on ``channel`` as obfuscation (the rounds-17
+    normaliser tests: a rewrite the detector must read through)."""
+    from bastion.guard import PromptDetector
+
+    det = PromptDetector()
+    for text in injections:
+        rewritten = rewrite(text)
+        verdict = det.scan(rewritten, channel=channel)
+        assert verdict.flagged, (name, channel, rewritten, verdict.score)
+        assert "obfuscation" in verdict.categories, (name, channel, rewritten)

@@ -68,12 +68,16 @@ def _unescape_all(text: str) -> str:
 def _best_shift(text: str) -> tuple[int, str] | None:
     """The Caesar shift (1-25) whose output holds the most common English words (at least three)."""
     sample = text[:1500]
+    counts = _shift_counts(sample)
     best, best_count = 0, 2
     for k in range(1, 26):
-        table = str.maketrans(
-            _ALPHA + _ALPHA.upper(), _ALPHA[k:] + _ALPHA[:k] + (_ALPHA[k:] + _ALPHA[:k]).upper()
-        )
-        count = sum(w in _COMMON for w in re.findall(r"[a-z]+", sample.translate(table).lower()))
+        if counts is None:
+            table = str.maketrans(
+                _ALPHA + _ALPHA.upper(), _ALPHA[k:] + _ALPHA[:k] + (_ALPHA[k:] + _ALPHA[:k]).upper()
+            )
+            count = sum(w in _COMMON for w in re.findall(r"[a-z]+", sample.translate(table).lower()))
+        else:
+            count = counts[k]
         if count > best_count:
             best, best_count = k, count
     if not best:
@@ -84,7 +88,38 @@ def _best_shift(text: str) -> tuple[int, str] | None:
     return best, text.translate(table)
 
 
+def _shift_counts(sample: str) -> list[int] | None:
+    """Per shift k, the common words among ``sample``'s words shifted by k (what the loop of _best_shift
+    counts, read off one split: round 18, perf18). A shift maps [a-z] onto itself, so the runs of [a-z] in
+    the shifted, lower-cased sample are the sample's own runs, shifted, as long as every ASCII letter of the
+    lower-cased sample comes from an ASCII letter (not so for K, the Kelvin sign, or İ: None, count them
+    the long way)."""
+    words = _AZ_RUN.findall(sample.lower())
+    if sum(map(len, words)) != len(_ASCII_LETTER.findall(sample)):
+        return None
+    counts = [0] * 26
+    for w in words:
+        for k in _SHIFTED_FROM.get(w, ()):
+            counts[k] += 1
+    return counts
+
+
 _ALPHA = "abcdefghijklmnopqrstuvwxyz"
+_AZ_RUN = re.compile(r"[a-z]+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _sources() -> dict[str, tuple[int, ...]]:
+    """word -> the shifts k (1-25, ascending) that turn it into a common word."""
+    out: dict[str, tuple[int, ...]] = {}
+    for k in range(1, 26):
+        back = str.maketrans(_ALPHA, _ALPHA[-k:] + _ALPHA[:-k])
+        for word in sorted(_COMMON):
+            out[word.translate(back)] = (*out.get(word.translate(back), ()), k)
+    return out
+
+
+_SHIFTED_FROM = _sources()
 
 
 def whole_readings(text: str) -> list[tuple[str, str]]:

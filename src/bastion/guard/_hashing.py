@@ -58,7 +58,9 @@ def _mix(h: np.ndarray, dim: int) -> np.ndarray:
 
 
 _WORD = re.compile(r"\w+")
-_WORD_SPLIT = re.compile(r"(\w+)")
+_WORD_BYTE = np.zeros(256, dtype=bool)  # the bytes \w matches in a bytes pattern: [a-zA-Z0-9_]
+_WORD_BYTE[[c for c in range(128) if chr(c).isalnum() or chr(c) == "_"]] = True
+_GAPS_TO_SPACES = bytes(c if _WORD_BYTE[c] else 32 for c in range(256))
 
 
 def ngram_buckets(
@@ -103,10 +105,7 @@ def ngram_buckets(
                 h = (h ^ codes[k : k + m]) * _FNV
             out.append((np.arange(m), _mix(h, dim)))
         if word_ngrams:
-            # round 17: the words and their starts from one split (gaps and words alternate), the CRCs by map
-            parts = _WORD_SPLIT.split(folded)
-            words = list(map(str.encode, parts[1::2]))
-            starts = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))[::2][:-1]
+            words, starts = _words(folded, codes)
             crc = list(map(zlib.crc32, words))  # CRC-32 runs on: crc32(b, crc32(a)) == crc32(a + b)
             for n in range(1, word_ngrams + 1):
                 if len(words) < n:
@@ -119,6 +118,26 @@ def ngram_buckets(
                 h *= _FNV
                 out.append((starts[: len(crc)], _mix(h, dim)))
     return out
+
+
+def _words(folded: str, codes: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    r"""The words (runs of ``\w``) of ``folded`` in UTF-8 and their start positions (``codes``: its code
+    points). Round 18 (perf18): read off a mask of word characters (``\w`` is a letter, digit or number, or
+    "_": ``str.isalnum`` per character, looked up once per distinct non-ASCII one) instead of a regex split;
+    every other byte made a space, ``bytes.split`` gives the words (the same words and starts, faster)."""
+    word = _WORD_BYTE[np.minimum(codes, 255)]
+    data = folded.encode("utf-8", "surrogatepass")
+    if len(data) == len(codes):  # ASCII
+        spaced = data.translate(_GAPS_TO_SPACES)
+    else:
+        wide = np.flatnonzero(codes > 127)
+        found, where = np.unique(codes[wide], return_inverse=True)
+        word[wide] = np.asarray([chr(c).isalnum() for c in found.tolist()], dtype=bool)[where]
+        size = 1 + (codes > 0x7F).astype(np.intp) + (codes > 0x7FF) + (codes > 0xFFFF)
+        buf = np.frombuffer(data, dtype=np.uint8).copy()
+        buf[~np.repeat(word, size)] = 32
+        spaced = buf.tobytes()
+    return spaced.split(), np.flatnonzero(word & ~np.concatenate(([False], word[:-1])))
 
 
 def _run_bigrams(

@@ -286,23 +286,32 @@ class LiteralIndex:
 
     def absent(self, text: str) -> frozenset[str]:
         """Strings of three or more characters that ``text`` certainly does not hold."""
+        return self.absent_of(self.maybe(text))
+
+    def maybe(self, text: str) -> np.ndarray:
+        """Per string of ``long``: False when ``text`` certainly lacks it (a trigram of it is not there)."""
         if not self.long:
-            return frozenset()
+            return np.zeros(0, dtype=bool)
         table = np.zeros(1 << _GRAM_BITS, dtype=bool)
         table[_gram_hashes(_codes(text))] = True
-        present = np.logical_and.reduceat(table[self._grams], self._starts)
-        return frozenset(s for s, ok in zip(self.long, present.tolist(), strict=True) if not ok)
+        return np.logical_and.reduceat(table[self._grams], self._starts)
+
+    def absent_of(self, maybe: np.ndarray) -> frozenset[str]:  # the strings ``maybe`` rules out
+        return frozenset(s for s, ok in zip(self.long, maybe.tolist(), strict=True) if not ok)
 
 
 class Probe:
     """One text and which literal strings it holds (looked up once, shared by every rule scanning it)."""
 
-    __slots__ = ("_absent", "_seen", "short", "text")
+    __slots__ = ("_absent", "_seen", "maybe", "short", "text")
 
     def __init__(self, text: str, index: LiteralIndex | None = None) -> None:
         self.text = text
         self.short = len(text) < _INDEX_MIN  # searching every alternative is cheaper than looking
-        self._absent = index.absent(text) if index is not None and not self.short else frozenset()
+        self.maybe = index.maybe(text) if index is not None and not self.short else None
+        self._absent = (
+            index.absent_of(self.maybe) if index is not None and self.maybe is not None else frozenset()
+        )
         self._seen: dict[str, bool] = {}
 
     def holds(self, needs: tuple[frozenset[str], ...]) -> bool:
@@ -321,6 +330,36 @@ class Probe:
             else:
                 return False
         return True
+
+
+class Candidates:
+    """Round 18 (perf18): the alternatives of many matchers that a probe may hold, found for all at once: one
+    is ruled out when a set of strings it needs holds only strings the probe's trigram table rules out (as
+    :meth:`Probe.holds` would find one by one); the others are checked by ``holds`` as before."""
+
+    def __init__(self, matchers: Iterable[RuleMatcher], index: LiteralIndex) -> None:
+        ids = {s: i for i, s in enumerate(index.long)}
+        self.alternatives = [(k, a) for k, m in enumerate(matchers) for a in m.alternatives]
+        flat: list[int] = []
+        starts: list[int] = []
+        owner: list[int] = []
+        for j, (_, a) in enumerate(self.alternatives):
+            for strings in a.needs:
+                if strings and all(s in ids for s in strings):  # a short string may be anywhere
+                    starts.append(len(flat))
+                    owner.append(j)
+                    flat += sorted(ids[s] for s in strings)
+        self._flat = np.asarray(flat, dtype=np.intp)
+        self._starts = np.asarray(starts, dtype=np.intp)
+        self._owner = np.asarray(owner, dtype=np.intp)
+
+    def of(self, probe: Probe) -> list[tuple[int, Alternative]]:
+        """(matcher number, alternative) of each alternative not ruled out, in order."""
+        if probe.maybe is None or not len(self._flat):
+            return self.alternatives
+        ruled_out = np.zeros(len(self.alternatives), dtype=bool)
+        ruled_out[self._owner[~np.logical_or.reduceat(probe.maybe[self._flat], self._starts)]] = True
+        return [self.alternatives[j] for j in np.flatnonzero(~ruled_out).tolist()]
 
 
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")  # backreferences, conditionals: never rewritten
@@ -353,4 +392,12 @@ class RuleMatcher:
         return any(probe.holds(a.needs) for a in self.alternatives)
 
 
-__all__ = ["Alternative", "LiteralIndex", "Probe", "RuleMatcher", "preconditions", "split_alternatives"]
+__all__ = [
+    "Alternative",
+    "Candidates",
+    "LiteralIndex",
+    "Probe",
+    "RuleMatcher",
+    "preconditions",
+    "split_alternatives",
+]

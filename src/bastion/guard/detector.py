@@ -75,6 +75,16 @@ def _ids(categories: tuple[str, ...], channel: str) -> tuple[tuple[str, ...], tu
     return tuple(atlas), tuple(owasp)
 
 
+def _score_once(
+    model: GuardModel, text: str, scored: dict[str, tuple[float, tuple[str, ...]]]
+) -> tuple[float, tuple[str, ...]]:
+    """``model.score(text)``, looked up in ``scored`` first (a text met twice in one scan is scored once)."""
+    got = scored.get(text)
+    if got is None:
+        got = scored[text] = model.score(text)
+    return got
+
+
 class PromptDetector:
     """The layered prompt detector; thread-safe (no mutable state after construction)."""
 
@@ -105,8 +115,11 @@ class PromptDetector:
         score, hits = model.score(norm.text)
         reasons = [f"rule:{h}" for h in hits]
         categories = [_CATEGORY_OF[h] for h in hits]
+        scored = {norm.text: (score, hits)}  # round 18: a reading that normalises to a text already scored
         for encoding, decoded in decoded_spans(norm.raw or norm.text, also=norm.text):
-            d_score, d_hits = model.score(normalize(decoded).text) if encoding != OVERFLOW else (1.0, [])
+            d_score, d_hits = (
+                _score_once(model, normalize(decoded).text, scored) if encoding != OVERFLOW else (1.0, ())
+            )
             if d_score >= threshold:
                 reasons.append(f"decoded:{encoding}")
                 reasons += [f"rule:{h}" for h in d_hits if f"rule:{h}" not in reasons]

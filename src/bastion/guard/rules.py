@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bastion.guard._rulematch import LiteralIndex, Probe, RuleMatcher
+from bastion.guard._rulematch import Candidates, LiteralIndex, Probe, RuleMatcher
 
 INJECTION = "prompt-injection"
 JAILBREAK = "jailbreak"
@@ -215,23 +215,29 @@ def _views(low: str) -> Iterator[tuple[str, int]]:
     row). Each stripped prefix consumes at least one character and no position is visited twice, so a text
     has at most as many views as characters and each is matched by bounded patterns: linear in its length."""
     for line in low.split("\n"):
-        starts = [0]
-        if '"' in line or "|" in line or "\t" in line or "," in line or ";" in line:
-            starts += [m.end() for m in _CELL.finditer(line)]
-        seen: set[int] = set()  # a position reached from an earlier start is not stripped again
-        for pos in starts:
-            if pos in seen:
-                continue
-            if pos:
-                seen.add(pos)
-                yield line, pos
-            for _ in range(_STAGES):
-                m = _PREFIX.match(line, pos)
-                if m is None or m.end() == pos or m.end() in seen:
-                    break
-                pos = m.end()
-                seen.add(pos)
-                yield line, pos
+        for pos in _positions(line):
+            yield line, pos
+
+
+def _positions(line: str) -> Iterator[int]:
+    """The positions of one line's views (:func:`_views`)."""
+    starts = [0]
+    if '"' in line or "|" in line or "\t" in line or "," in line or ";" in line:
+        starts += [m.end() for m in _CELL.finditer(line)]
+    seen: set[int] = set()  # a position reached from an earlier start is not stripped again
+    for pos in starts:
+        if pos in seen:
+            continue
+        if pos:
+            seen.add(pos)
+            yield pos
+        for _ in range(_STAGES):
+            m = _PREFIX.match(line, pos)
+            if m is None or m.end() == pos or m.end() in seen:
+                break
+            pos = m.end()
+            seen.add(pos)
+            yield pos
 
 
 def line_views(low: str) -> list[str]:
@@ -278,6 +284,7 @@ _LINE_NEEDS = tuple(
     )
 )
 _LITERALS = LiteralIndex(s for m in (*_MATCHERS, *_LINE_NEEDS) for s in m.literals())
+_CANDIDATES = Candidates(_MATCHERS, _LITERALS)  # round 18: the alternatives ruled out at once, per text
 
 
 def rule_hits(text: str) -> tuple[Rule, ...]:
@@ -285,21 +292,52 @@ def rule_hits(text: str) -> tuple[Rule, ...]:
     a line's prefix of markers, labels or fields (:func:`line_views`)."""
     low = text.lower()
     probe = Probe(low, _LITERALS)
-    hits = {r.name for r, m in zip(RULES, _MATCHERS, strict=True) if m.search(probe)}
+    hits: set[str] = set()
+    for k, alt in _CANDIDATES.of(probe):
+        name = RULE_NAMES[k]
+        if name not in hits and probe.holds(alt.needs) and alt.pattern.search(low):
+            hits.add(name)
     missing = [
         (n, p)
         for (n, p), need in zip(_LINE_START, _LINE_NEEDS, strict=True)
         if n not in hits and (probe.short or need.search(probe))
     ]
     if missing:
-        for line, pos in _views(low):
-            found = [n for n, p in missing if p.match(line, pos)]
-            if found:
-                hits.update(found)
-                missing = [(n, p) for n, p in missing if n not in hits]
-                if not missing:
-                    break
+        # round 18 (perf18): on a long text only the lines where a weaker pattern matches are walked (a view's
+        # match holds a match of the weaker one inside the line, as above)
+        weak = None if probe.short else _lines_matching(probe, [_WEAK[n] for n, _ in missing])
+        for i, line in enumerate(low.split("\n")):
+            if weak is not None and i not in weak:
+                continue
+            for pos in _positions(line):
+                found = [n for n, p in missing if p.match(line, pos)]
+                if found:
+                    hits.update(found)
+                    missing = [(n, p) for n, p in missing if n not in hits]
+                    if not missing:
+                        return tuple(r for r in RULES if r.name in hits)
     return tuple(r for r in RULES if r.name in hits)
+
+
+_WEAK = dict(zip((n for n, _ in _LINE_START), _LINE_NEEDS, strict=True))
+
+
+def _lines_matching(probe: Probe, needs: list[RuleMatcher]) -> set[int]:
+    """The numbers of the lines of ``probe.text`` where a match of one of ``needs`` starts, alternative by
+    alternative (every line holding a match inside it among them: after a match, the search goes on from
+    the next line's start)."""
+    low = probe.text
+    out: set[int] = set()
+    for alt in (a for need in needs for a in need.alternatives if probe.holds(a.needs)):
+        pos, line, last = 0, 0, 0
+        while (m := alt.pattern.search(low, pos)) is not None:
+            line += low.count("\n", last, m.start())
+            last = m.start()
+            out.add(line)
+            pos = low.find("\n", last) + 1
+            if not pos:
+                break
+    return out
 
 
 __all__ = [

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from bastion.guard import PromptDetector, _decoders, _hashing, detector, rules
+from bastion.guard._scoring import Bag, compact, position_sums
 from bastion.guard.classifier import GuardModel
 from bastion.guard.rules import RULES, rule_hits
 
@@ -196,3 +197,41 @@ def test_a_reading_met_twice_is_scored_once_with_the_same_verdict() -> None:
     scored: _Scored = {}
     assert detector._score_once(model, _INJECTION, scored) == model.score(_INJECTION)
     assert scored == {_INJECTION: model.score(_INJECTION)}  # ... and was looked up, not scored again
+
+
+def test_both_heads_at_once_are_the_bincount_sums() -> None:
+    det = PromptDetector()
+    for channel in ("user", "retrieved"):
+        model = det.model.for_channel(channel)
+        assert model.alt is not None and model._pair is not None and model._pair.dtype == np.uint64
+        for text in [*TEXTS[::2], (_FILLER * 120)[:10_000], "中文的句子" * 50, "ab", "a"]:
+            families = model._families(text)
+            if not families:
+                continue
+            bag = Bag.of(families)
+            assert bag is not None
+            g, g_alt, counts = position_sums(families, model._pair)
+            for head, got in ((model, g), (model.alt, g_alt)):
+                want = np.bincount(bag.pos, weights=head.weights[bag.buckets], minlength=bag.length)
+                assert np.array_equal(got, want), text[:60]
+            assert np.array_equal(counts, bag.counts())
+            plain = max(
+                model._rule_part(()) + model._ngram_part(bag),
+                model.alt._rule_part(()) + model.alt._ngram_part(bag),
+            )
+            assert plain == max(
+                model._rule_part(()) + model._linear(g, counts, None),
+                model.alt._rule_part(()) + model.alt._linear(g_alt, counts, None),
+            )
+
+
+def test_weights_float32_cannot_hold_stay_float64() -> None:
+    exact = [np.asarray([0.5, -1.25, 3.0]), np.asarray([2.0, 0.0, -0.125])]
+    assert compact(exact).dtype == np.uint64
+    inexact = [np.asarray([0.1, 0.2, 0.3]), np.asarray([2.0, 0.0, -0.125])]
+    table = compact(inexact)
+    assert table.dtype == np.float64 and np.array_equal(table[:, 0], inexact[0])
+    families = [(np.arange(3), np.asarray([2, 0, 1])), (np.asarray([0, 2]), np.asarray([1, 1]))]
+    g0, g1, counts = position_sums(families, table)
+    assert np.array_equal(g0, [0.3 + 0.2, 0.1, 0.2 + 0.2]) and np.array_equal(g1, [-0.125, 2.0, 0.0])
+    assert np.array_equal(counts, [2.0, 1.0, 2.0])

@@ -42,6 +42,7 @@ import base64
 import json
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import numpy as np
 
 from bastion.errors import IntegrityError, InvalidInput
 from bastion.guard._hashing import length_norm, ngram_buckets, segment_starts, segment_texts
-from bastion.guard._scoring import Bag, linear_best
+from bastion.guard._scoring import Bag, compact, linear_best, position_sums
 from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
@@ -138,9 +139,12 @@ class GuardModel:
         if self.hidden is not None:
             return self._hidden_best(bag.pos, bag.buckets, bag.length)
         g = np.bincount(bag.pos, weights=self.weights[bag.buckets], minlength=bag.length)
+        return self._linear(g, bag.counts(), cuts)
+
+    def _linear(self, g: np.ndarray, counts: np.ndarray, cuts: np.ndarray | None) -> float:
         return linear_best(
             g,
-            bag.counts(),
+            counts,
             window=self.window,
             stride=self.stride,
             cap=self.length_cap,
@@ -171,10 +175,28 @@ class GuardModel:
             values = values + (gs[ends] - gs[starts]) / norms
         return float(values.max())
 
+    @cached_property
+    def _pair(self) -> np.ndarray | None:
+        """Both heads' weights side by side when they score the same n-grams linearly (round 18)."""
+        alt = self.alt
+        if alt is None or (alt.dim, alt._flags()) != (self.dim, self._flags()):
+            return None
+        if self.hidden is not None or alt.hidden is not None:
+            return None
+        return compact([self.weights, alt.weights])
+
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
         names = tuple(r.name for r in rule_hits(text))
-        bag = Bag.of(self._families(text))  # round 17: concatenated once for both heads
+        families = self._families(text)
+        if self.alt is not None and self._pair is not None and families:  # round 18: one gather, both heads
+            g, g_alt, counts = position_sums(families, self._pair)
+            z = sum((self._rule_part(names), self._linear(g, counts, self._segments(text))))
+            alt_z = sum(
+                (self.alt._rule_part(names), self.alt._linear(g_alt, counts, self.alt._segments(text)))
+            )
+            return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, max(z, alt_z))))), names
+        bag = Bag.of(families)  # round 17: concatenated once for both heads
         z = sum((self._rule_part(names), self._ngram_part(bag, self._segments(text))))
         alt = self.alt
         if alt is not None:

@@ -100,9 +100,11 @@ def ngram_buckets(
             m = len(codes) - n + 1
             if m <= 0:
                 continue
-            h = np.full(m, np.uint64(0xCBF29CE484222325) ^ np.uint64(n), dtype=np.uint64)
-            for k in range(n):
-                h = (h ^ codes[k : k + m]) * _FNV
+            h = codes[:m] ^ (np.uint64(0xCBF29CE484222325) ^ np.uint64(n))  # round 18: in place, same values
+            h *= _FNV
+            for k in range(1, n):
+                h ^= codes[k : k + m]
+                h *= _FNV
             out.append((np.arange(m), _mix(h, dim)))
         if word_ngrams:
             words, starts = _words(folded, codes)

@@ -280,6 +280,7 @@ class LiteralIndex:
 
     def __init__(self, strings: Iterable[str]) -> None:
         self.long = sorted({s for s in strings if len(s) >= 3})
+        self.ids = {s: i for i, s in enumerate(self.long)}
         grams = [_gram_hashes(_codes(s)) for s in self.long]
         self._grams = np.concatenate(grams) if grams else np.zeros(0, dtype=np.intp)
         self._starts = np.cumsum([0] + [len(g) for g in grams[:-1]]).astype(np.intp)
@@ -303,15 +304,14 @@ class LiteralIndex:
 class Probe:
     """One text and which literal strings it holds (looked up once, shared by every rule scanning it)."""
 
-    __slots__ = ("_absent", "_seen", "maybe", "short", "text")
+    __slots__ = ("_ids", "_may", "_seen", "maybe", "short", "text")
 
     def __init__(self, text: str, index: LiteralIndex | None = None) -> None:
         self.text = text
         self.short = len(text) < _INDEX_MIN  # searching every alternative is cheaper than looking
         self.maybe = index.maybe(text) if index is not None and not self.short else None
-        self._absent = (
-            index.absent_of(self.maybe) if index is not None and self.maybe is not None else frozenset()
-        )
+        self._ids: dict[str, int] = index.ids if index is not None and self.maybe is not None else {}  # r18
+        self._may: list[bool] = self.maybe.tolist() if self.maybe is not None else []
         self._seen: dict[str, bool] = {}
 
     def holds(self, needs: tuple[frozenset[str], ...]) -> bool:
@@ -324,7 +324,8 @@ class Probe:
             for s in strings:
                 found = seen.get(s)
                 if found is None:
-                    found = seen[s] = s not in self._absent and s in self.text
+                    i = self._ids.get(s)
+                    found = seen[s] = (i is None or self._may[i]) and s in self.text
                 if found:
                     break
             else:
@@ -333,12 +334,11 @@ class Probe:
 
 
 class Candidates:
-    """Round 18 (perf18): the alternatives of many matchers that a probe may hold, found for all at once: one
-    is ruled out when a set of strings it needs holds only strings the probe's trigram table rules out (as
-    :meth:`Probe.holds` would find one by one); the others are checked by ``holds`` as before."""
+    """Round 18: alternatives ruled out for all at once, when a set of strings one needs holds only strings
+    the probe's trigram table rules out (as :meth:`Probe.holds` would find); the rest go to ``holds``."""
 
     def __init__(self, matchers: Iterable[RuleMatcher], index: LiteralIndex) -> None:
-        ids = {s: i for i, s in enumerate(index.long)}
+        ids = index.ids
         self.alternatives = [(k, a) for k, m in enumerate(matchers) for a in m.alternatives]
         flat: list[int] = []
         starts: list[int] = []

@@ -7,7 +7,7 @@ lower-case base32, Ascii85, A1Z26 (``9-7-14-15-18-5``) and Atbash. Each is decod
 rescanned like any decoded span (a reading adds a flag only when it scores as an attack itself).
 
 The first four forms are unambiguous in a run of six or more and are decoded without a hint (the decoded
-text must still be printable and mostly letters: :func:`bastion.guard.normalize._printable`). Forms that
+text must still be printable and mostly letters: :func:`bastion.guard._spans.printable`). Forms that
 ordinary text also takes are read only when the text names them (lower-case base32: ordinary long words;
 Ascii85: punctuation-heavy tokens) or only when the reading is English (A1Z26: number lists, dates and
 versions decode to no words; Atbash: the whole text, when it names the cipher or mentions decoding, holds

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from bastion.guard import _views
+from bastion.guard import _once, _views
 
 _FOLD = _views._LOOKALIKE | _views._UNACCENT
 _FOLD_RE = re.compile("[" + "".join(sorted(chr(c) for c in _FOLD)) + "]+")
@@ -152,6 +152,7 @@ def readings(raw: str, text: str) -> list[tuple[str, str]]:
     first = _views.views(raw)
     if changed is not None and (_views.views(changed) or _folded(changed) is not None):
         first += _views.views(text)
+    first += _once.once_views(raw)  # round 18: read once, then through the views below
     for name, view in first:
         keep(name, view)
     steps: list[tuple[str, str]] = []

@@ -31,21 +31,25 @@ hidden readings rescanned the same way: words made only of look-alike letters, u
 (``ignore_all_previous``, ``IgnoreAllPrevious``) or accented text, each only when it reads as English.
 Round 17b: the readings are composed and read from the text after letter-joining too
 (:mod:`bastion.guard._readings`), and the spans are bounded by a budget, not a count (fail closed).
+Round 18: look-alikes of any script (UTS #39 skeleton), words run together, vowels dropped, pig Latin, joins
+by ``.`` / ``+``, markdown table cells and hyphenated line breaks are read too (:mod:`bastion.guard._once`);
+the span decoders moved to :mod:`bastion.guard._spans`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
-import urllib.parse
 from dataclasses import dataclass
 
-from bastion.guard import _ciphers, _decoders, _readings, _undo, _views
+from bastion.guard import _ciphers, _decoders, _readings, _views
 from bastion.guard._decoders import INVALID as _INVALID
 from bastion.guard._decoders import valid as _valid
 from bastion.guard._decoders import whole_readings
+from bastion.guard._spans import _ESCAPES, _MORSE  # noqa: F401 (the span patterns tests pin)
+from bastion.guard._spans import MORSE_HINT as _MORSE_HINT
+from bastion.guard._spans import SPANS as _SPANS
+from bastion.guard._spans import printable as _printable
 from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
 
 # spans decoded per text (plus one per 500 characters) before the detector fails closed (round 17b)
@@ -243,117 +247,6 @@ def normalize(text: str) -> Normalized:
     if marked != folded and _ciphers.keeps_markup(marked):  # Ascii85 holds ` < > * _ (round 17c)
         homo = f"{homo}\n{marked}"
     return Normalized(text=leet, flags=tuple(flags), raw=homo)
-
-
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[\s:]?){10,}")
-# round 17 (perf17): the first repetition written out, so that re skips to a "\\", "%" or "&" (same matches)
-_ESCAPES = re.compile(
-    r"\\x[0-9A-Fa-f]{2}(?:\\x[0-9A-Fa-f]{2}){5,}|%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}){5,}"
-    r"|&#x?[0-9A-Fa-f]{2,5};(?:&#x?[0-9A-Fa-f]{2,5};){5,}"
-)
-_MORSE = re.compile(r"[.-][.-]{0,5}[ /]+(?:[.-]{1,6}[ /]+){11,}[.-]{1,6}")  # round 17: starts with [.-]
-_MORSE_CODE = {
-    code: chr(ord("a") + i)
-    for i, code in enumerate(
-        [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--",
-         "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."]
-    )
-}  # fmt: skip
-_MORSE_HINT = re.compile(r"[.-][.-]{0,5} (?:[.-]{1,6} ){5}")
-_B32 = re.compile(r"(?<![A-Za-z2-7=])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9=])")
-# base64 cut into groups ("U2FsdGVk X19fYWJj ..."): groups of at most 80 characters (bounded, so the search is
-# linear); every group but the last must look encoded (a digit, + or /, or a capital inside it), checked when
-# decoding, so a run of ordinary words is not taken for base64
-_B64_GROUPS = re.compile(r"(?<![\w+/=])(?:[A-Za-z0-9+/]{4,80}\s+){2,}[A-Za-z0-9+/]{2,80}={0,2}(?![\w+/=])")
-_B64_MARK = re.compile(r"[0-9+/]|[a-z][A-Z]")
-
-
-def _printable(data: bytes) -> str | None:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if len(text) < 6:
-        return None
-    good = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
-    letters = sum(1 for c in text if c.isalpha() or c == " ")
-    if good / len(text) < 0.95 or letters / len(text) < 0.6:
-        return None
-    return text
-
-
-def _b64(span: str) -> str | None:
-    if not any(c.isdigit() or c.isupper() for c in span) or (span.isalpha() and span.islower()):
-        return None  # a plain lower-case word is not base64
-    s = span.replace("-", "+").replace("_", "/")
-    s += "=" * (-len(s) % 4)
-    try:
-        return _printable(base64.b64decode(s, validate=True))
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _hex(span: str) -> str | None:
-    digits = re.sub(r"[\s:]", "", span)
-    if len(digits) % 2:
-        digits = digits[:-1]
-    try:
-        return _printable(bytes.fromhex(digits))
-    except ValueError:
-        return None
-
-
-def _escapes(span: str) -> str | None:
-    if span.startswith("\\x"):
-        return _hex(span.replace("\\x", ""))
-    if span.startswith("&#"):
-        import html
-
-        return _printable(html.unescape(span).encode("utf-8", "replace"))
-    return _printable(urllib.parse.unquote_to_bytes(span))
-
-
-def _morse(span: str) -> str | None:
-    words = [w for w in re.split(r"\s{2,}|\s*/\s*", span.strip()) if w]
-    text = " ".join("".join(_MORSE_CODE.get(c, "") for c in w.split()) for w in words)
-    return text if len(text.replace(" ", "")) >= 8 else None
-
-
-def _b32(span: str) -> str | None:
-    try:
-        return _printable(base64.b32decode(span.rstrip("=") + "=" * (-len(span.rstrip("=")) % 8)))
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _b64_groups(span: str) -> str | None:
-    groups = span.split()
-    # ordinary words before the encoded groups ("please decode U2Fs X19f …") are left out (one slice: a long
-    # run of plain words was quadratic, round 17b)
-    groups = groups[next((k for k, g in enumerate(groups) if _B64_MARK.search(g)), len(groups)) :]
-    if len(groups) < 2 or not all(_B64_MARK.search(g) for g in groups[:-1]):
-        return None
-    return _b64("".join(groups))
-
-
-_SPANS = (
-    ("base64", _B64, _b64),
-    ("base64", _B64_GROUPS, _b64_groups),
-    ("base32", _B32, _b32),
-    ("hex", _HEX, _hex),
-    ("escapes", _ESCAPES, _escapes),
-    ("morse", _MORSE, _morse),
-    ("binary", _undo.BINARY, lambda s: _printable(_undo.binary_bytes(s))),
-    ("decimal", _undo.DECIMAL, lambda s: _printable(_undo.decimal_bytes(s) or b"")),
-    ("hex", _undo.PREFIXED_HEX, lambda s: _printable(_undo.prefixed_hex_bytes(s))),
-    (
-        "base64",
-        _decoders.SHORT_GROUPS,
-        lambda s: next(filter(None, map(_b64, _decoders.short_groups(s))), None),
-    ),
-    ("base64", _decoders.WORD_GROUPS, lambda s: _printable((_decoders.word_groups(s) or "").encode())),
-)
 
 
 class _Spent(Exception):

@@ -1,0 +1,85 @@
+"""Readings of a text's layout: markdown table cells and words broken across lines (issue 16, round 18).
+
+The second cold review of the round-17 readings (attack17y) passed injections cut into the cells of a markdown
+table (a row's cells, or one word per row read down a column) and words hyphenated across line breaks
+(``instru-\\nctions``): the detector's n-grams see ``|`` between the words, or half-words.
+:func:`layout_views` reads a table's rows as one line of words ("table-rows") and its columns read down as
+lines ("table-columns"), and the text with its hyphenated line breaks joined ("hyphen-breaks"), each only when
+the words it reads read as English (the views' test): a table of names, numbers or code is left alone. One
+pass over the lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bastion.guard._english import english
+
+_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
+_RULE = re.compile(r"[ \t]*\|(?:[ \t]*:?-{2,}:?[ \t]*\|)+[ \t]*")
+_MIN_ROWS = 2
+# a word broken by a hyphen at the end of a line, its rest at the start of the next ("instru-\nctions")
+_BREAK = re.compile(r"-(?<=[A-Za-z]-)[ \t]*\n[ \t]*(?=[a-z])")
+_MIN_BREAKS = 2
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _tables(lines: list[str]) -> list[tuple[int, int]]:
+    """The (first, last + 1) line numbers of each run of table rows, ``_MIN_ROWS`` rows or more."""
+    out, start = [], None
+    for i, line in enumerate([*lines, ""]):
+        if _ROW.fullmatch(line):
+            start = i if start is None else start
+        else:
+            if start is not None and i - start >= _MIN_ROWS:
+                out.append((start, i))
+            start = None
+    return out
+
+
+def _table_views(text: str) -> list[tuple[str, str]]:
+    if "|" not in text or ("\n|" not in text and not text.lstrip().startswith("|")):
+        return []  # (a row is a line that starts with "|", after spaces: "\n  |" is found by the lines)
+    lines = text.split("\n")
+    blocks = _tables(lines)
+    if not blocks:
+        return []
+    rows_out, cols_out = list(lines), list(lines)
+    rows_read = cols_read = False
+    for a, b in reversed(blocks):  # (from the end: the line numbers before a block stay valid)
+        if not any(_RULE.fullmatch(x) for x in lines[a:b]):
+            continue  # a markdown table has its "|---|" rule (a grid table of reStructuredText is layout)
+        rows = [_cells(x) for x in lines[a:b] if not _RULE.fullmatch(x)]
+        if len(rows) > 1 and _RULE.fullmatch(lines[a + 1]):
+            rows = rows[1:]  # the header row is a column's name, not part of what it says
+        flat = [" ".join(c for c in r if c) for r in rows]
+        if english("\n".join(flat)):
+            rows_out[a:b] = [" ".join(flat)]  # (a sentence may run on from row to row)
+            rows_read = True
+        width = max(map(len, rows), default=0)
+        cols = [" ".join(r[k] for r in rows if k < len(r) and r[k]) for k in range(width)]
+        if len(rows) > 2 and any(english(c, 0.5) for c in cols):
+            cols_out[a:b] = cols
+            cols_read = True
+    out = [("table-rows", "\n".join(rows_out))] if rows_read else []
+    return out + ([("table-columns", "\n".join(cols_out))] if cols_read else [])
+
+
+def _breaks_view(text: str) -> str | None:
+    if ("-\n" not in text and "- \n" not in text) or len(_BREAK.findall(text)) < _MIN_BREAKS:
+        return None
+    joined = _BREAK.sub("", text)
+    return joined if english(joined) else None
+
+
+def layout_views(text: str) -> list[tuple[str, str]]:
+    """``(name, text)`` per layout reading of ``text`` (see the module doc); ``[]`` for ordinary text."""
+    out = _table_views(text)
+    view = _breaks_view(text)
+    return out + ([("hyphen-breaks", view)] if view is not None else [])
+
+
+__all__ = ["layout_views"]

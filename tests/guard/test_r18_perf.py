@@ -235,3 +235,24 @@ def test_weights_float32_cannot_hold_stay_float64() -> None:
     g0, g1, counts = position_sums(families, table)
     assert np.array_equal(g0, [0.3 + 0.2, 0.1, 0.2 + 0.2]) and np.array_equal(g1, [-0.125, 2.0, 0.0])
     assert np.array_equal(counts, [2.0, 1.0, 2.0])
+
+
+def test_valid_skips_only_texts_without_surrogates_or_non_characters() -> None:
+    rnd = random.Random(3)
+    odd = [
+        "a",
+        "é",
+        "\ud800",
+        "\udc00",
+        "\ud83d",
+        "\ude00",
+        "\ufdd0",
+        "\ufffe",
+        "\U0001fffe",
+        "\U0010ffff",
+        "🙂",
+    ]
+    texts = [*TEXTS, *("".join(rnd.choice(odd) for _ in range(rnd.randint(0, 30))) for _ in range(3000))]
+    for text in texts:
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+        assert _decoders.valid(text) == _decoders.INVALID.sub("", joined), repr(text[:40])

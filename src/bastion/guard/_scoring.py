@@ -104,15 +104,23 @@ def position_sums(families: list[tuple[np.ndarray, np.ndarray]], table: np.ndarr
     starts), so a fancy-indexed ``+=`` adds each once; a family at positions 0..n-1 is added as a slice."""
     length = max(int(p[-1]) for p, _ in families) + 1
     heads = 2 if table.ndim == 1 else table.shape[1]
-    sums = np.zeros((length, heads))
+    sums = [np.zeros(length) for _ in range(heads)]
     counts = np.zeros(length)
     for pos, buckets in families:
         n = len(pos)
-        rows = table[buckets].view(np.float32).reshape(n, 2) if table.ndim == 1 else table[buckets]
-        if pos[0] == 0 and pos[-1] == n - 1:
-            sums[:n] += rows
+        rows = table[buckets]
+        if table.ndim == 1:  # float32 pairs: the two columns as strided views
+            cols = [rows.view(np.float32)[k::2] for k in range(2)]
+        else:
+            cols = [rows[:, k] for k in range(heads)]
+        dense = pos[0] == 0 and pos[-1] == n - 1
+        for g, col in zip(sums, cols, strict=True):
+            if dense:
+                g[:n] += col
+            else:
+                g[pos] += col
+        if dense:
             counts[:n] += 1.0
         else:
-            sums[pos] += rows
             counts[pos] += 1.0
-    return (*(np.ascontiguousarray(sums[:, k]) for k in range(heads)), counts)
+    return (*sums, counts)

@@ -108,6 +108,22 @@ def _a1z26(span: str) -> str:
     return text if _views._english(text) else ""
 
 
+# round 18: the NATO spelling alphabet ("india golf november oscar romeo echo / alfa lima lima"): a run of
+# eight or more code words, words broken by "/" or a doubled space; read when the letters spell English
+_NATO_CODES = """alfa alpha bravo charlie delta echo foxtrot golf hotel india juliett juliet kilo lima mike
+    november oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee zulu"""
+_NATO_WORDS = _NATO_CODES.split()
+_NATO_ALT = "|".join(sorted(_NATO_WORDS, key=len, reverse=True))
+NATO = re.compile(rf"\b(?:{_NATO_ALT})(?:[\s,/|]{{1,5}}+(?:{_NATO_ALT})\b){{7,}}+", re.IGNORECASE)
+_NATO_HINT = ("tango", "foxtrot", "november", "sierra", "yankee", "romeo", "oscar", "whiskey", "hotel")
+
+
+def _nato(span: str) -> str:
+    words = re.split(r"\s*[/|]\s*|\s{2,}", span.strip())
+    text = " ".join("".join(w[0] for w in re.findall(r"[A-Za-z-]+", word)).lower() for word in words)
+    return text if _views._english(text) else ""
+
+
 def _text(decoded: str | bytes) -> str:
     if isinstance(decoded, bytes):
         return decoded.decode("utf-8", "replace")
@@ -123,6 +139,7 @@ SPANS: tuple[tuple[str, re.Pattern[str], Callable[[str], str | bytes], tuple[str
     ("base32", B32_LOWER, _b32_lower, _B32_HINT),
     ("ascii85", A85, _a85, _A85_HINT),
     ("a1z26", A1Z26, _a1z26, ()),
+    ("nato", NATO, _nato, _NATO_HINT),
 )
 
 

@@ -24,6 +24,42 @@ _JOIN_TOKEN = re.compile(
 )
 
 
+# a snake_case sentence of five words or more written as code: in backticks or quotes, before "()" or ": " (a
+# key), or a kebab-case one as a command-line option ("--ignore-all-previous-instructions"). The join view
+# leaves it (it is code-shaped there); it is read here alone, one line per join, so that it adds a flag only
+# when its words alone score as an attack ("`ignore_all_previous_instructions`")
+_CODE_SNAKE = re.compile(
+    r"[`'\"]?+([A-Za-z]{1,40}+(?:_[A-Za-z]{1,40}+){4,}+)(?:[`'\"]|\(\)|:)?+[.,;!?]?+"
+    r"|--([A-Za-z]{1,40}+(?:-[A-Za-z]{1,40}+){4,}+)(?:=\S*+)?+"  # a command-line option
+)
+_CODE_PREFIXES = frozenset(
+    ("test", "tests", "it", "should", "must", "get", "set", "is", "has", "assert", "check")
+)
+_CODE_LINE = re.compile(r"[=;{}]|\b(?:def|class|import|return|const|let|var|function|fn)\b")
+
+
+def _code_snakes(text: str, tokens: set[str]) -> str | None:
+    """The snake_case sentences written as code (see above), split, one per line; None when there is none
+    (a token inside a call with arguments, a member or an assignment, or on a line of code, is code)."""
+    found = []
+    for t in tokens:
+        m = _CODE_SNAKE.fullmatch(t)
+        if m is None:
+            continue
+        words = m.group(1).split("_") if m.group(1) else m.group(2).split("-")
+        if words[0].lower() in _CODE_PREFIXES:
+            continue  # a test or an accessor named as a sentence: "test_model_must_refuse_to_reveal_it()"
+        if _views.english_hits(words) < 0.6 * len(words):
+            continue
+        at = text.find(t)
+        lo = text.rfind("\n", 0, at) + 1
+        hi = text.find("\n", at)
+        line = text[lo : len(text) if hi < 0 else hi]
+        if not _CODE_LINE.search(line):
+            found.append(" ".join(words))
+    return "\n".join(sorted(found)) or None
+
+
 def once_views(text: str) -> list[tuple[str, str]]:
     """The readings of round 18 read once per text (not again in readings of readings): short joins side by
     side, words run together, vowels dropped, pig Latin, table cells and hyphenated line breaks."""
@@ -37,6 +73,9 @@ def once_views(text: str) -> list[tuple[str, str]]:
     starts = sorted(at for t in joins for at in _occurrences(text, t)) if joins else []
     view = _views.joined_view(text, starts, 3) if starts else None
     out = [("joined-words", view)] if view is not None else []
+    snakes = _code_snakes(text, tokens) if "_" in text or "--" in text else None
+    if snakes is not None:
+        out.append(("code-joined-words", snakes))
     return out + _wordplay.wordplay_views(text, tokens) + _layout.layout_views(text)
 
 

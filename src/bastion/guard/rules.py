@@ -297,15 +297,20 @@ def rule_hits(text: str) -> tuple[Rule, ...]:
         name = RULE_NAMES[k]
         if name not in hits and probe.holds(alt.needs) and alt.pattern.search(low):
             hits.add(name)
-    missing = [
-        (n, p)
-        for (n, p), need in zip(_LINE_START, _LINE_NEEDS, strict=True)
-        if n not in hits and (probe.short or need.search(probe))
-    ]
+    # round 18 (perf18): on a long text only the lines where the weaker pattern matches are walked (a view's
+    # match holds a match of the weaker one inside the line, as above); none of them: the rule is not missing
+    missing: list[tuple[str, re.Pattern[str]]] = []
+    weak: set[int] | None = None if probe.short else set()
+    for (n, p), need in zip(_LINE_START, _LINE_NEEDS, strict=True):
+        if n in hits:
+            continue
+        if weak is not None:
+            lines = _lines_matching(probe, need)
+            if not lines:
+                continue
+            weak |= lines
+        missing.append((n, p))
     if missing:
-        # round 18 (perf18): on a long text only the lines where a weaker pattern matches are walked (a view's
-        # match holds a match of the weaker one inside the line, as above)
-        weak = None if probe.short else _lines_matching(probe, [_WEAK[n] for n, _ in missing])
         for i, line in enumerate(low.split("\n")):
             if weak is not None and i not in weak:
                 continue
@@ -319,16 +324,13 @@ def rule_hits(text: str) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.name in hits)
 
 
-_WEAK = dict(zip((n for n, _ in _LINE_START), _LINE_NEEDS, strict=True))
-
-
-def _lines_matching(probe: Probe, needs: list[RuleMatcher]) -> set[int]:
-    """The numbers of the lines of ``probe.text`` where a match of one of ``needs`` starts, alternative by
-    alternative (every line holding a match inside it among them: after a match, the search goes on from
-    the next line's start)."""
+def _lines_matching(probe: Probe, need: RuleMatcher) -> set[int]:
+    """The numbers of the lines of ``probe.text`` where a match of ``need`` starts, alternative by alternative
+    (every line holding a match inside it among them: after a match, the search goes on from the next line's
+    start); empty exactly when ``need.search(probe)`` is false."""
     low = probe.text
     out: set[int] = set()
-    for alt in (a for need in needs for a in need.alternatives if probe.holds(a.needs)):
+    for alt in (a for a in need.alternatives if probe.holds(a.needs)):
         pos, line, last = 0, 0, 0
         while (m := alt.pattern.search(low, pos)) is not None:
             line += low.count("\n", last, m.start())

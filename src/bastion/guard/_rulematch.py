@@ -277,8 +277,8 @@ def _codes(text: str) -> np.ndarray:
 
 class LiteralIndex:
     """Which of a fixed set of literal strings a text may hold, for all of them at once: a string of three or
-    more characters whose trigrams are not all in the text's trigram table (a bit per hash) is absent; the
-    others are then looked for with ``in``. A hash collision only costs that ``in``; never a missed string."""
+    more characters whose trigrams (and 4-grams) are not all in the text's table (a bit per hash) is absent;
+    the others are looked for with ``in``. A hash collision only costs that ``in``; never a missed one."""
 
     def __init__(self, strings: Iterable[str]) -> None:
         self.long = sorted({s for s in strings if len(s) >= 3})
@@ -287,12 +287,11 @@ class LiteralIndex:
         self._grams = np.concatenate(grams) if grams else np.zeros(0, dtype=np.intp)
         self._starts = np.cumsum([0] + [len(g) for g in grams[:-1]]).astype(np.intp)
 
-    def absent(self, text: str) -> frozenset[str]:
-        """Strings of three or more characters that ``text`` certainly does not hold."""
+    def absent(self, text: str) -> frozenset[str]:  # strings of 3+ characters ``text`` certainly lacks
         return self.absent_of(self.maybe(text))
 
     def maybe(self, text: str) -> np.ndarray:
-        """Per string of ``long``: False when ``text`` certainly lacks it (a trigram of it is not there)."""
+        """Per string of ``long``: False when ``text`` certainly lacks it (one of its grams is not there)."""
         if not self.long:
             return np.zeros(0, dtype=bool)
         table = np.zeros(1 << _GRAM_BITS, dtype=bool)
@@ -337,14 +336,13 @@ class Probe:
 
 class Candidates:
     """Round 18: alternatives ruled out for all at once, when a set of strings one needs holds only strings
-    the probe's trigram table rules out (as :meth:`Probe.holds` would find); the rest go to ``holds``."""
+    the probe's table rules out (as :meth:`Probe.holds` would find); the rest go to ``holds``."""
 
     def __init__(self, matchers: Iterable[RuleMatcher], index: LiteralIndex) -> None:
         ids = index.ids
         self.alternatives = [(k, a) for k, m in enumerate(matchers) for a in m.alternatives]
         flat: list[int] = []
-        starts: list[int] = []
-        owner: list[int] = []
+        starts, owner = [], []
         for j, (_, a) in enumerate(self.alternatives):
             for strings in a.needs:
                 if strings and all(s in ids for s in strings):  # a short string may be anywhere

@@ -115,7 +115,7 @@ _NATO_CODES = """alfa alpha bravo charlie delta echo foxtrot golf hotel india ju
 _NATO_WORDS = _NATO_CODES.split()
 _NATO_ALT = "|".join(sorted(_NATO_WORDS, key=len, reverse=True))
 NATO = re.compile(rf"\b(?:{_NATO_ALT})(?:[\s,/|]{{1,5}}+(?:{_NATO_ALT})\b){{7,}}+", re.IGNORECASE)
-_NATO_HINT = ("tango", "foxtrot", "november", "sierra", "yankee", "romeo", "oscar", "whiskey", "hotel")
+_NATO_HINT = ("tango", "sierra")  # (a message of eight letters or more almost always holds a "t" or an "s")
 
 
 def _nato(span: str) -> str:

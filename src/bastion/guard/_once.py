@@ -3,17 +3,18 @@
 The views of :mod:`bastion.guard._views` are read several times per text (the text before and after
 letter-joining, and readings of readings); the readings added in round 18 are read once, on the text before
 letter-joining, and their results then go through the views like any other reading
-(:func:`bastion.guard._readings.readings`): short joins side by side and joins by ``.`` / ``+``
-(:func:`bastion.guard._views.joined_view` on the lines of the long tokens shaped as joins), words run
-together, vowels dropped and pig Latin (:mod:`bastion.guard._wordplay`), table cells and hyphenated line
-breaks (:mod:`bastion.guard._layout`). One split of the text finds the long tokens all of them start from.
+(:func:`bastion.guard._readings.readings`): look-alikes of any script (:mod:`bastion.guard._skeleton`),
+short joins side by side and joins by ``.`` / ``+`` (:func:`bastion.guard._views.joined_view` on the lines
+of the long tokens shaped as joins), snake_case sentences written as code (read alone), words run together,
+vowels dropped and pig Latin (:mod:`bastion.guard._wordplay`), table cells and hyphenated line breaks
+(:mod:`bastion.guard._layout`). One split of the text finds the long tokens most of them start from.
 """
 
 from __future__ import annotations
 
 import re
 
-from bastion.guard import _layout, _views, _wordplay
+from bastion.guard import _layout, _skeleton, _views, _wordplay
 
 # a long token shaped as a join of three or more words (by _ . + or CamelCase; hyphenated words are English,
 # "state-of-the-art") finds its line for the joined-words reading: joins by "." or "+", and short joins (three
@@ -76,6 +77,9 @@ def once_views(text: str) -> list[tuple[str, str]]:
     snakes = _code_snakes(text, tokens) if "_" in text or "--" in text else None
     if snakes is not None:
         out.append(("code-joined-words", snakes))
+    view = _skeleton.skeleton_view(text)  # any script's look-alikes (UTS #39 skeleton)
+    if view is not None:
+        out.append(("skeleton", view))
     return out + _wordplay.wordplay_views(text, tokens) + _layout.layout_views(text)
 
 

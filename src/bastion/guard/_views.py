@@ -25,8 +25,8 @@ backwards words are judged with their joins split (``tpmorPmetsyS``); the tables
 Armenian ց, Coptic ⲟ, Cyrillic ѵ and the turned ן / ɓ. Readings of readings, and of the text after
 letter-joining and leetspeak, are composed in :mod:`bastion.guard._readings`; base64 groups moved to
 :mod:`bastion.guard._decoders`. Round 18: letters of any script that look Latin are read through the UTS #39
-skeleton (:mod:`bastion.guard._skeleton`); joins by ``.`` / ``+`` and short joins side by side are found by
-:mod:`bastion.guard._once`, which reads the other round-18 readings once per text.
+skeleton (:mod:`bastion.guard._skeleton`), joins by ``.`` / ``+`` and short joins side by side, and the other
+round-18 readings are read once per text by :mod:`bastion.guard._once`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import itertools
 import re
 import unicodedata
 
-from bastion.guard import _skeleton, _windows
+from bastion.guard import _windows
 from bastion.guard._english import _MIN_HITS, _WORDS, ENGLISH, english_hits
 from bastion.guard._english import english as _english
 
@@ -285,8 +285,9 @@ def _message_joins(line: str, least: int = 2) -> list[re.Match[str]]:
     """The joins of ``line`` that read as English and are not code, when their parts add up to
     ``_MIN_PARTS`` (a snake_case sentence is cut into several joins by its punctuation: ``before._From``)."""
     found, parts, hits, slug = [], 0, 0, -1
-    for m in _JOINED_ANY.finditer(line):
-        words = [p for p in _HUMP_ANY.split(m.group()) if p]
+    joined, hump = (_JOINED, _HUMP) if least < 3 else (_JOINED_ANY, _HUMP_ANY)  # (round 18: . + in once)
+    for m in joined.finditer(line):
+        words = [p for p in hump.split(m.group()) if p]
         lo, hi = m.span()
         if len(words) < least or _CODE_AFTER.match(line, hi) or _code_before(line, lo):
             continue
@@ -316,7 +317,7 @@ def joined_view(text: str, starts: list[int] | None = None, least: int = 2) -> s
         if found:
             parts, at = [], 0
             for m in found:
-                parts += [line[at : m.start()], _HUMP_ANY.sub(" ", m.group())]
+                parts += [line[at : m.start()], _HUMP_ANY.sub(" ", m.group())]  # (_HUMP's splits too)
                 at = m.end()
             new.append((lo, hi, "".join(parts) + line[at:]))
     return _rewrite(text, new)
@@ -367,9 +368,6 @@ def views(text: str) -> list[tuple[str, str]]:
             if view is not None:
                 out.append((name, view))
         out += _upside_views(text)
-    view = _skeleton.skeleton_view(text)  # round 18: any script's look-alikes (UTS #39 skeleton)
-    if view is not None:
-        out.append(("skeleton", view))
     out += _backwards_views(text)
     view = joined_view(text)
     if view is not None:

@@ -61,6 +61,18 @@ scores the two together (:func:`combined`, Fisher's method): 220-300. Not closed
 to the data's top components on breast_cancer (mixtures and steps both drowned by the noise; its rows lean
 in, and lie no further off the reference rows' principal subspace than natural rows do).
 
+Round 18 (pool18): the pool ran the step test's company rules with itself as the consumer, so a burst
+camera (a 9-pixel defect patch in the ink area, each scene shot 10-15 times, 1-3 patch pixels re-measured),
+which stays a newcomer for hundreds of rows (its near-copies are re-sends), crowded the pool's fan-in window
+with its patch steps, and the pool's own confinement, tallied over every newcomer's patches, never held:
+the pool flagged in 14 of 60 streams (6 keys x 10) and every later newcomer was answered as flagged. A step
+off one of the sender's own rows (:meth:`PoolSteps.sender` names it) within the sender's own dominant pixels
+(its own tally, :mod:`bastion.serve._theft_confined`, inside their natural range) is now no fan-in evidence
+for the pool: 0 of 60. The line rule, the fan-out off one anchor and the narrow null still count there: small
+Sybil accounts that each probe their own slice of the model's important pixels, off their own anchors, are
+caught by the pool's line rule as before (lifting every company rule, as the sender's own confinement would,
+let 60-row accounts with disjoint 13-pixel slices pass: first flag 380 / 1,680 -> 1,980 / none). Pixels only.
+
 Cost: while the pool is flagged (a Sybil attack, and ``flag_ttl_s`` after its last evidence) every new
 account's first ``min_rows`` distinct rows get the flagged response. Limits: the quota is per process
 (with a shared store, up to ``min_rows`` x workers rows per account); an account whose first
@@ -213,8 +225,9 @@ class PoolSteps:
         self._span = np.ones(self._reference.shape[1])
         self.threshold = 1.0
         self._own: tuple[np.ndarray, np.ndarray] | None = None  # the sender's rows (:meth:`sender`)
+        self._owner: bytes | None = None  # ... and its name
 
-    def sender(self, identity: Any, rows: np.ndarray) -> None:
+    def sender(self, identity: Any, rows: np.ndarray, name: str | None = None) -> None:
         """The identity (its state, before this request) and the request's rows the pool judges next: a step
         from one of its own rows is one account's step, judged by the step test alone, as the identity itself
         judges it."""
@@ -222,6 +235,7 @@ class PoolSteps:
         h = len(identity.hist)
         earlier = identity.hist[np.arange(max(0, n - h), n) % h] if n else identity.hist[:0]
         self._own = (np.asarray(earlier, dtype=np.float64), np.asarray(rows, dtype=np.float32))
+        self._owner = None if name is None else name.encode()
 
     def _others(self, anchors: np.ndarray) -> np.ndarray:
         """Which anchors are another account's: neither one of the request's rows nor within the re-send
@@ -278,8 +292,15 @@ class PoolSteps:
         ``counted`` are passed on to the step test)."""
         out = self.along(rows, anchors)
         if self.steps is not None and not out.all():
-            rest = np.asarray(rows)[~out], np.asarray(anchors)[~out]
-            out[~out] = self.steps.informative(*rest, *who, counted=counted)
+            todo = np.flatnonzero(~out)
+            rest = np.asarray(rows)[todo], np.asarray(anchors)[todo]
+            # a step off one of the sender's own rows: within its own dominant pixels, no fan-in evidence
+            own = ~self._others(np.asarray(rest[1], dtype=np.float64))
+            for mask, owner in ((own, self._owner), (~own, None)):
+                if mask.any():
+                    out[todo[mask]] = self.steps.informative(
+                        rest[0][mask], rest[1][mask], *who, counted=counted, owner=owner
+                    )
         return out
 
 

@@ -59,6 +59,10 @@ anchor still count, and only while its pixels stay within their natural range (a
 that no image lights is judged as before). Round 16: on pixels the dominant features may be up to a quarter
 of them, less a keyed 0-3 (a camera's defect patch of 10-16 pixels). ``confined = None`` turns it off.
 
+Round 18: the newcomers' pool passes ``owner`` (the sender, for a step off one of its own rows): on pixels
+such a step within the owner's dominant pixels is no fan-in evidence for the pool (:mod:`bastion.serve.
+_theft_pool`); the line rule, the fan-out and the narrow null still count.
+
 And a row beyond the band of every counted row that is a small step off one of the consumer's narrow
 re-sends is as near as that re-send (:meth:`StepTest.off_narrow`, asked by the judge): a walk whose second
 step leaves its anchor's band is not a new row far from the others.
@@ -254,7 +258,12 @@ class StepTest:
         return np.asarray(change / np.maximum(typical, 1e-9)), thin
 
     def informative(
-        self, rows: np.ndarray, anchors: np.ndarray, who: bytes = b"", counted: int | None = None
+        self,
+        rows: np.ndarray,
+        anchors: np.ndarray,
+        who: bytes = b"",
+        counted: int | None = None,
+        owner: bytes | None = None,
     ) -> np.ndarray:
         """For each row and its anchor (both ``(m, features)``): does the step move the answer at least
         ``ratio`` times as much as its keyed null steps do on average (``narrow_ratio`` for a narrow step)?
@@ -279,7 +288,9 @@ class StepTest:
                 self._memo.popitem(last=False)
         for i, key in enumerate(keys):
             moved, thin_i = found[key]
-            walked, confined = self._walked(who, anchors[i], rows[i], key) if thin_i else (False, False)
+            walked, confined = (
+                self._walked(who, anchors[i], rows[i], key, owner) if thin_i else (False, False)
+            )
             confined = confined and (counted is None or counted >= self.confined_after)
             if self._company_only:  # pixels: a confined step's company is no evidence, its own pull is
                 out[i] = moved or (walked and not confined)
@@ -310,7 +321,9 @@ class StepTest:
         rest[idx] -= vals
         return self.confined is not None and self.confined.within(who, rest)
 
-    def _walked(self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes) -> tuple[bool, bool]:
+    def _walked(
+        self, who: bytes, anchor: np.ndarray, row: np.ndarray, key: bytes, owner: bytes | None = None
+    ) -> tuple[bool, bool]:
         """Is a narrow step of consumer ``who`` off ``anchor`` evidence by its company: beyond the first
         ``fanout`` narrow steps off that anchor (a fan-out of probes)? And is it confined to the consumer's
         dominant features (then no evidence at all, :mod:`bastion.serve._theft_confined`)? Each step is
@@ -326,18 +339,24 @@ class StepTest:
         step = row.astype(np.float64) - anchor.astype(np.float64)
         confined = self.confined is not None and self.confined.confined(who, step)
         fanned = len(seen) >= self.fanout
-        if self._company_only and confined:  # (pixels: the fan-out off one anchor counts, confined or not;
-            # a step that takes a pixel out of its natural range is no re-measurement)
+        # the newcomers' pool (``owner``: the sender, whose own row the anchor is): a step within the sender's
+        # own dominant pixels is no fan-in evidence for the pool (round 18, _theft_pool)
+        own = owner is not None and self.confined is not None and self.confined.within(owner, step)
+        if self._company_only and (confined or own):  # (pixels: the fan-out off one anchor counts, confined
+            # or not; a step that takes a pixel out of its natural range is no re-measurement)
             support = np.flatnonzero(np.abs(step) >= 0.01 * float(np.abs(step).max()))
             # (an image already outside a pixel's range: no farther out than it is)
             lo = np.minimum(self._natural[0][support], anchor[support])
             hi = np.maximum(self._natural[1][support], anchor[support])
-            confined = not fanned and bool(np.all((row[support] >= lo) & (row[support] <= hi)))
+            natural = not fanned and bool(np.all((row[support] >= lo) & (row[support] <= hi)))
+            confined, own = confined and natural, own and natural
+        else:
+            own = False  # (tabular rows: unchanged)
         if len(seen) > self.fanout:
             return True, confined
         verdict = fanned
         if self.company is not None:  # (every distinct narrow step joins the consumer's fan-in window)
-            crowded = self.company.crowded(who, tag, step)
+            crowded = self.company.crowded(who, tag, step) and not own
             line = self.company.line(step, [(i, v, e) for i, v, e, *_ in seen.values()])
             verdict = verdict or crowded or line
         top = np.argsort(-np.abs(step))[:_SKETCH]

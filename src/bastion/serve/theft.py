@@ -190,7 +190,7 @@ class TheftDefence(_TheftAdmin):
         with self._lock, self._shared(consumers):
             states = [self._state(c) for c in consumers]
             if self._pool_steps is not None and NEWCOMERS in consumers:  # its steps across accounts
-                self._pool_steps.sender(states[0], rows)
+                self._pool_steps.sender(states[0], rows, consumers[0])
             for s in states:
                 roll_budget(s, hour)  # the budget is per trailing 24 hours, not per UTC day
             if states[0].rows_day + len(rows) > pol.daily_rows:  # the identity's budget (not a shared NAT's)

@@ -56,6 +56,7 @@ from bastion.guard.hidden import HiddenLayer, parse_hidden
 from bastion.guard.rules import RULE_NAMES, rule_hits
 
 FORMAT = "bastion-guard-model/1"
+_PAIR_MIN = 1500  # round 18: from this length both heads are summed at once (faster; the same sums)
 MODEL_FILE = "guard_model.json"
 SIGNATURE_FILE = "guard_model.json.sig"
 PUBLIC_KEY_FILE = "guard_model.pub.pem"
@@ -189,16 +190,15 @@ class GuardModel:
         """Probability-like score in [0, 1] and the rules that hit (with ``alt``: the larger head's score)."""
         names = tuple(r.name for r in rule_hits(text))
         families = self._families(text)
-        if self.alt is not None and self._pair is not None and families:  # round 18: one gather, both heads
-            g, g_alt, counts = position_sums(families, self._pair)
+        alt = self.alt
+        pair = self._pair if alt is not None and len(text) >= _PAIR_MIN else None
+        if alt is not None and pair is not None and families:  # round 18: one gather, both heads
+            g, g_alt, counts = position_sums(families, pair)
             z = sum((self._rule_part(names), self._linear(g, counts, self._segments(text))))
-            alt_z = sum(
-                (self.alt._rule_part(names), self.alt._linear(g_alt, counts, self.alt._segments(text)))
-            )
+            alt_z = sum((alt._rule_part(names), alt._linear(g_alt, counts, alt._segments(text))))
             return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, max(z, alt_z))))), names
         bag = Bag.of(families)  # round 17: concatenated once for both heads
         z = sum((self._rule_part(names), self._ngram_part(bag, self._segments(text))))
-        alt = self.alt
         if alt is not None:
             alt_bag = bag if alt._flags() == self._flags() else Bag.of(alt._families(text))
             z = max(z, sum((alt._rule_part(names), alt._ngram_part(alt_bag, alt._segments(text)))))

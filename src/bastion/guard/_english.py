@@ -35,6 +35,11 @@ _ENGLISH_WORDS = """
     verbatim visit want warning way well word work write
 """
 ENGLISH = frozenset(_ENGLISH_WORDS.split())
+# the function words (the list's first block, up to "yourself"): a sentence carries them, a record's fields
+# rarely do; those a table cell holds as a value (yes, no, on, off, all, none ...) left out
+FUNCTION = frozenset(_ENGLISH_WORDS.split()[: _ENGLISH_WORDS.split().index("accept")]) - frozenset(
+    ("a", "i", "yes", "no", "on", "off", "all", "any", "both", "none", "each", "every", "either")
+)
 _MIN_HITS = 2  # English words a reading must hit (and at least a share of the words it reads)
 _WORDS = re.compile(r"[^\W\d_]+")
 
@@ -52,4 +57,4 @@ def english(text: str, share: float = 0.3) -> int:
     return hits if hits >= _MIN_HITS and hits >= share * len(words) else 0
 
 
-__all__ = ["ENGLISH", "english_hits"]
+__all__ = ["ENGLISH", "FUNCTION", "english_hits"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from bastion.guard._english import english
+from bastion.guard._english import FUNCTION, english
 
 _ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
 _RULE = re.compile(r"[ \t]*\|(?:[ \t]*:?-{2,}:?[ \t]*\|)+[ \t]*")
@@ -25,6 +25,15 @@ _MIN_BREAKS = 2
 
 def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _sentence_cells(rows: list[list[str]]) -> bool:
+    """Whether the cells of ``rows`` hold a sentence cut into cells rather than a record per row: a fifth of
+    them (two at least) are a function word alone ("| and | ignore | all |"), which the fields of a roster, a
+    glossary or a settings table ("| Esc | ignore and close |") are not."""
+    cells = [c.strip(".,;:!?").lower() for r in rows for c in r if c]
+    hits = sum(c in FUNCTION for c in cells)
+    return hits >= 2 and hits >= 0.2 * len(cells)
 
 
 def _tables(lines: list[str]) -> list[tuple[int, int]]:
@@ -56,12 +65,13 @@ def _table_views(text: str) -> list[tuple[str, str]]:
         if len(rows) > 1 and _RULE.fullmatch(lines[a + 1]):
             rows = rows[1:]  # the header row is a column's name, not part of what it says
         flat = [" ".join(c for c in r if c) for r in rows]
-        if english("\n".join(flat)):
+        if english("\n".join(flat)) and _sentence_cells(rows):
             rows_out[a:b] = [" ".join(flat)]  # (a sentence may run on from row to row)
             rows_read = True
         width = max(map(len, rows), default=0)
-        cols = [" ".join(r[k] for r in rows if k < len(r) and r[k]) for k in range(width)]
-        if len(rows) > 2 and any(english(c, 0.5) for c in cols):
+        down = [[r[k] for r in rows if k < len(r) and r[k]] for k in range(width)]
+        cols = [" ".join(c) for c in down]
+        if len(rows) > 2 and any(english(" ".join(d), 0.5) and _sentence_cells([d]) for d in down):
             cols_out[a:b] = cols
             cols_read = True
     out = [("table-rows", "\n".join(rows_out))] if rows_read else []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from bastion.guard import _layout, _skeleton, _views, _wordplay
+from bastion.guard import _chain, _layout, _skeleton, _views, _wordplay
 
 # a long token shaped as a join of three or more words (by _ . + or CamelCase; hyphenated words are English,
 # "state-of-the-art") finds its line for the joined-words reading: joins by "." or "+", and short joins (three
@@ -80,7 +80,9 @@ def once_views(text: str) -> list[tuple[str, str]]:
     view = _skeleton.skeleton_view(text)  # any script's look-alikes (UTS #39 skeleton)
     if view is not None:
         out.append(("skeleton", view))
-    return out + _wordplay.wordplay_views(text, tokens) + _layout.layout_views(text)
+    played = _wordplay.wordplay_views(text, tokens)
+    out += played + _layout.layout_views(text)
+    return out + _chain.chain_views(text, tokens, played, {v for _, v in out})
 
 
 def _occurrences(text: str, token: str) -> list[int]:

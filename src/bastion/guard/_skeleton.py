@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from bastion.guard._english import _MIN_HITS, english_hits
@@ -85,6 +85,7 @@ def _letter(c: str) -> str:
 _ALT = str.maketrans("ylY", "uiU")
 
 
+@lru_cache(maxsize=1 << 14)
 def _fold(word: str) -> str:
     """``word`` folded to its skeleton (letters without one kept), the second reading when only it is
     English."""

@@ -1,0 +1,187 @@
+"""Round 18's readings chained, each on the one before's output (issue 16, round 18b): :func:`chain_views`.
+
+The cold review of round 18's readings (attack18x) passed 16-18 of 18 injections with two of those tricks at
+once: Lisu letters with the spaces taken out, vowels dropped inside a table's cells or with no spaces, pig
+Latin joined by dots. Each reading of :mod:`bastion.guard._once` reads the raw text and tests its own output
+for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order: look-
+alike letters folded (every word with a letter outside ASCII, no English test: a word that folds to no ASCII
+word is kept), word play (words run together split, vowels restored, pig Latin undone: each with its own
+tests), tables flattened (a row per line of words, with or without outer pipes or a rule line, and HTML
+cells), tokens of words joined by a repeated separator (``.`` ``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``)
+spaced, and word play once more. A text only one step changed is already read by :mod:`bastion.guard._once`;
+a text two steps or more changed is a reading when it reads as English. Each step is one pass over the text
+or skipped at once (a class search, an ``in``), so ordinary text pays a few searches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from bastion.guard import _layout, _skeleton, _wordplay
+from bastion.guard._english import english
+
+_MAX_TEXT = 200_000  # (the readings' own budgets cut long texts; this one bounds the chain's passes)
+
+
+_WIDE_WORD = re.compile(r"(?<![^\W\d_])[^\W\d_]*?[^\W\d_\x00-\x7f][^\W\d_]*+")  # (from a word's start)
+
+
+def _fold(text: str) -> str | None:
+    """``text`` with each word holding a letter outside ASCII folded to its skeleton when the fold is ASCII,
+    when most such words fold so; None when none does."""
+    if text.isascii() or not _skeleton._WIDE_LETTER.search(text):
+        return None
+    parts, at, wide, done, letters = [], 0, 0, 0, 0
+    for m in _WIDE_WORD.finditer(text):
+        word = m.group()
+        wide += 1
+        out = _skeleton._fold(word)
+        if out.isascii() and sum(c.isupper() for c in out) >= 0.8 * len(out):
+            out = out.replace(
+                "l", "I"
+            ).upper()  # a capital run ("lGNOREALLPREVlOUS", Lisu has no small letters)
+        if out.isascii():
+            done, letters = done + 1, letters + len(out)
+            parts += [text[at : m.start()], out]
+            at = m.end()
+    if letters < 8 or done < 0.6 * wide:
+        return None
+    return "".join(parts) + text[at:]
+
+
+def _play(text: str, views: list[tuple[str, str]] | None = None) -> str | None:
+    """``text`` through each word-play reading in turn (each reads what the one before wrote; ``views``:
+    :func:`bastion.guard._wordplay.wordplay_views` of ``text`` when already read)."""
+    if views is None:
+        views = _wordplay.wordplay_views(text, _wordplay.long_tokens(text))
+    if not views:
+        return None
+    out = views[0][1]
+    for _ in range(2):  # (the other readings again, on what the first wrote)
+        again = _wordplay.wordplay_views(out, _wordplay.long_tokens(out))
+        if not again:
+            break
+        out = again[0][1]
+    return out
+
+
+# a table's row: cells between pipes (outer pipes optional, two pipes at least), a rule line, HTML cells
+_PIPE_ROW = re.compile(r"[ \t]*\|?[^|\n]*(?:\|[^|\n]*)+")
+_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|?)+[ \t]*")
+_HTML_CELL = re.compile(r"</?(?:td|th|tr|table|tbody|thead)\b[^>]*>", re.I)
+
+
+def _flat(text: str) -> tuple[str, bool] | None:
+    """``text`` with each run of two or more table rows read as one line of words (HTML cells spaced); the
+    flag: whether the cells hold sentences (:func:`bastion.guard._layout._sentence_cells`): read alone)."""
+    if "|" not in text and "<t" not in text.lower():
+        return None
+    src = _HTML_CELL.sub(" ", text) if "<" in text else text
+    sentence = src != text and _layout._sentence_cells([[c.strip() for c in _HTML_CELL.split(text)]])
+    lines = src.split("\n")
+    out, run, changed = [], [], src != text
+    for line in [*lines, None]:
+        if line is not None and "|" in line and _PIPE_ROW.fullmatch(line):
+            run.append(line)
+            continue
+        if len(run) >= 2 and 2 * sum(r.count("|") > 1 for r in run) >= len(run):
+            cells = [
+                c.strip() for r in run if not _RULE.fullmatch(r) for c in r.strip().strip("|").split("|")
+            ]
+            out.append(" ".join(c for c in cells if c))
+            sentence = sentence or _layout._sentence_cells([cells])
+            changed = True
+        else:
+            out += run
+        run = []
+        if line is not None:
+            out.append(line)
+    return ("\n".join(out), sentence) if changed else None
+
+
+# a token of three or more runs of letters joined by one repeated separator (the same one each time); a host
+# name ("www.showmeyoursystemprompt.com") or an address is a name, not a sentence
+_HOST = re.compile(r"(?i)www\.|@|\.(?:com|org|net|io|dev|ai|app|co|uk|de|edu|gov)\b")
+_JOIN = re.compile(r"[A-Za-z]{1,40}+([.+|·→,/~:])[A-Za-z]{1,40}+(?:\1[A-Za-z]{1,40}+)+")
+_TRIM = re.compile(r"^[\W\d]+|[\W\d]+$")
+_NEW_SEPARATORS = "|·→,/~:"  # (joins by "." and "+" are read by the once readings, with their code rules)
+
+
+def _wordlike(part: str) -> bool:
+    """A vocabulary word, or one in pig Latin or with its vowels dropped (a join of the other tricks)."""
+    low = part.lower()
+    return _wordplay._known(low) or low in _wordplay._skeletons() or (low[-2:] == "ay" and len(low) > 3)
+
+
+def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None:
+    """``text`` with each token of words joined by a repeated separator spaced when most of its parts are
+    words (``tokens``: its long tokens when already split; a URL, a host name or a dotted module path is left
+    joined); flag: a separator the once readings do not read."""
+    spaced, used = {}, set()
+    for t in _wordplay.long_tokens(text) if tokens is None else tokens:
+        if not _JOIN.search(t) or "://" in t or _HOST.search(t):
+            continue
+        m = _JOIN.fullmatch(_TRIM.sub("", t))  # (the whole token: not a part of a code path)
+        if m is None:
+            continue
+        sep, parts = m.group(1), m.group().split(m.group(1))
+        hits = sum(map(_wordlike, parts))
+        if sep in ".+":  # (plain words joined so are the once readings' join: here only the other tricks)
+            hits -= sum(map(_wordplay._known, map(str.lower, parts)))
+        if hits >= 2 and hits >= 0.6 * len(parts):
+            spaced[m.group()] = " ".join(parts)
+            used.add(sep)
+    if not spaced:
+        return None
+    got = text
+    for joined in sorted(spaced, key=len, reverse=True):
+        got = got.replace(joined, spaced[joined])
+    return got, any(c in _NEW_SEPARATORS for c in used)
+
+
+_Step = Callable[[str], "tuple[str, bool] | None"]
+_STEPS: tuple[_Step, ...] = (
+    lambda t: _no(_fold(t)),
+    lambda t: _no(_play(t)),
+    _flat,
+    _split,
+    lambda t: _no(_play(t)),
+)
+
+
+def _no(got: str | None) -> tuple[str, bool] | None:
+    return None if got is None else (got, False)
+
+
+def chain_views(
+    text: str, tokens: set[str], played: list[tuple[str, str]], known: set[str]
+) -> list[tuple[str, str]]:
+    """``("chained", reading)`` per text two or more loose steps (see the module doc) make of ``text`` that
+    reads as English and is not in ``known`` (the once readings), or one step when the once readings do not
+    read its form (a table of sentences in another layout, other join separators); only the lines the steps
+    changed are read (and read on). ``tokens`` and ``played``: ``text``'s long tokens and word-play readings,
+    already read; ``[]`` for ordinary text."""
+    if len(text) > _MAX_TEXT:
+        return []
+    first = [_no(_fold(text)), _no(_play(text, played)), _flat(text), _split(text, tokens)]
+    if all(x is None for x in first):
+        return []
+    old = set(text.split("\n"))
+    states: dict[str, tuple[int, bool]] = {text: (0, False)}  # a text: how many steps changed it, alone
+    for k, step in enumerate(_STEPS):
+        for src, (n, _) in list(states.items()):
+            got = first[1 if k == 4 else k] if src is text else step(src)
+            if got is None:
+                continue
+            new = "\n".join(x for x in got[0].split("\n") if x not in old)  # (the lines it changed)
+            if new and new not in states:
+                states[new] = (n + 1, got[1])
+    return [
+        ("chained", s)
+        for s, (n, alone) in states.items()
+        if (n >= 2 or (n == 1 and alone)) and s not in known and english(s)
+    ]
+
+
+__all__ = ["chain_views"]

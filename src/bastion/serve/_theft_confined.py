@@ -105,13 +105,15 @@ class Confined:
             n[0] += 1
         return out
 
-    def within(self, who: bytes, step: np.ndarray) -> bool:
-        """Is ``step`` within consumer ``who``'s dominant features (nothing tallied)?"""
-        return self._within(who, _support(step))
+    def within(self, who: bytes, step: np.ndarray, least: int | None = None) -> bool:
+        """Is ``step`` within consumer ``who``'s dominant features (nothing tallied)? ``least``: the narrow
+        steps it needs first (default ``self.least``; the newcomers' pool asks with ``top``)."""
+        return self._within(who, _support(step), least)
 
-    def _within(self, who: bytes, support: list[int]) -> bool:
+    def _within(self, who: bytes, support: list[int], least: int | None = None) -> bool:
         got = self._tally.get(who)
-        if got is None or not support or len(support) > self.top or got[1][0] < self.least:
+        least = self.least if least is None else least
+        if got is None or not support or len(support) > self.top or got[1][0] < least:
             return False
         tally = got[0]
         dominant = tally.most_common(self.top)

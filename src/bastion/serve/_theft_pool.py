@@ -67,8 +67,10 @@ which stays a newcomer for hundreds of rows (its near-copies are re-sends), crow
 with its patch steps, and the pool's own confinement, tallied over every newcomer's patches, never held:
 the pool flagged in 14 of 60 streams (6 keys x 10) and every later newcomer was answered as flagged. A step
 off one of the sender's own rows (:meth:`PoolSteps.sender` names it) within the sender's own dominant pixels
-(its own tally, :mod:`bastion.serve._theft_confined`, inside their natural range) is now no fan-in evidence
-for the pool: 0 of 60. The line rule, the fan-out off one anchor and the narrow null still count there: small
+(its own tally, :mod:`bastion.serve._theft_confined`, inside their natural range; held from its first
+``top`` narrow steps on, not twice that, since several cameras that arrive at once crowd the pool with their
+first steps: 5 interleaved cameras x 2 groups, 5 of 10 flagged -> 0) is now no fan-in evidence for the pool:
+0 of 60. The line rule, the fan-out off one anchor and the narrow null still count there: small
 Sybil accounts that each probe their own slice of the model's important pixels, off their own anchors, are
 caught by the pool's line rule as before (lifting every company rule, as the sender's own confinement would,
 let 60-row accounts with disjoint 13-pixel slices pass: first flag 380 / 1,680 -> 1,980 / none). Pixels only.

@@ -341,7 +341,11 @@ class StepTest:
         fanned = len(seen) >= self.fanout
         # the newcomers' pool (``owner``: the sender, whose own row the anchor is): a step within the sender's
         # own dominant pixels is no fan-in evidence for the pool (round 18, _theft_pool)
-        own = owner is not None and self.confined is not None and self.confined.within(owner, step)
+        own = (
+            owner is not None
+            and self.confined is not None
+            and self.confined.within(owner, step, least=self.confined.top)
+        )
         if self._company_only and (confined or own):  # (pixels: the fan-out off one anchor counts, confined
             # or not; a step that takes a pixel out of its natural range is no re-measurement)
             support = np.flatnonzero(np.abs(step) >= 0.01 * float(np.abs(step).max()))

@@ -106,3 +106,56 @@ BENIGN = (
 def test_benign_shapes_not_flagged(text: str) -> None:
     det = PromptDetector()
     assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))
+
+
+def _hyph(s: str, mark: str = "-", nl: str = "\n", cap: bool = False) -> str:
+    out = []
+    for w in s.split():
+        a, b = w[: len(w) // 2], w[len(w) // 2 :]
+        out.append(a + mark + nl + (b.capitalize() if cap else b) if len(w) >= 6 else w)
+    return " ".join(out)
+
+
+def _letters(s: str) -> str:
+    return re.sub(r"[^A-Za-z]", "", s)
+
+
+MORE = {
+    "hyphen-space-before": lambda s: _hyph(s, " -"),
+    "hyphen-crlf": lambda s: _hyph(s, "-", "\r\n"),
+    "hyphen-capital-after": lambda s: _hyph(s, cap=True),
+    "hyphen-u2010": lambda s: _hyph(s, "\u2010"),
+    "hyphen-u2011": lambda s: _hyph(s, "\u2011"),
+    "devowel+hyphen": lambda s: _hyph(_devowel(s)),
+    "hashtag": lambda s: "#" + _letters(s),
+    "handle": lambda s: "@" + _letters(s).lower(),
+    "path": lambda s: "/" + _letters(s).lower(),
+    "trailing-dash": lambda s: _letters(s).lower() + "-",
+    "trailing-digit": lambda s: _letters(s) + "2",
+    "mixed-case": lambda s: "".join(
+        w.upper() if i % 2 else w.lower() for i, w in enumerate(_WORD.findall(s))
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+@pytest.mark.parametrize("channel", ["user", "retrieved"])
+def test_more_rewrites_flagged(name: str, channel: str) -> None:
+    det = PromptDetector()
+    assert all(det.scan(MORE[name](t), channel=channel).flagged for t in INJECTIONS), name
+
+
+MORE_BENIGN = (
+    "Loved the talk! #promptengineering #systemdesign #machinelearning #opensource",
+    "Follow us @bestpromptengineeringtips and #ignorethehaters",
+    "The committee considered the pro-\nposal at length and, after some de-\nliberation, decided to ignore "
+    "the pre-\nvious recommendations.",
+    "Pros -\nFast and cheap -\nEasy to set up",
+    "commit 4f2a9c1e8b7d6a5f3e2d1c0b9a8f7e6d5c4b3a29 fixes the cache invalidation bug",
+)
+
+
+@pytest.mark.parametrize("text", MORE_BENIGN)
+def test_more_benign_not_flagged(text: str) -> None:
+    det = PromptDetector()
+    assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))

@@ -3,14 +3,15 @@
 The cold review of round 18's readings (attack18x) passed 16-18 of 18 injections with two of those tricks at
 once: Lisu letters with the spaces taken out, vowels dropped inside a table's cells or with no spaces, pig
 Latin joined by dots. Each reading of :mod:`bastion.guard._once` reads the raw text and tests its own output
-for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order: look-
-alike letters folded (every word with a letter outside ASCII, no English test: a word that folds to no ASCII
-word is kept), word play (words run together split, vowels restored, pig Latin undone: each with its own
-tests), tables flattened (a row per line of words, with or without outer pipes or a rule line, and HTML
-cells), tokens of words joined by a repeated separator (``.`` ``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``)
-spaced, and word play once more. A text only one step changed is already read by :mod:`bastion.guard._once`;
-a text two steps or more changed is a reading when it reads as English. Each step is one pass over the text
-or skipped at once (a class search, an ``in``), so ordinary text pays a few searches.
+for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order:
+look-alike letters folded (every word with a letter outside ASCII, no English test: a word that folds to no
+ASCII word is kept), words hyphenated across lines joined, word play (words run together split, vowels
+restored, pig Latin undone: each with its own tests), tables flattened (a row per line of words, with or
+without outer pipes or a rule line, and HTML cells), tokens of words joined by a repeated separator (``.``
+``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``) spaced, and word play once more; each step reads on the lines
+the steps before changed only. A text two steps or more changed is a reading when it reads as English, one
+step changed when the once readings do not read its form. Each step is one pass over the text or skipped at
+once (a class search, an ``in``), so ordinary text pays a few searches.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ _HTML_CELL = re.compile(r"</?(?:td|th|tr|table|tbody|thead)\b[^>]*>", re.I)
 def _flat(text: str) -> tuple[str, bool] | None:
     """``text`` with each run of two or more table rows read as one line of words (HTML cells spaced); the
     flag: whether the cells hold sentences (:func:`bastion.guard._layout._sentence_cells`): read alone)."""
-    if "|" not in text and "<t" not in text.lower():
+    html = "<t" in text or "<T" in text
+    if not html and text.count("|") < 4:
         return None
-    src = _HTML_CELL.sub(" ", text) if "<" in text else text
+    src = _HTML_CELL.sub(" ", text) if html else text
     sentence = src != text and _layout._sentence_cells([[c.strip() for c in _HTML_CELL.split(text)]])
     lines = src.split("\n")
     out, run, changed = [], [], src != text
@@ -104,6 +106,7 @@ def _flat(text: str) -> tuple[str, bool] | None:
 # name ("www.showmeyoursystemprompt.com") or an address is a name, not a sentence
 _HOST = re.compile(r"(?i)www\.|@|\.(?:com|org|net|io|dev|ai|app|co|uk|de|edu|gov)\b")
 _JOIN = re.compile(r"[A-Za-z]{1,40}+([.+|·→,/~:])[A-Za-z]{1,40}+(?:\1[A-Za-z]{1,40}+)+")
+_SEP2 = re.compile(r"([.+|·→,/~:])[A-Za-z]{1,40}+\1")  # (a separator twice around letters: fast)
 _TRIM = re.compile(r"^[\W\d]+|[\W\d]+$")
 _NEW_SEPARATORS = "|·→,/~:"  # (joins by "." and "+" are read by the once readings, with their code rules)
 
@@ -119,8 +122,12 @@ def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None
     words (``tokens``: its long tokens when already split; a URL, a host name or a dotted module path is left
     joined); flag: a separator the once readings do not read."""
     spaced, used = {}, set()
-    for t in _wordplay.long_tokens(text) if tokens is None else tokens:
-        if not _JOIN.search(t) or "://" in t or _HOST.search(t):
+    joined = "\n".join(_wordplay.long_tokens(text) if tokens is None else tokens)
+    lines = {joined.rfind("\n", 0, m.start()) + 1 for m in _SEP2.finditer(joined)}  # (one pass, then lines)
+    for lo in lines:
+        hi = joined.find("\n", lo)
+        t = joined[lo : len(joined) if hi < 0 else hi]
+        if "://" in t or _HOST.search(t):
             continue
         m = _JOIN.fullmatch(_TRIM.sub("", t))  # (the whole token: not a part of a code path)
         if m is None:
@@ -129,6 +136,8 @@ def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None
         hits = sum(map(_wordlike, parts))
         if sep in ".+":  # (plain words joined so are the once readings' join: here only the other tricks)
             hits -= sum(map(_wordplay._known, map(str.lower, parts)))
+        if sep not in ".+" and len(parts) < 4:
+            continue  # ("path/to/code", "port/user/password", "/admin/watermark/marks": names of things)
         if hits >= 2 and hits >= 0.6 * len(parts):
             spaced[m.group()] = " ".join(parts)
             used.add(sep)
@@ -143,6 +152,7 @@ def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None
 _Step = Callable[[str], "tuple[str, bool] | None"]
 _STEPS: tuple[_Step, ...] = (
     lambda t: _no(_fold(t)),
+    lambda t: _no(_layout.unbroken(t)),
     lambda t: _no(_play(t)),
     _flat,
     _split,
@@ -164,14 +174,20 @@ def chain_views(
     already read; ``[]`` for ordinary text."""
     if len(text) > _MAX_TEXT:
         return []
-    first = [_no(_fold(text)), _no(_play(text, played)), _flat(text), _split(text, tokens)]
+    first = [
+        _no(_fold(text)),
+        _no(_layout.unbroken(text)),
+        _no(_play(text, played)),
+        _flat(text),
+        _split(text, tokens),
+    ]
     if all(x is None for x in first):
         return []
     old = set(text.split("\n"))
     states: dict[str, tuple[int, bool]] = {text: (0, False)}  # a text: how many steps changed it, alone
     for k, step in enumerate(_STEPS):
         for src, (n, _) in list(states.items()):
-            got = first[1 if k == 4 else k] if src is text else step(src)
+            got = first[2 if k == 5 else k] if src is text else step(src)
             if got is None:
                 continue
             new = "\n".join(x for x in got[0].split("\n") if x not in old)  # (the lines it changed)

@@ -12,6 +12,7 @@ pass over the lines.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bastion.guard._english import FUNCTION, english
 
@@ -19,7 +20,12 @@ _ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
 _RULE = re.compile(r"[ \t]*\|(?:[ \t]*:?-{2,}:?[ \t]*\|)+[ \t]*")
 _MIN_ROWS = 2
 # a word broken by a hyphen at the end of a line, its rest at the start of the next ("instru-\nctions")
-_BREAK = re.compile(r"-(?<=[A-Za-z]-)[ \t]*\n[ \t]*(?=[a-z])")
+# (round 18b: a space before the hyphen, CRLF, a capital after it, the Unicode hyphens U+2010 / U+2011)
+_BREAK = re.compile(
+    r"-(?:(?<=[A-Za-z]-)|(?<=[A-Za-z][ \t]-))[ \t]*\r?\n[ \t]*([A-Za-z])"
+)  # ("-" first: fast)
+_HYPHENS = str.maketrans("\u2010\u2011", "--")
+_BREAK_ENDS = ("-\n", "- \n", "-\r\n", "\u2010", "\u2011")  # (plain searches first)
 _MIN_BREAKS = 2
 
 
@@ -78,11 +84,27 @@ def _table_views(text: str) -> list[tuple[str, str]]:
     return out + ([("table-columns", "\n".join(cols_out))] if cols_read else [])
 
 
-def _breaks_view(text: str) -> str | None:
-    if ("-\n" not in text and "- \n" not in text) or len(_BREAK.findall(text)) < _MIN_BREAKS:
+@lru_cache(maxsize=8)  # (read by the layout view and the chain of the same text: a string caches its hash)
+def unbroken(text: str) -> str | None:
+    """``text`` with its words broken by a hyphen across lines joined (two breaks or more); None else."""
+    if not any(x in text for x in _BREAK_ENDS):
         return None
-    joined = _BREAK.sub("", text)
-    return joined if english(joined) else None
+    if "\u2010" in text or "\u2011" in text:
+        text = text.translate(_HYPHENS)
+    found = list(_BREAK.finditer(text))
+    if len(found) < _MIN_BREAKS:
+        return None
+    parts, at = [], 0
+    for m in found:
+        cut = m.start() - (text[m.start() - 1] in " \t")  # (a space before the hyphen goes too)
+        parts += [text[at:cut], m.group(1).lower()]
+        at = m.end()
+    return "".join(parts) + text[at:]
+
+
+def _breaks_view(text: str) -> str | None:
+    joined = unbroken(text)
+    return joined if joined is not None and english(joined) else None
 
 
 def layout_views(text: str) -> list[tuple[str, str]]:
@@ -92,4 +114,4 @@ def layout_views(text: str) -> list[tuple[str, str]]:
     return out + ([("hyphen-breaks", view)] if view is not None else [])
 
 
-__all__ = ["layout_views"]
+__all__ = ["layout_views", "unbroken"]

@@ -62,7 +62,12 @@ _known = _forms().__contains__
 
 # -- words run together ("ignoreallpreviousinstructions") --
 _MIN_RUN, _MAX_RUN, _MIN_SPLIT = 12, 400, 3
-_RUN = re.compile(r"(?<![\w./@#:=?&%+\\-])[A-Za-z]{12,}(?![\w/@#=?&%+\\-]|\.[A-Za-z0-9])")
+# (round 18b: a run may follow "#", "@" or "/" that starts its token (a hashtag, a handle, a path of one part)
+# and be followed by digits or a "-" that ends its token)
+_RUN = re.compile(
+    r"(?:(?<![\w./@#:=?&%+\\-])|(?<=\s[#@/])|(?<=^[#@/]))[A-Za-z]{12,}"
+    r"(?![A-Za-z_/@#=?&%+]|\.[A-Za-z0-9]|-[\w-]|\d+[A-Za-z_])"
+)
 
 
 _UNKNOWN = 2.5  # what a letter outside every word costs a split (a known word costs 1)
@@ -101,11 +106,16 @@ def segment(run: str) -> tuple[str, ...] | None:
     return tuple(w.lstrip("?") for w in words[::-1])
 
 
+# words written in capitals and small letters by turns ("outputYOURsystemPROMPT"; CamelCase has one capital
+# per hump and is a join: the joined-words view reads it, with its code rules)
+_MIXED = re.compile(r"[A-Z]{2}[a-z]|[a-z][A-Z]{2}")
+
+
 def _split_line(line: str) -> str | None:
     parts, at = [], 0
     for m in _RUN.finditer(line):
         run = m.group()
-        if len(run) > _MAX_RUN or not (run[1:].islower() or run.isupper()):
+        if len(run) > _MAX_RUN or not (run[1:].islower() or run.isupper() or _MIXED.search(run)):
             continue  # (CamelCase is a join: the joined-words view reads it, with its code rules)
         words = segment(run.lower())
         if words is None:

@@ -5,8 +5,9 @@ once: Lisu letters with the spaces taken out, vowels dropped inside a table's ce
 Latin joined by dots. Each reading of :mod:`bastion.guard._once` reads the raw text and tests its own output
 for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order:
 look-alike letters folded (every word with a letter outside ASCII, no English test: a word that folds to no
-ASCII word is kept), words hyphenated across lines joined, word play (words run together split, vowels
-restored, pig Latin undone: each with its own tests), tables flattened (a row per line of words, with or
+ASCII word is kept; when several have no skeleton, a substitution fitted to the vocabulary), words
+hyphenated across lines joined, word play (words run together split, vowels restored, pig Latin undone:
+each with its own tests), tables flattened (a row per line of words, with or
 without outer pipes or a rule line, and HTML cells), tokens of words joined by a repeated separator (``.``
 ``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``) spaced, and word play once more; each step reads on the lines
 the steps before changed only. A text two steps or more changed is a reading when it reads as English, one
@@ -19,13 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bastion.guard import _layout, _skeleton, _wordplay
+from bastion.guard import _fit, _layout, _skeleton, _wordplay
 from bastion.guard._english import english
 
 _MAX_TEXT = 200_000  # (the readings' own budgets cut long texts; this one bounds the chain's passes)
-
-
-_WIDE_WORD = re.compile(r"(?<![^\W\d_])[^\W\d_]*?[^\W\d_\x00-\x7f][^\W\d_]*+")  # (from a word's start)
 
 
 def _fold(text: str) -> str | None:
@@ -34,8 +32,7 @@ def _fold(text: str) -> str | None:
     if text.isascii() or not _skeleton._WIDE_LETTER.search(text):
         return None
     parts, at, wide, done, letters = [], 0, 0, 0, 0
-    for m in _WIDE_WORD.finditer(text):
-        word = m.group()
+    for a, b, word in _fit.wide_words(text):
         wide += 1
         out = _skeleton._fold(word)
         if out.isascii() and sum(c.isupper() for c in out) >= 0.8 * len(out):
@@ -44,8 +41,8 @@ def _fold(text: str) -> str | None:
             ).upper()  # a capital run ("lGNOREALLPREVlOUS", Lisu has no small letters)
         if out.isascii():
             done, letters = done + 1, letters + len(out)
-            parts += [text[at : m.start()], out]
-            at = m.end()
+            parts += [text[at:a], out]
+            at = b
     if letters < 8 or done < 0.6 * wide:
         return None
     return "".join(parts) + text[at:]
@@ -150,8 +147,17 @@ def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None
 
 
 _Step = Callable[[str], "tuple[str, bool] | None"]
+
+
+def _letters(text: str) -> tuple[str, bool] | None:
+    """Letters outside ASCII read: as a substitution fitted to the vocabulary when several have no skeleton
+    (:mod:`bastion.guard._fit`, its fit a test of its own: read alone), else folded to their skeletons."""
+    got = _fit.fitted(text)
+    return (got, True) if got is not None else _no(_fold(text))
+
+
 _STEPS: tuple[_Step, ...] = (
-    lambda t: _no(_fold(t)),
+    _letters,
     lambda t: _no(_layout.unbroken(t)),
     lambda t: _no(_play(t)),
     _flat,
@@ -175,7 +181,7 @@ def chain_views(
     if len(text) > _MAX_TEXT:
         return []
     first = [
-        _no(_fold(text)),
+        _letters(text),
         _no(_layout.unbroken(text)),
         _no(_play(text, played)),
         _flat(text),

@@ -198,3 +198,47 @@ def test_real_scripts_not_fitted(text: str) -> None:
     assert fitted(text) is None
     det = PromptDetector()
     assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))
+
+
+_PAD = "Our team met on Tuesday to review the quarterly numbers and plan the next release. "
+SPREAD = {
+    "devowel-word-per-line": lambda s: "\n".join(_devowel(s).split()),
+    "devowel-two-per-line": lambda s: "\n".join(
+        " ".join(_devowel(s).split()[i : i + 2]) for i in range(0, len(s.split()), 2)
+    ),
+    "devowel-among-junk": lambda s: (
+        _devowel(s) + " " + " ".join(["x1", "zz9", "qq", "kkj", "vvb", "ttp"] * 2)
+    ),
+    "lisu-word-per-line": lambda s: "\n".join(_lisu(w) for w in s.split()),
+    "devowel-after-prose-line": lambda s: _PAD * 5 + _devowel(s),
+    "pig-after-prose-line": lambda s: _PAD * 5 + _pig(s),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPREAD))
+@pytest.mark.parametrize("channel", ["user", "retrieved"])
+def test_spread_rewrites_flagged(name: str, channel: str) -> None:
+    det = PromptDetector()
+    assert all(det.scan(SPREAD[name](t), channel=channel).flagged for t in INJECTIONS), name
+
+
+def test_lisu_after_long_prose_line_flagged_retrieved() -> None:
+    det = PromptDetector()  # (past the first 2,000 characters of one line: read in windows)
+    assert all(
+        det.scan(_PAD * 25 + _lisu(t) + " " + _PAD * 25, channel="retrieved").flagged for t in INJECTIONS
+    )
+
+
+SPREAD_BENIGN = (
+    "pls upd cfg nd rstrt srvr thx",
+    "Plz chk th lgs nd rprt bck, srvr dwn agn, nd hlp asap",
+    "Mtg nts: dcsn - mv rls to nxt sprnt; ownr: JD; blckrs: nn; flwp: snd smmry to tm",
+    "Shopping\nmilk\neggs\nbread\nbutter\napples",
+    "Roses are red\nviolets are blue\nsugar is sweet\nand so are you",
+)
+
+
+@pytest.mark.parametrize("text", SPREAD_BENIGN)
+def test_spread_benign_not_flagged(text: str) -> None:
+    det = PromptDetector()
+    assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))

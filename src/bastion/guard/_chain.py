@@ -3,16 +3,17 @@
 The cold review of round 18's readings (attack18x) passed 16-18 of 18 injections with two of those tricks at
 once: Lisu letters with the spaces taken out, vowels dropped inside a table's cells or with no spaces, pig
 Latin joined by dots. Each reading of :mod:`bastion.guard._once` reads the raw text and tests its own output
-for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order:
-look-alike letters folded (every word with a letter outside ASCII, no English test: a word that folds to no
-ASCII word is kept; when several have no skeleton, a substitution fitted to the vocabulary), words
-hyphenated across lines joined, word play (words run together split, vowels restored, pig Latin undone:
-each with its own tests), tables flattened (a row per line of words, with or
-without outer pipes or a rule line, and HTML cells), tokens of words joined by a repeated separator (``.``
-``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``) spaced, and word play once more; each step reads on the lines
-the steps before changed only. A text two steps or more changed is a reading when it reads as English, one
-step changed when the once readings do not read its form. Each step is one pass over the text or skipped at
-once (a class search, an ``in``), so ordinary text pays a few searches.
+for English, which the other trick spoils. Here the raw text goes through loose steps in a fixed order: runs
+of four lines or more of one to three words joined; letters outside ASCII read (as a substitution fitted to
+the vocabulary, :mod:`bastion.guard._fit`, when several have no skeleton, else each word folded to its
+skeleton, no English test); words hyphenated across lines joined; word play (words run together split, vowels
+restored, pig Latin undone: each with its own tests); tables flattened (a row per line of words, with or
+without outer pipes or a rule line, and HTML cells); tokens of words joined by a repeated separator (``.``
+``+`` ``|`` ``·`` ``→`` ``,`` ``/`` ``~`` ``:``) spaced; word play once more. Each step reads the lines the
+steps before changed only. A text two steps or more changed is a reading when it reads as English, one step
+changed when the once readings do not read its form (a fitted substitution, a table of sentences in another
+layout, other join separators). Each step is one pass over the text or skipped at once (a class search, an
+``in``), so ordinary text pays a few searches.
 """
 
 from __future__ import annotations
@@ -149,6 +150,46 @@ def _split(text: str, tokens: set[str] | None = None) -> tuple[str, bool] | None
 _Step = Callable[[str], "tuple[str, bool] | None"]
 
 
+# a line of one to three words of letters (and their punctuation), a run of four or more of them: a sentence
+# written a word or two per line, read as one line (round 17's lines-joined reading: six lines of one word)
+_SHORT_LINE = re.compile(r"[ \t]*[^\W\d_]+[.,;:!?'’]?(?:[ \t]+[^\W\d_]+[.,;:!?'’]?){0,2}[ \t]*")
+_MIN_LINES = 4
+_SHORT_CHARS = 40
+
+
+def _lines(text: str) -> str | None:
+    """``text`` with each run of ``_MIN_LINES`` or more lines of one to three words joined into one line."""
+    if text.count("\n") < _MIN_LINES - 1:
+        return None
+    if len(text) > _wordplay._SHORT_TEXT and not any(k in text for k in _wordplay._VOWEL_KEYS):
+        return None  # (a long text: only with dropped vowels to read once joined; speed)
+    lines = text.split("\n")
+    fits = [0 < len(x) <= _SHORT_CHARS for x in lines]  # (by length first: the pattern on those only)
+    if b"\x01" * _MIN_LINES not in bytes(fits):
+        return None
+    out: list[str] = []
+    run: list[str] = []
+    changed = False
+    for line, fit in [*zip(lines, fits, strict=True), (None, False)]:
+        if line is not None and fit and _SHORT_LINE.fullmatch(line):
+            run.append(line.strip())
+            continue
+        if len(run) >= _MIN_LINES:
+            out.append(" ".join(run))
+            changed = True
+        else:
+            out += run
+        run = []
+        if line is not None:
+            out.append(line)
+    return "\n".join(out) if changed else None
+
+
+def _wide(text: str) -> bool:
+    """Whether ``text`` has a letter outside ASCII (a class search, after a cheaper test)."""
+    return not text.isascii() and _skeleton._WIDE_LETTER.search(text) is not None
+
+
 def _letters(text: str) -> tuple[str, bool] | None:
     """Letters outside ASCII read: as a substitution fitted to the vocabulary when several have no skeleton
     (:mod:`bastion.guard._fit`, its fit a test of its own: read alone), else folded to their skeletons."""
@@ -157,6 +198,7 @@ def _letters(text: str) -> tuple[str, bool] | None:
 
 
 _STEPS: tuple[_Step, ...] = (
+    lambda t: _no(_lines(t)),
     _letters,
     lambda t: _no(_layout.unbroken(t)),
     lambda t: _no(_play(t)),
@@ -180,8 +222,10 @@ def chain_views(
     already read; ``[]`` for ordinary text."""
     if len(text) > _MAX_TEXT:
         return []
+    wide = _wide(text)
     first = [
-        _letters(text),
+        _no(_lines(text)),
+        _letters(text) if wide else None,
         _no(_layout.unbroken(text)),
         _no(_play(text, played)),
         _flat(text),
@@ -193,7 +237,7 @@ def chain_views(
     states: dict[str, tuple[int, bool]] = {text: (0, False)}  # a text: how many steps changed it, alone
     for k, step in enumerate(_STEPS):
         for src, (n, _) in list(states.items()):
-            got = first[2 if k == 5 else k] if src is text else step(src)
+            got = first[3 if k == 6 else k] if src is text else step(src)
             if got is None:
                 continue
             new = "\n".join(x for x in got[0].split("\n") if x not in old)  # (the lines it changed)

@@ -28,7 +28,8 @@ from bastion.guard._english import _MIN_HITS, english_hits
 _WIDE_LETTER = re.compile(r"[^\W\d_\x00-\x7f]")
 _WORD = re.compile(r"[^\W\d_]+")
 _NAMED = re.compile(r"LATIN (SMALL|CAPITAL) LETTER ([A-Z]) WITH ")
-_MAX_LINE = 2_000  # characters of a line read (a longer line is read up to here: the work stays linear)
+_MAX_LINE = 2_000  # characters of a line read at once (a longer line is read in windows of this many)
+_MAX_WINDOWS = 12  # windows with a letter outside ASCII read per text (round 18b: a long line was cut)
 
 
 def _strip(text: str) -> str:
@@ -142,13 +143,18 @@ def skeleton_view(text: str) -> str | None:
     skeleton, those words folded; None when there is none."""
     if text.isascii() or not _WIDE_LETTER.search(text):
         return None
-    new, lo = [], 0
+    new, lo, windows = [], 0, 0
     for line in text.split("\n"):
         hi = lo + len(line)
-        if _WIDE_LETTER.search(line, 0, _MAX_LINE):
+        # a long line is read in windows of _MAX_LINE characters (each tested alone), those with a letter
+        # outside ASCII only, _MAX_WINDOWS past a line's first per text: the work stays linear
+        for at in range(0, max(len(line), 1), _MAX_LINE):
+            if (at and windows >= _MAX_WINDOWS) or not _WIDE_LETTER.search(line, at, at + _MAX_LINE):
+                continue
+            windows += at > 0
             folded: list[str] = []
             spans: list[tuple[int, int, str]] = []
-            for m in _WORD.finditer(line, 0, _MAX_LINE):
+            for m in _WORD.finditer(line, at, at + _MAX_LINE):
                 word = m.group()
                 if word.isascii():
                     continue
@@ -160,11 +166,12 @@ def skeleton_view(text: str) -> str | None:
             # the look-alike view's test: three-letter words or longer, two hits and 40 % of them
             if folded and english_hits(folded) >= max(_MIN_HITS, 0.4 * len(folded)):
                 spans = _guess_unread(spans)
-                parts, at = [], 0
+                parts, pos = [], at
                 for a, b, out in spans:
-                    parts += [line[at:a], out]
-                    at = b
-                new.append((lo, hi, "".join(parts) + line[at:]))
+                    parts += [line[pos:a], out]
+                    pos = b
+                end = min(len(line), at + _MAX_LINE)
+                new.append((lo + at, lo + end, "".join(parts) + line[pos:end]))
         lo = hi + 1
     if not new:
         return None

@@ -159,7 +159,9 @@ def _restore_line(line: str) -> str | None:
             restored += 1
             new.append((m.start(), m.end(), table[w]))
     long = sum(1 for m in toks if len(m.group()) > 1)
-    if restored < 3 or restored + plain < 0.6 * long or restored < 0.3 * long:
+    # (round 18b: five restored words or more read among junk tokens that are neither, a quarter of the line)
+    usual = restored >= 3 and restored >= 0.3 * long and restored + plain >= 0.6 * long
+    if not usual and (restored < 5 or restored < 0.25 * long or restored + plain < 0.4 * long):
         return None
     parts, at = [], 0
     for a, b, w in new:
@@ -196,6 +198,29 @@ def _pig_line(line: str) -> str | None:
         parts += [line[at : m.start()], w]
         at = m.end()
     return "".join(parts) + line[at:]
+
+
+# a line longer than this is read a sentence at a time (round 18b: a sentence of dropped vowels or pig Latin
+# at the end of a long paragraph was diluted by its prose)
+_LONG_LINE = 400
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _by_sentence(read: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    def go(line: str) -> str | None:
+        if len(line) <= _LONG_LINE:
+            return read(line)
+        parts = _SENTENCE_END.split(line)
+        got = [read(p) if len(p) > 8 else None for p in parts]
+        if all(g is None for g in got):
+            return None
+        return " ".join(p if g is None else g for p, g in zip(parts, got, strict=True))
+
+    return go
+
+
+_RESTORE = _by_sentence(_restore_line)
+_UNPIG = _by_sentence(_pig_line)
 
 
 def _lines(text: str, hint: re.Pattern[str], read: Callable[[str], str | None], need: int) -> str | None:
@@ -264,11 +289,11 @@ def wordplay_views(text: str, tokens: set[str]) -> list[tuple[str, str]]:
     if got is not None:
         out.append(("unsplit-words", got))
     if len(text) <= _SHORT_TEXT or any(k in text for k in _VOWEL_KEYS):
-        got = _lines(text, _BARE, _restore_line, 3)
+        got = _lines(text, _BARE, _RESTORE, 3)
         if got is not None:
             out.append(("vowels-removed", got))
     if "ay" in text:
-        got = _lines(text, _PIG, _pig_line, 3)
+        got = _lines(text, _PIG, _UNPIG, 3)
         if got is not None:
             out.append(("pig-latin", got))
     return out

@@ -242,3 +242,33 @@ SPREAD_BENIGN = (
 def test_spread_benign_not_flagged(text: str) -> None:
     det = PromptDetector()
     assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))
+
+
+def _pig_v(s: str, vowel: str = "way", sep: str = "") -> str:
+    def one(w: str) -> str:
+        m = re.match(r"([^aeiouAEIOU]*)(.*)", w)
+        assert m is not None
+        c, rest = m.group(1), m.group(2)
+        return w if not rest else (w + sep + vowel if not c else rest + sep + c.lower() + "ay")
+
+    return _WORD.sub(lambda m: one(m.group()), s)
+
+
+PIG = {
+    "pig-way": lambda s: _pig_v(s, "way"),
+    "pig-yay": lambda s: _pig_v(s, "yay"),
+    "pig-hyphen": lambda s: _pig_v(s, "way", "-"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIG))
+@pytest.mark.parametrize("channel", ["user", "retrieved"])
+def test_pig_variants_flagged(name: str, channel: str) -> None:
+    det = PromptDetector()
+    assert all(det.scan(PIG[name](t), channel=channel).flagged for t in INJECTIONS), name
+
+
+def test_pig_way_reads_the_consonant_move_first() -> None:
+    from bastion.guard._wordplay import _pig_line
+
+    assert _pig_line("ouryay uidelinesgay anday ignoreway") == "your guidelines and ignore"

@@ -171,7 +171,9 @@ def _restore_line(line: str) -> str | None:
 
 
 # -- pig Latin ("isregardDay ouryay iorpray") --
-_PIG = re.compile(r"ay(?<=[A-Za-z]{3}ay)(?![A-Za-z])")
+_PIG = re.compile(r"ay(?<=[A-Za-z-]{3}ay)(?![A-Za-z])")
+# (round 18b) a pig-Latin suffix hyphenated ("ignore-way", "eveloper-day"): the hyphen goes
+_PIG_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{0,3}ay(?![A-Za-z]))")
 
 
 def _unpig(word: str) -> str | None:
@@ -182,10 +184,14 @@ def _unpig(word: str) -> str | None:
         cand = low[len(low) - k :] + low[: len(low) - k]
         if _known(cand) and (k == 0 or cand[0] not in "aeiou"):
             return cand
+    if low[-1:] in ("w", "y", "h") and low[:1] in "aeiou" and _known(low[:-1]):
+        return low[:-1]  # (a word that starts with a vowel takes "way", "yay" or "hay": "ignoreway")
     return None
 
 
 def _pig_line(line: str) -> str | None:
+    if "-" in line:
+        line = _PIG_HYPHEN.sub("", line)
     toks = list(_TOKENS.finditer(line))
     pig = [
         (m, _unpig(m.group()[:-2])) for m in toks if m.group().lower().endswith("ay") and len(m.group()) > 2

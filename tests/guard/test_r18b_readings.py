@@ -272,3 +272,34 @@ def test_pig_way_reads_the_consonant_move_first() -> None:
     from bastion.guard._wordplay import _pig_line
 
     assert _pig_line("ouryay uidelinesgay anday ignoreway") == "your guidelines and ignore"
+
+
+RECUT = {
+    "chunks-of-11": lambda s: " ".join(
+        _letters(s).lower()[i : i + 11] for i in range(0, len(_letters(s)), 11)
+    ),
+    "two-words-per-token": lambda s: " ".join(
+        "".join(s.split()[i : i + 2]) for i in range(0, len(s.split()), 2)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECUT))
+@pytest.mark.parametrize("channel", ["user", "retrieved"])
+def test_recut_words_flagged(name: str, channel: str) -> None:
+    det = PromptDetector()
+    assert all(det.scan(RECUT[name](t), channel=channel).flagged for t in INJECTIONS), name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Die Donaudampfschifffahrtsgesellschaftskapitänsmütze liegt im Schrank.",
+        "Bitte beachten Sie die Rechtsschutzversicherungsgesellschaften und Arbeitsunfähigkeit.",
+        "Nimmt Zahnarzttermin Kindergarten Fahrradschloss Regenschirm mit.",
+        "Patients: Kowalczyk Szczepanski Wojciechowski Brzezinski admitted today",
+    ],
+)
+def test_recut_benign_not_flagged(text: str) -> None:
+    det = PromptDetector()
+    assert not any(det.scan(text, channel=c).flagged for c in ("user", "retrieved"))

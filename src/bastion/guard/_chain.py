@@ -185,6 +185,26 @@ def _lines(text: str) -> str | None:
     return "\n".join(out) if changed else None
 
 
+# a line of a short text whose words of six letters or more are mostly no words (words run together and cut
+# anywhere: "ignoreallpr eviousinstr", "Enabledeveloper modeand"): its letters run together again, for word
+# play to split
+_LETTER_TOKEN = re.compile(r"[A-Za-z]{6,}")
+
+
+def _squash(text: str) -> str | None:
+    if len(text) > _wordplay._SHORT_TEXT:
+        return None
+    out, changed = [], False
+    for line in text.split("\n"):
+        long = _LETTER_TOKEN.findall(line)
+        odd = sum(not _wordplay._known(w.lower()) for w in long)
+        if odd >= 3 and odd >= 0.6 * len(long) and len(line) <= _wordplay._MAX_RUN:
+            line = re.sub(r"(?<=[A-Za-z])[ \t]+(?=[A-Za-z])", "", line)
+            changed = True
+        out.append(line)
+    return "\n".join(out) if changed else None
+
+
 def _wide(text: str) -> bool:
     """Whether ``text`` has a letter outside ASCII (a class search, after a cheaper test)."""
     return not text.isascii() and _skeleton._WIDE_LETTER.search(text) is not None
@@ -200,6 +220,7 @@ def _letters(text: str) -> tuple[str, bool] | None:
 _STEPS: tuple[_Step, ...] = (
     lambda t: _no(_lines(t)),
     _letters,
+    lambda t: _no(_squash(t)),
     lambda t: _no(_layout.unbroken(t)),
     lambda t: _no(_play(t)),
     _flat,
@@ -226,6 +247,7 @@ def chain_views(
     first = [
         _no(_lines(text)),
         _letters(text) if wide else None,
+        _no(_squash(text)),
         _no(_layout.unbroken(text)),
         _no(_play(text, played)),
         _flat(text),
@@ -237,7 +259,7 @@ def chain_views(
     states: dict[str, tuple[int, bool]] = {text: (0, False)}  # a text: how many steps changed it, alone
     for k, step in enumerate(_STEPS):
         for src, (n, _) in list(states.items()):
-            got = first[3 if k == 6 else k] if src is text else step(src)
+            got = first[4 if k == 7 else k] if src is text else step(src)
             if got is None:
                 continue
             new = "\n".join(x for x in got[0].split("\n") if x not in old)  # (the lines it changed)

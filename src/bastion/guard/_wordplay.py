@@ -77,14 +77,33 @@ _UNKNOWN = 2.5  # what a letter outside every word costs a split (a known word c
 def segment(run: str) -> tuple[str, ...] | None:
     """``run`` (lower case) split into words of the vocabulary, fewest first, letters outside every word kept
     as they are (one letter in eight at most); None when it does not split so."""
+    return _segment(run, _known, _MAX_WORD)
+
+
+@lru_cache(maxsize=1024)
+def segment_bare(run: str) -> tuple[str, ...] | None:
+    """``run`` (lower case, its vowels dropped: "enbldvlprmdandignr") split into words of the vocabulary or
+    their consonant skeletons (round 18b), the skeletons read as their words; None when it does not split."""
+    if sum(map(run.count, "aeiou")) >= _BARE_SHARE * len(run):
+        return None  # (English keeps about two letters in five vowels)
+    table = _skeletons()
+    words = _segment(run, lambda w: w in table or _known(w), _MAX_WORD)
+    return None if words is None else tuple(table.get(w, w) if not _known(w) else w for w in words)
+
+
+_BARE_SHARE = 0.15
+
+
+def _segment(run: str, known: Callable[[str], bool], max_word: int) -> tuple[str, ...] | None:
+    """``run`` split into words ``known`` holds (of ``max_word`` letters at most; see :func:`segment`)."""
     n = len(run)
     best: list[tuple[float, int, int]] = [(0.0, 0, 0)] + [(float("inf"), 0, 0)] * n  # (cost, start, unknown)
     for end in range(1, n + 1):
         cost, _, unknown = best[end - 1]
         best[end] = (cost + _UNKNOWN, end - 1, unknown + 1)
-        for start in range(max(0, end - _MAX_WORD), end - 1 if run[end - 1] not in _ONE_LETTER else end):
+        for start in range(max(0, end - max_word), end - 1 if run[end - 1] not in _ONE_LETTER else end):
             word = run[start:end]
-            if _known(word) and best[start][0] + 1 < best[end][0]:
+            if known(word) and best[start][0] + 1 < best[end][0]:
                 best[end] = (best[start][0] + 1, start, best[start][2])
     if best[n][2] > n // 8:
         return None
@@ -93,10 +112,10 @@ def segment(run: str) -> tuple[str, ...] | None:
     while at > 0:
         start = best[at][1]
         piece = run[start:at]
-        if len(piece) == 1 and not _known(piece) and words and words[-1].startswith("?"):
+        if len(piece) == 1 and not known(piece) and words and words[-1].startswith("?"):
             words[-1] = "?" + piece + words[-1][1:]  # letters outside every word, joined back into one
         else:
-            words.append("?" + piece if len(piece) == 1 and not _known(piece) else piece)
+            words.append("?" + piece if len(piece) == 1 and not known(piece) else piece)
         at = start
     # three words of three letters or more, twice as many as the short or unknown pieces ("document at i on",
     # "different i a l" are English words, not words run together)
@@ -117,7 +136,7 @@ def _split_line(line: str) -> str | None:
         run = m.group()
         if len(run) > _MAX_RUN or not (run[1:].islower() or run.isupper() or _MIXED.search(run)):
             continue  # (CamelCase is a join: the joined-words view reads it, with its code rules)
-        words = segment(run.lower())
+        words = segment(run.lower()) or segment_bare(run.lower())
         if words is None:
             continue
         split = " ".join(words)

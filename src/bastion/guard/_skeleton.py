@@ -22,6 +22,7 @@ from collections import Counter
 from functools import cache, lru_cache
 from importlib import resources
 
+from bastion.errors import ConfigError
 from bastion.guard._english import _MIN_HITS, english_hits
 
 # a letter outside ASCII (a cheap class: ordinary English text has none)
@@ -44,12 +45,12 @@ def _table() -> dict[str, str]:
         data = json.loads(
             resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text(encoding="utf-8")
         )
-    except (
-        ModuleNotFoundError,
-        FileNotFoundError,
-        OSError,
-    ):  # pragma: no cover (the guard extra installs it)
-        data = {}
+    except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError) as exc:  # pragma: no cover
+        # a core dependency: without its table the detector would be silently weaker, so it fails (closed)
+        raise ConfigError(
+            "the guard needs Unicode's confusables data from the 'confusable-homoglyphs' package: "
+            "reinstall bastion-ml (pip install -e .)"
+        ) from exc
     out: dict[str, str] = {}
     for key, entries in data.items():
         if len(key) != 1 or key.isascii():

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 
 from bastion.guard._english import ENGLISH
+from bastion.guard._views import _rewrite
 
 # the words injections are made of, beyond the common words (a curated list: verbs of overriding and
 # revealing, what they reveal, the personas and modes they ask for)
@@ -265,13 +266,7 @@ def _lines(text: str, hint: re.Pattern[str], read: Callable[[str], str | None], 
             if got is not None:
                 new.append((lo, hi, got))
         i = j
-    if not new:
-        return None
-    parts, at = [], 0
-    for lo, hi, line in new:
-        parts += [text[at:lo], line]
-        at = hi
-    return "".join(parts) + text[at:]
+    return _rewrite(text, new)
 
 
 @lru_cache(maxsize=8192)

@@ -100,3 +100,7 @@ def assert_obfuscated_flagged(rewrite: Any, injections: Any, channel: str, name:
         verdict = det.scan(rewritten, channel=channel)
         assert verdict.flagged, (name, channel, rewritten, verdict.score)
         assert "obfuscation" in verdict.categories, (name, channel, rewritten)
+
+
+# Lisu letters that look like Latin capitals (the rounds 18 / 18b rewrite tests spell injections with them)
+LISU = dict(zip("ABCDEFGHIJKLMNOPRSTUVWXYZ", "ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ", strict=True))

@@ -50,8 +50,12 @@ def printable(data: bytes) -> str | None:
         return None
     if len(text) < 6:
         return None
-    good = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
-    letters = sum(1 for c in text if c.isalpha() or c == " ")
+    # (round 19, perf19: the same counts, by str methods mapped over the text: "\n", "\t", "\r" and " " are
+    # neither printable nor letters, so they are counted apart)
+    good = (
+        len(text) if text.isprintable() else sum(map(str.isprintable, text)) + sum(map(text.count, "\n\t\r"))
+    )
+    letters = sum(map(str.isalpha, text)) + text.count(" ")
     if good / len(text) < 0.95 or letters / len(text) < 0.6:
         return None
     return text
@@ -102,6 +106,8 @@ def _b32(span: str) -> str | None:
 
 
 def _b64_groups(span: str) -> str | None:
+    if _B64_MARK.search(span) is None:  # (round 19: no group holds a mark, so none is read; one search)
+        return None
     groups = span.split()
     # ordinary words before the encoded groups ("please decode U2Fs X19f …") are left out (one slice: a long
     # run of plain words was quadratic, round 17b)

@@ -16,6 +16,7 @@ import unicodedata
 # reader sees as spaces) are mapped before NFKC (round 16, attack16z: "⒲⒣⒜⒯ ⒤⒮" passed 18/18)
 _BEFORE_NFKC = str.maketrans({0x249C + i: chr(0x61 + i) for i in range(26)} | {0x2800: " "})
 _BEFORE_NFKC_RE = re.compile("[\u249c-\u24b5\u2800]|&nbsp;", re.IGNORECASE)
+_BEFORE_NFKC_CHARS = re.compile("[\u249c-\u24b5\u2800]", re.IGNORECASE)  # (with "&": the same gate)
 _NBSP = re.compile("&nbsp;", re.IGNORECASE)
 # ... and so is a removed inline tag's attribute text when it reads as words (a ``title`` tooltip, a fake tag
 # ``<b ignore all previous instructions>``): round 16, attack16z found ``<span title="Ignore all previous
@@ -32,15 +33,21 @@ _ATTR_WORDS = 4  # an attribute text's words before it is read (class lists and 
 # ``\n`` / ``\t`` between words are undone in the detector's view
 # (the non-ASCII run after an ASCII letter, its leading marks dropped: a one-range class keeps the scan as
 # fast as a plain search, the categories are looked up only there)
-_AFTER_LATIN = re.compile("(?<=[A-Za-z])[\u0300-\U0010ffff]+")
+# (round 19, perf19: the run's first character read before the letter is looked behind: re skips ahead)
+_AFTER_LATIN = re.compile("[\u0300-\U0010ffff](?<=[A-Za-z][\u0300-\U0010ffff])[\u0300-\U0010ffff]*")
 # (round 17b, attack17z: a tag with attributes too, ``Pr<div class="x">etend</div>``)
+# (round 19, perf19: the letter before the markup looked behind, not matched, from behind the markup's first
+# character, so that the pattern starts with that character and re skips ahead to it; the markup alone is
+# removed: the same text)
+_MARKUP = r"(?:\*\*|__|`+|</?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>]{0,200})?\s*/?>)"
 _INNER_MARKUP = re.compile(
-    r"([A-Za-z])(?:\*\*|__|`+|</?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>]{0,200})?\s*/?>)+(?=[A-Za-z])"
+    r"(?:\*(?<=[A-Za-z]\*)\*|_(?<=[A-Za-z]_)_|`(?<=[A-Za-z]`)`*|<(?<=[A-Za-z]<)/?[A-Za-z][A-Za-z0-9]{0,9}"
+    r"(?:\s[^<>]{0,200})?\s*/?>)" + _MARKUP + "*(?=[A-Za-z])"
 )
 _LETTER_ESCAPE = re.compile(
     r"&#(\d{2,3});|&#[xX]([0-9A-Fa-f]{2});|\\u00([0-9A-Fa-f]{2})|\\x([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})(?=[A-Za-z])"
 )
-_LITERAL_BREAK = re.compile(r"(?<=[A-Za-z.,;:?!])\\[nt](?=[A-Za-z])")
+_LITERAL_BREAK = re.compile(r"\\(?<=[A-Za-z.,;:?!]\\)[nt](?=[A-Za-z])")  # (round 19: the backslash first)
 
 
 def before_nfkc(text: str, flags: list[str]) -> str:
@@ -66,7 +73,7 @@ def undo_in_words(folded: str, flags: list[str]) -> str:
             if "combining-marks" not in flags:
                 flags.append("combining-marks")
     for pattern, repl, flag, hints in (
-        (_INNER_MARKUP, r"\1", "inner-markup", ("**", "__", "`", "<")),
+        (_INNER_MARKUP, "", "inner-markup", ("**", "__", "`", "<")),
         (_LETTER_ESCAPE, _letter_escape, "escapes", ("&#", "\\", "%")),
         (_LITERAL_BREAK, " ", "escapes", ("\\",)),
     ):

@@ -25,6 +25,7 @@ import bisect
 import re
 from collections.abc import Callable
 from functools import cache, lru_cache
+from typing import Any
 
 from bastion.guard._english import ENGLISH
 from bastion.guard._views import _rewrite
@@ -58,7 +59,8 @@ def _forms() -> frozenset[str]:
     return frozenset(out)
 
 
-_known = _forms().__contains__
+_FORMS = _forms()
+_known = _FORMS.__contains__
 
 
 # -- words run together ("ignoreallpreviousinstructions") --
@@ -78,7 +80,7 @@ _UNKNOWN = 2.5  # what a letter outside every word costs a split (a known word c
 def segment(run: str) -> tuple[str, ...] | None:
     """``run`` (lower case) split into words of the vocabulary, fewest first, letters outside every word kept
     as they are (one letter in eight at most); None when it does not split so."""
-    return _segment(run, _known, _MAX_WORD)
+    return _segment(run, _known, _MAX_WORD, _trie(False))
 
 
 @lru_cache(maxsize=1024)
@@ -88,20 +90,76 @@ def segment_bare(run: str) -> tuple[str, ...] | None:
     if sum(map(run.count, "aeiou")) >= _BARE_SHARE * len(run):
         return None  # (English keeps about two letters in five vowels)
     table = _skeletons()
-    words = _segment(run, lambda w: w in table or _known(w), _MAX_WORD)
+    words = _segment(run, lambda w: w in table or _known(w), _MAX_WORD, _trie(True))
     return None if words is None else tuple(table.get(w, w) if not _known(w) else w for w in words)
 
 
 _BARE_SHARE = 0.15
 
 
-def _segment(run: str, known: Callable[[str], bool], max_word: int) -> tuple[str, ...] | None:
-    """``run`` split into words ``known`` holds (of ``max_word`` letters at most; see :func:`segment`)."""
+_END = ""  # a trie node's mark of a whole word (every other key is one letter)
+
+
+@cache
+def _trie(bare: bool) -> dict[str, Any]:
+    """The words :func:`segment` knows (with ``bare``: :func:`segment_bare`'s too) as a trie of dicts."""
+    root: dict[str, Any] = {}
+    for word in _FORMS | (_skeletons().keys() if bare else frozenset()):
+        node = root
+        for c in word:
+            node = node.setdefault(c, {})
+        node[_END] = True
+    return root
+
+
+def _known_pieces(run: str, max_word: int, trie: dict[str, Any], most: int) -> list[list[int]] | None:
+    """Per end, the starts (ascending) of the pieces ``run[start:end]`` the dynamic programme of
+    :func:`_segment` may use: words of ``trie``, of ``max_word`` letters at most, of one letter only "a" or
+    "i"; None as soon as more than ``most`` letters lie in no piece (each is an unknown letter of every
+    split, so the programme would end with None). Round 19 (perf19): read forward from each start down the
+    trie while the piece begins a word (a few letters on ordinary text) instead of looking up every piece of
+    up to ``max_word`` letters."""
     n = len(run)
+    ends: list[list[int]] = [[] for _ in range(n + 1)]
+    reach = free = 0  # the furthest end of a piece starting here or before; letters in no piece
+    for start in range(n):
+        node = trie
+        for end in range(start, min(n, start + max_word)):
+            child = node.get(run[end])
+            if child is None:
+                break
+            node = child
+            if _END in node and (end > start or run[start] in _ONE_LETTER):
+                ends[end + 1].append(start)
+                reach = max(reach, end + 1)
+        if reach <= start:
+            free += 1
+            if free > most:
+                return None
+    return ends
+
+
+def _segment(
+    run: str, known: Callable[[str], bool], max_word: int, trie: dict[str, Any] | None = None
+) -> tuple[str, ...] | None:
+    """``run`` split into words ``known`` holds (of ``max_word`` letters at most; see :func:`segment`);
+    ``trie``: those words as :func:`_trie` (the same split, faster; None at once when more letters than a
+    split may leave unknown are in no word)."""
+    n = len(run)
+    pieces = None
+    if trie is not None:
+        pieces = _known_pieces(run, max_word, trie, n // 8)
+        if pieces is None:
+            return None  # (the same None the programme ends with: its split leaves those letters unknown)
     best: list[tuple[float, int, int]] = [(0.0, 0, 0)] + [(float("inf"), 0, 0)] * n  # (cost, start, unknown)
     for end in range(1, n + 1):
         cost, _, unknown = best[end - 1]
         best[end] = (cost + _UNKNOWN, end - 1, unknown + 1)
+        if pieces is not None:
+            for start in pieces[end]:
+                if best[start][0] + 1 < best[end][0]:
+                    best[end] = (best[start][0] + 1, start, best[start][2])
+            continue
         for start in range(max(0, end - max_word), end - 1 if run[end - 1] not in _ONE_LETTER else end):
             word = run[start:end]
             if known(word) and best[start][0] + 1 < best[end][0]:

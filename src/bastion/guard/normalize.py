@@ -42,7 +42,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from bastion.guard import _ciphers, _decoders, _readings, _views
+from bastion.guard import _ciphers, _decoders, _fastnorm, _readings, _views
 from bastion.guard._decoders import INVALID as _INVALID
 from bastion.guard._decoders import valid as _valid
 from bastion.guard._decoders import whole_readings
@@ -50,7 +50,7 @@ from bastion.guard._spans import _ESCAPES, _MORSE  # noqa: F401 (the span patter
 from bastion.guard._spans import MORSE_HINT as _MORSE_HINT
 from bastion.guard._spans import SPANS as _SPANS
 from bastion.guard._spans import printable as _printable
-from bastion.guard._undo import attribute_texts, before_nfkc, undo_in_words
+from bastion.guard._undo import _BEFORE_NFKC_CHARS, attribute_texts, before_nfkc, undo_in_words
 
 # spans decoded per text (plus one per 500 characters) before the detector fails closed (round 17b)
 DECODE_BUDGET = 64
@@ -155,7 +155,8 @@ _SYMBOLS = {
 }  # fmt: skip
 _SYMBOL_ALT = "|".join(re.escape(k) for k in sorted(_SYMBOLS, key=len, reverse=True))
 _SYMBOL_RE = re.compile(_SYMBOL_ALT)
-_SYMBOL_HINT = re.compile(r"[€§]|/-?\\|\\/|\|_|[A-Za-z](?:\(\)|[|+(])[A-Za-z]")
+# (round 19: every alternative starts with a symbol, the letter before it looked behind: re skips ahead)
+_SYMBOL_HINT = re.compile(r"[€§]|/-?\\|\\/|\|_|\((?<=[A-Za-z]\()\)[A-Za-z]|[|+(](?<=[A-Za-z][|+(])[A-Za-z]")
 # round 17 (perf17): only tokens holding a symbol's first character; _unsymbol returns any other unchanged
 _SYMBOL_WORD = re.compile(
     rf"(?<!\S)(?=[A-Za-z0-9$@!]*[/\\|(€§+])(?:[A-Za-z0-9$@!]|{_SYMBOL_ALT})+(?=[.,;:?\"')\]]*(?:\s|$))"
@@ -176,8 +177,7 @@ def _unsymbol(m: re.Match[str]) -> str:
     return out if inner and found[0] != "(" else word
 
 
-def _unleet(m: re.Match[str]) -> str:
-    word = m.group()
+def _unleet(word: str) -> str:
     if len(word) > 24 or word.isdigit() or sum(c.isdigit() for c in word) > len(word) // 2 + 1:
         return word  # numbers, ids, hashes, base64 and version strings stay as they are
     return word.translate(_LEET)
@@ -193,27 +193,35 @@ def _fold_word(m: re.Match[str]) -> str:
 def normalize(text: str) -> Normalized:
     """Undo invisible characters, compatibility forms and mixed-script homoglyphs (see the module doc)."""
     flags: list[str] = []
-    if not text.isascii() and _INVALID.search(text):
+    # round 19 (perf19): a step that looks for one class of characters runs only when the text's distinct
+    # characters hold one (``seen``; "" for ASCII text, outside every such class; after a step that may add
+    # characters, read again)
+    seen = _fastnorm.chars(text)
+    if seen and _INVALID.search(seen):
         text = _valid(text)
         flags.append("invalid-code-points")
-    tags = "".join(chr(ord(c) - _TAG_LO) for c in _TAGS.findall(text))
+        seen = _fastnorm.chars(text)
+    tags = "".join(chr(ord(c) - _TAG_LO) for c in _TAGS.findall(text)) if _TAGS.search(seen) else ""
     if tags:
         flags.append("tag-characters")
-    stripped = _INVISIBLE.sub("", text)
-    stripped = before_nfkc(stripped, flags)
+    stripped = _INVISIBLE.sub("", text) if _INVISIBLE.search(seen) else text
+    if "&" in stripped or _BEFORE_NFKC_CHARS.search(seen):
+        stripped = before_nfkc(stripped, flags)
     if len(stripped) != len(text) and not (tags and len(text) - len(stripped) == len(tags)):
         flags.append("invisible-characters")
     if tags:
         stripped = f"{stripped}\n{tags}"
-    folded = unicodedata.normalize("NFKC", stripped)
+    folded = unicodedata.normalize("NFKC", stripped) if seen else stripped
     if folded != stripped:
         flags.append("compatibility-forms")
-    if _LETTER_FORMS_RE.search(folded):
+        seen = _fastnorm.chars(folded)
+    if seen and _LETTER_FORMS_RE.search(seen):
         folded = folded.translate(_LETTER_FORMS).replace("ǫ", "q")
         if "letter-forms" not in flags:
             flags.append("letter-forms")
-    folded = folded.replace("İ", "I").replace("\u0307", "").replace("ı", "i")
-    unmarked = _MARKS.sub("", folded)
+    if seen and ("İ" in seen or "\u0307" in seen or "ı" in seen):
+        folded = folded.replace("İ", "I").replace("\u0307", "").replace("ı", "i")
+    unmarked = _MARKS.sub("", folded) if seen and _MARKS.search(seen) else folded
     if unmarked != folded:
         flags.append("combining-marks")
         folded = unmarked
@@ -231,7 +239,7 @@ def normalize(text: str) -> Normalized:
                 untagged = untagged + "\n" + "\n".join(notes + attrs)
             folded = untagged
     marked, folded = folded, undo_in_words(folded, flags)
-    homo = _MIXED_WORD.sub(_fold_word, folded) if _CONFUSABLE_RE.search(folded) else folded
+    homo = _MIXED_WORD.sub(_fold_word, folded) if seen and _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
     joined = _SPACED.sub(_join_spaced, homo)
@@ -239,7 +247,7 @@ def normalize(text: str) -> Normalized:
         flags.append("spaced-letters")
         if _CONFUSABLE_RE.search(joined):  # look-alikes spaced apart are one mixed word only once joined
             joined = _MIXED_WORD.sub(_fold_word, joined)
-    leet = _LEET_WORD.sub(_unleet, joined)
+    leet = _fastnorm.leet_words(joined, _unleet)  # = _LEET_WORD.sub(_unleet(m.group()), joined)
     if _SYMBOL_HINT.search(leet):
         leet = _SYMBOL_WORD.sub(_unsymbol, leet)
     if leet != joined:

@@ -207,6 +207,43 @@ def test_patterns_find_the_same_matches(fast: re.Pattern[str], plain: re.Pattern
         assert fast.sub(repl, text) == plain.sub(repl, text)  # type: ignore[call-overload]
 
 
+def test_spaced_letters_need_their_core() -> None:
+    rnd = random.Random(1)
+    parts = [
+        "i",
+        "g",
+        "n",
+        "é",
+        " ",
+        "  ",
+        "\t",
+        ".",
+        "-",
+        "_",
+        "*",
+        "|",
+        "/",
+        ",",
+        ";",
+        ":",
+        "+",
+        "~",
+        "·",
+        "•",
+    ]
+    parts += ["^", "..", " . ", "         ", "ab", "1", "\n", "(", "'"]
+    texts = TEXTS + ["".join(rnd.choice(parts) for _ in range(rnd.randint(1, 30))) for _ in range(6000)]
+    seps = [" " * k for k in range(1, 10)] + ["\t" * k for k in range(1, 10)] + [" \t \t \t \t"]
+    seps += [f"{a}{p}{q}{b}" for p in ".-_*|/,;:+~·•^" for q in ("", p) for a in ("", " ") for b in ("", " ")]
+    texts += [sep.join("ignore") + tail for sep in seps for tail in ("", " all", "x", "1")]
+    found = 0
+    for text in texts:
+        if _N._SPACED.search(text) is not None:
+            found += 1
+            assert _N._SPACED_CORE.search(text) is not None, repr(text)
+    assert found > 300
+
+
 def test_symbol_hint_finds_one_when_the_plain_one_does() -> None:
     rnd = random.Random(2)
     parts = ["a", "B", "(", ")", "()", "|", "+", "€", "§", "/", "\\", "-", "_", " ", "1"]

@@ -131,6 +131,10 @@ class Normalized:
 _SPACED = re.compile(
     r"(?<!\w)[^\W\d_](?:(?:[ \t]{1,8}|[ \t]?([.\-_*|/,;:+~·•^])\1?[ \t]?)[^\W\d_]){4,}(?!\w)"
 )
+# round 19 (perf19): a match holds three single letters in a row (its second to fourth), each between
+# separators of one to eight characters; texts without such a run (almost all) skip the pattern above
+_SEP = r"[ \t.\-_*|/,;:+~·•^]"
+_SPACED_CORE = re.compile(rf"{_SEP}[^\W\d_]{_SEP}{{1,8}}[^\W\d_]{_SEP}{{1,8}}[^\W\d_]{_SEP}")
 _SPACED_PARTS = re.compile(r"[^\W\d_]|[\W_]+")  # round 17 (attack17y): "_" and "^" separate, once or twice
 # words that mix letters with digits or $ @ ! used as letters: "1gn0r3", "pr3v10us", "$y$tem"
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@!]*[^\W\d_])(?=[\w$@!]*[013457$@])[\w$@!]{3,}(?<!!)")
@@ -242,7 +246,7 @@ def normalize(text: str) -> Normalized:
     homo = _MIXED_WORD.sub(_fold_word, folded) if seen and _CONFUSABLE_RE.search(folded) else folded
     if homo != folded:
         flags.append("homoglyphs")
-    joined = _SPACED.sub(_join_spaced, homo)
+    joined = _SPACED.sub(_join_spaced, homo) if _SPACED_CORE.search(homo) else homo
     if joined != homo:
         flags.append("spaced-letters")
         if _CONFUSABLE_RE.search(joined):  # look-alikes spaced apart are one mixed word only once joined

@@ -146,7 +146,7 @@ _LEET = str.maketrans(
 def _join_spaced(m: re.Match[str]) -> str:
     parts = _SPACED_PARTS.findall(m.group())
     seps = parts[1::2]
-    common = max(set(seps), key=seps.count)
+    common = max(dict.fromkeys(seps), key=seps.count)  # a tie: the first seen (never the hash order)
     if 2 * seps.count(common) < len(seps):
         return m.group()  # "a + b * c - d / e": no one separator, not spelled-out text
     return "".join(p if i % 2 == 0 else ("" if p == common else " ") for i, p in enumerate(parts))

@@ -16,7 +16,10 @@ Each ```bash block line is one of:
   malformed option fails the walk) and does not run it a second time: ``bastion demo --out ./bastion-demo``
   is run by tests/ui/test_demo.py::test_demo_runs_the_lifecycle (``bastion demo --out DIR``, its own home),
   ``bastion audit --demo --out ./audit --budget quick`` by tests/adversarial/test_audit.py's ``demo_cli``
-  fixture (the same argv through the CLI's entry point; the demo audit needs no home).
+  fixture (the same argv through the CLI's entry point; the demo audit needs no home), and the SecAgg+
+  federation (``--secagg --dp-side client``: a SecAgg+ round takes tens of seconds) by
+  tests/privacy/federated/test_federated.py, which runs the README's line word for word in its own home
+  (with the README's budget) plus ``--model-out`` and ``--format json`` to check the noise it added.
 
 Time per command: ``pytest -s tests/test_readme_walk.py`` prints the seconds each README command took (slowest
 first); ``BASTION_WALK_TIMES=FILE`` also writes them to FILE.
@@ -58,6 +61,11 @@ DEDICATED = {
     "bastion audit --demo --out ./audit --budget quick": (
         "tests/adversarial/test_audit.py",
         '["audit", "--demo", "--out", str(out / "r"), "--budget", "quick"]',
+    ),
+    # (a command line as one string: the test runs it split, plus where to write the model and --format json)
+    "bastion federate --dataset digits --clients 3 --rounds 1 --secagg": (
+        "tests/privacy/federated/test_federated.py",
+        '"federate --dataset digits --clients 3 --rounds 1 --secagg --dp-noise 1.0 --clip 2 --dp-side client"',  # noqa: E501
     ),
 }
 # commands that wait on their own processes more than they compute (the Flower deployment engine: each
@@ -108,7 +116,10 @@ def _check_dedicated(line: str, root: click.Command) -> None:
     source = (README.parent / test).read_text(encoding="utf-8")
     assert argv in source, f"{test} no longer runs `{line}`: run it in the walk again"
     words = shlex.split(line)[1:]
-    assert [w for w in words if w.startswith("-")] == re.findall(r'"(-[^"]+)"', argv), (line, argv)
+    named = re.findall(r'"(-[^"]+)"', argv) if argv.startswith("[") else shlex.split(argv.strip('"'))
+    assert [w for w in words if w.startswith("-")] == [w for w in named if w.startswith("-")], (line, argv)
+    if not argv.startswith("["):  # a whole command line: the same words, values included
+        assert words == shlex.split(argv.strip('"')), (line, argv)
     cmd, ctx_args = root, words
     while isinstance(cmd, click.Group) and ctx_args and ctx_args[0] in cmd.commands:
         cmd, ctx_args = cmd.commands[ctx_args[0]], ctx_args[1:]

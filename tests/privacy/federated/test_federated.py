@@ -270,8 +270,17 @@ def _expected_clipped_fedavg(*, clients: int, clip: float, local_epochs: int) ->
     return [np.mean([c[k] for c in clipped], axis=0) for k in range(2)]
 
 
+# the README's SecAgg+ example, run here as written (plus where to write the model and JSON output); the
+# README walk (tests/test_readme_walk.py, DEDICATED) checks it is still the README's line and skips it
+SECAGG_LINE = (
+    "federate --dataset digits --clients 3 --rounds 1 --secagg --dp-noise 1.0 --clip 2 --dp-side client"
+)
+
+
 @pytest.mark.slow
-def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_path, monkeypatch) -> None:
+def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(
+    tmp_path, monkeypatch, capsys
+) -> None:
     """SecAgg+ hides each update yet the unmasked sum is exact; DP adds N(0, (zC/K)²) to it, no less."""
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -280,36 +289,36 @@ def test_secagg_plus_with_client_side_dp_adds_exactly_the_calibrated_noise(tmp_p
     from safetensors.numpy import load_file
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    z, clip, clients = 0.15, 2.0, 3
-    cfg = FederationConfig(
-        dataset="digits",
-        clients=clients,
-        rounds=1,
-        secagg=True,
-        dp_noise=z,
-        clip=clip,
-        dp_side="client",
-        local_epochs=1,
-        timeout_s=300,
-    )
-    ledger = _ledger(tmp_path)
-    key = ledger_key("digits")
-    ledger.set_budget(key, epsilon=100.0, delta=1e-4)  # z = 0.15: ε ≈ 53
-    res = run_federation(cfg, tls_dir=tmp_path / "tls", model_out=tmp_path / "m.safetensors", ledger=ledger)
-    assert res.secagg and res.dp_side == "client" and len(res.rounds) == 1
-    assert res.epsilon == pytest.approx(federation_epsilon(noise_multiplier=z, rounds=1, delta=1e-5))
-    assert res.to_dict()["noise_source"]["cryptographic"] is False
+    home = tmp_path / "home"
+    _init_home(home)
+    monkeypatch.setenv("BASTION_HOME", str(home))
+    assert run(["privacy", "budget", "set", "digits", "--epsilon", "40"]) == 0  # the README's budget
+    capsys.readouterr()
+    z, clip, clients = 1.0, 2.0, 3
+    model = tmp_path / "m.safetensors"
+    assert run([*SECAGG_LINE.split(), "--model-out", str(model), "--format", "json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["secagg"] is True and res["dp_side"] == "client" and len(res["rounds"]) == 1
+    assert res["noise_multiplier"] == z and res["clipping_norm"] == clip
+    assert res["epsilon"] == pytest.approx(federation_epsilon(noise_multiplier=z, rounds=1, delta=1e-5))
+    assert res["noise_source"]["cryptographic"] is False
     # the same ledger as DP-SGD training: reserved before the run, settled at the ε the run spent
-    (spend,) = ledger.status(key).spends
-    assert spend.spend_id == res.spend_id and res.ledger_dataset == key
+    from bastion.privacy.ledger import ledger_for_vault
+    from bastion.vault import open_vault
+
+    key = ledger_key("digits")
+    assert res["ledger_dataset"] == key
+    with open_vault(home=home) as vault:
+        (spend,) = ledger_for_vault(vault).status(key).spends
+    assert spend.spend_id == res["spend_id"]
     assert spend.status == "spent" and spend.kind == "train"
-    assert spend.epsilon == pytest.approx(res.epsilon) and spend.delta == 1e-5
+    assert spend.epsilon == pytest.approx(res["epsilon"]) and spend.delta == 1e-5
     assert spend.details["unit"] == "client" and spend.details["rounds_completed"] == 1
     _assert_no_strays(str(tmp_path))
 
-    got = load_file(str(tmp_path / "m.safetensors"))
+    got = load_file(str(model))
     assert got["preprocessing.scale"].tolist() == [16.0] * 64  # digits' scaling travels with the model
-    expected = _expected_clipped_fedavg(clients=clients, clip=clip, local_epochs=1)
+    expected = _expected_clipped_fedavg(clients=clients, clip=clip, local_epochs=5)  # the CLI's default
     residual = np.concatenate([(got["weight"] - expected[0]).ravel(), (got["bias"] - expected[1]).ravel()])
     sigma = z * clip / clients
     assert abs(float(residual.mean())) < 0.2 * sigma

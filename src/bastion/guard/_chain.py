@@ -71,6 +71,31 @@ _RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|?)+[ \t]*")
 _HTML_CELL = re.compile(r"</?(?:td|th|tr|table|tbody|thead)\b[^>]*>", re.I)
 
 
+def _join_runs(
+    lines: list[str], member: Callable[[str], str | None], join: Callable[[list[str]], str | None]
+) -> tuple[list[str], bool]:
+    """``lines`` with each run of consecutive lines that ``member`` takes (in the form it gives) replaced by
+    ``join(run)``, or kept (in that form) where ``join`` gives None; whether any run was joined."""
+    out: list[str] = []
+    run: list[str] = []
+    changed = False
+    for line in [*lines, None]:
+        kept = None if line is None else member(line)
+        if kept is not None:
+            run.append(kept)
+            continue
+        joined = join(run) if run else None
+        if joined is None:
+            out += run
+        else:
+            out.append(joined)
+            changed = True
+        run = []
+        if line is not None:
+            out.append(line)
+    return out, changed
+
+
 def _flat(text: str) -> tuple[str, bool] | None:
     """``text`` with each run of two or more table rows read as one line of words (HTML cells spaced); the
     flag: whether the cells hold sentences (:func:`bastion.guard._layout._sentence_cells`): read alone)."""
@@ -79,24 +104,19 @@ def _flat(text: str) -> tuple[str, bool] | None:
         return None
     src = _HTML_CELL.sub(" ", text) if html else text
     sentence = src != text and _layout._sentence_cells([[c.strip() for c in _HTML_CELL.split(text)]])
-    lines = src.split("\n")
-    out, run, changed = [], [], src != text
-    for line in [*lines, None]:
-        if line is not None and "|" in line and _PIPE_ROW.fullmatch(line):
-            run.append(line)
-            continue
-        if len(run) >= 2 and 2 * sum(r.count("|") > 1 for r in run) >= len(run):
-            cells = [
-                c.strip() for r in run if not _RULE.fullmatch(r) for c in r.strip().strip("|").split("|")
-            ]
-            out.append(" ".join(c for c in cells if c))
-            sentence = sentence or _layout._sentence_cells([cells])
-            changed = True
-        else:
-            out += run
-        run = []
-        if line is not None:
-            out.append(line)
+
+    def join(run: list[str]) -> str | None:
+        nonlocal sentence
+        if len(run) < 2 or 2 * sum(r.count("|") > 1 for r in run) < len(run):
+            return None
+        cells = [c.strip() for r in run if not _RULE.fullmatch(r) for c in r.strip().strip("|").split("|")]
+        sentence = sentence or _layout._sentence_cells([cells])
+        return " ".join(c for c in cells if c)
+
+    out, joined = _join_runs(
+        src.split("\n"), lambda x: x if "|" in x and _PIPE_ROW.fullmatch(x) else None, join
+    )
+    changed = joined or src != text
     return ("\n".join(out), sentence) if changed else None
 
 
@@ -167,21 +187,11 @@ def _lines(text: str) -> str | None:
     fits = [0 < len(x) <= _SHORT_CHARS for x in lines]  # (by length first: the pattern on those only)
     if b"\x01" * _MIN_LINES not in bytes(fits):
         return None
-    out: list[str] = []
-    run: list[str] = []
-    changed = False
-    for line, fit in [*zip(lines, fits, strict=True), (None, False)]:
-        if line is not None and fit and _SHORT_LINE.fullmatch(line):
-            run.append(line.strip())
-            continue
-        if len(run) >= _MIN_LINES:
-            out.append(" ".join(run))
-            changed = True
-        else:
-            out += run
-        run = []
-        if line is not None:
-            out.append(line)
+    out, changed = _join_runs(
+        lines,
+        lambda x: x.strip() if 0 < len(x) <= _SHORT_CHARS and _SHORT_LINE.fullmatch(x) else None,
+        lambda run: " ".join(run) if len(run) >= _MIN_LINES else None,
+    )
     return "\n".join(out) if changed else None
 
 

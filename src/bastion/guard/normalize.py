@@ -210,7 +210,9 @@ def normalize(text: str) -> Normalized:
         flags.append("tag-characters")
     stripped = _INVISIBLE.sub("", text) if _INVISIBLE.search(seen) else text
     if "&" in stripped or _BEFORE_NFKC_CHARS.search(seen):
-        stripped = before_nfkc(stripped, flags)
+        before, stripped = stripped, before_nfkc(stripped, flags)
+        if stripped != before:  # (fuzz19: whatever it adds, every later gate reads; today it adds ASCII only)
+            seen = _fastnorm.chars(stripped)
     if len(stripped) != len(text) and not (tags and len(text) - len(stripped) == len(tags)):
         flags.append("invisible-characters")
     if tags:
@@ -243,7 +245,12 @@ def normalize(text: str) -> Normalized:
                 untagged = untagged + "\n" + "\n".join(notes + attrs)
             folded = untagged
     marked, folded = folded, undo_in_words(folded, flags)
-    homo = _MIXED_WORD.sub(_fold_word, folded) if seen and _CONFUSABLE_RE.search(folded) else folded
+    # (not ``seen``: undo_in_words may add characters; an ASCII text holds no look-alike)
+    homo = (
+        _MIXED_WORD.sub(_fold_word, folded)
+        if not folded.isascii() and _CONFUSABLE_RE.search(folded)
+        else folded
+    )
     if homo != folded:
         flags.append("homoglyphs")
     joined = _SPACED.sub(_join_spaced, homo) if _SPACED_CORE.search(homo) else homo

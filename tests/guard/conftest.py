@@ -104,3 +104,16 @@ def assert_obfuscated_flagged(rewrite: Any, injections: Any, channel: str, name:
 
 # Lisu letters that look like Latin capitals (the rounds 18 / 18b rewrite tests spell injections with them)
 LISU = dict(zip("ABCDEFGHIJKLMNOPRSTUVWXYZ", "ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ", strict=True))
+
+
+def plain_rule_hits(text: str) -> tuple[str, ...]:
+    """Round 16's rule_hits, the reference the perf tests check the fast rule matching against: every rule's
+    whole pattern, then the line-start patterns at every view."""
+    from bastion.guard import rules
+
+    low = text.lower()
+    hits = {r.name for r in rules.RULES if r.pattern.search(low)}
+    missing = [(n, p) for n, p in rules._LINE_START if n not in hits]
+    for line, pos in rules._views(low) if missing else ():
+        hits.update(n for n, p in missing if p.match(line, pos))
+    return tuple(r.name for r in rules.RULES if r.name in hits)

@@ -5,7 +5,10 @@ those rows: ``gradcap`` (narrow probes of 1-3 features along a surrogate's gradi
 gain copies of them, at most 12 per anchor, each feature off at most 8 anchors among the last 80 probes),
 ``nat2mix`` (the natural rows, and after every second one a mix of it with a near earlier row) and ``cross6``
 (100 natural rows, then rows with 3-6 features taken from a donor natural row, a gap from every earlier row);
-``knockoff`` (the natural rows alone) is the control. For such an attacker the defence's duty is attribution:
+``knockoff`` (the natural rows alone) is the control. Round 20 (not in the default list; ``--attacks``):
+``thirds-boundary`` and ``thirds-class``, the natural rows each followed by the two frames at the thirds of
+the segment to the row before (3x up-converted video, decode order), across a class boundary or within one
+class. For such an attacker the defence's duty is attribution:
 per attack and random key, the row of the first flag, the fidelity of the copy at 2,000 rows (defended
 answers), of a copy trained on the attack's natural rows alone (clean answers, same recipe), the gain (the
 difference), and the attribution of the defended copy among the thief and 19 honest customers — by the score
@@ -142,7 +145,68 @@ def knockoff(env: dict[str, Any], guard: Any, served: Any, rng: Any) -> tuple[np
     return x[idx[:TOP]], x
 
 
-GENERATORS = {"gradcap": gradcap, "nat2mix": nat2mix, "cross6": cross6, "knockoff": knockoff}
+def _walk(x: np.ndarray, rng: Any, labels: np.ndarray | None = None, other: bool = False) -> np.ndarray:
+    """The rows of ``x`` in walk order: each the nearest one not sent yet (with ``labels`` and ``other``:
+    the nearest of another label, while one is left)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    dist = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
+    cur, left, order = int(rng.integers(len(x))), np.ones(len(x), dtype=bool), []
+    while True:
+        left[cur] = False
+        order.append(cur)
+        if not left.any():
+            return np.asarray(order)
+        cand = np.flatnonzero(left)
+        if other and labels is not None and (left & (labels != labels[cur])).any():
+            cand = np.flatnonzero(left & (labels != labels[cur]))
+        cur = int(cand[np.argmin(dist[cur, cand])])
+
+
+def thirds_rows(frames: np.ndarray, blend: np.ndarray) -> np.ndarray:
+    """3x frame-rate up-conversion in decode order: each frame, then (where ``blend`` says so for the pair it
+    closes) the frames a third and two thirds of the way back to the frame before it (``E P f f``)."""
+    rows = [frames[0]]
+    for t in range(1, len(frames)):
+        a, b = frames[t - 1], frames[t]
+        rows.append(b)
+        if blend[t]:
+            rows += [b + (a - b) / 3.0, b + 2.0 * (a - b) / 3.0]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _thirds(env: dict[str, Any], rng: Any, order: str) -> tuple[np.ndarray, np.ndarray]:
+    x = _natural(env).astype(np.float64)
+    labels = np.asarray(env["victim"].predict(x.astype(np.float32)))
+    if order == "boundary":  # each next row the nearest one of another class: its thirds cross a boundary
+        idx = _walk(x, rng, labels, other=True)
+    else:  # the rows of each class in turn, in a random order: thirds of same-class pairs
+        perm = rng.permutation(len(x))
+        idx = perm[np.argsort(labels[perm], kind="stable")]
+    frames = x[idx]
+    rows = thirds_rows(frames, np.ones(len(frames), dtype=bool))[:TOP]
+    return rows, frames[: (len(rows) + 2) // 3].astype(np.float32)
+
+
+def thirds_boundary(env: dict[str, Any], guard: Any, served: Any, rng: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Round 20: the natural rows, each the nearest of another class to the one before it and followed by
+    the thirds of their segment (what 3x up-converted video between two classes looks like)."""
+    return _thirds(env, rng, "boundary")
+
+
+def thirds_class(env: dict[str, Any], guard: Any, served: Any, rng: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Round 20: the natural rows class by class in a random order, each followed by the thirds of its
+    segment to the one before it (same-class pairs: the frames the round-20 exemption allows)."""
+    return _thirds(env, rng, "class")
+
+
+GENERATORS = {
+    "gradcap": gradcap,
+    "nat2mix": nat2mix,
+    "cross6": cross6,
+    "knockoff": knockoff,
+    "thirds-boundary": thirds_boundary,
+    "thirds-class": thirds_class,
+}
 
 
 def _customers(env: dict[str, Any], guard: Any) -> list[str]:

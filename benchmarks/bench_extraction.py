@@ -6,7 +6,9 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        deployment keys, since the coverage monitor's hyperplanes and calibration come from the key;
        ``--monitor-keys N``: only the coverage monitor, alone, under N random keys — fast;
        ``--seeded N``: only the seeded attacks of ``_extraction_seeded`` under N random keys: first flag,
-       copy@2000, a copy of their natural rows alone, the gain, and the copy's attribution)
+       copy@2000, a copy of their natural rows alone, the gain, and the copy's attribution; with
+       ``--attacks thirds-boundary,thirds-class`` the round-20 thirds mixers instead;
+       ``--video N``: only benign video streams up-converted 3x, under N random keys, ``_extraction_video``)
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
@@ -871,6 +873,12 @@ def main() -> None:
     ap.add_argument(
         "--seeded", type=int, default=0, help="only the seeded attacks' report, under this many random keys"
     )
+    ap.add_argument(
+        "--video",
+        type=int,
+        default=0,
+        help="only benign video streams with 2 interpolated frames per pair, under this many random keys",
+    )
     ap.add_argument("--band", type=float, default=0.9, help="labels-adaptive-band: the top-probability band")
     ap.add_argument("--band-rate", type=float, default=0.5, help="labels-adaptive-band: the band's mark rate")
     ap.add_argument("--region-by", default="pair", help="labels-region: pair, target or boundary")
@@ -895,7 +903,18 @@ def main() -> None:
             import _extraction_seeded
 
             print(f"\n== {name}")
-            _extraction_seeded.report(env, args.seeded, sys.modules[__name__])
+            chosen = (
+                _extraction_seeded.ATTACKS
+                if args.attacks == "all"
+                else tuple(a for a in attacks if a in _extraction_seeded.GENERATORS)
+            )
+            _extraction_seeded.report(env, args.seeded, sys.modules[__name__], chosen)
+            continue
+        if args.video:  # benign 3x up-converted video (round 20)
+            import _extraction_video
+
+            print(f"\n== {name}")
+            _extraction_video.report(env, args.video, sys.modules[__name__])
             continue
         acc = float((env["victim"].predict(d.x_train) == d.y_train).mean())
         print(f"\n== {name}: victim accuracy on the eval split {acc:.3f}; budgets {budgets}")

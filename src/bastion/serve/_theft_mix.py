@@ -27,10 +27,15 @@ the same input re-scanned brighter or darker lies between its two other gains). 
 they apply where the features are intensity-like (reference rows >= 0; ``TheftPolicy.sensor_rows`` sets it),
 not to standardised tabular rows, where they only delay a mixer (breast_cancer bench mixup, 6 fixed keys:
 first flag 260-340 without them, 280-380 with them). An exact mix is a frame only with a recent partner
-(round 11, ``back`` and ``loose``: a mixer's partner is anywhere in its history).
+(round 11, ``back`` and ``loose``: a mixer's partner is anywhere in its history). Two frames at the thirds of
+one segment (3x up-conversion) are ordinary where the served model (``predict``) answers the segment's ends
+and frames alike (round 20).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -142,9 +147,17 @@ class MixRule:
     """Keyed mixture ratios of a consumer's counted rows against its earlier counted rows (its history)."""
 
     def __init__(
-        self, *, secret: bytes, reference: np.ndarray, history: int, floor: float, sensor: bool | None = None
+        self,
+        *,
+        secret: bytes,
+        reference: np.ndarray,
+        history: int,
+        floor: float,
+        sensor: bool | None = None,
+        predict: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         rng = keyed_generator(secret, "mixtures")
+        self._predict = predict  # the thirds frames' same-answer check (_theft_segment); None: no such frames
         self.k = int(rng.integers(6, 11))  # neighbours whose hull is tried
         quantile = float(rng.uniform(0.02, 0.04))  # r below the reference stream's quantile: a mixture
         x = np.asarray(reference, dtype=np.float32).reshape(len(reference), -1)
@@ -197,9 +210,25 @@ class MixRule:
         lead = min(2, int(pos[0]) - 2) if pos[0] >= 3 else 0
         full = np.concatenate([pos[0] - np.arange(lead, 0, -1), pos])
         r = np.concatenate([np.ones(2 - lead), self._plain(rows, full, full >= 2)])
+        classes = self._classes if self._predict is not None else None
         return ordinary(
-            rows, pos, r[2:], r[1:-1], self.threshold, self.k, self.back, self.loose, prev2=r[:-2]
+            rows,
+            pos,
+            r[2:],
+            r[1:-1],
+            self.threshold,
+            self.k,
+            self.back,
+            self.loose,
+            prev2=r[:-2],
+            classes=classes,
         )
+
+    def _classes(self, rows: np.ndarray) -> np.ndarray:
+        """The served model's top class of each row (one column: the positive class at 0.5)."""
+        assert self._predict is not None
+        p = np.asarray(self._predict(rows.astype(np.float32))).reshape(len(rows), -1)
+        return (p[:, 0] >= 0.5).astype(np.int64) if p.shape[1] == 1 else p.argmax(axis=1)
 
     def _plain(self, rows: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """``r`` of the rows at positions ``pos`` of ``rows`` (those ``ok``; 1.0 elsewhere), each against the

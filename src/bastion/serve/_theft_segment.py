@@ -23,6 +23,19 @@ mixture either (a scene that comes back: the frame's neighbour was re-sent, a re
 history, and its counted copy is far back). natmix: flagged at 60-80 rows (3 keys); one mix after every two
 natural rows still passes (1.5x rows; a walk-ordered pool mixed with its row two back, 2x, too).
 
+Round 20 (the round-10 cold review's video with two interpolated frames per pair, open since): 3x frame-rate
+up-conversion sends, in decode order, a new frame ``P`` and then the frames a third and two thirds of the way
+back to the frame ``E`` before it (``E P f f``; the next pair's ``E`` is then 3 rows behind its ``P``). The
+first frame was ordinary, the second (its previous row a mixture) was not: every such stream was flagged.
+Both frames are ordinary now when they sit at the thirds (within ``_THIRDS_TOL``) of the segment from ``P``
+(the row before, or two before with the other frame between) to a row among the ``back + 2`` rows before it,
+and the served model gives ``P``, ``E`` and the frames one top class (``classes``: a scene between cuts). The
+same rows between two classes are what a mixup thief sends across a boundary (round 17: exempting them moved
+such a thief's first flag from 60-80 to 330-450 rows), so they stay mixtures; between two rows of one class
+they cost the thief nothing over its natural rows alone (digits, measured in ``docs/benchmarks.md``). The
+positions are fixed, so the second frame is no line search; without ``classes`` (no model given) there is no
+such frame.
+
 Both are measured against the row's distance to its nearest earlier row, with the mixtures test's keyed
 threshold: a row is ordinary where its distance to the segment (or to the gain copy) is below the threshold's
 share of it — where the hull test itself would have called it a mixture on that segment alone.
@@ -30,7 +43,11 @@ share of it — where the hull test itself would have called it a mixture on tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+_THIRDS_TOL = 0.06  # how far from a third (or two thirds) of the way a frame of 3x up-conversion may sit
 
 
 def _segment_distance(x: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -60,13 +77,16 @@ def ordinary(
     back: int | None = None,
     loose: float = 0.0,
     prev2: np.ndarray | None = None,
+    classes: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """The mixture ratios ``r`` of the rows at positions ``pos`` of ``rows`` (each against the rows before
     it; ``prev``: the ratio of the row before each), raised to ``threshold`` where the row is an interpolated
     frame from a non-mixture previous row to one of its ``k`` nearest earlier rows — among the last ``back``
     rows before it where given, unless its ratio is at least ``loose`` x ``threshold`` or the row two before
     it (its ratio ``prev2``) is no mixture either — or a gain copy of one of its ``k`` nearest earlier
-    rows."""
+    rows, or one of two frames at the thirds of a segment whose rows the model answers alike (``classes``:
+    rows -> their top classes,
+    round 20)."""
     out = np.asarray(r, dtype=np.float64).copy()
     for j in np.flatnonzero((out < threshold) & (pos >= 2)):
         i = int(pos[j])
@@ -83,6 +103,64 @@ def ordinary(
             and len(ends) > 0
             and float(_segment_distance(x, before[-1], before[ends]).min()) < cut
         )
-        if seg or float(_gain_distance(x, before[nb]).min()) < cut:
+        if (
+            seg
+            or float(_gain_distance(x, before[nb]).min()) < cut
+            or (  # (asked last: it may ask the model)
+                back is not None
+                and classes is not None
+                and _thirds_frame(rows, i, prev[j], prev2, int(j), threshold, back, cut, classes)
+            )
+        ):
             out[j] = threshold
     return out
+
+
+def _segment_position(x: np.ndarray, p: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of ``x`` to each line from ``p`` to a row of ``b`` and the position ``t`` of its foot on it
+    (0 at ``p``, 1 at the row)."""
+    d = b - p
+    t = (d @ (x - p)) / np.maximum(np.einsum("kf,kf->k", d, d), 1e-24)
+    return np.linalg.norm(x - p - t[:, None] * d, axis=1), t
+
+
+def _thirds_frame(
+    rows: np.ndarray,
+    i: int,
+    prev: float,
+    prev2: np.ndarray | None,
+    j: int,
+    threshold: float,
+    back: int,
+    cut: float,
+    classes: Callable[[np.ndarray], np.ndarray],
+) -> bool:
+    """Whether the row at ``i`` is one of two interpolated frames at a third and two thirds of the way
+    between an anchor ``P`` (no mixture: the row before it, or the row two before it with the row between the
+    other frame) and a frame ``E`` sent among the ``back + 2`` rows before ``P`` (round 20: 3x frame-rate
+    up-conversion in decode order, ``E P f f``)."""
+    anchors = [(i - 1, False)] if prev >= threshold else []
+    if prev2 is not None and prev < threshold and prev2[j] >= threshold:
+        anchors.append((i - 2, True))
+    for a, between in anchors:
+        lo = max(a - back - 2, 0)
+        if a - lo < 1:
+            continue
+        ends = rows[lo:a]
+        dx, tx = _segment_position(rows[i], rows[a], ends)
+        ok = (dx < cut) & (np.abs(np.abs(tx - 0.5) - 1.0 / 6.0) < _THIRDS_TOL)
+        if between and ok.any():
+            m = rows[i - 1]
+            dm, tm = _segment_position(m, rows[a], ends)
+            cut_m = threshold * float(np.linalg.norm(rows[: i - 1] - m, axis=1).min())
+            # the other third: the two frames on either side of the middle
+            at_third = np.abs(np.abs(tm - 0.5) - 1.0 / 6.0) < _THIRDS_TOL
+            ok &= (dm < cut_m) & at_third & ((tm - 0.5) * (tx - 0.5) < 0)
+        if ok.any():
+            # a segment whose ends and frames the model answers alike says little about where a boundary lies
+            # (one call of the model for the row, its anchor, the other frame and every candidate end)
+            frames = [rows[a], rows[i]] + ([rows[i - 1]] if between else [])
+            top = np.asarray(classes(np.vstack([*frames, ends[ok]])))
+            if bool((top[: len(frames)] == top[0]).all()) and bool((top[len(frames) :] == top[0]).any()):
+                return True
+    return False

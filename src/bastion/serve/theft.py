@@ -133,6 +133,7 @@ class TheftDefence(_TheftAdmin):
                 history=self.policy.history,
                 floor=self.policy.mix_floor,
                 sensor=self.policy.sensor_rows,
+                predict=predict,
             )
             if self.policy.mixtures
             else None

@@ -1,0 +1,73 @@
+"""Benign video for ``bench_extraction.py --video N`` (issue 20, round 20): a camera up-converting its frame
+rate 3x (two interpolated frames per pair of frames), digits only.
+
+The scene is a walk over the natural rows (the test split): each frame the nearest row not shown yet, every
+row once (450 frames). Frame-rate up-conversion adds the frames a third and two thirds of the way between
+each pair, except across a scene cut (the model's answer changes between the two frames: up-converters do not
+blend across a cut) — ``decode``: sent after the pair's second frame (``E P f f``), ``display``: between the
+two (``E f f P``); ``decode-blend``: across the cuts too (14 % of the pairs on digits, which are what a mixup
+thief sends across a boundary); ``none``: the same walk without up-conversion (the control). Per stream and
+random key: the rows sent at the first flag (``-``: never), its reason, and the share of answers whose top
+class is not the model's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from _extraction_seeded import _natural, _walk, thirds_rows
+
+KINDS = ("none", "decode", "display", "decode-blend")
+
+
+def stream(env: dict[str, Any], rng: Any, kind: str) -> np.ndarray:
+    """The video ``kind`` (see the module's docstring) over the natural rows, from ``rng``'s first frame."""
+    x = _natural(env).astype(np.float64)
+    frames = x[_walk(x, rng)]
+    labels = np.asarray(env["victim"].predict(frames.astype(np.float32)))
+    same = np.concatenate([[False], labels[1:] == labels[:-1]])
+    if kind == "none":
+        return frames.astype(np.float32)
+    blend = (
+        np.concatenate([[False], np.ones(len(frames) - 1, dtype=bool)]) if kind == "decode-blend" else same
+    )
+    rows = thirds_rows(frames, blend)
+    if kind == "display":  # the pair's second frame after its two interpolated frames: E f f P
+        out, t = [rows[0]], 1
+        for i in range(1, len(frames)):
+            if blend[i]:
+                out += [rows[t + 1], rows[t + 2], rows[t]]
+                t += 3
+            else:
+                out.append(rows[t])
+                t += 1
+        rows = np.asarray(out, dtype=np.float32)
+    return rows
+
+
+def report(env: dict[str, Any], keys: int, bench: Any) -> None:
+    """Print, per stream kind and random key: the first flag, its reason and the answers changed."""
+    if env["clip"] is None:
+        print("video: image rows only (this dataset is tabular)")
+        return
+    victim = env["victim"]
+    print(f"benign video, 3x up-converted ({keys} random keys; flag@rows, reason, answers changed)")
+    for kind in KINDS:
+        cells = []
+        for k in range(keys):
+            guard = bench.defence(env, secret=os.urandom(32))
+            who = f"camera-{kind}-{k}"
+            served = bench.DefendedModel(victim, guard, consumers=(who, f"addr:192.0.2.{k + 1}"))
+            rows = stream(env, np.random.default_rng(200 + k), kind)
+            lost = 0
+            for start in range(0, len(rows), 10):
+                part = rows[start : start + 10]
+                got = np.asarray(served.predict_proba(part))
+                lost += int((got.argmax(1) != np.asarray(victim.predict_proba(part)).argmax(1)).sum())
+            flag = guard._identities.get(who).flag
+            first = served.first_flag if served.first_flag is not None else "-"
+            reason = flag.reason.split(":")[0] if flag is not None else ""
+            cells.append(f"{first} {reason} {100.0 * lost / len(rows):.2f} %".replace("  ", " "))
+        print(f"  {kind:13s} ({len(rows)} rows): " + " | ".join(cells), flush=True)

@@ -27,9 +27,9 @@ the same input re-scanned brighter or darker lies between its two other gains). 
 they apply where the features are intensity-like (reference rows >= 0; ``TheftPolicy.sensor_rows`` sets it),
 not to standardised tabular rows, where they only delay a mixer (breast_cancer bench mixup, 6 fixed keys:
 first flag 260-340 without them, 280-380 with them). An exact mix is a frame only with a recent partner
-(round 11, ``back`` and ``loose``: a mixer's partner is anywhere in its history). Two frames at the thirds of
-one segment (3x up-conversion) are ordinary where the served model (``predict``) answers the segment's ends
-and frames alike (round 20).
+(round 11, ``back`` and ``loose``: a mixer's partner is anywhere in its history). Round 20: where the served
+model is given (``predict``), a frame is ordinary only where it answers the segment's ends and frames alike,
+and then two frames at the thirds of one segment (3x up-conversion) are ordinary too.
 """
 
 from __future__ import annotations

@@ -26,19 +26,19 @@ natural rows still passes (1.5x rows; a walk-ordered pool mixed with its row two
 Round 20 (the round-10 cold review's video with two interpolated frames per pair, open since): 3x frame-rate
 up-conversion sends, in decode order, a new frame ``P`` and then the frames a third and two thirds of the way
 back to the frame ``E`` before it (``E P f f``; the next pair's ``E`` is then 3 rows behind its ``P``). The
-first frame was ordinary, the second (its previous row a mixture) was not: every such stream was flagged.
-Both frames are ordinary now when they sit at the thirds (within ``_THIRDS_TOL``) of the segment from ``P``
-(the row before, or two before with the other frame between) to a row among the ``back + 2`` rows before it,
-and the served model gives ``P``, ``E`` and the frames one top class (``classes``: a scene between cuts). The
-same rows between two classes are what a mixup thief sends across a boundary (round 17: exempting them moved
+first frame was ordinary, the second (its previous row a mixture) was not: every such stream was flagged. Both
+frames are ordinary now when they sit at the thirds (within ``_THIRDS_TOL``) of the segment from ``P`` (the
+row before, or two before with the other frame between) to a row among the ``back + 2`` rows before it, and
+the served model gives ``P``, ``E`` and the frames one top class (``classes``: a scene between cuts). The same
+rows between two classes are what a mixup thief sends across a boundary (round 17; exempting them all moved
 such a thief's first flag from 60-80 to 330-450 rows), so they stay mixtures; between two rows of one class
 they cost the thief nothing over its natural rows alone (digits, measured in ``docs/benchmarks.md``). The
 positions are fixed, so the second frame is no line search; without ``classes`` (no model given) there is no
-such frame. The same check now holds for round 10's one frame too: a frame between two rows the model
-answers differently is a mixture (a thief that sent each natural row, the nearest of another class to the one
-before, followed by one mix of the two was flagged by the shift test or PRADA at 90-480 rows or never; now by
-this test at 40-50). A video that blends across its scene cuts pays for it (every pair blended, cuts
-included: 2 of 6 streams flagged near their 900th row; a quarter of the pairs blended: 0 of 6).
+such frame. The same check now holds for round 10's one frame too: a frame between two rows the model answers
+differently is a mixture (a thief that sent each natural row, the nearest of another class to the one before,
+followed by one mix of the two was flagged by the shift test or PRADA at 90-480 rows or never; now by this
+test at 40-50). A video that blends across its scene cuts pays for it (every pair blended, cuts included: 2 of
+6 streams flagged near their 900th row; a quarter of the pairs blended: 0 of 6).
 
 Both are measured against the row's distance to its nearest earlier row, with the mixtures test's keyed
 threshold: a row is ordinary where its distance to the segment (or to the gain copy) is below the threshold's
@@ -88,9 +88,8 @@ def ordinary(
     frame from a non-mixture previous row to one of its ``k`` nearest earlier rows — among the last ``back``
     rows before it where given, unless its ratio is at least ``loose`` x ``threshold`` or the row two before
     it (its ratio ``prev2``) is no mixture either — or a gain copy of one of its ``k`` nearest earlier
-    rows, or one of two frames at the thirds of a segment whose rows the model answers alike (``classes``:
-    rows -> their top classes,
-    round 20)."""
+    rows, or one of two frames at the thirds of a segment whose rows the model answers alike (round 20;
+    ``classes``: rows -> their top classes; where given, a one-frame segment's rows must share it too)."""
     out = np.asarray(r, dtype=np.float64).copy()
     for j in np.flatnonzero((out < threshold) & (pos >= 2)):
         i = int(pos[j])

@@ -56,9 +56,7 @@ _THIRDS_TOL = 0.06  # how far from a third (or two thirds) of the way a frame of
 
 def _segment_distance(x: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of ``x`` (``(f,)``) to each segment from ``p`` (``(f,)``) to a row of ``b`` (``(k, f)``)."""
-    d = b - p
-    t = np.clip((d @ (x - p)) / np.maximum(np.einsum("kf,kf->k", d, d), 1e-24), 0.0, 1.0)
-    return np.linalg.norm(x - p - t[:, None] * d, axis=1)
+    return _segment_position(x, p, b, clip=True)[0]
 
 
 def _gain_distance(x: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,11 +119,15 @@ def ordinary(
     return out
 
 
-def _segment_position(x: np.ndarray, p: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of ``x`` to each line from ``p`` to a row of ``b`` and the position ``t`` of its foot on it
-    (0 at ``p``, 1 at the row)."""
+def _segment_position(
+    x: np.ndarray, p: np.ndarray, b: np.ndarray, *, clip: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of ``x`` to each line from ``p`` to a row of ``b`` (to each segment with ``clip``) and the
+    position ``t`` of its foot on it (0 at ``p``, 1 at the row)."""
     d = b - p
     t = (d @ (x - p)) / np.maximum(np.einsum("kf,kf->k", d, d), 1e-24)
+    if clip:
+        t = np.clip(t, 0.0, 1.0)
     return np.linalg.norm(x - p - t[:, None] * d, axis=1), t
 
 

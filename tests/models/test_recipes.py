@@ -24,6 +24,50 @@ from bastion.models.recipes import (
 
 
 @pytest.mark.parametrize("name", DATASETS)
+def test_builtin_digest_reads_the_loaders_file_without_scikit_learn(name: str) -> None:
+    """The digest (the privacy ledger's key for a built-in) is read straight from the file scikit-learn's
+    loader reads, to the same arrays and so the same digest as load_dataset's; in a fresh interpreter,
+    without importing scikit-learn."""
+    import subprocess
+    import sys
+
+    from bastion.models.data import _builtin_arrays_direct, _builtin_bunch, builtin_digest
+
+    direct = _builtin_arrays_direct(name)
+    assert direct is not None
+    x, y, _ = _builtin_bunch(name)
+    for mine, theirs in zip(direct, (x, y), strict=True):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+        assert np.array_equal(mine, theirs)
+    assert builtin_digest(name) == load_dataset(name, seed=5).source_digest
+    code = (
+        "import sys; from bastion.models.data import builtin_digest; "
+        f"print(builtin_digest({name!r})); print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [builtin_digest(name), "False"]
+
+
+def test_builtin_digest_falls_back_to_the_loader_and_refuses_unknown_names(monkeypatch, tmp_path) -> None:
+    import importlib.machinery
+
+    from bastion.models import data
+
+    expected = data.builtin_digest("wine")
+    data.builtin_digest.cache_clear()
+    fake = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+    fake.submodule_search_locations = [str(tmp_path)]  # no data files there: the loader's arrays instead
+    (tmp_path / "datasets" / "data").mkdir(parents=True)
+    (tmp_path / "datasets" / "data" / "wine_data.csv").write_text("3,2,a,b\n1,2,x\n")  # malformed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: fake)
+    assert data._builtin_arrays_direct("wine") is None
+    assert data.builtin_digest("wine") == expected
+    data.builtin_digest.cache_clear()
+    with pytest.raises(NotFound):
+        data.builtin_digest("iris")
+
+
+@pytest.mark.parametrize("name", DATASETS)
 def test_builtin_datasets_are_split_typed_and_scaled(name: str) -> None:
     d = load_dataset(name, seed=3)
     assert d.x_train.dtype == np.float32 and d.x_test.dtype == np.float32

@@ -8,7 +8,8 @@ Usage: .venv/bin/python benchmarks/bench_extraction.py [--datasets digits,breast
        ``--seeded N``: only the seeded attacks of ``_extraction_seeded`` under N random keys: first flag,
        copy@2000, a copy of their natural rows alone, the gain, and the copy's attribution; with
        ``--attacks thirds-boundary,thirds-class`` the round-20 thirds mixers instead;
-       ``--video N``: only benign video streams up-converted 3x, under N random keys, ``_extraction_video``)
+       ``--video N``: only benign video streams up-converted 3x, under N random keys, ``_extraction_video``;
+       with ``--attacks scenes15-blend,scenes45-blend`` (its stream kinds) those only)
        (``--attacks labels-adaptive,labels-adaptive-train``: the adaptive label-only attackers against the
        label marks, attacker pool the test / the training split; ``labels-adaptive-band[-train]`` the same
        with the opt-in low-confidence band ``--band 0.9 --band-rate 0.5``; ``labels-region[-train]`` the same
@@ -914,7 +915,8 @@ def main() -> None:
             import _extraction_video
 
             print(f"\n== {name}")
-            _extraction_video.report(env, args.video, sys.modules[__name__])
+            kinds = _extraction_video.KINDS if args.attacks == "all" else tuple(args.attacks.split(","))
+            _extraction_video.report(env, args.video, sys.modules[__name__], kinds)
             continue
         acc = float((env["victim"].predict(d.x_train) == d.y_train).mean())
         print(f"\n== {name}: victim accuracy on the eval split {acc:.3f}; budgets {budgets}")

@@ -206,13 +206,18 @@ class _TheftJudge:
         reason = max(scores, key=lambda r: scores[r])
         return max(scores.values()), evidence, reason
 
-    def _mixed(self, s: _Consumer, resend: np.ndarray) -> np.ndarray:
+    def _mixed(self, s: _Consumer, resend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which of the rows ``_nearest`` just judged are mixtures of the consumer's earlier counted rows
-        (``_theft_mix``; re-sends never: they did not join the history)."""
+        (``_theft_mix``; re-sends never: they did not join the history), and which are interpolated frames
+        between its earlier rows (``_theft_segment``: ordinary, no mixture)."""
         out = np.zeros(len(resend), dtype=bool)
+        frames = np.zeros(len(resend), dtype=bool)
         if self._mix is not None:
-            out[~resend] = self._mix.ratios(s.hist, s.hist_n, int((~resend).sum())) < self._mix.threshold
-        return out
+            m = int((~resend).sum())
+            framed = np.zeros(m, dtype=bool)
+            out[~resend] = self._mix.ratios(s.hist, s.hist_n, m, frames=framed) < self._mix.threshold
+            frames[~resend] = framed
+        return out, frames
 
     def _natural_mask(self, s: _Consumer, n: int, ask: np.ndarray) -> np.ndarray | None:
         """Which of the consumer's last ``n`` counted rows (those its percentiles belong to: the counted rows

@@ -186,11 +186,13 @@ class MixRule:
         self.exempt = self.sensor
         self.calibrated = True
 
-    def ratios(self, hist: np.ndarray, hist_n: int, m: int) -> np.ndarray:
+    def ratios(
+        self, hist: np.ndarray, hist_n: int, m: int, *, frames: np.ndarray | None = None
+    ) -> np.ndarray:
         """``r`` for the last ``m`` rows added to the ring ``hist`` (``hist_n`` rows ever added), each against
         the rows added before it that the ring still holds (1.0 where fewer than 2 exist); an interpolated
         frame or a re-scan at another gain (``_theft_segment``) at ``threshold``, not below it (once
-        calibrated)."""
+        calibrated). ``frames`` (``m`` booleans, where given): set where the row is an interpolated frame."""
         size = len(hist)
         if m <= 0:
             return np.zeros(0)
@@ -222,6 +224,7 @@ class MixRule:
             self.loose,
             prev2=r[:-2],
             classes=classes,
+            frames=frames,
         )
 
     def _classes(self, rows: np.ndarray) -> np.ndarray:

@@ -80,6 +80,7 @@ def ordinary(
     loose: float = 0.0,
     prev2: np.ndarray | None = None,
     classes: Callable[[np.ndarray], np.ndarray] | None = None,
+    frames: np.ndarray | None = None,
 ) -> np.ndarray:
     """The mixture ratios ``r`` of the rows at positions ``pos`` of ``rows`` (each against the rows before
     it; ``prev``: the ratio of the row before each), raised to ``threshold`` where the row is an interpolated
@@ -87,7 +88,9 @@ def ordinary(
     rows before it where given, unless its ratio is at least ``loose`` x ``threshold`` or the row two before
     it (its ratio ``prev2``) is no mixture either — or a gain copy of one of its ``k`` nearest earlier
     rows, or one of two frames at the thirds of a segment whose rows the model answers alike (round 20;
-    ``classes``: rows -> their top classes; where given, a one-frame segment's rows must share it too)."""
+    ``classes``: rows -> their top classes; where given, a one-frame segment's rows must share it too).
+    ``frames`` (booleans, one per row, where given): set where the row is such an interpolated frame whose
+    classes were checked (not for a gain copy, nor without ``classes``)."""
     out = np.asarray(r, dtype=np.float64).copy()
     for j in np.flatnonzero((out < threshold) & (pos >= 2)):
         i = int(pos[j])
@@ -106,16 +109,21 @@ def ordinary(
             if seg and classes is not None:  # (round 20: a frame between two classes is a mixture)
                 top = np.asarray(classes(np.vstack([before[-1], x, before[ends[near]]])))
                 seg = bool(top[1] == top[0]) and bool((top[2:] == top[0]).any())
-        if (
-            seg
-            or float(_gain_distance(x, before[nb]).min()) < cut
-            or (  # (asked last: it may ask the model)
-                back is not None
-                and classes is not None
-                and _thirds_frame(rows, i, prev[j], prev2, int(j), threshold, back, cut, classes)
-            )
+        if seg:
+            frame = classes is not None  # (without the model: ordinary, but its class was not checked)
+        elif float(_gain_distance(x, before[nb]).min()) < cut:
+            frame = False  # a gain copy: ordinary, no frame
+        elif (  # (asked last: it may ask the model)
+            back is not None
+            and classes is not None
+            and _thirds_frame(rows, i, prev[j], prev2, int(j), threshold, back, cut, classes)
         ):
-            out[j] = threshold
+            frame = True
+        else:
+            continue
+        out[j] = threshold
+        if frames is not None:
+            frames[j] = frame
     return out
 
 

@@ -222,7 +222,7 @@ class TheftDefence(_TheftAdmin):
                 if new:
                     regain = rescans(self, s, rows[new]) if cid == NEWCOMERS else False  # (before _nearest)
                     nearest, resend = self._nearest(s, rows[new], who=cid)
-                    mixed = self._mixed(s, resend)  # mixtures of the consumer's earlier rows
+                    mixed, framed = self._mixed(s, resend)  # mixtures of the consumer's earlier rows
                     # a re-send (sensor noise on a counted row) counts once, like an exact repeat
                     counted = ~resend
                     if cid == NEWCOMERS:  # each newcomer's first rows new to the pool (_theft_pool)
@@ -230,9 +230,13 @@ class TheftDefence(_TheftAdmin):
                         natural = natural_rows(self, states[0], fresh, new)
                         counted = self._newcomers.take(consumers[0], counted, natural)
                     new = [i for i, c in zip(new, counted, strict=True) if c]
-                    for i, dist in zip(new, nearest[counted], strict=True):
-                        s.pct.append(float(pct[i]))
-                        s.apct.append(float(apct[i]))
+                    for i, dist, frame in zip(new, nearest[counted], framed[counted], strict=True):
+                        # an interpolated frame between two of the consumer's rows that the model answers
+                        # alike (_theft_segment) adds nothing that its ends did not: in the shift test it is
+                        # a typical row (a blend sits further from the data than its ends), unless it is in
+                        # the tail (then so are its ends: frames between far-out rows count as they are)
+                        s.pct.append(0.5 if frame and pct[i] < pol.tail_pct else float(pct[i]))
+                        s.apct.append(0.5 if frame and apct[i] < pol.tail_pct else float(apct[i]))
                         s.near.append(bool(dist < self._near_tau))
                     s.mix.extend(bool(m) for m in mixed[counted])
                 if cid == consumers[0]:

@@ -40,6 +40,12 @@ followed by one mix of the two was flagged by the shift test or PRADA at 90-480 
 test at 40-50). A video that blends across its scene cuts pays for it (every pair blended, cuts included: 2 of
 6 streams flagged near their 900th row; a quarter of the pairs blended: 0 of 6).
 
+Round 21: ``frames`` tells the caller which rows are such frames (checked by the model; not gain copies): the
+theft defence counts them as typical rows in its shift test, as a blend of two rows sits further from the data
+than either. Scenes of ~45 frames blended across every cut were flagged in 4 of 8 streams (the frames' shift
+plus PRADA, which up-converted streams fail); now 0 of 8. Cuts every 10-20 frames stay flagged (their
+cross-class frames are 4 % of the rows: a thief's mixtures).
+
 Both are measured against the row's distance to its nearest earlier row, with the mixtures test's keyed
 threshold: a row is ordinary where its distance to the segment (or to the gain copy) is below the threshold's
 share of it — where the hull test itself would have called it a mixture on that segment alone.

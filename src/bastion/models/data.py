@@ -225,7 +225,7 @@ _BUILTIN_FILES = {
 def _builtin_arrays_direct(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """A built-in dataset's raw features and labels read from the file scikit-learn's loader reads, without
     importing scikit-learn (its import is ~1.5 s of every privacy command that only needs the digest); the
-    same arrays to the bit (tests/models/test_data.py). ``None`` where the file is not where scikit-learn
+    same arrays to the bit (tests/models/test_recipes.py). ``None`` where the file is not where scikit-learn
     1.4-1.9 keeps it or does not parse as those versions write it: the caller then uses the loader."""
     import gzip
     import importlib.util

@@ -48,8 +48,8 @@ def scenes(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.nd
 
 def test_video_blended_across_rare_cuts_is_not_flagged(digits: Any, kit: Any) -> None:
     """Scenes of ~45 frames (9 cuts in 450 frames, 1,348 rows), every pair blended: not flagged under three
-    keys, at most 1.5 % of the answers changed (before: the second key's stream flagged at 470 rows; 4 of 8 such
-    streams, seeds 71-78, at 470-830 rows; now 0 of 8)."""
+    keys, at most 1.5 % of the answers changed (before: the second key's stream flagged at 470 rows; 4 of 8
+    such streams, seeds 71-78, at 470-830 rows; now 0 of 8)."""
     x = np.asarray(digits.x_test, dtype=np.float64)
     labels = digits.adapter.predict(x.astype(np.float32))
     for seed in (71, 72, 73):

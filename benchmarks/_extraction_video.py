@@ -81,8 +81,8 @@ def _scenes(env: dict[str, Any], x: np.ndarray, rng: Any, *, long: bool) -> np.n
 
 
 def report(env: dict[str, Any], keys: int, bench: Any, kinds: tuple[str, ...] = KINDS) -> None:
-    """Print, per stream kind (``kinds``, from ``--attacks``) and random key: the first flag, its reason and
-    the answers changed; then the flagged streams per kind."""
+    """Print, per stream kind (``kinds``, from ``--attacks``): how many of its streams were flagged and, per
+    random key, the first flag, its reason and the answers changed."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise SystemExit(f"--video: unknown stream kinds {unknown}; known: {', '.join(KINDS)}")

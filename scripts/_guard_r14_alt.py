@@ -88,19 +88,24 @@ def user_alt(
     keep: Callable[[Row], bool] = lambda r: True,
     budget: float | None = None,
     r16: int = 0,
+    r22: int = 0,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
     source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
     ``budget`` (``--alt-budget``) shifts it by :func:`budget_caps` instead of the per-set caps; ``r16``
-    (``--r16``, round 16): also the r16 train rows x``r16``, and their benign val rows in the pool."""
+    (``--r16``, round 16): also the r16 train rows x``r16``, and their benign val rows in the pool; ``r22``
+    (``--r22``, round 22) the same with the r22 rows."""
     import _guard_r16
+    import _guard_r22data
     import _guard_user_alt as ua
 
     train = ua.base_user_rows(rows) + extra + user_train(k) + _guard_r16.user_train(r16)
-    r16_log = f", r16 x{r16}" if r16 else ""
+    train += _guard_r22data.user_train(r22)
+    r16_log = (f", r16 x{r16}" if r16 else "") + (f", r22 x{r22}" if r22 else "")
     log(f"user_alt (r14 x{k}{r16_log}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
     alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
     pool = ua.val_pool(rows, keep) | user_pool() | (_guard_r16.user_pool() if r16 else {})
+    pool |= _guard_r22data.user_pool() if r22 else {}
     caps, total = (ua.CAPS | R14_CAPS, R14_TOTAL) if budget is None else budget_caps(pool, budget)
     if r16 and budget is None:
         caps = caps | _guard_r16.CAPS
@@ -172,6 +177,7 @@ def r14_document(
     tg: Any,
     budget: float | None = None,
     r16: int = 0,
+    r22: int = 0,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -181,7 +187,7 @@ def r14_document(
 
     packaged = load_model()
     extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
-    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16)
+    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16, r22=r22)
     if j:
         model = documents_alt(model, rows, j=j, tg=tg)
     training = dict(model.training)
@@ -190,13 +196,15 @@ def r14_document(
         f"{tg.R9_UNIT_WEIGHT}), r8 lines x{lines}, r11h x{tg.R11H_REPEAT}, r12p x{tg.R12P_REPEAT}, r12e "
         f"x{tg.R12E_REPEAT}, data/guard/r14_*.json user-channel train rows x{k} (scripts/guard_r14.py)"
         + (f", data/guard/r16_multilingual.json train rows x{r16} (scripts/_guard_r16.py)" if r16 else "")
+        + (f", data/guard/r22_user.json train rows x{r22} (scripts/_guard_r22data.py)" if r22 else "")
         + f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; "
         f"bias shifted so that it adds at "
         + (
             f"most {R14_TOTAL} benign val flags ({ua.CAPS | R14_CAPS}) at the kept user threshold"
             if budget is None
             else f"most floor({budget} x pool size) benign val flags (round 13's val pool + the r14 benign "
-            f"user-channel val rows{' + the r16 benign val rows' if r16 else ''}; "
+            f"user-channel val rows{' + the r16 benign val rows' if r16 else ''}"
+            f"{' + the r22 benign val rows' if r22 else ''}; "
             f"0 on over-defence and chat) at the kept user threshold"
         )
     )

@@ -35,32 +35,48 @@ CAPS = {POOL: 1}  # with the round-14 per-set caps (no --alt-budget): at most on
 Row = dict[str, Any]
 
 
-def r16_rows() -> list[Row]:
-    """Every row of the round-16 file (train, val, test), user channel."""
+def user_file_rows(path: Path, *, source: str, group_prefix: str, set_name: str) -> list[Row]:
+    """Every row of a user-prompt file in this layout (``{text, label, group, split, lang, kind}``; round 16's
+    and round 22's), user channel."""
     return [
         {
             "text": item["text"],
             "label": int(item["label"]),
-            "source": SOURCE,
-            "group": f"r16ml-{item['group']}",
+            "source": source,
+            "group": f"{group_prefix}{item['group']}",
             "split": item["split"],
-            "set": SET,
+            "set": set_name,
             "lang": item["lang"],
             "kind": item["kind"],
             "channel": "user",
         }
-        for item in json.loads(FILE.read_text(encoding="utf-8"))
+        for item in json.loads(path.read_text(encoding="utf-8"))
     ]
+
+
+def train_times(rows: list[Row], k: int) -> list[Row]:
+    """The train rows of ``rows`` xK (none for K 0)."""
+    return [r for r in rows if r["split"] == "train"] * k if k else []
+
+
+def benign_val(rows: list[Row], name: str) -> dict[str, list[str]]:
+    """The benign val prompts of ``rows``, as one val-pool set called ``name``."""
+    return {name: [r["text"] for r in rows if r["split"] == "val" and r["label"] == 0]}
+
+
+def r16_rows() -> list[Row]:
+    """Every row of the round-16 file (train, val, test), user channel."""
+    return user_file_rows(FILE, source=SOURCE, group_prefix="r16ml-", set_name=SET)
 
 
 def user_train(k: int) -> list[Row]:
     """The train rows xK (none for K 0)."""
-    return [r for r in r16_rows() if r["split"] == "train"] * k if k else []
+    return train_times(r16_rows(), k)
 
 
 def user_pool() -> dict[str, list[str]]:
     """The benign val prompts, as one val-pool set."""
-    return {POOL: [r["text"] for r in r16_rows() if r["split"] == "val" and r["label"] == 0]}
+    return benign_val(r16_rows(), POOL)
 
 
 def report(split: str = "test", model_dir: Path | None = None) -> dict[str, tuple[int, int]]:

@@ -632,6 +632,14 @@ def main() -> int:
         "its val pool (scripts/_guard_r16.py; round 16)",
     )
     parser.add_argument(
+        "--r22",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt --r14: also the round-22 train rows xK in user_alt, their benign val rows in "
+        "its val pool (scripts/_guard_r22data.py; round 22; scripts/guard_r22.py promotes the head)",
+    )
+    parser.add_argument(
         "--r14-docs",
         type=int,
         default=0,
@@ -683,6 +691,7 @@ def main() -> int:
                 tg=sys.modules[__name__],
                 budget=args.alt_budget,
                 r16=args.r16,
+                r22=args.r22,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -1,6 +1,7 @@
 """Train, evaluate and sign the output policy's content-category classifier (bastion.guard.topics).
 
     python scripts/train_guard_topics.py --signing-key /root/.bastion-guard-signing.pem
+    python scripts/train_guard_topics.py --signing-key KEY --resign  # the packaged bytes under a new key
 
 Data: data/guard/topics.jsonl (bastion's own sentences, written for this; every fourth sentence of each
 category is held out as ``test``). One-vs-rest logistic regressions on the detector's hashed n-gram features;
@@ -178,7 +179,23 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--signing-key", type=Path, required=True)
+    parser.add_argument(
+        "--resign",
+        action="store_true",
+        help="sign the packaged topic model's bytes, unchanged, with the key of the packaged guard model "
+        "(round 22: the guard model was re-signed with a new key)",
+    )
     args = parser.parse_args()
+    if args.resign:
+        doc = (PKG / TOPIC_FILE).read_bytes()
+        _parse(doc)
+        signature, public_pem = _train.sign(doc, args.signing_key.read_bytes())
+        if (PKG / "guard_model.pub.pem").read_text() != public_pem:
+            print("error: the signing key is not the one pinned in the package", file=sys.stderr)
+            return 2
+        (PKG / TOPIC_SIGNATURE_FILE).write_text(signature + "\n")
+        print(f"topic model: {len(doc)} bytes re-signed in {PKG}")
+        return 0
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     categories = sorted({r["category"] for r in rows} - {"none"})
     train = [r for r in rows if r["split"] == "train"]

@@ -1,0 +1,139 @@
+"""Round 22 (issue 16): one user head instead of two (measured, **not shipped**: docs/benchmarks.md, guard,
+"Round 22"; a promoted head missed "Ignore all previous instructions.", which the kept main head catches).
+
+Since round 13 the user channel scored ``max(main, user_alt)``: the round-14 main head kept, a second head
+(retrained in round 16 with more rows) shifted so that it adds at most ``floor(0.004 x pool)`` benign val
+flags. On a development evaluator's prompts (indep22d, 160 attacks, 250 benign; read and tuned on, so not
+independent) the second head alone dominated the maximum at every false-positive count: at the shipped
+model's 13 benign flags it caught 140 attacks (the maximum 129), at 6 flags 122 (99), at 3 flags 106 (91);
+most benign flags came from the main head alone (8 of 13). ``promote`` makes ``user_alt`` the user head:
+
+* its weights and rule weights replace the main head's, ``user_alt`` is dropped, the documents heads and every
+  threshold are kept byte for byte;
+* its own threshold is the lowest at which it flags, in every set of bastion's val pool (the benign user val
+  prompts of the budget rule: round 13's sets, r14's and r16's, plus r22's: 1,003), no more prompts than the
+  shipped maximum flags there (:func:`dominated_threshold`); its bias is shifted so that this threshold maps
+  onto the kept user threshold. (Matching only the pool's total count, 68 flags, put it at 0.157 and doubled
+  the flags on bastion's older test sets: 7 -> 15 of 709.)
+
+``python scripts/guard_r22.py promote --signing-key KEY --out DIR [--model DIR]`` writes the candidate
+(``--model``: a candidate directory to promote instead of the package). ``--alt-model DIR``: take
+``user_alt`` from that directory's model instead (e.g. one retrained with ``--r22 K``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def val_pool(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The benign user-channel val prompts of the round-16 budget rule plus the r22 ones, by set."""
+    import _guard_r14_alt
+    import _guard_r16
+    import _guard_r22data
+    import _guard_user_alt as ua
+
+    pool = ua.val_pool(rows) | _guard_r14_alt.user_pool() | _guard_r16.user_pool()
+    return pool | _guard_r22data.user_pool()
+
+
+def dominated_threshold(
+    shipped: dict[str, np.ndarray], alt: dict[str, np.ndarray], thr: float
+) -> tuple[float, dict[str, int]]:
+    """(logit threshold for ``alt``, caps): the lowest threshold at which ``alt`` flags, in every set of the
+    pool, no more prompts than ``shipped`` flags there at ``thr`` (the caps). Walking ``alt``'s scores from
+    the top, the first prompt whose flag would break its set's cap stops the walk; the threshold lies halfway
+    (in logits) between it and the last prompt taken (ties with the breaking prompt are left out too)."""
+    caps = {k: int((v >= thr).sum()) for k, v in shipped.items()}
+    order = sorted(((float(s), k) for k, v in alt.items() for s in v), reverse=True)
+    counts = dict.fromkeys(caps, 0)
+    last = None
+    for score, k in order:
+        if counts[k] + 1 > caps[k]:
+            if last is None:
+                return _logit(score) + 0.01, caps
+            if last == score:  # a tie with the breaking prompt: leave both out
+                return _logit(score) + 0.01, caps
+            return (_logit(last) + _logit(score)) / 2, caps
+        counts[k] += 1
+        last = score
+    return _logit(order[-1][0]) - 0.01, caps
+
+
+def promote(model: Any, alt: Any, pool: dict[str, list[str]], log: Any = print) -> Any:
+    """``model`` with ``alt`` as its only user head, at the val-dominated threshold (see the module)."""
+    from _guard_user_alt import as_stored
+
+    from bastion.guard import _train
+
+    thr = model.thresholds["user"]
+    alone = dataclasses.replace(alt, alt=None)
+    shipped = {k: _train.scores(model, v) for k, v in pool.items()}
+    own = {k: _train.scores(alone, v) for k, v in pool.items()}
+    t, caps = dominated_threshold(shipped, own, thr)
+    head = as_stored(
+        dataclasses.replace(
+            model,
+            bias=alt.bias + _logit(thr) - t,
+            rule_weights=alt.rule_weights,
+            weights=alt.weights,
+            alt=None,
+        )
+    )
+    after = {k: int((_train.scores(head, v) >= thr).sum()) for k, v in pool.items()}
+    log(
+        f"promote: {sum(map(len, pool.values()))} val prompts, shipped flags {caps}, "
+        f"user_alt's own threshold "
+        f"{1 / (1 + math.exp(-t)):.4f} (bias {alt.bias:+.4f} -> {head.bias:+.4f}), flags after {after}"
+    )
+    return head
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("promote", help="make user_alt the only user head")
+    p.add_argument("--signing-key", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", type=Path, help="candidate directory to start from (default: the package)")
+    p.add_argument("--alt-model", type=Path, help="candidate directory whose user_alt is promoted")
+    args = parser.parse_args()
+
+    from guard_candidate import candidate_model
+    from train_guard import load_rows, write_signed
+
+    from bastion.guard import _train, load_model
+
+    model = candidate_model(args.model) or load_model()
+    source = candidate_model(args.alt_model) if args.alt_model else model
+    if source is None or source.alt is None:
+        parser.error("the model has no user_alt head")
+    rows = load_rows()
+    head = promote(model, source.alt, val_pool(rows))
+    training = dict(model.training)
+    note = str(training.pop("user_alt", ""))
+    training["user"] = (
+        "round 22: the user head is the former user_alt head (" + note + "), alone; its bias shifted so that "
+        "it flags, in each set of the val pool's benign user prompts (rounds 13, 14, 16, 22), no more than "
+        "max(main, user_alt) did"
+    )
+    doc = _train.to_document(head, thresholds=model.thresholds, training=training)
+    return write_signed(doc, args.signing_key, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

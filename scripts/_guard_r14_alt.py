@@ -118,9 +118,19 @@ def user_alt(
 
 
 def documents_alt(
-    packaged: Any, rows: Sequence[Row], *, j: int, tg: Any, log: Callable[[str], None] = print
+    packaged: Any,
+    rows: Sequence[Row],
+    *,
+    j: int,
+    tg: Any,
+    log: Callable[[str], None] = print,
+    r22: int = 0,
+    cap: int | None = None,
 ) -> Any:
-    """``packaged`` with a retrained ``documents_alt`` (see the module docstring)."""
+    """``packaged`` with a retrained ``documents_alt`` (see the module docstring). Round 22: ``r22`` adds the
+    r22 train documents x``r22`` (``scripts/_guard_r22docs.py``) and caps the alt-only flags on the r22
+    benign val documents at ``DOC_CAP`` too; ``cap`` sets the head's own ``length_cap`` (round 17's key)
+    before that check, as round 17 set it on the trained head."""
     import _guard_user_alt as ua
     from guard_i18n import i18n_rows
     from guard_r6 import r6_rows
@@ -134,6 +144,10 @@ def documents_alt(
     r7b_train = [r for r in r7b_all if r["split"] == "train"]
     alt_rows = [r for r in rows if r["split"] == "train"] + i18n_rows() + r6_train * tg.R6_DOCUMENTS_REPEAT
     alt_rows += r7b_train * tg.R7B_ALT_REPEAT + doc_rows("train") * j
+    if r22:
+        import _guard_r22docs
+
+        alt_rows += _guard_r22docs.doc_train(r22)
     floor = _train.LENGTH_FLOOR
     document_benign = [
         r["text"] for r in rows if r["split"] == "val" and r["label"] == 0 and r["set"] == "documents"
@@ -148,19 +162,26 @@ def documents_alt(
         np.quantile(tg._alt_calibration_scores(alt, alt_rows, document_benign, floor, 0), tg.R7_ALT_QUANTILE)
     )
     head = ua.as_stored(dataclasses.replace(alt, bias=alt.bias + _logit(t1) - _logit(t2)))
+    if cap is not None:
+        head = dataclasses.replace(head, length_cap=cap)
     thr = packaged.thresholds["retrieved"]
-    benign = [r["text"] for r in doc_rows("val") if r["label"] == 0]
-    m = {"r14 benign documents": _train.scores(main, benign)}
-    a = {"r14 benign documents": _train.scores(head, benign)}
-    t = ua.alt_threshold(m, a, thr, caps={"r14 benign documents": DOC_CAP}, total=DOC_CAP)
+    pools = {"r14 benign documents": [r["text"] for r in doc_rows("val") if r["label"] == 0]}
+    if r22:
+        import _guard_r22docs
+
+        pools["r22 benign documents"] = _guard_r22docs.benign_val_docs()
+    m = {k: _train.scores(main, v) for k, v in pools.items()}
+    a = {k: _train.scores(head, v) for k, v in pools.items()}
+    caps = dict.fromkeys(pools, DOC_CAP)
+    t = ua.alt_threshold(m, a, thr, caps=caps, total=DOC_CAP * len(pools))
     shift = 0.0
-    if t > _logit(thr):  # the quantile rule alone would add more than DOC_CAP r14 flags: lower it further
+    if t > _logit(thr):  # the quantile rule alone would add more than DOC_CAP flags a set: lower it further
         shift = _logit(thr) - t
         head = ua.as_stored(dataclasses.replace(head, bias=head.bias + shift))
-    flags = int(sum((_train.scores(head, benign) >= thr) & (m["r14 benign documents"] < thr)))
+    flags = {k: int(sum((_train.scores(head, v) >= thr) & (m[k] < thr))) for k, v in pools.items()}
     log(
         f"documents_alt: t1 {t1:.4f}, own quantile threshold {t2:.4f}, extra shift {shift:+.4f}; "
-        f"alt-only flags on the {len(benign)} r14 benign val documents: {flags}"
+        f"alt-only flags on the benign val documents: {flags} of { ({k: len(v) for k, v in pools.items()}) }"
     )
     return dataclasses.replace(packaged, documents=dataclasses.replace(packaged.documents, alt=head))
 
@@ -178,6 +199,7 @@ def r14_document(
     budget: float | None = None,
     r16: int = 0,
     r22: int = 0,
+    r22_docs: int = 0,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -188,8 +210,9 @@ def r14_document(
     packaged = load_model()
     extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
     model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16, r22=r22)
-    if j:
-        model = documents_alt(model, rows, j=j, tg=tg)
+    if j or r22_docs:
+        cap = packaged.documents.alt.length_cap if r22_docs else None
+        model = documents_alt(model, rows, j=j, tg=tg, r22=r22_docs, cap=cap)
     training = dict(model.training)
     training["user_alt"] = (
         f"round 14: second user head, max-out; default user rows + r9m x{r9m}, r10b units x{units} (weight "
@@ -208,7 +231,14 @@ def r14_document(
             f"0 on over-defence and chat) at the kept user threshold"
         )
     )
-    if j:
+    if r22_docs:
+        training["documents"] += (
+            f"; round 22b: documents_alt retrained with data/guard/r22_documents.json train documents "
+            f"x{r22_docs}" + (f" and the r14 ones x{j}" if j else "") + f", its length cap "
+            f"{packaged.documents.alt.length_cap} kept, at most {DOC_CAP} alt-only flag on the r14 and on "
+            f"the r22 benign val documents each"
+        )
+    elif j:
         training["documents"] += (
             f"; round 14: documents_alt retrained with data/guard/r14_*.json retrieved/tool train rows x{j}, "
             f"at most {DOC_CAP} alt-only flag on their benign val documents"

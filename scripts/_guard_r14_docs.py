@@ -147,29 +147,50 @@ def shifted_main(head: Any, calibration: Sequence[str], thr: float) -> tuple[Any
 
 
 def documents_model(
-    rows: Sequence[Row], *, j: int, twins: bool = False, log: Callable[[str], None] = print
+    rows: Sequence[Row],
+    *,
+    j: int,
+    twins: bool = False,
+    log: Callable[[str], None] = print,
+    r22: int = 0,
 ) -> Any:
-    """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept)."""
+    """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept).
+    Round 22b: ``r22`` adds the r22 train documents x``r22`` (``scripts/_guard_r22docs.py``) and keeps the
+    packaged head's own ``length_cap`` (round 17's key, set after the bias shift as round 17 set it)."""
     from bastion.guard import load_model
 
     packaged = load_model()
-    head = fit_main(rows, j=j, twins=twins)
+    extra: list[Row] = []
+    if r22:
+        import _guard_r22docs
+
+        extra = _guard_r22docs.doc_train(r22)
+    head = fit_main(rows, j=j, twins=twins, extra=extra)
     thr = packaged.thresholds["retrieved"]
     head, q = shifted_main(head, calibration_docs(rows), thr)
+    if r22:
+        head = dataclasses.replace(head, length_cap=packaged.documents.length_cap)
     log(
-        f"documents (r14 docs x{j}, garak twins {twins}): own {QUANTILE} quantile {q:.4f} -> mapped onto "
-        f"{thr:.6f}"
+        f"documents (r14 docs x{j}, garak twins {twins}, r22 docs x{r22}): own {QUANTILE} quantile {q:.4f} "
+        f"-> mapped onto {thr:.6f}"
     )
     documents = dataclasses.replace(head, alt=packaged.documents.alt)
     return dataclasses.replace(packaged, documents=documents)
 
 
-def r14_docs_document(rows: Sequence[Row], *, j: int, twins: bool = False) -> bytes:
+def r14_docs_document(rows: Sequence[Row], *, j: int, twins: bool = False, r22: int = 0) -> bytes:
     """The JSON of the packaged model with the retrained main documents head."""
     from bastion.guard import _train
 
-    model = documents_model(rows, j=j, twins=twins)
+    model = documents_model(rows, j=j, twins=twins, r22=r22)
     training = dict(model.training)
+    if r22:
+        training["documents"] = str(training.get("documents", "")) + (
+            f"; round 22b: main documents head retrained with round 16's recipe (twins, r14 retrieved/tool "
+            f"train rows x{j}) + data/guard/r22_documents.json train documents x{r22}, bias shifted the same "
+            f"way, its length cap {model.documents.length_cap} kept; documents_alt kept"
+        )
+        return _train.to_document(model, thresholds=model.thresholds, training=training)
     if twins:  # idempotent: a packaged model that already holds this head is rebuilt byte for byte
         kept = str(training.get("documents", "")).split(TWINS_NOTE, 1)[0]
         training["documents"] = (

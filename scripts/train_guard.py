@@ -640,6 +640,14 @@ def main() -> int:
         "its val pool (scripts/_guard_r22data.py; round 22; scripts/guard_r22.py promotes the head)",
     )
     parser.add_argument(
+        "--r22-docs",
+        type=int,
+        default=0,
+        metavar="J",
+        help="with --user-alt --r14: retrain documents_alt with the round-22 train documents xJ (and the r14 "
+        "ones x--r14-docs), its own length cap 1024 kept (scripts/_guard_r22docs.py; round 22b)",
+    )
+    parser.add_argument(
         "--r14-docs",
         type=int,
         default=0,
@@ -677,7 +685,9 @@ def main() -> int:
     if (
         args.user_alt
     ):  # round 13: the packaged model kept, a second user head added (scripts/_guard_user_alt.py)
-        if args.r14 or args.r14_docs:  # round 14: both second heads retrained (scripts/_guard_r14_alt.py)
+        if (
+            args.r14 or args.r14_docs or args.r22_docs
+        ):  # round 14: both second heads retrained (scripts/_guard_r14_alt.py)
             from _guard_r14_alt import r14_document
 
             doc = r14_document(
@@ -692,6 +702,7 @@ def main() -> int:
                 budget=args.alt_budget,
                 r16=args.r16,
                 r22=args.r22,
+                r22_docs=args.r22_docs,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

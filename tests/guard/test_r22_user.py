@@ -108,3 +108,32 @@ def test_dominated_threshold_is_the_lowest_that_keeps_every_set_within_the_shipp
     tied = {"a": np.array([0.8, 0.8, 0.2]), "b": np.array([0.1, 0.1])}
     t2, _ = guard_r22.dominated_threshold(shipped, tied, 0.5)
     assert (tied["a"] >= 1 / (1 + np.exp(-t2))).sum() == 0  # a tie with the breaking prompt: both out
+
+
+def test_the_r22_documents_file_has_its_fields_and_group_wise_splits() -> None:
+    """Round 22b (not shipped): ``data/guard/r22_documents.json`` for ``--r22-docs`` (retrieved channel)."""
+    import _guard_r22docs
+
+    rows = _guard_r22docs.r22_doc_rows()
+    assert len(rows) == 359 and all(r["channel"] == "retrieved" for r in rows)
+    assert Counter((r["split"], r["label"]) for r in rows) == {
+        ("train", 0): 120,
+        ("train", 1): 96,
+        ("val", 0): 40,
+        ("val", 1): 31,
+        ("test", 0): 39,
+        ("test", 1): 33,
+    }
+    splits: dict[object, set[object]] = {}
+    for r in rows:
+        splits.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    requests = [r for r in rows if str(r["kind"]).endswith("/request")]
+    words = ("ignore", "disregard", "previous instructions", "system prompt")
+    assert len(requests) == 109 and not any(w in r["text"].lower() for r in requests for w in words)
+    assert _guard_r22docs.doc_train(0) == [] and len(_guard_r22docs.benign_val_docs()) == 40
+
+
+def test_the_packaged_documents_heads_were_not_retrained_with_the_r22_documents() -> None:
+    note = str(PromptDetector().model.training["documents"])
+    assert "round 22b" not in note

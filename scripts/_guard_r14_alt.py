@@ -89,6 +89,7 @@ def user_alt(
     budget: float | None = None,
     r16: int = 0,
     r22: int = 0,
+    r22_app: int = 0,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
     source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
@@ -101,11 +102,21 @@ def user_alt(
 
     train = ua.base_user_rows(rows) + extra + user_train(k) + _guard_r16.user_train(r16)
     train += _guard_r22data.user_train(r22)
+    if r22_app:  # round 22d: prompts applications send (scripts/guard_r22.py app_rows)
+        from _guard_r16 import train_times
+        from guard_r22 import app_rows
+
+        train += train_times(app_rows(), r22_app)
     r16_log = (f", r16 x{r16}" if r16 else "") + (f", r22 x{r22}" if r22 else "")
     log(f"user_alt (r14 x{k}{r16_log}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
     alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
     pool = ua.val_pool(rows, keep) | user_pool() | (_guard_r16.user_pool() if r16 else {})
     pool |= _guard_r22data.user_pool() if r22 else {}
+    if r22_app:
+        from _guard_r16 import benign_val
+        from guard_r22 import app_rows
+
+        pool |= benign_val(app_rows(), "r22 app benign")
     caps, total = (ua.CAPS | R14_CAPS, R14_TOTAL) if budget is None else budget_caps(pool, budget)
     if r16 and budget is None:
         caps = caps | _guard_r16.CAPS
@@ -200,6 +211,7 @@ def r14_document(
     r16: int = 0,
     r22: int = 0,
     r22_docs: int = 0,
+    r22_app: int = 0,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -209,7 +221,9 @@ def r14_document(
 
     packaged = load_model()
     extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
-    model = user_alt(packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16, r22=r22)
+    model = user_alt(
+        packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16, r22=r22, r22_app=r22_app
+    )
     if j or r22_docs:
         cap = packaged.documents.alt.length_cap if r22_docs else None
         model = documents_alt(model, rows, j=j, tg=tg, r22=r22_docs, cap=cap)
@@ -220,6 +234,7 @@ def r14_document(
         f"x{tg.R12E_REPEAT}, data/guard/r14_*.json user-channel train rows x{k} (scripts/guard_r14.py)"
         + (f", data/guard/r16_multilingual.json train rows x{r16} (scripts/_guard_r16.py)" if r16 else "")
         + (f", data/guard/r22_user.json train rows x{r22} (scripts/_guard_r22data.py)" if r22 else "")
+        + (f", data/guard/r22_app.json train rows x{r22_app} (scripts/guard_r22.py)" if r22_app else "")
         + f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; "
         f"bias shifted so that it adds at "
         + (

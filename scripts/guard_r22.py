@@ -103,9 +103,58 @@ def promote(model: Any, alt: Any, pool: dict[str, list[str]], log: Any = print) 
     return head
 
 
+APP_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r22_app.json"
+
+
+def app_rows() -> list[dict[str, Any]]:
+    """Round 22d: ``data/guard/r22_app.json``, prompts applications send (user channel)."""
+    from _guard_r16 import user_file_rows
+
+    return user_file_rows(APP_FILE, source="bastion:r22-app", group_prefix="r22a-", set_name="r22-app")
+
+
+def retrained_main(model: Any, rows: list[dict[str, Any]], *, app: int, r22: int, log: Any = print) -> Any:
+    """Round 22d: ``model`` with its main user head retrained on the default recipe's user rows + the r22
+    user train rows x``r22`` + the application-prompt train rows x``app``; its bias shifted to the lowest
+    threshold at which ``max(main, user_alt)`` flags, in every set of the val pool and of the app benign val
+    rows, no more prompts than ``model`` does. ``user_alt``, the documents heads and the thresholds are
+    kept."""
+    import _guard_r22data
+    import _guard_user_alt as ua
+    from _guard_r16 import benign_val, train_times
+
+    from bastion.guard import _train
+
+    apps = app_rows()
+    train = ua.base_user_rows(rows) + train_times(apps, app) + _guard_r22data.user_train(r22)
+    log(f"main user head: {len(train)} training rows (app x{app}, r22 x{r22})")
+    head = ua.as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR))
+    thr = model.thresholds["user"]
+    pool = val_pool(rows) | benign_val(apps, "r22 app benign")
+    shipped = {k: _train.scores(model, v) for k, v in pool.items()}
+    alt = dataclasses.replace(model.alt, alt=None)
+    alt_s = {k: _train.scores(alt, v) for k, v in pool.items()}
+    new_s = {k: _train.scores(head, v) for k, v in pool.items()}
+    caps = {k: int((shipped[k] >= thr).sum() - (alt_s[k] >= thr).sum()) for k in pool}
+    t = ua.alt_threshold(alt_s, new_s, thr, caps=caps, total=sum(caps.values()))
+    head = ua.as_stored(dataclasses.replace(head, bias=head.bias + _logit(thr) - t))
+    out = dataclasses.replace(model, bias=head.bias, rule_weights=head.rule_weights, weights=head.weights)
+    after = {k: int((_train.scores(out, v) >= thr).sum()) for k, v in pool.items()}
+    log(
+        f"main user head: own threshold {1 / (1 + math.exp(-t)):.4f}; val flags {after} (shipped caps {caps})"
+    )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("main", help="round 22d: retrain the main user head with the application prompts")
+    r.add_argument("--app", type=int, required=True, metavar="K")
+    r.add_argument("--r22", type=int, default=0, metavar="K")
+    r.add_argument("--model", type=Path, help="candidate directory to start from (default: the package)")
+    r.add_argument("--signing-key", type=Path, required=True)
+    r.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("promote", help="make user_alt the only user head")
     p.add_argument("--signing-key", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -117,6 +166,18 @@ def main() -> int:
     from train_guard import load_rows, write_signed
 
     from bastion.guard import _train, load_model
+
+    if args.cmd == "main":
+        packaged = candidate_model(args.model) or load_model()
+        model = retrained_main(packaged, load_rows(), app=args.app, r22=args.r22)
+        training = dict(packaged.training)
+        training["user"] = (
+            f"round 22d: main user head retrained: the default recipe's user rows + data/guard/r22_user.json "
+            f"train rows x{args.r22} + data/guard/r22_app.json train rows x{args.app}; bias shifted to the "
+            "lowest threshold at which max(main, user_alt) flags no more val prompts per set than before"
+        )
+        doc = _train.to_document(model, thresholds=packaged.thresholds, training=training)
+        return write_signed(doc, args.signing_key, args.out)
 
     model = candidate_model(args.model) or load_model()
     source = candidate_model(args.alt_model) if args.alt_model else model

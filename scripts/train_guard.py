@@ -640,6 +640,15 @@ def main() -> int:
         "its val pool (scripts/_guard_r22data.py; round 22; scripts/guard_r22.py promotes the head)",
     )
     parser.add_argument(
+        "--r22-app",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt --r14: also the round-22d application prompts' train rows xK in user_alt, their "
+        "benign val rows in its val pool (data/guard/r22_app.json; scripts/guard_r22.py main retrains the "
+        "main user head with them)",
+    )
+    parser.add_argument(
         "--r22-docs",
         type=int,
         default=0,
@@ -703,6 +712,7 @@ def main() -> int:
                 r16=args.r16,
                 r22=args.r22,
                 r22_docs=args.r22_docs,
+                r22_app=args.r22_app,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

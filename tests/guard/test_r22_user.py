@@ -26,6 +26,13 @@ from bastion.guard import PromptDetector
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _one_split_per_group(rows: list[dict[str, object]]) -> bool:
+    splits: dict[object, set[object]] = {}
+    for r in rows:
+        splits.setdefault(r["group"], set()).add(r["split"])
+    return all(len(s) == 1 for s in splits.values())
+
+
 @pytest.fixture(scope="module")
 def items() -> list[dict[str, object]]:
     return json.loads(_guard_r22data.FILE.read_text(encoding="utf-8"))
@@ -36,10 +43,7 @@ def test_the_file_has_its_fields_labels_and_group_wise_splits(items: list[dict[s
     assert all(set(r) == {"text", "label", "group", "split", "lang", "kind"} for r in items)
     assert {r["label"] for r in items} == {0, 1} and {r["split"] for r in items} == {"train", "val", "test"}
     assert len({r["text"] for r in items}) == len(items)
-    splits: dict[object, set[object]] = {}
-    for r in items:
-        splits.setdefault(r["group"], set()).add(r["split"])
-    assert all(len(s) == 1 for s in splits.values())
+    assert _one_split_per_group(items)
     counts = Counter((r["split"], r["label"]) for r in items)
     assert counts == {
         ("train", 0): 315,
@@ -124,10 +128,7 @@ def test_the_r22_documents_file_has_its_fields_and_group_wise_splits() -> None:
         ("test", 0): 39,
         ("test", 1): 33,
     }
-    splits: dict[object, set[object]] = {}
-    for r in rows:
-        splits.setdefault(r["group"], set()).add(r["split"])
-    assert all(len(s) == 1 for s in splits.values())
+    assert _one_split_per_group(rows)
     requests = [r for r in rows if str(r["kind"]).endswith("/request")]
     words = ("ignore", "disregard", "previous instructions", "system prompt")
     assert len(requests) == 109 and not any(w in r["text"].lower() for r in requests for w in words)
@@ -137,3 +138,24 @@ def test_the_r22_documents_file_has_its_fields_and_group_wise_splits() -> None:
 def test_the_packaged_documents_heads_were_not_retrained_with_the_r22_documents() -> None:
     note = str(PromptDetector().model.training["documents"])
     assert "round 22b" not in note
+
+
+def test_the_r22_app_file_has_its_fields_and_group_wise_splits() -> None:
+    """Round 22d (not shipped): ``data/guard/r22_app.json``, prompts applications send (user channel)."""
+    rows = guard_r22.app_rows()
+    assert len(rows) == 492 and all(r["channel"] == "user" for r in rows)
+    assert Counter((r["split"], r["label"]) for r in rows) == {
+        ("train", 0): 211,
+        ("train", 1): 81,
+        ("val", 0): 71,
+        ("val", 1): 31,
+        ("test", 0): 71,
+        ("test", 1): 27,
+    }
+    assert _one_split_per_group(rows)
+    assert all(str(r["kind"]).startswith("injected_") == bool(r["label"]) for r in rows)
+
+
+def test_the_packaged_user_heads_were_not_retrained_with_the_app_prompts() -> None:
+    training = PromptDetector().model.training
+    assert "r22_app" not in str(training.get("user_alt")) and "round 22d" not in str(training.get("user", ""))

@@ -19,6 +19,12 @@ most benign flags came from the main head alone (8 of 13). ``promote`` makes ``u
 ``python scripts/guard_r22.py promote --signing-key KEY --out DIR [--model DIR]`` writes the candidate
 (``--model``: a candidate directory to promote instead of the package). ``--alt-model DIR``: take
 ``user_alt`` from that directory's model instead (e.g. one retrained with ``--r22 K``).
+
+Round 22d (measured, **not shipped**: docs/benchmarks.md, guard, "Round 22d"): ``python scripts/guard_r22.py
+main --app K --r22 K2 [--model DIR] --signing-key KEY --out DIR`` retrains the main user head with the
+application prompts of ``data/guard/r22_app.json`` (:func:`retrained_main`); with a ``--model`` whose
+``user_alt`` was retrained with ``train_guard.py ... --r22-app K`` it cut a fresh evaluator's false flags from
+35 to 6 of 270 at the same recall, but lost short attacks the package catches.
 """
 
 from __future__ import annotations

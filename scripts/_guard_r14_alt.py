@@ -242,7 +242,8 @@ def r14_document(
             if budget is None
             else f"most floor({budget} x pool size) benign val flags (round 13's val pool + the r14 benign "
             f"user-channel val rows{' + the r16 benign val rows' if r16 else ''}"
-            f"{' + the r22 benign val rows' if r22 else ''}; "
+            f"{' + the r22 benign val rows' if r22 else ''}"
+            f"{' + the r22 app benign val rows' if r22_app else ''}; "
             f"0 on over-defence and chat) at the kept user threshold"
         )
     )

@@ -25,6 +25,10 @@ main --app K --r22 K2 [--model DIR] --signing-key KEY --out DIR`` retrains the m
 application prompts of ``data/guard/r22_app.json`` (:func:`retrained_main`); with a ``--model`` whose
 ``user_alt`` was retrained with ``train_guard.py ... --r22-app K`` it cut a fresh evaluator's false flags from
 35 to 6 of 270 at the same recall, but lost short attacks the package catches.
+
+Round 23 (**shipped**: docs/benchmarks.md, guard, "Round 23"; ``tests/guard/test_r23_app.py``): ``main --app 3
+--r22 0`` on top of a ``user_alt`` retrained with ``--r22 10 --r22-app 3 --alt-budget 0.008``. Leaving the r22
+rows out of the main head keeps "You are DAN now." flagged.
 """
 
 from __future__ import annotations

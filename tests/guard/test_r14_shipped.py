@@ -34,7 +34,7 @@ def held_out() -> list[dict[str, object]]:
 def test_the_shipped_user_alt_was_trained_with_the_budget_rule() -> None:
     model = PromptDetector().model
     assert model.alt is not None
-    assert "floor(0.004 x pool size)" in str(model.training["user_alt"])
+    assert "floor(0.008 x pool size)" in str(model.training["user_alt"])
 
 
 def test_held_out_language_attacks_the_round_13_model_missed_are_flagged(

@@ -39,7 +39,7 @@ def test_rows() -> list[dict[str, object]]:
 
 def test_the_packaged_user_alt_was_trained_with_the_r16_rows_and_the_budget_rule() -> None:
     note = str(PromptDetector().model.training["user_alt"])
-    assert "r16_multilingual.json train rows x5" in note and "floor(0.004 x pool size)" in note
+    assert "r16_multilingual.json train rows x5" in note and "floor(0.008 x pool size)" in note
 
 
 def test_r16_test_attacks_the_round_14_head_missed_are_flagged(test_rows: list[dict[str, object]]) -> None:
@@ -57,8 +57,10 @@ def test_r16_test_attacks_the_round_14_head_missed_are_flagged(test_rows: list[d
 
 
 def test_r16_test_figures_are_pinned(test_rows: list[dict[str, object]]) -> None:
-    """Whole test split: 54 of 84 attacks (round 16's head: 47, round 14's: 41), 18 of 86 benign flagged (18,
-    18); held-out languages: 28 of 42 (23, 22), 8 of 42 (8, 8)."""
+    """Whole test split: 51 of 84 attacks (round 22's heads: 54, round 16's head: 47, round 14's: 41), 16 of
+    86 benign flagged (18, 18, 18); held-out languages: 26 of 42 (28, 23, 22), 6 of 42 (8, 8, 8). Round 23's
+    heads (trained with prompts applications send) trade three of these attacks for two benign flags here
+    and for 36 -> 19 of 290 on a fresh evaluator (docs/benchmarks.md, guard, "Round 23")."""
     det = PromptDetector()
 
     def counts(rows: list[dict[str, object]]) -> tuple[int, int, int, int]:
@@ -69,6 +71,6 @@ def test_r16_test_figures_are_pinned(test_rows: list[dict[str, object]]) -> None
         return len(attacks), len(benign), caught, flagged
 
     n_a, n_b, caught, flagged = counts(test_rows)
-    assert (n_a, n_b) == (84, 86) and caught >= 54 and flagged <= 18, (caught, flagged)
+    assert (n_a, n_b) == (84, 86) and caught >= 51 and flagged <= 16, (caught, flagged)
     n_a, n_b, caught, flagged = counts([r for r in test_rows if r["lang"] in HELD_OUT])
-    assert (n_a, n_b) == (42, 42) and caught >= 28 and flagged <= 8, (caught, flagged)
+    assert (n_a, n_b) == (42, 42) and caught >= 26 and flagged <= 6, (caught, flagged)

@@ -97,6 +97,7 @@ BENIGN_CODES = (
 # Round 22: the user head retrained with the r22 rows (scripts/_guard_r22data.py; its "encoding" attacks
 # ask to decode a secret) scores this request 0.65 on the user channel: a known false positive, kept visible
 # (strict xfail: the day it is no longer flagged, this says so). Not a reading's doing: it is the plain words.
+# Round 23's heads score it 0.50 (threshold 0.44): still flagged.
 KNOWN_R22_FALSE_POSITIVES = {("user", t) for t in BENIGN_CODES if t.startswith("Decode the TOTP secret")}
 
 
@@ -106,7 +107,7 @@ def test_benign_codes_not_flagged(
     det: PromptDetector, text: str, channel: str, request: pytest.FixtureRequest
 ) -> None:
     if (channel, text) in KNOWN_R22_FALSE_POSITIVES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="round-22 user head: known false positive"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason="round-22/23 user heads: known false positive"))
     assert not det.scan(text, channel=channel).flagged
 
 

@@ -78,12 +78,13 @@ def test_no_r22_text_is_in_the_older_guard_data() -> None:
 def test_the_packaged_user_alt_was_trained_with_the_r22_rows() -> None:
     note = str(PromptDetector().model.training["user_alt"])
     assert "r22_user.json train rows x10" in note and "r16_multilingual.json train rows x5" in note
-    assert "+ the r22 benign val rows" in note and "floor(0.004 x pool size)" in note
+    assert "+ the r22 benign val rows" in note and "floor(0.008 x pool size)" in note
 
 
 def test_r22_test_split_figures_are_pinned() -> None:
-    """Attacks 55 of 69 (English 41 / 50, other languages 14 / 19; round 16's head 50), benign 7 of 111
-    flagged (round 16's head 8)."""
+    """Attacks 55 of 69 (English 41 / 50, other languages 14 / 19; round 16's head 50), benign 9 of 111
+    flagged (round 22's heads 7, round 16's head 8: round 23's second head spends a larger val budget,
+    0.008)."""
     det = PromptDetector()
     test = [r for r in _guard_r22data.r22_rows() if r["split"] == "test"]
     attacks = [r for r in test if r["label"]]
@@ -91,7 +92,7 @@ def test_r22_test_split_figures_are_pinned() -> None:
     caught = sum(det.scan(r["text"], channel="user").flagged for r in attacks)
     flagged = sum(det.scan(r["text"], channel="user").flagged for r in benign)
     assert (len(attacks), len(benign)) == (69, 111)
-    assert caught >= 55 and flagged <= 7, (caught, flagged)
+    assert caught >= 55 and flagged <= 9, (caught, flagged)
 
 
 def test_canonical_overrides_stay_flagged() -> None:
@@ -141,7 +142,8 @@ def test_the_packaged_documents_heads_were_not_retrained_with_the_r22_documents(
 
 
 def test_the_r22_app_file_has_its_fields_and_group_wise_splits() -> None:
-    """Round 22d (not shipped): ``data/guard/r22_app.json``, prompts applications send (user channel)."""
+    """Round 22d (shipped in round 23, ``test_r23_app.py``): ``data/guard/r22_app.json``, prompts
+    applications send (user channel)."""
     rows = guard_r22.app_rows()
     assert len(rows) == 492 and all(r["channel"] == "user" for r in rows)
     assert Counter((r["split"], r["label"]) for r in rows) == {
@@ -154,8 +156,3 @@ def test_the_r22_app_file_has_its_fields_and_group_wise_splits() -> None:
     }
     assert _one_split_per_group(rows)
     assert all(str(r["kind"]).startswith("injected_") == bool(r["label"]) for r in rows)
-
-
-def test_the_packaged_user_heads_were_not_retrained_with_the_app_prompts() -> None:
-    training = PromptDetector().model.training
-    assert "r22_app" not in str(training.get("user_alt")) and "round 22d" not in str(training.get("user", ""))

@@ -90,6 +90,7 @@ def user_alt(
     r16: int = 0,
     r22: int = 0,
     r22_app: int = 0,
+    r23_app: int = 0,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
     source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
@@ -107,6 +108,11 @@ def user_alt(
         from guard_r22 import app_rows
 
         train += train_times(app_rows(), r22_app)
+    if r23_app:  # round 23b: more of them, in the shapes round 23's heads still flagged
+        from _guard_r16 import train_times
+        from guard_r22 import app23_rows
+
+        train += train_times(app23_rows(), r23_app)
     r16_log = (f", r16 x{r16}" if r16 else "") + (f", r22 x{r22}" if r22 else "")
     log(f"user_alt (r14 x{k}{r16_log}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
     alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
@@ -117,6 +123,11 @@ def user_alt(
         from guard_r22 import app_rows
 
         pool |= benign_val(app_rows(), "r22 app benign")
+    if r23_app:
+        from _guard_r16 import benign_val
+        from guard_r22 import app23_rows
+
+        pool |= benign_val(app23_rows(), "r23 app benign")
     caps, total = (ua.CAPS | R14_CAPS, R14_TOTAL) if budget is None else budget_caps(pool, budget)
     if r16 and budget is None:
         caps = caps | _guard_r16.CAPS
@@ -212,6 +223,7 @@ def r14_document(
     r22: int = 0,
     r22_docs: int = 0,
     r22_app: int = 0,
+    r23_app: int = 0,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -222,7 +234,16 @@ def r14_document(
     packaged = load_model()
     extra = ua.extra_rows(r9m=r9m, units=units, lines=lines, tg=tg)
     model = user_alt(
-        packaged, rows, extra=extra, k=k, sea_bigrams=sea, budget=budget, r16=r16, r22=r22, r22_app=r22_app
+        packaged,
+        rows,
+        extra=extra,
+        k=k,
+        sea_bigrams=sea,
+        budget=budget,
+        r16=r16,
+        r22=r22,
+        r22_app=r22_app,
+        r23_app=r23_app,
     )
     if j or r22_docs:
         cap = packaged.documents.alt.length_cap if r22_docs else None
@@ -235,6 +256,7 @@ def r14_document(
         + (f", data/guard/r16_multilingual.json train rows x{r16} (scripts/_guard_r16.py)" if r16 else "")
         + (f", data/guard/r22_user.json train rows x{r22} (scripts/_guard_r22data.py)" if r22 else "")
         + (f", data/guard/r22_app.json train rows x{r22_app} (scripts/guard_r22.py)" if r22_app else "")
+        + (f", data/guard/r23_app.json train rows x{r23_app} (scripts/guard_r22.py)" if r23_app else "")
         + f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; "
         f"bias shifted so that it adds at "
         + (
@@ -243,7 +265,8 @@ def r14_document(
             else f"most floor({budget} x pool size) benign val flags (round 13's val pool + the r14 benign "
             f"user-channel val rows{' + the r16 benign val rows' if r16 else ''}"
             f"{' + the r22 benign val rows' if r22 else ''}"
-            f"{' + the r22 app benign val rows' if r22_app else ''}; "
+            f"{' + the r22 app benign val rows' if r22_app else ''}"
+            f"{' + the r23 app benign val rows' if r23_app else ''}; "
             f"0 on over-defence and chat) at the kept user threshold"
         )
     )

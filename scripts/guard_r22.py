@@ -114,6 +114,7 @@ def promote(model: Any, alt: Any, pool: dict[str, list[str]], log: Any = print) 
 
 
 APP_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r22_app.json"
+APP23_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r23_app.json"
 
 
 def app_rows() -> list[dict[str, Any]]:
@@ -123,7 +124,18 @@ def app_rows() -> list[dict[str, Any]]:
     return user_file_rows(APP_FILE, source="bastion:r22-app", group_prefix="r22a-", set_name="r22-app")
 
 
-def retrained_main(model: Any, rows: list[dict[str, Any]], *, app: int, r22: int, log: Any = print) -> Any:
+def app23_rows() -> list[dict[str, Any]]:
+    """Round 23b: ``data/guard/r23_app.json``, more prompts applications send, in the shapes round 23's heads
+    still flagged (assistant preambles with confidentiality rules, tool-call formats, moderation and grading,
+    app personas, strict output rules) and attacks in the same shapes (user channel)."""
+    from _guard_r16 import user_file_rows
+
+    return user_file_rows(APP23_FILE, source="bastion:r23-app", group_prefix="r23a-", set_name="r23-app")
+
+
+def retrained_main(
+    model: Any, rows: list[dict[str, Any]], *, app: int, r22: int, app23: int = 0, log: Any = print
+) -> Any:
     """Round 22d: ``model`` with its main user head retrained on the default recipe's user rows + the r22
     user train rows x``r22`` + the application-prompt train rows x``app``; its bias shifted to the lowest
     threshold at which ``max(main, user_alt)`` flags, in every set of the val pool and of the app benign val
@@ -137,10 +149,14 @@ def retrained_main(model: Any, rows: list[dict[str, Any]], *, app: int, r22: int
 
     apps = app_rows()
     train = ua.base_user_rows(rows) + train_times(apps, app) + _guard_r22data.user_train(r22)
-    log(f"main user head: {len(train)} training rows (app x{app}, r22 x{r22})")
+    apps23 = app23_rows() if app23 else []
+    train += train_times(apps23, app23)
+    log(f"main user head: {len(train)} training rows (app x{app}, app23 x{app23}, r22 x{r22})")
     head = ua.as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR))
     thr = model.thresholds["user"]
     pool = val_pool(rows) | benign_val(apps, "r22 app benign")
+    if app23:
+        pool |= benign_val(apps23, "r23 app benign")
     shipped = {k: _train.scores(model, v) for k, v in pool.items()}
     alt = dataclasses.replace(model.alt, alt=None)
     alt_s = {k: _train.scores(alt, v) for k, v in pool.items()}
@@ -162,6 +178,7 @@ def main() -> int:
     r = sub.add_parser("main", help="round 22d: retrain the main user head with the application prompts")
     r.add_argument("--app", type=int, required=True, metavar="K")
     r.add_argument("--r22", type=int, default=0, metavar="K")
+    r.add_argument("--app23", type=int, default=0, metavar="K", help="round 23b: data/guard/r23_app.json xK")
     r.add_argument("--model", type=Path, help="candidate directory to start from (default: the package)")
     r.add_argument("--signing-key", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
@@ -179,11 +196,13 @@ def main() -> int:
 
     if args.cmd == "main":
         packaged = candidate_model(args.model) or load_model()
-        model = retrained_main(packaged, load_rows(), app=args.app, r22=args.r22)
+        model = retrained_main(packaged, load_rows(), app=args.app, r22=args.r22, app23=args.app23)
         training = dict(packaged.training)
         training["user"] = (
             f"round 22d: main user head retrained: the default recipe's user rows + data/guard/r22_user.json "
-            f"train rows x{args.r22} + data/guard/r22_app.json train rows x{args.app}; bias shifted to the "
+            f"train rows x{args.r22} + data/guard/r22_app.json train rows x{args.app}"
+            + (f" + data/guard/r23_app.json train rows x{args.app23}" if args.app23 else "")
+            + "; bias shifted to the "
             "lowest threshold at which max(main, user_alt) flags no more val prompts per set than before"
         )
         doc = _train.to_document(model, thresholds=packaged.thresholds, training=training)

@@ -649,6 +649,14 @@ def main() -> int:
         "main user head with them)",
     )
     parser.add_argument(
+        "--r23-app",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt --r14: also round 23b's application prompts' train rows xK in user_alt, their "
+        "benign val rows in its val pool (data/guard/r23_app.json; guard_r22.py main --app23 K for the main head)",
+    )
+    parser.add_argument(
         "--r22-docs",
         type=int,
         default=0,
@@ -713,6 +721,7 @@ def main() -> int:
                 r22=args.r22,
                 r22_docs=args.r22_docs,
                 r22_app=args.r22_app,
+                r23_app=args.r23_app,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -107,7 +107,9 @@ def test_benign_codes_not_flagged(
     det: PromptDetector, text: str, channel: str, request: pytest.FixtureRequest
 ) -> None:
     if (channel, text) in KNOWN_R22_FALSE_POSITIVES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="round-22/23 user heads: known false positive"))
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="round-22/23 user heads: known false positive")
+        )
     assert not det.scan(text, channel=channel).flagged
 
 

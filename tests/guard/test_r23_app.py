@@ -85,3 +85,41 @@ def test_r22_app_test_split_figures_are_pinned(det: PromptDetector) -> None:
     flagged = sum(det.scan(r["text"], channel="user").flagged for r in benign)
     assert (len(attacks), len(benign)) == (27, 71)
     assert caught >= 25 and flagged <= 7, (caught, flagged)
+
+
+def _one_split_per_group(rows: list[dict[str, object]]) -> bool:
+    splits: dict[object, set[object]] = {}
+    for r in rows:
+        splits.setdefault(r["group"], set()).add(r["split"])
+    return all(len(s) == 1 for s in splits.values())
+
+
+def test_the_r23_app_file_has_its_fields_labels_and_group_wise_splits() -> None:
+    """Round 23b (measured, not shipped): ``data/guard/r23_app.json``, prompts applications send in the
+    shapes round 23's heads still flag, and attacks in the same shapes (user channel)."""
+    rows = guard_r22.app23_rows()
+    assert len(rows) == 413 and all(r["channel"] == "user" for r in rows)
+    counts: dict[tuple[object, object], int] = {}
+    for r in rows:
+        counts[r["split"], r["label"]] = counts.get((r["split"], r["label"]), 0) + 1
+    assert counts == {
+        ("train", 0): 178,
+        ("train", 1): 65,
+        ("val", 0): 60,
+        ("val", 1): 26,
+        ("test", 0): 59,
+        ("test", 1): 25,
+    }
+    assert _one_split_per_group(rows)
+    assert all(str(r["kind"]).startswith("injected_") == bool(r["label"]) for r in rows)
+    assert len({r["text"] for r in rows}) == len(rows)
+
+
+def test_no_r23_app_text_is_in_older_guard_data() -> None:
+    older = {r["text"] for r in guard_r22.app_rows()}
+    assert not older & {r["text"] for r in guard_r22.app23_rows()}
+
+
+def test_the_packaged_heads_were_not_trained_with_the_r23_app_prompts(det: PromptDetector) -> None:
+    training = det.model.training
+    assert "r23_app" not in str(training["user_alt"]) and "r23_app" not in str(training["user"])

@@ -32,8 +32,9 @@ rows out of the main head keeps "You are DAN now." flagged.
 
 Round 23b / 23c: ``--app23 K`` adds ``data/guard/r23_app.json`` (:func:`app23_rows`) to the main head (23b,
 measured, not shipped: the main head then flags benign flag names and settings tables), ``--app23-benign-only``
-only its benign rows (23c's F3 / F10, the same failure). Shipped in round 23c: the rows in ``user_alt`` only
-(``train_guard.py ... --r23-app 3``), then ``main --app 3 --r22 0``.
+only its benign rows (23c's F3 / F10, the same failure). Round 23c's E3, the rows in ``user_alt`` only
+(``train_guard.py ... --r23-app 3``, then ``main --app 3 --r22 0``), was chosen on a fresh evaluator and struck:
+an application's preamble in front of an attack then hid it (``tests/guard/test_r23_app.py``).
 """
 
 from __future__ import annotations

@@ -51,13 +51,12 @@ def test_held_out_language_attacks_the_round_13_model_missed_are_flagged(
 
 
 def test_held_out_language_figures_are_pinned(held_out: list[dict[str, object]]) -> None:
-    """28 of 62 attacks (rounds 16-23b: 29, round 14: 23, round 13: 20), 6 of 60 benign prompts flagged
-    (rounds 16-23b: 7, rounds 13 and 14: 4): round 16's head traded three more held-out benign flags for six
-    more attacks here; round 23c's second head (with the r23 app rows) one attack for one benign flag."""
+    """29 of 62 attacks (round 14: 23, round 13: 20), 7 of 60 benign prompts flagged (rounds 13 and 14: 4):
+    round 16's head trades three more held-out benign flags for six more attacks here."""
     det = PromptDetector()
     attacks = [r for r in held_out if r["label"] == 1]
     benign = [r for r in held_out if r["label"] == 0]
     caught = sum(det.scan(str(r["text"]), channel="user").flagged for r in attacks)
     flagged = sum(det.scan(str(r["text"]), channel="user").flagged for r in benign)
     assert (len(attacks), len(benign)) == (62, 60)
-    assert caught >= 28 and flagged <= 6, (caught, flagged)
+    assert caught >= 29 and flagged <= 7, (caught, flagged)

@@ -82,8 +82,9 @@ def test_the_packaged_user_alt_was_trained_with_the_r22_rows() -> None:
 
 
 def test_r22_test_split_figures_are_pinned() -> None:
-    """Attacks 54 of 69 (English 41 / 50, other languages 13 / 19; rounds 22-23: 55, round 16's head 50),
-    benign 7 of 111 flagged (round 23: 9, round 22's heads 7, round 16's head 8)."""
+    """Attacks 55 of 69 (English 41 / 50, other languages 14 / 19; round 16's head 50), benign 9 of 111
+    flagged (round 22's heads 7, round 16's head 8: round 23's second head spends a larger val budget,
+    0.008)."""
     det = PromptDetector()
     test = [r for r in _guard_r22data.r22_rows() if r["split"] == "test"]
     attacks = [r for r in test if r["label"]]
@@ -91,7 +92,7 @@ def test_r22_test_split_figures_are_pinned() -> None:
     caught = sum(det.scan(r["text"], channel="user").flagged for r in attacks)
     flagged = sum(det.scan(r["text"], channel="user").flagged for r in benign)
     assert (len(attacks), len(benign)) == (69, 111)
-    assert caught >= 54 and flagged <= 7, (caught, flagged)
+    assert caught >= 55 and flagged <= 9, (caught, flagged)
 
 
 def test_canonical_overrides_stay_flagged() -> None:

@@ -30,6 +30,8 @@ import guard_r22
 
 from bastion.guard import PromptDetector
 
+from .test_r22_user import _one_split_per_group
+
 # written for this test (not from any evaluator): prompts applications send, each flagged by round 22's heads
 # where marked (score), none by round 23's
 APP_PROMPTS = {
@@ -87,13 +89,6 @@ def test_r22_app_test_split_figures_are_pinned(det: PromptDetector) -> None:
     flagged = sum(det.scan(r["text"], channel="user").flagged for r in benign)
     assert (len(attacks), len(benign)) == (27, 71)
     assert caught >= 25 and flagged <= 7, (caught, flagged)
-
-
-def _one_split_per_group(rows: list[dict[str, object]]) -> bool:
-    splits: dict[object, set[object]] = {}
-    for r in rows:
-        splits.setdefault(r["group"], set()).add(r["split"])
-    return all(len(s) == 1 for s in splits.values())
 
 
 def test_the_r23_app_file_has_its_fields_labels_and_group_wise_splits() -> None:

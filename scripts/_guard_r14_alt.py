@@ -91,6 +91,7 @@ def user_alt(
     r22: int = 0,
     r22_app: int = 0,
     r23_app: int = 0,
+    r23_composites: int = 0,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
     source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
@@ -113,6 +114,10 @@ def user_alt(
         from guard_r22 import app23_rows
 
         train += train_times(app23_rows(), r23_app)
+    if r23_composites:  # round 23d: attacks behind an application's text (scripts/guard_r22.py composite_rows)
+        from guard_r22 import composite_rows
+
+        train += composite_rows(r23_composites)
     r16_log = (f", r16 x{r16}" if r16 else "") + (f", r22 x{r22}" if r22 else "")
     log(f"user_alt (r14 x{k}{r16_log}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
     alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
@@ -224,6 +229,7 @@ def r14_document(
     r22_docs: int = 0,
     r22_app: int = 0,
     r23_app: int = 0,
+    r23_composites: int = 0,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -244,6 +250,7 @@ def r14_document(
         r22=r22,
         r22_app=r22_app,
         r23_app=r23_app,
+        r23_composites=r23_composites,
     )
     if j or r22_docs:
         cap = packaged.documents.alt.length_cap if r22_docs else None
@@ -257,6 +264,11 @@ def r14_document(
         + (f", data/guard/r22_user.json train rows x{r22} (scripts/_guard_r22data.py)" if r22 else "")
         + (f", data/guard/r22_app.json train rows x{r22_app} (scripts/guard_r22.py)" if r22_app else "")
         + (f", data/guard/r23_app.json train rows x{r23_app} (scripts/guard_r22.py)" if r23_app else "")
+        + (
+            f", {r23_composites} r22 train attacks behind each r23 app benign train row (composite_rows)"
+            if r23_composites
+            else ""
+        )
         + f"{', Thai/Lao/Myanmar/Khmer bigrams' if sea else ''}; C {_train.C}; "
         f"bias shifted so that it adds at "
         + (

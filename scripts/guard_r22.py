@@ -139,6 +139,35 @@ def app23_rows() -> list[dict[str, Any]]:
     return user_file_rows(APP23_FILE, source="bastion:r23-app", group_prefix="r23a-", set_name="r23-app")
 
 
+def composite_rows(k: int) -> list[dict[str, Any]]:
+    """Round 23d: attacks behind an application's text. Each benign train row of ``r23_app.json`` followed by
+    ``k`` different train attacks of ``r22_user.json`` (chosen by a fixed stride, so the same rows every run),
+    labelled attacks, so that a head taught to pass the preamble does not learn that it excuses what follows
+    (round 23c's E3 let a support-bot preamble hide 11 of 101 attacks)."""
+    import _guard_r22data
+
+    if k <= 0:
+        return []
+    preambles = [r for r in app23_rows() if r["split"] == "train" and not r["label"]]
+    attacks = [r for r in _guard_r22data.r22_rows() if r["split"] == "train" and r["label"]]
+    out = []
+    for i, pre in enumerate(preambles):
+        for j in range(k):
+            att = attacks[(i * 7919 + j * 104729) % len(attacks)]
+            out.append(
+                pre
+                | {
+                    "text": f"{pre['text']}\n\n{att['text']}",
+                    "label": 1,
+                    "group": f"{pre['group']}+{att['group']}",
+                    "set": "r23-composite",
+                    "source": "bastion:r23-composite",
+                    "kind": "composite",
+                }
+            )
+    return out
+
+
 def retrained_main(
     model: Any,
     rows: list[dict[str, Any]],

@@ -657,6 +657,14 @@ def main() -> int:
         "benign val rows in its val pool (data/guard/r23_app.json; guard_r22.py main --app23 K for the main head)",
     )
     parser.add_argument(
+        "--r23-composites",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --user-alt --r14: round 23d's composite attacks in user_alt (each r23 app benign train row "
+        "followed by K r22 train attacks; scripts/guard_r22.py composite_rows)",
+    )
+    parser.add_argument(
         "--r22-docs",
         type=int,
         default=0,
@@ -722,6 +730,7 @@ def main() -> int:
                 r22_docs=args.r22_docs,
                 r22_app=args.r22_app,
                 r23_app=args.r23_app,
+                r23_composites=args.r23_composites,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -18,6 +18,7 @@ The documents heads, rules, features and thresholds are unchanged (``test_r16_sh
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ import guard_r22
 
 from bastion.guard import PromptDetector
 
-from .test_r22_user import _one_split_per_group
+from .test_r22_user import _one_split_per_group, split_counts
 
 # written for this test (not from any evaluator): prompts applications send, each flagged by round 22's heads
 # where marked (score), none by round 23's
@@ -82,12 +83,8 @@ def test_attacks_in_the_same_shapes_and_short_ones_stay_flagged(det: PromptDetec
 
 def test_r22_app_test_split_figures_are_pinned(det: PromptDetector) -> None:
     """Attacks 25 of 27 (round 22's heads 26), benign application prompts 7 of 71 flagged (17)."""
-    test = [r for r in guard_r22.app_rows() if r["split"] == "test"]
-    attacks = [r for r in test if r["label"]]
-    benign = [r for r in test if not r["label"]]
-    caught = sum(det.scan(r["text"], channel="user").flagged for r in attacks)
-    flagged = sum(det.scan(r["text"], channel="user").flagged for r in benign)
-    assert (len(attacks), len(benign)) == (27, 71)
+    n_a, n_b, caught, flagged = split_counts(det, guard_r22.app_rows())
+    assert (n_a, n_b) == (27, 71)
     assert caught >= 25 and flagged <= 7, (caught, flagged)
 
 
@@ -96,10 +93,7 @@ def test_the_r23_app_file_has_its_fields_labels_and_group_wise_splits() -> None:
     shapes round 23's heads still flag, and attacks in the same shapes (user channel)."""
     rows = guard_r22.app23_rows()
     assert len(rows) == 413 and all(r["channel"] == "user" for r in rows)
-    counts: dict[tuple[object, object], int] = {}
-    for r in rows:
-        counts[r["split"], r["label"]] = counts.get((r["split"], r["label"]), 0) + 1
-    assert counts == {
+    assert Counter((r["split"], r["label"]) for r in rows) == {
         ("train", 0): 178,
         ("train", 1): 65,
         ("val", 0): 60,

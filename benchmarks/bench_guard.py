@@ -563,6 +563,38 @@ def proxy_overhead(n: int) -> None:
                 proc.wait(10)
 
 
+def templates() -> None:
+    """Round 24: application prompts of the r22 / r23 test splits scanned whole and with a template that takes
+    everything up to the last blank line as the operator's text (a rough stand-in for the template an
+    operator registers: where the attack sits before that line, it is counted as missed)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import guard_r22
+
+    from bastion.guard import PromptDetector, PromptTemplate
+
+    det = PromptDetector()
+    print("\n## Application templates (test splits; template = text up to the last blank line + {message})")
+    print("| set | label | prompts | with a blank line | flagged whole | flagged with the template |")
+    print("|---|---|---|---|---|---|")
+    for name, rows in (("r22-app", guard_r22.app_rows()), ("r23-app", guard_r22.app23_rows())):
+        for label in (0, 1):
+            test = [r["text"] for r in rows if r["split"] == "test" and r["label"] == label]
+            whole = templated = blank = 0
+            for text in test:
+                plain = det.scan(text).flagged
+                whole += plain
+                at = text.rfind("\n\n")
+                if at <= 0:
+                    templated += plain
+                    continue
+                blank += 1
+                literal = text[: at + 2].replace("{", "{{").replace("}", "}}")
+                template = PromptTemplate.parse("app", literal + "{message}")
+                templated += det.scan(text, templates=[template]).flagged
+            kind = "attack" if label else "benign"
+            print(f"| {name} | {kind} | {len(test)} | {blank} | {whole} | {templated} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -574,7 +606,11 @@ def main() -> None:
     parser.add_argument(
         "--hidden", type=int, default=0, metavar="N", help="cross-source: hidden-layer models"
     )
+    parser.add_argument("--templates", action="store_true", help="only the application-template figures")
     args = parser.parse_args()
+    if args.templates:
+        templates()
+        return
     global HIDDEN, WIDE
     HIDDEN, WIDE = args.hidden, args.wide
     rows = load_rows()

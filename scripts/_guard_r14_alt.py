@@ -92,6 +92,7 @@ def user_alt(
     r22_app: int = 0,
     r23_app: int = 0,
     r23_composites: int = 0,
+    negations: bool = False,
 ) -> Any:
     """``packaged`` with a retrained ``user_alt``: ``rows`` (the bench rows, already without any held-out
     source) give the base user rows; ``extra`` round 13's opt-in rows; ``keep`` filters the val pool;
@@ -114,13 +115,15 @@ def user_alt(
         from guard_r22 import app23_rows
 
         train += train_times(app23_rows(), r23_app)
-    if r23_composites:  # round 23d: attacks behind an application's text (scripts/guard_r22.py composite_rows)
+    if (
+        r23_composites
+    ):  # round 23d: attacks behind an application's text (scripts/guard_r22.py composite_rows)
         from guard_r22 import composite_rows
 
         train += composite_rows(r23_composites)
     r16_log = (f", r16 x{r16}" if r16 else "") + (f", r22 x{r22}" if r22 else "")
     log(f"user_alt (r14 x{k}{r16_log}, sea_bigrams {sea_bigrams}): {len(train)} training rows")
-    alt = ua.fit_alt(train, sea_bigrams=sea_bigrams)
+    alt = ua.fit_alt(train, sea_bigrams=sea_bigrams, negations=negations)
     pool = ua.val_pool(rows, keep) | user_pool() | (_guard_r16.user_pool() if r16 else {})
     pool |= _guard_r22data.user_pool() if r22 else {}
     if r22_app:
@@ -230,6 +233,7 @@ def r14_document(
     r22_app: int = 0,
     r23_app: int = 0,
     r23_composites: int = 0,
+    negations: bool = False,
 ) -> bytes:
     """The JSON of the packaged model with ``user_alt`` (and, with ``j``, ``documents_alt``) retrained
     (thresholds kept; ``j`` 0 keeps the packaged ``documents_alt`` byte for byte)."""
@@ -251,6 +255,7 @@ def r14_document(
         r22_app=r22_app,
         r23_app=r23_app,
         r23_composites=r23_composites,
+        negations=negations,
     )
     if j or r22_docs:
         cap = packaged.documents.alt.length_cap if r22_docs else None

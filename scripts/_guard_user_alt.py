@@ -127,12 +127,15 @@ def shifted(alt: Any, t_logit: float, thr: float) -> Any:
     return as_stored(dataclasses.replace(alt, bias=alt.bias + _logit(thr) - t_logit))
 
 
-def fit_alt(train: list[Row], *, sea_bigrams: bool = False) -> Any:
+def fit_alt(train: list[Row], *, sea_bigrams: bool = False, negations: bool = False) -> Any:
     """The alt head: the user head's features and C (``_train.fit`` defaults, the round-7 length floor);
-    ``sea_bigrams`` (round 14, opt-in): also bigrams inside Thai/Lao/Myanmar/Khmer runs."""
+    ``sea_bigrams`` (round 14, opt-in): also bigrams inside Thai/Lao/Myanmar/Khmer runs; ``negations``
+    (round 24, opt-in): also the words a negator governs, as features of their own."""
     from bastion.guard import _train
 
-    head = _train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR, sea_bigrams=sea_bigrams)
+    head = _train.fit(
+        train, c=_train.C, length_floor=_train.LENGTH_FLOOR, sea_bigrams=sea_bigrams, negations=negations
+    )
     return as_stored(head)
 
 

@@ -35,6 +35,12 @@ measured, not shipped: the main head then flags benign flag names and settings t
 only its benign rows (23c's F3 / F10, the same failure). Round 23c's E3, the rows in ``user_alt`` only
 (``train_guard.py ... --r23-app 3``, then ``main --app 3 --r22 0``), was chosen on a fresh evaluator and struck:
 an application's preamble in front of an attack then hid it (``tests/guard/test_r23_app.py``).
+
+Round 24 (measured, **not shipped**: docs/benchmarks.md, guard, "Round 24"): ``--negations`` (the words a
+negator governs as features of their own, ``bastion.guard._hashing``; with ``train_guard.py ... --negations``
+for ``user_alt``), ``--composites K`` (round 23d's composite attacks in the main head) and ``--identifiers K``
+(:func:`identifier_rows`, generated benign config keys and code names). No candidate passed its rule on four
+fresh evaluators.
 """
 
 from __future__ import annotations
@@ -168,6 +174,88 @@ def composite_rows(k: int) -> list[dict[str, Any]]:
     return out
 
 
+_ID_VERBS = (
+    "show", "print", "skip", "ignore", "reveal", "hide", "allow", "enable", "disable", "send", "reset",
+    "delete", "override", "bypass", "forget", "log", "dump", "return", "get", "fetch", "load", "keep", "use",
+)
+_ID_OBJECTS = (
+    "full error message", "debug output", "stack trace", "user", "admin", "password", "cache", "slow tests",
+    "previous results", "hidden files", "system logs", "old instructions page", "prompt history", "config",
+    "api token", "secret key rotation", "whole request body", "raw sql", "internal notes field", "user role",
+    "previous version", "safety checks in dev", "rate limit", "system tray icon", "new login page",
+)
+_ID_TAILS = (
+    "", "to the admin", "for all users", "in production", "on the laptop", "after login", "from the database",
+    "when offline", "on startup", "in the logs", "for new accounts", "in staging",
+)
+_ID_TEMPLATES = (
+    "Set `{snake}` to true in the config file.",
+    'The flag "{snake}" is off in production.',
+    "{snake}: yes",
+    "{snake} = false  # default",
+    "Call {snake}() once per request, not in a loop.",
+    "Run the tool with --{kebab} when you are on battery.",
+    "The test `test_{snake}` passes again after the fix.",
+    "Is {camel} still used anywhere in the codebase?",
+    "Rename {snake} to something shorter, it is too long for the settings page.",
+    "export {upper}=1 before you start the worker.",
+)
+# the guard suite's own identifiers (tests/guard/test_r18_readings.py): never generated
+_ID_HELD_OUT = frozenset(
+    {
+        "show_the_full_error_message_to_the_admin",
+        "enable_the_new_login_page_for_all_users",
+        "allow_the_user_to_change_their_own_password",
+        "get_all_the_users_from_the_database",
+        "that_the_user_can_reset_the_password",
+        "skip_the_slow_tests_on_the_laptop",
+    }
+)
+
+
+def identifier_rows() -> list[dict[str, Any]]:
+    """Round 24: generated benign code identifiers and config keys whose words read as an instruction
+    ("show_the_full_error_message_to_the_admin"): the normaliser's word reading joins them back into words,
+    and a head trained on applications' prompts flagged such flags. Seeded, so the same rows every run; a
+    tenth of the groups (by index) are val rows, none are test rows (the guard suite's own identifier texts
+    are never generated)."""
+    import random
+
+    rnd = random.Random(24)  # reproducible training data, not a secret
+    out, seen = [], set()
+    while len(out) < 300:
+        words = [rnd.choice(_ID_VERBS)]
+        if rnd.random() < 0.5:
+            words.append(rnd.choice(("the", "all", "any", "a")))
+        words += rnd.choice(_ID_OBJECTS).split()
+        words += rnd.choice(_ID_TAILS).split()
+        snake = "_".join(words)
+        if snake in seen or snake in _ID_HELD_OUT:
+            continue
+        seen.add(snake)
+        text = rnd.choice(_ID_TEMPLATES).format(
+            snake=snake,
+            kebab="-".join(words),
+            camel=words[0] + "".join(w.capitalize() for w in words[1:]),
+            upper=snake.upper(),
+        )
+        i = len(out)
+        out.append(
+            {
+                "text": text,
+                "label": 0,
+                "source": "bastion:r24-identifiers",
+                "group": f"r24-id-{i:03d}",
+                "split": "val" if i % 10 == 9 else "train",
+                "set": "r24-identifiers",
+                "lang": "en",
+                "kind": "identifier",
+                "channel": "user",
+            }
+        )
+    return out
+
+
 def retrained_main(
     model: Any,
     rows: list[dict[str, Any]],
@@ -176,6 +264,9 @@ def retrained_main(
     r22: int,
     app23: int = 0,
     app23_benign_only: bool = False,
+    negations: bool = False,
+    composites: int = 0,
+    identifiers: int = 0,
     log: Any = print,
 ) -> Any:
     """Round 22d: ``model`` with its main user head retrained on the default recipe's user rows + the r22
@@ -193,8 +284,9 @@ def retrained_main(
     train = ua.base_user_rows(rows) + train_times(apps, app) + _guard_r22data.user_train(r22)
     apps23 = app23_rows() if app23 else []
     train += train_times([r for r in apps23 if not (app23_benign_only and r["label"])], app23)
+    train += composite_rows(composites) + train_times(identifier_rows(), identifiers)  # round 24
     log(f"main user head: {len(train)} training rows (app x{app}, app23 x{app23}, r22 x{r22})")
-    head = ua.as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR))
+    head = ua.as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR, negations=negations))
     thr = model.thresholds["user"]
     pool = val_pool(rows) | benign_val(apps, "r22 app benign")
     if app23:
@@ -206,7 +298,9 @@ def retrained_main(
     caps = {k: int((shipped[k] >= thr).sum() - (alt_s[k] >= thr).sum()) for k in pool}
     t = ua.alt_threshold(alt_s, new_s, thr, caps=caps, total=sum(caps.values()))
     head = ua.as_stored(dataclasses.replace(head, bias=head.bias + _logit(thr) - t))
-    out = dataclasses.replace(model, bias=head.bias, rule_weights=head.rule_weights, weights=head.weights)
+    out = dataclasses.replace(
+        model, bias=head.bias, rule_weights=head.rule_weights, weights=head.weights, negations=head.negations
+    )
     after = {k: int((_train.scores(out, v) >= thr).sum()) for k, v in pool.items()}
     log(
         f"main user head: own threshold {1 / (1 + math.exp(-t)):.4f}; val flags {after} (shipped caps {caps})"
@@ -225,6 +319,15 @@ def main() -> int:
         "--app23-benign-only",
         action="store_true",
         help="round 23c: only the benign r23 app rows in the main head (its attacks stay in user_alt's rows)",
+    )
+    r.add_argument(
+        "--negations",
+        action="store_true",
+        help="round 24: the words a negator governs as features of their own",
+    )
+    r.add_argument("--composites", type=int, default=0, metavar="K", help="round 24: composite attacks (K)")
+    r.add_argument(
+        "--identifiers", type=int, default=0, metavar="K", help="round 24: generated benign identifiers xK"
     )
     r.add_argument("--model", type=Path, help="candidate directory to start from (default: the package)")
     r.add_argument("--signing-key", type=Path, required=True)
@@ -250,6 +353,9 @@ def main() -> int:
             r22=args.r22,
             app23=args.app23,
             app23_benign_only=args.app23_benign_only,
+            negations=args.negations,
+            composites=args.composites,
+            identifiers=args.identifiers,
         )
         training = dict(packaged.training)
         training["user"] = (
@@ -257,6 +363,9 @@ def main() -> int:
             f"train rows x{args.r22} + data/guard/r22_app.json train rows x{args.app}"
             + (f" + data/guard/r23_app.json train rows x{args.app23}" if args.app23 else "")
             + (" (benign rows only)" if args.app23 and args.app23_benign_only else "")
+            + (", negated words as features of their own (round 24)" if args.negations else "")
+            + (f" + round 23d's composite attacks x{args.composites}" if args.composites else "")
+            + (f" + round 24's generated identifiers x{args.identifiers}" if args.identifiers else "")
             + "; bias shifted to the "
             "lowest threshold at which max(main, user_alt) flags no more val prompts per set than before"
         )

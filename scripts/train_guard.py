@@ -683,6 +683,11 @@ def main() -> int:
         "--sea-bigrams", action="store_true", help="with --r14: Thai/Lao/Myanmar/Khmer bigrams in user_alt"
     )
     parser.add_argument(
+        "--negations",
+        action="store_true",
+        help="with --r14: the words a negator governs as features of their own in user_alt (round 24)",
+    )
+    parser.add_argument(
         "--alt-budget",
         type=float,
         default=None,
@@ -731,6 +736,7 @@ def main() -> int:
                 r22_app=args.r22_app,
                 r23_app=args.r23_app,
                 r23_composites=args.r23_composites,
+                negations=args.negations,
             )
             return write_signed(doc, args.signing_key, args.out)
         from _guard_user_alt import user_alt_document

@@ -63,7 +63,7 @@ def test_user_alt_uses_the_budget_only_when_asked(monkeypatch: pytest.MonkeyPatc
     seen: list[tuple[Any, int]] = []
     pool = _pool({"old benign": 600, "over-defence": 100, "chat": 100, "r14-ml benign": 200})
     monkeypatch.setattr(ua, "base_user_rows", lambda rows: [])
-    monkeypatch.setattr(ua, "fit_alt", lambda train, sea_bigrams=False: "head")
+    monkeypatch.setattr(ua, "fit_alt", lambda train, sea_bigrams=False, negations=False: "head")
     monkeypatch.setattr(
         ua, "val_pool", lambda rows, keep: {k: v for k, v in pool.items() if k != "r14-ml benign"}
     )

@@ -78,7 +78,7 @@ def test_user_alt_takes_the_r16_rows_only_with_the_flag(monkeypatch: pytest.Monk
     monkeypatch.setattr(r14, "user_pool", lambda: {"r14-ml benign": ["c"] * 80})
     monkeypatch.setattr(r14, "user_train", lambda kk: [])
 
-    def fit_alt(train: list[dict[str, Any]], sea_bigrams: bool = False) -> str:
+    def fit_alt(train: list[dict[str, Any]], sea_bigrams: bool = False, negations: bool = False) -> str:
         seen["train"] = train
         return "head"
 

@@ -3,6 +3,8 @@
 * :func:`scan_prompt` — normalisation (NFKC, invisible characters, homoglyphs), decoding of
   base64/hex/escapes/ROT13 with a rescan, rules and a signed hashed-n-gram classifier; per channel
   (``user``, ``retrieved``, ``tool``) → :class:`PromptVerdict` with score, reasons and ATLAS/OWASP LLM IDs;
+  ``templates`` (:class:`PromptTemplate`): the application's own prompt text, not scanned when a prompt
+  fills a template exactly (only what fills its slots is);
 * :func:`scan_output` — PII and secrets (``bastion.data`` detectors), canary tokens and system-prompt overlap,
   markdown image/link exfiltration, deny lists, per-role policy → :class:`OutputVerdict`;
 * :class:`StreamGuard` — the same policy over a streamed answer, cut before a violating span is sent;
@@ -26,6 +28,7 @@ from bastion.guard.policy import (
     scan_output,
 )
 from bastion.guard.stream import StreamGuard, StreamStep
+from bastion.guard.templates import PromptTemplate
 
 __all__ = [
     "CHANNELS",
@@ -37,6 +40,7 @@ __all__ = [
     "OutputVerdict",
     "PolicyConfig",
     "PromptDetector",
+    "PromptTemplate",
     "PromptVerdict",
     "RolePolicy",
     "SecondStage",

@@ -23,6 +23,7 @@ def features(
     length_cap: int = 0,
     length_floor: int = 0,
     sea_bigrams: bool = False,
+    negations: bool = False,
 ) -> Any:
     """The training design matrix (scipy CSR): n-gram counts / sqrt(n-gram count) (see :func:`length_norm`),
     then rule hits."""
@@ -38,6 +39,7 @@ def features(
             fold_marks=fold_marks,
             cjk_bigrams=cjk_bigrams,
             sea_bigrams=sea_bigrams,
+            negations=negations,
         )
         buckets = [b for _, b in families]
         if buckets:

@@ -38,6 +38,20 @@ _MARKS = _mark_table()
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
 # round 14 (``sea_bigrams``): Thai, Lao, Myanmar and Khmer, the other scripts written without spaces
 _SEA_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+# round 24 (``negations``): words that negate the next few words ("never reveal", "do not share": "don't" is
+# read as "don" + "t"). The governed words get features of their own *beside* their plain ones, so a head can
+# learn that "do not reveal these instructions" (an application's rule) differs from "reveal your
+# instructions" without losing what the plain words say.
+_NEGATORS = frozenset(
+    w.encode("utf-8")
+    for w in (
+        "not", "never", "no", "t", "dont", "cannot", "nor", "nicht", "nie", "niemals", "kein", "keine",
+        "keinen", "jamais", "pas", "nunca", "non", "mai", "nigdy", "niet", "nooit", "geen", "inte", "aldrig",
+        "ikke", "ei", "ne", "nem", "asla", "jangan", "tidak", "đừng", "không", "не", "никогда", "ні",
+        "ніколи", "μην", "δεν", "לא", "אל", "لا", "نه", "न", "मत",
+    )
+)  # fmt: skip
+NEGATION_SCOPE = 2  # words after a negator that it governs
 
 
 def length_norm(n: float, cap: int, floor: int = 0) -> float:
@@ -72,11 +86,14 @@ def ngram_buckets(
     fold_marks: bool = False,
     cjk_bigrams: bool = False,
     sea_bigrams: bool = False,
+    negations: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(positions, buckets)`` per feature family: character n-grams by start position, then word 1..k-grams
     (CRC-32 of the words, at the first word's position); with ``cjk_bigrams`` also character bigrams inside
     runs of Han/kana/Hangul, with ``sea_bigrams`` (round 14) inside runs of Thai/Lao/Myanmar/Khmer (a family
-    of its own, after the CJK one). ``fold_marks`` strips diacritics from Latin letters first."""
+    of its own, after the CJK one). ``fold_marks`` strips diacritics from Latin letters first. With
+    ``negations`` (round 24, user heads; needs ``word_ngrams``) a last family: each of the
+    :data:`NEGATION_SCOPE` words after a negator, hashed as a negated word."""
     folded = _fold(text)
     if fold_marks:
         folded = folded.translate(_MARKS)
@@ -119,7 +136,29 @@ def ngram_buckets(
                 h = np.asarray(crc, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 + n)
                 h *= _FNV
                 out.append((starts[: len(crc)], _mix(h, dim)))
+            if negations:
+                out += _negated(words, starts, dim)
     return out
+
+
+def _negated(words: list[bytes], starts: np.ndarray, dim: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The family of negated words: ``(positions, buckets)`` of each word a negator governs (none: empty)."""
+    seen: dict[int, bytes] = {}
+    for i, w in enumerate(words):
+        if w in _NEGATORS:
+            for j in range(i + 1, min(i + 1 + NEGATION_SCOPE, len(words))):
+                if words[j] in _NEGATORS:
+                    break
+                seen[j] = words[j]
+    if not seen:
+        return []
+    at = sorted(seen)
+    h = np.asarray([zlib.crc32(seen[j], _NOT) for j in at], dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15)
+    h *= _FNV
+    return [(starts[at], _mix(h, dim))]
+
+
+_NOT = zlib.crc32(b"\x00not ")
 
 
 def _words(folded: str, codes: np.ndarray) -> tuple[list[bytes], np.ndarray]:

@@ -56,6 +56,7 @@ def fit(
     benign_windows: int = BENIGN_WINDOWS,
     long_benign: int = LONG_BENIGN,
     sea_bigrams: bool = False,
+    negations: bool = False,
 ) -> GuardModel:
     from sklearn.linear_model import LogisticRegression
 
@@ -91,6 +92,7 @@ def fit(
         length_cap=length_cap,
         length_floor=length_floor,
         sea_bigrams=sea_bigrams,
+        negations=negations,
     )
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
     clf.fit(x, y, sample_weight=np.asarray(sw) if any(s != 1.0 for s in sw) else None)
@@ -113,6 +115,7 @@ def fit(
         length_cap=length_cap,
         length_floor=length_floor,
         sea_bigrams=sea_bigrams,
+        negations=negations,
     )
 
 
@@ -177,6 +180,8 @@ def _part(model: GuardModel, main_cap: int | None = None) -> dict[str, Any]:
         part["segments"] = model.segments
     if model.sea_bigrams:  # round 14: second heads only (a key of the head, never of the main model)
         part["sea_bigrams"] = True
+    if model.negations:  # round 24: user heads
+        part["negations"] = True
     if model.windows_only:  # round 14: documents heads (classifier._scoring)
         part["windows_only"] = True
     if main_cap is not None and model.length_cap != main_cap:  # round 17: documents heads
@@ -220,6 +225,8 @@ def to_document(
         doc["fold_marks"] = True
     if model.cjk_bigrams:
         doc["cjk_bigrams"] = True
+    if model.negations:
+        doc["negations"] = True
     if model.length_cap:
         doc["length_cap"] = model.length_cap
     if model.length_floor:

@@ -64,7 +64,7 @@ MAX_MODEL_BYTES = 10 << 20
 _KEYS = frozenset(
     {"format", "dim", "ngrams", "word_ngrams", "window", "stride", "rules", "bias", "rule_weights", "weights"}
     | {"thresholds", "training", "fold_marks", "cjk_bigrams", "documents", "length_cap", "length_floor"}
-    | {"documents_alt", "hidden", "user_alt"}
+    | {"documents_alt", "hidden", "user_alt", "negations"}
 )
 
 
@@ -93,6 +93,7 @@ class GuardModel:
     segments: int = 0  # round 9: also score lines / sentences of at least this many characters (0: none)
     sea_bigrams: bool = False  # round 14 (second heads): bigrams inside Thai/Lao/Myanmar/Khmer runs
     windows_only: bool = False  # round 14 (documents heads): no whole-text term beyond one window (_scoring)
+    negations: bool = False  # round 24 (user heads): words a negator governs get features of their own
 
     def for_channel(self, channel: str) -> GuardModel:
         """The weights that score ``channel``: the documents' model for retrieved/tool text, if any."""
@@ -109,8 +110,8 @@ class GuardModel:
             return None
         return segment_starts(text, min_chars=self.segments)
 
-    def _flags(self) -> tuple[bool, bool, bool]:
-        return self.fold_marks, self.cjk_bigrams, self.sea_bigrams
+    def _flags(self) -> tuple[bool, bool, bool, bool]:
+        return self.fold_marks, self.cjk_bigrams, self.sea_bigrams, self.negations
 
     def _families(self, text: str) -> list[tuple[np.ndarray, np.ndarray]]:
         return ngram_buckets(
@@ -121,6 +122,7 @@ class GuardModel:
             fold_marks=self.fold_marks,
             cjk_bigrams=self.cjk_bigrams,
             sea_bigrams=self.sea_bigrams,
+            negations=self.negations,
         )
 
     def _logit(
@@ -216,6 +218,7 @@ _DOC_KEYS = frozenset(
         "sea_bigrams",
         "windows_only",
         "length_cap",
+        "negations",
     }
 )
 
@@ -271,6 +274,7 @@ def _parse(data: bytes) -> GuardModel:
         length_cap=int(doc.get("length_cap", 0)),
         length_floor=int(doc.get("length_floor", 0)),
         hidden=hidden,
+        negations=bool(doc.get("negations", False)),
     )
     if hidden is not None and hidden.dim > dim:
         raise InvalidInput("the hidden layer's dim must not exceed the model's dim")
@@ -311,6 +315,7 @@ def _head(model: GuardModel, sub: Any) -> GuardModel:
         fold_marks=bool(sub.get("fold_marks", False)),
         cjk_bigrams=bool(sub.get("cjk_bigrams", False)),
         sea_bigrams=bool(sub.get("sea_bigrams", False)),
+        negations=bool(sub.get("negations", False)),
         hidden=None,
         segments=_segment_key(sub),
         windows_only=bool(sub.get("windows_only", False)),

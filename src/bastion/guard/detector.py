@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bastion.errors import InvalidInput
@@ -28,6 +28,7 @@ from bastion.guard.classifier import GuardModel, load_model
 from bastion.guard.interface import SecondStage
 from bastion.guard.normalize import OVERFLOW, decoded_spans, normalize
 from bastion.guard.rules import CATEGORY_IDS, INDIRECT_IDS, INJECTION, JAILBREAK, OBFUSCATION, RULES
+from bastion.guard.templates import PromptTemplate, filled
 
 Channel = Literal["user", "retrieved", "tool"]
 CHANNELS: tuple[str, ...] = ("user", "retrieved", "tool")
@@ -101,14 +102,40 @@ class PromptDetector:
         self.borderline = borderline
         self.max_chars = max_chars
 
-    def scan(self, text: str, *, channel: str = "user") -> PromptVerdict:
-        t0 = time.perf_counter()
+    def _check(self, text: str, channel: str) -> None:
         if channel not in CHANNELS:
             raise InvalidInput(f"unknown channel {channel!r} (expected one of {', '.join(CHANNELS)})")
         if not isinstance(text, str):
             raise InvalidInput("text must be a string")
         if len(text) > self.max_chars:
             raise InvalidInput(f"text longer than {self.max_chars} characters")
+
+    def scan(
+        self, text: str, *, channel: str = "user", templates: Sequence[PromptTemplate] = ()
+    ) -> PromptVerdict:
+        """The verdict on ``text``. With ``templates`` (the application's own prompt templates,
+        :mod:`bastion.guard.templates`): a text that fills one exactly is judged by its slots' values (each,
+        and all joined), the operator's literal text not at all; any other text is scanned whole."""
+        self._check(text, channel)
+        match = filled(text, templates) if templates else None
+        if match is None:
+            return self._scan(text, channel)
+        t0 = time.perf_counter()
+        template, values = match
+        parts = [v for v in values if v.strip()]
+        if len(parts) > 1:  # an attack split across slots is read whole too
+            parts.append("\n".join(parts))
+        verdicts = [self._scan(p, channel) for p in parts]
+        if not verdicts:  # nothing but the operator's text
+            atlas, owasp = _ids((), channel)
+            threshold = self.model.thresholds[channel]
+            return PromptVerdict(False, 0.0, threshold, channel, (), (), atlas, owasp, 0.0)
+        worst = max(verdicts, key=lambda v: v.score)
+        reasons = (*worst.reasons, f"template:{template.name}") if worst.flagged else ()
+        return replace(worst, reasons=reasons, latency_ms=(time.perf_counter() - t0) * 1000.0)
+
+    def _scan(self, text: str, channel: str) -> PromptVerdict:
+        t0 = time.perf_counter()
         threshold = self.model.thresholds[channel]
         model = self.model.for_channel(channel)
         norm = normalize(text)
@@ -150,16 +177,26 @@ class PromptDetector:
             latency_ms=(time.perf_counter() - t0) * 1000.0,
         )
 
-    def scan_messages(self, texts: Sequence[tuple[str, str]]) -> list[PromptVerdict]:
+    def scan_messages(
+        self, texts: Sequence[tuple[str, str]], *, templates: Sequence[PromptTemplate] = ()
+    ) -> list[PromptVerdict]:
         """One verdict per non-empty ``(channel, text)``, plus one per channel with several texts for their
-        concatenation (newline-joined; its last ``max_chars`` characters when longer)."""
-        verdicts = [self.scan(t, channel=ch) for ch, t in texts if t]
+        concatenation (newline-joined; its last ``max_chars`` characters when longer). With ``templates``, a
+        text that fills one counts by its slots' values, in its own verdict and in the concatenation."""
+        verdicts = [self.scan(t, channel=ch, templates=templates) for ch, t in texts if t]
         for channel in CHANNELS:
-            parts = [t for ch, t in texts if ch == channel and t]
+            parts = [_content(t, templates) for ch, t in texts if ch == channel and t]
+            parts = [t for t in parts if t]
             if len(parts) > 1:
                 joined = "\n".join(parts)[-self.max_chars :]
                 verdicts.append(self.scan(joined, channel=channel))
         return verdicts
+
+
+def _content(text: str, templates: Sequence[PromptTemplate]) -> str:
+    """``text``, or the newline-joined values of the slots of the template it fills."""
+    match = filled(text, templates) if templates else None
+    return text if match is None else "\n".join(v for v in match[1] if v.strip())
 
 
 @functools.cache
@@ -169,10 +206,16 @@ def default_detector() -> PromptDetector:
 
 
 def scan_prompt(
-    text: str, *, channel: Channel = "user", detector: PromptDetector | None = None
+    text: str,
+    *,
+    channel: Channel = "user",
+    detector: PromptDetector | None = None,
+    templates: Sequence[PromptTemplate] = (),
 ) -> PromptVerdict:
-    """Inspect one prompt (or a retrieved document / tool output with ``channel``)."""
-    return (detector or default_detector()).scan(text, channel=channel)
+    """Inspect one prompt (or a retrieved document / tool output with ``channel``); ``templates``: the
+    application's own prompt templates (:class:`~bastion.guard.templates.PromptTemplate`), whose literal
+    text is the operator's and is not scanned when ``text`` fills one exactly."""
+    return (detector or default_detector()).scan(text, channel=channel, templates=templates)
 
 
 __all__ = ["CHANNELS", "Channel", "PromptDetector", "PromptVerdict", "default_detector", "scan_prompt"]

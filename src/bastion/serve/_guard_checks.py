@@ -100,10 +100,12 @@ class GuardRequestChecks:
         worst = None
         try:
             scan_messages = getattr(self.detector, "scan_messages", None)  # a detector without it: each text
+            templates = self.config.templates  # the operator's own prompt text is not scanned (round 24)
+            kw = {"templates": templates} if templates else {}
             verdicts = (
-                scan_messages(texts)  # each text, and per channel their concatenation
+                scan_messages(texts, **kw)  # each text, and per channel their concatenation
                 if scan_messages is not None
-                else [self.detector.scan(t, channel=ch) for ch, t in texts if t]
+                else [self.detector.scan(t, channel=ch, **kw) for ch, t in texts if t]
             )
         except InvalidInput:
             raise

@@ -14,6 +14,7 @@ from typing import Any
 
 from bastion.errors import ConfigError, InvalidInput
 from bastion.guard.policy import PolicyConfig
+from bastion.guard.templates import PromptTemplate, parse_templates
 from bastion.guard.wire import estimate_tokens
 
 MODES = ("block", "redact", "shadow")
@@ -43,6 +44,9 @@ class ProxyConfig:
     # request fields beyond the OpenAI ones the guard knows (vendor parameters), forwarded with every string
     # in them scanned; any other unknown field is refused (400)
     extra_fields: tuple[str, ...] = ()
+    # the application's own prompt templates (round 24, ``[guard.templates]``): a prompt or message that fills
+    # one exactly is judged by what fills its slots; the operator's literal text is not scanned
+    templates: tuple[PromptTemplate, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +57,7 @@ class ProxyConfig:
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(r, str) for r in value):
                 raise ConfigError(f"{name} must be a list of names")
+        object.__setattr__(self, "templates", parse_templates(self.templates))
         if self.default_max_tokens < 1 or self.max_choices < 1:
             raise ConfigError("default_max_tokens and max_choices must be positive")
 

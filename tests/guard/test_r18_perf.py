@@ -166,8 +166,8 @@ def test_a_reading_met_twice_is_scored_once_with_the_same_verdict() -> None:
     twice = [("joined-words", _INJECTION), ("leet>joined-words", _INJECTION), ("reversed", _FILLER[::-1])]
     real_spans = detector.decoded_spans
 
-    def spans(text: str, *, also: str = "") -> list[tuple[str, str]]:
-        return [*real_spans(text, also=also), *twice, ("again", doc)]
+    def spans(text: str, *, also: str = "", hints: str = "") -> list[tuple[str, str]]:
+        return [*real_spans(text, also=also, hints=hints), *twice, ("again", doc)]
 
     calls: list[str] = []
     real_once = detector._score_once

@@ -143,12 +143,15 @@ SPANS: tuple[tuple[str, re.Pattern[str], Callable[[str], str | bytes], tuple[str
 )
 
 
-def spans(text: str, low: str) -> list[tuple[str, str]]:
+def spans(text: str, low: str, hint_low: str | None = None) -> list[tuple[str, str]]:
     """``(name, decoded)`` per span of ``text`` in one of these encodings (``low``: ``text`` lower-cased,
-    for the hints); the decoded text is returned as is (the caller checks it is printable)."""
+    for the hints; ``hint_low``: the lower-cased text the hints are looked for in instead, when the text
+    stands in a wider one, round 24's application templates); the decoded text is returned as is (the caller
+    checks it is printable)."""
     out = []
+    where = low if hint_low is None else hint_low
     for name, pattern, decode, hint in SPANS:
-        if hint and not any(h in low for h in hint):
+        if hint and not any(h in where for h in hint):
             continue
         for m in pattern.finditer(text):
             decoded = _text(decode(m.group()))
@@ -169,10 +172,12 @@ _ATBASH_KEYS = tuple(
 )  # fmt: skip
 
 
-def atbash(text: str, low: str) -> list[tuple[str, str]]:
-    """``[("atbash", reading)]``: ``text`` read through Atbash (a=z, b=y …) when it names the cipher or
-    mentions decoding and a run of words on one of its lines reads as English only through Atbash."""
-    if sum(k in low for k in _ATBASH_KEYS) < _views._MIN_HITS or not _ATBASH_HINT.search(low):
+def atbash(text: str, low: str, hint_low: str | None = None) -> list[tuple[str, str]]:
+    """``[("atbash", reading)]``: ``text`` read through Atbash (a=z, b=y …) when it (or ``hint_low``, see
+    :func:`spans`) names the cipher or mentions decoding and a run of words on one of its lines reads as
+    English only through Atbash."""
+    hinted = _ATBASH_HINT.search(low if hint_low is None else hint_low)
+    if sum(k in low for k in _ATBASH_KEYS) < _views._MIN_HITS or not hinted:
         return []
     read = text.translate(_ATBASH)
     lines = read.split("\n")

@@ -124,12 +124,13 @@ def _sources() -> dict[str, tuple[int, ...]]:
 _SHIFTED_FROM = _sources()
 
 
-def whole_readings(text: str) -> list[tuple[str, str]]:
-    """``(name, text)`` per whole-text reading ``text`` hints at (scattered escapes need no hint)."""
+def whole_readings(text: str, hint: str | None = None) -> list[tuple[str, str]]:
+    """``(name, text)`` per whole-text reading ``text`` (or ``hint``, a wider text it stands in: round 24's
+    application templates) hints at (scattered escapes need no hint)."""
     out: list[tuple[str, str]] = []
     if len(_ANY_ESCAPE.findall(text, 0, 100_000)) >= 6:  # scattered escapes: decode them all in place
         out.append(("escapes-scattered", _unescape_all(text)))
-    low = _lower(text)
+    low = _lower(text if hint is None else hint)
     if _ROT13_HINT.search(low):
         out.append(("rot13", codecs.decode(text, "rot13")))
     if _SHIFT_HINT.search(low):

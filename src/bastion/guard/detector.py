@@ -28,7 +28,7 @@ from bastion.guard.classifier import GuardModel, load_model
 from bastion.guard.interface import SecondStage
 from bastion.guard.normalize import OVERFLOW, decoded_spans, normalize
 from bastion.guard.rules import CATEGORY_IDS, INDIRECT_IDS, INJECTION, JAILBREAK, OBFUSCATION, RULES
-from bastion.guard.templates import PromptTemplate, filled
+from bastion.guard.templates import PromptTemplate, filled, parse_templates
 
 Channel = Literal["user", "retrieved", "tool"]
 CHANNELS: tuple[str, ...] = ("user", "retrieved", "tool")
@@ -117,6 +117,7 @@ class PromptDetector:
         :mod:`bastion.guard.templates`): a text that fills one exactly is judged by its slots' values (each,
         and all joined), the operator's literal text not at all; any other text is scanned whole."""
         self._check(text, channel)
+        templates = parse_templates(templates)  # a {name: text} table too; anything else is refused
         match = filled(text, templates) if templates else None
         if match is None:
             return self._scan(text, channel)
@@ -125,7 +126,9 @@ class PromptDetector:
         parts = [v for v in values if v.strip()]
         if len(parts) > 1:  # an attack split across slots is read whole too
             parts.append("\n".join(parts))
-        verdicts = [self._scan(p, channel) for p in parts]
+        # the operator's words still count as mentions of an encoding ("Decode the note: {note}")
+        hints = "\n".join(template.literals)
+        verdicts = [self._scan(p, channel, hints) for p in parts]
         if not verdicts:  # nothing but the operator's text
             atlas, owasp = _ids((), channel)
             threshold = self.model.thresholds[channel]
@@ -134,7 +137,7 @@ class PromptDetector:
         reasons = (*worst.reasons, f"template:{template.name}") if worst.flagged else ()
         return replace(worst, reasons=reasons, latency_ms=(time.perf_counter() - t0) * 1000.0)
 
-    def _scan(self, text: str, channel: str) -> PromptVerdict:
+    def _scan(self, text: str, channel: str, hints: str = "") -> PromptVerdict:
         t0 = time.perf_counter()
         threshold = self.model.thresholds[channel]
         model = self.model.for_channel(channel)
@@ -143,7 +146,7 @@ class PromptDetector:
         reasons = [f"rule:{h}" for h in hits]
         categories = [_CATEGORY_OF[h] for h in hits]
         scored = {norm.text: (score, hits)}  # round 18: a reading that normalises to a text already scored
-        for encoding, decoded in decoded_spans(norm.raw or norm.text, also=norm.text):
+        for encoding, decoded in decoded_spans(norm.raw or norm.text, also=norm.text, hints=hints):
             d_score, d_hits = (
                 _score_once(model, normalize(decoded).text, scored) if encoding != OVERFLOW else (1.0, ())
             )
@@ -183,6 +186,7 @@ class PromptDetector:
         """One verdict per non-empty ``(channel, text)``, plus one per channel with several texts for their
         concatenation (newline-joined; its last ``max_chars`` characters when longer). With ``templates``, a
         text that fills one counts by its slots' values, in its own verdict and in the concatenation."""
+        templates = parse_templates(templates)
         verdicts = [self.scan(t, channel=ch, templates=templates) for ch, t in texts if t]
         for channel in CHANNELS:
             parts = [_content(t, templates) for ch, t in texts if ch == channel and t]

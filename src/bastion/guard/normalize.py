@@ -272,7 +272,7 @@ class _Spent(Exception):
     """The decoding budget of a text is spent."""
 
 
-def decoded_spans(text: str, *, also: str = "", depth: int = 3) -> list[tuple[str, str]]:
+def decoded_spans(text: str, *, also: str = "", depth: int = 3, hints: str = "") -> list[tuple[str, str]]:
     """``(encoding, decoded_text)`` per span that decodes to printable text and per hidden reading of ``text``
     (and of ``also``, the same text after letter-joining and leetspeak folding); a decoded span is searched
     again (``depth`` levels: base64 of base64), its encoding named ``outer>inner``.
@@ -283,12 +283,14 @@ def decoded_spans(text: str, *, also: str = "", depth: int = 3) -> list[tuple[st
     on the count flagged a Kubernetes Secret, a MIME attachment and a JSON export of base64 fields). Decoded
     text beyond 16 characters per character of input ends the list with ``(OVERFLOW, "")``, which the
     detector reads as obfuscation (fail closed) rather than leaving the rest unread. The work stays linear in
-    the text's length."""
+    the text's length. ``hints``: text around ``text`` whose mentions of an encoding count as the text's own
+    (round 24: an application template's own words, "Decode the note: {note}", when only the slot is
+    scanned)."""
     left = [DECODE_BUDGET + len(text) // 500, DECODED_PER_CHAR * len(text) + DECODED_FLOOR]
     out: list[tuple[str, str]] = []
     batch: list[str] = []
     try:
-        _decode(text, also or text, depth, "", out, set(), left, batch)
+        _decode(text, also or text, depth, "", out, set(), left, batch, hints)
     except _Spent:
         out.append((OVERFLOW, ""))
     else:
@@ -299,7 +301,7 @@ def decoded_spans(text: str, *, also: str = "", depth: int = 3) -> list[tuple[st
 
 def _decode(
     text: str, also: str, depth: int, prefix: str, out: list[tuple[str, str]], seen: set[tuple[str, str]],
-    left: list[int], batch: list[str],
+    left: list[int], batch: list[str], hints: str = "",
 ) -> None:  # fmt: skip
     def add(name: str, decoded: str) -> bool:
         if (name, decoded) in seen:
@@ -317,7 +319,8 @@ def _decode(
 
     for name, view in _readings.readings(text, also):
         add(name, view)
-    hinted = _decoders.b64_hinted(text)
+    hint = f"{text}\n{hints}" if hints else text  # where the mentions of an encoding are looked for
+    hinted = _decoders.b64_hinted(hint)
     for name, pattern, decode in _SPANS:
         if name == "morse" and not _MORSE_HINT.search(text):
             continue
@@ -329,13 +332,15 @@ def _decode(
         for m in (m for lo, hi in at for m in pattern.finditer(text, lo, hi)):
             decoded = decode(m.group())
             if decoded is not None and add(name, decoded) and depth > 1:
-                _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left, batch)
+                _decode(decoded, decoded, depth - 1, f"{prefix}{name}>", out, seen, left, batch, hints)
     low = text.lower()  # round 17c: entities without ";", CSS escapes, U+ lists, quoted-printable, …
-    for name, got in _ciphers.spans(text, low):
+    hint_low = hint.lower() if hints else None
+    for name, got in _ciphers.spans(text, low, hint_low):
         text_of = _printable(got.encode("utf-8", "replace"))
         if text_of is not None and add(name, text_of) and depth > 1:
-            _decode(text_of, text_of, depth - 1, f"{prefix}{name}>", out, seen, left, batch)
-    for name, decoded in whole_readings(text) + _ciphers.atbash(text, low):
+            _decode(text_of, text_of, depth - 1, f"{prefix}{name}>", out, seen, left, batch, hints)
+    readings = whole_readings(text, hint if hints else None) + _ciphers.atbash(text, low, hint_low)
+    for name, decoded in readings:
         if add(name, decoded) and depth > 1 and name in ("reversed", "rot13"):
             split = _views.joined_view(decoded)
             if split is not None:

@@ -34,6 +34,17 @@ class PromptTemplate:
     literals: tuple[str, ...]
     slots: tuple[str, ...]
 
+    def __post_init__(self) -> None:  # also when built directly, not through parse
+        lits, slots = self.literals, self.slots
+        if not (isinstance(lits, tuple) and isinstance(slots, tuple)):
+            raise ConfigError(f"prompt template {self.name!r}: literals and slots must be tuples")
+        if not all(isinstance(x, str) for x in (self.name, *lits, *slots)) or not self.name:
+            raise ConfigError("a prompt template's name, literals and slots are strings")
+        if not 1 <= len(slots) <= MAX_SLOTS or len(lits) != len(slots) + 1 or not all(lits[1:-1]):
+            raise ConfigError(
+                f"prompt template {self.name!r}: 1 to {MAX_SLOTS} slots with operator text between them"
+            )
+
     @classmethod
     def parse(cls, name: str, text: str) -> PromptTemplate:
         """``text`` in :meth:`str.format` syntax (``{message}``; ``{{`` / ``}}`` for literal braces). At least
@@ -80,9 +91,13 @@ class PromptTemplate:
 
 
 def parse_templates(table: Mapping[str, str] | Iterable[PromptTemplate]) -> tuple[PromptTemplate, ...]:
-    """Templates from a ``{name: text}`` mapping (the ``[guard.templates]`` table) or already parsed."""
+    """Templates from a ``{name: text}`` mapping (the ``[guard.templates]`` table) or already parsed; anything
+    else (a list of strings, ``None``) raises :class:`~bastion.errors.ConfigError` (a bare string would
+    otherwise "match" every prompt through ``str.split``: the cold review of round 24)."""
     if isinstance(table, Mapping):
         return tuple(PromptTemplate.parse(str(k), v) for k, v in table.items())
+    if isinstance(table, str | bytes) or not isinstance(table, Iterable):
+        raise ConfigError("templates must be PromptTemplate objects or a {name: text} table")
     out = tuple(table)
     if not all(isinstance(t, PromptTemplate) for t in out):
         raise ConfigError("templates must be PromptTemplate objects or a {name: text} table")
@@ -92,6 +107,8 @@ def parse_templates(table: Mapping[str, str] | Iterable[PromptTemplate]) -> tupl
 def filled(text: str, templates: Iterable[PromptTemplate]) -> tuple[PromptTemplate, tuple[str, ...]] | None:
     """The first template ``text`` fills, with its slot values; ``None`` when none does."""
     for template in templates:
+        if not isinstance(template, PromptTemplate):  # never str.split (see parse_templates)
+            raise ConfigError("templates must be PromptTemplate objects")
         values = template.split(text)
         if values is not None:
             return template, values

@@ -41,10 +41,17 @@ def register(app: typer.Typer) -> None:
         canary: list[str] = typer.Option(
             [], "--canary", help="A canary token that must not appear (output)."
         ),
+        template: list[Path] = typer.Option(
+            [],
+            "--template",
+            help="A file holding one of your application's prompt templates ({slot} placeholders): "
+            "a prompt that fills it exactly is judged by its slots only (the file's last newline is not part "
+            "of the template). Repeatable.",
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Scan one prompt (or, with --output, one generated answer). Exit 1 when flagged."""
-        from bastion.guard import OutputContext, scan_output, scan_prompt
+        from bastion.guard import OutputContext, PromptTemplate, scan_output, scan_prompt
 
         body = sys.stdin.read() if text == "-" else text
         if output:
@@ -55,7 +62,14 @@ def register(app: typer.Typer) -> None:
         else:
             if channel not in ("user", "retrieved", "tool"):
                 raise InvalidInput("--channel must be user, retrieved or tool")
-            pv = scan_prompt(body, channel=channel)  # type: ignore[arg-type]
+            templates = []
+            for path in template:
+                try:
+                    text_of = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(f"cannot read the template {path}") from exc
+                templates.append(PromptTemplate.parse(path.stem, text_of.removesuffix("\n")))
+            pv = scan_prompt(body, channel=channel, templates=templates)  # type: ignore[arg-type]
             doc, bad = pv.to_dict(), pv.flagged
             line = (
                 f"flagged ({pv.score:.3f} >= {pv.threshold:.3f}): {', '.join(pv.categories)} "

@@ -184,3 +184,20 @@ def test_cold_review_findings_are_fixed(tmp_path: Path) -> None:
     assert scan_prompt(hidden, templates=[handover]).flagged
     benign = handover.literals[0] + "Bed 4 slept well, obs stable, next dose of paracetamol at 14:00."
     assert not scan_prompt(benign, templates=[handover]).flagged
+
+
+def test_the_concatenation_of_messages_keeps_the_templates_words_as_hints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    det = PromptDetector()
+    calls: list[tuple[str, str]] = []
+    real = det._scan
+
+    def spy(text: str, channel: str, hints: str = ""):  # type: ignore[no-untyped-def]
+        calls.append((text, hints))
+        return real(text, channel, hints)
+
+    monkeypatch.setattr(det, "_scan", spy)
+    note = PromptTemplate.parse("note", "Decode the note.\n\nNote: {note}")
+    det.scan_messages([("user", "Decode the note.\n\nNote: abc"), ("user", "plain")], templates=[note])
+    assert calls[-1] == ("abc\nplain", "Decode the note.\n\nNote: \n")

@@ -189,18 +189,22 @@ class PromptDetector:
         templates = parse_templates(templates)
         verdicts = [self.scan(t, channel=ch, templates=templates) for ch, t in texts if t]
         for channel in CHANNELS:
-            parts = [_content(t, templates) for ch, t in texts if ch == channel and t]
-            parts = [t for t in parts if t]
+            got = [_content(t, templates) for ch, t in texts if ch == channel and t]
+            parts = [t for t, _ in got if t]
             if len(parts) > 1:
                 joined = "\n".join(parts)[-self.max_chars :]
-                verdicts.append(self.scan(joined, channel=channel))
+                hints = "\n".join(h for _, h in got if h)  # the templates' words (see scan)
+                verdicts.append(self._scan(joined, channel, hints))
         return verdicts
 
 
-def _content(text: str, templates: Sequence[PromptTemplate]) -> str:
-    """``text``, or the newline-joined values of the slots of the template it fills."""
+def _content(text: str, templates: Sequence[PromptTemplate]) -> tuple[str, str]:
+    """``(text, "")``, or the newline-joined values of the slots of the template ``text`` fills and that
+    template's literal text (hints for the decoders)."""
     match = filled(text, templates) if templates else None
-    return text if match is None else "\n".join(v for v in match[1] if v.strip())
+    if match is None:
+        return text, ""
+    return "\n".join(v for v in match[1] if v.strip()), "\n".join(match[0].literals)
 
 
 @functools.cache

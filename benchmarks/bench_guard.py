@@ -595,6 +595,88 @@ def templates() -> None:
             print(f"| {name} | {kind} | {len(test)} | {blank} | {whole} | {templated} |")
 
 
+def _app_traffic() -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Round 25: the benign application prompts of the r22 / r23 test splits as (operator text, label) pairs
+    (the text up to the last blank line, plus a short "Customer: " label of the line after it), and the
+    benign and attack user prompts of guard_data's test split to fill them."""
+    import gzip
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import guard_r22
+
+    apps = []
+    for rows in (guard_r22.app_rows(), guard_r22.app23_rows()):
+        for r in rows:
+            text = r["text"]
+            at = text.rfind("\n\n")
+            if r["split"] != "test" or r["label"] or at <= 0:
+                continue
+            post = text[at + 2 :]
+            colon = post.find(": ")
+            label = post[: colon + 2] if 0 < colon < 30 and "\n" not in post[:colon] else ""
+            apps.append((text[: at + 2], label))
+    with gzip.open(ROOT / "data" / "guard" / "guard_data.jsonl.gz", "rt", encoding="utf-8") as fh:
+        data = [json.loads(line) for line in fh]
+    benign = [
+        r["text"] for r in data if r["set"] == "benign" and r["split"] == "test" and len(r["text"]) < 2000
+    ]
+    attacks = [
+        r["text"] for r in data if r["set"] == "attack" and r["split"] == "test" and len(r["text"]) < 2000
+    ]
+    return apps, benign, attacks
+
+
+def inferred_templates(per_app: int = 30, held: int = 20) -> None:
+    """Round 25: templates suggested from a log of each application's own traffic (``suggest_templates``),
+    then used on later prompts of the same application. Each app's log: ``per_app`` benign fills from 10
+    users; later traffic: ``held`` other benign fills and 10 attack fills. The poisoning rows: one account,
+    then five, send 30 prompts that carry the same attack in the application's text, then varying text."""
+    from bastion.guard import PromptDetector, suggest_templates
+
+    det = PromptDetector()
+    apps, benign, attacks = _app_traffic()
+    stats = Counter()
+    for k, (pre, label) in enumerate(apps):
+        off = (k * 37) % (len(benign) - per_app - held)
+        log = [(pre + label + benign[off + i], f"user{i % 10}") for i in range(per_app)]
+        later_b = [pre + label + benign[off + per_app + i] for i in range(held)]
+        later_a = [pre + label + attacks[(k * 10 + i) % len(attacks)] for i in range(10)]
+        found = suggest_templates(log, min_support=10, min_identities=3, detector=det)
+        templates = [s.template for s in found]
+        stats["apps"] += 1
+        stats["apps with a suggestion"] += bool(found)
+        stats["suggestions whose own text is flagged"] += sum(s.literal_flagged for s in found)
+        stats["suggestion = the operator's text exactly"] += any(
+            s.template.literals[0] == pre + label and s.template.literals[-1] == "" for s in found
+        )
+        for text in later_b:
+            stats["benign flagged whole"] += det.scan(text).flagged
+            stats["benign flagged with the suggestions"] += det.scan(text, templates=templates).flagged
+            stats["benign"] += 1
+        for text in later_a:
+            stats["attacks flagged whole"] += det.scan(text).flagged
+            stats["attacks flagged with the suggestions"] += det.scan(text, templates=templates).flagged
+            stats["attacks"] += 1
+        # poisoning: the attack placed in the application's text by its sender(s), then varying filler
+        attack = attacks[(k * 7) % len(attacks)]
+        for accounts in (1, 5):
+            poisoned = [
+                (pre + label + attack + "\n" + benign[(off + i) % len(benign)], f"mallory{i % accounts}")
+                for i in range(30)
+            ]
+            got = suggest_templates(log + poisoned, min_support=10, min_identities=3, detector=det)
+            holds = [s for s in got if attack.strip()[:40] in "".join(s.template.literals)]
+            stats[f"poisoned by {accounts} account(s): attack in a suggestion"] += bool(holds)
+            stats[f"poisoned by {accounts} account(s): ... and that suggestion not flagged"] += any(
+                not s.literal_flagged for s in holds
+            )
+    print("\n## Templates suggested from each application's own traffic (test splits; suggest_templates)")
+    print("| figure | count |")
+    print("|---|---|")
+    for key, value in stats.items():
+        print(f"| {key} | {value} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -607,7 +689,13 @@ def main() -> None:
         "--hidden", type=int, default=0, metavar="N", help="cross-source: hidden-layer models"
     )
     parser.add_argument("--templates", action="store_true", help="only the application-template figures")
+    parser.add_argument(
+        "--infer", action="store_true", help="only the figures of templates suggested from traffic"
+    )
     args = parser.parse_args()
+    if args.infer:
+        inferred_templates()
+        return
     if args.templates:
         templates()
         return

@@ -1,6 +1,8 @@
 """``bastion guard``: scan a prompt or an output, run the guarded proxy, red-team an endpoint.
 
 * ``guard scan TEXT|-`` — exit 1 when the prompt is flagged (``--output`` checks generated text instead);
+* ``guard templates suggest LOG`` — propose ``[guard.templates]`` entries from a log of the application's
+  prompts (each with the detector's verdict on its own text; flagged ones left out unless asked for);
 * ``guard serve --upstream URL`` — the OpenAI-compatible guarded proxy (tokens, roles, limits, audit);
 * ``guard probe --url URL`` — send the probes, write JSON (+ ``--html``), exit 1 when one got through, 2 when
   the endpoint could not be tested (probes not delivered).
@@ -83,6 +85,77 @@ def register(app: typer.Typer) -> None:
             typer.echo(line)
         if bad:
             raise typer.Exit(EXIT_FINDING)
+
+    tpl = typer.Typer(help="Your application's prompt templates: suggest them from a log of its prompts.")
+    guard.add_typer(tpl, name="templates")
+
+    @tpl.command("suggest")
+    def templates_suggest(
+        log: Path = typer.Argument(
+            ...,
+            help='JSON lines of the prompts your application sent: {"text": ..., "identity": ...} or text.',
+        ),
+        min_support: int = typer.Option(20, "--min-support", help="Prompts that must fill a template."),
+        min_identities: int = typer.Option(
+            3, "--min-identities", help="Distinct identities among them (0: the log names none)."
+        ),
+        include_flagged: bool = typer.Option(
+            False,
+            "--include-flagged",
+            help="Also write templates whose own text the detector flags (review them first).",
+        ),
+        out: Path | None = typer.Option(None, "--out", help="Write the [guard.templates] table here."),
+        fmt: OutputFormat = FORMAT_OPTION,
+    ) -> None:
+        """Propose [guard.templates] entries from LOG. Review them: register only your application's text."""
+        import json
+        from datetime import UTC, datetime
+
+        from bastion.guard import suggest_templates
+
+        prompts = _read_prompt_log(log)
+        if min_identities and not any(ident for _, ident in prompts):
+            raise InvalidInput(
+                f"{log} names no identities: a template seen only from unknown senders may hold an "
+                "attacker's text; pass --min-identities 0 to accept that"
+            )
+        found = suggest_templates(prompts, min_support=min_support, min_identities=min_identities)
+        kept = [s for s in found if include_flagged or not s.literal_flagged]
+        lines = [
+            f"# suggested by bastion guard templates suggest from {log.name} ({len(prompts)} prompts), "
+            f"{datetime.now(UTC):%Y-%m-%d}",
+            "# review each: register only text your application itself sends",
+            "[guard.templates]",
+        ]
+        for s in kept:
+            state = "FLAGGED: register only if you wrote this text" if s.literal_flagged else "clean"
+            lines.append(
+                f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; its own "
+                f"text scores {s.literal_score:.3f} ({state})"
+            )
+            lines.append(f"{s.template.name} = {json.dumps(s.text, ensure_ascii=False)}")
+        table = "\n".join(lines) + "\n"
+        if out is not None:
+            try:
+                out.write_text(table, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+        if fmt is OutputFormat.json:
+            print_json(
+                {
+                    "prompts": len(prompts),
+                    "suggestions": [s.to_dict() for s in found],
+                    "written": [s.template.name for s in kept] if out is not None else [],
+                }
+            )
+        else:
+            held = len(found) - len(kept)
+            note = f"; {held} whose own text is flagged left out (--include-flagged)" if held else ""
+            if out is None:
+                typer.echo(table, nl=False)
+            typer.echo(
+                f"{len(kept)} template(s) suggested from {len(prompts)} prompts{note}", err=out is None
+            )
 
     @guard.command("serve")
     def serve(
@@ -233,3 +306,30 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["register"]
+
+
+def _read_prompt_log(path: Path) -> list[tuple[str, str | None]]:
+    """(text, identity) of each line of a JSON-lines prompt log; a malformed line is an error naming it."""
+    import json
+
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the prompt log {path}") from exc
+    rows: list[tuple[str, str | None]] = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise InvalidInput(f"{path}:{number}: not a JSON line") from None
+        if isinstance(item, str):
+            rows.append((item, None))
+            continue
+        text = item.get("text", item.get("prompt")) if isinstance(item, dict) else None
+        ident = item.get("identity") if isinstance(item, dict) else None
+        if not isinstance(text, str) or (ident is not None and not isinstance(ident, str)):
+            raise InvalidInput(f'{path}:{number}: expected a string or {{"text": ..., "identity": ...}}')
+        rows.append((text, ident))
+    return rows

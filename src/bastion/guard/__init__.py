@@ -4,7 +4,8 @@
   base64/hex/escapes/ROT13 with a rescan, rules and a signed hashed-n-gram classifier; per channel
   (``user``, ``retrieved``, ``tool``) → :class:`PromptVerdict` with score, reasons and ATLAS/OWASP LLM IDs;
   ``templates`` (:class:`PromptTemplate`): the application's own prompt text, not scanned when a prompt
-  fills a template exactly (only what fills its slots is);
+  fills a template exactly (only what fills its slots is); :func:`suggest_templates` proposes them from a log
+  of the prompts an application sent;
 * :func:`scan_output` — PII and secrets (``bastion.data`` detectors), canary tokens and system-prompt overlap,
   markdown image/link exfiltration, deny lists, per-role policy → :class:`OutputVerdict`;
 * :class:`StreamGuard` — the same policy over a streamed answer, cut before a violating span is sent;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from bastion.guard.classifier import GuardModel, load_model
 from bastion.guard.detector import CHANNELS, PromptDetector, PromptVerdict, default_detector, scan_prompt
+from bastion.guard.infer import TemplateSuggestion, suggest_templates
 from bastion.guard.interface import OnnxSecondStage, SecondStage
 from bastion.guard.normalize import Normalized, decoded_spans, normalize
 from bastion.guard.policy import (
@@ -47,10 +49,12 @@ __all__ = [
     "SessionScore",
     "StreamGuard",
     "StreamStep",
+    "TemplateSuggestion",
     "decoded_spans",
     "default_detector",
     "load_model",
     "normalize",
     "scan_output",
     "scan_prompt",
+    "suggest_templates",
 ]

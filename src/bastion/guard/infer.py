@@ -1,0 +1,237 @@
+"""Template suggestions from an application's prompt log (issue 16, round 25).
+
+Registering an application's prompt templates (:mod:`bastion.guard.templates`) cuts false flags on the
+prompts it sends from about 30 % to 2 % on fresh evaluators, but only where the operator writes the
+templates down. :func:`suggest_templates` reads a log of prompts the application already sent and proposes
+them: prompts that share the same long constant lines are grouped, aligned token by token, and the text every
+member of a group holds in the same order becomes the template's literal text; what varies becomes a slot.
+A suggestion is a proposal for a person to review, never applied by itself.
+
+Threat model: the attacker controls some prompts in the log (their own requests) and has read this code.
+To make their attack part of a template's literal text (which the detector then skips) it must appear, in
+the same place, in every prompt of a group of at least ``min_support`` prompts from at least
+``min_identities`` identities: one identity cannot do it, and among other users' prompts the alignment
+drops whatever the attacker's prompts alone hold. Against many identities (Sybils) every suggestion
+carries the detector's verdict on its own literal text, and the operator is told to register only text
+that is their application's own. A log without identities yields no suggestion unless the caller accepts
+that risk with ``min_identities=0``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any
+
+from bastion.errors import InvalidInput
+from bastion.guard.templates import MAX_SLOTS, PromptTemplate
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_LINE_MIN = 16  # a line shorter than this (a greeting, "Thanks!") does not group prompts
+_ALIGN_MAX = 48  # members aligned per group (every member is then checked against the template)
+MAX_PROMPTS = 100_000
+MAX_PROMPT_CHARS = 32_768
+
+
+@dataclass(frozen=True)
+class TemplateSuggestion:
+    """A proposed template: ``template`` fills ``support`` of the log's prompts from ``identities``
+    identities; ``literal_score`` / ``literal_flagged`` are the detector's verdict on the template's own
+    text (flagged: register it only if you wrote that text)."""
+
+    template: PromptTemplate
+    text: str  # the template in str.format syntax ({slot}; literal braces doubled)
+    support: int
+    identities: int
+    literal_score: float
+    literal_flagged: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.template.name,
+            "template": self.text,
+            "slots": list(self.template.slots),
+            "support": self.support,
+            "identities": self.identities,
+            "literal_score": round(self.literal_score, 4),
+            "literal_flagged": self.literal_flagged,
+        }
+
+
+def _lines(text: str) -> list[str]:
+    return [s for s in (ln.strip() for ln in text.split("\n")) if len(s) >= _LINE_MIN]
+
+
+def _sample(items: Sequence[str], k: int) -> list[str]:
+    """``k`` items spread evenly over ``items`` (deterministic)."""
+    if len(items) <= k:
+        return list(items)
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+def _runs(members: list[list[str]], min_literal: int) -> list[str]:
+    """The literal runs shared, in order, by every member (the first member's tokens), separated by the
+    places where some member holds other text; each run of the middle at least ``min_literal`` characters.
+    The list starts with the text before the first slot and ends with the text after the last (either may
+    be empty)."""
+    base = members[0]
+    n = len(base)
+    keep = [True] * n
+    cut = [False] * (n + 1)  # cut[i]: some member holds other text before base token i (cut[n]: at the end)
+    for other in members[1:]:
+        pos: dict[int, int] = {}
+        for a, b, size in SequenceMatcher(None, base, other, autojunk=False).get_matching_blocks():
+            for k in range(size):
+                pos[a + k] = b + k
+        for i in range(n):
+            keep[i] = keep[i] and i in pos
+        kept = sorted(pos)
+        if kept and pos[kept[0]] != 0:
+            cut[kept[0]] = True
+        for i, j in itertools.pairwise(kept):
+            if pos[j] != pos[i] + 1:
+                cut[j] = True
+        if kept and pos[kept[-1]] != len(other) - 1:
+            cut[kept[-1] + 1] = True
+        if not kept:
+            return []
+    literals = [""]
+    in_slot = False
+    for i, tok in enumerate(base):
+        if (cut[i] or not keep[i]) and not in_slot:
+            literals.append("")
+            in_slot = True
+        if keep[i]:
+            literals[-1] += tok
+            in_slot = False
+    if cut[n] and not in_slot:
+        literals.append("")
+    if len(literals) == 1:
+        return []
+    # the operator's text meets a slot at a line break or after a label's colon: words every user happened to
+    # share ("Write a", a final ".") are given back to the slots, where they are scanned
+    last = len(literals) - 1
+    literals = [
+        _trim_end(literals[0]),
+        *(_trim_start(t, last=k == last) for k, t in enumerate(literals) if k),
+    ]
+    # a short literal between two slots (a space, "the") would only cut slots at random places: merged away
+    merged = [literals[0], *(t for t in literals[1:-1] if len(t.strip()) >= min_literal), literals[-1]]
+    while len(merged) - 1 > MAX_SLOTS:  # too many slots: fold the shortest middle run into a slot
+        shortest = min(range(1, len(merged) - 1), key=lambda k: len(merged[k]))
+        del merged[shortest]
+    return merged
+
+
+_LABEL_END = re.compile(r"(?:\n|:[ \t]*)(?=[^\n:]*\Z)")
+
+
+def _trim_end(literal: str) -> str:
+    """``literal`` up to its last line break or label colon (and the spaces after it): "" when it has none."""
+    ends = [m.end() for m in _LABEL_END.finditer(literal)]
+    return literal[: ends[-1]] if ends else ""
+
+
+def _trim_start(literal: str, *, last: bool) -> str:
+    """A literal after a slot, from its first line break on; a middle one also up to its last boundary."""
+    at = literal.find("\n")
+    if at < 0:
+        return ""
+    rest = literal[at:]
+    return rest if last else _trim_end(rest)
+
+
+def _template(name: str, runs: list[str]) -> tuple[PromptTemplate, str]:
+    slots = len(runs) - 1
+    names = ["message"] if slots == 1 else [f"slot{k + 1}" for k in range(slots)]
+    parts = [runs[0].replace("{", "{{").replace("}", "}}")]
+    for slot, literal in zip(names, runs[1:], strict=True):
+        parts.append("{" + slot + "}" + literal.replace("{", "{{").replace("}", "}}"))
+    text = "".join(parts)
+    return PromptTemplate.parse(name, text), text
+
+
+def suggest_templates(
+    prompts: Iterable[str | tuple[str, str | None]],
+    *,
+    min_support: int = 20,
+    min_identities: int = 3,
+    min_literal: int = 12,
+    detector: Any = None,
+) -> list[TemplateSuggestion]:
+    """Templates proposed from ``prompts`` (texts, or ``(text, identity)`` pairs), most used first.
+
+    A suggestion needs ``min_support`` prompts that fill it exactly, from ``min_identities`` distinct
+    identities (0: identities not required; a prompt without one never counts as one), a literal text of at
+    least ``min_literal`` characters between slots, and at least two distinct values in every slot.
+    ``detector`` (a :class:`~bastion.guard.detector.PromptDetector`; the packaged one by default) judges each
+    template's literal text."""
+    if min_support < 2 or min_identities < 0 or min_literal < 1:
+        raise InvalidInput(
+            "min_support must be at least 2, min_identities at least 0, min_literal at least 1"
+        )
+    rows: list[tuple[str, str | None]] = []
+    for item in prompts:
+        text, ident = (item, None) if isinstance(item, str) else item
+        if not isinstance(text, str) or (ident is not None and not isinstance(ident, str)):
+            raise InvalidInput("each prompt is a string or a (string, identity) pair")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InvalidInput(f"a prompt longer than {MAX_PROMPT_CHARS} characters")
+        rows.append((text, ident))
+        if len(rows) > MAX_PROMPTS:
+            raise InvalidInput(f"more than {MAX_PROMPTS} prompts")
+    seen: Counter[str] = Counter()
+    for text, _ in rows:
+        seen.update(set(_lines(text)))
+    frequent = {ln for ln, c in seen.items() if c >= min_support}
+    groups: dict[tuple[str, ...], list[tuple[str, str | None]]] = defaultdict(list)
+    for text, ident in rows:
+        sig = tuple(dict.fromkeys(ln for ln in _lines(text) if ln in frequent))
+        if sig:
+            groups[sig].append((text, ident))
+    if detector is None:
+        from bastion.guard.detector import default_detector
+
+        detector = default_detector()
+    out: list[TemplateSuggestion] = []
+    done: set[str] = set()
+    for members in sorted(groups.values(), key=len, reverse=True):
+        if len(members) < min_support:
+            continue
+        texts = [t for t, _ in members]
+        runs = _runs(
+            [_TOKEN.findall(t) for t in _sample(list(dict.fromkeys(texts)), _ALIGN_MAX)], min_literal
+        )
+        if not runs or sum(len(t.strip()) for t in runs) < min_literal:
+            continue
+        template, text = _template(f"suggested{len(out) + 1}", runs)
+        if text in done:
+            continue
+        fills = [(template.split(t), ident) for t, ident in members]
+        covered = [(v, ident) for v, ident in fills if v is not None]
+        idents = {ident for _, ident in covered if ident is not None}
+        if len(covered) < min_support or len(idents) < min_identities:
+            continue
+        if any(len({v[k] for v, _ in covered}) < 2 for k in range(len(template.slots))):
+            continue
+        verdict = detector.scan("\n".join(lit for lit in template.literals if lit.strip()) or " ")
+        done.add(text)
+        out.append(
+            TemplateSuggestion(
+                template=template,
+                text=text,
+                support=len(covered),
+                identities=len(idents),
+                literal_score=float(verdict.score),
+                literal_flagged=bool(verdict.flagged),
+            )
+        )
+    return out
+
+
+__all__ = ["MAX_PROMPTS", "MAX_PROMPT_CHARS", "TemplateSuggestion", "suggest_templates"]

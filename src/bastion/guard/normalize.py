@@ -181,9 +181,70 @@ def _unsymbol(m: re.Match[str]) -> str:
     return out if inner and found[0] != "(" else word
 
 
+# round 25 (cold review attack25r): names of encodings, hashes and formats whose digits are not letters; read
+# as leetspeak they became "base6a", "sha2s6", "mds", so no rule that names them could match
+_TECH_WORDS = frozenset(
+    {
+        "base16",
+        "base32",
+        "base36",
+        "base58",
+        "base62",
+        "base64",
+        "base85",
+        "base91",
+        "ascii85",
+        "rot13",
+        "rot47",
+        "rot5",
+        "rot18",
+        "md4",
+        "md5",
+        "sha1",
+        "sha224",
+        "sha256",
+        "sha384",
+        "sha512",
+        "sha3",
+        "crc32",
+        "blake2",
+        "blake3",
+        "argon2",
+        "aes128",
+        "aes192",
+        "aes256",
+        "3des",
+        "utf7",
+        "utf8",
+        "utf16",
+        "utf32",
+        "h263",
+        "h264",
+        "h265",
+        "x264",
+        "x265",
+        "mp3",
+        "mp4",
+        "m4a",
+        "ipv4",
+        "ipv6",
+        "oauth2",
+        "http2",
+        "http3",
+        "s3",
+        "ec2",
+        "i18n",
+        "l10n",
+        "k8s",
+    }
+)
+
+
 def _unleet(word: str) -> str:
     if len(word) > 24 or word.isdigit() or sum(c.isdigit() for c in word) > len(word) // 2 + 1:
         return word  # numbers, ids, hashes, base64 and version strings stay as they are
+    if word.lower() in _TECH_WORDS:
+        return word
     return word.translate(_LEET)
 
 

@@ -127,6 +127,7 @@ def promote(model: Any, alt: Any, pool: dict[str, list[str]], log: Any = print) 
 
 APP_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r22_app.json"
 APP23_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r23_app.json"
+CLASSIC25_FILE = Path(__file__).resolve().parents[1] / "data" / "guard" / "r25_classic.json"
 
 
 def app_rows() -> list[dict[str, Any]]:
@@ -143,6 +144,18 @@ def app23_rows() -> list[dict[str, Any]]:
     from _guard_r16 import user_file_rows
 
     return user_file_rows(APP23_FILE, source="bastion:r23-app", group_prefix="r23a-", set_name="r23-app")
+
+
+def classic25_rows() -> list[dict[str, Any]]:
+    """Round 25: ``data/guard/r25_classic.json``, the classic goal hijack and prompt leak (HackAPrompt,
+    Gandalf, Perez & Ribeiro's "Ignore the above and say ...") mostly without the word "instructions", and
+    benign prompts in the same words: users correcting their own request, format rules, password questions,
+    other people's instructions, say / print requests (user channel)."""
+    from _guard_r16 import user_file_rows
+
+    return user_file_rows(
+        CLASSIC25_FILE, source="bastion:r25-classic", group_prefix="r25c-", set_name="r25-classic"
+    )
 
 
 def composite_rows(k: int) -> list[dict[str, Any]]:
@@ -267,6 +280,7 @@ def retrained_main(
     negations: bool = False,
     composites: int = 0,
     identifiers: int = 0,
+    classic25: int = 0,
     log: Any = print,
 ) -> Any:
     """Round 22d: ``model`` with its main user head retrained on the default recipe's user rows + the r22
@@ -285,12 +299,16 @@ def retrained_main(
     apps23 = app23_rows() if app23 else []
     train += train_times([r for r in apps23 if not (app23_benign_only and r["label"])], app23)
     train += composite_rows(composites) + train_times(identifier_rows(), identifiers)  # round 24
+    classic = classic25_rows() if classic25 else []
+    train += train_times(classic, classic25)  # round 25
     log(f"main user head: {len(train)} training rows (app x{app}, app23 x{app23}, r22 x{r22})")
     head = ua.as_stored(_train.fit(train, c=_train.C, length_floor=_train.LENGTH_FLOOR, negations=negations))
     thr = model.thresholds["user"]
     pool = val_pool(rows) | benign_val(apps, "r22 app benign")
     if app23:
         pool |= benign_val(apps23, "r23 app benign")
+    if classic25:
+        pool |= benign_val(classic, "r25 classic benign")
     shipped = {k: _train.scores(model, v) for k, v in pool.items()}
     alt = dataclasses.replace(model.alt, alt=None)
     alt_s = {k: _train.scores(alt, v) for k, v in pool.items()}
@@ -327,6 +345,9 @@ def main() -> int:
     )
     r.add_argument("--composites", type=int, default=0, metavar="K", help="round 24: composite attacks (K)")
     r.add_argument(
+        "--classic25", type=int, default=0, metavar="K", help="round 25: data/guard/r25_classic.json xK"
+    )
+    r.add_argument(
         "--identifiers", type=int, default=0, metavar="K", help="round 24: generated benign identifiers xK"
     )
     r.add_argument("--model", type=Path, help="candidate directory to start from (default: the package)")
@@ -356,6 +377,7 @@ def main() -> int:
             negations=args.negations,
             composites=args.composites,
             identifiers=args.identifiers,
+            classic25=args.classic25,
         )
         training = dict(packaged.training)
         training["user"] = (
@@ -366,6 +388,7 @@ def main() -> int:
             + (", negated words as features of their own (round 24)" if args.negations else "")
             + (f" + round 23d's composite attacks x{args.composites}" if args.composites else "")
             + (f" + round 24's generated identifiers x{args.identifiers}" if args.identifiers else "")
+            + (f" + data/guard/r25_classic.json train rows x{args.classic25}" if args.classic25 else "")
             + "; bias shifted to the "
             "lowest threshold at which max(main, user_alt) flags no more val prompts per set than before"
         )

@@ -28,7 +28,7 @@ from bastion.guard.classifier import GuardModel, load_model
 from bastion.guard.interface import SecondStage
 from bastion.guard.normalize import OVERFLOW, decoded_spans, normalize
 from bastion.guard.rules import CATEGORY_IDS, INDIRECT_IDS, INJECTION, JAILBREAK, OBFUSCATION, RULES
-from bastion.guard.templates import PromptTemplate, filled, parse_templates
+from bastion.guard.templates import PromptTemplate, filled, filled_all, parse_templates
 
 Channel = Literal["user", "retrieved", "tool"]
 CHANNELS: tuple[str, ...] = ("user", "retrieved", "tool")
@@ -118,23 +118,26 @@ class PromptDetector:
         and all joined), the operator's literal text not at all; any other text is scanned whole."""
         self._check(text, channel)
         templates = parse_templates(templates)  # a {name: text} table too; anything else is refused
-        match = filled(text, templates) if templates else None
-        if match is None:
+        matches = filled_all(text, templates) if templates else []
+        if not matches:
             return self._scan(text, channel)
         t0 = time.perf_counter()
-        template, values = match
-        parts = [v for v in values if v.strip()]
-        if len(parts) > 1:  # an attack split across slots is read whole too
-            parts.append("\n".join(parts))
-        # the operator's words still count as mentions of an encoding ("Decode the note: {note}")
-        hints = "\n".join(template.literals)
-        verdicts = [self._scan(p, channel, hints) for p in parts]
+        # every template the text fills is read, and the worst verdict kept: a second, narrower template (an
+        # attack registered as literal text beside the application's own) cannot hide what the other reads
+        verdicts: list[tuple[PromptVerdict, str]] = []
+        for template, values in matches:
+            parts = [v for v in values if v.strip()]
+            if len(parts) > 1:  # an attack split across slots is read whole too
+                parts.append("\n".join(parts))
+            # the operator's words still count as mentions of an encoding ("Decode the note: {note}")
+            hints = "\n".join(template.literals)
+            verdicts += [(self._scan(p, channel, hints), template.name) for p in parts]
         if not verdicts:  # nothing but the operator's text
             atlas, owasp = _ids((), channel)
             threshold = self.model.thresholds[channel]
             return PromptVerdict(False, 0.0, threshold, channel, (), (), atlas, owasp, 0.0)
-        worst = max(verdicts, key=lambda v: v.score)
-        reasons = (*worst.reasons, f"template:{template.name}") if worst.flagged else ()
+        worst, name = max(verdicts, key=lambda v: v[0].score)
+        reasons = (*worst.reasons, f"template:{name}") if worst.flagged else ()
         return replace(worst, reasons=reasons, latency_ms=(time.perf_counter() - t0) * 1000.0)
 
     def _scan(self, text: str, channel: str, hints: str = "") -> PromptVerdict:

@@ -32,6 +32,7 @@ from bastion.guard.templates import MAX_SLOTS, PromptTemplate
 
 _LINE_MIN = 16  # a line shorter than this (a greeting, "Thanks!") does not group prompts
 _ALIGN_MAX = 48  # members aligned per group (every member is then checked against the template)
+_LINES_MAX = 1_000  # a group whose aligned prompts hold more lines is not aligned (quadratic; review F3)
 MAX_PROMPTS = 100_000
 MAX_PROMPT_CHARS = 32_768
 
@@ -208,38 +209,75 @@ def suggest_templates(
         from bastion.guard.detector import default_detector
 
         detector = default_detector()
-    out: list[TemplateSuggestion] = []
+    found: list[
+        tuple[PromptTemplate, str, list[str], int]
+    ] = []  # template, text, prompts it fills, identities
     done: set[str] = set()
     for members in sorted(groups.values(), key=len, reverse=True):
-        if len(members) < min_support:
-            continue
+        if len(members) < min_support or len({i for _, i in members if i is not None}) < min_identities:
+            continue  # decided before any alignment: one account's group costs nothing (round 25 review)
         texts = [t for t, _ in members]
-        runs = _runs(_sample(list(dict.fromkeys(texts)), _ALIGN_MAX), min_literal)
+        aligned = _sample(list(dict.fromkeys(texts)), _ALIGN_MAX)
+        if max(t.count("\n") for t in aligned) >= _LINES_MAX:
+            continue  # alignment is quadratic in lines: very long prompts get no suggestion (fail safe)
+        runs = _runs(aligned, min_literal)
         if not runs or sum(len(t.strip()) for t in runs) < min_literal:
             continue
-        template, text = _template(f"suggested{len(out) + 1}", runs)
+        template, text = _template("suggested", runs)
         if text in done:
             continue
-        fills = [(template.split(t), ident) for t, ident in members]
-        covered = [(v, ident) for v, ident in fills if v is not None]
-        idents = {ident for _, ident in covered if ident is not None}
+        fills = [(template.split(t), t, ident) for t, ident in members]
+        covered = [(v, t, ident) for v, t, ident in fills if v is not None]
+        idents = {ident for _, _, ident in covered if ident is not None}
         if len(covered) < min_support or len(idents) < min_identities:
             continue
-        if any(len({v[k] for v, _ in covered}) < 2 for k in range(len(template.slots))):
+        if any(len({v[k] for v, _, _ in covered}) < 2 for k in range(len(template.slots))):
             continue
-        verdict = detector.scan("\n".join(lit for lit in template.literals if lit.strip()) or " ")
         done.add(text)
+        found.append((template, text, [t for _, t, _ in covered], len(idents)))
+    # a suggestion whose every prompt another one fills as well, with less literal text, adds nothing but
+    # literal text: dropped (round 25 review: three accounts' attack lines around a slot, or a mass mail's
+    # lines, made a narrower template inside the application's own one's slot)
+    size = [sum(map(len, t.literals)) for t, _, _, _ in found]
+    kept = [
+        k
+        for k, (_, _, prompts, _) in enumerate(found)
+        if not any(
+            j != k and (size[j], j) < (size[k], k) and all(found[j][0].split(p) is not None for p in prompts)
+            for j in range(len(found))
+        )
+    ]
+    out: list[TemplateSuggestion] = []
+    for k in kept:
+        template, text, prompts, identities = found[k]
+        template = PromptTemplate(
+            name=f"suggested{len(out) + 1}", literals=template.literals, slots=template.slots
+        )
+        score, flagged = _literal_verdict(detector, template)
         out.append(
             TemplateSuggestion(
                 template=template,
                 text=text,
-                support=len(covered),
-                identities=len(idents),
-                literal_score=float(verdict.score),
-                literal_flagged=bool(verdict.flagged),
+                support=len(prompts),
+                identities=identities,
+                literal_score=score,
+                literal_flagged=flagged,
             )
         )
     return out
+
+
+def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bool]:
+    """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel
+    (the proxy applies templates to tool and retrieved messages too, whose thresholds are lower)."""
+    pieces = [lit for lit in template.literals if lit.strip()]
+    texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
+    score, flagged = 0.0, False
+    for channel in ("user", "retrieved", "tool"):
+        for text in texts:
+            verdict = detector.scan(text, channel=channel)
+            score, flagged = max(score, float(verdict.score)), flagged or bool(verdict.flagged)
+    return score, flagged
 
 
 __all__ = ["MAX_PROMPTS", "MAX_PROMPT_CHARS", "TemplateSuggestion", "suggest_templates"]

@@ -105,14 +105,25 @@ def parse_templates(table: Mapping[str, str] | Iterable[PromptTemplate]) -> tupl
 
 
 def filled(text: str, templates: Iterable[PromptTemplate]) -> tuple[PromptTemplate, tuple[str, ...]] | None:
-    """The first template ``text`` fills, with its slot values; ``None`` when none does."""
+    """The template ``text`` fills that leaves the most of it to its slots (the least operator text: round
+    25's cold review registered a narrow template beside the application's own, its attack as literal text,
+    and the first match won), with its slot values; ``None`` when none does (:func:`filled_all`: all)."""
+    matches = filled_all(text, templates)
+    return min(matches, key=lambda m: sum(map(len, m[0].literals))) if matches else None
+
+
+def filled_all(
+    text: str, templates: Iterable[PromptTemplate]
+) -> list[tuple[PromptTemplate, tuple[str, ...]]]:
+    """Every template ``text`` fills, with its slot values, in the order given."""
+    out = []
     for template in templates:
         if not isinstance(template, PromptTemplate):  # never str.split (see parse_templates)
             raise ConfigError("templates must be PromptTemplate objects")
         values = template.split(text)
         if values is not None:
-            return template, values
-    return None
+            out.append((template, values))
+    return out
 
 
-__all__ = ["MAX_SLOTS", "PromptTemplate", "filled", "parse_templates"]
+__all__ = ["MAX_SLOTS", "PromptTemplate", "filled", "filled_all", "parse_templates"]

@@ -122,6 +122,14 @@ def test_one_account_with_long_prompts_costs_no_alignment() -> None:
     assert suggest_templates(many, min_support=10) == []
 
 
+def test_one_account_cannot_crowd_the_others_out_of_the_aligned_sample() -> None:
+    # review F5: thousands of one account's prompts, differing from the others only in short lines, filled
+    # the aligned sample, so the template held their short line and the honest group was dropped
+    crowd = [(PRE + f"hi\n{i}", "mallory") for i in range(2000)]
+    (got,) = suggest_templates(crowd + _log(), min_support=10)
+    assert got.template.literals == (PRE, "") and got.identities == 7
+
+
 def test_the_templates_own_text_is_judged_on_every_channel() -> None:
     from bastion.guard.infer import _literal_verdict
 

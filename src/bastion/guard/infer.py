@@ -66,12 +66,28 @@ def _lines(text: str) -> list[str]:
     return [s for s in (ln.strip() for ln in text.split("\n")) if len(s) >= _LINE_MIN]
 
 
-def _sample(items: Sequence[str], k: int) -> list[str]:
-    """``k`` items spread evenly over ``items`` (deterministic)."""
-    if len(items) <= k:
-        return list(items)
-    step = len(items) / k
-    return [items[int(i * step)] for i in range(k)]
+def _sample(members: Sequence[tuple[str, str | None]], k: int) -> list[str]:
+    """Up to ``k`` distinct texts of ``members``, taken in turn from each identity (and spread evenly over
+    each identity's own texts), so that one account's thousands of prompts cannot fill the aligned sample
+    and push the others' shared text out (round 25 review, F5). Deterministic."""
+    by: dict[str | None, list[str]] = defaultdict(list)
+    for text, ident in members:
+        by[ident].append(text)
+    pools = []
+    for texts in by.values():
+        distinct = list(dict.fromkeys(texts))
+        step = max(1.0, len(distinct) / k)
+        pools.append([distinct[int(i * step)] for i in range(min(k, len(distinct)))])
+    out: list[str] = []
+    seen: set[str] = set()
+    for row in itertools.zip_longest(*pools):
+        for text in row:
+            if text is not None and text not in seen:
+                seen.add(text)
+                out.append(text)
+        if len(out) >= k:
+            break
+    return out[:k]
 
 
 def _runs(texts: list[str], min_literal: int) -> list[str]:
@@ -216,8 +232,7 @@ def suggest_templates(
     for members in sorted(groups.values(), key=len, reverse=True):
         if len(members) < min_support or len({i for _, i in members if i is not None}) < min_identities:
             continue  # decided before any alignment: one account's group costs nothing (round 25 review)
-        texts = [t for t, _ in members]
-        aligned = _sample(list(dict.fromkeys(texts)), _ALIGN_MAX)
+        aligned = _sample(members, _ALIGN_MAX)
         if max(t.count("\n") for t in aligned) >= _LINES_MAX:
             continue  # alignment is quadratic in lines: very long prompts get no suggestion (fail safe)
         runs = _runs(aligned, min_literal)

@@ -7,6 +7,14 @@ them: prompts that share the same long constant lines are grouped, aligned line 
 member of a group holds in the same order becomes the template's literal text; what varies becomes a slot.
 A suggestion is a proposal for a person to review, never applied by itself.
 
+Grouping (round 26): a line's values (words with a digit, month and weekday names) are blanked before lines
+are compared, so a date or an id in the operator's line does not make one group per day; a line counts
+only when ``min_support`` prompts from ``min_identities`` identities hold it, so a user's own line (their
+name) does not split the application's prompts; and every prompt also joins the group of its most common
+line, where the lines only some prompts add (a popular retrieved document, a tenant's paragraph) vary and
+become slots. Two fresh evaluators' logs: before, 4 of 12 applications got a suggestion holding all of
+their text and 4 had foreign text (documents, dates) in it; docs/benchmarks.md, guard, round 26.
+
 Threat model: the attacker controls some prompts in the log (their own requests) and has read this code.
 To make their attack part of a template's literal text (which the detector then skips) it must appear, in
 the same place, in every prompt of a group of at least ``min_support`` prompts from at least
@@ -64,6 +72,22 @@ class TemplateSuggestion:
 
 def _lines(text: str) -> list[str]:
     return [s for s in (ln.strip() for ln in text.split("\n")) if len(s) >= _LINE_MIN]
+
+
+# a word that holds a digit (a date, a time, an order or request id, a SKU) or names a month or a weekday: the
+# value of an operator's line ("Today's date: 2026-12-07."), not its text; lines are grouped without it
+_VALUE = re.compile(
+    r"\b\w*\d\w*\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)"
+    r"(?:uary|ruary|ch|il|e|y|ust|tember|ober|ember|day|sday|nesday|rsday|urday)?\b",
+    re.IGNORECASE,
+)
+
+
+def _key(line: str) -> str:
+    """``line`` with its values blanked (:data:`_VALUE`): the lines of one application's prompts on
+    different days, or for different orders, share a key and group together; alignment still reads the
+    raw lines, so the value becomes a slot."""
+    return _VALUE.sub("0", line)
 
 
 def _sample(members: Sequence[tuple[str, str | None]], k: int) -> list[str]:
@@ -138,6 +162,11 @@ def _runs(texts: list[str], min_literal: int) -> list[str]:
             lo = pos[runs[k][-1]] + 1 if runs[k] else 0
             hi = pos[runs[k + 1][0]] if runs[k + 1] else len(lines)
             gaps.append("".join(lines[lo:hi]))
+        around = _around_values(gaps)
+        if around is not None:  # one line of the operator's with values in it: only the values vary
+            heads.append(around[0])
+            tails.append(around[1])
+            continue
         head = _trim_end(_common_prefix(gaps))
         tail = _common_prefix([g[len(head) :][::-1] for g in gaps])[::-1]
         at = tail.find("\n")  # the operator's text after a slot starts at a line break
@@ -153,6 +182,20 @@ def _runs(texts: list[str], min_literal: int) -> list[str]:
         shortest = min(range(1, len(merged) - 1), key=lambda k: len(merged[k]))
         del merged[shortest]
     return merged
+
+
+def _around_values(gaps: list[str]) -> tuple[str, str] | None:
+    """Where every member's slot is one line with the same key (:func:`_key`) and that key holds values
+    ("Today's date: 2026-12-07.", "Order 4411 shipped on 3 May."): the text before its first value and
+    after its last, which every member holds (equal keys), so that it stays the operator's literal text and
+    only the values go to the slot (round 26). ``None`` otherwise. (Also cutting lines that differ in a
+    few words, a name or a plan, kept users' shared words in 3 of the bench's 101 applications: not done.)"""
+    if any(g.count("\n") > (1 if g.endswith("\n") else 0) for g in gaps) or len({_key(g) for g in gaps}) != 1:
+        return None
+    values = list(_VALUE.finditer(gaps[0]))
+    if not values:
+        return None
+    return gaps[0][: values[0].start()], gaps[0][values[-1].end() :]
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -212,15 +255,28 @@ def suggest_templates(
         rows.append((text, ident))
         if len(rows) > MAX_PROMPTS:
             raise InvalidInput(f"more than {MAX_PROMPTS} prompts")
+    keys = [list(dict.fromkeys(_key(ln) for ln in _lines(text))) for text, _ in rows]
     seen: Counter[str] = Counter()
-    for text, _ in rows:
-        seen.update(set(_lines(text)))
-    frequent = {ln for ln, c in seen.items() if c >= min_support}
+    senders: dict[str, set[str]] = defaultdict(set)
+    for (_, ident), ks in zip(rows, keys, strict=True):
+        seen.update(ks)
+        if ident is not None:
+            for key in ks:
+                if len(senders[key]) < min_identities:
+                    senders[key].add(ident)
+    # a line is the application's when many prompts from several identities hold it: a line only one user's
+    # prompts hold (their name, their plan, their signature) does not split the application's prompts
+    frequent = {key for key, c in seen.items() if c >= min_support and len(senders[key]) >= min_identities}
     groups: dict[tuple[str, ...], list[tuple[str, str | None]]] = defaultdict(list)
-    for text, ident in rows:
-        sig = tuple(dict.fromkeys(ln for ln in _lines(text) if ln in frequent))
+    for row, ks in zip(rows, keys, strict=True):
+        sig = tuple(k for k in ks if k in frequent)
         if sig:
-            groups[sig].append((text, ident))
+            groups[sig].append(row)
+            # ... and every prompt also joins the group of its most common line (the application's own, held
+            # by all of its prompts): the lines some of them add (a popular retrieved document, a language
+            # pair, a tenant's paragraph) then vary across that group and become slots (round 26, H1/H2)
+            anchor = max(sig, key=lambda k: seen[k])
+            groups[("\x00anchor", anchor)].append(row)
     if detector is None:
         from bastion.guard.detector import default_detector
 

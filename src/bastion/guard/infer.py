@@ -90,28 +90,71 @@ def _key(line: str) -> str:
     return _VALUE.sub("0", line)
 
 
-def _sample(members: Sequence[tuple[str, str | None]], k: int) -> list[str]:
-    """Up to ``k`` distinct texts of ``members``, taken in turn from each identity (and spread evenly over
+def _sample(members: Sequence[tuple[str, str | None]], k: int) -> list[tuple[str, str | None]]:
+    """Up to ``k`` members with distinct texts, taken in turn from each identity (and spread evenly over
     each identity's own texts), so that one account's thousands of prompts cannot fill the aligned sample
     and push the others' shared text out (round 25 review, F5). Deterministic."""
     by: dict[str | None, list[str]] = defaultdict(list)
     for text, ident in members:
         by[ident].append(text)
     pools = []
-    for texts in by.values():
+    for ident, texts in by.items():
         distinct = list(dict.fromkeys(texts))
         step = max(1.0, len(distinct) / k)
-        pools.append([distinct[int(i * step)] for i in range(min(k, len(distinct)))])
-    out: list[str] = []
+        pools.append([(distinct[int(i * step)], ident) for i in range(min(k, len(distinct)))])
+    out: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     for row in itertools.zip_longest(*pools):
-        for text in row:
-            if text is not None and text not in seen:
-                seen.add(text)
-                out.append(text)
+        for item in row:
+            if item is not None and item[0] not in seen:
+                seen.add(item[0])
+                out.append(item)
         if len(out) >= k:
             break
     return out[:k]
+
+
+def _alignable(members: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The members that may be aligned: under :data:`_LINES_MAX` lines (counted as the aligner splits them:
+    ``\r``, ``\x0b``, ``\u2028`` ... too) and at most 3x the group's median line count (at least 60 lines).
+    Line alignment is quadratic in repeated lines, so one very long prompt used to cost seconds, or, over the
+    limit, took the whole group's suggestion away (round 26 review: one prompt of 1,000 lines from one
+    account removed the application's suggestion); now it is only left out of the alignment (and, not
+    filling the template, it is scanned whole)."""
+    counts = [len(t.splitlines()) for t, _ in members]
+    cap = min(_LINES_MAX, max(60, 3 * sorted(counts)[len(counts) // 2]))
+    return [m for m, n in zip(members, counts, strict=True) if n <= cap]
+
+
+def _consensus(members: list[tuple[str, str | None]], min_identities: int) -> list[str]:
+    """The texts to align, the most typical first (the alignment keeps only lines of the first): the one whose
+    distinct lines the most identities hold, on average. Where a few identities' prompts (fewer than
+    ``min_identities``, and at most a quarter of the sample's identities) lack a line every other identity
+    holds, those identities' prompts are left out, so that one or two accounts can neither remove a line
+    of the application's text from the template nor, sending a prompt of one line, shrink it (round 26
+    review, B3/B4); they can add none either, since a line stays literal only where all the others hold it."""
+    if not members:
+        return []
+    lines = [set(t.splitlines(keepends=True)) for t, _ in members]
+    holders: dict[str, set[str | None]] = defaultdict(set)
+    for (_, ident), own in zip(members, lines, strict=True):
+        for line in own:
+            holders[line].add(ident)
+    typical = max(
+        range(len(members)),
+        key=lambda j: (sum(len(holders[ln]) for ln in lines[j]) / max(1, len(lines[j])), -j),
+    )
+    order = [typical, *(j for j in range(len(members)) if j != typical)]
+    idents = {ident for _, ident in members}
+    if min_identities >= 2 and None not in idents:
+        lacking: set[str | None] = set()
+        for line in lines[typical]:
+            missing = idents - holders[line]
+            if 0 < len(missing) < min_identities:
+                lacking |= missing
+        if lacking and len(lacking) < min_identities and 4 * len(lacking) <= len(idents):
+            order = [j for j in order if members[j][1] not in lacking]
+    return [members[j][0] for j in order]
 
 
 def _runs(texts: list[str], min_literal: int) -> list[str]:
@@ -285,17 +328,27 @@ def suggest_templates(
         tuple[PromptTemplate, str, list[str], int]
     ] = []  # template, text, prompts it fills, identities
     done: set[str] = set()
-    for members in sorted(groups.values(), key=len, reverse=True):
+    # the anchor groups first; a narrower group only where its anchor group gave a template (fail closed:
+    # round 26 review, a prompt that made the anchor group fail let its narrower groups' templates, with
+    # a popular document or one customer's details as literal text, come back)
+    anchored: set[str] = set()
+    order = sorted(groups.items(), key=lambda kv: (kv[0][:1] != ("\x00anchor",), -len(kv[1])))
+    for sig, members in order:
+        is_anchor = sig[:1] == ("\x00anchor",)
+        if not is_anchor and max(sig, key=lambda k: seen[k]) not in anchored:
+            continue
         if len(members) < min_support or len({i for _, i in members if i is not None}) < min_identities:
             continue  # decided before any alignment: one account's group costs nothing (round 25 review)
-        aligned = _sample(members, _ALIGN_MAX)
-        if max(t.count("\n") for t in aligned) >= _LINES_MAX:
-            continue  # alignment is quadratic in lines: very long prompts get no suggestion (fail safe)
+        aligned = _consensus(_sample(_alignable(members), _ALIGN_MAX), min_identities)
+        if not aligned:
+            continue
         runs = _runs(aligned, min_literal)
         if not runs or sum(len(t.strip()) for t in runs) < min_literal:
             continue
         template, text = _template("suggested", runs)
         if text in done:
+            if is_anchor:
+                anchored.add(sig[1])
             continue
         fills = [(template.split(t), t, ident) for t, ident in members]
         covered = [(v, t, ident) for v, t, ident in fills if v is not None]
@@ -305,6 +358,8 @@ def suggest_templates(
         if any(len({v[k] for v, _, _ in covered}) < 2 for k in range(len(template.slots))):
             continue
         done.add(text)
+        if is_anchor:
+            anchored.add(sig[1])
         found.append((template, text, [t for _, t, _ in covered], len(idents)))
     # a suggestion whose every prompt another one fills as well, with less literal text, adds nothing but
     # literal text: dropped (round 25 review: three accounts' attack lines around a slot, or a mass mail's
@@ -340,12 +395,16 @@ def suggest_templates(
 
 def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bool]:
     """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel
-    (the proxy applies templates to tool and retrieved messages too, whose thresholds are lower)."""
+    (the proxy applies templates to tool and retrieved messages too, whose thresholds are lower), and line
+    by line on the user channel (round 26 review: an attack line between four benign lines on each side
+    scored 0.38 joined, 0.77 alone; line by line on the lower thresholds too would flag more applications'
+    own text: 1 of 12 on a fresh evaluator's logs)."""
     pieces = [lit for lit in template.literals if lit.strip()]
     texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
+    lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= _LINE_MIN and ln not in texts]
     score, flagged = 0.0, False
-    for channel in ("user", "retrieved", "tool"):
-        for text in texts:
+    for channel, items in (("user", texts + lines), ("retrieved", texts), ("tool", texts)):
+        for text in items:
             verdict = detector.scan(text, channel=channel)
             score, flagged = max(score, float(verdict.score)), flagged or bool(verdict.flagged)
     return score, flagged

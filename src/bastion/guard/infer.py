@@ -12,8 +12,12 @@ are compared, so a date or an id in the operator's line does not make one group 
 only when ``min_support`` prompts from ``min_identities`` identities hold it, so a user's own line (their
 name) does not split the application's prompts; and every prompt also joins the group of its most common
 line, where the lines only some prompts add (a popular retrieved document, a tenant's paragraph) vary and
-become slots. Two fresh evaluators' logs: before, 4 of 12 applications got a suggestion holding all of
-their text and 4 had foreign text (documents, dates) in it; docs/benchmarks.md, guard, round 26.
+become slots; a narrower group is read only where its anchor group gave a template (fail closed). On a fresh
+evaluator's 12 applications' logs: one suggestion each (before: 29 for 9 of them, none for 3), filling all
+their later prompts (before 270/360), 4 characters of foreign text in literal text (before 254); docs/
+benchmarks.md, guard, round 26. Against one or two accounts (round 26 review): prompts too long to align
+are left out of the alignment, not the group, and the prompts of identities that lack a line every other
+identity holds are left out of it, so that such accounts can neither remove nor shrink a suggestion.
 
 Threat model: the attacker controls some prompts in the log (their own requests) and has read this code.
 To make their attack part of a template's literal text (which the detector then skips) it must appear, in

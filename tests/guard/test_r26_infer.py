@@ -206,3 +206,22 @@ def test_narrower_groups_are_read_only_where_their_anchor_group_gave_a_template(
     assert len(suggest_templates(log, min_support=20)) == 1
     monkeypatch.setattr(infer, "_consensus", fail_wide)
     assert suggest_templates(log, min_support=20) == []
+
+
+def test_a_setting_in_the_operators_line_is_a_slot_and_the_line_around_it_stays_literal() -> None:
+    tones = ["formal", "warm", "very short", "playful", "apologetic"]
+    rewrite = "Rewrite the customer's text below so that it sounds {} and clear.\n"
+    log = [
+        (HEAD + rewrite.format(tones[i % 5]) + "Text:\n" + ASKS[(i * 3) % len(ASKS)] + f" #{i}", f"u{i % 9}")
+        for i in range(100)
+    ]
+    (got,) = suggest_templates(log, min_support=20)
+    lits = "".join(got.template.literals)
+    assert "Rewrite the customer's text below so that it sounds " in lits and " and clear.\n" in lits
+    assert not any(t in lits for t in tones)
+    later = HEAD + rewrite.format("cheerful") + "Text:\n" + "Where is my refund form?"
+    assert got.template.split(later) is not None
+    # a user's own words never qualify: each user's line is its own value (round 25's rule holds)
+    users = [(HEAD + "Customer: Write a " + a.lower(), f"w{i % 6}") for i, a in enumerate(ASKS * 3)]
+    (plain,) = suggest_templates(users, min_support=10)
+    assert plain.template.literals == (HEAD + "Customer: ", "")

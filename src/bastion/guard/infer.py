@@ -232,17 +232,42 @@ def _runs(texts: list[str], min_literal: int) -> list[str]:
 
 
 def _around_values(gaps: list[str]) -> tuple[str, str] | None:
-    """Where every member's slot is one line with the same key (:func:`_key`) and that key holds values
-    ("Today's date: 2026-12-07.", "Order 4411 shipped on 3 May."): the text before its first value and
-    after its last, which every member holds (equal keys), so that it stays the operator's literal text and
-    only the values go to the slot (round 26). ``None`` otherwise. (Also cutting lines that differ in a
-    few words, a name or a plan, kept users' shared words in 3 of the bench's 101 applications: not done.)"""
-    if any(g.count("\n") > (1 if g.endswith("\n") else 0) for g in gaps) or len({_key(g) for g in gaps}) != 1:
+    """Where every member's slot is one line of the operator's with values in it: the text before the values
+    and after them, which every member holds, so that it stays the operator's literal text and only the
+    values go to the slot (round 26). Two kinds of line qualify: lines with the same key (:func:`_key`),
+    which differ only in values ("Today's date: 2026-12-07.", "Order 4411 shipped on 3 May."), and lines
+    that differ in at most four words taking a few values across the members (a setting: a tone, a
+    subject, a language pair; at most a quarter as many values as members), cut at spaces and never
+    inside a value. A user's line ("Write a poem about ...", a short greeting) takes as many values as
+    there are users and keeps the plain rule (only a label). ``None``: no such line."""
+    nl = gaps[0].endswith("\n")
+    if any(g.count("\n") > (1 if g.endswith("\n") else 0) or g.endswith("\n") != nl for g in gaps):
         return None
-    values = list(_VALUE.finditer(gaps[0]))
-    if not values:
+    if len({_key(g) for g in gaps}) == 1:
+        values = list(_VALUE.finditer(gaps[0]))
+        if not values:
+            return None
+        return gaps[0][: values[0].start()], gaps[0][values[-1].end() :]
+    head = _common_prefix(gaps)
+    tail = _common_prefix([g[len(head) :][::-1] for g in gaps])[::-1]
+    head = head[: max(head.rfind(" "), head.rfind("\t")) + 1]  # cut at a space, not inside a word
+    spaces = [k for k, c in enumerate(tail) if c in " \t"]
+    tail = tail[spaces[0] :] if spaces else ("\n" if nl else "")
+    first = _VALUE.search(head)
+    head = head[: first.start()] if first else head
+    last = [m.end() for m in _VALUE.finditer(tail)]
+    tail = tail[last[-1] :] if last else tail
+    middles = [g[len(head) : len(g) - len(tail)] for g in gaps]
+    if any(len(m) > 40 or len(m.split()) > 4 for m in middles) or len(set(middles)) > max(2, len(gaps) // 4):
         return None
-    return gaps[0][: values[0].start()], gaps[0][values[-1].end() :]
+    head = head if _LETTER.search(head) else ""
+    tail = tail if _LETTER.search(tail) else ("\n" if nl else "")
+    if not head and tail in ("", "\n"):
+        return None
+    return head, tail
+
+
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _common_prefix(texts: list[str]) -> str:

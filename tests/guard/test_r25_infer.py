@@ -171,8 +171,11 @@ def test_cli_writes_a_table_the_proxy_reads(tmp_path: Path, capsys: pytest.Captu
     assert "left out" in capsys.readouterr().out
     args = ["guard", "templates", "suggest", str(log), "--min-support", "10", "--include-flagged"]
     assert run([*args, "--out", str(out)]) == 0
-    table = tomllib.loads(out.read_text(encoding="utf-8"))
+    written = out.read_text(encoding="utf-8")
+    table = tomllib.loads(written)
     assert table["guard"]["templates"] == {"suggested1": PRE + "{message}"}
+    # round 26: the part of its text that was flagged is shown for the review
+    assert "#   flagged (" in written and "Never reveal" in written
     from bastion.guard.config import load_guard_settings
 
     assert load_guard_settings(out)["templates"][0].literals == (PRE, "")
@@ -180,6 +183,10 @@ def test_cli_writes_a_table_the_proxy_reads(tmp_path: Path, capsys: pytest.Captu
     assert run([*args, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["suggestions"][0]["support"] == 36 and doc["suggestions"][0]["literal_flagged"] is True
+    assert doc["suggestions"][0]["flagged_by"] and doc["suggestions"][0]["flagged_channel"] in (
+        "user",
+        "tool",
+    )
 
 
 def test_cli_refuses_bad_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -170,7 +170,7 @@ def test_an_attack_line_diluted_in_a_templates_own_text_is_flagged() -> None:
     (got,) = suggest_templates(log, min_support=20)
     assert leak in got.template.literals[0]
     assert not default_detector().scan(HEAD + body).flagged  # whole, the padding hides it
-    assert got.literal_flagged
+    assert got.literal_flagged and got.flagged_by == leak and got.flagged_channel == "user"
 
 
 def test_a_customers_details_stay_out_even_when_one_prompt_is_odd() -> None:

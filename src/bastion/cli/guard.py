@@ -133,6 +133,11 @@ def register(app: typer.Typer) -> None:
                 f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; its own "
                 f"text scores {s.literal_score:.3f} ({state})"
             )
+            if s.literal_flagged:
+                shown = s.flagged_by if len(s.flagged_by) <= 160 else s.flagged_by[:157] + "..."
+                lines.append(
+                    f"#   flagged ({s.flagged_channel} channel): {json.dumps(shown, ensure_ascii=False)}"
+                )
             lines.append(f"{s.template.name} = {json.dumps(s.text, ensure_ascii=False)}")
         table = "\n".join(lines) + "\n"
         if out is not None:

@@ -61,6 +61,8 @@ class TemplateSuggestion:
     identities: int
     literal_score: float
     literal_flagged: bool
+    flagged_by: str = ""  # the part of its own text with the worst verdict, where flagged (for the review)
+    flagged_channel: str = ""  # ... and the channel it was flagged on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,8 @@ class TemplateSuggestion:
             "identities": self.identities,
             "literal_score": round(self.literal_score, 4),
             "literal_flagged": self.literal_flagged,
+            "flagged_by": self.flagged_by,
+            "flagged_channel": self.flagged_channel,
         }
 
 
@@ -409,6 +413,7 @@ def suggest_templates(
             name=f"suggested{len(out) + 1}", literals=template.literals, slots=template.slots
         )
         score, flagged = _literal_verdict(detector, template)
+        by, channel = _worst_part(detector, template) if flagged else ("", "")
         out.append(
             TemplateSuggestion(
                 template=template,
@@ -417,9 +422,35 @@ def suggest_templates(
                 identities=identities,
                 literal_score=score,
                 literal_flagged=flagged,
+                flagged_by=by,
+                flagged_channel=channel,
             )
         )
     return out
+
+
+def _parts(template: PromptTemplate) -> list[tuple[str, tuple[str, ...]]]:
+    """What :func:`_literal_verdict` judges, and on which channels: the literal text joined, each
+    piece, and (user channel) each line of 16 characters or more."""
+    pieces = [lit for lit in template.literals if lit.strip()]
+    texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
+    lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= _LINE_MIN and ln not in texts]
+    every = ("user", "retrieved", "tool")
+    return [(t, every) for t in texts] + [(ln, ("user",)) for ln in lines]
+
+
+def _worst_part(detector: Any, template: PromptTemplate) -> tuple[str, str]:
+    """The shortest flagged part of a flagged template's own text, and its channel (the operator reads it)."""
+    flagged = [
+        (len(text), text, channel)
+        for text, channels in _parts(template)
+        for channel in channels
+        if detector.scan(text, channel=channel).flagged
+    ]
+    if not flagged:
+        return "", ""
+    _, text, channel = min(flagged)
+    return text.strip(), channel
 
 
 def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bool]:
@@ -428,12 +459,9 @@ def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bo
     by line on the user channel (round 26 review: an attack line between four benign lines on each side
     scored 0.38 joined, 0.77 alone; line by line on the lower thresholds too would flag more applications'
     own text: 1 of 12 on a fresh evaluator's logs)."""
-    pieces = [lit for lit in template.literals if lit.strip()]
-    texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
-    lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= _LINE_MIN and ln not in texts]
     score, flagged = 0.0, False
-    for channel, items in (("user", texts + lines), ("retrieved", texts), ("tool", texts)):
-        for text in items:
+    for text, channels in _parts(template):
+        for channel in channels:
             verdict = detector.scan(text, channel=channel)
             score, flagged = max(score, float(verdict.score)), flagged or bool(verdict.flagged)
     return score, flagged

@@ -124,45 +124,62 @@ def _sample(members: Sequence[tuple[str, str | None]], k: int) -> list[tuple[str
 
 def _alignable(members: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     """The members that may be aligned: under :data:`_LINES_MAX` lines (counted as the aligner splits them:
-    ``\r``, ``\x0b``, ``\u2028`` ... too) and at most 3x the group's median line count (at least 60 lines).
-    Line alignment is quadratic in repeated lines, so one very long prompt used to cost seconds, or, over the
-    limit, took the whole group's suggestion away (round 26 review: one prompt of 1,000 lines from one
-    account removed the application's suggestion); now it is only left out of the alignment (and, not
-    filling the template, it is scanned whole)."""
+    ``\r``, ``\x0b``, ``\u2028`` ... too) and at most 3x the median line count (at least 60 lines), the
+    median taken over the identities' own medians so that one or two accounts' many long prompts cannot
+    raise it (second review, D). Line alignment is quadratic in repeated lines, so one very long prompt
+    used to cost seconds, or, over the limit, took the whole group's suggestion away (round 26 review: one
+    prompt of 1,000 lines from one account removed the application's suggestion); now it is only left out of
+    the alignment (and, not filling the template, it is scanned whole)."""
     counts = [len(t.splitlines()) for t, _ in members]
-    cap = min(_LINES_MAX, max(60, 3 * sorted(counts)[len(counts) // 2]))
+    per: dict[str | None, list[int]] = defaultdict(list)
+    for (_, ident), n in zip(members, counts, strict=True):
+        per[ident].append(n)
+    medians = sorted(sorted(ns)[len(ns) // 2] for ns in per.values())
+    cap = min(_LINES_MAX, max(60, 3 * medians[len(medians) // 2]))
     return [m for m, n in zip(members, counts, strict=True) if n <= cap]
 
 
 def _consensus(members: list[tuple[str, str | None]], min_identities: int) -> list[str]:
-    """The texts to align, the most typical first (the alignment keeps only lines of the first): the one whose
-    distinct lines the most identities hold, on average. Where a few identities' prompts (fewer than
-    ``min_identities``, and at most a quarter of the sample's identities) lack a line every other identity
-    holds, those identities' prompts are left out, so that one or two accounts can neither remove a line
-    of the application's text from the template nor, sending a prompt of one line, shrink it (round 26
-    review, B3/B4); they can add none either, since a line stays literal only where all the others hold it."""
+    """The texts to align, the most typical first (the alignment keeps only lines of the first): the one that
+    holds the most of the lines that ``min_identities`` identities or more hold (counted by their holders;
+    a line only the attacker's accounts hold adds nothing). Where the prompts of a few identities (fewer than
+    ``min_identities``, and at most a quarter of the sample's identities) lack a line that every other
+    identity holds, those prompts are left out, so that one or two accounts can neither remove a line of
+    the application's text from the template nor, sending a prompt of one line, shrink it (round 26
+    reviews, B); they can add none either, since a line stays literal only where all the others hold it.
+    A prompt that lacks such a line while its identity's other prompts hold it is left out too (second
+    review: one account's ordinary prompt beside an odd one)."""
     if not members:
         return []
-    lines = [set(t.splitlines(keepends=True)) for t, _ in members]
+    # lines as keys (values blanked, whitespace kept): one day's date line is not missing from another day's
+    lines = [{_key(ln) for ln in t.splitlines(keepends=True)} for t, _ in members]
     holders: dict[str, set[str | None]] = defaultdict(set)
     for (_, ident), own in zip(members, lines, strict=True):
         for line in own:
             holders[line].add(ident)
+    floor = max(min_identities, 1)
     typical = max(
         range(len(members)),
-        key=lambda j: (sum(len(holders[ln]) for ln in lines[j]) / max(1, len(lines[j])), -j),
+        key=lambda j: (sum(len(holders[ln]) for ln in lines[j] if len(holders[ln]) >= floor), -j),
     )
     order = [typical, *(j for j in range(len(members)) if j != typical)]
     idents = {ident for _, ident in members}
     if min_identities >= 2 and None not in idents:
-        lacking: set[str | None] = set()
-        for line in lines[typical]:
-            missing = idents - holders[line]
-            if 0 < len(missing) < min_identities:
-                lacking |= missing
-        if lacking and len(lacking) < min_identities and 4 * len(lacking) <= len(idents):
-            order = [j for j in order if members[j][1] not in lacking]
+        common = [ln for ln, who in holders.items() if len(idents - who) < min_identities]
+        odd = [j for j in order if any(ln not in lines[j] for ln in common)]
+        who = {members[j][1] for j in odd}
+        if odd and len(who) < min_identities and 4 * len(who) <= len(idents):
+            order = [j for j in order if j not in set(odd)]
     return [members[j][0] for j in order]
+
+
+def _cost(base: list[str], other: list[str]) -> int:
+    """A bound on the line pairs the aligner compares: Σ over shared lines of their counts' product."""
+    mine, theirs = Counter(base), Counter(other)
+    return sum(c * theirs[line] for line, c in mine.items() if line in theirs)
+
+
+_PAIRS_MAX = 200_000  # a member costing more than this against the first is left out of the alignment
 
 
 def _runs(texts: list[str], min_literal: int) -> list[str]:
@@ -179,12 +196,14 @@ def _runs(texts: list[str], min_literal: int) -> list[str]:
     cut = [False] * (n + 1)  # cut[i]: some member holds other text before base line i (cut[n]: at the end)
     maps: list[tuple[list[str], dict[int, int]]] = [(base, {i: i for i in range(n)})]
     for other in members[1:]:
+        if _cost(base, other) > _PAIRS_MAX:
+            continue  # repeated lines make the alignment quadratic (second review, D): left out, not aligned
         pos: dict[int, int] = {}
         for a, b, size in SequenceMatcher(None, base, other, autojunk=False).get_matching_blocks():
             for k in range(size):
                 pos[a + k] = b + k
         if not pos:
-            return []
+            continue  # shares no line with the first (an odd prompt): left out, it fills no template anyway
         maps.append((other, pos))
         for i in range(n):
             keep[i] = keep[i] and i in pos
@@ -365,12 +384,22 @@ def suggest_templates(
     # round 26 review, a prompt that made the anchor group fail let its narrower groups' templates, with
     # a popular document or one customer's details as literal text, come back)
     anchored: set[str] = set()
+    wide: dict[str, int] = {}  # identities of each anchor group
     order = sorted(groups.items(), key=lambda kv: (kv[0][:1] != ("\x00anchor",), -len(kv[1])))
     for sig, members in order:
         is_anchor = sig[:1] == ("\x00anchor",)
-        if not is_anchor and max(sig, key=lambda k: seen[k]) not in anchored:
-            continue
-        if len(members) < min_support or len({i for _, i in members if i is not None}) < min_identities:
+        senders_here = len({i for _, i in members if i is not None})
+        need = min_identities
+        if is_anchor:
+            wide[sig[1]] = senders_here
+        else:
+            anchor = max(sig, key=lambda k: seen[k])
+            if anchor not in anchored:
+                continue
+            # a narrower group speaks for a real share of its application's users, not for three accounts
+            # whose prompts the application's template happens not to fill (second review, C)
+            need = max(min_identities, -(-wide[anchor] // 4))
+        if len(members) < min_support or senders_here < need:
             continue  # decided before any alignment: one account's group costs nothing (round 25 review)
         aligned = _consensus(_sample(_alignable(members), _ALIGN_MAX), min_identities)
         if not aligned:
@@ -386,7 +415,7 @@ def suggest_templates(
         fills = [(template.split(t), t, ident) for t, ident in members]
         covered = [(v, t, ident) for v, t, ident in fills if v is not None]
         idents = {ident for _, _, ident in covered if ident is not None}
-        if len(covered) < min_support or len(idents) < min_identities:
+        if len(covered) < min_support or len(idents) < need:
             continue
         if any(len({v[k] for v, _, _ in covered}) < 2 for k in range(len(template.slots))):
             continue
@@ -414,12 +443,14 @@ def suggest_templates(
         )
         score, flagged = _literal_verdict(detector, template)
         by, channel = _worst_part(detector, template) if flagged else ("", "")
+        # support over the whole log, not only the group it came from (second review, E1)
+        filling = [ident for t, ident in rows if template.split(t) is not None]
         out.append(
             TemplateSuggestion(
                 template=template,
                 text=text,
-                support=len(prompts),
-                identities=identities,
+                support=max(len(prompts), len(filling)),
+                identities=max(identities, len({i for i in filling if i is not None})),
                 literal_score=score,
                 literal_flagged=flagged,
                 flagged_by=by,

@@ -154,6 +154,8 @@ def test_identities_and_bounds() -> None:
         suggest_templates([("x" * 40_000, "u")])
     with pytest.raises(InvalidInput):
         suggest_templates([(b"bytes", "u")])  # type: ignore[list-item]
+    with pytest.raises(InvalidInput, match="sample"):  # round 26: the whole log is bounded too
+        suggest_templates(("x" * 30_000, f"u{i}") for i in range(2_200))
 
 
 def _write(path: Path, rows: list[object]) -> Path:

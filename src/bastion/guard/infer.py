@@ -47,6 +47,9 @@ _ALIGN_MAX = 48  # members aligned per group (every member is then checked again
 _LINES_MAX = 1_000  # a group whose aligned prompts hold more lines is not aligned (quadratic; review F3)
 MAX_PROMPTS = 100_000
 MAX_PROMPT_CHARS = 32_768
+MAX_LOG_CHARS = (
+    64_000_000  # ~10 s of grouping on the reference machine (second review: 100,000 x 32 KB ~ 10 min)
+)
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,7 @@ def suggest_templates(
             "min_support must be at least 2, min_identities at least 0, min_literal at least 1"
         )
     rows: list[tuple[str, str | None]] = []
+    total = 0
     for item in prompts:
         text, ident = (item, None) if isinstance(item, str) else item
         if not isinstance(text, str) or (ident is not None and not isinstance(ident, str)):
@@ -348,8 +352,11 @@ def suggest_templates(
         if len(text) > MAX_PROMPT_CHARS:
             raise InvalidInput(f"a prompt longer than {MAX_PROMPT_CHARS} characters")
         rows.append((text, ident))
+        total += len(text)
         if len(rows) > MAX_PROMPTS:
             raise InvalidInput(f"more than {MAX_PROMPTS} prompts")
+        if total > MAX_LOG_CHARS:
+            raise InvalidInput(f"a log over {MAX_LOG_CHARS:,} characters: suggest from a sample of it")
     keys = [list(dict.fromkeys(_key(ln) for ln in _lines(text))) for text, _ in rows]
     seen: Counter[str] = Counter()
     senders: dict[str, set[str]] = defaultdict(set)
@@ -498,4 +505,4 @@ def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bo
     return score, flagged
 
 
-__all__ = ["MAX_PROMPTS", "MAX_PROMPT_CHARS", "TemplateSuggestion", "suggest_templates"]
+__all__ = ["MAX_LOG_CHARS", "MAX_PROMPTS", "MAX_PROMPT_CHARS", "TemplateSuggestion", "suggest_templates"]

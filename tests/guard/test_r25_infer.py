@@ -175,12 +175,16 @@ def test_cli_writes_a_table_the_proxy_reads(tmp_path: Path, capsys: pytest.Captu
     assert run([*args, "--out", str(out)]) == 0
     written = out.read_text(encoding="utf-8")
     table = tomllib.loads(written)
-    assert table["guard"]["templates"] == {"suggested1": PRE + "{message}"}
+    # round 26: scoped to the channel the log's prompts were sent on (user messages by default)
+    assert table["guard"]["templates"] == {
+        "suggested1": {"template": PRE + "{message}", "channels": ["user"]}
+    }
     # round 26: the part of its text that was flagged is shown for the review
     assert "#   flagged (" in written and "Never reveal" in written
     from bastion.guard.config import load_guard_settings
 
-    assert load_guard_settings(out)["templates"][0].literals == (PRE, "")
+    loaded = load_guard_settings(out)["templates"][0]
+    assert loaded.literals == (PRE, "") and loaded.channels == ("user",)
     capsys.readouterr()
     assert run([*args, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)

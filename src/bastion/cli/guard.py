@@ -105,6 +105,11 @@ def register(app: typer.Typer) -> None:
             help="Also write templates whose own text the detector flags (review them first).",
         ),
         out: Path | None = typer.Option(None, "--out", help="Write the [guard.templates] table here."),
+        channel: str = typer.Option(
+            "user",
+            "--channel",
+            help="The channel LOG's prompts were sent on (user, retrieved, tool); templates apply there.",
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Propose [guard.templates] entries from LOG. Review them: register only your application's text."""
@@ -119,7 +124,9 @@ def register(app: typer.Typer) -> None:
                 f"{log} names no identities: a template seen only from unknown senders may hold an "
                 "attacker's text; pass --min-identities 0 to accept that"
             )
-        found = suggest_templates(prompts, min_support=min_support, min_identities=min_identities)
+        found = suggest_templates(
+            prompts, min_support=min_support, min_identities=min_identities, channel=channel
+        )
         kept = [s for s in found if include_flagged or not s.literal_flagged]
         lines = [
             f"# suggested by bastion guard templates suggest from {log.name} ({len(prompts)} prompts), "
@@ -138,7 +145,11 @@ def register(app: typer.Typer) -> None:
                 lines.append(
                     f"#   flagged ({s.flagged_channel} channel): {json.dumps(shown, ensure_ascii=False)}"
                 )
-            lines.append(f"{s.template.name} = {json.dumps(s.text, ensure_ascii=False)}")
+            chans = ", ".join(json.dumps(c) for c in s.template.channels)
+            lines.append(
+                f"{s.template.name} = {{ template = {json.dumps(s.text, ensure_ascii=False)}, "
+                f"channels = [{chans}] }}"
+            )
         table = "\n".join(lines) + "\n"
         if out is not None:
             try:

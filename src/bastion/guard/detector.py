@@ -118,7 +118,7 @@ class PromptDetector:
         and all joined), the operator's literal text not at all; any other text is scanned whole."""
         self._check(text, channel)
         templates = parse_templates(templates)  # a {name: text} table too; anything else is refused
-        matches = filled_all(text, templates) if templates else []
+        matches = filled_all(text, templates, channel=channel) if templates else []
         if not matches:
             return self._scan(text, channel)
         t0 = time.perf_counter()
@@ -192,7 +192,7 @@ class PromptDetector:
         templates = parse_templates(templates)
         verdicts = [self.scan(t, channel=ch, templates=templates) for ch, t in texts if t]
         for channel in CHANNELS:
-            got = [_content(t, templates) for ch, t in texts if ch == channel and t]
+            got = [_content(t, templates, channel) for ch, t in texts if ch == channel and t]
             parts = [t for t, _ in got if t]
             if len(parts) > 1:
                 joined = "\n".join(parts)[-self.max_chars :]
@@ -201,10 +201,10 @@ class PromptDetector:
         return verdicts
 
 
-def _content(text: str, templates: Sequence[PromptTemplate]) -> tuple[str, str]:
-    """``(text, "")``, or the newline-joined values of the slots of the template ``text`` fills and that
-    template's literal text (hints for the decoders)."""
-    match = filled(text, templates) if templates else None
+def _content(text: str, templates: Sequence[PromptTemplate], channel: str) -> tuple[str, str]:
+    """``(text, "")``, or the newline-joined values of the slots of the template ``text`` fills (on
+    ``channel``) and that template's literal text (hints for the decoders)."""
+    match = filled(text, templates, channel=channel) if templates else None
     if match is None:
         return text, ""
     return "\n".join(v for v in match[1] if v.strip()), "\n".join(match[0].literals)

@@ -40,7 +40,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from bastion.errors import InvalidInput
-from bastion.guard.templates import MAX_SLOTS, PromptTemplate
+from bastion.guard.templates import MAX_SLOTS, TEMPLATE_CHANNELS, PromptTemplate
 
 _LINE_MIN = 16  # a line shorter than this (a greeting, "Thanks!") does not group prompts
 _ALIGN_MAX = 48  # members aligned per group (every member is then checked against the template)
@@ -76,6 +76,7 @@ class TemplateSuggestion:
             "identities": self.identities,
             "literal_score": round(self.literal_score, 4),
             "literal_flagged": self.literal_flagged,
+            "channels": list(self.template.channels),
             "flagged_by": self.flagged_by,
             "flagged_channel": self.flagged_channel,
         }
@@ -331,18 +332,23 @@ def suggest_templates(
     min_identities: int = 3,
     min_literal: int = 12,
     detector: Any = None,
+    channel: str = "user",
 ) -> list[TemplateSuggestion]:
     """Templates proposed from ``prompts`` (texts, or ``(text, identity)`` pairs), most used first.
 
     A suggestion needs ``min_support`` prompts that fill it exactly, from ``min_identities`` distinct
     identities (0: identities not required; a prompt without one never counts as one), a literal text of at
     least ``min_literal`` characters between slots, and at least two distinct values in every slot.
-    ``detector`` (a :class:`~bastion.guard.detector.PromptDetector`; the packaged one by default) judges each
-    template's literal text."""
+    ``channel``: the channel the logged prompts were sent on (user messages by default); each suggestion
+    applies there only and its literal text is judged there. ``detector`` (a
+    :class:`~bastion.guard.detector.PromptDetector`; the packaged one by default) judges each template's
+    literal text."""
     if min_support < 2 or min_identities < 0 or min_literal < 1:
         raise InvalidInput(
             "min_support must be at least 2, min_identities at least 0, min_literal at least 1"
         )
+    if channel not in TEMPLATE_CHANNELS:
+        raise InvalidInput(f"channel must be one of {', '.join(TEMPLATE_CHANNELS)}")
     rows: list[tuple[str, str | None]] = []
     total = 0
     for item in prompts:
@@ -446,10 +452,13 @@ def suggest_templates(
     for k in kept:
         template, text, prompts, identities = found[k]
         template = PromptTemplate(
-            name=f"suggested{len(out) + 1}", literals=template.literals, slots=template.slots
+            name=f"suggested{len(out) + 1}",
+            literals=template.literals,
+            slots=template.slots,
+            channels=(channel,),
         )
         score, flagged = _literal_verdict(detector, template)
-        by, channel = _worst_part(detector, template) if flagged else ("", "")
+        by, by_channel = _worst_part(detector, template) if flagged else ("", "")
         # support over the whole log, not only the group it came from (second review, E1)
         filling = [ident for t, ident in rows if template.split(t) is not None]
         out.append(
@@ -461,20 +470,22 @@ def suggest_templates(
                 literal_score=score,
                 literal_flagged=flagged,
                 flagged_by=by,
-                flagged_channel=channel,
+                flagged_channel=by_channel,
             )
         )
     return out
 
 
 def _parts(template: PromptTemplate) -> list[tuple[str, tuple[str, ...]]]:
-    """What :func:`_literal_verdict` judges, and on which channels: the literal text joined, each
-    piece, and (user channel) each line of 16 characters or more."""
+    """What :func:`_literal_verdict` judges, and on which channels: the literal text joined and each piece on
+    every channel the template applies on, and each line of 16 characters or more on the user channel where
+    it applies there (else on its channels)."""
     pieces = [lit for lit in template.literals if lit.strip()]
     texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
     lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= _LINE_MIN and ln not in texts]
-    every = ("user", "retrieved", "tool")
-    return [(t, every) for t in texts] + [(ln, ("user",)) for ln in lines]
+    on = template.channels
+    by_line = ("user",) if "user" in on else on
+    return [(t, on) for t in texts] + [(ln, by_line) for ln in lines]
 
 
 def _worst_part(detector: Any, template: PromptTemplate) -> tuple[str, str]:
@@ -492,11 +503,10 @@ def _worst_part(detector: Any, template: PromptTemplate) -> tuple[str, str]:
 
 
 def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bool]:
-    """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel
-    (the proxy applies templates to tool and retrieved messages too, whose thresholds are lower), and line
-    by line on the user channel (round 26 review: an attack line between four benign lines on each side
-    scored 0.38 joined, 0.77 alone; line by line on the lower thresholds too would flag more applications'
-    own text: 1 of 12 on a fresh evaluator's logs)."""
+    """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel it
+    applies on (round 25 review F4: a template applied to tool messages too was judged as user text only),
+    and line by line (round 26 review: an attack line between four benign lines on each side scored 0.38
+    joined, 0.77 alone)."""
     score, flagged = 0.0, False
     for text, channels in _parts(template):
         for channel in channels:

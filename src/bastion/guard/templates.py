@@ -24,20 +24,30 @@ from dataclasses import dataclass
 from bastion.errors import ConfigError
 
 MAX_SLOTS = 8
+TEMPLATE_CHANNELS: tuple[str, ...] = ("user", "retrieved", "tool")  # the detector's channels
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """One template: ``literals`` (one more than ``slots``; the first and last may be empty)."""
+    """One template: ``literals`` (one more than ``slots``; the first and last may be empty), applied to texts
+    on ``channels`` only (round 26; all of them by default): a template of the prompts an application sends
+    as user messages does not also let its literal text through in a tool's output or a retrieved
+    document, where the thresholds are lower."""
 
     name: str
     literals: tuple[str, ...]
     slots: tuple[str, ...]
+    channels: tuple[str, ...] = TEMPLATE_CHANNELS
 
     def __post_init__(self) -> None:  # also when built directly, not through parse
         lits, slots = self.literals, self.slots
         if not (isinstance(lits, tuple) and isinstance(slots, tuple)):
             raise ConfigError(f"prompt template {self.name!r}: literals and slots must be tuples")
+        chans = self.channels
+        if not isinstance(chans, tuple) or not chans or any(c not in TEMPLATE_CHANNELS for c in chans):
+            raise ConfigError(
+                f"prompt template {self.name!r}: channels must be some of {', '.join(TEMPLATE_CHANNELS)}"
+            )
         if not all(isinstance(x, str) for x in (self.name, *lits, *slots)) or not self.name:
             raise ConfigError("a prompt template's name, literals and slots are strings")
         if not 1 <= len(slots) <= MAX_SLOTS or len(lits) != len(slots) + 1 or not all(lits[1:-1]):
@@ -46,9 +56,13 @@ class PromptTemplate:
             )
 
     @classmethod
-    def parse(cls, name: str, text: str) -> PromptTemplate:
+    def parse(cls, name: str, text: str, *, channels: Iterable[str] | None = None) -> PromptTemplate:
         """``text`` in :meth:`str.format` syntax (``{message}``; ``{{`` / ``}}`` for literal braces). At least
-        one slot, at most :data:`MAX_SLOTS`, and operator text between any two slots."""
+        one slot, at most :data:`MAX_SLOTS`, and operator text between any two slots; ``channels``: where it
+        applies (all channels when ``None``)."""
+        if isinstance(channels, str):
+            raise ConfigError(f"prompt template {name!r}: channels is a list of channel names")
+        chans = TEMPLATE_CHANNELS if channels is None else tuple(dict.fromkeys(channels))
         if not isinstance(text, str) or not isinstance(name, str) or not name:
             raise ConfigError("a prompt template needs a name and a text")
         literals: list[str] = [""]
@@ -71,7 +85,7 @@ class PromptTemplate:
             raise ConfigError(f"prompt template {name!r} has no {{slot}}")
         if len(slots) > MAX_SLOTS:
             raise ConfigError(f"prompt template {name!r} has more than {MAX_SLOTS} slots")
-        return cls(name=name, literals=tuple(literals), slots=tuple(slots))
+        return cls(name=name, literals=tuple(literals), slots=tuple(slots), channels=chans)
 
     def split(self, text: str) -> tuple[str, ...] | None:
         """The slots' values if ``text`` is this template filled in (leftmost match), else ``None``."""
@@ -90,12 +104,29 @@ class PromptTemplate:
         return tuple(values)
 
 
-def parse_templates(table: Mapping[str, str] | Iterable[PromptTemplate]) -> tuple[PromptTemplate, ...]:
-    """Templates from a ``{name: text}`` mapping (the ``[guard.templates]`` table) or already parsed; anything
-    else (a list of strings, ``None``) raises :class:`~bastion.errors.ConfigError` (a bare string would
-    otherwise "match" every prompt through ``str.split``: the cold review of round 24)."""
+def _entry(name: str, value: object) -> PromptTemplate:
+    """One ``[guard.templates]`` entry: a template text, or ``{template = "...", channels = ["user"]}``."""
+    if isinstance(value, Mapping):
+        if set(value) - {"template", "channels"} or not isinstance(value.get("template"), str):
+            raise ConfigError(
+                f'[guard.templates] {name}: {{template = "... {{message}}", channels = ["user"]}} or a text'
+            )
+        chans = value.get("channels")
+        if chans is not None and (isinstance(chans, str) or not isinstance(chans, list | tuple)):
+            raise ConfigError(f'[guard.templates] {name}: channels is a list such as ["user"]')
+        return PromptTemplate.parse(name, value["template"], channels=chans)
+    if not isinstance(value, str):
+        raise ConfigError('[guard.templates] maps names to template texts such as "... {message}"')
+    return PromptTemplate.parse(name, value)
+
+
+def parse_templates(table: Mapping[str, object] | Iterable[PromptTemplate]) -> tuple[PromptTemplate, ...]:
+    """Templates from a ``{name: text}`` mapping (the ``[guard.templates]`` table; a value may also be
+    ``{template = text, channels = [...]}``) or already parsed; anything else (a list of strings, ``None``)
+    raises :class:`~bastion.errors.ConfigError` (a bare string would otherwise "match" every prompt through
+    ``str.split``: the cold review of round 24)."""
     if isinstance(table, Mapping):
-        return tuple(PromptTemplate.parse(str(k), v) for k, v in table.items())
+        return tuple(_entry(str(k), v) for k, v in table.items())
     if isinstance(table, str | bytes) or not isinstance(table, Iterable):
         raise ConfigError("templates must be PromptTemplate objects or a {name: text} table")
     out = tuple(table)
@@ -104,26 +135,31 @@ def parse_templates(table: Mapping[str, str] | Iterable[PromptTemplate]) -> tupl
     return out
 
 
-def filled(text: str, templates: Iterable[PromptTemplate]) -> tuple[PromptTemplate, tuple[str, ...]] | None:
+def filled(
+    text: str, templates: Iterable[PromptTemplate], *, channel: str | None = None
+) -> tuple[PromptTemplate, tuple[str, ...]] | None:
     """The template ``text`` fills that leaves the most of it to its slots (the least operator text: round
     25's cold review registered a narrow template beside the application's own, its attack as literal text,
     and the first match won), with its slot values; ``None`` when none does (:func:`filled_all`: all)."""
-    matches = filled_all(text, templates)
+    matches = filled_all(text, templates, channel=channel)
     return min(matches, key=lambda m: sum(map(len, m[0].literals))) if matches else None
 
 
 def filled_all(
-    text: str, templates: Iterable[PromptTemplate]
+    text: str, templates: Iterable[PromptTemplate], *, channel: str | None = None
 ) -> list[tuple[PromptTemplate, tuple[str, ...]]]:
-    """Every template ``text`` fills, with its slot values, in the order given."""
+    """Every template ``text`` fills, with its slot values, in the order given (only those that apply on
+    ``channel``, where given)."""
     out = []
     for template in templates:
         if not isinstance(template, PromptTemplate):  # never str.split (see parse_templates)
             raise ConfigError("templates must be PromptTemplate objects")
+        if channel is not None and channel not in template.channels:
+            continue
         values = template.split(text)
         if values is not None:
             out.append((template, values))
     return out
 
 
-__all__ = ["MAX_SLOTS", "PromptTemplate", "filled", "filled_all", "parse_templates"]
+__all__ = ["MAX_SLOTS", "TEMPLATE_CHANNELS", "PromptTemplate", "filled", "filled_all", "parse_templates"]

@@ -134,7 +134,7 @@ def _day(text: str) -> str:
 def test_one_very_long_prompt_is_left_out_of_the_alignment_not_the_suggestion() -> None:
     # review B1/D: one account's prompt of 1,000 lines made the whole group skip (no suggestion), and lines
     # split on "\r" were not counted against the limit (6,000 of them: seconds of alignment)
-    from bastion.guard.infer import _alignable
+    from bastion.guard._align import _alignable
 
     for killer in (_day("hi" + "\n" * 1000), _day("x\r" * 6000)):
         (got,) = suggest_templates([(killer, "mallory"), *_three_days()], min_support=20)
@@ -246,7 +246,7 @@ def test_two_accounts_many_long_prompts_cost_no_alignment() -> None:
     # second review D: 140 prompts of 1,000 lines from 2 accounts, made only of lines everyone holds, were
     # most of the group, raised its median line count, and took 22 s to align; the median is now taken over
     # the identities, and a member whose repeated lines would cost too much is left out
-    from bastion.guard.infer import _alignable, _cost
+    from bastion.guard._align import _alignable, _cost
 
     honest = _three_days()
     long = [(HEAD + "Customer: \n" * 999, f"m{i % 2}") for i in range(140)]

@@ -643,6 +643,16 @@ def inferred_templates(per_app: int = 30, held: int = 20) -> None:
         later_a = [pre + label + attacks[(k * 10 + i) % len(attacks)] for i in range(10)]
         found = suggest_templates(log, min_support=10, min_identities=3, detector=det)
         templates = [s.template for s in found]
+        # round 27: the operator's own text (its prompt-building string: the text before the user's prompt)
+        # vouches for the lines of it in a suggestion; the unflagged suggestions are registered
+        own = suggest_templates(
+            log, min_support=10, min_identities=3, detector=det, operator_text=pre + label + "{message}"
+        )
+        vouched = [s.template for s in own if not s.literal_flagged]
+        unflagged = [s.template for s in found if not s.literal_flagged]
+        stats["suggestions whose own text is flagged, operator text given"] += sum(
+            s.literal_flagged for s in own
+        )
         stats["apps"] += 1
         stats["apps with a suggestion"] += bool(found)
         stats["suggestions whose own text is flagged"] += sum(s.literal_flagged for s in found)
@@ -652,10 +662,22 @@ def inferred_templates(per_app: int = 30, held: int = 20) -> None:
         for text in later_b:
             stats["benign flagged whole"] += det.scan(text).flagged
             stats["benign flagged with the suggestions"] += det.scan(text, templates=templates).flagged
+            stats["benign flagged with the unflagged suggestions"] += det.scan(
+                text, templates=unflagged
+            ).flagged
+            stats["benign flagged with the unflagged suggestions, operator text given"] += det.scan(
+                text, templates=vouched
+            ).flagged
             stats["benign"] += 1
         for text in later_a:
             stats["attacks flagged whole"] += det.scan(text).flagged
             stats["attacks flagged with the suggestions"] += det.scan(text, templates=templates).flagged
+            stats["attacks flagged with the unflagged suggestions"] += det.scan(
+                text, templates=unflagged
+            ).flagged
+            stats["attacks flagged with the unflagged suggestions, operator text given"] += det.scan(
+                text, templates=vouched
+            ).flagged
             stats["attacks"] += 1
         # poisoning: the attack placed in the application's text by its sender(s), then varying filler
         attack = attacks[(k * 7) % len(attacks)]
@@ -664,12 +686,20 @@ def inferred_templates(per_app: int = 30, held: int = 20) -> None:
                 (pre + label + attack + "\n" + benign[(off + i) % len(benign)], f"mallory{i % accounts}")
                 for i in range(30)
             ]
-            got = suggest_templates(log + poisoned, min_support=10, min_identities=3, detector=det)
-            holds = [s for s in got if attack.strip()[:40] in "".join(s.template.literals)]
-            stats[f"poisoned by {accounts} account(s): attack in a suggestion"] += bool(holds)
-            stats[f"poisoned by {accounts} account(s): ... and that suggestion not flagged"] += any(
-                not s.literal_flagged for s in holds
-            )
+            for given in ("", pre + label + "{message}"):
+                got = suggest_templates(
+                    log + poisoned,
+                    min_support=10,
+                    min_identities=3,
+                    detector=det,
+                    operator_text=given or None,
+                )
+                holds = [s for s in got if attack.strip()[:40] in "".join(s.template.literals)]
+                tag = ", operator text given" if given else ""
+                stats[f"poisoned by {accounts} account(s){tag}: attack in a suggestion"] += bool(holds)
+                stats[f"poisoned by {accounts} account(s){tag}: ... and that suggestion not flagged"] += any(
+                    not s.literal_flagged for s in holds
+                )
     print("\n## Templates suggested from each application's own traffic (test splits; suggest_templates)")
     print("| figure | count |")
     print("|---|---|")

@@ -2,7 +2,8 @@
 
 * ``guard scan TEXT|-`` — exit 1 when the prompt is flagged (``--output`` checks generated text instead);
 * ``guard templates suggest LOG`` — propose ``[guard.templates]`` entries from a log of the application's
-  prompts (each with the detector's verdict on its own text; flagged ones left out unless asked for);
+  prompts (each with the detector's verdict on its own text, less the lines of ``--operator-text``; flagged
+  ones left out unless asked for);
 * ``guard serve --upstream URL`` — the OpenAI-compatible guarded proxy (tokens, roles, limits, audit);
 * ``guard probe --url URL`` — send the probes, write JSON (+ ``--html``), exit 1 when one got through, 2 when
   the endpoint could not be tested (probes not delivered).
@@ -110,6 +111,12 @@ def register(app: typer.Typer) -> None:
             "--channel",
             help="The channel LOG's prompts were sent on (user, retrieved, tool); templates apply there.",
         ),
+        operator_text: list[Path] = typer.Option(
+            [],
+            "--operator-text",
+            help="A file of your application's own prompt text (system prompt, prompt-building strings; "
+            "{placeholders} allowed); its lines in a template are yours and not judged. Repeatable.",
+        ),
         fmt: OutputFormat = FORMAT_OPTION,
     ) -> None:
         """Propose [guard.templates] entries from LOG. Review them: register only your application's text."""
@@ -117,7 +124,16 @@ def register(app: typer.Typer) -> None:
         from datetime import UTC, datetime
 
         from bastion.guard import suggest_templates
+        from bastion.guard.infer import MAX_OPERATOR_CHARS
 
+        own: list[str] = []
+        for path in operator_text:
+            try:
+                if path.stat().st_size > 4 * MAX_OPERATOR_CHARS:
+                    raise InvalidInput(f"{path}: operator text over {MAX_OPERATOR_CHARS:,} characters")
+                own.append(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                raise ConfigError(f"cannot read the operator text {path} (UTF-8 text)") from None
         prompts = _read_prompt_log(log)
         if min_identities and not any(ident for _, ident in prompts):
             raise InvalidInput(
@@ -125,7 +141,11 @@ def register(app: typer.Typer) -> None:
                 "attacker's text; pass --min-identities 0 to accept that"
             )
         found = suggest_templates(
-            prompts, min_support=min_support, min_identities=min_identities, channel=channel
+            prompts,
+            min_support=min_support,
+            min_identities=min_identities,
+            channel=channel,
+            operator_text=own or None,
         )
         kept = [s for s in found if include_flagged or not s.literal_flagged]
         lines = [
@@ -136,9 +156,10 @@ def register(app: typer.Typer) -> None:
         ]
         for s in kept:
             state = "FLAGGED: register only if you wrote this text" if s.literal_flagged else "clean"
+            mine = f"; {s.vouched:.0%} of it is in your operator text" if own else ""
             lines.append(
                 f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; its own "
-                f"text scores {s.literal_score:.3f} ({state})"
+                f"text scores {s.literal_score:.3f} ({state}){mine}"
             )
             if s.literal_flagged:
                 shown = s.flagged_by if len(s.flagged_by) <= 160 else s.flagged_by[:157] + "..."

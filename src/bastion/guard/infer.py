@@ -47,6 +47,7 @@ from bastion.guard._align import (
     _sample,
     _template,
 )
+from bastion.guard._vouch import MAX_OPERATOR_CHARS, OperatorText, unvouched, vouched_share
 from bastion.guard.templates import TEMPLATE_CHANNELS, PromptTemplate
 
 _ALIGN_MAX = 48  # members aligned per group (every member is then checked against the template)
@@ -71,6 +72,7 @@ class TemplateSuggestion:
     literal_flagged: bool
     flagged_by: str = ""  # the part of its own text with the worst verdict, where flagged (for the review)
     flagged_channel: str = ""  # ... and the channel it was flagged on
+    vouched: float = 0.0  # share of its own text that is the operator's (``operator_text``), not judged
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class TemplateSuggestion:
             "channels": list(self.template.channels),
             "flagged_by": self.flagged_by,
             "flagged_channel": self.flagged_channel,
+            "vouched": round(self.vouched, 4),
         }
 
 
@@ -95,6 +98,7 @@ def suggest_templates(
     min_literal: int = 12,
     detector: Any = None,
     channel: str = "user",
+    operator_text: str | Iterable[str] | None = None,
 ) -> list[TemplateSuggestion]:
     """Templates proposed from ``prompts`` (texts, or ``(text, identity)`` pairs), most used first.
 
@@ -104,13 +108,17 @@ def suggest_templates(
     ``channel``: the channel the logged prompts were sent on (user messages by default); each suggestion
     applies there only and its literal text is judged there. ``detector`` (a
     :class:`~bastion.guard.detector.PromptDetector`; the packaged one by default) judges each template's
-    literal text."""
+    literal text. ``operator_text``: the application's own prompt text (its system prompt, its prompt-building
+    code's strings; placeholders such as ``{name}`` allowed): a line of a template's literal text that is a
+    whole line of it, or a whole part between its placeholders, is the operator's and is not judged
+    (``vouched`` is the share of the literal text it covers); everything else is judged as before."""
     if min_support < 2 or min_identities < 0 or min_literal < 1:
         raise InvalidInput(
             "min_support must be at least 2, min_identities at least 0, min_literal at least 1"
         )
     if channel not in TEMPLATE_CHANNELS:
         raise InvalidInput(f"channel must be one of {', '.join(TEMPLATE_CHANNELS)}")
+    operator = OperatorText([operator_text] if isinstance(operator_text, str) else (operator_text or ()))
     rows: list[tuple[str, str | None]] = []
     total = 0
     for item in prompts:
@@ -219,8 +227,8 @@ def suggest_templates(
             slots=template.slots,
             channels=(channel,),
         )
-        score, flagged = _literal_verdict(detector, template)
-        by, by_channel = _worst_part(detector, template) if flagged else ("", "")
+        score, flagged = _literal_verdict(detector, template, operator)
+        by, by_channel = _worst_part(detector, template, operator) if flagged else ("", "")
         # support over the whole log, not only the group it came from (second review, E1)
         filling = [ident for t, ident in rows if template.split(t) is not None]
         out.append(
@@ -233,16 +241,22 @@ def suggest_templates(
                 literal_flagged=flagged,
                 flagged_by=by,
                 flagged_channel=by_channel,
+                vouched=vouched_share(template.literals, operator),
             )
         )
     return out
 
 
-def _parts(template: PromptTemplate) -> list[tuple[str, tuple[str, ...]]]:
+def _parts(
+    template: PromptTemplate, operator: OperatorText | None = None
+) -> list[tuple[str, tuple[str, ...]]]:
     """What :func:`_literal_verdict` judges, and on which channels: the literal text joined and each piece on
     every channel the template applies on, and each line of 16 characters or more on the user channel where
-    it applies there (else on its channels)."""
-    pieces = [lit for lit in template.literals if lit.strip()]
+    it applies there (else on its channels); the lines ``operator`` vouches for left out (all of them: nothing
+    to judge)."""
+    pieces = [lit for lit in unvouched(template.literals, operator) if lit.strip()]
+    if operator and not pieces:
+        return []
     texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
     lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= LINE_MIN and ln not in texts]
     on = template.channels
@@ -250,11 +264,13 @@ def _parts(template: PromptTemplate) -> list[tuple[str, tuple[str, ...]]]:
     return [(t, on) for t in texts] + [(ln, by_line) for ln in lines]
 
 
-def _worst_part(detector: Any, template: PromptTemplate) -> tuple[str, str]:
+def _worst_part(
+    detector: Any, template: PromptTemplate, operator: OperatorText | None = None
+) -> tuple[str, str]:
     """The shortest flagged part of a flagged template's own text, and its channel (the operator reads it)."""
     flagged = [
         (len(text), text, channel)
-        for text, channels in _parts(template)
+        for text, channels in _parts(template, operator)
         for channel in channels
         if detector.scan(text, channel=channel).flagged
     ]
@@ -264,17 +280,26 @@ def _worst_part(detector: Any, template: PromptTemplate) -> tuple[str, str]:
     return text.strip(), channel
 
 
-def _literal_verdict(detector: Any, template: PromptTemplate) -> tuple[float, bool]:
+def _literal_verdict(
+    detector: Any, template: PromptTemplate, operator: OperatorText | None = None
+) -> tuple[float, bool]:
     """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel it
     applies on (round 25 review F4: a template applied to tool messages too was judged as user text only),
     and line by line (round 26 review: an attack line between four benign lines on each side scored 0.38
     joined, 0.77 alone)."""
     score, flagged = 0.0, False
-    for text, channels in _parts(template):
+    for text, channels in _parts(template, operator):
         for channel in channels:
             verdict = detector.scan(text, channel=channel)
             score, flagged = max(score, float(verdict.score)), flagged or bool(verdict.flagged)
     return score, flagged
 
 
-__all__ = ["MAX_LOG_CHARS", "MAX_PROMPTS", "MAX_PROMPT_CHARS", "TemplateSuggestion", "suggest_templates"]
+__all__ = [
+    "MAX_LOG_CHARS",
+    "MAX_OPERATOR_CHARS",
+    "MAX_PROMPTS",
+    "MAX_PROMPT_CHARS",
+    "TemplateSuggestion",
+    "suggest_templates",
+]

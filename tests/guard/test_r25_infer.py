@@ -131,7 +131,7 @@ def test_one_account_cannot_crowd_the_others_out_of_the_aligned_sample() -> None
 
 
 def test_the_templates_own_text_is_judged_on_every_channel() -> None:
-    from bastion.guard.infer import _literal_verdict
+    from bastion.guard._judge import literal_verdict as _literal_verdict
 
     class Strict:
         def scan(self, text: str, *, channel: str = "user") -> object:

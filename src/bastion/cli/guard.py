@@ -129,9 +129,18 @@ def register(app: typer.Typer) -> None:
         own: list[str] = []
         for path in operator_text:
             try:
-                if path.stat().st_size > 4 * MAX_OPERATOR_CHARS:
+                # a regular file only (a FIFO would hang, /dev/zero never ends: round 27 review L3), read
+                # no further than the limit
+                if not path.is_file():
+                    raise ConfigError(f"the operator text {path} is not a regular file")
+                with path.open("rb") as fh:
+                    raw = fh.read(4 * MAX_OPERATOR_CHARS + 1)
+                if len(raw) > 4 * MAX_OPERATOR_CHARS:
                     raise InvalidInput(f"{path}: operator text over {MAX_OPERATOR_CHARS:,} characters")
-                own.append(path.read_text(encoding="utf-8"))
+                text = raw.decode("utf-8-sig")
+                if not text.strip():
+                    raise InvalidInput(f"the operator text {path} is empty")
+                own.append(text)
             except (OSError, UnicodeDecodeError):
                 raise ConfigError(f"cannot read the operator text {path} (UTF-8 text)") from None
         prompts = _read_prompt_log(log)
@@ -148,27 +157,50 @@ def register(app: typer.Typer) -> None:
             operator_text=own or None,
         )
         kept = [s for s in found if include_flagged or not s.literal_flagged]
+        senders = len({ident for _, ident in prompts if ident is not None})
         lines = [
             f"# suggested by bastion guard templates suggest from {log.name} ({len(prompts)} prompts), "
             f"{datetime.now(UTC):%Y-%m-%d}",
             "# review each: register only text your application itself sends",
             "[guard.templates]",
         ]
-        for s in kept:
+        for s in found:  # a flagged one left out is written commented out, with what flagged it (the review)
             state = "FLAGGED: register only if you wrote this text" if s.literal_flagged else "clean"
-            mine = f"; {s.vouched:.0%} of it is in your operator text" if own else ""
+            if s.vouch_applied:
+                verdict = (
+                    f"its own text scores {s.whole_score:.3f} whole and {s.literal_score:.3f} without the "
+                    f"{s.vouched:.0%} of it in your operator text ({state})"
+                )
+            else:
+                verdict = f"its own text scores {s.literal_score:.3f} ({state})"
+                if s.vouched:
+                    few = (
+                        f"{s.identities} of the log's {senders} identities send it"
+                        if senders
+                        else f"{s.support} of the log's {len(prompts)} prompts fill it"
+                    )
+                    verdict += (
+                        f"; {s.vouched:.0%} of it is in your operator text, but only {few}, so it was "
+                        "judged whole"
+                    )
             lines.append(
-                f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; its own "
-                f"text scores {s.literal_score:.3f} ({state}){mine}"
+                f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; {verdict}"
             )
+            for line in s.vouched_flagged:
+                shown = line if len(line) <= 160 else line[:157] + "..."
+                lines.append(
+                    f"#   your line, flagged on its own: {json.dumps(shown, ensure_ascii=False)} "
+                    "(check it is where you put it)"
+                )
             if s.literal_flagged:
                 shown = s.flagged_by if len(s.flagged_by) <= 160 else s.flagged_by[:157] + "..."
                 lines.append(
                     f"#   flagged ({s.flagged_channel} channel): {json.dumps(shown, ensure_ascii=False)}"
                 )
             chans = ", ".join(json.dumps(c) for c in s.template.channels)
+            left_out = "" if s in kept else "# (left out: --include-flagged) "
             lines.append(
-                f"{s.template.name} = {{ template = {json.dumps(s.text, ensure_ascii=False)}, "
+                f"{left_out}{s.template.name} = {{ template = {json.dumps(s.text, ensure_ascii=False)}, "
                 f"channels = [{chans}] }}"
             )
         table = "\n".join(lines) + "\n"

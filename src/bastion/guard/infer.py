@@ -27,6 +27,12 @@ drops whatever the attacker's prompts alone hold. Against many identities (Sybil
 carries the detector's verdict on its own literal text, and the operator is told to register only text
 that is their application's own. A log without identities yields no suggestion unless the caller accepts
 that risk with ``min_identities=0``.
+
+The operator's own text (round 27, ``operator_text``): an application's rules read like an injection, so the
+verdict on a suggestion's literal text flagged exactly the applications with the most false flags. Given the
+text the operator wrote, the lines of the literal text that are whole lines (or whole parts between
+placeholders) of it are not judged; every other line is, so a Sybil's line, a popular document or an attack
+that an operator's rule quotes still flags the suggestion (:mod:`bastion.guard._vouch`).
 """
 
 from __future__ import annotations
@@ -38,7 +44,6 @@ from typing import Any
 
 from bastion.errors import InvalidInput
 from bastion.guard._align import (
-    LINE_MIN,
     _alignable,
     _consensus,
     _key,
@@ -47,7 +52,8 @@ from bastion.guard._align import (
     _sample,
     _template,
 )
-from bastion.guard._vouch import MAX_OPERATOR_CHARS, OperatorText, unvouched, vouched_share
+from bastion.guard._judge import judge, vouched_flagged
+from bastion.guard._vouch import MAX_OPERATOR_CHARS, OperatorText, vouched_share
 from bastion.guard.templates import TEMPLATE_CHANNELS, PromptTemplate
 
 _ALIGN_MAX = 48  # members aligned per group (every member is then checked against the template)
@@ -72,7 +78,10 @@ class TemplateSuggestion:
     literal_flagged: bool
     flagged_by: str = ""  # the part of its own text with the worst verdict, where flagged (for the review)
     flagged_channel: str = ""  # ... and the channel it was flagged on
-    vouched: float = 0.0  # share of its own text that is the operator's (``operator_text``), not judged
+    vouched: float = 0.0  # share of its own text that is in the operator's text (``operator_text``)
+    vouch_applied: bool = False  # ... left out of the verdict (most of the log's identities send it)
+    whole_score: float = 0.0  # the verdict's score on its own text with the operator's lines in it
+    vouched_flagged: tuple[str, ...] = ()  # the operator's lines in it that are flagged on their own
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +96,9 @@ class TemplateSuggestion:
             "flagged_by": self.flagged_by,
             "flagged_channel": self.flagged_channel,
             "vouched": round(self.vouched, 4),
+            "vouch_applied": self.vouch_applied,
+            "whole_score": round(self.whole_score, 4),
+            "vouched_flagged": list(self.vouched_flagged),
         }
 
 
@@ -219,6 +231,7 @@ def suggest_templates(
         )
     ]
     out: list[TemplateSuggestion] = []
+    log_identities = len({ident for _, ident in rows if ident is not None})
     for k in kept:
         template, text, prompts, identities = found[k]
         template = PromptTemplate(
@@ -227,72 +240,36 @@ def suggest_templates(
             slots=template.slots,
             channels=(channel,),
         )
-        score, flagged = _literal_verdict(detector, template, operator)
-        by, by_channel = _worst_part(detector, template, operator) if flagged else ("", "")
         # support over the whole log, not only the group it came from (second review, E1)
         filling = [ident for t, ident in rows if template.split(t) is not None]
+        support = max(len(prompts), len(filling))
+        n_senders = max(identities, len({i for i in filling if i is not None}))
+        share = vouched_share(template.literals, operator)
+        # the operator's text speaks for a template only where most of the log's users send it: three accounts
+        # that sent lines of it on their own (a quoted example attack, a privileged branch) got those lines
+        # vouched for in a template of their own (round 27 review, H1)
+        applied = share > 0 and (
+            2 * n_senders > log_identities if log_identities else 2 * support > len(rows)
+        )
+        score, flagged, by, by_channel = judge(detector, template, operator if applied else None)
+        whole = judge(detector, template, None)[0] if applied else score
         out.append(
             TemplateSuggestion(
                 template=template,
                 text=text,
-                support=max(len(prompts), len(filling)),
-                identities=max(identities, len({i for i in filling if i is not None})),
+                support=support,
+                identities=n_senders,
                 literal_score=score,
                 literal_flagged=flagged,
                 flagged_by=by,
                 flagged_channel=by_channel,
-                vouched=vouched_share(template.literals, operator),
+                vouched=share,
+                vouch_applied=applied,
+                whole_score=whole,
+                vouched_flagged=vouched_flagged(detector, template, operator) if share else (),
             )
         )
     return out
-
-
-def _parts(
-    template: PromptTemplate, operator: OperatorText | None = None
-) -> list[tuple[str, tuple[str, ...]]]:
-    """What :func:`_literal_verdict` judges, and on which channels: the literal text joined and each piece on
-    every channel the template applies on, and each line of 16 characters or more on the user channel where
-    it applies there (else on its channels); the lines ``operator`` vouches for left out (all of them: nothing
-    to judge)."""
-    pieces = [lit for lit in unvouched(template.literals, operator) if lit.strip()]
-    if operator and not pieces:
-        return []
-    texts = ["\n".join(pieces) or " ", *(pieces if len(pieces) > 1 else [])]
-    lines = [ln for p in pieces for ln in p.split("\n") if len(ln.strip()) >= LINE_MIN and ln not in texts]
-    on = template.channels
-    by_line = ("user",) if "user" in on else on
-    return [(t, on) for t in texts] + [(ln, by_line) for ln in lines]
-
-
-def _worst_part(
-    detector: Any, template: PromptTemplate, operator: OperatorText | None = None
-) -> tuple[str, str]:
-    """The shortest flagged part of a flagged template's own text, and its channel (the operator reads it)."""
-    flagged = [
-        (len(text), text, channel)
-        for text, channels in _parts(template, operator)
-        for channel in channels
-        if detector.scan(text, channel=channel).flagged
-    ]
-    if not flagged:
-        return "", ""
-    _, text, channel = min(flagged)
-    return text.strip(), channel
-
-
-def _literal_verdict(
-    detector: Any, template: PromptTemplate, operator: OperatorText | None = None
-) -> tuple[float, bool]:
-    """The detector's worst verdict on a template's own text, joined and piece by piece, on every channel it
-    applies on (round 25 review F4: a template applied to tool messages too was judged as user text only),
-    and line by line (round 26 review: an attack line between four benign lines on each side scored 0.38
-    joined, 0.77 alone)."""
-    score, flagged = 0.0, False
-    for text, channels in _parts(template, operator):
-        for channel in channels:
-            verdict = detector.scan(text, channel=channel)
-            score, flagged = max(score, float(verdict.score)), flagged or bool(verdict.flagged)
-    return score, flagged
 
 
 __all__ = [

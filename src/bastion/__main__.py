@@ -1,0 +1,5 @@
+"""``python -m bastion``: the ``bastion`` command."""
+
+from bastion.cli import main
+
+raise SystemExit(main())

@@ -131,6 +131,8 @@ def register(app: typer.Typer) -> None:
             try:
                 # a regular file only (a FIFO would hang, /dev/zero never ends: round 27 review L3), read
                 # no further than the limit
+                if not path.exists():
+                    raise ConfigError(f"cannot read the operator text {path}: no such file")
                 if not path.is_file():
                     raise ConfigError(f"the operator text {path} is not a regular file")
                 with path.open("rb") as fh:

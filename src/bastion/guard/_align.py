@@ -81,7 +81,8 @@ def _consensus(members: list[tuple[str, str | None]], min_identities: int) -> li
     """The texts to align, the most typical first (the alignment keeps only lines of the first): the one that
     holds the most of the lines that ``min_identities`` identities or more hold (counted by their holders;
     a line only the attacker's accounts hold adds nothing). Where the prompts of a few identities (fewer than
-    ``min_identities``, and at most a quarter of the sample's identities) lack a line that every other
+    ``min_identities`` or up to a tenth of the sample's identities, and at most a quarter of them) lack a
+    line that every other
     identity holds, those prompts are left out, so that one or two accounts can neither remove a line of
     the application's text from the template nor, sending a prompt of one line, shrink it (round 26
     reviews, B); they can add none either, since a line stays literal only where all the others hold it.
@@ -103,10 +104,14 @@ def _consensus(members: list[tuple[str, str | None]], min_identities: int) -> li
     order = [typical, *(j for j in range(len(members)) if j != typical)]
     idents = {ident for _, ident in members}
     if min_identities >= 2 and None not in idents:
-        common = [ln for ln, who in holders.items() if len(idents - who) < min_identities]
+        # a few: fewer than min_identities, or up to a tenth of the identities (round 27 second review: three
+        # accounts' one-line prompts each cut a 63-identity application's template down to an operator's
+        # line of their choosing)
+        few = max(min_identities - 1, len(idents) // 10)
+        common = [ln for ln, who in holders.items() if len(idents - who) <= few]
         odd = [j for j in order if any(ln not in lines[j] for ln in common)]
         who = {members[j][1] for j in odd}
-        if odd and len(who) < min_identities and 4 * len(who) <= len(idents):
+        if odd and len(who) <= few and 4 * len(who) <= len(idents):
             order = [j for j in order if j not in set(odd)]
     return [members[j][0] for j in order]
 

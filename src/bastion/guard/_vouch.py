@@ -20,7 +20,7 @@ refuse") does not vouch for the quoted attack as a line of a template, nor for t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from bastion.errors import InvalidInput
 
@@ -46,25 +46,21 @@ _FORMAT = re.compile(r"\{[A-Za-z_][\w.\[\]]{0,64}(?:![rsa])?(?::[^{}\s]{0,16})?\
 _RUN_MAX = 64  # physical lines of a hard-wrapped file read as one line (below)
 
 
-def _segments(line: str) -> Iterator[str]:
-    """The whole parts of one line of the operator's text, under both readings of ``{{``: a template
-    language's placeholder (Jinja, Mustache), and ``str.format``'s escaped brace (``{{"category": ...}}``
-    is sent as ``{"category": ...}``: round 27 fresh evaluator)."""
-    yield from _PLACEHOLDER.split(line)
-    if "{{" in line or "}}" in line:
-        for part in _FORMAT.split(line):
-            yield part.replace("{{", "{").replace("}}", "}")
+# an occurrence of a literal line in the operator's text: (first line, starts after a placeholder, last line,
+# ends before a placeholder)
+Occurrence = tuple[int, bool, int, bool]
+_EDGE = "\x00"  # marks the end of one text (one text does not run into the next)
 
 
 class OperatorText:
     """The segments of the operator's own text (see the module docstring)."""
 
     def __init__(self, texts: Iterable[str]) -> None:
-        segments: set[str] = set()
         # a file wrapped at 78 columns while the application sends each sentence or paragraph as one line
         # (round 27 fresh evaluator: 7 % vouched): a line may also be a run of the file's lines, from the end
         # of one (after its last placeholder) through whole lines to the start of another (before its first)
         self._lines: list[tuple[str, str, str, bool]] = []  # (whole, head, tail, has a placeholder)
+        self._where: dict[str, list[Occurrence]] = {}  # segment -> where it is a whole segment
         self._starts: dict[str, list[int]] = {}  # first word of a line's tail -> line indices
         total = 0
         for text in texts:
@@ -76,62 +72,124 @@ class OperatorText:
             # lines as a template's literal text has them: split on "\n" only (review L1: splitlines() also
             # splits on \x0b, \x85, U+2028 ..., which made a quoted attack inside one line a segment)
             for line in text.split("\n"):
-                for part in _segments(line):
-                    seg = _norm(part)
-                    if seg:
-                        segments.add(seg)
+                k = len(self._lines)
+                for pattern in (_PLACEHOLDER, _FORMAT) if ("{{" in line or "}}" in line) else (_PLACEHOLDER,):
+                    parts = pattern.split(line)
+                    for n, part in enumerate(parts):
+                        if pattern is _FORMAT:  # str.format's reading: "{{" is an escaped brace
+                            part = part.replace("{{", "{").replace("}}", "}")
+                        seg = _norm(part)
+                        if seg:
+                            self._where.setdefault(seg, []).append((k, n > 0, k, n < len(parts) - 1))
                 parts = _PLACEHOLDER.split(line)
                 head, tail = _norm(parts[0]), _norm(parts[-1])
                 self._lines.append((_norm(line), head, tail, len(parts) > 1))
                 if tail:
-                    self._starts.setdefault(tail.split(" ", 1)[0], []).append(len(self._lines) - 1)
-            self._lines.append(("", "", "", False))  # one text does not run into the next
-        self._segments = frozenset(segments)
+                    self._starts.setdefault(tail.split(" ", 1)[0], []).append(k)
+            self._lines.append((_EDGE, "", "", False))
 
     def __bool__(self) -> bool:
-        return bool(self._segments)
+        return bool(self._where)
 
     def holds(self, line: str) -> bool:
         """Whether ``line`` (one line of a literal) is a whole segment of the operator's text (or blank), or
         a run of its lines (a hard-wrapped file)."""
         seg = _norm(line)
-        return not seg or seg in self._segments or self._run(seg)
+        return not seg or bool(self.occurrences(seg))
 
-    def _run(self, seg: str) -> bool:
+    def occurrences(self, seg: str) -> list[Occurrence]:
+        """Where ``seg`` (normalised) is a whole segment or a run of lines of the operator's text."""
+        return [*self._where.get(seg, ()), *self._runs(seg)]
+
+    def _runs(self, seg: str) -> list[Occurrence]:
+        out = []
         for i in self._starts.get(seg.split(" ", 1)[0], ()):
-            tail = self._lines[i][2]
+            tail, after = self._lines[i][2], self._lines[i][3]
             if not seg.startswith(tail):
                 continue
             pos = len(tail)
             for k in range(i + 1, min(i + _RUN_MAX, len(self._lines))):
                 whole, head, _, cut = self._lines[k]
-                if not whole or seg[pos : pos + 1] != " ":
+                if not whole or whole == _EDGE or seg[pos : pos + 1] != " ":
                     break
                 rest = seg[pos + 1 :]
                 if cut:  # the run ends at this line's first placeholder
                     if rest == head:
-                        return True
+                        out.append((i, after, k, True))
                     break
                 if not rest.startswith(whole):
                     break
                 pos += 1 + len(whole)
                 if pos == len(seg):
-                    return True
+                    out.append((i, after, k, False))
+                    break
+        return out
+
+    def _near(self, k: int, step: int) -> tuple[str, bool] | None:
+        """The nearest non-blank line before (``step`` -1) or after (+1) line ``k`` of the same text, as
+        (its text, whether it has a placeholder); ``None`` at the text's start or end."""
+        k += step
+        while 0 <= k < len(self._lines):
+            whole, _, _, cut = self._lines[k]
+            if whole == _EDGE:
+                return None
+            if whole:
+                return whole, cut
+            k += step
+        return None
+
+    def in_place(self, seg: str, before: str | None, after: str | None) -> bool:
+        """Whether ``seg`` stands in the template as it stands in the operator's text: ``before`` /
+        ``after`` are the template's nearest non-blank lines around it (normalised), ``None`` where a slot
+        or the template's start or end is. The operator's line before it must be there (or end the line
+        there), unless the text starts there or that line has a placeholder a slot may stand for; a segment
+        that starts after a placeholder must follow a slot; the same after it (round 27 second review: an
+        operator's quoted example attack, cut out of its lines by three accounts' prompts, between two
+        slots)."""
+        for first, after_slot, last, before_slot in self.occurrences(seg):
+            if after_slot:
+                left = before is None
+            else:
+                near = self._near(first, -1)
+                left = near is None or near[1] or (before is not None and _ends(before, near[0]))
+            if before_slot:
+                right = after is None
+            else:
+                near = self._near(last, +1)
+                right = near is None or near[1] or (after is not None and _starts(after, near[0]))
+            if left and right:
+                return True
         return False
 
 
-def unvouched(literals: tuple[str, ...] | list[str], operator: OperatorText | None) -> list[str]:
-    """``literals`` with the lines the operator's text vouches for blanked (a line break kept in their
-    place, so that no two remaining lines join into one)."""
-    if not operator:
-        return list(literals)
-    return ["\n".join("" if operator.holds(ln) else ln for ln in lit.split("\n")) for lit in literals]
+def _ends(line: str, tail: str) -> bool:
+    return line == tail or line.endswith(" " + tail)
 
 
-def vouched_share(literals: tuple[str, ...] | list[str], operator: OperatorText | None) -> float:
-    """The share of the literal text's non-space characters that the operator's text vouches for."""
+def _starts(line: str, head: str) -> bool:
+    return line == head or line.startswith(head + " ")
+
+
+def mask(literals: tuple[str, ...] | list[str], operator: OperatorText | None) -> list[list[bool]]:
+    """Per literal piece, per line: whether the operator's text holds it (blank lines count as held)."""
+    if operator is None or not operator:
+        return [[False for _ in lit.split("\n")] for lit in literals]
+    return [[operator.holds(ln) for ln in lit.split("\n")] for lit in literals]
+
+
+def unvouched(literals: tuple[str, ...] | list[str], held: list[list[bool]]) -> list[str]:
+    """``literals`` with the lines ``held`` marks blanked (a line break kept in their place, so that no two
+    remaining lines join into one)."""
+    return [
+        "\n".join("" if h else ln for ln, h in zip(lit.split("\n"), own, strict=True))
+        for lit, own in zip(literals, held, strict=True)
+    ]
+
+
+def vouched_share(literals: tuple[str, ...] | list[str], held: list[list[bool]]) -> float:
+    """The share of the literal text's non-space characters that ``held`` marks."""
     whole = sum(len("".join(lit.split())) for lit in literals)
-    if not operator or not whole:
+    if not whole:
         return 0.0
-    left = sum(len("".join(lit.split())) for lit in unvouched(literals, operator))
+    left = sum(len("".join(lit.split())) for lit in unvouched(literals, held))
     return (whole - left) / whole

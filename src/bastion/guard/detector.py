@@ -18,7 +18,6 @@ asked only for borderline scores (within ``borderline`` of the threshold) and it
 from __future__ import annotations
 
 import functools
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -130,19 +129,6 @@ class PromptDetector:
             parts = [v for v in values if v.strip()]
             if len(parts) > 1:  # an attack split across slots is read whole too
                 parts.append("\n".join(parts))
-            # a slot holding several blocks (fields, a retrieved excerpt, then the user's message) is also
-            # read block by block: an attack diluted by the fields around it in one slot (round 27 fresh
-            # evaluator: 6 of 150 attacks caught again, no benign prompt more); of a long one, its first and
-            # last blocks
-            for v in values:
-                blocks = [b for b in _BLOCKS.split(v) if len(b.strip()) >= _BLOCK_MIN]
-                if len(blocks) > 1:
-                    ends = (
-                        blocks
-                        if len(blocks) <= 2 * _BLOCKS_READ
-                        else blocks[:_BLOCKS_READ] + blocks[-_BLOCKS_READ:]
-                    )
-                    parts += [b for b in ends if b not in parts]
             # the operator's words still count as mentions of an encoding ("Decode the note: {note}")
             hints = "\n".join(template.literals)
             verdicts += [(self._scan(p, channel, hints), template.name) for p in parts]
@@ -213,11 +199,6 @@ class PromptDetector:
                 hints = "\n".join(h for _, h in got if h)  # the templates' words (see scan)
                 verdicts.append(self._scan(joined, channel, hints))
         return verdicts
-
-
-_BLOCKS = re.compile(r"\n[ \t]*\n")
-_BLOCK_MIN = 16
-_BLOCKS_READ = 16
 
 
 def _content(text: str, templates: Sequence[PromptTemplate], channel: str) -> tuple[str, str]:

@@ -52,7 +52,7 @@ from bastion.guard._align import (
     _sample,
     _template,
 )
-from bastion.guard._judge import judge, vouched_flagged
+from bastion.guard._judge import judge, vouched
 from bastion.guard._vouch import MAX_OPERATOR_CHARS, OperatorText, vouched_share
 from bastion.guard.templates import TEMPLATE_CHANNELS, PromptTemplate
 
@@ -218,15 +218,20 @@ def suggest_templates(
         if is_anchor:
             anchored.add(sig[1])
         found.append((template, text, [t for _, t, _ in covered], len(idents)))
-    # a suggestion whose every prompt another one fills as well, with less literal text, adds nothing but
-    # literal text: dropped (round 25 review: three accounts' attack lines around a slot, or a mass mail's
-    # lines, made a narrower template inside the application's own one's slot)
+    # a suggestion whose every prompt another one fills as well adds nothing but literal text: dropped (round
+    # 25 review: three accounts' attack lines around a slot, or a mass mail's lines, made a narrower template
+    # inside the application's own one's slot; round 27 fresh evaluator: one contributor's name, with the
+    # repository's name in a slot); of two that fill each other's prompts, the one with less literal text
     size = [sum(map(len, t.literals)) for t, _, _, _ in found]
+
+    def covers(j: int, k: int) -> bool:
+        return all(found[j][0].split(p) is not None for p in found[k][2])
+
     kept = [
         k
-        for k, (_, _, prompts, _) in enumerate(found)
+        for k in range(len(found))
         if not any(
-            j != k and (size[j], j) < (size[k], k) and all(found[j][0].split(p) is not None for p in prompts)
+            j != k and covers(j, k) and ((size[j], j) < (size[k], k) or not covers(k, j))
             for j in range(len(found))
         )
     ]
@@ -241,18 +246,24 @@ def suggest_templates(
             channels=(channel,),
         )
         # support over the whole log, not only the group it came from (second review, E1)
-        filling = [ident for t, ident in rows if template.split(t) is not None]
+        splits = [(template.split(t), ident) for t, ident in rows]
+        filling = [ident for values, ident in splits if values is not None]
+        # a slot most prompts leave empty is a place where some insert text, not the operator's text replaced
+        blank = [
+            2 * sum(not v[n].strip() for v, _ in splits if v is not None) > len(filling)
+            for n in range(len(template.slots))
+        ]
         support = max(len(prompts), len(filling))
         n_senders = max(identities, len({i for i in filling if i is not None}))
-        share = vouched_share(template.literals, operator)
-        # the operator's text speaks for a template only where most of the log's users send it: three accounts
-        # that sent lines of it on their own (a quoted example attack, a privileged branch) got those lines
-        # vouched for in a template of their own (round 27 review, H1)
-        applied = share > 0 and (
-            2 * n_senders > log_identities if log_identities else 2 * support > len(rows)
-        )
-        score, flagged, by, by_channel = judge(detector, template, operator if applied else None)
-        whole = judge(detector, template, None)[0] if applied else score
+        held, shown = vouched(detector, template, operator, blank)
+        share = vouched_share(template.literals, held)
+        # the operator's text speaks for a template only where most of the log's identities send it: three
+        # accounts that sent lines of it on their own (a quoted example attack, a privileged branch) got those
+        # lines vouched for in a template of their own (round 27 review, H1); a log without identities, where
+        # one account may send most of the prompts, gets no such pass (second review, H1c)
+        applied = share > 0 and 2 * n_senders > log_identities > 0
+        score, flagged, by, by_channel = judge(detector, template, held if applied else None)
+        whole = judge(detector, template)[0] if applied else score
         out.append(
             TemplateSuggestion(
                 template=template,
@@ -266,7 +277,7 @@ def suggest_templates(
                 vouched=share,
                 vouch_applied=applied,
                 whole_score=whole,
-                vouched_flagged=vouched_flagged(detector, template, operator) if share else (),
+                vouched_flagged=shown,
             )
         )
     return out

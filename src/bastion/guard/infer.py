@@ -31,8 +31,11 @@ that risk with ``min_identities=0``.
 The operator's own text (round 27, ``operator_text``): an application's rules read like an injection, so the
 verdict on a suggestion's literal text flagged exactly the applications with the most false flags. Given the
 text the operator wrote, the lines of the literal text that are whole lines (or whole parts between
-placeholders) of it are not judged; every other line is, so a Sybil's line, a popular document or an attack
-that an operator's rule quotes still flags the suggestion (:mod:`bastion.guard._vouch`).
+placeholders, or runs of a hard-wrapped file's lines) of it are not judged, where most of the log's
+identities send the suggestion; a line of it that the detector flags on its own only where it stands as in
+the operator's text. Every other line is judged, also beside the operator's lines, so a Sybil's line, a
+popular document or an attack that an operator's rule quotes still flags the suggestion
+(:mod:`bastion.guard._vouch`, :mod:`bastion.guard._judge`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("scan", "data", "privacy", "adversarial", "watermark", "guard", "compute"), 5),
     **dict.fromkeys(("serve", "server", "governance", "hunt", "report", "witness", "respond"), 6),
     "client": 7,
-    **dict.fromkeys(("cli", "ui", "demo"), 8),
+    **dict.fromkeys(("cli", "ui", "demo", "__main__"), 8),
 }
 
 # Cross-package private imports still waiting for their owner to publish a public name. Each entry must still

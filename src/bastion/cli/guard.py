@@ -188,12 +188,14 @@ def register(app: typer.Typer) -> None:
             lines.append(
                 f"# {s.template.name}: fills {s.support} prompts from {s.identities} identities; {verdict}"
             )
+            if s.vouched_flagged and not s.follows_operator:
+                lines.append(
+                    "#   it does not follow your operator text from start to end (slots where your "
+                    "placeholders are), so your lines below were judged"
+                )
             for line in s.vouched_flagged:
                 shown = line if len(line) <= 160 else line[:157] + "..."
-                lines.append(
-                    f"#   your line, flagged on its own: {json.dumps(shown, ensure_ascii=False)} "
-                    "(check it is where you put it)"
-                )
+                lines.append(f"#   your line, flagged on its own: {json.dumps(shown, ensure_ascii=False)}")
             if s.literal_flagged:
                 shown = s.flagged_by if len(s.flagged_by) <= 160 else s.flagged_by[:157] + "..."
                 lines.append(

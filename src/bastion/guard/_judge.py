@@ -3,8 +3,8 @@
 A template's literal text is what the detector skips once the template is registered, so a suggestion
 carries the detector's verdict on it: joined, piece by piece and line by line. With the operator's own text
 (:mod:`bastion.guard._vouch`), the lines it holds are left out, except a line the detector flags on its own
-(a quoted example attack, a privileged branch) that does not stand in the template as it stands in the
-operator's text; the other lines are also judged beside the operator's lines.
+(a quoted example attack, a privileged branch) where the template does not follow the operator's text; the
+other lines are also judged beside the operator's lines.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.guard._align import LINE_MIN
-from bastion.guard._vouch import OperatorText, _norm, mask, unvouched
+from bastion.guard._vouch import OperatorText, mask, shaped, unvouched
 from bastion.guard.templates import PromptTemplate
 
 Held = list[list[bool]]
@@ -27,37 +27,30 @@ def _alone(detector: Any, template: PromptTemplate, line: str) -> bool:
 
 
 def vouched(
-    detector: Any,
-    template: PromptTemplate,
-    operator: OperatorText | None,
-    blank: list[bool] | None = None,
-) -> tuple[Held, tuple[str, ...]]:
-    """Which lines of the template's literal text the operator's text vouches for, and the operator's lines
-    in it that the detector flags on their own (at most three, for the review). Such a line is vouched for
-    only where it stands as in the operator's text (:meth:`OperatorText.in_place`); a slot ``blank`` marks
-    (most prompts leave it empty: some insert a line there) does not stand between it and its
-    neighbours."""
+    detector: Any, template: PromptTemplate, operator: OperatorText | None
+) -> tuple[Held, tuple[str, ...], bool]:
+    """Which lines of the template's literal text the operator's text vouches for; the operator's lines in it
+    that the detector flags on their own (a quoted example attack, a privileged branch; at most ten, for the
+    review); and whether each of them lies in a stretch of the template that is one of the operator's
+    texts whole, slots where its placeholders are (:func:`~bastion.guard._vouch.shaped`). Only those are
+    vouched for:
+    three reviews of round 27 cut an application's template down to its operator's quoted attacks (three
+    accounts, one prompt each), or opened a slot beside them (one account), and had them vouched for."""
     held = mask(template.literals, operator)
     if operator is None or not operator:
-        return held, ()
-    flat: list[tuple[int, int, str | None]] = []  # (piece, line, normalised text); None: a slot
-    for k, lit in enumerate(template.literals):
-        if k and not (blank and blank[k - 1]):
-            flat.append((k, -1, None))
-        flat += [(k, j, _norm(ln)) for j, ln in enumerate(lit.split("\n"))]
-    body = [n for n, (_, _, t) in enumerate(flat) if t is None or t]
-    shown: list[str] = []
-    for m, n in enumerate(body):
-        k, j, text = flat[n]
-        if text is None or not held[k][j] or not _alone(detector, template, text):
-            continue
-        if text not in shown and len(shown) < 3:
-            shown.append(text)
-        before = flat[body[m - 1]][2] if m > 0 else None
-        after = flat[body[m + 1]][2] if m + 1 < len(body) else None
-        if not operator.in_place(text, before, after):
+        return held, (), False
+    alone = [
+        (k, j, ln.strip())
+        for k, lit in enumerate(template.literals)
+        for j, ln in enumerate(lit.split("\n"))
+        if ln.strip() and held[k][j] and _alone(detector, template, ln)
+    ]
+    inside = shaped(template.literals, operator.texts) if alone else set()
+    follows = all((k, j) in inside for k, j, _ in alone)
+    for k, j, _ in alone:
+        if (k, j) not in inside:
             held[k][j] = False
-    return held, tuple(shown)
+    return held, tuple(dict.fromkeys(t for _, _, t in alone))[:10], follows
 
 
 def _parts(template: PromptTemplate, held: Held | None) -> list[tuple[str, tuple[str, ...]]]:

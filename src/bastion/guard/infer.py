@@ -85,6 +85,7 @@ class TemplateSuggestion:
     vouch_applied: bool = False  # ... left out of the verdict (most of the log's identities send it)
     whole_score: float = 0.0  # the verdict's score on its own text with the operator's lines in it
     vouched_flagged: tuple[str, ...] = ()  # the operator's lines in it that are flagged on their own
+    follows_operator: bool = False  # it is the operator's text with slots at its placeholders
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +103,7 @@ class TemplateSuggestion:
             "vouch_applied": self.vouch_applied,
             "whole_score": round(self.whole_score, 4),
             "vouched_flagged": list(self.vouched_flagged),
+            "follows_operator": self.follows_operator,
         }
 
 
@@ -213,6 +215,27 @@ def suggest_templates(
         fills = [(template.split(t), t, ident) for t, ident in members]
         covered = [(v, t, ident) for v, t, ident in fills if v is not None]
         idents = {ident for _, _, ident in covered if ident is not None}
+        # a slot only a few identities' prompts fill (the rest leave it empty) is one they opened in the
+        # application's text: aligned once more without those prompts, which then fill no template (round
+        # 27 third review, F1: one account's line beside the operator's quoted attacks opened a slot there)
+        few = max(min_identities - 1, len(idents) // 10)
+        odd = {
+            t
+            for n in range(len(template.slots))
+            if 0 < len(who := {i for v, _, i in covered if v[n].strip()}) <= few
+            and 4 * len(who) <= len(idents)
+            for v, t, _ in covered
+            if v[n].strip()
+        }
+        if odd and min_identities >= 2 and None not in idents:
+            rest = [m for m in members if m[0] not in odd]
+            again = _consensus(_sample(_alignable(rest), _ALIGN_MAX), min_identities)
+            runs = _runs(again, min_literal) if again else []
+            if runs and sum(len(t.strip()) for t in runs) >= min_literal:
+                template, text = _template("suggested", runs)
+                fills = [(template.split(t), t, ident) for t, ident in members]
+                covered = [(v, t, ident) for v, t, ident in fills if v is not None]
+                idents = {ident for _, _, ident in covered if ident is not None}
         if len(covered) < min_support or len(idents) < need:
             continue
         if any(len({v[k] for v, _, _ in covered}) < 2 for k in range(len(template.slots))):
@@ -249,16 +272,10 @@ def suggest_templates(
             channels=(channel,),
         )
         # support over the whole log, not only the group it came from (second review, E1)
-        splits = [(template.split(t), ident) for t, ident in rows]
-        filling = [ident for values, ident in splits if values is not None]
-        # a slot most prompts leave empty is a place where some insert text, not the operator's text replaced
-        blank = [
-            2 * sum(not v[n].strip() for v, _ in splits if v is not None) > len(filling)
-            for n in range(len(template.slots))
-        ]
+        filling = [ident for t, ident in rows if template.split(t) is not None]
         support = max(len(prompts), len(filling))
         n_senders = max(identities, len({i for i in filling if i is not None}))
-        held, shown = vouched(detector, template, operator, blank)
+        held, shown, follows = vouched(detector, template, operator)
         share = vouched_share(template.literals, held)
         # the operator's text speaks for a template only where most of the log's identities send it: three
         # accounts that sent lines of it on their own (a quoted example attack, a privileged branch) got those
@@ -281,6 +298,7 @@ def suggest_templates(
                 vouch_applied=applied,
                 whole_score=whole,
                 vouched_flagged=shown,
+                follows_operator=follows,
             )
         )
     return out

@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.guard._align import LINE_MIN
-from bastion.guard._vouch import OperatorText, mask, shaped, unvouched
+from bastion.guard._vouch import (
+    OperatorText,
+    _norm,
+    beside_slots,
+    mask,
+    placeholder_beside,
+    shaped,
+    unvouched,
+)
 from bastion.guard.templates import PromptTemplate
 
 Held = list[list[bool]]
@@ -46,6 +54,13 @@ def vouched(
         if ln.strip() and held[k][j] and _alone(detector, template, ln)
     ]
     inside = shaped(template.literals, operator.texts) if alone else set()
+    if alone:
+        # ... and a slot beside it only where the operator put a placeholder beside it: the attacker fills a
+        # slot at scan time, where its text is judged alone (round 27 fourth review)
+        sides = beside_slots(template.literals)
+        for k, j, text in alone:
+            if (k, j) in sides and not placeholder_beside(operator.texts, _norm(text), *sides[(k, j)]):
+                inside.discard((k, j))
     follows = all((k, j) in inside for k, j, _ in alone)
     for k, j, _ in alone:
         if (k, j) not in inside:

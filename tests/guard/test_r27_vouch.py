@@ -20,19 +20,9 @@ from bastion.errors import InvalidInput
 from bastion.guard import scan_prompt, suggest_templates
 from bastion.guard._vouch import MAX_OPERATOR_CHARS, OperatorText
 
-ASKS = [
-    "Can I change my flight to Bergen from the 3rd to the 5th?",
-    "How much luggage can I bring on a basic fare?",
-    "Is there wifi on the Oslo to Tromsø route?",
-    "My boarding pass shows the wrong middle name, what do I do?",
-    "Do you sell gift cards for flights?",
-    "Can I bring my cat in the cabin?",
-    "What time does check-in close for international flights?",
-    "Is the lounge in Trondheim open on Sundays?",
-    "I need to add an infant to my booking.",
-    "Which seats have extra legroom on the A320?",
-    "Write a complaint about the delayed flight FJ 204 last night.",
-]
+from .test_r25_infer import _write
+from .test_r26_infer import ASKS
+
 HEAD = "You are Fjord Air's booking assistant, speaking with {name}."
 RULES = (
     "Rules:\n"
@@ -135,11 +125,6 @@ def test_operator_text_input_errors() -> None:
     # no text at all is the same as none given
     (got,) = suggest_templates(_log(), operator_text=[])
     assert got.literal_flagged and got.vouched == 0.0
-
-
-def _write(path: Path, rows: list[object]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def test_cli_operator_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

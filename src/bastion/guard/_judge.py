@@ -53,7 +53,7 @@ def vouched(
         for j, ln in enumerate(lit.split("\n"))
         if ln.strip() and held[k][j] and _alone(detector, template, ln)
     ]
-    inside = shaped(template.literals, operator.texts) if alone else set()
+    inside = shaped(template.literals, operator) if alone else set()
     if alone:
         # ... and a slot beside it only where the operator put a placeholder beside it: the attacker fills a
         # slot at scan time, where its text is judged alone (round 27 fourth review)

@@ -51,9 +51,6 @@ _FORMAT = re.compile(r"\{[A-Za-z_][\w.\[\]]{0,64}(?:![rsa])?(?::[^{}\s]{0,16})?\
 _RUN_MAX = 64  # physical lines of a hard-wrapped file read as one line (below)
 
 
-# an occurrence of a literal line in the operator's text: (first line, starts after a placeholder, last line,
-# ends before a placeholder)
-Occurrence = tuple[int, bool, int, bool]
 _EDGE = "\x00"  # marks the end of one text (one text does not run into the next)
 
 
@@ -65,7 +62,7 @@ class OperatorText:
         # (round 27 fresh evaluator: 7 % vouched): a line may also be a run of the file's lines, from the end
         # of one (after its last placeholder) through whole lines to the start of another (before its first)
         self._lines: list[tuple[str, str, str, bool]] = []  # (whole, head, tail, has a placeholder)
-        self._where: dict[str, list[Occurrence]] = {}  # segment -> where it is a whole segment
+        self._segments: set[str] = set()  # the whole segments
         self._starts: dict[str, list[int]] = {}  # first word of a line's tail -> line indices
         self.texts: list[str] = []
         total = 0
@@ -79,39 +76,32 @@ class OperatorText:
             # lines as a template's literal text has them: split on "\n" only (review L1: splitlines() also
             # splits on \x0b, \x85, U+2028 ..., which made a quoted attack inside one line a segment)
             for line in text.split("\n"):
-                k = len(self._lines)
                 for pattern in (_PLACEHOLDER, _FORMAT) if ("{{" in line or "}}" in line) else (_PLACEHOLDER,):
                     parts = pattern.split(line)
-                    for n, part in enumerate(parts):
+                    for part in parts:
                         if pattern is _FORMAT:  # str.format's reading: "{{" is an escaped brace
                             part = part.replace("{{", "{").replace("}}", "}")
-                        seg = _norm(part)
-                        if seg:
-                            self._where.setdefault(seg, []).append((k, n > 0, k, n < len(parts) - 1))
+                        if seg := _norm(part):
+                            self._segments.add(seg)
                 parts = _PLACEHOLDER.split(line)
                 head, tail = _norm(parts[0]), _norm(parts[-1])
                 self._lines.append((_norm(line), head, tail, len(parts) > 1))
                 if tail:
-                    self._starts.setdefault(tail.split(" ", 1)[0], []).append(k)
+                    self._starts.setdefault(tail.split(" ", 1)[0], []).append(len(self._lines) - 1)
             self._lines.append((_EDGE, "", "", False))
 
     def __bool__(self) -> bool:
-        return bool(self._where)
+        return bool(self._segments)
 
     def holds(self, line: str) -> bool:
         """Whether ``line`` (one line of a literal) is a whole segment of the operator's text (or blank), or
         a run of its lines (a hard-wrapped file)."""
         seg = _norm(line)
-        return not seg or bool(self.occurrences(seg))
+        return not seg or seg in self._segments or self._run(seg)
 
-    def occurrences(self, seg: str) -> list[Occurrence]:
-        """Where ``seg`` (normalised) is a whole segment or a run of lines of the operator's text."""
-        return [*self._where.get(seg, ()), *self._runs(seg)]
-
-    def _runs(self, seg: str) -> list[Occurrence]:
-        out = []
+    def _run(self, seg: str) -> bool:
         for i in self._starts.get(seg.split(" ", 1)[0], ()):
-            tail, after = self._lines[i][2], self._lines[i][3]
+            tail = self._lines[i][2]
             if not seg.startswith(tail):
                 continue
             pos = len(tail)
@@ -122,15 +112,14 @@ class OperatorText:
                 rest = seg[pos + 1 :]
                 if cut:  # the run ends at this line's first placeholder
                     if rest == head:
-                        out.append((i, after, k, True))
+                        return True
                     break
                 if not rest.startswith(whole):
                     break
                 pos += 1 + len(whole)
                 if pos == len(seg):
-                    out.append((i, after, k, False))
-                    break
-        return out
+                    return True
+        return False
 
 
 def mask(literals: tuple[str, ...] | list[str], operator: OperatorText | None) -> list[list[bool]]:
@@ -296,7 +285,7 @@ def _template_tokens(literals: tuple[str, ...]) -> tuple[list[Token], list[tuple
     return toks, refs
 
 
-def shaped(literals: tuple[str, ...], texts: list[str]) -> set[tuple[int, int]]:
+def shaped(literals: tuple[str, ...], texts: list[str] | OperatorText) -> set[tuple[int, int]]:
     """The (piece, line) of each literal line that lies in a stretch of the template that is one of
     ``texts`` (the operator's) whole, from its start to its end, slots where its placeholders are, under
     either reading of ``{{`` (:func:`_ends`), and that no slot borders unless the operator's text itself
@@ -306,11 +295,11 @@ def shaped(literals: tuple[str, ...], texts: list[str]) -> set[tuple[int, int]]:
     a, refs = _template_tokens(literals)
     if not a:
         return set()
-    own = OperatorText(texts)
+    own = texts if isinstance(texts, OperatorText) else OperatorText(texts)
     held = {n for n, t in enumerate(a) if t[0] == "T" and own.holds(t[1])}
     budget = [_SHAPE_MAX]
     out: set[tuple[int, int]] = set()
-    for text in texts:
+    for text in own.texts:
         readings = [_tokens(text, _PLACEHOLDER)]
         if "{{" in text or "}}" in text:
             readings.append(_tokens(text, _FORMAT, unescape=True))

@@ -3,6 +3,9 @@
 Every process starts in its own session (process group). Stopping sends SIGTERM to the group and to every
 descendant psutil can see (the SuperLink and SuperNodes spawn ``flwr-serverapp`` / ``flwr-clientapp``
 children), waits, then SIGKILLs what is left. An ``atexit`` hook stops whatever a crashed caller left.
+Every process also carries the group's random tag in its environment, and stopping finds them by it too: a
+SIGTERM that arrives while a process is being started (after the fork, before it is recorded) used to leave
+that SuperNode running (round 27: the SIGTERM test failed once under load).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +25,7 @@ import psutil
 
 _LIVE: set[ProcessGroup] = set()
 _LOCK = threading.Lock()
+_TAG = "BASTION_FLOWER_GROUP"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,6 +40,7 @@ class ProcessGroup:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.tag = secrets.token_hex(16)
         with _LOCK:
             _LIVE.add(self)
 
@@ -46,7 +52,7 @@ class ProcessGroup:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(env),
+                env={**env, _TAG: self.tag},
                 start_new_session=True,
             )
         self.procs.append((name, proc, log_path))
@@ -80,6 +86,8 @@ class ProcessGroup:
                 victims.append(parent)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        known = {v.pid for v in victims}
+        victims.extend(p for p in self._tagged() if p.pid not in known)
         for victim in victims:
             with contextlib.suppress(psutil.Error):
                 victim.terminate()
@@ -93,8 +101,25 @@ class ProcessGroup:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
         psutil.wait_procs(alive, timeout=timeout)
+        late = self._tagged()  # started while this stop ran
+        for victim in late:
+            with contextlib.suppress(psutil.Error):
+                victim.kill()
+        psutil.wait_procs(late, timeout=timeout)
         with _LOCK:
             _LIVE.discard(self)
+
+    def _tagged(self) -> list[psutil.Process]:
+        """This user's processes whose environment carries this group's tag."""
+        out = []
+        me = os.getpid()
+        for proc in psutil.process_iter():
+            if proc.pid == me:
+                continue
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.environ().get(_TAG) == self.tag:
+                    out.append(proc)
+        return out
 
 
 @contextlib.contextmanager

@@ -153,6 +153,10 @@ def documents_model(
     twins: bool = False,
     log: Callable[[str], None] = print,
     r22: int = 0,
+    r28: int = 0,
+    keep_cap: bool = False,
+    r28_calibration: str = "",
+    r28_balanced: bool = False,
 ) -> Any:
     """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept).
     Round 22b: ``r22`` adds the r22 train documents x``r22`` (``scripts/_guard_r22docs.py``) and keeps the
@@ -165,25 +169,67 @@ def documents_model(
         import _guard_r22docs
 
         extra = _guard_r22docs.doc_train(r22)
+    if r28:
+        import _guard_r28docs
+
+        extra += _guard_r28docs.doc_train(r28, balanced=r28_balanced)
     head = fit_main(rows, j=j, twins=twins, extra=extra)
     thr = packaged.thresholds["retrieved"]
-    head, q = shifted_main(head, calibration_docs(rows), thr)
-    if r22:
+    pool = calibration_docs(rows)
+    if r28_calibration:  # round 28: the new benign val documents join the pool the bias is shifted on
+        import _guard_r28docs
+
+        pool += _guard_r28docs.benign_val_docs(plain=r28_calibration == "plain")
+    head, q = shifted_main(head, pool, thr)
+    if r22 or r28 or keep_cap:
         head = dataclasses.replace(head, length_cap=packaged.documents.length_cap)
     log(
-        f"documents (r14 docs x{j}, garak twins {twins}, r22 docs x{r22}): own {QUANTILE} quantile {q:.4f} "
-        f"-> mapped onto {thr:.6f}"
+        f"documents (r14 docs x{j}, garak twins {twins}, r22 docs x{r22}, r28 docs x{r28}): own {QUANTILE} "
+        f"quantile {q:.4f} -> mapped onto {thr:.6f}"
     )
     documents = dataclasses.replace(head, alt=packaged.documents.alt)
     return dataclasses.replace(packaged, documents=documents)
 
 
-def r14_docs_document(rows: Sequence[Row], *, j: int, twins: bool = False, r22: int = 0) -> bytes:
+def r14_docs_document(
+    rows: Sequence[Row],
+    *,
+    j: int,
+    twins: bool = False,
+    r22: int = 0,
+    r28: int = 0,
+    keep_cap: bool = False,
+    r28_calibration: str = "",
+    r28_balanced: bool = False,
+) -> bytes:
     """The JSON of the packaged model with the retrained main documents head."""
     from bastion.guard import _train
 
-    model = documents_model(rows, j=j, twins=twins, r22=r22)
+    model = documents_model(
+        rows,
+        j=j,
+        twins=twins,
+        r22=r22,
+        r28=r28,
+        keep_cap=keep_cap,
+        r28_calibration=r28_calibration,
+        r28_balanced=r28_balanced,
+    )
     training = dict(model.training)
+    if r28 or keep_cap:
+        training["documents"] = str(training.get("documents", "")) + (
+            f"; round 28: main documents head retrained with round 16's recipe (twins, r14 retrieved/tool "
+            f"train rows x{j}) + data/guard/r22_documents.json train documents x{r22} + "
+            f"data/guard/r28_documents.json train documents x{r28}, bias shifted the same way, its length "
+            f"cap {model.documents.length_cap} kept; documents_alt kept"
+            + ("; the r28 rows weighted kind by kind so that both labels weigh the same" if r28_balanced else "")
+            + (
+                f"; the r28 benign val documents ({r28_calibration}) in the calibration pool"
+                if r28_calibration
+                else ""
+            )
+        )
+        return _train.to_document(model, thresholds=model.thresholds, training=training)
     if r22:
         training["documents"] = str(training.get("documents", "")) + (
             f"; round 22b: main documents head retrained with round 16's recipe (twins, r14 retrieved/tool "

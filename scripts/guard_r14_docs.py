@@ -67,6 +67,26 @@ def main() -> int:
         metavar="K",
         help="also data/guard/r22_documents.json train documents xK, the length cap kept (round 22b)",
     )
+    tr.add_argument(
+        "--r28-docs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also data/guard/r28_documents.json train documents xK, the length cap kept (round 28)",
+    )
+    tr.add_argument("--keep-cap", action="store_true", help="keep the packaged head's length cap (a control)")
+    tr.add_argument(
+        "--r28-calibration",
+        choices=("", "all", "plain"),
+        default="",
+        help="shift the bias on the calibration pool plus the r28 benign val documents (all, or only those "
+        "that neither address nor discuss AI tools; round 28)",
+    )
+    tr.add_argument(
+        "--r28-balanced",
+        action="store_true",
+        help="weight the r28 rows kind by kind so that benign and injected weigh the same (round 28)",
+    )
     tr.add_argument("--signing-key", type=Path, required=True)
     tr.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -80,7 +100,16 @@ def main() -> int:
     import train_guard
     from _guard_r14_docs import r14_docs_document
 
-    doc = r14_docs_document(train_guard.load_rows(), j=args.docs, twins=args.twins, r22=args.r22_docs)
+    doc = r14_docs_document(
+        train_guard.load_rows(),
+        j=args.docs,
+        twins=args.twins,
+        r22=args.r22_docs,
+        r28=args.r28_docs,
+        keep_cap=args.keep_cap,
+        r28_calibration=args.r28_calibration,
+        r28_balanced=args.r28_balanced,
+    )
     return train_guard.write_signed(doc, args.signing_key, args.out)
 
 

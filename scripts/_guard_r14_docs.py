@@ -157,6 +157,8 @@ def documents_model(
     keep_cap: bool = False,
     r28_calibration: str = "",
     r28_balanced: bool = False,
+    r29: int = 0,
+    bias_delta: float = 0.0,
 ) -> Any:
     """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept).
     Round 22b: ``r22`` adds the r22 train documents x``r22`` (``scripts/_guard_r22docs.py``) and keeps the
@@ -173,6 +175,10 @@ def documents_model(
         import _guard_r28docs
 
         extra += _guard_r28docs.doc_train(r28, balanced=r28_balanced)
+    if r29:
+        import _guard_r29pairs
+
+        extra += _guard_r29pairs.pair_train(r29)
     head = fit_main(rows, j=j, twins=twins, extra=extra)
     thr = packaged.thresholds["retrieved"]
     pool = calibration_docs(rows)
@@ -181,10 +187,13 @@ def documents_model(
 
         pool += _guard_r28docs.benign_val_docs(plain=r28_calibration == "plain")
     head, q = shifted_main(head, pool, thr)
-    if r22 or r28 or keep_cap:
+    if bias_delta:
+        head = dataclasses.replace(head, bias=round(head.bias + bias_delta, 6))
+    if r22 or r28 or r29 or keep_cap:
         head = dataclasses.replace(head, length_cap=packaged.documents.length_cap)
     log(
-        f"documents (r14 docs x{j}, garak twins {twins}, r22 docs x{r22}, r28 docs x{r28}): own {QUANTILE} "
+        f"documents (r14 docs x{j}, garak twins {twins}, r22 docs x{r22}, r28 docs x{r28}, r29 pairs x{r29}, "
+        f"bias delta {bias_delta:+.2f}): own {QUANTILE} "
         f"quantile {q:.4f} -> mapped onto {thr:.6f}"
     )
     documents = dataclasses.replace(head, alt=packaged.documents.alt)
@@ -201,6 +210,8 @@ def r14_docs_document(
     keep_cap: bool = False,
     r28_calibration: str = "",
     r28_balanced: bool = False,
+    r29: int = 0,
+    bias_delta: float = 0.0,
 ) -> bytes:
     """The JSON of the packaged model with the retrained main documents head."""
     from bastion.guard import _train
@@ -214,14 +225,19 @@ def r14_docs_document(
         keep_cap=keep_cap,
         r28_calibration=r28_calibration,
         r28_balanced=r28_balanced,
+        r29=r29,
+        bias_delta=bias_delta,
     )
     training = dict(model.training)
-    if r28 or keep_cap:
+    if r28 or r29 or keep_cap:
         training["documents"] = str(training.get("documents", "")) + (
-            f"; round 28: main documents head retrained with round 16's recipe (twins, r14 retrieved/tool "
-            f"train rows x{j}) + data/guard/r22_documents.json train documents x{r22} + "
-            f"data/guard/r28_documents.json train documents x{r28}, bias shifted the same way, its length "
-            f"cap {model.documents.length_cap} kept; documents_alt kept"
+            f"; round {29 if r29 else 28}: main documents head retrained with round 16's recipe (twins, r14 "
+            f"retrieved/tool train rows x{j}) + data/guard/r22_documents.json train documents x{r22} + "
+            f"data/guard/r28_documents.json train documents x{r28}"
+            + (f" + data/guard/r29_pairs.json train documents x{r29} (round 29)" if r29 else "")
+            + ", bias shifted the same way"
+            + (f" then moved by {bias_delta:+.2f}" if bias_delta else "")
+            + f", its length cap {model.documents.length_cap} kept; documents_alt kept"
             + ("; the r28 rows weighted kind by kind so that both labels weigh the same" if r28_balanced else "")
             + (
                 f"; the r28 benign val documents ({r28_calibration}) in the calibration pool"

@@ -74,6 +74,20 @@ def main() -> int:
         metavar="K",
         help="also data/guard/r28_documents.json train documents xK, the length cap kept (round 28)",
     )
+    tr.add_argument(
+        "--r29-pairs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also data/guard/r29_pairs.json train documents (matched pairs) xK, length cap kept (round 29)",
+    )
+    tr.add_argument(
+        "--bias-delta",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="move the retrained main documents head's bias by D after the shift (operating point; round 29)",
+    )
     tr.add_argument("--keep-cap", action="store_true", help="keep the packaged head's length cap (a control)")
     tr.add_argument(
         "--r28-calibration",
@@ -109,6 +123,8 @@ def main() -> int:
         keep_cap=args.keep_cap,
         r28_calibration=args.r28_calibration,
         r28_balanced=args.r28_balanced,
+        r29=args.r29_pairs,
+        bias_delta=args.bias_delta,
     )
     return train_guard.write_signed(doc, args.signing_key, args.out)
 

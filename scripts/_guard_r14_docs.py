@@ -158,6 +158,7 @@ def documents_model(
     r28_calibration: str = "",
     r28_balanced: bool = False,
     r29: int = 0,
+    r29_benign_only: bool = False,
     bias_delta: float = 0.0,
 ) -> Any:
     """The packaged model with its main documents head replaced (``documents_alt`` and thresholds kept).
@@ -178,7 +179,7 @@ def documents_model(
     if r29:
         import _guard_r29pairs
 
-        extra += _guard_r29pairs.pair_train(r29)
+        extra += _guard_r29pairs.pair_train(r29, benign_only=r29_benign_only)
     head = fit_main(rows, j=j, twins=twins, extra=extra)
     thr = packaged.thresholds["retrieved"]
     pool = calibration_docs(rows)
@@ -211,6 +212,7 @@ def r14_docs_document(
     r28_calibration: str = "",
     r28_balanced: bool = False,
     r29: int = 0,
+    r29_benign_only: bool = False,
     bias_delta: float = 0.0,
 ) -> bytes:
     """The JSON of the packaged model with the retrained main documents head."""
@@ -226,6 +228,7 @@ def r14_docs_document(
         r28_calibration=r28_calibration,
         r28_balanced=r28_balanced,
         r29=r29,
+        r29_benign_only=r29_benign_only,
         bias_delta=bias_delta,
     )
     training = dict(model.training)
@@ -234,7 +237,13 @@ def r14_docs_document(
             f"; round {29 if r29 else 28}: main documents head retrained with round 16's recipe (twins, r14 "
             f"retrieved/tool train rows x{j}) + data/guard/r22_documents.json train documents x{r22} + "
             f"data/guard/r28_documents.json train documents x{r28}"
-            + (f" + data/guard/r29_pairs.json train documents x{r29} (round 29)" if r29 else "")
+            + (
+                f" + data/guard/r29_pairs.json train documents x{r29}"
+                + (" (benign twins only)" if r29_benign_only else "")
+                + " (round 29)"
+                if r29
+                else ""
+            )
             + ", bias shifted the same way"
             + (f" then moved by {bias_delta:+.2f}" if bias_delta else "")
             + f", its length cap {model.documents.length_cap} kept; documents_alt kept"

@@ -43,9 +43,11 @@ def pair_rows() -> list[Row]:
     return [{**r, "channel": "retrieved"} for r in rows]
 
 
-def pair_train(k: int) -> list[Row]:
-    """The train pairs' documents xK (none for K 0)."""
-    return train_times(pair_rows(), k)
+def pair_train(k: int, *, benign_only: bool = False) -> list[Row]:
+    """The train pairs' documents xK (none for K 0); ``benign_only``: only the benign twins (hard negatives:
+    the same documents and addressees with a line that serves the user)."""
+    rows = train_times(pair_rows(), k)
+    return [r for r in rows if r["label"] == 0] if benign_only else rows
 
 
 def assemble(paths: list[Path]) -> list[dict[str, Any]]:

@@ -82,6 +82,11 @@ def main() -> int:
         help="also data/guard/r29_pairs.json train documents (matched pairs) xK, length cap kept (round 29)",
     )
     tr.add_argument(
+        "--r29-benign-only",
+        action="store_true",
+        help="with --r29-pairs: only the pairs' benign twins, as hard negatives (round 29)",
+    )
+    tr.add_argument(
         "--bias-delta",
         type=float,
         default=0.0,
@@ -124,6 +129,7 @@ def main() -> int:
         r28_calibration=args.r28_calibration,
         r28_balanced=args.r28_balanced,
         r29=args.r29_pairs,
+        r29_benign_only=args.r29_benign_only,
         bias_delta=args.bias_delta,
     )
     return train_guard.write_signed(doc, args.signing_key, args.out)

@@ -68,6 +68,8 @@ def test_the_file_has_its_kinds_languages_and_splits() -> None:
 def test_the_loader_options() -> None:
     assert _guard_r29pairs.pair_train(0) == []
     assert len(_guard_r29pairs.pair_train(3)) == 3 * 242
+    benign = _guard_r29pairs.pair_train(2, benign_only=True)
+    assert len(benign) == 2 * 121 and {r["label"] for r in benign} == {0}
     assert {_guard_r29pairs.split_of(f"p-{i}") for i in range(200)} == {"train", "val", "test"}
     assert _guard_r29pairs.split_of("a-001") == _guard_r29pairs.split_of("a-001")
 

@@ -233,7 +233,10 @@ def r14_docs_document(
     )
     training = dict(model.training)
     if r28 or r29 or keep_cap:
-        training["documents"] = str(training.get("documents", "")) + (
+        kept = str(training.get("documents", ""))
+        for done in ("; round 28: main documents head retrained", "; round 29: main documents head retrained"):
+            kept = kept.split(done, 1)[0]  # idempotent: a packaged model that holds this head is rebuilt as is
+        training["documents"] = kept + (
             f"; round {29 if r29 else 28}: main documents head retrained with round 16's recipe (twins, r14 "
             f"retrieved/tool train rows x{j}) + data/guard/r22_documents.json train documents x{r22} + "
             f"data/guard/r28_documents.json train documents x{r28}"

@@ -1,6 +1,6 @@
-"""Round 29 (issue 16; opt-in, ``guard_r14_docs.py train --docs 5 --twins --r28-docs 10 --r29-pairs K``):
-matched pairs of retrieved-channel documents for the main documents head, ``data/guard/r29_pairs.json`` (see
-data/guard/PROVENANCE.md, "Round 29").
+"""Round 29 (issue 16; shipped: ``guard_r14_docs.py train --docs 5 --twins --r29-pairs 30 --bias-delta -0.3``
+is the packaged model): matched pairs of retrieved-channel documents for the main documents head,
+``data/guard/r29_pairs.json`` (see data/guard/PROVENANCE.md, "Round 29").
 
 Each pair is one document written twice by a helper that saw no evaluation set and no code, identical but
 for one line at the same place: in the injected twin a line planted for the AI reader (leak, unrequested act,

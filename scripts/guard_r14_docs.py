@@ -8,7 +8,8 @@ signed model (default: the packaged one) and prints the flagged counts: benign /
 override words, by genre and by language. ``train`` writes the packaged model with its main documents head
 retrained (``scripts/_guard_r14_docs.py``; ``documents_alt``, the user heads and the thresholds kept), signed
 with KEY. Not shipped (round 14): J 20 failed the old indirect-recall gate (see _guard_r14_docs). Shipped
-(round 16): ``train --docs 5 --twins`` gives the packaged model byte for byte.
+(round 16): ``train --docs 5 --twins`` gave round 16's packaged model byte for byte; round 29: ``train --docs 5
+--twins --r29-pairs 30 --bias-delta -0.3`` gives the packaged model byte for byte.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 _NOTE = "; round 17"
@@ -31,11 +32,14 @@ def cap_document(cap: int) -> bytes:
     for head in ("documents", "documents_alt"):
         doc[head]["length_cap"] = cap
     note = str(doc["training"].get("documents", ""))
-    doc["training"]["documents"] = note[: note.find(_NOTE)] if _NOTE in note else note  # rebuilt from itself
-    doc["training"]["documents"] += (
+    mine = (
         f"{_NOTE}: scoring change, no retraining: length_cap {cap} on both documents heads "
         "(the whole-text term of a longer text is its mean weight x sqrt(cap))"
     )
+    # rebuilt from itself: this note replaced where it stands (a later round's note after it is kept)
+    old = re.compile(re.escape(_NOTE) + r": scoring change, no retraining: length_cap \d+ on both documents heads "
+                     r"\(the whole-text term of a longer text is its mean weight x sqrt\(cap\)\)")
+    doc["training"]["documents"] = old.sub(lambda _: mine, note, count=1) if old.search(note) else note + mine
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
     _parse(data)  # fail here, not at load, on a malformed key
     return data

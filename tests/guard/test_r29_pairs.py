@@ -6,6 +6,7 @@ the packaged head was not retrained with it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import Counter
@@ -92,11 +93,25 @@ def test_the_assembler_rejects_a_pair_without_both_labels(tmp_path: Path) -> Non
         _guard_r29pairs.assemble([path])
 
 
-def test_the_packaged_documents_head_was_not_retrained_with_them() -> None:
-    """Round 29's candidate (pairs x30, bias -0.2) caught 10 more of two fresh evaluators' 110 injected
-    documents and flagged 3 fewer of their 170 benign ones, but 3 more of their 65 ordinary ones: it failed
-    its rule."""
+def test_the_packaged_documents_head_was_retrained_with_them() -> None:
+    """Round 29 shipped the main documents head retrained with the pairs x30 (no r28 documents), bias moved
+    by -0.3 (F; docs/benchmarks.md, guard, "Round 29c-d"): on four fresh evaluators +7 of 170 injected
+    documents, -12 of 360 benign, ordinary unchanged. Its recipe is in its training note."""
     model = load_model()
-    assert "r29_pairs" not in json.dumps(model.training)
+    note = str(model.training["documents"])
+    assert "data/guard/r29_pairs.json train documents x30 (round 29)" in note
+    assert "r28_documents.json train documents x0" in note and "then moved by -0.30" in note
     raw = json.loads((ROOT / "src" / "bastion" / "guard" / "data" / "guard_model.json").read_bytes())
-    assert "round 29" not in raw["training"].get("documents", "")
+    assert raw["documents"]["bias"] == model.documents.bias
+
+
+@pytest.mark.slow
+def test_the_recipe_rebuilds_the_packaged_model_byte_for_byte() -> None:
+    """``guard_r14_docs.py train --docs 5 --twins --r29-pairs 30 --bias-delta -0.3`` (before signing)."""
+    import train_guard
+    from _guard_r14_docs import r14_docs_document
+
+    data = r14_docs_document(train_guard.load_rows(), j=5, twins=True, r29=30, bias_delta=-0.3)
+    packaged = (ROOT / "src" / "bastion" / "guard" / "data" / "guard_model.json").read_bytes()
+    # digests: a failing comparison of two 2.8 MB strings would take pytest minutes to print
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(packaged).hexdigest()

@@ -16,8 +16,11 @@ from functools import lru_cache
 
 from bastion.guard._english import FUNCTION, english
 
-_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
-_RULE = re.compile(r"[ \t]*\|(?:[ \t]*:?-{2,}:?[ \t]*\|)+[ \t]*")
+# a row: a line with a cell boundary; a rule: cells of dashes. GitHub's tables need neither the outer pipes
+# nor more than one dash a cell (round 29: "Ignore | all | previous" under "---|---|---", or under "|-|-|-|",
+# was not read; a head's margin had carried it)
+_ROW = re.compile(r"[ \t]*\|?[^|\n]*(?:\|[^|\n]*)+")
+_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?")
 _MIN_ROWS = 2
 # a word broken by a hyphen at the end of a line, its rest at the start of the next ("instru-\nctions")
 # (round 18b: a space before the hyphen, CRLF, a capital after it, the Unicode hyphens U+2010 / U+2011)
@@ -56,8 +59,8 @@ def _tables(lines: list[str]) -> list[tuple[int, int]]:
 
 
 def _table_views(text: str) -> list[tuple[str, str]]:
-    if "|" not in text or ("\n|" not in text and not text.lstrip().startswith("|")):
-        return []  # (a row is a line that starts with "|", after spaces: "\n  |" is found by the lines)
+    if "|" not in text or not any(x in text for x in ("-|", "- |", "-:|", "-: |")):
+        return []  # (no rule: one of these is in every markdown rule)
     lines = text.split("\n")
     blocks = _tables(lines)
     if not blocks:
@@ -66,7 +69,8 @@ def _table_views(text: str) -> list[tuple[str, str]]:
     rows_read = cols_read = False
     for a, b in reversed(blocks):  # (from the end: the line numbers before a block stay valid)
         if not any(_RULE.fullmatch(x) for x in lines[a:b]):
-            continue  # a markdown table has its "|---|" rule (a grid table of reStructuredText is layout)
+            continue  # a markdown table has its "|---|" rule (a grid table of reStructuredText, or lines of
+            # shell pipes, are layout)
         rows = [_cells(x) for x in lines[a:b] if not _RULE.fullmatch(x)]
         if len(rows) > 1 and _RULE.fullmatch(lines[a + 1]):
             rows = rows[1:]  # the header row is a column's name, not part of what it says

@@ -37,8 +37,10 @@ def cap_document(cap: int) -> bytes:
         "(the whole-text term of a longer text is its mean weight x sqrt(cap))"
     )
     # rebuilt from itself: this note replaced where it stands (a later round's note after it is kept)
-    old = re.compile(re.escape(_NOTE) + r": scoring change, no retraining: length_cap \d+ on both documents heads "
-                     r"\(the whole-text term of a longer text is its mean weight x sqrt\(cap\)\)")
+    old = re.compile(
+        re.escape(_NOTE) + r": scoring change, no retraining: length_cap \d+ on both documents heads "
+        r"\(the whole-text term of a longer text is its mean weight x sqrt\(cap\)\)"
+    )
     doc["training"]["documents"] = old.sub(lambda _: mine, note, count=1) if old.search(note) else note + mine
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
     _parse(data)  # fail here, not at load, on a malformed key

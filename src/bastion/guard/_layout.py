@@ -21,6 +21,7 @@ from bastion.guard._english import FUNCTION, english
 # was not read; a head's margin had carried it)
 _ROW = re.compile(r"[ \t]*\|?[^|\n]*(?:\|[^|\n]*)+")
 _RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?")
+_RULE_CELL_END = re.compile(r"-:?[ \t]*\|")
 _MIN_ROWS = 2
 # a word broken by a hyphen at the end of a line, its rest at the start of the next ("instru-\nctions")
 # (round 18b: a space before the hyphen, CRLF, a capital after it, the Unicode hyphens U+2010 / U+2011)
@@ -59,8 +60,8 @@ def _tables(lines: list[str]) -> list[tuple[int, int]]:
 
 
 def _table_views(text: str) -> list[tuple[str, str]]:
-    if "|" not in text or not any(x in text for x in ("-|", "- |", "-:|", "-: |")):
-        return []  # (no rule: one of these is in every markdown rule)
+    if "|" not in text or not _RULE_CELL_END.search(text):
+        return []  # (no rule: every markdown rule has a dash cell closed by "|", padded or not)
     lines = text.split("\n")
     blocks = _tables(lines)
     if not blocks:
